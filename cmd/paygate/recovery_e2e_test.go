@@ -194,8 +194,8 @@ func newRecoveryProvider(t *testing.T, id string, rounds func(body string) (int,
 // to back, had to reach paygate within 300ms, and on a loaded two-core CI
 // machine under -race a stall of that size took a healthy round for a
 // stalled one (another cause, a second recovery). Each stall case waits
-// it out, so it is no longer than that.
-func recoveryApp(t *testing.T, primary, fallback, continuation string) (string, *app) {
+// it out, so it is no longer than that. The log goes to logOut, if given.
+func recoveryApp(t *testing.T, primary, fallback, continuation string, logOut ...io.Writer) (string, *app) {
 	t.Helper()
 	if continuation == "refuse" || continuation == "diverge" {
 		continuation = "prefill" // configured so, refused by the provider
@@ -212,8 +212,11 @@ payments:
   catalog:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
 `
-	base, a := serveConfig(t, src, io.Discard)
-	return base, a
+	out := io.Writer(io.Discard)
+	if len(logOut) > 0 {
+		out = logOut[0]
+	}
+	return serveConfig(t, src, out)
 }
 
 // clientStream is what a go-openai streaming client got.
