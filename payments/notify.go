@@ -146,7 +146,7 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 // does a verification's refusal: every refusal has its log line, so an
 // operator can tell why WeChat Pay's notifications are refused.
 func (h *notifyHandler) refusedEarly(r *http.Request, reason string, err error) {
-	attrs := []any{"reason", reason, "method", wechatpay.LogValue(r.Method), "serial", wechatpay.LogValue(r.Header.Get(wechatpay.HeaderSerial)), "remote", r.RemoteAddr}
+	attrs := []any{"reason", reason, "method", wechatpay.LogValue(r.Method), "serial", wechatpay.LogValue(r.Header.Get(wechatpay.HeaderSerial)), "remote_addr", r.RemoteAddr}
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
@@ -155,7 +155,7 @@ func (h *notifyHandler) refusedEarly(r *http.Request, reason string, err error) 
 
 func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wechatpay.Notification, err error) verdict {
 	s := h.s
-	attrs := []any{"serial", wechatpay.LogValue(r.Header.Get(wechatpay.HeaderSerial)), "timestamp", wechatpay.LogValue(r.Header.Get(wechatpay.HeaderTimestamp)), "remote", r.RemoteAddr, "err", err}
+	attrs := []any{"serial", wechatpay.LogValue(r.Header.Get(wechatpay.HeaderSerial)), "timestamp", wechatpay.LogValue(r.Header.Get(wechatpay.HeaderTimestamp)), "remote_addr", r.RemoteAddr, "err", err}
 	switch {
 	case errors.Is(err, wechatpay.ErrDecrypt):
 		// Signed by WeChat Pay but not readable: WeChat Pay's word about

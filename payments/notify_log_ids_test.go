@@ -22,7 +22,9 @@ import (
 // record and the other lines use, so they tie to the order's audit. They
 // carried no request id, and the notification's id under a bare "id". A
 // line about one of paygate's orders names it order_no, as the order's
-// other lines do (a notification without SUCCESS named it out_trade_no).
+// other lines do (a notification without SUCCESS named it out_trade_no);
+// a rejection names its sender's address remote_addr, as the admin API's
+// lines do (it said remote).
 func TestNotifyLinesCarryRequestAndNotificationIDs(t *testing.T) {
 	logs := &logtest.Buffer{}
 	notPaid := "" // the order the not paid case's notification is about
@@ -69,7 +71,7 @@ func TestNotifyLinesCarryRequestAndNotificationIDs(t *testing.T) {
 			if len(lines) == 0 || lines[0] == "" {
 				t.Fatal("the notification wrote no line")
 			}
-			reqID, named, ordered := "", false, false
+			reqID, named, ordered, addressed := "", false, false, false
 			for _, line := range lines {
 				var rec map[string]any
 				if err := json.Unmarshal([]byte(line), &rec); err != nil {
@@ -87,11 +89,18 @@ func TestNotifyLinesCarryRequestAndNotificationIDs(t *testing.T) {
 				if _, bare := rec["id"]; bare {
 					t.Errorf("line names an id without saying which: %s", line)
 				}
+				if _, short := rec["remote"]; short {
+					t.Errorf("line names the sender's address remote, where the admin API's lines say remote_addr: %s", line)
+				}
+				addressed = addressed || rec["remote_addr"] != nil
 				named = named || rec["notification_id"] == note.ID
 				ordered = ordered || tt.order && rec["order_no"] == notPaid
 			}
 			if tt.order && !ordered {
 				t.Errorf("no line names order_no %s:\n%s", notPaid, strings.Join(lines, "\n"))
+			}
+			if !tt.verified && !addressed {
+				t.Errorf("the rejection names no remote_addr:\n%s", strings.Join(lines, "\n"))
 			}
 			if tt.verified && !named {
 				t.Errorf("no line names notification_id %s:\n%s", note.ID, strings.Join(lines, "\n"))
