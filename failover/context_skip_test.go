@@ -51,11 +51,12 @@ func TestContextLengthWithTheFallbackUnasked(t *testing.T) {
 		{
 			name: "fallback breaker open",
 			prepare: func(e *env) {
-				done, err := e.r.providers[1].allow()
+				p := e.r.providers[1]
+				done, err := p.allow(t.Context())
 				if err != nil {
 					t.Fatal(err)
 				}
-				done(errProviderFailure) // failures: 1
+				p.report(t.Context(), done, errProviderFailure) // failures: 1
 			},
 			wantStatus: http.StatusServiceUnavailable, wantCode: CauseUnavailable,
 			wantRetry: [2]time.Duration{time.Second, 30 * time.Second},

@@ -41,6 +41,13 @@ type provider struct {
 	urls    map[string]*url.URL
 	drop    []string // drop_fields as escaped sjson paths
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// breakerMu serializes the calls into breaker (allow, report, probeFailed,
+	// breakerState), each setting logCtx to its caller's context for their
+	// span: a transition the breaker makes inside one is logged with that
+	// context, so that the line carries the request id of the attempt that
+	// opened or closed the breaker.
+	breakerMu sync.Mutex
+	logCtx    context.Context
 
 	// coolUntil is the Router-clock instant (unix ns) before which the
 	// provider is not tried; 0: never set.
@@ -127,7 +134,11 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 			}
 			p.state.Store(int32(to))
 			r.m.breakerState(name, to)
-			r.log.Warn("upstream breaker", "provider", name, "from", from.String(), "to", to.String())
+			ctx := p.logCtx // breakerMu is held: OnStateChange runs inside a call into the breaker
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			r.log.WarnContext(ctx, "upstream breaker", "provider", name, "from", from.String(), "to", to.String())
 		},
 	})
 	r.m.breakerState(pc.Name, gobreaker.StateClosed)
@@ -275,10 +286,32 @@ func (a *atomicDuration) observe(d time.Duration) {
 	}
 }
 
-// allow asks the breaker whether an attempt may go out now; the returned
-// func records its outcome and must be called exactly once.
-func (p *provider) allow() (func(error), error) {
+// allow asks the breaker whether an attempt of ctx's may go out now; the
+// returned func records its outcome, given to report exactly once.
+func (p *provider) allow(ctx context.Context) (func(error), error) {
+	p.breakerMu.Lock()
+	defer p.breakerMu.Unlock()
+	p.logCtx = ctx
+	defer func() { p.logCtx = nil }()
 	return p.breaker.Allow()
+}
+
+// report gives an attempt's outcome err to the breaker through done, allow's
+// func, for ctx's attempt.
+func (p *provider) report(ctx context.Context, done func(error), err error) {
+	p.breakerMu.Lock()
+	defer p.breakerMu.Unlock()
+	p.logCtx = ctx
+	defer func() { p.logCtx = nil }()
+	done(err)
+}
+
+// breakerState is the breaker's state, read as a call into it (which may
+// move it from open to half-open).
+func (p *provider) breakerState() gobreaker.State {
+	p.breakerMu.Lock()
+	defer p.breakerMu.Unlock()
+	return p.breaker.State()
 }
 
 // probeFailed opens the breaker again after a half-open probe whose stream
@@ -287,10 +320,14 @@ func (p *provider) allow() (func(error), error) {
 // ReadyToTrip accepts, so one is reported with tripNow set. When the
 // breaker is not closed any more (another failure opened it, a new probe
 // is out), that state stands.
-func (p *provider) probeFailed() {
+func (p *provider) probeFailed(ctx context.Context) {
 	if gobreaker.State(p.state.Load()) != gobreaker.StateClosed {
 		return
 	}
+	p.breakerMu.Lock()
+	defer p.breakerMu.Unlock()
+	p.logCtx = ctx
+	defer func() { p.logCtx = nil }()
 	done, err := p.breaker.Allow()
 	if err != nil {
 		return

@@ -16,7 +16,7 @@ import (
 // TestProviderLinesCarryRequestID: failover's lines about a provider,
 // written while a request's round runs (its key refused, in words or by
 // status, a redirect, its quota spent, an answer taken though its framing
-// was cut), carry that request's id from the context, as the attempt's
+// was cut, its breaker opened by the request's failed attempt), carry that request's id from the context, as the attempt's
 // failure line does, or an operator cannot tie them to the X-Request-Id the
 // client was answered with. Every line of the round names the upstream model
 // as target and the client's model as model, as the attempt's failure line,
@@ -30,26 +30,30 @@ func TestProviderLinesCarryRequestID(t *testing.T) {
 		a      func(*fconn)
 		msg    string
 		stream bool
+		// breaker, when set, is failover.breaker.failures: 1 opens it
+		// at a's first failure.
+		breaker int
 	}{
 		{"key wrong in words", statusFn(400, errBody("invalid_request_error", "", "Incorrect API key provided: xa***yz")),
-			"upstream said in words that the provider key is wrong: next target, no cool-down", false},
+			"upstream said in words that the provider key is wrong: next target, no cool-down", false, 0},
 		{"redirect", statusFn(301, "<html>moved</html>", "Location: https://api.example.com/v1/chat/completions", "Content-Type: text/html"),
-			"upstream answered a redirect: provider marked misconfigured", false},
+			"upstream answered a redirect: provider marked misconfigured", false, 0},
 		{"key refused", statusFn(401, errBody("invalid_request_error", "invalid_api_key", "bad key")),
-			"upstream refused the provider key: provider marked misconfigured", false},
+			"upstream refused the provider key: provider marked misconfigured", false, 0},
 		{"out of quota", statusFn(429, errBody("insufficient_quota", "insufficient_quota", "You exceeded your current quota")),
-			"upstream out of quota: provider out of service until reset or cool-down end", false},
+			"upstream out of quota: provider out of service until reset or cool-down end", false, 0},
 		{"framing cut", func(c *fconn) {
 			fmt.Fprintf(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(completion)+2, completion)
 			c.cut()
-		}, "upstream answer complete, its framing cut: accepted", false},
+		}, "upstream answer complete, its framing cut: accepted", false, 0},
 		{"out of quota mid-stream", func(c *fconn) {
 			c.sse()
 			c.event(roleChunk())
 			c.event(contentChunk("from a"))
 			c.event(errBody("insufficient_quota", "insufficient_quota", "You exceeded your current quota"))
 			c.done()
-		}, "upstream out of quota: provider out of service until reset or cool-down end", true},
+		}, "upstream out of quota: provider out of service until reset or cool-down end", true, 0},
+		{"breaker opened", statusFn(500, errBody("server_error", "", "boom")), "upstream breaker", false, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,6 +62,9 @@ func TestProviderLinesCarryRequestID(t *testing.T) {
 			a := newFakeProvider(t, clock, always(tc.a))
 			b := newFakeProvider(t, clock, healthy("b"))
 			cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, []string{"a", "b"})
+			if tc.breaker != 0 {
+				cfg.Failover.Breaker.Failures = tc.breaker
+			}
 			logs := &logtest.Buffer{}
 			r, err := New(cfg, Options{Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets()),
 				Now: clock.Now, Sleep: clock.Sleep, Jitter: func(d time.Duration) time.Duration { return d }})

@@ -184,13 +184,13 @@ func (a *Response) reportBreaker(err error) {
 	if a.breakerDone != nil {
 		done := a.breakerDone
 		a.breakerDone = nil
-		done(err)
+		a.t.p.report(&a.ctx, done, err)
 		return
 	}
 	if a.probe {
 		a.probe = false
 		if err != nil && !errors.Is(err, errNeutral) {
-			a.t.p.probeFailed()
+			a.t.p.probeFailed(&a.ctx)
 		}
 	}
 }

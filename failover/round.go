@@ -385,7 +385,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				return nil, false
 			}
 		}
-		done, err := p.allow()
+		done, err := p.allow(rd.ctx)
 		if err != nil {
 			cause := "breaker open"
 			if errors.Is(err, gobreaker.ErrTooManyRequests) {
@@ -420,7 +420,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				// minutes later. Should the stream then break, the probe
 				// failed after all and the breaker opens again
 				// (Response.probe).
-				done(nil)
+				p.report(rd.ctx, done, nil)
 				resp.probe = open
 			}
 			p.throttles.Store(0)
@@ -442,7 +442,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			// refuses the answer, not the prefill: asked again it would
 			// refuse again (SPEC 5: retried nowhere), so it ends the round
 			// below with the provider's reason.
-			done(errNeutral)
+			p.report(rd.ctx, done, errNeutral)
 			r.log.WarnContext(rd.ctx, "upstream refused the continuation request: asking for a fresh answer", "model", rd.model.name,
 				"provider", p.name, "target", t.model, "status", f.httpStatus, "code", f.errCode)
 			send, continued = body, false
@@ -490,7 +490,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				d.next, d.wait = stepNext, 0
 			}
 		}
-		done(d.breaker)
+		p.report(rd.ctx, done, d.breaker)
 		if d.latencyPenalty && generation(rd.req) {
 			t.observe(r.opts.Now(), rd.stream, 2*at.Duration)
 		}

@@ -527,7 +527,7 @@ func (r *Router) Status() []ProviderStatus {
 	now := r.opts.Now()
 	out := make([]ProviderStatus, 0, len(r.providers))
 	for _, p := range r.providers {
-		st := ProviderStatus{Name: p.name, Breaker: p.breaker.State().String()}
+		st := ProviderStatus{Name: p.name, Breaker: p.breakerState().String()}
 		if until, why, ok := p.cooling(now); ok {
 			st.CoolingUntil, st.CoolingCause = until, why.cause
 		}
