@@ -438,7 +438,9 @@ type Payments struct {
 	Refunds   Refunds       `yaml:"refunds"`
 	Reconcile Reconcile     `yaml:"reconcile"`
 	// FollowupModel is a cheaper public model for rounds that only turn a
-	// payment result into words. Default "": the turn's own model.
+	// payment result into words. A round none of its targets answers (an
+	// outage, a model that refuses tools with a 400) goes to the turn's own
+	// model, as do the turn's later rounds. Default "": the turn's own model.
 	FollowupModel string `yaml:"followup_model"`
 	Tools         Tools  `yaml:"tools"`
 	// StateInjection controls the payment-state system message.

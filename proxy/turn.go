@@ -70,6 +70,10 @@ type turn struct {
 	callsSpent   bool // a money-moving call was refused for max_payment_calls
 	clarify      bool // the next round runs with tool_choice "none"; no money moves after it
 	afterPayment bool // a payment result is in the conversation: followup_model may answer
+	// followupFailed: followup_model answered none of a round, which the
+	// turn's own model answered instead, as it answers the later ones
+	// (openWith).
+	followupFailed bool
 	// bound: a money-moving call of this turn reached the payment
 	// service, or a payment call asked the user to clarify (execute). The user's message's later requests (the
 	// bot's follow-ups with its own tools' results) are held to it only
@@ -458,8 +462,36 @@ func toolsRuledOut(chat interceptors.Chat, body []byte) string {
 	return ""
 }
 
+// open opens the current round.
 func (t *turn) open() (*failover.Response, error) {
-	return t.opened(t.s.up.Open(t.r.Context(), t.request()))
+	return t.openWith(nil, nil)
+}
+
+// openWith opens the current round's request (request): without the
+// providers excluded, and continuing cont when it is not nil (a recovery,
+// openRecovery). A round payments.followup_model answers none of (every
+// target down, or refusing what the conversation holds: a cheap model
+// that answers "tools" with a 400) is asked again of the turn's own model,
+// which answered the rounds before it, and so are the turn's later rounds
+// (followupFailed): the follow-up model only saves money, and without it
+// a payment call already run reached the bot as an error, its
+// order_created with it, where the model the bot asked for stood ready.
+// Not when the request ended (the client left, the drain deadline), nor
+// for a recovery a content filter refused: no provider is asked to finish
+// a flagged answer (SPEC 5).
+func (t *turn) openWith(excluded []string, cont *failover.Continuation) (*failover.Response, error) {
+	req := t.request()
+	req.ExcludeProviders, req.Continuation = excluded, cont
+	resp, err := t.opened(t.s.up.Open(t.r.Context(), req))
+	if err == nil || req.Model == t.chat.Model || t.r.Context().Err() != nil || cont != nil && refusedRecovery(err) != nil {
+		return resp, err
+	}
+	t.followupFailed = true
+	t.s.log.Warn("payments.followup_model answered no round; the turn's own model is asked", "request_id", reqInfo(t.r).id,
+		"followup_model", req.Model, "model", t.chat.Model, "err", err)
+	req = t.request()
+	req.ExcludeProviders, req.Continuation = excluded, cont
+	return t.opened(t.s.up.Open(t.r.Context(), req))
 }
 
 // opened notes the targets an answered round found too small for the
@@ -495,7 +527,7 @@ func addTooSmall(names []failover.TargetName, resp *failover.Response) []failove
 // request is the current round's upstream request.
 func (t *turn) request() *failover.Request {
 	model := t.chat.Model
-	if t.afterPayment && t.s.cfg.Payments.FollowupModel != "" {
+	if t.afterPayment && t.s.cfg.Payments.FollowupModel != "" && !t.followupFailed {
 		// A round that only turns a payment result into words may go to a
 		// cheaper model.
 		model = t.s.cfg.Payments.FollowupModel
@@ -973,10 +1005,7 @@ func roundTooLarge(provider, what string) error {
 // openRecovery asks the model again, without the providers that broke this
 // round, for the rest of an answer whose beginning the client has.
 func (t *turn) openRecovery(excluded []string, sent string) (*failover.Response, error) {
-	req := t.request()
-	req.ExcludeProviders = excluded
-	req.Continuation = &failover.Continuation{Text: sent}
-	return t.opened(t.s.up.Open(t.r.Context(), req))
+	return t.openWith(excluded, &failover.Continuation{Text: sent})
 }
 
 // accountAttempt prices a broken attempt's usage, when it reported any, to
