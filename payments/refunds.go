@@ -268,13 +268,15 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		// and its refund.proposed webhook are written with it in one atomic
 		// step: a proposal the user can confirm never lacks them, and when
 		// the step fails, the model hears so.
-		// The events are built before the store stamps the proposal's
-		// expiry, so they are given the one this replica's clock makes
-		// (the store's own, stamped a moment later, is no earlier): the
-		// merchant's refund.proposed names when the user's button lapses,
-		// not the zero time.
+		// The events are built before the store writes the proposal, so
+		// its creation and expiry are stamped here, and the store keeps
+		// them (store.ProposalExpiry): the merchant's refund.proposed
+		// names when the user's button lapses, not the zero time, and
+		// says the same created_at and expires_at as the user's
+		// refund_proposed and the orders the user API reads.
+		p.CreatedAt = s.now()
+		p.ExpiresAt = p.CreatedAt.Add(s.opts.RefundConfirmTTL)
 		made := *p
-		made.ExpiresAt = s.now().Add(s.opts.RefundConfirmTTL)
 		err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, &made, o)...)
 		if err == nil {
 			s.mm.refunds.WithLabelValues("proposed").Inc()

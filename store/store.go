@@ -548,6 +548,21 @@ type RefundProposal struct {
 	OutRefundNo string    `json:"out_refund_no"`
 }
 
+// ProposalExpiry is when proposal p, put at now to live for ttl, lapses:
+// p.ExpiresAt when the caller stamped one after now and no later than
+// now+ttl, else now+ttl. A caller that renders the proposal before it is
+// stored (its refund.proposed webhook, written in the same step) stamps
+// the expiry it renders, so that the stored proposal, and every answer
+// read from it, says the same instant; the store's own, a moment later,
+// would differ from it by a second now and then once cut to RFC 3339's
+// seconds. An expiry the store keeps is never later than its own.
+func ProposalExpiry(p *RefundProposal, now time.Time, ttl time.Duration) time.Time {
+	if exp := now.Add(ttl); p.ExpiresAt.After(now) && !p.ExpiresAt.After(exp) {
+		return p.ExpiresAt
+	}
+	return now.Add(ttl)
+}
+
 // ProposalEventKeyPrefix starts the outbox key of events enqueued with a
 // refund proposal (ProposalEventKey). An order number never contains ':'
 // (WeChat Pay's out_trade_no allows none), so no order's key looks like one.
@@ -601,8 +616,9 @@ const (
 // RefundProposals keeps refund proposals with a TTL, single-use consumption and
 // tombstones.
 type RefundProposals interface {
-	// PutRefundProposal stores p, live for ttl (ExpiresAt is set to now+ttl;
-	// CreatedAt to now when zero), and enqueues events in the same atomic
+	// PutRefundProposal stores p, live for ttl (ExpiresAt is set to
+	// ProposalExpiry: now+ttl, or the caller's own earlier stamp; CreatedAt
+	// to now when zero), and enqueues events in the same atomic
 	// step, so a live proposal never lacks them (its audit record). Events
 	// passed here are keyed by the proposal: their Key must be empty or
 	// ProposalEventKey(p.RefundID). ErrExists if the id is taken (also by a

@@ -51,7 +51,7 @@ func (d *DB) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl
 	if rec.P.CreatedAt.IsZero() {
 		rec.P.CreatedAt = now
 	}
-	rec.P.ExpiresAt = now.Add(ttl)
+	rec.P.ExpiresAt = store.ProposalExpiry(p, now, ttl)
 	rec.Until = rec.P.ExpiresAt.Add(store.TombstoneTTL).UnixNano()
 	err = d.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bRefunds)

@@ -43,7 +43,7 @@ func (s *Store) PutRefundProposal(ctx context.Context, p *store.RefundProposal, 
 	if rec.CreatedAt.IsZero() {
 		rec.CreatedAt = now
 	}
-	rec.ExpiresAt = now.Add(ttl)
+	rec.ExpiresAt = store.ProposalExpiry(p, now, ttl)
 	j, err := json.Marshal(&rec)
 	if err != nil {
 		return fmt.Errorf("redis: encode refund proposal: %w", err)
