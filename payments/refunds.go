@@ -1387,6 +1387,7 @@ func (s *Service) noteOutcome(c *store.Order, p *store.RefundProposal, fen int64
 	}
 	c.RefundOutcomes = append(c.RefundOutcomes, store.RefundOutcome{
 		OutRefundNo: p.OutRefundNo, RefundID: p.RefundID, AmountFen: fen, Status: status, At: s.now(),
+		Reason: p.Reason, ProposedAt: p.CreatedAt,
 	})
 }
 
@@ -2027,7 +2028,7 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 	out.Action = resultJSON(map[string]any{"type": "refund_proposed", "refund": ProposalView(p, o.Currency)})
 	out.Result = resultJSON(map[string]any{
 		"refund_id": p.RefundID, "order_no": p.OrderNo, "amount": amount,
-		"status":     "awaiting_user_confirmation",
+		"status":     RefundAwaitingConfirmation,
 		"expires_at": p.ExpiresAt.UTC().Format(time.RFC3339),
 		"message":    "no money has moved: the user must tap the confirmation button (" + RefundLabel(p.AmountFen, o.Currency) + ") themselves; do not say the refund is done",
 	})
@@ -2099,14 +2100,63 @@ func Confirmable(o *store.Order, p *store.RefundProposal) bool {
 	return err == nil && p.AmountFen <= left
 }
 
-// ProposalView is the refund object of SPEC 2.3's refund_proposed action.
-func ProposalView(p *store.RefundProposal, currency string) map[string]any {
-	return map[string]any{
-		"refund_id": p.RefundID, "order_no": p.OrderNo, "amount_fen": p.AmountFen,
-		"label":       RefundLabel(p.AmountFen, currency),
-		"confirm_url": ConfirmPath(p.RefundID),
-		"expires_at":  p.ExpiresAt.UTC().Format(time.RFC3339),
+// RefundAwaitingConfirmation is the status of a refund proposed and not
+// yet answered: the refund object's of a proposal, and request_refund's
+// result's.
+const RefundAwaitingConfirmation = "awaiting_user_confirmation"
+
+// RefundView is the refund object every surface gives of refund p of an
+// order in currency (""; CNY, the only one paygate prepays in) as status
+// says it stands (RefundAwaitingConfirmation, cancelled, a confirmation's
+// RefundResult.Status, a store.RefundOutcome's): refund_id, order_no,
+// amount_fen, currency, status, reason and created_at (when it was
+// proposed). What is not known is null, never left out: the refund_id,
+// reason and created_at of a merchant event a resend rebuilt from the
+// order alone, the reason and created_at of an outcome recorded before
+// they were kept. What a surface adds is added to it: ProposalView's
+// proposal members, an outcome's settled_at. It names neither the user
+// nor the client, and nothing WeChat Pay signs with.
+func RefundView(p *store.RefundProposal, currency, status string) map[string]any {
+	if currency == "" {
+		currency = "CNY"
 	}
+	orNull := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	var created any
+	if !p.CreatedAt.IsZero() {
+		created = p.CreatedAt.UTC().Format(time.RFC3339)
+	}
+	return map[string]any{
+		"refund_id": orNull(p.RefundID), "order_no": p.OrderNo, "amount_fen": p.AmountFen, "currency": currency,
+		"status": status, "reason": orNull(p.Reason), "created_at": created,
+	}
+}
+
+// ProposalView is the refund object of SPEC 2.3's refund_proposed action
+// (and of the refund.proposed webhook and an order's refunds_proposed):
+// RefundView, awaiting the user's confirmation, with the button's label,
+// its confirm_url and when it lapses.
+func ProposalView(p *store.RefundProposal, currency string) map[string]any {
+	v := RefundView(p, currency, RefundAwaitingConfirmation)
+	v["label"] = RefundLabel(p.AmountFen, currency)
+	v["confirm_url"] = ConfirmPath(p.RefundID)
+	v["expires_at"] = p.ExpiresAt.UTC().Format(time.RFC3339)
+	return v
+}
+
+// OutcomeView is the refund object of how refund r of order o ended
+// (a refund_succeeded action and its kin, refund_closed, refund_abnormal
+// and refund_failed): RefundView of the refund as recorded with its
+// outcome, in r's status, with settled_at, when paygate learnt it.
+func OutcomeView(o *store.Order, r *store.RefundOutcome) map[string]any {
+	p := store.RefundProposal{RefundID: r.RefundID, OrderNo: o.OrderNo, AmountFen: r.AmountFen, Reason: r.Reason, CreatedAt: r.ProposedAt}
+	v := RefundView(&p, o.Currency, r.Status)
+	v["settled_at"] = r.At.UTC().Format(time.RFC3339)
+	return v
 }
 
 // RefundEntry is an order with money going or gone back, for the admin API.

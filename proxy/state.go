@@ -390,9 +390,7 @@ func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announc
 			if !s.firstTime(ctx, c, p.kind, o.OrderNo) {
 				continue
 			}
-			b, _ := json.Marshal(map[string]any{"type": "refund_" + r.Status, "order": payments.OrderView(o),
-				"refund": map[string]any{"refund_id": r.RefundID, "order_no": o.OrderNo, "amount_fen": r.AmountFen,
-					"status": r.Status, "settled_at": r.At.UTC().Format(time.RFC3339)}})
+			b, _ := json.Marshal(map[string]any{"type": "refund_" + r.Status, "order": payments.OrderView(o), "refund": payments.OutcomeView(o, r)})
 			out, told = append(out, b), append(told, p)
 			continue
 		}

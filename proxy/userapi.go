@@ -289,9 +289,9 @@ func (s *Server) handleRefundAnswer(confirm bool) http.HandlerFunc {
 				writeError(w, s.paymentsError(r, err, "refund"))
 				return
 			}
-			writeJSON(w, http.StatusOK, map[string]any{"refund": map[string]any{
-				"refund_id": p.RefundID, "order_no": p.OrderNo, "amount_fen": p.AmountFen, "status": "cancelled",
-			}})
+			// The proposal names no currency; paygate's orders are all
+			// in CNY, which RefundView says of "".
+			writeJSON(w, http.StatusOK, map[string]any{"refund": payments.RefundView(p, "", "cancelled")})
 			return
 		}
 		res, err := s.userPay.ConfirmRefund(r.Context(), client, user, id)
@@ -304,11 +304,8 @@ func (s *Server) handleRefundAnswer(confirm bool) http.HandlerFunc {
 			status = http.StatusAccepted
 		}
 		writeJSON(w, status, map[string]any{
-			"refund": map[string]any{
-				"refund_id": res.Proposal.RefundID, "order_no": res.Proposal.OrderNo,
-				"amount_fen": res.Proposal.AmountFen, "status": res.Status,
-			},
-			"order": payments.OrderView(res.Order),
+			"refund": payments.RefundView(res.Proposal, res.Order.Currency, res.Status),
+			"order":  payments.OrderView(res.Order),
 		})
 	}
 }

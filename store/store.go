@@ -298,6 +298,13 @@ type RefundOutcome struct {
 	Status string `json:"status"`
 	// At is when paygate learnt it.
 	At time.Time `json:"at"`
+	// Reason and ProposedAt are the refund's proposal's (RefundProposal's
+	// Reason and CreatedAt), so that the user's turn that tells of the
+	// outcome gives the same refund object as every other surface
+	// (payments.OutcomeView); outcomes recorded before they were kept
+	// have neither.
+	Reason     string    `json:"reason,omitempty"`
+	ProposedAt time.Time `json:"proposed_at,omitzero"`
 }
 
 // Refund outcomes (RefundOutcome.Status): WeChat Pay's SUCCESS, CLOSED and

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -28,6 +29,16 @@ import (
 var orderMembers = []string{"amount_fen", "created_at", "currency", "description", "expires_at", "order_no",
 	"paid_at", "pay_method", "quantity", "refunded_fen", "sku", "status"}
 
+// refundMembers are the members of the refund object on every surface (the
+// turn's actions, the user API's answers and orders, the merchant webhooks);
+// proposalMembers and outcomeMembers are what a proposal, and a refund
+// WeChat Pay settled, add to them.
+var (
+	refundMembers   = []string{"amount_fen", "created_at", "currency", "order_no", "reason", "refund_id", "status"}
+	proposalMembers = []string{"confirm_url", "expires_at", "label"}
+	outcomeMembers  = []string{"settled_at"}
+)
+
 // directedScript is a model that does what the user's last message says:
 // "call TOOL ARGS" calls TOOL with the JSON ARGS; anything else, and the
 // round after a tool result, is answered with a line of text.
@@ -48,7 +59,11 @@ func directedScript(body string) scriptRound {
 // rejected, closed (a switch of pay method), refunding,
 // partially_refunded, refunded, needs_review and expired. Each surface is read
 // while the order is in that state; where a state has no action or no
-// webhook, the surfaces it has are compared.
+// webhook, the surfaces it has are compared. Each refund of it is held to
+// one refund object likewise: proposed (the refund_proposed action, the
+// order's refunds_proposed, refund.proposed), cancelled or confirmed (the
+// user API's answer) and settled (refund_succeeded, refund.succeeded), the
+// same members in each state and the same values in every state but status.
 func TestOrderObjectSameOnEverySurface(t *testing.T) {
 	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -187,28 +202,109 @@ func TestOrderObjectSameOnEverySurface(t *testing.T) {
 				"payment_confirmed": action(chatAs(t, url, payer, "thanks"), "payment_confirmed", paidNo),
 			})
 
+			// sameRefund checks that each surface's refund object has the
+			// members of refundMembers and extra, and no more, and that
+			// they are all the same; the webhook's refunded_fen, which
+			// only its refund outcomes carry, is checked against its
+			// order's. It returns the object.
+			sameRefund := func(state string, surfaces map[string]gjson.Result, extra ...string) (want map[string]any) {
+				t.Helper()
+				wantMembers := slices.Sorted(slices.Values(append(slices.Clone(refundMembers), extra...)))
+				for _, where := range slices.Sorted(maps.Keys(surfaces)) {
+					v := surfaces[where]
+					// An action or the confirm's answer holds it, a
+					// webhook's data, or it is the object itself.
+					r, _ := v.Value().(map[string]any)
+					if v.Get("refund").Exists() {
+						r, _ = v.Get("refund").Value().(map[string]any)
+					}
+					if h := v.Get("data"); h.Exists() {
+						r, _ = h.Get("refund").Value().(map[string]any)
+						if got, ok := r["refunded_fen"]; ok && got != h.Get("order.refunded_fen").Value() {
+							t.Errorf("%s: %s: refunded_fen %v; want its order's %s", state, where, got, h.Get("order.refunded_fen").Raw)
+						}
+						delete(r, "refunded_fen")
+					}
+					got := slices.Sorted(maps.Keys(r))
+					if !slices.Equal(got, wantMembers) {
+						t.Errorf("%s: %s: refund members %v; want %v", state, where, got, wantMembers)
+					}
+					if want == nil {
+						want = r
+					} else if fmt.Sprint(r) != fmt.Sprint(want) {
+						t.Errorf("%s: the refund in %s\n%v\nis not\n%v", state, where, r, want)
+					}
+				}
+				return want
+			}
+			// refundHook awaits the merchant's typ event of refund id.
+			refundHook := func(typ, id string) gjson.Result {
+				t.Helper()
+				h := m.await(t, typ+" of "+id, func(h hookArrival) bool {
+					return h.env.Type == typ && h.env.Data.Refund["refund_id"] == id
+				})
+				return gjson.ParseBytes(h.body)
+			}
+			// sameRefundAs checks that the refund objects of one refund in
+			// two states say the same of it but its status.
+			sameRefundAs := func(state string, r, proposed map[string]any, status string) {
+				t.Helper()
+				if r["status"] != status {
+					t.Errorf("%s: refund status %v; want %s", state, r["status"], status)
+				}
+				for _, k := range refundMembers {
+					if k != "status" && fmt.Sprint(r[k]) != fmt.Sprint(proposed[k]) {
+						t.Errorf("%s: refund %s %v; the proposal said %v", state, k, r[k], proposed[k])
+					}
+				}
+			}
+
 			// refunding, partially_refunded and refunded.
 			refund := func(amount, status string) {
 				t.Helper()
 				args := `{"order_no":"` + paidNo + `","reason":"surfaces"` + amount + `}`
-				id := chatAs(t, url, payer, "call request_refund "+args).Get(`paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str
+				act := chatAs(t, url, payer, "call request_refund "+args).Get(`paygate.actions.#(type=="refund_proposed")`)
+				id := act.Get("refund.refund_id").Str
 				if id == "" {
 					t.Fatalf("no refund proposed for %s", args)
+				}
+				_, one := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+paidNo, bearer, payer)
+				proposed := sameRefund("proposed", map[string]gjson.Result{
+					"refund_proposed":             act,
+					"GET /v1/paygate/orders/{no}": one.Get(`refunds_proposed.#(refund_id=="` + id + `")`),
+					webhook.TypeRefundProposed:    refundHook(webhook.TypeRefundProposed, id),
+				}, proposalMembers...)
+				if proposed["reason"] != "surfaces" || proposed["status"] != "awaiting_user_confirmation" {
+					t.Errorf("proposed: refund %v; want the reason surfaces, awaiting_user_confirmation", proposed)
 				}
 				code, confirmed := httpCall(t, http.MethodPost, url+"/v1/paygate/refunds/"+id+"/confirm", bearer, payer)
 				if code != http.StatusOK {
 					t.Fatalf("confirm: %d %s", code, confirmed.Raw)
 				}
 				same(payer, paidNo, "refunding", map[string]gjson.Result{"the confirm's answer": confirmed.Get("order")})
+				sameRefundAs("the confirm's answer", sameRefund("confirmed", map[string]gjson.Result{"the confirm's answer": confirmed}), proposed, "processing")
 				if d, err := a.sim.CompleteRefund(ctx, payments.OutRefundNo(id)); err != nil || !d.Acked {
 					t.Fatalf("refund notification: %+v %v", d, err)
 				}
-				settled := hook(webhook.TypeRefundSucceeded, paidNo, status)
-				same(payer, paidNo, status, map[string]gjson.Result{
-					"refund.succeeded": settled,
-					"refund_succeeded": action(chatAs(t, url, payer, "and?"), "refund_succeeded", paidNo),
-				})
+				settled := refundHook(webhook.TypeRefundSucceeded, id)
+				if got := settled.Get("data.order.status").Str; got != status {
+					t.Fatalf("refund.succeeded of %s: order %s; want %s", id, got, status)
+				}
+				succeeded := action(chatAs(t, url, payer, "and?"), "refund_succeeded", paidNo)
+				same(payer, paidNo, status, map[string]gjson.Result{"refund.succeeded": settled.Get("data.order"), "refund_succeeded": succeeded})
+				sameRefundAs("succeeded", sameRefund("succeeded", map[string]gjson.Result{
+					"refund_succeeded":          succeeded,
+					webhook.TypeRefundSucceeded: settled,
+				}, outcomeMembers...), proposed, "succeeded")
 			}
+			// A proposal the user says no to: the cancel's answer.
+			offer := chatAs(t, url, payer, `call request_refund {"order_no":"`+paidNo+`","reason":"surfaces, declined"}`).Get(`paygate.actions.#(type=="refund_proposed")`)
+			code, cancelled := httpCall(t, http.MethodPost, url+"/v1/paygate/refunds/"+offer.Get("refund.refund_id").Str+"/cancel", bearer, payer)
+			if code != http.StatusOK {
+				t.Fatalf("cancel: %d %s", code, cancelled.Raw)
+			}
+			sameRefundAs("the cancel's answer", sameRefund("cancelled", map[string]gjson.Result{"the cancel's answer": cancelled}),
+				sameRefund("declined", map[string]gjson.Result{"refund_proposed": offer}, proposalMembers...), "cancelled")
 			refund(`,"amount":"10.00"`, "partially_refunded")
 			refund("", "refunded")
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/paygate/paygate/payments"
@@ -160,21 +161,41 @@ func notedInReview(b, a store.Order) bool {
 	return a.ReviewReason != b.ReviewReason || a.TransactionID != b.TransactionID || a.RefundedFen != b.RefundedFen
 }
 
-// refundOutcome is the refund object of a refund.succeeded or refund.failed:
-// the confirmed refund behind the change (Transition.Refund) when known,
-// else what the order change shows (the amount it refunded).
+// refundOutcome is the refund object of a refund.succeeded or refund.failed
+// (outcomeObject) of the confirmed refund behind the change
+// (Transition.Refund) when known, else of what the order change shows (the
+// amount it refunded). status stays this event's word: a refund WeChat Pay
+// closed is "failed" here, as the event's type says.
 func refundOutcome(tr payments.Transition, status string) map[string]any {
 	b, a := tr.Before, tr.After
-	m := map[string]any{
-		"order_no":     a.OrderNo,
-		"status":       status,
-		"amount_fen":   a.RefundedFen - b.RefundedFen,
-		"refunded_fen": a.RefundedFen,
-		"currency":     currency(a.Currency),
+	r := tr.Refund
+	if r == nil {
+		r = &store.RefundProposal{OrderNo: a.OrderNo, AmountFen: a.RefundedFen - b.RefundedFen}
 	}
-	if r := tr.Refund; r != nil {
-		m["refund_id"], m["amount_fen"], m["reason"] = r.RefundID, r.AmountFen, r.Reason
+	return outcomeObject(r, &a, status)
+}
+
+// outcomeObject is the refund object of every surface (payments.RefundView)
+// of refund r of order a as it stands after the refund ended, with
+// settled_at, when paygate learnt the outcome (the one the order records of
+// that refund, which the user's refund_succeeded action gives; else, for a
+// refund it does not name, the order's last change), and refunded_fen, the
+// order's total refunded (as data.order says; kept for receivers that read
+// it here).
+func outcomeObject(r *store.RefundProposal, a *store.Order, status string) map[string]any {
+	m := payments.RefundView(r, a.Currency, status)
+	m["refunded_fen"] = a.RefundedFen
+	settled := a.UpdatedAt
+	for _, o := range slices.Backward(a.RefundOutcomes) {
+		if r.RefundID != "" && o.RefundID == r.RefundID && (o.Status == store.RefundSucceeded) == (status == "succeeded") {
+			settled = o.At
+			break
+		}
 	}
+	if settled.IsZero() {
+		settled = time.Now()
+	}
+	m["settled_at"] = settled.UTC().Format(time.RFC3339)
 	return m
 }
 

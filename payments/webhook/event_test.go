@@ -217,7 +217,7 @@ func TestRefundEventsNameTheRefund(t *testing.T) {
 			for k := range env.Data.Refund {
 				keys = append(keys, k)
 			}
-			if want := []string{"amount_fen", "currency", "order_no", "reason", "refund_id", "refunded_fen", "status"}; !slices.Equal(slices.Sorted(slices.Values(keys)), want) {
+			if want := []string{"amount_fen", "created_at", "currency", "order_no", "reason", "refund_id", "refunded_fen", "settled_at", "status"}; !slices.Equal(slices.Sorted(slices.Values(keys)), want) {
 				t.Errorf("data.refund keys %v; the README lists %v", slices.Sorted(slices.Values(keys)), want)
 			}
 		})

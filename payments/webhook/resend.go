@@ -88,10 +88,9 @@ func stateEnvelope(o *store.Order) (Envelope, error) {
 		typ = TypeOrderNeedsReview
 	case store.StatusRefunded, store.StatusPartiallyRefunded:
 		typ = TypeRefundSucceeded
-		refund = map[string]any{
-			"order_no": o.OrderNo, "status": "succeeded",
-			"amount_fen": o.RefundedFen, "refunded_fen": o.RefundedFen, "currency": currency(o.Currency),
-		}
+		// No refund named: the money refunded so far, settled as of the
+		// order's last change.
+		refund = outcomeObject(&store.RefundProposal{OrderNo: o.OrderNo, AmountFen: o.RefundedFen}, o, "succeeded")
 	default:
 		return Envelope{}, fmt.Errorf("order %s is %s: %w", o.OrderNo, o.Status, ErrNothingToResend)
 	}

@@ -521,7 +521,8 @@ func testUserState(t *testing.T, open Opener) {
 		o.Status = store.StatusPartiallyRefunded
 		o.RefundOutcomes = []store.RefundOutcome{
 			{OutRefundNo: "RF-closed", RefundID: "rf_closed", AmountFen: 3999, Status: store.RefundClosed, At: clock.Now().Add(-time.Minute)},
-			{OutRefundNo: "RF-a", RefundID: "rf_a", AmountFen: 1000, Status: store.RefundSucceeded, At: clock.Now()},
+			{OutRefundNo: "RF-a", RefundID: "rf_a", AmountFen: 1000, Status: store.RefundSucceeded, At: clock.Now(),
+				Reason: "too big", ProposedAt: clock.Now().Add(-2 * time.Minute)},
 		}
 		mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusPaid))
 		got, err := st.GetOrder(ctx, "RO-1")
