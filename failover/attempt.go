@@ -98,6 +98,9 @@ type failure struct {
 	// (many OpenAI-compatible servers have no /responses or /embeddings)
 	// and nothing of its chat completions (failedOwn).
 	pathMissing bool
+	// t is the target the attempt asked; nil for a failure before any
+	// (a body paygate could not adapt, a cancel, the round's time).
+	t *target
 }
 
 // Phases of an attempt; a spent wait's cause follows its phase (deadlines).

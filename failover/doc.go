@@ -54,13 +54,18 @@
 //     OpenAI's 403 for a project key not allowed the model): the next
 //     target;
 //     other 4xx: the round ends and the provider's own error reaches the
-//     client. A context length or 413 ending the round reaches
-//     the client as the provider's own too (a 413 as request_too_large
-//     unless the provider named a code other than a rate limit's, never as
-//     context length), except
-//     when the round skipped a target it never asked (cooling down,
-//     breaker open) and whose upstream model did not refuse the context
-//     length itself: then a 429 or 503 with that wait's Retry-After. A 404
+//     client. A context length or 413 reaches the client as the
+//     provider's own too (a 413 as request_too_large unless the provider
+//     named a code other than a rate limit's, never as context length)
+//     when no target took the request, wherever the refusal came in the
+//     round: ahead of a later target's model not found, 5xx or silence,
+//     not of a failure that ends the round (a cancel, another 4xx, an
+//     answer too large, the round's time) nor when the attempt budget
+//     left a target unasked; except when a target the round skipped
+//     (cooling down, breaker open) or that refused with a rate limit or
+//     out of quota, and whose upstream model did not refuse the context
+//     length itself, may take it: then a 429 or 503 with that wait's
+//     Retry-After. A 404
 //     moves on on every path, as the next provider may serve a model or a
 //     path this one does not; when every target was asked and answered
 //     404, the last one's 404 reaches the client (an unknown file, batch

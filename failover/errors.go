@@ -129,8 +129,9 @@ func (e *StreamError) Reason() string {
 type UpstreamError struct {
 	// Status is the HTTP status for the client: the provider's own 4xx for a
 	// client error no other target would answer differently (content filter,
-	// bad request, context length or 413 with no target left unasked that
-	// might take it: unaskedSkip); 404 when every target was asked and
+	// bad request, context length or 413 wherever it came in the round,
+	// with no target that might take it skipped or refusing for a while:
+	// lengthRefusal, unaskedSkip, waitingRefusal); 404 when every target was asked and
 	// answered 404, or said the model does not exist with a 400 or 403
 	// (allModelMissing; code model_not_found) (400 when none holds the Responses request's
 	// previous_response_id); 429 when every attempt was rate limited with a

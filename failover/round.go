@@ -448,6 +448,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			send, continued = body, false
 			continue
 		}
+		f.t = t
 		rd.fails = append(rd.fails, f)
 		if silentFailure(rd.req, f) && !p.headSince(started) && !slices.Contains(rd.silent, p) {
 			// A head the provider sent meanwhile (another model's,
@@ -900,28 +901,38 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		// (unsent).
 		ue.MayHaveActed = rd.req.AtMostOnce && last.mayHaveRun()
 	}
+	length := lengthRefusal(rd, last, ue.MayHaveActed)
 	switch {
 	case last != nil && last.canceled:
 		ue.Status, ue.Type, ue.Code = 499, "canceled", CauseCanceled
 		ue.Message = "the request was canceled"
 		return ue
-	case last != nil && (last.cause == CauseContextLength || last.cause == CauseRequestTooLarge) && unaskedSkip(rd):
+	case length != nil && unaskedSkip(rd), length != nil && waitingRefusal(rd):
 		// The target that refused the length was not the round's last
-		// chance: a target it skipped (cooling down, breaker open), a
-		// larger context as often as not, was never asked. Its own 400
-		// told a bot its conversation is too long, and the bot cut it
-		// or gave up, where the model that fits it is only unavailable
-		// for a while: the client gets the skip's 429 or 503 and its
-		// Retry-After, as when the round asked no one.
+		// chance: a target it skipped (cooling down, breaker open), or
+		// one that refused with a rate limit or out of quota, a larger
+		// context as often as not, is only unavailable for a while. Its
+		// own 400 told a bot its conversation is too long, and the bot
+		// cut it or gave up, where the model that fits it is only
+		// unavailable for a while: the client gets that target's 429 or
+		// 503 and its Retry-After, as when the round asked no one.
+		ue.Err, ue.Class = length.err, length.cause
 		ue.Type, ue.Status, ue.Code = "upstream_error", http.StatusServiceUnavailable, CauseUnavailable
-		if allCoolingFromRateLimits(rd) {
+		if (!unaskedSkip(rd) || allCoolingFromRateLimits(rd)) && (!waitingRefusal(rd) || waitingRateLimited(rd)) {
 			ue.Status, ue.Code = http.StatusTooManyRequests, CodeRateLimitExceeded
 		}
 		ue.RetryAfter = r.clientRetryAfter(rd)
-		ue.Message = describe(rd) + ". A target the round could not ask may take a request this long: send it again after the Retry-After"
+		ue.Message = describe(rd) + ". A target unavailable for a while may take a request this long: send it again after the Retry-After"
 		return ue
-	case last != nil && (last.cause == CauseClientError || last.cause == CauseContextLength || last.cause == CauseRequestTooLarge):
-		// The provider's own reason reaches the client.
+	case last != nil && last.cause == CauseClientError, length != nil:
+		// The provider's own reason reaches the client: a refusal of
+		// the request ends the round, and a refusal of its length is
+		// what the client can act on once no other target took it,
+		// wherever it came in the round (lengthRefusal).
+		if length != nil {
+			last = length
+			ue.Err, ue.Class = last.err, last.cause
+		}
 		ue.Status = last.status
 		ue.Type, ue.Code, ue.Message, ue.Param = last.errType, last.errCode, last.errMsg, last.errParam
 		if ue.Type == "" {
@@ -945,11 +956,11 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 			}
 			if ue.Message == "" {
 				ue.Message = fmt.Sprintf("provider %s refused the request as too large (HTTP 413): send a smaller body "+
-					"(fewer or smaller images or files)", rd.tried[len(rd.tried)-1].Provider)
+					"(fewer or smaller images or files)", last.provider(rd))
 			}
 		}
 		if ue.Message == "" {
-			ue.Message = fmt.Sprintf("provider %s refused the request (HTTP %d)", rd.tried[len(rd.tried)-1].Provider, last.status)
+			ue.Message = fmt.Sprintf("provider %s refused the request (HTTP %d)", last.provider(rd), last.status)
 		}
 		return ue
 	case last != nil && last.pathRefused:
@@ -1052,6 +1063,69 @@ const CodeUpstreamForbidden = "upstream_forbidden"
 // CodeRateLimitExceeded is the code of the 429 a client gets when every
 // attempt of the round was rate limited, as OpenAI's own 429 says it.
 const CodeRateLimitExceeded = "rate_limit_exceeded"
+
+// lengthRefusal is the refusal of the request's length (a context length,
+// a 413) that names the round's status: the last one, wherever it came in
+// the round. A target that failed after it without a wait to tell (a
+// 500, a provider silent, a model it does not serve) did not take the
+// request either, and a bot told only of that retried a conversation the
+// refusing model will refuse again, where it could have cut it (README:
+// the provider's 400 "once no other target takes it"). None when the
+// round ended on a failure that names its status itself (a cancel, a
+// refusal of the request, an answer too large, a call sent at most once
+// that the provider may have acted on, the round's time spent) or left a
+// target unasked for its attempt budget.
+func lengthRefusal(rd *round, last *failure, mayHaveActed bool) *failure {
+	var f *failure
+	for _, g := range slices.Backward(rd.fails) {
+		if g.cause == CauseContextLength || g.cause == CauseRequestTooLarge {
+			f = g
+			break
+		}
+	}
+	if f == nil {
+		return nil
+	}
+	if f != last && (last.canceled || last.cause == CauseClientError || last.cause == CauseResponseTooLarge ||
+		last.cause == CauseRoundTime || mayHaveActed || rd.unasked) {
+		return nil
+	}
+	return f
+}
+
+// waitingRefusal reports a target the round asked that refused with a
+// rate limit or as out of quota (cooling down for it: decide), and so is
+// unavailable for a while as one the round skipped cooling down is
+// (unaskedSkip), that might take the length refused: not one whose
+// upstream model refused the round for its context length, nor one out
+// of credit by its words alone or for this request's size (no cool-down).
+func waitingRefusal(rd *round) bool {
+	return slices.ContainsFunc(rd.fails, func(f *failure) bool { return waitsFor(rd, f) })
+}
+
+// waitingRateLimited reports that each of the round's waitingRefusal
+// targets refused with a 429 rate limit.
+func waitingRateLimited(rd *round) bool {
+	return !slices.ContainsFunc(rd.fails, func(f *failure) bool {
+		return waitsFor(rd, f) && (f.cause != CauseRateLimited || f.status != http.StatusTooManyRequests)
+	})
+}
+
+func waitsFor(rd *round, f *failure) bool {
+	if f.t == nil || f.cause != CauseRateLimited && (f.cause != CauseInsufficientQuota || f.billingInWords || f.requestCost) {
+		return false
+	}
+	return !slices.ContainsFunc(rd.tried, func(a Attempt) bool { return a.Model == f.t.model && a.Cause == CauseContextLength })
+}
+
+// provider names the provider of f's attempt: its target's, else the
+// round's last attempt's.
+func (f *failure) provider(rd *round) string {
+	if f.t != nil {
+		return f.t.p.name
+	}
+	return rd.tried[len(rd.tried)-1].Provider
+}
 
 // allRateLimited reports a round whose every attempt was refused with a 429
 // rate limit (or an error object that stands for one): not an overload

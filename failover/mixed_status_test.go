@@ -1,0 +1,92 @@
+package failover
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestMixedCausesStatus: a round whose targets fail for different causes
+// ends with one status, whichever target failed last. A refusal the bot
+// can act on (its conversation too long for a model that serves it) is
+// what it gets once no other target took the request, ahead of a model
+// another target does not serve (a 404 or 403 model_not_found: the model
+// exists, at the target that refused the length) and of a target that
+// failed without a wait to tell (a 500, a silent provider), as README's
+// "once no other target takes it" says; it used to reach the bot only
+// when its target was asked last, and a round that asked the too-small
+// target first ended as a 502 or 504 the SDKs retry, refused the same way
+// each time. A target that refused with a rate limit or out of quota
+// (unavailable for a while, as one cooling down and skipped) that might
+// take the length makes it that target's 429 or 503 with its Retry-After,
+// whichever came last; not when it serves the very upstream model that
+// refused the length.
+func TestMixedCausesStatus(t *testing.T) {
+	t.Parallel()
+	tooLong := always(statusFn(400, errBody("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 8192 tokens.")))
+	noModel := always(statusFn(404, errBody("invalid_request_error", "model_not_found", "The model does not exist")))
+	forbidden := always(statusFn(403, errBody("invalid_request_error", "model_not_found", "Project `proj_abc` does not have access to model `up-b`")))
+	serverErr := always(statusFn(500, ""))
+	limited := always(statusFn(429, errBody("requests", "rate_limit_exceeded", "Rate limit reached"), "Retry-After: 60"))
+	quota := always(statusFn(429, errBody("insufficient_quota", "insufficient_quota", "You exceeded your current quota")))
+	silent := always((*fconn).hang)
+	const contextMsg = "This model's maximum context length is 8192 tokens."
+	tests := []struct {
+		name      string
+		a, b, c   func(*fconn, int)
+		sameModel bool // b serves a's upstream model
+		status    int
+		code      string
+		msg       string        // "": not checked
+		retry     time.Duration // the wait the round began; 0: none wanted
+	}{
+		{name: "length, then a model not found", a: tooLong, b: noModel, status: 400, code: CauseContextLength, msg: contextMsg},
+		{name: "a model not found, then length", a: noModel, b: tooLong, status: 400, code: CauseContextLength, msg: contextMsg},
+		{name: "length, then a model forbidden", a: tooLong, b: forbidden, status: 400, code: CauseContextLength, msg: contextMsg},
+		{name: "length, then server errors", a: tooLong, b: serverErr, status: 400, code: CauseContextLength, msg: contextMsg},
+		{name: "server errors, then length", a: serverErr, b: tooLong, status: 400, code: CauseContextLength, msg: contextMsg},
+		{name: "length, then a silent provider", a: tooLong, b: silent, status: 400, code: CauseContextLength, msg: contextMsg},
+		{name: "length, a model not found, server errors", a: tooLong, b: noModel, c: serverErr, status: 400, code: CauseContextLength, msg: contextMsg},
+		{name: "length, then a long rate limit", a: tooLong, b: limited, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second},
+		{name: "a long rate limit, then length", a: limited, b: tooLong, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second},
+		{name: "length, then out of quota", a: tooLong, b: quota, status: 503, code: CauseUnavailable, retry: 30 * time.Minute},
+		{name: "a rate limit, server errors, then length", a: limited, b: serverErr, c: tooLong, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second},
+		{name: "length, then its own model rate limited elsewhere", a: tooLong, b: limited, sameModel: true, status: 400, code: CauseContextLength, msg: contextMsg},
+		{name: "a model not found, then server errors", a: noModel, b: serverErr, status: 502, code: CauseServerError},
+		{name: "server errors, then a rate limit", a: serverErr, b: limited, status: 503, code: CauseRateLimited, retry: 60 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			targets := []string{"a", "b"}
+			if tc.c != nil {
+				targets = append(targets, "c")
+			}
+			e := newEnv(t, map[string]func(*fconn, int){"a": tc.a, "b": tc.b, "c": tc.c}, targets, func(c *config.Config) {
+				if tc.sameModel {
+					c.Models[0].Targets[1].Model = c.Models[0].Targets[0].Model
+				}
+			})
+			got := e.open(t.Context(), true)
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("got %v (served by %q); want an UpstreamError", got.openErr, got.provider)
+			}
+			if ue.Status != tc.status || ue.Code != tc.code {
+				t.Errorf("status %d code %q; want %d %q (message %q)", ue.Status, ue.Code, tc.status, tc.code, ue.Message)
+			}
+			if tc.msg != "" && ue.Message != tc.msg {
+				t.Errorf("message %q; want %q", ue.Message, tc.msg)
+			}
+			if tc.retry != 0 && (ue.RetryAfter > tc.retry || ue.RetryAfter <= tc.retry-time.Second) {
+				t.Errorf("Retry-After %v; want the rest of %v (the round's pauses spent)", ue.RetryAfter, tc.retry)
+			}
+			if (ue.Status == http.StatusTooManyRequests || ue.Status == http.StatusServiceUnavailable) && ue.RetryAfter < time.Second {
+				t.Errorf("a %d without a Retry-After", ue.Status)
+			}
+		})
+	}
+}
