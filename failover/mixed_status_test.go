@@ -90,3 +90,52 @@ func TestMixedCausesStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestExcludedTargetAndTheModelMissingElsewhere: a turn's later round
+// leaves out the target that refused an earlier round for its length
+// (Request.ExcludeTargets), and the others say the model does not exist.
+// The round asks the left-out target after all, as when none would be
+// left, so the client gets its own refusal of the length, which it can
+// act on; it got a 404 model_not_found for a model the left-out target
+// serves, and a bot told so stops asking for it. A left-out target that
+// takes the request now answers.
+func TestExcludedTargetAndTheModelMissingElsewhere(t *testing.T) {
+	t.Parallel()
+	tooLong := always(statusFn(400, errBody("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 8192 tokens.")))
+	for _, tc := range []struct {
+		name   string
+		a, b   func(*fconn, int)
+		status int // 0: a answers
+		code   string
+		hits   [2]int
+	}{
+		{name: "a model not found", a: tooLong, b: always(statusFn(404, errBody("invalid_request_error", "model_not_found", "The model up-b does not exist"))),
+			status: 400, code: CauseContextLength, hits: [2]int{1, 1}},
+		{name: "a model forbidden", a: tooLong, b: always(statusFn(403, errBody("invalid_request_error", "model_not_found", "Project `proj_abc` does not have access to model `up-b`"))),
+			status: 400, code: CauseContextLength, hits: [2]int{1, 1}},
+		{name: "the left-out target answers", b: always(statusFn(404, errBody("invalid_request_error", "model_not_found", "The model up-b does not exist"))),
+			hits: [2]int{1, 1}},
+		{name: "server errors: not asked", a: tooLong, b: always(statusFn(500, "")), status: 502, code: CauseServerError, hits: [2]int{0, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){"a": tc.a, "b": tc.b}, []string{"a", "b"}, nil)
+			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions", Body: chatBody(false),
+				ContentType: "application/json", ExcludeTargets: []TargetName{{Provider: "a", Model: "up-a"}}})
+			var ue *UpstreamError
+			switch {
+			case tc.status == 0:
+				if got.openErr != nil || got.provider != "a" {
+					t.Errorf("answered by %q (err %v); want a", got.provider, got.openErr)
+				}
+			case !errors.As(got.openErr, &ue):
+				t.Errorf("got %v (served by %q); want an UpstreamError", got.openErr, got.provider)
+			case ue.Status != tc.status || ue.Code != tc.code:
+				t.Errorf("status %d code %q; want %d %q (message %q)", ue.Status, ue.Code, tc.status, tc.code, ue.Message)
+			}
+			if n := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; n != tc.hits {
+				t.Errorf("a and b asked %v times; want %v", n, tc.hits)
+			}
+		})
+	}
+}

@@ -66,7 +66,10 @@ type Request struct {
 	// for its length (SPEC 5: context_length_exceeded, never the same
 	// target again). The round's other targets of that provider stay; a
 	// round that would have none left asks them anyway, so the client
-	// gets their own reason rather than a 503 for no target.
+	// gets their own reason rather than a 503 for no target, and so does
+	// one whose other targets all say the model does not exist: the
+	// client gets the refusal of the length, not a 404 for a model they
+	// serve.
 	ExcludeTargets []TargetName
 	// Choices is the chat request's "n" when above 1: such a stream is
 	// whole only when every choice it showed has finished (choiceSet).

@@ -117,6 +117,7 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 		// A copy: order may be the model's own list (order).
 		order = slices.DeleteFunc(slices.Clone(order), func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
 	}
+	var excluded []*target
 	if len(req.ExcludeTargets) > 0 {
 		kept := slices.DeleteFunc(slices.Clone(order), func(t *target) bool {
 			return slices.Contains(req.ExcludeTargets, TargetName{Provider: t.p.name, Model: t.model})
@@ -124,10 +125,19 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 		if len(kept) > 0 {
 			// With none left the round asks them all the same: the
 			// client gets their own reason, not a 503 for no target.
+			excluded = slices.DeleteFunc(slices.Clone(order), func(t *target) bool { return slices.Contains(kept, t) })
 			order = kept
 		}
 	}
 	resp, err := r.runRound(ctx, rd, order)
+	if err != nil && len(excluded) > 0 && (allNotFound(rd) || allModelMissing(rd)) {
+		// Every other target said the model does not exist: the targets
+		// left out serve it, and the round is as one with none left.
+		// They are asked after all, so that the client gets their own
+		// refusal of the length (or their answer), not a 404 saying that
+		// no target serves the model, on which a bot stops asking for it.
+		resp, err = r.runRound(ctx, rd, excluded)
+	}
 	r.countSkips(rd, resp)
 	if err != nil && namesStoredObject(req) && allNotFound(rd) {
 		return r.openElsewhere(ctx, req, m, rd, order, err)
