@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -906,7 +907,8 @@ func throttleMessage(msg string) bool {
 
 // relaySaturatedMessage reports one-api's and new-api's (and one-hub's)
 // "当前分组上游负载已饱和，请稍后再试" (the group's upstream load is
-// saturated, try again later): the words such a relay writes over the
+// saturated, try again later), or its other wordings (relaySaturated),
+// at the message's start: the words such a relay writes over the
 // message of every 429 it sends on from the last of its channels it tried,
 // keeping that channel's type and code (controller/relay.go), so a
 // channel's insufficient_quota (one of the relay's upstream accounts out
@@ -916,12 +918,26 @@ func throttleMessage(msg string) bool {
 // never these. As billing, a relay saturated for seconds was out of every
 // round for the quota cool-down.
 func relaySaturatedMessage(msg string) bool {
-	return strings.HasPrefix(strings.TrimSpace(msg), relaySaturated)
+	m := strings.TrimSpace(msg)
+	return slices.ContainsFunc(relaySaturated, func(w string) bool {
+		return len(m) >= len(w) && strings.EqualFold(m[:len(w)], w)
+	})
 }
 
-// relaySaturated begins one-api's and new-api's message for a 429 of their
-// upstream channels (relaySaturatedMessage).
-const relaySaturated = "当前分组上游负载已饱和"
+// relaySaturated are the words that begin one-api's and new-api's message
+// for a 429 of their upstream channels (relaySaturatedMessage), as their
+// sources write them: one-api's and new-api's; one-api's first, without
+// 上游 ("当前分组负载已饱和，请稍后再试，或升级账户以提升服务质量。",
+// songquanpeng/one-api controller/relay.go, and its README's FAQ);
+// new-api's English ("The upstream load for the current group is
+// saturated. Please try again later or switch to another group.",
+// controller's relayGroupUpstreamSaturatedMessage). A request id is added
+// after them, never before.
+var relaySaturated = []string{
+	"当前分组上游负载已饱和",
+	"当前分组负载已饱和",
+	"The upstream load for the current group is saturated",
+}
 
 // wordSeparators removes what separates the words of a code or type, so
 // that model_not_found, model-not-found and ModelNotFound compare alike.
