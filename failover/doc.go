@@ -62,8 +62,8 @@
 //     not of a failure that ends the round (a cancel, another 4xx, an
 //     answer too large, the round's time) nor when the attempt budget
 //     left a target unasked; except when a target the round skipped
-//     (cooling down, breaker open) or that refused with a rate limit or
-//     out of quota, and whose upstream model did not refuse the context
+//     (cooling down, breaker open) or that refused with a rate limit, out
+//     of quota or paygate's key, and whose upstream model did not refuse the context
 //     length itself, may take it: then a 429 or 503 with that wait's
 //     Retry-After. A 404
 //     moves on on every path, as the next provider may serve a model or a

@@ -22,8 +22,10 @@ import (
 // each time. A target that refused with a rate limit or out of quota
 // (unavailable for a while, as one cooling down and skipped) that might
 // take the length makes it that target's 429 or 503 with its Retry-After,
-// whichever came last; not when it serves the very upstream model that
-// refused the length.
+// whichever came last, and so does one that refused paygate's key (out
+// for the misconfigured cool-down), as when it was skipped cooling down
+// for either; not when it serves the very upstream model that refused the
+// length.
 func TestMixedCausesStatus(t *testing.T) {
 	t.Parallel()
 	tooLong := always(statusFn(400, errBody("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 8192 tokens.")))
@@ -33,6 +35,7 @@ func TestMixedCausesStatus(t *testing.T) {
 	limited := always(statusFn(429, errBody("requests", "rate_limit_exceeded", "Rate limit reached"), "Retry-After: 60"))
 	quota := always(statusFn(429, errBody("insufficient_quota", "insufficient_quota", "You exceeded your current quota")))
 	silent := always((*fconn).hang)
+	badKey := always(statusFn(401, errBody("invalid_request_error", "invalid_api_key", "Incorrect API key provided")))
 	const contextMsg = "This model's maximum context length is 8192 tokens."
 	tests := []struct {
 		name      string
@@ -53,6 +56,8 @@ func TestMixedCausesStatus(t *testing.T) {
 		{name: "length, then a long rate limit", a: tooLong, b: limited, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second},
 		{name: "a long rate limit, then length", a: limited, b: tooLong, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second},
 		{name: "length, then out of quota", a: tooLong, b: quota, status: 503, code: CauseUnavailable, retry: 30 * time.Minute},
+		{name: "length, then a key refused", a: tooLong, b: badKey, status: 503, code: CauseUnavailable, retry: 10 * time.Minute},
+		{name: "a key refused, then length", a: badKey, b: tooLong, status: 503, code: CauseUnavailable, retry: 10 * time.Minute},
 		{name: "a rate limit, server errors, then length", a: limited, b: serverErr, c: tooLong, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second},
 		{name: "length, then its own model rate limited elsewhere", a: tooLong, b: limited, sameModel: true, status: 400, code: CauseContextLength, msg: contextMsg},
 		{name: "a model not found, then server errors", a: noModel, b: serverErr, status: 502, code: CauseServerError},

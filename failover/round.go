@@ -920,7 +920,8 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 	case length != nil && unaskedSkip(rd), length != nil && waitingRefusal(rd):
 		// The target that refused the length was not the round's last
 		// chance: a target it skipped (cooling down, breaker open), or
-		// one that refused with a rate limit or out of quota, a larger
+		// one that refused with a rate limit, out of quota or paygate's
+		// key (cooling down since: waitingRefusal), a larger
 		// context as often as not, is only unavailable for a while. Its
 		// own 400 told a bot its conversation is too long, and the bot
 		// cut it or gave up, where the model that fits it is only
@@ -1104,11 +1105,12 @@ func lengthRefusal(rd *round, last *failure, mayHaveActed bool) *failure {
 }
 
 // waitingRefusal reports a target the round asked that refused with a
-// rate limit or as out of quota (cooling down for it: decide), and so is
-// unavailable for a while as one the round skipped cooling down is
-// (unaskedSkip), that might take the length refused: not one whose
-// upstream model refused the round for its context length, nor one out
-// of credit by its words alone or for this request's size (no cool-down).
+// rate limit, as out of quota or paygate's key (cooling down for it:
+// decide), and so is unavailable for a while as one the round skipped
+// cooling down is (unaskedSkip), that might take the length refused: not
+// one whose upstream model refused the round for its context length, nor
+// one that said so in words alone, of credit for this request's size or
+// of a key on a forwarded path (no cool-down).
 func waitingRefusal(rd *round) bool {
 	return slices.ContainsFunc(rd.fails, func(f *failure) bool { return waitsFor(rd, f) })
 }
@@ -1122,7 +1124,13 @@ func waitingRateLimited(rd *round) bool {
 }
 
 func waitsFor(rd *round, f *failure) bool {
-	if f.t == nil || f.cause != CauseRateLimited && (f.cause != CauseInsufficientQuota || f.billingInWords || f.requestCost) {
+	switch {
+	case f.t == nil:
+		return false
+	case f.cause == CauseRateLimited:
+	case f.cause == CauseInsufficientQuota && !f.billingInWords && !f.requestCost:
+	case f.cause == CauseMisconfigured && !f.keyInWords && !f.pathRefused:
+	default:
 		return false
 	}
 	return !slices.ContainsFunc(rd.tried, func(a Attempt) bool { return a.Model == f.t.model && a.Cause == CauseContextLength })
