@@ -16,7 +16,8 @@ import (
 // TestProviderLinesCarryRequestID: failover's lines about a provider,
 // written while a request's round runs (its key refused, in words or by
 // status, a redirect, its quota spent, an answer taken though its framing
-// was cut, its breaker opened by the request's failed attempt), carry that request's id from the context, as the attempt's
+// was cut, its breaker opened by the request's failed attempt or by its
+// stream's cut), carry that request's id from the context, as the attempt's
 // failure line does, or an operator cannot tie them to the X-Request-Id the
 // client was answered with. Every line of the round names the upstream model
 // as target and the client's model as model, as the attempt's failure line,
@@ -54,6 +55,12 @@ func TestProviderLinesCarryRequestID(t *testing.T) {
 			c.done()
 		}, "upstream out of quota: provider out of service until reset or cool-down end", true, 0},
 		{"breaker opened", statusFn(500, errBody("server_error", "", "boom")), "upstream breaker", false, 1},
+		{"breaker opened at a stream's cut", func(c *fconn) {
+			c.sse()
+			c.event(roleChunk())
+			c.event(contentChunk("from a"))
+			c.cut()
+		}, "upstream breaker", true, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
