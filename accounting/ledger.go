@@ -331,7 +331,7 @@ func (l *Ledger) Unmetered(ctx context.Context, provider, model string) {
 	if warn != 0 {
 		l.log.WarnContext(ctx, "accounting: the provider's answer reported no usage (none, or no prompt or completion tokens), so its tokens are not counted and cost 0; "+
 			"check that the provider (or the relay before it) returns usage, on streams with stream_options.include_usage (logged once for this provider and model)",
-			"provider", provider, "model", model)
+			"provider", provider, "target", model)
 	}
 }
 
@@ -350,19 +350,19 @@ const (
 func (l *Ledger) warnRound(ctx context.Context, provider, model string, u Usage, warn roundWarnings) {
 	if warn&warnUnpriced != 0 {
 		l.log.WarnContext(ctx, "accounting: the provider's model has no price, so its tokens cost 0; add it to the provider's prices (logged once for this provider and model)",
-			"provider", provider, "model", model)
+			"provider", provider, "target", model)
 	}
 	if warn&warnCounts != 0 {
 		l.log.WarnContext(ctx, fmt.Sprintf("accounting: the provider's usage has a token count that is negative or more than %d; counted as 0 (logged once for this provider and model)", maxRoundTokens),
-			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens, "cached_tokens", u.CachedTokens)
+			"provider", provider, "target", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens, "cached_tokens", u.CachedTokens)
 	}
 	if warn&warnCached != 0 {
 		l.log.WarnContext(ctx, "accounting: the provider's usage has more cached prompt tokens than prompt tokens; every prompt token is priced as cached (logged once for this provider and model)",
-			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "cached_tokens", u.CachedTokens)
+			"provider", provider, "target", model, "prompt_tokens", u.PromptTokens, "cached_tokens", u.CachedTokens)
 	}
 	if warn&warnCost != 0 {
 		l.log.WarnContext(ctx, "accounting: a round's cost at the configured prices is past "+maxRoundCost.String()+" and is capped there; check providers[].prices (logged once for this provider and model)",
-			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
+			"provider", provider, "target", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
 	}
 }
 

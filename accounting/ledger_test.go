@@ -355,13 +355,16 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 			}
 		}
 	}
-	if want := []string{"provider=p model=other", "provider=q model=m"}; !slices.Equal(warned, want) {
+	if want := []string{"provider=p target=other", "provider=q target=m"}; !slices.Equal(warned, want) {
 		t.Errorf("warned of %q; want %q, once each:\n%s", warned, want, logs.String())
 	}
 }
 
-// pairAttrs finds the provider and model a log line names.
-var pairAttrs = regexp.MustCompile(`(provider=\S+ model=\S+)`)
+// pairAttrs finds the provider and upstream model a log line names: the
+// upstream model is the target, as failover's lines and the admin API name
+// it; under model, which they keep for the bot's model, a search for
+// either missed the warning.
+var pairAttrs = regexp.MustCompile(`(provider=\S+ target=\S+)`)
 
 // TestConversationIsTheUsersSession: a session names a conversation of one
 // user (the bot's "chat-1", or by default the user's OpenID), so a payment
