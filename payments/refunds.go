@@ -727,7 +727,7 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 	// confirmation that lost to a cancel records none.
 	if _, err := s.store.ConsumeRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalConfirmed, p, got)...); err != nil {
 		if !s.consumedAfterAll(ctx, p, rec, err) {
-			return s.notConsumed(rctx, p, got, rec, err)
+			return s.notConsumed(rctx, p, got, rec, reserved, err)
 		}
 		s.log.WarnContext(ctx, "refund confirmation taken though the store did not confirm it; going on under the reservation",
 			"refund_id", id, "order_no", p.OrderNo, "err", err)
@@ -814,7 +814,10 @@ func (s *Service) notStarted(ctx context.Context, client, user string, p *store.
 // reservation and sends the refund, it is "already used" and the order is
 // left to that confirmation. Otherwise (the store did not answer) it is
 // left to the sweep (reconcileUnrecorded), which waits for p's fate.
-func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *store.Order, rec inFlight, err error) (*RefundResult, error) {
+// made says this confirmation made the reservation: finding p taken then,
+// it notes so (foundTaken), for the sweep cannot tell that reservation
+// from one whose confirmation took p and stopped.
+func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *store.Order, rec inFlight, made bool, err error) (*RefundResult, error) {
 	err = fmt.Errorf("refund proposal %s: %w", p.RefundID, err)
 	res := &RefundResult{Proposal: p, Order: o}
 	if !errors.Is(err, store.ErrGone) && !errors.Is(err, store.ErrNotFound) {
@@ -842,8 +845,46 @@ func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *s
 		}
 	case fate == fateTaken:
 		s.log.InfoContext(ctx, "refund confirmation taken by a concurrent confirmation of it", "refund_id", p.RefundID, "order_no", p.OrderNo)
+		if made {
+			s.noteFoundTaken(ctx, p, rec.OrderVersion)
+		}
 	}
 	return res, err
+}
+
+// foundTakenKey marks the reservation of orderNo at version as made by a
+// confirmation that then found its proposal already taken (noteFoundTaken).
+func foundTakenKey(orderNo string, version int64) string {
+	return fmt.Sprintf("refund-found-taken:%s:%d", orderNo, version)
+}
+
+// noteFoundTaken records that this confirmation reserved p's order at
+// version and found p taken already: by a concurrent tap that went on
+// under this reservation (it records the refund at version, and sends
+// it), or before it was made, by a confirmation whose refund ended since
+// (refused, undone) and whose record a later refund's replaced, so that
+// takenBefore cannot see it. Without the note the sweep took such a
+// reservation for one whose confirmation took p and stopped, and sent
+// a refund whose refusal the user had been told of (sendTaken). A failure
+// is logged: the sweep then goes on as without it.
+func (s *Service) noteFoundTaken(ctx context.Context, p *store.RefundProposal, version int64) {
+	if err := s.store.PutExchange(ctx, foundTakenKey(p.OrderNo, version), []byte(p.RefundID), store.TombstoneTTL); err != nil {
+		s.log.WarnContext(ctx, "refund confirmation found its proposal taken under the reservation it made; noting so failed",
+			"refund_id", p.RefundID, "order_no", p.OrderNo, "order_version", version, "err", err)
+	}
+}
+
+// foundTaken reports whether the confirmation that made o's reservation
+// (at its version) for p found p taken already (noteFoundTaken).
+func (s *Service) foundTaken(ctx context.Context, o *store.Order, p *store.RefundProposal) (bool, error) {
+	b, err := s.store.GetExchange(ctx, foundTakenKey(o.OrderNo, o.Version))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read order %s's reservation found taken: %w", o.OrderNo, err)
+	}
+	return string(b) == p.RefundID, nil
 }
 
 // proposalFate is what became of a refund proposal, for a reservation made
@@ -1739,12 +1780,15 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 //     once (the sweep adopted the order: that confirmation died), the
 //     sweep records and sends the refund itself (sendTaken), under the
 //     proposal's one out_refund_no: the user confirmed it and was told
-//     it is on its way.
+//     it is on its way. A reservation whose maker found p taken already
+//     (noteFoundTaken) is undone instead: p may have been taken before
+//     it, its refund ended since.
 //
 // A reservation that names no proposal (made by an earlier version) or one
 // the store no longer knows goes to needs_review.
 func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*store.Order, error) {
 	var p *store.RefundProposal
+	var also []func(*store.Order) // written with the undoing of the reservation
 	fate := fateEnded
 	if o.RefundReservedBy != "" {
 		var err error
@@ -1776,7 +1820,24 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 					return o, err
 				}
 			}
-			return s.sendTaken(ctx, o, p)
+			found, err := s.foundTaken(ctx, o, p)
+			if err != nil {
+				return o, err
+			}
+			if !found {
+				return s.sendTaken(ctx, o, p)
+			}
+			// Made by a tap that found p taken (noteFoundTaken), and no
+			// tap that went on under it recorded a refund (takenGrace
+			// passed, or the sweep holds the order as its own): p was
+			// taken before it, its refund ended (refused, undone) and the
+			// user told so, or a tap that went on under it stopped before
+			// recording. Which cannot be told; sent, the first was a
+			// refund the user had been told had failed. The reservation
+			// is undone, nothing sent, and the refund noted failed for the
+			// user's next turn: the tap that made it answered pending.
+			fate = fateEnded
+			also = append(also, func(c *store.Order) { s.noteOutcome(c, p, p.AmountFen, store.RefundFailed) })
 		}
 	}
 	if p == nil {
@@ -1797,7 +1858,7 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 		return o, nil
 	}
 	rec := inFlight{Proposal: *p, OrderVersion: o.Version}
-	got, err := s.revertRefund(withRefund(ctx, p), rec, CauseRefundAborted)
+	got, err := s.revertRefund(withRefund(ctx, p), rec, CauseRefundAborted, also...)
 	if err != nil {
 		return o, err
 	}
