@@ -931,12 +931,18 @@ func relaySaturatedMessage(msg string) bool {
 // songquanpeng/one-api controller/relay.go, and its README's FAQ);
 // new-api's English ("The upstream load for the current group is
 // saturated. Please try again later or switch to another group.",
-// controller's relayGroupUpstreamSaturatedMessage). A request id is added
-// after them, never before.
+// controller's relayGroupUpstreamSaturatedMessage); one-api's English
+// ("The current group load is saturated, please try again later", its
+// README's FAQ, and the forks that write it over the channel's error,
+// its type and code kept) and the forks' with "upstream" ("The current
+// group upstream load is saturated, please try again later."). A request
+// id is added after them, never before.
 var relaySaturated = []string{
 	"当前分组上游负载已饱和",
 	"当前分组负载已饱和",
 	"The upstream load for the current group is saturated",
+	"The current group load is saturated",
+	"The current group upstream load is saturated",
 }
 
 // wordSeparators removes what separates the words of a code or type, so

@@ -429,10 +429,16 @@ func TestClassifyProviderQuirks(t *testing.T) {
 		// controller/relay.go, and its README's FAQ); new-api's English
 		// (controller: relayGroupUpstreamSaturatedMessage), each over a
 		// channel's kept insufficient_quota, which read alone is billing;
-		// a one-api fork's English, its error a bare string.
+		// a one-api fork's English, its error a bare string; one-api's
+		// English (its README's FAQ, and the forks that write it over
+		// the channel's error, bizErr.Error, its type and code kept) and
+		// the forks' "upstream" English, each over a kept
+		// insufficient_quota, which a bare string has none of.
 		{"one-api 429 saturated, first wording, insufficient_quota kept", 429, `{"error":{"message":"当前分组负载已饱和，请稍后再试，或升级账户以提升服务质量。","type":"insufficient_quota","param":"","code":"insufficient_quota"}}`, CauseRateLimited},
 		{"new-api 429 saturated in English, insufficient_quota kept", 429, `{"error":{"message":"The upstream load for the current group is saturated. Please try again later or switch to another group. (request id: 20250611093015482913574aKdQwZp)","type":"insufficient_quota","param":"","code":"insufficient_quota"}}`, CauseRateLimited},
 		{"one-api fork 429 saturated in English, a bare string", 429, `{"error":"The current group upstream load is saturated, please try again later. (request id: 2024121602163036521732429064585)"}`, CauseRateLimited},
+		{"one-api 429 saturated in English, insufficient_quota kept", 429, `{"error":{"message":"The current group load is saturated, please try again later (request id: 20250611093015482913574aKdQwZp)","type":"insufficient_quota","param":"","code":"insufficient_quota"}}`, CauseRateLimited},
+		{"one-api fork 429 saturated in English, insufficient_quota kept", 429, `{"error":{"message":"The current group upstream load is saturated, please try again later. (request id: 2024121602163036521732429064585)","type":"insufficient_quota","param":"","code":"insufficient_quota"}}`, CauseRateLimited},
 		{"new-api 403 insufficient_user_quota", 403, `{"error":{"message":"用户额度不足, 剩余额度: $0.0000","type":"new_api_error","param":"","code":"insufficient_user_quota"}}`, CauseInsufficientQuota},
 		{"dashscope context length", 400, dashScopeTooLong, CauseContextLength},
 		{"dashscope max_tokens range", 400, `{"error":{"code":"invalid_parameter_error","message":"<400> InternalError.Algo.InvalidParameter: Range of max_tokens should be [1, 8192]","type":"invalid_request_error"}}`, CauseClientError},
