@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/paygate/paygate/config"
 )
 
@@ -103,7 +105,8 @@ func TestMixedCausesStatus(t *testing.T) {
 // left, so the client gets its own refusal of the length, which it can
 // act on; it got a 404 model_not_found for a model the left-out target
 // serves, and a bot told so stops asking for it. A left-out target that
-// takes the request now answers.
+// takes the request now answers. The move to it is a failover from the
+// target before it, counted as one to a later target in the round is.
 func TestExcludedTargetAndTheModelMissingElsewhere(t *testing.T) {
 	t.Parallel()
 	tooLong := always(statusFn(400, errBody("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 8192 tokens.")))
@@ -113,14 +116,17 @@ func TestExcludedTargetAndTheModelMissingElsewhere(t *testing.T) {
 		status int // 0: a answers
 		code   string
 		hits   [2]int
+		bCause string  // the cause of b's failure
+		moves  float64 // failovers counted from b for it
 	}{
 		{name: "a model not found", a: tooLong, b: always(statusFn(404, errBody("invalid_request_error", "model_not_found", "The model up-b does not exist"))),
-			status: 400, code: CauseContextLength, hits: [2]int{1, 1}},
+			status: 400, code: CauseContextLength, hits: [2]int{1, 1}, bCause: CauseModelNotFound, moves: 1},
 		{name: "a model forbidden", a: tooLong, b: always(statusFn(403, errBody("invalid_request_error", "model_not_found", "Project `proj_abc` does not have access to model `up-b`"))),
-			status: 400, code: CauseContextLength, hits: [2]int{1, 1}},
+			status: 400, code: CauseContextLength, hits: [2]int{1, 1}, bCause: CauseModelNotFound, moves: 1},
 		{name: "the left-out target answers", b: always(statusFn(404, errBody("invalid_request_error", "model_not_found", "The model up-b does not exist"))),
-			hits: [2]int{1, 1}},
-		{name: "server errors: not asked", a: tooLong, b: always(statusFn(500, "")), status: 502, code: CauseServerError, hits: [2]int{0, 2}},
+			hits: [2]int{1, 1}, bCause: CauseModelNotFound, moves: 1},
+		{name: "server errors: not asked", a: tooLong, b: always(statusFn(500, "")), status: 502, code: CauseServerError, hits: [2]int{0, 2},
+			bCause: CauseServerError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -140,6 +146,9 @@ func TestExcludedTargetAndTheModelMissingElsewhere(t *testing.T) {
 			}
 			if n := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; n != tc.hits {
 				t.Errorf("a and b asked %v times; want %v", n, tc.hits)
+			}
+			if n := testutil.ToFloat64(e.r.m.failovers.WithLabelValues("gpt", "b", tc.bCause)); n != tc.moves {
+				t.Errorf("%v failovers from b for %s; want %v", n, tc.bCause, tc.moves)
 			}
 		})
 	}

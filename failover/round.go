@@ -136,6 +136,12 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 		// They are asked after all, so that the client gets their own
 		// refusal of the length (or their answer), not a 404 saying that
 		// no target serves the model, on which a bot stops asking for it.
+		if last := rd.fails[len(rd.fails)-1]; last.t != nil && rd.attempts < r.fo.MaxAttempts && rd.movesOn(excluded) {
+			// The move to them is a failover from the target asked
+			// last, which tryTarget, with no target after it in
+			// order, did not count.
+			r.m.failovers.WithLabelValues(m.name, last.t.p.name, last.cause).Inc()
+		}
 		resp, err = r.runRound(ctx, rd, excluded)
 	}
 	r.countSkips(rd, resp)
