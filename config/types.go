@@ -440,7 +440,9 @@ type Payments struct {
 	// FollowupModel is a cheaper public model for rounds that only turn a
 	// payment result into words. A round none of its targets answers (an
 	// outage, a model that refuses tools with a 400) goes to the turn's own
-	// model, as do the turn's later rounds. Default "": the turn's own model.
+	// model, as do the turn's later rounds; a round a content filter refused
+	// ends with its reason, as the turn's own model's refusal would. Default
+	// "": the turn's own model.
 	FollowupModel string `yaml:"followup_model"`
 	Tools         Tools  `yaml:"tools"`
 	// StateInjection controls the payment-state system message.

@@ -155,6 +155,11 @@ type UpstreamError struct {
 	// Class is the cause of the failure that ended the round (a Cause
 	// constant); "" when no attempt failed (every target skipped).
 	Class string
+	// ContentFilter: the round ended with a content filter's refusal
+	// (Refused; an error that names one, or flagged input), which no
+	// model is asked again (SPEC 5), where another refusal (a model that
+	// takes no tools) may be the model's own.
+	ContentFilter bool
 	// MayHaveActed: the round was of a Request.AtMostOnce call (a batch, a
 	// file upload) and its last provider may have acted on it (a 5xx, a
 	// timeout, a connection lost once the request was sent), so it was

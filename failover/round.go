@@ -950,7 +950,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 			last = length
 			ue.Err, ue.Class = last.err, last.cause
 		}
-		ue.Status = last.status
+		ue.Status, ue.ContentFilter = last.status, last.cause == CauseClientError && last.contentFilter()
 		ue.Type, ue.Code, ue.Message, ue.Param = last.errType, last.errCode, last.errMsg, last.errParam
 		if ue.Type == "" {
 			ue.Type = "invalid_request_error"

@@ -114,6 +114,41 @@ func TestFollowupModelFailureFallsBackToTheTurnsModel(t *testing.T) {
 	}
 }
 
+// filterRefusal is DashScope's content filter refusing a round.
+var filterRefusal = jsonHandler(400, `{"error":{"message":"Output data may contain inappropriate content.","type":"data_inspection_failed","param":null,"code":"data_inspection_failed"}}`)
+
+// TestFollowupModelContentFilterNotAskedOfTheTurnsModel: a round after a
+// payment call that followup_model's provider refused with a content
+// filter ends with that provider's reason, as the turn's own model's
+// refusal would: the turn's model is not asked the flagged conversation
+// (SPEC 5: a content filter is retried nowhere), where only the model
+// that refuses tools, or is down, hands the round to it.
+func TestFollowupModelContentFilterNotAskedOfTheTurnsModel(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "json", true: "stream"}[stream], func(t *testing.T) {
+			fp := newFakeProvider(t, byUpstreamModel(filterRefusal,
+				callsRound(stream, createOrderCall), textRound(stream, "Order O1 awaits your payment.")))
+			tools := &recordingTools{}
+			url := toolsProxy(t, fp.URL, tools, followupModel(""))
+			resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if !strings.Contains(body, "data_inspection_failed") || strings.Contains(body, "awaits") {
+				t.Errorf("status %d; the answer did not end with the content filter's reason:\n%s", resp.StatusCode, body)
+			}
+			var got []string
+			for _, r := range fp.requests() {
+				got = append(got, gjson.GetBytes(r.Body, "model").Str)
+			}
+			if !slices.Equal(got, []string{"vendor/upstream-model", "vendor/cheap"}) {
+				t.Errorf("upstream models %q; want the turn's for the payment round, then the follow-up's alone", got)
+			}
+			if got := tools.executed(); len(got) != 1 {
+				t.Errorf("executed %q; want create_order once", got)
+			}
+		})
+	}
+}
+
 // cutFollowup is a follow-up round whose stream ends after its first words.
 var cutFollowup = sseHandler(roundChunk + `[{"index":0,"delta":{"role":"assistant","content":"Order O1 "},"finish_reason":null}]}` + "\n\n")
 
@@ -154,7 +189,7 @@ func TestFollowupModelCutStreamFinishedByTheTurnsModel(t *testing.T) {
 // is not asked to finish a flagged answer (SPEC 5).
 func TestFollowupModelRefusedRecoveryNotFinishedByTheTurnsModel(t *testing.T) {
 	cheap := newFakeProvider(t, cutFollowup)
-	filter := newFakeProvider(t, jsonHandler(400, `{"error":{"message":"Output data may contain inappropriate content.","type":"data_inspection_failed","param":null,"code":"data_inspection_failed"}}`))
+	filter := newFakeProvider(t, filterRefusal)
 	own := newFakeProvider(t, orderThenWords())
 	url := toolsProxy(t, own.URL, &recordingTools{}, func(c *config.Config) {
 		followupModel(cheap.URL)(c)

@@ -478,12 +478,14 @@ func (t *turn) open() (*failover.Response, error) {
 // order_created with it, where the model the bot asked for stood ready.
 // Not when the request ended (the client left, the drain deadline), nor
 // for a recovery a content filter refused: no provider is asked to finish
-// a flagged answer (SPEC 5).
+// a flagged answer (SPEC 5), nor is any asked a conversation a content
+// filter refused (contentFiltered).
 func (t *turn) openWith(excluded []string, cont *failover.Continuation) (*failover.Response, error) {
 	req := t.request()
 	req.ExcludeProviders, req.Continuation = excluded, cont
 	resp, err := t.opened(t.s.up.Open(t.r.Context(), req))
-	if err == nil || req.Model == t.chat.Model || t.r.Context().Err() != nil || cont != nil && refusedRecovery(err) != nil {
+	if err == nil || req.Model == t.chat.Model || t.r.Context().Err() != nil || cont != nil && refusedRecovery(err) != nil ||
+		contentFiltered(err) {
 		return resp, err
 	}
 	t.followupFailed = true
@@ -492,6 +494,14 @@ func (t *turn) openWith(excluded []string, cont *failover.Continuation) (*failov
 	req = t.request()
 	req.ExcludeProviders, req.Continuation = excluded, cont
 	return t.opened(t.s.up.Open(t.r.Context(), req))
+}
+
+// contentFiltered reports a round a content filter refused
+// (failover.UpstreamError.ContentFilter): SPEC 5 retries it nowhere, so the
+// turn's own model is not asked what followup_model's provider flagged.
+func contentFiltered(err error) bool {
+	var ue *failover.UpstreamError
+	return errors.As(err, &ue) && ue.ContentFilter
 }
 
 // opened notes the targets an answered round found too small for the
