@@ -183,21 +183,30 @@ func TestFollowupModelCutStreamFinishedByTheTurnsModel(t *testing.T) {
 	}
 }
 
+// cutFollowupProxy is a paygate whose turn's own model (own) answers a
+// streamed create_order call, then words, and whose followup_model is
+// served by a provider that cuts its stream and then by one that answers
+// with second.
+func cutFollowupProxy(t *testing.T, second http.HandlerFunc) (url string, own *fakeProvider) {
+	cheap := newFakeProvider(t, cutFollowup)
+	next := newFakeProvider(t, second)
+	own = newFakeProvider(t, orderThenWords())
+	url = toolsProxy(t, own.URL, &recordingTools{}, func(c *config.Config) {
+		followupModel(cheap.URL)(c)
+		p := c.Providers[0]
+		p.Name, p.BaseURL = "second", next.URL+"/v1"
+		c.Providers = append(c.Providers, p)
+		c.Models[len(c.Models)-1].Targets = append(c.Models[len(c.Models)-1].Targets, config.Target{Provider: "second", Model: "vendor/cheap", Weight: 1})
+	})
+	return url, own
+}
+
 // TestFollowupModelRefusedRecoveryNotFinishedByTheTurnsModel: a follow-up
 // round cut, whose recovery followup_model's next target refused with a
 // content filter, ends with that provider's reason: the turn's own model
 // is not asked to finish a flagged answer (SPEC 5).
 func TestFollowupModelRefusedRecoveryNotFinishedByTheTurnsModel(t *testing.T) {
-	cheap := newFakeProvider(t, cutFollowup)
-	filter := newFakeProvider(t, filterRefusal)
-	own := newFakeProvider(t, orderThenWords())
-	url := toolsProxy(t, own.URL, &recordingTools{}, func(c *config.Config) {
-		followupModel(cheap.URL)(c)
-		p := c.Providers[0]
-		p.Name, p.BaseURL = "filtered", filter.URL+"/v1"
-		c.Providers = append(c.Providers, p)
-		c.Models[len(c.Models)-1].Targets = append(c.Models[len(c.Models)-1].Targets, config.Target{Provider: "filtered", Model: "vendor/cheap", Weight: 1})
-	})
+	url, own := cutFollowupProxy(t, filterRefusal)
 	resp := post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
 	body := readAll(t, resp.Body)
 	if !strings.Contains(body, "data_inspection_failed") || strings.Contains(body, "awaits") {
@@ -205,5 +214,23 @@ func TestFollowupModelRefusedRecoveryNotFinishedByTheTurnsModel(t *testing.T) {
 	}
 	if n := len(own.requests()); n != 1 {
 		t.Errorf("the turn's model was asked %d times; want once, for the payment round", n)
+	}
+}
+
+// TestFollowupModelCutStreamToolsRefusedFinishedByTheTurnsModel: a
+// follow-up round cut, whose recovery followup_model's next target refused
+// for the tools (a 400 that is no content filter), is finished by the
+// turn's own model, as a cut none of its targets can finish is: the stream
+// ended with "This model does not support tools" as if the answer had been
+// refused.
+func TestFollowupModelCutStreamToolsRefusedFinishedByTheTurnsModel(t *testing.T) {
+	url, own := cutFollowupProxy(t, jsonHandler(400, `{"error":{"message":"This model does not support tools","type":"invalid_request_error","param":"tools","code":null}}`))
+	resp := post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	if got := streamText(body); got != "Order O1 awaits your payment." || !strings.Contains(body, "[DONE]") {
+		t.Fatalf("the bot read %q:\n%s", got, body)
+	}
+	if n := len(own.requests()); n != 2 {
+		t.Errorf("the turn's model was asked %d times; want twice, for the payment round and the cut one", n)
 	}
 }

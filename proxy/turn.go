@@ -476,16 +476,16 @@ func (t *turn) open() (*failover.Response, error) {
 // (followupFailed): the follow-up model only saves money, and without it
 // a payment call already run reached the bot as an error, its
 // order_created with it, where the model the bot asked for stood ready.
-// Not when the request ended (the client left, the drain deadline), nor
-// for a recovery a content filter refused: no provider is asked to finish
-// a flagged answer (SPEC 5), nor is any asked a conversation a content
-// filter refused (contentFiltered).
+// A recovery whose targets refused it otherwise (a model that takes no
+// tools) is such a round too. Not when the request ended (the client
+// left, the drain deadline), nor for a round or a recovery a content
+// filter refused (contentFiltered): no provider is asked to finish a
+// flagged answer, or asked a flagged conversation again (SPEC 5).
 func (t *turn) openWith(excluded []string, cont *failover.Continuation) (*failover.Response, error) {
 	req := t.request()
 	req.ExcludeProviders, req.Continuation = excluded, cont
 	resp, err := t.opened(t.s.up.Open(t.r.Context(), req))
-	if err == nil || req.Model == t.chat.Model || t.r.Context().Err() != nil || cont != nil && refusedRecovery(err) != nil ||
-		contentFiltered(err) {
+	if err == nil || req.Model == t.chat.Model || t.r.Context().Err() != nil || contentFiltered(err) {
 		return resp, err
 	}
 	t.followupFailed = true
