@@ -170,14 +170,20 @@ func testRefunds(t *testing.T, open Opener) {
 	}
 	wantErr(t, "PutRefundProposal of a taken id", st.PutRefundProposal(ctx, newProposal("rf1", "u9"), ttl), store.ErrExists)
 	// An expiry the caller stamped (rendered already in its webhook) is
-	// kept when it is no later than the store's; a later one is not.
-	for i, stamped := range []time.Duration{ttl - time.Second, ttl + time.Hour} {
+	// kept when it is no later than the store's; a later one is not, nor
+	// one already past (or now), which would put a proposal no one could
+	// confirm: those lapse when the store's would.
+	for i, stamped := range []time.Duration{ttl - time.Second, ttl + time.Hour, -time.Minute, 0} {
 		p := newProposal(fmt.Sprintf("rf-stamped-%d", i), "u1")
 		p.ExpiresAt = clock.Now().Add(stamped)
 		mustNil(t, "PutRefundProposal", st.PutRefundProposal(ctx, p, ttl))
 		got, err := st.GetRefundProposal(ctx, p.RefundID)
 		mustNil(t, "GetRefundProposal", err)
-		if want := clock.Now().Add(min(stamped, ttl)); !p.ExpiresAt.Equal(want) || !got.ExpiresAt.Equal(want) {
+		lapse := min(stamped, ttl)
+		if stamped <= 0 {
+			lapse = ttl
+		}
+		if want := clock.Now().Add(lapse); !p.ExpiresAt.Equal(want) || !got.ExpiresAt.Equal(want) {
 			t.Errorf("stamped to lapse in %v: ExpiresAt %v, read back %v; want %v", stamped, p.ExpiresAt, got.ExpiresAt, want)
 		}
 	}
