@@ -33,6 +33,9 @@ const (
 const (
 	benchDetailsDelta     = `{"id":"gen-1752019200-Qx7","provider":"Google","model":"google/gemini-3-pro-preview","object":"chat.completion.chunk","created":1752019200,"choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"the plan","reasoning_details":[{"type":"reasoning.text","text":"the plan","format":"google-gemini-v1","index":0}]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`
 	benchAnnotationsDelta = `{"id":"gen-1752019200-Qx7","provider":"OpenAI","model":"openai/gpt-4o-search-preview","object":"chat.completion.chunk","created":1752019200,"choices":[{"index":0,"delta":{"annotations":[{"type":"url_citation","url_citation":{"end_index":17,"start_index":5,"title":"Plans","url":"https://example.com/plans"}}]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`
+	// An image model's picture: a later round's is numbered after the
+	// earlier rounds' (Capture.renumber).
+	benchImagesDelta = `{"id":"gen-1752019200-Qx7","provider":"Google","model":"google/gemini-2.5-flash-image","object":"chat.completion.chunk","created":1752019200,"choices":[{"index":0,"delta":{"role":"assistant","content":"","images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="},"index":0}]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`
 )
 
 // benchCreated is the turn's "created" a later round's chunks get (their
@@ -219,6 +222,7 @@ func TestProcessAllocs(t *testing.T) {
 		{"client argument delta renumbered", 0, benchClientDelta, []string{benchPaymentStart, benchClientStart}, nil},
 		{"reasoning_details delta, later round", 1, benchDetailsDelta, nil, []string{benchDetailsDelta, benchTextChunk}},
 		{"annotations delta, later round", 1, benchAnnotationsDelta, nil, []string{benchDetailsDelta, benchTextChunk}},
+		{"images delta, later round", 1, benchImagesDelta, nil, []string{benchImagesDelta, benchTextChunk}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -253,6 +253,9 @@ type Capture struct {
 	// index after the highest one the client got this turn
 	// (ShiftIndexes).
 	detailBase, detailNext int
+	// imageBase and imageNext are the same for an image model's pictures
+	// (delta.images), which each round numbers from 0 too (renumber).
+	imageBase, imageNext int
 
 	// Per round.
 	id, model   string
@@ -420,6 +423,7 @@ func (c *Capture) startsPayment(name string) bool {
 func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.before += rawChars(c.content)
 	c.detailBase = c.detailNext
+	c.imageBase = c.imageNext
 	c.repeat = 0
 	c.round = round
 	c.turnID = turnID

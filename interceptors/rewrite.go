@@ -200,7 +200,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 		}
 		i = m.End
 		v := s[m.At:m.End]
-		switch jsonscan.KeyName(m.Key) {
+		switch k := jsonscan.KeyName(m.Key); k {
 		case "role":
 			if v[0] == '"' && len(v) > 2 {
 				switch {
@@ -251,6 +251,12 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			// answer draws another one, so it is opaque as audio is.
 			if notEmpty(v) {
 				st.meaningful, st.opaque = true, true
+			}
+			if k == "images" && v[0] == '[' && choice == 0 {
+				// Numbered after the earlier rounds' pictures, as
+				// reasoning_details blocks are: a stream helper joins
+				// the entries of one index.
+				c.imageNext = max(c.imageNext, c.renumber(m.At, v, c.imageBase))
 			}
 		case "reasoning_content":
 			if v[0] == '"' && !gotReason {
@@ -305,6 +311,30 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			}
 		}
 	}
+}
+
+// renumber records the edits that move the "index" of each entry of the
+// array v, at data[at], by by, and returns the index after the highest
+// entry's once moved (0 for none). Only the numbers are replaced: an entry
+// may hold an image model's picture, tens of MiB that copied into scratch
+// would stay in it to the turn's end, and cost a copy per chunk.
+func (c *Capture) renumber(at int, v string, by int) int {
+	next := 0
+	gjson.Parse(v).ForEach(func(_, el gjson.Result) bool {
+		ix := el.Get("index")
+		if !el.IsObject() || ix.Type != gjson.Number {
+			return true
+		}
+		n := int(ix.Int()) + by
+		next = max(next, n+1)
+		if by != 0 {
+			rs := len(c.scratch)
+			c.scratch = strconv.AppendInt(c.scratch, int64(n), 10)
+			c.edits = append(c.edits, edit{at + ix.Index, at + ix.Index + len(ix.Raw), rs, len(c.scratch)})
+		}
+		return true
+	})
+	return next
 }
 
 // reason takes a delta's reasoning text, the string value of m, which the

@@ -27,24 +27,11 @@ func citedRound(stream bool, text, calls, finish string, cites ...string) http.H
 	}
 	anns := "[" + strings.Join(ann, ",") + "]"
 	q := string(jsonstr.Append(nil, text))
-	if !stream {
-		msg := `{"role":"assistant","content":` + q + `,"refusal":null,"annotations":` + anns
-		if calls != "" {
-			msg += `,"tool_calls":` + calls
-		}
-		return jsonHandler(200, `{"id":"r","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":`+msg+`}`+
-			`,"logprobs":null,"finish_reason":"`+finish+`"}]}`)
-	}
-	events := []string{
+	return endedRound(stream, []string{
 		roundChunk + `[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n",
 		roundChunk + `[{"index":0,"delta":{"content":` + q + `},"finish_reason":null}]}` + "\n\n",
 		roundChunk + `[{"index":0,"delta":{"annotations":` + anns + `},"finish_reason":null}]}` + "\n\n",
-	}
-	if calls != "" {
-		events = append(events, roundChunk+`[{"index":0,"delta":{"tool_calls":`+calls+`},"finish_reason":null}]}`+"\n\n")
-	}
-	events = append(events, roundChunk+`[{"index":0,"delta":{},"finish_reason":"`+finish+`"}]}`+"\n\n", "data: [DONE]\n\n")
-	return sseHandler(events...)
+	}, `{"role":"assistant","content":`+q+`,"refusal":null,"annotations":`+anns, calls, finish)
 }
 
 // TestAnnotationsPlacedInTheTurnsText: a citation a later round makes is

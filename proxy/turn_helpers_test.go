@@ -114,6 +114,25 @@ func callsRound(stream bool, calls string) http.HandlerFunc {
 	return jsonHandler(200, `{"id":"c0","object":"chat.completion","created":1,"model":"m0","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":`+calls+`},"finish_reason":"tool_calls"}]}`)
 }
 
+// endedRound answers one round: streamed, events (whole events, the
+// round's deltas), then its tool calls (createOrderCall's shape, "" for
+// none) in a delta of their own, its finish and [DONE]; or as a
+// chat.completion whose message is msg (an object without its closing
+// brace) with the tool calls.
+func endedRound(stream bool, events []string, msg, calls, finish string) http.HandlerFunc {
+	if !stream {
+		if calls != "" {
+			msg += `,"tool_calls":` + calls
+		}
+		return jsonHandler(200, `{"id":"r","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":`+msg+`}`+
+			`,"logprobs":null,"finish_reason":"`+finish+`"}]}`)
+	}
+	if calls != "" {
+		events = append(events, roundChunk+`[{"index":0,"delta":{"tool_calls":`+calls+`},"finish_reason":null}]}`+"\n\n")
+	}
+	return sseHandler(append(events, roundChunk+`[{"index":0,"delta":{},"finish_reason":"`+finish+`"}]}`+"\n\n", "data: [DONE]\n\n")...)
+}
+
 // textRound answers one round with text, streamed or not.
 func textRound(stream bool, text string) http.HandlerFunc {
 	q := string(jsonstr.Append(nil, text))
