@@ -71,3 +71,29 @@ func TestStreamedPicturesIndexedAcrossRounds(t *testing.T) {
 		t.Errorf("the bot's pictures, joined by index: %q; want %q\n%s", got, want, body)
 	}
 }
+
+// TestNonStreamAnswerKeepsEveryRoundsPictures: the one chat.completion of
+// a turn with a payment round carries every round's pictures
+// (message.images), the earlier rounds' first, numbered after them, as a
+// streaming bot reads them: it kept the last round's alone, and the
+// picture the model drew before its payment call was lost. Whether the
+// provider answers with JSON or, ignoring "stream": false, with events.
+func TestNonStreamAnswerKeepsEveryRoundsPictures(t *testing.T) {
+	for _, events := range []bool{false, true} {
+		t.Run(fmt.Sprint("events=", events), func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(
+				pictureRound(events, "Here is your plan card. ", createOrderCall, "tool_calls", "CARD", "BADGE"),
+				pictureRound(events, "And your receipt.", "", "stop", "RECEIPT"),
+			))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(false, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+			var got []string
+			for _, e := range gjson.Get(body, "choices.0.message.images").Array() {
+				got = append(got, e.Get("index").Raw+" "+strings.TrimPrefix(e.Get("image_url.url").Str, "data:image/png;base64,"))
+			}
+			if want := []string{"0 CARD", "1 BADGE", "2 RECEIPT"}; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("the answer's pictures (index and data) %q; want %q\n%s", got, want, body)
+			}
+		})
+	}
+}

@@ -21,7 +21,6 @@ import (
 // chat.completion: the last round's, with the turn's first id, the summed
 // usage and the paygate extension.
 func (t *turn) nonStream() {
-	var first *roundAnswer
 	// spoken is the text of the payment rounds before this one: a streaming
 	// client reads every round's text, so the one answer carries it too;
 	// thought is their reasoning, for the same reason.
@@ -50,8 +49,10 @@ func (t *turn) nonStream() {
 		if ans.stray > 0 {
 			t.strayCalls(ans.stray)
 		}
-		if first == nil {
-			first = ans
+		if round == 0 {
+			// The headers name the first round's provider; its answer
+			// is not kept for that (an image model's pictures in it,
+			// which past keeps, were held twice to the turn's end).
 			t.s.setPaygateHeaders(t.w.Header(), resp)
 		}
 		t.endRound(round, resp, ans.id, ans.model, ans.created, ans.usage, ans.usageJSON)
@@ -282,25 +283,31 @@ func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
 // roundArrays holds the arrays of a turn's earlier answers that the one
 // answer carries before the last round's own, as a streaming client reads
 // every round's (its SDK appends each chunk's): choices[0].logprobs.content
-// and .refusal, choices[0].message.reasoning_details and
-// choices[0].message.annotations, each at the index of its path in
-// arrayPaths, as comma-separated elements. The answer joined every round's
-// text and reasoning but kept the last round's arrays only, so its logprobs
-// no longer spelled its content, and an earlier round's citations were
-// lost. detailNext is the index after the highest of the earlier rounds'
-// reasoning_details blocks, which a later round's are numbered after
-// (interceptors.ShiftIndexes), as a streaming client gets them.
+// and .refusal, choices[0].message.reasoning_details, .annotations and
+// .images (an image model's pictures, OpenRouter's), each at the index of
+// its path in arrayPaths, as comma-separated elements. The answer joined
+// every round's text and reasoning but kept the last round's arrays only,
+// so its logprobs no longer spelled its content, and an earlier round's
+// citations and pictures were lost. next holds, for reasoning_details and
+// images, the index after the highest of the earlier rounds' entries,
+// which a later round's are numbered after (interceptors.ShiftIndexes),
+// as a streaming client gets them.
 type roundArrays struct {
-	els        [4][]byte
-	detailNext int
+	els  [len(arrayPaths)][]byte
+	next [len(arrayPaths)]int
 }
 
-var arrayPaths = [...]string{"choices.0.logprobs.content", "choices.0.logprobs.refusal", detailsPath, annotationsPath}
+var arrayPaths = [...]string{"choices.0.logprobs.content", "choices.0.logprobs.refusal", detailsPath, annotationsPath, imagesPath}
 
 const (
 	detailsPath     = "choices.0.message.reasoning_details"
 	annotationsPath = "choices.0.message.annotations"
+	imagesPath      = "choices.0.message.images"
 )
+
+// indexed reports a path whose entries each round numbers from 0 in their
+// "index": a later round's are numbered after the earlier rounds'.
+func indexed(path string) bool { return path == detailsPath || path == imagesPath }
 
 // add keeps the arrays of an earlier round's answer, whose text comes after
 // chars characters of the answer's content (textBefore), as moved says.
@@ -311,22 +318,22 @@ func (a *roundArrays) add(body []byte, chars int) {
 		if !v.IsArray() {
 			continue
 		}
-		a.els[i] = appendElements(a.els[i], a.moved(arrayPaths[i], v.Raw, chars))
+		a.els[i] = appendElements(a.els[i], a.moved(i, v.Raw, chars))
 	}
 }
 
-// moved is a round's array at path as the answer carries it: its
+// moved is a round's array at arrayPaths[i] as the answer carries it: its
 // annotations moved by the chars before its text, its reasoning_details
-// blocks numbered after the earlier rounds' (noted in detailNext).
-func (a *roundArrays) moved(path, raw string, chars int) string {
+// blocks and pictures numbered after the earlier rounds' (noted in next).
+func (a *roundArrays) moved(i int, raw string, chars int) string {
 	var moved []byte
-	switch path {
-	case annotationsPath:
+	switch path := arrayPaths[i]; {
+	case path == annotationsPath:
 		moved = interceptors.ShiftAnnotations(raw, chars)
-	case detailsPath:
+	case indexed(path):
 		var next int
-		moved, next = interceptors.ShiftIndexes(raw, a.detailNext)
-		a.detailNext = max(a.detailNext, next)
+		moved, next = interceptors.ShiftIndexes(raw, a.next[i])
+		a.next[i] = max(a.next[i], next)
 	}
 	if moved == nil {
 		return raw
@@ -371,10 +378,10 @@ func (a *roundArrays) onto(body []byte) []byte {
 		arr := append([]byte{'['}, a.els[i]...)
 		if own := gjson.GetBytes(body, path); own.IsArray() {
 			raw := own.Raw
-			if path == detailsPath {
-				// The last round's blocks after the earlier rounds'; not
+			if indexed(path) {
+				// The last round's entries after the earlier rounds'; not
 				// noted: onto may run more than once for one answer.
-				if moved, _ := interceptors.ShiftIndexes(raw, a.detailNext); moved != nil {
+				if moved, _ := interceptors.ShiftIndexes(raw, a.next[i]); moved != nil {
 					raw = string(moved)
 				}
 			}
