@@ -107,8 +107,23 @@ func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiEr
 			}
 		}
 	}
-	return "", &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_required",
-		Message: "paygate: name the end user with the " + headerOpenID + " header"}
+	return "", userRequired(r)
+}
+
+// userRequired is the 400 of a user API call that names no user, saying
+// where this one is read from (endUser): a POST's X-WeChat-OpenID header or
+// its JSON body's "user", a GET's header alone, and a header sent empty,
+// which decides: the body is then not read, and naming the user there
+// would not help.
+func userRequired(r *http.Request) *apiError {
+	msg := "paygate: name the end user with the " + headerOpenID + " header"
+	switch _, sent := r.Header[openIDKey]; {
+	case sent:
+		msg = "paygate: the " + headerOpenID + " header is empty and names no user; send the end user's OpenID in it (a body's \"user\" is not read while the header is sent)"
+	case r.Method == http.MethodPost:
+		msg += ` or a JSON body {"user": …}`
+	}
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_required", Message: msg}
 }
 
 // repeatsUser reports whether the JSON object b has "user" more than once
@@ -350,7 +365,7 @@ func (s *Server) paymentsError(r *http.Request, err error, what string) *apiErro
 		e.Status, e.Type, e.Code, e.Message = http.StatusBadGateway, "payment_error", "refund_failed", "paygate: WeChat Pay refused the refund; nothing was refunded"
 		e.NoRetry = true // the confirmation is used: a retry is told "already used"
 	case errors.Is(err, payments.ErrUserRequired):
-		e.Status, e.Code, e.Message = http.StatusBadRequest, "user_required", "paygate: name the end user with the "+headerOpenID+" header"
+		return userRequired(r)
 	case errors.Is(err, store.ErrUnavailable):
 		e.Status, e.Type, e.Code, e.Message = http.StatusServiceUnavailable, "payment_error", "payments_unavailable", "paygate: payments are temporarily unavailable"
 	default:

@@ -363,3 +363,58 @@ func TestUserAPIBodyTooLarge(t *testing.T) {
 		t.Errorf("confirm with a %d-byte body: %d %s; want 413 saying the body is too large", len(body), resp.StatusCode, got)
 	}
 }
+
+// TestUserRequiredSaysWhereTheUserGoes: a user API call that names no user
+// is told where to name one, as the endpoint reads it: a POST (a refund's
+// confirm or cancel) from the X-WeChat-OpenID header or a JSON body
+// {"user": …}, a GET from the header alone, and a POST whose header was sent
+// empty that the header decides: its body is not read. The POSTs were told
+// of the header alone, and a bot without it looked for no other way.
+func TestUserRequiredSaysWhereTheUserGoes(t *testing.T) {
+	srv := userAPIServer(t, testdrivers.Open(t, "embedded", nil))
+	for _, tc := range []struct {
+		name, method, path, body string
+		hdr                      map[string]string
+		want, not                []string
+	}{
+		{"confirm without a user", http.MethodPost, "/v1/paygate/refunds/rf_any/confirm", "", nil,
+			[]string{headerOpenID, `{"user": …}`}, nil},
+		{"cancel with an empty body user", http.MethodPost, "/v1/paygate/refunds/rf_any/cancel", `{"user":""}`, nil,
+			[]string{headerOpenID, `{"user": …}`}, nil},
+		{"cancel with the header sent empty", http.MethodPost, "/v1/paygate/refunds/rf_any/cancel", `{"user":"o-body"}`,
+			map[string]string{headerOpenID: ""}, []string{headerOpenID, "empty", "not read"}, nil},
+		{"orders without a user", http.MethodGet, "/v1/paygate/orders", "", nil,
+			[]string{headerOpenID}, []string{`"user"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, srv+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+testClientKey)
+			for k, v := range tc.hdr {
+				req.Header[k] = []string{v}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp.Body)
+			resp.Body.Close()
+			msg := gjson.Get(body, "error.message").Str
+			if resp.StatusCode != http.StatusBadRequest || gjson.Get(body, "error.code").Str != "user_required" {
+				t.Fatalf("%d %s; want 400 user_required", resp.StatusCode, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message %q does not say %q", msg, w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(msg, n) {
+					t.Errorf("message %q says %q, which this endpoint does not read", msg, n)
+				}
+			}
+		})
+	}
+}
