@@ -301,7 +301,15 @@ func (s *Server) handleRefundAnswer(confirm bool) http.HandlerFunc {
 		if !confirm {
 			p, err := s.userPay.CancelRefund(r.Context(), client, user, id)
 			if err != nil {
-				writeError(w, s.paymentsError(r, err, "refund"))
+				e := s.paymentsError(r, err, "refund")
+				if e.Code == "refund_gone" {
+					// Ended without a refund (a cancel of one cancelled
+					// is answered cancelled): the confirm's "ask again in
+					// the chat" had a user who said no ask for the
+					// refund they declined.
+					e.Message = "paygate: this refund proposal has expired, or its refund was refused or undone: nothing is refunded under it, and there is nothing left to cancel"
+				}
+				writeError(w, e)
 				return
 			}
 			// The proposal names no currency; paygate's orders are all

@@ -273,6 +273,29 @@ func TestUserOrdersCursorIsTheUsers(t *testing.T) {
 	}
 }
 
+// seedPaidOrder stores order no of shop-bot's user, paid an hour ago, as
+// change leaves it.
+func seedPaidOrder(t *testing.T, st store.Store, no, user string, change func(*store.Order)) {
+	t.Helper()
+	now := time.Now().Add(-time.Hour).Truncate(time.Second)
+	o := storetest.NewOrder(no, "shop-bot", user, now)
+	o.Status, o.PaidAt = store.StatusPaid, now
+	change(o)
+	if err := st.CreateOrder(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedProposal stores refund proposal id of fen of order no for shop-bot's
+// user, open for an hour.
+func seedProposal(t *testing.T, st store.Store, id, no, user string, fen int64) {
+	t.Helper()
+	p := &store.RefundProposal{RefundID: id, OrderNo: no, Client: "shop-bot", User: user, AmountFen: fen, OutRefundNo: payments.OutRefundNo(id)}
+	if err := st.PutRefundProposal(context.Background(), p, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRefundConfirmConflictsAreNotRetried: a confirmation answered 409
 // (another refund of the order in flight, or none possible) says
 // x-should-retry: false. The OpenAI SDKs retry a 409 on their own (the
@@ -283,21 +306,8 @@ func TestUserOrdersCursorIsTheUsers(t *testing.T) {
 func TestRefundConfirmConflictsAreNotRetried(t *testing.T) {
 	ctx := context.Background()
 	st := testdrivers.Open(t, "embedded", nil)
-	now := time.Now().Add(-time.Hour).Truncate(time.Second)
-	order := func(no string, change func(*store.Order)) {
-		o := storetest.NewOrder(no, "shop-bot", "o-conflict", now)
-		o.Status, o.PaidAt = store.StatusPaid, now
-		change(o)
-		if err := st.CreateOrder(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	propose := func(id, no string, fen int64) {
-		p := &store.RefundProposal{RefundID: id, OrderNo: no, Client: "shop-bot", User: "o-conflict", AmountFen: fen, OutRefundNo: payments.OutRefundNo(id)}
-		if err := st.PutRefundProposal(ctx, p, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
+	order := func(no string, change func(*store.Order)) { seedPaidOrder(t, st, no, "o-conflict", change) }
+	propose := func(id, no string, fen int64) { seedProposal(t, st, id, no, "o-conflict", fen) }
 	order("PGC-busy", func(o *store.Order) { o.Status, o.RefundReservedBy = store.StatusRefunding, "rf_other" })
 	order("PGC-closed", func(o *store.Order) { o.Status, o.PaidAt = store.StatusClosed, time.Time{} })
 	order("PGC-part", func(o *store.Order) { o.Status, o.RefundedFen = store.StatusPartiallyRefunded, 4000 })
@@ -416,5 +426,35 @@ func TestUserRequiredSaysWhereTheUserGoes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRefundCancelGoneIsWordedForACancel: a cancel of a proposal that ended
+// without a refund (expired, or confirmed and its refund refused or undone)
+// is a 410 that says nothing is refunded under it, not the confirm's "ask
+// again in the chat", which told a user who had said no to ask for the
+// refund they had just declined. A confirm of it keeps its own words.
+func TestRefundCancelGoneIsWordedForACancel(t *testing.T) {
+	st := testdrivers.Open(t, "embedded", nil)
+	seedPaidOrder(t, st, "PGG-undone", "o-gone", func(*store.Order) {})
+	seedProposal(t, st, "rf_undone", "PGG-undone", "o-gone", 4999)
+	// Taken, and its refund undone: the order is paid, reserved for nothing.
+	if _, err := st.ConsumeRefundProposal(context.Background(), "rf_undone", "o-gone"); err != nil {
+		t.Fatal(err)
+	}
+	srv := userAPIServer(t, st)
+	answer := func(verb string) string {
+		resp := send(t, http.MethodPost, srv, "/v1/paygate/refunds/rf_undone/"+verb, "", map[string]string{headerOpenID: "o-gone"})
+		body := readAll(t, resp.Body)
+		if resp.StatusCode != http.StatusGone || gjson.Get(body, "error.code").Str != "refund_gone" {
+			t.Fatalf("%s: %d %s; want 410 refund_gone", verb, resp.StatusCode, body)
+		}
+		return gjson.Get(body, "error.message").Str
+	}
+	if msg := answer("cancel"); strings.Contains(msg, "ask again") || !strings.Contains(msg, "nothing") {
+		t.Errorf("cancel: %q; want it to say nothing is refunded, not to ask again", msg)
+	}
+	if msg := answer("confirm"); !strings.Contains(msg, "ask again in the chat") {
+		t.Errorf("confirm: %q; want the confirm's own words", msg)
 	}
 }
