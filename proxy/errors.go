@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -29,6 +30,13 @@ type apiError struct {
 	// provider may have made already). Sent as x-should-retry: false,
 	// which the OpenAI SDKs obey.
 	NoRetry bool
+	// Refund, when set, is the refund object (payments.RefundView) the
+	// error concerns, sent as the error's "refund" member: where the
+	// refund stands, its status as a confirm's answer gives it, for a bot
+	// to branch on rather than parse the message. It is in the error
+	// object, which the OpenAI SDKs hand the bot (Python's body, Node's
+	// error), not beside it, which they drop.
+	Refund json.RawMessage
 }
 
 // maxSDKWait is the longest Retry-After an SDK is left to wait out inside
@@ -69,6 +77,10 @@ func errorJSON(e *apiError) []byte {
 	b = appendNullable(b, e.Param)
 	b = append(b, `,"code":`...)
 	b = appendNullable(b, e.Code)
+	if len(e.Refund) > 0 {
+		b = append(b, `,"refund":`...)
+		b = append(b, e.Refund...)
+	}
 	b = append(b, "}}"...)
 	return b
 }

@@ -355,6 +355,9 @@ func (s *Server) paymentsError(r *http.Request, err error, what string) *apiErro
 			e.Message += ": WeChat Pay closed it, and nothing was refunded"
 		}
 		e.NoRetry = true // a retry is told the same
+		// The refund as the confirm's answer gives it, its status a bot
+		// branches on; a failed encoding leaves the message alone to say it.
+		e.Refund, _ = json.Marshal(payments.RefundView(confirmed.Result.Proposal, confirmed.Result.Order.Currency, confirmed.Result.Status))
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, payments.ErrNotOwner):
 		e.Status, e.Code, e.Message = http.StatusNotFound, what+"_not_found", "paygate: no such "+what+" for this user"
 	case errors.Is(err, store.ErrGone):

@@ -321,11 +321,13 @@ func TestRefundConfirmConflictsAreNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := userAPIServer(t, st)
-	for _, tc := range []struct{ id, verb, code string }{
-		{"rf_busy", "confirm", "refund_in_progress"},
-		{"rf_closed", "confirm", "refund_not_possible"},
-		{"rf_toomuch", "confirm", "refund_not_possible"},
-		{"rf_taken", "cancel", "refund_already_confirmed"},
+	// status: the refund's, which a cancel of a confirmed one names as the
+	// confirm's answer does (its refund object), for a bot to branch on.
+	for _, tc := range []struct{ id, verb, code, status string }{
+		{"rf_busy", "confirm", "refund_in_progress", ""},
+		{"rf_closed", "confirm", "refund_not_possible", ""},
+		{"rf_toomuch", "confirm", "refund_not_possible", ""},
+		{"rf_taken", "cancel", "refund_already_confirmed", "pending"},
 	} {
 		t.Run(tc.code+" "+tc.id, func(t *testing.T) {
 			req, err := http.NewRequest(http.MethodPost, srv+"/v1/paygate/refunds/"+tc.id+"/"+tc.verb, nil)
@@ -345,6 +347,9 @@ func TestRefundConfirmConflictsAreNotRetried(t *testing.T) {
 			}
 			if got := resp.Header.Get("X-Should-Retry"); got != "false" {
 				t.Errorf("%s: x-should-retry %q; want false: an SDK's retry would %s again, behind the user's back or for the same answer", tc.verb, got, tc.verb)
+			}
+			if r := gjson.Get(body, "error.refund"); r.Exists() != (tc.status != "") || r.Get("status").Str != tc.status || (r.Exists() && r.Get("refund_id").Str != tc.id) {
+				t.Errorf("%s: error.refund %s; want the refund object, status %q (none when empty)", tc.verb, r.Raw, tc.status)
 			}
 		})
 	}
