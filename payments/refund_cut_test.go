@@ -522,11 +522,18 @@ func TestSweepWaitsForTheTapThatTookTheRefund(t *testing.T) {
 // once, as the cancel's "nothing was sent" says: back to what it was, its
 // whole refundable amount proposable and confirmable, with no sweep run
 // (the sweep waits a minute on Redis; until then a new proposal was refused
-// with "another refund in progress").
+// with "another refund in progress"). Retried: the user's cancel took effect
+// but was answered 503 (no replica had it in time) before it freed the
+// order, and the bot sent it again: the retry, answered cancelled as the
+// first would have been, frees it as the first would have; it left it to
+// the sweep.
 func TestCancelFreesTheReservationOfACutConfirmation(t *testing.T) {
-	for _, driver := range drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+	for _, tc := range driverModes(t, "once", "retried") {
+		retried := tc.mode == "retried"
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: tc.driver, storeClock: true, service: func(o *payments.Options) {
+				o.Store = &unackedRefundSteps{fullStore: o.Store.(fullStore), cancel: retried}
+			}})
 			ctx := context.Background()
 			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
 			o := paidOrder(t, e, "oUser-cut-cancel", 1) // 49.99
@@ -537,8 +544,13 @@ func TestCancelFreesTheReservationOfACutConfirmation(t *testing.T) {
 			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
 				t.Fatalf("after A died: order %s reserved by %q; want refunding, reserved by %s", got.Status, got.RefundReservedBy, p.RefundID)
 			}
-			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
-				t.Fatalf("cancel on B: %v", err)
+			if retried {
+				if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+					t.Fatalf("first cancel on B: %v; want it taken and answered unavailable", err)
+				}
+			}
+			if got, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || got.RefundID != p.RefundID {
+				t.Fatalf("cancel on B: %+v, %v; want it answered cancelled", got, err)
 			}
 			if got := e.order(o.OrderNo); got.Status != store.StatusPaid || got.RefundReservedBy != "" || got.RefundedFen != 0 {
 				t.Fatalf("after the cancel: order %s reserved by %q, %d refunded; want paid, unreserved, nothing refunded",

@@ -28,13 +28,13 @@ func driverModes(t *testing.T, modes ...string) []driverMode {
 // unackedRefundSteps applies a refund confirmation's step and reports it
 // unavailable, as the Redis driver does when WAIT sees too few replicas in
 // time (store.redis.wait_replicas) or a write's reply is lost: consume
-// (the user's word taken) or record (the refund in flight written). With
-// lost, the step is not applied at all.
+// (the user's word taken), record (the refund in flight written) or cancel
+// (the user's "no" taken). With lost, the step is not applied at all.
 type unackedRefundSteps struct {
 	fullStore
-	consume, record, lost bool
-	mu                    sync.Mutex
-	done                  bool
+	consume, record, cancel, lost bool
+	mu                            sync.Mutex
+	done                          bool
 }
 
 var errUnacked = fmt.Errorf("redis: 0 of 1 replicas within 1s: %w", store.ErrUnavailable)
@@ -55,6 +55,20 @@ func (u *unackedRefundSteps) ConsumeRefundProposal(ctx context.Context, id, user
 		return nil, errUnacked
 	}
 	p, err := u.fullStore.ConsumeRefundProposal(ctx, id, user, ev...)
+	if err != nil {
+		return p, err
+	}
+	return p, errUnacked
+}
+
+func (u *unackedRefundSteps) CancelRefundProposal(ctx context.Context, id, user string, ev ...store.Event) (*store.RefundProposal, error) {
+	if !u.cancel || !u.first() {
+		return u.fullStore.CancelRefundProposal(ctx, id, user, ev...)
+	}
+	if u.lost {
+		return nil, errUnacked
+	}
+	p, err := u.fullStore.CancelRefundProposal(ctx, id, user, ev...)
 	if err != nil {
 		return p, err
 	}

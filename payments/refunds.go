@@ -432,8 +432,9 @@ func (s *Service) proposal(ctx context.Context, client, user, id string) (*store
 // refund goes on, and the user must hear that rather than store.ErrGone,
 // which reads as "nothing will happen". A cancel of a proposal this user
 // cancelled already (an SDK's retry of a cancel whose answer was lost) is
-// answered as the first was, changing and recording nothing: ErrGone read
-// as the proposal having expired.
+// answered as the first was, recording nothing, and frees what the first
+// should have (releaseCancelled: it may have stopped short, answered 503):
+// ErrGone read as the proposal having expired.
 func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*store.RefundProposal, error) {
 	live, err := s.proposal(ctx, client, user, id)
 	if err == nil {
@@ -468,7 +469,13 @@ func (s *Service) cancelEnded(ctx context.Context, client, user, id string, gone
 		return nil, fmt.Errorf("refund proposal %s: read its state: %w", id, err)
 	}
 	if state == store.ProposalCancelled && p.Client == client && p.User == user {
-		s.log.InfoContext(ctx, "refund proposal cancelled again; answered as before, nothing changed", "refund_id", id, "order_no", p.OrderNo)
+		s.log.InfoContext(ctx, "refund proposal cancelled again; answered as before", "refund_id", id, "order_no", p.OrderNo)
+		// The first may have stopped before freeing the order a cut
+		// confirmation left reserved (its write not acknowledged in time,
+		// answered 503): this answer says what the first would have, and
+		// frees it as the first would have, not a sweep a minute on. A
+		// reservation already undone is left as it is.
+		s.releaseCancelled(ctx, p)
 		return p, nil
 	}
 	res, ok, err := s.refundState(ctx, client, user, id)
