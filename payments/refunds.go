@@ -463,6 +463,7 @@ func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*s
 func (s *Service) cancelEnded(ctx context.Context, client, user, id string, gone error) (*store.RefundProposal, error) {
 	p, state, err := s.store.RefundProposalState(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
+		s.mm.refunds.WithLabelValues("gone").Inc()
 		return nil, gone
 	}
 	if err != nil {
@@ -476,6 +477,7 @@ func (s *Service) cancelEnded(ctx context.Context, client, user, id string, gone
 		// frees it as the first would have, not a sweep a minute on. A
 		// reservation already undone is left as it is.
 		s.releaseCancelled(ctx, p)
+		s.mm.refunds.WithLabelValues("repeated").Inc()
 		return p, nil
 	}
 	res, ok, err := s.refundState(ctx, client, user, id)
@@ -483,8 +485,10 @@ func (s *Service) cancelEnded(ctx context.Context, client, user, id string, gone
 		return nil, err
 	}
 	if !ok {
+		s.mm.refunds.WithLabelValues("gone").Inc()
 		return nil, gone
 	}
+	s.mm.refunds.WithLabelValues("already_confirmed").Inc()
 	s.log.InfoContext(ctx, "refund cancel refused: the user already confirmed it", "refund_id", id,
 		"order_no", res.Proposal.OrderNo, "status", res.Status)
 	return nil, &AlreadyConfirmedError{Result: res}

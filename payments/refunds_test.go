@@ -248,6 +248,52 @@ func TestRefundProposalExpiresAndCancels(t *testing.T) {
 	}
 }
 
+// TestRefundAnswersCountedByStep: paygate_refunds_total counts each of the
+// user's answers to a proposal as the step it was, a cancel's as a
+// confirm's: the first that decided it (confirmed, cancelled), one sent
+// again and answered as before (repeated), one too late (gone), and a
+// cancel of a refund already confirmed (already_confirmed). A cancel sent
+// again, or after the confirmation, counted nothing, where a confirm's
+// counted repeated.
+func TestRefundAnswersCountedByStep(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-answer-steps", 2)
+			cancelled, confirmed, lapsed := propose(t, e, o, 500), propose(t, e, o, 1000), propose(t, e, o, 1500)
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, cancelled.RefundID); err != nil {
+				t.Fatalf("cancel: %v", err)
+			}
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, cancelled.RefundID); err != nil {
+				t.Fatalf("cancel again: %v", err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, cancelled.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Fatalf("confirm after the cancel: %v; want ErrGone", err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, confirmed.RefundID); err != nil {
+				t.Fatalf("confirm: %v", err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, confirmed.RefundID); err != nil {
+				t.Fatalf("confirm again: %v", err)
+			}
+			var already *payments.AlreadyConfirmedError
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, confirmed.RefundID); !errors.As(err, &already) {
+				t.Fatalf("cancel after the confirmation: %v; want AlreadyConfirmedError", err)
+			}
+			e.clock.Advance(payments.DefaultRefundConfirmTTL + time.Second)
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, lapsed.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Fatalf("cancel after expiry: %v; want ErrGone", err)
+			}
+			for step, want := range map[string]float64{"proposed": 3, "confirmed": 1, "cancelled": 1, "repeated": 2, "gone": 2, "already_confirmed": 1} {
+				if got := e.counter("paygate_refunds_total", map[string]string{"step": step}); got != want {
+					t.Errorf("paygate_refunds_total{step=%q} %v; want %v", step, got, want)
+				}
+			}
+		})
+	}
+}
+
 // TestEndedProposalOfAnotherOwnerIsNotFound: a proposal id held by another
 // client or user is not found (404), before and after it is used, cancelled
 // or expired; "gone" (410) would tell them the id exists. Only its owner is

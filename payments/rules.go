@@ -369,7 +369,7 @@ func newMoneyMetrics(reg prometheus.Registerer) (*moneyMetrics, error) {
 		}, []string{"decision"}),
 		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_refunds_total",
-			Help: "Refund proposals and their fate, by step (proposed, confirmed, cancelled, gone, repeated: a confirmation of a used proposal answered with its refund's state, sent, pending, failed).",
+			Help: "Refund proposals and their fate, by step (proposed; the user's answers, a confirm's or a cancel's: confirmed, cancelled, gone: the proposal ended (410), repeated: sent again and answered as before, already_confirmed: a cancel of a confirmed refund; sent, pending, failed).",
 		}, []string{"step"}),
 	}
 	if reg == nil {
