@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wxsim"
@@ -45,12 +44,7 @@ func TestLateTapOfARefusedRefundAfterAnotherIsNotSentBySweep(t *testing.T) {
 			if res, err := b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err == nil && res.Status != payments.RefundPending {
 				t.Errorf("tap B: %+v; want nothing sent", res)
 			}
-			for range 3 {
-				e.clock.Advance(2 * time.Minute)
-				if _, err := e.svc.Sweep(ctx); err != nil {
-					t.Errorf("sweep: %v", err)
-				}
-			}
+			sweepPastTakenGrace(t, e)
 			if _, found := e.sim.Refund(p.OutRefundNo); found {
 				t.Errorf("the refund WeChat Pay refused, of which the user was told, was sent again by the sweep")
 			}
