@@ -826,8 +826,9 @@ func (s *Service) notStarted(ctx context.Context, client, user string, p *store.
 // left to that confirmation. Otherwise (the store did not answer) it is
 // left to the sweep (reconcileUnrecorded), which waits for p's fate.
 // made says this confirmation made the reservation: finding p taken then,
-// it notes so (foundTaken), for the sweep cannot tell that reservation
-// from one whose confirmation took p and stopped.
+// or gone with what became of it unread, it notes so (foundTaken), for the
+// sweep cannot tell that reservation from one whose confirmation took p
+// and stopped.
 func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *store.Order, rec inFlight, made bool, err error) (*RefundResult, error) {
 	err = fmt.Errorf("refund proposal %s: %w", p.RefundID, err)
 	res := &RefundResult{Proposal: p, Order: o}
@@ -850,6 +851,14 @@ func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *s
 	switch {
 	case ferr != nil:
 		s.log.WarnContext(ctx, "refund confirmation not taken; the reservation is left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err, "state_err", ferr)
+		if made {
+			// Gone, and whether taken, or taken before this reservation,
+			// could not be read: noted all the same. The sweep reads both
+			// first (proposalFate, takenBefore), and reads the note only
+			// for a proposal taken under this reservation, which no
+			// confirmation recorded; unnoted, it sent that refund.
+			s.noteFoundTaken(ctx, p, rec.OrderVersion)
+		}
 	case fate == fateEnded:
 		if back, _ := s.revertRefund(ctx, rec, CauseRefundAborted); back != nil {
 			res.Order = back
