@@ -76,10 +76,10 @@ func TestRoundWithoutUsageWarned(t *testing.T) {
 			case !tc.warned && len(lines) > 0:
 				t.Errorf("an answer with usage was warned of: %q", lines)
 			case tc.warned && len(lines) != 1:
-				t.Errorf("%d log lines about the missing usage after two answers; want 1, naming the provider and model:\n%s", len(lines), logs.String())
-			case tc.warned && !(strings.Contains(lines[0], `"provider":"fake"`) && strings.Contains(lines[0], `"model":"vendor/upstream-model"`) &&
+				t.Errorf("%d log lines about the missing usage after two answers; want 1, naming the provider and target:\n%s", len(lines), logs.String())
+			case tc.warned && !(strings.Contains(lines[0], `"provider":"fake"`) && strings.Contains(lines[0], `"target":"vendor/upstream-model"`) &&
 				strings.Contains(lines[0], `"level":"WARN"`)):
-				t.Errorf("warning %s; want a WARN naming provider fake and model vendor/upstream-model", lines[0])
+				t.Errorf("warning %s; want a WARN naming provider fake and target vendor/upstream-model", lines[0])
 			}
 		})
 	}
