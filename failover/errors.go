@@ -150,6 +150,13 @@ type UpstreamError struct {
 	RetryAfter time.Duration
 	// Tried lists each attempt, for accounting and logs.
 	Tried []Attempt
+	// Provider names the provider whose error the client gets
+	// (X-Paygate-Provider): the one its status and message are from,
+	// which is not always the one asked last (a refusal of the length
+	// wins over a 500 after it; a 429's or 503's Retry-After is the
+	// provider's whose wait is shortest, when the round asked it). ""
+	// when the round asked no one.
+	Provider string
 	// Err is the last attempt's underlying error, if any.
 	Err error
 	// Class is the cause of the failure that ended the round (a Cause

@@ -47,23 +47,24 @@ func TestMixedCausesStatus(t *testing.T) {
 		code      string
 		msg       string        // "": not checked
 		retry     time.Duration // the wait the round began; 0: none wanted
+		provider  string        // whose error it is (UpstreamError.Provider)
 	}{
-		{name: "length, then a model not found", a: tooLong, b: noModel, status: 400, code: CauseContextLength, msg: contextMsg},
-		{name: "a model not found, then length", a: noModel, b: tooLong, status: 400, code: CauseContextLength, msg: contextMsg},
-		{name: "length, then a model forbidden", a: tooLong, b: forbidden, status: 400, code: CauseContextLength, msg: contextMsg},
-		{name: "length, then server errors", a: tooLong, b: serverErr, status: 400, code: CauseContextLength, msg: contextMsg},
-		{name: "server errors, then length", a: serverErr, b: tooLong, status: 400, code: CauseContextLength, msg: contextMsg},
-		{name: "length, then a silent provider", a: tooLong, b: silent, status: 400, code: CauseContextLength, msg: contextMsg},
-		{name: "length, a model not found, server errors", a: tooLong, b: noModel, c: serverErr, status: 400, code: CauseContextLength, msg: contextMsg},
-		{name: "length, then a long rate limit", a: tooLong, b: limited, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second},
-		{name: "a long rate limit, then length", a: limited, b: tooLong, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second},
-		{name: "length, then out of quota", a: tooLong, b: quota, status: 503, code: CauseUnavailable, retry: 30 * time.Minute},
-		{name: "length, then a key refused", a: tooLong, b: badKey, status: 503, code: CauseUnavailable, retry: 10 * time.Minute},
-		{name: "a key refused, then length", a: badKey, b: tooLong, status: 503, code: CauseUnavailable, retry: 10 * time.Minute},
-		{name: "a rate limit, server errors, then length", a: limited, b: serverErr, c: tooLong, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second},
-		{name: "length, then its own model rate limited elsewhere", a: tooLong, b: limited, sameModel: true, status: 400, code: CauseContextLength, msg: contextMsg},
-		{name: "a model not found, then server errors", a: noModel, b: serverErr, status: 502, code: CauseServerError},
-		{name: "server errors, then a rate limit", a: serverErr, b: limited, status: 503, code: CauseRateLimited, retry: 60 * time.Second},
+		{name: "length, then a model not found", a: tooLong, b: noModel, status: 400, code: CauseContextLength, msg: contextMsg, provider: "a"},
+		{name: "a model not found, then length", a: noModel, b: tooLong, status: 400, code: CauseContextLength, msg: contextMsg, provider: "b"},
+		{name: "length, then a model forbidden", a: tooLong, b: forbidden, status: 400, code: CauseContextLength, msg: contextMsg, provider: "a"},
+		{name: "length, then server errors", a: tooLong, b: serverErr, status: 400, code: CauseContextLength, msg: contextMsg, provider: "a"},
+		{name: "server errors, then length", a: serverErr, b: tooLong, status: 400, code: CauseContextLength, msg: contextMsg, provider: "b"},
+		{name: "length, then a silent provider", a: tooLong, b: silent, status: 400, code: CauseContextLength, msg: contextMsg, provider: "a"},
+		{name: "length, a model not found, server errors", a: tooLong, b: noModel, c: serverErr, status: 400, code: CauseContextLength, msg: contextMsg, provider: "a"},
+		{name: "length, then a long rate limit", a: tooLong, b: limited, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second, provider: "b"},
+		{name: "a long rate limit, then length", a: limited, b: tooLong, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second, provider: "a"},
+		{name: "length, then out of quota", a: tooLong, b: quota, status: 503, code: CauseUnavailable, retry: 30 * time.Minute, provider: "b"},
+		{name: "length, then a key refused", a: tooLong, b: badKey, status: 503, code: CauseUnavailable, retry: 10 * time.Minute, provider: "b"},
+		{name: "a key refused, then length", a: badKey, b: tooLong, status: 503, code: CauseUnavailable, retry: 10 * time.Minute, provider: "a"},
+		{name: "a rate limit, server errors, then length", a: limited, b: serverErr, c: tooLong, status: 429, code: CodeRateLimitExceeded, retry: 60 * time.Second, provider: "a"},
+		{name: "length, then its own model rate limited elsewhere", a: tooLong, b: limited, sameModel: true, status: 400, code: CauseContextLength, msg: contextMsg, provider: "a"},
+		{name: "a model not found, then server errors", a: noModel, b: serverErr, status: 502, code: CauseServerError, provider: "b"},
+		{name: "server errors, then a rate limit", a: serverErr, b: limited, status: 503, code: CauseRateLimited, retry: 60 * time.Second, provider: "b"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,6 +94,9 @@ func TestMixedCausesStatus(t *testing.T) {
 			}
 			if (ue.Status == http.StatusTooManyRequests || ue.Status == http.StatusServiceUnavailable) && ue.RetryAfter < time.Second {
 				t.Errorf("a %d without a Retry-After", ue.Status)
+			}
+			if ue.Provider != tc.provider {
+				t.Errorf("provider %q; want %q, whose error the client gets (message %q)", ue.Provider, tc.provider, ue.Message)
 			}
 		})
 	}

@@ -907,9 +907,13 @@ func weightedShuffle(ts []*target, rnd func() float64) {
 // roundError builds what the client gets when no target answered.
 func (r *Router) roundError(rd *round) *UpstreamError {
 	ue := &UpstreamError{Attempts: rd.attempts, Tried: rd.tried}
+	if n := len(rd.tried); n > 0 {
+		ue.Provider = rd.tried[n-1].Provider
+	}
 	var last *failure
 	if n := len(rd.fails); n > 0 {
 		last = rd.fails[n-1]
+		ue.Provider = last.provider(rd)
 		ue.Err, ue.Class = last.err, last.cause
 		// The round stops at the first such failure, so only its last
 		// one can be; a cancel counts when it cut an attempt the
@@ -933,12 +937,16 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		// cut it or gave up, where the model that fits it is only
 		// unavailable for a while: the client gets that target's 429 or
 		// 503 and its Retry-After, as when the round asked no one.
-		ue.Err, ue.Class = length.err, length.cause
+		ue.Err, ue.Class, ue.Provider = length.err, length.cause, length.provider(rd)
+		if i := slices.IndexFunc(rd.fails, func(f *failure) bool { return waitsFor(rd, f) }); i >= 0 {
+			// The status is the waiting target's.
+			ue.Provider = rd.fails[i].provider(rd)
+		}
 		ue.Type, ue.Status, ue.Code = "upstream_error", http.StatusServiceUnavailable, CauseUnavailable
 		if (!unaskedSkip(rd) || allCoolingFromRateLimits(rd)) && (!waitingRefusal(rd) || waitingRateLimited(rd)) {
 			ue.Status, ue.Code = http.StatusTooManyRequests, CodeRateLimitExceeded
 		}
-		ue.RetryAfter = r.clientRetryAfter(rd)
+		ue.RetryAfter = r.retryAfter(rd, ue)
 		ue.Message = describe(rd) + ". A target unavailable for a while may take a request this long: send it again after the Retry-After"
 		return ue
 	case last != nil && last.cause == CauseClientError, length != nil:
@@ -948,7 +956,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		// wherever it came in the round (lengthRefusal).
 		if length != nil {
 			last = length
-			ue.Err, ue.Class = last.err, last.cause
+			ue.Err, ue.Class, ue.Provider = last.err, last.cause, last.provider(rd)
 		}
 		ue.Status, ue.ContentFilter = last.status, last.cause == CauseClientError && last.contentFilter()
 		ue.Type, ue.Code, ue.Message, ue.Param = last.errType, last.errCode, last.errMsg, last.errParam
@@ -988,7 +996,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		// echoes part of the key.
 		ue.Status, ue.Type, ue.Code = http.StatusForbidden, "invalid_request_error", CodeUpstreamForbidden
 		ue.Message = fmt.Sprintf("provider %s refused paygate's key for this path (HTTP %d): the key lacks the endpoint's "+
-			"permission, or is wrong; the operator can check the provider's key", rd.tried[len(rd.tried)-1].Provider, last.httpStatus)
+			"permission, or is wrong; the operator can check the provider's key", ue.Provider, last.httpStatus)
 		return ue
 	case last != nil && (allNotFound(rd) || allModelMissing(rd)):
 		// Every target was asked and none has it: the model, or the file,
@@ -1014,10 +1022,10 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 			// Not the provider's text: OpenAI's names paygate's project
 			// ("Project `proj_…` does not have access to model …").
 			ue.Message = fmt.Sprintf("provider %s does not give paygate's key access to the model (HTTP 403), nor does any other "+
-				"target serve it; the operator can check the key's models", rd.tried[len(rd.tried)-1].Provider)
+				"target serve it; the operator can check the key's models", ue.Provider)
 		}
 		if ue.Message == "" {
-			ue.Message = fmt.Sprintf("provider %s: not found (HTTP %d)", rd.tried[len(rd.tried)-1].Provider, last.status)
+			ue.Message = fmt.Sprintf("provider %s: not found (HTTP %d)", ue.Provider, last.status)
 		}
 		return ue
 	}
@@ -1027,10 +1035,10 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		ue.Status, ue.Code = http.StatusBadGateway, CauseResponseTooLarge
 		if isChatPath(rd.req.Path) {
 			ue.Message = fmt.Sprintf("the answer of provider %s is larger than the %d bytes paygate relays for a non-stream chat completion: "+
-				"ask for less (n, max_tokens) or stream it", rd.tried[len(rd.tried)-1].Provider, r.opts.MaxResponseBytes)
+				"ask for less (n, max_tokens) or stream it", ue.Provider, r.opts.MaxResponseBytes)
 		} else {
 			ue.Message = fmt.Sprintf("the JSON answer of provider %s is larger than the %d bytes paygate relays for one: "+
-				"ask for less (fewer inputs, a smaller page)", rd.tried[len(rd.tried)-1].Provider, r.opts.MaxJSONResponseBytes)
+				"ask for less (fewer inputs, a smaller page)", ue.Provider, r.opts.MaxJSONResponseBytes)
 		}
 		return ue
 	case last == nil:
@@ -1040,7 +1048,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 			// still one, while the provider cools down for it.
 			ue.Status, ue.Code = http.StatusTooManyRequests, CodeRateLimitExceeded
 		}
-		ue.RetryAfter = r.clientRetryAfter(rd)
+		ue.RetryAfter, _ = r.clientRetryAfter(rd)
 	default:
 		ue.Code = last.cause
 		switch last.cause {
@@ -1055,7 +1063,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 				// a 503.
 				ue.Status, ue.Code = http.StatusTooManyRequests, CodeRateLimitExceeded
 			}
-			ue.RetryAfter = r.clientRetryAfter(rd)
+			ue.RetryAfter = r.retryAfter(rd, ue)
 		default:
 			ue.Status = http.StatusBadGateway
 		}
@@ -1143,12 +1151,27 @@ func waitsFor(rd *round, f *failure) bool {
 }
 
 // provider names the provider of f's attempt: its target's, else the
-// round's last attempt's.
+// round's last attempt's ("" before any: a cancel between attempts).
 func (f *failure) provider(rd *round) string {
 	if f.t != nil {
 		return f.t.p.name
 	}
+	if len(rd.tried) == 0 {
+		return ""
+	}
 	return rd.tried[len(rd.tried)-1].Provider
+}
+
+// retryAfter is clientRetryAfter's wait for ue, a 429 or 503, whose
+// Provider it makes the provider whose wait that is when the round asked
+// it: the wait is what the client acts on, and the provider asked last
+// may have asked for an hour where the client is told ten seconds.
+func (r *Router) retryAfter(rd *round, ue *UpstreamError) time.Duration {
+	d, p := r.clientRetryAfter(rd)
+	if p != "" && slices.ContainsFunc(rd.tried, func(a Attempt) bool { return a.Provider == p }) {
+		ue.Provider = p
+	}
+	return d
 }
 
 // allRateLimited reports a round whose every attempt was refused with a 429
@@ -1219,6 +1242,7 @@ func allCoolingFromRateLimits(rd *round) bool {
 // Retry-After there), as is a back-off. It used to be the last provider's Retry-After whenever it sent
 // one: a asking for 10 s and b, asked last, for an hour told the client an
 // hour. At least a second, the least a Retry-After says in whole seconds.
+// It returns the provider whose wait that is too ("" for none).
 //
 // Every provider the round asked that refused it with a rate limit counts,
 // even with no wait left: one that said "Retry-After: 0" (or an HTTP-date
@@ -1228,9 +1252,10 @@ func allCoolingFromRateLimits(rd *round) bool {
 // provider's hour. A provider that failed otherwise (a 500, a timeout) and
 // is not cooling down counts for nothing: it asked for no wait, nor is it
 // known to be willing.
-func (r *Router) clientRetryAfter(rd *round) time.Duration {
+func (r *Router) clientRetryAfter(rd *round) (time.Duration, string) {
 	now := r.opts.Now()
 	var wait time.Duration
+	var of string
 	found := false
 	for _, p := range r.providers {
 		limited := slices.ContainsFunc(rd.tried, func(a Attempt) bool {
@@ -1273,10 +1298,10 @@ func (r *Router) clientRetryAfter(rd *round) time.Duration {
 			continue
 		}
 		if !found || d < wait {
-			wait, found = d, true
+			wait, of, found = d, p.name, true
 		}
 	}
-	return max(wait, time.Second)
+	return max(wait, time.Second), of
 }
 
 // allNotFound reports a round whose every attempt was answered 404 (or an

@@ -351,7 +351,9 @@ func (s *Server) setPaygateHeaders(h http.Header, resp *failover.Response) {
 
 // setFailedRoundHeaders puts paygate's headers on the error answer of a
 // round no target answered (SPEC 5: provider and attempts on every
-// answer): the attempts it made, and the provider it asked last. Without
+// answer): the attempts it made, and the provider whose error the client
+// reads (failover.UpstreamError.Provider), which is not always the one
+// asked last: whoever debugs a 400 or a Retry-After looks there. Without
 // them an operator or a bot's log could tell a round that tried three
 // providers from one that tried none only by parsing the message. An
 // answer whose headers an earlier round of the turn already set keeps
@@ -362,8 +364,8 @@ func setFailedRoundHeaders(h http.Header, err error) {
 	if !errors.As(err, &ue) || h["X-Paygate-Attempts"] != nil {
 		return
 	}
-	if n := len(ue.Tried); n > 0 {
-		h["X-Paygate-Provider"] = []string{ue.Tried[n-1].Provider}
+	if ue.Provider != "" {
+		h["X-Paygate-Provider"] = []string{ue.Provider}
 	}
 	h["X-Paygate-Attempts"] = attemptsValue(ue.Attempts)
 }

@@ -135,10 +135,6 @@ func refusedRecovery(err error) *failover.StreamError {
 	if !errors.As(err, &ue) || !ue.Refused() {
 		return nil
 	}
-	se := &failover.StreamError{Cause: failover.CauseClientError, Err: ue, Class: ue.Class,
+	return &failover.StreamError{Provider: ue.Provider, Cause: failover.CauseClientError, Err: ue, Class: ue.Class,
 		Status: ue.Status, Type: ue.Type, Code: ue.Code, Message: ue.Message, Param: ue.Param}
-	if n := len(ue.Tried); n > 0 {
-		se.Provider = ue.Tried[n-1].Provider
-	}
-	return se
 }

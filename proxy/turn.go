@@ -1009,7 +1009,7 @@ const maxRoundCalls = interceptors.MaxCalls
 // would have to be sent all of it).
 func roundTooLarge(provider, what string) error {
 	return &failover.UpstreamError{Status: http.StatusBadGateway, Type: "upstream_error", Code: failover.CauseResponseTooLarge,
-		Message: "provider " + provider + ": the streamed answer's " + what}
+		Message: "provider " + provider + ": the streamed answer's " + what, Provider: provider}
 }
 
 // openRecovery asks the model again, without the providers that broke this

@@ -409,3 +409,63 @@ func TestFailedRoundNamesItsAttempts(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedRoundNamesTheProviderOfItsError: a failed round's
+// X-Paygate-Provider named the provider asked last, though the error the
+// client reads may be an earlier one's: a refusal of the request's length
+// wins over a 500 after it, and a 429's Retry-After is the shortest wait
+// among the providers. Whoever debugged the 400 or the wait looked at the
+// wrong provider. The header now names the provider whose error (its
+// status and message, its wait) is passed on, on every path, and
+// X-Paygate-Attempts still counts every attempt.
+func TestFailedRoundNamesTheProviderOfItsError(t *testing.T) {
+	const chat = `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`
+	const chatStream = `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	paths := []struct{ name, path, body, user string }{
+		{"chat", "/v1/chat/completions", chat, ""},
+		{"chat stream", "/v1/chat/completions", chatStream, ""},
+		{"signed-in turn", "/v1/chat/completions", chat, "o-user-1"},
+		{"signed-in stream turn", "/v1/chat/completions", chatStream, "o-user-1"},
+		{"forwarded path", "/v1/embeddings", `{"model":"gpt-test","input":"hi"}`, ""},
+	}
+	limited := func(retryAfter string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", retryAfter)
+			jsonHandler(429, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`)(w, r)
+		}
+	}
+	cases := []struct {
+		name        string
+		fake, other http.HandlerFunc
+		wantStatus  int
+	}{
+		{"a length refused before a 500", contextTooLong, jsonHandler(500, `{"error":{"message":"boom"}}`), 400},
+		{"the shorter Retry-After asked first", limited("30"), limited("3600"), 429},
+	}
+	for _, c := range cases {
+		for _, p := range paths {
+			t.Run(c.name+"/"+p.name, func(t *testing.T) {
+				fake, other := newFakeProvider(t, c.fake), newFakeProvider(t, c.other)
+				url := toolsProxy(t, fake.URL, &recordingTools{}, withSecondProvider(other.URL))
+				hdr := map[string]string{}
+				if p.user != "" {
+					hdr["X-WeChat-OpenID"] = p.user
+				}
+				resp := post(t, url, p.path, p.body, hdr)
+				body := readAll(t, resp.Body)
+				if resp.StatusCode != c.wantStatus {
+					t.Fatalf("status %d %s; want %d", resp.StatusCode, body, c.wantStatus)
+				}
+				if len(other.requests()) == 0 {
+					t.Fatal("the other provider was not asked")
+				}
+				if got := resp.Header.Get("X-Paygate-Provider"); got != "fake" {
+					t.Errorf("X-Paygate-Provider %q; want fake, whose error the client got: %s", got, body)
+				}
+				if got, want := resp.Header.Get("X-Paygate-Attempts"), strconv.Itoa(len(fake.requests())+len(other.requests())); got != want {
+					t.Errorf("X-Paygate-Attempts %q; want %s, every attempt made", got, want)
+				}
+			})
+		}
+	}
+}
