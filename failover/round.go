@@ -197,6 +197,12 @@ func (r *Router) openElsewhere(ctx context.Context, req *Request, m *model, firs
 		// object, and its failure says so.
 		return nil, err
 	}
+	// The first round's 404, with both rounds' attempts: the second's
+	// were made, and are counted and accounted as its own are.
+	var fe *UpstreamError
+	if ue != nil && errors.As(firstErr, &fe) {
+		fe.Attempts, fe.Tried = ue.Attempts, ue.Tried
+	}
 	return nil, firstErr
 }
 

@@ -39,6 +39,9 @@ func TestStoredObjectOfAnotherModelsProvider(t *testing.T) {
 			_, _ = io.WriteString(w, strings.Replace(job, "%s", "cancelled", 1))
 		case "GET /v1/responses/resp_b1":
 			_, _ = io.WriteString(w, `{"id":"resp_b1","object":"response","status":"completed","output":[]}`)
+		case "GET /v1/files/file-locked":
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"error":{"message":"Your key lacks the files scope","type":"invalid_request_error","code":null}}`)
 		default:
 			notFound(w, r)
 		}
@@ -75,6 +78,21 @@ func TestStoredObjectOfAnotherModelsProvider(t *testing.T) {
 	}
 	if got := [2]int{len(first.requests()) - before[0], len(second.requests()) - before[1]}; got != [2]int{1, 1} {
 		t.Errorf("a missing job was asked of first %d, second %d times; want once each", got[0], got[1])
+	}
+
+	// Nowhere, the second provider refusing the call: the first
+	// provider's 404, from it, counting both rounds' attempts (the
+	// operator reads two asked, not one).
+	before = [2]int{len(first.requests()), len(second.requests())}
+	resp = send(t, http.MethodGet, proxyURL, "/v1/files/file-locked", "", map[string]string{"Authorization": "Bearer " + testClientKey})
+	if b := readAll(t, resp.Body); resp.StatusCode != 404 || !strings.Contains(b, "No such object") {
+		t.Errorf("GET /v1/files/file-locked: %d %s; want the first provider's 404", resp.StatusCode, b)
+	}
+	if got := [2]int{len(first.requests()) - before[0], len(second.requests()) - before[1]}; got != [2]int{1, 1} {
+		t.Errorf("a file the second provider refused was asked of first %d, second %d times; want once each", got[0], got[1])
+	}
+	if p, n := resp.Header.Get("X-Paygate-Provider"), resp.Header.Get("X-Paygate-Attempts"); p != "fake" || n != "2" {
+		t.Errorf("X-Paygate-Provider %q, X-Paygate-Attempts %q; want fake, whose 404 it is, and 2, both rounds' attempts", p, n)
 	}
 
 	// A create that names no stored object stays with the first model's
