@@ -78,7 +78,13 @@
 //     so it is neither retried nor a breaker failure.
 //
 // When no target answered, the round's last failure names the client's
-// status (UpstreamError): a rate limit is a 429 rate_limit_exceeded when
+// status (UpstreamError), but for the refusals above that the client can
+// act on: a refusal of the request's length (400 or 413) wherever it came
+// in the round (unless the round then ran out of attempts or time, or
+// ended on another refusal, a cancel or an answer too large), or a model
+// every target said does not exist (404); the
+// provider named (UpstreamError.Provider, the X-Paygate-Provider header)
+// is the one whose error the client gets. A rate limit is a 429 rate_limit_exceeded when
 // every attempt was a 429 (an overload or an account out of quota stays a
 // 503), and a 429 or 503 always carries a RetryAfter.
 //
