@@ -113,14 +113,18 @@ func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiEr
 // userRequired is the 400 of a user API call that names no user, saying
 // where this one is read from (endUser): a POST's X-WeChat-OpenID header or
 // its JSON body's "user", a GET's header alone, and a header sent empty,
-// which decides: the body is then not read, and naming the user there
-// would not help.
+// which decides: a POST's body is then not read, and naming the user there
+// would not help (a GET's never is, and is not mentioned).
 func userRequired(r *http.Request) *apiError {
 	msg := "paygate: name the end user with the " + headerOpenID + " header"
+	post := r.Method == http.MethodPost
 	switch _, sent := r.Header[openIDKey]; {
 	case sent:
-		msg = "paygate: the " + headerOpenID + " header is empty and names no user; send the end user's OpenID in it (a body's \"user\" is not read while the header is sent)"
-	case r.Method == http.MethodPost:
+		msg = "paygate: the " + headerOpenID + " header is empty and names no user; send the end user's OpenID in it"
+		if post {
+			msg += ` (a body's "user" is not read while the header is sent)`
+		}
+	case post:
 		msg += ` or a JSON body {"user": …}`
 	}
 	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_required", Message: msg}

@@ -384,7 +384,10 @@ func TestUserAPIBodyTooLarge(t *testing.T) {
 // confirm or cancel) from the X-WeChat-OpenID header or a JSON body
 // {"user": …}, a GET from the header alone, and a POST whose header was sent
 // empty that the header decides: its body is not read. The POSTs were told
-// of the header alone, and a bot without it looked for no other way.
+// of the header alone, and a bot without it looked for no other way. A GET
+// whose header was sent empty is told of the header alone too: told a
+// body's "user" is not read while the header is sent, a bot dropped the
+// header for a body no GET reads.
 func TestUserRequiredSaysWhereTheUserGoes(t *testing.T) {
 	srv := userAPIServer(t, testdrivers.Open(t, "embedded", nil))
 	for _, tc := range []struct {
@@ -400,6 +403,8 @@ func TestUserRequiredSaysWhereTheUserGoes(t *testing.T) {
 			map[string]string{headerOpenID: ""}, []string{headerOpenID, "empty", "not read"}, nil},
 		{"orders without a user", http.MethodGet, "/v1/paygate/orders", "", nil,
 			[]string{headerOpenID}, []string{`"user"`}},
+		{"orders with the header sent empty", http.MethodGet, "/v1/paygate/orders", "", map[string]string{headerOpenID: ""},
+			[]string{headerOpenID, "empty"}, []string{`"user"`, "body"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, srv+tc.path, strings.NewReader(tc.body))
