@@ -82,11 +82,14 @@ func nextNo(p *store.RefundProposal) string {
 // went out and the order stays held for it (the cancel is gone, no new
 // proposal), or the cancel ended p, nothing of p was sent, the order is
 // free and a new proposal goes through. Never two refunds, never p's
-// refund with the order free. Both drivers.
+// refund with the order free. Both drivers. Retried: the cancel that took
+// p is answered 503 (its write on no replica in time) and sent again, and
+// the retry, answered cancelled, frees the order (cancelEnded), racing the
+// tap as a first cancel's freeing does.
 func TestCutReservationReleaseRacesATap(t *testing.T) {
-	for _, driver := range drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			e, svc2, _ := twoReplicas(t, driver)
+	for _, tc := range driverModes(t, "once", "retried") {
+		t.Run(tc.name, func(t *testing.T) {
+			e, svc2, _ := twoReplicas(t, tc.driver)
 			ctx := context.Background()
 			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
 			for i := range 16 {
@@ -99,11 +102,18 @@ func TestCutReservationReleaseRacesATap(t *testing.T) {
 				if _, err := a.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
 					t.Fatalf("confirmation on A: %v; want it cut short", err)
 				}
+				canceller := svc2
+				if tc.mode == "retried" {
+					canceller = replicaOn(t, e, &unackedRefundSteps{fullStore: e.st, cancel: true})
+				}
 				var r raceOutcome
 				var wg sync.WaitGroup
 				wg.Go(func() { r.tap, r.tapErr = e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID) })
 				wg.Go(func() {
-					_, r.otherErr = svc2.CancelRefund(ctx, "shop-bot", o.User, p.RefundID)
+					_, r.otherErr = canceller.CancelRefund(ctx, "shop-bot", o.User, p.RefundID)
+					if errors.Is(r.otherErr, store.ErrUnavailable) {
+						_, r.otherErr = canceller.CancelRefund(ctx, "shop-bot", o.User, p.RefundID)
+					}
 					r.next, _, r.nextErr = svc2.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "again"})
 				})
 				wg.Wait()
