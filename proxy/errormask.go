@@ -44,6 +44,9 @@ type sseErrorMask struct {
 	// final: the current event is a stream's last (finalEvent); done:
 	// such an event has ended, and no line came after it.
 	final, done bool
+	// open: a line of the current event was relayed (in part, when long),
+	// and the blank line that ends the event was not.
+	open bool
 }
 
 // maxMaskedLine bounds a line held whole: an error event is far smaller.
@@ -138,6 +141,7 @@ func (m *sseErrorMask) end() []byte {
 // when it belongs to an error event, and notes the event's name.
 func (m *sseErrorMask) endLine(line []byte) {
 	m.done = false
+	m.open = m.long || len(line) > 0
 	switch {
 	case m.long:
 		m.out = append(m.out, m.values(line)...)
@@ -167,6 +171,14 @@ func (m *sseErrorMask) endLine(line []byte) {
 // ends after its finish reason has (SPEC 5).
 func (m *sseErrorMask) ended() bool {
 	return m.done && len(m.line) == 0 && !m.long && !m.comment
+}
+
+// between reports whether what was relayed so far ends at the end of an
+// event (or is nothing): the client holds no event in part, and one written
+// now is read as an event of its own. Held bytes (a line not ended yet, a
+// comment) never reached the client.
+func (m *sseErrorMask) between() bool {
+	return !m.open && !m.long
 }
 
 // finalEvent reports the name of the event that ends a forwarded stream:

@@ -129,6 +129,9 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path = s.queryWithoutUser(path, reqInfo(r).client.Name, user)
+	// A call that creates something is not sent twice (a batch or a job
+	// made on two accounts, each billed): see failover.Replayable.
+	once := !failover.Replayable(r.Method, path, body)
 	resp, err := s.up.Open(r.Context(), &failover.Request{
 		Model:             model,
 		Method:            r.Method,
@@ -137,9 +140,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		ContentType:       ct,
 		Accept:            s.acceptFor(r.Header, user),
 		SameUpstreamModel: true,
-		// A call that creates something is not sent twice (a batch or a
-		// job made on two accounts, each billed): see failover.Replayable.
-		AtMostOnce: !failover.Replayable(r.Method, path, body),
+		AtMostOnce:        once,
 	})
 	if err != nil {
 		s.failTurn(w, r, err)
@@ -158,7 +159,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			defer tailBufs.Put(tail)
 			tail.reset()
 		}
-		if s.pipeUpstreamBody(w, r, resp, tail) && tail != nil {
+		if s.pipeUpstreamBody(w, r, resp, tail, once) && tail != nil {
 			s.accountUsage(r.Context(), resp, tail.usage())
 		}
 		return
@@ -453,9 +454,14 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // last event (sseErrorMask.ended, failover.Response.EndsWhole) is whole,
 // and ends as one.
 //
+// An event stream the drain deadline ends between two events ends with
+// the server_shutdown error event instead, and properly; its message
+// invites a resend unless the call is sent at most once (once: a
+// background Response, failover.Replayable).
+//
 // It reports whether the body went to the client whole; tail, when not
 // nil, is given every byte relayed.
-func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail) bool {
+func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) bool {
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
@@ -536,6 +542,24 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 		if err != nil {
 			if r.Context().Err() != nil && !shutDown(r) {
 				return false // the client left
+			}
+			if shutDown(r) && errMask != nil && errMask.between() {
+				// The drain's time ran out between two events: the
+				// client is still reading and is told why the stream
+				// stops, with the error event a chat stream ends with
+				// (endStreamWithError), which the OpenAI SDKs raise
+				// from any stream, and a proper end. Cut, the SDKs
+				// raised it as a lost connection.
+				s.log.Warn("forwarded stream ended by the drain deadline after the first byte", "request_id", reqInfo(r).id)
+				msg := "paygate: the server is shutting down (server.shutdown_timeout passed) and cut this answer short; send the request again"
+				if once {
+					// A background Response goes on at the provider: sent
+					// again, it is made (and billed) twice.
+					msg = "paygate: the server is shutting down (server.shutdown_timeout passed) and cut this answer short; " +
+						"the provider may go on with the request: check before sending it again"
+				}
+				send(append(append([]byte("data: "), errorJSON(shutdownError(0, msg))...), "\n\n"...))
+				return false
 			}
 			// The provider cut the body, or the drain deadline did: the
 			// client is still reading and must see an incomplete answer.

@@ -258,7 +258,9 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 // a silent truncation. The bot must get `data: {"error":…}` and a properly
 // terminated response (no [DONE]), as for any other cut, on the plain relay
 // and on a payment turn alike; go-openai's Recv then returns the error, not
-// an unexpected EOF.
+// an unexpected EOF. So does a forwarded event stream (a streamed Responses
+// API call) cut between two events: it ended without its body's last
+// chunk, which the SDKs raise as a lost connection, not as the shutdown.
 func TestDrainDeadlineCutsStreamWithErrorEvent(t *testing.T) {
 	for _, user := range []string{"", "o-user-drain"} { // plain relay, payment turn
 		name := "plain"
@@ -313,6 +315,49 @@ func TestDrainDeadlineCutsStreamWithErrorEvent(t *testing.T) {
 			t.Errorf("Recv after the drain deadline: %v (%T); want the APIError server_shutdown", err, err)
 		}
 	})
+	for _, tt := range []struct{ name, body, want string }{
+		{"forwarded", `{"model":"m","stream":true,"input":"hi"}`, "send the request again"},
+		// A background Response goes on at the provider: not sent again.
+		{"forwarded once", `{"model":"m","stream":true,"background":true,"input":"hi"}`, "check before sending it again"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base, _, stop, done := drainCutWith(t, func(w http.ResponseWriter) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(w, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n"+
+					"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"one \"}\n\n")
+				w.(http.Flusher).Flush()
+			})
+			req, _ := http.NewRequest(http.MethodPost, base+"/v1/responses", strings.NewReader(tt.body))
+			req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			for want := 2; want > 0; { // both events, each ended by its blank line
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("the stream's first events: %v", err)
+				}
+				if line == "\n" {
+					want--
+				}
+			}
+			stop()
+			rest, readErr := io.ReadAll(br)
+			if err := <-done; err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+			e := gjson.Get(strings.TrimPrefix(string(rest), "data: "), "error")
+			if readErr != nil || !strings.HasPrefix(string(rest), `data: {"error":`) || !strings.HasSuffix(string(rest), "\n\n") ||
+				e.Get("code").Str != "server_shutdown" || !strings.HasSuffix(e.Get("message").Str, tt.want) {
+				t.Errorf("after the drain deadline the forwarded stream went on with %q, err %v; want the server_shutdown error event saying %q, and a clean end",
+					rest, readErr, tt.want)
+			}
+		})
+	}
 }
 
 // TestDrainDeadlineDoesNotInviteAResendOfABatch: a forwarded call sent at
