@@ -246,17 +246,31 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	applyGCDefaults(os.Getenv)
-	// The first signal starts the drain (up to server.shutdown_timeout); the
-	// handler is given back before serve hears of it, so a second signal
-	// ends the process at once, as an operator pressing Ctrl-C again or a
-	// supervisor repeating SIGTERM expects. The stores are crash-safe: bbolt
-	// commits are atomic, and a write cut short in Redis is repaired from its
-	// intent.
-	sigCtx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	// The first signal starts the drain (up to server.shutdown_timeout); a
+	// second ends the process at once, as an operator pressing Ctrl-C
+	// again or a supervisor repeating SIGTERM expects (dieOf). The stores
+	// are crash-safe: bbolt commits are atomic, and a write cut short in
+	// Redis is repaired from its intent.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	context.AfterFunc(sigCtx, func() { stop(); cancel() })
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-served:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			dieOf(sig.(syscall.Signal))
+		case <-served:
+		}
+	}()
 	if err := serveHangups(ctx, cfg, stderr, nil, hup); err != nil && !errors.Is(err, context.Canceled) {
 		// In the log's own format, secrets masked: a log pipeline that
 		// reads paygate's JSON and alerts on its errors got a plain-text
@@ -267,6 +281,21 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// dieOf ends the process as sig's default action does: ended by sig, as a
+// supervisor reads it. As PID 1 of its PID namespace (the image's
+// ENTRYPOINT in a container) no signal can end it that way (the kernel
+// drops one it has no handler for; the Go runtime, failing, exits with
+// status 2, paygate's for a wrong command line): it exits with 128 plus
+// the signal's number, the status a shell and a container's state give a
+// process ended by it (143 for SIGTERM, 130 for SIGINT).
+func dieOf(sig syscall.Signal) {
+	if os.Getpid() != 1 {
+		signal.Reset(sig)
+		raise(sig)
+	}
+	os.Exit(128 + int(sig))
 }
 
 // defaultHealthURL is what healthcheck asks with neither -url nor -config:

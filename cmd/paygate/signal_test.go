@@ -40,115 +40,102 @@ func TestMain(m *testing.M) {
 // TestSecondSignalStopsAtOnce: the first SIGTERM drains in-flight streams
 // for up to shutdown_timeout (60s here, with a stream that never ends); a
 // second one ends the process at once, as an operator pressing Ctrl-C
-// again or a supervisor repeating SIGTERM expects.
+// again or a supervisor repeating SIGTERM expects: ended by that signal,
+// or, as PID 1 of its PID namespace (the image's ENTRYPOINT in a
+// container), which the kernel lets no signal end, with exit status 143
+// (128+SIGTERM), what a process ended by it reports in a shell or a
+// container's state. As PID 1 it exited with status 2, paygate's own for a
+// wrong command line, after the Go runtime's try to die of the signal.
 func TestSecondSignalStopsAtOnce(t *testing.T) {
-	hang := make(chan struct{})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-hang:
-		case <-r.Context().Done():
+	for _, tt := range []struct {
+		name string
+		pid1 bool
+	}{{"child", false}, {"pid 1", true}} {
+		if tt.pid1 && asPID1 == nil {
+			continue // no PID namespaces on this OS
 		}
-	}))
-	defer up.Close()
-	defer close(hang)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "c.yaml")
-	writeFile(t, cfg, `
+		t.Run(tt.name, func(t *testing.T) {
+			hang := make(chan struct{})
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
+				w.(http.Flusher).Flush()
+				select {
+				case <-hang:
+				case <-r.Context().Done():
+				}
+			}))
+			defer up.Close()
+			defer close(hang)
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "c.yaml")
+			writeFile(t, cfg, `
 server: {listen: "127.0.0.1:0", admin_listen: "off", shutdown_timeout: 60s}
 clients: [{name: bot, key: k-signal-0123}]
 store: {path: "`+filepath.Join(dir, "p.db")+`"}
 providers: [{name: fake, base_url: "`+up.URL+`", api_key: x}]
 models: [{name: m, targets: [{provider: fake, model: u}]}]
 `)
-	cmd := exec.Command(os.Args[0], "serve", "-config", cfg)
-	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	waitLog := func(what string, match func(string) bool) string {
-		t.Helper()
-		timeout := time.After(30 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("paygate exited before logging %s", what)
-				}
-				if match(l) {
-					return l
-				}
-			case <-timeout:
-				t.Fatalf("paygate did not log %s", what)
+			var setup []func(*exec.Cmd)
+			if tt.pid1 {
+				setup = append(setup, asPID1)
 			}
-		}
-	}
-	l := waitLog("its listener", func(l string) bool {
-		return gjson.Get(l, "msg").Str == "listening" && gjson.Get(l, "listener").Str == "main"
-	})
-	base := "http://" + gjson.Get(l, "addr").Str
+			cmd, lines, base := startPaygate(t, cfg, setup...)
 
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
-	req.Header.Set("Authorization", "Bearer k-signal-0123")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if line, _ := bufio.NewReader(resp.Body).ReadString('\n'); !strings.Contains(line, "one") {
-		t.Fatalf("first event %q", line)
-	}
+			req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+			req.Header.Set("Authorization", "Bearer k-signal-0123")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if line, _ := bufio.NewReader(resp.Body).ReadString('\n'); !strings.Contains(line, "one") {
+				t.Fatalf("first event %q", line)
+			}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	waitLog("the drain", func(l string) bool { return strings.Contains(gjson.Get(l, "msg").Str, "shutting down") })
-	go func() {
-		for range lines { // keep the pipe drained until exit
-		}
-	}()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			t.Fatalf("exit: %v; want ended by the second SIGTERM", err)
-		}
-		if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
-			t.Errorf("exit %v; want ended by the second SIGTERM", err)
-		}
-	case <-time.After(20 * time.Second): // the drain alone would take 60s
-		t.Fatal("still draining 20s after a second SIGTERM")
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			waitLine(t, lines, "the drain", func(l string) bool { return strings.Contains(gjson.Get(l, "msg").Str, "shutting down") })
+			go func() {
+				for range lines { // keep the pipe drained until exit
+				}
+			}()
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) {
+					t.Fatalf("exit: %v; want ended by the second SIGTERM", err)
+				}
+				ws, ok := ee.Sys().(syscall.WaitStatus)
+				if tt.pid1 && (!ok || ws.Signaled() || ws.ExitStatus() != 128+int(syscall.SIGTERM)) {
+					t.Errorf("PID 1's exit %v; want exit status 143, ended by the second SIGTERM", err)
+				}
+				if !tt.pid1 && (!ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM) {
+					t.Errorf("exit %v; want ended by the second SIGTERM", err)
+				}
+			case <-time.After(20 * time.Second): // the drain alone would take 60s
+				t.Fatal("still draining 20s after a second SIGTERM")
+			}
+		})
 	}
 }
 
 // startPaygate runs this package's main as a child process, `serve -config
-// cfg` behind the command prefix (empty: none), and returns it with its log
-// lines and the main listener's base URL.
-func startPaygate(t *testing.T, cfg string, prefix ...string) (*exec.Cmd, <-chan string, string) {
+// cfg`, the command given to each of setup before it starts, and returns it
+// with its log lines and the main listener's base URL.
+func startPaygate(t *testing.T, cfg string, setup ...func(*exec.Cmd)) (*exec.Cmd, <-chan string, string) {
 	t.Helper()
-	argv := append(prefix, os.Args[0], "serve", "-config", cfg)
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(os.Args[0], "serve", "-config", cfg)
 	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
+	for _, f := range setup {
+		f(cmd)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
