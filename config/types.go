@@ -577,10 +577,11 @@ type Reconcile struct {
 	// Replicas sharing Redis divide the pending orders and late refunds:
 	// the replica that swept one holds it for this long, so each is
 	// queried once per interval between them, not once per replica; one
-	// that stops holds its orders no longer than this (or 20s, twice the
+	// that dies holds its orders no longer than this (or 20s, twice the
 	// time a sweep's query may take, for an interval shorter than that, so
-	// a lease outlasts its query), and one whose query of an order fails
-	// gives it back at once for the next replica.
+	// a lease outlasts its query), one stopped mid-sweep (SIGTERM) gives
+	// back those it had not reconciled, and one whose query of an order
+	// fails gives it back, each at once for the next replica.
 	SweepInterval Duration `yaml:"sweep_interval"`
 }
 

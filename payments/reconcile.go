@@ -480,8 +480,10 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 				due = append(due, o)
 			}
 			taken := s.now()
-			for _, o := range s.sweepLeases(ctx, due) {
+			mine := s.sweepLeases(ctx, due)
+			for i, o := range mine {
 				if err := ctx.Err(); err != nil {
+					s.releaseSweepLease(ctx, mine[i:]...)
 					return err
 				}
 				if !s.keepLease(ctx, o.OrderNo, taken) {
@@ -492,9 +494,11 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 				got, err := s.reconcileSafely(octx, o, "sweep")
 				cancel()
 				if err != nil {
-					st.Errors++
-					s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
-					s.releaseSweepLease(ctx, o.OrderNo)
+					if ctx.Err() == nil { // stopped, nothing failed
+						st.Errors++
+						s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
+					}
+					s.releaseSweepLease(ctx, o)
 					continue
 				}
 				if got != nil && got.Status != o.Status {
@@ -601,20 +605,33 @@ func (s *Service) sweepLease() time.Duration {
 	return max(s.opts.SweepInterval, 2*s.opts.BackgroundQueryTimeout)
 }
 
-// releaseSweepLease gives back this replica's sweep lease of orderNo after
-// its reconcile failed, so the next pass of any replica takes it: the
+// releaseSweepLease gives back this replica's sweep leases of orders after
+// their reconcile failed, so the next pass of any replica takes them: the
 // holder renews its lease at each pass, so a replica whose every query
 // fails (it cannot reach WeChat Pay) kept the order from the replicas that
-// can for as long as it lived. The lease is cut to a millisecond (the
-// store has no release); a store that fails leaves it to run out.
-func (s *Service) releaseSweepLease(ctx context.Context, orderNo string) {
-	if s.opts.SoleWriter {
+// can for as long as it lived. So too when the sweep is stopped (ctx ended:
+// a shutdown) with orders taken and not reconciled: they were held for
+// the rest of the lease by a process that was gone. The leases are cut to
+// a millisecond (the store has no release), in one call under a context
+// of its own, which the stop does not end; a store that fails leaves them
+// to run out.
+func (s *Service) releaseSweepLease(ctx context.Context, orders ...*store.Order) {
+	if s.opts.SoleWriter || len(orders) == 0 {
 		return
 	}
-	if _, err := s.store.TakeLeases(ctx, s.holder, []string{sweepLeaseKey(orderNo)}, time.Millisecond); err != nil {
-		s.log.WarnContext(ctx, "sweep: lease not given back", "order_no", orderNo, "err", err)
+	keys := make([]string, len(orders))
+	for i, o := range orders {
+		keys[i] = sweepLeaseKey(o.OrderNo)
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseBackTimeout)
+	defer cancel()
+	if _, err := s.store.TakeLeases(lctx, s.holder, keys, time.Millisecond); err != nil {
+		s.log.WarnContext(ctx, "sweep: leases not given back", "orders", len(orders), "order_no", orders[0].OrderNo, "err", err)
 	}
 }
+
+// leaseBackTimeout bounds releaseSweepLease's store call.
+const leaseBackTimeout = 2 * time.Second
 
 // sweepLeaseKey is the lease by which one replica sweeps orderNo for an
 // interval.

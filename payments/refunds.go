@@ -1509,8 +1509,9 @@ func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 			}
 			due = s.sweepLeases(ctx, due)
 		}
-		for _, o := range due {
+		for i, o := range due {
 			if err := ctx.Err(); err != nil {
+				s.releaseSweepLease(ctx, due[i:]...)
 				return err
 			}
 			if !s.keepLease(ctx, o.OrderNo, taken) {
@@ -1544,8 +1545,10 @@ func (s *Service) sweepRefundsInReview(ctx context.Context, st *SweepStats) erro
 			}
 		}
 		taken := s.now()
-		for _, o := range s.sweepLeases(ctx, due) {
+		mine := s.sweepLeases(ctx, due)
+		for i, o := range mine {
 			if err := ctx.Err(); err != nil {
+				s.releaseSweepLease(ctx, mine[i:]...)
 				return err
 			}
 			if !s.keepLease(ctx, o.OrderNo, taken) {
@@ -1581,9 +1584,11 @@ func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *st
 	got, err := s.reconcileRefundInReview(octx, cur, rec)
 	cancel()
 	if err != nil {
-		st.Errors++
-		s.log.WarnContext(ctx, "sweep: refund in review not reconciled", "order_no", o.OrderNo, "out_refund_no", rec.Proposal.OutRefundNo, "err", err)
-		s.releaseSweepLease(ctx, o.OrderNo)
+		if ctx.Err() == nil { // stopped, nothing failed
+			st.Errors++
+			s.log.WarnContext(ctx, "sweep: refund in review not reconciled", "order_no", o.OrderNo, "out_refund_no", rec.Proposal.OutRefundNo, "err", err)
+		}
+		s.releaseSweepLease(ctx, o)
 		return
 	}
 	if got != nil && got.Version != cur.Version {
@@ -1710,9 +1715,11 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 	got, err := s.reconcileRefundSafely(octx, o)
 	cancel()
 	if err != nil {
-		st.Errors++
-		s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
-		s.releaseSweepLease(ctx, o.OrderNo)
+		if ctx.Err() == nil { // stopped, nothing failed
+			st.Errors++
+			s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
+		}
+		s.releaseSweepLease(ctx, o)
 		return
 	}
 	if got != nil && got.Status != o.Status {

@@ -258,3 +258,67 @@ func testSweepLeaseOfAFailedReconcile(t *testing.T, driver string) {
 		t.Fatalf("refund queries by the healthy replica over three intervals: got 0; want some")
 	}
 }
+
+// stalled is a replica's WeChat Pay that answers no query: each waits for
+// its caller to give up, and reached has a value once one is asked.
+type stalled struct {
+	payments.Backend
+	reached chan struct{}
+}
+
+func (s stalled) QueryOrder(ctx context.Context, _ string) (*wechatpay.Transaction, error) {
+	s.reached <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestSweepStoppedGivesItsLeasesBack: a replica stopped (SIGTERM) in the
+// middle of its sweep gives back the sweep leases of the orders it took
+// and did not reconcile, the one in progress and those after it, so the
+// next replica's pass takes them at once. They were held for the rest of
+// the interval by a process that was gone: a payment whose notification
+// was lost waited that much longer to be found, at every rolling deploy.
+// The stop is no failure of the order either: none is logged or counted.
+func TestSweepStoppedGivesItsLeasesBack(t *testing.T) {
+	for _, driver := range drivers(t) {
+		if driver == "embedded" {
+			continue // a sole writer takes no lease
+		}
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, storeClock: true,
+				service: func(o *payments.Options) {
+					o.SoleWriter = false // two replicas on one store
+					opts = *o
+				}})
+			sOpts := opts
+			st := stalled{opts.Backend, make(chan struct{}, 2)}
+			sOpts.Backend = st
+			stopping := otherReplica(t, sOpts)
+			a := e.create("oUser-sweep-stopped-a", 1)
+			b := e.create("oUser-sweep-stopped-b", 1)
+			e.clock.Advance(10 * time.Second)
+
+			ctx, stop := context.WithCancel(context.Background())
+			swept := make(chan error, 1)
+			go func() {
+				_, err := stopping.Sweep(ctx)
+				swept <- err
+			}()
+			<-st.reached // it holds both orders' leases, and asks about the first
+			stop()
+			if err := <-swept; !errors.Is(err, context.Canceled) {
+				t.Fatalf("stopped sweep: %v; want it ended by the stop", err)
+			}
+			e.clock.Advance(time.Second) // the next replica's tick, a second on, not an interval
+			if _, err := e.svc.Sweep(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range []*store.Order{a, b} {
+				if n := simOps(e, "query", o.OrderNo); n != 1 {
+					t.Errorf("queries of %s by the next replica's sweep, right after the stop: got %d; want 1", o.OrderNo, n)
+				}
+			}
+		})
+	}
+}
