@@ -123,6 +123,12 @@ func TestContextLengthWithTheFallbackUnasked(t *testing.T) {
 			if tc.wantStatus != http.StatusBadRequest && (!strings.Contains(ue.Message, CauseContextLength) || !strings.Contains(ue.Message, "b: skipped")) {
 				t.Errorf("message %q; want a's context length and b's skip named", ue.Message)
 			}
+			// The provider named is the one whose refusal the client
+			// reads, or, for the wait of a fallback the round skipped,
+			// the one that refused the length: never one not asked.
+			if want := map[bool]string{false: "a", true: "b"}[tc.bTooSmall]; ue.Provider != want {
+				t.Errorf("provider %q; want %q", ue.Provider, want)
+			}
 			if n := len(e.fakes["a"].hits()); n != 1 {
 				t.Errorf("a saw %d requests; want 1 (never the same target again)", n)
 			}
@@ -163,5 +169,35 @@ func TestContextLengthAfterASilentProvider(t *testing.T) {
 	}
 	if n := len(e.fakes["a"].hits()); n != 1 {
 		t.Errorf("silent provider a asked %d times; want 1", n)
+	}
+}
+
+// TestLengthWaitNamesTheProviderThatRefusedIt: a round whose refusal of
+// the length becomes a 429 for a fallback it skipped cooling down names,
+// of the providers it asked, the one that refused the length, not the
+// one asked last (a 500 that is not what the client reads): the skipped
+// one was not asked. One that refused with a rate limit of its own is
+// named ahead of the refusal of the length.
+func TestLengthWaitNamesTheProviderThatRefusedIt(t *testing.T) {
+	tooLong := always(statusFn(400, errBody("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 8192 tokens.")))
+	limited := always(statusFn(429, errBody("requests", "rate_limit_exceeded", "Rate limit reached"), "Retry-After: 60"))
+	for _, tc := range []struct {
+		name string
+		a, b func(*fconn, int)
+	}{
+		{"length, then a 500", tooLong, always(statusFn(500, ""))},
+		{"a rate limit, then length", limited, tooLong},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(*fconn, int){"a": tc.a, "b": tc.b}, []string{"a", "b", "c"}, nil)
+			e.r.providers[2].coolDown(e.clock.Now().Add(10*time.Second), coolReason{CauseRateLimited, true})
+			var ue *UpstreamError
+			if got := e.open(t.Context(), true); !errors.As(got.openErr, &ue) {
+				t.Fatalf("got %v (served by %q); want an UpstreamError", got.openErr, got.provider)
+			}
+			if ue.Status != http.StatusTooManyRequests || ue.Provider != "a" {
+				t.Errorf("status %d, provider %q; want 429 naming a (message %q)", ue.Status, ue.Provider, ue.Message)
+			}
+		})
 	}
 }

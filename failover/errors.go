@@ -154,8 +154,10 @@ type UpstreamError struct {
 	// (X-Paygate-Provider): the one its status and message are from,
 	// which is not always the one asked last (a refusal of the length
 	// wins over a 500 after it; a 429's or 503's Retry-After is the
-	// provider's whose wait is shortest, when the round asked it). ""
-	// when the round asked no one.
+	// provider's whose wait is shortest, when the round asked it; a 429
+	// or 503 over a refusal of the length whose waiting target the round
+	// did not ask names the first it asked that refused for a while, else
+	// the one that refused the length). "" when the round asked no one.
 	Provider string
 	// Err is the last attempt's underlying error, if any.
 	Err error
