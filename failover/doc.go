@@ -81,7 +81,8 @@
 // status (UpstreamError), but for the refusals above that the client can
 // act on: a refusal of the request's length (400 or 413) wherever it came
 // in the round (unless the round then ran out of attempts or time, or
-// ended on another refusal, a cancel or an answer too large), or a model
+// ended on another refusal, a cancel, an answer too large or a call the
+// provider may have acted on), or a model
 // every target said does not exist (404); the
 // provider named (UpstreamError.Provider, the X-Paygate-Provider header)
 // is the one whose error the client gets. A rate limit is a 429 rate_limit_exceeded when
