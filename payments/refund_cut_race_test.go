@@ -82,10 +82,11 @@ func nextNo(p *store.RefundProposal) string {
 // went out and the order stays held for it (the cancel is gone, no new
 // proposal), or the cancel ended p, nothing of p was sent, the order is
 // free and a new proposal goes through. Never two refunds, never p's
-// refund with the order free. Both drivers. Retried: the cancel that took
-// p is answered 503 (its write on no replica in time) and sent again, and
-// the retry, answered cancelled, frees the order (cancelEnded), racing the
-// tap as a first cancel's freeing does.
+// refund with the order free. Both drivers. Retried: the store does not
+// confirm the cancel that took p (its write on no replica in time); read
+// back, it frees the order (cancelledAfterAll), racing the tap as a first
+// cancel's freeing does, and one the read-back could not settle is sent
+// again, whose retry frees it (cancelEnded).
 func TestCutReservationReleaseRacesATap(t *testing.T) {
 	for _, tc := range driverModes(t, "once", "retried") {
 		t.Run(tc.name, func(t *testing.T) {

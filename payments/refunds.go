@@ -445,6 +445,13 @@ func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*s
 			s.releaseCancelled(ctx, live)
 			return p, nil
 		}
+		if p, ok := s.cancelledAfterAll(ctx, live, err); ok {
+			s.mm.refunds.WithLabelValues("cancelled").Inc()
+			s.log.WarnContext(ctx, "refund proposal cancelled by the user though the store did not confirm it; answered cancelled",
+				"refund_id", id, "order_no", p.OrderNo, "err", err)
+			s.releaseCancelled(ctx, live)
+			return p, nil
+		}
 		err = fmt.Errorf("cancel refund proposal %s: %w", id, err)
 	}
 	if errors.Is(err, store.ErrGone) {
@@ -453,6 +460,28 @@ func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*s
 		return s.cancelEnded(ctx, client, user, id, err)
 	}
 	return nil, err
+}
+
+// cancelledAfterAll reports whether the cancel of live, which failed with
+// err, took effect all the same: the store did not confirm it (a lost
+// reply, a write not on a replica in time: mayHaveApplied), and read back,
+// the proposal is cancelled, its owner this cancel's. It returns the
+// cancelled proposal. The store keeps no mark of which cancel ended it, so
+// one that lost to a concurrent cancel of the same user is answered
+// cancelled too, as its retry would be (cancelEnded). It was answered 503,
+// the order a cut confirmation left reserved kept to the sweep, and the
+// SDK's retry, answered cancelled, counted as a repeat; a confirm in the
+// same spot reads its store back (consumedAfterAll). Any read that fails
+// says no: the store's error stands.
+func (s *Service) cancelledAfterAll(ctx context.Context, live *store.RefundProposal, err error) (*store.RefundProposal, bool) {
+	if !mayHaveApplied(err) {
+		return nil, false
+	}
+	p, state, serr := s.store.RefundProposalState(ctx, live.RefundID)
+	if serr != nil || state != store.ProposalCancelled || p.Client != live.Client || p.User != live.User {
+		return nil, false
+	}
+	return p, true
 }
 
 // cancelEnded answers a cancel of proposal id that found it ended (gone,
