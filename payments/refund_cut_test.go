@@ -18,6 +18,7 @@ import (
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
@@ -393,17 +394,25 @@ func (s *onceGetOrder) GetOrder(ctx context.Context, no string) (*store.Order, e
 // reservation, the sweep counted the settled refund a second time
 // (2000 fen refunded of one 1000 refund), or would have sent again a refund
 // the user was told had failed. B is a repeat of A: told what became of A's
-// refund (succeeded), or "already used" when it was refused, and the order
-// stays where A's refund left it.
+// refund (succeeded, or closed: WeChat Pay's close is final for its
+// out_refund_no), or "already used" when it was refused, and the order
+// stays where A's refund left it. Closed, and another refund of the order
+// made since (the order's refund record then names that one): B held the
+// order again for the closed refund, told the user "closed", and the sweep
+// undid the hold a minute on as a refund that failed, which the user's
+// next turn told them; meanwhile a new proposal was refused as another
+// refund in progress.
 func TestLateTapAfterItsRefundEnded(t *testing.T) {
 	cases := []struct {
 		name     string
 		refused  bool
+		closed   bool
 		status   store.OrderStatus
 		refunded int64
 	}{
 		{name: "settled", status: store.StatusPartiallyRefunded, refunded: 1000},
 		{name: "refused by WeChat Pay", refused: true, status: store.StatusPaid},
+		{name: "closed by WeChat Pay, another refund made since", closed: true, status: store.StatusPartiallyRefunded, refunded: 2000},
 	}
 	for _, driver := range drivers(t) {
 		for _, tc := range cases {
@@ -426,17 +435,29 @@ func TestLateTapAfterItsRefundEnded(t *testing.T) {
 					if err != nil {
 						t.Errorf("tap A: %v", err)
 					}
-					if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+					settle := p.OutRefundNo
+					if tc.closed {
+						w := refundWord{outRefundNo: p.OutRefundNo, status: wechatpay.RefundClosed, fen: 1000}
+						if status, body := e.postRefund(o, e.order(o.OrderNo).TransactionID, w); status/100 != 2 {
+							t.Errorf("refund closed: %d %s", status, body)
+						}
+						q := propose(t, e, e.order(o.OrderNo), 2000)
+						if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, q.RefundID); err != nil {
+							t.Errorf("another refund: %v", err)
+						}
+						settle = q.OutRefundNo
+					}
+					if d, err := e.sim.CompleteRefund(ctx, settle); err != nil || !d.Acked {
 						t.Errorf("refund notification: %+v %v", d, err)
 					}
 				}}
 				b := replicaOn(t, e, late)
 				res, err := b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
-				switch {
+				switch want := map[bool]string{true: payments.RefundClosed, false: payments.RefundSucceeded}[tc.closed]; {
 				case tc.refused && !errors.Is(err, store.ErrGone):
 					t.Errorf("tap B: %+v, %v; want store.ErrGone (already used, its refund refused)", res, err)
-				case !tc.refused && (err != nil || res.Status != payments.RefundSucceeded):
-					t.Errorf("tap B: %+v, %v; want a repeat answered with A's refund succeeded", res, err)
+				case !tc.refused && (err != nil || res.Status != want):
+					t.Errorf("tap B: %v, %v; want a repeat answered with A's refund %s", resStatus(res), err, want)
 				}
 				if got := e.order(o.OrderNo); got.Status != tc.status {
 					t.Errorf("after tap B: order %s reserved by %q; want %s", got.Status, got.RefundReservedBy, tc.status)
@@ -449,8 +470,13 @@ func TestLateTapAfterItsRefundEnded(t *testing.T) {
 				if got.Status != tc.status || got.RefundedFen != tc.refunded {
 					t.Errorf("after the sweep: order %s refunded %d %v (%s); want %s with %d", got.Status, got.RefundedFen, got.RefundNos, got.ReviewReason, tc.status, tc.refunded)
 				}
-				if n, want := e.sim.RefundCount(o.OrderNo), map[bool]int{true: 0, false: 1}[tc.refused]; n != want {
+				if n, want := e.sim.RefundCount(o.OrderNo), map[bool]int{true: 0, false: 1}[tc.refused]+map[bool]int{true: 1}[tc.closed]; n != want {
 					t.Errorf("refunds at WeChat Pay %d; want %d", n, want)
+				}
+				for _, r := range got.RefundOutcomes {
+					if r.Status == store.RefundFailed {
+						t.Errorf("outcome %+v noted for the user; want only what WeChat Pay said of each refund", r)
+					}
 				}
 			})
 		}

@@ -986,14 +986,22 @@ func reservedFor(o *store.Order, p *store.RefundProposal) bool {
 }
 
 // checkRefund reports whether proposal p can run on order o now. A
-// proposal whose refund the order already counts was used: a late tap
-// that read it live must not reserve the order for it again.
+// proposal whose refund the order already counts, or whose refund WeChat
+// Pay closed (final for its out_refund_no), was used: a late tap that read
+// it live must not reserve the order for it again. It is store.ErrGone, and
+// the tap is answered as a repeat, with the refund's state (closed): held
+// again, nobody would send under the reservation, a new proposal was
+// refused as another refund in progress until the sweep undid it, and the
+// user, told "closed", was then told the refund failed.
 func checkRefund(o *store.Order, p *store.RefundProposal) error {
 	if o.Client != p.Client || o.User != p.User {
 		return fmt.Errorf("%w: order %s", ErrNotOwner, o.OrderNo)
 	}
 	if slices.Contains(o.RefundNos, p.OutRefundNo) {
 		return fmt.Errorf("refund %s already applied to order %s: %w", p.OutRefundNo, o.OrderNo, store.ErrGone)
+	}
+	if slices.Contains(o.ClosedRefundNos, p.OutRefundNo) {
+		return fmt.Errorf("refund %s of order %s closed by wechat pay: %w", p.OutRefundNo, o.OrderNo, store.ErrGone)
 	}
 	left, err := refundable(o)
 	if err != nil {
