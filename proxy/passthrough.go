@@ -457,7 +457,8 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // An event stream the drain deadline ends between two events ends with
 // the server_shutdown error event instead, and properly; its message
 // invites a resend unless the call is sent at most once (once: a
-// background Response, failover.Replayable).
+// background Response, failover.Replayable). One it ends after its last
+// event is whole, and ends as one, nothing added.
 //
 // It reports whether the body went to the client whole; tail, when not
 // nil, is given every byte relayed.
@@ -542,6 +543,15 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 		if err != nil {
 			if r.Context().Err() != nil && !shutDown(r) {
 				return false // the client left
+			}
+			if shutDown(r) && errMask != nil && errMask.ended() {
+				// The drain's time ran out after the stream's last event:
+				// the answer is whole and ends as one, nothing added (the
+				// OpenAI SDKs raise an error event even after a
+				// response.completed), its usage accounted. failover
+				// reads the caller's cancellation as no end (EndsWhole).
+				_ = rc.SetWriteDeadline(time.Time{})
+				return true
 			}
 			if shutDown(r) && errMask != nil && errMask.between() {
 				// The drain's time ran out between two events: the

@@ -315,16 +315,25 @@ func TestDrainDeadlineCutsStreamWithErrorEvent(t *testing.T) {
 			t.Errorf("Recv after the drain deadline: %v (%T); want the APIError server_shutdown", err, err)
 		}
 	})
-	for _, tt := range []struct{ name, body, want string }{
-		{"forwarded", `{"model":"m","stream":true,"input":"hi"}`, "send the request again"},
+	created := "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n"
+	delta := "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"one \"}\n\n"
+	for _, tt := range []struct{ name, body, events, want string }{
+		{"forwarded", `{"model":"m","stream":true,"input":"hi"}`, created + delta, "send the request again"},
 		// A background Response goes on at the provider: not sent again.
-		{"forwarded once", `{"model":"m","stream":true,"background":true,"input":"hi"}`, "check before sending it again"},
+		{"forwarded once", `{"model":"m","stream":true,"background":true,"input":"hi"}`, created + delta, "check before sending it again"},
+		// An event begun is not ended by paygate: no error event inside it,
+		// which the client would read as a part of it; the body is cut.
+		{"forwarded in an event", `{"model":"m","stream":true,"input":"hi"}`, created + "event: response.output_text.delta\n", ""},
+		// After its last event the answer is whole: nothing is added to it
+		// (an SDK raises an error event even after response.completed), and
+		// it ends properly.
+		{"forwarded after its last event", `{"model":"m","stream":true,"input":"hi"}`,
+			created + "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":1}\n\n", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			base, _, stop, done := drainCutWith(t, func(w http.ResponseWriter) {
 				w.Header().Set("Content-Type", "text/event-stream")
-				_, _ = io.WriteString(w, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n"+
-					"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"one \"}\n\n")
+				_, _ = io.WriteString(w, tt.events)
 				w.(http.Flusher).Flush()
 			})
 			req, _ := http.NewRequest(http.MethodPost, base+"/v1/responses", strings.NewReader(tt.body))
@@ -335,26 +344,31 @@ func TestDrainDeadlineCutsStreamWithErrorEvent(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			br := bufio.NewReader(resp.Body)
-			for want := 2; want > 0; { // both events, each ended by its blank line
-				line, err := br.ReadString('\n')
-				if err != nil {
-					t.Fatalf("the stream's first events: %v", err)
-				}
-				if line == "\n" {
-					want--
-				}
+			got := make([]byte, len(tt.events)) // every byte the provider sent, relayed
+			if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != tt.events {
+				t.Fatalf("the stream's first bytes: %q, %v; want %q", got, err, tt.events)
 			}
 			stop()
-			rest, readErr := io.ReadAll(br)
+			rest, readErr := io.ReadAll(resp.Body)
 			if err := <-done; err != nil {
 				t.Errorf("serve returned %v", err)
 			}
-			e := gjson.Get(strings.TrimPrefix(string(rest), "data: "), "error")
-			if readErr != nil || !strings.HasPrefix(string(rest), `data: {"error":`) || !strings.HasSuffix(string(rest), "\n\n") ||
-				e.Get("code").Str != "server_shutdown" || !strings.HasSuffix(e.Get("message").Str, tt.want) {
-				t.Errorf("after the drain deadline the forwarded stream went on with %q, err %v; want the server_shutdown error event saying %q, and a clean end",
-					rest, readErr, tt.want)
+			switch {
+			case tt.want != "":
+				e := gjson.Get(strings.TrimPrefix(string(rest), "data: "), "error")
+				if readErr != nil || !strings.HasPrefix(string(rest), `data: {"error":`) || !strings.HasSuffix(string(rest), "\n\n") ||
+					e.Get("code").Str != "server_shutdown" || !strings.HasSuffix(e.Get("message").Str, tt.want) {
+					t.Errorf("after the drain deadline the forwarded stream went on with %q, err %v; want the server_shutdown error event saying %q, and a clean end",
+						rest, readErr, tt.want)
+				}
+			case strings.HasSuffix(tt.events, "\n\n"):
+				if len(rest) > 0 || readErr != nil {
+					t.Errorf("after the drain deadline the ended forwarded stream went on with %q, err %v; want nothing more, and a clean end", rest, readErr)
+				}
+			default:
+				if len(rest) > 0 || readErr == nil {
+					t.Errorf("after the drain deadline the forwarded stream cut in an event went on with %q, err %v; want nothing more, and no proper end", rest, readErr)
+				}
 			}
 		})
 	}
