@@ -46,11 +46,14 @@ func TestMain(m *testing.M) {
 // (128+SIGTERM), what a process ended by it reports in a shell or a
 // container's state. As PID 1 it exited with status 2, paygate's own for a
 // wrong command line, after the Go runtime's try to die of the signal.
+// So does a second Ctrl-C (SIGINT), with exit status 130 as PID 1.
 func TestSecondSignalStopsAtOnce(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		pid1 bool
-	}{{"child", false}, {"pid 1", true}} {
+		sig  syscall.Signal
+	}{{"child", false, syscall.SIGTERM}, {"pid 1", true, syscall.SIGTERM},
+		{"child SIGINT", false, syscall.SIGINT}, {"pid 1 SIGINT", true, syscall.SIGINT}} {
 		if tt.pid1 && asPID1 == nil {
 			continue // no PID namespaces on this OS
 		}
@@ -93,7 +96,7 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 				t.Fatalf("first event %q", line)
 			}
 
-			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := cmd.Process.Signal(tt.sig); err != nil {
 				t.Fatal(err)
 			}
 			waitLine(t, lines, "the drain", func(l string) bool { return strings.Contains(gjson.Get(l, "msg").Str, "shutting down") })
@@ -103,24 +106,24 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 			}()
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
-			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := cmd.Process.Signal(tt.sig); err != nil {
 				t.Fatal(err)
 			}
 			select {
 			case err := <-exited:
 				var ee *exec.ExitError
 				if !errors.As(err, &ee) {
-					t.Fatalf("exit: %v; want ended by the second SIGTERM", err)
+					t.Fatalf("exit: %v; want ended by the second %v", err, tt.sig)
 				}
 				ws, ok := ee.Sys().(syscall.WaitStatus)
-				if tt.pid1 && (!ok || ws.Signaled() || ws.ExitStatus() != 128+int(syscall.SIGTERM)) {
-					t.Errorf("PID 1's exit %v; want exit status 143, ended by the second SIGTERM", err)
+				if tt.pid1 && (!ok || ws.Signaled() || ws.ExitStatus() != 128+int(tt.sig)) {
+					t.Errorf("PID 1's exit %v; want exit status %d, ended by the second %v", err, 128+int(tt.sig), tt.sig)
 				}
-				if !tt.pid1 && (!ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM) {
-					t.Errorf("exit %v; want ended by the second SIGTERM", err)
+				if !tt.pid1 && (!ok || !ws.Signaled() || ws.Signal() != tt.sig) {
+					t.Errorf("exit %v; want ended by the second %v", err, tt.sig)
 				}
 			case <-time.After(20 * time.Second): // the drain alone would take 60s
-				t.Fatal("still draining 20s after a second SIGTERM")
+				t.Fatalf("still draining 20s after a second %v", tt.sig)
 			}
 		})
 	}
