@@ -554,12 +554,15 @@ func TestSweepWaitsForTheTapThatTookTheRefund(t *testing.T) {
 // once, as a confirm in that spot answers its outcome: it was a 503, the
 // order left to the sweep, and the SDK's retry answered cancelled and
 // counted repeated. Sent again all the same, it is answered as before.
+// Unread: its read-back failed too, so it is answered 503 and sent again:
+// the retry, answered cancelled, frees the order the first left held
+// (cancelEnded), which nothing tested once the read-back answered first.
 func TestCancelFreesTheReservationOfACutConfirmation(t *testing.T) {
-	for _, tc := range driverModes(t, "once", "unacked") {
-		unacked := tc.mode == "unacked"
+	for _, tc := range driverModes(t, "once", "unacked", "unread") {
+		unread := tc.mode == "unread"
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{driver: tc.driver, storeClock: true, service: func(o *payments.Options) {
-				o.Store = &unackedRefundSteps{fullStore: o.Store.(fullStore), cancel: unacked}
+				o.Store = &unackedRefundSteps{fullStore: o.Store.(fullStore), cancel: tc.mode != "once", unread: unread}
 			}})
 			ctx := context.Background()
 			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
@@ -570,6 +573,11 @@ func TestCancelFreesTheReservationOfACutConfirmation(t *testing.T) {
 			}
 			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
 				t.Fatalf("after A died: order %s reserved by %q; want refunding, reserved by %s", got.Status, got.RefundReservedBy, p.RefundID)
+			}
+			if unread {
+				if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+					t.Fatalf("first cancel on B: %v; want it taken and, its read-back failing, answered unavailable", err)
+				}
 			}
 			if got, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || got.RefundID != p.RefundID {
 				t.Fatalf("cancel on B: %+v, %v; want it answered cancelled", got, err)
@@ -582,6 +590,9 @@ func TestCancelFreesTheReservationOfACutConfirmation(t *testing.T) {
 				t.Fatalf("cancel sent again: %+v, %v; want it answered cancelled", got, err)
 			}
 			for step, want := range map[string]float64{"cancelled": 1, "repeated": 1} {
+				if unread {
+					break // neither answer knew it took the user's no
+				}
 				if got := e.counter("paygate_refunds_total", map[string]string{"step": step}); got != want {
 					t.Errorf("paygate_refunds_total{step=%q} %v; want %v", step, got, want)
 				}

@@ -30,11 +30,13 @@ func driverModes(t *testing.T, modes ...string) []driverMode {
 // time (store.redis.wait_replicas) or a write's reply is lost: consume
 // (the user's word taken), record (the refund in flight written) or cancel
 // (the user's "no" taken). With lost, the step is not applied at all.
+// With unread, the read of the proposal that follows a cancel so reported
+// fails too (the store still down).
 type unackedRefundSteps struct {
 	fullStore
-	consume, record, cancel, lost bool
-	mu                            sync.Mutex
-	done                          bool
+	consume, record, cancel, lost, unread bool
+	mu                                    sync.Mutex
+	done, failRead                        bool
 }
 
 var errUnacked = fmt.Errorf("redis: 0 of 1 replicas within 1s: %w", store.ErrUnavailable)
@@ -72,7 +74,21 @@ func (u *unackedRefundSteps) CancelRefundProposal(ctx context.Context, id, user 
 	if err != nil {
 		return p, err
 	}
+	u.mu.Lock()
+	u.failRead = u.unread
+	u.mu.Unlock()
 	return p, errUnacked
+}
+
+func (u *unackedRefundSteps) RefundProposalState(ctx context.Context, id string) (*store.RefundProposal, store.ProposalState, error) {
+	u.mu.Lock()
+	fail := u.failRead
+	u.failRead = false
+	u.mu.Unlock()
+	if fail {
+		return nil, "", fmt.Errorf("read refund proposal %s: %w", id, errUnacked)
+	}
+	return u.fullStore.RefundProposalState(ctx, id)
 }
 
 func (u *unackedRefundSteps) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
