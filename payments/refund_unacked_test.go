@@ -2,6 +2,7 @@ package payments_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -29,14 +30,16 @@ func driverModes(t *testing.T, modes ...string) []driverMode {
 // unavailable, as the Redis driver does when WAIT sees too few replicas in
 // time (store.redis.wait_replicas) or a write's reply is lost: consume
 // (the user's word taken), record (the refund in flight written) or cancel
-// (the user's "no" taken). With lost, the step is not applied at all.
-// With unread, the read of the proposal that follows a cancel so reported
+// (the user's "no" taken). With lost, the step is not applied at all,
+// meanwhile run in its place (another replica's answer reaching the store
+// first). With unread, the read of the proposal that follows a cancel so reported
 // fails too (the store still down).
 type unackedRefundSteps struct {
 	fullStore
 	consume, record, cancel, lost, unread bool
 	mu                                    sync.Mutex
 	done, failRead                        bool
+	meanwhile                             func()
 }
 
 var errUnacked = fmt.Errorf("redis: 0 of 1 replicas within 1s: %w", store.ErrUnavailable)
@@ -68,6 +71,9 @@ func (u *unackedRefundSteps) CancelRefundProposal(ctx context.Context, id, user 
 		return u.fullStore.CancelRefundProposal(ctx, id, user, ev...)
 	}
 	if u.lost {
+		if u.meanwhile != nil {
+			u.meanwhile()
+		}
 		return nil, errUnacked
 	}
 	p, err := u.fullStore.CancelRefundProposal(ctx, id, user, ev...)
@@ -162,6 +168,46 @@ func TestConfirmRefundLostStepSendsNothing(t *testing.T) {
 			}
 			if n := e.sim.RefundCount(o.OrderNo); n != 0 {
 				t.Errorf("refunds sent: %d; want none", n)
+			}
+		})
+	}
+}
+
+// TestCancelNotTakenIsNotAnsweredCancelled: a cancel whose write the store
+// did not confirm and did not apply reads the proposal back and, finding it
+// open, or taken by the user's confirmation meanwhile (its refund sent), is
+// answered 503, not cancelled: "cancelled" for a refund on its way told
+// the user no money was coming. Its retry is answered with what stands: the
+// proposal cancelled then, or the 409 naming the refund sent once.
+func TestCancelNotTakenIsNotAnsweredCancelled(t *testing.T) {
+	for _, tc := range driverModes(t, "open", "confirmed") {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: tc.driver, storeClock: true})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-cancel-lost-"+tc.mode, 1)
+			p := propose(t, e, o, 0)
+			u := &unackedRefundSteps{fullStore: e.st, cancel: true, lost: true}
+			if tc.mode == "confirmed" {
+				u.meanwhile = func() {
+					if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+						t.Errorf("confirm meanwhile: %v", err)
+					}
+				}
+			}
+			b := replicaOn(t, e, u)
+			if got, err := b.CancelRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("cancel: %+v, %v; want store.ErrUnavailable, the proposal not cancelled", got, err)
+			}
+			_, err := b.CancelRefund(ctx, "shop-bot", o.User, p.RefundID)
+			var already *payments.AlreadyConfirmedError
+			switch {
+			case tc.mode == "open" && err != nil:
+				t.Errorf("cancel sent again: %v; want it cancelled now", err)
+			case tc.mode == "confirmed" && !errors.As(err, &already):
+				t.Errorf("cancel sent again: %v; want AlreadyConfirmedError", err)
+			}
+			if n, want := e.sim.RefundCount(o.OrderNo), map[string]int{"confirmed": 1}[tc.mode]; n != want {
+				t.Errorf("refunds at WeChat Pay %d; want %d", n, want)
 			}
 		})
 	}
