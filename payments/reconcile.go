@@ -278,6 +278,18 @@ func (s *Service) reconcileSafely(ctx context.Context, o *store.Order, cause str
 	return s.reconcile(ctx, o, cause)
 }
 
+// reconcileFailed counts a reconcile of action that failed under ctx
+// (paygate_reconcile_total, outcome error), unless ctx was cancelled: a
+// sweep stopped by the shutdown (or a caller gone) is no failure of the
+// order, and counted one, every rolling deploy raised the error rate an
+// operator alerts on. A timeout (BackgroundQueryTimeout) is a failure.
+func (s *Service) reconcileFailed(ctx context.Context, action string) {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return
+	}
+	s.m.reconcile.WithLabelValues(action, "error").Inc()
+}
+
 // reconcile brings a pending order in line with WeChat Pay, and expires an
 // order held for a manager past its approval deadline (expireHeld).
 func (s *Service) reconcile(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
@@ -304,7 +316,7 @@ func (s *Service) reconcile(ctx context.Context, o *store.Order, cause string) (
 		return o, nil
 	}
 	if err != nil {
-		s.m.reconcile.WithLabelValues(cause, "error").Inc()
+		s.reconcileFailed(ctx, cause)
 		return o, fmt.Errorf("query %s: %w", o.OrderNo, err)
 	}
 	return s.settle(ctx, o, tx, cause)
@@ -432,12 +444,12 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 			return got, nil
 		}
 	default:
-		s.m.reconcile.WithLabelValues("resolve_creating", "error").Inc()
+		s.reconcileFailed(ctx, "resolve_creating")
 		return o, fmt.Errorf("query %s: %w", o.OrderNo, err)
 	}
 	res, err := s.prepay(ctx, o, cause, heldCount(o))
 	if err != nil {
-		s.m.reconcile.WithLabelValues("resolve_creating", "error").Inc()
+		s.reconcileFailed(ctx, "resolve_creating")
 		if res != nil && res.Order != nil {
 			return res.Order, err
 		}

@@ -45,19 +45,11 @@ func TestSweepAsksAboutARefundInFlightOnAnOrderInReview(t *testing.T) {
 				cancel()
 				o := paidOrder(t, e, "oUser-review-sweep", 2) // 99.98 CNY
 				p := propose(t, e, o, 4999)
-				if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
-					t.Fatalf("confirm: %v, %v; want processing", resStatus(res), err)
-				}
 				w := tt.word
 				if tt.own {
 					w.outRefundNo = p.OutRefundNo
 				}
-				if status, body := e.postRefund(o, e.order(o.OrderNo).TransactionID, w); status/100 != 2 {
-					t.Fatalf("refund notification: %d %s", status, body)
-				}
-				if got := e.order(o.OrderNo); got.Status != store.StatusNeedsReview || got.RefundReservedBy != p.RefundID {
-					t.Fatalf("order %s held by %q; want needs_review, still held for %s", got.Status, got.RefundReservedBy, p.RefundID)
-				}
+				confirmThenReview(t, e, o, p, w)
 				// The refund goes through; its notification never arrives.
 				if _, err := e.sim.CompleteRefund(lost, p.OutRefundNo); err != nil {
 					t.Fatal(err)
@@ -99,6 +91,22 @@ func TestSweepAsksAboutARefundInFlightOnAnOrderInReview(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// confirmThenReview confirms p's refund of o (processing), then posts
+// WeChat Pay's word w of o, which sends o to needs_review still held for
+// p's refund.
+func confirmThenReview(t *testing.T, e *env, o *store.Order, p *store.RefundProposal, w refundWord) {
+	t.Helper()
+	if res, err := e.svc.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
+		t.Fatalf("confirm: %v, %v; want processing", resStatus(res), err)
+	}
+	if status, body := e.postRefund(o, e.order(o.OrderNo).TransactionID, w); status/100 != 2 {
+		t.Fatalf("refund notification: %d %s", status, body)
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusNeedsReview || got.RefundReservedBy != p.RefundID {
+		t.Fatalf("order %s held by %q; want needs_review, still held for %s", got.Status, got.RefundReservedBy, p.RefundID)
 	}
 }
 

@@ -1652,7 +1652,7 @@ func (s *Service) reconcileRefundInReview(ctx context.Context, o *store.Order, r
 		return s.endUnmadeInReview(ctx, o, rec)
 	}
 	if err != nil {
-		s.m.reconcile.WithLabelValues("refund_review", "error").Inc()
+		s.reconcileFailed(ctx, "refund_review")
 		return o, fmt.Errorf("query refund %s: %w", rec.Proposal.OutRefundNo, err)
 	}
 	s.m.reconcile.WithLabelValues("refund_review", strings.ToLower(r.Status)).Inc()
@@ -1812,7 +1812,7 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 		return o, serr
 	}
 	if err != nil {
-		s.m.reconcile.WithLabelValues("refund", "error").Inc()
+		s.reconcileFailed(ctx, "refund")
 		return o, fmt.Errorf("query refund %s: %w", rec.Proposal.OutRefundNo, err)
 	}
 	s.m.reconcile.WithLabelValues("refund", strings.ToLower(r.Status)).Inc()
