@@ -1609,8 +1609,7 @@ func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *st
 	defer done()
 	rec, err := s.loadInFlight(ctx, o.OrderNo)
 	if err != nil {
-		st.Errors++
-		s.log.WarnContext(ctx, "sweep: refund in review not reconciled", "order_no", o.OrderNo, "err", err)
+		s.sweepReadFailed(ctx, st, o, "sweep: refund in review not reconciled", err)
 		return
 	}
 	if rec == nil || !refundInReview(cur, rec) {
@@ -1696,11 +1695,27 @@ func (s *Service) endUnmadeInReview(ctx context.Context, o *store.Order, rec *in
 	return got, nil
 }
 
+// sweepReadFailed is a refund sweep's read of order o, before anything
+// was asked or done about it, that failed with err: counted in st and
+// logged with msg, and o's sweep lease given back, so the next pass of any
+// replica takes it. A read the sweep's stop (ctx ended: a shutdown) cut
+// is no failure of the order, neither counted nor logged as one; the lease
+// goes back all the same, as for the orders the stopped sweep had not come
+// to yet.
+func (s *Service) sweepReadFailed(ctx context.Context, st *SweepStats, o *store.Order, msg string, err error) {
+	if ctx.Err() == nil {
+		st.Errors++
+		s.log.WarnContext(ctx, msg, "order_no", o.OrderNo, "err", err)
+	}
+	s.releaseSweepLease(ctx, o)
+}
+
 // relisted reads again an order o a sweep's page listed with status, first
 // taking it as this call's with the embedded store (adopt: no confirmation
 // of this process is at it meanwhile), and reports whether it is still as
 // listed: not moved on since, and readable (a failed read counts in st and
-// is logged with msg). done gives the order back; call it once ok.
+// is logged with msg, and gives o's lease back: sweepReadFailed). done
+// gives the order back; call it once ok.
 func (s *Service) relisted(ctx context.Context, st *SweepStats, o *store.Order, status store.OrderStatus, msg string) (cur *store.Order, done func(), ok bool) {
 	done = func() {}
 	if s.opts.SoleWriter {
@@ -1710,9 +1725,8 @@ func (s *Service) relisted(ctx context.Context, st *SweepStats, o *store.Order, 
 	}
 	cur, err := s.store.GetOrder(ctx, o.OrderNo)
 	if err != nil {
-		st.Errors++
-		s.log.WarnContext(ctx, msg, "order_no", o.OrderNo, "err", err)
 		done()
+		s.sweepReadFailed(ctx, st, o, msg, err)
 		return nil, nil, false
 	}
 	if cur.Status != status || cur.Version != o.Version {

@@ -338,6 +338,10 @@ func TestSweepStoppedGivesItsLeasesBack(t *testing.T) {
 		{name: "order query", at: "query", kind: "order"},
 		{name: "refund query", at: "refund-query", kind: "refund"},
 		{name: "refund in review query", at: "refund-query", kind: "review"},
+		{name: "refund order read", at: "order-read", kind: "refund"},
+		{name: "refund record read", at: "record-read", kind: "refund"},
+		{name: "refund in review order read", at: "order-read", kind: "review"},
+		{name: "refund in review record read", at: "record-read", kind: "review"},
 	}
 	for _, driver := range drivers(t) {
 		if driver == "embedded" {
