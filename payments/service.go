@@ -1341,7 +1341,7 @@ func (s *Service) closeAt(ctx context.Context, o *store.Order, status store.Orde
 		return o, fmt.Errorf("close %s at wechat pay: not confirmed: %w", o.OrderNo, err)
 	case errors.Is(err, wechatpay.ErrNotFound), err == nil:
 	default:
-		s.m.reconcile.WithLabelValues(cause, "error").Inc()
+		s.reconcileFailed(ctx, cause)
 		return o, fmt.Errorf("close %s at wechat pay: %w", o.OrderNo, err)
 	}
 	got, _, err := s.update(ctx, o.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {

@@ -265,7 +265,7 @@ func testSweepLeaseOfAFailedReconcile(t *testing.T, driver string) {
 // order or of a refund record) waits, once armed, for its caller to give
 // up, and reached has a value once one is made.
 type stopPoint struct {
-	at      string // "query", "refund-query", "order-read" or "record-read"
+	at      string // "query", "close", "refund-query", "order-read" or "record-read"
 	armed   atomic.Bool
 	reached chan struct{}
 }
@@ -290,6 +290,13 @@ func (s stalled) QueryOrder(ctx context.Context, no string) (*wechatpay.Transact
 		return nil, err
 	}
 	return s.Backend.QueryOrder(ctx, no)
+}
+
+func (s stalled) CloseOrder(ctx context.Context, no string) error {
+	if err := s.stall(ctx, "close"); err != nil {
+		return err
+	}
+	return s.Backend.CloseOrder(ctx, no)
 }
 
 func (s stalled) QueryRefund(ctx context.Context, no string) (*wechatpay.Refund, error) {
@@ -326,16 +333,19 @@ func (s stalledStore) GetExchange(ctx context.Context, key string) ([]byte, erro
 // the interval by a process that was gone: a payment whose notification
 // was lost waited that much longer to be found, at every rolling deploy.
 // The stop is no failure of the order either: none is logged or counted,
-// in the sweep's stats or in paygate_reconcile_total. So too for a late
-// refund and a refund open on an order in review, whether the stop lands
-// on WeChat Pay's answer or on the sweep's reading the order again.
+// in the sweep's stats or in paygate_reconcile_total, whether it lands on
+// WeChat Pay's answer to a query or to the close of an expired order. So
+// too for a late refund and a refund open on an order in review, whether
+// the stop lands on WeChat Pay's answer or on the sweep's reading the
+// order again.
 func TestSweepStoppedGivesItsLeasesBack(t *testing.T) {
 	tests := []struct {
 		name string
 		at   string
-		kind string // "order", "refund" or "review"
+		kind string // "order", "expired", "refund" or "review"
 	}{
 		{name: "order query", at: "query", kind: "order"},
+		{name: "expired order close", at: "close", kind: "expired"},
 		{name: "refund query", at: "refund-query", kind: "refund"},
 		{name: "refund in review query", at: "refund-query", kind: "review"},
 		{name: "refund order read", at: "order-read", kind: "refund"},
@@ -374,10 +384,14 @@ func testSweepStopped(t *testing.T, driver, at, kind string) {
 		op     = "refund-query"
 	)
 	switch kind {
-	case "order":
-		op = "query"
+	case "order", "expired":
+		op = at
 		orders = []*store.Order{e.create("oUser-sweep-stopped-a", 1), e.create("oUser-sweep-stopped-b", 1)}
-		e.clock.Advance(10 * time.Second)
+		if kind == "expired" {
+			e.clock.Advance(payments.DefaultOrderTTL + time.Minute) // closed at WeChat Pay by the sweep
+		} else {
+			e.clock.Advance(10 * time.Second)
+		}
 	default:
 		for _, user := range []string{"oUser-sweep-stopped-a", "oUser-sweep-stopped-b"} {
 			o := paidOrder(t, e, user, 2)
