@@ -450,3 +450,39 @@ func testSweepStopped(t *testing.T, driver, at, kind string) {
 		t.Errorf("%s requests of the next replica's sweep, right after the stop: got %d; want %d, one for each order", op, n, len(orders))
 	}
 }
+
+// TestSweepQueryTimedOutIsAFailure: a sweep's query of an order that
+// WeChat Pay does not answer within BackgroundQueryTimeout is a failed
+// reconcile, counted in the sweep's stats and paygate_reconcile_total and
+// logged, its lease given back: its deadline is no stop of the sweep, whose
+// cancelled calls alone count nothing (TestSweepStoppedGivesItsLeasesBack).
+func TestSweepQueryTimedOutIsAFailure(t *testing.T) {
+	for _, driver := range drivers(t) {
+		if driver == "embedded" {
+			continue // a sole writer takes no lease
+		}
+		t.Run(driver, func(t *testing.T) {
+			sp := &stopPoint{at: "query", reached: make(chan struct{}, 2)}
+			e := newEnv(t, envOptions{driver: driver, storeClock: true,
+				service: func(o *payments.Options) {
+					o.SoleWriter = false
+					o.BackgroundQueryTimeout = time.Millisecond
+					o.Backend = stalled{o.Backend, sp}
+				}})
+			e.create("oUser-sweep-timeout-a", 1)
+			e.create("oUser-sweep-timeout-b", 1)
+			e.clock.Advance(10 * time.Second)
+			sp.armed.Store(true)
+			st, err := e.svc.Sweep(context.Background())
+			if err != nil || st.Errors != 2 {
+				t.Fatalf("sweep whose queries timed out: %+v, %v; want two errors", st, err)
+			}
+			if n := e.counter("paygate_reconcile_total", map[string]string{"outcome": "error"}); n != 2 {
+				t.Errorf("paygate_reconcile_total{outcome=\"error\"} after the timeouts: %v; want 2", n)
+			}
+			if !strings.Contains(e.logs.String(), "sweep: order not reconciled") {
+				t.Errorf("the timeouts not logged:\n%s", e.logs.String())
+			}
+		})
+	}
+}
