@@ -1041,9 +1041,15 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 			return got, nil
 		}
 		return got, aerr
-	case errors.Is(err, wechatpay.ErrTemporary), errors.Is(err, wechatpay.ErrUnverified), errors.Is(err, context.DeadlineExceeded):
+	case !refusedByWeChatPay(err):
 		// Unknown outcome: the order stays refunding; the sweep asks by the
 		// same out_refund_no and resends only if WeChat Pay has no such refund.
+		// Only the client's refusal says WeChat Pay did not take the refund:
+		// anything else (ErrTemporary, an unverifiable answer, a bare
+		// context.Canceled or DeadlineExceeded or an error no sentinel names,
+		// from another backend or a wrapper) may have reached it, and read
+		// as a refusal it put the order back and told the user nothing was
+		// refunded while WeChat Pay might have made the refund.
 		s.mm.refunds.WithLabelValues("pending").Inc()
 		s.log.WarnContext(ctx, "refund outcome unknown; the sweep will ask wechat pay again", "order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", err)
 		res.Status = RefundPending
@@ -1099,6 +1105,27 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 		s.log.ErrorContext(ctx, "wechat pay refused the refund; order restored", "order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", err)
 		return res, fmt.Errorf("%w: %w", ErrRefundFailed, err)
 	}
+}
+
+// refusedByWeChatPay reports whether err, from a call that may have
+// reached WeChat Pay, is the WeChat Pay client's word that the request was
+// refused, so WeChat Pay surely did not carry it out: ErrRejected, ErrNotFound,
+// ErrNumberUsed, ErrInvalidNumber or ErrOrderClosed, and none of the
+// sentinels of an unknown outcome (ErrTemporary, ErrUnverified) nor an
+// ended context with it. Any other error, a bare context.Canceled or
+// DeadlineExceeded included, is not a refusal: its outcome is unknown.
+func refusedByWeChatPay(err error) bool {
+	if err == nil || errors.Is(err, wechatpay.ErrTemporary) || errors.Is(err, wechatpay.ErrUnverified) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	for _, refused := range []error{wechatpay.ErrRejected, wechatpay.ErrNotFound, wechatpay.ErrNumberUsed,
+		wechatpay.ErrInvalidNumber, wechatpay.ErrOrderClosed} {
+		if errors.Is(err, refused) {
+			return true
+		}
+	}
+	return false
 }
 
 // stillHeld reports whether the order of refund rec may still be refunding
