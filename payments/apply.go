@@ -295,7 +295,7 @@ func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID
 	}
 	if err != nil {
 		if mayHaveApplied(err) {
-			s.noteUnacked(tr, o, 1, sent)
+			s.noteUnacked(ctx, tr, o, 1, sent)
 		}
 		return nil, "", "", fmt.Errorf("record orphan %s: %w", f.OutTradeNo, err)
 	}

@@ -12,6 +12,11 @@ import (
 // through orders created at one instant without making hundreds of them.
 func SetSweepPage(s *Service, n int) { s.sweepPage = n }
 
+// SetMaxUnacked bounds the unconfirmed order writes s keeps to n, so a
+// test reaches the bound without thousands of failed writes. Call it before
+// s serves anything.
+func SetMaxUnacked(s *Service, n int) { s.maxUnacked = n }
+
 // SetSwitchWait sets how long a switch of pay method waits for another
 // caller's count of the same switch (countReplacement).
 func SetSwitchWait(s *Service, d time.Duration) { s.switchWait = d }

@@ -298,10 +298,12 @@ type Service struct {
 	adopted map[string]chan struct{}
 	// unacked are this replica's order writes that the store reported
 	// unavailable and that may have applied, by order number (unacked.go).
-	unacked  map[string]unackedWrite
-	stop     chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
+	unacked map[string]unackedWrite
+	// maxUnacked bounds len(unacked) (the constant; a test's smaller one).
+	maxUnacked int
+	stop       chan struct{}
+	stopOnce   sync.Once
+	wg         sync.WaitGroup
 }
 
 // New validates opts, registers the metrics and returns a Service.
@@ -343,7 +345,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
-		inflight: map[string]*refresh{}, queried: map[string]time.Time{}, queriedPrune: minQueriedPrune, working: map[string]int{}, adopted: map[string]chan struct{}{}, unacked: map[string]unackedWrite{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
+		inflight: map[string]*refresh{}, queried: map[string]time.Time{}, queriedPrune: minQueriedPrune, working: map[string]int{}, adopted: map[string]chan struct{}{}, unacked: map[string]unackedWrite{}, maxUnacked: maxUnacked, stop: make(chan struct{}), sweepPage: defaultSweepPage,
 		switchWait: defaultSwitchWait, holder: rand.Text(),
 	}
 	if s.log == nil {
@@ -1101,7 +1103,7 @@ func (s *Service) recordFailed(ctx context.Context, key string, claim store.Clai
 		s.releaseClaim(ctx, key, claim)
 		return nil, nil, fmt.Errorf("record order: %w", err)
 	}
-	s.noteUnacked(created, o, 1, sent)
+	s.noteUnacked(ctx, created, o, 1, sent)
 	lctx, cancel := context.WithTimeout(detached(ctx), finishTimeout)
 	defer cancel()
 	got, gerr := s.store.GetOrder(lctx, o.OrderNo)
@@ -1395,7 +1397,7 @@ func (s *Service) update(ctx context.Context, no, cause, noteID string, decide f
 		}
 		if err != nil {
 			if mayHaveApplied(err) {
-				s.noteUnacked(tr, next, before.Version+1, sent)
+				s.noteUnacked(ctx, tr, next, before.Version+1, sent)
 			}
 			return &before, false, fmt.Errorf("write order %s: %w", no, err)
 		}

@@ -60,8 +60,8 @@ const (
 
 // noteUnacked keeps tr, whose write of written (to make version) failed
 // with a store error that may have applied it; sent is when the write was
-// sent.
-func (s *Service) noteUnacked(tr Transition, written *store.Order, version int64, sent time.Time) {
+// sent. ctx is the write's, whose request id a line about it carries.
+func (s *Service) noteUnacked(ctx context.Context, tr Transition, written *store.Order, version int64, sent time.Time) {
 	if tr.Turn != nil {
 		// The turn's messages and parameters can be large, and went with
 		// the write (its audit record): kept for hours, many of them, they
@@ -77,8 +77,8 @@ func (s *Service) noteUnacked(tr Transition, written *store.Order, version int64
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.unacked[written.OrderNo]; !ok && len(s.unacked) >= maxUnacked {
-		s.log.Warn("unconfirmed order write not kept for its announcement: too many kept", "order_no", written.OrderNo, "kept", len(s.unacked))
+	if _, ok := s.unacked[written.OrderNo]; !ok && len(s.unacked) >= s.maxUnacked {
+		s.log.WarnContext(ctx, "unconfirmed order write not kept for its announcement: too many kept", "order_no", written.OrderNo, "kept", len(s.unacked))
 		return
 	}
 	s.unacked[written.OrderNo] = u

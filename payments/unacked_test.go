@@ -2,12 +2,17 @@ package payments_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
@@ -138,5 +143,41 @@ func TestPaidWriteUnackedRetryOnAnotherReplica(t *testing.T) {
 				t.Errorf("transitions to paid announced: %d on A, %d in all; want 1 in all", onA, got)
 			}
 		})
+	}
+}
+
+// TestUnackedNotKeptLineCarriesRequestID: past the bound of unconfirmed
+// writes kept, the line saying one is not kept is written during the
+// request whose write it was, and carries that request's id, as the
+// request's other lines do: it was logged without the request's context,
+// and an operator could not tie it to the notification it came from.
+func TestUnackedNotKeptLineCarriesRequestID(t *testing.T) {
+	logs := &logtest.Buffer{}
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		o.Logger = logging.New(logs, slog.LevelDebug, nil)
+		o.Store = &paidWriteUnacked{fullStore: o.Store.(fullStore), mode: "lost"}
+	}})
+	payments.SetMaxUnacked(e.svc, 0)
+	o := e.create("oUser-unacked-full", 1)
+	n := e.buildPayment(e.paidTx(o), nil)
+	if s, body := e.post(n.Header, n.Body); s != http.StatusInternalServerError {
+		t.Fatalf("notification: %d %s; want 500 (WeChat Pay retries)", s, body)
+	}
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if !strings.Contains(line, "too many kept") {
+			continue
+		}
+		found = true
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		if id, _ := rec["request_id"].(string); !strings.HasPrefix(id, "req_") || rec["order_no"] != o.OrderNo {
+			t.Errorf("line without the request's id or the order's number %s: %s", o.OrderNo, line)
+		}
+	}
+	if !found {
+		t.Errorf("no line says the write was not kept:\n%s", logs.String())
 	}
 }
