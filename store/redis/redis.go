@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -1034,6 +1035,18 @@ var errNotReplicated = errors.New("write not acknowledged by enough replicas")
 // as NOREPLICAS refuses one until a replica is back.
 var unavailablePrefixes = []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "TRYAGAIN", "MOVED", "ASK", "NOREPLICAS", "BUSY", "OOM", "MISCONF"}
 
+// scriptRefusal finds the reply Redis up to 6.2 raised inside a script for
+// a command it refused: "ERR Error running script (call to f_SHA):
+// @user_script:N: @user_script: N: -READONLY You can't write against a
+// read only replica." (6.0 writes "@user_script:N: " once). A refusal keeps
+// its dash, a command's own error does not; either is read from its code
+// on, as the command alone would be, so a refused write (READONLY after a
+// failover, OOM, NOREPLICAS, MISCONF) is "not now" rather than the
+// script's plain error, "not applied". Redis 7 puts the refusal first
+// ("READONLY ... script: SHA, on @user_script:N."), and refuses EVALSHA
+// itself with the bare reply (LOADING, MASTERDOWN) in every version.
+var scriptRefusal = regexp.MustCompile(`^ERR Error running script \(call to f_[0-9a-f]+\): (?:@user_script: ?\d+: )+-?([A-Z]+ )`)
+
 // mapErr classifies a go-redis error: nil and redis.Nil pass through, the
 // caller's cancellation passes through, server "not now" replies and every
 // transport failure (refused, reset, timeout, closed client) wrap
@@ -1048,6 +1061,9 @@ func mapErr(op string, err error) error {
 	var rerr goredis.Error
 	if errors.As(err, &rerr) && !errors.Is(err, goredis.ErrClosed) {
 		msg := rerr.Error()
+		if m := scriptRefusal.FindStringSubmatchIndex(msg); m != nil {
+			msg = msg[m[2]:] // Redis 6's wrapping of a refusal inside a script
+		}
 		for _, p := range unavailablePrefixes {
 			if strings.HasPrefix(msg, p) {
 				return fmt.Errorf("redis %s: %w: %w", op, store.ErrUnavailable, err)
