@@ -1075,14 +1075,17 @@ func mapErr(op string, err error) error {
 }
 
 // run executes one script: one round trip (EVALSHA; EVAL after a script-cache
-// flush).
+// flush). Its error is read as a money write's (writeErr): go-redis sends
+// a script again after a lost reply, and a refusal of the re-send (or of
+// the connection, at its handshake) may follow a try that applied, the
+// day's order count or an outbox enqueue taken for not done while it was.
 func (s *Store) run(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (any, error) {
 	if err := s.refused(op); err != nil {
 		return nil, err
 	}
 	v, err := sc.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, writeErr(op, err)
 	}
 	return v, nil
 }
@@ -1207,9 +1210,10 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 	return v, nil
 }
 
-// writeErr is mapErr for the reply to a money write's script. go-redis
-// sends a command again after a lost reply (a read timeout, a cut
-// connection) and reports the last try's error alone. A server error that
+// writeErr is mapErr for the reply to a script (runWrite's money writes,
+// run's and runBatch's others). go-redis sends a command again after a
+// lost reply (a read timeout, a cut connection) and reports the last
+// try's error alone. A server error that
 // is not the script's own answer (a refusal of the connection or of the
 // command: a rotated password or ACL, clients full, a protocol error) may
 // so follow a try that applied, and as a plain error callers took it for

@@ -27,16 +27,26 @@ type beforeScript struct {
 
 func (h *beforeScript) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
-func (h *beforeScript) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+func (h *beforeScript) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		h.before([]goredis.Cmder{cmd})
+		return next(ctx, cmd)
+	}
+}
 
 func (h *beforeScript) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		if sha := h.sha.Load(); sha != nil && slices.ContainsFunc(cmds, func(c goredis.Cmder) bool {
-			return strings.EqualFold(c.Name(), "evalsha") && slices.Contains(c.Args(), any(*sha))
-		}) && h.sha.CompareAndSwap(sha, nil) {
-			h.f()
-		}
+		h.before(cmds)
 		return next(ctx, cmds)
+	}
+}
+
+// before calls f if cmds, a pipeline or one command, run the armed script.
+func (h *beforeScript) before(cmds []goredis.Cmder) {
+	if sha := h.sha.Load(); sha != nil && slices.ContainsFunc(cmds, func(c goredis.Cmder) bool {
+		return strings.EqualFold(c.Name(), "evalsha") && slices.Contains(c.Args(), any(*sha))
+	}) && h.sha.CompareAndSwap(sha, nil) {
+		h.f()
 	}
 }
 
@@ -69,52 +79,79 @@ func (h *dialHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis
 // write's own answer it was a plain error, which callers take for "not
 // applied": payments let the purchase's claim go, or gave the day's order
 // count back, while the claim or the order stood. A write whose re-send
-// was refused is unavailable, "may have applied".
+// was refused is unavailable, "may have applied". So too a write that is
+// not a money write (the day's order count, run by run): read as not
+// counted, the count stood all the same.
 func TestMoneyWriteResentToARefusingRedis(t *testing.T) {
-	srv := redistest.StartServer(t)
-	clock := storetest.NewClock()
-	// One connection, so that the re-send dials; no background checks,
-	// which would take it.
-	s := openOn(t, clock, Options{Addrs: []string{srv.Addr()}, MaxRetries: 1, DialTimeout: time.Second,
-		ReadTimeout: 300 * time.Millisecond, PoolSize: 1, EpochInterval: -1})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // nothing may hang
-	defer cancel()
-	mustNil(t, "Ping", s.Ping(ctx))
-	admin := srv.Client() // connected before the rotation, so it stays in
-	mustNil(t, "admin PING", admin.Ping(ctx).Err())
-	t.Cleanup(func() { _ = admin.ConfigSet(context.Background(), "requirepass", "").Err() })
+	for _, tt := range []struct {
+		name string
+		sha  func(s *Store) string
+		key  func(s *Store) string // the write's key, there once it applied
+		call func(ctx context.Context, s *Store) (any, error)
+	}{
+		{
+			name: "ClaimPurchase",
+			sha:  func(s *Store) string { return s.sc.claim.Hash() },
+			key:  func(s *Store) string { ck, _ := s.k.claim("rs-claim"); return ck },
+			call: func(ctx context.Context, s *Store) (any, error) {
+				c, created, err := s.ClaimPurchase(ctx, "rs-claim", "RS-1", time.Hour)
+				return fmt.Sprintf("%+v, created %v", c, created), err
+			},
+		},
+		{
+			name: "IncrCounter",
+			sha:  func(s *Store) string { return s.sc.counter.Hash() },
+			key:  func(s *Store) string { return s.k.one("k", "rs-day") },
+			call: func(ctx context.Context, s *Store) (any, error) { return s.IncrCounter(ctx, "rs-day", time.Hour) },
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			clock := storetest.NewClock()
+			// One connection, so that the re-send dials; no background checks,
+			// which would take it.
+			s := openOn(t, clock, Options{Addrs: []string{srv.Addr()}, MaxRetries: 1, DialTimeout: time.Second,
+				ReadTimeout: 300 * time.Millisecond, PoolSize: 1, EpochInterval: -1})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // nothing may hang
+			defer cancel()
+			mustNil(t, "Ping", s.Ping(ctx))
+			admin := srv.Client() // connected before the rotation, so it stays in
+			mustNil(t, "admin PING", admin.Ping(ctx).Err())
+			t.Cleanup(func() { _ = admin.ConfigSet(context.Background(), "requirepass", "").Err() })
 
-	ck, _ := s.k.claim("rs-claim")
-	paused := &beforeScript{f: srv.Pause}
-	sha := s.sc.claim.Hash()
-	paused.sha.Store(&sha)
-	resend := &dialHook{f: func() {
-		// The re-send dials: Redis goes on, runs the claim it was sent,
-		// and the password changes.
-		srv.Resume()
-		for range 100 {
-			if n, err := admin.Exists(ctx, ck).Result(); err == nil && n == 1 {
-				break
+			key := tt.key(s)
+			paused := &beforeScript{f: srv.Pause}
+			sha := tt.sha(s)
+			paused.sha.Store(&sha)
+			resend := &dialHook{f: func() {
+				// The re-send dials: Redis goes on, runs the write it was
+				// sent, and the password changes.
+				srv.Resume()
+				for range 100 {
+					if n, err := admin.Exists(ctx, key).Result(); err == nil && n == 1 {
+						break
+					}
+					time.Sleep(20 * time.Millisecond) // polling an external process
+				}
+				if err := admin.ConfigSet(ctx, "requirepass", "rotated").Err(); err != nil {
+					t.Errorf("CONFIG SET requirepass: %v", err)
+				}
+			}}
+			resend.armed.Store(true)
+			s.Client().AddHook(paused)
+			s.Client().AddHook(resend)
+
+			v, err := tt.call(ctx, s)
+			if paused.sha.Load() != nil || resend.armed.Load() {
+				t.Fatalf("the write was not sent, lost and sent again as the test means: %v", err)
 			}
-			time.Sleep(20 * time.Millisecond) // polling an external process
-		}
-		if err := admin.ConfigSet(ctx, "requirepass", "rotated").Err(); err != nil {
-			t.Errorf("CONFIG SET requirepass: %v", err)
-		}
-	}}
-	resend.armed.Store(true)
-	s.Client().AddHook(paused)
-	s.Client().AddHook(resend)
-
-	c, created, err := s.ClaimPurchase(ctx, "rs-claim", "RS-1", time.Hour)
-	if paused.sha.Load() != nil || resend.armed.Load() {
-		t.Fatalf("the claim was not sent, lost and sent again as the test means: %v", err)
-	}
-	if n, _ := admin.Exists(ctx, ck).Result(); n != 1 {
-		t.Fatalf("the claim did not apply: %v", err)
-	}
-	if !errors.Is(err, store.ErrUnavailable) {
-		t.Errorf("a claim that applied, its re-send refused: %+v, created %v, %v; want ErrUnavailable (it may have applied)", c, created, err)
+			if n, _ := admin.Exists(ctx, key).Result(); n != 1 {
+				t.Fatalf("the write did not apply: %v", err)
+			}
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("a write that applied, its re-send refused: %v, %v; want ErrUnavailable (it may have applied)", v, err)
+			}
+		})
 	}
 }
 
@@ -153,6 +190,11 @@ func TestMoneyWriteOnARefusedConnection(t *testing.T) {
 		"SeenNotification": func() (any, error) { return s.SeenNotification(ctx, "rf-notification", time.Hour) },
 		"AppendAudit": func() (any, error) {
 			return nil, s.AppendAudit(ctx, store.AuditRecord{Seq: 1, Hash: "h1", Body: []byte(`{}`)})
+		},
+		// Not money writes, but read as refused they were not counted.
+		"IncrCounter": func() (any, error) { return s.IncrCounter(ctx, "rf-day", time.Hour) },
+		"AddTallies": func() (any, error) {
+			return nil, s.AddTallies(ctx, []store.TallyAdd{{Key: "rf-tally", Delta: 1}}, time.Hour)
 		},
 	} {
 		v, err := call()
