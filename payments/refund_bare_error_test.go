@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -41,6 +42,9 @@ func TestRefundBareErrorIsPending(t *testing.T) {
 			"canceled":     context.Canceled,
 			"deadline":     context.DeadlineExceeded,
 			"unrecognised": errors.New("connection reset by peer"),
+			// A number WeChat Pay says is used holds a refund there: not
+			// WeChat Pay's word that it made none.
+			"number_used": fmt.Errorf("wechatpay refund: %w", wechatpay.ErrNumberUsed),
 		} {
 			t.Run(driver+"/"+name, func(t *testing.T) {
 				e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(opts *payments.Options) {

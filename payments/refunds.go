@@ -1110,17 +1110,20 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 // refusedByWeChatPay reports whether err, from a call that may have
 // reached WeChat Pay, is the WeChat Pay client's word that the request was
 // refused, so WeChat Pay surely did not carry it out: ErrRejected, ErrNotFound,
-// ErrNumberUsed, ErrInvalidNumber or ErrOrderClosed, and none of the
-// sentinels of an unknown outcome (ErrTemporary, ErrUnverified) nor an
-// ended context with it. Any other error, a bare context.Canceled or
-// DeadlineExceeded included, is not a refusal: its outcome is unknown.
+// ErrInvalidNumber or ErrOrderClosed, and none of the sentinels of an
+// unknown outcome (ErrTemporary, ErrUnverified) nor an ended context with
+// it. Any other error, a bare context.Canceled or DeadlineExceeded
+// included, is not a refusal: its outcome is unknown. ErrNumberUsed is
+// not one either: WeChat Pay holds something under the out_refund_no, a
+// refund it may have made, which the sweep's query by that number finds;
+// read as a refusal, the order was put back for a new proposal, a second
+// refund under another number.
 func refusedByWeChatPay(err error) bool {
 	if err == nil || errors.Is(err, wechatpay.ErrTemporary) || errors.Is(err, wechatpay.ErrUnverified) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	for _, refused := range []error{wechatpay.ErrRejected, wechatpay.ErrNotFound, wechatpay.ErrNumberUsed,
-		wechatpay.ErrInvalidNumber, wechatpay.ErrOrderClosed} {
+	for _, refused := range []error{wechatpay.ErrRejected, wechatpay.ErrNotFound, wechatpay.ErrInvalidNumber, wechatpay.ErrOrderClosed} {
 		if errors.Is(err, refused) {
 			return true
 		}
