@@ -154,7 +154,7 @@ type Response struct {
 	peeked    bool       // cur is the next event, read by Buffered: [DONE] or valid JSON, not yet checked further
 	marks     eventMarks // a peeked cur's, from scanEvent
 	noError   bool       // the event Next returned last is known to have no `"error"` (EventMayHoldError)
-	cur       sse.Event  // aliases rd's buffer
+	cur       sse.Event  // aliases rd's buffer; cleared once Next returns it
 	finished  bool       // a finish_reason was seen (of every choice shown, with choices)
 	choices   *choiceSet
 	malformed int
@@ -226,8 +226,12 @@ func (a *Response) Next() (sse.Event, error) {
 		return sse.Event{Data: d}, nil
 	}
 	if a.pending {
-		a.pending = false
-		return a.cur, nil
+		// Let go of it once returned: a picture that opens the answer
+		// (tens of MiB) was held until a later read ahead replaced it,
+		// possibly to the stream's end.
+		ev := a.cur
+		a.pending, a.cur = false, sse.Event{}
+		return ev, nil
 	}
 	// idleAt is the idle wait a heartbeat (blankData) came in: like a
 	// comment, it does not end the wait, or a provider sending nothing
@@ -244,6 +248,7 @@ func (a *Response) Next() (sse.Event, error) {
 		switch {
 		case peeked:
 			ev, m, a.peeked = a.cur, a.marks, false
+			a.cur = sse.Event{}
 		case a.rd.Buffered():
 			ev, err = a.rd.Next()
 		default:
