@@ -8,6 +8,8 @@ import (
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/internal/heaptest"
+
+	"github.com/tidwall/gjson"
 )
 
 // TestPictureOpeningAStreamNotHeldAfterItIsReturned: an image model asked
@@ -60,4 +62,77 @@ func TestPictureOpeningAStreamNotHeldAfterItIsReturned(t *testing.T) {
 func raisePictureTimeouts(c *config.Config) {
 	to := &c.Providers[0].Timeouts
 	to.FirstToken, to.Idle, to.Total = config.Duration(time.Minute), config.Duration(time.Minute), config.Duration(time.Minute)
+}
+
+// TestPictureInEventsAnsweringANonStreamRequest: an image model that
+// answers a non-stream request with events (a provider that ignores
+// "stream": false) puts its picture in one of them, tens of MiB; the
+// events are assembled into the chat completion (completionBuilder). Each
+// step copied the picture: the event parsed (gjson.ParseBytes), the list
+// of pictures joined and bracketed (listJSON), encoding/json compacting it
+// and writing it out, its buffer then kept in a pool for a couple of
+// collections: about 285 MiB allocated for a 30 MiB picture, 60 MiB of it
+// live at once beyond the body, where a sidecar's memory is limited
+// (deploy/: 256 MiB). The answer is the picture's and nothing is held
+// beside it once assembled; the peak, sampled while the body is read and
+// assembled, is bounded generously: the body, grown by append while read,
+// and the sse Reader's line buffer, grown so too, each take up to twice the
+// picture for a moment.
+func TestPictureInEventsAnsweringANonStreamRequest(t *testing.T) {
+	const size = 30 << 20
+	const kept = 2 << 20
+	pic := strings.Repeat("A", size)
+	image := `{"type":"image_url","image_url":{"url":"data:image/png;base64,` + pic + `"}}`
+	picture := "data: " + choicesChunk(`{"index":0,"delta":{"role":"assistant","content":"Here it is","images":[`+image+`]},"finish_reason":null}`) + "\n\n"
+	script := func(c *fconn, _ int) {
+		c.sse()
+		for rest := picture; rest != ""; { // in pieces: the fake's copies are not measured
+			n := min(len(rest), 1<<20)
+			c.chunk(rest[:n])
+			rest = rest[n:]
+		}
+		c.event(choicesChunk(`{"index":0,"delta":{},"finish_reason":"stop"}`))
+		c.done()
+	}
+	e := newEnv(t, map[string]func(c *fconn, n int){"a": script}, []string{"a"}, raisePictureTimeouts)
+	base := heaptest.Live()
+	var peak uint64
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				peak = max(peak, heaptest.Live())
+			}
+		}
+	}()
+	resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions", Body: chatBody(false),
+		ContentType: "application/json", Accept: "text/event-stream"})
+	close(stop)
+	<-sampled
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Close()
+	after := int64(heaptest.Live()-base) - int64(len(resp.Body))
+	held := int64(peak) - int64(base)
+	t.Logf("a %d MiB picture assembled: %.1f MiB held at most (sampled), %.2f MiB beside the answer after", size>>20,
+		float64(held)/(1<<20), float64(after)/(1<<20))
+	if g := gjson.GetBytes(resp.Body, "choices.0.message.images").Raw; g != "["+image+"]" {
+		t.Errorf("message.images has %d bytes; want the picture's %d", len(g), len(image)+2)
+	}
+	if g := gjson.GetBytes(resp.Body, "choices.0.message.content").Str; g != "Here it is" {
+		t.Errorf("message.content %q; want Here it is", g)
+	}
+	if after > kept {
+		t.Errorf("%d bytes held beside the assembled answer; want at most %d", after, kept)
+	}
+	if held > 4*size {
+		t.Errorf("%d bytes held at most while a %d-byte picture was read and assembled; want at most 4 times the picture", held, size)
+	}
+	runtime.KeepAlive(pic)
+	runtime.KeepAlive(picture)
 }

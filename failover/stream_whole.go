@@ -3,6 +3,7 @@ package failover
 import (
 	"bytes"
 	"cmp"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
@@ -68,6 +70,7 @@ func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, lim
 	done := false
 	lost := 0 // malformed or ambiguous events skipped before the answer's finish
 	var dup jsonscan.Dup
+	from := 0 // where in data the last long event found there ended (bodyText)
 read:
 	for !done {
 		ev, err := rd.Next()
@@ -160,7 +163,7 @@ read:
 				"target", a.Model, "member", dup.String())
 			counts = true
 		}
-		if err := b.add(ev.Data, counts); err != nil {
+		if err := b.add(bodyText(data, &from, ev.Data), counts); err != nil {
 			return nil, &failure{cause: CauseResponseTooLarge, status: http.StatusBadGateway, httpStatus: a.StatusCode, err: err}
 		}
 	}
@@ -183,6 +186,30 @@ read:
 	}
 	return body, nil
 }
+
+// bodyText is an event's data as a string the builder may keep: a copy, or
+// for a long event (an image model's picture, tens of MiB in one line) the
+// same bytes in data, the body the events were read from, which outlives
+// the builder and is not written to; from is where the last one found
+// ended, the next searched after it. A copy of such an event held the
+// picture once more while the answer was assembled. Only an event of one
+// line (no "\n" in its data) is looked for: it is in data as it is, found
+// at its place or before, so that the searches take time in the body's
+// length, not in its square.
+func bodyText(data []byte, from *int, ev []byte) string {
+	if len(ev) > longEvent && bytes.IndexByte(ev, '\n') < 0 {
+		if i := bytes.Index(data[*from:], ev); i >= 0 {
+			i += *from
+			*from = i + len(ev)
+			return unsafeString(data[i:*from])
+		}
+	}
+	return string(ev)
+}
+
+// longEvent is the least an event's data takes to be found in the body
+// rather than copied (bodyText).
+const longEvent = 64 << 10
 
 // completionBuilder assembles chat.completion.chunk events into the chat
 // completion they stream: the first id, created, model, system_fingerprint
@@ -389,11 +416,12 @@ func firstRaw(dst *string, v gjson.Result) {
 	}
 }
 
-// add takes in the chunk data. counts: the chunk names a usage count twice
-// or in another case (and nothing else the capture reads so): a usage
-// object that does is taken as its counts (usageCounts).
-func (b *completionBuilder) add(data []byte, counts bool) error {
-	ev := gjson.ParseBytes(data)
+// add takes in the chunk data, which the builder keeps substrings of.
+// counts: the chunk names a usage count twice or in another case (and
+// nothing else the capture reads so): a usage object that does is taken as
+// its counts (usageCounts).
+func (b *completionBuilder) add(data string, counts bool) error {
+	ev := gjson.Parse(data)
 	firstRaw(&b.id, ev.Get("id"))
 	firstRaw(&b.created, ev.Get("created"))
 	if m := ev.Get("model"); m.Type == gjson.String && m.Str != "" {
@@ -593,13 +621,67 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 // (builtChoice.lists).
 var listKeys = [...]string{"images", "annotations"}
 
-// listJSON is a choice's collected entries as one JSON array; nil when
-// none was given.
-func listJSON(has bool, entries []string) json.RawMessage {
+// listSplices are the choices' collected entries (builtChoice.lists),
+// each list written as one JSON array into the encoded completion where
+// encoding/json wrote its marker (add), compacted as encoding/json compacts
+// a json.RawMessage. Given to encoding/json as one, an image model's
+// picture was copied four times (joined, bracketed, compacted, written
+// out) and kept in its pool of buffers for a couple of collections.
+type listSplices struct {
+	nonce string // unguessable, so that no value a provider sent is a marker
+	lists [][]string
+	size  int // the entries' bytes, with their commas and brackets
+}
+
+// add is the marker to encode for a list of entries; nil when none was
+// given.
+func (l *listSplices) add(has bool, entries []string) json.RawMessage {
 	if !has {
 		return nil
 	}
-	return json.RawMessage("[" + strings.Join(entries, ",") + "]")
+	if l.nonce == "" {
+		l.nonce = rand.Text()
+	}
+	l.size += len(entries) + 1
+	for _, e := range entries {
+		l.size += len(e)
+	}
+	l.lists = append(l.lists, entries)
+	return l.marker(len(l.lists) - 1)
+}
+
+func (l *listSplices) marker(i int) json.RawMessage {
+	return json.RawMessage(`"` + l.nonce + "-" + strconv.Itoa(i) + `"`)
+}
+
+// splice is out, the encoded completion, with each list in its marker's
+// place, in one allocation.
+func (l *listSplices) splice(out []byte) ([]byte, error) {
+	if len(l.lists) == 0 {
+		return out, nil
+	}
+	dst := bytes.NewBuffer(make([]byte, 0, len(out)+l.size))
+	for i, entries := range l.lists {
+		m := l.marker(i)
+		at := bytes.Index(out, m)
+		if at < 0 {
+			return nil, errors.New("a list's place not found") // never: encoding/json writes a marker as it is
+		}
+		dst.Write(out[:at])
+		dst.WriteByte('[')
+		for j, e := range entries {
+			if j > 0 {
+				dst.WriteByte(',')
+			}
+			if err := json.Compact(dst, unsafe.Slice(unsafe.StringData(e), len(e))); err != nil {
+				return nil, err
+			}
+		}
+		dst.WriteByte(']')
+		out = out[at+len(m):]
+	}
+	dst.Write(out)
+	return dst.Bytes(), nil
 }
 
 // callFor is the call a tool call's fragment belongs to, found as the
@@ -960,6 +1042,7 @@ func (b *completionBuilder) build() ([]byte, error) {
 	if usage == "" {
 		usage = b.choiceUsage
 	}
+	var lists listSplices
 	w := assembledCompletion{ID: raw(b.id), Object: "chat.completion", Created: raw(b.created), Model: raw(b.model),
 		Usage: raw(usage), Fingerprint: raw(b.fingerprint), Tier: raw(b.tier)}
 	slices.SortStableFunc(b.choices, func(x, y *builtChoice) int { return cmp.Compare(x.index, y.index) })
@@ -976,7 +1059,8 @@ func (b *completionBuilder) build() ([]byte, error) {
 			}
 		}
 		m.ReasoningDetails = c.details.JSON()
-		m.Images, m.Annotations = listJSON(c.listHas[0], c.lists[0]), listJSON(c.listHas[1], c.lists[1])
+		m.Annotations = lists.add(c.listHas[1], c.lists[1]) // in the order they are written
+		m.Images = lists.add(c.listHas[0], c.lists[0])
 		if a := c.audio; a != nil {
 			m.Audio = &assembledAudio{ID: a.id, Data: a.data.String(), ExpiresAt: raw(a.expires), Transcript: a.transcript.String()}
 		}
@@ -1015,7 +1099,10 @@ func (b *completionBuilder) build() ([]byte, error) {
 	if err := enc.Encode(w); err != nil {
 		return nil, fmt.Errorf("assembling the chat completion of an event stream: %w", err)
 	}
-	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	out, err := lists.splice(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	if err != nil {
+		return nil, fmt.Errorf("assembling the chat completion of an event stream: %w", err)
+	}
 	if int64(len(out)) > b.limit {
 		return nil, fmt.Errorf("%w: an event stream answering a non-stream request assembles to %d bytes, over %d",
 			errBodyTooLarge, len(out), b.limit)

@@ -271,7 +271,7 @@ func TestEventStreamManyChoicesStopAtTheLimit(t *testing.T) {
 				t.Fatalf("event of %d bytes: want one under the limit", len(tc.data))
 			}
 			b := completionBuilder{limit: limit}
-			if err := b.add([]byte(tc.data), false); !errors.Is(err, errBodyTooLarge) {
+			if err := b.add(tc.data, false); !errors.Is(err, errBodyTooLarge) {
 				t.Errorf("an event of %d bytes showing 2000 indexes added with %v; want errBodyTooLarge", len(tc.data), err)
 			}
 		})
