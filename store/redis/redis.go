@@ -1224,10 +1224,12 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 // Redis's ACL refusing a command the script runs (scriptACLRefusal): an
 // ACL changed since the try that applied refuses the re-send alone, and
 // a script stopped there keeps what it wrote before the refused command.
+// A script's nil reply (redis.Nil, a go-redis Error too) is its answer, a
+// plain miss, as mapErr passes it.
 func writeErr(op string, err error) error {
 	err = mapErr(op, err)
 	var rerr goredis.Error
-	if errors.Is(err, store.ErrUnavailable) || !errors.As(err, &rerr) ||
+	if errors.Is(err, store.ErrUnavailable) || !errors.As(err, &rerr) || errors.Is(err, goredis.Nil) ||
 		goredis.HasErrorPrefix(rerr, "STALEINTENT") ||
 		strings.Contains(rerr.Error(), "user_script") && !scriptACLRefusal(rerr.Error()) {
 		return err

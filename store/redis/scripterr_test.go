@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/paygate/paygate/store"
 )
 
@@ -54,5 +56,18 @@ func TestRefusalInsideAScriptIsUnavailable(t *testing.T) {
 				t.Errorf("a money write's script answered %q: %v; want unavailable %v", tt.msg, err, tt.unavailable)
 			}
 		})
+	}
+}
+
+// TestScriptNilReplyIsAMiss: a script that answers nothing (Lua's nil or
+// false) reaches go-redis as redis.Nil, the plain miss mapErr passes
+// through. Since run reads every script's error as a money write's
+// (writeErr), a nil reply was taken for a refusal of a re-send, "may have
+// applied": a read or a lookup that found nothing was read as a store
+// that did not answer.
+func TestScriptNilReplyIsAMiss(t *testing.T) {
+	err := writeErr("resync read", goredis.Nil)
+	if !errors.Is(err, goredis.Nil) || errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("a script answered nil: %v; want redis.Nil, not unavailable", err)
 	}
 }
