@@ -136,3 +136,31 @@ func TestPictureInEventsAnsweringANonStreamRequest(t *testing.T) {
 	runtime.KeepAlive(pic)
 	runtime.KeepAlive(picture)
 }
+
+// TestPictureEventTakenFromTheBody: an event of tens of MiB answering a
+// non-stream request is taken into the builder from the body it was read
+// from (bodyText), not copied: a copy held the picture once more while the
+// answer was assembled. TestPictureInEventsAnsweringANonStreamRequest's
+// peak is the body's read, so it passed with the copy.
+func TestPictureEventTakenFromTheBody(t *testing.T) {
+	const size = 30 << 20
+	event := choicesChunk(`{"index":0,"delta":{"images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,` +
+		strings.Repeat("A", size) + `"}}]},"finish_reason":null}`)
+	data := []byte(": keep-alive\n\ndata: " + event + "\n\n")
+	ev := []byte(event) // as the sse Reader gives it, in its own buffer
+	b := completionBuilder{limit: 2 * size}
+	from := 0
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := b.add(bodyText(data, &from, ev), false)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Errorf("%d bytes allocated taking in a %d-byte event; want it taken from the body", n, len(ev))
+	}
+	if want := len(data) - len("\n\n"); from != want {
+		t.Errorf("the next search starts at %d; want %d, past the event", from, want)
+	}
+}
