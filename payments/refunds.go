@@ -1110,7 +1110,8 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 // refusedByWeChatPay reports whether err, from a call that may have
 // reached WeChat Pay, is the WeChat Pay client's word that the request was
 // refused, so WeChat Pay surely did not carry it out: ErrRejected, ErrNotFound,
-// ErrInvalidNumber or ErrOrderClosed, and none of the sentinels of an
+// ErrInvalidNumber, ErrOrderClosed or ErrOrderPaid (a 400 with its code, an
+// answer that made nothing, as the refusals before this check were read), and none of the sentinels of an
 // unknown outcome (ErrTemporary, ErrUnverified) nor an ended context with
 // it. Any other error, a bare context.Canceled or DeadlineExceeded
 // included, is not a refusal: its outcome is unknown. ErrNumberUsed is
@@ -1123,7 +1124,7 @@ func refusedByWeChatPay(err error) bool {
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	for _, refused := range []error{wechatpay.ErrRejected, wechatpay.ErrNotFound, wechatpay.ErrInvalidNumber, wechatpay.ErrOrderClosed} {
+	for _, refused := range []error{wechatpay.ErrRejected, wechatpay.ErrNotFound, wechatpay.ErrInvalidNumber, wechatpay.ErrOrderClosed, wechatpay.ErrOrderPaid} {
 		if errors.Is(err, refused) {
 			return true
 		}
