@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
-	"github.com/paygate/paygate/store"
 )
 
 // bareErrBackend is a WeChat Pay backend whose refund create reaches WeChat
@@ -50,26 +48,9 @@ func TestRefundBareErrorIsPending(t *testing.T) {
 				e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(opts *payments.Options) {
 					opts.Backend = bareErrBackend{Backend: opts.Backend, err: bare}
 				}})
-				ctx := context.Background()
 				o := paidOrder(t, e, "oUser-bare-err-"+name, 1)
 				p := propose(t, e, o, 2000)
-				res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
-				if err != nil || res.Status != payments.RefundPending {
-					t.Fatalf("confirm: %v, %v; want pending (WeChat Pay may hold the refund)", resStatus(res), err)
-				}
-				if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
-					t.Fatalf("order %s reserved by %q; want refunding, held for %s", got.Status, got.RefundReservedBy, p.RefundID)
-				}
-				if _, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "again", AmountFen: 2000}); !errors.Is(err, payments.ErrRefundInProgress) {
-					t.Errorf("a second proposal while WeChat Pay holds the first: %v; want ErrRefundInProgress", err)
-				}
-				e.clock.Advance(2 * time.Minute)
-				if _, err := e.svc.Sweep(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
-					t.Errorf("after the sweep: order %s; want refunding", got.Status)
-				}
+				confirmPendingThenSweep(t, e, o, p)
 				if n := e.sim.RefundCount(o.OrderNo); n != 1 {
 					t.Errorf("refunds at WeChat Pay: %d; want 1", n)
 				}

@@ -65,24 +65,8 @@ func TestRefundTimedOutThenQueryRefusedStaysPending(t *testing.T) {
 			o := paidOrder(t, e, "oUser-timeout-refused", 1) // 49.99
 			p := propose(t, e, o, 2000)
 			e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultTimeout})
-			res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
-			if err != nil || res.Status != payments.RefundPending {
-				t.Fatalf("confirm: %+v, %v; want pending (WeChat Pay may hold the refund)", res, err)
-			}
-			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
-				t.Fatalf("order %s reserved by %q; want refunding, held for %s", got.Status, got.RefundReservedBy, p.RefundID)
-			}
-			if _, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "again", AmountFen: 2000}); !errors.Is(err, payments.ErrRefundInProgress) {
-				t.Errorf("a second proposal while WeChat Pay holds the first: %v; want ErrRefundInProgress", err)
-			}
 			// The sweep asks by the same number, finds it processing, sends nothing.
-			e.clock.Advance(2 * time.Minute)
-			if _, err := e.svc.Sweep(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
-				t.Errorf("after the sweep: order %s; want refunding", got.Status)
-			}
+			confirmPendingThenSweep(t, e, o, p)
 			if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
 				t.Fatalf("refund notification: %+v %v", d, err)
 			}
@@ -180,5 +164,32 @@ func TestRefusedRefundIsFailedOnlyOnceRestored(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// confirmPendingThenSweep confirms p, whose refund create's outcome is
+// unknown, and checks what an unknown outcome must leave: the confirmation
+// pending, the order refunding and held for p (a second proposal refused, so
+// no second refund goes out under another number), and still refunding
+// after a sweep two minutes on, which asks WeChat Pay by the same number.
+func confirmPendingThenSweep(t *testing.T, e *env, o *store.Order, p *store.RefundProposal) {
+	t.Helper()
+	ctx := context.Background()
+	res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+	if err != nil || res.Status != payments.RefundPending {
+		t.Fatalf("confirm: %v, %v; want pending (WeChat Pay may hold the refund)", resStatus(res), err)
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
+		t.Fatalf("order %s reserved by %q; want refunding, held for %s", got.Status, got.RefundReservedBy, p.RefundID)
+	}
+	if _, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "again", AmountFen: 2000}); !errors.Is(err, payments.ErrRefundInProgress) {
+		t.Errorf("a second proposal while WeChat Pay holds the first: %v; want ErrRefundInProgress", err)
+	}
+	e.clock.Advance(2 * time.Minute)
+	if _, err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
+		t.Errorf("after the sweep: order %s; want refunding", got.Status)
 	}
 }
