@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/store"
 )
@@ -28,8 +29,10 @@ import (
 //	DELETE /admin/api/audit/texts/{user}?client=NAME
 //	                                      erase one user's conversation texts (the chain keeps
 //	                                      their hashes and still verifies); see eraseClients;
-//	                                      another parameter, client given twice, or a user
-//	                                      over maxErasedUserID bytes is a 400
+//	                                      another parameter, client given twice, a user
+//	                                      over maxErasedUserID bytes, or a body a decision
+//	                                      refuses is a 400; the erasure is recorded with
+//	                                      its actor as a decision is (readDecision)
 //
 // erase erases (client, user)'s texts and records the erasure in the chain
 // (audit.Worker.Erase), so the chain tells an erased text from a deleted
@@ -209,20 +212,32 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, msg)
 		return
 	}
+	// Recorded with who asked and why, as a decision is: the erasure
+	// deletes what the chain's money records were made from, and its
+	// record named the user but no request, address or operator.
+	d, err := readDecision(w, r)
+	if err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	actor := &payments.Actor{Kind: payments.ActorAdmin, RequestID: reqInfo(r).id, RemoteAddr: r.RemoteAddr,
+		Operator: a.s.redact.String(d.Operator), Reason: a.s.redact.String(d.Reason)}
+	ctx := payments.WithActor(r.Context(), actor)
 	total, by := 0, map[string]int{}
 	var unconfigured []string
 	for _, c := range clients {
 		if !slices.ContainsFunc(a.s.clients, func(k clientEntry) bool { return k.cfg.Name == c }) {
 			unconfigured = append(unconfigured, c)
 		}
-		n, err := a.eraseText(r.Context(), c, user)
+		n, err := a.eraseText(ctx, c, user)
 		if err != nil {
 			a.failed(w, r, err)
 			return
 		}
 		total += n
 		by[c] = n
-		a.s.log.Info("audit texts erased", "request_id", reqInfo(r).id, "client", c, "texts", n)
+		a.s.log.Info("audit texts erased", "request_id", actor.RequestID, "client", c, "texts", n,
+			"remote_addr", actor.RemoteAddr, "operator", actor.Operator, "reason", actor.Reason)
 	}
 	out := map[string]any{"erased": total, "clients": by}
 	if unconfigured != nil {

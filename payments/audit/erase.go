@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
 
@@ -24,9 +25,12 @@ const ErasureKeyPrefix = "audit-erasure:"
 func erasureKey(client, user string) string { return ErasureKeyPrefix + client + "/" + user }
 
 // ErasureEvent is the outbox event of an erasure of n texts of user under
-// client at at, keyed by them (ErasureKeyPrefix).
-func ErasureEvent(client, user string, n int, at time.Time) (store.Event, error) {
-	ev, err := ActionEvent(Action{Time: at, Name: ActionTextErased, Cause: "erasure", Client: client, User: user, TextsErased: n}, nil)
+// client at at, keyed by them (ErasureKeyPrefix), with who asked for it
+// (ctx's payments.Actor: the admin request's id and address, and the
+// operator and reason its body gave; none when ctx carries none).
+func ErasureEvent(ctx context.Context, client, user string, n int, at time.Time) (store.Event, error) {
+	ev, err := ActionEvent(Action{Time: at, Name: ActionTextErased, Cause: "erasure", Client: client, User: user, TextsErased: n,
+		Actor: actorOf(payments.ActorFrom(ctx))}, nil)
 	ev.Key = erasureKey(client, user)
 	return ev, err
 }
@@ -56,7 +60,7 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ev, err := ErasureEvent(client, user, n, w.now())
+	ev, err := ErasureEvent(run, client, user, n, w.now())
 	if err == nil {
 		err = w.st.EnqueueEvents(run, ev)
 	}

@@ -55,7 +55,7 @@ func emittableActions(t *testing.T) []string {
 	for _, step := range []payments.ProposalStep{payments.ProposalMade, payments.ProposalCancelled, payments.ProposalConfirmed} {
 		event(ProposalEvent(context.Background(), step, store.RefundProposal{RefundID: "rf_1", OrderNo: "PG1"}))
 	}
-	event(ErasureEvent("shop", "oUser", 1, time.Now()))
+	event(ErasureEvent(context.Background(), "shop", "oUser", 1, time.Now()))
 	event(ResendEvents(context.Background(), &store.Order{OrderNo: "PG1", Status: store.StatusPaid}, nil, false)[0], nil)
 	out := make([]string, 0, len(seen))
 	for n := range seen {

@@ -140,7 +140,7 @@ func pendingErasure(t *testing.T, e *env, user string, at time.Time) {
 	if _, err := e.store().EraseAuditText(context.Background(), "shop-bot", user); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := ErasureEvent("shop-bot", user, 1, at)
+	ev, err := ErasureEvent(context.Background(), "shop-bot", user, 1, at)
 	if err != nil {
 		t.Fatal(err)
 	}
