@@ -663,6 +663,13 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, erro
 	// the body is signed, so receivers act on the body's (README).
 	req.Header.Set("X-Paygate-Event-Id", ev.ID)
 	req.Header.Set("X-Paygate-Event-Type", typ)
+	// Idempotency-Key, the event id under a standard name, lets a
+	// receiver dedupe without reading the body, and lets Go's transport
+	// send a POST again at once on a fresh connection when the receiver
+	// closed the kept-alive one it went out on (Node closes idle ones
+	// after 5 s, the transport keeps them 90 s): without it, a POST that
+	// crossed the close was a failed attempt, retried RetryBase later.
+	req.Header.Set("Idempotency-Key", ev.ID)
 	req.Header.Set(SignatureHeader, Sign(r.opts.Secret, r.now(), ev.Payload))
 	resp, err := r.client.Do(req)
 	if err != nil {
