@@ -353,13 +353,20 @@ func providerAuthHeader(name string) bool {
 func othersHosts(hosts []string) []string {
 	var out []string
 	for _, h := range hosts {
-		n := strings.ToLower(strings.TrimSuffix(h, "."))
-		if ip := net.ParseIP(n); n == "localhost" || strings.HasSuffix(n, ".localhost") || ip != nil && ip.IsLoopback() {
+		if thisMachine(h) {
 			continue
 		}
 		out = append(out, h)
 	}
 	return out
+}
+
+// thisMachine reports whether a host names this machine: localhost, a
+// *.localhost name or a loopback address.
+func thisMachine(host string) bool {
+	n := strings.ToLower(strings.TrimSuffix(host, "."))
+	ip := net.ParseIP(n)
+	return n == "localhost" || strings.HasSuffix(n, ".localhost") || ip != nil && ip.IsLoopback()
 }
 
 // minAdminToken is the shortest admin token an admin listener that other
@@ -895,7 +902,12 @@ func (l *loader) validatePayments(c *Config) {
 
 func (l *loader) validateMisc(c *Config) {
 	if c.Webhooks.URL != "" {
-		l.httpURL("webhooks.url", c.Webhooks.URL)
+		if u := l.httpURL("webhooks.url", c.Webhooks.URL); u != nil && u.Scheme == "http" && !thisMachine(u.Hostname()) {
+			// A warning, not an error: a sidecar beside the merchant's
+			// backend on a private network is legitimate. The URL is not
+			// shown (it may carry a token).
+			l.warn("webhooks.url", "http:// to another machine: every event, the payer's OpenID and the order with it, crosses the network unencrypted (the signature stops changes, not reading); use https unless the network between is private to you")
+		}
 		client := slices.IndexFunc(c.Clients, func(cl Client) bool { return cl.Key == c.Webhooks.Secret })
 		provKey, provName := providerCredential(c, c.Webhooks.Secret)
 		switch s := c.Webhooks.Secret; {
