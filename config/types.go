@@ -608,11 +608,12 @@ type StateInjection struct {
 
 // Webhooks configures merchant event delivery.
 type Webhooks struct {
-	// URL is the merchant backend's endpoint. Default "": off. http:// to
-	// another machine (not localhost, a *.localhost name or a loopback
-	// address) is a warning: every event, with the payer's OpenID, would
-	// cross the network unencrypted; use https unless that network is
-	// private to you.
+	// URL is the merchant backend's endpoint. Default "": off. http:// is a
+	// warning (every event, with the payer's OpenID, would cross the
+	// network unencrypted; use https) unless the host can only be on a
+	// private network: localhost, a loopback, private or link-local
+	// address, a one-label name (a compose service), or a name under .svc,
+	// .cluster.local, .internal, .local, .lan or .home.arpa.
 	URL string `yaml:"url"`
 	// Secret signs every event so the receiver can verify it. Required when
 	// url is set, at least 16 characters (a short one, guessed offline from

@@ -369,6 +369,26 @@ func thisMachine(host string) bool {
 	return n == "localhost" || strings.HasSuffix(n, ".localhost") || ip != nil && ip.IsLoopback()
 }
 
+// privateName reports whether a host can only be reached on a private
+// network: a private or link-local address, a name of one label (a compose
+// service), or a name under a suffix no public DNS serves (a Kubernetes
+// Service's .svc and .cluster.local, .internal, .local, .lan, .home.arpa).
+func privateName(host string) bool {
+	n := strings.ToLower(strings.TrimSuffix(host, "."))
+	if ip := net.ParseIP(n); ip != nil {
+		return ip.IsPrivate() || ip.IsLinkLocalUnicast()
+	}
+	if !strings.Contains(n, ".") {
+		return n != ""
+	}
+	for _, suffix := range []string{".svc", ".cluster.local", ".internal", ".local", ".lan", ".home.arpa"} {
+		if strings.HasSuffix(n, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
 // minAdminToken is the shortest admin token an admin listener that other
 // machines can reach accepts.
 const minAdminToken = 16
@@ -902,11 +922,14 @@ func (l *loader) validatePayments(c *Config) {
 
 func (l *loader) validateMisc(c *Config) {
 	if c.Webhooks.URL != "" {
-		if u := l.httpURL("webhooks.url", c.Webhooks.URL); u != nil && u.Scheme == "http" && !thisMachine(u.Hostname()) {
-			// A warning, not an error: a sidecar beside the merchant's
-			// backend on a private network is legitimate. The URL is not
-			// shown (it may carry a token).
-			l.warn("webhooks.url", "http:// to another machine: every event, the payer's OpenID and the order with it, crosses the network unencrypted (the signature stops changes, not reading); use https unless the network between is private to you")
+		if u := l.httpURL("webhooks.url", c.Webhooks.URL); u != nil && u.Scheme == "http" && !thisMachine(u.Hostname()) && !privateName(u.Hostname()) {
+			// A warning, not an error, and only for a host that may sit
+			// across the internet: a sidecar beside the merchant's backend
+			// on a private network (a compose service, a Kubernetes
+			// Service, a private address) is legitimate, and warning of
+			// it would warn of the shipped Kubernetes example at every
+			// start. The URL is not shown (it may carry a token).
+			l.warn("webhooks.url", "http:// to a host that is not on a private network: every event, the payer's OpenID and the order with it, crosses the network unencrypted (the signature stops changes, not reading); use https")
 		}
 		client := slices.IndexFunc(c.Clients, func(cl Client) bool { return cl.Key == c.Webhooks.Secret })
 		provKey, provName := providerCredential(c, c.Webhooks.Secret)

@@ -10,7 +10,9 @@ import (
 // network unencrypted, and was taken without a word. It is a warning at the
 // key's line, not an error (a sidecar beside the merchant's backend on a
 // private network is legitimate), without the URL's credentials; none for
-// https, nor for http to this machine.
+// https, nor for http to this machine or to a host only a private network
+// has (a private address, a compose service, a Kubernetes Service), which
+// the shipped Kubernetes example uses.
 func TestWebhookURLInPlainHTTP(t *testing.T) {
 	tests := []struct {
 		url  string
@@ -18,8 +20,15 @@ func TestWebhookURLInPlainHTTP(t *testing.T) {
 	}{
 		{"https://shop.example.com/paygate/events", false},
 		{"http://shop.example.com/paygate/events", true},
-		{"http://10.0.0.5:8080/paygate/events", true},
-		{"http://shop-backend.shop.svc.cluster.local/paygate/events", true},
+		{"http://203.0.113.5:8080/paygate/events", true},
+		{"http://10.0.0.5:8080/paygate/events", false},
+		{"http://[fd00::5]:8080/paygate/events", false},
+		{"http://169.254.10.1/paygate/events", false},
+		{"http://shop-backend.shop.svc.cluster.local/paygate/events", false},
+		{"http://shop-backend.shop.svc/paygate/events", false},
+		{"http://shop-backend:8080/paygate/events", false},
+		{"http://shop.corp.internal/paygate/events", false},
+		{"http://shop.internal.example.com/paygate/events", true},
 		{"http://user:hunter2@shop.example.com/paygate/events?token=s3cret", true},
 		{"HTTP://shop.example.com/paygate/events", true},
 		{"http://127.0.0.1:9000/paygate/events", false},
@@ -30,7 +39,7 @@ func TestWebhookURLInPlainHTTP(t *testing.T) {
 		{"http://shop.localhost:9000/paygate/events", false},
 		{"http://localhost.example.com/paygate/events", true},
 	}
-	const want = "c.yaml:2: webhooks.url: http:// to another machine"
+	const want = "c.yaml:2: webhooks.url: http:// to a host that is not on a private network"
 	for _, tc := range tests {
 		t.Run(tc.url, func(t *testing.T) {
 			src := "webhooks:\n  url: \"" + tc.url + "\"\n  secret: whsec_0123456789abcdef\n"
