@@ -145,3 +145,28 @@ func TestConformanceLeastPrivilegeACL(t *testing.T) {
 			KeyPrefix: prefix, WaitReplicas: 1})
 	})
 }
+
+// TestClaimRefusedInsideItsScriptIsUnavailable: ClaimEvents' lease is a
+// script (through evalEach) that rewrites the outbox's head and then
+// raises the outbox's version; Redis's ACL refusing the raise (an ACL
+// changed since the event was queued) stops the script with the head
+// leased, and the refusal, naming the script, was read as the script's own
+// answer: a plain error, "not applied". It is store.ErrUnavailable, "may
+// have applied", as a money script's is.
+func TestClaimRefusedInsideItsScriptIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartServer(t)
+	opts := aclUser(t, srv)
+	opts.EpochInterval = -1
+	s := openOn(t, nil, opts)
+	mustNil(t, "EnqueueEvents", s.EnqueueEvents(ctx, store.Event{ID: "acl-ev", Kind: "webhook", Key: "ACL-E1"}))
+	mustNil(t, "ACL SETUSER", srv.Client().Do(ctx, "ACL", "SETUSER", "pg", "-incr").Err())
+	evs, err := s.ClaimEvents(ctx, "webhook", s.now(), time.Minute, 1)
+	_, ob, _ := s.k.orderTag("ACL-E1")
+	if h, xerr := srv.Client().LIndex(ctx, ob, 0).Result(); xerr != nil || !strings.Contains(h, `"lease":"lease_`) {
+		t.Fatalf("the head is not leased (%q, %v; the claim answered %v, %v): the test refuses no command after the script wrote", h, xerr, evs, err)
+	}
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "incr") && !strings.Contains(err.Error(), "can't run") {
+		t.Fatalf("a claim whose INCR Redis refused after its LSET applied: %v, %v; want store.ErrUnavailable (it applied), naming Redis's refusal", evs, err)
+	}
+}

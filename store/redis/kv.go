@@ -139,8 +139,8 @@ func (s *Store) TakeLeases(ctx context.Context, holder string, keys []string, tt
 // arguments of call(i), loading the script and sending the pipeline again
 // when Redis does not know it (NOSCRIPT): each run must be safe to send
 // twice. The error is the first run's that failed, read as run's
-// (writeErr): a pipeline's re-send Redis refused may follow a try that
-// applied.
+// (writeErr), the load's too: a pipeline's re-send Redis refused, or
+// refused to load the script for, may follow a try that applied.
 func (s *Store) runBatch(ctx context.Context, op string, sc *goredis.Script, n int, call func(i int) ([]string, []any)) ([]*goredis.Cmd, error) {
 	if err := s.refused(op); err != nil {
 		return nil, err
@@ -159,7 +159,7 @@ func (s *Store) runBatch(ctx context.Context, op string, sc *goredis.Script, n i
 	err := exec()
 	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
 		if err := sc.Load(ctx, s.c).Err(); err != nil {
-			return nil, mapErr(op, err)
+			return nil, writeErr(op, err)
 		}
 		err = exec()
 	}

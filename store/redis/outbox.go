@@ -93,8 +93,16 @@ func (s *Store) EnqueueEventsOnce(ctx context.Context, events []store.Event, wit
 }
 
 // evalEach runs sc once per tag in one pipeline (spread over the cluster's
-// nodes), loading it first where Redis lost it.
-func (s *Store) evalEach(ctx context.Context, op string, sc *goredis.Script, n int, keys func(i int) []string, args func(i int) []any) ([]*goredis.Cmd, error) {
+// nodes), loading it first where Redis lost it. A script that writes
+// (write set: a claim's lease) has its error read as run's (writeErr),
+// the load's too: a re-send Redis refused, or refused to load the script
+// for, may follow a try that applied, and an ACL refusing a command
+// inside the script keeps what it wrote before. A read's is mapErr's.
+func (s *Store) evalEach(ctx context.Context, op string, sc *goredis.Script, write bool, n int, keys func(i int) []string, args func(i int) []any) ([]*goredis.Cmd, error) {
+	classify := mapErr
+	if write {
+		classify = writeErr
+	}
 	if err := s.refused(op); err != nil {
 		return nil, err
 	}
@@ -111,12 +119,12 @@ func (s *Store) evalEach(ctx context.Context, op string, sc *goredis.Script, n i
 	err := run()
 	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
 		if err := sc.Load(ctx, s.c).Err(); err != nil {
-			return nil, mapErr(op, err)
+			return nil, classify(op, err)
 		}
 		err = run()
 	}
 	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, classify(op, err)
 	}
 	return cmds, nil
 }
@@ -143,7 +151,7 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 	// wanted (never more), and returns the keys after them.
 	claim := func(keys []string) ([]string, error) {
 		chunk := keys[:min(len(keys), limit-len(out))]
-		cmds, err := s.evalEach(ctx, "claim events", s.sc.claimEvent, len(chunk),
+		cmds, err := s.evalEach(ctx, "claim events", s.sc.claimEvent, true, len(chunk),
 			func(i int) []string { return s.k.queueKeys(chunk[i]) },
 			func(int) []any {
 				return []any{kind, nowMs, untilMs, until.Format(time.RFC3339Nano), tok, queueHold(lease)}
@@ -309,7 +317,7 @@ type headState struct {
 // readHeads reads the outbox state of keys: one pipeline (spread over the
 // cluster's nodes).
 func (s *Store) readHeads(ctx context.Context, keys []string) ([]headState, error) {
-	cmds, err := s.evalEach(ctx, "read outbox", s.sc.readTag, len(keys),
+	cmds, err := s.evalEach(ctx, "read outbox", s.sc.readTag, false, len(keys),
 		func(i int) []string { rk, ob, obv := s.k.orderTag(keys[i]); return []string{rk, ob, obv} },
 		func(int) []any { return nil })
 	if err != nil {

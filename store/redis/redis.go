@@ -1211,7 +1211,7 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 }
 
 // writeErr is mapErr for the reply to a script (runWrite's money writes,
-// run's and runBatch's others). go-redis sends a command again after a
+// run's, runBatch's and evalEach's others). go-redis sends a command again after a
 // lost reply (a read timeout, a cut connection) and reports the last
 // try's error alone. A server error that
 // is not the script's own answer (a refusal of the connection or of the

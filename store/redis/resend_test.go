@@ -207,3 +207,112 @@ func TestMoneyWriteOnARefusedConnection(t *testing.T) {
 		t.Errorf("Ping with the password back: %v", err)
 	}
 }
+
+// TestBatchReloadRefusedAfterItApplied: the pipelined writes other than
+// run's (ClaimEvents' leases, through evalEach; AddTallies, through
+// runBatch) are sent again after a lost reply as run's are. When Redis
+// lost its scripts meanwhile (a restart, SCRIPT FLUSH) the re-send is
+// answered NOSCRIPT and the script loaded, and a load Redis refused (an
+// ACL changed meanwhile) was read as a read's error: a plain error, "not
+// applied", while the try before it had leased the event or counted the
+// cost. A write whose reload was refused is unavailable, "may have
+// applied", as runMoney's is.
+func TestBatchReloadRefusedAfterItApplied(t *testing.T) {
+	const obKey = "rb-order"
+	for _, tt := range []struct {
+		name string
+		sha  func(s *Store) string
+		// applied reports whether the write is in Redis.
+		applied func(ctx context.Context, s *Store, admin *goredis.Client) bool
+		call    func(ctx context.Context, s *Store) (any, error)
+	}{
+		{
+			name:    "ClaimEvents",
+			sha:     func(s *Store) string { return s.sc.claimEvent.Hash() },
+			applied: leased(obKey),
+			call:    claimOne,
+		},
+		{
+			name: "AddTallies",
+			sha:  func(s *Store) string { return s.sc.addTally.Hash() },
+			applied: func(ctx context.Context, s *Store, admin *goredis.Client) bool {
+				n, err := admin.HGet(ctx, s.k.one("t", "rb-tally"), "n").Int64()
+				return err == nil && n == 7
+			},
+			call: func(ctx context.Context, s *Store) (any, error) {
+				return nil, s.AddTallies(ctx, []store.TallyAdd{{Key: "rb-tally", Delta: 7}}, time.Hour)
+			},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			clock := storetest.NewClock()
+			opts := aclUser(t, srv)
+			// One connection, so that the re-send dials; no background checks,
+			// which would take it.
+			opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.PoolSize, opts.EpochInterval = 1, time.Second, 300*time.Millisecond, 1, -1
+			s := openOn(t, clock, opts)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // nothing may hang
+			defer cancel()
+			mustNil(t, "Ping", s.Ping(ctx))
+			mustNil(t, "EnqueueEvents", s.EnqueueEvents(ctx, store.Event{ID: "rb-1", Kind: "webhook", Key: obKey}))
+			admin := srv.Client() // the default user, whose ACL the test leaves alone
+			mustNil(t, "admin PING", admin.Ping(ctx).Err())
+
+			paused := &beforeScript{f: srv.Pause}
+			sha := tt.sha(s)
+			paused.sha.Store(&sha)
+			resend := &dialHook{f: func() {
+				// The re-send dials: Redis goes on, runs the write it was
+				// sent, loses its scripts and refuses their load.
+				srv.Resume()
+				for range 100 {
+					if tt.applied(ctx, s, admin) {
+						break
+					}
+					time.Sleep(20 * time.Millisecond) // polling an external process
+				}
+				if err := refuseScriptLoad(ctx, admin); err != nil {
+					t.Errorf("refusing the reload: %v", err)
+				}
+			}}
+			resend.armed.Store(true)
+			s.Client().AddHook(paused)
+			s.Client().AddHook(resend)
+
+			v, err := tt.call(ctx, s)
+			if paused.sha.Load() != nil || resend.armed.Load() {
+				t.Fatalf("the write was not sent, lost and sent again as the test means: %v", err)
+			}
+			if !tt.applied(ctx, s, admin) {
+				t.Fatalf("the write did not apply: %v", err)
+			}
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("a write that applied, its reload refused: %v, %v; want ErrUnavailable (it may have applied)", v, err)
+			}
+		})
+	}
+}
+
+// refuseScriptLoad empties Redis's script cache, so the re-send is refused
+// NOSCRIPT, and takes SCRIPT LOAD from aclUser's user, so the load that
+// follows is refused NOPERM.
+func refuseScriptLoad(ctx context.Context, admin *goredis.Client) error {
+	if err := admin.ScriptFlush(ctx).Err(); err != nil {
+		return err
+	}
+	return admin.Do(ctx, "ACL", "SETUSER", "pg", "-script|load").Err()
+}
+
+// leased reports whether the head of key's outbox is leased.
+func leased(key string) func(ctx context.Context, s *Store, admin *goredis.Client) bool {
+	return func(ctx context.Context, s *Store, admin *goredis.Client) bool {
+		_, ob, _ := s.k.orderTag(key)
+		h, err := admin.LIndex(ctx, ob, 0).Result()
+		return err == nil && strings.Contains(h, `"lease":"lease_`)
+	}
+}
+
+func claimOne(ctx context.Context, s *Store) (any, error) {
+	return s.ClaimEvents(ctx, "webhook", s.now(), time.Minute, 1)
+}
