@@ -331,12 +331,13 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 }
 
 // Prepay opens the order at WeChat Pay. A retry after a timeout reuses
-// req.OutTradeNo, which WeChat treats as the same order. ORDERPAID is resolved
-// by a query: the result's Paid is set when the order is paid. An order
-// WeChat Pay may hold is never ErrRejected: a refusal of the retry after an
-// attempt whose outcome is unknown, or of the query after ORDERPAID, is
-// ErrTemporary; so is a 200 without the prepay_id (JSAPI) or code_url
-// (Native), and a failure to sign the JSAPI payment parameters after it.
+// req.OutTradeNo, which WeChat treats as the same order. ORDERPAID and
+// OUT_TRADE_NO_USED (numberUsed) are resolved by a query: the result's Paid
+// is set when the order is paid. An order WeChat Pay may hold is never
+// ErrRejected: a refusal of the retry after an attempt whose outcome is
+// unknown, or of the query after ORDERPAID, is ErrTemporary; so is a 200
+// without the prepay_id (JSAPI) or code_url (Native), and a failure to sign
+// the JSAPI payment parameters after it.
 func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, error) {
 	if err := ValidOutTradeNo(req.OutTradeNo); err != nil {
 		return nil, err
@@ -435,6 +436,9 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 		c.log.InfoContext(ctx, "wechatpay prepay found the order already paid", "out_trade_no", req.OutTradeNo)
 		return &PrepayResult{Paid: tx}, nil
 	}
+	if errors.Is(err, ErrNumberUsed) {
+		return c.numberUsed(ctx, req.OutTradeNo, err)
+	}
 	if tries > 1 && errors.Is(err, ErrRejected) {
 		// do retries only an attempt whose outcome is unknown: that one
 		// may have opened the order, whatever the last one was told.
@@ -444,6 +448,28 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 		return nil, err
 	}
 	return out, nil
+}
+
+// numberUsed resolves a prepay WeChat Pay answered OUT_TRADE_NO_USED (err):
+// it holds an order under the number with other parameters, which may be
+// paid, so the order is queried by its number. Paid (or refunded since), it
+// is the result's Paid; being paid (USERPAYING), or not told (the query
+// failed, or found no order a moment after WeChat Pay said it holds one:
+// its APIs are eventually consistent), the outcome is unknown,
+// ErrTemporary; unpaid (NOTPAY, CLOSED, ...), err stands: no order with
+// these parameters can be opened under the number.
+func (c *Client) numberUsed(ctx context.Context, no string, err error) (*PrepayResult, error) {
+	tx, qerr := c.QueryOrder(ctx, no)
+	switch {
+	case qerr != nil:
+		return nil, stillUnknown("prepay", no, "answered OUT_TRADE_NO_USED; the query", qerr)
+	case tx.TradeState == TradeSuccess || tx.TradeState == TradeRefund:
+		c.log.InfoContext(ctx, "wechatpay prepay answered OUT_TRADE_NO_USED and the order under the number is paid", "out_trade_no", no)
+		return &PrepayResult{Paid: tx}, nil
+	case tx.TradeState == TradeUserPaying:
+		return nil, stillUnknown("prepay", no, "answered OUT_TRADE_NO_USED; the query", fmt.Errorf("the order is %s", tx.TradeState))
+	}
+	return nil, fmt.Errorf("wechatpay prepay %s answered OUT_TRADE_NO_USED and the order under the number is %s: %w", no, tx.TradeState, err)
 }
 
 // RequestPayment signs fresh wx.requestPayment parameters for an existing

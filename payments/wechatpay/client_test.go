@@ -515,3 +515,51 @@ func TestRefundNumberRepeatedWithOtherAmounts(t *testing.T) {
 		})
 	}
 }
+
+// TestPrepayNumberUsedIsQueried: OUT_TRADE_NO_USED says WeChat Pay holds an
+// order under the number with other parameters, which may be paid; it was
+// read as a refusal, whatever that order's state. The order is queried:
+// unpaid, the refusal stands (ErrNumberUsed); paid, the result is the
+// payment; not found a moment after WeChat Pay said it holds one (a replica
+// behind), or not told, the outcome is unknown (ErrTemporary), never a
+// refusal.
+func TestPrepayNumberUsedIsQueried(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name  string
+		fault *wxsim.Fault // on the second prepay or the query
+		want  error        // nil: paid
+	}{
+		{name: "unpaid", want: wechatpay.ErrNumberUsed},
+		{name: "paid", fault: &wxsim.Fault{Op: "prepay", Kind: wxsim.FaultNumberUsedPaid}},
+		{name: "not found", fault: &wxsim.Fault{Op: "query", Kind: wxsim.FaultNotExist}, want: wechatpay.ErrTemporary},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, wxsim.Options{}, "", nil)
+			req := wechatpay.PrepayRequest{Method: wechatpay.MethodJSAPI, OutTradeNo: "PGnumberused01", Description: "d", Total: 1, PayerOpenID: "o1"}
+			if _, err := r.client.Prepay(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			req.Total = 2 // other parameters: the simulator answers OUT_TRADE_NO_USED
+			if tt.fault != nil {
+				r.sim.InjectFault(*tt.fault)
+			}
+			res, err := r.client.Prepay(ctx, req)
+			if tt.want != nil {
+				if !errors.Is(err, tt.want) || res != nil {
+					t.Fatalf("prepay: %+v, %v; want %v", res, err, tt.want)
+				}
+				if tt.want == wechatpay.ErrTemporary && errors.Is(err, wechatpay.ErrNumberUsed) {
+					t.Errorf("prepay: %v; want no refusal (ErrNumberUsed) beside ErrTemporary", err)
+				}
+				return
+			}
+			if err != nil || res == nil || res.Paid == nil || res.Paid.TradeState != wechatpay.TradeSuccess {
+				t.Fatalf("prepay: %+v, %v; want the order's payment", res, err)
+			}
+			if tx, _ := r.sim.Order(req.OutTradeNo); res.Paid.TransactionID != tx.TransactionID || tx.TransactionID == "" {
+				t.Errorf("paid transaction %q; want the simulator's %q", res.Paid.TransactionID, tx.TransactionID)
+			}
+		})
+	}
+}

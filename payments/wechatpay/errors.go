@@ -32,7 +32,8 @@ var (
 	// RESOURCE_NOT_EXISTS, HTTP 404).
 	ErrNotFound = errors.New("not found at wechat pay")
 	// ErrNumberUsed: the number was used before with different parameters
-	// (OUT_TRADE_NO_USED); retrying cannot help.
+	// (OUT_TRADE_NO_USED); retrying cannot help. Prepay returns it only once
+	// a query found the order under the number unpaid.
 	ErrNumberUsed = errors.New("merchant number already used with other parameters")
 	// ErrTemporary: SYSTEM_ERROR, FREQUENCY_LIMITED, BANK_ERROR, HTTP 429/5xx or a
 	// transport failure or timeout that persisted through every retry. The

@@ -169,7 +169,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			resp = errResponse(errf(http.StatusInternalServerError, "SYSTEM_ERROR", "系统错误"))
 		case FaultFrequencyLimited:
 			resp = errResponse(errf(http.StatusTooManyRequests, "FREQUENCY_LIMITED", "频率超限"))
-		case FaultOrderPaid:
+		case FaultOrderPaid, FaultNumberUsedPaid:
 			// The payer paid in between: the order exists and is paid.
 			if strings.HasPrefix(op, "prepay") {
 				_ = s.dispatch(op, key, r, body, &entry)
@@ -177,9 +177,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			entry.OutTradeNo = key
 			if _, err := s.markPaid(key); err != nil {
-				s.log.Info("wxsim: ORDERPAID fault on an order that cannot be paid", "out_trade_no", key, "err", err)
+				s.log.Info("wxsim: "+f.String()+" fault on an order that cannot be paid", "out_trade_no", key, "err", err)
 			}
-			resp = errResponse(errf(http.StatusBadRequest, "ORDERPAID", "该订单已支付"))
+			if f == FaultNumberUsedPaid {
+				resp = errResponse(errf(http.StatusForbidden, "OUT_TRADE_NO_USED", "商户订单号重复"))
+			} else {
+				resp = errResponse(errf(http.StatusBadRequest, "ORDERPAID", "该订单已支付"))
+			}
 		case FaultNotExist:
 			code := "ORDER_NOT_EXIST"
 			if strings.HasPrefix(op, "refund") {

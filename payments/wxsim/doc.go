@@ -16,7 +16,7 @@
 // For tests it records every request, counts prepays per number, builds
 // arbitrary (also deliberately wrong) notifications, and injects faults: a
 // request that is processed but never answered (a timeout), 500s,
-// SYSTEM_ERROR, FREQUENCY_LIMITED, ORDERPAID.
+// SYSTEM_ERROR, FREQUENCY_LIMITED, ORDERPAID, OUT_TRADE_NO_USED for a paid order.
 //
 // It imports only payments/wechatpay (for the client Config it hands out) and
 // nothing else of paygate.

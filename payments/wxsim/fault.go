@@ -45,6 +45,11 @@ const (
 	// refund without processing: the payer's WeChat account is closed, and
 	// the merchant must refund them by other means.
 	FaultUserAccountAbnormal
+	// FaultNumberUsedPaid marks the order paid (as if the payer paid in
+	// between; a prepay is processed first) and answers 403
+	// OUT_TRADE_NO_USED, as WeChat Pay may answer a prepay under a number
+	// it holds an order under, paid or not, with other parameters.
+	FaultNumberUsedPaid
 )
 
 func (k FaultKind) String() string {
@@ -71,6 +76,8 @@ func (k FaultKind) String() string {
 		return "signature-probe"
 	case FaultUserAccountAbnormal:
 		return "USER_ACCOUNT_ABNORMAL"
+	case FaultNumberUsedPaid:
+		return "OUT_TRADE_NO_USED-paid"
 	}
 	return "none"
 }
