@@ -14,8 +14,9 @@ import (
 )
 
 // beforeRecord runs hook once, before the first refund record written
-// through it: what another replica does between a sweep's read of an order
-// and its record of the order's refund.
+// through it, unconditionally or only while its order is at a version:
+// what another replica does between a sweep's read of an order and its
+// record of the order's refund.
 type beforeRecord struct {
 	payments.Store
 	once sync.Once
@@ -29,13 +30,18 @@ func (s *beforeRecord) PutExchange(ctx context.Context, key string, data []byte,
 	return s.Store.PutExchange(ctx, key, data, ttl)
 }
 
+func (s *beforeRecord) PutRefundRecord(ctx context.Context, orderNo string, version int64, data []byte, ttl time.Duration) error {
+	s.once.Do(s.hook)
+	return s.Store.PutRefundRecord(ctx, orderNo, version, data, ttl)
+}
+
 // TestTakenRefundOfAnOrderThatMovedOnIsNotSentBySweep: with Redis
 // replicas, a confirmation spent the user's word and recorded nothing; a
 // sweep past takenGrace records and sends the refund itself. The record is
-// one per order and its write is not conditional on the order, so the
-// sweep reads the order again once it has written it: here the
-// confirmation, stalled past its bound, went on after all as the sweep
-// was about to record, and its refund went out and settled. The sweep
+// one per order, so the sweep writes it only while the order is at the
+// version it read: here the confirmation, stalled past its bound, went on
+// after all as the sweep was about to record, and its refund went out and
+// settled. The sweep
 // sends nothing under the reservation that ended: the refund is asked for
 // once, counted once.
 func TestTakenRefundOfAnOrderThatMovedOnIsNotSentBySweep(t *testing.T) {

@@ -155,7 +155,7 @@ type RefundResult struct {
 }
 
 // inFlight is the refund of a refunding order that went (or is about to go)
-// to WeChat Pay, kept in store.Exchanges under the order number. It counts
+// to WeChat Pay, kept in store.Exchanges under store.RefundRecordKey. It counts
 // only while the order is refunding at OrderVersion: a record left from an
 // earlier refund never matches the order's current version. An order that
 // went to needs_review with it open still names it (refundInReview).
@@ -165,7 +165,7 @@ type inFlight struct {
 	ConfirmedAt  time.Time            `json:"confirmed_at"`
 }
 
-func inFlightKey(orderNo string) string { return "refund-inflight:" + orderNo }
+func inFlightKey(orderNo string) string { return store.RefundRecordKey(orderNo) }
 
 // OutRefundNo derives WeChat Pay's out_refund_no from a proposal id, so every
 // retry of one confirmed proposal uses the same number and no other proposal
@@ -1178,6 +1178,19 @@ func (s *Service) putInFlight(ctx context.Context, rec *inFlight) error {
 	return nil
 }
 
+// putInFlightAt records rec as putInFlight does, only while its order is
+// at rec.OrderVersion: store.ErrConflict when the order moved on.
+func (s *Service) putInFlightAt(ctx context.Context, rec *inFlight) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode refund in flight: %w", err)
+	}
+	if err := s.store.PutRefundRecord(ctx, rec.Proposal.OrderNo, rec.OrderVersion, b, inFlightTTL); err != nil {
+		return fmt.Errorf("record refund in flight: %w", err)
+	}
+	return nil
+}
+
 // loadInFlight returns the order's refund record, or nil when there is none.
 func (s *Service) loadInFlight(ctx context.Context, orderNo string) (*inFlight, error) {
 	b, err := s.store.GetExchange(ctx, inFlightKey(orderNo))
@@ -1992,16 +2005,17 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 // it can no longer be stopped. Left to a person (needs_review), the refund
 // the user confirmed was never sent.
 //
-// The record is one per order and its write is not conditional on the
-// order, so the sweep sends only under a reservation that still stands
-// once the record is written: read first, a record at o's version or
-// later (written since this sweep read o: that confirmation's after all,
-// or a later refund's) is left as it is; read after, an order moved on
-// from o's version (its refund settled or ended, another reserved) is
-// left to whoever moved it, nothing sent. The record then written names
-// p at a version the order has left, which counts for nothing (inFlight).
-// A confirmation slower than its bound that sends as well sends the same
-// out_refund_no, which WeChat Pay makes one refund.
+// The record is one per order, so the sweep writes it only while the
+// order is still at o's version (store.RefundRecords, one step with the
+// order's check): read first, a record at o's version or later (written
+// since this sweep read o: that confirmation's after all, or a later
+// refund's) is left as it is; an order moved on from o's version by the
+// write (its refund settled or ended, another reserved and recorded) is
+// left to whoever moved it, nothing written, nothing sent. Written
+// unconditionally, the record of a sweep paused between its read and its
+// write replaced a later refund's, whose SUCCESS then sent the order to
+// review. A confirmation slower than its bound that sends as well sends
+// the same out_refund_no, which WeChat Pay makes one refund.
 func (s *Service) sendTaken(ctx context.Context, o *store.Order, p *store.RefundProposal) (*store.Order, error) {
 	was, err := s.loadInFlight(ctx, o.OrderNo)
 	if err != nil {
@@ -2012,7 +2026,10 @@ func (s *Service) sendTaken(ctx context.Context, o *store.Order, p *store.Refund
 		return o, nil
 	}
 	rec := inFlight{Proposal: *p, OrderVersion: o.Version, ConfirmedAt: s.now()}
-	if err := s.putInFlight(ctx, &rec); err != nil {
+	moved := false
+	if err := s.putInFlightAt(ctx, &rec); errors.Is(err, store.ErrConflict) {
+		moved = true
+	} else if err != nil {
 		return o, err
 	}
 	cur, err := s.store.GetOrder(ctx, o.OrderNo)
@@ -2021,7 +2038,7 @@ func (s *Service) sendTaken(ctx context.Context, o *store.Order, p *store.Refund
 		// if unknown there, as for a refund its confirmation recorded.
 		return o, fmt.Errorf("read order %s after recording its refund: %w", o.OrderNo, err)
 	}
-	if !reservedFor(cur, p) || cur.Version != o.Version {
+	if moved || !reservedFor(cur, p) || cur.Version != o.Version {
 		s.log.WarnContext(ctx, "sweep: refund confirmed by the user and left unrecorded; the order moved on as it was recorded, nothing sent",
 			"order_no", o.OrderNo, "refund_id", p.RefundID, "out_refund_no", p.OutRefundNo, "order_version", o.Version,
 			"status", cur.Status, "now_version", cur.Version, "reserved_by", cur.RefundReservedBy)

@@ -26,6 +26,9 @@ type Store interface {
 	store.Counters  // rules: calls per minute, orders per day
 	store.Leases    // the sweep's orders, divided among replicas (sweepLeases)
 	store.Exchanges // the refund in flight of each refunding order
+	// RefundRecords: the sweep's record of a refund it sends, written only
+	// while the order is at the version it read (sendTaken).
+	store.RefundRecords
 }
 
 // Backend is WeChat Pay as payments uses it; *wechatpay.Client implements it

@@ -40,8 +40,10 @@
 // Every atomic step is one command or one Lua script whose keys share one hash
 // tag, so the same code runs on Redis Cluster without CROSSSLOT errors:
 //
-//	PREFIX{o:NO}:*        an order record and its own outbox list (the outbox key
+//	PREFIX{o:NO}:*        an order record, its own outbox list (the outbox key
 //	                      of events not tied to an order uses the same scheme)
+//	                      and its refund record (RefundRecordKey; an earlier
+//	                      version's is read from {x:KEY})
 //	PREFIX{u:CLIENT:USER}:* the user's copies of their orders, their index by
 //	                      creation and that of the newest by last update, and
 //	                      the announcements made of them (Announcements)

@@ -756,6 +756,31 @@ type Exchanges interface {
 	GetExchange(ctx context.Context, key string) ([]byte, error)
 }
 
+// RefundRecordKeyPrefix starts the Exchanges key of an order's refund
+// record (RefundRecordKey): the refund the payments service sent, or is
+// about to send, to WeChat Pay for a refunding order.
+const RefundRecordKeyPrefix = "refund-inflight:"
+
+// RefundRecordKey is the Exchanges key of order orderNo's refund record. A
+// driver keeps the record with its order (in Redis on the order's hash
+// tag), so that RefundRecords can write it in one step with a check of the
+// order; PutExchange and GetExchange write and read it as any exchange.
+// Every record of an order is written with the same ttl: a driver that
+// finds an order's record in two places (Redis: where an earlier version
+// kept it) reads the one whose expiry is the later as the later written.
+func RefundRecordKey(orderNo string) string { return RefundRecordKeyPrefix + orderNo }
+
+// RefundRecords writes an order's refund record only while the order is at
+// a version, so that a writer that read the order at that version and was
+// paused since cannot replace the record of a refund made after it.
+type RefundRecords interface {
+	// PutRefundRecord stores data under RefundRecordKey(orderNo) for ttl, as
+	// PutExchange does, in one step with a check that order orderNo is at
+	// version. Nothing is written when it is at another version
+	// (ErrConflict) or there is no such order (ErrNotFound).
+	PutRefundRecord(ctx context.Context, orderNo string, version int64, data []byte, ttl time.Duration) error
+}
+
 // Secrets keeps process-generated secrets shared by all replicas.
 type Secrets interface {
 	// GetOrCreateSecret returns the secret called name, creating it with gen when
@@ -1037,6 +1062,7 @@ type Store interface {
 	Leases
 	Tallies
 	Exchanges
+	RefundRecords
 	Secrets
 	Outbox
 	Audit

@@ -355,6 +355,22 @@ func (d *DB) PutExchange(ctx context.Context, key string, data []byte, ttl time.
 	return d.update(ctx, func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bExchanges), key, r) })
 }
 
+// PutRefundRecord implements store.RefundRecords: the order's check and
+// the record's write are one transaction.
+func (d *DB) PutRefundRecord(ctx context.Context, orderNo string, version int64, data []byte, ttl time.Duration) error {
+	r := exchangeRec{Data: data, Until: d.now().Add(ttl).UnixNano()}
+	return d.update(ctx, func(tx *bolt.Tx) error {
+		cur, err := getOrder(tx, []byte(orderNo))
+		if err != nil {
+			return err
+		}
+		if cur.Version != version {
+			return fmt.Errorf("order %s is at version %d, not %d: %w", orderNo, cur.Version, version, store.ErrConflict)
+		}
+		return putJSON(tx.Bucket(bExchanges), store.RefundRecordKey(orderNo), r)
+	})
+}
+
 // GetExchange implements store.Exchanges.
 func (d *DB) GetExchange(ctx context.Context, key string) ([]byte, error) {
 	now := d.now().UnixNano()

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -158,5 +159,110 @@ func loadEarlierKeys(t *testing.T, c *goredis.Client, prefix, path string) {
 		if err != nil {
 			t.Fatalf("load %s: %v", k.Key, err)
 		}
+	}
+}
+
+// TestEarlierVersionRefundRecords: an earlier version kept an order's
+// refund record on a tag of its own ({x:refund-inflight:NO}); this one
+// keeps it on the order's ({o:NO}:rf), where PutRefundRecord checks the
+// order's version in the same script. A record of the earlier version
+// (testdata/earlier_version_keys.json.gz) is read as it was until this
+// version writes one, which is read from then on (both written with the
+// same ttl, the later written has the later until), and a write at a
+// version the order has left changes neither.
+func TestEarlierVersionRefundRecords(t *testing.T) {
+	requireSharedRedis(t)
+	ctx := context.Background()
+	prefix := testPrefix()
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
+	t.Cleanup(func() { dropPrefix(t, c, prefix); _ = c.Close() })
+	loadEarlierKeys(t, c, prefix, filepath.Join("testdata", "earlier_version_keys.json.gz"))
+	stopped := storetest.NewClock()
+	stopped.Advance(time.Date(2026, 12, 3, 13, 22, 40, 0, time.UTC).Sub(stopped.Now()))
+	s := openOn(t, stopped, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+
+	// recordTTL is the ttl payments writes every refund record with, as
+	// the earlier version did (its records' until is 400 days after their
+	// write).
+	const recordTTL = 400 * 24 * time.Hour
+	type record struct {
+		Proposal     store.RefundProposal `json:"proposal"`
+		OrderVersion int64                `json:"order_version"`
+	}
+	read := func(no string) record {
+		t.Helper()
+		b, err := s.GetExchange(ctx, store.RefundRecordKey(no))
+		if err != nil {
+			t.Fatalf("refund record of %s: %v", no, err)
+		}
+		var r record
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("refund record of %s: %v", no, err)
+		}
+		return r
+	}
+
+	// The refunding order's refund, recorded by the earlier version.
+	const refunding, refundingID = "PG261203132231X0FoTrcASo0TlQ", "rf_pzHiP3nmyLRQC5WJVAkaJeDG"
+	if r := read(refunding); r.Proposal.RefundID != refundingID || r.OrderVersion != 4 {
+		t.Fatalf("earlier version's record of %s: %s at version %d; want %s at 4", refunding, r.Proposal.RefundID, r.OrderVersion, refundingID)
+	}
+	o, err := s.GetOrder(ctx, refunding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := json.Marshal(record{Proposal: store.RefundProposal{RefundID: "rf_stale", OrderNo: refunding}, OrderVersion: o.Version - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRefundRecord(ctx, refunding, o.Version-1, stale, recordTTL); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("record at a version the order left: %v; want ErrConflict", err)
+	}
+	if r := read(refunding); r.Proposal.RefundID != refundingID {
+		t.Fatalf("after a refused write, record of %s names %s; want the earlier version's %s", refunding, r.Proposal.RefundID, refundingID)
+	}
+	now, err := json.Marshal(record{Proposal: store.RefundProposal{RefundID: "rf_now", OrderNo: refunding}, OrderVersion: o.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRefundRecord(ctx, refunding, o.Version, now, recordTTL); err != nil {
+		t.Fatalf("record at the order's version: %v", err)
+	}
+	if r := read(refunding); r.Proposal.RefundID != "rf_now" || r.OrderVersion != o.Version {
+		t.Errorf("record of %s after this version wrote one: %s at %d; want rf_now at %d", refunding, r.Proposal.RefundID, r.OrderVersion, o.Version)
+	}
+
+	// The partially refunded order's settled refund, then one this
+	// version's confirmation records unconditionally.
+	const settled = "PG261203132230tf3Zf8POhxu1yl"
+	if r := read(settled); r.Proposal.RefundID != "rf_XuT3ZlbdbMIklZZykk0r9DYw" || r.OrderVersion != 4 {
+		t.Fatalf("earlier version's record of %s: %s at version %d", settled, r.Proposal.RefundID, r.OrderVersion)
+	}
+	next, err := json.Marshal(record{Proposal: store.RefundProposal{RefundID: "rf_next", OrderNo: settled}, OrderVersion: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutExchange(ctx, store.RefundRecordKey(settled), next, recordTTL); err != nil {
+		t.Fatal(err)
+	}
+	if r := read(settled); r.Proposal.RefundID != "rf_next" {
+		t.Errorf("record of %s after PutExchange: %s; want rf_next", settled, r.Proposal.RefundID)
+	}
+
+	// During the rolling upgrade a replica of the earlier version records
+	// a refund after that, where it keeps records: read as the later.
+	until, err := c.HGet(ctx, prefix+"{o:"+settled+"}:rf", "until").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, err := json.Marshal(record{Proposal: store.RefundProposal{RefundID: "rf_older_replica", OrderNo: settled}, OrderVersion: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HSet(ctx, prefix+"{x:refund-inflight%3A"+settled+"}", "d", older, "until", until+1000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := read(settled); r.Proposal.RefundID != "rf_older_replica" {
+		t.Errorf("record of %s after an earlier version's replica wrote one: %s; want rf_older_replica", settled, r.Proposal.RefundID)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -189,18 +190,64 @@ func tallyReply(op, key string, v any) (int64, error) {
 	return n, nil
 }
 
-// PutExchange implements store.Exchanges.
+// PutExchange implements store.Exchanges. An order's refund record
+// (store.RefundRecordKey) is kept on the order's hash tag (exchangeKey).
 func (s *Store) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
-	_, err := s.run(ctx, "put exchange", s.sc.putExchange, []string{s.k.one("x", key)},
+	_, err := s.run(ctx, "put exchange", s.sc.putExchange, []string{s.exchangeKey(key)},
 		data, s.serverMs(ctx, s.now())+ms(ttl), ms(ttl+expiryGrace))
 	return err
 }
 
-// GetExchange implements store.Exchanges.
+// PutRefundRecord implements store.RefundRecords: one script on the
+// order's hash tag checks the order's version and writes the record.
+func (s *Store) PutRefundRecord(ctx context.Context, orderNo string, version int64, data []byte, ttl time.Duration) error {
+	rk, _, _ := s.k.orderTag(orderNo)
+	v, err := s.run(ctx, "put refund record", s.sc.putRecord, []string{rk, s.k.refundRecord(orderNo)},
+		version, data, s.serverMs(ctx, s.now())+ms(ttl), ms(ttl+expiryGrace))
+	if err != nil {
+		return err
+	}
+	r := replySlice(v)
+	switch replyInt(r, 0) {
+	case 1:
+		return nil
+	case -1:
+		return fmt.Errorf("order %s: %w", orderNo, store.ErrNotFound)
+	case -2:
+		return fmt.Errorf("order %s is at version %d, not %d: %w", orderNo, replyInt(r, 1), version, store.ErrConflict)
+	}
+	return fmt.Errorf("redis: put refund record of order %s: unexpected reply %v", orderNo, v)
+}
+
+// exchangeKey is the key of exchange key: an order's refund record on the
+// order's tag (keys.refundRecord), any other on its own.
+func (s *Store) exchangeKey(key string) string {
+	if no, ok := strings.CutPrefix(key, store.RefundRecordKeyPrefix); ok {
+		return s.k.refundRecord(no)
+	}
+	return s.k.one("x", key)
+}
+
+// GetExchange implements store.Exchanges. An order's refund record is
+// read on the order's tag and where an earlier version wrote it, on a tag
+// of its own ({x:KEY}), and the later written of the two counts: its until
+// (the server's clock at the write plus the record's ttl, the same for
+// every record) is the later. So a record of an earlier version is read
+// until this one writes one, and during a rolling upgrade the record a
+// replica of the earlier version writes after it is read too.
 func (s *Store) GetExchange(ctx context.Context, key string) ([]byte, error) {
-	vals, err := s.c.HMGet(ctx, s.k.one("x", key), "d", "until").Result()
+	vals, err := s.c.HMGet(ctx, s.exchangeKey(key), "d", "until").Result()
 	if err != nil {
 		return nil, mapErr("get exchange", err)
+	}
+	if strings.HasPrefix(key, store.RefundRecordKeyPrefix) {
+		was, err := s.c.HMGet(ctx, s.k.one("x", key), "d", "until").Result()
+		if err != nil {
+			return nil, mapErr("get exchange", err)
+		}
+		if _, ok := replyStr(was, 0); ok && replyInt(was, 1) > replyInt(vals, 1) {
+			vals = was
+		}
 	}
 	d, ok := replyStr(vals, 0)
 	if !ok || replyInt(vals, 1) <= s.serverMs(ctx, s.now()) {

@@ -1296,6 +1296,15 @@ func (k keys) orderTag(no string) (rec, ob, obv string) {
 	return t + ":rec", t + ":ob", t + ":obv"
 }
 
+// refundRecord is order no's refund record (store.RefundRecordKey), on the
+// order's tag, so that one script checks the order's version and writes it
+// (PutRefundRecord). An earlier version kept it on a tag of its own,
+// one("x", store.RefundRecordKey(no)), where GetExchange still reads it.
+func (k keys) refundRecord(no string) string {
+	rec, _, _ := k.orderTag(no)
+	return strings.TrimSuffix(rec, ":rec") + ":rf"
+}
+
 // queueKeys are the KEYS of an outbox script on key's queue: its list and
 // version and, for a refund proposal's queue, the proposal's record, whose
 // expiry the queue keeps (luaHold); an order's queue has no expiry.

@@ -648,6 +648,20 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `
 
+// KEYS: rec (an order's record), key (its refund record, on its tag).
+// ARGV: version, data, until_ms, physical_ms. Writes the refund record as
+// luaPutExchange does only while the order is at version. Returns {1}
+// written, {-1} no such order, {-2, version} the order at another version.
+const luaPutRefundRecord = `
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return {-1} end
+if tonumber(v) ~= tonumber(ARGV[1]) then return {-2, tonumber(v)} end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'd', ARGV[2], 'until', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {1}
+`
+
 // KEYS: key, ob, obv (the proposal's event queue, on its tag). ARGV: json,
 // user, expires_ms, physical_ms, token, n, elems..., deadline_ms. Returns
 // {1, obv, next}, also to the same call re-sent (its token is kept in w), or
@@ -827,6 +841,7 @@ type scripts struct {
 	announce                                                  *goredis.Script
 	addTally, takeTally                                       *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase      *goredis.Script
+	putRecord                                                 *goredis.Script
 	strayAudit                                                *goredis.Script
 	indexRefund, expireRefund                                 *goredis.Script
 	secret, probe, confirm                                    *goredis.Script
@@ -860,6 +875,7 @@ func newScripts() *scripts {
 		takeTally:      goredis.NewScript(luaTakeTally),
 		putExchange:    goredis.NewScript(luaPutExchange),
 		putRefund:      goredis.NewScript(luaPutRefund),
+		putRecord:      goredis.NewScript(luaPutRefundRecord),
 		finishRefund:   goredis.NewScript(luaFinishRefund),
 		indexRefund:    goredis.NewScript(luaIndexRefund),
 		expireRefund:   goredis.NewScript(luaExpireRefund),
@@ -878,6 +894,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnceAll, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
-		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm,
+		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
 	}
 }

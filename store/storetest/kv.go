@@ -743,6 +743,56 @@ func testExchanges(t *testing.T, open Opener) {
 	}
 }
 
+// testRefundRecords: an order's refund record written only while the
+// order is at a version is read through Exchanges under RefundRecordKey,
+// as one PutExchange wrote is; at another version, or with no such order,
+// nothing is written and the record before stands.
+func testRefundRecords(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder("RR-1", "shop", "u1", clock.Now())))
+	payOrder(t, st, clock, "RR-1")
+	o, err := st.GetOrder(ctx, "RR-1")
+	mustNil(t, "GetOrder", err)
+	key := store.RefundRecordKey("RR-1")
+	read := func(what, want string) {
+		t.Helper()
+		got, err := st.GetExchange(ctx, key)
+		mustNil(t, "GetExchange "+what, err)
+		if string(got) != want {
+			t.Errorf("%s: record %s; want %s", what, got, want)
+		}
+	}
+
+	mustNil(t, "PutExchange", st.PutExchange(ctx, key, []byte(`{"v":"confirmation"}`), time.Hour))
+	read("written by PutExchange", `{"v":"confirmation"}`)
+	mustNil(t, "PutRefundRecord at the order's version", st.PutRefundRecord(ctx, "RR-1", o.Version, []byte(`{"v":"sweep"}`), time.Hour))
+	read("written at the order's version", `{"v":"sweep"}`)
+
+	wantErr(t, "PutRefundRecord at an earlier version", st.PutRefundRecord(ctx, "RR-1", o.Version-1, []byte(`{"v":"stale"}`), time.Hour), store.ErrConflict)
+	wantErr(t, "PutRefundRecord at a later version", st.PutRefundRecord(ctx, "RR-1", o.Version+1, []byte(`{"v":"ahead"}`), time.Hour), store.ErrConflict)
+	read("after writes at other versions", `{"v":"sweep"}`)
+
+	wantErr(t, "PutRefundRecord of no order", st.PutRefundRecord(ctx, "RR-NONE", 1, []byte(`{"v":"none"}`), time.Hour), store.ErrNotFound)
+	if _, err := st.GetExchange(ctx, store.RefundRecordKey("RR-NONE")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("record of no order: %v; want nothing written (ErrNotFound)", err)
+	}
+
+	o.Status = store.StatusRefunding
+	mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusPaid))
+	moved, err := st.GetOrder(ctx, "RR-1")
+	mustNil(t, "GetOrder", err)
+	wantErr(t, "PutRefundRecord at the version the order left", st.PutRefundRecord(ctx, "RR-1", moved.Version-1, []byte(`{"v":"left"}`), time.Hour), store.ErrConflict)
+	mustNil(t, "PutRefundRecord at the order's new version", st.PutRefundRecord(ctx, "RR-1", moved.Version, []byte(`{"v":"later"}`), 30*time.Minute))
+	read("written at the new version", `{"v":"later"}`)
+
+	clock.Advance(30 * time.Minute)
+	if _, err := st.GetExchange(ctx, key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("record past its ttl: %v; want ErrNotFound", err)
+	}
+}
+
 func testSecrets(t *testing.T, open Opener) {
 	ctx := context.Background()
 	st := open(t, NewClock())

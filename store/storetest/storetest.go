@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("Tallies", func(t *testing.T) { testTallies(t, open) })
 	t.Run("Exchanges", func(t *testing.T) { testExchanges(t, open) })
+	t.Run("RefundRecords", func(t *testing.T) { testRefundRecords(t, open) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
 	t.Run("OutboxDueKinds", func(t *testing.T) { testDueKinds(t, open) })
@@ -128,6 +129,7 @@ func testClosed(t *testing.T, open Opener) {
 		{"AllowWindow", func() error { _, err := st.AllowWindow(ctx, "k", 1, time.Minute, "t"); return err }},
 		{"PutExchange", func() error { return st.PutExchange(ctx, "k", []byte("x"), time.Minute) }},
 		{"GetExchange", func() error { _, err := st.GetExchange(ctx, "k"); return err }},
+		{"PutRefundRecord", func() error { return st.PutRefundRecord(ctx, "o", 1, []byte("x"), time.Minute) }},
 		{"GetOrCreateSecret", func() error {
 			_, err := st.GetOrCreateSecret(ctx, "s", func() ([]byte, error) { return []byte("x"), nil })
 			return err

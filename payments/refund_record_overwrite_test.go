@@ -1,0 +1,88 @@
+package payments_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// TestSweepRecordDoesNotOverwriteALaterRefund: with Redis replicas, a
+// confirmation spent the user's word for half an order and recorded
+// nothing; past takenGrace a sweep reads the order's refund record (none)
+// and is about to record the refund itself. Meanwhile the stalled
+// confirmation goes on after all (its refund sent and settled) and the
+// user confirms a second refund of the rest, recorded and sent. The
+// sweep's record of the first refund, at a version the order has left,
+// must not replace the second refund's: with it replaced, the second
+// refund's SUCCESS found no record of it and sent the order to
+// needs_review although its money went back as asked.
+func TestSweepRecordDoesNotOverwriteALaterRefund(t *testing.T) {
+	e := newEnv(t, envOptions{driver: "redis", storeClock: true})
+	ctx := context.Background()
+	killed := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeRecord})
+	o := paidOrder(t, e, "oUser-record-later", 1)
+	p := propose(t, e, o, o.AmountFen/2)
+	if _, err := killed.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("confirmation of the killed replica: %v; want it cut", err)
+	}
+	held := e.order(o.OrderNo)
+	var later *store.RefundProposal
+	sweeper := replicaOn(t, e, &beforeRecord{Store: e.st, hook: func() {
+		// The stalled confirmation goes on: it records its refund, sends
+		// it, and WeChat Pay settles it.
+		rec, err := json.Marshal(map[string]any{"proposal": p, "order_version": held.Version, "confirmed_at": e.clock.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.PutExchange(ctx, "refund-inflight:"+o.OrderNo, rec, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{
+			OutTradeNo: o.OrderNo, OutRefundNo: p.OutRefundNo, Reason: p.Reason, Refund: p.AmountFen, Total: o.AmountFen,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+			t.Fatalf("first refund's notification: %+v %v", d, err)
+		}
+		// The user confirms the refund of the rest: recorded and sent,
+		// WeChat Pay processing it.
+		later = propose(t, e, e.order(o.OrderNo), 0)
+		if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, later.RefundID); err != nil {
+			t.Fatalf("second refund's confirmation: %v", err)
+		}
+	}})
+
+	e.clock.Advance(2 * time.Minute)
+	if _, err := sweeper.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Minute)
+	if _, err := sweeper.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if later == nil {
+		t.Fatal("the sweep recorded no refund: the hook never ran")
+	}
+	if d, err := e.sim.CompleteRefund(ctx, later.OutRefundNo); err != nil || !d.Acked {
+		t.Fatalf("second refund's notification: %+v %v", d, err)
+	}
+
+	if got := e.order(o.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != o.AmountFen {
+		t.Errorf("order %s, %d fen refunded (%s); want refunded, %d", got.Status, got.RefundedFen, got.ReviewReason, o.AmountFen)
+	}
+	asked := map[string]int{}
+	for _, l := range e.sim.Requests() {
+		if l.Op == "refund" {
+			asked[l.OutRefundNo]++
+		}
+	}
+	if asked[p.OutRefundNo] != 1 || asked[later.OutRefundNo] != 1 || len(asked) != 2 {
+		t.Errorf("refunds asked of WeChat Pay: %v; want each of %s and %s once", asked, p.OutRefundNo, later.OutRefundNo)
+	}
+}
