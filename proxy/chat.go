@@ -236,7 +236,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.up.Open(r.Context(), req)
 	cost := s.accountRefused(r.Context(), resp, err)
 	if err != nil {
-		s.failTurn(w, r, err)
+		s.failTurn(w, r, err, nil)
 		if s.ledger != nil && cost != 0 {
 			s.ledger.Turn(r.Context(), rc.client.Name, costUser, costSession, cost)
 		}
@@ -306,8 +306,10 @@ func (s *Server) unmetered(ctx context.Context, resp *failover.Response) {
 	}
 }
 
-// failTurn answers a turn that got no upstream answer at all.
-func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
+// failTurn answers a turn that got no upstream answer at all. ext, when
+// not nil, is the paygate object of what the turn's payment calls did
+// before it failed (turn.extension), sent beside the error (apiError.Paygate).
+func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error, ext []byte) {
 	setFailedRoundHeaders(w.Header(), err)
 	if shutDown(r) {
 		s.log.Warn("request ended by the drain deadline before its answer began",
@@ -321,12 +323,14 @@ func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
 			e := shutdownError(http.StatusGatewayTimeout,
 				"paygate: the server is shutting down (server.shutdown_timeout passed) before the provider answered this request, "+
 					"which it may have acted on; check before sending it again")
-			e.NoRetry = true
+			e.NoRetry, e.Paygate = true, ext
 			writeError(w, e)
 			return
 		}
-		writeError(w, shutdownError(http.StatusServiceUnavailable,
-			"paygate: the server is shutting down (server.shutdown_timeout passed) and did not finish this request; send it again"))
+		e := shutdownError(http.StatusServiceUnavailable,
+			"paygate: the server is shutting down (server.shutdown_timeout passed) and did not finish this request; send it again")
+		e.Paygate = ext
+		writeError(w, e)
 		return
 	}
 	if r.Context().Err() != nil {
@@ -337,6 +341,7 @@ func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
 	ae := s.upstreamError(err)
 	s.log.Warn("turn failed before any byte reached the client",
 		"request_id", reqInfo(r).id, "status", ae.Status, "err", err)
+	ae.Paygate = ext
 	writeError(w, ae)
 }
 

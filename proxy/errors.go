@@ -37,6 +37,12 @@ type apiError struct {
 	// object, which the OpenAI SDKs hand the bot (Python's body, Node's
 	// error), not beside it, which they drop.
 	Refund json.RawMessage
+	// Paygate, when set, is the paygate object (SPEC 2.3) of a turn whose
+	// payment calls ran before it failed (turn.fail), sent beside the
+	// error object, where a chat.completion carries it: the order a call
+	// made reaches the bot, payment parameters and all, with the error
+	// that ends the turn. The error object stays as OpenAI writes it.
+	Paygate json.RawMessage
 }
 
 // maxSDKWait is the longest Retry-After an SDK is left to wait out inside
@@ -81,8 +87,12 @@ func errorJSON(e *apiError) []byte {
 		b = append(b, `,"refund":`...)
 		b = append(b, e.Refund...)
 	}
-	b = append(b, "}}"...)
-	return b
+	b = append(b, '}')
+	if len(e.Paygate) > 0 {
+		b = append(b, `,"paygate":`...)
+		b = append(b, e.Paygate...)
+	}
+	return append(b, '}')
 }
 
 func appendNullable(b []byte, s string) []byte {

@@ -143,7 +143,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		AtMostOnce:        once,
 	})
 	if err != nil {
-		s.failTurn(w, r, err)
+		s.failTurn(w, r, err, nil)
 		return
 	}
 	defer resp.Close()

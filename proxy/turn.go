@@ -143,6 +143,10 @@ type turn struct {
 	// token cap (capRefused).
 	capLowered bool
 
+	// extQueued: the chunk of what the turn did went out before its error
+	// event (queueExtension).
+	extQueued bool
+
 	// tooSmall are the targets that refused one of the turn's rounds for
 	// its length (context_length_exceeded, 413): the later rounds only
 	// add to the conversation, so none of them asks those again (SPEC 5).
@@ -573,7 +577,7 @@ func (t *turn) stream() {
 		endGap()
 		if err != nil {
 			if t.sw == nil {
-				t.s.failTurn(t.w, t.r, err)
+				t.fail(err)
 				return
 			}
 			if round > 0 && t.capRefused(err) {
@@ -581,7 +585,7 @@ func (t *turn) stream() {
 				t.finishStream(nil, t.rounds[len(t.rounds)-1].Model, "length")
 				return
 			}
-			t.s.endStreamWithError(t.sw, t.r, err)
+			t.endStreamWithError(err)
 			return
 		}
 		if t.sw == nil {
@@ -624,7 +628,7 @@ func (t *turn) stream() {
 				// Not run, as execute counts a Damaged call.
 				t.s.metrics.toolCalls.WithLabelValues(t.metricTool(c.Name), "not_executed").Inc()
 			}
-			t.s.endStreamWithError(t.sw, t.r, &failover.StreamError{Provider: resp.Provider, Cause: failover.CauseMalformed,
+			t.endStreamWithError(&failover.StreamError{Provider: resp.Provider, Cause: failover.CauseMalformed,
 				Err: errors.New("an event of a round with the bot's tool calls was unreadable and skipped")})
 			return
 		}
@@ -668,7 +672,7 @@ func (t *turn) stream() {
 		results := t.execute(res.PaymentCalls, res.ClientCalls)
 		if t.clientGone {
 			endGap()
-			t.s.endStreamWithError(t.sw, t.r, context.Canceled) // says so only to a client still there, at shutdown
+			t.endStreamWithError(context.Canceled) // says so only to a client still there, at shutdown
 			return
 		}
 		if len(res.ClientCalls) > 0 {
@@ -692,7 +696,7 @@ func (t *turn) stream() {
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(res.Content, roundReasoning(&res), interceptors.ParsableArguments(res.PaymentCalls))}, results...)
 		if err := t.nextBody(msgs); err != nil {
 			endGap()
-			t.s.endStreamWithError(t.sw, t.r, err)
+			t.endStreamWithError(err)
 			return
 		}
 	}
@@ -757,20 +761,20 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			return partial, resp, false
 		}
 		if errors.Is(err, interceptors.ErrDiverged) {
-			t.s.endUnrecovered(t.sw, t.r, first, recoveryDiverged, "the new answer diverges from what was already sent")
+			t.endUnrecovered(first, recoveryDiverged, "the new answer diverges from what was already sent")
 			return partial, resp, false
 		}
 		var se *failover.StreamError
 		if !errors.As(err, &se) || se.Cause == failover.CauseCanceled {
 			if !t.s.recoveryAbandoned(t.r, first, err) {
-				t.s.endStreamWithError(t.sw, t.r, err)
+				t.endStreamWithError(err)
 			}
 			return partial, resp, false
 		}
 		if se.Refused() {
 			// A content filter stopped the answer: no provider is asked to
 			// finish it (SPEC 5), the client gets the provider's reason.
-			t.s.endRefused(t.sw, t.r, first, se)
+			t.endRefused(first, se)
 			return partial, resp, false
 		}
 		if first == nil {
@@ -790,11 +794,11 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		// those a recovery attempt repeated (ContinueCalls).
 		sentCalls := partial.Sent.Calls
 		if partial.Sent.Opaque {
-			t.s.endUnrecovered(t.sw, t.r, first, recoveryOpaque, opaqueWhy)
+			t.endUnrecovered(first, recoveryOpaque, opaqueWhy)
 			return partial, resp, false
 		}
 		if why, outcome := rec.take(time.Now()); why != "" {
-			t.s.endUnrecovered(t.sw, t.r, first, outcome, why)
+			t.endUnrecovered(first, outcome, why)
 			return partial, resp, false
 		}
 		excluded = append(excluded, se.Provider)
@@ -816,12 +820,12 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		if refused := refusedRecovery(err); refused != nil {
 			// The provider asked to finish the answer refused it (a
 			// content filter): its reason, not "not recovered".
-			t.s.endRefused(t.sw, t.r, first, refused)
+			t.endRefused(first, refused)
 			return partial, resp, false
 		}
 		if err != nil {
 			t.s.log.Warn("stream recovery found no provider", "request_id", reqInfo(t.r).id, "cause", first.Cause, "err", err)
-			t.s.endUnrecovered(t.sw, t.r, first, recoveryNoProvider, "no other provider could continue the answer")
+			t.endUnrecovered(first, recoveryNoProvider, "no other provider could continue the answer")
 			return partial, resp, false
 		}
 		t.s.log.Info("stream recovery", "request_id", reqInfo(t.r).id, "round", round, "cause", se.Cause,
@@ -1649,8 +1653,10 @@ func (t *turn) endCapped(refused error) {
 // claimAnnouncements claims the turn's pending announcements right before
 // the answer that carries them is written, never earlier: a turn that
 // fails (an upstream error, a failed next round, a client gone) claims
-// nothing and the next turn announces them. The error body or event then
-// carries no paygate object, as SDKs hand their callers only its "error".
+// nothing and the next turn announces them. Its error carries the turn's
+// own actions alone (fail, queueExtension): the OpenAI SDKs retry a 5xx
+// without showing its body, and a claimed announcement is never made
+// again.
 func (t *turn) claimAnnouncements() {
 	if (len(t.pending) > 0 || len(t.retold) > 0 && len(t.handed) > 0) && t.r.Context().Err() == nil {
 		// Bounded as the state load is: a store that stopped answering
@@ -1721,6 +1727,68 @@ func (t *turn) extension() []byte {
 	}
 	b, _ := json.Marshal(ext)
 	return b
+}
+
+// fail answers a non-stream turn that ended in err before its answer was
+// written, with what its payment calls did so far beside the error
+// (failTurn): a bot that shows the payment button from paygate.actions
+// gets the order a call made with the error that ends the turn. Nothing
+// is claimed or marked delivered (claimAnnouncements, markDelivered): an
+// SDK that retries the 5xx drops this body, so the order is handed again
+// by the next answer that succeeds, the retry's or the user's next turn's.
+func (t *turn) fail(err error) {
+	t.s.failTurn(t.w, t.r, err, t.extension())
+}
+
+// queueExtension queues, ahead of the error event that ends a streamed
+// turn, a chunk carrying what the turn's payment calls did so far (the
+// paygate object its finish chunk would have carried; nothing when they did
+// nothing), once: the OpenAI SDKs hand the bot every chunk before they
+// raise the error event, which they read for its "error" alone. The chunk
+// has a choice with an empty delta and no finish_reason, so a client that
+// reads choices[0] of every chunk keeps working, and the role delta when
+// none went out yet (ownRole). As fail, it claims and marks nothing.
+func (t *turn) queueExtension() {
+	if t.sw == nil || t.extQueued {
+		return
+	}
+	ext := t.extension()
+	if ext == nil {
+		return
+	}
+	t.extQueued = true
+	var model string
+	if n := len(t.rounds); n > 0 {
+		model = t.rounds[n-1].Model
+	}
+	c := chunkHead(t.turnID, model, t.created)
+	c = append(c, `,"choices":[{"index":0,"delta":{`...)
+	if role := t.ownRole(); role != "" {
+		c = jsonstr.Append(append(c, `"role":`...), role)
+	}
+	c = append(c, `},"logprobs":null,"finish_reason":null}],"paygate":`...)
+	c = append(c, ext...)
+	_ = t.sw.Queue(append(c, '}')) // the error event after it flushes it
+}
+
+// endStreamWithError ends the turn's stream with err's error event
+// (Server.endStreamWithError), after what its payment calls did
+// (queueExtension).
+func (t *turn) endStreamWithError(err error) {
+	t.queueExtension()
+	t.s.endStreamWithError(t.sw, t.r, err)
+}
+
+// endUnrecovered is Server.endUnrecovered after queueExtension.
+func (t *turn) endUnrecovered(first *failover.StreamError, outcome, why string) {
+	t.queueExtension()
+	t.s.endUnrecovered(t.sw, t.r, first, outcome, why)
+}
+
+// endRefused is Server.endRefused after queueExtension.
+func (t *turn) endRefused(first, se *failover.StreamError) {
+	t.queueExtension()
+	t.s.endRefused(t.sw, t.r, first, se)
 }
 
 // finishStream ends the client's stream: the round's own finish chunk (or a

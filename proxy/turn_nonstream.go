@@ -41,7 +41,7 @@ func (t *turn) nonStream() {
 				t.writeCompletion(http.StatusOK, capped, nil, false)
 				return
 			}
-			t.s.failTurn(t.w, t.r, err)
+			t.fail(err)
 			return
 		}
 		ans := parseAnswer(resp.Body, t.s.tools.IsPayment)
@@ -74,7 +74,7 @@ func (t *turn) nonStream() {
 		if len(ans.client) > 0 {
 			results := t.execute(ans.payment, ans.client)
 			if t.clientGone {
-				t.s.failTurn(t.w, t.r, context.Canceled)
+				t.fail(context.Canceled)
 				return
 			}
 			if err := t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results); err != nil {
@@ -115,7 +115,7 @@ func (t *turn) nonStream() {
 		// taken), which the assistant message must name as the results do.
 		results := t.execute(ans.payment, nil)
 		if t.clientGone {
-			t.s.failTurn(t.w, t.r, context.Canceled)
+			t.fail(context.Canceled)
 			return
 		}
 		if t.capSpent() {
@@ -125,7 +125,9 @@ func (t *turn) nonStream() {
 		}
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, interceptors.ParsableArguments(ans.payment))}, results...)
 		if err := t.nextBody(msgs); err != nil {
-			writeError(t.w, t.s.upstreamError(err))
+			ae := t.s.upstreamError(err)
+			ae.Paygate = t.extension()
+			writeError(t.w, ae)
 			return
 		}
 	}
