@@ -295,3 +295,61 @@ func TestRoundFailingAfterOrderCarriesItsActions(t *testing.T) {
 		}
 	}
 }
+
+// TestWithdrawnAnswerCarriesItsActions: a round that runs create_order
+// beside the bot's own call, whose payment exchange the store does not
+// take, is withdrawn (payment_round_not_recorded, x-should-retry: false, so
+// no SDK retries it and the bot reads this answer). The order stands at
+// WeChat Pay, and the withdrawn answer hands it to the bot in
+// paygate.actions, once, as a failed later round's does: beside the error
+// object, or streaming on a chunk before the error event. It handed none,
+// and the bot had no order to show until the user's next message.
+func TestWithdrawnAnswerCarriesItsActions(t *testing.T) {
+	const mixed = `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` +
+		`{"index":1,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]`
+	for _, stream := range []bool{false, true} {
+		name := "non-stream"
+		if stream {
+			name = "stream"
+		}
+		t.Run(name, func(t *testing.T) {
+			fp := newFakeProvider(t, callsRound(stream, mixed))
+			st := &failingWrites{StateStore: &memState{}, fail: true}
+			url := paymentProxy(t, fp.URL, nil, &recordingTools{}, st, nil)
+			msgs := `{"role":"user","content":"buy premium and tell me the weather"}`
+			resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			var errObj gjson.Result
+			var created []gjson.Result
+			if stream {
+				for _, c := range streamChunks(body) {
+					if e := gjson.Get(c, "error"); e.Exists() {
+						errObj = e
+						continue
+					}
+					if p := gjson.Get(c, "paygate"); p.Exists() {
+						if errObj.Exists() {
+							t.Errorf("paygate chunk %s after the error event", c)
+						}
+						if gjson.Get(c, "choices.0.finish_reason").Str != "" {
+							t.Errorf("paygate chunk %s finishes the withdrawn answer", c)
+						}
+						created = append(created, p.Get(`actions.#(type=="order_created")#`).Array()...)
+					}
+				}
+			} else {
+				errObj = gjson.Get(body, "error")
+				created = gjson.Get(body, `paygate.actions.#(type=="order_created")#`).Array()
+				if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("X-Should-Retry") != "false" {
+					t.Errorf("status %d, x-should-retry %q; want 500 and false", resp.StatusCode, resp.Header.Get("X-Should-Retry"))
+				}
+			}
+			if code := errObj.Get("code").Str; code != "payment_round_not_recorded" {
+				t.Fatalf("error code %q; want payment_round_not_recorded (%d %s)", code, resp.StatusCode, body)
+			}
+			if len(created) != 1 || created[0].Get("order.order_no").Str != "O1" {
+				t.Errorf("the withdrawn answer's order_created actions: %v; want one, order O1 (%s)", created, body)
+			}
+		})
+	}
+}

@@ -1483,16 +1483,22 @@ var notRecorded = &apiError{Status: http.StatusInternalServerError, Type: "serve
 // err) with notRecorded in place of the bot's calls: a stream, whose
 // calls already went out, with an error event and no [DONE], which every
 // OpenAI SDK raises, so the bot runs no follow-up a fresh message of the
-// user's would serve. Nothing is claimed or marked delivered: the order
-// a payment call made is announced by the user's next turn.
+// user's would serve. What the payment calls did stands, and goes with the
+// error (queueExtension, apiError.Paygate): the bot, which no SDK retry
+// hides this answer from, can show the order a call made. Nothing is
+// claimed or marked delivered: the user's next turn announces that order
+// too.
 func (t *turn) withdraw(err error) {
 	t.s.log.Warn("answer withdrawn: its payment exchange could not be kept, and the bot's follow-up would run as a new message of the user's",
 		"request_id", reqInfo(t.r).id, "err", err)
 	if t.sw != nil {
+		t.queueExtension()
 		_ = t.sw.Data(errorJSON(notRecorded))
 		return
 	}
-	writeError(t.w, notRecorded)
+	e := *notRecorded
+	e.Paygate = t.extension()
+	writeError(t.w, &e)
 }
 
 // spentWhy is the refusal's reason for a money-moving call beyond
