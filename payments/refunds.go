@@ -1149,6 +1149,9 @@ func (s *Service) applyAnswer(ctx context.Context, res *RefundResult, r *wechatp
 	switch r.Status {
 	case wechatpay.RefundProcessing:
 		res.Status = RefundProcessing
+		if cause == "refund" { // a confirmation's answer; the sweep's keeps the order it read
+			s.endedBeforeItsAnswer(ctx, res)
+		}
 		return res, nil
 	case wechatpay.RefundSuccess:
 		res.Status = RefundSucceeded
@@ -1165,6 +1168,31 @@ func (s *Service) applyAnswer(ctx context.Context, res *RefundResult, r *wechatp
 		res.Order = got
 	}
 	return res, err
+}
+
+// endedBeforeItsAnswer gives res, a refund WeChat Pay answered PROCESSING,
+// the order as it stands now, and the refund's end when the order records
+// it: WeChat Pay's notification of the refund (SUCCESS or CLOSED) can
+// arrive and be applied before the create call's own answer gets back.
+// Answered "processing" with the order still refunding, the user was told
+// a refund already made, or closed with nothing refunded, was on its way,
+// and a second tap of the same confirmation (refundState) was told how it
+// ended. A read that fails leaves res as WeChat Pay's answer says.
+func (s *Service) endedBeforeItsAnswer(ctx context.Context, res *RefundResult) {
+	if res.Order == nil || res.Proposal == nil {
+		return
+	}
+	cur, err := s.store.GetOrder(ctx, res.Order.OrderNo)
+	if err != nil {
+		return
+	}
+	res.Order = cur
+	switch {
+	case slices.Contains(cur.RefundNos, res.Proposal.OutRefundNo):
+		res.Status = RefundSucceeded
+	case slices.Contains(cur.ClosedRefundNos, res.Proposal.OutRefundNo):
+		res.Status = RefundClosed
+	}
 }
 
 func (s *Service) putInFlight(ctx context.Context, rec *inFlight) error {
