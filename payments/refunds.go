@@ -1053,6 +1053,9 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 		s.mm.refunds.WithLabelValues("pending").Inc()
 		s.log.WarnContext(ctx, "refund outcome unknown; the sweep will ask wechat pay again", "order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", err)
 		res.Status = RefundPending
+		if cause == "refund" { // a confirmation's answer; the sweep's resend keeps the order it read
+			s.endedBeforeItsAnswer(ctx, res)
+		}
 		return res, nil
 	default:
 		var failed []func(*store.Order)
@@ -1170,14 +1173,16 @@ func (s *Service) applyAnswer(ctx context.Context, res *RefundResult, r *wechatp
 	return res, err
 }
 
-// endedBeforeItsAnswer gives res, a refund WeChat Pay answered PROCESSING,
-// the order as it stands now, and the refund's end when the order records
-// it: WeChat Pay's notification of the refund (SUCCESS or CLOSED) can
-// arrive and be applied before the create call's own answer gets back.
-// Answered "processing" with the order still refunding, the user was told
-// a refund already made, or closed with nothing refunded, was on its way,
-// and a second tap of the same confirmation (refundState) was told how it
-// ended. A read that fails leaves res as WeChat Pay's answer says.
+// endedBeforeItsAnswer gives res, a refund WeChat Pay answered PROCESSING
+// or whose call's outcome is unknown (pending), the order as it stands
+// now, and the refund's end when the order records it: WeChat Pay's
+// notification of the refund (SUCCESS or CLOSED) can arrive and be
+// applied before the create call's own answer gets back, or while that
+// answer is lost. Answered "processing" or "pending" with the order still
+// refunding, the user was told a refund already made, or closed with
+// nothing refunded, was on its way, and a second tap of the same
+// confirmation (refundState) was told how it ended. A read that fails
+// leaves res as it was.
 func (s *Service) endedBeforeItsAnswer(ctx context.Context, res *RefundResult) {
 	if res.Order == nil || res.Proposal == nil {
 		return
