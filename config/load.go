@@ -516,6 +516,9 @@ const unknownAlias = "an alias (*…) to no anchor defined before it (name not s
 // which it leaves out). The line is found in data.
 func (l *loader) syntaxError(err error, data []byte) *Error {
 	e := l.yamlErrorQuoting(err)
+	if parserErrors[e.Msg] {
+		e.Line = parserErrorLine(e.Line, e.Msg, data)
+	}
 	if e.Line == 0 {
 		switch m := unknownAnchor.FindStringSubmatch(e.Msg); {
 		case m != nil:
@@ -530,6 +533,69 @@ func (l *loader) syntaxError(err error, data []byte) *Error {
 	}
 	e.Msg = withoutValues(e.Msg)
 	return e
+}
+
+// parserErrors are the messages of yaml.v3's parser (not its scanner's):
+// a token where the document's structure has no place for it.
+var parserErrors = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"found undefined tag handle":             true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+}
+
+// parserErrorLine is the line (from 1) of the token at fault of a parser
+// error (msg) in data, of which yaml.v3 named line n. yaml.v3 numbers a
+// parser error's line from 0 (its scanner's from 1), and names the line
+// where the block or flow collection the token breaks starts, unless that
+// is its line 0: a key at the wrong indentation in a file that starts with
+// a comment was reported at the line above the top mapping's first key.
+// The text from that collection's line on, read again, has it on line 0,
+// and yaml.v3 names the token at fault instead; when that reading does not
+// fail the same way, or the token is the end of the file, the
+// collection's line stands.
+func parserErrorLine(n int, msg string, data []byte) int {
+	if n == 0 {
+		return 1 // line 0 both: yaml.v3 names none
+	}
+	if last := lineOf(data, len(data)-1); n+1 > last {
+		return last // the end of the file, after its last line: a collection never closed
+	}
+	start := 0
+	for i := 0; i < n; i++ {
+		j := bytes.IndexByte(data[start:], '\n')
+		if j < 0 {
+			return n + 1
+		}
+		start += j + 1
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data[start:]))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if err == nil {
+			continue
+		}
+		m := yamlLine.FindStringSubmatch(err.Error())
+		if m == nil || m[2] != msg {
+			return n + 1 // no parser error with a line (line 0 too), or another
+		}
+		k, _ := strconv.Atoi(m[1])
+		if n+1+k > lineOf(data, len(data)-1) {
+			// The token at fault is the end of the file (a flow list
+			// never closed), after its last line: the collection's
+			// line says more.
+			return n + 1
+		}
+		return n + 1 + k
+	}
 }
 
 // lineOf is the line (from 1) of byte offset at in data; 0 for at < 0.

@@ -1,0 +1,48 @@
+package config
+
+import "testing"
+
+// TestYAMLParserErrorLines: yaml.v3 numbers the line of a parser error
+// (a key at the wrong indentation, a flow mapping cut by an unquoted
+// "{", a second document without "---") from 0, where its scanner's
+// errors and every other line are numbered from 1: the error named the
+// line above the one at fault (a mis-indented admin_listen on line 5 was
+// reported at line 4, a good "listen" line). The loader names the line
+// yaml.v3 means: the token at fault, or where the block or flow
+// collection it breaks starts.
+func TestYAMLParserErrorLines(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"a key at the wrong indentation",
+			"log:\n  level: info\nserver:\n    listen: 127.0.0.1:8080\n  admin_listen: \"off\"\n",
+			"x.yaml:5: did not find expected key"},
+		{"an unquoted ${VAR} in a flow mapping",
+			"log:\n  level: info\npayments:\n  catalog:\n    - {sku: a, name: A, price: ${PRICE}}\n",
+			"x.yaml:5: did not find expected ',' or '}'"},
+		{"an unclosed flow list",
+			"log:\n  level: info\nserver:\n  listen: 127.0.0.1:8080\nclients: [a, b\n",
+			"x.yaml:5: did not find expected ',' or ']'"},
+		{"a list entry at the wrong indentation",
+			"log:\n  level: info\nclients:\n  - name: a\n  key: b\n",
+			"x.yaml:5: did not find expected '-' indicator"},
+		{"a key at the wrong indentation after a comment",
+			"# paygate\nlog:\n  level: info\nserver:\n    listen: 127.0.0.1:8080\n  admin_listen: \"off\"\n",
+			"x.yaml:6: did not find expected key"},
+		{"a parser error on line 1",
+			"log: {level: info]\n",
+			"x.yaml:1: did not find expected ',' or '}'"},
+		{"a document after \"...\" without \"---\"",
+			"log:\n  level: info\n...\nserver:\n  listen: 127.0.0.1:8080\n",
+			"x.yaml:4: did not find expected <document start>"},
+		{"a parser error in a second document",
+			"log:\n  level: info\n---\nserver:\n    listen: 127.0.0.1:8080\n  admin_listen: \"off\"\n",
+			"x.yaml:6: did not find expected key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "x.yaml", envMap(nil))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got %v; want %s", err, tc.want)
+			}
+		})
+	}
+}
