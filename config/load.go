@@ -519,6 +519,16 @@ func (l *loader) syntaxError(err error, data []byte) *Error {
 	if parserErrors[e.Msg] {
 		e.Line = parserErrorLine(e.Line, e.Msg, data)
 	}
+	if e.Msg == tabViolatesIndentation {
+		// yaml.v3 names the line the plain value it was reading starts
+		// on; the tab is in the indentation of a line after it.
+		if n := tabIndentedLine(data, e.Line+1); n > 0 {
+			e.Line = n
+		}
+	}
+	if (e.Msg == tabViolatesIndentation || e.Msg == cannotStartToken) && e.Line > 0 && tabIndentedLine(data, e.Line) == e.Line {
+		e.Msg += ": a tab in the indentation; YAML indents with spaces"
+	}
 	if e.Line == 0 {
 		switch m := unknownAnchor.FindStringSubmatch(e.Msg); {
 		case m != nil:
@@ -533,6 +543,28 @@ func (l *loader) syntaxError(err error, data []byte) *Error {
 	}
 	e.Msg = withoutValues(e.Msg)
 	return e
+}
+
+// yaml.v3's scanner's words for a tab where YAML wants spaces (among
+// other characters, for the second): neither says the character is a tab,
+// which an editor does not show.
+const (
+	tabViolatesIndentation = "found a tab character that violates indentation"
+	cannotStartToken       = "found character that cannot start any token"
+)
+
+// tabIndentedLine is the first line (from 1), from line from on, whose
+// indentation holds a tab, or 0.
+func tabIndentedLine(data []byte, from int) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		if i+1 < from {
+			continue
+		}
+		if indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]; strings.Contains(indent, "\t") {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // parserErrors are the messages of yaml.v3's parser (not its scanner's):
