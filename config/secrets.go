@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"strings"
 )
@@ -130,9 +131,13 @@ func secretField(name string, f reflect.StructField) bool {
 }
 
 // notAPath says why a "*_file" value that cannot be read may be the secret
-// itself rather than a file name, or "" when it looks like a file name. The
-// value is never printed: this is all the operator learns of it.
+// itself rather than a file name, or "" when it looks like a file name or
+// names something that is there (a directory, a file it may not read).
+// The value is never printed: this is all the operator learns of it.
 func notAPath(v string) string {
+	if _, err := os.Stat(v); err == nil {
+		return ""
+	}
 	switch {
 	case strings.Contains(v, "-----BEGIN"):
 		return " (the value is PEM text, not a file name)"
