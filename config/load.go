@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -1529,11 +1530,18 @@ func buildYAMLFields(t reflect.Type) map[string]reflect.StructField {
 	return m
 }
 
-// suggest names a known key that differs from k by a typo, if there is one.
+// suggest names a known key that differs from k by a typo, or only in its
+// case and separators (MAX-BODY-BYTES, maxBodyBytes: other tools' and
+// environment variables' spellings), if there is one; of two as near, the
+// first by name.
 func suggest(k string, fields map[string]reflect.StructField) string {
 	best, bestD := "", 3
 	for name := range fields {
-		if d := editDistance(k, name); d < bestD {
+		d := editDistance(k, name)
+		if keySpelling(k) == keySpelling(name) {
+			d = 0
+		}
+		if d < bestD || d == bestD && best != "" && name < best {
 			best, bestD = name, d
 		}
 	}
@@ -1541,6 +1549,17 @@ func suggest(k string, fields map[string]reflect.StructField) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// keySpelling is a key's name without case and separators.
+func keySpelling(k string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '_', '-', ' ', '.':
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, k)
 }
 
 func editDistance(a, b string) int {
