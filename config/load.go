@@ -1358,14 +1358,60 @@ func (l *loader) checkEntries(n *yaml.Node, path string, check func(k, v *yaml.N
 func unknownKey(k string, valued bool, fields map[string]reflect.StructField) string {
 	shown, cut := shownKey(k, valued)
 	if !cut {
-		return "unknown key" + suggest(k, fields)
+		return "unknown key" + cmp.Or(suggest(k, fields), elsewhere(k))
 	}
 	base := shown[:len(shown)-len("…")-1]
 	if _, known := fields[base]; known && strings.HasPrefix(k[len(base):], ":") {
 		return fmt.Sprintf("unknown key: a value joined to %s by ':' with no space after it reads as part of the key (not shown: it may be a secret); write %q", base, base+": …")
 	}
-	return "unknown key (the rest of its name not shown: it may be a secret)" + suggest(base, fields)
+	return "unknown key (the rest of its name not shown: it may be a secret)" + cmp.Or(suggest(base, fields), elsewhere(base))
 }
+
+// elsewhere names the keys of other sections that k is, as suggest
+// compares names, for a key written in the wrong section (a catalog at the
+// top level, listen outside server), or "": up to three, with list
+// elements as "[]" and a mapping's keys as "*".
+func elsewhere(k string) string {
+	paths := keyPaths()[keySpelling(k)]
+	if len(paths) == 0 || len(paths) > 3 {
+		return ""
+	}
+	return " (did you mean " + strings.Join(paths, " or ") + "?)"
+}
+
+// keyPaths indexes every key path of Config by its key's name as
+// keySpelling writes it, each list in path order.
+var keyPaths = sync.OnceValue(func() map[string][]string {
+	index := map[string][]string{}
+	var walk func(t reflect.Type, path string, depth int)
+	walk = func(t reflect.Type, path string, depth int) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch {
+		case depth > 8:
+			return
+		case t.Kind() == reflect.Slice:
+			walk(t.Elem(), path+"[]", depth+1)
+			return
+		case t.Kind() == reflect.Map:
+			walk(t.Elem(), path+".*", depth+1)
+			return
+		case t.Kind() != reflect.Struct || t == reflect.TypeOf(Decimal{}):
+			return
+		}
+		for name, f := range yamlFields(t) {
+			p := childPath(path, name)
+			index[keySpelling(name)] = append(index[keySpelling(name)], p)
+			walk(f.Type, p, depth+1)
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "", 0)
+	for _, ps := range index {
+		sort.Strings(ps)
+	}
+	return index
+})
 
 // shownKey is a mapping key as an error names it: when it has no value
 // (valued false), up to and with its first ':', '=' or blank, then "…",
