@@ -105,17 +105,26 @@ type Decimal struct {
 // ErrDecimal reports a malformed decimal amount.
 var ErrDecimal = errors.New("not a decimal amount")
 
+// decimalError is an ErrDecimal that says itself what is wrong.
+type decimalError string
+
+func (e decimalError) Error() string        { return string(e) }
+func (e decimalError) Is(target error) bool { return target == ErrDecimal }
+
 // ParseDecimal parses "49.99", "500", "0.075" (at most six decimal places).
 func ParseDecimal(s string) (Decimal, error) {
 	t := strings.TrimSpace(s)
 	whole, frac, hasDot := strings.Cut(t, ".")
-	if whole == "" || (hasDot && frac == "") || len(frac) > 6 || len(whole) > 12 {
+	if whole == "" || (hasDot && frac == "") || !allDigits(whole) || !allDigits(frac) {
 		return Decimal{}, fmt.Errorf("%q: %w (use e.g. \"49.99\")", s, ErrDecimal)
 	}
-	for _, r := range whole + frac {
-		if r < '0' || r > '9' {
-			return Decimal{}, fmt.Errorf("%q: %w (use e.g. \"49.99\")", s, ErrDecimal)
-		}
+	// A number, but one Decimal cannot hold: said so, not "use e.g.
+	// 49.99" of what is written like it.
+	if len(frac) > 6 {
+		return Decimal{}, decimalError(fmt.Sprintf("%q has more than six decimals", s))
+	}
+	if len(whole) > 12 {
+		return Decimal{}, decimalError(fmt.Sprintf("%q has more than 12 digits before the point", s))
 	}
 	w, _ := strconv.ParseInt(whole, 10, 64)
 	f := int64(0)
