@@ -55,6 +55,8 @@ const MaxDuration = 10 * 365 * 24 * time.Hour
 var (
 	durationInDays = regexp.MustCompile(`^([0-9]{1,6}) ?(d|days?|w|weeks?)$`)
 	bareNumber     = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+	// durationText is what time.ParseDuration reads, bar its range.
+	durationText = regexp.MustCompile(`^\+?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+$`)
 )
 
 // ParseDuration parses Go duration text, accepting a bare "0"; a negative
@@ -77,6 +79,11 @@ func ParseDuration(s string) (time.Duration, error) {
 			}
 			return 0, fmt.Errorf("%q: a duration has no %s: write hours (%s is %dh)", s, unit, s, hours)
 		}
+		if durationText.MatchString(s) {
+			// Written as a duration, but longer than time.Duration
+			// holds (about 292 years): above the ceiling as well.
+			return 0, aboveMaxDuration(s)
+		}
 		if bareNumber.MatchString(s) {
 			return 0, fmt.Errorf("%q has no unit: write one, e.g. \"%ss\", \"%sm\" or \"%sh\"", s, s, s, s)
 		}
@@ -86,9 +93,14 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("duration %q is negative", s)
 	}
 	if v > MaxDuration {
-		return 0, fmt.Errorf("%q is above the longest duration paygate takes, %s (10 years)", s, strings.TrimSuffix(MaxDuration.String(), "0m0s"))
+		return 0, aboveMaxDuration(s)
 	}
 	return v, nil
+}
+
+// aboveMaxDuration is the error for s, a duration above MaxDuration.
+func aboveMaxDuration(s string) error {
+	return fmt.Errorf("%q is above the longest duration paygate takes, %s (10 years)", s, strings.TrimSuffix(MaxDuration.String(), "0m0s"))
 }
 
 // microsPerUnit is Decimal's fixed-point scale: six decimal places, enough for
