@@ -741,6 +741,9 @@ func (l *loader) yamlErrors(err error) []*Error {
 func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 	msg := fraction(n, t)
 	if msg == "" {
+		msg = outOfRange(n, t)
+	}
+	if msg == "" {
 		msg = leadingZero(n, t)
 	}
 	if msg == "" {
@@ -801,6 +804,43 @@ func fraction(n *yaml.Node, t reflect.Type) string {
 		return ""
 	}
 	return "want a whole number, not " + n.Value
+}
+
+// outOfRange is the error for a whole number too large (or too far below
+// zero) for an integer key t, or "". yaml's own error named a float and
+// cut the digits ("cannot unmarshal !!float `9999999...` into int64"), and
+// yaml.v3 decodes a number far below zero, or one written as a float at
+// 2^63, as -2^63 without a word: the error then named a number the file
+// does not hold.
+func outOfRange(n *yaml.Node, t reflect.Type) string {
+	if !countingKey(t) || t.Kind() >= reflect.Uint || n.Kind != yaml.ScalarNode {
+		return ""
+	}
+	bits := t.Bits()
+	maxV, minV := int64(1)<<(bits-1)-1, -int64(1)<<(bits-1)
+	plain := strings.ReplaceAll(n.Value, "_", "")
+	above := false
+	switch n.ShortTag() {
+	case "!!int":
+		_, err := strconv.ParseInt(plain, 0, bits)
+		if !errors.Is(err, strconv.ErrRange) {
+			return ""
+		}
+		above = !strings.HasPrefix(plain, "-")
+	case "!!float":
+		f, err := strconv.ParseFloat(plain, 64)
+		limit := math.Ldexp(1, bits-1)
+		if err != nil || f != math.Trunc(f) || f >= -limit && f < limit {
+			return ""
+		}
+		above = f > 0
+	default:
+		return ""
+	}
+	if above {
+		return fmt.Sprintf("%s is above the largest number this key holds, %d", n.Value, maxV)
+	}
+	return fmt.Sprintf("%s is below the smallest number this key holds, %d", n.Value, minV)
 }
 
 // sizeWithUnit is a size written with a unit: 8MB, 16MiB, 512k, 4096B.
