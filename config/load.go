@@ -516,6 +516,9 @@ const unknownAlias = "an alias (*…) to no anchor defined before it (name not s
 // after the parse), and a scanner or parser error on line 1 (its line 0,
 // which it leaves out). The line is found in data.
 func (l *loader) syntaxError(err error, data []byte) *Error {
+	// YAML's line breaks are CR LF and a lone CR too, by which yaml.v3
+	// counts lines; the lines found here are counted by LF.
+	data = bytes.ReplaceAll(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), []byte("\r"), []byte("\n"))
 	e := l.yamlErrorQuoting(err)
 	if parserErrors[e.Msg] {
 		e.Line = parserErrorLine(e.Line, e.Msg, data)

@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
 
 // TestYAMLParserErrorLines: yaml.v3 numbers the line of a parser error
 // (a key at the wrong indentation, a flow mapping cut by an unquoted
@@ -44,5 +48,33 @@ func TestYAMLParserErrorLines(t *testing.T) {
 				t.Errorf("got %v; want %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestYAMLErrorLinesOtherLineBreaks: YAML's line breaks are CR LF and a
+// lone CR as well as LF, and yaml.v3 counts lines by them: a file saved
+// with CR LF or CR line ends has its errors at the same lines.
+func TestYAMLErrorLinesOtherLineBreaks(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"a key at the wrong indentation",
+			"# paygate\nlog:\n  level: info\nserver:\n    listen: 127.0.0.1:8080\n  admin_listen: \"off\"\n",
+			"x.yaml:6: did not find expected key"},
+		{"an unclosed flow list",
+			"log:\n  level: info\nserver:\n  listen: 127.0.0.1:8080\nclients: [a, b\n",
+			"x.yaml:5: did not find expected ',' or ']'"},
+		{"a tab after a plain value",
+			"log:\n  level: info\nserver:\n  listen: 127.0.0.1:8080\n\tadmin_listen: \"off\"\n",
+			"x.yaml:5: found a tab character that violates indentation: a tab in the indentation; YAML indents with spaces"},
+	}
+	for _, tc := range tests {
+		for _, br := range []string{"\r\n", "\r"} {
+			t.Run(tc.name+" "+strconv.Quote(br), func(t *testing.T) {
+				src := strings.ReplaceAll(tc.src, "\n", br)
+				_, err := Parse([]byte(src), "x.yaml", envMap(nil))
+				if err == nil || err.Error() != tc.want {
+					t.Errorf("got %v; want %s", err, tc.want)
+				}
+			})
+		}
 	}
 }
