@@ -1399,6 +1399,20 @@ func (l *loader) checkEntries(n *yaml.Node, path string, check func(k, v *yaml.N
 // unknownKey is the error for a key k that fields do not have, which
 // names k as shownKey does.
 func unknownKey(k string, valued bool, fields map[string]reflect.StructField) string {
+	for _, r := range k {
+		if what, ok := hardToSee[r]; ok {
+			// A line that reads "server:" is otherwise refused as
+			// "server: unknown key".
+			clean := strings.Map(func(r rune) rune {
+				if _, ok := hardToSee[r]; ok {
+					return -1
+				}
+				return r
+			}, k)
+			return fmt.Sprintf("unknown key: its name holds U+%04X (%s), hard to see: delete it", r, what) +
+				cmp.Or(suggest(clean, fields), elsewhere(clean))
+		}
+	}
 	shown, cut := shownKey(k, valued)
 	if !cut {
 		return "unknown key" + cmp.Or(suggest(k, fields), elsewhere(k))
@@ -1455,6 +1469,21 @@ var keyPaths = sync.OnceValue(func() map[string][]string {
 	}
 	return index
 })
+
+// hardToSee are characters an editor shows as nothing or as a space, which
+// a key's name may hold unseen: the byte-order mark of a second file joined
+// to the first (cat a.yaml b.yaml), spaces pasted from a web page or typed
+// with a Chinese input method.
+var hardToSee = map[rune]string{
+	'\ufeff': "a byte-order mark",
+	'\u00a0': "a no-break space",
+	'\u200b': "a zero-width space",
+	'\u200c': "a zero-width non-joiner",
+	'\u200d': "a zero-width joiner",
+	'\u2060': "a word joiner",
+	'\u202f': "a narrow no-break space",
+	'\u3000': "a full-width space",
+}
 
 // shownKey is a mapping key as an error names it: when it has no value
 // (valued false), up to and with its first ':', '=' or blank, then "…",
