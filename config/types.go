@@ -214,7 +214,9 @@ type Provider struct {
 	// not the endpoint (…/chat/completions), which paygate appends.
 	// A query it carries (Azure OpenAI's ?api-version=…) is sent with every
 	// request, before a forwarded path's own query; a parameter both name
-	// is the base_url's.
+	// is the base_url's. http:// is a warning (the key and every
+	// conversation would cross the network unencrypted; use https) unless
+	// the host can only be on a private network, as for webhooks.url.
 	BaseURL string `yaml:"base_url"`
 	// APIKey is sent as "Authorization: Bearer". Default "" (a warning,
 	// unless a credential header of Headers, such as Azure OpenAI's

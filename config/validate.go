@@ -565,10 +565,16 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 			// ended by no operator, only by a restart.
 			l.at(path+".name", `%q cannot be reached by POST /admin/api/providers/{name}/reset (the path is cleaned of "." and ".."); choose another name`, p.Name)
 		}
-		if u := l.httpURL(path+".base_url", p.BaseURL); u != nil && strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/chat/completions") {
+		u := l.httpURL(path+".base_url", p.BaseURL)
+		if u != nil && strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/chat/completions") {
 			// The endpoint as a provider's docs show it for curl: every
 			// chat went to …/chat/completions/chat/completions, a 404.
 			l.at(path+".base_url", "ends in /chat/completions, which paygate appends to it itself: give the API root (the part before /chat/completions, e.g. %s)", DefaultProviderURL)
+		}
+		if u != nil && u.Scheme == "http" && !thisMachine(u.Hostname()) && !privateName(u.Hostname()) {
+			// As webhooks.url: a warning, not an error (a model server on
+			// a private network is legitimate), and the URL is not shown.
+			l.warn(path+".base_url", "http:// to a host that is not on a private network: the provider's key and every conversation cross the network unencrypted; use https")
 		}
 		if p.APIKey == "" && !ownCredential(p) {
 			l.warn(path+".api_key", "empty: provider %q will answer 401 until a key is set", p.Name)
