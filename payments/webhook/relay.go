@@ -663,13 +663,16 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, erro
 	// the body is signed, so receivers act on the body's (README).
 	req.Header.Set("X-Paygate-Event-Id", ev.ID)
 	req.Header.Set("X-Paygate-Event-Type", typ)
-	// Idempotency-Key, the event id under a standard name, lets a
-	// receiver dedupe without reading the body, and lets Go's transport
-	// send a POST again at once on a fresh connection when the receiver
-	// closed the kept-alive one it went out on (Node closes idle ones
-	// after 5 s, the transport keeps them 90 s): without it, a POST that
-	// crossed the close was a failed attempt, retried RetryBase later.
-	req.Header.Set("Idempotency-Key", ev.ID)
+	// An Idempotency-Key entry with no value marks the POST as one Go's
+	// transport may send again at once on a fresh connection when the
+	// receiver closed the kept-alive one it went out on (Node closes idle
+	// ones after 5 s, the transport keeps them 90 s): without it, a POST
+	// that crossed the close was a failed attempt, retried RetryBase
+	// later. With no value the header is not sent: a merchant whose
+	// generic idempotency middleware stores the first answer under the
+	// key would replay a first 500 to every retry of the day, and the
+	// receiver dedupes on the body's id anyway.
+	req.Header["Idempotency-Key"] = nil
 	req.Header.Set(SignatureHeader, Sign(r.opts.Secret, r.now(), ev.Payload))
 	resp, err := r.client.Do(req)
 	if err != nil {
