@@ -21,6 +21,11 @@ func SetMaxUnacked(s *Service, n int) { s.maxUnacked = n }
 // caller's count of the same switch (countReplacement).
 func SetSwitchWait(s *Service, d time.Duration) { s.switchWait = d }
 
+// SetRefundCallTimeout bounds s's confirmations' refunds (reservation to
+// WeChat Pay's answer) by d, so a test reaches the end of that budget
+// without waiting refundCallTimeout. Call it before s serves anything.
+func SetRefundCallTimeout(s *Service, d time.Duration) { s.refundCall = d }
+
 // DropTransition takes the edge from → to out of the state machine until
 // the test ends, to reach what a complete state machine never does. Call it
 // before the test starts a service: nothing may read the table meanwhile.

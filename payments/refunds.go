@@ -733,7 +733,7 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 		}
 	}
 	// From the reservation on, finish (or undo) even if the caller leaves.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundCallTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.refundCall)
 	defer cancel()
 	rctx := withRefund(ctx, p)
 	got, reserved, err := s.update(rctx, p.OrderNo, "refund", "", func(c *store.Order) (*store.Order, error) {
@@ -1182,11 +1182,16 @@ func (s *Service) applyAnswer(ctx context.Context, res *RefundResult, r *wechatp
 // refunding, the user was told a refund already made, or closed with
 // nothing refunded, was on its way, and a second tap of the same
 // confirmation (refundState) was told how it ended. A read that fails
-// leaves res as it was.
+// leaves res as it was. The read has time of its own (finishTimeout): a
+// call that ran out the confirmation's (refundCallTimeout), the likeliest
+// lost answer and the longest window for the notification, left ctx done,
+// and read under it the order was never read on either store.
 func (s *Service) endedBeforeItsAnswer(ctx context.Context, res *RefundResult) {
 	if res.Order == nil || res.Proposal == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
 	cur, err := s.store.GetOrder(ctx, res.Order.OrderNo)
 	if err != nil {
 		return

@@ -281,6 +281,9 @@ type Service struct {
 	// caller counting the same switch waits for its count
 	// (countReplacement) before it answers ErrInProgress.
 	switchWait time.Duration
+	// refundCall bounds a confirmation's refund, from its reservation to
+	// WeChat Pay's answer (refundCallTimeout; tests make it short).
+	refundCall time.Duration
 
 	mu       sync.Mutex
 	inflight map[string]*refresh // background queries by order number
@@ -349,7 +352,7 @@ func New(opts Options) (*Service, error) {
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
 		inflight: map[string]*refresh{}, queried: map[string]time.Time{}, queriedPrune: minQueriedPrune, working: map[string]int{}, adopted: map[string]chan struct{}{}, unacked: map[string]unackedWrite{}, maxUnacked: maxUnacked, stop: make(chan struct{}), sweepPage: defaultSweepPage,
-		switchWait: defaultSwitchWait, holder: rand.Text(),
+		switchWait: defaultSwitchWait, refundCall: refundCallTimeout, holder: rand.Text(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
