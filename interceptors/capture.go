@@ -202,7 +202,10 @@ type Capture struct {
 	isPayment func(string) bool
 	// payNames are the payment tools' names (PaymentNames), for a name a
 	// provider streams in pieces.
-	payNames   []string
+	payNames []string
+	// botNames are the names of the bot's own tools (BotNames), for a
+	// payment tool's whole name that one of them extends.
+	botNames   []string
 	nextClient int // client tool-call indexes handed out this turn
 	// ended is the slot whose name slotFor found ended by another call
 	// (nameEnded), -1 for none.
@@ -395,6 +398,38 @@ func NewCapture(isPayment func(name string) bool) *Capture {
 // as a payment call without a name, for the turn to refuse.
 func (c *Capture) PaymentNames(names ...string) {
 	c.payNames = append(c.payNames[:0], names...)
+}
+
+// BotNames gives the capture the names of the bot's own tools, for a
+// payment tool's whole name that one of them extends (the bot's
+// query_order_history beside query_order) from a provider that streams
+// names in pieces: "query_order" in a call's first delta, "_history" in a
+// later one. Taken for the payment tool at once, the first piece ran as a
+// call of query_order without arguments, and the bot got a call of a tool
+// "_history" it does not have. Such a name is held as the start of a
+// payment tool's is (PaymentNames), until its arguments start or it is
+// said whole; a payment name no tool of the bot's extends is taken at
+// once, as before.
+func (c *Capture) BotNames(names ...string) {
+	c.botNames = append(c.botNames[:0], names...)
+}
+
+// mayGrow reports whether name, no argument of its call come yet, may be
+// the start of a longer name: of a payment tool's, or a payment tool's
+// whole name that a tool of the bot's extends (BotNames).
+func (c *Capture) mayGrow(name string) bool {
+	if c.startsPayment(name) {
+		return true
+	}
+	if !c.isPayment(name) {
+		return false
+	}
+	for _, b := range c.botNames {
+		if len(b) > len(name) && strings.HasPrefix(b, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // startsPayment reports whether name is the start of a payment tool's name,

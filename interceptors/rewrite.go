@@ -746,14 +746,15 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 
 // classify makes a call whose name came (or grew) a payment call or the
 // bot's own, or leaves it held while its name may still grow: it is the
-// start of a payment tool's name, not said to be whole, and no argument
-// came (PaymentNames).
+// start of a payment tool's name (PaymentNames), or a payment tool's name
+// that a tool of the bot's extends (BotNames), not said to be whole, and
+// no argument came.
 func (c *Capture) classify(sl *slot, whole bool) {
 	switch {
+	case !whole && len(sl.args) == 0 && c.mayGrow(sl.name):
+		sl.pending = true
 	case c.isPayment(sl.name):
 		sl.kind, sl.pending = kindPayment, false
-	case !whole && len(sl.args) == 0 && c.startsPayment(sl.name):
-		sl.pending = true
 	default:
 		sl.pending = false
 		sl.kind = kindClient

@@ -285,6 +285,21 @@ func AddTools(body, tools []byte, names []string) ([]byte, error) {
 	return out, nil
 }
 
+// ToolNames lists the names of the tools a request body offers (its
+// "tools" entries' function and custom names), for Capture.BotNames.
+func ToolNames(body []byte) []string {
+	var names []string
+	gjson.GetBytes(body, "tools").ForEach(func(_, e gjson.Result) bool {
+		for _, k := range [...]string{"function.name", "custom.name"} {
+			if n := e.Get(k); n.Type == gjson.String && n.Str != "" {
+				names = append(names, n.Str)
+			}
+		}
+		return true
+	})
+	return names
+}
+
 // checkToolNames refuses a client tool named like one of names, in the
 // JSON array arr. It reads every copy of an entry's "function" or "custom"
 // member and of their "name", also those spelled in another case: paygate

@@ -567,6 +567,9 @@ func (t *turn) stream() {
 		names := n.Names()
 		capture.PaymentNames(names.CreateOrder, names.QueryOrder, names.RequestRefund)
 	}
+	if t.chat.HasTools {
+		capture.BotNames(interceptors.ToolNames(t.reqBody)...)
+	}
 	t.capture = capture
 	rec := &recoveries{limit: t.s.cfg.Failover.Recovery}
 	// Between rounds (payment calls executing, the next round's first token)
