@@ -92,6 +92,11 @@ type turnResult struct {
 	raw      string
 }
 
+// errorPaygate is the paygate object of an error answer (one not begun
+// when the turn failed): what the turn's payment calls did before it
+// failed, beside the error object.
+func errorPaygate(b []byte) gjson.Result { return gjson.GetBytes(b, "paygate") }
+
 // failed reports a turn that did not end with an answer.
 func (r turnResult) failed() bool { return r.status != http.StatusOK || r.errEvent }
 
@@ -116,7 +121,11 @@ func userTurn(t *testing.T, url string, stream bool, content string) turnResult 
 
 func parseTurn(status int, stream bool, b []byte) turnResult {
 	res := turnResult{status: status, raw: string(b)}
-	if status != http.StatusOK || !stream {
+	if status != http.StatusOK {
+		res.paygate = errorPaygate(b)
+		return res
+	}
+	if !stream {
 		res.paygate = gjson.GetBytes(b, "paygate")
 		return res
 	}
@@ -222,6 +231,10 @@ func TestPaymentConfirmedSurvivesFailedTurn(t *testing.T) {
 			fail.Store(true)
 			if r := userTurn(t, url, tc.stream, "Did it go through?"); !r.failed() {
 				t.Fatalf("want the turn to fail: %d %s", r.status, r.raw)
+			} else if r.paygate.Exists() {
+				// Its error hands only what its own payment calls did
+				// (none): the news waits for an answer that succeeds.
+				t.Errorf("failed turn carries paygate %s; the payment's news belongs to the next answer", r.paygate.Raw)
 			}
 			fail.Store(false)
 			checkAnnounced(t, userTurn(t, url, tc.stream, "Did it go through?"), "payment_confirmed", orderNo)
@@ -231,8 +244,9 @@ func TestPaymentConfirmedSurvivesFailedTurn(t *testing.T) {
 }
 
 // TestOrderCreatedSurvivesFailedContinuation: create_order runs, the round
-// that was to put its result into words fails (400); the bot gets the
-// order's payment parameters in the next turn, once.
+// that was to put its result into words fails (400); the failed turn's
+// error hands the bot the order with its payment parameters, and, as an
+// error is not counted as its delivery, so does the next turn, once.
 func TestOrderCreatedSurvivesFailedContinuation(t *testing.T) {
 	forEachMode(t, func(t *testing.T, stream bool) {
 		up := announceProvider(t, func(body string) upstreamFault {
@@ -247,8 +261,9 @@ func TestOrderCreatedSurvivesFailedContinuation(t *testing.T) {
 			t.Fatalf("want the turn to fail: %d %s", r.status, r.raw)
 		}
 		orderNo := lastOrderNo(t, a.sim)
-		if r.paygate.Exists() {
-			t.Errorf("failed turn carries paygate %s; its actions belong to the next turn", r.paygate.Raw)
+		if got := r.actions("order_created"); len(r.paygate.Get("actions").Array()) != 1 || len(got) != 1 ||
+			got[0].Get("order.order_no").Str != orderNo || got[0].Get("request_payment.paySign").Str == "" {
+			t.Errorf("failed turn carries paygate %s; want its one order_created, %s with its payment parameters", r.paygate.Raw, orderNo)
 		}
 		if checkAnnounced(t, userTurn(t, url, stream, "So?"), "order_created", orderNo).Get("request_payment.paySign").Str == "" {
 			t.Errorf("order_created without request_payment")
