@@ -101,9 +101,10 @@ func cutAfterText(w http.ResponseWriter, _ *http.Request) {
 // that no provider recovers. The bot, a go-openai client, gets an
 // error — non-stream an OpenAI error JSON, streaming an error event after
 // what it was sent — and with it the order in paygate.actions, once, with
-// its payment parameters, as the answer would have carried it: beside the
-// error object, which stays as OpenAI writes it; streaming, on a chunk
-// before the error event (the success path puts it on a chunk too). It was
+// its payment parameters: non-stream in the error object (error.paygate,
+// where the SDKs hand it to the bot), whose own members stay as OpenAI
+// writes them; streaming, on a chunk before the error event (the success
+// path puts it on a chunk too). It was
 // an error alone: a bot that shows the pay button from paygate.actions had
 // nothing to show, and learnt of the order only on the user's next turn.
 // The SDK's retry of the same request (the OpenAI SDKs retry a 5xx) makes
@@ -217,7 +218,10 @@ func TestRoundFailingAfterOrderCarriesItsActions(t *testing.T) {
 						if !e.Get("message").Exists() || !e.Get("type").Exists() || !e.Get("param").Exists() || !e.Get("code").Exists() {
 							t.Errorf("error object %s; want OpenAI's message, type, param and code", e.Raw)
 						}
-						return gjson.Get(body, `paygate.actions.#(type=="order_created")#`).Array(), sdkErr
+						if gjson.Get(body, "paygate").Exists() {
+							t.Errorf("paygate beside the error object in %s; the SDKs hand the bot only the error object", body)
+						}
+						return e.Get(`paygate.actions.#(type=="order_created")#`).Array(), sdkErr
 					}
 					var created []gjson.Result
 					sawError := false
@@ -301,7 +305,7 @@ func TestRoundFailingAfterOrderCarriesItsActions(t *testing.T) {
 // take, is withdrawn (payment_round_not_recorded, x-should-retry: false, so
 // no SDK retries it and the bot reads this answer). The order stands at
 // WeChat Pay, and the withdrawn answer hands it to the bot in
-// paygate.actions, once, as a failed later round's does: beside the error
+// paygate.actions, once, as a failed later round's does: in the error
 // object, or streaming on a chunk before the error event. It handed none,
 // and the bot had no order to show until the user's next message.
 func TestWithdrawnAnswerCarriesItsActions(t *testing.T) {
@@ -339,7 +343,10 @@ func TestWithdrawnAnswerCarriesItsActions(t *testing.T) {
 				}
 			} else {
 				errObj = gjson.Get(body, "error")
-				created = gjson.Get(body, `paygate.actions.#(type=="order_created")#`).Array()
+				created = errObj.Get(`paygate.actions.#(type=="order_created")#`).Array()
+				if gjson.Get(body, "paygate").Exists() {
+					t.Errorf("paygate beside the error object in %s; the SDKs hand the bot only the error object", body)
+				}
 				if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("X-Should-Retry") != "false" {
 					t.Errorf("status %d, x-should-retry %q; want 500 and false", resp.StatusCode, resp.Header.Get("X-Should-Retry"))
 				}

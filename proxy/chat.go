@@ -308,7 +308,7 @@ func (s *Server) unmetered(ctx context.Context, resp *failover.Response) {
 
 // failTurn answers a turn that got no upstream answer at all. ext, when
 // not nil, is the paygate object of what the turn's payment calls did
-// before it failed (turn.extension), sent beside the error (apiError.Paygate).
+// before it failed (turn.extension), sent in the error (apiError.Paygate).
 func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error, ext []byte) {
 	setFailedRoundHeaders(w.Header(), err)
 	if shutDown(r) {

@@ -38,10 +38,13 @@ type apiError struct {
 	// error), not beside it, which they drop.
 	Refund json.RawMessage
 	// Paygate, when set, is the paygate object (SPEC 2.3) of a turn whose
-	// payment calls ran before it failed (turn.fail), sent beside the
-	// error object, where a chat.completion carries it: the order a call
-	// made reaches the bot, payment parameters and all, with the error
-	// that ends the turn. The error object stays as OpenAI writes it.
+	// payment calls ran before it failed (turn.fail), sent as the error's
+	// "paygate" member: the order a call made reaches the bot, payment
+	// parameters and all, with the error that ends the turn. It is in the
+	// error object as Refund is: beside it, where a chat.completion
+	// carries paygate, the SDKs drop it (Node keeps err.error, Python's
+	// e.body is the error object, go-openai's APIError reads its own
+	// fields), and a bot saw it only by reading the raw response.
 	Paygate json.RawMessage
 }
 
@@ -74,7 +77,7 @@ func requestError(prefix string, err error) *apiError {
 // paths, provider error bodies), so every string goes through the JSON
 // encoder below: the body must parse whatever bytes they hold.
 func errorJSON(e *apiError) []byte {
-	b := make([]byte, 0, 128+len(e.Message))
+	b := make([]byte, 0, 128+len(e.Message)+len(e.Refund)+len(e.Paygate))
 	b = append(b, `{"error":{"message":`...)
 	b = jsonstr.Append(b, e.Message)
 	b = append(b, `,"type":`...)
@@ -87,12 +90,11 @@ func errorJSON(e *apiError) []byte {
 		b = append(b, `,"refund":`...)
 		b = append(b, e.Refund...)
 	}
-	b = append(b, '}')
 	if len(e.Paygate) > 0 {
 		b = append(b, `,"paygate":`...)
 		b = append(b, e.Paygate...)
 	}
-	return append(b, '}')
+	return append(b, "}}"...)
 }
 
 func appendNullable(b []byte, s string) []byte {

@@ -1236,7 +1236,8 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		}
 		if out.Action != nil {
 			// Marked announced only once the answer carrying it left
-			// (markDelivered): a turn that fails after this hands nothing.
+			// (markDelivered): a turn that fails after this hands it with
+			// its error (fail, queueExtension), marking nothing.
 			t.actions = addAction(t.actions, out.Action)
 		}
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
@@ -1739,8 +1740,8 @@ func (t *turn) extension() []byte {
 }
 
 // fail answers a non-stream turn that ended in err before its answer was
-// written, with what its payment calls did so far beside the error
-// (failTurn): a bot that shows the payment button from paygate.actions
+// written, with what its payment calls did so far in the error object
+// (failTurn, apiError.Paygate): a bot that shows the payment button from paygate.actions
 // gets the order a call made with the error that ends the turn. Nothing
 // is claimed or marked delivered (claimAnnouncements, markDelivered): an
 // SDK that retries the 5xx drops this body, so the order is handed again

@@ -94,8 +94,8 @@ type turnResult struct {
 
 // errorPaygate is the paygate object of an error answer (one not begun
 // when the turn failed): what the turn's payment calls did before it
-// failed, beside the error object.
-func errorPaygate(b []byte) gjson.Result { return gjson.GetBytes(b, "paygate") }
+// failed, in the error object, which the SDKs hand the bot.
+func errorPaygate(b []byte) gjson.Result { return gjson.GetBytes(b, "error.paygate") }
 
 // failed reports a turn that did not end with an answer.
 func (r turnResult) failed() bool { return r.status != http.StatusOK || r.errEvent }

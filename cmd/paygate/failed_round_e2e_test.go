@@ -109,3 +109,44 @@ func writeRound(w http.ResponseWriter, stream bool, text, calls string) {
 	}
 	_, _ = io.WriteString(w, head+`{},"finish_reason":"`+finish+`"}]}`+"\n\ndata: [DONE]\n\n")
 }
+
+// TestNodeFailedTurnHandsItsOrder: the Node openai SDK, as a bot uses it,
+// sends a non-stream turn whose round after create_order finds no provider
+// (every attempt a 500). The SDK raises the 502 and keeps only the body's
+// error object (err.error), and that is where the bot finds the order
+// create_order made, with its payment parameters: e.error.paygate.actions.
+// Beside the error object, where it was, the SDK dropped it. With the
+// SDK's own retries of the 502, the last error hands the same order, and
+// WeChat Pay holds that one.
+func TestNodeFailedTurnHandsItsOrder(t *testing.T) {
+	for _, retries := range []string{"0", "2"} {
+		t.Run("retries "+retries, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if strings.Contains(string(b), `"role":"tool"`) {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusInternalServerError)
+					_, _ = io.WriteString(w, `{"error":{"message":"upstream overloaded","type":"server_error"}}`)
+					return
+				}
+				writeRound(w, false, "Ordering. ", `[{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`)
+			}))
+			t.Cleanup(up.Close)
+			url, a := paymentApp(t, up.URL, "")
+			out := nodeChat(t, url, "nonstream-error", "PAYGATE_RETRIES="+retries)
+			res := gjson.ParseBytes(out)
+			if res.Get("status").Int() != http.StatusBadGateway || res.Get("code").Str != "upstream_server_error" {
+				t.Fatalf("node saw %s; want the SDK's error for a 502 upstream_server_error", out)
+			}
+			if n := a.sim.OrderCount(); n != 1 {
+				t.Errorf("%d orders at the simulator; want 1", n)
+			}
+			acts := res.Get("paygate.actions").Array()
+			if len(acts) != 1 || acts[0].Get("type").Str != "order_created" || acts[0].Get("order.order_no").Str != lastOrderNo(t, a.sim) ||
+				acts[0].Get("order.status").Str != "awaiting_payment" || acts[0].Get("request_payment.paySign").Str == "" {
+				t.Errorf("node read e.error.paygate %s; want the order_created of order %s with its payment parameters (%s)",
+					res.Get("paygate").Raw, lastOrderNo(t, a.sim), out)
+			}
+		})
+	}
+}

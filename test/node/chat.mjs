@@ -19,6 +19,16 @@ async function main(mode = process.argv[2]) {
     const r = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages }, { headers });
     return { id: r.id, model: r.model, content: r.choices[0].message.content, finish: r.choices[0].finish_reason, paygate: r.paygate ?? null, extra: r.system_fingerprint ?? null };
   }
+  if (mode === "nonstream-error") {
+    // A non-stream turn that fails: what the bot's catch sees of it, the
+    // SDK's error and the error object it keeps (err.error).
+    try {
+      const r = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages }, { headers });
+      return { answered: r.id };
+    } catch (err) {
+      return { error: String(err), status: err.status ?? null, code: err.code ?? null, paygate: err.error?.paygate ?? null };
+    }
+  }
   if (mode === "stream") {
     const stream = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages, stream: true }, { headers });
     let content = "", ids = new Set(), finish = null, paygate = null, chunks = 0, roles = 0;
