@@ -29,6 +29,21 @@ async function main(mode = process.argv[2]) {
       return { error: String(err), status: err.status ?? null, code: err.code ?? null, paygate: err.error?.paygate ?? null };
     }
   }
+  if (mode === "stream-error") {
+    // A streamed turn that fails after its first bytes: the chunks the
+    // bot's loop got before the SDK raised the error event (their paygate),
+    // and that error.
+    let paygate = null;
+    try {
+      const stream = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages, stream: true }, { headers });
+      for await (const chunk of stream) {
+        if (chunk.paygate) paygate = chunk.paygate;
+      }
+      return { finished: true, paygate };
+    } catch (err) {
+      return { error: String(err), status: err.status ?? null, code: err.code ?? null, paygate };
+    }
+  }
   if (mode === "stream") {
     const stream = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages, stream: true }, { headers });
     let content = "", ids = new Set(), finish = null, paygate = null, chunks = 0, roles = 0;
