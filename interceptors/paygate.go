@@ -15,7 +15,9 @@ import (
 // path, DropPaygate on the others.
 
 // DropPaygate returns data, an upstream chunk or body, without its
-// top-level members that a JSON parser reads as "paygate": in any case (Go's
+// top-level members that a JSON parser reads as "paygate", and those of its
+// top-level "error" object (where paygate puts its word on an error
+// answer): in any case (Go's
 // encoding/json matches member names case-insensitively), spelled with
 // escapes, and every one of them when the member repeats (most parsers keep
 // the last). It returns data itself when there is none, which byte searches
@@ -72,7 +74,8 @@ func hasPaygateWord(s string) bool {
 }
 
 // paygateSpans appends to spans the byte ranges that delete the "paygate"
-// members (isPaygateKey) of the object at s[obj], valid JSON, each with one
+// members (isPaygateKey) of the object at s[obj] and of its "error" object
+// (any case, as for paygate), valid JSON, each with one
 // separating comma, so that what is left is the same object without them.
 // The ranges are in order and do not overlap.
 func paygateSpans(s string, obj int, spans [][2]int) [][2]int {
@@ -83,7 +86,15 @@ func paygateSpans(s string, obj int, spans [][2]int) [][2]int {
 			break
 		}
 		i = m.End
-		d.member(m.KeyAt, m.End, isPaygateKey(jsonscan.KeyName(m.Key)))
+		name := jsonscan.KeyName(m.Key)
+		d.member(m.KeyAt, m.End, isPaygateKey(name))
+		// An error answer carries paygate's word inside its error object
+		// (error.paygate, where the SDKs expose it): an upstream's there
+		// is a forgery too. The error member is kept, so its inner ranges
+		// fall between the ranges before it and those after.
+		if len(name) == len("error") && strings.EqualFold(name, "error") && s[m.At] == '{' {
+			d.spans = paygateSpans(s, m.At, d.spans)
+		}
 	}
 	return d.finish()
 }

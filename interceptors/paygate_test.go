@@ -26,6 +26,14 @@ func TestDropPaygate(t *testing.T) {
 		// Only the top-level member is paygate's word.
 		{"nested kept", `{"id":"a","choices":[{"paygate":1}],"x":{"paygate":2}}`, `{"id":"a","choices":[{"paygate":1}],"x":{"paygate":2}}`},
 		{"value kept", `{"id":"a","content":"paygate","paygate_x":1,"my_paygate":2}`, `{"id":"a","content":"paygate","paygate_x":1,"my_paygate":2}`},
+		// paygate's word on an error answer is error.paygate (the SDKs
+		// expose only the error object): an upstream's there goes too.
+		{"in error", `{"error":{"message":"m","paygate":` + forged + `}}`, `{"error":{"message":"m"}}`},
+		{"in error first", `{"error":{"paygate":` + forged + `,"message":"m"},"id":"a"}`, `{"error":{"message":"m"},"id":"a"}`},
+		{"in error and top", `{"paygate":1,"error":{"message":"m","PAYGATE":2},"paygate":3}`, `{"error":{"message":"m"}}`},
+		{"in error only", `{"id":"a","error":{"paygate":1}}`, `{"id":"a","error":{}}`},
+		{"error not an object", `{"error":"paygate","id":"a"}`, `{"error":"paygate","id":"a"}`},
+		{"deeper in error kept", `{"error":{"details":{"paygate":1}}}`, `{"error":{"details":{"paygate":1}}}`},
 		{"not JSON", `{"paygate":`, `{"paygate":`},
 		{"array", `[{"paygate":1}]`, `[{"paygate":1}]`},
 	}
