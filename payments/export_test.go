@@ -46,7 +46,12 @@ func DropTransition(t testing.TB, from, to store.OrderStatus) {
 func Orphaned(s *Service, no string) bool { return s.orphaned(no) }
 
 // RecordInFlight writes the refund-in-flight record a confirmation writes
-// before calling WeChat Pay, for refund refundID of order orderNo.
+// before calling WeChat Pay, for refund refundID of order orderNo, at the
+// order's version as it stands.
 func RecordInFlight(ctx context.Context, s *Service, orderNo, refundID string) error {
-	return s.putInFlight(ctx, &inFlight{Proposal: store.RefundProposal{RefundID: refundID, OrderNo: orderNo}})
+	o, err := s.store.GetOrder(ctx, orderNo)
+	if err != nil {
+		return err
+	}
+	return s.putInFlight(ctx, &inFlight{Proposal: store.RefundProposal{RefundID: refundID, OrderNo: orderNo}, OrderVersion: o.Version})
 }

@@ -3,7 +3,6 @@ package payments_test
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,20 +13,12 @@ import (
 )
 
 // beforeRecord runs hook once, before the first refund record written
-// through it, unconditionally or only while its order is at a version:
-// what another replica does between a sweep's read of an order and its
-// record of the order's refund.
+// through it: what another replica does between a sweep's (or a
+// confirmation's) read of an order and its record of the order's refund.
 type beforeRecord struct {
 	payments.Store
 	once sync.Once
 	hook func()
-}
-
-func (s *beforeRecord) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
-	if strings.HasPrefix(key, "refund-inflight:") {
-		s.once.Do(s.hook)
-	}
-	return s.Store.PutExchange(ctx, key, data, ttl)
 }
 
 func (s *beforeRecord) PutRefundRecord(ctx context.Context, orderNo string, version int64, data []byte, ttl time.Duration) error {

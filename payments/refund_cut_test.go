@@ -63,6 +63,16 @@ func (c *cutStore) PutExchange(ctx context.Context, key string, data []byte, ttl
 	return c.Store.PutExchange(ctx, key, data, ttl)
 }
 
+func (c *cutStore) PutRefundRecord(ctx context.Context, orderNo string, version int64, data []byte, ttl time.Duration) error {
+	if c.at == cutBeforeRecord {
+		c.dead.Store(true)
+	}
+	if c.dead.Load() {
+		return errCut
+	}
+	return c.Store.PutRefundRecord(ctx, orderNo, version, data, ttl)
+}
+
 func (c *cutStore) GetOrder(ctx context.Context, no string) (*store.Order, error) {
 	if c.dead.Load() {
 		return nil, errCut

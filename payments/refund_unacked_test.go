@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,14 +96,14 @@ func (u *unackedRefundSteps) RefundProposalState(ctx context.Context, id string)
 	return u.fullStore.RefundProposalState(ctx, id)
 }
 
-func (u *unackedRefundSteps) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
-	if !u.record || !strings.HasPrefix(key, "refund-inflight:") || !u.first() {
-		return u.fullStore.PutExchange(ctx, key, data, ttl)
+func (u *unackedRefundSteps) PutRefundRecord(ctx context.Context, orderNo string, version int64, data []byte, ttl time.Duration) error {
+	if !u.record || !u.first() {
+		return u.fullStore.PutRefundRecord(ctx, orderNo, version, data, ttl)
 	}
 	if u.lost {
 		return errUnacked
 	}
-	if err := u.fullStore.PutExchange(ctx, key, data, ttl); err != nil {
+	if err := u.fullStore.PutRefundRecord(ctx, orderNo, version, data, ttl); err != nil {
 		return err
 	}
 	return errUnacked

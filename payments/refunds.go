@@ -777,7 +777,19 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 		s.log.InfoContext(ctx, "refund confirmed under the reservation an earlier confirmation of it left", "refund_id", id,
 			"order_no", p.OrderNo, "order_version", got.Version, "reserved_at", got.UpdatedAt)
 	}
-	if err := s.putInFlight(ctx, &rec); err != nil {
+	if err := s.putInFlight(ctx, &rec); errors.Is(err, store.ErrConflict) {
+		// The order moved on from the reservation since it was made: this
+		// confirmation was paused past its bound, and the sweep sent the
+		// refund in its place (and it may have settled, another refund
+		// been reserved and recorded since), or undid the reservation.
+		// Written all the same, its record replaced a later refund's, and
+		// the refund went out again under a reservation that ended.
+		// Nothing is recorded or sent: gone, the caller answers with where
+		// the refund stands (ConfirmRefund: confirmedAnswer), or 410.
+		s.log.WarnContext(ctx, "refund confirmed by the user; the order moved on before the refund was recorded, nothing sent",
+			"refund_id", id, "order_no", p.OrderNo, "order_version", rec.OrderVersion, "err", err)
+		return &RefundResult{Proposal: p, Order: got}, fmt.Errorf("refund proposal %s: the order moved on before its refund was recorded: %w", id, store.ErrGone)
+	} else if err != nil {
 		if !s.recordedAfterAll(ctx, rec, err) {
 			// Nothing went to WeChat Pay: undo, so the order is not stuck.
 			back, _ := s.revertRefund(rctx, rec, CauseRefundAborted)
@@ -1205,20 +1217,12 @@ func (s *Service) endedBeforeItsAnswer(ctx context.Context, res *RefundResult) {
 	}
 }
 
+// putInFlight records rec, only while its order is at rec.OrderVersion
+// (store.RefundRecords): store.ErrConflict when the order moved on. The
+// record is one per order, so a writer paused between its read of the
+// order and its write (a confirmation past its bound, a sweep) would
+// otherwise replace the record of a refund made since.
 func (s *Service) putInFlight(ctx context.Context, rec *inFlight) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode refund in flight: %w", err)
-	}
-	if err := s.store.PutExchange(ctx, inFlightKey(rec.Proposal.OrderNo), b, inFlightTTL); err != nil {
-		return fmt.Errorf("record refund in flight: %w", err)
-	}
-	return nil
-}
-
-// putInFlightAt records rec as putInFlight does, only while its order is
-// at rec.OrderVersion: store.ErrConflict when the order moved on.
-func (s *Service) putInFlightAt(ctx context.Context, rec *inFlight) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode refund in flight: %w", err)
@@ -2052,8 +2056,10 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 // left to whoever moved it, nothing written, nothing sent. Written
 // unconditionally, the record of a sweep paused between its read and its
 // write replaced a later refund's, whose SUCCESS then sent the order to
-// review. A confirmation slower than its bound that sends as well sends
-// the same out_refund_no, which WeChat Pay makes one refund.
+// review. A confirmation slower than its bound records its own the same
+// way: while the order is still at o's version it sends as well, the same
+// out_refund_no, which WeChat Pay makes one refund; once the order moved
+// on it records and sends nothing (confirmRefund).
 func (s *Service) sendTaken(ctx context.Context, o *store.Order, p *store.RefundProposal) (*store.Order, error) {
 	was, err := s.loadInFlight(ctx, o.OrderNo)
 	if err != nil {
@@ -2065,7 +2071,7 @@ func (s *Service) sendTaken(ctx context.Context, o *store.Order, p *store.Refund
 	}
 	rec := inFlight{Proposal: *p, OrderVersion: o.Version, ConfirmedAt: s.now()}
 	moved := false
-	if err := s.putInFlightAt(ctx, &rec); errors.Is(err, store.ErrConflict) {
+	if err := s.putInFlight(ctx, &rec); errors.Is(err, store.ErrConflict) {
 		moved = true
 	} else if err != nil {
 		return o, err

@@ -26,8 +26,9 @@ type Store interface {
 	store.Counters  // rules: calls per minute, orders per day
 	store.Leases    // the sweep's orders, divided among replicas (sweepLeases)
 	store.Exchanges // the refund in flight of each refunding order
-	// RefundRecords: the sweep's record of a refund it sends, written only
-	// while the order is at the version it read (sendTaken).
+	// RefundRecords: the record of a refund a confirmation or the sweep
+	// sends, written only while the order is at the version it read
+	// (putInFlight).
 	store.RefundRecords
 }
 
