@@ -520,7 +520,7 @@ func (l *loader) syntaxError(err error, data []byte) *Error {
 	// counts lines; the lines found here are counted by LF.
 	data = bytes.ReplaceAll(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), []byte("\r"), []byte("\n"))
 	e := l.yamlErrorQuoting(err)
-	if parserErrors[e.Msg] {
+	if _, ok := parserErrors[e.Msg]; ok {
 		e.Line = parserErrorLine(e.Line, e.Msg, data)
 	}
 	if e.Msg == tabViolatesIndentation {
@@ -572,19 +572,22 @@ func tabIndentedLine(data []byte, from int) int {
 }
 
 // parserErrors are the messages of yaml.v3's parser (not its scanner's):
-// a token where the document's structure has no place for it.
+// a token where the document's structure has no place for it; true for
+// those given with the block or flow collection the token breaks, false
+// for those given with the token alone (a document, or a directive, where
+// none may start).
 var parserErrors = map[string]bool{
-	"did not find expected <stream-start>":   true,
-	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   false,
+	"did not find expected <document start>": false,
 	"found undefined tag handle":             true,
 	"did not find expected node content":     true,
 	"did not find expected '-' indicator":    true,
 	"did not find expected key":              true,
 	"did not find expected ',' or ']'":       true,
 	"did not find expected ',' or '}'":       true,
-	"found duplicate %YAML directive":        true,
-	"found incompatible YAML document":       true,
-	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        false,
+	"found incompatible YAML document":       false,
+	"found duplicate %TAG directive":         false,
 }
 
 // parserErrorLine is the line (from 1) of the token at fault of a parser
@@ -596,13 +599,20 @@ var parserErrors = map[string]bool{
 // The text from that collection's line on, read again, has it on line 0,
 // and yaml.v3 names the token at fault instead; when that reading does not
 // fail the same way, or the token is the end of the file, the
-// collection's line stands.
+// collection's line stands. An error given with no collection names the
+// token's line: read again from there, the rest of the file may fail the
+// same way further on (an indented first key's section ends where a
+// document cannot start, and so does the text after it, at the next
+// section).
 func parserErrorLine(n int, msg string, data []byte) int {
 	if n == 0 {
 		return 1 // line 0 both: yaml.v3 names none
 	}
 	if last := lineOf(data, len(data)-1); n+1 > last {
 		return last // the end of the file, after its last line: a collection never closed
+	}
+	if !parserErrors[msg] {
+		return n + 1 // no collection: the token's line
 	}
 	start := 0
 	for i := 0; i < n; i++ {

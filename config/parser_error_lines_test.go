@@ -78,3 +78,30 @@ func TestYAMLErrorLinesOtherLineBreaks(t *testing.T) {
 		}
 	}
 }
+
+// TestYAMLDocumentStartErrorLine: yaml.v3 gives a token where a document
+// should start (an indented first key's section ending, a key after
+// "...") with no enclosing collection, and names the token's own line,
+// from 0. Read again from that line, the rest of the file failed the same
+// way further on (at the next section), and that later line was named.
+func TestYAMLDocumentStartErrorLine(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"the first key indented",
+			"   server:\n  listen: 127.0.0.1:8080\n  admin_listen: \"off\"\nlog:\n  level: info\n",
+			"x.yaml:2: did not find expected <document start>"},
+		{"the first key indented, after comments",
+			"# paygate\n# example\n   server:\n  listen: 127.0.0.1:8080\n  admin_listen: \"off\"\nclients:\n  - {name: a, key: b}\n",
+			"x.yaml:4: did not find expected <document start>"},
+		{"an indented key after \"...\"",
+			"log:\n  level: info\n...\n  server:\n    listen: 127.0.0.1:8080\nclients: []\n",
+			"x.yaml:4: did not find expected <document start>"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "x.yaml", envMap(nil))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got %v; want %s", err, tc.want)
+			}
+		})
+	}
+}
