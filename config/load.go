@@ -523,7 +523,7 @@ func (l *loader) syntaxError(err error, data []byte) *Error {
 	if _, ok := parserErrors[e.Msg]; ok {
 		e.Line = parserErrorLine(e.Line, e.Msg, data)
 	}
-	if e.Msg == tabViolatesIndentation {
+	if e.Msg == tabViolatesIndentation && namesContext(e.Line, e.Msg, data) {
 		// yaml.v3 names the line the plain value it was reading starts
 		// on; the tab is in the indentation of a line after it.
 		if n := tabIndentedLine(data, e.Line+1); n > 0 {
@@ -611,8 +611,8 @@ func parserErrorLine(n int, msg string, data []byte) int {
 	if last := lineOf(data, len(data)-1); n+1 > last {
 		return last // the end of the file, after its last line: a collection never closed
 	}
-	if !parserErrors[msg] {
-		return n + 1 // no collection: the token's line
+	if !parserErrors[msg] || !namesContext(n, msg, data) {
+		return n + 1 // no collection, or one on line 1: the token's line
 	}
 	start := 0
 	for i := 0; i < n; i++ {
@@ -622,7 +622,22 @@ func parserErrorLine(n int, msg string, data []byte) int {
 		}
 		start += j + 1
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data[start:]))
+	k, ok := errorLine(data[start:], msg)
+	if !ok || k == 0 {
+		return n + 1 // another error, or this one on line 0
+	}
+	if n+1+k > lineOf(data, len(data)-1) {
+		// The token at fault is the end of the file (a flow list never
+		// closed), after its last line: the collection's line says more.
+		return n + 1
+	}
+	return n + 1 + k
+}
+
+// errorLine is the line yaml.v3 names (0 for none) for the first error
+// reading every document of data, when that error is msg (ok).
+func errorLine(data []byte, msg string) (line int, ok bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
@@ -630,18 +645,29 @@ func parserErrorLine(n int, msg string, data []byte) int {
 			continue
 		}
 		m := yamlLine.FindStringSubmatch(err.Error())
-		if m == nil || m[2] != msg {
-			return n + 1 // no parser error with a line (line 0 too), or another
+		if m == nil {
+			return 0, strings.TrimPrefix(err.Error(), "yaml: ") == msg
 		}
-		k, _ := strconv.Atoi(m[1])
-		if n+1+k > lineOf(data, len(data)-1) {
-			// The token at fault is the end of the file (a flow list
-			// never closed), after its last line: the collection's
-			// line says more.
-			return n + 1
-		}
-		return n + 1 + k
+		n, _ := strconv.Atoi(m[1])
+		return n, m[2] == msg
 	}
+}
+
+// namesContext reports whether line n, which yaml.v3 named for the error
+// msg of reading data, is the line where the collection or plain value
+// the error breaks starts. yaml.v3 names that line unless it is the
+// file's first (its line 0): then it names the line at fault. With a
+// line put before the file, the start is past the first line, and named
+// one line further down only if n was it.
+func namesContext(n int, msg string, data []byte) bool {
+	bom := 0
+	if bytes.HasPrefix(data, []byte(utf8BOM)) {
+		bom = len(utf8BOM) // the file's encoding: it stays first
+	}
+	shifted := make([]byte, 0, len(data)+2)
+	shifted = append(append(append(shifted, data[:bom]...), "#\n"...), data[bom:]...)
+	m, ok := errorLine(shifted, msg)
+	return ok && m == n+1
 }
 
 // lineOf is the line (from 1) of byte offset at in data; 0 for at < 0.

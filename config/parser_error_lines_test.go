@@ -105,3 +105,36 @@ func TestYAMLDocumentStartErrorLine(t *testing.T) {
 		})
 	}
 }
+
+// TestYAMLErrorLinesContextOnFirstLine: yaml.v3 names the line where the
+// collection or plain value an error breaks starts, unless that is the
+// file's first line: then it names the line at fault itself. The loader
+// took that line for the start too and looked further on: a tab-indented
+// file under a plain value on line 1 was reported at its second tab, and
+// a list entry out of line in a mapping that starts on line 1 at a later
+// line that failed the same way when read again from it.
+func TestYAMLErrorLinesContextOnFirstLine(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"a tab after a plain value on line 1",
+			"listen: 127.0.0.1:8080\n\tadmin_listen: \"off\"\n\tnotify_listen: \"\"\n",
+			"x.yaml:2: found a tab character that violates indentation: a tab in the indentation; YAML indents with spaces"},
+		{"a list entry out of line in the mapping of line 1",
+			"clients:\n  - {name: a, key: b}\n- providers:\n    - name: p\n   base_url: https://x.example/v1\n",
+			"x.yaml:3: did not find expected key"},
+		// The collection or value on a later line: the token at fault, as before.
+		{"a tab after a plain value on line 2",
+			"# paygate\nlisten: 127.0.0.1:8080\n\tadmin_listen: \"off\"\n\tnotify_listen: \"\"\n",
+			"x.yaml:3: found a tab character that violates indentation: a tab in the indentation; YAML indents with spaces"},
+		{"a list entry out of line in the mapping of line 2",
+			"# paygate\nclients:\n  - {name: a, key: b}\n- providers:\n    - name: p\n   base_url: https://x.example/v1\n",
+			"x.yaml:4: did not find expected key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "x.yaml", envMap(nil))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got %v; want %s", err, tc.want)
+			}
+		})
+	}
+}
