@@ -13,6 +13,8 @@ func TestDurationPastGoRange(t *testing.T) {
 		{"audit:\n  retain_text: 3000000h\n", `c.yaml:2: audit.retain_text: "3000000h" ` + above},
 		{"payments:\n  dedupe_window: 99999999999999999999s\n", `c.yaml:2: payments.dedupe_window: "99999999999999999999s" ` + above},
 		{"payments:\n  dedupe_window: 1h99999999999999999999m\n", `c.yaml:2: payments.dedupe_window: "1h99999999999999999999m" ` + above},
+		// Below zero as far: negative, as -1h is.
+		{"audit:\n  retain_text: -3000000h\n", `c.yaml:2: audit.retain_text: duration "-3000000h" is negative`},
 		// Not a duration: as before.
 		{"payments:\n  dedupe_window: 10 min\n", `c.yaml:2: payments.dedupe_window: "10 min" is not a duration (use e.g. "500ms", "30s", "10m")`},
 	}

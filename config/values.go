@@ -56,7 +56,7 @@ var (
 	durationInDays = regexp.MustCompile(`^([0-9]{1,6}) ?(d|days?|w|weeks?)$`)
 	bareNumber     = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 	// durationText is what time.ParseDuration reads, bar its range.
-	durationText = regexp.MustCompile(`^\+?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+$`)
+	durationText = regexp.MustCompile(`^[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+$`)
 )
 
 // ParseDuration parses Go duration text, accepting a bare "0"; a negative
@@ -81,7 +81,11 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		if durationText.MatchString(s) {
 			// Written as a duration, but longer than time.Duration
-			// holds (about 292 years): above the ceiling as well.
+			// holds (about 292 years): above the ceiling as well, or
+			// negative as any other below zero.
+			if strings.HasPrefix(s, "-") {
+				return 0, negativeDuration(s)
+			}
 			return 0, aboveMaxDuration(s)
 		}
 		if bareNumber.MatchString(s) {
@@ -90,12 +94,17 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration (use e.g. \"500ms\", \"30s\", \"10m\")", s)
 	}
 	if v < 0 {
-		return 0, fmt.Errorf("duration %q is negative", s)
+		return 0, negativeDuration(s)
 	}
 	if v > MaxDuration {
 		return 0, aboveMaxDuration(s)
 	}
 	return v, nil
+}
+
+// negativeDuration is the error for s, a duration below zero.
+func negativeDuration(s string) error {
+	return fmt.Errorf("duration %q is negative", s)
 }
 
 // aboveMaxDuration is the error for s, a duration above MaxDuration.
