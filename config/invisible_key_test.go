@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestUnknownKeyWithAnInvisibleCharacter: a key whose name holds a
 // character that does not show (the byte-order mark of a second file
@@ -21,6 +24,35 @@ func TestUnknownKeyWithAnInvisibleCharacter(t *testing.T) {
 			_, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("got  %q\nwant %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestValueJoinedByAnInvisibleSpace: a value after a key's ':' and a
+// no-break or full-width space (a Chinese input method's), which YAML
+// does not read as a space, is part of the key in a flow mapping, as it
+// is after ':' alone: the error says to write a space there, as it did
+// before the invisible character's own hint, which said to delete the
+// character and left the value joined to the key.
+func TestValueJoinedByAnInvisibleSpace(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"clients:\n  - {name: a, key:\u3000sk-secret-value-123456}\n",
+			"c.yaml:2: clients[0].key:…: unknown key: a value joined to key by ':' and U+3000 (a full-width space), which YAML does not read as a space, reads as part of the key (not shown: it may be a secret); write \"key: …\""},
+		{"clients:\n  - {name: a, key:\u00a0sk-secret-value-123456}\n",
+			"c.yaml:2: clients[0].key:…: unknown key: a value joined to key by ':' and U+00A0 (a no-break space), which YAML does not read as a space, reads as part of the key (not shown: it may be a secret); write \"key: …\""},
+		// ':' alone: as before.
+		{"clients:\n  - {name: a, key:sk-secret-value-123456}\n",
+			"c.yaml:2: clients[0].key:…: unknown key: a value joined to key by ':' with no space after it reads as part of the key (not shown: it may be a secret); write \"key: …\""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got  %q\nwant %q", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret-value") {
+				t.Errorf("the value is in the error: %v", err)
 			}
 		})
 	}

@@ -1435,6 +1435,20 @@ func (l *loader) checkEntries(n *yaml.Node, path string, check func(k, v *yaml.N
 // unknownKey is the error for a key k that fields do not have, which
 // names k as shownKey does.
 func unknownKey(k string, valued bool, fields map[string]reflect.StructField) string {
+	shown, cut := shownKey(k, valued)
+	base := "" // the name before the cut
+	if cut {
+		base = shown[:len(shown)-len("…")-1]
+	}
+	if _, known := fields[base]; cut && known && strings.HasPrefix(k[len(base):], ":") {
+		// A no-break or full-width space after the ':' is no space to
+		// YAML: the value is still joined to the key, and deleting the
+		// character would leave it so.
+		if r, _ := utf8.DecodeRuneInString(k[len(base)+1:]); hardToSee[r] != "" {
+			return fmt.Sprintf("unknown key: a value joined to %s by ':' and U+%04X (%s), which YAML does not read as a space, reads as part of the key (not shown: it may be a secret); write %q", base, r, hardToSee[r], base+": …")
+		}
+		return fmt.Sprintf("unknown key: a value joined to %s by ':' with no space after it reads as part of the key (not shown: it may be a secret); write %q", base, base+": …")
+	}
 	for _, r := range k {
 		if what, ok := hardToSee[r]; ok {
 			// A line that reads "server:" is otherwise refused as
@@ -1449,13 +1463,8 @@ func unknownKey(k string, valued bool, fields map[string]reflect.StructField) st
 				cmp.Or(suggest(clean, fields), elsewhere(clean))
 		}
 	}
-	shown, cut := shownKey(k, valued)
 	if !cut {
 		return "unknown key" + cmp.Or(suggest(k, fields), elsewhere(k))
-	}
-	base := shown[:len(shown)-len("…")-1]
-	if _, known := fields[base]; known && strings.HasPrefix(k[len(base):], ":") {
-		return fmt.Sprintf("unknown key: a value joined to %s by ':' with no space after it reads as part of the key (not shown: it may be a secret); write %q", base, base+": …")
 	}
 	return "unknown key (the rest of its name not shown: it may be a secret)" + cmp.Or(suggest(base, fields), elsewhere(base))
 }
