@@ -1464,9 +1464,44 @@ func unknownKey(k string, valued bool, fields map[string]reflect.StructField) st
 		}
 	}
 	if !cut {
+		if nest := dottedPath(k, fields); nest != "" {
+			return "unknown key: YAML does not read a dot as nesting; write " + nest
+		}
 		return "unknown key" + cmp.Or(suggest(k, fields), elsewhere(k))
 	}
 	return "unknown key (the rest of its name not shown: it may be a secret)" + cmp.Or(suggest(base, fields), elsewhere(base))
+}
+
+// dottedPath says how to nest k, a key written as a path (server.listen:
+// the README and SPEC name keys so), when each of its names is a key of
+// the mapping before it, starting at fields; else "".
+func dottedPath(k string, fields map[string]reflect.StructField) string {
+	names := strings.Split(k, ".")
+	if len(names) < 2 {
+		return ""
+	}
+	for i, name := range names {
+		f, ok := fields[name]
+		if !ok {
+			return ""
+		}
+		if i == len(names)-1 {
+			break
+		}
+		t := f.Type
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t == reflect.TypeOf(Decimal{}) {
+			return ""
+		}
+		fields = yamlFields(t)
+	}
+	out := fmt.Sprintf("%q with %q indented under it", names[0]+":", names[1]+":")
+	for _, name := range names[2:] {
+		out += fmt.Sprintf(", then %q under that", name+":")
+	}
+	return out
 }
 
 // elsewhere names the keys of other sections that k is, as suggest
