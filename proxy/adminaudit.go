@@ -203,8 +203,15 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 	// audit.retain_text, and they must stay erasable. Past maxErasedUserID
 	// it is refused, before anything is written: the embedded store cannot
 	// key it (the erasure failed as an internal error).
-	if len(user) > maxErasedUserID {
-		adminError(w, http.StatusBadRequest, "the user is "+strconv.Itoa(len(user))+" bytes; an erasure names one of at most "+strconv.Itoa(maxErasedUserID))
+	// Bounded as erased: the user as the records hold it (audit.AsRecorded),
+	// where each byte that is not UTF-8 is a U+FFFD of three, past what the
+	// embedded store can key for a user within the bound as sent.
+	if n := len(audit.AsRecorded(user)); n > maxErasedUserID {
+		msg := "the user is " + strconv.Itoa(n) + " bytes"
+		if n != len(user) {
+			msg += " as the records hold it (each byte that is not UTF-8 a U+FFFD of 3)"
+		}
+		adminError(w, http.StatusBadRequest, msg+"; an erasure names one of at most "+strconv.Itoa(maxErasedUserID))
 		return
 	}
 	clients, msg := a.eraseClients(r)

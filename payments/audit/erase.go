@@ -57,10 +57,10 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err // not begun
 	}
-	// The user as the records and texts hold it (asRecorded): named in
+	// The user as the records and texts hold it (AsRecorded): named in
 	// another encoding than UTF-8, its texts were not reached, and the
 	// erasure's event, keyed by the raw bytes, was never acknowledged.
-	client, user = asRecorded(client), asRecorded(user)
+	client, user = AsRecorded(client), AsRecorded(user)
 	run := context.WithoutCancel(ctx)
 	n, err := w.st.EraseAuditText(run, client, user)
 	if err != nil {
@@ -106,13 +106,13 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	return n, nil
 }
 
-// asRecorded is s as an audit event's JSON payload carries it, and so as the
+// AsRecorded is s as an audit event's JSON payload carries it, and so as the
 // records, their texts and the outbox keys read back from the store hold
 // it: each byte that is not part of valid UTF-8 replaced by U+FFFD, as
 // encoding/json writes it. A bot may name its end user in another encoding
 // (a GBK nickname in X-WeChat-OpenID), and an erasure names the user as the
 // bot did.
-func asRecorded(s string) string {
+func AsRecorded(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
