@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -74,8 +75,22 @@ const maxUserID = 256
 // maxUserID bytes, else nil. The user's is checked first: a session
 // defaults to the user, and a long OpenID was reported as an
 // X-Paygate-Session the bot never sent.
+//
+// An id that is not valid UTF-8, or that holds U+FFFD, is a 400 too
+// (user_id_not_utf8): the orders, proposals, announcements and texts kept
+// for it hold it as their JSON carries it, each byte that is not UTF-8 a
+// U+FFFD, so two ids that differ only in such bytes (GBK nicknames) were
+// one stored user, and one sent as those U+FFFD (valid UTF-8) was handed
+// that user's orders and could confirm its refunds. An OpenID is ASCII.
 func userIDError(user, session string) *apiError {
 	what, n := "end user's id ("+headerOpenID+" or the body's user)", len(user)
+	for _, id := range []struct{ what, v string }{{what, user}, {"X-Paygate-Session", session}} {
+		if notUTF8ID(id.v) {
+			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_not_utf8",
+				Message: "paygate: the " + id.what + " is not valid UTF-8 (or holds U+FFFD); send the OpenID as WeChat gives it, in ASCII, " +
+					"not a nickname in another encoding"}
+		}
+	}
 	if n <= maxUserID && len(session) > maxUserID {
 		what, n = "X-Paygate-Session", len(session)
 	}
@@ -84,6 +99,12 @@ func userIDError(user, session string) *apiError {
 	}
 	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_too_long",
 		Message: "paygate: the " + what + " is " + strconv.Itoa(n) + " bytes; at most " + strconv.Itoa(maxUserID)}
+}
+
+// notUTF8ID reports whether id is not valid UTF-8 or holds U+FFFD, which
+// the records make of a byte that is not (userIDError).
+func notUTF8ID(id string) bool {
+	return !utf8.ValidString(id) || strings.ContainsRune(id, utf8.RuneError)
 }
 
 // readBody reads the whole client body (failover may resend it) within the
@@ -206,6 +227,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			session = user
 		}
 		if aerr := userIDError(user, session); aerr != nil {
+			if _, hdr := r.Header[openIDKey]; !hdr && notUTF8ID(user) {
+				aerr.Param = "user" // the body's
+			}
 			writeError(w, aerr)
 			return
 		}

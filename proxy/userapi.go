@@ -103,7 +103,11 @@ func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiEr
 				return "", e
 			}
 			if u := gjson.GetBytes(b, "user"); u.Type == gjson.String && u.Str != "" {
-				return u.Str, userIDError(u.Str, "")
+				if e := userIDError(u.Str, ""); e != nil {
+					e.Param = "user"
+					return u.Str, e
+				}
+				return u.Str, nil
 			}
 		}
 	}
