@@ -209,6 +209,13 @@ func keyHead(tx *bolt.Tx, encKey []byte) (k []byte, e store.Event) {
 	if k == nil || !bytes.HasPrefix(k, encKey) || len(k) != len(encKey)+8 || unmarshal(v, &e) != nil {
 		return nil, store.Event{}
 	}
+	// The key of the queue it is in, which the value's JSON carries with
+	// each byte that is not UTF-8 a U+FFFD: an event keyed by such bytes
+	// (an audit erasure of a user an earlier version named as the bot
+	// did) was handed out under a key no queue has, and never acknowledged.
+	if n, w := binary.Uvarint(encKey); w > 0 && uint64(len(encKey)-w) == n {
+		e.Key = string(encKey[w:])
+	}
 	return bytes.Clone(k), e
 }
 

@@ -169,6 +169,7 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 				if err := json.Unmarshal([]byte(raw), &e); err != nil {
 					return nil, fmt.Errorf("redis: decode event: %w", err)
 				}
+				e.Ev.Key = chunk[i] // its queue's (readHeads)
 				out = append(out, e.Ev)
 			}
 			if claimed || next == noHead || next > nowMs {
@@ -332,6 +333,12 @@ func (s *Store) readHeads(ctx context.Context, keys []string) ([]headState, erro
 			if err := json.Unmarshal([]byte(raw), &e); err != nil {
 				return nil, fmt.Errorf("redis: decode event: %w", err)
 			}
+			// The key of the queue it is in, which the JSON carries with
+			// each byte that is not UTF-8 a U+FFFD: an event keyed by such
+			// bytes (an audit erasure of a user an earlier version named
+			// as the bot did) was handed out under a key no queue has, and
+			// never acknowledged.
+			e.Ev.Key = keys[i]
 			hs.head = &e
 		}
 		out[i] = hs
