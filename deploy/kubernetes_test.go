@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -544,6 +545,7 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 		ps.add("config: no notify_listen; the Ingress would expose the whole client API")
 	}
 	s := &m.Service
+	inInit := slices.ContainsFunc(pod.InitContainers, func(c container) bool { return c.Name == "paygate" })
 	for k, v := range s.Spec.Selector {
 		if d.Spec.Template.Metadata.Labels[k] != v {
 			ps.add("service selector %s=%s does not select the pod", k, v)
@@ -555,6 +557,13 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 	for _, p := range s.Spec.Ports {
 		if cp, ok := containerPort(pg, p.TargetPort); !ok || cp != notifyPort {
 			ps.add("service port %s targets %q, not the notify listener's port %d", p.Name, p.TargetPort, notifyPort)
+		}
+		// Kubernetes before 1.32 (kubernetes/kubernetes#127958) looks a
+		// named targetPort up in the pod's regular containers only: one
+		// naming a port of a native sidecar gave the Service no endpoint,
+		// so every WeChat Pay notification failed at the Ingress.
+		if _, err := strconv.Atoi(string(p.TargetPort)); err != nil && inInit {
+			ps.add("service port %s targets the native sidecar's port by name %q: Kubernetes before 1.32 finds no endpoint for it; give the number", p.Name, p.TargetPort)
 		}
 	}
 	ing := &m.Ingress
@@ -633,6 +642,7 @@ func TestKubernetesChecksCatch(t *testing.T) {
 		{"ingress exposes everything", func(m *manifest) { m.Ingress.Spec.Rules[0].HTTP.Paths[0].Path = "/" }, "want only /wechatpay/notify"},
 		{"ingress prefix match", func(m *manifest) { m.Ingress.Spec.Rules[0].HTTP.Paths[0].PathType = "Prefix" }, "want only /wechatpay/notify"},
 		{"service targets admin", func(m *manifest) { m.Service.Spec.Ports[0].TargetPort = "admin" }, "not the notify listener's port"},
+		{"service targets the sidecar's port by name", func(m *manifest) { m.Service.Spec.Ports[0].TargetPort = "notify" }, "by name"},
 		{"notify on the main listener", func(m *manifest) { cm(m, "notify_listen: 0.0.0.0:8082", `notify_listen: ""`) }, "no notify_listen"},
 		{"main listener on every interface", func(m *manifest) { cm(m, "listen: 127.0.0.1:8080", "listen: 0.0.0.0:8080") }, "127.0.0.1 only"},
 		{"secret file outside the Secret", func(m *manifest) {
