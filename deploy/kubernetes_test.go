@@ -176,6 +176,19 @@ type ingress struct {
 	} `yaml:"spec"`
 }
 
+type podDisruptionBudget struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Metadata   objectMeta `yaml:"metadata"`
+	Spec       struct {
+		MaxUnavailable *intOrString `yaml:"maxUnavailable"`
+		MinAvailable   *intOrString `yaml:"minAvailable"`
+		Selector       struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+	} `yaml:"spec"`
+}
+
 // intOrString is Kubernetes' IntOrString: a port number or a port name.
 type intOrString string
 
@@ -187,12 +200,14 @@ func (v *intOrString) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// manifest is deploy/kubernetes.yaml, one object of each kind.
+// manifest is deploy/kubernetes.yaml, one object of each kind; the
+// PodDisruptionBudget may be missing (a check, not the parse, says so).
 type manifest struct {
 	ConfigMap  configMap
 	Deployment deployment
 	Service    service
 	Ingress    ingress
+	PDB        *podDisruptionBudget
 }
 
 func readManifest(t *testing.T) manifest {
@@ -241,6 +256,9 @@ func parseManifest(data []byte) (manifest, error) {
 			target = &m.Service
 		case "Ingress":
 			target = &m.Ingress
+		case "PodDisruptionBudget":
+			m.PDB = &podDisruptionBudget{}
+			target = m.PDB
 		default:
 			return m, fmt.Errorf("line %d: unexpected kind %q", doc.Line, head.Kind)
 		}
@@ -607,6 +625,37 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 	if d.Spec.Replicas > 1 && cfg.Store.Driver != "redis" {
 		ps.add("%d replicas with store.driver %q: only redis is shared", d.Spec.Replicas, cfg.Store.Driver)
 	}
+	// Several replicas: a PodDisruptionBudget keeps one serving while a
+	// node is drained (an upgrade, an autoscaler): without one, both could
+	// be evicted at once, the bot down and every WeChat Pay notification
+	// refused until a replacement started.
+	if n := d.Spec.Replicas; n > 1 {
+		switch b := m.PDB; {
+		case b == nil:
+			ps.add("%d replicas and no PodDisruptionBudget: a node drain may evict them all at once", n)
+		default:
+			for k, v := range b.Spec.Selector.MatchLabels {
+				if d.Spec.Template.Metadata.Labels[k] != v {
+					ps.add("PodDisruptionBudget selector %s=%s does not select the pod", k, v)
+				}
+			}
+			if len(b.Spec.Selector.MatchLabels) == 0 {
+				ps.add("PodDisruptionBudget selects no pod")
+			}
+			switch {
+			case b.Spec.MaxUnavailable != nil && b.Spec.MinAvailable == nil:
+				if u, err := strconv.Atoi(string(*b.Spec.MaxUnavailable)); err != nil || u < 1 || u >= n {
+					ps.add("PodDisruptionBudget maxUnavailable %q: want a number from 1 to %d, so one replica keeps serving and a drain can go on", *b.Spec.MaxUnavailable, n-1)
+				}
+			case b.Spec.MinAvailable != nil && b.Spec.MaxUnavailable == nil:
+				if a, err := strconv.Atoi(string(*b.Spec.MinAvailable)); err != nil || a < 1 || a >= n {
+					ps.add("PodDisruptionBudget minAvailable %q: want a number from 1 to %d, so one replica keeps serving and a drain can go on", *b.Spec.MinAvailable, n-1)
+				}
+			default:
+				ps.add("PodDisruptionBudget: want exactly one of maxUnavailable and minAvailable")
+			}
+		}
+	}
 	if grace := pod.TerminationGracePeriodSeconds; float64(grace) <= (cfg.Server.ShutdownTimeout.D() + closeAfterDrain).Seconds() {
 		ps.add("terminationGracePeriodSeconds %d does not cover server.shutdown_timeout %s and closing after it (%s)", grace, cfg.Server.ShutdownTimeout.D(), closeAfterDrain)
 	}
@@ -656,6 +705,12 @@ func TestKubernetesChecksCatch(t *testing.T) {
 		{"embedded store with replicas", func(m *manifest) { cm(m, "driver: redis", "driver: embedded\n  path: /var/lib/paygate/paygate.db") }, "only redis is shared"},
 		{"runs as root", func(m *manifest) { m.Deployment.Spec.Template.Spec.SecurityContext.RunAsUser = 0 }, "runAsUser"},
 		{"config mount writable", func(m *manifest) { pg(m).VolumeMounts[0].ReadOnly = false }, "not readOnly"},
+		{"no disruption budget", func(m *manifest) { m.PDB = nil }, "no PodDisruptionBudget"},
+		{"disruption budget for other pods", func(m *manifest) { m.PDB.Spec.Selector.MatchLabels = map[string]string{"app": "other"} }, "does not select the pod"},
+		{"disruption budget that lets every replica go", func(m *manifest) {
+			two := intOrString("2")
+			m.PDB.Spec.MaxUnavailable, m.PDB.Spec.MinAvailable = &two, nil
+		}, "maxUnavailable"},
 		{"short grace period", func(m *manifest) { m.Deployment.Spec.Template.Spec.TerminationGracePeriodSeconds = 30 }, "terminationGracePeriodSeconds"},
 		{"config that does not load", func(m *manifest) { cm(m, "backend: wechatpay", "backend: alipay") }, "payments.backend"},
 	}
