@@ -39,6 +39,9 @@ type deployment struct {
 	Metadata   objectMeta `yaml:"metadata"`
 	Spec       struct {
 		Replicas int `yaml:"replicas"`
+		Strategy struct {
+			Type string `yaml:"type"`
+		} `yaml:"strategy"`
 		Selector struct {
 			MatchLabels map[string]string `yaml:"matchLabels"`
 		} `yaml:"selector"`
@@ -128,7 +131,10 @@ type volume struct {
 			Path string `yaml:"path"`
 		} `yaml:"items"`
 	} `yaml:"secret"`
-	EmptyDir *struct{} `yaml:"emptyDir"`
+	EmptyDir              *struct{} `yaml:"emptyDir"`
+	PersistentVolumeClaim *struct {
+		ClaimName string `yaml:"claimName"`
+	} `yaml:"persistentVolumeClaim"`
 }
 
 type service struct {
@@ -393,6 +399,7 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 	var configDir, secretDir string
 	var secretVol *volume
 	dataMounted := false
+	var dataVol *volume
 	for _, vm := range pg.VolumeMounts {
 		v := vols[vm.Name]
 		switch {
@@ -415,7 +422,7 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 			if vm.ReadOnly {
 				ps.add("the data directory %s is mounted read-only", vm.MountPath)
 			}
-			dataMounted = true
+			dataMounted, dataVol = true, v
 		}
 	}
 	if !dataMounted {
@@ -625,6 +632,22 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 	if d.Spec.Replicas > 1 && cfg.Store.Driver != "redis" {
 		ps.add("%d replicas with store.driver %q: only redis is shared", d.Spec.Replicas, cfg.Store.Driver)
 	}
+	// The embedded store is a file in the data directory: on an emptyDir
+	// the orders, the audit chain and the generated user hash key went
+	// with the pod at every rollout or eviction; and a rolling update
+	// starts the new pod while the old one, holding the file's lock, is
+	// kept until the new one is ready, which it never is (serve exits on
+	// the lock): the rollout never finished.
+	if cfg.Store.Driver == "embedded" && strings.HasPrefix(cfg.Store.Path, "/") {
+		if dataVol == nil || dataVol.PersistentVolumeClaim == nil || path.Dir(cfg.Store.Path) != img.Volumes[0] {
+			ps.add("store.driver embedded at %s, not on a persistentVolumeClaim mounted at the data directory %v: the orders and the audit chain go with the pod", cfg.Store.Path, img.Volumes)
+		}
+		if d.Spec.Strategy.Type != "Recreate" {
+			ps.add("store.driver embedded with strategy %q: a rolling update's new pod cannot open the file the old one holds locked, and the old one waits for it; want Recreate", d.Spec.Strategy.Type)
+		}
+	} else if cfg.Store.Driver == "embedded" {
+		ps.add("store.driver embedded at the relative path %q: give the data directory's absolute path", cfg.Store.Path)
+	}
 	// Several replicas: a PodDisruptionBudget keeps one serving while a
 	// node is drained (an upgrade, an autoscaler): without one, both could
 	// be evicted at once, the bot down and every WeChat Pay notification
@@ -703,6 +726,21 @@ func TestKubernetesChecksCatch(t *testing.T) {
 		}, "clients[0].key_file"},
 		{"notify_url not the ingress", func(m *manifest) { cm(m, "https://pay.example.com/", "https://other.example.com/") }, "notify_url"},
 		{"embedded store with replicas", func(m *manifest) { cm(m, "driver: redis", "driver: embedded\n  path: /var/lib/paygate/paygate.db") }, "only redis is shared"},
+		{"embedded store on an emptyDir", func(m *manifest) {
+			cm(m, "driver: redis", "driver: embedded\n  path: /var/lib/paygate/paygate.db")
+			m.Deployment.Spec.Replicas, m.Deployment.Spec.Strategy.Type = 1, "Recreate"
+		}, "not on a persistentVolumeClaim"},
+		{"embedded store rolled", func(m *manifest) {
+			cm(m, "driver: redis", "driver: embedded\n  path: /var/lib/paygate/paygate.db")
+			m.Deployment.Spec.Replicas = 1
+			for i := range m.Deployment.Spec.Template.Spec.Volumes {
+				if v := &m.Deployment.Spec.Template.Spec.Volumes[i]; v.EmptyDir != nil {
+					v.EmptyDir, v.PersistentVolumeClaim = nil, &struct {
+						ClaimName string `yaml:"claimName"`
+					}{"paygate-data"}
+				}
+			}
+		}, "want Recreate"},
 		{"runs as root", func(m *manifest) { m.Deployment.Spec.Template.Spec.SecurityContext.RunAsUser = 0 }, "runAsUser"},
 		{"config mount writable", func(m *manifest) { pg(m).VolumeMounts[0].ReadOnly = false }, "not readOnly"},
 		{"no disruption budget", func(m *manifest) { m.PDB = nil }, "no PodDisruptionBudget"},
