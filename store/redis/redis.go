@@ -558,12 +558,58 @@ func (s *Store) loadScripts(ctx context.Context) {
 }
 
 // firstReached logs the start-up warnings (warnIfEvicting,
-// warnIfFewReplicas) once, when this Store first reaches Redis: at Open, or
-// at the first Ping after it when Redis was not there yet (a paygate started
-// before its Redis), whose warnings would otherwise never be logged.
+// warnIfFewReplicas, warnIfNotDurable) once, when this Store first reaches
+// Redis: at Open, or at the first Ping after it when Redis was not there
+// yet (a paygate started before its Redis), whose warnings would otherwise
+// never be logged.
 func (s *Store) firstReached(ctx context.Context) {
 	s.warnIfEvicting(ctx)
 	s.warnIfFewReplicas(ctx)
+	s.warnIfNotDurable(ctx)
+}
+
+// warnIfNotDurable logs a warning for each server (each primary of a
+// cluster) that can lose writes it acknowledged, when no replica is waited
+// for (WaitReplicas 0, the other way to keep them): without an append-only
+// file (appendonly no, Redis's default) a restart loses every write since
+// the last snapshot, and with appendfsync other than always a crash loses
+// the last writes. A lost purchase claim gives the same purchase a second
+// payable order; paygate finds the loss only afterwards (checkEpoch), when
+// every replica then refuses the store until restarted. It only warns: the
+// Redis is the operator's. aof_enabled is read from INFO persistence, and
+// appendfsync with CONFIG GET, which INFO does not carry: where CONFIG is
+// refused (a managed Redis, a user's ACL) an append-only file is taken as
+// it is; a server that answers neither says nothing.
+func (s *Store) warnIfNotDurable(ctx context.Context) {
+	if s.waitN > 0 {
+		return
+	}
+	s.eachServer(ctx, func(ctx context.Context, c goredis.Cmdable, addr string) error {
+		info, err := c.Info(ctx, "persistence").Result()
+		if err != nil {
+			return nil
+		}
+		aof := ""
+		for line := range strings.SplitSeq(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "aof_enabled:"); ok {
+				aof = v
+			}
+		}
+		switch aof {
+		case "0":
+			s.log.Warn("Redis keeps no append-only file (appendonly no): a restart loses every write since its last "+
+				"snapshot, orders and purchase claims with them, so a purchase can get a second payable order; run it "+
+				"with appendonly yes and appendfsync always, or set store.redis.wait_replicas", "addr", addr, "appendonly", "no")
+		case "1":
+			m, err := c.ConfigGet(ctx, "appendfsync").Result()
+			if v := m["appendfsync"]; err == nil && v != "" && v != "always" {
+				s.log.Warn("Redis acknowledges writes before its append-only file has them on disk (appendfsync "+v+"): "+
+					"a crash loses the last ones, a purchase's claim among them, so a purchase can get a second payable "+
+					"order; set appendfsync always, or store.redis.wait_replicas", "addr", addr, "appendfsync", v)
+			}
+		}
+		return nil
+	})
 }
 
 // warnIfEvicting logs a warning for each server (each primary of a

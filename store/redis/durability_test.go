@@ -1,0 +1,83 @@
+package redis
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/internal/redistest"
+	"github.com/paygate/paygate/logging/logtest"
+)
+
+// TestNotDurableWarned: a Redis that can lose writes it acknowledged, with
+// no replica waited for (store.redis.wait_replicas 0), is warned of at
+// Open: without an append-only file a restart loses every write since the
+// last snapshot, and with appendfsync everysec a crash loses the last
+// second's, a purchase's claim among them, so the same purchase gets a
+// second payable order. Redis's defaults (appendonly no) did so without a
+// word; paygate only found out after the loss. appendonly yes with
+// appendfsync always, or a replica waited for, says nothing; so does a
+// server that answers neither INFO nor CONFIG (a user's ACL).
+func TestNotDurableWarned(t *testing.T) {
+	denied := func(rules ...string) func(t *testing.T, srv *redistest.Server) Options {
+		return func(t *testing.T, srv *redistest.Server) Options { return aclUser(t, srv, rules...) }
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		setup func(t *testing.T, srv *redistest.Server) Options
+		want  string // the attribute the warning carries; "" for none
+	}{
+		{"appendonly no", []string{"--appendonly", "no"}, nil, `"appendonly":"no"`},
+		{"appendfsync everysec", []string{"--appendonly", "yes", "--appendfsync", "everysec"}, nil, `"appendfsync":"everysec"`},
+		{"appendfsync no", []string{"--appendonly", "yes", "--appendfsync", "no"}, nil, `"appendfsync":"no"`},
+		{"appendfsync always", []string{"--appendonly", "yes", "--appendfsync", "always"}, nil, ""},
+		{"appendonly no, CONFIG refused", []string{"--appendonly", "no"}, denied("-config"), `"appendonly":"no"`},
+		{"INFO and CONFIG refused", []string{"--appendonly", "no"}, denied("-config", "-info"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.StartServer(t, tc.args...)
+			var opts Options
+			if tc.setup != nil {
+				opts = tc.setup(t, srv)
+			}
+			var buf logtest.Buffer
+			opts.Addrs = []string{srv.Addr()}
+			opts.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+			s := openOn(t, nil, opts)
+			if err := s.Ping(context.Background()); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			out := buf.String()
+			warned := strings.Contains(out, `"appendonly":`) || strings.Contains(out, `"appendfsync":`)
+			if warned != (tc.want != "") {
+				t.Fatalf("warned %v; want %v. The log:\n%s", warned, tc.want != "", out)
+			}
+			if tc.want != "" && (!strings.Contains(out, `"level":"WARN"`) || !strings.Contains(out, tc.want) || !strings.Contains(out, srv.Addr())) {
+				t.Errorf("the warning does not carry %s and the server %s at level WARN:\n%s", tc.want, srv.Addr(), out)
+			}
+		})
+	}
+}
+
+// TestNotDurableNotWarnedWithReplicasWaitedFor: with wait_replicas, a money
+// write counts only once a replica has it, which is the other way the
+// README gives to keep acknowledged writes: no warning of the primary's
+// persistence.
+func TestNotDurableNotWarnedWithReplicasWaitedFor(t *testing.T) {
+	primary := redistest.StartServer(t, "--repl-diskless-sync-delay", "0", "--appendonly", "no")
+	redistest.StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
+	primary.WaitReplicas(1)
+	var buf logtest.Buffer
+	s := openOn(t, nil, Options{Addrs: []string{primary.Addr()}, WaitReplicas: 1,
+		Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if out := buf.String(); strings.Contains(out, `"appendonly":`) || strings.Contains(out, `"appendfsync":`) {
+		t.Fatalf("warned of persistence with a replica waited for:\n%s", out)
+	}
+}
