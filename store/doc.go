@@ -43,7 +43,8 @@
 //	PREFIX{o:NO}:*        an order record, its own outbox list (the outbox key
 //	                      of events not tied to an order uses the same scheme)
 //	                      and its refund record (RefundRecordKey; an earlier
-//	                      version's is read from {x:KEY})
+//	                      version's is read from {x:KEY}, where a copy of
+//	                      each is written for that version's replicas)
 //	PREFIX{u:CLIENT:USER}:* the user's copies of their orders, their index by
 //	                      creation and that of the newest by last update, and
 //	                      the announcements made of them (Announcements)

@@ -259,9 +259,7 @@ func TestEarlierVersionRefundRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.HSet(ctx, prefix+"{x:refund-inflight%3A"+settled+"}", "d", older, "until", until+1000).Err(); err != nil {
-		t.Fatal(err)
-	}
+	earlierRecordWrite(t, c, prefix, settled, older, until+1000)
 	if r := read(settled); r.Proposal.RefundID != "rf_older_replica" {
 		t.Errorf("record of %s after an earlier version's replica wrote one: %s; want rf_older_replica", settled, r.Proposal.RefundID)
 	}

@@ -191,25 +191,35 @@ func tallyReply(op, key string, v any) (int64, error) {
 }
 
 // PutExchange implements store.Exchanges. An order's refund record
-// (store.RefundRecordKey) is kept on the order's hash tag (exchangeKey).
+// (store.RefundRecordKey) is kept on the order's hash tag (exchangeKey),
+// and copied where an earlier version reads it (copyRefundRecord).
 func (s *Store) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
-	_, err := s.run(ctx, "put exchange", s.sc.putExchange, []string{s.exchangeKey(key)},
-		data, s.serverMs(ctx, s.now())+ms(ttl), ms(ttl+expiryGrace))
-	return err
+	until := s.serverMs(ctx, s.now()) + ms(ttl)
+	if _, err := s.run(ctx, "put exchange", s.sc.putExchange, []string{s.exchangeKey(key)},
+		data, until, ms(ttl+expiryGrace)); err != nil {
+		return err
+	}
+	if no, ok := strings.CutPrefix(key, store.RefundRecordKeyPrefix); ok {
+		s.copyRefundRecord(ctx, no, data, until, ttl)
+	}
+	return nil
 }
 
 // PutRefundRecord implements store.RefundRecords: one script on the
-// order's hash tag checks the order's version and writes the record.
+// order's hash tag checks the order's version and writes the record, then
+// a copy goes where an earlier version reads it (copyRefundRecord).
 func (s *Store) PutRefundRecord(ctx context.Context, orderNo string, version int64, data []byte, ttl time.Duration) error {
 	rk, _, _ := s.k.orderTag(orderNo)
+	until := s.serverMs(ctx, s.now()) + ms(ttl)
 	v, err := s.run(ctx, "put refund record", s.sc.putRecord, []string{rk, s.k.refundRecord(orderNo)},
-		version, data, s.serverMs(ctx, s.now())+ms(ttl), ms(ttl+expiryGrace))
+		version, data, until, ms(ttl+expiryGrace))
 	if err != nil {
 		return err
 	}
 	r := replySlice(v)
 	switch replyInt(r, 0) {
 	case 1:
+		s.copyRefundRecord(ctx, orderNo, data, until, ttl)
 		return nil
 	case -1:
 		return fmt.Errorf("order %s: %w", orderNo, store.ErrNotFound)
@@ -217,6 +227,37 @@ func (s *Store) PutRefundRecord(ctx context.Context, orderNo string, version int
 		return fmt.Errorf("order %s is at version %d, not %d: %w", orderNo, replyInt(r, 1), version, store.ErrConflict)
 	}
 	return fmt.Errorf("redis: put refund record of order %s: unexpected reply %v", orderNo, v)
+}
+
+// copyRefundRecord writes order no's refund record, just written on the
+// order's tag with until, also where the version of 2 December 2026 keeps
+// and reads it ({x:refund-inflight:NO}), with the same until and expiry:
+// during a rolling upgrade from that version, its replicas read only
+// there, and WeChat Pay's SUCCESS of a refund recorded here and delivered
+// to one of them would put a fully refunded order in review
+// (refund_not_requested).
+//
+// On Redis Cluster the two keys are in different slots, so this is a
+// second command. Lost (a crash or a failure between the two, logged
+// here and not the caller's error: the record this version reads is
+// written), the earlier version's replicas miss the record, as they did
+// before the copy. The copy replaces no record with a later until
+// (luaCopyRefundRecord): a copy that arrives late leaves the record a
+// replica of the earlier version, or a later write of this version, put
+// there since. It is marked a copy, which GetExchange does not read: the
+// order's tag holds the record it copies or a later one, so a copy never
+// outranks it, whatever its until.
+//
+// Compat: the release after this one may drop the copy (not GetExchange's
+// read of the earlier key): a rolling upgrade to it starts from this
+// version, whose replicas read the record on the order's tag.
+func (s *Store) copyRefundRecord(ctx context.Context, no string, data []byte, until int64, ttl time.Duration) {
+	_, err := s.run(ctx, "copy refund record for an earlier version", s.sc.copyRecord,
+		[]string{s.k.one("x", store.RefundRecordKey(no))}, data, until, ms(ttl+expiryGrace))
+	if err != nil {
+		s.log.WarnContext(ctx, "store: refund record not copied where a replica of an earlier version reads it; during a rolling upgrade from that version, its SUCCESS delivered to such a replica puts the order in review",
+			"order_no", no, "err", err)
+	}
 }
 
 // exchangeKey is the key of exchange key: an order's refund record on the
@@ -234,18 +275,22 @@ func (s *Store) exchangeKey(key string) string {
 // (the server's clock at the write plus the record's ttl, the same for
 // every record) is the later. So a record of an earlier version is read
 // until this one writes one, and during a rolling upgrade the record a
-// replica of the earlier version writes after it is read too.
+// replica of the earlier version writes after it is read too. A copy
+// this version left there for that version's replicas (copyRefundRecord,
+// marked copy) is not read: the order's tag has the record it copies, or
+// a later one.
 func (s *Store) GetExchange(ctx context.Context, key string) ([]byte, error) {
 	vals, err := s.c.HMGet(ctx, s.exchangeKey(key), "d", "until").Result()
 	if err != nil {
 		return nil, mapErr("get exchange", err)
 	}
 	if strings.HasPrefix(key, store.RefundRecordKeyPrefix) {
-		was, err := s.c.HMGet(ctx, s.k.one("x", key), "d", "until").Result()
+		was, err := s.c.HMGet(ctx, s.k.one("x", key), "d", "until", "copy").Result()
 		if err != nil {
 			return nil, mapErr("get exchange", err)
 		}
-		if _, ok := replyStr(was, 0); ok && replyInt(was, 1) > replyInt(vals, 1) {
+		_, copied := replyStr(was, 2)
+		if _, ok := replyStr(was, 0); ok && !copied && replyInt(was, 1) > replyInt(vals, 1) {
 			vals = was
 		}
 	}

@@ -1345,7 +1345,8 @@ func (k keys) orderTag(no string) (rec, ob, obv string) {
 // refundRecord is order no's refund record (store.RefundRecordKey), on the
 // order's tag, so that one script checks the order's version and writes it
 // (PutRefundRecord). An earlier version kept it on a tag of its own,
-// one("x", store.RefundRecordKey(no)), where GetExchange still reads it.
+// one("x", store.RefundRecordKey(no)), where GetExchange still reads it
+// and a copy is written for that version's replicas (copyRefundRecord).
 func (k keys) refundRecord(no string) string {
 	rec, _, _ := k.orderTag(no)
 	return strings.TrimSuffix(rec, ":rec") + ":rf"

@@ -57,6 +57,7 @@ func TestCluster(t *testing.T) {
 		testRepair(t, clock, open(t, clock, ""))
 	})
 	t.Run("RepairBeforeTheMoneyStep", func(t *testing.T) { testRepairBeforeTheMoneyStep(t, open) })
+	t.Run("RefundRecordCopy", func(t *testing.T) { testRefundRecordCopyInACluster(t, addrs) })
 	t.Run("AuditStrays", func(t *testing.T) {
 		testAuditStrays(t, func(t *testing.T) *Store { return open(t, storetest.NewClock(), "") })
 	})

@@ -662,6 +662,21 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return {1}
 `
 
+// KEYS: key (an order's refund record where an earlier version keeps it).
+// ARGV: data, until_ms, physical_ms. Writes the record as luaPutExchange
+// does, marked a copy (copy=1; that version's own write, a DEL and HSET,
+// drops the mark), unless the key holds one with a later until: a record
+// written later (every refund record has the same ttl), which a late copy
+// of an earlier one must not replace. Returns 1 written, 0 left.
+const luaCopyRefundRecord = `
+local u = tonumber(redis.call('HGET', KEYS[1], 'until'))
+if u and u > tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'until', ARGV[2], 'copy', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`
+
 // KEYS: key, ob, obv (the proposal's event queue, on its tag). ARGV: json,
 // user, expires_ms, physical_ms, token, n, elems..., deadline_ms. Returns
 // {1, obv, next}, also to the same call re-sent (its token is kept in w), or
@@ -841,7 +856,7 @@ type scripts struct {
 	announce                                                  *goredis.Script
 	addTally, takeTally                                       *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase      *goredis.Script
-	putRecord                                                 *goredis.Script
+	putRecord, copyRecord                                     *goredis.Script
 	strayAudit                                                *goredis.Script
 	indexRefund, expireRefund                                 *goredis.Script
 	secret, probe, confirm                                    *goredis.Script
@@ -876,6 +891,7 @@ func newScripts() *scripts {
 		putExchange:    goredis.NewScript(luaPutExchange),
 		putRefund:      goredis.NewScript(luaPutRefund),
 		putRecord:      goredis.NewScript(luaPutRefundRecord),
+		copyRecord:     goredis.NewScript(luaCopyRefundRecord),
 		finishRefund:   goredis.NewScript(luaFinishRefund),
 		indexRefund:    goredis.NewScript(luaIndexRefund),
 		expireRefund:   goredis.NewScript(luaExpireRefund),
@@ -895,5 +911,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
+		s.copyRecord,
 	}
 }
