@@ -63,11 +63,8 @@ func (m *sseErrorMask) next(p []byte) []byte {
 			if p[0] == '\n' {
 				if !m.dropLF {
 					m.out = append(m.out, '\n')
-				} else {
-					// The dropped comment's LF: the client may still
-					// sit right after a CR (see below).
-					m.skipLF, m.dropLF = m.afterCR(), false
 				}
+				m.dropLF = false // the dropped comment's LF
 				p = p[1:]
 				continue
 			}
@@ -76,6 +73,16 @@ func (m *sseErrorMask) next(p []byte) []byte {
 		// line is held or relayed yet.
 		if !m.comment && !m.long && len(m.line) == 0 && p[0] == ':' {
 			m.comment = true
+			if m.afterCR() {
+				// The line before ended at a bare CR, and the client
+				// sits right after it: an LF after the comment (a
+				// blank line, which ends the event) would be that CR's
+				// LF to the client, the event going on (the provider's
+				// next event read as part of it) or, at the stream's
+				// end, never dispatched. The LF the client may wait
+				// for is sent now, which ends no line of its own.
+				m.out = append(m.out, '\n')
+			}
 		}
 		i := lineEnd(p)
 		if m.comment {
@@ -83,16 +90,9 @@ func (m *sseErrorMask) next(p []byte) []byte {
 				break // the rest of the read is the comment's
 			}
 			m.comment = false
-			// A comment dropped after a line that ended at a bare CR
-			// leaves the client right after that CR: an LF next is,
-			// to the client, that CR's LF, not a blank line, so it is
-			// relayed as one and ends no event (read as a blank line,
-			// the event went on for the client with its next data
-			// line unmasked).
-			m.skipLF, m.dropLF = true, p[i] == '\r'
-			if !m.dropLF {
-				m.skipLF = m.afterCR()
-			}
+			// A comment that ends at CR may have its LF next: dropped
+			// too.
+			m.skipLF, m.dropLF = p[i] == '\r', p[i] == '\r'
 			p = p[i+1:]
 			continue
 		}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,14 +55,22 @@ func TestSSEErrorMask(t *testing.T) {
 		{"a comment within an error event",
 			"event: error\n: note " + key + "\ndata: {\"message\":\"key " + key + "\"}\n\n",
 			"event: error\ndata: {\"message\":\"key " + m + "\"}\n\n"},
+		// After a bare CR the client waits for a possible LF: the mask
+		// sends it in the comment's place, so that the blank line after
+		// the comment still ends the event, for the client as for the
+		// provider. The data line is then the next event's, not the
+		// error event's, and goes on as any answer's.
 		{"a comment after a bare CR, then LF",
 			"event: error\r: x\n\ndata: {\"message\":\"bad key " + key + "\"}\n\n",
-			"event: error\r\ndata: {\"message\":\"bad key " + m + "\"}\n\n"},
+			"event: error\r\n\ndata: {\"message\":\"bad key " + key + "\"}\n\n"},
 		{"comments after a bare CR, ended at CRLF and LF",
 			"event: error\r: x\r\n: y\n\ndata: {\"message\":\"bad key " + key + "\"}\n\n",
-			"event: error\r\ndata: {\"message\":\"bad key " + m + "\"}\n\n"},
+			"event: error\r\n\ndata: {\"message\":\"bad key " + key + "\"}\n\n"},
 		{"a comment after a bare CR, ended at CRLF, then LF",
 			"event: error\r: x\r\n\ndata: {\"message\":\"bad key " + key + "\"}\n\n",
+			"event: error\r\n\ndata: {\"message\":\"bad key " + key + "\"}\n\n"},
+		{"a comment after a bare CR within an error event",
+			"event: error\r: x\ndata: {\"message\":\"bad key " + key + "\"}\n\n",
 			"event: error\r\ndata: {\"message\":\"bad key " + m + "\"}\n\n"},
 		{"a last comment without its end",
 			"data: x\n\n: bye",
@@ -193,4 +202,65 @@ func clientEvents(s string) [][]string {
 		cur = append(cur, line)
 	}
 	return append(evs, cur)
+}
+
+// TestSSEErrorMaskKeepsEvents: dropping a forwarded stream's comment lines
+// changes none of its events as a client parses them (a line ends at CR,
+// LF or CRLF; a blank line ends an event): the relayed stream holds the
+// provider's events, their lines and their ends, whatever the mix of line
+// ends and wherever the reads split it. A comment after a line ended by a
+// bare CR, then a blank line ended by LF: dropped with nothing in its
+// place, the client read the CR and that LF as one CRLF, so the event did
+// not end there; the provider's next event was read as part of it, or,
+// at the stream's end, the event (a Response's response.completed) was
+// never dispatched.
+func TestSSEErrorMaskKeepsEvents(t *testing.T) {
+	redact := logging.NewRedactorMin([]string{"sk-provider-secret-key-123"}, logging.ClientMinSecret)
+	ends := []string{"\n", "\r", "\r\n"}
+	lines := []string{"event: response.completed", "event: error", "id: 7", ": keep-alive", ":",
+		`data: {"type":"response.completed"}`, `data: {"text":"hi"}`, ""}
+	// events is what a client dispatches from s: its events ended by a
+	// blank line (clientEvents' last is the lines after the last one),
+	// their lines without comment lines, events left with none dropped.
+	events := func(s string) [][]string {
+		var out [][]string
+		evs := clientEvents(s)
+		for _, ev := range evs[:len(evs)-1] {
+			var kept []string
+			for _, l := range ev {
+				if !strings.HasPrefix(l, ":") {
+					kept = append(kept, l)
+				}
+			}
+			if len(kept) > 0 {
+				out = append(out, kept)
+			}
+		}
+		return out
+	}
+	check := func(src string, reads []string) {
+		t.Helper()
+		out := maskReads(redact, reads)
+		if got, want := events(out), events(src); !slices.EqualFunc(got, want, slices.Equal[[]string]) {
+			t.Fatalf("stream %q relayed as %q: the client reads the events\n%q\nwant\n%q", src, out, got, want)
+		}
+	}
+	// The stream ends right after the event: the client must still
+	// dispatch it.
+	check("data: {\"type\":\"response.completed\"}\r: keep-alive\n\n", []string{"data: {\"type\":\"response.completed\"}\r: keep-alive\n\n"})
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		var in strings.Builder
+		for range 1 + rng.IntN(8) {
+			in.WriteString(lines[rng.IntN(len(lines))])
+			in.WriteString(ends[rng.IntN(len(ends))])
+		}
+		src := in.String()
+		var reads []string
+		for rest := src; rest != ""; {
+			k := 1 + rng.IntN(len(rest))
+			reads, rest = append(reads, rest[:k]), rest[k:]
+		}
+		check(src, reads)
+	}
 }
