@@ -376,9 +376,15 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			return nil, f
 		}
 		if !req.Stream {
-			if wantsJSONObject(req, resp) && !scanned && !isJSONObject(data) {
+			if wantsJSONObject(req, resp) && !scanned && !isJSONObject(data) && (isChatPath(req.Path) || !isJSONArray(data)) {
 				// An empty body, a truncated one, a CDN's or WAF's HTML page
-				// with a 200: no answer, whatever the status says.
+				// with a 200: no answer, whatever the status says. On a
+				// forwarded path a JSON array is an answer (the rerank and
+				// tokenize answers of Hugging Face's
+				// text-embeddings-inference): no error envelope is one, and
+				// failed as malformed, each call was sent twice and held
+				// against the provider's breaker, which then took the
+				// provider out of every bot's chat.
 				a.release()
 				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 					err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
@@ -901,6 +907,12 @@ func isHTMLType(ct string) bool {
 func isJSONObject(data []byte) bool {
 	i := skipSpace(data, 0)
 	return i < len(data) && data[i] == '{' && validJSON(unsafeString(data))
+}
+
+// isJSONArray reports whether data is one valid JSON value, an array.
+func isJSONArray(data []byte) bool {
+	i := skipSpace(data, 0)
+	return i < len(data) && data[i] == '[' && validJSON(unsafeString(data))
 }
 
 // maxNesting is how deeply a provider's answer or event may nest its
