@@ -432,6 +432,24 @@ func (c *Capture) mayGrow(name string) bool {
 	return false
 }
 
+// HeldNameGoesOn reports whether piece, a name that a later entry gives
+// under the index or id of a call named held so far whose arguments have
+// not started, is the next piece of that name, as slotFor joins it: held
+// is one the capture holds while it may grow (the start of a payment
+// tool's name, or a payment tool's name a tool of the bot's extends), and
+// piece is no payment tool's name, nor the start of one the joined name
+// does not start. Resume asks it for a fresh answer's calls, which it
+// numbers for the client before the capture reads them.
+func (c *Capture) HeldNameGoesOn(held, piece string) bool {
+	if piece == "" || c.isPayment(piece) || !c.mayGrow(held) {
+		return false
+	}
+	if joined := held + piece; c.isPayment(joined) || c.startsPayment(joined) {
+		return true
+	}
+	return !c.startsPayment(piece)
+}
+
 // startsPayment reports whether name is the start of a payment tool's name,
 // not the whole of it.
 func (c *Capture) startsPayment(name string) bool {

@@ -50,10 +50,13 @@ type Resume struct {
 	// The client's tool calls already (partly) received (see WithCalls).
 	calls     []ToolCall
 	isPayment func(string) bool
-	fresh     []*freshCall
-	next      int        // the next of calls a fresh call must repeat
-	cur       *freshCall // the fresh call repeating a sent one, while its arguments are matched
-	base      int        // the client index of the fresh answer's first other call
+	// goesOn is the Capture's HeldNameGoesOn (WithHeldNames): nil, a
+	// payment tool's whole name never grows.
+	goesOn func(held, piece string) bool
+	fresh  []*freshCall
+	next   int        // the next of calls a fresh call must repeat
+	cur    *freshCall // the fresh call repeating a sent one, while its arguments are matched
+	base   int        // the client index of the fresh answer's first other call
 }
 
 // freshCall is one tool call of the fresh answer, when the client already
@@ -62,7 +65,8 @@ type freshCall struct {
 	upIdx  int
 	hasIdx bool
 	id     string
-	name   string // the name its first entry gave it
+	name   string // the name its first entry gave it, with the pieces a held name grew by (another)
+	args   bool   // an argument fragment of it came
 	sent   int    // index into Resume.calls of the call it repeats; -1: a call the client has not seen
 	out    int    // the index the client sees it under
 	raw    []byte // its raw argument fragments while they are matched
@@ -104,6 +108,17 @@ func (r *Resume) WithCalls(calls []ToolCall, isPayment func(string) bool) *Resum
 	for _, c := range calls {
 		r.base = max(r.base, c.Index+1)
 	}
+	return r
+}
+
+// WithHeldNames gives a fresh answer's filter the Capture's judgment of
+// a name held while it may grow (Capture.HeldNameGoesOn): a payment tool's
+// whole name that a tool of the bot's extends (query_order before
+// "_history") is continued by the next piece under its index or id, as
+// the Capture joins them, not taken for another call, which the client
+// would get under the next index.
+func (r *Resume) WithHeldNames(goesOn func(held, piece string) bool) *Resume {
+	r.goesOn = goesOn
 	return r
 }
 
@@ -304,6 +319,14 @@ func (r *Resume) filterCalls(arr gjson.Result) ([]byte, int, error) {
 		if fc, err = r.freshFor(e); err != nil {
 			return false
 		}
+		if !fc.args {
+			argsPath := "function.arguments"
+			if fc.custom {
+				argsPath = "custom.input"
+			}
+			a := e.Get(argsPath)
+			fc.args = a.Exists() && a.Type != gjson.Null && a.Raw != `""`
+		}
 		var piece []byte
 		if fc.sent >= 0 {
 			if piece, err = r.continueCall(fc, e); err != nil {
@@ -375,6 +398,7 @@ func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
 			if id != "" && fc.id != "" && id != fc.id && name != "" || r.another(fc, name) {
 				return nil // a new call under a reused index
 			}
+			r.grow(fc, name)
 			return fc
 		}
 	case id != "":
@@ -383,6 +407,7 @@ func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
 				if r.another(fc, name) {
 					return nil // a new call under a reused id
 				}
+				r.grow(fc, name)
 				return fc
 			}
 		}
@@ -399,11 +424,28 @@ func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
 // each call under the last one's. Only a whole name is told apart so: that
 // of a call repeating one the client has, or of a payment call; another
 // call's name may come in pieces (Capture.PaymentNames), which the
-// Capture joins. (On the plain path the client reads the provider's
-// indexes as they are, and so does Resume.)
+// Capture joins, and so is a piece of a payment tool's whole name that a
+// tool of the bot's extends, before any argument (WithHeldNames). (On the
+// plain path the client reads the provider's indexes as they are, and so
+// does Resume.)
 func (r *Resume) another(fc *freshCall, name string) bool {
 	return r.isPayment != nil && name != "" && fc.name != "" && name != fc.name &&
-		(fc.sent >= 0 || r.isPayment(fc.name))
+		(fc.sent >= 0 || r.isPayment(fc.name) && !r.heldGoesOn(fc, name))
+}
+
+// heldGoesOn reports whether name is the next piece of fc's held name
+// (WithHeldNames).
+func (r *Resume) heldGoesOn(fc *freshCall, name string) bool {
+	return r.goesOn != nil && fc.sent < 0 && !fc.args && r.goesOn(fc.name, name)
+}
+
+// grow joins to fc's name the piece name when it continues a held payment
+// tool's name (heldGoesOn), so that the next piece is judged against the
+// name so far, as the Capture judges it.
+func (r *Resume) grow(fc *freshCall, name string) {
+	if r.isPayment != nil && name != "" && name != fc.name && fc.name != "" && r.isPayment(fc.name) && r.heldGoesOn(fc, name) {
+		fc.name += name
+	}
 }
 
 // continueCall matches an entry of a fresh call repeating a sent one: it

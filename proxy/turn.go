@@ -841,7 +841,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		}
 		if len(sentCalls) > 0 {
 			capture.ContinueCalls(sentCalls)
-			resume.WithCalls(sentCalls, t.s.tools.IsPayment)
+			resume.WithCalls(sentCalls, t.s.tools.IsPayment).WithHeldNames(capture.HeldNameGoesOn)
 		}
 	}
 }
