@@ -330,8 +330,10 @@ type slot struct {
 	kind      callKind
 	clientIdx int
 	held      bool // deltas were held back before the name was known
-	// pending: the name so far is the start of a payment tool's name, and
-	// no argument came yet: its next piece may still come (PaymentNames).
+	// pending: the name so far is the start of a payment tool's name, or
+	// a payment tool's whole name that a tool of the bot's extends, and no
+	// argument came yet: its next piece may still come (PaymentNames,
+	// BotNames).
 	// Held like a call without a name.
 	pending bool
 	replay  bool // emit a synthetic entry with everything so far
@@ -788,9 +790,10 @@ func startsWithSpace(raw string) bool {
 
 // EndNames ends the names still held while they might grow (PaymentNames)
 // when the round's stream has ended well: the provider is done with its
-// calls, so each such name is whole. A payment tool's name never waits, so
-// each such call is the bot's own, which nothing of went out: EndRound
-// reports it among ClientCalls and in LateCalls. Held for good, a call of
+// calls, so each such name is whole. A payment tool's whole name held
+// because a tool of the bot's extends it (BotNames) is then a payment
+// call; any other such call is the bot's own, which nothing of went out:
+// EndRound reports it among ClientCalls and in LateCalls. Held for good, a call of
 // the bot's tool "query" (beside query_order) sent without arguments was
 // refused as a call without a name, and the bot never got it. Not for a
 // round cut short or ended by an error: its calls are not the bot's to
