@@ -484,6 +484,13 @@ type CreateRequest struct {
 	SKU       string
 	Quantity  int    // 0 means 1
 	PayMethod string // "jsapi" (default) or "native"
+	// KeepPayMethod: no pay method was asked for (create_order without
+	// pay_method, or null): the purchase's open order keeps its own
+	// rather than being switched to PayMethod, and a new order is of
+	// PayMethod. A model asking again for a purchase whose QR code the
+	// user has usually leaves pay_method out; read as jsapi, the QR
+	// order was closed and a jsapi order opened in its place.
+	KeepPayMethod bool
 }
 
 // CreateResult is the order of the purchase and what the payer needs. When
@@ -678,7 +685,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 		}
 		switch o.Status {
 		case store.StatusAwaitingPayment:
-			if o.PayMethod != req.PayMethod {
+			if o.PayMethod != req.PayMethod && !req.KeepPayMethod {
 				// The same purchase, to be paid another way (a QR code on
 				// a desktop after a JSAPI order): WeChat takes no second
 				// trade type under one number, so the open order is closed
@@ -748,7 +755,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 			}
 			return s.payable(ctx, o, true)
 		case store.StatusApprovalRequired:
-			if o.PayMethod != req.PayMethod {
+			if o.PayMethod != req.PayMethod && !req.KeepPayMethod {
 				// Nothing exists at WeChat Pay yet: the held order is paid
 				// the new way once approved.
 				got, _, err := s.update(ctx, o.OrderNo, "switch_method", "", func(c *store.Order) (*store.Order, error) {

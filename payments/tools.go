@@ -265,16 +265,20 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	if qty < 1 || qty > item.MaxQuantity {
 		return clarify(fmt.Sprintf("quantity must be between 1 and %d", item.MaxQuantity))
 	}
-	method := "jsapi"
+	// Left out or null (strict mode's null for an optional argument), the
+	// purchase's open order keeps its method (KeepPayMethod), and a new
+	// order is jsapi: read as jsapi, a model asking again for a purchase
+	// whose QR code the user has closed it and opened a jsapi order.
+	method, keep := "jsapi", true
 	if m := res[2]; m.Exists() && m.Type != gjson.Null {
 		if m.Str != "jsapi" && m.Str != "native" {
 			return clarify(`pay_method must be "jsapi" or "native"`)
 		}
-		method = m.Str
+		method, keep = m.Str, false
 	}
 	cr, err := t.svc.CreateOrder(ctx, CreateRequest{
 		Client: c.Client, AppID: c.AppID, User: c.User, Session: c.Session,
-		SKU: item.SKU, Quantity: qty, PayMethod: method,
+		SKU: item.SKU, Quantity: qty, PayMethod: method, KeepPayMethod: keep,
 	})
 	out := Outcome{MoneyMoving: true, Executed: true}
 	if err != nil && (cr == nil || cr.Order == nil) {
