@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tidwall/gjson"
 
@@ -224,6 +225,87 @@ func ambiguousArg(args string, schema map[string]bool) string {
 	return why
 }
 
+// countWords are the words of an argument's name that read as a count of
+// items (quantityOutside); priceWords those that read as money, whose
+// members stay ignored (SPEC 4: the price is the catalog's).
+var (
+	countWords = map[string]bool{"qty": true, "qtys": true, "quant": true, "quantity": true, "quantities": true,
+		"count": true, "counts": true, "num": true, "number": true, "units": true, "copies": true, "pieces": true, "pcs": true}
+	// itemWords read as a count only of a value with a digit, an array or
+	// an object ("items":[…], "unit":2): "item_name":"Premium" names the
+	// thing bought.
+	itemWords  = map[string]bool{"item": true, "items": true, "unit": true}
+	priceWords = map[string]bool{"price": true, "prices": true, "amount": true, "cost": true, "fee": true,
+		"fen": true, "yuan": true, "cny": true, "currency": true, "discount": true, "tax": true}
+)
+
+// quantityOutside names the first member of create_order's arguments args
+// outside its schema, not null, whose name reads as a count of items
+// ("qty", "count", "numItems", "item_count"; "items" or "unit" with a
+// number, an array or an object), or "". Without
+// "quantity" an order of one is made: a model that put the user's "five
+// of them" under a name of its own had it ignored as outside the schema,
+// and one was bought without a word. Which it meant is asked, as
+// request_refund asks of an amount under another name (numberOutside). A
+// member whose name also reads as money ("unit_price") or says no count
+// (a price, a payee, a note) is still only ignored (SPEC 4).
+func quantityOutside(args string) string {
+	name := ""
+	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
+		key := k.String()
+		if createArgs[key] || v.Type == gjson.Null {
+			return true
+		}
+		text := v.Raw
+		if v.Type == gjson.String {
+			text = v.Str
+		}
+		holds := v.IsArray() || v.IsObject() || strings.IndexFunc(text, unicode.IsDigit) >= 0
+		count := false
+		for _, w := range nameWords(key) {
+			if priceWords[w] {
+				return true
+			}
+			count = count || countWords[w] || itemWords[w] && holds
+		}
+		if count {
+			name = key
+			return false
+		}
+		return true
+	})
+	return name
+}
+
+// nameWords splits an argument's name into lower-case words at anything
+// but a letter and where a lower-case letter meets an upper-case one
+// ("numItems", "item_count", "Item-Count").
+func nameWords(name string) []string {
+	var words []string
+	var cur []rune
+	prevLower := false
+	flush := func() {
+		if len(cur) > 0 {
+			words = append(words, strings.ToLower(string(cur)))
+			cur = cur[:0]
+		}
+	}
+	for _, r := range name {
+		switch {
+		case !unicode.IsLetter(r):
+			flush()
+			prevLower = false
+			continue
+		case unicode.IsUpper(r) && prevLower:
+			flush()
+		}
+		cur = append(cur, r)
+		prevLower = unicode.IsLower(r)
+	}
+	flush()
+	return words
+}
+
 // ignoreExtra logs arguments outside the schema; they are never obeyed.
 func (t *Tools) ignoreExtra(ctx context.Context, name, args string, allowed map[string]bool) {
 	var extra []string
@@ -261,6 +343,11 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 			return clarify("quantity must be a whole number")
 		}
 		qty = int(q.Num)
+	}
+	if q := res[1]; !q.Exists() || q.Type == gjson.Null {
+		if name := quantityOutside(args); name != "" {
+			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "quantity" one would be bought, so nothing was done: give how many to buy as "quantity" (a whole number), or leave it out to buy one`, name))
+		}
 	}
 	if qty < 1 || qty > item.MaxQuantity {
 		return clarify(fmt.Sprintf("quantity must be between 1 and %d", item.MaxQuantity))

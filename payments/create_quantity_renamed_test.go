@@ -1,0 +1,65 @@
+package payments_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCreateOrderQuantityUnderAnotherNameIsAsked: create_order without
+// "quantity" buys one. A model that put the user's "five of them" under a
+// name of its own ({"qty":5}, {"count":5}, {"items":[…]}) had it ignored
+// as outside the schema, and an order of one was made without a word, as
+// request_refund's amount under another name proposed everything left.
+// Such a call asks the user instead, naming the argument and "quantity",
+// and nothing is ordered. A member whose name says no count (a price, a
+// note: SPEC 4's ignored arguments) is still ignored, a null one too, and
+// one beside "quantity": the quantity is given.
+func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			tools := newTools(e)
+			u := caller("oUser-create-renamed")
+			for _, tc := range []struct{ name, extra, member string }{
+				{"qty", `"qty":5`, "qty"},
+				{"count", `"count":5`, "count"},
+				{"items", `"items":[{"sku":"premium-monthly","quantity":5}]`, "items"},
+				{"camel case", `"numItems":3`, "numItems"},
+				{"a count as text", `"item_count":"five"`, "item_count"},
+				{"units", `"units":2`, "units"},
+				{"a unit with a number", `"unit":2`, "unit"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+tc.extra+`}`)
+					if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+						t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing ordered",
+							got.out.Clarify, got.out.Executed, got.out.Result, got.action)
+					}
+					if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) || !strings.Contains(why, `"quantity"`) {
+						t.Errorf("error %q does not name %q and \"quantity\"", why, tc.member)
+					}
+				})
+			}
+			if n := e.sim.OrderCount(); n != 0 {
+				t.Fatalf("%d orders at WeChat Pay; want none", n)
+			}
+			for _, tc := range []struct {
+				name, args string
+				wantFen    float64
+			}{
+				{"a price, ignored", `{"sku":"premium-monthly","price":"0.01","unit_price":"0.01","amount_fen":1}`, 4999},
+				{"a null count, ignored", `{"sku":"premium-monthly","qty":null,"note":"gift 2"}`, 4999},
+				{"the item's name, ignored", `{"sku":"premium-monthly","item_name":"Premium tier","unit":"month"}`, 4999},
+				{"beside quantity, ignored", `{"sku":"premium-monthly","quantity":2,"count":5}`, 2 * 4999},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					got := call(t, tools, caller("oUser-create-renamed-"+tc.name), "create_order", tc.args)
+					order, _ := got.action["order"].(map[string]any)
+					if got.result["status"] != "awaiting_payment" || order["amount_fen"] != tc.wantFen {
+						t.Errorf("result %s, action %s; want an order of %v fen", got.out.Result, got.out.Action, tc.wantFen)
+					}
+				})
+			}
+		})
+	}
+}
