@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,10 +16,20 @@ import (
 // beforeRecord runs hook once, before the first refund record written
 // through it: what another replica does between a sweep's (or a
 // confirmation's) read of an order and its record of the order's refund.
+// A record written as a plain exchange (unconditionally, as a confirmation
+// once wrote it) runs the hook too, so that a test shows what such a
+// write does rather than a hook that never ran.
 type beforeRecord struct {
 	payments.Store
 	once sync.Once
 	hook func()
+}
+
+func (s *beforeRecord) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	if strings.HasPrefix(key, store.RefundRecordKeyPrefix) {
+		s.once.Do(s.hook)
+	}
+	return s.Store.PutExchange(ctx, key, data, ttl)
 }
 
 func (s *beforeRecord) PutRefundRecord(ctx context.Context, orderNo string, version int64, data []byte, ttl time.Duration) error {
