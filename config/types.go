@@ -458,7 +458,10 @@ type Payments struct {
 // platform_cert_files).
 type WeChatPay struct {
 	// APIBase overrides the API host: scheme://host[:port] alone, http or
-	// https. Default "https://api.mch.weixin.qq.com".
+	// https. Default "https://api.mch.weixin.qq.com". http:// is a warning
+	// (every call, the payer's OpenID with it, would cross the network
+	// unencrypted; use https) unless the host can only be on a private
+	// network, as for webhooks.url.
 	APIBase string `yaml:"api_base"`
 	// MchID is the merchant id (商户号). Required with backend wechatpay.
 	MchID string `yaml:"mch_id"`

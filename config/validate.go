@@ -836,7 +836,13 @@ func (l *loader) validatePayments(c *Config) {
 			l.warn("payments.wechatpay.notify_url", "its path is not %s, where paygate serves WeChat Pay's notifications: WeChat Pay posts to the URL as given, so unless a proxy in front rewrites it to that route, every notification is answered 404 and payments are learnt only by querying (path not shown)", notifyRoute)
 		}
 	}
-	l.apiBase("payments.wechatpay.api_base", w.APIBase)
+	if u := l.apiBase("payments.wechatpay.api_base", w.APIBase); u != nil && u.Scheme == "http" && !thisMachine(u.Hostname()) && !privateName(u.Hostname()) {
+		// As webhooks.url and a provider's base_url: a warning, not an
+		// error (a simulator or an egress gateway on a private network is
+		// legitimate), and the URL is not shown. WeChat Pay's answers are
+		// signed: this is about reading them, not changing them.
+		l.warn("payments.wechatpay.api_base", "http:// to a host that is not on a private network: every WeChat Pay call (the payer's OpenID, each order and refund) and its answer cross the network unencrypted; use https")
+	}
 	skus := map[string]bool{}
 	for i, it := range p.Catalog {
 		path := fmt.Sprintf("payments.catalog[%d]", i)
@@ -1134,11 +1140,11 @@ func (l *loader) uniqueName(seen map[string]bool, path, what, name string) {
 // apiBase checks the WeChat Pay API host as serve takes it
 // (wechatpay.NewHostRewriter): an http(s) URL of a scheme and host[:port]
 // alone. Like httpURL, it never prints the value: a userinfo may hold a
-// password.
-func (l *loader) apiBase(path, raw string) {
+// password. It returns the parsed URL when it is one.
+func (l *loader) apiBase(path, raw string) *url.URL {
 	u := l.httpURL(path, raw)
 	if u == nil {
-		return
+		return nil
 	}
 	const only = "want scheme://host[:port] only"
 	switch {
@@ -1151,6 +1157,7 @@ func (l *loader) apiBase(path, raw string) {
 	case u.Fragment != "":
 		l.at(path, "%s: no fragment", only)
 	}
+	return u
 }
 
 // httpURL reports a value at path that is not an absolute http(s) URL, and

@@ -1,0 +1,58 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestWeChatPayAPIBaseInPlainHTTP: payments.wechatpay.api_base with
+// http:// to a host that may sit across the internet sends every WeChat
+// Pay call (the payer's OpenID, each order and refund, the merchant's
+// signed Authorization) and its answer unencrypted, and was taken without
+// a word, where webhooks.url and a provider's base_url in the same case
+// are warned of. It is a warning at the key's line, without the URL; none
+// for https, nor for http to this machine or to a host only a private
+// network has (a simulator or an egress gateway beside paygate).
+func TestWeChatPayAPIBaseInPlainHTTP(t *testing.T) {
+	tests := []struct {
+		base string
+		warn bool
+	}{
+		{"https://api.mch.weixin.qq.com", false},
+		{"http://api.mch.weixin.qq.com", true},
+		{"http://203.0.113.5:8080", true},
+		{"HTTP://pay-gw.example.com", true},
+		{"http://127.0.0.1:9000", false},
+		{"http://localhost:9000", false},
+		{"http://10.0.0.5:9000", false},
+		{"http://wxsim:9000", false},
+		{"http://pay-gw.egress.svc.cluster.local", false},
+	}
+	const want = "c.yaml:3: payments.wechatpay.api_base: http:// to a host that is not on a private network"
+	for _, tc := range tests {
+		t.Run(tc.base, func(t *testing.T) {
+			src := "payments:\n  wechatpay:\n    api_base: \"" + tc.base + "\"\n"
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			if err != nil {
+				t.Fatalf("got %v; want it to load (a warning at most)", err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				if strings.Contains(w, "api_base") {
+					got = append(got, w)
+				}
+			}
+			switch {
+			case !tc.warn && len(got) > 0:
+				t.Errorf("warnings %q; want none about api_base", got)
+			case tc.warn && (len(got) != 1 || !strings.HasPrefix(got[0], want)):
+				t.Errorf("warnings %q; want one starting %q", cfg.Warnings, want)
+			}
+			for _, w := range got {
+				if strings.Contains(w, "pay-gw") || strings.Contains(w, "203.0.113.5") {
+					t.Errorf("the warning prints the URL: %s", w)
+				}
+			}
+		})
+	}
+}
