@@ -192,7 +192,7 @@ func (s *Service) noteInReview(c *store.Order, f paymentFact) (*store.Order, str
 		}
 		c.ReviewReason += "; " + reason + ": " + f.said()
 		if f.PayerOpenID != "" {
-			c.ReviewReason += ", payer " + f.PayerOpenID
+			c.ReviewReason += payerNote + f.PayerOpenID
 		}
 		return c, reason
 	case c.TransactionID == "" && f.TransactionID != "":
@@ -214,6 +214,32 @@ func (s *Service) noteInReview(c *store.Order, f paymentFact) (*store.Order, str
 	}
 	c.ReviewReason += "; " + reason + also + ": " + f.said()
 	return c, reason
+}
+
+// payerNote precedes the payer's OpenID in a review reason (noteInReview).
+const payerNote = ", payer "
+
+// loggedReviewReason is review reason r as a log line prints it: each
+// payer's OpenID it names (noteInReview) is left out, since an OpenID is the
+// end user's identifier, which paygate keeps out of its logs. The stored
+// reason keeps it, for the person who reviews the order (the admin API).
+func loggedReviewReason(r string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(r, payerNote)
+		if i < 0 {
+			b.WriteString(r)
+			return b.String()
+		}
+		b.WriteString(r[:i+len(payerNote)])
+		b.WriteString("(OpenID not logged)")
+		r = r[i+len(payerNote):]
+		if j := strings.Index(r, "; "); j >= 0 { // the next note
+			r = r[j:]
+		} else {
+			r = ""
+		}
+	}
 }
 
 // paymentUnheard reports whether f is the first word of its payment on

@@ -120,7 +120,7 @@ func (s *Service) settleUnacked(ctx context.Context, cur *store.Order) {
 	if tr.After.Status == store.StatusNeedsReview && tr.After.ReviewReason != tr.Before.ReviewReason {
 		s.log.ErrorContext(ctx, "ALERT: wechat pay disagrees with the order record; order needs review (its write was found applied after the store did not confirm it)",
 			"alert", true, "order_no", cur.OrderNo, "cause", tr.Cause, "notification_id", tr.NotificationID,
-			"transaction_id", cur.TransactionID, "review_reason", cur.ReviewReason)
+			"transaction_id", cur.TransactionID, "review_reason", loggedReviewReason(cur.ReviewReason))
 	}
 	s.committed(tr)
 }
