@@ -7,9 +7,57 @@ import (
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
-	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
+
+// earlyEnd is an end an early notification brings a refund to, with the
+// confirmation's answer and the order's status that must follow from it.
+type earlyEnd struct {
+	status     string
+	wantStatus string
+	wantOrder  store.OrderStatus
+}
+
+// earlyEnds are the cases of the tests of a confirmation's answer after an
+// early refund notification.
+var earlyEnds = []earlyEnd{
+	{status: wechatpay.RefundSuccess, wantStatus: payments.RefundSucceeded, wantOrder: store.StatusRefunded},
+	{status: wechatpay.RefundClosed, wantStatus: payments.RefundClosed, wantOrder: store.StatusPaid},
+}
+
+// confirmAnswersEnd confirms p and wants the answer to name tt's end of
+// the refund and tt's status of the order.
+func confirmAnswersEnd(t *testing.T, e *env, o *store.Order, p *store.RefundProposal, tt earlyEnd) *payments.RefundResult {
+	t.Helper()
+	res, err := e.svc.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID)
+	if err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	if res.Status != tt.wantStatus || res.Order.Status != tt.wantOrder {
+		t.Errorf("confirm answered refund %s, order %s; want %s, %s", res.Status, res.Order.Status, tt.wantStatus, tt.wantOrder)
+	}
+	return res
+}
+
+// answeredOrderIsCurrent wants res to carry o as the store holds it now.
+func answeredOrderIsCurrent(t *testing.T, e *env, o *store.Order, res *payments.RefundResult) {
+	t.Helper()
+	if got := e.order(o.OrderNo); res.Order.Version != got.Version {
+		t.Errorf("confirm answered the order at v%d; it is at v%d", res.Order.Version, got.Version)
+	}
+}
+
+// secondTapAnswersAlike confirms p again and wants the answer res gave.
+func secondTapAnswersAlike(t *testing.T, e *env, o *store.Order, p *store.RefundProposal, res *payments.RefundResult) {
+	t.Helper()
+	again, err := e.svc.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID)
+	if err != nil {
+		t.Fatalf("second tap: %v", err)
+	}
+	if again.Status != res.Status {
+		t.Errorf("second tap answered %s; the first %s", again.Status, res.Status)
+	}
+}
 
 // TestConfirmAnswerAfterAnEarlyRefundNotification: when WeChat Pay's
 // notification of a refund (SUCCESS or CLOSED) is applied before the
@@ -20,59 +68,15 @@ import (
 // bot told the user a refund that had already gone through, or had been
 // closed with nothing refunded, was on its way.
 func TestConfirmAnswerAfterAnEarlyRefundNotification(t *testing.T) {
-	tests := []struct {
-		status     string
-		wantStatus string
-		wantOrder  store.OrderStatus
-	}{
-		{status: wechatpay.RefundSuccess, wantStatus: payments.RefundSucceeded, wantOrder: store.StatusRefunded},
-		{status: wechatpay.RefundClosed, wantStatus: payments.RefundClosed, wantOrder: store.StatusPaid},
-	}
 	for _, driver := range drivers(t) {
-		for _, tt := range tests {
+		for _, tt := range earlyEnds {
 			t.Run(driver+"/"+tt.status, func(t *testing.T) {
-				var e *env
-				e = newEnv(t, envOptions{driver: driver, service: func(opts *payments.Options) {
-					opts.Backend = earlyNoteBackend{Client: opts.Backend.(*wechatpay.Client), note: func(ctx context.Context, no string) {
-						rf, ok := e.sim.Refund(no)
-						if !ok {
-							t.Errorf("refund %s unknown to the simulator", no)
-							return
-						}
-						res := wxsim.RefundResource{MchID: e.sim.MchID(), TransactionID: rf.TransactionID, OutTradeNo: rf.OutTradeNo,
-							RefundID: rf.RefundID, OutRefundNo: no, RefundStatus: tt.status, UserReceivedAccount: rf.UserReceivedAccount}
-						res.Amount.Total, res.Amount.Refund = rf.Amount.Total, rf.Amount.Refund
-						res.Amount.PayerTotal, res.Amount.PayerRefund = rf.Amount.PayerTotal, rf.Amount.PayerRefund
-						n, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: "REFUND." + tt.status, Summary: "退款", OriginalType: "refund", Resource: res})
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						if status, body := e.post(n.Header, n.Body); status/100 != 2 {
-							t.Errorf("early notification: %d %s", status, body)
-						}
-					}}
-				}})
-				ctx := context.Background()
+				e := earlyNoteEnv(t, driver, tt.status, nil)
 				o := paidOrder(t, e, "oUser-early-answer", 1)
 				p := propose(t, e, o, 0)
-				res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
-				if err != nil {
-					t.Fatalf("confirm: %v", err)
-				}
-				if res.Status != tt.wantStatus || res.Order.Status != tt.wantOrder {
-					t.Errorf("confirm answered refund %s, order %s; want %s, %s", res.Status, res.Order.Status, tt.wantStatus, tt.wantOrder)
-				}
-				if got := e.order(o.OrderNo); res.Order.Version != got.Version {
-					t.Errorf("confirm answered the order at v%d; it is at v%d", res.Order.Version, got.Version)
-				}
-				again, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
-				if err != nil {
-					t.Fatalf("second tap: %v", err)
-				}
-				if again.Status != res.Status {
-					t.Errorf("second tap answered %s; the first %s", again.Status, res.Status)
-				}
+				res := confirmAnswersEnd(t, e, o, p, tt)
+				answeredOrderIsCurrent(t, e, o, res)
+				secondTapAnswersAlike(t, e, o, p, res)
 			})
 		}
 	}
@@ -97,59 +101,15 @@ func (b lostAnswerBackend) CreateRefund(ctx context.Context, req wechatpay.Refun
 // will ask) with the order still refunding: the user was told a refund
 // already made, or closed, was still on its way.
 func TestConfirmWithLostAnswerAfterAnEarlyRefundNotification(t *testing.T) {
-	tests := []struct {
-		status     string
-		wantStatus string
-		wantOrder  store.OrderStatus
-	}{
-		{status: wechatpay.RefundSuccess, wantStatus: payments.RefundSucceeded, wantOrder: store.StatusRefunded},
-		{status: wechatpay.RefundClosed, wantStatus: payments.RefundClosed, wantOrder: store.StatusPaid},
-	}
 	for _, driver := range drivers(t) {
-		for _, tt := range tests {
+		for _, tt := range earlyEnds {
 			t.Run(driver+"/"+tt.status, func(t *testing.T) {
-				var e *env
-				e = newEnv(t, envOptions{driver: driver, service: func(opts *payments.Options) {
-					opts.Backend = lostAnswerBackend{earlyNoteBackend{Client: opts.Backend.(*wechatpay.Client), note: func(ctx context.Context, no string) {
-						rf, ok := e.sim.Refund(no)
-						if !ok {
-							t.Errorf("refund %s unknown to the simulator", no)
-							return
-						}
-						res := wxsim.RefundResource{MchID: e.sim.MchID(), TransactionID: rf.TransactionID, OutTradeNo: rf.OutTradeNo,
-							RefundID: rf.RefundID, OutRefundNo: no, RefundStatus: tt.status, UserReceivedAccount: rf.UserReceivedAccount}
-						res.Amount.Total, res.Amount.Refund = rf.Amount.Total, rf.Amount.Refund
-						res.Amount.PayerTotal, res.Amount.PayerRefund = rf.Amount.PayerTotal, rf.Amount.PayerRefund
-						n, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: "REFUND." + tt.status, Summary: "退款", OriginalType: "refund", Resource: res})
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						if status, body := e.post(n.Header, n.Body); status/100 != 2 {
-							t.Errorf("early notification: %d %s", status, body)
-						}
-					}}}
-				}})
-				ctx := context.Background()
+				e := earlyNoteEnv(t, driver, tt.status, func(b earlyNoteBackend) payments.Backend { return lostAnswerBackend{b} })
 				o := paidOrder(t, e, "oUser-lost-answer", 1)
 				p := propose(t, e, o, 0)
-				res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
-				if err != nil {
-					t.Fatalf("confirm: %v", err)
-				}
-				if res.Status != tt.wantStatus || res.Order.Status != tt.wantOrder {
-					t.Errorf("confirm answered refund %s, order %s; want %s, %s", res.Status, res.Order.Status, tt.wantStatus, tt.wantOrder)
-				}
-				again, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
-				if err != nil {
-					t.Fatalf("second tap: %v", err)
-				}
-				if again.Status != res.Status {
-					t.Errorf("second tap answered %s; the first %s", again.Status, res.Status)
-				}
-				if n := e.sim.RefundCount(o.OrderNo); n != 1 {
-					t.Errorf("simulator refunds %d; want 1", n)
-				}
+				res := confirmAnswersEnd(t, e, o, p, tt)
+				secondTapAnswersAlike(t, e, o, p, res)
+				oneRefundAtWeChat(t, e, o)
 			})
 		}
 	}

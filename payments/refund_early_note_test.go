@@ -27,6 +27,57 @@ func (b earlyNoteBackend) CreateRefund(ctx context.Context, req wechatpay.Refund
 	return r, err
 }
 
+// earlyNoteEnv is an env on driver whose refund creates go through
+// wrap(b), b an earlyNoteBackend whose notification is REFUND.<status>
+// (deliverRefundNote); a nil wrap uses b as it is.
+func earlyNoteEnv(t *testing.T, driver, status string, wrap func(earlyNoteBackend) payments.Backend) *env {
+	t.Helper()
+	var e *env
+	e = newEnv(t, envOptions{driver: driver, service: func(opts *payments.Options) {
+		b := earlyNoteBackend{Client: opts.Backend.(*wechatpay.Client), note: func(ctx context.Context, no string) {
+			deliverRefundNote(t, e, no, status)
+		}}
+		if wrap == nil {
+			opts.Backend = b
+			return
+		}
+		opts.Backend = wrap(b)
+	}})
+	return e
+}
+
+// deliverRefundNote sends the service WeChat Pay's REFUND.<status>
+// notification of the simulator's refund no, as WeChat Pay would, and
+// wants it acknowledged.
+func deliverRefundNote(t *testing.T, e *env, no, status string) {
+	t.Helper()
+	rf, ok := e.sim.Refund(no)
+	if !ok {
+		t.Errorf("refund %s unknown to the simulator", no)
+		return
+	}
+	res := wxsim.RefundResource{MchID: e.sim.MchID(), TransactionID: rf.TransactionID, OutTradeNo: rf.OutTradeNo,
+		RefundID: rf.RefundID, OutRefundNo: no, RefundStatus: status, UserReceivedAccount: rf.UserReceivedAccount}
+	res.Amount.Total, res.Amount.Refund = rf.Amount.Total, rf.Amount.Refund
+	res.Amount.PayerTotal, res.Amount.PayerRefund = rf.Amount.PayerTotal, rf.Amount.PayerRefund
+	n, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: "REFUND." + status, Summary: "退款", OriginalType: "refund", Resource: res})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if status, body := e.post(n.Header, n.Body); status/100 != 2 {
+		t.Errorf("early notification: %d %s", status, body)
+	}
+}
+
+// oneRefundAtWeChat wants the simulator to hold exactly one refund of o.
+func oneRefundAtWeChat(t *testing.T, e *env, o *store.Order) {
+	t.Helper()
+	if n := e.sim.RefundCount(o.OrderNo); n != 1 {
+		t.Errorf("simulator refunds %d; want 1", n)
+	}
+}
+
 // TestRefundNotificationBeforeItsCreateAnswer: WeChat Pay's notification of a
 // refund can arrive before the create call's answer (PROCESSING) does. The
 // notification's word stands: a SUCCESS is counted once and the late
@@ -46,28 +97,7 @@ func TestRefundNotificationBeforeItsCreateAnswer(t *testing.T) {
 	for _, driver := range drivers(t) {
 		for _, tt := range tests {
 			t.Run(driver+"/"+tt.status, func(t *testing.T) {
-				var e *env
-				e = newEnv(t, envOptions{driver: driver, service: func(opts *payments.Options) {
-					opts.Backend = earlyNoteBackend{Client: opts.Backend.(*wechatpay.Client), note: func(ctx context.Context, no string) {
-						rf, ok := e.sim.Refund(no)
-						if !ok {
-							t.Errorf("refund %s unknown to the simulator", no)
-							return
-						}
-						res := wxsim.RefundResource{MchID: e.sim.MchID(), TransactionID: rf.TransactionID, OutTradeNo: rf.OutTradeNo,
-							RefundID: rf.RefundID, OutRefundNo: no, RefundStatus: tt.status, UserReceivedAccount: rf.UserReceivedAccount}
-						res.Amount.Total, res.Amount.Refund = rf.Amount.Total, rf.Amount.Refund
-						res.Amount.PayerTotal, res.Amount.PayerRefund = rf.Amount.PayerTotal, rf.Amount.PayerRefund
-						n, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: "REFUND." + tt.status, Summary: "退款", OriginalType: "refund", Resource: res})
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						if status, body := e.post(n.Header, n.Body); status/100 != 2 {
-							t.Errorf("early notification: %d %s", status, body)
-						}
-					}}
-				}})
+				e := earlyNoteEnv(t, driver, tt.status, nil)
 				ctx := context.Background()
 				o := paidOrder(t, e, "oUser-early-note", 1)
 				p := propose(t, e, o, 0)
@@ -89,9 +119,7 @@ func TestRefundNotificationBeforeItsCreateAnswer(t *testing.T) {
 				if again := e.order(o.OrderNo); again.Status != tt.want || again.RefundedFen != tt.wantFen {
 					t.Errorf("after the sweep: %s %d; want %s %d", again.Status, again.RefundedFen, tt.want, tt.wantFen)
 				}
-				if n := e.sim.RefundCount(o.OrderNo); n != 1 {
-					t.Errorf("simulator refunds %d; want 1", n)
-				}
+				oneRefundAtWeChat(t, e, o)
 			})
 		}
 	}
