@@ -187,6 +187,13 @@ func (a *adminAudit) eraseClients(r *http.Request) ([]string, string) {
 // with the client and an event's index around it (32 KiB).
 const maxErasedUserID = 16 << 10
 
+// maxErasedClient bounds the client an erasure names (?client=), which the
+// store keys with the user: far above any client's name, and with
+// maxErasedUserID within what the embedded store can key. Unbounded, a
+// client pasted in error failed there as an internal error, or wrote the
+// erasure's mark and then failed to queue its record.
+const maxErasedClient = 1 << 10
+
 func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 	// ?client=a&client=b erased under a alone, answered 200 as if asked;
 	// a parameter it does not take (a dry run it has not) erased as well.
@@ -213,6 +220,18 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 		}
 		adminError(w, http.StatusBadRequest, msg+"; an erasure names one of at most "+strconv.Itoa(maxErasedUserID))
 		return
+	}
+	// The client too, as the records hold it (client=* names the
+	// configured ones).
+	if c := r.URL.Query().Get("client"); c != "*" {
+		if n := len(audit.AsRecorded(c)); n > maxErasedClient {
+			msg := "the client is " + strconv.Itoa(n) + " bytes"
+			if n != len(c) {
+				msg += " as the records hold it (each byte that is not UTF-8 a U+FFFD of 3)"
+			}
+			adminError(w, http.StatusBadRequest, msg+"; an erasure names one of at most "+strconv.Itoa(maxErasedClient))
+			return
+		}
 	}
 	clients, msg := a.eraseClients(r)
 	if msg != "" {
