@@ -84,11 +84,13 @@ const maxUserID = 256
 // that user's orders and could confirm its refunds. An OpenID is ASCII.
 func userIDError(user, session string) *apiError {
 	what, n := "end user's id ("+headerOpenID+" or the body's user)", len(user)
-	for _, id := range []struct{ what, v string }{{what, user}, {"X-Paygate-Session", session}} {
+	for _, id := range []struct{ what, v, advice string }{
+		{what, user, "send the OpenID as WeChat gives it, in ASCII, not a nickname in another encoding"},
+		{"X-Paygate-Session", session, "name the conversation in UTF-8 (an id of the bot's own, not a title in another encoding)"},
+	} {
 		if notUTF8ID(id.v) {
 			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_not_utf8",
-				Message: "paygate: the " + id.what + " is not valid UTF-8 (or holds U+FFFD); send the OpenID as WeChat gives it, in ASCII, " +
-					"not a nickname in another encoding"}
+				Message: "paygate: the " + id.what + " is not valid UTF-8 (or holds U+FFFD); " + id.advice}
 		}
 	}
 	if n <= maxUserID && len(session) > maxUserID {
