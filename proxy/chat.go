@@ -229,7 +229,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			session = user
 		}
 		if aerr := userIDError(user, session); aerr != nil {
-			if _, hdr := r.Header[openIDKey]; !hdr && notUTF8ID(user) {
+			// The body's user refused (not the session), for either
+			// cause, names its member, as the user API's does.
+			if _, hdr := r.Header[openIDKey]; !hdr && (notUTF8ID(user) || len(user) > maxUserID) {
 				aerr.Param = "user" // the body's
 			}
 			writeError(w, aerr)
