@@ -461,7 +461,8 @@ type WeChatPay struct {
 	// https. Default "https://api.mch.weixin.qq.com". http:// is a warning
 	// (every call, the payer's OpenID with it, would cross the network
 	// unencrypted; use https) unless the host can only be on a private
-	// network, as for webhooks.url.
+	// network, as for webhooks.url, and with backend wechatpay only, the one
+	// that calls it.
 	APIBase string `yaml:"api_base"`
 	// MchID is the merchant id (商户号). Required with backend wechatpay.
 	MchID string `yaml:"mch_id"`

@@ -836,11 +836,14 @@ func (l *loader) validatePayments(c *Config) {
 			l.warn("payments.wechatpay.notify_url", "its path is not %s, where paygate serves WeChat Pay's notifications: WeChat Pay posts to the URL as given, so unless a proxy in front rewrites it to that route, every notification is answered 404 and payments are learnt only by querying (path not shown)", notifyRoute)
 		}
 	}
-	if u := l.apiBase("payments.wechatpay.api_base", w.APIBase); u != nil && u.Scheme == "http" && !thisMachine(u.Hostname()) && !privateName(u.Hostname()) {
+	if u := l.apiBase("payments.wechatpay.api_base", w.APIBase); u != nil && u.Scheme == "http" && !thisMachine(u.Hostname()) && !privateName(u.Hostname()) &&
+		p.Backend == "wechatpay" {
 		// As webhooks.url and a provider's base_url: a warning, not an
 		// error (a simulator or an egress gateway on a private network is
 		// legitimate), and the URL is not shown. WeChat Pay's answers are
-		// signed: this is about reading them, not changing them.
+		// signed: this is about reading them, not changing them. With the
+		// simulator backend serve does not read api_base (its client calls
+		// the simulator on a loopback port): no call crosses a network.
 		l.warn("payments.wechatpay.api_base", "http:// to a host that is not on a private network: every WeChat Pay call (the payer's OpenID, each order and refund) and its answer cross the network unencrypted; use https")
 	}
 	skus := map[string]bool{}
