@@ -1497,11 +1497,13 @@ func dottedPath(k string, fields map[string]reflect.StructField) string {
 		}
 		fields = yamlFields(t)
 	}
-	out := fmt.Sprintf("%q with %q indented under it", names[0]+":", names[1]+":")
-	for _, name := range names[2:] {
-		out += fmt.Sprintf(", then %q under that", name+":")
+	// Said from the last name up, so that it holds whether the mapping
+	// above exists (one more "server:" would be a key written twice).
+	out := fmt.Sprintf("%q indented under %q", names[len(names)-1]+":", names[len(names)-2]+":")
+	for i := len(names) - 3; i >= 0; i-- {
+		out += fmt.Sprintf(", itself under %q", names[i]+":")
 	}
-	return out
+	return out + " (the one already there, if the file has it)"
 }
 
 // elsewhere names the keys of other sections that k is, as suggest
