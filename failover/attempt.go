@@ -376,15 +376,19 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			return nil, f
 		}
 		if !req.Stream {
-			if wantsJSONObject(req, resp) && !scanned && !isJSONObject(data) && (isChatPath(req.Path) || !isJSONArray(data)) {
-				// An empty body, a truncated one, a CDN's or WAF's HTML page
-				// with a 200: no answer, whatever the status says. On a
-				// forwarded path a JSON array is an answer (the rerank and
-				// tokenize answers of Hugging Face's
-				// text-embeddings-inference): no error envelope is one, and
-				// failed as malformed, each call was sent twice and held
-				// against the provider's breaker, which then took the
-				// provider out of every bot's chat.
+			if wantsJSONObject(req, resp) && !scanned && !isJSONObject(data) &&
+				(isChatPath(req.Path) || !isJSONArray(data) && (len(data) > 0 || generation(req))) {
+				// A truncated body, a CDN's or WAF's HTML page with a 200,
+				// an empty one where a generation was asked for: no
+				// answer, whatever the status says. On a forwarded path a
+				// JSON array is an answer (the rerank and tokenize answers
+				// of Hugging Face's text-embeddings-inference), and so is
+				// an empty body to any other call (a DELETE's 200 with
+				// Content-Length: 0), passed on as it came: no error
+				// envelope is either, and failed as malformed, each call
+				// was sent twice (a DELETE too) and held against the
+				// provider's breaker, which then took the provider out of
+				// every bot's chat.
 				a.release()
 				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 					err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
