@@ -808,13 +808,15 @@ func (a *Response) readBody(limit int64) ([]byte, error) {
 // wholeAnswer reports whether data, the body of a non-stream answer to
 // path whose connection ended early, is the whole answer all the same: one
 // valid JSON object, which nothing may follow but white space, and for a
-// chat completion one with its choices. Truncated JSON is never valid, so
-// a body cut inside the answer still fails over.
+// chat completion one with its choices; on a forwarded path a JSON array
+// too, which is an answer there as it is when its framing is whole.
+// Truncated JSON is never valid, so a body cut inside the answer still
+// fails over.
 func wholeAnswer(path string, data []byte) bool {
-	if !isJSONObject(data) {
-		return false
+	if isChatPath(path) {
+		return isJSONObject(data) && hasChoices(data)
 	}
-	return !isChatPath(path) || hasChoices(data)
+	return isJSONObject(data) || isJSONArray(data)
 }
 
 // cutPlain bounds the text of a failure read from a body that is no error
