@@ -74,6 +74,7 @@ type container struct {
 	Image         string   `yaml:"image"`
 	RestartPolicy string   `yaml:"restartPolicy"`
 	Args          []string `yaml:"args"`
+	WorkingDir    string   `yaml:"workingDir"`
 	Env           []struct {
 		Name      string `yaml:"name"`
 		Value     string `yaml:"value"`
@@ -638,15 +639,25 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 	// starts the new pod while the old one, holding the file's lock, is
 	// kept until the new one is ready, which it never is (serve exits on
 	// the lock): the rollout never finished.
-	if cfg.Store.Driver == "embedded" && strings.HasPrefix(cfg.Store.Path, "/") {
-		if dataVol == nil || dataVol.PersistentVolumeClaim == nil || path.Dir(cfg.Store.Path) != img.Volumes[0] {
-			ps.add("store.driver embedded at %s, not on a persistentVolumeClaim mounted at the data directory %v: the orders and the audit chain go with the pod", cfg.Store.Path, img.Volumes)
+	// A relative store.path (its default, data/paygate.db, among them)
+	// starts at the container's working directory, the image's WORKDIR
+	// unless the pod names another; the store makes the directories it
+	// names, so any file under the data directory is on its volume.
+	if cfg.Store.Driver == "embedded" {
+		file, wd := cfg.Store.Path, pg.WorkingDir
+		if wd == "" {
+			wd = img.WorkDir
+		}
+		if !path.IsAbs(file) {
+			file = path.Join("/", wd, file)
+		}
+		inData := len(img.Volumes) > 0 && strings.HasPrefix(path.Clean(file), strings.TrimSuffix(img.Volumes[0], "/")+"/")
+		if dataVol == nil || dataVol.PersistentVolumeClaim == nil || !inData {
+			ps.add("store.driver embedded at %s, not on a persistentVolumeClaim mounted at the data directory %v: the orders and the audit chain go with the pod", file, img.Volumes)
 		}
 		if d.Spec.Strategy.Type != "Recreate" {
 			ps.add("store.driver embedded with strategy %q: a rolling update's new pod cannot open the file the old one holds locked, and the old one waits for it; want Recreate", d.Spec.Strategy.Type)
 		}
-	} else if cfg.Store.Driver == "embedded" {
-		ps.add("store.driver embedded at the relative path %q: give the data directory's absolute path", cfg.Store.Path)
 	}
 	// Several replicas: a PodDisruptionBudget keeps one serving while a
 	// node is drained (an upgrade, an autoscaler): without one, both could
@@ -775,5 +786,56 @@ func TestKubernetesRejectsUnknownFields(t *testing.T) {
 	}
 	if _, err := parseManifest([]byte(bad)); err == nil || !strings.Contains(err.Error(), "readinesProbe") {
 		t.Errorf("got %v; want an error naming readinesProbe", err)
+	}
+}
+
+// TestKubernetesEmbeddedStoreOnItsClaim: the manifest as its comment says to
+// run the embedded store (one replica, Recreate, the data directory on a
+// PersistentVolumeClaim) passes with the store's file anywhere in the data
+// directory: store.path left to its default (data/paygate.db, relative to
+// the image's WORKDIR, the data directory), or in a subdirectory of it,
+// which the store creates. A file outside the claim is still refused.
+func TestKubernetesEmbeddedStoreOnItsClaim(t *testing.T) {
+	embedded := func(t *testing.T, m *manifest, store string) {
+		t.Helper()
+		cfg := m.ConfigMap.Data["config.yaml"]
+		i := strings.Index(cfg, "\nstore:\n")
+		j := strings.Index(cfg, "\nproviders:\n")
+		if i < 0 || j < i {
+			t.Fatal("no store section in the ConfigMap")
+		}
+		m.ConfigMap.Data["config.yaml"] = cfg[:i] + "\nstore:\n  driver: embedded\n" + store + cfg[j:]
+		m.Deployment.Spec.Replicas, m.Deployment.Spec.Strategy.Type = 1, "Recreate"
+		for i := range m.Deployment.Spec.Template.Spec.Volumes {
+			if v := &m.Deployment.Spec.Template.Spec.Volumes[i]; v.EmptyDir != nil {
+				v.EmptyDir, v.PersistentVolumeClaim = nil, &struct {
+					ClaimName string `yaml:"claimName"`
+				}{"paygate-data"}
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name, store string
+		want        string // a problem wanted; "" for none
+	}{
+		{"in the data directory", "  path: /var/lib/paygate/paygate.db\n", ""},
+		{"in a subdirectory of it", "  path: /var/lib/paygate/store/paygate.db\n", ""},
+		{"the default path", "", ""},
+		{"relative, in the data directory", "  path: paygate.db\n", ""},
+		{"outside the claim", "  path: /tmp/paygate.db\n", "not on a persistentVolumeClaim"},
+		{"relative, out of the data directory", "  path: ../paygate.db\n", "not on a persistentVolumeClaim"},
+		{"beside the data directory", "  path: /var/lib/paygate-old/paygate.db\n", "not on a persistentVolumeClaim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := readManifest(t)
+			embedded(t, &m, tc.store)
+			ps, _ := checkKubernetes(m, readImage(t), t.TempDir())
+			if tc.want == "" && len(ps) > 0 {
+				t.Errorf("the embedded store as the manifest says to run it: problems %q; want none", ps)
+			}
+			if tc.want != "" && !ps.has(tc.want) {
+				t.Errorf("got problems %q; want one containing %q", ps, tc.want)
+			}
+		})
 	}
 }

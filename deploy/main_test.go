@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -83,6 +84,7 @@ type image struct {
 	User        string            // USER
 	Env         map[string]string // ENV
 	Volumes     []string          // VOLUME
+	WorkDir     string            // WORKDIR, where a relative path starts
 	Healthcheck bool              // a HEALTHCHECK CMD
 }
 
@@ -117,6 +119,8 @@ func readImage(t *testing.T) image {
 			img = image{Env: map[string]string{}}
 		case "USER":
 			img.User = rest
+		case "WORKDIR":
+			img.WorkDir = path.Join("/", img.WorkDir, rest)
 		case "ENV":
 			for _, kv := range strings.Fields(rest) {
 				k, v, ok := strings.Cut(kv, "=")
