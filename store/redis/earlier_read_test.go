@@ -144,12 +144,24 @@ func TestEarlierVersionReadsThisVersionsRefundRecord(t *testing.T) {
 		t.Errorf("expiry of %s in %v; want that of %s, %v, past the record's ttl %v", oldKey, op, newKey, np, earlierRecordTTL)
 	}
 
+	// A record written through PutExchange (Exchanges under the record's
+	// key) is copied too.
+	if err := s.PutExchange(ctx, store.RefundRecordKey(no), refundRecordJSON(t, "rf_exchange", no, o.Version), earlierRecordTTL); err != nil {
+		t.Fatal(err)
+	}
+	if got := earlierRefundRecord(t, c, prefix, no); got != "rf_exchange" {
+		t.Errorf("earlier version's read of %s after this version's PutExchange of rf_exchange: %q", no, got)
+	}
+	if got := refundRecordOf(t, s, no); got != "rf_exchange" {
+		t.Errorf("this version's read of %s after its PutExchange: %q; want rf_exchange", no, got)
+	}
+
 	// A refused write (the order left that version) copies nothing either.
 	if err := s.PutRefundRecord(ctx, no, o.Version-1, refundRecordJSON(t, "rf_stale", no, o.Version-1), earlierRecordTTL); err == nil {
 		t.Fatal("write at a version the order left: no error")
 	}
-	if got := earlierRefundRecord(t, c, prefix, no); got != "rf_new_replica" {
-		t.Errorf("earlier version's read of %s after a refused write: %q; want rf_new_replica", no, got)
+	if got := earlierRefundRecord(t, c, prefix, no); got != "rf_exchange" {
+		t.Errorf("earlier version's read of %s after a refused write: %q; want rf_exchange", no, got)
 	}
 }
 
