@@ -230,14 +230,39 @@ func ambiguousArg(args string, schema map[string]bool) string {
 // members stay ignored (SPEC 4: the price is the catalog's).
 var (
 	countWords = map[string]bool{"qty": true, "qtys": true, "quant": true, "quantity": true, "quantities": true,
-		"count": true, "counts": true, "num": true, "number": true, "units": true, "copies": true, "pieces": true, "pcs": true}
+		"count": true, "counts": true, "num": true, "number": true, "numbers": true, "units": true, "copies": true, "pieces": true, "pcs": true}
 	// itemWords read as a count only of a value with a digit, an array or
 	// an object ("items":[…], "unit":2): "item_name":"Premium" names the
 	// thing bought.
 	itemWords  = map[string]bool{"item": true, "items": true, "unit": true}
 	priceWords = map[string]bool{"price": true, "prices": true, "amount": true, "cost": true, "fee": true,
 		"fen": true, "yuan": true, "cny": true, "currency": true, "discount": true, "tax": true}
+	// numberWords name a count only as the number of items (numberOfItems):
+	// "phone_number", "order_number", "serial_number" name a thing.
+	numberWords = map[string]bool{"num": true, "number": true, "numbers": true}
+	// ofItemsWords may stand beside a number word in a count's name
+	// ("number_of_items", "total_num", "num_products"); singular ones
+	// only with a JSON number ("itemNum":2, not "item_number":"A-12").
+	ofItemsWords    = map[string]bool{"of": true, "to": true, "the": true, "buy": true, "purchase": true, "total": true, "products": true, "skus": true}
+	singleItemWords = map[string]bool{"item": true, "unit": true, "product": true}
 )
+
+// numberOfItems reports whether words, the words of a name with a number
+// word (numberWords), read as the number of items for the value v: every
+// other word is one of a count or of the items counted. Another word
+// ("phone", "order", "serial", "id", "contact") makes it a thing's number,
+// which SPEC 4 ignores like any other member outside the schema.
+func numberOfItems(words []string, v gjson.Result) bool {
+	for _, w := range words {
+		switch {
+		case numberWords[w], countWords[w], itemWords[w] && !singleItemWords[w], ofItemsWords[w]:
+		case singleItemWords[w] && v.Type == gjson.Number:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // quantityOutside names the first member of create_order's arguments args
 // outside its schema, not null, whose name reads as a count of items
@@ -247,7 +272,8 @@ var (
 // of them" under a name of its own had it ignored as outside the schema,
 // and one was bought without a word. Which it meant is asked, as
 // request_refund asks of an amount under another name (numberOutside). A
-// member whose name also reads as money ("unit_price") or says no count
+// member whose name also reads as money ("unit_price"), names a thing's
+// number ("phone_number", "order_number": numberOfItems) or says no count
 // (a price, a payee, a note) is still only ignored (SPEC 4).
 func quantityOutside(args string) string {
 	name := ""
@@ -261,8 +287,14 @@ func quantityOutside(args string) string {
 			text = v.Str
 		}
 		holds := v.IsArray() || v.IsObject() || strings.IndexFunc(text, unicode.IsDigit) >= 0
+		words := nameWords(key)
+		for _, w := range words {
+			if numberWords[w] && !numberOfItems(words, v) {
+				return true // a thing's number ("phone_number"): ignored
+			}
+		}
 		count := false
-		for _, w := range nameWords(key) {
+		for _, w := range words {
 			if priceWords[w] {
 				return true
 			}
