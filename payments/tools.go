@@ -309,6 +309,28 @@ func quantityOutside(args string) string {
 	return name
 }
 
+// methodOutside names the first member of create_order's arguments args
+// outside its schema whose value is one of pay_method's ("native",
+// "jsapi", in any case), or "". Without "pay_method" the purchase's open
+// order keeps its method and a new one is jsapi: a model that put the
+// user's "a QR code, please" under a name of its own
+// ({"payment_method":"native"}) had it ignored as outside the schema, and
+// a JSAPI order the user cannot pay on a desktop was made without a word.
+// Which it meant is asked, as of a quantity under another name.
+func methodOutside(args string) string {
+	name := ""
+	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
+		if key := k.String(); !createArgs[key] && v.Type == gjson.String {
+			if m := strings.TrimSpace(v.Str); strings.EqualFold(m, "native") || strings.EqualFold(m, "jsapi") {
+				name = key
+				return false
+			}
+		}
+		return true
+	})
+	return name
+}
+
 // nameWords splits an argument's name into lower-case words at anything
 // but a letter and where a lower-case letter meets an upper-case one
 // ("numItems", "item_count", "Item-Count").
@@ -389,10 +411,14 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	// order is jsapi: read as jsapi, a model asking again for a purchase
 	// whose QR code the user has closed it and opened a jsapi order.
 	method, keep := "jsapi", true
-	if m := res[2]; m.Exists() && m.Type != gjson.Null {
-		if m.Str != "jsapi" && m.Str != "native" {
-			return clarify(`pay_method must be "jsapi" or "native"`)
+	switch m := res[2]; {
+	case !m.Exists() || m.Type == gjson.Null:
+		if name := methodOutside(args); name != "" {
+			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "pay_method" it was not read as one, so nothing was done: give "jsapi" (to pay inside WeChat) or "native" (a QR code to scan) as "pay_method"`, name))
 		}
+	case m.Str != "jsapi" && m.Str != "native":
+		return clarify(`pay_method must be "jsapi" or "native"`)
+	default:
 		method, keep = m.Str, false
 	}
 	cr, err := t.svc.CreateOrder(ctx, CreateRequest{

@@ -1,0 +1,56 @@
+package payments_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCreateOrderPayMethodUnderAnotherNameIsAsked: create_order without
+// "pay_method" whose other member says one of its values
+// ({"payment_method":"native"}, {"payMethod":"native"}, {"method":"jsapi"})
+// had it ignored as outside the schema: a user who asked for a QR code to
+// scan on a desktop got a JSAPI order they cannot pay there, or, asked
+// again, the open order kept in its method. Such a call asks the user,
+// naming the member and "pay_method", and nothing is ordered. A member
+// beside "pay_method", or one that says no method, is still ignored.
+func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			tools := newTools(e)
+			u := caller("oUser-create-method-renamed")
+			for _, tc := range []struct{ name, extra, member string }{
+				{"payment_method", `"payment_method":"native"`, "payment_method"},
+				{"camel case", `"payMethod":"native"`, "payMethod"},
+				{"method in capitals", `"method":" JSAPI "`, "method"},
+				{"null pay_method", `"pay_method":null,"trade_type":"NATIVE"`, "trade_type"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+tc.extra+`}`)
+					if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+						t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing ordered",
+							got.out.Clarify, got.out.Executed, got.out.Result, got.action)
+					}
+					if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) || !strings.Contains(why, `"pay_method"`) {
+						t.Errorf("error %q does not name %q and \"pay_method\"", why, tc.member)
+					}
+				})
+			}
+			if n := e.sim.OrderCount(); n != 0 {
+				t.Fatalf("%d orders at WeChat Pay; want none", n)
+			}
+			for _, tc := range []struct{ name, args, method string }{
+				{"beside pay_method", `{"sku":"premium-monthly","pay_method":"native","payment_method":"jsapi"}`, "native"},
+				{"no method said", `{"sku":"premium-monthly","method":"card","note":"native speaker"}`, "jsapi"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					got := call(t, tools, caller("oUser-create-method-renamed-"+tc.name), "create_order", tc.args)
+					order, _ := got.action["order"].(map[string]any)
+					if got.result["status"] != "awaiting_payment" || order["pay_method"] != tc.method {
+						t.Errorf("result %s, action %s; want a %s order", got.out.Result, got.out.Action, tc.method)
+					}
+				})
+			}
+		})
+	}
+}
