@@ -159,7 +159,7 @@ func createOrderProps(skus []SKU) []prop {
 		{name: "quantity", typ: "integer", min: 1, max: maxQ,
 			desc: "How many to buy, within the item's limit. Defaults to 1."},
 		{name: "pay_method", typ: "string", enum: []string{"jsapi", "native"},
-			desc: `"jsapi" to pay inside WeChat (mini-program or official account), "native" for a QR code to scan. Defaults to "jsapi"; left out, an order already open for the same purchase keeps its own.`},
+			desc: `"jsapi" to pay inside WeChat (mini-program or official account), "native" for a QR code to scan. Defaults to "jsapi"; left out or null, an order already open for the same purchase keeps its own method.`},
 	}
 }
 
