@@ -71,7 +71,11 @@ type freshCall struct {
 	out    int    // the index the client sees it under
 	raw    []byte // its raw argument fragments while they are matched
 	done   bool   // its arguments have passed the sent ones
-	custom bool   // a custom tool's call: its name and text in "custom"
+	// rest is what of the sent call's name a fresh call repeating it has
+	// not named yet: a provider that streams names in pieces names it
+	// "get_", then "weather" (namePiece).
+	rest   string
+	custom bool // a custom tool's call: its name and text in "custom"
 }
 
 // entryName is a tool-call entry's name and kind: a custom tool's call
@@ -95,7 +99,8 @@ func NewResume(id, text, reasoning string, skip bool) *Resume {
 // the client's index order, Index the client's index, Arguments decoded as
 // far as they were received) to a fresh answer's filter (skip): after the
 // text, the fresh answer must repeat each of them in order, with the same
-// function name and arguments that begin with the sent ones. Their entries
+// function name (whole, or in pieces before any argument: "get_", then
+// "weather") and arguments that begin with the sent ones. Their entries
 // reach the client under its index, without the fresh id, name and type
 // (the client keeps the first ones), carrying only the arguments beyond what
 // was sent. The fresh answer's other calls pass as new calls, numbered from
@@ -136,7 +141,7 @@ func (r *Resume) Matching() bool {
 	if !r.skip {
 		return false
 	}
-	return r.textPending() || r.next < len(r.calls) || (r.cur != nil && !r.cur.done)
+	return r.textPending() || r.next < len(r.calls) || (r.cur != nil && (!r.cur.done || r.cur.rest != ""))
 }
 
 // Active reports whether Filter still has work: matching the sent prefix,
@@ -320,15 +325,14 @@ func (r *Resume) filterCalls(arr gjson.Result) ([]byte, int, error) {
 			return false
 		}
 		if !fc.args {
-			argsPath := "function.arguments"
-			if fc.custom {
-				argsPath = "custom.input"
-			}
-			a := e.Get(argsPath)
-			fc.args = a.Exists() && a.Type != gjson.Null && a.Raw != `""`
+			fc.args = argsIn(e, fc.custom)
 		}
 		var piece []byte
 		if fc.sent >= 0 {
+			if fc.rest != "" && argsIn(e, fc.custom) {
+				err = ErrDiverged // arguments before the sent call's whole name
+				return false
+			}
 			if piece, err = r.continueCall(fc, e); err != nil {
 				return false
 			}
@@ -358,8 +362,8 @@ func (r *Resume) freshFor(e gjson.Result) (*freshCall, error) {
 	if fc := r.lookup(idx, id, name); fc != nil {
 		return fc, nil
 	}
-	if r.cur != nil && !r.cur.done {
-		return nil, ErrDiverged // the call being repeated ended before its sent arguments
+	if r.cur != nil && (!r.cur.done || r.cur.rest != "") {
+		return nil, ErrDiverged // the call being repeated ended before its sent arguments, or its name
 	}
 	// The id and name are views of the event's bytes, which the next
 	// events reuse: kept as they are, they read as whatever a later event
@@ -369,8 +373,17 @@ func (r *Resume) freshFor(e gjson.Result) (*freshCall, error) {
 	switch {
 	case name != "" && r.isPayment != nil && r.isPayment(name):
 	case r.next < len(r.calls):
-		if name == "" || name != r.calls[r.next].Name || custom != r.calls[r.next].Custom {
+		want := r.calls[r.next]
+		switch {
+		case name == "" || custom != want.Custom:
 			return nil, ErrDiverged // another tool, or one not named yet: nothing to match
+		case name == want.Name:
+		case len(name) < len(want.Name) && strings.HasPrefix(want.Name, name) && !argsIn(e, custom):
+			// The first piece of the sent name (namePiece): the rest
+			// must follow before any argument.
+			fc.rest = want.Name[len(name):]
+		default:
+			return nil, ErrDiverged
 		}
 		fc.sent, fc.out = r.next, r.calls[r.next].Index
 		r.next++
@@ -395,7 +408,13 @@ func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
 			if !fc.hasIdx || fc.upIdx != int(idx.Int()) {
 				continue
 			}
-			if id != "" && fc.id != "" && id != fc.id && name != "" || r.another(fc, name) {
+			if id != "" && fc.id != "" && id != fc.id && name != "" {
+				return nil // a new call under a reused index
+			}
+			if r.namePiece(fc, name) {
+				return fc
+			}
+			if r.another(fc, name) {
 				return nil // a new call under a reused index
 			}
 			r.grow(fc, name)
@@ -404,6 +423,9 @@ func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
 	case id != "":
 		for i := len(r.fresh) - 1; i >= 0; i-- {
 			if fc := r.fresh[i]; fc.id == id {
+				if r.namePiece(fc, name) {
+					return fc
+				}
 				if r.another(fc, name) {
 					return nil // a new call under a reused id
 				}
@@ -431,6 +453,28 @@ func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
 func (r *Resume) another(fc *freshCall, name string) bool {
 	return r.isPayment != nil && name != "" && fc.name != "" && name != fc.name &&
 		(fc.sent >= 0 || r.isPayment(fc.name) && !r.heldGoesOn(fc, name))
+}
+
+// namePiece takes name, given under the index or id of fc, a fresh call
+// repeating a sent one whose name it has named only in part (rest), for
+// the next piece of that name when the sent name goes on so; any other
+// name there starts another call, which diverges (freshFor).
+func (r *Resume) namePiece(fc *freshCall, name string) bool {
+	if fc.rest == "" || name == "" || !strings.HasPrefix(fc.rest, name) {
+		return false
+	}
+	fc.name += name
+	fc.rest = fc.rest[len(name):]
+	return true
+}
+
+// argsIn reports whether a tool-call entry carries an argument fragment.
+func argsIn(e gjson.Result, custom bool) bool {
+	a := e.Get("function.arguments")
+	if custom {
+		a = e.Get("custom.input")
+	}
+	return a.Exists() && a.Type != gjson.Null && a.Raw != `""`
 }
 
 // heldGoesOn reports whether name is the next piece of fc's held name
