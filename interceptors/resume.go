@@ -57,6 +57,10 @@ type Resume struct {
 	next   int        // the next of calls a fresh call must repeat
 	cur    *freshCall // the fresh call repeating a sent one, while its arguments are matched
 	base   int        // the client index of the fresh answer's first other call
+	// flush is the first entry of a payment call another call ended
+	// before its arguments (paymentAfterAll), for filterCalls to send
+	// before the new call's entry.
+	flush []byte
 }
 
 // freshCall is one tool call of the fresh answer, when the client already
@@ -74,8 +78,14 @@ type freshCall struct {
 	// rest is what of the sent call's name a fresh call repeating it has
 	// not named yet: a provider that streams names in pieces names it
 	// "get_", then "weather" (namePiece).
-	rest   string
-	custom bool // a custom tool's call: its name and text in "custom"
+	rest string
+	// first is the first entry of a call repeating a sent one whose name
+	// starts with a payment tool's whole name (sentExtends), while nothing
+	// else of its name came: arguments next make it that payment call,
+	// which the client gets from this entry on (paymentAfterAll).
+	first     []byte
+	firstName string // the payment tool's name first gave
+	custom    bool   // a custom tool's call: its name and text in "custom"
 }
 
 // entryName is a tool-call entry's name and kind: a custom tool's call
@@ -324,16 +334,37 @@ func (r *Resume) filterCalls(arr gjson.Result) ([]byte, int, error) {
 		if fc, err = r.freshFor(e); err != nil {
 			return false
 		}
+		if r.flush != nil {
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, r.flush...)
+			n++
+			r.flush = nil
+		}
 		if !fc.args {
 			fc.args = argsIn(e, fc.custom)
 		}
 		var piece []byte
 		if fc.sent >= 0 {
 			if fc.rest != "" && argsIn(e, fc.custom) {
-				err = ErrDiverged // arguments before the sent call's whole name
-				return false
+				if fc.first == nil {
+					err = ErrDiverged // arguments before the sent call's whole name
+					return false
+				}
+				if piece, err = r.paymentAfterAll(fc); err != nil {
+					return false
+				}
+				if n > 0 {
+					out = append(out, ',')
+				}
+				out = append(out, piece...)
+				n++
+				piece, err = sjson.SetBytes([]byte(e.Raw), "index", fc.out)
+			} else {
+				piece, err = r.continueCall(fc, e)
 			}
-			if piece, err = r.continueCall(fc, e); err != nil {
+			if err != nil {
 				return false
 			}
 		} else if piece, err = sjson.SetBytes([]byte(e.Raw), "index", fc.out); err != nil {
@@ -362,6 +393,15 @@ func (r *Resume) freshFor(e gjson.Result) (*freshCall, error) {
 	if fc := r.lookup(idx, id, name); fc != nil {
 		return fc, nil
 	}
+	if r.cur != nil && r.cur.first != nil && r.cur.rest != "" && r.cur.name == r.cur.firstName {
+		// A payment call without arguments before another call
+		// (sentExtends): it goes to the client side as such.
+		first, err := r.paymentAfterAll(r.cur)
+		if err != nil {
+			return nil, err
+		}
+		r.flush = first
+	}
 	if r.cur != nil && (!r.cur.done || r.cur.rest != "") {
 		return nil, ErrDiverged // the call being repeated ended before its sent arguments, or its name
 	}
@@ -371,7 +411,7 @@ func (r *Resume) freshFor(e gjson.Result) (*freshCall, error) {
 	// index) were taken for another call.
 	fc := &freshCall{upIdx: int(idx.Int()), hasIdx: idx.Type == gjson.Number, id: strings.Clone(id), name: strings.Clone(name), sent: -1, custom: custom}
 	switch {
-	case name != "" && r.isPayment != nil && r.isPayment(name):
+	case name != "" && r.isPayment != nil && r.isPayment(name) && !r.sentExtends(e, name, custom):
 	case r.next < len(r.calls):
 		want := r.calls[r.next]
 		switch {
@@ -382,6 +422,9 @@ func (r *Resume) freshFor(e gjson.Result) (*freshCall, error) {
 			// The first piece of the sent name (namePiece): the rest
 			// must follow before any argument.
 			fc.rest = want.Name[len(name):]
+			if r.isPayment != nil && r.isPayment(name) {
+				fc.first, fc.firstName = []byte(e.Raw), fc.name
+			}
 		default:
 			return nil, ErrDiverged
 		}
@@ -453,6 +496,43 @@ func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
 func (r *Resume) another(fc *freshCall, name string) bool {
 	return r.isPayment != nil && name != "" && fc.name != "" && name != fc.name &&
 		(fc.sent >= 0 || r.isPayment(fc.name) && !r.heldGoesOn(fc, name))
+}
+
+// sentExtends reports whether the entry e, naming a payment tool (name)
+// before any argument, may be the first piece of the name of the sent
+// call the fresh answer must repeat next: the bot's query_order_history,
+// from a provider that streams it as "query_order", then "_history". The
+// Capture holds such a name while a tool of the bot's extends it
+// (WithHeldNames); taken for a payment call, the bot got the call it has
+// a second time under a new index, and the answer then diverged, for the
+// sent call was never repeated.
+func (r *Resume) sentExtends(e gjson.Result, name string, custom bool) bool {
+	if r.goesOn == nil || r.next >= len(r.calls) || argsIn(e, custom) {
+		return false
+	}
+	want := r.calls[r.next]
+	return want.Custom == custom && len(name) < len(want.Name) && strings.HasPrefix(want.Name, name) &&
+		r.goesOn(name, want.Name[len(name):])
+}
+
+// paymentAfterAll makes fc, taken for the repetition of a sent call by
+// the payment tool's name it began with (sentExtends), that payment
+// call, as its arguments came before the rest of the sent name: numbered
+// as the fresh answer's other calls, from its first entry (returned, for
+// the client side's Capture), and the sent call is still to be repeated.
+// A name grown past the payment tool's meanwhile is no payment call:
+// ErrDiverged.
+func (r *Resume) paymentAfterAll(fc *freshCall) ([]byte, error) {
+	if r.isPayment == nil || fc.name != fc.firstName || !r.isPayment(fc.name) {
+		return nil, ErrDiverged
+	}
+	r.next, r.cur = fc.sent, nil
+	fc.sent, fc.rest, fc.done = -1, "", false
+	fc.out = r.base
+	r.base++
+	first := fc.first
+	fc.first = nil
+	return sjson.SetBytes(first, "index", fc.out)
 }
 
 // namePiece takes name, given under the index or id of fc, a fresh call
