@@ -82,25 +82,27 @@ const maxUserID = 256
 // U+FFFD, so two ids that differ only in such bytes (GBK nicknames) were
 // one stored user, and one sent as those U+FFFD (valid UTF-8) was handed
 // that user's orders and could confirm its refunds. An OpenID is ASCII.
+//
+// The user is judged whole (encoding, then length) before the session, so
+// that a user refused for either cause is the one told: the chat turn
+// names the body's user as the error's param when it refused it, and a
+// user too long with a session not in UTF-8 was told as the session's
+// error under the user's param.
 func userIDError(user, session string) *apiError {
-	what, n := "end user's id ("+headerOpenID+" or the body's user)", len(user)
 	for _, id := range []struct{ what, v, advice string }{
-		{what, user, "send the OpenID as WeChat gives it, in ASCII, not a nickname in another encoding"},
+		{"end user's id (" + headerOpenID + " or the body's user)", user, "send the OpenID as WeChat gives it, in ASCII, not a nickname in another encoding"},
 		{"X-Paygate-Session", session, "name the conversation in UTF-8 (an id of the bot's own, not a title in another encoding)"},
 	} {
 		if notUTF8ID(id.v) {
 			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_not_utf8",
 				Message: "paygate: the " + id.what + " is not valid UTF-8 (or holds U+FFFD); " + id.advice}
 		}
+		if n := len(id.v); n > maxUserID {
+			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_too_long",
+				Message: "paygate: the " + id.what + " is " + strconv.Itoa(n) + " bytes; at most " + strconv.Itoa(maxUserID)}
+		}
 	}
-	if n <= maxUserID && len(session) > maxUserID {
-		what, n = "X-Paygate-Session", len(session)
-	}
-	if n <= maxUserID {
-		return nil
-	}
-	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_too_long",
-		Message: "paygate: the " + what + " is " + strconv.Itoa(n) + " bytes; at most " + strconv.Itoa(maxUserID)}
+	return nil
 }
 
 // notUTF8ID reports whether id is not valid UTF-8 or holds U+FFFD, which

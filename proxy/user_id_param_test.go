@@ -26,6 +26,9 @@ func TestBodyUserRefusedNamesParamUser(t *testing.T) {
 		{"body user not UTF-8", "", "", `\ufffd`, "user_id_not_utf8", "user"},
 		{"header too long", long, "", "", "user_id_too_long", ""},
 		{"session too long, body user", "", long, "o-user-1", "user_id_too_long", ""},
+		// Both refused: the user's refusal is the one told, with its
+		// param, not the session's under the user's param.
+		{"body user too long, session not UTF-8", "", "chat-\xd5\xc5", long, "user_id_too_long", "user"},
 	} {
 		user := ""
 		if tc.bodyUser != "" {
