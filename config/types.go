@@ -201,6 +201,10 @@ type Redis struct {
 	// is answered success only once a replica acknowledges a write on the
 	// order behind it, else FAIL again (SPEC's "duplicates answer success"
 	// would have WeChat Pay stop sending a payment a failover could lose).
+	// It does not replace the primary's append-only file: a primary with
+	// appendonly no that restarts on its own comes back empty and its
+	// replicas copy the empty data set, so it is warned of at start, as
+	// without wait_replicas (appendfsync everysec is enough with it).
 	WaitReplicas int `yaml:"wait_replicas"`
 }
 

@@ -569,21 +569,26 @@ func (s *Store) firstReached(ctx context.Context) {
 }
 
 // warnIfNotDurable logs a warning for each server (each primary of a
-// cluster) that can lose writes it acknowledged, when no replica is waited
-// for (WaitReplicas 0, the other way to keep them): without an append-only
-// file (appendonly no, Redis's default) a restart loses every write since
-// the last snapshot, and with appendfsync other than always a crash loses
-// the last writes. A lost purchase claim gives the same purchase a second
-// payable order; paygate finds the loss only afterwards (checkEpoch), when
-// every replica then refuses the store until restarted. It only warns: the
-// Redis is the operator's. aof_enabled is read from INFO persistence, and
-// appendfsync with CONFIG GET, which INFO does not carry: where CONFIG is
-// refused (a managed Redis, a user's ACL) an append-only file is taken as
-// it is; a server that answers neither says nothing.
+// cluster) that can lose writes it acknowledged. When no replica is waited
+// for (WaitReplicas 0): without an append-only file (appendonly no, Redis's
+// default) a restart loses every write since the last snapshot, and with
+// appendfsync other than always a crash loses the last writes. When one is
+// (WaitReplicas above 0), a write counts only once a replica has it, but a
+// primary without an append-only file that restarts on its own (a
+// container's restart policy, before Sentinel or the operator fails over)
+// comes back empty, and its replicas copy that empty data set, so every
+// acknowledged write goes all the same (Redis's replication docs: "Safety
+// of replication when master has persistence turned off"); it must keep an
+// append-only file or never restart automatically. appendfsync everysec is
+// not warned of then: such a restart loses at most about the last second.
+// A lost purchase claim gives the same purchase a second payable order;
+// paygate finds the loss only afterwards (checkEpoch), when every replica
+// then refuses the store until restarted. It only warns: the Redis is the
+// operator's. aof_enabled is read from INFO persistence, and appendfsync
+// with CONFIG GET, which INFO does not carry: where CONFIG is refused (a
+// managed Redis, a user's ACL) an append-only file is taken as it is; a
+// server that answers neither says nothing.
 func (s *Store) warnIfNotDurable(ctx context.Context) {
-	if s.waitN > 0 {
-		return
-	}
 	s.eachServer(ctx, func(ctx context.Context, c goredis.Cmdable, addr string) error {
 		info, err := c.Info(ctx, "persistence").Result()
 		if err != nil {
@@ -595,12 +600,18 @@ func (s *Store) warnIfNotDurable(ctx context.Context) {
 				aof = v
 			}
 		}
-		switch aof {
-		case "0":
+		switch {
+		case aof == "0" && s.waitN > 0:
+			s.log.Warn("Redis keeps no append-only file (appendonly no), so waiting for replicas does not keep its writes: "+
+				"if it restarts on its own (a container's restart policy, before any failover) it comes back empty and its "+
+				"replicas copy the empty data set, losing every acknowledged write, orders and purchase claims with them, so "+
+				"a purchase can get a second payable order; run it with appendonly yes (appendfsync everysec is enough with "+
+				"store.redis.wait_replicas), or never restart it automatically", "addr", addr, "appendonly", "no")
+		case aof == "0":
 			s.log.Warn("Redis keeps no append-only file (appendonly no): a restart loses every write since its last "+
 				"snapshot, orders and purchase claims with them, so a purchase can get a second payable order; run it "+
 				"with appendonly yes and appendfsync always, or set store.redis.wait_replicas", "addr", addr, "appendonly", "no")
-		case "1":
+		case aof == "1" && s.waitN == 0:
 			m, err := c.ConfigGet(ctx, "appendfsync").Result()
 			if v := m["appendfsync"]; err == nil && v != "" && v != "always" {
 				s.log.Warn("Redis acknowledges writes before its append-only file has them on disk (appendfsync "+v+"): "+
