@@ -610,7 +610,8 @@ func (s *Store) warnIfNotDurable(ctx context.Context) {
 		case aof == "0":
 			s.log.Warn("Redis keeps no append-only file (appendonly no): a restart loses every write since its last "+
 				"snapshot, orders and purchase claims with them, so a purchase can get a second payable order; run it "+
-				"with appendonly yes and appendfsync always, or set store.redis.wait_replicas", "addr", addr, "appendonly", "no")
+				"with appendonly yes and appendfsync always, or with appendonly yes and store.redis.wait_replicas (waiting "+
+				"for replicas keeps no write when a primary without one restarts: its replicas copy it empty)", "addr", addr, "appendonly", "no")
 		case aof == "1" && s.waitN == 0:
 			m, err := c.ConfigGet(ctx, "appendfsync").Result()
 			if v := m["appendfsync"]; err == nil && v != "" && v != "always" {
