@@ -251,8 +251,17 @@ var (
 // word (numberWords), read as the number of items for the value v: every
 // other word is one of a count or of the items counted. Another word
 // ("phone", "order", "serial", "id", "contact") makes it a thing's number,
-// which SPEC 4 ignores like any other member outside the schema.
+// which SPEC 4 ignores like any other member outside the schema. A number
+// word before another word counts what that word names, whatever it is
+// ("number_of_months", "numSeats", "num_licenses"): only a number word
+// after the thing it numbers ("phone_number") names a thing's number; and
+// one without a digit ("number_type": "mobile") counts nothing.
 func numberOfItems(words []string, v gjson.Result) bool {
+	for i, w := range words[:max(len(words)-1, 0)] {
+		if numberWords[w] && !numberWords[words[i+1]] {
+			return v.Type == gjson.Number || v.IsArray() || v.IsObject() || strings.IndexFunc(v.String(), unicode.IsDigit) >= 0
+		}
+	}
 	for _, w := range words {
 		switch {
 		case numberWords[w], countWords[w], itemWords[w] && !singleItemWords[w], ofItemsWords[w]:
