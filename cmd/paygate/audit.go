@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -434,6 +435,10 @@ type auditing struct {
 	m      *audit.Metrics
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+	// acked is called after the worker acknowledged audit records (the
+	// relay's Wake, when webhooks are on: an order's webhook queued behind
+	// its audit record is due now; see wakeOnAcked).
+	acked atomic.Pointer[func()]
 }
 
 func newAuditing(cfg *config.Config, st store.Store, reg prometheus.Registerer, log *slog.Logger) (*auditing, error) {
@@ -452,12 +457,25 @@ func newAuditing(cfg *config.Config, st store.Store, reg prometheus.Registerer, 
 		// its order's audit events.
 		o.SetAside = webhook.SetAside(st, webhook.DefaultAbandonedAfter, nil)
 	}
+	au := &auditing{st: st, log: log, every: cfg.Audit.HeadEvery.D(), m: m}
+	o.Acked = func() {
+		if f := au.acked.Load(); f != nil {
+			(*f)()
+		}
+	}
 	w, err := audit.NewWorker(o)
 	if err != nil {
 		return nil, err
 	}
-	return &auditing{st: st, log: log, every: cfg.Audit.HeadEvery.D(), worker: w, m: m}, nil
+	au.worker = w
+	return au, nil
 }
+
+// wakeOnAcked makes the worker call f after each pass that acknowledged
+// audit records: the relay's Wake, so that a webhook queued behind its
+// order's audit record goes out as soon as the record is appended, not at
+// the relay's next poll.
+func (au *auditing) wakeOnAcked(f func()) { au.acked.Store(&f) }
 
 // start runs the worker and the head publisher until stop.
 func (au *auditing) start() {

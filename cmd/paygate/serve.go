@@ -94,9 +94,16 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 		a.close()
 		return nil, fmt.Errorf("building audit: %w", err)
 	}
-	if a.webhooks, err = newWebhooks(cfg, st, a.reg, a.log.With("component", "webhook"), ao.webhook); err != nil {
+	if a.webhooks, err = newWebhooks(cfg, st, a.reg, a.log.With("component", "webhook"), a.audit.worker.Wake, ao.webhook); err != nil {
 		a.close()
 		return nil, fmt.Errorf("building webhooks: %w", err)
+	}
+	if a.webhooks != nil {
+		// Each of an order's webhooks is queued behind its audit record:
+		// the worker's appending it wakes the relay, as the relay's moving
+		// a webhook off wakes the worker (Moved), so that an order's
+		// events go out back to back, not a poll of each apart.
+		a.audit.wakeOnAcked(a.webhooks.relay.Wake)
 	}
 	if err := a.buildPayments(notifyURL, ao.wechatpayTransport, ao.paymentsNow); err != nil {
 		a.close()

@@ -676,3 +676,24 @@ func TestRefundProposedWebhookRidesTheProposal(t *testing.T) {
 		t.Errorf("merchant processed %v; want order.paid then refund.proposed", types)
 	}
 }
+
+// TestWebhookNotHeldBehindItsAuditRecord: a paid order's order.paid,
+// queued behind the payment's audit record, reaches the merchant with the
+// relay's poll an hour: the audit worker's appending the record wakes the
+// relay. It waited for the relay's next poll (a second by default), and
+// each of an order's later events (a refund's) for the next one, so an
+// order's events went out a poll or more apart.
+func TestWebhookNotHeldBehindItsAuditRecord(t *testing.T) {
+	m := newMerchant(t, func(hookArrival, int) bool { return false })
+	up := newScriptedProvider(t, purchaseScript)
+	url, a, _ := hookApp(t, webhookStoreYAML(t, "embedded"), up.URL, m.URL, "", nil,
+		withWebhookOptions(func(o *webhook.Options) { o.PollInterval = time.Hour }))
+	no, _ := orderFor(t, url, testOpenID, "premium please")
+	if d, err := a.sim.Pay(context.Background(), no); err != nil || !d.Acked {
+		t.Fatalf("pay: %+v %v", d, err)
+	}
+	got := m.await(t, "order.paid without a relay poll", func(a hookArrival) bool { return a.env.Type == webhook.TypeOrderPaid })
+	if got.env.Data.Order["order_no"] != no {
+		t.Fatalf("order.paid of %v; want %s", got.env.Data.Order["order_no"], no)
+	}
+}

@@ -71,13 +71,17 @@ type webhooks struct {
 }
 
 // newWebhooks builds and starts the relay, or returns nil when webhooks.url
-// is empty (webhooks off: no event is enqueued either).
-func newWebhooks(cfg *config.Config, st store.Store, reg prometheus.Registerer, log *slog.Logger, tweak func(*webhook.Options)) (*webhooks, error) {
+// is empty (webhooks off: no event is enqueued either). moved is
+// webhook.Options.Moved: the audit worker's Wake, so that the audit records
+// queued behind a webhook on its order's queue are appended as soon as the
+// relay moved it off, not at the worker's next poll (the relay is woken
+// the other way by the worker: auditing.wakeOnAcked).
+func newWebhooks(cfg *config.Config, st store.Store, reg prometheus.Registerer, log *slog.Logger, moved func(), tweak func(*webhook.Options)) (*webhooks, error) {
 	if cfg.Webhooks.URL == "" {
 		return nil, nil
 	}
 	o := webhook.Options{Store: st, URL: cfg.Webhooks.URL, Secret: cfg.Webhooks.Secret, Registerer: reg, Logger: log,
-		ResendEvents: audit.ResendEvents}
+		ResendEvents: audit.ResendEvents, Moved: moved}
 	if tweak != nil {
 		tweak(&o)
 	}

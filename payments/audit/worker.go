@@ -59,6 +59,12 @@ type WorkerOptions struct {
 	// relay on another replica) is about to handle. Nil leaves every other
 	// kind alone.
 	SetAside func(ctx context.Context, e store.Event) (bool, error)
+	// Acked, when set, is called after a pass acknowledged audit events
+	// (or set other kinds aside): the events queued behind them on their
+	// keys (an order's merchant webhooks, of another consumer) are due to
+	// their consumer now, which it should read at once rather than at its
+	// next poll (cmd/ passes the webhook relay's Wake). It must not block.
+	Acked func()
 }
 
 // Worker appends the audit events of the outbox to the chain. One Worker runs
@@ -73,6 +79,7 @@ type Worker struct {
 	now    func() time.Time
 	wake   chan struct{}
 	aside  func(context.Context, store.Event) (bool, error)
+	acked  func()
 
 	// pass is held by the one Drain running (a 1-slot semaphore) and
 	// guards seen. A channel rather than a mutex, so that a Drain waiting
@@ -100,7 +107,7 @@ func NewWorker(o WorkerOptions) (*Worker, error) {
 	}
 	w := &Worker{
 		st: o.Store, retain: o.RetainText, poll: o.PollInterval, skew: o.ClockSkew,
-		m: o.Metrics, log: o.Logger, now: o.Now, wake: make(chan struct{}, 1), aside: o.SetAside,
+		m: o.Metrics, log: o.Logger, now: o.Now, wake: make(chan struct{}, 1), aside: o.SetAside, acked: o.Acked,
 		pass: make(chan struct{}, 1),
 	}
 	if w.poll <= 0 {
@@ -208,6 +215,9 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 		total += done
 		if done == 0 && moved == 0 {
 			return total, firstErr
+		}
+		if w.acked != nil {
+			w.acked()
 		}
 	}
 }

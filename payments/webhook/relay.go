@@ -97,6 +97,13 @@ type Options struct {
 	// runs out.
 	Lease time.Duration
 
+	// Moved, when set, is called after an event was moved off its order's
+	// queue (acknowledged there): the events queued behind it on that
+	// queue (the order's audit records, of another consumer) are due to
+	// their consumer now, which it should read at once rather than at its
+	// next poll (cmd/ passes the audit worker's Wake). It must not block.
+	Moved func()
+
 	// Observe, when set, is called after each attempt's outcome was written
 	// to the store (tests wait on it; it must not block).
 	Observe func(Result)
@@ -531,6 +538,10 @@ func (r *Relay) move(ctx context.Context, ev store.Event) {
 	if err := r.store.AckEventAt(sctx, ev.Key, ev.ID, ev.CreatedAt); err != nil {
 		r.log.WarnContext(ctx, "webhook intake event not acknowledged; it is moved again once its lease runs out",
 			"event_id", ev.ID, "order_no", ev.Key, "err", err)
+		return
+	}
+	if r.opts.Moved != nil {
+		r.opts.Moved()
 	}
 }
 
