@@ -61,7 +61,7 @@ func TestPictureOpeningAStreamNotHeldAfterItIsReturned(t *testing.T) {
 // of MiB on a loaded machine under -race: its timeouts are not under test.
 func raisePictureTimeouts(c *config.Config) {
 	to := &c.Providers[0].Timeouts
-	to.FirstToken, to.Idle, to.Total = config.Duration(time.Minute), config.Duration(time.Minute), config.Duration(time.Minute)
+	to.FirstByte, to.FirstToken, to.Idle, to.Total = config.Duration(time.Minute), config.Duration(time.Minute), config.Duration(time.Minute), config.Duration(time.Minute)
 }
 
 // TestPictureInEventsAnsweringANonStreamRequest: an image model that
