@@ -255,11 +255,17 @@ var (
 // word before another word counts what that word names, whatever it is
 // ("number_of_months", "numSeats", "num_licenses"): only a number word
 // after the thing it numbers ("phone_number") names a thing's number; and
-// one without a digit ("number_type": "mobile") counts nothing.
+// one without a digit ("number_type": "mobile") counts nothing. A number
+// word after the thing it numbers stays a thing's number whatever follows
+// it ("order_number_id", "phone_number_country_code"): only count words or
+// those of a count ("total") may stand before the number word that counts.
 func numberOfItems(words []string, v gjson.Result) bool {
 	for i, w := range words[:max(len(words)-1, 0)] {
 		if numberWords[w] && !numberWords[words[i+1]] {
 			return v.Type == gjson.Number || v.IsArray() || v.IsObject() || strings.IndexFunc(v.String(), unicode.IsDigit) >= 0
+		}
+		if !countWords[w] && !ofItemsWords[w] {
+			break
 		}
 	}
 	for _, w := range words {
