@@ -60,6 +60,13 @@ func TestNotDurableWarned(t *testing.T) {
 			if tc.want != "" && (!strings.Contains(out, `"level":"WARN"`) || !strings.Contains(out, tc.want) || !strings.Contains(out, srv.Addr())) {
 				t.Errorf("the warning does not carry %s and the server %s at level WARN:\n%s", tc.want, srv.Addr(), out)
 			}
+			// No append-only file: wait_replicas alone is no way out (it
+			// has the primary warned of again, TestNotDurableWithReplicasWaitedFor),
+			// so it is advised only beside appendonly yes.
+			if tc.want == `"appendonly":"no"` && (strings.Contains(out, "or set store.redis.wait_replicas") ||
+				!strings.Contains(out, "appendonly yes and store.redis.wait_replicas")) {
+				t.Errorf("the warning advises store.redis.wait_replicas without appendonly yes:\n%s", out)
+			}
 		})
 	}
 }
