@@ -612,7 +612,19 @@ func (s *Store) warnIfNotDurable(ctx context.Context) {
 				"snapshot, orders and purchase claims with them, so a purchase can get a second payable order; run it "+
 				"with appendonly yes and appendfsync always, or with appendonly yes and store.redis.wait_replicas (waiting "+
 				"for replicas keeps no write when a primary without one restarts: its replicas copy it empty)", "addr", addr, "appendonly", "no")
-		case aof == "1" && s.waitN == 0:
+		case aof == "1" && s.waitN > 0:
+			// everysec loses at most about a second to a restart before
+			// failover; no leaves the flush to the kernel, tens of
+			// seconds, which the replicas then copy.
+			m, err := c.ConfigGet(ctx, "appendfsync").Result()
+			if v := m["appendfsync"]; err == nil && v == "no" {
+				s.log.Warn("Redis leaves its append-only file's flush to the kernel (appendfsync no), so waiting for replicas "+
+					"does not keep its writes: if it crashes and restarts on its own before any failover it comes back without "+
+					"up to about 30 s of acknowledged writes and its replicas copy that loss, a purchase's claim among them, so a "+
+					"purchase can get a second payable order; set appendfsync everysec (enough with store.redis.wait_replicas) "+
+					"or always", "addr", addr, "appendfsync", v)
+			}
+		case aof == "1":
 			m, err := c.ConfigGet(ctx, "appendfsync").Result()
 			if v := m["appendfsync"]; err == nil && v != "" && v != "always" {
 				s.log.Warn("Redis acknowledges writes before its append-only file has them on disk (appendfsync "+v+"): "+
