@@ -46,15 +46,8 @@ type earlierKey struct {
 // version must go on reading it as it is; a later layout gets a file of
 // its own beside it, written by the binary of that version.
 func TestEarlierVersionKeys(t *testing.T) {
-	requireSharedRedis(t)
 	ctx := context.Background()
-	prefix := testPrefix()
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
-	t.Cleanup(func() { dropPrefix(t, c, prefix); _ = c.Close() })
-	loadEarlierKeys(t, c, prefix, filepath.Join("testdata", "earlier_version_keys.json.gz"))
-	stopped := storetest.NewClock()
-	stopped.Advance(time.Date(2026, 12, 3, 13, 22, 40, 0, time.UTC).Sub(stopped.Now()))
-	s := openOn(t, stopped, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	_, _, _, s := openEarlierVersion(t)
 
 	orders := []struct {
 		no, user         string
@@ -115,6 +108,23 @@ func TestEarlierVersionKeys(t *testing.T) {
 	}
 }
 
+// openEarlierVersion loads testdata/earlier_version_keys.json.gz under a
+// prefix of its own on the shared Redis and opens this version on it, its
+// clock at the moment the earlier version stopped (13:22:40 UTC on 3
+// December 2026), as the first new replica of a rolling upgrade finds it.
+// It returns a client of that Redis, the prefix, the clock and the store.
+func openEarlierVersion(t *testing.T) (*goredis.Client, string, *storetest.Clock, *Store) {
+	t.Helper()
+	requireSharedRedis(t)
+	prefix := testPrefix()
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
+	t.Cleanup(func() { dropPrefix(t, c, prefix); _ = c.Close() })
+	loadEarlierKeys(t, c, prefix, filepath.Join("testdata", "earlier_version_keys.json.gz"))
+	clock := storetest.NewClock()
+	clock.Advance(time.Date(2026, 12, 3, 13, 22, 40, 0, time.UTC).Sub(clock.Now()))
+	return c, prefix, clock, openOn(t, clock, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+}
+
 // loadEarlierKeys writes the keys of a dump under prefix.
 func loadEarlierKeys(t *testing.T, c *goredis.Client, prefix, path string) {
 	t.Helper()
@@ -171,15 +181,8 @@ func loadEarlierKeys(t *testing.T, c *goredis.Client, prefix, path string) {
 // same ttl, the later written has the later until), and a write at a
 // version the order has left changes neither.
 func TestEarlierVersionRefundRecords(t *testing.T) {
-	requireSharedRedis(t)
 	ctx := context.Background()
-	prefix := testPrefix()
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
-	t.Cleanup(func() { dropPrefix(t, c, prefix); _ = c.Close() })
-	loadEarlierKeys(t, c, prefix, filepath.Join("testdata", "earlier_version_keys.json.gz"))
-	stopped := storetest.NewClock()
-	stopped.Advance(time.Date(2026, 12, 3, 13, 22, 40, 0, time.UTC).Sub(stopped.Now()))
-	s := openOn(t, stopped, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	c, prefix, _, s := openEarlierVersion(t)
 
 	// recordTTL is the ttl payments writes every refund record with, as
 	// the earlier version did (its records' until is 400 days after their

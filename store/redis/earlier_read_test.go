@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -97,6 +96,23 @@ func refundRecordJSON(t *testing.T, id, no string, version int64) []byte {
 	return b
 }
 
+// recordAtOrderVersion records refund id as order no's refund record at
+// the order's version (PutRefundRecord, with the ttl payments writes) and
+// returns the order as it read it and the record.
+func recordAtOrderVersion(t *testing.T, s *Store, no, id string) (*store.Order, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	o, err := s.GetOrder(ctx, no)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := refundRecordJSON(t, id, no, o.Version)
+	if err := s.PutRefundRecord(ctx, no, o.Version, rec, earlierRecordTTL); err != nil {
+		t.Fatal(err)
+	}
+	return o, rec
+}
+
 // TestEarlierVersionReadsThisVersionsRefundRecord: during a rolling upgrade
 // from the version of 2 December 2026 (which keeps an order's refund record
 // on {x:refund-inflight:NO} and reads it only there), a record this version
@@ -104,27 +120,14 @@ func refundRecordJSON(t *testing.T, id, no string, version int64) []byte {
 // about the same expiry: WeChat Pay's SUCCESS of a refund confirmed on a
 // new replica and delivered to an old one finds the refund it names.
 func TestEarlierVersionReadsThisVersionsRefundRecord(t *testing.T) {
-	requireSharedRedis(t)
 	ctx := context.Background()
-	prefix := testPrefix()
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
-	t.Cleanup(func() { dropPrefix(t, c, prefix); _ = c.Close() })
-	loadEarlierKeys(t, c, prefix, filepath.Join("testdata", "earlier_version_keys.json.gz"))
-	stopped := storetest.NewClock()
-	stopped.Advance(time.Date(2026, 12, 3, 13, 22, 40, 0, time.UTC).Sub(stopped.Now()))
-	s := openOn(t, stopped, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	c, prefix, _, s := openEarlierVersion(t)
 
 	const no = "PG261203132231X0FoTrcASo0TlQ"
 	if got := earlierRefundRecord(t, c, prefix, no); got != "rf_pzHiP3nmyLRQC5WJVAkaJeDG" {
 		t.Fatalf("earlier version's read of %s before this version wrote: %q; want its own record", no, got)
 	}
-	o, err := s.GetOrder(ctx, no)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutRefundRecord(ctx, no, o.Version, refundRecordJSON(t, "rf_new_replica", no, o.Version), earlierRecordTTL); err != nil {
-		t.Fatal(err)
-	}
+	o, _ := recordAtOrderVersion(t, s, no, "rf_new_replica")
 	if got := earlierRefundRecord(t, c, prefix, no); got != "rf_new_replica" {
 		t.Errorf("earlier version's read of %s after this version recorded rf_new_replica: %q", no, got)
 	}
@@ -175,15 +178,8 @@ func TestEarlierVersionReadsThisVersionsRefundRecord(t *testing.T) {
 // until of the two keys, both now the late copy's record), or handed the
 // earlier version's replicas an older refund's record.
 func TestLateRefundRecordCopy(t *testing.T) {
-	requireSharedRedis(t)
 	ctx := context.Background()
-	prefix := testPrefix()
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
-	t.Cleanup(func() { dropPrefix(t, c, prefix); _ = c.Close() })
-	loadEarlierKeys(t, c, prefix, filepath.Join("testdata", "earlier_version_keys.json.gz"))
-	clock := storetest.NewClock()
-	clock.Advance(time.Date(2026, 12, 3, 13, 22, 40, 0, time.UTC).Sub(clock.Now()))
-	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	c, prefix, clock, s := openEarlierVersion(t)
 
 	untilOf := func(no string) int64 {
 		t.Helper()
@@ -206,14 +202,7 @@ func TestLateRefundRecordCopy(t *testing.T) {
 	// A replica of the earlier version records a refund between this
 	// version's write and its copy.
 	const a = "PG261203132231X0FoTrcASo0TlQ"
-	o, err := s.GetOrder(ctx, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r1 := refundRecordJSON(t, "rf_this_version", a, o.Version)
-	if err := s.PutRefundRecord(ctx, a, o.Version, r1, earlierRecordTTL); err != nil {
-		t.Fatal(err)
-	}
+	o, r1 := recordAtOrderVersion(t, s, a, "rf_this_version")
 	u1 := untilOf(a)
 	older := refundRecordJSON(t, "rf_earlier_replica", a, o.Version+1)
 	earlierRecordWrite(t, c, prefix, a, older, u1+1000)
@@ -223,13 +212,7 @@ func TestLateRefundRecordCopy(t *testing.T) {
 	// This version records a later refund (its copy in place) before the
 	// copy of the one before arrives.
 	const b = "PG261203132230tf3Zf8POhxu1yl"
-	if o, err = s.GetOrder(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	first := refundRecordJSON(t, "rf_first", b, o.Version)
-	if err := s.PutRefundRecord(ctx, b, o.Version, first, earlierRecordTTL); err != nil {
-		t.Fatal(err)
-	}
+	o, first := recordAtOrderVersion(t, s, b, "rf_first")
 	uFirst := untilOf(b)
 	clock.Advance(time.Second)
 	if err := s.PutRefundRecord(ctx, b, o.Version, refundRecordJSON(t, "rf_second", b, o.Version), earlierRecordTTL); err != nil {
@@ -264,13 +247,7 @@ func testRefundRecordCopyInACluster(t *testing.T, addrs []string) {
 	if err := s.CreateOrder(ctx, storetest.NewOrder(no, "shop", "u1", clock.Now())); err != nil {
 		t.Fatal(err)
 	}
-	o, err := s.GetOrder(ctx, no)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutRefundRecord(ctx, no, o.Version, refundRecordJSON(t, "rf_cluster", no, o.Version), earlierRecordTTL); err != nil {
-		t.Fatal(err)
-	}
+	recordAtOrderVersion(t, s, no, "rf_cluster")
 	if got := earlierRefundRecord(t, c, prefix, no); got != "rf_cluster" {
 		t.Errorf("earlier version's read of %s on a cluster: %q; want rf_cluster", no, got)
 	}
