@@ -38,15 +38,8 @@ func TestLateConfirmationRecordDoesNotOverwriteALaterRefund(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
-					t.Fatalf("first refund's notification: %+v %v", d, err)
-				}
-				// The user confirms the refund of the rest: recorded
-				// and sent, WeChat Pay processing it.
-				later = propose(t, e, e.order(o.OrderNo), 0)
-				if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, later.RefundID); err != nil {
-					t.Fatalf("second refund's confirmation: %v", err)
-				}
+				// The user confirms the refund of the rest once the first settles.
+				later = settleThenConfirmRest(ctx, t, e, o, p)
 			}})
 
 			res, err := paused.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
@@ -74,21 +67,7 @@ func TestLateConfirmationRecordDoesNotOverwriteALaterRefund(t *testing.T) {
 				t.Errorf("order's refund record names %s; want the second refund's %s", rec.Proposal.RefundID, later.RefundID)
 			}
 
-			if d, err := e.sim.CompleteRefund(ctx, later.OutRefundNo); err != nil || !d.Acked {
-				t.Fatalf("second refund's notification: %+v %v", d, err)
-			}
-			if got := e.order(o.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != o.AmountFen {
-				t.Errorf("order %s, %d fen refunded (%s); want refunded, %d", got.Status, got.RefundedFen, got.ReviewReason, o.AmountFen)
-			}
-			asked := map[string]int{}
-			for _, l := range e.sim.Requests() {
-				if l.Op == "refund" {
-					asked[l.OutRefundNo]++
-				}
-			}
-			if asked[p.OutRefundNo] != 1 || asked[later.OutRefundNo] != 1 || len(asked) != 2 {
-				t.Errorf("refunds asked of WeChat Pay: %v; want each of %s (by the sweep) and %s once", asked, p.OutRefundNo, later.OutRefundNo)
-			}
+			settleSecondAndCheckRefunded(ctx, t, e, o, p, later, " (by the sweep)")
 		})
 	}
 }

@@ -47,15 +47,8 @@ func TestSweepRecordDoesNotOverwriteALaterRefund(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
-			t.Fatalf("first refund's notification: %+v %v", d, err)
-		}
-		// The user confirms the refund of the rest: recorded and sent,
-		// WeChat Pay processing it.
-		later = propose(t, e, e.order(o.OrderNo), 0)
-		if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, later.RefundID); err != nil {
-			t.Fatalf("second refund's confirmation: %v", err)
-		}
+		// The user confirms the refund of the rest once the first settles.
+		later = settleThenConfirmRest(ctx, t, e, o, p)
 	}})
 
 	e.clock.Advance(2 * time.Minute)
@@ -69,10 +62,34 @@ func TestSweepRecordDoesNotOverwriteALaterRefund(t *testing.T) {
 	if later == nil {
 		t.Fatal("the sweep recorded no refund: the hook never ran")
 	}
+	settleSecondAndCheckRefunded(ctx, t, e, o, p, later, "")
+}
+
+// settleThenConfirmRest has WeChat Pay settle refund p of order o (its
+// notification acknowledged), then the user confirm a refund of the rest
+// of o: recorded and sent, WeChat Pay processing it. It returns that
+// second refund.
+func settleThenConfirmRest(ctx context.Context, t *testing.T, e *env, o *store.Order, p *store.RefundProposal) *store.RefundProposal {
+	t.Helper()
+	if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+		t.Fatalf("first refund's notification: %+v %v", d, err)
+	}
+	later := propose(t, e, e.order(o.OrderNo), 0)
+	if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, later.RefundID); err != nil {
+		t.Fatalf("second refund's confirmation: %v", err)
+	}
+	return later
+}
+
+// settleSecondAndCheckRefunded has WeChat Pay settle the second refund,
+// later, and checks that order o is then refunded in full and that each of
+// p and later was asked of WeChat Pay once and nothing else; firstBy says,
+// in the error, who asked for p.
+func settleSecondAndCheckRefunded(ctx context.Context, t *testing.T, e *env, o *store.Order, p, later *store.RefundProposal, firstBy string) {
+	t.Helper()
 	if d, err := e.sim.CompleteRefund(ctx, later.OutRefundNo); err != nil || !d.Acked {
 		t.Fatalf("second refund's notification: %+v %v", d, err)
 	}
-
 	if got := e.order(o.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != o.AmountFen {
 		t.Errorf("order %s, %d fen refunded (%s); want refunded, %d", got.Status, got.RefundedFen, got.ReviewReason, o.AmountFen)
 	}
@@ -83,6 +100,6 @@ func TestSweepRecordDoesNotOverwriteALaterRefund(t *testing.T) {
 		}
 	}
 	if asked[p.OutRefundNo] != 1 || asked[later.OutRefundNo] != 1 || len(asked) != 2 {
-		t.Errorf("refunds asked of WeChat Pay: %v; want each of %s and %s once", asked, p.OutRefundNo, later.OutRefundNo)
+		t.Errorf("refunds asked of WeChat Pay: %v; want each of %s%s and %s once", asked, p.OutRefundNo, firstBy, later.OutRefundNo)
 	}
 }
