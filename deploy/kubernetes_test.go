@@ -196,6 +196,34 @@ type podDisruptionBudget struct {
 	} `yaml:"spec"`
 }
 
+type networkPolicy struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Metadata   objectMeta `yaml:"metadata"`
+	Spec       struct {
+		PodSelector labelSelector `yaml:"podSelector"`
+		PolicyTypes []string      `yaml:"policyTypes"`
+		Ingress     []struct {
+			From []struct {
+				NamespaceSelector *labelSelector `yaml:"namespaceSelector"`
+				PodSelector       *labelSelector `yaml:"podSelector"`
+				IPBlock           *struct {
+					CIDR   string   `yaml:"cidr"`
+					Except []string `yaml:"except"`
+				} `yaml:"ipBlock"`
+			} `yaml:"from"`
+			Ports []struct {
+				Protocol string      `yaml:"protocol"`
+				Port     intOrString `yaml:"port"`
+			} `yaml:"ports"`
+		} `yaml:"ingress"`
+	} `yaml:"spec"`
+}
+
+type labelSelector struct {
+	MatchLabels map[string]string `yaml:"matchLabels"`
+}
+
 // intOrString is Kubernetes' IntOrString: a port number or a port name.
 type intOrString string
 
@@ -208,13 +236,15 @@ func (v *intOrString) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // manifest is deploy/kubernetes.yaml, one object of each kind; the
-// PodDisruptionBudget may be missing (a check, not the parse, says so).
+// PodDisruptionBudget and the NetworkPolicy may be missing (a check, not the
+// parse, says so).
 type manifest struct {
 	ConfigMap  configMap
 	Deployment deployment
 	Service    service
 	Ingress    ingress
 	PDB        *podDisruptionBudget
+	NetPol     *networkPolicy
 }
 
 func readManifest(t *testing.T) manifest {
@@ -266,6 +296,9 @@ func parseManifest(data []byte) (manifest, error) {
 		case "PodDisruptionBudget":
 			m.PDB = &podDisruptionBudget{}
 			target = m.PDB
+		case "NetworkPolicy":
+			m.NetPol = &networkPolicy{}
+			target = m.NetPol
 		default:
 			return m, fmt.Errorf("line %d: unexpected kind %q", doc.Line, head.Kind)
 		}
@@ -629,6 +662,15 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 		ps.add("ingress: %d paths; want exactly /wechatpay/notify", paths)
 	}
 
+	// Who may connect: the admin listener listens on every interface (the
+	// kubelet's probes, which NetworkPolicy does not govern, need it), so
+	// without a policy every pod in the cluster reached /metrics and the
+	// admin API's login. A NetworkPolicy selecting the pod admits the
+	// notify port (the Ingress's backend) and the admin port from chosen
+	// namespaces only, by port number (Calico mishandled the names of a
+	// sidecar's ports), and no port that is no listener's.
+	ps = append(ps, checkNetworkPolicy(m, pg, bot, adminPort, notifyPort)...)
+
 	// Scaling out and shutting down.
 	if d.Spec.Replicas > 1 && cfg.Store.Driver != "redis" {
 		ps.add("%d replicas with store.driver %q: only redis is shared", d.Spec.Replicas, cfg.Store.Driver)
@@ -696,6 +738,70 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 	return ps, kc
 }
 
+func checkNetworkPolicy(m manifest, pg, bot *container, adminPort, notifyPort int) (ps problems) {
+	np := m.NetPol
+	if np == nil {
+		ps.add("no NetworkPolicy: every pod in the cluster reaches the admin listener's port %d (/metrics, the admin API)", adminPort)
+		return ps
+	}
+	labels := m.Deployment.Spec.Template.Metadata.Labels
+	if len(np.Spec.PodSelector.MatchLabels) == 0 {
+		ps.add("NetworkPolicy podSelector selects every pod of the namespace; want paygate's")
+	}
+	for k, v := range np.Spec.PodSelector.MatchLabels {
+		if labels[k] != v {
+			ps.add("NetworkPolicy podSelector %s=%s does not select the pod", k, v)
+		}
+	}
+	if len(np.Spec.PolicyTypes) > 0 && !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
+		ps.add("NetworkPolicy policyTypes %q: without Ingress it limits no connection to the pod", np.Spec.PolicyTypes)
+	}
+	allowed := map[int]string{adminPort: "admin", notifyPort: "notify"}
+	for _, c := range []*container{pg, bot} {
+		for _, p := range c.Ports {
+			if _, ok := allowed[p.ContainerPort]; !ok {
+				allowed[p.ContainerPort] = c.Name + " " + p.Name
+			}
+		}
+	}
+	notifyOpen := false
+	for i, r := range np.Spec.Ingress {
+		if len(r.Ports) == 0 {
+			ps.add("NetworkPolicy ingress[%d] names no port: it admits every port, the admin port %d among them", i, adminPort)
+		}
+		for _, p := range r.Ports {
+			n, err := strconv.Atoi(string(p.Port))
+			if err != nil {
+				ps.add("NetworkPolicy ingress[%d] port %q by name: give the number (Calico mishandled a sidecar's port names)", i, p.Port)
+				continue
+			}
+			if _, ok := allowed[n]; !ok {
+				ps.add("NetworkPolicy ingress[%d] port %d is no listener's or container's port", i, n)
+			}
+			if p.Protocol != "" && p.Protocol != "TCP" {
+				ps.add("NetworkPolicy ingress[%d] port %d protocol %s; the listeners are TCP", i, n, p.Protocol)
+			}
+			switch n {
+			case notifyPort:
+				notifyOpen = true
+			case adminPort:
+				if len(r.From) == 0 {
+					ps.add("NetworkPolicy ingress[%d] admits the admin port %d from everywhere; want only a monitoring namespace", i, n)
+				}
+				for j, f := range r.From {
+					if f.NamespaceSelector == nil || len(f.NamespaceSelector.MatchLabels) == 0 || f.IPBlock != nil {
+						ps.add("NetworkPolicy ingress[%d].from[%d] admits the admin port %d from beyond a chosen namespace; want a namespaceSelector with labels", i, j, n)
+					}
+				}
+			}
+		}
+	}
+	if !notifyOpen {
+		ps.add("NetworkPolicy does not admit the notify port %d: the Ingress could not deliver WeChat Pay's notifications", notifyPort)
+	}
+	return ps
+}
+
 func TestKubernetesManifest(t *testing.T) {
 	ps, kc := checkKubernetes(readManifest(t), readImage(t), t.TempDir())
 	ps.want(t, "kubernetes.yaml")
@@ -761,6 +867,28 @@ func TestKubernetesChecksCatch(t *testing.T) {
 			m.PDB.Spec.MaxUnavailable, m.PDB.Spec.MinAvailable = &two, nil
 		}, "maxUnavailable"},
 		{"short grace period", func(m *manifest) { m.Deployment.Spec.Template.Spec.TerminationGracePeriodSeconds = 30 }, "terminationGracePeriodSeconds"},
+		{"no network policy", func(m *manifest) { m.NetPol = nil }, "no NetworkPolicy"},
+		{"network policy for other pods", func(m *manifest) { m.NetPol.Spec.PodSelector.MatchLabels = map[string]string{"app": "other"} }, "NetworkPolicy podSelector"},
+		{"network policy admits admin from everywhere", func(m *manifest) {
+			for i := range m.NetPol.Spec.Ingress {
+				m.NetPol.Spec.Ingress[i].From = nil
+			}
+		}, "admin port 8081 from everywhere"},
+		{"network policy admits admin from an ip block", func(m *manifest) {
+			for i := range m.NetPol.Spec.Ingress {
+				for j := range m.NetPol.Spec.Ingress[i].From {
+					m.NetPol.Spec.Ingress[i].From[j].NamespaceSelector = nil
+				}
+			}
+		}, "beyond a chosen namespace"},
+		{"network policy rule on every port", func(m *manifest) {
+			for i := range m.NetPol.Spec.Ingress {
+				m.NetPol.Spec.Ingress[i].Ports = nil
+			}
+		}, "names no port"},
+		{"network policy port by name", func(m *manifest) { m.NetPol.Spec.Ingress[0].Ports[0].Port = "notify" }, "by name"},
+		{"network policy on another port", func(m *manifest) { m.NetPol.Spec.Ingress[0].Ports[0].Port = "9999" }, "port 9999 is no listener's"},
+		{"network policy shuts out notifications", func(m *manifest) { cm(m, "notify_listen: 0.0.0.0:8082", "notify_listen: 0.0.0.0:8083") }, "does not admit the notify port 8083"},
 		{"config that does not load", func(m *manifest) { cm(m, "backend: wechatpay", "backend: alipay") }, "payments.backend"},
 	}
 	for _, tt := range tests {
