@@ -2,14 +2,9 @@ package payments_test
 
 import (
 	"context"
-	"errors"
-	"net/http"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/paygate/paygate/payments"
-	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
@@ -38,26 +33,6 @@ func TestPrepayNumberUsedOnAPaidOrder(t *testing.T) {
 		}
 	})
 	t.Run("the query is refused", func(t *testing.T) {
-		rt := &refusingRT{refuse: func(method, path string, nth int) bool {
-			return method == http.MethodGet && strings.HasPrefix(path, "/v3/pay/transactions/out-trade-no/") && nth == 1
-		}}
-		e := newEnv(t, envOptions{client: func(c *wechatpay.Config) { c.Transport = rt }})
-		ctx := context.Background()
-		e.sim.InjectFault(wxsim.Fault{Op: "prepay", Kind: wxsim.FaultNumberUsedPaid})
-		res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-number-used-refused", SKU: "premium-monthly"})
-		if errors.Is(err, payments.ErrPrepayRejected) || !errors.Is(err, payments.ErrPaymentUnavailable) || res == nil {
-			t.Fatalf("create: %+v, %v; want ErrPaymentUnavailable (WeChat Pay holds the order), not ErrPrepayRejected", res, err)
-		}
-		no := res.Order.OrderNo
-		if got := e.order(no); got.Status != store.StatusCreating {
-			t.Fatalf("order %s; want creating, left to the reconciler", got.Status)
-		}
-		e.clock.Advance(time.Minute)
-		if _, err := e.svc.Sweep(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if got := e.order(no); got.Status != store.StatusPaid {
-			t.Errorf("after the sweep: order %s; want paid", got.Status)
-		}
+		paidButQueryRefusedStaysOpen(t, wxsim.FaultNumberUsedPaid, "oUser-number-used-refused")
 	})
 }

@@ -21,13 +21,22 @@ import (
 // offered again), but kept in creating for the reconciler, which finds it
 // paid.
 func TestPrepayPaidButQueryRefusedStaysOpen(t *testing.T) {
+	paidButQueryRefusedStaysOpen(t, wxsim.FaultOrderPaid, "oUser-paid-refused")
+}
+
+// paidButQueryRefusedStaysOpen: WeChat Pay answers the prepay with kind, a
+// refusal under which the order may be paid (ORDERPAID, OUT_TRADE_NO_USED
+// of a paid order), and refuses the query that was to tell (403). The order
+// stays in creating, not closed as refused, and the sweep finds it paid.
+func paidButQueryRefusedStaysOpen(t *testing.T, kind wxsim.FaultKind, user string) {
+	t.Helper()
 	rt := &refusingRT{refuse: func(method, path string, nth int) bool {
 		return method == http.MethodGet && strings.HasPrefix(path, "/v3/pay/transactions/out-trade-no/") && nth == 1
 	}}
 	e := newEnv(t, envOptions{client: func(c *wechatpay.Config) { c.Transport = rt }})
 	ctx := context.Background()
-	e.sim.InjectFault(wxsim.Fault{Op: "prepay", Kind: wxsim.FaultOrderPaid})
-	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-paid-refused", SKU: "premium-monthly"})
+	e.sim.InjectFault(wxsim.Fault{Op: "prepay", Kind: kind})
+	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
 	if errors.Is(err, payments.ErrPrepayRejected) || !errors.Is(err, payments.ErrPaymentUnavailable) || res == nil {
 		t.Fatalf("create: %+v, %v; want ErrPaymentUnavailable (WeChat Pay holds the order), not ErrPrepayRejected", res, err)
 	}
