@@ -29,16 +29,7 @@ func TestPaymentAfterTheRefundOfAnUnknownOrderIsRecorded(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, envOptions{driver: driver})
 			const no, txid, payer = "PGghostRefundFirst0001", "420000123488888888888888888888", "oGhostPayerRefundFirst"
-			res := wxsim.RefundResource{
-				MchID: e.sim.MchID(), TransactionID: txid, OutTradeNo: no,
-				RefundID: "50300000000000000000000088888", OutRefundNo: "RFghostRefundFirst01", RefundStatus: "SUCCESS",
-				SuccessTime: time.Now().Format(time.RFC3339), UserReceivedAccount: "支付用户零钱",
-			}
-			res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 4999, 4999, 4999, 4999
-			rn, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rn := orphanRefundNote(t, e, no, txid, "50300000000000000000000088888", "RFghostRefundFirst01")
 			if status, body := e.post(rn.Header, rn.Body); status != http.StatusNoContent {
 				t.Fatalf("refund notification: %d %s; want 204", status, body)
 			}
@@ -128,16 +119,7 @@ func TestPaymentRacingTheRefundOfAnUnknownOrderIsRecorded(t *testing.T) {
 				st = &wordBeforeOrphan{fullStore: o.Store.(fullStore), no: no, paid: true}
 				o.Store = st
 			}})
-			res := wxsim.RefundResource{
-				MchID: e.sim.MchID(), TransactionID: txid, OutTradeNo: no,
-				RefundID: "50300000000000000000000077777", OutRefundNo: "RFghostRefundRace01", RefundStatus: "SUCCESS",
-				SuccessTime: time.Now().Format(time.RFC3339), UserReceivedAccount: "支付用户零钱",
-			}
-			res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 4999, 4999, 4999, 4999
-			rn, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rn := orphanRefundNote(t, e, no, txid, "50300000000000000000000077777", "RFghostRefundRace01")
 			st.url, st.note = e.notify.URL+payments.NotifyPath, rn
 			st.armed.Store(true)
 
@@ -191,16 +173,7 @@ func TestRefundRacingThePaymentOfAnUnknownOrderIsCounted(t *testing.T) {
 			st.url, st.note = e.notify.URL+payments.NotifyPath, e.buildPayment(tx, nil)
 			st.armed.Store(true)
 
-			res := wxsim.RefundResource{
-				MchID: e.sim.MchID(), TransactionID: txid, OutTradeNo: no,
-				RefundID: "50300000000000000000000066666", OutRefundNo: "RFghostPaymentRace01", RefundStatus: "SUCCESS",
-				SuccessTime: time.Now().Format(time.RFC3339), UserReceivedAccount: "支付用户零钱",
-			}
-			res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 4999, 4999, 4999, 4999
-			rn, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rn := orphanRefundNote(t, e, no, txid, "50300000000000000000000066666", "RFghostPaymentRace01")
 			if status, body := e.post(rn.Header, rn.Body); status != http.StatusNoContent {
 				t.Fatalf("refund notification: %d %s; want 204", status, body)
 			}
@@ -266,16 +239,7 @@ func TestCopiesOfTheRefundOfAnUnknownOrderCountOnce(t *testing.T) {
 				st = &afterOrphan{fullStore: o.Store.(fullStore), no: no}
 				o.Store = st
 			}})
-			res := wxsim.RefundResource{
-				MchID: e.sim.MchID(), TransactionID: txid, OutTradeNo: no,
-				RefundID: "50300000000000000000000055555", OutRefundNo: "RFghostRefundCopies01", RefundStatus: "SUCCESS",
-				SuccessTime: time.Now().Format(time.RFC3339), UserReceivedAccount: "支付用户零钱",
-			}
-			res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 4999, 4999, 4999, 4999
-			rn, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rn := orphanRefundNote(t, e, no, txid, "50300000000000000000000055555", "RFghostRefundCopies01")
 			st.url, st.note = e.notify.URL+payments.NotifyPath, rn
 			st.armed.Store(true)
 			if status, body := e.post(rn.Header, rn.Body); status != http.StatusNoContent {
@@ -296,4 +260,22 @@ func TestCopiesOfTheRefundOfAnUnknownOrderCountOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// orphanRefundNote builds WeChat Pay's REFUND.SUCCESS notification of a
+// whole 49.99 refund of order no (transaction txid) that paygate never
+// made: the refund of an order it does not know.
+func orphanRefundNote(t *testing.T, e *env, no, txid, refundID, outRefundNo string) *wxsim.Notification {
+	t.Helper()
+	res := wxsim.RefundResource{
+		MchID: e.sim.MchID(), TransactionID: txid, OutTradeNo: no,
+		RefundID: refundID, OutRefundNo: outRefundNo, RefundStatus: "SUCCESS",
+		SuccessTime: time.Now().Format(time.RFC3339), UserReceivedAccount: "支付用户零钱",
+	}
+	res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 4999, 4999, 4999, 4999
+	rn, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rn
 }

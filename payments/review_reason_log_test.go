@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/payments"
-	"github.com/paygate/paygate/payments/wechatpay"
-	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
 
@@ -54,16 +52,7 @@ func TestUnackedReviewAlertOmitsThePayer(t *testing.T) {
 				o.Store = &reviewNoteUnacked{fullStore: o.Store.(fullStore)}
 			}})
 			const no, txid, payer = "PGghostAlertPayer0001", "420000123466666666666666666666", "oGhostPayerAlertOpenID0001"
-			res := wxsim.RefundResource{
-				MchID: e.sim.MchID(), TransactionID: txid, OutTradeNo: no,
-				RefundID: "50300000000000000000000066666", OutRefundNo: "RFghostAlertPayer01", RefundStatus: "SUCCESS",
-				SuccessTime: time.Now().Format(time.RFC3339), UserReceivedAccount: "支付用户零钱",
-			}
-			res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 4999, 4999, 4999, 4999
-			rn, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rn := orphanRefundNote(t, e, no, txid, "50300000000000000000000066666", "RFghostAlertPayer01")
 			if status, body := e.post(rn.Header, rn.Body); status != http.StatusNoContent {
 				t.Fatalf("refund notification: %d %s; want 204", status, body)
 			}
