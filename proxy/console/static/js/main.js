@@ -93,6 +93,8 @@ async function summary() {
   const settle = (p) => p.then((v) => ({ v }), (e) => ({ e }));
   const mine = ++summaries;
   summarizing = true;
+  // aria-busy while the latest read is on its way, as the panels are.
+  $('summary').setAttribute('aria-busy', 'true');
   let ap, rev, head, stats;
   try {
     [ap, rev, head, stats] = await Promise.all([
@@ -102,7 +104,12 @@ async function summary() {
       settle(api('/admin/api/audit/head')),
       settle(views.fetchStats()),
     ]);
-  } finally { if (mine === summaries) summarizing = false; }
+  } finally {
+    if (mine === summaries) {
+      summarizing = false;
+      $('summary').removeAttribute('aria-busy');
+    }
+  }
   if (!session.token() || mine !== summaries) return;
   const n = ap.v ? ap.v.length : null;
   const r = rev.v ? rev.v.length : null;

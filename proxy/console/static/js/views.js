@@ -21,13 +21,18 @@ function failed(panel, err) {
 
 // approvals draws the queue: list when given (a fresh read of every page),
 // else read here.
+//
+// The panel is aria-busy while its read is on its way: a screen reader
+// waits for the queue instead of reading "Loading…", and whatever drives
+// the page (a test, an extension) can tell a queue drawn from one coming.
 export async function approvals(panel, ctx, list) {
   if (!list) {
     loading(panel);
+    panel.setAttribute('aria-busy', 'true');
     try {
       // Every page: the oldest held orders, the nearest their deadline, come last.
       list = await allPages('/admin/api/approvals', { limit: 1000 }, 'approvals');
-    } catch (e) { return failed(panel, e); }
+    } catch (e) { return failed(panel, e); } finally { panel.removeAttribute('aria-busy'); }
   }
   clear(panel).append(
     h('h2', { text: 'Waiting for a manager' }),
