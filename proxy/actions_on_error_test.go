@@ -5,26 +5,18 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	openai "github.com/sashabaranov/go-openai"
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
-	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
@@ -130,31 +122,9 @@ func TestRoundFailingAfterOrderCarriesItsActions(t *testing.T) {
 			stream := tc.stream
 			t.Run(driver+", "+tc.name, func(t *testing.T) {
 				ctx := context.Background()
-				sim, err := wxsim.New(wxsim.Options{Keys: keys})
-				if err != nil {
-					t.Fatal(err)
-				}
-				api := httptest.NewServer(sim)
-				t.Cleanup(func() { api.Close(); _ = sim.Close() })
-				wcfg := sim.ClientConfig(api.URL, "http://127.0.0.1:1/wechatpay/notify")
-				wcfg.AttemptTimeout = 5 * time.Second
-				wp, err := wechatpay.New(ctx, wcfg)
-				if err != nil {
-					t.Fatal(err)
-				}
 				st := testdrivers.Open(t, driver, nil)
-				catalog, err := payments.NewCatalog([]payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-				svc, err := payments.New(payments.Options{Store: st, Backend: wp, Catalog: catalog,
-					MchID: sim.MchID(), AppID: sim.AppID(), Registerer: prometheus.NewRegistry(), Logger: quiet})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = svc.Close() })
-				tools := payments.NewTools(svc, payments.ToolNames{CreateOrder: "create_order", QueryOrder: "query_order", RequestRefund: "request_refund"}, quiet)
+				sim, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{Keys: keys}, AttemptTimeout: 5 * time.Second,
+					Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}}})
 
 				first := newFakeProvider(t, failingAfterCall(stream, tc.later))
 				second := newFakeProvider(t, failingAfterCall(stream, tc.later))
@@ -164,25 +134,12 @@ func TestRoundFailingAfterOrderCarriesItsActions(t *testing.T) {
 					c.Providers = append(c.Providers, p)
 					c.Models[0].Targets = append(c.Models[0].Targets, config.Target{Provider: "second", Model: "vendor/other", Weight: 1})
 				})
-				log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-				reg := prometheus.NewRegistry()
-				router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = router.Close() })
-				s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-					HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, State: st, Reconciler: svc})
-				if err != nil {
-					t.Fatal(err)
-				}
-				srv := h1test.NewServer(s.Handler())
-				t.Cleanup(srv.Close)
+				_, url := servePaygate(t, cfg, Options{Tools: simTools(svc), State: st, Reconciler: svc}, nil)
 
 				const user = "o-actions-on-error"
 				bot := &teeBot{user: user}
 				oc := openai.DefaultConfig(testClientKey)
-				oc.BaseURL = srv.URL + "/v1"
+				oc.BaseURL = url + "/v1"
 				oc.HTTPClient = &http.Client{Transport: bot}
 				client := openai.NewClientWithConfig(oc)
 				req := openai.ChatCompletionRequest{Model: "gpt-test", Stream: stream,

@@ -4,24 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
-	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
@@ -67,67 +59,32 @@ func TestClientGoneDuringPaymentCalls(t *testing.T) {
 				name = driver + ", stream"
 			}
 			t.Run(name, func(t *testing.T) {
-				sim, err := wxsim.New(wxsim.Options{Keys: keys})
-				if err != nil {
-					t.Fatal(err)
-				}
-				api := httptest.NewServer(sim)
-				t.Cleanup(func() { api.Close(); _ = sim.Close() })
-				wcfg := sim.ClientConfig(api.URL, "http://127.0.0.1:1/wechatpay/notify")
-				wcfg.AttemptTimeout = 5 * time.Second
-				client, err := wechatpay.New(context.Background(), wcfg)
-				if err != nil {
-					t.Fatal(err)
-				}
 				st := testdrivers.Open(t, driver, nil)
-				catalog, err := payments.NewCatalog([]payments.CatalogItem{
-					{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12},
-					{SKU: "tip", Name: "Tip", Price: "0.01"},
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				svc, err := payments.New(payments.Options{Store: st, Backend: client, Catalog: catalog,
-					MchID: sim.MchID(), AppID: sim.AppID(), Registerer: prometheus.NewRegistry(),
-					Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = svc.Close() })
+				sim, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{Keys: keys}, AttemptTimeout: 5 * time.Second,
+					Catalog: []payments.CatalogItem{
+						{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12},
+						{SKU: "tip", Name: "Tip", Price: "0.01"},
+					}})
 				gone, done := make(chan struct{}), make(chan struct{})
-				tools := &gatedTools{started: make(chan struct{}), gone: gone,
-					Tools: payments.NewTools(svc, payments.ToolNames{CreateOrder: "create_order", QueryOrder: "query_order", RequestRefund: "request_refund"},
-						slog.New(slog.NewTextHandler(io.Discard, nil)))}
+				tools := &gatedTools{started: make(chan struct{}), gone: gone, Tools: simTools(svc)}
 
 				fp := newFakeProvider(t, roundByRound(callsRound(stream, calls), textRound(stream, "Done.")))
 				cfg := testConfig(t, fp.URL, func(c *config.Config) { c.Payments.Budget.MaxPaymentCalls = 2 })
-				log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-				reg := prometheus.NewRegistry()
-				router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = router.Close() })
-				s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-					HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, State: st})
-				if err != nil {
-					t.Fatal(err)
-				}
-				h := s.Handler()
-				srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					if r.URL.Path == "/v1/chat/completions" {
-						// The bot's request, as the server sees it: over when
-						// its client leaves.
-						go func() { <-r.Context().Done(); close(gone) }()
-						defer close(done)
-					}
-					h.ServeHTTP(w, r)
-				}))
-				t.Cleanup(srv.Close)
+				s, url := servePaygate(t, cfg, Options{Tools: tools, State: st}, func(h http.Handler) http.Handler {
+					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						if r.URL.Path == "/v1/chat/completions" {
+							// The bot's request, as the server sees it: over when
+							// its client leaves.
+							go func() { <-r.Context().Done(); close(gone) }()
+							defer close(done)
+						}
+						h.ServeHTTP(w, r)
+					})
+				})
 
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(chatBody(stream, "")))
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(chatBody(stream, "")))
 				if err != nil {
 					t.Fatal(err)
 				}

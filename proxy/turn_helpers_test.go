@@ -3,23 +3,17 @@ package proxy
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/internal/jsonstr"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // recordingTools records each executed call; create_order and request_refund move money.
@@ -69,22 +63,8 @@ func toolsProxy(t *testing.T, base string, tools *recordingTools, mutate func(*c
 // (nil: none); it returns its URL.
 func paymentProxy(t *testing.T, base string, mutate func(*config.Config), tools PaymentTools, st StateStore, rc Reconciler) string {
 	t.Helper()
-	cfg := testConfig(t, base, mutate)
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, State: st, Reconciler: rc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return srv.URL
+	_, url := servePaygate(t, testConfig(t, base, mutate), Options{Tools: tools, State: st, Reconciler: rc}, nil)
+	return url
 }
 
 // roundByRound answers the n-th upstream request with the n-th handler.

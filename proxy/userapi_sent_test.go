@@ -2,26 +2,17 @@ package proxy
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
-	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
@@ -80,40 +71,15 @@ type tapEnv struct {
 func newTapEnv(t *testing.T, driver, user string, hook func(e *tapEnv, r *http.Request)) *tapEnv {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := wxsim.GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &tapEnv{}
-	e.sim, err = wxsim.New(wxsim.Options{Keys: keys, NotifyAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hook != nil {
-			hook(e, r)
-		}
-		e.sim.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() { api.Close(); _ = e.sim.Close() })
-	wcfg := e.sim.ClientConfig(api.URL, "http://127.0.0.1:1/wechatpay/notify")
-	wcfg.AttemptTimeout = time.Second
-	client, err := wechatpay.New(ctx, wcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalog, err := payments.NewCatalog([]payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.st = downStore{Store: testdrivers.Open(t, driver, nil), down: new(atomic.Bool), ordersDown: new(atomic.Bool)}
-	svc, err := payments.New(payments.Options{Store: e.st, Backend: client, Catalog: catalog,
-		MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
-		ActiveQueryAfter: time.Nanosecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Close() })
+	e := &tapEnv{st: downStore{Store: testdrivers.Open(t, driver, nil), down: new(atomic.Bool), ordersDown: new(atomic.Bool)}}
+	var svc *payments.Service
+	e.sim, svc = newSimPayments(t, e.st, simPayments{Sim: wxsim.Options{NotifyAttempts: 1}, AttemptTimeout: time.Second,
+		ActiveQueryAfter: time.Nanosecond, Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99"}},
+		Hook: func(r *http.Request) {
+			if hook != nil {
+				hook(e, r)
+			}
+		}})
 
 	created, err := svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
 	if err != nil || created.Order.Status != store.StatusAwaitingPayment {
@@ -132,22 +98,7 @@ func newTapEnv(t *testing.T, driver, user string, hook func(e *tapEnv, r *http.R
 		t.Fatal(err)
 	}
 
-	cfg := testConfig(t, "http://127.0.0.1:1", func(*config.Config) {})
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), UserPayments: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	e.url = srv.URL
+	_, e.url = servePaygate(t, testConfig(t, "http://127.0.0.1:1", func(*config.Config) {}), Options{UserPayments: svc}, nil)
 	return e
 }
 
