@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -174,4 +175,26 @@ func jsonHandler(status int, body string) http.HandlerFunc {
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)
 	}
+}
+
+// chatAs serves s a non-stream chat turn of the end user header
+// (X-WeChat-OpenID), session (X-Paygate-Session) and bodyUser (the body's
+// "user"), each left out when empty, and returns its answer.
+func chatAs(s *Server, header, session, bodyUser string) *httptest.ResponseRecorder {
+	user := ""
+	if bodyUser != "" {
+		user = `"user":"` + bodyUser + `",`
+	}
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(
+		`{"model":"gpt-test",`+user+`"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	if header != "" {
+		req.Header.Set(headerOpenID, header)
+	}
+	if session != "" {
+		req.Header.Set("X-Paygate-Session", session)
+	}
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, req)
+	return w
 }

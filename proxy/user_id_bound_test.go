@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -19,10 +17,7 @@ import (
 // store sees it. An id of maxUserID bytes is served.
 func TestUserIDBounded(t *testing.T) {
 	long, max := strings.Repeat("o", maxUserID+1), strings.Repeat("o", maxUserID)
-	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`)
-	})
+	fp := newFakeProvider(t, jsonHandler(http.StatusOK, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
 	tools := &countingTools{}
 	s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, tools)
 	defer ledger.Close()
@@ -41,21 +36,7 @@ func TestUserIDBounded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(fp.requests())
-			user := ""
-			if tc.bodyUser != "" {
-				user = `"user":"` + tc.bodyUser + `",`
-			}
-			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(
-				`{"model":"gpt-test",`+user+`"messages":[{"role":"user","content":"hi"}]}`))
-			req.Header.Set("Authorization", "Bearer "+testClientKey)
-			if tc.header != "" {
-				req.Header.Set(headerOpenID, tc.header)
-			}
-			if tc.session != "" {
-				req.Header.Set("X-Paygate-Session", tc.session)
-			}
-			w := httptest.NewRecorder()
-			s.Handler().ServeHTTP(w, req)
+			w := chatAs(s, tc.header, tc.session, tc.bodyUser)
 			if w.Code != tc.status {
 				t.Fatalf("status %d %s; want %d", w.Code, w.Body, tc.status)
 			}

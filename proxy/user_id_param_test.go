@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -30,21 +29,7 @@ func TestBodyUserRefusedNamesParamUser(t *testing.T) {
 		// param, not the session's under the user's param.
 		{"body user too long, session not UTF-8", "", "chat-\xd5\xc5", long, "user_id_too_long", "user"},
 	} {
-		user := ""
-		if tc.bodyUser != "" {
-			user = `"user":"` + tc.bodyUser + `",`
-		}
-		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(
-			`{"model":"gpt-test",`+user+`"messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("Authorization", "Bearer "+testClientKey)
-		if tc.header != "" {
-			req.Header.Set(headerOpenID, tc.header)
-		}
-		if tc.session != "" {
-			req.Header.Set("X-Paygate-Session", tc.session)
-		}
-		w := httptest.NewRecorder()
-		s.Handler().ServeHTTP(w, req)
+		w := chatAs(s, tc.header, tc.session, tc.bodyUser)
 		e := gjson.Get(w.Body.String(), "error")
 		if w.Code != 400 || e.Get("code").Str != tc.code || e.Get("param").Str != tc.param {
 			t.Errorf("chat, %s: %d %s; want 400 %s with param %q", tc.name, w.Code, e.Raw, tc.code, tc.param)

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -23,13 +21,7 @@ func TestSessionNotUTF8IsToldAsASession(t *testing.T) {
 		{"session as stored", "o-user-1", "chat-\uFFFD", "conversation", "OpenID as WeChat gives it"},
 		{"user", "\xd5\xc5", "chat-1", "OpenID as WeChat gives it", "conversation"},
 	} {
-		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(
-			`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("Authorization", "Bearer "+testClientKey)
-		req.Header.Set(headerOpenID, tc.header)
-		req.Header.Set("X-Paygate-Session", tc.session)
-		w := httptest.NewRecorder()
-		s.Handler().ServeHTTP(w, req)
+		w := chatAs(s, tc.header, tc.session, "")
 		msg := gjson.Get(w.Body.String(), "error.message").Str
 		if w.Code != 400 || gjson.Get(w.Body.String(), "error.code").Str != "user_id_not_utf8" ||
 			!strings.Contains(msg, tc.want) || strings.Contains(msg, tc.not) {

@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -66,10 +64,7 @@ func TestUserIDNotUTF8Refused(t *testing.T) {
 	}
 
 	// A chat turn of such a user: refused before the provider sees it.
-	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`)
-	})
+	fp := newFakeProvider(t, jsonHandler(http.StatusOK, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
 	s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, &countingTools{})
 	defer ledger.Close()
 	for _, tc := range []struct{ name, header, session, bodyUser, names string }{
@@ -78,22 +73,8 @@ func TestUserIDNotUTF8Refused(t *testing.T) {
 		{"body user", "", "", `\ufffd`, "the body's user"},
 		{"session", "o-user-1", bob, "", "X-Paygate-Session"},
 	} {
-		user := ""
-		if tc.bodyUser != "" {
-			user = `"user":"` + tc.bodyUser + `",`
-		}
-		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(
-			`{"model":"gpt-test",`+user+`"messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("Authorization", "Bearer "+testClientKey)
-		if tc.header != "" {
-			req.Header.Set(headerOpenID, tc.header)
-		}
-		if tc.session != "" {
-			req.Header.Set("X-Paygate-Session", tc.session)
-		}
 		before := len(fp.requests())
-		w := httptest.NewRecorder()
-		s.Handler().ServeHTTP(w, req)
+		w := chatAs(s, tc.header, tc.session, tc.bodyUser)
 		refused(t, "chat, "+tc.name, w.Body.String(), w.Code)
 		if msg := gjson.Get(w.Body.String(), "error.message").Str; !strings.Contains(msg, tc.names) {
 			t.Errorf("chat, %s: message %q; want it to name %s", tc.name, msg, tc.names)
