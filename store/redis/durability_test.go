@@ -1,14 +1,11 @@
 package redis
 
 import (
-	"context"
-	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/paygate/paygate/internal/redistest"
-	"github.com/paygate/paygate/logging/logtest"
 )
 
 // TestNotDurableWarned: a Redis that can lose writes it acknowledged, with
@@ -22,9 +19,6 @@ import (
 // INFO nor CONFIG (a user's ACL). With a replica waited for, see
 // TestNotDurableWithReplicasWaitedFor.
 func TestNotDurableWarned(t *testing.T) {
-	denied := func(rules ...string) func(t *testing.T, srv *redistest.Server) Options {
-		return func(t *testing.T, srv *redistest.Server) Options { return aclUser(t, srv, rules...) }
-	}
 	tests := []struct {
 		name  string
 		args  []string
@@ -35,8 +29,8 @@ func TestNotDurableWarned(t *testing.T) {
 		{"appendfsync everysec", []string{"--appendonly", "yes", "--appendfsync", "everysec"}, nil, `"appendfsync":"everysec"`},
 		{"appendfsync no", []string{"--appendonly", "yes", "--appendfsync", "no"}, nil, `"appendfsync":"no"`},
 		{"appendfsync always", []string{"--appendonly", "yes", "--appendfsync", "always"}, nil, ""},
-		{"appendonly no, CONFIG refused", []string{"--appendonly", "no"}, denied("-config"), `"appendonly":"no"`},
-		{"INFO and CONFIG refused", []string{"--appendonly", "no"}, denied("-config", "-info"), ""},
+		{"appendonly no, CONFIG refused", []string{"--appendonly", "no"}, deniedACL("-config"), `"appendonly":"no"`},
+		{"INFO and CONFIG refused", []string{"--appendonly", "no"}, deniedACL("-config", "-info"), ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,21 +39,8 @@ func TestNotDurableWarned(t *testing.T) {
 			if tc.setup != nil {
 				opts = tc.setup(t, srv)
 			}
-			var buf logtest.Buffer
-			opts.Addrs = []string{srv.Addr()}
-			opts.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
-			s := openOn(t, nil, opts)
-			if err := s.Ping(context.Background()); err != nil {
-				t.Fatalf("Ping: %v", err)
-			}
-			out := buf.String()
-			warned := strings.Contains(out, `"appendonly":`) || strings.Contains(out, `"appendfsync":`)
-			if warned != (tc.want != "") {
-				t.Fatalf("warned %v; want %v. The log:\n%s", warned, tc.want != "", out)
-			}
-			if tc.want != "" && (!strings.Contains(out, `"level":"WARN"`) || !strings.Contains(out, tc.want) || !strings.Contains(out, srv.Addr())) {
-				t.Errorf("the warning does not carry %s and the server %s at level WARN:\n%s", tc.want, srv.Addr(), out)
-			}
+			out := openedLog(t, srv.Addr(), opts)
+			wantWarning(t, out, tc.want, srv.Addr(), `"appendonly":`, `"appendfsync":`)
 			// No append-only file: wait_replicas alone is no way out (it
 			// has the primary warned of again, TestNotDurableWithReplicasWaitedFor),
 			// so it is advised only beside appendonly yes.
@@ -99,22 +80,10 @@ func TestNotDurableWithReplicasWaitedFor(t *testing.T) {
 			primary := redistest.StartServer(t, append([]string{"--repl-diskless-sync-delay", "0"}, tc.args...)...)
 			redistest.StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
 			primary.WaitReplicas(1)
-			var buf logtest.Buffer
-			s := openOn(t, nil, Options{Addrs: []string{primary.Addr()}, WaitReplicas: 1,
-				Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
-			if err := s.Ping(context.Background()); err != nil {
-				t.Fatalf("Ping: %v", err)
-			}
-			out := buf.String()
-			warned := strings.Contains(out, `"appendonly":`) || strings.Contains(out, `"appendfsync":`)
-			if warned != (tc.want != "") {
-				t.Fatalf("warned %v; want %v. The log:\n%s", warned, tc.want != "", out)
-			}
+			out := openedLog(t, primary.Addr(), Options{WaitReplicas: 1})
+			wantWarning(t, out, tc.want, primary.Addr(), `"appendonly":`, `"appendfsync":`)
 			if tc.want == "" {
 				return
-			}
-			if !strings.Contains(out, `"level":"WARN"`) || !strings.Contains(out, tc.want) || !strings.Contains(out, primary.Addr()) {
-				t.Errorf("the warning does not carry %s and the server %s at level WARN:\n%s", tc.want, primary.Addr(), out)
 			}
 			// Why wait_replicas does not cover it, and what does.
 			say := []string{"restart", "replicas", "empty", "appendonly yes"}

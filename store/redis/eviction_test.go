@@ -20,9 +20,6 @@ import (
 // instead, which such a Redis answers, and so too for a user whose ACL
 // denies CONFIG. One that answers neither opens and works without a word.
 func TestEvictionPolicyWarned(t *testing.T) {
-	denied := func(rules ...string) func(t *testing.T, srv *redistest.Server) Options {
-		return func(t *testing.T, srv *redistest.Server) Options { return aclUser(t, srv, rules...) }
-	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -34,9 +31,9 @@ func TestEvictionPolicyWarned(t *testing.T) {
 		{"allkeys-lfu", []string{"--maxmemory-policy", "allkeys-lfu"}, nil, "allkeys-lfu", true},
 		{"noeviction", []string{"--maxmemory-policy", "noeviction"}, nil, "noeviction", false},
 		{"CONFIG renamed away", []string{"--maxmemory-policy", "volatile-lru", "--rename-command", "CONFIG", ""}, nil, "volatile-lru", true},
-		{"ACL denies CONFIG", []string{"--maxmemory-policy", "allkeys-lru"}, denied("-config"), "allkeys-lru", true},
-		{"ACL denies CONFIG, noeviction", []string{"--maxmemory-policy", "noeviction"}, denied("-config"), "noeviction", false},
-		{"ACL denies CONFIG and INFO", []string{"--maxmemory-policy", "volatile-lru"}, denied("-config", "-info"), "volatile-lru", false},
+		{"ACL denies CONFIG", []string{"--maxmemory-policy", "allkeys-lru"}, deniedACL("-config"), "allkeys-lru", true},
+		{"ACL denies CONFIG, noeviction", []string{"--maxmemory-policy", "noeviction"}, deniedACL("-config"), "noeviction", false},
+		{"ACL denies CONFIG and INFO", []string{"--maxmemory-policy", "volatile-lru"}, deniedACL("-config", "-info"), "volatile-lru", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,22 +50,11 @@ func TestEvictionPolicyWarned(t *testing.T) {
 					t.Fatal("CONFIG GET answered where it is refused")
 				}
 			}
-			var buf logtest.Buffer
-			opts.Addrs = []string{srv.Addr()}
-			opts.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
-			s := openOn(t, nil, opts)
-			if err := s.Ping(context.Background()); err != nil {
-				t.Fatalf("Ping: %v", err)
+			want := "" // the attribute the warning carries; "" for none
+			if tc.warns {
+				want = `"maxmemory_policy":"` + tc.policy + `"`
 			}
-			out := buf.String()
-			warned := strings.Contains(out, `"maxmemory_policy"`)
-			if warned != tc.warns {
-				t.Fatalf("warned %v; want %v. The log:\n%s", warned, tc.warns, out)
-			}
-			if tc.warns && (!strings.Contains(out, `"level":"WARN"`) || !strings.Contains(out, `"maxmemory_policy":"`+tc.policy+`"`) ||
-				!strings.Contains(out, srv.Addr())) {
-				t.Errorf("the warning does not name the policy %s and the server %s at level WARN:\n%s", tc.policy, srv.Addr(), out)
-			}
+			wantWarning(t, openedLog(t, srv.Addr(), opts), want, srv.Addr(), `"maxmemory_policy"`)
 		})
 	}
 }
