@@ -1,9 +1,6 @@
 package failover
 
-import (
-	"io"
-	"testing"
-)
+import "testing"
 
 // TestForwardedJSONArrayWithCutFramingIsTheAnswer: a forwarded call's 2xx
 // JSON array (the rerank and tokenize answers of text-embeddings-inference)
@@ -16,13 +13,6 @@ import (
 func TestForwardedJSONArrayWithCutFramingIsTheAnswer(t *testing.T) {
 	t.Parallel()
 	const ranked = `[{"index":1,"score":0.91},{"index":0,"score":0.12}]`
-	chunkedThen := func(body string, then func(*fconn)) func(*fconn) {
-		return func(c *fconn) {
-			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-			c.chunk(body)
-			then(c)
-		}
-	}
 	tests := []struct {
 		name, path string
 		a          func(*fconn)
@@ -37,20 +27,8 @@ func TestForwardedJSONArrayWithCutFramingIsTheAnswer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, map[string]func(*fconn, int){"a": always(tc.a)}, []string{"a", "b"}, nil)
-			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: tc.path, Body: chatBody(false),
-				ContentType: "application/json"})
-			if got.openErr != nil || got.provider != tc.wantFrom {
-				t.Fatalf("answered by %q (err %v) after %d attempts; want %s", got.provider, got.openErr, got.attempts, tc.wantFrom)
-			}
-			wantHits := [2]int{1, 0}
-			if tc.wantFrom == "b" {
-				wantHits = [2]int{2, 1} // a lost connection or a malformed answer: a once more, then b
-			} else if got.body != ranked && got.body != ranked+"\n" {
-				t.Errorf("body %q; want a's array", got.body)
-			}
-			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != wantHits {
-				t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], wantHits[0], wantHits[1])
+			if body := askAThenB(t, tc.path, tc.a, tc.wantFrom); tc.wantFrom == "a" && body != ranked && body != ranked+"\n" {
+				t.Errorf("body %q; want a's array", body)
 			}
 		})
 	}

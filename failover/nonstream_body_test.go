@@ -56,25 +56,9 @@ func TestNonStreamAnswerMustBeAJSONObject(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, map[string]func(*fconn, int){
-				"a": always(statusFn(200, tc.body, "Content-Type: "+tc.contentType)),
-			}, []string{"a", "b"}, nil)
-			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: tc.path, Body: chatBody(false),
-				ContentType: "application/json"})
-			if got.openErr != nil {
-				t.Fatalf("Open: %v", got.openErr)
-			}
-			if got.provider != tc.wantFrom {
-				t.Fatalf("answered by %s with %q; want %s", got.provider, got.body, tc.wantFrom)
-			}
-			wantHits := [2]int{1, 0}
-			if tc.wantFrom == "b" {
-				wantHits = [2]int{2, 1} // a malformed answer: a once more, then b
-			} else if got.body != tc.body {
-				t.Errorf("body %q; want a's as sent, %q", got.body, tc.body)
-			}
-			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != wantHits {
-				t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], wantHits[0], wantHits[1])
+			body := askAThenB(t, tc.path, statusFn(200, tc.body, "Content-Type: "+tc.contentType), tc.wantFrom)
+			if tc.wantFrom == "a" && body != tc.body {
+				t.Errorf("body %q; want a's as sent, %q", body, tc.body)
 			}
 		})
 	}
@@ -92,20 +76,7 @@ func TestNonStreamWholeAnswerWithCutFraming(t *testing.T) {
 	t.Parallel()
 	const completion = `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"from a"},"finish_reason":"stop"}],"usage":{"total_tokens":5}}`
 	const embeddings = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"from a"}`
-	chunkedCut := func(body string) func(*fconn) {
-		return func(c *fconn) {
-			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-			c.chunk(body)
-			c.cut()
-		}
-	}
-	chunkedThen := func(body string, then func(*fconn)) func(*fconn) {
-		return func(c *fconn) {
-			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-			c.chunk(body)
-			then(c)
-		}
-	}
+	chunkedCut := func(body string) func(*fconn) { return chunkedThen(body, (*fconn).cut) }
 	shortCut := func(body string) func(*fconn) {
 		return func(c *fconn) {
 			fmt.Fprintf(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body)+2, body)
@@ -133,23 +104,43 @@ func TestNonStreamWholeAnswerWithCutFraming(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, map[string]func(*fconn, int){"a": always(tc.a)}, []string{"a", "b"}, nil)
-			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: tc.path, Body: chatBody(false),
-				ContentType: "application/json"})
-			if got.openErr != nil || got.provider != tc.wantFrom {
-				t.Fatalf("answered by %q (err %v) after %d attempts; want %s", got.provider, got.openErr, got.attempts, tc.wantFrom)
-			}
-			wantHits := [2]int{1, 0}
-			if tc.wantFrom == "b" {
-				wantHits = [2]int{2, 1} // a lost connection or a malformed answer: a once more, then b
-			} else if !strings.Contains(got.body, "from a") {
-				t.Errorf("body %q; want a's answer", got.body)
-			}
-			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != wantHits {
-				t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], wantHits[0], wantHits[1])
+			if body := askAThenB(t, tc.path, tc.a, tc.wantFrom); tc.wantFrom == "a" && !strings.Contains(body, "from a") {
+				t.Errorf("body %q; want a's answer", body)
 			}
 		})
 	}
+}
+
+// chunkedThen answers 200 with body, JSON in one chunk of a chunked
+// answer, and then does then (cut: no last chunk, reset, hang).
+func chunkedThen(body string, then func(*fconn)) func(*fconn) {
+	return func(c *fconn) {
+		_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+		c.chunk(body)
+		then(c)
+	}
+}
+
+// askAThenB opens a non-stream POST of path on the targets a and b, a
+// answering as a does, and checks who answered: wantFrom "a", a at once;
+// "b", a once more (a lost connection or a malformed answer), then b. It
+// returns the body answered.
+func askAThenB(t *testing.T, path string, a func(*fconn), wantFrom string) string {
+	t.Helper()
+	e := newEnv(t, map[string]func(*fconn, int){"a": always(a)}, []string{"a", "b"}, nil)
+	got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: path, Body: chatBody(false),
+		ContentType: "application/json"})
+	if got.openErr != nil || got.provider != wantFrom {
+		t.Fatalf("answered by %q with %q (err %v) after %d attempts; want %s", got.provider, got.body, got.openErr, got.attempts, wantFrom)
+	}
+	wantHits := [2]int{1, 0}
+	if wantFrom == "b" {
+		wantHits = [2]int{2, 1}
+	}
+	if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != wantHits {
+		t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], wantHits[0], wantHits[1])
+	}
+	return got.body
 }
 
 // TestStoredCompletionsListIsAnAnswer: GET /v1/chat/completions lists the
