@@ -37,6 +37,36 @@ func (s *beforeRecord) PutRefundRecord(ctx context.Context, orderNo string, vers
 	return s.Store.PutRefundRecord(ctx, orderNo, version, data, ttl)
 }
 
+// confirmationGoesOn is what a confirmation of refund p of order o, cut
+// after spending the user's word, does when it goes on after all as of the
+// order held: it records the refund as in flight and sends it to WeChat Pay.
+func confirmationGoesOn(ctx context.Context, t *testing.T, e *env, o, held *store.Order, p *store.RefundProposal) {
+	t.Helper()
+	rec, err := json.Marshal(map[string]any{"proposal": p, "order_version": held.Version, "confirmed_at": e.clock.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.PutExchange(ctx, "refund-inflight:"+o.OrderNo, rec, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{
+		OutTradeNo: o.OrderNo, OutRefundNo: p.OutRefundNo, Reason: p.Reason, Refund: p.AmountFen, Total: o.AmountFen,
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sweepTwice has svc sweep twice, e's clock two minutes on before each.
+func sweepTwice(ctx context.Context, t *testing.T, e *env, svc *payments.Service) {
+	t.Helper()
+	for range 2 {
+		e.clock.Advance(2 * time.Minute)
+		if _, err := svc.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestTakenRefundOfAnOrderThatMovedOnIsNotSentBySweep: with Redis
 // replicas, a confirmation spent the user's word and recorded nothing; a
 // sweep past takenGrace records and sends the refund itself. The record is
@@ -54,31 +84,13 @@ func TestTakenRefundOfAnOrderThatMovedOnIsNotSentBySweep(t *testing.T) {
 	sweeper := replicaOn(t, e, &beforeRecord{Store: e.st, hook: func() {
 		// The stalled confirmation goes on: it records its refund, sends
 		// it, and WeChat Pay settles it.
-		rec, err := json.Marshal(map[string]any{"proposal": p, "order_version": held.Version, "confirmed_at": e.clock.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.st.PutExchange(ctx, "refund-inflight:"+o.OrderNo, rec, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{
-			OutTradeNo: o.OrderNo, OutRefundNo: p.OutRefundNo, Reason: p.Reason, Refund: p.AmountFen, Total: o.AmountFen,
-		}); err != nil {
-			t.Fatal(err)
-		}
+		confirmationGoesOn(ctx, t, e, o, held, p)
 		if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
 			t.Fatalf("refund notification: %+v %v", d, err)
 		}
 	}})
 
-	e.clock.Advance(2 * time.Minute)
-	if _, err := sweeper.Sweep(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(2 * time.Minute)
-	if _, err := sweeper.Sweep(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sweepTwice(ctx, t, e, sweeper)
 
 	if got := e.order(o.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != o.AmountFen {
 		t.Errorf("order %s, %d fen refunded (%s); want refunded, %d", got.Status, got.RefundedFen, got.ReviewReason, o.AmountFen)

@@ -2,12 +2,9 @@ package payments_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"testing"
-	"time"
 
-	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 )
 
@@ -35,30 +32,12 @@ func TestSweepRecordDoesNotOverwriteALaterRefund(t *testing.T) {
 	sweeper := replicaOn(t, e, &beforeRecord{Store: e.st, hook: func() {
 		// The stalled confirmation goes on: it records its refund, sends
 		// it, and WeChat Pay settles it.
-		rec, err := json.Marshal(map[string]any{"proposal": p, "order_version": held.Version, "confirmed_at": e.clock.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.st.PutExchange(ctx, "refund-inflight:"+o.OrderNo, rec, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{
-			OutTradeNo: o.OrderNo, OutRefundNo: p.OutRefundNo, Reason: p.Reason, Refund: p.AmountFen, Total: o.AmountFen,
-		}); err != nil {
-			t.Fatal(err)
-		}
+		confirmationGoesOn(ctx, t, e, o, held, p)
 		// The user confirms the refund of the rest once the first settles.
 		later = settleThenConfirmRest(ctx, t, e, o, p)
 	}})
 
-	e.clock.Advance(2 * time.Minute)
-	if _, err := sweeper.Sweep(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(2 * time.Minute)
-	if _, err := sweeper.Sweep(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sweepTwice(ctx, t, e, sweeper)
 	if later == nil {
 		t.Fatal("the sweep recorded no refund: the hook never ran")
 	}
