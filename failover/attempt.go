@@ -442,7 +442,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			events, whole = data, true
 		} else if !ok {
 			a.release()
-			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode, usage: billedUsage(data),
 				err: fmt.Errorf("stream requested, got content type %q and no whole chat completion", resp.Header.Get("Content-Type"))}
 		} else if why := ambiguousMember(data); why != "" {
 			// Malformed as it is when not streamed: its events would
@@ -450,7 +450,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// (which a payment turn's capture skips, its text and calls
 			// with it) and a repeated count into the usage chunk.
 			a.release()
-			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode, usage: billedUsage(data),
 				err: fmt.Errorf("%d answer names a member two ways: %s", resp.StatusCode, why)}
 		}
 		_ = resp.Body.Close() // read to its end
@@ -515,7 +515,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 					if why != "" {
 						err = fmt.Errorf("%d answer names a member two ways: %s", resp.StatusCode, why)
 					}
-					return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode, err: err}
+					return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode, usage: billedUsage(data), err: err}
 				}
 				pre.stop, pre.buf = true, nil
 				a.rd.Release()
