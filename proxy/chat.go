@@ -274,24 +274,28 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Close()
 	s.setPaygateHeaders(w.Header(), resp)
-	account := func(resp *failover.Response, u accounting.Usage) {
-		if s.ledger != nil {
-			cost += s.ledger.Round(r.Context(), resp.Provider, resp.Model, u)
-		}
-	}
 	if !chat.Stream {
 		writeChatAnswer(w, resp)
 		u := ledgerUsage(interceptors.ReadUsage(gjson.GetBytes(resp.Body, "usage")))
-		account(resp, u)
+		cost += s.roundCost(r.Context(), resp, u)
 		if countsNothing(u) {
 			s.unmetered(r.Context(), resp) // no usage, or none the ledger prices
 		}
 	} else {
-		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
+		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, &cost)
 	}
 	if s.ledger != nil {
 		s.ledger.Turn(r.Context(), rc.client.Name, costUser, costSession, cost)
 	}
+}
+
+// roundCost prices an attempt's usage to its provider and target's
+// upstream model, and is 0 without a ledger.
+func (s *Server) roundCost(ctx context.Context, resp *failover.Response, u accounting.Usage) accounting.Pico {
+	if s.ledger == nil {
+		return 0
+	}
+	return s.ledger.Round(ctx, resp.Provider, resp.Model, u)
 }
 
 // accountRefused prices the usage of the round's attempts whose 2xx answers
@@ -466,10 +470,11 @@ func writeUpstreamBody(w http.ResponseWriter, resp *failover.Response) {
 // and only the rest reaches the client, under the same id (with the
 // client's tool calls already received, as a fresh answer matched against
 // them: see turn.relayRound); not for several choices (n above 1), whose
-// texts the sent log does not tell apart. account gets each attempt's
-// usage, broken ones included.
+// texts the sent log does not tell apart. Each attempt's usage, broken
+// ones' and those a recovery's round refused as malformed included, is
+// added to *cost.
 func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failover.Request, resp *failover.Response,
-	withholdUsage, severalChoices bool, account func(*failover.Response, accounting.Usage)) {
+	withholdUsage, severalChoices bool, cost *accounting.Pico) {
 	h := w.Header()
 	setStreamHeaders(h)
 	w.WriteHeader(http.StatusOK)
@@ -495,7 +500,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		tooSmall = addTooSmall(tooSmall, resp)
 		u, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
 		resp.Close()
-		account(resp, u)
+		*cost += s.roundCost(r.Context(), resp, u)
 		if err == nil && countsNothing(u) {
 			s.unmetered(r.Context(), resp) // no usage, or none the ledger prices
 		}
@@ -578,6 +583,9 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		endGap := keepAlive(sw, s.cfg.Server.SSEKeepalive.D())
 		nr, err := s.up.Open(r.Context(), &next)
 		endGap()
+		// Its attempts refused as malformed were billed, as a first
+		// round's are (accountRefused).
+		*cost += s.accountRefused(r.Context(), nr, err)
 		if err != nil && s.recoveryAbandoned(r, first, err) {
 			return
 		}
