@@ -22,9 +22,11 @@ function niceMax(v) {
   return 10 * p;
 }
 
+// hourLabel is an hour's start in the browser's zone, its minutes included:
+// a UTC hour starts at half past in India and at a quarter to in Nepal.
 function hourLabel(d) {
   const p = (x) => String(x).padStart(2, '0');
-  return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:00`;
+  return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
 /**
