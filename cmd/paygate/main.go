@@ -240,6 +240,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// A log reader that goes away (`paygate serve 2>&1 | jq`, ended by the
+	// same Ctrl-C; a log shipper restarted) broke the pipe on stderr, and a
+	// Go program that does not ask for SIGPIPE dies of it at its next write
+	// there: the drain's first log line killed paygate, every stream cut
+	// without its end. Asked for, the write fails (the line is lost) and
+	// serve goes on.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
