@@ -10,9 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -1194,7 +1196,18 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 			out = t.s.tools.Refused(c.Name, "the user was asked to clarify this message's payment; no payment action runs before they answer")
 			t.s.log.Info("payment call after a clarification not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 		default:
-			out = t.s.tools.Execute(ctx, t.caller, c.Name, c.Arguments)
+			var cut bool
+			if out, cut = t.executeUnlessCut(ctx, c); cut {
+				// The drain's deadline came while the call ran: the turn
+				// ends as every other it ends (the callers check
+				// clientGone), its bot told why, and the call runs on
+				// while the process lasts; its order, if WeChat Pay
+				// opened one, is the next turn's or the reconciler's.
+				t.clientGone = true
+				t.s.log.Warn("payment call still running at the drain deadline; the turn ends without its outcome",
+					"request_id", reqInfo(t.r).id, "tool", c.Name)
+				continue
+			}
 		}
 		if out.MoneyMoving && out.Executed {
 			t.moneyCalls++
@@ -1243,6 +1256,64 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}
 	return msgs
+}
+
+// executeUnlessCut runs c as execute does, and waits for its outcome unless
+// the drain's deadline ends the request first (proxy.ErrShuttingDown):
+// cut, the call runs on, detached as it is from the request, and its
+// outcome is dropped. A call waited for past that point held the turn's
+// answer until the whole shutdown_timeout had passed and its connection
+// was closed under it: a stream without its end, an answer not begun
+// without its 503, where every other turn the deadline ends tells its bot
+// why. A client that left is waited for as before: nobody reads that
+// answer, and the call's outcome is counted as ever.
+func (t *turn) executeUnlessCut(ctx context.Context, c interceptors.ToolCall) (out payments.Outcome, cut bool) {
+	type result struct {
+		out   payments.Outcome
+		panic any
+		stack []byte
+	}
+	done := make(chan result, 1)
+	var abandoned atomic.Bool
+	// The call's own copies: a call cut outlives the request, whose buffers
+	// the arguments may share.
+	caller := t.caller
+	caller.Client, caller.AppID = strings.Clone(caller.Client), strings.Clone(caller.AppID)
+	caller.User, caller.Session = strings.Clone(caller.User), strings.Clone(caller.Session)
+	name, args := strings.Clone(c.Name), strings.Clone(c.Arguments)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				stack := debug.Stack()
+				if abandoned.Load() {
+					t.s.log.Error("payment call panicked after the drain deadline ended its turn", "tool", name, "panic", fmt.Sprint(p), "stack", string(stack))
+				}
+				done <- result{panic: p, stack: stack}
+			}
+		}()
+		done <- result{out: t.s.tools.Execute(ctx, caller, name, args)}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-t.r.Context().Done():
+		if shutDown(t.r) {
+			select {
+			case r = <-done: // ended meanwhile
+			default:
+				abandoned.Store(true)
+				return payments.Outcome{}, true
+			}
+		} else {
+			r = <-done
+		}
+	}
+	if r.panic != nil {
+		// As it would have in the handler's goroutine: the server logs it
+		// and closes the connection.
+		panic(fmt.Sprintf("%v\n\npayment call's goroutine:\n%s", r.panic, r.stack))
+	}
+	return r.out, false
 }
 
 // overRounds counts the payment calls of a round that spent max_rounds,
