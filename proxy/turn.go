@@ -577,6 +577,10 @@ func (t *turn) stream() {
 	// Between rounds (payment calls executing, the next round's first token)
 	// the client hears nothing; server.sse_keepalive fills that gap.
 	endGap := func() {}
+	// Stopped however the turn ends: a payment call's panic, passed on
+	// to this goroutine (executeUnlessCut), left the keep-alives writing
+	// to the response after the handler returned.
+	defer func() { endGap() }()
 	for round := 0; ; round++ {
 		resp, err := t.open()
 		endGap()
