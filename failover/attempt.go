@@ -302,7 +302,8 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 					// completion after keep-alives is the body as it
 					// came, so paygate and the bot would read it two
 					// ways (the assembled one skipped such chunks).
-					f = &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+					// Billed as that answer is (billedUsage).
+					f = &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode, usage: billedUsage(body),
 						err: fmt.Errorf("%d event stream's answer names a member two ways: %s", resp.StatusCode, why)}
 				}
 			}

@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+	"testing"
+)
+
+// TestNonStreamEventsMalformedAnswerUsageAccounted: a provider that ignores
+// "stream": false answers a non-stream request with keep-alive comments
+// before a whole chat completion (": PROCESSING", then the JSON); one that
+// names a member two ways is refused as malformed, as the same answer sent
+// as JSON is, but the provider billed it: its usage counts in the tokens
+// and the LLM spend, as TestMalformedAnswerUsageAccounted has it for the
+// answer sent as JSON. Plain and payment turn, labelled JSON and an event
+// stream.
+func TestNonStreamEventsMalformedAnswerUsageAccounted(t *testing.T) {
+	bad := ": PROCESSING\n\n" + `{"id":"c0","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"a","content":"b"},"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}}`
+	good := `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":1000,"completion_tokens":50,"total_tokens":1050}}`
+	for _, tc := range []struct {
+		name, label string
+		tools       PaymentTools
+	}{
+		{"plain", "application/json", nil},
+		{"payment turn", "application/json", noTools{}},
+		{"labelled an event stream", "text/event-stream", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body)
+				if n.Add(1) == 1 {
+					w.Header().Set("Content-Type", tc.label)
+					_, _ = io.WriteString(w, bad)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, good)
+			})
+			s, ledger, reg := ledgerProxy(t, pricedConfig(t, fp.URL), nil, tc.tools)
+			t.Cleanup(ledger.Close)
+			srv, handled := waitedServer(t, s.Handler())
+			resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","user":"o-user-1","messages":[{"role":"user","content":"hi"}]}`,
+				map[string]string{"Content-Type": "application/json", "X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			handled.Wait() // a payment turn is accounted after its answer
+			if resp.StatusCode != http.StatusOK || n.Load() != 2 {
+				t.Fatalf("%d after %d calls: %s", resp.StatusCode, n.Load(), body)
+			}
+			for kind, want := range map[string]float64{"prompt": 2000, "completion": 250} {
+				if got := tokensCounted(t, reg, kind); got != want {
+					t.Errorf("%s tokens: %v; want %v (the refused answer's and the answer's)", kind, got, want)
+				}
+			}
+			if got, want := ledger.Stats().LLMCost, "0.007500"; got != want {
+				t.Errorf("LLM cost %s; want %s", got, want)
+			}
+		})
+	}
+}
