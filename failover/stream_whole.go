@@ -91,6 +91,14 @@ read:
 					// (": PROCESSING"): the answer, as it would be after
 					// keep-alive whitespace.
 					return rest, nil
+				} else if isJSONObject(rest) {
+					// A JSON object without choices after them: no
+					// chat completion, malformed as it is sent as JSON,
+					// and billed as it is (billedUsage). Taken for
+					// events cut before their finish, its usage was
+					// left out of the spend.
+					return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: a.StatusCode, usage: billedUsage(rest),
+						err: fmt.Errorf("%d answer of %d bytes after keep-alive comments is no chat completion (no choices)", a.StatusCode, len(rest))}
 				}
 			}
 			if b.finished() && len(b.choices) >= choices {

@@ -13,21 +13,25 @@ import (
 // names a member two ways is refused as malformed, as the same answer sent
 // as JSON is, but the provider billed it: its usage counts in the tokens
 // and the LLM spend, as TestMalformedAnswerUsageAccounted has it for the
-// answer sent as JSON. Plain and payment turn, labelled JSON and an event
-// stream.
+// answer sent as JSON; so is a JSON object without choices after the
+// keep-alives, no chat completion as it is sent as JSON. Plain and payment
+// turn, labelled JSON and an event stream.
 func TestNonStreamEventsMalformedAnswerUsageAccounted(t *testing.T) {
-	bad := ": PROCESSING\n\n" + `{"id":"c0","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"a","content":"b"},"finish_reason":"stop"}],` +
-		`"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}}`
+	const usage = `"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}`
+	bad := ": PROCESSING\n\n" + `{"id":"c0","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"a","content":"b"},"finish_reason":"stop"}],` + usage + `}`
+	noChoices := ": PROCESSING\n\n" + `{"id":"c0","object":"chat.completion",` + usage + `}`
 	good := `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model",` +
 		`"choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],` +
 		`"usage":{"prompt_tokens":1000,"completion_tokens":50,"total_tokens":1050}}`
 	for _, tc := range []struct {
-		name, label string
-		tools       PaymentTools
+		name, bad, label string
+		tools            PaymentTools
 	}{
-		{"plain", "application/json", nil},
-		{"payment turn", "application/json", noTools{}},
-		{"labelled an event stream", "text/event-stream", nil},
+		{"plain", bad, "application/json", nil},
+		{"payment turn", bad, "application/json", noTools{}},
+		{"labelled an event stream", bad, "text/event-stream", nil},
+		{"no choices, plain", noChoices, "application/json", nil},
+		{"no choices, payment turn, labelled an event stream", noChoices, "text/event-stream", noTools{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var n atomic.Int32
@@ -35,7 +39,7 @@ func TestNonStreamEventsMalformedAnswerUsageAccounted(t *testing.T) {
 				_, _ = io.ReadAll(r.Body)
 				if n.Add(1) == 1 {
 					w.Header().Set("Content-Type", tc.label)
-					_, _ = io.WriteString(w, bad)
+					_, _ = io.WriteString(w, tc.bad)
 					return
 				}
 				w.Header().Set("Content-Type", "application/json")
