@@ -1302,10 +1302,13 @@ func (t *turn) executeUnlessCut(ctx context.Context, c interceptors.ToolCall) (o
 	case r = <-done:
 	case <-t.r.Context().Done():
 		if shutDown(t.r) {
+			// Marked before the last look, so that a panic landing
+			// between the two is logged by the call's goroutine, not lost
+			// (one landing before the look is logged and passed on both).
+			abandoned.Store(true)
 			select {
 			case r = <-done: // ended meanwhile
 			default:
-				abandoned.Store(true)
 				return payments.Outcome{}, true
 			}
 		} else {
