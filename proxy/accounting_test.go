@@ -778,11 +778,13 @@ func TestMalformedAnswerUsageAccounted(t *testing.T) {
 			})
 			s, ledger, reg := ledgerProxy(t, pricedConfig(t, fp.URL), nil, tc.tools)
 			t.Cleanup(ledger.Close)
-			srv := h1test.NewServer(s.Handler())
-			t.Cleanup(srv.Close)
+			// The answer is written before the turn is priced: its
+			// tokens are read once the handler has returned.
+			srv, handled := waitedServer(t, s.Handler())
 			resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","user":"o-user-1","messages":[{"role":"user","content":"hi"}]}`,
 				map[string]string{"Content-Type": "application/json", "X-WeChat-OpenID": "o-user-1"})
 			body := readAll(t, resp.Body)
+			handled.Wait()
 			if tc.goodAfter != (resp.StatusCode == http.StatusOK) {
 				t.Fatalf("%d %s", resp.StatusCode, body)
 			}
