@@ -6,16 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tidwall/gjson"
 )
 
 // TestDrainOutlivesItsLogReader: the log's reader goes away (`paygate serve
@@ -50,28 +46,9 @@ store: {path: "`+filepath.Join(dir, "p.db")+`"}
 providers: [{name: fake, base_url: "`+up.URL+`", api_key: x}]
 models: [{name: m, targets: [{provider: fake, model: u}]}]
 `)
-	cmd := exec.Command(os.Args[0], "serve", "-config", cfg)
-	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	sc := bufio.NewScanner(stderr)
-	addr := ""
-	for addr == "" && sc.Scan() {
-		if l := sc.Text(); gjson.Get(l, "msg").Str == "listening" && gjson.Get(l, "listener").Str == "main" {
-			addr = gjson.Get(l, "addr").Str
-		}
-	}
-	if addr == "" {
-		t.Fatalf("paygate exited before logging its listener: %v", sc.Err())
-	}
+	cmd, _, base, log := startPaygateLog(t, cfg)
 
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
 	req.Header.Set("Authorization", "Bearer k-signal-0123")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -83,7 +60,7 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 		t.Fatalf("first event %q", line)
 	}
 
-	stderr.Close() // the log's reader is gone
+	log.Close() // the log's reader is gone
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +68,7 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 	// refuses new connections; poll until then.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), time.Second)
 		if err != nil {
 			break
 		}

@@ -134,6 +134,14 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 // with its log lines and the main listener's base URL.
 func startPaygate(t *testing.T, cfg string, setup ...func(*exec.Cmd)) (*exec.Cmd, <-chan string, string) {
 	t.Helper()
+	cmd, lines, base, _ := startPaygateLog(t, cfg, setup...)
+	return cmd, lines, base
+}
+
+// startPaygateLog is startPaygate, and also returns its log's reader, to
+// close as a log reader that goes away does (lines then ends).
+func startPaygateLog(t *testing.T, cfg string, setup ...func(*exec.Cmd)) (*exec.Cmd, <-chan string, string, io.Closer) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "-config", cfg)
 	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
 	for _, f := range setup {
@@ -158,7 +166,7 @@ func startPaygate(t *testing.T, cfg string, setup ...func(*exec.Cmd)) (*exec.Cmd
 	l := waitLine(t, lines, "its listener", func(l string) bool {
 		return gjson.Get(l, "msg").Str == "listening" && gjson.Get(l, "listener").Str == "main"
 	})
-	return cmd, lines, "http://" + gjson.Get(l, "addr").Str
+	return cmd, lines, "http://" + gjson.Get(l, "addr").Str, stderr
 }
 
 // waitLine returns the first of lines that match, failing when the
