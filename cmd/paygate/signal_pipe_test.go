@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,44 +16,9 @@ import (
 // first log line killed it: the stream in flight was cut without its end
 // and the exit was SIGPIPE's, not 0.
 func TestDrainOutlivesItsLogReader(t *testing.T) {
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	letGo := func() { releaseOnce.Do(func() { close(release) }) }
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"two\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
-	}))
-	defer up.Close()
-	defer letGo()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "c.yaml")
-	writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off", shutdown_timeout: 20s}
-clients: [{name: bot, key: k-signal-0123}]
-store: {path: "`+filepath.Join(dir, "p.db")+`"}
-providers: [{name: fake, base_url: "`+up.URL+`", api_key: x}]
-models: [{name: m, targets: [{provider: fake, model: u}]}]
-`)
-	cmd, _, base, log := startPaygateLog(t, cfg)
-
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
-	req.Header.Set("Authorization", "Bearer k-signal-0123")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body := bufio.NewReader(resp.Body)
-	if line, _ := body.ReadString('\n'); !strings.Contains(line, "one") {
-		t.Fatalf("first event %q", line)
-	}
+	upURL, letGo := heldStream(t)
+	cmd, _, base, log := startPaygateLog(t, signalConfig(t, upURL, ", shutdown_timeout: 20s"))
+	body := openStream(t, base)
 
 	log.Close() // the log's reader is gone
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

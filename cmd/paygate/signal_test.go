@@ -58,43 +58,13 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 			continue // no PID namespaces on this OS
 		}
 		t.Run(tt.name, func(t *testing.T) {
-			hang := make(chan struct{})
-			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/event-stream")
-				_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
-				w.(http.Flusher).Flush()
-				select {
-				case <-hang:
-				case <-r.Context().Done():
-				}
-			}))
-			defer up.Close()
-			defer close(hang)
-			dir := t.TempDir()
-			cfg := filepath.Join(dir, "c.yaml")
-			writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off", shutdown_timeout: 60s}
-clients: [{name: bot, key: k-signal-0123}]
-store: {path: "`+filepath.Join(dir, "p.db")+`"}
-providers: [{name: fake, base_url: "`+up.URL+`", api_key: x}]
-models: [{name: m, targets: [{provider: fake, model: u}]}]
-`)
+			upURL, _ := heldStream(t) // the stream held to the test's end
 			var setup []func(*exec.Cmd)
 			if tt.pid1 {
 				setup = append(setup, asPID1)
 			}
-			cmd, lines, base := startPaygate(t, cfg, setup...)
-
-			req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
-			req.Header.Set("Authorization", "Bearer k-signal-0123")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			if line, _ := bufio.NewReader(resp.Body).ReadString('\n'); !strings.Contains(line, "one") {
-				t.Fatalf("first event %q", line)
-			}
+			cmd, lines, base := startPaygate(t, signalConfig(t, upURL, ", shutdown_timeout: 60s"), setup...)
+			openStream(t, base)
 
 			if err := cmd.Process.Signal(tt.sig); err != nil {
 				t.Fatal(err)
@@ -189,14 +159,14 @@ func waitLine(t *testing.T, lines <-chan string, what string, match func(string)
 	}
 }
 
-// TestHangupIsIgnored: SIGHUP, which a reload (systemctl reload, docker
-// kill -s HUP, a config reloader) or a closed terminal sends, stops
-// nothing: paygate does not reload its config, logs so, and goes on
-// serving, the stream in flight to its end and new connections after it.
-// Left to its default it killed paygate at once, the stream cut without an
-// end.
-func TestHangupIsIgnored(t *testing.T) {
+// heldStream is an upstream whose stream sends its first event ("one ")
+// and holds the rest ("two", then [DONE]) until letGo; letGo may be called
+// more than once, and is at the test's end.
+func heldStream(t *testing.T) (url string, letGo func()) {
+	t.Helper()
 	release := make(chan struct{})
+	var once sync.Once
+	letGo = func() { once.Do(func() { close(release) }) }
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
@@ -208,29 +178,55 @@ func TestHangupIsIgnored(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"two\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close)
+	t.Cleanup(letGo) // before up.Close: its handler returns
+	return up.URL, letGo
+}
+
+// signalConfig writes the signal tests' config (server holds any keys
+// beyond the listeners) with upURL as the one provider.
+func signalConfig(t *testing.T, upURL, server string) string {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
 	writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off"}
+server: {listen: "127.0.0.1:0", admin_listen: "off"`+server+`}
 clients: [{name: bot, key: k-signal-0123}]
 store: {path: "`+filepath.Join(dir, "p.db")+`"}
-providers: [{name: fake, base_url: "`+up.URL+`", api_key: x}]
+providers: [{name: fake, base_url: "`+upURL+`", api_key: x}]
 models: [{name: m, targets: [{provider: fake, model: u}]}]
 `)
-	cmd, lines, base := startPaygate(t, cfg)
+	return cfg
+}
 
+// openStream asks paygate at base for a streamed answer and returns its
+// body once the first event ("one ") has come.
+func openStream(t *testing.T, base string) *bufio.Reader {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
 	req.Header.Set("Authorization", "Bearer k-signal-0123")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
 	body := bufio.NewReader(resp.Body)
 	if line, _ := body.ReadString('\n'); !strings.Contains(line, "one") {
 		t.Fatalf("first event %q", line)
 	}
+	return body
+}
+
+// TestHangupIsIgnored: SIGHUP, which a reload (systemctl reload, docker
+// kill -s HUP, a config reloader) or a closed terminal sends, stops
+// nothing: paygate does not reload its config, logs so, and goes on
+// serving, the stream in flight to its end and new connections after it.
+// Left to its default it killed paygate at once, the stream cut without an
+// end.
+func TestHangupIsIgnored(t *testing.T) {
+	upURL, letGo := heldStream(t)
+	cmd, lines, base := startPaygate(t, signalConfig(t, upURL, ""))
+	body := openStream(t, base)
 
 	for range 2 { // each one logged, neither stops it
 		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -240,7 +236,7 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 			return gjson.Get(l, "level").Str == "WARN" && strings.Contains(gjson.Get(l, "msg").Str, "does not reload its config")
 		})
 	}
-	close(release)
+	letGo()
 	rest, err := io.ReadAll(body)
 	if err != nil {
 		t.Fatalf("reading the stream after SIGHUP: %v", err)
