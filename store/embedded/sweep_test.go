@@ -1,14 +1,17 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
 )
 
@@ -156,4 +159,76 @@ func waitWrite(t *testing.T, done <-chan error, what string) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s issued between the sweep's batches did not complete: the sweep holds the write lock", what)
 	}
+}
+
+// TestSweptPagesAreReused: bbolt never shrinks its file, so what keeps a
+// store that runs for months from growing without bound is the sweep
+// freeing the pages of what expired and later writes reusing them (the
+// README says the file grows only past its largest working set). Each
+// round writes the same volume of expiring records (claims, notification
+// ids, exchanges, conversation texts, conversation costs, answered refund
+// confirmations, delivered webhooks), then lets them expire and sweeps:
+// the file the first round grew is not grown by the rounds after it.
+func TestSweptPagesAreReused(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	d := openTest(t, clock)
+	d.db.NoSync = true // the file's layout is the same; its fsyncs would make this test slow
+	text := bytes.Repeat([]byte("x"), 2048)
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(d.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds, turns = 4, 400
+	var first int64
+	seq := uint64(0)
+	for round := range rounds {
+		for i := range turns {
+			k := fmt.Sprintf("%d-%d", round, i)
+			user := fmt.Sprintf("u%d", i%50)
+			_, _, err := d.ClaimPurchase(ctx, "claim:"+k, "O"+k, time.Hour)
+			must(err)
+			_, err = d.SeenNotification(ctx, "n"+k, 24*time.Hour)
+			must(err)
+			must(d.PutExchange(ctx, "ex:"+k, text[:512], 24*time.Hour))
+			_, err = d.AddTally(ctx, "conv:"+k, 100, 24*time.Hour)
+			must(err)
+			seq++
+			must(d.PutAuditText(ctx, seq, "bot", user, text, clock.Now(), 24*time.Hour))
+			must(d.PutRefundProposal(ctx, &store.RefundProposal{RefundID: "rf" + k, Client: "bot", User: user}, time.Hour))
+			_, err = d.ConsumeRefundProposal(ctx, "rf"+k, user)
+			must(err)
+			must(d.EnqueueEvents(ctx, store.Event{ID: "e" + k, Kind: "webhook", Key: "O" + k, Payload: text}))
+			evs, err := d.ClaimEvents(ctx, "webhook", clock.Now(), time.Minute, 10)
+			must(err)
+			for _, e := range evs {
+				must(d.AckEvent(ctx, e.Key, e.ID))
+			}
+		}
+		// Past every retention: claim generations' and refund tombstones'.
+		clock.Advance(store.GenerationRetention + 2*time.Hour)
+		n, err := d.Sweep(ctx)
+		must(err)
+		if want := 6 * turns; n < want {
+			t.Fatalf("round %d: swept %d records; want at least %d", round, n, want)
+		}
+		if round == 0 {
+			first = size()
+			continue
+		}
+		if got := size(); got > first {
+			t.Errorf("round %d: the file grew from %d to %d bytes; the swept rounds' pages were not reused", round, first, got)
+		}
+	}
+	t.Logf("file after %d rounds of %d turns: %d KiB", rounds, turns, first>>10)
 }
