@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -254,8 +256,12 @@ func TestLockedBySecondProcess(t *testing.T) {
 	}
 }
 
-// crashChild is the child half of TestSurvivesSIGKILL: it writes orders in a
-// loop and prints each order number after its commit returned, until killed.
+// crashChild is the child half of TestSurvivesSIGKILL: it makes a
+// purchase's money writes in a loop, each order's in turn, and prints
+// "step no" after each one's commit returned, until killed: the claim
+// (claim), the order with its created event (order), WeChat Pay's
+// notification applied, the order paid with its paid event (paid), the
+// notification's id recorded (seen), the created event delivered (acked).
 func crashChild(path string) {
 	d, err := Open(path, Options{})
 	if err != nil {
@@ -264,20 +270,37 @@ func crashChild(path string) {
 	}
 	ctx := context.Background()
 	w := bufio.NewWriter(os.Stdout)
-	for i := 0; ; i++ {
-		no := fmt.Sprintf("CRASH-%06d", i)
-		o := storetest.NewOrder(no, "shop", "crash", time.Now())
-		if err := d.CreateOrder(ctx, o, store.Event{ID: "ev-" + no, Kind: "webhook"}); err != nil {
-			fmt.Println("ERR", err)
+	say := func(step, no string, err error) {
+		if err != nil {
+			fmt.Println("ERR", step, no, err)
 			os.Exit(2)
 		}
-		fmt.Fprintln(w, no)
+		fmt.Fprintln(w, step, no)
 		_ = w.Flush()
+	}
+	for i := 0; ; i++ {
+		no := fmt.Sprintf("CRASH-%06d", i)
+		c, created, err := d.ClaimPurchase(ctx, "claim-"+no, no, time.Hour)
+		if err == nil && (!created || c.OrderNo != no) {
+			err = fmt.Errorf("claim: got %+v created=%v", c, created)
+		}
+		say("claim", no, err)
+		o := storetest.NewOrder(no, "shop", "crash", time.Now())
+		say("order", no, d.CreateOrder(ctx, o, store.Event{ID: "created-" + no, Kind: "webhook"}))
+		o.Status, o.PaidAt, o.TransactionID = store.StatusPaid, time.Now(), "tx-"+no
+		say("paid", no, d.UpdateOrder(ctx, o, store.StatusAwaitingPayment, store.Event{ID: "paid-" + no, Kind: "webhook"}))
+		_, err = d.SeenNotification(ctx, "note-"+no, time.Hour)
+		say("seen", no, err)
+		say("acked", no, d.AckEvent(ctx, no, "created-"+no))
 	}
 }
 
-// TestSurvivesSIGKILL kills a writer mid-loop; every write it acknowledged
-// must be in the file, and the file must open cleanly.
+// TestSurvivesSIGKILL kills a writer in the middle of purchases' money
+// writes: every write it acknowledged is in the file (no claim lost, so no
+// second order for a purchase; no payment, notification id or undelivered
+// event lost; no delivered event back), a write it had not is there whole
+// or not at all (an order paid has its paid event), and the file opens
+// cleanly.
 func TestSurvivesSIGKILL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "crash.db")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -290,18 +313,34 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	const purchases, steps = 300, 5
+	// The kill comes after one of the steps of the purchase after the
+	// 300th (or before its first): the child is then in the middle of the
+	// next step's write.
+	killAt := purchases*steps + rand.IntN(steps)
+	lines := 0
 	sc := bufio.NewScanner(out)
-	var acked []string
+	acked := map[string]map[string]bool{} // order no -> steps acknowledged
+	var nos []string
+	done := 0
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "ERR") {
 			t.Fatalf("child: %s", line)
 		}
-		if !strings.HasPrefix(line, "CRASH-") {
+		step, no, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(no, "CRASH-") {
 			continue
 		}
-		acked = append(acked, line)
-		if len(acked) == 300 {
+		if acked[no] == nil {
+			acked[no] = map[string]bool{}
+			nos = append(nos, no)
+		}
+		acked[no][step] = true
+		if step == "acked" {
+			done++
+		}
+		if lines++; lines == killAt {
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -312,8 +351,8 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	if !errors.As(werr, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die by SIGKILL: %v", werr)
 	}
-	if len(acked) < 300 {
-		t.Fatalf("child acknowledged %d writes before dying; want at least 300", len(acked))
+	if done < purchases {
+		t.Fatalf("child completed %d purchases before dying; want at least %d", done, purchases)
 	}
 
 	d, err := Open(path, Options{LockTimeout: 5 * time.Second})
@@ -322,17 +361,64 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	}
 	defer d.Close()
 	ctx := context.Background()
-	for _, no := range acked {
-		if _, err := d.GetOrder(ctx, no); err != nil {
-			t.Fatalf("acknowledged order %s lost: %v", no, err)
-		}
-	}
-	stats, err := d.OutboxStats(ctx)
+	queued := map[string][]string{} // order no -> its undelivered events' ids, in order
+	err = d.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bOutbox).ForEach(func(_, v []byte) error {
+			var e store.Event
+			if err := unmarshal(v, &e); err != nil {
+				return err
+			}
+			queued[e.Key] = append(queued[e.Key], e.ID)
+			return nil
+		})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.Pending < len(acked) {
-		t.Errorf("outbox: %d events; want at least the %d acknowledged", stats.Pending, len(acked))
+	// The orders the child began, and the next one, whose claim it may
+	// have committed unacknowledged.
+	next := fmt.Sprintf("CRASH-%06d", len(nos))
+	for _, no := range append(nos, next) {
+		steps := acked[no]
+		c, created, err := d.ClaimPurchase(ctx, "claim-"+no, "SECOND-"+no, time.Hour)
+		if err != nil {
+			t.Fatalf("claim %s again: %v", no, err)
+		}
+		if steps["claim"] && (created || c.OrderNo != no) {
+			t.Errorf("purchase %s claimed again after the restart: got %+v (created %v); want its claim, order %s: a second order for one purchase", no, c, created, no)
+		}
+		o, err := d.GetOrder(ctx, no)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if steps["order"] {
+				t.Errorf("acknowledged order %s lost", no)
+			}
+			if len(queued[no]) > 0 {
+				t.Errorf("order %s not in the file, but its events are queued: %v", no, queued[no])
+			}
+			continue
+		case err != nil:
+			t.Fatalf("GetOrder %s: %v", no, err)
+		}
+		paid := o.Status == store.StatusPaid
+		if steps["paid"] && !paid {
+			t.Errorf("order %s: %s; its payment was acknowledged", no, o.Status)
+		}
+		want := []string{"created-" + no}
+		if paid {
+			want = append(want, "paid-"+no)
+		}
+		if steps["acked"] {
+			want = want[1:]
+		}
+		if got := queued[no]; !slices.Equal(got, want) {
+			t.Errorf("order %s (%s) has events %v queued; want %v", no, o.Status, got, want)
+		}
+		if steps["seen"] {
+			if first, err := d.SeenNotification(ctx, "note-"+no, time.Hour); err != nil || first {
+				t.Errorf("acknowledged notification id of %s: first=%v %v; want it recorded", no, first, err)
+			}
+		}
 	}
 	_ = d.db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
@@ -340,7 +426,8 @@ func TestSurvivesSIGKILL(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("child acknowledged %d writes before SIGKILL", len(acked))
+	last := nos[len(nos)-1]
+	t.Logf("child completed %d purchases before SIGKILL; the last it began, %s, reached %v", done, last, acked[last])
 }
 
 func BenchmarkLoadUserState(b *testing.B) {
