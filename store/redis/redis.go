@@ -138,6 +138,17 @@ type Options struct {
 	// (readOnlyRefusal), so a write method fails, saying so, rather than
 	// writing.
 	ReadOnly bool
+	// NoWait makes Open return at once, without waiting for Redis: its
+	// first check (the owner, the epoch marker, the start-up warnings),
+	// the scripts' load and the clock's read run in the background within
+	// the same bound as Open's, and Started tells when they ended and
+	// whether Redis refused this Store there (another deployment's
+	// prefix). A command sent meanwhile waits for them, within its own
+	// context's deadline, and is refused as unavailable when that passes
+	// first: `paygate serve` answers at once on a Redis that does not,
+	// and a turn goes on without payment state after its own deadline,
+	// as it does when Redis stops answering later.
+	NoWait bool
 }
 
 // Store is the Redis driver. It implements store.Store.
@@ -189,6 +200,12 @@ type Store struct {
 	// a read-only Store runs (readScripts).
 	readOnly bool
 	readShas map[string]bool
+
+	// started is closed once Open's start (the first check of Redis, the
+	// scripts' load, the clock's read) has ended; startErr is then set
+	// when Redis refused this Store there (Started).
+	started  chan struct{}
+	startErr error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -243,11 +260,29 @@ func Open(opts Options) (*Store, error) {
 		}
 	}
 	s := newStore(goredis.NewUniversalClient(uo), opts)
-	if err := s.lostCause(); s.lost.Load() && errors.Is(err, store.ErrOtherDeployment) {
+	if opts.NoWait {
+		return s, nil
+	}
+	if err := s.StartErr(); err != nil {
 		_ = s.Close()
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, err
 	}
 	return s, nil
+}
+
+// Started is closed once Open's start has ended: the first check of Redis,
+// the scripts' load and the clock's read, each within Open's bound. Open
+// waits for it unless Options.NoWait.
+func (s *Store) Started() <-chan struct{} { return s.started }
+
+// StartErr is, once Started is closed, why Redis refused this Store at
+// start (store.ErrOtherDeployment: another deployment owns the prefix);
+// nil when Redis took it, or did not answer within Open's bound (its
+// first check is made again when a command first reaches it). Open
+// returns it as its error unless Options.NoWait.
+func (s *Store) StartErr() error {
+	<-s.started
+	return s.startErr
 }
 
 // tlsDialer dials each connection with TLS, verifying the server's
@@ -385,15 +420,45 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 		// command, guards every one of them.
 		cc.OnNewNode(func(n *goredis.Client) { n.AddHook(lostGuard{s: s}) })
 	}
-	// Load the scripts before the first request so a turn's LoadUserState is
-	// one EVALSHA, not EVALSHA + EVAL. Bounded: Redis may be down at start.
-	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
-	s.loadScripts(lctx)
-	_ = s.checkEpoch(lctx) // Ping retries while Redis is down; the first to reach it warns (firstReached)
-	_ = s.syncClock(lctx)  // else the first time compared reads it (serverMs)
-	lcancel()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
+	s.started = make(chan struct{})
+	if !opts.NoWait {
+		s.start(ctx, opts)
+		return s
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.start(ctx, opts)
+	}()
+	return s
+}
+
+// start makes the first check of Redis, loads the scripts and reads the
+// server's clock, bounded (Redis may be down at start), then closes
+// started and starts the background loops. A Redis the first check did not
+// reach is not asked the rest: each would wait for it again (a refused
+// dial is retried for about half a second, a hung Redis holds it to the
+// bound), and the first command to reach it later makes the check.
+func (s *Store) start(ctx context.Context, opts Options) {
+	lctx, lcancel := context.WithTimeout(context.WithValue(ctx, starting{}, true), 2*time.Second)
+	err := s.checkEpoch(lctx) // Ping retries while Redis is down; the first to reach it warns (firstReached)
+	if s.epoch.Load() == nil && !s.lost.Load() && ctx.Err() == nil {
+		s.log.Warn("Redis did not answer at start: payment tools fail closed, the admin API answers 503 and /readyz "+
+			"store unreachable, while chat goes on without payment state, until it does", "err", err)
+	}
+	if s.epoch.Load() != nil && !s.lost.Load() {
+		// Load the scripts before the first request so a turn's
+		// LoadUserState is one EVALSHA, not EVALSHA + EVAL.
+		s.loadScripts(lctx)
+		_ = s.syncClock(lctx) // else the first time compared reads it (serverMs)
+	}
+	lcancel()
+	if err := s.lostCause(); s.lost.Load() && errors.Is(err, store.ErrOtherDeployment) {
+		s.startErr = fmt.Errorf("redis: %w", err)
+	}
+	close(s.started)
 	if opts.RepairInterval > 0 && !s.readOnly {
 		s.wg.Add(1)
 		go s.background(ctx, opts.RepairInterval)
@@ -402,8 +467,11 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 		s.wg.Add(1)
 		go s.watchEpoch(ctx, opts.EpochInterval)
 	}
-	return s
 }
+
+// starting marks the context of start's own commands, which the guard
+// does not hold for start to end.
+type starting struct{}
 
 // watchEpoch checks the epoch marker and the generation counters every
 // interval, so a Redis that lost its data or went back to an earlier state is
@@ -468,6 +536,23 @@ type firstCheck struct{}
 // the first check's failure (Redis away, or another deployment's prefix).
 func (g lostGuard) refuse(ctx context.Context) error {
 	s := g.s
+	if g.first && ctx.Value(starting{}) == nil {
+		// A command sent while Open's start runs in the background
+		// (Options.NoWait) waits for it, as it would have for Open,
+		// within its own deadline: one on a healthy Redis goes on once
+		// the first check has been made (milliseconds), one on a Redis
+		// that does not answer is refused, unavailable, at its deadline
+		// (a turn's state load at its 1 s) or the start's bound.
+		select {
+		case <-s.started:
+		default:
+			select {
+			case <-s.started:
+			case <-ctx.Done():
+				return fmt.Errorf("redis: %w: the store's first check is under way: %w", store.ErrUnavailable, context.Cause(ctx))
+			}
+		}
+	}
 	if g.first && !s.lost.Load() && s.owner != "" && s.epoch.Load() == nil && ctx.Value(firstCheck{}) == nil {
 		// One check at a time, and a command does not queue behind
 		// another's: with Redis hung each waited for every check before
@@ -770,6 +855,15 @@ const writeProbeEvery = 10 * time.Second
 // store.ErrWritesFail until a later one succeeds. On a
 // cluster the probe reaches the primary of its own slot only.
 func (s *Store) Ping(ctx context.Context) error {
+	select {
+	case <-s.started:
+	default:
+		// Open's start runs in the background (Options.NoWait), and
+		// Redis has not answered it yet: not ready, said at once, for
+		// /readyz answers a probe within its timeout (a second) while
+		// a Redis that does not answer holds the start up to its bound.
+		return fmt.Errorf("redis: %w: the store's first check is under way", store.ErrUnavailable)
+	}
 	if err := s.c.Ping(ctx).Err(); err != nil {
 		return mapErr("ping", err)
 	}
