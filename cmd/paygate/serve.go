@@ -54,6 +54,16 @@ type app struct {
 	// stopHashKey stops the background load of the user hash key and waits
 	// for it; nil when none runs (loadHashKey).
 	stopHashKey func()
+	// storeStart is the Redis store's start (its first check of Redis) when
+	// it runs in the background (withoutStoreWait); nil otherwise.
+	storeStart storeStarter
+}
+
+// storeStarter is a store whose start runs in the background: the Redis
+// driver's under redisstore.Options.NoWait.
+type storeStarter interface {
+	Started() <-chan struct{}
+	StartErr() error
 }
 
 // newApp builds the application from a loaded config. logOut receives the
@@ -71,9 +81,12 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	st, err := openStore(cfg, a.log)
+	st, err := openStoreAs(cfg, a.log, storeOwner(cfg), 0, ao.noStoreWait)
 	if err != nil {
 		return nil, err
+	}
+	if s, ok := st.(storeStarter); ok && ao.noStoreWait {
+		a.storeStart = s
 	}
 	if ao.wrapStore != nil {
 		st = ao.wrapStore(st)
@@ -224,14 +237,21 @@ func waitUntil(done <-chan struct{}, t time.Time) bool {
 }
 
 func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
-	return openStoreAs(cfg, log, cfg.Payments.Backend+":"+cfg.Payments.WeChatPay.MchID, 0)
+	return openStoreAs(cfg, log, storeOwner(cfg), 0, false)
+}
+
+// storeOwner is the deployment cfg's store belongs to (Redis's
+// Options.Owner): its payments backend and merchant.
+func storeOwner(cfg *config.Config) string {
+	return cfg.Payments.Backend + ":" + cfg.Payments.WeChatPay.MchID
 }
 
 // openStoreAs is openStore as the deployment owner names (Redis's
 // Options.Owner; "": a tool, which neither claims a prefix nor is refused
 // one), with Redis's repair loop every repair (0: its default; negative:
-// none).
-func openStoreAs(cfg *config.Config, log *slog.Logger, owner string, repair time.Duration) (store.Store, error) {
+// none). noWait opens Redis without waiting for it (Options.NoWait): its
+// Started tells when its first check ended and whether it was refused.
+func openStoreAs(cfg *config.Config, log *slog.Logger, owner string, repair time.Duration, noWait bool) (store.Store, error) {
 	switch cfg.Store.Driver {
 	case "embedded":
 		db, err := embedded.Open(cfg.Store.Path, embedded.Options{Logger: log})
@@ -243,7 +263,7 @@ func openStoreAs(cfg *config.Config, log *slog.Logger, owner string, repair time
 		o := redisOptions(cfg, log)
 		// Another deployment under the same prefix is refused: its
 		// sweep would settle this one's orders at its own merchant.
-		o.Owner, o.RepairInterval = owner, repair
+		o.Owner, o.RepairInterval, o.NoWait = owner, repair, noWait
 		st, err := redisstore.Open(o)
 		if err != nil {
 			return nil, fmt.Errorf("opening redis store: %w", err)
@@ -367,6 +387,10 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now f
 	return nil
 }
 
+// hashKeyUnavailable is logged when the store does not answer the first
+// ask for the user hash key.
+const hashKeyUnavailable = "user hash key unavailable: the store did not answer; provider requests go without the end user's identifiers until it does"
+
 // storedHashKeyName is the store's secret the user hash key is kept under
 // when privacy.hash_key is empty.
 const storedHashKeyName = "privacy.hash_key"
@@ -378,16 +402,20 @@ const storedHashKeyName = "privacy.hash_key"
 // the store does not answer, paygate starts anyway (SPEC 6: chat works with
 // the store down, and a replica restarting during an outage must come back):
 // pending reports that, the key is nil, and the proxy drops the end user's
-// identifiers until loadHashKey gets the key.
+// identifiers until loadHashKey gets the key. A store opened without waiting
+// (withoutStoreWait) is not asked here: pending, and loadHashKey asks it as
+// soon as its start ends.
 func (a *app) userHashKey() (key []byte, pending bool) {
 	p := a.cfg.Privacy
 	if p.HashKey != "" || p.ForwardUser != "hash" {
 		return []byte(p.HashKey), false
 	}
+	if a.storeStart != nil {
+		return nil, true
+	}
 	key, err := storedHashKey(context.Background(), a.store)
 	if err != nil {
-		a.log.Warn("user hash key unavailable: the store did not answer; provider requests go without the end user's identifiers until it does",
-			"err", err)
+		a.log.Warn(hashKeyUnavailable, "err", err)
 		return nil, true
 	}
 	return key, false
@@ -420,30 +448,50 @@ var hashKeyRetry = backoff{first: time.Second, max: 30 * time.Second}
 // loadHashKey asks the store for the user hash key in the background, on
 // retry's schedule, until it answers or the app closes, and gives the key
 // to the proxy. Every replica gets the one key the store holds: none
-// hashes under a key of its own meanwhile.
+// hashes under a key of its own meanwhile. A store opened without waiting
+// (storeStart) is asked first as soon as its start ends, and then on
+// retry's schedule; otherwise userHashKey asked it first.
 func (a *app) loadHashKey(retry backoff) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	a.stopHashKey = func() { cancel(); <-done }
 	go func() {
 		defer close(done)
+		asked := a.storeStart == nil // userHashKey asked once already
+		if !asked {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.storeStart.Started():
+			}
+		}
 		wait := retry.first
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
 		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
+			if asked {
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C:
+				}
 			}
 			key, err := storedHashKey(ctx, a.store)
 			if err == nil {
 				a.server.SetHashKey(key)
-				a.log.Info("user hash key loaded from the store; provider requests carry the end user's hash again")
+				if asked {
+					a.log.Info("user hash key loaded from the store; provider requests carry the end user's hash again")
+				}
 				return
 			}
 			if ctx.Err() != nil {
 				return
+			}
+			if !asked {
+				asked = true
+				a.log.Warn(hashKeyUnavailable, "err", err)
+				timer.Reset(wait)
+				continue
 			}
 			wait = min(2*wait, retry.max)
 			a.log.Warn("user hash key still unavailable; provider requests go without the end user's identifiers",
@@ -498,7 +546,12 @@ func serveHangups(ctx context.Context, cfg *config.Config, logOut io.Writer, rea
 	if n, ok := addrs["notify"]; ok {
 		notifyAddr = n
 	}
-	a, err := newApp(cfg, logOut, localNotifyURL(notifyAddr))
+	// Redis is not waited for: every listener answers at once, also on a
+	// Redis that does not (/healthz 200, /readyz 503, chat without payment
+	// state), as when it stops answering later. Its first check goes on
+	// in the background, and a refusal there (another deployment's key
+	// prefix) stops paygate as it stopped it before it listened.
+	a, err := newApp(cfg, logOut, localNotifyURL(notifyAddr), withoutStoreWait())
 	if err != nil {
 		for _, l := range ls {
 			_ = l.ln.Close()
@@ -534,12 +587,26 @@ func serveHangups(ctx context.Context, cfg *config.Config, logOut io.Writer, rea
 	}
 
 	var failed error
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("listener failed", "err", err)
-			failed = fmt.Errorf("listener failed: %w", err) // exit non-zero, so a supervisor restarts it
+	var started <-chan struct{} // the store's start, when it runs in the background
+	if a.storeStart != nil {
+		started = a.storeStart.Started()
+	}
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case err := <-errc:
+			done = true
+			if !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("listener failed", "err", err)
+				failed = fmt.Errorf("listener failed: %w", err) // exit non-zero, so a supervisor restarts it
+			}
+		case <-started:
+			started = nil
+			if err := a.storeStart.StartErr(); err != nil {
+				done = true
+				failed = fmt.Errorf("opening redis store: %w", err) // as openStore reports it
+			}
 		}
 	}
 	budget := cfg.Server.ShutdownTimeout.D()

@@ -33,6 +33,17 @@ type appOptions struct {
 	// paymentsNow, when set, is the payments service's clock (tests move
 	// it past the reconciler's waits instead of sleeping through them).
 	paymentsNow func() time.Time
+	// noStoreWait opens a Redis store without waiting for it (serve): its
+	// first check of Redis and the user hash key's first load run in the
+	// background (app.storeStart).
+	noStoreWait bool
+}
+
+// withoutStoreWait opens a Redis store without waiting for it: newApp
+// returns at once on a Redis that does not answer, and serve answers on
+// its listeners meanwhile as it does when Redis stops answering later.
+func withoutStoreWait() appOption {
+	return func(o *appOptions) { o.noStoreWait = true }
 }
 
 // withPaymentsClock gives the payments service the clock now.
