@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -41,7 +43,14 @@ type demoUpstream struct {
 	rounds []string // request bodies, in order
 }
 
+// demoRoundHook, when set, runs first in each of the scripted model's
+// rounds (the tests hold one with it).
+var demoRoundHook func(*http.Request)
+
 func (d *demoUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if demoRoundHook != nil {
+		demoRoundHook(r)
+	}
 	b, _ := io.ReadAll(r.Body)
 	d.mu.Lock()
 	d.rounds = append(d.rounds, string(b))
@@ -155,7 +164,41 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "paygate demo takes no arguments")
 		return 2
 	}
-	if _, err := runDemo(context.Background(), stdout); err != nil {
+	// Ctrl-C (SIGINT) or SIGTERM ends the demo's run, whose deferred
+	// cleanup removes its temp dir, and then the process as the signal
+	// does (dieOf); left to their default they killed it at once, the dir
+	// and its store file left behind. A second one ends it at once, as
+	// serve's does.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	caught := make(chan os.Signal, 1)
+	ran := make(chan struct{})
+	defer close(ran)
+	go func() {
+		select {
+		case sig := <-sigs:
+			caught <- sig
+			cancel()
+		case <-ran:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			dieOf(sig.(syscall.Signal))
+		case <-ran:
+		}
+	}()
+	_, err := runDemo(ctx, stdout)
+	select {
+	case sig := <-caught:
+		fmt.Fprintln(stderr, "demo: stopped by", sig)
+		dieOf(sig.(syscall.Signal))
+	default:
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
@@ -312,6 +355,8 @@ webhooks: {url: "` + merchantURL + `/hooks", secret: ` + demoSecret + `}
 	for !hasAll(res.merchant.list(), want) {
 		select {
 		case <-res.merchant.seen:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		case <-deadline:
 			return nil, fmt.Errorf("merchant webhooks: got %v; want %v", res.merchant.list(), want)
 		}

@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -57,5 +63,58 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(transcript, want) {
 			t.Errorf("transcript lacks %q", want)
 		}
+	}
+}
+
+// TestDemoSignalRemovesItsDir: `paygate demo` interrupted (Ctrl-C's SIGINT,
+// or SIGTERM) while it plays removes the temp dir it made for its store,
+// and ends as that signal ends a program; it was killed at once, the dir
+// (paygate-demo-*, its store file inside) left behind for each run.
+func TestDemoSignalRemovesItsDir(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			cmd := exec.Command(os.Args[0], "demo")
+			// Its model holds the first round until the demo gives it up.
+			cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1", "PAYGATE_TEST_DEMO_HOLD=1", "TMPDIR="+tmp)
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
+			lines := scanLines(stdout)
+			waitLine(t, lines, "its first question", func(l string) bool { return strings.HasPrefix(l, "user:") })
+			if dirs, _ := filepath.Glob(filepath.Join(tmp, "paygate-demo-*")); len(dirs) != 1 {
+				t.Fatalf("the demo's dirs under TMPDIR while it plays: %v; want one", dirs)
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				for range lines { // keep the pipe drained until exit
+				}
+			}()
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			select {
+			case err = <-exited:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("the demo still runs 20s after %v", sig)
+			}
+			var ee *exec.ExitError
+			ws, ok := syscall.WaitStatus(0), false
+			if errors.As(err, &ee) {
+				ws, ok = ee.Sys().(syscall.WaitStatus)
+			}
+			if !ok || !ws.Signaled() || ws.Signal() != sig {
+				t.Errorf("exit after %v: %v; want ended by it", sig, err)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("left under TMPDIR after %v: %v; want the demo's dir removed", sig, left)
+			}
+		})
 	}
 }

@@ -29,6 +29,11 @@ func TestMain(m *testing.M) {
 	// keys only have to differ from a real merchant's, and making them is
 	// the slowest part of starting an app.
 	simulatorKeys = sync.OnceValues(wxsim.GenerateKeys)
+	if os.Getenv("PAYGATE_TEST_DEMO_HOLD") == "1" {
+		// The demo's model holds every round until it is given up: a
+		// demo that cannot end before the test signals it.
+		demoRoundHook = func(r *http.Request) { <-r.Context().Done() }
+	}
 	if os.Getenv("PAYGATE_TEST_RUN_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
@@ -125,18 +130,24 @@ func startPaygateLog(t *testing.T, cfg string, setup ...func(*exec.Cmd)) (*exec.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	lines := scanLines(stderr)
 	l := waitLine(t, lines, "its listener", func(l string) bool {
 		return gjson.Get(l, "msg").Str == "listening" && gjson.Get(l, "listener").Str == "main"
 	})
 	return cmd, lines, "http://" + gjson.Get(l, "addr").Str, stderr
+}
+
+// scanLines sends r's lines, closing the channel at its end.
+func scanLines(r io.Reader) <-chan string {
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return lines
 }
 
 // waitLine returns the first of lines that match, failing when the
