@@ -445,8 +445,8 @@ func (s *Store) start(ctx context.Context, opts Options) {
 	lctx, lcancel := context.WithTimeout(context.WithValue(ctx, starting{}, true), 2*time.Second)
 	err := s.checkEpoch(lctx) // Ping retries while Redis is down; the first to reach it warns (firstReached)
 	if s.epoch.Load() == nil && !s.lost.Load() && ctx.Err() == nil {
-		s.log.Warn("Redis did not answer at start: payment tools fail closed, the admin API answers 503 and /readyz "+
-			"store unreachable, while chat goes on without payment state, until it does", "err", err)
+		s.log.Warn("Redis did not answer at start: every store call fails as unavailable until it does "+
+			"(paygate serve: payment tools fail closed, chat goes on without payment state)", "err", err)
 	}
 	if s.epoch.Load() != nil && !s.lost.Load() {
 		// Load the scripts before the first request so a turn's
