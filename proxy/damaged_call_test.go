@@ -2,20 +2,13 @@ package proxy
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tidwall/gjson"
-
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // rawPieces answers with the given bytes, flushed piece by piece: the
@@ -162,23 +155,9 @@ func TestLostEventRoundsPaymentCallsCounted(t *testing.T) {
 	rest := head + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]},"finish_reason":null}]}` + "\n\n"
 	finish := head + `[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}` + "\n\n"
 	fp := newFakeProvider(t, rawPieces(first, truncated, rest, finish, "data: [DONE]\n\n"))
-	cfg := testConfig(t, fp.URL, nil)
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
 	tools := &recordingTools{}
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, State: &memState{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	resp := post(t, srv.URL, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	s, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: tools, State: &memState{}}, nil)
+	resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
 	body := readAll(t, resp.Body)
 	if !strings.Contains(body, `"code":"upstream_malformed_response"`) || len(tools.executed()) != 0 {
 		t.Fatalf("stream %s, executed %q; want an upstream_malformed_response error and nothing run", body, tools.executed())
