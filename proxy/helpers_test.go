@@ -10,14 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/paygate/paygate/logging/logtest"
-	"github.com/paygate/paygate/proxy/h1/h1test"
-
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
 )
 
 const (
@@ -102,20 +97,8 @@ privacy:
 func newTestProxy(t *testing.T, cfg *config.Config) (string, *logtest.Buffer) {
 	t.Helper()
 	logs := &logtest.Buffer{}
-	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte(cfg.Privacy.HashKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return srv.URL, logs
+	_, url := servePaygate(t, cfg, Options{Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets())}, nil)
+	return url, logs
 }
 
 // post sends a client request to the proxy.

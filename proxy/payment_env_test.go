@@ -73,18 +73,21 @@ func simTools(svc *payments.Service) *payments.Tools {
 }
 
 // servePaygate serves a proxy for cfg with o, whose Config, Upstream,
-// Logger, Registry and HashKey it fills in, its handler wrapped by wrap when
-// not nil; it returns the proxy and its URL.
+// Registry and HashKey it fills in, and its Logger when nil (a debug log
+// nobody reads), its handler wrapped by wrap when not nil; it returns the
+// proxy and its URL. The router logs to o.Logger too.
 func servePaygate(t *testing.T, cfg *config.Config, o Options, wrap func(http.Handler) http.Handler) (*Server, string) {
 	t.Helper()
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	if o.Logger == nil {
+		o.Logger = logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	}
 	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	router, err := failover.New(cfg, failover.Options{Logger: o.Logger, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = router.Close() })
-	o.Config, o.Upstream, o.Logger, o.Registry, o.HashKey = cfg, router, log, reg, []byte(cfg.Privacy.HashKey)
+	o.Config, o.Upstream, o.Registry, o.HashKey = cfg, router, reg, []byte(cfg.Privacy.HashKey)
 	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
