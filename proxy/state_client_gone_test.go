@@ -11,10 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 )
 
@@ -59,28 +57,17 @@ func hangUpDuring(t *testing.T, opts Options, started <-chan struct{}, method, p
 	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
 	cfg := testConfig(t, fp.URL, nil)
 	logs := &logtest.Buffer{}
-	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	opts.Config, opts.Upstream, opts.Logger, opts.Registry, opts.HashKey = cfg, router, log, reg, []byte(cfg.Privacy.HashKey)
-	s, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts.Logger = logging.New(logs, slog.LevelDebug, cfg.Secrets())
 	done := make(chan struct{})
-	h := s.Handler()
-	srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer close(done)
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	s, url := servePaygate(t, cfg, opts, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer close(done)
+			h.ServeHTTP(w, r)
+		})
+	})
 
 	ctx, cancel := context.WithCancel(t.Context())
-	req, err := http.NewRequestWithContext(ctx, method, srv.URL+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +85,7 @@ func hangUpDuring(t *testing.T, opts Options, started <-chan struct{}, method, p
 	cancel()
 	<-done
 	<-errc
-	return s, logs, reg
+	return s, logs, s.reg
 }
 
 // failingAtHangUpState is a store whose load, begun (started closed),
