@@ -1,17 +1,10 @@
 package proxy
 
 import (
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
 )
 
 // TestChatFirstIsTheMuxChoice holds the chat route's shortcut to the
@@ -21,18 +14,7 @@ import (
 // the mux cleans, redirects or unescapes. A request without a key is
 // refused by the chat route, so serving the mux's choice costs nothing.
 func TestChatFirstIsTheMuxChoice(t *testing.T) {
-	cfg := testConfig(t, "http://127.0.0.1:1", nil)
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte(cfg.Privacy.HashKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newPaygate(t, testConfig(t, "http://127.0.0.1:1", nil), Options{})
 	h, ok := s.Handler().(*chatFirst)
 	if !ok {
 		t.Fatalf("Handler is %T, not *chatFirst", s.Handler())

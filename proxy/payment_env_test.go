@@ -72,11 +72,25 @@ func simTools(svc *payments.Service) *payments.Tools {
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
-// servePaygate serves a proxy for cfg with o, whose Config, Upstream,
-// Registry and HashKey it fills in, and its Logger when nil (a debug log
-// nobody reads), its handler wrapped by wrap when not nil; it returns the
-// proxy and its URL. The router logs to o.Logger too.
+// servePaygate serves newPaygate's proxy for cfg with o, its handler
+// wrapped by wrap when not nil; it returns the proxy and its URL.
 func servePaygate(t *testing.T, cfg *config.Config, o Options, wrap func(http.Handler) http.Handler) (*Server, string) {
+	t.Helper()
+	s := newPaygate(t, cfg, o)
+	var h http.Handler = s.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := h1test.NewServer(h)
+	t.Cleanup(srv.Close)
+	return s, srv.URL
+}
+
+// newPaygate is a proxy for cfg with o, whose Config, Upstream, Registry
+// and HashKey it fills in, and its Logger when nil (a debug log nobody
+// reads); the router, which logs to o.Logger too, is closed at the test's
+// end.
+func newPaygate(t *testing.T, cfg *config.Config, o Options) *Server {
 	t.Helper()
 	if o.Logger == nil {
 		o.Logger = logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
@@ -92,11 +106,5 @@ func servePaygate(t *testing.T, cfg *config.Config, o Options, wrap func(http.Ha
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h http.Handler = s.Handler()
-	if wrap != nil {
-		h = wrap(h)
-	}
-	srv := h1test.NewServer(h)
-	t.Cleanup(srv.Close)
-	return s, srv.URL
+	return s
 }
