@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,12 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // hungState is a store that takes every call and answers none, as the
@@ -277,22 +272,10 @@ func (l *leavingState) GetExchange(ctx context.Context, _ string) ([]byte, error
 // client has left, the rest are not read.
 func TestRestoreStopsWhenClientLeaves(t *testing.T) {
 	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`))
-	cfg := testConfig(t, fp.URL, nil)
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	st := &leavingState{leave: cancel}
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), Tools: queryTools{}, State: st})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newPaygate(t, testConfig(t, fp.URL, nil), Options{Tools: queryTools{}, State: st})
 	msgs := []string{`{"role":"user","content":"go"}`}
 	for i := range 45 {
 		msgs = append(msgs, fmt.Sprintf(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_%d","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}`, i),
