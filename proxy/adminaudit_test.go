@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,11 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/store"
@@ -90,17 +84,7 @@ func auditAdminOn(t *testing.T, st store.Store, acts []auditAct, mods ...func(*c
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := logging.New(io.Discard, slog.LevelInfo, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newPaygate(t, cfg, Options{})
 	mux := http.NewServeMux()
 	s.MountAdminAPI(mux)
 	s.MountAdminAudit(mux, st, w.Erase)
