@@ -2,12 +2,9 @@ package proxy
 
 import (
 	"context"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/paygate/paygate/store/embedded"
 )
 
 // TestAdminAuditEraseBoundsTheUserAsRecorded: an erasure names the user as
@@ -18,12 +15,7 @@ import (
 // user is a 400 that says the bound and writes no mark, and one whose
 // recorded form is within it is erased.
 func TestAdminAuditEraseBoundsTheUserAsRecorded(t *testing.T) {
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"), embedded.Options{SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	base, _ := auditAdminOn(t, st, nil)
+	base, st, _ := auditAdminOf(t, nil)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		n      int // bytes 0xFF sent
@@ -50,12 +42,7 @@ func TestAdminAuditEraseBoundsTheUserAsRecorded(t *testing.T) {
 // byte that is not UTF-8 a U+FFFD of three) is a 400 that says the bound
 // and writes no mark; one within it is erased as before.
 func TestAdminAuditEraseBoundsTheClient(t *testing.T) {
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"), embedded.Options{SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	base, _ := auditAdminOn(t, st, nil)
+	base, st, _ := auditAdminOf(t, nil)
 	ctx := context.Background()
 	user := strings.Repeat("u", 16000)
 	for _, tc := range []struct {
