@@ -287,6 +287,9 @@ func TestRestoreStopsWhenClientLeaves(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	req.Header.Set("X-WeChat-OpenID", "o-user-1")
 	s.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	if ctx.Err() == nil {
+		t.Fatal("no kept exchange was looked up (the client never left); the test proves nothing")
+	}
 	// The state load after the lookups is a read too: one lookup and it.
 	if n := st.calls.Load(); n > 2 {
 		t.Errorf("%d store reads after the client left during the first of 45 lookups; want the rest not read", n)
