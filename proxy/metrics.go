@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})
 	m.toolCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paygate_tool_calls_total",
-		Help: "Payment tool calls the model made, by tool and outcome (executed, failed: WeChat Pay or the store could not do it, refused: over the turn's budget or a rule, or after a clarification, clarify: arguments incomplete or invalid, not_executed, client_gone: not started because the bot had left).",
+		Help: "Payment tool calls the model made, by tool and outcome (executed, failed: WeChat Pay or the store could not do it, refused: over the turn's budget or a rule, or after a clarification, clarify: arguments incomplete or invalid, not_executed, client_gone: not started because the bot had left, cut_by_shutdown: still running when the drain deadline ended its turn; it runs on, its outcome uncounted).",
 	}, []string{"tool", "outcome"})
 	m.recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paygate_stream_recoveries_total",

@@ -1207,7 +1207,9 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 				// clientGone), its bot told why, and the call runs on
 				// while the process lasts; its order, if WeChat Pay
 				// opened one, is the next turn's or the reconciler's.
+				// Counted apart: its outcome is nobody's to count now.
 				t.clientGone = true
+				t.s.metrics.toolCalls.WithLabelValues(t.metricTool(c.Name), "cut_by_shutdown").Inc()
 				t.s.log.Warn("payment call still running at the drain deadline; the turn ends without its outcome",
 					"request_id", reqInfo(t.r).id, "tool", c.Name)
 				continue
