@@ -128,13 +128,13 @@ type RoundResult struct {
 	// index they came with, and are not the round's: they do not make it a
 	// tool round, and no exchange is kept for them.
 	ClientCalls []ToolCall
-	// StrayCalls counts the payment calls (and the calls that never
+	// StrayCalls names the payment calls (and, "", the calls that never
 	// named themselves) of choices other than choice 0, which a provider
 	// sent though the turn asked for one choice: held back like every
 	// payment call, and then dropped, never in PaymentCalls. The turn
 	// continues choice 0's conversation; a call of another one is not
 	// the conversation's to run, nor the bot's to get.
-	StrayCalls int
+	StrayCalls []string
 	// FinishReason is what the provider said ("stop", "tool_calls", …), ""
 	// if no finish_reason came. A round with calls is a tool round whatever
 	// it says: see ToolRound.
@@ -859,7 +859,11 @@ func (c *Capture) EndRound() RoundResult {
 			// Not the round's: a client call went out with its choice
 			// (ClientCalls), a payment call is dropped (StrayCalls).
 			if sl.kind != kindClient {
-				r.StrayCalls++
+				name := sl.name
+				if sl.pending {
+					name = "" // as a call of choice 0's (below)
+				}
+				r.StrayCalls = append(r.StrayCalls, name)
 			}
 			continue
 		}

@@ -44,7 +44,8 @@ func namedCalls(stream bool, body string) []string {
 // asked for) and handed raw to the bot in a non-stream answer (a call of a
 // tool it does not know, which never ran). In both now the call is
 // dropped: never run, never shown (a choice left without a call says
-// "stop"); choice 0's own calls run as before.
+// "stop"), and counted on paygate_tool_calls_total as not_executed (it was
+// only logged); choice 0's own calls run as before.
 func TestPaymentCallOfAnotherChoiceNeverRuns(t *testing.T) {
 	const (
 		create = `[{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}]`
@@ -91,7 +92,7 @@ func TestPaymentCallOfAnotherChoiceNeverRuns(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				fp := newFakeProvider(t, roundByRound(twoChoices(stream, "Premium is 49.99 CNY.", tc.calls), textRound(stream, "Order X1 is paid.")))
 				tools := &recordingTools{}
-				url := toolsProxy(t, fp.URL, tools, nil)
+				s, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: tools, State: &memState{}}, nil)
 				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
 				body := readAll(t, resp.Body)
 				if resp.StatusCode != http.StatusOK {
@@ -112,6 +113,11 @@ func TestPaymentCallOfAnotherChoiceNeverRuns(t *testing.T) {
 				}
 				if got := len(fp.requests()); got != tc.rounds {
 					t.Errorf("%d upstream rounds; want %d", got, tc.rounds)
+				}
+				// Counted as a call the model made and paygate did not
+				// run, as one of a round it could not read is.
+				if got, named := toolCallsServed(t, s, "create_order", "not_executed"); got != 1 || !named {
+					t.Errorf(`/metrics paygate_tool_calls_total{tool="create_order",outcome="not_executed"} = %v (named in HELP: %v); want 1, named`, got, named)
 				}
 			})
 		}

@@ -622,7 +622,7 @@ func (t *turn) stream() {
 		if res.Content != "" {
 			t.inWord = !endsWithSpace(res.Content)
 		}
-		if res.StrayCalls > 0 {
+		if len(res.StrayCalls) > 0 {
 			t.strayCalls(res.StrayCalls)
 		}
 		t.endRound(round, resp, res.ID, res.Model, res.Created, res.Usage, res.UsageJSON)
@@ -1335,12 +1335,17 @@ func (t *turn) overRounds(calls []interceptors.ToolCall) {
 	}
 }
 
-// strayCalls logs the payment calls a round's answer carried in a choice
-// other than the first, dropped unrun (interceptors.RoundResult.StrayCalls,
-// dropStrayCalls): the turn asked for one choice.
-func (t *turn) strayCalls(n int) {
+// strayCalls logs and counts (not_executed, as a call of a round that
+// could not be read) the payment calls a round's answer carried in a
+// choice other than the first, by name, dropped unrun
+// (interceptors.RoundResult.StrayCalls, dropStrayCalls): the turn asked
+// for one choice.
+func (t *turn) strayCalls(names []string) {
 	t.s.log.Warn("payment calls in a choice other than the first not executed: the turn asked for one choice",
-		"request_id", reqInfo(t.r).id, "calls", n)
+		"request_id", reqInfo(t.r).id, "calls", len(names))
+	for _, name := range names {
+		t.s.metrics.toolCalls.WithLabelValues(t.metricTool(name), "not_executed").Inc()
+	}
 }
 
 // metricTool is a call's tool as the tool-call metric names it: a payment

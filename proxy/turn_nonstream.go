@@ -46,7 +46,7 @@ func (t *turn) nonStream() {
 		}
 		ans := parseAnswer(resp.Body, t.s.tools.IsPayment)
 		resp.Close()
-		if ans.stray > 0 {
+		if len(ans.stray) > 0 {
 			t.strayCalls(ans.stray)
 		}
 		if round == 0 {
@@ -430,9 +430,9 @@ type roundAnswer struct {
 	counts    interceptors.Usage     // what usage points to: no allocation of its own
 	payment   []interceptors.ToolCall
 	client    []interceptors.ToolCall
-	// stray counts the payment calls taken out of choices other than the
+	// stray names the payment calls taken out of choices other than the
 	// first (dropStrayCalls).
-	stray int
+	stray []string
 }
 
 // parseAnswer reads a chat.completion without decoding it
@@ -497,7 +497,7 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 
 // dropStrayCalls takes the payment calls, and the calls without a single
 // name, out of every choice of the answer body but the first, and reports
-// how many it took. A signed-in turn asks for one choice (runTurn refuses
+// their names ("" for one without a single name). A signed-in turn asks for one choice (runTurn refuses
 // n above 1) and continues the first one's conversation; a provider that
 // answers with more anyway gave the bot, in another choice, a call of a
 // tool it does not know, which never ran. The stream capture drops such
@@ -505,8 +505,8 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 // run or reach the bot. The rest of those choices is left as it came, but
 // for a finish_reason "tool_calls" left without a call, which says "stop".
 // Rare, so read with gjson.
-func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, int) {
-	stray := 0
+func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, []string) {
+	var stray []string
 	out := body
 	gjson.GetBytes(body, "choices").ForEach(func(k, ch gjson.Result) bool {
 		if k.Int() == 0 {
@@ -516,10 +516,11 @@ func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, int) {
 		if !calls.IsArray() {
 			return true
 		}
-		kept, dropped := []byte{'['}, 0
+		kept := []byte{'['}
+		var dropped []string
 		calls.ForEach(func(_, call gjson.Result) bool {
 			if name, _ := callName(call); name == "" || isPayment(name) {
-				dropped++
+				dropped = append(dropped, name)
 				return true
 			}
 			if len(kept) > 1 {
@@ -528,7 +529,7 @@ func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, int) {
 			kept = append(kept, call.Raw...)
 			return true
 		})
-		if dropped == 0 {
+		if len(dropped) == 0 {
 			return true
 		}
 		path := "choices." + k.String() + ".message.tool_calls"
@@ -545,7 +546,7 @@ func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, int) {
 			b, err = sjson.SetRawBytes(out, path, append(kept, ']'))
 		}
 		if err == nil {
-			out, stray = b, stray+dropped
+			out, stray = b, append(stray, dropped...)
 		}
 		return true
 	})
