@@ -10,11 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -1267,62 +1265,21 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 // executeUnlessCut runs c as execute does, and waits for its outcome unless
 // the drain's deadline ends the request first (proxy.ErrShuttingDown):
 // cut, the call runs on, detached as it is from the request, and its
-// outcome is dropped. A call waited for past that point held the turn's
-// answer until the whole shutdown_timeout had passed and its connection
-// was closed under it: a stream without its end, an answer not begun
-// without its 503, where every other turn the deadline ends tells its bot
-// why. A client that left is waited for as before: nobody reads that
-// answer, and the call's outcome is counted as ever.
+// outcome is dropped (unlessCut). A call waited for past that point held
+// the turn's answer until the whole shutdown_timeout had passed and its
+// connection was closed under it: a stream without its end, an answer not
+// begun without its 503, where every other turn the deadline ends tells
+// its bot why.
 func (t *turn) executeUnlessCut(ctx context.Context, c interceptors.ToolCall) (out payments.Outcome, cut bool) {
-	type result struct {
-		out   payments.Outcome
-		panic any
-		stack []byte
-	}
-	done := make(chan result, 1)
-	var abandoned atomic.Bool
 	// The call's own copies: a call cut outlives the request, whose buffers
 	// the arguments may share.
 	caller := t.caller
 	caller.Client, caller.AppID = strings.Clone(caller.Client), strings.Clone(caller.AppID)
 	caller.User, caller.Session = strings.Clone(caller.User), strings.Clone(caller.Session)
 	name, args := strings.Clone(c.Name), strings.Clone(c.Arguments)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				stack := debug.Stack()
-				if abandoned.Load() {
-					t.s.log.Error("payment call panicked after the drain deadline ended its turn", "tool", name, "panic", fmt.Sprint(p), "stack", string(stack))
-				}
-				done <- result{panic: p, stack: stack}
-			}
-		}()
-		done <- result{out: t.s.tools.Execute(ctx, caller, name, args)}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-t.r.Context().Done():
-		if shutDown(t.r) {
-			// Marked before the last look, so that a panic landing
-			// between the two is logged by the call's goroutine, not lost
-			// (one landing before the look is logged and passed on both).
-			abandoned.Store(true)
-			select {
-			case r = <-done: // ended meanwhile
-			default:
-				return payments.Outcome{}, true
-			}
-		} else {
-			r = <-done
-		}
-	}
-	if r.panic != nil {
-		// As it would have in the handler's goroutine: the server logs it
-		// and closes the connection.
-		panic(fmt.Sprintf("%v\n\npayment call's goroutine:\n%s", r.panic, r.stack))
-	}
-	return r.out, false
+	return unlessCut(t.r, t.s.log, "payment call", []any{"tool", name}, func() payments.Outcome {
+		return t.s.tools.Execute(ctx, caller, name, args)
+	})
 }
 
 // overRounds counts the payment calls of a round that spent max_rounds,
