@@ -665,10 +665,26 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 		ctx := payments.WithActor(r.Context(), actor)
 		var o *store.Order
 		if approve {
-			var res *payments.CreateResult
-			res, err = s.adminPay.Approve(ctx, no)
-			if res != nil {
-				o = res.Order
+			// Waited for unless the drain's deadline comes first: the
+			// prepay is detached from the request (payments' detached),
+			// and a slow WeChat Pay held the answer until the whole
+			// shutdown_timeout had passed and the connection was closed
+			// under it.
+			type approval struct {
+				res *payments.CreateResult
+				err error
+			}
+			a, cut := unlessCut(r, s.log, "approval", []any{"request_id", actor.RequestID, "order_no", no}, func() approval {
+				res, err := s.adminPay.Approve(ctx, no)
+				return approval{res, err}
+			})
+			if cut {
+				s.approvalCut(w, r, no, actor)
+				return
+			}
+			err = a.err
+			if a.res != nil {
+				o = a.res.Order
 			}
 		} else {
 			o, err = s.adminPay.Reject(ctx, no)
@@ -728,6 +744,57 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 			s.adminFailed(w, r, err)
 		}
 	}
+}
+
+// adminShutdown is the code of the admin API's answer to a request the
+// drain's deadline (server.shutdown_timeout, ErrShuttingDown) ended before
+// it was done: 503 {"error": "…", "code": "server_shutdown"}, the code a
+// bot's request so ended gets.
+const adminShutdown = "server_shutdown"
+
+// approvalCut answers a manager's approval still running when the drain's
+// deadline came (unlessCut): it runs on while the process lasts, and the
+// operator is told what is known of it, from the order as it stands (read
+// apart from the request, which is over), with the order. Creating, the
+// approval is recorded and WeChat Pay not yet heard: paygate records its
+// answer if it comes before the process exits, and otherwise the
+// reconciler settles the order after the restart (it asks WeChat Pay, and
+// prepays again under the same number, which WeChat Pay takes as the same
+// order). Still approval_required (or unread), the approval was not
+// recorded yet, and may be while the process lasts: a second approval
+// after the restart either makes it or is told it was made (409). The
+// error begins "approved, but " only when it was, as the other answers of
+// an approval made do.
+func (s *Server) approvalCut(w http.ResponseWriter, r *http.Request, no string, actor *payments.Actor) {
+	const cut = "paygate is shutting down (server.shutdown_timeout passed)"
+	o, err := s.adminPay.OrderByNumber(context.WithoutCancel(r.Context()), no)
+	if err != nil {
+		o = nil
+	}
+	var msg string
+	switch {
+	case o != nil && o.Status == store.StatusCreating:
+		msg = "approved, but " + cut + " before WeChat Pay answered the order's prepay: paygate records the answer if it comes before the process exits; otherwise the order stays creating, and paygate's reconciler asks WeChat Pay about it after the restart"
+	case o == nil || o.Status == store.StatusApprovalRequired:
+		msg = cut + " before this approval was recorded; it may still be before the process exits: read the order after the restart, and approve it again if it still awaits approval"
+	default:
+		msg = cut + " before this approval's answer; the order is " + string(o.Status) + " now"
+	}
+	s.log.Warn("admin approval still running at the drain deadline; answered without its outcome", "request_id", actor.RequestID,
+		"order_no", no, "status", orderStatus(o), "remote_addr", actor.RemoteAddr, "operator", actor.Operator, "reason", actor.Reason)
+	body := map[string]any{"error": msg, "code": adminShutdown}
+	if o != nil {
+		body["order"] = adminOrder(o)
+	}
+	writeJSON(w, http.StatusServiceUnavailable, body)
+}
+
+// orderStatus is o's status, "" for none.
+func orderStatus(o *store.Order) store.OrderStatus {
+	if o == nil {
+		return ""
+	}
+	return o.Status
 }
 
 // handleAdminRefunds lists the orders with a refund, newest first, each with

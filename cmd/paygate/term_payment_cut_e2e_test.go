@@ -103,3 +103,74 @@ func TestDrainDeadlineEndsATurnAtItsPaymentCall(t *testing.T) {
 		})
 	}
 }
+
+// TestDrainDeadlineAnswersAnApprovalAtItsPrepay: paygate is stopped
+// (SIGTERM) while a manager's approval of a held order prepays it at
+// WeChat Pay, which answers only after the drain's deadline. The approval
+// was made (the order left the queue, creating) and the operator is told
+// so, and why its outcome is not known, as the turn at its payment call is
+// told: a 503 server_shutdown in the admin API's error format with the
+// order as it stands. The handler waited for the prepay instead, past the
+// deadline, and the connection was closed under it: the console read a
+// lost connection, not what happened. After the restart the manager's
+// second click is told the order was decided, and the user's next turn
+// gets the one order WeChat Pay opened, payable.
+func TestDrainDeadlineAnswersAnApprovalAtItsPrepay(t *testing.T) {
+	cs := newCrashSim(t)
+	up := newScriptedProvider(t, buyScript())
+	n := newCrashNode(t, cs, `store: {path: "`+filepath.Join(t.TempDir(), "p.db")+`"}`, up.URL, "", `  rules: {approval_above: "1.00"}`+"\n")
+	src, err := os.ReadFile(n.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, n.cfg, strings.Replace(string(src), "shutdown_timeout: 10s", "shutdown_timeout: 2s", 1))
+	n.start()
+	const user = "oUser-term-approval"
+	_, ans, err := n.chat(user, "premium please")
+	held := ans.Get("paygate.actions.0.order.order_no").Str
+	if err != nil || ans.Get("paygate.actions.0.type").Str != "approval_required" || held == "" {
+		t.Fatalf("no order held for approval: %v %s", err, ans.Raw)
+	}
+	release := cs.hold("prepay")
+	defer release()
+	type answer struct {
+		code int
+		body string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		code, body := adminPost(n, "/admin/api/approvals/"+held+"/approve")
+		done <- answer{code, body}
+	}()
+	cs.awaitHeld(t, "prepay")
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if err := n.awaitExit("SIGTERM"); err != nil {
+		t.Fatalf("SIGTERM: %v; want a clean exit", err)
+	}
+	body := gjson.Parse(a.body)
+	if a.code != http.StatusServiceUnavailable || body.Get("code").Str != "server_shutdown" ||
+		!strings.HasPrefix(body.Get("error").Str, "approved, but ") || !strings.Contains(body.Get("error").Str, "reconciler") {
+		t.Fatalf("the approval at its prepay when the drain deadline came: %d %s; want a 503 server_shutdown saying it was approved and the reconciler settles it", a.code, a.body)
+	}
+	if body.Get("order.order_no").Str != held || body.Get("order.status").Str != "creating" {
+		t.Errorf("the answer's order %s; want %s as it stands, creating", body.Get("order").Raw, held)
+	}
+	release()
+
+	n.start()
+	if code, b := adminPost(n, "/admin/api/approvals/"+held+"/approve"); code != http.StatusConflict {
+		t.Errorf("approve again after the restart: %d %s; want 409, decided", code, b)
+	}
+	st, ans, err := n.chat(user, "premium please")
+	act := ans.Get(`paygate.actions.#(type=="order_created")`)
+	if err != nil || st != http.StatusOK || act.Get("order.order_no").Str != held || act.Get("order.status").Str != "awaiting_payment" ||
+		!strings.HasPrefix(act.Get("request_payment.package").Str, "prepay_id=") {
+		t.Fatalf("turn after the restart: %d %v %s; want %s, awaiting payment, with its payment parameters", st, err, ans.Raw, held)
+	}
+	if _, ok := cs.Order(held); !ok || cs.OrderCount() != 1 {
+		t.Fatalf("WeChat Pay holds %d orders (%s among them: %v); want that one alone", cs.OrderCount(), held, ok)
+	}
+}

@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
+)
+
+// heldApproval is an AdminPayments whose Approve, once started, waits for
+// release (its prepay at WeChat Pay), and whose order, read by number, is
+// now (nil: the read fails).
+type heldApproval struct {
+	AdminPayments
+	started chan struct{}
+	release chan struct{}
+	now     *store.Order
+}
+
+func (h heldApproval) Approve(_ context.Context, no string) (*payments.CreateResult, error) {
+	close(h.started)
+	<-h.release
+	return &payments.CreateResult{Order: &store.Order{OrderNo: no, Status: store.StatusAwaitingPayment}}, nil
+}
+
+func (h heldApproval) OrderByNumber(context.Context, string) (*store.Order, error) {
+	if h.now == nil {
+		return nil, store.ErrUnavailable
+	}
+	return h.now, nil
+}
+
+// TestAdminApprovalCutByTheDrainDeadline: a manager's approval still
+// running when the drain's deadline comes is answered then, a 503
+// server_shutdown in the admin API's error format, saying what the order
+// as it stands shows: approved, its prepay not yet answered (creating), or
+// not yet recorded (still awaiting approval, or unread), and never
+// "approved, but " when it may not be. It was waited for, and its
+// connection closed under it at the whole shutdown_timeout.
+func TestAdminApprovalCutByTheDrainDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		now      store.OrderStatus // "": the order's read fails
+		approved bool
+		want     string // in the error
+	}{
+		{"at its prepay", store.StatusCreating, true, "reconciler asks WeChat Pay"},
+		{"before it was recorded", store.StatusApprovalRequired, false, "approve it again if it still awaits approval"},
+		{"its order unread", "", false, "approve it again if it still awaits approval"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
+			log := slog.New(slog.DiscardHandler)
+			router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = router.Close() })
+			pay := heldApproval{started: make(chan struct{}), release: make(chan struct{})}
+			defer close(pay.release)
+			if tc.now != "" {
+				pay.now = &store.Order{OrderNo: "PG1", Status: tc.now}
+			}
+			s, err := New(Options{Config: cfg, Upstream: router, Logger: log, AdminPayments: pay})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux := http.NewServeMux()
+			s.MountAdminAPI(mux)
+			h, cut := shutdownCut(mux)
+			srv := h1test.NewServer(h)
+			t.Cleanup(srv.Close)
+			type answer struct {
+				code int
+				body string
+				err  error
+			}
+			done := make(chan answer, 1)
+			go func() {
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/admin/api/approvals/PG1/approve", nil)
+				req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					done <- answer{err: err}
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				done <- answer{resp.StatusCode, string(b), err}
+			}()
+			<-pay.started
+			cut()
+			var a answer
+			select {
+			case a = <-done:
+			case <-time.After(10 * time.Second):
+				// The server's Close, at the whole shutdown_timeout, is
+				// not here: an approval waited for is never answered.
+				t.Fatal("the approval cut by the drain deadline was not answered within 10s; want an answer at once")
+			}
+			if a.err != nil {
+				t.Fatalf("the approval cut by the drain deadline: %v (read %q); want an answer", a.err, a.body)
+			}
+			body := gjson.Parse(a.body)
+			msg := body.Get("error").Str
+			if a.code != http.StatusServiceUnavailable || body.Get("code").Str != "server_shutdown" ||
+				!strings.Contains(msg, "shutting down") || !strings.Contains(msg, tc.want) {
+				t.Fatalf("%d %s; want a 503 server_shutdown saying %q", a.code, a.body, tc.want)
+			}
+			if got := strings.HasPrefix(msg, "approved, but "); got != tc.approved {
+				t.Errorf("error %q begins \"approved, but \": %v; want %v", msg, got, tc.approved)
+			}
+			if got := body.Get("order.status").Str; got != string(tc.now) {
+				t.Errorf("the answer's order %s; want it as it stands (%q)", body.Get("order").Raw, tc.now)
+			}
+		})
+	}
+}
