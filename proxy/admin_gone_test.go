@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
@@ -30,34 +31,57 @@ func (canceledLists) ListOrders(ctx context.Context, _ store.OrderFilter) ([]*st
 // TestAdminClientGoneIsNoServerError: an operator's console or script that
 // goes away while an admin list is read counts as 499, as a bot's chat turn
 // does: it counted as a 500 "internal error" on paygate_requests_total and
-// logged that the admin API failed.
+// logged that the admin API failed. A read the drain's deadline ends
+// (ErrShuttingDown) is no server error either: it is answered 503
+// server_shutdown, as the bot's requests the deadline ends are, and was a
+// 500 "internal error" too.
 func TestAdminClientGoneIsNoServerError(t *testing.T) {
-	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
-	logs := &logtest.Buffer{}
-	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, AdminPayments: canceledLists{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	s.MountAdminAPI(mux)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel() // the operator has gone
-	req := httptest.NewRequest(http.MethodGet, "/admin/api/orders", nil).WithContext(ctx)
-	req.Header.Set("Authorization", "Bearer "+auditAdminToken)
-	mux.ServeHTTP(httptest.NewRecorder(), req)
-	for status, want := range map[string]float64{"499": 1, "500": 0} {
-		if got := testutil.ToFloat64(s.metrics.requests.WithLabelValues("admin_orders", status)); got != want {
-			t.Errorf(`paygate_requests_total{route="admin_orders",status=%q} = %v; want %v`, status, got, want)
-		}
-	}
-	if strings.Contains(logs.String(), "admin API failed") {
-		t.Errorf("logged a failure for an operator who went away:\n%s", logs.String())
+	for _, tc := range []struct {
+		name   string
+		cause  error
+		status string
+		code   string // the answer's "code"
+	}{
+		{"client gone", context.Canceled, "499", ""},
+		{"drain deadline", ErrShuttingDown, "503", "server_shutdown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
+			logs := &logtest.Buffer{}
+			log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
+			reg := prometheus.NewRegistry()
+			router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = router.Close() })
+			s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, AdminPayments: canceledLists{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux := http.NewServeMux()
+			s.MountAdminAPI(mux)
+			ctx, cancel := context.WithCancelCause(t.Context())
+			cancel(tc.cause) // the operator has gone, or the drain's deadline came
+			req := httptest.NewRequest(http.MethodGet, "/admin/api/orders", nil).WithContext(ctx)
+			req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, req)
+			for _, status := range []string{"499", "500", "503"} {
+				want := 0.0
+				if status == tc.status {
+					want = 1
+				}
+				if got := testutil.ToFloat64(s.metrics.requests.WithLabelValues("admin_orders", status)); got != want {
+					t.Errorf(`paygate_requests_total{route="admin_orders",status=%q} = %v; want %v`, status, got, want)
+				}
+			}
+			if got := gjson.Get(rec.Body.String(), "code").Str; got != tc.code {
+				t.Errorf("answer %s; want code %q", rec.Body, tc.code)
+			}
+			if strings.Contains(logs.String(), "admin API failed") {
+				t.Errorf("logged a failure for a request nothing failed:\n%s", logs.String())
+			}
+		})
 	}
 }

@@ -749,8 +749,12 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 // adminShutdown is the code of the admin API's answer to a request the
 // drain's deadline (server.shutdown_timeout, ErrShuttingDown) ended before
 // it was done: 503 {"error": "…", "code": "server_shutdown"}, the code a
-// bot's request so ended gets.
-const adminShutdown = "server_shutdown"
+// bot's request so ended gets; the error begins adminCut, or says an
+// approval was made first ("approved, but " adminCut…, approvalCut).
+const (
+	adminShutdown = "server_shutdown"
+	adminCut      = "paygate is shutting down (server.shutdown_timeout passed)"
+)
 
 // approvalCut answers a manager's approval still running when the drain's
 // deadline came (unlessCut): it runs on while the process lasts, and the
@@ -760,13 +764,12 @@ const adminShutdown = "server_shutdown"
 // answer if it comes before the process exits, and otherwise the
 // reconciler settles the order after the restart (it asks WeChat Pay, and
 // prepays again under the same number, which WeChat Pay takes as the same
-// order). Still approval_required (or unread), the approval was not
-// recorded yet, and may be while the process lasts: a second approval
+// order). Still approval_required (or unread), the approval is not known
+// to be recorded, and may be while the process lasts: a second approval
 // after the restart either makes it or is told it was made (409). The
 // error begins "approved, but " only when it was, as the other answers of
 // an approval made do.
 func (s *Server) approvalCut(w http.ResponseWriter, r *http.Request, no string, actor *payments.Actor) {
-	const cut = "paygate is shutting down (server.shutdown_timeout passed)"
 	o, err := s.adminPay.OrderByNumber(context.WithoutCancel(r.Context()), no)
 	if err != nil {
 		o = nil
@@ -774,11 +777,11 @@ func (s *Server) approvalCut(w http.ResponseWriter, r *http.Request, no string, 
 	var msg string
 	switch {
 	case o != nil && o.Status == store.StatusCreating:
-		msg = "approved, but " + cut + " before WeChat Pay answered the order's prepay: paygate records the answer if it comes before the process exits; otherwise the order stays creating, and paygate's reconciler asks WeChat Pay about it after the restart"
+		msg = "approved, but " + adminCut + " before WeChat Pay answered the order's prepay: paygate records the answer if it comes before the process exits; otherwise the order stays creating, and paygate's reconciler asks WeChat Pay about it after the restart"
 	case o == nil || o.Status == store.StatusApprovalRequired:
-		msg = cut + " before this approval was recorded; it may still be before the process exits: read the order after the restart, and approve it again if it still awaits approval"
+		msg = adminCut + " before this approval was known to be recorded; it may still be before the process exits: read the order after the restart, and approve it again if it still awaits approval"
 	default:
-		msg = cut + " before this approval's answer; the order is " + string(o.Status) + " now"
+		msg = adminCut + " before this approval's answer; the order is " + string(o.Status) + " now"
 	}
 	s.log.Warn("admin approval still running at the drain deadline; answered without its outcome", "request_id", actor.RequestID,
 		"order_no", no, "status", orderStatus(o), "remote_addr", actor.RemoteAddr, "operator", actor.Operator, "reason", actor.Reason)
@@ -835,6 +838,13 @@ func (s *Server) adminFailed(w http.ResponseWriter, r *http.Request, err error) 
 		// call (the Redis driver passes the cancel on as it is): nothing
 		// failed. 499 is for the metrics only, as a chat turn's.
 		adminError(w, 499, "the client closed the request")
+	case errors.Is(err, context.Canceled) && shutDown(r):
+		// The drain's deadline ended the call (the Redis driver passes
+		// the cancel on as it is): nothing failed, and the operator is
+		// told so, as a bot is; the request may be sent again at once,
+		// to a replica still serving or to this one restarted.
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"code": adminShutdown,
+			"error": adminCut + " and did not finish this request; send it again"})
 	case errors.Is(err, store.ErrNotFound):
 		adminError(w, http.StatusNotFound, "no such order")
 	case errors.Is(err, payments.ErrNotAwaitingApproval):
