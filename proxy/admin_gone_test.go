@@ -28,22 +28,34 @@ func (canceledLists) ListOrders(ctx context.Context, _ store.OrderFilter) ([]*st
 	return nil, ctx.Err()
 }
 
+// canceledAudit is a store.Audit whose head is read until the caller's
+// cancellation, and fails with it, as the Redis driver passes it on.
+type canceledAudit struct{ store.Audit }
+
+func (canceledAudit) AuditHead(ctx context.Context) (store.AuditHead, error) {
+	<-ctx.Done()
+	return store.AuditHead{}, ctx.Err()
+}
+
 // TestAdminClientGoneIsNoServerError: an operator's console or script that
 // goes away while an admin list is read counts as 499, as a bot's chat turn
 // does: it counted as a 500 "internal error" on paygate_requests_total and
 // logged that the admin API failed. A read the drain's deadline ends
 // (ErrShuttingDown) is no server error either: it is answered 503
 // server_shutdown, as the bot's requests the deadline ends are, and was a
-// 500 "internal error" too.
+// 500 "internal error" too. So for the orders and for the audit chain.
 func TestAdminClientGoneIsNoServerError(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		cause  error
-		status string
-		code   string // the answer's "code"
+		name        string
+		path, route string
+		cause       error
+		status      string
+		code        string // the answer's "code"
 	}{
-		{"client gone", context.Canceled, "499", ""},
-		{"drain deadline", ErrShuttingDown, "503", "server_shutdown"},
+		{"orders, client gone", "/admin/api/orders", "admin_orders", context.Canceled, "499", ""},
+		{"orders, drain deadline", "/admin/api/orders", "admin_orders", ErrShuttingDown, "503", "server_shutdown"},
+		{"audit, client gone", "/admin/api/audit/head", "admin_audit", context.Canceled, "499", ""},
+		{"audit, drain deadline", "/admin/api/audit/head", "admin_audit", ErrShuttingDown, "503", "server_shutdown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
@@ -61,9 +73,10 @@ func TestAdminClientGoneIsNoServerError(t *testing.T) {
 			}
 			mux := http.NewServeMux()
 			s.MountAdminAPI(mux)
+			s.MountAdminAudit(mux, canceledAudit{}, nil)
 			ctx, cancel := context.WithCancelCause(t.Context())
 			cancel(tc.cause) // the operator has gone, or the drain's deadline came
-			req := httptest.NewRequest(http.MethodGet, "/admin/api/orders", nil).WithContext(ctx)
+			req := httptest.NewRequest(http.MethodGet, tc.path, nil).WithContext(ctx)
 			req.Header.Set("Authorization", "Bearer "+auditAdminToken)
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, req)
@@ -72,14 +85,14 @@ func TestAdminClientGoneIsNoServerError(t *testing.T) {
 				if status == tc.status {
 					want = 1
 				}
-				if got := testutil.ToFloat64(s.metrics.requests.WithLabelValues("admin_orders", status)); got != want {
-					t.Errorf(`paygate_requests_total{route="admin_orders",status=%q} = %v; want %v`, status, got, want)
+				if got := testutil.ToFloat64(s.metrics.requests.WithLabelValues(tc.route, status)); got != want {
+					t.Errorf(`paygate_requests_total{route=%q,status=%q} = %v; want %v`, tc.route, status, got, want)
 				}
 			}
 			if got := gjson.Get(rec.Body.String(), "code").Str; got != tc.code {
 				t.Errorf("answer %s; want code %q", rec.Body, tc.code)
 			}
-			if strings.Contains(logs.String(), "admin API failed") {
+			if strings.Contains(logs.String(), "API failed") {
 				t.Errorf("logged a failure for a request nothing failed:\n%s", logs.String())
 			}
 		})

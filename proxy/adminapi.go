@@ -756,6 +756,21 @@ const (
 	adminCut      = "paygate is shutting down (server.shutdown_timeout passed)"
 )
 
+// adminDrainEnded answers a request whose call err the drain's deadline
+// ended (ErrShuttingDown; the Redis driver passes the cancel on as it is),
+// and reports whether it did: nothing failed, and the operator is told so,
+// as a bot is, where it was a 500 "internal error" logged as a failure.
+// The request may be sent again at once, to a replica still serving or to
+// this one restarted.
+func adminDrainEnded(w http.ResponseWriter, r *http.Request, err error) bool {
+	if !errors.Is(err, context.Canceled) || !shutDown(r) {
+		return false
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"code": adminShutdown,
+		"error": adminCut + " and did not finish this request; send it again"})
+	return true
+}
+
 // approvalCut answers a manager's approval still running when the drain's
 // deadline came (unlessCut): it runs on while the process lasts, and the
 // operator is told what is known of it, from the order as it stands (read
@@ -832,19 +847,15 @@ func (s *Server) handleAdminRefunds(w http.ResponseWriter, r *http.Request) {
 
 // adminFailed maps a payments error to an admin JSON error.
 func (s *Server) adminFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if adminDrainEnded(w, r, err) {
+		return
+	}
 	switch {
 	case errors.Is(err, context.Canceled) && clientLeft(r):
 		// The operator's console or script went away, which ended the
 		// call (the Redis driver passes the cancel on as it is): nothing
 		// failed. 499 is for the metrics only, as a chat turn's.
 		adminError(w, 499, "the client closed the request")
-	case errors.Is(err, context.Canceled) && shutDown(r):
-		// The drain's deadline ended the call (the Redis driver passes
-		// the cancel on as it is): nothing failed, and the operator is
-		// told so, as a bot is; the request may be sent again at once,
-		// to a replica still serving or to this one restarted.
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"code": adminShutdown,
-			"error": adminCut + " and did not finish this request; send it again"})
 	case errors.Is(err, store.ErrNotFound):
 		adminError(w, http.StatusNotFound, "no such order")
 	case errors.Is(err, payments.ErrNotAwaitingApproval):

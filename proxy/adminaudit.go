@@ -277,6 +277,9 @@ func (a *adminAudit) failed(w http.ResponseWriter, r *http.Request, err error) {
 		adminError(w, 499, "the client closed the request") // as adminFailed
 		return
 	}
+	if adminDrainEnded(w, r, err) {
+		return
+	}
 	if errors.Is(err, store.ErrDataLost) {
 		adminError(w, http.StatusServiceUnavailable, store.DataLostAdvice)
 		return
