@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})
 	m.toolCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paygate_tool_calls_total",
-		Help: "Payment tool calls the model made, by tool and outcome (executed, failed: WeChat Pay or the store could not do it, refused: over the turn's budget or a rule, or after a clarification, clarify: arguments incomplete or invalid, not_executed: not run for another reason (an unknown tool, its round's answer unreadable, a call in a choice other than the first, which the turn does not take), client_gone: not started because the bot had left, cut_by_shutdown: still running when the drain deadline ended its turn; it runs on, its outcome uncounted).",
+		Help: "Payment tool calls the model made, by tool and outcome (executed, failed: WeChat Pay or the store could not do it, refused: over the turn's budget or a rule, or after a clarification, clarify: arguments incomplete or invalid, not_executed: not run for another reason (an unknown tool, its round's answer unreadable, a call in a choice other than the first, which the turn does not take, one not started because the drain deadline ended its turn), client_gone: not started because the bot had left, cut_by_shutdown: still running when the drain deadline ended its turn; it runs on, its outcome uncounted).",
 	}, []string{"tool", "outcome"})
 	m.recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paygate_stream_recoveries_total",

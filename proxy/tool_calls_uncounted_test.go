@@ -59,13 +59,17 @@ func (h *heldTools) Execute(ctx context.Context, c payments.Caller, name, args s
 // server_shutdown and the call runs on, executeUnlessCut) is counted on
 // paygate_tool_calls_total as cut_by_shutdown: it was counted nowhere, so
 // the calls the model made read short by it, and of all calls it is the
-// one whose outcome nobody was told.
+// one whose outcome nobody was told. The round's next call, never started,
+// is not_executed: it was client_gone, "the bot had left", which it had
+// not.
 func TestPaymentCallCutByTheDrainDeadlineCounted(t *testing.T) {
 	for _, stream := range []bool{false, true} {
 		t.Run(map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
 			tools := &heldTools{started: make(chan struct{}, 1), release: make(chan struct{})}
 			defer close(tools.release)
-			fp := newFakeProvider(t, roundByRound(callsRound(stream, createOrderCall), textRound(stream, "Done.")))
+			const calls = `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` +
+				`{"index":1,"id":"call_q","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]`
+			fp := newFakeProvider(t, roundByRound(callsRound(stream, calls), textRound(stream, "Done.")))
 			var cut func()
 			s, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: tools, State: &memState{}}, func(h http.Handler) http.Handler {
 				h, cut = shutdownCut(h)
@@ -112,13 +116,19 @@ func TestPaymentCallCutByTheDrainDeadlineCounted(t *testing.T) {
 			if code != "server_shutdown" || !stream && a.code != http.StatusServiceUnavailable {
 				t.Fatalf("the turn cut at its payment call answered %d %s; want it ended with server_shutdown", a.code, a.body)
 			}
-			for outcome, want := range map[string]float64{"cut_by_shutdown": 1, "executed": 0, "client_gone": 0} {
-				got, named := toolCallsServed(t, s, "create_order", outcome)
-				if got != want {
-					t.Errorf(`/metrics paygate_tool_calls_total{tool="create_order",outcome=%q} = %v; want %v`, outcome, got, want)
+			for _, c := range []struct {
+				tool, outcome string
+				want          float64
+			}{
+				{"create_order", "cut_by_shutdown", 1}, {"create_order", "executed", 0}, {"create_order", "client_gone", 0},
+				{"query_order", "not_executed", 1}, {"query_order", "executed", 0}, {"query_order", "client_gone", 0},
+			} {
+				got, named := toolCallsServed(t, s, c.tool, c.outcome)
+				if got != c.want {
+					t.Errorf(`/metrics paygate_tool_calls_total{tool=%q,outcome=%q} = %v; want %v`, c.tool, c.outcome, got, c.want)
 				}
-				if want > 0 && !named {
-					t.Errorf("the HELP of paygate_tool_calls_total does not name outcome %s", outcome)
+				if c.want > 0 && !named {
+					t.Errorf("the HELP of paygate_tool_calls_total does not name outcome %s", c.outcome)
 				}
 			}
 		})

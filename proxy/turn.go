@@ -1142,11 +1142,22 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 			// callers check clientGone) without another round. The bot's
 			// retry asks the model again, and a create_order repeated
 			// within the dedupe window returns the same order.
+			// So too when the drain's deadline ended the turn (a call cut
+			// before, or the request), but the bot did not leave: not run,
+			// counted as not_executed, not as client_gone.
+			outcome := "client_gone"
+			if shutDown(t.r) {
+				outcome = "not_executed"
+			}
 			if !t.clientGone {
 				t.clientGone = true
-				t.s.log.Info("payment calls not executed: the client left", "request_id", reqInfo(t.r).id)
+				if outcome == "client_gone" {
+					t.s.log.Info("payment calls not executed: the client left", "request_id", reqInfo(t.r).id)
+				} else {
+					t.s.log.Info("payment calls not executed: the drain deadline ended the turn", "request_id", reqInfo(t.r).id)
+				}
 			}
-			t.s.metrics.toolCalls.WithLabelValues(t.metricTool(c.Name), "client_gone").Inc()
+			t.s.metrics.toolCalls.WithLabelValues(t.metricTool(c.Name), outcome).Inc()
 			continue
 		}
 		switch {
