@@ -90,7 +90,7 @@ func nextNo(p *store.RefundProposal) string {
 func TestCutReservationReleaseRacesATap(t *testing.T) {
 	for _, tc := range driverModes(t, "once", "retried") {
 		t.Run(tc.name, func(t *testing.T) {
-			e, svc2, _ := twoReplicas(t, tc.driver)
+			e, svc2, _ := twoReplicas(t, tc.driver, nil, nil)
 			ctx := context.Background()
 			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
 			for i := range 16 {

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
@@ -22,27 +20,32 @@ import (
 // twoReplicas builds two payments.Services over one store place (two store
 // handles, as two processes would open), one simulator and one WeChat Pay
 // client. e.svc is replica 1 (its notify route is the one the simulator
-// calls); the second is returned with a notify URL of its own.
-func twoReplicas(t *testing.T, driver string) (*env, *payments.Service, string) {
+// calls); the second is returned with a notify URL of its own. tweak, when
+// not nil, adjusts both replicas' options (the second gets a registry of
+// its own and no commit hook, as otherReplica says); second, when not nil,
+// then adjusts the second's alone (its clock, say).
+func twoReplicas(t *testing.T, driver string, tweak, second func(*payments.Options)) (*env, *payments.Service, string) {
 	t.Helper()
 	place := testdrivers.NewPlace(t, driver, nil)
 	st1 := place.Open()
-	e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { o.Store = st1 }})
+	var opts payments.Options
+	e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+		o.Store = st1
+		if tweak != nil {
+			tweak(o)
+		}
+		opts = *o
+	}})
 	e.st = st1.(fullStore)
-	var st2 store.Store = st1
 	if driver == "redis" {
-		st2 = place.Open()
+		opts.Store = place.Open().(payments.Store)
 	}
-	svc2, err := payments.New(payments.Options{
-		Store: st2.(payments.Store), Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
-		MchID: e.sim.MchID(), AppID: e.sim.AppID(), Logger: slog.New(slog.DiscardHandler), Now: e.clock.Now,
-		PrepayTimeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
+	if second != nil {
+		second(&opts)
 	}
+	svc2 := otherReplica(t, opts)
 	n2 := httptest.NewServer(svc2.NotifyHandler())
-	t.Cleanup(func() { n2.Close(); _ = svc2.Close() })
+	t.Cleanup(n2.Close)
 	return e, svc2, n2.URL + payments.NotifyPath
 }
 
@@ -65,7 +68,7 @@ func postTo(t *testing.T, url string, n *wxsim.Notification) int {
 // the other 410.
 func TestTwoReplicasConfirmOneProposal(t *testing.T) {
 	requireRedis(t)
-	e, svc2, _ := twoReplicas(t, "redis")
+	e, svc2, _ := twoReplicas(t, "redis", nil, nil)
 	ctx := context.Background()
 	for i := range 15 {
 		o := paidOrder(t, e, "oUser-two-"+string(rune('a'+i)), 1)
@@ -105,7 +108,7 @@ func TestTwoReplicasConfirmOneProposal(t *testing.T) {
 // refunded than paid, and the loser keeps its proposal.
 func TestTwoReplicasTwoProposalsNeverExceedThePayment(t *testing.T) {
 	requireRedis(t)
-	e, svc2, n2 := twoReplicas(t, "redis")
+	e, svc2, n2 := twoReplicas(t, "redis", nil, nil)
 	ctx := context.Background()
 	for i := range 10 {
 		o := paidOrder(t, e, "oUser-sum-"+string(rune('a'+i)), 1) // 4999
@@ -166,7 +169,7 @@ func TestTwoReplicasTwoProposalsNeverExceedThePayment(t *testing.T) {
 func TestConfirmRacesCancelOnTwoReplicas(t *testing.T) {
 	for _, driver := range []string{"embedded", "redis"} {
 		t.Run(driver, func(t *testing.T) {
-			e, svc2, _ := twoReplicas(t, driver)
+			e, svc2, _ := twoReplicas(t, driver, nil, nil)
 			ctx := context.Background()
 			for i := range 20 {
 				o := paidOrder(t, e, "oUser-cc-"+string(rune('a'+i)), 1)
