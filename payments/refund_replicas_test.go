@@ -28,6 +28,17 @@ func twoReplicas(t *testing.T, driver string, tweak, second func(*payments.Optio
 	t.Helper()
 	place := testdrivers.NewPlace(t, driver, nil)
 	st1 := place.Open()
+	st2 := st1
+	if driver == "redis" {
+		st2 = place.Open()
+	}
+	return replicasOn(t, driver, st1.(fullStore), st2.(payments.Store), tweak, second)
+}
+
+// replicasOn is twoReplicas over the stores st1 (replica 1's, the env's)
+// and st2 (replica 2's), two handles of one store.
+func replicasOn(t *testing.T, driver string, st1 fullStore, st2 payments.Store, tweak, second func(*payments.Options)) (*env, *payments.Service, string) {
+	t.Helper()
 	var opts payments.Options
 	e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
 		o.Store = st1
@@ -36,10 +47,8 @@ func twoReplicas(t *testing.T, driver string, tweak, second func(*payments.Optio
 		}
 		opts = *o
 	}})
-	e.st = st1.(fullStore)
-	if driver == "redis" {
-		opts.Store = place.Open().(payments.Store)
-	}
+	e.st = st1
+	opts.Store = st2
 	if second != nil {
 		second(&opts)
 	}

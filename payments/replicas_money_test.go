@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
+	redisstore "github.com/paygate/paygate/store/redis"
 )
 
 // paidEvents makes one outbox event of each transition into paid, keyed by
@@ -355,4 +357,72 @@ func TestApprovalRacesTheDeadlineOnTwoReplicas(t *testing.T) {
 		}
 	}
 	t.Logf("outcomes over 20 races: %v", outcomes)
+}
+
+// TestRedisEmptiedBetweenOrderAndAskOnTwoReplicas: replica 1 made a user's
+// order (awaiting payment at WeChat Pay) and replica 2's readiness probe
+// has seen the store since; then Redis, a private one, is flushed or
+// restarted without persistence, and before either replica's background
+// check could notice, the user asks for the same purchase again on both,
+// twice each at once, and WeChat Pay's notification of the order's
+// payment reaches both. No ask makes a second order at WeChat Pay (the
+// purchase's claim is gone, its order may still be paid), and no
+// notification is acknowledged: nothing of it can be recorded, so WeChat
+// Pay must keep retrying until the replicas restart.
+func TestRedisEmptiedBetweenOrderAndAskOnTwoReplicas(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		lose func(*redistest.Server)
+	}{
+		{"flushed", func(s *redistest.Server) {
+			if err := s.Client().FlushAll(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"restarted empty", (*redistest.Server).Restart},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			open := func() *redisstore.Store {
+				// No background check: the asks come within its interval.
+				st, err := redisstore.Open(redisstore.Options{Addrs: []string{srv.Addr()}, RepairInterval: -1, EpochInterval: -1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = st.Close() })
+				return st
+			}
+			st1, st2 := open(), open()
+			e, svc2, n2 := replicasOn(t, "redis", st1, st2, nil, nil)
+			ctx := context.Background()
+			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-emptied", SKU: "premium-monthly", Quantity: 1}
+			o := e.create(req.User, req.Quantity)
+			if err := st2.Ping(ctx); err != nil {
+				t.Fatalf("replica 2's probe before the loss: %v", err)
+			}
+			tt.lose(srv)
+
+			res := make([]*payments.CreateResult, 4)
+			errs := make([]error, 4)
+			var wg sync.WaitGroup
+			for k, svc := range []*payments.Service{svc2, e.svc, svc2, e.svc} {
+				wg.Go(func() { res[k], errs[k] = svc.CreateOrder(ctx, req) })
+			}
+			wg.Wait()
+			for k := range errs {
+				if errs[k] == nil {
+					t.Errorf("ask %d on replica %d after the loss answered %+v; want it refused", k, 2-k%2, res[k].Order)
+				}
+			}
+			n := e.buildPayment(e.paidTx(o), nil)
+			for _, url := range []string{n2, e.notify.URL + payments.NotifyPath} {
+				if code := postTo(t, url, n); code/100 == 2 {
+					t.Errorf("payment notification to %s after the loss answered %d; want it refused, to be retried", url, code)
+				}
+			}
+			if got := e.sim.OrderCount(); got != 1 {
+				t.Errorf("WeChat Pay holds %d orders of the one purchase; want 1 (asks: %v)", got, errs)
+			}
+		})
+	}
 }
