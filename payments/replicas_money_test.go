@@ -360,8 +360,9 @@ func TestApprovalRacesTheDeadlineOnTwoReplicas(t *testing.T) {
 }
 
 // TestRedisEmptiedBetweenOrderAndAskOnTwoReplicas: replica 1 made a user's
-// order (awaiting payment at WeChat Pay) and replica 2's readiness probe
-// has seen the store since; then Redis, a private one, is flushed or
+// order (awaiting payment at WeChat Pay), and replica 2's readiness probe
+// has seen the store since, or has not (replica 2 opened before the order,
+// its checks a second apart); then Redis, a private one, is flushed or
 // restarted without persistence, and before either replica's background
 // check could notice, the user asks for the same purchase again on both,
 // twice each at once, and WeChat Pay's notification of the order's
@@ -372,57 +373,61 @@ func TestApprovalRacesTheDeadlineOnTwoReplicas(t *testing.T) {
 func TestRedisEmptiedBetweenOrderAndAskOnTwoReplicas(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		lose func(*redistest.Server)
+		lose func(*testing.T, *redistest.Server)
 	}{
-		{"flushed", func(s *redistest.Server) {
+		{"flushed", func(t *testing.T, s *redistest.Server) {
 			if err := s.Client().FlushAll(context.Background()).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"restarted empty", (*redistest.Server).Restart},
+		{"restarted empty", func(_ *testing.T, s *redistest.Server) { s.Restart() }},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := redistest.StartServer(t)
-			open := func() *redisstore.Store {
-				// No background check: the asks come within its interval.
-				st, err := redisstore.Open(redisstore.Options{Addrs: []string{srv.Addr()}, RepairInterval: -1, EpochInterval: -1})
-				if err != nil {
-					t.Fatal(err)
+		for _, probed := range []bool{true, false} {
+			t.Run(tt.name+"/probed="+strconv.FormatBool(probed), func(t *testing.T) {
+				srv := redistest.StartServer(t)
+				open := func() *redisstore.Store {
+					// No background check: the asks come within its interval.
+					st, err := redisstore.Open(redisstore.Options{Addrs: []string{srv.Addr()}, RepairInterval: -1, EpochInterval: -1})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { _ = st.Close() })
+					return st
 				}
-				t.Cleanup(func() { _ = st.Close() })
-				return st
-			}
-			st1, st2 := open(), open()
-			e, svc2, n2 := replicasOn(t, "redis", st1, st2, nil, nil)
-			ctx := context.Background()
-			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-emptied", SKU: "premium-monthly", Quantity: 1}
-			o := e.create(req.User, req.Quantity)
-			if err := st2.Ping(ctx); err != nil {
-				t.Fatalf("replica 2's probe before the loss: %v", err)
-			}
-			tt.lose(srv)
+				st1, st2 := open(), open()
+				e, svc2, n2 := replicasOn(t, "redis", st1, st2, nil, nil)
+				ctx := context.Background()
+				req := payments.CreateRequest{Client: "shop-bot", User: "oUser-emptied", SKU: "premium-monthly", Quantity: 1}
+				o := e.create(req.User, req.Quantity)
+				if probed {
+					if err := st2.Ping(ctx); err != nil {
+						t.Fatalf("replica 2's probe before the loss: %v", err)
+					}
+				}
+				tt.lose(t, srv)
 
-			res := make([]*payments.CreateResult, 4)
-			errs := make([]error, 4)
-			var wg sync.WaitGroup
-			for k, svc := range []*payments.Service{svc2, e.svc, svc2, e.svc} {
-				wg.Go(func() { res[k], errs[k] = svc.CreateOrder(ctx, req) })
-			}
-			wg.Wait()
-			for k := range errs {
-				if errs[k] == nil {
-					t.Errorf("ask %d on replica %d after the loss answered %+v; want it refused", k, 2-k%2, res[k].Order)
+				res := make([]*payments.CreateResult, 4)
+				errs := make([]error, 4)
+				var wg sync.WaitGroup
+				for k, svc := range []*payments.Service{svc2, e.svc, svc2, e.svc} {
+					wg.Go(func() { res[k], errs[k] = svc.CreateOrder(ctx, req) })
 				}
-			}
-			n := e.buildPayment(e.paidTx(o), nil)
-			for _, url := range []string{n2, e.notify.URL + payments.NotifyPath} {
-				if code := postTo(t, url, n); code/100 == 2 {
-					t.Errorf("payment notification to %s after the loss answered %d; want it refused, to be retried", url, code)
+				wg.Wait()
+				for k := range errs {
+					if errs[k] == nil {
+						t.Errorf("ask %d on replica %d after the loss answered %+v; want it refused", k, 2-k%2, res[k].Order)
+					}
 				}
-			}
-			if got := e.sim.OrderCount(); got != 1 {
-				t.Errorf("WeChat Pay holds %d orders of the one purchase; want 1 (asks: %v)", got, errs)
-			}
-		})
+				n := e.buildPayment(e.paidTx(o), nil)
+				for _, url := range []string{n2, e.notify.URL + payments.NotifyPath} {
+					if code := postTo(t, url, n); code/100 == 2 {
+						t.Errorf("payment notification to %s after the loss answered %d; want it refused, to be retried", url, code)
+					}
+				}
+				if got := e.sim.OrderCount(); got != 1 {
+					t.Errorf("WeChat Pay holds %d orders of the one purchase; want 1 (asks: %v)", got, errs)
+				}
+			})
+		}
 	}
 }

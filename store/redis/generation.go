@@ -38,7 +38,9 @@ import (
 // rollback is found unless more money writes than were lost happen first.
 // A money write made after the rollback and before its detection lands,
 // as one made after a loss of all data does; the first one that finds it is
-// reported as failed.
+// reported as failed. A loss of all data is found by the first money write
+// of any replica, whatever its counter saw: it reads the epoch marker too
+// (runWrite).
 //
 // On a cluster a counter belongs to a primary, not to a key: it is the first
 // of PREFIX{gen:0}, PREFIX{gen:1}, ... whose slot that primary serves, so

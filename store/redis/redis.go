@@ -1279,6 +1279,18 @@ func (s *Store) runMoney(ctx context.Context, op string, sc *goredis.Script, key
 // nothing, for each raise by a replica that saw none of the writes a
 // rollback lost brings the counter back toward what the replicas that
 // saw them had seen, past which they can no longer tell (generation.go).
+//
+// A money write also reads the epoch marker behind its script, in the
+// same pipeline, where the marker's server can be reached on it (not a
+// cluster's primary's own client, with WAIT): one gone or changed is a
+// Redis that lost all its data (checkEpoch), found by the write itself.
+// The counter alone missed it at a replica whose counter had seen no raise
+// (opened before the other replicas' money writes, and not checking
+// since: the background check is a second apart): the raise behind its
+// write looked new, and it claimed again, with a new number, a purchase
+// whose first order may still be paid. Such a write has applied, as one
+// a counter finds has: it is reported failed, and every one after it is
+// refused.
 func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, raise bool, keys []string, args ...any) (any, error) {
 	if err := s.refused(op); err != nil {
 		return nil, err
@@ -1299,18 +1311,26 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 		}
 	}
 	before := s.gensSeen([]string{gk})[0]
+	epoch := s.epoch.Load()
+	if _, cluster := s.c.(*goredis.ClusterClient); !raise || s.readOnly || cluster && s.waitN > 0 {
+		epoch = nil
+	}
+	var marker *goredis.StringCmd
 	exec := func() (res *goredis.Cmd, gen *goredis.IntCmd, wait *goredis.Cmd) {
 		_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			res = sc.EvalSha(ctx, p, keys, args...)
 			if gk != "" {
 				gen = p.Incr(ctx, gk)
 			}
+			if epoch != nil {
+				marker = p.Get(ctx, s.k.one("meta", "epoch"))
+			}
 			if s.waitN > 0 {
 				wait = p.Do(ctx, "WAIT", s.waitN, s.waitT.Milliseconds())
 			}
 			return nil
 		})
-		if err != nil && res.Err() == nil && (gen == nil || gen.Err() == nil) && (wait == nil || wait.Err() == nil) {
+		if err != nil && res.Err() == nil && (gen == nil || gen.Err() == nil) && (wait == nil || wait.Err() == nil) && (marker == nil || marker.Err() == nil) {
 			// No command has the pipeline's error: go-redis got no
 			// connection, refused by a server error at its handshake (a
 			// changed password or ACL, clients full), and left every
@@ -1323,6 +1343,9 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 			}
 			if wait != nil {
 				wait.SetErr(err)
+			}
+			if marker != nil {
+				marker.SetErr(err)
 			}
 		}
 		return res, gen, wait
@@ -1350,6 +1373,17 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 	v, err := res.Result()
 	if err != nil {
 		return nil, writeErr(op, err)
+	}
+	if marker != nil {
+		cur, err := marker.Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			// Applied, but its loss could not be told: fail closed.
+			return v, unconfirmed(op+" epoch", err)
+		}
+		if err != nil || cur != *epoch {
+			s.markLost(ctx, errDataLost)
+			return nil, fmt.Errorf("redis: %w: %w", store.ErrUnavailable, s.lostCause())
+		}
 	}
 	if gen != nil {
 		n, err := gen.Result()

@@ -280,3 +280,43 @@ func TestLossFoundByAWriteSparesNewReplicas(t *testing.T) {
 		t.Errorf("Ping of the replica started after the loss: %v; want ok (its marker kept)", err)
 	}
 }
+
+// TestLossFoundByTheFirstWriteOfAReplicaThatSawNoRaise: two replicas, the
+// second opened before the first's money writes and not checking since (its
+// background check is a second apart; here it is off). Redis loses its data
+// (a flush, a restart without persistence); the first replica's claim of a
+// purchase is gone. The second's claim of the same purchase, its first
+// money write since, must be refused: its counter had seen no raise, so
+// the raise behind its write looked new, and it claimed the purchase again
+// with a new number while the first order may still be paid. The epoch
+// marker its write finds gone says the loss.
+func TestLossFoundByTheFirstWriteOfAReplicaThatSawNoRaise(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		lose func(*redistest.Server)
+	}{
+		{"flushed", func(s *redistest.Server) { _ = s.Client().FlushAll(context.Background()).Err() }},
+		{"restarted empty", (*redistest.Server).Restart},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			srv := redistest.StartServer(t)
+			prefix := testPrefix()
+			a := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: -1})
+			b := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: -1})
+			const key = "shop|u1|premium|1"
+			if _, created, err := a.ClaimPurchase(ctx, key, "ORD-FIRST", time.Hour); err != nil || !created {
+				t.Fatalf("first claim: %v %v", created, err)
+			}
+			tt.lose(srv)
+			c, created, err := b.ClaimPurchase(ctx, key, "ORD-AGAIN", time.Hour)
+			if err == nil {
+				t.Errorf("the second replica claimed the purchase again after the loss (%s, created %v); want it refused", c.OrderNo, created)
+			}
+			wantDataLost(t, "the second replica's first money write after the loss", err)
+			if _, _, err := b.ClaimPurchase(ctx, "shop|u2|premium|1", "ORD-OTHER", time.Hour); err == nil {
+				t.Errorf("the second replica's next money write after the loss was granted; want every one refused")
+			}
+		})
+	}
+}
