@@ -34,10 +34,13 @@ func newRedisPair(t *testing.T, cs *crashSim, upA, upB, payExtra string) redisPa
 	if !slices.Contains(testdrivers.Names(t), "redis") {
 		t.Skip("needs Redis: replicas share the store through it")
 	}
-	storeYAML := webhookStoreYAML(t, "redis")
-	a := newCrashNode(t, cs, storeYAML, upA, "", payExtra)
-	b := newCrashNode(t, cs, storeYAML, upB, "", payExtra)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return newRedisPairAt(t, cs, testdrivers.NewPlace(t, "redis", nil), upA, upB, "", payExtra, firstLive)
+}
+
+// firstLive is the notify front of newRedisPair: it hands each
+// notification to the first replica that takes it.
+func firstLive(a, b *crashNode) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		for _, n := range []*crashNode{a, b} {
 			req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+n.addr+r.URL.Path, bytes.NewReader(body))
@@ -56,8 +59,19 @@ func newRedisPair(t *testing.T, cs *crashSim, upA, upB, payExtra string) redisPa
 			return
 		}
 		http.Error(w, "no replica", http.StatusBadGateway)
-	}))
-	t.Cleanup(front.Close)
+	})
+}
+
+// newRedisPairAt is newRedisPair on the store place p, webhooks to
+// merchantURL (none when empty), WeChat Pay's notifications handed to the
+// replicas by front.
+func newRedisPairAt(t *testing.T, cs *crashSim, p *testdrivers.Place, upA, upB, merchantURL, payExtra string, front func(a, b *crashNode) http.Handler) redisPair {
+	t.Helper()
+	storeYAML := placeYAML(p)
+	a := newCrashNode(t, cs, storeYAML, upA, merchantURL, payExtra)
+	b := newCrashNode(t, cs, storeYAML, upB, merchantURL, payExtra)
+	fs := httptest.NewServer(front(a, b))
+	t.Cleanup(fs.Close)
 	for _, n := range []*crashNode{a, b} {
 		cfg, err := os.ReadFile(n.cfg)
 		if err != nil {
@@ -67,7 +81,7 @@ func newRedisPair(t *testing.T, cs *crashSim, upA, upB, payExtra string) redisPa
 		if !bytes.Contains(cfg, []byte(own)) {
 			t.Fatalf("config of %s names no notify URL of its own", n.addr)
 		}
-		writeFile(t, n.cfg, strings.Replace(string(cfg), own, `notify_url: "`+front.URL+`/wechatpay/notify"`, 1))
+		writeFile(t, n.cfg, strings.Replace(string(cfg), own, `notify_url: "`+fs.URL+`/wechatpay/notify"`, 1))
 	}
 	a.start()
 	b.start()

@@ -32,8 +32,12 @@ const testWebhookSecret = "whsec_e2e_4b1d9c"
 // webhookStoreYAML is the store section of a driver, at a place that
 // outlives one app (a file, a key prefix), so a second app is a restart.
 func webhookStoreYAML(t *testing.T, driver string) string {
-	p := testdrivers.NewPlace(t, driver, nil)
-	if driver == "embedded" {
+	return placeYAML(testdrivers.NewPlace(t, driver, nil))
+}
+
+// placeYAML is the store section for the place p.
+func placeYAML(p *testdrivers.Place) string {
+	if p.Driver == "embedded" {
 		return `store: {path: "` + p.Path + `"}`
 	}
 	return `store: {driver: redis, redis: {addrs: ["` + testdrivers.RedisAddr() + `"], key_prefix: "` + p.Prefix + `"}}`
