@@ -431,3 +431,58 @@ func TestRedisEmptiedBetweenOrderAndAskOnTwoReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestRefundConfirmedOnOneReplicaWhileTheOtherProposes: a user's refund
+// proposal of a paid order is confirmed on replica 1 while the model, on
+// replica 2, proposes a refund of the same order (the whole of it, or a
+// part), and the user's confirmation is then said again on replica 2, to
+// whatever proposal it holds. WeChat Pay never holds more than one refund
+// of the order, nor more refunded than was paid; a proposal alone sends
+// nothing.
+func TestRefundConfirmedOnOneReplicaWhileTheOtherProposes(t *testing.T) {
+	requireRedis(t)
+	e, svc2, _ := twoReplicas(t, "redis", nil, nil)
+	ctx := context.Background()
+	for i := range 16 {
+		o := paidOrder(t, e, "oUser-confirm-propose-"+strconv.Itoa(i), 1) // 4999
+		p1 := propose(t, e, o, 0)
+		if n := e.sim.RefundCount(o.OrderNo); n != 0 {
+			t.Fatalf("order %d: a proposal sent %d refunds", i, n)
+		}
+		amount := int64(0) // the whole: the same proposal's amount
+		if i%2 == 1 {
+			amount = 1000 // a part: another proposal
+		}
+		var confirmErr, proposeErr error
+		var p2 *store.RefundProposal
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() { <-start; _, confirmErr = e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p1.RefundID) })
+		wg.Go(func() {
+			<-start
+			p2, _, proposeErr = svc2.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "changed my mind", AmountFen: amount})
+		})
+		close(start)
+		wg.Wait()
+		if confirmErr != nil {
+			t.Errorf("order %d: confirm on replica 1: %v", i, confirmErr)
+		}
+		again := []string{p1.RefundID}
+		if proposeErr == nil && p2.RefundID != p1.RefundID {
+			again = append(again, p2.RefundID)
+		}
+		for _, id := range again {
+			_, _ = svc2.ConfirmRefund(ctx, "shop-bot", o.User, id) // refused or answered with the refund's state
+		}
+		n := e.sim.RefundCount(o.OrderNo)
+		var sent int64
+		for _, id := range again {
+			if rf, ok := e.sim.Refund(payments.OutRefundNo(id)); ok {
+				sent += rf.Amount.Refund
+			}
+		}
+		if n != 1 || sent > o.AmountFen {
+			t.Errorf("order %d: %d refunds at WeChat Pay, %d fen of %d; want 1, within the payment (propose: %v)", i, n, sent, o.AmountFen, proposeErr)
+		}
+	}
+}
