@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,14 +106,20 @@ func TestPaymentNotifiedToBothReplicasOnce(t *testing.T) {
 	}
 	mu.Unlock()
 
-	// Both replicas relay the outbox and append the audit: wait until
-	// every order.paid reached the merchant and the outbox drained, then
-	// read the chain once it holds every payment.
+	paidOnce(t, m, place, nos)
+}
+
+// paidOnce waits until the merchant has an order.paid POST of each of nos
+// and the outbox at place drained, and the audit chain there holds a
+// payment of each; then each order has one of each, none other has any,
+// and the chain, appended by both replicas, verifies.
+func paidOnce(t *testing.T, m *merchant, place *testdrivers.Place, nos []string) {
+	t.Helper()
 	ctx := context.Background()
 	st := place.Open()
 	awaitCondition(t, "every order.paid delivered and the outbox drained", 30*time.Second, func() bool {
 		s, err := st.OutboxStats(ctx)
-		return err == nil && s.Pending == 0 && len(paidPosts(m)) >= orders
+		return err == nil && s.Pending == 0 && len(paidPosts(m)) >= len(nos)
 	})
 	var lines []string
 	awaitCondition(t, "every payment in the audit chain", 30*time.Second, func() bool {
@@ -121,7 +128,7 @@ func TestPaymentNotifiedToBothReplicasOnce(t *testing.T) {
 			return false
 		}
 		lines = strings.Split(strings.TrimSpace(b.String()), "\n")
-		return len(auditPaid(lines)) >= orders
+		return len(auditPaid(lines)) >= len(nos)
 	})
 	if _, err := audit.Verify(ctx, st, audit.VerifyOptions{}); err != nil {
 		t.Errorf("audit chain appended by both replicas: %v", err)
@@ -132,9 +139,100 @@ func TestPaymentNotifiedToBothReplicasOnce(t *testing.T) {
 			t.Errorf("order %s: %d order.paid POSTs, %d order.paid audit records; want 1 and 1", no, posts[no], recs[no])
 		}
 	}
-	if len(posts) != orders || len(recs) != orders {
-		t.Errorf("order.paid POSTs %v, audit records %v; want one each of the %d orders %v", posts, recs, orders, nos)
+	if len(posts) != len(nos) || len(recs) != len(nos) {
+		t.Errorf("order.paid POSTs %v, audit records %v; want one each of the orders %v", posts, recs, nos)
 	}
+}
+
+// TestPaymentNotifiedToOtherReplicaWhileCreatingOnce: a user's create_order
+// on one paygate process is at WeChat Pay, which opened the order, and its
+// answer is late; the payer is fast, and WeChat Pay's notification of the
+// payment is handed to the other process, which records the order paid
+// while it is still creating there. The turn then ends without payment
+// parameters for the paid order; the user's next message, on either
+// process, is answered with payment_confirmed once; and each order is paid
+// once: one order.paid POST, one audit record. Each process creates in
+// turn.
+func TestPaymentNotifiedToOtherReplicaWhileCreatingOnce(t *testing.T) {
+	if !slices.Contains(testdrivers.Names(t), "redis") {
+		t.Skip("needs Redis: replicas share the store through it")
+	}
+	const orders = 4
+	cs := newCrashSim(t)
+	m := newMerchant(t, nil)
+	place := testdrivers.NewPlace(t, "redis", nil)
+	var to atomic.Int32 // the replica WeChat Pay's notifications go to
+	p := newRedisPairAt(t, cs, place, newScriptedProvider(t, buyScript()).URL, newScriptedProvider(t, buyScript()).URL,
+		m.URL, "", func(a, b *crashNode) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := []*crashNode{a, b}[to.Load()]
+				firstLive(n, n).ServeHTTP(w, r)
+			})
+		})
+
+	var nos []string
+	for i := range orders {
+		creator := []*crashNode{p.a, p.b}[i%2]
+		to.Store(int32((i + 1) % 2))
+		user := "oUser-notify-creating-" + strconv.Itoa(i)
+		release := cs.hold("prepay")
+		type answer struct {
+			ans gjson.Result
+			err error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			_, ans, err := creator.chat(user, "premium please")
+			done <- answer{ans, err}
+		}()
+		cs.awaitHeld(t, "prepay")
+		var no string
+		for _, r := range cs.Requests() {
+			if strings.HasPrefix(r.Op, "prepay") && !slices.Contains(nos, r.OutTradeNo) {
+				no = r.OutTradeNo
+			}
+		}
+		if no == "" {
+			t.Fatalf("order %d: the held prepay names no order", i)
+		}
+		d, err := cs.Pay(t.Context(), no)
+		release()
+		if err != nil || !d.Acked {
+			t.Errorf("order %d: notification to the other replica while %s is creating: %+v %v; want acknowledged", i, no, d, err)
+		}
+		a := <-done
+		if a.err != nil {
+			t.Fatalf("order %d: turn: %v", i, a.err)
+		}
+		for _, act := range a.ans.Get("paygate.actions").Array() {
+			if act.Get("request_payment.paySign").Str != "" || act.Get("order.order_no").Str != no {
+				t.Errorf("order %d: the turn answered %s; want %s, without payment parameters (it is paid)", i, act.Raw, no)
+			}
+		}
+		if st, o := creator.get("/v1/paygate/orders/"+no, user); st != http.StatusOK || gjson.Get(o, "status").Str != "paid" {
+			t.Errorf("order %d: %d %s; want paid", i, st, o)
+		}
+		// The user's next message, on the replica that recorded the
+		// payment, is answered with it, once.
+		confirmed := 0
+		for _, n := range []*crashNode{[]*crashNode{p.a, p.b}[to.Load()], creator} {
+			_, next, err := n.chat(user, "did it go through?")
+			if err != nil {
+				t.Fatalf("order %d: next turn: %v", i, err)
+			}
+			if c := next.Get(`paygate.actions.#(type=="payment_confirmed")`); c.Exists() {
+				confirmed++
+			}
+		}
+		if confirmed != 1 {
+			t.Errorf("order %d: payment_confirmed in %d of the user's next two answers; want 1", i, confirmed)
+		}
+		nos = append(nos, no)
+	}
+	if n := cs.OrderCount(); n != orders {
+		t.Errorf("WeChat Pay holds %d orders; want %d", n, orders)
+	}
+	paidOnce(t, m, place, nos)
 }
 
 // paidPosts counts the merchant's signed order.paid POSTs by order number.
