@@ -32,9 +32,7 @@
 // writes, a failover to a lagging replica), every command is refused with
 // store.ErrUnavailable until the process is restarted. Both are checked
 // every Options.EpochInterval and by Ping, and by each money write
-// (generation.go; the marker not by a cluster's with WaitReplicas, which
-// runs on its keys' primary alone); the counters in a cluster on every
-// primary.
+// (generation.go, runWrite); the counters in a cluster on every primary.
 //
 // Expiry is logical (judged against Options.Now inside the scripts); Redis
 // PEXPIRE only reclaims the space later. With Options.WaitReplicas, money

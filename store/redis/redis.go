@@ -1281,9 +1281,9 @@ func (s *Store) runMoney(ctx context.Context, op string, sc *goredis.Script, key
 // saw them had seen, past which they can no longer tell (generation.go).
 //
 // A money write also reads the epoch marker behind its script, in the
-// same pipeline, where the marker's server can be reached on it (not a
-// cluster's primary's own client, with WAIT): one gone or changed is a
-// Redis that lost all its data (checkEpoch), found by the write itself.
+// same pipeline (a cluster's with WAIT, which runs on its keys' primary's
+// own client, right after it through the cluster): one gone or changed is
+// a Redis that lost all its data (checkEpoch), found by the write itself.
 // The counter alone missed it at a replica whose counter had seen no raise
 // (opened before the other replicas' money writes, and not checking
 // since: the background check is a second apart): the raise behind its
@@ -1312,9 +1312,11 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 	}
 	before := s.gensSeen([]string{gk})[0]
 	epoch := s.epoch.Load()
-	if _, cluster := s.c.(*goredis.ClusterClient); !raise || s.readOnly || cluster && s.waitN > 0 {
+	if !raise || s.readOnly {
 		epoch = nil
 	}
+	_, cluster := s.c.(*goredis.ClusterClient)
+	apart := cluster && s.waitN > 0 // the marker's primary may be another
 	var marker *goredis.StringCmd
 	exec := func() (res *goredis.Cmd, gen *goredis.IntCmd, wait *goredis.Cmd) {
 		_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -1322,7 +1324,7 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 			if gk != "" {
 				gen = p.Incr(ctx, gk)
 			}
-			if epoch != nil {
+			if epoch != nil && !apart {
 				marker = p.Get(ctx, s.k.one("meta", "epoch"))
 			}
 			if s.waitN > 0 {
@@ -1373,6 +1375,9 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 	v, err := res.Result()
 	if err != nil {
 		return nil, writeErr(op, err)
+	}
+	if epoch != nil && apart {
+		marker = s.c.Get(ctx, s.k.one("meta", "epoch"))
 	}
 	if marker != nil {
 		cur, err := marker.Result()

@@ -284,31 +284,49 @@ func TestLossFoundByAWriteSparesNewReplicas(t *testing.T) {
 // TestLossFoundByTheFirstWriteOfAReplicaThatSawNoRaise: two replicas, the
 // second opened before the first's money writes and not checking since (its
 // background check is a second apart; here it is off). Redis loses its data
-// (a flush, a restart without persistence); the first replica's claim of a
-// purchase is gone. The second's claim of the same purchase, its first
-// money write since, must be refused: its counter had seen no raise, so
-// the raise behind its write looked new, and it claimed the purchase again
-// with a new number while the first order may still be paid. The epoch
-// marker its write finds gone says the loss.
+// (a flush, a restart without persistence; a cluster's keys dropped, its
+// writes waiting for a replica); the first replica's claim of a purchase is
+// gone. The second's claim of the same purchase, its first money write
+// since, must be refused: its counter had seen no raise, so the raise
+// behind its write looked new, and it claimed the purchase again with a
+// new number while the first order may still be paid. The epoch marker its
+// write finds gone says the loss.
 func TestLossFoundByTheFirstWriteOfAReplicaThatSawNoRaise(t *testing.T) {
+	single := func(lose func(*redistest.Server)) func(t *testing.T) (Options, func()) {
+		return func(t *testing.T) (Options, func()) {
+			srv := redistest.StartServer(t)
+			return Options{Addrs: []string{srv.Addr()}}, func() { lose(srv) }
+		}
+	}
+	cluster := func(start func(testing.TB) []string, opts Options) func(t *testing.T) (Options, func()) {
+		return func(t *testing.T) (Options, func()) {
+			opts.Addrs = start(t)
+			return opts, func() {
+				cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: opts.Addrs})
+				defer cc.Close()
+				dropPrefix(t, cc, "")
+			}
+		}
+	}
 	for _, tt := range []struct {
-		name string
-		lose func(*redistest.Server)
+		name  string
+		start func(t *testing.T) (Options, func())
 	}{
-		{"flushed", func(s *redistest.Server) { _ = s.Client().FlushAll(context.Background()).Err() }},
-		{"restarted empty", (*redistest.Server).Restart},
+		{"flushed", single(func(s *redistest.Server) { _ = s.Client().FlushAll(context.Background()).Err() })},
+		{"restarted empty", single((*redistest.Server).Restart)},
+		{"cluster, keys dropped", cluster(startCluster, Options{})},
+		{"cluster with wait_replicas, keys dropped", cluster(startClusterWithReplicas, Options{WaitReplicas: 1, WaitTimeout: 2 * time.Second})},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			srv := redistest.StartServer(t)
-			prefix := testPrefix()
-			a := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: -1})
-			b := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: -1})
+			opts, lose := tt.start(t)
+			opts.KeyPrefix, opts.EpochInterval = testPrefix(), -1
+			a, b := openOn(t, nil, opts), openOn(t, nil, opts)
 			const key = "shop|u1|premium|1"
 			if _, created, err := a.ClaimPurchase(ctx, key, "ORD-FIRST", time.Hour); err != nil || !created {
 				t.Fatalf("first claim: %v %v", created, err)
 			}
-			tt.lose(srv)
+			lose()
 			c, created, err := b.ClaimPurchase(ctx, key, "ORD-AGAIN", time.Hour)
 			if err == nil {
 				t.Errorf("the second replica claimed the purchase again after the loss (%s, created %v); want it refused", c.OrderNo, created)
