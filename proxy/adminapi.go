@@ -763,7 +763,7 @@ const (
 // The request may be sent again at once, to a replica still serving or to
 // this one restarted.
 func adminDrainEnded(w http.ResponseWriter, r *http.Request, err error) bool {
-	if !errors.Is(err, context.Canceled) || !shutDown(r) {
+	if !drainEnded(r, err) {
 		return false
 	}
 	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"code": adminShutdown,

@@ -361,8 +361,7 @@ func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error, ext
 			writeError(w, e)
 			return
 		}
-		e := shutdownError(http.StatusServiceUnavailable,
-			"paygate: the server is shutting down (server.shutdown_timeout passed) and did not finish this request; send it again")
+		e := drainUnfinished()
 		e.Paygate = ext
 		writeError(w, e)
 		return

@@ -140,6 +140,20 @@ func shutdownError(status int, msg string) *apiError {
 	return &apiError{Status: status, Type: "server_error", Code: "server_shutdown", Message: msg}
 }
 
+// drainEnded reports whether err is the cancel of a call the drain's
+// deadline ended (shutDown; the Redis driver passes it on as it is): not
+// a failure, and the client is told so (drainUnfinished, adminDrainEnded).
+func drainEnded(r *http.Request, err error) bool {
+	return errors.Is(err, context.Canceled) && shutDown(r)
+}
+
+// drainUnfinished is the 503 of a bot's request the drain's deadline ended
+// before its answer began, which may be sent again at once.
+func drainUnfinished() *apiError {
+	return shutdownError(http.StatusServiceUnavailable,
+		"paygate: the server is shutting down (server.shutdown_timeout passed) and did not finish this request; send it again")
+}
+
 // upstreamError is what the client gets for an error from a turn: toAPIError
 // with the secrets masked (redacted).
 func (s *Server) upstreamError(err error) *apiError {

@@ -354,6 +354,13 @@ func (s *Server) paymentsError(r *http.Request, err error, what string) *apiErro
 		e.Status, e.Message = 499, "paygate: the client closed the request"
 		return e
 	}
+	if drainEnded(r, err) {
+		// The drain's deadline ended the call: nothing failed, and the
+		// bot is told so, as a chat turn's is (failTurn) and an
+		// operator's (adminDrainEnded); the default's 500 counted among
+		// the server's errors and logged the payment system failed.
+		return drainUnfinished()
+	}
 	var confirmed *payments.AlreadyConfirmedError
 	switch {
 	case errors.As(err, &confirmed):
