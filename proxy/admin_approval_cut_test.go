@@ -128,3 +128,91 @@ func TestAdminApprovalCutByTheDrainDeadline(t *testing.T) {
 		})
 	}
 }
+
+// hungOrderRead is a heldApproval whose order, read by number, is not
+// answered (a Redis that stopped answering) until the read's context ends
+// or the test does; it sends the read's deadline (zero: none).
+type hungOrderRead struct {
+	heldApproval
+	deadline chan time.Time
+}
+
+func (h hungOrderRead) OrderByNumber(ctx context.Context, _ string) (*store.Order, error) {
+	d, _ := ctx.Deadline()
+	h.deadline <- d
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-h.release:
+		return nil, store.ErrUnavailable
+	}
+}
+
+// TestAdminApprovalCutReadsTheOrderWithinTheCut: the order an approval
+// cut by the drain's deadline is answered with is read within what the
+// drain keeps back for the answers (CutReserve): with a store that does
+// not answer, the operator still gets the 503 server_shutdown saying the
+// approval is not known to be recorded, before the connection is closed.
+// The read had no deadline of its own, and the answer waited on it until
+// the whole shutdown_timeout had passed and the connection was closed
+// under it, as before approvalCut.
+func TestAdminApprovalCutReadsTheOrderWithinTheCut(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	log := slog.New(slog.DiscardHandler)
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	pay := hungOrderRead{heldApproval{started: make(chan struct{}), release: make(chan struct{})}, make(chan time.Time, 1)}
+	defer close(pay.release)
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, AdminPayments: pay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	h, cut := shutdownCut(mux)
+	srv := h1test.NewServer(h)
+	t.Cleanup(srv.Close)
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/admin/api/approvals/PG1/approve", nil)
+		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		done <- answer{resp.StatusCode, string(b), err}
+	}()
+	<-pay.started
+	cut()
+	reserve := CutReserve(cfg.Server.ShutdownTimeout.D())
+	cutAt := time.Now()
+	if d := <-pay.deadline; d.IsZero() || d.Sub(cutAt) > reserve {
+		t.Errorf("the order of the approval cut was read with deadline %v, %v after the cut; want one within the cut's reserve, %v", d, d.Sub(cutAt), reserve)
+	}
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the approval cut by the drain deadline, its order's read hung, was not answered within 10s; want an answer within the cut's reserve")
+	}
+	if a.err != nil {
+		t.Fatalf("the approval cut by the drain deadline: %v (read %q); want an answer", a.err, a.body)
+	}
+	body := gjson.Parse(a.body)
+	msg := body.Get("error").Str
+	if a.code != http.StatusServiceUnavailable || body.Get("code").Str != "server_shutdown" ||
+		!strings.Contains(msg, "before this approval was known to be recorded") || !strings.Contains(msg, "approve it again") || strings.HasPrefix(msg, "approved, but ") || body.Get("order").Exists() {
+		t.Errorf("%d %s; want a 503 server_shutdown saying the approval is not known to be recorded, without an order", a.code, a.body)
+	}
+}

@@ -785,7 +785,15 @@ func adminDrainEnded(w http.ResponseWriter, r *http.Request, err error) bool {
 // error begins "approved, but " only when it was, as the other answers of
 // an approval made do.
 func (s *Server) approvalCut(w http.ResponseWriter, r *http.Request, no string, actor *payments.Actor) {
-	o, err := s.adminPay.OrderByNumber(context.WithoutCancel(r.Context()), no)
+	// Read within half of what the drain keeps back for the answers
+	// (CutReserve), the rest left for the answer's write: unbounded, a
+	// store that stopped answering (a stalled Redis, whose driver waits
+	// 3 s a read) held it until the connection was closed under it at the
+	// whole shutdown_timeout. Unread, the approval is not known to be
+	// recorded.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), CutReserve(s.cfg.Server.ShutdownTimeout.D())/2)
+	defer cancel()
+	o, err := s.adminPay.OrderByNumber(ctx, no)
 	if err != nil {
 		o = nil
 	}

@@ -127,6 +127,15 @@ func writeError(w http.ResponseWriter, e *apiError) {
 // with an error event, an answer not begun with a 503.
 var ErrShuttingDown = errors.New("paygate is shutting down")
 
+// CutReserve is the part of a drain of budget (server.shutdown_timeout)
+// kept for the requests still in flight to end on being cancelled
+// (ErrShuttingDown): a quarter of it, at most 250 ms. Once it is spent
+// the connections still open are closed, so what such a request does
+// before its answer (approvalCut's read) must fit in it.
+func CutReserve(budget time.Duration) time.Duration {
+	return min(250*time.Millisecond, budget/4)
+}
+
 // shutDown reports whether r's context was ended by ErrShuttingDown.
 func shutDown(r *http.Request) bool {
 	ctx := r.Context()

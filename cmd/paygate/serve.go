@@ -686,10 +686,10 @@ func closeFloor(budget time.Duration) time.Duration {
 // is also how long before its deadline closeBy closes a store that holds
 // the close up, for the calls it cuts to return.
 // Ending one is a write and a return (a payment call in progress runs on
-// detached from the request, payments' detached, and may outlast it).
-func cutReserve(budget time.Duration) time.Duration {
-	return min(250*time.Millisecond, budget/4)
-}
+// detached from the request, payments' detached, and may outlast it), or
+// a read bounded within it first (an approval's order, proxy's
+// approvalCut). proxy.CutReserve says it.
+func cutReserve(budget time.Duration) time.Duration { return proxy.CutReserve(budget) }
 
 // httpServer is what serve needs of a listener's server: proxy/h1's, or
 // net/http's where proxy/h1 is not supported (newHTTPServer).
