@@ -5,9 +5,9 @@
 # WeChat Pay.
 #
 #   docker build --build-arg VERSION=$(git describe --always) -t paygate .
-#   docker run --stop-timeout 40 -p 8080:8080 -e PAYGATE_CLIENT_KEY \
+#   docker run --stop-timeout 40 -p 8080:8080 -e OPENROUTER_API_KEY -e PAYGATE_CLIENT_KEY \
 #     -v paygate-data:/var/lib/paygate paygate
-#   docker run --stop-timeout 40 -p 8080:8080 -e PAYGATE_CLIENT_KEY \
+#   docker run --stop-timeout 40 -p 8080:8080 -e OPENROUTER_API_KEY -e PAYGATE_CLIENT_KEY \
 #     -v paygate-data:/var/lib/paygate -v "$PWD/myconf:/etc/paygate:ro" paygate
 #
 # PAYGATE_CLIENT_KEY: the shipped config.yaml falls back to the public
