@@ -980,12 +980,15 @@ func (s *Store) lostCause() error {
 // generated user hash key, gone or replaced, means this replica hashes
 // users apart from those started since. Ping then fails (/readyz answers 503), an ALERT is logged
 // once, and from then on every command is refused (lostGuard) until the
-// process is restarted. The marker is checked by Ping and every
-// EpochInterval (the counters also by every money write, in the write's own
-// round trip), so writes made between the loss and its detection (at most
-// about one interval) still land in the empty or rolled-back Redis: a
-// per-command check would cost a round trip per write, and a check inside
-// the scripts cannot work on a cluster, where the marker lives on another
+// process is restarted. The marker and the counters are checked by Ping
+// and every EpochInterval, and by every money write, in the write's own
+// round trip (runWrite; on a cluster with WaitReplicas, the marker right
+// after it): one that finds the loss has landed in the empty or
+// rolled-back Redis all the same, and is reported failed. Other writes
+// (counters, intents, the outbox's) made between the loss and its
+// detection (at most about one interval) still land unnoticed: a check of
+// its own would cost each of them a round trip, and a check inside the
+// scripts cannot work on a cluster, where the marker lives on another
 // slot.
 //
 // The marker and the counters are read in one pipeline: one round trip on a
