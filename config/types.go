@@ -655,7 +655,8 @@ type Privacy struct {
 	// from one user's known hash). A replica that starts while the store is unreachable starts
 	// anyway and sends providers none of the end user's identifiers
 	// (counted in paygate_user_hash_key_pending_total) until it has loaded
-	// that key, which it retries in the background.
+	// that key, which it retries in the background, and answers /readyz
+	// 503 "user hash key not loaded" meanwhile.
 	HashKey     string `yaml:"hash_key" secret:"true"`
 	HashKeyFile string `yaml:"hash_key_file"`
 }

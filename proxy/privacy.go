@@ -54,6 +54,22 @@ func (s *Server) SetHashKey(key []byte) bool {
 	return s.privacy.CompareAndSwap(cur, &userPrivacy{Privacy: interceptors.NewPrivacy("hash", key)})
 }
 
+// hashKeyNotLoaded is /readyz's reason while the hash key is pending.
+const hashKeyNotLoaded = "user hash key not loaded: provider requests go without the end user's identifiers until it is"
+
+// storeAnswered is told that the store answered (a /readyz ping, a turn's
+// state load), and reports whether the hash key is still pending; if so,
+// it asks for the key (Options.WantHashKey).
+func (s *Server) storeAnswered() (keyPending bool) {
+	if !s.privacy.Load().keyPending {
+		return false
+	}
+	if s.wantHashKey != nil {
+		s.wantHashKey()
+	}
+	return true
+}
+
 // holdsUser reports whether v, a header value of the bot's that would
 // reach a provider, holds the end user user where the text of a body
 // would have it replaced (interceptors' usertext.go): an id of 16 bytes or

@@ -58,6 +58,11 @@ type Options struct {
 	// (SetHashKey), and requests go without the end user's identifiers
 	// until it does.
 	HashKey []byte
+	// WantHashKey, when set, is called while the hash key is still to
+	// come and the store is found answering (a /readyz ping, a turn's
+	// state load): the cue to ask the store for the key now rather than
+	// at its loader's next retry, up to 30 s away after an outage.
+	WantHashKey func()
 	// Notify serves POST /wechatpay/notify; nil leaves the route unmounted.
 	Notify http.Handler
 	// Ledger prices rounds and keeps conversation costs; nil: no accounting.
@@ -119,6 +124,8 @@ type Server struct {
 	// privacy is forward_user as it applies now: swapped once, by
 	// SetHashKey, when the hash key arrives after New.
 	privacy atomic.Pointer[userPrivacy]
+	// wantHashKey is Options.WantHashKey (storeAnswered).
+	wantHashKey func()
 	// unkept are the payment exchanges the store failed to take, held
 	// here for a follow-up that reaches this replica all the same.
 	unkept unkeptExchanges
@@ -157,6 +164,7 @@ func New(o Options) (*Server, error) {
 		providerValues: providerValues(o.Config),
 	}
 	s.privacy.Store(newUserPrivacy(o.Config.Privacy.ForwardUser, o.HashKey))
+	s.wantHashKey = o.WantHashKey
 	if l, ok := o.State.(store.Local); ok {
 		s.localState = l.Local()
 	}
@@ -359,6 +367,13 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write([]byte("store unreachable\n"))
 			return
 		}
+	}
+	if s.storeAnswered() {
+		// Traffic sent here now would reach providers without the end
+		// user's identifiers: not ready until the key is loaded.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(hashKeyNotLoaded + "\n"))
+		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
 }

@@ -162,6 +162,7 @@ func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller)
 		s.log.Warn("payment state unavailable; the turn goes on without it", "request_id", reqID, "err", err)
 		return nil
 	}
+	s.storeAnswered()
 	if st.Now.IsZero() {
 		st.Now = time.Now()
 	}

@@ -57,6 +57,9 @@ type app struct {
 	// storeStart is the Redis store's start (its first check of Redis) when
 	// it runs in the background (withoutStoreWait); nil otherwise.
 	storeStart storeStarter
+	// hashKeyWanted wakes the user hash key's background load (loadHashKey)
+	// when the store is found answering while the key is pending.
+	hashKeyWanted chan struct{}
 }
 
 // storeStarter is a store whose start runs in the background: the Redis
@@ -94,6 +97,16 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 	a.store = st
 
 	hashKey, keyPending := a.userHashKey()
+	var wantHashKey func()
+	if keyPending {
+		a.hashKeyWanted = make(chan struct{}, 1)
+		wantHashKey = func() {
+			select {
+			case a.hashKeyWanted <- struct{}{}:
+			default:
+			}
+		}
+	}
 	a.router, err = failover.New(cfg, failover.Options{Logger: a.log, Registerer: a.reg})
 	if err != nil {
 		a.close()
@@ -129,7 +142,9 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 		Registry: a.reg,
 		Store:    st,
 		HashKey:  hashKey,
-		Notify:   a.payments.NotifyHandler(),
+		// Asked for by /readyz and a turn that find the store answering.
+		WantHashKey: wantHashKey,
+		Notify:      a.payments.NotifyHandler(),
 		Tools: payments.NewTools(a.payments, payments.ToolNames{
 			CreateOrder:   cfg.Payments.Tools.CreateOrder,
 			QueryOrder:    cfg.Payments.Tools.QueryOrder,
@@ -445,12 +460,21 @@ type backoff struct{ first, max time.Duration }
 // log line).
 var hashKeyRetry = backoff{first: time.Second, max: 30 * time.Second}
 
+// hashKeyWantedEvery bounds how often loadHashKey asks the store when
+// woken (hashKeyWanted), which every turn may do.
+const hashKeyWantedEvery = time.Second
+
 // loadHashKey asks the store for the user hash key in the background, on
 // retry's schedule, until it answers or the app closes, and gives the key
 // to the proxy. Every replica gets the one key the store holds: none
 // hashes under a key of its own meanwhile. A store opened without waiting
 // (storeStart) is asked first as soon as its start ends, and then on
-// retry's schedule; otherwise userHashKey asked it first.
+// retry's schedule; otherwise userHashKey asked it first. Found answering
+// meanwhile (hashKeyWanted: a /readyz ping, a turn's state load), the
+// store is asked at once, no more often than hashKeyWantedEvery: after an
+// outage the schedule's next ask was up to retry.max away, the replica
+// unready and its requests without the end user's identifiers all that
+// time.
 func (a *app) loadHashKey(retry backoff) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -468,14 +492,20 @@ func (a *app) loadHashKey(retry backoff) {
 		wait := retry.first
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
+		var last time.Time // the last ask's start
 		for {
 			if asked {
 				select {
 				case <-ctx.Done():
 					return
 				case <-timer.C:
+				case <-a.hashKeyWanted:
+					if time.Since(last) < hashKeyWantedEvery {
+						continue
+					}
 				}
 			}
+			last = time.Now()
 			key, err := storedHashKey(ctx, a.store)
 			if err == nil {
 				a.server.SetHashKey(key)
