@@ -9,6 +9,10 @@ import (
 // cost per completed transaction, in total, per hour (last 48 h: the
 // current hour and the 47 before) and per model. Amounts are decimal strings in the providers' billing currency.
 type Stats struct {
+	// Turns are the chat-completion requests that went to the providers,
+	// answered or not (every provider failing, the client gone): plain and
+	// payment turns alike. A request refused before any provider (a 400,
+	// an unknown model) is no turn.
 	Turns              int64        `json:"turns"`
 	PaidOrders         int64        `json:"paid_orders"`
 	LLMCost            string       `json:"llm_cost"`

@@ -267,7 +267,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	cost := s.accountRefused(r.Context(), resp, err)
 	if err != nil {
 		s.failTurn(w, r, err, nil)
-		if s.ledger != nil && cost != 0 {
+		if s.ledger != nil {
+			// A turn the providers did not answer is a turn, as a
+			// payment turn's is (accounting.Stats.Turns).
 			s.ledger.Turn(r.Context(), rc.client.Name, costUser, costSession, cost)
 		}
 		return
