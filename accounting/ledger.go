@@ -144,6 +144,7 @@ type sessionOp struct {
 	add       Pico
 	paid      bool
 	paidOrder string
+	paidAt    time.Time // when WeChat Pay says the order was paid
 	done      chan struct{}
 }
 
@@ -637,7 +638,7 @@ func (l *Ledger) applyPaid(ctx context.Context, op sessionOp) {
 			"order_no", op.paidOrder)
 		cost = 0
 	}
-	l.recordPaid(Pico(cost))
+	l.recordPaid(Pico(cost), op.paidAt)
 }
 
 // Close waits until every conversation cost and payment handed to the
@@ -662,18 +663,20 @@ func (l *Ledger) Close() {
 // Paid attributes the cost so far of the order's conversation (the
 // client's user's session, as Turn was given them) to the paid order (a
 // completed transaction) and starts the conversation's count again, once per
-// order. It does not wait, not even for room in the writer's queue: the
+// order. paidAt is when WeChat Pay says the order was paid (its
+// success_time): the hourly series files the order under that hour (see
+// recordPaid), not the hour its notification or query came. It does not wait, not even for room in the writer's queue: the
 // payment's notification calls it (through payments.Options.Committed) and
 // must be answered quickly (SPEC 2.4), so the writer carries it out after
 // the turns handed to it before. A payment is never dropped (a full queue
 // drops a turn's cost): it counts a completed transaction. Stats and the
 // metrics show it once the writer has (Flush waits for that).
-func (l *Ledger) Paid(_ context.Context, client, user, session, orderNo string) {
+func (l *Ledger) Paid(_ context.Context, client, user, session, orderNo string, paidAt time.Time) {
 	if l.store == nil {
-		l.recordPaid(0)
+		l.recordPaid(0, paidAt)
 		return
 	}
-	op := sessionOp{paid: true, paidOrder: orderNo}
+	op := sessionOp{paid: true, paidOrder: orderNo, paidAt: paidAt}
 	if session != "" {
 		op.key = sessionKey(client, user, session)
 	}
@@ -691,14 +694,24 @@ func (l *Ledger) Flush() {
 	<-done
 }
 
-// recordPaid counts one completed transaction that cost cost.
-func (l *Ledger) recordPaid(cost Pico) {
+// recordPaid counts one completed transaction that cost cost, paid at
+// paidAt. The hourly series files it under paidAt's hour: a notification
+// retried, or a payment the reconciler's query found, comes after the hour
+// the user paid in. A paidAt that is zero or ahead of this replica's clock
+// is now; one before the hours kept counts in the totals only.
+func (l *Ledger) recordPaid(cost Pico, paidAt time.Time) {
 	l.completed.Inc()
 	l.txCost.Add(cost.Units())
 	l.mu.Lock()
-	b := l.hour(l.now())
-	b.paidOrders++
-	b.txCost = addPico(b.txCost, cost)
+	now := l.now()
+	if paidAt.IsZero() || paidAt.After(now) {
+		paidAt = now
+	}
+	if paidAt.Unix()/3600 > now.Unix()/3600-hoursKept {
+		b := l.hour(paidAt)
+		b.paidOrders++
+		b.txCost = addPico(b.txCost, cost)
+	}
 	l.totals.paidOrders++
 	l.totals.txCost = addPico(l.totals.txCost, cost)
 	l.mu.Unlock()

@@ -124,10 +124,10 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	ctx := context.Background()
 	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(ctx, "bot", "u", "s1", a)
-	l.Turn(ctx, "bot", "u", "s1", a)               // two turns of one conversation
-	l.Turn(ctx, "bot", "u", "s2", a)               // another conversation, never paid
-	l.Paid(ctx, "bot", "u", "s1", "ORD-1")         // s1 ends in a paid order
-	l.Paid(ctx, "bot", "u", "no-session", "ORD-2") // a payment with no priced turns
+	l.Turn(ctx, "bot", "u", "s1", a)                            // two turns of one conversation
+	l.Turn(ctx, "bot", "u", "s2", a)                            // another conversation, never paid
+	l.Paid(ctx, "bot", "u", "s1", "ORD-1", time.Time{})         // s1 ends in a paid order
+	l.Paid(ctx, "bot", "u", "no-session", "ORD-2", time.Time{}) // a payment with no priced turns
 	l.Flush()
 	s := l.Stats()
 	if s.PaidOrders != 2 || s.TransactionCost != "0.009000" || s.CostPerTransaction == nil || *s.CostPerTransaction != "0.004500" {
@@ -380,8 +380,8 @@ func TestConversationIsTheUsersSession(t *testing.T) {
 	l.Turn(ctx, "bot", "oA", "chat-1", a)
 	l.Turn(ctx, "bot", "oA", "oA", a) // A's default conversation
 	l.Turn(ctx, "bot", "oB", "chat-1", a)
-	l.Paid(ctx, "bot", "oB", "chat-1", "ORD-1")
-	l.Paid(ctx, "bot", "oB", "oA", "ORD-2")
+	l.Paid(ctx, "bot", "oB", "chat-1", "ORD-1", time.Time{})
+	l.Paid(ctx, "bot", "oB", "oA", "ORD-2", time.Time{})
 	l.Flush()
 	if s := l.Stats(); s.PaidOrders != 2 || s.TransactionCost != a.String() {
 		t.Errorf("%d paid orders costing %s; want 2 costing %s (B's one turn)", s.PaidOrders, s.TransactionCost, a)
@@ -434,7 +434,7 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	l.Paid(context.Background(), "bot", "u", "s", "ORD-1")
+	l.Paid(context.Background(), "bot", "u", "s", "ORD-1", time.Time{})
 	l.Flush()
 	if got, want := l.Stats().TransactionCost, (50 * a).String(); got != want {
 		t.Errorf("the paid conversation cost %s; want %s (50 turns)", got, want)
@@ -468,8 +468,8 @@ func TestConversationCostAcrossReplicas(t *testing.T) {
 				wg.Go(func() { l.Turn(context.Background(), "bot", "u", "s", a) })
 			}
 			wg.Wait()
-			lb.Close()                                              // b's turns are in the store
-			la.Paid(context.Background(), "bot", "u", "s", "ORD-1") // after a's own turns
+			lb.Close()                                                           // b's turns are in the store
+			la.Paid(context.Background(), "bot", "u", "s", "ORD-1", time.Time{}) // after a's own turns
 			la.Flush()
 			if got, want := la.Stats().TransactionCost, (turns * a).String(); got != want {
 				t.Errorf("the paid conversation cost %s; want %s (%d turns on two replicas)", got, want, turns)
@@ -530,9 +530,9 @@ func TestQueuedTurnsWrittenTogether(t *testing.T) {
 	for i := range users {
 		l.Turn(ctx, "bot", fmt.Sprintf("u%d", i), "s", a)
 	}
-	l.Paid(ctx, "bot", "u7", "s", "ORD-7") // takes u7's turn queued before it
-	l.Turn(ctx, "bot", "u7", "s", a)       // and starts its count again
-	l.Turn(ctx, "bot", "u8", "s", a)       // another conversation after it
+	l.Paid(ctx, "bot", "u7", "s", "ORD-7", time.Time{}) // takes u7's turn queued before it
+	l.Turn(ctx, "bot", "u7", "s", a)                    // and starts its count again
+	l.Turn(ctx, "bot", "u8", "s", a)                    // another conversation after it
 	close(st.release)
 	l.Flush()
 	if s := l.Stats(); s.PaidOrders != 1 || s.TransactionCost != a.String() {
@@ -600,7 +600,7 @@ func TestPaidDoesNotWaitForTheStore(t *testing.T) {
 	l.Turn(context.Background(), "bot", "u", "s", a) // held by the store
 	returned := make(chan struct{})
 	go func() {
-		l.Paid(context.Background(), "bot", "u", "s", "ORD-1")
+		l.Paid(context.Background(), "bot", "u", "s", "ORD-1", time.Time{})
 		close(returned)
 	}()
 	select {
@@ -655,7 +655,7 @@ func TestFullQueueHoldsNoTurnOrPayment(t *testing.T) {
 		t.Fatal("Turn waited for the store once the queue was full")
 	}
 	paid := make(chan struct{})
-	go func() { l.Paid(ctx, "bot", "u", "s", "ORD-1"); close(paid) }()
+	go func() { l.Paid(ctx, "bot", "u", "s", "ORD-1", time.Time{}); close(paid) }()
 	select {
 	case <-paid:
 	case <-time.After(5 * time.Second):
@@ -743,12 +743,12 @@ func TestOrderPaidAgainCountedOnce(t *testing.T) {
 			ctx := context.Background()
 			a := la.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 			la.Turn(ctx, "bot", "u", "s", a)
-			la.Paid(ctx, "bot", "u", "s", "ORD-1")
+			la.Paid(ctx, "bot", "u", "s", "ORD-1", time.Time{})
 			la.Flush()
 			la.Turn(ctx, "bot", "u", "s", a) // after the payment: the next purchase's
-			la.Paid(ctx, "bot", "u", "s", "ORD-1")
+			la.Paid(ctx, "bot", "u", "s", "ORD-1", time.Time{})
 			la.Flush()
-			lb.Paid(ctx, "bot", "u", "s", "ORD-1")
+			lb.Paid(ctx, "bot", "u", "s", "ORD-1", time.Time{})
 			lb.Flush()
 			if s := la.Stats(); s.PaidOrders != 1 || s.TransactionCost != a.String() {
 				t.Errorf("replica a: %d paid orders costing %s; want 1 costing %s", s.PaidOrders, s.TransactionCost, a)
@@ -776,7 +776,7 @@ func TestSeriesKeepsOnlyTheLast48Hours(t *testing.T) {
 	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 	at(0)
 	l.Turn(ctx, "bot", "u", "s", a)
-	l.Paid(ctx, "bot", "u", "s", "ORD-1")
+	l.Paid(ctx, "bot", "u", "s", "ORD-1", time.Time{})
 	l.Flush()
 	at(24 * time.Hour)
 	l.Turn(ctx, "bot", "u", "s", a)
@@ -801,6 +801,53 @@ func TestSeriesKeepsOnlyTheLast48Hours(t *testing.T) {
 		if s.Turns != 2 || s.PaidOrders != 1 {
 			t.Errorf("%s on: %d turns, %d paid orders in total; want 2, 1 (the totals keep every hour)", tc.after, s.Turns, s.PaidOrders)
 		}
+	}
+}
+
+// TestPaidFiledUnderItsPaymentHour: a paid order counts in the hour WeChat
+// Pay says it was paid, within the hours kept; a time it did not give, or
+// one ahead of this replica's clock, is now; one before the hours kept
+// counts in the totals only.
+func TestPaidFiledUnderItsPaymentHour(t *testing.T) {
+	now := time.Date(2025, 3, 1, 11, 3, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		paidAt time.Time
+		want   []string // the hours with a paid order
+	}{
+		{"paid in the hour before its notification", time.Date(2025, 3, 1, 18, 58, 0, 0, time.FixedZone("CST", 8*3600)), []string{"2025-03-01T10:00:00Z"}},
+		{"paid this hour", now.Add(-time.Minute), []string{"2025-03-01T11:00:00Z"}},
+		{"no time given", time.Time{}, []string{"2025-03-01T11:00:00Z"}},
+		{"ahead of this clock", now.Add(2 * time.Hour), []string{"2025-03-01T11:00:00Z"}},
+		{"the oldest hour kept", now.Add(-47 * time.Hour), []string{"2025-02-27T12:00:00Z"}},
+		{"before the hours kept", now.Add(-48 * time.Hour), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := testLedger(t, &memStore{m: map[string]int64{}})
+			defer l.Close()
+			l.now = func() time.Time { return now }
+			ctx := context.Background()
+			l.Turn(ctx, "bot", "u", "s", l.Round(ctx, "p", "m", Usage{1000, 200, 0, 0}))
+			l.Paid(ctx, "bot", "u", "s", "ORD-1", tc.paidAt)
+			l.Flush()
+			s := l.Stats()
+			var got []string
+			for _, h := range s.Series {
+				if h.PaidOrders > 0 {
+					got = append(got, h.Hour)
+					if h.PaidOrders != 1 || h.CostPerTransaction == nil || *h.CostPerTransaction != "0.004500" {
+						t.Errorf("hour %+v; want 1 paid order at 0.004500", h)
+					}
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("paid order filed under %v; want %v", got, tc.want)
+			}
+			if s.PaidOrders != 1 || s.CostPerTransaction == nil || *s.CostPerTransaction != "0.004500" {
+				t.Errorf("totals %d paid, %v per transaction; want 1 at 0.004500 (the totals keep every hour)", s.PaidOrders, s.CostPerTransaction)
+			}
+		})
 	}
 }
 
@@ -832,7 +879,7 @@ func TestHugeCostsDoNotWrap(t *testing.T) {
 				}
 				l.Turn(ctx, "bot", "u", "s", c)
 			}
-			l.Paid(ctx, "bot", "u", "s", "ORD-HUGE")
+			l.Paid(ctx, "bot", "u", "s", "ORD-HUGE", time.Time{})
 			l.Flush()
 			s := l.Stats()
 			for name, v := range map[string]string{"llm_cost": s.LLMCost, "transaction_llm_cost": s.TransactionCost, "series llm_cost": s.Series[0].LLMCost,
@@ -876,7 +923,7 @@ func TestCostPerTransactionGaugeAgreesWithStats(t *testing.T) {
 	if n := testutil.CollectAndCount(reg, "paygate_cost_per_transaction"); n != 0 {
 		t.Errorf("paygate_cost_per_transaction has %d series before a paid order; want none, as the stats say null", n)
 	}
-	l.Paid(ctx, "bot", "u", "s", "ORD-1")
+	l.Paid(ctx, "bot", "u", "s", "ORD-1", time.Time{})
 	l.Flush()
 	s := l.Stats()
 	if s.CostPerTransaction == nil || *s.CostPerTransaction != a.String() {

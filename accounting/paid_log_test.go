@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -27,7 +28,7 @@ func TestPaidOrderLinesNameTheOrder(t *testing.T) {
 	l := testLedgerOn(t, takeFailsStore{&memStore{m: map[string]int64{}}}, prometheus.NewRegistry(), &logs)
 	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(context.Background(), "bot", "u", "s", a)
-	l.Paid(context.Background(), "bot", "u", "s", "ORD-LOG-1")
+	l.Paid(context.Background(), "bot", "u", "s", "ORD-LOG-1", time.Time{})
 	l.Flush()
 	found := false
 	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {

@@ -22,7 +22,10 @@ type Stats struct {
 	ByModel            []ModelStats `json:"by_model"`
 }
 
-// HourStats is one hour of the series.
+// HourStats is one hour of the series: the turns and LLM spend recorded in
+// it, and the orders WeChat Pay says were paid in it (a notification or
+// query that came later files its order back here), with the cost of their
+// conversations.
 type HourStats struct {
 	Hour               string  `json:"hour"`
 	Turns              int64   `json:"turns"`

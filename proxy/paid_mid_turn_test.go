@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/payments"
@@ -72,7 +73,7 @@ func TestSellingRoundsCountInTheirTransaction(t *testing.T) {
 				st := testdrivers.Open(t, driver, nil)
 				var ledger *accounting.Ledger
 				tools := &payingTools{pay: func() {
-					ledger.Paid(context.Background(), "shop-bot", "o-user-1", "chat-1", "X1")
+					ledger.Paid(context.Background(), "shop-bot", "o-user-1", "chat-1", "X1", time.Time{})
 				}}
 				s, l, _ := ledgerProxy(t, pricedConfig(t, fp.URL), st, tools)
 				ledger = l
@@ -94,7 +95,7 @@ func TestSellingRoundsCountInTheirTransaction(t *testing.T) {
 				}
 				// The continuation, after the payment, is the conversation's
 				// next transaction's.
-				ledger.Paid(context.Background(), "shop-bot", "o-user-1", "chat-1", "X2")
+				ledger.Paid(context.Background(), "shop-bot", "o-user-1", "chat-1", "X2", time.Time{})
 				ledger.Flush()
 				if got := ledger.Stats().TransactionCost; got != "0.010500" {
 					t.Errorf("after a second order the transactions cost %s; want 0.010500 (%s then %s)", got, sale, continuation)

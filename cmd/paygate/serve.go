@@ -903,7 +903,7 @@ func (a *app) withLedger(f func(payments.Transition)) func(payments.Transition) 
 	return func(t payments.Transition) {
 		f(t)
 		if a.ledger != nil && t.After.Status == store.StatusPaid && t.Before.Status != store.StatusPaid {
-			a.ledger.Paid(context.Background(), t.After.Client, t.After.User, t.After.Session, t.After.OrderNo)
+			a.ledger.Paid(context.Background(), t.After.Client, t.After.User, t.After.Session, t.After.OrderNo, t.After.PaidAt)
 		}
 	}
 }

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
 )
 
 // adminStats is GET /admin/api/stats of a's admin handler, with token.
@@ -79,5 +85,61 @@ payments:
 				t.Errorf("this hour's turns %d; want 1: %s", got, st.Raw)
 			}
 		})
+	}
+}
+
+// TestStatsFilesAPaidOrderUnderItsPaymentHour: the hourly series files a
+// paid order under the hour WeChat Pay says it was paid (success_time), not
+// the hour its notification (or the query that found it) reached paygate.
+// A user who paid at 10:58 and whose notification came at 11:03, a retry or
+// the reconciler's query later, counted in 11:00's cost per transaction.
+func TestStatsFilesAPaidOrderUnderItsPaymentHour(t *testing.T) {
+	up := newScriptedProvider(t, purchaseScript)
+	url, a := serveConfig(t, pricedAppConfig(t, up.URL)+"admin: {token: adm-stats-1}\n", io.Discard)
+	ans := chatJSON(t, url, `{"model":"gpt-4o","messages":[{"role":"user","content":"I want premium"}]}`)
+	orderNo := ans.Get(`paygate.actions.#(type=="order_created").order.order_no`).Str
+	if orderNo == "" {
+		t.Fatalf("no order: %s", ans.Raw)
+	}
+	// Paid two hours ago (China Standard Time, as WeChat Pay writes it);
+	// the notification comes now.
+	paidAt := time.Now().Add(-2 * time.Hour).In(time.FixedZone("CST", 8*3600)).Truncate(time.Second)
+	tx, ok := a.sim.Order(orderNo)
+	if !ok {
+		t.Fatalf("order %s unknown to the simulator", orderNo)
+	}
+	tx.TradeState, tx.TradeStateDesc, tx.TransactionID, tx.BankType = "SUCCESS", "支付成功", "4200000000000000000000000123", "OTHERS"
+	tx.SuccessTime = paidAt.Format(time.RFC3339)
+	tx.Payer = &wxsim.Payer{OpenID: testOpenID}
+	tx.Amount.PayerTotal, tx.Amount.PayerCurrency = tx.Amount.Total, "CNY"
+	n, err := a.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventTransactionSuccess, Summary: "支付成功", OriginalType: "transaction", Resource: tx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if code, err := a.sim.Deliver(ctx, url+"/wechatpay/notify", n); err != nil || code/100 != 2 {
+		t.Fatalf("deliver: %d %v", code, err)
+	}
+	if o, err := a.store.GetOrder(ctx, orderNo); err != nil || o.Status != store.StatusPaid {
+		t.Fatalf("order after the notification: %+v %v; want paid", o, err)
+	}
+	a.ledger.Flush()
+	st := adminStats(t, a, "adm-stats-1")
+	if st.Get("paid_orders").Int() != 1 || st.Get("cost_per_transaction").Str == "" {
+		t.Fatalf("stats %s; want one paid order", st.Raw)
+	}
+	want := paidAt.UTC().Truncate(time.Hour).Format(time.RFC3339)
+	var filed []string
+	for _, h := range st.Get("series").Array() {
+		if h.Get("paid_orders").Int() > 0 {
+			filed = append(filed, h.Get("hour").Str)
+		}
+	}
+	if len(filed) != 1 || filed[0] != want {
+		t.Errorf("paid order filed under %v; want %s, the hour it was paid: %s", filed, want, st.Get("series").Raw)
+	}
+	paidHour := st.Get(`series.#(hour=="` + want + `")`)
+	if paidHour.Get("cost_per_transaction").Str != st.Get("cost_per_transaction").Str {
+		t.Errorf("the paid hour's cost per transaction %s; want the order's, %s", paidHour.Raw, st.Get("cost_per_transaction").Str)
 	}
 }
