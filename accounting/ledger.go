@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"math/bits"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,14 +24,31 @@ type Pico int64
 // picoPerUnit: one currency unit.
 const picoPerUnit = 1_000_000_000_000
 
-// String renders the amount as a decimal with six places ("0.001234").
+// String renders the amount exactly, as a decimal with at least six places
+// and as many more, up to twelve, as it has ("0.001234", "0.0000019",
+// "0.000000000001"): cut at six, a cheap model's cost per transaction
+// below a millionth read 0.
 func (p Pico) String() string {
-	micros := int64(p) / 1_000_000
+	u := uint64(p)
 	sign := ""
-	if micros < 0 {
-		sign, micros = "-", -micros
+	if p < 0 {
+		sign, u = "-", -u // two's complement: math.MinInt64 too
 	}
-	return fmt.Sprintf("%s%d.%06d", sign, micros/1_000_000, micros%1_000_000)
+	frac := strings.TrimRight(fmt.Sprintf("%012d", u%picoPerUnit), "0")
+	if len(frac) < 6 {
+		frac += strings.Repeat("0", 6-len(frac))
+	}
+	return fmt.Sprintf("%s%d.%s", sign, u/picoPerUnit, frac)
+}
+
+// per is p shared among n (n > 0), rounded half-up to a pico-unit: the cost
+// per transaction. p is not negative.
+func (p Pico) per(n int64) Pico {
+	q, r := p/Pico(n), p%Pico(n)
+	if r >= Pico(n)-r { // r ≥ n/2, without n/2's rounding
+		q++
+	}
+	return q
 }
 
 // Units returns the amount as a float, for Prometheus only.
@@ -736,7 +754,7 @@ func (c *perTxCollector) Collect(ch chan<- prometheus.Metric) {
 	cost, n := c.l.totals.txCost, c.l.totals.paidOrders
 	c.l.mu.Unlock()
 	if n > 0 {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, (cost / Pico(n)).Units())
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, cost.per(n).Units())
 	}
 }
 

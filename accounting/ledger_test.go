@@ -851,6 +851,90 @@ func TestPaidFiledUnderItsPaymentHour(t *testing.T) {
 	}
 }
 
+// TestAmountsAreExact: the stats' amounts are exact decimals, at least six
+// places and as many more (up to twelve, a pico-unit) as the amount has.
+// They were cut at six places: a cheap model's cost per transaction below a
+// millionth read 0.000000, and 0.0000019 read 0.000001, half its value.
+// A cost per transaction that does not divide evenly is rounded half-up
+// at the twelfth place (it was cut: 2 pico-units over 3 orders read 0).
+func TestAmountsAreExact(t *testing.T) {
+	for _, tc := range []struct {
+		p    Pico
+		want string
+	}{
+		{0, "0.000000"},
+		{1, "0.000000000001"},
+		{1_900_000, "0.0000019"},
+		{4_500_000_000, "0.004500"},
+		{4_500_000_001, "0.004500000001"},
+		{1_000_000_000_000, "1.000000"},
+		{maxRoundCost, "10000.000000"},
+		{-1_900_000, "-0.0000019"},
+	} {
+		if got := tc.p.String(); got != tc.want {
+			t.Errorf("Pico(%d).String() = %s; want %s", int64(tc.p), got, tc.want)
+		}
+	}
+
+	cfg, err := config.Parse([]byte(`
+providers:
+  - name: p
+    base_url: http://x
+    prices: {cheap: {input: "0.10", output: "0.000002"}}
+models: [{name: m, targets: [{provider: p, model: cheap}]}]
+`), "t", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name               string
+		usage              Usage
+		orders             int
+		cost, perTx, model string
+	}{
+		// 19 prompt tokens at 0.10 per million: 0.0000019.
+		{"below a millionth", Usage{19, 0, 0, 0}, 1, "0.0000019", "0.0000019", "0.0000019"},
+		// 1 completion token at 0.000002 per million: 2 pico-units, over 3 orders.
+		{"a pico-unit's share rounded half-up", Usage{0, 1, 0, 0}, 3, "0.000000000002", "0.000000000001", "0.000000000002"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := New(cfg, &memStore{m: map[string]int64{}}, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			ctx := context.Background()
+			l.Turn(ctx, "bot", "u", "s", l.Round(ctx, "p", "cheap", tc.usage))
+			for i := range tc.orders {
+				l.Paid(ctx, "bot", "u", "s", fmt.Sprintf("ORD-%d", i), time.Time{})
+			}
+			l.Flush()
+			s := l.Stats()
+			if s.LLMCost != tc.cost || s.TransactionCost != tc.cost {
+				t.Errorf("LLM cost %s, of paying turns %s; want %s", s.LLMCost, s.TransactionCost, tc.cost)
+			}
+			if s.CostPerTransaction == nil || *s.CostPerTransaction != tc.perTx {
+				t.Errorf("cost per transaction %s; want %s", orNull(s.CostPerTransaction), tc.perTx)
+			}
+			if len(s.Series) != 1 || s.Series[0].LLMCost != tc.cost || orNull(s.Series[0].CostPerTransaction) != tc.perTx {
+				t.Errorf("series %+v; want one hour costing %s, %s per transaction", s.Series, tc.cost, tc.perTx)
+			}
+			if len(s.ByModel) != 1 || s.ByModel[0].LLMCost != tc.model {
+				t.Errorf("by model %+v; want %s", s.ByModel, tc.model)
+			}
+		})
+	}
+}
+
+// orNull is *p, or "null" for nil, as the stats' JSON has it.
+func orNull(p *string) string {
+	if p == nil {
+		return "null"
+	}
+	return *p
+}
+
 // TestHugeCostsDoNotWrap: a provider's (or a relay's) usage may count up to
 // maxRoundTokens in a round, and at an ordinary price such a round costs
 // maxRoundCost, ten thousand units. The ledger's sums of such rounds were

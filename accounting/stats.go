@@ -7,7 +7,9 @@ import (
 
 // Stats is GET /admin/api/stats: this replica's LLM spend, paid orders and
 // cost per completed transaction, in total, per hour (last 48 h: the
-// current hour and the 47 before) and per model. Amounts are decimal strings in the providers' billing currency.
+// current hour and the 47 before) and per model. Amounts are decimal strings in the providers' billing currency,
+// exact: at least six places and up to twelve (a pico-unit, see
+// Pico.String); a cost per transaction is rounded half-up at the twelfth.
 type Stats struct {
 	// Turns are the chat-completion requests that went to the providers,
 	// answered or not (every provider failing, the client gone): plain and
@@ -50,7 +52,7 @@ func perTx(cost Pico, n int64) *string {
 	if n == 0 {
 		return nil
 	}
-	s := (cost / Pico(n)).String()
+	s := cost.per(n).String()
 	return &s
 }
 

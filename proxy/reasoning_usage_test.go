@@ -42,9 +42,9 @@ func TestReasoningOutsideCompletionTokensPriced(t *testing.T) {
 		cost             string
 	}{
 		{"turn, non-stream", "/v1/chat/completions", chatBody(false, ""), user, answer, 32, 9 + 94, "0.001110"},
-		{"turn, stream", "/v1/chat/completions", chatBody(true, ""), user, gemini, 9, 5 + 93, "0.001002"},
+		{"turn, stream", "/v1/chat/completions", chatBody(true, ""), user, gemini, 9, 5 + 93, "0.0010025"},
 		{"plain, non-stream", "/v1/chat/completions", chatBody(false, ""), nil, answer, 32, 9 + 94, "0.001110"},
-		{"plain, stream", "/v1/chat/completions", chatBody(true, ""), nil, gemini, 9, 5 + 93, "0.001002"},
+		{"plain, stream", "/v1/chat/completions", chatBody(true, ""), nil, gemini, 9, 5 + 93, "0.0010025"},
 		{"forwarded completion", "/v1/completions", `{"model":"gpt-test","prompt":"hi"}`, nil, legacy, 32, 9 + 94, "0.001110"},
 	}
 	for _, tc := range tests {
