@@ -107,3 +107,54 @@ func TestConsoleCostChartLabelsHoursInHalfHourZones(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleCostShowsAmountsAtSixPlaces: the stats' amounts are exact (up
+// to twelve places), and the console shows them at six, rounded half-up,
+// with a positive amount that rounds to nothing as "< 0.000001", never as
+// 0 (a cheap model's cost per transaction); the exact figure is the hover.
+func TestConsoleCostShowsAmountsAtSixPlaces(t *testing.T) {
+	b := newBrowser(t)
+	_, _, a, _ := consoleApp(t)
+	h0 := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	cpt := func(s string) *string { return &s }
+	stats := accounting.Stats{Turns: 3, PaidOrders: 2, LLMCost: "1.2345675", TransactionCost: "0.0000015", CostPerTransaction: cpt("0.0000004"),
+		Series: []accounting.HourStats{
+			{Hour: h0.Format(time.RFC3339), Turns: 2, LLMCost: "0.0000019", PaidOrders: 1, CostPerTransaction: cpt("0.000000000001")},
+			{Hour: h0.Add(time.Hour).Format(time.RFC3339), Turns: 1, LLMCost: "1.2345656", PaidOrders: 1, CostPerTransaction: cpt("0.0000014")},
+		},
+		ByModel: []accounting.ModelStats{
+			{Provider: "p", Model: "cheap", LLMCost: "0.0000004"},
+			{Provider: "p", Model: "dear", LLMCost: "1.2345671"},
+			{Provider: "p", Model: "unpriced", LLMCost: "0.000000"},
+		}}
+	srv := statsConsole(t, a, stats)
+	b.do(t, "sign in", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.ID("signout")))
+	b.do(t, "cost", chromedp.Click(chromedp.CSS(`#tabs [data-tab="cost"]`)), chromedp.WaitVisible(chromedp.CSS(`#cost-chart svg circle`)),
+		chromedp.WaitVisible(chromedp.ID("sum-cost")))
+	cards := evalJS[map[string]string](t, b, `Object.fromEntries([...document.querySelectorAll("#panel-cost .card")].map((c) => [c.querySelector(".k").textContent, c.querySelector(".v").textContent]))`)
+	for label, want := range map[string]string{"LLM cost": "1.234568", "LLM cost of paying turns": "0.000002", "Cost per transaction": "< 0.000001"} {
+		if cards[label] != want {
+			t.Errorf("card %q reads %q; want %q", label, cards[label], want)
+		}
+	}
+	if got := evalJS[string](t, b, `document.querySelector("#sum-cost .v").textContent`); got != "< 0.000001" {
+		t.Errorf("the summary's cost per transaction reads %q; want %q", got, "< 0.000001")
+	}
+	if got := evalJS[[]string](t, b, `[...document.querySelectorAll("#panel-cost table tbody tr")].map((r) => r.lastElementChild.textContent)`); !slices.Equal(got, []string{"< 0.000001", "1.234567", "0.000000"}) {
+		t.Errorf("the models' LLM costs read %q; want %q", got, []string{"< 0.000001", "1.234567", "0.000000"})
+	}
+	tips := evalJS[[]string](t, b, `[...document.querySelectorAll("#cost-chart svg circle title")].map((e) => e.textContent)`)
+	want := []string{h0.Format(time.RFC3339) + ": < 0.000001 per transaction, 0.000002 LLM cost, 1 paid",
+		h0.Add(time.Hour).Format(time.RFC3339) + ": 0.000001 per transaction, 1.234566 LLM cost, 1 paid"}
+	if !slices.Equal(tips, want) {
+		t.Errorf("the chart's points say %q; want %q", tips, want)
+	}
+	if got := evalJS[string](t, b, `[...document.querySelectorAll("#panel-cost .card")].find((c) => c.querySelector(".k").textContent === "Cost per transaction").querySelector(".v").title`); got != "0.0000004" {
+		t.Errorf("the cost per transaction's hover says %q; want the exact 0.0000004", got)
+	}
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("the page logged faults: %v", f)
+	}
+}

@@ -43,6 +43,25 @@ export function money(fen, currency = 'CNY') {
   return `${sign}${Math.trunc(a / 100)}.${String(a % 100).padStart(2, '0')} ${currency || 'CNY'}`;
 }
 
+/**
+ * llmCost shows an LLM amount of GET /admin/api/stats (an exact decimal
+ * string, up to twelve places) at six places, rounded half-up without
+ * floating point, and a positive amount that rounds to nothing as
+ * "< 0.000001", not as 0 (a cheap model's cost per transaction). null is
+ * "—"; a string that is no decimal is shown as it came.
+ */
+export function llmCost(s) {
+  if (s === null || s === undefined) return '—';
+  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(String(s));
+  if (!m) return String(s);
+  const [, sign, int, frac = ''] = m;
+  let n = BigInt(int + frac.padEnd(6, '0').slice(0, 6)); // millionths
+  if (frac.length > 6 && frac[6] >= '5') n += 1n;
+  if (n === 0n) return /[1-9]/.test(frac) ? `${sign ? '> -' : '< '}0.000001` : '0.000000';
+  const t = n.toString().padStart(7, '0');
+  return `${sign}${t.slice(0, -6)}.${t.slice(-6)}`;
+}
+
 const p2 = (x) => String(x).padStart(2, '0');
 
 /**
@@ -102,9 +121,9 @@ export function table(columns, rows, rowProps = () => ({})) {
     h('tbody', {}, rows.map((r) => h('tr', rowProps(r), columns.map((c) => h('td', { class: c.class, 'data-label': c.th || null }, c.td(r)))))));
 }
 
-export function card(label, value, { attn = false, id } = {}) {
+export function card(label, value, { attn = false, id, title } = {}) {
   return h('div', { class: 'card' + (attn ? ' attn' : ''), id },
-    h('div', { class: 'k', text: label }), h('div', { class: 'v', text: value }));
+    h('div', { class: 'k', text: label }), h('div', { class: 'v', text: value, title }));
 }
 
 export function empty(text) {

@@ -1,7 +1,7 @@
 // The console shell: sign in and out, tabs, the summary and the chain head.
 
 import { api, allPages, session, onUnauthorized, ApiError, adminDisabled } from './api.js';
-import { h, clear, card, short, zoneName } from './dom.js';
+import { h, clear, card, short, zoneName, llmCost } from './dom.js';
 import * as views from './views.js';
 
 const $ = (id) => document.getElementById(id);
@@ -115,7 +115,7 @@ async function summary() {
   const r = rev.v ? rev.v.length : null;
   $('approvals-count').textContent = n ? String(n) : '';
   if (tab === 'approvals' && ap.v) views.approvalsUpdate($('panel-approvals'), ctx, ap.v);
-  const cpt = stats.v ? (stats.v.cost_per_transaction ?? '—') : 'no data yet';
+  const cpt = stats.v ? llmCost(stats.v.cost_per_transaction) : 'no data yet';
   clear($('summary')).append(
     card('Pending approvals', n === null ? '?' : String(n), { attn: n > 0, id: 'sum-approvals' }),
     card('Needs review', r === null ? '?' : String(r), { attn: r > 0, id: 'sum-review' }),

@@ -3,7 +3,7 @@
 // ctx.changed() refreshes the summary after a decision.
 
 import { api, qs, allPages, ApiError } from './api.js';
-import { h, clear, money, when, whenCell, status, short, table, card, empty } from './dom.js';
+import { h, clear, money, llmCost, when, whenCell, status, short, table, card, empty } from './dom.js';
 import { lineChart } from './chart.js';
 
 const STATUSES = ['approval_required', 'needs_review', 'creating', 'awaiting_payment', 'paid', 'refunding',
@@ -684,17 +684,18 @@ export async function cost(panel) {
   } catch (e) { return failed(panel, e); }
   clear(panel).append(h('h2', { text: 'Cost per completed transaction' }));
   if (!st) return panel.append(empty('No data yet: this paygate does not report cost (GET /admin/api/stats is not available).'));
-  const cpt = st.cost_per_transaction;
+  // Amounts show at six places (llmCost); the exact figure is the hover's.
+  const amount = (label, v) => card(label, llmCost(v), { title: v ?? undefined });
   panel.append(h('div', { class: 'summary' },
     card('Turns', String(st.turns)),
     card('Paid orders', String(st.paid_orders)),
-    card('LLM cost', st.llm_cost),
-    card('LLM cost of paying turns', st.transaction_llm_cost ?? '—'),
-    card('Cost per transaction', cpt ?? '—')));
+    amount('LLM cost', st.llm_cost),
+    amount('LLM cost of paying turns', st.transaction_llm_cost),
+    amount('Cost per transaction', st.cost_per_transaction)));
   const series = hourly((st.series || []).map((p) => ({
     t: new Date(p.hour),
     y: p.cost_per_transaction === null || p.cost_per_transaction === undefined ? null : Number(p.cost_per_transaction),
-    tip: `${p.hour}: ${p.cost_per_transaction ?? 'no paid order'} per transaction, ${p.llm_cost} LLM cost, ${p.paid_orders} paid`,
+    tip: `${p.hour}: ${p.cost_per_transaction == null ? 'no paid order' : llmCost(p.cost_per_transaction)} per transaction, ${llmCost(p.llm_cost)} LLM cost, ${p.paid_orders} paid`,
   })));
   const svg = lineChart(series, { label: 'cost per completed transaction by hour' });
   const box = h('div', { id: 'cost-chart' });
@@ -714,6 +715,6 @@ export async function cost(panel) {
     { th: 'Prompt tokens', class: 'num', td: (m) => String(m.prompt_tokens) },
     { th: 'Of them cached', class: 'num', td: (m) => String(m.cached_prompt_tokens ?? 0) },
     { th: 'Completion tokens', class: 'num', td: (m) => String(m.completion_tokens) },
-    { th: 'LLM cost', class: 'num', td: (m) => m.llm_cost },
+    { th: 'LLM cost', class: 'num', td: (m) => h('span', { text: llmCost(m.llm_cost), title: m.llm_cost }) },
   ], models));
 }
