@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -82,27 +81,13 @@ func TestAdminApprovalCutByTheDrainDeadline(t *testing.T) {
 			h, cut := shutdownCut(mux)
 			srv := h1test.NewServer(h)
 			t.Cleanup(srv.Close)
-			type answer struct {
-				code int
-				body string
-				err  error
+			req, err := http.NewRequest(http.MethodPost, srv.URL+"/admin/api/approvals/PG1/approve", nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			done := make(chan answer, 1)
-			go func() {
-				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/admin/api/approvals/PG1/approve", nil)
-				req.Header.Set("Authorization", "Bearer "+auditAdminToken)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					done <- answer{err: err}
-					return
-				}
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				done <- answer{resp.StatusCode, string(b), err}
-			}()
-			<-pay.started
-			cut()
-			var a answer
+			req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+			done := cutOnceStarted(req, pay.started, cut)
+			var a cutAnswer
 			select {
 			case a = <-done:
 			case <-time.After(10 * time.Second):
@@ -175,32 +160,18 @@ func TestAdminApprovalCutReadsTheOrderWithinTheCut(t *testing.T) {
 	h, cut := shutdownCut(mux)
 	srv := h1test.NewServer(h)
 	t.Cleanup(srv.Close)
-	type answer struct {
-		code int
-		body string
-		err  error
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/admin/api/approvals/PG1/approve", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	done := make(chan answer, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/admin/api/approvals/PG1/approve", nil)
-		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- answer{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		done <- answer{resp.StatusCode, string(b), err}
-	}()
-	<-pay.started
-	cut()
+	req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+	done := cutOnceStarted(req, pay.started, cut)
 	reserve := CutReserve(cfg.Server.ShutdownTimeout.D())
 	cutAt := time.Now()
 	if d := <-pay.deadline; d.IsZero() || d.Sub(cutAt) > reserve {
 		t.Errorf("the order of the approval cut was read with deadline %v, %v after the cut; want one within the cut's reserve, %v", d, d.Sub(cutAt), reserve)
 	}
-	var a answer
+	var a cutAnswer
 	select {
 	case a = <-done:
 	case <-time.After(10 * time.Second):

@@ -364,6 +364,35 @@ func shutdownCut(h http.Handler) (_ http.Handler, cut func()) {
 	}), func() { cancel(ErrShuttingDown) }
 }
 
+// cutAnswer is the answer to a request the drain deadline cut: its status,
+// Retry-After and body, or the error that ended it.
+type cutAnswer struct {
+	code  int
+	retry string
+	body  string
+	err   error
+}
+
+// cutOnceStarted sends req in the background and, once started gives (the
+// call the request waits on has begun), cuts it with cut (shutdownCut's);
+// the answer, read whole, arrives on the channel it returns.
+func cutOnceStarted(req *http.Request, started <-chan struct{}, cut func()) <-chan cutAnswer {
+	done := make(chan cutAnswer, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- cutAnswer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		done <- cutAnswer{resp.StatusCode, resp.Header.Get("Retry-After"), string(b), err}
+	}()
+	<-started
+	cut()
+	return done
+}
+
 // readEvent reads one event of an event stream, its lines with their
 // newlines and the blank line that ends it, as sent.
 func readEvent(t *testing.T, br *bufio.Reader) string {

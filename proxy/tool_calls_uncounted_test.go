@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -82,25 +81,7 @@ func TestPaymentCallCutByTheDrainDeadlineCounted(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+testClientKey)
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-WeChat-OpenID", "o-user-1")
-			type answer struct {
-				code int
-				body string
-				err  error
-			}
-			done := make(chan answer, 1)
-			go func() {
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					done <- answer{err: err}
-					return
-				}
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				done <- answer{resp.StatusCode, string(b), err}
-			}()
-			<-tools.started
-			cut()
-			a := <-done
+			a := <-cutOnceStarted(req, tools.started, cut)
 			if a.err != nil {
 				t.Fatalf("the turn cut at its payment call: %v", a.err)
 			}

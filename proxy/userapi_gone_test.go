@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -95,26 +94,7 @@ func TestUserAPIDrainDeadlineIsNoServerError(t *testing.T) {
 			}
 			req.Header.Set("Authorization", "Bearer "+testClientKey)
 			req.Header.Set("X-WeChat-OpenID", "o-user-1")
-			type answer struct {
-				code  int
-				retry string
-				body  string
-				err   error
-			}
-			done := make(chan answer, 1)
-			go func() {
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					done <- answer{err: err}
-					return
-				}
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				done <- answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(b), err}
-			}()
-			<-started
-			cut()
-			a := <-done
+			a := <-cutOnceStarted(req, started, cut)
 			if a.err != nil {
 				t.Fatalf("the request the drain deadline ended: %v", a.err)
 			}
