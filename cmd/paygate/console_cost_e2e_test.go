@@ -142,6 +142,9 @@ func TestConsoleCostShowsAmountsAtSixPlaces(t *testing.T) {
 	if got := evalJS[string](t, b, `document.querySelector("#sum-cost .v").textContent`); got != "< 0.000001" {
 		t.Errorf("the summary's cost per transaction reads %q; want %q", got, "< 0.000001")
 	}
+	if got := evalJS[string](t, b, `document.querySelector("#sum-cost .v").title`); got != "0.0000004" {
+		t.Errorf("the summary's cost per transaction's hover says %q; want the exact 0.0000004", got)
+	}
 	if got := evalJS[[]string](t, b, `[...document.querySelectorAll("#panel-cost table tbody tr")].map((r) => r.lastElementChild.textContent)`); !slices.Equal(got, []string{"< 0.000001", "1.234567", "0.000000"}) {
 		t.Errorf("the models' LLM costs read %q; want %q", got, []string{"< 0.000001", "1.234567", "0.000000"})
 	}

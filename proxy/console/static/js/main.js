@@ -116,11 +116,14 @@ async function summary() {
   $('approvals-count').textContent = n ? String(n) : '';
   if (tab === 'approvals' && ap.v) views.approvalsUpdate($('panel-approvals'), ctx, ap.v);
   const cpt = stats.v ? llmCost(stats.v.cost_per_transaction) : 'no data yet';
+  // Six places (llmCost), "< 0.000001" for a cheap model's: the exact figure
+  // is the hover's, as on the cost tab.
+  const exact = stats.v ? (stats.v.cost_per_transaction ?? undefined) : undefined;
   clear($('summary')).append(
     card('Pending approvals', n === null ? '?' : String(n), { attn: n > 0, id: 'sum-approvals' }),
     card('Needs review', r === null ? '?' : String(r), { attn: r > 0, id: 'sum-review' }),
     card('Audit records', head.v ? String(head.v.seq) : '?', { id: 'sum-audit' }),
-    card('Cost per transaction', stats.e ? '?' : cpt, { id: 'sum-cost' }));
+    card('Cost per transaction', stats.e ? '?' : cpt, { id: 'sum-cost', title: exact }));
   const c = $('chain');
   if (head.v) {
     c.textContent = `audit #${head.v.seq} · ${head.v.hash ? short(head.v.hash, 10) : 'empty'}`;
