@@ -11,10 +11,10 @@ import (
 // exact: at least six places and up to twelve (a pico-unit, see
 // Pico.String); a cost per transaction is rounded half-up at the twelfth.
 type Stats struct {
-	// Turns are the chat-completion requests that went to the providers,
-	// answered or not (every provider failing, the client gone): plain and
-	// payment turns alike. A request refused before any provider (a 400,
-	// an unknown model) is no turn.
+	// Turns are the chat-completion requests routed to the providers,
+	// answered or not (every provider failing or cooling down, the client
+	// gone): plain and payment turns alike. A request refused before it is
+	// routed (a 400, an unknown model) is no turn.
 	Turns              int64        `json:"turns"`
 	PaidOrders         int64        `json:"paid_orders"`
 	LLMCost            string       `json:"llm_cost"`
