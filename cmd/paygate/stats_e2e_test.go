@@ -70,6 +70,13 @@ payments:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base, a := serveConfig(t, src, io.Discard)
+			// Refused before it is routed: no turn.
+			bad := postAs(t, base, e2eClientKey, tc.user, `{"model":"gpt-4o","messages":`)
+			_, _ = io.Copy(io.Discard, bad.Body)
+			bad.Body.Close()
+			if bad.StatusCode != http.StatusBadRequest {
+				t.Fatalf("a body cut short: %d; want 400", bad.StatusCode)
+			}
 			resp := postAs(t, base, e2eClientKey, tc.user, `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -79,7 +86,7 @@ payments:
 			a.ledger.Flush()
 			st := adminStats(t, a, "adm-stats-1")
 			if got := st.Get("turns").Int(); got != 1 {
-				t.Errorf("turns %d; want 1 (the unanswered turn): %s", got, st.Raw)
+				t.Errorf("turns %d; want 1 (the unanswered turn, not the 400): %s", got, st.Raw)
 			}
 			if got := st.Get("series.0.turns").Int(); got != 1 {
 				t.Errorf("this hour's turns %d; want 1: %s", got, st.Raw)
