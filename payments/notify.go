@@ -177,8 +177,15 @@ func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wec
 		s.log.ErrorContext(ctx, msg, append(attrs, "alert", true, "reason", reason, "notification_id", id, "event", event)...)
 		return verdict{status: http.StatusInternalServerError, event: event, outcome: "error", reason: reason, msg: "cannot decrypt resource"}
 	case errors.Is(err, wechatpay.ErrMalformed):
-		s.log.ErrorContext(ctx, "signed notification is malformed", attrs...)
-		return verdict{status: http.StatusBadRequest, outcome: "rejected", reason: "malformed", msg: "malformed notification"}
+		// Signed by WeChat Pay, so its word, perhaps about money, yet not
+		// a notification paygate can read (no id or event_type, not JSON):
+		// as a resource not well formed, 500 and an alert. Refused as a
+		// forgery (400, "rejected", no alert), it was retried for a day
+		// past every alert rule, and a payment of an order paygate does
+		// not know, which no sweep asks about, was lost unseen.
+		s.log.ErrorContext(ctx, "ALERT: signed notification is not one paygate can read (not JSON, or no id or event_type)",
+			append(attrs, "alert", true, "reason", "malformed")...)
+		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "malformed", msg: "malformed notification"}
 	}
 	reason := "bad_signature"
 	switch {

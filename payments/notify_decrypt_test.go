@@ -81,3 +81,41 @@ func TestUndecryptableNotificationNamesItsCause(t *testing.T) {
 		})
 	}
 }
+
+// TestSignedMalformedNotificationAlerts: a notification whose signature
+// verifies is WeChat Pay's word, so one paygate cannot read (not JSON, no
+// id or event_type) is answered 500 FAIL with an alert, as a resource
+// that is not well formed is: it was a 400 "rejected" with no alert, a
+// forgery's answer, which no alert rule (outcome="error") catches while
+// WeChat Pay retries it for a day.
+func TestSignedMalformedNotificationAlerts(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	o := e.create("oUser-malformed-envelope", 1)
+	for _, tt := range []struct {
+		name string
+		body string
+	}{
+		{name: "not json", body: "not json"},
+		{name: "no id", body: `{"create_time":"2026-01-02T03:04:05+08:00","event_type":"TRANSACTION.SUCCESS","resource_type":"encrypt-resource","resource":{}}`},
+		{name: "no event type", body: `{"id":"EV-malformed-1","create_time":"2026-01-02T03:04:05+08:00","resource_type":"encrypt-resource","resource":{}}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(e.logs.String())
+			body := []byte(tt.body)
+			status, resp := e.post(e.sim.Sign(body, time.Now(), e.sim.Keys().PublicKeyID), body)
+			var fail struct{ Code, Message string }
+			if status != 500 || json.Unmarshal([]byte(resp), &fail) != nil || fail.Code != "FAIL" || fail.Message == "" {
+				t.Errorf("answer: got %d %s; want 500 FAIL (WeChat Pay retries)", status, resp)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusAwaitingPayment || got.Version != o.Version {
+				t.Errorf("order changed: %s v%d", got.Status, got.Version)
+			}
+			if n := e.counter("paygate_notifications_total", map[string]string{"outcome": "error", "reason": "malformed"}); n < 1 {
+				t.Errorf("metric outcome=error reason=malformed: got %v; want ≥1", n)
+			}
+			if log := e.logs.String()[before:]; !strings.Contains(log, `"alert":true`) || !strings.Contains(log, "malformed") {
+				t.Errorf("no alert naming it malformed; log:\n%s", log)
+			}
+		})
+	}
+}
