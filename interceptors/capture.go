@@ -2,6 +2,8 @@ package interceptors
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strconv"
@@ -207,6 +209,9 @@ type Capture struct {
 	// payment tool's whole name that one of them extends.
 	botNames   []string
 	nextClient int // client tool-call indexes handed out this turn
+	// giveIDs: a call of the bot's that comes without an id gets one
+	// (GiveCallIDs).
+	giveIDs bool
 	// ended is the slot whose name slotFor found ended by another call
 	// (nameEnded), -1 for none.
 	ended int
@@ -339,6 +344,25 @@ type slot struct {
 	replay  bool // emit a synthetic entry with everything so far
 	twice   bool // named twice (parseEntry): a payment call without a name
 	custom  bool // named in "custom" (ToolCall.Custom)
+	madeID  bool // id is MadeCallID's (GiveCallIDs), none having come
+}
+
+// GiveCallIDs makes the capture give each call of the bot's own that comes
+// without an id (some providers send none, or "") one of its own
+// (MadeCallID), on the call's first delta to the client and in
+// RoundResult.ClientCalls: the turn keeps a mixed round's payment exchange
+// under the bot's call ids, and the bot names its calls by id in the
+// request that brings it back. An id the provider gives later replaces it.
+func (c *Capture) GiveCallIDs() { c.giveIDs = true }
+
+// MadeCallID is an id for a call of the bot's own that came without one
+// (some providers send none, or ""): the bot names its call by id in its
+// next request, and a mixed round's payment exchange is kept under that id
+// for it. Random, so it is no id the conversation already holds.
+func MadeCallID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "call_pg" + hex.EncodeToString(b[:])
 }
 
 type callKind uint8

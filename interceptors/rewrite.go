@@ -687,8 +687,10 @@ func (c *Capture) newSlot(choice, upIdx int, hasIdx bool) *slot {
 // the first delta that has one: providers that repeat them (Qwen) send
 // empty strings later, which must not overwrite them.
 func (c *Capture) absorb(s string, sl *slot, en *entry) {
-	if sl.id == "" && en.id != "" {
-		sl.id = strings.Clone(en.id)
+	if en.id != "" && (sl.id == "" || sl.madeID) {
+		// An id given late replaces the one made for the bot's call: it
+		// reaches the bot with the delta, and its SDK keeps the later.
+		sl.id, sl.madeID = strings.Clone(en.id), false
 	}
 	if en.twice && !sl.twice {
 		// slotFor gives such an entry only a call without a name, which
@@ -758,6 +760,14 @@ func (c *Capture) classify(sl *slot, whole bool) {
 	default:
 		sl.pending = false
 		sl.kind = kindClient
+		if sl.id == "" && c.giveIDs {
+			// The bot answers its call by id, and a mixed round's payment
+			// exchange is kept under it for that answer (SPEC 3.7): a call
+			// that came without one gets one, on its first delta (replayed
+			// whole, so an empty "id" member is not sent beside it).
+			sl.id, sl.madeID = MadeCallID(), true
+			sl.replay = true
+		}
 		if sl.choice == 0 {
 			sl.clientIdx = c.nextClient
 			c.nextClient++
@@ -767,7 +777,7 @@ func (c *Capture) classify(sl *slot, whole bool) {
 			// it continues, from 0 without gaps.
 			sl.clientIdx = sl.upIdx
 		}
-		sl.replay = sl.held
+		sl.replay = sl.replay || sl.held
 	}
 }
 

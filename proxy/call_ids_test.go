@@ -259,3 +259,50 @@ func TestRestoredPaymentCallIDsAreNotTheBots(t *testing.T) {
 		})
 	}
 }
+
+// TestBotCallWithoutIDGetsOne: a provider that sends tool calls without
+// ids (no "id", or an empty one) in a round that mixes a payment call with
+// the bot's own. The bot got its call without an id, so its next request
+// could not name it (the Node SDK's stream helper makes up a random one),
+// the payment exchange kept for that request under the call's id never
+// came back, and the request ran as a new message of the user's. The
+// bot's call now gets an id of its own, one that request brings back.
+func TestBotCallWithoutIDGetsOne(t *testing.T) {
+	for _, tc := range []struct{ name, bot string }{
+		{"no id member", `{"index":1,"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}`},
+		{"empty id", weatherCall(1, "")},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "/non-stream", true: "/stream"}[stream], func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(
+					callsRound(stream, `[`+queryCall(0, "", "X1")+`,`+tc.bot+`]`),
+					textRound(stream, "It is paid, and sunny.")))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+				const user = `{"role":"user","content":"X1 paid? weather?"}`
+				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, user), hdr)
+				body := readAll(t, resp.Body)
+				ids := botCallIDs(stream, body)
+				if len(ids) != 1 || ids[0] == "" {
+					t.Fatalf("the bot got call ids %q; want one id for its get_weather call (%d %s)", ids, resp.StatusCode, body)
+				}
+				id := ids[0]
+				next := chatBodyWith(stream, weatherTool, user,
+					`{"role":"assistant","content":null,"tool_calls":[{"id":"`+id+`","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`,
+					`{"role":"tool","tool_call_id":"`+id+`","content":"sunny"}`)
+				resp = post(t, url, "/v1/chat/completions", next, hdr)
+				body = readAll(t, resp.Body)
+				reqs := fp.requests()
+				if len(reqs) != 2 {
+					t.Fatalf("%d upstream requests; want 2 (the bot got %d %s)", len(reqs), resp.StatusCode, body)
+				}
+				up := reqs[1].Body
+				checkToolIDs(t, up)
+				got := gjson.Get(assistantToolMessage(up), "tool_calls.#.function.name").Array()
+				if len(got) != 2 || got[0].Str != "query_order" || got[1].Str != "get_weather" {
+					t.Errorf("the bot's next request reached the provider with the calls %s; want the payment exchange back: query_order, then get_weather", got)
+				}
+			})
+		}
+	}
+}

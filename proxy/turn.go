@@ -563,6 +563,8 @@ func (t *turn) request() *failover.Request {
 // stream runs the rounds of a streaming turn.
 func (t *turn) stream() {
 	capture := interceptors.NewCapture(t.s.tools.IsPayment)
+	// The exchange a mixed round keeps is found by the bot's call ids.
+	capture.GiveCallIDs()
 	if n, ok := t.s.tools.(toolNamer); ok {
 		names := n.Names()
 		capture.PaymentNames(names.CreateOrder, names.QueryOrder, names.RequestRefund)

@@ -68,7 +68,7 @@ func (t *turn) nonStream() {
 					return
 				}
 			}
-			t.writeCompletion(resp.StatusCode, whole(), ans.client, false)
+			t.writeCompletion(resp.StatusCode, whole(), ans.client, ans.madeIDs)
 			return
 		}
 		if len(ans.client) > 0 {
@@ -433,6 +433,9 @@ type roundAnswer struct {
 	// stray names the payment calls taken out of choices other than the
 	// first (dropStrayCalls).
 	stray []string
+	// madeIDs: a call of the client's came without an id and got one
+	// (MadeCallID): its tool_calls go out as the turn holds them.
+	madeIDs bool
 }
 
 // parseAnswer reads a chat.completion without decoding it
@@ -486,6 +489,11 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 			tc.Index = i
 			a.payment = append(a.payment, tc)
 		} else {
+			if tc.ID == "" {
+				// As the stream capture gives one (MadeCallID): the bot
+				// names its call by id in its next request.
+				tc.ID, a.madeIDs = interceptors.MadeCallID(), true
+			}
 			tc.Index = len(a.client)
 			a.client = append(a.client, tc)
 		}
@@ -626,9 +634,10 @@ func extraMembers(call gjson.Result) []byte {
 }
 
 // writeCompletion sends the turn's answer: body is the last round's
-// chat.completion; its tool_calls are reduced to the client's own when the
-// round mixed payment and client calls.
-func (t *turn) writeCompletion(status int, body []byte, client []interceptors.ToolCall, mixed bool) {
+// chat.completion; its tool_calls are rendered from client (rewrite) when
+// the round mixed payment and client calls, or a client call got an id it
+// came without.
+func (t *turn) writeCompletion(status int, body []byte, client []interceptors.ToolCall, rewrite bool) {
 	// The upstream's own "paygate" member goes before paygate adds its own:
 	// sjson would replace only the first, and bots trust it (SPEC 2.3).
 	out := interceptors.DropPaygate(body)
@@ -638,7 +647,7 @@ func (t *turn) writeCompletion(status int, body []byte, client []interceptors.To
 		out, _ = sjson.SetBytes(out, "id", t.turnID)
 		out, _ = sjson.SetBytes(out, "created", t.created)
 	}
-	if mixed {
+	if rewrite {
 		arr := []byte{'['}
 		for i, c := range client {
 			if i > 0 {
