@@ -10,29 +10,31 @@ import (
 // TestGiveCallIDs: with GiveCallIDs, a call of the bot's own that comes
 // without an id (or with "") reaches the client with one on its first
 // delta, the id the round reports for it (the turn keeps a mixed round's
-// exchange under it); an id the provider gives later, which the bot's SDK
-// keeps, replaces it in the round's report too. Payment calls are not
-// given one here (the turn names them).
+// exchange under it); an id the provider gives later is not passed on
+// (the Node SDK would replace the bot's id with it, the Python SDK append
+// it). Payment calls are not given one here (the turn names them).
 func TestGiveCallIDs(t *testing.T) {
 	const head = `{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[`
 	const tail = `]}}]}`
 	for _, tc := range []struct {
 		name   string
 		chunks []string
-		late   string // the id the round must report, "" for the made one
 	}{
 		{"no id", []string{
 			head + `{"index":0,"type":"function","function":{"name":"create_order","arguments":"{}"}}` + tail,
 			head + `{"index":1,"type":"function","function":{"name":"get_weather","arguments":"{\"ci"}}` + tail,
 			head + `{"index":1,"function":{"arguments":"ty\":1}"}}` + tail,
-		}, ""},
+		}},
 		{"empty id", []string{
 			head + `{"index":0,"id":"","type":"function","function":{"name":"get_weather","arguments":"{}"}}` + tail,
-		}, ""},
+		}},
 		{"an id given late", []string{
-			head + `{"index":0,"type":"function","function":{"name":"get_weather","arguments":""}}` + tail,
-			head + `{"index":0,"id":"c1","function":{"arguments":"{}"}}` + tail,
-		}, "c1"},
+			head + `{"index":0,"type":"function","function":{"name":"create_order","arguments":"{}"}}` + tail,
+			head + `{"index":1,"type":"function","function":{"name":"get_weather","arguments":""}}` + tail,
+			head + `{"index":1,"id":"c1","function":{"arguments":"{}"}}` + tail,
+			head + `{"function":{"arguments":""},"id":"c2","index":1}` + tail,
+			head + `{"id":"c3","index":1}` + tail,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCapture(isPaymentName)
@@ -57,12 +59,16 @@ func TestGiveCallIDs(t *testing.T) {
 			if len(first.Array()) != 1 || !strings.HasPrefix(made, "call_pg") || strings.Count(sent[0], `"id":`) != 2 {
 				t.Errorf("the client's first delta of its call %s; want one entry with a made id, named once", sent[0])
 			}
-			want := tc.late
-			if want == "" {
-				want = made
+			if got := res.ClientCalls[0].ID; got != made {
+				t.Errorf("the round reports the bot's call as %q; want %q, the id the bot holds", got, made)
 			}
-			if got := res.ClientCalls[0].ID; got != want {
-				t.Errorf("the round reports the bot's call as %q; want %q, the id the bot holds", got, want)
+			for _, out := range sent[1:] {
+				if !gjson.Valid(out) {
+					t.Errorf("a later delta of the bot's call reached it as %s, not JSON", out)
+				}
+				if d := gjson.Get(out, "choices.0.delta.tool_calls.0"); !d.Exists() || d.Get("id").Exists() || d.Get("index").Int() != 0 {
+					t.Errorf("a later delta of the bot's call reached it as %s; want it without an id, at index 0", out)
+				}
 			}
 		})
 	}

@@ -369,7 +369,10 @@ type entry struct {
 	idx          int
 	hasIdx       bool
 	idxAt, idxTo int // the "index" value, -1 if absent
-	id, name     string
+	// idKeyAt, idEnd: the "id" member (its key's quote, its value's end),
+	// idKeyAt -1 if absent.
+	idKeyAt, idEnd int
+	id, name       string
 	// twice: the entry names its call twice (see parseEntry); name is
 	// then "".
 	twice    bool
@@ -394,7 +397,7 @@ func (en *entry) names() bool { return en.name != "" || en.twice }
 // parseAnswer refuses it in a non-stream answer and checkToolNames refuses
 // a client tool named twice.
 func parseEntry(s string, start, end int, extra []jsonscan.Member) entry {
-	en := entry{start: start, end: end, idxAt: -1, extra: extra[:0]}
+	en := entry{start: start, end: end, idxAt: -1, idKeyAt: -1, extra: extra[:0]}
 	functions, names := 0, 0
 	for i := start + 1; ; {
 		m, ok := jsonscan.NextMember(s, i, true)
@@ -414,6 +417,7 @@ func parseEntry(s string, start, end int, extra []jsonscan.Member) entry {
 			}
 		case "id":
 			en.id = stringValue(v)
+			en.idKeyAt, en.idEnd = m.KeyAt, m.End
 		case "type":
 		case "function", "custom":
 			// A custom tool's call (OpenAI's freeform tools) names itself
@@ -512,23 +516,38 @@ func (c *Capture) toolCalls(data []byte, s string, tc jsonscan.Member, choice in
 			c.scratch = append(c.scratch, ',')
 		}
 		kept++
+		// The entry as sent: but for a call whose id paygate made (the
+		// bot's SDK would join or replace the one it holds), its "id".
+		src, from, to, idxAt, idxTo := data, en.start, en.end, en.idxAt, en.idxTo
+		if sl.madeID && en.idKeyAt >= 0 && !sl.replay {
+			changed = true
+			i, j := memberSpan(data[:en.end], en.idKeyAt, en.idEnd)
+			src = append(append(make([]byte, 0, en.end-en.start), data[en.start:i]...), data[j:en.end]...)
+			from, to = 0, len(src)
+			if idxAt >= 0 {
+				idxAt, idxTo = idxAt-en.start, idxTo-en.start
+				if idxAt >= j-en.start {
+					idxAt, idxTo = idxAt-(j-i), idxTo-(j-i)
+				}
+			}
+		}
 		switch {
 		case sl.replay:
 			sl.replay = false
 			changed = true
 			c.scratch = appendSynthetic(c.scratch, sl)
 		case en.hasIdx && en.idx == sl.clientIdx:
-			c.scratch = append(c.scratch, data[en.start:en.end]...)
-		case en.idxAt >= 0:
+			c.scratch = append(c.scratch, src[from:to]...)
+		case idxAt >= 0:
 			changed = true
-			c.scratch = append(c.scratch, data[en.start:en.idxAt]...)
+			c.scratch = append(c.scratch, src[from:idxAt]...)
 			c.scratch = strconv.AppendInt(c.scratch, int64(sl.clientIdx), 10)
-			c.scratch = append(c.scratch, data[en.idxTo:en.end]...)
+			c.scratch = append(c.scratch, src[idxTo:to]...)
 		default:
 			changed = true
 			c.scratch = append(c.scratch, `{"index":`...)
 			c.scratch = strconv.AppendInt(c.scratch, int64(sl.clientIdx), 10)
-			rest := trimSpace(data[en.start+1 : en.end])
+			rest := trimSpace(src[from+1 : to])
 			if len(rest) > 1 {
 				c.scratch = append(c.scratch, ',')
 			}
@@ -687,10 +706,8 @@ func (c *Capture) newSlot(choice, upIdx int, hasIdx bool) *slot {
 // the first delta that has one: providers that repeat them (Qwen) send
 // empty strings later, which must not overwrite them.
 func (c *Capture) absorb(s string, sl *slot, en *entry) {
-	if en.id != "" && (sl.id == "" || sl.madeID) {
-		// An id given late replaces the one made for the bot's call: it
-		// reaches the bot with the delta, and its SDK keeps the later.
-		sl.id, sl.madeID = strings.Clone(en.id), false
+	if sl.id == "" && en.id != "" {
+		sl.id = strings.Clone(en.id)
 	}
 	if en.twice && !sl.twice {
 		// slotFor gives such an entry only a call without a name, which
