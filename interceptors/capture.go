@@ -352,7 +352,10 @@ type slot struct {
 // (MadeCallID), on the call's first delta to the client and in
 // RoundResult.ClientCalls: the turn keeps a mixed round's payment exchange
 // under the bot's call ids, and the bot names its calls by id in the
-// request that brings it back. An id the provider gives later replaces it.
+// request that brings it back. An id the provider gives later is dropped
+// from its delta and the call keeps the made one: the SDKs join a second id
+// differently (Node's replaces, Python's appends), and the bot must name the
+// id the exchange is kept under.
 func (c *Capture) GiveCallIDs() { c.giveIDs = true }
 
 // MadeCallID is an id for a call of the bot's own that came without one
