@@ -64,8 +64,8 @@ type failure struct {
 	// this round only, as keyInWords.
 	billingInWords bool
 	// requestCost: out of credit for this request's size only (OpenRouter's
-	// 402 "…but can only afford N", affordsFewer): this round only, as
-	// billingInWords.
+	// 402 "…but can only afford N", affordsFewer, or its budgetOverWhole):
+	// this round only, as billingInWords.
 	requestCost bool
 	redirect    bool // a 3xx answer; errMsg says where it pointed (redirectMessage)
 	err         error
@@ -98,6 +98,9 @@ type failure struct {
 	// (many OpenAI-compatible servers have no /responses or /embeddings)
 	// and nothing of its chat completions (failedOwn).
 	pathMissing bool
+	// budget is OpenRouter's metadata.reason on a 402 of its in-flight
+	// spending budget (budgetInFlight, budgetOverWhole); "": none.
+	budget string
 	// t is the target the attempt asked; nil for a failure before any
 	// (a body paygate could not adapt, a cancel, the round's time).
 	t *target

@@ -146,6 +146,9 @@ func readErrorValue(f *failure, e gjson.Result) {
 	}
 	if md := e.Get("metadata"); md.IsObject() {
 		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists()
+		// OpenRouter's 402s for its in-flight spending budget name their
+		// case here, not in the code or the words (budgetInFlight).
+		f.budget = md.Get("reason").Str
 		if f.errMsg == openRouterRelayed {
 			relayedReason(f, md.Get("raw"))
 		}
@@ -651,13 +654,23 @@ func causeOf(f *failure) string {
 		// not an account out of money. As billing it put a Qwen provider
 		// out of service for the quota cool-down (half an hour).
 		return CauseRateLimited
+	case status == http.StatusPaymentRequired && f.budget == budgetInFlight:
+		// OpenRouter's in-flight spending budget is full: the estimated
+		// cost of the requests running or just settled, not the balance,
+		// which is positive. It clears as they settle, and its Retry-After
+		// says when (https://openrouter.ai/docs/api-reference/limits):
+		// a rate limit on the account's spending, as a 429 is on its
+		// requests. As billing, one burst of concurrent requests put the
+		// provider out of service for the quota cool-down (30 minutes).
+		f.status = http.StatusTooManyRequests
+		return CauseRateLimited
 	case isBilling(f.errCode), isBilling(f.errType), status == http.StatusPaymentRequired:
 		// The provider account's money, whatever the status it comes with:
 		// OpenAI's 429 insufficient_quota, DashScope's 400 Arrearage
 		// (https://www.alibabacloud.com/help/en/model-studio/error-code);
 		// 402 is how OpenRouter ("Insufficient credits") and DeepSeek
 		// ("Insufficient Balance") say the account is out of money.
-		f.requestCost = status == http.StatusPaymentRequired && affordsFewer(f.errMsg)
+		f.requestCost = status == http.StatusPaymentRequired && (affordsFewer(f.errMsg) || f.budget == budgetOverWhole)
 		return CauseInsufficientQuota
 	case status == http.StatusBadRequest && billingMessage(f.errMsg):
 		// Anthropic says an account out of credit only in words, with a
@@ -845,6 +858,19 @@ func badKeyMessage(msg string) bool {
 func billingMessage(msg string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(msg)), "your credit balance is too low")
 }
+
+// OpenRouter's metadata.reason on a 402 of its in-flight spending budget
+// (https://openrouter.ai/docs/api-reference/limits#in-flight-spending-budget),
+// which holds the estimated cost of the account's paid requests running or
+// just settled, a share of its balance: budgetInFlight, the requests
+// before this one fill it (limit_source openrouter_in_flight_budget; a
+// Retry-After says when they will have settled); budgetOverWhole, this
+// request's estimate alone is larger than the whole budget (limit_source
+// openrouter_credits), which a smaller request is not, as affordsFewer.
+const (
+	budgetInFlight  = "in_flight_budget_exhausted"
+	budgetOverWhole = "weight_exceeds_budget"
+)
 
 // affordsFewer reports OpenRouter's 402 for a request that costs more
 // than the credit left buys, which a smaller one would not: "This request

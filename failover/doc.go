@@ -33,8 +33,11 @@
 //     provider, one retry, then the next;
 //   - 429 insufficient_quota: the provider cools down for
 //     Options.QuotaCooldown (or until ResetProvider), but for OpenRouter's
-//     402 that the credit left buys fewer tokens than the request asks
-//     (this round only: the next target); 401/403 likewise for
+//     402 that the credit left buys fewer tokens than the request asks,
+//     or that its estimate exceeds the whole in-flight spending budget
+//     (this round only: the next target), and its 402 for an in-flight
+//     budget the requests before fill, a 429 (its Retry-After); 401/403
+//     likewise for
 //     Options.MisconfiguredCooldown, and so does a redirect (3xx: the
 //     base_url is not where the provider serves, http for https or a
 //     trailing slash), which paygate never follows nor passes on: with no
