@@ -145,7 +145,9 @@ func readErrorValue(f *failure, e gjson.Result) {
 		f.errParam = p.Str // SDKs expose it as err.param; bots branch on it
 	}
 	if md := e.Get("metadata"); md.IsObject() {
-		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists()
+		// patterns: the prompt-injection patterns its guardrail found
+		// (guardrailBlocked).
+		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists() || md.Get("patterns").Exists()
 		// OpenRouter's 402s for its in-flight spending budget name their
 		// case here, not in the code or the words (budgetInFlight).
 		f.budget = md.Get("reason").Str
@@ -979,7 +981,24 @@ var wordSeparators = strings.NewReplacer("_", "", "-", "", ".", "", " ", "")
 // isContentFilter) or flagged input: the provider refuses what it was
 // asked, not the way it was asked.
 func (f *failure) contentFilter() bool {
-	return f.flagged || isContentFilter(f.errCode) || isContentFilter(f.errType)
+	return f.flagged || isContentFilter(f.errCode) || isContentFilter(f.errType) || guardrailBlocked(f.errMsg)
+}
+
+// guardrailBlocked reports a message that begins as OpenRouter's 403 for
+// an input its guardrails block before any model sees it
+// (https://openrouter.ai/docs/guides/features/guardrails): a
+// sensitive-info or custom content filter ("Request blocked by content
+// filter: Social Security number", its label after the colon) or the
+// prompt-injection detector ("Request blocked: prompt injection patterns
+// detected", the patterns in its metadata). Read as a refused key (a
+// 403), an end user who typed a card number or "ignore previous
+// instructions" put OpenRouter out of service for every bot for the
+// misconfigured cool-down, and the very input the guardrail is there to
+// stop went to the next target. Only the start counts, as for
+// billingMessage: it is OpenRouter's words, not the bot's.
+func guardrailBlocked(msg string) bool {
+	m := strings.ToLower(strings.TrimSpace(msg))
+	return strings.HasPrefix(m, "request blocked by content filter") || strings.HasPrefix(m, "request blocked: prompt injection")
 }
 
 // isBilling reports an error code or type that says the provider account

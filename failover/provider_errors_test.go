@@ -13,6 +13,12 @@ const (
 	// https://openrouter.ai/docs/api-reference/errors: 403 "Your chosen
 	// model requires moderation and your input was flagged".
 	openRouterFlagged = `{"error":{"code":403,"message":"openai/gpt-4o requires moderation on OpenAI. Your input was flagged for \"harassment\".","metadata":{"reasons":["harassment"],"flagged_input":"you are an id...","provider_name":"OpenAI","model_slug":"openai/gpt-4o"}}}`
+	// OpenRouter's guardrails refuse an input before it reaches a model with
+	// a 403 (https://openrouter.ai/docs/guides/features/guardrails): a
+	// sensitive-info or custom content filter set to block, naming its
+	// label, and the prompt-injection detector, naming the patterns.
+	openRouterGuardrailFilter    = `{"error":{"code":403,"message":"Request blocked by content filter: Social Security number"}}`
+	openRouterGuardrailInjection = `{"error":{"code":403,"message":"Request blocked: prompt injection patterns detected","metadata":{"patterns":["ignore all previous instructions"]}}}`
 	// https://www.alibabacloud.com/help/en/model-studio/error-code:
 	// DataInspectionFailed, "Input or output data may contain inappropriate
 	// content", as the compatible mode's SSE error event.
@@ -42,6 +48,8 @@ func TestContentFilterRefusalIsNotRetried(t *testing.T) {
 	}{
 		{"openrouter 403 flagged input", statusFn(403, openRouterFlagged), 403, "flagged"},
 		{"openrouter moderation as the first event", firstEvent(openRouterFlagged), 403, "flagged"},
+		{"openrouter guardrail content filter 403", statusFn(403, openRouterGuardrailFilter), 403, "Social Security number"},
+		{"openrouter guardrail prompt injection 403", statusFn(403, openRouterGuardrailInjection), 403, "prompt injection"},
 		{"dashscope data_inspection_failed as the first event", firstEvent(dashScopeInspection), 400, "inappropriate content"},
 		{"dashscope DataInspectionFailed 400", statusFn(400, dashScopeInspection400), 400, "inappropriate content"},
 	}
