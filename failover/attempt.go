@@ -101,6 +101,10 @@ type failure struct {
 	// budget is OpenRouter's metadata.reason on a 402 of its in-flight
 	// spending budget (budgetInFlight, budgetOverWhole); "": none.
 	budget string
+	// relayed: OpenRouter relays the error of the upstream provider that
+	// served the target's model (error.metadata.provider_name), whose
+	// limit is not that of OpenRouter's other models.
+	relayed bool
 	// t is the target the attempt asked; nil for a failure before any
 	// (a body paygate could not adapt, a cancel, the round's time).
 	t *target

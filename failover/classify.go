@@ -28,7 +28,7 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 	} else {
 		readErrorFields(f, body)
 		if status == http.StatusTooManyRequests && !f.hasRetry {
-			f.retryAfter, f.hasRetry = rateLimitReset(body, now)
+			f.retryAfter, f.hasRetry = rateLimitReset(body, now, f.relayed)
 			if !f.hasRetry {
 				f.retryAfter, f.hasRetry = spentLimitReset(h, f.errMsg)
 			}
@@ -39,6 +39,12 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 	// rateLimitReset).
 	if d, ok := parseRetryAfter(h, now); ok {
 		f.retryAfter, f.hasRetry, f.targetLimit = d, true, false
+	}
+	if status == http.StatusTooManyRequests && f.relayed {
+		// The limit of the one upstream serving this target's model
+		// (OpenRouter's "Provider returned error"), whose other models
+		// other upstreams serve: the target waits, not its provider.
+		f.targetLimit = f.hasRetry
 	}
 	f.cause = causeOf(f)
 	return f
@@ -148,6 +154,9 @@ func readErrorValue(f *failure, e gjson.Result) {
 		// patterns: the prompt-injection patterns its guardrail found
 		// (guardrailBlocked).
 		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists() || md.Get("patterns").Exists()
+		// provider_name: OpenRouter relays the error of the upstream
+		// provider it names (null for its own).
+		f.relayed = md.Get("provider_name").Str != ""
 		// OpenRouter's 402s for its in-flight spending budget name their
 		// case here, not in the code or the words (budgetInFlight).
 		f.budget = md.Get("reason").Str
@@ -176,30 +185,36 @@ func readErrorValue(f *failure, e gjson.Result) {
 // X-RateLimit-Reset, in Unix milliseconds, when X-RateLimit-Remaining
 // is 0. The wait is capped at maxRetryAfter, as Retry-After is. Those
 // limits count OpenRouter's ":free" models only: the wait is the
-// target's (failure.targetLimit), not the provider's.
-func rateLimitReset(body []byte, now time.Time) (time.Duration, bool) {
+// target's (failure.targetLimit), not the provider's. Without them, when
+// relayed (failure.relayed), a Retry-After there is the wait: the one
+// OpenRouter copies from the upstream provider of the target's model,
+// whose limit it relays, which it may send in the body alone.
+func rateLimitReset(body []byte, now time.Time, relayed bool) (time.Duration, bool) {
 	h := gjson.GetBytes(body, "error.metadata.headers")
 	if !h.IsObject() {
 		return 0, false
 	}
-	var remaining, reset gjson.Result
+	var remaining, reset, retryAfter gjson.Result
 	h.ForEach(func(k, v gjson.Result) bool {
 		switch {
 		case strings.EqualFold(k.Str, "X-RateLimit-Remaining"):
 			remaining = v
 		case strings.EqualFold(k.Str, "X-RateLimit-Reset"):
 			reset = v
+		case strings.EqualFold(k.Str, "Retry-After"):
+			retryAfter = v
 		}
 		return true
 	})
-	if strings.TrimSpace(remaining.String()) != "0" {
-		return 0, false
+	if strings.TrimSpace(remaining.String()) == "0" {
+		if ms, err := strconv.ParseInt(strings.TrimSpace(reset.String()), 10, 64); err == nil && ms > 0 {
+			return min(max(time.UnixMilli(ms).Sub(now), 0), maxRetryAfter), true
+		}
 	}
-	ms, err := strconv.ParseInt(strings.TrimSpace(reset.String()), 10, 64)
-	if err != nil || ms <= 0 {
-		return 0, false
+	if relayed && retryAfter.Exists() {
+		return parseRetryAfter(http.Header{"Retry-After": {retryAfter.String()}}, now)
 	}
-	return min(max(time.UnixMilli(ms).Sub(now), 0), maxRetryAfter), true
+	return 0, false
 }
 
 // spentLimitReset reads how long a spent rate limit keeps this request
