@@ -105,6 +105,10 @@ type failure struct {
 	// served the target's model (error.metadata.provider_name), whose
 	// limit is not that of OpenRouter's other models.
 	relayed bool
+	// spendLimit: OpenRouter names the spending limit that refused
+	// (error.metadata.limit_source): a 401 or 403 so is the money the key
+	// may spend, not a bad key (keyLimitMessage).
+	spendLimit bool
 	// t is the target the attempt asked; nil for a failure before any
 	// (a body paygate could not adapt, a cancel, the round's time).
 	t *target

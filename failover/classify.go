@@ -160,6 +160,9 @@ func readErrorValue(f *failure, e gjson.Result) {
 		// OpenRouter's 402s for its in-flight spending budget name their
 		// case here, not in the code or the words (budgetInFlight).
 		f.budget = md.Get("reason").Str
+		// limit_source: the spending limit that refused (its key's, a
+		// guardrail's or a workspace's budget, the credits).
+		f.spendLimit = md.Get("limit_source").Str != ""
 		if f.errMsg == openRouterRelayed {
 			relayedReason(f, md.Get("raw"))
 		}
@@ -698,7 +701,7 @@ func causeOf(f *failure) string {
 		// for every bot (decide), as a bad key said in words does.
 		f.billingInWords = true
 		return CauseInsufficientQuota
-	case (status == http.StatusUnauthorized || status == http.StatusForbidden) && keyLimitMessage(f.errMsg):
+	case (status == http.StatusUnauthorized || status == http.StatusForbidden) && (keyLimitMessage(f.errMsg) || f.spendLimit):
 		// OpenRouter's key past the credit limit set on it, a one-api
 		// or new-api relay key whose quota is used up: the money the
 		// key may spend, not a bad key. As a 401 or 403 it told the
@@ -926,14 +929,22 @@ func overTokenLimit(msg string) bool {
 // keyLimitMessage reports a 401's or 403's message that begins by saying
 // the key's spending limit is reached, as OpenRouter's does for a key
 // past the credit limit set on it ("Key limit exceeded (monthly limit).
-// Manage it using https://openrouter.ai/settings/keys"), and one-api's
-// and new-api's for a relay key whose quota is used up ("该令牌额度已用尽",
-// "this key's quota is used up", with no code). Only the start counts,
-// as for billingMessage; a 401's or 403's message that begins so is the
-// provider's own (OpenRouter's moderation refusal begins with its own
-// words too).
+// Manage it using https://openrouter.ai/settings/keys") and for its
+// workspace's budget spent ("Workspace monthly budget of $500.00
+// exceeded. Contact your workspace admin.",
+// https://openrouter.ai/docs/guides/features/workspaces/workspace-budgets),
+// and one-api's and new-api's for a relay key whose quota is used up
+// ("该令牌额度已用尽", "this key's quota is used up", with no code). Only
+// the start counts, as for billingMessage; a 401's or 403's message that
+// begins so is the provider's own (OpenRouter's moderation refusal begins
+// with its own words too). OpenRouter's other budgets (a guardrail's)
+// name their limit_source in the error's metadata (failure.spendLimit).
 func keyLimitMessage(msg string) bool {
 	m := strings.ToLower(strings.TrimSpace(msg))
+	if strings.HasPrefix(m, "workspace ") {
+		sentence, _, _ := strings.Cut(m, ". ")
+		return strings.Contains(sentence, " budget of ") && strings.HasSuffix(strings.TrimSuffix(sentence, "."), " exceeded")
+	}
 	return strings.HasPrefix(m, "key limit exceeded") || strings.HasPrefix(m, "该令牌额度已用尽")
 }
 

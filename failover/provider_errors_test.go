@@ -207,6 +207,11 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 		// OpenRouter: a key past the credit limit set on it (total,
 		// daily, monthly), a 403 that says so only in words.
 		{"openrouter 403 key limit exceeded", statusFn(403, `{"error":{"message":"Key limit exceeded (monthly limit). Manage it using https://openrouter.ai/settings/keys","code":403}}`)},
+		// OpenRouter's workspace budget spent, a 403 in its words
+		// (https://openrouter.ai/docs/guides/features/workspaces/workspace-budgets),
+		// and a guardrail's budget spent, naming its limit_source.
+		{"openrouter 403 workspace budget exceeded", statusFn(403, `{"error":{"message":"Workspace monthly budget of $500.00 exceeded. Contact your workspace admin.","code":403}}`)},
+		{"openrouter 403 guardrail budget (limit_source)", statusFn(403, `{"error":{"message":"Budget limit exceeded","code":403,"metadata":{"limit_source":"openrouter_guardrail_budget","scope":"api-key","limit_usd":20,"spend_usd":20.01}}}`)},
 		// one-api and new-api refuse a relay key whose own quota is used
 		// up before the relay reads the request: a 401 that says so in
 		// words only, no code.
