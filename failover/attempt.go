@@ -109,6 +109,10 @@ type failure struct {
 	// (error.metadata.limit_source): a 401 or 403 so is the money the key
 	// may spend, not a bad key (keyLimitMessage).
 	spendLimit bool
+	// modelQuota: out of the target's model's own quota (DashScope's free
+	// tier of one model, isFreeTierSpent), not the account's: this round
+	// only, as billingInWords, the provider's other models unaffected.
+	modelQuota bool
 	// t is the target the attempt asked; nil for a failure before any
 	// (a body paygate could not adapt, a cancel, the round's time).
 	t *target

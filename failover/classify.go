@@ -684,6 +684,13 @@ func causeOf(f *failure) string {
 		// provider out of service for the quota cool-down (30 minutes).
 		f.status = http.StatusTooManyRequests
 		return CauseRateLimited
+	case isFreeTierSpent(f.errCode) || isFreeTierSpent(f.errType):
+		// DashScope's free quota of this target's model used up, its
+		// account set to use free quotas only: the model's money, each
+		// model's quota its own. As a refused key (a 403), every Qwen
+		// model was out of every round for the misconfigured cool-down.
+		f.modelQuota = true
+		return CauseInsufficientQuota
 	case isBilling(f.errCode), isBilling(f.errType), status == http.StatusPaymentRequired:
 		// The provider account's money, whatever the status it comes with:
 		// OpenAI's 429 insufficient_quota, DashScope's 400 Arrearage
@@ -1056,6 +1063,16 @@ func isBilling(s string) bool {
 		strings.Contains(s, "usage_limit_exceeded") || strings.Contains(s, "exceeded_current_quota") ||
 		strings.Contains(s, "insufficient_user_quota") || strings.Contains(s, "insufficient_token_quota") ||
 		strings.Contains(s, "pre_consume_token_quota")
+}
+
+// isFreeTierSpent reports DashScope's (Model Studio's) code and type for a
+// model whose free quota is used up while the account may use free quotas
+// only, AllocationQuota.FreeTierOnly, sent with HTTP 403 ("The free tier
+// of the model has been exhausted…"): each model has a free quota of its
+// own (https://www.alibabacloud.com/help/en/model-studio/new-free-quota),
+// so it is this target's, until an operator turns the mode off.
+func isFreeTierSpent(s string) bool {
+	return strings.EqualFold(s, "AllocationQuota.FreeTierOnly")
 }
 
 // zhipuArrearsCode is Zhipu's "account in arrears" business code.

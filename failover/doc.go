@@ -34,8 +34,9 @@
 //   - 429 insufficient_quota: the provider cools down for
 //     Options.QuotaCooldown (or until ResetProvider), but for OpenRouter's
 //     402 that the credit left buys fewer tokens than the request asks,
-//     or that its estimate exceeds the whole in-flight spending budget
-//     (this round only: the next target), and its 402 for an in-flight
+//     or that its estimate exceeds the whole in-flight spending budget,
+//     and for DashScope's 403 that one model's free quota is spent
+//     (this round only: the next target), and OpenRouter's 402 for an in-flight
 //     budget the requests before fill, a 429 (its Retry-After); 401/403
 //     likewise for
 //     Options.MisconfiguredCooldown, and so does a redirect (3xx: the

@@ -733,6 +733,13 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 				"provider", p.name, "status", f.httpStatus, "message", f.errMsg)
 			return decision{next: stepNext, breaker: errNeutral}
 		}
+		if f.modelQuota {
+			// The quota of this target's model alone: the next target,
+			// and the provider stays in service for its other models.
+			r.log.WarnContext(rd.ctx, "upstream quota of the target's model used up: next target, no cool-down",
+				"provider", p.name, "target", t.model, "status", f.httpStatus, "message", f.errMsg)
+			return decision{next: stepNext, breaker: errNeutral}
+		}
 		if f.requestCost {
 			// The credit left does not cover this request's max_tokens,
 			// and covers a smaller request: the next target, and the
@@ -1148,7 +1155,7 @@ func waitsFor(rd *round, f *failure) bool {
 	case f.t == nil:
 		return false
 	case f.cause == CauseRateLimited:
-	case f.cause == CauseInsufficientQuota && !f.billingInWords && !f.requestCost:
+	case f.cause == CauseInsufficientQuota && !f.billingInWords && !f.requestCost && !f.modelQuota:
 	case f.cause == CauseMisconfigured && !f.keyInWords && !f.pathRefused:
 	default:
 		return false
