@@ -28,18 +28,23 @@ const openRouterUpstreamLimited = `{"error":{"message":"Provider returned error"
 // wait in the body alone the limited model was asked again within a
 // second, each round.
 func TestOpenRouterUpstreamLimitSparesItsOtherModels(t *testing.T) {
+	// Without a wait anywhere, the target backs off as a provider would.
+	noWait := strings.Replace(openRouterUpstreamLimited, `,"retry_after_seconds":17,"retry_after_seconds_raw":16.007,"headers":{"Retry-After":"17"}`, "", 1)
 	for _, tc := range []struct {
 		name  string
+		body  string
 		extra []string
+		wait  time.Duration // 0: a back-off of paygate's
 	}{
-		{"Retry-After header", []string{"Retry-After: 17"}},
-		{"the wait in metadata.headers alone", nil},
+		{"Retry-After header", openRouterUpstreamLimited, []string{"Retry-After: 17"}, 17 * time.Second},
+		{"the wait in metadata.headers alone", openRouterUpstreamLimited, nil, 17 * time.Second},
+		{"no wait: a back-off", noWait, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock()
 			a := newFakeProvider(t, clock, func(c *fconn, _ int) {
 				if strings.Contains(c.lastBody, `"up-free"`) {
-					c.status(429, openRouterUpstreamLimited, tc.extra...)
+					c.status(429, tc.body, tc.extra...)
 					return
 				}
 				okJSON(c, "paid from a")
@@ -67,15 +72,22 @@ func TestOpenRouterUpstreamLimitSparesItsOtherModels(t *testing.T) {
 			if p, err := open("free"); err != nil || p != "b" {
 				t.Fatalf("free: answered by %q (err %v); want b", p, err)
 			}
-			if p, err := open("paid"); err != nil || p != "a" {
-				t.Fatalf("paid: answered by %q (err %v); want a: the free model's upstream limit is not the paid model's", p, err)
-			}
 			st := statusOf(r, "a")
 			if !st.CoolingUntil.IsZero() {
 				t.Errorf("a cooling until %v for %q; want only its free target cooling", st.CoolingUntil, st.CoolingCause)
 			}
-			if len(st.CoolingTargets) != 1 || st.CoolingTargets[0].Target != "up-free" || !st.CoolingTargets[0].Until.Equal(start.Add(17*time.Second)) {
-				t.Errorf("a's targets cooling: %+v; want up-free until %v (its upstream's 17s)", st.CoolingTargets, start.Add(17*time.Second))
+			if len(st.CoolingTargets) != 1 || st.CoolingTargets[0].Target != "up-free" {
+				t.Fatalf("a's targets cooling: %+v; want up-free", st.CoolingTargets)
+			}
+			if until := st.CoolingTargets[0].Until; tc.wait > 0 && !until.Equal(start.Add(tc.wait)) || tc.wait == 0 && !until.After(clock.Now()) {
+				t.Errorf("up-free cooling until %v; want %v", until, start.Add(tc.wait))
+			}
+			before := clock.Now()
+			if p, err := open("paid"); err != nil || p != "a" {
+				t.Fatalf("paid: answered by %q (err %v); want a: the free model's upstream limit is not the paid model's", p, err)
+			}
+			if waited := clock.Now().Sub(before); waited != 0 {
+				t.Errorf("paid: waited %v for a; want no wait", waited)
 			}
 		})
 	}

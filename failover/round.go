@@ -719,7 +719,15 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 			}
 			return decision{next: stepNext, breaker: brk}
 		}
-		w := r.backOff(p, now, f.status == http.StatusTooManyRequests)
+		var w time.Duration
+		if f.relayed && f.status == http.StatusTooManyRequests {
+			// The limit of the upstream serving this target's model
+			// alone (failure.relayed): the target backs off, not its
+			// provider, whose other models other upstreams serve.
+			w = r.backOffTarget(t, now)
+		} else {
+			w = r.backOff(p, now, f.status == http.StatusTooManyRequests)
+		}
 		if retries == 0 && fits(w) {
 			return decision{next: stepRetry, wait: w, breaker: brk}
 		}
@@ -841,6 +849,16 @@ func (r *Router) backOff(p *provider, now time.Time, limited bool) time.Duration
 	backoff = min(backoff, r.fo.RetryAfterMaxWait.D())
 	w := r.opts.Jitter(backoff)
 	p.coolDown(now.Add(w), coolReason{CauseRateLimited, limited})
+	return w
+}
+
+// backOffTarget is backOff for a rate limit on t's model alone: t cools
+// down, its provider does not. The back-off doubles with its provider's
+// consecutive rate limits, which any answer of the provider's ends.
+func (r *Router) backOffTarget(t *target, now time.Time) time.Duration {
+	n := t.p.throttles.Add(1)
+	w := r.opts.Jitter(min(throttleBase<<min(n-1, 10), r.fo.RetryAfterMaxWait.D()))
+	t.coolDown(now.Add(w))
 	return w
 }
 
