@@ -152,8 +152,11 @@ func readErrorValue(f *failure, e gjson.Result) {
 	}
 	if md := e.Get("metadata"); md.IsObject() {
 		// patterns: the prompt-injection patterns its guardrail found
-		// (guardrailBlocked).
-		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists() || md.Get("patterns").Exists()
+		// (guardrailBlocked); error_type: OpenRouter's typed code of a
+		// provider's error, content_policy_violation for a content
+		// filter's, whose code is only its status (a 400).
+		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists() || md.Get("patterns").Exists() ||
+			isContentFilter(md.Get("error_type").Str)
 		// provider_name: OpenRouter relays the error of the upstream
 		// provider it names (null for its own).
 		f.relayed = md.Get("provider_name").Str != ""

@@ -19,6 +19,10 @@ const (
 	// label, and the prompt-injection detector, naming the patterns.
 	openRouterGuardrailFilter    = `{"error":{"code":403,"message":"Request blocked by content filter: Social Security number"}}`
 	openRouterGuardrailInjection = `{"error":{"code":403,"message":"Request blocked: prompt injection patterns detected","metadata":{"patterns":["ignore all previous instructions"]}}}`
+	// OpenRouter's typed code for a provider's content filter, in
+	// error.metadata.error_type, a 400 whose code and words name no
+	// filter (https://openrouter.ai/docs/api-reference/errors-and-debugging#typed-error-codes).
+	openRouterPolicyViolation = `{"error":{"code":400,"message":"Provider returned error","metadata":{"error_type":"content_policy_violation","provider_code":"content_filter","provider_name":"Azure"}}}`
 	// https://www.alibabacloud.com/help/en/model-studio/error-code:
 	// DataInspectionFailed, "Input or output data may contain inappropriate
 	// content", as the compatible mode's SSE error event.
@@ -50,6 +54,8 @@ func TestContentFilterRefusalIsNotRetried(t *testing.T) {
 		{"openrouter moderation as the first event", firstEvent(openRouterFlagged), 403, "flagged"},
 		{"openrouter guardrail content filter 403", statusFn(403, openRouterGuardrailFilter), 403, "Social Security number"},
 		{"openrouter guardrail prompt injection 403", statusFn(403, openRouterGuardrailInjection), 403, "prompt injection"},
+		{"openrouter content_policy_violation 400", statusFn(400, openRouterPolicyViolation), 400, "Provider returned error"},
+		{"openrouter content_policy_violation as the first event", firstEvent(openRouterPolicyViolation), 400, "Provider returned error"},
 		{"dashscope data_inspection_failed as the first event", firstEvent(dashScopeInspection), 400, "inappropriate content"},
 		{"dashscope DataInspectionFailed 400", statusFn(400, dashScopeInspection400), 400, "inappropriate content"},
 	}
@@ -68,6 +74,9 @@ func TestContentFilterRefusalIsNotRetried(t *testing.T) {
 			var ue *UpstreamError
 			if !errors.As(got.openErr, &ue) || ue.Status != tc.wantStatus || !strings.Contains(ue.Message, tc.wantMsg) {
 				t.Fatalf("served by %q, err %v; want %d with the provider's reason", got.provider, got.openErr, tc.wantStatus)
+			}
+			if !ue.ContentFilter {
+				t.Errorf("%+v does not say a content filter ended the round: a payment round's followup_model refused so would be asked of the turn's own model", ue)
 			}
 			if a, b := len(e.fakes["a"].hits()), len(e.fakes["b"].hits()); a != 1 || b != 0 {
 				t.Errorf("a saw %d requests, b %d; want a once, b never", a, b)
