@@ -92,3 +92,75 @@ func TestOpenRouterUpstreamLimitSparesItsOtherModels(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenRouterUpstreamLimitBacksOffOnItsOwn: the back-off of a target
+// whose upstream OpenRouter relays a limit without a wait counts that
+// target's limits alone. Counted with OpenRouter's own, one busy :free
+// model's 429s made OpenRouter's next limit without a wait cool all of
+// it down the doubled back-off (2 s for 0.5 s: every other model's round
+// waited it out), and any other model's answer started the busy model's
+// back-off over, so it was asked again every half second, however long
+// its upstream stayed busy.
+func TestOpenRouterUpstreamLimitBacksOffOnItsOwn(t *testing.T) {
+	noWait := strings.Replace(openRouterUpstreamLimited, `,"retry_after_seconds":17,"retry_after_seconds_raw":16.007,"headers":{"Retry-After":"17"}`, "", 1)
+	// OpenRouter's own limit: no provider_name, no wait.
+	ownLimit := `{"error":{"message":"Rate limit exceeded","code":429,"metadata":{"provider_name":null}}}`
+	clock := newFakeClock()
+	paidLimited := true
+	a := newFakeProvider(t, clock, func(c *fconn, _ int) {
+		switch {
+		case strings.Contains(c.lastBody, `"up-free"`):
+			c.status(429, noWait)
+		case paidLimited:
+			paidLimited = false
+			c.status(429, ownLimit)
+		default:
+			okJSON(c, "paid from a")
+		}
+	})
+	b := newFakeProvider(t, clock, healthy("b"))
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
+	cfg.Models = []config.Model{
+		{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
+	}
+	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep,
+		Jitter: func(d time.Duration) time.Duration { return d }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	open := func(model string) (string, time.Duration, error) {
+		start := clock.Now()
+		resp, err := r.Open(t.Context(), &Request{Model: model, Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+		if err != nil {
+			return "", 0, err
+		}
+		defer resp.Close()
+		return resp.Provider, clock.Now().Sub(start), nil
+	}
+	// up-free: 429, its back-off (0.5 s), 429 again (1 s), then b.
+	if p, waited, err := open("free"); err != nil || p != "b" || waited != throttleBase {
+		t.Fatalf("free: answered by %q after %v (err %v); want b after a's back-off of %v", p, waited, err, throttleBase)
+	}
+	// OpenRouter's own limit: the first of its own, waited out at the base.
+	if p, waited, err := open("paid"); err != nil || p != "a" || waited != throttleBase {
+		t.Errorf("paid: answered by %q after %v (err %v); want a after %v, the first limit of OpenRouter's own", p, waited, err, throttleBase)
+	}
+	// up-paid answered; up-free's upstream is still busy: its back-off goes
+	// on doubling (2 s, its third limit in a row), not back to 0.5 s.
+	clock.Advance(time.Minute)
+	start := clock.Now()
+	if p, _, err := open("free"); err != nil || p != "b" {
+		t.Fatalf("free again: answered by %q (err %v); want b", p, err)
+	}
+	var until time.Time
+	for _, c := range statusOf(r, "a").CoolingTargets {
+		if c.Target == "up-free" {
+			until = c.Until
+		}
+	}
+	if want := start.Add(4 * throttleBase); until.Before(want) {
+		t.Errorf("up-free cooling until %v; want at least %v: its upstream limited it three times in a row", until, want)
+	}
+}

@@ -446,6 +446,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				resp.probe = open
 			}
 			p.throttles.Store(0)
+			t.throttles.Store(0)
 			at.Status = resp.StatusCode
 			rd.tried = append(rd.tried, at)
 			p.okAttempts.Inc()
@@ -853,10 +854,13 @@ func (r *Router) backOff(p *provider, now time.Time, limited bool) time.Duration
 }
 
 // backOffTarget is backOff for a rate limit on t's model alone: t cools
-// down, its provider does not. The back-off doubles with its provider's
-// consecutive rate limits, which any answer of the provider's ends.
+// down, its provider does not. The back-off doubles with t's own
+// consecutive rate limits, which t's answer ends: counted with its
+// provider's, they lengthened the provider's next back-off, which every
+// other model's round waits out, and any other model's answer started
+// t's over at the shortest.
 func (r *Router) backOffTarget(t *target, now time.Time) time.Duration {
-	n := t.p.throttles.Add(1)
+	n := t.throttles.Add(1)
 	w := r.opts.Jitter(min(throttleBase<<min(n-1, 10), r.fo.RetryAfterMaxWait.D()))
 	t.coolDown(now.Add(w))
 	return w

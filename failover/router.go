@@ -135,6 +135,10 @@ type target struct {
 	// target alone sits out rounds: a rate limit on its model only
 	// (failure.targetLimit); 0: none.
 	coolUntil atomic.Int64
+	// throttles counts the target's consecutive rate limits on its model
+	// alone without a wait (backOffTarget), apart from its provider's:
+	// the target's answer ends them, another model's does not.
+	throttles atomic.Int32
 }
 
 // cooling reports until when the target sits out rounds for a limit on
@@ -556,6 +560,7 @@ func (r *Router) ResetProvider(name string) error {
 				for _, t := range m.targets {
 					if t.p == p {
 						t.coolUntil.Store(0) // a limit on one of its models too
+						t.throttles.Store(0)
 					}
 				}
 			}
