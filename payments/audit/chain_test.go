@@ -126,6 +126,59 @@ func TestVerifyFindsTampering(t *testing.T) {
 			e.rawPut(5, b)
 			return nil
 		}},
+		{name: "record inserted, the later ones moved up, head moved", seq: 4, reason: "missing or moved", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			forged, err := Seal(store.AuditHead{Seq: recs[1].Seq, Hash: recs[1].Hash}, Record{EventID: "evt_forged", AppendedAt: time.Now(),
+				Action: Action{Time: time.Now(), Name: "order.created", User: "oBob", AmountFen: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := n; i >= 3; i-- {
+				e.rawPut(uint64(i+1), recs[i-1])
+			}
+			e.rawPut(3, forged)
+			e.rawSetHead(store.AuditHead{Seq: n + 1, Hash: recs[n-1].Hash})
+			return nil
+		}},
+		{name: "record inserted, the later ones resealed, published head given", seq: n, reason: "published head", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			pub := published(recs)
+			h := store.AuditHead{Seq: recs[1].Seq, Hash: recs[1].Hash}
+			bodies := []Record{{EventID: "evt_forged", AppendedAt: time.Now(), Action: Action{Time: time.Now(), Name: "order.created", User: "oBob", AmountFen: 1}}}
+			for _, r := range recs[2:] {
+				b, err := Decode(r.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bodies = append(bodies, b)
+			}
+			// The texts move with their records, as an editor who knows
+			// they are kept by record number would move them.
+			var texts [][]byte
+			for _, r := range recs[2:] {
+				text, err := e.store().GetAuditText(context.Background(), r.Seq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				texts = append(texts, text)
+			}
+			for seq := uint64(3); seq <= n; seq++ {
+				e.rawDeleteText(seq)
+			}
+			for i, b := range bodies {
+				r, err := Seal(h, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.rawPut(r.Seq, r)
+				if i > 0 {
+					if err := e.store().PutAuditText(context.Background(), r.Seq, b.Client, b.User, texts[i-1], time.Now(), time.Hour); err != nil {
+						t.Fatal(err)
+					}
+				}
+				h = store.AuditHead{Seq: r.Seq, Hash: r.Hash}
+			}
+			e.rawSetHead(h)
+			return pub
+		}},
 		{name: "cut from the end, head rewound, published head given", seq: n - 1, reason: "cut from the end", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
 			pub := published(recs)
 			e.rawDelete(n)
