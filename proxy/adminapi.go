@@ -483,10 +483,21 @@ func (s *Server) AdminActor(h http.Handler) http.Handler {
 			adminError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		actor := &payments.Actor{Kind: payments.ActorAdmin, RequestID: reqInfo(r).id, RemoteAddr: r.RemoteAddr,
-			Operator: s.redact.String(d.Operator), Reason: s.redact.String(d.Reason)}
+		actor := s.adminActor(r, d.Operator, d.Reason)
 		h.ServeHTTP(w, r.WithContext(payments.WithActor(r.Context(), actor)))
 	})
+}
+
+// adminActor is the payments.Actor of admin request r, which the audit
+// chain records: the request's id and remote address, and the operator's
+// name and reason from its body, masked of the config's secrets as its log
+// line is (actorRedact). Masked as text for a bot is, only of secrets of
+// logging.ClientMinSecret bytes or more, a shorter one (a Redis password,
+// an admin token on a loopback listener) pasted into a reason was masked
+// in the log and kept whole in the chain.
+func (s *Server) adminActor(r *http.Request, operator, reason string) *payments.Actor {
+	return &payments.Actor{Kind: payments.ActorAdmin, RequestID: reqInfo(r).id, RemoteAddr: r.RemoteAddr,
+		Operator: s.actorRedact.String(operator), Reason: s.actorRedact.String(reason)}
 }
 
 // readAdminBody reads an admin mutation's optional JSON body into v (left
@@ -615,8 +626,7 @@ func (s *Server) handleAdminResolve(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	actor := &payments.Actor{Kind: payments.ActorAdmin, RequestID: reqInfo(r).id, RemoteAddr: r.RemoteAddr,
-		Operator: s.redact.String(res.Operator), Reason: s.redact.String(res.Reason)}
+	actor := s.adminActor(r, res.Operator, res.Reason)
 	o, err := s.adminPay.Resolve(payments.WithActor(r.Context(), actor), no, store.OrderStatus(res.Status))
 	s.log.Info("admin resolve", "request_id", actor.RequestID, "order_no", no, "status", res.Status, "ok", err == nil,
 		"remote_addr", actor.RemoteAddr, "operator", actor.Operator, "reason", actor.Reason)
@@ -660,8 +670,7 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 			adminError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		actor := &payments.Actor{Kind: payments.ActorAdmin, RequestID: reqInfo(r).id, RemoteAddr: r.RemoteAddr,
-			Operator: s.redact.String(d.Operator), Reason: s.redact.String(d.Reason)}
+		actor := s.adminActor(r, d.Operator, d.Reason)
 		ctx := payments.WithActor(r.Context(), actor)
 		var o *store.Order
 		if approve {

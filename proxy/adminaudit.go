@@ -246,8 +246,7 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	actor := &payments.Actor{Kind: payments.ActorAdmin, RequestID: reqInfo(r).id, RemoteAddr: r.RemoteAddr,
-		Operator: a.s.redact.String(d.Operator), Reason: a.s.redact.String(d.Reason)}
+	actor := a.s.adminActor(r, d.Operator, d.Reason)
 	ctx := payments.WithActor(r.Context(), actor)
 	total, by := 0, map[string]int{}
 	var unconfigured []string

@@ -93,6 +93,10 @@ type Server struct {
 	// client (redacted).
 	redact  *logging.Redactor
 	clients []clientEntry
+	// actorRedact masks the config's secrets, as the log does (from 4
+	// bytes, logging.NewRedactor), in an operator's name and reason, which
+	// the audit chain keeps for good (adminActor).
+	actorRedact *logging.Redactor
 	// forward holds the compiled clients[].forward of the clients that set
 	// it, by the pointer authenticate returns; a client absent here may
 	// call every forwarded path (SPEC 2.2).
@@ -162,6 +166,8 @@ func New(o Options) (*Server, error) {
 		dropFields: dropFields(o.Config),
 		// X-Paygate-Provider's values (setPaygateHeaders).
 		providerValues: providerValues(o.Config),
+		// The same secrets, every one the log masks (adminActor).
+		actorRedact: logging.NewRedactor(append(o.Config.Secrets(), string(o.HashKey))),
 	}
 	s.privacy.Store(newUserPrivacy(o.Config.Privacy.ForwardUser, o.HashKey))
 	s.wantHashKey = o.WantHashKey
