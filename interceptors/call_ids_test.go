@@ -35,6 +35,12 @@ func TestGiveCallIDs(t *testing.T) {
 			head + `{"function":{"arguments":""},"id":"c2","index":1}` + tail,
 			head + `{"id":"c3","index":1}` + tail,
 		}},
+		// Its name again beside the late id, as Qwen repeats a name in
+		// every delta: the same call, not a second one under its index.
+		{"an id given late with the name again", []string{
+			head + `{"index":0,"type":"function","function":{"name":"get_weather","arguments":""}}` + tail,
+			head + `{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}` + tail,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCapture(isPaymentName)

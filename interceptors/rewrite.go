@@ -616,7 +616,9 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 			if sl.choice != choice || !sl.hasIdx || sl.upIdx != en.idx {
 				continue
 			}
-			if en.names() && (en.id != "" && sl.id != "" && en.id != sl.id ||
+			// A made id (GiveCallIDs) is none that came: an id given
+			// late names the call it came without.
+			if en.names() && (en.id != "" && sl.id != "" && !sl.madeID && en.id != sl.id ||
 				sl.name != "" && en.name != sl.name && !c.continuesName(sl, en)) {
 				c.nameEnded(i)
 				break
