@@ -154,9 +154,12 @@ func readErrorValue(f *failure, e gjson.Result) {
 		// patterns: the prompt-injection patterns its guardrail found
 		// (guardrailBlocked); error_type: OpenRouter's typed code of a
 		// provider's error, content_policy_violation for a content
-		// filter's, whose code is only its status (a 400).
+		// filter's, whose code is only its status (a 400), and refusal
+		// for a model's refusal its provider sent as an error (a 403,
+		// openRouterRefusal).
+		et := md.Get("error_type").Str
 		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists() || md.Get("patterns").Exists() ||
-			isContentFilter(md.Get("error_type").Str)
+			isContentFilter(et) || et == openRouterRefusal
 		// provider_name: OpenRouter relays the error of the upstream
 		// provider it names (null for its own).
 		f.relayed = md.Get("provider_name").Str != ""
@@ -293,6 +296,16 @@ func tryAgainIn(msg string) (time.Duration, bool) {
 	}
 	return d, true
 }
+
+// openRouterRefusal is OpenRouter's typed code (error.metadata.error_type)
+// of a refusal the model's provider reported as an error rather than as
+// output, sent with HTTP 403 (its canonical error types,
+// https://openrouter.ai/docs/client-sdks/python/components/apierrortype):
+// the model declined this conversation, as a content filter does. Read as
+// a 403 alone, one refused conversation took OpenRouter out of every
+// round for the misconfigured cool-down, for every bot and model, and was
+// sent on to the next target.
+const openRouterRefusal = "refusal"
 
 // openRouterRelayed is OpenRouter's message for an error its upstream
 // provider answered, whose own body it puts in error.metadata.raw.

@@ -39,7 +39,9 @@
 //     (this round only: the next target), and OpenRouter's 402 for an in-flight
 //     budget the requests before fill, a 429 (its Retry-After); 401/403
 //     likewise for
-//     Options.MisconfiguredCooldown, and so does a redirect (3xx: the
+//     Options.MisconfiguredCooldown (but a 403 of a content filter or a
+//     model's refusal, OpenRouter's moderation, guardrails and
+//     error_type refusal, is the other 4xx below), and so does a redirect (3xx: the
 //     base_url is not where the provider serves, http for https or a
 //     trailing slash), which paygate never follows nor passes on: with no
 //     target left the client gets a 502 naming where it pointed. An

@@ -23,6 +23,10 @@ const (
 	// error.metadata.error_type, a 400 whose code and words name no
 	// filter (https://openrouter.ai/docs/api-reference/errors-and-debugging#typed-error-codes).
 	openRouterPolicyViolation = `{"error":{"code":400,"message":"Provider returned error","metadata":{"error_type":"content_policy_violation","provider_code":"content_filter","provider_name":"Azure"}}}`
+	// OpenRouter's typed code for a refusal the model's provider sent as
+	// an error rather than as output: a 403, the provider's explanation in
+	// the message (https://openrouter.ai/docs/client-sdks/python/components/apierrortype).
+	openRouterModelRefusal = `{"error":{"code":403,"message":"The model declined to answer this request.","metadata":{"error_type":"refusal","provider_name":"Anthropic"}}}`
 	// https://www.alibabacloud.com/help/en/model-studio/error-code:
 	// DataInspectionFailed, "Input or output data may contain inappropriate
 	// content", as the compatible mode's SSE error event.
@@ -56,6 +60,8 @@ func TestContentFilterRefusalIsNotRetried(t *testing.T) {
 		{"openrouter guardrail prompt injection 403", statusFn(403, openRouterGuardrailInjection), 403, "prompt injection"},
 		{"openrouter content_policy_violation 400", statusFn(400, openRouterPolicyViolation), 400, "Provider returned error"},
 		{"openrouter content_policy_violation as the first event", firstEvent(openRouterPolicyViolation), 400, "Provider returned error"},
+		{"openrouter model refusal 403", statusFn(403, openRouterModelRefusal), 403, "declined"},
+		{"openrouter model refusal as the first event", firstEvent(openRouterModelRefusal), 403, "declined"},
 		{"dashscope data_inspection_failed as the first event", firstEvent(dashScopeInspection), 400, "inappropriate content"},
 		{"dashscope DataInspectionFailed 400", statusFn(400, dashScopeInspection400), 400, "inappropriate content"},
 	}
