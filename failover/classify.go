@@ -226,25 +226,34 @@ func rateLimitReset(body []byte, now time.Time, relayed bool) (time.Duration, bo
 	return 0, false
 }
 
-// spentLimitReset reads how long a spent rate limit keeps this request
-// out from OpenAI's x-ratelimit-* headers, which its 429
-// rate_limit_exceeded often carries without a Retry-After:
+// spentLimitReset reads how long a rate limit keeps this request out
+// from OpenAI's 429 rate_limit_exceeded without a Retry-After: the wait
+// its message names ("… Please try again in 1.2s.", tryAgainIn), which
+// it says whether or not a limit's headers are spent: a tokens-per-minute
+// limit refuses a request larger than what is left ("Limit 30000, Used
+// 29500, Requested 1100"), x-ratelimit-remaining-tokens 500, and some of
+// its 429s carry no x-ratelimit-* header at all. Read as a 429 without a
+// wait, the target was asked again after paygate's own back-off (half a
+// second for OpenAI's 18 s), refused again, and the bot told to come back
+// in a second. Else its x-ratelimit-* headers:
 // x-ratelimit-reset-requests when x-ratelimit-remaining-requests is 0,
 // x-ratelimit-reset-tokens when x-ratelimit-remaining-tokens is 0 (the
 // longer when both are), each a Go duration ("6m0s", "1.5s", "120ms";
 // https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers).
 // A reset is when the limit is back to its full initial state, and
 // requests and tokens come back continuously: this request may pass long
-// before. OpenAI's message names when it does ("… Please try again in
-// 1.2s."), and that wait is the answer when msg says it
-// (tryAgainIn); else the reset is an upper bound, cut to
-// maxSpentLimitWait. Cooled for a six-minute reset, a target that would
-// have served in seconds was out of every round for six minutes, and a
-// bot with no other target was told to wait that long. The wait is
+// before, and the reset is an upper bound, cut to maxSpentLimitWait.
+// Cooled for a six-minute reset, a target that would have served in
+// seconds was out of every round for six minutes, and a bot with no
+// other target was told to wait that long. The wait is
 // capped at maxRetryAfter, as Retry-After is. OpenAI's limits are each
 // model's: the wait is the target's (failure.targetLimit), not the
-// provider's. A limit not spent says nothing of this refusal.
+// provider's. Without the message's wait, a limit not spent says nothing
+// of this refusal.
 func spentLimitReset(h http.Header, msg string) (time.Duration, bool) {
+	if d, ok := tryAgainIn(msg); ok {
+		return min(d, maxRetryAfter), true
+	}
 	var wait time.Duration
 	found := false
 	for _, kind := range [...]string{"requests", "tokens"} {
@@ -259,9 +268,6 @@ func spentLimitReset(h http.Header, msg string) (time.Duration, bool) {
 	}
 	if !found {
 		return 0, false
-	}
-	if d, ok := tryAgainIn(msg); ok {
-		return min(d, maxRetryAfter), true
 	}
 	return min(wait, maxSpentLimitWait), true
 }

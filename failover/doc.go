@@ -21,10 +21,11 @@
 //     stream, a malformed answer, among them a non-stream 2xx chat
 //     completion or JSON answer that is not a JSON object): the same target
 //     once more after a short jittered pause, then the next;
-//   - 429, 503, 529 with a Retry-After (a 429 without one whose
-//     x-ratelimit-* headers say a limit is spent: the wait its message
-//     names for this request, else that limit's full reset cut to a
-//     minute, which cools the target alone): the provider cools down that long,
+//   - 429, 503, 529 with a Retry-After (a 429 without one: the wait its
+//     message names for this request, "Please try again in 1.5s", whether
+//     or not its x-ratelimit-* headers say a limit is spent, else a spent
+//     limit's full reset cut to a minute, either of which cools the
+//     target alone): the provider cools down that long,
 //     so that other rounds skip it (or wait, when it is all they have);
 //     up to failover.retry_after_max_wait the round that got it waits it
 //     out and retries the same target; longer: the round moves on;

@@ -76,6 +76,29 @@ func TestOpenAIRateLimitResetHeaders(t *testing.T) {
 			wantGaps: []time.Duration{1200 * time.Millisecond},
 		},
 		{
+			// A tokens-per-minute limit refuses a request larger than
+			// what is left (Used 29500 of 30000, Requested 1100): no
+			// remaining header is 0, and the message names the wait.
+			name:     "no limit spent, the message says 1.5s: waited out on the same target",
+			msg:      errBody("tokens", "rate_limit_exceeded", "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 29500, Requested 1100. Please try again in 1.5s. Visit https://platform.openai.com/account/rate-limits to learn more."),
+			headers:  []string{"x-ratelimit-remaining-requests: 499", "x-ratelimit-reset-requests: 120ms", "x-ratelimit-remaining-tokens: 500", "x-ratelimit-reset-tokens: 1s"},
+			wantHits: [2]int{2, 0},
+			wantGaps: []time.Duration{1500 * time.Millisecond},
+		},
+		{
+			// Some of OpenAI's 429s carry no x-ratelimit-* header.
+			name:     "no rate-limit headers, the message says 20ms: waited out on the same target",
+			msg:      errBody("tokens", "rate_limit_exceeded", "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 29990, Requested 385. Please try again in 20ms."),
+			wantHits: [2]int{2, 0},
+			wantGaps: []time.Duration{20 * time.Millisecond},
+		},
+		{
+			name:     "no rate-limit headers, the message says 6m0s: the next target at once, a left alone 6 minutes",
+			msg:      limited,
+			wantHits: [2]int{1, 1},
+			coolFor:  6 * time.Minute,
+		},
+		{
 			// Without the message's wait, the full reset is an upper
 			// bound: a left alone at most a minute, not six.
 			name:     "tokens whole again in 6m0s, no wait in the message: a left alone a minute",
