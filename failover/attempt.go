@@ -82,10 +82,16 @@ type failure struct {
 	// so the provider cannot have acted on it (mayHaveRun).
 	unsent bool
 	// targetLimit: the wait is that of a limit on the target's model
-	// alone (OpenRouter's free-model limits, rateLimitReset; OpenAI's
-	// per-model limits, spentLimitReset): the target
-	// cools down, not its provider, whose other models it does not limit.
+	// alone (OpenAI's per-model limits, spentLimitReset) or on its
+	// provider's ":free" models (OpenRouter's free-model limits,
+	// rateLimitReset, freeLimit): the target, or those, cool down, not
+	// its provider, whose other models it does not limit.
 	targetLimit bool
+	// freeLimit: the limit is OpenRouter's own (its reset in
+	// metadata.headers, not relayed), which on a ":free" target is the
+	// account's free-model limit that all its ":free" models count
+	// toward (coolFreeTargets).
+	freeLimit bool
 	// previousNotFound: a 400 saying the provider does not hold the
 	// Responses request's previous_response_id (isPreviousResponseNotFound).
 	previousNotFound bool

@@ -627,6 +627,96 @@ func TestOpenRouterFreeModelLimitSparesItsOtherModels(t *testing.T) {
 	}
 }
 
+// openRouterMinuteLimit is OpenRouter's 429 for the account's free-model
+// requests of the minute spent, as it sends it: no Retry-After, the
+// limit's reset in metadata.headers, Unix milliseconds, provider_name null.
+func openRouterMinuteLimit(reset time.Time) string {
+	return fmt.Sprintf(`{"error":{"message":"Rate limit exceeded: free-models-per-min. ","code":429,`+
+		`"metadata":{"headers":{"X-RateLimit-Limit":"20","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"%d"},"provider_name":null}},"user_id":"user_1"}`,
+		reset.UnixMilli())
+}
+
+// TestOpenRouterFreeLimitCoolsEveryFreeTarget: OpenRouter's free-model
+// limits are the account's, every ":free" model's requests counted
+// together (https://openrouter.ai/docs/guides/routing/model-variants/free):
+// the 429 one ":free" target met cools each of the provider's ":free"
+// targets, of every public model, until its reset, and none of its paid
+// ones. Cooled alone, the target was followed by the provider's next
+// ":free" target, refused for the same limit, in that round and in every
+// round until the minute's reset.
+func TestOpenRouterFreeLimitCoolsEveryFreeTarget(t *testing.T) {
+	clock := newFakeClock()
+	reset := clock.Now().Add(40 * time.Second)
+	var limited atomic.Bool
+	limited.Store(true)
+	a := newFakeProvider(t, clock, func(c *fconn, _ int) {
+		if limited.Load() && strings.Contains(c.lastBody, `:free"`) {
+			c.status(429, openRouterMinuteLimit(reset))
+			return
+		}
+		okJSON(c, "from a")
+	})
+	b := newFakeProvider(t, clock, healthy("b"))
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
+	cfg.Models = []config.Model{
+		{Name: "chat", Strategy: "priority", Targets: []config.Target{
+			{Provider: "a", Model: "vendor/one:free", Weight: 1}, {Provider: "a", Model: "vendor/two:free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+		{Name: "other", Strategy: "priority", Targets: []config.Target{
+			{Provider: "a", Model: "vendor/three:free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "vendor/paid", Weight: 1}}},
+	}
+	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	open := func(model string) string {
+		t.Helper()
+		resp, err := r.Open(t.Context(), &Request{Model: model, Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+		if err != nil {
+			t.Fatalf("%s: %v", model, err)
+		}
+		defer resp.Close()
+		return resp.Provider
+	}
+	freeHits := func() int {
+		n := 0
+		for _, h := range a.hits() {
+			if strings.Contains(h.body, `:free"`) {
+				n++
+			}
+		}
+		return n
+	}
+	if p := open("chat"); p != "b" {
+		t.Errorf("chat answered by %q; want b", p)
+	}
+	if n := freeHits(); n != 1 {
+		t.Fatalf("a's free targets asked %d times in the first round; want once: the account's free-model limit refuses the second as it did the first", n)
+	}
+	if p := open("other"); p != "b" || freeHits() != 1 {
+		t.Errorf("other answered by %q, a's free targets asked %d times; want b and a's free targets left alone until the reset", p, freeHits())
+	}
+	if p := open("paid"); p != "a" {
+		t.Errorf("paid answered by %q; want a: the free-model limit is not its paid models'", p)
+	}
+	if err := clock.Sleep(t.Context(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if p := open("chat"); p != "b" || freeHits() != 1 {
+		t.Errorf("30 s later: chat answered by %q, a's free targets asked %d times; want b, a's left alone", p, freeHits())
+	}
+	limited.Store(false)
+	if err := clock.Sleep(t.Context(), 11*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"chat", "other"} {
+		if p := open(m); p != "a" {
+			t.Errorf("after the reset: %s answered by %q; want a's free target again", m, p)
+		}
+	}
+}
+
 // TestFreeModelLimitIsNotTheRetryAfterOfItsProvidersOtherTarget: a model
 // served by an OpenRouter :free target with the same provider's paid
 // model behind it. With the free target sitting out its daily limit, a

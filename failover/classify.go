@@ -29,6 +29,7 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		readErrorFields(f, body)
 		if status == http.StatusTooManyRequests && !f.hasRetry {
 			f.retryAfter, f.hasRetry = rateLimitReset(body, now, f.relayed)
+			f.freeLimit = f.hasRetry && !f.relayed
 			if !f.hasRetry {
 				f.retryAfter, f.hasRetry = spentLimitReset(h, f.errMsg)
 			}
@@ -193,8 +194,9 @@ func readErrorValue(f *failure, e gjson.Result) {
 // free models' per-minute and per-day limits; no Retry-After comes):
 // X-RateLimit-Reset, in Unix milliseconds, when X-RateLimit-Remaining
 // is 0. The wait is capped at maxRetryAfter, as Retry-After is. Those
-// limits count OpenRouter's ":free" models only: the wait is the
-// target's (failure.targetLimit), not the provider's. Without them, when
+// limits count OpenRouter's ":free" models only, all of the account's
+// together: the wait is that of every ":free" target of the provider
+// (failure.freeLimit), not the provider's. Without them, when
 // relayed (failure.relayed), a Retry-After there is the wait: the one
 // OpenRouter copies from the upstream provider of the target's model,
 // whose limit it relays, which it may send in the body alone.

@@ -707,10 +707,16 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 			// they have) rather than each sending at its own pace. This
 			// round's own retry after the wait is not skipped for it:
 			// the cool-down check is only for a target's first attempt.
-			if f.targetLimit {
-				// A limit on this target's model alone (OpenRouter's
-				// free models): the provider's other models are not
-				// limited, and stay in every round.
+			if f.targetLimit && f.freeLimit && isFreeVariant(t.model) {
+				// OpenRouter's free-model limit, which every ":free"
+				// model of the account counts toward: each of the
+				// provider's ":free" targets waits, its paid ones not.
+				r.coolFreeTargets(p, now.Add(f.retryAfter))
+			} else if f.targetLimit {
+				// A limit on this target's model alone (OpenAI's
+				// per-model limits, one OpenRouter relays from a
+				// model's upstream): the provider's other models are
+				// not limited, and stay in every round.
 				t.coolDown(now.Add(f.retryAfter))
 			} else {
 				p.coolDown(now.Add(f.retryAfter), coolReason{CauseRateLimited, f.status == http.StatusTooManyRequests})
@@ -864,6 +870,30 @@ func (r *Router) backOffTarget(t *target, now time.Time) time.Duration {
 	w := r.opts.Jitter(min(throttleBase<<min(n-1, 10), r.fo.RetryAfterMaxWait.D()))
 	t.coolDown(now.Add(w))
 	return w
+}
+
+// isFreeVariant reports an OpenRouter model id of its free variant
+// (https://openrouter.ai/docs/guides/routing/model-variants/free), whose
+// requests all count toward the account's free-model limits.
+func isFreeVariant(model string) bool {
+	return strings.HasSuffix(model, ":free")
+}
+
+// coolFreeTargets cools down, until until, every target of p whose model
+// is a free variant (isFreeVariant), of every public model: OpenRouter's
+// free-model limits, 20 requests a minute and 50 or 1000 a day, are the
+// account's, not each model's. Cooled alone, the target that met one
+// was followed in the same round by the provider's next ":free" target,
+// refused for the same limit, and every round after did the same while
+// it lasted; its paid models are not limited and stay in every round.
+func (r *Router) coolFreeTargets(p *provider, until time.Time) {
+	for _, m := range r.models {
+		for _, t := range m.targets {
+			if t.p == p && isFreeVariant(t.model) {
+				t.coolDown(until)
+			}
+		}
+	}
 }
 
 // outOfQuota puts p out of service for Options.QuotaCooldown (or until an

@@ -508,9 +508,9 @@ type ProviderStatus struct {
 	CoolingUntil time.Time
 	CoolingCause string
 	// CoolingTargets are the provider's targets that sit out rounds on
-	// their own while the provider serves its other models (an
-	// OpenRouter ":free" model whose daily limit is spent, cooled until
-	// its reset), in config order: without them an operator saw a healthy
+	// their own while the provider serves its other models (each
+	// OpenRouter ":free" model once the account's free-model limit is
+	// spent, cooled until its reset), in config order: without them an operator saw a healthy
 	// provider and every request of the model going to its next target.
 	CoolingTargets []TargetCooling
 }
