@@ -88,9 +88,10 @@ type failure struct {
 	// its provider, whose other models it does not limit.
 	targetLimit bool
 	// freeLimit: the limit is OpenRouter's own (its reset in
-	// metadata.headers, not relayed), which on a ":free" target is the
-	// account's free-model limit that all its ":free" models count
-	// toward (coolFreeTargets).
+	// metadata.headers, not relayed) and its words name the account's
+	// free-model limit (freeModelsLimit), which all its ":free" models
+	// count toward (coolFreeTargets); not its limit on one ":free" model
+	// in high demand.
 	freeLimit bool
 	// previousNotFound: a 400 saying the provider does not hold the
 	// Responses request's previous_response_id (isPreviousResponseNotFound).

@@ -717,6 +717,74 @@ func TestOpenRouterFreeLimitCoolsEveryFreeTarget(t *testing.T) {
 	}
 }
 
+// openRouterDemandLimit is OpenRouter's 429 for one ":free" model in high
+// demand, limited to a few requests a minute of its own, as it sends it:
+// the same form as the account's free-model limits (metadata.headers,
+// provider_name null), its words naming that model alone.
+func openRouterDemandLimit(reset time.Time) string {
+	return fmt.Sprintf(`{"error":{"message":"Rate limit exceeded: limit_rpm/vendor/one-0725/94248808-ba97-4e3c-be60-1cb0928db51d. `+
+		`High demand for vendor/one:free on OpenRouter - limited to 8 requests per minute. Please retry shortly.","code":429,`+
+		`"metadata":{"headers":{"X-RateLimit-Limit":"8","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"%d"},"provider_name":null}},"user_id":"user_1"}`,
+		reset.UnixMilli())
+}
+
+// TestOpenRouterFreeModelDemandLimitCoolsThatTargetAlone: OpenRouter's
+// limit on one ":free" model in high demand ("limit_rpm/…", "limited to 8
+// requests per minute") is that model's, not the account's free-model
+// limit: the target that met it cools down until its reset, and the
+// provider's other ":free" targets, whose requests it does not count,
+// keep answering. Taken for the account's limit, one busy free model put
+// every other ":free" model of the provider out of every round.
+func TestOpenRouterFreeModelDemandLimitCoolsThatTargetAlone(t *testing.T) {
+	clock := newFakeClock()
+	reset := clock.Now().Add(40 * time.Second)
+	a := newFakeProvider(t, clock, func(c *fconn, _ int) {
+		if strings.Contains(c.lastBody, `"vendor/one:free"`) {
+			c.status(429, openRouterDemandLimit(reset))
+			return
+		}
+		okJSON(c, "from a")
+	})
+	b := newFakeProvider(t, clock, healthy("b"))
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
+	cfg.Models = []config.Model{
+		{Name: "chat", Strategy: "priority", Targets: []config.Target{
+			{Provider: "a", Model: "vendor/one:free", Weight: 1}, {Provider: "a", Model: "vendor/two:free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+		{Name: "other", Strategy: "priority", Targets: []config.Target{
+			{Provider: "a", Model: "vendor/three:free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+	}
+	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	hits := func(model string) int {
+		n := 0
+		for _, h := range a.hits() {
+			if strings.Contains(h.body, `"`+model+`"`) {
+				n++
+			}
+		}
+		return n
+	}
+	for i, m := range []string{"chat", "other", "chat"} {
+		resp, err := r.Open(t.Context(), &Request{Model: m, Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+		if err != nil {
+			t.Fatalf("round %d, %s: %v", i, m, err)
+		}
+		if resp.Provider != "a" {
+			t.Errorf("round %d: %s answered by %q; want a's other free target: the limit is vendor/one:free's alone", i, m, resp.Provider)
+		}
+		resp.Close()
+	}
+	if n := hits("vendor/one:free"); n != 1 {
+		t.Errorf("vendor/one:free asked %d times; want once: it cools down until its reset", n)
+	}
+	if n, m := hits("vendor/two:free"), hits("vendor/three:free"); n != 2 || m != 1 {
+		t.Errorf("vendor/two:free asked %d times, vendor/three:free %d; want 2 and 1", n, m)
+	}
+}
+
 // TestFreeModelLimitIsNotTheRetryAfterOfItsProvidersOtherTarget: a model
 // served by an OpenRouter :free target with the same provider's paid
 // model behind it. With the free target sitting out its daily limit, a

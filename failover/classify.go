@@ -29,7 +29,7 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		readErrorFields(f, body)
 		if status == http.StatusTooManyRequests && !f.hasRetry {
 			f.retryAfter, f.hasRetry = rateLimitReset(body, now, f.relayed)
-			f.freeLimit = f.hasRetry && !f.relayed
+			f.freeLimit = f.hasRetry && !f.relayed && freeModelsLimit(f.errMsg)
 			if !f.hasRetry {
 				f.retryAfter, f.hasRetry = spentLimitReset(h, f.errMsg)
 			}
@@ -195,8 +195,9 @@ func readErrorValue(f *failure, e gjson.Result) {
 // X-RateLimit-Reset, in Unix milliseconds, when X-RateLimit-Remaining
 // is 0. The wait is capped at maxRetryAfter, as Retry-After is. Those
 // limits count OpenRouter's ":free" models only, all of the account's
-// together: the wait is that of every ":free" target of the provider
-// (failure.freeLimit), not the provider's. Without them, when
+// together (freeModelsLimit): the wait is that of every ":free" target of
+// the provider (failure.freeLimit), not the provider's; its limit on one
+// ":free" model in high demand is that target's alone. Without them, when
 // relayed (failure.relayed), a Retry-After there is the wait: the one
 // OpenRouter copies from the upstream provider of the target's model,
 // whose limit it relays, which it may send in the body alone.
@@ -226,6 +227,20 @@ func rateLimitReset(body []byte, now time.Time, relayed bool) (time.Duration, bo
 		return parseRetryAfter(http.Header{"Retry-After": {retryAfter.String()}}, now)
 	}
 	return 0, false
+}
+
+// freeModelsLimit reports OpenRouter's own words for the account's
+// free-model limits, which every ":free" model counts toward: "Rate limit
+// exceeded: free-models-per-min." and "…: free-models-per-day. Add 10
+// credits …". Only the start counts, as for billingMessage. Its limit on
+// one ":free" model in high demand comes in the same form (its reset in
+// metadata.headers, provider_name null) and is that model's alone: "Rate
+// limit exceeded: limit_rpm/qwen/…/…. High demand for qwen/qwen3-coder:free
+// on OpenRouter - limited to 8 requests per minute." Taken for the
+// account's, one busy free model put every other ":free" model of the
+// provider out of every round until its reset.
+func freeModelsLimit(msg string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(msg)), "rate limit exceeded: free-models-per-")
 }
 
 // spentLimitReset reads how long a rate limit keeps this request out
