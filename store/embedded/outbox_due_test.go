@@ -88,7 +88,7 @@ func dueByScan(t testing.TB, d *DB, now time.Time, limit int, kinds ...string) [
 	t.Helper()
 	var due []store.Event
 	err := d.db.View(func(tx *bolt.Tx) error {
-		return heads(tx, func(_ []byte, e store.Event, _ int) error {
+		return heads(tx, nil, func(_ []byte, e store.Event, _ int) error {
 			if !e.NextAt.After(now) && store.OfKind(e, kinds) {
 				due = append(due, e)
 			}
