@@ -445,8 +445,15 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				p.report(rd.ctx, done, nil)
 				resp.probe = open
 			}
-			p.throttles.Store(0)
-			t.throttles.Store(0)
+			// Read first: an answer is the common case, and a store
+			// of a zero already there would still take the shared
+			// line from every other round's core.
+			if p.throttles.Load() != 0 {
+				p.throttles.Store(0)
+			}
+			if t.throttles.Load() != 0 {
+				t.throttles.Store(0)
+			}
 			at.Status = resp.StatusCode
 			rd.tried = append(rd.tried, at)
 			p.okAttempts.Inc()
