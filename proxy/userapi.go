@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -222,7 +223,14 @@ func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	q := r.URL.Query()
+	// URL.Query drops a pair it cannot read (a bad % escape, a ";"), which
+	// read ?after=<a mangled cursor> as no cursor: the first page again,
+	// has_more true, for ever. Refused, as an admin route's (AdminQuery).
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, badRequest("paygate: the query does not parse: "+err.Error()))
+		return
+	}
 	limit := defaultOrdersLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

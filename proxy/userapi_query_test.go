@@ -1,0 +1,36 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestUserOrdersQueryThatDoesNotParseIsRefused: a list query that does not
+// parse (a bad % escape, a ";" separator) is a 400 OpenAI error, as every
+// admin route's is (AdminQuery). URL.Query drops the pair it cannot read,
+// so ?after=<a mangled cursor> served the first page again with has_more
+// true, for ever, to a bot that paged on, and ?limit=5;x a page of 20.
+func TestUserOrdersQueryThatDoesNotParseIsRefused(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			st := testdrivers.Open(t, driver, nil)
+			mine := seedOrders(t, st, "shop-bot", "o-q", "PGQ", 3, time.Now().Add(-time.Hour).Truncate(time.Second))
+			srv := userAPIServer(t, st)
+			for _, q := range []string{"after=%zz", "after=" + mine[0] + "%", "limit=%zz", "limit=1;x=1", "limit=1&after=" + mine[0] + ";"} {
+				status, e := listOrders(t, srv, testClientKey, "o-q", q)
+				if status != http.StatusBadRequest || e.Get("error.type").Str != "invalid_request_error" || e.Get("error.message").Str == "" || e.Get("data").Exists() {
+					t.Errorf("?%s: %d %.300s; want a 400 OpenAI error and no orders", q, status, e.Raw)
+				}
+			}
+			// A query that parses is read as before.
+			if status, list := listOrders(t, srv, testClientKey, "o-q", "limit=1&after="+mine[0]); status != http.StatusOK ||
+				fmt.Sprint(list.Get("data.#.order_no").Value()) != fmt.Sprint(mine[1:2]) {
+				t.Errorf("limit=1&after=%s: %d %.300s; want [%s]", mine[0], status, list.Raw, mine[1])
+			}
+		})
+	}
+}
