@@ -231,6 +231,15 @@ func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("paygate: the query does not parse: "+err.Error()))
 		return
 	}
+	// One given twice was read as its first: a bot that appended
+	// &after=<last_id> to the URL it fetched last got the second page
+	// again, has_more true, for ever.
+	for _, p := range []string{"limit", "after", "order"} {
+		if len(q[p]) > 1 {
+			writeError(w, paramError(p, "paygate: "+p+" is given more than once; send it once"))
+			return
+		}
+	}
 	limit := defaultOrdersLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
