@@ -1290,7 +1290,7 @@ func (t *turn) executeUnlessCut(ctx context.Context, c interceptors.ToolCall) (o
 	caller.Client, caller.AppID = strings.Clone(caller.Client), strings.Clone(caller.AppID)
 	caller.User, caller.Session = strings.Clone(caller.User), strings.Clone(caller.Session)
 	name, args := strings.Clone(c.Name), strings.Clone(c.Arguments)
-	return unlessCut(t.r, t.s.log, "payment call", []any{"tool", name}, func() payments.Outcome {
+	return unlessCut(t.r, t.s.log, "payment call", []any{"request_id", reqInfo(t.r).id, "tool", name}, func() payments.Outcome {
 		return t.s.tools.Execute(ctx, caller, name, args)
 	})
 }
