@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -104,6 +105,10 @@ type Server struct {
 	modelsJS []byte
 	modelJS  map[string][]byte // GET /v1/models/{id}, by public name
 	metrics  *metrics
+	// ruledOutSaid holds the client and cause pairs (client name, NUL,
+	// toolsRuledOut's words) whose turns without the payment tools were
+	// logged: once each, as the accounting's warnings are.
+	ruledOutSaid sync.Map
 
 	ledger     *accounting.Ledger
 	tools      PaymentTools

@@ -199,8 +199,13 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		// state still reaches the model), and a payment call that comes
 		// anyway is refused.
 		t.payChoice = interceptors.NoPaymentTools()
-		s.log.Info("payment tools not offered: the request uses "+ruledOut+", which providers refuse beside tools",
-			"request_id", reqID)
+		// Said once per client and cause: a bot that uses them does so in
+		// every turn, and a line per turn broke the README's "a healthy
+		// turn writes no line at the default level".
+		if _, said := s.ruledOutSaid.LoadOrStore(caller.Client+"\x00"+ruledOut, struct{}{}); !said {
+			s.log.Info("payment tools not offered: the client's requests use "+ruledOut+", which providers refuse beside tools (logged once for this client)",
+				"request_id", reqID, "client", caller.Client)
+		}
 	}
 	// What the turn reads from the store before its upstream call, it reads
 	// by deadlines (stateTimeout): a store that does not answer must not
