@@ -1171,6 +1171,9 @@ func (l *loader) httpURL(path, raw string) *url.URL {
 	u, err := url.Parse(raw)
 	var ue *url.Error
 	switch {
+	case err != nil && unexpandedVar(raw) != "":
+		// "http://llm.example:$LLM_PORT/v1": the port does not parse.
+		l.at(path, "%s", unexpandedVarError(unexpandedVar(raw)))
 	case errors.As(err, &ue):
 		l.at(path, "not a URL: %s (value not shown: it may hold a token)", unquoted(ue.Err))
 	case err != nil:
@@ -1197,10 +1200,63 @@ func (l *loader) httpURL(path, raw string) *url.URL {
 		// webhook would go to the host "user", which a resolver's search
 		// domain may answer. An '@' no userinfo took is refused.
 		l.at(path, "an '@' after the host (value not shown): a password with a '/', '?' or '#' in it ends the host early, and requests would go to its user name as a host; percent-encode them in a password (%%2F, %%3F, %%23), and an '@' in a path or query as %%40")
+	case badHostChar(u.Hostname()) != 0:
+		// url.Parse takes a host of any sub-delims ($&'()*+,;=!), which
+		// no resolver answers: a shell-style $NAME there (paygate
+		// expands ${NAME} only, and a "$" after a value's start is text)
+		// sent every request to the host "$name" while check-config said
+		// ok.
+		if name := unexpandedVar(raw); name != "" {
+			l.at(path, "%s", unexpandedVarError(name))
+		} else {
+			l.at(path, "not an absolute http(s) URL: the host holds %q, which no host name has", badHostChar(u.Hostname()))
+		}
 	default:
 		return u
 	}
 	return nil
+}
+
+// badHostChar is the first character of a URL's host (u.Hostname()) that
+// no host name has, or 0: an IP address (an IPv6 one perhaps with a zone)
+// has none, and a name is letters, digits, '-', '.' and '_', or characters
+// outside ASCII (an internationalized name, which the client converts).
+func badHostChar(h string) rune {
+	if ip, _, _ := strings.Cut(h, "%"); net.ParseIP(ip) != nil {
+		return 0
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' || r >= 0x80) {
+			return r
+		}
+	}
+	return 0
+}
+
+// unexpandedVar is the NAME of a shell-style $NAME in the host or port of
+// the URL raw, or "". None is looked for in a URL that holds an '@': a
+// password with a '/' in it ends the authority early, and the name would
+// be a piece of the password.
+func unexpandedVar(raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok || strings.Contains(raw, "@") {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	for i := 0; i+1 < len(rest); i++ {
+		if rest[i] == '$' && nameStart(rest[i+1]) {
+			return leadingName(rest[i+1:])
+		}
+	}
+	return ""
+}
+
+// unexpandedVarError is the error for a $NAME (name) in a URL's host or
+// port, as expandVars words one at a value's start.
+func unexpandedVarError(name string) string {
+	return fmt.Sprintf("$%s is not expanded: write ${%s} for a variable (paygate expands no $NAME; no host name holds a $)", name, name)
 }
 
 // unquoted is err's text without the pieces of the value it quotes:
