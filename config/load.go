@@ -140,7 +140,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 		before := len(l.errs)
 		l.unused = unusedSecretFiles(cfg)
 		l.readSecretFiles(reflect.ValueOf(cfg).Elem(), "")
-		if len(l.errs) > before {
+		if len(l.errs) > before || l.secretUnread {
 			return nil, l.sorted()
 		}
 	}
@@ -392,6 +392,8 @@ type loader struct {
 	fromEnv     map[string]string // key path → the variable its value came from (defaultProvider)
 	fromFile    map[string]string // key path → the path of the "*_file" key whose file held its value
 	unused      map[string]bool   // the "*_file" keys of features the config turns off (unusedSecretFiles)
+	// secretUnread: a "*_file" key whose value was refused was not read.
+	secretUnread bool
 	// unset is key path → the ${VAR}s in its value that are not set, named
 	// in an error at the key: the warning that names them is not printed
 	// beside errors.
@@ -791,6 +793,9 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 	if msg == "" {
 		msg = sizeUnit(n, t, path)
 	}
+	if msg == "" {
+		msg = blockLineBreak(n, t, path)
+	}
 	if msg != "" && !l.reported(path) {
 		l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
 		l.badValues++
@@ -926,6 +931,29 @@ func quotedScalar(n *yaml.Node, t reflect.Type) string {
 		}
 	}
 	return ""
+}
+
+// blockLineBreak is the error for a secret's key (secretKey), or a "*_file"
+// key, written as a block scalar that ends in a line break, or "": YAML
+// keeps a "|" or ">" block's last line break (all of them with "|+"), which
+// no editor shows and no secret ends in on purpose. A "*_file" key and a
+// ${VAR} drop it; written in the file, the webhook secret and the Redis
+// password took it in silence (each signature refused by the merchant,
+// the password by Redis at run time), and a key sent in a header was
+// refused as holding a control character, which did not say why.
+func blockLineBreak(n *yaml.Node, t reflect.Type, path string) string {
+	if n.Kind != yaml.ScalarNode || t.Kind() != reflect.String || n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 ||
+		!strings.HasSuffix(n.Value, "\n") || !secretKey(path) {
+		return ""
+	}
+	what := "the secret"
+	if strings.HasSuffix(path, "_file") || strings.HasSuffix(path, "]") {
+		if strings.Contains(strings.TrimRight(n.Value, "\n"), "\n") {
+			return "" // file contents, PEM text: not a file name, as the read's error says
+		}
+		what = "the file's name"
+	}
+	return "a block scalar (| or >) keeps its last line break, which would be part of " + what + " (value not shown): write |- or >-, or the value on the key's line"
 }
 
 // countingKey reports whether t, a key's type, is an integer yaml decodes
@@ -1803,6 +1831,13 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 					continue
 				}
 				if l.unused[p] {
+					continue
+				}
+				if l.reported(p) {
+					// Refused already (blockLineBreak): not read, and, as
+					// for a file that cannot be read, nothing is
+					// validated without the secret it holds.
+					l.secretUnread = true
 					continue
 				}
 				data, err := os.ReadFile(fv.String())
