@@ -535,6 +535,11 @@ func (l *loader) syntaxError(err error, data []byte) *Error {
 	if (e.Msg == tabViolatesIndentation || e.Msg == cannotStartToken) && e.Line > 0 && tabIndentedLine(data, e.Line) == e.Line {
 		e.Msg += ": a tab in the indentation; YAML indents with spaces"
 	}
+	if (e.Msg == "did not find expected ',' or '}'" || e.Msg == "did not find expected ',' or ']'") && unquotedVar(data, e.Line) {
+		// config.yaml writes targets, catalog entries and timeouts as
+		// flow collections, where a ${VAR} must be quoted.
+		e.Msg += `: an unquoted ${…} inside a flow collection ([…] or {…}), whose braces YAML reads as its own: quote the value, as in "${VAR}"`
+	}
 	if e.Line == 0 {
 		switch m := unknownAnchor.FindStringSubmatch(e.Msg); {
 		case m != nil:
@@ -558,6 +563,34 @@ const (
 	tabViolatesIndentation = "found a tab character that violates indentation"
 	cannotStartToken       = "found character that cannot start any token"
 )
+
+// unquotedVar reports whether line n (from 1) of data holds a "${"
+// outside quotes and before a comment (a rough reading, as inComment's; it
+// only adds a hint to an error).
+func unquotedVar(data []byte, n int) bool {
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return false
+	}
+	line := lines[n-1]
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return false
+		case c == '$' && i+1 < len(line) && line[i+1] == '{':
+			return true
+		}
+	}
+	return false
+}
 
 // tabIndentedLine is the first line (from 1), from line from on, whose
 // indentation holds a tab, or 0.

@@ -21,7 +21,7 @@ func TestYAMLParserErrorLines(t *testing.T) {
 			"x.yaml:5: did not find expected key"},
 		{"an unquoted ${VAR} in a flow mapping",
 			"log:\n  level: info\npayments:\n  catalog:\n    - {sku: a, name: A, price: ${PRICE}}\n",
-			"x.yaml:5: did not find expected ',' or '}'"},
+			"x.yaml:5: did not find expected ',' or '}': an unquoted ${…} inside a flow collection ([…] or {…}), whose braces YAML reads as its own: quote the value, as in \"${VAR}\""},
 		{"an unclosed flow list",
 			"log:\n  level: info\nserver:\n  listen: 127.0.0.1:8080\nclients: [a, b\n",
 			"x.yaml:5: did not find expected ',' or ']'"},
