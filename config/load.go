@@ -253,6 +253,13 @@ func (l *loader) checkProviderList(c *Config) {
 	if _, written := l.lines["providers"]; written && !l.nulls["providers"] && len(c.Providers) == 0 && !l.reported("providers") {
 		l.at("providers", "an empty list: no provider could answer; list the providers, each with a name and a base_url, or leave the key out for one from the environment (PAYGATE_PROVIDER_*)")
 	}
+	// So is "models: []" beside the environment's provider, which brings
+	// its model (PAYGATE_MODEL) in for models the file leaves unset: every
+	// bot's gpt-4o went to openrouter.ai. Beside providers the file lists,
+	// validation names the models none.
+	if _, written := l.lines["models"]; written && !l.nulls["models"] && len(c.Models) == 0 && len(c.Providers) == 0 && !l.reported("models") {
+		l.at("models", "an empty list: no model a bot could ask for; list the models, each with a name and targets, or leave the key out for the one from the environment (PAYGATE_MODEL)")
+	}
 }
 
 // zeroKeys are keys whose 0, written in the file, is a choice and not

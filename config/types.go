@@ -18,7 +18,8 @@ type Config struct {
 	Providers []Provider `yaml:"providers"`
 	// Models are the public model names the bots may ask for. Default (with the
 	// default provider only): PAYGATE_MODEL (gpt-4o) served by
-	// PAYGATE_PROVIDER_MODEL (openai/gpt-4o).
+	// PAYGATE_PROVIDER_MODEL (openai/gpt-4o). A written empty list is an
+	// error: the file names no model, and the environment's would answer.
 	Models   []Model  `yaml:"models"`
 	Failover Failover `yaml:"failover"`
 	Payments Payments `yaml:"payments"`
