@@ -547,6 +547,10 @@ func (l *loader) syntaxError(err error, data []byte) *Error {
 		// flow collections, where a ${VAR} must be quoted.
 		e.Msg += `: an unquoted ${…} inside a flow collection ([…] or {…}), whose braces YAML reads as its own: quote the value, as in "${VAR}"`
 	}
+	if e.Msg == "mapping values are not allowed in this context" && unquotedVar(data, e.Line) {
+		// ${VAR:-a: b}: the default is read by YAML first.
+		e.Msg += `: an unquoted value with a ${…} holds ": ", which YAML reads as a key's end: quote the value, as in "${VAR:-a: b}"`
+	}
 	if e.Line == 0 {
 		switch m := unknownAnchor.FindStringSubmatch(e.Msg); {
 		case m != nil:
@@ -1150,6 +1154,11 @@ func (l *loader) expand(n *yaml.Node, path string) {
 			msg := err.Error()
 			if secretKey(path) {
 				msg = err.withoutValue()
+			}
+			if err.unterminated && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 && strings.Contains(n.LineComment, "}") {
+				// ${VAR:-a #1}: the "}" is in the comment yaml.v3 kept
+				// (not printed: it is the value's rest).
+				msg += `: YAML reads " #" as the start of a comment, which cut the value there: quote the value, as in "${VAR:-a #1}"`
 			}
 			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
 			return
