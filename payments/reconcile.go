@@ -17,6 +17,9 @@ import (
 type refresh struct {
 	done  chan struct{}
 	order *store.Order
+	// gap: started by an order read, which may leave the order to another
+	// replica's query (askedElsewhere) and then queries nothing.
+	gap bool
 }
 
 // RefreshPending actively queries WeChat Pay for the pending orders among
@@ -147,11 +150,15 @@ func (s *Service) unsent(ctx context.Context, o *store.Order) *store.Order {
 // the Service is closing, or, with gap, when this replica queried o less than
 // ActiveQueryAfter ago (noteQueried): o is then read as stored. Without gap
 // (the user's message) it queries without asking the shared store either,
-// and still notes the query for the gap of the order reads that follow.
+// and still notes the query for the gap of the order reads that follow. A
+// message joins only another message's query, never an order read's: that
+// one may leave the order to another replica's query made before the user
+// paid (askedElsewhere), and joined, the message said "I paid" and was
+// told the order still awaited payment, its own query never made.
 func (s *Service) startRefresh(ctx context.Context, o *store.Order, gap bool) *refresh {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.inflight[o.OrderNo]; ok {
+	if r, ok := s.inflight[o.OrderNo]; ok && (gap || !r.gap) {
 		return r
 	}
 	if at, ok := s.queried[o.OrderNo]; gap && ok && s.now().Sub(at) < s.opts.ActiveQueryAfter {
@@ -163,7 +170,7 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order, gap bool) *r
 		return nil
 	default:
 	}
-	r := &refresh{done: make(chan struct{})}
+	r := &refresh{done: make(chan struct{}), gap: gap}
 	s.inflight[o.OrderNo] = r
 	s.wg.Add(1)
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.BackgroundQueryTimeout)
@@ -190,7 +197,9 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order, gap bool) *r
 		}
 		s.mu.Lock()
 		r.order = got
-		delete(s.inflight, o.OrderNo)
+		if s.inflight[o.OrderNo] == r { // a message's query may have taken the entry over
+			delete(s.inflight, o.OrderNo)
+		}
 		if !elsewhere {
 			// Left to another replica, the gap is that replica's query's:
 			// noted here from now, it held this replica's reads up to a
