@@ -57,7 +57,7 @@ func TestUserMessageDoesNotJoinAReadLeftToAnotherReplica(t *testing.T) {
 			var gate *gatedCounters
 			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink", storeClock: true,
 				service: func(o *payments.Options) {
-					o.ActiveQueryDeadline = 2 * time.Second
+					o.ActiveQueryDeadline = 5 * time.Second
 					opts = *o
 					gate = &gatedCounters{Store: o.Store}
 					o.Store = gate
