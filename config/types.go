@@ -539,13 +539,14 @@ type Rules struct {
 	// catalog can sell such an order, a warning. Default "500.00".
 	ApprovalAbove Decimal `yaml:"approval_above"`
 	// MaxOrdersPerUserPerDay bounds the orders one user may create in a day
-	// (a calendar day in China Standard Time, UTC+8, as WeChat Pay's users
-	// live it); an order WeChat Pay refused does not count, nor does an ask
-	// refused at the limit. Default 20; at least 1.
+	// through one client, which counts its users apart (a calendar day in
+	// China Standard Time, UTC+8, as WeChat Pay's users live it); an order
+	// WeChat Pay refused does not count, nor does an ask refused at the
+	// limit. Default 20; at least 1.
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
-	// MaxPaymentCallsPerMinute limits payment tool calls per user in any
-	// minute (a sliding window; a refused call is not counted). Default 10;
-	// at least 1.
+	// MaxPaymentCallsPerMinute limits payment tool calls per user of one
+	// client in any minute (a sliding window; a refused call is not
+	// counted). Default 10; at least 1.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
 	// ApprovalTTL is how long an order above approval_above waits for a
 	// manager; after it the order expires and can be neither approved nor
