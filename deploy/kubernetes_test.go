@@ -499,6 +499,7 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 		}
 	}
 	stand := filepath.Join(dir, "secrets")
+	standIns := map[string]bool{} // what each Secret item's stand-in file holds
 	if err := os.MkdirAll(stand, 0o700); err != nil {
 		ps.add("%v", err)
 		return ps, kc
@@ -511,6 +512,7 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 		if pemData, ok := standInPEM(it); ok {
 			content = string(pemData) // check-config reads key files as PEM
 		}
+		standIns[content] = true
 		if err := os.WriteFile(filepath.Join(stand, it), []byte(content), 0o600); err != nil {
 			ps.add("%v", err)
 		}
@@ -545,6 +547,20 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 	if err != nil {
 		ps.add("config in the ConfigMap: %v", err)
 		return ps, kc
+	}
+	// Every secret paygate holds came from the Secret's files: one written
+	// in the ConfigMap (key: instead of key_file:) or given as a pod env
+	// value (a ${VAR} the config reads) is in plain view of whoever may
+	// read ConfigMaps or the Deployment (kubectl describe), which the
+	// manifest's Secret exists to avoid.
+	for _, s := range cfg.Secrets() {
+		if !standIns[s] {
+			name := ""
+			if secretVol != nil {
+				name = secretVol.Secret.SecretName
+			}
+			ps.add("config holds a secret (%d characters) not read from a file of Secret %q: written in the ConfigMap or given as a pod env value, where kubectl describe shows it; use the *_file key", len(s), name)
+		}
 	}
 
 	// The bot reaches paygate over the pod's loopback only.
@@ -890,6 +906,15 @@ func TestKubernetesChecksCatch(t *testing.T) {
 		{"network policy on another port", func(m *manifest) { m.NetPol.Spec.Ingress[0].Ports[0].Port = "9999" }, "port 9999 is no listener's"},
 		{"network policy shuts out notifications", func(m *manifest) { cm(m, "notify_listen: 0.0.0.0:8082", "notify_listen: 0.0.0.0:8083") }, "does not admit the notify port 8083"},
 		{"config that does not load", func(m *manifest) { cm(m, "backend: wechatpay", "backend: alipay") }, "payments.backend"},
+		{"secret written in the ConfigMap", func(m *manifest) {
+			cm(m, "token_file: /var/run/secrets/paygate/admin_token", "token: literal-admin-token-0123456789")
+		}, "not read from a file of Secret"},
+		{"secret given as a pod env value", func(m *manifest) {
+			cm(m, "secret_file: /var/run/secrets/paygate/webhook_secret", "secret: ${PAYGATE_WEBHOOK_SECRET}")
+			e := pg(m).Env[0]
+			e.Name, e.Value = "PAYGATE_WEBHOOK_SECRET", "literal-webhook-secret-0123456789"
+			pg(m).Env = append(pg(m).Env, e)
+		}, "not read from a file of Secret"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
