@@ -691,6 +691,12 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 	if d.Spec.Replicas > 1 && cfg.Store.Driver != "redis" {
 		ps.add("%d replicas with store.driver %q: only redis is shared", d.Spec.Replicas, cfg.Store.Driver)
 	}
+	// Each replica's simulator is a WeChat Pay of its own: one replica
+	// closes or queries another's order at a WeChat Pay that never saw it
+	// (check-config only warns, and a warning passes).
+	if d.Spec.Replicas > 1 && cfg.Payments.Backend != "wechatpay" {
+		ps.add("%d replicas with payments.backend %q: each replica simulates a WeChat Pay of its own that does not see the others' orders; run one replica with it", d.Spec.Replicas, cfg.Payments.Backend)
+	}
 	// The embedded store is a file in the data directory: on an emptyDir
 	// the orders, the audit chain and the generated user hash key went
 	// with the pod at every rollout or eviction; and a rolling update
@@ -906,6 +912,7 @@ func TestKubernetesChecksCatch(t *testing.T) {
 		{"network policy on another port", func(m *manifest) { m.NetPol.Spec.Ingress[0].Ports[0].Port = "9999" }, "port 9999 is no listener's"},
 		{"network policy shuts out notifications", func(m *manifest) { cm(m, "notify_listen: 0.0.0.0:8082", "notify_listen: 0.0.0.0:8083") }, "does not admit the notify port 8083"},
 		{"config that does not load", func(m *manifest) { cm(m, "backend: wechatpay", "backend: alipay") }, "payments.backend"},
+		{"simulator with replicas", func(m *manifest) { cm(m, "backend: wechatpay", "backend: simulator") }, "replicas with payments.backend"},
 		{"secret written in the ConfigMap", func(m *manifest) {
 			cm(m, "token_file: /var/run/secrets/paygate/admin_token", "token: literal-admin-token-0123456789")
 		}, "not read from a file of Secret"},
