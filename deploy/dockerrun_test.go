@@ -247,3 +247,97 @@ func TestDockerRunAdminChecksCatch(t *testing.T) {
 		}
 	}
 }
+
+// checkImageRuns lists what keeps the image's own config.yaml from running
+// as the docker run commands of text (named where) start it, and returns
+// each one's container environment (the image's ENV, then its -e flags) for
+// check-config; one that mounts a config directory over /etc/paygate runs
+// the operator's config and is left out. The Dockerfile's build stage
+// checks config.yaml without the runtime stage's ENV, and
+// scripts/build-image.sh runs it with its listeners moved to loopback: a
+// rule of check-config for a listener other machines reach (a short client
+// key, the development key) would fail the image at its every start while
+// both passed. Its main listener must be on every interface of the
+// container, and published: a container's loopback is out of reach.
+func checkImageRuns(where, text string, img image) (ps problems, envs []map[string]string) {
+	for _, run := range dockerRuns(text) {
+		if strings.Contains(run, ":/etc/paygate") {
+			continue
+		}
+		flags, ports := dockerRunFlags(run)
+		env := map[string]string{}
+		for k, v := range img.Env {
+			env[k] = v
+		}
+		for k, v := range flags {
+			env[k] = v
+		}
+		envs = append(envs, env)
+		cfg, err := loadConfig("../config.yaml", env)
+		if err != nil {
+			ps.add("%s: %q: config.yaml: %v", where, run, err)
+			continue
+		}
+		host, port, err := net.SplitHostPort(cfg.Server.Listen)
+		if ip := net.ParseIP(host); err != nil || host != "" && (ip == nil || !ip.IsUnspecified()) {
+			ps.add("%s: %q: server.listen %q: on the container's loopback no published port reaches it", where, run, cfg.Server.Listen)
+			continue
+		}
+		published := false
+		for _, p := range ports {
+			parts := strings.Split(p, ":")
+			published = published || parts[len(parts)-1] == port
+		}
+		if !published {
+			ps.add("%s: %q does not publish server.listen's port %s", where, run, port)
+		}
+	}
+	if len(envs) == 0 {
+		ps.add("%s: no docker run of the image's own config found", where)
+	}
+	return ps, envs
+}
+
+// TestImageConfigRunsAsItIs: the image's config.yaml, with the image's ENV
+// alone and with each README and Dockerfile docker run's environment,
+// passes check-config, on a listener those commands publish.
+func TestImageConfigRunsAsItIs(t *testing.T) {
+	img := readImage(t)
+	checkConfig(t, "../config.yaml", img.Env) // docker run paygate, nothing passed
+	for _, f := range []string{"../README.md", "../Dockerfile"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, envs := checkImageRuns(f, string(data), img)
+		ps.want(t, "docker run")
+		for _, env := range envs {
+			checkConfig(t, "../config.yaml", env)
+		}
+	}
+}
+
+// TestImageRunChecksCatch: the check above finds a listener left on the
+// container's loopback and a port left unpublished.
+func TestImageRunChecksCatch(t *testing.T) {
+	img := image{Env: map[string]string{"PAYGATE_LISTEN": "0.0.0.0:8080"}}
+	tests := []struct {
+		text string
+		want string // "" for no problem
+	}{
+		{"docker run -p 8080:8080 paygate", ""},
+		{"docker run -p 127.0.0.1:8080:8080 -e PAYGATE_CLIENT_KEY paygate", ""},
+		{"docker run -p 8080:8080 -e PAYGATE_LISTEN=127.0.0.1:8080 paygate", "container's loopback"},
+		{"docker run -p 8081:8081 paygate", "does not publish server.listen's port 8080"},
+		{"docker run -v \"$PWD/myconf:/etc/paygate:ro\" paygate", "no docker run of the image's own config"},
+	}
+	for _, tc := range tests {
+		ps, _ := checkImageRuns("x", tc.text, img)
+		switch {
+		case tc.want == "" && len(ps) > 0:
+			t.Errorf("%q: problems %q; want none", tc.text, ps)
+		case tc.want != "" && !ps.has(tc.want):
+			t.Errorf("%q: problems %q; want one containing %q", tc.text, ps, tc.want)
+		}
+	}
+}
