@@ -13,11 +13,19 @@ export class ApiError extends Error {
   }
 }
 
+// signOuts counts the sign-outs (session.clear): an answer to a read made
+// before one is not handed to the page, which a sign-out emptied of all it
+// had read with the token.
+let signOuts = 0;
+
 export const session = {
   token() { return sessionStorage.getItem(KEY) || ''; },
   save(token) { sessionStorage.setItem(KEY, token); },
-  clear() { sessionStorage.removeItem(KEY); },
+  clear() { sessionStorage.removeItem(KEY); signOuts++; },
 };
+
+/** signedOut is the error of a call whose session ended while it was on its way. */
+function signedOut() { return new ApiError(401, 'signed out', null); }
 
 let unauthorized = () => {};
 
@@ -50,14 +58,21 @@ export async function api(path, { method = 'GET', token = session.token(), body 
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
+  const session0 = signOuts;
   let res;
   try {
     res = await fetch(path, init);
   } catch (e) {
+    if (session0 !== signOuts) throw signedOut();
     throw new ApiError(0, 'paygate did not answer (' + e.message + ')', null);
   }
   let answer = null;
   try { answer = await res.json(); } catch { /* not JSON: the status says enough */ }
+  // Signed out while it was on its way: what it read (orders, OpenIDs)
+  // stays out of the page, and its refusal signs nobody out again. A
+  // decision sent before the sign-out was made all the same; the next
+  // sign-in shows it.
+  if (session0 !== signOuts) throw signedOut();
   if (!res.ok) {
     const e = answer && answer.error;
     const msg = (typeof e === 'string' ? e : e && e.message) || ('HTTP ' + res.status);
