@@ -584,23 +584,8 @@ func unquotedVar(data []byte, n int) bool {
 		return false
 	}
 	line := lines[n-1]
-	var quote byte
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
-			return false
-		case c == '$' && i+1 < len(line) && line[i+1] == '{':
-			return true
-		}
-	}
-	return false
+	i := firstUnquoted(line, func(i int) bool { return commentAt(line, i) || strings.HasPrefix(line[i:], "${") })
+	return i >= 0 && line[i] == '$'
 }
 
 // tabIndentedLine is the first line (from 1), from line from on, whose
@@ -787,9 +772,21 @@ func anchorChar(c byte) bool {
 // comment: prefix holds a '#' at its start or after a space, outside
 // quotes (a rough reading; it only picks the line of an error).
 func inComment(prefix string) bool {
+	return firstUnquoted(prefix, func(i int) bool { return commentAt(prefix, i) }) >= 0
+}
+
+// commentAt reports whether line[i] is a '#' that starts a YAML comment: at
+// the line's start or after a space or tab.
+func commentAt(line string, i int) bool {
+	return line[i] == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t')
+}
+
+// firstUnquoted is the first index i of line, outside a quoted run ('…' or
+// "…", escapes not read), at which at(i) holds; -1 when none does.
+func firstUnquoted(line string, at func(i int) bool) int {
 	var quote byte
-	for i := 0; i < len(prefix); i++ {
-		c := prefix[i]
+	for i := 0; i < len(line); i++ {
+		c := line[i]
 		switch {
 		case quote != 0:
 			if c == quote {
@@ -797,11 +794,11 @@ func inComment(prefix string) bool {
 			}
 		case c == '"' || c == '\'':
 			quote = c
-		case c == '#' && (i == 0 || prefix[i-1] == ' ' || prefix[i-1] == '\t'):
-			return true
+		case at(i):
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // yamlErrors is yamlError for a decode error, which may be a
