@@ -239,12 +239,7 @@ func TestDockerRunAdminChecksCatch(t *testing.T) {
 	}
 	for _, tc := range tests {
 		ps, _ := checkDockerRunAdmin("x", tc.text, img)
-		switch {
-		case tc.want == "" && len(ps) > 0:
-			t.Errorf("%q: problems %q; want none", tc.text, ps)
-		case tc.want != "" && !ps.has(tc.want):
-			t.Errorf("%q: problems %q; want one containing %q", tc.text, ps, tc.want)
-		}
+		wantProblem(t, tc.text, ps, tc.want)
 	}
 }
 
@@ -333,11 +328,18 @@ func TestImageRunChecksCatch(t *testing.T) {
 	}
 	for _, tc := range tests {
 		ps, _ := checkImageRuns("x", tc.text, img)
-		switch {
-		case tc.want == "" && len(ps) > 0:
-			t.Errorf("%q: problems %q; want none", tc.text, ps)
-		case tc.want != "" && !ps.has(tc.want):
-			t.Errorf("%q: problems %q; want one containing %q", tc.text, ps, tc.want)
-		}
+		wantProblem(t, tc.text, ps, tc.want)
+	}
+}
+
+// wantProblem fails t unless ps, the problems found in text, are none for
+// want "" or hold one containing want.
+func wantProblem(t *testing.T, text string, ps problems, want string) {
+	t.Helper()
+	switch {
+	case want == "" && len(ps) > 0:
+		t.Errorf("%q: problems %q; want none", text, ps)
+	case want != "" && !ps.has(want):
+		t.Errorf("%q: problems %q; want one containing %q", text, ps, want)
 	}
 }
