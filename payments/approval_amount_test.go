@@ -2,6 +2,7 @@ package payments_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -151,5 +152,66 @@ func TestSwitchCarriesOnlyARecordedApproval(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestApproveOpensTheHeldAmount: an order of 11 × 49.99 waits for a
+// manager; the price list then changes (a deploy, another replica's config)
+// and a replica that reads it takes the manager's yes. What the manager saw
+// and approved is what WeChat Pay is asked for and the user pays: the held
+// 549.89, not the SKU's price now. Priced again at approval, a manager's yes
+// to 549.89 would open 1099.89 that nobody approved (or a cut price nobody
+// sells at).
+func TestApproveOpensTheHeldAmount(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			rules := payments.Rules{ApprovalAboveFen: payments.FenPtr(50000)}
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { o.Rules = rules }})
+			ctx := context.Background()
+			a, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-held-price", SKU: "premium-monthly", Quantity: 11})
+			if err != nil || a.Order.Status != store.StatusApprovalRequired || a.Order.AmountFen != 54989 {
+				t.Fatalf("create: %+v %v; want 54989 fen held", a, err)
+			}
+			for _, price := range []string{"99.99", "9.99"} {
+				repriced, err := payments.NewCatalog([]payments.CatalogItem{
+					{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: price, MaxQuantity: 12},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				other, err := payments.New(payments.Options{
+					Store: e.st, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: repriced,
+					MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
+					Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now, Rules: rules,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = other.Close() })
+				if price == "9.99" {
+					// The second replica's yes comes after the first's:
+					// it decides nothing and opens nothing more.
+					if res, err := other.Approve(ctx, a.Order.OrderNo); !errors.Is(err, payments.ErrNotAwaitingApproval) || res == nil || res.Order.AmountFen != 54989 {
+						t.Errorf("second approval: %+v, %v; want ErrNotAwaitingApproval with the order at 54989 fen", res, err)
+					}
+					break
+				}
+				res, err := other.Approve(ctx, a.Order.OrderNo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Order.AmountFen != 54989 || res.Order.ApprovedFen != 54989 || res.Order.SKU != "premium-monthly" || res.Order.Quantity != 11 {
+					t.Errorf("approved order: %d fen (approved %d), %s × %d; want the held 54989 fen of premium-monthly × 11",
+						res.Order.AmountFen, res.Order.ApprovedFen, res.Order.SKU, res.Order.Quantity)
+				}
+			}
+			tx, ok := e.sim.Order(a.Order.OrderNo)
+			if !ok || tx.Amount.Total != 54989 || e.sim.Prepays(a.Order.OrderNo) != 1 {
+				t.Errorf("at WeChat Pay: %+v (known %v), %d prepay(s); want one prepay of the held 54989 fen", tx.Amount, ok, e.sim.Prepays(a.Order.OrderNo))
+			}
+			if o := e.order(a.Order.OrderNo); o.Status != store.StatusAwaitingPayment || o.AmountFen != 54989 {
+				t.Errorf("stored order: %s, %d fen; want awaiting_payment at 54989", o.Status, o.AmountFen)
+			}
+		})
 	}
 }
