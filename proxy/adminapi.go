@@ -578,8 +578,11 @@ func jsonNames(t reflect.Type) []string {
 	return out
 }
 
-// check refuses an operator's name or reason out of bounds.
-func (d decision) check() error {
+// check refuses an operator's name or reason out of bounds, once the
+// reason's Windows line breaks ("\r\n", a reason pasted from a Windows
+// file) are read as the line breaks the reason may hold.
+func (d *decision) check() error {
+	d.Reason = strings.ReplaceAll(d.Reason, "\r\n", "\n")
 	switch {
 	case utf8.RuneCountInString(d.Operator) > maxOperatorLen:
 		return fmt.Errorf("operator is longer than %d characters", maxOperatorLen)
