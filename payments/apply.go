@@ -61,7 +61,8 @@ func factFromResource(r *wechatpay.TransactionResource) paymentFact {
 // dead order, a refund paygate never made) is still WeChat's word about real
 // money: the order goes to needs_review. A payment for an order already in
 // needs_review is recorded on it (noteInReview); only the transaction on
-// record is a duplicate, also on an order closed with it (a person
+// record is a duplicate (on a paid order, only one that agrees with the
+// record: copyDisagreement), also on an order closed with it (a person
 // resolved it out of review, Resolve: a copy of its payment is not money
 // on a dead order, and sent back to review as paid_after_closed under a
 // reason that lost what the person saw, a refund on the merchant platform
@@ -74,6 +75,12 @@ func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, ca
 		outcome, reason = OutcomeDuplicate, ""
 		if c.TransactionID != "" && c.TransactionID == f.TransactionID && (PaidOrLater(c.Status) || c.Status == store.StatusNeedsReview || c.Status == store.StatusClosed) &&
 			!paymentUnheard(c, f) {
+			if r := s.copyDisagreement(c, f); r != "" {
+				// The recorded transaction, told again otherwise: WeChat
+				// Pay's word contradicts the paid record, not a copy.
+				outcome, reason = OutcomeReview, r
+				return toReview(c, r, f), nil
+			}
 			return nil, nil // already applied
 		}
 		if c.Status == store.StatusNeedsReview {
@@ -157,6 +164,40 @@ func (s *Service) disagreement(o *store.Order, f paymentFact) string {
 	case f.PayerOpenID != "" && f.PayerOpenID != o.User && strings.EqualFold(f.TradeType, string(wechatpay.MethodJSAPI)) &&
 		o.PayMethod != string(wechatpay.MethodNative):
 		return "payer_mismatch"
+	}
+	return ""
+}
+
+// copyDisagreement names what a word of the transaction on record says
+// otherwise than paid order o ("" for a copy, or when o is not paid or
+// later): a second notification (or a query) of one transaction is checked
+// against the stored order as the first was (SPEC 2.4). Another amount,
+// currency or merchant always counts: no order in review for one is
+// settled as paid (unpayableReview). Another app id or payer counts only
+// on an order never in review: one a person settled as paid from review
+// for either (Resolve) keeps hearing copies of that payment.
+func (s *Service) copyDisagreement(o *store.Order, f paymentFact) string {
+	if !PaidOrLater(o.Status) {
+		return ""
+	}
+	r := s.disagreement(o, f)
+	switch r {
+	case "mchid_mismatch", "amount_mismatch", "currency_mismatch":
+		return r
+	case "appid_mismatch", "payer_mismatch":
+		if o.ReviewReason == "" {
+			return r
+		}
+		// Settled from review: the fields a person may not settle past
+		// still count.
+		switch {
+		case f.MchID != s.opts.MchID:
+			return "mchid_mismatch"
+		case f.Total != o.AmountFen:
+			return "amount_mismatch"
+		case f.Currency != orderCurrency(o):
+			return "currency_mismatch"
+		}
 	}
 	return ""
 }
