@@ -1342,6 +1342,11 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			return review("mchid_mismatch")
 		case f.TotalFen != c.AmountFen:
 			return review("amount_mismatch")
+		case countedOtherwise(c, f):
+			// A refund counted already, told again of another amount:
+			// not a copy, as the refund in flight's word of another
+			// amount is not its refund.
+			return review("refund_amount_mismatch")
 		}
 		// unasked: money went back that paygate neither applied nor has in
 		// flight (the merchant platform?). Orders refunded before refund
@@ -1573,6 +1578,19 @@ func (s *Service) noteOutcome(c *store.Order, p *store.RefundProposal, fen int64
 		OutRefundNo: p.OutRefundNo, RefundID: p.RefundID, AmountFen: fen, Status: status, At: s.now(),
 		Reason: p.Reason, ProposedAt: p.CreatedAt,
 	})
+}
+
+// countedOtherwise reports whether f is a SUCCESS of a refund counted on c
+// (refund_nos) for another amount than its recorded outcome's. An order
+// whose outcome was not kept (refunded before outcomes were) cannot tell.
+func countedOtherwise(c *store.Order, f refundFact) bool {
+	if f.Status != wechatpay.RefundSuccess || !slices.Contains(c.RefundNos, f.OutRefundNo) {
+		return false
+	}
+	i := slices.IndexFunc(c.RefundOutcomes, func(r store.RefundOutcome) bool {
+		return r.OutRefundNo == f.OutRefundNo && r.Status == store.RefundSucceeded
+	})
+	return i >= 0 && c.RefundOutcomes[i].AmountFen != f.RefundFen
 }
 
 // refundNoted reports whether WeChat Pay's word f is on order c already,
