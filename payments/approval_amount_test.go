@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
@@ -32,21 +30,7 @@ func TestApprovalNotCarriedToANewAmount(t *testing.T) {
 			if _, err := e.svc.Approve(ctx, a.Order.OrderNo); err != nil {
 				t.Fatal(err)
 			}
-			repriced, err := payments.NewCatalog([]payments.CatalogItem{
-				{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "99.99", MaxQuantity: 12},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			other, err := payments.New(payments.Options{
-				Store: e.st, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: repriced,
-				MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
-				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now, Rules: rules,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = other.Close() })
+			other := replicaWith(t, e, monthlyAt(t, "99.99"), rules)
 			native := req
 			native.PayMethod = "native"
 			b, err := other.CreateOrder(ctx, native)
@@ -115,15 +99,7 @@ func TestSwitchCarriesOnlyARecordedApproval(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				other, err := payments.New(payments.Options{
-					Store: e.st, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
-					MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
-					Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now, Rules: held,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = other.Close() })
+				other := replicaWith(t, e, e.catalog, held)
 				b, err := other.CreateOrder(ctx, native)
 				if err != nil {
 					t.Fatal(err)
@@ -173,21 +149,7 @@ func TestApproveOpensTheHeldAmount(t *testing.T) {
 				t.Fatalf("create: %+v %v; want 54989 fen held", a, err)
 			}
 			for _, price := range []string{"99.99", "9.99"} {
-				repriced, err := payments.NewCatalog([]payments.CatalogItem{
-					{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: price, MaxQuantity: 12},
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				other, err := payments.New(payments.Options{
-					Store: e.st, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: repriced,
-					MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
-					Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now, Rules: rules,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = other.Close() })
+				other := replicaWith(t, e, monthlyAt(t, price), rules)
 				if price == "9.99" {
 					// The second replica's yes comes after the first's:
 					// it decides nothing and opens nothing more.
@@ -214,4 +176,27 @@ func TestApproveOpensTheHeldAmount(t *testing.T) {
 			}
 		})
 	}
+}
+
+// replicaWith is another replica over e's store and WeChat Pay, selling
+// catalog under rules (a config changed between two replicas' starts).
+func replicaWith(t *testing.T, e *env, catalog *payments.Catalog, rules payments.Rules) *payments.Service {
+	t.Helper()
+	return otherReplica(t, payments.Options{
+		Store: e.st, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: catalog,
+		MchID: e.sim.MchID(), AppID: e.sim.AppID(),
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now, Rules: rules,
+	})
+}
+
+// monthlyAt is a catalog of the monthly plan at price.
+func monthlyAt(t *testing.T, price string) *payments.Catalog {
+	t.Helper()
+	c, err := payments.NewCatalog([]payments.CatalogItem{
+		{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: price, MaxQuantity: 12},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
