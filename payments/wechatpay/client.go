@@ -49,6 +49,9 @@ const (
 	RefundAbnormal   = "ABNORMAL"
 )
 
+// beijing is the zone of the times paygate sends WeChat Pay (time_expire).
+var beijing = time.FixedZone("CST", 8*3600)
+
 // PrepayRequest is one order to open at WeChat Pay. Amounts are integer fen.
 type PrepayRequest struct {
 	Method      PayMethod
@@ -351,7 +354,12 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 	}
 	var expire *time.Time
 	if !req.ExpireAt.IsZero() {
-		t := req.ExpireAt
+		// In Beijing time, the form WeChat Pay documents
+		// (2006-01-02T15:04:05+08:00): the SDK formats the time in its
+		// own zone, and an order's deadline read back from the store in
+		// UTC went as "...Z", and the same order's prepay sent again from
+		// a record in another zone as another text under its number.
+		t := req.ExpireAt.In(beijing)
 		expire = &t
 	}
 	var attach *string
