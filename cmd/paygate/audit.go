@@ -409,6 +409,13 @@ func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer
 			return nil, 1
 		}
 	}
+	if errors.Is(err, embedded.ErrNotStore) {
+		// Taken for an earlier version's file, it was opened for writing,
+		// given paygate's buckets and verified as an empty chain.
+		fmt.Fprintf(stderr, "paygate audit: %s is no paygate store: it holds no audit chain, which every paygate store file has. "+
+			"Check store.path (another program's file, or one whose chain was removed)\n", p)
+		return nil, 1
+	}
 	if errors.Is(err, embedded.ErrNeedsWrite) {
 		fmt.Fprintf(stderr, "paygate audit: %s was written by an earlier version; opening it for writing to add this version's buckets\n", p)
 		db, err = embedded.Open(p, embedded.Options{SweepInterval: -1, Logger: log})

@@ -59,6 +59,16 @@ type Options struct {
 // (writing) open.
 var ErrNeedsWrite = errors.New("the file was written by an earlier version and must be opened for writing once")
 
+// ErrNotStore is returned by a ReadOnly Open of a bbolt file without the
+// audit chain's buckets, which every version's file has held since the
+// first: another program's file, not an earlier version's, and never
+// opened for writing to add this version's buckets to it.
+var ErrNotStore = errors.New("no paygate store: the file holds no audit chain buckets")
+
+// firstBuckets are buckets every version's file has held: a file lacking
+// one is no paygate store (ErrNotStore).
+var firstBuckets = [][]byte{bAudit, bAuditMeta}
+
 // Bucket names.
 var (
 	bOrders       = []byte("orders")
@@ -221,6 +231,11 @@ func openFile(path string, lockTimeout time.Duration, readOnly bool) (bdb *bolt.
 	}
 	if readOnly {
 		err = bdb.View(func(tx *bolt.Tx) error {
+			for _, b := range firstBuckets {
+				if tx.Bucket(b) == nil {
+					return fmt.Errorf("embedded: open %s read-only: no bucket %q: %w", path, b, ErrNotStore)
+				}
+			}
 			for _, b := range allBuckets {
 				if tx.Bucket(b) == nil {
 					return fmt.Errorf("embedded: open %s read-only: no bucket %q: %w", path, b, ErrNeedsWrite)
