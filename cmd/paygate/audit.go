@@ -175,6 +175,13 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	stderr = maskedWriter{stderr, logging.NewRedactor(cfg.Secrets())}
 	w := stdout
 	var f *exportFile
+	if *out != "-" && cfg.Store.Driver == "embedded" && sameFile(*out, cfg.Store.Path) {
+		// Renamed over it, the export replaced the store (every order,
+		// refund and secret, and the chain itself) with its JSON Lines,
+		// and said "exported N records".
+		fmt.Fprintf(stderr, "paygate audit export: -o %s is the store file itself (store.path): give another file\n", *out)
+		return 2
+	}
 	if *out != "-" {
 		var err error
 		if f, err = createExportFile(*out); err != nil {
@@ -253,6 +260,17 @@ func createExportFile(dest string) (*exportFile, error) {
 		}
 	}
 	return e, nil
+}
+
+// sameFile reports whether the paths a and b name one existing file
+// (through a link, or another spelling of its path).
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 // exportTarget is the file dest leads to: its symlinks followed, up to a

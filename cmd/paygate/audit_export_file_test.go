@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,5 +118,37 @@ func TestAuditExportRefusesAnEmptyOutput(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("left in the working directory: %v", left)
+	}
+}
+
+// TestAuditExportRefusesTheStoreFile: -o naming the store file (a slip
+// for paygate.jsonl, or a link to it) renamed the export over it: every
+// order, refund and secret, and the chain itself, was replaced by the
+// JSON Lines, and the command said "exported 4 records", exit 0.
+func TestAuditExportRefusesTheStoreFile(t *testing.T) {
+	f := newAuditFixture(t, "embedded")
+	link := filepath.Join(t.TempDir(), "store-link")
+	if err := os.Symlink(f.dbPath, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{f.dbPath, link, filepath.Join(filepath.Dir(f.dbPath), ".", filepath.Base(f.dbPath))} {
+		before, err := os.ReadFile(f.dbPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := runAudit("export", "-config", f.cfgPath, "-o", out)
+		if code != 2 || !strings.Contains(errOut, "is the store file") {
+			t.Errorf("export -o %s (the store file): exit %d %q; want 2, refused", out, code, errOut)
+		}
+		after, err := os.ReadFile(f.dbPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before, after) {
+			t.Fatalf("export -o %s replaced the store file", out)
+		}
+	}
+	if code, out, errOut := runAudit("verify", "-config", f.cfgPath); code != 0 {
+		t.Errorf("verify after: exit %d %q %q", code, out, errOut)
 	}
 }
