@@ -430,8 +430,7 @@ func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer
 	if errors.Is(err, embedded.ErrNotStore) {
 		// Taken for an earlier version's file, it was opened for writing,
 		// given paygate's buckets and verified as an empty chain.
-		fmt.Fprintf(stderr, "paygate audit: %s is no paygate store: it holds no audit chain, which every paygate store file has. "+
-			"Check store.path (another program's file, or one whose chain was removed)\n", p)
+		fmt.Fprintf(stderr, "paygate audit: %v. Check store.path: another program's file, or a store whose audit chain was removed\n", err)
 		return nil, 1
 	}
 	if errors.Is(err, embedded.ErrNeedsWrite) {

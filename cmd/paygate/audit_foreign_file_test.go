@@ -67,3 +67,33 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 		}
 	}
 }
+
+// TestAuditRefusesAStoreWhoseChainBucketsWereDropped: a paygate file
+// whose audit buckets were deleted (the whole chain with its head, in one
+// edit) was taken for an earlier version's file, given empty buckets and
+// verified as "audit chain ok: 0 records", exit 0.
+func TestAuditRefusesAStoreWhoseChainBucketsWereDropped(t *testing.T) {
+	f := newAuditFixture(t, "embedded")
+	db, err := bolt.Open(f.dbPath, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{"audit", "audit_meta"} {
+			if err := tx.DeleteBucket([]byte(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runAudit("verify", "-config", f.cfgPath)
+	if code != 1 || strings.Contains(out, "audit chain ok") || !strings.Contains(errOut, `no bucket "audit"`) {
+		t.Errorf("verify of a store without its chain's buckets: exit %d, stdout %q, stderr %q; want exit 1 naming the missing chain", code, out, errOut)
+	}
+}

@@ -63,7 +63,7 @@ var ErrNeedsWrite = errors.New("the file was written by an earlier version and m
 // audit chain's buckets, which every version's file has held since the
 // first: another program's file, not an earlier version's, and never
 // opened for writing to add this version's buckets to it.
-var ErrNotStore = errors.New("no paygate store: the file holds no audit chain buckets")
+var ErrNotStore = errors.New("no paygate store: every paygate store file holds the audit chain's buckets")
 
 // firstBuckets are buckets every version's file has held: a file lacking
 // one is no paygate store (ErrNotStore).
