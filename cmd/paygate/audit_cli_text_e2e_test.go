@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -139,12 +140,14 @@ admin: {token: ` + token + `}
 	}
 	holds := func() bool {
 		t.Helper()
-		if driver != "embedded" {
-			return driver == "redis" // no file to look in
-		}
-		raw, err := os.ReadFile(dbPath)
-		if err != nil {
-			t.Fatal(err)
+		var raw []byte
+		if driver == "redis" {
+			raw = redisValues(t, place.Prefix)
+		} else {
+			var err error
+			if raw, err = os.ReadFile(dbPath); err != nil {
+				t.Fatal(err)
+			}
 		}
 		// The store keeps a text as JSON's base64 of its bytes.
 		for _, text := range kept {
@@ -182,7 +185,49 @@ admin: {token: ` + token + `}
 	if code, out, errOut := runAudit("verify", "-config", cfgPath, "-text"); code != 0 || !strings.Contains(out, "erased or expired") {
 		t.Fatalf("verify -text after the erasure: exit %d %q %q", code, out, errOut)
 	}
-	if driver == "embedded" && holds() {
-		t.Error("the store file still holds the erased conversation")
+	if holds() {
+		t.Error("the store still holds the erased conversation")
 	}
+}
+
+// redisValues is every value under prefix, end to end: what a copy of the
+// deployment's Redis would hold.
+func redisValues(t *testing.T, prefix string) []byte {
+	t.Helper()
+	c, ctx := redisClient(t), context.Background()
+	keys, err := c.Keys(ctx, prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	for _, k := range keys {
+		var vals []string
+		switch typ := c.Type(ctx, k).Val(); typ {
+		case "string":
+			vals = []string{c.Get(ctx, k).Val()}
+		case "hash":
+			for f, v := range c.HGetAll(ctx, k).Val() {
+				vals = append(vals, f, v)
+			}
+		case "list":
+			vals = c.LRange(ctx, k, 0, -1).Val()
+		case "set":
+			vals = c.SMembers(ctx, k).Val()
+		case "zset":
+			vals = c.ZRange(ctx, k, 0, -1).Val()
+		case "stream":
+			for _, m := range c.XRange(ctx, k, "-", "+").Val() {
+				for f, v := range m.Values {
+					vals = append(vals, f, fmt.Sprint(v))
+				}
+			}
+		default:
+			t.Fatalf("key %s of type %s", k, typ)
+		}
+		out.WriteString(k + "\n")
+		for _, v := range vals {
+			out.WriteString(v + "\n")
+		}
+	}
+	return out.Bytes()
 }
