@@ -159,6 +159,7 @@ type Response struct {
 	choices   *choiceSet
 	malformed int
 	lost      int   // malformed events skipped before the answer finished (Skipped)
+	lateLost  int   // those skipped after it (SkippedAfterFinish)
 	end       error // sticky terminal result of Next (of Read, piped)
 	piped     bool  // a passthrough answer returned at its head (Read)
 	endsWhole bool  // the caller has the whole piped answer so far (EndsWhole)
@@ -351,8 +352,12 @@ func (a *Response) scanMalformed(ev sse.Event) (eventMarks, bool) {
 		return 0, true
 	}
 	a.malformed++
-	if !a.whole() && mayHoldChunk(ev.Data) {
-		a.lost++
+	if mayHoldChunk(ev.Data) {
+		if a.whole() {
+			a.lateLost++
+		} else {
+			a.lost++
+		}
 	}
 	a.r.log.WarnContext(&a.ctx, "upstream malformed event skipped", "provider", a.Provider, "target", a.Model, "bytes", len(ev.Data))
 	return 0, true
@@ -374,6 +379,13 @@ func blankData(ev sse.Event) bool {
 // events, and those with no bracket (a word some servers send as a
 // keep-alive), lose nothing and are not counted.
 func (a *Response) Skipped() int { return a.lost }
+
+// SkippedAfterFinish is Skipped for the events skipped after the answer
+// finished. They take nothing from it, unless the stream goes on with a
+// piece of a tool call after its finish (some relays put finish_reason on
+// every chunk of a call): a caller that assembles calls checks, before it
+// takes each event, whether this count grew.
+func (a *Response) SkippedAfterFinish() int { return a.lateLost }
 
 // mayHoldChunk reports whether a malformed event's data may be a chunk,
 // cut or garbled: it has an object's or array's bracket.

@@ -486,6 +486,7 @@ func (c *Capture) callPath(data []byte, s string) ([]byte, bool) {
 	if sl == nil {
 		return nil, false
 	}
+	c.callGoesOn()
 	// Where the turn's id and created go, should the chunk go out with
 	// them (learnCallEnvelope checked that topID and topCreated find them).
 	idAt, idEnd, crAt, crEnd := env.id[0], env.id[1], env.created[0], env.created[1]

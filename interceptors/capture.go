@@ -292,6 +292,11 @@ type Capture struct {
 	errRaw         []byte
 	// lost: an event of the round was skipped unread (Lose).
 	lost bool
+	// gap: an event was skipped unread after the round's finish chunk
+	// (SkippedAfterFinish, unread), which takes nothing from calls whole
+	// by then; a tool-call delta after it (some relays send the finish
+	// before a call's last deltas) makes the round lost.
+	gap bool
 	// late is the entries of RoundResult.LateCalls so far (EndNames).
 	late []byte
 	// ann is the entries of RoundResult.Annotations so far.
@@ -541,6 +546,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.hasChoiceUsage = false
 	c.errRaw = nil
 	c.lost = false
+	c.gap = false
 	c.late = c.late[:0]
 	c.ann = c.ann[:0]
 	c.fingerprint = c.fingerprint[:0]
@@ -707,10 +713,31 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 // is run.
 func (c *Capture) Lose() { c.lost = true }
 
+// SkippedAfterFinish notes that an event was skipped before the next one
+// reached Process, after the stream's finish (the relay's reader counts
+// those apart: failover.Response.SkippedAfterFinish). The round's calls
+// were whole at its finish, unless a tool-call delta comes after it: a
+// relay that sends finish_reason on a call's every chunk (LiteLLM's
+// Gemini) streams the call's later pieces after a finish, and the event
+// skipped may have held one of them ({"sku":"a"} without its lost
+// `,"quantity":2`). The round is then lost (Lose).
+func (c *Capture) SkippedAfterFinish() { c.gap = true }
+
 // unread notes a chunk Process could not read: lost to the round unless
-// the round's finish chunk came before it, by when its calls were whole.
+// the round's finish chunk came before it, by when its calls were whole
+// unless a tool-call delta follows (SkippedAfterFinish).
 func (c *Capture) unread() {
 	if !c.hasFinish {
+		c.lost = true
+	} else {
+		c.gap = true
+	}
+}
+
+// callGoesOn notes a tool-call delta: after an event skipped after the
+// finish, the round is lost (SkippedAfterFinish).
+func (c *Capture) callGoesOn() {
+	if c.gap {
 		c.lost = true
 	}
 }

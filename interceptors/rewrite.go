@@ -708,6 +708,7 @@ func (c *Capture) newSlot(choice, upIdx int, hasIdx bool) *slot {
 // the first delta that has one: providers that repeat them (Qwen) send
 // empty strings later, which must not overwrite them.
 func (c *Capture) absorb(s string, sl *slot, en *entry) {
+	c.callGoesOn()
 	if sl.id == "" && en.id != "" {
 		sl.id = strings.Clone(en.id)
 	}

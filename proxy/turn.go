@@ -936,11 +936,18 @@ func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, res
 // relayEvents is relay's loop; events go out queued (see flushBeforeWait).
 func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
 	quiet := repeatQuiet(resume, t.s.cfg.Server.SSEKeepalive.D())
+	late := 0 // events skipped after the finish, told to the capture
 	for {
 		if flushBeforeWait(t.sw, resp) != nil {
 			return errClientGone
 		}
 		ev, err := resp.Next()
+		if n := resp.SkippedAfterFinish(); n > late {
+			// The event Next returned may go on with a call whose piece
+			// the skipped one held (Capture.SkippedAfterFinish).
+			late = n
+			capture.SkippedAfterFinish()
+		}
 		if errors.Is(err, io.EOF) {
 			if resp.Skipped() > 0 {
 				// What the skipped events carried may be a piece of a
