@@ -69,6 +69,11 @@ func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, lim
 	b := completionBuilder{limit: limit}
 	done := false
 	lost := 0 // malformed or ambiguous events skipped before the answer's finish
+	// gap: such an event was skipped after it; a tool call's piece after
+	// that (a relay that sends finish_reason on every chunk of a call,
+	// LiteLLM's Gemini) may be missing the one before it, and counts as
+	// lost (gapPieces: the pieces there were at the skip).
+	gap, gapPieces := false, 0
 	var dup jsonscan.Dup
 	from := 0 // where in data the last long event found there ended (bodyText)
 read:
@@ -122,6 +127,8 @@ read:
 		if bad {
 			if !b.finished() && mayHoldChunk(ev.Data) {
 				lost++
+			} else if mayHoldChunk(ev.Data) && !gap {
+				gap, gapPieces = true, b.callPieces
 			}
 			if a.malformed >= maxMalformed {
 				if b.finished() && len(b.choices) >= choices {
@@ -158,6 +165,8 @@ read:
 					"member", dup.String())
 				if !b.finished() {
 					lost++
+				} else if !gap {
+					gap, gapPieces = true, b.callPieces
 				}
 				continue
 			}
@@ -174,6 +183,9 @@ read:
 		if err := b.add(bodyText(data, &from, ev.Data), counts); err != nil {
 			return nil, &failure{cause: CauseResponseTooLarge, status: http.StatusBadGateway, httpStatus: a.StatusCode, err: err}
 		}
+	}
+	if gap && b.callPieces > gapPieces {
+		lost++
 	}
 	if lost > 0 && b.hasCalls() {
 		// A skipped event may have held a piece of a tool call's
@@ -244,6 +256,10 @@ type completionBuilder struct {
 	byIndex     map[int64]*builtChoice
 	open        int // choices without their finish_reason yet
 	limit, size int64
+	// callPieces counts the tool call (and function_call) fragments
+	// added: streamedCompletion asks whether one came after an event
+	// skipped after the finish.
+	callPieces int
 }
 
 // At most the least JSON a choice and a tool call of the completion take:
@@ -832,6 +848,7 @@ func readCallPart(tc gjson.Result) callPart {
 // Gemini refused the next round, whose assistant message had lost the
 // signature.
 func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool) error {
+	b.callPieces++
 	var p callPart
 	if tool {
 		p = readCallPart(tc)

@@ -85,3 +85,34 @@ func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// TestCallPieceSkippedAfterAnEarlyFinishNonStream: the same for a bot
+// asking for a whole completion from a provider that streams it anyway
+// (it ignores "stream": false): the answer with the call is no answer when
+// an event skipped after a finish is followed by a piece of a call.
+func TestCallPieceSkippedAfterAnEarlyFinishNonStream(t *testing.T) {
+	const c = `data: {"id":"g1","object":"chat.completion.chunk","created":1,"model":"gemini","choices":`
+	first := c + `[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\""}}]},"finish_reason":"tool_calls"}]}` + "\n\n"
+	middle := c + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":",\"quantity\":3"}}]},"finish_reason":"tool_calls"}]}` + "\n\n"
+	last := c + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]},"finish_reason":"tool_calls"}]}` + "\n\n"
+	const want = `create_order {"sku":"premium-monthly","quantity":3}`
+	for _, tc := range []struct {
+		name   string
+		events []string
+		want   []string
+	}{
+		{"whole", []string{first, middle, last}, []string{want}},
+		{"a piece skipped", []string{first, strings.TrimSuffix(middle, "}\n\n") + "\n\n", last}, nil},
+		{"garbage after the whole call", []string{first, middle, last, "data: {bad\n\n"}, []string{want}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(sseHandler(append(tc.events, "data: [DONE]\n\n")...), textRound(true, "done")))
+			tools := &recordingTools{}
+			url := toolsProxy(t, fp.URL, tools, nil)
+			body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(false, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+			if got := tools.executed(); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("executed %q; want %q\n%s", got, tc.want, body)
+			}
+		})
+	}
+}
