@@ -793,6 +793,7 @@ type callPart struct {
 func readCallPart(tc gjson.Result) callPart {
 	var p callPart
 	functions, names := 0, 0
+	var nulls, objects [2]bool // "function", "custom", in any case
 	tc.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "index":
@@ -807,9 +808,21 @@ func readCallPart(tc gjson.Result) callPart {
 			}
 			return true
 		}
-		if !strings.EqualFold(k.Str, "function") && !strings.EqualFold(k.Str, "custom") {
+		kind := 0
+		if !strings.EqualFold(k.Str, "function") {
+			if !strings.EqualFold(k.Str, "custom") {
+				return true
+			}
+			kind = 1
+		}
+		if v.Type == gjson.Null {
+			// Relays that serialize unset fields send "custom":null
+			// beside a function call's "function": it names nothing,
+			// unless an object of that name comes too (a copy).
+			nulls[kind] = true
 			return true
 		}
+		objects[kind] = objects[kind] || v.IsObject()
 		functions++
 		if k.Str != "function" && k.Str != "custom" || !v.IsObject() {
 			return true
@@ -833,7 +846,7 @@ func readCallPart(tc gjson.Result) callPart {
 		})
 		return true
 	})
-	if functions > 1 || names > 1 {
+	if functions > 1 || names > 1 || nulls[0] && objects[0] || nulls[1] && objects[1] {
 		p.twice, p.name = true, ""
 	}
 	return p

@@ -568,13 +568,26 @@ func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, []string)
 // repeated in it, also spelled in another case. Parsers keep
 // different copies (gjson the first, most the last, Go's encoding/json any
 // case), so paygate could run a payment call the bot reads as its own, or
-// hand the bot a payment call: without a name, the turn refuses it.
+// hand the bot a payment call: without a name, the turn refuses it. A
+// null "function" or "custom" names nothing (relays that serialize unset
+// fields send "custom":null beside a function call's "function"), unless
+// the call has an object of that name too, in any case: a copy of it.
 func callName(call gjson.Result) (name string, custom bool) {
 	functions, names := 0, 0
+	var nulls, objects [2]bool // function, custom
 	call.ForEach(func(k, fn gjson.Result) bool {
-		if !strings.EqualFold(k.Str, "function") && !strings.EqualFold(k.Str, "custom") {
+		kind := 0
+		if !strings.EqualFold(k.Str, "function") {
+			if !strings.EqualFold(k.Str, "custom") {
+				return true
+			}
+			kind = 1
+		}
+		if fn.Type == gjson.Null {
+			nulls[kind] = true
 			return true
 		}
+		objects[kind] = objects[kind] || fn.IsObject()
 		functions++
 		fn.ForEach(func(fk, v gjson.Result) bool {
 			if strings.EqualFold(fk.Str, "name") {
@@ -587,7 +600,7 @@ func callName(call gjson.Result) (name string, custom bool) {
 		})
 		return true
 	})
-	if functions > 1 || names > 1 {
+	if functions > 1 || names > 1 || nulls[0] && objects[0] || nulls[1] && objects[1] {
 		return "", false
 	}
 	return name, custom
