@@ -42,7 +42,7 @@ func TestCallPieceSkippedAfterAnEarlyFinish(t *testing.T) {
 			url := toolsProxy(t, fp.URL, tools, nil)
 			oc := openai.DefaultConfig(testClientKey)
 			oc.BaseURL = url + "/v1"
-			oc.HTTPClient = &http.Client{Transport: headerTransport{"X-WeChat-OpenID": "o-user-1"}}
+			oc.HTTPClient = &http.Client{Transport: lateSkipHeaders{"X-WeChat-OpenID": "o-user-1"}}
 			sr, err := openai.NewClientWithConfig(oc).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{Model: "gpt-test",
 				Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy three months"}}})
 			if err != nil {
@@ -75,10 +75,10 @@ func TestCallPieceSkippedAfterAnEarlyFinish(t *testing.T) {
 	}
 }
 
-// headerTransport adds its headers to every request.
-type headerTransport map[string]string
+// lateSkipHeaders adds its headers to every request.
+type lateSkipHeaders map[string]string
 
-func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (h lateSkipHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	for k, v := range h {
 		r.Header.Set(k, v)
