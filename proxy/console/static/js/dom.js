@@ -74,7 +74,12 @@ export function when(ts) {
   if (!ts) return '—';
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return String(ts);
-  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
+  const s = `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
+  // The bar names the zone's offset now; a time from the other side of a
+  // summer-time change was shown an hour off from what the bar said (an
+  // order from July, read in December in New York, at EDT under "UTC-05:00").
+  // Such a time names its own offset.
+  return d.getTimezoneOffset() === new Date().getTimezoneOffset() ? s : `${s} ${zoneName(d)}`;
 }
 
 /** utc formats an RFC 3339 time in UTC, to the second, saying so. */
@@ -91,13 +96,14 @@ export function zoneName(d = new Date()) {
 }
 
 /**
- * whenCell is when() on two lines (date, time), for narrow table columns,
+ * whenCell is when() on two lines (date, time; a third for its own offset),
+ * for narrow table columns,
  * with the time in UTC as its tooltip.
  */
 export function whenCell(ts) {
   const s = when(ts);
-  const [d, t] = s.split(' ');
-  return t ? h('span', { title: utc(ts) }, d, h('br'), t) : s;
+  const [d, t, z] = s.split(' ');
+  return t ? h('span', { title: utc(ts) }, d, h('br'), t, z ? [h('br'), h('small', { class: 'hint', text: z })] : null) : s;
 }
 
 export function status(s) {

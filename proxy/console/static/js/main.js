@@ -67,7 +67,7 @@ function showApp() {
   $('signout').hidden = false;
   // Every time shown is in this browser's zone: say which.
   $('zone').textContent = 'times in ' + zoneName();
-  $('zone').title = 'Times are shown in this browser\'s time zone; hover over a time in a table for it in UTC.';
+  $('zone').title = 'Times are shown in this browser\'s time zone, at this offset now; a time at another offset (across a summer-time change) names its own. Hover over a time in a table for it in UTC.';
   $('zone').hidden = false;
   select(tab);
   summary();
