@@ -92,8 +92,14 @@ export async function approvals(panel, ctx, list) {
       ctx.notice(`${approve ? 'Approved' : 'Rejected'} ${o.order_no}: the order is now ${d.order.status.replace(/_/g, ' ')}.`, 'ok');
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
-      const [text, kind] = decisionFound(o, approve, e);
-      ctx.notice(text, kind);
+      if (e instanceof ApiError && e.status === 0) {
+        const text = await unanswered(o, approve, e);
+        if (text === null) return; // signed out meanwhile
+        ctx.notice(text, 'bad');
+      } else {
+        const [text, kind] = decisionFound(o, approve, e);
+        ctx.notice(text, kind);
+      }
     }
     ctx.changed();
     await approvals(panel, ctx);
@@ -183,6 +189,30 @@ function decisionFound(o, approve, e) {
   }
   if (e instanceof ApiError && e.status === 404) return [`${no} is not an order paygate knows (any more): nothing was ${verb}d.`, 'bad'];
   return [`Could not ${verb} ${no}: ${e.message}.`, 'bad'];
+}
+
+// unanswered says what became of a decision on o whose answer never came
+// (the connection dropped, a proxy in front of paygate gave up): paygate
+// may have made it all the same. It said "Could not reject PG…: paygate
+// did not answer", of an order then gone from the queue because it was
+// rejected. It asks paygate for the order as it now stands; null when the
+// session ended meanwhile.
+async function unanswered(o, approve, e) {
+  const no = o.order_no;
+  const noun = approve ? 'approval' : 'rejection';
+  let now;
+  try {
+    now = (await api('/admin/api/orders/' + encodeURIComponent(no))).order;
+  } catch (e2) {
+    if (e2 instanceof ApiError && e2.status === 401) return null;
+    return `No answer came to the ${noun} of ${no} (${e.message}): it may have been made or not; Refresh shows the queue as paygate has it.`;
+  }
+  const is = `${no} is ${words(now.status)} now`;
+  if (now.status === 'approval_required') return `No answer came to the ${noun} of ${no} (${e.message}), and ${is}, still waiting for a decision: nothing was decided.`;
+  const made = approve ? !['rejected', 'expired', 'needs_review'].includes(now.status) : now.status === 'rejected';
+  return made
+    ? `No answer came to the ${noun} of ${no} (${e.message}), but it was made: ${is}.`
+    : `No answer came to the ${noun} of ${no} (${e.message}); ${is}.`;
 }
 
 // approvalsUpdate redraws the queue shown in panel with list, the summary's

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/paygate/paygate/store"
+)
+
+// TestConsoleSaysWhatBecameOfAnUnansweredDecision: a manager rejects an
+// order and the connection drops before paygate's answer arrives (a phone
+// changing networks, a proxy giving up). paygate rejected it all the same;
+// the console said "Could not reject PG…: paygate did not answer", of an
+// order that then left the queue. It asks paygate for the order and says
+// the rejection was made; a decision that never reached paygate says the
+// order still waits, and its row stays.
+func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
+	b := newBrowser(t)
+	_, adminURL, a, _ := consoleApp(t)
+	ctx := context.Background()
+	const lostAnswer, lostAsk = "PGLOSTANSWER0001", "PGLOSTASKING0001"
+	for _, no := range []string{lostAnswer, lostAsk} {
+		if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: no, Client: "bot", User: "oUser-" + no, SKU: "premium-yearly",
+			Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi",
+			Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1, CreatedAt: time.Now().Add(-time.Minute).Truncate(time.Second),
+			ExpiresAt: time.Now().Add(time.Hour).Truncate(time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The rejection of lostAnswer reaches paygate, and its answer is
+	// dropped; that of lostAsk is dropped on its way to paygate.
+	b.do(t, "drop the connections", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+			{URLPattern: "*/" + lostAnswer + "/reject", RequestStage: fetch.RequestStageResponse},
+			{URLPattern: "*/" + lostAsk + "/reject", RequestStage: fetch.RequestStageRequest},
+		}})
+		return err
+	}))
+	go func() {
+		for ev, err := range chromedp.Events(b.ctx, fetch.RequestPaused) {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(b.ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonConnectionReset})
+		}
+	}()
+
+	settled := waitFor("the page to settle", `!document.querySelector("[aria-busy]")`)
+	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", lostAnswer))), chromedp.WaitVisible(chromedp.CSS(row("approvals", lostAsk))))
+	reject := func(no string) string {
+		t.Helper()
+		b.do(t, "reject "+no, settled, chromedp.Click(chromedp.CSS(`button[data-action="reject"][data-order-no="`+no+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+no+`"]`)),
+			chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+no+`"]`)),
+			waitFor("the notice", `!document.getElementById("notice").hidden && document.getElementById("notice").textContent.includes(`+jsString(no)+`)`),
+			settled)
+		return b.text(t, "#notice")
+	}
+
+	s := reject(lostAnswer)
+	if o, err := a.store.GetOrder(ctx, lostAnswer); err != nil || o.Status != store.StatusRejected {
+		t.Fatalf("%s after its rejection lost its answer: %v %v; want rejected (the test needs paygate to have decided)", lostAnswer, o, err)
+	}
+	if strings.Contains(s, "Could not") || !strings.Contains(s, "it was made") || !strings.Contains(s, "rejected now") {
+		t.Errorf("notice %q; want it said that the rejection was made, and the order is rejected now", s)
+	}
+	b.do(t, "the row leaves", chromedp.WaitNotPresent(chromedp.CSS(row("approvals", lostAnswer))))
+
+	s = reject(lostAsk)
+	if o, err := a.store.GetOrder(ctx, lostAsk); err != nil || o.Status != store.StatusApprovalRequired {
+		t.Fatalf("%s after its rejection was dropped: %v %v; want it still held", lostAsk, o, err)
+	}
+	if !strings.Contains(s, "still waiting for a decision") || !strings.Contains(s, "nothing was decided") {
+		t.Errorf("notice %q; want it said that the order still waits and nothing was decided", s)
+	}
+	b.do(t, "the row stays", settled, chromedp.WaitVisible(chromedp.CSS(row("approvals", lostAsk))))
+}
