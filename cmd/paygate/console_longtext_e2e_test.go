@@ -17,7 +17,9 @@ import (
 // table grew as wide as the text and pushed the order's Approve and Reject
 // buttons off the right edge, behind a sideways scroll of the panel; the
 // text wraps within its column and the buttons stay on the screen, in the
-// queue, the orders list and the order's detail.
+// queue, the orders list and the order's detail. A user id with a
+// right-to-left override in it (U+202E) turned the rest of the rejection's
+// confirmation around ("?doog rof desolc si redro ehT"): it is isolated.
 func TestConsoleKeepsLongTextInItsColumn(t *testing.T) {
 	b := newBrowser(t)
 	_, adminURL, a, _ := consoleApp(t)
@@ -27,6 +29,13 @@ func TestConsoleKeepsLongTextInItsColumn(t *testing.T) {
 	if err := a.store.CreateOrder(context.Background(), &store.Order{OrderNo: no, Client: "bot", User: user, SKU: "premium-yearly",
 		Description: long, Quantity: 2, AmountFen: 100000001, Currency: "CNY", PayMethod: "jsapi",
 		Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1, CreatedAt: time.Now().Add(-time.Minute).Truncate(time.Second),
+		ExpiresAt: time.Now().Add(time.Hour).Truncate(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	const rtl = "PGRIGHTTOLEFT001"
+	if err := a.store.CreateOrder(context.Background(), &store.Order{OrderNo: rtl, Client: "bot", User: "oUser-\u202eevil", SKU: "premium-yearly",
+		Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 7, Currency: "CNY", PayMethod: "jsapi",
+		Status: store.StatusApprovalRequired, ClaimKey: "k" + rtl, Generation: 1, CreatedAt: time.Now().Add(-2 * time.Minute).Truncate(time.Second),
 		ExpiresAt: time.Now().Add(time.Hour).Truncate(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +59,24 @@ func TestConsoleKeepsLongTextInItsColumn(t *testing.T) {
 	if s := b.text(t, row("approvals", no)); !strings.Contains(s, "1000000.01 CNY") {
 		t.Errorf("row %q; want the amount, 1000000.01 CNY", s)
 	}
+	b.do(t, "reject "+rtl, chromedp.Click(chromedp.CSS(`button[data-action="reject"][data-order-no="`+rtl+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr.confirm[data-confirm-for="`+rtl+`"]`)))
+	// The words after the user id run left to right: "c" of "closed" left of its "d".
+	if ltr := evalJS[bool](t, b, `(() => {
+		const row = document.querySelector('tr.confirm[data-confirm-for="`+rtl+`"]');
+		const w = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);
+		for (let n; (n = w.nextNode());) {
+			const i = n.data.indexOf("closed for good"); if (i < 0) continue;
+			const at = (k) => { const r = document.createRange(); r.setStart(n, k); r.setEnd(n, k + 1); return r.getBoundingClientRect().left; };
+			return at(i) < at(i + 5);
+		}
+		return false; })()`); !ltr {
+		t.Errorf("confirmation %q: the words after the user id are turned around", b.text(t, `tr.confirm[data-confirm-for="`+rtl+`"]`))
+	}
+	if s := b.text(t, `tr.confirm[data-confirm-for="`+rtl+`"]`); !strings.Contains(s, "for 0.07 CNY") {
+		t.Errorf("confirmation %q; want the amount, 0.07 CNY", s)
+	}
+	b.do(t, "cancel", chromedp.Click(chromedp.CSS(`tr.confirm button[data-action="cancel"]`)))
 	b.do(t, "orders", chromedp.Click(chromedp.CSS(`#tabs [data-tab="orders"]`)),
 		chromedp.WaitVisible(chromedp.CSS(row("orders", no))))
 	if px := onScreen(row("orders", no) + ` td[data-label="Updated"]`); px != 0 {

@@ -72,7 +72,9 @@ export async function approvals(panel, ctx, list) {
       'aria-label': 'Reason for the rejection', dataset: { reasonFor: o.order_no } });
     const row = h('tr', { class: 'confirm', dataset: { confirmFor: o.order_no } },
       h('td', { colspan: cols.length },
-        h('span', {}, `${verb} ${o.order_no} for ${money(o.amount_fen, o.currency)} (${o.user})? `,
+        // The user id (a bot's, text from outside) is isolated: a right-to-left
+        // mark in it turned the rest of the sentence around.
+        h('span', {}, `${verb} ${o.order_no} for ${money(o.amount_fen, o.currency)} (`, h('bdi', { text: o.user }), ')? ',
           approve ? 'WeChat Pay opens the order now. ' : 'The order is closed for good. '),
         reason, reason ? ' ' : null,
         h('span', { class: 'actions' },
@@ -515,8 +517,10 @@ function auditTable(records) {
     { th: 'Action', td: (r) => h('code', { text: body(r).action || '?' }) },
     { th: 'Order', td: (r) => h('span', { class: 'mono', text: body(r).order_no || '' }) },
     { th: 'Status', td: (r) => (body(r).status_before ? `${body(r).status_before} → ${body(r).status || ''}` : body(r).status || '') },
-    { th: 'Cause', td: (r) => [body(r).cause || '', body(r).reason ? ` (${body(r).reason})` : '',
-      actor(r).reason ? ` — ${actor(r).reason}` : ''].join('') },
+    // Reasons are text from outside (a model's, an operator's), each
+    // isolated: a right-to-left mark in one turned the next around.
+    { th: 'Cause', td: (r) => [body(r).cause || '', body(r).reason ? [' (', h('bdi', { text: String(body(r).reason) }), ')'] : '',
+      actor(r).reason ? [' — ', h('bdi', { text: String(actor(r).reason) })] : ''] },
     // An operator's decision names the operator (or the admin request);
     // a turn's action, the provider and model.
     { th: 'By', td: (r) => (actor(r).kind
@@ -560,7 +564,7 @@ export async function refunds(panel) {
         { th: 'In flight', td: (e) => (e.in_flight
           ? h('span', {}, h('strong', { text: money(e.in_flight.amount_fen, e.order.currency) }), ' ',
             h('span', { class: 'mono', text: e.in_flight.out_refund_no || e.in_flight.refund_id }),
-            e.in_flight.reason ? ` — ${e.in_flight.reason}` : '', h('br'),
+            e.in_flight.reason ? [' — ', h('bdi', { text: e.in_flight.reason })] : '', h('br'),
             h('small', { class: 'hint', text: 'confirmed ' + when(e.in_flight.confirmed_at) }))
           : '—') },
         { th: 'Updated', class: 'time', td: (e) => whenCell(e.order.updated_at) },
