@@ -19,7 +19,9 @@ import (
 // the console said "Could not reject PG…: paygate did not answer", of an
 // order that then left the queue. It asks paygate for the order and says
 // the rejection was made; a decision that never reached paygate says the
-// order still waits, and its row stays.
+// order still waits, and its row stays. A resolution of an order in review
+// whose answer is lost said "Not resolved: paygate did not answer" of an
+// order paygate had closed: it says the order is out of review, and shows it.
 func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 	b := newBrowser(t)
 	_, adminURL, a, _ := consoleApp(t)
@@ -33,12 +35,21 @@ func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	const reviewed = "PGLOSTRESOLVE001"
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: reviewed, Client: "bot", User: "oUser-lost-resolve", SKU: "premium-monthly",
+		Description: "Premium tier, 1 month", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: store.StatusNeedsReview,
+		TransactionID: "4200000000000000000000000098", ReviewReason: "appid_mismatch: wechat pay says appid wx0000000000other",
+		ClaimKey: "k" + reviewed, Generation: 1, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	// The rejection of lostAnswer reaches paygate, and its answer is
 	// dropped; that of lostAsk is dropped on its way to paygate.
 	b.do(t, "drop the connections", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
 			{URLPattern: "*/" + lostAnswer + "/reject", RequestStage: fetch.RequestStageResponse},
 			{URLPattern: "*/" + lostAsk + "/reject", RequestStage: fetch.RequestStageRequest},
+			{URLPattern: "*/" + reviewed + "/resolve", RequestStage: fetch.RequestStageResponse},
 		}})
 		return err
 	}))
@@ -82,4 +93,19 @@ func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 		t.Errorf("notice %q; want it said that the order still waits and nothing was decided", s)
 	}
 	b.do(t, "the row stays", settled, chromedp.WaitVisible(chromedp.CSS(row("approvals", lostAsk))))
+
+	b.do(t, "resolve "+reviewed, chromedp.Click(chromedp.CSS(`#tabs [data-tab="orders"]`)),
+		chromedp.Click(chromedp.CSS(row("orders", reviewed)+" button")), chromedp.WaitVisible(chromedp.ID("resolve-reason")),
+		chromedp.SendKeys(chromedp.ID("resolve-reason"), "refunded on the merchant platform"),
+		chromedp.Click(chromedp.CSS(`button[data-action="resolve"]`)),
+		waitFor("the outcome", `document.getElementById("resolve-done") !== null || /^(Not|No answer)/.test(document.getElementById("resolve-result")?.textContent ?? "")`))
+	if o, err := a.store.GetOrder(ctx, reviewed); err != nil || o.Status != store.StatusClosed {
+		t.Fatalf("%s after its resolution lost its answer: %v %v; want closed (the test needs paygate to have resolved it)", reviewed, o, err)
+	}
+	got := evalJS[string](t, b, `document.getElementById("resolve-done")?.textContent ?? document.getElementById("resolve-result")?.textContent ?? ""`)
+	if strings.HasPrefix(got, "Not resolved") || !strings.Contains(got, "closed now") {
+		t.Errorf("outcome %q; want it said that the order is out of review, closed now", got)
+	}
+	b.do(t, "the order as it is", waitFor("closed in the list", `document.querySelector(`+jsString(row("orders", reviewed))+`)?.dataset.status === "closed"`),
+		chromedp.WaitNotPresent(chromedp.CSS(`button[data-action="resolve"]`)))
 }

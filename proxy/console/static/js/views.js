@@ -399,6 +399,29 @@ function resolveControl(detail, o, resolved) {
       if (resolved) resolved();
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
+      if (e instanceof ApiError && e.status === 0) {
+        // No answer came (the connection dropped): paygate may have
+        // resolved it all the same, which "Not resolved: paygate did not
+        // answer" denied. Ask for the order as it stands.
+        let now = null;
+        try {
+          now = (await api('/admin/api/orders/' + encodeURIComponent(o.order_no))).order;
+        } catch (e2) {
+          if (e2 instanceof ApiError && e2.status === 401) return;
+        }
+        if (now && now.status !== 'needs_review') {
+          showOrder(detail, now, resolved);
+          detail.querySelector('h3').after(h('p', { id: 'resolve-done', class: 'notice ok',
+            text: `No answer came to the resolution of ${o.order_no} (${e.message}), but it is out of review: it is ${words(now.status)} now.` }));
+          if (resolved) resolved();
+          return;
+        }
+        result.textContent = now
+          ? `Not resolved: no answer came (${e.message}), and the order is still in review; nothing changed.`
+          : `No answer came (${e.message}): it may have been resolved or not; open the order again to see.`;
+        button.disabled = false;
+        return;
+      }
       const now = e instanceof ApiError && e.body && e.body.order;
       if (e.status === 409 && now && now.status !== 'needs_review') {
         // Resolved meanwhile (another operator, console or click): say so
