@@ -26,8 +26,8 @@ func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 	b := newBrowser(t)
 	_, adminURL, a, _ := consoleApp(t)
 	ctx := context.Background()
-	const lostAnswer, lostAsk = "PGLOSTANSWER0001", "PGLOSTASKING0001"
-	for _, no := range []string{lostAnswer, lostAsk} {
+	const lostAnswer, lostAsk, slow = "PGLOSTANSWER0001", "PGLOSTASKING0001", "PGSLOWANSWER0001"
+	for _, no := range []string{lostAnswer, lostAsk, slow} {
 		if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: no, Client: "bot", User: "oUser-" + no, SKU: "premium-yearly",
 			Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi",
 			Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1, CreatedAt: time.Now().Add(-time.Minute).Truncate(time.Second),
@@ -50,13 +50,19 @@ func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 			{URLPattern: "*/" + lostAnswer + "/reject", RequestStage: fetch.RequestStageResponse},
 			{URLPattern: "*/" + lostAsk + "/reject", RequestStage: fetch.RequestStageRequest},
 			{URLPattern: "*/" + reviewed + "/resolve", RequestStage: fetch.RequestStageResponse},
+			{URLPattern: "*/" + slow + "/reject", RequestStage: fetch.RequestStageRequest},
 		}})
 		return err
 	}))
+	held := make(chan fetch.RequestID, 1) // the rejection of slow, held on its way
 	go func() {
 		for ev, err := range chromedp.Events(b.ctx, fetch.RequestPaused) {
 			if err != nil {
 				return
+			}
+			if strings.Contains(ev.Request.URL, slow) {
+				held <- ev.RequestID
+				continue
 			}
 			_, _ = chromedp.Call(b.ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonConnectionReset})
 		}
@@ -93,6 +99,26 @@ func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 		t.Errorf("notice %q; want it said that the order still waits and nothing was decided", s)
 	}
 	b.do(t, "the row stays", settled, chromedp.WaitVisible(chromedp.CSS(row("approvals", lostAsk))))
+
+	// A slow answer: while it is on its way, the confirmation says it waits
+	// (its buttons only greyed out, as if the page had stopped).
+	b.do(t, "reject "+slow, settled, chromedp.Click(chromedp.CSS(`button[data-action="reject"][data-order-no="`+slow+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+slow+`"]`)),
+		chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+slow+`"]`)))
+	var id fetch.RequestID
+	select {
+	case id = <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the rejection of " + slow + " was not sent")
+	}
+	if s := b.text(t, `tr.confirm[data-confirm-for="`+slow+`"]`); !strings.Contains(s, "Rejecting: waiting for paygate") {
+		t.Errorf("while the rejection is on its way, the confirmation says %q; want it said that it waits", s)
+	}
+	b.do(t, "the answer comes", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: id})
+		return err
+	}), waitFor("the notice", `document.getElementById("notice").textContent.startsWith("Rejected `+slow+`")`),
+		chromedp.WaitNotPresent(chromedp.CSS(row("approvals", slow))))
 
 	b.do(t, "resolve "+reviewed, chromedp.Click(chromedp.CSS(`#tabs [data-tab="orders"]`)),
 		chromedp.Click(chromedp.CSS(row("orders", reviewed)+" button")), chromedp.WaitVisible(chromedp.ID("resolve-reason")),

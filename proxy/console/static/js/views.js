@@ -88,6 +88,10 @@ export async function approvals(panel, ctx, list) {
   async function decide(ev, o, approve, reason) {
     t.querySelectorAll('button').forEach((b) => { b.disabled = true; });
     const verb = approve ? 'approve' : 'reject';
+    // An approval waits for WeChat Pay to open the order, seconds on a bad
+    // day: the page said nothing meanwhile, its buttons greyed out as if
+    // it had stopped. The confirmation says it waits.
+    ev.currentTarget.textContent = `${approve ? 'Approving' : 'Rejecting'}: waiting for paygate${approve ? ' and WeChat Pay' : ''}…`;
     try {
       const d = await api(`/admin/api/approvals/${encodeURIComponent(o.order_no)}/${verb}`,
         { method: 'POST', body: reason ? { reason } : undefined });
