@@ -294,7 +294,14 @@ export async function orders(panel, ctx) {
     let page;
     try {
       page = await api('/admin/api/orders' + qs({ status: orderFilter.status, user: orderFilter.user, limit: 500, before }));
-    } catch (e) { return mine === asked ? failed(list, e) : undefined; }
+    } catch (e) {
+      if (mine !== asked) return undefined;
+      // An older page that failed (a network blip) leaves the orders
+      // loaded and the button to try again: the list was replaced by the
+      // error, and only Refresh, back at the first page, got them back.
+      if (more && !(e instanceof ApiError && e.status === 401)) return draw(true, e);
+      return failed(list, e);
+    }
     if (mine !== asked) return;
     rows = rows.concat(page.orders);
     // The API's own cursor: created_at is to the second, and paging by it
@@ -303,7 +310,7 @@ export async function orders(panel, ctx) {
     draw(before !== '');
   }
 
-  function draw(hasMore) {
+  function draw(hasMore, olderFailed) {
     const q = orderFilter.search.toLowerCase();
     const shown = q ? rows.filter((o) => o.order_no.toLowerCase().includes(q)) : rows;
     clear(list);
@@ -335,7 +342,8 @@ export async function orders(panel, ctx) {
         },
       })));
     }
-    if (hasMore) list.append(h('p', {}, h('button', { type: 'button', class: 'ghost', onclick: () => load(true) }, 'Load older orders')));
+    if (olderFailed) list.append(h('p', { class: 'error', role: 'alert', text: 'Could not load older orders: ' + olderFailed.message }));
+    if (hasMore) list.append(h('p', {}, h('button', { type: 'button', class: 'ghost', id: 'orders-older', onclick: () => load(true) }, 'Load older orders')));
   }
   await load();
 }
@@ -571,13 +579,18 @@ export async function refunds(panel) {
     let page;
     try {
       page = await api('/admin/api/refunds' + qs({ limit: 200, before }));
-    } catch (e) { return mine === asked ? failed(panel, e) : undefined; }
+    } catch (e) {
+      if (mine !== asked) return undefined;
+      // As for the orders: an older page that failed keeps those loaded.
+      if (before !== '' && !(e instanceof ApiError && e.status === 401)) return draw(e);
+      return failed(panel, e);
+    }
     if (mine !== asked) return;
     rows = rows.concat(page.refunds);
     before = page.next_before || '';
     draw();
   }
-  function draw() {
+  function draw(olderFailed) {
     clear(panel).append(h('h2', { text: 'Refunds' }),
       h('p', { class: 'hint', text: 'Orders with a refund, and the refund in flight (confirmed by the user, not yet settled by WeChat Pay).' }));
     if (rows.length === 0) panel.append(empty('No refunds.'));
@@ -597,7 +610,8 @@ export async function refunds(panel) {
         { th: 'Updated', class: 'time', td: (e) => whenCell(e.order.updated_at) },
       ], rows, (e) => ({ dataset: { orderNo: e.order.order_no }, class: e.order.status === 'needs_review' ? 'needs-review' : '' })));
     }
-    if (before !== '') panel.append(h('p', {}, h('button', { type: 'button', class: 'ghost', id: 'refunds-older', onclick: load }, 'Load older refunds')));
+    if (olderFailed) panel.append(h('p', { class: 'error', role: 'alert', text: 'Could not load older refunds: ' + olderFailed.message }));
+    if (before !== '') panel.append(h('p', {}, h('button', { type: 'button', class: 'ghost', id: 'refunds-older', onclick: () => load() }, 'Load older refunds')));
   }
   await load();
 }
