@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,8 +27,8 @@ func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 	b := newBrowser(t)
 	_, adminURL, a, _ := consoleApp(t)
 	ctx := context.Background()
-	const lostAnswer, lostAsk, slow = "PGLOSTANSWER0001", "PGLOSTASKING0001", "PGSLOWANSWER0001"
-	for _, no := range []string{lostAnswer, lostAsk, slow} {
+	const lostAnswer, lostAsk, slow, twice = "PGLOSTANSWER0001", "PGLOSTASKING0001", "PGSLOWANSWER0001", "PGDOUBLECLICK001"
+	for _, no := range []string{lostAnswer, lostAsk, slow, twice} {
 		if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: no, Client: "bot", User: "oUser-" + no, SKU: "premium-yearly",
 			Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi",
 			Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1, CreatedAt: time.Now().Add(-time.Minute).Truncate(time.Second),
@@ -51,14 +52,21 @@ func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 			{URLPattern: "*/" + lostAsk + "/reject", RequestStage: fetch.RequestStageRequest},
 			{URLPattern: "*/" + reviewed + "/resolve", RequestStage: fetch.RequestStageResponse},
 			{URLPattern: "*/" + slow + "/reject", RequestStage: fetch.RequestStageRequest},
+			{URLPattern: "*/" + twice + "/reject", RequestStage: fetch.RequestStageRequest},
 		}})
 		return err
 	}))
 	held := make(chan fetch.RequestID, 1) // the rejection of slow, held on its way
+	var sentTwice atomic.Int32            // the rejections of twice sent
 	go func() {
 		for ev, err := range chromedp.Events(b.ctx, fetch.RequestPaused) {
 			if err != nil {
 				return
+			}
+			if strings.Contains(ev.Request.URL, twice) {
+				sentTwice.Add(1)
+				_, _ = chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				continue
 			}
 			if strings.Contains(ev.Request.URL, slow) {
 				held <- ev.RequestID
@@ -119,6 +127,17 @@ func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 		return err
 	}), waitFor("the notice", `document.getElementById("notice").textContent.startsWith("Rejected `+slow+`")`),
 		chromedp.WaitNotPresent(chromedp.CSS(row("approvals", slow))))
+
+	// A double click on Confirm sends one rejection, which the notice tells
+	// (a second would find the order rejected "by an earlier click").
+	b.do(t, "reject "+twice, settled, chromedp.Click(chromedp.CSS(`button[data-action="reject"][data-order-no="`+twice+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+twice+`"]`)))
+	evalJS[bool](t, b, `(() => { const c = document.querySelector('button[data-action="confirm"][data-order-no="`+twice+`"]'); c.click(); c.click(); return true; })()`)
+	b.do(t, "the rejection", waitFor("the notice", `document.getElementById("notice").textContent.includes(`+jsString(twice)+`)`),
+		chromedp.WaitNotPresent(chromedp.CSS(row("approvals", twice))), settled)
+	if n, s := sentTwice.Load(), b.text(t, "#notice"); n != 1 || !strings.HasPrefix(s, "Rejected "+twice) {
+		t.Errorf("a double click on Confirm: %d rejections sent, notice %q; want one, and it said rejected", n, s)
+	}
 
 	b.do(t, "resolve "+reviewed, chromedp.Click(chromedp.CSS(`#tabs [data-tab="orders"]`)),
 		chromedp.Click(chromedp.CSS(row("orders", reviewed)+" button")), chromedp.WaitVisible(chromedp.ID("resolve-reason")),
