@@ -64,6 +64,12 @@ func TestConsoleResendSaysWhatItQueued(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
 		chromedp.WaitVisible(chromedp.ID("signout")))
 	b.do(t, "webhooks", chromedp.Click(chromedp.CSS(`#tabs [data-tab="webhooks"]`)), chromedp.WaitVisible(chromedp.CSS(button)))
+	// Each time in the tables, the given-up and the waiting event's, shows
+	// itself in UTC on hover, as every table's does.
+	if got := evalJS[string](t, b, `[...document.querySelectorAll('#panel-webhooks td[data-label="Created"], #panel-webhooks td[data-label="Given up"], #panel-webhooks td[data-label="Next try"]')]
+		.map((td) => td.dataset.label + ":" + (td.querySelector("[title]")?.title.endsWith(" UTC") ? "UTC" : "none")).join(",")`); got != "Created:UTC,Given up:UTC,Created:UTC,Next try:UTC" {
+		t.Errorf("webhooks tables' times on hover: %s; want each in UTC", got)
+	}
 	b.do(t, "resend", chromedp.Click(chromedp.CSS(button)),
 		waitFor("the answer", `(`+said+`) !== "" && !(`+said+`).startsWith("Sending")`))
 	s := evalJS[string](t, b, said)

@@ -649,8 +649,8 @@ export async function webhooks(panel) {
     { th: 'Order', td: (x) => h('span', { class: 'mono', text: x.order_no }) },
     { th: 'Event', td: (x) => h('code', { text: x.type }) },
     { th: 'Attempts', class: 'num', td: (x) => String(x.attempts) },
-    { th: 'Created', td: (x) => when(x.created_at) },
-    { th: 'Next try', td: (x) => when(x.next_at) },
+    { th: 'Created', class: 'time', td: (x) => whenCell(x.created_at) },
+    { th: 'Next try', class: 'time', td: (x) => whenCell(x.next_at) },
     { th: 'Last error', td: (x) => (x.last_error ? h('span', { class: 'error', text: x.last_error }) : '') },
   ], heads, (x) => ({ dataset: { orderNo: x.order_no } })));
 }
@@ -669,8 +669,10 @@ function deadLetters(panel, dead) {
       { th: 'Order', td: (x) => h('span', { class: 'mono', text: x.order_no }) },
       { th: 'Event', td: (x) => h('span', {}, h('code', { text: x.type }), ' ', h('span', { class: 'mono', text: x.event_id })) },
       { th: 'Attempts', class: 'num', td: (x) => String(x.attempts) },
-      { th: 'Created', td: (x) => when(x.created_at) },
-      { th: 'Given up', td: (x) => when(x.given_up_at) },
+      // In a table, a time shows itself in UTC on hover, as README says:
+      // these did not, the merchant's logs (in UTC, say) left to guess.
+      { th: 'Created', class: 'time', td: (x) => whenCell(x.created_at) },
+      { th: 'Given up', class: 'time', td: (x) => whenCell(x.given_up_at) },
       { th: 'Last error', td: (x) => (x.last_error ? h('span', { class: 'error', text: x.last_error }) : '') },
       { th: '', td: (x) => resendInRow(x.order_no) },
     ], dead, (x) => ({ dataset: { orderNo: x.order_no, eventId: x.event_id }, class: 'needs-review' })));
