@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,8 +178,9 @@ func (s *Store) eraseIndexed(ctx context.Context, set, client, user string, pick
 				return total, err
 			}
 		}
-		keys := []string{set}
-		args := []any{user, client}
+		// The token key is on the texts' tag ({audit}): one slot.
+		keys := []string{set, s.k.audit("et:" + rand.Text())}
+		args := []any{user, client, ms(expiryGrace)}
 		for _, q := range seqs {
 			n, err := strconv.ParseUint(q, 10, 64)
 			if err != nil {
@@ -187,7 +189,7 @@ func (s *Store) eraseIndexed(ctx context.Context, set, client, user string, pick
 			keys = append(keys, s.k.auditText(n))
 			args = append(args, q)
 		}
-		if len(keys) > 1 {
+		if len(keys) > 2 {
 			v, err := s.run(ctx, "erase audit text", s.sc.erase, keys, args...)
 			if err != nil {
 				return total, err

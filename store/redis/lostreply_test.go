@@ -182,6 +182,25 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 					t.Errorf("the next claim: %v, %v; want not first", again, err)
 				}
 			}},
+		{"erase audit text", func(sc *scripts) *goredis.Script { return sc.erase },
+			func(t *testing.T, s *Store) {
+				for seq := uint64(1); seq <= 2; seq++ {
+					if err := s.PutAuditText(ctx, seq, "bot", "u-erase", []byte("hello"), time.Now(), time.Hour); err != nil {
+						t.Fatal(err)
+					}
+				}
+			},
+			func(t *testing.T, s *Store) {
+				// The count goes into the chain's erasure record and the
+				// admin API's answer: the re-sent run finds the texts gone
+				// and must answer as the run that erased them did.
+				if n, err := s.EraseAuditText(ctx, "bot", "u-erase"); err != nil || n != 2 {
+					t.Errorf("EraseAuditText: erased %d, %v; want 2", n, err)
+				}
+				if n, err := s.EraseAuditText(ctx, "bot", "u-erase"); err != nil || n != 0 {
+					t.Errorf("a second erasure: erased %d, %v; want 0", n, err)
+				}
+			}},
 		{"incr counter", func(sc *scripts) *goredis.Script { return sc.counter }, nil,
 			func(t *testing.T, s *Store) {
 				if n, err := s.IncrCounter(ctx, "announced:LR-7", time.Hour); err != nil || n != 1 {

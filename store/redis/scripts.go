@@ -778,13 +778,20 @@ if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KE
 return 1
 `
 
-// KEYS: index set, then text keys. ARGV: user, client, then the seqs of the
-// text keys. Deletes each text of user whose client is client (a text of an
-// earlier version names none: the caller matched it through its chain
-// record) and takes its seq off the set. Returns how many were erased.
+// KEYS: index set, this call's token key, then text keys. ARGV: user,
+// client, token_ms, then the seqs of the text keys. Deletes each text of
+// user whose client is client (a text of an earlier version names none: the
+// caller matched it through its chain record) and takes its seq off the
+// set. Returns how many were erased. The count is kept under the call's
+// token for token_ms: a run go-redis re-sends after losing the first one's
+// reply finds the texts gone, and answered 0, so the erasure's chain record
+// and the admin API said no text was erased while the first run had erased
+// them; it answers the first run's count.
 const luaEraseText = `
+local done = redis.call('GET', KEYS[2])
+if done then return tonumber(done) end
 local n = 0
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local t = redis.call('HMGET', KEYS[i], 'u', 'c')
   if t[1] == ARGV[1] and (not t[2] or t[2] == ARGV[2]) then
     redis.call('DEL', KEYS[i])
@@ -792,6 +799,7 @@ for i = 2, #KEYS do
   end
   redis.call('SREM', KEYS[1], ARGV[i + 1])
 end
+redis.call('SET', KEYS[2], n, 'PX', ARGV[3])
 return n
 `
 
