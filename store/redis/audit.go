@@ -46,8 +46,9 @@ func (s *Store) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 	if err != nil {
 		return fmt.Errorf("redis: encode audit record: %w", err)
 	}
-	v, err := s.runMoney(ctx, "append audit", s.sc.appendAudit, []string{s.k.audit("head"), s.k.audit("rec")},
-		strconv.FormatUint(rec.Seq, 10), rec.PrevHash, rec.Hash, j)
+	v, err := s.runMoney(ctx, "append audit", s.sc.appendAudit,
+		[]string{s.k.audit("head"), s.k.audit("rec"), s.k.audit("at:" + rand.Text())},
+		strconv.FormatUint(rec.Seq, 10), rec.PrevHash, rec.Hash, j, ms(expiryGrace))
 	if err != nil && v == nil {
 		return err
 	}

@@ -182,6 +182,19 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 					t.Errorf("the next claim: %v, %v; want not first", again, err)
 				}
 			}},
+		{"append audit", func(sc *scripts) *goredis.Script { return sc.appendAudit }, nil,
+			func(t *testing.T, s *Store) {
+				rec := store.AuditRecord{Seq: 1, Hash: "h1", Body: []byte(`{"action":"order_created"}`)}
+				if err := s.AppendAudit(ctx, rec); err != nil {
+					t.Fatalf("AppendAudit: %v; want the append it was, not a conflict", err)
+				}
+				if err := s.AppendAudit(ctx, rec); !errors.Is(err, store.ErrConflict) {
+					t.Errorf("the same record appended again: %v; want ErrConflict", err)
+				}
+				if h, err := s.AuditHead(ctx); err != nil || h != (store.AuditHead{Seq: 1, Hash: "h1"}) {
+					t.Errorf("AuditHead: %+v, %v; want {1 h1}", h, err)
+				}
+			}},
 		{"erase audit text", func(sc *scripts) *goredis.Script { return sc.erase },
 			func(t *testing.T, s *Store) {
 				for seq := uint64(1); seq <= 2; seq++ {
@@ -439,5 +452,54 @@ func TestAddTallyLostReplyWithATakeBetween(t *testing.T) {
 	}
 	if next, err := s.TakeTally(ctx, "conv"); err != nil || next != 0 {
 		t.Errorf("the next take: got %d, %v; want 0 (the add was taken already, its re-send counts nothing)", next, err)
+	}
+}
+
+// TestAuditAppendLostReplyWithAnAppendBetween: an audit append whose reply
+// is lost is re-sent by go-redis; another replica appends the next record
+// meanwhile. The re-sent append finds the head past its record, and
+// answered a conflict for the record it had appended: its worker counted a
+// conflict (paygate_audit_append_conflicts_total) and took its record for
+// another's. It answers done, as the run that appended.
+func TestAuditAppendLostReplyWithAnAppendBetween(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix()
+	t.Cleanup(func() { dropShared(t, prefix) })
+	other := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	r1 := store.AuditRecord{Seq: 1, Hash: "h1", Body: []byte(`{"by":"this replica"}`)}
+	r2 := store.AuditRecord{Seq: 2, PrevHash: "h1", Hash: "h2", Body: []byte(`{"by":"the other"}`)}
+	var arm atomic.Pointer[[]byte]
+	var appended atomic.Bool
+	appendBetween := func() {
+		if err := other.AppendAudit(ctx, r2); err != nil {
+			t.Errorf("the other replica's AppendAudit: %v", err)
+		}
+		appended.Store(true)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &lossyConn{Conn: nc, arm: &arm, lost: appendBetween}, nil
+		}})
+	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.sc.appendAudit.Load(ctx, c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sha := []byte(s.sc.appendAudit.Hash())
+	arm.Store(&sha)
+	err := s.AppendAudit(ctx, r1)
+	if arm.Load() != nil || !appended.Load() {
+		t.Fatal("the append's reply was never lost, or no append came in between")
+	}
+	if err != nil {
+		t.Errorf("the re-sent append: %v; want done (record 1 is this call's)", err)
+	}
+	recs, err := s.ReadAudit(ctx, 1, 10)
+	if err != nil || len(recs) != 2 || recs[0].Hash != "h1" || recs[1].Hash != "h2" {
+		t.Errorf("chain: %+v, %v; want h1 then h2", recs, err)
 	}
 }

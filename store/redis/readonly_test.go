@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -232,7 +233,18 @@ func TestReadOnlyStoreReadsAMigratingSlot(t *testing.T) {
 		setSlot(src, "node", ids[dst])
 	})
 	host, port, _ := strings.Cut(dst, ":")
-	if err := nodes[src].Do(ctx, "migrate", host, port, "", 0, 5000, "keys", head, rec).Err(); err != nil {
+	// Every key of the slot, as a resharding moves them: beside the chain,
+	// the appends' token keys (luaAppendAudit), which the move's end
+	// (SETSLOT NODE) refuses to leave behind.
+	keys, err := nodes[src].ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
+	if err != nil || !slices.Contains(keys, head) || !slices.Contains(keys, rec) {
+		t.Fatalf("keys of slot %d on %s: %v, %v; want %s and %s among them", slot, src, keys, err, head, rec)
+	}
+	migrate := []any{"migrate", host, port, "", 0, 5000, "keys"}
+	for _, k := range keys {
+		migrate = append(migrate, k)
+	}
+	if err := nodes[src].Do(ctx, migrate...).Err(); err != nil {
 		t.Fatalf("MIGRATE: %v", err)
 	}
 	if err := nodes[src].HGet(ctx, head, "seq").Err(); err == nil || !strings.HasPrefix(err.Error(), "ASK ") {

@@ -731,16 +731,22 @@ local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, r[1], v, nx}
 `
 
-// KEYS: head, rec. ARGV: seq, prev_hash, hash, json. 0 when not the next link;
-// -1 when a record is already stored at seq (the head was moved back past
-// it), which is never written over.
+// KEYS: head, rec, this call's token key. ARGV: seq, prev_hash, hash, json,
+// token_ms. 0 when not the next link; -1 when a record is already stored at
+// seq (the head was moved back past it), which is never written over. The
+// token key is set for token_ms by the run that appends: a run go-redis
+// re-sends after losing the first one's reply finds it and answers 1, as
+// the first run did, also when another replica appended meanwhile; it
+// answered 0, a conflict, for the append it had made.
 const luaAppendAudit = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
 local h = redis.call('HMGET', KEYS[1], 'seq', 'hash')
 local seq = tonumber(h[1] or '0')
 if tonumber(ARGV[1]) ~= seq + 1 or ARGV[2] ~= (h[2] or '') then return 0 end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return -1 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'hash', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[5])
 return 1
 `
 
