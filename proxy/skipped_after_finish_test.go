@@ -104,6 +104,10 @@ func TestCallPieceSkippedAfterAnEarlyFinishNonStream(t *testing.T) {
 		{"whole", []string{first, middle, last}, []string{want}},
 		{"a piece skipped", []string{first, strings.TrimSuffix(middle, "}\n\n") + "\n\n", last}, nil},
 		{"garbage after the whole call", []string{first, middle, last, "data: {bad\n\n"}, []string{want}},
+		// A duplicate key in another case makes the event ambiguous:
+		// skipped unread after the finish, as a malformed one is.
+		{"an ambiguous piece skipped", []string{first,
+			strings.Replace(middle, `,"finish_reason":"tool_calls"`, `,"finish_reason":"tool_calls","Finish_reason":"tool_calls"`, 1), last}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, roundByRound(sseHandler(append(tc.events, "data: [DONE]\n\n")...), textRound(true, "done")))
