@@ -89,12 +89,36 @@ type freshCall struct {
 }
 
 // entryName is a tool-call entry's name and kind: a custom tool's call
-// names itself in "custom", a function call in "function".
+// names itself in "custom", a function call in "function". A null
+// "custom" beside a function call's "function" (or a null "function"
+// beside "custom"), which relays that serialize unset fields send, names
+// nothing, as in parseEntry; taken for a custom call's, a fresh answer
+// repeating the client's call so diverged from it. A null beside an
+// object of the same name, in any case, names the call twice (parseEntry):
+// no name.
 func entryName(e gjson.Result) (name string, custom bool) {
-	if c := e.Get("custom"); c.Exists() {
+	if NullBesideObject(e) {
+		return "", false
+	}
+	if c := e.Get("custom"); c.IsObject() {
 		return c.Get("name").String(), true
 	}
 	return e.Get("function.name").String(), false
+}
+
+// NullBesideObject reports a tool-call entry e with a null "function" or
+// "custom" beside an object of the same name, in any case: a call named
+// twice, as parseEntry reads it (nullKinds.clash), which no reader may
+// take the object's name from.
+func NullBesideObject(e gjson.Result) bool {
+	var nulls, objects nullKinds
+	e.ForEach(func(k, v gjson.Result) bool {
+		if !nulls.null(k.Str, v.Raw) && v.IsObject() && (strings.EqualFold(k.Str, "function") || strings.EqualFold(k.Str, "custom")) {
+			objects.note(k.Str)
+		}
+		return true
+	})
+	return nulls.clash(objects)
 }
 
 // NewResume starts filtering a stream that takes over one whose client

@@ -795,6 +795,7 @@ type sentCall struct {
 	id, name string
 	args     []byte // raw JSON string fragments, escapes kept
 	custom   bool   // a custom tool's call: name and text in "custom"
+	twice    bool   // an entry of it named it twice (NullBesideObject): it has no name
 }
 
 // readSent reads the logged events back; the tool-call entries are added to
@@ -864,13 +865,22 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 				c.id = e.Get("id").String()
 			}
 			argsPath := "function.arguments"
-			if cu := e.Get("custom"); cu.Exists() {
-				// A custom tool's call: its name and text in "custom".
+			if interceptors.NullBesideObject(e) {
+				// Named twice (a null beside an object of its name):
+				// the call keeps no name, which no fresh call repeats.
+				c.twice, c.name = true, ""
+			}
+			if cu := e.Get("custom"); cu.IsObject() {
+				// A custom tool's call: its name and text in "custom". A
+				// null "custom" beside "function" (relays that serialize
+				// unset fields send it) names nothing: taken for a custom
+				// call's, the call was recorded without its name and no
+				// fresh answer could repeat it.
 				c.custom, argsPath = true, "custom.input"
-				if c.name == "" {
+				if c.name == "" && !c.twice {
 					c.name = cu.Get("name").String()
 				}
-			} else if c.name == "" {
+			} else if c.name == "" && !c.twice {
 				c.name = e.Get("function.name").String()
 			}
 			if a := e.Get(argsPath); a.Type == gjson.String {
