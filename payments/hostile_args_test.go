@@ -27,6 +27,14 @@ func TestCreateOrderHostileArguments(t *testing.T) {
 				{"a boolean", `{"sku":"premium-monthly","quantity":true}`, 0},
 				{"an object", `{"sku":"premium-monthly","quantity":{"n":2}}`, 0},
 				{"sku as an object", `{"sku":{"$ne":""}}`, 0},
+				// The catalog's SKU exactly, or a question: one folded
+				// into a SKU could be another's (a catalog may sell "pro"
+				// and "Pro"), and a lookalike is not what the model was
+				// offered (the tool's enum).
+				{"sku in another case", `{"sku":"Premium-Monthly"}`, 0},
+				{"sku with a Unicode hyphen", `{"sku":"premium\u2010monthly"}`, 0},
+				{"sku in fullwidth letters", `{"sku":"ｐｒｅｍｉｕｍ-monthly"}`, 0},
+				{"sku with a zero-width space", `{"sku":"premium-\u200bmonthly"}`, 0},
 				{"pay_method in another case", `{"sku":"premium-monthly","pay_method":"NATIVE"}`, 0},
 				{"a whole number written with an exponent", `{"sku":"premium-monthly","quantity":3e0}`, 3 * 4999},
 				{"price, payee, user and notify URL ignored", `{"sku":"premium-monthly","quantity":2,"price":"0.01","amount_fen":1,"amount":"0.01","mchid":"1","user":"oSomeoneElse","openid":"oSomeoneElse","notify_url":"http://attacker.example/"}`, 2 * 4999},
