@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -196,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if c.merchantErrs, err = registerCounter(cfg.Registerer, prometheus.CounterOpts{
 		Name: "paygate_wechatpay_merchant_errors_total",
-		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; USER_ACCOUNT_ABNORMAL: a refund's payer account closed, to be refunded by other means; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates).",
+		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; USER_ACCOUNT_ABNORMAL: a refund's payer account closed, to be refunded by other means; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates; not_wechat_pay_404: an HTTP 404 without WeChat Pay's error code, from a proxy, a gateway or a host other than WeChat Pay: check api_base and the route to it).",
 	}, "code"); err != nil {
 		return nil, err
 	}
@@ -205,7 +206,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if c.calls, err = registerCounter(cfg.Registerer, prometheus.CounterOpts{
 		Name: "paygate_wechatpay_requests_total",
-		Help: "WeChat Pay API calls, each after its retries, by op (prepay, query, close, refund, refund-query) and outcome (ok; unavailable: no answer, a timeout, a 5xx or SYSTEM_ERROR to the last attempt; not_found; unverified: an answer that does not verify or decode; refused: any other refusal, an order paid or closed included; canceled: the caller gave up).",
+		Help: "WeChat Pay API calls, each after its retries, by op (prepay, query, close, refund, refund-query) and outcome (ok; unavailable: no answer, a timeout, a 5xx, SYSTEM_ERROR or a 404 without WeChat Pay's code to the last attempt; not_found: WeChat Pay's ORDER_NOT_EXIST or RESOURCE_NOT_EXISTS; unverified: an answer that does not verify or decode; refused: any other refusal, an order paid or closed included; canceled: the caller gave up).",
 	}, "op", "outcome"); err != nil {
 		return nil, err
 	}
@@ -214,16 +215,32 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 
 // merchantErrorCodes are paygate_wechatpay_merchant_errors_total's label
 // values, every one's series at 0 from the start so an alert on its
-// increase sees the first: the codes merchantFix knows, and bad_signature
-// for an answer whose signature does not verify. Bounded: a code WeChat Pay
+// increase sees the first: the codes merchantFix knows, bad_signature
+// for an answer whose signature does not verify, and not_wechat_pay_404
+// for a 404 that did not come from WeChat Pay. Bounded: a code WeChat Pay
 // sends otherwise raises no alert.
-var merchantErrorCodes = [...]string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "USER_ACCOUNT_ABNORMAL", codeBadSignature}
+var merchantErrorCodes = [...]string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "USER_ACCOUNT_ABNORMAL", codeBadSignature, codeNotWeChat404}
 
 // refundOfKey carries a refund's out_trade_no to doN, whose alert names
 // the order as well as the refund (its no).
 type refundOfKey struct{}
 
 const codeBadSignature = "bad_signature"
+
+// codeNotWeChat404 labels an HTTP 404 that carries no WeChat Pay code for
+// a missing order or refund: an egress proxy, a gateway or another host
+// answered, never WeChat Pay.
+const codeNotWeChat404 = "not_wechat_pay_404"
+
+// bodyExcerpt is the start of an answer's body for a log line: enough to
+// tell an HTML page or a gateway's JSON apart, never a whole page.
+func bodyExcerpt(b string) string {
+	const limit = 200
+	if len(b) <= limit {
+		return b
+	}
+	return strings.ToValidUTF8(b[:limit], "") + "…"
+}
 
 // registerCounter registers a counter of the client's with reg (nil: none);
 // a registry that has it (a second Client) shares it.
@@ -307,6 +324,14 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 						attrs = append(attrs, "out_trade_no", order) // a refund's order, for the person who acts
 					}
 					c.log.ErrorContext(ctx, "ALERT: wechat pay refused the request for a reason only the merchant can fix: "+hint, attrs...)
+				}
+				if ae.StatusCode == http.StatusNotFound && !errors.Is(kind, ErrNotFound) {
+					// Every call meets the same 404 until someone fixes
+					// the route: nothing is settled on it (ErrTemporary),
+					// and only a person can put it right.
+					c.merchantErrs.WithLabelValues(codeNotWeChat404).Inc()
+					c.log.ErrorContext(ctx, "ALERT: an HTTP 404 without a WeChat Pay error code answered the request: not WeChat Pay's answer (it says a missing order with ORDER_NOT_EXIST or RESOURCE_NOT_EXISTS), so the outcome is unknown; check payments.wechatpay.api_base and any egress proxy or gateway on the way to it",
+						"alert", true, "op", op, "no", no, "code", ae.Code, "http_status", ae.StatusCode, "body", bodyExcerpt(ae.Body), "attempts", attempt)
 				}
 				return &APIError{Op: op, StatusCode: ae.StatusCode, Code: ae.Code, Message: ae.Message, Attempts: attempt, Kind: kind}
 			}

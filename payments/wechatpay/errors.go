@@ -28,16 +28,19 @@ var (
 	// ErrOrderClosed: the order is closed at WeChat Pay (ORDER_CLOSED); its number
 	// can never be used again.
 	ErrOrderClosed = errors.New("order closed")
-	// ErrNotFound: no such order or refund at WeChat Pay (ORDER_NOT_EXIST,
-	// RESOURCE_NOT_EXISTS, HTTP 404).
+	// ErrNotFound: no such order or refund at WeChat Pay: its own code in
+	// the answer's JSON body (ORDER_NOT_EXIST, RESOURCE_NOT_EXISTS). An
+	// HTTP 404 without one is not WeChat Pay's word (ErrTemporary).
 	ErrNotFound = errors.New("not found at wechat pay")
 	// ErrNumberUsed: the number was used before with different parameters
 	// (OUT_TRADE_NO_USED); retrying cannot help. Prepay returns it only once
 	// a query found the order under the number unpaid.
 	ErrNumberUsed = errors.New("merchant number already used with other parameters")
-	// ErrTemporary: SYSTEM_ERROR, FREQUENCY_LIMITED, BANK_ERROR, HTTP 429/5xx or a
-	// transport failure or timeout that persisted through every retry. The
-	// outcome at WeChat Pay is unknown: query before acting.
+	// ErrTemporary: SYSTEM_ERROR, FREQUENCY_LIMITED, BANK_ERROR, HTTP 429/5xx,
+	// an HTTP 404 without WeChat Pay's error code (a proxy, a gateway or
+	// another host answering), or a transport failure or timeout that
+	// persisted through every retry. The outcome at WeChat Pay is unknown:
+	// query before acting.
 	ErrTemporary = errors.New("wechat pay temporarily unavailable")
 	// ErrRejected: WeChat Pay refused the request for good (PARAM_ERROR,
 	// SIGN_ERROR, NO_AUTH, NOT_ENOUGH, …). Retrying the same request cannot help.
@@ -114,7 +117,13 @@ func kindOfCode(status int, code string) (kind error, retry bool) {
 	case status == 429 || status >= 500:
 		return ErrTemporary, true
 	case status == 404:
-		return ErrNotFound, false
+		// Not WeChat Pay's "no such order": it says that with its code
+		// in a JSON body (above). A bare 404 (an HTML page, an empty
+		// body, another service's JSON) is an egress proxy, a gateway
+		// or an api_base naming another host, which never asked WeChat
+		// Pay: read as not found, an order the payer may have paid was
+		// expired or closed here, and a refund sent again.
+		return ErrTemporary, true
 	}
 	return ErrRejected, false
 }
