@@ -498,7 +498,12 @@ type WeChatPay struct {
 	// query (WeChat Pay refuses one). Required with backend wechatpay. Its
 	// path ends in /wechatpay/notify: another (a host alone) is a warning,
 	// since WeChat Pay posts to it as given and only a proxy in front that
-	// rewrites it reaches the route.
+	// rewrites it reaches the route. WeChat Pay calls it from the internet:
+	// with backend wechatpay, a loopback, private, link-local or
+	// carrier-grade NAT IP literal as its host is an error when api_base is
+	// WeChat Pay's own (a warning with another api_base, a stand-in), and a
+	// name only this machine or a private network resolves (localhost, one
+	// label, .internal, .svc) is a warning.
 	NotifyURL string `yaml:"notify_url"`
 }
 

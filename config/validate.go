@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -387,6 +388,69 @@ func privateName(host string) bool {
 		}
 	}
 	return false
+}
+
+// wechatPayHosts are WeChat Pay's own API hosts: the default api_base and
+// its backup domain (its cross-city failover guide's api2).
+var wechatPayHosts = []string{"api.mch.weixin.qq.com", "api2.mch.weixin.qq.com"}
+
+// sharedAddressSpace is RFC 6598's 100.64.0.0/10 (carrier-grade NAT),
+// which net/netip's IsPrivate leaves out and the internet does not route.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// unroutableIP names the kind of address host is when it is an IP literal
+// no machine on the internet can reach (loopback, private, link-local,
+// unspecified, carrier-grade NAT), and "" otherwise.
+func unroutableIP(host string) string {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return ""
+	}
+	a = a.WithZone("").Unmap()
+	switch {
+	case a.IsLoopback():
+		return "a loopback address"
+	case a.IsPrivate():
+		return "a private network address"
+	case a.IsLinkLocalUnicast():
+		return "a link-local address"
+	case a.IsUnspecified():
+		return "the unspecified address"
+	case sharedAddressSpace.Contains(a):
+		return "a carrier-grade NAT address (100.64.0.0/10)"
+	}
+	return ""
+}
+
+// checkNotifyHost judges notify_url's host (backend wechatpay): WeChat
+// Pay calls it from the internet, and its docs refuse localhost,
+// 127.0.0.1 and 192.168.x.x. Such a URL was accepted without a word, and
+// every payment and refund notification was lost: payments learnt only
+// by querying, late, and the merchant's order.paid with them. An IP
+// literal of a loopback or private range is an error when api_base is
+// WeChat Pay's own (nothing can make WeChat Pay reach it); with another
+// api_base (a simulator or stand-in, which may well call a loopback URL,
+// or an egress gateway to WeChat Pay) it is a warning. A name that only
+// resolves here or on a private network (localhost, one label, .internal,
+// .svc, ...) is a warning either way: split DNS or a tunnel may make it
+// reachable.
+func (l *loader) checkNotifyHost(host, apiBase string) {
+	const path = "payments.wechatpay.notify_url"
+	real := false
+	if b, err := url.Parse(apiBase); err == nil {
+		real = slices.Contains(wechatPayHosts, strings.ToLower(strings.TrimSuffix(b.Hostname(), ".")))
+	}
+	if kind := unroutableIP(host); kind != "" {
+		if real {
+			l.at(path, "host %s is %s, which WeChat Pay cannot reach from the internet: every payment and refund notification would be lost; give the public https URL of the notify route (WeChat Pay refuses localhost, 127.0.0.1 and 192.168.x.x there)", host, kind)
+			return
+		}
+		l.warn(path, "host %s is %s, which WeChat Pay cannot reach from the internet: fine for the stand-in api_base names, but against WeChat Pay every notification is lost and payments are learnt only by querying", host, kind)
+		return
+	}
+	if thisMachine(host) || privateName(host) {
+		l.warn(path, "host %s is not a public name: WeChat Pay calls notify_url from the internet, so unless public DNS or a tunnel makes it reachable there, every notification is lost and payments are learnt only by querying", host)
+	}
 }
 
 // minAdminToken is the shortest admin token an admin listener that other
@@ -834,6 +898,9 @@ func (l *loader) validatePayments(c *Config) {
 			// front may rewrite the path; the path is not shown (it may
 			// carry a token, as a query may).
 			l.warn("payments.wechatpay.notify_url", "its path is not %s, where paygate serves WeChat Pay's notifications: WeChat Pay posts to the URL as given, so unless a proxy in front rewrites it to that route, every notification is answered 404 and payments are learnt only by querying (path not shown)", notifyRoute)
+		}
+		if u != nil && p.Backend == "wechatpay" {
+			l.checkNotifyHost(u.Hostname(), w.APIBase)
 		}
 	}
 	if u := l.apiBase("payments.wechatpay.api_base", w.APIBase); u != nil && u.Scheme == "http" && !thisMachine(u.Hostname()) && !privateName(u.Hostname()) &&
