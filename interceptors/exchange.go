@@ -386,15 +386,25 @@ func (ex *Exchange) clientCalls() []ExchangeCall {
 }
 
 // readCall reads a tool call of a message: a custom tool's call (a
-// "custom" member and no "function") names itself and carries its input in
-// "custom", any other call in "function".
+// "custom" object and no "function", or a null one) names itself and
+// carries its input in "custom", any other call in "function". A null
+// "function" names nothing, as the capture reads it (parseEntry): a bot
+// whose JSON library writes unset fields as null echoes its custom call
+// with "function":null, read as a nameless function call it matched no
+// kept exchange, and the follow-up went upstream without the turn's
+// payment calls. A null beside an object of the same name, in any case,
+// names the call twice (NullBesideObject): no name.
 func readCall(c gjson.Result) ExchangeCall {
-	if !c.Get("function").Exists() {
+	id := c.Get("id").Str
+	if NullBesideObject(c) {
+		return ExchangeCall{ID: id}
+	}
+	if fn := c.Get("function"); fn.Type == gjson.Null {
 		if cu := c.Get("custom"); cu.IsObject() {
-			return ExchangeCall{ID: c.Get("id").Str, Name: cu.Get("name").Str, Arguments: arguments(cu.Get("input")), Custom: true}
+			return ExchangeCall{ID: id, Name: cu.Get("name").Str, Arguments: arguments(cu.Get("input")), Custom: true}
 		}
 	}
-	return ExchangeCall{ID: c.Get("id").Str, Name: c.Get("function.name").Str, Arguments: arguments(c.Get("function.arguments"))}
+	return ExchangeCall{ID: id, Name: c.Get("function.name").Str, Arguments: arguments(c.Get("function.arguments"))}
 }
 
 // sameCalls reports whether the tool calls of a bot's assistant message are

@@ -182,6 +182,14 @@ func TestRestoreExchangesCustomCalls(t *testing.T) {
 		{"another name", withCalls, `{"id":"call_c","type":"custom","custom":{"name":"run_py","input":"{\"q\":1}"}}`, false},
 		{"a stored exchange without kinds: a function call", &stored, function, true},
 		{"a stored exchange without kinds: not a custom call", &stored, custom, false},
+		// A bot whose JSON library writes unset fields as null: a null
+		// "function" names nothing, the call is the custom one.
+		{"the custom call echoed with a null function", withCalls, `{"id":"call_c","type":"custom","function":null,"custom":{"name":"run_sql","input":"{\"q\":1}"}}`, true},
+		{"a function call echoed with a null custom", &stored, `{"id":"call_c","type":"function","custom":null,"function":{"name":"run_sql","arguments":"{\"q\":1}"}}`, true},
+		// A null beside an object of the same name, in any case, names
+		// the call twice: no name, not the kept call.
+		{"a null Custom copy beside the custom call", withCalls, `{"id":"call_c","type":"custom","function":null,"custom":{"name":"run_sql","input":"{\"q\":1}"},"Custom":null}`, false},
+		{"a null Function copy beside the function call", &stored, `{"id":"call_c","type":"function","Function":null,"function":{"name":"run_sql","arguments":"{\"q\":1}"}}`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
