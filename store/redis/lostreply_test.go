@@ -135,6 +135,28 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 					}
 				}
 			}},
+		{"enqueue events once", func(sc *scripts) *goredis.Script { return sc.enqueueOnceAll }, nil,
+			func(t *testing.T, s *Store) {
+				// A webhook resend's events and their audit record: the
+				// re-sent run must answer as the run that queued them did,
+				// none pending, or the operator is told they were already
+				// waiting and that this resend queued nothing.
+				ev := func(id, kind string) store.Event {
+					return store.Event{ID: id, Kind: kind, Key: "LR-13", Payload: []byte(`{}`)}
+				}
+				pending, err := s.EnqueueEventsOnce(ctx, []store.Event{ev("evt-resent", "webhook")}, ev("evt-resend-rec", "audit"))
+				if err != nil || len(pending) != 0 {
+					t.Fatalf("EnqueueEventsOnce: pending %v, %v; want none (this call queued them)", pending, err)
+				}
+				dueOnce(t, s, "evt-resent")
+				if pending, err := s.EnqueueEventsOnce(ctx, []store.Event{ev("evt-resent", "webhook")}, ev("evt-resend-rec2", "audit")); err != nil || len(pending) != 1 || pending[0] != "evt-resent" {
+					t.Errorf("a second resend: pending %v, %v; want [evt-resent]", pending, err)
+				}
+				stats, err := s.OutboxStats(ctx)
+				if err != nil || stats.Pending != 2 {
+					t.Errorf("pending: %d, %v; want 2 (the event and its record, once)", stats.Pending, err)
+				}
+			}},
 		{"seen notification", func(sc *scripts) *goredis.Script { return sc.seen }, nil,
 			func(t *testing.T, s *Store) {
 				first, err := s.SeenNotification(ctx, "note-lr", time.Hour)

@@ -75,8 +75,13 @@ func (s *Store) EnqueueEventsOnce(ctx context.Context, events []store.Event, wit
 		args = append(args, e.ID)
 	}
 	args = append(append(args, len(elems)), elems...)
+	args = append(args, ms(expiryGrace), queueHold(0))
+	// The call's token key (luaEnqueueOnceAll), on the queue's tag: one
+	// token for the call, whatever intent a stale refusal retries it under.
+	qk := s.k.queueKeys(key)
+	keys := append([]string{qk[0], qk[1], s.k.queueToken(key, rand.Text())}, qk[2:]...)
 	in, v, err := s.fenced(ctx, key, func(in writeIntent) (any, error) {
-		return s.run(ctx, "enqueue events once", s.sc.enqueueOnceAll, s.k.queueKeys(key), append(args, queueHold(0), in.fence())...)
+		return s.run(ctx, "enqueue events once", s.sc.enqueueOnceAll, keys, append(slices.Clip(args), in.fence())...)
 	})
 	if err != nil {
 		return nil, err

@@ -1523,6 +1523,13 @@ func (k keys) queueKeys(key string) []string {
 	return []string{ob, obv}
 }
 
+// queueToken is the token key of one call that writes to key's queue, on
+// the queue's tag (luaEnqueueOnceAll).
+func (k keys) queueToken(key, tok string) string {
+	_, ob, _ := k.orderTag(key)
+	return strings.TrimSuffix(ob, ":ob") + ":qt:" + tok
+}
+
 // queueHold is the hold_ms of luaHold for a step on a proposal's queue whose
 // pending head is due after: that long and store.TombstoneTTL + expiryGrace
 // more. Order queues ignore it.

@@ -174,26 +174,37 @@ local v, nx = obstate(KEYS[1], KEYS[2])
 return {v, nx}
 `
 
-// KEYS: ob, obv[, rec]. ARGV: nids, ids..., n, elems..., hold_ms,
-// deadline_ms. Appends the n elems unless an event with one of the ids is
-// queued. Returns {obv, next, ids queued...}: none when it appended.
+// KEYS: ob, obv, this call's token key[, rec]. ARGV: nids, ids..., n,
+// elems..., token_ms, hold_ms, deadline_ms. Appends the n elems unless an
+// event with one of the ids is queued. Returns {obv, next, ids queued...}:
+// none when it appended, else each of the ids found queued, in the order
+// given (as the embedded store answers). The run that appends sets the
+// token key for token_ms: a run go-redis re-sends after losing the first
+// one's reply finds it and answers as the first run did, having appended;
+// it found its own events queued and answered them pending, so a
+// webhook resend that queued them (and their audit record) told the
+// operator they were already waiting and that it queued nothing.
 const luaEnqueueOnceAll = luaObState + luaHold + luaFence + `
 local nids = tonumber(ARGV[1])
-local want, found = {}, {}
-for i = 1, nids do want[ARGV[1 + i]] = true end
-for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  local id = cjson.decode(raw).id
-  if want[id] then
-    want[id] = nil
-    found[#found + 1] = id
+local n = tonumber(ARGV[nids + 2])
+local found = {}
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  local want, queued = {}, {}
+  for i = 1, nids do want[ARGV[1 + i]] = true end
+  for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    local id = cjson.decode(raw).id
+    if want[id] then queued[id] = true end
   end
-end
-if #found == 0 then
-  if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
-  local n = tonumber(ARGV[nids + 2])
-  for i = 1, n do redis.call('RPUSH', KEYS[1], ARGV[nids + 2 + i]) end
-  redis.call('INCR', KEYS[2])
-  hold(KEYS[1], KEYS[2], KEYS[3], ARGV[nids + n + 3])
+  for i = 1, nids do
+    if queued[ARGV[1 + i]] then found[#found + 1] = ARGV[1 + i] end
+  end
+  if #found == 0 then
+    if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
+    for i = 1, n do redis.call('RPUSH', KEYS[1], ARGV[nids + 2 + i]) end
+    redis.call('INCR', KEYS[2])
+    hold(KEYS[1], KEYS[2], KEYS[4], ARGV[nids + n + 4])
+    redis.call('SET', KEYS[3], '1', 'PX', ARGV[nids + n + 3])
+  end
 end
 local v, nx = obstate(KEYS[1], KEYS[2])
 local out = {v, nx}

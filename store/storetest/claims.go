@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -251,6 +252,12 @@ func testOutboxClaims(t *testing.T, open Opener) {
 		pending, err = st.EnqueueEventsOnce(ctx, []store.Event{ev("c", "webhook"), ev("b", "webhook")}, ev("rec2", "audit"))
 		if err != nil || len(pending) != 1 || pending[0] != "b" {
 			t.Fatalf("with b queued: pending %v, %v; want [b]", pending, err)
+		}
+		// Several found: the ids in the order given, on every driver,
+		// not in the order the queue holds them.
+		pending, err = st.EnqueueEventsOnce(ctx, []store.Event{ev("c", "webhook"), ev("b", "webhook"), ev("a", "webhook")}, ev("rec2", "audit"))
+		if err != nil || !slices.Equal(pending, []string{"b", "a"}) {
+			t.Fatalf("with a and b queued: pending %v, %v; want [b a]", pending, err)
 		}
 		if _, err := st.EnqueueEventsOnce(ctx, []store.Event{ev("d", "webhook"), {ID: "x", Kind: "audit", Key: "CL-8"}}); err == nil {
 			t.Error("events of two keys: no error; want one (one atomic step takes one key)")
