@@ -271,7 +271,12 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 				"request_id", reqID)
 		}
 	}
-	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
+	// A copy of the payment state in the bot's messages (a user's paste)
+	// gets a state beside it even with no current order: the copy would be
+	// the only state the model reads.
+	st := s.loadState(ctx, reqID, caller)
+	imitated := st != nil && imitatesState(t.reqBody)
+	if st != nil && (len(st.Orders) > 0 || imitated) {
 		t.pending = s.pendingAnnouncements(st)
 		news := t.pending
 		if len(st.Announced) > 0 && toolCallsKey.In(t.reqBody) {
@@ -285,7 +290,11 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 				t.retold = told
 			}
 		}
-		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D(), news); msg != "" {
+		msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D(), news)
+		if imitated {
+			msg = guardedState(msg)
+		}
+		if msg != "" {
 			var at int
 			if body, at, err = interceptors.InsertStateMessage(body, msg); err != nil {
 				writeError(w, requestError("paygate: ", err))
