@@ -344,22 +344,36 @@ func imitatesState(body []byte) bool {
 // in any case, separated by white space: spaces, tabs and line breaks, as
 // themselves or as JSON escapes (b may be raw JSON), and no-break spaces.
 func hasStateMarker(b []byte) bool {
-	for i := 0; i < len(b); {
-		// The next 'p' or 'P' (stateMarker[0]'s first letter).
-		j := bytes.IndexByte(b[i:], 'p')
-		if k := bytes.IndexByte(b[i:], 'P'); k >= 0 && (j < 0 || k < j) {
-			j = k
+	// lower and upper are the next 'p' and 'P' at or after i (stateMarker[0]'s
+	// first letter), -1 for none: each is searched for again only once
+	// passed, so the scan stays linear in a long conversation of many p's
+	// and no P.
+	lower, upper := nextByte(b, 0, 'p'), nextByte(b, 0, 'P')
+	for {
+		i := lower
+		if i < 0 || upper >= 0 && upper < i {
+			i = upper
 		}
-		if j < 0 {
+		if i < 0 {
 			return false
 		}
-		i += j
 		if markerAt(b[i:]) {
 			return true
 		}
-		i++
+		if i == lower {
+			lower = nextByte(b, i+1, 'p')
+		} else {
+			upper = nextByte(b, i+1, 'P')
+		}
 	}
-	return false
+}
+
+// nextByte is the index of the first c in b at or after from, or -1.
+func nextByte(b []byte, from int, c byte) int {
+	if j := bytes.IndexByte(b[from:], c); j >= 0 {
+		return from + j
+	}
+	return -1
 }
 
 // markerAt reports whether b starts with stateMarker's words.
