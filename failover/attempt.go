@@ -39,8 +39,9 @@ type Attempt struct {
 	Duration time.Duration
 	// Usage is the usage object (raw JSON) of a failed attempt's 2xx
 	// answer, refused as malformed (no choices, a member named twice)
-	// though the provider billed it; nil otherwise. The successful
-	// attempt's is its answer's.
+	// though the provider billed it, or the last one a stream sent before
+	// it failed ahead of its first token (heldUsage); nil otherwise. The
+	// successful attempt's is its answer's.
 	Usage []byte
 }
 
@@ -512,6 +513,11 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	pre := &a.pre
 	a.rd = sse.NewReader(pre)
 	held := 0
+	// usage: the last usage object the held events carried (heldUsage).
+	// An attempt that fails before its first token was billed the prompt
+	// all the same, and counts it (Attempt.Usage), as a stream cut later
+	// counts the last usage it sent.
+	var usage []byte
 	for {
 		ev, err := a.rd.Next()
 		if err != nil {
@@ -550,26 +556,29 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				f.err = fmt.Errorf("stream ended before the first token: %w", ErrConnectionLost)
 			}
 			a.release()
-			return nil, f
+			return nil, withUsage(usage, f)
 		}
 		if ev.IsDone() {
 			a.release()
-			return nil, &failure{cause: CauseEmptyStream, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
-				err: errors.New("stream ended with [DONE] before the first token")}
+			return nil, withUsage(usage, &failure{cause: CauseEmptyStream, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				err: errors.New("stream ended with [DONE] before the first token")})
 		}
 		m, bad := a.scanMalformed(ev)
 		if bad {
 			if a.malformed >= maxMalformed {
 				a.release()
-				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
-					err: fmt.Errorf("%d malformed events before the first token", a.malformed)}
+				return nil, withUsage(usage, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+					err: fmt.Errorf("%d malformed events before the first token", a.malformed)})
 			}
 			continue
+		}
+		if u := heldUsage(ev.Data); u != nil {
+			usage = u
 		}
 		if f := eventErrorMarked(ev, m); f != nil {
 			f.httpStatus = resp.StatusCode
 			a.release()
-			return nil, f
+			return nil, withUsage(usage, f)
 		}
 		s := unsafeString(ev.Data)
 		if tokenBearing(s) {
@@ -596,8 +605,8 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		held += len(ev.Data)
 		if held > maxHeld {
 			a.release()
-			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
-				err: fmt.Errorf("over %d bytes of events without a token", maxHeld)}
+			return nil, withUsage(usage, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				err: fmt.Errorf("over %d bytes of events without a token", maxHeld)})
 		}
 		a.held = append(a.held, bytes.Clone(ev.Data))
 	}
@@ -1140,6 +1149,42 @@ func (a *Response) decodedStream(resp *http.Response) (io.Reader, *failure) {
 	a.length = -1 // the declared length is of the coded bytes
 	return streamDecoder{d.(decodeReader)}, nil
 }
+
+// heldUsage is the usage counts (usageCounts) of an event held before the
+// first token: its top-level usage, else its first choice's (Moonshot's
+// place for it); nil when it has none. The include_usage chunk of a stream
+// that ends without a token, or a running usage on a role chunk (vLLM's
+// continuous_usage_stats), names the prompt the provider billed.
+func heldUsage(data []byte) []byte {
+	if !bytes.Contains(data, usageName) {
+		return nil
+	}
+	u := gjson.GetBytes(data, "usage")
+	if !u.IsObject() {
+		if u.Exists() && bytes.Count(data, usageName) < 2 {
+			return nil // "usage":null, as include_usage has it on every chunk but the last
+		}
+		u = gjson.GetBytes(data, "choices.0.usage")
+	}
+	if !u.IsObject() {
+		return nil
+	}
+	if c := usageCounts(u, jsonscan.UsageCounts); c != "{}" {
+		return []byte(c)
+	}
+	return nil
+}
+
+// withUsage is f, with usage as its Attempt.Usage unless it names one.
+func withUsage(usage []byte, f *failure) *failure {
+	if f.usage == nil {
+		f.usage = usage
+	}
+	return f
+}
+
+// usageName is a usage member's key, as heldUsage looks for it.
+var usageName = []byte(`"usage"`)
 
 // billedUsage is the usage object of a 2xx answer refused as malformed,
 // which the provider billed all the same (Attempt.Usage), as the ledger

@@ -302,7 +302,8 @@ func (s *Server) roundCost(ctx context.Context, resp *failover.Response, u accou
 
 // accountRefused prices the usage of the round's attempts whose 2xx answers
 // were refused as malformed (failover.Attempt.Usage: no choices, a member
-// named twice), which the provider billed though no answer came of them,
+// named twice), or whose streams failed before their first token after
+// sending a usage, which the provider billed though no answer came of them,
 // and returns their cost. Left out, the tokens and cost metrics and the
 // conversation's cost missed what such a provider charged, asked again.
 func (s *Server) accountRefused(ctx context.Context, resp *failover.Response, err error) accounting.Pico {
