@@ -40,8 +40,10 @@ type Attempt struct {
 	// Usage is the usage object (raw JSON) of a failed attempt's 2xx
 	// answer, refused as malformed (no choices, a member named twice)
 	// though the provider billed it, or the last one a stream sent before
-	// it failed ahead of its first token (heldUsage); nil otherwise. The
-	// successful attempt's is its answer's.
+	// it failed ahead of its first token (heldUsage), or that events
+	// answering a non-stream request gave before they were refused
+	// (streamedCompletion); nil otherwise. The successful attempt's is its
+	// answer's.
 	Usage []byte
 }
 

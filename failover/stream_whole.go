@@ -64,9 +64,26 @@ var eventFields = [][]byte{[]byte("data:"), []byte(":"), []byte("event:"), []byt
 // whole, as a stream cut so is. choices is the request's n when above 1:
 // a body that ends without [DONE] must have shown each of them.
 func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int) ([]byte, *failure) {
+	var b completionBuilder
+	body, f := r.assembleCompletion(&b, a, data, readErr, limit, choices)
+	if f != nil && f.usage == nil {
+		// Refused, the answer was billed all the same: the last usage its
+		// events gave counts (Attempt.Usage), as a whole completion's
+		// refused as malformed does (billedUsage). Left out, an answer
+		// without a finish_reason (a relay that sends none before its
+		// usage chunk and [DONE]), or a usage chunk alone, was asked again
+		// and only the second answer was counted.
+		f.usage = b.billedUsage()
+	}
+	return body, f
+}
+
+// assembleCompletion is streamedCompletion's reading, into b.
+func (r *Router) assembleCompletion(bp *completionBuilder, a *Response, data []byte, readErr error, limit int64, choices int) ([]byte, *failure) {
 	rd := sse.NewReader(bytes.NewReader(data))
 	defer rd.Release()
-	b := completionBuilder{limit: limit}
+	*bp = completionBuilder{limit: limit}
+	b := bp
 	done := false
 	lost := 0 // malformed or ambiguous events skipped before the answer's finish
 	// gap: such an event was skipped after it; a tool call's piece after
@@ -1069,6 +1086,22 @@ type (
 		Refusal []json.RawMessage `json:"refusal,omitempty"`
 	}
 )
+
+// billedUsage is the usage the events gave (the top-level one, else the
+// choice's), as its counts (usageCounts); nil without one or any count.
+func (b *completionBuilder) billedUsage() []byte {
+	u := b.usage
+	if u == "" {
+		u = b.choiceUsage
+	}
+	if u == "" {
+		return nil
+	}
+	if c := usageCounts(gjson.Parse(u), jsonscan.UsageCounts); c != "{}" {
+		return []byte(c)
+	}
+	return nil
+}
 
 // build is the completion, choices and tool calls in index order, at most
 // limit bytes of JSON.
