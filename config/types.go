@@ -289,8 +289,11 @@ type Provider struct {
 	// first_token 30s, idle 30s, total 300s.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Prices maps an upstream model name to its price per million tokens, for
-	// cost accounting. A name no target of this provider has is a warning.
-	// Default {}: cost 0.
+	// cost accounting: "2.50", not a price list's per token (0.0000025) or
+	// per 1K tokens (0.0025). A name no target of this provider has is a
+	// warning, and so is a price other than 0 (a free model) below 0.001 or
+	// above 10000, which no model costs: one written per token, which
+	// prices the model near 0. Default {}: cost 0.
 	Prices map[string]Price `yaml:"prices"`
 }
 

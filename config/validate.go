@@ -804,13 +804,61 @@ func (l *loader) validatePrices(c *Config) {
 	}
 	for i, p := range c.Providers {
 		for _, model := range slices.Sorted(maps.Keys(p.Prices)) {
+			path := fmt.Sprintf("providers[%d].prices.%s", i, model)
 			if !used[[2]string{p.Name, model}] {
-				l.warn(fmt.Sprintf("providers[%d].prices.%s", i, model),
+				l.warn(path,
 					"no target of provider %q has the model %q: the price is used for nothing, and the model it was meant for costs 0 (check it against models[].targets[].model)",
 					p.Name, model)
 			}
+			pr := p.Prices[model]
+			l.plausiblePrice(path+".input", pr.Input)
+			l.plausiblePrice(path+".cached_input", pr.CachedInput)
+			l.plausiblePrice(path+".output", pr.Output)
 		}
 	}
+}
+
+// Bounds of a plausible price per 1M tokens, in micro-units: the cheapest
+// real models cost about 0.01 per 1M tokens, the dearest some hundreds
+// (o1-pro's output 600 USD, about 4400 billed in CNY). Every real price
+// written per token is below the floor (1000 per 1M is 0.001 a token).
+const (
+	minPriceMicros = 1_000          // 0.001
+	maxPriceMicros = 10_000_000_000 // 10000
+)
+
+// plausiblePrice warns of a non-zero price per 1M tokens below
+// minPriceMicros or above maxPriceMicros: a price written per token, as
+// some price lists give it ("0.000002" for 2 per 1M), fits the six
+// decimals a Decimal holds, and priced every round of the model near 0, so
+// the LLM spend and the cost per completed transaction lied without a
+// word; one in micro-units overstated them as much. Zero is a free model.
+func (l *loader) plausiblePrice(path string, d Decimal) {
+	switch {
+	case d.Micros == 0:
+	case d.Micros < minPriceMicros:
+		l.warn(path, "%q is below %s per 1M tokens, which no model costs: prices are per 1M tokens, so every 1M tokens of this model cost %s and its LLM cost comes out near 0; written per token it would be %q, per 1K tokens %q",
+			d.Text, formatScaled(minPriceMicros, 6), formatScaled(d.Micros, 6), formatScaled(d.Micros, 0), formatScaled(d.Micros, 3))
+	case d.Micros > maxPriceMicros:
+		l.warn(path, "%q is above %s per 1M tokens, more than any model's list price: prices are per 1M tokens, so every 1K tokens of this model cost %s; check its unit",
+			d.Text, formatScaled(maxPriceMicros, 6), formatScaled(d.Micros, 9))
+	}
+}
+
+// formatScaled writes v / 10^decimals as a decimal, without trailing zeros.
+func formatScaled(v int64, decimals int) string {
+	s := strconv.FormatInt(v, 10)
+	if decimals == 0 {
+		return s
+	}
+	if len(s) <= decimals {
+		s = strings.Repeat("0", decimals-len(s)+1) + s
+	}
+	whole, frac := s[:len(s)-decimals], strings.TrimRight(s[len(s)-decimals:], "0")
+	if frac == "" {
+		return whole
+	}
+	return whole + "." + frac
 }
 
 func (l *loader) validateFailover(c *Config) {
