@@ -354,6 +354,26 @@ func (l *Ledger) Unmetered(ctx context.Context, provider, model string) {
 	}
 }
 
+// UsageCut records an upstream stream that finished its answer but was cut
+// (its connection lost, an error event) before the usage chunk that was to
+// follow, with no usage before it: its cost is unknown and counts as 0, as
+// an Unmetered round's. It is logged as what it is, once per provider and
+// model, with cause: told to check stream_options.include_usage, the
+// operator of a provider that does send usage changed a setting that was
+// right.
+func (l *Ledger) UsageCut(ctx context.Context, provider, model string, cause error) {
+	key := modelKey{provider, model}
+	l.mu.Lock()
+	m := l.modelTotals(key)
+	warn := warnUsageCut &^ m.warned
+	m.warned |= warn
+	l.mu.Unlock()
+	if warn != 0 {
+		l.log.WarnContext(ctx, "accounting: the provider's stream ended before its usage chunk: it was cut after the answer's finish, so its tokens are not counted and cost 0 (logged once for this provider and model)",
+			"provider", provider, "target", model, "err", cause)
+	}
+}
+
 // roundWarnings are the kinds of a provider's usage Round (and Unmetered)
 // logs about, once per provider and model (modelTotals.warned).
 type roundWarnings uint8
@@ -364,6 +384,7 @@ const (
 	warnUnpriced                           // tokens of a model without a price
 	warnCached                             // more cached prompt tokens than prompt tokens
 	warnNoUsage                            // an answer without usage (Unmetered)
+	warnUsageCut                           // a stream cut before its usage (UsageCut)
 )
 
 func (l *Ledger) warnRound(ctx context.Context, provider, model string, u Usage, warn roundWarnings) {

@@ -164,6 +164,7 @@ type Response struct {
 	piped     bool  // a passthrough answer returned at its head (Read)
 	endsWhole bool  // the caller has the whole piped answer so far (EndsWhole)
 	cutAfter  error // the body's error that came with its last bytes, for the next Read
+	endCut    error // what ended a whole stream other than its end (CutAfterFinish)
 	measure   bool  // the request is a generation: its times are latency samples (generation)
 	released  bool
 	closed    bool
@@ -300,6 +301,7 @@ func (a *Response) Next() (sse.Event, error) {
 				// billed) or reported to the bot after its answer.
 				a.r.log.WarnContext(&a.ctx, "upstream error event after the stream's finish ignored", "provider", a.Provider, "target", a.Model,
 					"status", f.status, "code", f.errCode, "message", f.errMsg)
+				a.endCut = fmt.Errorf("error event after the finish (status %d, code %q): %s", f.status, f.errCode, f.errMsg)
 				return sse.Event{}, a.finish(io.EOF)
 			}
 			// Classified as before the first byte: the caller must not ask
@@ -387,6 +389,16 @@ func (a *Response) Skipped() int { return a.lost }
 // takes each event, whether this count grew.
 func (a *Response) SkippedAfterFinish() int { return a.lateLost }
 
+// CutAfterFinish returns what ended a stream after its answer's finish,
+// which Next reports as io.EOF (whole), when it was not the stream's end:
+// the connection cut, reset or silent past a timeout, an error event, or
+// malformed events. Nil for a stream that ended at [DONE] or at the body's
+// clean end, for one not ended yet, and for a non-stream answer. What was
+// to follow the finish, the usage chunk of a stream with
+// stream_options.include_usage, may never have come: a caller that finds no
+// usage says so, rather than blame the provider for sending none.
+func (a *Response) CutAfterFinish() error { return a.endCut }
+
 // mayHoldChunk reports whether a malformed event's data may be a chunk,
 // cut or garbled: it has an object's or array's bracket.
 func mayHoldChunk(data []byte) bool { return bytes.ContainsAny(data, "{[") }
@@ -401,6 +413,7 @@ func (a *Response) skipMalformed(ev sse.Event) (eventMarks, bool) {
 	}
 	if a.malformed >= maxMalformed {
 		if a.whole() {
+			a.endCut = fmt.Errorf("%d malformed events", a.malformed)
 			a.finish(io.EOF)
 		} else {
 			a.finish(&StreamError{Provider: a.Provider, Cause: CauseMalformed, Err: fmt.Errorf("%d malformed events", a.malformed)})
@@ -457,6 +470,9 @@ func (a *Response) whole() bool {
 // streamEnd names how a stream that stopped delivering events ended.
 func (a *Response) streamEnd(err error) error {
 	if a.whole() {
+		if !errors.Is(err, io.EOF) {
+			a.endCut = err // cut, reset or silent after the finish
+		}
 		return io.EOF
 	}
 	f := a.failFromErr(err, true)

@@ -336,11 +336,17 @@ func triedOf(err error) []failover.Attempt {
 
 // unmetered tells the ledger of an answer that came whole without usage, or
 // with a usage that counts nothing the ledger prices (countsNothing,
-// accounting.Ledger.Unmetered).
+// accounting.Ledger.Unmetered), or of a stream cut after its finish, before
+// its usage could come (accounting.Ledger.UsageCut).
 func (s *Server) unmetered(ctx context.Context, resp *failover.Response) {
-	if s.ledger != nil {
-		s.ledger.Unmetered(ctx, resp.Provider, resp.Model)
+	if s.ledger == nil {
+		return
 	}
+	if cut := resp.CutAfterFinish(); cut != nil {
+		s.ledger.UsageCut(ctx, resp.Provider, resp.Model, cut)
+		return
+	}
+	s.ledger.Unmetered(ctx, resp.Provider, resp.Model)
 }
 
 // failTurn answers a turn that got no upstream answer at all. ext, when
