@@ -361,9 +361,9 @@ var clarifyStatuses = map[string]bool{"needs_clarification": true, "not_executed
 // messages after its last user message (the kept exchanges of mixed rounds
 // restored into the bot's follow-ups): whether one asked the user to
 // clarify, and how many money-moving calls ran (every result of one that
-// is not a clarification; an outage's "failed" too, on the safe side). A
-// bot that wrote such results itself only holds its own user's payments
-// back.
+// is not a clarification; an outage's "failed" too, on the safe side; so
+// too of a call without a single name, which may have been one). A bot
+// that wrote such results itself only holds its own user's payments back.
 func paymentsSinceUser(body []byte, isPayment, isMoneyMoving func(name string) bool) (clarify bool, moneyCalls int) {
 	if !toolCallsKey.In(body) {
 		return false, 0
@@ -386,12 +386,15 @@ func paymentsSinceUser(body []byte, isPayment, isMoneyMoving func(name string) b
 				// without a single name, which went back unnamed or
 				// (ParsableArguments) as UnnamedCall. Reading only
 				// function names, a follow-up ran the create_order the
-				// user had not yet been asked about.
-				name := c.Get("function.name").Str
-				if c.Get("type").Str == "custom" {
-					name = c.Get("custom.name").Str
-				}
-				if isPayment(name) || name == interceptors.UnnamedCall || name == "" {
+				// user had not yet been asked about. The name is read as
+				// the turn reads a call's (callName: from the member that
+				// is an object, whatever "type" says or whether it is
+				// there): read by "type", a call of "type":"custom" with
+				// a "function" create_order, or "type":"function" with a
+				// "custom" one, was not counted, and the model's next
+				// create_order for the same message ran.
+				name, _ := callName(c)
+				if isPayment(name) || unnamed(name) {
 					calls[c.Get("id").Str] = name
 				}
 				return true
@@ -405,12 +408,22 @@ func paymentsSinceUser(body []byte, isPayment, isMoneyMoving func(name string) b
 			switch {
 			case clarifyStatuses[gjson.Get(c.Str, "status").Str]:
 				clarify = true
-			case isMoneyMoving(name):
+			case isMoneyMoving(name) || unnamed(name):
+				// A call without a single name (named twice: one of its
+				// names may be create_order) could have been a payment
+				// call: its result counts unless it asked to clarify, as
+				// paygate's refusal of such a call does.
 				moneyCalls++
 			}
 		}
 	}
 	return clarify, moneyCalls
+}
+
+// unnamed reports a tool call's name that names no single tool: none, or
+// several (callName), or the name paygate gave such a call (UnnamedCall).
+func unnamed(name string) bool {
+	return name == "" || name == interceptors.UnnamedCall
 }
 
 // unreadSinceUser reports whether one of the assistant messages after a chat
