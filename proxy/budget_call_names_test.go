@@ -107,3 +107,43 @@ func TestBudgetCountsEchoWithEmptyFunctionBesideCustom(t *testing.T) {
 		}
 	}
 }
+
+// TestEchoWithFunctionInAnotherCaseRefused: a bot's follow-up that echoes
+// its custom tool's call with an object "Function" (another case) beside
+// "custom" is refused (400, naming the member) before anything reads its
+// calls: paygate's readers (the restore of kept exchanges, the budget the
+// user's message spent) read only the exact name, a Go-based provider
+// any case, so no reading of such a call can be trusted. Nothing goes
+// upstream for it and nothing more runs.
+func TestEchoWithFunctionInAnotherCaseRefused(t *testing.T) {
+	const (
+		sqlTool = `"tools":[{"type":"custom","custom":{"name":"run_sql"}}],`
+		custom  = `{"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"select 1"}}`
+		pay     = `{"id":"call_a","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}`
+	)
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{true: "stream", false: "non-stream"}[stream], func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(callsRound(stream, `[`+pay+`,`+custom+`]`), textRound(stream, "Done.")))
+			tools := &recordingTools{}
+			url := toolsProxy(t, fp.URL, tools, func(c *config.Config) { c.Payments.Budget.MaxPaymentCalls = 1 })
+			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+			readAll(t, post(t, url, "/v1/chat/completions", chatBody(stream, sqlTool), hdr).Body)
+			echo := strings.Replace(custom, `"custom":{`, `"Function":{"name":"create_order","arguments":"{}"},"custom":{`, 1)
+			follow := `{"model":"gpt-test",` + map[bool]string{true: `"stream":true,`}[stream] + sqlTool +
+				`"messages":[{"role":"user","content":"buy premium"},` +
+				`{"role":"assistant","content":null,"tool_calls":[` + echo + `]},` +
+				`{"role":"tool","tool_call_id":"call_c","content":"1"}]}`
+			resp := post(t, url, "/v1/chat/completions", follow, hdr)
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != http.StatusBadRequest || gjson.Get(body, "error.param").Str != "messages[1].tool_calls[0].Function" {
+				t.Errorf("status %d, %s; want a 400 naming messages[1].tool_calls[0].Function", resp.StatusCode, body)
+			}
+			if n := len(fp.requests()); n != 1 {
+				t.Errorf("%d upstream requests; want only the first turn's", n)
+			}
+			if got := tools.executed(); len(got) != 1 {
+				t.Errorf("executed %q; want the first turn's one create_order", got)
+			}
+		})
+	}
+}
