@@ -332,7 +332,20 @@ type Timeouts struct {
 	// targets (other models it serves) are not asked, as it would only keep
 	// the round waiting as long again. Default 30s.
 	FirstByte Duration `yaml:"first_byte"`
-	// FirstToken bounds the wait for the first streamed token. Default 30s.
+	// FirstToken bounds the wait for the first streamed token, counted from
+	// the attempt's start: content, a tool call, or reasoning
+	// (reasoning_content, reasoning), which the models that show their
+	// thinking (DeepSeek-R1, Qwen3 and QwQ, Claude or Gemini through
+	// OpenRouter) stream from its start, each thought then resetting idle.
+	// A role chunk, a comment (": OPENROUTER PROCESSING") or empty data
+	// ends no wait. A model that thinks in silence (OpenAI's o-series and
+	// gpt-5, 30 to 120 s at a high reasoning_effort) meets this timeout:
+	// past it the attempt is cancelled and the next target asked, the
+	// provider may bill the thinking done (no usage came for paygate to
+	// count), and on a payment turn another model decides anew. For such a
+	// model set first_token above its longest think (180s) and
+	// failover.max_round_time above that, since the round's time bounds the
+	// same wait on every target, the last one too. Default 30s.
 	FirstToken Duration `yaml:"first_token"`
 	// Idle bounds the silence between two streamed chunks, or two reads of a
 	// non-streamed answer (whitespace a provider sends to keep the
