@@ -342,10 +342,13 @@ type Timeouts struct {
 	// gpt-5, 30 to 120 s at a high reasoning_effort) meets this timeout:
 	// past it the attempt is cancelled and the next target asked, the
 	// provider may bill the thinking done (no usage came for paygate to
-	// count), and on a payment turn another model decides anew. For such a
-	// model set first_token above its longest think (180s) and
-	// failover.max_round_time above that, since the round's time bounds the
-	// same wait on every target, the last one too. Default 30s.
+	// count), on a payment turn another model decides anew, and the cut
+	// counts against the provider's breaker: failover.breaker.failures
+	// such thinks in a row take the provider, every model it serves, out
+	// of the rounds for its cooldown. For such a model set first_token
+	// above its longest think (180s) and failover.max_round_time above
+	// that, since the round's time bounds the same wait on every target,
+	// the last one too. Default 30s.
 	FirstToken Duration `yaml:"first_token"`
 	// Idle bounds the silence between two streamed chunks, or two reads of a
 	// non-streamed answer (whitespace a provider sends to keep the

@@ -199,3 +199,31 @@ func TestSilentThinkBoundedByTheRoundToo(t *testing.T) {
 		t.Errorf("round took %v; want about max_round_time (%v)", got.took, round)
 	}
 }
+
+// TestSilentThinksOpenTheBreaker: a silent think cut by first_token counts
+// against the provider's circuit breaker as a silent provider does, so a
+// reasoning model under a first_token shorter than its thinks takes its
+// whole provider (every model it serves) out of the rounds once
+// failover.breaker.failures of them came in a row (README, first_token).
+func TestSilentThinksOpenTheBreaker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]func(*fconn, int){
+		"a": func(c *fconn, n int) {
+			c.sse()
+			c.event(roleChunk())
+			c.hang()
+		},
+	}, []string{"a", "b"}, func(cfg *config.Config) {
+		cfg.Providers[0].Timeouts.FirstToken = config.Duration(200 * time.Millisecond)
+		cfg.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(time.Hour)}
+	})
+	for i := range 3 {
+		got := e.open(t.Context(), true)
+		if got.openErr != nil || got.provider != "b" || !got.complete() {
+			t.Fatalf("round %d: %q answered, Open %v, end %v; want b's whole answer", i+1, got.provider, got.openErr, got.end)
+		}
+	}
+	if n := len(e.fakes["a"].hits()); n != 2 {
+		t.Errorf("a asked %d times in 3 rounds; want 2: its breaker opened after two thinks cut by first_token", n)
+	}
+}
