@@ -47,6 +47,13 @@ func caller(user string) payments.Caller {
 	return payments.Caller{Client: "shop-bot", User: user, Session: user}
 }
 
+// otherClient is c's OpenID at another client: another user (README:
+// the limits count a client's users apart).
+func otherClient(c payments.Caller) payments.Caller {
+	c.Client = "other-app-bot"
+	return c
+}
+
 // boundaryCatalog prices one SKU on each side of 500.00 CNY and one on it.
 func boundaryCatalog(t *testing.T) *payments.Catalog {
 	t.Helper()
@@ -138,6 +145,11 @@ func TestMaxOrdersPerUserPerDay(t *testing.T) {
 				{name: "third order refused", c: alice, args: `{"sku":"premium-monthly","quantity":3}`, wantStatus: "refused", wantOrders: 2},
 				{name: "refused again, judged afresh", c: alice, args: `{"sku":"premium-monthly","quantity":3}`, wantStatus: "refused", wantOrders: 2},
 				{name: "another user has their own count", c: caller("oUser-daily-bob"), args: `{"sku":"premium-monthly","quantity":3}`, wantStatus: "awaiting_payment", wantOrders: 3},
+				// The same OpenID at another client (another mini-program,
+				// another merchant's bot) is another user: its own count.
+				{name: "the same OpenID at another client has its own count", c: otherClient(alice), args: `{"sku":"premium-monthly","quantity":3}`, wantStatus: "awaiting_payment", wantOrders: 4},
+				{name: "and its own limit", c: otherClient(alice), args: `{"sku":"premium-monthly","quantity":4}`, wantStatus: "awaiting_payment", wantOrders: 5},
+				{name: "which it reaches on its own", c: otherClient(alice), args: `{"sku":"premium-monthly","quantity":5}`, wantStatus: "refused", wantOrders: 5},
 			}
 			for _, st := range steps {
 				tc := call(t, tools, st.c, "create_order", st.args)
@@ -389,6 +401,7 @@ func TestMaxPaymentCallsPerMinute(t *testing.T) {
 				{name: "call 4 refused", c: u, tool: "query_order", args: `{"order_no":"PG000000000000none"}`, wantStatus: "rate_limited", wantClarify: true},
 				{name: "a create_order past the limit never reaches WeChat Pay", c: u, tool: "create_order", args: `{"sku":"premium-monthly"}`, wantStatus: "rate_limited", wantClarify: true},
 				{name: "another user is not limited", c: caller("oUser-rate-other"), tool: "query_order", args: `{"order_no":"PG000000000000none"}`, wantStatus: "not_found"},
+				{name: "nor is the same OpenID at another client", c: otherClient(u), tool: "query_order", args: `{"order_no":"PG000000000000none"}`, wantStatus: "not_found"},
 			}
 			for _, st := range steps {
 				tc := call(t, tools, st.c, st.tool, st.args)
