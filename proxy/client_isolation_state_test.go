@@ -1,0 +1,97 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestPaymentStatePerClient: the same OpenID under two clients (two
+// mini-programs of one merchant, or two merchants' bots behind one
+// paygate) is two users. A turn of one client gives its model the payment
+// state of that client's orders alone, and announces payment_confirmed of
+// that client's orders alone: the other client's turn, asked first, neither
+// names the order nor takes its announcement, which its own client then
+// still gets, once.
+func TestPaymentStatePerClient(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			st := testdrivers.Open(t, driver, clock.Now)
+			const user = "o-two-apps-user"
+			orders := map[string][]string{ // client: its order numbers
+				"shop-bot":  {"SHOP-PAID-1", "SHOP-OPEN-1"},
+				"other-bot": {"OTHER-PAID-1", "OTHER-OPEN-1"},
+			}
+			for client, nos := range orders {
+				paid := storetest.NewOrder(nos[0], client, user, clock.Now())
+				paid.Status, paid.PaidAt = store.StatusPaid, clock.Now()
+				open := storetest.NewOrder(nos[1], client, user, clock.Now())
+				open.ClaimKey = "claim-other-sku-" + nos[1]
+				for _, o := range []*store.Order{paid, open} {
+					if err := st.CreateOrder(ctx, o); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			fp := newFakeProvider(t, jsonHandler(http.StatusOK,
+				`{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
+			url := paymentProxy(t, fp.URL, func(c *config.Config) {
+				c.Clients = append(c.Clients, config.Client{Name: "other-bot", Key: otherClientKey})
+			}, queryTools{}, st, payableReconciler{})
+			keys := map[string]string{"shop-bot": testClientKey, "other-bot": otherClientKey}
+			turn := func(client string) (confirmed []string, state string) {
+				t.Helper()
+				resp := post(t, url, "/v1/chat/completions",
+					`{"model":"gpt-test","messages":[{"role":"user","content":"did my payment go through?"}]}`,
+					map[string]string{"X-WeChat-OpenID": user, "Authorization": "Bearer " + keys[client]})
+				body := readAll(t, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s: %d %s", client, resp.StatusCode, body)
+				}
+				reqs := fp.requests()
+				for _, m := range gjson.GetBytes(reqs[len(reqs)-1].Body, "messages").Array() {
+					if m.Get("role").Str == "system" {
+						state += m.Get("content").Str
+					}
+				}
+				for _, a := range gjson.Get(body, `paygate.actions.#(type=="payment_confirmed")#`).Array() {
+					confirmed = append(confirmed, a.Get("order.order_no").Str)
+				}
+				return confirmed, state
+			}
+			other := map[string]string{"shop-bot": "other-bot", "other-bot": "shop-bot"}
+			for _, client := range []string{"other-bot", "shop-bot"} {
+				confirmed, state := turn(client)
+				if len(confirmed) != 1 || confirmed[0] != orders[client][0] {
+					t.Errorf("%s's first turn announced payment_confirmed of %v; want %s alone", client, confirmed, orders[client][0])
+				}
+				for _, no := range orders[client] {
+					if !strings.Contains(state, no) {
+						t.Errorf("%s's payment state %q does not name its order %s", client, state, no)
+					}
+				}
+				for _, no := range orders[other[client]] {
+					if strings.Contains(state, no) {
+						t.Errorf("%s's payment state %q names %s's order %s", client, state, other[client], no)
+					}
+				}
+			}
+			for _, client := range []string{"shop-bot", "other-bot"} {
+				if confirmed, _ := turn(client); len(confirmed) != 0 {
+					t.Errorf("%s's second turn announced payment_confirmed of %v again", client, confirmed)
+				}
+			}
+		})
+	}
+}
