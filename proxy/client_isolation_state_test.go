@@ -95,3 +95,63 @@ func TestPaymentStatePerClient(t *testing.T) {
 		})
 	}
 }
+
+// TestClientKeyPrefixOfAnother: one client's key a prefix of another's
+// (a key extended when it was rotated, "…-2") names each client by the whole
+// key: each key's turn is its own client's, with that client's payment
+// state, and the shared prefix cut shorter, or a key with a byte more, is
+// no client (401) rather than the one it begins with.
+func TestClientKeyPrefixOfAnother(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	st := testdrivers.Open(t, "embedded", clock.Now)
+	const user = "o-prefix-key-user"
+	keys := map[string]string{"shop-bot": testClientKey, "rotated-bot": testClientKey + "-2"}
+	for client := range keys {
+		o := storetest.NewOrder("ORDER-OF-"+client, client, user, clock.Now())
+		if err := st.CreateOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fp := newFakeProvider(t, jsonHandler(http.StatusOK,
+		`{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
+	url := paymentProxy(t, fp.URL, func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{Name: "rotated-bot", Key: keys["rotated-bot"]})
+	}, queryTools{}, st, payableReconciler{})
+	turn := func(key string) (int, string) {
+		t.Helper()
+		before := len(fp.requests())
+		resp := post(t, url, "/v1/chat/completions",
+			`{"model":"gpt-test","messages":[{"role":"user","content":"my orders?"}]}`,
+			map[string]string{"X-WeChat-OpenID": user, "Authorization": "Bearer " + key})
+		readAll(t, resp.Body)
+		resp.Body.Close()
+		reqs := fp.requests()
+		if len(reqs) == before {
+			return resp.StatusCode, ""
+		}
+		state := ""
+		for _, m := range gjson.GetBytes(reqs[len(reqs)-1].Body, "messages").Array() {
+			if m.Get("role").Str == "system" {
+				state += m.Get("content").Str
+			}
+		}
+		return resp.StatusCode, state
+	}
+	for client, key := range keys {
+		status, state := turn(key)
+		if status != http.StatusOK || !strings.Contains(state, "ORDER-OF-"+client) {
+			t.Errorf("%s's key: %d, payment state %q; want 200 naming ORDER-OF-%s", client, status, state, client)
+		}
+		for other := range keys {
+			if other != client && strings.Contains(state, "ORDER-OF-"+other) {
+				t.Errorf("%s's key: payment state %q names %s's order", client, state, other)
+			}
+		}
+	}
+	for _, key := range []string{testClientKey[:len(testClientKey)-1], testClientKey + "-", testClientKey + "-22"} {
+		if status, _ := turn(key); status != http.StatusUnauthorized {
+			t.Errorf("key %q (a prefix or an extension of a client's): %d; want 401", key, status)
+		}
+	}
+}
