@@ -95,6 +95,7 @@ func TestRequestRefundArguments(t *testing.T) {
 		wantStatus  string
 		wantFen     float64
 		wantClarify bool
+		asOther     bool // asked by the same OpenID at another client
 	}{
 		{name: "everything left by default", args: `{"order_no":"` + o.OrderNo + `","reason":"r"}`, wantStatus: "awaiting_user_confirmation", wantFen: 9998},
 		{name: "a partial amount as a string", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"20.00"}`, wantStatus: "awaiting_user_confirmation", wantFen: 2000},
@@ -106,11 +107,16 @@ func TestRequestRefundArguments(t *testing.T) {
 		{name: "no reason", args: `{"order_no":"` + o.OrderNo + `"}`, wantStatus: "needs_clarification", wantClarify: true},
 		{name: "no order number", args: `{"reason":"r"}`, wantStatus: "needs_clarification", wantClarify: true},
 		{name: "another user's order", args: `{"order_no":"` + other.OrderNo + `","reason":"r"}`, wantStatus: "not_found"},
+		{name: "the same OpenID's order at another client", args: `{"order_no":"` + o.OrderNo + `","reason":"r"}`, wantStatus: "not_found", asOther: true},
 		{name: "an unpaid order", args: `{"order_no":"` + unpaid.OrderNo + `","reason":"r"}`, wantStatus: "not_refundable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tc := call(t, tools, u, "request_refund", tt.args)
+			c := u
+			if tt.asOther {
+				c = otherClient(u)
+			}
+			tc := call(t, tools, c, "request_refund", tt.args)
 			if tc.result["status"] != tt.wantStatus || tc.out.Clarify != tt.wantClarify {
 				t.Fatalf("result %s clarify %v; want %s %v", tc.out.Result, tc.out.Clarify, tt.wantStatus, tt.wantClarify)
 			}
