@@ -155,3 +155,47 @@ func TestClientKeyPrefixOfAnother(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptExchangeIsTheClientsOwn: a round with a payment call and a bot's
+// own call keeps the payment exchange for the bot's next request, keyed by
+// the bot's call id. Another client's bot whose conversation of the same
+// OpenID (the same default session) carries the same call id (providers
+// that number ids per answer give every bot call_1) is another
+// conversation: its request reaches the provider as it sent it, without
+// the first client's create_order; the first client's follow-up still
+// gets it back.
+func TestKeptExchangeIsTheClientsOwn(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			st := testdrivers.Open(t, driver, nil)
+			mixed := `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` +
+				`{"index":1,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`
+			fp := newFakeProvider(t, roundByRound(callsRound(false, mixed), textRound(false, "Done.")))
+			url := paymentProxy(t, fp.URL, func(c *config.Config) {
+				c.Clients = append(c.Clients, config.Client{Name: "other-bot", Key: otherClientKey})
+			}, &recordingTools{}, st, nil)
+			hdr := func(key string) map[string]string {
+				return map[string]string{"X-WeChat-OpenID": "o-two-bots", "Authorization": "Bearer " + key}
+			}
+			msgs := []string{`{"role":"user","content":"buy"}`}
+			readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(false, weatherTool, msgs...), hdr(testClientKey)).Body)
+			msgs = append(msgs,
+				`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`,
+				`{"role":"tool","tool_call_id":"call_1","content":"sunny"}`)
+			next := chatBodyWith(false, weatherTool, msgs...)
+			for _, c := range []struct {
+				key  string
+				want string
+			}{
+				{otherClientKey, "user: assistant:get_weather tool:get_weather"},
+				{testClientKey, "user: assistant:create_order,get_weather tool:create_order tool:get_weather"},
+			} {
+				readAll(t, post(t, url, "/v1/chat/completions", next, hdr(c.key)).Body)
+				reqs := fp.requests()
+				if got := strings.Join(messageShape(reqs[len(reqs)-1].Body), " "); got != c.want {
+					t.Errorf("the follow-up of the client of key %s…: upstream messages %q; want %q", c.key[:8], got, c.want)
+				}
+			}
+		})
+	}
+}
