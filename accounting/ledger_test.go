@@ -126,6 +126,7 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	l.Turn(ctx, "bot", "u", "s1", a)
 	l.Turn(ctx, "bot", "u", "s1", a)                            // two turns of one conversation
 	l.Turn(ctx, "bot", "u", "s2", a)                            // another conversation, never paid
+	l.Turn(ctx, "other-bot", "u", "s1", a)                      // the same user and session at another client: another conversation
 	l.Paid(ctx, "bot", "u", "s1", "ORD-1", time.Time{})         // s1 ends in a paid order
 	l.Paid(ctx, "bot", "u", "no-session", "ORD-2", time.Time{}) // a payment with no priced turns
 	l.Flush()
@@ -133,8 +134,8 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	if s.PaidOrders != 2 || s.TransactionCost != "0.009000" || s.CostPerTransaction == nil || *s.CostPerTransaction != "0.004500" {
 		t.Errorf("stats %+v; want 2 paid orders costing 0.009000, 0.004500 each", s)
 	}
-	if s.Turns != 3 || len(s.Series) != 1 {
-		t.Errorf("turns %d series %d; want 3 turns in one hour", s.Turns, len(s.Series))
+	if s.Turns != 4 || len(s.Series) != 1 {
+		t.Errorf("turns %d series %d; want 4 turns in one hour", s.Turns, len(s.Series))
 	}
 	// Paying closes the conversation's count: the next purchase starts at 0.
 	if n, ok := st.kept(sessionKey("bot", "u", "s1")); ok {
@@ -143,6 +144,9 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	if n, _ := st.kept(sessionKey("bot", "u", "s2")); n != int64(a) {
 		t.Errorf("s2's cost: %d kept; want %d", n, a)
 	}
+	if n, _ := st.kept(sessionKey("other-bot", "u", "s1")); n != int64(a) {
+		t.Errorf("s1 of the same user at another client: %d kept; want %d (its own conversation, not paid by bot's order)", n, a)
+	}
 	// A turn without a user has no conversation to keep: it counts in the
 	// totals and writes nothing to the store.
 	writes := len(st.m)
@@ -150,7 +154,7 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	if len(st.m) != writes {
 		t.Errorf("a session-less turn wrote to the store: %v", st.m)
 	}
-	if l.Stats().Turns != 4 {
+	if l.Stats().Turns != 5 {
 		t.Errorf("the session-less turn was not counted")
 	}
 }
