@@ -104,6 +104,18 @@ func TestRequestRefundArguments(t *testing.T) {
 		{name: "one fen more than paid", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"99.99"}`, wantStatus: "needs_clarification", wantClarify: true},
 		{name: "zero", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"0"}`, wantStatus: "needs_clarification", wantClarify: true},
 		{name: "not an amount", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"all of it"}`, wantStatus: "needs_clarification", wantClarify: true},
+		// Amounts a model may write that are not a whole number of fen, or
+		// not a plain decimal: asked about, never rounded or read as
+		// something else (0.001 is no fen, 1e1 could be read as 10 or 1).
+		{name: "a tenth of a fen", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"0.001"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "three decimals", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"49.990"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "three decimals as a number", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":49.990}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "an exponent as a string", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"1e1"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "an exponent as a number", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":1e1}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "negative as a string", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"-10.00"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "negative as a number", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":-10}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "far above the total", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"100000.00"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "zero as a number", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":0}`, wantStatus: "needs_clarification", wantClarify: true},
 		{name: "no reason", args: `{"order_no":"` + o.OrderNo + `"}`, wantStatus: "needs_clarification", wantClarify: true},
 		{name: "no order number", args: `{"reason":"r"}`, wantStatus: "needs_clarification", wantClarify: true},
 		{name: "another user's order", args: `{"order_no":"` + other.OrderNo + `","reason":"r"}`, wantStatus: "not_found"},
