@@ -1,0 +1,84 @@
+package payments_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// TestRefundNotificationsOutOfOrder: WeChat Pay retries a notification until
+// it is acknowledged, so an earlier word about a refund can arrive after a
+// later one (an ABNORMAL whose delivery failed while the merchant re-handled
+// the refund and its SUCCESS got through), and a word can contradict one
+// applied (a SUCCESS of a refund applied as CLOSED). On both drivers: an
+// ABNORMAL of a refund counted already changes nothing (the SUCCESS is
+// final: no review, refunded_fen as it was, no merchant event), also once
+// partial refunds sum to the payment (the order stays refunded); a SUCCESS
+// of a refund applied as CLOSED is not counted and goes to a person
+// (needs_review), never a second count of money nobody confirmed twice.
+func TestRefundNotificationsOutOfOrder(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			l := newLifecycle(t, driver)
+			ctx := context.Background()
+			confirm := func(o *store.Order, fen int64) string {
+				t.Helper()
+				p := propose(t, l.env, o, fen)
+				if _, err := l.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+					t.Fatal(err)
+				}
+				return p.OutRefundNo
+			}
+			refunded := func(no string, want int64, status store.OrderStatus) {
+				t.Helper()
+				if got := l.order(no); got.RefundedFen != want || got.Status != status {
+					t.Fatalf("order %s refunded_fen %d; want %s %d", got.Status, got.RefundedFen, status, want)
+				}
+			}
+
+			o := paidOrder(t, l.env, "oUser-refund-out-of-order", 2) // 99.98 CNY
+			first := confirm(o, 1000)
+			l.check(t, "first refund succeeded", o.OrderNo, l.refundNote(t, o, first, wechatpay.RefundSuccess, 1000),
+				want{status: 204, order: store.StatusPartiallyRefunded, audit: "refund.succeeded", webhook: webhook.TypeRefundSucceeded, noteID: true})
+			l.check(t, "its ABNORMAL, delivered late", o.OrderNo, l.refundNote(t, o, first, wechatpay.RefundAbnormal, 1000),
+				want{status: 204, order: store.StatusPartiallyRefunded})
+			refunded(o.OrderNo, 1000, store.StatusPartiallyRefunded)
+
+			// The rest: partial refunds summing to the payment leave it
+			// refunded, not partially_refunded.
+			last := confirm(o, 0)
+			l.check(t, "the rest succeeded", o.OrderNo, l.refundNote(t, o, last, wechatpay.RefundSuccess, 8998),
+				want{status: 204, order: store.StatusRefunded, audit: "refund.succeeded", webhook: webhook.TypeRefundSucceeded, noteID: true})
+			refunded(o.OrderNo, 9998, store.StatusRefunded)
+			l.check(t, "the rest's ABNORMAL, delivered late", o.OrderNo, l.refundNote(t, o, last, wechatpay.RefundAbnormal, 8998),
+				want{status: 204, order: store.StatusRefunded})
+			l.check(t, "the first one's ABNORMAL again, after another refund", o.OrderNo, l.refundNote(t, o, first, wechatpay.RefundAbnormal, 1000),
+				want{status: 204, order: store.StatusRefunded})
+			l.check(t, "the first one's copy", o.OrderNo, l.refundNote(t, o, first, wechatpay.RefundSuccess, 1000),
+				want{status: 204, order: store.StatusRefunded})
+			refunded(o.OrderNo, 9998, store.StatusRefunded)
+			if n := l.sim.RefundCount(o.OrderNo); n != 2 {
+				t.Errorf("simulator refunds %d; want 2 (one per confirmation)", n)
+			}
+
+			// A SUCCESS of a refund applied as CLOSED contradicts the
+			// record: a person decides, and nothing is counted.
+			c := paidOrder(t, l.env, "oUser-refund-closed-then-success", 1)
+			closed := confirm(c, 0)
+			l.check(t, "refund closed", c.OrderNo, l.refundNote(t, c, closed, wechatpay.RefundClosed, 4999),
+				want{status: 204, order: store.StatusPaid, audit: "refund.failed", webhook: webhook.TypeRefundFailed, noteID: true})
+			success := l.refundNote(t, c, closed, wechatpay.RefundSuccess, 4999)
+			l.check(t, "the closed refund's SUCCESS", c.OrderNo, success,
+				want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested",
+					audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true})
+			l.check(t, "its copy", c.OrderNo, success, want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested"})
+			if got := l.order(c.OrderNo); got.RefundedFen != 0 || !strings.Contains(got.ReviewReason, closed) {
+				t.Errorf("after the closed refund's SUCCESS: refunded_fen %d, reason %q; want 0 and the refund named", got.RefundedFen, got.ReviewReason)
+			}
+		})
+	}
+}
