@@ -2,6 +2,7 @@ package payments_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +79,23 @@ func TestRefundNotificationsOutOfOrder(t *testing.T) {
 			l.check(t, "its copy", c.OrderNo, success, want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested"})
 			if got := l.order(c.OrderNo); got.RefundedFen != 0 || !strings.Contains(got.ReviewReason, closed) {
 				t.Errorf("after the closed refund's SUCCESS: refunded_fen %d, reason %q; want 0 and the refund named", got.RefundedFen, got.ReviewReason)
+			}
+
+			// The same SUCCESS once the order is in review for another
+			// reason (a refund made on the merchant platform): noted, and
+			// counted no more than outside review.
+			r := paidOrder(t, l.env, "oUser-refund-closed-then-review", 1)
+			closed = confirm(r, 0)
+			l.check(t, "refund closed", r.OrderNo, l.refundNote(t, r, closed, wechatpay.RefundClosed, 4999),
+				want{status: 204, order: store.StatusPaid, audit: "refund.failed", webhook: webhook.TypeRefundFailed, noteID: true})
+			l.check(t, "a refund made on the merchant platform", r.OrderNo, l.refundNote(t, r, "RFplatform-closed-review", wechatpay.RefundSuccess, 1),
+				want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested",
+					audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true})
+			l.check(t, "the closed refund's SUCCESS in review", r.OrderNo, l.refundNote(t, r, closed, wechatpay.RefundSuccess, 4999),
+				want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested", audit: "order.updated", webhook: webhook.TypeOrderNeedsReview, noteID: true})
+			if got := l.order(r.OrderNo); got.RefundedFen != 0 || slices.Contains(got.RefundNos, closed) {
+				t.Errorf("the closed refund's SUCCESS in review: refunded_fen %d, refund_nos %v; want 0 and it not counted, as outside review (reason %q)",
+					got.RefundedFen, got.RefundNos, got.ReviewReason)
 			}
 		})
 	}

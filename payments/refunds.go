@@ -1512,7 +1512,14 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, own *store.Re
 	if refundNoted(c, f) {
 		return nil, ""
 	}
-	inFlight := own != nil
+	// A refund paygate applied as CLOSED (final at WeChat Pay for its
+	// out_refund_no) is no longer in flight, though its record is still
+	// the order's last: a SUCCESS of it contradicts the record and is
+	// noted, not counted, as outside review (applyRefund's
+	// refund_not_requested). Counted here, refunded_fen and the user's
+	// outcomes (closed, then succeeded) depended on whether the order had
+	// gone to review for something else first.
+	inFlight := own != nil && !slices.Contains(c.ClosedRefundNos, f.OutRefundNo)
 	said := f.said()
 	var reason string
 	switch {
