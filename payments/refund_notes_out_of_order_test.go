@@ -97,6 +97,34 @@ func TestRefundNotificationsOutOfOrder(t *testing.T) {
 				t.Errorf("the closed refund's SUCCESS in review: refunded_fen %d, refund_nos %v; want 0 and it not counted, as outside review (reason %q)",
 					got.RefundedFen, got.RefundNos, got.ReviewReason)
 			}
+
+			// A CLOSED or ABNORMAL of a refund counted already, told once
+			// the order is in review for another reason: noted for the
+			// person, and the refund's outcome stays succeeded (the user's
+			// next turn is not told a refund that went back was closed or
+			// stuck), as outside review, where such word is a late copy.
+			v := paidOrder(t, l.env, "oUser-refund-counted-then-review", 2)
+			counted := confirm(v, 1000)
+			l.check(t, "refund succeeded", v.OrderNo, l.refundNote(t, v, counted, wechatpay.RefundSuccess, 1000),
+				want{status: 204, order: store.StatusPartiallyRefunded, audit: "refund.succeeded", webhook: webhook.TypeRefundSucceeded, noteID: true})
+			l.check(t, "a refund made on the merchant platform", v.OrderNo, l.refundNote(t, v, "RFplatform-counted-review", wechatpay.RefundSuccess, 1),
+				want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested",
+					audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true})
+			for _, status := range []string{wechatpay.RefundClosed, wechatpay.RefundAbnormal} {
+				n := l.refundNote(t, v, counted, status, 1000)
+				if code, body := l.post(n.Header, n.Body); code != 204 {
+					t.Fatalf("%s of a counted refund in review: %d %s", status, code, body)
+				}
+			}
+			got := l.order(v.OrderNo)
+			if got.RefundedFen != 1000 || slices.Contains(got.ClosedRefundNos, counted) {
+				t.Errorf("counted refund's CLOSED in review: refunded_fen %d, closed_refund_nos %v; want 1000 and it not closed", got.RefundedFen, got.ClosedRefundNos)
+			}
+			for _, r := range got.RefundOutcomes {
+				if r.OutRefundNo == counted && r.Status != store.RefundSucceeded {
+					t.Errorf("counted refund's outcomes %+v; want succeeded alone (reason %q)", got.RefundOutcomes, got.ReviewReason)
+				}
+			}
 		})
 	}
 }

@@ -1512,14 +1512,20 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, own *store.Re
 	if refundNoted(c, f) {
 		return nil, ""
 	}
-	// A refund paygate applied as CLOSED (final at WeChat Pay for its
-	// out_refund_no) is no longer in flight, though its record is still
-	// the order's last: a SUCCESS of it contradicts the record and is
-	// noted, not counted, as outside review (applyRefund's
-	// refund_not_requested). Counted here, refunded_fen and the user's
-	// outcomes (closed, then succeeded) depended on whether the order had
-	// gone to review for something else first.
-	inFlight := own != nil && !slices.Contains(c.ClosedRefundNos, f.OutRefundNo)
+	// A refund paygate applied (counted, or CLOSED: final at WeChat Pay for
+	// its out_refund_no) is no longer in flight, though its record is
+	// still the order's last: WeChat Pay's later word of it contradicts
+	// the record and is noted for the person, changing neither
+	// refunded_fen nor the refund's outcome, as outside review (a SUCCESS
+	// of a closed one is applyRefund's refund_not_requested, a CLOSED or
+	// ABNORMAL of a counted one a late copy). Taken as in flight, a
+	// closed one's SUCCESS was counted, and a counted one's CLOSED put it
+	// among the closed refunds with a closed outcome, the user's next turn
+	// told that a refund that went back moved no money: the record
+	// depended on whether the order had gone to review for something
+	// else first.
+	inFlight := own != nil && !slices.Contains(c.ClosedRefundNos, f.OutRefundNo) &&
+		!slices.Contains(c.RefundNos, f.OutRefundNo)
 	said := f.said()
 	var reason string
 	switch {
