@@ -656,7 +656,8 @@ type Webhooks struct {
 	// one signed event, signs order.paid for an order nobody paid), and
 	// not one of the clients' keys (that bot could sign it), the admin
 	// token (the merchant's endpoint could approve orders) or a provider's
-	// key (the provider could sign it).
+	// key (the provider could sign it). A space or tab at either end, or a
+	// line break in it, is refused (the merchant's copy has none).
 	Secret     string `yaml:"secret" secret:"true"`
 	SecretFile string `yaml:"secret_file"`
 }

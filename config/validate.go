@@ -1076,6 +1076,13 @@ func (l *loader) validateMisc(c *Config) {
 			l.at("webhooks.secret", "the same as admin.token: the merchant's endpoint, which holds the webhook secret, could approve orders and settle reviews, and whoever holds the admin token could sign order.paid; give each a secret of its own")
 		case provKey != "":
 			l.at("webhooks.secret", "the same as %s: provider %q, which receives it with every request, could sign order.paid for an order nobody paid; give the webhooks a secret of its own", provKey, provName)
+		case strings.TrimSpace(s) != s || strings.ContainsAny(s, "\r\n"):
+			// A trailing space an editor left, or the secret pasted twice
+			// on two lines of its file: paygate signed under a secret the
+			// merchant never holds, and every event failed verification
+			// at the merchant's endpoint while paygate started without a
+			// word.
+			l.at("webhooks.secret", "starts or ends with a space or tab, or holds a line break (pasted twice?): the merchant verifies with the secret as it was given, so no event's signature would verify (value not shown)")
 		case len(s) < minSigningSecret:
 			// The merchant delivers the goods on order.paid: a secret
 			// guessed offline from one signed event forges that.
