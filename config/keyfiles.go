@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -23,6 +24,12 @@ import (
 func (l *loader) checkPrivateKeyFile(path, file string) {
 	block := l.pemFile(path, file)
 	if block == nil {
+		return
+	}
+	if block.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") {
+		// A passphrase-protected key: paygate takes no passphrase, and
+		// the legacy form's error was ASN.1 noise about tags.
+		l.at(path, "the key in it is encrypted (passphrase-protected), which paygate cannot read; write it out unencrypted (openssl pkey -in key.pem -out apiclient_key.pem) and keep the file's permissions tight")
 		return
 	}
 	var err error
@@ -160,6 +167,14 @@ func (l *loader) pemFile(path, file string) *pem.Block {
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
+		if bytes.HasPrefix(data, []byte(utf8BOM+"-----BEGIN ")) {
+			// Notepad's "UTF-8 with BOM": the block is there, but no PEM
+			// reader (Go's, payments/wechatpay's) looks past the mark
+			// before its BEGIN line, and "no PEM block" sent the operator
+			// to a file that plainly holds one.
+			l.at(path, "no PEM block in it: it begins with a UTF-8 byte-order mark (saved as \"UTF-8 with BOM\"), which no PEM reader looks past; save it as UTF-8 without BOM")
+			return nil
+		}
 		l.at(path, "no PEM block in it")
 		return nil
 	}

@@ -60,6 +60,18 @@ func wechatpayKeys(t *testing.T) map[string]string {
 	}
 	// A rotation's outgoing and incoming certificates in one file, and one
 	// whose second block is not a certificate.
+	// The key saved by Notepad as "UTF-8 with BOM", and passphrase-protected
+	// in the legacy (Proc-Type) and the PKCS#8 form.
+	files["keybom.pem"] = append([]byte(utf8BOM), files["key.pem"]...)
+	legacy, err := x509.EncryptPEMBlock(rand.Reader, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key), []byte("passphrase"), x509.PEMCipherAES256) //nolint:staticcheck // an operator's old key
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["keyenc1.pem"] = pem.EncodeToMemory(legacy)
+	files["keyenc8.pem"] = pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("encrypted DER")})
+	// Both saved with Windows line endings: these load.
+	files["keycrlf.pem"] = bytes.ReplaceAll(files["key.pem"], []byte("\n"), []byte("\r\n"))
+	files["pubcrlf.pem"] = bytes.ReplaceAll(files["pub.pem"], []byte("\n"), []byte("\r\n"))
 	files["bundle.pem"] = append(append([]byte(nil), files["cert.pem"]...), files["cert.pem"]...)
 	files["certpub.pem"] = append(append([]byte(nil), files["cert.pem"]...), files["pub.pem"]...)
 	// A certificate, then the incoming one pasted cut short (its END line
@@ -122,6 +134,13 @@ func TestWeChatPayKeyFiles(t *testing.T) {
 			"c.yaml:9: payments.wechatpay.mch_private_key_file: not an RSA key"},
 		{"certificate as the private key", wechatpay(f["cert.pem"], f["pub.pem"]),
 			`c.yaml:9: payments.wechatpay.mch_private_key_file: its PEM block is "CERTIFICATE", not a private key`},
+		{"private key saved with a byte-order mark", wechatpay(f["keybom.pem"], f["pub.pem"]),
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: no PEM block in it: it begins with a UTF-8 byte-order mark"},
+		{"encrypted private key, legacy PEM", wechatpay(f["keyenc1.pem"], f["pub.pem"]),
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: the key in it is encrypted (passphrase-protected)"},
+		{"encrypted private key, PKCS#8", wechatpay(f["keyenc8.pem"], f["pub.pem"]),
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: the key in it is encrypted (passphrase-protected)"},
+		{"CRLF private key and public key", wechatpay(f["keycrlf.pem"], f["pubcrlf.pem"]), ""},
 		{"missing public key", wechatpay(f["key.pem"], f["missing.pem"]),
 			"c.yaml:11: payments.wechatpay.public_key_file: cannot read the file it names: no such file or directory"},
 		{"private key as the public key", wechatpay(f["key.pem"], f["key.pem"]),
