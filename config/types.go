@@ -500,7 +500,8 @@ type WeChatPay struct {
 	// that signs requests: an RSA key in PEM (PKCS#8 or PKCS#1), read and
 	// checked at load. Required with backend wechatpay.
 	MchPrivateKeyFile string `yaml:"mch_private_key_file"`
-	// APIv3Key must be exactly 32 bytes. Required with backend wechatpay.
+	// APIv3Key must be exactly 32 bytes, none a space, tab or line break.
+	// Required with backend wechatpay.
 	APIv3Key     string `yaml:"apiv3_key" secret:"true"`
 	APIv3KeyFile string `yaml:"apiv3_key_file"`
 	// PublicKeyID and PublicKeyFile enable WeChat Pay public-key mode; the

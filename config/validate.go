@@ -896,7 +896,13 @@ func (l *loader) validatePayments(c *Config) {
 		l.at("payments.backend", "%q: want simulator or wechatpay", p.Backend)
 	}
 	w := p.WeChatPay
-	if w.APIv3Key != "" && len(w.APIv3Key) != 32 {
+	if strings.ContainsAny(w.APIv3Key, " \t\r\n") {
+		// WeChat Pay's APIv3 key is 32 letters and digits: a space an
+		// editor left after it was "got 33 bytes" of a key the operator
+		// counted 32 characters in, and, after a key cut one character
+		// short, 32 bytes that decrypted no notification.
+		l.at("payments.wechatpay.apiv3_key", "holds a space, tab or line break (an APIv3 key is 32 letters and digits): a space left at its end, or the key pasted twice? (value not shown)")
+	} else if w.APIv3Key != "" && len(w.APIv3Key) != 32 {
 		// Decryption would fail at the first notification, and the SDK's
 		// deprecated handler swallows that error: refuse it now.
 		l.at("payments.wechatpay.apiv3_key", "must be exactly 32 bytes, got %d", len(w.APIv3Key))

@@ -74,3 +74,49 @@ func TestWebhookSecretWithSpacesOrLines(t *testing.T) {
 		})
 	}
 }
+
+// TestAPIv3KeyWithSpacesOrLines: WeChat Pay's APIv3 key is 32 letters and
+// digits. Read from a file with a space or tab after it, it was refused as
+// "got 33" bytes of a key the operator counts 32 characters in; a key cut
+// one character short with a space after it (32 bytes) loaded, and no
+// notification decrypted. Either is refused as what it is, at the
+// apiv3_key_file's line, the value never printed; the mark and CRLF a
+// "*_file" key drops still load the key.
+func TestAPIv3KeyWithSpacesOrLines(t *testing.T) {
+	const key = "0123456789abcdefGHIJKLMNOPqrstuv"
+	const refused = "c.yaml:3: payments.wechatpay.apiv3_key (from apiv3_key_file): holds a space, tab or line break (an APIv3 key is 32 letters and digits)"
+	tests := []struct {
+		name, content string
+		want          string // the error; "" when it loads key
+	}{
+		{"plain", key + "\n", ""},
+		{"byte-order mark and CRLF", "\xef\xbb\xbf" + key + "\r\n", ""},
+		{"trailing space", key + " \n", refused},
+		{"cut short, trailing space", key[:31] + " ", refused},
+		{"trailing tab", key + "\t\n", refused},
+		{"pasted twice", key + "\n" + key + "\n", refused},
+	}
+	dir := t.TempDir()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.Repeat("k", i+1))
+			if err := os.WriteFile(file, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			src := "payments:\n  wechatpay:\n    apiv3_key_file: " + file + "\n"
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tt.want == "" && cfg.Payments.WeChatPay.APIv3Key != key:
+				t.Fatalf("apiv3_key = %q; want %q", cfg.Payments.WeChatPay.APIv3Key, key)
+			case tt.want != "" && err == nil:
+				t.Fatalf("loaded apiv3_key %q; want %s", cfg.Payments.WeChatPay.APIv3Key, tt.want)
+			case tt.want != "" && !strings.HasPrefix(err.Error(), tt.want):
+				t.Fatalf("got %q; want it to start with %q", err, tt.want)
+			case tt.want != "" && strings.Contains(err.Error(), key[:16]):
+				t.Fatalf("the error prints the key: %q", err)
+			}
+		})
+	}
+}
