@@ -120,3 +120,61 @@ func TestAPIv3KeyWithSpacesOrLines(t *testing.T) {
 		})
 	}
 }
+
+// TestHeaderCredentialFileWithSpacesOrLines: a client key, the admin token
+// and a provider's key travel in an HTTP header, whose surrounding spaces
+// HTTP drops (paygate trims the bearer token it is sent), so a key read
+// from a file with a space or tab at an end could never match, and one
+// pasted twice on two lines cannot be sent at all. Each is refused at its
+// "*_file" key's line, the value never printed; the mark, CRLF and
+// trailing blank line a "*_file" key drops still load the intended key.
+func TestHeaderCredentialFileWithSpacesOrLines(t *testing.T) {
+	const key = "sk-from-a-file-0123456789"
+	const edge = "starts or ends with a space or tab, which HTTP drops from a header (value not shown)"
+	const lines = "holds a line break or another control character, which an HTTP header cannot carry (value not shown)"
+	keys := []struct {
+		name, src, at string // src holds %s where the file's path goes
+		got           func(*Config) string
+	}{
+		{"clients[0].key_file", "clients:\n  - name: a\n    key_file: %s\n", "c.yaml:3: clients[0].key (from key_file): ",
+			func(c *Config) string { return c.Clients[0].Key }},
+		{"admin.token_file", "clients: [{name: a, key: sk-client-key-0123456789}]\nadmin:\n  token_file: %s\n", "c.yaml:3: admin.token (from token_file): ",
+			func(c *Config) string { return c.Admin.Token }},
+		{"providers[0].api_key_file", "clients: [{name: a, key: sk-client-key-0123456789}]\nproviders:\n  - name: p\n    base_url: http://x\n    api_key_file: %s\nmodels: [{name: m, targets: [{provider: p, model: u}]}]\n",
+			"c.yaml:5: providers[0].api_key (from api_key_file): ", func(c *Config) string { return c.Providers[0].APIKey }},
+	}
+	contents := []struct {
+		name, content string
+		want          string // the error after the key's path; "" when it loads key
+	}{
+		{"byte-order mark and CRLF", "\xef\xbb\xbf" + key + "\r\n", ""},
+		{"trailing blank line", key + "\n\n", ""},
+		{"trailing space", key + " \n", edge},
+		{"trailing tab", key + "\t", edge},
+		{"pasted twice", key + "\n" + key + "\n", lines},
+	}
+	dir := t.TempDir()
+	n := 0
+	for _, k := range keys {
+		for _, c := range contents {
+			t.Run(k.name+"/"+c.name, func(t *testing.T) {
+				n++
+				file := filepath.Join(dir, strings.Repeat("h", n))
+				if err := os.WriteFile(file, []byte(c.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				cfg, err := Parse([]byte(strings.Replace(k.src, "%s", file, 1)), "c.yaml", envMap(nil))
+				switch {
+				case c.want == "" && err != nil:
+					t.Fatalf("got %v; want it to load", err)
+				case c.want == "" && k.got(cfg) != key:
+					t.Fatalf("loaded %q; want %q", k.got(cfg), key)
+				case c.want != "" && err == nil:
+					t.Fatalf("loaded %q; want %s%s", k.got(cfg), k.at, c.want)
+				case c.want != "" && err.Error() != k.at+c.want:
+					t.Fatalf("got %q; want %q", err, k.at+c.want)
+				}
+			})
+		}
+	}
+}
