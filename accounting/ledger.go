@@ -341,13 +341,7 @@ func (l *Ledger) modelTotals(key modelKey) *modelTotals {
 // cost per completed transaction short without a word. A round cut short
 // is not unmetered: its usage never came.
 func (l *Ledger) Unmetered(ctx context.Context, provider, model string) {
-	key := modelKey{provider, model}
-	l.mu.Lock()
-	m := l.modelTotals(key)
-	warn := warnNoUsage &^ m.warned
-	m.warned |= warn
-	l.mu.Unlock()
-	if warn != 0 {
+	if l.firstWarning(provider, model, warnNoUsage) {
 		l.log.WarnContext(ctx, "accounting: the provider's answer reported no usage (none, or no prompt or completion tokens), so its tokens are not counted and cost 0; "+
 			"check that the provider (or the relay before it) returns usage, on streams with stream_options.include_usage (logged once for this provider and model)",
 			"provider", provider, "target", model)
@@ -362,16 +356,21 @@ func (l *Ledger) Unmetered(ctx context.Context, provider, model string) {
 // operator of a provider that does send usage changed a setting that was
 // right.
 func (l *Ledger) UsageCut(ctx context.Context, provider, model string, cause error) {
-	key := modelKey{provider, model}
-	l.mu.Lock()
-	m := l.modelTotals(key)
-	warn := warnUsageCut &^ m.warned
-	m.warned |= warn
-	l.mu.Unlock()
-	if warn != 0 {
+	if l.firstWarning(provider, model, warnUsageCut) {
 		l.log.WarnContext(ctx, "accounting: the provider's stream ended before its usage chunk: it was cut after the answer's finish, so its tokens are not counted and cost 0 (logged once for this provider and model)",
 			"provider", provider, "target", model, "err", cause)
 	}
+}
+
+// firstWarning reports whether kind has not been warned of yet for provider
+// and model, and notes it: each kind of warning is logged once for them.
+func (l *Ledger) firstWarning(provider, model string, kind roundWarnings) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.modelTotals(modelKey{provider, model})
+	first := m.warned&kind == 0
+	m.warned |= kind
+	return first
 }
 
 // roundWarnings are the kinds of a provider's usage Round (and Unmetered)
