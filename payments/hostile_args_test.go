@@ -35,6 +35,13 @@ func TestCreateOrderHostileArguments(t *testing.T) {
 				{"sku with a Unicode hyphen", `{"sku":"premium\u2010monthly"}`, 0},
 				{"sku in fullwidth letters", `{"sku":"ｐｒｅｍｉｕｍ-monthly"}`, 0},
 				{"sku with a zero-width space", `{"sku":"premium-\u200bmonthly"}`, 0},
+				// A space or tab around it is not the SKU's: trimmed, as
+				// query_order trims order_no.
+				{"sku with a leading space", `{"sku":" premium-monthly","quantity":4}`, 4 * 4999},
+				{"sku with a trailing space", `{"sku":"premium-monthly ","quantity":5}`, 5 * 4999},
+				{"sku with a leading tab", `{"sku":"\tpremium-monthly","quantity":6}`, 6 * 4999},
+				{"sku with a trailing tab", `{"sku":"premium-monthly\t","quantity":7}`, 7 * 4999},
+				{"sku of spaces only", `{"sku":" \t "}`, 0},
 				{"pay_method in another case", `{"sku":"premium-monthly","pay_method":"NATIVE"}`, 0},
 				{"a whole number written with an exponent", `{"sku":"premium-monthly","quantity":3e0}`, 3 * 4999},
 				{"price, payee, user and notify URL ignored", `{"sku":"premium-monthly","quantity":2,"price":"0.01","amount_fen":1,"amount":"0.01","mchid":"1","user":"oSomeoneElse","openid":"oSomeoneElse","notify_url":"http://attacker.example/"}`, 2 * 4999},
