@@ -680,7 +680,9 @@ type Privacy struct {
 	// used only once a replica has it; a replica that later finds it gone
 	// or replaced refuses the store until it is restarted, as for any data
 	// Redis lost). One shorter than 16 characters is warned of (guessed offline
-	// from one user's known hash). A replica that starts while the store is unreachable starts
+	// from one user's known hash), and so is one that starts or ends with a
+	// space or tab or holds a line break: it is used as written, not trimmed,
+	// since changing the key re-hashes every user. A replica that starts while the store is unreachable starts
 	// anyway and sends providers none of the end user's identifiers
 	// (counted in paygate_user_hash_key_pending_total) until it has loaded
 	// that key, which it retries in the background, and answers /readyz

@@ -1112,6 +1112,12 @@ func (l *loader) validateMisc(c *Config) {
 		l.warn("privacy.hash_key", "%d characters: guessed offline from one user's known hash, it ties the hashes providers see to OpenIDs; use at least %d random characters (openssl rand -hex 32), or leave it empty for one generated and kept in the store",
 			len(k), minSigningSecret)
 	}
+	if k := c.Privacy.HashKey; c.Privacy.ForwardUser == "hash" && (strings.Trim(k, " \t") != k || strings.ContainsAny(k, "\r\n")) {
+		// Warned, not refused (nor trimmed): the key as written has keyed
+		// every hash a deployment's providers have seen, and another key
+		// re-hashes every user.
+		l.warn("privacy.hash_key", "starts or ends with a space or tab, or holds a line break (pasted twice?), which is kept as part of the key (value not shown): the hashes providers see are keyed with it as written, and changing the key re-hashes every user, so providers see each as a new one")
+	}
 	switch c.Privacy.ForwardUser {
 	case "hash", "drop", "keep":
 	default:
