@@ -1347,6 +1347,14 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			// not a copy, as the refund in flight's word of another
 			// amount is not its refund.
 			return review("refund_amount_mismatch")
+		case (f.Status == wechatpay.RefundClosed || f.Status == wechatpay.RefundAbnormal) &&
+			slices.Contains(c.RefundNos, f.OutRefundNo):
+			// A refund counted already (its SUCCESS is final at WeChat
+			// Pay), told CLOSED or ABNORMAL: WeChat Pay's word contradicts
+			// the record of money that went back. A person looks;
+			// refunded_fen and the refund's outcome stay as they were. It
+			// was acknowledged as a late copy, unseen.
+			return review("refund_contradicted")
 		}
 		// unasked: money went back that paygate neither applied nor has in
 		// flight (the merchant platform?). Orders refunded before refund
@@ -1518,7 +1526,7 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, own *store.Re
 	// the record and is noted for the person, changing neither
 	// refunded_fen nor the refund's outcome, as outside review (a SUCCESS
 	// of a closed one is applyRefund's refund_not_requested, a CLOSED or
-	// ABNORMAL of a counted one a late copy). Taken as in flight, a
+	// ABNORMAL of a counted one its refund_contradicted). Taken as in flight, a
 	// closed one's SUCCESS was counted, and a counted one's CLOSED put it
 	// among the closed refunds with a closed outcome, the user's next turn
 	// told that a refund that went back moved no money: the record
@@ -1535,6 +1543,9 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, own *store.Re
 		reason = "mchid_mismatch"
 	case f.TotalFen != c.AmountFen:
 		reason = "amount_mismatch"
+	case (f.Status == wechatpay.RefundClosed || f.Status == wechatpay.RefundAbnormal) &&
+		slices.Contains(c.RefundNos, f.OutRefundNo):
+		reason = "refund_contradicted" // as outside review
 	case f.Status == wechatpay.RefundClosed:
 		reason = "refund_closed"
 		if inFlight {
