@@ -810,7 +810,7 @@ type callPart struct {
 func readCallPart(tc gjson.Result) callPart {
 	var p callPart
 	functions, names := 0, 0
-	var nulls, objects [2]bool // "function", "custom", in any case
+	var members jsonscan.CallNames
 	tc.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "index":
@@ -825,21 +825,15 @@ func readCallPart(tc gjson.Result) callPart {
 			}
 			return true
 		}
-		kind := 0
-		if !strings.EqualFold(k.Str, "function") {
-			if !strings.EqualFold(k.Str, "custom") {
-				return true
-			}
-			kind = 1
-		}
-		if v.Type == gjson.Null {
-			// Relays that serialize unset fields send "custom":null
-			// beside a function call's "function": it names nothing,
-			// unless an object of that name comes too (a copy).
-			nulls[kind] = true
+		if !strings.EqualFold(k.Str, "function") && !strings.EqualFold(k.Str, "custom") {
 			return true
 		}
-		objects[kind] = objects[kind] || v.IsObject()
+		if members.Null(k.Str, v.Raw) {
+			return true // names nothing (jsonscan.CallNames)
+		}
+		if v.IsObject() {
+			members.Object(k.Str)
+		}
 		functions++
 		if k.Str != "function" && k.Str != "custom" || !v.IsObject() {
 			return true
@@ -863,7 +857,7 @@ func readCallPart(tc gjson.Result) callPart {
 		})
 		return true
 	})
-	if functions > 1 || names > 1 || nulls[0] && objects[0] || nulls[1] && objects[1] {
+	if functions > 1 || names > 1 || members.Clash() {
 		p.twice, p.name = true, ""
 	}
 	return p

@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -108,17 +109,17 @@ func entryName(e gjson.Result) (name string, custom bool) {
 
 // NullBesideObject reports a tool-call entry e with a null "function" or
 // "custom" beside an object of the same name, in any case: a call named
-// twice, as parseEntry reads it (nullKinds.clash), which no reader may
+// twice, as parseEntry reads it (jsonscan.CallNames), which no reader may
 // take the object's name from.
 func NullBesideObject(e gjson.Result) bool {
-	var nulls, objects nullKinds
+	var members jsonscan.CallNames
 	e.ForEach(func(k, v gjson.Result) bool {
-		if !nulls.null(k.Str, v.Raw) && v.IsObject() && (strings.EqualFold(k.Str, "function") || strings.EqualFold(k.Str, "custom")) {
-			objects.note(k.Str)
+		if !members.Null(k.Str, v.Raw) && v.IsObject() {
+			members.Object(k.Str)
 		}
 		return true
 	})
-	return nulls.clash(objects)
+	return members.Clash()
 }
 
 // NewResume starts filtering a stream that takes over one whose client

@@ -399,11 +399,11 @@ func (en *entry) names() bool { return en.name != "" || en.twice }
 func parseEntry(s string, start, end int, extra []jsonscan.Member) entry {
 	en := entry{start: start, end: end, idxAt: -1, idKeyAt: -1, extra: extra[:0]}
 	functions, names := 0, 0
-	var nulls, objects nullKinds
+	var members jsonscan.CallNames
 	for i := start + 1; ; {
 		m, ok := jsonscan.NextMember(s, i, true)
 		if !ok {
-			if functions > 1 || names > 1 || nulls.clash(objects) {
+			if functions > 1 || names > 1 || members.Clash() {
 				en.twice, en.name = true, ""
 			}
 			return en
@@ -411,7 +411,7 @@ func parseEntry(s string, start, end int, extra []jsonscan.Member) entry {
 		i = m.End
 		v := s[m.At:m.End]
 		k := jsonscan.KeyName(m.Key)
-		if nulls.null(k, v) {
+		if members.Null(k, v) {
 			continue
 		}
 		switch k {
@@ -432,7 +432,7 @@ func parseEntry(s string, start, end int, extra []jsonscan.Member) entry {
 			if v[0] != '{' {
 				continue
 			}
-			objects.note(k)
+			members.Object(k)
 			argsKey := "arguments"
 			if k == "custom" {
 				argsKey, en.custom = "input", true
@@ -467,7 +467,7 @@ func parseEntry(s string, start, end int, extra []jsonscan.Member) entry {
 			if strings.EqualFold(k, "function") || strings.EqualFold(k, "custom") {
 				functions++
 				if v[0] == '{' {
-					objects.note(k)
+					members.Object(k)
 				}
 			}
 			if v[0] != 'n' {
@@ -475,48 +475,6 @@ func parseEntry(s string, start, end int, extra []jsonscan.Member) entry {
 			}
 		}
 	}
-}
-
-// nullKinds notes the members of a tool call named "function" or
-// "custom", in any case, of one kind of value (null, or an object).
-type nullKinds struct{ function, custom bool }
-
-// null reports a member named "function" or "custom" (in any case) whose
-// value v is null, and notes it. Relays that serialize every field of a
-// call, unset ones as null, send "custom":null beside a function call's
-// "function" (and "function":null beside a custom call's "custom"): such
-// a member names nothing, in every parser, unless the call also has an
-// object under a name that parsers match to it (clash).
-func (n *nullKinds) null(key, v string) bool {
-	if v != "null" {
-		return false
-	}
-	switch {
-	case strings.EqualFold(key, "function"):
-		n.function = true
-	case strings.EqualFold(key, "custom"):
-		n.custom = true
-	default:
-		return false
-	}
-	return true
-}
-
-// note notes an object member named "function" or "custom", in any case.
-func (n *nullKinds) note(key string) {
-	if strings.EqualFold(key, "function") {
-		n.function = true
-	} else {
-		n.custom = true
-	}
-}
-
-// clash reports a null beside an object of the same name (in any case,
-// as Go's encoding/json matches it): a parser that keeps the last copy,
-// or matches names ignoring case, reads null where paygate reads the
-// object, or the other way round, so the call names itself twice.
-func (n nullKinds) clash(objects nullKinds) bool {
-	return n.function && objects.function || n.custom && objects.custom
 }
 
 // toolCalls absorbs a delta's tool_calls (the member tc) and rewrites the

@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -574,20 +575,17 @@ func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, []string)
 // the call has an object of that name too, in any case: a copy of it.
 func callName(call gjson.Result) (name string, custom bool) {
 	functions, names := 0, 0
-	var nulls, objects [2]bool // function, custom
+	var members jsonscan.CallNames
 	call.ForEach(func(k, fn gjson.Result) bool {
-		kind := 0
-		if !strings.EqualFold(k.Str, "function") {
-			if !strings.EqualFold(k.Str, "custom") {
-				return true
-			}
-			kind = 1
-		}
-		if fn.Type == gjson.Null {
-			nulls[kind] = true
+		if !strings.EqualFold(k.Str, "function") && !strings.EqualFold(k.Str, "custom") {
 			return true
 		}
-		objects[kind] = objects[kind] || fn.IsObject()
+		if members.Null(k.Str, fn.Raw) {
+			return true // names nothing (jsonscan.CallNames)
+		}
+		if fn.IsObject() {
+			members.Object(k.Str)
+		}
 		functions++
 		fn.ForEach(func(fk, v gjson.Result) bool {
 			if strings.EqualFold(fk.Str, "name") {
@@ -600,7 +598,7 @@ func callName(call gjson.Result) (name string, custom bool) {
 		})
 		return true
 	})
-	if functions > 1 || names > 1 || nulls[0] && objects[0] || nulls[1] && objects[1] {
+	if functions > 1 || names > 1 || members.Clash() {
 		return "", false
 	}
 	return name, custom
