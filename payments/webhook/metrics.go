@@ -3,6 +3,8 @@ package webhook
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -16,6 +18,10 @@ type metrics struct {
 	retrying   prometheus.Gauge
 	oldest     prometheus.Gauge
 	dead       prometheus.Gauge
+	// throttled counts the 429 and 503 answers whose Retry-After the relay
+	// honoured; pausedUntil is the end of the latest such wait.
+	throttled   *prometheus.CounterVec
+	pausedUntil prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,11 +51,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "paygate_webhook_dead_letters",
 			Help: "Merchant webhooks given up and kept in the store until their order is sent again (unlike the given_up count, it survives a restart).",
 		}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paygate_webhook_throttled_total",
+			Help: "Merchant webhook answers that asked paygate to wait (a 429 or 503 with a Retry-After), by status; each paused deliveries to the endpoint (counted as failed attempts too).",
+		}, []string{"status"}),
+		pausedUntil: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "paygate_webhook_paused_until_timestamp_seconds",
+			Help: "Unix time until which the merchant's endpoint asked paygate to send nothing (Retry-After, capped at webhooks' max delay); 0 when it never asked. Paused while above time().",
+		}),
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.pending, m.retrying, m.oldest, m.dead} {
+	for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.pending, m.retrying, m.oldest, m.dead, m.throttled, m.pausedUntil} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -62,6 +76,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		for _, o := range []string{OutcomeDelivered, OutcomeFailed, OutcomeGivenUp} {
 			m.deliveries.WithLabelValues(t, o)
 		}
+	}
+	for _, st := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		m.throttled.WithLabelValues(strconv.Itoa(st))
 	}
 	return m, nil
 }

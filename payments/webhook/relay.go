@@ -74,7 +74,9 @@ type Options struct {
 	// further failure doubles it, up to MaxDelay (default 1h). An event is
 	// given up (logged as an alert, counted, kept as a dead letter for the
 	// admin API) after the first failed attempt made at least RetryFor
-	// (default 24h) after its first attempt.
+	// (default 24h) after its first attempt. A 429 or 503 whose
+	// Retry-After names a later time than the delay (at most MaxDelay on)
+	// is retried then, and no event is sent to the endpoint before it.
 	RetryBase time.Duration
 	MaxDelay  time.Duration
 	RetryFor  time.Duration
@@ -167,6 +169,11 @@ type Relay struct {
 	failed        int64
 	lastDelivered time.Time
 	lastPollErr   time.Time
+	// pausedUntil is when the merchant's endpoint, which answered a 429 or
+	// 503 with a Retry-After, said it takes POSTs again (zero: it never
+	// did); pausedBy says which answer (throttle).
+	pausedUntil time.Time
+	pausedBy    string
 }
 
 // New validates opts, registers the metrics and returns a Relay; Run starts
@@ -572,8 +579,12 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 	typ := gjson.GetBytes(ev.Payload, "type").Str
 	orderNo := strings.TrimPrefix(ev.Key, QueuePrefix)
 	attempt := ev.Attempts + 1
+	if until := r.paused(); until.After(r.now()) {
+		r.holdBack(ctx, ev, orderNo, until)
+		return
+	}
 	start := time.Now()
-	status, perr := r.post(ctx, ev, typ)
+	status, asked, perr := r.post(ctx, ev, typ)
 	r.m.duration.Observe(time.Since(start).Seconds())
 	if perr != nil && ctx.Err() != nil {
 		// Stopping: a failure may be the stop's own doing (the POST cut
@@ -587,6 +598,19 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 	sctx, cancel := settle(ctx)
 	defer cancel()
 	log := r.log.With("event_id", ev.ID, "type", typ, "order_no", orderNo, "attempt", attempt)
+	now := r.now()
+	next := now.Add(r.Delay(attempt))
+	if perr != nil && asked.After(now) {
+		// The merchant named when to come back: not before, however
+		// short the schedule's delay (MaxDelay caps what it may ask).
+		if limit := now.Add(r.opts.MaxDelay); asked.After(limit) {
+			asked = limit
+		}
+		if asked.After(next) {
+			next = asked
+		}
+		r.throttle(ctx, status, asked)
+	}
 	if perr == nil {
 		if err := r.store.AckEvent(sctx, ev.Key, ev.ID); err != nil {
 			log.WarnContext(ctx, "webhook delivered but not acknowledged in the store; it will be sent again", "err", err)
@@ -629,7 +653,6 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 		r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeGivenUp, Status: status, Err: perr})
 		return
 	}
-	next := r.now().Add(r.Delay(attempt))
 	switch err := r.store.RetryEvent(sctx, ev.Key, ev.ID, next, attempt, perr.Error()); {
 	case errors.Is(err, store.ErrNotFound):
 		log.InfoContext(ctx, "webhook delivery failed, but it was acknowledged meanwhile (delivered by another relay)")
@@ -637,7 +660,12 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 		log.WarnContext(ctx, "webhook retry not recorded; it is sent again once its lease runs out", "err", err)
 	}
 	r.count(OutcomeFailed, typ)
-	log.WarnContext(ctx, "webhook delivery failed; will retry", "next_at", next, "err", perr.Error())
+	if asked.After(now) {
+		log.WarnContext(ctx, "webhook delivery throttled by the merchant (Retry-After); will retry at next_at",
+			"status", status, "next_at", next, "err", perr.Error())
+	} else {
+		log.WarnContext(ctx, "webhook delivery failed; will retry", "next_at", next, "err", perr.Error())
+	}
 	r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})
 }
 
@@ -660,13 +688,15 @@ func (r *Relay) count(outcome, typ string) {
 	}
 }
 
-// post sends one signed delivery; any answer but a 2xx is an error.
-func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, error) {
+// post sends one signed delivery; any answer but a 2xx is an error. asked
+// is the time a 429 or 503 named in its Retry-After (retryAfter), zero
+// when none did.
+func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (status int, asked time.Time, err error) {
 	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(pctx, http.MethodPost, r.opts.URL, bytes.NewReader(ev.Payload))
 	if err != nil {
-		return 0, fmt.Errorf("webhook request: %w", withoutURL(err))
+		return 0, time.Time{}, fmt.Errorf("webhook request: %w", withoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "paygate-webhook/1")
@@ -687,19 +717,95 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, erro
 	req.Header.Set(SignatureHeader, Sign(r.opts.Secret, r.now(), ev.Payload))
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("post: %w", withoutURL(err))
+		return 0, time.Time{}, fmt.Errorf("post: %w", withoutURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		snippet := r.answerText(resp.Body)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-			return resp.StatusCode, fmt.Errorf("status %d: %s: %s", resp.StatusCode, redirectText(resp), snippet)
+			return resp.StatusCode, time.Time{}, fmt.Errorf("status %d: %s: %s", resp.StatusCode, redirectText(resp), snippet)
 		}
-		return resp.StatusCode, fmt.Errorf("status %d: %s", resp.StatusCode, snippet)
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			asked = retryAfter(resp.Header.Get("Retry-After"), r.now())
+		}
+		if !asked.IsZero() {
+			return resp.StatusCode, asked, fmt.Errorf("status %d, Retry-After %s: %s", resp.StatusCode, asked.UTC().Format(time.RFC3339), snippet)
+		}
+		return resp.StatusCode, time.Time{}, fmt.Errorf("status %d: %s", resp.StatusCode, snippet)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, nil
+	return resp.StatusCode, time.Time{}, nil
+}
+
+// retryAfter is the time a Retry-After value names (RFC 9110 10.2.3:
+// whole seconds from now, or an HTTP date), on now's clock; zero when v is
+// empty, does not parse, or names no time after now: the schedule's delay
+// stands then. A number of seconds too large for a Duration is a year on,
+// which the caller caps.
+func retryAfter(v string, now time.Time) time.Time {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}
+	}
+	if v[0] >= '0' && v[0] <= '9' {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) || n == 0 {
+			return time.Time{}
+		}
+		const year = 365 * 24 * time.Hour
+		return now.Add(min(time.Duration(min(n, uint64(year/time.Second)))*time.Second, year))
+	}
+	t, err := http.ParseTime(v)
+	if err != nil || !t.After(now) {
+		return time.Time{}
+	}
+	return t
+}
+
+// throttle makes the whole endpoint wait until until (on the relay's
+// clock), which the merchant asked for with a 429 or 503 and its
+// Retry-After: the endpoint is one backend, so its limit or outage holds
+// for every order, and events of other orders sent meanwhile would only be
+// refused too, each an attempt spent. Until then deliver holds every event
+// back (holdBack). A later Retry-After extends the wait, never shortens it.
+func (r *Relay) throttle(ctx context.Context, status int, until time.Time) {
+	by := fmt.Sprintf("status %d with Retry-After", status)
+	r.m.throttled.WithLabelValues(strconv.Itoa(status)).Inc()
+	r.mu.Lock()
+	longer := until.After(r.pausedUntil)
+	if longer {
+		r.pausedUntil, r.pausedBy = until, by
+	}
+	r.mu.Unlock()
+	if !longer {
+		return
+	}
+	r.m.pausedUntil.Set(float64(until.Unix()))
+	r.log.WarnContext(ctx, "merchant webhook endpoint asked paygate to wait (Retry-After): no webhook is sent to it until then",
+		"status", status, "paused_until", until, "paused_for", until.Sub(r.now()).Round(time.Second).String())
+}
+
+// paused is the time until which the endpoint asked to be left alone
+// (throttle); zero, or past, when it is not.
+func (r *Relay) paused() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pausedUntil
+}
+
+// holdBack reschedules ev, not sent, for until, when the throttled
+// endpoint takes POSTs again: no attempt is counted, nor a failure
+// recorded. Not found: it was settled meanwhile.
+func (r *Relay) holdBack(ctx context.Context, ev store.Event, orderNo string, until time.Time) {
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	if err := r.store.RetryEvent(sctx, ev.Key, ev.ID, until, ev.Attempts, ev.LastError); err != nil && !errors.Is(err, store.ErrNotFound) {
+		r.log.WarnContext(ctx, "webhook held back while the merchant's endpoint asked to wait, but not rescheduled; it comes due again once its lease runs out",
+			"event_id", ev.ID, "order_no", orderNo, "err", err)
+		return
+	}
+	r.log.DebugContext(ctx, "webhook held back: the merchant's endpoint asked to wait (Retry-After)", "event_id", ev.ID, "order_no", orderNo, "next_at", until)
 }
 
 // redirectText says, for a merchant's 3xx, that the redirect was not
@@ -910,6 +1016,13 @@ type Stats struct {
 	// have learnt of a change (an order.paid: goods not delivered). Resend
 	// clears an order's.
 	DeadLetters []DeadLetter `json:"dead_letters"`
+	// PausedUntil is when the merchant's endpoint, which answered a 429
+	// or 503 with a Retry-After, takes POSTs again (at most MaxDelay on):
+	// until then this process sends it none. PausedBy names that answer.
+	// Absent when it never asked (since this process started); kept,
+	// past, after the wait ended.
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+	PausedBy    string    `json:"paused_by,omitempty"`
 	// The retry schedule in force.
 	FirstRetry  string `json:"first_retry"`
 	MaxDelay    string `json:"max_delay"`
@@ -931,6 +1044,7 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 	}
 	r.mu.Lock()
 	st.Delivered, st.Failed, st.LastDeliveredAt = r.delivered, r.failed, r.lastDelivered
+	st.PausedUntil, st.PausedBy = r.pausedUntil, r.pausedBy
 	r.mu.Unlock()
 	// Every dead letter is read, not only those OutboxStats's capped list
 	// holds: after a long outage they can outnumber it, and each is an
