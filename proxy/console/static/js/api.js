@@ -4,14 +4,29 @@
 
 const KEY = 'paygate.admin.token';
 
-/** An answer other than 2xx; status 0 is a network failure. */
+/**
+ * An answer other than 2xx; status 0 is a network failure, or no answer
+ * within the call's bound (timedOut: paygate may still be working on it).
+ */
 export class ApiError extends Error {
-  constructor(status, message, body) {
+  constructor(status, message, body, timedOut = false) {
     super(message);
     this.status = status;
     this.body = body;
+    this.timedOut = timedOut;
   }
 }
+
+/**
+ * timeouts bound each call, in milliseconds, from its start to its whole
+ * answer read: a read (GET), and a change (approve, reject, resolve,
+ * resend), which may wait for WeChat Pay (three attempts of 5 s). fetch
+ * has none of its own: an answer that never came (a hung admin listener
+ * behind a proxy, a connection half-open after a phone changed networks)
+ * left the page on "Loading…", or a decision on its way, for ever.
+ * Tests shorten them.
+ */
+export const timeouts = { read: 30000, change: 60000 };
 
 // signOuts counts the sign-outs (session.clear): an answer to a read made
 // before one is not handed to the page, which a sign-out emptied of all it
@@ -59,15 +74,38 @@ export async function api(path, { method = 'GET', token = session.token(), body 
     init.body = JSON.stringify(body);
   }
   const session0 = signOuts;
+  // The bound covers the body too: headers that came and a body that
+  // stalls (a connection cut mid-answer) hang res.json() as well.
+  const limit = method === 'GET' || method === 'HEAD' ? timeouts.read : timeouts.change;
+  const abort = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => { timedOut = true; abort.abort(); }, limit);
+  init.signal = abort.signal;
+  const noAnswer = (e) => (timedOut
+    ? new ApiError(0, `paygate did not answer within ${Math.max(1, Math.round(limit / 1000))} s`, null, true)
+    : new ApiError(0, 'paygate did not answer (' + e.message + ')', null));
   let res;
-  try {
-    res = await fetch(path, init);
-  } catch (e) {
-    if (session0 !== signOuts) throw signedOut();
-    throw new ApiError(0, 'paygate did not answer (' + e.message + ')', null);
-  }
   let answer = null;
-  try { answer = await res.json(); } catch { /* not JSON: the status says enough */ }
+  try {
+    try {
+      res = await fetch(path, init);
+    } catch (e) {
+      if (session0 !== signOuts) throw signedOut();
+      throw noAnswer(e);
+    }
+    try {
+      answer = await res.json();
+    } catch (e) {
+      // Not JSON: the status says enough; but a body cut short (or not
+      // all read within the bound) is no answer.
+      if (timedOut || (e && e.name === 'AbortError')) {
+        if (session0 !== signOuts) throw signedOut();
+        throw noAnswer(e);
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
   // Signed out while it was on its way: what it read (orders, OpenIDs)
   // stays out of the page, and its refusal signs nobody out again. A
   // decision sent before the sign-out was made all the same; the next

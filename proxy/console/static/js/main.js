@@ -16,9 +16,10 @@ let timer = null;
 // starts none while it is, so that on a link slower than its period reads
 // do not pile up, each superseded before it answers; but only for
 // patience periods (skipped counts them): a read on a connection that died
-// under it (a phone's network changed; fetch has no timeout) may never
-// answer, and waiting for it stopped every refresh, a new order waiting
-// for approval never shown, until the manager clicked something.
+// under it (a phone's network changed) answers only when its bound
+// (api.js's timeouts) runs out, and waiting for it stopped every refresh,
+// a new order waiting for approval never shown, until the manager clicked
+// something.
 let summaries = 0;
 let summarizing = false;
 let skipped = 0;

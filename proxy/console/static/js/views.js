@@ -12,9 +12,13 @@ const STATUSES = ['approval_required', 'needs_review', 'creating', 'awaiting_pay
 const item = (o) => `${o.sku} × ${o.quantity}`;
 const loading = (panel) => clear(panel).append(empty('Loading…'));
 
+// failed says in panel why its read failed; one that got no answer (the
+// connection failed, or nothing came within the read's bound) says that
+// Refresh asks again.
 function failed(panel, err) {
   if (err instanceof ApiError && err.status === 401) return; // signed out already
-  clear(panel).append(h('p', { class: 'error', text: 'Could not load: ' + err.message }));
+  const again = err instanceof ApiError && err.status === 0 ? '; Refresh asks again.' : '';
+  clear(panel).append(h('p', { class: 'error', text: 'Could not load: ' + err.message + again }));
 }
 
 // ---------------------------------------------------------------- approvals
@@ -214,6 +218,12 @@ async function unanswered(o, approve, e) {
     return `No answer came to the ${noun} of ${no} (${e.message}): it may have been made or not; Refresh shows the queue as paygate has it.`;
   }
   const is = `${no} is ${words(now.status)} now`;
+  if (now.status === 'approval_required' && e.timedOut) {
+    // The console stopped waiting; paygate may still be at it (an
+    // approval waits for WeChat Pay), or the call may be stuck in front
+    // of it: "nothing was decided" could be belied a moment later.
+    return `No answer came to the ${noun} of ${no} (${e.message}), and ${is}, still waiting for a decision: paygate may still make it, or it may never have arrived; Refresh shows the queue as paygate has it.`;
+  }
   if (now.status === 'approval_required') return `No answer came to the ${noun} of ${no} (${e.message}), and ${is}, still waiting for a decision: nothing was decided.`;
   const made = approve ? !['rejected', 'expired', 'needs_review'].includes(now.status) : now.status === 'rejected';
   return made
@@ -428,9 +438,14 @@ function resolveControl(detail, o, resolved) {
           if (resolved) resolved();
           return;
         }
-        result.textContent = now
-          ? `Not resolved: no answer came (${e.message}), and the order is still in review; nothing changed.`
-          : `No answer came (${e.message}): it may have been resolved or not; open the order again to see.`;
+        if (now && e.timedOut) {
+          // The console stopped waiting; paygate may still resolve it.
+          result.textContent = `No answer came (${e.message}), and the order is still in review: paygate may still resolve it, or the resolution may never have arrived; open the order again to see.`;
+        } else {
+          result.textContent = now
+            ? `Not resolved: no answer came (${e.message}), and the order is still in review; nothing changed.`
+            : `No answer came (${e.message}): it may have been resolved or not; open the order again to see.`;
+        }
         button.disabled = false;
         return;
       }
@@ -478,6 +493,15 @@ function resendControl(o) {
       result.textContent = resendSaid(d);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
+      if (e instanceof ApiError && e.status === 0) {
+        // No answer: paygate may have queued it all the same. A resend of
+        // the same state queues nothing twice, so asking again is safe; a
+        // forced one queues a new event every time, so it is not offered.
+        result.textContent = forced
+          ? `No answer came (${e.message}): the new event may have been queued or not; the Webhooks tab shows what waits for delivery.`
+          : `No answer came (${e.message}): it may have been queued or not; sending again queues nothing twice, and the Webhooks tab shows what waits.`;
+        return;
+      }
       result.textContent = `Not sent: ${e.message}`;
       force.hidden = forced || !(e instanceof ApiError && e.body && e.body.can_force);
     } finally {
