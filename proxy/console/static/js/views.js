@@ -665,6 +665,12 @@ export async function webhooks(panel) {
       card('Retrying', String(st.retrying), { attn: st.retrying > 0 }),
       card('Outbox events', String(st.outbox_pending_events))),
     h('p', { class: 'legend', text: `Last delivered ${when(st.last_delivered_at)}; oldest pending since ${when(st.oldest_pending_at)}. Delivered and failed count this process's attempts since it started; given up counts the dead letters the store keeps.` }));
+  // The merchant's endpoint answered a 429 or 503 with a Retry-After: this
+  // paygate sends it nothing until then, which the heads' "Next try" shows
+  // one by one; said once here, as the reason.
+  if (st.paused_until && Date.parse(st.paused_until) > Date.now()) {
+    panel.append(h('p', { id: 'webhooks-paused', class: 'notice bad', text: `The merchant's endpoint asked paygate to wait (${st.paused_by || 'Retry-After'}): nothing is sent to it until ${when(st.paused_until)}; then each order's events go out again, in order.` }));
+  }
   deadLetters(panel, st.dead_letters || []);
   const heads = st.heads || [];
   panel.append(h('h3', { text: 'Next undelivered webhook per order' }));
