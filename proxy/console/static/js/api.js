@@ -96,11 +96,15 @@ export async function api(path, { method = 'GET', token = session.token(), body 
     try {
       answer = await res.json();
     } catch (e) {
-      // Not JSON: the status says enough; but a body cut short (or not
-      // all read within the bound) is no answer.
-      if (timedOut || (e && e.name === 'AbortError')) {
+      // Not JSON (a SyntaxError): the status says enough. A body not all
+      // read within the bound, or cut short (a TypeError: the connection
+      // dropped after the headers), is no answer: read as "not JSON", a
+      // 200 handed the page null, and a decision paygate made said
+      // "Could not reject …: Cannot read properties of null".
+      if (timedOut || !(e instanceof SyntaxError)) {
         if (session0 !== signOuts) throw signedOut();
-        throw noAnswer(e);
+        if (timedOut || (e && e.name === 'AbortError')) throw noAnswer(e);
+        throw new ApiError(0, "paygate's answer was cut short (" + e.message + ')', null);
       }
     }
   } finally {
