@@ -64,7 +64,7 @@ type DeadLetter struct {
 func deadLetter(orderNo string, e store.Event) DeadLetter {
 	return DeadLetter{
 		OrderNo: orderNo, EventID: e.ID, Type: gjson.GetBytes(e.Payload, "type").Str, Attempts: e.Attempts,
-		LastError: e.LastError, CreatedAt: e.CreatedAt, GivenUpAt: e.FailedAt,
+		LastError: e.LastError, CreatedAt: e.CreatedAt.UTC(), GivenUpAt: e.FailedAt.UTC(),
 	}
 }
 

@@ -986,7 +986,9 @@ type Head struct {
 	FailedAt  time.Time `json:"failed_at,omitzero"`
 }
 
-// Stats is the webhook delivery state, for GET /admin/api/webhooks.
+// Stats is the webhook delivery state, for GET /admin/api/webhooks. Its
+// times are in UTC, as every time of the admin and user APIs, whatever the
+// zone of the host's clock (a host in New York listed them at -05:00).
 type Stats struct {
 	Enabled bool   `json:"enabled"` // always true: DisabledHandler answers when off
 	URL     string `json:"url"`     // query values and password masked (redactURL)
@@ -1043,8 +1045,8 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		RetryFor: r.opts.RetryFor.String(), MaxAttempts: r.maxAttempts,
 	}
 	r.mu.Lock()
-	st.Delivered, st.Failed, st.LastDeliveredAt = r.delivered, r.failed, r.lastDelivered
-	st.PausedUntil, st.PausedBy = r.pausedUntil, r.pausedBy
+	st.Delivered, st.Failed, st.LastDeliveredAt = r.delivered, r.failed, r.lastDelivered.UTC()
+	st.PausedUntil, st.PausedBy = r.pausedUntil.UTC(), r.pausedBy
 	r.mu.Unlock()
 	// Every dead letter is read, not only those OutboxStats's capped list
 	// holds: after a long outage they can outnumber it, and each is an
@@ -1086,14 +1088,14 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		if len(st.Heads) < store.MaxListLimit {
 			st.Heads = append(st.Heads, Head{
 				EventID: h.ID, Type: gjson.GetBytes(h.Payload, "type").Str, OrderNo: no, Attempts: h.Attempts,
-				CreatedAt: h.CreatedAt, NextAt: h.NextAt, LastError: r.redactText(h.LastError), FailedAt: h.FailedAt,
+				CreatedAt: h.CreatedAt.UTC(), NextAt: h.NextAt.UTC(), LastError: r.redactText(h.LastError), FailedAt: h.FailedAt.UTC(),
 			})
 		}
 		if h.Attempts > 0 {
 			st.Retrying++
 		}
 		if st.Oldest.IsZero() || h.CreatedAt.Before(st.Oldest) {
-			st.Oldest = h.CreatedAt
+			st.Oldest = h.CreatedAt.UTC()
 		}
 	}
 	st.PendingOrders = len(orders)
