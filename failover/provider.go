@@ -49,9 +49,10 @@ type provider struct {
 	breakerMu sync.Mutex
 	logCtx    context.Context
 
-	// coolUntil is the Router-clock instant (unix ns) before which the
-	// provider is not tried; 0: never set.
-	coolUntil atomic.Int64
+	// coolUntil is the Router-clock instant before which the provider is
+	// not tried (instant, from epoch).
+	coolUntil instant
+	epoch     time.Time // the Router's (Router.epoch)
 	coolWhy   atomic.Pointer[coolReason]
 	// throttles counts consecutive rate limits without Retry-After, so the
 	// back-off grows while the provider keeps refusing.
@@ -100,6 +101,7 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 		name:   pc.Name,
 		cfg:    pc,
 		base:   trimBase(pc.BaseURL),
+		epoch:  r.epoch,
 		rt:     rt,
 		header: http.Header{},
 
@@ -167,30 +169,22 @@ type coolReason struct {
 
 // cooling reports until when the provider is in cool-down, and why.
 func (p *provider) cooling(now time.Time) (time.Time, coolReason, bool) {
-	u := p.coolUntil.Load()
-	if u == 0 || now.UnixNano() >= u {
+	u, ok := p.coolUntil.until(p.epoch, now)
+	if !ok {
 		return time.Time{}, coolReason{}, false
 	}
 	why := coolReason{cause: CauseUnavailable}
 	if c := p.coolWhy.Load(); c != nil {
 		why = *c
 	}
-	return time.Unix(0, u), why, true
+	return u, why, true
 }
 
 // coolDown keeps the provider out of rounds until until; a longer cool-down
 // already in place wins.
 func (p *provider) coolDown(until time.Time, why coolReason) {
-	n := until.UnixNano()
-	for {
-		old := p.coolUntil.Load()
-		if old >= n {
-			return
-		}
-		if p.coolUntil.CompareAndSwap(old, n) {
-			p.coolWhy.Store(&why)
-			return
-		}
+	if p.coolUntil.raise(p.epoch, until) {
+		p.coolWhy.Store(&why)
 	}
 }
 
@@ -262,7 +256,7 @@ func (p *provider) breakerLeft() time.Duration {
 
 // reset ends a cool-down (an operator fixed the key or the billing).
 func (p *provider) reset() {
-	p.coolUntil.Store(0)
+	p.coolUntil.clear()
 	p.throttles.Store(0)
 }
 

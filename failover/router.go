@@ -78,6 +78,9 @@ type Options struct {
 // Router routes requests for public models to provider targets. It is safe
 // for concurrent use.
 type Router struct {
+	// epoch is the Router's clock at its start, from which its cool-downs
+	// are kept (instant).
+	epoch     time.Time
 	log       *slog.Logger
 	fo        config.Failover
 	opts      Options
@@ -131,10 +134,10 @@ type target struct {
 	// the target's own (Router clock, unix ns; see failedOwn). Newer than
 	// measured and not stale, it sorts the target behind every other.
 	failed [2]atomic.Int64
-	// coolUntil is the Router-clock instant (unix ns) before which this
-	// target alone sits out rounds: a rate limit on its model only
-	// (failure.targetLimit); 0: none.
-	coolUntil atomic.Int64
+	// coolUntil is the Router-clock instant before which this target alone
+	// sits out rounds: a rate limit on its model only
+	// (failure.targetLimit); instant, from its provider's epoch.
+	coolUntil instant
 	// throttles counts the target's consecutive rate limits on its model
 	// alone without a wait (backOffTarget), apart from its provider's:
 	// the target's answer ends them, another model's does not.
@@ -144,23 +147,13 @@ type target struct {
 // cooling reports until when the target sits out rounds for a limit on
 // its model alone.
 func (t *target) cooling(now time.Time) (time.Time, bool) {
-	u := t.coolUntil.Load()
-	if u == 0 || now.UnixNano() >= u {
-		return time.Time{}, false
-	}
-	return time.Unix(0, u), true
+	return t.coolUntil.until(t.p.epoch, now)
 }
 
 // coolDown keeps the target out of rounds until until; a longer cool-down
 // already in place wins.
 func (t *target) coolDown(until time.Time) {
-	n := until.UnixNano()
-	for {
-		old := t.coolUntil.Load()
-		if old >= n || t.coolUntil.CompareAndSwap(old, n) {
-			return
-		}
-	}
+	t.coolUntil.raise(t.p.epoch, until)
 }
 
 // Request kinds, the index of a target's latency averages.
@@ -314,6 +307,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 		return nil, fmt.Errorf("failover: registering metrics: %w", err)
 	}
 	r := &Router{
+		epoch:  opts.Now(),
 		log:    opts.Logger,
 		fo:     fo,
 		opts:   opts,
@@ -559,7 +553,7 @@ func (r *Router) ResetProvider(name string) error {
 			for _, m := range r.models {
 				for _, t := range m.targets {
 					if t.p == p {
-						t.coolUntil.Store(0) // a limit on one of its models too
+						t.coolUntil.clear() // a limit on one of its models too
 						t.throttles.Store(0)
 					}
 				}

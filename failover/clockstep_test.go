@@ -1,0 +1,95 @@
+package failover
+
+import (
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// steppedClock reads like time.Now on a host whose wall clock an NTP
+// correction or a resumed VM steps: its readings carry a monotonic reading
+// that only Advance moves, while Step moves the wall clock alone.
+type steppedClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newSteppedClock() *steppedClock { return &steppedClock{now: time.Now()} }
+
+func (c *steppedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance lets d pass, on both clocks.
+func (c *steppedClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Step moves the wall clock by d, whole seconds, and leaves the monotonic
+// reading as it is. time.Time has no API for it: the wall reading of a
+// Time with a monotonic one is kept as 33 bits of seconds above 30 bits of
+// nanoseconds (time.go), and the seconds are moved there.
+func (c *steppedClock) Step(t *testing.T, d time.Duration) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	before := c.now
+	type layout struct {
+		wall uint64
+		ext  int64
+		loc  *time.Location
+	}
+	l := (*layout)(unsafe.Pointer(&c.now))
+	l.wall = uint64(int64(l.wall) + int64(d/time.Second)<<30)
+	if c.now.Round(0) != before.Round(0).Add(d) || c.now.Sub(before) != 0 {
+		t.Fatalf("step of %v: wall %v, monotonic distance %v; want the wall moved by the step alone", d, c.now.Round(0).Sub(before.Round(0)), c.now.Sub(before))
+	}
+}
+
+// TestCoolDownsLastTheirTimeAcrossAWallClockStep: a provider's cool-down
+// and a target's (a Retry-After: 30 of a rate limit) last 30 s of elapsed
+// time whatever the host's wall clock does meanwhile. Kept as wall-clock
+// instants, a step back of an hour kept the provider out of every round
+// for an hour and 30 s, and a step ahead ended the cool-down at once,
+// asking a provider again that had said to wait.
+func TestCoolDownsLastTheirTimeAcrossAWallClockStep(t *testing.T) {
+	for _, step := range []time.Duration{-time.Hour, time.Hour} {
+		t.Run(step.String(), func(t *testing.T) {
+			clock := newSteppedClock()
+			cfg := testConfig(map[string]string{"a": "http://127.0.0.1:1"}, []string{"a"})
+			r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			p, tg := r.providers[0], r.models[0].targets[0]
+			p.coolDown(clock.Now().Add(30*time.Second), coolReason{cause: CauseRateLimited, limited: true})
+			tg.coolDown(clock.Now().Add(30 * time.Second))
+
+			clock.Step(t, step)
+			clock.Advance(10 * time.Second)
+			st := statusOf(r, "a")
+			if st.CoolingUntil.IsZero() || len(st.CoolingTargets) != 1 {
+				t.Fatalf("10 s into a 30 s cool-down, the wall clock stepped %v: provider cooling until %v, targets %+v; want both cooling 20 s more", step, st.CoolingUntil, st.CoolingTargets)
+			}
+			now := clock.Now()
+			if left := st.CoolingUntil.Sub(now); left != 20*time.Second {
+				t.Errorf("provider's cool-down shown ending in %v; want 20s", left)
+			}
+			if left := st.CoolingTargets[0].Until.Sub(now); left != 20*time.Second {
+				t.Errorf("target's cool-down shown ending in %v; want 20s", left)
+			}
+			clock.Advance(20 * time.Second)
+			if st := statusOf(r, "a"); !st.CoolingUntil.IsZero() || len(st.CoolingTargets) != 0 {
+				t.Errorf("30 s after a 30 s cool-down began, the wall clock stepped %v: provider cooling until %v, targets %+v; want none", step, st.CoolingUntil, st.CoolingTargets)
+			}
+		})
+	}
+}
