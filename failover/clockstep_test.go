@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -89,6 +90,48 @@ func TestCoolDownsLastTheirTimeAcrossAWallClockStep(t *testing.T) {
 			clock.Advance(20 * time.Second)
 			if st := statusOf(r, "a"); !st.CoolingUntil.IsZero() || len(st.CoolingTargets) != 0 {
 				t.Errorf("30 s after a 30 s cool-down began, the wall clock stepped %v: provider cooling until %v, targets %+v; want none", step, st.CoolingUntil, st.CoolingTargets)
+			}
+		})
+	}
+}
+
+// TestLatencyAgesAcrossAWallClockStep: the lowest-latency strategy trusts a
+// target's average, and sorts a target whose last attempt failed behind
+// the others, for latencyStale of elapsed time, whatever the host's wall
+// clock does meanwhile. Kept as wall-clock instants, a step back of an hour
+// sorted a target that failed once behind every other for an hour and a
+// minute, and kept a slow average for as long; a step ahead dropped a
+// fresh average at once.
+func TestLatencyAgesAcrossAWallClockStep(t *testing.T) {
+	for _, step := range []time.Duration{-time.Hour, time.Hour} {
+		t.Run(step.String(), func(t *testing.T) {
+			clock := newSteppedClock()
+			cfg := testConfig(map[string]string{"a": "http://127.0.0.1:1"}, []string{"a"})
+			r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			measured, failed := r.models[0].targets[0], &target{p: r.providers[0]}
+			measured.observe(clock.Now(), true, 100*time.Millisecond)
+			failed.observe(clock.Now(), true, 100*time.Millisecond)
+			clock.Advance(time.Second)
+			failed.failedAt(latencyKind(true), clock.Now())
+
+			clock.Step(t, step)
+			clock.Advance(time.Second)
+			if k := measured.latencyKey(clock.Now(), true); k != 100*time.Millisecond {
+				t.Errorf("2 s after its sample, the wall clock stepped %v: latency key %v; want the fresh average, 100ms", step, k)
+			}
+			if k := failed.latencyKey(clock.Now(), true); k != math.MaxInt64 {
+				t.Errorf("1 s after its failure, the wall clock stepped %v: latency key %v; want it sorted last", step, k)
+			}
+			clock.Advance(latencyStale)
+			if k := measured.latencyKey(clock.Now(), true); k != 0 {
+				t.Errorf("%v after its sample, the wall clock stepped %v: latency key %v; want 0, stale", latencyStale+2*time.Second, step, k)
+			}
+			if k := failed.latencyKey(clock.Now(), true); k != 0 {
+				t.Errorf("%v after its failure, the wall clock stepped %v: latency key %v; want 0, stale and tried again", latencyStale+time.Second, step, k)
 			}
 		})
 	}

@@ -488,7 +488,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			rd.silent = append(rd.silent, p)
 		}
 		if generation(rd.req) && failedOwn(f) {
-			t.failed[latencyKind(rd.stream)].Store(r.opts.Now().UnixNano())
+			t.failedAt(latencyKind(rd.stream), r.opts.Now())
 		}
 
 		d := r.decide(rd, t, f, retries, raWaits)

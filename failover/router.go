@@ -126,14 +126,14 @@ type target struct {
 	// non-stream answer takes as long as the model writes, and one average
 	// of both ordered streams by what each target had served last.
 	latency [2]atomicDuration
-	// measured is when each latency was last observed (Router clock, unix
-	// ns). A stale average counts as unmeasured, so a target that was slow
+	// measured is when each latency was last observed (Router clock,
+	// instant from its provider's epoch). A stale average counts as unmeasured, so a target that was slow
 	// once gets tried again instead of being shunned for ever.
-	measured [2]atomic.Int64
+	measured [2]instant
 	// failed is when an attempt of each kind last failed for a reason of
-	// the target's own (Router clock, unix ns; see failedOwn). Newer than
+	// the target's own (as measured is; see failedOwn). Newer than
 	// measured and not stale, it sorts the target behind every other.
-	failed [2]atomic.Int64
+	failed [2]instant
 	// coolUntil is the Router-clock instant before which this target alone
 	// sits out rounds: a rate limit on its model only
 	// (failure.targetLimit); instant, from its provider's epoch.
@@ -182,12 +182,12 @@ const latencyStale = time.Minute
 // for a quarter hour of minutes.
 func (t *target) observe(now time.Time, stream bool, d time.Duration) {
 	k := latencyKind(stream)
-	if now.UnixNano()-t.measured[k].Load() > int64(latencyStale) {
+	if age, ok := t.measured[k].since(t.p.epoch, now); !ok || age > latencyStale {
 		t.latency[k].Store(d)
 	} else {
 		t.latency[k].observe(d)
 	}
-	t.measured[k].Store(now.UnixNano())
+	t.measured[k].set(t.p.epoch, now)
 }
 
 // generation reports a request whose answer's time is a latency sample of
@@ -210,18 +210,24 @@ func (a *Response) sample(stream bool, d time.Duration) {
 	}
 }
 
+// failedAt records that an attempt of kind k failed at now for a reason
+// of the target's own (failedOwn).
+func (t *target) failedAt(k int, now time.Time) {
+	t.failed[k].set(t.p.epoch, now)
+}
+
 // latencyKey is the lowest-latency sort key of a stream or a non-stream
 // request: 0 for unmeasured or stale.
 func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
 	k := latencyKind(stream)
-	if f := t.failed[k].Load(); f > t.measured[k].Load() && now.UnixNano()-f <= int64(latencyStale) {
+	if age, _ := t.failed[k].since(t.p.epoch, now); t.failed[k].after(&t.measured[k]) && age <= latencyStale {
 		// Its last attempt failed: unmeasured it would sort first, and a
 		// target that only ever fails without cooling down (a 404 for a
 		// model it does not serve) cost every round its failed attempt.
 		// Like a stale average, a stale failure is tried again.
 		return math.MaxInt64
 	}
-	if now.UnixNano()-t.measured[k].Load() > int64(latencyStale) {
+	if age, ok := t.measured[k].since(t.p.epoch, now); !ok || age > latencyStale {
 		return 0
 	}
 	return t.latency[k].Load()
