@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
 )
 
 // steppedClock reads like time.Now on a host whose wall clock an NTP
@@ -132,6 +133,44 @@ func TestLatencyAgesAcrossAWallClockStep(t *testing.T) {
 			}
 			if k := failed.latencyKey(clock.Now(), true); k != 0 {
 				t.Errorf("%v after its failure, the wall clock stepped %v: latency key %v; want 0, stale and tried again", latencyStale+time.Second, step, k)
+			}
+		})
+	}
+}
+
+// TestBreakerWaitAcrossAWallClockStep: an open breaker's wait left, which
+// the client's Retry-After and a round's count of targets it may still try
+// read, is its cool-down less the elapsed time since it opened, whatever
+// the host's wall clock does meanwhile, as the breaker itself lets a probe
+// through after its cool-down of elapsed time. Kept as a wall-clock
+// instant, a step back of an hour told the client to come back in an hour
+// and 20 s while the provider took a probe 20 s on.
+func TestBreakerWaitAcrossAWallClockStep(t *testing.T) {
+	for _, step := range []time.Duration{-time.Hour, time.Hour} {
+		t.Run(step.String(), func(t *testing.T) {
+			clock := newSteppedClock()
+			cfg := testConfig(map[string]string{"a": "http://127.0.0.1:1"}, []string{"a"})
+			r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			p := r.providers[0]
+			p.realNow = clock.Now
+			for range cfg.Failover.Breaker.Failures {
+				done, err := p.allow(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.report(t.Context(), done, errProviderFailure)
+			}
+			if p.breakerState() != gobreaker.StateOpen {
+				t.Fatalf("breaker %v after %d failures; want open", p.breakerState(), cfg.Failover.Breaker.Failures)
+			}
+			clock.Step(t, step)
+			clock.Advance(10 * time.Second)
+			if left := p.breakerLeft(); left != 20*time.Second {
+				t.Errorf("10 s into the breaker's 30 s cool-down, the wall clock stepped %v: %v left; want 20s", step, left)
 			}
 		})
 	}

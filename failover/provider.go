@@ -62,10 +62,14 @@ type provider struct {
 	turns sendTurns
 	// state mirrors the breaker's state without taking its lock.
 	state atomic.Int32
-	// openedAt is when the breaker last opened (unix ns, on the real clock
-	// as the breaker's own cool-down is), for the client's Retry-After.
-	openedAt atomic.Int64
+	// openedAt is when the breaker last opened, on the real clock as the
+	// breaker's own cool-down is (instant, from headBase), for the
+	// client's Retry-After.
+	openedAt instant
 	cooldown time.Duration // the breaker's
+	// realNow reads the real clock the breaker runs on (nil: time.Now);
+	// tests step it.
+	realNow func() time.Time
 	// tripNow makes the breaker open at the next failure it counts,
 	// whatever the count: probeFailed's.
 	tripNow atomic.Bool
@@ -132,7 +136,7 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 		IsExcluded:  func(err error) bool { return errors.Is(err, errNeutral) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
-				p.openedAt.Store(time.Now().UnixNano())
+				p.openedAt.set(headBase, p.now())
 			}
 			p.state.Store(int32(to))
 			r.m.breakerState(name, to)
@@ -251,7 +255,16 @@ func (p *provider) breakerLeft() time.Duration {
 	if gobreaker.State(p.state.Load()) != gobreaker.StateOpen {
 		return 0
 	}
-	return max(p.cooldown-time.Since(time.Unix(0, p.openedAt.Load())), 0)
+	age, _ := p.openedAt.since(headBase, p.now())
+	return max(p.cooldown-age, 0)
+}
+
+// now reads the real clock (realNow).
+func (p *provider) now() time.Time {
+	if p.realNow != nil {
+		return p.realNow()
+	}
+	return time.Now()
 }
 
 // reset ends a cool-down (an operator fixed the key or the billing).
@@ -518,7 +531,7 @@ func queryKey(kv string) string {
 	return k
 }
 
-// headBase is the instant lastHead counts from: times are compared as
+// headBase is the instant lastHead and openedAt count from: times are compared as
 // their distance from it (time.Time.Sub), on the monotonic clock, which a
 // step of the wall clock (NTP, a VM resumed) does not move.
 var headBase = time.Now()
