@@ -2,56 +2,25 @@ package failover
 
 import (
 	"math"
-	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/paygate/paygate/internal/steppedclock"
 )
 
-// steppedClock reads like time.Now on a host whose wall clock an NTP
-// correction or a resumed VM steps: its readings carry a monotonic reading
-// that only Advance moves, while Step moves the wall clock alone.
-type steppedClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// newSteppedClock is a clock whose wall reading a test steps.
+func newSteppedClock() *steppedClock { return &steppedClock{steppedclock.New()} }
 
-func newSteppedClock() *steppedClock { return &steppedClock{now: time.Now()} }
+type steppedClock struct{ *steppedclock.Clock }
 
-func (c *steppedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance lets d pass, on both clocks.
-func (c *steppedClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// Step moves the wall clock by d, whole seconds, and leaves the monotonic
-// reading as it is. time.Time has no API for it: the wall reading of a
-// Time with a monotonic one is kept as 33 bits of seconds above 30 bits of
-// nanoseconds (time.go), and the seconds are moved there.
+// Step steps the wall clock by d, failing t if it cannot.
 func (c *steppedClock) Step(t *testing.T, d time.Duration) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	before := c.now
-	type layout struct {
-		wall uint64
-		ext  int64
-		loc  *time.Location
-	}
-	l := (*layout)(unsafe.Pointer(&c.now))
-	l.wall = uint64(int64(l.wall) + int64(d/time.Second)<<30)
-	if c.now.Round(0) != before.Round(0).Add(d) || c.now.Sub(before) != 0 {
-		t.Fatalf("step of %v: wall %v, monotonic distance %v; want the wall moved by the step alone", d, c.now.Round(0).Sub(before.Round(0)), c.now.Sub(before))
+	if err := c.Clock.Step(d); err != nil {
+		t.Fatal(err)
 	}
 }
 
