@@ -135,9 +135,12 @@ type DB struct {
 	// probing is held by the Ping that writes its probe: the others answer
 	// with the outcome they find meanwhile.
 	probing sync.Mutex
-	// probeSince is when (the DB's clock, unix ns) the probe in flight
-	// began, 0 without one: a probe waiting writeStall is a hung write.
-	probeSince atomic.Int64
+	// probeSince is when (the DB's clock) the probe in flight began, nil
+	// without one: a probe waiting writeStall is a hung write. It is kept
+	// as the clock's reading, monotonic reading included, so a step of the
+	// host's wall clock neither makes a wait of a second an hour's nor
+	// hides a hung write.
+	probeSince atomic.Pointer[time.Time]
 }
 
 // writeOutcome is a write transaction's commit: when (the DB's clock) and
@@ -349,12 +352,13 @@ func (d *DB) Ping(ctx context.Context) error {
 		// The probe waits for the writer lock, which a long write (the
 		// wipe of an erasure's free pages) may hold for seconds: it runs
 		// on, and Ping answers with what it knows when ctx ends first.
-		d.probeSince.Store(d.now().UnixNano())
+		began := d.now()
+		d.probeSince.Store(&began)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			defer d.probing.Unlock()
-			defer d.probeSince.Store(0)
+			defer d.probeSince.Store(nil)
 			if d.now().Sub(d.lastWrite.Load().at) >= writeProbeEvery {
 				_ = d.commit(func(*bolt.Tx) error { return nil })
 			}
@@ -371,8 +375,8 @@ func (d *DB) Ping(ctx context.Context) error {
 	// The last outcome known is a success, but a probe still waiting
 	// writeStall says the writes hang (a disk that stopped answering):
 	// reads alone go on.
-	if since := d.probeSince.Load(); since != 0 {
-		if waited := d.now().Sub(time.Unix(0, since)); waited >= writeStall {
+	if since := d.probeSince.Load(); since != nil {
+		if waited := d.now().Sub(*since); waited >= writeStall {
 			return fmt.Errorf("embedded: %s: a write probe has waited %s behind a write: %w", d.db.Path(), waited.Round(time.Second), store.ErrWritesFail)
 		}
 	}

@@ -1,0 +1,66 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/internal/steppedclock"
+	"github.com/paygate/paygate/store"
+)
+
+// TestPingTimesAHungWriteAcrossAWallClockStep: Ping reports a hung write
+// once its probe has waited writeStall of elapsed time, whatever the
+// host's wall clock does meanwhile. The probe's start was kept as a
+// wall-clock instant: a step ahead of an hour (an NTP correction, a VM
+// resumed) while a probe waited a second behind a long write (the wipe of
+// an erasure's free pages) read as a write hung for an hour, /readyz
+// answered 503 and the replica left its load balancer; a step back hid a
+// disk that stopped answering for an hour.
+func TestPingTimesAHungWriteAcrossAWallClockStep(t *testing.T) {
+	for _, step := range []time.Duration{-time.Hour, time.Hour} {
+		t.Run(step.String(), func(t *testing.T) {
+			clock := steppedclock.New()
+			d, err := Open(filepath.Join(t.TempDir(), "p.db"), Options{SweepInterval: -1, Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			free := func() { once.Do(func() { close(release) }) }
+			defer free()
+			d.wipeHook = func() { close(entered); <-release } // a long write
+			wiped := make(chan error, 1)
+			go func() { _, err := d.WipeFreePages(context.Background()); wiped <- err }()
+			<-entered
+			ping := func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				defer cancel()
+				return d.Ping(ctx)
+			}
+			clock.Advance(writeProbeEvery) // a probe is due: it waits behind the write
+			if err := ping(); err != nil {
+				t.Fatalf("Ping as its probe starts waiting: %v; want ready", err)
+			}
+			if err := clock.Step(step); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(time.Second)
+			if err := ping(); err != nil {
+				t.Errorf("Ping after its probe waited 1 s, the wall clock stepped %v: %v; want ready", step, err)
+			}
+			clock.Advance(writeStall)
+			if err := ping(); !errors.Is(err, store.ErrWritesFail) {
+				t.Errorf("Ping after its probe waited %v, the wall clock stepped %v: %v; want store.ErrWritesFail", writeStall+time.Second, step, err)
+			}
+			free()
+			if err := <-wiped; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
