@@ -62,7 +62,8 @@ type VerifyOptions struct {
 	// DefaultClockSkew.
 	ClockSkew time.Duration
 	// RetainText is audit.retain_text, how long texts are kept from the
-	// record's time. Zero means DefaultRetainText (the config's default); a
+	// record's time (a text missing ClockSkew before that is gone with its
+	// retention: replicas' clocks differ that much). Zero means DefaultRetainText (the config's default); a
 	// negative value means no text was kept (retain_text: 0). A retention
 	// raised since texts were written makes those that expired under the
 	// shorter one report as removed.
@@ -307,9 +308,13 @@ func (c *textCheck) check(ctx context.Context, st store.Audit, r store.AuditReco
 	}
 	text, err := st.GetAuditText(ctx, r.Seq)
 	if errors.Is(err, store.ErrNotFound) {
+		// Its retention ran out. The text was kept for retain from when it
+		// was said, on that replica's clock, less what the appending
+		// worker's clock counted as passed: up to ClockSkew before the
+		// record's time plus retain on this one.
 		retain := o.retain()
-		if retain < 0 || !time.Now().Before(body.Time.Add(retain)) {
-			res.TextsGone++ // its retention ran out
+		if retain < 0 || !time.Now().Before(body.Time.Add(retain-o.skew())) {
+			res.TextsGone++
 			return nil
 		}
 		c.missing = append(c.missing, missingOf(body))
