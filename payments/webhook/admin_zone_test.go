@@ -16,8 +16,8 @@ import (
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
-// TestAdminWebhookTimesAreUTC: GET /admin/api/webhooks gives its times in
-// UTC, as every other admin and user API time is (an order's created_at, a
+// TestAdminWebhookTimesAreUTC: GET /admin/api/webhooks, and the events
+// POSTed to the merchant, give their times in UTC, as every other admin and user API time is (an order's created_at, a
 // refund's confirmed_at, a webhook's own created_at), whatever the zone of
 // the host's clock: paygate runs on hosts in UTC, in Beijing or anywhere.
 // The clock here reads New York time, as time.Now does on a host with
@@ -74,6 +74,15 @@ func TestAdminWebhookTimesAreUTC(t *testing.T) {
 			}
 			if t.Failed() {
 				t.Logf("GET /admin/api/webhooks: %s", body)
+			}
+			// The events themselves (SPEC 2.6: created_at, and the order's
+			// times as every surface shows them).
+			for _, a := range rc.arrivals() {
+				for _, p := range []string{"created_at", "data.order.created_at", "data.order.expires_at", "data.order.paid_at"} {
+					if v := gjson.GetBytes(a.body, p); !utc.MatchString(v.Str) {
+						t.Errorf("event %s: %s = %s; want an RFC 3339 time in UTC (…Z)", a.id, p, v.Raw)
+					}
+				}
 			}
 		})
 	}
