@@ -57,6 +57,17 @@ func TestCoolDownsLastTheirTimeAcrossAWallClockStep(t *testing.T) {
 			if left := st.CoolingTargets[0].Until.Sub(now); left != 20*time.Second {
 				t.Errorf("target's cool-down shown ending in %v; want 20s", left)
 			}
+			// The admin API shows cooling_until to operators as a wall
+			// time (its RFC 3339 text drops the monotonic reading): it is
+			// the wall clock as it now reads, plus what is left, not the
+			// wall clock of before the step.
+			wall := now.Round(0).Add(20 * time.Second)
+			if u := st.CoolingUntil.Round(0); !u.Equal(wall) {
+				t.Errorf("provider's cooling_until reads %s on the wall clock; want %s, 20 s after the wall clock's now", u.UTC().Format(time.RFC3339), wall.UTC().Format(time.RFC3339))
+			}
+			if u := st.CoolingTargets[0].Until.Round(0); !u.Equal(wall) {
+				t.Errorf("target's cooling_until reads %s on the wall clock; want %s, 20 s after the wall clock's now", u.UTC().Format(time.RFC3339), wall.UTC().Format(time.RFC3339))
+			}
 			clock.Advance(20 * time.Second)
 			if st := statusOf(r, "a"); !st.CoolingUntil.IsZero() || len(st.CoolingTargets) != 0 {
 				t.Errorf("30 s after a 30 s cool-down began, the wall clock stepped %v: provider cooling until %v, targets %+v; want none", step, st.CoolingUntil, st.CoolingTargets)
