@@ -882,6 +882,15 @@ type Outbox interface {
 	// giving its lease back on stop, keeps FailedAt: the operator's view
 	// shows no failure that never was. ErrNotFound if it is no longer pending.
 	RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error
+	// RescheduleEvent moves pending event id of key's queue from NextAt
+	// from to NextAt to, its attempts, last error and FailedAt kept, only
+	// while its NextAt is still from (compared in the same atomic step), and
+	// reports whether it did. A claim since (its NextAt became the lease's
+	// end), a retry, or another move leaves it as that made it: the caller
+	// moves only what it read. Not pending: false, no error. An operator's
+	// end of a merchant's pause (webhook Relay.Resume) makes the events it
+	// held due with it, and a claim of one meanwhile is not undone.
+	RescheduleEvent(ctx context.Context, key, id string, from, to time.Time) (bool, error)
 	// OutboxStats reports pending count, oldest event and last error.
 	OutboxStats(ctx context.Context) (OutboxStats, error)
 	// OutboxHeads returns the first pending event of every key that starts

@@ -597,6 +597,33 @@ func (d *DB) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, a
 	})
 }
 
+// RescheduleEvent implements store.Outbox: the look-up, the comparison
+// and the write are one transaction. A leased event is not moved, whatever
+// its NextAt: its claimer settles it.
+func (d *DB) RescheduleEvent(ctx context.Context, key, id string, from, to time.Time) (bool, error) {
+	if key == "" {
+		key = store.DefaultEventKey
+	}
+	moved := false
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		k, e, err := findEvent(tx, key, id)
+		if err != nil || k == nil || !e.NextAt.Equal(from) || tx.Bucket(bOutboxLeases).Get(k) != nil {
+			return err
+		}
+		e.NextAt = to
+		v, err := marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bOutbox).Put(k, v); err != nil {
+			return err
+		}
+		moved = true
+		return syncDue(tx, enc(key))
+	})
+	return moved && err == nil, err
+}
+
 // OutboxHeads implements store.Outbox. Keys are stored length first, so a
 // prefix is no range of the bucket: every head is read, as OutboxStats does.
 func (d *DB) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Event, error) {

@@ -464,6 +464,30 @@ func (s *Store) RetryEvent(ctx context.Context, key, id string, nextAt time.Time
 	return nil
 }
 
+// RescheduleEvent implements store.Outbox: one script looks for the id,
+// compares the event's next_at (RFC 3339 with nanoseconds, as RetryEvent
+// and ClaimEvents wrote it) and writes the new one.
+func (s *Store) RescheduleEvent(ctx context.Context, key, id string, from, to time.Time) (bool, error) {
+	if key == "" {
+		key = store.DefaultEventKey
+	}
+	next := int64(0) // due at once
+	if !to.IsZero() {
+		next = s.serverMs(ctx, to)
+	}
+	v, err := s.run(ctx, "reschedule event", s.sc.reschedule, s.k.queueKeys(key),
+		id, from.Format(time.RFC3339Nano), next, to.Format(time.RFC3339Nano), queueHold(to.Sub(s.now())))
+	if err != nil {
+		return false, err
+	}
+	r := replySlice(v)
+	if replyInt(r, 0) != 1 {
+		return false, nil
+	}
+	s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2))
+	return true, nil
+}
+
 // OutboxHeads implements store.Outbox: the keys are listed from {idx}:ob,
 // those with one of prefixes kept, and their heads read from their tags.
 func (s *Store) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Event, error) {

@@ -870,10 +870,31 @@ redis.call('DEL', KEYS[1])
 return 1
 `
 
+// KEYS: ob, obv[, rec]. ARGV: id, from (next_at as RFC 3339), next_ms,
+// next_at, hold_ms. Moves the event queued under id to next_at only when
+// its next_at is ARGV[2] (not claimed, retried or moved since it was read).
+// Returns {1, obv, next} or {0} when not moved.
+const luaReschedule = luaObState + luaHold + `
+for i, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local e = cjson.decode(raw)
+  if e.id == ARGV[1] then
+    if e.ev.next_at ~= ARGV[2] then return {0} end
+    e.next_ms = tonumber(ARGV[3])
+    e.ev.next_at = ARGV[4]
+    redis.call('LSET', KEYS[1], i - 1, cjson.encode(e))
+    redis.call('INCR', KEYS[2])
+    hold(KEYS[1], KEYS[2], KEYS[3], ARGV[5])
+    local v, nx = obstate(KEYS[1], KEYS[2])
+    return {1, v, nx}
+  end
+end
+return {0}
+`
+
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry    *goredis.Script
-	ackAt                                                     *goredis.Script
+	ackAt, reschedule                                         *goredis.Script
 	enqueueOnceAll, claimEvent                                *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy         *goredis.Script
 	idxTime                                                   *goredis.Script
@@ -897,6 +918,7 @@ func newScripts() *scripts {
 		readTag:        goredis.NewScript(luaReadTag),
 		ack:            goredis.NewScript(luaAck),
 		ackAt:          goredis.NewScript(luaAckAt),
+		reschedule:     goredis.NewScript(luaReschedule),
 		retry:          goredis.NewScript(luaRetry),
 		syncUser:       goredis.NewScript(luaSyncUser),
 		loadUser:       goredis.NewScript(luaLoadUser),
@@ -936,6 +958,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
-		s.copyRecord,
+		s.copyRecord, s.reschedule,
 	}
 }

@@ -349,3 +349,77 @@ func outboxClaimRace(t *testing.T, ctx context.Context, sts []store.Store, clock
 		}
 	}
 }
+
+// testReschedule: RescheduleEvent moves an event's NextAt only while it is
+// the one the caller read: attempts, last error and FailedAt kept, and the
+// event due at its new time; a claim, a retry or another move since, or
+// an event no longer pending, leaves everything as it is.
+func testReschedule(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	now := clock.Now()
+	held := now.Add(time.Hour)
+	mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx,
+		store.Event{ID: "h1", Kind: "webhook", Key: "RS-1"},
+		store.Event{ID: "h2", Kind: "webhook", Key: "RS-2"}))
+	mustNil(t, "RetryEvent", st.RetryEvent(ctx, "RS-1", "h1", held, 1, "429"))
+	mustNil(t, "RetryEvent", st.RetryEvent(ctx, "RS-2", "h2", held, 0, ""))
+	before, err := st.OutboxHeads(ctx, "RS-1")
+	mustNil(t, "OutboxHeads", err)
+	if len(before) != 1 {
+		t.Fatalf("heads of RS-1: %d; want 1", len(before))
+	}
+	failedAt := before[0].FailedAt
+	clock.Advance(time.Minute)
+
+	moved, err := st.RescheduleEvent(ctx, "RS-1", "h1", held.Add(time.Nanosecond), clock.Now())
+	mustNil(t, "RescheduleEvent", err)
+	if moved {
+		t.Errorf("RescheduleEvent from a time the event does not have: moved; want left alone")
+	}
+	moved, err = st.RescheduleEvent(ctx, "RS-1", "nope", held, clock.Now())
+	mustNil(t, "RescheduleEvent", err)
+	if moved {
+		t.Errorf("RescheduleEvent of an id not queued: moved")
+	}
+	// The one read, as OutboxHeads returned it.
+	moved, err = st.RescheduleEvent(ctx, "RS-1", "h1", before[0].NextAt, clock.Now())
+	mustNil(t, "RescheduleEvent", err)
+	if !moved {
+		t.Fatalf("RescheduleEvent from its NextAt: not moved")
+	}
+	due, err := st.DueEvents(ctx, clock.Now(), 100)
+	mustNil(t, "DueEvents", err)
+	sameIDs(t, "DueEvents after the move", due, "h1")
+	if e := due[0]; e.Attempts != 1 || e.LastError != "429" || !e.FailedAt.Equal(failedAt) || !e.NextAt.Equal(clock.Now()) {
+		t.Errorf("moved event: attempts %d, last error %q, failed at %v, next at %v; want 1, \"429\", %v, %v",
+			e.Attempts, e.LastError, e.FailedAt, e.NextAt, failedAt, clock.Now())
+	}
+	// Claimed since it was read: the claim stands.
+	claimed, err := st.ClaimEvents(ctx, "webhook", clock.Now(), 30*time.Second, 100)
+	mustNil(t, "ClaimEvents", err)
+	sameIDs(t, "ClaimEvents", claimed, "h1")
+	moved, err = st.RescheduleEvent(ctx, "RS-1", "h1", clock.Now(), clock.Now())
+	mustNil(t, "RescheduleEvent", err)
+	if moved {
+		t.Errorf("RescheduleEvent of a claimed event from its time before the claim: moved")
+	}
+	sameIDs(t, "a claim while h1 is leased", mustClaim(t, st, clock.Now()))
+	// Acknowledged: nothing to move.
+	mustNil(t, "AckEvent", st.AckEvent(ctx, "RS-1", "h1"))
+	moved, err = st.RescheduleEvent(ctx, "RS-1", "h1", held, clock.Now())
+	mustNil(t, "RescheduleEvent", err)
+	if moved {
+		t.Errorf("RescheduleEvent of an acknowledged event: moved")
+	}
+	// h2, never attempted, still waits for its time.
+	sameIDs(t, "h2 before its time", mustClaim(t, st, clock.Now()))
+}
+
+func mustClaim(t *testing.T, st store.Store, now time.Time) []store.Event {
+	t.Helper()
+	evs, err := st.ClaimEvents(context.Background(), "webhook", now, 30*time.Second, 100)
+	mustNil(t, "ClaimEvents", err)
+	return evs
+}

@@ -69,6 +69,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("OutboxClaims", func(t *testing.T) { testOutboxClaims(t, open) })
 	t.Run("OutboxHeads", func(t *testing.T) { testOutboxHeads(t, open) })
 	t.Run("OutboxAckAt", func(t *testing.T) { testAckEventAt(t, open) })
+	t.Run("OutboxReschedule", func(t *testing.T) { testReschedule(t, open) })
 	t.Run("RefundProposalEvents", func(t *testing.T) { testRefundProposalEvents(t, open) })
 	t.Run("RefundAnswerEvents", func(t *testing.T) { testRefundAnswerEvents(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
@@ -144,6 +145,7 @@ func testClosed(t *testing.T, open Opener) {
 		{"AckEvent", func() error { return st.AckEvent(ctx, "k", "e") }},
 		{"AckEventAt", func() error { return st.AckEventAt(ctx, "k", "e", time.Now()) }},
 		{"RetryEvent", func() error { return st.RetryEvent(ctx, "k", "e", time.Now(), 1, "x") }},
+		{"RescheduleEvent", func() error { _, err := st.RescheduleEvent(ctx, "k", "e", time.Now(), time.Now()); return err }},
 		{"OutboxStats", func() error { _, err := st.OutboxStats(ctx); return err }},
 		{"OutboxHeads", func() error { _, err := st.OutboxHeads(ctx, "k"); return err }},
 		{"AuditHead", func() error { _, err := st.AuditHead(ctx); return err }},
