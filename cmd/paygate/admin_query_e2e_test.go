@@ -47,6 +47,7 @@ func TestAdminRoutesRefuseAQueryTheyDoNotTake(t *testing.T) {
 		{"GET", "/admin/api/providers", http.StatusOK},
 		{"POST", "/admin/api/providers/fake/reset", http.StatusOK},
 		{"GET", "/admin/api/audit/head", http.StatusOK},
+		{"POST", "/admin/api/webhooks/resume", http.StatusOK},
 		{"POST", "/admin/api/simulator/refunds/RFNONE/complete", http.StatusNotFound},
 		{"POST", "/admin/api/simulator/orders/" + no + "/pay", http.StatusOK},
 	} {

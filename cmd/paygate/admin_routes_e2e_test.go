@@ -49,6 +49,7 @@ func TestEveryAdminAnswerHasARequestID(t *testing.T) {
 		{method: "GET", path: "/admin/api/webhooks", label: "admin_webhooks"},
 		{method: "GET", path: "/admin/api/webhooks", label: "admin_webhooks", noToken: true},
 		{method: "POST", path: "/admin/api/orders/PGNONE/webhook", label: "admin_webhooks"},
+		{method: "POST", path: "/admin/api/webhooks/resume", label: "admin_webhooks"},
 		{method: "POST", path: "/admin/api/orders/PGNONE/resolve", label: "admin_orders"},
 		{method: "POST", path: "/admin/api/orders/PGNONE/resolve", label: "admin_csrf", noCSRF: true},
 		{method: "POST", path: "/admin/api/simulator/orders/PGNONE/pay", label: "admin_simulator"},

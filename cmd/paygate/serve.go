@@ -827,6 +827,11 @@ func (a *app) adminHandler() http.Handler {
 		resend = a.server.AdminActor(resend)
 	}
 	mux.Handle("POST /admin/api/orders/{order_no}/webhook", route("admin_webhooks", resend))
+	resume := a.webhooks.resumeHandler()
+	if a.webhooks != nil { // off, a 409, whatever its body
+		resume = a.server.AdminActor(resume)
+	}
+	mux.Handle("POST /admin/api/webhooks/resume", route("admin_webhooks", resume))
 	if a.sim != nil {
 		mux.Handle("POST /admin/api/simulator/orders/{order_no}/pay", route("admin_simulator", a.simPayHandler()))
 		mux.Handle("POST /admin/api/simulator/refunds/{out_refund_no}/complete", route("admin_simulator", a.simRefundHandler()))

@@ -133,6 +133,16 @@ func (w *webhooks) resendHandler() http.Handler {
 	return w.relay.ResendHandler()
 }
 
+// resumeHandler serves POST /admin/api/webhooks/resume (behind the admin
+// token, the console's CSRF guard and proxy.AdminActor, whose actor its log
+// line names).
+func (w *webhooks) resumeHandler() http.Handler {
+	if w == nil {
+		return webhook.DisabledResumeHandler()
+	}
+	return w.relay.ResumeHandler()
+}
+
 // withWebhookEvents composes payments.Options.Events: the events of f (the
 // audit record) and the transition's merchant webhook, all enqueued
 // atomically with the transition on the order's key, f's first.

@@ -171,7 +171,8 @@ type Relay struct {
 	lastPollErr   time.Time
 	// pausedUntil is when the merchant's endpoint, which answered a 429 or
 	// 503 with a Retry-After, said it takes POSTs again (zero: it never
-	// did); pausedBy says which answer (throttle).
+	// did; an operator's Resume makes it the time it ended the wait);
+	// pausedBy says which answer (throttle).
 	pausedUntil time.Time
 	pausedBy    string
 }
@@ -794,6 +795,79 @@ func (r *Relay) paused() time.Time {
 	return r.pausedUntil
 }
 
+// Resumed is what Resume did.
+type Resumed struct {
+	// PausedUntil is the end of the pause Resume ended: the time the
+	// merchant's Retry-After named. Zero when this process was not paused.
+	PausedUntil time.Time
+	// Released counts the events held by a pause (of any replica, before
+	// any restart) that Resume made due now.
+	Released int
+}
+
+// Resume ends the pause of the merchant's endpoint (throttle) at once, on
+// an operator's word: a CDN's or a maintenance page's Retry-After: 3600
+// sent during a blip held every order's events for an hour, and a restart
+// did not help, the held events' next times being in the store. It ends
+// this process's pause (each replica keeps its own) and makes the events
+// a pause held due now (pausedHold), in the shared store: held back, the
+// throttled one, on any replica. An event waiting for its own retry (the
+// schedule's delay after a failure the pause did not move) keeps its time.
+// An event held by another replica's pause that it claims again is held
+// again by it while that replica's pause lasts.
+func (r *Relay) Resume(ctx context.Context) (Resumed, error) {
+	now := r.now()
+	var res Resumed
+	r.mu.Lock()
+	if r.pausedUntil.After(now) {
+		res.PausedUntil = r.pausedUntil
+		r.pausedUntil = now
+		r.pausedBy += "; ended by an operator"
+	}
+	r.mu.Unlock()
+	if !res.PausedUntil.IsZero() {
+		r.m.pausedUntil.Set(float64(now.Unix()))
+	}
+	heads, err := r.store.OutboxHeads(ctx, QueuePrefix)
+	if err != nil {
+		return res, fmt.Errorf("outbox heads: %w", err)
+	}
+	for _, h := range heads {
+		if h.Kind != Kind || !r.pausedHold(h, now) {
+			continue
+		}
+		moved, err := r.store.RescheduleEvent(ctx, h.Key, h.ID, h.NextAt, now)
+		if err != nil {
+			r.Wake()
+			return res, fmt.Errorf("event %s of order %s not made due: %w", h.ID, strings.TrimPrefix(h.Key, QueuePrefix), err)
+		}
+		if moved {
+			res.Released++
+		}
+	}
+	r.Wake()
+	return res, nil
+}
+
+// pausedHold reports whether delivery head h waits for a pause's end
+// rather than its own time: its next time is later than the schedule's
+// delay after its last failure (any time at all when it never failed:
+// holdBack), or the throttled event's own Retry-After. A head whose next
+// time comes within a lease from now is left alone: it may be a lease (a
+// claim's next time is its lease's end), whose event a relay is sending
+// or holding back, and a pause ends within that time anyway.
+func (r *Relay) pausedHold(h store.Event, now time.Time) bool {
+	if !h.NextAt.After(now.Add(r.opts.Lease)) {
+		return false
+	}
+	if h.Attempts == 0 {
+		return true
+	}
+	// The store stamps FailedAt after the relay computed the next time:
+	// a second's slack for the two clocks.
+	return h.NextAt.After(h.FailedAt.Add(r.Delay(h.Attempts) + time.Second))
+}
+
 // holdBack reschedules ev, not sent, for until, when the throttled
 // endpoint takes POSTs again: no attempt is counted, nor a failure
 // recorded. Not found: it was settled meanwhile.
@@ -1022,7 +1096,8 @@ type Stats struct {
 	// or 503 with a Retry-After, takes POSTs again (at most MaxDelay on):
 	// until then this process sends it none. PausedBy names that answer.
 	// Absent when it never asked (since this process started); kept,
-	// past, after the wait ended.
+	// past, after the wait ended (when an operator ended it, Resume: the
+	// time it did, PausedBy saying so).
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	PausedBy    string    `json:"paused_by,omitempty"`
 	// The retry schedule in force.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
 
@@ -695,6 +696,50 @@ func (r *Relay) ResendHandler() http.Handler {
 			writeJSON(w, status, map[string]any{"event_id": res.Event.ID, "type": res.Type, "already_pending": res.AlreadyPending, "queued": queued})
 		}
 	})
+}
+
+// ResumeHandler serves POST /admin/api/webhooks/resume: Resume, an
+// operator's end of the merchant's pause, answered {"paused_until": the end
+// it had, or null when this process was not paused, "released": the events
+// made due now}. Mounted behind the admin token and the console's CSRF
+// guard, and proxy.AdminActor, whose actor (the operator's name and reason
+// from the optional body) its log line names. No query parameter is taken
+// (a ?dry_run=1 ends nothing, for real or not).
+func (r *Relay) ResumeHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if refuseQuery(w, req) {
+			return
+		}
+		res, err := r.Resume(req.Context())
+		attrs := []any{"paused_until", res.PausedUntil, "released", res.Released}
+		if a := payments.ActorFrom(req.Context()); a != nil {
+			attrs = append(attrs, "request_id", a.RequestID, "remote_addr", a.RemoteAddr, "operator", a.Operator, "reason", a.Reason)
+		}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		// At warn, as the pause it ends was logged.
+		r.log.WarnContext(req.Context(), "merchant webhook endpoint's pause ended by an operator: webhooks are sent to it again", attrs...)
+		switch {
+		case clientGone(req, err):
+			goneAnswer(w)
+		case err != nil:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": unavailableText(err,
+				"the pause ended, but the store did not answer: events it held may still wait until the time the merchant named; try again")})
+		default:
+			var until any
+			if !res.PausedUntil.IsZero() {
+				until = res.PausedUntil
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"paused_until": until, "released": res.Released})
+		}
+	})
+}
+
+// DisabledResumeHandler answers the resume route when webhooks.url is
+// empty.
+func DisabledResumeHandler() http.Handler {
+	return DisabledResendHandler()
 }
 
 // DisabledResendHandler answers the resend route when webhooks.url is empty.

@@ -1,0 +1,206 @@
+package webhook_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestResumeEndsPause: an endpoint that asked paygate to wait an hour (a
+// CDN's Retry-After: 3600 during a blip) is sent to again at once when an
+// operator ends the pause (POST /admin/api/webhooks/resume): the throttled
+// event and the other orders' events held behind it are due now, in the
+// store, so a process restarted since (the pause it kept gone, the held
+// times not) releases them too. An event waiting for its own retry, whose
+// time the pause did not move, keeps it.
+func TestResumeEndsPause(t *testing.T) {
+	for _, driver := range drivers(t) {
+		for _, restarted := range []bool{false, true} {
+			name := driver + "/same process"
+			if restarted {
+				name = driver + "/after a restart"
+			}
+			t.Run(name, func(t *testing.T) {
+				clk := newClock()
+				suffix := driver
+				if restarted {
+					suffix += "R"
+				}
+				noA, noB, noC := "PRSA"+suffix, "PRSB"+suffix, "PRSC"+suffix
+				var mu sync.Mutex
+				var got []string // order numbers, in arrival order
+				merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+					body, _ := io.ReadAll(req.Body)
+					no := gjson.GetBytes(body, "data.order.order_no").Str
+					mu.Lock()
+					n := 0
+					for _, g := range got {
+						if g == no {
+							n++
+						}
+					}
+					got = append(got, no)
+					mu.Unlock()
+					switch {
+					case no == noC && n == 0:
+						w.WriteHeader(http.StatusInternalServerError) // C fails on its own
+					case no == noA && n == 0:
+						w.Header().Set("Retry-After", "3600")
+						w.WriteHeader(http.StatusServiceUnavailable)
+					default:
+						w.WriteHeader(http.StatusNoContent)
+					}
+				}))
+				defer merchant.Close()
+				arrivals := func() []string {
+					mu.Lock()
+					defer mu.Unlock()
+					return append([]string(nil), got...)
+				}
+				st := testdrivers.Open(t, driver, clk.Now)
+				ob := orders{t, st}
+				reg := prometheus.NewRegistry()
+				tweak := func(o *webhook.Options) {
+					o.RetryBase, o.MaxDelay, o.RetryFor = 10*time.Minute, time.Hour, 24*time.Hour
+					o.Registerer = reg
+				}
+				r := newRelay(t, st, merchant.URL, clk.Now, tweak)
+
+				start := clk.Now()
+				c := ob.create(noC, store.StatusAwaitingPayment)
+				ob.move(c, store.StatusPaid, "notification")
+				drain(t, r)
+				a := ob.create(noA, store.StatusAwaitingPayment)
+				ob.move(a, store.StatusPaid, "notification")
+				drain(t, r)
+				b := ob.create(noB, store.StatusAwaitingPayment)
+				ob.move(b, store.StatusPaid, "notification")
+				drain(t, r)
+				hc, _ := head(t, st, webhook.QueuePrefix+noC)
+				if n := len(arrivals()); n != 2 || !hc.NextAt.Equal(start.Add(10*time.Minute)) {
+					t.Fatalf("arrivals %v, C's next try at +%s; want C's and A's first (B held back), C's retry at +10m", arrivals(), hc.NextAt.Sub(start))
+				}
+				clk.Advance(time.Minute)
+				resumed := clk.Now()
+				if restarted {
+					reg = prometheus.NewRegistry()
+					r = newRelay(t, st, merchant.URL, clk.Now, tweak)
+				}
+				srv := httptest.NewServer(r.ResumeHandler())
+				defer srv.Close()
+				resp, err := http.Post(srv.URL, "application/json", bytes.NewReader(nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ans struct {
+					PausedUntil *time.Time `json:"paused_until"`
+					Released    int        `json:"released"`
+				}
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err := json.Unmarshal(raw, &ans); err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("resume answered %d %s; want 200 with what it did", resp.StatusCode, raw)
+				}
+				wantPaused := !restarted
+				if ans.Released != 2 || (ans.PausedUntil != nil) != wantPaused ||
+					(wantPaused && !ans.PausedUntil.Equal(start.Add(time.Hour))) {
+					t.Errorf("resume answered %s; want released 2 (A's and B's order.paid), paused_until +1h (null after a restart)", raw)
+				}
+				for _, tc := range []struct {
+					no       string
+					attempts int
+					next     time.Time
+				}{{noA, 1, resumed}, {noB, 0, resumed}, {noC, 1, start.Add(10 * time.Minute)}} {
+					h, ok := head(t, st, webhook.QueuePrefix+tc.no)
+					if !ok || h.Attempts != tc.attempts || !h.NextAt.Equal(tc.next) {
+						t.Errorf("%s after the resume: attempts %d, next try at +%s (found %v); want %d, +%s",
+							tc.no, h.Attempts, h.NextAt.Sub(start), ok, tc.attempts, tc.next.Sub(start))
+					}
+				}
+				stats, err := r.Stats(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if stats.PausedUntil.After(clk.Now()) || !restarted && !strings.Contains(stats.PausedBy, "operator") {
+					t.Errorf("paused_until %s, paused_by %q after the resume; want no pause in force, ended by an operator", stats.PausedUntil, stats.PausedBy)
+				}
+				if v, _ := metricValue(t, reg, "paygate_webhook_paused_until_timestamp_seconds", nil); v > float64(clk.Now().Unix()) {
+					t.Errorf("paygate_webhook_paused_until_timestamp_seconds %v after the resume; want none later than now (%d)", v, clk.Now().Unix())
+				}
+				drain(t, r)
+				// A and B go out side by side, in either order.
+				if g := arrivals(); len(g) != 4 || !(g[2] == noA && g[3] == noB || g[2] == noB && g[3] == noA) {
+					t.Errorf("arrivals %v; want %s, %s, then A's and B's at once (C not before its own retry)", g, noC, noA)
+				}
+			})
+		}
+	}
+}
+
+// TestResumeRefusesQuery: POST /admin/api/webhooks/resume takes no query
+// parameter, as the admin API's other routes: a ?dry_run=1 ends nothing,
+// for real or not.
+func TestResumeRefusesQuery(t *testing.T) {
+	st := testdrivers.Open(t, "embedded", nil)
+	r := newRelay(t, st, "http://127.0.0.1:1/hook", nil, nil)
+	srv := httptest.NewServer(r.ResumeHandler())
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"?dry_run=1", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !bytes.Contains(b, []byte("dry_run")) {
+		t.Errorf("resume with ?dry_run=1 answered %d %s; want a 400 naming it", resp.StatusCode, b)
+	}
+}
+
+// TestResumeLogsTheOperator: an operator's end of the pause is logged
+// with who asked and why (the admin request's payments.Actor, from its
+// optional {"operator","reason"} body), as the pause it ends was logged;
+// with no pause in force it answers so: paused_until null, nothing
+// released.
+func TestResumeLogsTheOperator(t *testing.T) {
+	st := testdrivers.Open(t, "embedded", nil)
+	logs := &logtest.Buffer{}
+	r := newRelay(t, st, "http://127.0.0.1:1/hook", nil, func(o *webhook.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	actor := &payments.Actor{Kind: payments.ActorAdmin, RequestID: "req_resume1", Operator: "ann", Reason: "CDN blip"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.ResumeHandler().ServeHTTP(w, req.WithContext(payments.WithActor(req.Context(), actor)))
+	}))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != `{"paused_until":null,"released":0}` {
+		t.Errorf("resume with no pause: %d %s; want 200 {\"paused_until\":null,\"released\":0}", resp.StatusCode, b)
+	}
+	l := logs.String()
+	for _, want := range []string{`"operator":"ann"`, `"reason":"CDN blip"`, `"request_id":"req_resume1"`, "ended by an operator"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("log %s; want %s in it", l, want)
+		}
+	}
+}
