@@ -642,7 +642,7 @@ export async function refunds(panel) {
 
 // ----------------------------------------------------------------- webhooks
 
-export async function webhooks(panel) {
+export async function webhooks(panel, ctx) {
   loading(panel);
   let st;
   try {
@@ -669,7 +669,9 @@ export async function webhooks(panel) {
   // paygate sends it nothing until then, which the heads' "Next try" shows
   // one by one; said once here, as the reason.
   if (st.paused_until && Date.parse(st.paused_until) > Date.now()) {
-    panel.append(h('p', { id: 'webhooks-paused', class: 'notice bad', text: `The merchant's endpoint asked paygate to wait (${st.paused_by || 'Retry-After'}): nothing is sent to it until ${when(st.paused_until)}; then each order's events go out again, in order.` }));
+    panel.append(h('p', { id: 'webhooks-paused', class: 'notice bad' },
+      h('span', { text: `The merchant's endpoint asked paygate to wait (${st.paused_by || 'Retry-After'}): nothing is sent to it until ${when(st.paused_until)}; then each order's events go out again, in order.` }),
+      ' ', resumeControl(panel, ctx)));
   }
   deadLetters(panel, st.dead_letters || []);
   const heads = st.heads || [];
@@ -683,6 +685,42 @@ export async function webhooks(panel) {
     { th: 'Next try', class: 'time', td: (x) => whenCell(x.next_at) },
     { th: 'Last error', td: (x) => (x.last_error ? h('span', { class: 'error', text: x.last_error }) : '') },
   ], heads, (x) => ({ dataset: { orderNo: x.order_no } })));
+}
+
+// resumeControl ends the merchant endpoint's pause now (POST
+// /admin/api/webhooks/resume), for a wait the operator knows to be wrong: a
+// CDN's or a maintenance page's Retry-After: 3600 sent during a blip held
+// every order's events for an hour. It takes two clicks, as a decision
+// does: the merchant gets every held event at once, before the time it
+// named. It ends this paygate's pause (each replica keeps its own); the
+// answer says how many held events are due now, and the tab is read again.
+function resumeControl(panel, ctx) {
+  const result = h('span', { id: 'webhooks-resume-result' });
+  const button = h('button', { type: 'button', class: 'small', dataset: { action: 'resume' } }, 'Send now');
+  const yes = h('button', { type: 'button', class: 'small', dataset: { action: 'resume-confirm' } }, 'Confirm send now');
+  const no = h('button', { type: 'button', class: 'small ghost', dataset: { action: 'resume-cancel' } }, 'Cancel');
+  const confirm = h('span', { class: 'actions', hidden: true, dataset: { confirm: 'resume' } },
+    'Send the held events to the merchant now, before the time it asked for? ', yes, ' ', no);
+  button.onclick = () => { button.hidden = true; confirm.hidden = false; result.textContent = ''; yes.focus(); };
+  no.onclick = () => { confirm.hidden = true; button.hidden = false; button.focus(); };
+  yes.onclick = async () => {
+    yes.disabled = no.disabled = true;
+    yes.textContent = 'Sending: waiting for paygate…';
+    try {
+      const d = await api('/admin/api/webhooks/resume', { method: 'POST' });
+      const n = Number(d.released) || 0;
+      await webhooks(panel, ctx);
+      if (ctx) ctx.notice(`The wait ended: ${n === 1 ? '1 held event goes' : `${n} held events go`} to the merchant now.`, 'ok');
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) return;
+      result.textContent = e instanceof ApiError && e.status === 0
+        ? ` No answer came (${e.message}): the wait may have ended or not; Refresh shows it, and sending again is harmless.`
+        : ` Not sent: ${e.message}`;
+      yes.textContent = 'Confirm send now';
+      yes.disabled = no.disabled = false;
+    }
+  };
+  return h('span', {}, button, confirm, result);
 }
 
 // deadLetters lists the webhooks given up after the retry window: the store
