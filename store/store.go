@@ -887,7 +887,11 @@ type Outbox interface {
 	// while its NextAt is still from (compared in the same atomic step), and
 	// reports whether it did. A claim since (its NextAt became the lease's
 	// end), a retry, or another move leaves it as that made it: the caller
-	// moves only what it read. Not pending: false, no error. An operator's
+	// moves only what it read. A leased event (claimed, not yet acknowledged
+	// or given back by RetryEvent) is never moved, whatever NextAt the
+	// caller read: that is its lease's end, and moved, it was claimed and
+	// sent again while its claimer still handled it. Not pending: false, no
+	// error. An operator's
 	// end of a merchant's pause (webhook Relay.Resume) makes the events it
 	// held due with it, and a claim of one meanwhile is not undone.
 	RescheduleEvent(ctx context.Context, key, id string, from, to time.Time) (bool, error)

@@ -297,11 +297,14 @@ return {0}
 // failed_at (stamped only when attempts grows: a lease given back is no
 // failure), hold_ms (past next_at for a proposal's queue, so the event is
 // still there when it is due). Returns {1, obv, next} or {0} when not queued.
+// The event's lease (luaClaimEvent) ends with it: an event with a lease
+// token is one a claimer still handles (luaReschedule leaves it alone).
 const luaRetry = luaObState + luaHold + `
 local all = redis.call('LRANGE', KEYS[1], 0, -1)
 for i, raw in ipairs(all) do
   local e = cjson.decode(raw)
   if e.id == ARGV[1] then
+    e.lease = nil
     e.next_ms = tonumber(ARGV[2])
     if tonumber(ARGV[3]) > (tonumber(e.ev.attempts) or 0) then e.ev.failed_at = ARGV[6] end
     e.ev.attempts = tonumber(ARGV[3])
@@ -872,13 +875,15 @@ return 1
 
 // KEYS: ob, obv[, rec]. ARGV: id, from (next_at as RFC 3339), next_ms,
 // next_at, hold_ms. Moves the event queued under id to next_at only when
-// its next_at is ARGV[2] (not claimed, retried or moved since it was read).
-// Returns {1, obv, next} or {0} when not moved.
+// its next_at is ARGV[2] (not claimed, retried or moved since it was read)
+// and it is not leased (a claim's token, which luaRetry clears: its next_at
+// is the lease's end, which a caller may have read, as the embedded
+// store's lease record says). Returns {1, obv, next} or {0} when not moved.
 const luaReschedule = luaObState + luaHold + `
 for i, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   local e = cjson.decode(raw)
   if e.id == ARGV[1] then
-    if e.ev.next_at ~= ARGV[2] then return {0} end
+    if e.lease or e.ev.next_at ~= ARGV[2] then return {0} end
     e.next_ms = tonumber(ARGV[3])
     e.ev.next_at = ARGV[4]
     redis.call('LSET', KEYS[1], i - 1, cjson.encode(e))

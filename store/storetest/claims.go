@@ -423,3 +423,37 @@ func mustClaim(t *testing.T, st store.Store, now time.Time) []store.Event {
 	mustNil(t, "ClaimEvents", err)
 	return evs
 }
+
+// testRescheduleLeased: a leased event is never moved, even by a caller
+// that read it leased (its NextAt the lease's end): a relay whose clock is
+// behind the claimer's, or that read the head just after a claim, took
+// that time for a pause's hold, and the event, made due, was claimed and
+// POSTed by a second relay while the first one's POST was in flight. An
+// event whose lease was given back (a relay's hold: RetryEvent) is moved.
+func testRescheduleLeased(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, store.Event{ID: "l1", Kind: "webhook", Key: "RL-1"}))
+	sameIDs(t, "ClaimEvents", mustClaim(t, st, clock.Now()), "l1")
+	heads, err := st.OutboxHeads(ctx, "RL-1")
+	mustNil(t, "OutboxHeads", err)
+	if len(heads) != 1 {
+		t.Fatalf("heads of RL-1: %d; want 1", len(heads))
+	}
+	moved, err := st.RescheduleEvent(ctx, "RL-1", "l1", heads[0].NextAt, clock.Now())
+	mustNil(t, "RescheduleEvent", err)
+	if moved {
+		t.Errorf("RescheduleEvent of a leased event from its lease's end: moved; want left to its claimer")
+	}
+	sameIDs(t, "a claim while l1 is leased", mustClaim(t, st, clock.Now()))
+	// Its claimer holds it back for an hour: no longer leased.
+	held := clock.Now().Add(time.Hour)
+	mustNil(t, "RetryEvent", st.RetryEvent(ctx, "RL-1", "l1", held, 0, ""))
+	moved, err = st.RescheduleEvent(ctx, "RL-1", "l1", held, clock.Now())
+	mustNil(t, "RescheduleEvent", err)
+	if !moved {
+		t.Errorf("RescheduleEvent of an event held back after its claim: not moved")
+	}
+	sameIDs(t, "a claim after the move", mustClaim(t, st, clock.Now()), "l1")
+}

@@ -70,6 +70,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("OutboxHeads", func(t *testing.T) { testOutboxHeads(t, open) })
 	t.Run("OutboxAckAt", func(t *testing.T) { testAckEventAt(t, open) })
 	t.Run("OutboxReschedule", func(t *testing.T) { testReschedule(t, open) })
+	t.Run("OutboxRescheduleLeased", func(t *testing.T) { testRescheduleLeased(t, open) })
 	t.Run("RefundProposalEvents", func(t *testing.T) { testRefundProposalEvents(t, open) })
 	t.Run("RefundAnswerEvents", func(t *testing.T) { testRefundAnswerEvents(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
