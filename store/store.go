@@ -890,10 +890,11 @@ type Outbox interface {
 	// moves only what it read. A leased event (claimed, not yet acknowledged
 	// or given back by RetryEvent) is never moved, whatever NextAt the
 	// caller read: that is its lease's end, and moved, it was claimed and
-	// sent again while its claimer still handled it. Not pending: false, no
-	// error. An operator's
-	// end of a merchant's pause (webhook Relay.Resume) makes the events it
-	// held due with it, and a claim of one meanwhile is not undone.
+	// sent again while its claimer still handled it. An event already at to
+	// is reported moved (a call re-sent after its reply was lost finds its
+	// own move). Not pending: false, no error. An operator's end of a
+	// merchant's pause (webhook Relay.Resume) makes the events it held due
+	// with it, and a claim of one meanwhile is not undone.
 	RescheduleEvent(ctx context.Context, key, id string, from, to time.Time) (bool, error)
 	// OutboxStats reports pending count, oldest event and last error.
 	OutboxStats(ctx context.Context) (OutboxStats, error)

@@ -607,8 +607,15 @@ func (d *DB) RescheduleEvent(ctx context.Context, key, id string, from, to time.
 	moved := false
 	err := d.update(ctx, func(tx *bolt.Tx) error {
 		k, e, err := findEvent(tx, key, id)
-		if err != nil || k == nil || !e.NextAt.Equal(from) || tx.Bucket(bOutboxLeases).Get(k) != nil {
+		if err != nil || k == nil || tx.Bucket(bOutboxLeases).Get(k) != nil {
 			return err
+		}
+		if e.NextAt.Equal(to) {
+			moved = true // as the Redis store answers its re-sent run
+			return nil
+		}
+		if !e.NextAt.Equal(from) {
+			return nil
 		}
 		e.NextAt = to
 		v, err := marshal(e)

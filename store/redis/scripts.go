@@ -878,12 +878,21 @@ return 1
 // its next_at is ARGV[2] (not claimed, retried or moved since it was read)
 // and it is not leased (a claim's token, which luaRetry clears: its next_at
 // is the lease's end, which a caller may have read, as the embedded
-// store's lease record says). Returns {1, obv, next} or {0} when not moved.
+// store's lease record says). An event already at ARGV[4] answers as
+// moved: go-redis re-sends a run whose reply was lost, and that second run,
+// answering "not moved", left {idx}:ob at the old time (no index sync), where
+// no claim looked for the event until then. Returns {1, obv, next} or {0}
+// when not moved.
 const luaReschedule = luaObState + luaHold + `
 for i, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   local e = cjson.decode(raw)
   if e.id == ARGV[1] then
-    if e.lease or e.ev.next_at ~= ARGV[2] then return {0} end
+    if e.lease then return {0} end
+    if e.ev.next_at == ARGV[4] then
+      local v, nx = obstate(KEYS[1], KEYS[2])
+      return {1, v, nx}
+    end
+    if e.ev.next_at ~= ARGV[2] then return {0} end
     e.next_ms = tonumber(ARGV[3])
     e.ev.next_at = ARGV[4]
     redis.call('LSET', KEYS[1], i - 1, cjson.encode(e))

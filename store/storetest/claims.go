@@ -389,6 +389,12 @@ func testReschedule(t *testing.T, open Opener) {
 	if !moved {
 		t.Fatalf("RescheduleEvent from its NextAt: not moved")
 	}
+	// The same call again (a re-send after a lost reply): what it did.
+	moved, err = st.RescheduleEvent(ctx, "RS-1", "h1", before[0].NextAt, clock.Now())
+	mustNil(t, "RescheduleEvent", err)
+	if !moved {
+		t.Errorf("RescheduleEvent re-sent after it moved the event: not moved; want moved, as the first call")
+	}
 	due, err := st.DueEvents(ctx, clock.Now(), 100)
 	mustNil(t, "DueEvents", err)
 	sameIDs(t, "DueEvents after the move", due, "h1")
