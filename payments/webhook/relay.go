@@ -175,6 +175,9 @@ type Relay struct {
 	// pausedBy says which answer (throttle).
 	pausedUntil time.Time
 	pausedBy    string
+	// resumes counts the operator's Resume calls: a worker that read the
+	// pause before one holds its event back after it (holdBack).
+	resumes uint64
 }
 
 // New validates opts, registers the metrics and returns a Relay; Run starts
@@ -580,8 +583,8 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 	typ := gjson.GetBytes(ev.Payload, "type").Str
 	orderNo := strings.TrimPrefix(ev.Key, QueuePrefix)
 	attempt := ev.Attempts + 1
-	if until := r.paused(); until.After(r.now()) {
-		r.holdBack(ctx, ev, orderNo, until)
+	if until, resumes := r.pauseState(); until.After(r.now()) {
+		r.holdBack(ctx, ev, orderNo, until, resumes)
 		return
 	}
 	start := time.Now()
@@ -790,9 +793,16 @@ func (r *Relay) throttle(ctx context.Context, status int, until time.Time) {
 // paused is the time until which the endpoint asked to be left alone
 // (throttle); zero, or past, when it is not.
 func (r *Relay) paused() time.Time {
+	until, _ := r.pauseState()
+	return until
+}
+
+// pauseState is paused and how many times an operator ended a pause
+// (Resume) by then.
+func (r *Relay) pauseState() (time.Time, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.pausedUntil
+	return r.pausedUntil, r.resumes
 }
 
 // Resumed is what Resume did.
@@ -819,6 +829,9 @@ func (r *Relay) Resume(ctx context.Context) (Resumed, error) {
 	now := r.now()
 	var res Resumed
 	r.mu.Lock()
+	// Before the heads are read: a hold written after this is undone by
+	// its worker (holdBack), one written before is read here.
+	r.resumes++
 	if r.pausedUntil.After(now) {
 		res.PausedUntil = r.pausedUntil
 		r.pausedUntil = now
@@ -870,13 +883,24 @@ func (r *Relay) pausedHold(h store.Event, now time.Time) bool {
 
 // holdBack reschedules ev, not sent, for until, when the throttled
 // endpoint takes POSTs again: no attempt is counted, nor a failure
-// recorded. Not found: it was settled meanwhile.
-func (r *Relay) holdBack(ctx context.Context, ev store.Event, orderNo string, until time.Time) {
+// recorded. Not found: it was settled meanwhile. resumes is the count of
+// operator's resumes when the pause was read: one since (Resume ran while
+// ev was leased, and left it to this worker) makes the hold due at once
+// again, or ev waited for the pause the operator ended.
+func (r *Relay) holdBack(ctx context.Context, ev store.Event, orderNo string, until time.Time, resumes uint64) {
 	sctx, cancel := settle(ctx)
 	defer cancel()
 	if err := r.store.RetryEvent(sctx, ev.Key, ev.ID, until, ev.Attempts, ev.LastError); err != nil && !errors.Is(err, store.ErrNotFound) {
 		r.log.WarnContext(ctx, "webhook held back while the merchant's endpoint asked to wait, but not rescheduled; it comes due again once its lease runs out",
 			"event_id", ev.ID, "order_no", orderNo, "err", err)
+		return
+	}
+	if _, since := r.pauseState(); since != resumes {
+		if _, err := r.store.RescheduleEvent(sctx, ev.Key, ev.ID, until, r.now()); err != nil {
+			r.log.WarnContext(ctx, "webhook held back as an operator ended the merchant's pause, and not made due again; it waits until the pause's old end",
+				"event_id", ev.ID, "order_no", orderNo, "next_at", until, "err", err)
+		}
+		r.Wake()
 		return
 	}
 	r.log.DebugContext(ctx, "webhook held back: the merchant's endpoint asked to wait (Retry-After)", "event_id", ev.ID, "order_no", orderNo, "next_at", until)

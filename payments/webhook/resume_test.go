@@ -2,11 +2,13 @@ package webhook_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -202,5 +204,89 @@ func TestResumeLogsTheOperator(t *testing.T) {
 		if !strings.Contains(l, want) {
 			t.Errorf("log %s; want %s in it", l, want)
 		}
+	}
+}
+
+// holdGate is a relay's store that stops the first hold of key's event (a
+// RetryEvent to later than after) before it is written, until proceed is
+// closed, having said so on holding: what a worker that read the pause
+// just before an operator ended it does meanwhile.
+type holdGate struct {
+	webhook.Store
+	key     string
+	after   func() time.Time
+	holding chan struct{}
+	proceed chan struct{}
+	once    sync.Once
+}
+
+func (g *holdGate) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error {
+	if key == g.key && nextAt.After(g.after()) {
+		g.once.Do(func() {
+			close(g.holding)
+			<-g.proceed
+		})
+	}
+	return g.Store.RetryEvent(ctx, key, id, nextAt, attempts, lastErr)
+}
+
+// TestResumeWhileAnEventIsHeld: an operator ends the pause while a worker
+// that read it (before the resume) is holding an event back. That event,
+// leased then, is not the resume's to move; the hold, written after the
+// resume, must not keep it waiting for the pause that was ended: it goes
+// out at once, not an hour on.
+func TestResumeWhileAnEventIsHeld(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			noA, noB := "PRWA"+driver, "PRWB"+driver
+			var mu sync.Mutex
+			var got []string
+			merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				body, _ := io.ReadAll(req.Body)
+				no := gjson.GetBytes(body, "data.order.order_no").Str
+				mu.Lock()
+				first := !slices.Contains(got, no)
+				got = append(got, no)
+				mu.Unlock()
+				if no == noA && first {
+					w.Header().Set("Retry-After", "3600")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			defer merchant.Close()
+			st := testdrivers.Open(t, driver, clk.Now)
+			ob := orders{t, st}
+			gate := &holdGate{Store: st, key: webhook.QueuePrefix + noB, after: func() time.Time { return clk.Now().Add(time.Minute) },
+				holding: make(chan struct{}), proceed: make(chan struct{})}
+			r := newRelay(t, st, merchant.URL, clk.Now, func(o *webhook.Options) {
+				o.RetryBase, o.MaxDelay, o.RetryFor = 10*time.Minute, time.Hour, 24*time.Hour
+				o.Store = gate
+			})
+			a := ob.create(noA, store.StatusAwaitingPayment)
+			ob.move(a, store.StatusPaid, "notification")
+			drain(t, r)
+			b := ob.create(noB, store.StatusAwaitingPayment)
+			ob.move(b, store.StatusPaid, "notification")
+			done := make(chan struct{})
+			go func() { defer close(done); drain(t, r) }()
+			<-gate.holding
+			res, err := r.Resume(t.Context())
+			close(gate.proceed)
+			<-done
+			if err != nil || res.PausedUntil.IsZero() {
+				t.Fatalf("Resume: %+v, %v; want the pause ended", res, err)
+			}
+			drain(t, r) // the clock has not moved: only what is due now
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) != 3 || got[0] != noA || !slices.Contains(got[1:], noA) || !slices.Contains(got[1:], noB) {
+				h, _ := head(t, st, webhook.QueuePrefix+noB)
+				t.Errorf("arrivals %v, B's next try in %s; want A's throttled POST, then A's and B's at once",
+					got, h.NextAt.Sub(clk.Now()))
+			}
+		})
 	}
 }
