@@ -68,9 +68,18 @@ func withHashKeyRetry(first, max time.Duration) appOption {
 }
 
 // withWebhookOptions lets a test change the relay's options (retry base,
-// poll interval, clock) before it starts.
+// poll interval, clock, a store that reports its writes) before it starts;
+// given more than once, each changes them in turn.
 func withWebhookOptions(f func(*webhook.Options)) appOption {
-	return func(o *appOptions) { o.webhook = f }
+	return func(o *appOptions) {
+		prev := o.webhook
+		o.webhook = func(w *webhook.Options) {
+			if prev != nil {
+				prev(w)
+			}
+			f(w)
+		}
+	}
 }
 
 // webhooks is the merchant webhooks' part of a running paygate: the relay
