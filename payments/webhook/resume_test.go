@@ -290,3 +290,58 @@ func TestResumeWhileAnEventIsHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeLeavesALeasedEventToItsRelay: a replica whose clock is a few
+// seconds behind the one sending an event ends the pause (or any replica
+// reads the heads just after that one's claim): the event's next time, the
+// claimer's lease's end, is later than a lease from the resumer's now,
+// which reads as a pause's hold. It stays its claimer's: the resume does
+// not make it due, and no second relay POSTs it while the first one's POST
+// is in flight.
+func TestResumeLeavesALeasedEventToItsRelay(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			no := "PRLL" + driver
+			inflight, release := make(chan struct{}), make(chan struct{})
+			var mu sync.Mutex
+			posts := 0
+			merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				_, _ = io.Copy(io.Discard, req.Body)
+				mu.Lock()
+				posts++
+				first := posts == 1
+				mu.Unlock()
+				if first {
+					close(inflight)
+					<-release
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			defer merchant.Close()
+			st := testdrivers.Open(t, driver, clk.Now)
+			ob := orders{t, st}
+			sender := newRelay(t, st, merchant.URL, clk.Now, nil)
+			behind := newRelay(t, st, merchant.URL, func() time.Time { return clk.Now().Add(-5 * time.Second) },
+				func(o *webhook.Options) { o.Registerer = prometheus.NewRegistry() })
+			o := ob.create(no, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			sender.RunOnce(t.Context()) // moved to its delivery queue
+			done := make(chan struct{})
+			go func() { defer close(done); sender.RunOnce(t.Context()) }()
+			<-inflight
+			res, err := behind.Resume(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			behind.RunOnce(t.Context())
+			close(release)
+			<-done
+			mu.Lock()
+			defer mu.Unlock()
+			if posts != 1 || res.Released != 0 {
+				t.Errorf("POSTs of the order.paid %d, resume released %d; want 1 POST (its claimer's), nothing released", posts, res.Released)
+			}
+		})
+	}
+}
