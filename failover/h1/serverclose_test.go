@@ -69,3 +69,38 @@ func TestServerCloseIsHonoured(t *testing.T) {
 		})
 	}
 }
+
+// TestBrokenBodyEndsTheConnection: a body that fails to read (a malformed
+// chunk, a chunk longer than its size said) is an error to the reader,
+// never a short answer ending in io.EOF, and the connection it came on is
+// closed: what is left on it is no answer's start, though the server keeps
+// it open.
+func TestBrokenBodyEndsTheConnection(t *testing.T) {
+	for _, tc := range []struct{ name, answer string }{
+		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n"},
+		{"chunk longer than said", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n"},
+		// The bytes that break the body are the last sent: nothing is
+		// left in the buffer or on the socket to give the connection away.
+		{"bad chunk size, last sent", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"},
+		{"chunk longer than said, last sent", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello"},
+		{"bad trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nno colon\r\n\r\n"},
+		{"bad chunk size, head read by net/http", "HTTP/1.1 200 OK\r\nTrailer: X-Usage\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, conns := rawServer(t, keepAfter(tc.answer))
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			req, _ := http.NewRequest(http.MethodGet, u+"/first", nil)
+			if _, b, err := roundTripBody(tr, req); err == nil {
+				t.Fatalf("first: %q read whole; want an error", b)
+			}
+			req, _ = http.NewRequest(http.MethodGet, u+"/next", nil)
+			if _, b, err := roundTripBody(tr, req); err != nil || b != "ok" {
+				t.Fatalf("next: %q, %v; want \"ok\" on a new connection", b, err)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections; want 2", n)
+			}
+		})
+	}
+}
