@@ -227,7 +227,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.close()
 			return resp, nil
 		}
-		c.nc.Close()
+		c.drop()
 		if errors.Is(err, errIdleDead) && out.rewind() {
 			// The deferred peek found the pooled connection closed or
 			// with bytes waiting, before any of the request went out:
@@ -1274,8 +1274,33 @@ func (b *body) finish(eof bool) {
 		return
 	}
 	b.stop()
-	if w := b.c.writer; w != nil {
+	w := b.c.writer
+	if w != nil {
 		w.closeBody() // a writer still waiting in its Read ends with the connection
 	}
-	b.c.nc.Close()
+	if eof && w == nil {
+		// An answer read to its end, to a request written whole before
+		// it was awaited: the close is an orderly one (TLS says
+		// close_notify), the socket's buffer holding nothing of ours.
+		b.c.nc.Close()
+		return
+	}
+	b.c.drop()
+}
+
+// drop closes a connection whose exchange was given up or whose request
+// may not have gone out whole: at once, and on TLS without the
+// close_notify alert tls.Conn.Close writes first, waiting up to 5 s for the
+// socket to take it. A socket whose buffer is full of request bytes the
+// server is not reading (an upload it answered early, or stopped taking)
+// takes none, and the exchange ended 5 s late: a cancelled attempt's
+// RoundTrip, or the early answer's last Read. The socket under TLS is
+// closed first, so the alert's write fails at once, as net/http's
+// Transport closes such a connection while its writer is still in a write
+// (which makes tls.Conn.Close skip the alert).
+func (c *conn) drop() {
+	if c.under.Conn != nil {
+		c.under.Conn.Close()
+	}
+	c.nc.Close()
 }
