@@ -38,6 +38,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -396,7 +397,26 @@ func asciiHosts(req *http.Request) (urlHost, host string, err error) {
 			}
 		}
 	}
-	return urlHost, host, nil
+	return urlHost, removeZone(host), nil
+}
+
+// removeZone drops an IPv6 zone from a Host header's value, as net/http
+// does ("[fe80::1%eth0]:8000" is sent as "[fe80::1]:8000"): the zone names
+// the client's interface to dial from, and is nothing to the server
+// (RFC 6874). It allocates only for a host that has one.
+func removeZone(host string) string {
+	if len(host) == 0 || host[0] != '[' {
+		return host
+	}
+	i := strings.LastIndexByte(host, ']')
+	if i < 0 {
+		return host
+	}
+	j := strings.LastIndexByte(host[:i], '%')
+	if j < 0 {
+		return host
+	}
+	return host[:j] + host[i:]
 }
 
 func isASCII(s string) bool {
