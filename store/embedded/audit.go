@@ -185,6 +185,9 @@ func (d *DB) PutAuditText(ctx context.Context, seq uint64, client, user string, 
 		if err := tb.Put(u64(seq), v); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bAuditTextUntil).Put(textUntilKey(r.Until, u64(seq)), nil); err != nil {
+			return err
+		}
 		return tx.Bucket(bAuditTextCU).Put(join(enc(client), enc(user), u64(seq)), nil)
 	})
 }
@@ -300,4 +303,25 @@ func (d *DB) AuditErasedAt(ctx context.Context, client, user string) (time.Time,
 		return nil
 	})
 	return at, err
+}
+
+// textUntilKey is text seq's entry in bAuditTextUntil: its Until (unix
+// nanos, none before 1970), then its seq, so that byte order is expiry
+// order.
+func textUntilKey(until int64, seq []byte) []byte {
+	return append(u64(uint64(max(until, 0))), seq...)
+}
+
+// indexTextsUntil lists every kept text in bAuditTextUntil, once, for a
+// file an earlier version wrote without that index. A record that does
+// not decode is left out, as the sweep that read every text stopped at it.
+func indexTextsUntil(tx *bolt.Tx) error {
+	idx := tx.Bucket(bAuditTextUntil)
+	return tx.Bucket(bAuditText).ForEach(func(k, v []byte) error {
+		var r expiring
+		if unmarshal(v, &r) != nil || len(k) != 8 {
+			return nil // no text this version wrote: the sweep never deleted it either
+		}
+		return idx.Put(textUntilKey(r.Until, k), nil)
+	})
 }

@@ -98,6 +98,11 @@ var (
 	bAuditErasedC = []byte("audit_erased_client")    // enc(client) enc(user) -> unix nanos of the last erasure
 	bAuditTextUsr = []byte("audit_text_user")        // enc(user) seq -> nil (earlier versions)
 	bAuditErased  = []byte("audit_erased")           // enc(user) -> unix nanos (earlier versions)
+	// bAuditTextUntil lists the texts by expiry, so that the sweep reads
+	// the texts whose retention ran out, not every text kept. It is not
+	// in allBuckets: only a writer sweeps, and a read-only open of a file
+	// an earlier version wrote needs none.
+	bAuditTextUntil = []byte("audit_text_until") // u64(until) seq -> nil
 )
 
 var allBuckets = [][]byte{
@@ -270,8 +275,14 @@ func openFile(path string, lockTimeout time.Duration, readOnly bool) (bdb *bolt.
 func initFile(tx *bolt.Tx) error {
 	backfill := tx.Bucket(bUserUpdated) == nil
 	unrecorded := tx.Bucket(bOutboxLeases) == nil // written by a version that kept no record of leases
-	for _, b := range allBuckets {
+	untilIndexed := tx.Bucket(bAuditTextUntil) != nil
+	for _, b := range append(allBuckets, bAuditTextUntil) {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	if !untilIndexed {
+		if err := indexTextsUntil(tx); err != nil {
 			return err
 		}
 	}
@@ -469,20 +480,84 @@ func (d *DB) sweep() (int, error) {
 			return n, err
 		}
 	}
-	k, err := d.sweepBucket(bAuditText, now, func(texts *bolt.Bucket, k, v []byte) error {
-		var r textRec
-		if err := unmarshal(v, &r); err != nil {
-			return err
-		}
-		if err := texts.Delete(k); err != nil {
-			return err
-		}
-		if err := texts.Tx().Bucket(bAuditTextCU).Delete(join(enc(r.Client), enc(r.User), k)); err != nil {
-			return err
-		}
-		return texts.Tx().Bucket(bAuditTextUsr).Delete(join(enc(r.User), k))
-	})
+	k, err := d.sweepTexts(now)
 	return n + k, err
+}
+
+// sweepTexts deletes the conversation texts whose Until is at or before
+// now, with their entries in the user indexes, found through
+// bAuditTextUntil: a read transaction takes up to sweepBatch of the
+// earliest entries that are due, a write transaction deletes them and
+// each text they name that is still due (a text written again since has
+// an entry of its later Until; an erased one is gone). A sweep reads the
+// texts that expired, never those kept: a scan of every text, each
+// decoded whole, cost a busy merchant gigabytes a minute.
+func (d *DB) sweepTexts(now int64) (int, error) {
+	n := 0
+	for {
+		var due [][]byte
+		d.wipe.RLock()
+		err := d.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bAuditTextUntil).Cursor()
+			for k, _ := c.First(); k != nil && len(due) < sweepBatch; k, _ = c.Next() {
+				if len(k) == 16 && int64(binary.BigEndian.Uint64(k)) > now {
+					break
+				}
+				due = append(due, bytes.Clone(k)) // a key of another length is no entry: dropped
+			}
+			return nil
+		})
+		d.wipe.RUnlock()
+		if err != nil {
+			return n, wrap(err)
+		}
+		if len(due) == 0 {
+			return n, nil
+		}
+		if d.sweepHook != nil {
+			d.sweepHook(len(due))
+		}
+		err = d.commit(func(tx *bolt.Tx) error {
+			texts, idx := tx.Bucket(bAuditText), tx.Bucket(bAuditTextUntil)
+			for _, k := range due {
+				if len(k) != 16 {
+					if err := idx.Delete(k); err != nil {
+						return err
+					}
+					continue
+				}
+				seq := k[8:]
+				if v := texts.Get(seq); v != nil {
+					var r textRec
+					if err := unmarshal(v, &r); err != nil {
+						return fmt.Errorf("embedded: sweep %s: %w", bAuditText, err)
+					}
+					if r.Until <= now {
+						if err := texts.Delete(seq); err != nil {
+							return err
+						}
+						if err := tx.Bucket(bAuditTextCU).Delete(join(enc(r.Client), enc(r.User), seq)); err != nil {
+							return err
+						}
+						if err := tx.Bucket(bAuditTextUsr).Delete(join(enc(r.User), seq)); err != nil {
+							return err
+						}
+						n++
+					}
+				}
+				if err := idx.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, wrap(err)
+		}
+		if len(due) < sweepBatch {
+			return n, nil
+		}
+	}
 }
 
 // sweepBucket deletes the records of bucket name whose Until is at or before

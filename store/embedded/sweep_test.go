@@ -61,6 +61,9 @@ func TestSweepDeletesInSmallBatchesThatWritesInterleaveWith(t *testing.T) {
 			if err := users.Put(join(enc(user), u64(uint64(i+1))), nil); err != nil {
 				return err
 			}
+			if err := tx.Bucket(bAuditTextUntil).Put(textUntilKey(until.UnixNano(), u64(uint64(i+1))), nil); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -1,0 +1,138 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// TestSweepReadsOnlyExpiredAuditTexts: conversation texts are kept for
+// audit.retain_text (180 days by default), one per money action, each the
+// turn's messages. The sweep runs every minute; it must read the texts
+// whose retention ran out, not every text kept. It read each one, decoding
+// its whole record to find its expiry, so a year at a busy merchant (a
+// million texts of a few kB) had the sweep decode gigabytes every minute.
+// Measured by the read transactions one sweep opens (each read at most
+// sweepScan records): a sweep over 2*sweepScan+1 live texts opens no more
+// than one over an empty store, and still deletes exactly the expired
+// texts with their index entries.
+func TestSweepReadsOnlyExpiredAuditTexts(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	d, err := Open(filepath.Join(t.TempDir(), "paygate.db"), Options{SweepInterval: -1, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.db.NoSync = true // thousands of single writes; durability is not under test
+
+	readsOf := func() int {
+		before := d.db.Stats().TxN
+		if _, err := d.Sweep(ctx); err != nil {
+			t.Fatalf("Sweep: %v", err)
+		}
+		return d.db.Stats().TxN - before
+	}
+	empty := readsOf()
+
+	const expired, live = 10, 2*sweepScan + 1
+	text := bytes.Repeat([]byte("user: I want the premium plan, please. "), 50) // 2 kB, a short turn
+	said := clock.Now()
+	for i := range expired {
+		if err := d.PutAuditText(ctx, uint64(i+1), "shop", fmt.Sprintf("u%d", (i+1)%7), text, said, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range live {
+		if err := d.PutAuditText(ctx, uint64(expired+i+1), "shop", fmt.Sprintf("u%d", (expired+i+1)%7), text, said, 4320*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(2 * time.Hour)
+
+	start := time.Now()
+	before := d.db.Stats().TxN
+	n, err := d.Sweep(ctx)
+	reads := d.db.Stats().TxN - before
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	t.Logf("one sweep over %d kept texts of %d bytes: %v, %d read transactions (%d over an empty store)", live, len(text), took, reads, empty)
+	if n != expired {
+		t.Errorf("Sweep removed %d; want the %d expired texts", n, expired)
+	}
+	if reads > empty {
+		t.Errorf("a sweep over %d kept texts opened %d read transactions, one over an empty store %d: it reads every kept text each minute", live, reads, empty)
+	}
+	err = d.db.View(func(tx *bolt.Tx) error {
+		for i := range expired + live {
+			v := tx.Bucket(bAuditText).Get(u64(uint64(i + 1)))
+			idx := tx.Bucket(bAuditTextCU).Get(join(enc("shop"), enc(fmt.Sprintf("u%d", (i+1)%7)), u64(uint64(i+1))))
+			if gone := i < expired; gone != (v == nil) || gone != (idx == nil) {
+				t.Errorf("text %d: stored %v, indexed %v; want both %v", i+1, v != nil, idx != nil, !gone)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second sweep finds nothing more to delete.
+	if n, err := d.Sweep(ctx); err != nil || n != 0 {
+		t.Errorf("second Sweep: %d, %v; want 0, nil", n, err)
+	}
+}
+
+// TestSweepDeletesTextsOfAFileWithoutTheExpiryIndex: a file an earlier
+// version wrote has its texts but no bAuditTextUntil; opening it lists
+// them there, so the sweep still deletes each one whose retention ran out.
+func TestSweepDeletesTextsOfAFileWithoutTheExpiryIndex(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "paygate.db")
+	d, err := Open(path, Options{SweepInterval: -1, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq, ttl := range map[uint64]time.Duration{1: time.Hour, 2: 4320 * time.Hour, 3: time.Hour} {
+		if err := d.PutAuditText(ctx, seq, "shop", "u1", []byte("hi"), clock.Now(), ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bAuditTextUntil) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = Open(path, Options{SweepInterval: -1, Now: clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	clock.Advance(2 * time.Hour)
+	if n, err := d.Sweep(ctx); err != nil || n != 2 {
+		t.Fatalf("Sweep: %d, %v; want the 2 expired texts", n, err)
+	}
+	if _, err := d.GetAuditText(ctx, 2); err != nil {
+		t.Errorf("the kept text: %v", err)
+	}
+	err = d.db.View(func(tx *bolt.Tx) error {
+		for _, seq := range []uint64{1, 3} {
+			if tx.Bucket(bAuditText).Get(u64(seq)) != nil {
+				t.Errorf("text %d kept past its retention", seq)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
