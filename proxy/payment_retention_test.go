@@ -1,0 +1,291 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/accounting"
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+	redisstore "github.com/paygate/paygate/store/redis"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// retainedForGood are the kinds of Redis key paygate keeps without expiry,
+// as the README documents ("orders, refunds and the audit chain are kept
+// for good"): an order's record and outbox version, the user's copies of
+// their orders (what makes LoadUserState one round trip) and the
+// cross-order indexes, the audit chain and each user's erasure mark, and
+// the store's own markers. Every other key must expire.
+var retainedForGood = []*regexp.Regexp{
+	regexp.MustCompile(`^\{o:[^}]+\}:(rec|obv)$`),
+	regexp.MustCompile(`^\{u:[^}]+\}:(o|v|r|u)$`),
+	regexp.MustCompile(`^\{idx\}:`),
+	regexp.MustCompile(`^\{audit\}:(head|rec|tce:.*)$`),
+	regexp.MustCompile(`^\{meta:[^}]+\}`),
+	regexp.MustCompile(`^\{gen:[^}]+\}$`), // the generation counter a money write raises
+	regexp.MustCompile(`^\{s:[^}]+\}$`),   // process secrets (the user hash key)
+}
+
+// TestPaymentTurnsLeaveOnlyRetainedOrExpiringKeys: a year at a busy
+// merchant must not grow Redis per turn. Realistic turns of several users
+// on real Redis under a key prefix of their own (a purchase, its payment
+// notification and confirmation, a refund proposed and confirmed with its
+// notification, one proposed and cancelled, a clarification, a round with
+// both a payment call and the bot's own tool whose exchange is kept for
+// the bot's follow-up, a failover to a second provider), the audit
+// worker appending their records, the payment sweep: every key left
+// either carries a TTL or is of a kind kept for good (retainedForGood).
+// A turn that writes a per-request or per-order key without expiry (an
+// idempotency mark, a lease, a token, a window) fails here, naming it.
+func TestPaymentTurnsLeaveOnlyRetainedOrExpiringKeys(t *testing.T) {
+	if !slices.Contains(testdrivers.Names(t), "redis") {
+		t.Skip("no Redis")
+	}
+	ctx := context.Background()
+	place := testdrivers.NewPlace(t, "redis", nil)
+	st := place.Open()
+	rc := st.(*redisstore.Store)
+
+	// WeChat Pay: the simulator, its notifications to the service's route.
+	sim, err := wxsim.New(wxsim.Options{NotifyAttempts: 3, NotifyRetry: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(sim)
+	var notify http.Handler = http.NotFoundHandler()
+	notifySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { notify.ServeHTTP(w, r) }))
+	t.Cleanup(func() { notifySrv.Close(); api.Close(); _ = sim.Close() })
+	wcfg := sim.ClientConfig(api.URL, notifySrv.URL+payments.NotifyPath)
+	wcfg.AttemptTimeout = 5 * time.Second
+	client, err := wechatpay.New(ctx, wcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := payments.NewCatalog([]payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium", Price: "49.99", MaxQuantity: 12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := payments.New(payments.Options{Store: st, Backend: client, Notify: client.NotifyVerifier(), Catalog: catalog,
+		MchID: sim.MchID(), AppID: sim.AppID(), Registerer: prometheus.NewRegistry(), ActiveQueryAfter: time.Nanosecond,
+		Events: audit.TransitionEvents, ProposalEvents: audit.ProposalEvents,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	notify = svc.NotifyHandler()
+	worker, err := audit.NewWorker(audit.WorkerOptions{Store: st, RetainText: 4320 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The model: by the user's last words; words once a tool result is in.
+	up := func(w http.ResponseWriter, r *http.Request) {
+		b := readAll(t, r.Body)
+		last := gjson.Get(b, "messages.@reverse.0")
+		if last.Get("role").Str == "tool" {
+			textRound(false, "Done.")(w, r)
+			return
+		}
+		said := last.Get("content").Str
+		call := func(name, args string) string {
+			return `{"index":0,"id":"call_` + name + `","type":"function","function":{"name":"` + name + `","arguments":` + strconv.Quote(args) + `}}`
+		}
+		switch {
+		case strings.HasPrefix(said, "buy"):
+			callsRound(false, "["+call("create_order", `{"sku":"premium-monthly","quantity":1}`)+"]")(w, r)
+		case strings.HasPrefix(said, "unsure"):
+			callsRound(false, "["+call("create_order", `{"sku":"no-such-thing","quantity":1}`)+"]")(w, r)
+		case strings.HasPrefix(said, "refund "):
+			callsRound(false, "["+call("request_refund", `{"order_no":"`+strings.TrimPrefix(said, "refund ")+`","reason":"not needed"}`)+"]")(w, r)
+		case strings.HasPrefix(said, "mixed "):
+			q := call("query_order", `{"order_no":"`+strings.TrimPrefix(said, "mixed ")+`"}`)
+			own := `{"index":1,"id":"call_weather","type":"function","function":{"name":"get_weather","arguments":"{}"}}`
+			callsRound(false, "["+q+","+own+"]")(w, r)
+		default:
+			textRound(false, "Hello.")(w, r)
+		}
+	}
+	primary := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		b := readAll(t, r.Body)
+		if strings.Contains(b, "failover") {
+			http.Error(w, `{"error":{"message":"overloaded","type":"server_error"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(b))
+		up(w, r)
+	})
+	backup := newFakeProvider(t, up)
+	src := `
+clients:
+  - {name: shop-bot, key: ` + testClientKey + `}
+providers:
+  - {name: primary, base_url: ` + primary.URL + `/v1, api_key: ` + testProviderKey + `, prices: {m: {input: 2.5, output: 10}}}
+  - {name: backup, base_url: ` + backup.URL + `/v1, api_key: ` + testProviderKey + `, prices: {m: {input: 2.5, output: 10}}}
+models:
+  - name: gpt-test
+    targets: [{provider: primary, model: m}, {provider: backup, model: m}]
+privacy:
+  hash_key: ` + testHashKey + `
+`
+	cfg, err := config.Parse([]byte(src), "test.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	ledger, err := accounting.New(cfg, st, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ledger.Close)
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte(cfg.Privacy.HashKey),
+		Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc, Ledger: ledger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+
+	turn := func(user, body string) string {
+		t.Helper()
+		resp := post(t, srv.URL, "/v1/chat/completions", body, map[string]string{"X-WeChat-OpenID": user})
+		b := readAll(t, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("turn of %s: %d %s", user, resp.StatusCode, b)
+		}
+		return b
+	}
+	say := func(user, words string) string {
+		return turn(user, `{"model":"gpt-test","messages":[{"role":"user","content":`+strconv.Quote(words)+`}]}`)
+	}
+
+	const users = 4
+	for u := range users {
+		user := fmt.Sprintf("o-buyer-%02d-0123456789abcdefghij", u)
+		b := say(user, "buy premium")
+		no := gjson.Get(b, `paygate.actions.#(type=="order_created").order.order_no`).Str
+		if no == "" {
+			t.Fatalf("purchase turn: no order_created in %s", b)
+		}
+		if _, err := sim.Pay(ctx, no); err != nil {
+			t.Fatal(err)
+		}
+		say(user, "did it go through?") // payment_confirmed, once
+		say(user, "thanks")
+		say(user, "unsure what to buy") // a clarification
+		if u%2 == 0 {
+			say(user, "failover please")
+		}
+		mixed := `{"model":"gpt-test","tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],` +
+			`"messages":[{"role":"user","content":"mixed ` + no + `"}]}`
+		b = turn(user, mixed)
+		if gjson.Get(b, "choices.0.finish_reason").Str != "tool_calls" {
+			t.Fatalf("mixed turn: %s", b)
+		}
+		turn(user, `{"model":"gpt-test","tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],`+
+			`"messages":[{"role":"user","content":"mixed `+no+`"},`+
+			`{"role":"assistant","tool_calls":[{"id":"call_weather","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},`+
+			`{"role":"tool","tool_call_id":"call_weather","content":"sunny"}]}`)
+		b = say(user, "refund "+no)
+		id := gjson.Get(b, `paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str
+		if id == "" {
+			t.Fatalf("refund turn: no refund_proposed in %s", b)
+		}
+		if u == users-1 {
+			if _, err := svc.CancelRefund(ctx, "shop-bot", user, id); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, err := svc.ConfirmRefund(ctx, "shop-bot", user, id); err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := st.RefundProposalState(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sim.CompleteRefund(ctx, p.OutRefundNo); err != nil {
+			t.Fatal(err)
+		}
+		say(user, "is my money back?") // the refund's outcome, once
+	}
+	if _, err := svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := worker.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ledger.Flush()
+
+	kinds := map[string]int{}
+	var leaks []string
+	for _, k := range prefixKeys(t, rc, place.Prefix) {
+		name := strings.TrimPrefix(k, place.Prefix)
+		ttl, err := rc.Client().PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := ttl < 0
+		kind := keyKind(name)
+		if kept {
+			kind += " (no TTL)"
+		}
+		kinds[kind]++
+		if !kept {
+			continue
+		}
+		retained := false
+		for _, re := range retainedForGood {
+			retained = retained || re.MatchString(name)
+		}
+		if !retained {
+			leaks = append(leaks, name)
+		}
+	}
+	var lines []string
+	for k, n := range kinds {
+		lines = append(lines, fmt.Sprintf("%4d %s", n, k))
+	}
+	sort.Strings(lines)
+	t.Logf("keys after the turns of %d users:\n%s", users, strings.Join(lines, "\n"))
+	sort.Strings(leaks)
+	for _, k := range leaks {
+		t.Errorf("key %q has no TTL and is of no kind kept for good", k)
+	}
+}
+
+// keyKind is a key's name with its ids blanked: {o:*}:rec for every
+// order's record.
+func keyKind(name string) string {
+	name = regexp.MustCompile(`\{([a-z]+):[^}]*\}`).ReplaceAllString(name, "{$1:*}")
+	return regexp.MustCompile(`:[^:{}]*[0-9][^:{}]*$`).ReplaceAllString(name, ":*")
+}
