@@ -103,6 +103,12 @@ var (
 	// in allBuckets: only a writer sweeps, and a read-only open of a file
 	// an earlier version wrote needs none.
 	bAuditTextUntil = []byte("audit_text_until") // u64(until) seq -> nil
+	// bClientOrders and bClientStatus list a client's orders, and those of
+	// one status, for the admin API's ?client= (ListOrders). Neither is in
+	// allBuckets: a read-only open of a file an earlier version wrote
+	// lists through bAllOrders and bStatusOrders as that version did.
+	bClientOrders = []byte("client_orders")        // enc(client) ts no -> nil
+	bClientStatus = []byte("client_status_orders") // enc(client) enc(status) ts no -> nil
 )
 
 var allBuckets = [][]byte{
@@ -132,6 +138,9 @@ type DB struct {
 	// write transactions, outside any transaction, with how many deletions
 	// that transaction will at most make.
 	sweepHook func(deletions int)
+	// listHook, when set (by tests), is called with each order ListOrders
+	// reads, listed or not.
+	listHook func(orderNo []byte)
 	// readOnly: opened with Options.ReadOnly; Ping makes no write probe.
 	readOnly bool
 	// lastWrite is the outcome of the last write transaction that reached
@@ -276,13 +285,19 @@ func initFile(tx *bolt.Tx) error {
 	backfill := tx.Bucket(bUserUpdated) == nil
 	unrecorded := tx.Bucket(bOutboxLeases) == nil // written by a version that kept no record of leases
 	untilIndexed := tx.Bucket(bAuditTextUntil) != nil
-	for _, b := range append(allBuckets, bAuditTextUntil) {
+	clientIndexed := tx.Bucket(bClientOrders) != nil && tx.Bucket(bClientStatus) != nil
+	for _, b := range append(allBuckets, bAuditTextUntil, bClientOrders, bClientStatus) {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
 	}
 	if !untilIndexed {
 		if err := indexTextsUntil(tx); err != nil {
+			return err
+		}
+	}
+	if !clientIndexed {
+		if err := indexClientOrders(tx); err != nil {
 			return err
 		}
 	}

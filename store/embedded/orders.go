@@ -53,6 +53,30 @@ func orderIndexKeys(o *store.Order) (user, status, all []byte) {
 		join(t, no)
 }
 
+// clientKeys are o's keys in bClientOrders and bClientStatus.
+func clientKeys(o *store.Order) (client, status []byte) {
+	t, no := ts(o.CreatedAt), []byte(o.OrderNo)
+	return join(enc(o.Client), t, no), join(enc(o.Client), enc(string(o.Status)), t, no)
+}
+
+// indexClientOrders fills bClientOrders and bClientStatus from the orders,
+// in the transaction that creates them, as indexUserUpdated does. A record
+// that does not decode is left out.
+func indexClientOrders(tx *bolt.Tx) error {
+	cb, sb := tx.Bucket(bClientOrders), tx.Bucket(bClientStatus)
+	return tx.Bucket(bOrders).ForEach(func(_, v []byte) error {
+		var o store.Order
+		if store.DecodeOrder(v, &o) != nil {
+			return nil
+		}
+		ck, sk := clientKeys(&o)
+		if err := cb.Put(ck, nil); err != nil {
+			return err
+		}
+		return sb.Put(sk, nil)
+	})
+}
+
 // userUpdatedKey is o's key in bUserUpdated, the user's orders by their
 // last write: LoadUserState reads the newest of them as well as the newest
 // created, so an old order paid or approved today is in the turn's state.
@@ -107,7 +131,9 @@ func (d *DB) CreateOrder(ctx context.Context, o *store.Order, events ...store.Ev
 			d.users.add(userPrefix(rec.Client, rec.User))
 		}
 		uk, sk, ak := orderIndexKeys(&rec)
-		for _, kv := range []struct{ b, k []byte }{{bUserOrders, uk}, {bUserUpdated, userUpdatedKey(&rec)}, {bStatusOrders, sk}, {bAllOrders, ak}} {
+		ck, csk := clientKeys(&rec)
+		for _, kv := range []struct{ b, k []byte }{{bUserOrders, uk}, {bUserUpdated, userUpdatedKey(&rec)}, {bStatusOrders, sk}, {bAllOrders, ak},
+			{bClientOrders, ck}, {bClientStatus, csk}} {
 			if err := tx.Bucket(kv.b).Put(kv.k, nil); err != nil {
 				return err
 			}
@@ -203,6 +229,15 @@ func (d *DB) UpdateOrder(ctx context.Context, o *store.Order, expect store.Order
 			if err := sb.Put(newKey, nil); err != nil {
 				return err
 			}
+			_, oldKey = clientKeys(cur)
+			_, newKey = clientKeys(&rec)
+			cb := tx.Bucket(bClientStatus)
+			if err := cb.Delete(oldKey); err != nil {
+				return err
+			}
+			if err := cb.Put(newKey, nil); err != nil {
+				return err
+			}
 		}
 		version = rec.Version
 		return appendEvents(tx, evs)
@@ -227,15 +262,23 @@ func (d *DB) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Orde
 	var out []*store.Order
 	err := d.view(ctx, func(tx *bolt.Tx) error {
 		var bucket, prefix []byte
+		clients := tx.Bucket(bClientOrders) != nil // not in a file an earlier version wrote, opened read-only
 		switch {
 		case f.User != "":
 			bucket, prefix = bUserOrders, userPrefix(f.Client, f.User)
+		case (f.Client != "" || f.NoClient) && f.Status != "" && clients:
+			bucket, prefix = bClientStatus, join(enc(f.Client), enc(string(f.Status)))
+		case (f.Client != "" || f.NoClient) && clients:
+			bucket, prefix = bClientOrders, enc(f.Client)
 		case f.Status != "":
 			bucket, prefix = bStatusOrders, enc(string(f.Status))
 		default:
 			bucket = bAllOrders
 		}
 		return scanNewest(tx.Bucket(bucket), prefix, f.Before, f.BeforeOrderNo, func(_, no []byte) (bool, error) {
+			if d.listHook != nil {
+				d.listHook(no)
+			}
 			o, err := getOrder(tx, no)
 			if err != nil {
 				return false, err
