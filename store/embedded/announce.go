@@ -53,7 +53,7 @@ func (d *DB) ClaimAnnouncement(ctx context.Context, client, user, kind, orderNo 
 			}
 		}
 		first = !(now < legacy.Until && legacy.N >= 1)
-		if err := putJSON(b, string(k), expiring{Until: now + int64(ttl)}); err != nil {
+		if err := putJSON(b, bAnnounced, string(k), expiring{Until: now + int64(ttl)}); err != nil {
 			return err
 		}
 		if !first {
@@ -62,7 +62,7 @@ func (d *DB) ClaimAnnouncement(ctx context.Context, client, user, kind, orderNo 
 		// The counter too, as the Redis driver raises it: an earlier
 		// version, which claims with it alone, opening the file after a
 		// rollback must find the order announced, not announce it again.
-		return putJSON(tx.Bucket(bCounters), kind+orderNo, counterRec{N: 1, Until: now + int64(ttl)})
+		return putJSON(tx.Bucket(bCounters), bCounters, kind+orderNo, counterRec{N: 1, Until: now + int64(ttl)})
 	})
 	if err != nil {
 		return false, err

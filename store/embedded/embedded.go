@@ -109,7 +109,53 @@ var (
 	// lists through bAllOrders and bStatusOrders as that version did.
 	bClientOrders = []byte("client_orders")        // enc(client) ts no -> nil
 	bClientStatus = []byte("client_status_orders") // enc(client) enc(status) ts no -> nil
+	// bExpiry lists the records of the buckets whose records expire
+	// (expiring) by their Until, so that the sweep reads the records that
+	// expired, not every record kept. Not in allBuckets, as
+	// bAuditTextUntil.
+	bExpiry = []byte("expiry") // u64(until) id(bucket) key -> nil
 )
+
+// expiring lists the buckets whose records expire, each one's place its id
+// in bExpiry's keys (1 for the first); an id is never reused.
+var expiringBuckets = [][]byte{bClaims, bClaimGens, bNotes, bRefunds, bUserRefunds, bCounters, bExchanges, bAnnounced}
+
+// expiryIDs is each of expiringBuckets' id, by name.
+var expiryIDs = func() map[string]byte {
+	m := make(map[string]byte, len(expiringBuckets))
+	for i, b := range expiringBuckets {
+		m[string(b)] = byte(i + 1)
+	}
+	return m
+}()
+
+// expiryKey is the entry in bExpiry of record key of the bucket of id id,
+// expiring at until (unix nanos, none before 1970).
+func expiryKey(until int64, id byte, key []byte) []byte {
+	k := make([]byte, 0, 9+len(key))
+	k = binary.BigEndian.AppendUint64(k, uint64(max(until, 0)))
+	return append(append(k, id), key...)
+}
+
+// indexExpiry lists every record of expiringBuckets in bExpiry, once, for
+// a file an earlier version wrote without it. A record that does not
+// decode is left out.
+func indexExpiry(tx *bolt.Tx) error {
+	ix := tx.Bucket(bExpiry)
+	for i, name := range expiringBuckets {
+		err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+			var r expiring
+			if unmarshal(v, &r) != nil {
+				return nil
+			}
+			return ix.Put(expiryKey(r.Until, byte(i+1), k), nil)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 var allBuckets = [][]byte{
 	bOrders, bUserOrders, bUserUpdated, bStatusOrders, bAllOrders, bClaims, bClaimGens,
@@ -286,7 +332,8 @@ func initFile(tx *bolt.Tx) error {
 	unrecorded := tx.Bucket(bOutboxLeases) == nil // written by a version that kept no record of leases
 	untilIndexed := tx.Bucket(bAuditTextUntil) != nil
 	clientIndexed := tx.Bucket(bClientOrders) != nil && tx.Bucket(bClientStatus) != nil
-	for _, b := range append(allBuckets, bAuditTextUntil, bClientOrders, bClientStatus) {
+	expiryIndexed := tx.Bucket(bExpiry) != nil
+	for _, b := range append(allBuckets, bAuditTextUntil, bClientOrders, bClientStatus, bExpiry) {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -298,6 +345,11 @@ func initFile(tx *bolt.Tx) error {
 	}
 	if !clientIndexed {
 		if err := indexClientOrders(tx); err != nil {
+			return err
+		}
+	}
+	if !expiryIndexed {
+		if err := indexExpiry(tx); err != nil {
 			return err
 		}
 	}
@@ -471,54 +523,104 @@ func (d *DB) Sweep(ctx context.Context) (int, error) {
 	return d.sweep()
 }
 
-// sweepBatch bounds the deletions of one sweep write transaction, and
-// sweepScan the records one sweep read transaction decodes. The sweep used
-// to hold one write transaction over every bucket: with a few hundred
-// thousand notification ids, every money write (SeenNotification,
-// CreateOrder) waited a second or more behind it, every minute. Scanning in
-// read transactions (which never block writers) and deleting in small write
+// sweepBatch bounds the deletions of one sweep write transaction, and the
+// index entries one sweep read transaction reads. The sweep used to hold
+// one write transaction over every bucket: with a few hundred thousand
+// notification ids, every money write (SeenNotification, CreateOrder)
+// waited a second or more behind it, every minute. Reading in read
+// transactions (which never block writers) and deleting in small write
 // transactions lets writes interleave; bounding the read transactions too
 // keeps one from pinning old pages, or blocking a write that must grow the
 // file's mapping, for long.
-const (
-	sweepBatch = 1000
-	sweepScan  = 10 * sweepBatch
-)
+const sweepBatch = 1000
 
 func (d *DB) sweep() (int, error) {
 	now := d.now().UnixNano()
-	n := 0
-	for _, name := range [][]byte{bClaims, bClaimGens, bNotes, bRefunds, bUserRefunds, bCounters, bExchanges, bAnnounced} {
-		k, err := d.sweepBucket(name, now, func(b *bolt.Bucket, k, _ []byte) error { return b.Delete(k) })
-		n += k
-		if err != nil {
-			return n, err
-		}
+	n, err := d.sweepExpiring(now)
+	if err != nil {
+		return n, err
 	}
 	k, err := d.sweepTexts(now)
 	return n + k, err
 }
 
+// sweepExpiring deletes the records of expiringBuckets whose Until is at
+// or before now, found through bExpiry (sweepIndex): a sweep reads the
+// records that expired, never those kept.
+func (d *DB) sweepExpiring(now int64) (int, error) {
+	return d.sweepIndex(bExpiry, 9, now, func(tx *bolt.Tx, k []byte) (bool, error) {
+		id := int(k[8])
+		if id < 1 || id > len(expiringBuckets) {
+			return false, nil
+		}
+		b := tx.Bucket(expiringBuckets[id-1])
+		v := b.Get(k[9:])
+		if v == nil {
+			return false, nil
+		}
+		var r expiring
+		if err := unmarshal(v, &r); err != nil {
+			return false, fmt.Errorf("embedded: sweep %s: %w", expiringBuckets[id-1], err)
+		}
+		if r.Until > now {
+			return false, nil // written again since, to expire later: its entry is another
+		}
+		return true, b.Delete(k[9:])
+	})
+}
+
 // sweepTexts deletes the conversation texts whose Until is at or before
 // now, with their entries in the user indexes, found through
-// bAuditTextUntil: a read transaction takes up to sweepBatch of the
-// earliest entries that are due, a write transaction deletes them and
-// each text they name that is still due (a text written again since has
-// an entry of its later Until; an erased one is gone). A sweep reads the
-// texts that expired, never those kept: a scan of every text, each
-// decoded whole, cost a busy merchant gigabytes a minute.
+// bAuditTextUntil (sweepIndex). A scan of every text, each decoded whole,
+// cost a busy merchant gigabytes a minute.
 func (d *DB) sweepTexts(now int64) (int, error) {
+	return d.sweepIndex(bAuditTextUntil, 16, now, func(tx *bolt.Tx, k []byte) (bool, error) {
+		if len(k) != 16 {
+			return false, nil
+		}
+		texts, seq := tx.Bucket(bAuditText), k[8:]
+		v := texts.Get(seq)
+		if v == nil {
+			return false, nil // erased
+		}
+		var r textRec
+		if err := unmarshal(v, &r); err != nil {
+			return false, fmt.Errorf("embedded: sweep %s: %w", bAuditText, err)
+		}
+		if r.Until > now {
+			return false, nil // written again since, to expire later
+		}
+		if err := texts.Delete(seq); err != nil {
+			return false, err
+		}
+		if err := tx.Bucket(bAuditTextCU).Delete(join(enc(r.Client), enc(r.User), seq)); err != nil {
+			return false, err
+		}
+		return true, tx.Bucket(bAuditTextUsr).Delete(join(enc(r.User), seq))
+	})
+}
+
+// sweepIndex walks index, whose keys start with a record's Until (8 bytes,
+// big-endian unix nanos), from the earliest: a read transaction takes up
+// to sweepBatch of the entries due at now, a write transaction of their
+// own deletes each entry and calls drop with it, which deletes the record
+// it names when that record is still due (a record written again since
+// has an entry of its later Until; one deleted since has none) and says
+// whether it did. A key shorter than minLen is no entry and is deleted
+// unread. Writes interleave with the sweep's transactions; it reports how
+// many records drop deleted.
+func (d *DB) sweepIndex(index []byte, minLen int, now int64, drop func(tx *bolt.Tx, k []byte) (bool, error)) (int, error) {
 	n := 0
 	for {
 		var due [][]byte
 		d.wipe.RLock()
 		err := d.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bAuditTextUntil).Cursor()
+			c := tx.Bucket(index).Cursor()
 			for k, _ := c.First(); k != nil && len(due) < sweepBatch; k, _ = c.Next() {
-				if len(k) == 16 && int64(binary.BigEndian.Uint64(k)) > now {
+				if len(k) >= minLen && int64(binary.BigEndian.Uint64(k)) > now {
 					break
 				}
-				due = append(due, bytes.Clone(k)) // a key of another length is no entry: dropped
+				due = append(due, bytes.Clone(k))
 			}
 			return nil
 		})
@@ -533,34 +635,18 @@ func (d *DB) sweepTexts(now int64) (int, error) {
 			d.sweepHook(len(due))
 		}
 		err = d.commit(func(tx *bolt.Tx) error {
-			texts, idx := tx.Bucket(bAuditText), tx.Bucket(bAuditTextUntil)
+			ix := tx.Bucket(index)
 			for _, k := range due {
-				if len(k) != 16 {
-					if err := idx.Delete(k); err != nil {
+				if len(k) >= minLen {
+					deleted, err := drop(tx, k)
+					if err != nil {
 						return err
 					}
-					continue
-				}
-				seq := k[8:]
-				if v := texts.Get(seq); v != nil {
-					var r textRec
-					if err := unmarshal(v, &r); err != nil {
-						return fmt.Errorf("embedded: sweep %s: %w", bAuditText, err)
-					}
-					if r.Until <= now {
-						if err := texts.Delete(seq); err != nil {
-							return err
-						}
-						if err := tx.Bucket(bAuditTextCU).Delete(join(enc(r.Client), enc(r.User), seq)); err != nil {
-							return err
-						}
-						if err := tx.Bucket(bAuditTextUsr).Delete(join(enc(r.User), seq)); err != nil {
-							return err
-						}
+					if deleted {
 						n++
 					}
 				}
-				if err := idx.Delete(k); err != nil {
+				if err := ix.Delete(k); err != nil {
 					return err
 				}
 			}
@@ -570,92 +656,6 @@ func (d *DB) sweepTexts(now int64) (int, error) {
 			return n, wrap(err)
 		}
 		if len(due) < sweepBatch {
-			return n, nil
-		}
-	}
-}
-
-// sweepBucket deletes the records of bucket name whose Until is at or before
-// now: it finds up to sweepBatch of them in a read transaction (resuming
-// after the last key it read), then deletes them in a write transaction of
-// their own, re-reading each so that a record rewritten meanwhile (a renewed
-// claim, a counter restarted) is kept. del removes one expired record k with
-// value v (and whatever hangs off it).
-func (d *DB) sweepBucket(name []byte, now int64, del func(b *bolt.Bucket, k, v []byte) error) (int, error) {
-	expired := func(v []byte) (bool, error) {
-		var r expiring
-		if err := unmarshal(v, &r); err != nil {
-			return false, err
-		}
-		return r.Until <= now, nil
-	}
-	n := 0
-	var after []byte // the last key read; nil: start at the first
-	for {
-		var dead [][]byte
-		done := false
-		d.wipe.RLock()
-		err := d.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(name).Cursor()
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
-			for scanned := 0; ; k, v = c.Next() {
-				if k == nil {
-					done = true
-					return nil
-				}
-				if scanned == sweepScan || len(dead) == sweepBatch {
-					return nil
-				}
-				scanned++
-				after = append(after[:0], k...)
-				ok, err := expired(v)
-				if err != nil {
-					return fmt.Errorf("embedded: sweep %s: %w", name, err)
-				}
-				if ok {
-					dead = append(dead, bytes.Clone(k))
-				}
-			}
-		})
-		d.wipe.RUnlock()
-		if err != nil {
-			return n, wrap(err)
-		}
-		if len(dead) > 0 {
-			if d.sweepHook != nil {
-				d.sweepHook(len(dead))
-			}
-			err = d.commit(func(tx *bolt.Tx) error {
-				b := tx.Bucket(name)
-				for _, k := range dead {
-					v := b.Get(k)
-					if v == nil {
-						continue
-					}
-					ok, err := expired(v)
-					if err != nil {
-						return fmt.Errorf("embedded: sweep %s: %w", name, err)
-					}
-					if !ok {
-						continue
-					}
-					if err := del(b, k, v); err != nil {
-						return err
-					}
-					n++
-				}
-				return nil
-			})
-			if err != nil {
-				return n, wrap(err)
-			}
-		}
-		if done {
 			return n, nil
 		}
 	}

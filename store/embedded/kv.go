@@ -57,7 +57,7 @@ func (d *DB) claim(ctx context.Context, key string, from int, orderNo string, tt
 		if live && (from < 0 || cur.Generation != from) {
 			cur.Until = now.Add(ttl).UnixNano()
 			c, won = store.Claim{OrderNo: cur.OrderNo, Generation: cur.Generation}, false
-			return putJSON(cb, key, cur)
+			return putJSON(cb, bClaims, key, cur)
 		}
 		var g genRec
 		if v := gb.Get([]byte(key)); v != nil {
@@ -71,11 +71,11 @@ func (d *DB) claim(ctx context.Context, key string, from int, orderNo string, tt
 		next := max(g.Generation, cur.Generation*boolInt(live), from) + 1
 		nc := claimRec{OrderNo: orderNo, Generation: next, Until: now.Add(ttl).UnixNano()}
 		ng := genRec{Generation: next, Until: now.Add(ttl + store.GenerationRetention).UnixNano()}
-		if err := putJSON(cb, key, nc); err != nil {
+		if err := putJSON(cb, bClaims, key, nc); err != nil {
 			return err
 		}
 		c, won = store.Claim{OrderNo: orderNo, Generation: next}, true
-		return putJSON(gb, key, ng)
+		return putJSON(gb, bClaimGens, key, ng)
 	})
 	if err != nil {
 		return store.Claim{}, false, err
@@ -90,12 +90,35 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func putJSON(b *bolt.Bucket, key string, v any) error {
+// putJSON writes v under key in bucket b, named name, one of the buckets
+// whose records expire (expiryIDs), and moves the record's entry in
+// bExpiry to v's Until.
+func putJSON(b *bolt.Bucket, name []byte, key string, v any) error {
 	data, err := marshal(v)
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(key), data)
+	id := expiryIDs[string(name)]
+	if id == 0 {
+		return fmt.Errorf("embedded: %s is no bucket of expiring records", name)
+	}
+	var r expiring
+	if err := unmarshal(data, &r); err != nil {
+		return err
+	}
+	ix := b.Tx().Bucket(bExpiry)
+	if old := b.Get([]byte(key)); old != nil {
+		var o expiring
+		if unmarshal(old, &o) == nil && o.Until != r.Until {
+			if err := ix.Delete(expiryKey(o.Until, id, []byte(key))); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.Put([]byte(key), data); err != nil {
+		return err
+	}
+	return ix.Put(expiryKey(r.Until, id, []byte(key)), nil)
 }
 
 // SeenNotification implements store.Notifications.
@@ -114,7 +137,7 @@ func (d *DB) SeenNotification(ctx context.Context, id string, ttl time.Duration)
 			}
 		}
 		first = true
-		return putJSON(b, id, expiring{Until: now + int64(ttl)})
+		return putJSON(b, bNotes, id, expiring{Until: now + int64(ttl)})
 	})
 	return first, err
 }
@@ -143,7 +166,7 @@ func (d *DB) IncrCounter(ctx context.Context, key string, ttl time.Duration) (in
 		}
 		r.N++
 		n = r.N
-		return putJSON(b, key, r)
+		return putJSON(b, bCounters, key, r)
 	})
 	return n, err
 }
@@ -166,7 +189,7 @@ func (d *DB) DecrCounter(ctx context.Context, key, token string) error {
 		}
 		r.N--
 		r.Back = append(r.Back, token)
-		return putJSON(b, key, r)
+		return putJSON(b, bCounters, key, r)
 	})
 }
 
@@ -209,7 +232,7 @@ func (d *DB) AllowWindow(ctx context.Context, key string, limit int, window time
 		}
 		ok = true
 		r.At, r.Tokens, r.Until = append(r.At, now), append(r.Tokens, token), now+int64(window)
-		return putJSON(b, k, r)
+		return putJSON(b, bCounters, k, r)
 	})
 	return ok, err
 }
@@ -249,7 +272,7 @@ func (d *DB) TakeLeases(ctx context.Context, holder string, keys []string, ttl t
 				continue
 			}
 			out[i] = true
-			if err := putJSON(b, leasePrefix+key, leaseRec{Holder: holder, Until: now + int64(ttl)}); err != nil {
+			if err := putJSON(b, bCounters, leasePrefix+key, leaseRec{Holder: holder, Until: now + int64(ttl)}); err != nil {
 				return err
 			}
 		}
@@ -306,7 +329,7 @@ func addTally(b *bolt.Bucket, key string, delta, now int64, ttl time.Duration) (
 	}
 	r.N = addBounded(r.N, delta)
 	r.Until = now + int64(ttl)
-	return r.N, putJSON(b, tallyPrefix+key, r)
+	return r.N, putJSON(b, bCounters, tallyPrefix+key, r)
 }
 
 // addBounded is n+delta stopping at int64's ends: a sum that wrapped
@@ -352,7 +375,7 @@ type exchangeRec struct {
 // PutExchange implements store.Exchanges.
 func (d *DB) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
 	r := exchangeRec{Data: data, Until: d.now().Add(ttl).UnixNano()}
-	return d.update(ctx, func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bExchanges), key, r) })
+	return d.update(ctx, func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bExchanges), bExchanges, key, r) })
 }
 
 // PutRefundRecord implements store.RefundRecords: the order's check and
@@ -367,7 +390,7 @@ func (d *DB) PutRefundRecord(ctx context.Context, orderNo string, version int64,
 		if cur.Version != version {
 			return fmt.Errorf("order %s is at version %d, not %d: %w", orderNo, cur.Version, version, store.ErrConflict)
 		}
-		return putJSON(tx.Bucket(bExchanges), store.RefundRecordKey(orderNo), r)
+		return putJSON(tx.Bucket(bExchanges), bExchanges, store.RefundRecordKey(orderNo), r)
 	})
 }
 

@@ -58,13 +58,13 @@ func (d *DB) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl
 		if b.Get([]byte(p.RefundID)) != nil {
 			return fmt.Errorf("refund proposal %s: %w", p.RefundID, store.ErrExists)
 		}
-		if err := putJSON(b, p.RefundID, rec); err != nil {
+		if err := putJSON(b, bRefunds, p.RefundID, rec); err != nil {
 			return err
 		}
 		// The entry lives while the proposal can be confirmed; the
 		// sweep removes it after.
 		idx := expiring{Until: rec.P.ExpiresAt.UnixNano()}
-		if err := putJSON(tx.Bucket(bUserRefunds), string(userRefundKey(p.Client, p.User, p.RefundID)), idx); err != nil {
+		if err := putJSON(tx.Bucket(bUserRefunds), bUserRefunds, string(userRefundKey(p.Client, p.User, p.RefundID)), idx); err != nil {
 			return err
 		}
 		return appendEvents(tx, evs)
@@ -158,7 +158,7 @@ func (d *DB) ExpireRefundProposal(ctx context.Context, id string) (*store.Refund
 			return nil
 		}
 		r.State = refundExpired
-		if err := putJSON(tx.Bucket(bRefunds), id, r); err != nil {
+		if err := putJSON(tx.Bucket(bRefunds), bRefunds, id, r); err != nil {
 			return err
 		}
 		return tx.Bucket(bUserRefunds).Delete(userRefundKey(r.P.Client, r.P.User, id))
@@ -202,7 +202,7 @@ func (d *DB) finishRefund(ctx context.Context, id, user, state string, events []
 		r.State = state
 		r.Until = now.Add(store.TombstoneTTL).UnixNano()
 		out = &r.P
-		if err := putJSON(tx.Bucket(bRefunds), id, r); err != nil {
+		if err := putJSON(tx.Bucket(bRefunds), bRefunds, id, r); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bUserRefunds).Delete(userRefundKey(r.P.Client, r.P.User, id)); err != nil {

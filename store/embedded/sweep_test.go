@@ -41,7 +41,7 @@ func TestSweepDeletesInSmallBatchesThatWritesInterleaveWith(t *testing.T) {
 			if i >= expiredNotes {
 				until = start.Add(96 * time.Hour)
 			}
-			if err := putJSON(notes, fmt.Sprintf("notif-%06d", i), expiring{Until: until.UnixNano()}); err != nil {
+			if err := putJSON(notes, bNotes, fmt.Sprintf("notif-%06d", i), expiring{Until: until.UnixNano()}); err != nil {
 				return err
 			}
 		}
@@ -83,7 +83,7 @@ func TestSweepDeletesInSmallBatchesThatWritesInterleaveWith(t *testing.T) {
 			done := make(chan error, 1)
 			go func() {
 				done <- d.db.Update(func(tx *bolt.Tx) error {
-					return putJSON(tx.Bucket(bNotes), "notif-000000", expiring{Until: clock.Now().Add(time.Hour).UnixNano()})
+					return putJSON(tx.Bucket(bNotes), bNotes, "notif-000000", expiring{Until: clock.Now().Add(time.Hour).UnixNano()})
 				})
 			}()
 			waitWrite(t, done, "renewing a record")

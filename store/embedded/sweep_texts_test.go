@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
 )
 
@@ -19,8 +20,8 @@ import (
 // whose retention ran out, not every text kept. It read each one, decoding
 // its whole record to find its expiry, so a year at a busy merchant (a
 // million texts of a few kB) had the sweep decode gigabytes every minute.
-// Measured by the read transactions one sweep opens (each read at most
-// sweepScan records): a sweep over 2*sweepScan+1 live texts opens no more
+// Measured by the read transactions one sweep opens (the scan read at
+// most 10,000 records in one): a sweep over 20,001 live texts opens no more
 // than one over an empty store, and still deletes exactly the expired
 // texts with their index entries.
 func TestSweepReadsOnlyExpiredAuditTexts(t *testing.T) {
@@ -42,7 +43,7 @@ func TestSweepReadsOnlyExpiredAuditTexts(t *testing.T) {
 	}
 	empty := readsOf()
 
-	const expired, live = 10, 2*sweepScan + 1
+	const expired, live = 10, 20001
 	text := bytes.Repeat([]byte("user: I want the premium plan, please. "), 50) // 2 kB, a short turn
 	said := clock.Now()
 	for i := range expired {
@@ -134,5 +135,130 @@ func TestSweepDeletesTextsOfAFileWithoutTheExpiryIndex(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSweepReadsOnlyExpiredRecords: what else expires is kept for days to
+// weeks and read by the same sweep every minute: a conversation's cost
+// for 30 days (one per conversation: a chatty bot's millions), a purchase
+// claim's generation for 30, an announcement mark for 29. The sweep read
+// every one of them each minute to find the few expired (300,000 kept
+// conversation costs: 250 ms a sweep). A sweep over 20,001 live
+// conversation costs opens no more read transactions than one over an
+// empty store, and deletes exactly the expired records.
+func TestSweepReadsOnlyExpiredRecords(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	d, err := Open(filepath.Join(t.TempDir(), "paygate.db"), Options{SweepInterval: -1, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	readsOf := func() int {
+		before := d.db.Stats().TxN
+		if _, err := d.Sweep(ctx); err != nil {
+			t.Fatalf("Sweep: %v", err)
+		}
+		return d.db.Stats().TxN - before
+	}
+	empty := readsOf()
+
+	const live = 20001
+	var adds []store.TallyAdd
+	for i := range live {
+		adds = append(adds, store.TallyAdd{Key: fmt.Sprintf("session:shop-bot:o-user-%08d:", i), Delta: 12345})
+	}
+	if err := d.AddTallies(ctx, adds, 30*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Expired after an hour: an exchange, a notification id, a claim, a
+	// counter, a tally, an announcement mark with the counter earlier
+	// versions read; the claim's generation stays.
+	must(d.PutExchange(ctx, "x1", []byte("x"), time.Minute))
+	_, err = d.SeenNotification(ctx, "n1", time.Minute)
+	must(err)
+	_, _, err = d.ClaimPurchase(ctx, "k1", "O1", time.Minute)
+	must(err)
+	_, err = d.IncrCounter(ctx, "c1", time.Minute)
+	must(err)
+	_, err = d.AddTally(ctx, "t1", 1, time.Minute)
+	must(err)
+	_, err = d.ClaimAnnouncement(ctx, "shop-bot", "u1", "announced:", "O1", time.Minute)
+	must(err)
+	clock.Advance(time.Hour)
+
+	before := d.db.Stats().TxN
+	start := time.Now()
+	n, err := d.Sweep(ctx)
+	took := time.Since(start)
+	reads := d.db.Stats().TxN - before
+	must(err)
+	t.Logf("one sweep over %d kept conversation costs: %v, %d read transactions (%d over an empty store)", live, took, reads, empty)
+	if n != 7 {
+		t.Errorf("Sweep removed %d; want the 7 expired records (the mark's counter of earlier versions too)", n)
+	}
+	if reads > empty {
+		t.Errorf("a sweep over %d kept records opened %d read transactions, one over an empty store %d: it reads every kept record each minute", live, reads, empty)
+	}
+	err = d.db.View(func(tx *bolt.Tx) error {
+		for name, want := range map[string]int{string(bCounters): live, string(bExchanges): 0, string(bNotes): 0, string(bClaims): 0,
+			string(bClaimGens): 1, string(bAnnounced): 0} {
+			if got := tx.Bucket([]byte(name)).Stats().KeyN; got != want {
+				t.Errorf("%s after the sweep: %d records; want %d", name, got, want)
+			}
+		}
+		return nil
+	})
+	must(err)
+	if got, err := d.AddTally(ctx, "session:shop-bot:o-user-00000007:", 0, time.Hour); err != nil || got != 12345 {
+		t.Errorf("a kept conversation cost after the sweep: %d, %v; want 12345", got, err)
+	}
+}
+
+// TestSweepDeletesRecordsOfAFileWithoutTheExpiryIndex: a file an earlier
+// version wrote has expiring records but no bExpiry; opening it lists
+// them there, so the sweep still deletes each one once expired.
+func TestSweepDeletesRecordsOfAFileWithoutTheExpiryIndex(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "paygate.db")
+	d, err := Open(path, Options{SweepInterval: -1, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutExchange(ctx, "short", []byte("x"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutExchange(ctx, "long", []byte("y"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SeenNotification(ctx, "n1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bExpiry) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = Open(path, Options{SweepInterval: -1, Now: clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	clock.Advance(2 * time.Minute)
+	if n, err := d.Sweep(ctx); err != nil || n != 2 {
+		t.Fatalf("Sweep: %d, %v; want the expired exchange and notification id", n, err)
+	}
+	if _, err := d.GetExchange(ctx, "long"); err != nil {
+		t.Errorf("the kept exchange: %v", err)
+	}
+	if first, err := d.SeenNotification(ctx, "n1", time.Minute); err != nil || !first {
+		t.Errorf("the swept notification id: first %v, %v; want a first sighting", first, err)
 	}
 }
