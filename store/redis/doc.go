@@ -10,8 +10,8 @@
 //   - the money step (order record + its outbox events, a claim, a refund
 //     consumption, an audit link, a notification id, an announcement claim)
 //     is always a single script on a single tag, so it is all-or-nothing;
-//   - the copies that make LoadUserState one round trip (the user's orders
-//     under {u:CLIENT:USER}, indexed by creation and, the newest
+//   - the copies that make LoadUserState one round trip (the user's newest
+//     orders under {u:CLIENT:USER}, all indexed by creation and, the newest
 //     store.UserStateOrders only, by last update) and the cross-order
 //     indexes under {idx} are
 //     written after it, guarded by the order's version, and replayed by Repair

@@ -325,6 +325,15 @@ return {0}
 // created_us, updated_us, keep. Applies only a newer version. uu keeps the
 // orders of the keep-th's microsecond too: which of them are the newest
 // only their exact times tell (luaLoadUser).
+//
+// The copies (uo, uv) are kept of the orders luaLoadUser reads only: the
+// keep newest created (to the end of the keep-th's microsecond) and those
+// in uu. A copy is dropped as its order leaves both: as it leaves uu, or
+// is among the few just below the newest created (a create pushes one
+// out). Every copy was kept before, a second copy of every order for good;
+// a store written so keeps those it has. An order without its copy has no
+// version in uv, so its next sync applies whatever its version, and is
+// dropped again at once when its order is in neither set.
 const luaSyncUser = `
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[2]) <= cur then return 0 end
@@ -333,8 +342,24 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
 local keep = tonumber(ARGV[6])
+local created = redis.call('ZREVRANGE', KEYS[3], keep - 1, keep - 1, 'WITHSCORES')
+local function drop(no)
+  if not created[2] then return end
+  local c = redis.call('ZSCORE', KEYS[3], no)
+  if not c or tonumber(c) >= tonumber(created[2]) then return end
+  if redis.call('ZSCORE', KEYS[4], no) then return end
+  redis.call('HDEL', KEYS[1], no)
+  redis.call('HDEL', KEYS[2], no)
+end
 local cut = redis.call('ZREVRANGE', KEYS[4], keep - 1, keep - 1, 'WITHSCORES')
-if cut[2] then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. cut[2]) end
+if cut[2] then
+  local leaving = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. cut[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. cut[2])
+  for _, no in ipairs(leaving) do drop(no) end
+end
+if created[2] then
+  for _, no in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[3], '(' .. created[2], '-inf', 'LIMIT', 0, 4)) do drop(no) end
+end
 return 1
 `
 
