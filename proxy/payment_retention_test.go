@@ -26,9 +26,11 @@ import (
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
 	redisstore "github.com/paygate/paygate/store/redis"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -104,7 +106,12 @@ func testPaymentTurnsRetention(t *testing.T, driver string) {
 	}
 	svc, err := payments.New(payments.Options{Store: st, Backend: client, Notify: client.NotifyVerifier(), Catalog: catalog,
 		MchID: sim.MchID(), AppID: sim.AppID(), Registerer: prometheus.NewRegistry(), ActiveQueryAfter: time.Nanosecond,
-		Events: audit.TransitionEvents, ProposalEvents: audit.ProposalEvents,
+		Events: func(tr payments.Transition) []store.Event {
+			return append(audit.TransitionEvents(tr), webhook.Events(tr)...)
+		},
+		ProposalEvents: func(ctx context.Context, step payments.ProposalStep, p store.RefundProposal, o *store.Order) []store.Event {
+			return append(audit.ProposalEvents(ctx, step, p, o), webhook.ProposalEvents(ctx, step, p, o)...)
+		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +119,21 @@ func testPaymentTurnsRetention(t *testing.T, driver string) {
 	t.Cleanup(func() { _ = svc.Close() })
 	notify = svc.NotifyHandler()
 	worker, err := audit.NewWorker(audit.WorkerOptions{Store: st, RetainText: 4320 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The merchant's webhook endpoint takes every event.
+	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(merchant.Close)
+	// The relay's clock runs a minute on with each reading, so that an
+	// event it moved to its order's delivery queue is due at its next pass.
+	var minutes atomic.Int64
+	relay, err := webhook.New(webhook.Options{Store: st, URL: merchant.URL, Secret: "whsec-retention-test-0123456789",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:    func() time.Time { return time.Now().Add(time.Duration(minutes.Add(1)) * time.Minute) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,8 +278,20 @@ privacy:
 	if _, err := svc.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := worker.Drain(ctx); err != nil {
-		t.Fatal(err)
+	// The audit records and the webhooks of an order leave its queue one
+	// at a time, each consumer's in turn.
+	for range 100 {
+		sent := relay.RunOnce(ctx)
+		appended, err := worker.Drain(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent == 0 && appended == 0 {
+			break
+		}
+	}
+	if ob, err := st.OutboxStats(ctx); err != nil || ob.Pending != 0 {
+		t.Fatalf("outbox after delivery: %d events pending (%v); want every event delivered", ob.Pending, err)
 	}
 	ledger.Flush()
 
