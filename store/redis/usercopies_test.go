@@ -83,3 +83,101 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// TestUserCopiesDroppedAsTheyLeaveTheNewestUpdated: an old order updated
+// since (paid, refunded) has its copy kept while it is among the user's
+// newest updated, and dropped once store.UserStateOrders orders were
+// updated after it: a user who pays many old orders keeps copies of at
+// most 2*store.UserStateOrders of them. A copy replayed late (a writer's
+// sync step stalled past all of this) is dropped again at once, and a
+// late event on a dropped order (a refund) brings its copy back, so the
+// turn's state tells of it.
+func TestUserCopiesDroppedAsTheyLeaveTheNewestUpdated(t *testing.T) {
+	requireSharedRedis(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+	const n, keep = 5 * store.UserStateOrders, store.UserStateOrders
+	no := func(i int) string { return fmt.Sprintf("D-%03d", i) }
+	for i := range n {
+		clock.Advance(time.Second)
+		if err := s.CreateOrder(ctx, storetest.NewOrder(no(i), "shop", "u1", clock.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.GetOrder(ctx, no(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	update := func(i int, from, to store.OrderStatus) {
+		t.Helper()
+		clock.Advance(time.Second)
+		o, err := s.GetOrder(ctx, no(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Status = to
+		if err := s.UpdateOrder(ctx, o, from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The 3*keep oldest paid, oldest first: the first 2*keep of them left
+	// the newest updated as later ones were paid.
+	for i := range 3 * keep {
+		update(i, store.StatusAwaitingPayment, store.StatusPaid)
+	}
+	uo, uv, _, _ := s.k.userTag("shop", "u1")
+	check := func(when string, want []string, gone ...string) {
+		t.Helper()
+		for _, k := range []string{uo, uv} {
+			if got, err := s.c.HLen(ctx, k).Result(); err != nil || got > 2*keep {
+				t.Errorf("%s: %s holds %d orders (%v) of the user's %d; want at most %d", when, k, got, err, n, 2*keep)
+			}
+		}
+		for _, g := range gone {
+			if ok, err := s.c.HExists(ctx, uo, g).Result(); err != nil || ok {
+				t.Errorf("%s: the copy of %s is kept (%v); want it dropped", when, g, err)
+			}
+		}
+		st, err := s.LoadUserState(ctx, "shop", "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range st.Orders {
+			got = append(got, o.OrderNo)
+		}
+		if !sameSet(got, want) {
+			t.Errorf("%s: LoadUserState read %v; want %v", when, got, want)
+		}
+	}
+	var want []string
+	for i := n - keep; i < n; i++ { // the newest created
+		want = append(want, no(i))
+	}
+	for i := 2 * keep; i < 3*keep; i++ { // the newest updated
+		want = append(want, no(i))
+	}
+	check("after the old orders were paid", want, no(0), no(2*keep-1))
+
+	// The copy of D-000's first version, replayed late.
+	if err := s.syncUser(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	check("after a late replay of a dropped order's copy", want, no(0))
+
+	// A late event on D-000: refunded. Its copy is back, and D-040, the
+	// least recently updated, leaves.
+	update(0, store.StatusPaid, store.StatusRefunded)
+	want = append(slices.DeleteFunc(want, func(s string) bool { return s == no(2*keep) }), no(0))
+	check("after a late refund of a dropped order", want, no(2*keep))
+	st, err := s.LoadUserState(ctx, "shop", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range st.Orders {
+		if o.OrderNo == no(0) && o.Status != store.StatusRefunded {
+			t.Errorf("%s loaded as %s; want refunded", o.OrderNo, o.Status)
+		}
+	}
+}
