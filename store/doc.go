@@ -46,9 +46,10 @@
 //	                      version's is read from {x:KEY}, where a copy of
 //	                      each is written for that version's replicas)
 //	PREFIX{u:CLIENT:USER}:* the user's copies of their newest orders (those
-//	                      LoadUserState reads), their index by creation (of
-//	                      every order) and that of the newest by last update,
-//	                      and the announcements made of them (Announcements)
+//	                      LoadUserState reads), the copies' versions and
+//	                      their index by creation (of every order), that of
+//	                      the newest by last update, and the announcements
+//	                      made of them (Announcements)
 //	PREFIX{c:KEY}:*       a purchase claim and its generation counter
 //	PREFIX{r:ID}          a refund proposal or its tombstone
 //	PREFIX{n:ID}, {k:KEY}, {l:KEY}, {t:KEY}, {x:KEY}, {s:NAME}  notifications,

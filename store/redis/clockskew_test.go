@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -55,5 +56,65 @@ func TestSkewedReplicasClaimAnEventOnce(t *testing.T) {
 	}
 	if again, err := a.ClaimEvents(ctx, "webhook", a.now(), lease, 10); err != nil || len(again) != 0 {
 		t.Errorf("the first replica under the second's lease: %v, %v; want nothing", ids(again), err)
+	}
+}
+
+// TestSkewedReplicasUserCopyNotReplayedStale: a user's copy of an order is
+// dropped once the order is neither among their newest created nor their
+// newest updated. An update written by a replica whose clock is behind the
+// one that wrote the version before is scored as updated before that
+// version; dropped with its copy, the order's version no longer refused
+// that older version's copy, replayed late (a writer's sync step stalled),
+// which was then among the newest updated, and the turn's state showed the
+// order as that version said (paid, where it was refunded since). Every
+// order LoadUserState reads is as its record is.
+func TestSkewedReplicasUserCopyNotReplayedStale(t *testing.T) {
+	ctx := context.Background()
+	clock, behind, ahead := skewedReplicas(t)
+	const n, keep = 5 * store.UserStateOrders, store.UserStateOrders
+	no := func(i int) string { return fmt.Sprintf("SK-%03d", i) }
+	for i := range n {
+		clock.Advance(time.Second)
+		if err := behind.CreateOrder(ctx, storetest.NewOrder(no(i), "shop", "u1", clock.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update := func(s *Store, i int, from, to store.OrderStatus) *store.Order {
+		t.Helper()
+		o, err := s.GetOrder(ctx, no(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Status = to
+		if err := s.UpdateOrder(ctx, o, from); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	x := n / 2
+	paid := update(ahead, x, store.StatusAwaitingPayment, store.StatusPaid)
+	clock.Advance(time.Second)
+	update(behind, x, store.StatusPaid, store.StatusRefunded)
+	// keep orders updated after it, all within the replicas' skew.
+	for i := range keep {
+		clock.Advance(time.Second)
+		update(behind, i, store.StatusAwaitingPayment, store.StatusPaid)
+	}
+	// The paid version's copy, replayed late.
+	if err := behind.syncUser(ctx, paid); err != nil {
+		t.Fatal(err)
+	}
+	st, err := behind.LoadUserState(ctx, "shop", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range st.Orders {
+		rec, err := behind.GetOrder(ctx, o.OrderNo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Version != rec.Version || o.Status != rec.Status {
+			t.Errorf("LoadUserState read %s at version %d, %s; its record is at version %d, %s", o.OrderNo, o.Version, o.Status, rec.Version, rec.Status)
+		}
 	}
 }

@@ -326,14 +326,19 @@ return {0}
 // orders of the keep-th's microsecond too: which of them are the newest
 // only their exact times tell (luaLoadUser).
 //
-// The copies (uo, uv) are kept of the orders luaLoadUser reads only: the
+// The copies (uo) are kept of the orders luaLoadUser reads only: the
 // keep newest created (to the end of the keep-th's microsecond) and those
 // in uu. A copy is dropped as its order leaves both: as it leaves uu, or
 // is among the few just below the newest created (a create pushes one
 // out). Every copy was kept before, a second copy of every order for good;
-// a store written so keeps those it has. An order without its copy has no
-// version in uv, so its next sync applies whatever its version, and is
-// dropped again at once when its order is in neither set.
+// a store written so keeps those it has. The version of a dropped copy
+// stays in uv (a few dozen bytes an order, as in {idx}:v), so a copy
+// replayed late is refused by its version as before, not by its time: a
+// replica whose clock is behind the last writer's scores an update before
+// the version it replaces, and that version, replayed once the order was
+// dropped, was among the newest updated and read for the order. A newer
+// version brings the copy back; one of an order in neither set is
+// dropped again at once.
 const luaSyncUser = `
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[2]) <= cur then return 0 end
@@ -349,7 +354,6 @@ local function drop(no)
   if not c or tonumber(c) >= tonumber(created[2]) then return end
   if redis.call('ZSCORE', KEYS[4], no) then return end
   redis.call('HDEL', KEYS[1], no)
-  redis.call('HDEL', KEYS[2], no)
 end
 local cut = redis.call('ZREVRANGE', KEYS[4], keep - 1, keep - 1, 'WITHSCORES')
 if cut[2] then
