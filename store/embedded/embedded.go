@@ -114,7 +114,32 @@ var (
 	// expired, not every record kept. Not in allBuckets, as
 	// bAuditTextUntil.
 	bExpiry = []byte("expiry") // u64(until) id(bucket) key -> nil
+	// bIndexesKept holds the id of the last write transaction made by a
+	// version that keeps the four indexes above (each of this version's
+	// writes sets it): a file whose last write was another's, an earlier
+	// version's after a rollback, holds records those indexes lack (a
+	// text, a claim, an order made or paid meanwhile), and its open
+	// indexes them again. Not in allBuckets, as bAuditTextUntil.
+	bIndexesKept = []byte("indexes_kept") // "tx" -> u64(transaction id)
 )
+
+var keptKey = []byte("tx")
+
+// markIndexesKept records in tx that its writes kept the indexes.
+func markIndexesKept(tx *bolt.Tx) error {
+	return tx.Bucket(bIndexesKept).Put(keptKey, u64(uint64(tx.ID())))
+}
+
+// indexesKept reports whether the last write before tx (a write
+// transaction) was one that kept the indexes (markIndexesKept).
+func indexesKept(tx *bolt.Tx) bool {
+	b := tx.Bucket(bIndexesKept)
+	if b == nil {
+		return false
+	}
+	v := b.Get(keptKey)
+	return len(v) == 8 && binary.BigEndian.Uint64(v) == uint64(tx.ID()-1)
+}
 
 // expiring lists the buckets whose records expire, each one's place its id
 // in bExpiry's keys (1 for the first); an id is never reused.
@@ -330,10 +355,23 @@ func openFile(path string, lockTimeout time.Duration, readOnly bool) (bdb *bolt.
 func initFile(tx *bolt.Tx) error {
 	backfill := tx.Bucket(bUserUpdated) == nil
 	unrecorded := tx.Bucket(bOutboxLeases) == nil // written by a version that kept no record of leases
-	untilIndexed := tx.Bucket(bAuditTextUntil) != nil
-	clientIndexed := tx.Bucket(bClientOrders) != nil && tx.Bucket(bClientStatus) != nil
-	expiryIndexed := tx.Bucket(bExpiry) != nil
-	for _, b := range append(allBuckets, bAuditTextUntil, bClientOrders, bClientStatus, bExpiry) {
+	// The indexes of texts and records by expiry are filled again when
+	// another version wrote last: an entry a record has already is put
+	// again, one of a record rewritten or deleted since is left to the
+	// sweep, which reads the record it names. The client index is built
+	// anew, as an order's status may have changed meanwhile.
+	kept := indexesKept(tx)
+	untilIndexed := kept && tx.Bucket(bAuditTextUntil) != nil
+	clientIndexed := kept && tx.Bucket(bClientOrders) != nil && tx.Bucket(bClientStatus) != nil
+	expiryIndexed := kept && tx.Bucket(bExpiry) != nil
+	if !clientIndexed {
+		for _, b := range [][]byte{bClientOrders, bClientStatus} {
+			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return err
+			}
+		}
+	}
+	for _, b := range append(allBuckets, bAuditTextUntil, bClientOrders, bClientStatus, bExpiry, bIndexesKept) {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -366,7 +404,10 @@ func initFile(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	return releaseLeases(tx)
+	if err := releaseLeases(tx); err != nil {
+		return err
+	}
+	return markIndexesKept(tx)
 }
 
 // Path is the file the store lives in.
@@ -396,8 +437,9 @@ const writeStall = 30 * time.Second
 // on and every write fails: the replica read ready while it could record
 // no order, no claim, no notification. So Ping also reports the last
 // write's outcome, store.ErrWritesFail when it failed; when no write was
-// made for writeProbeEvery, it makes one, an empty write transaction
-// (bbolt commits a new freelist and meta page, synced), so that a disk
+// made for writeProbeEvery, it makes one, a write transaction of nothing
+// but the indexes' mark (bbolt commits it with a new freelist and meta
+// page, synced), so that a disk
 // that failed while idle is seen, and one fixed while the load balancer
 // sent nothing is seen to be back.
 func (d *DB) Ping(ctx context.Context) error {
@@ -468,8 +510,10 @@ func (d *DB) Ping(ctx context.Context) error {
 func (d *DB) commit(fn func(*bolt.Tx) error) error {
 	var fnErr error
 	err := d.db.Update(func(tx *bolt.Tx) error {
-		fnErr = fn(tx)
-		return fnErr
+		if fnErr = fn(tx); fnErr != nil {
+			return fnErr
+		}
+		return markIndexesKept(tx)
 	})
 	if fnErr != nil || errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return err
