@@ -589,7 +589,7 @@ func (t *turn) request() *failover.Request {
 
 // stream runs the rounds of a streaming turn.
 func (t *turn) stream() {
-	capture := interceptors.NewCapture(t.s.tools.IsPayment)
+	capture := interceptors.NewCapture(t.isPaymentCall)
 	// The exchange a mixed round keeps is found by the bot's call ids.
 	capture.GiveCallIDs()
 	if n, ok := t.s.tools.(toolNamer); ok {
@@ -649,6 +649,7 @@ func (t *turn) stream() {
 		if res.Content != "" {
 			t.inWord = !endsWithSpace(res.Content)
 		}
+		t.namePaymentCalls(res.PaymentCalls)
 		if len(res.StrayCalls) > 0 {
 			t.strayCalls(res.StrayCalls)
 		}
@@ -874,7 +875,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		}
 		if len(sentCalls) > 0 {
 			capture.ContinueCalls(sentCalls)
-			resume.WithCalls(sentCalls, t.s.tools.IsPayment).WithHeldNames(capture.HeldNameGoesOn)
+			resume.WithCalls(sentCalls, t.isPaymentCall).WithHeldNames(capture.HeldNameGoesOn)
 		}
 	}
 }
@@ -1352,13 +1353,60 @@ func (t *turn) strayCalls(names []string) {
 	}
 }
 
+// harmonyPrefix is the namespace gpt-oss (OpenAI's harmony format) puts
+// before a function's name in its recipient, "to=functions.create_order",
+// and which some servers leave on the name they hand out (a model trained
+// on such calls writes it there too).
+const harmonyPrefix = "functions."
+
+// paymentCallName is the payment tool a round's call of name calls: name,
+// when it is a payment tool's, or the payment tool's name it carries
+// wrapped in what gpt-oss's harmony format leaves on it when a server's
+// parser misreads the model's call: the namespace before it
+// ("functions.create_order") or a control token after it
+// ("create_order<|channel|>commentary", as vLLM streams it in
+// vllm-project/vllm#32587). No tool name has either (OpenAI's names are
+// letters, digits, "_" and "-"), so the call is the model's call of that
+// payment tool, checked and run as one; handed to the bot it was a call of
+// a tool the bot never defined, and the sale was lost (the garble repeats
+// call after call). A name the bot's own tools include stays the bot's.
+// "" for any other name.
+func (t *turn) paymentCallName(name string) string {
+	if t.s.tools.IsPayment(name) {
+		return name
+	}
+	bare := strings.TrimPrefix(name, harmonyPrefix)
+	if i := strings.Index(bare, "<|"); i >= 0 {
+		bare = bare[:i]
+	}
+	if bare == name || !t.s.tools.IsPayment(bare) || slices.Contains(interceptors.ToolNames(t.reqBody), name) {
+		return ""
+	}
+	return bare
+}
+
+// isPaymentCall reports whether a round's call of name is a payment call
+// (paymentCallName).
+func (t *turn) isPaymentCall(name string) bool {
+	return t.paymentCallName(name) != ""
+}
+
+// namePaymentCalls gives a round's payment calls the payment tool's own
+// name (paymentCallName), which their checks, execution, metrics and the
+// assistant message the provider gets back read: a harmony-wrapped name
+// sent back would teach the model its own garble.
+func (t *turn) namePaymentCalls(calls []interceptors.ToolCall) {
+	for i := range calls {
+		if n := t.paymentCallName(calls[i].Name); n != "" {
+			calls[i].Name = n
+		}
+	}
+}
+
 // metricTool is a call's tool as the tool-call metric names it: a payment
 // tool's name, else "unnamed".
 func (t *turn) metricTool(name string) string {
-	if !t.s.tools.IsPayment(name) {
-		return "unnamed"
-	}
-	return name
+	return cmp.Or(t.paymentCallName(name), "unnamed")
 }
 
 // addAction adds action a to a turn's actions, in place of an earlier one

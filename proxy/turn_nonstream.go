@@ -45,8 +45,9 @@ func (t *turn) nonStream() {
 			t.fail(err)
 			return
 		}
-		ans := parseAnswer(resp.Body, t.s.tools.IsPayment)
+		ans := parseAnswer(resp.Body, t.isPaymentCall)
 		resp.Close()
+		t.namePaymentCalls(ans.payment)
 		if len(ans.stray) > 0 {
 			t.strayCalls(ans.stray)
 		}
