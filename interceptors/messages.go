@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -56,6 +57,38 @@ const (
 // as it came, empty or not.
 func AssistantToolMessage(content string, calls []ToolCall) []byte {
 	return AssistantToolMessageWith(content, Reasoning{}, calls)
+}
+
+// RepeatedObject returns the one JSON object that args is, byte for byte,
+// two or more times over (white space around each copy allowed), and true;
+// args and false for any other arguments. Some servers stream a call's
+// arguments and then send the whole JSON again in a later delta, or send
+// the complete object in every delta, so the arguments joined by index are
+// one object twice (anomalyco/opencode#17339, GLM-style servers;
+// NousResearch/hermes-agent#35718): every reading of such arguments is the
+// same call. Different objects one after the other, or a piece of one
+// before a whole one, are not: which the model meant is not for a reader
+// to guess. Arguments nested deeper than MaxNesting are left as they are.
+func RepeatedObject(args string) (string, bool) {
+	i := jsonscan.SkipSpace(args, 0)
+	if i == len(args) || args[i] != '{' || jsonstr.NestedOver(args, MaxNesting) {
+		return args, false
+	}
+	end := jsonscan.SkipValue(args, i)
+	if end < 0 {
+		return args, false
+	}
+	one, rest := args[i:end], jsonscan.SkipSpace(args, end)
+	if rest == len(args) || !gjson.Valid(one) {
+		return args, false
+	}
+	for rest < len(args) {
+		if !strings.HasPrefix(args[rest:], one) {
+			return args, false
+		}
+		rest = jsonscan.SkipSpace(args, rest+len(one))
+	}
+	return one, true
 }
 
 // ParsableArguments returns calls with the arguments that are not JSON (a

@@ -649,7 +649,7 @@ func (t *turn) stream() {
 		if res.Content != "" {
 			t.inWord = !endsWithSpace(res.Content)
 		}
-		t.namePaymentCalls(res.PaymentCalls)
+		t.readPaymentCalls(res.PaymentCalls)
 		if len(res.StrayCalls) > 0 {
 			t.strayCalls(res.StrayCalls)
 		}
@@ -1391,14 +1391,20 @@ func (t *turn) isPaymentCall(name string) bool {
 	return t.paymentCallName(name) != ""
 }
 
-// namePaymentCalls gives a round's payment calls the payment tool's own
-// name (paymentCallName), which their checks, execution, metrics and the
-// assistant message the provider gets back read: a harmony-wrapped name
-// sent back would teach the model its own garble.
-func (t *turn) namePaymentCalls(calls []interceptors.ToolCall) {
+// readPaymentCalls gives a round's payment calls the payment tool's own
+// name (paymentCallName), and arguments that are one object repeated
+// (interceptors.RepeatedObject) that object once: their checks, execution,
+// metrics and the assistant message the provider gets back read them so. A
+// harmony-wrapped name sent back would teach the model its own garble.
+func (t *turn) readPaymentCalls(calls []interceptors.ToolCall) {
 	for i := range calls {
-		if n := t.paymentCallName(calls[i].Name); n != "" {
-			calls[i].Name = n
+		c := &calls[i]
+		if n := t.paymentCallName(c.Name); n != "" {
+			c.Name = n
+		}
+		if one, ok := interceptors.RepeatedObject(c.Arguments); ok && !c.Custom {
+			t.s.log.Info("payment call's arguments were one object repeated; read once", "request_id", reqInfo(t.r).id, "tool", c.Name)
+			c.Arguments = one
 		}
 	}
 }

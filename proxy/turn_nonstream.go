@@ -47,7 +47,7 @@ func (t *turn) nonStream() {
 		}
 		ans := parseAnswer(resp.Body, t.isPaymentCall)
 		resp.Close()
-		t.namePaymentCalls(ans.payment)
+		t.readPaymentCalls(ans.payment)
 		if len(ans.stray) > 0 {
 			t.strayCalls(ans.stray)
 		}

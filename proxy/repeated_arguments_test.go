@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestRepeatedPaymentArguments: some OpenAI-compatible servers stream a
+// call's arguments and then send the whole JSON again in a later delta
+// (GLM-style servers in anomalyco/opencode#17339; servers that resend the
+// complete object, NousResearch/hermes-agent#35718), so the arguments read
+// by index are one object twice: {"sku":"premium-monthly"}{"sku":"premium-monthly"}.
+// The create_order was refused as "not a JSON object", the model asked
+// the user to confirm, and the same server doubled the next call too: no
+// sale through such a server. Arguments that are one object repeated,
+// byte for byte, are that object (every reading of them is the same call):
+// the order is made once, and the provider gets the object back once.
+// Two different objects stay refused, as any arguments that are not one
+// object: which the model meant is not paygate's to guess.
+func TestRepeatedPaymentArguments(t *testing.T) {
+	const one = `{"sku":"premium-monthly"}`
+	tests := []struct {
+		name   string
+		deltas []string // the arguments' deltas
+		made   bool     // an order is made
+	}{
+		{"whole, then whole again", []string{one, one}, true},
+		{"in pieces, then whole again", []string{`{"sku":`, `"premium-monthly"}`, one}, true},
+		{"whole, then again after a space", []string{one, " " + one + "\n"}, true},
+		{"two different objects", []string{one, `{"sku":"premium-monthly","quantity":2}`}, false},
+		{"a whole object after a piece of one", []string{`{"sku":"prem`, one}, false},
+	}
+	st := testdrivers.Open(t, "embedded", nil)
+	_, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{}, AttemptTimeout: 5 * time.Second,
+		Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}}})
+	for i, tc := range tests {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "", true: ", stream"}[stream], func(t *testing.T) {
+				var round http.HandlerFunc
+				if stream {
+					deltas := []string{callDelta(`{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":""}}`)}
+					for _, d := range tc.deltas {
+						deltas = append(deltas, callDelta(`{"index":0,"function":{"arguments":`+strconv.Quote(d)+`}}`))
+					}
+					round = callRound(deltas...)
+				} else {
+					var all string
+					for _, d := range tc.deltas {
+						all += d
+					}
+					round = callsRound(false, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":`+strconv.Quote(all)+`}}]`)
+				}
+				fp := newFakeProvider(t, roundByRound(round, textRound(stream, "Done.")))
+				_, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc}, nil)
+				// A user of its own per case: a purchase is deduplicated per user.
+				user := "o-repeated-args-" + strconv.Itoa(i) + "-" + strconv.FormatBool(stream) + "-0123456789"
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": user})
+				body := readAll(t, resp.Body)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				seen := fp.requests()
+				if len(seen) != 2 {
+					t.Fatalf("%d upstream requests; want 2\n%s", len(seen), body)
+				}
+				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pay").content`).Str
+				made := gjson.Get(result, "order_no").Str != ""
+				if made != tc.made {
+					t.Errorf("order made: %v; want %v; the call's result: %s", made, tc.made, result)
+				}
+				sent := gjson.GetBytes(seen[1].Body, `messages.#(role=="assistant").tool_calls.0.function.arguments`).Str
+				if tc.made && sent != one {
+					t.Errorf("the provider got the call's arguments back as %q; want %q", sent, one)
+				}
+			})
+		}
+	}
+}
