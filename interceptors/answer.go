@@ -42,6 +42,9 @@ type Answer struct {
 	// ToolCalls is the raw JSON array choices[0].message.tool_calls; ""
 	// when the message has no such array.
 	ToolCalls string
+	// FunctionCall is the raw JSON object choices[0].message.function_call,
+	// the legacy shape of one call; "" when the message has no such object.
+	FunctionCall string
 	// Choices is how many elements the choices array has: more than one
 	// when a provider answered with several, asked for (n) or not.
 	Choices int
@@ -169,7 +172,7 @@ func readChoices(s string, at int, a *Answer) int {
 // readMessage reads content, reasoning and tool_calls of the message
 // object at s[at] and returns the index after it, or -1.
 func readMessage(s string, at int, a *Answer) int {
-	var content, calls, reasoning, details, other bool
+	var content, calls, reasoning, details, other, legacy bool
 	return walk(s, at, true, func(m jsonscan.Member) int {
 		end := jsonscan.SkipValue(s, m.At)
 		if end < 0 {
@@ -194,6 +197,13 @@ func readMessage(s string, at int, a *Answer) int {
 				calls = true
 				if s[m.At] == '[' {
 					a.ToolCalls = strings.Clone(s[m.At:end])
+				}
+			}
+		case "function_call":
+			if !legacy {
+				legacy = true
+				if s[m.At] == '{' {
+					a.FunctionCall = strings.Clone(s[m.At:end])
 				}
 			}
 		case "reasoning_content":

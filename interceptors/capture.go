@@ -202,6 +202,12 @@ func (r *RoundResult) ToolRound() bool {
 // use; one Capture serves one turn.
 type Capture struct {
 	isPayment func(string) bool
+	// legacy is the round's legacy function_call (legacyCall).
+	legacy struct {
+		named, pay bool
+		name       string
+		args       []byte // raw JSON string contents, escapes kept
+	}
 	// payNames are the payment tools' names (PaymentNames), for a name a
 	// provider streams in pieces.
 	payNames []string
@@ -534,6 +540,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 		c.slots[i] = slot{args: c.slots[i].args[:0]}
 	}
 	c.slots = c.slots[:0]
+	c.legacy.named, c.legacy.pay, c.legacy.name, c.legacy.args = false, false, "", c.legacy.args[:0]
 	c.argBytes = 0
 	c.finish = ""
 	c.finishChunk = c.finishChunk[:0]
@@ -933,6 +940,14 @@ func (c *Capture) EndRound() RoundResult {
 			r.PaymentCalls = append(r.PaymentCalls, tc)
 		}
 		seq++
+	}
+	if c.legacy.pay {
+		// After the round's tool calls, under the next index.
+		idx := 0
+		if n := len(r.PaymentCalls); n > 0 {
+			idx = r.PaymentCalls[n-1].Index + 1
+		}
+		r.PaymentCalls = append(r.PaymentCalls, ToolCall{Index: idx, Seq: seq, Name: c.legacy.name, Arguments: decodeRaw(c.legacy.args), Damaged: c.lost})
 	}
 	slices.SortStableFunc(r.ClientCalls, func(a, b ToolCall) int { return a.Index - b.Index })
 	if c.hasFinish && len(c.finishChunk) > 0 {

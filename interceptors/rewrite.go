@@ -272,6 +272,14 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			if v[0] == '[' {
 				c.toolCalls(data, s, m, choice)
 			}
+		case "function_call":
+			if v[0] == '{' && choice == 0 && c.legacyCall(v) {
+				c.deleteMember(data, m.KeyAt, m.End)
+				break
+			}
+			if notEmpty(v) {
+				st.meaningful = true
+			}
 		case "annotations":
 			if choice == 0 && v[0] == '[' && notEmpty(v) {
 				// Citations placed in this round's text, which the
@@ -311,6 +319,26 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			}
 		}
 	}
+}
+
+// legacyCall reads the legacy function_call v (an object) of a choice 0
+// delta, the one call a server that answers tools in the legacy shape
+// makes (functionary's did), and reports whether it is held back: its
+// first name names a payment tool, so it is that payment call, whose
+// deltas never reach the bot (RoundResult.PaymentCalls, with no id). A
+// call of the bot's own goes out as it came.
+func (c *Capture) legacyCall(v string) bool {
+	fc := gjson.Parse(v)
+	if n := fc.Get("name"); !c.legacy.named && n.Type == gjson.String && n.Str != "" {
+		c.legacy.named, c.legacy.pay, c.legacy.name = true, c.isPayment(n.Str), strings.Clone(n.Str)
+	}
+	if !c.legacy.pay {
+		return false
+	}
+	if a := fc.Get("arguments"); a.Type == gjson.String {
+		c.legacy.args = append(c.legacy.args, a.Raw[1:len(a.Raw)-1]...) // escapes kept, as a slot's
+	}
+	return true
 }
 
 // renumber records the edits that move the "index" of each entry of the

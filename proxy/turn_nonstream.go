@@ -466,10 +466,25 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		// The object itself, token details and all, as the walk found it.
 		a.usageJSON = []byte(ra.UsageRaw)
 	}
+	i := 0
+	defer func() {
+		// The legacy shape of one call (a server that answers tools
+		// with function_call): naming a payment tool, it is the
+		// payment call it names, after the message's tool calls,
+		// taken out of the answer; the bot's own stays as it came.
+		fc := gjson.Parse(ra.FunctionCall)
+		name := fc.Get("name")
+		if name.Type != gjson.String || !isPayment(name.Str) {
+			return
+		}
+		if b, err := sjson.DeleteBytes(a.body, "choices.0.message.function_call"); err == nil {
+			a.body = b
+			a.payment = append(a.payment, interceptors.ToolCall{Seq: i, Index: i, Name: name.Str, Arguments: arguments(fc.Get("arguments"))})
+		}
+	}()
 	if ra.ToolCalls == "" {
 		return a
 	}
-	i := 0
 	gjson.Parse(ra.ToolCalls).ForEach(func(_, call gjson.Result) bool {
 		name, custom := callName(call)
 		tc := interceptors.ToolCall{
