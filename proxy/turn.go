@@ -1506,7 +1506,27 @@ func (t *turn) uniqueCallIDs(calls, client []interceptors.ToolCall) {
 		}
 		taken[c.ID] = true
 	}
+	next := -1 // the next free index of Kimi's ids, once one needs it
 	for _, i := range rename {
+		if _, ok := kimiCallIndex(calls[i].ID); ok && calls[i].Name != "" {
+			// Kimi K2 reads its history's ids in its own form only
+			// (kimiCallIndex): the next index of the conversation.
+			if next < 0 {
+				for id := range taken {
+					if n, ok := kimiCallIndex(id); ok {
+						next = max(next, n+1)
+					}
+				}
+			}
+			id := "functions." + calls[i].Name + ":" + strconv.Itoa(next)
+			for ; taken[id]; id = "functions." + calls[i].Name + ":" + strconv.Itoa(next) {
+				next++
+			}
+			next++
+			taken[id] = true
+			calls[i].ID = id
+			continue
+		}
 		base := "call_pg_" + strconv.Itoa(len(t.rounds)) + "_" + strconv.Itoa(i)
 		id := base
 		for n := 2; taken[id]; n++ {
@@ -1515,6 +1535,32 @@ func (t *turn) uniqueCallIDs(calls, client []interceptors.ToolCall) {
 		taken[id] = true
 		calls[i].ID = id
 	}
+}
+
+// kimiCallIndex reads a call id in Kimi K2's form, "functions.<name>:<idx>",
+// and returns its index (numbered over the conversation). Kimi's chat
+// template prints each call's id in the history, and a history holding ids
+// of another form puts the model off its format: it writes its next calls
+// as text, or ends its turn empty (ml-explore/mlx-lm#821,
+// getkimchi/kimchi#1063), so a call of Kimi's that paygate renames keeps
+// the form.
+func kimiCallIndex(id string) (int, bool) {
+	rest, ok := strings.CutPrefix(id, "functions.")
+	if !ok {
+		return 0, false
+	}
+	c := strings.LastIndexByte(rest, ':')
+	if c < 1 || c == len(rest)-1 || len(rest)-c > 10 {
+		return 0, false
+	}
+	n := 0
+	for _, d := range rest[c+1:] {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int(d-'0')
+	}
+	return n, true
 }
 
 // keepExchange stores, under each of the client's call ids in the turn's
