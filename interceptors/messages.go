@@ -91,6 +91,42 @@ func RepeatedObject(args string) (string, bool) {
 	return one, true
 }
 
+// FencedObject returns the one JSON object that args holds inside a
+// Markdown code fence and nothing else ("```json\n{…}\n```", or the fence
+// without "json"; white space around each part allowed), and true; args
+// and false for any other arguments. Some models and gateways send a call's
+// arguments so (earendil-works/pi#8858, from DeepSeek; OpenRouter in
+// just-every/code#355). A fence of another language, or one holding more
+// than the object, is not read: which part is the call is not for a reader
+// to guess.
+func FencedObject(args string) (string, bool) {
+	const fence = "```"
+	i := jsonscan.SkipSpace(args, 0)
+	if !strings.HasPrefix(args[i:], fence) {
+		return args, false
+	}
+	i += len(fence)
+	if strings.HasPrefix(args[i:], "json") {
+		i += len("json")
+	}
+	i = jsonscan.SkipSpace(args, i)
+	if i == len(args) || args[i] != '{' || jsonstr.NestedOver(args, MaxNesting) {
+		return args, false
+	}
+	end := jsonscan.SkipValue(args, i)
+	if end < 0 {
+		return args, false
+	}
+	rest := jsonscan.SkipSpace(args, end)
+	if !strings.HasPrefix(args[rest:], fence) || jsonscan.SkipSpace(args, rest+len(fence)) != len(args) {
+		return args, false
+	}
+	if one := args[i:end]; gjson.Valid(one) {
+		return one, true
+	}
+	return args, false
+}
+
 // ParsableArguments returns calls with the arguments that are not JSON (a
 // call cut by max_tokens: `{"sku":"prem`; a Python-style dict) replaced by
 // "{}", for the payment calls of an assistant message paygate sends a

@@ -84,3 +84,55 @@ func TestRepeatedPaymentArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestFencedPaymentArguments: some models and gateways send a call's
+// arguments inside a Markdown code fence, "```json\n{…}\n```"
+// (earendil-works/pi#8858, from DeepSeek; OpenRouter in
+// just-every/code#355). The create_order was refused as "not a JSON
+// object", and the model, asked to confirm with the user, fenced the next
+// one too. Arguments that are one fence around one object, and nothing
+// else, are that object: the order is made and the provider gets the object
+// back bare. A fence with more than the object in it, or an unclosed one,
+// stays refused.
+func TestFencedPaymentArguments(t *testing.T) {
+	const one = `{"sku":"premium-monthly"}`
+	tests := []struct {
+		name, args string
+		made       bool
+	}{
+		{"json fence", "```json\n" + one + "\n```", true},
+		{"bare fence", "```\n" + one + "\n```", true},
+		{"fence on one line", "```json " + one + " ```", true},
+		{"text after the fence", "```json\n" + one + "\n```\nbuying it now", false},
+		{"two objects in the fence", "```json\n" + one + one + "\n```", false},
+		{"unclosed fence", "```json\n" + one, false},
+		{"another language", "```python\n" + one + "\n```", false},
+	}
+	st := testdrivers.Open(t, "embedded", nil)
+	_, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{}, AttemptTimeout: 5 * time.Second,
+		Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}}})
+	for i, tc := range tests {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "", true: ", stream"}[stream], func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":`+strconv.Quote(tc.args)+`}}]`),
+					textRound(stream, "Done.")))
+				_, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc}, nil)
+				user := "o-fenced-args-" + strconv.Itoa(i) + "-" + strconv.FormatBool(stream) + "-0123456789"
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": user})
+				body := readAll(t, resp.Body)
+				seen := fp.requests()
+				if len(seen) != 2 {
+					t.Fatalf("%d upstream requests; want 2\n%s", len(seen), body)
+				}
+				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pay").content`).Str
+				if made := gjson.Get(result, "order_no").Str != ""; made != tc.made {
+					t.Errorf("order made: %v; want %v; the call's result: %s", made, tc.made, result)
+				}
+				sent := gjson.GetBytes(seen[1].Body, `messages.#(role=="assistant").tool_calls.0.function.arguments`).Str
+				if tc.made && sent != one {
+					t.Errorf("the provider got the call's arguments back as %q; want %q", sent, one)
+				}
+			})
+		}
+	}
+}

@@ -1393,17 +1393,24 @@ func (t *turn) isPaymentCall(name string) bool {
 
 // readPaymentCalls gives a round's payment calls the payment tool's own
 // name (paymentCallName), and arguments that are one object repeated
-// (interceptors.RepeatedObject) that object once: their checks, execution,
-// metrics and the assistant message the provider gets back read them so. A
-// harmony-wrapped name sent back would teach the model its own garble.
+// (interceptors.RepeatedObject) or fenced (interceptors.FencedObject) that
+// object, bare and once: their checks, execution, metrics and the
+// assistant message the provider gets back read them so. A harmony-wrapped
+// name sent back would teach the model its own garble.
 func (t *turn) readPaymentCalls(calls []interceptors.ToolCall) {
 	for i := range calls {
 		c := &calls[i]
 		if n := t.paymentCallName(c.Name); n != "" {
 			c.Name = n
 		}
-		if one, ok := interceptors.RepeatedObject(c.Arguments); ok && !c.Custom {
+		if c.Custom {
+			continue
+		}
+		if one, ok := interceptors.RepeatedObject(c.Arguments); ok {
 			t.s.log.Info("payment call's arguments were one object repeated; read once", "request_id", reqInfo(t.r).id, "tool", c.Name)
+			c.Arguments = one
+		} else if one, ok := interceptors.FencedObject(c.Arguments); ok {
+			t.s.log.Info("payment call's arguments were one object in a code fence; read without it", "request_id", reqInfo(t.r).id, "tool", c.Name)
 			c.Arguments = one
 		}
 	}
