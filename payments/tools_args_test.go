@@ -211,3 +211,35 @@ func TestOrderNumberWithSpaceAroundIsTheOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestToolArgumentsNotJSONAreRefused: arguments that a lenient reader
+// would take for an object but that are no JSON: NaN or Infinity where a
+// number goes (Python's json.dumps writes them), a trailing comma, a
+// Python dict in single quotes, an object followed by words (a model that
+// goes on talking in its arguments), comments. Read leniently (gjson reads
+// the members before the fault), several would buy what the model may not
+// have meant; each is a clarification, nothing executed. Fails if the
+// arguments' validation (gjson.Valid before reading) is dropped.
+func TestToolArgumentsNotJSONAreRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tools := newTools(e)
+	for _, tc := range []struct{ name, args string }{
+		{"NaN quantity", `{"sku":"premium-monthly","quantity":NaN}`},
+		{"Infinity quantity", `{"sku":"premium-monthly","quantity":Infinity}`},
+		{"trailing comma", `{"sku":"premium-monthly",}`},
+		{"python dict", `{'sku': 'premium-monthly'}`},
+		{"words after the object", `{"sku":"premium-monthly"} and two more please`},
+		{"a comment", `{"sku":"premium-monthly" /* two */}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			orders := e.sim.OrderCount()
+			got := call(t, tools, caller("oUser-args-notjson"), "create_order", tc.args)
+			if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+				t.Fatalf("clarify %v executed %v, result %s; want a clarification, nothing executed", got.out.Clarify, got.out.Executed, got.out.Result)
+			}
+			if n := e.sim.OrderCount(); n != orders {
+				t.Errorf("simulator orders %d after the call; want %d", n, orders)
+			}
+		})
+	}
+}
