@@ -491,6 +491,23 @@ func (p PaymentChoice) Allows(name string) bool {
 	return !p.restricted || slices.Contains(p.names, name)
 }
 
+// ForcesUnnamedCall reports whether a tool_choice value (raw JSON, "" for
+// none) forces a tool call without naming a tool: "required", Mistral's
+// "any", Anthropic's {"type":"any"}.
+func ForcesUnnamedCall(toolChoice string) bool {
+	if toolChoice == "" {
+		return false
+	}
+	tc := gjson.Parse(toolChoice)
+	switch {
+	case tc.Type == gjson.String:
+		return tc.Str == "required" || tc.Str == "any"
+	case tc.IsObject():
+		return tc.Get("type").Str == "any"
+	}
+	return false
+}
+
 // ReadPaymentChoice reads a tool_choice value and a legacy function_call
 // value (Chat.ToolChoice and Chat.FunctionCall, raw JSON; "" for none) as
 // a PaymentChoice: a payment tool is allowed when both allow it. OpenAI

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
 )
 
 // requiredHonouring is a provider that honours tool_choice "required": it
@@ -271,6 +273,67 @@ func TestForcedPaymentToolIsMetInEveryShape(t *testing.T) {
 				}
 				if got := gjson.GetBytes(reqs[1].Body, tc.path).Raw; got != tc.want {
 					t.Errorf("round 2 %s %s; want %s (the payment call met it)", tc.path, got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// TestForcedCallWithoutBotToolsForcesNoPayment: a bot that sends
+// tool_choice "required" (Mistral's "any", Anthropic's {"type":"any"}) and
+// no tool of its own (none, or "tools": []) asks for a call of a tool it
+// does not have: OpenAI answers it with a 400 ("tool_choice is only
+// allowed when tools are specified"). With the payment tools appended, the
+// choice forced a payment call on whatever the user said: a model that
+// honours it called create_order with a SKU of its choosing, and the user
+// got an order, and a payment sheet, they never asked for. Such a request
+// now goes as the bot sent it, without the payment tools, and a payment
+// call that comes anyway is refused. A forced call beside a tool of the
+// bot's own still offers them (TestRequiredToolChoiceIsMetByThePaymentCall).
+func TestForcedCallWithoutBotToolsForcesNoPayment(t *testing.T) {
+	// forcing answers a request that forces a call and offers create_order
+	// with that call, any other with words.
+	forcing := func(stream bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			tc := gjson.GetBytes(b, "tool_choice")
+			forced := tc.Str == "required" || tc.Str == "any" || tc.Get("type").Str == "any"
+			if forced && gjson.GetBytes(b, `tools.#(function.name=="create_order")`).Exists() {
+				callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`)(w, r)
+				return
+			}
+			textRound(stream, "Hello!")(w, r)
+		}
+	}
+	for _, tc := range []struct{ name, members string }{
+		{"required, no tools", `"tool_choice":"required",`},
+		{"required, tools []", `"tools":[],"tool_choice":"required",`},
+		{"any", `"tool_choice":"any",`},
+		{"anthropic any", `"tool_choice":{"type":"any"},`},
+	} {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
+				tools := &recordingTools{}
+				up := newFakeProvider(t, roundByRound(forcing(stream), textRound(stream, "Hello!")))
+				url := paymentProxy(t, up.URL, func(c *config.Config) {
+					price, _ := config.ParseDecimal("49.99")
+					c.Payments.Catalog = []config.CatalogItem{{SKU: "premium-monthly", Name: "Premium", Price: price, MaxQuantity: 12}}
+				}, tools, &memState{}, nil)
+				resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test",`+map[bool]string{true: `"stream":true,`}[stream]+tc.members+
+					`"messages":[{"role":"user","content":"hi"}]}`, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if ex := tools.executed(); len(ex) != 0 {
+					t.Errorf("executed %q; want nothing: the user asked for nothing", ex)
+				}
+				reqs := up.requests()
+				if len(reqs) == 0 {
+					t.Fatalf("no upstream request: %d %s", resp.StatusCode, body)
+				}
+				if names := gjson.GetBytes(reqs[0].Body, "tools.#.function.name").Raw; strings.Contains(names, "create_order") || strings.Contains(names, "query_order") {
+					t.Errorf("payment tools offered under a forced call with no tool of the bot's: %s", names)
+				}
+				if !strings.Contains(body, "Hello!") {
+					t.Errorf("the bot got %d %s; want the model's words", resp.StatusCode, body)
 				}
 			})
 		}

@@ -180,7 +180,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		// (paymentToolsOffered), and is told so: told the payment tools
 		// were offered, its bot would look for them in its tool_choice.
 		why := "with the payment tools offered to a signed-in user"
-		if toolsRuledOut(chat, body) != "" || interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment).None() {
+		if toolsRuledOut(chat, body) != "" || paymentChoice(chat, body, s.tools.IsPayment).None() {
 			why = "to a signed-in user whose messages carry tool calls (a kept payment exchange may be restored into them)"
 		}
 		writeError(w, paramError("n", "paygate: n above 1 is not served "+why+"; send n: 1 or leave it out"))
@@ -189,7 +189,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
 		reqBody:   body,
 		brk:       roundsBreak(gjson.Parse(chat.Stop)),
-		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
+		payChoice: paymentChoice(chat, body, s.tools.IsPayment)}
 	ruledOut := toolsRuledOut(chat, body)
 	if ruledOut != "" {
 		// The payment tools, which are tools, cannot go beside what the
@@ -476,7 +476,24 @@ func paymentToolsOffered(chat interceptors.Chat, body []byte, isPayment func(nam
 	if toolCallsKey.In(body) {
 		return true
 	}
-	return toolsRuledOut(chat, body) == "" && !interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, isPayment).None()
+	return toolsRuledOut(chat, body) == "" && !paymentChoice(chat, body, isPayment).None()
+}
+
+// paymentChoice is what the bot's tool_choice and function_call let the
+// model call of the payment tools (interceptors.ReadPaymentChoice). A
+// choice that forces a call without naming a tool ("required") in a
+// request that offers no tool of the bot's own leaves them all out: it
+// asks for a call of a tool the bot does not have, which OpenAI answers
+// with a 400 ("tool_choice is only allowed when tools are specified"), and
+// with the payment tools appended it forced a payment call on whatever the
+// user said (a create_order of the model's choosing). Such a request goes
+// as the bot sent it. A payment tool forced by name, or listed in
+// allowed_tools, is still the bot's to force.
+func paymentChoice(chat interceptors.Chat, body []byte, isPayment func(name string) bool) interceptors.PaymentChoice {
+	if interceptors.ForcesUnnamedCall(chat.ToolChoice) && len(interceptors.ToolNames(body)) == 0 {
+		return interceptors.NoPaymentTools()
+	}
+	return interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, isPayment)
 }
 
 // toolsRuledOut names what in a chat request rules out tools at the
