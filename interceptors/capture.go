@@ -942,12 +942,14 @@ func (c *Capture) EndRound() RoundResult {
 		seq++
 	}
 	if c.legacy.pay {
-		// After the round's tool calls, under the next index.
-		idx := 0
-		if n := len(r.PaymentCalls); n > 0 {
-			idx = r.PaymentCalls[n-1].Index + 1
+		if args := decodeRaw(c.legacy.args); !EchoesCall(r.PaymentCalls, c.legacy.name, args) {
+			// After the round's tool calls, under the next index.
+			idx := 0
+			if n := len(r.PaymentCalls); n > 0 {
+				idx = r.PaymentCalls[n-1].Index + 1
+			}
+			r.PaymentCalls = append(r.PaymentCalls, ToolCall{Index: idx, Seq: seq, Name: c.legacy.name, Arguments: args, Damaged: c.lost})
 		}
-		r.PaymentCalls = append(r.PaymentCalls, ToolCall{Index: idx, Seq: seq, Name: c.legacy.name, Arguments: decodeRaw(c.legacy.args), Damaged: c.lost})
 	}
 	slices.SortStableFunc(r.ClientCalls, func(a, b ToolCall) int { return a.Index - b.Index })
 	if c.hasFinish && len(c.finishChunk) > 0 {

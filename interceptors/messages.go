@@ -59,6 +59,23 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 	return AssistantToolMessageWith(content, Reasoning{}, calls)
 }
 
+// EchoesCall reports whether a legacy function_call of name with
+// arguments args is the echo of one of a round's tool calls, calls: a
+// function call of the same name with the same arguments. Some servers
+// put the one call in both shapes at once (llama-cpp-python's
+// _convert_completion_to_chat_function, in the message and in every
+// streamed delta); read as two, a create_order ran twice, or its echo,
+// refused beyond the budget, had the model ask the user about the order
+// it had just made.
+func EchoesCall(calls []ToolCall, name, args string) bool {
+	for _, c := range calls {
+		if !c.Custom && c.Name == name && c.Arguments == args {
+			return true
+		}
+	}
+	return false
+}
+
 // RepeatedObject returns the one JSON object that args is, byte for byte,
 // two or more times over (white space around each copy allowed), and true;
 // args and false for any other arguments. Some servers stream a call's

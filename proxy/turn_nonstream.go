@@ -479,7 +479,11 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		}
 		if b, err := sjson.DeleteBytes(a.body, "choices.0.message.function_call"); err == nil {
 			a.body = b
-			a.payment = append(a.payment, interceptors.ToolCall{Seq: i, Index: i, Name: name.Str, Arguments: arguments(fc.Get("arguments"))})
+			// The same call in both shapes (llama-cpp-python's server
+			// sends one so) is one call: held back, run once.
+			if args := arguments(fc.Get("arguments")); !interceptors.EchoesCall(a.payment, name.Str, args) {
+				a.payment = append(a.payment, interceptors.ToolCall{Seq: i, Index: i, Name: name.Str, Arguments: args})
+			}
 		}
 	}()
 	if ra.ToolCalls == "" {
