@@ -54,10 +54,12 @@ var retainedForGood = []*regexp.Regexp{
 
 // embeddedKeptForGood are the buckets of the embedded file whose records
 // are kept for good (README): the orders and their indexes, the audit
-// chain, the secrets.
+// chain, the secrets, and the one-record marker of the transaction that
+// last kept the indexes (indexes_kept, overwritten by every write).
 var embeddedKeptForGood = map[string]bool{
 	"orders": true, "user_orders": true, "user_updated": true, "status_orders": true, "all_orders": true,
 	"client_orders": true, "client_status_orders": true, "audit": true, "audit_meta": true, "secrets": true,
+	"indexes_kept": true,
 }
 
 // TestPaymentTurnsLeaveOnlyRetainedOrExpiringKeys: a year at a busy
