@@ -174,8 +174,8 @@ func orderFromHMGet(no string, vals []any) (*store.Order, error) {
 	return decodeOrder(j, replyInt(vals, 1))
 }
 
-// ListOrders implements store.Orders. The index (the user's, the status's or
-// the global one) proposes candidates newest first; each candidate is read from
+// ListOrders implements store.Orders. The index (the user's, the client's
+// (clientListIndex), the status's or the global one) proposes candidates newest first; each candidate is read from
 // its authoritative record and filtered, so a stale index entry never shows a
 // wrong status. The index scores are microseconds and orders of one
 // microsecond come out by number, not by their exact creation time: so the
@@ -195,6 +195,11 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.O
 	switch {
 	case f.User != "":
 		_, _, index, _ = s.k.userTag(f.Client, f.User)
+	case f.Client != "" || f.NoClient:
+		var err error
+		if index, err = s.clientListIndex(ctx, f); err != nil {
+			return nil, err
+		}
 	case f.Status != "":
 		index = s.k.status(f.Status)
 	default:

@@ -1562,6 +1562,12 @@ func (k keys) idx(name string) string { return k.p + "{idx}:" + name }
 
 func (k keys) status(st store.OrderStatus) string { return k.idx("st:" + string(st)) }
 
+// clientOrders is client's index of orders by creation time ("" for the
+// orders recorded without one), on {idx} with the global indexes, so that
+// the sync script writes it with them (luaSyncIndex). {idx}:cv is the set
+// of the orders the client indexes hold (clientIndexed).
+func (k keys) clientOrders(client string) string { return k.idx("cl:" + esc(client)) }
+
 func (k keys) claim(key string) (claim, gen string) {
 	t := k.p + "{c:" + esc(key) + "}"
 	return t + ":claim", t + ":gen"

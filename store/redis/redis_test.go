@@ -52,6 +52,9 @@ func TestCluster(t *testing.T) {
 	})
 	t.Run("RoundTrips", func(t *testing.T) { testRoundTrips(t, open(t, storetest.NewClock(), "")) })
 	t.Run("OutOfOrderSync", func(t *testing.T) { testOutOfOrderSync(t, open(t, storetest.NewClock(), "")) })
+	t.Run("ListByClientOfAnEarlierVersion", func(t *testing.T) {
+		testListByClientOfAnEarlierVersion(t, func(t *testing.T, clock *storetest.Clock) *Store { return open(t, clock, "") })
+	})
 	t.Run("Repair", func(t *testing.T) {
 		clock := storetest.NewClock()
 		testRepair(t, clock, open(t, clock, ""))

@@ -438,23 +438,29 @@ return 1
 `
 
 // idxFixedKeys is the number of KEYS of luaSyncIndex before the status sets.
-const idxFixedKeys = 5
+const idxFixedKeys = 7
 
-// KEYS: v, all, ob, obv, notes, then one sorted set per status in
-// store.Statuses() order.
+// KEYS: v, all, ob, obv, notes, the order's client's index, cv, then one
+// sorted set per status in store.Statuses() order.
 // ARGV: no, version (empty skips the order part), status index (1-based),
 // created_us, obkey, obv (empty skips the outbox part), the head's score
 // (luaObState; noHead removes the key), then the
 // repair notes this sync stands for (removed from notes; none keeps all).
+// The client's index and cv (the orders it holds: clientIndexed) are
+// written whatever the version: an order's client and creation time never
+// change, and an order an earlier version indexed gets its entry from the
+// first sync of this one.
 const luaSyncIndex = `
 if ARGV[2] ~= '' then
   local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
   if tonumber(ARGV[2]) > cur then
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-    for i = 6, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-    redis.call('ZADD', KEYS[5 + tonumber(ARGV[3])], ARGV[4], ARGV[1])
+    for i = 8, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+    redis.call('ZADD', KEYS[7 + tonumber(ARGV[3])], ARGV[4], ARGV[1])
     redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
   end
+  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
+  redis.call('HSET', KEYS[7], ARGV[1], '1')
 end
 if ARGV[6] ~= '' then
   local cur = tonumber(redis.call('HGET', KEYS[4], ARGV[5]) or '-1')
@@ -470,6 +476,18 @@ if ARGV[6] ~= '' then
 end
 for i = 8, #ARGV do redis.call('ZREM', KEYS[5], ARGV[i]) end
 return 1
+`
+
+// KEYS: cv, then the client index of each order. ARGV: each order's number
+// and created_us, in pairs. Enters orders an earlier version indexed into
+// their clients' indexes (indexClients); the same as luaSyncIndex writes, so
+// a run again after a lost reply, or beside a sync, changes nothing.
+const luaIndexClients = `
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[2 * i - 2], ARGV[2 * i - 3])
+  redis.call('HSET', KEYS[1], ARGV[2 * i - 3], '1')
+end
+return #KEYS - 1
 `
 
 // KEYS: notes, seq. ARGV: member, fence_ms. Records a write intent as a
@@ -940,7 +958,7 @@ type scripts struct {
 	ackAt, reschedule                                         *goredis.Script
 	enqueueOnceAll, claimEvent                                *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy         *goredis.Script
-	idxTime                                                   *goredis.Script
+	idxTime, indexClients                                     *goredis.Script
 	claim, seen, counter, uncount, window, lease, putExchange *goredis.Script
 	announce                                                  *goredis.Script
 	addTally, takeTally                                       *goredis.Script
@@ -968,6 +986,7 @@ func newScripts() *scripts {
 		syncIndex:      goredis.NewScript(luaSyncIndex),
 		intent:         goredis.NewScript(luaIntent),
 		idxTime:        goredis.NewScript(luaIdxTime),
+		indexClients:   goredis.NewScript(luaIndexClients),
 		dropLegacy:     goredis.NewScript(luaDropLegacy),
 		claim:          goredis.NewScript(luaClaim),
 		announce:       goredis.NewScript(luaAnnounce),
@@ -1001,6 +1020,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
-		s.copyRecord, s.reschedule,
+		s.copyRecord, s.reschedule, s.indexClients,
 	}
 }

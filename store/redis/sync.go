@@ -166,7 +166,12 @@ func (s *Store) syncUser(ctx context.Context, o *store.Order) error {
 // part when obv != "", then the removal of notes.
 func (s *Store) syncIndex(ctx context.Context, o *store.Order, member, obv string, next int64, notes ...string) error {
 	keys := make([]string, 0, idxFixedKeys+len(s.statuses))
-	keys = append(keys, s.k.idx("v"), s.k.idx("all"), s.k.idx("ob"), s.k.idx("obv"), s.k.idx("notes"))
+	client := ""
+	if o != nil {
+		client = o.Client
+	}
+	keys = append(keys, s.k.idx("v"), s.k.idx("all"), s.k.idx("ob"), s.k.idx("obv"), s.k.idx("notes"),
+		s.k.clientOrders(client), s.k.idx("cv"))
 	for _, st := range s.statuses {
 		keys = append(keys, s.k.status(st))
 	}
@@ -213,7 +218,8 @@ func (s *Store) resync(ctx context.Context, member string, notes ...string) erro
 
 // Repair resyncs every member with a repair note older than the grace period
 // (left by a crash or a lost connection between the steps) and reports how
-// many notes it resolved. It runs at start-up and every RepairInterval; it is
+// many notes it resolved; it then enters the orders an earlier version
+// indexed into their clients' indexes (indexClients). It runs at start-up and every RepairInterval; it is
 // exported for operators and tests. A note's age is judged by the clock that
 // scored it, that of the server holding {idx}: by this replica's own clock
 // (Options.Now), a replica running ahead of a writer would take the note of
@@ -235,7 +241,13 @@ func (s *Store) Repair(ctx context.Context) (int, error) {
 		return n, err
 	}
 	m, err := s.repairLegacy(ctx, cutoff)
-	return n + m, err
+	if err != nil {
+		return n + m, err
+	}
+	if _, err := s.indexClients(ctx); err != nil {
+		return n + m, err
+	}
+	return n + m, nil
 }
 
 func (s *Store) repairNotes(ctx context.Context, cutoff string) (int, error) {
