@@ -39,7 +39,7 @@ func (s *Store) ClaimAnnouncement(ctx context.Context, client, user, kind, order
 		return false, err
 	}
 	now := s.serverMs(ctx, s.now())
-	v, err := s.runMoney(ctx, "claim announcement", s.sc.announce, []string{s.k.userAnnounced(client, user)},
+	v, err := s.runMoney(ctx, "claim announcement", s.sc.announce, []string{s.k.userAnnounced(client, user), s.k.userAnnouncedKept(client, user)},
 		orderNo, kind, now, now+ms(ttl), ms(ttl+expiryGrace), rand.Text())
 	if err != nil {
 		return false, fmt.Errorf("announcement %s of order %s: %w", kind, orderNo, err)

@@ -1551,6 +1551,12 @@ func (k keys) userAnnounced(client, user string) string {
 	return k.p + "{u:" + esc(client) + ":" + esc(user) + "}:a"
 }
 
+// userAnnouncedKept is how many marks the user's announcement marks kept
+// after their last pass over them (luaAnnounce), on the user's tag.
+func (k keys) userAnnouncedKept(client, user string) string {
+	return k.userAnnounced(client, user) + "p"
+}
+
 // userRefunds is the user's index of refund proposals
 // (OpenRefundProposals): a sorted set of proposal ids scored by their
 // expiry (unix ms), on the user's tag.

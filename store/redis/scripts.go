@@ -405,12 +405,20 @@ return {redis.call('HMGET', KEYS[1], unpack(nos)), redis.call('HMGET', KEYS[4], 
 `
 
 // KEYS: ua (the user's announcement marks: order number -> JSON object of
-// kind -> {u = until_ms, t = token}). ARGV: order_no, kind, now_ms,
-// until_ms, physical_ms, token. Records the mark of kind on order_no unless
-// a live one is there; returns 1 when it did, also to the same call re-sent
-// after a lost reply (its token is kept in the mark), else 0. Marks past
-// their until are dropped as it goes, so the hash holds no more than the
-// user's marks of the last ttl; the hash outlives its newest mark.
+// kind -> {u = until_ms, t = token}), uap (how many marks ua kept after its
+// last pass). ARGV: order_no, kind, now_ms, until_ms, physical_ms, token.
+// Records the mark of kind on order_no unless a live one is there; returns
+// 1 when it did, also to the same call re-sent after a lost reply (its
+// token is kept in the mark), else 0. The marks past their until are
+// dropped in a pass over every mark once ua holds twice what it kept after
+// the last pass (and at least 2 * announcePruneFloor): each claim decodes
+// its own order's marks and, on average, one more, and ua holds no more
+// than twice the user's marks of the last ttl. A pass on every claim
+// decoded every mark of the user each time, Redis blocked meanwhile. The
+// hash outlives its newest mark; uap expires with it, and one gone (or
+// never set, as earlier versions, which pass on every claim, set none)
+// counts as 0. ua's fields are order numbers and nothing else: LoadUserState
+// reads them by number and earlier versions decode every one.
 const luaAnnounce = `
 local now = tonumber(ARGV[3])
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -419,23 +427,34 @@ if raw then m = cjson.decode(raw) end
 local e = m[ARGV[2]]
 if e and e.t == ARGV[6] then return 1 end
 if e and tonumber(e.u) > now then return 0 end
-for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if f ~= ARGV[1] then
-    local live = false
-    for _, v in pairs(cjson.decode(redis.call('HGET', KEYS[1], f))) do
-      if tonumber(v.u) > now then live = true end
+local kept = tonumber(redis.call('GET', KEYS[2]) or '0')
+if redis.call('HLEN', KEYS[1]) >= 2 * math.max(kept, ` + announcePruneFloor + `) then
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if f ~= ARGV[1] then
+      local live = false
+      for _, v in pairs(cjson.decode(redis.call('HGET', KEYS[1], f))) do
+        if tonumber(v.u) > now then live = true end
+      end
+      if not live then redis.call('HDEL', KEYS[1], f) end
     end
-    if not live then redis.call('HDEL', KEYS[1], f) end
   end
+  redis.call('SET', KEYS[2], redis.call('HLEN', KEYS[1]), 'PX', ARGV[5])
 end
 for k, v in pairs(m) do
   if tonumber(v.u) <= now then m[k] = nil end
 end
 m[ARGV[2]] = {u = ARGV[4], t = ARGV[6]}
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(m))
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  if redis.call('PTTL', KEYS[2]) >= 0 then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+end
 return 1
 `
+
+// announcePruneFloor: a user's announcement marks are not passed over
+// (luaAnnounce) while they are fewer than twice this.
+const announcePruneFloor = "8"
 
 // idxFixedKeys is the number of KEYS of luaSyncIndex before the status sets.
 const idxFixedKeys = 7
