@@ -33,7 +33,10 @@ import (
 // index, or from the status's if that is the shorter.
 
 // clientIndexed reports whether the client indexes hold every order.
-// It queues its reads on p; the answer is ready once p has run.
+// It queues its reads on p; the answer is ready once p has run. A list
+// queues them on a transaction (MULTI/EXEC): read one after the other, a
+// sync between them (an order entered in both) could make the lengths
+// equal while an order an earlier version indexed was still missing.
 func (s *Store) clientIndexed(ctx context.Context, p goredis.Pipeliner) func() bool {
 	v := p.HLen(ctx, s.k.idx("v"))
 	cv := p.HLen(ctx, s.k.idx("cv"))
@@ -48,7 +51,7 @@ func (s *Store) clientListIndex(ctx context.Context, f store.OrderFilter) (strin
 	ci := s.k.clientOrders(f.Client)
 	var complete func() bool
 	var inClient, inStatus *goredis.IntCmd
-	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		complete = s.clientIndexed(ctx, p)
 		inClient = p.ZCard(ctx, ci)
 		if f.Status != "" {
