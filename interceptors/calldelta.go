@@ -555,11 +555,11 @@ func (c *Capture) callPath(data []byte, s string) ([]byte, bool) {
 	return c.apply(data), true
 }
 
-// takeRole does with the delta's role what the slow path's delta does: a
-// later round removes it once the turn's went out; otherwise it goes out,
-// and the chunk with it. It reports the latter.
+// takeRole does with the delta's role what the slow path's delta does: it
+// is removed once the turn's went out; otherwise it goes out, and the
+// chunk with it. It reports the latter.
 func (c *Capture) takeRole(data []byte, td *callDelta) bool {
-	if c.round > 0 && c.roleSent {
+	if c.roleSent {
 		c.deleteMember(data, td.roleAt, td.roleEnd)
 		return false
 	}

@@ -502,9 +502,9 @@ func (c *Capture) startsPayment(name string) bool {
 }
 
 // StartRound resets the per-round state. Round 0 is the first upstream
-// round; for round > 0 every chunk's "id" is rewritten to turnID and the
-// role delta is removed once one went out this turn (RoleSent), so the
-// client sees one id and one role delta per turn. In round 0, turnID ("" for none) is the id its chunks go out under
+// round; for round > 0 every chunk's "id" is rewritten to turnID. In every
+// round a chunk's role member is removed once one went out this turn
+// (RoleSent), so the client sees one id and one role delta per turn. In round 0, turnID ("" for none) is the id its chunks go out under
 // when the first chunk the client gets from it has none: a provider that
 // sends no id would otherwise leave the whole turn without one, and the
 // Node SDK's stream helper takes a chunk's top-level members (the paygate
@@ -668,24 +668,24 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 				c.reasonKey = tc.reasonKey
 			}
 			switch {
-			case c.round == 0:
-				c.role = c.role || tc.role
-				c.roleSent = c.roleSent || tc.role
-				if c.stampID {
-					return c.rewriteID(data, s, tc.deltaEnd), nil
-				}
-				return data, nil
 			case !tc.role:
-				return c.rewriteID(data, s, tc.deltaEnd), nil
 			case !c.roleSent:
-				// The turn's first role (round 0 sent none) goes out.
+				// The turn's first role (or, when round 0 sent none, a
+				// later round's) goes out.
 				c.role, c.roleSent = true, true
-				return c.rewriteID(data, s, tc.deltaEnd), nil
-			case tc.content == "" && tc.reasoning == "" && !tc.other:
+			case c.round > 0 && tc.content == "" && tc.reasoning == "" && !tc.other:
 				return nil, nil // a role and nothing else
+			default:
+				// OpenRouter, Gemini and GLM repeat the role in every
+				// delta, round 0's too: openai-python's stream helper
+				// joins every string member it gets, and the bot's
+				// message said "assistantassistant…".
+				return c.dropRole(data, s, &tc), nil
 			}
-			// OpenRouter and Gemini repeat the role in every delta.
-			return c.rewriteLater(data, s, &tc), nil
+			if c.stampID {
+				return c.rewriteID(data, s, tc.deltaEnd), nil
+			}
+			return data, nil
 		}
 	}
 	// What is rewritten must first be understood: the slow path checks the

@@ -427,11 +427,28 @@ func TestCaptureFixtures(t *testing.T) {
 						t.Errorf("round %d: %d role deltas sent; want 0", round, v.roles)
 					}
 				}
-				// In round 0, chunks that need no change pass byte for byte.
+				// In round 0, chunks that need no change pass byte for byte;
+				// a role after the one that went out is removed.
+				roleOut := false
 				for _, p := range pairs {
-					if round == 0 && !needsRewrite(p.in) && !bytes.Equal(p.in, p.out) {
+					hasRole := func(b []byte) bool {
+						has := false
+						gjson.GetBytes(b, "choices.#.delta.role").ForEach(func(_, r gjson.Result) bool {
+							has = has || r.Type == gjson.String && r.Str != ""
+							return true
+						})
+						return has
+					}
+					switch {
+					case round != 0:
+					case roleOut && hasRole(p.in):
+						if hasRole(p.out) {
+							t.Errorf("round %d: a second role went out:\n in: %s\nout: %s", round, p.in, p.out)
+						}
+					case !needsRewrite(p.in) && !bytes.Equal(p.in, p.out):
 						t.Errorf("round %d: chunk changed though nothing needed changing:\n in: %s\nout: %s", round, p.in, p.out)
 					}
+					roleOut = roleOut || p.out != nil && hasRole(p.out)
 				}
 			}
 			// Client indexes over the turn: 0..n-1 without gaps.

@@ -204,7 +204,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 		case "role":
 			if v[0] == '"' && len(v) > 2 {
 				switch {
-				case choice != 0 && c.round > 0 && slices.Contains(c.otherRoles, choice):
+				case choice != 0 && slices.Contains(c.otherRoles, choice):
 					// That choice's role went out already.
 					c.deleteMember(data, m.KeyAt, m.End)
 				case choice != 0:
@@ -212,8 +212,9 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 					// turn's: choice 0 still needs its own.
 					st.meaningful = true
 					st.otherRoles = append(st.otherRoles, choice)
-				case c.round > 0 && c.roleSent:
-					// The turn's role went out already (StartRound).
+				case c.roleSent:
+					// The turn's role went out already, in this round
+					// or an earlier one (StartRound).
 					c.deleteMember(data, m.KeyAt, m.End)
 				default:
 					st.meaningful, st.role = true, true

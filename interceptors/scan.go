@@ -461,19 +461,23 @@ func (c *Capture) stampAt(data []byte, s string, deltaEnd int) (idAt, idEnd, crA
 	return idAt, idEnd, crAt, crEnd
 }
 
-// rewriteLater returns a text chunk of a later round with the turn's id and
-// without its role member.
-func (c *Capture) rewriteLater(data []byte, s string, tc *textChunk) []byte {
+// dropRole returns a text chunk without its role member, every other byte
+// as sent (a delta left empty, {}, included), but for the turn's id and
+// created where the round's chunks go out under them (stampID, as
+// rewriteID stamps them).
+func (c *Capture) dropRole(data []byte, s string, tc *textChunk) []byte {
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
-	idAt, idEnd, crAt, crEnd := c.stampAt(data, s, tc.deltaEnd)
-	if idAt >= 0 {
-		c.replace(idAt, idEnd, c.turnIDq)
-	} else {
-		c.insertID()
-	}
-	if crAt >= 0 {
-		c.replace(crAt, crEnd, c.createdq)
+	if c.stampID {
+		idAt, idEnd, crAt, crEnd := c.stampAt(data, s, tc.deltaEnd)
+		if idAt >= 0 {
+			c.replace(idAt, idEnd, c.turnIDq)
+		} else {
+			c.insertID()
+		}
+		if crAt >= 0 {
+			c.replace(crAt, crEnd, c.createdq)
+		}
 	}
 	c.deleteMember(data, tc.roleAt, tc.roleEnd)
 	return c.apply(data)
