@@ -38,6 +38,13 @@ const (
 	benchImagesDelta = `{"id":"gen-1752019200-Qx7","provider":"Google","model":"google/gemini-2.5-flash-image","object":"chat.completion.chunk","created":1752019200,"choices":[{"index":0,"delta":{"role":"assistant","content":"","images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="},"index":0}]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`
 )
 
+// OpenRouter's text chunk and a client call's argument delta, each with
+// the role it repeats in every delta: round 0 removes it once one went out.
+const (
+	benchRoleText   = `{"id":"gen-1752019200-Qx7","provider":"Anthropic","model":"anthropic/claude-sonnet-4","object":"chat.completion.chunk","created":1752019200,"choices":[{"index":0,"delta":{"role":"assistant","content":" the monthly plan","reasoning":null,"reasoning_details":[]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`
+	benchRoleClient = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_07871e2ad8","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":1,"function":{"arguments":"ty\": \"Shanghai"}}]},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x"}`
+)
+
 // benchCreated is the turn's "created" a later round's chunks get (their
 // own is 1752019200).
 const benchCreated = 1752019300
@@ -164,6 +171,12 @@ func BenchmarkProcessText(b *testing.B) {
 	benchProcess(b, benchTextChunk, benchTextChunk2)
 }
 
+// BenchmarkProcessTextRepeatedRole is Process alone on round 0's text
+// chunks that repeat the role (OpenRouter, Gemini, GLM), removed from each.
+func BenchmarkProcessTextRepeatedRole(b *testing.B) {
+	benchProcess(b, benchRoleText, "", benchRoleText)
+}
+
 // BenchmarkProcessPaymentDelta is Process alone on a payment argument delta
 // (held back, nothing returned).
 func BenchmarkProcessPaymentDelta(b *testing.B) {
@@ -223,6 +236,8 @@ func TestProcessAllocs(t *testing.T) {
 		{"reasoning_details delta, later round", 1, benchDetailsDelta, nil, []string{benchDetailsDelta, benchTextChunk}},
 		{"annotations delta, later round", 1, benchAnnotationsDelta, nil, []string{benchDetailsDelta, benchTextChunk}},
 		{"images delta, later round", 1, benchImagesDelta, nil, []string{benchImagesDelta, benchTextChunk}},
+		{"text chunk repeating the role, round 0", 0, benchRoleText, []string{benchRoleText}, nil},
+		{"client argument delta repeating the role, round 0", 0, benchRoleClient, []string{benchRoleText, benchPaymentStart, benchClientStart}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
