@@ -222,16 +222,17 @@ type Capture struct {
 	// (nameEnded), -1 for none.
 	ended int
 	// roleSent: a chunk returned this turn carried a role delta of choice 0 (or
-	// ClaimRole gave paygate's own chunk one). A later round drops its
-	// role member only then: a provider may send no role in round 0 (its
-	// tool-call chunks all held back, or none at all), and the client must
-	// get exactly one (SPEC 3.6); the Node SDK's stream helper fails the
-	// whole answer, its paygate object included, without one.
+	// ClaimRole gave paygate's own chunk one). A chunk, of round 0 or a
+	// later round, drops its role member only then: a provider may send no
+	// role in round 0 (its tool-call chunks all held back, or none at all),
+	// and the client must get exactly one (SPEC 3.6); the Node SDK's stream
+	// helper fails the whole answer, its paygate object included, without
+	// one, and openai-python's joins a second to the first.
 	roleSent bool
 	// otherRoles are the choices other than choice 0 whose role went out
 	// this turn (a provider that sent one though the turn asked for one):
-	// each choice's role is its own, and a later round drops a choice's
-	// role only once that choice's went out, as roleSent does choice 0's.
+	// each choice's role is its own, and a chunk drops a choice's role
+	// only once that choice's went out, as roleSent does choice 0's.
 	otherRoles []int
 
 	round   int
@@ -611,6 +612,9 @@ const keyReason = "_reason\""
 //     returned with finish_reason (and usage) set to null.
 //   - A usage-only chunk (empty choices and a usage) is not returned; its
 //     usage is kept for EndRound.
+//   - A role member after the turn's first (OpenRouter, Gemini and GLM
+//     repeat "role":"assistant" in every delta) is removed from its delta,
+//     the rest of the chunk as sent.
 //   - Choice 0's annotations are taken out of the chunk and kept for
 //     EndRound (RoundResult.Annotations), moved into the turn's text.
 //   - Azure's first chunk (empty choices, prompt_filter_results, empty id
