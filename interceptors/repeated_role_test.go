@@ -108,3 +108,42 @@ func orSteps() []roleStep {
 func gm(delta, after string) string {
 	return `{"choices":[{"delta":` + delta + after + `,"index":0}],"created":1752019800,"id":"kT5taJjQ","model":"gemini-2.5-flash","object":"chat.completion.chunk"}`
 }
+
+// TestCaptureRoleNamedTwice: a text chunk whose delta names its role twice,
+// or spells it "Role", reads as that role to the bot's parser (Go's
+// encoding/json and Python's json keep a key's last copy; encoding/json,
+// go-openai's, reads "Role" as role), and the slow path refuses it
+// (ambiguousChunk). The fast path took it and removed only the copy it
+// read: after the turn's role went out, the bot got another.
+func TestCaptureRoleNamedTwice(t *testing.T) {
+	const head = `{"id":"gen-2","object":"chat.completion.chunk","created":1752019500,"choices":[{"index":0,"delta":`
+	const tail = `,"finish_reason":null}]}`
+	for _, delta := range []string{
+		`{"role":"assistant","content":" b","role":"assistant"}`,
+		`{"content":" b","Role":"assistant"}`,
+		`{"Role":"assistant","content":" b"}`,
+	} {
+		t.Run(delta, func(t *testing.T) {
+			c := NewCapture(isPaymentName)
+			c.StartRound(0, "", 0)
+			// The first: the turn's role; the second teaches the fast
+			// path the chunks' prefix and template.
+			for _, d := range []string{`{"role":"assistant","content":"a"}`, `{"content":" a"}`} {
+				if _, err := c.Process([]byte(head + d + tail)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := c.Process([]byte(head + delta + tail))
+			roles := 0
+			gjson.GetBytes(out, "choices.0.delta").ForEach(func(k, _ gjson.Result) bool {
+				if strings.EqualFold(k.Str, "role") {
+					roles++
+				}
+				return true
+			})
+			if roles != 0 {
+				t.Errorf("a second role went out (err %v): %s", err, out)
+			}
+		})
+	}
+}

@@ -245,6 +245,7 @@ func keyBefore(s string, p int) string {
 // returns the index after it, or -1.
 func parseDelta(s string, d int, tc *textChunk) int {
 	gotReason := false
+	seen := 0
 	i := d + 1
 	for first := true; ; first = false {
 		i = jsonscan.SkipSpace(s, i)
@@ -269,6 +270,15 @@ func parseDelta(s string, d int, tc *textChunk) int {
 			return -1
 		}
 		keyAt, key := i, s[i+1:ke]
+		// A member named twice or in another case the slow path refuses
+		// (ambiguousChunk): read here, a repeated role's first copy, or a
+		// "Role" (Go's encoding/json reads it as the role), reached the
+		// bot beside the one that went out.
+		f := deltaField(key)
+		if f < 0 || seen&f != 0 {
+			return -1
+		}
+		seen |= f
 		i = jsonscan.SkipSpace(s, ke+1)
 		if i >= len(s) || s[i] != ':' {
 			return -1
@@ -333,6 +343,25 @@ func parseDelta(s string, d int, tc *textChunk) int {
 			tc.other = tc.other || raw != ""
 		}
 	}
+}
+
+// deltaFields are the members of a delta ambiguousChunk checks
+// (jsonscan.Chunk).
+var deltaFields = [...]string{"role", "content", "tool_calls", "function_call", "reasoning_content", "reasoning", "refusal", "reasoning_details"}
+
+// deltaField is the bit of the delta member named key: 0 for a member
+// ambiguousChunk does not check, -1 for one of them spelled in another case.
+func deltaField(key string) int {
+	for i, f := range deltaFields {
+		switch {
+		case len(key) != len(f):
+		case key == f:
+			return 1 << i
+		case strings.EqualFold(key, f):
+			return -1
+		}
+	}
+	return 0
 }
 
 // stringValue is the text of a raw JSON string value; "" for other values.
