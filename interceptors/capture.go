@@ -630,7 +630,7 @@ const keyReason = "_reason\""
 //
 // A text chunk (one delta with text, no tool call, no finish_reason, no
 // usage) is recognised with a few byte searches (scanText) and returned as
-// is in round 0, and a piece of a tool call's arguments in the envelope of
+// is in round 0 (but for a repeated role, removed in place), and a piece of a tool call's arguments in the envelope of
 // one the slow path read before is taken with byte scans too (callPath);
 // everything else gets one full walk with gjson.
 func (c *Capture) Process(data []byte) ([]byte, error) {
