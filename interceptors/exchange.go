@@ -126,8 +126,15 @@ func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange
 		exact      *Exchange
 		loose      []*Exchange
 		ex         *Exchange // the one chosen
+		// tools are the tool messages right after the assistant message
+		// (the bot's results), end past the last of them: the restored
+		// results go among them in the order of the calls.
+		tools []string
 	}
 	var splices []splice
+	// open is the splice whose assistant message the messages read since
+	// are tool messages right after, -1 for none.
+	open := -1
 	// One pass over the array: reading message i as "messages.<i>" walks
 	// the body from its start each time, quadratic in a long conversation.
 	var err error
@@ -137,7 +144,18 @@ func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange
 		i++
 		before := last
 		last = m
-		if m.Get("role").Str != "assistant" {
+		role := m.Get("role").Str
+		if role == "tool" && open >= 0 {
+			if !located(body, m) {
+				err = fmt.Errorf("locating message %d", i)
+				return false
+			}
+			splices[open].tools = append(splices[open].tools, m.Raw)
+			splices[open].end = m.Index + len(m.Raw)
+			return true
+		}
+		open = -1
+		if role != "assistant" {
 			return true
 		}
 		id := m.Get("tool_calls.0.id").Str
@@ -159,11 +177,12 @@ func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange
 		if exact == nil && len(loose) == 0 {
 			return true
 		}
-		if m.Index <= 0 || m.Index+len(m.Raw) > len(body) || string(body[m.Index:m.Index+len(m.Raw)]) != m.Raw {
+		if !located(body, m) {
 			err = fmt.Errorf("locating message %d", i)
 			return false
 		}
 		splices = append(splices, splice{start: m.Index, end: m.Index + len(m.Raw), exact: exact, loose: loose})
+		open = len(splices) - 1
 		return true
 	})
 	if err != nil {
@@ -213,7 +232,7 @@ func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange
 	prev := 0
 	for _, s := range splices {
 		out = append(out, body[prev:s.start]...)
-		out = s.ex.appendRestored(out, ids)
+		out = s.ex.appendRestored(out, ids, s.tools)
 		prev = s.end
 	}
 	out = append(out, body[prev:]...)
@@ -221,6 +240,11 @@ func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange
 		return nil, 0, fmt.Errorf("restored body is not valid JSON")
 	}
 	return out, len(splices), nil
+}
+
+// located reports whether m, a message of body, sits in body at m.Index.
+func located(body []byte, m gjson.Result) bool {
+	return m.Index > 0 && m.Index+len(m.Raw) <= len(body) && string(body[m.Index:m.Index+len(m.Raw)]) == m.Raw
 }
 
 // identity names the exchange by all its messages: its earlier rounds',
@@ -309,7 +333,12 @@ func (ex *Exchange) isBotCall(c gjson.Result) bool {
 }
 
 // appendRestored appends the exchange's messages, comma-separated, to dst:
-// its earlier rounds' messages, its assistant message and its results. A
+// its earlier rounds' messages, its assistant message, then its results
+// and tools (the bot's tool messages that followed the assistant message,
+// byte for byte) in the order of the assistant message's calls, those
+// that answer none of them after, in their order: providers that pair
+// results with calls by position (Gemini's OpenAI-compatible layer,
+// DeepSeek) refuse, or mispair, results out of the calls' order. A
 // payment call whose id the bot's request, or an exchange restored before
 // this one, also names (ids.outside) gets a new one there and in its
 // result: a provider that numbers ids per answer gave the bot's call of a
@@ -318,7 +347,7 @@ func (ex *Exchange) isBotCall(c gjson.Result) bool {
 // twice, which strict providers refuse (400) on every retry of the bot's.
 // The bot's calls keep their ids, which it holds. Restored alike every
 // time, so the provider's prompt cache still matches.
-func (ex *Exchange) appendRestored(dst []byte, ids *callIDs) []byte {
+func (ex *Exchange) appendRestored(dst []byte, ids *callIDs, tools []string) []byte {
 	renamed := map[string]string{}
 	ex.payment(func(id string) {
 		if ids.outside[id] && renamed[id] == "" {
@@ -349,9 +378,44 @@ func (ex *Exchange) appendRestored(dst []byte, ids *callIDs) []byte {
 		dst = append(dst, ',')
 	}
 	dst = append(dst, rename(ex.Assistant, true)...)
-	for _, r := range ex.Results {
-		dst = append(dst, ',')
-		dst = append(dst, rename(r, false)...)
+	usedResult, usedTool := make([]bool, len(ex.Results)), make([]bool, len(tools))
+	take := func(msgs []string, used []bool, id string) (string, bool) {
+		for k, m := range msgs {
+			if !used[k] && gjson.Get(m, "tool_call_id").Str == id {
+				used[k] = true
+				return m, true
+			}
+		}
+		return "", false
+	}
+	results := make([]string, len(ex.Results))
+	for k, r := range ex.Results {
+		results[k] = string(r)
+	}
+	gjson.GetBytes(ex.Assistant, "tool_calls").ForEach(func(_, c gjson.Result) bool {
+		id := c.Get("id").Str
+		if ex.isBotCall(c) {
+			if m, ok := take(tools, usedTool, id); ok {
+				dst = append(dst, ',')
+				dst = append(dst, m...)
+			}
+		} else if m, ok := take(results, usedResult, id); ok {
+			dst = append(dst, ',')
+			dst = append(dst, rename([]byte(m), false)...)
+		}
+		return true
+	})
+	for k, r := range ex.Results {
+		if !usedResult[k] {
+			dst = append(dst, ',')
+			dst = append(dst, rename(r, false)...)
+		}
+	}
+	for k, m := range tools {
+		if !usedTool[k] {
+			dst = append(dst, ',')
+			dst = append(dst, m...)
+		}
 	}
 	// The ids restored here are the request's now: a later exchange's
 	// payment call of the same id is renamed.

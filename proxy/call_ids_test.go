@@ -306,3 +306,60 @@ func TestBotCallWithoutIDGetsOne(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoredResultsFollowCallOrder: in a mixed round whose assistant
+// message lists the bot's call before the payment call (or the payment
+// call between two of the bot's), the bot's next request got the kept
+// exchange back with the payment result first and the bot's results after
+// it, out of the order of the calls. Providers that pair results with
+// calls by position (Gemini's OpenAI-compatible layer, DeepSeek and vLLM
+// chat templates) refuse that or pair the wrong result with a call. The
+// upstream gets one result per call in the calls' order, the bot's results
+// byte for byte as it sent them.
+func TestRestoredResultsFollowCallOrder(t *testing.T) {
+	const weatherB = `{"index":2,"id":"call_wb","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"BJ\"}"}}`
+	for _, tc := range []struct {
+		name  string
+		calls string
+		bot   []string // the bot's calls, in their order
+	}{
+		{"bot call first", `[` + weatherCall(0, "call_w") + `,` + queryCall(1, "call_q", "X1") + `]`, []string{"call_w"}},
+		{"payment call between", `[` + weatherCall(0, "call_w") + `,` + queryCall(1, "call_q", "X1") + `,` + weatherB + `]`, []string{"call_w", "call_wb"}},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "/non-stream", true: "/stream"}[stream], func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(callsRound(stream, tc.calls), textRound(stream, "It is paid, and sunny.")))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+				const user = `{"role":"user","content":"X1 paid? weather?"}`
+				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, user), hdr)
+				body := readAll(t, resp.Body)
+				if got := botCallIDs(stream, body); !slices.Equal(got, tc.bot) {
+					t.Fatalf("the bot got calls %q; want its own, %q (%d %s)", got, tc.bot, resp.StatusCode, body)
+				}
+				var calls, results []string
+				for _, id := range tc.bot {
+					city := map[string]string{"call_w": "SH", "call_wb": "BJ"}[id]
+					calls = append(calls, `{"id":"`+id+`","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"`+city+`\"}"}}`)
+					// Spacing and a field of the bot's own: its results reach the upstream as it sent them.
+					results = append(results, `{ "role": "tool", "tool_call_id": "`+id+`", "content": "sunny in `+city+`", "x_bot": [1, 2] }`)
+				}
+				next := chatBodyWith(stream, weatherTool, append([]string{user,
+					`{"role":"assistant","content":null,"tool_calls":[` + strings.Join(calls, ",") + `]}`}, results...)...)
+				resp = post(t, url, "/v1/chat/completions", next, hdr)
+				body = readAll(t, resp.Body)
+				reqs := fp.requests()
+				if len(reqs) != 2 {
+					t.Fatalf("%d upstream requests; want 2 (the bot got %d %s)", len(reqs), resp.StatusCode, body)
+				}
+				up := reqs[1].Body
+				checkToolIDs(t, up)
+				for _, r := range results {
+					if !strings.Contains(string(up), r) {
+						t.Errorf("the upstream request lacks the bot's result %s as it sent it: %s", r, up)
+					}
+				}
+			})
+		}
+	}
+}
