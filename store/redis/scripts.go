@@ -461,10 +461,12 @@ const idxFixedKeys = 7
 
 // KEYS: v, all, ob, obv, notes, the order's client's index, cv, then one
 // sorted set per status in store.Statuses() order.
-// ARGV: no, version (empty skips the order part), status index (1-based),
-// created_us, obkey, obv (empty skips the outbox part), the head's score
-// (luaObState; noHead removes the key), then the
-// repair notes this sync stands for (removed from notes; none keeps all).
+// ARGV: no, version (empty skips the order part), status index (1-based;
+// 0 for a status this version does not know, which a later version wrote
+// in a rolling upgrade: the order goes in no status set, slot 0 being
+// no status's), created_us, obkey, obv (empty skips the outbox part), the
+// head's score (luaObState; noHead removes the key), then the repair notes
+// this sync stands for (removed from notes; none keeps all).
 // The client's index and cv (the orders it holds: clientIndexed) are
 // written whatever the version: an order's client and creation time never
 // change, and an order an earlier version indexed gets its entry from the
@@ -475,7 +477,8 @@ if ARGV[2] ~= '' then
   if tonumber(ARGV[2]) > cur then
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
     for i = 8, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-    redis.call('ZADD', KEYS[7 + tonumber(ARGV[3])], ARGV[4], ARGV[1])
+    local st = tonumber(ARGV[3])
+    if st > 0 then redis.call('ZADD', KEYS[7 + st], ARGV[4], ARGV[1]) end
     redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
   end
   redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
