@@ -228,7 +228,8 @@ func testListByClientOfAnEarlierVersion(t *testing.T, open func(*testing.T, *sto
 
 // writeDuringCheck runs write once, while the first pipeline that reads
 // {idx}:v's length runs: between its first command and the rest, or, for
-// a transaction (MULTI ... EXEC), just before it.
+// a transaction (MULTI ... EXEC), just before it; or just before the first
+// script that names {idx}:v.
 type writeDuringCheck struct {
 	v     string
 	write func(context.Context)
@@ -237,7 +238,14 @@ type writeDuringCheck struct {
 
 func (w *writeDuringCheck) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
-func (w *writeDuringCheck) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+func (w *writeDuringCheck) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if n := strings.ToLower(cmd.Name()); (n == "evalsha" || n == "eval") && slices.Contains(cmd.Args(), any(w.v)) && !w.done.Swap(true) {
+			w.write(ctx)
+		}
+		return next(ctx, cmd)
+	}
+}
 
 func (w *writeDuringCheck) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
@@ -304,4 +312,18 @@ func TestListOrdersByClientCheckIsOneRead(t *testing.T) {
 	if want := []string{"X", "R1"}; !slices.Equal(nos, want) {
 		t.Errorf("ListOrders(client rare) with an order created during the check = %v; want %v", nos, want)
 	}
+}
+
+// TestReadOnlyStoreListsByClient: a read-only Store (the tools' reads of a
+// deployment) refused the transaction a list by client checked its client
+// index in (MULTI is no read): every ?client= list failed. The check is a
+// read script.
+func TestReadOnlyStoreListsByClient(t *testing.T) {
+	requireSharedRedis(t)
+	clock := storetest.NewClock()
+	prefix := testPrefix()
+	st := openOn(t, clock, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	clientOrders(t, st, clock, 12)
+	ro := openOn(t, clock, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix, ReadOnly: true, EpochInterval: -1})
+	checkClientLists(t, ro, &recordReads{}, false)
 }

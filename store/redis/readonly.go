@@ -48,9 +48,10 @@ var readSubcommands = map[string]map[string]bool{
 
 // readScripts are the sources of the scripts that only read (their
 // redis.call commands are all in readCommands: TestReadScriptsOnlyRead):
-// the outbox head read, a user's state load, the server clock and the
-// audit stray search. A read-only Store runs these and no other.
-var readScripts = []string{luaReadTag, luaLoadUser, luaIdxTime, luaStrayAudit}
+// the outbox head read, a user's state load, the server clock, the audit
+// stray search and a list's check of the client indexes. A read-only
+// Store runs these and no other.
+var readScripts = []string{luaReadTag, luaLoadUser, luaIdxTime, luaStrayAudit, luaClientIndexed}
 
 // readOnlyRefusal is the error a read-only Store gives cmd before sending
 // it, nil for a read.

@@ -500,6 +500,16 @@ for i = 8, #ARGV do redis.call('ZREM', KEYS[5], ARGV[i]) end
 return 1
 `
 
+// KEYS: v, cv, a client's index, and a status's set or none. Returns
+// their lengths (0 for no status set): clientListIndex's check, in one
+// step, as the ACL the README gives allows (@scripting, no MULTI) and a
+// read-only Store runs (readScripts).
+const luaClientIndexed = `
+local out = {redis.call('HLEN', KEYS[1]), redis.call('HLEN', KEYS[2]), redis.call('ZCARD', KEYS[3]), 0}
+if #KEYS > 3 then out[4] = redis.call('ZCARD', KEYS[4]) end
+return out
+`
+
 // KEYS: cv, then the client index of each order. ARGV: each order's number
 // and created_us, in pairs. Enters orders an earlier version indexed into
 // their clients' indexes (indexClients); the same as luaSyncIndex writes, so
@@ -980,7 +990,7 @@ type scripts struct {
 	ackAt, reschedule                                         *goredis.Script
 	enqueueOnceAll, claimEvent                                *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy         *goredis.Script
-	idxTime, indexClients                                     *goredis.Script
+	idxTime, indexClients, clientIndexed                      *goredis.Script
 	claim, seen, counter, uncount, window, lease, putExchange *goredis.Script
 	announce                                                  *goredis.Script
 	addTally, takeTally                                       *goredis.Script
@@ -1009,6 +1019,7 @@ func newScripts() *scripts {
 		intent:         goredis.NewScript(luaIntent),
 		idxTime:        goredis.NewScript(luaIdxTime),
 		indexClients:   goredis.NewScript(luaIndexClients),
+		clientIndexed:  goredis.NewScript(luaClientIndexed),
 		dropLegacy:     goredis.NewScript(luaDropLegacy),
 		claim:          goredis.NewScript(luaClaim),
 		announce:       goredis.NewScript(luaAnnounce),
@@ -1042,6 +1053,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
-		s.copyRecord, s.reschedule, s.indexClients,
+		s.copyRecord, s.reschedule, s.indexClients, s.clientIndexed,
 	}
 }
