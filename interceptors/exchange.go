@@ -104,7 +104,9 @@ func AnsweredAt(body []byte) (ExchangeAt, bool) {
 // RestoreExchangesAt replaces every assistant message with tool calls for
 // whose place lookup knows an exchange, and whose tool calls are exactly
 // the exchange's client calls, with the kept exchange: the earlier rounds'
-// messages, the full assistant message, then the payment tool results.
+// messages, the full assistant message, then the payment tool results
+// among the bot's tool messages that follow it, in the order of the
+// calls (appendRestored).
 // lookup returns the exchange kept for that very place (exact), else the
 // ones found by looser keys, best first (loose: by its calls or its id
 // only, for a bot that rewrote the message before, or an exchange kept
@@ -114,7 +116,8 @@ func AnsweredAt(body []byte) (ExchangeAt, bool) {
 // exactly or both loosely, is restored into neither: which turn it
 // belongs to is unknown, and putting a payment into the wrong place
 // misleads the model more than leaving it out. Everything else stays byte
-// for byte, and the same request is restored to the same bytes every time
+// for byte (the bot's tool messages too, moved, the spacing between them
+// dropped), and the same request is restored to the same bytes every time
 // (prompt caches).
 func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange, loose []*Exchange)) ([]byte, int, error) {
 	msgs := gjson.GetBytes(body, "messages")
