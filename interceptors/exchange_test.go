@@ -514,3 +514,37 @@ func TestAnsweredAt(t *testing.T) {
 		t.Errorf("after another message: %+v; want the same calls at another place than %+v", at, want)
 	}
 }
+
+// TestRestoredResultsLoseNone: the restored results go in the order of the
+// assistant message's calls, and what answers none of them (a bot result
+// for an id the calls lack, a second result for one id, a payment result
+// kept under an id the message no longer names) goes after them, in its
+// order: a result of the bot's is never dropped, a payment result never
+// (the model, without it, would order again), a missing one of the bot's
+// leaves no gap in the others' order, and the same request restores to
+// the same bytes.
+func TestRestoredResultsLoseNone(t *testing.T) {
+	ex := &Exchange{
+		Assistant: json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"w","arguments":"{}"}},{"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{}"}},{"id":"call_x","type":"function","function":{"name":"x","arguments":"{}"}}]}`),
+		Results: []json.RawMessage{json.RawMessage(`{"role":"tool","tool_call_id":"call_0","content":"paid"}`),
+			json.RawMessage(`{"role":"tool","tool_call_id":"call_gone","content":"kept"}`)},
+		Calls: []ExchangeCall{{ID: "call_w", Name: "w", Arguments: "{}"}, {ID: "call_x", Name: "x", Arguments: "{}"}},
+	}
+	const asst = `{"role":"assistant","tool_calls":[{"id":"call_x","type":"function","function":{"name":"x","arguments":"{}"}},{"id":"call_w","type":"function","function":{"name":"w","arguments":"{}"}}]}`
+	bot := []string{`{"role":"tool","tool_call_id":"call_zz","content":"Z"}`, `{ "role": "tool", "tool_call_id": "call_x", "content": "X1" }`,
+		`{"role":"tool","tool_call_id":"call_x","content":"X2"}`}
+	body := `{"messages":[{"role":"user","content":"a"},` + asst + ",\n " + strings.Join(bot, " ,\n ") + `,{"role":"user","content":"b"}]}`
+	lookup := func(ExchangeAt) (*Exchange, []*Exchange) { return ex, nil }
+	got, n, err := RestoreExchangesAt([]byte(body), lookup)
+	if err != nil || n != 1 {
+		t.Fatalf("restored %d, %v", n, err)
+	}
+	want := []string{string(ex.Assistant), string(ex.Results[0]), bot[1], string(ex.Results[1]), bot[0], bot[2]}
+	if w := `{"messages":[{"role":"user","content":"a"},` + strings.Join(want, ",") + `,{"role":"user","content":"b"}]}`; string(got) != w {
+		t.Errorf("restored\n%s\nwant\n%s", got, w)
+	}
+	again, _, _ := RestoreExchangesAt([]byte(body), lookup)
+	if string(again) != string(got) {
+		t.Errorf("the same request restored to other bytes:\n%s\n%s", got, again)
+	}
+}
