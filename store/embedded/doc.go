@@ -13,8 +13,9 @@
 // them no read transaction is opened. Besides the user's newest created
 // orders it reads their newest updated ones, from a second user index
 // (user_updated) keyed by each order's last write, which every order write
-// moves in its own transaction; a file from a version without that index
-// gets it whole, from the orders, at its first Open.
+// moves in its own transaction; a file whose last write was not this
+// version's (one without that index, after a rollback) gets it anew, from
+// the orders, at its Open.
 //
 // The outbox keeps, beside its queues, a due index (outbox_due): one entry
 // per queue for its head, by kind and due time, moved by every write that

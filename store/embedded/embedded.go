@@ -353,14 +353,22 @@ func openFile(path string, lockTimeout time.Duration, readOnly bool) (bdb *bolt.
 // initFile is the open's write: the buckets, the indexes of earlier
 // versions' files, the outbox leases of the process that last held it.
 func initFile(tx *bolt.Tx) error {
-	backfill := tx.Bucket(bUserUpdated) == nil
 	unrecorded := tx.Bucket(bOutboxLeases) == nil // written by a version that kept no record of leases
 	// The indexes of texts and records by expiry are filled again when
 	// another version wrote last: an entry a record has already is put
 	// again, one of a record rewritten or deleted since is left to the
 	// sweep, which reads the record it names. The client index is built
-	// anew, as an order's status may have changed meanwhile.
+	// anew, as an order's status may have changed meanwhile, and so is the
+	// index of orders by their last write (versions before it wrote orders
+	// without it): an order paid meanwhile has an entry of its earlier
+	// write alone, which LoadUserState skips as stale.
 	kept := indexesKept(tx)
+	backfill := !kept || tx.Bucket(bUserUpdated) == nil
+	if backfill {
+		if err := tx.DeleteBucket(bUserUpdated); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
+		}
+	}
 	untilIndexed := kept && tx.Bucket(bAuditTextUntil) != nil
 	clientIndexed := kept && tx.Bucket(bClientOrders) != nil && tx.Bucket(bClientStatus) != nil
 	expiryIndexed := kept && tx.Bucket(bExpiry) != nil

@@ -87,3 +87,58 @@ func TestUserUpdatedStaleEntries(t *testing.T) {
 	}
 	wantOldOrder(t, d)
 }
+
+// TestUserUpdatedIndexAfterAnEarlierVersionWroteSince: a version before
+// the index of orders by their last write (which wrote the file's orders
+// without it) that runs on the file after a rollback pays an old order;
+// back on this version, the index still held the order's earlier write,
+// which LoadUserState skips as stale, so the paid order was in no user
+// state (the turn never told of the payment). Opening a file whose last
+// write was not this version's builds the index again.
+func TestUserUpdatedIndexAfterAnEarlierVersionWroteSince(t *testing.T) {
+	clock := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "paygate.db")
+	d := openAt(t, path, clock)
+	base := clock.Now()
+	for i := range store.UserStateOrders + 1 {
+		o := storetest.NewOrder(fmt.Sprintf("U-%03d", i), "shop", "u1", base.Add(time.Duration(i)*time.Second))
+		if err := d.CreateOrder(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+
+	// The earlier version pays U-000: the order and its status index,
+	// nothing in user_updated, which it did not know.
+	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bolt.Tx) error {
+		cur, err := getOrder(tx, []byte("U-000"))
+		if err != nil {
+			return err
+		}
+		paid := *cur
+		paid.Status, paid.Version, paid.UpdatedAt = store.StatusPaid, cur.Version+1, clock.Now()
+		if err := putOrder(tx, &paid); err != nil {
+			return err
+		}
+		_, oldKey, _ := orderIndexKeys(cur)
+		_, newKey, _ := orderIndexKeys(&paid)
+		if err := tx.Bucket(bStatusOrders).Delete(oldKey); err != nil {
+			return err
+		}
+		return tx.Bucket(bStatusOrders).Put(newKey, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantOldOrder(t, openAt(t, path, clock))
+}
