@@ -46,6 +46,13 @@ func (d *DB) WipeFreePages(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, err
 	}
+	// A write of this version, as every other (commit): the next open,
+	// when this is the last write before it, indexes nothing again. Put
+	// after the zeroing, the mark's pages are allocated at the commit, and
+	// the pages it frees hold what is live now, nothing erased.
+	if err := markIndexesKept(tx); err != nil {
+		return n, err
+	}
 	return n, wrap(tx.Commit())
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -212,5 +213,40 @@ func TestWipeFreePagesLetsReadsRun(t *testing.T) {
 	}
 	if !inFile(t, d.Path(), live) {
 		t.Errorf("the live value is not in the file after the wipe")
+	}
+}
+
+// TestWipeFreePagesLastWriteKeepsIndexes: the wipe is a write transaction
+// of this version's, as every other: when it is the last write before a
+// stop (an erasure's, the usual last act of an operator before a restart),
+// the next open finds the indexes kept and reads no record to index them
+// again. It wrote without the mark, and the open indexed the whole file
+// again (an entry this version's own write had removed came back).
+func TestWipeFreePagesLastWriteKeepsIndexes(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "paygate.db")
+	d := openAt(t, path, clock)
+	if _, err := d.SeenNotification(ctx, "n1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	err := d.commit(func(tx *bolt.Tx) error {
+		return tx.Bucket(bExpiry).Delete(expiryKey(clock.Now().Add(time.Minute).UnixNano(), expiryIDs[string(bNotes)], []byte("n1")))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WipeFreePages(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d = reopen(t, d, path, clock)
+	err = d.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bExpiry).Stats().KeyN; n != 0 {
+			t.Errorf("the open after a wipe indexed the file again (%d entries in %s)", n, bExpiry)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
