@@ -612,7 +612,8 @@ func (d *DB) sweepExpiring(now int64) (int, error) {
 		}
 		var r expiring
 		if err := unmarshal(v, &r); err != nil {
-			return false, fmt.Errorf("embedded: sweep %s: %w", expiringBuckets[id-1], err)
+			d.undecodable(expiringBuckets[id-1], k[9:], err)
+			return false, nil
 		}
 		if r.Until > now {
 			return false, nil // written again since, to expire later: its entry is another
@@ -637,7 +638,8 @@ func (d *DB) sweepTexts(now int64) (int, error) {
 		}
 		var r textRec
 		if err := unmarshal(v, &r); err != nil {
-			return false, fmt.Errorf("embedded: sweep %s: %w", bAuditText, err)
+			d.undecodable(bAuditText, seq, err)
+			return false, nil
 		}
 		if r.Until > now {
 			return false, nil // written again since, to expire later
@@ -650,6 +652,17 @@ func (d *DB) sweepTexts(now int64) (int, error) {
 		}
 		return true, tx.Bucket(bAuditTextUsr).Delete(join(enc(r.User), seq))
 	})
+}
+
+// undecodable logs a record of bucket the sweep cannot decode, which it
+// leaves in the file: its expiry unknown, it is not deleted (an operator
+// may want to read it). It used to stop the sweep, every minute, at that
+// record, and with it every deletion after it, the conversation texts'
+// included. Its index entry is deleted with the others due, so a record
+// is logged once, not every minute.
+func (d *DB) undecodable(bucket, key []byte, err error) {
+	d.log.Error("embedded store: the sweep skips a record that does not decode and leaves it in the file, never to expire (key in hex)",
+		"bucket", string(bucket), "key", hex.EncodeToString(key), "err", err)
 }
 
 // sweepIndex walks index, whose keys start with a record's Until (8 bytes,
