@@ -89,8 +89,9 @@ func userUpdatedKey(o *store.Order) []byte {
 // indexUserUpdated fills bUserUpdated from the orders, in the transaction
 // that creates the bucket: a file whose last write was not this version's
 // (a version without the index wrote it, before or after a rollback) gets
-// it anew at its Open by this one, so no order is missing from it. A record that does not decode is left out; LoadUserState still finds
-// it through bUserOrders while it is among the user's newest created.
+// it anew at its Open by this one, so no order is missing from it. A
+// record that does not decode is left out; LoadUserState still finds it
+// through bUserOrders while it is among the user's newest created.
 func indexUserUpdated(tx *bolt.Tx) error {
 	ub := tx.Bucket(bUserUpdated)
 	return tx.Bucket(bOrders).ForEach(func(_, v []byte) error {
