@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/paygate/paygate/store"
 )
 
@@ -121,14 +123,62 @@ func (s *Store) AuditStrayAfterHead(ctx context.Context) (uint64, error) {
 // reader hides it when its own verify expects it gone; the erasure mark is
 // the erasing replica's time. TestSkewedReplicasJudgeAuditTextsByTheChainsClocks.
 func (s *Store) PutAuditText(ctx context.Context, seq uint64, client, user string, text []byte, said time.Time, ttl time.Duration) error {
+	set, kept := s.k.auditClientUser(client, user), s.k.auditClientKept(client, user)
 	v, err := s.run(ctx, "put audit text", s.sc.putText,
-		[]string{s.k.auditText(seq), s.k.auditClientUser(client, user), s.k.auditClientErased(client, user), s.k.auditErased(user)},
+		[]string{s.k.auditText(seq), set, s.k.auditClientErased(client, user), s.k.auditErased(user), kept},
 		strconv.FormatUint(seq, 10), user, text, s.now().Add(ttl).UnixMilli(), ms(ttl+expiryGrace), said.UnixMilli(), client)
 	if err != nil {
 		return err
 	}
-	if n, _ := v.(int64); n == 0 {
+	switch n, _ := v.(int64); n {
+	case 0:
 		return fmt.Errorf("audit text %d belongs to another user: %w", seq, store.ErrExists)
+	case 3:
+		// The text is kept; the pass only frees memory, and one cut short
+		// is made again once the set doubles.
+		if err := s.pruneTexts(ctx, set, kept); err != nil && ctx.Err() == nil {
+			s.log.Warn("audit texts: the numbers of texts run out were not all dropped from their user's set", "err", err)
+		}
+	}
+	return nil
+}
+
+// pruneTexts passes over set, a user's text numbers, in batches, deleting
+// the texts run out and dropping their numbers (luaPruneTexts), and records
+// how many it kept under kept.
+func (s *Store) pruneTexts(ctx context.Context, set, kept string) error {
+	now := s.now().UnixMilli()
+	var cursor uint64
+	for {
+		seqs, next, err := s.c.SScan(ctx, set, cursor, "", 500).Result()
+		if err != nil {
+			return mapErr("prune audit texts", err)
+		}
+		keys := []string{set}
+		args := []any{now, ms(expiryGrace)}
+		for _, q := range seqs {
+			n, err := strconv.ParseUint(q, 10, 64)
+			if err != nil {
+				continue
+			}
+			keys = append(keys, s.k.auditText(n))
+			args = append(args, q)
+		}
+		if len(keys) > 1 {
+			if _, err := s.run(ctx, "prune audit texts", s.sc.pruneTexts, keys, args...); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	n, err := s.c.SCard(ctx, set).Result()
+	if err != nil {
+		return mapErr("prune audit texts", err)
+	}
+	if err := s.c.SetArgs(ctx, kept, n, goredis.SetArgs{KeepTTL: true, Mode: "XX"}).Err(); err != nil && !errors.Is(err, goredis.Nil) {
+		return mapErr("prune audit texts", err)
 	}
 	return nil
 }

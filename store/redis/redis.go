@@ -1590,6 +1590,12 @@ func (k keys) auditClientUser(client, user string) string {
 	return k.audit("tcu:" + esc(client) + ":" + esc(user))
 }
 
+// auditClientKept is how many numbers (client, user)'s set held after its
+// last pass over them (luaPutText, pruneTexts).
+func (k keys) auditClientKept(client, user string) string {
+	return k.audit("tcup:" + esc(client) + ":" + esc(user))
+}
+
 // auditClientErased holds the time (unix ms) of (client, user)'s last
 // erasure, without expiry.
 func (k keys) auditClientErased(client, user string) string {

@@ -860,9 +860,19 @@ return first
 `
 
 // KEYS: text, client_user_set, client_user_erased, user_erased (an earlier
-// version's mark). ARGV: seq, user, text, until_ms, physical_ms, said_ms,
+// version's mark), client_user_kept (how many numbers the set held after
+// its last pass). ARGV: seq, user, text, until_ms, physical_ms, said_ms,
 // client. 0 when the record's text belongs to another user; 2 when the
-// user's texts were erased at or after said_ms (the text is not kept).
+// user's texts were erased at or after said_ms (the text is not kept); 3
+// when it kept the text and the set holds twice what it kept after its
+// last pass (and at least 2 * textPruneFloor): the caller passes over it
+// (pruneTexts), and the count is raised to the set's size meanwhile, so
+// that the puts beside it do not pass too. Each put extends the set's
+// expiry, so without the passes an active user's set kept every number
+// ever written, their texts long run out (audit.retain_text); with them it
+// holds at most about twice the user's kept texts, and a put reads about
+// two members on average. The count expires with the set; one gone (or
+// never set, as by earlier versions, which never pass) counts as 0.
 const luaPutText = `
 for i = 3, 4 do
   local e = redis.call('GET', KEYS[i])
@@ -873,8 +883,41 @@ if u and u ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'u', ARGV[2], 'c', ARGV[7], 'x', ARGV[3], 'until', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[1])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  if redis.call('PTTL', KEYS[5]) >= 0 then redis.call('PEXPIRE', KEYS[5], ARGV[5]) end
+end
+local n = redis.call('SCARD', KEYS[2])
+local kept = tonumber(redis.call('GET', KEYS[5]) or '0')
+if n >= 2 * math.max(kept, ` + textPruneFloor + `) then
+  redis.call('SET', KEYS[5], n, 'PX', ARGV[5])
+  return 3
+end
 return 1
+`
+
+// textPruneFloor: a user's set of text numbers is not passed over
+// (pruneTexts) while it holds fewer than twice this.
+const textPruneFloor = "8"
+
+// KEYS: a set of text numbers (keys.auditClientUser), then text keys.
+// ARGV: now_ms, grace_ms, then the numbers of the text keys. Deletes each
+// text whose until is grace_ms or more before now_ms (as Redis's own expiry,
+// which adds that grace, would) and takes the number of each text deleted or
+// gone off the set; a text still kept keeps its number, so an erasure, which
+// reads the set, still reaches it. Returns how many numbers it took off.
+const luaPruneTexts = `
+local limit = tonumber(ARGV[1]) - tonumber(ARGV[2])
+local n = 0
+for i = 2, #KEYS do
+  local u = redis.call('HGET', KEYS[i], 'until')
+  if not u or tonumber(u) <= limit then
+    redis.call('DEL', KEYS[i])
+    redis.call('SREM', KEYS[1], ARGV[i + 1])
+    n = n + 1
+  end
+end
+return n
 `
 
 // KEYS: index set, this call's token key, then text keys. ARGV: user,
@@ -995,6 +1038,7 @@ type scripts struct {
 	announce                                                  *goredis.Script
 	addTally, takeTally                                       *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase      *goredis.Script
+	pruneTexts                                                *goredis.Script
 	putRecord, copyRecord                                     *goredis.Script
 	strayAudit                                                *goredis.Script
 	indexRefund, expireRefund                                 *goredis.Script
@@ -1041,6 +1085,7 @@ func newScripts() *scripts {
 		strayAudit:     goredis.NewScript(luaStrayAudit),
 		putText:        goredis.NewScript(luaPutText),
 		erase:          goredis.NewScript(luaEraseText),
+		pruneTexts:     goredis.NewScript(luaPruneTexts),
 		secret:         goredis.NewScript(luaSecret),
 		probe:          goredis.NewScript(luaProbe),
 		confirm:        goredis.NewScript(luaConfirm),
@@ -1053,6 +1098,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
-		s.copyRecord, s.reschedule, s.indexClients, s.clientIndexed,
+		s.copyRecord, s.reschedule, s.indexClients, s.clientIndexed, s.pruneTexts,
 	}
 }
