@@ -904,6 +904,16 @@ type Outbox interface {
 	// that must see every key of a family (one order's queues, every dead
 	// letter), whose prefix bounds the list.
 	OutboxHeads(ctx context.Context, prefixes ...string) ([]Event, error)
+	// OutboxHeadsApart returns the first pending event of every key that
+	// starts with none of apart, oldest first, however many there are, and
+	// counts the keys that start with one of apart without reading their
+	// events. It is for a periodic reader of the backlog (the webhook
+	// relay's gauges, every 15 s) that needs how many dead letters there
+	// are, not what they hold: reading each, as OutboxStats and OutboxHeads
+	// do, cost half a second at 30,000 of them. The count is of the keys the
+	// store's index names; one emptied the instant before may still be
+	// counted.
+	OutboxHeadsApart(ctx context.Context, apart ...string) (heads []Event, keysApart int, err error)
 }
 
 // OneKey is Outbox.EnqueueEventsOnce's check that events, filled in (an

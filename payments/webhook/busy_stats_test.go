@@ -17,9 +17,9 @@ type statsCounting struct {
 	n atomic.Int32
 }
 
-func (s *statsCounting) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
+func (s *statsCounting) OutboxHeadsApart(ctx context.Context, apart ...string) ([]store.Event, int, error) {
 	s.n.Add(1)
-	return s.Store.OutboxStats(ctx)
+	return s.Store.OutboxHeadsApart(ctx, apart...)
 }
 
 // TestGaugesRefreshWhileEveryWorkerIsBusy: with its only worker stuck in a

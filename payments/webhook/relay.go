@@ -1166,14 +1166,24 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		}
 	}
 	// OutboxStats lists at most store.MaxListLimit heads: past that (a
-	// merchant outage of more than a thousand orders) every head is read, so
+	// merchant outage of more than a thousand orders, or a thousand dead
+	// letters) every head but the dead letters, read above, is read, so
 	// that the count and the oldest an operator's alert reads are of all.
 	heads := ob.Heads
 	if len(heads) >= store.MaxListLimit {
-		if heads, err = r.store.OutboxHeads(ctx, ""); err != nil {
+		if heads, _, err = r.store.OutboxHeadsApart(ctx, DeadPrefix); err != nil {
 			return Stats{}, fmt.Errorf("outbox heads: %w", err)
 		}
 	}
+	st.PendingOrders, st.Retrying, st.Oldest = r.backlog(heads, &st.Heads)
+	r.setGauges(st.PendingOrders, st.GivenUp, st.Retrying, st.Oldest)
+	return st, nil
+}
+
+// backlog counts the orders with an undelivered webhook among heads, those
+// retrying and the creation of the oldest, appending the first
+// store.MaxListLimit orders' heads to list when list is not nil.
+func (r *Relay) backlog(heads []store.Event, list *[]Head) (pending, retrying int, oldest time.Time) {
 	orders := map[string]bool{}
 	for _, h := range heads {
 		if _, isDead := deadOrder(h.Key, h.ID); isDead || h.Kind != Kind {
@@ -1184,35 +1194,49 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 			continue // an intake head behind a delivery queue of the same order
 		}
 		orders[no] = true
-		if len(st.Heads) < store.MaxListLimit {
-			st.Heads = append(st.Heads, Head{
+		if list != nil && len(*list) < store.MaxListLimit {
+			*list = append(*list, Head{
 				EventID: h.ID, Type: gjson.GetBytes(h.Payload, "type").Str, OrderNo: no, Attempts: h.Attempts,
 				CreatedAt: h.CreatedAt.UTC(), NextAt: h.NextAt.UTC(), LastError: r.redactText(h.LastError), FailedAt: h.FailedAt.UTC(),
 			})
 		}
 		if h.Attempts > 0 {
-			st.Retrying++
+			retrying++
 		}
-		if st.Oldest.IsZero() || h.CreatedAt.Before(st.Oldest) {
-			st.Oldest = h.CreatedAt.UTC()
+		if oldest.IsZero() || h.CreatedAt.Before(oldest) {
+			oldest = h.CreatedAt.UTC()
 		}
 	}
-	st.PendingOrders = len(orders)
-	r.m.pending.Set(float64(st.PendingOrders))
-	r.m.dead.Set(float64(st.GivenUp))
-	r.m.retrying.Set(float64(st.Retrying))
-	age := 0.0
-	if !st.Oldest.IsZero() {
-		age = max(r.now().Sub(st.Oldest).Seconds(), 0)
-	}
-	r.m.oldest.Set(age)
-	return st, nil
+	return len(orders), retrying, oldest
 }
 
-func (r *Relay) refresh(ctx context.Context) {
-	if _, err := r.Stats(ctx); err != nil && ctx.Err() == nil {
-		r.pollFailed(ctx, err)
+func (r *Relay) setGauges(pending int, dead int64, retrying int, oldest time.Time) {
+	r.m.pending.Set(float64(pending))
+	r.m.dead.Set(float64(dead))
+	r.m.retrying.Set(float64(retrying))
+	age := 0.0
+	if !oldest.IsZero() {
+		age = max(r.now().Sub(oldest).Seconds(), 0)
 	}
+	r.m.oldest.Set(age)
+}
+
+// refresh sets the backlog gauges, every StatsInterval. Unlike Stats (the
+// admin view, which lists the dead letters), it reads no dead letter, only
+// counts them (OutboxHeadsApart): each refresh read every one, twice, and
+// every other head once more (513 ms at 30,000 dead letters, every 15 s).
+// The count is of the dead-letter keys: one per event given up, all of
+// kind webhook, as Stats counts them.
+func (r *Relay) refresh(ctx context.Context) {
+	heads, dead, err := r.store.OutboxHeadsApart(ctx, DeadPrefix)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.pollFailed(ctx, fmt.Errorf("outbox heads: %w", err))
+		}
+		return
+	}
+	pending, retrying, oldest := r.backlog(heads, nil)
+	r.setGauges(pending, int64(dead), retrying, oldest)
 }
 
 // Handler serves the delivery state as JSON (GET /admin/api/webhooks). It

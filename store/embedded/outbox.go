@@ -662,6 +662,42 @@ func (d *DB) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Event
 	return out, err
 }
 
+// OutboxHeadsApart implements store.Outbox: the keys apart are counted by
+// their bytes, their events not decoded. A key not in UTF-8 is decoded, as
+// OutboxHeads decodes it, and counted apart when its decoded Key is.
+func (d *DB) OutboxHeadsApart(ctx context.Context, apart ...string) ([]store.Event, int, error) {
+	var out []store.Event
+	n := 0
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		out, n = nil, 0
+		skip := func(key []byte) bool {
+			if !utf8.Valid(key) {
+				return false
+			}
+			for _, p := range apart {
+				if len(key) >= len(p) && string(key[:len(p)]) == p {
+					n++
+					return true
+				}
+			}
+			return false
+		}
+		return heads(tx, skip, func(_ []byte, e store.Event, _ int) error {
+			if store.HasAnyPrefix(e.Key, apart) {
+				n++
+			} else {
+				out = append(out, e)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, n, nil
+}
+
 // OutboxStats implements store.Outbox.
 func (d *DB) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 	var st store.OutboxStats

@@ -513,6 +513,38 @@ func (s *Store) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Ev
 	return out, nil
 }
 
+// OutboxHeadsApart implements store.Outbox: the names in {idx}:ob are read,
+// and the heads of the keys apart are not.
+func (s *Store) OutboxHeadsApart(ctx context.Context, apart ...string) ([]store.Event, int, error) {
+	keys, err := s.c.ZRange(ctx, s.k.idx("ob"), 0, -1).Result()
+	if err != nil {
+		return nil, 0, mapErr("outbox heads", err)
+	}
+	n := 0
+	keys = slices.DeleteFunc(keys, func(k string) bool {
+		if store.HasAnyPrefix(k, apart) {
+			n++
+			return true
+		}
+		return false
+	})
+	if len(keys) == 0 {
+		return nil, n, nil
+	}
+	heads, err := s.readHeads(ctx, keys)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]store.Event, 0, len(heads))
+	for _, h := range heads {
+		if h.head != nil {
+			out = append(out, h.head.Ev)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, n, nil
+}
+
 // OutboxStats implements store.Outbox: the keys in {idx}:ob, their heads and
 // queue lengths (each key's read in one step), and then the keys the index
 // gained while they were read, until it gains none (statsPasses at most).

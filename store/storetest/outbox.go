@@ -267,6 +267,32 @@ func testOutboxHeads(t *testing.T, open Opener) {
 	got, err = st.OutboxHeads(ctx, "none:")
 	mustNil(t, "OutboxHeads", err)
 	sameIDs(t, "OutboxHeads of an unused prefix", got)
+
+	// OutboxHeadsApart: every other head, oldest first, and the keys apart
+	// counted, once each however many events they hold.
+	got, apart, err := st.OutboxHeadsApart(ctx, "dead:")
+	mustNil(t, "OutboxHeadsApart", err)
+	if apart != dead {
+		t.Errorf("OutboxHeadsApart(dead:): %d keys apart; want %d", apart, dead)
+	}
+	for i, want := range []string{"other-A-1", "other-dea:1", "other-dead", "other-deadX/1", "other-zz-1"} {
+		if i >= len(got) || got[i].ID != want {
+			t.Fatalf("OutboxHeadsApart(dead:): heads %v; want the five others, oldest first", ids(got))
+		}
+	}
+	if len(got) != 5 {
+		t.Fatalf("OutboxHeadsApart(dead:): heads %v; want the five others", ids(got))
+	}
+	got, apart, err = st.OutboxHeadsApart(ctx, "dead:PG0007/", "A-", "zz")
+	mustNil(t, "OutboxHeadsApart", err)
+	if apart != 3 || len(got) != 3+dead-1 {
+		t.Errorf("OutboxHeadsApart of three prefixes: %d heads, %d apart; want %d and 3", len(got), apart, 3+dead-1)
+	}
+	got, apart, err = st.OutboxHeadsApart(ctx)
+	mustNil(t, "OutboxHeadsApart", err)
+	if apart != 0 || len(got) != 5+dead {
+		t.Errorf("OutboxHeadsApart of nothing: %d heads, %d apart; want every one, %d, and 0", len(got), apart, 5+dead)
+	}
 }
 
 // testAckEventAt: AckEventAt removes the event read, by its id and

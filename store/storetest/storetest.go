@@ -149,6 +149,7 @@ func testClosed(t *testing.T, open Opener) {
 		{"RescheduleEvent", func() error { _, err := st.RescheduleEvent(ctx, "k", "e", time.Now(), time.Now()); return err }},
 		{"OutboxStats", func() error { _, err := st.OutboxStats(ctx); return err }},
 		{"OutboxHeads", func() error { _, err := st.OutboxHeads(ctx, "k"); return err }},
+		{"OutboxHeadsApart", func() error { _, _, err := st.OutboxHeadsApart(ctx, "k"); return err }},
 		{"AuditHead", func() error { _, err := st.AuditHead(ctx); return err }},
 		{"ReadAudit", func() error { _, err := st.ReadAudit(ctx, 1, 10); return err }},
 		{"PutAuditText", func() error { return st.PutAuditText(ctx, 1, "c", "u", []byte("x"), time.Now(), time.Hour) }},
