@@ -514,20 +514,30 @@ func (s *Store) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Ev
 }
 
 // OutboxHeadsApart implements store.Outbox: the names in {idx}:ob are read,
-// and the heads of the keys apart are not.
+// and the heads of the keys apart are not: whether their queues hold any
+// event is (EXISTS). The index may name a queue emptied by an
+// acknowledgement whose sync failed (statsPasses), and a key apart, a dead
+// letter, is never due and never written again, so nothing else heals its
+// entry: counted, the relay's dead-letter gauge kept a letter resent long
+// ago that the admin view (OutboxHeads) no longer showed. Such an entry is
+// healed here, as dueOf heals one.
 func (s *Store) OutboxHeadsApart(ctx context.Context, apart ...string) ([]store.Event, int, error) {
 	keys, err := s.c.ZRange(ctx, s.k.idx("ob"), 0, -1).Result()
 	if err != nil {
 		return nil, 0, mapErr("outbox heads", err)
 	}
-	n := 0
+	var aside []string
 	keys = slices.DeleteFunc(keys, func(k string) bool {
 		if store.HasAnyPrefix(k, apart) {
-			n++
+			aside = append(aside, k)
 			return true
 		}
 		return false
 	})
+	n, err := s.countQueued(ctx, aside)
+	if err != nil {
+		return nil, 0, err
+	}
 	if len(keys) == 0 {
 		return nil, n, nil
 	}
@@ -543,6 +553,50 @@ func (s *Store) OutboxHeadsApart(ctx context.Context, apart ...string) ([]store.
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out, n, nil
+}
+
+// countQueued counts the keys whose queues hold an event, by EXISTS (in
+// pipelines of scanWindow), not by reading their heads; the entries of
+// those found empty are read (readHeads) and healed.
+func (s *Store) countQueued(ctx context.Context, keys []string) (int, error) {
+	n := 0
+	var empty []string
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), scanWindow)]
+		keys = keys[len(batch):]
+		cmds, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, k := range batch {
+				_, ob, _ := s.k.orderTag(k)
+				p.Exists(ctx, ob)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, mapErr("outbox heads", err)
+		}
+		for i, c := range cmds {
+			if c.(*goredis.IntCmd).Val() > 0 {
+				n++
+			} else {
+				empty = append(empty, batch[i])
+			}
+		}
+	}
+	if len(empty) == 0 {
+		return n, nil
+	}
+	heads, err := s.readHeads(ctx, empty)
+	if err != nil {
+		return 0, err
+	}
+	for _, h := range heads {
+		if h.head != nil {
+			n++ // queued since
+			continue
+		}
+		s.syncIndexOrWarn(ctx, nil, h.key, strconv.FormatInt(h.obv, 10), h.next)
+	}
+	return n, nil
 }
 
 // OutboxStats implements store.Outbox: the keys in {idx}:ob, their heads and
