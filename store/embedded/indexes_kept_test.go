@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -29,15 +28,7 @@ func TestIndexesOfAFileAnEarlierVersionWroteSince(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
 	path := filepath.Join(t.TempDir(), "paygate.db")
-	open := func() *DB {
-		t.Helper()
-		d, err := Open(path, Options{SweepInterval: -1, Now: clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	d := open()
+	d := openAt(t, path, clock)
 	a := storetest.NewOrder("PGA", "shop", "u1", clock.Now().Add(-time.Minute))
 	if err := d.CreateOrder(ctx, a); err != nil {
 		t.Fatal(err)
@@ -51,11 +42,7 @@ func TestIndexesOfAFileAnEarlierVersionWroteSince(t *testing.T) {
 
 	// The earlier version, on the same file: a text, a notification id,
 	// an order, and order PGA paid, each written as that version did.
-	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bolt.Tx) error {
+	asAnEarlierVersion(t, path, func(tx *bolt.Tx) error {
 		text, err := marshal(textRec{Client: "shop", User: "u2", Text: []byte("hello"), Until: clock.Now().Add(time.Hour).UnixNano()})
 		if err != nil {
 			return err
@@ -84,42 +71,10 @@ func TestIndexesOfAFileAnEarlierVersionWroteSince(t *testing.T) {
 				return err
 			}
 		}
-		cur, err := getOrder(tx, []byte("PGA"))
-		if err != nil {
-			return err
-		}
-		paid := *cur
-		paid.Status, paid.Version = store.StatusPaid, cur.Version+1
-		if err := putOrder(tx, &paid); err != nil {
-			return err
-		}
-		_, oldKey, _ := orderIndexKeys(cur)
-		_, newKey, _ := orderIndexKeys(&paid)
-		if err := tx.Bucket(bStatusOrders).Delete(oldKey); err != nil {
-			return err
-		}
-		return tx.Bucket(bStatusOrders).Put(newKey, nil)
+		return payAsAnEarlierVersion(tx, "PGA", time.Time{})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
 
-	d = open()
-	list := func(f store.OrderFilter) string {
-		t.Helper()
-		got, err := d.ListOrders(ctx, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var nos []string
-		for _, o := range got {
-			nos = append(nos, o.OrderNo)
-		}
-		return fmt.Sprint(nos)
-	}
+	d = openAt(t, path, clock)
 	for _, tt := range []struct {
 		f    store.OrderFilter
 		want string
@@ -128,7 +83,7 @@ func TestIndexesOfAFileAnEarlierVersionWroteSince(t *testing.T) {
 		{store.OrderFilter{Client: "shop", Status: store.StatusPaid}, "[PGA]"},
 		{store.OrderFilter{Client: "shop", Status: store.StatusAwaitingPayment}, "[PGB]"},
 	} {
-		if got := list(tt.f); got != tt.want {
+		if got := orderNos(t, d, tt.f); got != tt.want {
 			t.Errorf("%+v: %s; want %s", tt.f, got, tt.want)
 		}
 	}
@@ -136,7 +91,7 @@ func TestIndexesOfAFileAnEarlierVersionWroteSince(t *testing.T) {
 	if n, err := d.Sweep(ctx); err != nil || n != 3 {
 		t.Errorf("Sweep: %d, %v; want the 2 texts and the notification id, expired", n, err)
 	}
-	err = d.db.View(func(tx *bolt.Tx) error {
+	err := d.db.View(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bAuditText, bNotes} {
 			if n := tx.Bucket(b).Stats().KeyN; n != 0 {
 				t.Errorf("%s: %d records kept past their expiry", b, n)
@@ -162,8 +117,7 @@ func TestIndexesOfAFileAnEarlierVersionWroteSince(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d = open()
-	defer d.Close()
+	d = openAt(t, path, clock)
 	err = d.db.View(func(tx *bolt.Tx) error {
 		if n := tx.Bucket(bExpiry).Stats().KeyN; n != 0 {
 			t.Errorf("the open of a file this version wrote last indexed it again (%d entries in %s)", n, bExpiry)

@@ -1,11 +1,8 @@
 package embedded
 
 import (
-	"errors"
-
-	bolt "go.etcd.io/bbolt"
-
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -23,11 +20,7 @@ import (
 func TestListOrdersOfAClientReadsItsOrdersOnly(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
-	d, err := Open(filepath.Join(t.TempDir(), "paygate.db"), Options{SweepInterval: -1, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTest(t, clock)
 	d.db.NoSync = true // thousands of single writes; durability is not under test
 	const big = 3000
 	at := clock.Now().Add(-time.Hour)
@@ -105,61 +98,49 @@ func TestClientIndexOfAFileWithoutIt(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
 	path := filepath.Join(t.TempDir(), "paygate.db")
-	d, err := Open(path, Options{SweepInterval: -1, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openAt(t, path, clock)
 	for i, client := range []string{"a-bot", "b-bot", "a-bot", ""} {
 		o := storetest.NewOrder(fmt.Sprintf("PGOLD%02d", i), client, "u1", clock.Now().Add(time.Duration(i)*time.Second))
 		if err := d.CreateOrder(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err = d.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bClientOrders); err != nil {
-			return err
-		}
-		return tx.DeleteBucket(bClientStatus)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dropBuckets(t, d, bClientOrders, bClientStatus)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	list := func(d *DB, f store.OrderFilter) string {
-		t.Helper()
-		got, err := d.ListOrders(ctx, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var nos []string
-		for _, o := range got {
-			nos = append(nos, o.OrderNo)
-		}
-		return fmt.Sprint(nos)
-	}
 	ro, err := Open(path, Options{ReadOnly: true, Now: clock.Now})
 	if err == nil {
-		if got := list(ro, store.OrderFilter{Client: "a-bot"}); got != "[PGOLD02 PGOLD00]" {
+		if got := orderNos(t, ro, store.OrderFilter{Client: "a-bot"}); got != "[PGOLD02 PGOLD00]" {
 			t.Errorf("read-only: a-bot's orders %s; want [PGOLD02 PGOLD00]", got)
 		}
 		_ = ro.Close()
 	} else if !errors.Is(err, ErrNeedsWrite) {
 		t.Fatalf("read-only open: %v", err)
 	}
-	if d, err = Open(path, Options{SweepInterval: -1, Now: clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d = openAt(t, path, clock)
 	for f, want := range map[store.OrderFilter]string{
 		{Client: "a-bot"}: "[PGOLD02 PGOLD00]",
 		{Client: "a-bot", Status: store.StatusAwaitingPayment}: "[PGOLD02 PGOLD00]",
 		{Client: "b-bot"}: "[PGOLD01]",
 		{NoClient: true}:  "[PGOLD03]",
 	} {
-		if got := list(d, f); got != want {
+		if got := orderNos(t, d, f); got != want {
 			t.Errorf("%+v: %s; want %s", f, got, want)
 		}
 	}
+}
+
+// orderNos lists d's orders by f, by their numbers.
+func orderNos(t *testing.T, d *DB, f store.OrderFilter) string {
+	t.Helper()
+	got, err := d.ListOrders(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nos []string
+	for _, o := range got {
+		nos = append(nos, o.OrderNo)
+	}
+	return fmt.Sprint(nos)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,15 +25,11 @@ import (
 func TestSweepDeletesInSmallBatchesThatWritesInterleaveWith(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
-	d, err := Open(filepath.Join(t.TempDir(), "paygate.db"), Options{SweepInterval: -1, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTest(t, clock)
 
 	const expiredNotes, liveNotes, expiredTexts, liveTexts = 3*sweepBatch + 500, 700, sweepBatch + 200, 50
 	start := clock.Now()
-	err = d.db.Update(func(tx *bolt.Tx) error {
+	err := d.db.Update(func(tx *bolt.Tx) error {
 		notes, texts, users := tx.Bucket(bNotes), tx.Bucket(bAuditText), tx.Bucket(bAuditTextUsr)
 		for i := range expiredNotes + liveNotes {
 			until := start.Add(time.Hour)

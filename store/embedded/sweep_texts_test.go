@@ -27,21 +27,10 @@ import (
 func TestSweepReadsOnlyExpiredAuditTexts(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
-	d, err := Open(filepath.Join(t.TempDir(), "paygate.db"), Options{SweepInterval: -1, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTest(t, clock)
 	d.db.NoSync = true // thousands of single writes; durability is not under test
 
-	readsOf := func() int {
-		before := d.db.Stats().TxN
-		if _, err := d.Sweep(ctx); err != nil {
-			t.Fatalf("Sweep: %v", err)
-		}
-		return d.db.Stats().TxN - before
-	}
-	empty := readsOf()
+	_, empty, _ := sweepOnce(t, d)
 
 	const expired, live = 10, 20001
 	text := bytes.Repeat([]byte("user: I want the premium plan, please. "), 50) // 2 kB, a short turn
@@ -58,14 +47,7 @@ func TestSweepReadsOnlyExpiredAuditTexts(t *testing.T) {
 	}
 	clock.Advance(2 * time.Hour)
 
-	start := time.Now()
-	before := d.db.Stats().TxN
-	n, err := d.Sweep(ctx)
-	reads := d.db.Stats().TxN - before
-	took := time.Since(start)
-	if err != nil {
-		t.Fatalf("Sweep: %v", err)
-	}
+	n, reads, took := sweepOnce(t, d)
 	t.Logf("one sweep over %d kept texts of %d bytes: %v, %d read transactions (%d over an empty store)", live, len(text), took, reads, empty)
 	if n != expired {
 		t.Errorf("Sweep removed %d; want the %d expired texts", n, expired)
@@ -73,7 +55,7 @@ func TestSweepReadsOnlyExpiredAuditTexts(t *testing.T) {
 	if reads > empty {
 		t.Errorf("a sweep over %d kept texts opened %d read transactions, one over an empty store %d: it reads every kept text each minute", live, reads, empty)
 	}
-	err = d.db.View(func(tx *bolt.Tx) error {
+	err := d.db.View(func(tx *bolt.Tx) error {
 		for i := range expired + live {
 			v := tx.Bucket(bAuditText).Get(u64(uint64(i + 1)))
 			idx := tx.Bucket(bAuditTextCU).Get(join(enc("shop"), enc(fmt.Sprintf("u%d", (i+1)%7)), u64(uint64(i+1))))
@@ -99,25 +81,14 @@ func TestSweepDeletesTextsOfAFileWithoutTheExpiryIndex(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
 	path := filepath.Join(t.TempDir(), "paygate.db")
-	d, err := Open(path, Options{SweepInterval: -1, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openAt(t, path, clock)
 	for seq, ttl := range map[uint64]time.Duration{1: time.Hour, 2: 4320 * time.Hour, 3: time.Hour} {
 		if err := d.PutAuditText(ctx, seq, "shop", "u1", []byte("hi"), clock.Now(), ttl); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := d.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bAuditTextUntil) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if d, err = Open(path, Options{SweepInterval: -1, Now: clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	dropBuckets(t, d, bAuditTextUntil)
+	d = reopen(t, d, path, clock)
 	clock.Advance(2 * time.Hour)
 	if n, err := d.Sweep(ctx); err != nil || n != 2 {
 		t.Fatalf("Sweep: %d, %v; want the 2 expired texts", n, err)
@@ -125,7 +96,7 @@ func TestSweepDeletesTextsOfAFileWithoutTheExpiryIndex(t *testing.T) {
 	if _, err := d.GetAuditText(ctx, 2); err != nil {
 		t.Errorf("the kept text: %v", err)
 	}
-	err = d.db.View(func(tx *bolt.Tx) error {
+	err := d.db.View(func(tx *bolt.Tx) error {
 		for _, seq := range []uint64{1, 3} {
 			if tx.Bucket(bAuditText).Get(u64(seq)) != nil {
 				t.Errorf("text %d kept past its retention", seq)
@@ -149,19 +120,8 @@ func TestSweepDeletesTextsOfAFileWithoutTheExpiryIndex(t *testing.T) {
 func TestSweepReadsOnlyExpiredRecords(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
-	d, err := Open(filepath.Join(t.TempDir(), "paygate.db"), Options{SweepInterval: -1, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	readsOf := func() int {
-		before := d.db.Stats().TxN
-		if _, err := d.Sweep(ctx); err != nil {
-			t.Fatalf("Sweep: %v", err)
-		}
-		return d.db.Stats().TxN - before
-	}
-	empty := readsOf()
+	d := openTest(t, clock)
+	_, empty, _ := sweepOnce(t, d)
 
 	const live = 20001
 	var adds []store.TallyAdd
@@ -181,7 +141,7 @@ func TestSweepReadsOnlyExpiredRecords(t *testing.T) {
 	// counter, a tally, an announcement mark with the counter earlier
 	// versions read; the claim's generation stays.
 	must(d.PutExchange(ctx, "x1", []byte("x"), time.Minute))
-	_, err = d.SeenNotification(ctx, "n1", time.Minute)
+	_, err := d.SeenNotification(ctx, "n1", time.Minute)
 	must(err)
 	_, _, err = d.ClaimPurchase(ctx, "k1", "O1", time.Minute)
 	must(err)
@@ -193,12 +153,7 @@ func TestSweepReadsOnlyExpiredRecords(t *testing.T) {
 	must(err)
 	clock.Advance(time.Hour)
 
-	before := d.db.Stats().TxN
-	start := time.Now()
-	n, err := d.Sweep(ctx)
-	took := time.Since(start)
-	reads := d.db.Stats().TxN - before
-	must(err)
+	n, reads, took := sweepOnce(t, d)
 	t.Logf("one sweep over %d kept conversation costs: %v, %d read transactions (%d over an empty store)", live, took, reads, empty)
 	if n != 7 {
 		t.Errorf("Sweep removed %d; want the 7 expired records (the mark's counter of earlier versions too)", n)
@@ -228,10 +183,7 @@ func TestSweepDeletesRecordsOfAFileWithoutTheExpiryIndex(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
 	path := filepath.Join(t.TempDir(), "paygate.db")
-	d, err := Open(path, Options{SweepInterval: -1, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openAt(t, path, clock)
 	if err := d.PutExchange(ctx, "short", []byte("x"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -241,16 +193,8 @@ func TestSweepDeletesRecordsOfAFileWithoutTheExpiryIndex(t *testing.T) {
 	if _, err := d.SeenNotification(ctx, "n1", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bExpiry) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if d, err = Open(path, Options{SweepInterval: -1, Now: clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	dropBuckets(t, d, bExpiry)
+	d = reopen(t, d, path, clock)
 	clock.Advance(2 * time.Minute)
 	if n, err := d.Sweep(ctx); err != nil || n != 2 {
 		t.Fatalf("Sweep: %d, %v; want the expired exchange and notification id", n, err)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -33,6 +34,52 @@ func reopen(t *testing.T, d *DB, path string, clock *storetest.Clock) *DB {
 		t.Fatal(err)
 	}
 	return openAt(t, path, clock)
+}
+
+// dropBuckets deletes buckets from d's file, as a file an earlier version
+// wrote lacks them.
+func dropBuckets(t *testing.T, d *DB, buckets ...[]byte) {
+	t.Helper()
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// asAnEarlierVersion writes to the store file at path, closed, as a
+// version before this one's write mark did, in one transaction.
+func asAnEarlierVersion(t *testing.T, path string, write func(tx *bolt.Tx) error) {
+	t.Helper()
+	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Update(write); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sweepOnce runs one sweep of d and counts the read transactions it
+// opened and the time it took.
+func sweepOnce(t *testing.T, d *DB) (removed, reads int, took time.Duration) {
+	t.Helper()
+	before, start := readTxs(d), time.Now()
+	n, err := d.Sweep(context.Background())
+	took, reads = time.Since(start), readTxs(d)-before
+	if err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	return n, reads, took
 }
 
 // TestLoadUserStateWithoutOrders: a user who never ordered is answered

@@ -60,9 +60,7 @@ func TestUserUpdatedIndexBuiltAtOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
 	d := openAt(t, path, clock)
 	oldOrderPaidLast(t, d, clock)
-	if err := d.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bUserUpdated) }); err != nil {
-		t.Fatal(err)
-	}
+	dropBuckets(t, d, bUserUpdated)
 	wantOldOrder(t, reopen(t, d, path, clock))
 }
 
@@ -113,32 +111,30 @@ func TestUserUpdatedIndexAfterAnEarlierVersionWroteSince(t *testing.T) {
 
 	// The earlier version pays U-000: the order and its status index,
 	// nothing in user_updated, which it did not know.
-	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bolt.Tx) error {
-		cur, err := getOrder(tx, []byte("U-000"))
-		if err != nil {
-			return err
-		}
-		paid := *cur
-		paid.Status, paid.Version, paid.UpdatedAt = store.StatusPaid, cur.Version+1, clock.Now()
-		if err := putOrder(tx, &paid); err != nil {
-			return err
-		}
-		_, oldKey, _ := orderIndexKeys(cur)
-		_, newKey, _ := orderIndexKeys(&paid)
-		if err := tx.Bucket(bStatusOrders).Delete(oldKey); err != nil {
-			return err
-		}
-		return tx.Bucket(bStatusOrders).Put(newKey, nil)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	asAnEarlierVersion(t, path, func(tx *bolt.Tx) error { return payAsAnEarlierVersion(tx, "U-000", clock.Now()) })
 	wantOldOrder(t, openAt(t, path, clock))
+}
+
+// payAsAnEarlierVersion pays order no in tx as a version before the index
+// of orders by their last write did: the order and its status index,
+// nothing in user_updated. at, unless zero, is the order's new UpdatedAt.
+func payAsAnEarlierVersion(tx *bolt.Tx, no string, at time.Time) error {
+	cur, err := getOrder(tx, []byte(no))
+	if err != nil {
+		return err
+	}
+	paid := *cur
+	paid.Status, paid.Version = store.StatusPaid, cur.Version+1
+	if !at.IsZero() {
+		paid.UpdatedAt = at
+	}
+	if err := putOrder(tx, &paid); err != nil {
+		return err
+	}
+	_, oldKey, _ := orderIndexKeys(cur)
+	_, newKey, _ := orderIndexKeys(&paid)
+	if err := tx.Bucket(bStatusOrders).Delete(oldKey); err != nil {
+		return err
+	}
+	return tx.Bucket(bStatusOrders).Put(newKey, nil)
 }
