@@ -305,35 +305,44 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel() // go-redis takes about 5 s to re-send on a new connection
-			var arm atomic.Pointer[[]byte]
-			c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
-				Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-					nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-					if err != nil {
-						return nil, err
-					}
-					return &lossyConn{Conn: nc, arm: &arm}, nil
-				}})
-			prefix := testPrefix()
-			s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
-			t.Cleanup(func() {
-				_ = s.Close()
-				dropShared(t, prefix)
-			})
-			sc := tc.script(s.sc)
-			if err := sc.Load(ctx, c).Err(); err != nil {
-				t.Fatal(err)
-			}
-			if tc.setup != nil {
-				tc.setup(t, s)
-			}
-			sha := []byte(sc.Hash())
-			arm.Store(&sha)
-			tc.run(t, s)
-			if arm.Load() != nil {
-				t.Fatal("the script never ran: no reply was lost")
-			}
+			withALostReply(t, tc.script, tc.setup, tc.run)
 		})
+	}
+}
+
+// withALostReply runs setup, then run, on a store of its own prefix whose
+// connection loses the reply to the first run of the script pick names
+// after setup (go-redis re-sends it), and fails t unless that script ran.
+func withALostReply(t *testing.T, pick func(*scripts) *goredis.Script, setup, run func(t *testing.T, s *Store)) {
+	t.Helper()
+	ctx := context.Background()
+	var arm atomic.Pointer[[]byte]
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &lossyConn{Conn: nc, arm: &arm}, nil
+		}})
+	prefix := testPrefix()
+	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
+	t.Cleanup(func() {
+		_ = s.Close()
+		dropShared(t, prefix)
+	})
+	sc := pick(s.sc)
+	if err := sc.Load(ctx, c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(t, s)
+	}
+	sha := []byte(sc.Hash())
+	arm.Store(&sha)
+	run(t, s)
+	if arm.Load() != nil {
+		t.Fatal("the script never ran: no reply was lost")
 	}
 }
 
