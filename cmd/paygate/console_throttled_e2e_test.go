@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/paygate/paygate/payments/webhook"
-	"github.com/paygate/paygate/store"
 )
 
 // TestConsoleSaysTheMerchantAskedToWait: the merchant's endpoint answers
@@ -23,20 +19,8 @@ func TestConsoleSaysTheMerchantAskedToWait(t *testing.T) {
 		w.Header().Set("Retry-After", "600")
 		http.Error(w, "slow down", http.StatusTooManyRequests)
 	})
-	ctx := context.Background()
 	const no = "PGTHROTTLED0001"
-	now := time.Now().Add(-time.Minute).Truncate(time.Second)
-	o := &store.Order{OrderNo: no, Client: "bot", User: "oUser-throttled", SKU: "premium-monthly", Description: "Premium tier, 1 month",
-		Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: store.StatusPaid, TransactionID: "4200000000000000000000000096",
-		ClaimKey: "k" + no, Generation: 1, CreatedAt: now, PaidAt: now, ExpiresAt: now.Add(time.Hour)}
-	if err := a.store.CreateOrder(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	ev := webhook.NewEvent(webhook.TypeOrderPaid, o, nil, now)
-	if err := a.store.EnqueueEvents(ctx, ev); err != nil {
-		t.Fatal(err)
-	}
-	a.webhooks.relay.Wake()
+	ev := paidOrder(t, a, "oUser-throttled", no, "4200000000000000000000000096", time.Now().Add(-time.Minute).Truncate(time.Second))
 	deadline := time.After(15 * time.Second)
 	for refused := false; !refused; {
 		select {
