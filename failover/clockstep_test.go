@@ -147,3 +147,54 @@ func TestBreakerWaitAcrossAWallClockStep(t *testing.T) {
 		}
 	})
 }
+
+// TestSendTurnsKeepTheirSpacingAcrossAWallClockStep: rounds waiting for a
+// provider after its rate limit get send turns sendSpacing apart
+// (provider.claimSend), and a step of the host's wall clock while they
+// wait keeps that spacing. Kept as wall-clock instants (unix ns), a step
+// ahead put a round that began waiting after the step at the cool-down's
+// end, the same instant as the first round already waiting (a burst into
+// a provider that had just rate-limited us), and a step back did too, the
+// turns handed out before it left an hour ahead of the new ones; a turn
+// given back after the step stayed in the line.
+func TestSendTurnsKeepTheirSpacingAcrossAWallClockStep(t *testing.T) {
+	acrossWallClockSteps(t, func(t *testing.T, step time.Duration, clock *steppedClock, r *Router) {
+		p := r.providers[0]
+		start := clock.Now()
+		p.coolDown(start.Add(10*time.Second), coolReason{cause: CauseRateLimited, limited: true})
+		claim := func(now time.Time) time.Duration {
+			t.Helper()
+			until, _, cooling := p.cooling(now)
+			if !cooling {
+				t.Fatalf("provider not cooling at %v into its 10 s cool-down", now.Sub(start))
+			}
+			// The latest turn a round waits for, read from its now
+			// (Router.sendLimit).
+			slot, ok := p.claimSend(now, until, now.Add(time.Minute))
+			if !ok {
+				t.Fatalf("no send turn %v into the cool-down", now.Sub(start))
+			}
+			// The round sleeps slot.Sub(now) (waitOut): its turn, in
+			// elapsed time from the rate limit.
+			return now.Sub(start) + slot.Sub(now)
+		}
+		first, second := claim(start), claim(start)
+		if first != 10*time.Second || second != 10*time.Second+sendSpacing {
+			t.Fatalf("turns before the step at %v, %v; want 10s, %v", first, second, 10*time.Second+sendSpacing)
+		}
+
+		clock.Step(t, step)
+		clock.Advance(time.Second)
+		now := clock.Now()
+		third := claim(now)
+		if want := 10*time.Second + 2*sendSpacing; third != want {
+			t.Errorf("the wall clock stepped %v while two rounds waited: a third round's turn %v after the rate limit; want %v, spaced after theirs (%v, %v)", step, third, want, first, second)
+		}
+		// The second round leaves: its turn is free again, and the next
+		// round takes it, not a place after the third.
+		p.releaseSend(start.Add(second))
+		if fourth := claim(now); fourth != second {
+			t.Errorf("after the wall clock stepped %v, a turn given back at %v was not free again: the next round got %v", step, second, fourth)
+		}
+	})
+}

@@ -193,8 +193,11 @@ func (p *provider) coolDown(until time.Time, why coolReason) {
 }
 
 // sendTurns are the send turns handed out for one provider, Router-clock
-// unix ns, sorted; a turn leaves when it is past or given back. They are
-// as many as the rounds waiting at once.
+// instants kept as ns from its epoch (instant: with the real clock, on the
+// monotonic one, so that a step of the host's wall clock while rounds wait
+// neither bunches their turns nor leaves old ones in the line), sorted; a
+// turn leaves when it is past or given back. They are as many as the
+// rounds waiting at once.
 type sendTurns struct {
 	mu    sync.Mutex
 	taken []int64
@@ -205,13 +208,15 @@ type sendTurns struct {
 // other turn handed out, so that the waiting rounds reach the provider a
 // few a second, not all at once. A turn a round gave back (its bot left)
 // is free again. A turn after limit is not handed out (ok false) and takes
-// no place in the line.
+// no place in the line. The turn is read on now's clock (now plus what is
+// left until it).
 func (p *provider) claimSend(now, from, limit time.Time) (time.Time, bool) {
 	ts := &p.turns
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	spacing := int64(sendSpacing)
-	past := now.UnixNano() - spacing // can no longer space a turn from now on
+	nowAt := int64(now.Sub(p.epoch))
+	past := nowAt - spacing // can no longer space a turn from now on
 	keep := ts.taken[:0]
 	for _, x := range ts.taken {
 		if x > past {
@@ -219,7 +224,7 @@ func (p *provider) claimSend(now, from, limit time.Time) (time.Time, bool) {
 		}
 	}
 	ts.taken = keep
-	slot, at := from.UnixNano(), len(ts.taken)
+	slot, at := int64(from.Sub(p.epoch)), len(ts.taken)
 	for i, x := range ts.taken {
 		if x+spacing <= slot {
 			continue // well before
@@ -230,11 +235,11 @@ func (p *provider) claimSend(now, from, limit time.Time) (time.Time, bool) {
 		}
 		slot = x + spacing
 	}
-	if slot > limit.UnixNano() {
+	if slot > int64(limit.Sub(p.epoch)) {
 		return time.Time{}, false
 	}
 	ts.taken = slices.Insert(ts.taken, at, slot)
-	return time.Unix(0, slot), true
+	return now.Add(time.Duration(slot - nowAt)), true
 }
 
 // releaseSend gives back a turn claimSend handed out whose round will not
@@ -244,7 +249,7 @@ func (p *provider) releaseSend(slot time.Time) {
 	ts := &p.turns
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if i := slices.Index(ts.taken, slot.UnixNano()); i >= 0 {
+	if i := slices.Index(ts.taken, int64(slot.Sub(p.epoch))); i >= 0 {
 		ts.taken = slices.Delete(ts.taken, i, i+1)
 	}
 }
