@@ -523,7 +523,18 @@ func (d *DB) commit(fn func(*bolt.Tx) error) error {
 		}
 		return markIndexesKept(tx)
 	})
-	if fnErr != nil || errors.Is(err, berrors.ErrDatabaseNotOpen) {
+	if fnErr != nil {
+		return err
+	}
+	return d.noteWrite(err)
+}
+
+// noteWrite records, for Ping, err as the outcome of a write transaction's
+// commit (commit's, or WipeFreePages's), and returns it. A commit refused
+// because the file is closed says nothing of the disk, and is not
+// recorded.
+func (d *DB) noteWrite(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return err
 	}
 	prev := d.lastWrite.Swap(&writeOutcome{at: d.now(), err: err})

@@ -53,7 +53,8 @@ func (d *DB) WipeFreePages(ctx context.Context) (int, error) {
 	if err := markIndexesKept(tx); err != nil {
 		return n, err
 	}
-	return n, wrap(tx.Commit())
+	// Its commit's outcome is the last write's, as commit's is, for Ping.
+	return n, wrap(d.noteWrite(tx.Commit()))
 }
 
 // zeroFreePages writes zeros over the pages tx's freelist holds, through a

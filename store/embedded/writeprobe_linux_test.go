@@ -233,3 +233,35 @@ func TestPingNotHeldByAWaitingWipe(t *testing.T) {
 		}
 	}
 }
+
+// TestPingSaysWhenAWipeFails: the wipe of an erasure's free pages is a
+// write like any other, and its failed commit (a full disk, a filesystem
+// gone read-only) is the last write's outcome Ping reports. It committed
+// outside the path that records it: /readyz read ready after the wipe's
+// commit failed, until the next probe writeProbeEvery later, and a wipe
+// that succeeded after a failed write did not say the writes were back.
+func TestPingSaysWhenAWipeFails(t *testing.T) {
+	ctx := context.Background()
+	d, path, advance := openClocked(t)
+	if err := d.Ping(ctx); err != nil {
+		t.Fatalf("ping of a healthy store: %v", err)
+	}
+	restore := failWrites(t, path)
+	if _, err := d.WipeFreePages(ctx); err == nil {
+		t.Fatal("a wipe on a read-only descriptor succeeded; the test does not fail writes")
+	}
+	err := d.Ping(ctx)
+	if !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("ping right after the wipe's commit failed: %v; want store.ErrWritesFail", err)
+	}
+	restore()
+	// Within writeProbeEvery: no probe, only the wipe's own outcome
+	// says the writes are back.
+	advance(time.Second)
+	if _, err := d.WipeFreePages(ctx); err != nil {
+		t.Fatalf("a wipe once the file takes writes again: %v", err)
+	}
+	if err := d.Ping(ctx); err != nil {
+		t.Fatalf("ping after a wipe succeeded: %v; want ready", err)
+	}
+}
