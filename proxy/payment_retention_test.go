@@ -19,17 +19,12 @@ import (
 	"github.com/tidwall/gjson"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
 	redisstore "github.com/paygate/paygate/store/redis"
@@ -193,25 +188,7 @@ privacy:
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	ledger, err := accounting.New(cfg, st, reg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ledger.Close)
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte(cfg.Privacy.HashKey),
-		Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc, Ledger: ledger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
+	srv, ledger := ledgerServer(t, cfg, st, Options{Tools: simTools(svc), Reconciler: svc, UserPayments: svc})
 
 	turn := func(user, body string) string {
 		t.Helper()

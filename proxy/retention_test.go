@@ -12,11 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/accounting"
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
 	redisstore "github.com/paygate/paygate/store/redis"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -57,25 +59,7 @@ func TestPlainTurnsKeepOneExpiringRecordPerConversation(t *testing.T) {
 				`"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}}`))
 			cfg := pricedConfig(t, fp.URL)
 			_, svc := newSimPayments(t, st, simPayments{Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium", Price: "49.99", MaxQuantity: 12}}})
-			log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-			reg := prometheus.NewRegistry()
-			router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = router.Close() })
-			ledger, err := accounting.New(cfg, st, reg, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(ledger.Close)
-			s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte(cfg.Privacy.HashKey),
-				Tools: simTools(svc), State: st, Reconciler: svc, Ledger: ledger})
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := h1test.NewServer(s.Handler())
-			t.Cleanup(srv.Close)
+			srv, ledger := ledgerServer(t, cfg, st, Options{Tools: simTools(svc), Reconciler: svc})
 
 			conversations := 0
 			for u := range users {
@@ -152,4 +136,33 @@ func prefixKeys(t *testing.T, st *redisstore.Store, prefix string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// ledgerServer serves a Server over cfg and st with a real failover Router
+// and accounting Ledger beside it, as the binary wires them; opts gives the
+// payment seams (Tools, Reconciler, UserPayments), the rest is filled here.
+// The retention tests flush the ledger it returns before reading the store.
+func ledgerServer(t *testing.T, cfg *config.Config, st store.Store, opts Options) (*h1test.Server, *accounting.Ledger) {
+	t.Helper()
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	ledger, err := accounting.New(cfg, st, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ledger.Close)
+	opts.Config, opts.Upstream, opts.Logger, opts.Registry = cfg, router, log, reg
+	opts.HashKey, opts.State, opts.Ledger = []byte(cfg.Privacy.HashKey), st, ledger
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv, ledger
 }
