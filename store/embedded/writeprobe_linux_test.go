@@ -150,20 +150,8 @@ func TestPingNotHeldByALongWrite(t *testing.T) {
 // reports store.ErrWritesFail, until the probe gets through.
 func TestPingSaysWhenAWriteHangs(t *testing.T) {
 	d, _, advance := openClocked(t)
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
-	defer free()
-	d.wipeHook = func() { close(entered); <-release } // the hung write
-	wiped := make(chan error, 1)
-	go func() { _, err := d.WipeFreePages(context.Background()); wiped <- err }()
-	<-entered
-	ping := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		return d.Ping(ctx)
-	}
-	advance(writeProbeEvery) // a probe is due: it waits behind the write
+	ping, free, wiped := hangAWrite(t, d) // the hung write
+	advance(writeProbeEvery)              // a probe is due: it waits behind the write
 	if err := ping(); err != nil {
 		t.Fatalf("Ping as its probe starts waiting: %v; want ready (a long write may hold the lock a while)", err)
 	}

@@ -29,20 +29,8 @@ func TestPingTimesAHungWriteAcrossAWallClockStep(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { d.Close() })
-			entered, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			free := func() { once.Do(func() { close(release) }) }
-			defer free()
-			d.wipeHook = func() { close(entered); <-release } // a long write
-			wiped := make(chan error, 1)
-			go func() { _, err := d.WipeFreePages(context.Background()); wiped <- err }()
-			<-entered
-			ping := func() error {
-				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-				defer cancel()
-				return d.Ping(ctx)
-			}
-			clock.Advance(writeProbeEvery) // a probe is due: it waits behind the write
+			ping, free, wiped := hangAWrite(t, d) // a long write
+			clock.Advance(writeProbeEvery)        // a probe is due: it waits behind the write
 			if err := ping(); err != nil {
 				t.Fatalf("Ping as its probe starts waiting: %v; want ready", err)
 			}
@@ -63,4 +51,26 @@ func TestPingTimesAHungWriteAcrossAWallClockStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hangAWrite holds a write in d (the wipe of an erasure's free pages, held
+// in its wipeHook) until free is called (at the latest when the test ends),
+// and gives a Ping bounded by 50 ms; wiped receives the wipe's outcome once
+// freed.
+func hangAWrite(t *testing.T, d *DB) (ping func() error, free func(), wiped <-chan error) {
+	t.Helper()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	d.wipeHook = func() { close(entered); <-release }
+	done := make(chan error, 1)
+	go func() { _, err := d.WipeFreePages(context.Background()); done <- err }()
+	<-entered
+	ping = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		return d.Ping(ctx)
+	}
+	return ping, free, done
 }
