@@ -382,6 +382,17 @@ func TestCloseRacingAPaymentAgreesWithWeChatPay(t *testing.T) {
 
 // refundNote is WeChat Pay's REFUND.* notification of refund outRefundNo of
 // order o, of fen, in status (SUCCESS, CLOSED or ABNORMAL).
+// confirmRefund proposes a refund of fen on o and confirms it as the user
+// does, returning its out_refund_no.
+func (l *lifecycle) confirmRefund(t *testing.T, o *store.Order, fen int64) string {
+	t.Helper()
+	p := propose(t, l.env, o, fen)
+	if _, err := l.svc.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID); err != nil {
+		t.Fatal(err)
+	}
+	return p.OutRefundNo
+}
+
 func (l *lifecycle) refundNote(t *testing.T, o *store.Order, outRefundNo, status string, fen int64) *wxsim.Notification {
 	t.Helper()
 	res := wxsim.RefundResource{MchID: l.sim.MchID(), TransactionID: o.TransactionID, OutTradeNo: o.OrderNo,
@@ -405,17 +416,13 @@ func TestRefundNotificationsAsWeChatPaySendsThem(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			l := newLifecycle(t, driver)
-			ctx := context.Background()
 			confirm := func(o *store.Order, fen int64) string {
 				t.Helper()
-				p := propose(t, l.env, o, fen)
-				if _, err := l.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
-					t.Fatal(err)
-				}
+				no := l.confirmRefund(t, o, fen)
 				if s := l.order(o.OrderNo).Status; s != store.StatusRefunding {
 					t.Fatalf("after the confirmation: %s; want refunding (WeChat Pay holds it PROCESSING)", s)
 				}
-				return p.OutRefundNo
+				return no
 			}
 			refund := func(event, outcome, reason string) map[string]string {
 				return map[string]string{"event": event, "outcome": outcome, "reason": reason}

@@ -1,7 +1,6 @@
 package payments_test
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -27,14 +26,9 @@ func TestRefundNotificationsOutOfOrder(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			l := newLifecycle(t, driver)
-			ctx := context.Background()
 			confirm := func(o *store.Order, fen int64) string {
 				t.Helper()
-				p := propose(t, l.env, o, fen)
-				if _, err := l.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
-					t.Fatal(err)
-				}
-				return p.OutRefundNo
+				return l.confirmRefund(t, o, fen)
 			}
 			refunded := func(no string, want int64, status store.OrderStatus) {
 				t.Helper()
