@@ -207,12 +207,11 @@ type crashNode struct {
 	lastExit error
 }
 
-// newCrashNode writes the config for storeYAML, provider and merchant
-// (webhooks off when empty); payExtra is more of the payments section,
-// indented by two spaces.
-func newCrashNode(t *testing.T, cs *crashSim, storeYAML, providerURL, merchantURL, payExtra string) *crashNode {
+// writeKeys writes the simulator's merchant private key and WeChat Pay
+// public key into dir as PEM files, for a config's mch_private_key_file
+// and public_key_file.
+func (cs *crashSim) writeKeys(t *testing.T, dir string) (keyFile, pubFile string) {
 	t.Helper()
-	dir := t.TempDir()
 	keyDER, err := x509.MarshalPKCS8PrivateKey(cs.Keys().MerchantKey)
 	if err != nil {
 		t.Fatal(err)
@@ -221,9 +220,19 @@ func newCrashNode(t *testing.T, cs *crashSim, storeYAML, providerURL, merchantUR
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile, pubFile := filepath.Join(dir, "key.pem"), filepath.Join(dir, "pub.pem")
+	keyFile, pubFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "pub.pem")
 	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
 	writeFile(t, pubFile, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})))
+	return keyFile, pubFile
+}
+
+// newCrashNode writes the config for storeYAML, provider and merchant
+// (webhooks off when empty); payExtra is more of the payments section,
+// indented by two spaces.
+func newCrashNode(t *testing.T, cs *crashSim, storeYAML, providerURL, merchantURL, payExtra string) *crashNode {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile, pubFile := cs.writeKeys(t, dir)
 	n := &crashNode{t: t, addr: freeAddr(t), admin: freeAddr(t), cfg: filepath.Join(dir, "c.yaml")}
 	hooks := ""
 	if merchantURL != "" {

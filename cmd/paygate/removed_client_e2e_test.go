@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,17 +26,7 @@ func TestRemovedClientOrdersStillSettle(t *testing.T) {
 	m := newMerchant(t, nil)
 	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
 	dir := t.TempDir()
-	keyDER, err := x509.MarshalPKCS8PrivateKey(cs.Keys().MerchantKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&cs.Keys().PayKey.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile, pubFile := filepath.Join(dir, "key.pem"), filepath.Join(dir, "pub.pem")
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
-	writeFile(t, pubFile, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})))
+	keyFile, pubFile := cs.writeKeys(t, dir)
 
 	// One address for both processes, as a restarted deployment keeps its
 	// notify_url: the simulator delivers to the paygate now running.
