@@ -271,12 +271,7 @@ func TestUnusedPriceWarns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for _, w := range cfg.Warnings {
-				if strings.Contains(w, ".prices") {
-					got = append(got, w)
-				}
-			}
+			got := priceWarnings(cfg)
 			switch {
 			case tc.want == "" && len(got) > 0:
 				t.Errorf("warnings %q; want none about prices", got)
@@ -719,4 +714,15 @@ func TestProvidersNeedModels(t *testing.T) {
 			}
 		})
 	}
+}
+
+// priceWarnings are cfg's warnings about a provider's prices.
+func priceWarnings(cfg *Config) []string {
+	var got []string
+	for _, w := range cfg.Warnings {
+		if strings.Contains(w, ".prices") {
+			got = append(got, w)
+		}
+	}
+	return got
 }
