@@ -48,9 +48,9 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx-light
 fi
 
-# The Node openai SDK for the real-client tests.
+# The Node SDKs (openai, the Vercel AI SDK, LangChain.js) for the real-client tests.
 command -v node >/dev/null && command -v npm >/dev/null || { say "installing nodejs"; apt_install nodejs npm; }
-say "installing the Node openai SDK (test/node)"
+say "installing the Node SDKs (test/node: openai, the Vercel AI SDK, LangChain.js)"
 npm ci --prefix test/node --no-audit --no-fund --loglevel=error >/dev/null
 
 # Headless Chromium for the admin console's browser test
