@@ -28,7 +28,8 @@ import (
 // with stream_options.include_usage, runs the calls of the tools it was
 // given in a loop of steps, and retries a 408/409/429/5xx on its own;
 // LangChain retries any error but a 4xx it lists; neither reads
-// x-should-retry.
+// x-should-retry. Subtests run in parallel (each its own application, two
+// at a time under -parallel): most of their time is node starting.
 
 // jsClient is a Node LLM SDK under test/node that a bot may be written
 // with, as its script drives it. The scripts print the same members.
@@ -114,6 +115,7 @@ func TestNodeSDKsTextAndPurchase(t *testing.T) {
 		for _, c := range jsClients {
 			for _, mode := range []string{"text", "text:stream"} {
 				t.Run(c.name+"/"+tc.name+"/"+mode, func(t *testing.T) {
+					t.Parallel()
 					up := newScriptedProvider(t, tc.script)
 					url, a := paymentApp(t, up.URL, "")
 					res := c.chat(t, url, mode)
@@ -176,7 +178,9 @@ func parallelScript(body string) scriptRound {
 // call (id, name, arguments its schema accepts), never a payment tool
 // (which its loop would report as a tool-error, no such tool), runs it
 // once, and its follow-up gets the answer; one order. (The AI SDK's step
-// loop runs the call; for LangChain the script's loop does.)
+// loop runs the call; for LangChain the script's loop does.) With a strict
+// schema for the bot's tool, parallel_tool_calls false and a token cap
+// (opts), members the SDKs send, the same.
 func TestNodeSDKsBotToolBesidePaymentCall(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -187,8 +191,9 @@ func TestNodeSDKsBotToolBesidePaymentCall(t *testing.T) {
 		{"beside", parallelScript, "Ordering and checking. "},
 	} {
 		for _, c := range jsClients {
-			for _, mode := range []string{"mixed", "mixed:stream"} {
+			for _, mode := range []string{"mixed", "mixed:stream", "mixed:stream:opts"} {
 				t.Run(c.name+"/"+tc.name+"/"+mode, func(t *testing.T) {
+					t.Parallel()
 					up := newScriptedProvider(t, tc.script)
 					url, a := paymentApp(t, up.URL, "")
 					res := c.chat(t, url, mode)
@@ -216,6 +221,15 @@ func TestNodeSDKsBotToolBesidePaymentCall(t *testing.T) {
 						t.Errorf("paygate %s; want the order's order_created with its payment parameters", res.Get("paygate").Raw)
 					}
 					reqs := up.requests()
+					if strings.HasSuffix(mode, ":opts") {
+						// The bot's strict schema, parallel_tool_calls and
+						// token cap reach the provider as sent.
+						first := gjson.Parse(reqs[0])
+						if first.Get(`tools.#(function.name=="get_weather").function.strict`).Raw != "true" || first.Get("parallel_tool_calls").Raw != "false" ||
+							first.Get("max_tokens").Raw != "500" && first.Get("max_completion_tokens").Raw != "500" {
+							t.Errorf("the provider's first request %.600s; want get_weather strict, parallel_tool_calls false, the cap 500", reqs[0])
+						}
+					}
 					var sigs []string
 					for _, m := range gjson.Get(reqs[len(reqs)-1], "messages").Array() {
 						sigs = append(sigs, messageSignature(m))
@@ -256,6 +270,7 @@ func TestNodeSDKsErrors(t *testing.T) {
 		for _, c := range jsClients {
 			for _, mode := range []string{"text", "text:stream"} {
 				t.Run(c.name+"/"+tc.name+"/"+mode, func(t *testing.T) {
+					t.Parallel()
 					url, _ := paymentApp(t, tc.provider, "") // its own breakers
 					res := c.chat(t, url, mode, tc.env...)
 					if c.name == aiSDK.name && res.Get("name").Str != "AI_APICallError" || res.Get("status").Int() != tc.status || !strings.Contains(res.Get("message").Str, tc.message) {
@@ -308,6 +323,7 @@ func TestNodeSDKsRetriesAWithdrawnAnswer(t *testing.T) {
 	} {
 		for _, c := range jsClients {
 			t.Run(c.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
 				up := newScriptedProvider(t, parallelScript)
 				left := new(atomic.Int32)
 				left.Store(tc.failures)
@@ -375,6 +391,7 @@ func oneOrderOverTries(t *testing.T, a *app, up *scriptedProvider, tries int) {
 func TestNodeSDKsRetriesAFailedStreamBeforeItsText(t *testing.T) {
 	for _, c := range jsClients {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			up := newScriptedProvider(t, func(body string) scriptRound {
 				if strings.Contains(body, `"role":"tool"`) {
 					return scriptRound{chunks: []string{`{"error":{"message":"upstream overloaded","type":"server_error"}}`}}

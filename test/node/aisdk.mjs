@@ -25,8 +25,11 @@ const stream = flags.includes("stream");
 // of a tool in its list, and a call of one not in it (a payment tool that
 // reached it) is a tool-error in its steps.
 const called = [];
+// opts: the members the AI SDK sends that the openai SDK's bots rarely do
+// (a strict tool schema, parallel_tool_calls, a token cap).
+const opts = flags.includes("opts");
 const weather = tool({
-  description: "The weather in a city",
+  description: "The weather in a city", ...(opts ? { strict: true } : {}),
   inputSchema: z.object({ city: z.string() }),
   execute: async ({ city }) => { called.push(city); return { celsius: 21 }; },
 });
@@ -61,6 +64,7 @@ async function main() {
   const params = {
     model, maxRetries, prompt: "Say hello",
     ...(kind === "mixed" ? { tools: { get_weather: weather }, stopWhen: isStepCount(4) } : {}),
+    ...(opts ? { maxOutputTokens: 500, providerOptions: { openai: { parallelToolCalls: false } } } : {}),
   };
   if (!stream) {
     let r;

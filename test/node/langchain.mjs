@@ -13,7 +13,10 @@ import { HumanMessage, ToolMessage } from "@langchain/core/messages";
 
 const [kind, ...flags] = (process.argv[2] ?? "").split(":");
 const stream = flags.includes("stream");
+// opts: a strict tool schema, parallel_tool_calls and a token cap.
+const opts = flags.includes("opts");
 const model = new ChatOpenAI({
+  ...(opts ? { maxTokens: 500 } : {}),
   model: process.env.PAYGATE_MODEL,
   apiKey: process.env.PAYGATE_KEY,
   maxRetries: Number(process.env.PAYGATE_RETRIES ?? 0),
@@ -30,7 +33,7 @@ const weather = {
   type: "function",
   function: { name: "get_weather", description: "The weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } },
 };
-const bound = kind === "mixed" ? model.bindTools([weather]) : model;
+const bound = kind === "mixed" ? model.bindTools([weather], opts ? { strict: true, parallel_tool_calls: false } : {}) : model;
 
 let paygate = null;
 function seeRaw(raw) {
