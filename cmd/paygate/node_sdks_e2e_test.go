@@ -22,7 +22,8 @@ import (
 // What bots written with the two most used Node LLM SDKs besides openai do,
 // through the binary's application against a scripted provider and the
 // WeChat Pay simulator: the Vercel AI SDK (`ai` with `@ai-sdk/openai`'s
-// openai.chat model, Chat Completions; test/node/aisdk.mjs) and
+// openai.chat model, Chat Completions, or `@ai-sdk/openai-compatible`'s;
+// test/node/aisdk.mjs) and
 // LangChain.js (`@langchain/openai`'s ChatOpenAI; test/node/langchain.mjs).
 // The AI SDK validates every chunk with its own schema, always streams
 // with stream_options.include_usage, runs the calls of the tools it was
@@ -35,6 +36,7 @@ import (
 // with, as its script drives it. The scripts print the same members.
 type jsClient struct {
 	name, script string
+	env          []string // the script's settings
 	pkgs         []string // under node_modules
 	// toolsFinish is the finish reason the SDK reports for a round that
 	// ends in tool calls.
@@ -45,9 +47,17 @@ type jsClient struct {
 }
 
 var (
-	aiSDK     = jsClient{"ai-sdk", "aisdk.mjs", []string{"ai", "@ai-sdk/openai", "zod"}, "tool-calls", true}
-	langChain = jsClient{"langchain", "langchain.mjs", []string{"@langchain/openai", "@langchain/core"}, "tool_calls", false}
-	jsClients = []jsClient{aiSDK, langChain}
+	aiSDK = jsClient{"ai-sdk", "aisdk.mjs", nil, []string{"ai", "@ai-sdk/openai", "zod"}, "tool-calls", true}
+	// aiSDKCompatible: the AI SDK's provider for OpenAI-compatible servers,
+	// whose chunk schema and tool-call tracker are its own (it reads an
+	// early error event as the stream's, not as a failed request).
+	aiSDKCompatible = jsClient{"ai-sdk-compatible", "aisdk.mjs", []string{"PAYGATE_AISDK_PROVIDER=compatible"},
+		[]string{"ai", "@ai-sdk/openai-compatible", "zod"}, "tool-calls", false}
+	langChain = jsClient{"langchain", "langchain.mjs", nil, []string{"@langchain/openai", "@langchain/core"}, "tool_calls", false}
+	jsClients = []jsClient{aiSDK, aiSDKCompatible, langChain}
+	// jsRetriers: a client of each retry policy (aiSDKCompatible's is the
+	// AI SDK's, in the ai package).
+	jsRetriers = []jsClient{aiSDK, langChain}
 )
 
 // chat runs the client's script in mode against the application at url as
@@ -66,7 +76,7 @@ func (c jsClient) chat(t *testing.T, url, mode string, env ...string) gjson.Resu
 	}
 	cmd := exec.Command("node", c.script, mode)
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "PAYGATE_URL="+url+"/v1", "PAYGATE_KEY="+e2eClientKey, "PAYGATE_MODEL=gpt-4o", "PAYGATE_OPENID="+testOpenID), env...)
+	cmd.Env = append(append(os.Environ(), "PAYGATE_URL="+url+"/v1", "PAYGATE_KEY="+e2eClientKey, "PAYGATE_MODEL=gpt-4o", "PAYGATE_OPENID="+testOpenID), append(c.env, env...)...)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("node %s %s: %v %s", c.script, mode, err, out)
@@ -186,12 +196,13 @@ func TestNodeSDKsBotToolBesidePaymentCall(t *testing.T) {
 		name   string
 		script func(string) scriptRound
 		text   string
+		modes  []string
 	}{
-		{"after", weatherScript, "Ordering. Checking the weather. "},
-		{"beside", parallelScript, "Ordering and checking. "},
+		{"after", weatherScript, "Ordering. Checking the weather. ", []string{"mixed", "mixed:stream"}},
+		{"beside", parallelScript, "Ordering and checking. ", []string{"mixed", "mixed:stream", "mixed:stream:opts"}},
 	} {
 		for _, c := range jsClients {
-			for _, mode := range []string{"mixed", "mixed:stream", "mixed:stream:opts"} {
+			for _, mode := range tc.modes {
 				t.Run(c.name+"/"+tc.name+"/"+mode, func(t *testing.T) {
 					t.Parallel()
 					up := newScriptedProvider(t, tc.script)
@@ -267,13 +278,13 @@ func TestNodeSDKsErrors(t *testing.T) {
 		{"unknown model", answering.URL, []string{"PAYGATE_MODEL=no-such-model"}, 404, "no-such-model"},
 		{"provider failing", failing.URL, nil, 502, "no provider answered: fake: upstream_server_error (HTTP 500)"},
 	} {
-		for _, c := range jsClients {
+		for _, c := range jsRetriers {
 			for _, mode := range []string{"text", "text:stream"} {
 				t.Run(c.name+"/"+tc.name+"/"+mode, func(t *testing.T) {
 					t.Parallel()
 					url, _ := paymentApp(t, tc.provider, "") // its own breakers
 					res := c.chat(t, url, mode, tc.env...)
-					if c.name == aiSDK.name && res.Get("name").Str != "AI_APICallError" || res.Get("status").Int() != tc.status || !strings.Contains(res.Get("message").Str, tc.message) {
+					if c.script == aiSDK.script && res.Get("name").Str != "AI_APICallError" || res.Get("status").Int() != tc.status || !strings.Contains(res.Get("message").Str, tc.message) {
 						t.Errorf("the SDK raised %s; want its APICallError, %d, with a message holding %q", res.Raw, tc.status, tc.message)
 					}
 				})
@@ -321,7 +332,7 @@ func TestNodeSDKsRetriesAWithdrawnAnswer(t *testing.T) {
 		{"store still failing", "mixed", 100, 2, "payment_round_not_recorded", `[]`},
 		{"streamed", "mixed:stream", 1, 1, "payment_round_not_recorded", `[]`},
 	} {
-		for _, c := range jsClients {
+		for _, c := range jsRetriers {
 			t.Run(c.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
 				up := newScriptedProvider(t, parallelScript)
@@ -385,7 +396,8 @@ func oneOrderOverTries(t *testing.T, a *app, up *scriptedProvider, tries int) {
 // no provider: paygate's stream, begun with a 200, ends in an error event
 // before any text. The AI SDK reads an error event before the first output
 // as a failed request and retries it on its own (a 5xx by the error's
-// code), where LangChain and the openai SDKs, past the 200, do not. The
+// code), where its openai-compatible provider, LangChain and the openai
+// SDKs, past the 200, do not. The
 // retry's create_order gets the first try's order: one order, one prepay;
 // the SDK raises paygate's error in the end.
 func TestNodeSDKsRetriesAFailedStreamBeforeItsText(t *testing.T) {

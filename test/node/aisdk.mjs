@@ -1,5 +1,6 @@
 // Drives paygate with the Vercel AI SDK (`ai` with `@ai-sdk/openai`'s Chat
-// Completions model, openai.chat), the way a bot written with it does.
+// Completions model, openai.chat, or `@ai-sdk/openai-compatible`'s), the way
+// a bot written with it does.
 // Usage: PAYGATE_URL=http://host:port/v1 PAYGATE_KEY=… node aisdk.mjs <mode>
 // Prints one JSON object on stdout for the Go test to check.
 //
@@ -8,15 +9,21 @@
 // 408/409/429/5xx on its own whatever x-should-retry says (PAYGATE_RETRIES:
 // its maxRetries, 0 unless set; its default is 2).
 import { createOpenAI } from "@ai-sdk/openai";
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { APICallError, RetryError, generateText, isStepCount, streamText, tool } from "ai";
 import { z } from "zod";
 
-const provider = createOpenAI({
+// PAYGATE_AISDK_PROVIDER=compatible: @ai-sdk/openai-compatible's chat model
+// (its own chunk schema and tool-call tracker), as for a provider the
+// openai package does not cover; else @ai-sdk/openai's openai.chat.
+const settings = {
   baseURL: process.env.PAYGATE_URL,
   apiKey: process.env.PAYGATE_KEY,
   headers: process.env.PAYGATE_OPENID ? { "X-WeChat-OpenID": process.env.PAYGATE_OPENID } : {},
-});
-const model = provider.chat(process.env.PAYGATE_MODEL);
+};
+const model = process.env.PAYGATE_AISDK_PROVIDER === "compatible"
+  ? createOpenAICompatible({ ...settings, name: "paygate", includeUsage: true }).chatModel(process.env.PAYGATE_MODEL)
+  : createOpenAI(settings).chat(process.env.PAYGATE_MODEL);
 const maxRetries = Number(process.env.PAYGATE_RETRIES ?? 0);
 const [kind, ...flags] = (process.argv[2] ?? "").split(":");
 const stream = flags.includes("stream");
@@ -64,7 +71,10 @@ async function main() {
   const params = {
     model, maxRetries, prompt: "Say hello",
     ...(kind === "mixed" ? { tools: { get_weather: weather }, stopWhen: isStepCount(4) } : {}),
-    ...(opts ? { maxOutputTokens: 500, providerOptions: { openai: { parallelToolCalls: false } } } : {}),
+    ...(opts ? { maxOutputTokens: 500, providerOptions: {
+      openai: { parallelToolCalls: false },
+      paygate: { parallel_tool_calls: false }, // the compatible provider's: members sent as named
+    } } : {}),
   };
   if (!stream) {
     let r;
