@@ -47,12 +47,12 @@ type jsClient struct {
 }
 
 var (
-	aiSDK = jsClient{"ai-sdk", "aisdk.mjs", nil, []string{"ai", "@ai-sdk/openai", "zod"}, "tool-calls", true}
+	aiSDK = jsClient{"ai-sdk", "aisdk.mjs", nil, []string{"ai", "@ai-sdk/openai", "@ai-sdk/openai-compatible", "zod"}, "tool-calls", true}
 	// aiSDKCompatible: the AI SDK's provider for OpenAI-compatible servers,
 	// whose chunk schema and tool-call tracker are its own (it reads an
 	// early error event as the stream's, not as a failed request).
 	aiSDKCompatible = jsClient{"ai-sdk-compatible", "aisdk.mjs", []string{"PAYGATE_AISDK_PROVIDER=compatible"},
-		[]string{"ai", "@ai-sdk/openai-compatible", "zod"}, "tool-calls", false}
+		[]string{"ai", "@ai-sdk/openai", "@ai-sdk/openai-compatible", "zod"}, "tool-calls", false}
 	langChain = jsClient{"langchain", "langchain.mjs", nil, []string{"@langchain/openai", "@langchain/core"}, "tool_calls", false}
 	jsClients = []jsClient{aiSDK, aiSDKCompatible, langChain}
 	// jsRetriers: a client of each retry policy (aiSDKCompatible's is the
