@@ -545,9 +545,11 @@ type CatalogItem struct {
 	// 1-32 letters, digits, '.', '_' or '-'.
 	SKU string `yaml:"sku"`
 	// Name is shown to the user and is the order description, with " x"
-	// and the quantity for an order of more than one. Required. WeChat Pay
-	// takes 127 bytes of description: a longer one is cut from the name,
-	// the quantity kept.
+	// and the quantity for an order of more than one. Required: one line of
+	// UTF-8 text (no line break, as a ">" or "|" block ends with, and no
+	// other control character). WeChat Pay takes 127 bytes of description
+	// (UTF-8: a Chinese character is 3): a longer one is cut from the name,
+	// on a character boundary, the quantity kept.
 	Name string `yaml:"name"`
 	// Price in CNY as a decimal string ("49.99"); stored as integer fen.
 	// Required, above zero: at most two decimals, no leading zero, and

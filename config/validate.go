@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -977,8 +979,11 @@ func (l *loader) validatePayments(c *Config) {
 			l.at(path+".sku", "duplicate SKU %q", it.SKU)
 		}
 		skus[it.SKU] = true
-		if it.Name == "" {
+		switch why := descriptionText(it.Name); {
+		case strings.TrimSpace(it.Name) == "":
 			l.at(path+".name", "required (it is the order description)")
+		case why != "":
+			l.at(path+".name", "%s: it is the order description WeChat Pay shows the payer, one line of UTF-8 text", why)
 		}
 		fen, err := priceFen(it.Price.Text)
 		switch {
@@ -1481,4 +1486,25 @@ func (l *loader) approvalUnreachable(p Payments) {
 			formatFen(limit), it.SKU, q, formatFen(q*fen))
 		return
 	}
+}
+
+// descriptionText says why name cannot be an order's description, or "":
+// payments.NewCatalog refuses the same names. Bytes that are not UTF-8 (a
+// ${VAR} set in a GBK shell) reach WeChat Pay as U+FFFD, three bytes
+// each, past its 127 bytes of description; a line break (a folded ">"
+// or literal "|" block ends in one) or another control character is no
+// part of a name the payer reads on one line.
+func descriptionText(name string) string {
+	if !utf8.ValidString(name) {
+		return "not UTF-8 text (an environment variable in another encoding, GBK?)"
+	}
+	for _, r := range name {
+		switch {
+		case r == '\n' || r == '\r' || r == '\u0085' || r == '\u2028' || r == '\u2029':
+			return "holds a line break (a \">\" or \"|\" block ends in one: write \">-\" or \"|-\", or the name on one line)"
+		case unicode.IsControl(r):
+			return fmt.Sprintf("holds the control character U+%04X", r)
+		}
+	}
+	return ""
 }

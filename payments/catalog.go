@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Catalog errors.
@@ -36,7 +39,8 @@ type Catalog struct {
 	skus  []string
 }
 
-// NewCatalog validates items: each SKU once, a name, a positive price in at most
+// NewCatalog validates items: each SKU once, a name (one line of UTF-8
+// text: descriptionText), a positive price in at most
 // two decimals, a non-negative max quantity. Errors name the SKU.
 func NewCatalog(items []CatalogItem) (*Catalog, error) {
 	c := &Catalog{items: map[string]Item{}}
@@ -47,8 +51,11 @@ func NewCatalog(items []CatalogItem) (*Catalog, error) {
 		if _, dup := c.items[it.SKU]; dup {
 			return nil, fmt.Errorf("catalog[%d]: sku %q listed twice", i, it.SKU)
 		}
-		if it.Name == "" {
+		if strings.TrimSpace(it.Name) == "" {
 			return nil, fmt.Errorf("catalog[%d] %q: empty name", i, it.SKU)
+		}
+		if why := descriptionText(it.Name); why != "" {
+			return nil, fmt.Errorf("catalog[%d] %q: name %s", i, it.SKU, why)
 		}
 		fen, err := ParseFen(it.Price)
 		if err != nil {
@@ -101,4 +108,27 @@ func (c *Catalog) Price(sku string, quantity int) (Item, int64, error) {
 		return Item{}, 0, fmt.Errorf("%w: %d of %q is too large an amount", ErrQuantity, quantity, sku)
 	}
 	return it, it.PriceFen * int64(quantity), nil
+}
+
+// descriptionText says why name cannot be an order's description, or ""
+// (config refuses the same names at their file:line). Bytes that are not
+// UTF-8 (a ${VAR} set in a GBK shell) reached WeChat Pay as U+FFFD, three
+// bytes each: describe's cut counts bytes as they are, so a name of 127
+// such bytes went out as 381 and every order of it was refused
+// (PARAM_ERROR). A line break (a YAML ">" or "|" block ends in one) or
+// another control character is no part of a name the payer reads on one
+// line: "咖啡\n x2".
+func descriptionText(name string) string {
+	if !utf8.ValidString(name) {
+		return "is not UTF-8 text"
+	}
+	for _, r := range name {
+		switch {
+		case r == '\n' || r == '\r' || r == '\u0085' || r == '\u2028' || r == '\u2029':
+			return "holds a line break"
+		case unicode.IsControl(r):
+			return fmt.Sprintf("holds the control character U+%04X", r)
+		}
+	}
+	return ""
 }
