@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -302,6 +303,10 @@ func quantityOutside(args string) string {
 			text = v.Str
 		}
 		holds := v.IsArray() || v.IsObject() || strings.IndexFunc(text, unicode.IsDigit) >= 0
+		if chineseCount(key) {
+			name = key
+			return false
+		}
 		words := nameWords(key)
 		for _, w := range words {
 			if numberWords[w] && !numberOfItems(words, v) {
@@ -346,9 +351,38 @@ func methodOutside(args string) string {
 	return name
 }
 
+// chineseMeasures are the measure words a count of things bought is
+// named with in Chinese, before 数 ("件数", "份数": the number of pieces,
+// of portions).
+const chineseMeasures = "件个份张杯盒瓶套台本支包袋箱只"
+
+// chineseCount reports whether an argument's name reads as a count of
+// items in Chinese: "数量" or "数目" in it ("数量", "购买数量"), or a
+// measure word and 数 at its end ("件数"). A model answering in Chinese
+// put the user's "要五杯" under {"数量":5}, ignored as outside the schema
+// while {"qty":5} was asked about, and one was bought. A name that also
+// reads as money ("价", "金额", "费", "钱") is a price's, ignored as the
+// English ones are (SPEC 4).
+func chineseCount(name string) bool {
+	if strings.ContainsAny(name, "价费钱") || strings.Contains(name, "金额") {
+		return false
+	}
+	if strings.Contains(name, "数量") || strings.Contains(name, "数目") {
+		return true
+	}
+	rest, ok := strings.CutSuffix(name, "数")
+	if !ok {
+		return false
+	}
+	r, _ := utf8.DecodeLastRuneInString(rest)
+	return strings.ContainsRune(chineseMeasures, r)
+}
+
 // nameWords splits an argument's name into lower-case words at anything
 // but a letter and where a lower-case letter meets an upper-case one
-// ("numItems", "item_count", "Item-Count").
+// ("numItems", "item_count", "Item-Count"). Full-width letters are read
+// as the ASCII ones they stand for: a model typing in a Chinese input
+// method wrote {"ｑｔｙ":5}, which read as no count word.
 func nameWords(name string) []string {
 	var words []string
 	var cur []rune
@@ -360,6 +394,9 @@ func nameWords(name string) []string {
 		}
 	}
 	for _, r := range name {
+		if r >= 0xFF01 && r <= 0xFF5E { // full-width ASCII: "ｑ" is "q"
+			r -= 0xFEE0
+		}
 		switch {
 		case !unicode.IsLetter(r):
 			flush()

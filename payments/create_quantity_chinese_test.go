@@ -1,0 +1,55 @@
+package payments_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCreateOrderQuantityUnderChineseOrFullWidthNameIsAsked: a model
+// answering a Chinese conversation that put the user's "要五杯" under a
+// Chinese name ({"数量":5}) or typed the name in full-width letters
+// ({"ｑｔｙ":5}) had it ignored as outside the schema, and an order of one
+// was made without a word, where {"qty":5} is asked about. Such a call
+// asks too; a Chinese member that says no count (the item's name, a
+// price, a note) is still ignored.
+func TestCreateOrderQuantityUnderChineseOrFullWidthNameIsAsked(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tools := newTools(e)
+	u := caller("oUser-create-chinese")
+	for _, tc := range []struct{ name, extra, member string }{
+		{"数量", `"数量":5`, "数量"},
+		{"购买数量", `"购买数量":"五"`, "购买数量"},
+		{"件数", `"件数":3`, "件数"},
+		{"份数", `"份数":2`, "份数"},
+		{"full-width qty", `"ｑｔｙ":5`, "ｑｔｙ"},
+		{"full-width quantity", `"ｑｕａｎｔｉｔｙ":5`, "ｑｕａｎｔｉｔｙ"},
+		{"escaped 数量", `"\u6570\u91cf":5`, "数量"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+tc.extra+`}`)
+			if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+				t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing ordered",
+					got.out.Clarify, got.out.Executed, got.out.Result, got.action)
+			}
+			if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) || !strings.Contains(why, `"quantity"`) {
+				t.Errorf("error %q does not name %q and \"quantity\"", why, tc.member)
+			}
+		})
+	}
+	if n := e.sim.OrderCount(); n != 0 {
+		t.Fatalf("%d orders at WeChat Pay; want none", n)
+	}
+	for _, tc := range []struct{ name, args string }{
+		{"the item's name", `{"sku":"premium-monthly","商品名称":"高级会员 2026","备注":"送给朋友 1 份"}`},
+		{"a price", `{"sku":"premium-monthly","单价":"0.01","金额":"0.01","运费":1}`},
+		{"an order number", `{"sku":"premium-monthly","订单号":"PG123"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := call(t, tools, caller("oUser-create-chinese-"+tc.name), "create_order", tc.args)
+			order, _ := got.action["order"].(map[string]any)
+			if got.result["status"] != "awaiting_payment" || order["amount_fen"] != float64(4999) {
+				t.Errorf("result %s, action %s; want an order of 4999 fen", got.out.Result, got.out.Action)
+			}
+		})
+	}
+}
