@@ -2308,6 +2308,11 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 	return out
 }
 
+// chineseNumerals are the characters of an amount written in Chinese:
+// the everyday numerals, the financial (大写) ones a receipt uses, and 半
+// (half).
+const chineseNumerals = "〇零一二两三四五六七八九十百千万壹贰叁肆伍陆柒捌玖拾佰仟萬半"
+
 // numberOutside names the first member of the arguments object args
 // outside schema whose value holds a digit (a number, "10.00", "１０", an
 // object with one inside), or "". request_refund without "amount" proposes
@@ -2318,6 +2323,11 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 // meant is not paygate's to guess where money goes back, as with a member
 // in another case (ambiguousArg); a member without a digit (a currency, a
 // note) says no amount and is still only ignored.
+//
+// Chinese numerals are a number as digits are: a model answering "退我十块"
+// wrote {"退款金额":"十元"}, which held no digit, was ignored, and the user
+// was offered the whole payment back. A note that holds one ("买多了一杯")
+// is asked about too, where being wrong costs a question, not a refund.
 func numberOutside(args string, schema map[string]bool) string {
 	name := ""
 	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
@@ -2325,7 +2335,7 @@ func numberOutside(args string, schema map[string]bool) string {
 		if v.Type == gjson.String {
 			text = v.Str // decoded: "\u0031" is a digit, "\u00e9" none
 		}
-		if !schema[k.String()] && strings.IndexFunc(text, unicode.IsDigit) >= 0 {
+		if !schema[k.String()] && (strings.IndexFunc(text, unicode.IsDigit) >= 0 || strings.ContainsAny(text, chineseNumerals)) {
 			name = k.String()
 			return false
 		}

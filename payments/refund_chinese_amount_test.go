@@ -1,0 +1,47 @@
+package payments_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestRefundAmountInChineseNumeralsIsAsked: a model answering "退我十块"
+// that put the amount in Chinese numerals under a name of its own
+// ({"退款金额":"十元"}) had it ignored as outside the schema, since it holds
+// no digit, and the user was offered the whole payment back, one tap from
+// sending it, where {"refund_amount":"10.00"} is asked about. Such a call
+// asks too, and nothing is proposed.
+func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tools := newTools(e)
+	paid := paidOrder(t, e, "oUser-refund-chinese", 2) // 99.98
+	u := caller(paid.User)
+	head := `{"order_no":"` + paid.OrderNo + `","reason":"买多了一杯",`
+	for _, tc := range []struct{ name, extra, member string }{
+		{"十元", `"退款金额":"十元"`, "退款金额"},
+		{"五十块", `"refund":"五十块"`, "refund"},
+		{"capital numerals", `"金额":"壹拾元整"`, "金额"},
+		{"half", `"退款":"一半"`, "退款"},
+		{"escaped", `"\u91d1\u989d":"\u4e94\u5143"`, "金额"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := call(t, tools, u, "request_refund", head+tc.extra+`}`)
+			if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+				t.Fatalf("clarify %v executed %v, result %s; want a clarification, nothing proposed",
+					got.out.Clarify, got.out.Executed, got.out.Result)
+			}
+			if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) || !strings.Contains(why, `"amount"`) {
+				t.Errorf("error %q does not name %q and \"amount\"", why, tc.member)
+			}
+		})
+	}
+	if ps, err := e.svc.OpenRefunds(context.Background(), u.Client, u.User); err != nil || len(ps) != 0 {
+		t.Fatalf("open refund proposals %d (%v); want none", len(ps), err)
+	}
+	// A member with no number in it is still ignored: everything left.
+	got := call(t, tools, u, "request_refund", head+`"币种":"人民币"}`)
+	if got.result["status"] != "awaiting_user_confirmation" || got.result["amount"] != "99.98 CNY" {
+		t.Errorf("result %s; want a proposal of everything left", got.out.Result)
+	}
+}
