@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -1194,7 +1196,55 @@ func describe(item Item, quantity int) string {
 		_, size := utf8.DecodeLastRuneInString(name)
 		name = name[:len(name)-size]
 	}
+	if len(name) < len(item.Name) {
+		if whole := strings.TrimRightFunc(wholeCharacters(name, item.Name[len(name):]), unicode.IsSpace); whole != "" {
+			name = whole
+		}
+	}
 	return name + count
+}
+
+// wholeCharacters is kept, a name cut before rest, less the character as
+// the payer sees it that the cut went through: a rune boundary can still
+// fall inside one, and a family emoji (👨‍👩‍👧: runes joined by U+200D) was
+// described as a lone 👨, a flag (🇨🇳: two regional indicators) as a boxed
+// C, 👍🏽 without its skin tone, é (e and U+0301) as e.
+func wholeCharacters(kept, rest string) string {
+	for kept != "" {
+		next, _ := utf8.DecodeRuneInString(rest)
+		last, size := utf8.DecodeLastRuneInString(kept)
+		if !extendsCharacter(next) && last != '\u200d' && !(regional(last) && regional(next) && oddRegionalRun(kept)) {
+			return kept
+		}
+		rest = kept[len(kept)-size:] + rest
+		kept = kept[:len(kept)-size]
+	}
+	return kept
+}
+
+// extendsCharacter reports whether r belongs to the character before it:
+// a combining mark, a zero-width joiner, a variation selector, an emoji
+// skin tone or a tag (the subdivision flags' letters).
+func extendsCharacter(r rune) bool {
+	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Mc) || r == '\u200d' ||
+		r >= 0xFE00 && r <= 0xFE0F || r >= 0xE0100 && r <= 0xE01EF || r >= 0x1F3FB && r <= 0x1F3FF || r >= 0xE0020 && r <= 0xE007F
+}
+
+func regional(r rune) bool { return r >= 0x1F1E6 && r <= 0x1F1FF }
+
+// oddRegionalRun reports whether s ends in an odd number of regional
+// indicators: its last is the first half of a flag.
+func oddRegionalRun(s string) bool {
+	n := 0
+	for s != "" {
+		r, size := utf8.DecodeLastRuneInString(s)
+		if !regional(r) {
+			break
+		}
+		n++
+		s = s[:len(s)-size]
+	}
+	return n%2 == 1
 }
 
 // prepay opens o at WeChat Pay with o's own fields (so a retry or a
