@@ -2205,17 +2205,26 @@ func refundFrom(ctx context.Context) *store.RefundProposal {
 	return p
 }
 
-// clip cuts s to at most n bytes on a rune boundary.
+// clip cuts s to at most n bytes between characters (wholeCharacters).
 // Invalid UTF-8 is dropped first: JSON, as the stores keep a proposal,
 // turns each such byte into a 3-byte U+FFFD, and 80 bytes cut here came
 // back as up to 240.
 func clip(s string, n int) string {
 	s = strings.ToValidUTF8(s, "")
-	for len(s) > n {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
+	cut := s
+	for len(cut) > n {
+		_, size := utf8.DecodeLastRuneInString(cut)
+		cut = cut[:len(cut)-size]
 	}
-	return s
+	if len(cut) < len(s) {
+		// As an order's description is cut (describe): a rune boundary
+		// can fall inside a character as the user reads it in WeChat
+		// Pay's refund notice ("👨‍👩‍👧" kept as 👨).
+		if whole := strings.TrimRightFunc(wholeCharacters(cut, s[len(cut):]), unicode.IsSpace); whole != "" {
+			cut = whole
+		}
+	}
+	return cut
 }
 
 // requestRefund is the request_refund tool: it records a proposal and returns
