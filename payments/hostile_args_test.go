@@ -41,6 +41,12 @@ func TestCreateOrderHostileArguments(t *testing.T) {
 				{"sku with a trailing space", `{"sku":"premium-monthly ","quantity":5}`, 5 * 4999},
 				{"sku with a leading tab", `{"sku":"\tpremium-monthly","quantity":6}`, 6 * 4999},
 				{"sku with a trailing tab", `{"sku":"premium-monthly\t","quantity":7}`, 7 * 4999},
+				// White space a Chinese input method or a model's output
+				// leaves (no SKU holds any): an ideographic space, a line
+				// break, a no-break space.
+				{"sku with an ideographic space", `{"sku":"\u3000premium-monthly","quantity":8}`, 8 * 4999},
+				{"sku with a trailing line break", `{"sku":"premium-monthly\n","quantity":9}`, 9 * 4999},
+				{"sku with a no-break space", `{"sku":"premium-monthly\u00a0","quantity":10}`, 10 * 4999},
 				{"sku of spaces only", `{"sku":" \t "}`, 0},
 				{"pay_method in another case", `{"sku":"premium-monthly","pay_method":"NATIVE"}`, 0},
 				{"a whole number written with an exponent", `{"sku":"premium-monthly","quantity":3e0}`, 3 * 4999},

@@ -436,11 +436,13 @@ func clarify(why string) Outcome {
 func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome {
 	res := gjson.GetMany(args, "sku", "quantity", "pay_method")
 	sku := res[0]
-	// A space or tab the model wrote around the SKU is not the SKU's (as
-	// query_order trims order_no): taken as written, " premium-monthly"
-	// had the user asked which product they meant. Nothing else is folded:
-	// another case or a lookalike may be another SKU, or none offered.
-	sku.Str = strings.Trim(sku.Str, " \t")
+	// White space the model wrote around the SKU is not the SKU's, which
+	// never holds any (as query_order trims order_no): taken as written,
+	// " premium-monthly", or one after a Chinese input method's
+	// ideographic space (U+3000) or before a line break, had the user
+	// asked which product they meant. Nothing else is folded: another case
+	// or a lookalike may be another SKU, or none offered.
+	sku.Str = strings.TrimSpace(sku.Str)
 	if sku.Type != gjson.String || sku.Str == "" {
 		return clarify("sku is missing")
 	}
