@@ -13,8 +13,9 @@ import (
 // inside one character as the payer sees it: a family emoji (👨‍👩‍👧, five
 // runes joined by U+200D) went out as a lone 👨, a flag (🇨🇳, two regional
 // indicators) as a boxed letter C, 👍🏽 without its skin tone, and é
-// (e and U+0301) as e. The whole character is dropped instead, and no
-// space is left before the count.
+// (e and U+0301) as e, a Hangul syllable written in jamo as its first
+// jamo. The whole character is dropped instead, and no space is left
+// before the count.
 func TestLongNameIsCutBetweenCharactersAsSeen(t *testing.T) {
 	base := strings.Repeat("会", 40) // 120 bytes; the name may take 124 beside " x2"
 	tests := []struct{ sku, name, want string }{
@@ -26,6 +27,14 @@ func TestLongNameIsCutBetweenCharactersAsSeen(t *testing.T) {
 		{"accent", strings.Repeat("a", 123) + "e\u0301", strings.Repeat("a", 123)},
 		{"space", base + "ab 豆子", base + "ab"},
 		{"whole", base + "😀", base + "😀"},
+		// Characters whose later runes are no mark, joiner or selector
+		// (Unicode's grapheme clusters, UAX #29): a Hangul syllable in
+		// jamo (ᄒ ᅡ ᆫ) was described as ᄒ, Thai กำ (sara am) as ก,
+		// half-width ｶﾞ as ｶ. A keycap (1, U+FE0F, U+20E3) goes whole.
+		{"hangul-jamo", base + "\u1112\u1161\u11ab", base},
+		{"thai-sara-am", base + "\u0e01\u0e33", base},
+		{"half-width-kana", base + "\uff76\uff9e", base},
+		{"keycap", base + "1\ufe0f\u20e3", base},
 	}
 	var items []payments.CatalogItem
 	for _, tc := range tests {

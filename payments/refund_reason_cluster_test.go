@@ -23,6 +23,9 @@ func TestRefundReasonIsCutBetweenCharactersAsSeen(t *testing.T) {
 		{"skin tone", head + "👍🏽", head},
 		{"space", head[:72] + "买错 了", head[:72] + "买错"},
 		{"whole", head + "😀", head + "😀"},
+		{"hangul jamo", head + "\u1112\u1161\u11ab", head},
+		{"thai sara am", head + "\u0e01\u0e33", head},
+		{"half-width kana", head + "\uff76\uff9e", head},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := paidOrder(t, e, "oUser-reason-cluster-"+strings.Repeat("x", i+1), 1)
