@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -2205,26 +2204,13 @@ func refundFrom(ctx context.Context) *store.RefundProposal {
 	return p
 }
 
-// clip cuts s to at most n bytes between characters (wholeCharacters).
-// Invalid UTF-8 is dropped first: JSON, as the stores keep a proposal,
-// turns each such byte into a 3-byte U+FFFD, and 80 bytes cut here came
-// back as up to 240.
+// clip cuts s to at most n bytes between characters as the user reads
+// them in WeChat Pay's refund notice (cutCharacters: "👨‍👩‍👧" was kept as
+// 👨). Invalid UTF-8 is dropped first: JSON, as the stores keep a
+// proposal, turns each such byte into a 3-byte U+FFFD, and 80 bytes cut
+// here came back as up to 240.
 func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "")
-	cut := s
-	for len(cut) > n {
-		_, size := utf8.DecodeLastRuneInString(cut)
-		cut = cut[:len(cut)-size]
-	}
-	if len(cut) < len(s) {
-		// As an order's description is cut (describe): a rune boundary
-		// can fall inside a character as the user reads it in WeChat
-		// Pay's refund notice ("👨‍👩‍👧" kept as 👨).
-		if whole := strings.TrimRightFunc(wholeCharacters(cut, s[len(cut):]), unicode.IsSpace); whole != "" {
-			cut = whole
-		}
-	}
-	return cut
+	return cutCharacters(strings.ToValidUTF8(s, ""), n)
 }
 
 // requestRefund is the request_refund tool: it records a proposal and returns

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rivo/uniseg"
 
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
@@ -1181,70 +1182,52 @@ func claimedOrder(req CreateRequest, item Item, amount int64, key string, claim 
 
 // describe is the description of an order of quantity of item: its name,
 // and for more than one " x" and the quantity, within the 127 bytes WeChat
-// Pay takes. A name too long is cut, on a rune boundary, and the count
-// kept whole: cut from the end, "… x12" lost its count ("… x1", or the name
-// and a space), and the payer paid for twelve under a description that
-// said one.
+// Pay takes. A name too long is cut between characters as the payer sees
+// them (cutCharacters), and the count kept whole: cut from the end, "…
+// x12" lost its count ("… x1", or the name and a space), and the payer
+// paid for twelve under a description that said one.
 func describe(item Item, quantity int) string {
 	const most = 127
 	count := ""
 	if quantity > 1 {
 		count = fmt.Sprintf(" x%d", quantity)
 	}
-	name := item.Name
-	for len(name)+len(count) > most {
-		_, size := utf8.DecodeLastRuneInString(name)
-		name = name[:len(name)-size]
-	}
-	if len(name) < len(item.Name) {
-		if whole := strings.TrimRightFunc(wholeCharacters(name, item.Name[len(name):]), unicode.IsSpace); whole != "" {
-			name = whole
-		}
-	}
-	return name + count
+	return cutCharacters(item.Name, most-len(count)) + count
 }
 
-// wholeCharacters is kept, a name cut before rest, less the character as
-// the payer sees it that the cut went through: a rune boundary can still
-// fall inside one, and a family emoji (👨‍👩‍👧: runes joined by U+200D) was
-// described as a lone 👨, a flag (🇨🇳: two regional indicators) as a boxed
-// C, 👍🏽 without its skin tone, é (e and U+0301) as e.
-func wholeCharacters(kept, rest string) string {
-	for kept != "" {
-		next, _ := utf8.DecodeRuneInString(rest)
-		last, size := utf8.DecodeLastRuneInString(kept)
-		if !extendsCharacter(next) && last != '\u200d' && !(regional(last) && regional(next) && oddRegionalRun(kept)) {
-			return kept
-		}
-		rest = kept[len(kept)-size:] + rest
-		kept = kept[:len(kept)-size]
+// cutCharacters is s (valid UTF-8) cut to at most n bytes at the last
+// boundary between characters as a reader sees them (Unicode's grapheme
+// clusters, UAX #29, by github.com/rivo/uniseg), white space before the
+// cut dropped. A rune boundary can fall inside one: a family emoji (👨‍👩‍👧:
+// runes joined by U+200D) was described as a lone 👨, a flag (🇨🇳: two
+// regional indicators) as a boxed C, 👍🏽 without its skin tone, é (e and
+// U+0301) as e, a Hangul syllable in jamo as its first. Only when not
+// one whole character fits is s cut on a rune boundary, so that something
+// is left.
+func cutCharacters(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return kept
-}
-
-// extendsCharacter reports whether r belongs to the character before it:
-// a combining mark, a zero-width joiner, a variation selector, an emoji
-// skin tone or a tag (the subdivision flags' letters).
-func extendsCharacter(r rune) bool {
-	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Mc) || r == '\u200d' ||
-		r >= 0xFE00 && r <= 0xFE0F || r >= 0xE0100 && r <= 0xE01EF || r >= 0x1F3FB && r <= 0x1F3FF || r >= 0xE0020 && r <= 0xE007F
-}
-
-func regional(r rune) bool { return r >= 0x1F1E6 && r <= 0x1F1FF }
-
-// oddRegionalRun reports whether s ends in an odd number of regional
-// indicators: its last is the first half of a flag.
-func oddRegionalRun(s string) bool {
-	n := 0
-	for s != "" {
-		r, size := utf8.DecodeLastRuneInString(s)
-		if !regional(r) {
+	if n <= 0 {
+		return ""
+	}
+	end, rest, state := 0, s, -1
+	for rest != "" {
+		var c string
+		c, rest, _, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		if end+len(c) > n {
 			break
 		}
-		n++
-		s = s[:len(s)-size]
+		end += len(c)
 	}
-	return n%2 == 1
+	if whole := strings.TrimRightFunc(s[:end], unicode.IsSpace); whole != "" {
+		return whole
+	}
+	end = n
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end]
 }
 
 // prepay opens o at WeChat Pay with o's own fields (so a retry or a
