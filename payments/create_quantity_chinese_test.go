@@ -24,6 +24,13 @@ func TestCreateOrderQuantityUnderChineseOrFullWidthNameIsAsked(t *testing.T) {
 		{"full-width qty", `"ｑｔｙ":5`, "ｑｔｙ"},
 		{"full-width quantity", `"ｑｕａｎｔｉｔｙ":5`, "ｑｕａｎｔｉｔｙ"},
 		{"escaped 数量", `"\u6570\u91cf":5`, "数量"},
+		// Traditional characters (a user in Hong Kong or Taiwan) and
+		// Japanese: 數量, not 数量, was ignored and one was bought.
+		{"數量", `"數量":5`, "數量"},
+		{"購買數量", `"購買數量":"五"`, "購買數量"},
+		{"個數", `"個數":3`, "個數"},
+		{"件數", `"件數":2`, "件數"},
+		{"個数", `"個数":2`, "個数"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+tc.extra+`}`)
@@ -42,6 +49,7 @@ func TestCreateOrderQuantityUnderChineseOrFullWidthNameIsAsked(t *testing.T) {
 	for _, tc := range []struct{ name, args string }{
 		{"the item's name", `{"sku":"premium-monthly","商品名称":"高级会员 2026","备注":"送给朋友 1 份"}`},
 		{"a price", `{"sku":"premium-monthly","单价":"0.01","金额":"0.01","运费":1}`},
+		{"a price per count", `{"sku":"premium-monthly","数量单价":"0.01","數量單價":"0.01","件數金額":"0.01"}`},
 		{"an order number", `{"sku":"premium-monthly","订单号":"PG123"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
