@@ -24,6 +24,11 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 		{"capital numerals", `"金额":"壹拾元整"`, "金额"},
 		{"half", `"退款":"一半"`, "退款"},
 		{"escaped", `"\u91d1\u989d":"\u4e94\u5143"`, "金额"},
+		// Traditional characters: 兩 (两), 貳 (贰), 參 (叁), 陸 (陆).
+		{"兩塊", `"退款金額":"兩塊"`, "退款金額"},
+		{"陸元", `"金額":"陸元"`, "金額"},
+		{"參圓", `"refund":"參圓"`, "refund"},
+		{"貳圓", `"退款":"貳圓"`, "退款"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := call(t, tools, u, "request_refund", head+tc.extra+`}`)
