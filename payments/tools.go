@@ -353,8 +353,8 @@ func methodOutside(args string) string {
 
 // chineseMeasures are the measure words a count of things bought is
 // named with in Chinese, before 数 ("件数", "份数": the number of pieces,
-// of portions).
-const chineseMeasures = "件个份张杯盒瓶套台本支包袋箱只"
+// of portions), simplified and traditional (個, 張, 臺, 隻; Japanese 個数).
+const chineseMeasures = "件个份张杯盒瓶套台本支包袋箱只個張臺隻"
 
 // chineseCount reports whether an argument's name reads as a count of
 // items in Chinese: "数量" or "数目" in it ("数量", "购买数量"), or a
@@ -362,15 +362,21 @@ const chineseMeasures = "件个份张杯盒瓶套台本支包袋箱只"
 // put the user's "要五杯" under {"数量":5}, ignored as outside the schema
 // while {"qty":5} was asked about, and one was bought. A name that also
 // reads as money ("价", "金额", "费", "钱") is a price's, ignored as the
-// English ones are (SPEC 4).
+// English ones are (SPEC 4). Traditional characters (數量, 價, 金額) and
+// Japanese (個数) read as the simplified ones: {"數量":5} was ignored.
 func chineseCount(name string) bool {
-	if strings.ContainsAny(name, "价费钱") || strings.Contains(name, "金额") {
+	if strings.ContainsAny(name, "价费钱價費錢") || strings.Contains(name, "金额") || strings.Contains(name, "金額") {
 		return false
 	}
-	if strings.Contains(name, "数量") || strings.Contains(name, "数目") {
-		return true
+	for _, count := range []string{"数量", "数目", "數量", "數目"} {
+		if strings.Contains(name, count) {
+			return true
+		}
 	}
 	rest, ok := strings.CutSuffix(name, "数")
+	if !ok {
+		rest, ok = strings.CutSuffix(name, "數")
+	}
 	if !ok {
 		return false
 	}
