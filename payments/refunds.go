@@ -2305,8 +2305,9 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 
 // chineseNumerals are the characters of an amount written in Chinese:
 // the everyday numerals, the financial (大写) ones a receipt uses, and 半
-// (half).
-const chineseNumerals = "〇零一二两三四五六七八九十百千万壹贰叁肆伍陆柒捌玖拾佰仟萬半"
+// (half), simplified and traditional (兩, 貳, 參, 陸: "兩塊" held none of
+// the simplified ones).
+const chineseNumerals = "〇零一二两三四五六七八九十百千万壹贰叁肆伍陆柒捌玖拾佰仟萬半兩貳參陸"
 
 // numberOutside names the first member of the arguments object args
 // outside schema whose value holds a digit (a number, "10.00", "１０", an
