@@ -35,6 +35,10 @@ func TestLongNameIsCutBetweenCharactersAsSeen(t *testing.T) {
 		{"thai-sara-am", base + "\u0e01\u0e33", base},
 		{"half-width-kana", base + "\uff76\uff9e", base},
 		{"keycap", base + "1\ufe0f\u20e3", base},
+		// One character longer than the description takes (e and 70
+		// combining accents, 141 bytes): cut on a rune boundary rather
+		// than left empty, which WeChat Pay refuses.
+		{"one-long-character", "e" + strings.Repeat("\u0301", 70), "e" + strings.Repeat("\u0301", 61)},
 	}
 	var items []payments.CatalogItem
 	for _, tc := range tests {
