@@ -624,7 +624,11 @@ type Reconcile struct {
 	SweepInterval Duration `yaml:"sweep_interval"`
 }
 
-// Tools are the payment tool names the model sees.
+// Tools are the payment tool names the model sees. Renamed, the payment
+// calls paygate keeps of a turn that handed the bot its own tool calls
+// come back to the model under the new names, the bot's own tools
+// untouched; a kept exchange of an earlier version comes back under the
+// names it was kept with.
 type Tools struct {
 	// CreateOrder names the tool that creates an order. Default "create_order".
 	CreateOrder string `yaml:"create_order"`

@@ -32,6 +32,69 @@ type Exchange struct {
 	Assistant json.RawMessage   `json:"assistant"`
 	Results   []json.RawMessage `json:"results"`
 	Calls     []ExchangeCall    `json:"calls,omitempty"`
+	// Tools are the payment tools' names when the exchange was kept
+	// (Renamed). Omitted by versions before it: those exchanges come back
+	// under the names they were kept with.
+	Tools *ExchangeTools `json:"tools,omitempty"`
+}
+
+// ExchangeTools are the payment tools' names (config's payments.tools).
+type ExchangeTools struct {
+	CreateOrder   string `json:"create_order"`
+	QueryOrder    string `json:"query_order"`
+	RequestRefund string `json:"request_refund"`
+}
+
+// Renamed is the exchange with its payment calls named as to names the
+// tools: an operator who renamed the payment tools (payments.tools) and
+// restarted, or rolled one replica of several, gets back the exchanges
+// kept under the old names. Restored under those, the model read calls
+// of tools it is not offered, and the turn's budget and clarification
+// (read by the names in force) missed them: a create_order kept under
+// its old name spent nothing of max_payment_calls, and the follow-up's
+// order was a second one for the user's one message. The bot's own
+// calls keep their names. ex itself when nothing changes.
+func (ex *Exchange) Renamed(to ExchangeTools) *Exchange {
+	if ex == nil || ex.Tools == nil || *ex.Tools == to {
+		return ex
+	}
+	names := map[string]string{}
+	for _, p := range [...][2]string{{ex.Tools.CreateOrder, to.CreateOrder}, {ex.Tools.QueryOrder, to.QueryOrder},
+		{ex.Tools.RequestRefund, to.RequestRefund}} {
+		if p[0] != "" && p[1] != "" {
+			names[p[0]] = p[1]
+		}
+	}
+	rename := func(m json.RawMessage, bot bool) json.RawMessage {
+		m = slices.Clone(m) // the exchange read stays as it was
+		i := -1
+		gjson.GetBytes(m, "tool_calls").ForEach(func(_, c gjson.Result) bool {
+			i++
+			if bot && ex.isBotCall(c) {
+				return true
+			}
+			for _, kind := range [...]string{"function", "custom"} {
+				n := c.Get(kind + ".name")
+				if n.Type != gjson.String || names[n.Str] == "" || names[n.Str] == n.Str {
+					continue
+				}
+				if b, err := sjson.SetBytes(m, "tool_calls."+strconv.Itoa(i)+"."+kind+".name", names[n.Str]); err == nil {
+					m = b
+				}
+			}
+			return true
+		})
+		return m
+	}
+	out := *ex
+	out.Before = make([]json.RawMessage, len(ex.Before))
+	for i, m := range ex.Before {
+		out.Before[i] = rename(m, false)
+	}
+	out.Assistant = rename(ex.Assistant, true)
+	t := to
+	out.Tools = &t
+	return &out
 }
 
 // ExchangeCall is one of the client's own tool calls of a kept exchange.

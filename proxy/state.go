@@ -698,6 +698,13 @@ func exchangePlaceKey(c payments.Caller, at interceptors.ExchangeAt, exact bool)
 	return k
 }
 
+// exchangeTools are the payment tools' names in force, which an exchange
+// is kept with and restored under (interceptors.Exchange.Renamed).
+func (s *Server) exchangeTools() *interceptors.ExchangeTools {
+	n := s.cfg.Payments.Tools
+	return &interceptors.ExchangeTools{CreateOrder: n.CreateOrder, QueryOrder: n.QueryOrder, RequestRefund: n.RequestRefund}
+}
+
 // lookupExchange finds the kept exchanges for the place at of the bot's
 // calls: the one kept for that very place (exact), else the loose ones,
 // best first: the last one kept for the same calls, and one kept under the
@@ -733,7 +740,7 @@ func (s *Server) lookupExchange(ctx context.Context, c payments.Caller, at inter
 		if json.Unmarshal(b, ex) != nil {
 			return nil, true, nil
 		}
-		return ex, true, nil
+		return ex.Renamed(*s.exchangeTools()), true, nil
 	}
 	calls, found, err := read(exchangePlaceKey(c, at, false))
 	if err != nil {

@@ -1615,7 +1615,7 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 	slices.SortStableFunc(all, func(a, b interceptors.ToolCall) int { return a.Seq - b.Seq }) // as the model made them
 	// The reasoning goes back with the calls: the provider that wants it
 	// (DeepSeek's thinking mode) refuses the bot's next request without it.
-	ex := interceptors.Exchange{Assistant: interceptors.AssistantToolMessageWith(content, reasoning, all)}
+	ex := interceptors.Exchange{Assistant: interceptors.AssistantToolMessageWith(content, reasoning, all), Tools: t.s.exchangeTools()}
 	for _, c := range client {
 		// The calls as the client got them: the exchange comes back only
 		// into the assistant message that carries exactly these.
