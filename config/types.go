@@ -599,7 +599,8 @@ type Budget struct {
 // Refunds configures refund proposals.
 type Refunds struct {
 	// ConfirmTTL is how long a proposal may be confirmed. Default 15m, at
-	// most 72h.
+	// most 72h. A proposal keeps the life it was made with: changed, it
+	// applies to proposals made after the restart.
 	ConfirmTTL Duration `yaml:"confirm_ttl"`
 }
 

@@ -344,14 +344,22 @@ func proposalClaimKey(client, user, orderNo string, amount int64) string {
 }
 
 // proposalClaimTTL is how long a refund proposal's claim lives after it was
-// last asked for: past its proposal's life (RefundConfirmTTL from a write
-// that follows the claim, judged by clocks up to proposalSkew apart), so a
-// proposal never outlives its claim and a retry never finds it unclaimed.
-// It stays well inside TombstoneTTL, so that a claim never names an id
-// whose proposal ended and was forgotten: written again, that id would be
-// a second proposal under a used out_refund_no.
+// last asked for: past the life of any proposal (MaxRefundConfirmTTL from a
+// write that follows the claim, judged by clocks up to proposalSkew apart),
+// so a proposal never outlives its claim and a retry never finds it
+// unclaimed. Not this config's RefundConfirmTTL: a proposal made under a
+// longer one (before a restart that lowered confirm_ttl, or on a replica
+// still running the old config) keeps its expiry, while an ask of it here
+// slid its claim to the shorter life, and the claim lapsed with the
+// proposal open: the next ask made a second open proposal of the same
+// amount, which the user could confirm as well. A claim that outlives its
+// proposal costs nothing: the next ask finds the proposal ended and moves
+// the claim on (AdvanceClaim). It stays well inside TombstoneTTL, so that
+// a claim never names an id whose proposal ended and was forgotten:
+// written again, that id would be a second proposal under a used
+// out_refund_no.
 func (s *Service) proposalClaimTTL() time.Duration {
-	return min(s.opts.RefundConfirmTTL+proposalSkew, store.TombstoneTTL/2)
+	return min(MaxRefundConfirmTTL+proposalSkew, store.TombstoneTTL/2)
 }
 
 // openProposal returns proposal id, found taken when this call went to
