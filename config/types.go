@@ -133,7 +133,12 @@ type Admin struct {
 type Store struct {
 	// Driver is "embedded" (bbolt file, one replica) or "redis". Default "embedded".
 	Driver string `yaml:"driver"`
-	// Path is the embedded store's file. Default "data/paygate.db".
+	// Path is the embedded store's file. Default "data/paygate.db". The
+	// file belongs to the first payments backend and mch_id that open it:
+	// started with another (a merchant changed in the config), paygate
+	// refuses to start, naming both, since its sweep would query its own
+	// WeChat Pay for the other's orders. Settle those orders under the old
+	// config first, then give the new merchant a file of its own.
 	Path  string `yaml:"path"`
 	Redis Redis  `yaml:"redis"`
 }

@@ -269,7 +269,13 @@ func storeOwner(cfg *config.Config) string {
 func openStoreAs(cfg *config.Config, log *slog.Logger, owner string, repair time.Duration, noWait bool) (store.Store, error) {
 	switch cfg.Store.Driver {
 	case "embedded":
-		db, err := embedded.Open(cfg.Store.Path, embedded.Options{Logger: log})
+		// A file another merchant's orders are in is refused, as a Redis
+		// prefix is: this merchant's sweep would expire the orders it
+		// does not find at its own WeChat Pay.
+		db, err := embedded.Open(cfg.Store.Path, embedded.Options{Logger: log, Owner: owner})
+		if errors.Is(err, embedded.ErrOtherOwner) {
+			return nil, fmt.Errorf("opening store: %w: settle that merchant's orders (paid, refunded or closed) under its config first, then give this one a store.path of its own, or put payments.backend and payments.wechatpay.mch_id back", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("opening store: %w", err)
 		}

@@ -52,7 +52,21 @@ type Options struct {
 	// leases), so a file missing a bucket of this version is refused with
 	// ErrNeedsWrite; every write fails. The sweeper does not run.
 	ReadOnly bool
+	// Owner names the deployment whose records the file holds (cmd/: the
+	// payments backend and merchant, "wechatpay:1900000109"), as the Redis
+	// store's Options.Owner does for its prefix. The first writing Open
+	// with an Owner records it; one with another is refused
+	// (ErrOtherOwner): its reconciler would query its own merchant for the
+	// other's orders, expiring those it does not find (paid at the other
+	// merchant, their notifications signed and encrypted with the other's
+	// keys) and sending their refunds where they were never paid. "": a
+	// tool, which neither records nor is refused one.
+	Owner string
 }
+
+// ErrOtherOwner is returned by Open when the file belongs to another
+// deployment (Options.Owner).
+var ErrOtherOwner = errors.New("the store file belongs to another payments backend or merchant")
 
 // ErrNeedsWrite is returned by a ReadOnly Open of a file written by an
 // earlier version, which lacks buckets this version adds on its first
@@ -121,6 +135,9 @@ var (
 	// text, a claim, an order made or paid meanwhile), and its open
 	// indexes them again. Not in allBuckets, as bAuditTextUntil.
 	bIndexesKept = []byte("indexes_kept") // "tx" -> u64(transaction id)
+	// bOwner holds the deployment the file belongs to (Options.Owner).
+	// Not in allBuckets: written by the first Open that names an owner.
+	bOwner = []byte("owner") // "owner" -> Options.Owner
 )
 
 var keptKey = []byte("tx")
@@ -265,11 +282,36 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	d := &DB{db: bdb, users: users, now: opts.Now, log: opts.Logger, stop: make(chan struct{}), readOnly: opts.ReadOnly}
 	d.lastWrite.Store(&writeOutcome{at: opts.Now()}) // the open's own write (initFile) went through
+	if opts.Owner != "" && !opts.ReadOnly {
+		if err := d.claimOwner(opts.Owner); err != nil {
+			_ = d.Close()
+			return nil, fmt.Errorf("embedded: %s: %w", path, err)
+		}
+	}
 	if opts.SweepInterval > 0 && !opts.ReadOnly {
 		d.wg.Add(1)
 		go d.sweepLoop(opts.SweepInterval)
 	}
 	return d, nil
+}
+
+// claimOwner records owner as the file's (Options.Owner) when it has none,
+// and is ErrOtherOwner, naming both, when another one is.
+func (d *DB) claimOwner(owner string) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bOwner)
+		if err != nil {
+			return err
+		}
+		was := b.Get(bOwner)
+		if was == nil {
+			return b.Put(bOwner, []byte(owner))
+		}
+		if string(was) != owner {
+			return fmt.Errorf("%w: it holds the orders of %q, this deployment is %q", ErrOtherOwner, was, owner)
+		}
+		return nil
+	})
 }
 
 // ErrCorrupt is returned by Open when the file's pages cannot be read.
