@@ -296,21 +296,41 @@ func Open(path string, opts Options) (*DB, error) {
 }
 
 // claimOwner records owner as the file's (Options.Owner) when it has none,
-// and is ErrOtherOwner, naming both, when another one is.
+// and is ErrOtherOwner, naming both, when another one is. The file's own
+// owner is read, not written again; the record is written as every store
+// write is (commit: it marks the indexes kept). A write of its own that
+// did not was the file's last after a start that wrote nothing else, and
+// the next start took the file for an earlier version's and indexed every
+// order, text and expiring record again (initFile).
 func (d *DB) claimOwner(owner string) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	var was []byte
+	err := d.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bOwner); b != nil {
+			was = bytes.Clone(b.Get(bOwner))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	other := func(was []byte) error {
+		return fmt.Errorf("%w: it holds the orders of %q, this deployment is %q", ErrOtherOwner, was, owner)
+	}
+	if was != nil {
+		if string(was) != owner {
+			return other(was)
+		}
+		return nil
+	}
+	return d.commit(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bOwner)
 		if err != nil {
 			return err
 		}
-		was := b.Get(bOwner)
-		if was == nil {
-			return b.Put(bOwner, []byte(owner))
+		if was := b.Get(bOwner); was != nil && string(was) != owner {
+			return other(was)
 		}
-		if string(was) != owner {
-			return fmt.Errorf("%w: it holds the orders of %q, this deployment is %q", ErrOtherOwner, was, owner)
-		}
-		return nil
+		return b.Put(bOwner, []byte(owner))
 	})
 }
 
