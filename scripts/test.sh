@@ -50,6 +50,10 @@ fi
 
 # The Node SDKs (openai, the Vercel AI SDK, LangChain.js) for the real-client tests.
 command -v node >/dev/null && command -v npm >/dev/null || { say "installing nodejs"; apt_install nodejs npm; }
+# The AI SDK 7 and LangChain.js 1.6 ask for Node 22 and are tested here on
+# 20; Debian bookworm's own nodejs is 18, on which they are untested.
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node $(node --version) is too old for test/node's SDKs: install Node 20 or newer (NodeSource's nodejs package)"
 say "installing the Node SDKs (test/node: openai, the Vercel AI SDK, LangChain.js)"
 npm ci --prefix test/node --no-audit --no-fund --loglevel=error >/dev/null
 
