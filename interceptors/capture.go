@@ -482,6 +482,9 @@ func (c *Capture) mayGrow(name string) bool {
 // does not start. Resume asks it for a fresh answer's calls, which it
 // numbers for the client before the capture reads them.
 func (c *Capture) HeldNameGoesOn(held, piece string) bool {
+	if c.wrapsOn(held, piece) && (c.isPayment(held) || c.mayGrow(held)) {
+		return true
+	}
 	if piece == "" || c.isPayment(piece) || !c.mayGrow(held) {
 		return false
 	}
@@ -489,6 +492,40 @@ func (c *Capture) HeldNameGoesOn(held, piece string) bool {
 		return true
 	}
 	return !c.startsPayment(piece)
+}
+
+// wrapsOn reports whether piece, a name that a later entry gives under the
+// index or id of a call named held whose arguments have not started (a
+// payment call, or one held while its name may grow), is the next piece of
+// a harmony-wrapped payment tool's name (as the turn reads one: isPayment),
+// which gpt-oss's servers may stream in pieces: held is a payment call's
+// and piece the rest of a control token after it ("<|channel|>commentary",
+// vllm-project/vllm#32587), or held is the namespace before the name
+// ("functions.") and piece the payment tool's name. Such a piece or held
+// name has a character no tool's name has (OpenAI's are letters, digits,
+// "_" and "-"). Taken for a call of its own, the piece went to the bot as a
+// call of a tool it never defined, and the payment call never ran.
+func (c *Capture) wrapsOn(held, piece string) bool {
+	if piece == "" || plainName(held) && plainName(piece) || !c.isPayment(held+piece) {
+		return false
+	}
+	if c.isPayment(held) {
+		return !c.isPayment(piece)
+	}
+	return !plainName(held)
+}
+
+// plainName reports whether name has only the characters OpenAI allows in
+// a tool's name: letters, digits, "_" and "-".
+func plainName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		switch b := name[i]; {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b == '_', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // startsPayment reports whether name is the start of a payment tool's name,

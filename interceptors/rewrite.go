@@ -705,9 +705,19 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 // from such a provider, or "query_" after a held "query", then "order")
 // is a call of its own, held while its name might grow. A name of the
 // bot's whose later piece starts like a payment tool's is then two calls,
-// as every name in pieces was before.
+// as every name in pieces was before. A payment call's name goes on, before
+// its arguments, only with the rest of a harmony wrapping (wrapsOn).
 func (c *Capture) continuesName(sl *slot, en *entry) bool {
-	if en.name == "" || en.custom != sl.custom || c.isPayment(en.name) {
+	if en.name == "" || en.custom != sl.custom {
+		return false
+	}
+	if sl.kind == kindPayment && !sl.pending {
+		return len(sl.args) == 0 && c.wrapsOn(sl.name, en.name)
+	}
+	if sl.pending && c.wrapsOn(sl.name, en.name) {
+		return true
+	}
+	if c.isPayment(en.name) {
 		return false
 	}
 	if !sl.pending && (sl.kind != kindClient || len(sl.args) > 0) {

@@ -610,8 +610,11 @@ func (t *turn) stream() {
 	// The exchange a mixed round keeps is found by the bot's call ids.
 	capture.GiveCallIDs()
 	if n, ok := t.s.tools.(toolNamer); ok {
+		// Each also under harmony's namespace (paymentCallName), which
+		// may come in pieces of its own: "functions." then "create_order".
 		names := n.Names()
-		capture.PaymentNames(names.CreateOrder, names.QueryOrder, names.RequestRefund)
+		capture.PaymentNames(names.CreateOrder, names.QueryOrder, names.RequestRefund,
+			harmonyPrefix+names.CreateOrder, harmonyPrefix+names.QueryOrder, harmonyPrefix+names.RequestRefund)
 	}
 	if t.chat.HasTools {
 		capture.BotNames(interceptors.ToolNames(t.reqBody)...)
