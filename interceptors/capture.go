@@ -208,6 +208,9 @@ type Capture struct {
 		name       string
 		args       []byte // raw JSON string contents, escapes kept
 	}
+	// strayLegacy are the legacy function_calls of choices other than
+	// choice 0 (strayLegacyCall), one per choice that named one.
+	strayLegacy []strayLegacy
 	// payNames are the payment tools' names (PaymentNames), for a name a
 	// provider streams in pieces.
 	payNames []string
@@ -579,6 +582,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	}
 	c.slots = c.slots[:0]
 	c.legacy.named, c.legacy.pay, c.legacy.name, c.legacy.args = false, false, "", c.legacy.args[:0]
+	c.strayLegacy = c.strayLegacy[:0]
 	c.argBytes = 0
 	c.finish = ""
 	c.finishChunk = c.finishChunk[:0]
@@ -981,6 +985,11 @@ func (c *Capture) EndRound() RoundResult {
 			r.PaymentCalls = append(r.PaymentCalls, tc)
 		}
 		seq++
+	}
+	for _, l := range c.strayLegacy {
+		if l.pay {
+			r.StrayCalls = append(r.StrayCalls, l.name)
+		}
 	}
 	if c.legacy.pay {
 		if args := decodeRaw(c.legacy.args); !EchoesCall(r.PaymentCalls, c.legacy.name, args) {

@@ -274,7 +274,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				c.toolCalls(data, s, m, choice)
 			}
 		case "function_call":
-			if v[0] == '{' && choice == 0 && c.legacyCall(v) {
+			if v[0] == '{' && (choice == 0 && c.legacyCall(v) || choice != 0 && c.strayLegacyCall(choice, v)) {
 				c.deleteMember(data, m.KeyAt, m.End)
 				break
 			}
@@ -340,6 +340,36 @@ func (c *Capture) legacyCall(v string) bool {
 		c.legacy.args = append(c.legacy.args, a.Raw[1:len(a.Raw)-1]...) // escapes kept, as a slot's
 	}
 	return true
+}
+
+// strayLegacy is the legacy function_call of a choice other than choice 0
+// (strayLegacyCall).
+type strayLegacy struct {
+	choice int
+	name   string
+	pay    bool // it names a payment tool
+}
+
+// strayLegacyCall reads the legacy function_call v (an object) of a delta
+// of choice, not choice 0, and reports whether it is held back: its first
+// name names a payment tool, so it is a payment call of a choice the turn
+// did not ask for, dropped as one in the tools shape is
+// (RoundResult.StrayCalls); handed on, the bot got a call of a function it
+// never defined. A call of the bot's own goes out as it came. Rare (a
+// provider that sends a second choice in the legacy shape), so read with
+// gjson.
+func (c *Capture) strayLegacyCall(choice int, v string) bool {
+	for _, l := range c.strayLegacy {
+		if l.choice == choice {
+			return l.pay
+		}
+	}
+	n := gjson.Get(v, "name")
+	if n.Type != gjson.String || n.Str == "" {
+		return false
+	}
+	c.strayLegacy = append(c.strayLegacy, strayLegacy{choice: choice, name: strings.Clone(n.Str), pay: c.isPayment(n.Str)})
+	return c.strayLegacy[len(c.strayLegacy)-1].pay
 }
 
 // renumber records the edits that move the "index" of each entry of the

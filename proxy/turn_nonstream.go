@@ -531,9 +531,11 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 // answers with more anyway gave the bot, in another choice, a call of a
 // tool it does not know, which never ran. The stream capture drops such
 // calls too (interceptors.RoundResult.StrayCalls): in neither path do they
-// run or reach the bot. The rest of those choices is left as it came, but
-// for a finish_reason "tool_calls" left without a call, which says "stop".
-// Rare, so read with gjson.
+// run or reach the bot. A legacy function_call naming a payment tool is
+// such a call (parseAnswer reads choice 0's as the payment call it names).
+// The rest of those choices is left as it came, but for a finish_reason
+// "tool_calls" (or "function_call") left without a call, which says
+// "stop". Rare, so read with gjson.
 func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, []string) {
 	var stray []string
 	out := body
@@ -541,38 +543,45 @@ func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, []string)
 		if k.Int() == 0 {
 			return true
 		}
-		calls := ch.Get("message.tool_calls")
-		if !calls.IsArray() {
-			return true
-		}
-		kept := []byte{'['}
+		choice := "choices." + k.String()
+		b := out
+		var err error
 		var dropped []string
-		calls.ForEach(func(_, call gjson.Result) bool {
-			if name, _ := callName(call); name == "" || isPayment(name) {
-				dropped = append(dropped, name)
+		callsLeft := false
+		if calls := ch.Get("message.tool_calls"); calls.IsArray() {
+			kept := []byte{'['}
+			calls.ForEach(func(_, call gjson.Result) bool {
+				if name, _ := callName(call); name == "" || isPayment(name) {
+					dropped = append(dropped, name)
+					return true
+				}
+				if len(kept) > 1 {
+					kept = append(kept, ',')
+				}
+				kept = append(kept, call.Raw...)
 				return true
+			})
+			switch callsLeft = len(kept) > 1; {
+			case len(dropped) == 0:
+			case !callsLeft:
+				b, err = sjson.DeleteBytes(b, choice+".message.tool_calls")
+			default:
+				b, err = sjson.SetRawBytes(b, choice+".message.tool_calls", append(kept, ']'))
 			}
-			if len(kept) > 1 {
-				kept = append(kept, ',')
-			}
-			kept = append(kept, call.Raw...)
-			return true
-		})
+		}
+		legacy := ch.Get("message.function_call")
+		legacyLeft := legacy.Exists()
+		if n := legacy.Get("name"); err == nil && n.Type == gjson.String && isPayment(n.Str) {
+			b, err = sjson.DeleteBytes(b, choice+".message.function_call")
+			dropped, legacyLeft = append(dropped, n.Str), false
+		}
 		if len(dropped) == 0 {
 			return true
 		}
-		path := "choices." + k.String() + ".message.tool_calls"
-		var b []byte
-		var err error
-		if len(kept) == 1 {
-			b, err = sjson.DeleteBytes(out, path)
-			if err == nil && ch.Get("finish_reason").Str == "tool_calls" {
-				// No call is left for a bot that runs the calls of a
-				// choice that says it made some.
-				b, err = sjson.SetBytes(b, "choices."+k.String()+".finish_reason", "stop")
-			}
-		} else {
-			b, err = sjson.SetRawBytes(out, path, append(kept, ']'))
+		if f := ch.Get("finish_reason").Str; err == nil && !callsLeft && !legacyLeft && (f == "tool_calls" || f == "function_call") {
+			// No call is left for a bot that runs the calls of a
+			// choice that says it made some.
+			b, err = sjson.SetBytes(b, choice+".finish_reason", "stop")
 		}
 		if err == nil {
 			out, stray = b, append(stray, dropped...)
