@@ -914,6 +914,12 @@ type Outbox interface {
 	// store's index names; one emptied the instant before may still be
 	// counted.
 	OutboxHeadsApart(ctx context.Context, apart ...string) (heads []Event, keysApart int, err error)
+	// OutboxStatsApart is OutboxStats of the keys that start with none of
+	// apart; those that do are not read, and are counted (keysApart) as
+	// OutboxHeadsApart counts them. It is for a reader that reads the keys
+	// apart itself (the webhook admin view, its dead letters with
+	// OutboxHeads): with OutboxStats, each was read twice.
+	OutboxStatsApart(ctx context.Context, apart ...string) (st OutboxStats, keysApart int, err error)
 }
 
 // OneKey is Outbox.EnqueueEventsOnce's check that events, filled in (an

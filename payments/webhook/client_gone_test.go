@@ -19,9 +19,9 @@ import (
 // Redis driver passes it on.
 type cancelPassing struct{ store.Store }
 
-func (c cancelPassing) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
+func (c cancelPassing) OutboxStatsApart(ctx context.Context, _ ...string) (store.OutboxStats, int, error) {
 	<-ctx.Done()
-	return store.OutboxStats{}, ctx.Err()
+	return store.OutboxStats{}, 0, ctx.Err()
 }
 
 func (c cancelPassing) GetOrder(ctx context.Context, no string) (*store.Order, error) {

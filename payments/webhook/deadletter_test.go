@@ -26,6 +26,7 @@ import (
 type adminView struct {
 	GivenUp       int64 `json:"given_up"`
 	PendingOrders int   `json:"pending_orders"`
+	OutboxPending int   `json:"outbox_pending_events"`
 	DeadLetters   []struct {
 		OrderNo   string    `json:"order_no"`
 		EventID   string    `json:"event_id"`

@@ -1134,7 +1134,9 @@ type Stats struct {
 // Stats reads the outbox and reports the delivery state; it also refreshes
 // the backlog gauges.
 func (r *Relay) Stats(ctx context.Context) (Stats, error) {
-	ob, err := r.store.OutboxStats(ctx)
+	// The dead letters are read once, below, with OutboxHeads: the
+	// summary of the rest leaves them unread (each was read twice).
+	ob, _, err := r.store.OutboxStatsApart(ctx, DeadPrefix)
 	if err != nil {
 		return Stats{}, fmt.Errorf("outbox stats: %w", err)
 	}
@@ -1154,6 +1156,8 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("outbox dead letters: %w", err)
 	}
+	// Each dead letter is alone on its key (deadKey): one event each.
+	st.OutboxPending += len(dead)
 	for _, h := range dead {
 		if h.Kind != Kind {
 			continue
@@ -1165,9 +1169,9 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 			st.DeadLetters = append(st.DeadLetters, dl)
 		}
 	}
-	// OutboxStats lists at most store.MaxListLimit heads: past that (a
-	// merchant outage of more than a thousand orders, or a thousand dead
-	// letters) every head but the dead letters, read above, is read, so
+	// OutboxStatsApart lists at most store.MaxListLimit heads: past that
+	// (a merchant outage of more than a thousand orders) every head but
+	// the dead letters, read above, is read, so
 	// that the count and the oldest an operator's alert reads are of all.
 	heads := ob.Heads
 	if len(heads) >= store.MaxListLimit {

@@ -688,15 +688,15 @@ type brokenStats struct {
 	unencodable bool
 }
 
-func (s brokenStats) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
+func (s brokenStats) OutboxStatsApart(ctx context.Context, apart ...string) (store.OutboxStats, int, error) {
 	if !s.unencodable {
-		return store.OutboxStats{}, errors.New("outbox unreachable")
+		return store.OutboxStats{}, 0, errors.New("outbox unreachable")
 	}
-	ob, err := s.Store.OutboxStats(ctx)
+	ob, n, err := s.Store.OutboxStatsApart(ctx, apart...)
 	for i := range ob.Heads {
 		ob.Heads[i].CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	return ob, err
+	return ob, n, err
 }
 
 // TestHandlerFailuresInTheAdminShape: GET /admin/api/webhooks is an admin

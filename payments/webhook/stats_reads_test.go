@@ -16,7 +16,8 @@ import (
 )
 
 // outboxReads counts the outbox events the store reads for its caller:
-// OutboxStats reads the head of every key (Keys of them), OutboxHeads and
+// OutboxStats reads the head of every key (Keys of them), OutboxStatsApart
+// of every key not apart, OutboxHeads and
 // OutboxHeadsApart those they return. At the first ClaimEvents, which the
 // relay's Run calls once its first refresh is done, the count is kept in
 // atStart and read closed.
@@ -36,6 +37,12 @@ func (s *outboxReads) OutboxStats(ctx context.Context) (store.OutboxStats, error
 	st, err := s.Store.OutboxStats(ctx)
 	s.n.Add(int64(st.Keys))
 	return st, err
+}
+
+func (s *outboxReads) OutboxStatsApart(ctx context.Context, apart ...string) (store.OutboxStats, int, error) {
+	st, n, err := s.Store.OutboxStatsApart(ctx, apart...)
+	s.n.Add(int64(st.Keys))
+	return st, n, err
 }
 
 func (s *outboxReads) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Event, error) {
@@ -61,32 +68,7 @@ func TestGaugeRefreshReadsNoDeadLetter(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			base := testdrivers.Open(t, driver, nil)
-			at := time.Now().Add(-time.Hour).Truncate(time.Second)
-			var evs []store.Event
-			for i := range dead {
-				no, id := fmt.Sprintf("PGDEAD%05d", i), fmt.Sprintf("evt_dead%05d", i)
-				evs = append(evs, store.Event{
-					ID: id, Key: webhook.DeadPrefix + no + "/" + id, Kind: webhook.Kind,
-					Payload:   []byte(`{"id":"` + id + `","type":"order.paid","data":{"order":{"order_no":"` + no + `"}}}`),
-					CreatedAt: at.Add(time.Duration(i) * time.Millisecond), NextAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC),
-					Attempts: 12, LastError: "503", FailedAt: at,
-				})
-			}
-			for i := range live {
-				no, id := fmt.Sprintf("PGLIVE%d", i), fmt.Sprintf("evt_live%d", i)
-				evs = append(evs, store.Event{
-					ID: id, Key: webhook.QueuePrefix + no, Kind: webhook.Kind,
-					Payload:   []byte(`{"id":"` + id + `","type":"order.paid","data":{"order":{"order_no":"` + no + `"}}}`),
-					CreatedAt: at, NextAt: time.Now().Add(time.Hour), Attempts: 1, LastError: "503", FailedAt: at,
-				})
-			}
-			for len(evs) > 0 {
-				n := min(len(evs), 200)
-				if err := base.EnqueueEvents(ctx, evs[:n]...); err != nil {
-					t.Fatal(err)
-				}
-				evs = evs[n:]
-			}
+			seedOutbox(t, base, dead, live)
 			st := &outboxReads{Store: base, read: make(chan struct{})}
 			reg := prometheus.NewRegistry()
 			rc, _ := downReceiver(t, time.Now)
@@ -141,4 +123,67 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no gauge %s among %d families", name, len(mfs))
 	return 0
+}
+
+// seedOutbox queues dead dead letters (PGDEAD00000 the oldest) and live
+// orders' webhooks, each failed once and retrying in an hour, in st.
+func seedOutbox(t *testing.T, st store.Store, dead, live int) {
+	t.Helper()
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var evs []store.Event
+	for i := range dead {
+		no, id := fmt.Sprintf("PGDEAD%05d", i), fmt.Sprintf("evt_dead%05d", i)
+		evs = append(evs, store.Event{
+			ID: id, Key: webhook.DeadPrefix + no + "/" + id, Kind: webhook.Kind,
+			Payload:   []byte(`{"id":"` + id + `","type":"order.paid","data":{"order":{"order_no":"` + no + `"}}}`),
+			CreatedAt: at.Add(time.Duration(i) * time.Millisecond), NextAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC),
+			Attempts: 12, LastError: "503", FailedAt: at,
+		})
+	}
+	for i := range live {
+		no, id := fmt.Sprintf("PGLIVE%d", i), fmt.Sprintf("evt_live%d", i)
+		evs = append(evs, store.Event{
+			ID: id, Key: webhook.QueuePrefix + no, Kind: webhook.Kind,
+			Payload:   []byte(`{"id":"` + id + `","type":"order.paid","data":{"order":{"order_no":"` + no + `"}}}`),
+			CreatedAt: at, NextAt: time.Now().Add(time.Hour), Attempts: 1, LastError: "503", FailedAt: at,
+		})
+	}
+	for len(evs) > 0 {
+		n := min(len(evs), 200)
+		if err := st.EnqueueEvents(context.Background(), evs[:n]...); err != nil {
+			t.Fatal(err)
+		}
+		evs = evs[n:]
+	}
+}
+
+// TestAdminViewReadsEachDeadLetterOnce: GET /admin/api/webhooks read every
+// dead letter twice, once in OutboxStats (the head of every key) and once
+// in OutboxHeads (the dead letters it lists and counts): 2,400 events read
+// for 1,200 dead letters, with both stores. It reads each once now, and
+// still lists the oldest thousand, counts every one and every event the
+// outbox holds.
+func TestAdminViewReadsEachDeadLetterOnce(t *testing.T) {
+	const dead, live = store.MaxListLimit + 200, 3
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			base := testdrivers.Open(t, driver, nil)
+			seedOutbox(t, base, dead, live)
+			st := &outboxReads{Store: base}
+			rc, _ := downReceiver(t, time.Now)
+			r := newRelay(t, st, rc.URL, time.Now, nil)
+			v := getAdminView(t, r)
+			reads := st.n.Load()
+			t.Logf("the admin view of %d dead letters and %d pending orders read %d events", dead, live, reads)
+			if reads > dead+2*live {
+				t.Errorf("the admin view read %d outbox events; want at most %d (each dead letter once)", reads, dead+2*live)
+			}
+			if v.GivenUp != dead || len(v.DeadLetters) != store.MaxListLimit || v.DeadLetters[0].OrderNo != "PGDEAD00000" {
+				t.Errorf("admin view: given_up %d, %d dead letters listed; want %d and the oldest %d", v.GivenUp, len(v.DeadLetters), dead, store.MaxListLimit)
+			}
+			if v.PendingOrders != live || v.OutboxPending != dead+live {
+				t.Errorf("admin view: %d pending orders, %d outbox events; want %d and %d", v.PendingOrders, v.OutboxPending, live, dead+live)
+			}
+		})
+	}
 }

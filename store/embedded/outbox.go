@@ -700,10 +700,39 @@ func (d *DB) OutboxHeadsApart(ctx context.Context, apart ...string) ([]store.Eve
 
 // OutboxStats implements store.Outbox.
 func (d *DB) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
+	st, _, err := d.OutboxStatsApart(ctx)
+	return st, err
+}
+
+// OutboxStatsApart implements store.Outbox: the keys apart are counted by
+// their bytes, their events not decoded. A key not in UTF-8 is decoded,
+// as OutboxHeadsApart decodes it, and counted apart when its Key is.
+func (d *DB) OutboxStatsApart(ctx context.Context, apart ...string) (store.OutboxStats, int, error) {
 	var st store.OutboxStats
 	var lastFail time.Time
+	keysApart := 0
 	err := d.view(ctx, func(tx *bolt.Tx) error {
-		return heads(tx, nil, func(_ []byte, e store.Event, n int) error {
+		st, lastFail, keysApart = store.OutboxStats{}, time.Time{}, 0
+		var skip func([]byte) bool
+		if len(apart) > 0 {
+			skip = func(key []byte) bool {
+				if !utf8.Valid(key) {
+					return false
+				}
+				for _, p := range apart {
+					if len(key) >= len(p) && string(key[:len(p)]) == p {
+						keysApart++
+						return true
+					}
+				}
+				return false
+			}
+		}
+		return heads(tx, skip, func(_ []byte, e store.Event, n int) error {
+			if len(apart) > 0 && store.HasAnyPrefix(e.Key, apart) {
+				keysApart++ // a key not in UTF-8, decoded
+				return nil
+			}
 			st.Pending += n
 			st.Keys++
 			if st.Oldest.IsZero() || e.CreatedAt.Before(st.Oldest) {
@@ -718,7 +747,10 @@ func (d *DB) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 			return nil
 		})
 	})
+	if err != nil {
+		return store.OutboxStats{}, 0, err
+	}
 	st.LastErrorAt = lastFail
 	sort.SliceStable(st.Heads, func(i, j int) bool { return st.Heads[i].CreatedAt.Before(st.Heads[j].CreatedAt) })
-	return st, err
+	return st, keysApart, nil
 }

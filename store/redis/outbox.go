@@ -612,21 +612,43 @@ func (s *Store) countQueued(ctx context.Context, keys []string) (int, error) {
 // one not yet told of a change, such as the acknowledgement of a delivery
 // queue's last event just before an event moves there.
 func (s *Store) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
+	st, _, err := s.OutboxStatsApart(ctx)
+	return st, err
+}
+
+// OutboxStatsApart implements store.Outbox: OutboxStats of the keys that
+// start with none of apart; the keys apart are counted as
+// OutboxHeadsApart counts them (EXISTS, countQueued), once, from the
+// index as its first pass reads it.
+func (s *Store) OutboxStatsApart(ctx context.Context, apart ...string) (store.OutboxStats, int, error) {
 	var st store.OutboxStats
 	var heads []headState
 	seen := map[string]bool{}
-	for range statsPasses {
+	keysApart := 0
+	for pass := range statsPasses {
 		keys, err := s.c.ZRange(ctx, s.k.idx("ob"), 0, -1).Result()
 		if err != nil {
-			return st, mapErr("outbox stats", err)
+			return st, 0, mapErr("outbox stats", err)
 		}
-		keys = slices.DeleteFunc(keys, func(k string) bool { return seen[k] })
+		var aside []string
+		keys = slices.DeleteFunc(keys, func(k string) bool {
+			if len(apart) > 0 && store.HasAnyPrefix(k, apart) {
+				aside = append(aside, k)
+				return true
+			}
+			return seen[k]
+		})
+		if pass == 0 && len(aside) > 0 {
+			if keysApart, err = s.countQueued(ctx, aside); err != nil {
+				return st, 0, err
+			}
+		}
 		if len(keys) == 0 {
 			break
 		}
 		more, err := s.readHeads(ctx, keys)
 		if err != nil {
-			return st, err
+			return st, 0, err
 		}
 		for _, h := range more {
 			if h.head != nil {
@@ -653,5 +675,5 @@ func (s *Store) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 		}
 	}
 	sort.SliceStable(st.Heads, func(i, j int) bool { return st.Heads[i].CreatedAt.Before(st.Heads[j].CreatedAt) })
-	return st, nil
+	return st, keysApart, nil
 }

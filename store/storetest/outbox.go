@@ -293,6 +293,19 @@ func testOutboxHeads(t *testing.T, open Opener) {
 	if apart != 0 || len(got) != 5+dead {
 		t.Errorf("OutboxHeadsApart of nothing: %d heads, %d apart; want every one, %d, and 0", len(got), apart, 5+dead)
 	}
+
+	// OutboxStatsApart: the summary of every other key, and the keys
+	// apart counted, unread.
+	stats, apart, err := st.OutboxStatsApart(ctx, "dead:")
+	mustNil(t, "OutboxStatsApart", err)
+	if apart != dead || stats.Keys != 5 || stats.Pending != 5 || len(stats.Heads) != 5 || stats.Heads[0].ID != "other-A-1" {
+		t.Errorf("OutboxStatsApart(dead:): %d apart, %d keys, %d pending, heads %v; want %d apart and the five others", apart, stats.Keys, stats.Pending, ids(stats.Heads), dead)
+	}
+	stats, apart, err = st.OutboxStatsApart(ctx)
+	mustNil(t, "OutboxStatsApart", err)
+	if apart != 0 || stats.Keys != 5+dead || stats.Pending != 5+dead+1 {
+		t.Errorf("OutboxStatsApart of nothing: %d apart, %d keys, %d pending; want 0, %d and %d, as OutboxStats", apart, stats.Keys, stats.Pending, 5+dead, 5+dead+1)
+	}
 }
 
 // testAckEventAt: AckEventAt removes the event read, by its id and
