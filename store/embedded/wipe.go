@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -39,10 +40,23 @@ func (d *DB) WipeFreePages(ctx context.Context) (int, error) {
 		return 0, wrap(err)
 	}
 	defer func() { _ = tx.Rollback() }() // after Commit: ErrTxClosed, nothing done
+	// A file of its own: bbolt's mapping is read-only.
+	// Its writes, the zeros and their fsync, are the store's as its
+	// commit is: one that fails (a disk gone read-only under the erasure)
+	// is the last write's outcome for Ping, as a failed commit is (else
+	// /readyz read ready until the next probe).
+	f, err := os.OpenFile(d.db.Path(), os.O_WRONLY, 0)
+	if err != nil {
+		return 0, d.noteWrite(fmt.Errorf("embedded: wipe free pages: %w", err))
+	}
+	defer f.Close()
 	if d.wipeHook != nil {
 		d.wipeHook()
 	}
-	n, err := zeroFreePages(tx, d.db.Path(), d.db.Info().PageSize)
+	n, err := zeroFreePages(tx, f, d.db.Info().PageSize)
+	if we := (*wipeWriteError)(nil); errors.As(err, &we) {
+		return n, d.noteWrite(err)
+	}
 	if err != nil {
 		return n, err
 	}
@@ -57,14 +71,9 @@ func (d *DB) WipeFreePages(ctx context.Context) (int, error) {
 	return n, wrap(d.noteWrite(tx.Commit()))
 }
 
-// zeroFreePages writes zeros over the pages tx's freelist holds, through a
-// file of its own (bbolt's mapping is read-only), and syncs it.
-func zeroFreePages(tx *bolt.Tx, path string, size int) (int, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("embedded: wipe free pages: %w", err)
-	}
-	defer f.Close()
+// zeroFreePages writes zeros over the pages tx's freelist holds, through
+// f, the file opened for writing, and syncs it.
+func zeroFreePages(tx *bolt.Tx, f *os.File, size int) (int, error) {
 	zeros := make([]byte, wipeRun*size)
 	n, first, run := 0, 0, 0
 	flush := func() error {
@@ -72,7 +81,7 @@ func zeroFreePages(tx *bolt.Tx, path string, size int) (int, error) {
 			return nil
 		}
 		if _, err := f.WriteAt(zeros[:run*size], int64(first)*int64(size)); err != nil {
-			return fmt.Errorf("embedded: wipe free pages: %w", err)
+			return &wipeWriteError{err}
 		}
 		n += run
 		run = 0
@@ -103,7 +112,15 @@ func zeroFreePages(tx *bolt.Tx, path string, size int) (int, error) {
 		return n, err
 	}
 	if err := f.Sync(); err != nil {
-		return n, fmt.Errorf("embedded: wipe free pages: %w", err)
+		return n, &wipeWriteError{err}
 	}
 	return n, nil
 }
+
+// wipeWriteError is a write of zeroFreePages that failed (its zeros or
+// their fsync), as against a page it could not read: the store's write,
+// recorded for Ping (WipeFreePages).
+type wipeWriteError struct{ err error }
+
+func (e *wipeWriteError) Error() string { return "embedded: wipe free pages: " + e.err.Error() }
+func (e *wipeWriteError) Unwrap() error { return e.err }

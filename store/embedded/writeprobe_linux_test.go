@@ -1,10 +1,13 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,6 +248,51 @@ func TestPingSaysWhenAWipeFails(t *testing.T) {
 	restore()
 	// Within writeProbeEvery: no probe, only the wipe's own outcome
 	// says the writes are back.
+	advance(time.Second)
+	if _, err := d.WipeFreePages(ctx); err != nil {
+		t.Fatalf("a wipe once the file takes writes again: %v", err)
+	}
+	if err := d.Ping(ctx); err != nil {
+		t.Fatalf("ping after a wipe succeeded: %v; want ready", err)
+	}
+}
+
+// TestPingSaysWhenAWipesZeroingFails: the wipe writes its zeros through a
+// file handle of its own before it commits, and a write that fails there
+// (a disk gone read-only, or failing, under the erasure) is as much a
+// failed write as its commit's (TestPingSaysWhenAWipeFails): it returned
+// its error without recording it, and /readyz read ready until the next
+// probe writeProbeEvery later. Ping now reports it at once, and the next
+// write that succeeds says the writes are back.
+func TestPingSaysWhenAWipesZeroingFails(t *testing.T) {
+	ctx := context.Background()
+	d, path, advance := openClocked(t)
+	// Values written over: their old pages are free, for the wipe to zero.
+	for gen := range 3 {
+		for i := range 8 {
+			if err := d.PutExchange(ctx, fmt.Sprint("k", i), bytes.Repeat([]byte{byte('a' + gen)}, 8192), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := d.Ping(ctx); err != nil {
+		t.Fatalf("ping of a healthy store: %v", err)
+	}
+	var restore func()
+	d.wipeHook = func() { restore = failWrites(t, path) } // the wipe's own handle is open by now
+	n, err := d.WipeFreePages(ctx)
+	d.wipeHook = nil
+	if err == nil {
+		t.Fatalf("a wipe whose writes fail cleared %d pages; the test does not fail its zeroing", n)
+	}
+	if !strings.Contains(err.Error(), "wipe free pages") {
+		t.Fatalf("the wipe failed with %v; want it to fail zeroing its pages", err)
+	}
+	err = d.Ping(ctx)
+	if !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("ping right after the wipe's zeroing failed: %v; want store.ErrWritesFail", err)
+	}
+	restore()
 	advance(time.Second)
 	if _, err := d.WipeFreePages(ctx); err != nil {
 		t.Fatalf("a wipe once the file takes writes again: %v", err)
