@@ -445,27 +445,40 @@ func (ex *Exchange) appendRestored(dst []byte, ids *callIDs, tools []string) []b
 	}
 	dst = append(dst, rename(ex.Assistant, true)...)
 	usedResult, usedTool := make([]bool, len(ex.Results)), make([]bool, len(tools))
-	take := func(msgs []string, used []bool, id string) (string, bool) {
+	// Each message's tool_call_id is read once, into the queue of the
+	// messages of that id, in their order: a call takes the first of its
+	// id not taken. (Read again for every call, pairing was calls × bytes
+	// of the bot's tool messages.)
+	queues := func(msgs []string) map[string][]int {
+		q := make(map[string][]int, len(msgs))
 		for k, m := range msgs {
-			if !used[k] && gjson.Get(m, "tool_call_id").Str == id {
-				used[k] = true
-				return m, true
-			}
+			id := gjson.Get(m, "tool_call_id").Str
+			q[id] = append(q[id], k)
 		}
-		return "", false
+		return q
+	}
+	take := func(msgs []string, q map[string][]int, used []bool, id string) (string, bool) {
+		ks := q[id]
+		if len(ks) == 0 {
+			return "", false
+		}
+		q[id] = ks[1:]
+		used[ks[0]] = true
+		return msgs[ks[0]], true
 	}
 	results := make([]string, len(ex.Results))
 	for k, r := range ex.Results {
 		results[k] = string(r)
 	}
+	toolQ, resultQ := queues(tools), queues(results)
 	gjson.GetBytes(ex.Assistant, "tool_calls").ForEach(func(_, c gjson.Result) bool {
 		id := c.Get("id").Str
 		if ex.isBotCall(c) {
-			if m, ok := take(tools, usedTool, id); ok {
+			if m, ok := take(tools, toolQ, usedTool, id); ok {
 				dst = append(dst, ',')
 				dst = append(dst, m...)
 			}
-		} else if m, ok := take(results, usedResult, id); ok {
+		} else if m, ok := take(results, resultQ, usedResult, id); ok {
 			dst = append(dst, ',')
 			dst = append(dst, rename([]byte(m), false)...)
 		}

@@ -548,3 +548,46 @@ func TestRestoredResultsLoseNone(t *testing.T) {
 		t.Errorf("the same request restored to other bytes:\n%s\n%s", got, again)
 	}
 }
+
+// BenchmarkRestoreExchangeManyCalls restores one kept exchange whose
+// assistant message carries calls calls of the bot's beside a payment
+// call, each answered by a tool message of the bot's of about 1 KB, in
+// the reverse order of the calls: pairing results with calls must grow
+// linearly with calls and bytes (ns/op per call about constant across the
+// sizes), not as calls × bytes of the tool messages.
+func BenchmarkRestoreExchangeManyCalls(b *testing.B) {
+	for _, calls := range []int{25, 50, 100} {
+		var asst, tools strings.Builder
+		ex := &Exchange{Results: []json.RawMessage{json.RawMessage(`{"role":"tool","tool_call_id":"call_pay","content":"ok"}`)}}
+		asst.WriteString(`{"role":"assistant","content":null,"tool_calls":[`)
+		for i := range calls {
+			id := "call_" + strconv.Itoa(i)
+			if i > 0 {
+				asst.WriteByte(',')
+			}
+			asst.WriteString(`{"id":"` + id + `","type":"function","function":{"name":"lookup","arguments":"{}"}}`)
+			ex.Calls = append(ex.Calls, ExchangeCall{ID: id, Name: "lookup", Arguments: "{}"})
+		}
+		bot := asst.String() + `]}`
+		ex.Assistant = json.RawMessage(asst.String() + `,{"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{}"}}]}`)
+		for i := calls - 1; i >= 0; i-- {
+			tools.WriteString(`,{"role":"tool","content":"` + strings.Repeat("x", 1000) + `","tool_call_id":"call_` + strconv.Itoa(i) + `"}`)
+		}
+		body := []byte(`{"model":"m","messages":[{"role":"user","content":"hi"},` + bot + tools.String() + `]}`)
+		lookup := func(id string) *Exchange {
+			if id == "call_0" {
+				return ex
+			}
+			return nil
+		}
+		b.Run(strconv.Itoa(calls)+"calls", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, k, err := RestoreExchanges(body, lookup); err != nil || k != 1 {
+					b.Fatalf("restored %d: %v", k, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(calls), "ns/call")
+		})
+	}
+}
