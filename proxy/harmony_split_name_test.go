@@ -78,3 +78,62 @@ func TestHarmonyWrappedPaymentNameInPieces(t *testing.T) {
 		})
 	}
 }
+
+// TestHarmonyWrappedPaymentNameInMorePieces: the control token after a
+// payment tool's name in pieces of its own ("create_order", then
+// "<|channel|>", then "commentary") left the name "create_order": the
+// channel word went to the bot as a call of a tool "commentary" with the
+// payment call's arguments, and create_order ran without them. A
+// payment call without arguments, followed under its index by another
+// call (a provider that gives every call index 0 and no id), took that
+// call's name for the rest of its wrapping: the bot's call ran as
+// create_order, with its arguments, and the bot never got it. And the
+// bot's own create_order_v2 wrapped in the namespace, in pieces, ran as
+// create_order, the bot getting a call "_v2": held while a tool of the
+// bot's extends it, as the bare name is.
+func TestHarmonyWrappedPaymentNameInMorePieces(t *testing.T) {
+	const ran = `create_order {"sku":"premium"}`
+	const v2Tool = `"tools":[{"type":"function","function":{"name":"create_order_v2","parameters":{"type":"object"}}}],`
+	tests := []struct {
+		name, tools string
+		deltas      []string
+		executed    []string // the payment calls that ran
+		bot         []string // the calls the bot got
+	}{
+		{"the name, its control token, then its channel", weatherTool, []string{
+			callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"<|channel|>"}}`),
+			callDelta(`{"index":0,"function":{"name":"commentary"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{ran}, nil},
+		{"the name and its control token, then its channel", weatherTool, []string{
+			callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order<|channel|>","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"commentary"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{ran}, nil},
+		{"a wrapped payment call without arguments, then the bot's call under its index", weatherTool, []string{
+			callDelta(`{"index":0,"type":"function","function":{"name":"create_order<|channel|>commentary","arguments":""}}`),
+			callDelta(`{"index":0,"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}`),
+		}, []string{`create_order `}, []string{`get_weather {"city":"Paris"}`}},
+		{"a payment call ending in a control token, then the bot's call under its index", weatherTool, []string{
+			callDelta(`{"index":0,"type":"function","function":{"name":"create_order<|channel|>","arguments":""}}`),
+			callDelta(`{"index":0,"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}`),
+		}, []string{`create_order `}, []string{`get_weather {"city":"Paris"}`}},
+		{"the bot's tool extending a payment tool's name, in the namespace, in pieces", v2Tool, []string{
+			callDelta(`{"index":0,"id":"call_v","type":"function","function":{"name":"functions.","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"create_order"}}`),
+			callDelta(`{"index":0,"function":{"name":"_v2","arguments":"{\"sku\":\"premium\"}"}}`),
+		}, nil, []string{`functions.create_order_v2 {"sku":"premium"}`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			executed, bot, body, _ := streamedCallTurn(t, tc.tools, roundByRound(callRound(tc.deltas...), textRound(true, "Order O1 is waiting for payment.")))
+			if !slices.Equal(executed, tc.executed) {
+				t.Errorf("executed %q; want %q", executed, tc.executed)
+			}
+			if !slices.Equal(bot, tc.bot) {
+				t.Errorf("the bot got calls %q; want %q:\n%s", bot, tc.bot, body)
+			}
+		})
+	}
+}
