@@ -507,13 +507,27 @@ func (c *Capture) HeldNameGoesOn(held, piece string) bool {
 // ("functions.") and piece the payment tool's name. Such a piece or held
 // name has a character no tool's name has (OpenAI's are letters, digits,
 // "_" and "-"). Taken for a call of its own, the piece went to the bot as a
-// call of a tool it never defined, and the payment call never ran.
+// call of a tool it never defined, and the payment call never ran. After
+// a payment call's name, only a control token goes on: one that starts
+// the piece, the rest of one the held name leaves open ("create_order<|"
+// then "channel|>"), or the word after one ("commentary" after
+// "<|channel|>") that names no tool of the bot's. Any other name there is
+// another call's, of a provider that gives every call index 0 and no id:
+// joined, a wrapped name read as the payment call whatever followed it,
+// and the bot's call ran as the payment call, with its arguments.
 func (c *Capture) wrapsOn(held, piece string) bool {
 	if piece == "" || plainName(held) && plainName(piece) || !c.isPayment(held+piece) {
 		return false
 	}
 	if c.isPayment(held) {
-		return !c.isPayment(piece)
+		if c.isPayment(piece) {
+			return false
+		}
+		if strings.HasPrefix(piece, "<|") || strings.LastIndex(held, "<|") > strings.LastIndex(held, "|>") {
+			return true
+		}
+		word, _, _ := strings.Cut(piece, "<|")
+		return strings.HasSuffix(held, "|>") && !slices.Contains(c.botNames, word)
 	}
 	return !plainName(held)
 }

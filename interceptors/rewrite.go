@@ -821,6 +821,11 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 		// The next piece of the name of a call of the bot's, which went
 		// out with the entry (continuesName).
 		sl.name += en.name
+	case sl.kind == kindPayment && en.name != sl.name:
+		// The rest of a payment tool's harmony wrapping (wrapsOn), added
+		// for the next piece to be judged against the name so far: after
+		// "create_order" and "<|channel|>", "commentary" goes on too.
+		sl.name += en.name
 	}
 	n := len(sl.args)
 	if en.argsJSON {

@@ -617,7 +617,14 @@ func (t *turn) stream() {
 			harmonyPrefix+names.CreateOrder, harmonyPrefix+names.QueryOrder, harmonyPrefix+names.RequestRefund)
 	}
 	if t.chat.HasTools {
-		capture.BotNames(interceptors.ToolNames(t.reqBody)...)
+		// Each also under harmony's namespace: the bot's create_order_v2
+		// streamed as "functions.", "create_order", "_v2" is held past
+		// "functions.create_order" as "create_order" is past its bare name.
+		bot := interceptors.ToolNames(t.reqBody)
+		for _, n := range bot[:len(bot):len(bot)] {
+			bot = append(bot, harmonyPrefix+n)
+		}
+		capture.BotNames(bot...)
 	}
 	t.capture = capture
 	rec := &recoveries{limit: t.s.cfg.Failover.Recovery}
