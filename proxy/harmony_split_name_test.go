@@ -1,9 +1,6 @@
 package proxy
 
-import (
-	"slices"
-	"testing"
-)
+import "testing"
 
 // TestHarmonyWrappedPaymentNameInPieces: a harmony-wrapped payment tool's
 // name (TestHarmonyWrappedPaymentName) from a provider that streams names
@@ -18,12 +15,7 @@ func TestHarmonyWrappedPaymentNameInPieces(t *testing.T) {
 	const ran = `create_order {"sku":"premium"}`
 	const nsTool = `"tools":[{"type":"function","function":{"name":"functions.lookup","parameters":{"type":"object"}}}],`
 	const prefixedTool = `"tools":[{"type":"function","function":{"name":"functions.create_order","parameters":{"type":"object"}}}],`
-	tests := []struct {
-		name, tools string
-		deltas      []string
-		executed    []string // the payment calls that ran
-		bot         []string // the calls the bot got
-	}{
+	tests := []callTurnCase{
 		{"namespace, then the name", weatherTool, []string{
 			callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"functions.","arguments":""}}`),
 			callDelta(`{"index":0,"function":{"name":"create_order"}}`),
@@ -61,20 +53,8 @@ func TestHarmonyWrappedPaymentNameInPieces(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			executed, bot, body, fp := streamedCallTurn(t, tc.tools, roundByRound(callRound(tc.deltas...), textRound(true, "Order O1 is waiting for payment.")))
-			if !slices.Equal(executed, tc.executed) {
-				t.Errorf("executed %q; want %q", executed, tc.executed)
-			}
-			if !slices.Equal(bot, tc.bot) {
-				t.Errorf("the bot got calls %q; want %q:\n%s", bot, tc.bot, body)
-			}
-			wantRounds := 1
-			if len(tc.executed) > 0 {
-				wantRounds = 2
-			}
-			if got := len(fp.requests()); got != wantRounds {
-				t.Errorf("%d upstream rounds; want %d", got, wantRounds)
-			}
+			_, fp := tc.run(t)
+			tc.checkRounds(t, fp)
 		})
 	}
 }
@@ -94,12 +74,7 @@ func TestHarmonyWrappedPaymentNameInPieces(t *testing.T) {
 func TestHarmonyWrappedPaymentNameInMorePieces(t *testing.T) {
 	const ran = `create_order {"sku":"premium"}`
 	const v2Tool = `"tools":[{"type":"function","function":{"name":"create_order_v2","parameters":{"type":"object"}}}],`
-	tests := []struct {
-		name, tools string
-		deltas      []string
-		executed    []string // the payment calls that ran
-		bot         []string // the calls the bot got
-	}{
+	tests := []callTurnCase{
 		{"the name, its control token, then its channel", weatherTool, []string{
 			callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":""}}`),
 			callDelta(`{"index":0,"function":{"name":"<|channel|>"}}`),
@@ -127,13 +102,7 @@ func TestHarmonyWrappedPaymentNameInMorePieces(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			executed, bot, body, _ := streamedCallTurn(t, tc.tools, roundByRound(callRound(tc.deltas...), textRound(true, "Order O1 is waiting for payment.")))
-			if !slices.Equal(executed, tc.executed) {
-				t.Errorf("executed %q; want %q", executed, tc.executed)
-			}
-			if !slices.Equal(bot, tc.bot) {
-				t.Errorf("the bot got calls %q; want %q:\n%s", bot, tc.bot, body)
-			}
+			tc.run(t)
 		})
 	}
 }

@@ -48,11 +48,7 @@ func TestLegacyFunctionCallOfAnotherChoice(t *testing.T) {
 				fp := newFakeProvider(t, twoChoices(stream, tc.called))
 				tools := &recordingTools{}
 				s, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: tools, State: &memState{}}, nil)
-				resp := post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-				body := readAll(t, resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("status %d: %s", resp.StatusCode, body)
-				}
+				body := postTurn(t, url, stream, weatherTool)
 				if got := tools.executed(); len(got) != 0 {
 					t.Errorf("executed %q; want none (choice 1's call is not the conversation's)", got)
 				}

@@ -27,13 +27,58 @@ func streamedCallTurn(t *testing.T, botTools string, h http.HandlerFunc) (execut
 	t.Helper()
 	fp = newFakeProvider(t, h)
 	tools := &recordingTools{}
-	url := toolsProxy(t, fp.URL, tools, nil)
-	resp := post(t, url, "/v1/chat/completions", chatBody(true, botTools), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-	body = readAll(t, resp.Body)
+	body = postTurn(t, toolsProxy(t, fp.URL, tools, nil), true, botTools)
+	return tools.executed(), botCalls(true, body), body, fp
+}
+
+// postTurn posts one turn of user o-user-1, streamed or not, offering the
+// bot's tools (a "tools" member, or ""), to the proxy at url, and returns
+// the answer the bot read, failing the test unless it is a 200.
+func postTurn(t *testing.T, url string, stream bool, botTools string) string {
+	t.Helper()
+	resp := post(t, url, "/v1/chat/completions", chatBody(stream, botTools), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
-	return tools.executed(), botCalls(true, body), body, fp
+	return body
+}
+
+// callTurnCase is a streamed turn whose first round is the tool calls in
+// deltas, offering the bot's tools (a "tools" member, or ""), and whose
+// next round is an answer.
+type callTurnCase struct {
+	name, tools string
+	deltas      []string
+	executed    []string // the payment calls that ran
+	bot         []string // the calls the bot got
+}
+
+// run posts the turn, checks the payment calls that ran and the calls the
+// bot got, and returns the stream the bot read and the provider.
+func (tc callTurnCase) run(t *testing.T) (body string, fp *fakeProvider) {
+	t.Helper()
+	executed, bot, body, fp := streamedCallTurn(t, tc.tools, roundByRound(callRound(tc.deltas...), textRound(true, "Order O1 is waiting for payment.")))
+	if !slices.Equal(executed, tc.executed) {
+		t.Errorf("executed %q; want %q", executed, tc.executed)
+	}
+	if !slices.Equal(bot, tc.bot) {
+		t.Errorf("the bot got calls %q; want %q:\n%s", bot, tc.bot, body)
+	}
+	return body, fp
+}
+
+// checkRounds: a turn that ran a payment call asked fp a second round for
+// the answer; one that only handed the bot its calls, none.
+func (tc callTurnCase) checkRounds(t *testing.T, fp *fakeProvider) {
+	t.Helper()
+	want := 1
+	if len(tc.executed) > 0 {
+		want = 2
+	}
+	if got := len(fp.requests()); got != want {
+		t.Errorf("%d upstream rounds; want %d", got, want)
+	}
 }
 
 // TestToolNameSplitAcrossDeltas: some providers stream a tool's name in
@@ -48,12 +93,7 @@ func streamedCallTurn(t *testing.T, botTools string, h http.HandlerFunc) (execut
 // come whole, once or repeated in every delta (Qwen), read as before.
 func TestToolNameSplitAcrossDeltas(t *testing.T) {
 	const queryTool = `"tools":[{"type":"function","function":{"name":"query","parameters":{"type":"object"}}}],`
-	tests := []struct {
-		name, tools string
-		deltas      []string
-		executed    []string // the payment calls that ran
-		bot         []string // the calls the bot got
-	}{
+	tests := []callTurnCase{
 		{"by index", "", []string{
 			callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_","arguments":""}}`),
 			callDelta(`{"index":0,"function":{"name":"order"}}`),
@@ -81,20 +121,8 @@ func TestToolNameSplitAcrossDeltas(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			executed, bot, body, fp := streamedCallTurn(t, tc.tools, roundByRound(callRound(tc.deltas...), textRound(true, "Order O1 is waiting for payment.")))
-			if !slices.Equal(executed, tc.executed) {
-				t.Errorf("executed %q; want %q", executed, tc.executed)
-			}
-			if !slices.Equal(bot, tc.bot) {
-				t.Errorf("the bot got calls %q; want %q:\n%s", bot, tc.bot, body)
-			}
-			wantRounds := 1
-			if len(tc.executed) > 0 {
-				wantRounds = 2
-			}
-			if got := len(fp.requests()); got != wantRounds {
-				t.Errorf("%d upstream rounds; want %d", got, wantRounds)
-			}
+			body, fp := tc.run(t)
+			tc.checkRounds(t, fp)
 			if len(tc.bot) > 0 && !strings.Contains(body, `"finish_reason":"tool_calls"`) {
 				t.Errorf("no finish_reason tool_calls for the bot's call:\n%s", body)
 			}

@@ -35,12 +35,7 @@ func TestToolCallWrittenAsTextIsNotRun(t *testing.T) {
 				}
 				fp := newFakeProvider(t, roundByRound(h, textRound(stream, "Done.")))
 				tools := &recordingTools{}
-				url := toolsProxy(t, fp.URL, tools, nil)
-				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-				body := readAll(t, resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("status %d: %s", resp.StatusCode, body)
-				}
+				body := postTurn(t, toolsProxy(t, fp.URL, tools, nil), stream, "")
 				if got := tools.executed(); len(got) != 0 {
 					t.Errorf("executed %q; want nothing: a call written as text is not a call", got)
 				}
