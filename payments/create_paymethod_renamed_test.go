@@ -1,9 +1,6 @@
 package payments_test
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 // TestCreateOrderPayMethodUnderAnotherNameIsAsked: create_order without
 // "pay_method" whose other member says one of its values
@@ -26,14 +23,7 @@ func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 				{"null pay_method", `"pay_method":null,"trade_type":"NATIVE"`, "trade_type"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+tc.extra+`}`)
-					if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
-						t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing ordered",
-							got.out.Clarify, got.out.Executed, got.out.Result, got.action)
-					}
-					if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) || !strings.Contains(why, `"pay_method"`) {
-						t.Errorf("error %q does not name %q and \"pay_method\"", why, tc.member)
-					}
+					wantAsked(t, tools, u, tc.extra, tc.member, "pay_method")
 				})
 			}
 			if n := e.sim.OrderCount(); n != 0 {

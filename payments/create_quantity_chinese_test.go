@@ -1,9 +1,6 @@
 package payments_test
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 // TestCreateOrderQuantityUnderChineseOrFullWidthNameIsAsked: a model
 // answering a Chinese conversation that put the user's "要五杯" under a
@@ -33,14 +30,7 @@ func TestCreateOrderQuantityUnderChineseOrFullWidthNameIsAsked(t *testing.T) {
 		{"個数", `"個数":2`, "個数"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+tc.extra+`}`)
-			if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
-				t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing ordered",
-					got.out.Clarify, got.out.Executed, got.out.Result, got.action)
-			}
-			if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) || !strings.Contains(why, `"quantity"`) {
-				t.Errorf("error %q does not name %q and \"quantity\"", why, tc.member)
-			}
+			wantAsked(t, tools, u, tc.extra, tc.member, "quantity")
 		})
 	}
 	if n := e.sim.OrderCount(); n != 0 {
@@ -53,11 +43,7 @@ func TestCreateOrderQuantityUnderChineseOrFullWidthNameIsAsked(t *testing.T) {
 		{"an order number", `{"sku":"premium-monthly","订单号":"PG123"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := call(t, tools, caller("oUser-create-chinese-"+tc.name), "create_order", tc.args)
-			order, _ := got.action["order"].(map[string]any)
-			if got.result["status"] != "awaiting_payment" || order["amount_fen"] != float64(4999) {
-				t.Errorf("result %s, action %s; want an order of 4999 fen", got.out.Result, got.out.Action)
-			}
+			wantOrderOf(t, tools, caller("oUser-create-chinese-"+tc.name), tc.args, 4999)
 		})
 	}
 }

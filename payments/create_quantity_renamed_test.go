@@ -3,6 +3,8 @@ package payments_test
 import (
 	"strings"
 	"testing"
+
+	"github.com/paygate/paygate/payments"
 )
 
 // TestCreateOrderQuantityUnderAnotherNameIsAsked: create_order without
@@ -30,14 +32,7 @@ func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
 				{"a unit with a number", `"unit":2`, "unit"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+tc.extra+`}`)
-					if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
-						t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing ordered",
-							got.out.Clarify, got.out.Executed, got.out.Result, got.action)
-					}
-					if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) || !strings.Contains(why, `"quantity"`) {
-						t.Errorf("error %q does not name %q and \"quantity\"", why, tc.member)
-					}
+					wantAsked(t, tools, u, tc.extra, tc.member, "quantity")
 				})
 			}
 			if n := e.sim.OrderCount(); n != 0 {
@@ -53,13 +48,35 @@ func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
 				{"beside quantity, ignored", `{"sku":"premium-monthly","quantity":2,"count":5}`, 2 * 4999},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					got := call(t, tools, caller("oUser-create-renamed-"+tc.name), "create_order", tc.args)
-					order, _ := got.action["order"].(map[string]any)
-					if got.result["status"] != "awaiting_payment" || order["amount_fen"] != tc.wantFen {
-						t.Errorf("result %s, action %s; want an order of %v fen", got.out.Result, got.out.Action, tc.wantFen)
-					}
+					wantOrderOf(t, tools, caller("oUser-create-renamed-"+tc.name), tc.args, tc.wantFen)
 				})
 			}
 		})
+	}
+}
+
+// wantAsked calls create_order for premium-monthly with the members extra
+// as u, and wants the user asked instead, nothing ordered, the error
+// naming member and the argument it would stand for.
+func wantAsked(t *testing.T, tools *payments.Tools, u payments.Caller, extra, member, argument string) {
+	t.Helper()
+	got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+extra+`}`)
+	if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+		t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing ordered",
+			got.out.Clarify, got.out.Executed, got.out.Result, got.action)
+	}
+	if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+member+`"`) || !strings.Contains(why, `"`+argument+`"`) {
+		t.Errorf("error %q does not name %q and %q", why, member, argument)
+	}
+}
+
+// wantOrderOf calls create_order with args as u and wants an order of fen
+// made.
+func wantOrderOf(t *testing.T, tools *payments.Tools, u payments.Caller, args string, fen float64) {
+	t.Helper()
+	got := call(t, tools, u, "create_order", args)
+	order, _ := got.action["order"].(map[string]any)
+	if got.result["status"] != "awaiting_payment" || order["amount_fen"] != fen {
+		t.Errorf("result %s, action %s; want an order of %v fen", got.out.Result, got.out.Action, fen)
 	}
 }
