@@ -1,12 +1,9 @@
 package main
 
 import (
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/paygate/paygate/config"
 )
 
 // TestMerchantChangedOnTheEmbeddedFile: an operator changes
@@ -20,33 +17,9 @@ import (
 // merchant's config starts on the file again.
 func TestMerchantChangedOnTheEmbeddedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "paygate.db")
-	deployment := func(mchID string) *config.Config {
-		t.Helper()
-		cfg, err := config.Parse([]byte(`
-clients: [{name: bot, key: `+e2eClientKey+`}]
-store: {driver: embedded, path: `+path+`}
-privacy: {hash_key: fixed-key-for-this-test}
-providers:
-  - {name: fake, base_url: "http://127.0.0.1:9/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  wechatpay: {mch_id: "`+mchID+`"}
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`), "config.yaml", func(string) (string, bool) { return "", false })
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
 	start := func(mchID string) error {
 		t.Helper()
-		a, err := newApp(deployment(mchID), io.Discard, "http://127.0.0.1:9/wechatpay/notify")
-		if err == nil {
-			a.close()
-		}
-		return err
+		return startApp(t, merchantDeployment(`{driver: embedded, path: `+path+`}`, mchID))
 	}
 	if err := start("1900000109"); err != nil {
 		t.Fatalf("the first merchant: %v", err)

@@ -23,19 +23,7 @@ import (
 func TestAnotherDeploymentUnderOnePrefix(t *testing.T) {
 	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
 	deployment := func(mchID string) string {
-		return `
-clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {driver: redis, redis: {addrs: ["` + srv.Addr() + `"]}}
-privacy: {hash_key: fixed-key-for-this-test}
-providers:
-  - {name: fake, base_url: "http://127.0.0.1:9/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  wechatpay: {mch_id: "` + mchID + `"}
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`
+		return merchantDeployment(`{driver: redis, redis: {addrs: ["`+srv.Addr()+`"]}}`, mchID)
 	}
 	ready := func(t *testing.T, base string) (int, string) {
 		t.Helper()
@@ -56,13 +44,8 @@ payments:
 		t.Fatalf("/readyz of its replica: %d %s", code, body)
 	}
 
-	cfg, err := config.Parse([]byte(deployment("1900000200")), "staging.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(cfg, io.Discard, "http://127.0.0.1:9/wechatpay/notify")
+	err := startApp(t, deployment("1900000200"))
 	if err == nil {
-		a.close()
 		t.Fatal("a deployment of another merchant started under the first one's key prefix")
 	}
 	if !strings.Contains(err.Error(), "store.redis.key_prefix") || !strings.Contains(err.Error(), "simulator:1900000109") {
@@ -90,4 +73,38 @@ payments:
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "store.redis.key_prefix") {
 		t.Errorf("/readyz of the other deployment: %d %q; want 503 naming store.redis.key_prefix", code, body)
 	}
+}
+
+// merchantDeployment is the config of a deployment of WeChat Pay merchant
+// mchID (the simulator's) on store (its YAML), whose provider is never
+// reached.
+func merchantDeployment(store, mchID string) string {
+	return `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: ` + store + `
+privacy: {hash_key: fixed-key-for-this-test}
+providers:
+  - {name: fake, base_url: "http://127.0.0.1:9/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  wechatpay: {mch_id: "` + mchID + `"}
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`
+}
+
+// startApp starts the application of the config src as serve does, closes
+// it, and returns the error it was refused with, if it was.
+func startApp(t *testing.T, src string) error {
+	t.Helper()
+	cfg, err := config.Parse([]byte(src), "paygate.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, io.Discard, "http://127.0.0.1:9/wechatpay/notify")
+	if err == nil {
+		a.close()
+	}
+	return err
 }
