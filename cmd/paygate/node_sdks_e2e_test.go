@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,6 +84,21 @@ func (c jsClient) chat(t *testing.T, url, mode string, env ...string) gjson.Resu
 	return gjson.ParseBytes(out)
 }
 
+// chatScripted runs the client's script in mode against an application in
+// front of a provider answering as script does, and returns what it
+// printed, the application and the provider; an error the SDK raised fails
+// the test.
+func (c jsClient) chatScripted(t *testing.T, script func(string) scriptRound, mode string) (gjson.Result, *app, *scriptedProvider) {
+	t.Helper()
+	up := newScriptedProvider(t, script)
+	url, a := paymentApp(t, up.URL, "")
+	res := c.chat(t, url, mode)
+	if res.Get("error").Exists() {
+		t.Fatalf("the SDK raised %s", res.Raw)
+	}
+	return res, a, up
+}
+
 // helloScript answers every round with text alone, and usage.
 func helloScript(string) scriptRound {
 	const head = `{"id":"chatcmpl-H","object":"chat.completion.chunk","created":1700000000,"model":"m-hello","choices":[`
@@ -126,12 +138,7 @@ func TestNodeSDKsTextAndPurchase(t *testing.T) {
 			for _, mode := range []string{"text", "text:stream"} {
 				t.Run(c.name+"/"+tc.name+"/"+mode, func(t *testing.T) {
 					t.Parallel()
-					up := newScriptedProvider(t, tc.script)
-					url, a := paymentApp(t, up.URL, "")
-					res := c.chat(t, url, mode)
-					if res.Get("error").Exists() {
-						t.Fatalf("the SDK raised %s", res.Raw)
-					}
+					res, a, up := c.chatScripted(t, tc.script, mode)
 					usage := res.Get("usage.input").Raw + "/" + res.Get("usage.output").Raw + "/" + res.Get("usage.total").Raw
 					if res.Get("text").Str != tc.text || res.Get("finish").Str != "stop" || usage != tc.usage {
 						t.Errorf("the SDK read %q, finish %q, usage %s; want %q, stop, %s (%s)", res.Get("text").Str, res.Get("finish").Str, usage, tc.text, tc.usage, res.Raw)
@@ -205,12 +212,7 @@ func TestNodeSDKsBotToolBesidePaymentCall(t *testing.T) {
 			for _, mode := range tc.modes {
 				t.Run(c.name+"/"+tc.name+"/"+mode, func(t *testing.T) {
 					t.Parallel()
-					up := newScriptedProvider(t, tc.script)
-					url, a := paymentApp(t, up.URL, "")
-					res := c.chat(t, url, mode)
-					if res.Get("error").Exists() {
-						t.Fatalf("the SDK raised %s", res.Raw)
-					}
+					res, a, up := c.chatScripted(t, tc.script, mode)
 					steps := res.Get("steps").Array()
 					if len(steps) != 2 {
 						t.Fatalf("steps %s; want two: the bot's call, the answer", res.Get("steps").Raw)
@@ -259,13 +261,7 @@ func TestNodeSDKsBotToolBesidePaymentCall(t *testing.T) {
 // status and message, streamed or not (the provider's text is not passed
 // on: paygate's message names the provider and its failure).
 func TestNodeSDKsErrors(t *testing.T) {
-	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = io.WriteString(w, `{"error":{"message":"upstream overloaded","type":"server_error"}}`)
-	}))
-	t.Cleanup(failing.Close)
+	failing := failingProvider(t, "upstream overloaded")
 	answering := newScriptedProvider(t, helloScript)
 	for _, tc := range []struct {
 		name     string
@@ -377,18 +373,7 @@ func oneOrderOverTries(t *testing.T, a *app, up *scriptedProvider, tries int) {
 	if firsts != tries {
 		t.Errorf("the provider got %d first rounds; want %d (the SDK's tries)", firsts, tries)
 	}
-	if n := a.sim.OrderCount(); n != 1 {
-		t.Errorf("WeChat Pay holds %d orders; want 1", n)
-	}
-	prepays := 0
-	for _, rl := range a.sim.Requests() {
-		if strings.HasPrefix(rl.Op, "prepay") {
-			prepays++
-		}
-	}
-	if prepays != 1 {
-		t.Errorf("%d prepays; want 1", prepays)
-	}
+	oneOrderOnePrepay(t, a)
 }
 
 // TestNodeSDKsRetriesAFailedStreamBeforeItsText: a streamed purchase whose

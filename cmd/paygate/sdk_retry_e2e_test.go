@@ -83,18 +83,7 @@ payments:
 			if res.Error != "" {
 				t.Fatalf("the bot got %s", out)
 			}
-			if a.sim.OrderCount() != 1 {
-				t.Errorf("WeChat Pay holds %d orders; want 1", a.sim.OrderCount())
-			}
-			prepays := 0
-			for _, rl := range a.sim.Requests() {
-				if strings.HasPrefix(rl.Op, "prepay") {
-					prepays++
-				}
-			}
-			if prepays != 1 {
-				t.Errorf("%d prepays; want 1", prepays)
-			}
+			oneOrderOnePrepay(t, a)
 			if len(res.Paygate.Actions) != 1 || res.Paygate.Actions[0].Type != "order_created" || res.Paygate.Actions[0].RequestPayment["paySign"] == nil {
 				t.Errorf("the retried answer %s; want the order's order_created with its payment parameters", out)
 			}
@@ -228,5 +217,22 @@ payments:
 				t.Errorf("the retried answer %s; want the order's order_created with its payment parameters", out)
 			}
 		})
+	}
+}
+
+// oneOrderOnePrepay checks that WeChat Pay holds one order, prepaid once.
+func oneOrderOnePrepay(t *testing.T, a *app) {
+	t.Helper()
+	if n := a.sim.OrderCount(); n != 1 {
+		t.Errorf("WeChat Pay holds %d orders; want 1", n)
+	}
+	prepays := 0
+	for _, rl := range a.sim.Requests() {
+		if strings.HasPrefix(rl.Op, "prepay") {
+			prepays++
+		}
+	}
+	if prepays != 1 {
+		t.Errorf("%d prepays; want 1", prepays)
 	}
 }

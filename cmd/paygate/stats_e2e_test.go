@@ -40,13 +40,7 @@ func adminStats(t *testing.T, a *app, token string) gjson.Result {
 // every provider failed counted, while a plain turn (no user) that every
 // provider failed did not: the console's turns were a mix of two rules.
 func TestStatsCountsUnansweredTurns(t *testing.T) {
-	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = io.WriteString(w, `{"error":{"message":"down","type":"server_error"}}`)
-	}))
-	defer down.Close()
+	down := failingProvider(t, "down")
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 admin: {token: adm-stats-1}
@@ -149,4 +143,18 @@ func TestStatsFilesAPaidOrderUnderItsPaymentHour(t *testing.T) {
 	if paidHour.Get("cost_per_transaction").Str != st.Get("cost_per_transaction").Str {
 		t.Errorf("the paid hour's cost per transaction %s; want the order's, %s", paidHour.Raw, st.Get("cost_per_transaction").Str)
 	}
+}
+
+// failingProvider answers every request with a 500 server_error saying
+// message, as a provider that is down does.
+func failingProvider(t *testing.T, message string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"error":{"message":"`+message+`","type":"server_error"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
