@@ -227,26 +227,42 @@ func TestWipeFreePagesLastWriteKeepsIndexes(t *testing.T) {
 	clock := storetest.NewClock()
 	path := filepath.Join(t.TempDir(), "paygate.db")
 	d := openAt(t, path, clock)
-	if _, err := d.SeenNotification(ctx, "n1", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	err := d.commit(func(tx *bolt.Tx) error {
-		return tx.Bucket(bExpiry).Delete(expiryKey(clock.Now().Add(time.Minute).UnixNano(), expiryIDs[string(bNotes)], []byte("n1")))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	seenUnindexed(t, d, clock, "n1")
 	if _, err := d.WipeFreePages(ctx); err != nil {
 		t.Fatal(err)
 	}
 	d = reopen(t, d, path, clock)
-	err = d.db.View(func(tx *bolt.Tx) error {
-		if n := tx.Bucket(bExpiry).Stats().KeyN; n != 0 {
-			t.Errorf("the open after a wipe indexed the file again (%d entries in %s)", n, bExpiry)
-		}
+	if n := expiryEntries(t, d); n != 0 {
+		t.Errorf("the open after a wipe indexed the file again (%d entries in %s)", n, bExpiry)
+	}
+}
+
+// seenUnindexed records notification id seen for a minute, then removes
+// its expiry entry in a write of this version's: an open that indexes the
+// file again puts it back (expiryEntries).
+func seenUnindexed(t *testing.T, d *DB, clock *storetest.Clock, id string) {
+	t.Helper()
+	if _, err := d.SeenNotification(context.Background(), id, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	err := d.commit(func(tx *bolt.Tx) error {
+		return tx.Bucket(bExpiry).Delete(expiryKey(clock.Now().Add(time.Minute).UnixNano(), expiryIDs[string(bNotes)], []byte(id)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expiryEntries is how many entries d's expiry index holds.
+func expiryEntries(t *testing.T, d *DB) int {
+	t.Helper()
+	var n int
+	err := d.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bExpiry).Stats().KeyN
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n
 }

@@ -241,13 +241,21 @@ func TestPingSaysWhenAWipeFails(t *testing.T) {
 	if _, err := d.WipeFreePages(ctx); err == nil {
 		t.Fatal("a wipe on a read-only descriptor succeeded; the test does not fail writes")
 	}
+	wantWipeFailureReported(t, d, "commit", restore, advance)
+}
+
+// wantWipeFailureReported: right after a wipe whose write failed at what,
+// Ping reports the failed write; once restore has the file take writes
+// again, a wipe within writeProbeEvery (no probe: only the wipe's own
+// outcome) says the writes are back.
+func wantWipeFailureReported(t *testing.T, d *DB, what string, restore func(), advance func(time.Duration)) {
+	t.Helper()
+	ctx := context.Background()
 	err := d.Ping(ctx)
 	if !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("ping right after the wipe's commit failed: %v; want store.ErrWritesFail", err)
+		t.Fatalf("ping right after the wipe's %s failed: %v; want store.ErrWritesFail", what, err)
 	}
 	restore()
-	// Within writeProbeEvery: no probe, only the wipe's own outcome
-	// says the writes are back.
 	advance(time.Second)
 	if _, err := d.WipeFreePages(ctx); err != nil {
 		t.Fatalf("a wipe once the file takes writes again: %v", err)
@@ -288,16 +296,5 @@ func TestPingSaysWhenAWipesZeroingFails(t *testing.T) {
 	if !strings.Contains(err.Error(), "wipe free pages") {
 		t.Fatalf("the wipe failed with %v; want it to fail zeroing its pages", err)
 	}
-	err = d.Ping(ctx)
-	if !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("ping right after the wipe's zeroing failed: %v; want store.ErrWritesFail", err)
-	}
-	restore()
-	advance(time.Second)
-	if _, err := d.WipeFreePages(ctx); err != nil {
-		t.Fatalf("a wipe once the file takes writes again: %v", err)
-	}
-	if err := d.Ping(ctx); err != nil {
-		t.Fatalf("ping after a wipe succeeded: %v; want ready", err)
-	}
+	wantWipeFailureReported(t, d, "zeroing", restore, advance)
 }
