@@ -22,7 +22,7 @@ func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
 			e := newEnv(t, envOptions{driver: driver})
 			tools := newTools(e)
 			u := caller("oUser-create-renamed")
-			for _, tc := range []struct{ name, extra, member string }{
+			wantAllAsked(t, e, tools, u, "quantity", []askCase{
 				{"qty", `"qty":5`, "qty"},
 				{"count", `"count":5`, "count"},
 				{"items", `"items":[{"sku":"premium-monthly","quantity":5}]`, "items"},
@@ -30,14 +30,7 @@ func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
 				{"a count as text", `"item_count":"five"`, "item_count"},
 				{"units", `"units":2`, "units"},
 				{"a unit with a number", `"unit":2`, "unit"},
-			} {
-				t.Run(tc.name, func(t *testing.T) {
-					wantAsked(t, tools, u, tc.extra, tc.member, "quantity")
-				})
-			}
-			if n := e.sim.OrderCount(); n != 0 {
-				t.Fatalf("%d orders at WeChat Pay; want none", n)
-			}
+			})
 			for _, tc := range []struct {
 				name, args string
 				wantFen    float64
@@ -55,18 +48,30 @@ func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
 	}
 }
 
-// wantAsked calls create_order for premium-monthly with the members extra
-// as u, and wants the user asked instead, nothing ordered, the error
-// naming member and the argument it would stand for.
-func wantAsked(t *testing.T, tools *payments.Tools, u payments.Caller, extra, member, argument string) {
+// askCase is a create_order call's members beside its sku, extra, and the
+// one of them the user is asked about, member.
+type askCase struct{ name, extra, member string }
+
+// wantAllAsked calls create_order for premium-monthly with each case's
+// members as u, in a subtest of the case's name, and wants the user asked
+// instead, the error naming the member and the argument it would stand
+// for, and nothing ordered at WeChat Pay.
+func wantAllAsked(t *testing.T, e *env, tools *payments.Tools, u payments.Caller, argument string, cases []askCase) {
 	t.Helper()
-	got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+extra+`}`)
-	if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
-		t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing ordered",
-			got.out.Clarify, got.out.Executed, got.out.Result, got.action)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := call(t, tools, u, "create_order", `{"sku":"premium-monthly",`+tc.extra+`}`)
+			if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+				t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing ordered",
+					got.out.Clarify, got.out.Executed, got.out.Result, got.action)
+			}
+			if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) || !strings.Contains(why, `"`+argument+`"`) {
+				t.Errorf("error %q does not name %q and %q", why, tc.member, argument)
+			}
+		})
 	}
-	if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+member+`"`) || !strings.Contains(why, `"`+argument+`"`) {
-		t.Errorf("error %q does not name %q and %q", why, member, argument)
+	if n := e.sim.OrderCount(); n != 0 {
+		t.Fatalf("%d orders at WeChat Pay; want none", n)
 	}
 }
 
