@@ -707,7 +707,8 @@ type Privacy struct {
 type Audit struct {
 	// RetainText keeps conversation text beside the chain this long from the
 	// turn that said it; 0 keeps none (the chain still holds its hash).
-	// Default 4320h.
+	// Shortened, it applies to the texts already kept within a minute of
+	// the start; lengthened, to those kept from then on. Default 4320h.
 	RetainText Duration `yaml:"retain_text"`
 	// HeadEvery publishes the chain head in the log this often (and once
 	// more as serve stops). Default 1m; at least 1s.

@@ -41,7 +41,7 @@ var retainedForGood = []*regexp.Regexp{
 	regexp.MustCompile(`^\{o:[^}]+\}:(rec|obv)$`),
 	regexp.MustCompile(`^\{u:[^}]+\}:(o|v|r|u)$`),
 	regexp.MustCompile(`^\{idx\}:`),
-	regexp.MustCompile(`^\{audit\}:(head|rec|tce:.*)$`),
+	regexp.MustCompile(`^\{audit\}:(head|rec|retain|tce:.*)$`), // retain: the retention last applied to the texts kept
 	regexp.MustCompile(`^\{meta:[^}]+\}`),
 	regexp.MustCompile(`^\{gen:[^}]+\}$`), // the generation counter a money write raises
 	regexp.MustCompile(`^\{s:[^}]+\}$`),   // process secrets (the user hash key)

@@ -1079,6 +1079,40 @@ func AuditRecordClient(body []byte) string {
 	return b.Client
 }
 
+// AuditRecordTime is the time a stored record's body names (its "time"
+// field: the turn's), zero when none or unreadable. The drivers use it to
+// apply a shortened retention to texts kept under a longer one
+// (AuditTextRetention), judged as verify judges them: by the record's time.
+func AuditRecordTime(body []byte) time.Time {
+	var b struct {
+		Time time.Time `json:"time"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return time.Time{}
+	}
+	return b.Time
+}
+
+// AuditTextRetention is implemented by a store that applies the retention
+// in force (audit.retain_text) to the texts it already keeps. A text's
+// expiry is fixed when it is written, so without it a retention shortened
+// between restarts (4320h to 720h, or to 0) left every text kept until the
+// longer one ended.
+type AuditTextRetention interface {
+	// RetainAuditTexts deletes every kept text whose record's time is
+	// retain or more before now (retain 0: every text), as its expiry
+	// would, and brings the expiry of the others forward to their
+	// record's time plus retain; no expiry is made later. It reports how
+	// many texts it deleted. Texts are read whole once, when retain is
+	// shorter than the retention the store recorded at its last call (or
+	// none is recorded, the first call after an upgrade), at most once per
+	// process; other calls read only what was kept since the last ones
+	// (the texts an earlier version's replica, or one with a longer
+	// retention, wrote meanwhile), or nothing where no other process
+	// writes texts (the embedded store).
+	RetainAuditTexts(ctx context.Context, retain time.Duration) (int, error)
+}
+
 // Store is every role together, for wiring in cmd/ and for the drivers.
 // Consumers should accept the narrowest role they use.
 type Store interface {

@@ -94,6 +94,10 @@ type Worker struct {
 	// pages (freePageWiper) as it ends.
 	wipeOwed atomic.Bool
 
+	// retainedAt is when the last pass applied the retention to the texts
+	// kept (retainTexts); guarded by pass.
+	retainedAt time.Time
+
 	// afterAppend, when set (tests), runs after a record is appended and
 	// before its text is stored and its event acknowledged; an error stops
 	// there, as a crash would.
@@ -181,6 +185,7 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 	}
 	defer func() { <-w.pass }()
 	defer w.wipeIfOwed(ctx)
+	defer w.retainTexts(ctx)
 	total := 0
 	for {
 		due, err := w.due(ctx)
@@ -356,6 +361,41 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 		return rec.Seq, w.keepText(ctx, rec.Seq, e.CreatedAt, p)
 	}
 	return 0, fmt.Errorf("audit: append kept losing races: %w", store.ErrConflict)
+}
+
+// retainEvery is how often a pass applies audit.retain_text to the texts
+// already kept (store.AuditTextRetention); the first pass does at once.
+const retainEvery = time.Minute
+
+// retainTexts applies the retention in force to the texts the store
+// already keeps, at the first pass and once a minute after: a text's
+// expiry is fixed when it is written, so a retain_text shortened between
+// restarts (4320h to 720h, for a privacy law; or to 0) left the texts
+// kept under the longer one until it ended, months of conversation text
+// kept against the config. Texts whose record's time is retain or more
+// ago are deleted (verify counts them gone with their retention), the
+// others' expiry is brought forward; none is made later. A failure is
+// logged and tried again at the next pass: the chain does not wait on it.
+func (w *Worker) retainTexts(ctx context.Context) {
+	rs, ok := w.st.(store.AuditTextRetention)
+	if !ok || ctx.Err() != nil {
+		return
+	}
+	now := w.now()
+	if !w.retainedAt.IsZero() && now.Sub(w.retainedAt) < retainEvery && now.After(w.retainedAt) {
+		return
+	}
+	n, err := rs.RetainAuditTexts(ctx, w.retain)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.WarnContext(ctx, "audit texts: audit.retain_text was not applied to the texts kept; tried again at the next pass", "err", err)
+		}
+		return
+	}
+	w.retainedAt = now
+	if n > 0 {
+		w.log.InfoContext(ctx, "audit texts: deleted the texts kept longer than audit.retain_text from their turn", "deleted", n, "retain_text", w.retain.String())
+	}
 }
 
 // keepText stores p's text for what is left of audit.retain_text, counted

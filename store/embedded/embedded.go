@@ -446,6 +446,13 @@ func initFile(tx *bolt.Tx) error {
 			return err
 		}
 	}
+	if !kept {
+		// Another version wrote last, its texts under a retention of its
+		// own: the next RetainAuditTexts reads them all again.
+		if err := tx.Bucket(bAuditMeta).Delete(retainKey); err != nil {
+			return err
+		}
+	}
 	if !untilIndexed {
 		if err := indexTextsUntil(tx); err != nil {
 			return err
@@ -717,13 +724,7 @@ func (d *DB) sweepTexts(now int64) (int, error) {
 		if r.Until > now {
 			return false, nil // written again since, to expire later
 		}
-		if err := texts.Delete(seq); err != nil {
-			return false, err
-		}
-		if err := tx.Bucket(bAuditTextCU).Delete(join(enc(r.Client), enc(r.User), seq)); err != nil {
-			return false, err
-		}
-		return true, tx.Bucket(bAuditTextUsr).Delete(join(enc(r.User), seq))
+		return true, deleteText(tx, seq, r)
 	})
 }
 

@@ -180,6 +180,12 @@ type Store struct {
 	lostMu     sync.Mutex // serialises markLost
 	cause      atomic.Pointer[error]
 
+	// textsRead is the retention (ms) plus one of the last time this Store
+	// read every kept text to apply a shortened retention
+	// (RetainAuditTexts), 0 before: later calls under no shorter one read
+	// only the texts of records appended since.
+	textsRead atomic.Int64
+
 	// genSeen is the highest value of each generation counter this Store
 	// has seen (generation.go).
 	genMu   sync.Mutex

@@ -920,6 +920,32 @@ end
 return n
 `
 
+// KEYS: text keys. ARGV: now_ms, grace_ms, then each text's end under the
+// retention in force (its record's time plus retain, ms). A text kept
+// longer is deleted when that end is past, as its expiry would; otherwise
+// its until, and its expiry (until plus grace, as luaPutText sets it), are
+// brought forward to the end. No text is made to expire later. A text's
+// number stays in its user's set, which pruneTexts and erasures drop once
+// they find the text gone. Returns how many it deleted.
+const luaRetainTexts = `
+local now = tonumber(ARGV[1])
+local n = 0
+for i = 1, #KEYS do
+  local u = redis.call('HGET', KEYS[i], 'until')
+  local e = tonumber(ARGV[i + 2])
+  if u and tonumber(u) > e then
+    if e <= now then
+      redis.call('DEL', KEYS[i])
+      n = n + 1
+    else
+      redis.call('HSET', KEYS[i], 'until', ARGV[i + 2])
+      redis.call('PEXPIREAT', KEYS[i], e + tonumber(ARGV[2]))
+    end
+  end
+end
+return n
+`
+
 // KEYS: index set, this call's token key, then text keys. ARGV: user,
 // client, token_ms, then the seqs of the text keys. Deletes each text of
 // user whose client is client (a text of an earlier version names none: the
@@ -1039,6 +1065,7 @@ type scripts struct {
 	addTally, takeTally                                       *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase      *goredis.Script
 	pruneTexts                                                *goredis.Script
+	retainTexts                                               *goredis.Script
 	putRecord, copyRecord                                     *goredis.Script
 	strayAudit                                                *goredis.Script
 	indexRefund, expireRefund                                 *goredis.Script
@@ -1086,6 +1113,7 @@ func newScripts() *scripts {
 		putText:        goredis.NewScript(luaPutText),
 		erase:          goredis.NewScript(luaEraseText),
 		pruneTexts:     goredis.NewScript(luaPruneTexts),
+		retainTexts:    goredis.NewScript(luaRetainTexts),
 		secret:         goredis.NewScript(luaSecret),
 		probe:          goredis.NewScript(luaProbe),
 		confirm:        goredis.NewScript(luaConfirm),
@@ -1098,6 +1126,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
-		s.copyRecord, s.reschedule, s.indexClients, s.clientIndexed, s.pruneTexts,
+		s.copyRecord, s.reschedule, s.indexClients, s.clientIndexed, s.pruneTexts, s.retainTexts,
 	}
 }

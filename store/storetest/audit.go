@@ -358,3 +358,57 @@ func RunAuditLegacy(t *testing.T, open Opener, old Legacy) {
 		t.Errorf("shop-b after shop-a's erasure: %v; want the old mark %v", at, markAt)
 	}
 }
+
+// testAuditTextRetention: texts kept under a long retention, then the
+// retention shortened (store.AuditTextRetention): a text whose record's
+// time is older than the new one is deleted at once, a younger one is kept
+// until its record's time plus the new retention; lengthened, no expiry
+// moves later; 0 deletes every text. (Texts a replica under a longer
+// retention keeps after the pass: TestShortenedRetentionCutsTextsALongerReplicaKeepsWriting
+// in payments/audit, on Redis, where replicas share them.)
+func testAuditTextRetention(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	rs, ok := st.(store.AuditTextRetention)
+	if !ok {
+		t.Skip("the driver does not apply a shortened retention to kept texts")
+	}
+	const long, short = 4320 * time.Hour, 720 * time.Hour
+	keep := func(seq uint64, age time.Duration) {
+		t.Helper()
+		said := clock.Now().Add(-age)
+		mustNil(t, "append", appendWithRetry(ctx, st, "u1", fmt.Appendf(nil, `{"n":%d,"time":%q}`, seq, said.UTC().Format(time.RFC3339Nano))))
+		mustNil(t, "PutAuditText", st.PutAuditText(ctx, seq, "c1", "u1", fmt.Appendf(nil, "conversation %d", seq), said, long-age))
+	}
+	kept := func(when string, want map[uint64]bool) {
+		t.Helper()
+		for seq, w := range want {
+			_, err := st.GetAuditText(ctx, seq)
+			if got := err == nil; got != w || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+				t.Errorf("%s: text %d kept %v (err %v); want %v", when, seq, got, err, w)
+			}
+		}
+	}
+	keep(1, 1000*time.Hour)
+	keep(2, 100*time.Hour)
+	n, err := rs.RetainAuditTexts(ctx, long)
+	mustNil(t, "RetainAuditTexts", err)
+	if n != 0 {
+		t.Errorf("under the retention they were kept with: deleted %d; want 0", n)
+	}
+	n, err = rs.RetainAuditTexts(ctx, short)
+	mustNil(t, "RetainAuditTexts", err)
+	if n != 1 {
+		t.Errorf("shortened to 720h: deleted %d; want 1", n)
+	}
+	kept("shortened to 720h", map[uint64]bool{1: false, 2: true})
+	_, err = rs.RetainAuditTexts(ctx, long) // lengthened: nothing moves later
+	mustNil(t, "RetainAuditTexts", err)
+	clock.Advance(621 * time.Hour)
+	kept("621h on, lengthened since", map[uint64]bool{2: false})
+	keep(3, time.Hour)
+	_, err = rs.RetainAuditTexts(ctx, 0)
+	mustNil(t, "RetainAuditTexts", err)
+	kept("retain_text 0", map[uint64]bool{3: false})
+}

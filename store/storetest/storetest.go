@@ -77,6 +77,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AuditText", func(t *testing.T) { testAuditText(t, open) })
 	t.Run("AuditErasedAt", func(t *testing.T) { testAuditErasedAt(t, open) })
 	t.Run("AuditTextPerClient", func(t *testing.T) { testAuditTextPerClient(t, open) })
+	t.Run("AuditTextRetention", func(t *testing.T) { testAuditTextRetention(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
 }
