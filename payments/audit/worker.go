@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -95,8 +96,13 @@ type Worker struct {
 	wipeOwed atomic.Bool
 
 	// retainedAt is when the last pass applied the retention to the texts
-	// kept (retainTexts); guarded by pass.
-	retainedAt time.Time
+	// kept (retainTexts), retainWarned when it last logged a failure to;
+	// guarded by retaining, which retainTexts only tries for: that pass
+	// reads every text kept at the first call (tens of seconds over
+	// 100,000), outside pass, so that the chain does not wait for it.
+	retaining    sync.Mutex
+	retainedAt   time.Time
+	retainWarned time.Time
 
 	// afterAppend, when set (tests), runs after a record is appended and
 	// before its text is stored and its event acknowledged; an error stops
@@ -183,9 +189,12 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 	case <-ctx.Done():
 		return 0, fmt.Errorf("audit: wait for the running pass: %w", ctx.Err())
 	}
+	// Deferred first, so run after the pass is let go: applying the
+	// retention may read every text kept, and the next pass (a money
+	// action's record, an erasure's) does not wait for it.
+	defer w.retainTexts(ctx)
 	defer func() { <-w.pass }()
 	defer w.wipeIfOwed(ctx)
-	defer w.retainTexts(ctx)
 	total := 0
 	for {
 		due, err := w.due(ctx)
@@ -374,20 +383,23 @@ const retainEvery = time.Minute
 // kept under the longer one until it ended, months of conversation text
 // kept against the config. Texts whose record's time is retain or more
 // ago are deleted (verify counts them gone with their retention), the
-// others' expiry is brought forward; none is made later. A failure is
-// logged and tried again at the next pass: the chain does not wait on it.
+// others' expiry is brought forward; none is made later. It runs after
+// the pass is let go, one at a time (retaining): the chain does not wait
+// on it. A failure is tried again at the next pass, logged once a minute.
 func (w *Worker) retainTexts(ctx context.Context) {
 	rs, ok := w.st.(store.AuditTextRetention)
-	if !ok || ctx.Err() != nil {
-		return
+	if !ok || ctx.Err() != nil || !w.retaining.TryLock() {
+		return // another Drain applies it
 	}
+	defer w.retaining.Unlock()
 	now := w.now()
 	if !w.retainedAt.IsZero() && now.Sub(w.retainedAt) < retainEvery && now.After(w.retainedAt) {
 		return
 	}
 	n, err := rs.RetainAuditTexts(ctx, w.retain)
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && (now.Sub(w.retainWarned) >= time.Minute || !now.After(w.retainWarned)) {
+			w.retainWarned = now // a store that stays down is logged once a minute, not at every poll
 			w.log.WarnContext(ctx, "audit texts: audit.retain_text was not applied to the texts kept; tried again at the next pass", "err", err)
 		}
 		return
