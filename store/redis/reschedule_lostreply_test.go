@@ -37,9 +37,15 @@ func TestRescheduleWithALostReply(t *testing.T) {
 			if moved, err := s.RescheduleEvent(ctx, "LR-M", "lr-move", heads[0].NextAt, now); err != nil || !moved {
 				t.Errorf("RescheduleEvent: moved %v, %v; want moved", moved, err)
 			}
-			evs, err := s.ClaimEvents(ctx, "webhook", now, time.Minute, 10)
+			// A minute on, not at now itself: the Store maps its clock onto
+			// the server's (serverMs) and re-reads the server's time every
+			// second, so a now the move mapped before a re-read can map a
+			// millisecond or so earlier after it on a loaded machine. The
+			// event stood an hour out before the move; a minute tells the two
+			// apart.
+			evs, err := s.ClaimEvents(ctx, "webhook", now.Add(time.Minute), time.Minute, 10)
 			if err != nil || len(evs) != 1 || evs[0].ID != "lr-move" {
-				t.Errorf("ClaimEvents after the move: %v, %v; want lr-move, due now", evs, err)
+				t.Errorf("ClaimEvents a minute after the move: %v, %v; want lr-move, due now, not in an hour", evs, err)
 			}
 		})
 }
