@@ -142,9 +142,34 @@ var (
 
 var keptKey = []byte("tx")
 
-// markIndexesKept records in tx that its writes kept the indexes.
+// retainedKey, in bIndexesKept, is keptKey of the versions that apply
+// audit.retain_text to the texts kept (retainKey, RetainAuditTexts). The
+// version before them marks keptKey in every write too, but writes its
+// texts under its own config's retention and leaves retainKey as it was:
+// after a rollback to it (under 4320h) and back (720h), keptKey said the
+// file was this version's, retainKey said 720h was applied, and the texts
+// said meanwhile were kept 4320h.
+var retainedKey = []byte("retain_tx")
+
+// markIndexesKept records in tx that its writes kept the indexes, and
+// kept the texts under the retention retainKey records.
 func markIndexesKept(tx *bolt.Tx) error {
-	return tx.Bucket(bIndexesKept).Put(keptKey, u64(uint64(tx.ID())))
+	b := tx.Bucket(bIndexesKept)
+	if err := b.Put(keptKey, u64(uint64(tx.ID()))); err != nil {
+		return err
+	}
+	return b.Put(retainedKey, u64(uint64(tx.ID())))
+}
+
+// retainKept reports whether the last write before tx (a write
+// transaction) was one of a version that keeps retainKey (retainedKey).
+func retainKept(tx *bolt.Tx) bool {
+	b := tx.Bucket(bIndexesKept)
+	if b == nil {
+		return false
+	}
+	v := b.Get(retainedKey)
+	return len(v) == 8 && binary.BigEndian.Uint64(v) == uint64(tx.ID()-1)
 }
 
 // indexesKept reports whether the last write before tx (a write
@@ -425,6 +450,7 @@ func initFile(tx *bolt.Tx) error {
 	// without it): an order paid meanwhile has an entry of its earlier
 	// write alone, which LoadUserState skips as stale.
 	kept := indexesKept(tx)
+	retained := kept && retainKept(tx)
 	backfill := !kept || tx.Bucket(bUserUpdated) == nil
 	if backfill {
 		if err := tx.DeleteBucket(bUserUpdated); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
@@ -446,9 +472,11 @@ func initFile(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	if !kept {
-		// Another version wrote last, its texts under a retention of its
-		// own: the next RetainAuditTexts reads them all again.
+	if !retained {
+		// Another version wrote last (the version before included, which
+		// keeps the indexes but not retainKey), its texts under a
+		// retention of its own: the next RetainAuditTexts reads them all
+		// again.
 		if err := tx.Bucket(bAuditMeta).Delete(retainKey); err != nil {
 			return err
 		}
