@@ -341,9 +341,9 @@ func audioChunk(transcript, data string) string {
 // over as having no first token: the provider's steady answer thrown away
 // (and billed), the next target asked. Its transcript and audio are the
 // answer begun. The provider here paces its audio chunks far below the
-// idle timeout (raised to 2s, so a scheduling stall on a loaded CI machine
-// is not taken for silence: 300ms was once too little) and finishes only
-// after first_token.
+// idle timeout (raised to 10s, so a scheduling stall on a loaded CI machine
+// is not taken for silence: 300ms was once too little, and 2s once on a
+// slow host under -race) and finishes only after first_token.
 func TestAudioOutputStreamIsTokens(t *testing.T) {
 	t.Parallel()
 	const chunks = 4
@@ -361,7 +361,7 @@ func TestAudioOutputStreamIsTokens(t *testing.T) {
 			c.done()
 		}),
 	}, []string{"a", "b"}, func(cfg *config.Config) {
-		cfg.Providers[0].Timeouts.Idle = config.Duration(2 * time.Second)
+		cfg.Providers[0].Timeouts.Idle = config.Duration(10 * time.Second)
 	})
 	got := e.open(t.Context(), true)
 	if got.openErr != nil || got.provider != "a" || !got.complete() {
