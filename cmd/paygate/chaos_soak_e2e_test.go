@@ -665,7 +665,7 @@ func soakSettle(t *testing.T, sim *soakSim, reps []soakReplica, skew *atomic.Int
 			stable, prev = 0, cur
 		}
 	}
-	awaitCondition(t, "the webhook outbox to drain", 30*time.Second, func() bool {
+	awaitCondition(t, "the webhook outbox to drain", 90*time.Second, func() bool {
 		s, err := st.OutboxStats(ctx)
 		return err == nil && s.Pending == 0
 	})
