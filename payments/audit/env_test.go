@@ -162,7 +162,18 @@ func (e *env) rawDeleteText(seq uint64) {
 // as a replica whose clock reads at would.
 func (e *env) eraseAt(at time.Time, client, user string) {
 	e.t.Helper()
-	now := func() time.Time { return at }
+	e.withClock(func() time.Time { return at }, func(st store.Store) {
+		if _, err := st.EraseAuditText(context.Background(), client, user); err != nil {
+			e.t.Fatalf("erase: %v", err)
+		}
+	})
+}
+
+// withClock runs fn with the store opened again at its place under the
+// clock now, as another process (a restart, a replica) would; the test's
+// store is opened again after.
+func (e *env) withClock(now func() time.Time, fn func(store.Store)) {
+	e.t.Helper()
 	var st store.Store
 	var err error
 	switch e.driver {
@@ -171,17 +182,15 @@ func (e *env) eraseAt(at time.Time, client, user string) {
 			e.t.Fatalf("close: %v", err)
 		}
 		st, err = embedded.Open(e.path, embedded.Options{SweepInterval: -1, Now: now})
-	case "redis":
+	default:
 		st, err = redisstore.Open(redisstore.Options{Addrs: []string{testdrivers.RedisAddr()}, KeyPrefix: e.prefix, RepairInterval: -1, Now: now})
 	}
 	if err != nil {
-		e.t.Fatalf("open the erasing store: %v", err)
+		e.t.Fatalf("open the store under another clock: %v", err)
 	}
-	if _, err := st.EraseAuditText(context.Background(), client, user); err != nil {
-		e.t.Fatalf("erase: %v", err)
-	}
+	fn(st)
 	if err := st.Close(); err != nil {
-		e.t.Fatalf("close the erasing store: %v", err)
+		e.t.Fatalf("close the store under another clock: %v", err)
 	}
 	if e.driver == "embedded" {
 		e.open()

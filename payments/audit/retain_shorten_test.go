@@ -12,8 +12,6 @@ import (
 
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
-	redisstore "github.com/paygate/paygate/store/redis"
-	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // rawHasText reports whether the store still holds record seq's text,
@@ -43,28 +41,7 @@ func (e *env) rawHasText(seq uint64) bool {
 // opened again after.
 func (e *env) atLater(d time.Duration, fn func(store.Store)) {
 	e.t.Helper()
-	now := func() time.Time { return time.Now().Add(d) }
-	var st store.Store
-	var err error
-	switch e.driver {
-	case "embedded":
-		if err := e.store().Close(); err != nil {
-			e.t.Fatalf("close: %v", err)
-		}
-		st, err = embedded.Open(e.path, embedded.Options{SweepInterval: -1, Now: now})
-	default:
-		st, err = redisstore.Open(redisstore.Options{Addrs: []string{testdrivers.RedisAddr()}, KeyPrefix: e.prefix, RepairInterval: -1, Now: now})
-	}
-	if err != nil {
-		e.t.Fatalf("open the later store: %v", err)
-	}
-	fn(st)
-	if err := st.Close(); err != nil {
-		e.t.Fatalf("close the later store: %v", err)
-	}
-	if e.driver == "embedded" {
-		e.open()
-	}
+	e.withClock(func() time.Time { return time.Now().Add(d) }, fn)
 }
 
 // TestShortenedRetentionDeletesTextsKeptUnderTheLongerOne: texts written
