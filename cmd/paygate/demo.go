@@ -255,7 +255,7 @@ webhooks: {url: "` + merchantURL + `/hooks", secret: ` + demoSecret + `}
 		ln.Close()
 		return nil, err
 	}
-	a, err := newApp(cfg, io.Discard, base+"/wechatpay/notify")
+	a, err := newApp(cfg, io.Discard, base+"/wechatpay/notify", withoutLeftStoreCheck())
 	if err != nil {
 		ln.Close()
 		return nil, err

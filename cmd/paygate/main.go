@@ -36,6 +36,8 @@ Usage:
   paygate demo                       play a purchase offline (scripted model, WeChat Pay simulator)
   paygate version                    print the version (also --version)
   paygate audit verify|export [-config FILE] check the audit chain; JSONL export
+  paygate store status [-config FILE] whether the store still holds orders and
+                                     events in flight (exit 0 when drained)
   paygate healthcheck [-config FILE | -url URL]
                                      exit 0 when /healthz answers, on the config's server.listen
                                      or at URL (default http://127.0.0.1:8080/healthz; a URL
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdHealthcheck(args, stdout, stderr)
 	case "audit":
 		return cmdAudit(args, stdout, stderr)
+	case "store":
+		return cmdStore(args, stdout, stderr)
 	case "version", "-version", "--version":
 		if len(args) == 1 && isHelp(args[0]) {
 			fmt.Fprintln(stdout, "paygate version: print the version; it takes no arguments")

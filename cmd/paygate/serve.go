@@ -84,6 +84,14 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// The embedded file this deployment served on before a switch of
+	// store (to Redis, to another store.path) is refused while it holds
+	// orders or events in flight, which the new store knows nothing of.
+	if !ao.skipLeftStores {
+		if err := checkLeftStores(cfg, a.log, storeOwner(cfg)); err != nil {
+			return nil, err
+		}
+	}
 	st, err := openStoreAs(cfg, a.log, storeOwner(cfg), 0, ao.noStoreWait)
 	if err != nil {
 		return nil, err

@@ -37,6 +37,15 @@ type appOptions struct {
 	// first check of Redis and the user hash key's first load run in the
 	// background (app.storeStart).
 	noStoreWait bool
+	// otherStores leaves out the check of the store files the config can
+	// see but does not serve on (checkLeftStores): the demo's store is a
+	// file of its own, whatever the directory it runs in holds.
+	skipLeftStores bool
+}
+
+// withoutLeftStoreCheck starts without checkLeftStores (the demo).
+func withoutLeftStoreCheck() appOption {
+	return func(o *appOptions) { o.skipLeftStores = true }
 }
 
 // withoutStoreWait opens a Redis store without waiting for it: newApp

@@ -359,6 +359,19 @@ func (d *DB) claimOwner(owner string) error {
 	})
 }
 
+// Owner is the deployment the file belongs to (Options.Owner), as the
+// first writing Open with an Owner recorded it; "" when none did.
+func (d *DB) Owner(ctx context.Context) (string, error) {
+	var owner string
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bOwner); b != nil {
+			owner = string(b.Get(bOwner))
+		}
+		return nil
+	})
+	return owner, err
+}
+
 // ErrCorrupt is returned by Open when the file's pages cannot be read.
 var ErrCorrupt = errors.New("database file is corrupt")
 

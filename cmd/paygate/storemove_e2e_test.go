@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/internal/redistest"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// TestScalingOutLeavesNoOrderBehind: a merchant on the default embedded
+// store scales out as the README says, store.driver: redis, and restarts
+// with an order still payable in the file. paygate started on the empty
+// Redis knowing nothing of it: the user's payment came back as an orphan
+// (the merchant never told order.paid, nothing delivered), and the same
+// purchase asked again got a second payable order. It now refuses to
+// start while the file it served on holds such state, naming the counts
+// and what to do; `paygate store status` under the old config says what
+// is left (exit 3) and, once the order is closed and its events sent under
+// the old config, drained (exit 0), and the Redis config starts.
+func TestScalingOutLeavesNoOrderBehind(t *testing.T) {
+	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "paygate.db")
+	embeddedSrc := merchantDeployment(`{driver: embedded, path: `+path+`}`, "1900000109")
+	redisSrc := merchantDeployment(`{driver: redis, path: `+path+`, redis: {addrs: ["`+srv.Addr()+`"]}}`, "1900000109")
+	cfgPath := filepath.Join(dir, "old.yaml")
+	writeFile(t, cfgPath, embeddedSrc)
+	redisCfgPath := filepath.Join(dir, "new.yaml")
+	writeFile(t, redisCfgPath, redisSrc)
+	statusOf := func(cfgPath string) (int, string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		code := run([]string{"store", "status", "-config", cfgPath}, &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	status := func() (int, string) { t.Helper(); return statusOf(cfgPath) }
+
+	_, a := serveConfig(t, embeddedSrc, io.Discard)
+	ctx := context.Background()
+	res, err := a.payments.CreateOrder(ctx, payments.CreateRequest{Client: "bot", User: testOpenID, SKU: "premium-monthly"})
+	if err != nil || res.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("order: %+v %v; want one payable", res, err)
+	}
+	a.close()
+
+	err = startApp(t, redisSrc)
+	if err == nil {
+		t.Fatalf("started on Redis while %s holds a payable order", path)
+	}
+	if !errors.Is(err, errLeftState) {
+		t.Fatalf("start on Redis: %v; want the left state refused", err)
+	}
+	for _, want := range []string{path, "1 payable (awaiting_payment)", "paygate store status", "move the file away"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal does not name %q: %v", want, err)
+		}
+	}
+	if code, out := status(); code != 3 || !strings.Contains(out, "1 payable") {
+		t.Errorf("store status with the order payable: exit %d %q; want 3 naming it", code, out)
+	}
+
+	// Drained under the old config: past order_ttl its sweep closes the
+	// unpaid order (the simulator of this start does not know it: unpaid),
+	// and the audit worker appends its records.
+	_, a = serveConfig(t, embeddedSrc, io.Discard, withPaymentsClock(func() time.Time { return time.Now().Add(3 * time.Hour) }))
+	if _, err := a.payments.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	awaitCondition(t, "the old store drained", 15*time.Second, func() bool {
+		live, err := countLive(ctx, a.store)
+		return err == nil && live.drained()
+	})
+	a.close()
+	if code, out := status(); code != 0 || !strings.Contains(out, "drained") {
+		t.Errorf("store status once drained: exit %d %q; want 0, drained", code, out)
+	}
+	if err := startApp(t, redisSrc); err != nil {
+		t.Fatalf("start on Redis once the file is drained: %v", err)
+	}
+
+	// Scaling back in, the Redis store is asked the same.
+	_, a = serveConfig(t, redisSrc, io.Discard)
+	if _, err := a.payments.CreateOrder(ctx, payments.CreateRequest{Client: "bot", User: testOpenID, SKU: "premium-monthly", Quantity: 2}); err != nil {
+		t.Fatal(err)
+	}
+	a.close()
+	if code, out := statusOf(redisCfgPath); code != 3 || !strings.Contains(out, "1 payable (awaiting_payment)") {
+		t.Errorf("store status of Redis with an order payable: exit %d %q; want 3 naming it", code, out)
+	}
+}
+
+// TestStorePathMovedLeavesNoOrderBehind: a deployment on the default
+// store.path moves it to another volume with an order held for a manager
+// in the old file, which the new one knows nothing of. It is refused,
+// naming the file and the count; another merchant's deployment, whose
+// store the default file is not, starts.
+func TestStorePathMovedLeavesNoOrderBehind(t *testing.T) {
+	t.Chdir(t.TempDir())
+	moved := filepath.Join(t.TempDir(), "paygate.db")
+	held := "  rules: {approval_above: \"1.00\"}\nserver: {admin_listen: \"127.0.0.1:0\"}\nadmin: {token: " + testAdminToken + "}\n"
+	_, a := serveConfig(t, merchantDeployment(`{driver: embedded}`, "1900000109")+held, io.Discard)
+	res, err := a.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: "bot", User: testOpenID, SKU: "premium-monthly"})
+	if err != nil || res.Order.Status != store.StatusApprovalRequired {
+		t.Fatalf("order: %+v %v; want one held for approval", res, err)
+	}
+	a.close()
+	err = startApp(t, merchantDeployment(`{driver: embedded, path: `+moved+`}`, "1900000109")+held)
+	if !errors.Is(err, errLeftState) || !strings.Contains(err.Error(), "data/paygate.db holds 1 held for approval (approval_required)") {
+		t.Fatalf("start on a moved store.path: %v; want the default file's held order refused", err)
+	}
+	if err := startApp(t, merchantDeployment(`{driver: embedded, path: `+moved+`}`, "1900000200")+held); err != nil {
+		t.Errorf("another merchant on its own file: %v", err)
+	}
+}
+
+// TestScalingOutWaitsForOrderPaid: an order paid just before the switch
+// whose order.paid the merchant's endpoint has not taken yet (it answers
+// 503) is in the embedded file's outbox alone: started on Redis, no relay
+// would ever send it, and the goods would never be delivered. The start
+// is refused naming the undelivered events.
+func TestScalingOutWaitsForOrderPaid(t *testing.T) {
+	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(merchant.Close)
+	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	path := filepath.Join(t.TempDir(), "paygate.db")
+	hooks := "webhooks: {url: \"" + merchant.URL + "\", secret: " + testWebhookSecret + "}\n"
+	_, a := serveConfig(t, merchantDeployment(`{driver: embedded, path: `+path+`}`, "1900000109")+hooks, io.Discard)
+	ctx := context.Background()
+	res, err := a.payments.CreateOrder(ctx, payments.CreateRequest{Client: "bot", User: testOpenID, SKU: "premium-monthly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := a.sim.Pay(ctx, res.Order.OrderNo); err != nil || !d.Acked {
+		t.Fatalf("pay: %+v %v", d, err)
+	}
+	if o, err := a.store.GetOrder(ctx, res.Order.OrderNo); err != nil || o.Status != store.StatusPaid {
+		t.Fatalf("order after the payment: %+v %v; want paid", o, err)
+	}
+	a.close()
+	err = startApp(t, merchantDeployment(`{driver: redis, path: `+path+`, redis: {addrs: ["`+srv.Addr()+`"]}}`, "1900000109")+hooks)
+	if !errors.Is(err, errLeftState) || !strings.Contains(err.Error(), "undelivered events") {
+		t.Fatalf("start on Redis with order.paid undelivered in the file: %v; want refused naming the undelivered events", err)
+	}
+}
