@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
+	redisstore "github.com/paygate/paygate/store/redis"
 )
 
 // liveStatuses are the order states only the store an order is in settles:
@@ -144,6 +147,9 @@ var errLeftState = errors.New("the store this deployment served on before still 
 // of it. A file it cannot read (in use by a running paygate, written by
 // an earlier version) is logged and passed.
 func checkLeftStores(cfg *config.Config, log *slog.Logger, owner string) error {
+	if err := checkLeftRedis(cfg, log, owner); err != nil {
+		return err
+	}
 	for _, p := range otherStoreFiles(cfg) {
 		fi, err := os.Stat(p)
 		if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
@@ -177,12 +183,73 @@ func checkLeftStores(cfg *config.Config, log *slog.Logger, owner string) error {
 	return nil
 }
 
+// checkLeftRedis is checkLeftStores of the Redis store cfg names, for a
+// deployment that scales back in to an embedded file not made yet: Redis
+// is asked (read-only, as a tool) whether this deployment served there and
+// left live state. A Redis that does not answer, or where no deployment
+// or another one served, passes in silence: a first start without Redis
+// is the common case.
+func checkLeftRedis(cfg *config.Config, log *slog.Logger, owner string) error {
+	if cfg.Store.Driver != "embedded" {
+		return nil
+	}
+	if _, err := os.Stat(cfg.Store.Path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	// A Redis nobody listens for (a first start on a host without one)
+	// costs go-redis's dial retries, most of a second: one plain dial
+	// tells first.
+	reachable := false
+	for _, addr := range cfg.Store.Redis.Addrs {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = c.Close()
+			reachable = true
+			break
+		}
+	}
+	if !reachable {
+		return nil
+	}
+	o := redisOptions(cfg, slog.New(slog.DiscardHandler))
+	o.ReadOnly, o.RepairInterval, o.MaxRetries, o.NoWait = true, -1, -1, true
+	st, err := redisstore.Open(o)
+	if err != nil {
+		return nil
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	was, err := st.Owner(ctx)
+	if err != nil || was != owner {
+		return nil
+	}
+	live, err := countLive(ctx, st)
+	if err != nil {
+		log.Warn("this deployment served on Redis, and it could not be read to tell whether it still holds orders this deployment must settle: check it with `paygate store status` under the config that served on it",
+			"err", err)
+		return nil
+	}
+	if !live.drained() {
+		return fmt.Errorf("%w: %s holds %s, which paygate on the new embedded file %s would know nothing of (a payment of a payable order would be an orphan, the merchant never told order.paid; the same purchase asked again would get a second order; undelivered webhooks never sent). "+
+			"Drain it first: start again with the config that served on it until `paygate store status` with that config says drained (see Moving to another store in the README). "+
+			"To abandon that state knowingly, create %s empty (touch) before starting",
+			errLeftState, redisWhere(cfg), live, cfg.Store.Path, cfg.Store.Path)
+	}
+	return nil
+}
+
 // where names the store cfg serves on.
 func where(cfg *config.Config) string {
 	if cfg.Store.Driver == "redis" {
-		return fmt.Sprintf("Redis (key prefix %q, db %d)", cfg.Store.Redis.KeyPrefix, cfg.Store.Redis.DB)
+		return redisWhere(cfg)
 	}
 	return "the embedded file " + cfg.Store.Path
+}
+
+// redisWhere names the Redis store cfg's store.redis names.
+func redisWhere(cfg *config.Config) string {
+	r := cfg.Store.Redis
+	return fmt.Sprintf("Redis at %s (key prefix %q, db %d)", strings.Join(r.Addrs, ","), r.KeyPrefix, r.DB)
 }
 
 // cmdStore is `paygate store status`: whether the config's store still

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,5 +154,33 @@ func TestScalingOutWaitsForOrderPaid(t *testing.T) {
 	err = startApp(t, merchantDeployment(`{driver: redis, path: `+path+`, redis: {addrs: ["`+srv.Addr()+`"]}}`, "1900000109")+hooks)
 	if !errors.Is(err, errLeftState) || !strings.Contains(err.Error(), "undelivered events") {
 		t.Fatalf("start on Redis with order.paid undelivered in the file: %v; want refused naming the undelivered events", err)
+	}
+}
+
+// TestScalingBackInLeavesNoOrderBehind: replicas on Redis scale back in to
+// one on a new embedded file, store.redis left in the config, with an order
+// payable in Redis. Refused at the first start on the file, naming Redis
+// and the count; an empty file created at store.path (the state left
+// behind knowingly) starts.
+func TestScalingBackInLeavesNoOrderBehind(t *testing.T) {
+	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	path := filepath.Join(t.TempDir(), "paygate.db")
+	redisYAML := `redis: {addrs: ["` + srv.Addr() + `"], key_prefix: "scalein:"}`
+	_, a := serveConfig(t, merchantDeployment(`{driver: redis, `+redisYAML+`}`, "1900000109"), io.Discard)
+	if _, err := a.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: "bot", User: testOpenID, SKU: "premium-monthly"}); err != nil {
+		t.Fatal(err)
+	}
+	a.close()
+	embeddedSrc := merchantDeployment(`{driver: embedded, path: `+path+`, `+redisYAML+`}`, "1900000109")
+	err := startApp(t, embeddedSrc)
+	if !errors.Is(err, errLeftState) || !strings.Contains(err.Error(), `Redis at `+srv.Addr()+` (key prefix "scalein:", db 0) holds 1 payable (awaiting_payment)`) {
+		t.Fatalf("first start on a new file with an order payable in Redis: %v; want refused naming Redis and the order", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused start left %s: %v", path, err)
+	}
+	writeFile(t, path, "")
+	if err := startApp(t, embeddedSrc); err != nil {
+		t.Errorf("start on an empty file made by hand: %v", err)
 	}
 }

@@ -107,3 +107,17 @@ func (s *Store) HoldsDeployment(ctx context.Context) (bool, error) {
 	}
 	return false, nil
 }
+
+// Owner is the deployment whose keys these are (Options.Owner), as the
+// first `paygate serve` to reach Redis under this prefix recorded it; ""
+// when none did.
+func (s *Store) Owner(ctx context.Context) (string, error) {
+	owner, err := s.c.Get(ctx, s.k.one("meta", "owner")).Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", mapErr("owner", err)
+	}
+	return owner, nil
+}
