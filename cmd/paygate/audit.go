@@ -341,6 +341,13 @@ func (e *exportFile) abort() {
 // (openRedisForAudit). It returns the config too; on failure it returns a
 // nil store and the exit code.
 func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config, int) {
+	return openToolStore("audit", "check the live head with GET /admin/api/audit/head", path, stderr)
+}
+
+// openToolStore is openAuditStore for the command `paygate tool`, which
+// its errors name; live is what to do instead while a paygate holds the
+// embedded file.
+func openToolStore(tool, live, path string, stderr io.Writer) (store.Store, *config.Config, int) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -352,10 +359,10 @@ func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config,
 	red := logging.NewRedactor(cfg.Secrets())
 	log := slog.New(logging.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}), red))
 	if cfg.Store.Driver != "embedded" {
-		st, code := openRedisForAudit(cfg, path, log, red, stderr)
+		st, code := openRedisForAudit(tool, cfg, path, log, red, stderr)
 		return st, cfg, code
 	}
-	st, code := openEmbeddedForAudit(cfg, log, stderr)
+	st, code := openEmbeddedForAudit(tool, live, cfg, log, stderr)
 	return st, cfg, code
 }
 
@@ -368,7 +375,7 @@ func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config,
 // reach stderr through red: a Redis reply may quote the password (a server
 // with AUTH renamed away answers "unknown command 'auth', with args
 // beginning with: '<password>'").
-func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, red *logging.Redactor, stderr io.Writer) (store.Store, int) {
+func openRedisForAudit(tool string, cfg *config.Config, path string, log *slog.Logger, red *logging.Redactor, stderr io.Writer) (store.Store, int) {
 	o := redisOptions(cfg, log)
 	// As a tool, not as the deployment the config's payments name (no
 	// Owner): opened as that one, it recorded itself the owner of a prefix
@@ -380,7 +387,7 @@ func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, red *l
 	o.ReadOnly, o.RepairInterval = true, -1
 	st, err := redisstore.Open(o)
 	if err != nil {
-		fmt.Fprintln(stderr, "paygate audit: opening redis store:", red.String(err.Error()))
+		fmt.Fprintln(stderr, "paygate "+tool+": opening redis store:", red.String(err.Error()))
 		return nil, 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -399,16 +406,16 @@ func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, red *l
 	}
 	if err != nil {
 		_ = st.Close()
-		fmt.Fprintln(stderr, "paygate audit:", red.String(err.Error()))
+		fmt.Fprintln(stderr, "paygate "+tool+":", red.String(err.Error()))
 		return nil, 1
 	}
 	return st, 0
 }
 
-func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer) (store.Store, int) {
+func openEmbeddedForAudit(tool, live string, cfg *config.Config, log *slog.Logger, stderr io.Writer) (store.Store, int) {
 	p := cfg.Store.Path
 	if _, err := os.Stat(p); err != nil {
-		fmt.Fprintf(stderr, "paygate audit: no store file at %s (store.path): %v\n", p, err)
+		fmt.Fprintf(stderr, "paygate "+tool+": no store file at %s (store.path): %v\n", p, err)
 		return nil, 1
 	}
 	// Read-only: verify and export leave the file as it was (an evidence
@@ -423,27 +430,27 @@ func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer
 			// after the open, not before: an empty file a paygate holds
 			// locked is a serve starting on it, which bbolt has created
 			// and not yet written, and is named as in use below.
-			fmt.Fprintf(stderr, "paygate audit: %s is empty: no paygate store was ever written there (store.path)\n", p)
+			fmt.Fprintf(stderr, "paygate "+tool+": %s is empty: no paygate store was ever written there (store.path)\n", p)
 			return nil, 1
 		}
 	}
 	if errors.Is(err, embedded.ErrNotStore) {
 		// Taken for an earlier version's file, it was opened for writing,
 		// given paygate's buckets and verified as an empty chain.
-		fmt.Fprintf(stderr, "paygate audit: %v. Check store.path: another program's file, or a store whose audit chain was removed\n", err)
+		fmt.Fprintf(stderr, "paygate "+tool+": %v. Check store.path: another program's file, or a store whose audit chain was removed\n", err)
 		return nil, 1
 	}
 	if errors.Is(err, embedded.ErrNeedsWrite) {
-		fmt.Fprintf(stderr, "paygate audit: %s was written by an earlier version; opening it for writing to add this version's buckets\n", p)
+		fmt.Fprintf(stderr, "paygate "+tool+": %s was written by an earlier version; opening it for writing to add this version's buckets\n", p)
 		db, err = embedded.Open(p, embedded.Options{SweepInterval: -1, Logger: log})
 	}
 	if errors.Is(err, embedded.ErrLocked) {
-		fmt.Fprintf(stderr, "paygate audit: %s is in use by a running paygate (the embedded store allows one process).\n"+
-			"Stop it first, or check the live head with GET /admin/api/audit/head.\n", p)
+		fmt.Fprintf(stderr, "paygate "+tool+": %s is in use by a running paygate (the embedded store allows one process).\n"+
+			"Stop it first, or %s.\n", p, live)
 		return nil, 1
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "paygate audit:", err)
+		fmt.Fprintln(stderr, "paygate "+tool+":", err)
 		return nil, 1
 	}
 	return db, 0

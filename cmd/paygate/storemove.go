@@ -275,7 +275,7 @@ func cmdStore(args []string, stdout, stderr io.Writer) int {
 	if !noArguments(fs, stderr) || emptyConfig(fs, *path, stderr) {
 		return 2
 	}
-	st, cfg, code := openAuditStore(*path, stderr)
+	st, cfg, code := openToolStore("store status", "see what is left with GET /admin/api/orders?status=awaiting_payment (and approval_required, refunding, needs_review) and GET /admin/api/webhooks", *path, stderr)
 	if code != 0 {
 		return code
 	}

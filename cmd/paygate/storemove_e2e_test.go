@@ -78,6 +78,9 @@ func TestScalingOutLeavesNoOrderBehind(t *testing.T) {
 	if _, err := a.payments.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if code, out := status(); code != 1 || !strings.Contains(out, "paygate store status: "+path+" is in use by a running paygate") || !strings.Contains(out, "GET /admin/api/webhooks") {
+		t.Errorf("store status while paygate serves on the file: exit %d %q; want 1 saying so and where to look instead", code, out)
+	}
 	awaitCondition(t, "the old store drained", 15*time.Second, func() bool {
 		live, err := countLive(ctx, a.store)
 		return err == nil && live.drained()
