@@ -157,6 +157,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	// before it (validateStore).
 	l.noRedisAddrs = len(cfg.Store.Redis.Addrs) == 0
 	cfg.SetDefaults()
+	cfg.Store.Redis.AddrsDefaulted = l.noRedisAddrs
 	l.keepZeros(cfg, written)
 	l.validate(cfg)
 	l.errs = append(l.errs[:read], unrelated(l.errs[:read], l.errs[read:])...)

@@ -156,6 +156,10 @@ type Redis struct {
 	// after a failover; list several so that one down sentinel does not stop
 	// paygate.
 	Addrs []string `yaml:"addrs"`
+	// AddrsDefaulted is set when the file wrote no address and Addrs is
+	// the default: the config names no Redis, and a Redis answering there
+	// is not known to be this deployment's.
+	AddrsDefaulted bool `yaml:"-"`
 	// Username and Password authenticate (ACL). Default "". With MasterName
 	// they are sent to the master, not to the sentinels: sentinels that
 	// require a password (requirepass) are not supported.

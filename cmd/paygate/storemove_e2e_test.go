@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
@@ -185,5 +186,48 @@ func TestScalingBackInLeavesNoOrderBehind(t *testing.T) {
 	writeFile(t, path, "")
 	if err := startApp(t, embeddedSrc); err != nil {
 		t.Errorf("start on an empty file made by hand: %v", err)
+	}
+}
+
+// TestFirstStartAsksNoRedisItWasNotTold: the README's first command (the
+// embedded store, the simulator, store.redis not written) on a developer
+// machine whose Redis at the default address holds a simulator
+// deployment's payable order under the default prefix (the Scaling out
+// example tried there, or any test run that left one behind). That first
+// start was refused, "the store this deployment served on before still
+// holds live state", for an order the restarted simulator can never be
+// paid for (it keeps its orders in memory), and so was every test of the
+// suite starting on a new file, on whichever machine or CI runner's Redis
+// held one: a Redis the config does not name is not asked for a
+// simulator. srv stands in for the default address: state written under
+// the default prefix of the Redis the tests share would refuse every
+// other test's start.
+func TestFirstStartAsksNoRedisItWasNotTold(t *testing.T) {
+	srv := redistest.StartServer(t)
+	_, a := serveConfig(t, merchantDeployment(`{driver: redis, redis: {addrs: ["`+srv.Addr()+`"]}}`, ""), io.Discard)
+	if _, err := a.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: "bot", User: testOpenID, SKU: "premium-monthly"}); err != nil {
+		t.Fatal(err)
+	}
+	a.close()
+	start := func(src string) error {
+		cfg, err := config.Parse([]byte(src), "paygate.yaml", func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Store.Redis.Addrs[0] != srv.Addr() {
+			cfg.Store.Redis.Addrs = []string{srv.Addr()} // the default address
+		}
+		a, err := newApp(cfg, io.Discard, "http://127.0.0.1:9/wechatpay/notify")
+		if err == nil {
+			a.close()
+		}
+		return err
+	}
+	if err := start(merchantDeployment(`{driver: embedded, path: `+filepath.Join(t.TempDir(), "paygate.db")+`}`, "")); err != nil {
+		t.Errorf("first start of the simulator on defaults, the Redis at the default address holding a simulator order: %v", err)
+	}
+	named := `{driver: embedded, path: ` + filepath.Join(t.TempDir(), "paygate.db") + `, redis: {addrs: ["` + srv.Addr() + `"]}}`
+	if err := start(merchantDeployment(named, "")); !errors.Is(err, errLeftState) {
+		t.Errorf("first start on a new file, the Redis store.redis names holding this deployment's order: %v; want refused", err)
 	}
 }
