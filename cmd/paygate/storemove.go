@@ -184,9 +184,10 @@ func checkLeftStores(cfg *config.Config, log *slog.Logger, owner string) error {
 }
 
 // checkLeftRedis is checkLeftStores of the Redis store cfg names, for a
-// deployment that scales back in to an embedded file not made yet: Redis
-// is asked (read-only, as a tool) whether this deployment served there and
-// left live state. A Redis that does not answer, or where no deployment
+// deployment that scales back in to an embedded file not made yet, or
+// kept and not written since Redis's newest order: Redis is asked
+// (read-only, as a tool) whether this deployment served there and left
+// live state. A Redis that does not answer, or where no deployment
 // or another one served, passes in silence: a first start without Redis
 // is the common case.
 func checkLeftRedis(cfg *config.Config, log *slog.Logger, owner string) error {
@@ -201,7 +202,14 @@ func checkLeftRedis(cfg *config.Config, log *slog.Logger, owner string) error {
 	if cfg.Payments.Backend == "simulator" && cfg.Store.Redis.AddrsDefaulted {
 		return nil
 	}
-	if _, err := os.Stat(cfg.Store.Path); !errors.Is(err, fs.ErrNotExist) {
+	// A store.path not made yet is a first start on it. One that is
+	// there (the file kept when the deployment scaled out, as Moving to
+	// another store says) is asked about too, against its last write
+	// below: Redis's state newer than it is a scaling back in to it.
+	var written time.Time
+	if fi, err := os.Stat(cfg.Store.Path); err == nil {
+		written = fi.ModTime()
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	// A Redis nobody listens for (a first start on a host without one)
@@ -231,6 +239,15 @@ func checkLeftRedis(cfg *config.Config, log *slog.Logger, owner string) error {
 	if err != nil || was != owner {
 		return nil
 	}
+	if !written.IsZero() {
+		// The file written since Redis's newest order (served on since,
+		// or touched to leave Redis's state behind knowingly) has been
+		// this deployment's store since: not a scaling back in.
+		newest, err := st.ListOrders(ctx, store.OrderFilter{Limit: 1})
+		if err != nil || len(newest) == 0 || !newest[0].CreatedAt.After(written) {
+			return nil
+		}
+	}
 	live, err := countLive(ctx, st)
 	if err != nil {
 		log.Warn("this deployment served on Redis, and it could not be read to tell whether it still holds orders this deployment must settle: check it with `paygate store status` under the config that served on it",
@@ -238,9 +255,9 @@ func checkLeftRedis(cfg *config.Config, log *slog.Logger, owner string) error {
 		return nil
 	}
 	if !live.drained() {
-		return fmt.Errorf("%w: %s holds %s, which paygate on the new embedded file %s would know nothing of (a payment of a payable order would be an orphan, the merchant never told order.paid; the same purchase asked again would get a second order; undelivered webhooks never sent). "+
+		return fmt.Errorf("%w: %s holds %s, which paygate on the embedded file %s would know nothing of (a payment of a payable order would be an orphan, the merchant never told order.paid; the same purchase asked again would get a second order; undelivered webhooks never sent). "+
 			"Drain it first: start again with the config that served on it until `paygate store status` with that config says drained (see Moving to another store in the README). "+
-			"To abandon that state knowingly, create %s empty (touch) before starting",
+			"To abandon that state knowingly, touch %s (create it empty, or mark the file kept as written now) before starting",
 			errLeftState, redisWhere(cfg), live, cfg.Store.Path, cfg.Store.Path)
 	}
 	return nil

@@ -231,3 +231,40 @@ func TestFirstStartAsksNoRedisItWasNotTold(t *testing.T) {
 		t.Errorf("first start on a new file, the Redis store.redis names holding this deployment's order: %v; want refused", err)
 	}
 }
+
+// TestScalingBackInToTheKeptFile: a deployment that drained its file and
+// scaled out to Redis kept the file, as Moving to another store says, and
+// scales back in to it with an order payable in Redis. The Redis check ran
+// only on a store.path not made yet, so that start on the kept file went
+// ahead knowing nothing of the order (its payment an orphan, its purchase
+// payable twice). It is refused as on a new file; a file written since
+// Redis's last order (touched: the state left behind knowingly, or
+// served on since) starts, and so do its restarts.
+func TestScalingBackInToTheKeptFile(t *testing.T) {
+	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	path := filepath.Join(t.TempDir(), "paygate.db")
+	storeYAML := func(driver string) string {
+		return `{driver: ` + driver + `, path: ` + path + `, redis: {addrs: ["` + srv.Addr() + `"], key_prefix: "keptfile:"}}`
+	}
+	_, a := serveConfig(t, merchantDeployment(storeYAML("embedded"), "1900000109"), io.Discard)
+	a.close()
+	_, a = serveConfig(t, merchantDeployment(storeYAML("redis"), "1900000109"), io.Discard)
+	if _, err := a.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: "bot", User: testOpenID, SKU: "premium-monthly"}); err != nil {
+		t.Fatal(err)
+	}
+	a.close()
+	embeddedSrc := merchantDeployment(storeYAML("embedded"), "1900000109")
+	err := startApp(t, embeddedSrc)
+	if !errors.Is(err, errLeftState) || !strings.Contains(err.Error(), `(key prefix "keptfile:", db 0) holds 1 payable (awaiting_payment)`) {
+		t.Fatalf("start on the kept file with an order payable in Redis: %v; want refused naming Redis and the order", err)
+	}
+	now := time.Now()
+	if err := os.Chtimes(path, now, now); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := startApp(t, embeddedSrc); err != nil {
+			t.Errorf("start %d on the kept file touched: %v", i+1, err)
+		}
+	}
+}
