@@ -438,12 +438,18 @@ var (
 	jsonType    = []string{"application/json"}
 	eventStream = []string{"text/event-stream"}
 	noCache     = []string{"no-cache"}
+	noBuffering = []string{"no"}
 )
 
-// setStreamHeaders marks an answer as an event stream.
+// setStreamHeaders marks an answer as an event stream, one a front must
+// pass on as it comes: nginx (and NGINX's own Ingress Controller) buffers
+// an upstream's answer by default (proxy_buffering on), which held every
+// event of a stream until its end; X-Accel-Buffering: no turns
+// that off for this answer, and nginx does not pass the header on.
 func setStreamHeaders(h http.Header) {
 	h["Content-Type"] = eventStream
 	h["Cache-Control"] = noCache
+	h["X-Accel-Buffering"] = noBuffering
 }
 
 // writeChatAnswer sends a non-stream chat completion as writeUpstreamBody

@@ -482,8 +482,10 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 		errMask = &sseErrorMask{redact: s.redact}
 		// As a chat stream's (setStreamHeaders): the provider's is not
 		// passed on (SPEC 5), and without one a cache or buffering proxy
-		// between the bot and paygate may hold or store the stream.
+		// between the bot and paygate may hold or store the stream; nor
+		// may nginx in front, which buffers answers by default.
 		h["Cache-Control"] = noCache
+		h["X-Accel-Buffering"] = noBuffering
 	}
 	if n := resp.ContentLength(); n >= 0 && resp.StatusCode != http.StatusNoContent && errMask == nil {
 		h.Set("Content-Length", strconv.FormatInt(n, 10))

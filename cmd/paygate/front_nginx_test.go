@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// nginx in front of paygate, as users deploy it: a short config whose
+// locations pass to paygate's listeners with every proxy setting left at
+// nginx's defaults (HTTP/1.0 to the upstream without keep-alive, responses
+// buffered, proxy_read_timeout 60s, client_max_body_size 1m). It runs as
+// cmd/paygate-bench runs its nginx: Debian's nginx-light, in the
+// foreground on a config and prefix of its own. These tests need nginx and
+// fail without it, never skip: scripts/test.sh installs nginx-light.
+
+// nginxBin is nginx on PATH, else /usr/sbin/nginx (not on a non-root
+// PATH on Debian).
+func nginxBin(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	t.Fatal("nginx not found: the tests of paygate behind a front need it (apt-get install -y nginx-light; scripts/test.sh installs it)")
+	return ""
+}
+
+// startNginx runs nginx listening on addr with server, the inside of its
+// server block after the listen line (the locations), and returns its
+// URL. It is stopped, and its error log shown when the test failed, at the
+// test's end.
+func startNginx(t *testing.T, addr, server string) string {
+	t.Helper()
+	bin := nginxBin(t)
+	// Not t.TempDir: nginx's workers drop root's privileges, and its
+	// parent is private to root; they must reach the temp paths (a
+	// buffered answer larger than the buffers spills there).
+	dir, err := os.MkdirTemp("", "paygate-front-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := `worker_processes 1;
+pid ` + dir + `/nginx.pid;
+error_log ` + dir + `/error.log info;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path ` + dir + `/client_body;
+    proxy_temp_path ` + dir + `/proxy;
+    fastcgi_temp_path ` + dir + `/fastcgi;
+    uwsgi_temp_path ` + dir + `/uwsgi;
+    scgi_temp_path ` + dir + `/scgi;
+    server {
+        listen ` + addr + `;
+` + server + `
+    }
+}
+`
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errLog := filepath.Join(dir, "error.log")
+	cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", errLog, "-g", "daemon off;")
+	out, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("nginx: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		_ = out.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(errLog)
+			s, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+			t.Logf("nginx's error log:\n%s%s", b, s)
+		}
+	})
+	// Up once it takes a connection; it binds before it serves.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+			l, _ := os.ReadFile(errLog)
+			t.Fatalf("nginx exited: %s%s\nconfig:\n%s", b, l, conf)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx does not listen on %s after 10s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the listen, not a synchronisation
+	}
+	return "http://" + addr
+}
+
+// defaultLocations is what a user writes: paygate at the root, and again
+// under a path prefix, every proxy setting at nginx's default.
+func defaultLocations(upstream string, extra string) string {
+	upstream = strings.TrimPrefix(upstream, "http://")
+	return `        location / { proxy_pass http://` + upstream + `; ` + extra + ` }
+        location /paygate/ { proxy_pass http://` + upstream + `/; ` + extra + ` }`
+}
+
+var errNginxHeld = errors.New("held")
+
+// gateWait waits for gate, or gives up after d: a stream held back by the
+// front until its end never opens the gate.
+func gateWait(ctx context.Context, gate <-chan struct{}, d time.Duration) error {
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return errNginxHeld
+	}
+}
