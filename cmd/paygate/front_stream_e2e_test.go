@@ -15,7 +15,9 @@ import (
 // gatedProvider streams the first event of an answer, then waits until the
 // bot has read it (the gate) before it sends the rest: a stream a front
 // holds back until its end never opens the gate, and the provider notes
-// that it went on only because it gave up waiting.
+// that it went on only because it gave up waiting. A non-streamed request
+// it answers at once: a create_order call when the payment tools are
+// offered, then "Done.", else "Hello".
 type gatedProvider struct {
 	*httptest.Server
 	mu   sync.Mutex
@@ -40,6 +42,18 @@ func newGatedProvider(t *testing.T) *gatedProvider {
 		g.mu.Lock()
 		gate := g.gate
 		g.mu.Unlock()
+		if !strings.Contains(body, `"stream":true`) {
+			w.Header().Set("Content-Type", "application/json")
+			msg := `{"role":"assistant","content":"Hello"}`
+			switch {
+			case strings.Contains(body, `"role":"tool"`):
+				msg = `{"role":"assistant","content":"Done."}`
+			case strings.Contains(body, `"create_order"`):
+				msg = `{"role":"assistant","content":"","tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]}`
+			}
+			_, _ = io.WriteString(w, `{"id":"chatcmpl-W","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":`+msg+`,"finish_reason":"stop"}]}`)
+			return
+		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		send := func(s string) {
 			_, _ = io.WriteString(w, s)
@@ -143,6 +157,53 @@ func TestFrontStreamsEventByEvent(t *testing.T) {
 			}
 			if up.held.Load() != heldBefore {
 				t.Errorf("the bot read the first event only when the stream ended: the front held the stream back (nginx buffers an answer unless it says X-Accel-Buffering: no)")
+			}
+		})
+	}
+}
+
+// TestFrontKeepAliveOverSilence: a front ends an answer whose upstream (here
+// paygate) is silent for its read timeout (nginx's proxy_read_timeout, 60s
+// by default; 2s here, with a second round that comes 3s after the first,
+// as when WeChat Pay or the next round is slow). With server.sse_keepalive
+// below that timeout, as the README advises behind a front, the payment
+// turn's stream goes through whole: its keep-alives reach the front as
+// bytes that restart its timer. Without them the front cuts the stream
+// after its first round (the bot gets neither the order nor [DONE]),
+// which the second case shows, so that the first is not passing by a
+// timeout that never ran.
+func TestFrontKeepAliveOverSilence(t *testing.T) {
+	const head = `{"id":"chatcmpl-K","object":"chat.completion.chunk","created":1,"model":"m","choices":[`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		if !strings.Contains(string(b), `"role":"tool"`) {
+			_, _ = io.WriteString(w, "data: "+head+`{"index":0,"delta":{"role":"assistant","content":"One moment. "},"finish_reason":null}]}`+"\n\n"+
+				"data: "+head+`{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":"tool_calls"}]}`+"\n\ndata: [DONE]\n\n")
+			return
+		}
+		select { // the slow second round: longer than the front's read timeout
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "data: "+head+`{"index":0,"delta":{"content":"Ready."},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+	}))
+	defer up.Close()
+	for _, tt := range []struct {
+		keepalive string
+		whole     bool
+	}{{"1s", true}, {"0s", false}} {
+		t.Run("sse_keepalive "+tt.keepalive, func(t *testing.T) {
+			url, _ := paymentApp(t, up.URL, "server: {sse_keepalive: "+tt.keepalive+"}\n")
+			front := startNginx(t, freeAddr(t), defaultLocations(url, "proxy_read_timeout 2s;"))
+			resp := postAs(t, front, e2eClientKey, testOpenID, `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"buy premium"}]}`)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got := string(b)
+			whole := strings.Contains(got, "Ready.") && strings.Contains(got, `"order_created"`) && strings.HasSuffix(got, "data: [DONE]\n\n")
+			if whole != tt.whole {
+				t.Errorf("stream whole through the front: %v; want %v: %d %q", whole, tt.whole, resp.StatusCode, got)
 			}
 		})
 	}
