@@ -62,7 +62,9 @@ type Server struct {
 	// not a ": keep-alive" comment, which go-openai reads as error text) to
 	// streaming clients at this interval while paygate works between upstream
 	// rounds, and while it asks another provider for the rest of a stream
-	// cut after its first byte. Default 0: never; else at least 1s.
+	// cut after its first byte. Behind a front that ends a silent answer
+	// (nginx's proxy_read_timeout, 60s), set it below the front's timeout.
+	// Default 0: never; else at least 1s.
 	SSEKeepalive Duration `yaml:"sse_keepalive"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight streams.
 	// Default 30s. A written 0 is refused: it would cut every stream at once.
