@@ -42,9 +42,11 @@ if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null || true)" != "PONG" ]; t
 fi
 
 # nginx for the load benchmark's tests (cmd/paygate-bench checks its generated
-# nginx.conf with nginx -t; the benchmark itself refuses to run without nginx).
+# nginx.conf with nginx -t; the benchmark itself refuses to run without nginx)
+# and for cmd/paygate's TestFront* (paygate behind nginx, README's config),
+# which fail without it.
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
-  say "installing nginx-light (the load benchmark's tests)"
+  say "installing nginx-light (the load benchmark's tests, paygate behind nginx)"
   apt_install nginx-light
 fi
 
