@@ -164,7 +164,7 @@ func TestFrontStreamsEventByEvent(t *testing.T) {
 
 // TestFrontKeepAliveOverSilence: a front ends an answer whose upstream (here
 // paygate) is silent for its read timeout (nginx's proxy_read_timeout, 60s
-// by default; 2s here, with a second round that comes 3s after the first,
+// by default; 3s here, with a second round that comes 4s after the first,
 // as when WeChat Pay or the next round is slow). With server.sse_keepalive
 // below that timeout, as the README advises behind a front, the payment
 // turn's stream goes through whole: its keep-alives reach the front as
@@ -183,20 +183,21 @@ func TestFrontKeepAliveOverSilence(t *testing.T) {
 			return
 		}
 		select { // the slow second round: longer than the front's read timeout
-		case <-time.After(3 * time.Second):
+		case <-time.After(4 * time.Second):
 		case <-r.Context().Done():
 			return
 		}
 		_, _ = io.WriteString(w, "data: "+head+`{"index":0,"delta":{"content":"Ready."},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close) // after the parallel cases
 	for _, tt := range []struct {
 		keepalive string
 		whole     bool
 	}{{"1s", true}, {"0s", false}} {
 		t.Run("sse_keepalive "+tt.keepalive, func(t *testing.T) {
+			t.Parallel()
 			url, _ := paymentApp(t, up.URL, "server: {sse_keepalive: "+tt.keepalive+"}\n")
-			front := startNginx(t, freeAddr(t), defaultLocations(url, "proxy_read_timeout 2s;"))
+			front := startNginx(t, freeAddr(t), defaultLocations(url, "proxy_read_timeout 3s;"))
 			resp := postAs(t, front, e2eClientKey, testOpenID, `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"buy premium"}]}`)
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
