@@ -139,6 +139,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"duplicate tool names", "payments:\n  tools:\n    create_order: pay\n    query_order: pay\n", []string{`c.yaml:4: payments.tools.query_order: same name as create_order`}},
 		{"recovery attempts below -1", "failover:\n  recovery:\n    max_attempts: -2\n", []string{`c.yaml:3: failover.recovery.max_attempts: at least 1, or -1 for off`}},
 		{"bad system_messages", "providers:\n  - name: p\n    base_url: \"http://x\"\n    system_messages: first\n", []string{`c.yaml:4: providers[0].system_messages: "first": want anywhere or first_only`}},
+		{"bodies in flight below max_body_bytes", "server:\n  max_body_bytes: 1048576\n  max_body_bytes_in_flight: 1048575\n", []string{`c.yaml:3: server.max_body_bytes_in_flight: 1048575: at least server.max_body_bytes (1048576)`}},
+		{"bodies in flight below -1", "server:\n  max_body_bytes_in_flight: -2\n", []string{`c.yaml:2: server.max_body_bytes_in_flight: -2: at least server.max_body_bytes (8388608)`}},
 		{"several errors at once", "serverr: 1\nfailover:\n  max_attempts: 0\n  bogus: 1\n", []string{`c.yaml:1: serverr`, `c.yaml:4: failover.bogus`}},
 	}
 	for _, tc := range tests {

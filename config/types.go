@@ -72,6 +72,18 @@ type Server struct {
 	// MaxBodyBytes caps a client request body (it is buffered for failover);
 	// a larger one is answered 413. Default 8388608 (8 MiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxBodyBytesInFlight bounds the bytes of request bodies paygate
+	// holds at once (each is held, with two or three copies of it, until
+	// its answer ends): past it, a body over 64 KiB is answered 503 with
+	// Retry-After and the code request_bodies_busy, which the SDKs retry,
+	// before more of it is read, rather than the process outgrowing its
+	// memory and being killed with every request in flight. Bodies up to
+	// 64 KiB are never refused, but count. Default 0: an eighth of the
+	// container's memory limit (cgroup), or of GOMEMLIMIT when that is set
+	// and lower (32 MiB in a 256 MiB container), and no bound without
+	// either; -1: no bound. At least max_body_bytes (a smaller value is
+	// refused; a derived one is raised to it).
+	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight"`
 	// Pprof mounts net/http/pprof on the admin listener, behind the admin
 	// token. Default false. Set with admin_listen off or no admin.token, a
 	// warning: nothing serves it.

@@ -124,6 +124,9 @@ func (l *loader) validateServer(c *Config) {
 	if c.Server.MaxBodyBytes < 0 {
 		l.at("server.max_body_bytes", "must be positive")
 	}
+	if n := c.Server.MaxBodyBytesInFlight; n < -1 || n > 0 && n < c.Server.MaxBodyBytes {
+		l.at("server.max_body_bytes_in_flight", "%d: at least server.max_body_bytes (%d), else a body it allows could never be read; 0 derives it from the memory limit, -1 sets no bound", n, c.Server.MaxBodyBytes)
+	}
 	for i, h := range c.Server.AdminHosts {
 		if !hostName(h) {
 			l.at(fmt.Sprintf("server.admin_hosts[%d]", i), "%q: a host name without port or scheme, such as paygate-admin.example.com (the admin listener answers it on any port)", h)

@@ -112,8 +112,10 @@ func notUTF8ID(id string) bool {
 }
 
 // readBody reads the whole client body (failover may resend it) within the
-// configured limit.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+// configured limit and the budget of bodies in flight (bodyBudget), adding
+// the bytes it took of the budget to *held, which the caller gives back
+// when the request ends, refused or not.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, held *int64) ([]byte, *apiError) {
 	limit := s.cfg.Server.MaxBodyBytes
 	if ce := r.Header["Content-Encoding"]; len(ce) > 0 && !identity(ce) {
 		// A compressed body would reach a provider as JSON it cannot read,
@@ -133,7 +135,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 		// declares megabytes and sends one byte would hold them: a hundred
 		// such connections pin the whole limit a hundred times), so its
 		// buffer grows as bytes arrive, never past the declared length.
+		if n > reserveUpTo && !s.bodies.fits(n) {
+			// Refused before a byte is read, as one over the limit is.
+			return nil, bodiesBusy(s.bodies.limit)
+		}
 		body := make([]byte, min(n, reserveUpTo))
+		s.bodies.take(int64(len(body)), true)
+		*held += int64(len(body))
 		for got := 0; ; {
 			m, err := io.ReadFull(r.Body, body[got:])
 			got += m
@@ -149,20 +157,53 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 			if 2*next > n {
 				next = n
 			}
+			if !s.bodies.take(next-int64(len(body)), false) {
+				return nil, bodiesBusy(s.bodies.limit)
+			}
+			*held += next - int64(len(body))
 			grown := make([]byte, next)
 			copy(grown, body[:got])
 			body = grown
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	// A body of undeclared length (chunked) takes the budget as its bytes
+	// arrive.
+	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, limit), b: &s.bodies}
+	body, err := io.ReadAll(br)
+	*held += br.took
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, bodyTooLarge(limit)
 		}
+		if err == errBodiesBusy {
+			return nil, bodiesBusy(s.bodies.limit)
+		}
 		return nil, bodyReadError(err)
 	}
 	return body, nil
+}
+
+// budgetReader reads a body of undeclared length, taking the budget of
+// bodies in flight for its bytes as they come: its first reserveUpTo
+// always, the rest while the budget has room, else errBodiesBusy.
+type budgetReader struct {
+	r    io.Reader
+	b    *bodyBudget
+	took int64
+}
+
+var errBodiesBusy = errors.New("paygate: over the budget of request bodies in flight")
+
+func (br *budgetReader) Read(p []byte) (int, error) {
+	n, err := br.r.Read(p)
+	if n > 0 {
+		if !br.b.take(int64(n), br.took+int64(n) <= reserveUpTo) {
+			return n, errBodiesBusy
+		}
+		br.took += int64(n)
+	}
+	return n, err
 }
 
 // bodyReadError is the client's answer to a body that could not be read:
@@ -200,7 +241,9 @@ func identity(ce []string) bool {
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	rc := reqInfo(r)
-	body, aerr := s.readBody(w, r)
+	var held int64 // of the budget of bodies in flight, given back at the end
+	defer func() { s.bodies.give(held) }()
+	body, aerr := s.readBody(w, r, &held)
 	if aerr != nil {
 		writeError(w, aerr)
 		return

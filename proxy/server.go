@@ -80,6 +80,11 @@ type Options struct {
 	// AdminPayments serves the admin JSON API (MountAdminAPI); nil: only
 	// the token check and 404s.
 	AdminPayments AdminPayments
+	// MemoryLimit is the memory the process must stay under, in bytes (a
+	// container's limit, or GOMEMLIMIT), from which the budget of request
+	// bodies in flight is derived when server.max_body_bytes_in_flight
+	// is unset (bodyBudgetLimit); 0: none known, no budget.
+	MemoryLimit int64
 }
 
 // Server holds the HTTP surfaces.
@@ -138,6 +143,8 @@ type Server struct {
 	// unkept are the payment exchanges the store failed to take, held
 	// here for a follow-up that reaches this replica all the same.
 	unkept unkeptExchanges
+	// bodies bounds the request bodies held at once (readBody).
+	bodies bodyBudget
 }
 
 type clientEntry struct {
@@ -174,6 +181,7 @@ func New(o Options) (*Server, error) {
 		// The same secrets, every one the log masks (adminActor).
 		actorRedact: logging.NewRedactor(append(o.Config.Secrets(), string(o.HashKey))),
 	}
+	s.bodies.limit = bodyBudgetLimit(o.Config.Server, o.MemoryLimit)
 	s.privacy.Store(newUserPrivacy(o.Config.Privacy.ForwardUser, o.HashKey))
 	s.wantHashKey = o.WantHashKey
 	if l, ok := o.State.(store.Local); ok {

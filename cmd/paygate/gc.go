@@ -76,3 +76,18 @@ func applyGCDefaults(getenv func(string) string) {
 		debug.SetMemoryLimit(limit)
 	}
 }
+
+// memoryLimit is the memory serve must stay under, from which the proxy
+// derives its budget of request bodies in flight
+// (server.max_body_bytes_in_flight): the container's limit, or the
+// GOMEMLIMIT the operator set when that is lower (softLimit: the
+// runtime's, read from it), and 0 when there is neither. paygate's own
+// soft limit (defaultMemoryLimit) is the collector's target, not a line
+// anything kills the process at, and is not one.
+func memoryLimit(getenv func(string) string, readFile func(string) ([]byte, error), softLimit int64) int64 {
+	limit := containerLimit(readFile)
+	if getenv("GOMEMLIMIT") != "" && softLimit > 0 && softLimit < math.MaxInt64 && (limit == 0 || softLimit < limit) {
+		limit = softLimit
+	}
+	return limit
+}

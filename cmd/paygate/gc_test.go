@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -41,6 +42,43 @@ func TestGCSettings(t *testing.T) {
 			p, l := gcSettings(func(k string) string { return tc.env[k] }, tc.read)
 			if p != tc.wantPercent || l != tc.wantLimit {
 				t.Fatalf("gcSettings = %d, %d; want %d, %d", p, l, tc.wantPercent, tc.wantLimit)
+			}
+		})
+	}
+}
+
+// TestMemoryLimit: the budget of request bodies in flight is derived from
+// the limit the kernel kills at (a container's) or the one the operator
+// set (GOMEMLIMIT), the lower of the two, and from none of paygate's own
+// choosing: its default soft limit is the collector's target only.
+func TestMemoryLimit(t *testing.T) {
+	noCgroup := func(string) ([]byte, error) { return nil, errors.New("no such file") }
+	cgroup := func(v string) func(string) ([]byte, error) {
+		return func(name string) ([]byte, error) {
+			if name == cgroupLimitFiles[0] {
+				return []byte(v + "\n"), nil
+			}
+			return nil, errors.New("no such file")
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		read func(string) ([]byte, error)
+		soft int64
+		want int64
+	}{
+		{"nothing set", nil, noCgroup, defaultMemoryLimit, 0},
+		{"container", nil, cgroup("268435456"), 192 << 20, 256 << 20},
+		{"container unlimited", nil, cgroup("max"), defaultMemoryLimit, 0},
+		{"GOMEMLIMIT", map[string]string{"GOMEMLIMIT": "512MiB"}, noCgroup, 512 << 20, 512 << 20},
+		{"GOMEMLIMIT off", map[string]string{"GOMEMLIMIT": "off"}, noCgroup, math.MaxInt64, 0},
+		{"GOMEMLIMIT below the container's", map[string]string{"GOMEMLIMIT": "128MiB"}, cgroup("268435456"), 128 << 20, 128 << 20},
+		{"GOMEMLIMIT above the container's", map[string]string{"GOMEMLIMIT": "1GiB"}, cgroup("268435456"), 1 << 30, 256 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := memoryLimit(func(k string) string { return tc.env[k] }, tc.read, tc.soft); got != tc.want {
+				t.Fatalf("memoryLimit = %d; want %d", got, tc.want)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -163,6 +164,8 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 		Reconciler:    a.payments,
 		UserPayments:  a.payments,
 		AdminPayments: a.payments,
+		// The budget of request bodies in flight is derived from it.
+		MemoryLimit: memoryLimit(os.Getenv, os.ReadFile, debug.SetMemoryLimit(-1)),
 	})
 	if err != nil {
 		a.close()
