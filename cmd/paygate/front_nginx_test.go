@@ -81,6 +81,11 @@ http {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
+	// Ended with the test binary when it dies without its cleanups (go
+	// test's -timeout panic, a kill), as cmd/paygate-bench's nginx is:
+	// SIGTERM, not SIGKILL, so that the master ends its worker, which
+	// would outlive a killed master and serve the port for good.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("nginx: %v", err)
 	}
