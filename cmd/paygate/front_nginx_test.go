@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,12 +106,13 @@ http {
 			t.Logf("nginx's error log:\n%s%s", b, s)
 		}
 	})
-	// Up once it takes a connection; it binds before it serves.
+	// Up once its pid file names it: nginx writes it after it bound its
+	// port (and exits on "bind() failed" instead). A connection taken is
+	// no proof: another process may hold the port freeAddr handed out.
+	pidFile, want := filepath.Join(dir, "nginx.pid"), strconv.Itoa(cmd.Process.Pid)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.Close()
+		if b, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(b)) == want {
 			break
 		}
 		select {
@@ -122,9 +123,10 @@ http {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not listen on %s after 10s: %v", addr, err)
+			l, _ := os.ReadFile(errLog)
+			t.Fatalf("nginx has not bound %s after 10s: %s", addr, l)
 		}
-		time.Sleep(10 * time.Millisecond) // polling for the listen, not a synchronisation
+		time.Sleep(10 * time.Millisecond) // polling for the pid file, not a synchronisation
 	}
 	return "http://" + addr
 }
