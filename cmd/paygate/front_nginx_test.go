@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,13 +85,25 @@ http {
 	// Ended with the test binary when it dies without its cleanups (go
 	// test's -timeout panic, a kill), as cmd/paygate-bench's nginx is:
 	// SIGTERM, not SIGKILL, so that the master ends its worker, which
-	// would outlive a killed master and serve the port for good.
+	// would outlive a killed master and serve the port for good. The
+	// signal comes when the thread that started nginx ends, not the
+	// process: nginx is started on a thread of its own, locked to the
+	// goroutine that waits for it, as chromedp starts its browser.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	started, exited := make(chan error), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			_ = cmd.Wait()
+		}
+		close(exited)
+	}()
+	if err := <-started; err != nil {
 		t.Fatalf("nginx: %v", err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
