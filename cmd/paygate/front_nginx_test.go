@@ -89,7 +89,7 @@ http {
 	// signal comes when the thread that started nginx ends, not the
 	// process: nginx is started on a thread of its own, locked to the
 	// goroutine that waits for it, as chromedp starts its browser.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = nginxProcAttr()
 	started, exited := make(chan error), make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
