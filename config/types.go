@@ -78,7 +78,8 @@ type Server struct {
 	// Retry-After and the code request_bodies_busy, which the SDKs retry,
 	// before more of it is read, rather than the process outgrowing its
 	// memory and being killed with every request in flight. Bodies up to
-	// 64 KiB are never refused, but count. Default 0: an eighth of the
+	// 64 KiB are never refused, but count; a large body is admitted
+	// whenever no other large body is held. Default 0: an eighth of the
 	// container's memory limit (cgroup), or of GOMEMLIMIT when that is set
 	// and lower (32 MiB in a 256 MiB container), and no bound without
 	// either; -1: no bound. At least max_body_bytes (a smaller value is

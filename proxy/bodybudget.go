@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,34 +31,54 @@ import (
 type bodyBudget struct {
 	limit int64 // 0: no bound
 	used  atomic.Int64
+	// large is the part of used that was not forced: the bytes of large
+	// bodies past their first reserveUpTo. Changed under mu, read
+	// without it.
+	large atomic.Int64
+	mu    sync.Mutex
 }
+
+// bodyHeld is what one request holds of the budget, given back when it
+// ends (give): its forced bytes and the rest.
+type bodyHeld struct{ forced, large int64 }
 
 // take reserves n more bytes of a body, and reports whether it may hold
-// them: always when force is set or the budget has no bound.
-func (b *bodyBudget) take(n int64, force bool) bool {
+// them: always when force is set or the budget has no bound, else while
+// the budget has room, or when no other large body holds bytes past its
+// first reserveUpTo (own: this body's own such bytes). The small bodies
+// count, but never keep out the one large body of a moment: a budget of
+// max_body_bytes (the least one) would otherwise refuse a body near that
+// size for as long as any text chat was in flight beside it.
+func (b *bodyBudget) take(h *bodyHeld, n int64, force bool) bool {
 	if b.limit == 0 || force {
 		b.used.Add(n)
+		h.forced += n
 		return true
 	}
-	for {
-		u := b.used.Load()
-		if u+n > b.limit {
-			return false
-		}
-		if b.used.CompareAndSwap(u, u+n) {
-			return true
-		}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used.Load()+n > b.limit && b.large.Load() != h.large {
+		return false
 	}
+	b.used.Add(n)
+	b.large.Add(n)
+	h.large += n
+	return true
 }
 
-// fits reports whether n more bytes fit the budget now (taking none).
+// fits reports whether a body of n more bytes may start now (taking none).
 func (b *bodyBudget) fits(n int64) bool {
-	return b.limit == 0 || b.used.Load()+n <= b.limit
+	return b.limit == 0 || b.used.Load()+n <= b.limit || b.large.Load() == 0
 }
 
-// give returns n bytes taken.
-func (b *bodyBudget) give(n int64) {
-	if n != 0 {
+// give returns what a request took.
+func (b *bodyBudget) give(h bodyHeld) {
+	if h.large != 0 {
+		b.mu.Lock()
+		b.large.Add(-h.large)
+		b.mu.Unlock()
+	}
+	if n := h.forced + h.large; n != 0 {
 		b.used.Add(-n)
 	}
 }
@@ -66,7 +87,8 @@ func (b *bodyBudget) give(n int64) {
 // limit (Options.MemoryLimit): the key when set, none at -1, else an
 // eighth of the memory limit (about half of it held by the bodies and
 // their copies), and no bound without one. A budget is never below
-// server.max_body_bytes: one body of the largest size allowed always fits.
+// server.max_body_bytes: one body of the largest size allowed always fits
+// (and is admitted while no other large body is held, bodyBudget.take).
 func bodyBudgetLimit(s config.Server, memoryLimit int64) int64 {
 	switch n := s.MaxBodyBytesInFlight; {
 	case n < 0:

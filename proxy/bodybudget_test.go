@@ -345,3 +345,71 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// TestBodyBudgetAdmitsTheLargestBodyBesideSmallOnes: a budget of
+// server.max_body_bytes (the least the config allows, and what a derived
+// one is raised to in a small container) admits a body of that size while
+// text chats are in flight. Their bytes count, and counted against the
+// large body, a busy text bot with a chat always waiting on its provider
+// kept every body near the largest allowed refused with 503 on each retry,
+// for as long as the traffic lasted: the config's promise that a body it
+// allows can be read was broken by any small request at all.
+func TestBodyBudgetAdmitsTheLargestBodyBesideSmallOnes(t *testing.T) {
+	const limit = 1 << 20
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		if n <= reserveUpTo { // the text chat waits on its provider
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		jsonHandler(200, `{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"a cat"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)(w, r)
+	}))
+	t.Cleanup(up.Close)
+	cfg := testConfig(t, up.URL, func(c *config.Config) {
+		c.Server.MaxBodyBytes = limit
+		c.Server.MaxBodyBytesInFlight = limit
+	})
+	s, url := servePaygate(t, cfg, Options{}, nil)
+	post := func(b io.Reader) (int, string) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/v1/chat/completions", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(got)
+	}
+	small := make(chan int, 1)
+	go func() {
+		code, _ := post(strings.NewReader(`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`))
+		small <- code
+	}()
+	<-arrived
+	large := budgetBody(limit, "")
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+	}{{"declared", bytes.NewReader(large)}, {"chunked", io.MultiReader(bytes.NewReader(large))}} {
+		if code, b := post(tc.body); code != 200 {
+			t.Errorf("a %s body of max_body_bytes beside one text chat in flight: %d %s; want a 200", tc.name, code, b)
+		}
+	}
+	close(release)
+	if code := <-small; code != 200 {
+		t.Fatalf("the text chat: %d", code)
+	}
+	if used := s.bodies.used.Load(); used != 0 {
+		t.Fatalf("%d bytes of the budget still taken with no request in flight", used)
+	}
+}

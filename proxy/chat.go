@@ -115,7 +115,7 @@ func notUTF8ID(id string) bool {
 // configured limit and the budget of bodies in flight (bodyBudget), adding
 // the bytes it took of the budget to *held, which the caller gives back
 // when the request ends, refused or not.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, held *int64) ([]byte, *apiError) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, held *bodyHeld) ([]byte, *apiError) {
 	limit := s.cfg.Server.MaxBodyBytes
 	if ce := r.Header["Content-Encoding"]; len(ce) > 0 && !identity(ce) {
 		// A compressed body would reach a provider as JSON it cannot read,
@@ -140,8 +140,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, held *int64) (
 			return nil, bodiesBusy(s.bodies.limit)
 		}
 		body := make([]byte, min(n, reserveUpTo))
-		s.bodies.take(int64(len(body)), true)
-		*held += int64(len(body))
+		s.bodies.take(held, int64(len(body)), true)
 		for got := 0; ; {
 			m, err := io.ReadFull(r.Body, body[got:])
 			got += m
@@ -157,10 +156,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, held *int64) (
 			if 2*next > n {
 				next = n
 			}
-			if !s.bodies.take(next-int64(len(body)), false) {
+			if !s.bodies.take(held, next-int64(len(body)), false) {
 				return nil, bodiesBusy(s.bodies.limit)
 			}
-			*held += next - int64(len(body))
 			grown := make([]byte, next)
 			copy(grown, body[:got])
 			body = grown
@@ -170,7 +168,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, held *int64) (
 	// arrive.
 	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, limit), b: &s.bodies}
 	body, err := io.ReadAll(br)
-	*held += br.took
+	// Added after, not through a pointer the reader keeps: held would
+	// escape, an allocation on every request.
+	held.forced += br.held.forced
+	held.large += br.held.large
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -190,6 +191,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, held *int64) (
 type budgetReader struct {
 	r    io.Reader
 	b    *bodyBudget
+	held bodyHeld // what it took, added to the request's after the read
 	took int64
 }
 
@@ -198,7 +200,7 @@ var errBodiesBusy = errors.New("paygate: over the budget of request bodies in fl
 func (br *budgetReader) Read(p []byte) (int, error) {
 	n, err := br.r.Read(p)
 	if n > 0 {
-		if !br.b.take(int64(n), br.took+int64(n) <= reserveUpTo) {
+		if !br.b.take(&br.held, int64(n), br.took+int64(n) <= reserveUpTo) {
 			return n, errBodiesBusy
 		}
 		br.took += int64(n)
@@ -241,7 +243,7 @@ func identity(ce []string) bool {
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	rc := reqInfo(r)
-	var held int64 // of the budget of bodies in flight, given back at the end
+	var held bodyHeld // of the budget of bodies in flight, given back at the end
 	defer func() { s.bodies.give(held) }()
 	body, aerr := s.readBody(w, r, &held)
 	if aerr != nil {

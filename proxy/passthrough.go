@@ -61,7 +61,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	var held int64 // of the budget of bodies in flight, given back at the end
+	var held bodyHeld // of the budget of bodies in flight, given back at the end
 	defer func() { s.bodies.give(held) }()
 	body, aerr := s.readBody(w, r, &held)
 	if aerr != nil {

@@ -39,7 +39,7 @@ func TestReadBodyDoesNotReserveTheDeclaredLength(t *testing.T) {
 	r.ContentLength = 8 << 20
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, apiErr := s.readBody(httptest.NewRecorder(), r, new(int64))
+	_, apiErr := s.readBody(httptest.NewRecorder(), r, new(bodyHeld))
 	runtime.ReadMemStats(&after)
 	if apiErr == nil || apiErr.Status != http.StatusBadRequest {
 		t.Fatalf("a truncated body: %v; want a 400", apiErr)
@@ -50,13 +50,13 @@ func TestReadBodyDoesNotReserveTheDeclaredLength(t *testing.T) {
 	for _, n := range []int{0, 10, reserveUpTo, reserveUpTo + 1, 3 << 20} {
 		want := bytes.Repeat([]byte("a"), n)
 		r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(want))
-		got, apiErr := s.readBody(httptest.NewRecorder(), r, new(int64))
+		got, apiErr := s.readBody(httptest.NewRecorder(), r, new(bodyHeld))
 		if apiErr != nil || !bytes.Equal(got, want) {
 			t.Errorf("a %d-byte body: %d bytes, %v", n, len(got), apiErr)
 		}
 		r = httptest.NewRequest(http.MethodPost, "/v1/chat/completions", stallAfter{bytes.NewReader(want)})
 		r.ContentLength = int64(n) + 1
-		if _, apiErr := s.readBody(httptest.NewRecorder(), r, new(int64)); apiErr == nil {
+		if _, apiErr := s.readBody(httptest.NewRecorder(), r, new(bodyHeld)); apiErr == nil {
 			t.Errorf("a body one byte short of its declared %d: accepted", n+1)
 		}
 	}
@@ -77,7 +77,7 @@ func TestReadBodyGrowsToTheDeclaredLengthOnly(t *testing.T) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		got, apiErr := s.readBody(httptest.NewRecorder(), r, new(int64))
+		got, apiErr := s.readBody(httptest.NewRecorder(), r, new(bodyHeld))
 		runtime.ReadMemStats(&after)
 		if apiErr != nil || !bytes.Equal(got, want) {
 			t.Fatalf("%d bytes: read %d, %v", n, len(got), apiErr)
@@ -113,7 +113,7 @@ func TestStalledBodyIsARequestTimeout(t *testing.T) {
 	for _, declared := range []int64{100, 100 << 10, -1} {
 		r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", deadlineBody{strings.NewReader(`{"model":`)})
 		r.ContentLength = declared
-		_, apiErr := s.readBody(httptest.NewRecorder(), r, new(int64))
+		_, apiErr := s.readBody(httptest.NewRecorder(), r, new(bodyHeld))
 		if apiErr == nil {
 			t.Fatalf("declared %d: a stalled body read without error", declared)
 		}
