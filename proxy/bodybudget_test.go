@@ -183,7 +183,11 @@ func TestBodyBudgetRefusesLargeBodiesOverIt(t *testing.T) {
 	}
 	<-ended
 	third := start(t.Context(), "third again")
-	<-arrived // admitted: it reached the provider
+	select {
+	case <-arrived: // admitted: it reached the provider
+	case r := <-third:
+		t.Fatalf("a large body once a held one ended: %+v; want it admitted (%d bytes of the budget taken)", r, s.bodies.used.Load())
+	}
 
 	// Ends that are not answers give their bytes back too: a client gone
 	// while its provider thinks, a handler that panics, a body cut short.
