@@ -222,6 +222,13 @@ func TestBodyBudgetRefusesLargeBodiesOverIt(t *testing.T) {
 	}
 	conn.Close()
 	<-ended
+	// A forwarded path gives its bytes back as the chat route does.
+	resp, err = do(t.Context(), "forwarded small", "/v1/embeddings", strings.NewReader(`{"model":"gpt-test","input":"a cat"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a forwarded request: %v %v; want a 200", resp, err)
+	}
+	resp.Body.Close()
+	<-ended
 	if used := s.bodies.used.Load(); used != 0 {
 		t.Fatalf("%d bytes of the budget still taken with no request in flight", used)
 	}
