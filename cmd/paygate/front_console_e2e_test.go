@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,20 +15,8 @@ import (
 // nginx or an ingress" gives a front before the console.
 func readmeConsoleHostDirective(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	i := strings.Index(s, "\n## Behind nginx or an ingress\n")
-	if i < 0 {
-		t.Fatal(`README has no "## Behind nginx or an ingress" section`)
-	}
-	s = s[i:]
-	if j := strings.Index(s[1:], "\n## "); j >= 0 {
-		s = s[:j+1]
-	}
-	i = strings.Index(s, "`proxy_set_header Host ")
+	s := readmeFrontSection(t)
+	i := strings.Index(s, "`proxy_set_header Host ")
 	if i < 0 {
 		t.Fatal("README's section Behind nginx or an ingress names no proxy_set_header Host for the console")
 	}

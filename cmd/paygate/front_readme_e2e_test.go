@@ -13,11 +13,9 @@ import (
 	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
-// readmeNginxLocations returns the locations of the nginx server block in
-// README's "Behind nginx or an ingress", as written, paygate's address in
-// them replaced by upstream: the block without its server, listen and TLS
-// lines.
-func readmeNginxLocations(t *testing.T, upstream string) string {
+// readmeFrontSection is README's section "Behind nginx or an ingress", to
+// the next section's heading.
+func readmeFrontSection(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
@@ -29,7 +27,20 @@ func readmeNginxLocations(t *testing.T, upstream string) string {
 		t.Fatal(`README has no "## Behind nginx or an ingress" section`)
 	}
 	s = s[i:]
-	i = strings.Index(s, "```nginx\n")
+	if j := strings.Index(s[1:], "\n## "); j >= 0 {
+		s = s[:j+1]
+	}
+	return s
+}
+
+// readmeNginxLocations returns the locations of the nginx server block in
+// README's "Behind nginx or an ingress", as written, paygate's address in
+// them replaced by upstream: the block without its server, listen and TLS
+// lines.
+func readmeNginxLocations(t *testing.T, upstream string) string {
+	t.Helper()
+	s := readmeFrontSection(t)
+	i := strings.Index(s, "```nginx\n")
 	j := strings.Index(s, "\n```\n")
 	if i < 0 || j < i {
 		t.Fatal("README's section Behind nginx or an ingress has no nginx block")
