@@ -313,39 +313,15 @@ func TestOpenAIGoErrors(t *testing.T) {
 // count included, a header of the bot's through option.WithHeader, its
 // User-Agent, the client key) reaches no provider.
 func TestOpenAIGoRetriedPurchaseAndHeaders(t *testing.T) {
-	var mu sync.Mutex
-	var firsts int
-	var headers []http.Header
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		headers = append(headers, r.Header.Clone())
-		tool := strings.Contains(string(b), `"role":"tool"`)
-		if !tool {
-			firsts++
-		}
-		fail := tool && firsts < 2
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		if fail {
-			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = io.WriteString(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
-			return
-		}
-		_, _ = io.WriteString(w, purchaseScript(string(b)).whole)
-	}))
-	t.Cleanup(up.Close)
-	url, a := paymentApp(t, up.URL, "")
+	up, firsts, headers := retriedPurchaseProvider(t)
+	url, a := paymentApp(t, up, "")
 	var resp *http.Response
 	c, err := goSDK(url, option.WithMaxRetries(2), option.WithHeader("X-Bot-Trace", "trace-1")).Chat.Completions.New(
 		context.Background(), userParams("premium for a month"), option.WithResponseInto(&resp))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	retried := firsts
-	mu.Unlock()
-	if retried != 2 {
+	if retried := firsts(); retried != 2 {
 		t.Fatalf("the provider saw %d first rounds; want 2, the SDK's retry of the failed turn", retried)
 	}
 	orderCreated(t, a, c.JSON.ExtraFields["paygate"].Raw())
@@ -353,9 +329,7 @@ func TestOpenAIGoRetriedPurchaseAndHeaders(t *testing.T) {
 	if resp.Header.Get("X-Paygate-Provider") != "fake" || resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("answer headers %v; want X-Paygate-Provider and X-Request-Id", resp.Header)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, h := range headers {
+	for _, h := range headers() {
 		for k, v := range h {
 			lk := strings.ToLower(k)
 			if strings.HasPrefix(lk, "x-stainless") || lk == "idempotency-key" || lk == "x-wechat-openid" || lk == "x-bot-trace" ||

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -189,6 +190,38 @@ func TestNodeAbortCancelsUpstream(t *testing.T) {
 	}
 }
 
+// retriedPurchaseProvider is a provider whose purchase fails with a 500 in
+// the round after the order until the SDK sent the first round again: the
+// retried turn then gets the first try's order back. firsts counts the
+// first rounds it saw, headers the headers of every request.
+func retriedPurchaseProvider(t *testing.T) (url string, firsts func() int, headers func() []http.Header) {
+	var mu sync.Mutex
+	var n int
+	var hs []http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		hs = append(hs, r.Header.Clone())
+		tool := strings.Contains(string(b), `"role":"tool"`)
+		if !tool {
+			n++
+		}
+		fail := tool && n < 2
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if fail {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
+			return
+		}
+		_, _ = io.WriteString(w, purchaseScript(string(b)).whole)
+	}))
+	t.Cleanup(up.Close)
+	return up.URL,
+		func() int { mu.Lock(); defer mu.Unlock(); return n },
+		func() []http.Header { mu.Lock(); defer mu.Unlock(); return slices.Clone(hs) }
+}
+
 // TestNodeRetriedPostMakesOneOrder: a non-stream purchase whose round after
 // the order fails at the provider is a 5xx to the bot, which the SDK sends
 // again on its own (maxRetries): the retry gets the order the first try
@@ -196,30 +229,8 @@ func TestNodeAbortCancelsUpstream(t *testing.T) {
 // prepay. The SDK's x-stainless-* headers, retry count included, reach no
 // provider, and the answer carries paygate's own headers.
 func TestNodeRetriedPostMakesOneOrder(t *testing.T) {
-	var mu sync.Mutex
-	var firsts int // round-1 requests: 2 once the SDK retried
-	var headers []http.Header
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		headers = append(headers, r.Header.Clone())
-		tool := strings.Contains(string(b), `"role":"tool"`)
-		if !tool {
-			firsts++
-		}
-		fail := tool && firsts < 2
-		mu.Unlock()
-		if fail {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = io.WriteString(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, purchaseScript(string(b)).whole)
-	}))
-	t.Cleanup(up.Close)
-	url, a := paymentApp(t, up.URL, "")
+	up, firsts, headers := retriedPurchaseProvider(t)
+	url, a := paymentApp(t, up, "")
 	var res struct {
 		Headers map[string]string `json:"headers"`
 		Content string            `json:"content"`
@@ -235,10 +246,7 @@ func TestNodeRetriedPostMakesOneOrder(t *testing.T) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("%s: %v", out, err)
 	}
-	mu.Lock()
-	retried := firsts
-	mu.Unlock()
-	if retried != 2 {
+	if retried := firsts(); retried != 2 {
 		t.Fatalf("the provider saw %d first rounds; want 2, the SDK's retry of the failed turn", retried)
 	}
 	if a.sim.OrderCount() != 1 {
@@ -259,9 +267,7 @@ func TestNodeRetriedPostMakesOneOrder(t *testing.T) {
 	if res.Headers["x-paygate-provider"] != "fake" || res.Headers["x-paygate-attempts"] == "" || res.Headers["x-request-id"] == "" {
 		t.Errorf("answer headers %v; want X-Paygate-Provider, X-Paygate-Attempts and X-Request-Id", res.Headers)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, h := range headers {
+	for _, h := range headers() {
 		for k := range h {
 			if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-stainless") || lk == "idempotency-key" || lk == "x-wechat-openid" {
 				t.Errorf("the bot's %s header reached the provider", k)
