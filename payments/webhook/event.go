@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"slices"
@@ -107,7 +108,33 @@ func Events(tr payments.Transition) []store.Event {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return []store.Event{NewEvent(typ, &tr.After, refund, at)}
+	id := paidEventID(typ, tr)
+	if id == "" {
+		id = newEventID()
+	}
+	return []store.Event{encodeEvent(newEnvelope(typ, &tr.After, refund), id, tr.After.OrderNo, at)}
+}
+
+// paidEventID is the id of the order.paid of an order's payment
+// (WeChat Pay's transaction on an order still payable, or being
+// created): derived from the order number and the transaction rather than
+// drawn, so that a store that announces the same payment again, with the
+// same word from WeChat Pay, sends the id the merchant already handled.
+// That happens when the store goes back to an earlier state: the embedded
+// file restored from a backup or a volume snapshot made while the order
+// was payable, a Redis that lost its last writes. The restored order is
+// payable; the sweep finds it paid and announces it again, and with a
+// fresh id the merchant, deduplicating by id, delivered the goods twice.
+// "" for any other event (a drawn id): a person's resolution of an order
+// in review, a refund's outcome.
+func paidEventID(typ string, tr payments.Transition) string {
+	b, a := tr.Before, tr.After
+	if typ != TypeOrderPaid || a.TransactionID == "" ||
+		(b.Status != store.StatusAwaitingPayment && b.Status != store.StatusCreating) {
+		return ""
+	}
+	h := sha256.Sum256([]byte("paygate order.paid\x00" + a.OrderNo + "\x00" + a.TransactionID))
+	return "evt_" + hex.EncodeToString(h[:12])
 }
 
 func classify(tr payments.Transition) (string, map[string]any) {
