@@ -368,7 +368,15 @@ func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID
 	}
 	s.m.transitions.WithLabelValues("", string(store.StatusNeedsReview), "orphan").Inc()
 	s.committed(tr)
-	s.log.ErrorContext(ctx, "ALERT: wechat pay reports a payment for an unknown order; orphan recorded",
-		"alert", true, "out_trade_no", f.OutTradeNo, "transaction_id", f.TransactionID, "total_fen", f.Total, "mchid", f.MchID, "appid", f.AppID)
+	attrs := []any{"alert", true, "out_trade_no", f.OutTradeNo, "transaction_id", f.TransactionID, "total_fen", f.Total, "mchid", f.MchID, "appid", f.AppID}
+	if made, ok := OrderNoTime(f.OutTradeNo); ok {
+		// paygate records every order before WeChat Pay sees it: an order
+		// number of its own that the store lacks is an order the store
+		// lost (a backup or snapshot put back, a store moved), whose
+		// purchase may be asked again and paid twice meanwhile.
+		attrs = append(attrs, "made_at", made.Format(time.RFC3339), "hint",
+			"the order number is one paygate made, and this store does not have it: was the store restored from an older copy or moved? See Restoring a backup in the README")
+	}
+	s.log.ErrorContext(ctx, "ALERT: wechat pay reports a payment for an unknown order; orphan recorded", attrs...)
 	return o, OutcomeOrphan, "unknown_order", nil
 }

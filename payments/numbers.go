@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -21,6 +22,22 @@ func NewOrderNo(now time.Time) string {
 		b[i] = base62[int(b[i])%len(base62)]
 	}
 	return "PG" + now.UTC().Format("060102150405") + string(b)
+}
+
+// OrderNoTime is the UTC time, to the second, an order number NewOrderNo
+// made carries; ok is false for a number of another shape (one WeChat Pay
+// reports that paygate did not make).
+func OrderNoTime(no string) (t time.Time, ok bool) {
+	if len(no) != 28 || no[:2] != "PG" {
+		return time.Time{}, false
+	}
+	for i := 14; i < len(no); i++ {
+		if !strings.ContainsRune(base62, rune(no[i])) {
+			return time.Time{}, false
+		}
+	}
+	t, err := time.Parse("060102150405", no[2:14])
+	return t, err == nil
 }
 
 // ClaimKey identifies a purchase for idempotency (SPEC 4): the same client,
