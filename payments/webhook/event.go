@@ -115,22 +115,22 @@ func Events(tr payments.Transition) []store.Event {
 	return []store.Event{encodeEvent(newEnvelope(typ, &tr.After, refund), id, tr.After.OrderNo, at)}
 }
 
-// paidEventID is the id of the order.paid of an order's payment
-// (WeChat Pay's transaction on an order still payable, or being
-// created): derived from the order number and the transaction rather than
-// drawn, so that a store that announces the same payment again, with the
-// same word from WeChat Pay, sends the id the merchant already handled.
-// That happens when the store goes back to an earlier state: the embedded
-// file restored from a backup or a volume snapshot made while the order
-// was payable, a Redis that lost its last writes. The restored order is
-// payable; the sweep finds it paid and announces it again, and with a
+// paidEventID is the id of the order.paid of an order's payment: derived
+// from the order number and WeChat Pay's transaction rather than drawn, so
+// that a store that announces the same payment again sends the id the
+// merchant already handled. That happens when the store goes back to an
+// earlier state: the embedded file restored from a backup or a volume
+// snapshot, a Redis that lost its last writes. An order restored payable
+// is found paid by the sweep and announced again; one restored in review
+// (paid from another app id, or by another payer) is resolved paid again
+// by a manager who finds the payment on the merchant platform. With a
 // fresh id the merchant, deduplicating by id, delivered the goods twice.
-// "" for any other event (a drawn id): a person's resolution of an order
-// in review, a refund's outcome.
+// Either road, one transaction on one order is one payment, one delivery:
+// both take the same id. "" (a drawn id) for any other event, and for an
+// order.paid without a transaction.
 func paidEventID(typ string, tr payments.Transition) string {
-	b, a := tr.Before, tr.After
-	if typ != TypeOrderPaid || a.TransactionID == "" ||
-		(b.Status != store.StatusAwaitingPayment && b.Status != store.StatusCreating) {
+	a := tr.After
+	if typ != TypeOrderPaid || a.TransactionID == "" {
 		return ""
 	}
 	h := sha256.Sum256([]byte("paygate order.paid\x00" + a.OrderNo + "\x00" + a.TransactionID))
