@@ -110,6 +110,9 @@ func Events(tr payments.Transition) []store.Event {
 	}
 	id := paidEventID(typ, tr)
 	if id == "" {
+		id = refundOutcomeID(typ, tr)
+	}
+	if id == "" {
 		id = newEventID()
 	}
 	return []store.Event{encodeEvent(newEnvelope(typ, &tr.After, refund), id, tr.After.OrderNo, at)}
@@ -134,6 +137,23 @@ func paidEventID(typ string, tr payments.Transition) string {
 		return ""
 	}
 	h := sha256.Sum256([]byte("paygate order.paid\x00" + a.OrderNo + "\x00" + a.TransactionID))
+	return "evt_" + hex.EncodeToString(h[:12])
+}
+
+// refundOutcomeID is the id of the refund.succeeded or refund.failed that
+// ends a confirmed refund (Transition.Refund): derived from the order
+// number and the refund's id, as paidEventID is from the payment's, so
+// that a store gone back to an earlier state (a copy made while the
+// refund was in flight, put back after it ended and its outcome was
+// announced) announces the same outcome under the id the merchant
+// handled. With a fresh id the merchant revoked the refunded goods (or
+// debited a ledger) a second time. A refund ends once, either way: "" (a
+// drawn id) for any other event, and for an outcome without its refund.
+func refundOutcomeID(typ string, tr payments.Transition) string {
+	if (typ != TypeRefundSucceeded && typ != TypeRefundFailed) || tr.Refund == nil || tr.Refund.RefundID == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte("paygate " + typ + "\x00" + tr.After.OrderNo + "\x00" + tr.Refund.RefundID))
 	return "evt_" + hex.EncodeToString(h[:12])
 }
 

@@ -53,3 +53,41 @@ func ids(evs []store.Event) []string {
 	}
 	return out
 }
+
+// TestRefundOutcomeAnnouncedOnceAfterRestore: a copy made while a
+// confirmed refund was in flight (the order refunding) goes back after the
+// refund succeeded and the merchant, told refund.succeeded, revoked what
+// it refunds (README: a merchant revokes each refund once, by its event).
+// The restored order is refunding: the sweep asks WeChat Pay, finds the
+// refund done and announces it again. It must come under the id the
+// merchant handled, or it revokes again (a credit ledger debited twice);
+// another refund of the order has its own.
+func TestRefundOutcomeAnnouncedOnceAfterRestore(t *testing.T) {
+	p := &store.RefundProposal{RefundID: "rf_abc", OrderNo: "P20260304A1", AmountFen: 2000, Reason: "changed my mind"}
+	for _, tc := range []struct {
+		name  string
+		after store.Order
+	}{
+		{"succeeded", order(store.StatusPartiallyRefunded, 2000)},
+		{"failed", order(store.StatusPaid, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			settle := func(p *store.RefundProposal) string {
+				evs := webhook.Events(payments.Transition{Before: order(store.StatusRefunding, 0), After: tc.after, Cause: "reconcile", Refund: p})
+				if len(evs) != 1 {
+					t.Fatalf("refund settled: %d events; want one", len(evs))
+				}
+				return evs[0].ID
+			}
+			first, again := settle(p), settle(p)
+			if first != again {
+				t.Errorf("refund %s's outcome announced again after a restore as %s; the merchant handled it as %s (a new id: handled twice)", p.RefundID, again, first)
+			}
+			other := *p
+			other.RefundID = "rf_def"
+			if id := settle(&other); id == first {
+				t.Errorf("another refund's outcome took %s, the id of %s's", id, p.RefundID)
+			}
+		})
+	}
+}
