@@ -303,6 +303,18 @@ func (s exchangeWritesFail) PutExchange(ctx context.Context, key string, data []
 	return s.Store.PutExchange(ctx, key, data, ttl)
 }
 
+// withdrawingApp is the app on a provider of parallelScript (create_order
+// beside the bot's get_weather) whose store fails its first failures
+// exchange writes: each such turn's answer is withdrawn
+// (payment_round_not_recorded).
+func withdrawingApp(t *testing.T, failures int32) (url string, a *app, up *scriptedProvider) {
+	up = newScriptedProvider(t, parallelScript)
+	left := new(atomic.Int32)
+	left.Store(failures)
+	url, a = paymentApp(t, up.URL, "", withStoreWrap(func(st store.Store) store.Store { return exchangeWritesFail{st, left} }))
+	return url, a, up
+}
+
 // TestNodeSDKsRetriesAWithdrawnAnswer: a turn whose create_order ran beside
 // the bot's call and whose payment exchange the store could not keep is
 // withdrawn with a 500 payment_round_not_recorded and x-should-retry:
@@ -331,10 +343,7 @@ func TestNodeSDKsRetriesAWithdrawnAnswer(t *testing.T) {
 		for _, c := range jsRetriers {
 			t.Run(c.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				up := newScriptedProvider(t, parallelScript)
-				left := new(atomic.Int32)
-				left.Store(tc.failures)
-				url, a := paymentApp(t, up.URL, "", withStoreWrap(func(st store.Store) store.Store { return exchangeWritesFail{st, left} }))
+				url, a, up := withdrawingApp(t, tc.failures)
 				res := c.chat(t, url, tc.mode, "PAYGATE_RETRIES=1")
 				if res.Get("called").Raw != tc.called {
 					t.Errorf("the bot's loop ran get_weather for %s; want %s (%s)", res.Get("called").Raw, tc.called, res.Raw)

@@ -19,8 +19,6 @@ import (
 	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/openai/openai-go/v3/shared"
 	"github.com/tidwall/gjson"
-
-	"github.com/paygate/paygate/store"
 )
 
 // What bots written with OpenAI's official Go SDK (github.com/openai/openai-go/v3)
@@ -347,10 +345,7 @@ func TestOpenAIGoRetriedPurchaseAndHeaders(t *testing.T) {
 // retries it may make; the *openai.Error carries the order in its paygate
 // member (JSON.ExtraFields), and WeChat Pay holds one order and one prepay.
 func TestOpenAIGoDoesNotRetryAWithdrawnAnswer(t *testing.T) {
-	up := newScriptedProvider(t, parallelScript)
-	left := new(atomic.Int32)
-	left.Store(100)
-	url, a := paymentApp(t, up.URL, "", withStoreWrap(func(st store.Store) store.Store { return exchangeWritesFail{st, left} }))
+	url, a, up := withdrawingApp(t, 100)
 	p := userParams("premium, and the weather in Paris")
 	p.Tools = []openai.ChatCompletionToolUnionParam{weatherTool}
 	_, err := goSDK(url, option.WithMaxRetries(3)).Chat.Completions.New(context.Background(), p)
@@ -494,10 +489,7 @@ func TestOpenAIGoInterleavedCallsAroundAPaymentCall(t *testing.T) {
 // before it carries the order in paygate, and no finish reason told the
 // accumulator the round was complete; one order.
 func TestOpenAIGoStreamedWithdrawal(t *testing.T) {
-	up := newScriptedProvider(t, parallelScript)
-	left := new(atomic.Int32)
-	left.Store(100)
-	url, a := paymentApp(t, up.URL, "", withStoreWrap(func(st store.Store) store.Store { return exchangeWritesFail{st, left} }))
+	url, a, up := withdrawingApp(t, 100)
 	p := userParams("premium, and the weather in Paris")
 	p.Tools = []openai.ChatCompletionToolUnionParam{weatherTool}
 	s, err := readGoSDKStream(t, goSDK(url, option.WithMaxRetries(3)), p)
