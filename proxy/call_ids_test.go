@@ -15,6 +15,11 @@ func queryCall(i int, id, no string) string {
 	return `{"index":` + strconv.Itoa(i) + `,"id":"` + id + `","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"` + no + `\"}"}}`
 }
 
+// keptCallID is the id paygate gives the payment call at index 0 of a
+// turn's first round that also hands the bot calls of its own: the call
+// of the exchange kept for the bot's follow-up (uniqueCallIDs).
+const keptCallID = "call_pg_1_0"
+
 // weatherCall is the bot's own get_weather call under id at index i.
 func weatherCall(i int, id string) string {
 	return `{"index":` + strconv.Itoa(i) + `,"id":"` + id + `","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}`
@@ -361,5 +366,61 @@ func TestRestoredResultsFollowCallOrder(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRestoredExchangeStaysAsTheConversationGrows: each request of a
+// conversation with a kept payment exchange carries the request before it
+// byte for byte, with the new messages after it, so that the provider's
+// prompt cache keeps hitting (SPEC 3). A mixed round kept create_order
+// under the model's call_0 beside the bot's call_1 (a provider that
+// numbers ids per answer); the bot's next turn got its own call named
+// call_0, and from then on the kept create_order went back renamed: the
+// request diverged from the one before at the exchange, early in the
+// conversation, and the provider read all that followed as new.
+func TestRestoredExchangeStaysAsTheConversationGrows(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
+			mixed := `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` + weatherCall(1, "call_1") + `]`
+			fp := newFakeProvider(t, roundByRound(callsRound(stream, mixed), textRound(stream, "Sunny; ordered."),
+				callsRound(stream, "["+weatherCall(0, "call_0")+"]"), textRound(stream, "Still sunny.")))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+			const w = `"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`
+			msgs := []string{`{"role":"user","content":"buy premium if it is sunny"}`}
+			turn := func(add ...string) {
+				t.Helper()
+				msgs = append(msgs, add...)
+				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr)
+				if b := readAll(t, resp.Body); resp.StatusCode != 200 {
+					t.Fatalf("the bot got %d %s", resp.StatusCode, b)
+				}
+			}
+			turn()
+			turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1",`+w, `{"role":"tool","tool_call_id":"call_1","content":"sunny"}`)
+			turn(`{"role":"assistant","content":"Sunny; ordered."}`, `{"role":"user","content":"and tomorrow?"}`)
+			turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_0",`+w, `{"role":"tool","tool_call_id":"call_0","content":"still sunny"}`)
+			reqs := fp.requests()
+			if len(reqs) != 4 {
+				t.Fatalf("%d upstream requests; want 4", len(reqs))
+			}
+			for i := 2; i < len(reqs); i++ {
+				prev := gjson.GetBytes(reqs[i-1].Body, "messages").Raw
+				cur := gjson.GetBytes(reqs[i].Body, "messages").Raw
+				prev = prev[:len(prev)-1] // open: the next request adds to it
+				if !strings.HasPrefix(cur, prev) {
+					n := 0
+					for n < len(prev) && prev[n] == cur[n] {
+						n++
+					}
+					t.Errorf("request %d's messages depart from request %d's after %d of its %d bytes:\n  was …%s\n  now …%s",
+						i+1, i, n, len(prev), prev[max(0, n-40):min(len(prev), n+40)], cur[max(0, n-40):min(len(cur), n+40)])
+				}
+			}
+			checkToolIDs(t, reqs[3].Body)
+			if got := gjson.GetBytes(reqs[3].Body, `messages.#(tool_call_id=="call_0").content`).Str; got != "still sunny" {
+				t.Errorf("the result for call_0 is %q; want the bot's own, still sunny", got)
+			}
+		})
 	}
 }

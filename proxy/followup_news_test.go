@@ -152,7 +152,7 @@ func TestNewsToldAgainInTheFollowUp(t *testing.T) {
 					if len(told) != 0 {
 						t.Errorf("the follow-up told %q again in paygate.actions; want nothing", told)
 					}
-					if reqs := fp.requests(); round == "mixed" && !strings.Contains(string(reqs[len(reqs)-1].Body), `"tool_call_id":"call_q1"`) {
+					if reqs := fp.requests(); round == "mixed" && !strings.Contains(string(reqs[len(reqs)-1].Body), `"tool_call_id":"`+keptCallID+`"`) {
 						t.Errorf("the mixed round's follow-up reached the provider without its payment exchange: %s", reqs[len(reqs)-1].Body)
 					}
 					// The model answered the follow-up with another call of

@@ -105,15 +105,15 @@ func TestBotCallArgumentsKeptInANonStreamMixedRound(t *testing.T) {
 		`,{"role":"tool","tool_call_id":"call_w","content":"sunny"}]}`
 	readAll(t, post(t, url, "/v1/chat/completions", follow, hdr).Body)
 	seen := fp.requests()
-	if last := string(seen[len(seen)-1].Body); !strings.Contains(last, "call_a") {
-		t.Errorf("the follow-up reached the provider without the kept payment exchange (call_a):\n%s", last)
+	if last := string(seen[len(seen)-1].Body); !strings.Contains(last, `"`+keptCallID+`"`) {
+		t.Errorf("the follow-up reached the provider without the kept payment exchange (%s):\n%s", keptCallID, last)
 	}
 }
 
 // A custom tool's call of the bot's in a mixed round reaches the bot as the
 // model wrote it (type custom, its name and input in "custom"), stream or
 // not, and the bot's echo of it restores the kept payment exchange with the
-// call as the provider made it.
+// call as the provider made it (the payment call under paygate's id).
 func TestBotCustomCallInAMixedRound(t *testing.T) {
 	const (
 		sqlTool = `"tools":[{"type":"custom","custom":{"name":"run_sql"}}],`
@@ -150,8 +150,8 @@ func TestBotCustomCallInAMixedRound(t *testing.T) {
 			seen := fp.requests()
 			last := seen[len(seen)-1].Body
 			restored := gjson.GetBytes(last, "messages.1.tool_calls").Raw
-			want := `[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}},` + custom + `]`
-			if restored != want || gjson.GetBytes(last, "messages.2.tool_call_id").Str != "call_a" {
+			want := `[{"id":"` + keptCallID + `","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}},` + custom + `]`
+			if restored != want || gjson.GetBytes(last, "messages.2.tool_call_id").Str != keptCallID {
 				t.Errorf("the follow-up reached the provider without the kept payment exchange as the model made it:\n%s\nwant messages.1.tool_calls %s", last, want)
 			}
 		})
@@ -444,7 +444,7 @@ func TestNamelessCallGoesBackNamed(t *testing.T) {
 					t.Errorf("the bot's follow-up got %d:\n%s", resp.StatusCode, body)
 				}
 				reqs := up.requests()
-				if last := reqs[len(reqs)-1].Body; !gjson.GetBytes(last, `messages.#(tool_call_id=="call_x")`).Exists() {
+				if last := reqs[len(reqs)-1].Body; !gjson.GetBytes(last, `messages.#(tool_call_id=="`+keptCallID+`")`).Exists() {
 					t.Errorf("the kept exchange was not restored into the follow-up: %s", last)
 				}
 			})
@@ -482,7 +482,7 @@ func TestRefusalOfAnUnreadCallHoldsTheFollowUp(t *testing.T) {
 					`{"role":"assistant","content":null,"tool_calls":[`+own+`]}`, `{"role":"tool","tool_call_id":"call_w","content":"sunny"}`)
 				body := readAll(t, post(t, url, "/v1/chat/completions", follow, hdr).Body)
 				reqs := up.requests()
-				if !gjson.GetBytes(reqs[1].Body, `messages.#(tool_call_id=="call_x")`).Exists() {
+				if !gjson.GetBytes(reqs[1].Body, `messages.#(tool_call_id=="`+keptCallID+`")`).Exists() {
 					t.Fatalf("the kept exchange was not restored into the follow-up: %s", reqs[1].Body)
 				}
 				if ex := tools.executed(); len(ex) != 0 {
@@ -543,7 +543,7 @@ func TestNonObjectPaymentArgumentsInAKeptExchange(t *testing.T) {
 		t.Errorf("bot's follow-up: %d %s", resp.StatusCode, body)
 	}
 	seen := fp.requests()
-	if last := string(seen[len(seen)-1].Body); !strings.Contains(last, "call_1") {
-		t.Errorf("the follow-up reached the provider without the kept payment exchange (call_1):\n%s", last)
+	if last := string(seen[len(seen)-1].Body); !strings.Contains(last, `"`+keptCallID+`"`) {
+		t.Errorf("the follow-up reached the provider without the kept payment exchange (%s):\n%s", keptCallID, last)
 	}
 }

@@ -70,7 +70,7 @@ func TestRenamedToolsKeepTheTurnsBudget(t *testing.T) {
 				if len(seen) == 0 {
 					t.Fatalf("the follow-up reached no provider:\n%s", body)
 				}
-				if n := gjson.GetBytes(seen[0].Body, `messages.#(role=="assistant").tool_calls.#(id=="call_a").function.name`).Str; n != "buy" {
+				if n := gjson.GetBytes(seen[0].Body, `messages.#(role=="assistant").tool_calls.#(id=="`+keptCallID+`").function.name`).Str; n != "buy" {
 					t.Errorf("the restored payment call is named %q upstream; want buy, its tool's name now", n)
 				}
 				if len(seen) > 1 {

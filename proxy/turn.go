@@ -1523,6 +1523,17 @@ func dropReplaced(actions []json.RawMessage, p payments.Purchase) ([]json.RawMes
 // the request: one id twice is a 400 at strict providers, which ended the
 // turn after its payment steps ran, or failed every retry of the bot's next
 // request. The bot's calls keep their ids: the bot holds them.
+//
+// In a mixed round (client not empty) every payment call gets a made id,
+// taken or not (but for Kimi's, numbered over the conversation): its
+// exchange is kept for the bot's next request and goes back into each
+// later one, and under the model's own id ("call_1" of a provider that
+// numbers its ids per answer) a later answer's call of the bot's took it,
+// from which request on the restore renamed the kept call: each request
+// departed from the one before at that exchange, early in the
+// conversation, and the provider's prompt cache missed everything after
+// it. No request carried the model's id before: the made one costs no
+// cache.
 func (t *turn) uniqueCallIDs(calls, client []interceptors.ToolCall) {
 	taken := make(map[string]bool)
 	gjson.GetBytes(t.body, "messages").ForEach(func(_, m gjson.Result) bool {
@@ -1540,7 +1551,8 @@ func (t *turn) uniqueCallIDs(calls, client []interceptors.ToolCall) {
 	}
 	var rename []int
 	for i, c := range calls {
-		if c.ID == "" || taken[c.ID] {
+		_, kimi := kimiCallIndex(c.ID)
+		if c.ID == "" || taken[c.ID] || len(client) > 0 && !kimi {
 			rename = append(rename, i)
 		}
 		taken[c.ID] = true

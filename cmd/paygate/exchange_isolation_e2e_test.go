@@ -132,7 +132,8 @@ func TestExchangeStaysInItsConversation(t *testing.T) {
 // and the payment calls interleaved. It listed the payment calls first, so
 // the provider got back an assistant message it never wrote, and lost its
 // prompt cache from there (SPEC 3: the restored prefix equals what the
-// provider saw).
+// provider saw). The payment call goes back under paygate's id, as every
+// payment call of a round mixed with the bot's does.
 func TestExchangeKeepsTheModelsCallOrder(t *testing.T) {
 	weather := [3]string{"call_wx", "get_weather", `{"city":"Paris"}`}
 	order := [3]string{"call_order", "create_order", `{"sku":"premium-monthly"}`}
@@ -168,7 +169,7 @@ func TestExchangeKeepsTheModelsCallOrder(t *testing.T) {
 					got = messageSignature(m)
 				}
 			}
-			if want := "assistant:call_wx,call_order,call_stock"; got != want {
+			if want := "assistant:call_wx,call_pg_1_0,call_stock"; got != want {
 				t.Errorf("the provider got back %s; want %s, the order it made them in", got, want)
 			}
 		})

@@ -317,7 +317,7 @@ payments:
 	})
 	restored := false
 	for _, req := range upstream.all() {
-		restored = restored || strings.Contains(req, `"tool_call_id":"call_pay"`) && strings.Contains(req, `"tool_call_id":"call_own"`)
+		restored = restored || strings.Contains(req, `"tool_call_id":"call_pg_`) && strings.Contains(req, `"tool_call_id":"call_own"`)
 	}
 	if !restored {
 		t.Error("no upstream request carried the payment exchange back beside the bot's tool result: the scan did not cover it")

@@ -205,11 +205,14 @@ func TestSlowQueryDoesNotHoldTheTurn(t *testing.T) {
 
 // TestMixedRoundsParallelConversations: two conversations of one user each
 // get a round with a payment call and a client call; each bot follow-up gets
-// its own payment exchange back in place, never the other's.
+// its own payment exchange back in place, never the other's. The kept
+// payment calls go back under ids of paygate's own, alike in both
+// conversations: each buys its own item.
 func TestMixedRoundsParallelConversations(t *testing.T) {
+	sku := map[string]string{"A": "premium-monthly", "B": "premium-yearly"}
 	mixed := func(conv string) scriptRound {
 		return scriptRound{whole: `{"id":"chatcmpl-` + conv + `","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
-			`{"id":"pay_` + conv + `","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` +
+			`{"id":"pay_` + conv + `","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"` + sku[conv] + `\"}"}},` +
 			`{"id":"client_` + conv + `","type":"function","function":{"name":"lookup","arguments":"{\"conv\":\"` + conv + `\"}"}}]},"finish_reason":"tool_calls"}]}`}
 	}
 	up := newScriptedProvider(t, func(body string) scriptRound {
@@ -237,16 +240,18 @@ func TestMixedRoundsParallelConversations(t *testing.T) {
 		reqs := up.requests()
 		got := reqs[len(reqs)-1]
 		var msgs []gjson.Result // the conversation without paygate's state message
+		var raw []string
 		for _, m := range gjson.Get(got, "messages").Array() {
 			if m.Get("role").Str != "system" {
 				msgs = append(msgs, m)
+				raw = append(raw, m.Raw)
 			}
 		}
-		if len(msgs) < 4 || msgs[1].Get("tool_calls.#").Int() != 2 || msgs[1].Get("tool_calls.0.id").Str != "pay_"+conv ||
-			msgs[2].Get("tool_call_id").Str != "pay_"+conv || msgs[3].Get("tool_call_id").Str != "client_"+conv {
+		if len(msgs) < 4 || msgs[1].Get("tool_calls.#").Int() != 2 || msgs[1].Get("tool_calls.0.function.arguments").Str != `{"sku":"`+sku[conv]+`"}` ||
+			msgs[2].Get("tool_call_id").Str != msgs[1].Get("tool_calls.0.id").Str || msgs[3].Get("tool_call_id").Str != "client_"+conv {
 			t.Errorf("conv %s: exchange not restored in place: %s", conv, gjson.Get(got, "messages").Raw)
 		}
-		if strings.Contains(got, "pay_"+other) || strings.Contains(got, "client_"+other) {
+		if conversation := strings.Join(raw, ","); strings.Contains(conversation, sku[other]) || strings.Contains(got, "client_"+other) {
 			t.Errorf("conv %s received conversation %s's exchange", conv, other)
 		}
 	}
