@@ -390,6 +390,10 @@ type Model struct {
 	// Name is what the bot sends as "model". Required, unique.
 	Name string `yaml:"name"`
 	// Strategy orders the targets: "priority", "weighted" or "lowest-latency".
+	// "weighted" draws the order in proportion to weight once per
+	// conversation (the client, the end user and the session), so that its
+	// turns and a payment turn's rounds reach the provider whose prompt
+	// cache holds its prefix; a request without an end user draws anew.
 	// Default "priority".
 	Strategy string `yaml:"strategy"`
 	// Targets are the providers serving this model. Required: at least one.

@@ -12,7 +12,7 @@ import (
 func TestPriorityOrderAllocatesNothing(t *testing.T) {
 	e := newEnv(t, nil, []string{"a", "b"}, nil)
 	m := e.r.models[0]
-	if n := testing.AllocsPerRun(100, func() { _ = e.r.order(m, false, false) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = e.r.order(m, false, false, Affinity{}) }); n != 0 {
 		t.Errorf("priority order: %v allocations per round; want 0", n)
 	}
 	got := e.openReq(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(true), Stream: true,
@@ -21,7 +21,7 @@ func TestPriorityOrderAllocatesNothing(t *testing.T) {
 		t.Fatalf("round leaving a out: answered by %q, err %v; want b", got.provider, got.openErr)
 	}
 	var names []string
-	for _, tg := range e.r.order(m, false, false) {
+	for _, tg := range e.r.order(m, false, false, Affinity{}) {
 		names = append(names, tg.p.name)
 	}
 	if !slices.Equal(names, []string{"a", "b"}) {

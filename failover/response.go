@@ -83,6 +83,12 @@ type Request struct {
 	// sends Body unchanged, and the caller must skip the fresh answer's
 	// already-sent beginning. Response.Continued tells which happened.
 	Continuation *Continuation
+	// Affinity, when set, names the conversation the request belongs to:
+	// under the weighted strategy its rounds and turns draw one order of
+	// the targets, in proportion to weight over conversations, so that
+	// they reach the provider whose prompt cache holds its prefix. Zero:
+	// drawn anew.
+	Affinity Affinity
 	// System, when set, is a system message the caller inserted into the
 	// conversation (paygate's payment state, SPEC 3 step 3, just before
 	// the last user message). A target whose provider takes system
@@ -91,6 +97,13 @@ type Request struct {
 	// placement. The caller keeps it where it is in every round: later
 	// rounds only append messages.
 	System *SystemMessage
+}
+
+// Affinity names a conversation (Request.Affinity): its client, its end
+// user and its session. Held as the caller's strings, it costs a request
+// of another strategy nothing.
+type Affinity struct {
+	Client, User, Session string
 }
 
 // TargetName names one target of a model: its provider's config name and

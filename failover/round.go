@@ -3,8 +3,11 @@ package failover
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -112,7 +115,7 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D()), stream: streamKind(m, req)}
-	order := r.order(m, req.SameUpstreamModel, rd.stream)
+	order := r.order(m, req.SameUpstreamModel, rd.stream, req.Affinity)
 	if len(req.ExcludeProviders) > 0 {
 		// A copy: order may be the model's own list (order).
 		order = slices.DeleteFunc(slices.Clone(order), func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
@@ -929,8 +932,9 @@ func streamKind(m *model, req *Request) bool {
 }
 
 // order returns the round's targets by the model's strategy; stream says
-// which latency the lowest-latency strategy compares.
-func (r *Router) order(m *model, sameUpstream, stream bool) []*target {
+// which latency the lowest-latency strategy compares, and affinity names
+// the conversation whose weighted draw is its own (affinityDraws).
+func (r *Router) order(m *model, sameUpstream, stream bool, affinity Affinity) []*target {
 	if !sameUpstream && m.strategy == StrategyPriority {
 		// Config order: the model's own list, no copy per round. It is
 		// shared: a round that changes its order works on a copy (Open);
@@ -946,7 +950,11 @@ func (r *Router) order(m *model, sameUpstream, stream bool) []*target {
 	}
 	switch m.strategy {
 	case StrategyWeighted:
-		weightedShuffle(ts, r.opts.Rand)
+		rnd := r.opts.Rand
+		if affinity != (Affinity{}) {
+			rnd = affinityDraws(m.name, affinity)
+		}
+		weightedShuffle(ts, rnd)
 	case StrategyLowestLatency:
 		now := r.opts.Now()
 		slices.SortStableFunc(ts, func(a, b *target) int {
@@ -954,6 +962,20 @@ func (r *Router) order(m *model, sameUpstream, stream bool) []*target {
 		})
 	}
 	return ts
+}
+
+// affinityDraws are the weighted strategy's draws for one conversation of
+// model: numbers in [0, 1) from a generator seeded by the two, the same
+// in every round, turn, replica and restart, and as spread over
+// conversations as random draws. Providers cache a conversation's prompt
+// prefix per account and model, and bill the cached part at a fraction:
+// drawn anew for each request, a conversation's turns (and a payment
+// turn's rounds) went to one target and the other alike, each reaching a
+// provider that had not seen its last turn.
+func affinityDraws(model string, a Affinity) func() float64 {
+	h := sha256.Sum256([]byte(model + "\x00" + a.Client + "\x00" + a.User + "\x00" + a.Session))
+	g := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(h[:8]), binary.LittleEndian.Uint64(h[8:16])))
+	return g.Float64
 }
 
 // weightedShuffle orders ts by drawing without replacement, each draw in

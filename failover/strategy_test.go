@@ -2,6 +2,7 @@ package failover
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestLowestLatencyOutlierForgotten(t *testing.T) {
 	a, b := m.targets[0], m.targets[1]
 	names := func() []string {
 		var out []string
-		for _, tg := range e.r.order(m, false, true) {
+		for _, tg := range e.r.order(m, false, true, Affinity{}) {
 			out = append(out, tg.p.name)
 		}
 		return out
@@ -121,7 +122,7 @@ func TestLowestLatencyByRequestKind(t *testing.T) {
 	a, b := m.targets[0], m.targets[1]
 	names := func(stream bool) []string {
 		var out []string
-		for _, tg := range e.r.order(m, false, stream) {
+		for _, tg := range e.r.order(m, false, stream, Affinity{}) {
 			out = append(out, tg.p.name)
 		}
 		return out
@@ -341,5 +342,30 @@ func TestLowestLatencyForwardedModelNotFoundLast(t *testing.T) {
 	}
 	if n := len(e.fakes["a"].hits()); n != 1 {
 		t.Errorf("a, which answers 404 for the model, was asked %d times in 2 rounds; want 1 (then behind b)", n)
+	}
+}
+
+// TestWeightedOrderPerConversation: the draws of a conversation
+// (affinityDraws) order the targets the same way every time, and over
+// conversations in proportion to weight, as random draws do.
+func TestWeightedOrderPerConversation(t *testing.T) {
+	a, b, c := &target{model: "a", weight: 1}, &target{model: "b", weight: 3}, &target{model: "c", weight: 6}
+	const n = 3000
+	first := map[string]int{}
+	for i := range n {
+		conv := Affinity{Client: "bot", User: "o-user-" + strconv.Itoa(i), Session: "chat"}
+		ts := []*target{a, b, c}
+		weightedShuffle(ts, affinityDraws("gpt-test", conv))
+		again := []*target{a, b, c}
+		weightedShuffle(again, affinityDraws("gpt-test", conv))
+		if !slices.Equal(ts, again) {
+			t.Fatalf("conversation %d drew %v, then %v", i, ts, again)
+		}
+		first[ts[0].model]++
+	}
+	for k, w := range map[string]int{"a": 300, "b": 900, "c": 1800} {
+		if d := first[k] - w; d < -w/10 || d > w/10 {
+			t.Errorf("%s first in %d of %d conversations; want about %d (weight share)", k, first[k], n, w)
+		}
 	}
 }

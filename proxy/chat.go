@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -307,6 +308,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		Choices:     chat.Choices,
 		ContentType: "application/json",
 		Accept:      s.acceptFor(r.Header, user),
+		Affinity:    conversationAffinity(rc.client.Name, user, cmp.Or(httpwire.Field(r.Header, "X-Paygate-Session"), user)),
 	}
 	resp, err := s.up.Open(r.Context(), req)
 	cost := s.accountRefused(r.Context(), resp, err)

@@ -346,6 +346,17 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 }
 
+// conversationAffinity names the conversation of a chat request for the
+// weighted strategy (failover.Request.Affinity): the client, the end user
+// and the session (the user's own when the bot names none). A request
+// without an end user names none, and its order is drawn anew.
+func conversationAffinity(client, user, session string) failover.Affinity {
+	if user == "" {
+		return failover.Affinity{}
+	}
+	return failover.Affinity{Client: client, User: user, Session: session}
+}
+
 // toolCallsKey finds a request whose messages may carry tool calls: most
 // carry none, and every turn asks (jsonscan.Finder says why not
 // bytes.Contains).
@@ -599,6 +610,7 @@ func (t *turn) request() *failover.Request {
 		ContentType: "application/json",
 		Accept:      t.s.acceptFor(t.r.Header, t.caller.User),
 		System:      t.system,
+		Affinity:    conversationAffinity(t.caller.Client, t.caller.User, t.caller.Session),
 
 		ExcludeTargets: t.tooSmall,
 	}
