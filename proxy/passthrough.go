@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/httpwire"
 )
 
 // handlePassthrough forwards every other /v1/* path (embeddings, moderations,
@@ -143,6 +145,10 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		Accept:            s.acceptFor(r.Header, user),
 		SameUpstreamModel: true,
 		AtMostOnce:        once,
+		// A conversation forwarded (the Responses API, a legacy
+		// completion) stays on the target it drew under the weighted
+		// strategy, as a chat completion does (README models[].strategy).
+		Affinity: conversationAffinity(reqInfo(r).client.Name, user, cmp.Or(httpwire.Field(r.Header, "X-Paygate-Session"), user)),
 	})
 	if err != nil {
 		s.failTurn(w, r, err, nil)

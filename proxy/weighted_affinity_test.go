@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -84,5 +85,75 @@ func TestWeightedStrategyKeepsAConversationOnOneTarget(t *testing.T) {
 	}
 	if onA == 0 || onA == convs {
 		t.Errorf("%d of %d conversations on provider fake; want them spread over both targets (weights 1 and 1)", onA, convs)
+	}
+}
+
+// TestWeightedStrategyKeepsPlainConversationsOnOneTarget: the requests
+// paygate forwards without a payment turn (a chat completion of a bot
+// without the payment tools, a Responses API call, a legacy completion)
+// keep a conversation (the client, the end user and the session) on the
+// target it drew too, as README's models[].strategy says of "weighted";
+// and a target that is down fails over to the other within the
+// conversation.
+func TestWeightedStrategyKeepsPlainConversationsOnOneTarget(t *testing.T) {
+	for _, path := range []string{"/v1/chat/completions", "/v1/responses", "/v1/completions"} {
+		t.Run(strings.TrimPrefix(path, "/v1/"), func(t *testing.T) {
+			ok := func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte(`{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`))
+			}
+			var down atomic.Bool
+			a := newFakeProvider(t, ok)
+			b := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				if down.Load() {
+					http.Error(w, `{"error":{"message":"overloaded","type":"server_error"}}`, http.StatusInternalServerError)
+					return
+				}
+				ok(w, r)
+			})
+			cfg := testConfig(t, a.URL, func(c *config.Config) {
+				p := c.Providers[0]
+				p.Name, p.BaseURL = "other", b.URL+"/v1"
+				c.Providers = append(c.Providers, p)
+				c.Models[0].Strategy = "weighted"
+				c.Models[0].Targets = append(c.Models[0].Targets, config.Target{Provider: "other", Model: "vendor/upstream-model", Weight: 1})
+			})
+			url, _ := newTestProxy(t, cfg)
+			body := `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`
+			if path != "/v1/chat/completions" {
+				body = `{"model":"gpt-test","input":"hi"}`
+			}
+			const users, turns = 16, 5
+			onA := 0
+			for u := range users {
+				hdr := map[string]string{"X-WeChat-OpenID": "o-user-" + strconv.Itoa(u), "X-Paygate-Session": "chat"}
+				beforeA, beforeB := len(a.requests()), len(b.requests())
+				for range turns {
+					resp := post(t, url, path, body, hdr)
+					if b := readAll(t, resp.Body); resp.StatusCode != http.StatusOK {
+						t.Fatalf("user %d: %d %s", u, resp.StatusCode, b)
+					}
+				}
+				byA, byB := len(a.requests())-beforeA, len(b.requests())-beforeB
+				switch {
+				case byB == 0:
+					onA++
+				case byA != 0:
+					t.Errorf("user %d: %d of its requests reached provider fake, %d provider other; want all on one", u, byA, byB)
+				}
+			}
+			if onA == 0 || onA == users {
+				t.Fatalf("%d of %d conversations on provider fake; want them spread over both targets (weights 1 and 1)", onA, users)
+			}
+			// The other provider down: every conversation is still answered,
+			// those that drew it by fake.
+			down.Store(true)
+			for u := range users {
+				resp := post(t, url, path, body, map[string]string{"X-WeChat-OpenID": "o-user-" + strconv.Itoa(u), "X-Paygate-Session": "chat"})
+				if b := readAll(t, resp.Body); resp.StatusCode != http.StatusOK {
+					t.Errorf("user %d with provider other down: %d %s; want fake's answer", u, resp.StatusCode, b)
+				}
+			}
+		})
 	}
 }
