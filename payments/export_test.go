@@ -55,3 +55,7 @@ func RecordInFlight(ctx context.Context, s *Service, orderNo, refundID string) e
 	}
 	return s.putInFlight(ctx, &inFlight{Proposal: store.RefundProposal{RefundID: refundID, OrderNo: orderNo}, OrderVersion: o.Version})
 }
+
+// RefusalLogEvery is how often a notification refused unverified is logged
+// at most, per reason.
+const RefusalLogEvery = refusalLogEvery

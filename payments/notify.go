@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/paygate/paygate/logging"
@@ -25,7 +26,62 @@ const maxNotifyBody = 64 << 10
 // listener or on server.notify_listen.
 func (s *Service) NotifyHandler() http.Handler { return s.notify }
 
-type notifyHandler struct{ s *Service }
+type notifyHandler struct {
+	s *Service
+	// refusals paces the lines of notifications refused unverified.
+	refusals refusalLines
+}
+
+// refusalLogEvery is how often a notification refused before its signature
+// is verified (a reason of notifyHandler.refusedEarly or rejected's) is
+// logged at most, per reason. The route is open to the internet and such a
+// refusal costs a sender nothing: logged each, a flood of 2,000 forgeries a
+// second wrote 780 KB of log a second (67 GB a day) from one sender. The
+// metric counts every one; the first of a reason is logged at once, and the
+// next line of it past the interval says how many were left out since
+// (suppressed), as the Redis driver's lines do.
+const refusalLogEvery = 10 * time.Second
+
+// refusalLines is when a refusal of each reason was last logged and how
+// many were left out since. Its keys are the handler's own reasons, a
+// fixed few, never a sender's words.
+type refusalLines struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	left map[string]int
+}
+
+// take reports whether a refusal of reason may be logged at now, and how
+// many of it were left out before it.
+func (l *refusalLines) take(reason string, now time.Time) (suppressed int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, seen := l.last[reason]; seen && now.Sub(t) < refusalLogEvery && now.Sub(t) > -refusalLogEvery {
+		l.left[reason]++
+		return 0, false
+	}
+	if l.last == nil {
+		l.last, l.left = map[string]time.Time{}, map[string]int{}
+	}
+	suppressed = l.left[reason]
+	delete(l.left, reason)
+	l.last[reason] = now
+	return suppressed, true
+}
+
+// logRefusal logs a notification refused unverified, at most once per
+// refusalLogEvery for its reason (refusalLines).
+func (h *notifyHandler) logRefusal(ctx context.Context, level slog.Level, msg, reason string, attrs []any) {
+	suppressed, ok := h.refusals.take(reason, h.s.now())
+	if !ok {
+		return
+	}
+	attrs = append(attrs, "reason", reason)
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	h.s.log.Log(ctx, level, msg, attrs...)
+}
 
 // verdict is how one notification ended: HTTP status, metric labels, log.
 type verdict struct {
@@ -143,14 +199,15 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 
 // refusedEarly logs a notification refused before its signature was
 // checked (reason, as the metric's label; err may be nil), as rejected
-// does a verification's refusal: every refusal has its log line, so an
-// operator can tell why WeChat Pay's notifications are refused.
+// does a verification's refusal: every reason of refusal has its log line
+// (paced by logRefusal), so an operator can tell why WeChat Pay's
+// notifications are refused.
 func (h *notifyHandler) refusedEarly(r *http.Request, reason string, err error) {
-	attrs := []any{"reason", reason, "method", wechatpay.LogValue(r.Method), "serial", wechatpay.LogValue(r.Header.Get(wechatpay.HeaderSerial)), "remote_addr", r.RemoteAddr}
+	attrs := []any{"method", wechatpay.LogValue(r.Method), "serial", wechatpay.LogValue(r.Header.Get(wechatpay.HeaderSerial)), "remote_addr", r.RemoteAddr}
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
-	h.s.log.WarnContext(r.Context(), "notification rejected", attrs...)
+	h.logRefusal(r.Context(), slog.LevelWarn, "notification rejected", reason, attrs)
 }
 
 func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wechatpay.Notification, err error) verdict {
@@ -192,7 +249,7 @@ func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wec
 	case errors.Is(err, wechatpay.ErrSignatureProbe):
 		// WeChat Pay checking that paygate verifies signatures: refused,
 		// as it expects, and no sign of a forgery or a changed key.
-		s.log.InfoContext(ctx, "notification rejected: wechat pay's signature probe, refused as it expects", append(attrs, "reason", "signature_probe")...)
+		h.logRefusal(ctx, slog.LevelInfo, "notification rejected: wechat pay's signature probe, refused as it expects", "signature_probe", attrs)
 		return verdict{status: http.StatusUnauthorized, outcome: "rejected", reason: "signature_probe", msg: "bad_signature"}
 	case errors.Is(err, wechatpay.ErrMissingHeaders):
 		reason = "missing_headers"
@@ -201,7 +258,7 @@ func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wec
 	case errors.Is(err, wechatpay.ErrStaleTimestamp):
 		reason = "stale_timestamp"
 	}
-	s.log.WarnContext(ctx, "notification rejected", append(attrs, "reason", reason)...)
+	h.logRefusal(ctx, slog.LevelWarn, "notification rejected", reason, attrs)
 	return verdict{status: http.StatusUnauthorized, outcome: "rejected", reason: reason, msg: reason}
 }
 
