@@ -17,7 +17,6 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
@@ -89,12 +88,15 @@ type Options struct {
 
 // Server holds the HTTP surfaces.
 type Server struct {
-	cfg    *config.Config
-	up     Upstream
-	log    *slog.Logger
-	reg    *prometheus.Registry
-	store  Pinger
-	notify http.Handler
+	cfg *config.Config
+	up  Upstream
+	log *slog.Logger
+	reg *prometheus.Registry
+	// scrapes serves /metrics on every listener that mounts it: one, so
+	// that their requests share gathers.
+	scrapes *scrapeGate
+	store   Pinger
+	notify  http.Handler
 	// redact masks the known secrets in upstream text before it reaches a
 	// client (redacted).
 	redact  *logging.Redactor
@@ -159,12 +161,13 @@ func New(o Options) (*Server, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg:    o.Config,
-		up:     o.Upstream,
-		log:    o.Logger,
-		reg:    reg,
-		store:  o.Store,
-		notify: o.Notify,
+		cfg:     o.Config,
+		up:      o.Upstream,
+		log:     o.Logger,
+		reg:     reg,
+		scrapes: newScrapeGate(reg),
+		store:   o.Store,
+		notify:  o.Notify,
 		// The config's secrets, and the user hash key when the store made
 		// it; only those long enough to be secrets
 		// (logging.ClientMinSecret).
@@ -333,7 +336,7 @@ func (s *Server) operatorRoutes(mux *http.ServeMux) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.scrapes)
 	// Another method on these paths is a 405 naming the ones served: the
 	// catch-all's 404 "unknown endpoint … served under /v1" told an
 	// operator whose probe sent a POST that the health route did not exist.
