@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/paygate/paygate/logging"
@@ -28,8 +27,13 @@ func (s *Service) NotifyHandler() http.Handler { return s.notify }
 
 type notifyHandler struct {
 	s *Service
-	// refusals paces the lines of notifications refused unverified.
-	refusals refusalLines
+	// refusals paces the lines of notifications refused unverified, by
+	// reason (a fixed few, the handler's own).
+	refusals logging.Paced
+}
+
+func newNotifyHandler(s *Service) *notifyHandler {
+	return &notifyHandler{s: s, refusals: logging.Paced{Every: refusalLogEvery}}
 }
 
 // refusalLogEvery is how often a notification refused before its signature
@@ -39,40 +43,13 @@ type notifyHandler struct {
 // second wrote 780 KB of log a second (67 GB a day) from one sender. The
 // metric counts every one; the first of a reason is logged at once, and the
 // next line of it past the interval says how many were left out since
-// (suppressed), as the Redis driver's lines do.
+// (suppressed, logging.Paced), as the Redis driver's lines do.
 const refusalLogEvery = 10 * time.Second
 
-// refusalLines is when a refusal of each reason was last logged and how
-// many were left out since. Its keys are the handler's own reasons, a
-// fixed few, never a sender's words.
-type refusalLines struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-	left map[string]int
-}
-
-// take reports whether a refusal of reason may be logged at now, and how
-// many of it were left out before it.
-func (l *refusalLines) take(reason string, now time.Time) (suppressed int, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if t, seen := l.last[reason]; seen && now.Sub(t) < refusalLogEvery && now.Sub(t) > -refusalLogEvery {
-		l.left[reason]++
-		return 0, false
-	}
-	if l.last == nil {
-		l.last, l.left = map[string]time.Time{}, map[string]int{}
-	}
-	suppressed = l.left[reason]
-	delete(l.left, reason)
-	l.last[reason] = now
-	return suppressed, true
-}
-
 // logRefusal logs a notification refused unverified, at most once per
-// refusalLogEvery for its reason (refusalLines).
+// refusalLogEvery for its reason.
 func (h *notifyHandler) logRefusal(ctx context.Context, level slog.Level, msg, reason string, attrs []any) {
-	suppressed, ok := h.refusals.take(reason, h.s.now())
+	suppressed, ok := h.refusals.Take(reason, h.s.now())
 	if !ok {
 		return
 	}

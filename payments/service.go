@@ -367,7 +367,7 @@ func New(opts Options) (*Service, error) {
 	if s.newNo == nil {
 		s.newNo = NewOrderNo
 	}
-	s.notify = &notifyHandler{s: s}
+	s.notify = newNotifyHandler(s)
 	return s, nil
 }
 

@@ -215,12 +215,39 @@ func (s *Server) AdminAuth(h http.Handler) http.Handler {
 		tok, ok := bearerToken(r.Header.Get("Authorization"))
 		got := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			s.logAdminRefusal(r)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="paygate admin"`)
 			adminError(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <admin.token>)")
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// adminRefusalLogEvery is how often a refused admin token is logged at
+// most. Nothing slows a guesser down (the token's length is the defence),
+// so the refusals are what an operator can see of one, yet each costs its
+// sender nothing: the first is logged at once, a run of them one line per
+// interval, the next saying how many were left out since (suppressed).
+const adminRefusalLogEvery = 10 * time.Second
+
+// logAdminRefusal logs a request AdminAuth refused, paced
+// (adminRefusalLogEvery): its sender's address and the route it asked for
+// (the mux's pattern, paygate's words, never the sender's path). The token
+// it sent is never named.
+func (s *Server) logAdminRefusal(r *http.Request) {
+	suppressed, ok := s.adminRefusals.Take("admin_token", time.Now())
+	if !ok {
+		return
+	}
+	attrs := []any{"remote_addr", r.RemoteAddr, "pattern", r.Pattern}
+	if rc := reqInfo(r); rc != nil {
+		attrs = append(attrs, "request_id", rc.id)
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	s.log.WarnContext(r.Context(), "admin token refused", attrs...)
 }
 
 func adminError(w http.ResponseWriter, status int, msg string) {

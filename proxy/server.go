@@ -95,8 +95,10 @@ type Server struct {
 	// scrapes serves /metrics on every listener that mounts it: one, so
 	// that their requests share gathers.
 	scrapes *scrapeGate
-	store   Pinger
-	notify  http.Handler
+	// adminRefusals paces the lines of refused admin tokens (AdminAuth).
+	adminRefusals logging.Paced
+	store         Pinger
+	notify        http.Handler
 	// redact masks the known secrets in upstream text before it reaches a
 	// client (redacted).
 	redact  *logging.Redactor
@@ -161,13 +163,14 @@ func New(o Options) (*Server, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg:     o.Config,
-		up:      o.Upstream,
-		log:     o.Logger,
-		reg:     reg,
-		scrapes: newScrapeGate(reg),
-		store:   o.Store,
-		notify:  o.Notify,
+		cfg:           o.Config,
+		up:            o.Upstream,
+		log:           o.Logger,
+		reg:           reg,
+		scrapes:       newScrapeGate(reg),
+		adminRefusals: logging.Paced{Every: adminRefusalLogEvery},
+		store:         o.Store,
+		notify:        o.Notify,
 		// The config's secrets, and the user hash key when the store made
 		// it; only those long enough to be secrets
 		// (logging.ClientMinSecret).

@@ -1,0 +1,44 @@
+package logging
+
+import (
+	"sync"
+	"time"
+)
+
+// Paced lets a line of each kind through at most once per Every: the first
+// at once, a repeat within Every of the last one let through left out and
+// counted, and the next one let through told how many were (Take's
+// suppressed, for a "suppressed" attribute). It is for lines a sender on
+// the network makes paygate write (a refusal it costs them nothing to
+// earn), which logged each let one sender fill the disk; a metric counts
+// every one. Kinds must be a caller's own few names, never a sender's
+// words: each is remembered. The zero value is ready; a zero Every lets
+// every line through.
+type Paced struct {
+	Every time.Duration
+
+	mu   sync.Mutex
+	last map[string]time.Time // when a line of the kind was last let through
+	left map[string]int       // lines of the kind left out since
+}
+
+// Take reports whether a line of kind may be written at now, and how many
+// of it were left out before it. A clock stepped back by Every or more
+// lets the next line through.
+func (p *Paced) Take(kind string, now time.Time) (suppressed int, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, seen := p.last[kind]; seen {
+		if d := now.Sub(t); d < p.Every && d > -p.Every {
+			p.left[kind]++
+			return 0, false
+		}
+	}
+	if p.last == nil {
+		p.last, p.left = map[string]time.Time{}, map[string]int{}
+	}
+	suppressed = p.left[kind]
+	delete(p.left, kind)
+	p.last[kind] = now
+	return suppressed, true
+}
