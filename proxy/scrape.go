@@ -171,9 +171,12 @@ func encodeFamilies(w io.Writer, format expfmt.Format, mfs []*dto.MetricFamily) 
 	return nil
 }
 
-// takesGzip reports whether an Accept-Encoding header takes gzip (named,
-// or "*", without q=0).
+// takesGzip reports whether an Accept-Encoding header takes gzip: named
+// without q=0, or, not named, "*" without q=0. A gzip named with q=0 is
+// refused whatever "*" says (RFC 9110 12.5.3: "*" stands for the codings
+// not named); the parameter's name is read without regard to case.
 func takesGzip(h http.Header) bool {
+	gzipQ, starQ := -1.0, -1.0
 	for _, v := range h.Values("Accept-Encoding") {
 		for _, part := range strings.Split(v, ",") {
 			name, params, _ := strings.Cut(part, ";")
@@ -181,13 +184,24 @@ func takesGzip(h http.Header) bool {
 			if name != "gzip" && name != "*" {
 				continue
 			}
-			if q, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(q), 64); err == nil && f <= 0 {
-					continue
+			q := 1.0
+			for _, p := range strings.Split(params, ";") {
+				k, val, _ := strings.Cut(p, "=")
+				if strings.EqualFold(strings.TrimSpace(k), "q") {
+					if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+						q = f
+					}
 				}
 			}
-			return true
+			if name == "gzip" {
+				gzipQ = max(gzipQ, q)
+			} else {
+				starQ = max(starQ, q)
+			}
 		}
 	}
-	return false
+	if gzipQ >= 0 {
+		return gzipQ > 0
+	}
+	return starQ > 0
 }
