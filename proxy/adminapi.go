@@ -215,7 +215,12 @@ func (s *Server) AdminAuth(h http.Handler) http.Handler {
 		tok, ok := bearerToken(r.Header.Get("Authorization"))
 		got := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			s.logAdminRefusal(r)
+			if ok {
+				// A token sent and refused: a guess, or a changed
+				// token. None sent (the console's sign-in page asks
+				// without one) guesses nothing.
+				s.logAdminRefusal(r)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="paygate admin"`)
 			adminError(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <admin.token>)")
 			return
@@ -231,7 +236,8 @@ func (s *Server) AdminAuth(h http.Handler) http.Handler {
 // interval, the next saying how many were left out since (suppressed).
 const adminRefusalLogEvery = 10 * time.Second
 
-// logAdminRefusal logs a request AdminAuth refused, paced
+// logAdminRefusal logs a request AdminAuth refused for the token it sent
+// (one that sent none is not logged), paced
 // (adminRefusalLogEvery): its sender's address and the route it asked for
 // (the mux's pattern, paygate's words, never the sender's path). The token
 // it sent is never named.
