@@ -18,7 +18,8 @@ import (
 
 // scrapeEvery is the least time between the starts of two gathers of
 // /metrics (scrapeGate). A scraper asks every 15 s or more; a scrape that
-// comes within it of the last gather waits for the next, at most this long.
+// comes within it of the last gather waits for the next, at most this long
+// past the last's end.
 const scrapeEvery = 100 * time.Millisecond
 
 // scrapeGate serves /metrics. /metrics is served without a key on every
@@ -27,7 +28,8 @@ const scrapeEvery = 100 * time.Millisecond
 // and compressed them for each request: about 1.1 ms of CPU each, so a
 // flood of 1,000 a second from one sender took more than a core and slowed
 // every chat turn. Here the requests that arrive while a gather is due
-// share it, gathers begin at most once per scrapeEvery, and each answer is
+// share it, gathers begin at most once per scrapeEvery and one at a time
+// (the next once the last has ended), and each answer is
 // encoded once per gather for each format and encoding asked: a request
 // costs a copy of bytes made for it and the others. A request still reads
 // a gather begun after it arrived, never an older one. The format is
@@ -42,6 +44,9 @@ type scrapeGate struct {
 	due *scrapeCycle
 	// last is when the last gather began.
 	last time.Time
+	// prev is the cycle made last: the next gather begins once it has
+	// ended (nil before the first).
+	prev *scrapeCycle
 }
 
 // scrapeCycle is one gather and the answers made of it.
@@ -97,8 +102,11 @@ func (g *scrapeGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // join returns the gather due for a request arriving now, starting one
-// when none is: at once when the last began scrapeEvery ago or more, else
-// when it will have.
+// when none is: at once when the last began scrapeEvery ago or more and
+// has ended, else when both are so. A gather takes as long as the store's
+// ping (up to storeStatusPing while Redis does not answer): begun every
+// scrapeEvery whatever the last was doing, a flood kept ten in flight,
+// ten pings holding ten of the pool's connections the bots' turns wait on.
 func (g *scrapeGate) join() *scrapeCycle {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -107,17 +115,22 @@ func (g *scrapeGate) join() *scrapeCycle {
 	}
 	cy := &scrapeCycle{ready: make(chan struct{}), answers: map[scrapeKey]*scrapeAnswer{}}
 	g.due = cy
+	prev := g.prev
+	g.prev = cy
 	wait := time.Until(g.last.Add(scrapeEvery))
-	go g.gather(cy, wait)
+	go g.gather(cy, prev, wait)
 	return cy
 }
 
-// gather begins cy's gather after wait. From then on a request arriving
-// makes the next cycle: every request that joined cy arrived before its
-// gather began.
-func (g *scrapeGate) gather(cy *scrapeCycle, wait time.Duration) {
+// gather begins cy's gather after wait and once prev's has ended. From
+// then on a request arriving makes the next cycle: every request that
+// joined cy arrived before its gather began.
+func (g *scrapeGate) gather(cy, prev *scrapeCycle, wait time.Duration) {
 	if wait > 0 {
 		time.Sleep(wait)
+	}
+	if prev != nil {
+		<-prev.ready
 	}
 	g.mu.Lock()
 	g.due = nil
