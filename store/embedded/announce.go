@@ -34,7 +34,8 @@ func (d *DB) ClaimAnnouncement(ctx context.Context, client, user, kind, orderNo 
 	}
 	now := d.now().UnixNano()
 	first := false
-	err := d.update(ctx, func(tx *bolt.Tx) error {
+	err := d.batched(ctx, func(tx *bolt.Tx) error {
+		first = false // a run again in a group (batched) starts afresh
 		b := tx.Bucket(bAnnounced)
 		k := announceKey(client, user, orderNo, kind)
 		if v := b.Get(k); v != nil {

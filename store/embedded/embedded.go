@@ -254,6 +254,9 @@ type DB struct {
 	// listHook, when set (by tests), is called with each order ListOrders
 	// reads, listed or not.
 	listHook func(orderNo []byte)
+	// commitHook, when set (by tests), is called after each write
+	// transaction of a store write commits.
+	commitHook func()
 	// readOnly: opened with Options.ReadOnly; Ping makes no write probe.
 	readOnly bool
 	// lastWrite is the outcome of the last write transaction that reached
@@ -268,6 +271,9 @@ type DB struct {
 	// host's wall clock neither makes a wait of a second an hour's nor
 	// hides a hung write.
 	probeSince atomic.Pointer[time.Time]
+	// group commits the hot path's writes that queue for the writer
+	// together (batched).
+	group group
 }
 
 // writeOutcome is a write transaction's commit: when (the DB's clock) and
@@ -635,6 +641,9 @@ func (d *DB) commit(fn func(*bolt.Tx) error) error {
 	})
 	if fnErr != nil {
 		return err
+	}
+	if d.commitHook != nil {
+		d.commitHook()
 	}
 	return d.noteWrite(err)
 }

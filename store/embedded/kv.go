@@ -44,7 +44,7 @@ func (d *DB) claim(ctx context.Context, key string, from int, orderNo string, tt
 	now := d.now()
 	var c store.Claim
 	var won bool
-	err := d.update(ctx, func(tx *bolt.Tx) error {
+	err := d.batched(ctx, func(tx *bolt.Tx) error {
 		cb, gb := tx.Bucket(bClaims), tx.Bucket(bClaimGens)
 		var cur claimRec
 		live := false
@@ -153,7 +153,7 @@ type counterRec struct {
 func (d *DB) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	now := d.now().UnixNano()
 	var n int64
-	err := d.update(ctx, func(tx *bolt.Tx) error {
+	err := d.batched(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bCounters)
 		var r counterRec
 		if v := b.Get([]byte(key)); v != nil {
@@ -209,7 +209,8 @@ type windowRec struct {
 func (d *DB) AllowWindow(ctx context.Context, key string, limit int, window time.Duration, token string) (bool, error) {
 	now := d.now().UnixNano()
 	var ok bool
-	err := d.update(ctx, func(tx *bolt.Tx) error {
+	err := d.batched(ctx, func(tx *bolt.Tx) error {
+		ok = false // a run again in a group (batched) starts afresh
 		b := tx.Bucket(bCounters)
 		k := windowPrefix + key
 		var r windowRec

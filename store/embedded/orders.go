@@ -119,7 +119,7 @@ func (d *DB) CreateOrder(ctx context.Context, o *store.Order, events ...store.Ev
 		rec.CreatedAt = now
 	}
 	rec.UpdatedAt = now
-	err = d.update(ctx, func(tx *bolt.Tx) error {
+	err = d.batched(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOrders)
 		if b.Get([]byte(o.OrderNo)) != nil {
 			return fmt.Errorf("order %s: %w", o.OrderNo, store.ErrExists)
@@ -191,7 +191,7 @@ func (d *DB) UpdateOrder(ctx context.Context, o *store.Order, expect store.Order
 	now := d.now()
 	var version int64
 	var created time.Time
-	err = d.update(ctx, func(tx *bolt.Tx) error {
+	err = d.batched(ctx, func(tx *bolt.Tx) error {
 		cur, err := getOrder(tx, []byte(o.OrderNo))
 		if err != nil {
 			return err
