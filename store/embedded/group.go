@@ -83,7 +83,7 @@ func (d *DB) commitGroup(calls []*groupCall) {
 	for len(calls) > 0 {
 		failed := len(calls)
 		var fnErr error
-		err := d.commit(func(tx *bolt.Tx) error {
+		err := d.commitOnce(func(tx *bolt.Tx) error {
 			for i, c := range calls {
 				if fnErr = runCall(c, tx); fnErr != nil {
 					failed = i
@@ -100,7 +100,7 @@ func (d *DB) commitGroup(calls []*groupCall) {
 		}
 		if failed > 0 {
 			before := calls[:failed]
-			err := d.commit(func(tx *bolt.Tx) error {
+			err := d.commitOnce(func(tx *bolt.Tx) error {
 				for _, c := range before {
 					if err := runCall(c, tx); err != nil {
 						return err
@@ -115,6 +115,21 @@ func (d *DB) commitGroup(calls []*groupCall) {
 		calls[failed].done <- fnErr
 		calls = calls[failed+1:]
 	}
+}
+
+// commitOnce is commit for a group, a panic in it past the writes' own
+// functions (bbolt's, in its commit; runCall takes theirs) its error, and
+// the last write's outcome for Ping: unwinding the leader would leave the
+// group marked as led, so the writes queued with it and every later one
+// would wait for good, and a leader on a goroutine of its own would take
+// the process down. bbolt rolls the transaction back as the panic passes.
+func (d *DB) commitOnce(fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = d.noteWrite(fmt.Errorf("embedded: commit panicked: %v", p))
+		}
+	}()
+	return d.commit(fn)
 }
 
 // runCall runs c's function in tx, a panic in it its error: the group's

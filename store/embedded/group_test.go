@@ -146,3 +146,61 @@ func TestGroupWithAFailingWrite(t *testing.T) {
 		t.Errorf("window of 3 admitted %d of %d callers (%v)", n, callers, allowed)
 	}
 }
+
+// TestGroupCommitPanics: a panic in a group's commit past the writes'
+// own functions (bbolt's, in its commit) answers every write of the group
+// with an error and leaves the group to later writes, because it unwound
+// the leader with the group still marked as led: the writes queued with it
+// and every hot-path write after waited for good (the payment path hung
+// while /readyz, whose probe does not queue, said ready), and one on a
+// leader's own goroutine took the process down.
+func TestGroupCommitPanics(t *testing.T) {
+	d := openTest(t, storetest.NewClock())
+	ctx := context.Background()
+	var panics atomic.Int64
+	d.commitHook = func() {
+		if panics.Add(1) <= 2 {
+			panic("bbolt: a corrupt page")
+		}
+	}
+	// The first write leads alone; the three queued behind it are the next
+	// group, committed by a leader of its own.
+	release := holdWriter(t, d)
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					errs <- fmt.Errorf("panicked: %v", p)
+				}
+			}()
+			_, err := d.IncrCounter(ctx, "orders:day:user", time.Hour)
+			errs <- err
+		}()
+		waitQueued(t, "IncrCounter", i+1)
+	}
+	release()
+	for range 4 {
+		select {
+		case err := <-errs:
+			if err == nil || strings.HasPrefix(err.Error(), "panicked") {
+				t.Errorf("a write of a group whose commit panicked: %v; want its error", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a write of a group whose commit panicked never returned")
+		}
+	}
+	done := make(chan error, 1)
+	go func() { _, err := d.IncrCounter(ctx, "orders:day:user", time.Hour); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("a write after the panics: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write after a group's commit panicked never returned")
+	}
+	if err := d.Ping(ctx); err != nil {
+		t.Errorf("Ping after a write succeeded again: %v", err)
+	}
+}
