@@ -694,6 +694,16 @@ func causeOf(f *failure) string {
 		// redirect points) and the bot must never get a 3xx without its
 		// Location: the provider is misconfigured, as after 401/403.
 		return CauseMisconfigured
+	case status == http.StatusProxyAuthRequired:
+		// Only a proxy says 407: the one paygate's HTTP_PROXY names,
+		// which wants credentials it was not given (or refused them), on
+		// the way to a provider reached over plain http (over https it
+		// answers CONNECT, a connect error). Nothing the bot sent: taken
+		// for the bot's error, the round ended without asking the next
+		// target and the bot got the proxy's 407 and its HTML page, which
+		// its own HTTP client reads as its proxy's. The provider stays
+		// out of reach until an operator fixes the proxy setting.
+		return CauseMisconfigured
 	case status >= 100 && status < 200:
 		// Interim answers never get here (the transport reads past
 		// them) but an unasked 101 Switching Protocols does: no answer

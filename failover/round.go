@@ -808,6 +808,12 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 				"provider", p.name, "status", f.httpStatus, "message", f.errMsg, "cooldown", r.opts.MisconfiguredCooldown)
 			return decision{next: stepNext, breaker: errNeutral}
 		}
+		if f.httpStatus == http.StatusProxyAuthRequired {
+			// The proxy's page says nothing of the provider's key.
+			r.log.ErrorContext(rd.ctx, "the proxy to the provider asked for credentials (HTTP 407): check the user and password in HTTP_PROXY; provider marked misconfigured",
+				"provider", p.name, "status", f.httpStatus, "cooldown", r.opts.MisconfiguredCooldown)
+			return decision{next: stepNext, breaker: errNeutral}
+		}
 		// The provider's message is not logged: some echo part of the key.
 		r.log.ErrorContext(rd.ctx, "upstream refused the provider key: provider marked misconfigured",
 			"provider", p.name, "status", f.httpStatus, "code", f.errCode, "cooldown", r.opts.MisconfiguredCooldown)

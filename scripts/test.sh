@@ -50,6 +50,14 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx-light
 fi
 
+# squid for cmd/paygate's tests of paygate behind an egress proxy
+# (egress_proxy_test.go: HTTP_PROXY/HTTPS_PROXY with credentials), which fail
+# without it.
+if ! command -v squid >/dev/null && [ ! -x /usr/sbin/squid ]; then
+  say "installing squid (paygate behind an egress proxy)"
+  apt_install squid
+fi
+
 # The Node SDKs (openai, the Vercel AI SDK, LangChain.js) for the real-client tests.
 command -v node >/dev/null && command -v npm >/dev/null || { say "installing nodejs"; apt_install nodejs npm; }
 # The AI SDK 7 and LangChain.js 1.6 ask for Node 22 and are tested here on

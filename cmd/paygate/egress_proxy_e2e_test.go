@@ -1,0 +1,115 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// chatAnswer is a provider answering every chat with content.
+func chatAnswer(content string, asked *atomic.Int32) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"chatcmpl-eg","object":"chat.completion","created":1700000000,"model":"u",`+
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"`+content+`"},"finish_reason":"stop"}],`+
+			`"usage":{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6}}`)
+	}
+}
+
+// proxiedChat sends the bot's chat for model to paygate at base.
+func proxiedChat(t *testing.T, base, key, model string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+// stopAndDrain ends paygate with SIGTERM and returns every log line left.
+func stopAndDrain(t *testing.T, cmd *exec.Cmd, lines <-chan string) []string {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	var out []string
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				_ = cmd.Wait()
+				return out
+			}
+			out = append(out, l)
+		case <-timeout:
+			t.Fatal("paygate did not end within 30s of SIGTERM")
+		}
+	}
+}
+
+// TestProxyAuthRequiredIsPaygates: a provider reached over plain http
+// through the company's proxy (HTTP_PROXY, a relay on a public address as
+// many are in China), whose credentials the proxy refuses, answers 407
+// from the proxy itself. That is paygate's egress setting, never the
+// bot's request: the next target answers, and the bot never gets the 407
+// (its own HTTP client would take it for its proxy's) nor squid's page;
+// the operator's log says the proxy wants credentials, without the
+// password.
+func TestProxyAuthRequiredIsPaygates(t *testing.T) {
+	var relayAsked, localAsked atomic.Int32
+	relay := httptest.NewServer(chatAnswer("from the relay", &relayAsked))
+	defer relay.Close()
+	local := httptest.NewServer(chatAnswer("from the second target", &localAsked))
+	defer local.Close()
+	squid := startSquid(t, []string{"relay.example.com"}, "")
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-egress-proxy-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers:
+  - {name: relay, base_url: "http://relay.example.com:`+portOf(t, relay.URL)+`/v1", api_key: sk-relay-key}
+  - {name: local, base_url: "`+local.URL+`/v1", api_key: sk-local-key}
+models: [{name: m, targets: [{provider: relay, model: u}, {provider: local, model: u}]}]
+`)
+	const wrong = "Wr0ng-proxy-pass"
+	cmd, lines, base := startPaygate(t, cfg, proxyEnv("HTTP_PROXY=http://"+squidUser+":"+wrong+"@"+squid))
+
+	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
+	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
+		t.Errorf("the bot got %d %.300s; want the second target's answer", status, body)
+	}
+	if relayAsked.Load() != 0 || localAsked.Load() != 1 {
+		t.Errorf("relay asked %d times, the second target %d; want 0 (the proxy refused) and 1", relayAsked.Load(), localAsked.Load())
+	}
+	var said bool
+	for _, l := range stopAndDrain(t, cmd, lines) {
+		if strings.Contains(l, wrong) {
+			t.Errorf("a log line holds the proxy's password: %s", l)
+		}
+		if gjson.Get(l, "provider").Str == "relay" && gjson.Get(l, "status").Int() == 407 &&
+			strings.Contains(gjson.Get(l, "msg").Str, "proxy") && strings.Contains(gjson.Get(l, "msg").Str, "HTTP_PROXY") {
+			said = true
+		}
+	}
+	if !said {
+		t.Error("no log line says the proxy to provider relay asked for credentials (HTTP 407), naming HTTP_PROXY")
+	}
+}

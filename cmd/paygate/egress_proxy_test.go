@@ -1,0 +1,184 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// squid as the company's egress proxy, as deployments in China and on
+// corporate networks reach their providers: Debian's squid, in the
+// foreground on a config of its own, asking for Basic credentials
+// (squidUser, squidPass) and resolving names from a hosts file of its own,
+// so that a provider's name only the proxy knows (…example.com, which
+// httptest's certificate covers, mapped to 127.0.0.1) proves a request
+// went through it: paygate cannot dial it directly, and Go never proxies a
+// loopback address. These tests need squid and fail without it, never
+// skip: scripts/test.sh installs it.
+
+const (
+	squidUser = "paygate"
+	squidPass = "sq-Pass-0123"
+)
+
+// squidBin is squid on PATH, else /usr/sbin/squid (not on a non-root
+// PATH on Debian).
+func squidBin(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("squid"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/squid"); err == nil {
+		return "/usr/sbin/squid"
+	}
+	t.Fatal("squid not found: the tests of paygate behind an egress proxy need it (apt-get install -y squid; scripts/test.sh installs it)")
+	return ""
+}
+
+// startSquid runs squid on a free address and returns its host:port.
+// hosts names the names it resolves to 127.0.0.1; access holds http_access
+// lines put before the one that lets the authenticated user through. It is
+// stopped, and its log shown when the test failed, at the test's end.
+func startSquid(t *testing.T, hosts []string, access string) string {
+	t.Helper()
+	bin := squidBin(t)
+	// Not t.TempDir: squid drops root's privileges (to user proxy) and
+	// writes its logs there, and runs the credentials helper from there.
+	dir, err := os.MkdirTemp("", "paygate-squid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	// Squid's credentials helper: one "user password" line in (URL-escaped;
+	// these are plain), OK or ERR out.
+	helper := "#!/bin/sh\nwhile read -r u p; do\n  if [ \"$u\" = " + squidUser + " ] && [ \"$p\" = " + squidPass +
+		" ]; then echo OK; else echo ERR; fi\ndone\n"
+	writeMode(t, filepath.Join(dir, "auth.sh"), helper, 0o755)
+	writeMode(t, filepath.Join(dir, "hosts"), "127.0.0.1 "+strings.Join(hosts, " ")+"\n", 0o644)
+	addr := freeAddr(t)
+	conf := `http_port ` + addr + `
+pid_filename ` + dir + `/squid.pid
+cache_log ` + dir + `/cache.log
+access_log stdio:` + dir + `/access.log
+coredump_dir ` + dir + `
+hosts_file ` + dir + `/hosts
+cache deny all
+shutdown_lifetime 0 seconds
+auth_param basic program ` + dir + `/auth.sh
+auth_param basic children 2
+acl authed proxy_auth REQUIRED
+` + access + `
+http_access allow authed
+http_access deny all
+`
+	path := filepath.Join(dir, "squid.conf")
+	writeMode(t, path, conf, 0o644)
+	cmd := exec.Command(bin, "-N", "-f", path)
+	out, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Ended with the test binary when it dies without its cleanups, as
+	// nginx is (startNginx), from a thread of its own.
+	cmd.SysProcAttr = nginxProcAttr()
+	started, exited := make(chan error), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			_ = cmd.Wait()
+		}
+		close(exited)
+	}()
+	if err := <-started; err != nil {
+		t.Fatalf("squid: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		_ = out.Close()
+		if t.Failed() {
+			for _, f := range []string{"stderr", "cache.log", "access.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("squid's %s:\n%s", f, b)
+			}
+		}
+	})
+	// Up once it answers as squid: a connection taken is no proof, as
+	// another process may hold the port freeAddr handed out.
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if resp, err := c.Get("http://" + addr + "/"); err == nil {
+			resp.Body.Close()
+			if strings.HasPrefix(resp.Header.Get("Server"), "squid") {
+				return addr
+			}
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+			l, _ := os.ReadFile(filepath.Join(dir, "cache.log"))
+			t.Fatalf("squid exited: %s%s\nconfig:\n%s", b, l, conf)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			l, _ := os.ReadFile(filepath.Join(dir, "cache.log"))
+			t.Fatalf("squid does not answer on %s after 15s: %s", addr, l)
+		}
+	}
+}
+
+func writeMode(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil { // past the umask
+		t.Fatal(err)
+	}
+}
+
+// proxyEnv has cmd run with this test's proxy settings alone, kv
+// ("HTTP_PROXY=…"), the environment's own left out.
+func proxyEnv(kv ...string) func(*exec.Cmd) {
+	return func(cmd *exec.Cmd) {
+		var env []string
+		for _, e := range cmd.Env {
+			switch k, _, _ := strings.Cut(e, "="); strings.ToUpper(k) {
+			case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR":
+				continue
+			}
+			env = append(env, e)
+		}
+		cmd.Env = append(env, kv...)
+	}
+}
+
+// portOf is an httptest server's port.
+func portOf(t *testing.T, rawURL string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(rawURL, "http://"), "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
