@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -438,7 +439,20 @@ func newProxyTransport(d *net.Dialer, connect time.Duration) *http.Transport {
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		// net/http fails a refused CONNECT with the proxy's reason phrase
+		// alone ("Forbidden", "Proxy Authentication Required", "Bad
+		// Gateway"), which the log read as the provider's own refusal.
+		OnProxyConnectResponse: proxyRefusal,
 	}
+}
+
+// proxyRefusal says that the proxy would not open the tunnel, with its
+// status; h1.Transport names the proxy and the provider's host.
+func proxyRefusal(_ context.Context, _ *url.URL, _ *http.Request, resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	return fmt.Errorf("the proxy refused the tunnel: %s", resp.Status)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,5 +112,56 @@ models: [{name: m, targets: [{provider: relay, model: u}, {provider: local, mode
 	}
 	if !said {
 		t.Error("no log line says the proxy to provider relay asked for credentials (HTTP 407), naming HTTP_PROXY")
+	}
+}
+
+// TestProxyRefusalNamesTheProxy: the company's proxy lets paygate reach
+// only the hosts it allows (squid denying CONNECT to one provider's), and
+// paygate trusts the providers' certificates through SSL_CERT_FILE. The
+// refused provider's attempt is logged as the proxy's refusal, naming the
+// proxy's address and its status, where it said a bare "Forbidden", read
+// as the provider refusing paygate; the next target answers through the
+// proxy, its certificate verified, and no line holds the proxy's password.
+func TestProxyRefusalNamesTheProxy(t *testing.T) {
+	var asked atomic.Int32
+	up := httptest.NewTLSServer(chatAnswer("through the proxy over TLS", &asked))
+	defer up.Close()
+	squid := startSquid(t, []string{"llm.example.com", "blocked.example.com"},
+		"acl blocked dstdomain blocked.example.com\nhttp_access deny blocked")
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
+	cfg := filepath.Join(dir, "c.yaml")
+	port := portOf(t, up.URL)
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-egress-proxy-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers:
+  - {name: blocked, base_url: "https://blocked.example.com:`+port+`/v1", api_key: sk-blocked-key}
+  - {name: llm, base_url: "https://llm.example.com:`+port+`/v1", api_key: sk-llm-key}
+models: [{name: m, targets: [{provider: blocked, model: u}, {provider: llm, model: u}]}]
+`)
+	cmd, lines, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca,
+		"HTTPS_PROXY=http://"+squidUser+":"+squidPass+"@"+squid))
+
+	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
+	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "through the proxy over TLS" {
+		t.Errorf("the bot got %d %.300s; want the second target's answer", status, body)
+	}
+	if asked.Load() != 1 {
+		t.Errorf("the provider was asked %d times; want 1 (llm, through the proxy)", asked.Load())
+	}
+	var refusal string
+	for _, l := range stopAndDrain(t, cmd, lines) {
+		if strings.Contains(l, squidPass) {
+			t.Errorf("a log line holds the proxy's password: %s", l)
+		}
+		if gjson.Get(l, "msg").Str == "upstream attempt failed" && gjson.Get(l, "provider").Str == "blocked" {
+			refusal = gjson.Get(l, "err").Str
+		}
+	}
+	if !strings.Contains(refusal, squid) || !strings.Contains(refusal, "403") || !strings.Contains(refusal, "blocked.example.com:"+port) {
+		t.Errorf("the refused attempt's err is %q; want it to name the proxy %s, its 403 and the provider's host", refusal, squid)
 	}
 }

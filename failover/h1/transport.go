@@ -179,7 +179,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				closeBody(req)
 				return nil, fmt.Errorf("h1: %s goes through proxy %s, and no Fallback transport is set", req.URL.Host, p.Redacted())
 			}
-			return t.Fallback.RoundTrip(req)
+			resp, err := t.Fallback.RoundTrip(req)
+			if err != nil {
+				// net/http's errors through a proxy name neither it nor
+				// the host (a TLS verification that fails, as behind a
+				// proxy that inspects TLS without its CA trusted). The
+				// proxy's host only: its URL may hold a password.
+				return nil, fmt.Errorf("h1: %s through proxy %s: %w", req.URL.Host, p.Host, err)
+			}
+			return resp, nil
 		}
 	}
 	// Hosts with non-ASCII letters are dialled, verified and named in
