@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/pem"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -163,5 +165,79 @@ models: [{name: m, targets: [{provider: blocked, model: u}, {provider: llm, mode
 	}
 	if !strings.Contains(refusal, squid) || !strings.Contains(refusal, "403") || !strings.Contains(refusal, "blocked.example.com:"+port) {
 		t.Errorf("the refused attempt's err is %q; want it to name the proxy %s, its 403 and the provider's host", refusal, squid)
+	}
+}
+
+// TestUnusableProxyVariableStopsServe: a proxy URL whose password has a
+// character a URL reserves, not percent-encoded, is one Go's transports
+// drop without a word (a % not followed by two hex digits: paygate
+// connected to every provider, WeChat Pay and the webhooks directly, past
+// the proxy the operator named) or read as a proxy on a host named "http:"
+// (a #). serve refuses to start, naming the variable and not its value.
+func TestUnusableProxyVariableStopsServe(t *testing.T) {
+	for _, tc := range []struct{ name, kv, secret string }{
+		{"percent", "HTTPS_PROXY=http://paygate:Pa%ss-w0rd@127.0.0.1:3128", "ss-w0rd"},
+		{"hash", "HTTP_PROXY=http://paygate:Pa#ss-w0rd@127.0.0.1:3128", "ss-w0rd"},
+		{"lower-case", "https_proxy=http://paygate:Pa%zz-w0rd@127.0.0.1:3128", "zz-w0rd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "c.yaml")
+			writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-egress-proxy-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers: [{name: p, base_url: "https://llm.example.com/v1", api_key: sk-p-key}]
+models: [{name: m, targets: [{provider: p, model: u}]}]
+`)
+			cmd := exec.Command(os.Args[0], "serve", "-config", cfg)
+			cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
+			proxyEnv(tc.kv)(cmd)
+			pipe, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
+			var lines []string
+			ch, timeout := scanLines(pipe), time.After(30*time.Second)
+			ran := ""
+		read:
+			for {
+				select {
+				case l, ok := <-ch:
+					if !ok {
+						break read
+					}
+					lines = append(lines, l)
+					if gjson.Get(l, "msg").Str == "listening" {
+						ran = "started"
+						break read
+					}
+				case <-timeout:
+					ran = "ran on for 30s"
+					break read
+				}
+			}
+			log := strings.Join(lines, "\n")
+			if ran != "" {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				t.Fatalf("serve with %s %s; want it to refuse to start. Its log:\n%s", tc.kv, ran, log)
+			}
+			var ee *exec.ExitError
+			if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 1 || len(lines) == 0 {
+				t.Fatalf("serve with %s: %v; want exit 1 with a line saying why. Its log:\n%s", tc.kv, err, log)
+			}
+			name, _, _ := strings.Cut(tc.kv, "=")
+			if last := lines[len(lines)-1]; gjson.Get(last, "level").Str != "ERROR" || !strings.Contains(gjson.Get(last, "err").Str, name) {
+				t.Errorf("serve's last line is %s; want an ERROR naming %s", last, name)
+			}
+			if strings.Contains(log, tc.secret) {
+				t.Errorf("serve's log holds the proxy's password:\n%s", log)
+			}
+		})
 	}
 }

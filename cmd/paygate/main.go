@@ -284,7 +284,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		case <-served:
 		}
 	}()
-	if err := serveHangups(ctx, cfg, stderr, nil, hup); err != nil && !errors.Is(err, context.Canceled) {
+	err = checkProxyEnv(os.Getenv)
+	if err == nil {
+		err = serveHangups(ctx, cfg, stderr, nil, hup)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
 		// In the log's own format, secrets masked: a log pipeline that
 		// reads paygate's JSON and alerts on its errors got a plain-text
 		// line for why it stopped (a port taken, a store that would not

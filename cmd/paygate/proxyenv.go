@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// checkProxyEnv refuses an HTTPS_PROXY or HTTP_PROXY (or its lower-case
+// form, read when the upper-case one is empty, as Go does) that Go's
+// transports cannot use as written. Go drops a value that does not parse
+// as a URL without a word, and one with a scheme that fails to parse is
+// read as a proxy on a host named after the scheme: a password with a %
+// not followed by two hex digits, or a #, / or ? in it, left paygate
+// connecting to its providers, WeChat Pay and the merchant's webhooks
+// directly, past the proxy the operator named, or nowhere. The value is
+// not shown: it may hold the proxy's password.
+func checkProxyEnv(getenv func(string) string) error {
+	for _, name := range []string{"HTTPS_PROXY", "HTTP_PROXY"} {
+		v := getenv(name)
+		if v == "" {
+			name = strings.ToLower(name)
+			v = getenv(name)
+		}
+		if v != "" && !usableProxy(v) {
+			return fmt.Errorf("%s is not a URL paygate can use (value not shown: it may hold a password); "+
+				"write it as http://user:password@host:port, with any of %% # / ? @ : or a space in the user or password "+
+				"percent-encoded (%% as %%25, # as %%23)", name)
+		}
+	}
+	return nil
+}
+
+// usableProxy reports whether v names a proxy as Go's transports read it
+// (golang.org/x/net/http/httpproxy): a URL with a scheme and a host, or a
+// host[:port] that is one once http:// is put before it.
+func usableProxy(v string) bool {
+	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
+		return true
+	}
+	if strings.Contains(v, "://") {
+		return false // a scheme, then what does not parse
+	}
+	u, err := url.Parse("http://" + v)
+	return err == nil && u.Host != ""
+}
