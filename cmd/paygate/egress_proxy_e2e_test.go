@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/squidtest"
 )
 
 // chatAnswer is a provider answering every chat with content.
@@ -79,7 +81,7 @@ func TestProxyAuthRequiredIsPaygates(t *testing.T) {
 	defer relay.Close()
 	local := httptest.NewServer(chatAnswer("from the second target", &localAsked))
 	defer local.Close()
-	squid := startSquid(t, []string{"relay.example.com"}, "")
+	squid := squidtest.Start(t, []string{"relay.example.com"}, "")
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
@@ -93,7 +95,7 @@ providers:
 models: [{name: m, targets: [{provider: relay, model: u}, {provider: local, model: u}]}]
 `)
 	const wrong = "Wr0ng-proxy-pass"
-	cmd, lines, base := startPaygate(t, cfg, proxyEnv("HTTP_PROXY=http://"+squidUser+":"+wrong+"@"+squid))
+	cmd, lines, base := startPaygate(t, cfg, proxyEnv("HTTP_PROXY=http://"+squidtest.User+":"+wrong+"@"+squid))
 
 	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
 	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
@@ -128,7 +130,7 @@ func TestProxyRefusalNamesTheProxy(t *testing.T) {
 	var asked atomic.Int32
 	up := httptest.NewTLSServer(chatAnswer("through the proxy over TLS", &asked))
 	defer up.Close()
-	squid := startSquid(t, []string{"llm.example.com", "blocked.example.com"},
+	squid := squidtest.Start(t, []string{"llm.example.com", "blocked.example.com"},
 		"acl blocked dstdomain blocked.example.com\nhttp_access deny blocked")
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
@@ -145,7 +147,7 @@ providers:
 models: [{name: m, targets: [{provider: blocked, model: u}, {provider: llm, model: u}]}]
 `)
 	cmd, lines, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca,
-		"HTTPS_PROXY=http://"+squidUser+":"+squidPass+"@"+squid))
+		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid))
 
 	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
 	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "through the proxy over TLS" {
@@ -156,7 +158,7 @@ models: [{name: m, targets: [{provider: blocked, model: u}, {provider: llm, mode
 	}
 	var refusal string
 	for _, l := range stopAndDrain(t, cmd, lines) {
-		if strings.Contains(l, squidPass) {
+		if strings.Contains(l, squidtest.Pass) {
 			t.Errorf("a log line holds the proxy's password: %s", l)
 		}
 		if gjson.Get(l, "msg").Str == "upstream attempt failed" && gjson.Get(l, "provider").Str == "blocked" {

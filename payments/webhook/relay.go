@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/egress"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/store"
 )
@@ -241,7 +242,8 @@ func New(opts Options) (*Relay, error) {
 }
 
 // keepAliveTransport is the default client's transport: Go's default one
-// (its proxy from the environment, dial and TLS timeouts, HTTP/2), keeping
+// (its proxy from the environment, dial and TLS timeouts, HTTP/2; a
+// proxy's refusal named as one, egress.ProxyRefusal), keeping
 // up to conc idle connections to the merchant, one per worker, where the
 // default keeps 2 per host: a backlog going out conc POSTs at a time then
 // closed all but 2 of its connections after each round and dialled them
@@ -254,6 +256,7 @@ func keepAliveTransport(conc int) http.RoundTripper {
 	}
 	tr := def.Clone()
 	tr.MaxIdleConnsPerHost = max(conc, tr.MaxIdleConnsPerHost)
+	tr.OnProxyConnectResponse = egress.ProxyRefusal
 	return tr
 }
 

@@ -61,7 +61,8 @@ type Config struct {
 	MaxAttempts    int
 	RetryBackoff   time.Duration
 
-	// Transport carries the requests (nil: http.DefaultTransport), below the
+	// Transport carries the requests (nil: Go's default transport, a proxy's
+	// refusal named as one: NewHostRewriter), below the
 	// host rewriter.
 	Transport http.RoundTripper
 	Logger    *slog.Logger

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/paygate/paygate/internal/egress"
 )
 
 // DefaultAPIBase is WeChat Pay's production API, which the SDK hard-codes.
@@ -22,7 +24,8 @@ type hostRewriter struct {
 
 // NewHostRewriter returns a RoundTripper that sends each request to apiBase's
 // scheme and host (apiBase may carry no path, query, fragment or userinfo)
-// through base (nil: http.DefaultTransport). Its errors do not print
+// through base (nil: Go's default transport, a proxy's refusal named as
+// one: egress.ProxyRefusal). Its errors do not print
 // apiBase: a userinfo would hold a password.
 func NewHostRewriter(apiBase string, base http.RoundTripper) (http.RoundTripper, error) {
 	u, err := url.Parse(apiBase)
@@ -40,7 +43,15 @@ func NewHostRewriter(apiBase string, base http.RoundTripper) (http.RoundTripper,
 		return nil, fmt.Errorf("%w: api_base: want scheme://host[:port] only (value not shown)", ErrConfig)
 	}
 	if base == nil {
-		base = http.DefaultTransport
+		// Go's default transport (its proxy from the environment), with a
+		// proxy's refusal named as one.
+		if def, ok := http.DefaultTransport.(*http.Transport); ok {
+			tr := def.Clone()
+			tr.OnProxyConnectResponse = egress.ProxyRefusal
+			base = tr
+		} else {
+			base = http.DefaultTransport
+		}
 	}
 	return &hostRewriter{base: base, scheme: u.Scheme, host: u.Host}, nil
 }

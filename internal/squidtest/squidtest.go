@@ -1,0 +1,162 @@
+// Package squidtest runs squid as the company's egress proxy, as
+// deployments in China and on corporate networks reach their providers
+// (and WeChat Pay and the merchant's webhooks): Debian's squid, in the
+// foreground on a config of its own, asking for Basic credentials
+// (User, Pass) and resolving names from a hosts file of its own,
+// so that a provider's name only the proxy knows (…example.com, which
+// httptest's certificate covers, mapped to 127.0.0.1) proves a request
+// went through it: paygate cannot dial it directly, and Go never proxies a
+// loopback address. Tests that use it need squid and fail without it,
+// never skip: scripts/test.sh installs it. It is for tests only.
+package squidtest
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/internal/freeport"
+)
+
+// User and Pass are the credentials squid lets through.
+const (
+	User = "paygate"
+	Pass = "sq-Pass-0123"
+)
+
+// bin is squid on PATH, else /usr/sbin/squid (not on a non-root
+// PATH on Debian).
+func bin(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("squid"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/squid"); err == nil {
+		return "/usr/sbin/squid"
+	}
+	t.Fatal("squid not found: the tests of paygate behind an egress proxy need it (apt-get install -y squid; scripts/test.sh installs it)")
+	return ""
+}
+
+// Start runs squid on a free address and returns its host:port.
+// hosts names the names it resolves to 127.0.0.1; access holds http_access
+// lines put before the one that lets the authenticated user through. It is
+// stopped, and its log shown when the test failed, at the test's end.
+func Start(t *testing.T, hosts []string, access string) string {
+	t.Helper()
+	squid := bin(t)
+	// Not t.TempDir: squid drops root's privileges (to user proxy) and
+	// writes its logs there, and runs the credentials helper from there.
+	dir, err := os.MkdirTemp("", "paygate-squid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	// Squid's credentials helper: one "user password" line in (URL-escaped;
+	// these are plain), OK or ERR out.
+	helper := "#!/bin/sh\nwhile read -r u p; do\n  if [ \"$u\" = " + User + " ] && [ \"$p\" = " + Pass +
+		" ]; then echo OK; else echo ERR; fi\ndone\n"
+	writeMode(t, filepath.Join(dir, "auth.sh"), helper, 0o755)
+	writeMode(t, filepath.Join(dir, "hosts"), "127.0.0.1 "+strings.Join(hosts, " ")+"\n", 0o644)
+	addr := freeport.Addr(t)
+	conf := `http_port ` + addr + `
+pid_filename ` + dir + `/squid.pid
+cache_log ` + dir + `/cache.log
+access_log stdio:` + dir + `/access.log
+coredump_dir ` + dir + `
+hosts_file ` + dir + `/hosts
+cache deny all
+shutdown_lifetime 0 seconds
+auth_param basic program ` + dir + `/auth.sh
+auth_param basic children 2
+acl authed proxy_auth REQUIRED
+` + access + `
+http_access allow authed
+http_access deny all
+`
+	path := filepath.Join(dir, "squid.conf")
+	writeMode(t, path, conf, 0o644)
+	cmd := exec.Command(squid, "-N", "-f", path)
+	out, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Ended with the test binary when it dies without its cleanups (go
+	// test's -timeout panic, a kill), started from a thread of its own
+	// locked to the goroutine that waits for it: the signal comes when the
+	// thread that started it ends.
+	cmd.SysProcAttr = procAttr()
+	started, exited := make(chan error), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			_ = cmd.Wait()
+		}
+		close(exited)
+	}()
+	if err := <-started; err != nil {
+		t.Fatalf("squid: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		_ = out.Close()
+		if t.Failed() {
+			for _, f := range []string{"stderr", "cache.log", "access.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("squid's %s:\n%s", f, b)
+			}
+		}
+	})
+	// Up once it answers as squid: a connection taken is no proof, as
+	// another process may hold the port freeAddr handed out.
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if resp, err := c.Get("http://" + addr + "/"); err == nil {
+			resp.Body.Close()
+			if strings.HasPrefix(resp.Header.Get("Server"), "squid") {
+				return addr
+			}
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+			l, _ := os.ReadFile(filepath.Join(dir, "cache.log"))
+			t.Fatalf("squid exited: %s%s\nconfig:\n%s", b, l, conf)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			l, _ := os.ReadFile(filepath.Join(dir, "cache.log"))
+			t.Fatalf("squid does not answer on %s after 15s: %s", addr, l)
+		}
+	}
+}
+
+func writeMode(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil { // past the umask
+		t.Fatal(err)
+	}
+}
