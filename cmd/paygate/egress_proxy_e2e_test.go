@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -241,5 +244,84 @@ models: [{name: m, targets: [{provider: p, model: u}]}]
 				t.Errorf("serve's log holds the proxy's password:\n%s", log)
 			}
 		})
+	}
+}
+
+// TestProxiedStreamCancelReachesProvider: a bot that goes away in the middle
+// of a stream from a provider reached through the company's proxy (squid,
+// HTTPS_PROXY, its certificate trusted through SSL_CERT_FILE) has the
+// provider's request ended too, promptly, as on a direct connection: the
+// provider stops generating (and billing) the answer nobody reads.
+func TestProxiedStreamCancelReachesProvider(t *testing.T) {
+	ended := make(chan struct{})
+	var once sync.Once
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			_, err := io.WriteString(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"u",`+
+				`"choices":[{"index":0,"delta":{"content":"more "},"finish_reason":null}]}`+"\n\n")
+			w.(http.Flusher).Flush()
+			if err != nil {
+				break
+			}
+			select {
+			case <-r.Context().Done():
+			case <-tick.C:
+				continue
+			}
+			break
+		}
+		once.Do(func() { close(ended) })
+	}))
+	defer up.Close()
+	squid := squidtest.Start(t, []string{"llm.example.com"}, "")
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-egress-proxy-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers: [{name: llm, base_url: "https://llm.example.com:`+portOf(t, up.URL)+`/v1", api_key: sk-llm-key}]
+models: [{name: m, targets: [{provider: llm, model: u}]}]
+`)
+	_, _, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca,
+		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer k-egress-proxy-0123")
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for n := 0; n < 3 && sc.Scan(); {
+		if strings.Contains(sc.Text(), "more ") {
+			n++
+		}
+	}
+	if resp.StatusCode != http.StatusOK || sc.Err() != nil {
+		t.Fatalf("the stream through the proxy: %d %v; want events", resp.StatusCode, sc.Err())
+	}
+	select {
+	case <-ended:
+		t.Fatal("the provider's stream ended before the bot went away")
+	default:
+	}
+	gone := time.Now()
+	cancel()
+	select {
+	case <-ended:
+		t.Logf("the provider's request ended %v after the bot went away", time.Since(gone).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the provider's request still runs 10s after the bot went away")
 	}
 }
