@@ -343,7 +343,9 @@ type Price struct {
 // Timeouts bound one upstream attempt. One that fires ends the attempt; while
 // no byte has reached the bot, the round goes on to the next target.
 type Timeouts struct {
-	// Connect bounds the TCP and TLS handshake. A provider that does not
+	// Connect bounds the TCP and TLS handshake, and, through an egress
+	// proxy (HTTPS_PROXY), the proxy's answer to CONNECT, which comes once
+	// the proxy has connected to the provider. A provider that does not
 	// connect in time, nor answer any other request meanwhile, is passed
 	// over for the rest of the round: its other targets (other models it
 	// serves) are not asked. Default 5s.

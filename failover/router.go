@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -431,8 +432,14 @@ func newTransport(connect time.Duration) *h1.Transport {
 
 func newProxyTransport(d *net.Dialer, connect time.Duration) *http.Transport {
 	return &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         d.DialContext,
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &tunnelConn{Conn: c, connect: connect}, nil
+		},
 		TLSHandshakeTimeout: connect,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConns:        1024,
@@ -444,6 +451,49 @@ func newProxyTransport(d *net.Dialer, connect time.Duration) *http.Transport {
 		// Gateway"), which the log read as the provider's own refusal.
 		OnProxyConnectResponse: proxyRefusal,
 	}
+}
+
+// tunnelConn is a connection to the egress proxy. When its first write is
+// a CONNECT (net/http opening a tunnel to an https provider), the
+// proxy's answer is awaited for the provider's connect timeout, as the
+// dial is on a direct connection: the proxy answers when its own connect
+// to the provider is made, and net/http waits up to a minute for it. A
+// provider whose address dropped connects held each attempt for its whole
+// first-byte wait, or its share of the round (30 s of the default 60 s),
+// where a direct dial gave up after timeouts.connect. Other requests (to
+// a provider over plain http, whose answer is the model's) and an https
+// proxy's TLS are not bounded.
+type tunnelConn struct {
+	net.Conn
+	connect time.Duration
+	writes  bool // the first write went out
+	waiting bool // a CONNECT awaits its answer under the read deadline
+}
+
+func (c *tunnelConn) Write(p []byte) (int, error) {
+	if !c.writes {
+		c.writes = true
+		if c.connect > 0 && bytes.HasPrefix(p, []byte("CONNECT ")) {
+			if err := c.Conn.SetReadDeadline(time.Now().Add(c.connect)); err == nil {
+				c.waiting = true
+			}
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *tunnelConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.waiting {
+		if err != nil && isTimeout(err) {
+			return n, fmt.Errorf("the proxy did not answer CONNECT within the provider's connect timeout (%v): %w", c.connect, err)
+		}
+		if n > 0 {
+			c.waiting = false
+			_ = c.Conn.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
 }
 
 // proxyRefusal says that the proxy would not open the tunnel, with its

@@ -41,7 +41,7 @@ func proxiedChat(t *testing.T, base, key, model string) (int, []byte) {
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
 		strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`))
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}).Do(req)
+	resp, err := (&http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{Proxy: nil}}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

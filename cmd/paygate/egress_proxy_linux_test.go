@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/pem"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/squidtest"
+)
+
+// blackholedPort is a loopback port whose connects hang, as an address
+// whose packets are dropped does: a listener with a backlog of 0 that
+// never accepts, its queue filled. Linux drops the SYNs past a full
+// queue, and the dialler waits for its own timeout.
+func blackholedPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
+	for range 8 {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("a connect to %s went through: no address here drops connects", addr)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
+}
+
+// TestProxiedConnectTimeout: a provider whose address drops connects,
+// reached through the company's proxy (squid, HTTPS_PROXY), fails its
+// attempt after its timeouts.connect, as it does when dialled directly:
+// the proxy's CONNECT goes unanswered while the proxy waits for the same
+// connect. The next target answers at once, where the round waited the
+// attempt's whole share of failover.max_round_time (30 s for the default
+// 60 s) on every request.
+func TestProxiedConnectTimeout(t *testing.T) {
+	dead := blackholedPort(t)
+	var asked atomic.Int32
+	up := httptest.NewTLSServer(chatAnswer("from the second target", &asked))
+	defer up.Close()
+	squid := squidtest.Start(t, []string{"dead.example.com", "llm.example.com"}, "")
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-egress-proxy-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers:
+  - {name: dead, base_url: "https://dead.example.com:`+strconv.Itoa(dead)+`/v1", api_key: sk-dead-key, timeouts: {connect: 1s}}
+  - {name: llm, base_url: "https://llm.example.com:`+portOf(t, up.URL)+`/v1", api_key: sk-llm-key}
+models: [{name: m, targets: [{provider: dead, model: u}, {provider: llm, model: u}]}]
+`)
+	cmd, lines, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca,
+		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid))
+
+	start := time.Now()
+	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
+	took := time.Since(start)
+	t.Logf("answered in %v", took.Round(time.Millisecond))
+	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
+		t.Errorf("the bot got %d %.300s; want the second target's answer", status, body)
+	}
+	if took > 10*time.Second {
+		t.Errorf("the answer took %v; want the dead provider given up after its 1s timeouts.connect", took.Round(time.Millisecond))
+	}
+	var cause string
+	for _, l := range stopAndDrain(t, cmd, lines) {
+		if gjson.Get(l, "msg").Str == "upstream attempt failed" && gjson.Get(l, "provider").Str == "dead" {
+			cause = gjson.Get(l, "cause").Str + ": " + gjson.Get(l, "err").Str
+		}
+	}
+	if !strings.HasPrefix(cause, "upstream_connect_timeout") {
+		t.Errorf("the dead provider's attempt failed with %q; want upstream_connect_timeout", cause)
+	}
+}
