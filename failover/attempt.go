@@ -779,6 +779,9 @@ func (a *Response) failFromErr(err error, afterHeaders bool) *failure {
 		f.cause, f.status = CauseMalformed, http.StatusBadGateway
 	case afterHeaders:
 		f.cause, f.status = CauseConnectionLost, http.StatusBadGateway
+	case errors.Is(err, errProxyAuth):
+		// The proxy's 407 to CONNECT: as its 407 over plain http is.
+		f.cause, f.status, f.httpStatus = CauseMisconfigured, http.StatusBadGateway, http.StatusProxyAuthRequired
 	case isTimeout(err):
 		f.cause, f.status = CauseConnectTimeout, http.StatusGatewayTimeout
 	default:

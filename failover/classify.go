@@ -698,8 +698,8 @@ func causeOf(f *failure) string {
 		// Only a proxy says 407: the one paygate's HTTP_PROXY names,
 		// which wants credentials it was not given (or refused them), on
 		// the way to a provider reached over plain http (over https it
-		// answers CONNECT, a connect error). Nothing the bot sent: taken
-		// for the bot's error, the round ended without asking the next
+		// answers CONNECT: errProxyAuth, read alike). Nothing the bot
+		// sent: taken for the bot's error, the round ended without asking the next
 		// target and the bot got the proxy's 407 and its HTML page, which
 		// its own HTTP client reads as its proxy's. The provider stays
 		// out of reach until an operator fixes the proxy setting.

@@ -810,7 +810,7 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		}
 		if f.httpStatus == http.StatusProxyAuthRequired {
 			// The proxy's page says nothing of the provider's key.
-			r.log.ErrorContext(rd.ctx, "the proxy to the provider asked for credentials (HTTP 407): check the user and password in HTTP_PROXY; provider marked misconfigured",
+			r.log.ErrorContext(rd.ctx, "the proxy to the provider asked for credentials (HTTP 407): check the user and password in HTTPS_PROXY (HTTP_PROXY for a provider over http); provider marked misconfigured",
 				"provider", p.name, "status", f.httpStatus, "cooldown", r.opts.MisconfiguredCooldown)
 			return decision{next: stepNext, breaker: errNeutral}
 		}

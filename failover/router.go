@@ -502,8 +502,15 @@ func proxyRefusal(_ context.Context, _ *url.URL, _ *http.Request, resp *http.Res
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
+	if resp.StatusCode == http.StatusProxyAuthRequired {
+		return fmt.Errorf("the proxy refused the tunnel: %s: %w", resp.Status, errProxyAuth)
+	}
 	return fmt.Errorf("the proxy refused the tunnel: %s", resp.Status)
 }
+
+// errProxyAuth marks a tunnel the proxy refused with a 407: paygate's
+// proxy setting, not the provider (a 407 over plain http, causeOf).
+var errProxyAuth = errors.New("the proxy wants credentials")
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	if d <= 0 {

@@ -325,3 +325,61 @@ models: [{name: m, targets: [{provider: llm, model: u}]}]
 		t.Fatal("the provider's request still runs 10s after the bot went away")
 	}
 }
+
+// TestProxyAuthRequiredForTunnel: the company's proxy refuses the tunnel
+// to an https provider with a 407 (HTTPS_PROXY's password is wrong):
+// paygate's setting, as the same 407 over plain http is
+// (TestProxyAuthRequiredIsPaygates). The provider is out as misconfigured
+// after one attempt, not tried again at once for the same 407 and held
+// against its circuit breaker, and the log says to check HTTPS_PROXY.
+func TestProxyAuthRequiredForTunnel(t *testing.T) {
+	var asked, localAsked atomic.Int32
+	up := httptest.NewTLSServer(chatAnswer("from the provider", &asked))
+	defer up.Close()
+	local := httptest.NewServer(chatAnswer("from the second target", &localAsked))
+	defer local.Close()
+	squid := squidtest.Start(t, []string{"llm.example.com"}, "")
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-egress-proxy-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers:
+  - {name: llm, base_url: "https://llm.example.com:`+portOf(t, up.URL)+`/v1", api_key: sk-llm-key}
+  - {name: local, base_url: "`+local.URL+`/v1", api_key: sk-local-key}
+models: [{name: m, targets: [{provider: llm, model: u}, {provider: local, model: u}]}]
+`)
+	const wrong = "Wr0ng-tunnel-pass"
+	cmd, lines, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca,
+		"HTTPS_PROXY=http://"+squidtest.User+":"+wrong+"@"+squid))
+
+	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
+	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
+		t.Errorf("the bot got %d %.300s; want the second target's answer", status, body)
+	}
+	var attempts []string
+	var said bool
+	for _, l := range stopAndDrain(t, cmd, lines) {
+		if strings.Contains(l, wrong) {
+			t.Errorf("a log line holds the proxy's password: %s", l)
+		}
+		if gjson.Get(l, "provider").Str != "llm" {
+			continue
+		}
+		if gjson.Get(l, "msg").Str == "upstream attempt failed" {
+			attempts = append(attempts, gjson.Get(l, "cause").Str)
+		}
+		if strings.Contains(gjson.Get(l, "msg").Str, "HTTPS_PROXY") {
+			said = true
+		}
+	}
+	if len(attempts) != 1 || attempts[0] != "upstream_misconfigured" {
+		t.Errorf("provider llm's attempts failed with %v; want one, upstream_misconfigured", attempts)
+	}
+	if !said {
+		t.Error("no log line says the proxy to provider llm asked for credentials, naming HTTPS_PROXY")
+	}
+}
