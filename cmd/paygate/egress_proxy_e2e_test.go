@@ -383,3 +383,71 @@ models: [{name: m, targets: [{provider: llm, model: u}, {provider: local, model:
 		t.Error("no log line says the proxy to provider llm asked for credentials, naming HTTPS_PROXY")
 	}
 }
+
+// TestProxiedSlowAnswersOutliveConnectTimeout: timeouts.connect bounds the
+// proxy's answer to CONNECT alone (TestProxiedConnectTimeout). A stream
+// through the tunnel that goes on for longer than it (a model writing for
+// minutes) runs to its end, and an answer from a provider over plain http
+// reached through HTTP_PROXY, whose first write is the request itself and
+// whose answer is the model's, may take longer than it too: neither is
+// cut at the connect timeout.
+func TestProxiedSlowAnswersOutliveConnectTimeout(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for range 10 {
+			_, _ = io.WriteString(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"u",`+
+				`"choices":[{"index":0,"delta":{"content":"more "},"finish_reason":null}]}`+"\n\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(250 * time.Millisecond) // the model writing: 2.5s in all
+		}
+		_, _ = io.WriteString(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"u",`+
+			`"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+	}))
+	defer up.Close()
+	var asked atomic.Int32
+	answer := chatAnswer("from the relay, slowly", &asked)
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Second) // the model thinking before its answer
+		answer(w, r)
+	}))
+	defer relay.Close()
+	squid := squidtest.Start(t, []string{"llm.example.com", "relay.example.com"}, "")
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-egress-proxy-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers:
+  - {name: llm, base_url: "https://llm.example.com:`+portOf(t, up.URL)+`/v1", api_key: sk-llm-key, timeouts: {connect: 1s}}
+  - {name: relay, base_url: "http://relay.example.com:`+portOf(t, relay.URL)+`/v1", api_key: sk-relay-key, timeouts: {connect: 1s}}
+models:
+  - {name: s, targets: [{provider: llm, model: u}]}
+  - {name: r, targets: [{provider: relay, model: u}]}
+`)
+	proxy := "http://" + squidtest.User + ":" + squidtest.Pass + "@" + squid
+	_, _, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca, "HTTPS_PROXY="+proxy, "HTTP_PROXY="+proxy))
+
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"s","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer k-egress-proxy-0123")
+	resp, err := (&http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if n := strings.Count(string(body), "more "); resp.StatusCode != http.StatusOK || err != nil || n != 10 ||
+		!strings.Contains(string(body), "data: [DONE]") {
+		t.Errorf("the 2.5s stream through the tunnel: %d, %d of 10 chunks, %v; want all of it and [DONE]:\n%.600s",
+			resp.StatusCode, n, err, body)
+	}
+
+	status, answered := proxiedChat(t, base, "k-egress-proxy-0123", "r")
+	if status != http.StatusOK || gjson.GetBytes(answered, "choices.0.message.content").Str != "from the relay, slowly" {
+		t.Errorf("the relay over plain http, answering after 2s: %d %.300s; want its answer", status, answered)
+	}
+}
