@@ -3,6 +3,7 @@ package failover
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -440,6 +441,14 @@ func newProxyTransport(d *net.Dialer, connect time.Duration) *http.Transport {
 			}
 			return &tunnelConn{Conn: c, connect: connect}, nil
 		},
+		// A proxy spoken to over TLS (HTTPS_PROXY=https://…): its TLS is
+		// done here, not by net/http, so that the CONNECT written inside
+		// it reaches tunnelConn in the clear, as an http:// proxy's does.
+		// net/http calls this only for a proxy's address: a request is
+		// sent here only when the environment names a proxy for it.
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialProxyTLS(ctx, d, network, addr, connect)
+		},
 		TLSHandshakeTimeout: connect,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConns:        1024,
@@ -461,8 +470,9 @@ func newProxyTransport(d *net.Dialer, connect time.Duration) *http.Transport {
 // provider whose address dropped connects held each attempt for its whole
 // first-byte wait, or its share of the round (30 s of the default 60 s),
 // where a direct dial gave up after timeouts.connect. Other requests (to
-// a provider over plain http, whose answer is the model's) and an https
-// proxy's TLS are not bounded.
+// a provider over plain http, whose answer is the model's) are not
+// bounded. An https:// proxy's CONNECT is seen alike: its TLS is
+// dialProxyTLS's, below this connection.
 type tunnelConn struct {
 	net.Conn
 	connect time.Duration
@@ -494,6 +504,33 @@ func (c *tunnelConn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// dialProxyTLS dials an https:// proxy at addr and does its TLS handshake,
+// bounded as net/http bounds it (TLSHandshakeTimeout: connect), verifying
+// its certificate for its host (SSL_CERT_FILE, SSL_CERT_DIR and the
+// system's roots), HTTP/1.1 alone: a CONNECT is not sent over HTTP/2.
+func dialProxyTLS(ctx context.Context, d *net.Dialer, network, addr string, connect time.Duration) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(c, &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}})
+	hctx := ctx
+	if connect > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, connect)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return &tunnelConn{Conn: tc, connect: connect}, nil
 }
 
 // proxyRefusal says that the proxy would not open the tunnel, with its

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -450,4 +451,113 @@ models:
 	if status != http.StatusOK || gjson.GetBytes(answered, "choices.0.message.content").Str != "from the relay, slowly" {
 		t.Errorf("the relay over plain http, answering after 2s: %d %.300s; want its answer", status, answered)
 	}
+}
+
+// TestProxiedConnectTimeoutHTTPSProxy: timeouts.connect bounds the proxy's
+// answer to CONNECT through a proxy spoken to over TLS (HTTPS_PROXY=
+// https://…) as through one spoken to in the clear: a proxy that takes
+// the CONNECT and does not answer (it cannot reach the provider) fails the
+// attempt after the provider's connect timeout, and the next target
+// answers, where the round waited for the attempt's share of
+// failover.max_round_time.
+func TestProxiedConnectTimeoutHTTPSProxy(t *testing.T) {
+	stop := make(chan struct{})
+	var connects atomic.Int32
+	proxy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			connects.Add(1)
+		}
+		if r.Method == http.MethodConnect && strings.HasPrefix(r.Host, "llm.example.com:") {
+			tunnel(t, w, r)
+			return
+		}
+		select { // never answers: the provider's address drops connects
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	proxy.StartTLS()
+	defer proxy.Close()
+	defer close(stop)
+	var asked, llmAsked atomic.Int32
+	local := httptest.NewServer(chatAnswer("from the second target", &asked))
+	defer local.Close()
+	slow := chatAnswer("through the https proxy", &llmAsked)
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1500 * time.Millisecond) // longer than timeouts.connect
+		slow(w, r)
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw}))+
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-egress-proxy-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers:
+  - {name: dead, base_url: "https://dead.example.com/v1", api_key: sk-dead-key, timeouts: {connect: 1s}}
+  - {name: local, base_url: "`+local.URL+`/v1", api_key: sk-local-key}
+  - {name: llm, base_url: "https://llm.example.com:`+portOf(t, up.URL)+`/v1", api_key: sk-llm-key, timeouts: {connect: 1s}}
+models:
+  - {name: m, targets: [{provider: dead, model: u}, {provider: local, model: u}]}
+  - {name: ok, targets: [{provider: llm, model: u}]}
+`)
+	cmd, lines, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca, "HTTPS_PROXY="+proxy.URL))
+
+	// A provider the proxy does reach: its answer, slower than the
+	// connect timeout, comes through the tunnel inside the proxy's TLS.
+	if status, body := proxiedChat(t, base, "k-egress-proxy-0123", "ok"); status != http.StatusOK ||
+		gjson.GetBytes(body, "choices.0.message.content").Str != "through the https proxy" {
+		t.Errorf("through the https proxy to a provider it reaches: %d %.300s; want its answer", status, body)
+	}
+	connects.Store(0)
+
+	start := time.Now()
+	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
+	took := time.Since(start)
+	t.Logf("answered in %v", took.Round(time.Millisecond))
+	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
+		t.Errorf("the bot got %d %.300s; want the second target's answer", status, body)
+	}
+	if connects.Load() == 0 {
+		t.Error("the proxy got no CONNECT")
+	}
+	if took > 10*time.Second {
+		t.Errorf("the answer took %v; want the dead provider given up after its 1s timeouts.connect", took.Round(time.Millisecond))
+	}
+	var cause string
+	for _, l := range stopAndDrain(t, cmd, lines) {
+		if gjson.Get(l, "msg").Str == "upstream attempt failed" && gjson.Get(l, "provider").Str == "dead" {
+			cause = gjson.Get(l, "cause").Str + ": " + gjson.Get(l, "err").Str
+		}
+	}
+	if !strings.HasPrefix(cause, "upstream_connect_timeout") {
+		t.Errorf("the dead provider's attempt failed with %q; want upstream_connect_timeout", cause)
+	}
+}
+
+// tunnel is an egress proxy's answer to CONNECT: every host is this
+// machine, as squid's hosts file has it.
+func tunnel(t *testing.T, w http.ResponseWriter, r *http.Request) {
+	_, port, _ := strings.Cut(r.Host, ":")
+	up, err := net.Dial("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	defer up.Close()
+	c, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.Errorf("hijack: %v", err)
+		return
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(up, rw); _ = up.Close(); close(done) }()
+	_, _ = io.Copy(c, up)
+	<-done
 }
