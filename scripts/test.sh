@@ -50,9 +50,9 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx-light
 fi
 
-# squid for cmd/paygate's tests of paygate behind an egress proxy
-# (egress_proxy_test.go: HTTP_PROXY/HTTPS_PROXY with credentials), which fail
-# without it.
+# squid for the tests of paygate behind an egress proxy (internal/squidtest:
+# cmd/paygate's egress_proxy_*_test.go, payments/webhook's and
+# payments/wechatpay's proxy_refusal_test.go), which fail without it.
 if ! command -v squid >/dev/null && [ ! -x /usr/sbin/squid ]; then
   say "installing squid (paygate behind an egress proxy)"
   apt_install squid
