@@ -244,6 +244,18 @@ models: [{name: m, targets: [{provider: p, model: u}]}]
 			if strings.Contains(log, tc.secret) {
 				t.Errorf("serve's log holds the proxy's password:\n%s", log)
 			}
+			// check-config, run where serve will run (a deploy's pre-flight),
+			// says so too, rather than passing a start serve refuses.
+			check := exec.Command(os.Args[0], "check-config", "-config", cfg)
+			check.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
+			proxyEnv(tc.kv)(check)
+			out, err := check.CombinedOutput()
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), name) {
+				t.Errorf("check-config with %s: %v, %q; want exit 1 naming %s", tc.kv, err, out, name)
+			}
+			if strings.Contains(string(out), tc.secret) {
+				t.Errorf("check-config's output holds the proxy's password: %q", out)
+			}
 		})
 	}
 }

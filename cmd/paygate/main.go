@@ -220,6 +220,12 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// serve refuses these; a pre-flight check run where serve will run
+	// must not pass a start that then fails.
+	if err := checkProxyEnv(os.Getenv); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
