@@ -397,6 +397,12 @@ type Model struct {
 	// conversation (the client, the end user and the session), so that its
 	// turns and a payment turn's rounds reach the provider whose prompt
 	// cache holds its prefix; a request without an end user draws anew.
+	// "lowest-latency" tries first the target with the lowest recent time
+	// to first token (to the answer, for a non-stream request); one not
+	// measured for a minute is measured again by one request at a time
+	// (one per 30s while it stays slow), the others sorting it behind the
+	// targets measured lately, so that a target in a brownout is not sent
+	// every request until its first late answer says so.
 	// Default "priority".
 	Strategy string `yaml:"strategy"`
 	// Targets are the providers serving this model. Required: at least one.

@@ -962,12 +962,26 @@ func (r *Router) order(m *model, sameUpstream, stream bool, affinity Affinity) [
 		}
 		weightedShuffle(ts, rnd)
 	case StrategyLowestLatency:
+		// Each key is read once: reading it may claim a stale target's
+		// re-measure for this round (claimRemeasure).
 		now := r.opts.Now()
-		slices.SortStableFunc(ts, func(a, b *target) int {
-			return cmp.Compare(a.latencyKey(now, stream), b.latencyKey(now, stream))
-		})
+		var buf [8]keyedTarget
+		kt := buf[:0]
+		for _, t := range ts {
+			kt = append(kt, keyedTarget{t, t.latencyKey(now, stream)})
+		}
+		slices.SortStableFunc(kt, func(a, b keyedTarget) int { return cmp.Compare(a.key, b.key) })
+		for i := range kt {
+			ts[i] = kt[i].t
+		}
 	}
 	return ts
+}
+
+// keyedTarget is a target and its lowest-latency sort key.
+type keyedTarget struct {
+	t   *target
+	key time.Duration
 }
 
 // affinityDraws are the weighted strategy's draws for one conversation of

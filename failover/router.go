@@ -137,6 +137,10 @@ type target struct {
 	// the target's own (as measured is; see failedOwn). Newer than
 	// measured and not stale, it sorts the target behind every other.
 	failed [2]instant
+	// remeasured is when a round last took each kind's stale average (or
+	// stale failure) for unmeasured, to measure the target again
+	// (claimRemeasure): the one round that may, until remeasureHold.
+	remeasured [2]instant
 	// coolUntil is the Router-clock instant before which this target alone
 	// sits out rounds: a rate limit on its model only
 	// (failure.targetLimit); instant, from its provider's epoch.
@@ -219,22 +223,71 @@ func (t *target) failedAt(k int, now time.Time) {
 	t.failed[k].set(t.p.epoch, now)
 }
 
+// remeasureHold is how long one round's claim to measure a stale target
+// again (claimRemeasure) keeps other rounds from it: its answer or failure
+// ends the staleness sooner; a claim lost (the round was answered by
+// another target, or its bot left) lets the next round measure after it.
+// It is the default first_token, the longest a stream's attempt waits for
+// the sample, so that a target still slow is measured by about one round
+// per hold, not by every round.
+const remeasureHold = 30 * time.Second
+
+// claimRemeasure reports whether the round ordering at now is the one to
+// measure the target's stale kind k again: no other round claimed it
+// within remeasureHold.
+func (t *target) claimRemeasure(k int, now time.Time) bool {
+	at := max(int64(now.Sub(t.p.epoch)), 1)
+	for {
+		old := t.remeasured[k].v.Load()
+		if old != 0 && at-old < int64(remeasureHold) {
+			return false
+		}
+		if t.remeasured[k].v.CompareAndSwap(old, at) {
+			return true
+		}
+	}
+}
+
 // latencyKey is the lowest-latency sort key of a stream or a non-stream
-// request: 0 for unmeasured or stale.
+// request: 0 for unmeasured, and for a stale target in the one round that
+// measures it again (claimRemeasure). A call claims: order reads each
+// target's key once per round.
 func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
 	k := latencyKind(stream)
-	if age, _ := t.failed[k].since(t.p.epoch, now); t.failed[k].after(&t.measured[k]) && age <= latencyStale {
-		// Its last attempt failed: unmeasured it would sort first, and a
-		// target that only ever fails without cooling down (a 404 for a
-		// model it does not serve) cost every round its failed attempt.
-		// Like a stale average, a stale failure is tried again.
-		return math.MaxInt64
+	failing := t.failed[k].after(&t.measured[k])
+	if failing {
+		if age, _ := t.failed[k].since(t.p.epoch, now); age <= latencyStale {
+			// Its last attempt failed: unmeasured it would sort first, and a
+			// target that only ever fails without cooling down (a 404 for a
+			// model it does not serve) cost every round its failed attempt.
+			return math.MaxInt64
+		}
+	} else if age, ok := t.measured[k].since(t.p.epoch, now); !ok {
+		return 0
+	} else if age <= latencyStale {
+		return t.latency[k].Load()
 	}
-	if age, ok := t.measured[k].since(t.p.epoch, now); !ok || age > latencyStale {
+	// Stale: a slow target once, or a failing one, is tried again, so that
+	// it is not shunned for ever. One round measures it; the others sort
+	// it behind every target measured lately (by its last average among
+	// the stale ones, a failing one last), since what it was a minute ago
+	// says little of what it is: taken for unmeasured by every round, a
+	// target in a brownout (its answers 20 s late, passed over while the
+	// others took the traffic) drew every round of its next 20 s once a
+	// minute, each waiting out the brownout, until its first late answer
+	// came back to say so.
+	if t.claimRemeasure(k, now) {
 		return 0
 	}
-	return t.latency[k].Load()
+	if failing {
+		return math.MaxInt64
+	}
+	return staleKeys + min(t.latency[k].Load(), staleKeys-1)
 }
+
+// staleKeys is where the sort keys of stale targets another round is
+// measuring again begin: above any average, below a failing target's.
+const staleKeys = time.Duration(math.MaxInt64 / 2)
 
 // failedOwn reports a failure that tells of the target rather than of the
 // request: not the client's error, a context or body too large for this

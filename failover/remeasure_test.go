@@ -1,0 +1,72 @@
+package failover
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestLowestLatencyStaleTargetRemeasuredByOneRound: a target whose average
+// went stale while it was passed over (a brownout: its answers began to
+// take 20 s, the others took the traffic) is measured again by one round
+// at a time, the others keeping its last average. Taken as unmeasured by
+// every round, every bot request of the next 20 s went to it once a
+// minute, each waiting out its brownout, until its first slow answer came
+// back to say so.
+func TestLowestLatencyStaleTargetRemeasuredByOneRound(t *testing.T) {
+	arrived := make(chan int, 64)
+	release := make(chan struct{})
+	slow := func(c *fconn, n int) {
+		arrived <- n
+		<-release // the brownout: an answer, but late
+		okStream(c, "from a")
+	}
+	e := newEnv(t, map[string]func(*fconn, int){"a": slow}, []string{"a", "b"}, func(c *config.Config) {
+		c.Models[0].Strategy = StrategyLowestLatency
+		c.Providers[0].Timeouts.FirstByte = config.Duration(time.Minute)
+		c.Providers[0].Timeouts.FirstToken = config.Duration(time.Minute)
+	})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	m := e.r.models[0]
+	a, b := m.targets[0], m.targets[1]
+	// a led at 50 ms; then b took every round (a's brownout) until a's
+	// average went stale while b's is fresh.
+	a.observe(e.clock.Now(), true, 50*time.Millisecond)
+	e.clock.Advance(latencyStale / 2)
+	b.observe(e.clock.Now(), true, 200*time.Millisecond)
+	e.clock.Advance(latencyStale/2 + time.Second)
+
+	const rounds = 8
+	done := make(chan answer, rounds)
+	go func() { done <- e.open(t.Context(), true) }()
+	<-arrived // the first round measures a again
+	for range rounds - 1 {
+		go func() { done <- e.open(t.Context(), true) }()
+	}
+	toA, toB := 0, 0
+	for toA+toB < rounds-1 {
+		select {
+		case <-arrived:
+			toA++
+		case ans := <-done:
+			if ans.provider != "b" || !ans.complete() {
+				t.Fatalf("a round answered by %q (complete %v, open error %v); want b", ans.provider, ans.complete(), ans.openErr)
+			}
+			toB++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("rounds still out after 30s: %d at a, %d answered by b", toA, toB)
+		}
+	}
+	once.Do(func() { close(release) })
+	if toA != 0 {
+		t.Errorf("while a was measured again, %d of the %d other rounds went to it as well (%d answered by b); want 0: one round measures a stale target", toA, rounds-1, toB)
+	}
+	for range rounds - toB {
+		if ans := <-done; !ans.complete() {
+			t.Errorf("round served by %q did not complete: %v %v", ans.provider, ans.openErr, ans.end)
+		}
+	}
+}
