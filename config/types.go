@@ -472,7 +472,11 @@ type Recovery struct {
 type Breaker struct {
 	// Failures is how many consecutive failures open it. Default 5.
 	Failures int `yaml:"failures"`
-	// Cooldown is how long it stays open before one probe. Default 30s.
+	// Cooldown is how long it stays open before one probe: one request,
+	// while the others pass the provider over. The probe's answer closes
+	// it, a stream's once it flows (its event after the first token), so
+	// that a provider whose streams stall after their first token draws
+	// no round but the probe; its failure opens it again. Default 30s.
 	Cooldown Duration `yaml:"cooldown"`
 }
 

@@ -299,15 +299,27 @@ func openThenProbe(t *testing.T, e *env, name string, down *atomic.Bool) *Respon
 	return probe
 }
 
-// TestStreamProbeClosesBreakerAtFirstToken: once a provider's breaker has
+// readFlowing reads a probe stream's role chunk, first token and the
+// event after it, at which the probe's success closes the breaker.
+func readFlowing(t *testing.T, probe *Response) {
+	t.Helper()
+	for range 3 {
+		if _, err := probe.Next(); err != nil {
+			t.Fatalf("probe: %v", err)
+		}
+	}
+}
+
+// TestStreamProbeClosesBreakerOnceItFlows: once a provider's breaker has
 // cooled down, one request probes it. When the probe is a stream, the
 // breaker used to hear of it only when the stream ended, and until then
 // every other request passed the recovered provider over ("skipped
 // (breaker probe in flight)"): for the length of a long answer, the
 // fallback served them, or a single-target model answered 503. The probe's
-// first token shows the provider answers: other rounds come back to it
-// from then on.
-func TestStreamProbeClosesBreakerAtFirstToken(t *testing.T) {
+// event after its first token shows the provider answers: other rounds
+// come back to it from then on. (Its first token alone does not:
+// TestStalledStreamProbeLetsNoFloodThrough.)
+func TestStreamProbeClosesBreakerOnceItFlows(t *testing.T) {
 	for _, targets := range [][]string{{"a", "b"}, {"a"}} {
 		t.Run(strings.Join(targets, ","), func(t *testing.T) {
 			var down atomic.Bool
@@ -323,6 +335,7 @@ func TestStreamProbeClosesBreakerAtFirstToken(t *testing.T) {
 					c.sse()
 					c.event(roleChunk())
 					c.event(contentChunk("a long answer"))
+					c.event(contentChunk(" goes on"))
 					c.hang()
 				default:
 					okStream(c, "from a")
@@ -332,8 +345,9 @@ func TestStreamProbeClosesBreakerAtFirstToken(t *testing.T) {
 			})
 			probe := openThenProbe(t, e, "a", &down)
 			defer probe.Close()
+			readFlowing(t, probe)
 			if st := statusOf(e.r, "a").Breaker; st != "closed" {
-				t.Errorf("a's breaker %s once the probe has its first token; want closed", st)
+				t.Errorf("a's breaker %s once the probe's answer flows; want closed", st)
 			}
 			got := e.open(t.Context(), true)
 			if got.openErr != nil || got.provider != "a" || !got.complete() {
@@ -343,28 +357,32 @@ func TestStreamProbeClosesBreakerAtFirstToken(t *testing.T) {
 	}
 }
 
-// TestStreamProbeOutcome: a stream probe's success counts from its first
-// token, but its stream's end still counts. A probe whose stream then
-// breaks failed after all: the breaker opens again at once, as for a probe
-// that fails before its first token, so a provider that cuts every stream
-// after its first token is never taken for healthy for longer than its
-// probe's stream (and, closed, its breaker still opens after
+// TestStreamProbeOutcome: a stream probe's success counts from its event
+// after the first token, and its stream's end still counts. A probe whose
+// stream breaks before that failed: the breaker opens again, as for a
+// probe that fails before its first token; one that breaks after it
+// failed after all and opens it again at once, so a provider that cuts
+// every stream after a few tokens is never taken for healthy for longer
+// than its probe's stream (and, closed, its breaker still opens after
 // breaker.failures cut streams: TestBreakerOpensOnStreamsCutMidway). A
-// probe that completes, that a content filter ends, or that the client
-// leaves, leaves the breaker closed.
+// probe that completes or that a content filter ends closes it; one the
+// client leaves before it flows says nothing, and the next round probes.
 func TestStreamProbeOutcome(t *testing.T) {
-	const reopened, stays = "closed>open", ""
 	tests := []struct {
-		name     string
-		end      func(c *fconn)
-		wantMove string // the breaker's move after half-open>closed
+		name      string
+		flows     bool // a second token after the first
+		end       func(c *fconn)
+		wantMoves []string // the breaker's moves after open>half-open
 	}{
-		{"cut after the first token", (*fconn).cut, reopened},
-		{"idle past the idle timeout", (*fconn).hang, reopened},
-		{"an overload error event", func(c *fconn) { c.event(errBody("overloaded_error", "", "overloaded")); c.end() }, reopened},
-		{"complete", func(c *fconn) { c.event(finishChunk()); c.done() }, stays},
-		{"a content filter's error event", func(c *fconn) { c.event(errBody("", "content_filter", "filtered")); c.end() }, stays},
-		{"the client leaves", nil, stays},
+		{"cut after the first token", false, (*fconn).cut, []string{"half-open>open"}},
+		{"idle past the idle timeout", false, (*fconn).hang, []string{"half-open>open"}},
+		{"an overload error event", false, func(c *fconn) { c.event(errBody("overloaded_error", "", "overloaded")); c.end() }, []string{"half-open>open"}},
+		{"cut after a few tokens", true, (*fconn).cut, []string{"half-open>closed", "closed>open"}},
+		{"idle after a few tokens", true, (*fconn).hang, []string{"half-open>closed", "closed>open"}},
+		{"complete", false, func(c *fconn) { c.event(finishChunk()); c.done() }, []string{"half-open>closed"}},
+		{"a content filter's error event", false, func(c *fconn) { c.event(errBody("", "content_filter", "filtered")); c.end() }, []string{"half-open>closed"}},
+		{"the client leaves", false, nil, nil},
+		{"the client leaves once it flows", true, nil, []string{"half-open>closed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -378,6 +396,9 @@ func TestStreamProbeOutcome(t *testing.T) {
 				c.sse()
 				c.event(roleChunk())
 				c.event(contentChunk("par"))
+				if tc.flows {
+					c.event(contentChunk("tial"))
+				}
 				if tc.end == nil {
 					c.hang()
 					return
@@ -387,18 +408,18 @@ func TestStreamProbeOutcome(t *testing.T) {
 				c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(500 * time.Millisecond)}
 			})
 			probe := openThenProbe(t, e, "a", &down)
-			if tc.end != nil {
+			switch {
+			case tc.end != nil:
 				for {
 					if _, err := probe.Next(); err != nil {
 						break
 					}
 				}
+			case tc.flows:
+				readFlowing(t, probe)
 			}
 			probe.Close()
-			want := []string{"closed>open", "open>half-open", "half-open>closed"}
-			if tc.wantMove != "" {
-				want = append(want, tc.wantMove)
-			}
+			want := append([]string{"closed>open", "open>half-open"}, tc.wantMoves...)
 			if got := breakerMoves(e, "a"); !slices.Equal(got, want) {
 				t.Errorf("breaker moves %v; want %v", got, want)
 			}

@@ -14,7 +14,7 @@ import (
 // them all. When the probe's own long stream later breaks, probeFailed
 // opens the breaker at once although every request since succeeded.
 // TestLateProbeBreakAfterSuccessesIsOneFailure: a half-open probe's stream
-// closes the breaker at its first token; if that long stream breaks only
+// closes the breaker once it flows (its event after the first token); if that long stream breaks only
 // after other rounds were answered by the provider, the break is one
 // failure among successes, not a failed probe: the breaker stays closed.
 // (TestStreamProbeOutcome covers a probe that breaks before any other
@@ -32,6 +32,7 @@ func TestLateProbeBreakAfterSuccessesIsOneFailure(t *testing.T) {
 			c.sse()
 			c.event(roleChunk())
 			c.event(contentChunk("a long answer"))
+			c.event(contentChunk(" goes on"))
 			<-release
 			c.cut()
 		default:
@@ -42,6 +43,7 @@ func TestLateProbeBreakAfterSuccessesIsOneFailure(t *testing.T) {
 	})
 	probe := openThenProbe(t, e, "a", &down)
 	defer probe.Close()
+	readFlowing(t, probe)
 	for i := 0; i < 5; i++ {
 		got := e.open(t.Context(), true)
 		if got.openErr != nil || got.provider != "a" || !got.complete() {

@@ -188,12 +188,15 @@ type Response struct {
 	// up to the consecutive failures that trip it.
 	breakerDone func(error)
 	// probe marks a stream that was its provider's half-open probe. Its
-	// success was reported at the first token (closing the breaker, so
-	// that other rounds need not wait for the end of a long answer); a
-	// failure at its end is the probe's failure after all, and opens the
-	// breaker again at once, as a probe failing before its first token
-	// does. A provider that cuts every stream is thus never closed for
-	// longer than its probe's stream.
+	// success is reported (through breakerDone) at its first event after
+	// the first token, when the answer shows it flows (closing the
+	// breaker, so that other rounds need not wait for the end of a long
+	// answer), or at its end when that comes first; a failure at its end
+	// after that is the probe's failure after all, and opens the breaker
+	// again at once, as a probe failing before its first token does. A
+	// provider that cuts every stream is thus never closed for longer than
+	// its probe's stream, and one that stalls after the first token not
+	// at all.
 	probe bool
 }
 
@@ -329,6 +332,9 @@ func (a *Response) Next() (sse.Event, error) {
 			a.finished = true
 		}
 		a.noError = m&markErrorTail == 0
+		if a.probe && a.breakerDone != nil {
+			a.reportBreaker(nil) // the probe's answer flows (Response.probe)
+		}
 		return ev, nil
 	}
 }

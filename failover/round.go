@@ -435,16 +435,23 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			// A piped answer, like a stream, is not whole yet: the
 			// provider may still cut it.
 			open := resp.stream || resp.piped
-			if open && !probe {
+			switch {
+			case open && !probe:
 				resp.breakerDone = done // the outcome is known at the answer's end
-			} else {
-				// A non-stream answer is whole. A stream that probes a
-				// recovered provider reports its success at the first
-				// token, closing the breaker: other rounds come back to
-				// the provider now, not when the probe's answer ends
-				// minutes later. Should the stream then break, the probe
-				// failed after all and the breaker opens again
-				// (Response.probe).
+			case resp.stream:
+				// A stream that probes a recovered provider reports its
+				// success at its first event after the first token,
+				// closing the breaker: other rounds come back to the
+				// provider then, not when the probe's answer ends minutes
+				// later. Not at the first token: a provider that stalls
+				// after it (an overloaded server) drew every round of
+				// the probe's idle wait, each stalling in turn. Should the
+				// stream break later, the probe failed after all and the
+				// breaker opens again (Response.probe).
+				resp.breakerDone, resp.probe = done, true
+			default:
+				// A non-stream answer is whole; a piped probe's head
+				// closes the breaker as a stream's flowing does.
 				p.report(rd.ctx, done, nil)
 				resp.probe = open
 			}
