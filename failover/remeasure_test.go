@@ -70,3 +70,57 @@ func TestLowestLatencyStaleTargetRemeasuredByOneRound(t *testing.T) {
 		}
 	}
 }
+
+// TestLowestLatencyWaitingTargetSortsByItsWait: a target whose attempt
+// has waited for its first token longer than another target's average
+// sorts behind that target, though its own average, from before, is
+// lower. Ordered by its average alone, a target whose answers began to
+// take 20 s (a brownout: no error, just slow) drew every round until its
+// first late answer came back to say so: with 32 busy bots, each waited
+// the brownout out once.
+func TestLowestLatencyWaitingTargetSortsByItsWait(t *testing.T) {
+	arrived := make(chan int, 64)
+	release := make(chan struct{})
+	slow := func(c *fconn, n int) {
+		arrived <- n
+		<-release
+		okStream(c, "from a")
+	}
+	e := newEnv(t, map[string]func(*fconn, int){"a": slow}, []string{"a", "b"}, func(c *config.Config) {
+		c.Models[0].Strategy = StrategyLowestLatency
+		c.Providers[0].Timeouts.FirstByte = config.Duration(time.Minute)
+		c.Providers[0].Timeouts.FirstToken = config.Duration(time.Minute)
+	})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	m := e.r.models[0]
+	a, b := m.targets[0], m.targets[1]
+	a.observe(e.clock.Now(), true, 50*time.Millisecond)
+	b.observe(e.clock.Now(), true, 200*time.Millisecond)
+
+	first := make(chan answer, 1)
+	go func() { first <- e.open(t.Context(), true) }()
+	<-arrived // the brownout's first round, at a
+	e.clock.Advance(time.Second)
+	second := make(chan answer, 1)
+	go func() { second <- e.open(t.Context(), true) }()
+	toA := false
+	select {
+	case <-arrived:
+		toA = true
+		t.Errorf("a round went to a while a's attempt had waited 1s for its first token (a's average 50ms, b's 200ms); want b")
+	case ans := <-second:
+		if ans.provider != "b" || !ans.complete() {
+			t.Errorf("answered by %q (complete %v, error %v); want b", ans.provider, ans.complete(), ans.openErr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second round is still out after 30s")
+	}
+	once.Do(func() { close(release) })
+	if ans := <-first; ans.provider != "a" || !ans.complete() {
+		t.Errorf("the first round: answered by %q (complete %v); want a", ans.provider, ans.complete())
+	}
+	if toA {
+		<-second
+	}
+}

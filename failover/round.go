@@ -429,7 +429,16 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			roundLeft, headWait = r.nonStreamWait(rd, left, rest)
 		}
 		started := time.Now()
+		// lowest-latency counts the wait of an attempt out in its
+		// target's sort key (target.waited).
+		waits := rd.model.strategy == StrategyLowestLatency && generation(rd.req)
+		if waits {
+			t.beginWait(latencyKind(rd.stream), r.opts.Now())
+		}
 		resp, f := r.attempt(rd.ctx, t, rd.req, send, roundLeft, headWait)
+		if waits {
+			t.endWait(latencyKind(rd.stream))
+		}
 		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
 		if f == nil {
 			// A piped answer, like a stream, is not whole yet: the

@@ -141,6 +141,13 @@ type target struct {
 	// stale failure) for unmeasured, to measure the target again
 	// (claimRemeasure): the one round that may, until remeasureHold.
 	remeasured [2]instant
+	// waiting counts each kind's attempts out for their answer (a
+	// stream's first token, a non-stream request's answer), for the
+	// lowest-latency strategy; waitSince is when the first of those
+	// begun since the kind's last sample began, none once none is out
+	// (beginWait, endWait).
+	waiting   [2]atomic.Int32
+	waitSince [2]instant
 	// coolUntil is the Router-clock instant before which this target alone
 	// sits out rounds: a rate limit on its model only
 	// (failure.targetLimit); instant, from its provider's epoch.
@@ -195,6 +202,30 @@ func (t *target) observe(now time.Time, stream bool, d time.Duration) {
 		t.latency[k].observe(d)
 	}
 	t.measured[k].set(t.p.epoch, now)
+	t.waitSince[k].clear() // the waits out now are counted from the next one begun
+}
+
+// beginWait notes an attempt of kind k begun at now, whose wait for its
+// answer counts in the target's sort key until it ends (endWait).
+func (t *target) beginWait(k int, now time.Time) {
+	t.waiting[k].Add(1)
+	t.waitSince[k].v.CompareAndSwap(0, max(int64(now.Sub(t.p.epoch)), 1))
+}
+
+// endWait notes the end of an attempt beginWait noted: answered, failed
+// or left.
+func (t *target) endWait(k int) {
+	if t.waiting[k].Add(-1) == 0 {
+		t.waitSince[k].clear()
+	}
+}
+
+// waited is how long the target's attempts of kind k have waited for an
+// answer without one: since the first begun after the last sample, while
+// any is out; 0 when none is.
+func (t *target) waited(k int, now time.Time) time.Duration {
+	d, _ := t.waitSince[k].since(t.p.epoch, now)
+	return max(d, 0)
 }
 
 // generation reports a request whose answer's time is a latency sample of
@@ -249,9 +280,10 @@ func (t *target) claimRemeasure(k int, now time.Time) bool {
 }
 
 // latencyKey is the lowest-latency sort key of a stream or a non-stream
-// request: 0 for unmeasured, and for a stale target in the one round that
-// measures it again (claimRemeasure). A call claims: order reads each
-// target's key once per round.
+// request: its average, or how long its attempts out have waited when
+// that is longer (waited); 0 for unmeasured with none waiting, and for a
+// stale target in the one round that measures it again (claimRemeasure).
+// A call claims: order reads each target's key once per round.
 func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
 	k := latencyKind(stream)
 	failing := t.failed[k].after(&t.measured[k])
@@ -263,9 +295,13 @@ func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
 			return math.MaxInt64
 		}
 	} else if age, ok := t.measured[k].since(t.p.epoch, now); !ok {
-		return 0
+		return t.waited(k, now)
 	} else if age <= latencyStale {
-		return t.latency[k].Load()
+		// An answer out longer than the average says the target is
+		// slower now: ordered by its average alone, a target whose
+		// answers began to take 20 s (a brownout: no error, just slow)
+		// drew every round until its first late answer came back.
+		return max(t.latency[k].Load(), t.waited(k, now))
 	}
 	// Stale: a slow target once, or a failing one, is tried again, so that
 	// it is not shunned for ever. One round measures it; the others sort
