@@ -477,7 +477,8 @@ type Breaker struct {
 	Failures int `yaml:"failures"`
 	// Cooldown is how long it stays open before one probe: one request,
 	// while the others pass the provider over. The probe's answer closes
-	// it, a stream's once it flows (its event after the first token), so
+	// it, a stream's once it flows (its event after the first token; a
+	// forwarded stream's, its bytes after the first event), so
 	// that a provider whose streams stall after their first token draws
 	// no round but the probe; its failure opens it again. Default 30s.
 	Cooldown Duration `yaml:"cooldown"`

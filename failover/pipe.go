@@ -36,7 +36,7 @@ import (
 func (r *Router) pipe(a *Response, stream bool) (*Response, *failure) {
 	a.endWait() // Read bounds each wait for the provider
 	a.noTotal()
-	a.piped = true
+	a.piped, a.events = true, stream
 	a.sample(stream, time.Since(a.start))
 	return a, nil
 }
@@ -186,6 +186,13 @@ type heldBody struct {
 	c    io.Closer // the connection's body
 }
 
+// heldRead reports a piped answer whose held bytes the caller has read:
+// what Read returns next comes from the provider.
+func (a *Response) heldRead() bool {
+	b, ok := a.body.(*heldBody)
+	return !ok || len(b.held) == 0
+}
+
 func (b *heldBody) Read(p []byte) (int, error) {
 	if len(b.held) > 0 {
 		n := copy(p, b.held)
@@ -277,9 +284,15 @@ func (a *Response) Read(p []byte) (int, error) {
 	if a.cutAfter != nil {
 		err, a.cutAfter = a.cutAfter, nil
 	} else {
+		// A probe's event stream flows once the provider sends more than
+		// its first event, held before the head was returned (Response.probe).
+		flows := a.probe && a.breakerDone != nil && a.heldRead()
 		a.waitIdle()
 		n, err = a.body.Read(p)
 		a.endWait()
+		if n > 0 && flows {
+			a.reportBreaker(nil)
+		}
 		if n > 0 && err != nil && !errors.Is(err, io.EOF) {
 			// The body's last bytes came with its cut (gzip's last read
 			// of a stream compressed without a flush per event hands

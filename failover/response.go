@@ -175,6 +175,7 @@ type Response struct {
 	lateLost  int   // those skipped after it (SkippedAfterFinish)
 	end       error // sticky terminal result of Next (of Read, piped)
 	piped     bool  // a passthrough answer returned at its head (Read)
+	events    bool  // piped, an event stream held to its first event (pipeEvents)
 	endsWhole bool  // the caller has the whole piped answer so far (EndsWhole)
 	cutAfter  error // the body's error that came with its last bytes, for the next Read
 	endCut    error // what ended a whole stream other than its end (CutAfterFinish)
@@ -196,7 +197,8 @@ type Response struct {
 	// again at once, as a probe failing before its first token does. A
 	// provider that cuts every stream is thus never closed for longer than
 	// its probe's stream, and one that stalls after the first token not
-	// at all.
+	// at all. A piped event stream's probe (events) flows at the first
+	// bytes the provider sends after its first event (Read).
 	probe bool
 }
 

@@ -447,7 +447,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			switch {
 			case open && !probe:
 				resp.breakerDone = done // the outcome is known at the answer's end
-			case resp.stream:
+			case resp.stream || resp.events:
 				// A stream that probes a recovered provider reports its
 				// success at its first event after the first token,
 				// closing the breaker: other rounds come back to the
@@ -456,11 +456,14 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				// after it (an overloaded server) drew every round of
 				// the probe's idle wait, each stalling in turn. Should the
 				// stream break later, the probe failed after all and the
-				// breaker opens again (Response.probe).
+				// breaker opens again (Response.probe). A piped event
+				// stream (a streamed Responses call) is held to its first
+				// event only: it flows at the provider's next bytes.
 				resp.breakerDone, resp.probe = done, true
 			default:
-				// A non-stream answer is whole; a piped probe's head
-				// closes the breaker as a stream's flowing does.
+				// A non-stream answer is whole; a piped answer that is no
+				// event stream (a file, speech) closes the breaker at its
+				// head and first bytes.
 				p.report(rd.ctx, done, nil)
 				resp.probe = open
 			}

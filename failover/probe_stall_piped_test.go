@@ -1,0 +1,90 @@
+package failover
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestStalledForwardedStreamProbeLetsNoFloodThrough is
+// TestStalledStreamProbeLetsNoFloodThrough for a forwarded event stream (a
+// streamed Responses call), piped at its first event: a provider that
+// sends that first event and stalls is not taken for recovered by its
+// probe, and the rounds that come during the stall go to the fallback.
+// Closed at the probe's head, every such round went to the stalling
+// provider, as a chat stream's did at its first token.
+func TestStalledForwardedStreamProbeLetsNoFloodThrough(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	arrived := make(chan int, 64)
+	release := make(chan struct{})
+	var once sync.Once
+	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
+		if down.Load() {
+			c.status(500, errBody("server_error", "", "down"))
+			return
+		}
+		arrived <- n
+		c.sse()
+		c.event(`{"type":"response.created","response":{"id":"resp_1"}}`)
+		<-release // the stall
+		c.cut()
+	}}, []string{"a", "b"}, func(c *config.Config) {
+		c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(500 * time.Millisecond)}
+		c.Providers[0].Timeouts.Idle = config.Duration(time.Minute)
+	})
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	req := func() *Request {
+		return &Request{Model: "gpt", Method: "POST", Path: "/responses", Body: []byte(`{"model":"gpt","input":"hi","stream":true}`),
+			ContentType: "application/json", Accept: "text/event-stream"}
+	}
+	_ = e.open(t.Context(), true) // two 500s: open
+	if st := statusOf(e.r, "a").Breaker; st != "open" {
+		t.Fatalf("a's breaker %s after two 500s; want open", st)
+	}
+	down.Store(false)
+	waitBreaker(t, e.r, "a", "half-open")
+	probe, err := e.r.Open(t.Context(), req())
+	if err != nil || probe.Provider != "a" || !probe.Piped() {
+		t.Fatalf("probe: %v; want a piped stream from a", err)
+	}
+	<-arrived
+
+	const rounds = 6
+	done := make(chan answer, rounds)
+	for range rounds {
+		go func() { done <- e.openReq(t.Context(), req()) }()
+	}
+	toA, toB := 0, 0
+	for toA+toB < rounds {
+		select {
+		case <-arrived:
+			toA++
+		case ans := <-done:
+			if ans.provider != "b" {
+				t.Fatalf("a round answered by %q (open error %v); want b", ans.provider, ans.openErr)
+			}
+			toB++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("rounds still out after 30s: %d at a, %d answered by b", toA, toB)
+		}
+	}
+	once.Do(func() { close(release) })
+	if toA != 0 {
+		t.Errorf("while the probe stalled after its first event, %d of %d rounds went to a (%d to b); want 0: the breaker still half-open", toA, rounds, toB)
+	}
+	if _, err := io.ReadAll(probe); err == nil {
+		t.Fatal("the probe's stream ended whole after its cut")
+	}
+	probe.Close()
+	if st := statusOf(e.r, "a").Breaker; st != "open" {
+		t.Errorf("a's breaker %s after its probe stalled and was cut; want open", st)
+	}
+	for range rounds - toB {
+		<-done
+	}
+}
