@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -115,7 +116,7 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D()), stream: streamKind(m, req)}
-	order := r.order(m, req.SameUpstreamModel, rd.stream, req.Affinity)
+	order := r.orderLeaving(m, req.SameUpstreamModel, rd.stream, req.Affinity, req)
 	if len(req.ExcludeProviders) > 0 {
 		// A copy: order may be the model's own list (order).
 		order = slices.DeleteFunc(slices.Clone(order), func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
@@ -960,6 +961,12 @@ func streamKind(m *model, req *Request) bool {
 // which latency the lowest-latency strategy compares, and affinity names
 // the conversation whose weighted draw is its own (affinityDraws).
 func (r *Router) order(m *model, sameUpstream, stream bool, affinity Affinity) []*target {
+	return r.orderLeaving(m, sameUpstream, stream, affinity, nil)
+}
+
+// orderLeaving is order for a round of req, nil for none, whose excluded
+// targets (leftOut) lowest-latency does not key.
+func (r *Router) orderLeaving(m *model, sameUpstream, stream bool, affinity Affinity, req *Request) []*target {
 	if !sameUpstream && m.strategy == StrategyPriority {
 		// Config order: the model's own list, no copy per round. It is
 		// shared: a round that changes its order works on a copy (Open);
@@ -987,7 +994,15 @@ func (r *Router) order(m *model, sameUpstream, stream bool, affinity Affinity) [
 		var buf [8]keyedTarget
 		kt := buf[:0]
 		for _, t := range ts {
-			kt = append(kt, keyedTarget{t, t.latencyKey(now, stream)})
+			// A target the round leaves out (Open) is not keyed: its
+			// key would claim a re-measure no attempt of this round
+			// makes, and keep every other round from it meanwhile. Asked
+			// at all (every other excluded too), it comes last.
+			key := time.Duration(math.MaxInt64)
+			if !leftOut(req, t) {
+				key = t.latencyKey(now, stream)
+			}
+			kt = append(kt, keyedTarget{t, key})
 		}
 		slices.SortStableFunc(kt, func(a, b keyedTarget) int { return cmp.Compare(a.key, b.key) })
 		for i := range kt {
@@ -995,6 +1010,13 @@ func (r *Router) order(m *model, sameUpstream, stream bool, affinity Affinity) [
 		}
 	}
 	return ts
+}
+
+// leftOut reports a target req (nil: none) excludes (Request.ExcludeProviders,
+// Request.ExcludeTargets).
+func leftOut(req *Request, t *target) bool {
+	return req != nil && (slices.Contains(req.ExcludeProviders, t.p.name) ||
+		slices.Contains(req.ExcludeTargets, TargetName{Provider: t.p.name, Model: t.model}))
 }
 
 // keyedTarget is a target and its lowest-latency sort key.
