@@ -430,16 +430,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			roundLeft, headWait = r.nonStreamWait(rd, left, rest)
 		}
 		started := time.Now()
-		// lowest-latency counts the wait of an attempt out in its
-		// target's sort key (target.waited).
-		waits := rd.model.strategy == StrategyLowestLatency && generation(rd.req)
-		if waits {
-			t.beginWait(latencyKind(rd.stream), r.opts.Now())
-		}
-		resp, f := r.attempt(rd.ctx, t, rd.req, send, roundLeft, headWait)
-		if waits {
-			t.endWait(latencyKind(rd.stream))
-		}
+		resp, f := r.countedAttempt(rd, t, send, roundLeft, headWait)
 		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
 		if f == nil {
 			// A piped answer, like a stream, is not whole yet: the
@@ -1539,4 +1530,18 @@ func describe(rd *round) string {
 		b.WriteString(n)
 	}
 	return b.String()
+}
+
+// countedAttempt is r.attempt, counted in the target's sort key
+// (target.waited) while it is out when the model is lowest-latency. The
+// count ends in a defer: an attempt that panics (its handler recovers it)
+// left it up, and the target's key grew with the clock from then on, so it
+// sorted behind every other target until paygate restarted.
+func (r *Router) countedAttempt(rd *round, t *target, send []byte, roundLeft, headWait time.Duration) (*Response, *failure) {
+	if rd.model.strategy == StrategyLowestLatency && generation(rd.req) {
+		k := latencyKind(rd.stream)
+		t.beginWait(k, r.opts.Now())
+		defer t.endWait(k)
+	}
+	return r.attempt(rd.ctx, t, rd.req, send, roundLeft, headWait)
 }
