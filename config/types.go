@@ -403,7 +403,8 @@ type Model struct {
 	// so that a target whose answers begin to come late loses the lead
 	// before the first of them is back; one not
 	// measured for a minute is measured again by one request at a time
-	// (one per 30s while it stays slow), the others sorting it behind the
+	// (another after 30s while none has come back; a late answer is its
+	// measure for a minute), the others sorting it behind the
 	// targets measured lately, so that a target in a brownout is not sent
 	// every request until its first late answer says so.
 	// Default "priority".
