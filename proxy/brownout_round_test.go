@@ -62,7 +62,7 @@ func TestPaymentTurnLaterRoundStalledMidStream(t *testing.T) {
 		t.Fatalf("the fallback was asked %d times; want once (round 2)", len(reqs))
 	}
 	last := reqs[0].Body
-	if res := gjson.GetBytes(last, `messages.#(tool_call_id=="call_pay")`); !res.Exists() {
+	if res := gjson.GetBytes(last, `messages.#(tool_call_id=="call_pg_1_0")`); !res.Exists() {
 		t.Errorf("the fallback's round 2 lacks round 1's create_order result: %s", last)
 	}
 	if n := gjson.GetBytes(last, `messages.#(role=="assistant")#`).Get("#").Int(); n != 1 {

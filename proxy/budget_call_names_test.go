@@ -58,7 +58,7 @@ func TestBudgetReadsHistoryCallNameFromItsMember(t *testing.T) {
 				if len(seen) != 2 {
 					t.Fatalf("%d upstream requests; want 2", len(seen))
 				}
-				res := gjson.GetBytes(seen[1].Body, "messages.#(tool_call_id==call_pay).content").Str
+				res := gjson.GetBytes(seen[1].Body, "messages.#(tool_call_id==call_pg_1_0).content").Str
 				if gjson.Get(res, "status").Str != "not_executed" {
 					t.Errorf("the follow-up's create_order got %q; want a not_executed refusal", res)
 				}

@@ -60,10 +60,7 @@ func TestPaymentBudgetHoldsAcrossModelsOfTheTurn(t *testing.T) {
 				for _, r := range later.requests() {
 					last = r.Body
 				}
-				res := gjson.GetBytes(last, `messages.#(tool_call_id=="call_ref").content`)
-				if tc.calls == second {
-					res = gjson.GetBytes(last, `messages.#(tool_call_id=="call_two").content`)
-				}
+				res := gjson.GetBytes(last, `messages.#(tool_call_id=="call_pg_2_0").content`) // round 2's call, under paygate's id
 				if gjson.Get(res.Str, "status").Str != "not_executed" || gjson.GetBytes(last, "tool_choice").Str != "none" {
 					t.Errorf("the later model's call must be refused and the next round run with tool_choice none; last request %s", last)
 				}

@@ -127,9 +127,9 @@ func TestMixedRoundPaymentCallIDsOwnTheirs(t *testing.T) {
 }
 
 // TestMadePaymentCallIDNotTaken: the id paygate makes for a payment call
-// without one ("call_pg_<round>_<i>") was checked against the round's
-// earlier calls only: the model's ids "call_pg_1_1" and "" gave both calls
-// call_pg_1_1.
+// ("call_pg_<round>_<i>") was checked against the round's earlier calls
+// only: the model's ids "call_pg_1_1" and "" gave both calls call_pg_1_1.
+// Each call gets one of paygate's now, none the model's ids.
 func TestMadePaymentCallIDNotTaken(t *testing.T) {
 	for _, stream := range []bool{false, true} {
 		t.Run(map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
@@ -145,8 +145,8 @@ func TestMadePaymentCallIDNotTaken(t *testing.T) {
 				t.Fatalf("%d upstream requests; want 2 (the bot got %d %s)", len(reqs), resp.StatusCode, body)
 			}
 			checkToolIDs(t, reqs[1].Body)
-			if got := gjson.Get(assistantToolMessage(reqs[1].Body), "tool_calls.0.id").Str; got != "call_pg_1_1" {
-				t.Errorf("the first call's id %q; want the model's, call_pg_1_1", got)
+			if got := gjson.Get(assistantToolMessage(reqs[1].Body), "tool_calls.#.id").Raw; got != `["call_pg_1_0","call_pg_1_1_2"]` {
+				t.Errorf("the calls' ids %s; want [call_pg_1_0 call_pg_1_1_2], none the model's call_pg_1_1", got)
 			}
 		})
 	}
@@ -419,6 +419,63 @@ func TestRestoredExchangeStaysAsTheConversationGrows(t *testing.T) {
 			}
 			checkToolIDs(t, reqs[3].Body)
 			if got := gjson.GetBytes(reqs[3].Body, `messages.#(tool_call_id=="call_0").content`).Str; got != "still sunny" {
+				t.Errorf("the result for call_0 is %q; want the bot's own, still sunny", got)
+			}
+		})
+	}
+}
+
+// TestRestoredEarlierRoundStaysAsTheConversationGrows is
+// TestRestoredExchangeStaysAsTheConversationGrows for the kept exchange's
+// earlier rounds: a payment-only round (create_order under the model's
+// call_0) before the round that hands the bot its get_weather (call_1).
+// That round is kept with the bot's call and goes back into each later
+// request; under the model's call_0, the bot's next turn got its own
+// call_0 from the same provider, and from then on the kept round went back
+// renamed, departing from the request before early in the conversation.
+func TestRestoredEarlierRoundStaysAsTheConversationGrows(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
+			buy := `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`
+			fp := newFakeProvider(t, roundByRound(callsRound(stream, buy), callsRound(stream, "["+weatherCall(0, "call_1")+"]"),
+				textRound(stream, "Sunny; ordered."), callsRound(stream, "["+weatherCall(0, "call_0")+"]"), textRound(stream, "Still sunny.")))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+			const w = `"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`
+			msgs := []string{`{"role":"user","content":"buy premium, then tell me the weather"}`}
+			turn := func(add ...string) {
+				t.Helper()
+				msgs = append(msgs, add...)
+				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr)
+				if b := readAll(t, resp.Body); resp.StatusCode != 200 {
+					t.Fatalf("the bot got %d %s", resp.StatusCode, b)
+				} else if ids := botCallIDs(stream, b); len(ids) > 0 && !slices.Contains([]string{"call_0", "call_1"}, ids[0]) {
+					t.Fatalf("the bot got its call under %v; want the model's id", ids)
+				}
+			}
+			turn()
+			turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1",`+w, `{"role":"tool","tool_call_id":"call_1","content":"sunny"}`)
+			turn(`{"role":"assistant","content":"Sunny; ordered."}`, `{"role":"user","content":"and tomorrow?"}`)
+			turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_0",`+w, `{"role":"tool","tool_call_id":"call_0","content":"still sunny"}`)
+			reqs := fp.requests()
+			if len(reqs) != 5 {
+				t.Fatalf("%d upstream requests; want 5", len(reqs))
+			}
+			for i := 2; i < len(reqs); i++ {
+				prev := gjson.GetBytes(reqs[i-1].Body, "messages").Raw
+				cur := gjson.GetBytes(reqs[i].Body, "messages").Raw
+				prev = prev[:len(prev)-1] // open: the next request adds to it
+				if !strings.HasPrefix(cur, prev) {
+					n := 0
+					for n < len(prev) && prev[n] == cur[n] {
+						n++
+					}
+					t.Errorf("request %d's messages depart from request %d's after %d of its %d bytes:\n  was …%s\n  now …%s",
+						i+1, i, n, len(prev), prev[max(0, n-40):min(len(prev), n+40)], cur[max(0, n-40):min(len(cur), n+40)])
+				}
+			}
+			checkToolIDs(t, reqs[4].Body)
+			if got := gjson.GetBytes(reqs[4].Body, `messages.#(tool_call_id=="call_0").content`).Str; got != "still sunny" {
 				t.Errorf("the result for call_0 is %q; want the bot's own, still sunny", got)
 			}
 		})

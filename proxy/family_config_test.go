@@ -85,15 +85,16 @@ func TestExplicitFamily(t *testing.T) {
 			handler: func(next http.HandlerFunc) http.HandlerFunc { return next },
 			check: func(t *testing.T, _ bool, body []byte) {
 				// The bot's history as it sent it, and the payment
-				// round's call under OpenAI's id.
+				// round's call under paygate's id, not mapped to
+				// Mistral's form.
 				msgs := gjson.GetBytes(body, "messages").Raw
 				for _, m := range hist {
 					if !strings.Contains(msgs, m) {
 						t.Errorf("the fine-tune got the messages %s\nwithout the bot's message %s", msgs, m)
 					}
 				}
-				if got := gjson.Get(msgs, `#(tool_call_id=="`+openaiID+`").content`); !got.Exists() {
-					t.Errorf("the fine-tune got the messages %s\nwithout the payment round's result under %s", msgs, openaiID)
+				if got := gjson.Get(msgs, `#(tool_call_id=="call_pg_1_0").content`); !got.Exists() {
+					t.Errorf("the fine-tune got the messages %s\nwithout the payment round's result under call_pg_1_0", msgs)
 				}
 			}},
 	} {

@@ -174,10 +174,11 @@ func TestNoMoneyMovedAfterAClarification(t *testing.T) {
 		name     string
 		rounds   []string // each tool round's calls; a round of words follows
 		maxCalls int      // max_payment_calls; 0 the default
+		guessID  string   // the id paygate gives the guess (uniqueCallIDs)
 	}{
-		{"the next round ignores tool_choice none", []string{"[" + cut + "]", "[" + guess + "]"}, 0},
-		{"the next round, max_payment_calls 2", []string{"[" + cut + "]", "[" + guess + "]"}, 2},
-		{"a later call of the same round", []string{"[" + cut + "," + guess + "]"}, 0},
+		{"the next round ignores tool_choice none", []string{"[" + cut + "]", "[" + guess + "]"}, 0, "call_pg_2_0"},
+		{"the next round, max_payment_calls 2", []string{"[" + cut + "]", "[" + guess + "]"}, 2, "call_pg_2_0"},
+		{"a later call of the same round", []string{"[" + cut + "," + guess + "]"}, 0, "call_pg_1_1"},
 	}
 	for _, tc := range tests {
 		for _, stream := range []bool{true, false} {
@@ -206,7 +207,7 @@ func TestNoMoneyMovedAfterAClarification(t *testing.T) {
 				if got := gjson.GetBytes(last, "tool_choice").Str; got != "none" {
 					t.Errorf("the last round's tool_choice %q; want \"none\"", got)
 				}
-				res := gjson.GetBytes(last, `messages.#(tool_call_id=="call_2").content`).Str
+				res := gjson.GetBytes(last, `messages.#(tool_call_id=="`+tc.guessID+`").content`).Str
 				if !strings.Contains(res, "not_executed") || !strings.Contains(res, "was asked to clarify") {
 					t.Errorf("the guessed create_order's result %q; want the refusal that says the user was asked to clarify", res)
 				}
@@ -302,13 +303,13 @@ func TestRefusalSaysWhy(t *testing.T) {
 		name     string
 		calls    string
 		maxCalls int
-		refused  string // the refused call's id
+		refused  string // the refused call's id, paygate's (uniqueCallIDs)
 		want     string
 	}{
-		{"beyond a budget of one", "[" + fmt.Sprintf(buy, 1) + "," + fmt.Sprintf(buy, 2) + "]", 1, "call_2", "only one payment action is allowed per message"},
-		{"beyond a budget of two", "[" + fmt.Sprintf(buy, 1) + "," + fmt.Sprintf(buy, 2) + "," + fmt.Sprintf(buy, 3) + "]", 2, "call_3", "only 2 payment actions are allowed per message"},
-		{"a call without a name", "[" + nameless + "]", 1, "call_9", "no single name"},
-		{"a custom call named like a payment tool", `[{"id":"call_8","type":"custom","custom":{"name":"create_order","input":"{\"sku\":\"premium-monthly\"}"}}]`, 1, "call_8", "function tool"},
+		{"beyond a budget of one", "[" + fmt.Sprintf(buy, 1) + "," + fmt.Sprintf(buy, 2) + "]", 1, "call_pg_1_1", "only one payment action is allowed per message"},
+		{"beyond a budget of two", "[" + fmt.Sprintf(buy, 1) + "," + fmt.Sprintf(buy, 2) + "," + fmt.Sprintf(buy, 3) + "]", 2, "call_pg_1_2", "only 2 payment actions are allowed per message"},
+		{"a call without a name", "[" + nameless + "]", 1, "call_pg_1_0", "no single name"},
+		{"a custom call named like a payment tool", `[{"id":"call_8","type":"custom","custom":{"name":"create_order","input":"{\"sku\":\"premium-monthly\"}"}}]`, 1, "call_pg_1_0", "function tool"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -419,7 +420,7 @@ func TestNamelessCallGoesBackNamed(t *testing.T) {
 					t.Errorf("the user should get the question; got %d:\n%s", resp.StatusCode, body)
 				}
 				reqs := up.requests()
-				res := gjson.GetBytes(reqs[len(reqs)-1].Body, `messages.#(tool_call_id=="call_x").content`).Str
+				res := gjson.GetBytes(reqs[len(reqs)-1].Body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
 				if !strings.Contains(res, "no single name") {
 					t.Errorf("the refused call's result %q; want the refusal naming why", res)
 				}

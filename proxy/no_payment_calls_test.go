@@ -49,7 +49,7 @@ func TestNoMoneyToolsOfferedWithoutPaymentCalls(t *testing.T) {
 	if got := tools.executed(); len(got) != 0 {
 		t.Errorf("executed %q; want nothing", got)
 	}
-	res := gjson.GetBytes(reqs[1].Body, `messages.#(tool_call_id=="call_1").content`).Str
+	res := gjson.GetBytes(reqs[1].Body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
 	if want := "no order or refund can be made in this conversation"; !gjson.Valid(res) || gjson.Get(res, "error").Str != want {
 		t.Errorf("the refused create_order's result %s; want the error %q", res, want)
 	}

@@ -249,7 +249,7 @@ func TestMistralContentPartsAfterFailover(t *testing.T) {
 				if got := asst.Get("content").Raw; got != `"Let me order that."` {
 					t.Errorf("%s got the round's assistant message %s; want its text as content", tc.name, asst.Raw)
 				}
-				if got := asst.Get("tool_calls.0.id").Str; got != "AbCdE1234" {
+				if got := asst.Get("tool_calls.0.id").Str; got != "call_pg_1_0" {
 					t.Errorf("assistant message %s; want the call", asst.Raw)
 				}
 			})

@@ -66,7 +66,7 @@ func TestQuirkPaymentCallOfMixedRoundCountsInFollowUp(t *testing.T) {
 				if names != `["get_weather","create_order"]` && names != `["create_order","get_weather"]` {
 					t.Errorf("the restored assistant message calls %s; want get_weather and create_order\n%s", names, up)
 				}
-				if res := gjson.GetBytes(reqs[2].Body, "messages.#(tool_call_id==call_again).content").Str; gjson.Get(res, "status").Str != "not_executed" {
+				if res := gjson.GetBytes(reqs[2].Body, "messages.#(tool_call_id==call_pg_1_0_2).content").Str; gjson.Get(res, "status").Str != "not_executed" {
 					t.Errorf("the follow-up's create_order got %q; want a not_executed refusal", res)
 				}
 			})

@@ -71,7 +71,7 @@ func TestRepeatedPaymentArguments(t *testing.T) {
 				if len(seen) != 2 {
 					t.Fatalf("%d upstream requests; want 2\n%s", len(seen), body)
 				}
-				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pay").content`).Str
+				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
 				made := gjson.Get(result, "order_no").Str != ""
 				if made != tc.made {
 					t.Errorf("order made: %v; want %v; the call's result: %s", made, tc.made, result)
@@ -124,7 +124,7 @@ func TestFencedPaymentArguments(t *testing.T) {
 				if len(seen) != 2 {
 					t.Fatalf("%d upstream requests; want 2\n%s", len(seen), body)
 				}
-				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pay").content`).Str
+				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
 				if made := gjson.Get(result, "order_no").Str != ""; made != tc.made {
 					t.Errorf("order made: %v; want %v; the call's result: %s", made, tc.made, result)
 				}

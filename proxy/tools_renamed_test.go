@@ -74,7 +74,7 @@ func TestRenamedToolsKeepTheTurnsBudget(t *testing.T) {
 					t.Errorf("the restored payment call is named %q upstream; want buy, its tool's name now", n)
 				}
 				if len(seen) > 1 {
-					res := gjson.GetBytes(seen[1].Body, "messages.#(tool_call_id==call_b).content").Str
+					res := gjson.GetBytes(seen[1].Body, "messages.#(tool_call_id==call_pg_1_0_2).content").Str
 					if gjson.Get(res, "status").Str != "not_executed" {
 						t.Errorf("the follow-up's buy got %q; want a not_executed refusal", res)
 					}

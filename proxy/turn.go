@@ -1524,8 +1524,9 @@ func dropReplaced(actions []json.RawMessage, p payments.Purchase) ([]json.RawMes
 	return kept, dropped
 }
 
-// uniqueCallIDs gives each of a round's payment calls that has no id, or
-// one already taken, an id of its own. Taken are the ids the conversation
+// uniqueCallIDs gives each of a round's payment calls an id of paygate's
+// own (but a call of Kimi's that has one no other call names: numbered
+// over the conversation, it keeps it). Taken are the ids the conversation
 // names (the bot's messages and the turn's earlier rounds: a model reuses
 // ids across rounds and turns), those of client (the round's calls of the
 // bot's own, in a mixed round) and those of the round's earlier payment
@@ -1536,16 +1537,16 @@ func dropReplaced(actions []json.RawMessage, p payments.Purchase) ([]json.RawMes
 // turn after its payment steps ran, or failed every retry of the bot's next
 // request. The bot's calls keep their ids: the bot holds them.
 //
-// In a mixed round (client not empty) every payment call gets a made id,
-// taken or not (but for Kimi's, numbered over the conversation): its
-// exchange is kept for the bot's next request and goes back into each
-// later one, and under the model's own id ("call_1" of a provider that
+// Every payment call gets a made id, taken or not, in every round: a round
+// may end up in an exchange kept for the bot's next request (a mixed round,
+// or any round before one that hands the bot its calls) and go back into
+// each later one, and under the model's own id ("call_0" of a provider that
 // numbers its ids per answer) a later answer's call of the bot's took it,
 // from which request on the restore renamed the kept call: each request
 // departed from the one before at that exchange, early in the
 // conversation, and the provider's prompt cache missed everything after
-// it. No request carried the model's id before: the made one costs no
-// cache.
+// it. Which round ends up kept is not known while it runs, and no request
+// carried the model's id before: the made one costs no cache.
 func (t *turn) uniqueCallIDs(calls, client []interceptors.ToolCall) {
 	taken := make(map[string]bool)
 	gjson.GetBytes(t.body, "messages").ForEach(func(_, m gjson.Result) bool {
@@ -1564,7 +1565,7 @@ func (t *turn) uniqueCallIDs(calls, client []interceptors.ToolCall) {
 	var rename []int
 	for i, c := range calls {
 		_, kimi := kimiCallIndex(c.ID)
-		if c.ID == "" || taken[c.ID] || len(client) > 0 && !kimi {
+		if c.ID == "" || taken[c.ID] || !kimi {
 			rename = append(rename, i)
 		}
 		taken[c.ID] = true

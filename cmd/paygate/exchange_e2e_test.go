@@ -62,12 +62,12 @@ func TestExchangeRestoredAcrossRounds(t *testing.T) {
 		{
 			name:   "payment round then a round of the bot's call only",
 			rounds: []scriptRound{callRound("c1", createOrder), callRound("c2", receipt)},
-			want:   []string{"user", "assistant:pay_1", "tool:pay_1", "assistant:client_1", "tool:client_1"},
+			want:   []string{"user", "assistant:call_pg_1_0", "tool:call_pg_1_0", "assistant:client_1", "tool:client_1"},
 		},
 		{
 			name:   "payment round then a mixed round",
 			rounds: []scriptRound{callRound("c1", createOrder), callRound("c2", queryOrder, receipt)},
-			want:   []string{"user", "assistant:pay_1", "tool:pay_1", "assistant:call_pg_2_0,client_1", "tool:call_pg_2_0", "tool:client_1"},
+			want:   []string{"user", "assistant:call_pg_1_0", "tool:call_pg_1_0", "assistant:call_pg_2_0,client_1", "tool:call_pg_2_0", "tool:client_1"},
 		},
 		{
 			name:   "mixed round first",

@@ -23,7 +23,7 @@ func TestNoPaymentCallsRefusalAsksNoConfirmation(t *testing.T) {
 			return scriptRound{whole: `{"id":"c0","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
 				call + `]},"finish_reason":"tool_calls"}]}`}
 		}
-		result = gjson.Get(body, `messages.#(tool_call_id=="call_1").content`).Str
+		result = gjson.Get(body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
 		return scriptRound{whole: `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Orders cannot be placed here."},"finish_reason":"stop"}]}`}
 	})
 	url, a := paymentApp(t, up.URL, "  budget: {max_payment_calls: 0}\n")

@@ -247,10 +247,7 @@ func TestNodeSDKsBotToolBesidePaymentCall(t *testing.T) {
 					for _, m := range gjson.Get(reqs[len(reqs)-1], "messages").Array() {
 						sigs = append(sigs, messageSignature(m))
 					}
-					kept := "tool:call_pay1"
-					if tc.name == "beside" {
-						kept = "tool:call_pg_1_0" // a round mixed with the bot's keeps its payment call under paygate's id
-					}
+					kept := "tool:call_pg_1_0" // the payment call, kept under paygate's id
 					if got := strings.Join(sigs, " "); !strings.Contains(got, kept) || !strings.HasSuffix(got, "tool:call_w") {
 						t.Errorf("the bot's follow-up reached the provider as %q; want the payment exchange in place, then the bot's result", got)
 					}

@@ -240,7 +240,7 @@ func TestOpenAIGoBotToolBesidePaymentCall(t *testing.T) {
 				for _, m := range gjson.Get(reqs[len(reqs)-1], "messages").Array() {
 					sigs = append(sigs, messageSignature(m))
 				}
-				wantSigs := "system user assistant:call_pay1 tool:call_pay1 assistant:call_w tool:call_w"
+				wantSigs := "system user assistant:call_pg_1_0 tool:call_pg_1_0 assistant:call_w tool:call_w"
 				if sc.name == "beside" {
 					// The kept call of a round mixed with the bot's goes back under
 					// an id of paygate's own (no later answer of the provider takes it).

@@ -54,7 +54,7 @@ func TestOpenIDInTextReachesNoProvider(t *testing.T) {
 						switch {
 						case !strings.Contains(string(b), "premium"): // a plain turn
 							round = purchaseScript(`"role":"tool"`)
-						case strings.Contains(string(b), "call_pay1"):
+						case strings.Contains(string(b), "call_pg_1_0"): // create_order's, under paygate's id
 							round = purchaseScript(`"role":"tool"`)
 						default:
 							round = purchaseScript("")

@@ -214,7 +214,7 @@ func TestPurchaseStreamGoOpenAI(t *testing.T) {
 		t.Errorf("round 1 did not offer create_order: %s", reqs[0])
 	}
 	second := reqs[1]
-	for _, want := range []string{`"role":"assistant"`, `"tool_call_id":"call_pay1"`, `49.99 CNY`, `awaiting_payment`} {
+	for _, want := range []string{`"role":"assistant"`, `"tool_call_id":"call_pg_1_0"`, `49.99 CNY`, `awaiting_payment`} {
 		if !strings.Contains(second, want) {
 			t.Errorf("round 2 request lacks %s: %s", want, second)
 		}

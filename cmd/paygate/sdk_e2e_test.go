@@ -47,7 +47,7 @@ func weatherScript(body string) scriptRound {
 	switch {
 	case last.Get("role").Str == "user":
 		return round("r1", "Ordering. ", `"id":"call_pay1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}`)
-	case last.Get("tool_call_id").Str == "call_pay1":
+	case last.Get("tool_call_id").Str == "call_pg_1_0": // create_order's, under paygate's id
 		return round("r2", "Checking the weather. ", `"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}`)
 	}
 	return round("r3", "It is 21 degrees.", "")
@@ -87,7 +87,7 @@ func TestNodeRunToolsBesidePaymentTools(t *testing.T) {
 			for _, m := range gjson.Get(reqs[2], "messages").Array() {
 				sigs = append(sigs, messageSignature(m))
 			}
-			if got, want := strings.Join(sigs, " "), "system user assistant:call_pay1 tool:call_pay1 assistant:call_w tool:call_w"; got != want {
+			if got, want := strings.Join(sigs, " "), "system user assistant:call_pg_1_0 tool:call_pg_1_0 assistant:call_w tool:call_w"; got != want {
 				t.Errorf("the bot's second request reached the provider as %q; want %q", got, want)
 			}
 			if a.sim.OrderCount() != 1 {

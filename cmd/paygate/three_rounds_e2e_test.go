@@ -33,7 +33,7 @@ func TestThreeRoundStream(t *testing.T) {
 				head("r0") + `{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":null}]}`,
 				head("r0") + `{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`, usage("r0")}}
 		case 1:
-			res := gjson.Get(body, `messages.#(tool_call_id=="call_c").content`).Str
+			res := gjson.Get(body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
 			orderNo = gjson.Get(res, "order_no").Str
 			return scriptRound{chunks: []string{
 				head("r1") + `{"index":0,"delta":{"role":"assistant","content":"Checking. "},"finish_reason":null}]}`,
@@ -104,7 +104,7 @@ func TestThreeRoundStream(t *testing.T) {
 		t.Fatalf("%d upstream rounds; want 3", len(bodies))
 	}
 	last := gjson.Get(bodies[2], "messages")
-	q := last.Get(`#(tool_call_id=="call_q").content`).Str
+	q := last.Get(`#(tool_call_id=="call_pg_2_0").content`).Str
 	if gjson.Get(q, "status").Str != "awaiting_payment" {
 		t.Errorf("query_order's result %s; want the order awaiting payment", q)
 	}
@@ -113,7 +113,7 @@ func TestThreeRoundStream(t *testing.T) {
 		order = append(order, m.Get("role").Str+":"+m.Get("tool_call_id").Str+m.Get("tool_calls.0.id").Str)
 		return true
 	})
-	if got := strings.Join(order, " "); !strings.HasSuffix(got, "user: assistant:call_c tool:call_c assistant:call_q tool:call_q") {
+	if got := strings.Join(order, " "); !strings.HasSuffix(got, "user: assistant:call_pg_1_0 tool:call_pg_1_0 assistant:call_pg_2_0 tool:call_pg_2_0") {
 		t.Errorf("the third round's messages %s", got)
 	}
 }
