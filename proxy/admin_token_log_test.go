@@ -22,11 +22,7 @@ import (
 // interval, not one each (the later line says how many were left out,
 // logging.Paced). The right token still passes.
 func TestAdminTokenRefusalsAreLoggedPaced(t *testing.T) {
-	logs := &logtest.Buffer{}
-	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
-	s := newPaygate(t, cfg, Options{Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets())})
-	mux := http.NewServeMux()
-	s.MountAdminAPI(mux)
+	mux, logs := loggedAdminAPI(t)
 	ask := func(token string) int {
 		req := httptest.NewRequest(http.MethodGet, "/admin/api/providers", nil)
 		req.RemoteAddr = "203.0.113.7:40000"
@@ -58,4 +54,17 @@ func TestAdminTokenRefusalsAreLoggedPaced(t *testing.T) {
 	if code := ask(auditAdminToken); code != http.StatusOK {
 		t.Errorf("the admin token after the guesses: %d; want 200", code)
 	}
+}
+
+// loggedAdminAPI mounts the admin API of a paygate whose admin token is
+// auditAdminToken and whose log, at debug, is the returned buffer: the
+// admin token's refusal tests read what a request to it logged.
+func loggedAdminAPI(t *testing.T) (*http.ServeMux, *logtest.Buffer) {
+	t.Helper()
+	logs := &logtest.Buffer{}
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	s := newPaygate(t, cfg, Options{Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets())})
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	return mux, logs
 }

@@ -1,15 +1,10 @@
 package proxy
 
 import (
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
 )
 
 // TestAdminRequestWithoutTokenIsNoRefusedToken: the console asks the admin
@@ -20,11 +15,7 @@ import (
 // opening of the console and hold back, for its interval, the line of a
 // real guess that follows. A wrong token sent is still logged.
 func TestAdminRequestWithoutTokenIsNoRefusedToken(t *testing.T) {
-	logs := &logtest.Buffer{}
-	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
-	s := newPaygate(t, cfg, Options{Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets())})
-	mux := http.NewServeMux()
-	s.MountAdminAPI(mux)
+	mux, logs := loggedAdminAPI(t)
 	ask := func(auth string, set bool) {
 		t.Helper()
 		req := httptest.NewRequest(http.MethodGet, "/admin/api/providers", nil)
