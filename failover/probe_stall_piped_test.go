@@ -59,20 +59,7 @@ func TestStalledForwardedStreamProbeLetsNoFloodThrough(t *testing.T) {
 	for range rounds {
 		go func() { done <- e.openReq(t.Context(), req()) }()
 	}
-	toA, toB := 0, 0
-	for toA+toB < rounds {
-		select {
-		case <-arrived:
-			toA++
-		case ans := <-done:
-			if ans.provider != "b" {
-				t.Fatalf("a round answered by %q (open error %v); want b", ans.provider, ans.openErr)
-			}
-			toB++
-		case <-time.After(30 * time.Second):
-			t.Fatalf("rounds still out after 30s: %d at a, %d answered by b", toA, toB)
-		}
-	}
+	toA, toB := roundsAtAOrB(t, arrived, done, rounds, false)
 	once.Do(func() { close(release) })
 	if toA != 0 {
 		t.Errorf("while the probe stalled after its first event, %d of %d rounds went to a (%d to b); want 0: the breaker still half-open", toA, rounds, toB)

@@ -53,20 +53,7 @@ func TestStalledStreamProbeLetsNoFloodThrough(t *testing.T) {
 	for range rounds {
 		go func() { done <- e.open(t.Context(), true) }()
 	}
-	toA, toB := 0, 0
-	for toA+toB < rounds {
-		select {
-		case <-arrived:
-			toA++
-		case ans := <-done:
-			if ans.provider != "b" || !ans.complete() {
-				t.Fatalf("a round answered by %q (complete %v, open error %v); want b", ans.provider, ans.complete(), ans.openErr)
-			}
-			toB++
-		case <-time.After(30 * time.Second):
-			t.Fatalf("rounds still out after 30s: %d at a, %d answered by b", toA, toB)
-		}
-	}
+	toA, toB := roundsAtAOrB(t, arrived, done, rounds, true)
 	once.Do(func() { close(release) })
 	if toA != 0 {
 		t.Errorf("while the probe stalled after its first token, %d of %d rounds went to a (%d to b); want 0: the breaker still half-open", toA, rounds, toB)
@@ -81,4 +68,27 @@ func TestStalledStreamProbeLetsNoFloodThrough(t *testing.T) {
 	for range rounds - toB {
 		<-done
 	}
+}
+
+// roundsAtAOrB counts n rounds out at once as each arrives at a (whose
+// handler sends on arrived and then holds it) or is answered by b, and
+// fails the test on a round answered by another, or one incomplete when
+// complete is set: the stall and re-measure tests ask how many rounds a
+// held-up target drew while it held them.
+func roundsAtAOrB(t *testing.T, arrived <-chan int, done <-chan answer, n int, complete bool) (toA, toB int) {
+	t.Helper()
+	for toA+toB < n {
+		select {
+		case <-arrived:
+			toA++
+		case ans := <-done:
+			if ans.provider != "b" || complete && !ans.complete() {
+				t.Fatalf("a round answered by %q (complete %v, open error %v); want b", ans.provider, ans.complete(), ans.openErr)
+			}
+			toB++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("rounds still out after 30s: %d at a, %d answered by b", toA, toB)
+		}
+	}
+	return toA, toB
 }

@@ -46,20 +46,7 @@ func TestLowestLatencyStaleTargetRemeasuredByOneRound(t *testing.T) {
 	for range rounds - 1 {
 		go func() { done <- e.open(t.Context(), true) }()
 	}
-	toA, toB := 0, 0
-	for toA+toB < rounds-1 {
-		select {
-		case <-arrived:
-			toA++
-		case ans := <-done:
-			if ans.provider != "b" || !ans.complete() {
-				t.Fatalf("a round answered by %q (complete %v, open error %v); want b", ans.provider, ans.complete(), ans.openErr)
-			}
-			toB++
-		case <-time.After(30 * time.Second):
-			t.Fatalf("rounds still out after 30s: %d at a, %d answered by b", toA, toB)
-		}
-	}
+	toA, toB := roundsAtAOrB(t, arrived, done, rounds-1, true)
 	once.Do(func() { close(release) })
 	if toA != 0 {
 		t.Errorf("while a was measured again, %d of the %d other rounds went to it as well (%d answered by b); want 0: one round measures a stale target", toA, rounds-1, toB)
