@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -51,6 +52,32 @@ func proxiedChat(t *testing.T, base, key, model string) (int, []byte) {
 	return resp.StatusCode, body
 }
 
+// startProxied starts paygate, the bot's client k-egress-proxy-0123 and
+// its store in a folder of its own, with the providers and models of
+// providersAndModels (YAML) and the proxy variables kv, trusting the
+// certificates of trust through SSL_CERT_FILE when there are any: what
+// every egress test starts, each with its own providers and proxy.
+func startProxied(t *testing.T, providersAndModels string, trust []*x509.Certificate, kv ...string) (*exec.Cmd, <-chan string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if len(trust) > 0 {
+		var pems []byte
+		for _, c := range trust {
+			pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		ca := filepath.Join(dir, "ca.pem")
+		writeFile(t, ca, string(pems))
+		kv = append([]string{"SSL_CERT_FILE=" + ca}, kv...)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-egress-proxy-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+`+providersAndModels)
+	return startPaygate(t, cfg, proxyEnv(kv...))
+}
+
 // stopAndDrain ends paygate with SIGTERM and returns every log line left.
 func stopAndDrain(t *testing.T, cmd *exec.Cmd, lines <-chan string) []string {
 	t.Helper()
@@ -87,19 +114,14 @@ func TestProxyAuthRequiredIsPaygates(t *testing.T) {
 	defer local.Close()
 	squid := squidtest.Start(t, []string{"relay.example.com"}, "")
 
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "c.yaml")
-	writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off"}
-clients: [{name: bot, key: k-egress-proxy-0123}]
-store: {path: "`+filepath.Join(dir, "p.db")+`"}
+	const wrong = "Wr0ng-proxy-pass"
+	cmd, lines, base := startProxied(t, `
 providers:
   - {name: relay, base_url: "http://relay.example.com:`+portOf(t, relay.URL)+`/v1", api_key: sk-relay-key}
   - {name: local, base_url: "`+local.URL+`/v1", api_key: sk-local-key}
 models: [{name: m, targets: [{provider: relay, model: u}, {provider: local, model: u}]}]
-`)
-	const wrong = "Wr0ng-proxy-pass"
-	cmd, lines, base := startPaygate(t, cfg, proxyEnv("HTTP_PROXY=http://"+squidtest.User+":"+wrong+"@"+squid))
+`, nil,
+		"HTTP_PROXY=http://"+squidtest.User+":"+wrong+"@"+squid)
 
 	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
 	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
@@ -136,22 +158,14 @@ func TestProxyRefusalNamesTheProxy(t *testing.T) {
 	defer up.Close()
 	squid := squidtest.Start(t, []string{"llm.example.com", "blocked.example.com"},
 		"acl blocked dstdomain blocked.example.com\nhttp_access deny blocked")
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
-	cfg := filepath.Join(dir, "c.yaml")
 	port := portOf(t, up.URL)
-	writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off"}
-clients: [{name: bot, key: k-egress-proxy-0123}]
-store: {path: "`+filepath.Join(dir, "p.db")+`"}
+	cmd, lines, base := startProxied(t, `
 providers:
   - {name: blocked, base_url: "https://blocked.example.com:`+port+`/v1", api_key: sk-blocked-key}
   - {name: llm, base_url: "https://llm.example.com:`+port+`/v1", api_key: sk-llm-key}
 models: [{name: m, targets: [{provider: blocked, model: u}, {provider: llm, model: u}]}]
-`)
-	cmd, lines, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca,
-		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid))
+`, []*x509.Certificate{up.Certificate()},
+		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid)
 
 	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
 	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "through the proxy over TLS" {
@@ -291,19 +305,11 @@ func TestProxiedStreamCancelReachesProvider(t *testing.T) {
 	}))
 	defer up.Close()
 	squid := squidtest.Start(t, []string{"llm.example.com"}, "")
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
-	cfg := filepath.Join(dir, "c.yaml")
-	writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off"}
-clients: [{name: bot, key: k-egress-proxy-0123}]
-store: {path: "`+filepath.Join(dir, "p.db")+`"}
+	_, _, base := startProxied(t, `
 providers: [{name: llm, base_url: "https://llm.example.com:`+portOf(t, up.URL)+`/v1", api_key: sk-llm-key}]
 models: [{name: m, targets: [{provider: llm, model: u}]}]
-`)
-	_, _, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca,
-		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid))
+`, []*x509.Certificate{up.Certificate()},
+		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -352,22 +358,14 @@ func TestProxyAuthRequiredForTunnel(t *testing.T) {
 	local := httptest.NewServer(chatAnswer("from the second target", &localAsked))
 	defer local.Close()
 	squid := squidtest.Start(t, []string{"llm.example.com"}, "")
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
-	cfg := filepath.Join(dir, "c.yaml")
-	writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off"}
-clients: [{name: bot, key: k-egress-proxy-0123}]
-store: {path: "`+filepath.Join(dir, "p.db")+`"}
+	const wrong = "Wr0ng-tunnel-pass"
+	cmd, lines, base := startProxied(t, `
 providers:
   - {name: llm, base_url: "https://llm.example.com:`+portOf(t, up.URL)+`/v1", api_key: sk-llm-key}
   - {name: local, base_url: "`+local.URL+`/v1", api_key: sk-local-key}
 models: [{name: m, targets: [{provider: llm, model: u}, {provider: local, model: u}]}]
-`)
-	const wrong = "Wr0ng-tunnel-pass"
-	cmd, lines, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca,
-		"HTTPS_PROXY=http://"+squidtest.User+":"+wrong+"@"+squid))
+`, []*x509.Certificate{up.Certificate()},
+		"HTTPS_PROXY=http://"+squidtest.User+":"+wrong+"@"+squid)
 
 	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
 	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
@@ -426,23 +424,16 @@ func TestProxiedSlowAnswersOutliveConnectTimeout(t *testing.T) {
 	}))
 	defer relay.Close()
 	squid := squidtest.Start(t, []string{"llm.example.com", "relay.example.com"}, "")
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
-	cfg := filepath.Join(dir, "c.yaml")
-	writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off"}
-clients: [{name: bot, key: k-egress-proxy-0123}]
-store: {path: "`+filepath.Join(dir, "p.db")+`"}
+	proxy := "http://" + squidtest.User + ":" + squidtest.Pass + "@" + squid
+	_, _, base := startProxied(t, `
 providers:
   - {name: llm, base_url: "https://llm.example.com:`+portOf(t, up.URL)+`/v1", api_key: sk-llm-key, timeouts: {connect: 1s}}
   - {name: relay, base_url: "http://relay.example.com:`+portOf(t, relay.URL)+`/v1", api_key: sk-relay-key, timeouts: {connect: 1s}}
 models:
   - {name: s, targets: [{provider: llm, model: u}]}
   - {name: r, targets: [{provider: relay, model: u}]}
-`)
-	proxy := "http://" + squidtest.User + ":" + squidtest.Pass + "@" + squid
-	_, _, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca, "HTTPS_PROXY="+proxy, "HTTP_PROXY="+proxy))
+`, []*x509.Certificate{up.Certificate()},
+		"HTTPS_PROXY="+proxy, "HTTP_PROXY="+proxy)
 
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
 		strings.NewReader(`{"model":"s","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
@@ -500,15 +491,7 @@ func TestProxiedConnectTimeoutHTTPSProxy(t *testing.T) {
 		slow(w, r)
 	}))
 	defer up.Close()
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw}))+
-		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
-	cfg := filepath.Join(dir, "c.yaml")
-	writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off"}
-clients: [{name: bot, key: k-egress-proxy-0123}]
-store: {path: "`+filepath.Join(dir, "p.db")+`"}
+	cmd, lines, base := startProxied(t, `
 providers:
   - {name: dead, base_url: "https://dead.example.com/v1", api_key: sk-dead-key, timeouts: {connect: 1s}}
   - {name: local, base_url: "`+local.URL+`/v1", api_key: sk-local-key}
@@ -516,8 +499,8 @@ providers:
 models:
   - {name: m, targets: [{provider: dead, model: u}, {provider: local, model: u}]}
   - {name: ok, targets: [{provider: llm, model: u}]}
-`)
-	cmd, lines, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca, "HTTPS_PROXY="+proxy.URL))
+`, []*x509.Certificate{proxy.Certificate(), up.Certificate()},
+		"HTTPS_PROXY="+proxy.URL)
 
 	// A provider the proxy does reach: its answer, slower than the
 	// connect timeout, comes through the tunnel inside the proxy's TLS.

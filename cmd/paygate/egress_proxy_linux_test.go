@@ -1,11 +1,10 @@
 package main
 
 import (
-	"encoding/pem"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -65,21 +64,13 @@ func TestProxiedConnectTimeout(t *testing.T) {
 	up := httptest.NewTLSServer(chatAnswer("from the second target", &asked))
 	defer up.Close()
 	squid := squidtest.Start(t, []string{"dead.example.com", "llm.example.com"}, "")
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
-	cfg := filepath.Join(dir, "c.yaml")
-	writeFile(t, cfg, `
-server: {listen: "127.0.0.1:0", admin_listen: "off"}
-clients: [{name: bot, key: k-egress-proxy-0123}]
-store: {path: "`+filepath.Join(dir, "p.db")+`"}
+	cmd, lines, base := startProxied(t, `
 providers:
   - {name: dead, base_url: "https://dead.example.com:`+strconv.Itoa(dead)+`/v1", api_key: sk-dead-key, timeouts: {connect: 1s}}
   - {name: llm, base_url: "https://llm.example.com:`+portOf(t, up.URL)+`/v1", api_key: sk-llm-key}
 models: [{name: m, targets: [{provider: dead, model: u}, {provider: llm, model: u}]}]
-`)
-	cmd, lines, base := startPaygate(t, cfg, proxyEnv("SSL_CERT_FILE="+ca,
-		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid))
+`, []*x509.Certificate{up.Certificate()},
+		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid)
 
 	start := time.Now()
 	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
