@@ -16,20 +16,7 @@ import (
 // minute, each waiting out its brownout, until its first slow answer came
 // back to say so.
 func TestLowestLatencyStaleTargetRemeasuredByOneRound(t *testing.T) {
-	arrived := make(chan int, 64)
-	release := make(chan struct{})
-	slow := func(c *fconn, n int) {
-		arrived <- n
-		<-release // the brownout: an answer, but late
-		okStream(c, "from a")
-	}
-	e := newEnv(t, map[string]func(*fconn, int){"a": slow}, []string{"a", "b"}, func(c *config.Config) {
-		c.Models[0].Strategy = StrategyLowestLatency
-		c.Providers[0].Timeouts.FirstByte = config.Duration(time.Minute)
-		c.Providers[0].Timeouts.FirstToken = config.Duration(time.Minute)
-	})
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	e, arrived, release := brownoutEnv(t)
 	m := e.r.models[0]
 	a, b := m.targets[0], m.targets[1]
 	// a led at 50 ms; then b took every round (a's brownout) until a's
@@ -47,7 +34,7 @@ func TestLowestLatencyStaleTargetRemeasuredByOneRound(t *testing.T) {
 		go func() { done <- e.open(t.Context(), true) }()
 	}
 	toA, toB := roundsAtAOrB(t, arrived, done, rounds-1, true)
-	once.Do(func() { close(release) })
+	release()
 	if toA != 0 {
 		t.Errorf("while a was measured again, %d of the %d other rounds went to it as well (%d answered by b); want 0: one round measures a stale target", toA, rounds-1, toB)
 	}
@@ -66,20 +53,7 @@ func TestLowestLatencyStaleTargetRemeasuredByOneRound(t *testing.T) {
 // first late answer came back to say so: with 32 busy bots, each waited
 // the brownout out once.
 func TestLowestLatencyWaitingTargetSortsByItsWait(t *testing.T) {
-	arrived := make(chan int, 64)
-	release := make(chan struct{})
-	slow := func(c *fconn, n int) {
-		arrived <- n
-		<-release
-		okStream(c, "from a")
-	}
-	e := newEnv(t, map[string]func(*fconn, int){"a": slow}, []string{"a", "b"}, func(c *config.Config) {
-		c.Models[0].Strategy = StrategyLowestLatency
-		c.Providers[0].Timeouts.FirstByte = config.Duration(time.Minute)
-		c.Providers[0].Timeouts.FirstToken = config.Duration(time.Minute)
-	})
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	e, arrived, release := brownoutEnv(t)
 	m := e.r.models[0]
 	a, b := m.targets[0], m.targets[1]
 	a.observe(e.clock.Now(), true, 50*time.Millisecond)
@@ -103,11 +77,35 @@ func TestLowestLatencyWaitingTargetSortsByItsWait(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the second round is still out after 30s")
 	}
-	once.Do(func() { close(release) })
+	release()
 	if ans := <-first; ans.provider != "a" || !ans.complete() {
 		t.Errorf("the first round: answered by %q (complete %v); want a", ans.provider, ans.complete())
 	}
 	if toA {
 		<-second
 	}
+}
+
+// brownoutEnv is a lowest-latency model over a and b whose a, in a
+// brownout, holds each attempt (its number sent on arrived) until release
+// and then streams "from a", its timeouts a minute: an answer, but late.
+// release may be called more than once; the test's end calls it too.
+func brownoutEnv(t *testing.T) (e *env, arrived <-chan int, release func()) {
+	t.Helper()
+	came := make(chan int, 64)
+	held := make(chan struct{})
+	slow := func(c *fconn, n int) {
+		came <- n
+		<-held // the brownout: an answer, but late
+		okStream(c, "from a")
+	}
+	e = newEnv(t, map[string]func(*fconn, int){"a": slow}, []string{"a", "b"}, func(c *config.Config) {
+		c.Models[0].Strategy = StrategyLowestLatency
+		c.Providers[0].Timeouts.FirstByte = config.Duration(time.Minute)
+		c.Providers[0].Timeouts.FirstToken = config.Duration(time.Minute)
+	})
+	var once sync.Once
+	release = func() { once.Do(func() { close(held) }) }
+	t.Cleanup(release)
+	return e, came, release
 }
