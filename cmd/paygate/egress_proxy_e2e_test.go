@@ -78,6 +78,34 @@ store: {path: "`+filepath.Join(dir, "p.db")+`"}
 	return startPaygate(t, cfg, proxyEnv(kv...))
 }
 
+// deadGivenUpAtConnect sends the bot's chat for model m, whose first
+// target, dead, has a 1s timeouts.connect and an address the proxy cannot
+// connect to, and checks that the second target answered, within 10s,
+// and that dead's attempt was logged as upstream_connect_timeout; it ends
+// paygate to read the log.
+func deadGivenUpAtConnect(t *testing.T, cmd *exec.Cmd, lines <-chan string, base string) {
+	t.Helper()
+	start := time.Now()
+	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
+	took := time.Since(start)
+	t.Logf("answered in %v", took.Round(time.Millisecond))
+	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
+		t.Errorf("the bot got %d %.300s; want the second target's answer", status, body)
+	}
+	if took > 10*time.Second {
+		t.Errorf("the answer took %v; want the dead provider given up after its 1s timeouts.connect", took.Round(time.Millisecond))
+	}
+	var cause string
+	for _, l := range stopAndDrain(t, cmd, lines) {
+		if gjson.Get(l, "msg").Str == "upstream attempt failed" && gjson.Get(l, "provider").Str == "dead" {
+			cause = gjson.Get(l, "cause").Str + ": " + gjson.Get(l, "err").Str
+		}
+	}
+	if !strings.HasPrefix(cause, "upstream_connect_timeout") {
+		t.Errorf("the dead provider's attempt failed with %q; want upstream_connect_timeout", cause)
+	}
+}
+
 // stopAndDrain ends paygate with SIGTERM and returns every log line left.
 func stopAndDrain(t *testing.T, cmd *exec.Cmd, lines <-chan string) []string {
 	t.Helper()
@@ -510,27 +538,9 @@ models:
 	}
 	connects.Store(0)
 
-	start := time.Now()
-	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
-	took := time.Since(start)
-	t.Logf("answered in %v", took.Round(time.Millisecond))
-	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
-		t.Errorf("the bot got %d %.300s; want the second target's answer", status, body)
-	}
+	deadGivenUpAtConnect(t, cmd, lines, base)
 	if connects.Load() == 0 {
 		t.Error("the proxy got no CONNECT")
-	}
-	if took > 10*time.Second {
-		t.Errorf("the answer took %v; want the dead provider given up after its 1s timeouts.connect", took.Round(time.Millisecond))
-	}
-	var cause string
-	for _, l := range stopAndDrain(t, cmd, lines) {
-		if gjson.Get(l, "msg").Str == "upstream attempt failed" && gjson.Get(l, "provider").Str == "dead" {
-			cause = gjson.Get(l, "cause").Str + ": " + gjson.Get(l, "err").Str
-		}
-	}
-	if !strings.HasPrefix(cause, "upstream_connect_timeout") {
-		t.Errorf("the dead provider's attempt failed with %q; want upstream_connect_timeout", cause)
 	}
 }
 

@@ -3,16 +3,12 @@ package main
 import (
 	"crypto/x509"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/internal/squidtest"
 )
@@ -72,23 +68,5 @@ models: [{name: m, targets: [{provider: dead, model: u}, {provider: llm, model: 
 `, []*x509.Certificate{up.Certificate()},
 		"HTTPS_PROXY=http://"+squidtest.User+":"+squidtest.Pass+"@"+squid)
 
-	start := time.Now()
-	status, body := proxiedChat(t, base, "k-egress-proxy-0123", "m")
-	took := time.Since(start)
-	t.Logf("answered in %v", took.Round(time.Millisecond))
-	if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the second target" {
-		t.Errorf("the bot got %d %.300s; want the second target's answer", status, body)
-	}
-	if took > 10*time.Second {
-		t.Errorf("the answer took %v; want the dead provider given up after its 1s timeouts.connect", took.Round(time.Millisecond))
-	}
-	var cause string
-	for _, l := range stopAndDrain(t, cmd, lines) {
-		if gjson.Get(l, "msg").Str == "upstream attempt failed" && gjson.Get(l, "provider").Str == "dead" {
-			cause = gjson.Get(l, "cause").Str + ": " + gjson.Get(l, "err").Str
-		}
-	}
-	if !strings.HasPrefix(cause, "upstream_connect_timeout") {
-		t.Errorf("the dead provider's attempt failed with %q; want upstream_connect_timeout", cause)
-	}
+	deadGivenUpAtConnect(t, cmd, lines, base)
 }
