@@ -2,12 +2,7 @@ package failover
 
 import (
 	"io"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/paygate/paygate/config"
 )
 
 // TestStalledForwardedStreamProbeLetsNoFloodThrough is
@@ -18,26 +13,7 @@ import (
 // Closed at the probe's head, every such round went to the stalling
 // provider, as a chat stream's did at its first token.
 func TestStalledForwardedStreamProbeLetsNoFloodThrough(t *testing.T) {
-	var down atomic.Bool
-	down.Store(true)
-	arrived := make(chan int, 64)
-	release := make(chan struct{})
-	var once sync.Once
-	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
-		if down.Load() {
-			c.status(500, errBody("server_error", "", "down"))
-			return
-		}
-		arrived <- n
-		c.sse()
-		c.event(`{"type":"response.created","response":{"id":"resp_1"}}`)
-		<-release // the stall
-		c.cut()
-	}}, []string{"a", "b"}, func(c *config.Config) {
-		c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(500 * time.Millisecond)}
-		c.Providers[0].Timeouts.Idle = config.Duration(time.Minute)
-	})
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	e, down, arrived, release := stallingA(t, `{"type":"response.created","response":{"id":"resp_1"}}`)
 	req := func() *Request {
 		return &Request{Model: "gpt", Method: "POST", Path: "/responses", Body: []byte(`{"model":"gpt","input":"hi","stream":true}`),
 			ContentType: "application/json", Accept: "text/event-stream"}
@@ -60,7 +36,7 @@ func TestStalledForwardedStreamProbeLetsNoFloodThrough(t *testing.T) {
 		go func() { done <- e.openReq(t.Context(), req()) }()
 	}
 	toA, toB := roundsAtAOrB(t, arrived, done, rounds, false)
-	once.Do(func() { close(release) })
+	release()
 	if toA != 0 {
 		t.Errorf("while the probe stalled after its first event, %d of %d rounds went to a (%d to b); want 0: the breaker still half-open", toA, rounds, toB)
 	}

@@ -19,28 +19,8 @@ import (
 // stall opened the breaker again: with 32 busy bots, some 32 stalls of
 // 30 s in every minute of such an outage.
 func TestStalledStreamProbeLetsNoFloodThrough(t *testing.T) {
-	var down atomic.Bool
-	down.Store(true)
-	arrived := make(chan int, 64)
-	release := make(chan struct{})
-	var once sync.Once
-	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
-		if down.Load() {
-			c.status(500, errBody("server_error", "", "down"))
-			return
-		}
-		arrived <- n
-		c.sse()
-		c.event(roleChunk())
-		c.event(contentChunk("par"))
-		<-release // the stall
-		c.cut()
-	}}, []string{"a", "b"}, func(c *config.Config) {
-		c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(500 * time.Millisecond)}
-		c.Providers[0].Timeouts.Idle = config.Duration(time.Minute)
-	})
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	probe := openThenProbe(t, e, "a", &down)
+	e, down, arrived, release := stallingA(t, roleChunk(), contentChunk("par"))
+	probe := openThenProbe(t, e, "a", down)
 	<-arrived
 	for range 2 { // the role chunk and the first token, held before Open returned
 		if _, err := probe.Next(); err != nil {
@@ -54,7 +34,7 @@ func TestStalledStreamProbeLetsNoFloodThrough(t *testing.T) {
 		go func() { done <- e.open(t.Context(), true) }()
 	}
 	toA, toB := roundsAtAOrB(t, arrived, done, rounds, true)
-	once.Do(func() { close(release) })
+	release()
 	if toA != 0 {
 		t.Errorf("while the probe stalled after its first token, %d of %d rounds went to a (%d to b); want 0: the breaker still half-open", toA, rounds, toB)
 	}
@@ -68,6 +48,40 @@ func TestStalledStreamProbeLetsNoFloodThrough(t *testing.T) {
 	for range rounds - toB {
 		<-done
 	}
+}
+
+// stallingA is an env over a and b whose a answers 500 while down (true
+// at first), and else sends its number on arrived, writes events as an
+// event stream and stalls until release, to cut the stream then; a's
+// breaker opens at 2 failures and cools down in 500ms, its idle timeout
+// a minute. release may be called more than once; the test's end calls
+// it too.
+func stallingA(t *testing.T, events ...string) (e *env, down *atomic.Bool, arrived <-chan int, release func()) {
+	t.Helper()
+	down = new(atomic.Bool)
+	down.Store(true)
+	came := make(chan int, 64)
+	held := make(chan struct{})
+	e = newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
+		if down.Load() {
+			c.status(500, errBody("server_error", "", "down"))
+			return
+		}
+		came <- n
+		c.sse()
+		for _, ev := range events {
+			c.event(ev)
+		}
+		<-held // the stall
+		c.cut()
+	}}, []string{"a", "b"}, func(c *config.Config) {
+		c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(500 * time.Millisecond)}
+		c.Providers[0].Timeouts.Idle = config.Duration(time.Minute)
+	})
+	var once sync.Once
+	release = func() { once.Do(func() { close(held) }) }
+	t.Cleanup(release)
+	return e, down, came, release
 }
 
 // roundsAtAOrB counts n rounds out at once as each arrives at a (whose
