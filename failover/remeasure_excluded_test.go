@@ -2,7 +2,6 @@ package failover
 
 import (
 	"testing"
-	"time"
 
 	"github.com/paygate/paygate/config"
 )
@@ -17,12 +16,7 @@ func TestLowestLatencyExcludedStaleTargetNotClaimed(t *testing.T) {
 	e := newEnv(t, nil, []string{"a", "b"}, func(c *config.Config) {
 		c.Models[0].Strategy = StrategyLowestLatency
 	})
-	m := e.r.models[0]
-	a, b := m.targets[0], m.targets[1]
-	a.observe(e.clock.Now(), true, 50*time.Millisecond)
-	e.clock.Advance(latencyStale / 2)
-	b.observe(e.clock.Now(), true, 200*time.Millisecond)
-	e.clock.Advance(latencyStale/2 + time.Second)
+	a, _ := aStaleBFresh(e)
 
 	left := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions", Body: chatBody(true),
 		Stream: true, ContentType: "application/json", Accept: "text/event-stream",

@@ -17,14 +17,7 @@ import (
 // back to say so.
 func TestLowestLatencyStaleTargetRemeasuredByOneRound(t *testing.T) {
 	e, arrived, release := brownoutEnv(t)
-	m := e.r.models[0]
-	a, b := m.targets[0], m.targets[1]
-	// a led at 50 ms; then b took every round (a's brownout) until a's
-	// average went stale while b's is fresh.
-	a.observe(e.clock.Now(), true, 50*time.Millisecond)
-	e.clock.Advance(latencyStale / 2)
-	b.observe(e.clock.Now(), true, 200*time.Millisecond)
-	e.clock.Advance(latencyStale/2 + time.Second)
+	aStaleBFresh(e)
 
 	const rounds = 8
 	done := make(chan answer, rounds)
@@ -84,6 +77,19 @@ func TestLowestLatencyWaitingTargetSortsByItsWait(t *testing.T) {
 	if toA {
 		<-second
 	}
+}
+
+// aStaleBFresh has the first model's a lead at 50ms and then b take
+// every round (a's brownout) at 200ms until a's average went stale while
+// b's is fresh, and returns the two.
+func aStaleBFresh(e *env) (a, b *target) {
+	m := e.r.models[0]
+	a, b = m.targets[0], m.targets[1]
+	a.observe(e.clock.Now(), true, 50*time.Millisecond)
+	e.clock.Advance(latencyStale / 2)
+	b.observe(e.clock.Now(), true, 200*time.Millisecond)
+	e.clock.Advance(latencyStale/2 + time.Second)
+	return a, b
 }
 
 // brownoutEnv is a lowest-latency model over a and b whose a, in a
