@@ -404,19 +404,7 @@ func TestRestoredExchangeStaysAsTheConversationGrows(t *testing.T) {
 			if len(reqs) != 4 {
 				t.Fatalf("%d upstream requests; want 4", len(reqs))
 			}
-			for i := 2; i < len(reqs); i++ {
-				prev := gjson.GetBytes(reqs[i-1].Body, "messages").Raw
-				cur := gjson.GetBytes(reqs[i].Body, "messages").Raw
-				prev = prev[:len(prev)-1] // open: the next request adds to it
-				if !strings.HasPrefix(cur, prev) {
-					n := 0
-					for n < len(prev) && prev[n] == cur[n] {
-						n++
-					}
-					t.Errorf("request %d's messages depart from request %d's after %d of its %d bytes:\n  was …%s\n  now …%s",
-						i+1, i, n, len(prev), prev[max(0, n-40):min(len(prev), n+40)], cur[max(0, n-40):min(len(cur), n+40)])
-				}
-			}
+			messagesGrowFrom(t, reqs, 2)
 			checkToolIDs(t, reqs[3].Body)
 			if got := gjson.GetBytes(reqs[3].Body, `messages.#(tool_call_id=="call_0").content`).Str; got != "still sunny" {
 				t.Errorf("the result for call_0 is %q; want the bot's own, still sunny", got)
@@ -461,23 +449,32 @@ func TestRestoredEarlierRoundStaysAsTheConversationGrows(t *testing.T) {
 			if len(reqs) != 5 {
 				t.Fatalf("%d upstream requests; want 5", len(reqs))
 			}
-			for i := 2; i < len(reqs); i++ {
-				prev := gjson.GetBytes(reqs[i-1].Body, "messages").Raw
-				cur := gjson.GetBytes(reqs[i].Body, "messages").Raw
-				prev = prev[:len(prev)-1] // open: the next request adds to it
-				if !strings.HasPrefix(cur, prev) {
-					n := 0
-					for n < len(prev) && prev[n] == cur[n] {
-						n++
-					}
-					t.Errorf("request %d's messages depart from request %d's after %d of its %d bytes:\n  was …%s\n  now …%s",
-						i+1, i, n, len(prev), prev[max(0, n-40):min(len(prev), n+40)], cur[max(0, n-40):min(len(cur), n+40)])
-				}
-			}
+			messagesGrowFrom(t, reqs, 2)
 			checkToolIDs(t, reqs[4].Body)
 			if got := gjson.GetBytes(reqs[4].Body, `messages.#(tool_call_id=="call_0").content`).Str; got != "still sunny" {
 				t.Errorf("the result for call_0 is %q; want the bot's own, still sunny", got)
 			}
 		})
+	}
+}
+
+// messagesGrowFrom fails t for each request from reqs[from] on whose
+// messages do not begin with the whole of the request before's,
+// naming the byte where they part: a provider's prompt cache holds a
+// conversation's prefix only while each request repeats the last one's.
+func messagesGrowFrom(t *testing.T, reqs []seenRequest, from int) {
+	t.Helper()
+	for i := from; i < len(reqs); i++ {
+		prev := gjson.GetBytes(reqs[i-1].Body, "messages").Raw
+		cur := gjson.GetBytes(reqs[i].Body, "messages").Raw
+		prev = prev[:len(prev)-1] // open: the next request adds to it
+		if !strings.HasPrefix(cur, prev) {
+			n := 0
+			for n < len(prev) && prev[n] == cur[n] {
+				n++
+			}
+			t.Errorf("request %d's messages depart from request %d's after %d of its %d bytes:\n  was …%s\n  now …%s",
+				i+1, i, n, len(prev), prev[max(0, n-40):min(len(prev), n+40)], cur[max(0, n-40):min(len(cur), n+40)])
+		}
 	}
 }
