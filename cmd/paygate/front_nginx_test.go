@@ -6,12 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/paygate/paygate/internal/testproc"
 )
 
 // nginx in front of paygate, as users deploy it: a short config whose
@@ -82,36 +82,8 @@ http {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	// Ended with the test binary when it dies without its cleanups (go
-	// test's -timeout panic, a kill), as cmd/paygate-bench's nginx is:
-	// SIGTERM, not SIGKILL, so that the master ends its worker, which
-	// would outlive a killed master and serve the port for good. The
-	// signal comes when the thread that started nginx ends, not the
-	// process: nginx is started on a thread of its own, locked to the
-	// goroutine that waits for it, as chromedp starts its browser.
-	cmd.SysProcAttr = nginxProcAttr()
-	started, exited := make(chan error), make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			_ = cmd.Wait()
-		}
-		close(exited)
-	}()
-	if err := <-started; err != nil {
-		t.Fatalf("nginx: %v", err)
-	}
+	// Registered before testproc.Start's, so run once nginx has ended.
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
 		_ = out.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(errLog)
@@ -119,6 +91,7 @@ http {
 			t.Logf("nginx's error log:\n%s%s", b, s)
 		}
 	})
+	exited := testproc.Start(t, cmd)
 	// Up once its pid file names it: nginx writes it after it bound its
 	// port (and exits on "bind() failed" instead). A connection taken is
 	// no proof: another process may hold the port freeAddr handed out.

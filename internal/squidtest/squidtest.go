@@ -15,13 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/paygate/paygate/internal/freeport"
+	"github.com/paygate/paygate/internal/testproc"
 )
 
 // User and Pass are the credentials squid lets through.
@@ -91,33 +90,8 @@ http_access deny all
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	// Ended with the test binary when it dies without its cleanups (go
-	// test's -timeout panic, a kill), started from a thread of its own
-	// locked to the goroutine that waits for it: the signal comes when the
-	// thread that started it ends.
-	cmd.SysProcAttr = procAttr()
-	started, exited := make(chan error), make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			_ = cmd.Wait()
-		}
-		close(exited)
-	}()
-	if err := <-started; err != nil {
-		t.Fatalf("squid: %v", err)
-	}
+	// Registered before testproc.Start's, so run once squid has ended.
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
 		_ = out.Close()
 		if t.Failed() {
 			for _, f := range []string{"stderr", "cache.log", "access.log"} {
@@ -126,6 +100,7 @@ http_access deny all
 			}
 		}
 	})
+	exited := testproc.Start(t, cmd)
 	// Up once it answers as squid: a connection taken is no proof, as
 	// another process may hold the port freeAddr handed out.
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}

@@ -1,8 +1,8 @@
-package squidtest
+package testproc
 
 import "syscall"
 
-// procAttr has squid get SIGTERM when the thread that started it ends
+// procAttr has the child get SIGTERM when the thread that started it ends
 // (Start's, which lives as long as the test binary).
 func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
