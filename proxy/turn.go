@@ -2134,11 +2134,18 @@ func (t *turn) streamClarification(model string) {
 		c = jsonstr.Append(append(c, `"role":`...), role)
 		c = append(c, ',')
 	}
-	c = append(c, `"content":`...)
-	text := t.clarification()
-	if t.inWord && !startsWithSpace(text) {
-		// The rounds' text ends in a word (see joinText).
-		text = t.brk + text
+	var text string
+	if t.clarifiesAsRefusal() {
+		// A message's refusal of its own, after the rounds' content.
+		c = append(c, `"refusal":`...)
+		text = t.budget.Clarification
+	} else {
+		c = append(c, `"content":`...)
+		text = t.clarification()
+		if t.inWord && !startsWithSpace(text) {
+			// The rounds' text ends in a word (see joinText).
+			text = t.brk + text
+		}
 	}
 	c = jsonstr.Append(c, text)
 	c = append(c, `},"finish_reason":null}]}`...)

@@ -91,7 +91,19 @@ func (t *turn) nonStream() {
 			// none runs: the turn ends with the clarification (SPEC 3).
 			t.s.metrics.roundsExhausted.Inc()
 			t.overRounds(ans.payment)
-			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content, t.brk), t.clarification(), t.brk))
+			var b []byte
+			if t.clarifiesAsRefusal() {
+				// The rounds' text, if any, as the content; the
+				// clarification as the refusal (see clarifiesAsRefusal).
+				if said := joinText(spoken, ans.content, t.brk); said != "" {
+					b, _ = sjson.SetBytes(ans.body, "choices.0.message.content", said)
+				} else {
+					b, _ = sjson.SetRawBytes(ans.body, "choices.0.message.content", []byte("null"))
+				}
+				b, _ = sjson.SetBytes(b, "choices.0.message.refusal", t.budget.Clarification)
+			} else {
+				b, _ = sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content, t.brk), t.clarification(), t.brk))
+			}
 			b = movedAnnotations(b, textBefore(spoken, ans.content, t.brk))
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
@@ -184,12 +196,25 @@ func withSpoken(body []byte, spoken, content, brk string) []byte {
 	return out
 }
 
-// clarification is the configured clarification as the bot reads it at
-// the end of a turn whose rounds are spent: for a bot that asked for a JSON
-// answer (response_format json_object or json_schema) a JSON object,
+// clarifiesAsRefusal reports whether the clarification that ends a turn
+// whose rounds are spent goes to the bot as the message's refusal, not its
+// content: for a bot that asked for structured outputs (response_format
+// json_schema), whose SDK parses the content against its schema (openai's
+// parse() and stream helpers, a zod or pydantic model) and raises on an
+// object the schema does not have, as {"clarification": …} is. A refusal
+// is what OpenAI answers such a bot with when it will not fill the schema:
+// the SDKs give it as message.refusal, with nothing parsed.
+func (t *turn) clarifiesAsRefusal() bool {
+	return gjson.GetBytes(t.body, "response_format.type").Str == "json_schema"
+}
+
+// clarification is the configured clarification as the bot reads it in
+// the content at the end of a turn whose rounds are spent: for a bot that
+// asked for a JSON object (response_format json_object) a JSON object,
 // {"clarification": "<text>"}, so that the answer's content parses (it is
 // the whole content unless the rounds said something before it, which a
-// streaming bot already read); the plain text otherwise.
+// streaming bot already read); the plain text otherwise. A bot that asked
+// for a json_schema gets it as the refusal (clarifiesAsRefusal).
 func (t *turn) clarification() string {
 	switch gjson.GetBytes(t.body, "response_format.type").Str {
 	case "json_object", "json_schema":

@@ -2,6 +2,8 @@
 // Usage: PAYGATE_URL=http://host:port/v1 PAYGATE_KEY=… node chat.mjs <mode>
 // Prints one JSON object on stdout for the Go test to check.
 import OpenAI from "openai";
+import { zodResponseFormat } from "openai/helpers/zod";
+import { z } from "zod";
 
 // PAYGATE_RETRIES: the SDK's own retries of a 408/409/429/5xx or a lost
 // connection (0 unless set; the SDK's default is 2).
@@ -100,6 +102,24 @@ async function main(mode = process.argv[2]) {
     stream.on("chunk", (c) => ids.add(c.id));
     const r = await stream.finalChatCompletion();
     return { deltas, done, chunkIds: [...ids], id: r.id, content: r.choices[0].message.content, finish: r.choices[0].finish_reason,
+      usage: r.usage ?? null, paygate: r.paygate ?? null };
+  }
+  if (mode === "parse" || mode === "parse-stream") {
+    // Structured outputs as a bot asks for them: a strict json_schema made
+    // with zodResponseFormat, read with the SDK's parse() or its stream
+    // helper, which both parse the content against the schema (and raise
+    // when it does not fit) unless the answer is a refusal.
+    const params = { model: process.env.PAYGATE_MODEL, messages, response_format: zodResponseFormat(z.object({ reply: z.string() }), "reply") };
+    if (process.env.PAYGATE_PARSE_TOKENS) params.max_completion_tokens = Number(process.env.PAYGATE_PARSE_TOKENS);
+    let r;
+    try {
+      r = mode === "parse" ? await client.chat.completions.parse(params, { headers })
+        : await client.chat.completions.stream({ ...params, stream_options: { include_usage: true } }, { headers }).finalChatCompletion();
+    } catch (err) {
+      return { error: String(err), status: err.status ?? null };
+    }
+    const m = r.choices[0].message;
+    return { content: m.content ?? null, parsed: m.parsed ?? null, refusal: m.refusal ?? null, finish: r.choices[0].finish_reason,
       usage: r.usage ?? null, paygate: r.paygate ?? null };
   }
   if (mode === "run-tools" || mode === "run-tools-stream") {

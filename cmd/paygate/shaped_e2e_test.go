@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+)
+
+// What bots that ask for a shape of answer read of a payment turn, through
+// the binary's application against a scripted provider and the WeChat Pay
+// simulator, with the SDK that parses the shape.
+
+// shapedRound is a scripted round of text (content, may be empty) then one
+// call (name and arguments as JSON text, none when name is empty), with
+// usage prompt/completion.
+func shapedRound(id, content, name, args string, prompt, completion int) scriptRound {
+	head := `{"id":"` + id + `","object":"chat.completion.chunk","created":1700000000,"model":"openai/gpt-4o-2024","choices":[`
+	usage := `"usage":{"prompt_tokens":` + strconv.Itoa(prompt) + `,"completion_tokens":` + strconv.Itoa(completion) + `,"total_tokens":` + strconv.Itoa(prompt+completion) + `}`
+	qc, _ := json.Marshal(content)
+	qa, _ := json.Marshal(args)
+	var r scriptRound
+	r.chunks = append(r.chunks, head+`{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`)
+	if content != "" {
+		r.chunks = append(r.chunks, head+`{"index":0,"delta":{"content":`+string(qc)+`},"finish_reason":null}]}`)
+	}
+	finish, msg := "stop", `{"role":"assistant","content":`+string(qc)
+	if content == "" {
+		msg = `{"role":"assistant","content":null`
+	}
+	if name != "" {
+		call := `{"id":"call_` + id + `","type":"function","function":{"name":"` + name + `","arguments":` + string(qa) + `}}`
+		r.chunks = append(r.chunks, head+`{"index":0,"delta":{"tool_calls":[{"index":0,`+call[1:]+`]},"finish_reason":null}]}`)
+		finish, msg = "tool_calls", msg+`,"tool_calls":[`+call+`]`
+	}
+	r.chunks = append(r.chunks, head+`{"index":0,"delta":{},"finish_reason":"`+finish+`"}]}`,
+		`{"id":"`+id+`","object":"chat.completion.chunk","created":1700000000,"model":"openai/gpt-4o-2024","choices":[],`+usage+`}`)
+	r.whole = `{"id":"` + id + `","object":"chat.completion","created":1700000000,"model":"openai/gpt-4o-2024","choices":[{"index":0,"message":` + msg + `},"finish_reason":"` + finish + `"}],` + usage + `}`
+	return r
+}
+
+// rounds is the number of rounds the request body has had: one more than
+// its tool results.
+func rounds(body string) int {
+	return strings.Count(body, `"role":"tool"`) + 1
+}
+
+// TestStructuredOutputsAcrossAPaymentRound: a bot on the Node SDK's
+// structured outputs (zodResponseFormat, a strict json_schema; parse() and
+// the stream helper) reads a purchase continued past create_order as the
+// schema's object, and a turn whose rounds are spent (a model that calls
+// query_order in every round) as a refusal carrying the clarification, as
+// OpenAI answers what it will not put in the schema: the SDK gives
+// parsed null and the refusal, where the clarification as content,
+// {"clarification": …}, is JSON the schema refuses and the SDK raised.
+func TestStructuredOutputsAcrossAPaymentRound(t *testing.T) {
+	purchase := func(body string) scriptRound {
+		if rounds(body) == 1 {
+			return shapedRound("r1", "", "create_order", `{"sku":"premium-monthly","quantity":1}`, 100, 20)
+		}
+		return shapedRound("r2", `{"reply":"Your order is ready: tap Pay."}`, "", "", 150, 10)
+	}
+	loop := func(body string) scriptRound {
+		n := strconv.Itoa(rounds(body))
+		return shapedRound("q"+n, "", "query_order", `{"order_no":"PG-NONE-`+n+`"}`, 100, 5)
+	}
+	for _, mode := range []string{"parse", "parse-stream"} {
+		t.Run(mode+"/purchase", func(t *testing.T) {
+			t.Parallel()
+			up := newScriptedProvider(t, purchase)
+			url, a := paymentApp(t, up.URL, "")
+			res := gjson.ParseBytes(nodeChat(t, url, mode))
+			if res.Get("error").Exists() || res.Get("parsed.reply").Str != "Your order is ready: tap Pay." || res.Get("finish").Str != "stop" {
+				t.Errorf("the SDK read %s; want parsed.reply, finish stop", res.Raw)
+			}
+			if u := res.Get("usage"); u.Get("prompt_tokens").Int() != 250 || u.Get("completion_tokens").Int() != 30 {
+				t.Errorf("usage %s; want 250/30, both rounds", u.Raw)
+			}
+			if a.sim.OrderCount() != 1 || len(res.Get("paygate.actions").Array()) != 1 {
+				t.Errorf("%d orders, paygate %s; want one order_created", a.sim.OrderCount(), res.Get("paygate").Raw)
+			}
+		})
+		t.Run(mode+"/rounds spent", func(t *testing.T) {
+			t.Parallel()
+			up := newScriptedProvider(t, loop)
+			url, _ := paymentApp(t, up.URL, "")
+			res := gjson.ParseBytes(nodeChat(t, url, mode))
+			if n := len(up.requests()); n != 3 {
+				t.Fatalf("%d rounds; want the 3 of max_rounds", n)
+			}
+			if res.Get("error").Exists() || res.Get("refusal").Str != config.DefaultClarification || res.Get("parsed").Type != gjson.Null {
+				t.Errorf("the SDK read %s; want parsed null and the clarification as the refusal", res.Raw)
+			}
+		})
+	}
+}
