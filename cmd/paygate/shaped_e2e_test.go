@@ -73,12 +73,18 @@ func TestStructuredOutputsAcrossAPaymentRound(t *testing.T) {
 			t.Parallel()
 			up := newScriptedProvider(t, purchase)
 			url, a := paymentApp(t, up.URL, "")
-			res := gjson.ParseBytes(nodeChat(t, url, mode))
+			res := gjson.ParseBytes(nodeChat(t, url, mode, "PAYGATE_PARSE_TOKENS=200"))
 			if res.Get("error").Exists() || res.Get("parsed.reply").Str != "Your order is ready: tap Pay." || res.Get("finish").Str != "stop" {
 				t.Errorf("the SDK read %s; want parsed.reply, finish stop", res.Raw)
 			}
 			if u := res.Get("usage"); u.Get("prompt_tokens").Int() != 250 || u.Get("completion_tokens").Int() != 30 {
 				t.Errorf("usage %s; want 250/30, both rounds", u.Raw)
+			}
+			// The bot's cap bounds the turn: the second round is asked for
+			// what the first (20 tokens) left of 200.
+			if reqs := up.requests(); len(reqs) != 2 || gjson.Get(reqs[0], "max_completion_tokens").Int() != 200 || gjson.Get(reqs[1], "max_completion_tokens").Int() != 180 ||
+				gjson.Get(reqs[1], "response_format.json_schema.strict").Raw != "true" {
+				t.Errorf("%d rounds; want 2 asked for 200 then 180 tokens, the strict schema in each", len(reqs))
 			}
 			if a.sim.OrderCount() != 1 || len(res.Get("paygate.actions").Array()) != 1 {
 				t.Errorf("%d orders, paygate %s; want one order_created", a.sim.OrderCount(), res.Get("paygate").Raw)
@@ -94,6 +100,33 @@ func TestStructuredOutputsAcrossAPaymentRound(t *testing.T) {
 			}
 			if res.Get("error").Exists() || res.Get("refusal").Str != config.DefaultClarification || res.Get("parsed").Type != gjson.Null {
 				t.Errorf("the SDK read %s; want parsed null and the clarification as the refusal", res.Raw)
+			}
+			if u := res.Get("usage"); u.Get("prompt_tokens").Int() != 300 || u.Get("completion_tokens").Int() != 15 {
+				t.Errorf("usage %s; want 300/15, the three rounds", u.Raw)
+			}
+		})
+		// A forced call (tool_choice "required", met by create_order) with
+		// parallel_tool_calls false and a strict tool of the bot's: the
+		// round after the payment is asked with "auto", the rest as sent.
+		t.Run(mode+"/required", func(t *testing.T) {
+			t.Parallel()
+			up := newScriptedProvider(t, purchase)
+			url, a := paymentApp(t, up.URL, "")
+			res := gjson.ParseBytes(nodeChat(t, url, mode, `PAYGATE_PARSE_CHOICE="required"`))
+			if res.Get("error").Exists() || res.Get("parsed.reply").Str != "Your order is ready: tap Pay." || a.sim.OrderCount() != 1 {
+				t.Errorf("the SDK read %s, %d orders; want parsed.reply and one order", res.Raw, a.sim.OrderCount())
+			}
+			reqs := up.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d rounds; want 2", len(reqs))
+			}
+			for i, want := range []string{`"required"`, `"auto"`} {
+				r := gjson.Parse(reqs[i])
+				if r.Get("tool_choice").Raw != want || r.Get("parallel_tool_calls").Raw != "false" || r.Get("tools.0.function.strict").Raw != "true" ||
+					r.Get("response_format.json_schema.strict").Raw != "true" {
+					t.Errorf("round %d: tool_choice %s, parallel_tool_calls %s, bot tool strict %s; want %s, false, true", i+1,
+						r.Get("tool_choice").Raw, r.Get("parallel_tool_calls").Raw, r.Get("tools.0.function.strict").Raw, want)
+				}
 			}
 		})
 	}

@@ -2,7 +2,7 @@
 // Usage: PAYGATE_URL=http://host:port/v1 PAYGATE_KEY=… node chat.mjs <mode>
 // Prints one JSON object on stdout for the Go test to check.
 import OpenAI from "openai";
-import { zodResponseFormat } from "openai/helpers/zod";
+import { zodFunction, zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
 
 // PAYGATE_RETRIES: the SDK's own retries of a 408/409/429/5xx or a lost
@@ -111,6 +111,13 @@ async function main(mode = process.argv[2]) {
     // when it does not fit) unless the answer is a refusal.
     const params = { model: process.env.PAYGATE_MODEL, messages, response_format: zodResponseFormat(z.object({ reply: z.string() }), "reply") };
     if (process.env.PAYGATE_PARSE_TOKENS) params.max_completion_tokens = Number(process.env.PAYGATE_PARSE_TOKENS);
+    if (process.env.PAYGATE_PARSE_CHOICE) {
+      // A strict tool of the bot's own (parse() takes no other), one call
+      // a round, and the tool_choice given (JSON).
+      params.tools = [zodFunction({ name: "get_weather", parameters: z.object({ city: z.string() }) })];
+      params.parallel_tool_calls = false;
+      params.tool_choice = JSON.parse(process.env.PAYGATE_PARSE_CHOICE);
+    }
     let r;
     try {
       r = mode === "parse" ? await client.chat.completions.parse(params, { headers })
