@@ -34,6 +34,15 @@ func (t *turn) nonStream() {
 	// lowered (capRefused) ends the turn with: the last payment round's,
 	// built from what came before it.
 	var capped []byte
+	// oneDoc: the bot asked for JSON (response_format json_object or
+	// json_schema) and parses the content as one JSON document, which a
+	// model in JSON mode writes in each round, a payment round's too. The
+	// answer's content is then the last round's text that is not empty
+	// (spoken holds it alone, past none of the arrays of an earlier
+	// round's), not every round's joined: two documents and a break, which
+	// no JSON parser takes. A stream carries every round's, as it came
+	// (SPEC 3.5).
+	oneDoc := t.answersJSON()
 	for round := 0; ; round++ {
 		resp, err := t.open()
 		if err != nil {
@@ -61,7 +70,13 @@ func (t *turn) nonStream() {
 		// The answer as the client gets it: the earlier rounds' text and
 		// reasoning before this round's.
 		whole := func() []byte {
-			return past.onto(withThought(withSpoken(ans.body, spoken, ans.content, t.brk), thought, ans.reasoning))
+			sp, p := spoken, past
+			if oneDoc && hasText(ans.content) {
+				// This round's document is the content (see oneDoc).
+				sp = ""
+				p.dropText()
+			}
+			return p.onto(withThought(withSpoken(ans.body, sp, ans.content, t.brk), thought, ans.reasoning))
 		}
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
@@ -91,23 +106,30 @@ func (t *turn) nonStream() {
 			// none runs: the turn ends with the clarification (SPEC 3).
 			t.s.metrics.roundsExhausted.Inc()
 			t.overRounds(ans.payment)
-			var b []byte
+			b, p := ans.body, past
+			said, before := joinText(spoken, ans.content, t.brk), textBefore(spoken, ans.content, t.brk)
+			if oneDoc {
+				// The clarification is the answer's one document, or
+				// its refusal: the rounds' text is left out (see oneDoc).
+				b, said, before = withoutText(b), "", 0
+				p.dropText()
+			}
 			if t.clarifiesAsRefusal() {
 				// The rounds' text, if any, as the content; the
 				// clarification as the refusal (see clarifiesAsRefusal).
-				if said := joinText(spoken, ans.content, t.brk); said != "" {
-					b, _ = sjson.SetBytes(ans.body, "choices.0.message.content", said)
+				if said != "" {
+					b, _ = sjson.SetBytes(b, "choices.0.message.content", said)
 				} else {
-					b, _ = sjson.SetRawBytes(ans.body, "choices.0.message.content", []byte("null"))
+					b, _ = sjson.SetRawBytes(b, "choices.0.message.content", []byte("null"))
 				}
 				b, _ = sjson.SetBytes(b, "choices.0.message.refusal", t.budget.Clarification)
 			} else {
-				b, _ = sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content, t.brk), t.clarification(), t.brk))
+				b, _ = sjson.SetBytes(b, "choices.0.message.content", joinText(said, t.clarification(), t.brk))
 			}
-			b = movedAnnotations(b, textBefore(spoken, ans.content, t.brk))
+			b = movedAnnotations(b, before)
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
-			t.writeCompletion(resp.StatusCode, past.onto(withThought(b, thought, ans.reasoning)), nil, false)
+			t.writeCompletion(resp.StatusCode, p.onto(withThought(b, thought, ans.reasoning)), nil, false)
 			return
 		}
 		// The answer of a turn that ends here at the bot's token cap, as
@@ -119,8 +141,15 @@ func (t *turn) nonStream() {
 			capped, _ = sjson.DeleteBytes(whole(), "choices.0.message.tool_calls")
 			capped, _ = sjson.SetBytes(capped, "choices.0.finish_reason", "length")
 		}
-		past.add(ans.body, textBefore(spoken, ans.content, t.brk))
-		spoken = joinText(spoken, ans.content, t.brk)
+		if oneDoc && hasText(ans.content) {
+			// This round's document replaces the earlier one's.
+			past.dropText()
+			past.add(ans.body, 0)
+			spoken = ans.content
+		} else {
+			past.add(ans.body, textBefore(spoken, ans.content, t.brk))
+			spoken = joinText(spoken, ans.content, t.brk)
+		}
 		if ans.reasoning.Content != "" {
 			thought.Content += ans.reasoning.Content
 			thought.Key = ans.reasoning.Key
@@ -196,6 +225,40 @@ func withSpoken(body []byte, spoken, content, brk string) []byte {
 	return out
 }
 
+// answersJSON reports whether the bot asked for a JSON answer
+// (response_format json_object or json_schema), whose content it parses
+// as one JSON document.
+func (t *turn) answersJSON() bool {
+	switch gjson.GetBytes(t.body, "response_format.type").Str {
+	case "json_object", "json_schema":
+		return true
+	}
+	return false
+}
+
+// hasText reports whether a round's text says something: not empty, nor
+// white space alone, which a JSON document may end with.
+func hasText(content string) bool {
+	return strings.TrimSpace(content) != ""
+}
+
+// withoutText returns a round's answer without the arrays that go with
+// its text (its logprobs' content, its annotations), for an answer whose
+// content is not that text; body as it is when it has none.
+func withoutText(body []byte) []byte {
+	if gjson.GetBytes(body, annotationsPath).Exists() {
+		if out, err := sjson.DeleteBytes(body, annotationsPath); err == nil {
+			body = out
+		}
+	}
+	if gjson.GetBytes(body, logprobsContentPath).IsArray() {
+		if out, err := sjson.SetRawBytes(body, logprobsContentPath, []byte("null")); err == nil {
+			body = out
+		}
+	}
+	return body
+}
+
 // clarifiesAsRefusal reports whether the clarification that ends a turn
 // whose rounds are spent goes to the bot as the message's refusal, not its
 // content: for a bot that asked for structured outputs (response_format
@@ -216,8 +279,7 @@ func (t *turn) clarifiesAsRefusal() bool {
 // streaming bot already read); the plain text otherwise. A bot that asked
 // for a json_schema gets it as the refusal (clarifiesAsRefusal).
 func (t *turn) clarification() string {
-	switch gjson.GetBytes(t.body, "response_format.type").Str {
-	case "json_object", "json_schema":
+	if t.answersJSON() {
 		b := jsonstr.Append([]byte(`{"clarification":`), t.budget.Clarification)
 		return string(append(b, '}'))
 	}
@@ -326,12 +388,13 @@ type roundArrays struct {
 	next [len(arrayPaths)]int
 }
 
-var arrayPaths = [...]string{"choices.0.logprobs.content", "choices.0.logprobs.refusal", detailsPath, annotationsPath, imagesPath}
+var arrayPaths = [...]string{logprobsContentPath, "choices.0.logprobs.refusal", detailsPath, annotationsPath, imagesPath}
 
 const (
-	detailsPath     = "choices.0.message.reasoning_details"
-	annotationsPath = "choices.0.message.annotations"
-	imagesPath      = "choices.0.message.images"
+	logprobsContentPath = "choices.0.logprobs.content"
+	detailsPath         = "choices.0.message.reasoning_details"
+	annotationsPath     = "choices.0.message.annotations"
+	imagesPath          = "choices.0.message.images"
 )
 
 // indexed reports a path whose entries each round numbers from 0 in their
@@ -348,6 +411,17 @@ func (a *roundArrays) add(body []byte, chars int) {
 			continue
 		}
 		a.els[i] = appendElements(a.els[i], a.moved(i, v.Raw, chars))
+	}
+}
+
+// dropText forgets the earlier rounds' arrays that go with their text
+// (logprobs' content, annotations), for an answer whose content is not
+// their text (a JSON document of a later round's, see nonStream).
+func (a *roundArrays) dropText() {
+	for i, path := range arrayPaths {
+		if path == logprobsContentPath || path == annotationsPath {
+			a.els[i] = nil
+		}
 	}
 }
 

@@ -131,3 +131,23 @@ func TestStructuredOutputsAcrossAPaymentRound(t *testing.T) {
 		})
 	}
 }
+
+// TestStructuredOutputsParseAfterASpokenPaymentRound: a model in JSON mode
+// writes its document in the payment round too ({"reply":"Let me order
+// it."} beside create_order), then the answer's in the next. The Node
+// SDK's parse() (not streamed) read the content of both rounds joined by a
+// break, two documents, and raised a SyntaxError; it now gets the last
+// round's document, parsed.
+func TestStructuredOutputsParseAfterASpokenPaymentRound(t *testing.T) {
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		if rounds(body) == 1 {
+			return shapedRound("r1", `{"reply":"Let me order it."}`, "create_order", `{"sku":"premium-monthly","quantity":1}`, 100, 20)
+		}
+		return shapedRound("r2", `{"reply":"Your order is ready: tap Pay."}`, "", "", 150, 10)
+	})
+	url, a := paymentApp(t, up.URL, "")
+	res := gjson.ParseBytes(nodeChat(t, url, "parse"))
+	if res.Get("error").Exists() || res.Get("parsed.reply").Str != "Your order is ready: tap Pay." || a.sim.OrderCount() != 1 {
+		t.Errorf("the SDK read %s, %d orders; want parsed.reply of the last round and one order", res.Raw, a.sim.OrderCount())
+	}
+}
