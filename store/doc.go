@@ -30,6 +30,8 @@
 //     several replicas do not each deliver it.
 //   - The audit chain is gap-free: AppendAudit accepts only head.Seq+1 with the
 //     head's hash, so concurrent appenders serialise by retrying on ErrConflict.
+//     AppendAuditBatch appends records linked among themselves, the first
+//     following the head, in one atomic step, all of them or none.
 //   - A tally's add and take are each one atomic step (Tallies), so replicas
 //     adding to one sum at once lose nothing.
 //   - A store that cannot be reached reports errors wrapping ErrUnavailable, so the

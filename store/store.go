@@ -1036,6 +1036,18 @@ type Audit interface {
 	// action whose event was acknowledged long ago; `paygate audit verify`
 	// names it.
 	AppendAudit(ctx context.Context, rec AuditRecord) error
+	// AppendAuditBatch appends recs in one atomic step, as AppendAudit
+	// would one after another with nothing between them: recs[0] must
+	// follow the head as AppendAudit's rec must (else ErrConflict), and
+	// each later record the one before it (Seq+1, PrevHash its Hash; a
+	// batch that breaks its own chain is refused with an error that is
+	// neither ErrConflict nor ErrExists). A refusal appends no record of
+	// the batch: ErrConflict, ErrExists (a record already stored at any
+	// of its places) or any other error leaves the chain as it was. An
+	// empty batch appends nothing and returns nil. It is the audit
+	// worker's append of what has queued up: one write (one bbolt
+	// transaction, one Redis script) for the lot, not one per record.
+	AppendAuditBatch(ctx context.Context, recs []AuditRecord) error
 	// ReadAudit returns up to limit records from fromSeq on, in sequence order.
 	// A stored record that does not decode (the file or the key edited by
 	// hand) ends the read: the records before it are returned with a
@@ -1064,6 +1076,26 @@ type Audit interface {
 	// user), or of an earlier version's erasure of user if later, or the
 	// zero time when neither happened.
 	AuditErasedAt(ctx context.Context, client, user string) (time.Time, error)
+}
+
+// CheckAuditBatch is AppendAuditBatch's check, before the store is asked,
+// that recs link up among themselves: each record after the first is the
+// next place after the one before it and names its hash, and every record
+// has a hash. Whether recs[0] follows the head is the store's to judge.
+func CheckAuditBatch(recs []AuditRecord) error {
+	for i, r := range recs {
+		if r.Hash == "" {
+			return fmt.Errorf("audit batch: record %d needs a hash", r.Seq)
+		}
+		if i == 0 {
+			continue
+		}
+		if p := recs[i-1]; r.Seq != p.Seq+1 || r.PrevHash != p.Hash {
+			return fmt.Errorf("audit batch: record %d (prev hash %q) does not follow record %d (hash %q) before it in the batch",
+				r.Seq, r.PrevHash, p.Seq, p.Hash)
+		}
+	}
+	return nil
 }
 
 // AuditRecordClient is the client a stored record's body names (its

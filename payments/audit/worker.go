@@ -31,6 +31,13 @@ const (
 	keepSeen = 10 * time.Minute
 	// readPage is how many records one ReadAudit asks for.
 	readPage = 500
+	// maxBatch and maxBatchBytes bound the records one append carries
+	// (store.Audit.AppendAuditBatch): the due audit events a pass found
+	// go in batches of at most this many, and this many payload bytes (a
+	// lone event larger goes alone). One due event is appended at once,
+	// alone: nothing waits for a batch to fill.
+	maxBatch      = 256
+	maxBatchBytes = 1 << 20
 )
 
 // WorkerOptions configures a Worker.
@@ -203,28 +210,36 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 		}
 		done, moved := 0, 0
 		var firstErr error
-		for _, e := range due {
-			if e.Kind != KindAudit { // read only with SetAside (due)
-				ok, err := w.aside(ctx, e)
-				if err != nil {
-					firstErr = cmp(firstErr, fmt.Errorf("audit: set aside %s event %s: %w", e.Kind, e.ID, err))
-					continue
-				}
-				if ok {
-					w.log.Warn("outbox event nothing here consumes set aside, kept for its consumer; it held back its key's audit events",
-						"kind", e.Kind, "outbox_key", e.Key, "event_id", e.ID, "created_at", e.CreatedAt)
-					moved++ // what its key held back may be due now
+		for i := 0; i < len(due); {
+			e := due[i]
+			if e.Kind == KindAudit {
+				// The audit events due together, appended in batches
+				// (processRun); one alone goes at once.
+				run := auditRun(due[i:])
+				i += len(run)
+				for _, err := range w.processRun(ctx, run) {
+					if err != nil {
+						if ctx.Err() != nil {
+							return total + done, ctx.Err()
+						}
+						firstErr = cmp(firstErr, err)
+						continue
+					}
+					done++
 				}
 				continue
 			}
-			if err := w.process(ctx, e); err != nil {
-				if ctx.Err() != nil {
-					return total + done, ctx.Err()
-				}
-				firstErr = cmp(firstErr, err)
+			i++
+			ok, err := w.aside(ctx, e) // read only with SetAside (due)
+			if err != nil {
+				firstErr = cmp(firstErr, fmt.Errorf("audit: set aside %s event %s: %w", e.Kind, e.ID, err))
 				continue
 			}
-			done++
+			if ok {
+				w.log.Warn("outbox event nothing here consumes set aside, kept for its consumer; it held back its key's audit events",
+					"kind", e.Kind, "outbox_key", e.Key, "event_id", e.ID, "created_at", e.CreatedAt)
+				moved++ // what its key held back may be due now
+			}
 		}
 		total += done
 		if done == 0 && moved == 0 {
@@ -276,6 +291,13 @@ func cmp(a, b error) error {
 // and the audit worker's log.
 func (w *Worker) process(ctx context.Context, e store.Event) error {
 	seq, err := w.apply(ctx, e)
+	return w.settle(ctx, e, seq, err)
+}
+
+// settle ends e's processing after its append (record seq) and text as
+// apply or processRun left them: err reschedules e, else e is
+// acknowledged.
+func (w *Worker) settle(ctx context.Context, e store.Event, seq uint64, err error) error {
 	if err != nil && ctx.Err() != nil {
 		// Stopped mid-append (serve's shutdown, Erase's wait over): the
 		// store refused the stopped call, nothing failed. The event stays
@@ -308,44 +330,18 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 			"order_no", e.Key, "params", p.Action.Params["unencodable"])
 	}
 	for range maxConflicts {
-		head, err := w.st.AuditHead(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("audit: read head: %w", err)
-		}
-		readTo, err := w.seen.cover(ctx, w.st, head, e.CreatedAt.Add(-w.skew))
-		if readTo != 0 {
-			w.m.cuts.Inc()
-			// Records this worker read in the chain are past its head now:
-			// cut from the end (or the head moved back). Said at once, an
-			// outside record of the cut, whatever is appended after it, and
-			// before err: the index is reset to the cut head by now, so a
-			// later pass no longer sees the cut, and a read that failed
-			// after it (a timeout, Erase's wait ending) dropped the alarm.
-			w.log.ErrorContext(ctx, "audit chain cut: its head is behind records read in it; run paygate audit verify --head with a head published before",
-				"alert", true, "head_seq", head.Seq, "read_to_seq", readTo)
-		}
+		head, err := w.headCovered(ctx, e.CreatedAt.Add(-w.skew))
 		if err != nil {
 			return 0, err
 		}
 		if seq, ok := w.seen.ids[e.ID]; ok {
-			w.m.records.WithLabelValues("duplicate").Inc()
-			w.log.InfoContext(ctx, "audit event already in the chain; acknowledging", "event_id", e.ID, "seq", seq)
-			return seq, w.keepText(ctx, seq, e.CreatedAt, p)
+			return seq, w.duplicate(ctx, e, seq, p)
 		}
 		r := Record{EventID: e.ID, AppendedAt: w.now(), Action: p.Action}
 		if len(p.Text) > 0 {
 			r.TextSHA256, r.TextBytes = TextHash(p.Text), len(p.Text)
 		}
-		rec, err := Seal(head, r)
-		if err != nil && p.Action.Params != nil {
-			// A number the canonical form cannot carry (seed 1e400), as
-			// earlier versions enqueued it: recorded without the params.
-			w.log.WarnContext(ctx, "audit event's sampling parameters unsealable; recorded without them", "event_id", e.ID,
-				"order_no", e.Key, "err", err)
-			p.Action.Params = unencodable(err)
-			r.Action = p.Action
-			rec, err = Seal(head, r)
-		}
+		rec, err := w.seal(ctx, head, r, e, &p)
 		if err != nil {
 			return 0, err
 		}
@@ -359,17 +355,238 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 			// next attempt reads the chain first.
 			return 0, fmt.Errorf("audit: append record %d: %w", rec.Seq, err)
 		}
-		w.seen.add(rec.Seq, e.ID, r.AppendedAt)
-		w.m.records.WithLabelValues("appended").Inc()
-		w.m.setHead(store.AuditHead{Seq: rec.Seq, Hash: rec.Hash})
-		if w.afterAppend != nil {
-			if err := w.afterAppend(e, rec.Seq); err != nil {
-				return rec.Seq, err
-			}
-		}
-		return rec.Seq, w.keepText(ctx, rec.Seq, e.CreatedAt, p)
+		w.appended(rec, r)
+		return rec.Seq, w.afterAppended(ctx, e, rec.Seq, p)
 	}
 	return 0, fmt.Errorf("audit: append kept losing races: %w", store.ErrConflict)
+}
+
+// headCovered reads the head and brings the duplicate index up to it,
+// covering every record appended after since.
+func (w *Worker) headCovered(ctx context.Context, since time.Time) (store.AuditHead, error) {
+	head, err := w.st.AuditHead(ctx)
+	if err != nil {
+		return head, fmt.Errorf("audit: read head: %w", err)
+	}
+	readTo, err := w.seen.cover(ctx, w.st, head, since)
+	if readTo != 0 {
+		w.m.cuts.Inc()
+		// Records this worker read in the chain are past its head now:
+		// cut from the end (or the head moved back). Said at once, an
+		// outside record of the cut, whatever is appended after it, and
+		// before err: the index is reset to the cut head by now, so a
+		// later pass no longer sees the cut, and a read that failed
+		// after it (a timeout, Erase's wait ending) dropped the alarm.
+		w.log.ErrorContext(ctx, "audit chain cut: its head is behind records read in it; run paygate audit verify --head with a head published before",
+			"alert", true, "head_seq", head.Seq, "read_to_seq", readTo)
+	}
+	return head, err
+}
+
+// duplicate is the processing of e, found in the chain at seq: its text is
+// kept (a crash may have come between the append and the text).
+func (w *Worker) duplicate(ctx context.Context, e store.Event, seq uint64, p payload) error {
+	w.m.records.WithLabelValues("duplicate").Inc()
+	w.log.InfoContext(ctx, "audit event already in the chain; acknowledging", "event_id", e.ID, "seq", seq)
+	return w.keepText(ctx, seq, e.CreatedAt, p)
+}
+
+// seal seals r after head. A number the canonical form cannot carry (seed
+// 1e400), as earlier versions enqueued it, is recorded without the params
+// (p's and r's made so).
+func (w *Worker) seal(ctx context.Context, head store.AuditHead, r Record, e store.Event, p *payload) (store.AuditRecord, error) {
+	rec, err := Seal(head, r)
+	if err != nil && p.Action.Params != nil {
+		w.log.WarnContext(ctx, "audit event's sampling parameters unsealable; recorded without them", "event_id", e.ID,
+			"order_no", e.Key, "err", err)
+		p.Action.Params = unencodable(err)
+		r.Action = p.Action
+		rec, err = Seal(head, r)
+	}
+	return rec, err
+}
+
+// appended notes rec (of r) appended: in the duplicate index, the metrics
+// and the head gauge.
+func (w *Worker) appended(rec store.AuditRecord, r Record) {
+	w.seen.add(rec.Seq, r.EventID, r.AppendedAt)
+	w.m.records.WithLabelValues("appended").Inc()
+	w.m.setHead(store.AuditHead{Seq: rec.Seq, Hash: rec.Hash})
+}
+
+// afterAppended keeps the text of e, appended as record seq.
+func (w *Worker) afterAppended(ctx context.Context, e store.Event, seq uint64, p payload) error {
+	if w.afterAppend != nil {
+		if err := w.afterAppend(e, seq); err != nil {
+			return err
+		}
+	}
+	return w.keepText(ctx, seq, e.CreatedAt, p)
+}
+
+// auditRun returns the audit events at the start of due (every one of
+// them is, up to the first of another kind) that one batch carries: at
+// most maxBatch, and maxBatchBytes of payload unless the first alone is
+// more.
+func auditRun(due []store.Event) []store.Event {
+	n, size := 0, 0
+	for _, e := range due {
+		if e.Kind != KindAudit || n == maxBatch || (n > 0 && size+len(e.Payload) > maxBatchBytes) {
+			break
+		}
+		n, size = n+1, size+len(e.Payload)
+	}
+	return due[:n]
+}
+
+// batchItem is one event of a batch processRun appends.
+type batchItem struct {
+	i   int // in run
+	e   store.Event
+	p   payload
+	r   Record
+	seq uint64 // its record's, once appended or found in the chain
+	dup bool   // found in the chain
+}
+
+// processRun processes the audit events of run, each as process would,
+// and returns each one's outcome (nil: appended or found in the chain,
+// its text kept and the event acknowledged). One event goes alone,
+// through process. More go in one store.Audit.AppendAuditBatch, one
+// write for all their records (the embedded store's transaction and its
+// fsync are most of an append's time), sealed one after another from the
+// head read; a lost race reads the head again and seals them again. An
+// event whose payload does not decode as it was written, or whose record
+// cannot be sealed as it is, goes alone after the batch (process says
+// why). A batch the store refuses for anything but a lost race (the store
+// down, a record stored beyond the head) is processed again one event at
+// a time: an append of it that went through is found in the chain there,
+// and each event is rescheduled with its own error, as before batches.
+func (w *Worker) processRun(ctx context.Context, run []store.Event) []error {
+	errs := make([]error, len(run))
+	if len(run) == 1 {
+		errs[0] = w.process(ctx, run[0])
+		return errs
+	}
+	items := make([]batchItem, 0, len(run))
+	var alone []int
+	since := run[0].CreatedAt
+	for i, e := range run {
+		p, err := decodePayload(e.Payload)
+		if err != nil {
+			alone = append(alone, i)
+			continue
+		}
+		items = append(items, batchItem{i: i, e: e, p: p})
+		if e.CreatedAt.Before(since) {
+			since = e.CreatedAt
+		}
+	}
+	if len(items) < 2 {
+		for _, it := range items {
+			alone = append(alone, it.i)
+		}
+		items = nil
+	}
+	var appendErr error
+attempts:
+	for range maxConflicts {
+		if len(items) == 0 {
+			break
+		}
+		head, err := w.headCovered(ctx, since.Add(-w.skew))
+		if err != nil {
+			appendErr = err
+			break
+		}
+		var recs []store.AuditRecord
+		for k := range items {
+			it := &items[k]
+			if seq, ok := w.seen.ids[it.e.ID]; ok {
+				it.seq, it.dup = seq, true
+				continue
+			}
+			it.dup = false
+			it.r = Record{EventID: it.e.ID, AppendedAt: w.now(), Action: it.p.Action}
+			if len(it.p.Text) > 0 {
+				it.r.TextSHA256, it.r.TextBytes = TextHash(it.p.Text), len(it.p.Text)
+			}
+			rec, err := Seal(head, it.r)
+			if err != nil {
+				// process seals it without its params, or says why not;
+				// the others are sealed again without it.
+				alone = append(alone, it.i)
+				items = slices.Delete(items, k, k+1)
+				continue attempts
+			}
+			it.seq = rec.Seq
+			recs = append(recs, rec)
+			head = store.AuditHead{Seq: rec.Seq, Hash: rec.Hash}
+		}
+		switch len(recs) {
+		case 0: // every one found in the chain
+		case 1:
+			err = w.st.AppendAudit(ctx, recs[0])
+		default:
+			err = w.st.AppendAuditBatch(ctx, recs)
+		}
+		if errors.Is(err, store.ErrConflict) {
+			w.m.conflicts.Inc()
+			continue
+		}
+		if err != nil {
+			// It may have been applied (a replica wait that timed out):
+			// each event, processed alone, reads the chain first.
+			appendErr = fmt.Errorf("audit: append records %d..%d: %w", recs[0].Seq, recs[len(recs)-1].Seq, err)
+			break
+		}
+		k := 0
+		for j := range items {
+			if !items[j].dup {
+				w.appended(recs[k], items[j].r)
+				k++
+			}
+		}
+		for _, it := range items {
+			if ctx.Err() != nil {
+				errs[it.i] = ctx.Err()
+				continue
+			}
+			var err error
+			if it.dup {
+				err = w.duplicate(ctx, it.e, it.seq, it.p)
+			} else {
+				err = w.afterAppended(ctx, it.e, it.seq, it.p)
+			}
+			errs[it.i] = w.settle(ctx, it.e, it.seq, err)
+		}
+		items = nil
+		break
+	}
+	if len(items) > 0 {
+		if ctx.Err() != nil {
+			for _, it := range items {
+				errs[it.i] = ctx.Err()
+			}
+		} else {
+			if appendErr == nil {
+				appendErr = fmt.Errorf("audit: append kept losing races: %w", store.ErrConflict)
+			}
+			w.log.WarnContext(ctx, "audit batch not appended; appending its records one at a time", "records", len(items), "err", appendErr)
+			for _, it := range items {
+				alone = append(alone, it.i)
+			}
+		}
+	}
+	slices.Sort(alone)
+	for _, i := range alone {
+		if ctx.Err() != nil {
+			errs[i] = ctx.Err()
+			continue
+		}
+		errs[i] = w.process(ctx, run[i])
+	}
+	return errs
 }
 
 // retainEvery is how often a pass applies audit.retain_text to the texts

@@ -79,6 +79,47 @@ func (d *DB) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 	})
 }
 
+// AppendAuditBatch implements store.Audit: the batch in one write
+// transaction (one fsync), all of it or, refused, none.
+func (d *DB) AppendAuditBatch(ctx context.Context, recs []store.AuditRecord) error {
+	if err := store.CheckAuditBatch(recs); err != nil {
+		return fmt.Errorf("embedded: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return d.update(ctx, func(tx *bolt.Tx) error {
+		h, err := auditHead(tx)
+		if err != nil {
+			return err
+		}
+		if first := recs[0]; first.Seq != h.Seq+1 || first.PrevHash != h.Hash {
+			return fmt.Errorf("audit append %d..%d after head %d: %w", first.Seq, recs[len(recs)-1].Seq, h.Seq, store.ErrConflict)
+		}
+		b := tx.Bucket(bAudit)
+		for _, rec := range recs {
+			if b.Get(u64(rec.Seq)) != nil {
+				return errStoredBeyondHead(rec.Seq, h.Seq)
+			}
+		}
+		for _, rec := range recs {
+			v, err := marshal(rec)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(u64(rec.Seq), v); err != nil {
+				return err
+			}
+		}
+		last := recs[len(recs)-1]
+		hv, err := marshal(store.AuditHead{Seq: last.Seq, Hash: last.Hash})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bAuditMeta).Put(headKey, hv)
+	})
+}
+
 // errStoredBeyondHead is AppendAudit's error for a place after the head
 // that already holds a record.
 func errStoredBeyondHead(seq, head uint64) error {

@@ -66,6 +66,44 @@ func (s *Store) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 	return err
 }
 
+// AppendAuditBatch implements store.Audit: one script run (one round
+// trip, one WAIT where replicas are waited for) for the batch, all of it
+// or, refused, none. Its reply lost and the script re-sent, the run finds
+// the call's token and answers done, as AppendAudit's does.
+func (s *Store) AppendAuditBatch(ctx context.Context, recs []store.AuditRecord) error {
+	if err := store.CheckAuditBatch(recs); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 1+4*len(recs))
+	args = append(args, ms(expiryGrace))
+	for _, rec := range recs {
+		j, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("redis: encode audit record %d: %w", rec.Seq, err)
+		}
+		args = append(args, strconv.FormatUint(rec.Seq, 10), rec.PrevHash, rec.Hash, j)
+	}
+	first, last := recs[0].Seq, recs[len(recs)-1].Seq
+	v, err := s.runMoney(ctx, "append audit batch", s.sc.appendBatch,
+		[]string{s.k.audit("head"), s.k.audit("rec"), s.k.audit("at:" + rand.Text())}, args...)
+	if err != nil && v == nil {
+		return err
+	}
+	switch n, _ := v.(int64); {
+	case n == 0:
+		return fmt.Errorf("audit append %d..%d: %w", first, last, store.ErrConflict)
+	case n < 0 && int(-n) <= len(recs):
+		// The head was moved back past stored records: never written over
+		// (store.Audit.AppendAudit).
+		return fmt.Errorf("audit append %d after head %d: a record is already stored there, beyond the head "+
+			"(the head was moved back; run paygate audit verify): %w", recs[-n-1].Seq, first-1, store.ErrExists)
+	}
+	return err
+}
+
 // ReadAudit implements store.Audit: one HMGET for the range.
 func (s *Store) ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]store.AuditRecord, error) {
 	if limit <= 0 {

@@ -217,6 +217,22 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 					t.Errorf("AuditHead: %+v, %v; want {1 h1}", h, err)
 				}
 			}},
+		{"append audit batch", func(sc *scripts) *goredis.Script { return sc.appendBatch }, nil,
+			func(t *testing.T, s *Store) {
+				recs := []store.AuditRecord{
+					{Seq: 1, Hash: "h1", Body: []byte(`{"action":"order_created"}`)},
+					{Seq: 2, PrevHash: "h1", Hash: "h2", Body: []byte(`{"action":"order_paid"}`)},
+				}
+				if err := s.AppendAuditBatch(ctx, recs); err != nil {
+					t.Fatalf("AppendAuditBatch: %v; want the append it was, not a conflict", err)
+				}
+				if err := s.AppendAuditBatch(ctx, recs); !errors.Is(err, store.ErrConflict) {
+					t.Errorf("the same batch appended again: %v; want ErrConflict", err)
+				}
+				if h, err := s.AuditHead(ctx); err != nil || h != (store.AuditHead{Seq: 2, Hash: "h2"}) {
+					t.Errorf("AuditHead: %+v, %v; want {2 h2}", h, err)
+				}
+			}},
 		{"erase audit text", func(sc *scripts) *goredis.Script { return sc.erase },
 			func(t *testing.T, s *Store) {
 				for seq := uint64(1); seq <= 2; seq++ {

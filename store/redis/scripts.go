@@ -843,6 +843,32 @@ redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[5])
 return 1
 `
 
+// KEYS: head, rec, this call's token key. ARGV: token_ms, then seq,
+// prev_hash, hash, json of each record of the batch in order (linked
+// among themselves, checked before the call: store.CheckAuditBatch).
+// luaAppendAudit for the lot in one run: 1 appended (or the token found:
+// a re-sent run of the call that appended), 0 when the first record is not
+// the next link, -i when the batch's i-th record's place already holds a
+// record (the head was moved back past it). Every check is made before the
+// first write, so a refusal appends nothing of the batch.
+const luaAppendAuditBatch = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
+local h = redis.call('HMGET', KEYS[1], 'seq', 'hash')
+local seq = tonumber(h[1] or '0')
+local n = (#ARGV - 1) / 4
+if n < 1 then return 1 end
+if tonumber(ARGV[2]) ~= seq + 1 or ARGV[3] ~= (h[2] or '') then return 0 end
+for i = 0, n - 1 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[2 + 4 * i]) == 1 then return -(i + 1) end
+end
+for i = 0, n - 1 do
+  redis.call('HSET', KEYS[2], ARGV[2 + 4 * i], ARGV[5 + 4 * i])
+end
+redis.call('HSET', KEYS[1], 'seq', ARGV[2 + 4 * (n - 1)], 'hash', ARGV[4 + 4 * (n - 1)])
+redis.call('SET', KEYS[3], ARGV[2 + 4 * (n - 1)], 'PX', ARGV[1])
+return 1
+`
+
 // KEYS: head, rec. The first place (a field of decimal digits) after the
 // head's seq holding a value, as a string; 0 when none. HLEN first: only a
 // chain with more fields than its head's seq is scanned.
@@ -1055,21 +1081,21 @@ return {0}
 
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
-	createOrder, updateOrder, enqueue, readTag, ack, retry    *goredis.Script
-	ackAt, reschedule                                         *goredis.Script
-	enqueueOnceAll, claimEvent                                *goredis.Script
-	syncUser, loadUser, syncIndex, intent, dropLegacy         *goredis.Script
-	idxTime, indexClients, clientIndexed                      *goredis.Script
-	claim, seen, counter, uncount, window, lease, putExchange *goredis.Script
-	announce                                                  *goredis.Script
-	addTally, takeTally                                       *goredis.Script
-	putRefund, finishRefund, appendAudit, putText, erase      *goredis.Script
-	pruneTexts                                                *goredis.Script
-	retainTexts                                               *goredis.Script
-	putRecord, copyRecord                                     *goredis.Script
-	strayAudit                                                *goredis.Script
-	indexRefund, expireRefund                                 *goredis.Script
-	secret, probe, confirm                                    *goredis.Script
+	createOrder, updateOrder, enqueue, readTag, ack, retry            *goredis.Script
+	ackAt, reschedule                                                 *goredis.Script
+	enqueueOnceAll, claimEvent                                        *goredis.Script
+	syncUser, loadUser, syncIndex, intent, dropLegacy                 *goredis.Script
+	idxTime, indexClients, clientIndexed                              *goredis.Script
+	claim, seen, counter, uncount, window, lease, putExchange         *goredis.Script
+	announce                                                          *goredis.Script
+	addTally, takeTally                                               *goredis.Script
+	putRefund, finishRefund, appendAudit, appendBatch, putText, erase *goredis.Script
+	pruneTexts                                                        *goredis.Script
+	retainTexts                                                       *goredis.Script
+	putRecord, copyRecord                                             *goredis.Script
+	strayAudit                                                        *goredis.Script
+	indexRefund, expireRefund                                         *goredis.Script
+	secret, probe, confirm                                            *goredis.Script
 }
 
 func newScripts() *scripts {
@@ -1109,6 +1135,7 @@ func newScripts() *scripts {
 		indexRefund:    goredis.NewScript(luaIndexRefund),
 		expireRefund:   goredis.NewScript(luaExpireRefund),
 		appendAudit:    goredis.NewScript(luaAppendAudit),
+		appendBatch:    goredis.NewScript(luaAppendAuditBatch),
 		strayAudit:     goredis.NewScript(luaStrayAudit),
 		putText:        goredis.NewScript(luaPutText),
 		erase:          goredis.NewScript(luaEraseText),
@@ -1124,7 +1151,7 @@ func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnceAll, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
-		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
+		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.appendBatch, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
 		s.copyRecord, s.reschedule, s.indexClients, s.clientIndexed, s.pruneTexts, s.retainTexts,
 	}

@@ -74,6 +74,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("RefundProposalEvents", func(t *testing.T) { testRefundProposalEvents(t, open) })
 	t.Run("RefundAnswerEvents", func(t *testing.T) { testRefundAnswerEvents(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("AuditBatch", func(t *testing.T) { testAuditBatch(t, open) })
+	t.Run("AuditBatchConcurrent", func(t *testing.T) { testAuditBatchConcurrent(t, open) })
 	t.Run("AuditText", func(t *testing.T) { testAuditText(t, open) })
 	t.Run("AuditErasedAt", func(t *testing.T) { testAuditErasedAt(t, open) })
 	t.Run("AuditTextPerClient", func(t *testing.T) { testAuditTextPerClient(t, open) })
@@ -111,6 +113,9 @@ func testClosed(t *testing.T, open Opener) {
 		{"TakeLeases", func() error { _, err := st.TakeLeases(ctx, "h", []string{"k"}, time.Minute); return err }},
 		{"AppendAudit", func() error {
 			return st.AppendAudit(ctx, store.AuditRecord{Seq: 1, Hash: "h"})
+		}},
+		{"AppendAuditBatch", func() error {
+			return st.AppendAuditBatch(ctx, []store.AuditRecord{{Seq: 1, Hash: "h"}, {Seq: 2, PrevHash: "h", Hash: "h2"}})
 		}},
 		{"UpdateOrder", func() error {
 			o := NewOrder("x", "c", "u", time.Now())

@@ -1,0 +1,212 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// countingAppends counts the chain appends the worker makes, and can
+// report a batch that went through as failed (a Redis write whose replica
+// wait timed out).
+type countingAppends struct {
+	testStore
+	mu                 sync.Mutex
+	singles, batches   int
+	records, batchFail int
+}
+
+func (c *countingAppends) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
+	c.mu.Lock()
+	c.singles++
+	c.records++
+	c.mu.Unlock()
+	return c.testStore.AppendAudit(ctx, rec)
+}
+
+func (c *countingAppends) AppendAuditBatch(ctx context.Context, recs []store.AuditRecord) error {
+	c.mu.Lock()
+	c.batches++
+	c.records += len(recs)
+	c.mu.Unlock()
+	if err := c.testStore.AppendAuditBatch(ctx, recs); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.batchFail > 0 {
+		c.batchFail--
+		return fmt.Errorf("wait for replicas: %w", store.ErrUnavailable)
+	}
+	return nil
+}
+
+func (c *countingAppends) calls() (singles, batches int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.singles, c.batches
+}
+
+// burst enqueues n order.created events of n orders, each with its text.
+func burst(t testing.TB, st store.Outbox, n int, prefix string) []store.Event {
+	t.Helper()
+	evs := make([]store.Event, 0, n)
+	for i := range n {
+		evs = append(evs, withID(fmt.Sprintf("%s-ev%05d", prefix, i), mustEvent(t, Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
+			OrderNo: fmt.Sprintf("%s%05d", prefix, i), AmountFen: 4999}, fmt.Sprintf(`[{"role":"user","content":"buy %d"}]`, i))))
+	}
+	enqueue(t, st, evs...)
+	return evs
+}
+
+func withID(id string, e store.Event) store.Event {
+	e.ID = id
+	return e
+}
+
+// wantAllRecorded fails unless the chain verifies with every event of evs
+// in it once, its text kept, and nothing is left in the outbox.
+func wantAllRecorded(t *testing.T, st testStore, evs []store.Event) {
+	t.Helper()
+	ids, _ := chainEvents(t, st)
+	if len(ids) != len(evs) {
+		t.Errorf("chain holds %d events; want %d", len(ids), len(evs))
+	}
+	for _, e := range evs {
+		if _, ok := ids[e.ID]; !ok {
+			t.Errorf("event %s not in the chain", e.ID)
+		}
+	}
+	res, err := Verify(context.Background(), st, VerifyOptions{Texts: true})
+	if err != nil || res.Records != uint64(len(evs)) || res.TextsChecked != len(evs) {
+		t.Errorf("verify -text: %+v %v; want %d records, each text checked", res, err, len(evs))
+	}
+	if stats, err := st.OutboxStats(context.Background()); err != nil || stats.Pending != 0 {
+		t.Errorf("outbox: %+v %v; want nothing pending", stats, err)
+	}
+}
+
+// TestWorkerAppendsABurstInBatches: a burst of audit events (payment turns
+// of many orders at once) is appended in a few batch appends, not one
+// append per record, and the chain verifies after with every event once;
+// a lone event after it is appended alone, at once.
+func TestWorkerAppendsABurstInBatches(t *testing.T) {
+	const n = 600 // more than one batch (maxBatch)
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := &countingAppends{testStore: e.store()}
+			evs := burst(t, st, n, "PGB")
+			w := newTestWorker(t, st, nil)
+			if got := drainAll(t, w); got != n {
+				t.Fatalf("drained %d; want %d", got, n)
+			}
+			singles, batches := st.calls()
+			t.Logf("%d records in %d batch appends and %d single appends", n, batches, singles)
+			if calls, want := singles+batches, (n+maxBatch-1)/maxBatch; calls > want {
+				t.Errorf("%d records appended in %d store calls (%d batches, %d single); want at most %d", n, calls, batches, singles, want)
+			}
+			wantAllRecorded(t, st, evs)
+
+			lone := mustEvent(t, Action{Time: time.Now(), Name: "order.paid", Client: "shop-bot", User: "oAlice", OrderNo: "PGB00000", AmountFen: 4999}, "")
+			enqueue(t, st, lone)
+			if got := drainAll(t, w); got != 1 {
+				t.Fatalf("lone event: drained %d; want 1", got)
+			}
+			if s2, b2 := st.calls(); s2 != singles+1 || b2 != batches {
+				t.Errorf("lone event: %d single and %d batch appends more; want it appended alone, in one", s2-singles, b2-batches)
+			}
+			if _, err := Verify(context.Background(), st, VerifyOptions{}); err != nil {
+				t.Errorf("verify: %v", err)
+			}
+		})
+	}
+}
+
+// TestWorkerBatchAppliedButUnavailable: a batch append that went through
+// but was reported failed (a replica wait that timed out) is not appended
+// again: the events, taken one at a time, are found in the chain.
+func TestWorkerBatchAppliedButUnavailable(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := &countingAppends{testStore: e.store(), batchFail: 1}
+			evs := burst(t, st, 40, "PGU")
+			w := newTestWorker(t, st, nil)
+			if got := drainAll(t, w); got != len(evs) {
+				t.Fatalf("drained %d; want %d (each found in the chain)", got, len(evs))
+			}
+			if singles, _ := st.calls(); singles != 0 {
+				t.Errorf("%d single appends after the batch that went through; want none (each event is in the chain)", singles)
+			}
+			wantAllRecorded(t, st, evs)
+		})
+	}
+}
+
+// TestWorkerBatchNeverOverwritesARecord: with the head moved back past
+// stored records, a batch whose later place holds a record is refused
+// whole, no record written over or past the head, and each event waits
+// in the outbox (TestAppendNeverOverwritesARecord for one event).
+func TestWorkerBatchNeverOverwritesARecord(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			recs := buildChain(t, e, 4)
+			e.rawSetHead(store.AuditHead{Seq: 3, Hash: recs[2].Hash})
+			st := e.store()
+			ctx := context.Background()
+			// Record 4's place is the batch's first: refused, and nothing
+			// of it lands at 5 and 6 either.
+			evs := burst(t, st, 3, "PGO")
+			w := newTestWorker(t, st, nil)
+			if _, err := w.Drain(ctx); !errors.Is(err, store.ErrExists) {
+				t.Errorf("drain: %v; want it to wrap store.ErrExists", err)
+			}
+			if got := e.rawGet(4); got.Hash != recs[3].Hash || !bytes.Equal(got.Body, recs[3].Body) {
+				t.Errorf("record 4 after the batch: hash %.12s…; want the one stored before, %.12s…", got.Hash, recs[3].Hash)
+			}
+			if got, err := st.ReadAudit(ctx, 5, 10); err != nil || len(got) != 0 {
+				t.Errorf("past record 4: %d records, %v; want none (nothing of the batch written)", len(got), err)
+			}
+			if h, err := st.AuditHead(ctx); err != nil || h.Seq != 3 {
+				t.Errorf("head: %+v %v; want record 3 still", h, err)
+			}
+			if stats, err := st.OutboxStats(ctx); err != nil || stats.Pending != len(evs) {
+				t.Errorf("outbox: %+v %v; want the %d events still pending", stats, err, len(evs))
+			}
+			// The batch store call itself: a refusal at its third place
+			// appends none of the first two.
+			e.rawSetHead(store.AuditHead{Seq: 1, Hash: recs[0].Hash})
+			e.rawDelete(2)
+			e.rawDelete(3)
+			st = e.store() // reopened after the edits
+			h := store.AuditHead{Seq: 1, Hash: recs[0].Hash}
+			var batch []store.AuditRecord
+			for i := range 3 {
+				rec, err := Seal(h, Record{EventID: fmt.Sprintf("b%d", i), AppendedAt: time.Now(), Action: Action{Name: "order.created", OrderNo: "PGO"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = append(batch, rec)
+				h = store.AuditHead{Seq: rec.Seq, Hash: rec.Hash}
+			}
+			if err := st.AppendAuditBatch(ctx, batch); !errors.Is(err, store.ErrExists) {
+				t.Errorf("AppendAuditBatch over record 4: %v; want ErrExists", err)
+			}
+			// (The embedded store's read seeks on to record 4.)
+			if got, err := st.ReadAudit(ctx, 2, 2); err != nil || (len(got) > 0 && got[0].Seq < 4) {
+				t.Errorf("places 2 and 3 after the refused batch: %+v, %v; want none", got, err)
+			}
+			if h, err := st.AuditHead(ctx); err != nil || h.Seq != 1 {
+				t.Errorf("head after the refused batch: %+v %v; want record 1 still", h, err)
+			}
+		})
+	}
+}
