@@ -38,6 +38,11 @@ const (
 	// alone: nothing waits for a batch to fill.
 	maxBatch      = 256
 	maxBatchBytes = 1 << 20
+	// settleAtOnce bounds the events of a batch whose texts and
+	// acknowledgements are written at once (settleAll): on Redis each
+	// holds a connection of the pool (go-redis's default, 10 per CPU)
+	// meanwhile, which the turns share.
+	settleAtOnce = 16
 )
 
 // WorkerOptions configures a Worker.
@@ -439,6 +444,38 @@ func auditRun(due []store.Event) []store.Event {
 	return due[:n]
 }
 
+// settleAll keeps the texts of items, appended (or found in the chain),
+// and acknowledges their events, up to settleAtOnce at a time: they are
+// the heads of as many outbox keys, each its own store write or two, and
+// one after another they were most of a batch's time (on the embedded
+// store, writes waiting together are committed together, with one fsync;
+// on Redis their round trips overlap). Each one's outcome goes to
+// errs[item.i].
+func (w *Worker) settleAll(ctx context.Context, items []batchItem, errs []error) {
+	sem := make(chan struct{}, settleAtOnce)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		if ctx.Err() != nil {
+			errs[it.i] = ctx.Err()
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var err error
+			if it.dup {
+				err = w.duplicate(ctx, it.e, it.seq, it.p)
+			} else {
+				err = w.afterAppended(ctx, it.e, it.seq, it.p)
+			}
+			errs[it.i] = w.settle(ctx, it.e, it.seq, err)
+		}()
+	}
+	wg.Wait()
+}
+
 // batchItem is one event of a batch processRun appends.
 type batchItem struct {
 	i   int // in run
@@ -547,19 +584,7 @@ attempts:
 				k++
 			}
 		}
-		for _, it := range items {
-			if ctx.Err() != nil {
-				errs[it.i] = ctx.Err()
-				continue
-			}
-			var err error
-			if it.dup {
-				err = w.duplicate(ctx, it.e, it.seq, it.p)
-			} else {
-				err = w.afterAppended(ctx, it.e, it.seq, it.p)
-			}
-			errs[it.i] = w.settle(ctx, it.e, it.seq, err)
-		}
+		w.settleAll(ctx, items, errs)
 		items = nil
 		break
 	}

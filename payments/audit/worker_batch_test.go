@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,6 +208,52 @@ func TestWorkerBatchNeverOverwritesARecord(t *testing.T) {
 			if h, err := st.AuditHead(ctx); err != nil || h.Seq != 1 {
 				t.Errorf("head after the refused batch: %+v %v; want record 1 still", h, err)
 			}
+		})
+	}
+}
+
+// overlapAcks holds the first AckEvent until a second one begins, or until
+// a deadline, which it reports.
+type overlapAcks struct {
+	testStore
+	once, closeOnce sync.Once
+	second          chan struct{}
+	calls           atomic.Int64
+	timedOut        atomic.Bool
+}
+
+func (o *overlapAcks) AckEvent(ctx context.Context, key, id string) error {
+	if o.calls.Add(1) == 1 {
+		select {
+		case <-o.second:
+		case <-time.After(10 * time.Second):
+			o.timedOut.Store(true)
+		}
+	} else {
+		o.closeOnce.Do(func() { close(o.second) })
+	}
+	return o.testStore.AckEvent(ctx, key, id)
+}
+
+// TestWorkerSettlesABatchAtOnce: the events of a batch appended together
+// have their texts kept and are acknowledged at once, not one after
+// another: each is a store write or two (two fsyncs a record on the
+// embedded store), and one after another they were most of the audit's lag
+// after a burst, their orders' webhooks waiting behind them.
+func TestWorkerSettlesABatchAtOnce(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := &overlapAcks{testStore: e.store(), second: make(chan struct{})}
+			evs := burst(t, st, 100, "PGS")
+			w := newTestWorker(t, st, nil)
+			if got := drainAll(t, w); got != len(evs) {
+				t.Fatalf("drained %d; want %d", got, len(evs))
+			}
+			if st.timedOut.Load() {
+				t.Errorf("the batch's first acknowledgement waited 10 s and no other began meanwhile; want them at once")
+			}
+			wantAllRecorded(t, st, evs)
 		})
 	}
 }

@@ -209,7 +209,8 @@ func (d *DB) PutAuditText(ctx context.Context, seq uint64, client, user string, 
 	if err != nil {
 		return err
 	}
-	return d.update(ctx, func(tx *bolt.Tx) error {
+	// Group committed: the audit worker keeps a batch's texts at once.
+	return d.batched(ctx, func(tx *bolt.Tx) error {
 		if at := erasedAt(tx, client, user); at != 0 && said.UnixNano() <= at {
 			return nil // erased after it was said
 		}

@@ -551,7 +551,9 @@ func (d *DB) ack(ctx context.Context, key, id string, match func(*store.Event) b
 	if key == "" {
 		key = store.DefaultEventKey
 	}
-	return d.update(ctx, func(tx *bolt.Tx) error {
+	// Group committed: the audit worker acknowledges a batch's events at
+	// once, as the webhook relay does its deliveries.
+	return d.batched(ctx, func(tx *bolt.Tx) error {
 		k, e, err := findEvent(tx, key, id)
 		if err != nil || k == nil || !match(e) {
 			return err
