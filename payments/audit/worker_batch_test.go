@@ -257,3 +257,32 @@ func TestWorkerSettlesABatchAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerBatchWithEventsAlreadyInTheChain: a batch whose events are in
+// part already in the chain (appended by a process that stopped before
+// keeping their texts and acknowledging them) appends the others only,
+// and keeps every text: each event is in the chain once.
+func TestWorkerBatchWithEventsAlreadyInTheChain(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := e.store()
+			first := burst(t, st, 30, "PGD")
+			w := newTestWorker(t, st, nil)
+			w.afterAppend = func(store.Event, uint64) error { return errors.New("stopped before keeping the text") }
+			if _, err := w.Drain(context.Background()); err == nil {
+				t.Fatal("first drain: want the stop")
+			}
+			if h, err := st.AuditHead(context.Background()); err != nil || h.Seq != uint64(len(first)) {
+				t.Fatalf("head after the stop: %+v %v; want the %d records appended", h, err, len(first))
+			}
+			more := burst(t, st, 30, "PGE")
+			// A restarted process, past the stopped events' retry backoff.
+			w2 := newTestWorker(t, st, func(o *WorkerOptions) { o.Now = func() time.Time { return time.Now().Add(time.Minute) } })
+			if got := drainAll(t, w2); got != len(first)+len(more) {
+				t.Fatalf("drained %d; want %d", got, len(first)+len(more))
+			}
+			wantAllRecorded(t, st, append(first, more...))
+		})
+	}
+}
