@@ -428,17 +428,17 @@ func TestRefundNotificationsAsWeChatPaySendsThem(t *testing.T) {
 				return map[string]string{"event": event, "outcome": outcome, "reason": reason}
 			}
 
-			o := paidOrder(t, l.env, "oUser-life-refunds", 2) // 99.98 CNY, refunded 10.00 at a time
+			o := paidOrder(t, l.env, "oUser-life-refunds", 2) // 99.98 CNY, refunded 10.00, 15.00, 12.00 (10.00 again would be the first asked again)
 			first := confirm(o, 1000)
 			ok := l.refundNote(t, o, first, wechatpay.RefundSuccess, 1000)
 			l.check(t, "refund succeeded", o.OrderNo, ok, want{status: 204, order: store.StatusPartiallyRefunded,
 				audit: "refund.succeeded", webhook: webhook.TypeRefundSucceeded, noteID: true, metric: refund(wechatpay.EventRefundSuccess, "applied", "ok")})
 			l.check(t, "its copy", o.OrderNo, ok, want{status: 204, order: store.StatusPartiallyRefunded, metric: refund(wechatpay.EventRefundSuccess, "duplicate", "replay")})
 
-			second := confirm(o, 1000)
+			second := confirm(o, 1500)
 			l.check(t, "the first's copy while the second is in flight", o.OrderNo, l.refundNote(t, o, first, wechatpay.RefundSuccess, 1000),
 				want{status: 204, order: store.StatusRefunding, metric: refund(wechatpay.EventRefundSuccess, "duplicate", "ok")})
-			closed := l.refundNote(t, o, second, wechatpay.RefundClosed, 1000)
+			closed := l.refundNote(t, o, second, wechatpay.RefundClosed, 1500)
 			l.check(t, "refund closed", o.OrderNo, closed, want{status: 204, order: store.StatusPartiallyRefunded,
 				audit: "refund.failed", webhook: webhook.TypeRefundFailed, noteID: true, metric: refund(wechatpay.EventRefundClosed, "applied", "ok")})
 			l.check(t, "its copy", o.OrderNo, closed, want{status: 204, order: store.StatusPartiallyRefunded})
@@ -446,8 +446,8 @@ func TestRefundNotificationsAsWeChatPaySendsThem(t *testing.T) {
 				t.Errorf("refunded_fen %d; want 1000 (the closed refund moved nothing)", got.RefundedFen)
 			}
 
-			third := confirm(o, 1000)
-			stuck := l.refundNote(t, o, third, wechatpay.RefundAbnormal, 1000)
+			third := confirm(o, 1200)
+			stuck := l.refundNote(t, o, third, wechatpay.RefundAbnormal, 1200)
 			l.check(t, "refund abnormal", o.OrderNo, stuck, want{status: 204, order: store.StatusNeedsReview, reason: "refund_abnormal",
 				audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true, metric: refund(wechatpay.EventRefundAbnormal, "review", "refund_abnormal")})
 			l.check(t, "its copy", o.OrderNo, stuck, want{status: 204, order: store.StatusNeedsReview, reason: "refund_abnormal"})

@@ -409,7 +409,7 @@ func TestNotifyRefund(t *testing.T) {
 		}
 		complete(refund(1000))
 		if inFlight {
-			refund(1000)
+			refund(1500) // another refund: 10.00 again would be the first one asked again
 		}
 		no := fmt.Sprintf("RFunasked%04d", 10+i)
 		if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: q.OrderNo, OutRefundNo: no, Refund: 2000, Total: q.AmountFen}); err != nil {

@@ -2,6 +2,7 @@ package payments_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -113,8 +114,10 @@ func TestConcurrentIdenticalRefundProposalsMakeOne(t *testing.T) {
 }
 
 // TestRefundProposalAfterItsAnswerIsNew: once the open proposal is
-// answered (cancelled, used) or has expired, the same request makes a new
-// one; another amount is another proposal all along.
+// cancelled or has expired, the same request makes a new one; once it is
+// used, only after it would have expired (before, the ask is the turn that
+// proposed it sent again, answered with the refund confirmed); another
+// amount is another proposal all along.
 func TestRefundProposalAfterItsAnswerIsNew(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -138,9 +141,17 @@ func TestRefundProposalAfterItsAnswerIsNew(t *testing.T) {
 			if d, err := e.sim.CompleteRefund(ctx, p2.OutRefundNo); err != nil || !d.Acked {
 				t.Fatalf("refund notification: %+v %v", d, err)
 			}
+			// Asked again while the used proposal would still be open: the
+			// turn that proposed it sent again, answered with that refund.
+			_, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "not needed", AmountFen: 2000})
+			var done *payments.AlreadyConfirmedError
+			if !errors.As(err, &done) || done.Result.Proposal.RefundID != p2.RefundID || done.Result.Status != payments.RefundSucceeded {
+				t.Fatalf("asked again after the refund, within the proposal's life: %v; want the refund %s the user confirmed, succeeded", err, p2.RefundID)
+			}
+			e.clock.Advance(payments.DefaultRefundConfirmTTL + time.Second)
 			p3 := propose(t, e, o, 2000)
 			if p3.RefundID == p2.RefundID || p3.OutRefundNo == p2.OutRefundNo {
-				t.Fatalf("asked again after the refund: the used proposal %s", p2.RefundID)
+				t.Fatalf("asked again after the used proposal's life: the used proposal %s", p2.RefundID)
 			}
 			e.clock.Advance(payments.DefaultRefundConfirmTTL + time.Second)
 			p4 := propose(t, e, o, 2000)

@@ -298,11 +298,54 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 				"order_no", o.OrderNo, "amount_fen", amount, "expires_at", open.ExpiresAt)
 			return open, o, nil
 		}
+		var done *RefundResult
+		if req.AmountFen != 0 {
+			if done, err = s.confirmedWithinItsLife(ctx, claim.OrderNo, req); err != nil {
+				return nil, o, err
+			}
+		}
+		if done != nil {
+			s.log.InfoContext(ctx, "refund proposed again after the user confirmed it; answered with that refund, nothing proposed", "refund_id", done.Proposal.RefundID,
+				"order_no", o.OrderNo, "amount_fen", amount, "status", done.Status)
+			return nil, done.Order, &AlreadyConfirmedError{Result: done}
+		}
 		if claim, _, err = s.store.AdvanceClaim(ctx, key, claim.Generation, newRefundID(), ttl); err != nil {
 			return nil, o, fmt.Errorf("claim refund proposal: %w", err)
 		}
 	}
 	return nil, o, fmt.Errorf("record refund proposal: %w: its claim keeps moving", store.ErrConflict)
+}
+
+// confirmedWithinItsLife is the refund of proposal id, the one the claim of
+// req's ask names, when the user confirmed it and it would still be open
+// had they not (before its ExpiresAt): an ask of the same amount of the same
+// order then is the turn that proposed it sent again (a bot's retry, a
+// backend resending the user's message, a second tap), arriving after the
+// user's answer. A new proposal offered the user a second confirm button
+// for the refund they had asked for and confirmed once, which a tap turned
+// into a second refund. nil when it was not confirmed, has lapsed since,
+// or its refund came to nothing (WeChat Pay closed it, or it was refused or
+// undone): a new ask is then a new refund. Only an ask naming its amount is
+// read so (the caller's check): an ask of everything left that comes to
+// the amount of an earlier refund ("the rest" of an order refunded by
+// half) is a new refund, and one sent again after its confirmation finds
+// nothing left, or the refund in progress, as it is.
+func (s *Service) confirmedWithinItsLife(ctx context.Context, id string, req RefundRequest) (*RefundResult, error) {
+	fate, p, err := s.proposalFate(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("read refund proposal %s: %w", id, err)
+	}
+	if fate != fateTaken || p == nil || !s.now().Before(p.ExpiresAt) {
+		return nil, nil
+	}
+	res, ok, err := s.refundState(ctx, req.Client, req.User, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || res.Status == RefundClosed {
+		return nil, nil
+	}
+	return res, nil
 }
 
 // heldOpen is the proposal order o is refunding for when it is still open
@@ -2252,6 +2295,7 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 	}
 	p, o, err := t.svc.ProposeRefund(ctx, RefundRequest{Client: c.Client, User: c.User, OrderNo: no.Str, Reason: reason.Str, AmountFen: fen})
 	out := Outcome{MoneyMoving: true, Executed: true}
+	var confirmed *AlreadyConfirmedError
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrNotOwner):
@@ -2279,6 +2323,19 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 				"(refunds of this order made before it stand, as order_status says)"
 		}
 		out.Result = resultJSON(r)
+		return out
+	case errors.As(err, &confirmed):
+		// The turn that proposed it, sent again after the user's answer:
+		// no second button for the refund they confirmed once.
+		p, st := confirmed.Result.Proposal, confirmed.Result.Status
+		amount := FormatAmount(p.AmountFen, confirmed.Result.Order.Currency)
+		msg := "the user already confirmed this refund of " + amount + "; it is on its way: do not propose it again, and tell the user it is being refunded"
+		if st == RefundSucceeded {
+			msg = "the user already confirmed this refund of " + amount + " and it has been refunded: do not propose it again, and tell the user it is done"
+		}
+		msg += " (a further refund of the same amount, if the user asks for one besides it, can be proposed after " + p.ExpiresAt.UTC().Format(time.RFC3339) + ")"
+		out.Result = resultJSON(map[string]any{"refund_id": p.RefundID, "order_no": p.OrderNo, "amount": amount,
+			"status": "refund_already_confirmed", "refund_status": st, "message": msg})
 		return out
 	case errors.Is(err, ErrRefundWindowPassed):
 		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_refundable", "order_status": string(o.Status),

@@ -551,15 +551,15 @@ func TestRefundDecidedOnAStaleRecordIsRedecided(t *testing.T) {
 			}})
 			ctx := context.Background()
 			o := paidOrder(t, e, "oUser-stale-write", 1) // 49.99
-			first := propose(t, e, o, 1000)
+			first := propose(t, e, o, 1001)              // not p1's 10.00: that would be this one asked again
 			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, first.RefundID); err != nil {
 				t.Fatal(err)
 			}
 			if d, err := e.sim.CompleteRefund(ctx, first.OutRefundNo); err != nil || !d.Acked {
 				t.Fatalf("complete first refund: %+v %v", d, err)
 			}
-			o = e.order(o.OrderNo) // partially_refunded, 10.00
-			p1, p2 := propose(t, e, o, 1000), propose(t, e, o, 2999)
+			o = e.order(o.OrderNo) // partially_refunded, 10.01
+			p1, p2 := propose(t, e, o, 1000), propose(t, e, o, 2998)
 
 			done := make(chan error, 1)
 			go func() {
@@ -573,8 +573,8 @@ func TestRefundDecidedOnAStaleRecordIsRedecided(t *testing.T) {
 			if d, err := e.sim.CompleteRefund(ctx, p1.OutRefundNo); err != nil || !d.Acked {
 				t.Fatalf("complete p1: %+v %v", d, err)
 			}
-			if got := e.order(o.OrderNo); got.Status != store.StatusPartiallyRefunded || got.RefundedFen != 2000 {
-				t.Fatalf("after p1: %s %d; want partially_refunded 2000", got.Status, got.RefundedFen)
+			if got := e.order(o.OrderNo); got.Status != store.StatusPartiallyRefunded || got.RefundedFen != 2001 {
+				t.Fatalf("after p1: %s %d; want partially_refunded 2001", got.Status, got.RefundedFen)
 			}
 			close(h.release)
 			if err := <-done; err != nil {
@@ -585,7 +585,7 @@ func TestRefundDecidedOnAStaleRecordIsRedecided(t *testing.T) {
 			}
 			got := e.order(o.OrderNo)
 			if got.Status != store.StatusRefunded || got.RefundedFen != 4999 {
-				t.Errorf("after 10.00 + 10.00 + 29.99 refunded at WeChat Pay: record says %s, %d fen; want refunded, 4999", got.Status, got.RefundedFen)
+				t.Errorf("after 10.01 + 10.00 + 29.98 refunded at WeChat Pay: record says %s, %d fen; want refunded, 4999", got.Status, got.RefundedFen)
 			}
 		})
 	}
