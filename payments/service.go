@@ -880,6 +880,27 @@ func holdsPurchase(st store.OrderStatus) bool {
 	return Pending(st) || st == store.StatusApprovalRequired
 }
 
+// RepeatsPurchase reports whether CreateOrder of req would hand back an
+// order of its purchase and ask nothing of WeChat Pay: one awaiting
+// payment in req's pay method (or with none asked) or held for a manager in
+// it, or one just paid (already_paid). An order being created (its prepay
+// under way), a switch of pay method, a purchase without such an order or
+// a read that failed is false: CreateOrder may call WeChat Pay then.
+func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
+	if req.Quantity == 0 {
+		req.Quantity = 1
+	}
+	o, _, err := s.boundOrderOf(ctx, req, "")
+	if err != nil || o == nil {
+		return false
+	}
+	switch o.Status {
+	case store.StatusAwaitingPayment, store.StatusApprovalRequired:
+		return req.KeepPayMethod || o.PayMethod == req.PayMethod
+	}
+	return s.justPaid(o, s.now())
+}
+
 // justPaid reports whether o was paid within the dedupe window before now
 // and its money is still kept (paid, refunding, partially_refunded, or
 // under review, as CreateOrder answers a claimed order): a repeated ask for
