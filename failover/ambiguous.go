@@ -19,6 +19,7 @@ var completionLevel = func() *jsonscan.Level {
 	}}
 	message := &jsonscan.Level{Fields: []jsonscan.Field{
 		{Name: "content"}, {Name: "tool_calls", Below: call, Elements: true},
+		{Name: "function_call", Below: jsonscan.LegacyCall},
 		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "reasoning_details"},
 	}}
 	choice := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "index"}, {Name: "message", Below: message}, {Name: "finish_reason"}}}

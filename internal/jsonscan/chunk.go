@@ -22,10 +22,20 @@ var Chunk = chunkLevel(UsageCounts)
 // than skip the answer's last words and finish that often ride with it.
 var ChunkButCounts = chunkLevel(nil)
 
+// LegacyCall is the level of a legacy function_call, in a chunk's delta or
+// a completion's message: its name says whether it is a payment call,
+// held back and run, or the bot's, handed on, and its arguments are what
+// a payment call runs with. Unlike a tool call's name (Field.Unchecked:
+// the proxy refuses a call that names itself twice), neither is checked
+// by its reader: paygate read the first copy and ran create_order
+// {"quantity":1} where the bot's parser read a second copy's 12, or the
+// name of the bot's own function.
+var LegacyCall = &Level{Fields: []Field{{Name: "name"}, {Name: "arguments"}}}
+
 func chunkLevel(usage *Level) *Level {
 	call := &Level{Fields: []Field{{Name: "index"}, {Name: "id"}, {Name: "type"}}}
 	delta := &Level{Fields: []Field{
-		{Name: "role"}, {Name: "content"}, {Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call"},
+		{Name: "role"}, {Name: "content"}, {Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call", Below: LegacyCall},
 		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "refusal"}, {Name: "reasoning_details"},
 	}}
 	choice := &Level{Fields: []Field{{Name: "index"}, {Name: "delta", Below: delta}, {Name: "finish_reason"}, {Name: "usage", Below: usage}}}
