@@ -338,6 +338,7 @@ func (c *Capture) legacyCall(v string) bool {
 	}
 	if a := fc.Get("arguments"); a.Type == gjson.String {
 		c.legacy.args = append(c.legacy.args, a.Raw[1:len(a.Raw)-1]...) // escapes kept, as a slot's
+		c.argBytes += len(a.Raw) - 2                                    // held, as a slot's (Held)
 	}
 	return true
 }
