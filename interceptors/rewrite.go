@@ -336,10 +336,19 @@ func (c *Capture) legacyCall(v string) bool {
 	if !c.legacy.pay {
 		return false
 	}
-	if a := fc.Get("arguments"); a.Type == gjson.String {
+	n := len(c.legacy.args)
+	switch a := fc.Get("arguments"); {
+	case a.Type == gjson.String:
 		c.legacy.args = append(c.legacy.args, a.Raw[1:len(a.Raw)-1]...) // escapes kept, as a slot's
-		c.argBytes += len(a.Raw) - 2                                    // held, as a slot's (Held)
+	case a.IsObject() || a.IsArray():
+		// Sent as a JSON value, not a string, as a tool call's may be
+		// (parseEntry's argsJSON): its text, escaped as a slot's. Taken
+		// as strings only, create_order ran with none where the same
+		// answer not streamed made the order.
+		q := jsonstr.Append(nil, a.Raw)
+		c.legacy.args = append(c.legacy.args, q[1:len(q)-1]...)
 	}
+	c.argBytes += len(c.legacy.args) - n // held, as a slot's (Held)
 	return true
 }
 
