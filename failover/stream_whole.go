@@ -204,7 +204,7 @@ read:
 	if gap && b.callPieces > gapPieces {
 		lost++
 	}
-	if lost > 0 && b.hasCalls() {
+	if lost > 0 && (b.hasCalls() || b.saysCalls()) {
 		// A skipped event may have held a piece of a tool call's
 		// arguments, and what is left can still be valid arguments the
 		// model did not make ({"sku":"a"} without its lost
@@ -1018,6 +1018,21 @@ func (b *completionBuilder) finished() bool {
 func (b *completionBuilder) hasCalls() bool {
 	for _, c := range b.choices {
 		if len(c.calls) > 0 || c.function != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// saysCalls reports whether a choice's finish_reason says it made tool
+// calls ("tool_calls", or the legacy "function_call"): with an event
+// skipped before it and no call read, the call was in what was skipped (a
+// chunk naming its arguments twice holds a whole call), and the answer
+// assembled without it is a finish of calls with none, which the bot's SDK
+// waits on for a call that never comes.
+func (b *completionBuilder) saysCalls() bool {
+	for _, c := range b.choices {
+		if c.finish == `"tool_calls"` || c.finish == `"function_call"` {
 			return true
 		}
 	}

@@ -33,7 +33,14 @@ var ChunkButCounts = chunkLevel(nil)
 var LegacyCall = &Level{Fields: []Field{{Name: "name"}, {Name: "arguments"}}}
 
 func chunkLevel(usage *Level) *Level {
-	call := &Level{Fields: []Field{{Name: "index"}, {Name: "id"}, {Name: "type"}}}
+	// A call's function and custom are its reader's to check, and their
+	// name (parseEntry refuses a call that names itself twice); their
+	// arguments and input are read by no one else: the capture took a
+	// repeated one's last copy, the events' assembler its first, and
+	// either only the exact name, where Go's encoding/json takes any case.
+	text := &Level{Fields: []Field{{Name: "arguments"}, {Name: "input"}}}
+	call := &Level{Fields: []Field{{Name: "index"}, {Name: "id"}, {Name: "type"},
+		{Name: "function", Below: text, Unchecked: true}, {Name: "custom", Below: text, Unchecked: true}}}
 	delta := &Level{Fields: []Field{
 		{Name: "role"}, {Name: "content"}, {Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call", Below: LegacyCall},
 		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "refusal"}, {Name: "reasoning_details"},
