@@ -144,6 +144,39 @@ func FencedObject(args string) (string, bool) {
 	return args, false
 }
 
+// EncodedObject returns the one JSON object that args, a JSON string,
+// holds and nothing else (white space around either allowed), and true;
+// args and false for any other arguments. Some models and servers
+// serialize arguments already serialized, so the object comes encoded
+// twice (vLLM's hermes parser with Granite 4, vllm-project/vllm#54964;
+// Qwen2.5 in FoundationAgents/OpenManus#989). A string holding an array,
+// text, another string or more than the object is not read: which part
+// is the call is not for a reader to guess. Arguments nested deeper than
+// MaxNesting are left as they are.
+func EncodedObject(args string) (string, bool) {
+	i := jsonscan.SkipSpace(args, 0)
+	if i == len(args) || args[i] != '"' || jsonstr.NestedOver(args, MaxNesting) || !gjson.Valid(args) {
+		return args, false
+	}
+	inner := gjson.Parse(args)
+	if inner.Type != gjson.String {
+		return args, false
+	}
+	s := inner.Str
+	j := jsonscan.SkipSpace(s, 0)
+	if j == len(s) || s[j] != '{' || jsonstr.NestedOver(s, MaxNesting) {
+		return args, false
+	}
+	end := jsonscan.SkipValue(s, j)
+	if end < 0 || jsonscan.SkipSpace(s, end) != len(s) {
+		return args, false
+	}
+	if one := s[j:end]; gjson.Valid(one) {
+		return one, true
+	}
+	return args, false
+}
+
 // ParsableArguments returns calls with the arguments that are not JSON (a
 // call cut by max_tokens: `{"sku":"prem`; a Python-style dict) replaced by
 // "{}", for the payment calls of an assistant message paygate sends a

@@ -136,3 +136,66 @@ func TestFencedPaymentArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodedPaymentArguments: a payment call whose arguments are a JSON
+// string holding one JSON object, the object encoded twice, runs as that
+// object. Models and servers that serialize arguments already serialized
+// (vLLM's hermes parser with Granite 4, vllm-project/vllm#54964; Qwen2.5,
+// FoundationAgents/OpenManus#989) had every create_order refused as not a
+// JSON object, and the user, asked to confirm, was refused again turn after
+// turn, the model writing its calls so each time. A string holding
+// anything else (an array, text, a string again, an object and more) is
+// not read: which part is the call is not for a reader to guess.
+func TestEncodedPaymentArguments(t *testing.T) {
+	const one = `{"sku":"premium-monthly","quantity":2}`
+	tests := []struct {
+		name, args string
+		made       bool
+	}{
+		{"an object encoded twice", strconv.Quote(one), true},
+		{"with white space", " " + strconv.Quote("\n"+one+" ") + "\n", true},
+		{"a string holding an array", strconv.Quote(`[` + one + `]`), false},
+		{"a string holding text", strconv.Quote(`buy ` + one), false},
+		{"a string holding two objects", strconv.Quote(one + one), false},
+		{"an object encoded three times", strconv.Quote(strconv.Quote(one)), false},
+		{"a string holding no JSON", strconv.Quote(`{"sku":"premium-monthly",}`), false},
+	}
+	st := testdrivers.Open(t, "embedded", nil)
+	sim, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{}, AttemptTimeout: 5 * time.Second,
+		Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}}})
+	for i, tc := range tests {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "", true: ", stream"}[stream], func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":`+strconv.Quote(tc.args)+`}}]`),
+					textRound(stream, "Done.")))
+				_, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc}, nil)
+				user := "o-encoded-args-" + strconv.Itoa(i) + "-" + strconv.FormatBool(stream) + "-0123456789"
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": user})
+				body := readAll(t, resp.Body)
+				seen := fp.requests()
+				if len(seen) != 2 {
+					t.Fatalf("%d upstream requests; want 2\n%s", len(seen), body)
+				}
+				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
+				no := gjson.Get(result, "order_no").Str
+				if made := no != ""; made != tc.made {
+					t.Fatalf("order made: %v; want %v; the call's result: %s", made, tc.made, result)
+				}
+				sent := gjson.GetBytes(seen[1].Body, `messages.#(role=="assistant").tool_calls.0.function.arguments`).Str
+				if !tc.made {
+					if sent != "{}" {
+						t.Errorf("the provider got the refused call's arguments back as %q; want {}", sent)
+					}
+					return
+				}
+				if sent != one {
+					t.Errorf("the provider got the call's arguments back as %q; want %q", sent, one)
+				}
+				tx, ok := sim.Order(no)
+				if !ok || tx.Amount.Total != 2*4999 {
+					t.Errorf("WeChat Pay has order %s at %+v (found %v); want 2 x 4999 fen", no, tx.Amount, ok)
+				}
+			})
+		}
+	}
+}

@@ -1437,8 +1437,8 @@ func (t *turn) isPaymentCall(name string) bool {
 
 // readPaymentCalls gives a round's payment calls the payment tool's own
 // name (paymentCallName), and arguments that are one object repeated
-// (interceptors.RepeatedObject) or fenced (interceptors.FencedObject) that
-// object, bare and once: their checks, execution, metrics and the
+// (interceptors.RepeatedObject), fenced (interceptors.FencedObject) or
+// encoded twice (interceptors.EncodedObject) that object, bare and once: their checks, execution, metrics and the
 // assistant message the provider gets back read them so. A harmony-wrapped
 // name sent back would teach the model its own garble.
 func (t *turn) readPaymentCalls(calls []interceptors.ToolCall) {
@@ -1455,6 +1455,9 @@ func (t *turn) readPaymentCalls(calls []interceptors.ToolCall) {
 			c.Arguments = one
 		} else if one, ok := interceptors.FencedObject(c.Arguments); ok {
 			t.s.log.Info("payment call's arguments were one object in a code fence; read without it", "request_id", reqInfo(t.r).id, "tool", c.Name)
+			c.Arguments = one
+		} else if one, ok := interceptors.EncodedObject(c.Arguments); ok {
+			t.s.log.Info("payment call's arguments were one object encoded twice, in a JSON string; read once", "request_id", reqInfo(t.r).id, "tool", c.Name)
 			c.Arguments = one
 		}
 	}

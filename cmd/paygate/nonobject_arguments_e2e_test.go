@@ -63,8 +63,8 @@ func objectArgsProvider(t *testing.T, args string) *httptest.Server {
 }
 
 // TestNonObjectPaymentArgumentsGetTheClarification: a create_order whose
-// arguments are JSON but no object (an array, a string holding the
-// object, null, a number) is no call paygate can run, and the model is
+// arguments are JSON but no object (an array, a string holding an array,
+// null, a number) is no call paygate can run, and the model is
 // told to ask the user. Its arguments went back to the provider as the
 // model wrote them, being valid JSON, and a provider that takes a call's
 // arguments only as an object (SGLang, Gemini) answered the next round
@@ -73,7 +73,7 @@ func objectArgsProvider(t *testing.T, args string) *httptest.Server {
 func TestNonObjectPaymentArgumentsGetTheClarification(t *testing.T) {
 	for _, args := range []string{
 		`["premium-monthly"]`,
-		`"{\"sku\":\"premium-monthly\"}"`,
+		`"[\"premium-monthly\"]"`, // a string holding the object is that object (interceptors.EncodedObject)
 		`null`,
 		`2`,
 	} {
