@@ -166,3 +166,46 @@ func TestLostEventRoundsPaymentCallsCounted(t *testing.T) {
 		t.Errorf("tool calls create_order not_executed: %v; want 1", got)
 	}
 }
+
+// TestStreamedCallsFinishWithTheirCallLost: a stream whose one tool call
+// came in an event paygate skipped (truncated, or naming a member two
+// ways: the call's arguments twice, two "choices") and whose finish says
+// it made calls ("tool_calls", or the legacy "function_call") has no call
+// left to hand on or run. The bot got that finish with no call, an answer
+// its SDK reads as calls to run and finds none of, the model's call lost
+// without a word. It ends with an upstream_malformed_response error
+// event, as a round whose lost event may have held a piece of the bot's
+// own call does; a finish of "stop" after a skipped event is still the
+// answer.
+func TestStreamedCallsFinishWithTheirCallLost(t *testing.T) {
+	const head = `data: {"id":"q1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	role := head + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n"
+	call := `{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]}`
+	tests := []struct {
+		name, skipped, finish string
+		malformed             bool
+	}{
+		{"a truncated event", head + `[{"index":0,"delta":` + call + `,"finish_reason":null}` + "\n\n", "tool_calls", true},
+		{"choices twice", head + `[],"choices":[{"index":0,"delta":` + call + `,"finish_reason":null}]}` + "\n\n", "tool_calls", true},
+		{"a legacy call's arguments twice", head + `[{"index":0,"delta":{"function_call":{"name":"create_order","arguments":"{}","arguments":"{}"}},"finish_reason":null}]}` + "\n\n", "function_call", true},
+		{"text, then stop", head + `[],"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}` + "\n\n", "stop", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			finish := head + `[{"index":0,"delta":{},"finish_reason":"` + tc.finish + `"}]}` + "\n\n"
+			fp := newFakeProvider(t, rawPieces(role, tc.skipped, finish, "data: [DONE]\n\n"))
+			tools := &recordingTools{}
+			url := toolsProxy(t, fp.URL, tools, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if ex := tools.executed(); len(ex) != 0 {
+				t.Errorf("executed %q", ex)
+			}
+			finished := strings.Contains(body, `"finish_reason":"`+tc.finish+`"`)
+			malformed := strings.Contains(body, `"code":"upstream_malformed_response"`)
+			if finished == tc.malformed || malformed != tc.malformed {
+				t.Errorf("stream %s; want the finish %v, an upstream_malformed_response error %v", body, !tc.malformed, tc.malformed)
+			}
+		})
+	}
+}

@@ -693,12 +693,15 @@ func (t *turn) stream() {
 			t.strayCalls(res.StrayCalls)
 		}
 		t.endRound(round, resp, res.ID, res.Model, res.Created, res.Usage, res.UsageJSON)
-		if res.Lost && len(res.ClientCalls) > 0 {
+		if res.Lost && (len(res.ClientCalls) > 0 || len(res.PaymentCalls) == 0 && saysCalls(res.FinishReason)) {
 			// An event skipped unread may have held a piece of the bot's
 			// own call's arguments, and what is left can still read as a
 			// call the model did not make ({"city":"Paris"} without its
 			// lost `,"unit":"F"`): no finish tells the bot to run it, as
-			// no payment call of such a round runs (Damaged).
+			// no payment call of such a round runs (Damaged). Nor does
+			// a finish of calls none of which is left, the call whole in
+			// the event skipped (one naming a member two ways): handed
+			// on, the bot read calls to run and found none.
 			t.s.log.Warn("client tool calls from a round with an unreadable event not handed on", "request_id", reqInfo(t.r).id, "calls", len(res.ClientCalls))
 			for _, c := range res.PaymentCalls {
 				// Not run, as execute counts a Damaged call.
@@ -1352,6 +1355,12 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}
 	return msgs
+}
+
+// saysCalls reports whether a round's finish_reason says it made tool
+// calls: "tool_calls", or the legacy "function_call".
+func saysCalls(reason string) bool {
+	return reason == "tool_calls" || reason == "function_call"
 }
 
 // executeUnlessCut runs c as execute does, and waits for its outcome unless
