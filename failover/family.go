@@ -79,9 +79,14 @@ func isMistralAPI(baseURL string) bool {
 // on Mistral's own API, without stream_options (withoutStreamOptions); for
 // any other, with
 // Mistral's thinking blocks left out of the assistant messages that carry
-// them (thinkingAsText). body itself is never modified; when nothing
-// changes, body itself is returned.
+// them (thinkingAsText); for every target, with an assistant message that
+// holds only a refusal holding it as its content (refusalAsContent). body
+// itself is never modified; when nothing changes, body itself is returned.
 func (t *target) adaptMessages(body []byte) ([]byte, error) {
+	body, err := refusalAsContent(body)
+	if err != nil {
+		return nil, err
+	}
 	if t.mistral {
 		out, err := mistralAssistants(body)
 		if err != nil {
@@ -328,6 +333,83 @@ func thinkingAsText(body []byte) ([]byte, error) {
 	}
 	return splice(body, edits)
 }
+
+// refusalAsContent returns body with each assistant message that has a
+// refusal (text, not empty) and no calls (tool_calls, function_call)
+// holding the refusal as its content, in the refusal's place among its
+// members, every other member as it came: the refusal alone where the
+// message has no content (null, absent, "" or []), after a text content
+// that does not already say it as a paragraph of its own (a content of
+// parts beside a refusal is left as it came). Such a message is what a
+// bot keeps of an answer paygate ended with its clarification as the
+// refusal (a json_schema turn whose rounds are spent; streamed, after the
+// rounds' text) or of an OpenAI model's refusal, pushed into its history
+// as the SDK gave it, and its next request carries it before the user's
+// answer. DeepSeek's API answers it 400 "Invalid assistant message:
+// content or tool_calls must be set", Mistral's 400 "Assistant message
+// must have either content or tool_calls, but not none." (once
+// mistralAssistants left the refusal out), Ollama's 400 "invalid message content
+// type: <nil>", vLLM's with Mistral's tokenizer 400 "Invalid assistant
+// message: … content=None tool_calls=None"; Mistral's API leaves out a
+// refusal beside text (mistralAssistants: it refuses the member), and a
+// server that takes it and reads no refusal gives its model a
+// conversation where the user answers a question nobody asked. OpenAI's own targets get the same: family
+// openai is also every server that takes OpenAI's schema (Ollama, vLLM,
+// DashScope), which no family tells apart from OpenAI; OpenAI takes an
+// assistant's content as text whatever it says, and documents content as
+// required unless the message has calls, where what its model reads of a
+// refusal beside it is not documented. The text moves (a copy left in the
+// refusal could be read twice), and the model reads as its own words the
+// question it asked.
+func refusalAsContent(body []byte) ([]byte, error) {
+	if !refusalKey.In(body) {
+		return body, nil
+	}
+	var edits []edit
+	i := 0
+	gjson.Get(unsafeString(body), "messages").ForEach(func(_, m gjson.Result) bool {
+		defer func() { i++ }()
+		if !m.IsObject() || m.Get("role").Str != "assistant" {
+			return true
+		}
+		r, c := m.Get("refusal"), m.Get("content")
+		if r.Type != gjson.String || r.Str == "" || hasCalls(m.Get("tool_calls")) || hasCalls(m.Get("function_call")) {
+			return true
+		}
+		text := r.Raw
+		switch {
+		case !c.Exists() || c.Type == gjson.Null || c.Type == gjson.String && c.Str == "" || c.IsArray() && len(c.Array()) == 0:
+		case c.Type == gjson.String && !strings.Contains(c.Str, r.Str):
+			text = string(appendQuoted(nil, c.Str+"\n\n"+r.Str))
+		default:
+			return true
+		}
+		out := []byte{'{'}
+		m.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "content":
+				return true
+			case "refusal":
+				k.Raw, v.Raw = `"content"`, text
+			}
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(append(append(out, k.Raw...), ':'), v.Raw...)
+			return true
+		})
+		edits = append(edits, edit{path: fmt.Sprintf("messages.%d", i), at: m.Index, end: m.Index + len(m.Raw), old: m.Raw, raw: append(out, '}')})
+		return true
+	})
+	if len(edits) == 0 {
+		return body, nil
+	}
+	return splice(body, edits)
+}
+
+// refusalKey finds a body that may hold an assistant's refusal
+// (jsonscan.Finder says why not bytes.Contains).
+var refusalKey = jsonscan.NewFinder(`"refusal"`)
 
 // thinkingKey finds a body that may hold a thinking block
 // (jsonscan.Finder says why not bytes.Contains).

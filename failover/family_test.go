@@ -245,3 +245,47 @@ func TestMistralAdaptationAllocationFree(t *testing.T) {
 		t.Errorf("adaptMessages allocates %v times for a conversation it leaves as it is; want 0", allocs)
 	}
 }
+
+// TestRefusalAsContent: an assistant message with a refusal and neither
+// content nor calls (a bot's history of a json_schema turn paygate ended
+// with its clarification, or of an OpenAI model's refusal) holds the
+// refusal as its content, in its place, and one whose text content does
+// not say it holds it after that text; every other message stays byte
+// for byte, and a history of OpenAI's "refusal": null members is the body
+// itself, without an allocation.
+func TestRefusalAsContent(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"role":"assistant","content":null,"refusal":"Which plan?"}`, `{"role":"assistant","content":"Which plan?"}`},
+		{`{"role":"assistant","refusal":"Which plan?","parsed":null}`, `{"role":"assistant","content":"Which plan?","parsed":null}`},
+		{`{"role": "assistant", "content": "", "refusal": "Which plan?", "tool_calls": []}`, `{"role":"assistant","content":"Which plan?","tool_calls":[]}`},
+		{`{"role":"assistant","content":[],"refusal":"Which \"plan\"?"}`, `{"role":"assistant","content":"Which \"plan\"?"}`},
+		{`{"role":"assistant","content":"On it.","refusal":"Which plan?"}`, `{"role":"assistant","content":"On it.\n\nWhich plan?"}`},
+		{`{"role":"assistant","content":"I can't help with that.","refusal":"I can't help with that."}`, `{"role":"assistant","content":"I can't help with that.","refusal":"I can't help with that."}`},
+		{`{"role":"assistant","content":[{"type":"text","text":"On it."}],"refusal":"Which plan?"}`, `{"role":"assistant","content":[{"type":"text","text":"On it."}],"refusal":"Which plan?"}`},
+		{`{"role":"assistant","content":null,"refusal":"Which plan?","tool_calls":[{"id":"a"}]}`, `{"role":"assistant","content":null,"refusal":"Which plan?","tool_calls":[{"id":"a"}]}`},
+		{`{"role":"assistant","content":null,"refusal":"x","function_call":{"name":"f"}}`, `{"role":"assistant","content":null,"refusal":"x","function_call":{"name":"f"}}`},
+		{`{"role":"assistant","content":null,"refusal":""}`, `{"role":"assistant","content":null,"refusal":""}`},
+		{`{"role":"user","content":null,"refusal":"x"}`, `{"role":"user","content":null,"refusal":"x"}`},
+	} {
+		body := `{"messages":[{"role":"user","content":"hi"}, ` + tc.in + `]}`
+		got, err := refusalAsContent([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `{"messages":[{"role":"user","content":"hi"}, ` + tc.want + `]}`
+		if string(got) != want {
+			t.Errorf("refusalAsContent(%s)\n = %s\nwant %s", body, got, want)
+		}
+	}
+	body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Hello.","refusal":null,"annotations":[]},{"role":"user","content":"buy"}]}`)
+	tg := &target{}
+	allocs := testing.AllocsPerRun(100, func() {
+		out, err := tg.adaptMessages(body)
+		if err != nil || &out[0] != &body[0] {
+			t.Fatalf("adaptMessages: %v, %s; want the body itself", err, out)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("adaptMessages allocates %v times for a history of refusal null; want 0", allocs)
+	}
+}

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,5 +153,75 @@ func TestStructuredOutputsParseAfterASpokenPaymentRound(t *testing.T) {
 	res := gjson.ParseBytes(nodeChat(t, url, "parse"))
 	if res.Get("error").Exists() || res.Get("parsed.reply").Str != "Your order is ready: tap Pay." || a.sim.OrderCount() != 1 {
 		t.Errorf("the SDK read %s, %d orders; want parsed.reply of the last round and one order", res.Raw, a.sim.OrderCount())
+	}
+}
+
+// TestStructuredOutputsRefusalInHistory: a bot on the Node SDK's
+// structured outputs that pushes each answer's message into its history
+// sends the refusal a spent turn ended with (content null, the
+// clarification as the refusal) back before the user's answer. A provider
+// that refuses an assistant message without content or calls, as
+// DeepSeek's API does (400 "Invalid assistant message: content or
+// tool_calls must be set"; Mistral's, Ollama and vLLM alike), answers the
+// next turn, and its model reads the question it asked as the message's
+// content.
+func TestStructuredOutputsRefusalInHistory(t *testing.T) {
+	script := func(body string) scriptRound {
+		if !strings.Contains(body, "Premium monthly, one.") {
+			n := strconv.Itoa(rounds(body))
+			return shapedRound("q"+n, "", "query_order", `{"order_no":"PG-NONE-`+n+`"}`, 100, 5)
+		}
+		return shapedRound("a1", `{"reply":"Ordering premium monthly."}`, "", "", 150, 10)
+	}
+	for _, mode := range []string{"parse-history", "parse-stream-history"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			up := newScriptedProvider(t, script)
+			deepseek := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				bare := false
+				gjson.GetBytes(b, "messages").ForEach(func(_, m gjson.Result) bool {
+					c := m.Get("content")
+					bare = m.Get("role").Str == "assistant" && m.Get("tool_calls.#").Int() == 0 && (c.Type == gjson.Null || c.Type == gjson.String && c.Str == "")
+					return !bare
+				})
+				if bare {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusBadRequest)
+					_, _ = io.WriteString(w, `{"error":{"message":"Invalid assistant message: content or tool_calls must be set","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}`)
+					return
+				}
+				req, _ := http.NewRequest(r.Method, up.URL+r.URL.RequestURI(), bytes.NewReader(b))
+				req.Header = r.Header.Clone()
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					w.WriteHeader(http.StatusBadGateway)
+					return
+				}
+				defer resp.Body.Close()
+				w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+				w.WriteHeader(resp.StatusCode)
+				_, _ = io.Copy(w, resp.Body)
+			}))
+			t.Cleanup(deepseek.Close)
+			url, _ := paymentApp(t, deepseek.URL, "")
+			res := gjson.ParseBytes(nodeChat(t, url, mode))
+			if res.Get("kept.refusal").Str != config.DefaultClarification {
+				t.Fatalf("the bot kept %s; want the clarification as the refusal", res.Get("kept").Raw)
+			}
+			if res.Get("error").Exists() || res.Get("parsed.reply").Str != "Ordering premium monthly." {
+				t.Fatalf("the next turn: the SDK read %s; want parsed.reply", res.Raw)
+			}
+			reqs := up.requests()
+			last := reqs[len(reqs)-1]
+			asked := false
+			gjson.Get(last, "messages").ForEach(func(_, m gjson.Result) bool {
+				asked = asked || m.Get("role").Str == "assistant" && strings.HasSuffix(m.Get("content").Str, config.DefaultClarification)
+				return true
+			})
+			if !asked {
+				t.Errorf("the model got the messages %s; want the question asked as an assistant's content", gjson.Get(last, "messages").Raw)
+			}
+		})
 	}
 }

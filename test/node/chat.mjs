@@ -129,6 +129,26 @@ async function main(mode = process.argv[2]) {
     return { content: m.content ?? null, parsed: m.parsed ?? null, refusal: m.refusal ?? null, finish: r.choices[0].finish_reason,
       usage: r.usage ?? null, paygate: r.paygate ?? null };
   }
+  if (mode === "parse-history" || mode === "parse-stream-history") {
+    // A bot on structured outputs that keeps each answer's message in its
+    // history as the SDK gave it (completion.choices[0].message, parsed and
+    // refusal included) and sends the user's next words after it.
+    const format = zodResponseFormat(z.object({ reply: z.string() }), "reply");
+    const ask = (msgs) => mode === "parse-history" ? client.chat.completions.parse({ model: process.env.PAYGATE_MODEL, messages: msgs, response_format: format }, { headers })
+      : client.chat.completions.stream({ model: process.env.PAYGATE_MODEL, messages: msgs, response_format: format }, { headers }).finalChatCompletion();
+    const history = [...messages];
+    let first, r;
+    try {
+      first = await ask(history);
+      history.push(first.choices[0].message);
+      history.push({ role: "user", content: "Premium monthly, one." });
+      r = await ask(history);
+    } catch (err) {
+      return { kept: first?.choices[0].message ?? null, error: String(err), status: err.status ?? null };
+    }
+    const m = r.choices[0].message;
+    return { kept: first.choices[0].message, content: m.content ?? null, parsed: m.parsed ?? null, refusal: m.refusal ?? null, finish: r.choices[0].finish_reason };
+  }
   if (mode === "run-tools" || mode === "run-tools-stream") {
     // The SDK's tool loop with a function tool of the bot's own: the SDK
     // runs every tool call it gets, so a payment call that reached it would
