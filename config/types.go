@@ -620,10 +620,10 @@ type Rules struct {
 	// MaxPaymentCallsPerMinute limits payment tool calls per user of one
 	// client in any minute (a sliding window; a refused call is not
 	// counted). Past it, a create_order that asks again for its
-	// purchase's order (awaiting payment in its pay method, held for a
-	// manager, or just paid: a turn the bot's SDK or backend sent again)
-	// still gets that order, which reaches no WeChat Pay. Default 10; at
-	// least 1.
+	// purchase's order (awaiting payment in its pay method or held for a
+	// manager, before its deadline, or just paid: a turn the bot's SDK or
+	// backend sent again) still gets that order, which reaches no WeChat
+	// Pay. Default 10; at least 1.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
 	// ApprovalTTL is how long an order above approval_above waits for a
 	// manager; after it the order expires and can be neither approved nor

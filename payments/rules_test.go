@@ -421,6 +421,47 @@ func TestMaxPaymentCallsPerMinute(t *testing.T) {
 	}
 }
 
+// TestPastTheLimitAnExpiredOrderIsNoRepeat: past
+// max_payment_calls_per_minute a create_order still runs when it only asks
+// again for its purchase's order (RepeatsPurchase), which reaches no WeChat
+// Pay. An order awaiting payment past its deadline that no sweep closed
+// yet is no such order: create_order asks WeChat Pay about it, closes it
+// there and opens a new one. Past the limit that call is refused, and
+// nothing reaches WeChat Pay.
+func TestPastTheLimitAnExpiredOrderIsNoRepeat(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+				o.Rules.MaxPaymentCallsPerMinute = 1
+			}})
+			tools := newTools(e)
+			u := caller("oUser-rate-expired")
+			first := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`)
+			no, _ := first.result["order_no"].(string)
+			if first.result["status"] != "awaiting_payment" || no == "" {
+				t.Fatalf("create_order: %s", first.out.Result)
+			}
+			e.clock.Advance(payments.DefaultOrderTTL + time.Minute) // past its deadline; no sweep runs
+			if tc := call(t, tools, u, "query_order", `{"order_no":"PG000000000000none"}`); tc.result["status"] != "not_found" {
+				t.Fatalf("query_order (the minute's one call): %s", tc.out.Result)
+			}
+			before := len(e.sim.Requests())
+			tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`)
+			var reached []string
+			for _, r := range e.sim.Requests()[before:] {
+				reached = append(reached, r.Op+" "+r.OutTradeNo)
+			}
+			if tc.result["status"] != "rate_limited" || len(reached) != 0 {
+				t.Errorf("create_order past the limit for a purchase whose order %s expired: %s, WeChat Pay asked %d times %v; want rate_limited and none",
+					no, tc.out.Result, len(reached), reached)
+			}
+			if n := e.sim.OrderCount(); n != 1 {
+				t.Errorf("%d orders at WeChat Pay; want 1", n)
+			}
+		})
+	}
+}
+
 // TestPaymentCallsPerMinuteInAnyMinute: the cap holds in any minute. A
 // window started by the first call let a call at its start, two at its
 // end and three at the next one's start through: five calls within half a

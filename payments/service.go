@@ -883,9 +883,12 @@ func holdsPurchase(st store.OrderStatus) bool {
 // RepeatsPurchase reports whether CreateOrder of req would hand back an
 // order of its purchase and ask nothing of WeChat Pay: one awaiting
 // payment in req's pay method (or with none asked) or held for a manager in
-// it, or one just paid (already_paid). An order being created (its prepay
-// under way), a switch of pay method, a purchase without such an order or
-// a read that failed is false: CreateOrder may call WeChat Pay then.
+// it, before its deadline, or one just paid (already_paid). An order being
+// created (its prepay under way), one past its deadline that no sweep
+// closed yet (CreateOrder asks WeChat Pay about it, closes it there and
+// opens the purchase's next order: 3 calls), a switch of pay method, a
+// purchase without such an order or a read that failed is false:
+// CreateOrder may call WeChat Pay then.
 func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
 	if req.Quantity == 0 {
 		req.Quantity = 1
@@ -895,8 +898,10 @@ func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
 		return false
 	}
 	switch o.Status {
-	case store.StatusAwaitingPayment, store.StatusApprovalRequired:
-		return req.KeepPayMethod || o.PayMethod == req.PayMethod
+	case store.StatusAwaitingPayment:
+		return !s.expired(o) && (req.KeepPayMethod || o.PayMethod == req.PayMethod)
+	case store.StatusApprovalRequired:
+		return !s.heldExpired(o) && (req.KeepPayMethod || o.PayMethod == req.PayMethod)
 	}
 	return s.justPaid(o, s.now())
 }
