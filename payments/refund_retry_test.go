@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -163,6 +164,54 @@ func TestRefundProposalAfterItsAnswerIsNew(t *testing.T) {
 			}
 			if open, err := e.svc.OpenRefunds(ctx, "shop-bot", o.User); err != nil || len(open) != 1 || open[0].RefundID != p4.RefundID {
 				t.Errorf("open proposals %v, %v; want only %s", open, err, p4.RefundID)
+			}
+		})
+	}
+}
+
+// TestRefundTurnResentWhenLittleIsLeft: the turn that proposed a refund is
+// sent again after the user confirmed it (within the proposal's life),
+// when what is left of the order is less than that refund: 30.00 of 49.99
+// refunded (19.99 left), or all 49.99 refunded.
+// The model is told refund_already_confirmed with where the refund stands,
+// as for a refund that left enough: not "at most 19.99 of the order can be
+// refunded", asked to have the user say another amount for the refund they
+// already got, nor "cannot be refunded in its current state".
+func TestRefundTurnResentWhenLittleIsLeft(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			tools := newTools(e)
+			for _, c := range []struct {
+				name     string
+				fen      int64
+				amount   string
+				wantStat string
+				wantLeft string // what the model is told a further refund can be
+			}{
+				{"30.00 of 49.99", 3000, "30.00", payments.RefundSucceeded, "at most 19.99 CNY more"},
+				{"all 49.99, named", 4999, "49.99", payments.RefundSucceeded, "nothing more of this order can be refunded"},
+			} {
+				o := paidOrder(t, e, "oUser-resent-"+strings.ReplaceAll(c.name, " ", ""), 1)
+				p := propose(t, e, o, c.fen)
+				if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+					t.Fatalf("%s: confirm: %v", c.name, err)
+				}
+				if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+					t.Fatalf("%s: refund notification: %+v %v", c.name, d, err)
+				}
+				tc := call(t, tools, caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"not needed","amount":"`+c.amount+`"}`)
+				if tc.result["status"] != "refund_already_confirmed" || tc.result["refund_id"] != p.RefundID || tc.result["refund_status"] != c.wantStat || tc.out.Clarify {
+					t.Errorf("%s (order %s): the resent turn's model was told %s (clarify %v); want refund_already_confirmed of %s, %s",
+						c.name, e.order(o.OrderNo).Status, tc.out.Result, tc.out.Clarify, p.RefundID, c.wantStat)
+				}
+				if msg, _ := tc.result["message"].(string); !strings.Contains(msg, c.wantLeft) {
+					t.Errorf("%s: the resent turn's model was told %q; want it told %q (a further refund of %s can never be proposed)", c.name, msg, c.wantLeft, c.amount)
+				}
+				if n := e.sim.RefundCount(o.OrderNo); n != 1 {
+					t.Errorf("%s: %d refunds at WeChat Pay; want 1", c.name, n)
+				}
 			}
 		})
 	}

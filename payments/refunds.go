@@ -227,6 +227,11 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 			left, err = refundable(o)
 		}
 		if err != nil {
+			if o.Status == store.StatusRefunded {
+				if done := s.askedAgain(ctx, req, o); done != nil {
+					return nil, done.Order, s.alreadyConfirmed(ctx, done)
+				}
+			}
 			return nil, o, err
 		}
 	}
@@ -235,6 +240,9 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		amount = left
 	}
 	if amount < 0 || amount > left {
+		if done := s.askedAgain(ctx, req, o); done != nil {
+			return nil, done.Order, s.alreadyConfirmed(ctx, done)
+		}
 		return nil, o, fmt.Errorf("%w: %s asked, %s refundable", ErrRefundAmount, FormatAmount(amount, o.Currency), FormatAmount(left, o.Currency))
 	}
 	if err := s.inRefundWindow(o); err != nil {
@@ -305,9 +313,7 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 			}
 		}
 		if done != nil {
-			s.log.InfoContext(ctx, "refund proposed again after the user confirmed it; answered with that refund, nothing proposed", "refund_id", done.Proposal.RefundID,
-				"order_no", o.OrderNo, "amount_fen", amount, "status", done.Status)
-			return nil, done.Order, &AlreadyConfirmedError{Result: done}
+			return nil, done.Order, s.alreadyConfirmed(ctx, done)
 		}
 		if claim, _, err = s.store.AdvanceClaim(ctx, key, claim.Generation, newRefundID(), ttl); err != nil {
 			return nil, o, fmt.Errorf("claim refund proposal: %w", err)
@@ -346,6 +352,44 @@ func (s *Service) confirmedWithinItsLife(ctx context.Context, id string, req Ref
 		return nil, nil
 	}
 	return res, nil
+}
+
+// askedAgain is confirmedWithinItsLife for an ask naming an amount that
+// order o can take no new proposal of: the order refunded in full, or less
+// left than the amount (an order refunding is answered refund_in_progress,
+// which names a proposal its cut confirmation left waiting for the user,
+// and is true of the refund on its way). The ask is then read as the turn that
+// proposed a refund the user confirmed, sent again, as when enough is left
+// (ProposeRefund): its refund took what the ask would have needed (30.00
+// of 49.99 refunded leaves 19.99, short of a second 30.00), and the turn
+// was told "at most 19.99 can be refunded", asking the user to name another
+// amount for the refund they already got, or "cannot be refunded" of an
+// order whose refund they confirmed. nil for an ask of everything left, when
+// no confirmed refund of that amount is within its life, or when the claim
+// or proposal could not be read: the caller's answer stands.
+func (s *Service) askedAgain(ctx context.Context, req RefundRequest, o *store.Order) *RefundResult {
+	if req.AmountFen <= 0 {
+		return nil
+	}
+	claim, _, err := s.store.ClaimPurchase(ctx, proposalClaimKey(req.Client, req.User, o.OrderNo, req.AmountFen), newRefundID(), s.proposalClaimTTL())
+	if err != nil {
+		s.log.WarnContext(ctx, "refund asked again: its claim could not be read; answered as the order stands", "order_no", o.OrderNo, "err", err)
+		return nil
+	}
+	done, err := s.confirmedWithinItsLife(ctx, claim.OrderNo, req)
+	if err != nil {
+		s.log.WarnContext(ctx, "refund asked again: its proposal could not be read; answered as the order stands", "order_no", o.OrderNo, "err", err)
+		return nil
+	}
+	return done
+}
+
+// alreadyConfirmed is ProposeRefund's answer to an ask of a refund the user
+// confirmed within its proposal's life (confirmedWithinItsLife).
+func (s *Service) alreadyConfirmed(ctx context.Context, done *RefundResult) error {
+	s.log.InfoContext(ctx, "refund proposed again after the user confirmed it; answered with that refund, nothing proposed", "refund_id", done.Proposal.RefundID,
+		"order_no", done.Proposal.OrderNo, "amount_fen", done.Proposal.AmountFen, "status", done.Status)
+	return &AlreadyConfirmedError{Result: done}
 }
 
 // heldOpen is the proposal order o is refunding for when it is still open
@@ -2333,7 +2377,21 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		if st == RefundSucceeded {
 			msg = "the user already confirmed this refund of " + amount + " and it has been refunded: do not propose it again, and tell the user it is done"
 		}
-		msg += " (a further refund of the same amount, if the user asks for one besides it, can be proposed after " + p.ExpiresAt.UTC().Format(time.RFC3339) + ")"
+		// What a further refund can be: the order may have less left
+		// than this one (or nothing), which no wait changes.
+		o := confirmed.Result.Order
+		left := o.AmountFen - o.RefundedFen
+		if st == RefundPending {
+			left -= p.AmountFen // not yet counted by the order
+		}
+		switch {
+		case left <= 0:
+			msg += " (nothing more of this order can be refunded)"
+		case left < p.AmountFen:
+			msg += " (at most " + FormatAmount(left, o.Currency) + " more of this order can be refunded, if the user asks for a further refund besides it)"
+		default:
+			msg += " (a further refund of the same amount, if the user asks for one besides it, can be proposed after " + p.ExpiresAt.UTC().Format(time.RFC3339) + ")"
+		}
 		out.Result = resultJSON(map[string]any{"refund_id": p.RefundID, "order_no": p.OrderNo, "amount": amount,
 			"status": "refund_already_confirmed", "refund_status": st, "message": msg})
 		return out
