@@ -216,3 +216,29 @@ func TestRefundTurnResentWhenLittleIsLeft(t *testing.T) {
 		})
 	}
 }
+
+// TestSecondRefundOfTheSameAmountIsNotToldDone: the user had 49.99 of a
+// 99.98 order (two items) refunded, then asks for the second item's 49.99
+// within the first proposal's life. paygate cannot tell that ask from the
+// first turn sent again, and answers refund_already_confirmed with no new
+// proposal; the model must not read "it has been refunded" as the second
+// refund made: it is told this request refunded nothing, and when a second
+// refund of 49.99 can be asked for.
+func TestSecondRefundOfTheSameAmountIsNotToldDone(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	o := paidOrder(t, e, "oUser-second-item", 2)
+	p := propose(t, e, o, 4999)
+	if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+		t.Fatalf("refund notification: %+v %v", d, err)
+	}
+	tc := call(t, newTools(e), caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"the second one does not work either","amount":"49.99"}`)
+	msg, _ := tc.result["message"].(string)
+	if tc.result["status"] != "refund_already_confirmed" || !strings.Contains(msg, "nothing was proposed or refunded by this request") ||
+		!strings.Contains(msg, "it was not made and can be asked for after "+p.ExpiresAt.UTC().Format(time.RFC3339)) {
+		t.Errorf("a second refund of 49.99 asked within the first's life: the model was told %s; want refund_already_confirmed saying this request refunded nothing, and when a second can be asked for", tc.out.Result)
+	}
+}

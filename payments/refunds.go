@@ -2370,27 +2370,30 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		return out
 	case errors.As(err, &confirmed):
 		// The turn that proposed it, sent again after the user's answer:
-		// no second button for the refund they confirmed once.
+		// no second button for the refund they confirmed once. The ask
+		// may also be the user's own for a second refund of the amount
+		// (a second item): the model is told both readings, so "tell the
+		// user it is done" is not taken for a second refund made.
 		p, st := confirmed.Result.Proposal, confirmed.Result.Status
-		amount := FormatAmount(p.AmountFen, confirmed.Result.Order.Currency)
-		msg := "the user already confirmed this refund of " + amount + "; it is on its way: do not propose it again, and tell the user it is being refunded"
+		o := confirmed.Result.Order
+		amount := FormatAmount(p.AmountFen, o.Currency)
+		msg := "nothing was proposed or refunded by this request: the user already confirmed a refund of " + amount + " of this order, and it is on its way. If the user meant that refund, do not propose it again, and tell them it is being refunded"
 		if st == RefundSucceeded {
-			msg = "the user already confirmed this refund of " + amount + " and it has been refunded: do not propose it again, and tell the user it is done"
+			msg = "nothing was proposed or refunded by this request: the user already confirmed a refund of " + amount + " of this order, and it has been refunded. If the user meant that refund, do not propose it again, and tell them it is done"
 		}
 		// What a further refund can be: the order may have less left
 		// than this one (or nothing), which no wait changes.
-		o := confirmed.Result.Order
 		left := o.AmountFen - o.RefundedFen
 		if st == RefundPending {
 			left -= p.AmountFen // not yet counted by the order
 		}
 		switch {
 		case left <= 0:
-			msg += " (nothing more of this order can be refunded)"
+			msg += "; if they ask for a further refund besides it, tell them none was made: nothing more of this order can be refunded"
 		case left < p.AmountFen:
-			msg += " (at most " + FormatAmount(left, o.Currency) + " more of this order can be refunded, if the user asks for a further refund besides it)"
+			msg += "; if they ask for a further refund besides it, tell them none was made: at most " + FormatAmount(left, o.Currency) + " more of this order can be refunded"
 		default:
-			msg += " (a further refund of the same amount, if the user asks for one besides it, can be proposed after " + p.ExpiresAt.UTC().Format(time.RFC3339) + ")"
+			msg += "; if they ask for a second refund of " + amount + " besides it, tell them it was not made and can be asked for after " + p.ExpiresAt.UTC().Format(time.RFC3339)
 		}
 		out.Result = resultJSON(map[string]any{"refund_id": p.RefundID, "order_no": p.OrderNo, "amount": amount,
 			"status": "refund_already_confirmed", "refund_status": st, "message": msg})
