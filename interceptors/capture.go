@@ -152,6 +152,11 @@ type RoundResult struct {
 	// calls' arguments may be missing. Its payment calls are Damaged; the
 	// bot's own calls must not be handed to it to run either.
 	Lost bool
+	// BotLegacyCall: a legacy function_call of the bot's own (choice 0's) went out
+	// this round, piece by piece as it came. It is none of ClientCalls
+	// (no exchange is kept for it), but a round that is Lost must not
+	// hand it to the bot to run either, whatever its finish says.
+	BotLegacyCall bool
 	// Usage comes from the usage chunk or the finish chunk, else from the
 	// finish chunk's choice (Moonshot puts it there); nil if none.
 	Usage *Usage
@@ -211,6 +216,9 @@ type Capture struct {
 	// strayLegacy are the legacy function_calls of choices other than
 	// choice 0 (strayLegacyCall), one per choice that named one.
 	strayLegacy []strayLegacy
+	// legacyOut: a piece of a legacy function_call went out to the bot
+	// this round (RoundResult.BotLegacyCall).
+	legacyOut bool
 	// payNames are the payment tools' names (PaymentNames), for a name a
 	// provider streams in pieces.
 	payNames []string
@@ -597,6 +605,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.slots = c.slots[:0]
 	c.legacy.named, c.legacy.pay, c.legacy.name, c.legacy.args = false, false, "", c.legacy.args[:0]
 	c.strayLegacy = c.strayLegacy[:0]
+	c.legacyOut = false
 	c.argBytes = 0
 	c.finish = ""
 	c.finishChunk = c.finishChunk[:0]
@@ -949,16 +958,17 @@ func (c *Capture) EndRound() RoundResult {
 		id = c.turnID
 	}
 	r := RoundResult{
-		ID:           id,
-		Model:        c.model,
-		Created:      c.created,
-		Content:      decodeRaw(c.content),
-		Reasoning:    decodeRaw(c.reasoning),
-		ReasoningKey: c.reasonKey,
-		Details:      c.details.JSON(),
-		ContentParts: c.parts.json(c.content),
-		FinishReason: c.finish,
-		Lost:         c.lost,
+		ID:            id,
+		Model:         c.model,
+		Created:       c.created,
+		Content:       decodeRaw(c.content),
+		Reasoning:     decodeRaw(c.reasoning),
+		ReasoningKey:  c.reasonKey,
+		Details:       c.details.JSON(),
+		ContentParts:  c.parts.json(c.content),
+		FinishReason:  c.finish,
+		Lost:          c.lost,
+		BotLegacyCall: c.legacyOut,
 	}
 	order := make([]*slot, len(c.slots))
 	for i := range c.slots {

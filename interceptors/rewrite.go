@@ -280,6 +280,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			}
 			if notEmpty(v) {
 				st.meaningful = true
+				c.legacyOut = c.legacyOut || choice == 0 && v[0] == '{' // choice 0's, as ClientCalls
 			}
 		case "annotations":
 			if choice == 0 && v[0] == '[' && notEmpty(v) {

@@ -209,3 +209,48 @@ func TestStreamedCallsFinishWithTheirCallLost(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamedBotLegacyCallWithALostPiece: a legacy function_call of the
+// bot's own goes out as it comes, piece by piece, and is no ClientCall:
+// a round that skipped an event before its finish (truncated, or naming a
+// member two ways) and ended with "stop" (as Gemini ends a tool round)
+// handed the bot get_weather {"city":"Paris"} whose lost `,"unit":"F"` the
+// model wrote, and an SDK that reads the message's function_call ran it,
+// where the same call in the tools shape, or this one with a finish of
+// "function_call", or the same events answering a non-stream request,
+// end with upstream_malformed_response (README: nor are the bot's own
+// calls of such a round handed to it to run). It ends so too; the call
+// whole, the finish goes out.
+func TestStreamedBotLegacyCallWithALostPiece(t *testing.T) {
+	const head = `data: {"id":"q1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	piece := func(args string) string {
+		return head + `[{"index":0,"delta":{"function_call":{"arguments":"` + args + `"}},"finish_reason":null}]}` + "\n\n"
+	}
+	first := head + `[{"index":0,"delta":{"role":"assistant","content":null,"function_call":{"name":"get_weather","arguments":"{\"city\":\"Paris\""}},"finish_reason":null}]}` + "\n\n"
+	unit := piece(`,\"unit\":\"F\"`)
+	tests := []struct {
+		name, middle, finish string
+		malformed            bool
+	}{
+		{"choices twice, stop", head + `[],"choices":[{"index":0,"delta":{"function_call":{"arguments":",\"unit\":\"F\""}},"finish_reason":null}]}` + "\n\n", "stop", true},
+		{"a truncated event, stop", strings.TrimSuffix(unit, "}\n\n") + "\n\n", "stop", true},
+		{"arguments twice, stop", head + `[{"index":0,"delta":{"function_call":{"arguments":",\"unit\":\"F\"","arguments":""}},"finish_reason":null}]}` + "\n\n", "stop", true},
+		{"choices twice, function_call", head + `[],"choices":[{"index":0,"delta":{"function_call":{"arguments":",\"unit\":\"F\""}},"finish_reason":null}]}` + "\n\n", "function_call", true},
+		{"whole, stop", unit, "stop", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			finish := head + `[{"index":0,"delta":{},"finish_reason":"` + tc.finish + `"}]}` + "\n\n"
+			fp := newFakeProvider(t, rawPieces(first, tc.middle, piece(`}`), finish, "data: [DONE]\n\n"))
+			tools := &recordingTools{}
+			url := toolsProxy(t, fp.URL, tools, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			finished := strings.Contains(body, `"finish_reason":"`+tc.finish+`"`)
+			malformed := strings.Contains(body, `"code":"upstream_malformed_response"`)
+			if finished == tc.malformed || malformed != tc.malformed {
+				t.Errorf("stream %s; want the finish %v, an upstream_malformed_response error %v", body, !tc.malformed, tc.malformed)
+			}
+		})
+	}
+}

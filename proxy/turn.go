@@ -693,7 +693,7 @@ func (t *turn) stream() {
 			t.strayCalls(res.StrayCalls)
 		}
 		t.endRound(round, resp, res.ID, res.Model, res.Created, res.Usage, res.UsageJSON)
-		if res.Lost && (len(res.ClientCalls) > 0 || len(res.PaymentCalls) == 0 && saysCalls(res.FinishReason)) {
+		if res.Lost && (len(res.ClientCalls) > 0 || res.BotLegacyCall || len(res.PaymentCalls) == 0 && saysCalls(res.FinishReason)) {
 			// An event skipped unread may have held a piece of the bot's
 			// own call's arguments, and what is left can still read as a
 			// call the model did not make ({"city":"Paris"} without its
@@ -701,7 +701,10 @@ func (t *turn) stream() {
 			// no payment call of such a round runs (Damaged). Nor does
 			// a finish of calls none of which is left, the call whole in
 			// the event skipped (one naming a member two ways): handed
-			// on, the bot read calls to run and found none.
+			// on, the bot read calls to run and found none. A legacy
+			// function_call of the bot's went out as it came, and is
+			// none of ClientCalls: an SDK runs it whatever the finish
+			// ("stop", as Gemini ends a tool round).
 			t.s.log.Warn("client tool calls from a round with an unreadable event not handed on", "request_id", reqInfo(t.r).id, "calls", len(res.ClientCalls))
 			for _, c := range res.PaymentCalls {
 				// Not run, as execute counts a Damaged call.
