@@ -254,3 +254,42 @@ func TestStreamedBotLegacyCallWithALostPiece(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamedCallAndFinishInASkippedChunk: a provider that sends a tool
+// call whole with its finish in one chunk (Gemini's compatible endpoint
+// does) and names a member of that chunk two ways has the chunk skipped:
+// the call and the finish with it. The bot got the round's text and a
+// finish of "stop" paygate made up, the model's call (the bot's own, or a
+// create_order) lost without a word, where the same chunk cut short, a
+// malformed event, ends the stream with an error, and the same events
+// answering a non-stream request are asked again. It ends with an
+// upstream_malformed_response error event: no finish read, what the
+// skipped chunk held is not known. A skipped chunk before a finish that
+// came is TestStreamedCallsFinishWithTheirCallLost's.
+func TestStreamedCallAndFinishInASkippedChunk(t *testing.T) {
+	const head = `data: {"id":"q1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	role := head + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n"
+	text := head + `[{"index":0,"delta":{"content":"Let me check."},"finish_reason":null}]}` + "\n\n"
+	weather := `{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}`
+	order := `{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}`
+	for _, tc := range []struct{ name, skipped string }{
+		{"the bot's call, choices twice", head + `[],"choices":[{"index":0,"delta":{"tool_calls":[` + weather + `]},"finish_reason":"tool_calls"}]}` + "\n\n"},
+		{"a payment call, choices twice", head + `[],"choices":[{"index":0,"delta":{"tool_calls":[` + order + `]},"finish_reason":"tool_calls"}]}` + "\n\n"},
+		{"the bot's call, its arguments twice, stop", head + `[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}","arguments":"{}"}}]},"finish_reason":"stop"}]}` + "\n\n"},
+		{"a legacy call, its arguments twice", head + `[{"index":0,"delta":{"function_call":{"name":"get_weather","arguments":"{}","arguments":"{}"}},"finish_reason":"function_call"}]}` + "\n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, rawPieces(role, text, tc.skipped, "data: [DONE]\n\n"))
+			tools := &recordingTools{}
+			url := toolsProxy(t, fp.URL, tools, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if ex := tools.executed(); len(ex) != 0 {
+				t.Errorf("executed %q", ex)
+			}
+			if strings.Contains(body, `"finish_reason":"`) || !strings.Contains(body, `"code":"upstream_malformed_response"`) {
+				t.Errorf("stream %s; want no finish, an upstream_malformed_response error", body)
+			}
+		})
+	}
+}

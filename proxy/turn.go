@@ -693,7 +693,7 @@ func (t *turn) stream() {
 			t.strayCalls(res.StrayCalls)
 		}
 		t.endRound(round, resp, res.ID, res.Model, res.Created, res.Usage, res.UsageJSON)
-		if res.Lost && (len(res.ClientCalls) > 0 || res.BotLegacyCall || len(res.PaymentCalls) == 0 && saysCalls(res.FinishReason)) {
+		if res.Lost && (len(res.ClientCalls) > 0 || res.BotLegacyCall || len(res.PaymentCalls) == 0 && (saysCalls(res.FinishReason) || res.FinishReason == "")) {
 			// An event skipped unread may have held a piece of the bot's
 			// own call's arguments, and what is left can still read as a
 			// call the model did not make ({"city":"Paris"} without its
@@ -704,7 +704,10 @@ func (t *turn) stream() {
 			// on, the bot read calls to run and found none. A legacy
 			// function_call of the bot's went out as it came, and is
 			// none of ClientCalls: an SDK runs it whatever the finish
-			// ("stop", as Gemini ends a tool round).
+			// ("stop", as Gemini ends a tool round). Nor does a finish
+			// paygate would make up when none was read: the provider's
+			// came (the relay had it), in the event skipped, with
+			// whatever it held (a whole call, as Gemini sends one).
 			t.s.log.Warn("client tool calls from a round with an unreadable event not handed on", "request_id", reqInfo(t.r).id, "calls", len(res.ClientCalls))
 			for _, c := range res.PaymentCalls {
 				// Not run, as execute counts a Damaged call.
