@@ -26,6 +26,16 @@ const (
 	benchClientStart  = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_W8kLmQ2xYv","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}]}`
 )
 
+// A payment call in the legacy function_call shape (functionary's), its
+// name and an argument delta; and argument deltas sent as a JSON object,
+// not a string, in either shape.
+const (
+	benchLegacyStart      = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"function_call":{"name":"create_order","arguments":""}},"logprobs":null,"finish_reason":null}]}`
+	benchLegacyDelta      = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"function_call":{"arguments":"ium-monthly\", \"qu"}},"logprobs":null,"finish_reason":null}]}`
+	benchLegacyObjectArgs = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"function_call":{"arguments":{"sku":"premium-monthly","quantity":2}}},"logprobs":null,"finish_reason":null}]}`
+	benchObjectArgsDelta  = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":{"sku":"premium-monthly","quantity":2}}}]},"logprobs":null,"finish_reason":null}]}`
+)
+
 // A reasoning delta as OpenRouter streams one (the text and its block
 // beside it), and a delta of web search's citations: a later round moves
 // the block's index after the earlier rounds' and the citations' offsets
@@ -238,6 +248,9 @@ func TestProcessAllocs(t *testing.T) {
 		{"images delta, later round", 1, benchImagesDelta, nil, []string{benchImagesDelta, benchTextChunk}},
 		{"text chunk repeating the role, round 0", 0, benchRoleText, []string{benchRoleText}, nil},
 		{"client argument delta repeating the role, round 0", 0, benchRoleClient, []string{benchRoleText, benchPaymentStart, benchClientStart}, nil},
+		{"legacy payment argument delta", 0, benchLegacyDelta, []string{benchLegacyStart}, nil},
+		{"legacy payment arguments as an object", 0, benchLegacyObjectArgs, []string{benchLegacyStart}, nil},
+		{"payment arguments as an object", 0, benchObjectArgsDelta, []string{benchPaymentStart}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

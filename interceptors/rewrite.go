@@ -328,29 +328,58 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 // makes (functionary's did), and reports whether it is held back: its
 // first name names a payment tool, so it is that payment call, whose
 // deltas never reach the bot (RoundResult.PaymentCalls, with no id). A
-// call of the bot's own goes out as it came.
+// call of the bot's own goes out as it came. Walked by position, as a
+// delta is: its arguments are kept as they came, escapes and all, and
+// gjson would unescape them, an allocation per chunk.
 func (c *Capture) legacyCall(v string) bool {
-	fc := gjson.Parse(v)
-	if n := fc.Get("name"); !c.legacy.named && n.Type == gjson.String && n.Str != "" {
-		c.legacy.named, c.legacy.pay, c.legacy.name = true, c.isPayment(n.Str), strings.Clone(n.Str)
+	var name, args string // raw values, the first copy (ambiguousChunk allows no other)
+	for i := 1; ; {
+		m, ok := jsonscan.NextMember(v, i, true)
+		if !ok {
+			break
+		}
+		i = m.End
+		switch jsonscan.KeyName(m.Key) {
+		case "name":
+			if name == "" {
+				name = v[m.At:m.End]
+			}
+		case "arguments":
+			if args == "" {
+				args = v[m.At:m.End]
+			}
+		}
+	}
+	if n := stringValue(name); !c.legacy.named && n != "" {
+		c.legacy.named, c.legacy.pay, c.legacy.name = true, c.isPayment(n), strings.Clone(n)
 	}
 	if !c.legacy.pay {
 		return false
 	}
 	n := len(c.legacy.args)
-	switch a := fc.Get("arguments"); {
-	case a.Type == gjson.String:
-		c.legacy.args = append(c.legacy.args, a.Raw[1:len(a.Raw)-1]...) // escapes kept, as a slot's
-	case a.IsObject() || a.IsArray():
+	switch {
+	case args == "":
+	case args[0] == '"':
+		c.legacy.args = append(c.legacy.args, args[1:len(args)-1]...) // escapes kept, as a slot's
+	case args[0] == '{' || args[0] == '[':
 		// Sent as a JSON value, not a string, as a tool call's may be
 		// (parseEntry's argsJSON): its text, escaped as a slot's. Taken
 		// as strings only, create_order ran with none where the same
 		// answer not streamed made the order.
-		q := jsonstr.Append(nil, a.Raw)
-		c.legacy.args = append(c.legacy.args, q[1:len(q)-1]...)
+		c.legacy.args = appendEscaped(c.legacy.args, args)
 	}
 	c.argBytes += len(c.legacy.args) - n // held, as a slot's (Held)
 	return true
+}
+
+// appendEscaped appends v escaped as the contents of a JSON string, without
+// its quotes, in place: an object a provider sent as a call's arguments,
+// escaped into a buffer of its own, allocated one (and its growth) per
+// chunk.
+func appendEscaped(out []byte, v string) []byte {
+	n := len(out)
+	out = jsonstr.Append(out, v)
+	return append(out[:n], out[n+1:len(out)-1]...)
 }
 
 // strayLegacy is the legacy function_call of a choice other than choice 0
@@ -840,8 +869,7 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 	}
 	n := len(sl.args)
 	if en.argsJSON {
-		q := jsonstr.Append(nil, en.args)
-		sl.args = append(sl.args, q[1:len(q)-1]...)
+		sl.args = appendEscaped(sl.args, en.args)
 	} else {
 		sl.args = append(sl.args, en.args...)
 	}
