@@ -80,7 +80,7 @@ func PaymentTools(spec ToolSpec) []byte {
 		out = appendTool(out, name, desc, props, spec.Strict)
 	}
 	if len(spec.SKUs) > 0 {
-		add(spec.CreateOrder, createOrderDesc(spec.SKUs), createOrderProps(spec.SKUs))
+		add(spec.CreateOrder, createOrderDesc(), createOrderProps(spec.SKUs))
 	}
 	add(spec.QueryOrder,
 		"Look up one of the signed-in user's orders: its state (awaiting payment, paid, closed, refunded, …) and when it was paid. Only the user's own orders can be found. "+systemSets,
@@ -111,14 +111,14 @@ func orderNoDesc(spec ToolSpec) string {
 	return "The order number, as " + spec.CreateOrder + " returned it or as the payment state message names it."
 }
 
-func createOrderDesc(skus []SKU) string {
-	var b strings.Builder
-	b.WriteString("Create a WeChat Pay order for the signed-in user to buy an item of the catalog. Call it only when the user clearly asked to buy; if the item or the quantity is unclear, ask the user first instead of guessing. ")
-	b.WriteString(systemSets)
-	b.WriteString(" Catalog: ")
-	b.WriteString(catalogList(skus))
-	b.WriteByte('.')
-	return b.String()
+// createOrderDesc is create_order's description: the same few sentences
+// whatever the catalog. OpenAI refuses a function description longer than
+// 1024 characters (400 string_above_max_length) on every request that
+// carries it, and the catalog listed here passed that at ten items, so
+// every signed-in turn of such a shop was refused: the catalog is listed
+// in the sku parameter's description instead, once.
+func createOrderDesc() string {
+	return "Create a WeChat Pay order for the signed-in user to buy an item of the catalog, which the sku parameter lists. Call it only when the user clearly asked to buy; if the item or the quantity is unclear, ask the user first instead of guessing. " + systemSets
 }
 
 func catalogList(skus []SKU) string {
@@ -141,6 +141,31 @@ func catalogList(skus []SKU) string {
 	return b.String()
 }
 
+// maxSKUEnum is the most SKUs the sku parameter's enum lists; past it the
+// parameter has no enum (see skuEnum).
+const maxSKUEnum = 100
+
+// payMethods are pay_method's values.
+var payMethods = []string{"jsapi", "native"}
+
+// skuEnum is the sku parameter's enum: the catalog's ids, or none for a
+// catalog of more than maxSKUEnum. Gemini refuses a schema whose enums are
+// too large for its constrained decoding with a 400 ("too many states for
+// serving", an undocumented budget that 100 to 260 values have passed:
+// googleapis/python-genai#950 and #2133, the latter in mode ANY, a forced
+// tool call), OpenAI's strict mode past 1000 values (or 15,000 characters
+// of values past 250), and either would refuse every signed-in turn. The
+// enum binds nothing at OpenAI without strict mode, which paygate does not
+// send, and the catalog in the sku description names every id, so past
+// the bound it only said each id twice; the service takes only an id of
+// the catalog, exactly.
+func skuEnum(ids []string) []string {
+	if len(ids) > maxSKUEnum {
+		return nil
+	}
+	return ids
+}
+
 func createOrderProps(skus []SKU) []prop {
 	ids := make([]string, len(skus))
 	maxQ := 1
@@ -151,14 +176,14 @@ func createOrderProps(skus []SKU) []prop {
 		}
 	}
 	return []prop{
-		// The catalog (names, prices, limits) is listed once, in the
-		// tool's description: listed here too it doubled the prompt
-		// tokens of every item on every signed-in turn.
-		{name: "sku", typ: "string", enum: ids, required: true,
-			desc: "The id of the catalog item to buy."},
+		// The catalog (names, prices, limits) is listed once, here: in
+		// the tool's description it passed OpenAI's 1024 characters at
+		// ten items (createOrderDesc).
+		{name: "sku", typ: "string", enum: skuEnum(ids), required: true,
+			desc: "The id of the catalog item to buy, exactly as listed. Catalog: " + catalogList(skus) + "."},
 		{name: "quantity", typ: "integer", min: 1, max: maxQ,
 			desc: "How many to buy, within the item's limit. Defaults to 1."},
-		{name: "pay_method", typ: "string", enum: []string{"jsapi", "native"},
+		{name: "pay_method", typ: "string", enum: payMethods,
 			desc: `"jsapi" to pay inside WeChat (mini-program or official account), "native" for a QR code to scan. Defaults to "jsapi"; left out or null, an order already open for the same purchase keeps its own method.`},
 	}
 }

@@ -3,10 +3,12 @@ package interceptors
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -542,5 +544,40 @@ func TestPaymentToolsSayEachThingOnce(t *testing.T) {
 	}
 	if len(systemSets) > 80 {
 		t.Errorf("the system sentence, said in every tool, is %d bytes: %q", len(systemSets), systemSets)
+	}
+}
+
+// TestSKUEnumWithinPublishedBounds: the sku enum is the catalog's ids for
+// a catalog of at most 100 items, and left out past that (Gemini refuses
+// enums of 100 to 260 values, OpenAI's strict mode past 1000), the ids then
+// named by the catalog in the sku description; the create_order
+// description stays under OpenAI's 1024 characters whatever the catalog.
+func TestSKUEnumWithinPublishedBounds(t *testing.T) {
+	catalog := func(n, idLen int) ToolSpec {
+		spec := testSpec
+		spec.SKUs = nil
+		for i := range n {
+			id := fmt.Sprintf("%0*d", idLen, i)
+			spec.SKUs = append(spec.SKUs, SKU{ID: id, Name: "Item " + id, PriceFen: 100, MaxQuantity: 2})
+		}
+		return spec
+	}
+	for _, tc := range []struct {
+		n, idLen int
+		enum     bool
+	}{{1, 32, true}, {100, 32, true}, {101, 6, false}, {998, 6, false}, {5000, 9, false}} {
+		spec := catalog(tc.n, tc.idLen)
+		tools := gjson.ParseBytes(PaymentTools(spec))
+		sku := tools.Get("0.function.parameters.properties.sku")
+		if got := sku.Get("enum").Exists(); got != tc.enum {
+			t.Errorf("%d ids of %d characters: enum %v; want %v", tc.n, tc.idLen, got, tc.enum)
+		}
+		last := spec.SKUs[tc.n-1].ID
+		if !strings.Contains(sku.Get("description").Str, last+" = Item "+last+", 1.00 CNY") {
+			t.Errorf("%d ids: the sku description does not list %s", tc.n, last)
+		}
+		if d := tools.Get("0.function.description").Str; utf8.RuneCountInString(d) > 1024 {
+			t.Errorf("%d ids: create_order's description is %d characters", tc.n, utf8.RuneCountInString(d))
+		}
 	}
 }
