@@ -461,7 +461,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string, limited 
 	}
 	item, err := t.svc.catalog.Lookup(sku.Str)
 	if err != nil || !allowed(c.AllowedSKUs, sku.Str) {
-		return clarify(fmt.Sprintf("sku %q is not sold here; valid skus: %s", sku.Str, strings.Join(t.allowedSKUs(c), ", ")))
+		return clarify(unknownSKU(sku.Str, t.allowedSKUs(c)))
 	}
 	qty := 1
 	if q := res[1]; q.Exists() && q.Type != gjson.Null {
@@ -671,6 +671,32 @@ func allowed(list []string, sku string) bool {
 		}
 	}
 	return false
+}
+
+// maxSKUsListed is how many SKUs sold here a clarification of an unknown
+// SKU lists; past it, it names how many there are.
+const maxSKUsListed = 20
+
+// unknownSKU is the clarification of a create_order whose sku is not one
+// of valid (the SKUs sold to the caller). It lists them for a short
+// catalog; a long one is in the tool's definition already, and listed
+// again (5,000 SKUs: 54,999 bytes) it went to the provider in the turn's
+// next round and with the kept exchange on later turns, so only a SKU
+// that differs in case alone is named, for the model to ask the user
+// about (never taken for the one written: another case may be another
+// SKU, or one left out of the caller's allowed_skus).
+func unknownSKU(sku string, valid []string) string {
+	if len(valid) <= maxSKUsListed {
+		return fmt.Sprintf("sku %q is not sold here; valid skus: %s", sku, strings.Join(valid, ", "))
+	}
+	msg := fmt.Sprintf("sku %q is not sold here: the sku must be one of the %d skus the catalog in this tool's sku description lists, exactly as written there", sku, len(valid))
+	for _, v := range valid {
+		if strings.EqualFold(v, sku) {
+			msg += fmt.Sprintf("; %q differs from it in case alone", v)
+			break
+		}
+	}
+	return msg
 }
 
 func (t *Tools) allowedSKUs(c Caller) []string {
