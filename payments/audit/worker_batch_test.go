@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/paygate/paygate/store"
 )
 
@@ -283,6 +285,74 @@ func TestWorkerBatchWithEventsAlreadyInTheChain(t *testing.T) {
 				t.Fatalf("drained %d; want %d", got, len(first)+len(more))
 			}
 			wantAllRecorded(t, st, append(first, more...))
+		})
+	}
+}
+
+// raceGate lets n replicas' first batch appends go only once all n have
+// come, each sealed after the same head.
+type raceGate struct {
+	n       int64
+	arrived atomic.Int64
+	all     chan struct{}
+	once    sync.Once
+}
+
+// batchesAtOnce holds its replica's first batch append at gate.
+type batchesAtOnce struct {
+	testStore
+	gate  *raceGate
+	first atomic.Bool
+}
+
+func (b *batchesAtOnce) AppendAuditBatch(ctx context.Context, recs []store.AuditRecord) error {
+	if g := b.gate; b.first.CompareAndSwap(false, true) {
+		if g.arrived.Add(1) == g.n {
+			g.once.Do(func() { close(g.all) })
+		}
+		select {
+		case <-g.all:
+		case <-time.After(10 * time.Second):
+			return errors.New("the other replicas' batches never came")
+		}
+	}
+	return b.testStore.AppendAuditBatch(ctx, recs)
+}
+
+// TestWorkerReplicasRaceTheirBatches: replicas draining one burst at once,
+// each sealing its first batch after the same head, race their batch
+// appends: one wins, the others lose the race, find the winner's records
+// in the chain, append the rest after it, and every event is in the chain
+// once, its text kept, the chain verifying with the texts.
+func TestWorkerReplicasRaceTheirBatches(t *testing.T) {
+	const replicas, n = 4, 600
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			stores := e.replicas(t, replicas)
+			evs := burst(t, stores[0], n, "PGR")
+			gate := &raceGate{n: replicas, all: make(chan struct{})}
+			workers := make([]*Worker, replicas)
+			for i, st := range stores {
+				workers[i] = newTestWorker(t, &batchesAtOnce{testStore: st, gate: gate}, nil)
+			}
+			var wg sync.WaitGroup
+			for _, w := range workers {
+				wg.Go(func() {
+					if _, err := w.Drain(context.Background()); err != nil {
+						t.Errorf("drain: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			var conflicts float64
+			for _, w := range workers {
+				conflicts += testutil.ToFloat64(w.m.conflicts)
+			}
+			if conflicts < replicas-1 {
+				t.Errorf("%v lost races among %d replicas' first batches, sealed after one head; want at least %d", conflicts, replicas, replicas-1)
+			}
+			wantAllRecorded(t, stores[0], evs)
 		})
 	}
 }
