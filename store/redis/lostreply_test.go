@@ -550,3 +550,65 @@ func TestAuditAppendLostReplyWithAnAppendBetween(t *testing.T) {
 		t.Errorf("chain: %+v, %v; want h1 then h2", recs, err)
 	}
 }
+
+// TestAuditBatchLostReplyWithAnAppendBetween: a batch append whose reply is
+// lost is re-sent by go-redis; another replica appends its own batch after
+// it meanwhile. The re-sent run finds the call's token and answers done,
+// as the run that appended, not a conflict: a conflict had the worker read
+// the chain again and take its own records for another's.
+func TestAuditBatchLostReplyWithAnAppendBetween(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix()
+	t.Cleanup(func() { dropShared(t, prefix) })
+	other := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	mine := []store.AuditRecord{
+		{Seq: 1, Hash: "h1", Body: []byte(`{"by":"this replica","n":1}`)},
+		{Seq: 2, PrevHash: "h1", Hash: "h2", Body: []byte(`{"by":"this replica","n":2}`)},
+	}
+	theirs := []store.AuditRecord{
+		{Seq: 3, PrevHash: "h2", Hash: "h3", Body: []byte(`{"by":"the other","n":3}`)},
+		{Seq: 4, PrevHash: "h3", Hash: "h4", Body: []byte(`{"by":"the other","n":4}`)},
+	}
+	var arm atomic.Pointer[[]byte]
+	var appended atomic.Bool
+	appendBetween := func() {
+		if err := other.AppendAuditBatch(ctx, theirs); err != nil {
+			t.Errorf("the other replica's AppendAuditBatch: %v", err)
+		}
+		appended.Store(true)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &lossyConn{Conn: nc, arm: &arm, lost: appendBetween}, nil
+		}})
+	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.sc.appendBatch.Load(ctx, c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sha := []byte(s.sc.appendBatch.Hash())
+	arm.Store(&sha)
+	err := s.AppendAuditBatch(ctx, mine)
+	if arm.Load() != nil || !appended.Load() {
+		t.Fatal("the batch's reply was never lost, or no append came in between")
+	}
+	if err != nil {
+		t.Errorf("the re-sent batch: %v; want done (records 1 and 2 are this call's)", err)
+	}
+	recs, err := s.ReadAudit(ctx, 1, 10)
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("chain: %d records, %v; want 4", len(recs), err)
+	}
+	for i, want := range []string{"h1", "h2", "h3", "h4"} {
+		if recs[i].Hash != want {
+			t.Errorf("record %d: hash %q; want %q (each written once, none over another)", i+1, recs[i].Hash, want)
+		}
+	}
+	if h, err := s.AuditHead(ctx); err != nil || h != (store.AuditHead{Seq: 4, Hash: "h4"}) {
+		t.Errorf("AuditHead: %+v, %v; want {4 h4}", h, err)
+	}
+}
