@@ -227,6 +227,10 @@ type Redis struct {
 	// is answered success only once a replica acknowledges a write on the
 	// order behind it, else FAIL again (SPEC's "duplicates answer success"
 	// would have WeChat Pay stop sending a payment a failover could lose).
+	// So too an audit event whose record the audit worker finds in the chain
+	// (its append's wait timed out) is acknowledged, its text kept, only
+	// once a replica has the chain, else retried (acknowledged, a record a
+	// failover lost could never be appended again).
 	// It does not replace the primary's append-only file: a primary with
 	// appendonly no that restarts on its own comes back empty and its
 	// replicas copy the empty data set, so it is warned of at start, as

@@ -948,9 +948,14 @@ type Local interface{ Local() bool }
 // what the store holds of order orderNo is on as many replicas as a money
 // write must reach, and an error wrapping ErrUnavailable when it is not
 // in time, as the write's own report was. A store that waits for no
-// replica returns nil at once.
+// replica returns nil at once. ConfirmAudit is the same for the audit
+// chain as the store holds it: the audit worker that finds an event's
+// record in the chain (appended by a call reported failed, by this
+// process or another) keeps its text and acknowledges the event only
+// once it returns nil.
 type Replicated interface {
 	ConfirmOrder(ctx context.Context, orderNo string) error
+	ConfirmAudit(ctx context.Context) error
 }
 
 // OfKind reports whether e is of one of kinds; every event is when kinds is

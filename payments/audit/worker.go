@@ -340,6 +340,9 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 			return 0, err
 		}
 		if seq, ok := w.seen.ids[e.ID]; ok {
+			if err := w.confirmFound(ctx); err != nil {
+				return seq, err
+			}
 			return seq, w.duplicate(ctx, e, seq, p)
 		}
 		r := Record{EventID: e.ID, AppendedAt: w.now(), Action: p.Action}
@@ -386,6 +389,28 @@ func (w *Worker) headCovered(ctx context.Context, since time.Time) (store.AuditH
 			"alert", true, "head_seq", head.Seq, "read_to_seq", readTo)
 	}
 	return head, err
+}
+
+// confirmFound is nil once the records found in the chain are on as many
+// of the store's replicas as a money write must reach
+// (store.Replicated.ConfirmAudit; at once on a store without replicas to
+// wait for). An event found there may have been appended by a call
+// reported failed, its replica wait timed out (this worker's own, the
+// batch's it then processes one event at a time, or another replica's,
+// which reschedules it): acknowledged while the record is on the primary
+// alone, the event is gone for good, and a failover that loses the record
+// leaves the money action with none and nothing to append one from. So it
+// is rescheduled until a replica has the chain, as a notification found
+// applied is answered success only then.
+func (w *Worker) confirmFound(ctx context.Context) error {
+	r, ok := w.st.(store.Replicated)
+	if !ok {
+		return nil
+	}
+	if err := r.ConfirmAudit(ctx); err != nil {
+		return fmt.Errorf("audit: record found in the chain, not confirmed on the store's replicas: %w", err)
+	}
+	return nil
 }
 
 // duplicate is the processing of e, found in the chain at seq: its text is
@@ -450,8 +475,10 @@ func auditRun(due []store.Event) []store.Event {
 // one after another they were most of a batch's time (on the embedded
 // store, writes waiting together are committed together, with one fsync;
 // on Redis their round trips overlap). Each one's outcome goes to
-// errs[item.i].
-func (w *Worker) settleAll(ctx context.Context, items []batchItem, errs []error) {
+// errs[item.i]. found, when not nil, is why the items found in the chain
+// are not confirmed on the store's replicas (confirmFound): they are
+// rescheduled with it, their texts not kept.
+func (w *Worker) settleAll(ctx context.Context, items []batchItem, found error, errs []error) {
 	sem := make(chan struct{}, settleAtOnce)
 	var wg sync.WaitGroup
 	for _, it := range items {
@@ -466,7 +493,9 @@ func (w *Worker) settleAll(ctx context.Context, items []batchItem, errs []error)
 			defer func() { <-sem }()
 			var err error
 			if it.dup {
-				err = w.duplicate(ctx, it.e, it.seq, it.p)
+				if err = found; err == nil {
+					err = w.duplicate(ctx, it.e, it.seq, it.p)
+				}
 			} else {
 				err = w.afterAppended(ctx, it.e, it.seq, it.p)
 			}
@@ -584,7 +613,11 @@ attempts:
 				k++
 			}
 		}
-		w.settleAll(ctx, items, errs)
+		var found error
+		if slices.ContainsFunc(items, func(it batchItem) bool { return it.dup }) {
+			found = w.confirmFound(ctx)
+		}
+		w.settleAll(ctx, items, found, errs)
 		items = nil
 		break
 	}

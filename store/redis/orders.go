@@ -166,6 +166,18 @@ func (s *Store) ConfirmOrder(ctx context.Context, orderNo string) error {
 	return err
 }
 
+// ConfirmAudit implements store.Replicated as ConfirmOrder does, by a
+// write to a key of the audit chain's hash tag with WAIT behind it: a
+// replica that acknowledges it has every record the primary holds, those
+// of an append whose own WAIT timed out among them.
+func (s *Store) ConfirmAudit(ctx context.Context) error {
+	if s.waitN <= 0 {
+		return nil
+	}
+	_, err := s.runWrite(ctx, "confirm audit", s.sc.confirm, false, []string{s.k.audit("confirm")})
+	return err
+}
+
 func orderFromHMGet(no string, vals []any) (*store.Order, error) {
 	j, ok := replyStr(vals, 0)
 	if !ok {
