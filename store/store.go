@@ -1048,8 +1048,11 @@ type Audit interface {
 	// batch that breaks its own chain is refused with an error that is
 	// neither ErrConflict nor ErrExists). A refusal appends no record of
 	// the batch: ErrConflict, ErrExists (a record already stored at any
-	// of its places) or any other error leaves the chain as it was. An
-	// empty batch appends nothing and returns nil. It is the audit
+	// of its places) or any other error leaves the chain as it was, but
+	// for ErrUnavailable, which may have appended the whole batch (never
+	// part of it): a Redis write whose replica wait timed out, or whose
+	// reply was lost (Replicated). An empty batch appends nothing and
+	// returns nil. It is the audit
 	// worker's append of what has queued up: one write (one bbolt
 	// transaction, one Redis script) for the lot, not one per record.
 	AppendAuditBatch(ctx context.Context, recs []AuditRecord) error
