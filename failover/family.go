@@ -362,7 +362,7 @@ func thinkingAsText(body []byte) ([]byte, error) {
 // refusal could be read twice), and the model reads as its own words the
 // question it asked.
 func refusalAsContent(body []byte) ([]byte, error) {
-	if !refusalKey.In(body) {
+	if !holdsRefusalText(body) {
 		return body, nil
 	}
 	var edits []edit
@@ -410,6 +410,31 @@ func refusalAsContent(body []byte) ([]byte, error) {
 // refusalKey finds a body that may hold an assistant's refusal
 // (jsonscan.Finder says why not bytes.Contains).
 var refusalKey = jsonscan.NewFinder(`"refusal"`)
+
+// holdsRefusalText reports whether body has a member named refusal whose
+// value is text, the only one refusalAsContent moves: a "refusal" followed,
+// past white space, by a colon and a quote (in JSON text an unescaped
+// "refusal" is a whole string, and one before a colon a key). OpenAI's
+// Python and Node SDKs give back "refusal": null on every assistant
+// message, which a bot that keeps them sends on every turn: the walk of
+// the messages, about 14 µs an attempt for a 20-turn history, would find
+// nothing there. A key spelled with escapes is missed, as refusalKey
+// misses it.
+func holdsRefusalText(body []byte) bool {
+	s := unsafeString(body)
+	for off := 0; ; {
+		i := refusalKey.Index(body[off:])
+		if i < 0 {
+			return false
+		}
+		off += i + len(`"refusal"`)
+		if j := jsonscan.SkipSpace(s, off); j < len(s) && s[j] == ':' {
+			if j = jsonscan.SkipSpace(s, j+1); j < len(s) && s[j] == '"' {
+				return true
+			}
+		}
+	}
+}
 
 // thinkingKey finds a body that may hold a thinking block
 // (jsonscan.Finder says why not bytes.Contains).

@@ -19,7 +19,7 @@ import (
 // is never much slower than bytes.Contains.
 type Finder struct {
 	sep   string
-	sepb  []byte // sep, for bytes.Contains on a text the pivot is common in
+	sepb  []byte // sep, for bytes.Index on a text the pivot is common in
 	pivot int    // the index in sep of the byte IndexByte looks for
 }
 
@@ -39,12 +39,21 @@ func NewFinder(sep string) Finder {
 
 // In reports whether b holds the Finder's string, as bytes.Contains(b, sep).
 func (f Finder) In(b []byte) bool {
-	found, _ := f.in(b)
-	return found
+	at, _ := f.index(b)
+	return at >= 0
 }
 
-// in is In, and how many places of b it compared the string at.
-func (f Finder) in(b []byte) (found bool, compared int) {
+// Index is the index in b of the Finder's string's first instance, as
+// bytes.Index(b, sep): -1 when b does not hold it. A caller that must
+// look at what follows each instance (a key's value) finds them one
+// after another with it.
+func (f Finder) Index(b []byte) int {
+	at, _ := f.index(b)
+	return at
+}
+
+// index is Index, and how many places of b it compared the string at.
+func (f Finder) index(b []byte) (at, compared int) {
 	n, p := len(f.sep), f.pivot
 	c := f.sep[p]
 	// i is where the pivot byte of a match at i-p would be; the last match
@@ -52,23 +61,27 @@ func (f Finder) in(b []byte) (found bool, compared int) {
 	for i, last := p, len(b)-n+p; i <= last; i++ {
 		j := bytes.IndexByte(b[i:last+1], c)
 		if j < 0 {
-			return false, compared
+			return -1, compared
 		}
 		i += j
 		compared++
 		if string(b[i-p:i-p+n]) == f.sep {
-			return true, compared
+			return i - p, compared
 		}
 		if compared > 4+i>>5 {
 			// The pivot is common in this text (a run of underscores, of
 			// k's): a call and a compare at each would cost up to a
 			// thousand times bytes.Contains. The starts up to i-p are
-			// ruled out; bytes.Contains, whose own worst case is bounded,
+			// ruled out; bytes.Index, whose own worst case is bounded,
 			// looks at the rest.
-			return bytes.Contains(b[i-p+1:], f.sepb), compared
+			k := bytes.Index(b[i-p+1:], f.sepb)
+			if k < 0 {
+				return -1, compared
+			}
+			return i - p + 1 + k, compared
 		}
 	}
-	return false, compared
+	return -1, compared
 }
 
 // jsonByteRank orders bytes by how often a JSON chat body holds them, the

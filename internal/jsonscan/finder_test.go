@@ -34,10 +34,12 @@ var finderCases = []struct{ text, sep string }{
 	{`"`, `"`},
 	{strings.Repeat(`{"role":"user","content":"hi"},`, 40) + `"tool_calls"`, `"tool_calls"`},
 	{strings.Repeat(`{"role":"user","content":"hi"},`, 40), `"tool_calls"`},
+	{`{"refusal":null,"x":"refusal","refusal":"r"}`, `"refusal"`},
 }
 
 // TestFinderMatchesContains holds Finder.In to bytes.Contains, the check it
-// replaces, on every case and every prefix and suffix of each text.
+// replaces, and Finder.Index to bytes.Index, on every case and every
+// prefix and suffix of each text.
 func TestFinderMatchesContains(t *testing.T) {
 	for _, tt := range finderCases {
 		f := NewFinder(tt.sep)
@@ -45,6 +47,9 @@ func TestFinderMatchesContains(t *testing.T) {
 			for _, b := range []string{tt.text[i:], tt.text[:i]} {
 				if got, want := f.In([]byte(b)), bytes.Contains([]byte(b), []byte(tt.sep)); got != want {
 					t.Errorf("NewFinder(%q).In(%q) = %v, bytes.Contains says %v", tt.sep, b, got, want)
+				}
+				if got, want := f.Index([]byte(b)), bytes.Index([]byte(b), []byte(tt.sep)); got != want {
+					t.Errorf("NewFinder(%q).Index(%q) = %v, bytes.Index says %v", tt.sep, b, got, want)
 				}
 			}
 		}
@@ -73,6 +78,9 @@ func FuzzFinder(f *testing.F) {
 		if got, want := NewFinder(sep).In([]byte(text)), bytes.Contains([]byte(text), []byte(sep)); got != want {
 			t.Fatalf("NewFinder(%q).In(%q) = %v, bytes.Contains says %v", sep, text, got, want)
 		}
+		if got, want := NewFinder(sep).Index([]byte(text)), bytes.Index([]byte(text), []byte(sep)); got != want {
+			t.Fatalf("NewFinder(%q).Index(%q) = %v, bytes.Index says %v", sep, text, got, want)
+		}
 	})
 }
 
@@ -95,10 +103,10 @@ func TestFinderBoundedOnPivotDenseText(t *testing.T) {
 		f := NewFinder(tt.sep)
 		text := strings.Repeat(tt.fill, size/len(tt.fill))
 		for _, b := range []string{text, tt.sep + text, text + tt.sep, text[:size/2] + tt.sep + text[size/2:]} {
-			found, compared := f.in([]byte(b))
-			if want := bytes.Contains([]byte(b), []byte(tt.sep)); found != want {
-				t.Errorf("NewFinder(%q).In(%d bytes of %q, the string at %d) = %v, bytes.Contains says %v",
-					tt.sep, len(b), tt.fill, strings.Index(b, tt.sep), found, want)
+			at, compared := f.index([]byte(b))
+			if want := bytes.Index([]byte(b), []byte(tt.sep)); at != want {
+				t.Errorf("NewFinder(%q).Index(%d bytes of %q) = %d, bytes.Index says %d",
+					tt.sep, len(b), tt.fill, at, want)
 			}
 			if limit := 5 + len(b)/32; compared > limit {
 				t.Errorf("NewFinder(%q) compared at %d places of %d bytes of %q; want at most %d, then bytes.Contains",
