@@ -82,14 +82,16 @@ func isMistralAPI(baseURL string) bool {
 // them (thinkingAsText); for every target, with an assistant message that
 // holds only a refusal holding it as its content (refusalAsContent). body
 // itself is never modified; when nothing changes, body itself is returned.
+//
+// refusalAsContent reads a content as thinkingAsText leaves it: a content
+// of thinking blocks is text (or "") only then.
 func (t *target) adaptMessages(body []byte) ([]byte, error) {
-	body, err := refusalAsContent(body)
-	if err != nil {
-		return nil, err
-	}
 	if t.mistral {
-		out, err := mistralAssistants(body)
+		out, err := refusalAsContent(body)
 		if err != nil {
+			return nil, err
+		}
+		if out, err = mistralAssistants(out); err != nil {
 			return nil, err
 		}
 		if t.mistralAPI {
@@ -100,7 +102,10 @@ func (t *target) adaptMessages(body []byte) ([]byte, error) {
 		return mistralToolCallIDs(out)
 	}
 	out, err := thinkingAsText(body)
-	if err != nil || !t.deepseek {
+	if err != nil {
+		return nil, err
+	}
+	if out, err = refusalAsContent(out); err != nil || !t.deepseek {
 		return out, err
 	}
 	return deepseekReasoning(out)

@@ -358,3 +358,29 @@ func BenchmarkAdaptMessagesSDKHistory(b *testing.B) {
 		})
 	}
 }
+
+// TestRefusalAfterThinkingAsText: an assistant message whose content is
+// Mistral's thinking blocks beside a refusal reaches a provider that takes
+// no thinking block with the refusal as its content, as any other does:
+// thinkingAsText leaves the text parts ("" for none), and a refusal beside
+// an empty content would reach DeepSeek as the message it answers 400
+// "Invalid assistant message: content or tool_calls must be set", and
+// beside text would be a member its model does not read.
+func TestRefusalAfterThinkingAsText(t *testing.T) {
+	const thinking = `{"type":"thinking","thinking":[{"type":"text","text":"The user wants a plan."}]}`
+	for _, tc := range []struct{ in, want string }{
+		{`{"role":"assistant","content":[` + thinking + `],"refusal":"Which plan?"}`, `{"role":"assistant","content":"Which plan?"}`},
+		{`{"role":"assistant","content":[` + thinking + `,{"type":"text","text":"On it."}],"refusal":"Which plan?"}`, `{"role":"assistant","content":"On it.\n\nWhich plan?"}`},
+	} {
+		for _, tg := range []*target{{}, {deepseek: true}} {
+			body := `{"messages":[{"role":"user","content":"buy"},` + tc.in + `,{"role":"user","content":"premium"}]}`
+			got, err := tg.adaptMessages([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := gjson.GetBytes(got, "messages.1").Raw; m != tc.want {
+				t.Errorf("deepseek %v: adaptMessages(%s) sent %s; want %s", tg.deepseek, tc.in, m, tc.want)
+			}
+		}
+	}
+}
