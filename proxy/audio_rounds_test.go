@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
 )
 
 // audioRound answers one round of an audio-output model (gpt-4o-audio:
@@ -78,6 +80,33 @@ func TestAudioOutputAcrossPaymentRounds(t *testing.T) {
 			}
 			if strings.Join(ids, " ") != "audio_1 audio_1 audio_2 audio_2" || strings.Join(said, "") != "Ordering premium.Your order is ready." {
 				t.Errorf("the bot read audio deltas of ids %q saying %q; want each round's, in order", ids, said)
+			}
+		})
+	}
+}
+
+// TestAudioOutputWhenRoundsAreSpent: a turn whose rounds are spent ends
+// with paygate's clarification as its text (as the refusal, for a
+// json_schema bot), and the last round, whose calls did not run, is a
+// payment round: its speech ("Ordering premium.") is not in the answer,
+// as the README says of a payment round's speech, so a voice bot does not
+// play words about an order the turn did not make in place of the
+// question.
+func TestAudioOutputWhenRoundsAreSpent(t *testing.T) {
+	const schema = `"response_format":{"type":"json_schema","json_schema":{"name":"reply","strict":true,"schema":{"type":"object","properties":{"reply":{"type":"string"}},"required":["reply"],"additionalProperties":false}}},`
+	for name, format := range map[string]string{"text": "", "json_schema": schema} {
+		t.Run(name, func(t *testing.T) {
+			fp := newFakeProvider(t, audioRound(false, "audio_1", "UklGRjEx", "Ordering premium.", createOrderCall))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			members := format + `"modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"},`
+			resp := post(t, url, "/v1/chat/completions", chatBody(false, members), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			msg := gjson.Get(body, "choices.0.message")
+			if resp.StatusCode != 200 || !strings.Contains(msg.Get("content").Str+msg.Get("refusal").Str, config.DefaultClarification) {
+				t.Fatalf("status %d; want the clarification:\n%s", resp.StatusCode, body)
+			}
+			if msg.Get("audio").Exists() || strings.Contains(body, "Ordering premium.") {
+				t.Errorf("the answer carries the payment round's speech %s beside the clarification:\n%s", msg.Get("audio").Raw, body)
 			}
 		})
 	}

@@ -128,6 +128,10 @@ func (t *turn) nonStream() {
 			}
 			b = movedAnnotations(b, before)
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
+			// An audio model's speech of this payment round (about calls
+			// that did not run) is not the answer's: a voice bot would
+			// play it in place of the question.
+			b, _ = sjson.DeleteBytes(b, "choices.0.message.audio")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
 			t.writeCompletion(resp.StatusCode, p.onto(withThought(b, thought, ans.reasoning)), nil, false)
 			return
