@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -381,6 +382,40 @@ func TestRefusalAfterThinkingAsText(t *testing.T) {
 			if m := gjson.GetBytes(got, "messages.1").Raw; m != tc.want {
 				t.Errorf("deepseek %v: adaptMessages(%s) sent %s; want %s", tg.deepseek, tc.in, m, tc.want)
 			}
+		}
+	}
+}
+
+// TestAdaptMessagesPrefixStable: a history sent again with the next turn
+// after it is adapted to the same bytes, for every family, so that a
+// provider's prompt cache, which matches the request's leading bytes,
+// still holds the earlier turn's: each message is adapted by what it
+// holds, not by where it stands or what follows it. The history has a
+// refusal alone and after text (refusalAsContent), thinking blocks
+// beside a refusal (thinkingAsText), a payment round with a call id that
+// is not Mistral's shape (mistralToolCallIDs) and no reasoning_content
+// (deepseekReasoning), and OpenAI's "refusal": null members.
+func TestAdaptMessagesPrefixStable(t *testing.T) {
+	history := []string{`{"role":"system","content":"You sell plans."}`, `{"role":"user","content":"buy"}`,
+		`{"role":"assistant","content":null,"refusal":"Which plan?","parsed":null}`, `{"role":"user","content":"premium"}`,
+		`{"role":"assistant","content":"On it.","refusal":"Which \"plan\" <b>&?","annotations":[]}`, `{"role":"user","content":"monthly"}`,
+		`{"role":"assistant","content":null,"refusal":null,"tool_calls":[{"id":"call_abc","type":"function","function":{"name":"query_order","arguments":"{}"}}]}`,
+		`{"role":"tool","tool_call_id":"call_abc","content":"none"}`,
+		`{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"t"}]}],"refusal":"Sorry?"}`,
+		`{"role":"user","content":"yes"}`, `{"role":"assistant","content":"Done.","refusal":null}`, `{"role":"user","content":"thanks"}`}
+	for _, tg := range []*target{{}, {deepseek: true}, {mistral: true}, {mistral: true, mistralAPI: true}} {
+		var prev []byte
+		for n := 2; n <= len(history); n++ {
+			body := []byte(`{"model":"m","messages":[` + strings.Join(history[:n], ",") + `],"stream":true}`)
+			out, err := tg.adaptMessages(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := out[:bytes.LastIndex(out, []byte(`],"stream"`))]
+			if !bytes.HasPrefix(sent, prev) {
+				t.Errorf("mistral %v, deepseek %v: %d messages went out as\n%s\nnot after the bytes %d messages went out as\n%s", tg.mistral, tg.deepseek, n, sent, n-1, prev)
+			}
+			prev = sent
 		}
 	}
 }
