@@ -342,7 +342,8 @@ func thinkingAsText(body []byte) ([]byte, error) {
 // refusalAsContent returns body with each assistant message that has a
 // refusal (text, not empty) and no calls (tool_calls, function_call)
 // holding the refusal as its content, in the refusal's place among its
-// members, every other member as it came: the refusal alone where the
+// members, every other member as it came (a second copy of the refusal
+// left out, so that the content is named once): the refusal alone where the
 // message has no content (null, absent, "" or []), after a text content
 // that does not already say it as a paragraph of its own (a content of
 // parts beside a refusal is left as it came). Such a message is what a
@@ -389,13 +390,17 @@ func refusalAsContent(body []byte) ([]byte, error) {
 		default:
 			return true
 		}
-		out := []byte{'{'}
+		out, moved := []byte{'{'}, false
 		m.ForEach(func(k, v gjson.Result) bool {
 			switch k.Str {
 			case "content":
 				return true
 			case "refusal":
-				k.Raw, v.Raw = `"content"`, text
+				// A second copy is left out: the content is named once.
+				if moved {
+					return true
+				}
+				k.Raw, v.Raw, moved = `"content"`, text, true
 			}
 			if len(out) > 1 {
 				out = append(out, ',')

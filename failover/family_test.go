@@ -268,6 +268,10 @@ func TestRefusalAsContent(t *testing.T) {
 		{`{"role":"assistant","content":null,"refusal":"x","function_call":{"name":"f"}}`, `{"role":"assistant","content":null,"refusal":"x","function_call":{"name":"f"}}`},
 		{`{"role":"assistant","content":null,"refusal":""}`, `{"role":"assistant","content":null,"refusal":""}`},
 		{`{"role":"user","content":null,"refusal":"x"}`, `{"role":"user","content":null,"refusal":"x"}`},
+		// A refusal named twice is moved once: the message goes out
+		// with one content, not a member of its own named twice.
+		{`{"role":"assistant","content":null,"refusal":"Which plan?","refusal":null}`, `{"role":"assistant","content":"Which plan?"}`},
+		{`{"role":"assistant","refusal":"Which plan?","content":"","refusal":"Which plan?"}`, `{"role":"assistant","content":"Which plan?"}`},
 	} {
 		body := `{"messages":[{"role":"user","content":"hi"}, ` + tc.in + `]}`
 		got, err := refusalAsContent([]byte(body))
