@@ -166,7 +166,26 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 		return nil, l.sorted()
 	}
 	cfg.Warnings = l.warnings
+	cfg.keys = &keyLines{file: l.file, lines: l.lines}
 	return cfg, nil
+}
+
+// keyLines are the lines of a config file's keys, kept for Warn.
+type keyLines struct {
+	file  string
+	lines map[string]int
+}
+
+// Warn adds to Warnings one at a key path of the file, located as the
+// loader's own are ("config.yaml:12: payments.catalog: …"): for a problem
+// that a package config may not import (SPEC 10) finds, such as the size
+// of the payment tool definitions, which interceptors writes.
+func (c *Config) Warn(path, format string, args ...any) {
+	l := &loader{}
+	if c.keys != nil {
+		l.file, l.lines = c.keys.file, c.keys.lines
+	}
+	c.Warnings = append(c.Warnings, l.errorAt(path, format, args...).Error())
 }
 
 // sorted is the errors in the file's order, the first to fix first; those

@@ -33,6 +33,9 @@ type Config struct {
 	// Warnings are problems that do not stop the start (an http notify URL, an
 	// empty provider key); serve logs them.
 	Warnings []string `yaml:"-"`
+
+	// keys locates Warn's warnings in the file the config was read from.
+	keys *keyLines
 }
 
 // Server holds the listeners.

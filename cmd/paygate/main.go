@@ -203,6 +203,9 @@ func loadConfig(path string) (*config.Config, error) {
 		// "open config.yaml: no such file or directory".
 		return nil, fmt.Errorf("%w: paygate reads ./config.yaml unless told: run it from the repository root, give -config FILE, or -config /dev/null for the built-in defaults", err)
 	}
+	if err == nil {
+		warnCatalogSize(cfg)
+	}
 	return cfg, err
 }
 
