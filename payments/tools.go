@@ -461,7 +461,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string, limited 
 	}
 	item, err := t.svc.catalog.Lookup(sku.Str)
 	if err != nil || !allowed(c.AllowedSKUs, sku.Str) {
-		return clarify(unknownSKU(sku.Str, t.allowedSKUs(c)))
+		return clarify(t.unknownSKU(sku.Str, t.allowedSKUs(c)))
 	}
 	qty := 1
 	if q := res[1]; q.Exists() && q.Type != gjson.Null {
@@ -677,26 +677,70 @@ func allowed(list []string, sku string) bool {
 // SKU lists; past it, it names how many there are.
 const maxSKUsListed = 20
 
+// maxNearSKUs is how many SKUs near an unknown one its clarification
+// names, past maxSKUsListed.
+const maxNearSKUs = 3
+
 // unknownSKU is the clarification of a create_order whose sku is not one
 // of valid (the SKUs sold to the caller). It lists them for a short
 // catalog; a long one is in the tool's definition already, and listed
 // again (5,000 SKUs: 54,999 bytes) it went to the provider in the turn's
-// next round and with the kept exchange on later turns, so only a SKU
-// that differs in case alone is named, for the model to ask the user
-// about (never taken for the one written: another case may be another
-// SKU, or one left out of the caller's allowed_skus).
-func unknownSKU(sku string, valid []string) string {
+// next round and with the kept exchange on later turns, so only the SKUs
+// of valid the model may have meant are named (nearSKU), for it to ask
+// the user about: never taken for the one written, another case or
+// spelling may be another SKU, or one left out of the caller's
+// allowed_skus.
+func (t *Tools) unknownSKU(sku string, valid []string) string {
 	if len(valid) <= maxSKUsListed {
 		return fmt.Sprintf("sku %q is not sold here; valid skus: %s", sku, strings.Join(valid, ", "))
 	}
 	msg := fmt.Sprintf("sku %q is not sold here: the sku must be one of the %d skus the catalog in this tool's sku description lists, exactly as written there", sku, len(valid))
+	want := skuKey(sku)
+	var near []string
 	for _, v := range valid {
-		if strings.EqualFold(v, sku) {
-			msg += fmt.Sprintf("; %q differs from it in case alone", v)
-			break
+		if it, err := t.svc.catalog.Lookup(v); err == nil && want != "" && (skuKey(v) == want || skuKey(it.Name) == want) {
+			near = append(near, fmt.Sprintf("%q (%s)", v, it.Name))
+			if len(near) == maxNearSKUs {
+				break
+			}
 		}
 	}
+	if len(near) > 0 {
+		msg += "; it may mean " + strings.Join(near, " or ") + ": ask the user which, then write that sku exactly"
+	}
 	return msg
+}
+
+// skuKey is s as a model may miswrite a SKU or an item's name: letters
+// lowercased, digits without their leading zeros, nothing else ("TEE_42",
+// "tee-00042" and "Tee 042" are all "tee42").
+func skuKey(s string) string {
+	var b strings.Builder
+	zeros := 0 // leading zeros of the run of digits written so far, held back
+	digits := false
+	for _, r := range strings.ToLower(s) {
+		isDigit := r >= '0' && r <= '9'
+		if digits && !isDigit && zeros > 0 {
+			b.WriteByte('0') // the run was all zeros: "0" for any of them
+		}
+		switch {
+		case isDigit && r == '0' && (!digits || zeros > 0):
+			zeros++
+		case isDigit:
+			zeros = 0
+			b.WriteRune(r)
+		case unicode.IsLetter(r):
+			b.WriteRune(r)
+		}
+		digits = isDigit
+		if !isDigit {
+			zeros = 0
+		}
+	}
+	if digits && zeros > 0 {
+		b.WriteByte('0')
+	}
+	return b.String()
 }
 
 func (t *Tools) allowedSKUs(c Caller) []string {
