@@ -112,11 +112,13 @@ func orderNoDesc(spec ToolSpec) string {
 }
 
 // createOrderDesc is create_order's description: the same few sentences
-// whatever the catalog. OpenAI refuses a function description longer than
+// whatever the catalog. OpenAI refused a function description longer than
 // 1024 characters (400 string_above_max_length) on every request that
-// carries it, and the catalog listed here passed that at ten items, so
-// every signed-in turn of such a shop was refused: the catalog is listed
-// in the sku parameter's description instead, once.
+// carries it until 2025 (run-llama/llama_index#18784, OpenHands#10184
+// saw it lifted; Azure OpenAI then named 1,048,576), and endpoints that
+// keep the old bound remain; the catalog listed here passed it at ten
+// items, so every signed-in turn of such a shop was refused: the catalog
+// is listed in the sku parameter's description instead, once.
 func createOrderDesc() string {
 	return "Create a WeChat Pay order for the signed-in user to buy an item of the catalog, which the sku parameter lists. Call it only when the user clearly asked to buy; if the item or the quantity is unclear, ask the user first instead of guessing. " + systemSets
 }
