@@ -626,11 +626,12 @@ type Rules struct {
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
 	// MaxPaymentCallsPerMinute limits payment tool calls per user of one
 	// client in any minute (a sliding window; a refused call is not
-	// counted). Past it, a create_order that asks again for its
-	// purchase's order (awaiting payment in its pay method or held for a
-	// manager, before its deadline, or just paid: a turn the bot's SDK or
-	// backend sent again) still gets that order, which reaches no WeChat
-	// Pay. Default 10; at least 1.
+	// counted). A create_order that asks again for its purchase's order
+	// (awaiting payment in its pay method or held for a manager, before
+	// its deadline, or just paid: a turn the bot's SDK or backend sent
+	// again) reaches no WeChat Pay: it is not counted, and past the limit
+	// still gets that order; nor is a create_order answered with a
+	// clarification. Default 10; at least 1.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
 	// ApprovalTTL is how long an order above approval_above waits for a
 	// manager; after it the order expires and can be neither approved nor

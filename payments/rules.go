@@ -43,8 +43,9 @@ type Rules struct {
 	// payment tool, query_order included) in any minute (a sliding window:
 	// one started by the first call let twice the cap through around its
 	// end), so a looping model cannot hammer WeChat Pay. A refused call is
-	// not counted. A create_order past it that hands back its purchase's
-	// order (RepeatsPurchase) still runs: it reaches no WeChat Pay. 0: no
+	// not counted. A create_order that hands back its purchase's order
+	// (RepeatsPurchase) reaches no WeChat Pay: it is not counted, and past
+	// the cap still runs; nor is one answered with a clarification. 0: no
 	// cap.
 	MaxPaymentCallsPerMinute int
 	// ApprovalTTL is how long an order held for a manager waits for the

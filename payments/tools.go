@@ -153,22 +153,18 @@ func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcom
 	if why := ambiguousArg(args, t.schema(name)); why != "" {
 		return clarify(why)
 	}
-	// limited: the call is past max_payment_calls_per_minute. A
-	// create_order that only asks again for its purchase's order still
-	// runs (createOrder decides): nothing of it reaches WeChat Pay.
-	var limited error
-	if t.IsPayment(name) {
+	// A create_order counts against max_payment_calls_per_minute in
+	// createOrder, once its purchase is known: one that only asks again
+	// for its purchase's order reaches no WeChat Pay and is not counted.
+	if t.IsPayment(name) && name != t.names.CreateOrder {
 		if err := t.svc.CheckCall(ctx, c.Client, c.User); err != nil {
-			if name != t.names.CreateOrder || !errors.Is(err, ErrRateLimited) {
-				return t.refusedByRule(ctx, name, args, c, err)
-			}
-			limited = err
+			return t.refusedByRule(ctx, name, args, c, err)
 		}
 	}
 	switch name {
 	case t.names.CreateOrder:
 		t.ignoreExtra(ctx, name, args, createArgs)
-		return t.createOrder(ctx, c, args, limited)
+		return t.createOrder(ctx, c, args)
 	case t.names.QueryOrder:
 		t.ignoreExtra(ctx, name, args, queryArgs)
 		return t.queryOrder(ctx, c, args)
@@ -446,7 +442,7 @@ func clarify(why string) Outcome {
 	}
 }
 
-func (t *Tools) createOrder(ctx context.Context, c Caller, args string, limited error) Outcome {
+func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome {
 	res := gjson.GetMany(args, "sku", "quantity", "pay_method")
 	sku := res[0]
 	// White space the model wrote around the SKU is not the SKU's, which
@@ -497,18 +493,17 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string, limited 
 		Client: c.Client, AppID: c.AppID, User: c.User, Session: c.Session,
 		SKU: item.SKU, Quantity: qty, PayMethod: method, KeepPayMethod: keep,
 	}
-	if limited != nil {
-		// Past the per-minute limit, which keeps a looping model from
-		// hammering WeChat Pay, only an ask that hands back the
-		// purchase's order goes on: the turn sent again by a bot's SDK
-		// or backend. Refused, its model told the user to wait a minute
-		// and try again beside the order's pay button the same answer
-		// hands them (the order its first try made, never delivered).
-		if !t.svc.RepeatsPurchase(ctx, req) {
-			return t.refusedByRule(ctx, t.names.CreateOrder, args, c, limited)
+	// The per-minute limit keeps a looping model from hammering WeChat
+	// Pay: an ask that only hands back the purchase's order (the turn sent
+	// again by a bot's SDK or backend) reaches none, so it neither counts
+	// nor is refused. Counted, six resends of one purchase used up the
+	// limit for the user's next one; refused past it, its model told the
+	// user to wait a minute beside the order's pay button the same answer
+	// hands them. Any other ask counts, and is refused past the limit.
+	if t.svc.opts.Rules.MaxPaymentCallsPerMinute > 0 && !t.svc.RepeatsPurchase(ctx, req) {
+		if err := t.svc.CheckCall(ctx, c.Client, c.User); err != nil {
+			return t.refusedByRule(ctx, t.names.CreateOrder, args, c, err)
 		}
-		t.log.InfoContext(ctx, "create_order past the per-minute limit runs: it asks again for its purchase's order, which reaches no WeChat Pay",
-			"client", c.Client, "sku", item.SKU)
 	}
 	cr, err := t.svc.CreateOrder(ctx, req)
 	out := Outcome{MoneyMoving: true, Executed: true}
