@@ -686,10 +686,11 @@ const maxNearSKUs = 3
 // spelling may be another SKU, or one left out of the caller's
 // allowed_skus.
 func (t *Tools) unknownSKU(sku string, valid []string) string {
+	said := echoSKU(sku)
 	if len(valid) <= maxSKUsListed {
-		return fmt.Sprintf("sku %q is not sold here; valid skus: %s", sku, strings.Join(valid, ", "))
+		return fmt.Sprintf("sku %q is not sold here; valid skus: %s", said, strings.Join(valid, ", "))
 	}
-	msg := fmt.Sprintf("sku %q is not sold here: the sku must be one of the %d skus the catalog in this tool's sku description lists, exactly as written there", sku, len(valid))
+	msg := fmt.Sprintf("sku %q is not sold here: the sku must be one of the %d skus the catalog in this tool's sku description lists, exactly as written there", said, len(valid))
 	want := skuKey(sku)
 	var near []string
 	for _, v := range valid {
@@ -736,6 +737,21 @@ func skuKey(s string) string {
 		b.WriteByte('0')
 	}
 	return b.String()
+}
+
+// maxSKUEcho bounds the model's SKU quoted back in a clarification: whole,
+// a 16,000-byte one (as much as the arguments hold) came back in a tool
+// result of 16,167 bytes, sent to the provider again in the turn's next
+// round and with the kept exchange.
+const maxSKUEcho = 64
+
+// echoSKU is sku as a clarification quotes it: cut to maxSKUEcho bytes
+// between characters (cutCharacters), with "…" when cut.
+func echoSKU(sku string) string {
+	if len(sku) <= maxSKUEcho {
+		return sku
+	}
+	return cutCharacters(sku, maxSKUEcho) + "…"
 }
 
 func (t *Tools) allowedSKUs(c Caller) []string {
