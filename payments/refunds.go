@@ -2303,9 +2303,38 @@ func refundFrom(ctx context.Context) *store.RefundProposal {
 // them in WeChat Pay's refund notice (cutCharacters: "👨‍👩‍👧" was kept as
 // 👨). Invalid UTF-8 is dropped first: JSON, as the stores keep a
 // proposal, turns each such byte into a 3-byte U+FFFD, and 80 bytes cut
-// here came back as up to 240.
+// here came back as up to 240. Line breaks and other control characters
+// become spaces (oneLine).
 func clip(s string, n int) string {
-	return cutCharacters(strings.ToValidUTF8(s, ""), n)
+	return cutCharacters(oneLine(strings.ToValidUTF8(s, "")), n)
+}
+
+// oneLine is a reason the model wrote as WeChat Pay shows it, on one line
+// of the user's refund notice: each run of line breaks, other control
+// characters (C0, DEL, C1; a model's "\u0000" went to WeChat Pay as it
+// was) and spaces around them one space, and none at either end. It is
+// cleaned, not refused, as a catalog name with them is: the reason is the
+// user's, and a clarification had the model ask them for it again.
+func oneLine(s string) string {
+	broken := func(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
+	if !strings.ContainsFunc(s, broken) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range s {
+		if broken(r) || r == ' ' {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // requestRefund is the request_refund tool: it records a proposal and returns
@@ -2319,7 +2348,7 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 	if no.Type != gjson.String || no.Str == "" {
 		return clarify("order_no is missing")
 	}
-	if reason.Type != gjson.String || strings.TrimSpace(reason.Str) == "" {
+	if reason.Type != gjson.String || strings.TrimSpace(oneLine(reason.Str)) == "" {
 		return clarify("reason is missing: ask the user why they want the refund")
 	}
 	var fen int64
