@@ -907,8 +907,15 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool)
 			fn = tc
 		}
 		a = fn.Get("arguments")
-		if n := fn.Get("name"); n.Type == gjson.String && n.Str != "" && !call.hasName {
-			call.name, call.hasName = n.Str, true
+		// A name in pieces ("create_", then "order") is joined, as the
+		// stream capture and a bot's SDK join it; a name said again
+		// whole in a later delta is the same name. Kept as its first
+		// piece, create_order reached the bot as a call of "create_".
+		if n := fn.Get("name"); n.Type == gjson.String && n.Str != "" && n.Str != call.name {
+			if err := b.take(len(n.Str)); err != nil {
+				return err
+			}
+			call.name, call.hasName = call.name+n.Str, true
 		}
 	}
 	if tool {

@@ -210,8 +210,11 @@ type Capture struct {
 	// legacy is the round's legacy function_call (legacyCall).
 	legacy struct {
 		named, pay bool
-		name       string
-		args       []byte // raw JSON string contents, escapes kept
+		// pending: the name so far may grow (legacyCall); nothing of
+		// the call went out.
+		pending bool
+		name    string
+		args    []byte // raw JSON string contents, escapes kept
 	}
 	// strayLegacy are the legacy function_calls of choices other than
 	// choice 0 (strayLegacyCall), one per choice that named one.
@@ -603,7 +606,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 		c.slots[i] = slot{args: c.slots[i].args[:0]}
 	}
 	c.slots = c.slots[:0]
-	c.legacy.named, c.legacy.pay, c.legacy.name, c.legacy.args = false, false, "", c.legacy.args[:0]
+	c.legacy.named, c.legacy.pay, c.legacy.pending, c.legacy.name, c.legacy.args = false, false, false, "", c.legacy.args[:0]
 	c.strayLegacy = c.strayLegacy[:0]
 	c.legacyOut = false
 	c.argBytes = 0
@@ -1013,6 +1016,16 @@ func (c *Capture) EndRound() RoundResult {
 	for _, l := range c.strayLegacy {
 		if l.pay {
 			r.StrayCalls = append(r.StrayCalls, l.name)
+		}
+	}
+	if c.legacy.pending {
+		// A name still held while it might grow (legacyCall), nothing
+		// of it shown to the bot: a payment tool's whole name (a tool of
+		// the bot's extends it) is that payment call; any other is
+		// reported without a name, for the turn to refuse.
+		c.legacy.pay = true
+		if !c.isPayment(c.legacy.name) {
+			c.legacy.name = ""
 		}
 	}
 	if c.legacy.pay {

@@ -274,7 +274,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				c.toolCalls(data, s, m, choice)
 			}
 		case "function_call":
-			if v[0] == '{' && (choice == 0 && c.legacyCall(v) || choice != 0 && c.strayLegacyCall(choice, v)) {
+			if v[0] == '{' && (choice == 0 && c.legacyCall(v, m.At) || choice != 0 && c.strayLegacyCall(choice, v)) {
 				c.deleteMember(data, m.KeyAt, m.End)
 				break
 			}
@@ -331,7 +331,15 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 // call of the bot's own goes out as it came. Walked by position, as a
 // delta is: its arguments are kept as they came, escapes and all, and
 // gjson would unescape them, an allocation per chunk.
-func (c *Capture) legacyCall(v string) bool {
+//
+// A name that is the start of a payment tool's (PaymentNames), its
+// arguments not started, is held while it may grow, as a tool call's is:
+// a later piece ("create_", then "order") is added to it, and a delta with
+// arguments or the same name again makes it whole. Read from its first
+// piece, create_order went to the bot as a call of its own. A call of the
+// bot's own so held goes out on the delta that makes its name whole, named
+// whole there (the function_call at data[at:], v, replaced).
+func (c *Capture) legacyCall(v string, at int) bool {
 	var name, args string // raw values, the first copy (ambiguousChunk allows no other)
 	for i := 1; ; {
 		m, ok := jsonscan.NextMember(v, i, true)
@@ -350,8 +358,36 @@ func (c *Capture) legacyCall(v string) bool {
 			}
 		}
 	}
-	if n := stringValue(name); !c.legacy.named && n != "" {
-		c.legacy.named, c.legacy.pay, c.legacy.name = true, c.isPayment(n), strings.Clone(n)
+	if n := stringValue(name); !c.legacy.named && (n != "" || c.legacy.pending) {
+		whole := args != "" && args != `""`
+		switch {
+		case !c.legacy.pending:
+			c.legacy.name = strings.Clone(n)
+		case n == c.legacy.name:
+			whole = true
+		case n != "":
+			c.legacy.name += n
+		}
+		if !whole && c.mayGrow(c.legacy.name) {
+			c.legacy.pending = true
+			return true
+		}
+		held := c.legacy.pending
+		c.legacy.named, c.legacy.pending, c.legacy.pay = true, false, c.isPayment(c.legacy.name)
+		if !c.legacy.pay && held {
+			// The bot's own call, nothing of it out yet: its whole
+			// name, with this delta's arguments.
+			rs := len(c.scratch)
+			c.scratch = append(c.scratch, `{"name":`...)
+			c.scratch = jsonstr.Append(c.scratch, c.legacy.name)
+			if args != "" {
+				c.scratch = append(c.scratch, `,"arguments":`...)
+				c.scratch = append(c.scratch, args...)
+			}
+			c.scratch = append(c.scratch, '}')
+			c.edits = append(c.edits, edit{at, at + len(v), rs, len(c.scratch)})
+			return false
+		}
 	}
 	if !c.legacy.pay {
 		return false
