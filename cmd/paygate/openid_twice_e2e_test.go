@@ -25,17 +25,7 @@ func TestOpenIDHeaderNamingTwoUsers(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			var orderNo string
 			up := refundProvider(t, &orderNo, "it does not work for me")
-			url, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-`+webhookStoreYAML(t, driver)+`
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`, io.Discard)
+			url, a := serveConfig(t, premiumConfig(t, driver, up.URL, ""), io.Discard)
 			orderNo = paidByChat(t, url, a, victim)
 			id := chatAs(t, url, victim, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str
 			if id == "" {
@@ -112,17 +102,7 @@ func TestUserAPIBodyNamingTwoUsers(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			var orderNo string
 			up := refundProvider(t, &orderNo, "it does not work for me")
-			url, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-`+webhookStoreYAML(t, driver)+`
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`, io.Discard)
+			url, a := serveConfig(t, premiumConfig(t, driver, up.URL, ""), io.Discard)
 			orderNo = paidByChat(t, url, a, victim)
 			id := chatAs(t, url, victim, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str
 			if id == "" {

@@ -22,18 +22,7 @@ func TestOrdersPollQueriesOncePerGap(t *testing.T) {
 			var ahead atomic.Int64
 			clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 			up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
-			url, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-`+webhookStoreYAML(t, driver)+`
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-  reconcile: {query_deadline: 3s}
-`, io.Discard, withPaymentsClock(clock))
+			url, a := serveConfig(t, premiumConfig(t, driver, up.URL, "  reconcile: {query_deadline: 3s}\n"), io.Discard, withPaymentsClock(clock))
 			const user = "oUser-polling"
 			chatAs(t, url, user, "premium please")
 			orderNo := lastOrderNo(t, a.sim)

@@ -55,18 +55,7 @@ func TestResentPurchasePastThePerMinuteLimit(t *testing.T) {
 				_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"","tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"`+a+`"}}]},"finish_reason":"tool_calls"}]}`)
 			}))
 			t.Cleanup(up.Close)
-			url, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-`+webhookStoreYAML(t, driver)+`
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-  rules: {max_payment_calls_per_minute: 1}
-`, io.Discard)
+			url, a := serveConfig(t, premiumConfig(t, driver, up.URL, "  rules: {max_payment_calls_per_minute: 1}\n"), io.Discard)
 			const user = "oUser-resent-limit"
 			body := `{"model":"gpt-4o","messages":[{"role":"user","content":"premium for a month"}]}`
 			fail.Store(true)

@@ -31,17 +31,7 @@ func TestRefundTurnResentAfterTheConfirm(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			up := newScriptedProvider(t, directedScript)
 			var ahead atomic.Int64
-			src := `
-clients: [{name: bot, key: ` + e2eClientKey + `}]
-` + webhookStoreYAML(t, driver) + `
-providers:
-  - {name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`
+			src := premiumConfig(t, driver, up.URL, "")
 			url, a := serveConfig(t, src, io.Discard, withPaymentsClock(func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }))
 			resendURL := url
 			if driver == "redis" { // the resent turn reaches another replica

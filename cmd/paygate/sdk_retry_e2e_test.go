@@ -54,17 +54,7 @@ func TestNodeTimedOutPurchaseRetried(t *testing.T) {
 				}
 			}))
 			t.Cleanup(up.Close)
-			url, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-`+webhookStoreYAML(t, driver)+`
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`, io.Discard)
+			url, a := serveConfig(t, premiumConfig(t, driver, up.URL, ""), io.Discard)
 			out := nodeChat(t, url, "with-response", "PAYGATE_RETRIES=2", "PAYGATE_TIMEOUT_MS=1500")
 			var res struct {
 				Error   string `json:"error"`
@@ -176,17 +166,7 @@ func TestNodeRetryWhileThePrepayRuns(t *testing.T) {
 					close(held.release)
 				}
 			})
-			url, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-`+webhookStoreYAML(t, driver)+`
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`, io.Discard, withWeChatPayTransport(held),
+			url, a := serveConfig(t, premiumConfig(t, driver, up.URL, ""), io.Discard, withWeChatPayTransport(held),
 				withStoreWrap(func(st store.Store) store.Store { sig.Store = st; return sig }))
 			out := nodeChat(t, url, "with-response", "PAYGATE_RETRIES=2", "PAYGATE_TIMEOUT_MS=1500")
 			var res struct {

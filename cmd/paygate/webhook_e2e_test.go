@@ -35,6 +35,28 @@ func webhookStoreYAML(t *testing.T, driver string) string {
 	return placeYAML(testdrivers.NewPlace(t, driver, nil))
 }
 
+// premiumConfig is the config most purchase tests on every store driver
+// share: one bot client, driver's store (webhookStoreYAML), one provider
+// "fake" at providerURL serving gpt-4o, and premium-monthly (49.99, up to
+// 12) in the catalog. morePayments goes on under payments: as written
+// (indented two spaces, each line ended), "" for none. It exists so a test
+// names only what it sets apart (a rule, a reconcile gap), where seven
+// copies of these nine lines hid that difference at their end.
+func premiumConfig(t *testing.T, driver, providerURL, morePayments string) string {
+	t.Helper()
+	return `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+` + webhookStoreYAML(t, driver) + `
+providers:
+  - {name: fake, base_url: "` + providerURL + `/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+` + morePayments
+}
+
 // placeYAML is the store section for the place p.
 func placeYAML(p *testdrivers.Place) string {
 	if p.Driver == "embedded" {
