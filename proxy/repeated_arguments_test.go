@@ -10,6 +10,7 @@ import (
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
@@ -38,9 +39,7 @@ func TestRepeatedPaymentArguments(t *testing.T) {
 		{"two different objects", []string{one, `{"sku":"premium-monthly","quantity":2}`}, false},
 		{"a whole object after a piece of one", []string{`{"sku":"prem`, one}, false},
 	}
-	st := testdrivers.Open(t, "embedded", nil)
-	_, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{}, AttemptTimeout: 5 * time.Second,
-		Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}}})
+	st, _, svc := premiumSimPayments(t)
 	for i, tc := range tests {
 		for _, stream := range []bool{false, true} {
 			t.Run(tc.name+map[bool]string{false: "", true: ", stream"}[stream], func(t *testing.T) {
@@ -58,25 +57,13 @@ func TestRepeatedPaymentArguments(t *testing.T) {
 					}
 					round = callsRound(false, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":`+strconv.Quote(all)+`}}]`)
 				}
-				fp := newFakeProvider(t, roundByRound(round, textRound(stream, "Done.")))
-				_, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc}, nil)
 				// A user of its own per case: a purchase is deduplicated per user.
 				user := "o-repeated-args-" + strconv.Itoa(i) + "-" + strconv.FormatBool(stream) + "-0123456789"
-				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": user})
-				body := readAll(t, resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("status %d: %s", resp.StatusCode, body)
-				}
-				seen := fp.requests()
-				if len(seen) != 2 {
-					t.Fatalf("%d upstream requests; want 2\n%s", len(seen), body)
-				}
-				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
+				result, sent := orderCallResult(t, st, svc, round, stream, user)
 				made := gjson.Get(result, "order_no").Str != ""
 				if made != tc.made {
 					t.Errorf("order made: %v; want %v; the call's result: %s", made, tc.made, result)
 				}
-				sent := gjson.GetBytes(seen[1].Body, `messages.#(role=="assistant").tool_calls.0.function.arguments`).Str
 				if tc.made && sent != one {
 					t.Errorf("the provider got the call's arguments back as %q; want %q", sent, one)
 				}
@@ -108,27 +95,16 @@ func TestFencedPaymentArguments(t *testing.T) {
 		{"unclosed fence", "```json\n" + one, false},
 		{"another language", "```python\n" + one + "\n```", false},
 	}
-	st := testdrivers.Open(t, "embedded", nil)
-	_, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{}, AttemptTimeout: 5 * time.Second,
-		Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}}})
+	st, _, svc := premiumSimPayments(t)
 	for i, tc := range tests {
 		for _, stream := range []bool{false, true} {
 			t.Run(tc.name+map[bool]string{false: "", true: ", stream"}[stream], func(t *testing.T) {
-				fp := newFakeProvider(t, roundByRound(callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":`+strconv.Quote(tc.args)+`}}]`),
-					textRound(stream, "Done.")))
-				_, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc}, nil)
+				round := callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":`+strconv.Quote(tc.args)+`}}]`)
 				user := "o-fenced-args-" + strconv.Itoa(i) + "-" + strconv.FormatBool(stream) + "-0123456789"
-				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": user})
-				body := readAll(t, resp.Body)
-				seen := fp.requests()
-				if len(seen) != 2 {
-					t.Fatalf("%d upstream requests; want 2\n%s", len(seen), body)
-				}
-				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
+				result, sent := orderCallResult(t, st, svc, round, stream, user)
 				if made := gjson.Get(result, "order_no").Str != ""; made != tc.made {
 					t.Errorf("order made: %v; want %v; the call's result: %s", made, tc.made, result)
 				}
-				sent := gjson.GetBytes(seen[1].Body, `messages.#(role=="assistant").tool_calls.0.function.arguments`).Str
 				if tc.made && sent != one {
 					t.Errorf("the provider got the call's arguments back as %q; want %q", sent, one)
 				}
@@ -160,28 +136,17 @@ func TestEncodedPaymentArguments(t *testing.T) {
 		{"an object encoded three times", strconv.Quote(strconv.Quote(one)), false},
 		{"a string holding no JSON", strconv.Quote(`{"sku":"premium-monthly",}`), false},
 	}
-	st := testdrivers.Open(t, "embedded", nil)
-	sim, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{}, AttemptTimeout: 5 * time.Second,
-		Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}}})
+	st, sim, svc := premiumSimPayments(t)
 	for i, tc := range tests {
 		for _, stream := range []bool{false, true} {
 			t.Run(tc.name+map[bool]string{false: "", true: ", stream"}[stream], func(t *testing.T) {
-				fp := newFakeProvider(t, roundByRound(callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":`+strconv.Quote(tc.args)+`}}]`),
-					textRound(stream, "Done.")))
-				_, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc}, nil)
+				round := callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":`+strconv.Quote(tc.args)+`}}]`)
 				user := "o-encoded-args-" + strconv.Itoa(i) + "-" + strconv.FormatBool(stream) + "-0123456789"
-				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": user})
-				body := readAll(t, resp.Body)
-				seen := fp.requests()
-				if len(seen) != 2 {
-					t.Fatalf("%d upstream requests; want 2\n%s", len(seen), body)
-				}
-				result := gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str
+				result, sent := orderCallResult(t, st, svc, round, stream, user)
 				no := gjson.Get(result, "order_no").Str
 				if made := no != ""; made != tc.made {
 					t.Fatalf("order made: %v; want %v; the call's result: %s", made, tc.made, result)
 				}
-				sent := gjson.GetBytes(seen[1].Body, `messages.#(role=="assistant").tool_calls.0.function.arguments`).Str
 				if !tc.made {
 					if sent != "{}" {
 						t.Errorf("the provider got the refused call's arguments back as %q; want {}", sent)
@@ -198,4 +163,41 @@ func TestEncodedPaymentArguments(t *testing.T) {
 			})
 		}
 	}
+}
+
+// premiumSimPayments is payments on an embedded store of the test's own,
+// against the WeChat Pay simulator, selling premium-monthly (49.99, up to
+// 12): what the payment-arguments tests in this file make their orders
+// with, so that each reads as the arguments it tries.
+func premiumSimPayments(t *testing.T) (store.Store, *wxsim.Server, *payments.Service) {
+	t.Helper()
+	st := testdrivers.Open(t, "embedded", nil)
+	sim, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{}, AttemptTimeout: 5 * time.Second,
+		Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}}})
+	return st, sim, svc
+}
+
+// orderCallResult serves user one turn through a proxy running svc's
+// payment tools on st: the model's first round is round (a create_order
+// call, call_pay), its second says "Done.". It returns what the model was
+// told of the call (the tool result of call_pg_1_0) and the arguments the
+// provider got back on it. It exists because every payment-arguments test
+// asks these two things of the same turn, after the same checks (200, two
+// rounds); a test gives each case a user of its own, a purchase being
+// deduplicated per user.
+func orderCallResult(t *testing.T, st store.Store, svc *payments.Service, round http.HandlerFunc, stream bool, user string) (result, sent string) {
+	t.Helper()
+	fp := newFakeProvider(t, roundByRound(round, textRound(stream, "Done.")))
+	_, url := servePaygate(t, testConfig(t, fp.URL, nil), Options{Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc}, nil)
+	resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": user})
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	seen := fp.requests()
+	if len(seen) != 2 {
+		t.Fatalf("%d upstream requests; want 2\n%s", len(seen), body)
+	}
+	return gjson.GetBytes(seen[1].Body, `messages.#(tool_call_id=="call_pg_1_0").content`).Str,
+		gjson.GetBytes(seen[1].Body, `messages.#(role=="assistant").tool_calls.0.function.arguments`).Str
 }
