@@ -24,6 +24,34 @@ func rawPieces(pieces ...string) http.HandlerFunc {
 	}
 }
 
+// streamedBotTurn streams a turn of a bot that offers get_weather through
+// a proxy with payment tools (recorded, not run) from a provider writing
+// pieces as they are, and returns the stream the bot read and the tools, to
+// ask what ran. It exists because the damaged-stream tests of the bot's own
+// calls differ only in the bytes the provider wrote and what they expect.
+func streamedBotTurn(t *testing.T, pieces ...string) (string, *recordingTools) {
+	t.Helper()
+	fp := newFakeProvider(t, rawPieces(pieces...))
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	return readAll(t, resp.Body), tools
+}
+
+// finishedOrMalformed checks that a stream ended either with the finish
+// (when malformed is false) or, with no such finish, with an
+// upstream_malformed_response error event (when it is true). It exists
+// because the tests of rounds that skipped an event before their finish
+// all ask the stream this one question.
+func finishedOrMalformed(t *testing.T, body, finish string, malformed bool) {
+	t.Helper()
+	finished := strings.Contains(body, `"finish_reason":"`+finish+`"`)
+	gotMalformed := strings.Contains(body, `"code":"upstream_malformed_response"`)
+	if finished == malformed || gotMalformed != malformed {
+		t.Errorf("stream %s; want the finish %v, an upstream_malformed_response error %v", body, !malformed, malformed)
+	}
+}
+
 // TestStreamedPaymentCallWithALostEventNotRun: a payment call whose
 // arguments came over several events, one of which paygate could not
 // read (a relay's truncated event, which failover skips as malformed; a
@@ -123,10 +151,7 @@ func TestStreamedClientCallWithALostEventNotHanded(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, rawPieces(first, tc.middle, args(`"}"`), finish, tc.after, "data: [DONE]\n\n"))
-			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
-			resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-			body := readAll(t, resp.Body)
+			body, _ := streamedBotTurn(t, first, tc.middle, args(`"}"`), finish, tc.after, "data: [DONE]\n\n")
 			finished := strings.Contains(body, `"finish_reason":"tool_calls"`)
 			if tc.handed {
 				if !finished || strings.Contains(body, `"error"`) {
@@ -193,19 +218,11 @@ func TestStreamedCallsFinishWithTheirCallLost(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			finish := head + `[{"index":0,"delta":{},"finish_reason":"` + tc.finish + `"}]}` + "\n\n"
-			fp := newFakeProvider(t, rawPieces(role, tc.skipped, finish, "data: [DONE]\n\n"))
-			tools := &recordingTools{}
-			url := toolsProxy(t, fp.URL, tools, nil)
-			resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-			body := readAll(t, resp.Body)
+			body, tools := streamedBotTurn(t, role, tc.skipped, finish, "data: [DONE]\n\n")
 			if ex := tools.executed(); len(ex) != 0 {
 				t.Errorf("executed %q", ex)
 			}
-			finished := strings.Contains(body, `"finish_reason":"`+tc.finish+`"`)
-			malformed := strings.Contains(body, `"code":"upstream_malformed_response"`)
-			if finished == tc.malformed || malformed != tc.malformed {
-				t.Errorf("stream %s; want the finish %v, an upstream_malformed_response error %v", body, !tc.malformed, tc.malformed)
-			}
+			finishedOrMalformed(t, body, tc.finish, tc.malformed)
 		})
 	}
 }
@@ -241,16 +258,8 @@ func TestStreamedBotLegacyCallWithALostPiece(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			finish := head + `[{"index":0,"delta":{},"finish_reason":"` + tc.finish + `"}]}` + "\n\n"
-			fp := newFakeProvider(t, rawPieces(first, tc.middle, piece(`}`), finish, "data: [DONE]\n\n"))
-			tools := &recordingTools{}
-			url := toolsProxy(t, fp.URL, tools, nil)
-			resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-			body := readAll(t, resp.Body)
-			finished := strings.Contains(body, `"finish_reason":"`+tc.finish+`"`)
-			malformed := strings.Contains(body, `"code":"upstream_malformed_response"`)
-			if finished == tc.malformed || malformed != tc.malformed {
-				t.Errorf("stream %s; want the finish %v, an upstream_malformed_response error %v", body, !tc.malformed, tc.malformed)
-			}
+			body, _ := streamedBotTurn(t, first, tc.middle, piece(`}`), finish, "data: [DONE]\n\n")
+			finishedOrMalformed(t, body, tc.finish, tc.malformed)
 		})
 	}
 }
@@ -279,11 +288,7 @@ func TestStreamedCallAndFinishInASkippedChunk(t *testing.T) {
 		{"a legacy call, its arguments twice", head + `[{"index":0,"delta":{"function_call":{"name":"get_weather","arguments":"{}","arguments":"{}"}},"finish_reason":"function_call"}]}` + "\n\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, rawPieces(role, text, tc.skipped, "data: [DONE]\n\n"))
-			tools := &recordingTools{}
-			url := toolsProxy(t, fp.URL, tools, nil)
-			resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-			body := readAll(t, resp.Body)
+			body, tools := streamedBotTurn(t, role, text, tc.skipped, "data: [DONE]\n\n")
 			if ex := tools.executed(); len(ex) != 0 {
 				t.Errorf("executed %q", ex)
 			}
