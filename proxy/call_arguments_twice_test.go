@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -37,14 +36,7 @@ func TestPaymentCallArgumentsTwice(t *testing.T) {
 						roundChunk+`[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"c1","type":"function","function":`+tc.fn+`}]},"finish_reason":null}]}`+"\n\n",
 						roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
 				}
-				fp := newFakeProvider(t, roundByRound(first, textRound(mode.stream, "How many did you want?"), textRound(mode.stream, "How many did you want?")))
-				tools := &recordingTools{}
-				url := toolsProxy(t, fp.URL, tools, nil)
-				resp := post(t, url, "/v1/chat/completions", chatBody(mode.stream, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-				body := readAll(t, resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("status %d: %s", resp.StatusCode, body)
-				}
+				body, tools := weatherBotTurn(t, roundByRound(first, textRound(mode.stream, "How many did you want?"), textRound(mode.stream, "How many did you want?")), mode.stream)
 				if got := tools.executed(); len(got) != 0 {
 					t.Errorf("executed %q; want nothing run of arguments read two ways\n%s", got, body)
 				}

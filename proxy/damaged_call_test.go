@@ -24,18 +24,13 @@ func rawPieces(pieces ...string) http.HandlerFunc {
 	}
 }
 
-// streamedBotTurn streams a turn of a bot that offers get_weather through
-// a proxy with payment tools (recorded, not run) from a provider writing
-// pieces as they are, and returns the stream the bot read and the tools, to
-// ask what ran. It exists because the damaged-stream tests of the bot's own
+// streamedBotTurn streams a weatherBotTurn from a provider writing pieces
+// as they are, and returns the stream the bot read and the tools, to ask
+// what ran. It exists because the damaged-stream tests of the bot's own
 // calls differ only in the bytes the provider wrote and what they expect.
 func streamedBotTurn(t *testing.T, pieces ...string) (string, *recordingTools) {
 	t.Helper()
-	fp := newFakeProvider(t, rawPieces(pieces...))
-	tools := &recordingTools{}
-	url := toolsProxy(t, fp.URL, tools, nil)
-	resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-	return readAll(t, resp.Body), tools
+	return weatherBotTurn(t, rawPieces(pieces...), true)
 }
 
 // finishedOrMalformed checks that a stream ended either with the finish

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"slices"
 	"testing"
 )
@@ -29,14 +28,7 @@ func TestLegacyFunctionCallObjectArguments(t *testing.T) {
 					roundChunk+`[{"index":0,"delta":{"role":"assistant","content":null,"function_call":{"name":"create_order","arguments":`+obj+`}},"finish_reason":null}]}`+"\n\n",
 					roundChunk+`[{"index":0,"delta":{},"finish_reason":"function_call"}]}`+"\n\n", "data: [DONE]\n\n")
 			}
-			fp := newFakeProvider(t, roundByRound(first, textRound(tc.stream, "Order O1 is waiting for payment.")))
-			tools := &recordingTools{}
-			url := toolsProxy(t, fp.URL, tools, nil)
-			resp := post(t, url, "/v1/chat/completions", chatBody(tc.stream, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-			body := readAll(t, resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("status %d: %s", resp.StatusCode, body)
-			}
+			body, tools := weatherBotTurn(t, roundByRound(first, textRound(tc.stream, "Order O1 is waiting for payment.")), tc.stream)
 			if got, want := tools.executed(), []string{"create_order " + obj}; !slices.Equal(got, want) {
 				t.Errorf("executed %q; want %q\n%s", got, want, body)
 			}

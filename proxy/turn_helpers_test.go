@@ -58,6 +58,26 @@ func toolsProxy(t *testing.T, base string, tools *recordingTools, mutate func(*c
 	return paymentProxy(t, base, mutate, tools, &memState{}, nil)
 }
 
+// weatherBotTurn serves one turn of a bot that offers its own get_weather
+// (weatherTool), streamed or not, through a toolsProxy whose payment tools
+// are recorded, not run, from a provider answering with provider. It fails
+// the test unless the turn answered 200, and returns the answer and the
+// tools, to ask what ran. It exists because the tests of what a damaged or
+// odd provider round makes of a payment call differ only in the round and
+// what they expect of it.
+func weatherBotTurn(t *testing.T, provider http.HandlerFunc, stream bool) (string, *recordingTools) {
+	t.Helper()
+	fp := newFakeProvider(t, provider)
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	resp := post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	return body, tools
+}
+
 // paymentProxy serves a proxy for the provider at base (testConfig with
 // mutate) with the payment tools tools over the state st, refreshed by rc
 // (nil: none); it returns its URL.
