@@ -41,13 +41,7 @@ func (c *countingAppends) AppendAuditBatch(ctx context.Context, recs []store.Aud
 	if err := c.testStore.AppendAuditBatch(ctx, recs); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.batchFail > 0 {
-		c.batchFail--
-		return fmt.Errorf("wait for replicas: %w", store.ErrUnavailable)
-	}
-	return nil
+	return appliedButUnavailable(&c.mu, &c.batchFail)
 }
 
 func (c *countingAppends) calls() (singles, batches int) {
@@ -147,6 +141,9 @@ func TestWorkerBatchAppliedButUnavailable(t *testing.T) {
 			}
 			if singles, _ := st.calls(); singles != 0 {
 				t.Errorf("%d single appends after the batch that went through; want none (each event is in the chain)", singles)
+			}
+			if st.batchFail != 0 {
+				t.Errorf("no batch was reported failed (%d failures left); want the first reported ErrUnavailable", st.batchFail)
 			}
 			wantAllRecorded(t, st, evs)
 		})

@@ -247,10 +247,19 @@ func (f *flakyAppend) AppendAudit(ctx context.Context, rec store.AuditRecord) er
 	if err := f.testStore.AppendAudit(ctx, rec); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fails > 0 {
-		f.fails--
+	return appliedButUnavailable(&f.mu, &f.fails)
+}
+
+// appliedButUnavailable is what an append that went through reports while
+// *left (guarded by mu) is above zero, spending one: the ErrUnavailable of
+// a Redis write applied on the primary whose replica wait timed out, else
+// nil. It exists so the single and the batch append wrappers fail the
+// worker the same way the store does, in one place.
+func appliedButUnavailable(mu *sync.Mutex, left *int) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if *left > 0 {
+		*left--
 		return fmt.Errorf("wait for replicas: %w", store.ErrUnavailable)
 	}
 	return nil
