@@ -53,6 +53,19 @@ func rounds(body string) int {
 	return strings.Count(body, `"role":"tool"`) + 1
 }
 
+// shapedTurn serves script (shapedRound's rounds) to a paymentApp and runs
+// the Node SDK's structured-outputs bot against it in mode (test/node's
+// chat.mjs: parse, parse-stream) with env, and returns what the bot read,
+// the provider (the rounds it was asked) and the app (its simulator's
+// orders). It exists because each structured-outputs payment test sets up
+// this same turn and differs in the script and what it asks of the answer.
+func shapedTurn(t *testing.T, script func(body string) scriptRound, mode string, env ...string) (gjson.Result, *scriptedProvider, *app) {
+	t.Helper()
+	up := newScriptedProvider(t, script)
+	url, a := paymentApp(t, up.URL, "")
+	return gjson.ParseBytes(nodeChat(t, url, mode, env...)), up, a
+}
+
 // TestStructuredOutputsAcrossAPaymentRound: a bot on the Node SDK's
 // structured outputs (zodResponseFormat, a strict json_schema; parse() and
 // the stream helper) reads a purchase continued past create_order as the
@@ -75,9 +88,7 @@ func TestStructuredOutputsAcrossAPaymentRound(t *testing.T) {
 	for _, mode := range []string{"parse", "parse-stream"} {
 		t.Run(mode+"/purchase", func(t *testing.T) {
 			t.Parallel()
-			up := newScriptedProvider(t, purchase)
-			url, a := paymentApp(t, up.URL, "")
-			res := gjson.ParseBytes(nodeChat(t, url, mode, "PAYGATE_PARSE_TOKENS=200"))
+			res, up, a := shapedTurn(t, purchase, mode, "PAYGATE_PARSE_TOKENS=200")
 			if res.Get("error").Exists() || res.Get("parsed.reply").Str != "Your order is ready: tap Pay." || res.Get("finish").Str != "stop" {
 				t.Errorf("the SDK read %s; want parsed.reply, finish stop", res.Raw)
 			}
@@ -96,9 +107,7 @@ func TestStructuredOutputsAcrossAPaymentRound(t *testing.T) {
 		})
 		t.Run(mode+"/rounds spent", func(t *testing.T) {
 			t.Parallel()
-			up := newScriptedProvider(t, loop)
-			url, _ := paymentApp(t, up.URL, "")
-			res := gjson.ParseBytes(nodeChat(t, url, mode))
+			res, up, _ := shapedTurn(t, loop, mode)
 			if n := len(up.requests()); n != 3 {
 				t.Fatalf("%d rounds; want the 3 of max_rounds", n)
 			}
@@ -114,9 +123,7 @@ func TestStructuredOutputsAcrossAPaymentRound(t *testing.T) {
 		// round after the payment is asked with "auto", the rest as sent.
 		t.Run(mode+"/required", func(t *testing.T) {
 			t.Parallel()
-			up := newScriptedProvider(t, purchase)
-			url, a := paymentApp(t, up.URL, "")
-			res := gjson.ParseBytes(nodeChat(t, url, mode, `PAYGATE_PARSE_CHOICE="required"`))
+			res, up, a := shapedTurn(t, purchase, mode, `PAYGATE_PARSE_CHOICE="required"`)
 			if res.Get("error").Exists() || res.Get("parsed.reply").Str != "Your order is ready: tap Pay." || a.sim.OrderCount() != 1 {
 				t.Errorf("the SDK read %s, %d orders; want parsed.reply and one order", res.Raw, a.sim.OrderCount())
 			}
@@ -143,14 +150,12 @@ func TestStructuredOutputsAcrossAPaymentRound(t *testing.T) {
 // break, two documents, and raised a SyntaxError; it now gets the last
 // round's document, parsed.
 func TestStructuredOutputsParseAfterASpokenPaymentRound(t *testing.T) {
-	up := newScriptedProvider(t, func(body string) scriptRound {
+	res, _, a := shapedTurn(t, func(body string) scriptRound {
 		if rounds(body) == 1 {
 			return shapedRound("r1", `{"reply":"Let me order it."}`, "create_order", `{"sku":"premium-monthly","quantity":1}`, 100, 20)
 		}
 		return shapedRound("r2", `{"reply":"Your order is ready: tap Pay."}`, "", "", 150, 10)
-	})
-	url, a := paymentApp(t, up.URL, "")
-	res := gjson.ParseBytes(nodeChat(t, url, "parse"))
+	}, "parse")
 	if res.Get("error").Exists() || res.Get("parsed.reply").Str != "Your order is ready: tap Pay." || a.sim.OrderCount() != 1 {
 		t.Errorf("the SDK read %s, %d orders; want parsed.reply of the last round and one order", res.Raw, a.sim.OrderCount())
 	}
