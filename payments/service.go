@@ -494,6 +494,13 @@ type CreateRequest struct {
 	// user has usually leaves pay_method out; read as jsapi, the QR
 	// order was closed and a jsapi order opened in its place.
 	KeepPayMethod bool
+	// CountCall, when set, is called before a new order of the purchase
+	// is made (createFresh, not a switch's replacement), and its error
+	// refuses it as the daily limit's does: a create_order taken for a
+	// repeat of its purchase's order (RepeatsPurchase), so not counted
+	// toward max_payment_calls_per_minute, counts after all when that
+	// order expired or was closed before CreateOrder read it again.
+	CountCall func(context.Context) error
 }
 
 // CreateResult is the order of the purchase and what the payer needs. When
@@ -1014,6 +1021,12 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	// its own (orderCount), so that whoever gives it back later (prepay,
 	// approval, the sweep) finds it.
 	count := orderCount(req.Client, req.User, claim.OrderNo, now)
+	if req.CountCall != nil && !replacing {
+		if err := req.CountCall(ctx); err != nil {
+			s.releaseClaim(ctx, key, claim)
+			return nil, nil, err
+		}
+	}
 	switch {
 	case !replacing:
 		if err := s.countOrder(ctx, count.key); err != nil {

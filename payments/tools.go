@@ -499,16 +499,21 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	// nor is refused. Counted, six resends of one purchase used up the
 	// limit for the user's next one; refused past it, its model told the
 	// user to wait a minute beside the order's pay button the same answer
-	// hands them. Any other ask counts, and is refused past the limit.
-	if t.svc.opts.Rules.MaxPaymentCallsPerMinute > 0 && !t.svc.RepeatsPurchase(ctx, req) {
-		if err := t.svc.CheckCall(ctx, c.Client, c.User); err != nil {
+	// hands them. Any other ask counts, and is refused past the limit. A
+	// repeat whose order expired or was closed before CreateOrder read it
+	// again makes a new order, and counts then (CountCall): uncounted,
+	// limit 2, a third order went to WeChat Pay within the minute.
+	if t.svc.opts.Rules.MaxPaymentCallsPerMinute > 0 {
+		if t.svc.RepeatsPurchase(ctx, req) {
+			req.CountCall = func(ctx context.Context) error { return t.svc.CheckCall(ctx, c.Client, c.User) }
+		} else if err := t.svc.CheckCall(ctx, c.Client, c.User); err != nil {
 			return t.refusedByRule(ctx, t.names.CreateOrder, args, c, err)
 		}
 	}
 	cr, err := t.svc.CreateOrder(ctx, req)
 	out := Outcome{MoneyMoving: true, Executed: true}
 	if err != nil && (cr == nil || cr.Order == nil) {
-		if errors.Is(err, ErrDailyLimit) {
+		if errors.Is(err, ErrDailyLimit) || errors.Is(err, ErrRateLimited) {
 			return t.refusedByRule(ctx, t.names.CreateOrder, args, c, err)
 		}
 		t.log.WarnContext(ctx, "create_order failed", "client", c.Client, "sku", item.SKU, "err", err)
