@@ -190,6 +190,11 @@ type RoundResult struct {
 	// out yet: the turn sends them before the finish. They are among
 	// ClientCalls. Nil when there are none.
 	LateCalls []byte
+	// LateLegacy is the legacy function_call of the bot's own (choice 0's)
+	// that EndNames found whole at the round's end, its name held while it
+	// might grow and nothing of it out yet: the turn sends it before the
+	// finish. BotLegacyCall is set. Nil when there is none.
+	LateLegacy []byte
 	// Sent is what the client has received this round.
 	Sent SentRecord
 }
@@ -222,6 +227,8 @@ type Capture struct {
 	// legacyOut: a piece of a legacy function_call went out to the bot
 	// this round (RoundResult.BotLegacyCall).
 	legacyOut bool
+	// lateLegacy is RoundResult.LateLegacy (EndNames).
+	lateLegacy []byte
 	// payNames are the payment tools' names (PaymentNames), for a name a
 	// provider streams in pieces.
 	payNames []string
@@ -609,6 +616,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.legacy.named, c.legacy.pay, c.legacy.pending, c.legacy.name, c.legacy.args = false, false, false, "", c.legacy.args[:0]
 	c.strayLegacy = c.strayLegacy[:0]
 	c.legacyOut = false
+	c.lateLegacy = c.lateLegacy[:0]
 	c.argBytes = 0
 	c.finish = ""
 	c.finishChunk = c.finishChunk[:0]
@@ -934,6 +942,16 @@ func (c *Capture) EndNames() {
 	if c.errRaw != nil {
 		return
 	}
+	if c.legacy.pending && !c.isPayment(c.legacy.name) {
+		// The same of a legacy function_call (legacyCall): the bot's
+		// own, its arguments never started. Held for good, the bot's
+		// {"name":"create","arguments":""} (beside create_order) was
+		// refused as a call without a name.
+		c.legacy.named, c.legacy.pending, c.legacyOut = true, false, true
+		c.lateLegacy = append(c.lateLegacy[:0], `{"name":`...)
+		c.lateLegacy = jsonstr.Append(c.lateLegacy, c.legacy.name)
+		c.lateLegacy = append(c.lateLegacy, `,"arguments":""}`...)
+	}
 	for i := range c.slots {
 		sl := &c.slots[i]
 		if sl.choice != 0 || !sl.pending || sl.kind != kindUnknown {
@@ -1056,6 +1074,9 @@ func (c *Capture) EndRound() RoundResult {
 	}
 	if len(c.late) > 0 {
 		r.LateCalls = append(append([]byte(nil), c.late...), ']')
+	}
+	if len(c.lateLegacy) > 0 {
+		r.LateLegacy = append([]byte(nil), c.lateLegacy...)
 	}
 	if len(c.ann) > 0 {
 		r.Annotations = append(append([]byte{'['}, c.ann...), ']')

@@ -727,6 +727,14 @@ func (t *turn) stream() {
 			c = append(c, `},"logprobs":null,"finish_reason":null}]}`...)
 			_ = t.sw.Queue(c) // a client gone is found by the writes after
 		}
+		if len(res.LateLegacy) > 0 {
+			// The same of the bot's legacy function_call (LateLegacy).
+			c := chunkHead(t.turnID, t.rounds[len(t.rounds)-1].Model, t.created)
+			c = append(c, `,"choices":[{"index":0,"delta":{"function_call":`...)
+			c = append(c, res.LateLegacy...)
+			c = append(c, `},"logprobs":null,"finish_reason":null}]}`...)
+			_ = t.sw.Queue(c)
+		}
 		if len(res.PaymentCalls) == 0 {
 			fc := res.FinishChunk
 			if len(res.ClientCalls) > 0 && stopForCalls(res.FinishReason) && fc != nil {
