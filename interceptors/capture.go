@@ -1032,7 +1032,10 @@ func (c *Capture) EndRound() RoundResult {
 		seq++
 	}
 	for _, l := range c.strayLegacy {
-		if l.pay {
+		switch {
+		case l.pending:
+			r.StrayCalls = append(r.StrayCalls, "") // as a held call of choice 0's (below)
+		case l.pay:
 			r.StrayCalls = append(r.StrayCalls, l.name)
 		}
 	}

@@ -274,7 +274,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				c.toolCalls(data, s, m, choice)
 			}
 		case "function_call":
-			if v[0] == '{' && (choice == 0 && c.legacyCall(v, m.At) || choice != 0 && c.strayLegacyCall(choice, v)) {
+			if v[0] == '{' && (choice == 0 && c.legacyCall(v, m.At) || choice != 0 && c.strayLegacyCall(choice, v, m.At)) {
 				c.deleteMember(data, m.KeyAt, m.End)
 				break
 			}
@@ -377,15 +377,7 @@ func (c *Capture) legacyCall(v string, at int) bool {
 		if !c.legacy.pay && held {
 			// The bot's own call, nothing of it out yet: its whole
 			// name, with this delta's arguments.
-			rs := len(c.scratch)
-			c.scratch = append(c.scratch, `{"name":`...)
-			c.scratch = jsonstr.Append(c.scratch, c.legacy.name)
-			if args != "" {
-				c.scratch = append(c.scratch, `,"arguments":`...)
-				c.scratch = append(c.scratch, args...)
-			}
-			c.scratch = append(c.scratch, '}')
-			c.edits = append(c.edits, edit{at, at + len(v), rs, len(c.scratch)})
+			c.wholeLegacy(at, v, c.legacy.name, args)
 			return false
 		}
 	}
@@ -408,6 +400,22 @@ func (c *Capture) legacyCall(v string, at int) bool {
 	return true
 }
 
+// wholeLegacy records the edit that replaces the legacy function_call v, at
+// data[at], with one of the bot's own named whole, name, with v's arguments
+// args (raw, "" for none): nothing of the call went out while its name was
+// held (legacyCall, strayLegacyCall).
+func (c *Capture) wholeLegacy(at int, v, name, args string) {
+	rs := len(c.scratch)
+	c.scratch = append(c.scratch, `{"name":`...)
+	c.scratch = jsonstr.Append(c.scratch, name)
+	if args != "" {
+		c.scratch = append(c.scratch, `,"arguments":`...)
+		c.scratch = append(c.scratch, args...)
+	}
+	c.scratch = append(c.scratch, '}')
+	c.edits = append(c.edits, edit{at, at + len(v), rs, len(c.scratch)})
+}
+
 // appendEscaped appends v escaped as the contents of a JSON string, without
 // its quotes, in place: an object a provider sent as a call's arguments,
 // escaped into a buffer of its own, allocated one (and its growth) per
@@ -421,31 +429,63 @@ func appendEscaped(out []byte, v string) []byte {
 // strayLegacy is the legacy function_call of a choice other than choice 0
 // (strayLegacyCall).
 type strayLegacy struct {
-	choice int
-	name   string
-	pay    bool // it names a payment tool
+	choice  int
+	name    string
+	pay     bool // it names a payment tool
+	pending bool // its name so far may grow: nothing of it went out
 }
 
-// strayLegacyCall reads the legacy function_call v (an object) of a delta
-// of choice, not choice 0, and reports whether it is held back: its first
-// name names a payment tool, so it is a payment call of a choice the turn
-// did not ask for, dropped as one in the tools shape is
+// strayLegacyCall reads the legacy function_call v (an object, at data[at])
+// of a delta of choice, not choice 0, and reports whether it is held back:
+// its name names a payment tool, so it is a payment call of a choice the
+// turn did not ask for, dropped as one in the tools shape is
 // (RoundResult.StrayCalls); handed on, the bot got a call of a function it
-// never defined. A call of the bot's own goes out as it came. Rare (a
-// provider that sends a second choice in the legacy shape), so read with
-// gjson.
-func (c *Capture) strayLegacyCall(choice int, v string) bool {
-	for _, l := range c.strayLegacy {
-		if l.choice == choice {
-			return l.pay
+// never defined. A call of the bot's own goes out as it came. A name that
+// may grow (mayGrow), its arguments not started, is held as choice 0's is
+// (legacyCall): read from its first piece, "create_" was taken for the
+// bot's own and "order" went out after it, a call of create_order to the
+// bot's SDK. Rare (a provider that sends a second choice in the legacy
+// shape), so read with gjson.
+func (c *Capture) strayLegacyCall(choice int, v string, at int) bool {
+	var l *strayLegacy
+	for i := range c.strayLegacy {
+		if c.strayLegacy[i].choice == choice {
+			l = &c.strayLegacy[i]
+			break
 		}
 	}
-	n := gjson.Get(v, "name")
-	if n.Type != gjson.String || n.Str == "" {
+	if l != nil && !l.pending {
+		return l.pay
+	}
+	var name string
+	if n := gjson.Get(v, "name"); n.Type == gjson.String {
+		name = n.Str
+	}
+	args := gjson.Get(v, "arguments").Raw
+	whole := args != "" && args != `""`
+	switch {
+	case l == nil:
+		if name == "" {
+			return false
+		}
+		c.strayLegacy = append(c.strayLegacy, strayLegacy{choice: choice, name: strings.Clone(name)})
+		l = &c.strayLegacy[len(c.strayLegacy)-1]
+	case name == l.name:
+		whole = true
+	case name != "":
+		l.name += name
+	}
+	if !whole && c.mayGrow(l.name) {
+		l.pending = true
+		return true
+	}
+	held := l.pending
+	l.pending, l.pay = false, c.isPayment(l.name)
+	if !l.pay && held {
+		c.wholeLegacy(at, v, l.name, args)
 		return false
 	}
-	c.strayLegacy = append(c.strayLegacy, strayLegacy{choice: choice, name: strings.Clone(n.Str), pay: c.isPayment(n.Str)})
-	return c.strayLegacy[len(c.strayLegacy)-1].pay
+	return l.pay
 }
 
 // renumber records the edits that move the "index" of each entry of the
