@@ -362,6 +362,34 @@ func withALostReply(t *testing.T, pick func(*scripts) *goredis.Script, setup, ru
 	}
 }
 
+// storeLosingAReply opens a store on the shared Redis under prefix whose
+// connection, once arm is called, loses the reply to the next run of the
+// script pick names (go-redis re-sends it) and calls between when it does:
+// another replica's write landing while the reply is on its way. lost
+// reports whether a reply was lost. The four lost-reply tests with a write
+// between each set this up the same way (withALostReply is the one without).
+func storeLosingAReply(t *testing.T, prefix string, pick func(*scripts) *goredis.Script, between func()) (s *Store, arm func(), lost func() bool) {
+	t.Helper()
+	ctx := context.Background()
+	var armed atomic.Pointer[[]byte]
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &lossyConn{Conn: nc, arm: &armed, lost: between}, nil
+		}})
+	s = newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
+	t.Cleanup(func() { _ = s.Close() })
+	sc := pick(s.sc)
+	if err := sc.Load(ctx, c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sha := []byte(sc.Hash())
+	return s, func() { armed.Store(&sha) }, func() bool { return armed.Load() == nil }
+}
+
 // dueOnce asserts that the event id is due, without a repair pass.
 func dueOnce(t *testing.T, s *Store, id string) {
 	t.Helper()
@@ -415,7 +443,6 @@ func TestTakeTallyLostReplyWithAnAddBetween(t *testing.T) {
 	prefix := testPrefix()
 	t.Cleanup(func() { dropShared(t, prefix) })
 	other := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
-	var arm atomic.Pointer[[]byte]
 	var added atomic.Bool
 	addBetween := func() {
 		if _, err := other.AddTally(ctx, "conv", 7, time.Hour); err != nil {
@@ -423,26 +450,13 @@ func TestTakeTallyLostReplyWithAnAddBetween(t *testing.T) {
 		}
 		added.Store(true)
 	}
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
-		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &lossyConn{Conn: nc, arm: &arm, lost: addBetween}, nil
-		}})
-	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.sc.takeTally.Load(ctx, c).Err(); err != nil {
-		t.Fatal(err)
-	}
+	s, arm, lost := storeLosingAReply(t, prefix, func(sc *scripts) *goredis.Script { return sc.takeTally }, addBetween)
 	if _, err := s.AddTally(ctx, "conv", 5, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	sha := []byte(s.sc.takeTally.Hash())
-	arm.Store(&sha)
+	arm()
 	got, err := s.TakeTally(ctx, "conv")
-	if arm.Load() != nil || !added.Load() {
+	if !lost() || !added.Load() {
 		t.Fatal("the take's reply was never lost, or no add came in between")
 	}
 	if err != nil || got != 5 {
@@ -463,7 +477,6 @@ func TestAddTallyLostReplyWithATakeBetween(t *testing.T) {
 	prefix := testPrefix()
 	t.Cleanup(func() { dropShared(t, prefix) })
 	other := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
-	var arm atomic.Pointer[[]byte]
 	var took atomic.Int64
 	took.Store(-1)
 	takeBetween := func() {
@@ -473,25 +486,12 @@ func TestAddTallyLostReplyWithATakeBetween(t *testing.T) {
 		}
 		took.Store(n)
 	}
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
-		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &lossyConn{Conn: nc, arm: &arm, lost: takeBetween}, nil
-		}})
-	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.sc.addTally.Load(ctx, c).Err(); err != nil {
-		t.Fatal(err)
-	}
-	sha := []byte(s.sc.addTally.Hash())
-	arm.Store(&sha)
+	s, arm, lost := storeLosingAReply(t, prefix, func(sc *scripts) *goredis.Script { return sc.addTally }, takeBetween)
+	arm()
 	if _, err := s.AddTally(ctx, "conv", 5, time.Hour); err != nil {
 		t.Fatalf("the re-sent add: %v", err)
 	}
-	if arm.Load() != nil || took.Load() < 0 {
+	if !lost() || took.Load() < 0 {
 		t.Fatal("the add's reply was never lost, or no take came in between")
 	}
 	if n := took.Load(); n != 5 {
@@ -515,7 +515,6 @@ func TestAuditAppendLostReplyWithAnAppendBetween(t *testing.T) {
 	other := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
 	r1 := store.AuditRecord{Seq: 1, Hash: "h1", Body: []byte(`{"by":"this replica"}`)}
 	r2 := store.AuditRecord{Seq: 2, PrevHash: "h1", Hash: "h2", Body: []byte(`{"by":"the other"}`)}
-	var arm atomic.Pointer[[]byte]
 	var appended atomic.Bool
 	appendBetween := func() {
 		if err := other.AppendAudit(ctx, r2); err != nil {
@@ -523,23 +522,10 @@ func TestAuditAppendLostReplyWithAnAppendBetween(t *testing.T) {
 		}
 		appended.Store(true)
 	}
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
-		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &lossyConn{Conn: nc, arm: &arm, lost: appendBetween}, nil
-		}})
-	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.sc.appendAudit.Load(ctx, c).Err(); err != nil {
-		t.Fatal(err)
-	}
-	sha := []byte(s.sc.appendAudit.Hash())
-	arm.Store(&sha)
+	s, arm, lost := storeLosingAReply(t, prefix, func(sc *scripts) *goredis.Script { return sc.appendAudit }, appendBetween)
+	arm()
 	err := s.AppendAudit(ctx, r1)
-	if arm.Load() != nil || !appended.Load() {
+	if !lost() || !appended.Load() {
 		t.Fatal("the append's reply was never lost, or no append came in between")
 	}
 	if err != nil {
@@ -569,7 +555,6 @@ func TestAuditBatchLostReplyWithAnAppendBetween(t *testing.T) {
 		{Seq: 3, PrevHash: "h2", Hash: "h3", Body: []byte(`{"by":"the other","n":3}`)},
 		{Seq: 4, PrevHash: "h3", Hash: "h4", Body: []byte(`{"by":"the other","n":4}`)},
 	}
-	var arm atomic.Pointer[[]byte]
 	var appended atomic.Bool
 	appendBetween := func() {
 		if err := other.AppendAuditBatch(ctx, theirs); err != nil {
@@ -577,23 +562,10 @@ func TestAuditBatchLostReplyWithAnAppendBetween(t *testing.T) {
 		}
 		appended.Store(true)
 	}
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
-		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &lossyConn{Conn: nc, arm: &arm, lost: appendBetween}, nil
-		}})
-	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.sc.appendBatch.Load(ctx, c).Err(); err != nil {
-		t.Fatal(err)
-	}
-	sha := []byte(s.sc.appendBatch.Hash())
-	arm.Store(&sha)
+	s, arm, lost := storeLosingAReply(t, prefix, func(sc *scripts) *goredis.Script { return sc.appendBatch }, appendBetween)
+	arm()
 	err := s.AppendAuditBatch(ctx, mine)
-	if arm.Load() != nil || !appended.Load() {
+	if !lost() || !appended.Load() {
 		t.Fatal("the batch's reply was never lost, or no append came in between")
 	}
 	if err != nil {
