@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -49,14 +48,7 @@ func TestLegacyFunctionCallNamedTwice(t *testing.T) {
 						roundChunk+`[{"index":0,"delta":{"role":"assistant","content":null,`+tc.fc+`},"finish_reason":null}]}`+"\n\n",
 						roundChunk+`[{"index":0,"delta":{},"finish_reason":"function_call"}]}`+"\n\n", "data: [DONE]\n\n")
 				}
-				fp := newFakeProvider(t, roundByRound(first, textRound(stream, "Which one did you want?"), textRound(stream, "Which one did you want?")))
-				tools := &recordingTools{}
-				url := toolsProxy(t, fp.URL, tools, nil)
-				resp := post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-				body := readAll(t, resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("status %d: %s", resp.StatusCode, body)
-				}
+				body, tools := weatherBotTurn(t, roundByRound(first, textRound(stream, "Which one did you want?"), textRound(stream, "Which one did you want?")), stream)
 				if got := tools.executed(); len(got) != 0 {
 					t.Errorf("executed %q; want nothing run of a call read two ways\n%s", got, body)
 				}

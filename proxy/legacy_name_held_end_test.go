@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 
@@ -27,14 +26,7 @@ func TestLegacyBotCallHeldToTheRoundsEnd(t *testing.T) {
 				roundChunk + `[{"index":0,"delta":{},"finish_reason":"function_call"}]}` + "\n\n",
 				"data: [DONE]\n\n",
 			}
-			fp := newFakeProvider(t, roundByRound(sseHandler(events...), textRound(stream, "Done.")))
-			tools := &recordingTools{}
-			url := toolsProxy(t, fp.URL, tools, nil)
-			resp := post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-			body := readAll(t, resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("status %d: %s", resp.StatusCode, body)
-			}
+			body, tools := weatherBotTurn(t, roundByRound(sseHandler(events...), textRound(stream, "Done.")), stream)
 			if got := tools.executed(); len(got) != 0 {
 				t.Errorf("executed %q; want nothing\n%s", got, body)
 			}
