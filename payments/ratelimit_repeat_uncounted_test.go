@@ -1,10 +1,6 @@
 package payments_test
 
-import (
-	"testing"
-
-	"github.com/paygate/paygate/payments"
-)
+import "testing"
 
 // TestRepeatedPurchaseIsNotCounted: a create_order that only hands back its
 // purchase's order (RepeatsPurchase) reaches no WeChat Pay, so it does not
@@ -15,16 +11,7 @@ import (
 func TestRepeatedPurchaseIsNotCounted(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
-				o.Rules.MaxPaymentCallsPerMinute = 2
-			}})
-			tools := newTools(e)
-			u := caller("oUser-rate-repeat")
-			first := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`)
-			no, _ := first.result["order_no"].(string)
-			if first.result["status"] != "awaiting_payment" || no == "" {
-				t.Fatalf("create_order: %s", first.out.Result)
-			}
+			e, tools, u, no := purchasedUnderALimit(t, driver, 2, "oUser-rate-repeat")
 			for i := range 6 {
 				tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`)
 				if tc.result["order_no"] != no {

@@ -124,6 +124,26 @@ func TestApprovalAboveBoundary(t *testing.T) {
 	}
 }
 
+// purchasedUnderALimit starts an env on driver (its store on the env's
+// clock) with max_payment_calls_per_minute at limit, and makes user's first
+// purchase of premium-monthly, awaiting payment: the start of every test of
+// what a purchase asked again does to the per-minute limit. It returns the
+// env, its tools, the caller and the order's number.
+func purchasedUnderALimit(t *testing.T, driver string, limit int, user string) (*env, *payments.Tools, payments.Caller, string) {
+	t.Helper()
+	e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+		o.Rules.MaxPaymentCallsPerMinute = limit
+	}})
+	tools := newTools(e)
+	u := caller(user)
+	first := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`)
+	no, _ := first.result["order_no"].(string)
+	if first.result["status"] != "awaiting_payment" || no == "" {
+		t.Fatalf("create_order: %s", first.out.Result)
+	}
+	return e, tools, u, no
+}
+
 func TestMaxOrdersPerUserPerDay(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -431,16 +451,7 @@ func TestMaxPaymentCallsPerMinute(t *testing.T) {
 func TestPastTheLimitAnExpiredOrderIsNoRepeat(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
-				o.Rules.MaxPaymentCallsPerMinute = 1
-			}})
-			tools := newTools(e)
-			u := caller("oUser-rate-expired")
-			first := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`)
-			no, _ := first.result["order_no"].(string)
-			if first.result["status"] != "awaiting_payment" || no == "" {
-				t.Fatalf("create_order: %s", first.out.Result)
-			}
+			e, tools, u, no := purchasedUnderALimit(t, driver, 1, "oUser-rate-expired")
 			e.clock.Advance(payments.DefaultOrderTTL + time.Minute) // past its deadline; no sweep runs
 			if tc := call(t, tools, u, "query_order", `{"order_no":"PG000000000000none"}`); tc.result["status"] != "not_found" {
 				t.Fatalf("query_order (the minute's one call): %s", tc.out.Result)
