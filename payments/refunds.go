@@ -2348,7 +2348,7 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 	if no.Type != gjson.String || no.Str == "" {
 		return clarify("order_no is missing")
 	}
-	if reason.Type != gjson.String || strings.TrimSpace(oneLine(reason.Str)) == "" {
+	if reason.Type != gjson.String || strings.TrimSpace(clip(reason.Str, len(reason.Str))) == "" {
 		return clarify("reason is missing: ask the user why they want the refund")
 	}
 	var fen int64
