@@ -369,6 +369,49 @@ func TestRestoredResultsFollowCallOrder(t *testing.T) {
 	}
 }
 
+// weatherAfterAPurchase holds a conversation whose first turn keeps a
+// payment exchange to the provider's prompt cache (SPEC 3), through a
+// toolsProxy for fp: four turns of the bot (the user's first message; its
+// get_weather call_1 answered; "and tomorrow?"; its own call_0 answered),
+// each answered 200 and, when answered is not nil, passing it. fp must
+// then have seen rounds requests, each from the third on carrying the one
+// before byte for byte (messagesGrowFrom), the last with ids a provider
+// takes and the bot's own result for call_0. Both restored-exchange tests
+// run this conversation; they differ in the rounds that keep the exchange.
+func weatherAfterAPurchase(t *testing.T, stream bool, fp *fakeProvider, first string, rounds int, answered func(body string)) {
+	t.Helper()
+	url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+	hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+	const w = `"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`
+	msgs := []string{first}
+	turn := func(add ...string) {
+		t.Helper()
+		msgs = append(msgs, add...)
+		resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr)
+		b := readAll(t, resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("the bot got %d %s", resp.StatusCode, b)
+		}
+		if answered != nil {
+			answered(b)
+		}
+	}
+	turn()
+	turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1",`+w, `{"role":"tool","tool_call_id":"call_1","content":"sunny"}`)
+	turn(`{"role":"assistant","content":"Sunny; ordered."}`, `{"role":"user","content":"and tomorrow?"}`)
+	turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_0",`+w, `{"role":"tool","tool_call_id":"call_0","content":"still sunny"}`)
+	reqs := fp.requests()
+	if len(reqs) != rounds {
+		t.Fatalf("%d upstream requests; want %d", len(reqs), rounds)
+	}
+	messagesGrowFrom(t, reqs, 2)
+	last := reqs[rounds-1].Body
+	checkToolIDs(t, last)
+	if got := gjson.GetBytes(last, `messages.#(tool_call_id=="call_0").content`).Str; got != "still sunny" {
+		t.Errorf("the result for call_0 is %q; want the bot's own, still sunny", got)
+	}
+}
+
 // TestRestoredExchangeStaysAsTheConversationGrows: each request of a
 // conversation with a kept payment exchange carries the request before it
 // byte for byte, with the new messages after it, so that the provider's
@@ -384,31 +427,7 @@ func TestRestoredExchangeStaysAsTheConversationGrows(t *testing.T) {
 			mixed := `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` + weatherCall(1, "call_1") + `]`
 			fp := newFakeProvider(t, roundByRound(callsRound(stream, mixed), textRound(stream, "Sunny; ordered."),
 				callsRound(stream, "["+weatherCall(0, "call_0")+"]"), textRound(stream, "Still sunny.")))
-			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
-			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
-			const w = `"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`
-			msgs := []string{`{"role":"user","content":"buy premium if it is sunny"}`}
-			turn := func(add ...string) {
-				t.Helper()
-				msgs = append(msgs, add...)
-				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr)
-				if b := readAll(t, resp.Body); resp.StatusCode != 200 {
-					t.Fatalf("the bot got %d %s", resp.StatusCode, b)
-				}
-			}
-			turn()
-			turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1",`+w, `{"role":"tool","tool_call_id":"call_1","content":"sunny"}`)
-			turn(`{"role":"assistant","content":"Sunny; ordered."}`, `{"role":"user","content":"and tomorrow?"}`)
-			turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_0",`+w, `{"role":"tool","tool_call_id":"call_0","content":"still sunny"}`)
-			reqs := fp.requests()
-			if len(reqs) != 4 {
-				t.Fatalf("%d upstream requests; want 4", len(reqs))
-			}
-			messagesGrowFrom(t, reqs, 2)
-			checkToolIDs(t, reqs[3].Body)
-			if got := gjson.GetBytes(reqs[3].Body, `messages.#(tool_call_id=="call_0").content`).Str; got != "still sunny" {
-				t.Errorf("the result for call_0 is %q; want the bot's own, still sunny", got)
-			}
+			weatherAfterAPurchase(t, stream, fp, `{"role":"user","content":"buy premium if it is sunny"}`, 4, nil)
 		})
 	}
 }
@@ -427,33 +446,11 @@ func TestRestoredEarlierRoundStaysAsTheConversationGrows(t *testing.T) {
 			buy := `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`
 			fp := newFakeProvider(t, roundByRound(callsRound(stream, buy), callsRound(stream, "["+weatherCall(0, "call_1")+"]"),
 				textRound(stream, "Sunny; ordered."), callsRound(stream, "["+weatherCall(0, "call_0")+"]"), textRound(stream, "Still sunny.")))
-			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
-			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
-			const w = `"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`
-			msgs := []string{`{"role":"user","content":"buy premium, then tell me the weather"}`}
-			turn := func(add ...string) {
-				t.Helper()
-				msgs = append(msgs, add...)
-				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr)
-				if b := readAll(t, resp.Body); resp.StatusCode != 200 {
-					t.Fatalf("the bot got %d %s", resp.StatusCode, b)
-				} else if ids := botCallIDs(stream, b); len(ids) > 0 && !slices.Contains([]string{"call_0", "call_1"}, ids[0]) {
+			weatherAfterAPurchase(t, stream, fp, `{"role":"user","content":"buy premium, then tell me the weather"}`, 5, func(b string) {
+				if ids := botCallIDs(stream, b); len(ids) > 0 && !slices.Contains([]string{"call_0", "call_1"}, ids[0]) {
 					t.Fatalf("the bot got its call under %v; want the model's id", ids)
 				}
-			}
-			turn()
-			turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1",`+w, `{"role":"tool","tool_call_id":"call_1","content":"sunny"}`)
-			turn(`{"role":"assistant","content":"Sunny; ordered."}`, `{"role":"user","content":"and tomorrow?"}`)
-			turn(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_0",`+w, `{"role":"tool","tool_call_id":"call_0","content":"still sunny"}`)
-			reqs := fp.requests()
-			if len(reqs) != 5 {
-				t.Fatalf("%d upstream requests; want 5", len(reqs))
-			}
-			messagesGrowFrom(t, reqs, 2)
-			checkToolIDs(t, reqs[4].Body)
-			if got := gjson.GetBytes(reqs[4].Body, `messages.#(tool_call_id=="call_0").content`).Str; got != "still sunny" {
-				t.Errorf("the result for call_0 is %q; want the bot's own, still sunny", got)
-			}
+			})
 		})
 	}
 }
