@@ -22,38 +22,16 @@ import (
 // foreground on a config and prefix of its own. These tests need nginx and
 // fail without it, never skip: scripts/test.sh installs nginx-light.
 
-// nginxBin is nginx on PATH, else /usr/sbin/nginx (not on a non-root
-// PATH on Debian).
-func nginxBin(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx"
-	}
-	t.Fatal("nginx not found: the tests of paygate behind a front need it (apt-get install -y nginx-light; scripts/test.sh installs it)")
-	return ""
-}
-
 // startNginx runs nginx listening on addr with server, the inside of its
 // server block after the listen line (the locations), and returns its
 // URL. It is stopped, and its error log shown when the test failed, at the
 // test's end.
 func startNginx(t *testing.T, addr, server string) string {
 	t.Helper()
-	bin := nginxBin(t)
-	// Not t.TempDir: nginx's workers drop root's privileges, and its
-	// parent is private to root; they must reach the temp paths (a
-	// buffered answer larger than the buffers spills there).
-	dir, err := os.MkdirTemp("", "paygate-front-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := testproc.Bin(t, "nginx", "the tests of paygate behind a front need it (apt-get install -y nginx-light; scripts/test.sh installs it)")
+	// nginx's workers reach the temp paths there (a buffered answer
+	// larger than the buffers spills there).
+	dir := testproc.SharedDir(t, "paygate-front-", 0o755)
 	conf := `worker_processes 1;
 pid ` + dir + `/nginx.pid;
 error_log ` + dir + `/error.log info;

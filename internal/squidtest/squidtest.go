@@ -29,37 +29,16 @@ const (
 	Pass = "sq-Pass-0123"
 )
 
-// bin is squid on PATH, else /usr/sbin/squid (not on a non-root
-// PATH on Debian).
-func bin(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("squid"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/squid"); err == nil {
-		return "/usr/sbin/squid"
-	}
-	t.Fatal("squid not found: the tests of paygate behind an egress proxy need it (apt-get install -y squid; scripts/test.sh installs it)")
-	return ""
-}
-
 // Start runs squid on a free address and returns its host:port.
 // hosts names the names it resolves to 127.0.0.1; access holds http_access
 // lines put before the one that lets the authenticated user through. It is
 // stopped, and its log shown when the test failed, at the test's end.
 func Start(t *testing.T, hosts []string, access string) string {
 	t.Helper()
-	squid := bin(t)
-	// Not t.TempDir: squid drops root's privileges (to user proxy) and
-	// writes its logs there, and runs the credentials helper from there.
-	dir, err := os.MkdirTemp("", "paygate-squid-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	squid := testproc.Bin(t, "squid", "the tests of paygate behind an egress proxy need it (apt-get install -y squid; scripts/test.sh installs it)")
+	// Squid, as user proxy, writes its logs there and runs the credentials
+	// helper from there.
+	dir := testproc.SharedDir(t, "paygate-squid-", 0o777)
 	// Squid's credentials helper: one "user password" line in (URL-escaped;
 	// these are plain), OK or ERR out.
 	helper := "#!/bin/sh\nwhile read -r u p; do\n  if [ \"$u\" = " + User + " ] && [ \"$p\" = " + Pass +
