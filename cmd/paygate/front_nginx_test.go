@@ -55,21 +55,7 @@ http {
 	}
 	errLog := filepath.Join(dir, "error.log")
 	cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", errLog, "-g", "daemon off;")
-	out, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Registered before testproc.Start's, so run once nginx has ended.
-	t.Cleanup(func() {
-		_ = out.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(errLog)
-			s, _ := os.ReadFile(filepath.Join(dir, "stderr"))
-			t.Logf("nginx's error log:\n%s%s", b, s)
-		}
-	})
-	exited := testproc.Start(t, cmd)
+	exited := testproc.StartLogged(t, cmd, dir, "nginx", "error.log")
 	// Up once its pid file names it: nginx writes it after it bound its
 	// port (and exits on "bind() failed" instead). A connection taken is
 	// no proof: another process may hold the port freeAddr handed out.

@@ -64,22 +64,7 @@ http_access deny all
 	path := filepath.Join(dir, "squid.conf")
 	writeMode(t, path, conf, 0o644)
 	cmd := exec.Command(squid, "-N", "-f", path)
-	out, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Registered before testproc.Start's, so run once squid has ended.
-	t.Cleanup(func() {
-		_ = out.Close()
-		if t.Failed() {
-			for _, f := range []string{"stderr", "cache.log", "access.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("squid's %s:\n%s", f, b)
-			}
-		}
-	})
-	exited := testproc.Start(t, cmd)
+	exited := testproc.StartLogged(t, cmd, dir, "squid", "cache.log", "access.log")
 	// Up once it answers as squid: a connection taken is no proof, as
 	// another process may hold the port freeAddr handed out.
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}

@@ -3,6 +3,7 @@ package testproc
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -43,4 +44,28 @@ func SharedDir(t testing.TB, prefix string, mode os.FileMode) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// StartLogged is Start with cmd's output in dir/stderr, which it and the
+// files of dir named in logs (a server's own logs) are shown from when t
+// failed, each under name's: what a server said is what tells why a test
+// of paygate behind it failed. The log cleanup runs once cmd has ended.
+func StartLogged(t testing.TB, cmd *exec.Cmd, dir, name string, logs ...string) (exited <-chan struct{}) {
+	t.Helper()
+	out, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Registered before Start's, so run once cmd has ended.
+	t.Cleanup(func() {
+		_ = out.Close()
+		if t.Failed() {
+			for _, f := range append([]string{"stderr"}, logs...) {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("%s's %s:\n%s", name, f, b)
+			}
+		}
+	})
+	return Start(t, cmd)
 }
