@@ -185,7 +185,7 @@ func TestProxyRefusalNamesTheProxy(t *testing.T) {
 	up := httptest.NewTLSServer(chatAnswer("through the proxy over TLS", &asked))
 	defer up.Close()
 	squid := squidtest.Start(t, []string{"llm.example.com", "blocked.example.com"},
-		"acl blocked dstdomain blocked.example.com\nhttp_access deny blocked")
+		squidtest.Deny("blocked.example.com"))
 	port := portOf(t, up.URL)
 	cmd, lines, base := startProxied(t, `
 providers:

@@ -12,6 +12,7 @@ package squidtest
 
 import (
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,4 +99,17 @@ func writeMode(t *testing.T, path, content string, mode os.FileMode) {
 	if err := os.Chmod(path, mode); err != nil { // past the umask
 		t.Fatal(err)
 	}
+}
+
+// Deny is the access lines that refuse every request to host (squid's
+// 403), as a company proxy's allow-list that leaves it out does.
+func Deny(host string) string {
+	return "acl blocked dstdomain " + host + "\nhttp_access deny blocked"
+}
+
+// Proxy is a transport's Proxy for the squid at addr, with the credentials
+// it lets through: the proxy set on the transport as HTTPS_PROXY would set
+// it (Go reads the environment once per process).
+func Proxy(addr string) func(*http.Request) (*url.URL, error) {
+	return http.ProxyURL(&url.URL{Scheme: "http", User: url.UserPassword(User, Pass), Host: addr})
 }

@@ -22,12 +22,12 @@ func TestProxyRefusalNamesTheProxy(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer merchant.Close()
-	squid := squidtest.Start(t, []string{"hooks.example.com"}, "acl blocked dstdomain hooks.example.com\nhttp_access deny blocked")
+	squid := squidtest.Start(t, []string{"hooks.example.com"}, squidtest.Deny("hooks.example.com"))
 	tr, ok := keepAliveTransport(1).(*http.Transport)
 	if !ok {
 		t.Fatal("the relay's default transport is not an *http.Transport")
 	}
-	tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", User: url.UserPassword(squidtest.User, squidtest.Pass), Host: squid})
+	tr.Proxy = squidtest.Proxy(squid)
 	tr.TLSClientConfig = merchant.Client().Transport.(*http.Transport).TLSClientConfig
 	defer tr.CloseIdleConnections()
 	u, _ := url.Parse(merchant.URL)

@@ -19,7 +19,7 @@ import (
 func TestProxyRefusalNamesTheProxy(t *testing.T) {
 	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer api.Close()
-	squid := squidtest.Start(t, []string{"api.mch.example.com"}, "acl blocked dstdomain api.mch.example.com\nhttp_access deny blocked")
+	squid := squidtest.Start(t, []string{"api.mch.example.com"}, squidtest.Deny("api.mch.example.com"))
 	u, _ := url.Parse(api.URL)
 	rt, err := NewHostRewriter("https://api.mch.example.com:"+u.Port(), nil)
 	if err != nil {
@@ -31,7 +31,7 @@ func TestProxyRefusalNamesTheProxy(t *testing.T) {
 	}
 	oldProxy, oldTLS := tr.Proxy, tr.TLSClientConfig
 	defer func() { tr.Proxy, tr.TLSClientConfig = oldProxy, oldTLS }() // http.DefaultTransport before the fix
-	tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", User: url.UserPassword(squidtest.User, squidtest.Pass), Host: squid})
+	tr.Proxy = squidtest.Proxy(squid)
 	tr.TLSClientConfig = api.Client().Transport.(*http.Transport).TLSClientConfig
 	req, _ := http.NewRequest(http.MethodGet, DefaultAPIBase+"/v3/pay/transactions/out-trade-no/PG1?mchid=1", nil)
 	resp, err := (&http.Client{Transport: rt}).Do(req)
