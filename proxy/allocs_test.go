@@ -90,11 +90,12 @@ func TestParseAnswerAllocations(t *testing.T) {
 	}
 }
 
-// TestEndRoundOfAFirstRoundAllocatesItsEntryOnly: a turn's first round is
-// accounted in one allocation, its entry in the turn's rounds: its usage
-// object goes there too, not into a list of its own that only a turn of
-// several rounds or a stream's usage chunk reads.
-func TestEndRoundOfAFirstRoundAllocatesItsEntryOnly(t *testing.T) {
+// TestEndRoundOfAFirstRoundAllocatesNothing: a turn's first round is
+// accounted without an allocation: its entry goes into the turn's own
+// room for one round (most turns have one), not a slice grown on the
+// heap, and its usage object goes there too, not into a list of its own
+// that only a turn of several rounds or a stream's usage chunk reads.
+func TestEndRoundOfAFirstRoundAllocatesNothing(t *testing.T) {
 	s := &Server{}
 	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
 	resp := &failover.Response{Provider: "p", Model: "m"}
@@ -105,8 +106,13 @@ func TestEndRoundOfAFirstRoundAllocatesItsEntryOnly(t *testing.T) {
 		*tn = turn{s: s, r: r}
 		tn.endRound(0, resp, "chatcmpl-1", "m", 1700000000, u, obj)
 	})
-	if n != 1 {
-		t.Errorf("endRound of a turn's first round: %v allocations; want 1", n)
+	if n != 0 {
+		t.Errorf("endRound of a turn's first round: %v allocations; want 0", n)
+	}
+	// A second round still gets an entry of its own, after the first.
+	tn.endRound(1, &failover.Response{Provider: "q", Model: "m2"}, "chatcmpl-2", "m2", 1700000001, nil, nil)
+	if len(tn.rounds) != 2 || tn.rounds[0].Provider != "p" || tn.rounds[1].Provider != "q" || string(tn.rounds[0].usage) != string(obj) {
+		t.Errorf("rounds after a second: %+v; want p's (with its usage), then q's", tn.rounds)
 	}
 }
 

@@ -95,10 +95,13 @@ type turn struct {
 	brk     string
 	actions []json.RawMessage // the turn's own, from its payment calls
 	rounds  []roundInfo
-	usage   interceptors.Usage // summed over the rounds that reported usage
-	hasUse  bool
-	cost    accounting.Pico
-	sw      *sse.Writer
+	// round0 is the room of rounds' first entry: most turns have one
+	// round, accounted without a slice of its own on the heap (endRound).
+	round0 [1]roundInfo
+	usage  interceptors.Usage // summed over the rounds that reported usage
+	hasUse bool
+	cost   accounting.Pico
+	sw     *sse.Writer
 	// fingerprint is the last streamed round's system_fingerprint (a JSON
 	// string, nil for none), for the chunks paygate writes at the turn's
 	// end (RoundResult.Fingerprint).
@@ -1178,6 +1181,9 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 	}
 	if model == "" {
 		model = resp.Model
+	}
+	if t.rounds == nil {
+		t.rounds = t.round0[:0]
 	}
 	t.rounds = append(t.rounds, roundInfo{Provider: resp.Provider, Model: model, dropped: resp.DroppedFields()})
 	if u != nil && t.s.ledger != nil {
