@@ -143,6 +143,9 @@ type Response struct {
 	Body []byte
 	// Tried lists the round's attempts, the successful one last.
 	Tried []Attempt
+	// tried0 holds Tried of a round its first attempt answered, most
+	// rounds: no slice of its own on the heap (tryTarget).
+	tried0 [1]Attempt
 	// Continued reports that the request carried Request.Continuation as an
 	// assistant prefill the model continued: the stream holds only the
 	// rest of the answer. False for a fresh answer (continuation none, no
@@ -160,8 +163,7 @@ type Response struct {
 	length    int64 // Content-Length; -1 unknown
 	rd        *sse.Reader
 	pre       prefixReader // what rd reads before the first token, for bareError
-	stream    bool
-	held      [][]byte // non-token events read before the first token
+	held      [][]byte     // non-token events read before the first token
 	heldNext  int
 	pending   bool       // cur (the first token event) not yet returned
 	peeked    bool       // cur is the next event, read by Buffered: [DONE] or valid JSON, not yet checked further
@@ -179,15 +181,16 @@ type Response struct {
 	endsWhole bool  // the caller has the whole piped answer so far (EndsWhole)
 	cutAfter  error // the body's error that came with its last bytes, for the next Read
 	endCut    error // what ended a whole stream other than its end (CutAfterFinish)
-	measure   bool  // the request is a generation: its times are latency samples (generation)
-	released  bool
-	closed    bool
 	// breakerDone reports a stream's outcome to its provider's breaker,
 	// once, when the stream ends (finish, Close): a provider that cuts
 	// every stream after its first token must count as failing, not as a
 	// success at the first token and a failure at the cut, which never add
 	// up to the consecutive failures that trip it.
 	breakerDone func(error)
+	measure     bool // the request is a generation: its times are latency samples (generation)
+	released    bool
+	closed      bool
+	stream      bool
 	// probe marks a stream that was its provider's half-open probe. Its
 	// success is reported (through breakerDone) at its first event after
 	// the first token, when the answer shows it flows (closing the

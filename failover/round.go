@@ -469,7 +469,14 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				t.throttles.Store(0)
 			}
 			at.Status = resp.StatusCode
-			rd.tried = append(rd.tried, at)
+			if len(rd.tried) == 0 {
+				// Answered at once: the one attempt is kept in the
+				// Response, capped so that an append copies it out.
+				resp.tried0[0] = at
+				rd.tried = resp.tried0[:1:1]
+			} else {
+				rd.tried = append(rd.tried, at)
+			}
 			p.okAttempts.Inc()
 			resp.roundAt.Store(0) // the round's time no longer bounds the answer
 			resp.Attempts, resp.Tried, resp.Continued = rd.attempts, rd.tried, continued
