@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -566,8 +567,11 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	if ra.HasUsage {
 		a.counts = ra.Usage
 		a.usage = &a.counts
-		// The object itself, token details and all, as the walk found it.
-		a.usageJSON = []byte(ra.UsageRaw)
+		// The object itself, token details and all, as the walk found it:
+		// in the memory ReadAnswer copied its strings into, which is the
+		// answer's own and which nothing writes, so it is not copied
+		// again. Read-only, as every round's usage object is.
+		a.usageJSON = unsafe.Slice(unsafe.StringData(ra.UsageRaw), len(ra.UsageRaw))
 	}
 	i := 0
 	defer func() {
