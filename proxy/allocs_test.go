@@ -180,3 +180,34 @@ func TestSentLogAddAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstRoundRequestAllocatesNothing: a turn's first round asks the
+// upstream with a request held in the turn itself (most turns have one
+// round), not one allocated on its own; a later round's request is its
+// own, so none handed to the upstream changes after.
+func TestFirstRoundRequestAllocatesNothing(t *testing.T) {
+	s := &Server{cfg: testConfig(t, "http://127.0.0.1:1", nil)}
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	body := []byte(`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`)
+	chat := interceptors.Chat{Model: "gpt-test"}
+	c := payments.Caller{Client: "shop-bot", User: "o-plain", Session: "o-plain"}
+	tn := &turn{s: s, r: r, chat: chat, caller: c, body: body}
+	var first *failover.Request
+	n := testing.AllocsPerRun(100, func() {
+		*tn = turn{s: s, r: r, chat: chat, caller: c, body: body}
+		first = tn.request()
+	})
+	if n != 0 {
+		t.Errorf("the first round's request: %v allocations; want 0", n)
+	}
+	if first.Model != "gpt-test" || string(first.Body) != string(body) || first.Path != "/chat/completions" || first.Affinity.User != "o-plain" {
+		t.Errorf("first request %+v; want the turn's model, body, path and user", first)
+	}
+	second := tn.request()
+	if second == first {
+		t.Fatal("the second round's request is the first's; want one of its own")
+	}
+	if second.Model != first.Model || string(second.Body) != string(first.Body) {
+		t.Errorf("second request %+v; want the same model and body as the first", second)
+	}
+}

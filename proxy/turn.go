@@ -80,6 +80,11 @@ type turn struct {
 	// through the exchange the turn keeps (paymentsSinceUser), so an
 	// answer whose exchange could not be kept is withdrawn (keepExchange).
 	bound bool
+	// inWord: the text the client has so far ends in a word, so the next
+	// round's text starts a new paragraph (paragraphBreak).
+	inWord   bool
+	hasUse   bool // a round reported usage (usage)
+	req0Used bool // req0 went to the first round
 	// payChoice is what the bot's tool_choice lets the model call of the
 	// payment tools, read once from the bot's request: paygate's own
 	// changes to tool_choice in later rounds do not widen it.
@@ -87,9 +92,6 @@ type turn struct {
 
 	turnID  string
 	created int64
-	// inWord: the text the client has so far ends in a word, so the next
-	// round's text starts a new paragraph (paragraphBreak).
-	inWord bool
 	// brk is what goes between two rounds' text there: "\n\n", or what
 	// the bot's stop sequences leave (roundsBreak).
 	brk     string
@@ -98,10 +100,12 @@ type turn struct {
 	// round0 is the room of rounds' first entry: most turns have one
 	// round, accounted without a slice of its own on the heap (endRound).
 	round0 [1]roundInfo
-	usage  interceptors.Usage // summed over the rounds that reported usage
-	hasUse bool
-	cost   accounting.Pico
-	sw     *sse.Writer
+	// req0 is the first round's upstream request (request), held here:
+	// most turns have one round. Later rounds' requests are their own.
+	req0  failover.Request
+	usage interceptors.Usage // summed over the rounds that reported usage
+	cost  accounting.Pico
+	sw    *sse.Writer
 	// fingerprint is the last streamed round's system_fingerprint (a JSON
 	// string, nil for none), for the chunks paygate writes at the turn's
 	// end (RoundResult.Fingerprint).
@@ -604,7 +608,13 @@ func (t *turn) request() *failover.Request {
 		// cheaper model.
 		model = t.s.cfg.Payments.FollowupModel
 	}
-	return &failover.Request{
+	var req *failover.Request
+	if t.req0Used {
+		req = new(failover.Request)
+	} else {
+		req, t.req0Used = &t.req0, true
+	}
+	*req = failover.Request{
 		Model:       model,
 		Method:      http.MethodPost,
 		Path:        "/chat/completions",
@@ -617,6 +627,7 @@ func (t *turn) request() *failover.Request {
 
 		ExcludeTargets: t.tooSmall,
 	}
+	return req
 }
 
 // stream runs the rounds of a streaming turn.
