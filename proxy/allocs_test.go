@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -88,6 +89,18 @@ func TestParseAnswerAllocations(t *testing.T) {
 	}
 	if a.usage == nil || a.usage.PromptTokens != 42 || a.usage.CompletionTokens != 27 || a.usage.TotalTokens != 69 || a.usage.CachedTokens != 2 {
 		t.Errorf("usage counts %+v; want 42, 27, 69, 2 cached", a.usage)
+	}
+	// The usage object is a read-only view of memory ReadAnswer copied
+	// (parseAnswer reaches it through unsafe): an answer body patched
+	// or reused after the parse must not change it.
+	want := gjson.GetBytes(body, "usage").Raw
+	patched := bytes.Clone(body)
+	a = parseAnswer(patched, isPayment)
+	for i := range patched {
+		patched[i] = 'x'
+	}
+	if string(a.usageJSON) != want {
+		t.Errorf("usage object after the body was overwritten: %s; want it as sent, %s", a.usageJSON, want)
 	}
 }
 
