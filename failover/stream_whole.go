@@ -728,11 +728,12 @@ func (l *listSplices) splice(out []byte) ([]byte, error) {
 // callFor is the call a tool call's fragment belongs to, found as the
 // stream's capture finds it (interceptors' slotFor), so that a call is
 // the same one whichever way the provider sent it: by its index, unless
-// the fragment names another call there (another id or name: a new call
-// under a reused index); without an index, by its id; without either, the
-// last call, unless it names a new one. Merged by position in its chunk
-// alone, two whole calls a provider sent without indexes, each in its own
-// chunk, became one with both arguments run together.
+// the fragment names another call there (another id, or another name
+// that is no next piece of the call's: a new call under a reused index);
+// without an index, by its id; without either, the last call, unless it
+// names a new one. Merged by position in its chunk alone, two whole calls
+// a provider sent without indexes, each in its own chunk, became one with
+// both arguments run together.
 func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 	p := readCallPart(tc)
 	id, name := p.id, p.name
@@ -751,13 +752,13 @@ func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 	switch {
 	case p.hasIndex:
 		x := c.byIdx[p.index]
-		if x == nil || names && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name) {
+		if x == nil || names && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name && !x.nameGoesOn(p)) {
 			return fresh(true)
 		}
 		return x
 	case id != "":
 		x := c.byID[id]
-		if x == nil || names && x.name != "" && name != x.name {
+		if x == nil || names && x.name != "" && name != x.name && !x.nameGoesOn(p) {
 			return fresh(false)
 		}
 		return x
@@ -765,6 +766,23 @@ func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 		return c.calls[len(c.calls)-1]
 	}
 	return fresh(false)
+}
+
+// nameGoesOn reports whether the fragment p, which names a call other
+// than call's name, gives the next piece of call's name: a provider that
+// streams a name in pieces ("create_", then "order") sends them under
+// the call's index (or id) before its arguments, and the stream capture
+// (interceptors' continuesName) and the OpenAI SDKs' accumulators join
+// them. Taken for a call of its own, each piece was one: create_order
+// became "create_" and "order", and the payment call never ran; the
+// bot's get_weather came to it as "get_" and "weather". Once arguments
+// came, another name under the index is another call, as in the capture.
+// (The capture also tells a payment tool's whole name from a piece, by
+// the payment tools' names, which failover does not know: such a name
+// right after a call without arguments is joined to it here, and the
+// joined name is no payment call's, so nothing runs on it.)
+func (call *builtCall) nameGoesOn(p callPart) bool {
+	return p.name != "" && !call.twice && p.custom == call.custom && call.args.Len() == 0 && call.args.high == ""
 }
 
 // noteID keeps call as the latest with its id, for callFor.
@@ -896,8 +914,17 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool)
 			// kind never had.
 			call.twice = true
 		}
-		if p.name != "" && !call.hasName && !call.twice {
+		switch {
+		case p.name == "" || call.twice:
+		case !call.hasName:
 			call.name, call.hasName, call.custom = p.name, true, p.custom
+		case p.name != call.name && call.nameGoesOn(p):
+			// The next piece of a name streamed in pieces (callFor); the
+			// name again, whole (Qwen repeats it), is the same name.
+			if err := b.take(len(p.name)); err != nil {
+				return err
+			}
+			call.name += p.name
 		}
 	} else {
 		// A legacy function_call: its name and arguments in "function"

@@ -237,3 +237,122 @@ func TestPaymentNameInPiecesAfterABotCallUnderItsIndex(t *testing.T) {
 		t.Errorf("the payment call reached the bot:\n%s", body)
 	}
 }
+
+// TestToolNameInPiecesAnsweringANonStreamRequest: a provider that ignores
+// "stream": false streams a call's name in pieces ("create_", then "order";
+// "get_", then "weather"), as some do, each piece under the call's index
+// (or id). The events are assembled into the whole completion the bot's
+// non-stream request asked for, and each piece had been taken there for a
+// call of its own: create_order became "create_" and "order", a call the
+// bot does not have, and the order was never made; get_weather reached the
+// bot (go-openai, not streaming) as two calls, "get_" without arguments
+// and "weather". The pieces are joined as the stream capture and the
+// OpenAI SDKs' accumulators join them, by index (by id without one), a
+// new call only under another id or, once its arguments started, another
+// name: the payment call runs as it does streamed, and the bot gets one
+// call, as a streaming bot does.
+func TestToolNameInPiecesAnsweringANonStreamRequest(t *testing.T) {
+	tests := []struct {
+		name     string
+		deltas   []string
+		executed []string // the payment calls that ran
+		bot      []string // the calls the bot got, "id name arguments"
+	}{
+		{"a payment call by index", []string{
+			callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"order"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{`create_order {"sku":"premium"}`}, nil},
+		{"the bot's call by index", []string{
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"weather"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+		{"in three pieces, the later ones with arguments", []string{
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get"}}`),
+			callDelta(`{"index":0,"function":{"name":"_wea","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"ther","arguments":"{\"city\":\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+		{"by id, without an index", []string{
+			callDelta(`{"id":"call_w","type":"function","function":{"name":"get_"}}`),
+			callDelta(`{"id":"call_w","function":{"name":"weather","arguments":"{\"city\":\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+		{"whole, repeated in every delta (Qwen, MiniMax)", []string{
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}`),
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+		{"two calls under index 0, another id", []string{
+			callDelta(`{"index":0,"id":"call_a","type":"function","function":{"name":"get_","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"weather","arguments":"{\"city\":\"Beijing\"}"}}`),
+			callDelta(`{"index":0,"id":"call_b","type":"function","function":{"name":"get_","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"weather","arguments":"{\"city\":\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_a get_weather {"city":"Beijing"}`, `call_b get_weather {"city":"Hangzhou"}`}},
+		{"two calls under index 0 without ids, after arguments", []string{
+			callDelta(`{"index":0,"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Beijing\"}"}}`),
+			callDelta(`{"index":0,"type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{`create_order {"sku":"premium"}`}, []string{`made get_weather {"city":"Beijing"}`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			round0 := append([]string{roundChunk + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n"}, tc.deltas...)
+			round0 = append(round0, roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+			for _, stream := range []bool{true, false} {
+				fp := newFakeProvider(t, roundByRound(sseHandler(round0...), sseHandler(round0...), sseHandler(
+					roundChunk+`[{"index":0,"delta":{"role":"assistant","content":"Order O1 awaits payment."},"finish_reason":null}]}`+"\n\n",
+					roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n")))
+				recording := &recordingTools{}
+				url := toolsProxy(t, fp.URL, recording, nil)
+				if got := recording.executed(); len(got) > 0 {
+					t.Fatalf("ran %q before the turn", got)
+				}
+				c := openai.DefaultConfig(testClientKey)
+				c.BaseURL = url + "/v1"
+				c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
+				client := openai.NewClientWithConfig(c)
+				var bot []string
+				if stream {
+					bot, _ = sdkStreamCalls(t, client)
+				} else {
+					bot = sdkCalls(t, client)
+				}
+				if got := recording.executed(); !slices.Equal(got, tc.executed) {
+					t.Errorf("stream %v: executed %q; want %q", stream, got, tc.executed)
+				}
+				if stream {
+					continue // the bot's SDK joins what the provider sent (a name repeated whole, twice)
+				}
+				if !slices.Equal(bot, tc.bot) {
+					t.Errorf("the bot (not streaming) got the calls %q; want %q", bot, tc.bot)
+				}
+			}
+		})
+	}
+}
+
+// sdkCalls asks, with go-openai and not streaming, for a chat completion
+// offering the bot's tool, and returns its calls, each "id name arguments",
+// an id paygate made (interceptors.MadeCallID) as "made".
+func sdkCalls(t *testing.T, c *openai.Client) []string {
+	t.Helper()
+	resp, err := c.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
+		Model:    "gpt-test",
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "weather in Hangzhou, and buy premium"}},
+		Tools: []openai.Tool{{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
+			Name: "get_weather", Parameters: map[string]any{"type": "object"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Choices) != 1 {
+		t.Fatalf("%d choices; want 1", len(resp.Choices))
+	}
+	var out []string
+	for _, call := range resp.Choices[0].Message.ToolCalls {
+		id := call.ID
+		if strings.HasPrefix(id, "call_pg") {
+			id = "made"
+		}
+		out = append(out, id+" "+call.Function.Name+" "+call.Function.Arguments)
+	}
+	return out
+}
