@@ -71,6 +71,13 @@ type Request struct {
 	// client gets the refusal of the length, not a 404 for a model they
 	// serve.
 	ExcludeTargets []TargetName
+	// NameGoesOn, when set, reports whether piece, a tool call's name that
+	// a later fragment gives under the index or id of a call named name
+	// whose arguments have not started, is the next piece of that name,
+	// in events answering a non-stream request (streamedCompletion): as
+	// the caller's stream capture joins it, which knows the tool names
+	// failover does not. nil: any other name there is a piece.
+	NameGoesOn func(name, piece string) bool
 	// Choices is the chat request's "n" when above 1: such a stream is
 	// whole only when every choice it showed has finished (choiceSet).
 	Choices int

@@ -63,9 +63,9 @@ var eventFields = [][]byte{[]byte("data:"), []byte(":"), []byte("event:"), []byt
 // usageCounts). A body cut (readErr) after every choice's finish is
 // whole, as a stream cut so is. choices is the request's n when above 1:
 // a body that ends without [DONE] must have shown each of them.
-func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int) ([]byte, *failure) {
+func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int, goesOn func(name, piece string) bool) ([]byte, *failure) {
 	var b completionBuilder
-	body, f := r.assembleCompletion(&b, a, data, readErr, limit, choices)
+	body, f := r.assembleCompletion(&b, a, data, readErr, limit, choices, goesOn)
 	if f != nil && f.usage == nil {
 		// Refused, the answer was billed all the same: the last usage its
 		// events gave counts (Attempt.Usage), as a whole completion's
@@ -79,10 +79,10 @@ func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, lim
 }
 
 // assembleCompletion is streamedCompletion's reading, into b.
-func (r *Router) assembleCompletion(bp *completionBuilder, a *Response, data []byte, readErr error, limit int64, choices int) ([]byte, *failure) {
+func (r *Router) assembleCompletion(bp *completionBuilder, a *Response, data []byte, readErr error, limit int64, choices int, goesOn func(name, piece string) bool) ([]byte, *failure) {
 	rd := sse.NewReader(bytes.NewReader(data))
 	defer rd.Release()
-	*bp = completionBuilder{limit: limit}
+	*bp = completionBuilder{limit: limit, goesOn: goesOn}
 	b := bp
 	done := false
 	lost := 0 // malformed or ambiguous events skipped before the answer's finish
@@ -273,6 +273,9 @@ type completionBuilder struct {
 	byIndex     map[int64]*builtChoice
 	open        int // choices without their finish_reason yet
 	limit, size int64
+	// goesOn is Request.NameGoesOn: whether a name is the next piece of a
+	// call's (nameGoesOn); nil, any other name before its arguments.
+	goesOn func(name, piece string) bool
 	// callPieces counts the tool call (and function_call) fragments
 	// added: streamedCompletion asks whether one came after an event
 	// skipped after the finish.
@@ -609,7 +612,7 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 	}
 	d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
 		n := len(c.calls)
-		call := c.callFor(tc)
+		call := c.callFor(tc, b.goesOn)
 		if len(c.calls) > n {
 			if err = b.take(minCallBytes); err != nil {
 				return false
@@ -734,7 +737,7 @@ func (l *listSplices) splice(out []byte) ([]byte, error) {
 // names a new one. Merged by position in its chunk alone, two whole calls
 // a provider sent without indexes, each in its own chunk, became one with
 // both arguments run together.
-func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
+func (c *builtChoice) callFor(tc gjson.Result, goesOn func(name, piece string) bool) *builtCall {
 	p := readCallPart(tc)
 	id, name := p.id, p.name
 	names := name != "" || p.twice
@@ -752,13 +755,13 @@ func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 	switch {
 	case p.hasIndex:
 		x := c.byIdx[p.index]
-		if x == nil || names && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name && !x.nameGoesOn(p)) {
+		if x == nil || names && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name && !x.nameGoesOn(p, goesOn)) {
 			return fresh(true)
 		}
 		return x
 	case id != "":
 		x := c.byID[id]
-		if x == nil || names && x.name != "" && name != x.name && !x.nameGoesOn(p) {
+		if x == nil || names && x.name != "" && name != x.name && !x.nameGoesOn(p, goesOn) {
 			return fresh(false)
 		}
 		return x
@@ -777,12 +780,13 @@ func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 // became "create_" and "order", and the payment call never ran; the
 // bot's get_weather came to it as "get_" and "weather". Once arguments
 // came, another name under the index is another call, as in the capture.
-// (The capture also tells a payment tool's whole name from a piece, by
-// the payment tools' names, which failover does not know: such a name
-// right after a call without arguments is joined to it here, and the
-// joined name is no payment call's, so nothing runs on it.)
-func (call *builtCall) nameGoesOn(p callPart) bool {
-	return p.name != "" && !call.twice && p.custom == call.custom && call.args.Len() == 0 && call.args.high == ""
+// goesOn (Request.NameGoesOn) tells, as the capture does by the tool
+// names failover does not know, a piece from another call's whole name (a
+// provider that gives every call index 0 and no id: the bot's get_time
+// without arguments, then create_order), which joined to it never ran.
+func (call *builtCall) nameGoesOn(p callPart, goesOn func(name, piece string) bool) bool {
+	return p.name != "" && !call.twice && p.custom == call.custom && call.args.Len() == 0 && call.args.high == "" &&
+		(goesOn == nil || goesOn(call.name, p.name))
 }
 
 // noteID keeps call as the latest with its id, for callFor.
@@ -918,7 +922,7 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool)
 		case p.name == "" || call.twice:
 		case !call.hasName:
 			call.name, call.hasName, call.custom = p.name, true, p.custom
-		case p.name != call.name && call.nameGoesOn(p):
+		case p.name != call.name && call.nameGoesOn(p, b.goesOn):
 			// The next piece of a name streamed in pieces (callFor); the
 			// name again, whole (Qwen repeats it), is the same name.
 			if err := b.take(len(p.name)); err != nil {

@@ -515,6 +515,30 @@ func (c *Capture) HeldNameGoesOn(held, piece string) bool {
 	return !c.startsPayment(piece)
 }
 
+// NameGoesOn reports whether piece, a name that a later entry gives under
+// the index or id of a call named name whose arguments have not started,
+// is the next piece of that name, as slotFor joins it (continuesName): of
+// a name held while it may grow, as HeldNameGoesOn says; of a payment
+// tool's, only the rest of its harmony wrapping; of a tool of the bot's,
+// a piece that is no payment tool's name, nor starts one, and that leaves
+// the joined name no payment tool's or start of one. Failover asks it of
+// the events answering a non-stream request, which it assembles into the
+// whole completion, so that a call is the same there as in a stream.
+func (c *Capture) NameGoesOn(name, piece string) bool {
+	switch {
+	case c.mayGrow(name):
+		return c.HeldNameGoesOn(name, piece)
+	case c.isPayment(name):
+		return c.wrapsOn(name, piece)
+	case piece == "" || c.isPayment(piece):
+		return false
+	}
+	if joined := name + piece; c.isPayment(joined) || c.startsPayment(joined) {
+		return false
+	}
+	return !c.startsPayment(piece)
+}
+
 // wrapsOn reports whether piece, a name that a later entry gives under the
 // index or id of a call named held whose arguments have not started (a
 // payment call, or one held while its name may grow), is the next piece of

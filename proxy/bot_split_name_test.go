@@ -291,6 +291,18 @@ func TestToolNameInPiecesAnsweringANonStreamRequest(t *testing.T) {
 			callDelta(`{"index":0,"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Beijing\"}"}}`),
 			callDelta(`{"index":0,"type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
 		}, []string{`create_order {"sku":"premium"}`}, []string{`made get_weather {"city":"Beijing"}`}},
+		// Told from a piece by the payment tools' names, as the capture
+		// tells it: joined, "get_weathercreate_order" went to the bot
+		// with the payment call's arguments, and the order never ran.
+		{"a payment call's whole name after the bot's call without arguments, under index 0 without ids", []string{
+			callDelta(`{"index":0,"type":"function","function":{"name":"get_weather"}}`),
+			callDelta(`{"index":0,"type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{`create_order {"sku":"premium"}`}, []string{`made get_weather {}`}},
+		{"a payment call's name in pieces after the bot's call without arguments, under index 0 without ids", []string{
+			callDelta(`{"index":0,"type":"function","function":{"name":"get_weather"}}`),
+			callDelta(`{"index":0,"function":{"name":"create_"}}`),
+			callDelta(`{"index":0,"function":{"name":"order","arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{`create_order {"sku":"premium"}`}, []string{`made get_weather {}`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

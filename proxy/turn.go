@@ -118,6 +118,9 @@ type turn struct {
 	// turn); the chunks paygate writes itself ask it whether they carry
 	// the turn's role delta (ClaimRole).
 	capture *interceptors.Capture
+	// namesCapture judges, for a non-stream turn, a tool call's name that
+	// events answering a round give in pieces (nameGoesOn); made once.
+	namesCapture *interceptors.Capture
 
 	// pending are the announcements the turn may make (payment confirmed,
 	// payment parameters of an approved order), claimed into announced
@@ -626,15 +629,29 @@ func (t *turn) request() *failover.Request {
 		Affinity:    conversationAffinity(t.caller.Client, t.caller.User, t.caller.Session),
 
 		ExcludeTargets: t.tooSmall,
+		NameGoesOn:     t.nameGoesOn(),
 	}
 	return req
 }
 
-// stream runs the rounds of a streaming turn.
-func (t *turn) stream() {
+// nameGoesOn is, for a non-stream round, how a name a provider streams in
+// pieces into events answering it is joined (failover.Request.NameGoesOn):
+// as the stream capture joins it, by the payment tools' names and the
+// bot's. nil for a stream, which the capture reads itself.
+func (t *turn) nameGoesOn() func(name, piece string) bool {
+	if t.chat.Stream {
+		return nil
+	}
+	if t.namesCapture == nil {
+		t.namesCapture = t.newCapture()
+	}
+	return t.namesCapture.NameGoesOn
+}
+
+// newCapture is a tool-call capture for the turn's rounds, told the
+// payment tools' names and the bot's, for names streamed in pieces.
+func (t *turn) newCapture() *interceptors.Capture {
 	capture := interceptors.NewCapture(t.isPaymentCall)
-	// The exchange a mixed round keeps is found by the bot's call ids.
-	capture.GiveCallIDs()
 	if n, ok := t.s.tools.(toolNamer); ok {
 		// Each also under harmony's namespace (paymentCallName), which
 		// may come in pieces of its own: "functions." then "create_order".
@@ -652,6 +669,14 @@ func (t *turn) stream() {
 		}
 		capture.BotNames(bot...)
 	}
+	return capture
+}
+
+// stream runs the rounds of a streaming turn.
+func (t *turn) stream() {
+	capture := t.newCapture()
+	// The exchange a mixed round keeps is found by the bot's call ids.
+	capture.GiveCallIDs()
 	t.capture = capture
 	rec := &recoveries{limit: t.s.cfg.Failover.Recovery}
 	// Between rounds (payment calls executing, the next round's first token)
