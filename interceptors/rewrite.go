@@ -700,10 +700,13 @@ func (c *Capture) toolCalls(data []byte, s string, tc jsonscan.Member, choice in
 			c.scratch = append(c.scratch, ',')
 		}
 		kept++
-		// The entry as sent: but for a call whose id paygate made (the
-		// bot's SDK would join or replace the one it holds), its "id".
+		// The entry as sent: but for a call whose id paygate made, or an
+		// id other than the call's first (a relay that makes one per
+		// chunk), its "id": the bot's SDK would join it to or put it in
+		// place of the one the call is kept under, and answer the call
+		// by an id whose round's payment exchange was never restored.
 		src, from, to, idxAt, idxTo := data, en.start, en.end, en.idxAt, en.idxTo
-		if sl.madeID && en.idKeyAt >= 0 && !sl.replay {
+		if (sl.madeID || en.id != "" && en.id != sl.id) && en.idKeyAt >= 0 && !sl.replay {
 			changed = true
 			i, j := memberSpan(data[:en.end], en.idKeyAt, en.idEnd)
 			src = append(append(make([]byte, 0, en.end-en.start), data[en.start:i]...), data[j:en.end]...)

@@ -368,3 +368,58 @@ func sdkCalls(t *testing.T, c *openai.Client) []string {
 	}
 	return out
 }
+
+// TestCallIDChangedMidCall: a provider that gives a later delta of a call
+// another id (a relay that makes one per chunk) streams one call, under
+// its index, that paygate keeps under its first id, as the whole
+// completion of events answering a non-stream request names it. The
+// bot's SDK took the later id (openai-node and go-openai accumulators
+// keep the last; openai-python joins them), answered the call by it, and
+// the payment exchange of the mixed round, kept under the first, was not
+// restored into the bot's next request: the model was not told of the
+// order it made. The later id is left out of what the bot reads, which
+// then has the first alone, streamed or not.
+func TestCallIDChangedMidCall(t *testing.T) {
+	round0 := []string{roundChunk + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n",
+		callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
+		callDelta(`{"index":1,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}`),
+		callDelta(`{"index":1,"id":"call_b","function":{"arguments":"\"Hangzhou\"}"}}`),
+		roundChunk + `[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}` + "\n\n", "data: [DONE]\n\n"}
+	for _, stream := range []bool{true, false} {
+		fp := newFakeProvider(t, roundByRound(sseHandler(round0...), textRound(true, "Sunny; order O1 awaits payment.")))
+		recording := &recordingTools{}
+		url := toolsProxy(t, fp.URL, recording, nil)
+		c := openai.DefaultConfig(testClientKey)
+		c.BaseURL = url + "/v1"
+		c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
+		var got []string
+		if stream {
+			got, _ = sdkStreamCalls(t, openai.NewClientWithConfig(c))
+		} else {
+			got = sdkCalls(t, openai.NewClientWithConfig(c))
+		}
+		if want := []string{`call_a get_weather {"city":"Hangzhou"}`}; !slices.Equal(got, want) {
+			t.Errorf("stream %v: the bot got the calls %q; want %q", stream, got, want)
+		}
+		if got := recording.executed(); !slices.Equal(got, []string{`create_order {"sku":"premium"}`}) {
+			t.Errorf("stream %v: executed %q; want the order", stream, got)
+		}
+		// The bot answers its call by the id it got.
+		id := "call_a"
+		if len(got) == 1 {
+			id = strings.Fields(got[0])[0]
+		}
+		next := chatBodyWith(true, weatherTool, `{"role":"user","content":"weather in Hangzhou, and buy premium"}`,
+			`{"role":"assistant","content":null,"tool_calls":[{"id":"`+id+`","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Hangzhou\"}"}}]}`,
+			`{"role":"tool","tool_call_id":"`+id+`","content":"sunny"}`)
+		resp := post(t, url, "/v1/chat/completions", next, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+		body := readAll(t, resp.Body)
+		reqs := fp.requests()
+		if len(reqs) != 2 {
+			t.Fatalf("stream %v: %d upstream requests; want 2 (the bot got %d %s)", stream, len(reqs), resp.StatusCode, body)
+		}
+		if got := gjson.Get(assistantToolMessage(reqs[1].Body), "tool_calls.#.function.name").String(); got != `["create_order","get_weather"]` {
+			t.Errorf("stream %v: the restored assistant message calls %s; want the payment call, then the bot's get_weather", stream, got)
+		}
+	}
+}
