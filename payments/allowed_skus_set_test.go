@@ -2,56 +2,107 @@ package payments_test
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/paygate/paygate/payments"
 )
 
-// TestUnknownSKUOfALongAllowList: a SKU a caller may not sell, asked of a
-// catalog and an allow-list (clients[].allowed_skus) of thousands, is
-// refused in about the time a caller without one is: the SKUs sold to the
-// caller were found by comparing every catalog SKU with every allowed one,
-// 35 ms at 5,000 by 5,000 and the square of that as both grow, on the
-// request's goroutine, for every such call. Timed against the same call
-// of a caller without an allow-list (the catalog walked once either way),
-// the best of a few runs of each, so that a slow machine slows both.
+// TestUnknownSKUOfALongAllowList: a caller's allow-list
+// (clients[].allowed_skus) is read as a set, which a create_order naming a
+// SKU not sold walked pair by pair (35 ms at 5,000 by 5,000, the square of
+// that as both grow: BenchmarkUnknownSKUOfALongAllowList). Read either way,
+// it must sell and refuse the same SKUs and name the same ones sold: each
+// SKU of a table (the allow-list's own, others of the catalog, another case,
+// white space around it, one the allow-list names in another case or with
+// white space, one the allow-list names and the catalog lacks, the
+// allow-list's repeated) is ordered, or refused with the SKUs sold listed
+// (a catalog of 8) or counted (of 60, with near ones named), exactly as the
+// pair walk (pairAllowed) of the same allow-list says.
 func TestUnknownSKUOfALongAllowList(t *testing.T) {
-	const n = 5000
-	items := make([]payments.CatalogItem, n)
-	allowed := make([]string, 0, n)
-	for i := range items {
-		items[i] = payments.CatalogItem{SKU: fmt.Sprintf("tee-%05d", i), Name: fmt.Sprintf("T-shirt %d", i), Price: "19.99", MaxQuantity: 5}
-		allowed = append(allowed, items[i].SKU)
+	asked := []string{
+		"tee-00002", "tee-00001", " tee-00002\n", "tee-00004\u3000", // sold
+		"tee-00003", "TEE-00002", "Tee-00005", "tee-00005", "tee-00007", // not sold
+		"hoodie-7", "tee-00000", "tee-00006", "TEE_00004", "tee-4",
 	}
-	catalog, err := payments.NewCatalog(items)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, envOptions{service: func(o *payments.Options) { o.Catalog = catalog }})
-	tools := newTools(e)
-	open := caller("oUser-allow")
-	limited := payments.Caller{Client: "kiosk-bot", User: "oUser-allow", Session: "s", AllowedSKUs: allowed}
-	best := func(c payments.Caller) time.Duration {
-		var d time.Duration
-		for i := range 3 {
-			start := time.Now()
-			r := call(t, tools, c, "create_order", `{"sku":"hoodie-7"}`)
-			took := time.Since(start)
-			if r.result["status"] != "needs_clarification" || r.out.Executed {
-				t.Fatalf("result %.300s; want a clarification", r.out.Result)
-			}
-			if i == 0 || took < d {
-				d = took
-			}
+	// The allow-list: even SKUs (0 excepted), tee-00001 twice, a SKU in
+	// another case and one with white space (neither the catalog's),
+	// one the catalog lacks.
+	allowList := func(n int) []string {
+		var l []string
+		for i := 2; i < n; i += 2 {
+			l = append(l, fmt.Sprintf("tee-%05d", i))
 		}
-		return d
+		return append(l, "tee-00001", "Tee-00005", " tee-00007", "hoodie-7", "tee-00001")
 	}
-	o, l := best(open), best(limited)
-	t.Logf("%d SKUs: without an allow-list %v, with one of all of them %v", n, o, l)
-	if l > 4*o+20*time.Millisecond {
-		t.Errorf("an unknown SKU with an allow-list of %d took %v; without one %v: want about the same", n, l, o)
+	nearRE := regexp.MustCompile(`"(tee-\d+)" \(`)
+	for _, n := range []int{8, 60} {
+		t.Run(fmt.Sprint(n, " SKUs"), func(t *testing.T) {
+			items := make([]payments.CatalogItem, n)
+			for i := range items {
+				items[i] = payments.CatalogItem{SKU: fmt.Sprintf("tee-%05d", i), Name: fmt.Sprintf("T-shirt %d", i), Price: "19.99", MaxQuantity: 5}
+			}
+			catalog, err := payments.NewCatalog(items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tools := newTools(newEnv(t, envOptions{service: func(o *payments.Options) { o.Catalog = catalog }}))
+			list := allowList(n)
+			var sold []string // the pair walk's, in the catalog's order
+			for _, s := range catalog.SKUs() {
+				if pairAllowed(list, s) {
+					sold = append(sold, s)
+				}
+			}
+			for i, sku := range asked {
+				c := payments.Caller{Client: "kiosk-bot", User: fmt.Sprintf("oUser-set-%d-%d", n, i), Session: "s", AllowedSKUs: list}
+				r := call(t, tools, c, "create_order", fmt.Sprintf(`{"sku":%q}`, sku))
+				msg, _ := r.result["error"].(string)
+				trimmed := strings.TrimSpace(sku)
+				_, inCatalog := catalog.Lookup(trimmed)
+				if inCatalog == nil && pairAllowed(list, trimmed) {
+					if r.result["status"] != "awaiting_payment" {
+						t.Errorf("%q: %.300s; want an order, as the pair walk sells it", sku, r.out.Result)
+					}
+					continue
+				}
+				if r.result["status"] != "needs_clarification" || r.out.Executed {
+					t.Errorf("%q: %.300s; want a clarification, as the pair walk refuses it", sku, r.out.Result)
+					continue
+				}
+				if len(sold) <= 20 {
+					if want := "valid skus: " + strings.Join(sold, ", "); !strings.HasSuffix(msg, want) {
+						t.Errorf("%q: %s; want it to end %q", sku, msg, want)
+					}
+					continue
+				}
+				if want := fmt.Sprintf("one of the %d skus", len(sold)); !strings.Contains(msg, want) {
+					t.Errorf("%q: %s; want %q", sku, msg, want)
+				}
+				for _, m := range nearRE.FindAllStringSubmatch(msg, -1) {
+					if !slices.Contains(sold, m[1]) {
+						t.Errorf("%q: %s; names %s, which the pair walk does not sell", sku, msg, m[1])
+					}
+				}
+			}
+		})
 	}
+}
+
+// pairAllowed is the allow-list's reading before it was a set: every
+// SKU of it compared with sku, none (an empty list) allowing all.
+func pairAllowed(list []string, sku string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, s := range list {
+		if s == sku {
+			return true
+		}
+	}
+	return false
 }
 
 // BenchmarkUnknownSKUOfALongAllowList is one create_order naming a SKU not
