@@ -530,13 +530,31 @@ func (c *Capture) NameGoesOn(name, piece string) bool {
 		return c.HeldNameGoesOn(name, piece)
 	case c.isPayment(name):
 		return c.wrapsOn(name, piece)
-	case piece == "" || c.isPayment(piece):
+	case piece == "" || c.isPayment(piece) || c.wholeBotName(name):
 		return false
 	}
 	if joined := name + piece; c.isPayment(joined) || c.startsPayment(joined) {
 		return false
 	}
 	return !c.startsPayment(piece)
+}
+
+// wholeBotName reports whether name is the whole name of a tool of the
+// bot's (BotNames) that none of its tools extends: nothing goes on after
+// it. A provider that gives every call index 0 and no id, calling the
+// bot's get_weather without arguments and then its get_time, made one call
+// "get_weatherget_time" of the two, a tool the bot does not have, with
+// get_time's arguments.
+func (c *Capture) wholeBotName(name string) bool {
+	if !slices.Contains(c.botNames, name) {
+		return false
+	}
+	for _, b := range c.botNames {
+		if len(b) > len(name) && strings.HasPrefix(b, name) {
+			return false
+		}
+	}
+	return true
 }
 
 // wrapsOn reports whether piece, a name that a later entry gives under the

@@ -869,7 +869,7 @@ func (c *Capture) continuesName(sl *slot, en *entry) bool {
 	if c.isPayment(en.name) {
 		return false
 	}
-	if !sl.pending && (sl.kind != kindClient || len(sl.args) > 0) {
+	if !sl.pending && (sl.kind != kindClient || len(sl.args) > 0 || c.wholeBotName(sl.name)) {
 		return false
 	}
 	if joined := sl.name + en.name; c.isPayment(joined) || c.startsPayment(joined) {

@@ -146,13 +146,12 @@ func TestBotToolNameSplitAcrossDeltas(t *testing.T) {
 // stream accumulators do: by index (by id without one), an id taken when
 // one comes, the name's and the arguments' pieces concatenated. Each call
 // is "id name arguments"; the finish_reason is the last one given.
-func sdkStreamCalls(t *testing.T, c *openai.Client) ([]string, openai.FinishReason) {
+func sdkStreamCalls(t *testing.T, c *openai.Client, more ...string) ([]string, openai.FinishReason) {
 	t.Helper()
 	req := openai.ChatCompletionRequest{
 		Model:    "gpt-test",
 		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "weather in Hangzhou, and buy premium"}},
-		Tools: []openai.Tool{{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
-			Name: "get_weather", Parameters: map[string]any{"type": "object"}}}},
+		Tools:    botTools(more),
 	}
 	s, err := c.CreateChatCompletionStream(context.Background(), req)
 	if err != nil {
@@ -341,16 +340,26 @@ func TestToolNameInPiecesAnsweringANonStreamRequest(t *testing.T) {
 	}
 }
 
+// botTools are the bot's tools the SDK helpers offer: get_weather, and
+// the more named.
+func botTools(more []string) []openai.Tool {
+	var tools []openai.Tool
+	for _, n := range append([]string{"get_weather"}, more...) {
+		tools = append(tools, openai.Tool{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
+			Name: n, Parameters: map[string]any{"type": "object"}}})
+	}
+	return tools
+}
+
 // sdkCalls asks, with go-openai and not streaming, for a chat completion
-// offering the bot's tool, and returns its calls, each "id name arguments",
-// an id paygate made (interceptors.MadeCallID) as "made".
-func sdkCalls(t *testing.T, c *openai.Client) []string {
+// offering the bot's tools (botTools), and returns its calls, each "id
+// name arguments", an id paygate made (interceptors.MadeCallID) as "made".
+func sdkCalls(t *testing.T, c *openai.Client, more ...string) []string {
 	t.Helper()
 	resp, err := c.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
 		Model:    "gpt-test",
 		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "weather in Hangzhou, and buy premium"}},
-		Tools: []openai.Tool{{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
-			Name: "get_weather", Parameters: map[string]any{"type": "object"}}}},
+		Tools:    botTools(more),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -421,5 +430,54 @@ func TestCallIDChangedMidCall(t *testing.T) {
 		if got := gjson.Get(assistantToolMessage(reqs[1].Body), "tool_calls.#.function.name").String(); got != `["create_order","get_weather"]` {
 			t.Errorf("stream %v: the restored assistant message calls %s; want the payment call, then the bot's get_weather", stream, got)
 		}
+	}
+}
+
+// TestBotCallAfterABotCallWithoutArguments: a provider that gives every
+// call index 0 and no id calls the bot's get_weather without arguments,
+// then the bot's get_time. get_weather is a whole name of the bot's that
+// none of its tools extends, so get_time is another call, not the next
+// piece of the name: joined, since names in pieces are joined (the
+// streamed capture, and Request.NameGoesOn for events answering a
+// non-stream request), the bot got one call of "get_weatherget_time", a
+// tool it does not have, with get_time's arguments, where it had got both
+// calls before, streamed or not, with a payment user or without one.
+func TestBotCallAfterABotCallWithoutArguments(t *testing.T) {
+	round0 := []string{roundChunk + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n",
+		callDelta(`{"index":0,"type":"function","function":{"name":"get_weather"}}`),
+		callDelta(`{"index":0,"type":"function","function":{"name":"get_time","arguments":"{\"tz\":\"UTC\"}"}}`),
+		roundChunk + `[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}` + "\n\n", "data: [DONE]\n\n"}
+	want := []string{"get_weather ", `get_time {"tz":"UTC"}`}
+	for _, tc := range []struct {
+		name         string
+		stream, user bool
+	}{{"streamed", true, true}, {"not streamed", false, true}, {"not streamed, without a payment user", false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, sseHandler(round0...))
+			recording := &recordingTools{}
+			url := toolsProxy(t, fp.URL, recording, nil)
+			c := openai.DefaultConfig(testClientKey)
+			c.BaseURL = url + "/v1"
+			if tc.user {
+				c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
+			}
+			var calls []string
+			if tc.stream {
+				calls, _ = sdkStreamCalls(t, openai.NewClientWithConfig(c), "get_time")
+			} else {
+				calls = sdkCalls(t, openai.NewClientWithConfig(c), "get_time")
+			}
+			var got []string
+			for _, call := range calls {
+				_, nameArgs, _ := strings.Cut(call, " ")
+				got = append(got, strings.Replace(nameArgs, " {}", " ", 1))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("the bot got the calls %q; want %q", got, want)
+			}
+			if ran := recording.executed(); len(ran) > 0 {
+				t.Errorf("ran %q", ran)
+			}
+		})
 	}
 }

@@ -310,6 +310,17 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		Accept:      s.acceptFor(r.Header, user),
 		Affinity:    conversationAffinity(rc.client.Name, user, cmp.Or(httpwire.Field(r.Header, "X-Paygate-Session"), user)),
 	}
+	if !chat.Stream && chat.HasTools {
+		// A name a provider streams in pieces into events answering the
+		// request is joined as a payment turn's is (turn.nameGoesOn), by
+		// the bot's tools' names: without them, every name under a call's
+		// index before its arguments was a piece, and the bot's get_time
+		// after its get_weather without arguments came as one call
+		// "get_weatherget_time".
+		names := interceptors.NewCapture(func(string) bool { return false })
+		names.BotNames(botToolNames(body)...)
+		req.NameGoesOn = names.NameGoesOn
+	}
 	resp, err := s.up.Open(r.Context(), req)
 	cost := s.accountRefused(r.Context(), resp, err)
 	if err != nil {

@@ -660,16 +660,21 @@ func (t *turn) newCapture() *interceptors.Capture {
 			harmonyPrefix+names.CreateOrder, harmonyPrefix+names.QueryOrder, harmonyPrefix+names.RequestRefund)
 	}
 	if t.chat.HasTools {
-		// Each also under harmony's namespace: the bot's create_order_v2
-		// streamed as "functions.", "create_order", "_v2" is held past
-		// "functions.create_order" as "create_order" is past its bare name.
-		bot := interceptors.ToolNames(t.reqBody)
-		for _, n := range bot[:len(bot):len(bot)] {
-			bot = append(bot, harmonyPrefix+n)
-		}
-		capture.BotNames(bot...)
+		capture.BotNames(botToolNames(t.reqBody)...)
 	}
 	return capture
+}
+
+// botToolNames are the names of the tools a bot's request body offers,
+// each also under harmony's namespace: the bot's create_order_v2 streamed
+// as "functions.", "create_order", "_v2" is held past
+// "functions.create_order" as "create_order" is past its bare name.
+func botToolNames(body []byte) []string {
+	bot := interceptors.ToolNames(body)
+	for _, n := range bot[:len(bot):len(bot)] {
+		bot = append(bot, harmonyPrefix+n)
+	}
+	return bot
 }
 
 // stream runs the rounds of a streaming turn.
