@@ -320,7 +320,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// by this provider, asked again and of the next target, and
 			// held against the provider's breaker. An error event in it
 			// fails over as the same error in a JSON body would.
-			body, f := r.streamedCompletion(a, data, err, limit, req.Choices, req.NameGoesOn)
+			body, f := r.streamedCompletion(a, data, err, limit, req.Choices, req.Names)
 			if f == nil {
 				if why := ambiguousMember(body); why != "" {
 					// Malformed as the same answer sent as JSON is: a

@@ -12,6 +12,12 @@ import (
 	"github.com/paygate/paygate/sse"
 )
 
+// NameJudge tells a tool call's name given in pieces from a name of its
+// own (Request.Names).
+type NameJudge interface {
+	NameGoesOn(name, piece string) bool
+}
+
 // Request is one round's request, already rewritten by the proxy.
 type Request struct {
 	// Model is the public model name; "" means the first configured model
@@ -71,13 +77,16 @@ type Request struct {
 	// client gets the refusal of the length, not a 404 for a model they
 	// serve.
 	ExcludeTargets []TargetName
-	// NameGoesOn, when set, reports whether piece, a tool call's name that
-	// a later fragment gives under the index or id of a call named name
+	// Names, when set, tells whether piece, a tool call's name that a
+	// later fragment gives under the index or id of a call named name
 	// whose arguments have not started, is the next piece of that name,
 	// in events answering a non-stream request (streamedCompletion): as
 	// the caller's stream capture joins it, which knows the tool names
-	// failover does not. nil: any other name there is a piece.
-	NameGoesOn func(name, piece string) bool
+	// failover does not. nil: any other name there is a piece. An
+	// interface, not a func, so a caller can hand itself and build what
+	// it judges by only when such an answer comes (rarely): a func value
+	// bound to the caller costs every request an allocation.
+	Names NameJudge
 	// Choices is the chat request's "n" when above 1: such a stream is
 	// whole only when every choice it showed has finished (choiceSet).
 	Choices int

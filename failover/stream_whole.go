@@ -63,7 +63,7 @@ var eventFields = [][]byte{[]byte("data:"), []byte(":"), []byte("event:"), []byt
 // usageCounts). A body cut (readErr) after every choice's finish is
 // whole, as a stream cut so is. choices is the request's n when above 1:
 // a body that ends without [DONE] must have shown each of them.
-func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int, goesOn func(name, piece string) bool) ([]byte, *failure) {
+func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int, goesOn NameJudge) ([]byte, *failure) {
 	var b completionBuilder
 	body, f := r.assembleCompletion(&b, a, data, readErr, limit, choices, goesOn)
 	if f != nil && f.usage == nil {
@@ -79,7 +79,7 @@ func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, lim
 }
 
 // assembleCompletion is streamedCompletion's reading, into b.
-func (r *Router) assembleCompletion(bp *completionBuilder, a *Response, data []byte, readErr error, limit int64, choices int, goesOn func(name, piece string) bool) ([]byte, *failure) {
+func (r *Router) assembleCompletion(bp *completionBuilder, a *Response, data []byte, readErr error, limit int64, choices int, goesOn NameJudge) ([]byte, *failure) {
 	rd := sse.NewReader(bytes.NewReader(data))
 	defer rd.Release()
 	*bp = completionBuilder{limit: limit, goesOn: goesOn}
@@ -273,9 +273,9 @@ type completionBuilder struct {
 	byIndex     map[int64]*builtChoice
 	open        int // choices without their finish_reason yet
 	limit, size int64
-	// goesOn is Request.NameGoesOn: whether a name is the next piece of a
+	// goesOn is Request.Names: whether a name is the next piece of a
 	// call's (nameGoesOn); nil, any other name before its arguments.
-	goesOn func(name, piece string) bool
+	goesOn NameJudge
 	// callPieces counts the tool call (and function_call) fragments
 	// added: streamedCompletion asks whether one came after an event
 	// skipped after the finish.
@@ -737,7 +737,7 @@ func (l *listSplices) splice(out []byte) ([]byte, error) {
 // names a new one. Merged by position in its chunk alone, two whole calls
 // a provider sent without indexes, each in its own chunk, became one with
 // both arguments run together.
-func (c *builtChoice) callFor(tc gjson.Result, goesOn func(name, piece string) bool) *builtCall {
+func (c *builtChoice) callFor(tc gjson.Result, goesOn NameJudge) *builtCall {
 	p := readCallPart(tc)
 	id, name := p.id, p.name
 	names := name != "" || p.twice
@@ -780,13 +780,13 @@ func (c *builtChoice) callFor(tc gjson.Result, goesOn func(name, piece string) b
 // became "create_" and "order", and the payment call never ran; the
 // bot's get_weather came to it as "get_" and "weather". Once arguments
 // came, another name under the index is another call, as in the capture.
-// goesOn (Request.NameGoesOn) tells, as the capture does by the tool
+// goesOn (Request.Names) tells, as the capture does by the tool
 // names failover does not know, a piece from another call's whole name (a
 // provider that gives every call index 0 and no id: the bot's get_time
 // without arguments, then create_order), which joined to it never ran.
-func (call *builtCall) nameGoesOn(p callPart, goesOn func(name, piece string) bool) bool {
+func (call *builtCall) nameGoesOn(p callPart, goesOn NameJudge) bool {
 	return p.name != "" && !call.twice && p.custom == call.custom && call.args.Len() == 0 && call.args.high == "" &&
-		(goesOn == nil || goesOn(call.name, p.name))
+		(goesOn == nil || goesOn.NameGoesOn(call.name, p.name))
 }
 
 // noteID keeps call as the latest with its id, for callFor.

@@ -438,7 +438,7 @@ func TestCallIDChangedMidCall(t *testing.T) {
 // then the bot's get_time. get_weather is a whole name of the bot's that
 // none of its tools extends, so get_time is another call, not the next
 // piece of the name: joined, since names in pieces are joined (the
-// streamed capture, and Request.NameGoesOn for events answering a
+// streamed capture, and Request.Names for events answering a
 // non-stream request), the bot got one call of "get_weatherget_time", a
 // tool it does not have, with get_time's arguments, where it had got both
 // calls before, streamed or not, with a payment user or without one.

@@ -317,9 +317,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		// index before its arguments was a piece, and the bot's get_time
 		// after its get_weather without arguments came as one call
 		// "get_weatherget_time".
-		names := interceptors.NewCapture(func(string) bool { return false })
-		names.BotNames(botToolNames(body)...)
-		req.NameGoesOn = names.NameGoesOn
+		req.Names = &botNames{body: body}
 	}
 	resp, err := s.up.Open(r.Context(), req)
 	cost := s.accountRefused(r.Context(), resp, err)
@@ -1148,4 +1146,20 @@ func countsNothing(u accounting.Usage) bool {
 func ledgerUsage(u interceptors.Usage) accounting.Usage {
 	return accounting.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
 		TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}
+}
+
+// botNames judges a tool call's name given in pieces by the names of the
+// tools a bot's request offers (failover.Request.Names), read from its
+// body when first asked: only events answering a non-stream request ask.
+type botNames struct {
+	body    []byte
+	capture *interceptors.Capture
+}
+
+func (b *botNames) NameGoesOn(name, piece string) bool {
+	if b.capture == nil {
+		b.capture = interceptors.NewCapture(func(string) bool { return false })
+		b.capture.BotNames(botToolNames(b.body)...)
+	}
+	return b.capture.NameGoesOn(name, piece)
 }

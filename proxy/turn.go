@@ -119,7 +119,8 @@ type turn struct {
 	// the turn's role delta (ClaimRole).
 	capture *interceptors.Capture
 	// namesCapture judges, for a non-stream turn, a tool call's name that
-	// events answering a round give in pieces (nameGoesOn); made once.
+	// events answering a round give in pieces (NameGoesOn); made when
+	// first asked, which only such an answer does.
 	namesCapture *interceptors.Capture
 
 	// pending are the announcements the turn may make (payment confirmed,
@@ -629,23 +630,24 @@ func (t *turn) request() *failover.Request {
 		Affinity:    conversationAffinity(t.caller.Client, t.caller.User, t.caller.Session),
 
 		ExcludeTargets: t.tooSmall,
-		NameGoesOn:     t.nameGoesOn(),
+	}
+	if !t.chat.Stream {
+		// The turn itself, not a func bound to it (an allocation a
+		// round): the capture it judges by is made only when asked.
+		req.Names = t
 	}
 	return req
 }
 
-// nameGoesOn is, for a non-stream round, how a name a provider streams in
-// pieces into events answering it is joined (failover.Request.NameGoesOn):
-// as the stream capture joins it, by the payment tools' names and the
-// bot's. nil for a stream, which the capture reads itself.
-func (t *turn) nameGoesOn() func(name, piece string) bool {
-	if t.chat.Stream {
-		return nil
-	}
+// NameGoesOn is, for a non-stream round, how a name a provider streams in
+// pieces into events answering it is joined (failover.Request.Names): as
+// the stream capture joins it, by the payment tools' names and the bot's.
+// A stream's capture reads them itself.
+func (t *turn) NameGoesOn(name, piece string) bool {
 	if t.namesCapture == nil {
 		t.namesCapture = t.newCapture()
 	}
-	return t.namesCapture.NameGoesOn
+	return t.namesCapture.NameGoesOn(name, piece)
 }
 
 // newCapture is a tool-call capture for the turn's rounds, told the
