@@ -630,7 +630,10 @@ func (d *DB) Ping(ctx context.Context) error {
 // commit runs fn in a write transaction and records, for Ping, the
 // outcome of a commit it reached: an error of fn's own (a store sentinel,
 // a bad record) says nothing of the disk, and is not recorded. A change
-// between failing and succeeding is logged once, at warn.
+// between failing and succeeding is logged once, at warn. A commit that
+// failed on the disk (a full disk, a filesystem gone read-only) is the
+// store's writes failing, store.ErrWritesFail, as a Redis refusing writes
+// is: payments are then temporarily unavailable, not failed.
 func (d *DB) commit(fn func(*bolt.Tx) error) error {
 	var fnErr error
 	err := d.db.Update(func(tx *bolt.Tx) error {
@@ -645,7 +648,13 @@ func (d *DB) commit(fn func(*bolt.Tx) error) error {
 	if d.commitHook != nil {
 		d.commitHook()
 	}
-	return d.noteWrite(err)
+	if err := d.noteWrite(err); err != nil {
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+			return err // wrap's: closed, not the disk
+		}
+		return fmt.Errorf("embedded: %s: %w: %w", d.db.Path(), store.ErrWritesFail, err)
+	}
+	return nil
 }
 
 // noteWrite records, for Ping, err as the outcome of a write transaction's

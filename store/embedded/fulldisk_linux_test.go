@@ -1,0 +1,84 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/internal/fulldisk"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// TestFailedWritesAreUnavailable: a write whose commit fails because the
+// disk is full (ENOSPC) or the filesystem went read-only is the store's
+// writes failing (store.ErrWritesFail, an store.ErrUnavailable), as a
+// Redis refusing writes (OOM, READONLY) is, and as the store contract
+// says: payment tools then tell the model payments are temporarily
+// unavailable, the user API answers 503 payments_unavailable. It was the
+// bare OS error: "the payment could not be started", and 500 "the
+// payment system failed". Writes work again, in the same process, once
+// the disk has room.
+func TestFailedWritesAreUnavailable(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// open opens the store and returns a func making its writes fail
+		// (returning the func that makes them work again).
+		open func(t *testing.T) (*DB, func() (restore func()))
+	}{
+		{name: "a full disk", open: func(t *testing.T) (*DB, func() func()) {
+			disk := fulldisk.Mount(t, "1m")
+			d, err := Open(filepath.Join(disk.Dir, "p.db"), Options{SweepInterval: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			return d, func() func() { disk.Fill(); return disk.Free }
+		}},
+		{name: "a read-only filesystem", open: func(t *testing.T) (*DB, func() func()) {
+			d, path, _ := openClocked(t)
+			return d, func() func() { return failWrites(t, path) }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, fail := tc.open(t)
+			n := 0
+			create := func() error {
+				n++
+				return d.CreateOrder(ctx, storetest.NewOrder(fmt.Sprintf("PG-full-%d", n), "bot", "u", time.Now()), store.Event{ID: fmt.Sprintf("e-%d", n), Kind: "webhook"})
+			}
+			if err := create(); err != nil {
+				t.Fatal(err)
+			}
+			restore := fail()
+			// A full bbolt file reuses the pages it freed: orders go on
+			// being recorded until one needs a page the disk has not got.
+			var err error
+			for range 10000 {
+				if err = create(); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				t.Fatalf("%d orders recorded with the disk full; want a write to fail", n)
+			}
+			if !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("order %d, its write failing: %v; want store.ErrWritesFail (store.ErrUnavailable)", n, err)
+			}
+			if _, err := d.GetOrder(ctx, fmt.Sprintf("PG-full-%d", n)); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("order %d after its failed write: %v; want not found (nothing half-written)", n, err)
+			}
+			restore()
+			if err := create(); err != nil {
+				t.Fatalf("an order once the disk has room: %v", err)
+			}
+			if err := d.Ping(ctx); err != nil {
+				t.Errorf("ping once writes succeed: %v", err)
+			}
+		})
+	}
+}
