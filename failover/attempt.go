@@ -71,6 +71,7 @@ type failure struct {
 	// this round only, as billingInWords.
 	requestCost bool
 	redirect    bool // a 3xx answer; errMsg says where it pointed (redirectMessage)
+	toTLS       bool // a TLS port's 400 to plain HTTP (plainToTLS); errMsg says to check the base_url
 	err         error
 	canceled    bool // the caller's context ended: not the provider's fault
 	// usage is Attempt.Usage.

@@ -25,6 +25,12 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		// the provider's base_url should have pointed.
 		f.redirect = true
 		f.errMsg = redirectMessage(status, h.Get("Location")) + ": check its base_url (http or https, a trailing slash)"
+	} else if status == http.StatusBadRequest && plainToTLS(body) {
+		// The provider's port speaks TLS and its base_url says http://:
+		// its page (Go's server, nginx's) says so, nothing of the bot's
+		// request, which it never read.
+		f.toTLS = true
+		f.errMsg = "answered that it serves https on that port (HTTP 400): check its base_url (https://, not http://)"
 	} else {
 		readErrorFields(f, body)
 		if status == http.StatusTooManyRequests && !f.hasRetry {
@@ -49,6 +55,16 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 	}
 	f.cause = causeOf(f)
 	return f
+}
+
+// plainToTLS reports the answer a TLS port gives a request sent to it in
+// plain HTTP: Go's TLS server (and so Caddy and every Go provider) "Client
+// sent an HTTP request to an HTTPS server.", nginx and the load balancers
+// built on it a page titled "400 The plain HTTP request was sent to HTTPS
+// port".
+func plainToTLS(body []byte) bool {
+	return bytes.Contains(body, []byte("Client sent an HTTP request to an HTTPS server")) ||
+		bytes.Contains(body, []byte("The plain HTTP request was sent to HTTPS port"))
 }
 
 // redirectMessage says where a provider's redirect pointed: on the chat
@@ -693,6 +709,10 @@ func causeOf(f *failure) string {
 		// (a POST's body and the provider's key must not go where a
 		// redirect points) and the bot must never get a 3xx without its
 		// Location: the provider is misconfigured, as after 401/403.
+		return CauseMisconfigured
+	case f.toTLS:
+		// An https provider behind an http:// base_url: misconfigured,
+		// as after a redirect, until an operator fixes the base_url.
 		return CauseMisconfigured
 	case status == http.StatusProxyAuthRequired:
 		// Only a proxy says 407: the one paygate's HTTP_PROXY names,

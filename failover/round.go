@@ -826,6 +826,17 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 				"provider", p.name, "status", f.httpStatus, "message", f.errMsg, "cooldown", r.opts.MisconfiguredCooldown)
 			return decision{next: stepNext, breaker: errNeutral}
 		}
+		if f.toTLS {
+			// Asked again over plain http, it refuses again until an
+			// operator fixes the base_url's scheme; the client's error
+			// says so.
+			if n := "provider " + p.name + " " + f.errMsg; !slices.Contains(rd.notes, n) {
+				rd.notes = append(rd.notes, n)
+			}
+			r.log.ErrorContext(rd.ctx, "upstream serves https where its base_url says http://: provider marked misconfigured",
+				"provider", p.name, "status", f.httpStatus, "cooldown", r.opts.MisconfiguredCooldown)
+			return decision{next: stepNext, breaker: errNeutral}
+		}
 		if f.httpStatus == http.StatusProxyAuthRequired {
 			// The proxy's page says nothing of the provider's key.
 			r.log.ErrorContext(rd.ctx, "the proxy to the provider asked for credentials (HTTP 407): check the user and password in HTTPS_PROXY (HTTP_PROXY for a provider over http); provider marked misconfigured",
