@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -709,6 +710,11 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		// connection, a transient reset), then the next target. A reused
 		// connection the server closed as the request went out says
 		// nothing of the provider's health: the breaker does not count it.
+		if n := tlsNote(p.name, f.err); n != "" && !slices.Contains(rd.notes, n) {
+			// A TLS failure says what to fix, which the cause alone
+			// (the same as for a refused port) does not.
+			rd.notes = append(rd.notes, n)
+		}
 		brk := errProviderFailure
 		if f.reusedLost {
 			brk = errNeutral
@@ -880,6 +886,23 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		return decision{next: stepNext, breaker: errProviderFailure, latencyPenalty: true}
 	}
 	return decision{next: stepNext, breaker: errProviderFailure}
+}
+
+// tlsNote says why a provider's TLS failed, for the client's error: its
+// certificate refused (with x509's reason: an unknown authority, another
+// host's name, expired), or an answer that is not TLS at all (a plain
+// http server behind an https:// base_url); "" for any other error. The
+// reasons name hosts and dates, never a key.
+func tlsNote(provider string, err error) string {
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) && cve.Err != nil {
+		return "provider " + provider + "'s TLS certificate was not accepted: " + cve.Err.Error()
+	}
+	var rhe tls.RecordHeaderError
+	if errors.As(err, &rhe) {
+		return "provider " + provider + " did not answer in TLS at its https:// base_url: check its base_url (http or https)"
+	}
+	return ""
 }
 
 // rateLimitOutcome is a rate limit's breaker outcome: 429 says "too fast",

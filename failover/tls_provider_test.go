@@ -79,3 +79,44 @@ func TestHTTPSProviderBehindHTTPBaseURL(t *testing.T) {
 		t.Errorf("the https provider answered %d requests over plain http", asked.Load())
 	}
 }
+
+// TestTLSFailureNamedForBot: a provider whose TLS fails (a certificate
+// no root paygate trusts signed; a plain http server behind an https://
+// base_url) is retried once and the next target answers, as SPEC 5 has
+// it for a TLS error. With no target left, the bot's 502 said only
+// "no provider answered: a: upstream_connect_error x2", the same as for a
+// refused port: what to fix (the certificate, SSL_CERT_FILE, the
+// base_url's scheme) was in the log alone. It now names the cause.
+func TestTLSFailureNamedForBot(t *testing.T) {
+	var asked atomic.Int32
+	up := tlsProvider(t, &asked)
+	// A plain server answers a ClientHello with a 400, as Go's and
+	// nginx's do.
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
+	for name, c := range map[string]struct{ url, want string }{
+		"unknown CA": {up.URL + "/v1", "provider a's TLS certificate was not accepted: x509: certificate signed by unknown authority"},
+		"plain http": {"https://" + strings.TrimPrefix(plain.URL, "http://"),
+			"provider a did not answer in TLS at its https:// base_url: check its base_url (http or https)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			set := func(cfg *config.Config) { cfg.Providers[0].BaseURL = c.url }
+			e := newEnv(t, nil, []string{"a", "b"}, set)
+			if got := e.open(t.Context(), false); got.provider != "b" {
+				t.Fatalf("a's TLS failed: round ended with %v; want b's answer", got.openErr)
+			}
+			only := newEnv(t, nil, []string{"a"}, set)
+			got := only.open(t.Context(), false)
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("only target: %v; want an *UpstreamError", got.openErr)
+			}
+			if ue.Status != 502 || ue.Code != CauseConnect || !strings.Contains(ue.Message, c.want) {
+				t.Errorf("only target: %d %s %q; want 502 %s saying %q", ue.Status, ue.Code, ue.Message, CauseConnect, c.want)
+			}
+		})
+	}
+	if asked.Load() != 0 {
+		t.Errorf("the untrusted provider got %d requests", asked.Load())
+	}
+}
