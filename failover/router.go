@@ -507,7 +507,8 @@ type idleCloser interface{ CloseIdleConnections() }
 // lean HTTP/1.1 transport, which does the exchange on the caller's goroutine
 // (about a fifth of net/http's per-request CPU went to its connection
 // goroutines; BENCHMARKS.md); a proxy from the environment (HTTPS_PROXY and
-// friends) needs CONNECT tunnelling, which stays with net/http.
+// friends) needs CONNECT tunnelling, which stays with net/http, over
+// HTTP/1.1 as well (newProxyTransport).
 func newTransport(connect time.Duration) *h1.Transport {
 	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	return &h1.Transport{
@@ -539,7 +540,11 @@ func newProxyTransport(d *net.Dialer, connect time.Duration) *http.Transport {
 			return dialProxyTLS(ctx, d, network, addr, connect)
 		},
 		TLSHandshakeTimeout: connect,
-		ForceAttemptHTTP2:   true,
+		// HTTP/1.1 alone, as the direct path (h1.Transport): HTTP/2's
+		// first burst on a new connection goes out before the
+		// provider's stream limit is known, and the streams it refuses
+		// net/http sends again after a back-off of 1 s, then 2 s.
+		Protocols:           http1Only(),
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
@@ -549,6 +554,13 @@ func newProxyTransport(d *net.Dialer, connect time.Duration) *http.Transport {
 		// Gateway"), which the log read as the provider's own refusal.
 		OnProxyConnectResponse: proxyRefusal,
 	}
+}
+
+// http1Only is the protocols of the proxied transport: HTTP/1.1 alone.
+func http1Only() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	return &p
 }
 
 // tunnelConn is a connection to the egress proxy. When its first write is
