@@ -61,10 +61,13 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 // plain HTTP: Go's TLS server (and so Caddy and every Go provider) "Client
 // sent an HTTP request to an HTTPS server.", nginx and the load balancers
 // built on it a page titled "400 The plain HTTP request was sent to HTTPS
-// port".
+// port". The page is the whole body: a JSON error quoting those words
+// quotes the bot's own (OpenAI's "Invalid value: '…'"), which is the
+// bot's bad request, not the provider's port.
 func plainToTLS(body []byte) bool {
-	return bytes.Contains(body, []byte("Client sent an HTTP request to an HTTPS server")) ||
-		bytes.Contains(body, []byte("The plain HTTP request was sent to HTTPS port"))
+	b := bytes.TrimSpace(body)
+	return string(b) == "Client sent an HTTP request to an HTTPS server." ||
+		bytes.HasPrefix(b, []byte("<")) && bytes.Contains(b, []byte("<title>400 The plain HTTP request was sent to HTTPS port</title>"))
 }
 
 // redirectMessage says where a provider's redirect pointed: on the chat

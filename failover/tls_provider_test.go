@@ -120,3 +120,34 @@ func TestTLSFailureNamedForBot(t *testing.T) {
 		t.Errorf("the untrusted provider got %d requests", asked.Load())
 	}
 }
+
+// TestPlainToTLSWordsQuotedAreTheBots: a provider's 400 that quotes the
+// bot's own words back (OpenAI's "Invalid value: '…'" names the value it
+// refused) is the bot's bad request, even when the words are those of a
+// TLS port's page to plain HTTP. Taken for that page, one bot's request
+// marked every target of its model misconfigured (cooled down for every
+// bot, 5 min by default) and got a 502 instead of its 400.
+func TestPlainToTLSWordsQuotedAreTheBots(t *testing.T) {
+	for name, words := range map[string]string{
+		"go":    "Client sent an HTTP request to an HTTPS server.",
+		"nginx": "<title>400 The plain HTTP request was sent to HTTPS port</title>",
+	} {
+		t.Run(name, func(t *testing.T) {
+			quoted := errBody("invalid_request_error", "invalid_value", "Invalid value: '"+words+"'. Supported values are: 'auto', 'none'.")
+			for _, stream := range []bool{false, true} {
+				e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(400, quoted))}, []string{"a", "b"}, nil)
+				got := e.open(t.Context(), stream)
+				var ue *UpstreamError
+				if !errors.As(got.openErr, &ue) || ue.Status != http.StatusBadRequest {
+					t.Errorf("stream %v: a quoting the bot: served by %q (err %v); want the provider's 400", stream, got.provider, got.openErr)
+				}
+				if n := len(e.fakes["b"].hits()); n != 0 {
+					t.Errorf("stream %v: a quoting the bot: b was asked %d times; want 0", stream, n)
+				}
+				if st := statusOf(e.r, "a"); st.CoolingCause != "" {
+					t.Errorf("stream %v: a quoting the bot: a cooling down for %q; want none", stream, st.CoolingCause)
+				}
+			}
+		})
+	}
+}
