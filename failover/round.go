@@ -892,13 +892,24 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 // certificate refused (with x509's reason: an unknown authority, another
 // host's name, expired), or an answer that is not TLS at all (a plain
 // http server behind an https:// base_url); "" for any other error. The
-// reasons name hosts and dates, never a key.
+// reasons name hosts and dates, never a key. A failure of the https://
+// proxy's own TLS (dialProxyTLS) names the proxy, whose certificate or
+// scheme it is, not the provider, which was never reached.
 func tlsNote(provider string, err error) string {
 	var cve *tls.CertificateVerificationError
+	var rhe tls.RecordHeaderError
+	if pe := (*proxyTLSError)(nil); errors.As(err, &pe) {
+		if errors.As(pe.err, &cve) && cve.Err != nil {
+			return "the egress proxy's TLS certificate was not accepted: " + cve.Err.Error()
+		}
+		if errors.As(pe.err, &rhe) {
+			return "the egress proxy did not answer in TLS: check the scheme of HTTPS_PROXY (HTTP_PROXY for a provider over http)"
+		}
+		return ""
+	}
 	if errors.As(err, &cve) && cve.Err != nil {
 		return "provider " + provider + "'s TLS certificate was not accepted: " + cve.Err.Error()
 	}
-	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) {
 		return "provider " + provider + " did not answer in TLS at its https:// base_url: check its base_url (http or https)"
 	}

@@ -629,10 +629,17 @@ func dialProxyTLS(ctx context.Context, d *net.Dialer, network, addr string, conn
 	}
 	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = c.Close()
-		return nil, err
+		return nil, &proxyTLSError{err: err}
 	}
 	return &tunnelConn{Conn: tc, connect: connect}, nil
 }
+
+// proxyTLSError is a failed TLS handshake with an https:// proxy: the
+// proxy's certificate or scheme, not the provider's (tlsNote).
+type proxyTLSError struct{ err error }
+
+func (e *proxyTLSError) Error() string { return "TLS with the proxy: " + e.err.Error() }
+func (e *proxyTLSError) Unwrap() error { return e.err }
 
 // proxyRefusal says that the proxy would not open the tunnel, with its
 // status; h1.Transport names the proxy and the provider's host.
