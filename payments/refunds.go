@@ -2367,12 +2367,13 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "amount" everything not yet refunded would be proposed, so nothing was done: give a partial amount as "amount" (a decimal in CNY such as "20.00"), or leave every amount out to refund everything left`, name))
 	}
 	p, o, err := t.svc.ProposeRefund(ctx, RefundRequest{Client: c.Client, User: c.User, OrderNo: no.Str, Reason: reason.Str, AmountFen: fen})
+	said := echo(no.Str) // the model's words, quoted where no order of the user's bore them out
 	out := Outcome{MoneyMoving: true, Executed: true}
 	var confirmed *AlreadyConfirmedError
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrNotOwner):
-		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_found", "error": "this user has no order with that number"})
+		out.Result = resultJSON(map[string]any{"order_no": said, "status": "not_found", "error": "this user has no order with that number"})
 		return out
 	case errors.Is(err, ErrRefundAmount):
 		left := o.AmountFen - o.RefundedFen
@@ -2380,7 +2381,7 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		out.MoneyMoving = true
 		return out
 	case errors.Is(err, ErrRefundInProgress):
-		r := map[string]any{"order_no": no.Str, "status": "refund_in_progress",
+		r := map[string]any{"order_no": said, "status": "refund_in_progress",
 			"error": "a refund of this order is already being processed; tell the user to wait for it"}
 		if u := t.svc.UnsentRefunds(ctx, []*store.Order{o})[0]; u.Status != store.StatusRefunding {
 			// Held for a proposal whose confirmation was cut short before
@@ -2428,11 +2429,11 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 			"status": "refund_already_confirmed", "refund_status": st, "message": msg})
 		return out
 	case errors.Is(err, ErrRefundWindowPassed):
-		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_refundable", "order_status": string(o.Status),
+		out.Result = resultJSON(map[string]any{"order_no": said, "status": "not_refundable", "order_status": string(o.Status),
 			"error": "this order was paid more than a year ago, and WeChat Pay accepts no refund of it: no refund can be made here"})
 		return out
 	case errors.Is(err, ErrNotRefundable):
-		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_refundable", "order_status": string(o.Status),
+		out.Result = resultJSON(map[string]any{"order_no": said, "status": "not_refundable", "order_status": string(o.Status),
 			"error": "this order cannot be refunded in its current state (" + string(o.Status) + ")"})
 		return out
 	default:
@@ -2444,7 +2445,7 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		}
 		t.log.WarnContext(ctx, "request_refund failed", append(attrs, "err", err)...)
 		out.Failed = true
-		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "failed", "error": "refunds are temporarily unavailable; nothing was changed"})
+		out.Result = resultJSON(map[string]any{"order_no": said, "status": "failed", "error": "refunds are temporarily unavailable; nothing was changed"})
 		return out
 	}
 	amount := FormatAmount(p.AmountFen, o.Currency)

@@ -424,7 +424,7 @@ func (t *Tools) unreadRulesResult(name, args string, err error) []byte {
 		r = map[string]any{"status": "unknown", "error": "payments are temporarily unavailable; the order's status could not be read"}
 	}
 	if no := gjson.Get(args, "order_no"); no.Type == gjson.String && strings.TrimSpace(no.Str) != "" {
-		r["order_no"] = strings.TrimSpace(no.Str)
+		r["order_no"] = echo(strings.TrimSpace(no.Str))
 	}
 	return resultJSON(r)
 }

@@ -617,13 +617,13 @@ func (t *Tools) queryOrder(ctx context.Context, c Caller, args string) Outcome {
 	o, err := t.svc.Order(ctx, c.Client, c.User, no.Str)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotOwner) {
-			return Outcome{Executed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "not_found"})}
+			return Outcome{Executed: true, Result: resultJSON(map[string]any{"order_no": echo(no.Str), "status": "not_found"})}
 		}
 		why := failureText(err)
 		if errors.Is(err, store.ErrUnavailable) {
 			why = "payments are temporarily unavailable; the order's status could not be read"
 		}
-		return Outcome{Executed: true, Failed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "unknown", "error": why})}
+		return Outcome{Executed: true, Failed: true, Result: resultJSON(map[string]any{"order_no": echo(no.Str), "status": "unknown", "error": why})}
 	}
 	// Read as the payment state reads it (UnsentRefunds): an order a cut
 	// confirmation left reserved sent nothing, and "refunding" had the
@@ -691,7 +691,7 @@ const maxNearSKUs = 3
 // spelling may be another SKU, or one left out of the caller's
 // allowed_skus.
 func (t *Tools) unknownSKU(sku string, valid []string) string {
-	said := echoSKU(sku)
+	said := echo(sku)
 	if len(valid) <= maxSKUsListed {
 		return fmt.Sprintf("sku %q is not sold here; valid skus: %s", said, strings.Join(valid, ", "))
 	}
@@ -744,19 +744,20 @@ func skuKey(s string) string {
 	return b.String()
 }
 
-// maxSKUEcho bounds the model's SKU quoted back in a clarification: whole,
-// a 16,000-byte one (as much as the arguments hold) came back in a tool
-// result of 16,167 bytes, sent to the provider again in the turn's next
-// round and with the kept exchange.
-const maxSKUEcho = 64
+// maxEcho bounds the model's words (a SKU, an order number) quoted back in
+// a tool result: whole, a 16,000-byte SKU (as much as the arguments hold)
+// came back in a clarification of 16,167 bytes, and a 16,000-byte
+// order_no in a not_found of 16,036, sent to the provider again in the
+// turn's next round and with the kept exchange.
+const maxEcho = 64
 
-// echoSKU is sku as a clarification quotes it: cut to maxSKUEcho bytes
-// between characters (cutCharacters), with "…" when cut.
-func echoSKU(sku string) string {
-	if len(sku) <= maxSKUEcho {
-		return sku
+// echo is s, the model's argument, as a tool result quotes it: cut to
+// maxEcho bytes between characters (cutCharacters), with "…" when cut.
+func echo(s string) string {
+	if len(s) <= maxEcho {
+		return s
 	}
-	return cutCharacters(sku, maxSKUEcho) + "…"
+	return cutCharacters(s, maxEcho) + "…"
 }
 
 // allowedSKUs are the catalog's SKUs sold to c, in the catalog's order,
