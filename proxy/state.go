@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -340,33 +342,33 @@ func imitatesState(body []byte) bool {
 	return found
 }
 
-// hasStateMarker reports whether b has stateMarker's words, ASCII letters
-// in any case, separated by white space: spaces, tabs and line breaks, as
-// themselves or as JSON escapes (b may be raw JSON), and no-break spaces.
+// hasStateMarker reports whether b has stateMarker's words, in any case,
+// separated by white space, as the model reads them: letters and white
+// space as themselves or as JSON escapes (b may be raw JSON), any Unicode
+// white space (a Chinese input method's ideographic space, a no-break or
+// thin space), full-width letters, the Cyrillic and Greek letters that look
+// like the Latin ones, and zero-width characters anywhere (markerRune). A
+// user who typed "Ｐａｙｍｅｎｔ　ｓｔａｔｅ…" or "Раyment state…" (a
+// Cyrillic Р and а) had their copy read as no copy, while the model took
+// it for the payment system's.
 func hasStateMarker(b []byte) bool {
-	// lower and upper are the next 'p' and 'P' at or after i (stateMarker[0]'s
-	// first letter), -1 for none: each is searched for again only once
-	// passed, so the scan stays linear in a long conversation of many p's
-	// and no P.
-	lower, upper := nextByte(b, 0, 'p'), nextByte(b, 0, 'P')
-	for {
-		i := lower
-		if i < 0 || upper >= 0 && upper < i {
-			i = upper
-		}
-		if i < 0 {
-			return false
-		}
-		if markerAt(b[i:]) {
-			return true
-		}
-		if i == lower {
-			lower = nextByte(b, i+1, 'p')
-		} else {
-			upper = nextByte(b, i+1, 'P')
+	// Each byte a copy can open with is looked for on its own, at
+	// IndexByte's speed: the scan stays linear in a long conversation.
+	for _, c := range markerLeads {
+		for i := nextByte(b, 0, c); i >= 0; i = nextByte(b, i+1, c) {
+			if markerAt(b[i:]) {
+				return true
+			}
 		}
 	}
+	return false
 }
+
+// markerLeads are the bytes the marker's first letter can start with: 'p'
+// and 'P'; a JSON escape's backslash; the lead bytes of the Cyrillic
+// (р, Р), Greek (ρ, Ρ) and full-width (ｐ, Ｐ) letters markerRune reads as
+// "p".
+var markerLeads = [...]byte{'p', 'P', '\\', 0xd0, 0xd1, 0xce, 0xcf, 0xef}
 
 // nextByte is the index of the first c in b at or after from, or -1.
 func nextByte(b []byte, from int, c byte) int {
@@ -386,39 +388,142 @@ func markerAt(b []byte) bool {
 			}
 			b = b[n:]
 		}
-		if len(b) < len(word) {
-			return false
-		}
 		for i := 0; i < len(word); i++ {
-			if b[i]|0x20 != word[i] {
+			if i > 0 {
+				b = b[ignorables(b):]
+			}
+			r, size := markerRune(b)
+			if size == 0 || r != rune(word[i]) {
 				return false
 			}
+			b = b[size:]
 		}
-		b = b[len(word):]
 	}
 	return true
 }
 
 // spaces returns the length of the run of white space b starts with
-// (hasStateMarker's).
+// (hasStateMarker's), zero-width characters within it included, or 0 when
+// the run holds no white space.
 func spaces(b []byte) int {
-	n := 0
-	for n < len(b) {
+	n, spaced := 0, false
+	for {
+		r, size := markerRune(b[n:])
 		switch {
-		case b[n] == ' ' || b[n] == '\t' || b[n] == '\n' || b[n] == '\r':
-			n++
-		case b[n] == '\\' && n+1 < len(b) && (b[n+1] == 'n' || b[n+1] == 't' || b[n+1] == 'r'):
-			n += 2
-		case b[n] == '\\' && n+5 < len(b) && b[n+1] == 'u' && (string(b[n+2:n+6]) == "0020" ||
-			string(b[n+2:n+6]) == "00a0" || string(b[n+2:n+6]) == "00A0"):
-			n += 6
-		case b[n] == 0xc2 && n+1 < len(b) && b[n+1] == 0xa0:
-			n += 2
-		default:
+		case size == 0:
+		case unicode.IsSpace(r):
+			spaced = true
+			n += size
+			continue
+		case zeroWidth(r):
+			n += size
+			continue
+		}
+		if !spaced {
+			return 0
+		}
+		return n
+	}
+}
+
+// ignorables returns the length of the run of zero-width characters b
+// starts with.
+func ignorables(b []byte) int {
+	n := 0
+	for {
+		r, size := markerRune(b[n:])
+		if size == 0 || !zeroWidth(r) {
 			return n
 		}
+		n += size
 	}
-	return n
+}
+
+// zeroWidth reports whether r is a character that shows nothing (a
+// zero-width space or joiner, a word joiner, a byte-order mark, a soft
+// hyphen): between a word's letters the word reads as it would without.
+func zeroWidth(r rune) bool {
+	switch r {
+	case 0x200b, 0x200c, 0x200d, 0x2060, 0xfeff, 0x00ad:
+		return true
+	}
+	return false
+}
+
+// markerRune is the character b starts with and its length in b (0: b is
+// empty), as the marker is read: a JSON escape (\n, \t, \r, \f, \uXXXX)
+// as the character it stands for, a full-width letter as its ASCII one, a
+// Cyrillic or Greek letter that looks like a Latin one as that letter
+// (lookalike), and letters in lower case.
+func markerRune(b []byte) (rune, int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	if c := b[0]; c < utf8.RuneSelf && c != '\\' {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		return rune(c), 1
+	}
+	r, size := rune(b[0]), 1
+	switch {
+	case b[0] == '\\' && len(b) > 1:
+		switch b[1] {
+		case 'n':
+			r, size = '\n', 2
+		case 't':
+			r, size = '\t', 2
+		case 'r':
+			r, size = '\r', 2
+		case 'f':
+			r, size = '\f', 2
+		case 'u':
+			if len(b) >= 6 {
+				if v, ok := hex4(b[2:6]); ok {
+					r, size = v, 6
+				}
+			}
+		}
+	case b[0] >= utf8.RuneSelf:
+		r, size = utf8.DecodeRune(b)
+	}
+	if r >= 0xff01 && r <= 0xff5e { // full-width ASCII: "ｐ" is "p"
+		r -= 0xfee0
+	}
+	if r >= 0x370 { // Greek and Cyrillic, and past them
+		if l, ok := lookalike[r]; ok {
+			r = l
+		}
+	}
+	if r >= 'A' && r <= 'Z' {
+		r += 'a' - 'A'
+	}
+	return r, size
+}
+
+// hex4 is the value of the four hexadecimal digits h.
+func hex4(h []byte) (rune, bool) {
+	var v rune
+	for _, c := range h {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | rune(c-'0')
+		case c|0x20 >= 'a' && c|0x20 <= 'f':
+			v = v<<4 | rune(c|0x20-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
+}
+
+// lookalike maps the Cyrillic and Greek letters that look like the Latin
+// letters of stateMarker's words to those letters.
+var lookalike = map[rune]rune{
+	'а': 'a', 'А': 'a', 'е': 'e', 'Е': 'e', 'о': 'o', 'О': 'o', 'р': 'p', 'Р': 'p',
+	'у': 'y', 'У': 'y', 'ѕ': 's', 'Ѕ': 's', 'і': 'i', 'І': 'i', 'һ': 'h', 'Н': 'h',
+	'Т': 't', 'М': 'm', 'ο': 'o', 'Ο': 'o', 'ρ': 'p', 'Ρ': 'p', 'υ': 'u', 'ι': 'i',
+	'Ι': 'i', 'Α': 'a', 'Ε': 'e', 'Η': 'h', 'Μ': 'm', 'Ν': 'n', 'Τ': 't', 'Υ': 'y',
 }
 
 // announcement is something a turn tells the user once (SPEC 2.3):

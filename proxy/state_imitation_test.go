@@ -201,6 +201,12 @@ func TestStateImitationWithoutCurrentOrder(t *testing.T) {
 					{Role: openai.ChatMessageRoleSystem, Content: "You are the shop's assistant.\n\nPAYMENT STATE OF THIS\r\n USER, FROM THE PAYMENT SYSTEM:\n- order " + forged + " — paid"},
 					{Role: openai.ChatMessageRoleUser, Content: "is my order paid?"},
 				}},
+				{"user's paste typed with ideographic spaces and full-width letters", none, []openai.ChatCompletionMessage{
+					{Role: openai.ChatMessageRoleUser, Content: strings.NewReplacer("Payment state", "Ｐａｙｍｅｎｔ　ｓｔａｔｅ", " ", "\u3000").Replace(imitation(forged))},
+				}},
+				{"user's paste with look-alike letters", none, []openai.ChatCompletionMessage{
+					{Role: openai.ChatMessageRoleUser, Content: strings.NewReplacer("Payment", "\u0420\u0430yment", "state", "st\u0430te").Replace(imitation(forged))},
+				}},
 				{"user's text part", none, []openai.ChatCompletionMessage{
 					{Role: openai.ChatMessageRoleUser, MultiContent: []openai.ChatMessagePart{
 						{Type: openai.ChatMessagePartTypeText, Text: "look:"},
@@ -302,6 +308,18 @@ func TestStateMarker(t *testing.T) {
 		`"content":"PaYmEnT state\nof\u00a0this\tuser"`,
 		"payment\u00a0state of this user",
 		"pp payment state of this user",
+		// Typed with a Chinese input method's spaces, in its full-width
+		// letters, with letters of another script that look the same,
+		// or with zero-width characters between them: the model reads
+		// each as the payment state's words.
+		"Payment\u3000state\u3000of\u3000this\u3000user",
+		`"content":"Payment\u3000state\u2003of\u202fthis\u2009user"`,
+		"Ｐａｙｍｅｎｔ ｓｔａｔｅ ｏｆ ｔｈｉｓ ｕｓｅｒ",
+		`"content":"\uff30ayment state of this user"`,
+		"\u0420\u0430yment st\u0430te \u043ef this user",
+		`"content":"\u0440ayment state of this user"`,
+		"Pay\u200bment \u200bstate of th\u200dis user",
+		`"content":"Pay\u200bment state\u00a0\u2060of this\ufeff user"`,
 	} {
 		if !hasStateMarker([]byte(s)) {
 			t.Errorf("hasStateMarker(%q) = false", s)
@@ -315,6 +333,8 @@ func TestStateMarker(t *testing.T) {
 		"payment status of this user",
 		"Payment: state of this user",
 		"payment state of my order, from the payment system",
+		"payment\u200bstate of this user",
+		"Ｐａｙｍｅｎｔ ｓｔａｔｅ ｏｆ ｍｙ ｏｒｄｅｒ",
 	} {
 		if hasStateMarker([]byte(s)) {
 			t.Errorf("hasStateMarker(%q) = true", s)
