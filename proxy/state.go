@@ -314,29 +314,27 @@ var stateMarker = [...]string{"payment", "state", "of", "this", "user"}
 // imitatesState reports whether the messages of body, a bot's request as
 // it came, carry text opening as the payment-state message does ("Payment
 // state of this user", in any case, with any white space between the
-// words) in a content string or a text part: a user's (or a bot's own
-// system message's) copy of it, paygate's own never being sent back to the
-// bot. One scan of the raw bytes, allocating nothing, finds none in almost
-// every request; only one that has the words somewhere has its messages
-// read.
+// words) anywhere the model reads them: a content string or a text part,
+// and the arguments of a tool call or a legacy function call (a bot that
+// relays the history its client sends carries the user's words there
+// too, and the model reads a call's arguments as it reads content). A
+// user's (or a bot's own system message's) copy of it, paygate's own never
+// being sent back to the bot. One scan of the raw bytes, allocating
+// nothing, finds none in almost every request; only one that has the
+// words somewhere has its messages read, each as its raw bytes in body
+// (the tools' definitions and other members of the request are no
+// message).
 func imitatesState(body []byte) bool {
 	if !hasStateMarker(body) {
 		return false
 	}
 	found := false
 	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
-		c := m.Get("content")
-		switch {
-		case c.Type == gjson.String:
-			found = hasStateMarker([]byte(c.Str))
-		case c.IsArray():
-			c.ForEach(func(_, part gjson.Result) bool {
-				if t := part.Get("text"); t.Type == gjson.String {
-					found = hasStateMarker([]byte(t.Str))
-				}
-				return !found
-			})
+		raw := []byte(m.Raw)
+		if m.Index > 0 && m.Index+len(m.Raw) <= len(body) {
+			raw = body[m.Index : m.Index+len(m.Raw)]
 		}
+		found = hasStateMarker(raw)
 		return !found
 	})
 	return found
