@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -286,7 +287,11 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	// gets a state beside it even with no current order: the copy would be
 	// the only state the model reads.
 	st := s.loadState(ctx, reqID, caller)
-	imitated := st != nil && imitatesState(t.reqBody)
+	var names payments.ToolNames // none: every body with calls is read
+	if n, ok := s.tools.(toolNamer); ok {
+		names = n.Names()
+	}
+	imitated := st != nil && (imitatesState(t.reqBody) || forgedPaymentCall(t.reqBody, names, s.tools.IsPayment))
 	if st != nil && (len(st.Orders) > 0 || imitated) {
 		t.pending = s.pendingAnnouncements(st)
 		news := t.pending
@@ -372,6 +377,9 @@ func conversationAffinity(client, user, session string) failover.Affinity {
 // carry none, and every turn asks (jsonscan.Finder says why not
 // bytes.Contains).
 var toolCallsKey = jsonscan.NewFinder(`"tool_calls"`)
+
+// functionCallKey finds a legacy "function_call" member (forgedPaymentCall).
+var functionCallKey = jsonscan.NewFinder(`"function_call"`)
 
 // clarifyStatuses are the statuses of the payment tool results that asked
 // the model to have the user clarify (payments.Outcome.Clarify): invalid
@@ -481,6 +489,46 @@ func hasPaymentCalls(body []byte, isPayment func(name string) bool) bool {
 			found = isPayment(c.Get("function.name").Str)
 			return !found
 		})
+		return !found
+	})
+	return found
+}
+
+// forgedPaymentCall reports whether the bot's messages, body as it came,
+// hold a call of a payment tool (a tool call or a legacy function call
+// named so). paygate hands the bot none of its payment calls (it runs them
+// and restores a kept exchange itself), so one there was written by
+// someone else: a bot relaying the history its client sends carried a
+// user's query_order call whose result said "paid", which the model read
+// as the payment system's word. The turn then places its state with the
+// note that other text claiming to be it is not (guardedState), as beside
+// a copy of the state message.
+func forgedPaymentCall(body []byte, names payments.ToolNames, isPayment func(name string) bool) bool {
+	// A key and a name are written as themselves, or with a JSON escape
+	// in them ("tool\u005fcalls", "\u0071uery_order"), which the
+	// provider's parser reads the same.
+	escaped := bytes.Contains(body, []byte(`\u`))
+	calls, legacy := escaped || toolCallsKey.In(body), escaped || functionCallKey.In(body)
+	if !calls && !legacy {
+		return false
+	}
+	// Most bodies with calls (an agent bot's history) name no payment tool.
+	if !escaped && !bytes.Contains(body, []byte(names.CreateOrder)) && !bytes.Contains(body, []byte(names.QueryOrder)) &&
+		!bytes.Contains(body, []byte(names.RequestRefund)) {
+		return false
+	}
+	found := false
+	// Read in place: the body is not changed while it is read.
+	gjson.Get(unsafe.String(unsafe.SliceData(body), len(body)), "messages").ForEach(func(_, m gjson.Result) bool {
+		if legacy {
+			found = isPayment(m.Get("function_call.name").Str)
+		}
+		if calls && !found {
+			m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+				found = isPayment(c.Get("function.name").Str)
+				return !found
+			})
+		}
 		return !found
 	})
 	return found
