@@ -525,7 +525,12 @@ func forgedPaymentCall(body []byte, names payments.ToolNames, isPayment func(nam
 		}
 		if calls && !found {
 			m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
-				found = isPayment(c.Get("function.name").Str)
+				// A custom tool's call ("type":"custom") is named under
+				// "custom". One with a "function" and a "custom" both is
+				// read by its "type" by the provider: either naming a
+				// payment tool is one. (Not callName, which allocates for
+				// each escaped value of a call it walks.)
+				found = isPayment(c.Get("function.name").Str) || isPayment(c.Get("custom.name").Str)
 				return !found
 			})
 		}
