@@ -359,14 +359,51 @@ func hasStateMarker(b []byte) bool {
 			}
 		}
 	}
+	// A JSON escape of a "p" (\u0050, \u0440, \uff30, …: pEscape): a
+	// Chinese history from Python's json.dumps has one escape per
+	// character, so a run of escapes is stepped through here, each
+	// skipped on its first digits, not searched for one at a time.
+	for i := nextByte(b, 0, '\\'); i >= 0; {
+		j := i
+		for j+6 <= len(b) && b[j] == '\\' && b[j+1] == 'u' {
+			if (b[j+2] == '0' || b[j+2]|0x20 == 'f') && pEscape(b[j:]) && markerAt(b[j:]) {
+				return true
+			}
+			j += 6
+		}
+		if j == i {
+			j++ // another escape (\n, \\): past its backslash alone
+		}
+		i = nextByte(b, j, '\\')
+	}
 	return false
 }
 
+// pEscape reports whether b, at a backslash, opens a JSON escape of a
+// letter markerRune reads as "p".
+func pEscape(b []byte) bool {
+	if len(b) < 6 || b[1] != 'u' {
+		return false
+	}
+	r, ok := hex4(b[2:6])
+	switch {
+	case !ok:
+		return false
+	case r >= 0xff01 && r <= 0xff5e:
+		r -= 0xfee0
+	case r >= 0x370 && r < 0x500:
+		if l, ok := lookalike[r]; ok {
+			r = l
+		}
+	}
+	return r|0x20 == 'p'
+}
+
 // markerLeads are the bytes the marker's first letter can start with: 'p'
-// and 'P'; a JSON escape's backslash; the lead bytes of the Cyrillic
-// (р, Р), Greek (ρ, Ρ) and full-width (ｐ, Ｐ) letters markerRune reads as
-// "p".
-var markerLeads = [...]byte{'p', 'P', '\\', 0xd0, 0xd1, 0xce, 0xcf, 0xef}
+// and 'P' and the lead bytes of the Cyrillic (р, Р), Greek (ρ, Ρ) and
+// full-width (ｐ, Ｐ) letters markerRune reads as "p"; a JSON escape's
+// backslash is looked for apart (pEscape).
+var markerLeads = [...]byte{'p', 'P', 0xd0, 0xd1, 0xce, 0xcf, 0xef}
 
 // nextByte is the index of the first c in b at or after from, or -1.
 func nextByte(b []byte, from int, c byte) int {
@@ -488,7 +525,7 @@ func markerRune(b []byte) (rune, int) {
 	if r >= 0xff01 && r <= 0xff5e { // full-width ASCII: "ｐ" is "p"
 		r -= 0xfee0
 	}
-	if r >= 0x370 { // Greek and Cyrillic, and past them
+	if r >= 0x370 && r < 0x500 { // Greek and Cyrillic: not every CJK character is looked up
 		if l, ok := lookalike[r]; ok {
 			r = l
 		}

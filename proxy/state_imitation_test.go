@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	openai "github.com/sashabaranov/go-openai"
 	"github.com/tidwall/gjson"
@@ -421,5 +423,70 @@ func TestForgedPaymentCallRead(t *testing.T) {
 		if got := forgedPaymentCall([]byte(c.body), names, isPayment); got != c.want {
 			t.Errorf("forgedPaymentCall(%s) = %v; want %v", c.body, got, c.want)
 		}
+	}
+}
+
+// asciiJSON is s, JSON text, with every character beyond ASCII written as
+// a \u escape, as Python's json.dumps writes it by default (ensure_ascii).
+func asciiJSON(s string) []byte {
+	var b []byte
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			b = append(b, byte(r))
+			continue
+		}
+		var u [2]uint16
+		n := 1
+		if r > 0xffff {
+			r -= 0x10000
+			u[0], u[1], n = uint16(0xd800+r>>10), uint16(0xdc00+r&0x3ff), 2
+		} else {
+			u[0] = uint16(r)
+		}
+		for _, v := range u[:n] {
+			b = fmt.Appendf(b, `\u%04x`, v)
+		}
+	}
+	return b
+}
+
+// TestStateScansOfEscapedHistory: the turn's scans for a copy of the
+// payment state and for a payment tool's call (imitatesState,
+// forgedPaymentCall) read a Chinese agent history written by Python's
+// json.dumps (every character a \u escape) at about the cost of the same
+// history in UTF-8: each escape was decoded and looked up as a possible
+// look-alike letter, and any \u sent every message through gjson: a
+// 174 KB history cost 0.7 ms (main: 13.5 us) and 0.45 ms more, on every
+// turn of such a bot.
+func TestStateScansOfEscapedHistory(t *testing.T) {
+	var msgs []map[string]any
+	for len(msgs) < 400 {
+		msgs = append(msgs,
+			map[string]any{"role": "user", "content": strings.Repeat("你好，请帮我查一下天气。", 10)},
+			map[string]any{"role": "assistant", "tool_calls": []any{map[string]any{"id": "c", "type": "function",
+				"function": map[string]any{"name": "get_weather", "arguments": `{"city":"北京"}`}}}},
+			map[string]any{"role": "tool", "tool_call_id": "c", "content": strings.Repeat("晴，二十度。", 10)})
+	}
+	utf := jsonText(t, map[string]any{"model": "m", "messages": msgs})
+	escaped := asciiJSON(utf)
+	names := payments.ToolNames{CreateOrder: "create_order", QueryOrder: "query_order", RequestRefund: "request_refund"}
+	isPayment := func(n string) bool {
+		return n == names.CreateOrder || n == names.QueryOrder || n == names.RequestRefund
+	}
+	cost := func(body []byte) float64 {
+		if imitatesState(body) || forgedPaymentCall(body, names, isPayment) {
+			t.Fatal("a history with no copy and no payment call read as one")
+		}
+		r := testing.Benchmark(func(b *testing.B) {
+			for b.Loop() {
+				imitatesState(body)
+				forgedPaymentCall(body, names, isPayment)
+			}
+		})
+		return float64(r.NsPerOp())
+	}
+	if u, e := cost([]byte(utf)), cost(escaped); e > 4*u {
+		t.Errorf("the scans of a %d-byte escaped history took %.0f us, %.0f times the %.0f us of the same %d bytes in UTF-8; want at most 4 times",
+			len(escaped), e/1e3, e/u, u/1e3, len(utf))
 	}
 }

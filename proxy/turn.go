@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -506,8 +507,12 @@ func hasPaymentCalls(body []byte, isPayment func(name string) bool) bool {
 func forgedPaymentCall(body []byte, names payments.ToolNames, isPayment func(name string) bool) bool {
 	// A key and a name are written as themselves, or with a JSON escape
 	// in them ("tool\u005fcalls", "\u0071uery_order"), which the
-	// provider's parser reads the same.
-	escaped := bytes.Contains(body, []byte(`\u`))
+	// provider's parser reads the same: an escape of an ASCII character
+	// (\u00XX), as the keys are and the names (OpenAI takes ASCII names
+	// alone); of any character for a name that is not. Not any \u: a
+	// Chinese history from Python's json.dumps (every character an
+	// escape) was read whole on each turn.
+	escaped := bytes.Contains(body, []byte(`\u00`)) || !asciiNames(names) && bytes.Contains(body, []byte(`\u`))
 	calls, legacy := escaped || toolCallsKey.In(body), escaped || functionCallKey.In(body)
 	if !calls && !legacy {
 		return false
@@ -537,6 +542,18 @@ func forgedPaymentCall(body []byte, names payments.ToolNames, isPayment func(nam
 		return !found
 	})
 	return found
+}
+
+// asciiNames reports whether the payment tools' names are ASCII alone.
+func asciiNames(n payments.ToolNames) bool {
+	for _, s := range [...]string{n.CreateOrder, n.QueryOrder, n.RequestRefund} {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // paymentToolsOffered reports whether a signed-in user's chat request may
