@@ -40,3 +40,31 @@ func TestUnknownOrderNoEchoIsCut(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownArgumentNameEchoIsCut: a clarification that quotes an
+// argument's name outside the tool's schema (a pay method or a count under
+// another name, a refund's amount under another) quotes it cut to 64
+// bytes, as an order_no or a SKU is: whole, a 16,000-byte name came back
+// in a clarification of about 16,300 bytes, sent to the provider again in
+// the turn's next round and with the kept exchange.
+func TestUnknownArgumentNameEchoIsCut(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tools := newTools(e)
+	u := caller("oUser-long-arg-name")
+	long := strings.Repeat("x", 16000)
+	for _, tc := range []struct{ name, tool, args string }{
+		{"pay method", "create_order", `{"sku":"premium-monthly","` + long + `":"native"}`},
+		{"count", "create_order", `{"sku":"premium-monthly","` + long + `_qty":3}`},
+		{"refund amount", "request_refund", `{"order_no":"PG260101000000NOSUCHORDER01","reason":"changed my mind","` + long + `":"5.00"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := call(t, tools, u, tc.tool, tc.args)
+			if r.result["status"] != "needs_clarification" {
+				t.Fatalf("result %.300s; want needs_clarification", r.out.Result)
+			}
+			if why, _ := r.result["error"].(string); len(r.out.Result) > 1000 || !strings.Contains(why, strings.Repeat("x", 64)+"…") {
+				t.Errorf("result of %d bytes: %.300s; want under 1000 bytes quoting the name cut to 64 bytes", len(r.out.Result), r.out.Result)
+			}
+		})
+	}
+}

@@ -2364,7 +2364,7 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		}
 		fen = v
 	} else if name := numberOutside(args, refundArgs); name != "" {
-		return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "amount" everything not yet refunded would be proposed, so nothing was done: give a partial amount as "amount" (a decimal in CNY such as "20.00"), or leave every amount out to refund everything left`, name))
+		return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "amount" everything not yet refunded would be proposed, so nothing was done: give a partial amount as "amount" (a decimal in CNY such as "20.00"), or leave every amount out to refund everything left`, echo(name)))
 	}
 	p, o, err := t.svc.ProposeRefund(ctx, RefundRequest{Client: c.Client, User: c.User, OrderNo: no.Str, Reason: reason.Str, AmountFen: fen})
 	said := echo(no.Str) // the model's words, quoted where no order of the user's bore them out

@@ -210,14 +210,14 @@ func ambiguousArg(args string, schema map[string]bool) string {
 		if !schema[name] {
 			for m := range schema {
 				if strings.EqualFold(name, m) {
-					why = fmt.Sprintf("the argument %q is not a name this tool takes (it takes %q), so nothing was done", name, m)
+					why = fmt.Sprintf("the argument %q is not a name this tool takes (it takes %q), so nothing was done", echo(name), m)
 					return false
 				}
 			}
 			return true
 		}
 		if seen[name] {
-			why = fmt.Sprintf("the argument %q was given more than once, so nothing was done", name)
+			why = fmt.Sprintf("the argument %q was given more than once, so nothing was done", echo(name))
 			return false
 		}
 		if seen == nil {
@@ -468,7 +468,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	}
 	if q := res[1]; !q.Exists() || q.Type == gjson.Null {
 		if name := quantityOutside(args); name != "" {
-			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "quantity" one would be bought, so nothing was done: give how many to buy as "quantity" (a whole number), or leave it out to buy one`, name))
+			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "quantity" one would be bought, so nothing was done: give how many to buy as "quantity" (a whole number), or leave it out to buy one`, echo(name)))
 		}
 	}
 	if qty < 1 || qty > item.MaxQuantity {
@@ -482,7 +482,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	switch m := res[2]; {
 	case !m.Exists() || m.Type == gjson.Null:
 		if name := methodOutside(args); name != "" {
-			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "pay_method" it was not read as one, so nothing was done: give "jsapi" (to pay inside WeChat) or "native" (a QR code to scan) as "pay_method"`, name))
+			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "pay_method" it was not read as one, so nothing was done: give "jsapi" (to pay inside WeChat) or "native" (a QR code to scan) as "pay_method"`, echo(name)))
 		}
 	case m.Str != "jsapi" && m.Str != "native":
 		return clarify(`pay_method must be "jsapi" or "native"`)
@@ -744,11 +744,13 @@ func skuKey(s string) string {
 	return b.String()
 }
 
-// maxEcho bounds the model's words (a SKU, an order number) quoted back in
-// a tool result: whole, a 16,000-byte SKU (as much as the arguments hold)
-// came back in a clarification of 16,167 bytes, and a 16,000-byte
-// order_no in a not_found of 16,036, sent to the provider again in the
-// turn's next round and with the kept exchange.
+// maxEcho bounds the model's words (a SKU, an order number, an argument's
+// name outside the schema) quoted back in a tool result: whole, a
+// 16,000-byte SKU (as much as the arguments hold) came back in a
+// clarification of 16,167 bytes, a 16,000-byte order_no in a not_found of
+// 16,036, and a 16,000-byte argument name in a clarification of 16,318,
+// sent to the provider again in the turn's next round and with the kept
+// exchange.
 const maxEcho = 64
 
 // echo is s, the model's argument, as a tool result quotes it: cut to
