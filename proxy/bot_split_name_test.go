@@ -124,21 +124,31 @@ func TestBotToolNameSplitAcrossDeltas(t *testing.T) {
 			// The bot sends back its call, get_weather, and its result:
 			// the kept exchange is restored into that request, the
 			// payment call beside the bot's.
-			next := chatBodyWith(true, weatherTool, `{"role":"user","content":"weather in Hangzhou, and buy premium"}`,
-				`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Hangzhou\"}"}}]}`,
-				`{"role":"tool","tool_call_id":"call_w","content":"sunny"}`)
-			resp := post(t, url, "/v1/chat/completions", next, map[string]string{"X-WeChat-OpenID": "o-user-1"})
-			body := readAll(t, resp.Body)
-			reqs := fp.requests()
-			if len(reqs) != 2 {
-				t.Fatalf("%d upstream requests; want 2 (the bot got %d %s)", len(reqs), resp.StatusCode, body)
-			}
-			up := reqs[1].Body
-			if got := gjson.Get(assistantToolMessage(up), "tool_calls.#.function.name").String(); got != `["create_order","get_weather"]` {
+			if got, up := restoredWeatherCalls(t, url, fp, "call_w"); got != `["create_order","get_weather"]` {
 				t.Errorf("the restored assistant message calls %s; want the payment call, then the bot's get_weather:\n%s", got, up)
 			}
 		})
 	}
+}
+
+// restoredWeatherCalls sends the bot's next request after a round that
+// gave it its get_weather call (id) and ran a payment call: the call and
+// its result sent back. It wants that request to be the turn's second
+// upstream request, and returns the names of the calls of the assistant
+// message restored into it, and its body.
+func restoredWeatherCalls(t *testing.T, url string, fp *fakeProvider, id string) (names string, up []byte) {
+	t.Helper()
+	next := chatBodyWith(true, weatherTool, `{"role":"user","content":"weather in Hangzhou, and buy premium"}`,
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"`+id+`","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Hangzhou\"}"}}]}`,
+		`{"role":"tool","tool_call_id":"`+id+`","content":"sunny"}`)
+	resp := post(t, url, "/v1/chat/completions", next, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	reqs := fp.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d upstream requests; want 2 (the bot got %d %s)", len(reqs), resp.StatusCode, body)
+	}
+	up = reqs[1].Body
+	return gjson.Get(assistantToolMessage(up), "tool_calls.#.function.name").String(), up
 }
 
 // sdkStreamCalls streams a chat completion offering the bot's tool with
@@ -418,16 +428,7 @@ func TestCallIDChangedMidCall(t *testing.T) {
 		if len(got) == 1 {
 			id = strings.Fields(got[0])[0]
 		}
-		next := chatBodyWith(true, weatherTool, `{"role":"user","content":"weather in Hangzhou, and buy premium"}`,
-			`{"role":"assistant","content":null,"tool_calls":[{"id":"`+id+`","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Hangzhou\"}"}}]}`,
-			`{"role":"tool","tool_call_id":"`+id+`","content":"sunny"}`)
-		resp := post(t, url, "/v1/chat/completions", next, map[string]string{"X-WeChat-OpenID": "o-user-1"})
-		body := readAll(t, resp.Body)
-		reqs := fp.requests()
-		if len(reqs) != 2 {
-			t.Fatalf("stream %v: %d upstream requests; want 2 (the bot got %d %s)", stream, len(reqs), resp.StatusCode, body)
-		}
-		if got := gjson.Get(assistantToolMessage(reqs[1].Body), "tool_calls.#.function.name").String(); got != `["create_order","get_weather"]` {
+		if got, _ := restoredWeatherCalls(t, url, fp, id); got != `["create_order","get_weather"]` {
 			t.Errorf("stream %v: the restored assistant message calls %s; want the payment call, then the bot's get_weather", stream, got)
 		}
 	}
