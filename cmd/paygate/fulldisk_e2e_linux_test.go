@@ -7,26 +7,33 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/internal/fulldisk"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
 )
 
 // TestFullDiskPurchases: the embedded store's disk fills up while paygate
 // serves purchases (a real tmpfs, full to its last block). bbolt goes on
 // recording in the pages it freed until a write needs one the disk has
-// not got; that purchase's tool result tells the model payments are
-// temporarily unavailable (as a full Redis's does), not that the payment
-// "could not be started"; a WeChat Pay notification is answered SUCCESS
-// only once recorded, else 500 FAIL for WeChat Pay to retry. Once the
-// disk has room the same process records again, and every order WeChat
-// Pay holds is one paygate finds.
+// not got. WeChat Pay's notification of a payment made then is answered
+// SUCCESS only once recorded, else 500 {"code":"FAIL"} for WeChat Pay to
+// retry, the order not paid, no order.paid told; a purchase's tool result
+// tells the model payments are temporarily unavailable (as a full Redis's
+// does), not that the payment "could not be started". Once the disk has
+// room the same process records again: the notification's retry (the
+// same id) is recorded and answered success, the order paid once (one
+// order.paid audit record, one order.paid webhook event), and every order
+// WeChat Pay holds is one paygate finds.
 func TestFullDiskPurchases(t *testing.T) {
 	disk := fulldisk.Mount(t, "2m")
 	cs := newCrashSim(t)
 	up := newScriptedProvider(t, buyScript())
-	n := newCrashNode(t, cs, `store: {path: "`+filepath.Join(disk.Dir, "p.db")+`"}`, up.URL, "", "")
+	m := newMerchant(t, nil)
+	n := newCrashNode(t, cs, `store: {path: "`+filepath.Join(disk.Dir, "p.db")+`"}`, up.URL, m.URL, "")
 	n.start()
 	type made struct{ user, no string }
 	var orders []made
@@ -43,17 +50,103 @@ func TestFullDiskPurchases(t *testing.T) {
 		}
 		return result.Get("status").Str, no, result
 	}
-	if st, _, res := buy("oUser-full-0"); st != "awaiting_payment" {
-		t.Fatalf("purchase before the disk filled: %s", res.Raw)
+	status := func(o made) string {
+		t.Helper()
+		_, body := n.get("/v1/paygate/orders/"+o.no, o.user)
+		return gjson.Get(body, "status").Str
+	}
+	// paidRecords counts each order's order.paid audit records.
+	paidRecords := func() map[string]int {
+		t.Helper()
+		got := map[string]int{}
+		for _, r := range gjson.Get(n.adminGet("/admin/api/audit?limit=500"), "records").Array() {
+			if r.Get("body.action").Str == "order.paid" {
+				got[r.Get("body.order_no").Str]++
+			}
+		}
+		return got
+	}
+	// retry is WeChat Pay's retry of its notification id of order no's
+	// payment: the same id, signed anew.
+	retry := func(no, id string) (int, string) {
+		t.Helper()
+		tx, _ := cs.Order(no)
+		note, err := cs.BuildNotification(wxsim.NotificationSpec{
+			ID: id, EventType: wechatpay.EventTransactionSuccess, Summary: "支付成功", OriginalType: "transaction", Resource: tx,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, body, _ := n.notifyPaid(t, cs, no, note)
+		return st, body
+	}
+
+	// Orders made while the disk has room: the first paid then, the
+	// others once it is full.
+	const before = 60
+	for i := range before {
+		if st, _, res := buy(fmt.Sprintf("oUser-full-%d", i)); st != "awaiting_payment" {
+			t.Fatalf("purchase %d before the disk filled: %s", i, res.Raw)
+		}
 	}
 	paid := orders[0]
-	if _, err := cs.Pay(t.Context(), paid.no); err != nil { // its own delivery: recorded before the fill
-		t.Fatal(err)
+	if d, err := cs.Pay(t.Context(), paid.no); err != nil || !d.Acked {
+		t.Fatalf("pay %s before the fill: %+v %v", paid.no, d, err)
 	}
 	disk.Fill()
 
+	// The payers pay the others on the full disk, one after another:
+	// WeChat Pay's notification of each, and its retry, is answered
+	// success only for a payment paygate recorded (bbolt records in the
+	// pages it freed), else 500 FAIL, the order not paid. Each payment
+	// recorded takes more room, until one cannot be recorded.
+	recorded := []made{paid}
+	var unrecorded made
+	noteID := "" // WeChat Pay's id of unrecorded's notification
+	notes := 0
+	for _, o := range orders[1:] {
+		d, err := cs.Pay(t.Context(), o.no)
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes++
+		s := status(o)
+		if d.Acked {
+			if s != "paid" {
+				t.Errorf("notification of %s answered %d (success) on a full disk, the order %q; want paid, or 500 FAIL", o.no, d.LastStatus, s)
+			}
+			recorded = append(recorded, o)
+			continue
+		}
+		if d.LastStatus != http.StatusInternalServerError || s != "awaiting_payment" {
+			t.Errorf("notification of %s on a full disk: %d %s, the order %q; want 500, awaiting payment", o.no, d.LastStatus, d.Err, s)
+		}
+		st, body := retry(o.no, d.ID)
+		notes++
+		s = status(o)
+		if st == http.StatusNoContent {
+			if s != "paid" {
+				t.Errorf("retry of %s's notification answered 204 on a full disk, the order %q; want paid, or 500 FAIL", o.no, s)
+			}
+			recorded = append(recorded, o)
+			continue
+		}
+		if st != http.StatusInternalServerError || gjson.Get(body, "code").Str != "FAIL" || s != "awaiting_payment" {
+			t.Errorf("retry of %s's notification on a full disk: %d %s, the order %q; want 500 FAIL, awaiting payment", o.no, st, body, s)
+		}
+		unrecorded, noteID = o, d.ID
+		break
+	}
+	t.Logf("%d notifications on the full disk, %d payments recorded on it, then %s's not", notes, len(recorded)-1, unrecorded.no)
+	if noteID == "" {
+		t.Fatalf("%d notifications on the full disk, every payment recorded; want one that could not be", notes)
+	}
+	if c := paidRecords()[unrecorded.no]; c != 0 {
+		t.Errorf("order %s unrecorded on the full disk: %d order.paid audit records; want none", unrecorded.no, c)
+	}
+
 	refused := ""
-	for i := 1; i <= 300 && refused == ""; i++ {
+	for i := before; i <= 300 && refused == ""; i++ {
 		user := fmt.Sprintf("oUser-full-%d", i)
 		st, _, res := buy(user)
 		switch {
@@ -66,37 +159,8 @@ func TestFullDiskPurchases(t *testing.T) {
 		}
 	}
 	if refused == "" {
-		t.Fatalf("%d purchases recorded on a full disk; want one refused", len(orders))
+		t.Fatalf("%d purchases recorded on a full disk; want one refused", len(orders)-before)
 	}
-
-	// WeChat Pay's notifications of the orders made on the full disk:
-	// SUCCESS only for a payment paygate recorded, else 500 FAIL (retried).
-	var unrecorded []made
-	for _, o := range orders[1:] {
-		if o.user == refused {
-			continue // asked again once the disk has room
-		}
-		if tx, ok := cs.Order(o.no); !ok || tx.TradeState != "NOTPAY" {
-			continue
-		}
-		d, err := cs.Pay(t.Context(), o.no)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, body := n.get("/v1/paygate/orders/"+o.no, o.user)
-		if d.Acked {
-			if s := gjson.Get(body, "status").Str; s != "paid" {
-				t.Errorf("notification of %s answered SUCCESS on a full disk, the order %q; want paid", o.no, s)
-			}
-			continue
-		}
-		st, nb, _ := n.notifyPaid(t, cs, o.no, nil)
-		if st != http.StatusInternalServerError || gjson.Get(nb, "code").Str != "FAIL" {
-			t.Errorf("notification of %s unrecorded on a full disk: %d %s; want 500 FAIL", o.no, st, nb)
-		}
-		unrecorded = append(unrecorded, o)
-	}
-	t.Logf("%d orders made on the full disk, %d notifications unrecorded", len(orders)-1, len(unrecorded))
 
 	disk.Free()
 	// The user refused asks again, and another user buys: both made at
@@ -106,12 +170,41 @@ func TestFullDiskPurchases(t *testing.T) {
 			t.Errorf("purchase of %s once the disk has room: %s; want it made, no restart", user, res.Raw)
 		}
 	}
-	for _, o := range unrecorded { // WeChat Pay's retry
-		if st, body, _ := n.notifyPaid(t, cs, o.no, nil); st != http.StatusNoContent {
-			t.Errorf("notification of %s once the disk has room: %d %s; want 204 (recorded)", o.no, st, body)
+	for i := range 2 { // WeChat Pay's retry, and another
+		if st, body := retry(unrecorded.no, noteID); st != http.StatusNoContent {
+			t.Errorf("retry %d of %s's notification once the disk has room: %d %s; want 204 (recorded)", i+1, unrecorded.no, st, body)
 		}
-		if _, body := n.get("/v1/paygate/orders/"+o.no, o.user); gjson.Get(body, "status").Str != "paid" {
-			t.Errorf("order %s after its notification's retry: %s; want paid", o.no, body)
+	}
+	if s := status(unrecorded); s != "paid" {
+		t.Errorf("order %s after its notification's retry: %q; want paid", unrecorded.no, s)
+	}
+	recorded = append(recorded, unrecorded)
+	// Each payment paid once: one order.paid audit record, one order.paid
+	// event told the merchant.
+	awaitCondition(t, "every payment in the audit and told the merchant", 30*time.Second, func() bool {
+		told := map[string]bool{}
+		for _, a := range m.processed() {
+			if a.env.Type == "order.paid" {
+				told[gjson.GetBytes(a.body, "data.order.order_no").Str] = true
+			}
+		}
+		audited := paidRecords()
+		for _, o := range recorded {
+			if !told[o.no] || audited[o.no] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	audited, told := paidRecords(), map[string]int{}
+	for _, a := range m.processed() {
+		if a.env.Type == "order.paid" {
+			told[gjson.GetBytes(a.body, "data.order.order_no").Str]++
+		}
+	}
+	for _, o := range recorded {
+		if audited[o.no] != 1 || told[o.no] != 1 {
+			t.Errorf("order %s: %d order.paid audit records, %d order.paid events told; want 1 and 1", o.no, audited[o.no], told[o.no])
 		}
 	}
 	for _, o := range orders {
@@ -129,8 +222,5 @@ func TestFullDiskPurchases(t *testing.T) {
 	}
 	if got := cs.OrderCount(); got != len(orders) {
 		t.Errorf("WeChat Pay holds %d orders; paygate answered %d", got, len(orders))
-	}
-	if _, body := n.get("/v1/paygate/orders/"+paid.no, paid.user); gjson.Get(body, "status").Str != "paid" {
-		t.Errorf("order paid before the fill: %s; want paid", body)
 	}
 }
