@@ -94,6 +94,10 @@ func TestFullDiskPurchases(t *testing.T) {
 		t.Fatalf("pay %s before the fill: %+v %v", paid.no, d, err)
 	}
 	disk.Fill()
+	// Idle on the full disk: bbolt's freed pages would take a write probe.
+	if st, body := n.get("/readyz", ""); st != http.StatusServiceUnavailable || !strings.Contains(body, "store writes fail") {
+		t.Errorf("/readyz on the full disk: %d %s; want 503 store writes fail", st, body)
+	}
 
 	// The payers pay the others on the full disk, one after another:
 	// WeChat Pay's notification of each, and its retry, is answered
@@ -206,6 +210,9 @@ func TestFullDiskPurchases(t *testing.T) {
 		if audited[o.no] != 1 || told[o.no] != 1 {
 			t.Errorf("order %s: %d order.paid audit records, %d order.paid events told; want 1 and 1", o.no, audited[o.no], told[o.no])
 		}
+	}
+	if st, body := n.get("/readyz", ""); st != http.StatusOK {
+		t.Errorf("/readyz once the disk has room, writes recorded: %d %s; want 200", st, body)
 	}
 	for _, o := range orders {
 		if st, body := n.get("/v1/paygate/orders/"+o.no, o.user); st != http.StatusOK {

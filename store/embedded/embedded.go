@@ -565,7 +565,9 @@ const writeStall = 30 * time.Second
 // but the indexes' mark (bbolt commits it with a new freelist and meta
 // page, synced), so that a disk
 // that failed while idle is seen, and one fixed while the load balancer
-// sent nothing is seen to be back.
+// sent nothing is seen to be back. A write that fits the pages bbolt
+// freed succeeds on a full disk, so Ping also reports the writes failing
+// while the disk has less than a page free (statfs, on Linux).
 func (d *DB) Ping(ctx context.Context) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
@@ -623,6 +625,13 @@ func (d *DB) Ping(ctx context.Context) error {
 		if waited := d.now().Sub(*since); waited >= writeStall {
 			return fmt.Errorf("embedded: %s: a write probe has waited %s behind a write: %w", d.db.Path(), waited.Round(time.Second), store.ErrWritesFail)
 		}
+	}
+	// A success on a full disk: bbolt wrote in the pages it freed, as an
+	// idle replica's probe, and many a write after one that failed, do.
+	// The next write that needs a new page fails, so a disk without a
+	// page free is the writes failing, as the filesystem tells it.
+	if free, ok := freeBytes(filepath.Dir(d.db.Path())); ok && free < uint64(d.db.Info().PageSize) {
+		return fmt.Errorf("embedded: %s: the disk has %d bytes free, not a page: %w", d.db.Path(), free, store.ErrWritesFail)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/paygate/paygate/internal/fulldisk"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
@@ -80,5 +82,60 @@ func TestFailedWritesAreUnavailable(t *testing.T) {
 				t.Errorf("ping once writes succeed: %v", err)
 			}
 		})
+	}
+}
+
+// TestPingSaysWhenDiskFull: a full disk is the store's writes failing
+// for Ping, whether or not a write failed on it yet. bbolt records in
+// the pages it freed: an idle replica's probe (an empty write
+// transaction) fits them, and so does many a write after one that
+// failed, so /readyz answered ready on a disk that had no block left,
+// or ready again 10 s after each failed write, and the alert on
+// paygate_store_status{status="ready"} == 0 for a minute rarely fired.
+// Ping now also asks the filesystem (statfs) for the room it has.
+func TestPingSaysWhenDiskFull(t *testing.T) {
+	ctx := context.Background()
+	disk := fulldisk.Mount(t, "1m")
+	now := time.Unix(1_700_000_000, 0)
+	d, err := Open(filepath.Join(disk.Dir, "p.db"), Options{SweepInterval: -1, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	n := 0
+	create := func() error {
+		n++
+		return d.CreateOrder(ctx, storetest.NewOrder(fmt.Sprintf("PG-room-%d", n), "bot", "u", now), store.Event{ID: fmt.Sprintf("e-%d", n), Kind: "webhook"})
+	}
+	for range 3 {
+		if err := create(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Ping(ctx); err != nil {
+		t.Fatalf("ping with room: %v", err)
+	}
+	disk.Fill()
+	now = now.Add(writeProbeEvery) // idle: Ping probes
+	if err := d.Ping(ctx); !errors.Is(err, store.ErrWritesFail) {
+		t.Errorf("ping of an idle store on a full disk: %v; want store.ErrWritesFail", err)
+	}
+	var werr error
+	for werr == nil && n < 10000 {
+		werr = create()
+	}
+	if werr == nil {
+		t.Fatalf("%d orders recorded on a full disk; want a write to fail", n)
+	}
+	// A write that fits the freed pages, after one that did not.
+	if err := d.commit(func(*bolt.Tx) error { return nil }); err != nil {
+		t.Fatalf("an empty write after order %d's failed: %v; want it to fit the freed pages", n, err)
+	}
+	if err := d.Ping(ctx); !errors.Is(err, store.ErrWritesFail) {
+		t.Errorf("ping on a full disk, its last write one that fit the freed pages after order %d's failed: %v; want store.ErrWritesFail", n, err)
+	}
+	disk.Free()
+	if err := d.Ping(ctx); err != nil {
+		t.Errorf("ping once the disk has room: %v", err)
 	}
 }

@@ -1,0 +1,21 @@
+package embedded
+
+import (
+	"os"
+	"syscall"
+)
+
+// freeBytes reports the bytes free to this process (statfs: f_bavail, or
+// f_bfree for root, whom the filesystem's reserve serves) on the
+// filesystem holding dir, and whether it could tell.
+func freeBytes(dir string) (uint64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	free := st.Bavail
+	if os.Geteuid() == 0 {
+		free = st.Bfree
+	}
+	return free * uint64(st.Bsize), true
+}
