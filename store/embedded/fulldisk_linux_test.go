@@ -139,3 +139,24 @@ func TestPingSaysWhenDiskFull(t *testing.T) {
 		t.Errorf("ping once the disk has room: %v", err)
 	}
 }
+
+// TestPingOnUnsizedTmpfs: a tmpfs mounted with size=0 (no limit, as
+// some container runtimes mount a scratch volume) tells statfs 0 blocks
+// and 0 free, which says nothing of its room: Ping must not read it as
+// a full disk, or /readyz answers 503 for good while every write succeeds.
+func TestPingOnUnsizedTmpfs(t *testing.T) {
+	ctx := context.Background()
+	disk := fulldisk.Mount(t, "0")
+	now := time.Unix(1_700_000_000, 0)
+	d, err := Open(filepath.Join(disk.Dir, "p.db"), Options{SweepInterval: -1, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if err := d.CreateOrder(ctx, storetest.NewOrder("PG-unsized-1", "bot", "u", now), store.Event{ID: "e-1", Kind: "webhook"}); err != nil {
+		t.Fatalf("write on an unsized tmpfs: %v", err)
+	}
+	if err := d.Ping(ctx); err != nil {
+		t.Errorf("ping of a store whose writes succeed, on an unsized tmpfs: %v; want nil", err)
+	}
+}
