@@ -629,8 +629,10 @@ func (d *DB) Ping(ctx context.Context) error {
 	// A success on a full disk: bbolt wrote in the pages it freed, as an
 	// idle replica's probe, and many a write after one that failed, do.
 	// The next write that needs a new page fails, so a disk without a
-	// page free is the writes failing, as the filesystem tells it.
-	if free, ok := freeBytes(filepath.Dir(d.db.Path())); ok && free < uint64(d.db.Info().PageSize) {
+	// page free is the writes failing, as the filesystem tells it: the
+	// file's, which a bind mount of the file alone puts elsewhere than
+	// its directory's.
+	if free, ok := freeBytes(d.db.Path()); ok && free < uint64(d.db.Info().PageSize) {
 		return fmt.Errorf("embedded: %s: the disk has %d bytes free, not a page: %w", d.db.Path(), free, store.ErrWritesFail)
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -158,5 +160,45 @@ func TestPingOnUnsizedTmpfs(t *testing.T) {
 	}
 	if err := d.Ping(ctx); err != nil {
 		t.Errorf("ping of a store whose writes succeed, on an unsized tmpfs: %v; want nil", err)
+	}
+}
+
+// TestPingAsksTheStoreFilesDisk: a store file bind-mounted on its own
+// (docker run -v /data/paygate.db:/app/paygate.db) lives on another
+// filesystem than its directory: Ping must ask the file's filesystem for
+// its room, not the directory's, which here is full while the file's has
+// room and every write succeeds.
+func TestPingAsksTheStoreFilesDisk(t *testing.T) {
+	ctx := context.Background()
+	dirDisk := fulldisk.Mount(t, "1m")
+	fileDisk := fulldisk.Mount(t, "4m")
+	src, dst := filepath.Join(fileDisk.Dir, "p.db"), filepath.Join(dirDisk.Dir, "p.db")
+	for _, p := range []string{src, dst} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("mount", "--bind", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("bind-mounting the store file: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dst).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dst, err, out)
+		}
+	})
+	now := time.Unix(1_700_000_000, 0)
+	d, err := Open(dst, Options{SweepInterval: -1, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	dirDisk.Fill()
+	for i := range 20 {
+		if err := d.CreateOrder(ctx, storetest.NewOrder(fmt.Sprintf("PG-bind-%d", i), "bot", "u", now), store.Event{ID: fmt.Sprintf("e-%d", i), Kind: "webhook"}); err != nil {
+			t.Fatalf("write %d to the bind-mounted file, its disk with room: %v", i, err)
+		}
+	}
+	if err := d.Ping(ctx); err != nil {
+		t.Errorf("ping of a store whose writes succeed, its file on a disk with room, its directory on a full one: %v; want nil", err)
 	}
 }

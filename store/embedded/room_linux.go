@@ -7,12 +7,12 @@ import (
 
 // freeBytes reports the bytes free to this process (statfs: f_bavail, or
 // f_bfree for root, whom the filesystem's reserve serves) on the
-// filesystem holding dir, and whether it could tell: a filesystem of 0
-// blocks (a tmpfs mounted with size=0, no limit; some FUSE and network
-// filesystems) tells nothing of its room.
-func freeBytes(dir string) (uint64, bool) {
+// filesystem holding the file at path, and whether it could tell: a
+// filesystem of 0 blocks (a tmpfs mounted with size=0, no limit; some
+// FUSE and network filesystems) tells nothing of its room.
+func freeBytes(path string) (uint64, bool) {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil || st.Blocks == 0 {
+	if err := syscall.Statfs(path, &st); err != nil || st.Blocks == 0 {
 		return 0, false
 	}
 	free := st.Bavail
