@@ -19,5 +19,11 @@ func freeBytes(path string) (uint64, bool) {
 	if os.Geteuid() == 0 {
 		free = st.Bfree
 	}
-	return free * uint64(st.Bsize), true
+	// The counts are in fragment units (f_frsize), which FUSE may report
+	// apart from the block size; 0 on kernels that leave it unset.
+	unit := uint64(st.Frsize)
+	if unit == 0 {
+		unit = uint64(st.Bsize)
+	}
+	return free * unit, true
 }
