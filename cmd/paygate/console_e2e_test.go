@@ -234,7 +234,7 @@ func newBrowser(t *testing.T) *browserSession {
 // do runs steps with a deadline; what names them in the failure.
 func (b *browserSession) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatalf("%s: %v\npage console: %v", what, err, b.console())
@@ -243,7 +243,7 @@ func (b *browserSession) do(t *testing.T, what string, steps ...chromedp.Action[
 
 func (b *browserSession) text(t *testing.T, sel string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
 	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 	if err != nil {
@@ -254,7 +254,7 @@ func (b *browserSession) text(t *testing.T, sel string) string {
 
 func evalJS[T any](t *testing.T, b *browserSession, js string) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
 	if err != nil {
@@ -263,10 +263,19 @@ func evalJS[T any](t *testing.T, b *browserSession, js string) T {
 	return v
 }
 
+// browserWait bounds how long a console test waits on the browser: a step,
+// a page's text or script, a predicate polled. Only a failing test waits
+// it out; it is generous because CI runs the package's browser tests beside
+// every other package's under -race on 2 shared cores, where a slow host
+// once took more than 15 s to show the console's first page of 500 orders
+// (TestConsoleKeepsWhatItLoadedWhenAnOlderPageFails, which passes in 5 s
+// on its own).
+const browserWait = 60 * time.Second
+
 // waitFor polls a JavaScript predicate in the page (the browser is the
 // external process being waited on).
 func waitFor(what, js string) chromedp.Action[chromedp.Void] {
-	a := chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(15*time.Second))
+	a := chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(browserWait))
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		if _, err := a(ctx, t); err != nil {
 			return chromedp.Void{}, fmt.Errorf("waiting for %s: %w", what, err)
@@ -302,7 +311,7 @@ func (b *browserSession) pageFaults() []string {
 
 func (b *browserSession) screenshot(t *testing.T, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {

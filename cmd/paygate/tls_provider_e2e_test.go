@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -57,13 +58,18 @@ func caSigned(t *testing.T, notAfter time.Time) (*x509.Certificate, tls.Certific
 // offers h2 by ALPN, as real ones do.
 func TestTLSProviderFailuresNamed(t *testing.T) {
 	var asked atomic.Int32
+	// The providers' own logs of the handshakes refused on purpose go to
+	// the test's log, not the package run's output.
+	quiet := log.New(t.Output(), "provider: ", 0)
 	good := httptest.NewUnstartedServer(chatAnswer("from the good one", &asked))
 	good.EnableHTTP2 = true
+	good.Config.ErrorLog = quiet
 	good.StartTLS()
 	defer good.Close()
 	leafServer := func(leaf tls.Certificate) *httptest.Server {
 		s := httptest.NewUnstartedServer(chatAnswer("must not answer", &asked))
 		s.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}}
+		s.Config.ErrorLog = quiet
 		s.StartTLS()
 		t.Cleanup(s.Close)
 		return s
@@ -72,7 +78,9 @@ func TestTLSProviderFailuresNamed(t *testing.T) {
 	expired := leafServer(expiredLeaf)
 	_, otherLeaf := caSigned(t, time.Now().Add(24*time.Hour))
 	unknown := leafServer(otherLeaf)
-	plain := httptest.NewServer(chatAnswer("must not answer", &asked))
+	plain := httptest.NewUnstartedServer(chatAnswer("must not answer", &asked))
+	plain.Config.ErrorLog = quiet
+	plain.Start()
 	defer plain.Close()
 	mute, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
