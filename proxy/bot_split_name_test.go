@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -91,12 +90,7 @@ func TestBotToolNameSplitAcrossDeltas(t *testing.T) {
 			fp := newFakeProvider(t, roundByRound(sseHandler(round0...), textRound(true, "Sunny; order O1 awaits payment.")))
 			recording := &recordingTools{}
 			url := toolsProxy(t, fp.URL, recording, nil)
-			c := openai.DefaultConfig(testClientKey)
-			c.BaseURL = url + "/v1"
-			if tc.user {
-				c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
-			}
-			got, finish := sdkStreamCalls(t, openai.NewClientWithConfig(c))
+			got, finish := sdkStreamCalls(t, botClient(url, tc.user))
 			// What the bot's SDK reads talking to the provider itself, the
 			// payment calls left out.
 			dc := openai.DefaultConfig("sk-provider")
@@ -326,10 +320,7 @@ func TestToolNameInPiecesAnsweringANonStreamRequest(t *testing.T) {
 				if got := recording.executed(); len(got) > 0 {
 					t.Fatalf("ran %q before the turn", got)
 				}
-				c := openai.DefaultConfig(testClientKey)
-				c.BaseURL = url + "/v1"
-				c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
-				client := openai.NewClientWithConfig(c)
+				client := botClient(url, true)
 				var bot []string
 				if stream {
 					bot, _ = sdkStreamCalls(t, client)
@@ -408,14 +399,11 @@ func TestCallIDChangedMidCall(t *testing.T) {
 		fp := newFakeProvider(t, roundByRound(sseHandler(round0...), textRound(true, "Sunny; order O1 awaits payment.")))
 		recording := &recordingTools{}
 		url := toolsProxy(t, fp.URL, recording, nil)
-		c := openai.DefaultConfig(testClientKey)
-		c.BaseURL = url + "/v1"
-		c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
 		var got []string
 		if stream {
-			got, _ = sdkStreamCalls(t, openai.NewClientWithConfig(c))
+			got, _ = sdkStreamCalls(t, botClient(url, true))
 		} else {
-			got = sdkCalls(t, openai.NewClientWithConfig(c))
+			got = sdkCalls(t, botClient(url, true))
 		}
 		if want := []string{`call_a get_weather {"city":"Hangzhou"}`}; !slices.Equal(got, want) {
 			t.Errorf("stream %v: the bot got the calls %q; want %q", stream, got, want)
@@ -457,16 +445,11 @@ func TestBotCallAfterABotCallWithoutArguments(t *testing.T) {
 			fp := newFakeProvider(t, sseHandler(round0...))
 			recording := &recordingTools{}
 			url := toolsProxy(t, fp.URL, recording, nil)
-			c := openai.DefaultConfig(testClientKey)
-			c.BaseURL = url + "/v1"
-			if tc.user {
-				c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
-			}
 			var calls []string
 			if tc.stream {
-				calls, _ = sdkStreamCalls(t, openai.NewClientWithConfig(c), "get_time")
+				calls, _ = sdkStreamCalls(t, botClient(url, tc.user), "get_time")
 			} else {
-				calls = sdkCalls(t, openai.NewClientWithConfig(c), "get_time")
+				calls = sdkCalls(t, botClient(url, tc.user), "get_time")
 			}
 			var got []string
 			for _, call := range calls {

@@ -15,8 +15,18 @@ import (
 
 // sdkClient is a go-openai client of the test proxy.
 func sdkClient(proxyURL string) *openai.Client {
+	return botClient(proxyURL, false)
+}
+
+// botClient is a go-openai client of the proxy at proxyURL with the test
+// client's key, signed in as the end user o-user-1 (X-WeChat-OpenID on
+// every request) when user, as a payment bot's is.
+func botClient(proxyURL string, user bool) *openai.Client {
 	c := openai.DefaultConfig(testClientKey)
 	c.BaseURL = proxyURL + "/v1"
+	if user {
+		c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
+	}
 	return openai.NewClientWithConfig(c)
 }
 
