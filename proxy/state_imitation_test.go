@@ -420,8 +420,8 @@ func TestForgedPaymentCallRead(t *testing.T) {
 		{`{"messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{\"q\":\"query_order\"}"}}]}]}`, false},
 		{`{"messages":[{"role":"user","content":"\u4f60\u597d, query_order please"}]}`, false},
 	} {
-		if got := forgedPaymentCall([]byte(c.body), names, isPayment); got != c.want {
-			t.Errorf("forgedPaymentCall(%s) = %v; want %v", c.body, got, c.want)
+		if got := hasPaymentCalls([]byte(c.body), names, isPayment); got != c.want {
+			t.Errorf("hasPaymentCalls(%s) = %v; want %v", c.body, got, c.want)
 		}
 	}
 }
@@ -481,7 +481,7 @@ func isScanPayment(n string) bool {
 func TestStateScansOfEscapedHistory(t *testing.T) {
 	utf, escaped := escapedHistory(t)
 	for name, body := range map[string][]byte{"utf-8": utf, "escaped": escaped} {
-		if imitatesState(body) || forgedPaymentCall(body, scanToolNames, isScanPayment) {
+		if imitatesState(body) || hasPaymentCalls(body, scanToolNames, isScanPayment) {
 			t.Errorf("%s: a history with no copy and no payment call read as one", name)
 		}
 	}
@@ -492,9 +492,9 @@ func TestStateScansOfEscapedHistory(t *testing.T) {
 	}
 	callU, callE := escapedHistory(t, map[string]any{"role": "assistant", "tool_calls": []any{map[string]any{"id": "q", "type": "function",
 		"function": map[string]any{"name": "query_order", "arguments": `{"order_no":"订单"}`}}}})
-	if !forgedPaymentCall(callU, scanToolNames, isScanPayment) || !forgedPaymentCall(callE, scanToolNames, isScanPayment) {
+	if !hasPaymentCalls(callU, scanToolNames, isScanPayment) || !hasPaymentCalls(callE, scanToolNames, isScanPayment) {
 		t.Errorf("a query_order call at the end of the history: read %v as UTF-8, %v escaped; want both true",
-			forgedPaymentCall(callU, scanToolNames, isScanPayment), forgedPaymentCall(callE, scanToolNames, isScanPayment))
+			hasPaymentCalls(callU, scanToolNames, isScanPayment), hasPaymentCalls(callE, scanToolNames, isScanPayment))
 	}
 }
 
@@ -507,7 +507,7 @@ func BenchmarkStateScansOfEscapedHistory(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				imitatesState(body)
-				forgedPaymentCall(body, scanToolNames, isScanPayment)
+				hasPaymentCalls(body, scanToolNames, isScanPayment)
 			}
 		})
 	}

@@ -292,7 +292,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	if n, ok := s.tools.(toolNamer); ok {
 		names = n.Names()
 	}
-	imitated := st != nil && (imitatesState(t.reqBody) || forgedPaymentCall(t.reqBody, names, s.tools.IsPayment))
+	imitated := st != nil && (imitatesState(t.reqBody) || hasPaymentCalls(t.reqBody, names, s.tools.IsPayment))
 	if st != nil && (len(st.Orders) > 0 || imitated) {
 		t.pending = s.pendingAnnouncements(st)
 		news := t.pending
@@ -324,7 +324,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		}
 	}
 	defs := s.toolDefsFor(caller.Client)
-	if t.payChoice.None() && (ruledOut != "" || !hasPaymentCalls(body, s.tools.IsPayment)) {
+	if t.payChoice.None() && (ruledOut != "" || !hasPaymentCalls(body, names, s.tools.IsPayment)) {
 		// The bot's tool_choice leaves the payment tools out: not offered
 		// (a call that comes anyway is refused, execute). The bot's own
 		// tools are still checked for names that clash with them. A
@@ -379,7 +379,7 @@ func conversationAffinity(client, user, session string) failover.Affinity {
 // bytes.Contains).
 var toolCallsKey = jsonscan.NewFinder(`"tool_calls"`)
 
-// functionCallKey finds a legacy "function_call" member (forgedPaymentCall).
+// functionCallKey finds a legacy "function_call" member (hasPaymentCalls).
 var functionCallKey = jsonscan.NewFinder(`"function_call"`)
 
 // clarifyStatuses are the statuses of the payment tool results that asked
@@ -478,33 +478,19 @@ func unreadSinceUser(body []byte, unread []string) bool {
 	return found
 }
 
-// hasPaymentCalls reports whether a chat request's messages carry a tool
-// call to one of the payment tools.
-func hasPaymentCalls(body []byte, isPayment func(name string) bool) bool {
-	if !toolCallsKey.In(body) {
-		return false
-	}
-	found := false
-	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
-		m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
-			found = isPayment(c.Get("function.name").Str)
-			return !found
-		})
-		return !found
-	})
-	return found
-}
-
-// forgedPaymentCall reports whether the bot's messages, body as it came,
-// hold a call of a payment tool (a tool call or a legacy function call
-// named so). paygate hands the bot none of its payment calls (it runs them
-// and restores a kept exchange itself), so one there was written by
-// someone else: a bot relaying the history its client sends carried a
-// user's query_order call whose result said "paid", which the model read
-// as the payment system's word. The turn then places its state with the
-// note that other text claiming to be it is not (guardedState), as beside
-// a copy of the state message.
-func forgedPaymentCall(body []byte, names payments.ToolNames, isPayment func(name string) bool) bool {
+// hasPaymentCalls reports whether a chat request's messages hold a call
+// of a payment tool (a tool call, of a function or a custom tool, or a
+// legacy function call named so), however the provider's parser reads
+// it. The bot's body as it came holds none paygate wrote (paygate hands
+// the bot none of its payment calls; it runs them and restores a kept
+// exchange itself), so one there was written by someone else: a bot
+// relaying the history its client sends carried a user's query_order call
+// whose result said "paid", which the model read as the payment system's
+// word; the turn then places its state with the note that other text
+// claiming to be it is not (guardedState), as beside a copy of the state
+// message. The body with a kept exchange restored holds paygate's own,
+// whose tools' definitions it keeps.
+func hasPaymentCalls(body []byte, names payments.ToolNames, isPayment func(name string) bool) bool {
 	// A key and a name are written as themselves, or with a JSON escape
 	// in them ("tool\u005fcalls", "\u0071uery_order"), which the
 	// provider's parser reads the same: an escape of an ASCII character
