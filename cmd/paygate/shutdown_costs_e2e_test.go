@@ -24,6 +24,9 @@ import (
 func TestShutdownKeepsCutTurnsCosts(t *testing.T) {
 	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
+			// Each driver's run waits out its 8 s drain: side by side
+			// (a server, a store and a provider of its own each).
+			t.Parallel()
 			const n = 40
 			hang := make(chan struct{})
 			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
