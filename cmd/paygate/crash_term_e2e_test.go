@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,6 +36,16 @@ func TestTermDuringPrepay(t *testing.T) {
 				cs := newCrashSim(t)
 				up := newScriptedProvider(t, buyScript())
 				n := newCrashNode(t, cs, webhookStoreYAML(t, driver), up.URL, "", "")
+				if !tt.drained {
+					// The case waits the drain out with the prepay held:
+					// 2 s of it prove what 10 s did, as in
+					// TestDrainDeadlineEndsATurnAtItsPaymentCall.
+					src, err := os.ReadFile(n.cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					writeFile(t, n.cfg, strings.Replace(string(src), "shutdown_timeout: 10s", "shutdown_timeout: 2s", 1))
+				}
 				n.start()
 				user := "oUser-term-prepay-" + driver
 				release := cs.hold("prepay")
