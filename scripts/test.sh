@@ -90,6 +90,10 @@ say "go test -race"
 # script however that ends.
 mod=$(go list -m)
 others=$(go list ./... | grep -vx "$mod/cmd/paygate")
+# Both go commands would compile the packages they share under -race side
+# by side on a cold build cache: built once here first (the libraries only,
+# 3 s on a warm cache; linking the two commands took 13 s more).
+go build -race $(go list -f '{{if ne .Name "main"}}{{.ImportPath}}{{end}}' ./...)
 set -m
 CI=${CI:-true} go test -race -count=1 -timeout 15m ./cmd/paygate &
 paygate_pid=$!
