@@ -94,7 +94,7 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 			return nil, err
 		}
 	}
-	st, err := openStoreAs(cfg, a.log, storeOwner(cfg), 0, ao.noStoreWait)
+	st, err := openStoreAs(cfg, a.log, storeOwner(cfg), 0, ao.noStoreWait, ao.storeNoSync)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +264,7 @@ func waitUntil(done <-chan struct{}, t time.Time) bool {
 }
 
 func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
-	return openStoreAs(cfg, log, storeOwner(cfg), 0, false)
+	return openStoreAs(cfg, log, storeOwner(cfg), 0, false, false)
 }
 
 // storeOwner is the deployment cfg's store belongs to (Redis's
@@ -278,13 +278,15 @@ func storeOwner(cfg *config.Config) string {
 // one), with Redis's repair loop every repair (0: its default; negative:
 // none). noWait opens Redis without waiting for it (Options.NoWait): its
 // Started tells when its first check ended and whether it was refused.
-func openStoreAs(cfg *config.Config, log *slog.Logger, owner string, repair time.Duration, noWait bool) (store.Store, error) {
+// noSync opens an embedded store without an fsync after each write (tests:
+// withoutStoreSync).
+func openStoreAs(cfg *config.Config, log *slog.Logger, owner string, repair time.Duration, noWait, noSync bool) (store.Store, error) {
 	switch cfg.Store.Driver {
 	case "embedded":
 		// A file another merchant's orders are in is refused, as a Redis
 		// prefix is: this merchant's sweep would expire the orders it
 		// does not find at its own WeChat Pay.
-		db, err := embedded.Open(cfg.Store.Path, embedded.Options{Logger: log, Owner: owner})
+		db, err := embedded.Open(cfg.Store.Path, embedded.Options{Logger: log, Owner: owner, NoSync: noSync})
 		if errors.Is(err, embedded.ErrOtherOwner) {
 			return nil, fmt.Errorf("opening store: %w: settle that merchant's orders (paid, refunded or closed) under its config first, then give this one a store.path of its own, or put payments.backend and payments.wechatpay.mch_id back", err)
 		}

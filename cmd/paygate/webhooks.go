@@ -41,6 +41,16 @@ type appOptions struct {
 	// see but does not serve on (checkLeftStores): the demo's store is a
 	// file of its own, whatever the directory it runs in holds.
 	skipLeftStores bool
+	// storeNoSync opens an embedded store without an fsync after each
+	// write (embedded.Options.NoSync): tests that write thousands of
+	// orders whose durability they do not test.
+	storeNoSync bool
+}
+
+// withoutStoreSync opens an embedded store without an fsync after each
+// write (a test's thousands of orders).
+func withoutStoreSync() appOption {
+	return func(o *appOptions) { o.storeNoSync = true }
 }
 
 // withoutLeftStoreCheck starts without checkLeftStores (the demo).
