@@ -391,7 +391,10 @@ type Timeouts struct {
 	Idle Duration `yaml:"idle"`
 	// Total bounds the whole attempt, a non-streamed answer's wait for its
 	// headers included; an answer piped on a forwarded path (a file's
-	// content, speech) only until its head and first bytes. Default 300s.
+	// content, speech) only until its head and first bytes. A chat stream's
+	// time spent waiting on a bot that reads slower than the provider writes
+	// is not counted (up to 3 minutes at a time; a bot that takes nothing
+	// for 60 s is cut). Default 300s.
 	Total Duration `yaml:"total"`
 }
 

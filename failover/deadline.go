@@ -35,7 +35,12 @@ type deadlines struct {
 	roundAt atomic.Int64
 	// waitAt is when the current wait for the provider times out, counted
 	// from start; 0 while nothing is awaited (the proxy is relaying).
-	waitAt    atomic.Int64
+	waitAt atomic.Int64
+	// pausedAt is when, counted from start and plus one (0: not paused),
+	// the caller took the event Next returned last: until it asks for the
+	// next one, it is passing that one on at its client's pace, which the
+	// total timeout does not count (pause, resume, totalDeadline).
+	pausedAt  atomic.Int64
 	phaseKind atomic.Int32 // names the wait's timeout: first byte, first token, idle
 	// timerAt is when the timer fires, counted from start.
 	timerAt atomic.Int64
@@ -109,6 +114,47 @@ func (d *deadlines) noTotal() {
 	d.mu.Unlock()
 }
 
+// maxCallerPause bounds how much of one pause (the caller passing an
+// event on to a client that reads slowly or not at all) the total timeout
+// leaves out: well above what the bots' listener lets a client that takes
+// nothing hold a write (proxy/h1's WriteStallTimeout, 60 s, which cuts it
+// within two and a half times that), so that the server ends a stalled bot
+// first; where nothing bounds the bot's writes (net/http's server, on
+// systems other than Linux) the provider's exchange still ends.
+const maxCallerPause = 3 * time.Minute
+
+// pause starts the caller's time: it has an event to pass on, and the
+// provider waits on it, not it on the provider. One clock read and one
+// atomic store: a stream pauses once per event.
+func (d *deadlines) pause() {
+	d.pausedAt.Store(int64(time.Since(d.start)) + 1)
+}
+
+// resume ends the caller's time: the total timeout's deadline moves on by
+// it (up to maxCallerPause), so that a bot's pace over a long answer is
+// not counted as the provider's slowness.
+func (d *deadlines) resume() {
+	if d.pausedAt.Load() == 0 {
+		return
+	}
+	d.mu.Lock()
+	if p := d.pausedAt.Load(); p > 0 {
+		d.totalAt = d.totalDeadline(time.Since(d.start))
+		d.pausedAt.Store(0)
+	}
+	d.mu.Unlock()
+}
+
+// totalDeadline is when the total timeout ends, counted from start, at
+// elapsed: moved on by the pause in progress, if any. Under mu.
+func (d *deadlines) totalDeadline(elapsed time.Duration) time.Duration {
+	t := d.totalAt
+	if p := d.pausedAt.Load(); p > 0 && t != math.MaxInt64 {
+		t += min(max(elapsed-time.Duration(p-1), 0), maxCallerPause)
+	}
+	return t
+}
+
 // stop stops the timer for good.
 func (d *deadlines) stop() {
 	d.mu.Lock()
@@ -143,16 +189,17 @@ func (d *deadlines) fire() {
 // it reports when the timer must fire next.
 func (d *deadlines) check(elapsed time.Duration) (error, time.Duration) {
 	r := time.Duration(d.roundAt.Load())
-	roundOver, totalOver := r > 0 && elapsed >= r, elapsed >= d.totalAt
+	totalAt := d.totalDeadline(elapsed)
+	roundOver, totalOver := r > 0 && elapsed >= r, elapsed >= totalAt
 	switch {
-	case roundOver && (!totalOver || r <= d.totalAt):
+	case roundOver && (!totalOver || r <= totalAt):
 		return errRoundTime, 0
 	case totalOver:
 		return ErrTotalTimeout, 0
 	}
 	// elapsed is read before waitAt: a wait that began after it cannot
 	// be taken for one that timed out.
-	next := min(d.totalAt, elapsed+d.idle)
+	next := min(totalAt, elapsed+d.idle)
 	if r > 0 {
 		next = min(next, r)
 	}

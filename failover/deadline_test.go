@@ -172,3 +172,34 @@ func TestDeadlinesNoTotal(t *testing.T) {
 		t.Fatalf("a spent wait past the total: cause %v; want the idle timeout", cause)
 	}
 }
+
+// TestDeadlinesPauseLeavesTotal: the time the caller spends passing an
+// event on (a slow bot's pace) is not the total timeout's: a pause moves
+// the total's end on by its length, up to maxCallerPause, so that a bot
+// that stopped reading altogether still has the provider's exchange ended
+// where nothing else cuts it.
+func TestDeadlinesPauseLeavesTotal(t *testing.T) {
+	const s = time.Second
+	d := &deadlines{idle: 30 * s, totalAt: 100 * s}
+	d.pausedAt.Store(int64(90*s) + 1)
+	if cause, next := d.check(150 * s); cause != nil || next != 160*s {
+		t.Fatalf("paused past the total: cause %v, next %v; want none, again at the moved total (160s)", cause, next)
+	}
+	if cause, _ := d.check(90*s + maxCallerPause + 10*s); !errors.Is(cause, ErrTotalTimeout) {
+		t.Fatalf("paused past the total by more than maxCallerPause: cause %v; want the total timeout", cause)
+	}
+	// The pause ended at 150 s: the total now ends 60 s later, at 160 s.
+	d.totalAt = d.totalDeadline(150 * s)
+	d.pausedAt.Store(0)
+	if d.totalAt != 160*s {
+		t.Fatalf("total ends at %v after a 60 s pause; want 160s", d.totalAt)
+	}
+	if cause, _ := d.check(161 * s); !errors.Is(cause, ErrTotalTimeout) {
+		t.Fatalf("past the moved total: cause %v; want the total timeout", cause)
+	}
+	d.noTotal()
+	d.pausedAt.Store(int64(200*s) + 1)
+	if cause, _ := d.check(1000 * s); cause != nil {
+		t.Fatalf("paused without a total: cause %v; want none", cause)
+	}
+}

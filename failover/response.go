@@ -250,8 +250,14 @@ func (a *Response) reportBreaker(err error) {
 // answer's finish (whole) it is logged and the stream ends as io.EOF, as
 // it does at the maxMalformed-th malformed event. Event.Data is valid until the next call of Next or
 // Buffered. For a non-stream
-// Response, Next returns io.EOF.
+// Response, Next returns io.EOF. The time between a return of Next and
+// the next call is the caller's (it passes the event on, at its client's
+// pace: a slow bot blocks its writes, and the provider's with them), which
+// the total timeout does not count (deadlines.pause): it bounds the
+// provider's answer, and a bot that stops reading is its server's to cut.
 func (a *Response) Next() (sse.Event, error) {
+	a.resume()
+	defer a.pause()
 	if a.end != nil {
 		return sse.Event{}, a.end
 	}
