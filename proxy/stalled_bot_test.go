@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/proxy/h1"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// stallServer serves h on proxy/h1's server, as paygate serves the bots'
+// listener, with a write stall bound of stall; it returns the URL and a
+// channel that receives once per request when its handler has returned.
+func stallServer(t *testing.T, h http.Handler, stall time.Duration) (string, <-chan string) {
+	t.Helper()
+	if !h1.Supported() {
+		t.Skip("proxy/h1 does not run here")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 16)
+	srv := &h1.Server{WriteStallTimeout: stall, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { done <- r.URL.Path }()
+		h.ServeHTTP(w, r)
+	})}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close(); <-served })
+	return "http://" + ln.Addr().String(), done
+}
+
+// guard waits for c, failing the test when nothing comes: a guard against
+// a hang, not a measure.
+func guard[T any](t *testing.T, c <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: nothing after 30 s", what)
+	}
+	var zero T
+	return zero
+}
+
+// TestStalledBotInPayingTurn: a bot that stops reading its answer (its
+// connection kept open) while the turn's continuation round comes after
+// a create_order paygate ran (streamed, or a large non-stream answer): the order is made once (recorded, prepaid at
+// WeChat Pay), the continuation round is cut when the server gives up on
+// the bot (the provider's exchange closed, the handler returned), and the
+// bot's SDK, retrying the request, gets the same order back, not a second
+// one; its retry's round tells the model of the order.
+func TestStalledBotInPayingTurn(t *testing.T) {
+	for _, stream := range []bool{true, false} {
+		name := "non-stream"
+		if stream {
+			name = "stream"
+		}
+		t.Run(name, func(t *testing.T) { stalledBotInPayingTurn(t, stream) })
+	}
+}
+
+func stalledBotInPayingTurn(t *testing.T, stream bool) {
+	keys, err := wxsim.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := testdrivers.Open(t, "embedded", nil)
+	sim, svc := newSimPayments(t, st, simPayments{Sim: wxsim.Options{Keys: keys}, AttemptTimeout: 5 * time.Second,
+		Catalog: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}}})
+	const call = `[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`
+	bigEnded := make(chan struct{}, 1)
+	big := bigStreamRound(strings.Repeat("x", 8000), 512)
+	if !stream {
+		// 8 MB in one JSON answer: more than the sockets between hold.
+		big = textRound(false, strings.Repeat("x", 8<<20))
+	}
+	fp := newFakeProvider(t, roundByRound(
+		callsRound(stream, call),
+		func(w http.ResponseWriter, r *http.Request) { big(w, r); bigEnded <- struct{}{} },
+		callsRound(stream, call),
+		textRound(stream, "Your order is ready to pay."),
+	))
+	cfg := testConfig(t, fp.URL, nil)
+	s := newPaygate(t, cfg, Options{Tools: simTools(svc), State: st})
+	url, handled := stallServer(t, s.Handler(), 200*time.Millisecond)
+	body := `{"model":"gpt-test","stream":` + strconv.FormatBool(stream) + `,"messages":[{"role":"user","content":"buy premium"}]}`
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	_, _ = io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testClientKey+
+		"\r\nX-WeChat-OpenID: o-user-1\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	_, _ = conn.Read(make([]byte, 1024)) // the head, then nothing: the bot stalls, its connection open
+	guard(t, handled, "the stalled bot's turn never ended")
+	guard(t, bigEnded, "the continuation round's exchange is still open")
+
+	orders, err := st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: "o-user-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orders) != 1 || orders[0].Status != store.StatusAwaitingPayment {
+		t.Fatalf("orders %+v; want one awaiting payment", orders)
+	}
+	if n := sim.OrderCount(); n != 1 {
+		t.Fatalf("WeChat Pay holds %d orders; want 1", n)
+	}
+	if got := testutil.ToFloat64(s.metrics.toolCalls.WithLabelValues("create_order", "executed")); got != 1 {
+		t.Errorf("create_order executed %v times; want 1", got)
+	}
+
+	// The SDK retries the request on a new connection and reads it.
+	resp := post(t, url, "/v1/chat/completions", body, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	answer := readAll(t, resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(answer, "ready to pay") || stream && !strings.HasSuffix(answer, "data: [DONE]\n\n") {
+		t.Fatalf("retry: %d %.500s", resp.StatusCode, answer)
+	}
+	if n := sim.OrderCount(); n != 1 {
+		t.Errorf("after the retry WeChat Pay holds %d orders; want the one (the same purchase)", n)
+	}
+	if !strings.Contains(answer, orders[0].OrderNo) {
+		t.Errorf("the retry's answer does not name order %s: %.800s", orders[0].OrderNo, answer)
+	}
+	reqs := fp.requests()
+	if len(reqs) != 4 {
+		t.Fatalf("%d upstream requests; want 4 (two rounds per turn)", len(reqs))
+	}
+	if !strings.Contains(string(reqs[2].Body), orders[0].OrderNo) {
+		t.Errorf("the retry's first round does not tell the model of order %s: %.1500s", orders[0].OrderNo, reqs[2].Body)
+	}
+}
