@@ -24,6 +24,7 @@ import (
 	"github.com/paygate/paygate/internal/httpwire"
 	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/proxy/h1"
 	"github.com/paygate/paygate/store"
 )
 
@@ -461,12 +462,31 @@ func (s *Server) route(name string, h http.HandlerFunc) http.Handler {
 				code = http.StatusInternalServerError
 			}
 			m.observe(code, time.Since(start))
+			if r.Context().Err() != nil && context.Cause(r.Context()) == h1.ErrWriteStalled {
+				s.logWriteStalled(name, rc)
+			}
 		}()
 		rt.Context = r.Context()
 		rt.req = *r.WithContext(rt) // the copy, inlined, stays on the stack
 		h(sw, &rt.req)
 		returned = true
 	})
+}
+
+// logWriteStalled says that a request's bot stopped reading its answer and
+// was cut by the server's write stall bound (proxy/h1): its request was
+// cancelled as when a bot leaves (the provider's exchange closed, no
+// further payment call started), which nothing else tells from a bot that
+// left. A bot that does this (an event loop blocked, an SDK that stopped
+// consuming a stream, a proxy in front that buffers without end) gets no
+// whole answer, so it is a WARN.
+func (s *Server) logWriteStalled(route string, rc *requestCtx) {
+	client := ""
+	if rc.client != nil {
+		client = rc.client.Name
+	}
+	s.log.Warn("the bot stopped reading its answer: cut by the write stall bound, its request cancelled",
+		"request_id", rc.id, "route", route, "client", client)
 }
 
 // authed checks the client key before h runs.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy/h1"
@@ -143,5 +146,64 @@ func stalledBotInPayingTurn(t *testing.T, stream bool) {
 	}
 	if !strings.Contains(string(reqs[2].Body), orders[0].OrderNo) {
 		t.Errorf("the retry's first round does not tell the model of order %s: %.1500s", orders[0].OrderNo, reqs[2].Body)
+	}
+}
+
+// TestStalledBotIsLogged: a bot that stops reading its stream (its
+// connection open) is cut by the server's write stall bound, which
+// cancels the request as a bot's leaving does; nothing told the operator
+// that this bot (a blocked event loop, an SDK that stopped consuming) was
+// cut rather than gone. A WARN line says so, with the request's id and the
+// client's name, and no secret.
+func TestStalledBotIsLogged(t *testing.T) {
+	ended := make(chan struct{}, 1)
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		defer func() { ended <- struct{}{} }()
+		w.Header().Set("Content-Type", "text/event-stream")
+		ev := roundChunk + `[{"index":0,"delta":{"content":"` + strings.Repeat("x", 1000) + `"},"finish_reason":null}]}` + "\n\n"
+		_, _ = io.WriteString(w, roundChunk+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n")
+		for {
+			if _, err := io.WriteString(w, ev); err != nil {
+				return
+			}
+		}
+	})
+	logs := &logtest.Buffer{}
+	cfg := testConfig(t, fp.URL, nil)
+	s := newPaygate(t, cfg, Options{Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets())})
+	url, handled := stallServer(t, s.Handler(), 200*time.Millisecond)
+	const body = `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"write forever"}]}`
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	_, _ = io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testClientKey+
+		"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	head := make([]byte, 1024)
+	n, _ := conn.Read(head) // the head, then nothing
+	guard(t, handled, "the stalled bot's request never ended")
+	guard(t, ended, "the provider's exchange is still open")
+	id := ""
+	if _, rest, ok := strings.Cut(string(head[:n]), "X-Request-Id: "); ok {
+		id, _, _ = strings.Cut(rest, "\r\n")
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "stopped reading") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no log line says the bot stopped reading; logs:\n%.3000s", logs.String())
+	}
+	for _, want := range []string{`"level":"WARN"`, `"request_id":"` + id + `"`, `"client":"shop-bot"`} {
+		if id == "" || !strings.Contains(line, want) {
+			t.Errorf("the line %s lacks %s", line, want)
+		}
+	}
+	if strings.Contains(logs.String(), testClientKey) || strings.Contains(logs.String(), testProviderKey) {
+		t.Error("a key was logged")
 	}
 }

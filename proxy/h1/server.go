@@ -53,7 +53,8 @@
 //     with its head costs no deadline change.
 //   - Nor by not reading an answer: the client must take some of each
 //     write within WriteStallTimeout (60 s by default), or the request's
-//     context is cancelled, as when the client leaves, and the connection
+//     context is cancelled, as when the client leaves (with the cause
+//     ErrWriteStalled), and the connection
 //     reset (what is queued for the client is dropped, not left in the
 //     kernel). A write the client keeps taking is not cut, however long it
 //     is (an answer of megabytes in one Write). The deadline is moved at
@@ -147,6 +148,13 @@ type Server struct {
 // ErrServerClosed is http.ErrServerClosed, so callers treat both servers
 // alike.
 var ErrServerClosed = http.ErrServerClosed
+
+// ErrWriteStalled is the cause (context.Cause) of a request's context
+// cancelled because its client took none of a write for WriteStallTimeout
+// (or past a write deadline the handler set): it stopped reading, its
+// connection still open, which a handler may want to tell from a client
+// that left (context.Canceled).
+var ErrWriteStalled = errors.New("h1: the client stopped reading the answer")
 
 // Serve accepts connections on ln and serves each on its own goroutine. It
 // returns http.ErrServerClosed after Shutdown or Close.
@@ -380,10 +388,14 @@ func (c *conn) awaitRequest(idle time.Duration) bool {
 
 // peerGone runs on the watcher's goroutine when the client closed its side
 // or reset the connection.
-func (c *conn) peerGone() {
+func (c *conn) peerGone() { c.peerGoneWith(nil) }
+
+// peerGoneWith is peerGone with the cause the request's context gets
+// (nil: context.Canceled).
+func (c *conn) peerGoneWith(cause error) {
 	c.gone.Store(true)
 	if cancel := c.cancel.Load(); cancel != nil {
-		(*cancel)(nil)
+		(*cancel)(cause)
 	}
 }
 
@@ -872,7 +884,11 @@ func (w checkWriter) Write(p []byte) (int, error) {
 	}
 	if err != nil {
 		c.werr = err
-		c.peerGone()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.peerGoneWith(ErrWriteStalled)
+		} else {
+			c.peerGone()
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// The client stalled: the connection is closed now, not when
 			// the handler returns, which may take it a while yet, and with
