@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -205,5 +206,48 @@ func TestStalledBotIsLogged(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), testClientKey) || strings.Contains(logs.String(), testProviderKey) {
 		t.Error("a key was logged")
+	}
+}
+
+// TestSteadySlowBotIsNotCut: a bot that reads slowly but steadily (4 KiB
+// at a time, pausing well within the write stall bound, through a 4 KiB
+// receive window) is no stalled bot: however long the whole answer takes
+// it, it gets all of it, ended by [DONE], from the one provider. The
+// pauses are the bot's pace, not a synchronisation.
+func TestSteadySlowBotIsNotCut(t *testing.T) {
+	const stall = 300 * time.Millisecond
+	piece := strings.Repeat("y", 1000)
+	const n = 256 // 256 KB, some 10 s at the bot's pace: 30 times the bound
+	fp := newFakeProvider(t, bigStreamRound(piece, n))
+	s := newPaygate(t, testConfig(t, fp.URL, nil), Options{})
+	url, _ := stallServer(t, s.Handler(), stall)
+	conn := slowBotConn(t, url, `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"write a lot"}]}`, 4<<10)
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4<<10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got []byte
+	buf := make([]byte, 4<<10)
+	for {
+		m, err := resp.Body.Read(buf)
+		got = append(got, buf[:m]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the stream broke after %d bytes: %v", len(got), err)
+		}
+		time.Sleep(stall / 6) // the bot's pace
+	}
+	body := string(got)
+	if !strings.HasSuffix(body, "data: [DONE]\n\n") || strings.Contains(body, `"error"`) {
+		t.Errorf("the stream ends …%q; want [DONE] and no error", body[max(0, len(body)-200):])
+	}
+	if k := len(streamText(body)); k != n*len(piece) {
+		t.Errorf("%d bytes of text; want %d", k, n*len(piece))
+	}
+	if k := len(fp.requests()); k != 1 {
+		t.Errorf("%d upstream requests; want 1", k)
 	}
 }
