@@ -393,8 +393,9 @@ type Timeouts struct {
 	// headers included; an answer piped on a forwarded path (a file's
 	// content, speech) only until its head and first bytes. A chat stream's
 	// time spent waiting on a bot that reads slower than the provider writes
-	// is not counted (up to 3 minutes at a time; a bot that takes nothing
-	// for 60 s is cut). Default 300s.
+	// is not counted (up to 3 minutes in all, so that a provider that
+	// streams without end is still cut; a bot that takes nothing for 60 s
+	// is cut). Default 300s.
 	Total Duration `yaml:"total"`
 }
 

@@ -40,7 +40,10 @@ type deadlines struct {
 	// the caller took the event Next returned last: until it asks for the
 	// next one, it is passing that one on at its client's pace, which the
 	// total timeout does not count (pause, resume, totalDeadline).
-	pausedAt  atomic.Int64
+	pausedAt atomic.Int64
+	// leftOut is how much of the caller's time the total has left out so
+	// far, at most maxCallerPause for the whole attempt; under mu.
+	leftOut   time.Duration
 	phaseKind atomic.Int32 // names the wait's timeout: first byte, first token, idle
 	// timerAt is when the timer fires, counted from start.
 	timerAt atomic.Int64
@@ -114,12 +117,15 @@ func (d *deadlines) noTotal() {
 	d.mu.Unlock()
 }
 
-// maxCallerPause bounds how much of one pause (the caller passing an
-// event on to a client that reads slowly or not at all) the total timeout
-// leaves out: well above what the bots' listener lets a client that takes
-// nothing hold a write (proxy/h1's WriteStallTimeout, 60 s, which cuts it
-// within two and a half times that), so that the server ends a stalled bot
-// first; where nothing bounds the bot's writes (net/http's server, on
+// maxCallerPause bounds how much of the caller's time (passing events on
+// to a client that reads slowly or not at all) the total timeout leaves
+// out, over the whole attempt and not per pause: a provider that streams
+// without end to a bot a little slower than it finds each next event
+// already read, its own clock hardly running, and is still cut at the
+// total plus this. It is well above what the bots' listener lets a
+// client that takes nothing hold a write (proxy/h1's WriteStallTimeout,
+// 60 s, which cuts it within two and a half times that), so that the
+// server ends a stalled bot first; where nothing bounds the bot's writes (net/http's server, on
 // systems other than Linux) the provider's exchange still ends.
 const maxCallerPause = 3 * time.Minute
 
@@ -131,26 +137,34 @@ func (d *deadlines) pause() {
 }
 
 // resume ends the caller's time: the total timeout's deadline moves on by
-// it (up to maxCallerPause), so that a bot's pace over a long answer is
-// not counted as the provider's slowness.
+// it (up to what is left of maxCallerPause), so that a bot's pace over a
+// long answer is not counted as the provider's slowness.
 func (d *deadlines) resume() {
 	if d.pausedAt.Load() == 0 {
 		return
 	}
+	d.resumeAt(time.Since(d.start))
+}
+
+// resumeAt is resume at elapsed.
+func (d *deadlines) resumeAt(elapsed time.Duration) {
 	d.mu.Lock()
 	if p := d.pausedAt.Load(); p > 0 {
-		d.totalAt = d.totalDeadline(time.Since(d.start))
+		t := d.totalDeadline(elapsed)
+		d.leftOut += t - d.totalAt
+		d.totalAt = t
 		d.pausedAt.Store(0)
 	}
 	d.mu.Unlock()
 }
 
 // totalDeadline is when the total timeout ends, counted from start, at
-// elapsed: moved on by the pause in progress, if any. Under mu.
+// elapsed: moved on by the pause in progress, if any, as far as the
+// attempt's maxCallerPause has room for. Under mu.
 func (d *deadlines) totalDeadline(elapsed time.Duration) time.Duration {
 	t := d.totalAt
 	if p := d.pausedAt.Load(); p > 0 && t != math.MaxInt64 {
-		t += min(max(elapsed-time.Duration(p-1), 0), maxCallerPause)
+		t += max(min(elapsed-time.Duration(p-1), maxCallerPause-d.leftOut), 0)
 	}
 	return t
 }

@@ -203,3 +203,37 @@ func TestDeadlinesPauseLeavesTotal(t *testing.T) {
 		t.Fatalf("paused without a total: cause %v; want none", cause)
 	}
 }
+
+// TestDeadlinesPausesShareOneBudget: the caller's time is left out of the
+// total up to maxCallerPause over the whole attempt, not per pause: a
+// provider that streams without end (a model looping) to a bot that reads
+// a little slower than it writes finds every next event already read, so
+// its own clock hardly runs, and with a bound per pause the total never
+// came. Here each event costs the provider 10 ms and the bot 1 s: the total
+// (100 s) must end the attempt once the pauses have used maxCallerPause,
+// at 100 s + maxCallerPause, not never.
+func TestDeadlinesPausesShareOneBudget(t *testing.T) {
+	const s = time.Second
+	d := &deadlines{idle: 30 * s, totalAt: 100 * s}
+	var elapsed time.Duration
+	want := 100*s + maxCallerPause
+	for range 1000 {
+		elapsed += 10 * time.Millisecond // the provider's next event: its clock runs
+		if cause, _ := d.check(elapsed); cause != nil {
+			if !errors.Is(cause, ErrTotalTimeout) || elapsed < want || elapsed > want+2*s {
+				t.Fatalf("cause %v at %v; want the total timeout at %v", cause, elapsed, want)
+			}
+			return
+		}
+		d.pausedAt.Store(int64(elapsed) + 1)
+		elapsed += s // the bot's pace
+		if cause, _ := d.check(elapsed); cause != nil {
+			if !errors.Is(cause, ErrTotalTimeout) || elapsed < want || elapsed > want+2*s {
+				t.Fatalf("cause %v at %v in a pause; want the total timeout at %v", cause, elapsed, want)
+			}
+			return
+		}
+		d.resumeAt(elapsed)
+	}
+	t.Fatalf("no total timeout at %v (1000 events of 10 ms to the provider, 1 s to the bot); want it at %v", elapsed, want)
+}
