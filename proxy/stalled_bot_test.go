@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
@@ -249,5 +250,47 @@ func TestSteadySlowBotIsNotCut(t *testing.T) {
 	}
 	if k := len(fp.requests()); k != 1 {
 		t.Errorf("%d upstream requests; want 1", k)
+	}
+}
+
+// TestStalledDownloadIsNotAWriteStall: a bot that stops reading a piped
+// download is cut by the relay's own write deadline (timeouts.idle), which
+// the relay logs itself; it is not cut by the server's write stall bound
+// (60 s here), and no line may say so: one WARN, naming the idle timeout.
+func TestStalledDownloadIsNotAWriteStall(t *testing.T) {
+	ended := make(chan struct{}, 1)
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		defer func() { ended <- struct{}{} }()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		piece := strings.Repeat("z", 64<<10)
+		for {
+			if _, err := io.WriteString(w, piece); err != nil {
+				return
+			}
+		}
+	})
+	logs := &logtest.Buffer{}
+	cfg := testConfig(t, fp.URL, func(c *config.Config) {
+		c.Providers[0].Timeouts.Idle = config.Duration(300 * time.Millisecond)
+	})
+	s := newPaygate(t, cfg, Options{Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets())})
+	url, handled := stallServer(t, s.Handler(), time.Minute)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	_, _ = io.WriteString(conn, "GET /v1/files/file-1/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testClientKey+"\r\n\r\n")
+	head := make([]byte, 1024)
+	_, _ = conn.Read(head) // the head, then nothing
+	guard(t, handled, "the stalled bot's request never ended")
+	guard(t, ended, "the provider's exchange is still open")
+	out := logs.String()
+	if n := strings.Count(out, "the client read nothing for the idle timeout"); n != 1 {
+		t.Errorf("%d lines say the bot read nothing for the idle timeout; want 1; logs:\n%.3000s", n, out)
+	}
+	if strings.Contains(out, "write stall bound") {
+		t.Errorf("a line says the write stall bound (1 min) cut the bot, which the idle timeout (300 ms) did; logs:\n%.3000s", out)
 	}
 }

@@ -150,10 +150,11 @@ type Server struct {
 var ErrServerClosed = http.ErrServerClosed
 
 // ErrWriteStalled is the cause (context.Cause) of a request's context
-// cancelled because its client took none of a write for WriteStallTimeout
-// (or past a write deadline the handler set): it stopped reading, its
-// connection still open, which a handler may want to tell from a client
-// that left (context.Canceled).
+// cancelled because its client took none of a write for WriteStallTimeout:
+// it stopped reading, its connection still open, which a handler may want
+// to tell from a client that left (context.Canceled). Past a write
+// deadline the handler set, the context is cancelled plainly: the handler
+// knows of its own deadline and reports it.
 var ErrWriteStalled = errors.New("h1: the client stopped reading the answer")
 
 // Serve accepts connections on ln and serves each on its own goroutine. It
@@ -884,9 +885,10 @@ func (w checkWriter) Write(p []byte) (int, error) {
 	}
 	if err != nil {
 		c.werr = err
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrDeadlineExceeded) && !c.wfixed {
 			c.peerGoneWith(ErrWriteStalled)
 		} else {
+			// A write deadline the handler set is its own to report.
 			c.peerGone()
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
