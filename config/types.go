@@ -111,6 +111,14 @@ type Client struct {
 	// other machines: nothing slows a guesser down.
 	Key     string `yaml:"key" secret:"true"`
 	KeyFile string `yaml:"key_file"`
+	// PreviousKey is a second bearer token that acts as this client, for a
+	// rotation without downtime: the new key in key and the outgoing one
+	// here, every replica restarted, the bots moved to the new key, then
+	// this removed and the replicas restarted again, after which the old
+	// key is refused. Default "": key alone. Held to key's rules, and
+	// refused when it is any client's key.
+	PreviousKey     string `yaml:"previous_key" secret:"true"`
+	PreviousKeyFile string `yaml:"previous_key_file"`
 	// AppID is the WeChat app whose OpenIDs this client vouches for.
 	// Default "": payments.wechatpay.app_id.
 	AppID string `yaml:"app_id"`

@@ -208,6 +208,7 @@ func (l *loader) validateClients(c *Config) {
 		}
 		keys[cl.Key] = true
 		l.credential(p+".key", cl.Key)
+		l.previousClientKey(c, p, cl, keys)
 		if cl.Key != "" && cl.Key != DefaultClientKey && len(cl.Key) < minClientKey && !loopbackListen(c.Server.Listen) {
 			// As a short admin token is refused: nothing slows a guesser
 			// down (every wrong key is a plain 401), and the key acts
@@ -281,6 +282,33 @@ func (l *loader) validateClients(c *Config) {
 		// that stands between them and the API.
 		l.at("admin.token", "%d characters, and server.admin_hosts names %s, by which other machines reach server.admin_listen %s through a proxy: anyone who guesses it approves orders and settles reviews; use at least %d random characters (openssl rand -hex 16)",
 			len(t), strings.Join(othersHosts(c.Server.AdminHosts), ", "), c.Server.AdminListen, minAdminToken)
+	}
+}
+
+// previousClientKey checks a client's previous_key, the outgoing key of a
+// rotation, by the rules of its key: it acts as the client as surely.
+func (l *loader) previousClientKey(c *Config, p string, cl Client, keys map[string]bool) {
+	k := cl.PreviousKey
+	if k == "" {
+		return
+	}
+	p += ".previous_key"
+	switch {
+	case k == cl.Key:
+		l.at(p, "the same as this client's key: give the outgoing key here and the new one in key")
+		return
+	case keys[k]:
+		l.at(p, "another client's key: that client's bot would act as this one")
+		return
+	}
+	if pk, pn := providerCredential(c, k); pk != "" {
+		l.at(p, "the same as %s: provider %q, which receives it with every request, could call paygate as this bot for any of its users, their orders and refunds; give the bot a key of its own", pk, pn)
+	}
+	keys[k] = true
+	l.credential(p, k)
+	if len(k) < minClientKey && !loopbackListen(c.Server.Listen) {
+		l.at(p, "%d characters, and server.listen %s takes connections from other machines: anyone who guesses it acts as this bot for any of its users, their orders and refunds; use at least %d random characters (openssl rand -hex 16)",
+			len(k), c.Server.Listen, minClientKey)
 	}
 }
 
@@ -1082,7 +1110,9 @@ func (l *loader) validateMisc(c *Config) {
 			// start. The URL is not shown (it may carry a token).
 			l.warn("webhooks.url", "http:// to a host that is not on a private network: every event, the payer's OpenID and the order with it, crosses the network unencrypted (the signature stops changes, not reading); use https")
 		}
-		client := slices.IndexFunc(c.Clients, func(cl Client) bool { return cl.Key == c.Webhooks.Secret })
+		client := slices.IndexFunc(c.Clients, func(cl Client) bool {
+			return cl.Key == c.Webhooks.Secret || cl.PreviousKey != "" && cl.PreviousKey == c.Webhooks.Secret
+		})
 		provKey, provName := providerCredential(c, c.Webhooks.Secret)
 		switch s := c.Webhooks.Secret; {
 		case s == "":
@@ -1091,7 +1121,11 @@ func (l *loader) validateMisc(c *Config) {
 			// One ${VAR} used for both, as admin.token is refused for:
 			// the bot holding the key could sign events the merchant
 			// delivers goods on.
-			l.at("webhooks.secret", "the same as a client key (clients[%d].key): that bot could sign order.paid for an order nobody paid; give the webhooks a secret of its own", client)
+			which := "key"
+			if c.Clients[client].Key != c.Webhooks.Secret {
+				which = "previous_key"
+			}
+			l.at("webhooks.secret", "the same as a client key (clients[%d].%s): that bot could sign order.paid for an order nobody paid; give the webhooks a secret of its own", client, which)
 		case s == c.Admin.Token:
 			// The merchant's endpoint holds the secret to verify with.
 			l.at("webhooks.secret", "the same as admin.token: the merchant's endpoint, which holds the webhook secret, could approve orders and settle reviews, and whoever holds the admin token could sign order.paid; give each a secret of its own")
@@ -1165,6 +1199,7 @@ func (c *Config) Secrets() []string {
 	}
 	for _, cl := range c.Clients {
 		add(cl.Key)
+		add(cl.PreviousKey)
 	}
 	for _, p := range c.Providers {
 		add(p.APIKey)

@@ -231,6 +231,11 @@ func New(o Options) (*Server, error) {
 	for i := range o.Config.Clients {
 		c := &o.Config.Clients[i]
 		s.clients = append(s.clients, clientEntry{digest: sha256.Sum256([]byte(c.Key)), cfg: c})
+		if c.PreviousKey != "" {
+			// A rotation's outgoing key (README, Changing the config: clients[].key)
+			// acts as the client until a restart without it.
+			s.clients = append(s.clients, clientEntry{digest: sha256.Sum256([]byte(c.PreviousKey)), cfg: c})
+		}
 		if c.Forward == nil {
 			continue
 		}
