@@ -569,6 +569,14 @@ type WeChatPay struct {
 	// Required with backend wechatpay.
 	APIv3Key     string `yaml:"apiv3_key" secret:"true"`
 	APIv3KeyFile string `yaml:"apiv3_key_file"`
+	// APIv3PreviousKey is the outgoing APIv3 key of a rotation: a
+	// notification that apiv3_key does not open is tried with it, since
+	// those WeChat Pay encrypted before the merchant set the new key may
+	// be retried as they were for up to a day (WeChat Pay does not say it
+	// encrypts a retry anew). Default "": none. Held to apiv3_key's rules;
+	// remove it a day or more after the change.
+	APIv3PreviousKey     string `yaml:"apiv3_previous_key" secret:"true"`
+	APIv3PreviousKeyFile string `yaml:"apiv3_previous_key_file"`
 	// PublicKeyID and PublicKeyFile enable WeChat Pay public-key mode; the
 	// file is an RSA "PUBLIC KEY" in PEM, read and checked at load.
 	PublicKeyID   string `yaml:"public_key_id"`

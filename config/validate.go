@@ -936,6 +936,15 @@ func (l *loader) validatePayments(c *Config) {
 		l.at("payments.backend", "%q: want simulator or wechatpay", p.Backend)
 	}
 	w := p.WeChatPay
+	switch k := w.APIv3PreviousKey; {
+	case k == "":
+	case strings.ContainsAny(k, " \t\r\n"):
+		l.at("payments.wechatpay.apiv3_previous_key", "holds a space, tab or line break (an APIv3 key is 32 letters and digits): a space left at its end, or the key pasted twice? (value not shown)")
+	case len(k) != 32:
+		l.at("payments.wechatpay.apiv3_previous_key", "must be exactly 32 bytes, got %d", len(k))
+	case k == w.APIv3Key:
+		l.at("payments.wechatpay.apiv3_previous_key", "the same as apiv3_key: give the new key in apiv3_key and the outgoing one here")
+	}
 	if strings.ContainsAny(w.APIv3Key, " \t\r\n") {
 		// WeChat Pay's APIv3 key is 32 letters and digits: a space an
 		// editor left after it was "got 33 bytes" of a key the operator
@@ -1222,6 +1231,7 @@ func (c *Config) Secrets() []string {
 	add(c.Admin.Token)
 	add(c.Store.Redis.Password)
 	add(c.Payments.WeChatPay.APIv3Key)
+	add(c.Payments.WeChatPay.APIv3PreviousKey)
 	add(c.Webhooks.Secret)
 	urlCredentials(c.Webhooks.URL, add)
 	add(c.Privacy.HashKey)

@@ -364,7 +364,8 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now f
 		wcfg = wechatpay.Config{
 			APIBase: w.APIBase, MchID: w.MchID, AppID: w.AppID,
 			MchCertSerial: w.MchCertSerial, MchPrivateKeyFile: w.MchPrivateKeyFile,
-			APIv3Key: w.APIv3Key, PublicKeyID: w.PublicKeyID, PublicKeyFile: w.PublicKeyFile,
+			APIv3Key: w.APIv3Key, APIv3PreviousKey: w.APIv3PreviousKey,
+			PublicKeyID: w.PublicKeyID, PublicKeyFile: w.PublicKeyFile,
 			PlatformCertFiles: w.PlatformCertFiles, NotifyURL: notifyURL,
 		}
 	}

@@ -158,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	nv, err := NewNotifyVerifier(cfg.APIv3Key, k.verifier)
+	nv, err := NewNotifyVerifier(cfg.APIv3Key, k.verifier, cfg.APIv3PreviousKey)
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,10 @@ type Config struct {
 
 	// APIv3Key decrypts notifications; it must be exactly 32 bytes.
 	APIv3Key string
+	// APIv3PreviousKey, when set, also decrypts notifications: a
+	// rotation's outgoing key, for those WeChat Pay encrypted before the
+	// change and still retries. Exactly 32 bytes.
+	APIv3PreviousKey string
 
 	// WeChat Pay public-key mode: the key's ID (PUB_KEY_ID_…) and the key.
 	PublicKeyID   string

@@ -107,17 +107,43 @@ type RefundResource struct {
 type NotifyVerifier struct {
 	verifier *Verifier
 	aead     cipher.AEAD
+	// previous opens what aead does not: a rotation's outgoing APIv3 key,
+	// which the notifications WeChat Pay encrypted before the change (and
+	// retries for up to a day) were encrypted with; nil when none.
+	previous cipher.AEAD
 }
 
-// NewNotifyVerifier builds a NotifyVerifier. apiv3Key must be exactly 32 bytes.
-func NewNotifyVerifier(apiv3Key string, v *Verifier) (*NotifyVerifier, error) {
-	if len(apiv3Key) != 32 {
-		return nil, fmt.Errorf("%w: %w (got %d)", ErrConfig, ErrAPIv3KeyLength, len(apiv3Key))
-	}
+// NewNotifyVerifier builds a NotifyVerifier. apiv3Key must be exactly 32
+// bytes; so must previous, a rotation's outgoing APIv3 key, when not "".
+func NewNotifyVerifier(apiv3Key string, v *Verifier, previous ...string) (*NotifyVerifier, error) {
 	if v == nil {
 		return nil, fmt.Errorf("%w: notify verifier needs a signature verifier", ErrConfig)
 	}
-	block, err := aes.NewCipher([]byte(apiv3Key))
+	gcm, err := apiv3AEAD(apiv3Key)
+	if err != nil {
+		return nil, err
+	}
+	n := &NotifyVerifier{verifier: v, aead: gcm}
+	for _, p := range previous {
+		if p == "" {
+			continue
+		}
+		if n.previous != nil {
+			return nil, fmt.Errorf("%w: one previous apiv3 key at most", ErrConfig)
+		}
+		if n.previous, err = apiv3AEAD(p); err != nil {
+			return nil, fmt.Errorf("previous: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// apiv3AEAD is the AEAD_AES_256_GCM of an APIv3 key.
+func apiv3AEAD(key string) (cipher.AEAD, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("%w: %w (got %d)", ErrConfig, ErrAPIv3KeyLength, len(key))
+	}
+	block, err := aes.NewCipher([]byte(key))
 	if err != nil {
 		return nil, fmt.Errorf("%w: apiv3 key: %w", ErrConfig, err)
 	}
@@ -125,7 +151,7 @@ func NewNotifyVerifier(apiv3Key string, v *Verifier) (*NotifyVerifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: apiv3 key: %w", ErrConfig, err)
 	}
-	return &NotifyVerifier{verifier: v, aead: gcm}, nil
+	return gcm, nil
 }
 
 // maxLogValue is how many bytes of a notification's header LogValue keeps:
@@ -219,6 +245,10 @@ func (n *NotifyVerifier) Decrypt(r EncryptedResource) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w: ciphertext: %v", ErrDecrypt, ErrDecryptFormat, err)
 	}
 	pt, err := n.aead.Open(nil, []byte(r.Nonce), ct, []byte(r.AssociatedData))
+	if err != nil && n.previous != nil {
+		// Encrypted before the key's change, retried since.
+		pt, err = n.previous.Open(nil, []byte(r.Nonce), ct, []byte(r.AssociatedData))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w: %v", ErrDecrypt, ErrDecryptKey, err)
 	}
