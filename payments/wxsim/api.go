@@ -309,7 +309,8 @@ func (s *Server) verifyRequest(r *http.Request, body []byte) *apiError {
 	if fields["mchid"] != s.opts.MchID {
 		return errf(401, "SIGN_ERROR", "商户号 %q 与签名不符", fields["mchid"])
 	}
-	if fields["serial_no"] != s.keys.MerchantSerial {
+	pub, ok := s.merchantKey(fields["serial_no"])
+	if !ok {
 		return errf(401, "SIGN_ERROR", "商户证书序列号 %q 有误", fields["serial_no"])
 	}
 	ts, err := strconv.ParseInt(fields["timestamp"], 10, 64)
@@ -328,7 +329,7 @@ func (s *Server) verifyRequest(r *http.Request, body []byte) *apiError {
 		return errf(401, "SIGN_ERROR", "签名不是 base64")
 	}
 	sum := sha256.Sum256([]byte(msg))
-	if err := rsa.VerifyPKCS1v15(&s.keys.MerchantKey.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
+	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
 		return errf(401, "SIGN_ERROR", "签名错误")
 	}
 	return nil

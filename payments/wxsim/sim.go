@@ -97,6 +97,11 @@ type Server struct {
 	faults     []Fault
 	signWith   SigningMode
 	timers     map[*time.Timer]struct{}
+	// merchantCerts are the merchant API certificates requests may be
+	// signed under besides Keys.MerchantSerial's (a rotation's new one),
+	// by serial; revoked names the serials refused, the first one's too.
+	merchantCerts map[string]*rsa.PublicKey
+	revoked       map[string]bool
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -161,6 +166,43 @@ func (s *Server) APIv3Key() string { return s.apiv3Key }
 
 // Keys is the simulator's key material.
 func (s *Server) Keys() *Keys { return s.keys }
+
+// AddMerchantCertificate makes serial, with public key pub, one more of the
+// merchant's valid API certificates: as WeChat Pay does, a request signed
+// under any valid certificate, named by its serial, is taken.
+func (s *Server) AddMerchantCertificate(serial string, pub *rsa.PublicKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.merchantCerts == nil {
+		s.merchantCerts = map[string]*rsa.PublicKey{}
+	}
+	s.merchantCerts[serial] = pub
+}
+
+// RevokeMerchantCertificate refuses requests signed under serial from now
+// on, as a certificate revoked on the merchant platform is.
+func (s *Server) RevokeMerchantCertificate(serial string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.revoked == nil {
+		s.revoked = map[string]bool{}
+	}
+	s.revoked[serial] = true
+}
+
+// merchantKey is the public key of the valid merchant certificate serial.
+func (s *Server) merchantKey(serial string) (*rsa.PublicKey, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.revoked[serial] {
+		return nil, false
+	}
+	if serial == s.keys.MerchantSerial {
+		return &s.keys.MerchantKey.PublicKey, true
+	}
+	pub, ok := s.merchantCerts[serial]
+	return pub, ok
+}
 
 // SetSigningMode switches the key used for responses and notifications, as
 // WeChat Pay does during a migration.
