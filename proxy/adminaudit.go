@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/store"
@@ -160,8 +161,10 @@ func (a *adminAudit) list(w http.ResponseWriter, r *http.Request) {
 // nothing and says so).
 func (a *adminAudit) eraseClients(r *http.Request) ([]string, string) {
 	var names []string
-	for _, c := range a.s.clients {
-		names = append(names, c.cfg.Name)
+	// The configured clients, not the keys that act as them: a client
+	// with a previous_key (its key's rotation) is one client still.
+	for _, c := range a.s.cfg.Clients {
+		names = append(names, c.Name)
 	}
 	known := "the configured clients: " + strings.Join(names, ", ")
 	q := r.URL.Query()
@@ -251,7 +254,7 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 	total, by := 0, map[string]int{}
 	var unconfigured []string
 	for _, c := range clients {
-		if !slices.ContainsFunc(a.s.clients, func(k clientEntry) bool { return k.cfg.Name == c }) {
+		if !slices.ContainsFunc(a.s.cfg.Clients, func(k config.Client) bool { return k.Name == c }) {
 			unconfigured = append(unconfigured, c)
 		}
 		n, err := a.eraseText(ctx, c, user)
