@@ -203,6 +203,10 @@ func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wec
 		}
 		msg, reason := "ALERT: signed notification does not decrypt; check payments.wechatpay.apiv3_key", "decrypt_failed"
 		switch {
+		case errors.Is(err, wechatpay.ErrDecryptPreviousKey):
+			// A key's change under way: the outgoing key, mistyped or
+			// swapped with the new one, is as likely the wrong one.
+			msg = "ALERT: signed notification does not decrypt with either key; check payments.wechatpay.apiv3_key and apiv3_previous_key (the key set on the merchant platform, and the one before it)"
 		case errors.Is(err, wechatpay.ErrDecryptAlgorithm):
 			msg, reason = "ALERT: signed notification's resource uses an algorithm paygate does not support", "unsupported_algorithm"
 		case errors.Is(err, wechatpay.ErrDecryptFormat):

@@ -67,10 +67,13 @@ var (
 	// ErrDecryptFormat: a nonce of the wrong size or a ciphertext that is
 	// not base64. ErrDecryptKey: the APIv3 key does not open it (the
 	// signature covers nonce, associated data and ciphertext, so the key
-	// is what is wrong). Only ErrDecryptKey points at the key.
-	ErrDecryptAlgorithm = errors.New("unsupported resource algorithm")
-	ErrDecryptFormat    = errors.New("resource not well formed")
-	ErrDecryptKey       = errors.New("resource does not open with the apiv3 key")
+	// is what is wrong). Only ErrDecryptKey points at the key; with a
+	// previous APIv3 key set (a rotation) it comes with
+	// ErrDecryptPreviousKey, as neither key opened it.
+	ErrDecryptAlgorithm   = errors.New("unsupported resource algorithm")
+	ErrDecryptFormat      = errors.New("resource not well formed")
+	ErrDecryptKey         = errors.New("resource does not open with the apiv3 key")
+	ErrDecryptPreviousKey = errors.New("nor with the previous apiv3 key")
 )
 
 // APIError is WeChat Pay's error answer, kept whole for logs and classified by

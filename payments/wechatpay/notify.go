@@ -247,7 +247,9 @@ func (n *NotifyVerifier) Decrypt(r EncryptedResource) ([]byte, error) {
 	pt, err := n.aead.Open(nil, []byte(r.Nonce), ct, []byte(r.AssociatedData))
 	if err != nil && n.previous != nil {
 		// Encrypted before the key's change, retried since.
-		pt, err = n.previous.Open(nil, []byte(r.Nonce), ct, []byte(r.AssociatedData))
+		if pt, err = n.previous.Open(nil, []byte(r.Nonce), ct, []byte(r.AssociatedData)); err != nil {
+			return nil, fmt.Errorf("%w: %w %w: %v", ErrDecrypt, ErrDecryptKey, ErrDecryptPreviousKey, err)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w: %v", ErrDecrypt, ErrDecryptKey, err)
