@@ -25,6 +25,9 @@ type metrics struct {
 	hashKeyPending                  prometheus.Counter
 	toolCalls                       *prometheus.CounterVec
 	recoveries                      *prometheus.CounterVec
+	// previousKey counts requests authenticated by a client's
+	// previous_key, by client: a series for each client with one.
+	previousKey *prometheus.CounterVec
 }
 
 // requestBuckets are paygate_request_duration_seconds's: from 1 ms (an
@@ -70,7 +73,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "paygate_stream_recoveries_total",
 		Help: "Streams that broke after their first byte, by the cause of the first break and outcome (recovered, diverged, partial_tool_call, unmatchable_content, budget_spent, off, no_provider, several_choices, too_long: more was sent than paygate keeps to continue it, refused, client_gone).",
 	}, []string{"cause", "outcome"})
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable, m.hashKeyPending, m.toolCalls, m.recoveries} {
+	m.previousKey = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "paygate_client_previous_key_requests_total",
+		Help: "Client requests authenticated by the client's previous_key (a key rotation in progress), by client: once it stops rising with every bot moved to the new key, previous_key can be removed.",
+	}, []string{"client"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable, m.hashKeyPending, m.toolCalls, m.recoveries, m.previousKey} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering proxy metrics: %w", err)
 		}

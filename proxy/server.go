@@ -154,6 +154,11 @@ type Server struct {
 type clientEntry struct {
 	digest [32]byte
 	cfg    *config.Client
+	// previous counts the requests this entry authenticates when its
+	// digest is the client's previous_key's (nil for its key): how the
+	// operator sees when no bot sends the outgoing key any more.
+	previous   prometheus.Counter
+	isPrevious bool
 }
 
 // New builds a Server.
@@ -234,7 +239,7 @@ func New(o Options) (*Server, error) {
 		if c.PreviousKey != "" {
 			// A rotation's outgoing key (README, Changing the config: clients[].key)
 			// acts as the client until a restart without it.
-			s.clients = append(s.clients, clientEntry{digest: sha256.Sum256([]byte(c.PreviousKey)), cfg: c})
+			s.clients = append(s.clients, clientEntry{digest: sha256.Sum256([]byte(c.PreviousKey)), cfg: c, isPrevious: true})
 		}
 		if c.Forward == nil {
 			continue
@@ -257,6 +262,11 @@ func New(o Options) (*Server, error) {
 	var err error
 	if s.metrics, err = newMetrics(reg); err != nil {
 		return nil, err
+	}
+	for i := range s.clients {
+		if e := &s.clients[i]; e.isPrevious {
+			e.previous = s.metrics.previousKey.WithLabelValues(e.cfg.Name)
+		}
 	}
 	if s.store != nil {
 		if err := reg.Register(newStoreStatus(s.store)); err != nil {
@@ -539,13 +549,19 @@ func (s *Server) authenticate(header string) *config.Client {
 		return nil
 	}
 	d := sha256.Sum256([]byte(tok))
-	var found *config.Client
+	var found *clientEntry
 	for i := range s.clients {
 		if subtle.ConstantTimeCompare(d[:], s.clients[i].digest[:]) == 1 {
-			found = s.clients[i].cfg
+			found = &s.clients[i]
 		}
 	}
-	return found
+	if found == nil {
+		return nil
+	}
+	if found.previous != nil {
+		found.previous.Inc()
+	}
+	return found.cfg
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"
