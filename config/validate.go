@@ -198,6 +198,12 @@ func (l *loader) validateClients(c *Config) {
 		case cl.Key == "":
 			l.at(p+".key", "required (the bearer token the bot sends)")
 		case keys[cl.Key]:
+			if q := previousKeyOf(c.Clients[:i], cl.Key); q != "" {
+				// Not "two clients share one key": the other holds it as
+				// its outgoing key, which the operator may not think of.
+				l.at(p+".key", "the same as %s: that client's bots still on their old key would act as this one", q)
+				break
+			}
 			l.at(p+".key", "two clients share one key")
 		default:
 			// One ${VAR} for both (the bots kept the OpenAI key they had):
@@ -208,7 +214,7 @@ func (l *loader) validateClients(c *Config) {
 		}
 		keys[cl.Key] = true
 		l.credential(p+".key", cl.Key)
-		l.previousClientKey(c, p, cl, keys)
+		l.previousClientKey(c, i, p, cl, keys)
 		if cl.Key != "" && cl.Key != DefaultClientKey && len(cl.Key) < minClientKey && !loopbackListen(c.Server.Listen) {
 			// As a short admin token is refused: nothing slows a guesser
 			// down (every wrong key is a plain 401), and the key acts
@@ -287,7 +293,7 @@ func (l *loader) validateClients(c *Config) {
 
 // previousClientKey checks a client's previous_key, the outgoing key of a
 // rotation, by the rules of its key: it acts as the client as surely.
-func (l *loader) previousClientKey(c *Config, p string, cl Client, keys map[string]bool) {
+func (l *loader) previousClientKey(c *Config, i int, p string, cl Client, keys map[string]bool) {
 	k := cl.PreviousKey
 	if k == "" {
 		return
@@ -298,6 +304,10 @@ func (l *loader) previousClientKey(c *Config, p string, cl Client, keys map[stri
 		l.at(p, "the same as this client's key: give the outgoing key here and the new one in key")
 		return
 	case keys[k]:
+		if q := previousKeyOf(c.Clients[:i], k); q != "" {
+			l.at(p, "the same as %s: a key is one client's; give each client's outgoing key here", q)
+			return
+		}
 		l.at(p, "another client's key: that client's bot would act as this one")
 		return
 	}
@@ -310,6 +320,17 @@ func (l *loader) previousClientKey(c *Config, p string, cl Client, keys map[stri
 		l.at(p, "%d characters, and server.listen %s takes connections from other machines: anyone who guesses it acts as this bot for any of its users, their orders and refunds; use at least %d random characters (openssl rand -hex 16)",
 			len(k), c.Server.Listen, minClientKey)
 	}
+}
+
+// previousKeyOf is the path of the previous_key among clients that is k
+// ("clients[0].previous_key"), or "".
+func previousKeyOf(clients []Client, k string) string {
+	for j, o := range clients {
+		if o.PreviousKey != "" && o.PreviousKey == k {
+			return fmt.Sprintf("clients[%d].previous_key", j)
+		}
+	}
+	return ""
 }
 
 // providerCredential names the provider credential of c that is v, the
