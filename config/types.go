@@ -572,9 +572,9 @@ type WeChatPay struct {
 	// APIv3PreviousKey is the outgoing APIv3 key of a rotation: a
 	// notification that apiv3_key does not open is tried with it, since
 	// those WeChat Pay encrypted before the merchant set the new key may
-	// be retried as they were for up to a day (WeChat Pay does not say it
-	// encrypts a retry anew). Default "": none. Held to apiv3_key's rules;
-	// remove it a day or more after the change.
+	// be retried as they were for 24 h 4 min after their first try (WeChat
+	// Pay does not say it encrypts a retry anew). Default "": none. Held to
+	// apiv3_key's rules; remove it 25 hours or more after the change.
 	APIv3PreviousKey     string `yaml:"apiv3_previous_key" secret:"true"`
 	APIv3PreviousKeyFile string `yaml:"apiv3_previous_key_file"`
 	// PublicKeyID and PublicKeyFile enable WeChat Pay public-key mode; the
