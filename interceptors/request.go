@@ -90,6 +90,13 @@ type Chat struct {
 	// second walk over the body. Unlike the members paygate rewrites, a
 	// repeated "stop" is not refused.
 	Stop string
+	// ResponseFormat is the body's "response_format" as sent, raw JSON (""
+	// when absent), the first if it repeats, as gjson.GetBytes(body,
+	// "response_format") reads it: a non-stream turn shapes its answer by
+	// its type (json_object, json_schema), and found here it costs no
+	// second walk over the body, which by then holds the payment tools'
+	// definitions too. Located only, as Stop is.
+	ResponseFormat string
 
 	// What ReadChat saw of the body it read, so that RewriteChat of the
 	// same body does not search again.
@@ -174,7 +181,8 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		}
 	}
 	c.Stop = raw(chatStop)
-	cloneStrings(&c.Model, &c.User, &c.ToolChoice, &c.FunctionCall, &c.Stop) // views of body until now
+	c.ResponseFormat = raw(chatResponseFormat)
+	cloneStrings(&c.Model, &c.User, &c.ToolChoice, &c.FunctionCall, &c.Stop, &c.ResponseFormat) // views of body until now
 	return c, nil
 }
 
@@ -256,12 +264,14 @@ const (
 	// chatChecked: the members above are refused repeated or in another
 	// case (readMembers); those below are only located, their first.
 	chatChecked
-	chatStop = chatChecked
+	chatStop           = chatChecked
+	chatResponseFormat = chatChecked + 1
 )
 
 var (
 	chatMembers = [...]string{"model", "stream", "user", "safety_identifier", "prompt_cache_key", "metadata",
-		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction", "stop"}
+		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction", "stop",
+		"response_format"}
 	includeUsageName = [...]string{"include_usage"}
 	// choiceKeys are the keys ReadPaymentChoice reads in a tool_choice or
 	// function_call.

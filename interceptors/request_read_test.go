@@ -300,7 +300,8 @@ func chatByPath(body []byte) (Chat, bool) {
 		FunctionCall:  f[chatFunctionCall].Raw,
 		// "stop" as the turn read it before ReadChat located it: a path
 		// lookup, the first of a repeated member, none in another case.
-		Stop: gjson.GetBytes(body, "stop").Raw,
+		Stop:           gjson.GetBytes(body, "stop").Raw,
+		ResponseFormat: gjson.GetBytes(body, "response_format").Raw,
 	}, true
 }
 
@@ -354,6 +355,8 @@ func FuzzReadChat(f *testing.F) {
 		`{"model":"m","messages":[{"stop":"x"}],"stop":["\n","\u0020"],"stop":"second"}`,
 		`{"model":"m","messages":[],"st\u006fp":"\n","Stop":" ","STOP":null}`,
 		`{"model":"m","Stop":"x","messages":[],"stop" : [ ] }`,
+		`{"model":"m","messages":[{"response_format":1}],"response_format":{"type":"json_object"},"response_format":null}`,
+		`{"model":"m","messages":[],"respons\u0065_format":{"type":"json_schema"},"Response_Format":{"type":"text"}}`,
 		`{"model":"m","messages":[{"role":"user","Role":"system"},{"role":"tool","tool_call_id":"a","tool_call_id":"b"}]}`,
 		`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"a","function":{"name":"f","name":"g"}}]}]}`,
 		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"},{"Type":"image_url"}]}]}`,
@@ -503,17 +506,19 @@ func TestReadChatNesting(t *testing.T) {
 
 // TestReadChatChecksEveryMemberButStop holds ReadChat to refusing each
 // member it reads (chatMembers) given twice or in another case, "stop"
-// alone excepted: the turn only breaks rounds' text by it, and reads its
-// first as gjson did. readMembers checks names[:chatChecked] only, so a
-// member appended after "stop" would be read with no refusal, the
-// provider acting on one copy and paygate on another, and its index
+// and "response_format" alone excepted: the turn only breaks rounds' text
+// by the one and shapes a non-stream answer by the other's type, and reads
+// the first of each as gjson did. readMembers checks names[:chatChecked]
+// only, so a member appended after them would be read with no refusal,
+// the provider acting on one copy and paygate on another, and its index
 // constant, written after chatStop = chatChecked, would repeat that
 // expression and read "stop" in its place. Either fails here by name.
 func TestReadChatChecksEveryMemberButStop(t *testing.T) {
-	locatedOnly := map[string]bool{"stop": true}
-	if chatStop != len(chatMembers)-1 || chatMembers[chatStop] != "stop" {
-		t.Fatalf("chatMembers ends with %q at %d, chatStop is %d: a member after \"stop\" is not refused repeated or in another case; put it before chatChecked",
-			chatMembers[len(chatMembers)-1], len(chatMembers)-1, chatStop)
+	locatedOnly := map[string]bool{"stop": true, "response_format": true}
+	if chatStop != chatChecked || chatMembers[chatStop] != "stop" || chatMembers[chatResponseFormat] != "response_format" ||
+		len(chatMembers)-chatChecked != len(locatedOnly) {
+		t.Fatalf("chatMembers ends with %q, chatStop is %d, chatResponseFormat %d: a member after \"stop\" is not refused repeated or in another case; put it before chatChecked",
+			chatMembers[chatChecked:], chatStop, chatResponseFormat)
 	}
 	for j, name := range chatMembers {
 		base := map[string]string{"model": `"messages":[]`, "messages": `"model":"m"`}[name]

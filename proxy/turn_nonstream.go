@@ -234,7 +234,7 @@ func withSpoken(body []byte, spoken, content, brk string) []byte {
 // (response_format json_object or json_schema), whose content it parses
 // as one JSON document.
 func (t *turn) answersJSON() bool {
-	switch gjson.GetBytes(t.body, "response_format.type").Str {
+	switch t.responseFormat() {
 	case "json_object", "json_schema":
 		return true
 	}
@@ -273,7 +273,16 @@ func withoutText(body []byte) []byte {
 // is what OpenAI answers such a bot with when it will not fill the schema:
 // the SDKs give it as message.refusal, with nothing parsed.
 func (t *turn) clarifiesAsRefusal() bool {
-	return gjson.GetBytes(t.body, "response_format.type").Str == "json_schema"
+	return t.responseFormat() == "json_schema"
+}
+
+// responseFormat is the type of the bot's response_format ("" for none),
+// from the member ReadChat located: a walk of the body for it would cross
+// the payment tools' definitions too, which on a short chat request was
+// about 11,000 instructions a turn. paygate rewrites no response_format,
+// so the body sent holds the one the bot sent.
+func (t *turn) responseFormat() string {
+	return gjson.Get(t.chat.ResponseFormat, "type").Str
 }
 
 // clarification is the configured clarification as the bot reads it in
