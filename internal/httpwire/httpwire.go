@@ -124,7 +124,11 @@ func framedByTE(head []byte) bool {
 // already in canonical form and all values are substrings of s; other
 // names are interned when common.
 func parseFields(s string) (http.Header, bool) {
-	n := strings.Count(s, "\r\n") - 1
+	// The lines, less the empty one: counted by their LF, one byte
+	// counted in bulk, where counting CRLF searched for it an Index call
+	// at a time. A bare LF is no plain line and fails below; it can only
+	// make the map and strs larger.
+	n := strings.Count(s, "\n") - 1
 	h := make(http.Header, n)
 	if n == 0 {
 		return h, true
