@@ -10,6 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -190,6 +191,38 @@ func TestJSONModeNonStreamAnswerIsOneDocument(t *testing.T) {
 			map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
 		if got := answerText(true, body); got != first+"\n\n"+second {
 			t.Errorf("the streaming bot read %q; want both rounds' text, as it came", got)
+		}
+	})
+}
+
+// FuzzResponseFormatAsPath holds the turn's read of response_format's type
+// (from the member ReadChat located) to gjson's "response_format.type" over
+// the body, which it replaced: a repeat, a first copy without a type, an
+// escaped or other-case name, one nested in a message or a tool.
+func FuzzResponseFormatAsPath(f *testing.F) {
+	for _, rf := range []string{
+		``,
+		`"response_format":{"type":"json_object"},`,
+		`"response_format":null,"response_format":{"type":"json_object"},`,
+		`"response_format":{},"response_format":{"type":"json_schema"},`,
+		`"response_format":[{"type":"json_object"}],"response_format":{"type":"json_schema"},`,
+		`"response_format":{"type":"text"},"response_format":{"type":"json_object"},`,
+		`"response_format":{"type":{"type":"json_object"}},`,
+		`"respons\u0065_format":{"typ\u0065":"json_schema"},`,
+		`"Response_Format":{"type":"json_object"},`,
+		`"metadata":{"response_format":{"type":"json_object"}},`,
+		`"tools":[{"type":"function","function":{"name":"response_format","parameters":{"type":"json_object"}}}],`,
+	} {
+		f.Add(`{` + rf + `"model":"m","messages":[{"role":"user","content":"hi","response_format":{"type":"json_schema"}}]}`)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		chat, err := interceptors.ReadChat([]byte(body))
+		if err != nil {
+			return
+		}
+		tt := &turn{chat: chat, body: []byte(body)}
+		if got, want := tt.responseFormat(), gjson.Get(body, "response_format.type").Str; got != want {
+			t.Fatalf("%s: the turn reads response_format's type %q; gjson's path read %q", body, got, want)
 		}
 	})
 }
