@@ -650,9 +650,9 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		} // else a tool call or a refusal cannot be prefilled: the fresh answer is matched
 		// The bot hears nothing until the next provider's first byte:
 		// keep-alives fill that wait (server.sse_keepalive).
-		endGap := keepAlive(sw, s.cfg.Server.SSEKeepalive.D())
-		nr, err := s.up.Open(r.Context(), &next)
-		endGap()
+		nr, err := keptAlive(sw, s.cfg.Server.SSEKeepalive.D(), func() (*failover.Response, error) {
+			return s.up.Open(r.Context(), &next)
+		})
 		// Its attempts refused as malformed were billed, as a first
 		// round's are (accountRefused).
 		*cost += s.accountRefused(r.Context(), nr, err)

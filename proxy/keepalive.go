@@ -43,6 +43,17 @@ func keepAlive(sw *sse.Writer, interval time.Duration) (stop func()) {
 	}
 }
 
+// keptAlive returns f's results, with keep-alives sent on sw every
+// interval while it runs (keepAlive), and stops them however f ends: a
+// panic in f (a recovery's ask of another provider), which the HTTP server
+// recovers, left the sender writing to the response after the handler had
+// returned, as TestStreamKeepAliveStopsWhenAPaymentCallPanics describes.
+func keptAlive[T any](sw *sse.Writer, interval time.Duration, f func() (T, error)) (T, error) {
+	stop := keepAlive(sw, interval)
+	defer stop()
+	return f()
+}
+
 // repeatKeepAlive paces the keep-alives of a fresh answer that repeats what
 // the client already has (interceptors.Resume matching its prefix): the
 // relay drops those chunks, so the client hears nothing for as long as

@@ -1006,9 +1006,9 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		}
 		// The bot hears nothing until the next provider's first byte:
 		// keep-alives fill that wait, as they fill the gap between rounds.
-		endGap := keepAlive(t.sw, t.s.cfg.Server.SSEKeepalive.D())
-		next, err := t.openRecovery(excluded, cont)
-		endGap()
+		next, err := keptAlive(t.sw, t.s.cfg.Server.SSEKeepalive.D(), func() (*failover.Response, error) {
+			return t.openRecovery(excluded, cont)
+		})
 		if err != nil && t.s.recoveryAbandoned(t.r, first, err) {
 			return partial, resp, false
 		}
