@@ -551,8 +551,8 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 	sw := sse.NewWriter(w)
 	sent := sentLogs.Get().(*sentLog)
 	defer func() {
-		if cap(sent.b) <= maxPooledLog {
-			sent.b, sent.over = sent.b[:0], false
+		if sent.reusable() {
+			sent.b, sent.over, sent.peak = sent.b[:0], false, 0
 			sentLogs.Put(sent)
 		}
 	}()
@@ -616,6 +616,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			return
 		}
 		got := readSent(sent.b, &calls)
+		sent.peak = max(sent.peak, len(sent.b))
 		sent.b = sent.b[:0]
 		sentText += got.text
 		sentReasn += got.reasoning
@@ -758,7 +759,27 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 type sentLog struct {
 	b    []byte
 	over bool
+	peak int // the most b held before a recovery emptied it
 }
+
+// reusable reports whether the log goes back to the pool: not over
+// maxPooledLog, and not over keptLogSlack times what this stream logged
+// unless within minPooledLog. A pooled log never shrinks: kept at the
+// size one long answer grew it to, it is what every short stream that
+// takes it after holds, and one long answer per concurrent stream left
+// the heap that much larger for as long as paygate ran (32 streams kept
+// 17 MiB, TestSentLogPoolHoldsNoLongAnswer). A log that a short stream
+// took from a long one is let go instead; streams that are all long keep
+// theirs, so that their logs cost no allocation.
+func (l *sentLog) reusable() bool {
+	c := cap(l.b)
+	return c <= maxPooledLog && (c <= minPooledLog || c <= keptLogSlack*max(l.peak, len(l.b)))
+}
+
+const (
+	minPooledLog = 64 << 10 // kept whatever the stream logged
+	keptLogSlack = 4
+)
 
 // add logs one event sent. JSON holds no raw NUL: it separates the
 // logged events. An event over largeEvent is logged with the content

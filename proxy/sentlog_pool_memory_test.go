@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/heaptest"
+)
+
+// TestSentLogPoolHoldsNoLongAnswer: the logs of sent events (sentLog) of
+// plain streams are pooled for the next streams, so that a healthy stream
+// costs no allocation; a log a long answer grew (a reasoning model's few
+// thousand tokens: 200 bytes of chunk each) went back to the pool at any
+// size up to 1 MiB, and a pooled log never shrinks. Every pooled log then
+// grows, stream after stream, to the longest answer it ever logged, and
+// stays so while short answers reuse it: one long answer per concurrent
+// stream was enough for the heap to keep up to 1 MiB per stream, 32 MiB
+// for 32, for as long as paygate ran. Streams run 32 at once (each waits
+// at its midpoint for the others, so 32 logs are out together): short
+// ones, then long ones (600 KiB of events each), then short ones again;
+// the short streams after the long ones must leave the heap as it was
+// before them.
+func TestSentLogPoolHoldsNoLongAnswer(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops a quarter of what is put back under the race detector: the pool's hold is measured without it")
+	}
+	const streams = 32
+	var mu sync.Mutex
+	barriers := map[string]*midBarrier{}
+	provider := func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var phase string
+		var events, size int
+		fmt.Sscanf(gjson.GetBytes(body, "messages.0.content").Str, "%s %d %d", &phase, &events, &size)
+		mu.Lock()
+		b := barriers[phase]
+		if b == nil {
+			b = &midBarrier{n: streams, all: make(chan struct{})}
+			barriers[phase] = b
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		delta := strings.Repeat("x", size)
+		for i := range events {
+			if i == events/2 {
+				w.(http.Flusher).Flush()
+				b.wait()
+			}
+			io.WriteString(w, roundChunk+`[{"index":0,"delta":{"content":"`+delta+`"},"finish_reason":null}]}`+"\n\n")
+		}
+		io.WriteString(w, roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+	}
+	fp := newFakeProvider(t, provider)
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	run := func(phase string, events, size int) {
+		var wg sync.WaitGroup
+		for range streams {
+			wg.Go(func() {
+				body := fmt.Sprintf(`{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"%s %d %d"}]}`, phase, events, size)
+				resp := post(t, url, "/v1/chat/completions", body, nil)
+				if got := readAll(t, resp.Body); !strings.HasSuffix(got, "data: [DONE]\n\n") {
+					t.Errorf("phase %s: the stream ended %q", phase, got[max(0, len(got)-200):])
+				}
+			})
+		}
+		wg.Wait()
+	}
+	run("short-1", 20, 50)
+	run("short-2", 20, 50)
+	base := heaptest.Live()
+	run("long", 300, 2000) // 600 KiB of events
+	run("short-3", 20, 50)
+	run("short-4", 20, 50)
+	kept := int64(heaptest.Live()) - int64(base)
+	t.Logf("%d concurrent short streams after %d long ones keep %.1f MiB more heap than before them", streams, streams, float64(kept)/(1<<20))
+	if kept > 8<<20 {
+		t.Errorf("the heap keeps %.1f MiB after the long answers, short ones streaming; want at most 8 MiB (their logs let go)", float64(kept)/(1<<20))
+	}
+}
+
+// midBarrier holds the streams of a phase at their midpoint until all n
+// have reached it.
+type midBarrier struct {
+	n    int
+	at   atomic.Int32
+	all  chan struct{}
+	once sync.Once
+}
+
+func (b *midBarrier) wait() {
+	if int(b.at.Add(1)) == b.n {
+		b.once.Do(func() { close(b.all) })
+	}
+	<-b.all
+}
