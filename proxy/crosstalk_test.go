@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/internal/jsonstr"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments/wxsim"
 )
 
@@ -30,8 +33,8 @@ import (
 // message, its OpenID, its tool call's arguments, its provider answer),
 // through cut streams recovered by another provider, first-token timeouts,
 // clients that leave mid-answer, payment calls run against the WeChat Pay
-// simulator, and answers far larger than the pooled buffers; every answer
-// and every upstream request must carry its own markers alone, and every
+// simulator, and answers far larger than the pooled buffers; every answer,
+// every upstream request and every log line must carry one turn's markers alone, and every
 // complete answer must be the provider's, byte for byte.
 
 // ctMarker matches every turn's marker.
@@ -370,9 +373,11 @@ func TestConcurrentTurnsKeepTheirOwnBytes(t *testing.T) {
 	cfg := ctConfig(t, pa.URL, pb.URL)
 	// Two proxies: one without payment tools (a plain stream's relay,
 	// streamRound), one with them (the turn loop).
-	_, plain := servePaygate(t, cfg, Options{}, nil)
+	logs := &logtest.Buffer{}
+	_, plain := servePaygate(t, cfg, Options{Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets())}, nil)
 	payCfg := ctConfig(t, pa.URL, pb.URL)
-	_, withPay := servePaygate(t, payCfg, Options{Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc}, nil)
+	_, withPay := servePaygate(t, payCfg, Options{Tools: simTools(svc), State: st, Reconciler: svc, UserPayments: svc,
+		Logger: logging.New(logs, slog.LevelDebug, payCfg.Secrets())}, nil)
 
 	const turns = 280
 	work := make(chan int)
@@ -396,11 +401,29 @@ func TestConcurrentTurnsKeepTheirOwnBytes(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
+	// No log line names two turns' markers, OpenIDs or user hashes.
+	turnOf := map[string]int{}
+	for n := range turns {
+		c := newCTTurn(n)
+		turnOf[c.marker], turnOf[c.openID], turnOf[expectedUserHash("shop-bot", c.openID)] = n, n, n
+	}
+	lines := strings.Split(logs.String(), "\n")
+	for _, line := range lines {
+		seen := map[int]bool{}
+		for _, re := range []*regexp.Regexp{ctMarker, ctOpenID, ctHash} {
+			for _, m := range re.FindAllString(line, -1) {
+				seen[turnOf[m]] = true
+			}
+		}
+		if len(seen) > 1 {
+			f.problem("a log line names %d turns: %.400s", len(seen), line)
+		}
+	}
 	if f.prefills.Load() == 0 || f.stalls.Load() == 0 || f.orders.Load() == 0 || f.cuts.Load() == 0 {
 		t.Errorf("the turns did not go through everything: %d prefilled recoveries, %d stalls, %d orders, %d cut streams",
 			f.prefills.Load(), f.stalls.Load(), f.orders.Load(), f.cuts.Load())
 	}
-	t.Logf("%d prefilled recoveries, %d stalls, %d orders, %d cut streams", f.prefills.Load(), f.stalls.Load(), f.orders.Load(), f.cuts.Load())
+	t.Logf("%d prefilled recoveries, %d stalls, %d orders, %d cut streams, %d log lines", f.prefills.Load(), f.stalls.Load(), f.orders.Load(), f.cuts.Load(), len(lines))
 	for i, p := range f.problems {
 		if i == 20 {
 			t.Errorf("… and %d more", len(f.problems)-20)
