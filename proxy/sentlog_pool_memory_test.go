@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,12 @@ func TestSentLogPoolHoldsNoLongAnswer(t *testing.T) {
 		}
 		wg.Wait()
 	}
+	// No collection but the measures': two collections between a log's
+	// Put and the next Get drop it from the pool, and the collections
+	// the long streams' garbage brings came at random, so the pool's hold
+	// was measured in some runs only (without the rule, 1.3 to 12.2 MiB
+	// kept over six runs, under the 8 MiB bound in half of them).
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	run("short-1", 20, 50)
 	run("short-2", 20, 50)
 	base := heaptest.Live()
