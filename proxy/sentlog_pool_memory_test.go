@@ -107,3 +107,34 @@ func (b *midBarrier) wait() {
 	}
 	<-b.all
 }
+
+// TestSentLogOverIsNotPooled: a log that went over maxSentLog let go of
+// its buffer (nil); put back so, the next stream that took it grew one
+// from nothing, an allocation at each doubling, where a log from the
+// pool's New starts at 16 KiB.
+func TestSentLogOverIsNotPooled(t *testing.T) {
+	defer func(n int) { maxSentLog = n }(maxSentLog)
+	maxSentLog = 64 << 10
+	event := []byte(roundChunk + `[{"index":0,"delta":{"content":"` + strings.Repeat("x", 150) + `"},"finish_reason":null}]}`)
+	l := sentLogs.New().(*sentLog)
+	for !l.over {
+		l.add(event)
+	}
+	if l.reusable() {
+		t.Errorf("a log over maxSentLog (its buffer dropped, cap %d) goes back to the pool", cap(l.b))
+	}
+	// What the next stream would pay for it: 13 KB of events logged.
+	grow := testing.AllocsPerRun(20, func() {
+		var g sentLog
+		for range 13 << 10 / len(event) {
+			g.add(event)
+		}
+	})
+	fresh := testing.AllocsPerRun(20, func() {
+		g := sentLog{b: make([]byte, 0, 16<<10)}
+		for range 13 << 10 / len(event) {
+			g.add(event)
+		}
+	})
+	t.Logf("13 KB of events logged: %.0f allocations from a dropped buffer, %.0f from a new log", grow, fresh)
+}
