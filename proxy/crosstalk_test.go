@@ -100,6 +100,7 @@ type ctFixture struct {
 	// What the turns went through, so that the test knows it still
 	// covers it: prefilled recoveries, stalls, orders, cuts.
 	prefills, stalls, orders, cuts atomic.Int32
+	keepAlives                     atomic.Int32 // blank lines between a stream's events
 }
 
 func (f *ctFixture) problem(format string, args ...any) {
@@ -257,6 +258,7 @@ privacy:
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Server.SSEKeepalive = config.Duration(time.Millisecond)
 	return cfg
 }
 
@@ -314,6 +316,9 @@ func (f *ctFixture) turn(url string, c ctTurn, payments bool) {
 	}
 	if bad := c.foreign(string(got)); len(bad) > 0 {
 		f.problem("turn %s (%s, stream %v): the answer holds %q", c.marker, ctModeNames[c.mode], c.stream, bad)
+	}
+	if c.stream {
+		f.keepAlives.Add(int32(strings.Count(string(got), "\n\n\n")))
 	}
 	if c.mode == ctLeave {
 		return
@@ -423,7 +428,7 @@ func TestConcurrentTurnsKeepTheirOwnBytes(t *testing.T) {
 		t.Errorf("the turns did not go through everything: %d prefilled recoveries, %d stalls, %d orders, %d cut streams",
 			f.prefills.Load(), f.stalls.Load(), f.orders.Load(), f.cuts.Load())
 	}
-	t.Logf("%d prefilled recoveries, %d stalls, %d orders, %d cut streams, %d log lines", f.prefills.Load(), f.stalls.Load(), f.orders.Load(), f.cuts.Load(), len(lines))
+	t.Logf("%d prefilled recoveries, %d stalls, %d orders, %d cut streams, %d keep-alives, %d log lines", f.prefills.Load(), f.stalls.Load(), f.orders.Load(), f.cuts.Load(), f.keepAlives.Load(), len(lines))
 	for i, p := range f.problems {
 		if i == 20 {
 			t.Errorf("… and %d more", len(f.problems)-20)
