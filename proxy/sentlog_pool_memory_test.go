@@ -27,11 +27,11 @@ import (
 // at its midpoint for the others, so 32 logs are out together): short
 // ones, then long ones (600 KiB of events each), then short ones again;
 // the short streams after the long ones must leave the heap as it was
-// before them.
+// before them. It runs under the race detector too, whose sync.Pool drops
+// a quarter of what is put back: a test skipped under it put the whole
+// package in CI's second run, without it (scripts/test.sh greps for that
+// skip), for this one test.
 func TestSentLogPoolHoldsNoLongAnswer(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops a quarter of what is put back under the race detector: the pool's hold is measured without it")
-	}
 	const streams = 32
 	var mu sync.Mutex
 	barriers := map[string]*midBarrier{}
@@ -77,18 +77,19 @@ func TestSentLogPoolHoldsNoLongAnswer(t *testing.T) {
 	// Put and the next Get drop it from the pool, and the collections
 	// the long streams' garbage brings came at random, so the pool's hold
 	// was measured in some runs only (without the rule, 1.3 to 12.2 MiB
-	// kept over six runs, under the 8 MiB bound in half of them).
+	// kept over six runs, under the 8 MiB bound in half of them). Now,
+	// without the rule: 20 to 22 MiB, 6.7 to 15.4 MiB under -race; with
+	// it, at most 1.1 MiB.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	run("short-1", 20, 50)
 	run("short-2", 20, 50)
 	base := heaptest.Live()
 	run("long", 300, 2000) // 600 KiB of events
 	run("short-3", 20, 50)
-	run("short-4", 20, 50)
 	kept := int64(heaptest.Live()) - int64(base)
 	t.Logf("%d concurrent short streams after %d long ones keep %.1f MiB more heap than before them", streams, streams, float64(kept)/(1<<20))
-	if kept > 8<<20 {
-		t.Errorf("the heap keeps %.1f MiB after the long answers, short ones streaming; want at most 8 MiB (their logs let go)", float64(kept)/(1<<20))
+	if kept > 4<<20 {
+		t.Errorf("the heap keeps %.1f MiB after the long answers, short ones streaming; want at most 4 MiB (their logs let go)", float64(kept)/(1<<20))
 	}
 }
 
