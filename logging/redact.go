@@ -30,6 +30,8 @@ var sensitiveKeys = map[string]bool{
 	"authorization": true, "api_key": true, "apikey": true, "key": true, "token": true,
 	"secret": true, "password": true, "apiv3_key": true, "private_key": true, "cookie": true,
 	"hash_key": true, "client_key": true, "admin_token": true,
+	// What a rotation keeps beside the current key (README: rotating secrets).
+	"previous_key": true, "apiv3_previous_key": true,
 }
 
 // bearer catches credentials quoted in error text ("Bearer sk-…").
