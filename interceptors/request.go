@@ -91,11 +91,13 @@ type Chat struct {
 	// repeated "stop" is not refused.
 	Stop string
 	// ResponseFormat is the body's "response_format" as sent, raw JSON (""
-	// when absent), the first if it repeats, as gjson.GetBytes(body,
-	// "response_format") reads it: a non-stream turn shapes its answer by
-	// its type (json_object, json_schema), and found here it costs no
-	// second walk over the body, which by then holds the payment tools'
-	// definitions too. Located only, as Stop is.
+	// when absent): a turn shapes its answer by its type (json_object,
+	// json_schema), and found here it costs no second walk over the body,
+	// which by then holds the payment tools' definitions too. Refused
+	// repeated or in another case, as the members paygate rewrites are:
+	// paygate read the first typed copy and the provider acts on the last
+	// ({"type":"text"} then {"type":"json_object"}: the model wrote JSON and
+	// the bot got paygate's clarification as plain text).
 	ResponseFormat string
 
 	// What ReadChat saw of the body it read, so that RewriteChat of the
@@ -261,17 +263,17 @@ const (
 	chatFunctions
 	chatFunctionCall
 	chatPrediction
+	chatResponseFormat
 	// chatChecked: the members above are refused repeated or in another
-	// case (readMembers); those below are only located, their first.
+	// case (readMembers); the one below is only located, its first.
 	chatChecked
-	chatStop           = chatChecked
-	chatResponseFormat = chatChecked + 1
+	chatStop = chatChecked
 )
 
 var (
 	chatMembers = [...]string{"model", "stream", "user", "safety_identifier", "prompt_cache_key", "metadata",
-		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction", "stop",
-		"response_format"}
+		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction",
+		"response_format", "stop"}
 	includeUsageName = [...]string{"include_usage"}
 	// choiceKeys are the keys ReadPaymentChoice reads in a tool_choice or
 	// function_call.

@@ -506,15 +506,16 @@ func TestReadChatNesting(t *testing.T) {
 
 // TestReadChatChecksEveryMemberButStop holds ReadChat to refusing each
 // member it reads (chatMembers) given twice or in another case, "stop"
-// and "response_format" alone excepted: the turn only breaks rounds' text
-// by the one and shapes a non-stream answer by the other's type, and reads
-// the first of each as gjson did. readMembers checks names[:chatChecked]
+// alone excepted: the turn only breaks rounds' text by it, and reads the
+// first as gjson did. "response_format" is refused too: the turn shapes
+// its answer by its type, and read the first typed copy where the
+// provider acts on the last. readMembers checks names[:chatChecked]
 // only, so a member appended after them would be read with no refusal,
 // the provider acting on one copy and paygate on another, and its index
 // constant, written after chatStop = chatChecked, would repeat that
 // expression and read "stop" in its place. Either fails here by name.
 func TestReadChatChecksEveryMemberButStop(t *testing.T) {
-	locatedOnly := map[string]bool{"stop": true, "response_format": true}
+	locatedOnly := map[string]bool{"stop": true}
 	if chatStop != chatChecked || chatMembers[chatStop] != "stop" || chatMembers[chatResponseFormat] != "response_format" ||
 		len(chatMembers)-chatChecked != len(locatedOnly) {
 		t.Fatalf("chatMembers ends with %q, chatStop is %d, chatResponseFormat %d: a member after \"stop\" is not refused repeated or in another case; put it before chatChecked",

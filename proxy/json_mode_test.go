@@ -55,13 +55,6 @@ func TestJSONModeClarificationIsJSON(t *testing.T) {
 		{"json_schema after the rounds' text", schema,
 			func(stream bool) http.HandlerFunc { return wordsRound(stream, "On it.", createOrderCall, "tool_calls") },
 			"On it.\n\nOn it.\n\nOn it.", "", config.DefaultClarification},
-		// A repeated response_format whose first copy has no type: read as
-		// gjson's "response_format.type" read it, past that copy to the
-		// next, which is the one the provider (last wins) acts on.
-		{"json_object after a null copy", `null,"response_format":{"type":"json_object"}`,
-			func(stream bool) http.HandlerFunc { return callsRound(stream, createOrderCall) }, clar, clar, ""},
-		{"json_schema after a copy without type", `{},"response_format":` + schema,
-			func(stream bool) http.HandlerFunc { return callsRound(stream, createOrderCall) }, "", "", config.DefaultClarification},
 	} {
 		for _, stream := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
@@ -197,8 +190,9 @@ func TestJSONModeNonStreamAnswerIsOneDocument(t *testing.T) {
 
 // FuzzResponseFormatAsPath holds the turn's read of response_format's type
 // (from the member ReadChat located) to gjson's "response_format.type" over
-// the body, which it replaced: a repeat, a first copy without a type, an
-// escaped or other-case name, one nested in a message or a tool.
+// the body, which it replaced, wherever ReadChat takes the body (a repeat
+// or an other-case name it refuses): a copy without a type, an escaped
+// name, one nested in a message or a tool.
 func FuzzResponseFormatAsPath(f *testing.F) {
 	for _, rf := range []string{
 		``,

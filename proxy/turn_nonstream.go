@@ -280,18 +280,14 @@ func (t *turn) clarifiesAsRefusal() bool {
 // from the member ReadChat located: a walk of the body for it would cross
 // the payment tools' definitions too, which on a short chat request was
 // about 11,000 instructions a turn. paygate rewrites no response_format,
-// so the body sent holds the one the bot sent. A repeated response_format
-// whose first copy has no type (null, {}) is read as that walk read it,
-// past the first to the next copy with one: the copy the provider, which
-// keeps the last, acts on too. Only such a body walks it.
+// so the body sent holds the one the bot sent, and ReadChat refused one
+// given twice or in another case: the copy read here is the one the
+// provider acts on.
 func (t *turn) responseFormat() string {
 	if t.chat.ResponseFormat == "" {
 		return ""
 	}
-	if ty := gjson.Get(t.chat.ResponseFormat, "type"); ty.Exists() {
-		return ty.Str
-	}
-	return gjson.GetBytes(t.body, "response_format.type").Str
+	return gjson.Get(t.chat.ResponseFormat, "type").Str
 }
 
 // clarification is the configured clarification as the bot reads it in

@@ -1,0 +1,44 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// TestRepeatedResponseFormatIsRefused: a chat request that names its
+// response_format twice, or in another case, is a 400 naming it, and no
+// round reaches the provider. paygate shapes a turn's answer by the format's
+// type (the clarification as {"clarification": …} in JSON mode, as the
+// refusal beside a json_schema) and read the first typed copy, where the
+// provider's parser keeps the last (and a Go-based one any case): with
+// {"type":"text"} first and {"type":"json_object"} second the model wrote
+// JSON and the bot, parsing the content, got paygate's clarification as
+// plain text.
+func TestRepeatedResponseFormatIsRefused(t *testing.T) {
+	for _, tc := range []struct{ name, members string }{
+		{"text, then json_object", `"response_format":{"type":"text"},"response_format":{"type":"json_object"},`},
+		{"json_object, then text", `"response_format":{"type":"json_object"},"response_format":{"type":"text"},`},
+		{"null, then json_object", `"response_format":null,"response_format":{"type":"json_object"},`},
+		{"in another case", `"response_format":{"type":"text"},"Response_format":{"type":"json_object"},`},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
+				fp := newFakeProvider(t, callsRound(stream, createOrderCall))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, tc.members), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if reqs := fp.requests(); len(reqs) > 0 {
+					t.Errorf("the provider received %d rounds, the first with response_format %s", len(reqs), gjson.GetBytes(reqs[0].Body, "response_format").Raw)
+				}
+				if resp.StatusCode != http.StatusBadRequest || gjson.Get(body, "error.param").Str != "response_format" ||
+					!strings.Contains(gjson.Get(body, "error.message").Str, "response_format") {
+					t.Fatalf("the bot got %d %.300s; want a 400 naming response_format", resp.StatusCode, body)
+				}
+			})
+		}
+	}
+}
