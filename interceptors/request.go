@@ -245,7 +245,11 @@ func checkMessageMembers(s string, at int) error {
 // it (SetToolChoiceNone).
 // functions, like tools, is checked for names that clash with the payment
 // tools': a second copy would reach the provider unchecked. function_call
-// is read as tool_choice is (Chat.FunctionCall). The
+// is read as tool_choice is (Chat.FunctionCall). max_tokens and
+// max_completion_tokens are only checked: a payment turn lowers them in
+// each round after the first to what the rounds left of the bot's cap
+// (the proxy's capLeft, by an sjson path: the first copy), and the
+// provider reads the last. The
 // first ones, up to chatMetadata, are those ReadPassthrough reads too:
 // routing and the end user's identity (identity.go).
 const (
@@ -264,6 +268,8 @@ const (
 	chatFunctionCall
 	chatPrediction
 	chatResponseFormat
+	chatMaxTokens
+	chatMaxCompletionTokens
 	// chatChecked: the members above are refused repeated or in another
 	// case (readMembers); the one below is only located, its first.
 	chatChecked
@@ -273,7 +279,7 @@ const (
 var (
 	chatMembers = [...]string{"model", "stream", "user", "safety_identifier", "prompt_cache_key", "metadata",
 		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction",
-		"response_format", "stop"}
+		"response_format", "max_tokens", "max_completion_tokens", "stop"}
 	includeUsageName = [...]string{"include_usage"}
 	// choiceKeys are the keys ReadPaymentChoice reads in a tool_choice or
 	// function_call.

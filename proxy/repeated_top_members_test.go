@@ -42,3 +42,34 @@ func TestRepeatedResponseFormatIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedTokenCapIsRefused: a chat request that names max_tokens or
+// max_completion_tokens twice, or in another case, is a 400 naming it, and
+// no round reaches the provider. A payment turn lowers the cap of each round
+// after the first to what the earlier rounds left of it
+// (TestTokenCapSpansTheTurn), and paygate read and lowered the first copy
+// where the provider reads the last: the bot's 100 twice, 30 spent, and the
+// second round was still asked for 100, its answer past the bot's cap.
+func TestRepeatedTokenCapIsRefused(t *testing.T) {
+	for _, tc := range []struct{ name, members, param string }{
+		{"max_tokens twice", `"max_tokens":100,"max_tokens":100,`, "max_tokens"},
+		{"max_completion_tokens twice", `"max_completion_tokens":100,"max_completion_tokens":100,`, "max_completion_tokens"},
+		{"max_tokens in another case", `"max_tokens":100,"Max_tokens":100,`, "max_tokens"},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(spendingRound(stream, "Sure.", createOrderCall, "tool_calls", 30), spendingRound(stream, "Done.", "", "stop", 5)))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, tc.members), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if reqs := fp.requests(); len(reqs) > 1 {
+					t.Errorf("the provider received %d rounds, the second with %s", len(reqs), reqs[1].Body[1:strings.Index(string(reqs[1].Body), `"messages"`)])
+				}
+				if resp.StatusCode != http.StatusBadRequest || gjson.Get(body, "error.param").Str != tc.param ||
+					!strings.Contains(gjson.Get(body, "error.message").Str, tc.param) {
+					t.Fatalf("the bot got %d %.200s; want a 400 naming %s", resp.StatusCode, body, tc.param)
+				}
+			})
+		}
+	}
+}

@@ -1939,7 +1939,9 @@ var tokenCaps = [...]string{"max_tokens", "max_completion_tokens"}
 // round asked for the whole cap, and a bot that capped its answers at 100
 // tokens got, and paid for, up to 100 per round. Left as sent when a round
 // reported no usage, which leaves the count unknown. A cap used up is not
-// lowered here: the turn ends before (capSpent).
+// lowered here: the turn ends before (capSpent). sjson sets the first copy
+// of a member and the provider reads the last: ReadChat refused a cap
+// given twice or in another case.
 func (t *turn) capLeft(b []byte) ([]byte, error) {
 	if !t.allMetered() {
 		return b, nil
