@@ -84,11 +84,12 @@ type Chat struct {
 	// ("" when absent): it says of the legacy functions what tool_choice
 	// says of tools (ReadPaymentChoice reads both).
 	FunctionCall string
-	// Stop is the body's "stop" as sent, raw JSON ("" when absent), the
-	// first if it repeats, as gjson.GetBytes(body, "stop") reads it: the
+	// Stop is the body's "stop" as sent, raw JSON ("" when absent): the
 	// turn breaks the rounds' text by it, and found here it costs no
-	// second walk over the body. Unlike the members paygate rewrites, a
-	// repeated "stop" is not refused.
+	// second walk over the body. Refused repeated or in another case, as
+	// the members paygate rewrites are: paygate read the first copy and
+	// the provider the last (null then "\n": the bot that stops at line
+	// breaks got the rounds' text joined by "\n\n").
 	Stop string
 	// ResponseFormat is the body's "response_format" as sent, raw JSON (""
 	// when absent): a turn shapes its answer by its type (json_object,
@@ -270,10 +271,10 @@ const (
 	chatResponseFormat
 	chatMaxTokens
 	chatMaxCompletionTokens
-	// chatChecked: the members above are refused repeated or in another
-	// case (readMembers); the one below is only located, its first.
+	chatStop
+	// chatChecked: the members above, all of chatMembers, are refused
+	// repeated or in another case (readMembers).
 	chatChecked
-	chatStop = chatChecked
 )
 
 var (

@@ -504,22 +504,19 @@ func TestReadChatNesting(t *testing.T) {
 	}
 }
 
-// TestReadChatChecksEveryMemberButStop holds ReadChat to refusing each
-// member it reads (chatMembers) given twice or in another case, "stop"
-// alone excepted: the turn only breaks rounds' text by it, and reads the
-// first as gjson did. "response_format" is refused too: the turn shapes
-// its answer by its type, and read the first typed copy where the
-// provider acts on the last. readMembers checks names[:chatChecked]
-// only, so a member appended after them would be read with no refusal,
-// the provider acting on one copy and paygate on another, and its index
-// constant, written after chatStop = chatChecked, would repeat that
-// expression and read "stop" in its place. Either fails here by name.
-func TestReadChatChecksEveryMemberButStop(t *testing.T) {
-	locatedOnly := map[string]bool{"stop": true}
-	if chatStop != chatChecked || chatMembers[chatStop] != "stop" || chatMembers[chatResponseFormat] != "response_format" ||
-		len(chatMembers)-chatChecked != len(locatedOnly) {
-		t.Fatalf("chatMembers ends with %q, chatStop is %d, chatResponseFormat %d: a member after \"stop\" is not refused repeated or in another case; put it before chatChecked",
-			chatMembers[chatChecked:], chatStop, chatResponseFormat)
+// TestReadChatChecksEveryMember holds ReadChat to refusing each member it
+// reads (chatMembers) given twice or in another case: paygate, as every
+// gjson or sjson path, reads or rewrites the first copy and the provider's
+// parser keeps the last. "stop" and "response_format" were once only
+// located, and the turn broke rounds' text and shaped its answer by a copy
+// the provider did not act on. readMembers checks names[:chatChecked]
+// only, so a member appended after chatChecked would be read with no
+// refusal. It fails here by name.
+func TestReadChatChecksEveryMember(t *testing.T) {
+	locatedOnly := map[string]bool{}
+	if chatChecked != len(chatMembers) || chatMembers[chatStop] != "stop" || chatMembers[chatResponseFormat] != "response_format" {
+		t.Fatalf("chatMembers ends with %q past chatChecked %d, chatStop is %d, chatResponseFormat %d: a member after chatChecked is not refused repeated or in another case; put it before",
+			chatMembers[chatChecked:], chatChecked, chatStop, chatResponseFormat)
 	}
 	for j, name := range chatMembers {
 		base := map[string]string{"model": `"messages":[]`, "messages": `"model":"m"`}[name]

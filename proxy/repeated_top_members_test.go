@@ -73,3 +73,32 @@ func TestRepeatedTokenCapIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedStopIsRefused: a chat request that names stop twice, or in
+// another case, is a 400 naming it. A turn of several rounds breaks their
+// text by a paragraph ("\n\n"), or a space where a stop sequence is a line
+// break, as OpenAI gives no text that holds one; paygate read the first
+// copy and the provider the last: null then "\n", and the bot that stops
+// at line breaks got "Sure.\n\nDone.", a line break it asked not to get.
+func TestRepeatedStopIsRefused(t *testing.T) {
+	for _, tc := range []struct{ name, members string }{
+		{"null, then a line break", `"stop":null,"stop":"\n",`},
+		{"in another case", `"stop":null,"Stop":["\n"],`},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(spendingRound(stream, "Sure.", createOrderCall, "tool_calls", 30), spendingRound(stream, "Done.", "", "stop", 5)))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, tc.members), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if reqs := fp.requests(); len(reqs) > 0 {
+					t.Errorf("the provider received %d rounds; the bot read %q", len(reqs), answerText(stream, body))
+				}
+				if resp.StatusCode != http.StatusBadRequest || gjson.Get(body, "error.param").Str != "stop" ||
+					!strings.Contains(gjson.Get(body, "error.message").Str, "stop") {
+					t.Fatalf("the bot got %d %.200s; want a 400 naming stop", resp.StatusCode, body)
+				}
+			})
+		}
+	}
+}

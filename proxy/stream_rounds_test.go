@@ -223,10 +223,6 @@ func TestRoundsTextSeparatedUnderStopSequences(t *testing.T) {
 		{"stop a line break", `"\n"`, twoRounds, "Let me set that up for you. Your order is ready."},
 		{"stop a blank line among others", `["END","\n\n"]`, twoRounds, "Let me set that up for you. Your order is ready."},
 		{"stop without a line break", `["END"]`, twoRounds, "Let me set that up for you.\n\nYour order is ready."},
-		// Read as gjson reads a path, the first of a repeated "stop"
-		// counts, and the request is served, not refused.
-		{"stop repeated, the first a line break", `"\n","stop":["END"]`, twoRounds, "Let me set that up for you. Your order is ready."},
-		{"stop repeated, the first without a line break", `["END"],"stop":"\n"`, twoRounds, "Let me set that up for you.\n\nYour order is ready."},
 		{"the clarification, stop a line break", `["\n"]`, spent, "On it. On it. On it. " + config.DefaultClarification},
 	}
 	for _, tc := range tests {
