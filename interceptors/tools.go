@@ -313,18 +313,52 @@ func AddTools(body, tools []byte, names []string) ([]byte, error) {
 }
 
 // ToolNames lists the names of the tools a request body offers (its
-// "tools" entries' function and custom names), for Capture.BotNames.
+// "tools" entries' function and custom names), for Capture.BotNames. It
+// reads every copy of an entry's "function" or "custom" member and of
+// their "name", also those spelled in another case, as checkToolNames
+// does: the provider's parser may take any one (most keep the last, Go's
+// match names in any case), and a name of the bot's left out lets the
+// capture take the start of its call for a payment tool's.
 func ToolNames(body []byte) []string {
 	var names []string
-	gjson.GetBytes(body, "tools").ForEach(func(_, e gjson.Result) bool {
-		for _, k := range [...]string{"function.name", "custom.name"} {
-			if n := e.Get(k); n.Type == gjson.String && n.Str != "" {
-				names = append(names, n.Str)
+	arr := gjson.GetBytes(body, "tools")
+	if !arr.IsArray() {
+		return nil
+	}
+	s := arr.Raw
+	for i := 1; ; {
+		e, ok := jsonscan.NextMember(s, i, false)
+		if !ok {
+			return names
+		}
+		i = e.End
+		if s[e.At] != '{' {
+			continue
+		}
+		for j := e.At + 1; ; {
+			m, ok := jsonscan.NextMember(s, j, true)
+			if !ok {
+				break
+			}
+			j = m.End
+			if k := jsonscan.KeyName(m.Key); s[m.At] != '{' || !strings.EqualFold(k, "function") && !strings.EqualFold(k, "custom") {
+				continue
+			}
+			for l := m.At + 1; ; {
+				f, ok := jsonscan.NextMember(s, l, true)
+				if !ok {
+					break
+				}
+				l = f.End
+				if !strings.EqualFold(jsonscan.KeyName(f.Key), "name") {
+					continue
+				}
+				if n := stringValue(s[f.At:f.End]); n != "" {
+					names = append(names, n)
+				}
 			}
 		}
-		return true
-	})
-	return names
+	}
 }
 
 // checkToolNames refuses a client tool named like one of names, in the

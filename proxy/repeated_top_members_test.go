@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,5 +101,39 @@ func TestRepeatedStopIsRefused(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestBotToolNamedTwiceExtendingAPaymentName: a bot's tool that names its
+// function twice, the last copy (the one the provider reads) the tool
+// query_order_history, which extends the payment tool query_order. A
+// provider streaming the name in pieces ("query_order", then "_history")
+// gets the bot its call whole (TestBotToolExtendingAPaymentNameInPieces)
+// only while paygate knows the bot's tool names, and it read the first
+// copy: query_order ran without arguments and the bot got a call of
+// "_history", a tool it does not have. Every copy of a tool's function
+// (or custom) and of its name is now the bot's, in any case, as the check
+// of names reserved for payments reads them.
+func TestBotToolNamedTwiceExtendingAPaymentName(t *testing.T) {
+	const params = `"parameters":{"type":"object"}`
+	deltas := []string{
+		callDelta(`{"index":0,"id":"call_h","type":"function","function":{"name":"query_order","arguments":""}}`),
+		callDelta(`{"index":0,"function":{"name":"_history"}}`),
+		callDelta(`{"index":0,"function":{"arguments":"{\"days\":7}"}}`),
+	}
+	for _, tc := range []struct{ name, tool string }{
+		{"function twice", `{"type":"function","function":{"name":"lookup",` + params + `},"function":{"name":"query_order_history",` + params + `}}`},
+		{"function in another case", `{"type":"function","function":{"name":"lookup",` + params + `},"Function":{"name":"query_order_history",` + params + `}}`},
+		{"name twice", `{"type":"function","function":{"name":"lookup","name":"query_order_history",` + params + `}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			executed, bot, body, _ := streamedCallTurn(t, `"tools":[`+tc.tool+`],`, roundByRound(callRound(deltas...), textRound(true, "Here is your history.")))
+			if len(executed) > 0 {
+				t.Errorf("executed %q; want nothing of the bot's call run", executed)
+			}
+			if want := []string{`query_order_history {"days":7}`}; !slices.Equal(bot, want) {
+				t.Errorf("the bot got calls %q; want %q:\n%.300s", bot, want, body)
+			}
+		})
 	}
 }
