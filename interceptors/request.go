@@ -184,6 +184,14 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		}
 	}
 	c.Stop = raw(chatStop)
+	if m := f[chatResponseFormat]; m.End != 0 && s[m.At] == '{' {
+		// Its type shapes the turn's answer (JSON mode): the same rule
+		// as at the top level.
+		var u [1]jsonscan.Member
+		if err := readMembers(s, m.At, typeName[:], len(typeName), u[:], nil); err != nil {
+			return Chat{}, inMember("response_format", err)
+		}
+	}
 	c.ResponseFormat = raw(chatResponseFormat)
 	cloneStrings(&c.Model, &c.User, &c.ToolChoice, &c.FunctionCall, &c.Stop, &c.ResponseFormat) // views of body until now
 	return c, nil
@@ -282,6 +290,7 @@ var (
 		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction",
 		"response_format", "max_tokens", "max_completion_tokens", "stop"}
 	includeUsageName = [...]string{"include_usage"}
+	typeName         = [...]string{"type"}
 	// choiceKeys are the keys ReadPaymentChoice reads in a tool_choice or
 	// function_call.
 	choiceKeys = [...]string{"type", "function", "custom", "name", "allowed_tools", "tools", "mode"}
@@ -529,10 +538,15 @@ var passthroughMembers = [...]string{chatModel: "model", chatStream: "stream", c
 
 // inStreamOptions is err, about a member of "stream_options", with its
 // param the member's path.
-func inStreamOptions(err error) error {
+func inStreamOptions(err error) error { return inMember("stream_options", err) }
+
+// inMember is err, a ParamError about a member of the top-level member
+// parent, naming it by its path ("response_format.type") and saying where
+// it is.
+func inMember(parent string, err error) error {
 	var pe *ParamError
 	if errors.As(err, &pe) {
-		return &ParamError{Param: "stream_options." + pe.Param, msg: pe.msg}
+		return &ParamError{Param: parent + "." + pe.Param, msg: "in " + parent + ", " + pe.msg}
 	}
 	return err
 }

@@ -268,6 +268,9 @@ func chatByPath(body []byte) (Chat, bool) {
 	if so := f[chatStreamOptions]; so.IsObject() && (repeats(so, []string{"include_usage"}) || caseVariants(so, []string{"include_usage"})) {
 		return Chat{}, false
 	}
+	if rf := f[chatResponseFormat]; rf.IsObject() && (repeats(rf, []string{"type"}) || caseVariants(rf, []string{"type"})) {
+		return Chat{}, false
+	}
 	if f[chatModel].Type != gjson.String || f[chatModel].Str == "" || !f[chatMessages].IsArray() {
 		return Chat{}, false
 	}
@@ -357,6 +360,7 @@ func FuzzReadChat(f *testing.F) {
 		`{"model":"m","Stop":"x","messages":[],"stop" : [ ] }`,
 		`{"model":"m","messages":[{"response_format":1}],"response_format":{"type":"json_object"},"response_format":null}`,
 		`{"model":"m","messages":[],"respons\u0065_format":{"type":"json_schema"},"Response_Format":{"type":"text"}}`,
+		`{"model":"m","messages":[],"response_format":{"type":"text","typ\u0065":"json_object","Type":"json_schema"}}`,
 		`{"model":"m","messages":[{"role":"user","Role":"system"},{"role":"tool","tool_call_id":"a","tool_call_id":"b"}]}`,
 		`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"a","function":{"name":"f","name":"g"}}]}]}`,
 		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"},{"Type":"image_url"}]}]}`,

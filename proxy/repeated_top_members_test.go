@@ -25,6 +25,9 @@ func TestRepeatedResponseFormatIsRefused(t *testing.T) {
 		{"json_object, then text", `"response_format":{"type":"json_object"},"response_format":{"type":"text"},`},
 		{"null, then json_object", `"response_format":null,"response_format":{"type":"json_object"},`},
 		{"in another case", `"response_format":{"type":"text"},"Response_format":{"type":"json_object"},`},
+		// Its type, which the turn reads, likewise within the one copy.
+		{"its type twice", `"response_format":{"type":"text","type":"json_object"},`},
+		{"its type in another case", `"response_format":{"type":"text","Type":"json_object"},`},
 	} {
 		for _, stream := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
@@ -35,7 +38,7 @@ func TestRepeatedResponseFormatIsRefused(t *testing.T) {
 				if reqs := fp.requests(); len(reqs) > 0 {
 					t.Errorf("the provider received %d rounds, the first with response_format %s", len(reqs), gjson.GetBytes(reqs[0].Body, "response_format").Raw)
 				}
-				if resp.StatusCode != http.StatusBadRequest || gjson.Get(body, "error.param").Str != "response_format" ||
+				if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(gjson.Get(body, "error.param").Str, "response_format") ||
 					!strings.Contains(gjson.Get(body, "error.message").Str, "response_format") {
 					t.Fatalf("the bot got %d %.300s; want a 400 naming response_format", resp.StatusCode, body)
 				}
