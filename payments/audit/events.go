@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -334,18 +335,20 @@ func TurnFromRequest(client, user string, body []byte, provider, model string) *
 	if m := gjson.GetBytes(body, "messages"); m.Exists() {
 		t.Messages = []byte(m.Raw)
 	}
-	for _, name := range samplingParams {
-		v := gjson.GetBytes(body, name)
-		if !v.Exists() {
-			continue
+	// Each parameter's last copy, the one the provider's parser keeps
+	// (Python's json, JSON.parse, Go's encoding/json) and the model was
+	// sampled with: a path lookup reads the first.
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		if !slices.Contains(samplingParams, k.Str) {
+			return true
 		}
 		if t.Params == nil {
 			t.Params = map[string]any{}
 		}
-		raw := []byte(v.Raw)
+		name, raw := k.Str, []byte(v.Raw)
 		if _, err := CanonicalizeJSON(raw); err == nil {
 			t.Params[name] = json.RawMessage(raw)
-			continue
+			return true
 		}
 		// JSON the canonical form cannot carry (a number out of float64's
 		// range, 1e400), or that encoding/json does not read at all (nested
@@ -355,6 +358,7 @@ func TurnFromRequest(client, user string, body []byte, provider, model string) *
 		// never decoded, and the order's queue (its webhooks too) would
 		// stall behind it.
 		t.Params[name] = v.Raw
-	}
+		return true
+	})
 	return t
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,27 @@ func TestProvidersSamplingParamsRecorded(t *testing.T) {
 	}
 	if _, ok := tr.Params["provider"]; ok {
 		t.Errorf("the routing object is not a sampling parameter: %v", tr.Params)
+	}
+}
+
+// TestRepeatedSamplingParamRecordsTheLast: a sampling parameter the bot
+// sent twice is recorded as its last copy, the one the provider's parser
+// keeps (Python's json, JSON.parse, Go's encoding/json) and the model was
+// sampled with; paygate rejects a repeat of the members it acts on, not of
+// these. The record kept the first: "temperature":0.2,"temperature":1.5
+// recorded 0.2 for a turn sampled at 1.5.
+func TestRepeatedSamplingParamRecordsTheLast(t *testing.T) {
+	body := []byte(`{"model":"m","temperature":0.2,"messages":[{"role":"user","content":"buy","temperature":9}],"seed":1,` +
+		`"temperature":1.5,"seed":2,"top_p":0.9}`)
+	tr := TurnFromRequest("bot", "oUser", body, "p", "m")
+	for k, want := range map[string]string{"temperature": "1.5", "seed": "2", "top_p": "0.9"} {
+		got := fmt.Sprint(tr.Params[k])
+		if raw, ok := tr.Params[k].(json.RawMessage); ok {
+			got = string(raw)
+		}
+		if got != want {
+			t.Errorf("%s recorded as %s; want the last copy's %s", k, got, want)
+		}
 	}
 }
 
