@@ -184,12 +184,16 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		}
 	}
 	c.Stop = raw(chatStop)
-	if m := f[chatResponseFormat]; m.End != 0 && s[m.At] == '{' {
-		// Its type shapes the turn's answer (JSON mode): the same rule
-		// as at the top level.
-		var u [1]jsonscan.Member
-		if err := readMembers(s, m.At, typeName[:], len(typeName), u[:], nil); err != nil {
-			return Chat{}, inMember("response_format", err)
+	for k := range nestedChecked {
+		n := &nestedChecked[k]
+		// response_format's type shapes the turn's answer (JSON mode), and
+		// a thinking budget ends a payment turn at "length" (the proxy's
+		// capSpent): the same rule as at the top level.
+		if m := f[n.member]; m.End != 0 && s[m.At] == '{' {
+			var u [1]jsonscan.Member
+			if err := readMembers(s, m.At, n.name[:], len(n.name), u[:], nil); err != nil {
+				return Chat{}, inMember(chatMembers[n.member], err)
+			}
 		}
 	}
 	c.ResponseFormat = raw(chatResponseFormat)
@@ -258,7 +262,9 @@ func checkMessageMembers(s string, at int) error {
 // max_completion_tokens are only checked: a payment turn lowers them in
 // each round after the first to what the rounds left of the bot's cap
 // (the proxy's capLeft, by an sjson path: the first copy), and the
-// provider reads the last. The
+// provider reads the last. thinking and reasoning, and the budget inside
+// them (nestedChecked), likewise: a payment turn ends at "length" when
+// its rounds left no more of the cap than that budget (capSpent). The
 // first ones, up to chatMetadata, are those ReadPassthrough reads too:
 // routing and the end user's identity (identity.go).
 const (
@@ -280,6 +286,8 @@ const (
 	chatMaxTokens
 	chatMaxCompletionTokens
 	chatStop
+	chatThinking
+	chatReasoning
 	// chatChecked: the members above, all of chatMembers, are refused
 	// repeated or in another case (readMembers).
 	chatChecked
@@ -288,9 +296,18 @@ const (
 var (
 	chatMembers = [...]string{"model", "stream", "user", "safety_identifier", "prompt_cache_key", "metadata",
 		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction",
-		"response_format", "max_tokens", "max_completion_tokens", "stop"}
+		"response_format", "max_tokens", "max_completion_tokens", "stop", "thinking", "reasoning"}
 	includeUsageName = [...]string{"include_usage"}
-	typeName         = [...]string{"type"}
+	// nestedChecked are the members ReadChat refuses repeated or in
+	// another case inside an object member, beside stream_options'
+	// include_usage: response_format's type, and the thinking budget of
+	// Anthropic's thinking and of OpenRouter's reasoning, which the proxy
+	// reads (by gjson path, the first copy) to end a payment turn whose
+	// rounds left no more of the bot's cap than it.
+	nestedChecked = [...]struct {
+		member int
+		name   [1]string
+	}{{chatResponseFormat, [1]string{"type"}}, {chatThinking, [1]string{"budget_tokens"}}, {chatReasoning, [1]string{"max_tokens"}}}
 	// choiceKeys are the keys ReadPaymentChoice reads in a tool_choice or
 	// function_call.
 	choiceKeys = [...]string{"type", "function", "custom", "name", "allowed_tools", "tools", "mode"}

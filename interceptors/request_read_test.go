@@ -268,8 +268,10 @@ func chatByPath(body []byte) (Chat, bool) {
 	if so := f[chatStreamOptions]; so.IsObject() && (repeats(so, []string{"include_usage"}) || caseVariants(so, []string{"include_usage"})) {
 		return Chat{}, false
 	}
-	if rf := f[chatResponseFormat]; rf.IsObject() && (repeats(rf, []string{"type"}) || caseVariants(rf, []string{"type"})) {
-		return Chat{}, false
+	for j, name := range map[int]string{chatResponseFormat: "type", chatThinking: "budget_tokens", chatReasoning: "max_tokens"} {
+		if o := f[j]; o.IsObject() && (repeats(o, []string{name}) || caseVariants(o, []string{name})) {
+			return Chat{}, false
+		}
 	}
 	if f[chatModel].Type != gjson.String || f[chatModel].Str == "" || !f[chatMessages].IsArray() {
 		return Chat{}, false
@@ -361,6 +363,7 @@ func FuzzReadChat(f *testing.F) {
 		`{"model":"m","messages":[{"response_format":1}],"response_format":{"type":"json_object"},"response_format":null}`,
 		`{"model":"m","messages":[],"respons\u0065_format":{"type":"json_schema"},"Response_Format":{"type":"text"}}`,
 		`{"model":"m","messages":[],"response_format":{"type":"text","typ\u0065":"json_object","Type":"json_schema"}}`,
+		`{"model":"m","messages":[],"thinking":{"budget_tokens":2048,"budget_tok\u0065ns":10},"reasoning":{"max_tokens":1,"Max_tokens":2}}`,
 		`{"model":"m","messages":[{"role":"user","Role":"system"},{"role":"tool","tool_call_id":"a","tool_call_id":"b"}]}`,
 		`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"a","function":{"name":"f","name":"g"}}]}]}`,
 		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"},{"Type":"image_url"}]}]}`,

@@ -140,3 +140,39 @@ func TestBotToolNamedTwiceExtendingAPaymentName(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedThinkingBudgetIsRefused: a chat request that names its
+// thinking budget twice (Anthropic's thinking or its budget_tokens,
+// OpenRouter's reasoning or its max_tokens), or in another case, is a 400
+// naming it, and no round reaches the provider. A payment turn ends at
+// "length" when its rounds left no more of the bot's cap than that budget
+// (capSpent), and paygate read the first copy where the provider reads the
+// last: a budget of 2048 first and 10 last, the cap 3000 and 1500 spent,
+// and the turn ended capped after its payment round, where the provider
+// would have served the round that tells the user.
+func TestRepeatedThinkingBudgetIsRefused(t *testing.T) {
+	for _, tc := range []struct{ name, members, param string }{
+		{"thinking twice", `"thinking":{"type":"enabled","budget_tokens":2048},"thinking":{"type":"enabled","budget_tokens":10},`, "thinking"},
+		{"thinking in another case", `"thinking":{"type":"enabled","budget_tokens":2048},"Thinking":{"type":"enabled","budget_tokens":10},`, "thinking"},
+		{"its budget_tokens twice", `"thinking":{"type":"enabled","budget_tokens":2048,"budget_tokens":10},`, "thinking.budget_tokens"},
+		{"reasoning twice", `"reasoning":{"max_tokens":2000},"reasoning":{"max_tokens":10},`, "reasoning"},
+		{"its max_tokens in another case", `"reasoning":{"max_tokens":2000,"Max_tokens":10},`, "reasoning.max_tokens"},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(spendingRound(stream, "Sure.", createOrderCall, "tool_calls", 1500), spendingRound(stream, "Done.", "", "stop", 5)))
+				tools := &recordingTools{}
+				url := toolsProxy(t, fp.URL, tools, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, `"max_tokens":3000,`+tc.members), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if reqs := fp.requests(); len(reqs) > 0 {
+					t.Errorf("the provider received %d rounds, %q executed; the bot read %q", len(reqs), tools.executed(), answerText(stream, body))
+				}
+				if resp.StatusCode != http.StatusBadRequest || gjson.Get(body, "error.param").Str != tc.param ||
+					!strings.Contains(gjson.Get(body, "error.message").Str, tc.param[strings.LastIndexByte(tc.param, '.')+1:]) {
+					t.Fatalf("the bot got %d %.200s; want a 400 naming %s", resp.StatusCode, body, tc.param)
+				}
+			})
+		}
+	}
+}
