@@ -326,39 +326,22 @@ func ToolNames(body []byte) []string {
 		return nil
 	}
 	s := arr.Raw
-	for i := 1; ; {
-		e, ok := jsonscan.NextMember(s, i, false)
-		if !ok {
-			return names
-		}
-		i = e.End
-		if s[e.At] != '{' {
-			continue
-		}
-		for j := e.At + 1; ; {
-			m, ok := jsonscan.NextMember(s, j, true)
+	_ = toolDefinitions(s, func(at int) error {
+		for l := at + 1; ; {
+			f, ok := jsonscan.NextMember(s, l, true)
 			if !ok {
-				break
+				return nil
 			}
-			j = m.End
-			if k := jsonscan.KeyName(m.Key); s[m.At] != '{' || !strings.EqualFold(k, "function") && !strings.EqualFold(k, "custom") {
+			l = f.End
+			if !strings.EqualFold(jsonscan.KeyName(f.Key), "name") {
 				continue
 			}
-			for l := m.At + 1; ; {
-				f, ok := jsonscan.NextMember(s, l, true)
-				if !ok {
-					break
-				}
-				l = f.End
-				if !strings.EqualFold(jsonscan.KeyName(f.Key), "name") {
-					continue
-				}
-				if n := stringValue(s[f.At:f.End]); n != "" {
-					names = append(names, n)
-				}
+			if n := stringValue(s[f.At:f.End]); n != "" {
+				names = append(names, n)
 			}
 		}
-	}
+	})
+	return names
 }
 
 // checkToolNames refuses a client tool named like one of names, in the
@@ -369,6 +352,13 @@ func ToolNames(body []byte) []string {
 // case-insensitively), so checking only the first would let a client tool
 // pass for a payment tool that paygate then executes.
 func checkToolNames(arr string, names []string) error {
+	return toolDefinitions(arr, func(at int) error { return reservedName(arr, at, names, "tool") })
+}
+
+// toolDefinitions calls f with the offset in the tools array arr of each
+// entry's "function" or "custom" object, every copy and in any case (the
+// provider's parser may take any one), until f returns an error.
+func toolDefinitions(arr string, f func(at int) error) error {
 	for i := 1; ; {
 		e, ok := jsonscan.NextMember(arr, i, false)
 		if !ok {
@@ -390,7 +380,7 @@ func checkToolNames(arr string, names []string) error {
 			if k := jsonscan.KeyName(m.Key); !strings.EqualFold(k, "function") && !strings.EqualFold(k, "custom") {
 				continue
 			}
-			if err := reservedName(arr, m.At, names, "tool"); err != nil {
+			if err := f(m.At); err != nil {
 				return err
 			}
 		}
