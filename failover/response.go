@@ -256,8 +256,10 @@ func (a *Response) reportBreaker(err error) {
 // the total timeout does not count (deadlines.pause): it bounds the
 // provider's answer, and a bot that stops reading is its server's to cut.
 func (a *Response) Next() (sse.Event, error) {
-	a.resume()
-	defer a.pause()
+	// now is the attempt's elapsed time as last read: at the call, then
+	// after each wait for the provider; the pause starts at it.
+	now := a.resume()
+	defer func() { a.pauseAt(now) }()
 	if a.end != nil {
 		return sse.Event{}, a.end
 	}
@@ -303,11 +305,12 @@ func (a *Response) Next() (sse.Event, error) {
 				// may be due later: setPhaseAt moves it back).
 				a.setPhaseAt(phaseIdle, time.Duration(idleAt))
 			} else {
-				a.waitIdle()
+				a.waitIdleAt(now)
 			}
 			idleAt = a.waitAt.Load()
 			ev, err = a.rd.Next()
 			a.endWait()
+			now = time.Since(a.start)
 		}
 		if err != nil {
 			return sse.Event{}, a.finish(a.streamEnd(err))
