@@ -33,7 +33,9 @@ var ErrBadRequest = errors.New("bad request")
 // "param", which the OpenAI SDKs hand the bot as the error's param.
 type ParamError struct {
 	Param string
-	msg   string
+	// Code is OpenAI's error code for it ("invalid_type"), "" for none.
+	Code string
+	msg  string
 }
 
 func (e *ParamError) Error() string { return ErrBadRequest.Error() + ": " + e.msg }
@@ -44,6 +46,45 @@ func (e *ParamError) Unwrap() error { return ErrBadRequest }
 // paramError is the ParamError about param, its message formatted.
 func paramError(param, format string, args ...any) error {
 	return &ParamError{Param: param, msg: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf is the OpenAI error code an ErrBadRequest carries (ParamError),
+// "" for none.
+func CodeOf(err error) string {
+	var pe *ParamError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// modelTypeError is the error of a "model" member (raw, its JSON) that is
+// present and neither a string nor null: a number, a boolean, an array or
+// an object, nil for any other. Such a body names no model; OpenAI refuses
+// it as invalid_type, and paygate must not route it as a body naming none
+// (to the first model's targets, its member as sent): a provider the bot
+// never named would be asked, with whatever the member holds. The words
+// are OpenAI's.
+func modelTypeError(raw string) error {
+	if raw == "" || raw == "null" || raw[0] == '"' {
+		return nil
+	}
+	var got string
+	switch raw[0] {
+	case '{':
+		got = "an object"
+	case '[':
+		got = "an array"
+	case 't', 'f':
+		got = "a boolean"
+	default:
+		got = "an integer"
+		if strings.ContainsAny(raw, ".eE") {
+			got = "a decimal"
+		}
+	}
+	return &ParamError{Param: "model", Code: "invalid_type",
+		msg: "Invalid type for 'model': expected a string, but got " + got + " instead."}
 }
 
 // ParamOf is the member an ErrBadRequest names (ParamError), "" for none.
@@ -144,6 +185,9 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	c := Chat{read: chatRead{identity: newIdentity(body, i, f[:])}}
 	c.Model = stringValue(raw(chatModel))
 	if c.Model == "" {
+		if err := modelTypeError(raw(chatModel)); err != nil {
+			return Chat{}, err
+		}
 		return Chat{}, fmt.Errorf("%w: you must provide a model parameter", ErrBadRequest)
 	}
 	if v := raw(chatMessages); v == "" || v[0] != '[' {
@@ -539,6 +583,9 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 	}
 	p := Passthrough{read: newIdentity(body, i, f[:])}
 	p.Model = stringValue(s[f[chatModel].At:f[chatModel].End])
+	if err := modelTypeError(s[f[chatModel].At:f[chatModel].End]); err != nil {
+		return Passthrough{}, err
+	}
 	if p.Stream, err = strictBool("stream", s[f[chatStream].At:f[chatStream].End]); err != nil {
 		return Passthrough{}, err
 	}

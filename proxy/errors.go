@@ -69,6 +69,7 @@ func badRequest(msg string) *apiError {
 func requestError(prefix string, err error) *apiError {
 	e := badRequest(prefix + err.Error())
 	e.Param = interceptors.ParamOf(err)
+	e.Code = interceptors.CodeOf(err)
 	return e
 }
 
