@@ -50,6 +50,11 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("paygate: the URL holds a secret of paygate's config (a client key): send the client key in the Authorization header alone; no provider may get it"))
 		return
 	}
+	if legacyEngines(r.URL.Path) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+			Message: "paygate: " + r.URL.Path + " is not forwarded: the legacy engines API names a provider's own models; the models are paygate's config, served at /v1/models"})
+		return
+	}
 	if modelsVariant(r.URL.Path) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			s.modelsReadOnly(w, r)
@@ -190,6 +195,19 @@ func modelsVariant(path string) bool {
 	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "/")
 	seg, _, _ = strings.Cut(seg, ";")
 	return strings.EqualFold(seg, "models")
+}
+
+// legacyEngines reports whether a decoded path is under OpenAI's legacy
+// engines API (/v1/engines, in any case or with ";" parameters, as
+// modelsVariant reads /v1/models), the old name of /v1/models whose paths
+// name an upstream model. Forwarded, GET /v1/engines answered the first
+// model's provider's own list, every model of the operator's account, and
+// POST /v1/engines/{model}/completions ran a model of the bot's choosing
+// that no config model routes to: none is forwarded, with any method.
+func legacyEngines(path string) bool {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "/")
+	seg, _, _ = strings.Cut(seg, ";")
+	return strings.EqualFold(seg, "engines")
 }
 
 // forwardedMethods are the methods a passthrough request is forwarded
