@@ -17,6 +17,21 @@ const messages = [{ role: "user", content: "Say hello" }];
 const headers = process.env.PAYGATE_OPENID ? { "X-WeChat-OpenID": process.env.PAYGATE_OPENID } : {};
 
 async function main(mode = process.argv[2]) {
+  if (mode === "models") {
+    // The models as a bot reads them: models.list(), models.retrieve() of
+    // each listed id (the SDK escapes it into the path: a "/" as %2F), of
+    // PAYGATE_MODEL_UNKNOWN, and models.delete() of the first id, which
+    // must be refused: each error as the bot's catch sees it.
+    const caught = async (p) => {
+      try { return { ok: await p }; } catch (err) { return { status: err.status ?? null, code: err.code ?? null, param: err.param ?? null, error: String(err) }; }
+    };
+    const listed = [];
+    for await (const m of client.models.list()) listed.push(m);
+    const retrieved = [];
+    for (const m of listed) retrieved.push(await caught(client.models.retrieve(m.id)));
+    return { listed, retrieved, unknown: await caught(client.models.retrieve(process.env.PAYGATE_MODEL_UNKNOWN)),
+      deleted: await caught(client.models.delete(listed[0].id)) };
+  }
   if (mode === "nonstream") {
     const r = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages }, { headers });
     return { id: r.id, model: r.model, content: r.choices[0].message.content, finish: r.choices[0].finish_reason, paygate: r.paygate ?? null, extra: r.system_fingerprint ?? null };
