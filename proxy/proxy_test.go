@@ -565,8 +565,14 @@ func TestModelsReadOnly(t *testing.T) {
 		{http.MethodDelete, "/v1/%6Dodels/ft:gpt-4o:acme::abc"},
 	} {
 		resp, body := rawRequest(t, url, tc.method, tc.path, `{"model":"gpt-test"}`)
-		if resp.StatusCode != http.StatusMethodNotAllowed || gjson.Get(body, "error.code").Str != "method_not_allowed" || resp.Header.Get("Allow") != "GET" {
-			t.Errorf("%s %s: %d %s (Allow %q); want 405 method_not_allowed, Allow GET", tc.method, tc.path, resp.StatusCode, body, resp.Header.Get("Allow"))
+		if resp.StatusCode != http.StatusMethodNotAllowed || gjson.Get(body, "error.code").Str != "method_not_allowed" || resp.Header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s %s: %d %s (Allow %q); want 405 method_not_allowed, Allow GET, HEAD", tc.method, tc.path, resp.StatusCode, body, resp.Header.Get("Allow"))
+		}
+	}
+	// HEAD, which Allow names, is served as GET is.
+	for _, p := range []string{"/v1/models", "/v1/models/gpt-test"} {
+		if resp := send(t, http.MethodHead, url, p, "", nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("HEAD %s: %d; want 200", p, resp.StatusCode)
 		}
 	}
 	// Read in another spelling, the provider's own list is not the

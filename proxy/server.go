@@ -667,10 +667,12 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// modelsReadOnly answers any method but GET on the models routes: 405,
-// naming GET, in OpenAI's error shape.
+// modelsReadOnly answers any method but GET and HEAD on the models
+// routes: 405 in OpenAI's error shape, its Allow naming both, as the
+// operator routes' does: the GET routes serve HEAD too (RFC 9110 10.2.1:
+// Allow lists the methods the resource supports).
 func (s *Server) modelsReadOnly(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Allow", "GET")
+	w.Header().Set("Allow", "GET, HEAD")
 	writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
 		Message: "paygate: " + r.Method + " " + r.URL.Path + " is not served: the models are paygate's config, read with GET"})
 }
