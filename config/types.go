@@ -409,7 +409,9 @@ type Timeouts struct {
 
 // Model is a public model name the bots ask for, mapped to upstream targets.
 type Model struct {
-	// Name is what the bot sends as "model". Required, unique.
+	// Name is what the bot sends as "model". Required, unique; one that
+	// GET /v1/models/{name} cannot serve, the router cleaning it out of the
+	// path (an empty, "." or ".." segment: "a//b", "a/../b"), is an error.
 	Name string `yaml:"name"`
 	// Strategy orders the targets: "priority", "weighted" or "lowest-latency".
 	// "weighted" draws the order in proportion to weight once per

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -814,6 +815,9 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 	for i, m := range c.Models {
 		path := fmt.Sprintf("models[%d]", i)
 		l.uniqueName(seen, path, "model", m.Name)
+		if m.Name != "" && !retrievableModel(m.Name) {
+			l.at(path+".name", `%q cannot be retrieved by GET /v1/models/{name}: the router cleans an empty, "." or ".." segment out of the path (go-openai does not escape "/"); choose another name`, m.Name)
+		}
 		switch m.Strategy {
 		case "priority", "weighted", "lowest-latency":
 		default:
@@ -1345,6 +1349,21 @@ func urlCredentials(raw string, add func(string)) {
 }
 
 // uniqueName reports a missing or repeated name of a list entry at path.
+// retrievableModel reports whether GET /v1/models/{name}, the name put in
+// the path unescaped as go-openai puts it, reaches the models route with
+// that name: ServeMux cleans an empty, "." or ".." segment out of a path
+// (path.Clean, a trailing "/" kept) and redirects elsewhere, so such a
+// public name was listed by GET /v1/models but never retrieved, or
+// retrieved as another model's object.
+func retrievableModel(name string) bool {
+	p := "/v1/models/" + name
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") {
+		c += "/"
+	}
+	return c == p
+}
+
 func (l *loader) uniqueName(seen map[string]bool, path, what, name string) {
 	switch {
 	case name == "":

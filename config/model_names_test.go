@@ -1,0 +1,40 @@
+package config
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestModelNamesTheModelsRouteServes: a bot's SDK retrieves a model with
+// GET /v1/models/{name}, and go-openai puts the name in the path
+// unescaped ("/" and all), so the router cleans an empty, "." or ".." segment
+// out of it before any handler sees it (a redirect to another path, a 404
+// or another model's object). Such a public name was listed by GET
+// /v1/models but could not be retrieved; config refuses it at its line.
+// Names with "/" (OpenRouter's), dots within a segment, or a trailing "/"
+// still load.
+func TestModelNamesTheModelsRouteServes(t *testing.T) {
+	const refused = `cannot be retrieved by GET /v1/models/{name}: the router cleans an empty, "." or ".." segment out of the path (go-openai does not escape "/"); choose another name`
+	tests := []struct {
+		name, model string
+		want        string // the error; "" when it loads
+	}{
+		{"empty segment", "openai//gpt-4o", `c.yaml:3: models[0].name: "openai//gpt-4o" ` + refused},
+		{"leading slash", "/gpt-4o", `c.yaml:3: models[0].name: "/gpt-4o" ` + refused},
+		{"dot", ".", `c.yaml:3: models[0].name: "." ` + refused},
+		{"dot dot", "..", `c.yaml:3: models[0].name: ".." ` + refused},
+		{"dot segment", "a/./b", `c.yaml:3: models[0].name: "a/./b" ` + refused},
+		{"dot dot segment", "a/../b", `c.yaml:3: models[0].name: "a/../b" ` + refused},
+		{"trailing dot dot", "a/..", `c.yaml:3: models[0].name: "a/.." ` + refused},
+		{"OpenRouter's", "deepseek/deepseek-chat:free", ""},
+		{"dots within", "qwen2.5-72b", ""},
+		{"three dots", "...", ""},
+		{"trailing slash", "vendor/", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := fmt.Sprintf("providers: [{name: p, base_url: http://x/v1}]\nmodels:\n  - name: %q\n    targets: [{provider: p, model: x}]\n", tt.model)
+			loadsOrRefused(t, src, tt.want, func(c *Config) string { return "model " + c.Models[0].Name })
+		})
+	}
+}
