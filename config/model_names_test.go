@@ -38,3 +38,30 @@ func TestModelNamesTheModelsRouteServes(t *testing.T) {
 		})
 	}
 }
+
+// TestModelNamesWithoutSurroundingSpace: a public name with a leading or
+// trailing space (a quoted "gpt-4o ", a no-break space pasted from a web
+// page, a variable read from a file with CRLF line ends) loaded without a
+// word, and every bot that sent the name it meant got 404 model_not_found
+// while GET /v1/models listed what looked like the same name. Config
+// refuses it at its line; a space within a name still loads.
+func TestModelNamesWithoutSurroundingSpace(t *testing.T) {
+	const refused = `has a leading or trailing space, which the bots would have to send too: remove it`
+	tests := []struct {
+		name, model string
+		want        string // the error; "" when it loads
+	}{
+		{"trailing space", "gpt-4o ", `c.yaml:3: models[0].name: "gpt-4o " ` + refused},
+		{"leading space", " gpt-4o", `c.yaml:3: models[0].name: " gpt-4o" ` + refused},
+		{"carriage return", "gpt-4o\r", `c.yaml:3: models[0].name: "gpt-4o\r" ` + refused},
+		{"tab", "gpt-4o\t", `c.yaml:3: models[0].name: "gpt-4o\t" ` + refused},
+		{"no-break space", "gpt-4o\u00a0", `c.yaml:3: models[0].name: "gpt-4o\u00a0" ` + refused},
+		{"a space within", "My Model", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := fmt.Sprintf("providers: [{name: p, base_url: http://x/v1}]\nmodels:\n  - name: %q\n    targets: [{provider: p, model: x}]\n", tt.model)
+			loadsOrRefused(t, src, tt.want, func(c *Config) string { return fmt.Sprintf("model %q", c.Models[0].Name) })
+		})
+	}
+}

@@ -815,6 +815,12 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 	for i, m := range c.Models {
 		path := fmt.Sprintf("models[%d]", i)
 		l.uniqueName(seen, path, "model", m.Name)
+		if strings.TrimSpace(m.Name) != m.Name {
+			// A quoted "gpt-4o ", a pasted no-break space, a variable read
+			// with its CRLF: every bot sending the name meant got 404
+			// model_not_found while the list showed the same-looking name.
+			l.at(path+".name", "%q has a leading or trailing space, which the bots would have to send too: remove it", m.Name)
+		}
 		if m.Name != "" && !retrievableModel(m.Name) {
 			l.at(path+".name", `%q cannot be retrieved by GET /v1/models/{name}: the router cleans an empty, "." or ".." segment out of the path (go-openai does not escape "/"); choose another name`, m.Name)
 		}
