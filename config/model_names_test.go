@@ -9,12 +9,15 @@ import (
 // GET /v1/models/{name}, and go-openai puts the name in the path
 // unescaped ("/" and all), so the router cleans an empty, "." or ".." segment
 // out of it before any handler sees it (a redirect to another path, a 404
-// or another model's object). Such a public name was listed by GET
-// /v1/models but could not be retrieved; config refuses it at its line.
+// or another model's object); a "?" or "#" ends the path there, a "%"
+// starts an escape, and a control character fails go-openai's URL. Such
+// a public name was listed by GET /v1/models but could not be retrieved;
+// config refuses it at its line.
 // Names with "/" (OpenRouter's), dots within a segment, or a trailing "/"
 // still load.
 func TestModelNamesTheModelsRouteServes(t *testing.T) {
 	const refused = `cannot be retrieved by GET /v1/models/{name}: the router cleans an empty, "." or ".." segment out of the path (go-openai does not escape "/"); choose another name`
+	const unescaped = `cannot be retrieved by GET /v1/models/{name}: go-openai puts the name in the URL unescaped, where "?" and "#" end the path, "%" starts an escape and a control character is refused; choose another name`
 	tests := []struct {
 		name, model string
 		want        string // the error; "" when it loads
@@ -26,6 +29,11 @@ func TestModelNamesTheModelsRouteServes(t *testing.T) {
 		{"dot segment", "a/./b", `c.yaml:3: models[0].name: "a/./b" ` + refused},
 		{"dot dot segment", "a/../b", `c.yaml:3: models[0].name: "a/../b" ` + refused},
 		{"trailing dot dot", "a/..", `c.yaml:3: models[0].name: "a/.." ` + refused},
+		{"query", "gpt-4o?turbo", `c.yaml:3: models[0].name: "gpt-4o?turbo" ` + unescaped},
+		{"fragment", "gpt#4", `c.yaml:3: models[0].name: "gpt#4" ` + unescaped},
+		{"percent", "50%off", `c.yaml:3: models[0].name: "50%off" ` + unescaped},
+		{"an escape", "gpt%2D4o", `c.yaml:3: models[0].name: "gpt%2D4o" ` + unescaped},
+		{"control character", "gpt\x7f4o", `c.yaml:3: models[0].name: "gpt\x7f4o" ` + unescaped},
 		{"OpenRouter's", "deepseek/deepseek-chat:free", ""},
 		{"dots within", "qwen2.5-72b", ""},
 		{"three dots", "...", ""},

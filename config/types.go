@@ -411,7 +411,10 @@ type Timeouts struct {
 type Model struct {
 	// Name is what the bot sends as "model". Required, unique; one that
 	// GET /v1/models/{name} cannot serve, the router cleaning it out of the
-	// path (an empty, "." or ".." segment: "a//b", "a/../b"), is an error, and so is one with a leading or trailing space.
+	// path (an empty, "." or ".." segment: "a//b", "a/../b") or that
+	// go-openai cannot put in its URL unescaped (a "?", "#", "%" or control
+	// character), is an error, and so is one with a leading or trailing
+	// space.
 	Name string `yaml:"name"`
 	// Strategy orders the targets: "priority", "weighted" or "lowest-latency".
 	// "weighted" draws the order in proportion to weight once per

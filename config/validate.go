@@ -824,6 +824,9 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 		if m.Name != "" && !retrievableModel(m.Name) {
 			l.at(path+".name", `%q cannot be retrieved by GET /v1/models/{name}: the router cleans an empty, "." or ".." segment out of the path (go-openai does not escape "/"); choose another name`, m.Name)
 		}
+		if unescapedInURL(m.Name) {
+			l.at(path+".name", `%q cannot be retrieved by GET /v1/models/{name}: go-openai puts the name in the URL unescaped, where "?" and "#" end the path, "%%" starts an escape and a control character is refused; choose another name`, m.Name)
+		}
 		switch m.Strategy {
 		case "priority", "weighted", "lowest-latency":
 		default:
@@ -1354,7 +1357,6 @@ func urlCredentials(raw string, add func(string)) {
 	}
 }
 
-// uniqueName reports a missing or repeated name of a list entry at path.
 // retrievableModel reports whether GET /v1/models/{name}, the name put in
 // the path unescaped as go-openai puts it, reaches the models route with
 // that name: ServeMux cleans an empty, "." or ".." segment out of a path
@@ -1370,6 +1372,18 @@ func retrievableModel(name string) bool {
 	return c == p
 }
 
+// unescapedInURL reports whether name holds a byte that go-openai's
+// GET /v1/models/{name}, the name put in the URL unescaped, cannot carry
+// as itself: "?" and "#" end the path (the model before them retrieved,
+// or a 404), "%" starts an escape ("gpt%2D4o" asks for "gpt-4o", "50%off"
+// is no URL), and a control character is refused by Go's URL parser.
+func unescapedInURL(name string) bool {
+	return strings.ContainsFunc(name, func(r rune) bool {
+		return r == '?' || r == '#' || r == '%' || r < ' ' || r == 0x7f
+	})
+}
+
+// uniqueName reports a missing or repeated name of a list entry at path.
 func (l *loader) uniqueName(seen map[string]bool, path, what, name string) {
 	switch {
 	case name == "":
