@@ -518,6 +518,10 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, aerr)
 			return
 		}
+		if aerr := twoSessions(r.Header); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
 		h(w, r)
 	}
 }
@@ -536,6 +540,30 @@ func twoUsers(h http.Header) *apiError {
 		if u != v[0] {
 			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_ambiguous",
 				Message: "paygate: the " + headerOpenID + " header is given more than once with different values; send it once, naming the end user"}
+		}
+	}
+	return nil
+}
+
+// sessionHeaderKey is the X-Paygate-Session header's canonical name.
+var sessionHeaderKey = http.CanonicalHeaderKey("X-Paygate-Session")
+
+// twoSessions is the 400 of a request whose X-Paygate-Session header is
+// given more than once with different values, else nil, as twoUsers is of
+// the OpenID: it names no one conversation, and every path took the first.
+// A bot that forwards its client's headers and adds its own sent the
+// client's first, so the end user chose the conversation of the user's
+// that the turn was kept in, and two conversations the bot kept apart were
+// one: the payment exchanges kept for the bot's next request, restored by
+// the bot's call ids (which a provider may number alike in every
+// conversation), and the LLM cost a paid order takes over. The same value
+// repeated names one conversation.
+func twoSessions(h http.Header) *apiError {
+	v := h[sessionHeaderKey]
+	for _, s := range v[min(1, len(v)):] {
+		if s != v[0] {
+			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "session_ambiguous",
+				Message: "paygate: the X-Paygate-Session header is given more than once with different values; send it once, naming the conversation"}
 		}
 	}
 	return nil
