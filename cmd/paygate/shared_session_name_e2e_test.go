@@ -125,3 +125,48 @@ func TestTwoUsersOneSessionName(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionHeaderTwiceOnTheWire: two X-Paygate-Session lines with
+// different values, as a bot that appends its own to the headers it
+// forwards sends them, reach the handler through the served listener (its
+// own HTTP/1 parser) as two values, and are refused with OpenAI's error
+// JSON before any provider is asked; the same value twice is served.
+func TestSessionHeaderTwiceOnTheWire(t *testing.T) {
+	var orderNo string
+	up := refundProvider(t, &orderNo, "")
+	url, _ := serveConfig(t, premiumConfig(t, "embedded", up.URL, ""), io.Discard)
+	for _, tc := range []struct {
+		sessions []string
+		status   int
+	}{
+		{[]string{"chat-a", "chat-b"}, http.StatusBadRequest},
+		{[]string{"chat-a", "chat-a"}, http.StatusOK},
+	} {
+		before := len(up.requests())
+		req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`))
+		req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+		req.Header.Set("X-WeChat-OpenID", "oUser-session-twice-wire1")
+		for _, v := range tc.sessions {
+			req.Header.Add("X-Paygate-Session", v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Fatalf("sessions %q: %d %s; want %d", tc.sessions, resp.StatusCode, b, tc.status)
+		}
+		if tc.status == http.StatusOK {
+			continue
+		}
+		if gjson.GetBytes(b, "error.code").Str != "session_ambiguous" {
+			t.Errorf("sessions %q: %s; want OpenAI's error JSON with code session_ambiguous", tc.sessions, b)
+		}
+		if n := len(up.requests()) - before; n != 0 {
+			t.Errorf("sessions %q: the provider was asked %d times; want none", tc.sessions, n)
+		}
+	}
+}
