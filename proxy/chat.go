@@ -83,8 +83,10 @@ const maxUserID = 256
 // U+FFFD, so two ids that differ only in such bytes (GBK nicknames) were
 // one stored user, and one sent as those U+FFFD (valid UTF-8) was handed
 // that user's orders and could confirm its refunds. An OpenID is ASCII.
+// One holding a control character or surrounding whitespace, which only
+// the body's user can carry, is a 400 user_id_invalid (noHeaderCarries).
 //
-// The user is judged whole (encoding, then length) before the session, so
+// The user is judged whole (encoding, form, then length) before the session, so
 // that a user refused for either cause is the one told: the chat turn
 // names the body's user as the error's param when it refused it, and a
 // user too long with a session not in UTF-8 was told as the session's
@@ -98,12 +100,44 @@ func userIDError(user, session string) *apiError {
 			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_not_utf8",
 				Message: "paygate: the " + id.what + " is not valid UTF-8 (or holds U+FFFD); " + id.advice}
 		}
+		if noHeaderCarries(id.v) {
+			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_invalid",
+				Message: "paygate: the " + id.what + " holds a control character or begins or ends with whitespace, which no header carries; send it as WeChat gives it"}
+		}
 		if n := len(id.v); n > maxUserID {
 			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_too_long",
 				Message: "paygate: the " + id.what + " is " + strconv.Itoa(n) + " bytes; at most " + strconv.Itoa(maxUserID)}
 		}
 	}
 	return nil
+}
+
+// noHeaderCarries reports whether id holds a control character other
+// than a tab, or begins or ends with a space or a tab: a header value
+// carries neither (the listener and net/http trim the whitespace, a
+// client's fetch strips it and Go's refuses the rest), so only the body's
+// user could. Taken, such an id named a user that the header naming the
+// same OpenID does not ("oABC\n" from a bot's variable with a newline
+// is "oABC" in its header, and GET /v1/paygate/orders reads the header
+// alone), and an id holding NUL made the conversation keys that join
+// the client, user and session with NUL ambiguous. An OpenID is
+// letters, digits, '-' and '_'.
+func noHeaderCarries(id string) bool {
+	if id == "" {
+		return false
+	}
+	if c := id[0]; c == ' ' || c == '\t' {
+		return true
+	}
+	if c := id[len(id)-1]; c == ' ' || c == '\t' {
+		return true
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // notUTF8ID reports whether id is not valid UTF-8 or holds U+FFFD, which
@@ -279,7 +313,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		if aerr := userIDError(user, session); aerr != nil {
 			// The body's user refused (not the session), for either
 			// cause, names its member, as the user API's does.
-			if _, hdr := r.Header[openIDKey]; !hdr && (notUTF8ID(user) || len(user) > maxUserID) {
+			if _, hdr := r.Header[openIDKey]; !hdr && userIDError(user, "") != nil {
 				aerr.Param = "user" // the body's
 			}
 			writeError(w, aerr)
