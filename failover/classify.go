@@ -1475,7 +1475,13 @@ func hasFinish(data []byte) bool {
 }
 
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+	// A byte past ' ' is no space: the one test the common case, a
+	// member's quote, a colon or a value, needs (scanEvent's and
+	// scanAnswer's walks call this four times a member).
+	for i < len(b) {
+		if c := b[i]; c > ' ' || c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			break
+		}
 		i++
 	}
 	return i
