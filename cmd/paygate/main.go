@@ -83,8 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "paygate version takes no arguments")
 			return 2
 		}
-		bi, _ := debug.ReadBuildInfo()
-		fmt.Fprintln(stdout, "paygate", versionOf(version, bi))
+		fmt.Fprintln(stdout, "paygate", buildVersion())
 		return 0
 	case "help", "-h", "--h", "-help", "--help":
 		if cmd == "help" && len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
@@ -98,6 +97,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "paygate: unknown command %q\n\n%s", cmd, usage)
 	return 2
+}
+
+// buildVersion is this binary's version as `paygate version` prints it,
+// serve's first log line says it and /metrics labels paygate_build_info
+// with it.
+func buildVersion() string {
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(version, bi)
 }
 
 // versionOf is the version to print: the one stamped with -ldflags (the

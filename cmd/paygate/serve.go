@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +66,29 @@ type app struct {
 	hashKeyWanted chan struct{}
 }
 
+// paymentsDescription says, for the start line, whether payments move real
+// money: the simulator's do not.
+func paymentsDescription(cfg *config.Config) string {
+	if cfg.Payments.Backend == "simulator" {
+		return "simulator: WeChat Pay simulated in this process, no real money moves"
+	}
+	return cfg.Payments.Backend + ": merchant " + cfg.Payments.WeChatPay.MchID
+}
+
+// storeDescription says, for the start line, where the orders are kept: the
+// embedded store's file as an absolute path (a relative store.path is read
+// from the working directory), or the Redis servers and key prefix.
+func storeDescription(cfg *config.Config) string {
+	if cfg.Store.Driver == "redis" {
+		r := cfg.Store.Redis
+		return "redis " + strings.Join(r.Addrs, ",") + " prefix " + strconv.Quote(r.KeyPrefix)
+	}
+	if p, err := filepath.Abs(cfg.Store.Path); err == nil {
+		return p
+	}
+	return cfg.Store.Path
+}
+
 // storeStarter is a store whose start runs in the background: the Redis
 // driver's under redisstore.Options.NoWait.
 type storeStarter interface {
@@ -81,10 +106,26 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 	}
 	a := &app{cfg: cfg, reg: prometheus.NewRegistry()}
 	a.log = logging.New(logOut, logging.ParseLevel(cfg.Log.Level), cfg.Secrets())
+	// What a new user needs first and saw nowhere: which build runs,
+	// whether money is real (the default config runs the simulator) and
+	// where the orders are kept (a relative store.path is read from the
+	// working directory). Only the listeners' addresses were logged.
+	v := buildVersion()
+	a.log.Info("paygate starting", "version", v, "config", cmp.Or(cfg.Source, "built-in defaults"),
+		"payments", paymentsDescription(cfg), "store", storeDescription(cfg))
 	for _, w := range cfg.Warnings {
 		a.log.Warn("config", "warning", w)
 	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The build as `paygate version` names it, which a dashboard or an
+	// alert can tell two rollouts apart by.
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "paygate_build_info",
+		Help:        "Always 1; version is paygate's (paygate version), goversion the Go release it was built with.",
+		ConstLabels: prometheus.Labels{"version": v, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	a.reg.MustRegister(buildInfo)
 
 	// The embedded file this deployment served on before a switch of
 	// store (to Redis, to another store.path) is refused while it holds

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestStartSaysVersionPaymentsAndStore: serve's first log line says which
+// build runs, whether money is real, and where the orders are kept, and
+// /metrics names the same build as `paygate version`. A new user running the
+// README's command saw the listeners' addresses and nothing else: not that
+// the WeChat Pay simulator (which takes no real money) was in use, not the
+// store file (a relative store.path, read from the working directory), and
+// no version anywhere but `paygate version` of a binary that may not be the
+// one running. The binary is built as the image builds it, its version
+// stamped with -ldflags.
+func TestStartSaysVersionPaymentsAndStore(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "paygate")
+	const stamped = "v1.2.3-start-line"
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+stamped, "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatalf("paygate version: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "paygate "+stamped {
+		t.Fatalf("paygate version printed %q; want %q", got, "paygate "+stamped)
+	}
+
+	work := filepath.Join(dir, "work")
+	if err := os.Mkdir(work, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(work, "config.yaml"), `server: {listen: "127.0.0.1:0", admin_listen: "off"}
+store: {path: data/paygate.db}
+`)
+	cmd := exec.Command(bin) // the README's run command: no sub-command, ./config.yaml
+	cmd.Dir = work
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	lines := scanLines(stderr)
+	var first map[string]any
+	var before []string
+	addr := ""
+	waitLine(t, lines, "its main listener", func(l string) bool {
+		before = append(before, l)
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil {
+			return false
+		}
+		if first == nil {
+			first = m
+		}
+		if m["msg"] == "listening" && m["listener"] == "main" {
+			addr, _ = m["addr"].(string)
+			return true
+		}
+		return false
+	})
+	go func() {
+		for range lines { // keep the pipe drained until exit
+		}
+	}()
+	wantStore := filepath.Join(work, "data", "paygate.db")
+	if first["msg"] != "paygate starting" || first["version"] != stamped ||
+		!strings.Contains(first["payments"].(string), "simulator") || !strings.Contains(first["payments"].(string), "no real money") ||
+		first["store"] != wantStore || first["config"] != "config.yaml" {
+		t.Errorf("serve's first log line: %v\nwant msg \"paygate starting\", version %q, payments naming the simulator and no real money, store %q, config config.yaml; lines before the listener:\n%s",
+			first, stamped, wantStore, strings.Join(before, "\n"))
+	}
+
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `paygate_build_info{goversion="` + runtime.Version() + `",version="` + stamped + `"} 1`
+	if !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s; its paygate_build lines: %q", want, grepLines(string(body), "paygate_build"))
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
