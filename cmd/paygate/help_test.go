@@ -101,3 +101,28 @@ func checkRun(t *testing.T, args []string, wantCode int, wantStdout, wantStderr 
 		t.Errorf("stderr %q; want it to contain %q", stderr.String(), wantStderr)
 	}
 }
+
+// TestFlagsBeforeTheCommand: a flag written before the sub-command
+// (`paygate -config prod.yaml check-config`) was taken as serve's, and the
+// command as an argument serve does not take: "paygate serve: unexpected
+// argument "check-config": give the config file with -config FILE", to a
+// user who had given it. It is still a usage error (serve's flags are the
+// only ones before a command), now saying how to write it.
+func TestFlagsBeforeTheCommand(t *testing.T) {
+	tests := []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"-config", "prod.yaml", "check-config"}, "paygate: flags go after the command: paygate check-config -config prod.yaml"},
+		{[]string{"--config=prod.yaml", "serve"}, "paygate: flags go after the command: paygate serve --config=prod.yaml"},
+		{[]string{"-config", "prod.yaml", "audit", "verify", "-text"}, "paygate: flags go after the command: paygate audit verify -config prod.yaml -text"},
+		{[]string{"-config", "prod.yaml", "store", "status"}, "paygate: flags go after the command: paygate store status -config prod.yaml"},
+		{[]string{"-config", "prod.yaml", "demo"}, "paygate: demo takes no flags: paygate demo"},
+		{[]string{"-config", "prod.yaml", "extra.yaml"}, `paygate serve: unexpected argument "extra.yaml": give the config file with -config FILE`},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			checkRun(t, tc.args, 2, "", tc.stderr)
+		})
+	}
+}

@@ -59,6 +59,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// for serve's, `paygate --help` showed -config alone and exited 2.
 		cmd, args = args[0], args[1:]
 	}
+	if cmd == "serve" && len(args) > 0 && args[0] != "serve" {
+		if msg, moved := flagsBeforeCommand(args); moved {
+			fmt.Fprintln(stderr, msg)
+			return 2
+		}
+	}
 	switch cmd {
 	case "serve":
 		return cmdServe(args, stdout, stderr)
@@ -137,6 +143,40 @@ func versionOf(stamped string, bi *debug.BuildInfo) string {
 		rev += ", modified"
 	}
 	return stamped + " (" + rev + ")"
+}
+
+// commandsWithFlags are the commands that take flags, each with its
+// sub-commands (audit verify, store status).
+var commandsWithFlags = map[string]bool{"serve": false, "check-config": false, "healthcheck": false, "audit": true, "store": true}
+
+// flagsBeforeCommand reports, with the line to write instead, that args
+// (serve's, no command first) are flags followed by a command: `paygate
+// -config prod.yaml check-config` was refused as serve's unexpected
+// argument "check-config", told to "give the config file with -config
+// FILE", which it had.
+func flagsBeforeCommand(args []string) (msg string, ok bool) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configFlag(fs)
+	if fs.Parse(args) != nil || fs.NArg() == 0 {
+		return "", false
+	}
+	rest := fs.Args()
+	flags := args[:len(args)-len(rest)]
+	sub, known := commandsWithFlags[rest[0]]
+	if !known {
+		switch rest[0] {
+		case "demo", "version", "help":
+			return "paygate: " + rest[0] + " takes no flags: paygate " + rest[0], true
+		}
+		return "", false
+	}
+	words := rest[:1]
+	if sub && len(rest) > 1 && !strings.HasPrefix(rest[1], "-") {
+		words = rest[:2]
+	}
+	line := append(append(append([]string{"paygate"}, words...), flags...), rest[len(words):]...)
+	return "paygate: flags go after the command: " + strings.Join(line, " "), true
 }
 
 // isHelp reports whether arg is one of the help flags (as the flag package
