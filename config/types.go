@@ -165,7 +165,9 @@ type Store struct {
 	// started with another (a merchant changed in the config), paygate
 	// refuses to start, naming both, since its sweep would query its own
 	// WeChat Pay for the other's orders. Settle those orders under the old
-	// config first, then give the new merchant a file of its own.
+	// config first, then give the new merchant a file of its own. A
+	// directory, a path under a regular file, or a file that is not a
+	// store is refused at load.
 	Path  string `yaml:"path"`
 	Redis Redis  `yaml:"redis"`
 }

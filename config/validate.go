@@ -2,8 +2,11 @@ package config
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"maps"
 	"net"
 	"net/netip"
@@ -16,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -552,6 +556,50 @@ func (c *Config) hasSKU(sku string, skus *map[string]struct{}) bool {
 	return ok
 }
 
+// storePathProblem says why the embedded store cannot open path, as serve
+// would find at its start: a folder on the way that is a regular file
+// (MkdirAll: "not a directory"), or a file there that is not a bbolt store
+// (store.path: config.yaml; bbolt: "invalid database"). check-config said
+// ok to both. An empty file passes: bbolt makes a store of it.
+func storePathProblem(path string) string {
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() || fi.Size() == 0 {
+			return ""
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return "" // serve says why it cannot read it
+		}
+		defer f.Close()
+		// A bbolt file starts with its meta page: a 16-byte page header,
+		// then the magic 0xED0CDAED in the host's byte order.
+		var head [20]byte
+		if n, _ := io.ReadFull(f, head[:]); n == len(head) {
+			le, be := binary.LittleEndian.Uint32(head[16:]), binary.BigEndian.Uint32(head[16:])
+			if le == boltMagic || be == boltMagic {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%q is a file that is not a paygate store: name a new file (paygate makes it) or the store's own", path)
+	}
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Sprintf("%q is a file, not a directory, so the store %q cannot be made in it", dir, path)
+			}
+			return ""
+		}
+		// Under a file, stat says "not a directory": walk on up to it.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || dir == filepath.Dir(dir) {
+			return ""
+		}
+	}
+}
+
+// boltMagic is the magic number of a bbolt file's meta page.
+const boltMagic = 0xED0CDAED
+
 func (l *loader) validateStore(c *Config) {
 	switch c.Store.Driver {
 	case "embedded":
@@ -561,6 +609,8 @@ func (l *loader) validateStore(c *Config) {
 			// "path" read as the data directory passed here, and serve
 			// stopped at the open with no line to point at.
 			l.at("store.path", "%q is a directory: name the store's file, e.g. %s", c.Store.Path, filepath.Join(c.Store.Path, "paygate.db"))
+		} else if msg := storePathProblem(c.Store.Path); msg != "" {
+			l.at("store.path", "%s", msg)
 		}
 	case "redis":
 		// SetDefaults fills an empty list with the default address, as

@@ -160,3 +160,60 @@ payments:
 		t.Errorf("serve with a userinfo in api_base: %v; want an error that does not print the password", err)
 	}
 }
+
+// TestCheckConfigRefusesStorePathServeRefuses: a store.path serve cannot
+// open is refused by check-config at its line, as a directory there
+// already was: under a regular file (a data "directory" that is a file),
+// or naming a file that is not a store (store.path: config.yaml, a typo).
+// check-config said ok to both and serve stopped at the open ("mkdir
+// notadir: not a directory", "open c.yaml: invalid database"), with no
+// line. A store serve made, and an empty file (bbolt starts one), still
+// pass.
+func TestCheckConfigRefusesStorePathServeRefuses(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "notadir"), "hello\n")
+	writeFile(t, filepath.Join(dir, "config.yaml"), "server: {listen: \"127.0.0.1:0\"}\n")
+	writeFile(t, filepath.Join(dir, "empty.db"), "")
+	parse := func(path string) (*config.Config, error) {
+		return config.Parse([]byte("server: {listen: \"127.0.0.1:0\", admin_listen: \"off\"}\nstore: {path: \""+path+"\"}\n"),
+			"x.yaml", func(string) (string, bool) { return "", false })
+	}
+	made := filepath.Join(dir, "made", "paygate.db")
+	cfg, err := parse(made)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serveOnce(t, cfg); err != nil {
+		t.Fatalf("serve with a new store file: %v", err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		refused    bool
+	}{
+		{"under a regular file", filepath.Join(dir, "notadir", "paygate.db"), true},
+		{"deeper under a regular file", filepath.Join(dir, "notadir", "data", "paygate.db"), true},
+		{"a file that is not a store", filepath.Join(dir, "config.yaml"), true},
+		{"a store serve made", made, false},
+		{"an empty file", filepath.Join(dir, "empty.db"), false},
+		{"a file not there yet", filepath.Join(dir, "new", "paygate.db"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parse(tc.path)
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("check-config refuses it: %v", err)
+				}
+				if err := serveOnce(t, cfg); err != nil {
+					t.Errorf("serve refuses what check-config accepts: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("check-config accepts it; serve says: %v", serveOnce(t, cfg))
+			}
+			if want := "x.yaml:2: store.path: "; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("got %q; want it to start with %q", err, want)
+			}
+		})
+	}
+}
