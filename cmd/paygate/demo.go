@@ -219,7 +219,9 @@ func listen(h http.Handler) (string, func(), error) {
 func runDemo(ctx context.Context, out io.Writer) (*demoResult, error) {
 	dir, err := os.MkdirTemp("", "paygate-demo-")
 	if err != nil {
-		return nil, err
+		// os's error names a path alone ("stat /x: no such file or
+		// directory"): say what it was for and which setting chose it.
+		return nil, fmt.Errorf("making its store's temp dir under %s (TMPDIR): %w", os.TempDir(), err)
 	}
 	defer os.RemoveAll(dir)
 	res := &demoResult{upstream: &demoUpstream{}, merchant: &demoMerchant{seen: make(chan struct{}, 1)}}

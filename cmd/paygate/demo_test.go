@@ -118,3 +118,20 @@ func TestDemoSignalRemovesItsDir(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoSaysWhyItCannotStart: a demo that cannot make its store's temp
+// dir (TMPDIR naming a folder that is not there) exits 1 saying what it
+// was making and where; it said only "demo: stat /nonexistent: no such
+// file or directory", which names neither the demo's dir nor TMPDIR.
+func TestDemoSaysWhyItCannotStart(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "gone")
+	t.Setenv("TMPDIR", missing)
+	var stdout, stderr strings.Builder
+	if code := run([]string{"demo"}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit %d; want 1", code)
+	}
+	want := "demo: making its store's temp dir under " + missing + " (TMPDIR): "
+	if !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("stderr %q; want it to start with %q", stderr.String(), want)
+	}
+}
