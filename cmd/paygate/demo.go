@@ -172,6 +172,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	// So does a reader of its transcript gone away (`paygate demo | head`):
+	// the broken pipe's SIGPIPE at the next write killed it, the dir left.
+	// The writes after it break the pipe again; only INT or TERM is the
+	// second signal that ends it at once.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	caught := make(chan os.Signal, 1)
@@ -180,6 +187,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	go func() {
 		select {
 		case sig := <-sigs:
+			caught <- sig
+			cancel()
+		case sig := <-pipe:
 			caught <- sig
 			cancel()
 		case <-ran:
@@ -194,7 +204,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	_, err := runDemo(ctx, stdout)
 	select {
 	case sig := <-caught:
-		fmt.Fprintln(stderr, "demo: stopped by", sig)
+		if sig != syscall.SIGPIPE { // a pipeline's end needs no word
+			fmt.Fprintln(stderr, "demo: stopped by", sig)
+		}
 		dieOf(sig.(syscall.Signal))
 	default:
 	}

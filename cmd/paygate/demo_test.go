@@ -135,3 +135,53 @@ func TestDemoSaysWhyItCannotStart(t *testing.T) {
 		t.Errorf("stderr %q; want it to start with %q", stderr.String(), want)
 	}
 }
+
+// TestDemoIntoAClosedPipeRemovesItsDir: `paygate demo | head -3` ends the
+// demo when head goes away, as it ends any program, and the demo removes
+// its temp dir first; killed by the broken pipe's SIGPIPE at its next
+// write, it left the dir and its store file under TMPDIR for each run. Its
+// standard output here is a pipe whose reader is gone before it writes a
+// line: its first line, written once the dir is made, breaks it. It still
+// ends as SIGPIPE ends a program (status 141), with no word on stderr.
+func TestDemoIntoAClosedPipeRemovesItsDir(t *testing.T) {
+	tmp := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "demo")
+	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1", "TMPDIR="+tmp)
+	cmd.Stdout = w
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	w.Close()
+	r.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err = <-exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the demo still runs 60s after its reader went away")
+	}
+	var ee *exec.ExitError
+	ws, ok := syscall.WaitStatus(0), false
+	if errors.As(err, &ee) {
+		ws, ok = ee.Sys().(syscall.WaitStatus)
+	}
+	// Go's runtime ignores a SIGPIPE raised rather than met in a write,
+	// so dieOf exits 141 (128+SIGPIPE): what a shell reports, and
+	// pipefail sees, for a program the signal ended.
+	if !ok || !(ws.Signaled() && ws.Signal() == syscall.SIGPIPE || ws.Exited() && ws.ExitStatus() == 128+int(syscall.SIGPIPE)) {
+		t.Errorf("exit with its reader gone: %v; want ended by SIGPIPE or status 141, as a program in a pipeline is", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left under TMPDIR: %v; want the demo's dir removed", left)
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr %q; want nothing", stderr.String())
+	}
+}
