@@ -571,12 +571,18 @@ func storePathProblem(path string) string {
 			return "" // serve says why it cannot read it
 		}
 		defer f.Close()
-		// A bbolt file starts with its meta page: a 16-byte page header,
-		// then the magic 0xED0CDAED in the host's byte order.
-		var head [20]byte
-		if n, _ := io.ReadFull(f, head[:]); n == len(head) {
-			le, be := binary.LittleEndian.Uint32(head[16:]), binary.BigEndian.Uint32(head[16:])
-			if le == boltMagic || be == boltMagic {
+		// A bbolt file starts with its two meta pages, each a 16-byte page
+		// header, then the magic 0xED0CDAED in the host's byte order. bbolt
+		// writes them in turn and opens a file from either, the second
+		// when a crash tore the first: look where it looks, the second
+		// page at each page size it tries (1 KiB to 16 MiB, short of the
+		// file's last KiB). Only the magic is read: no lock is taken, so a
+		// store a running serve holds is read and never blocked on.
+		if hasBoltMagic(f, 0) {
+			return ""
+		}
+		for pos := int64(1024); pos < fi.Size()-1024 && pos <= 1024<<14; pos <<= 1 {
+			if hasBoltMagic(f, pos) {
 				return ""
 			}
 		}
@@ -599,6 +605,16 @@ func storePathProblem(path string) string {
 
 // boltMagic is the magic number of a bbolt file's meta page.
 const boltMagic = 0xED0CDAED
+
+// hasBoltMagic reports whether the page at off in f is a bbolt meta page:
+// the magic after its 16-byte header, in either byte order.
+func hasBoltMagic(f io.ReaderAt, off int64) bool {
+	var magic [4]byte
+	if _, err := f.ReadAt(magic[:], off+16); err != nil {
+		return false
+	}
+	return binary.LittleEndian.Uint32(magic[:]) == boltMagic || binary.BigEndian.Uint32(magic[:]) == boltMagic
+}
 
 func (l *loader) validateStore(c *Config) {
 	switch c.Store.Driver {

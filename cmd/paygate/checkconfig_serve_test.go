@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -215,5 +216,45 @@ func TestCheckConfigRefusesStorePathServeRefuses(t *testing.T) {
 				t.Errorf("got %q; want it to start with %q", err, want)
 			}
 		})
+	}
+}
+
+// TestStoreWithATornFirstMetaPageStillLoads: bbolt keeps two meta pages and
+// writes them in turn, so that a crash in the middle of one write leaves the
+// other to open the store with; it opens a file whose first meta page is
+// torn (its magic overwritten) from the second. The store.path check looked
+// for the magic in the first page alone and refused that file as "not a
+// paygate store": at check-config, and at serve's own load, which then
+// would not start on a store bbolt recovers.
+func TestStoreWithATornFirstMetaPageStillLoads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "paygate.db")
+	parse := func() (*config.Config, error) {
+		return config.Parse([]byte("server: {listen: \"127.0.0.1:0\", admin_listen: \"off\"}\nstore: {path: \""+path+"\"}\n"),
+			"x.yaml", func(string) (string, bool) { return "", false })
+	}
+	cfg, err := parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serveOnce(t, cfg); err != nil {
+		t.Fatalf("serve with a new store file: %v", err)
+	}
+	// The first meta page: a 16-byte page header, then the magic.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0, 0, 0, 0}, 16); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = parse()
+	if err != nil {
+		t.Fatalf("check-config refuses a store bbolt opens from its second meta page: %v", err)
+	}
+	if err := serveOnce(t, cfg); err != nil {
+		t.Errorf("serve with the torn first meta page: %v; want bbolt's second meta page used", err)
 	}
 }
