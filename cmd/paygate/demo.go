@@ -174,11 +174,16 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	// So does a reader of its transcript gone away (`paygate demo | head`):
 	// the broken pipe's SIGPIPE at the next write killed it, the dir left.
-	// The writes after it break the pipe again; only INT or TERM is the
-	// second signal that ends it at once.
-	pipe := make(chan os.Signal, 1)
-	signal.Notify(pipe, syscall.SIGPIPE)
-	defer signal.Stop(pipe)
+	// Asked for, SIGPIPE no longer kills it; what ends the demo is its own
+	// output's write failing with EPIPE, not the signal, which Go delivers
+	// for any descriptor (a loopback connection of its proxy, model or
+	// merchant reset mid-write would have ended a demo still read). The
+	// signals are left unread. Only INT or TERM is the second signal that
+	// ends it at once.
+	sigpipes := make(chan os.Signal, 1)
+	signal.Notify(sigpipes, syscall.SIGPIPE)
+	defer signal.Stop(sigpipes)
+	out := &pipeWriter{w: stdout, gone: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	caught := make(chan os.Signal, 1)
@@ -189,8 +194,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		case sig := <-sigs:
 			caught <- sig
 			cancel()
-		case sig := <-pipe:
-			caught <- sig
+		case <-out.gone:
+			caught <- syscall.SIGPIPE
 			cancel()
 		case <-ran:
 			return
@@ -201,7 +206,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		case <-ran:
 		}
 	}()
-	_, err := runDemo(ctx, stdout)
+	_, err := runDemo(ctx, out)
 	select {
 	case sig := <-caught:
 		if sig != syscall.SIGPIPE { // a pipeline's end needs no word
@@ -210,11 +215,43 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		dieOf(sig.(syscall.Signal))
 	default:
 	}
+	if out.broken() {
+		// Its last line's write broke the pipe after the run's last
+		// step, before the watcher saw it: the end is the pipe's all the
+		// same.
+		dieOf(syscall.SIGPIPE)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
 	return 0
+}
+
+// pipeWriter is the demo's output: a write that fails with EPIPE (its
+// reader gone) closes gone, once.
+type pipeWriter struct {
+	w    io.Writer
+	once sync.Once
+	gone chan struct{}
+}
+
+func (p *pipeWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if errors.Is(err, syscall.EPIPE) {
+		p.once.Do(func() { close(p.gone) })
+	}
+	return n, err
+}
+
+// broken reports whether a write has met the reader gone.
+func (p *pipeWriter) broken() bool {
+	select {
+	case <-p.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // listen serves h on a loopback port and returns its URL and a stop func.

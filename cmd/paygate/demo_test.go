@@ -185,3 +185,27 @@ func TestDemoIntoAClosedPipeRemovesItsDir(t *testing.T) {
 		t.Errorf("stderr %q; want nothing", stderr.String())
 	}
 }
+
+// TestDemoGoesOnAfterASIGPIPENotFromItsOutput: only its own output's
+// reader gone ends the demo as a pipeline's program. It took any SIGPIPE
+// for that, and Go delivers every one to a program that asks for it,
+// whichever descriptor broke: a socket of its proxy, model or merchant
+// reset mid-write ended a demo whose output was read, silently, status
+// 141. Its model here writes to a broken socket in the first round; the
+// demo plays to its end.
+func TestDemoGoesOnAfterASIGPIPENotFromItsOutput(t *testing.T) {
+	tmp := t.TempDir()
+	cmd := exec.Command(os.Args[0], "demo")
+	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1", "PAYGATE_TEST_DEMO_SOCKET_EPIPE=1", "TMPDIR="+tmp)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Errorf("demo whose model met a broken socket: %v; want exit 0 (stderr %q)", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "refund.succeeded") {
+		t.Errorf("transcript lacks the refund's webhook, the demo's last step:\n%s", stdout.String())
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left under TMPDIR: %v; want the demo's dir removed", left)
+	}
+}

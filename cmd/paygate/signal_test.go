@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -33,6 +34,13 @@ func TestMain(m *testing.M) {
 		// The demo's model holds every round until it is given up: a
 		// demo that cannot end before the test signals it.
 		demoRoundHook = func(r *http.Request) { <-r.Context().Done() }
+	}
+	if os.Getenv("PAYGATE_TEST_DEMO_SOCKET_EPIPE") == "1" {
+		// The demo's model breaks a socket of its own in its first round:
+		// the kernel's SIGPIPE for a write whose reader is gone, on a
+		// descriptor that is not the demo's output.
+		var once sync.Once
+		demoRoundHook = func(*http.Request) { once.Do(writeToBrokenSocket) }
 	}
 	if os.Getenv("PAYGATE_TEST_RUN_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -319,4 +327,19 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 	if e := gjson.Get(last, "err").Str; !strings.Contains(e, taken.Addr().String()) {
 		t.Errorf("the reason serve stopped: err %q; want the address it could not listen on", e)
 	}
+}
+
+// writeToBrokenSocket writes to a Unix socket whose peer is closed: the
+// write fails with EPIPE and the kernel raises SIGPIPE, as it does for a
+// loopback connection reset mid-write.
+func writeToBrokenSocket() {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		panic(err)
+	}
+	syscall.Close(fds[1])
+	if _, err := syscall.Write(fds[0], []byte("x")); !errors.Is(err, syscall.EPIPE) {
+		panic(fmt.Sprintf("write to a socket whose peer is closed: %v; want EPIPE", err))
+	}
+	syscall.Close(fds[0])
 }
