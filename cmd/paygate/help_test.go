@@ -126,3 +126,27 @@ func TestFlagsBeforeTheCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestAnotherCommandsFlagsBeforeIt: a flag serve does not have, written
+// before the command that has it (`paygate -url URL healthcheck`, audit's
+// -text), stopped serve's parse before the command was seen: "flag
+// provided but not defined: -url" and serve's usage, which names neither
+// the command nor where the flag goes. It gets the line to write, as
+// -config before a command does.
+func TestAnotherCommandsFlagsBeforeIt(t *testing.T) {
+	tests := []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"-url", "http://127.0.0.1:9090", "healthcheck"}, "paygate: flags go after the command: paygate healthcheck -url http://127.0.0.1:9090"},
+		{[]string{"-config", "prod.yaml", "-text", "audit", "verify"}, "paygate: flags go after the command: paygate audit verify -config prod.yaml -text"},
+		{[]string{"-o", "out.jsonl", "audit", "export", "-config", "prod.yaml"}, "paygate: flags go after the command: paygate audit export -o out.jsonl -config prod.yaml"},
+		{[]string{"-json", "version"}, "paygate: version takes no flags: paygate version"},
+		{[]string{"-nosuch"}, "flag provided but not defined: -nosuch"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			checkRun(t, tc.args, 2, "", tc.stderr)
+		})
+	}
+}

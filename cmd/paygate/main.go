@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -158,11 +159,23 @@ func flagsBeforeCommand(args []string) (msg string, ok bool) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	configFlag(fs)
-	if fs.Parse(args) != nil || fs.NArg() == 0 {
-		return "", false
+	var flags, rest []string
+	if err := fs.Parse(args); err != nil {
+		// A flag serve lacks, the command's own (healthcheck's -url,
+		// audit's -text), stops the parse before the command is reached:
+		// the command is the first word that names one.
+		i := slices.IndexFunc(args, isCommandWord)
+		if i < 1 {
+			return "", false
+		}
+		flags, rest = args[:i], args[i:]
+	} else {
+		if fs.NArg() == 0 {
+			return "", false
+		}
+		rest = fs.Args()
+		flags = args[:len(args)-len(rest)]
 	}
-	rest := fs.Args()
-	flags := args[:len(args)-len(rest)]
 	sub, known := commandsWithFlags[rest[0]]
 	if !known {
 		switch rest[0] {
@@ -177,6 +190,13 @@ func flagsBeforeCommand(args []string) (msg string, ok bool) {
 	}
 	line := append(append(append([]string{"paygate"}, words...), flags...), rest[len(words):]...)
 	return "paygate: flags go after the command: " + strings.Join(line, " "), true
+}
+
+// isCommandWord reports whether arg names a command flagsBeforeCommand
+// moves flags after.
+func isCommandWord(arg string) bool {
+	_, ok := commandsWithFlags[arg]
+	return ok || arg == "demo" || arg == "version" || arg == "help"
 }
 
 // isHelp reports whether arg is one of the help flags (as the flag package
