@@ -80,8 +80,19 @@ func paymentsDescription(cfg *config.Config) string {
 // from the working directory), or the Redis servers and key prefix.
 func storeDescription(cfg *config.Config) string {
 	if cfg.Store.Driver == "redis" {
+		// As serve dials them: with master_name the addresses are the
+		// sentinels, not the server holding the orders; several without
+		// it, or cluster, a cluster's seeds. Addresses hold no password
+		// (config refuses a URL there).
 		r := cfg.Store.Redis
-		return "redis " + strings.Join(r.Addrs, ",") + " prefix " + strconv.Quote(r.KeyPrefix)
+		addrs := strings.Join(r.Addrs, ",")
+		switch {
+		case r.MasterName != "":
+			addrs = "master " + strconv.Quote(r.MasterName) + " from sentinels " + addrs
+		case r.Cluster || len(r.Addrs) > 1:
+			addrs = "cluster " + addrs
+		}
+		return "redis " + addrs + " prefix " + strconv.Quote(r.KeyPrefix)
 	}
 	if p, err := filepath.Abs(cfg.Store.Path); err == nil {
 		return p

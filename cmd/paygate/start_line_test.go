@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/paygate/paygate/config"
 )
 
 // TestStartSaysVersionPaymentsAndStore: serve's first log line says which
@@ -111,4 +113,34 @@ func grepLines(s, sub string) []string {
 		}
 	}
 	return out
+}
+
+// TestStartLineNamesRedisAsServeDialsIt: the start line's store names the
+// Redis deployment as serve dials it. With master_name the addresses are
+// the sentinels, asked for the master, and several (or cluster: true) a
+// cluster's seeds; it said "redis ADDRS" for all three, a sentinel's port
+// read as the server holding the orders. The password is never in it.
+func TestStartLineNamesRedisAsServeDialsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name, redis, want string
+	}{
+		{"one server", `{addrs: ["10.0.0.5:6379"], password: s3cret-pass, key_prefix: "pg:"}`, `redis 10.0.0.5:6379 prefix "pg:"`},
+		{"sentinels", `{addrs: ["10.0.0.5:26379", "10.0.0.6:26379"], master_name: mymaster, password: s3cret-pass}`, `redis master "mymaster" from sentinels 10.0.0.5:26379,10.0.0.6:26379 prefix "paygate:"`},
+		{"cluster", `{addrs: ["10.0.0.5:6379", "10.0.0.6:6379"], password: s3cret-pass}`, `redis cluster 10.0.0.5:6379,10.0.0.6:6379 prefix "paygate:"`},
+		{"cluster seed", `{addrs: ["10.0.0.5:6379"], cluster: true}`, `redis cluster 10.0.0.5:6379 prefix "paygate:"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte("store: {driver: redis, redis: "+tc.redis+"}\n"), "x.yaml", func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := storeDescription(cfg)
+			if got != tc.want {
+				t.Errorf("store %q; want %q", got, tc.want)
+			}
+			if strings.Contains(got, "s3cret") {
+				t.Errorf("store %q names the password", got)
+			}
+		})
+	}
 }
