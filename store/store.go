@@ -407,6 +407,15 @@ const (
 	MaxListLimit     = 1000
 )
 
+// MaxDueBytes bounds the payload bytes one Outbox.DueEvents returns. An
+// audit event carries its turn's whole conversation, a third more in
+// base64: a WeChat bot that sends its history every turn makes events of
+// megabytes (up to about 11 MB at the default 8 MiB body limit), and a
+// backlog of them read a thousand at a time held gigabytes, and on Redis
+// a reply so large that the read timed out and the backlog was never
+// drained.
+const MaxDueBytes = 32 << 20
+
 // Orders stores orders by number with compare-and-set transitions.
 type Orders interface {
 	// CreateOrder stores a new order (Version becomes 1; UpdatedAt, and
@@ -846,6 +855,9 @@ type Outbox interface {
 	// and heads of other kinds neither count against limit nor hide the
 	// wanted ones, however many of them are due before them: a consumer of
 	// one kind is never crowded out by due events nothing here consumes.
+	// It stops once the payloads it returns reach MaxDueBytes (the first
+	// event is returned whatever its size), so fewer than limit does not
+	// say that no more are due.
 	DueEvents(ctx context.Context, now time.Time, limit int, kinds ...string) ([]Event, error)
 	// ClaimEvents is DueEvents for a consumer that runs beside others (one per
 	// replica): it returns at most limit due events of kind kind, at most the
