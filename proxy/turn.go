@@ -64,7 +64,13 @@ type turn struct {
 	// restored into it: its last message is the one the bot's next request
 	// has before the assistant message of this turn's calls, half of where
 	// a kept exchange belongs. Fingerprinted only when an exchange is kept
-	// (keepExchange), not on every turn.
+	// (keepExchange), not on every turn. The bot's own bytes, not their
+	// rewrite for the provider (interceptors.RewriteChat: the end user's
+	// identity, stream usage), which no read of it tells apart: the bot's
+	// body is held to the turn's end in any case (failover resends from
+	// it, and the Chat read from it views it), and the rewrite kept here
+	// beside it was a fourth copy of the conversation at the provider (a
+	// WeChat bot's history of 4 MiB held 16 MiB a turn).
 	reqBody []byte
 
 	budget       config.Budget
@@ -183,7 +189,9 @@ type roundInfo struct {
 
 // runTurn serves a chat request whose user is known: the payment tools are
 // offered and the turn loops over rounds until one ends without a payment call.
-func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat interceptors.Chat, body []byte, caller payments.Caller) {
+//
+// sent is the bot's body as it came, body its rewrite (RewriteChat).
+func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat interceptors.Chat, sent, body []byte, caller payments.Caller) {
 	ctx, reqID := r.Context(), reqInfo(r).id
 	if chat.Choices > 1 {
 		// Each choice could call a payment tool, and the turn continues one
@@ -200,7 +208,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		return
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
-		reqBody:   body,
+		reqBody:   sent,
 		brk:       roundsBreak(gjson.Parse(chat.Stop)),
 		payChoice: paymentChoice(chat, body, s.tools.IsPayment)}
 	ruledOut := toolsRuledOut(chat, body)
