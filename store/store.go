@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -415,6 +416,30 @@ const (
 // a reply so large that the read timed out and the backlog was never
 // drained.
 const MaxDueBytes = 32 << 20
+
+// dueBytes is the bound DueEvents applies when a test lowered it (0:
+// MaxDueBytes). A Redis script decodes each head it reads at some 13 MB/s,
+// so a test that crosses 32 MiB several times keeps the server busy for
+// minutes (under -race); with the bound lowered, events of a few hundred
+// KB cross it as often in a few seconds.
+var dueBytes atomic.Int64
+
+// DueBytes is the payload bytes one Outbox.DueEvents reads at most:
+// MaxDueBytes, unless a test lowered it (LowerDueBytesForTest).
+func DueBytes() int {
+	if n := dueBytes.Load(); n > 0 {
+		return int(n)
+	}
+	return MaxDueBytes
+}
+
+// LowerDueBytesForTest makes DueBytes n until t's cleanup. For tests
+// only: the bound is the process's, so such a test must not run in
+// parallel with others that read the outbox.
+func LowerDueBytesForTest(t interface{ Cleanup(func()) }, n int) {
+	dueBytes.Store(int64(n))
+	t.Cleanup(func() { dueBytes.Store(0) })
+}
 
 // Orders stores orders by number with compare-and-set transitions.
 type Orders interface {
@@ -855,7 +880,7 @@ type Outbox interface {
 	// and heads of other kinds neither count against limit nor hide the
 	// wanted ones, however many of them are due before them: a consumer of
 	// one kind is never crowded out by due events nothing here consumes.
-	// It stops once the payloads it returns reach MaxDueBytes (the first
+	// It stops once the payloads it returns reach DueBytes (the first
 	// event is returned whatever its size), so fewer than limit does not
 	// say that no more are due.
 	DueEvents(ctx context.Context, now time.Time, limit int, kinds ...string) ([]Event, error)

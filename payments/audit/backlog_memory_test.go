@@ -10,14 +10,29 @@ import (
 
 	"github.com/paygate/paygate/internal/heaptest"
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
 )
 
-// heapAtPut samples the live heap each time the worker keeps a text: the
-// events of the pass it drains are live then.
+// heapAtPut samples the live heap each time the worker keeps a text (the
+// events of the pass it drains are live then), and keeps the most payload
+// bytes one DueEvents returned.
 type heapAtPut struct {
 	Store
-	mu   sync.Mutex
-	peak uint64
+	mu       sync.Mutex
+	peak     uint64
+	mostRead int
+}
+
+func (h *heapAtPut) DueEvents(ctx context.Context, now time.Time, limit int, kinds ...string) ([]store.Event, error) {
+	evs, err := h.Store.DueEvents(ctx, now, limit, kinds...)
+	read := 0
+	for _, e := range evs {
+		read += len(e.Payload)
+	}
+	h.mu.Lock()
+	h.mostRead = max(h.mostRead, read)
+	h.mu.Unlock()
+	return evs, err
 }
 
 func (h *heapAtPut) PutAuditText(ctx context.Context, seq uint64, client, user string, text []byte, said time.Time, ttl time.Duration) error {
@@ -35,12 +50,20 @@ func (h *heapAtPut) PutAuditText(ctx context.Context, seq uint64, client, user s
 // burst, a store that refused appends for a while, a restart) was read in
 // one pass of up to store.MaxListLimit events, payloads and all: 48
 // events of 4 MB held some 270 MB at once, 1,000 of 8 MiB (the body
-// limit) would hold 11 GB. A pass reads at most a bounded number of
-// payload bytes, so what a drain holds does not grow with the backlog. On
-// Redis the one read of them all was a reply so large that it timed out
-// (3 s), pass after pass: the backlog was never drained.
+// limit) would hold 11 GB. A pass reads at most store.DueBytes of
+// payload, so what a drain holds does not grow with the backlog. On Redis
+// the one read of them all was a reply so large that it timed out (3 s),
+// pass after pass: the backlog was never drained.
+//
+// The bound is lowered to 512 KiB and the conversations are 48 KiB (64 KB
+// as queued), so that 96 of them cross it a dozen times, as 32 MiB is by
+// conversations of 4 MB, in seconds: a Redis script decodes each head it
+// reads at some 13 MB/s, and events of 4 MB kept the server busy 50 s a
+// run (426 s under -race). Without the bound one read returns all 96
+// events (6 MB of payload) and the drain holds 9 to 11 MB at once.
 func TestBacklogOfLongConversationsIsDrainedInBoundedMemory(t *testing.T) {
-	const n, textSize = 24, 4 << 20
+	const n, textSize, dueBytes = 96, 48 << 10, 512 << 10
+	store.LowerDueBytesForTest(t, dueBytes)
 	line := `{"role":"user","content":"我想问一下这个月的会员续费怎么算，还有上次的订单是不是已经退款了？"},`
 	var b strings.Builder
 	b.WriteString("[")
@@ -66,22 +89,30 @@ func TestBacklogOfLongConversationsIsDrainedInBoundedMemory(t *testing.T) {
 				ev, _ := ActionEvent(Action{Name: "order.created", OrderNo: "x"}, turn)
 				payload = len(ev.Payload)
 			}
+			if n*payload < 8*dueBytes {
+				t.Fatalf("the backlog is %d bytes of payload; want the bound of %d crossed several times", n*payload, dueBytes)
+			}
 			base := heaptest.Live()
 			h := &heapAtPut{Store: st}
 			w := newTestWorker(t, h, nil)
 			drainAll(t, w)
-			// The chain, not Drain's count: on a Redis that each such
-			// event keeps busy for half a second, an acknowledgement may
-			// time out after it went through, and the event is found in
+			// The chain, not Drain's count: an acknowledgement that times
+			// out after it went through leaves the event to be found in
 			// the chain at the next pass and counted again.
 			if head, err := st.AuditHead(context.Background()); err != nil || head.Seq != n {
 				t.Fatalf("after the drain the chain's head is %+v (%v); want %d records", head, err, n)
 			}
+			if h.mostRead > dueBytes+payload {
+				t.Errorf("one read of the outbox returned %d KB of payload; want at most the bound, %d KB, and one event more", h.mostRead>>10, dueBytes>>10)
+			}
 			grew := int64(h.peak) - int64(base)
-			t.Logf("%d events of %d bytes of payload (%d MB in all): live heap peaked %d MB over the start", n, payload, n*payload>>20, grew>>20)
-			const bound = 96 << 20
+			t.Logf("%d events of %d bytes of payload (%d KB in all): live heap peaked %d KB over the start", n, payload, n*payload>>10, grew>>10)
+			// A pass holds up to the bound and one event more, each payload
+			// beside its decoded text and the store's copies as it writes
+			// them: 1.5 to 4 MB here.
+			const bound = 12 * dueBytes
 			if grew > bound {
-				t.Errorf("draining %d events of %d MB held %d MB at once; want at most %d MB, whatever the backlog", n, payload>>20, grew>>20, bound>>20)
+				t.Errorf("draining %d events of %d KB held %d KB at once; want at most %d KB, whatever the backlog", n, payload>>10, grew>>10, bound>>10)
 			}
 		})
 	}

@@ -435,7 +435,7 @@ func heads(tx *bolt.Tx, skip func(key []byte) bool, fn func(k []byte, e store.Ev
 // DueEvents implements store.Outbox: the due index names the due heads
 // of each kind wanted (of every kind in it when none is), up to limit
 // each; of them the limit handed out first are read, until their payloads
-// reach store.MaxDueBytes.
+// reach store.DueBytes.
 func (d *DB) DueEvents(ctx context.Context, now time.Time, limit int, kinds ...string) ([]store.Event, error) {
 	if limit <= 0 {
 		limit = store.DefaultListLimit
@@ -457,9 +457,9 @@ func (d *DB) DueEvents(ctx context.Context, now time.Time, limit int, kinds ...s
 		if len(due) > limit {
 			due = due[:limit]
 		}
-		size := 0 // of the payloads read, at most store.MaxDueBytes
+		size, bound := 0, store.DueBytes() // of the payloads read
 		for _, entry := range due {
-			if size >= store.MaxDueBytes {
+			if size >= bound {
 				break
 			}
 			if k, e := keyHead(tx, entry[2*stampLen:]); k != nil && !e.NextAt.After(now) && store.OfKind(e, kinds) {

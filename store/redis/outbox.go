@@ -373,8 +373,8 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int, kinds .
 	nowMs := s.serverMs(ctx, now)
 	scan := s.scanDue(nowMs, window)
 	var out []store.Event
-	size, largest := 0, 0 // of the payloads read
-	for len(out) < limit && size < store.MaxDueBytes {
+	size, largest, bound := 0, 0, store.DueBytes() // of the payloads read
+	for len(out) < limit && size < bound {
 		keys, err := scan.next(ctx)
 		if err != nil {
 			return nil, mapErr("due events", err)
@@ -384,14 +384,14 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int, kinds .
 		}
 		// The heads are read firstHeads at a time until one of them shows
 		// the payloads' size, then as many at once as fit pipelineBytes
-		// (and what is left of store.MaxDueBytes) at the largest seen: a
+		// (and what is left of store.DueBytes) at the largest seen: a
 		// window of small events is still one pipeline, and one of long
 		// conversations no reply of hundreds of megabytes that no read
 		// timeout lets through.
-		for len(keys) > 0 && size < store.MaxDueBytes {
+		for len(keys) > 0 && size < bound {
 			n := min(len(keys), firstHeads)
 			if largest > 0 {
-				n = min(len(keys), max(1, min(pipelineBytes, store.MaxDueBytes-size)/largest))
+				n = min(len(keys), max(1, min(pipelineBytes, bound-size)/largest))
 			}
 			due, moved, err := s.dueOf(ctx, keys[:n], nowMs, kinds...)
 			if err != nil {
