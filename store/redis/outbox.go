@@ -229,13 +229,23 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 // keys whose head is not due, and how many entries it so moved out of the
 // due range.
 func (s *Store) dueOf(ctx context.Context, keys []string, nowMs int64, kinds ...string) ([]headState, int, error) {
+	due, moved, _, err := s.dueSized(ctx, keys, nowMs, kinds...)
+	return due, moved, err
+}
+
+// dueSized is dueOf that also tells the largest payload of the heads it
+// read, returned or not (of other kinds, not due yet).
+func (s *Store) dueSized(ctx context.Context, keys []string, nowMs int64, kinds ...string) ([]headState, int, int, error) {
 	heads, err := s.readHeads(ctx, keys)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	out := heads[:0]
-	moved := 0
+	moved, largest := 0, 0
 	for _, h := range heads {
+		if h.head != nil {
+			largest = max(largest, len(h.head.Ev.Payload))
+		}
 		if h.head != nil && h.head.NextMs <= nowMs {
 			if store.OfKind(h.head.Ev, kinds) {
 				out = append(out, h)
@@ -245,7 +255,7 @@ func (s *Store) dueOf(ctx context.Context, keys []string, nowMs int64, kinds ...
 		s.syncIndexOrWarn(ctx, nil, h.key, strconv.FormatInt(h.obv, 10), h.next)
 		moved++
 	}
-	return out, moved, nil
+	return out, moved, largest, nil
 }
 
 // statsPasses bounds OutboxStats' reads of the index: a move ends in a
@@ -393,16 +403,19 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int, kinds .
 			if largest > 0 {
 				n = min(len(keys), max(1, min(pipelineBytes, bound-size)/largest))
 			}
-			due, moved, err := s.dueOf(ctx, keys[:n], nowMs, kinds...)
+			// Every head read tells the payloads' size, returned or not: the
+			// heads of other kinds ahead of the wanted ones (a relay's
+			// deliveries behind) were otherwise read two at a time.
+			due, moved, read, err := s.dueSized(ctx, keys[:n], nowMs, kinds...)
 			if err != nil {
 				return nil, err
 			}
 			keys = keys[n:]
 			scan.moved(moved)
+			largest = max(largest, read, 1)
 			for _, h := range due {
 				out = append(out, h.head.Ev)
 				size += len(h.head.Ev.Payload)
-				largest = max(largest, len(h.head.Ev.Payload))
 			}
 		}
 	}
