@@ -96,9 +96,10 @@ func TestBacklogOfLongConversationsIsDrainedInBoundedMemory(t *testing.T) {
 			h := &heapAtPut{Store: st}
 			w := newTestWorker(t, h, nil)
 			drainAll(t, w)
-			// The chain, not Drain's count: an acknowledgement that times
-			// out after it went through leaves the event to be found in
-			// the chain at the next pass and counted again.
+			// The chain, not Drain's count: an enqueue whose reply timed out
+			// is re-sent by go-redis, the event queued twice with one id;
+			// its second copy is found in the chain and counted again
+			// (TestLostAckOrTwiceEnqueuedEventAppendsOnce).
 			if head, err := st.AuditHead(context.Background()); err != nil || head.Seq != n {
 				t.Fatalf("after the drain the chain's head is %+v (%v); want %d records", head, err, n)
 			}
