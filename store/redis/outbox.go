@@ -206,15 +206,11 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 		if len(keys) == 0 || len(out) == limit {
 			continue
 		}
-		due, moved, err := s.dueOf(ctx, keys, nowMs, kind)
+		keys, moved, err := s.dueKeysOf(ctx, keys, nowMs, kind)
 		if err != nil {
 			return nil, err
 		}
 		scan.moved(moved)
-		keys = keys[:0]
-		for _, h := range due {
-			keys = append(keys, h.key)
-		}
 		for len(keys) > 0 && len(out) < limit {
 			if keys, err = claim(keys); err != nil {
 				return nil, err
@@ -222,6 +218,36 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 		}
 	}
 	return out, nil
+}
+
+// dueKeysOf is dueOf for a reader that needs the keys alone (ClaimEvents,
+// which claims them next): it reads each head's kind and due time, not the
+// head, which for an order's audit event carries its turn's conversation
+// (7 MB queued for one of 4 MB): read whole, a window of them was one
+// reply of hundreds of MB that the read timeout cut, claim after claim.
+func (s *Store) dueKeysOf(ctx context.Context, keys []string, nowMs int64, kind string) ([]string, int, error) {
+	cmds, err := s.evalEach(ctx, "read outbox", s.sc.headKind, false, len(keys),
+		func(i int) []string { rk, ob, obv := s.k.orderTag(keys[i]); return []string{rk, ob, obv} },
+		func(int) []any { return nil })
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []string
+	moved := 0
+	for i, cmd := range cmds {
+		r := replySlice(cmd.Val())
+		obv, next := replyInt(r, 0), replyInt(r, 1)
+		k, _ := replyStr(r, 2)
+		if next != noHead && next <= nowMs {
+			if k == kind {
+				out = append(out, keys[i])
+			}
+			continue
+		}
+		s.syncIndexOrWarn(ctx, nil, keys[i], strconv.FormatInt(obv, 10), next)
+		moved++
+	}
+	return out, moved, nil
 }
 
 // dueOf reads the heads of keys (one pipeline) and returns those due at

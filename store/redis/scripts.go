@@ -269,6 +269,18 @@ local v, nx = obstate(KEYS[2], KEYS[3])
 return {r[1], r[2], v, nx, redis.call('LINDEX', KEYS[2], 0), redis.call('LLEN', KEYS[2])}
 `
 
+// KEYS: rec, ob, obv. Returns {obv, next, kind|false}: the outbox state of
+// one tag and its head's kind, without the head, which may carry a
+// conversation of megabytes (ClaimEvents looks past the heads of other
+// kinds with it).
+const luaHeadKind = luaObState + `
+local v, nx = obstate(KEYS[2], KEYS[3])
+local h = redis.call('LINDEX', KEYS[2], 0)
+local k = false
+if h then k = obhead(h).kind or false end
+return {v, nx, k}
+`
+
 // KEYS: ob, obv[, rec]. ARGV: id, hold_ms. Returns {1, obv, next} or {0} when
 // not queued.
 const luaAck = luaObState + luaHold + `
@@ -1099,7 +1111,7 @@ return {0}
 
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
-	createOrder, updateOrder, enqueue, readTag, ack, retry            *goredis.Script
+	createOrder, updateOrder, enqueue, readTag, headKind, ack, retry  *goredis.Script
 	ackAt, reschedule                                                 *goredis.Script
 	enqueueOnceAll, claimEvent                                        *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy                 *goredis.Script
@@ -1124,6 +1136,7 @@ func newScripts() *scripts {
 		enqueueOnceAll: goredis.NewScript(luaEnqueueOnceAll),
 		claimEvent:     goredis.NewScript(luaClaimEvent),
 		readTag:        goredis.NewScript(luaReadTag),
+		headKind:       goredis.NewScript(luaHeadKind),
 		ack:            goredis.NewScript(luaAck),
 		ackAt:          goredis.NewScript(luaAckAt),
 		reschedule:     goredis.NewScript(luaReschedule),
@@ -1167,7 +1180,7 @@ func newScripts() *scripts {
 
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
-		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnceAll, s.claimEvent, s.readTag, s.ack, s.retry,
+		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnceAll, s.claimEvent, s.readTag, s.headKind, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.appendBatch, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
