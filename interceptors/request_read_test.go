@@ -340,6 +340,11 @@ func passthroughByPath(body []byte, watch []string) (Passthrough, bool) {
 	if !boolOrNull(res[1]) {
 		return Passthrough{}, false
 	}
+	// A model that is neither a string nor null is refused (OpenAI's
+	// invalid_type), not read as naming none.
+	if m := res[0]; m.Exists() && m.Type != gjson.String && m.Type != gjson.Null {
+		return Passthrough{}, false
+	}
 	return Passthrough{Model: res[0].Str, Stream: res[1].Bool(), User: res[2].Str, HasUser: res[2].Exists()}, true
 }
 
@@ -371,6 +376,9 @@ func FuzzReadChat(f *testing.F) {
 		`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"a","function":{"name":"f","name":"g"}}]}]}`,
 		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"},{"Type":"image_url"}]}]}`,
 		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","te\u0078t":"a"}],"tool_call\u017f":[]}]}`,
+		`{"model":0}`,
+		`{"model":null,"input":"x"}`,
+		`{"model":["m"],"stream":true}`,
 	} {
 		f.Add(b)
 	}
