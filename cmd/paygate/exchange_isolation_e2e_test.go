@@ -22,7 +22,23 @@ func chatInSession(t *testing.T, url, session, body string) string {
 // failing the test on anything but a 200.
 func userSessionChat(t *testing.T, url, user, session, body string) []byte {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	status, b, err := postSessionChat(url, user, session, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusOK {
+		t.Fatalf("chat: %d %s", status, b)
+	}
+	return b
+}
+
+// postSessionChat is userSessionChat for a caller that judges the answer
+// itself (or runs off the test's goroutine): its status and body.
+func postSessionChat(url, user, session, body string) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
 	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
 	req.Header.Set("X-WeChat-OpenID", user)
 	if session != "" {
@@ -30,14 +46,17 @@ func userSessionChat(t *testing.T, url, user, session, body string) []byte {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("chat: %d %s", resp.StatusCode, b)
-	}
-	return b
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// userMessage is a non-stream chat body of one user message, content as
+// it is (no JSON escapes needed).
+func userMessage(content string) string {
+	return `{"model":"gpt-4o","messages":[{"role":"user","content":"` + content + `"}]}`
 }
 
 // TestExchangeStaysInItsConversation: a kept payment exchange goes back only

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
@@ -40,19 +39,12 @@ func TestDailyLimitIsTheUsersAcrossSessions(t *testing.T) {
 			url, a := serveConfig(t, premiumConfig(t, driver, up.URL, "  rules: {max_orders_per_user_per_day: 1}\n"), io.Discard)
 			const user, other, turns = "oUser-sessions-daily-0001", "oOther-sessions-daily-002", 8
 			chat := func(user, session, content string) (gjson.Result, string) {
-				req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
-					strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"`+content+`"}]}`))
-				req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-				req.Header.Set("X-WeChat-OpenID", user)
-				req.Header.Set("X-Paygate-Session", session)
-				resp, err := http.DefaultClient.Do(req)
+				status, b, err := postSessionChat(url, user, session, userMessage(content))
 				if err != nil {
 					return gjson.Result{}, err.Error()
 				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					return gjson.Result{}, strconv.Itoa(resp.StatusCode) + " " + string(b)
+				if status != http.StatusOK {
+					return gjson.Result{}, strconv.Itoa(status) + " " + string(b)
 				}
 				return gjson.ParseBytes(b), ""
 			}

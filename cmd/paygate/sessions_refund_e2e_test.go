@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -28,19 +27,12 @@ func TestRefundAcrossSessions(t *testing.T) {
 			url, a := serveConfig(t, premiumConfig(t, driver, up.URL, ""), io.Discard)
 			chat := func(session, content string) gjson.Result {
 				t.Helper()
-				req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
-					strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"`+content+`"}]}`))
-				req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-				req.Header.Set("X-WeChat-OpenID", user)
-				req.Header.Set("X-Paygate-Session", session)
-				resp, err := http.DefaultClient.Do(req)
+				status, b, err := postSessionChat(url, user, session, userMessage(content))
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("chat in %s: %d %s", session, resp.StatusCode, b)
+				if status != http.StatusOK {
+					t.Fatalf("chat in %s: %d %s", session, status, b)
 				}
 				return gjson.ParseBytes(b)
 			}

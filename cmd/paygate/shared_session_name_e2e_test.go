@@ -28,19 +28,12 @@ func TestTwoUsersOneSessionName(t *testing.T) {
 			chat := func(user, content string) (gjson.Result, []string) {
 				t.Helper()
 				before := len(up.requests())
-				body := `{"model":"gpt-4o","messages":[{"role":"user","content":"` + content + `"}]}`
-				req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-				req.Header.Set("X-WeChat-OpenID", user)
-				req.Header.Set("X-Paygate-Session", session)
-				resp, err := http.DefaultClient.Do(req)
+				status, b, err := postSessionChat(url, user, session, userMessage(content))
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("chat as %s: %d %s", user, resp.StatusCode, b)
+				if status != http.StatusOK {
+					t.Fatalf("chat as %s: %d %s", user, status, b)
 				}
 				return gjson.ParseBytes(b), up.requests()[before:]
 			}
