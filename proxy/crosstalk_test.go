@@ -180,9 +180,13 @@ func (f *ctFixture) provider(name string) http.HandlerFunc {
 			return
 		}
 		ds := c.deltas()
-		if last := gjson.GetBytes(body, "messages.@reverse.0"); last.Get("role").Str == "assistant" && !toolResult.Exists() {
+		if last := gjson.GetBytes(body, "messages.@reverse.0"); last.Get("role").Str == "assistant" && !last.Get("tool_calls").Exists() {
 			// A recovery's prefill: the text the client has, which the
-			// answer goes on from.
+			// answer goes on from; after a payment round too (its tool
+			// result before the prefill), when a's first token came at
+			// its deadline on a loaded host and the timeout cut the
+			// stream after what paygate had buffered (25 parts) had
+			// reached the client.
 			f.prefills.Add(1)
 			prefix := last.Get("content").Str
 			if !strings.HasPrefix(c.text(), prefix) {
