@@ -57,9 +57,8 @@ func (h *heapAtPut) PutAuditText(ctx context.Context, seq uint64, client, user s
 //
 // The bound is lowered to 512 KiB and the conversations are 48 KiB (64 KB
 // as queued), so that 96 of them cross it a dozen times, as 32 MiB is by
-// conversations of 4 MB, in seconds: a Redis script decodes each head it
-// reads at some 13 MB/s, and events of 4 MB kept the server busy 50 s a
-// run (426 s under -race). Without the bound one read returns all 96
+// conversations of 4 MB, in seconds: events of 4 MB took 50 s a run
+// through Redis (426 s under -race). Without the bound one read returns all 96
 // events (6 MB of payload) and the drain holds 9 to 11 MB at once.
 func TestBacklogOfLongConversationsIsDrainedInBoundedMemory(t *testing.T) {
 	const n, textSize, dueBytes = 96, 48 << 10, 512 << 10
