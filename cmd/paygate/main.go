@@ -178,8 +178,7 @@ func flagsBeforeCommand(args []string) (msg string, ok bool) {
 	}
 	sub, known := commandsWithFlags[rest[0]]
 	if !known {
-		switch rest[0] {
-		case "demo", "version", "help":
+		if slices.Contains(flaglessCommands, rest[0]) {
 			return "paygate: " + rest[0] + " takes no flags: paygate " + rest[0], true
 		}
 		return "", false
@@ -192,11 +191,14 @@ func flagsBeforeCommand(args []string) (msg string, ok bool) {
 	return "paygate: flags go after the command: " + strings.Join(line, " "), true
 }
 
+// flaglessCommands are the commands that take no flags.
+var flaglessCommands = []string{"demo", "version", "help"}
+
 // isCommandWord reports whether arg names a command flagsBeforeCommand
 // moves flags after.
 func isCommandWord(arg string) bool {
 	_, ok := commandsWithFlags[arg]
-	return ok || arg == "demo" || arg == "version" || arg == "help"
+	return ok || slices.Contains(flaglessCommands, arg)
 }
 
 // isHelp reports whether arg is one of the help flags (as the flag package
