@@ -14,7 +14,6 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
-	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
@@ -48,20 +47,10 @@ models:
   - {name: "模型", targets: [{provider: fake, model: m2}]}
   - {name: "gpt-4o-mini", targets: [{provider: fake, model: gpt-4o}]}
 `
-	cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(cfg, io.Discard, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.close)
-	srv := h1test.NewServer(a.server.Handler())
-	t.Cleanup(srv.Close)
+	url, _ := serveConfig(t, src, io.Discard)
 
 	oc := openai.DefaultConfig(e2eClientKey)
-	oc.BaseURL = srv.URL + "/v1"
+	oc.BaseURL = url + "/v1"
 	c := openai.NewClientWithConfig(oc)
 	ctx := context.Background()
 	list, err := c.ListModels(ctx)
@@ -95,7 +84,7 @@ models:
 	}
 	cmd := exec.Command("node", "chat.mjs", "models")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PAYGATE_URL="+srv.URL+"/v1", "PAYGATE_KEY="+e2eClientKey, "PAYGATE_MODEL_UNKNOWN=Qwen/Qwen2.5-72B-Instruct")
+	cmd.Env = append(os.Environ(), "PAYGATE_URL="+url+"/v1", "PAYGATE_KEY="+e2eClientKey, "PAYGATE_MODEL_UNKNOWN=Qwen/Qwen2.5-72B-Instruct")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("node models: %v %s", err, out)
