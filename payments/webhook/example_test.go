@@ -35,6 +35,8 @@ func Example_receiver() {
 			http.Error(w, "bad event", http.StatusBadRequest)
 			return
 		}
+		// Check, act and remember as one step: a copy of the event can
+		// arrive while this one is still handled (after paygate's 10 s).
 		mu.Lock()
 		defer mu.Unlock()
 		if processed[evt.ID] { // a retry of an event already handled

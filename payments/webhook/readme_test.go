@@ -128,7 +128,10 @@ console.log(JSON.stringify(out));
 }
 
 // TestReadmeGoSnippet: the README's Go snippet is the body of
-// Example_receiver (which runs), not a drifting copy.
+// Example_receiver (which runs), not a drifting copy: its dedupe checks
+// the id, acts and remembers the id under one lock, since a copy can
+// arrive while the first is still handled
+// (TestCopyArrivesWhileTheFirstIsStillHandled).
 func TestReadmeGoSnippet(t *testing.T) {
 	snippet := readmeBlock(t, "## Merchant webhooks", "go")
 	src, err := os.ReadFile("example_test.go")
@@ -140,6 +143,10 @@ func TestReadmeGoSnippet(t *testing.T) {
 		`body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))`,
 		`if err := webhook.Verify(secret, r.Header.Get(webhook.SignatureHeader), body, time.Now(), 5*time.Minute); err != nil {`,
 		`var evt webhook.Envelope`,
+		`mu.Lock()`,
+		`defer mu.Unlock()`,
+		`if processed[evt.ID] {`,
+		`processed[evt.ID] = true`,
 	} {
 		if !strings.Contains(norm(snippet), norm(line)) || !strings.Contains(norm(string(src)), norm(line)) {
 			t.Errorf("README snippet and Example_receiver do not both contain %q", line)
