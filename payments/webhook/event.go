@@ -66,7 +66,8 @@ type Envelope struct {
 }
 
 // Data is the event's subject. Order is the order object of SPEC 2.3, the
-// same as in the paygate response extension and GET /v1/paygate/orders.
+// same as in the paygate response extension and GET /v1/paygate/orders
+// (DecodeOrder gives it typed).
 // Refund is set for refund.* events. The other fields say whose order it is
 // (the order object deliberately carries no user), because the merchant must
 // know whom to deliver to.
@@ -82,6 +83,35 @@ type Data struct {
 	TransactionID string `json:"transaction_id,omitempty"`
 	// ReviewReason is set on order.needs_review.
 	ReviewReason string `json:"review_reason,omitempty"`
+}
+
+// Order is data.order, SPEC 2.3's order object, typed for Go receivers
+// (Data.DecodeOrder): amounts exact integers in fen (Data.Order's map gives
+// float64), times parsed, a time not yet known (paid_at before the
+// payment) nil.
+type Order struct {
+	OrderNo     string     `json:"order_no"`
+	SKU         string     `json:"sku"`
+	Description string     `json:"description"`
+	Quantity    int        `json:"quantity"`
+	AmountFen   int64      `json:"amount_fen"`
+	Currency    string     `json:"currency"`
+	PayMethod   string     `json:"pay_method"`
+	Status      string     `json:"status"` // SPEC 2.3's order statuses: paid, closed, expired, …
+	CreatedAt   *time.Time `json:"created_at"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	PaidAt      *time.Time `json:"paid_at"`
+	RefundedFen int64      `json:"refunded_fen"`
+}
+
+// DecodeOrder returns data.order as an Order.
+func (d Data) DecodeOrder() (Order, error) {
+	var o Order
+	b, err := json.Marshal(d.Order)
+	if err == nil {
+		err = json.Unmarshal(b, &o)
+	}
+	return o, err
 }
 
 // Events is the payments.Options.Events hook: it turns one committed order

@@ -35,6 +35,11 @@ func Example_receiver() {
 			http.Error(w, "bad event", http.StatusBadRequest)
 			return
 		}
+		order, err := evt.Data.DecodeOrder() // amounts as int64, times parsed
+		if err != nil {
+			http.Error(w, "bad order", http.StatusBadRequest)
+			return
+		}
 		// Check, act and remember as one step: a copy of the event can
 		// arrive while this one is still handled (after paygate's 10 s).
 		mu.Lock()
@@ -45,9 +50,9 @@ func Example_receiver() {
 		}
 		switch evt.Type {
 		case webhook.TypeOrderPaid:
-			fmt.Printf("deliver %v to %s in app %s\n", evt.Data.Order["sku"], evt.Data.OpenID, evt.Data.AppID)
+			fmt.Printf("deliver %d × %s (%d fen paid) to %s in app %s\n", order.Quantity, order.SKU, order.AmountFen, evt.Data.OpenID, evt.Data.AppID)
 		case webhook.TypeOrderClosed:
-			fmt.Printf("order %v ended: %v\n", evt.Data.Order["order_no"], evt.Data.Order["status"])
+			fmt.Printf("order %s ended: %s\n", order.OrderNo, order.Status)
 		}
 		processed[evt.ID] = true
 		w.WriteHeader(http.StatusNoContent)
@@ -56,7 +61,7 @@ func Example_receiver() {
 	srv := httptest.NewServer(http.HandlerFunc(handler))
 	defer srv.Close()
 	// What paygate sends, twice (a retry after a lost answer).
-	body := `{"id":"evt_1","type":"order.paid","created_at":"2026-01-02T03:04:05Z","data":{"order":{"order_no":"PG1","sku":"premium-monthly","status":"paid"},"client":"shop-bot","app_id":"wx123","openid":"oUser1"}}`
+	body := `{"id":"evt_1","type":"order.paid","created_at":"2026-01-02T03:04:05Z","data":{"order":{"order_no":"PG1","sku":"premium-monthly","description":"Premium","quantity":1,"amount_fen":4999,"currency":"CNY","pay_method":"jsapi","status":"paid","created_at":"2026-01-02T03:00:00Z","expires_at":"2026-01-02T03:30:00Z","paid_at":"2026-01-02T03:04:05Z","refunded_fen":0},"client":"shop-bot","app_id":"wx123","openid":"oUser1"}}`
 	for range 2 {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
 		req.Header.Set(webhook.SignatureHeader, webhook.Sign(secret, time.Now(), []byte(body)))
@@ -69,7 +74,7 @@ func Example_receiver() {
 		fmt.Println(resp.StatusCode)
 	}
 	// Output:
-	// deliver premium-monthly to oUser1 in app wx123
+	// deliver 1 × premium-monthly (4999 fen paid) to oUser1 in app wx123
 	// 204
 	// 204
 }

@@ -143,6 +143,7 @@ func TestReadmeGoSnippet(t *testing.T) {
 		`body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))`,
 		`if err := webhook.Verify(secret, r.Header.Get(webhook.SignatureHeader), body, time.Now(), 5*time.Minute); err != nil {`,
 		`var evt webhook.Envelope`,
+		`order, err := evt.Data.DecodeOrder()`,
 		`mu.Lock()`,
 		`defer mu.Unlock()`,
 		`if processed[evt.ID] {`,
