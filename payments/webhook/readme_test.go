@@ -90,6 +90,11 @@ func TestReadmeNodeVerifier(t *testing.T) {
 		{Name: "timestamp changed", Secret: secret, Header: "t=" + strconv.FormatInt(now.Unix()-1, 10) + "," + v1, Body: body},
 		{Name: "no v1", Secret: secret, Header: good[:strings.Index(good, ",")], Body: body},
 		{Name: "short v1", Secret: secret, Header: good[:len(good)-2], Body: body},
+		// Malformed headers paygate never sends: the Go and Node recipes
+		// refuse them alike.
+		{Name: "v1 with trailing junk", Secret: secret, Header: good + "zz", Body: body},
+		{Name: "v1 with an odd nibble", Secret: secret, Header: good + "0", Body: body},
+		{Name: "second t", Secret: secret, Header: "t=" + strconv.FormatInt(now.Unix()-1, 10) + "," + good, Body: body},
 		{Name: "empty", Secret: secret, Header: "", Body: body},
 		{Name: "empty secret", Secret: "", Header: webhook.Sign("", now, []byte(body)), Body: body},
 	}

@@ -24,7 +24,8 @@ const DefaultTolerance = 5 * time.Minute
 // Errors of Verify; a receiver answers 400 (or 401) to all of them and the
 // event is retried.
 var (
-	// ErrNoSignature: the header is missing or has no t= or no v1= part.
+	// ErrNoSignature: the header is missing, has no t= or no v1= part, or
+	// has two t= parts.
 	ErrNoSignature = errors.New("webhook signature missing or malformed")
 	// ErrTimestamp: the signed timestamp is outside the tolerance (a replay
 	// of an old delivery, or a clock far off).
@@ -68,6 +69,7 @@ func Verify(secret, header string, body []byte, now time.Time, tolerance time.Du
 	}
 	var ts string
 	var sigs [][]byte
+	seenT := false
 	for part := range strings.SplitSeq(header, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
@@ -75,7 +77,12 @@ func Verify(secret, header string, body []byte, now time.Time, tolerance time.Du
 		}
 		switch k {
 		case "t":
-			ts = v
+			if seenT {
+				// Two timestamps: which was signed is anyone's guess
+				// (the README's Node recipe refuses it too).
+				return fmt.Errorf("%w: more than one t", ErrNoSignature)
+			}
+			ts, seenT = v, true
 		case "v1":
 			if b, err := hex.DecodeString(v); err == nil && len(b) == sha256.Size {
 				sigs = append(sigs, b)
