@@ -95,6 +95,8 @@ func TestReadmeNodeVerifier(t *testing.T) {
 		{Name: "v1 with trailing junk", Secret: secret, Header: good + "zz", Body: body},
 		{Name: "v1 with an odd nibble", Secret: secret, Header: good + "0", Body: body},
 		{Name: "second t", Secret: secret, Header: "t=" + strconv.FormatInt(now.Unix()-1, 10) + "," + good, Body: body},
+		{Name: "v1 with a second =", Secret: secret, Header: good + "=00", Body: body},
+		{Name: "a bare t", Secret: secret, Header: "t," + good, Body: body, Want: true},
 		{Name: "empty", Secret: secret, Header: "", Body: body},
 		{Name: "empty secret", Secret: "", Header: webhook.Sign("", now, []byte(body)), Body: body},
 	}
