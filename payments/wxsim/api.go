@@ -356,6 +356,11 @@ func (s *Server) dispatch(op, key string, r *http.Request, body []byte, entry *R
 	return errResponse(errf(404, "NOT_FOUND", "no such API: %s %s", r.Method, r.URL.Path))
 }
 
+// minPayWindow is the shortest time WeChat Pay leaves a payer: a
+// time_expire earlier than this after the order is placed is raised to it
+// (its JSAPI and Native prepay documents).
+const minPayWindow = time.Minute
+
 type prepayBody struct {
 	AppID       string `json:"appid"`
 	MchID       string `json:"mchid"`
@@ -417,6 +422,11 @@ func (s *Server) prepay(method string, body []byte, entry *RequestLog) response 
 		resp := prepayAnswer(o)
 		s.mu.Unlock()
 		return resp
+	}
+	if first := s.now().Add(minPayWindow); !expire.IsZero() && expire.Before(first) {
+		// As WeChat Pay documents: a time_expire earlier than a minute
+		// after the order is placed is raised to that minute.
+		expire = first
 	}
 	o = &order{
 		method: method, description: b.Description, notifyURL: b.NotifyURL, expire: expire,

@@ -268,3 +268,46 @@ func TestExpiredOrderCannotBePaid(t *testing.T) {
 		t.Errorf("order paid in time: got %s; want SUCCESS", tx.TradeState)
 	}
 }
+
+// TestTimeExpireAtLeastAMinuteAfterPlacement: WeChat Pay raises a
+// time_expire earlier than a minute after the order is placed to that
+// minute (its JSAPI/Native prepay documents: "支付结束时间不能早于下单时间后1
+// 分钟 ... 系统将自动调整为下单时间后1分钟"). The simulator kept the deadline
+// as sent, so a test of an order opened with less than a minute to go saw
+// the payer refused where WeChat Pay takes the money.
+func TestTimeExpireAtLeastAMinuteAfterPlacement(t *testing.T) {
+	var mu sync.Mutex
+	var off time.Duration
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(off)
+	}
+	s, api := newSim(t, wxsim.Options{Now: now})
+	ack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(ack.Close)
+	c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, ack.URL+"/wechatpay/notify"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, no := range []string{"PGshort00000001", "PGshort00000002"} {
+		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
+			Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 100, ExpireAt: time.Now().Add(20 * time.Second),
+		}); err != nil {
+			t.Fatalf("prepay %s: %v", no, err)
+		}
+	}
+	mu.Lock()
+	off = 40 * time.Second // past the time_expire sent, within the minute
+	mu.Unlock()
+	if _, err := s.Pay(ctx, "PGshort00000001"); err != nil {
+		t.Errorf("pay 40s after placing an order sent with a 20s time_expire: %v; want paid (WeChat Pay raises it to a minute)", err)
+	}
+	mu.Lock()
+	off = 61 * time.Second
+	mu.Unlock()
+	if _, err := s.Pay(ctx, "PGshort00000002"); !errors.Is(err, wxsim.ErrNotPayable) {
+		t.Errorf("pay past the minute: %v; want ErrNotPayable", err)
+	}
+}
