@@ -411,10 +411,17 @@ func (s *Service) queryAndApply(ctx context.Context, o *store.Order, cause strin
 	return o, fmt.Errorf("close %s at wechat pay: not confirmed: answered ORDERPAID, queried %s", o.OrderNo, tx.TradeState)
 }
 
+// minPayWindow is the shortest payment window WeChat Pay opens: a
+// time_expire earlier than a minute after the order is placed is raised to
+// that minute (its JSAPI and Native prepay documents).
+const minPayWindow = time.Minute
+
 // resolveCreating settles an order left in `creating` (a crash or an unknown
 // prepay outcome) by its number: paid or closed at WeChat Pay → the same here;
 // open or unknown there → prepay again with the same number and parameters
-// (WeChat treats it as the same order), unless it has expired, then close.
+// (WeChat treats it as the same order), unless it has expired, then close;
+// one WeChat Pay never opened is expired within its last minute too
+// (minPayWindow).
 func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
 	defer s.work(o.OrderNo)()
 	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
@@ -428,8 +435,13 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 			return s.closeAt(ctx, o, store.StatusExpired, "expire")
 		}
 	case errors.Is(err, wechatpay.ErrNotFound):
-		if s.expired(o) {
-			// Never opened at WeChat Pay: its count of the day's orders
+		if s.expired(o) || s.now().Add(minPayWindow).After(o.ExpiresAt) {
+			// Never opened at WeChat Pay, and past its deadline or within
+			// its last minute: WeChat Pay raises a time_expire under a
+			// minute after the order is placed to that minute, so opened
+			// now it stayed payable there past the expires_at the user
+			// was shown and the payment parameters given here (a payment
+			// then was taken after the deadline). Its count of the day's orders
 			// goes back, as a refused prepay's does. Kept, it refused the
 			// user purchases for the rest of the day for an order that
 			// never was. Only the call that expires it while it is still
