@@ -117,6 +117,29 @@ func TestOrderTTLWithinPrepayValidity(t *testing.T) {
 	}
 }
 
+// TestOrderTTLLongEnoughForWeChatPay: payments.order_ttl under 2m is
+// refused at its line. WeChat Pay raises a time_expire under a minute after
+// the order is placed to that minute, so a 30s order stayed payable there
+// 30s past the expires_at the user was shown; and the sweep resolves an
+// order left creating only after its grace (30s) and opens it only with a
+// minute to go (payments' minPayWindow), so under 2m such an order was
+// never opened at all.
+func TestOrderTTLLongEnoughForWeChatPay(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      string // the error's start; "" when it loads
+	}{
+		{"30s", "payments: {order_ttl: 30s}\n", "c.yaml:1: payments.order_ttl: 30s is below 2m0s"},
+		{"a minute", "payments:\n  order_ttl: 1m\n", "c.yaml:2: payments.order_ttl: 1m0s is below 2m0s"},
+		{"2m", "payments: {order_ttl: 2m}\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			loadsOrRefused(t, tc.src, tc.want, func(cfg *Config) string { return fmt.Sprintf("order_ttl %v", cfg.Payments.OrderTTL.D()) })
+		})
+	}
+}
+
 // TestConfirmTTLWithinItsClaim: payments.refunds.confirm_ttl above 72h is
 // refused at its line. A refund proposal's claim, which keeps it the only
 // open proposal of its amount, is kept at most 3.5 days (well inside the

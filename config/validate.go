@@ -51,6 +51,12 @@ var periodFloors = []struct {
 // Pay's prepay_id and code_url (JSAPI and Native prepay).
 const maxOrderTTL = 2 * time.Hour
 
+// minOrderTTL is the shortest payments.order_ttl: WeChat Pay raises a
+// time_expire under a minute after the order is placed to that minute, and
+// an order left creating is opened by the sweep after its grace (30s) only
+// with a minute to go.
+const minOrderTTL = 2 * time.Minute
+
 // notifyRoute is where paygate serves WeChat Pay's notifications
 // (payments.NotifyPath, which config does not import).
 const notifyRoute = "/wechatpay/notify"
@@ -1169,6 +1175,9 @@ func (l *loader) validatePayments(c *Config) {
 	}
 	if d := p.DedupeWindow.D(); d > 0 && d < minDedupeWindow {
 		l.at("payments.dedupe_window", "%v is below %v: a user who has just paid and asks again past it gets a second payable order, not already_paid (10m is the default)", d, minDedupeWindow)
+	}
+	if d := p.OrderTTL.D(); d > 0 && d < minOrderTTL {
+		l.at("payments.order_ttl", "%v is below %v: WeChat Pay keeps an order payable at least a minute after it is placed, past a shorter expires_at, and an order whose prepay went unanswered is opened again only with a minute to go", d, minOrderTTL)
 	}
 	if d := p.OrderTTL.D(); d > maxOrderTTL {
 		// WeChat Pay's prepay_id (JSAPI) and code_url (Native) live 2 hours,
