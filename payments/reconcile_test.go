@@ -280,8 +280,8 @@ func TestExpiryNeverClosesUnderAPayingUser(t *testing.T) {
 		t.Fatalf("sweep: status %s, closes %d; want awaiting_payment, 0", got.Status, b.closes.Load())
 	}
 	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-paying", SKU: "premium-monthly", Quantity: 1})
-	if err != nil {
-		t.Fatalf("the purchase asked again: %v", err)
+	if !errors.Is(err, payments.ErrPayerPaying) || res == nil || res.Order == nil {
+		t.Fatalf("the purchase asked again: %+v, %v; want the paying order and ErrPayerPaying", res, err)
 	}
 	if got := e.order(o.OrderNo); b.closes.Load() != 0 || got.Status != store.StatusAwaitingPayment || res.Order.OrderNo != o.OrderNo {
 		t.Errorf("the purchase asked again while its payer pays: order %s is %s after %d close(s); answered %s (%s); want the paying order, open",

@@ -56,9 +56,10 @@ var (
 	// ErrInProgress: another request is creating this purchase's order right
 	// now; asking again shortly returns it.
 	ErrInProgress = errors.New("order is being created")
-	// ErrPayerPaying: asked for another pay method, the purchase's open
-	// order is being paid right now (WeChat Pay says USERPAYING): it is
-	// returned as it is, no order of the other method is made.
+	// ErrPayerPaying: asked for another pay method, or again past its
+	// deadline, the purchase's open order is being paid right now (WeChat
+	// Pay says USERPAYING): it is returned as it is, with no payment, and
+	// no order of the other method (or in its place) is made.
 	ErrPayerPaying = errors.New("the user is paying this order right now")
 	// ErrPaymentUnavailable: WeChat Pay could not be reached or answered with a
 	// temporary error. The order is kept in `creating` and the reconciler
@@ -686,6 +687,15 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 			// closing it under them opened a second one.
 			if o, err = s.reconcile(ctx, o, "expire"); err != nil {
 				return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
+			}
+			if o.Status == store.StatusAwaitingPayment && s.expired(o) {
+				// Kept open for its payer (USERPAYING), and past its
+				// time_expire: no payment to hand (PayableParams gives
+				// none either). Re-signed, it went to the bot as a new
+				// order_created, and the payment sheet opened again over
+				// the one in progress for an order WeChat Pay no longer
+				// takes a new payment of.
+				return &CreateResult{Order: o, Existing: true}, ErrPayerPaying
 			}
 		}
 		if o.Status == store.StatusApprovalRequired && s.heldExpired(o) {

@@ -588,7 +588,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		r["message"] = "WeChat Pay has not confirmed this order yet, so it cannot be paid yet and nothing was charged; it will be checked again and offered for payment once WeChat Pay confirms it: tell the user so, and do not tell the user to pay now"
 	}
 	if status == "user_paying" {
-		r["message"] = "the user is paying this order in WeChat right now, so no payment of another kind was started; ask them to finish paying, or, if they gave up, to ask again in a minute"
+		r["message"] = "the user is paying this order in WeChat right now, so no new payment was started; ask them to finish paying, or, if they gave up, to ask again in a minute"
 	}
 	if o.Status == store.StatusApprovalRequired {
 		// Quoted only when the order is above it: one held under a lower
