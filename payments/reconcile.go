@@ -444,12 +444,15 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 			// then was taken after the deadline). Its count of the day's orders
 			// goes back, as a refused prepay's does. Kept, it refused the
 			// user purchases for the rest of the day for an order that
-			// never was. Only the call that expires it while it is still
-			// creating (no prepay recorded since) gives it back.
-			unopened := false
-			got, _, err := s.update(ctx, o.OrderNo, "expire", "", func(c *store.Order) (*store.Order, error) {
-				unopened = c.Status == store.StatusCreating
-				if !Pending(c.Status) {
+			// never was. Only an order still creating is expired here: one
+			// whose prepay another caller recorded since the query (the
+			// purchase asked again, in time) is open at WeChat Pay until
+			// its expires_at, and its payment parameters are with the
+			// user; expired here, unclosed there, a payment made in time
+			// landed on an expired order (needs_review). It is returned as
+			// it stands, for the expiry that closes it at WeChat Pay.
+			got, expired, err := s.update(ctx, o.OrderNo, "expire", "", func(c *store.Order) (*store.Order, error) {
+				if c.Status != store.StatusCreating {
 					return nil, nil
 				}
 				c.Status = store.StatusExpired
@@ -458,8 +461,8 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 			if err != nil {
 				return got, err
 			}
-			s.m.reconcile.WithLabelValues("expire", string(got.Status)).Inc()
-			if unopened {
+			if expired {
+				s.m.reconcile.WithLabelValues("expire", string(got.Status)).Inc()
 				s.giveBack(ctx, heldCount(o))
 			}
 			return got, nil
