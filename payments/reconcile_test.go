@@ -53,6 +53,13 @@ func TestReconcilerResolvesCreating(t *testing.T) {
 			atWeChat: func(*env, *store.Order) {}, want: store.StatusExpired, wantOrders: 0},
 		{name: "crash after the prepay, expired since: closed at wechat pay", age: time.Hour,
 			atWeChat: func(e *env, o *store.Order) { e.prepayAtWeChat(o) }, want: store.StatusExpired, wantOrders: 1},
+		// In its last minute (20s to go), only an order WeChat Pay never
+		// opened is expired (it would open it for a minute); one it opened
+		// (NOTPAY) is found and reused, payable until its own time_expire.
+		{name: "crash before the prepay, in its last minute: expired, never prepaid", age: 30*time.Minute - 20*time.Second,
+			atWeChat: func(*env, *store.Order) {}, want: store.StatusExpired, wantOrders: 0},
+		{name: "crash after the prepay, in its last minute: found and reused", age: 30*time.Minute - 20*time.Second,
+			atWeChat: func(e *env, o *store.Order) { e.prepayAtWeChat(o) }, want: store.StatusAwaitingPayment, wantOrders: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
