@@ -526,8 +526,8 @@ type Payments struct {
 	// 2h, the most: WeChat Pay's prepay_id (JSAPI) and code_url (Native) are
 	// valid for 2 hours, and an order is paid with the parameters of its one
 	// prepay, so a longer one could not be paid when it is older. At least
-	// 2m: WeChat Pay keeps an order payable a minute after it is placed
-	// whatever time_expire says.
+	// 2m: WeChat Pay keeps an order payable at least a minute after it is
+	// placed, whatever time_expire says.
 	OrderTTL  Duration  `yaml:"order_ttl"`
 	WeChatPay WeChatPay `yaml:"wechatpay"`
 	Simulator Simulator `yaml:"simulator"`

@@ -585,7 +585,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		// The prepay (or the query of an order left creating) got no
 		// answer: no payment came of the call, and "pending" alone, beside
 		// the order's number and amount, reads as an order ready to pay.
-		r["message"] = "WeChat Pay has not confirmed this order yet, so it cannot be paid yet and nothing was charged; it will be checked again and offered for payment once WeChat Pay confirms it: tell the user so, and do not tell the user to pay now"
+		r["message"] = "WeChat Pay has not confirmed this order yet, so it cannot be paid yet and nothing was charged; it will be checked again and offered for payment once WeChat Pay confirms it, unless its time runs out first: tell the user so, and do not tell the user to pay now"
 	}
 	if status == "user_paying" {
 		r["message"] = "the user is paying this order in WeChat right now, so no new payment was started; ask them to finish paying, or, if they gave up, to ask again in a minute"
