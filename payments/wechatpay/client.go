@@ -206,7 +206,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if c.calls, err = registerCounter(cfg.Registerer, prometheus.CounterOpts{
 		Name: "paygate_wechatpay_requests_total",
-		Help: "WeChat Pay API calls, each after its retries, by op (prepay, query, close, refund, refund-query) and outcome (ok; unavailable: no answer, a timeout, a 5xx, SYSTEM_ERROR or a 404 without WeChat Pay's code to the last attempt; not_found: WeChat Pay's ORDER_NOT_EXIST or RESOURCE_NOT_EXISTS; unverified: an answer that does not verify or decode; refused: any other refusal, an order paid or closed included; canceled: the caller gave up).",
+		Help: "WeChat Pay API calls, each after its retries, by op (prepay, query, close, refund, refund-query) and outcome (ok; unavailable: no answer, a timeout, a 5xx, SYSTEM_ERROR or a 404 without WeChat Pay's code to the last attempt; not_found: WeChat Pay's ORDER_NOT_EXIST or RESOURCE_NOT_EXISTS; unverified: an answer that does not verify or decode; refused: any other refusal, an order paid or closed included; canceled: the caller gave up, as at a shutdown; a caller whose own deadline ran out first is unavailable).",
 	}, "op", "outcome"); err != nil {
 		return nil, err
 	}
@@ -306,7 +306,7 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 			return nil
 		}
 		if ctx.Err() != nil {
-			c.calls.WithLabelValues(op, "canceled").Inc()
+			c.calls.WithLabelValues(op, endedOutcome(ctx)).Inc()
 			return fmt.Errorf("wechatpay %s %s: %w: %w", op, no, ErrTemporary, ctx.Err())
 		}
 		kind, retry, ae := classify(err, timedOut)
@@ -350,12 +350,27 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			c.calls.WithLabelValues(op, "canceled").Inc()
+			c.calls.WithLabelValues(op, endedOutcome(ctx)).Inc()
 			return fmt.Errorf("wechatpay %s %s: %w: %w", op, no, ErrTemporary, ctx.Err())
 		case <-t.C:
 		}
 		pause *= 2
 	}
+}
+
+// endedOutcome is paygate_wechatpay_requests_total's outcome of a call
+// whose caller's context ended before WeChat Pay answered: canceled when
+// the caller gave up (a shutdown, a request gone), unavailable when its
+// deadline ran out. The payments service bounds its calls below what the
+// attempts and pauses take (the prepay's 15 s, a query's 10 s, against
+// three 5 s attempts), so a WeChat Pay that answers nothing ends each such
+// call at the caller's deadline: counted canceled, a WeChat Pay that hung
+// on every call never moved the unavailable series an operator alerts on.
+func endedOutcome(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "unavailable"
+	}
+	return "canceled"
 }
 
 // Prepay opens the order at WeChat Pay. A retry after a timeout reuses
