@@ -197,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if c.merchantErrs, err = registerCounter(cfg.Registerer, prometheus.CounterOpts{
 		Name: "paygate_wechatpay_merchant_errors_total",
-		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; USER_ACCOUNT_ABNORMAL: a refund's payer account closed, to be refunded by other means; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates; not_wechat_pay_404: an HTTP 404 without WeChat Pay's error code, from a proxy, a gateway or a host other than WeChat Pay: check api_base and the route to it).",
+		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; USER_ACCOUNT_ABNORMAL: a refund's payer account closed, to be refunded by other means; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates; not_wechat_pay_404: an HTTP 404 without WeChat Pay's error code, from a proxy, a gateway or a host other than WeChat Pay: check api_base and the route to it; not_wechat_pay_answer: a 2xx answer without WeChat Pay's signature headers, from the same).",
 	}, "code"); err != nil {
 		return nil, err
 	}
@@ -219,7 +219,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // for an answer whose signature does not verify, and not_wechat_pay_404
 // for a 404 that did not come from WeChat Pay. Bounded: a code WeChat Pay
 // sends otherwise raises no alert.
-var merchantErrorCodes = [...]string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "USER_ACCOUNT_ABNORMAL", codeBadSignature, codeNotWeChat404}
+var merchantErrorCodes = [...]string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "USER_ACCOUNT_ABNORMAL", codeBadSignature, codeNotWeChat404, codeNotWeChatAnswer}
 
 // refundOfKey carries a refund's out_trade_no to doN, whose alert names
 // the order as well as the refund (its no).
@@ -231,6 +231,12 @@ const codeBadSignature = "bad_signature"
 // a missing order or refund: an egress proxy, a gateway or another host
 // answered, never WeChat Pay.
 const codeNotWeChat404 = "not_wechat_pay_404"
+
+// codeNotWeChatAnswer labels a 2xx answer without WeChat Pay's
+// Wechatpay-Signature header: something on the way answered it (an
+// egress proxy's or captive portal's page, another host), never WeChat
+// Pay, which signs every answer.
+const codeNotWeChatAnswer = "not_wechat_pay_answer"
 
 // bodyExcerpt is the start of an answer's body for a log line: enough to
 // tell an HTML page or a gateway's JSON apart, never a whole page.
@@ -342,6 +348,16 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 				c.merchantErrs.WithLabelValues(codeBadSignature).Inc()
 				c.log.ErrorContext(ctx, "ALERT: wechat pay's answer failed signature verification and is not trusted; check the wechat pay public key or platform certificates",
 					"alert", true, "op", op, "no", no, "code", "", "err", err)
+			} else if res != nil && res.Response != nil && res.Response.Header.Get(HeaderSignature) == "" {
+				// WeChat Pay signs every answer: one without its
+				// signature is from something on the way (a proxy's or
+				// a captive portal's page, another host), which every
+				// call meets until someone fixes the route, as a 404
+				// without WeChat Pay's code.
+				c.merchantErrs.WithLabelValues(codeNotWeChatAnswer).Inc()
+				c.log.ErrorContext(ctx, "ALERT: an answer without WeChat Pay's signature headers answered the request: not WeChat Pay's answer (it signs every one), so the outcome is unknown; check payments.wechatpay.api_base and any egress proxy or gateway on the way to it",
+					"alert", true, "op", op, "no", no, "code", "", "http_status", res.Response.StatusCode,
+					"content_type", LogValue(res.Response.Header.Get("Content-Type")), "attempts", attempt)
 			}
 			return fmt.Errorf("wechatpay %s %s: %w (attempts %d): %w", op, no, kind, attempt, err)
 		}

@@ -203,6 +203,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h := signWith(s.keys.MerchantKey, s.keys.PublicKeyID, resp.body, s.now())
 			writeSigned(w, h, resp)
 			return
+		case FaultNotWeChatPay:
+			entry.Status = http.StatusOK
+			s.logRequest(entry)
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, "<html><head><title>Access notice</title></head><body>This network requires sign-in.</body></html>")
+			return
 		case FaultSignatureProbe:
 			resp = s.dispatch(op, key, r, body, &entry)
 			entry.Status, entry.Code = resp.status, codeOf(resp.body)

@@ -50,6 +50,12 @@ const (
 	// OUT_TRADE_NO_USED, as WeChat Pay may answer a prepay under a number
 	// it holds an order under, paid or not, with other parameters.
 	FaultNumberUsedPaid
+	// FaultNotWeChatPay answers 200 with an HTML page and none of WeChat
+	// Pay's Wechatpay-* headers, without processing: not WeChat Pay's
+	// answer but that of something on the way to it (an egress proxy's or
+	// a captive portal's page, a gateway, an api_base naming another
+	// host), which WeChat Pay never saw.
+	FaultNotWeChatPay
 )
 
 func (k FaultKind) String() string {
@@ -78,6 +84,8 @@ func (k FaultKind) String() string {
 		return "USER_ACCOUNT_ABNORMAL"
 	case FaultNumberUsedPaid:
 		return "OUT_TRADE_NO_USED-paid"
+	case FaultNotWeChatPay:
+		return "not-wechat-pay-200"
 	}
 	return "none"
 }
