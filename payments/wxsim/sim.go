@@ -102,6 +102,9 @@ type Server struct {
 	// by serial; revoked names the serials refused, the first one's too.
 	merchantCerts map[string]*rsa.PublicKey
 	revoked       map[string]bool
+	// newPlatform, once set (RotatePlatformCertificate), is the platform
+	// certificate the simulator signs with in place of Keys.PlatformCert.
+	newPlatform *platformCert
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -188,6 +191,25 @@ func (s *Server) RevokeMerchantCertificate(serial string) {
 		s.revoked = map[string]bool{}
 	}
 	s.revoked[serial] = true
+}
+
+// platformCert is a platform certificate's key and serial.
+type platformCert struct {
+	key    *rsa.PrivateKey
+	serial string
+}
+
+// RotatePlatformCertificate makes key, with its certificate cert, the
+// platform certificate WeChat Pay signs with from now on, as it does once
+// the old one has expired (it puts the new one in Wechatpay-Serial): every
+// answer and notification that would have been signed with Keys'
+// platform certificate, the one a request asks for by its serial
+// included, is signed with the new one. The WeChat Pay public key
+// (PublicKeyID) is unchanged.
+func (s *Server) RotatePlatformCertificate(key *rsa.PrivateKey, cert *x509.Certificate) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.newPlatform = &platformCert{key: key, serial: fmt.Sprintf("%X", cert.SerialNumber.Bytes())}
 }
 
 // merchantKey is the public key of the valid merchant certificate serial.
@@ -313,17 +335,23 @@ func (s *Server) after(d time.Duration, fn func(ctx context.Context)) {
 // signer returns the key, serial for a response, honouring the serial the
 // client asked for.
 func (s *Server) signer(asked string) (*rsa.PrivateKey, string) {
-	switch asked {
-	case s.keys.PublicKeyID:
-		return s.keys.PayKey, s.keys.PublicKeyID
-	case s.keys.PlatformSerial:
+	s.mu.Lock()
+	mode, rotated := s.signWith, s.newPlatform
+	s.mu.Unlock()
+	platform := func() (*rsa.PrivateKey, string) {
+		if rotated != nil {
+			return rotated.key, rotated.serial
+		}
 		return s.keys.PlatformKey, s.keys.PlatformSerial
 	}
-	s.mu.Lock()
-	mode := s.signWith
-	s.mu.Unlock()
+	switch {
+	case asked == s.keys.PublicKeyID:
+		return s.keys.PayKey, s.keys.PublicKeyID
+	case asked == s.keys.PlatformSerial || rotated != nil && asked == rotated.serial:
+		return platform()
+	}
 	if mode == SignCertificate {
-		return s.keys.PlatformKey, s.keys.PlatformSerial
+		return platform()
 	}
 	return s.keys.PayKey, s.keys.PublicKeyID
 }
