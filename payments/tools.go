@@ -587,6 +587,14 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		// the order's number and amount, reads as an order ready to pay.
 		r["message"] = "WeChat Pay has not confirmed this order yet, so it cannot be paid yet and nothing was charged; it will be checked again and offered for payment once WeChat Pay confirms it, unless its time runs out first: tell the user so, and do not tell the user to pay now"
 	}
+	if status == "pending" && o.Status == store.StatusAwaitingPayment && errors.Is(err, ErrPaymentUnavailable) && !errors.Is(err, store.ErrUnavailable) {
+		// The open order as it stood: WeChat Pay did not answer the close
+		// of a switch of pay method (no QR code or payment sheet of the
+		// other method was made), or the query of an order past its
+		// deadline. "pending" alone, beside its number and amount, read as
+		// an order ready to pay, with no word of what was not done.
+		r["message"] = "WeChat Pay did not answer, so no new payment was started and the order is as it was; nothing was charged by this request: tell the user so, and to ask again in a minute"
+	}
 	if status == "user_paying" {
 		r["message"] = "the user is paying this order in WeChat right now, so no new payment was started; ask them to finish paying, or, if they gave up, to ask again in a minute"
 	}
