@@ -193,7 +193,7 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 		// events go out back to back, not a poll of each apart.
 		a.audit.wakeOnAcked(a.webhooks.relay.Wake)
 	}
-	if err := a.buildPayments(notifyURL, ao.wechatpayTransport, ao.paymentsNow); err != nil {
+	if err := a.buildPayments(notifyURL, ao.wechatpayTransport, ao.paymentsNow, ao.prepayTimeout); err != nil {
 		a.close()
 		return nil, err
 	}
@@ -382,8 +382,9 @@ var simulatorKeys = wxsim.GenerateKeys
 
 // buildPayments wires WeChat Pay (the real API or the in-process simulator)
 // and the payments service, and starts the reconciler's sweep. now is the
-// service's clock (nil: time.Now).
-func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now func() time.Time) error {
+// service's clock (nil: time.Now); prepayTimeout its PrepayTimeout (zero:
+// the default).
+func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now func() time.Time, prepayTimeout time.Duration) error {
 	cfg := a.cfg
 	w := cfg.Payments.WeChatPay
 	if w.NotifyURL != "" {
@@ -448,6 +449,7 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now f
 		DedupeWindow:        cfg.Payments.DedupeWindow.D(),
 		NotifyReadTimeout:   notifyReadTimeout,
 		OrderTTL:            cfg.Payments.OrderTTL.D(),
+		PrepayTimeout:       prepayTimeout,
 		ActiveQueryAfter:    cfg.Payments.Reconcile.QueryAfter.D(),
 		ActiveQueryDeadline: cfg.Payments.Reconcile.QueryDeadline.D(),
 		SweepInterval:       cfg.Payments.Reconcile.SweepInterval.D(),

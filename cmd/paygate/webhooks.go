@@ -33,6 +33,10 @@ type appOptions struct {
 	// paymentsNow, when set, is the payments service's clock (tests move
 	// it past the reconciler's waits instead of sleeping through them).
 	paymentsNow func() time.Time
+	// prepayTimeout, when set, is the payments service's PrepayTimeout
+	// (tests of a WeChat Pay that never answers end its wait sooner than
+	// the default's 15 s).
+	prepayTimeout time.Duration
 	// noStoreWait opens a Redis store without waiting for it (serve): its
 	// first check of Redis and the user hash key's first load run in the
 	// background (app.storeStart).
@@ -68,6 +72,11 @@ func withoutStoreWait() appOption {
 // withPaymentsClock gives the payments service the clock now.
 func withPaymentsClock(now func() time.Time) appOption {
 	return func(o *appOptions) { o.paymentsNow = now }
+}
+
+// withPrepayTimeout bounds the payments service's prepay calls by d.
+func withPrepayTimeout(d time.Duration) appOption {
+	return func(o *appOptions) { o.prepayTimeout = d }
 }
 
 // withStoreWrap puts f's store between the application and its store.

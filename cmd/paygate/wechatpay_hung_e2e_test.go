@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -17,10 +18,12 @@ import (
 // (timeouts, ...)": the client's three 5 s attempts outlast the service's
 // 15 s prepay deadline, which cut the third, and the call was counted
 // canceled ("the caller gave up"), so a WeChat Pay that hangs on every call
-// never raised that alert.
+// never raised that alert. The prepay deadline is 1 s here, below a single
+// 5 s attempt: the caller's deadline still ends the call before the
+// client's attempts do, as the 15 s one does, in a second instead of 15.
 func TestWeChatPayHungCountsUnavailable(t *testing.T) {
 	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
-	url, a := paymentApp(t, up.URL, "")
+	url, a := paymentApp(t, up.URL, "", withPrepayTimeout(time.Second))
 	a.sim.InjectFault(wxsim.Fault{Op: "prepay", Kind: wxsim.FaultTimeout, Times: 100})
 
 	ans := chatAs(t, url, "oUser-wechatpay-hung", "premium please")
