@@ -18,6 +18,8 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments/native"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/refunddomestic"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
+
+	"github.com/paygate/paygate/logging"
 )
 
 // PayMethod selects the prepay API.
@@ -140,7 +142,18 @@ type Client struct {
 	log                     *slog.Logger
 	merchantErrs            *prometheus.CounterVec
 	calls                   *prometheus.CounterVec
+	now                     func() time.Time
+	alerts                  logging.Paced // the ALERT lines, by code (alert)
 }
+
+// alertEvery is how often the client writes an ALERT of one code: the
+// first at once, the repeats within it left out (each still counted in
+// paygate_wechatpay_merchant_errors_total) and told as "suppressed" on the
+// next. A merchant fault (a wrong key, a proxy answering) fails every call
+// until someone acts, and the sweep calls once per pending order per pass:
+// 1,000 pending orders wrote 1,000 identical ALERTs a pass, and as many
+// of the sweep's warnings beside them.
+const alertEvery = time.Minute
 
 // New builds a Client from cfg, loading and checking every key. The SDK is
 // given a signer, a response validator over Verifier and an HTTP client whose
@@ -182,6 +195,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		maxAttempts:    cfg.MaxAttempts,
 		backoff:        cfg.RetryBackoff,
 		log:            cfg.Logger,
+		now:            cfg.Now,
+		alerts:         logging.Paced{Every: alertEvery},
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if c.attemptTimeout <= 0 {
 		c.attemptTimeout = DefaultAttemptTimeout
@@ -329,14 +347,14 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 					if order, ok := ctx.Value(refundOfKey{}).(string); ok {
 						attrs = append(attrs, "out_trade_no", order) // a refund's order, for the person who acts
 					}
-					c.log.ErrorContext(ctx, "ALERT: wechat pay refused the request for a reason only the merchant can fix: "+hint, attrs...)
+					c.alert(ctx, ae.Code, "ALERT: wechat pay refused the request for a reason only the merchant can fix: "+hint, attrs...)
 				}
 				if ae.StatusCode == http.StatusNotFound && !errors.Is(kind, ErrNotFound) {
 					// Every call meets the same 404 until someone fixes
 					// the route: nothing is settled on it (ErrTemporary),
 					// and only a person can put it right.
 					c.merchantErrs.WithLabelValues(codeNotWeChat404).Inc()
-					c.log.ErrorContext(ctx, "ALERT: an HTTP 404 without a WeChat Pay error code answered the request: not WeChat Pay's answer (it says a missing order with ORDER_NOT_EXIST or RESOURCE_NOT_EXISTS), so the outcome is unknown; check payments.wechatpay.api_base and any egress proxy or gateway on the way to it",
+					c.alert(ctx, codeNotWeChat404, "ALERT: an HTTP 404 without a WeChat Pay error code answered the request: not WeChat Pay's answer (it says a missing order with ORDER_NOT_EXIST or RESOURCE_NOT_EXISTS), so the outcome is unknown; check payments.wechatpay.api_base and any egress proxy or gateway on the way to it",
 						"alert", true, "op", op, "no", no, "code", ae.Code, "http_status", ae.StatusCode, "body", bodyExcerpt(ae.Body), "attempts", attempt)
 				}
 				return &APIError{Op: op, StatusCode: ae.StatusCode, Code: ae.Code, Message: ae.Message, Attempts: attempt, Kind: kind}
@@ -346,7 +364,7 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 					"op", op, "no", no, "attempts", attempt)
 			} else if errors.Is(err, ErrUnknownSerial) || errors.Is(err, ErrBadSignature) {
 				c.merchantErrs.WithLabelValues(codeBadSignature).Inc()
-				c.log.ErrorContext(ctx, "ALERT: wechat pay's answer failed signature verification and is not trusted; check the wechat pay public key or platform certificates",
+				c.alert(ctx, codeBadSignature, "ALERT: wechat pay's answer failed signature verification and is not trusted; check the wechat pay public key or platform certificates",
 					"alert", true, "op", op, "no", no, "code", "", "err", err)
 			} else if res != nil && res.Response != nil && res.Response.Header.Get(HeaderSignature) == "" {
 				// WeChat Pay signs every answer: one without its
@@ -355,7 +373,7 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 				// call meets until someone fixes the route, as a 404
 				// without WeChat Pay's code.
 				c.merchantErrs.WithLabelValues(codeNotWeChatAnswer).Inc()
-				c.log.ErrorContext(ctx, "ALERT: an answer without WeChat Pay's signature headers answered the request: not WeChat Pay's answer (it signs every one), so the outcome is unknown; check payments.wechatpay.api_base and any egress proxy or gateway on the way to it",
+				c.alert(ctx, codeNotWeChatAnswer, "ALERT: an answer without WeChat Pay's signature headers answered the request: not WeChat Pay's answer (it signs every one), so the outcome is unknown; check payments.wechatpay.api_base and any egress proxy or gateway on the way to it",
 					"alert", true, "op", op, "no", no, "code", "", "http_status", res.Response.StatusCode,
 					"content_type", LogValue(res.Response.Header.Get("Content-Type")), "attempts", attempt)
 			}
@@ -372,6 +390,22 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 		}
 		pause *= 2
 	}
+}
+
+// alert logs an ALERT of code, paced by alertEvery (alerts), but for
+// USER_ACCOUNT_ABNORMAL: each of those names the one refund a person must
+// make by other means, and is never repeated for another.
+func (c *Client) alert(ctx context.Context, code, msg string, attrs ...any) {
+	if code != "USER_ACCOUNT_ABNORMAL" {
+		suppressed, ok := c.alerts.Take(code, c.now())
+		if !ok {
+			return
+		}
+		if suppressed > 0 {
+			attrs = append(attrs, "suppressed", suppressed)
+		}
+	}
+	c.log.ErrorContext(ctx, msg, attrs...)
 }
 
 // endedOutcome is paygate_wechatpay_requests_total's outcome of a call

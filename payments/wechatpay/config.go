@@ -70,6 +70,9 @@ type Config struct {
 	// host rewriter.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
+	// Now is the clock that paces the client's ALERT lines (nil:
+	// time.Now).
+	Now func() time.Time
 	// Registerer takes the client's metrics
 	// (paygate_wechatpay_merchant_errors_total); nil: a private registry.
 	Registerer prometheus.Registerer
