@@ -500,51 +500,21 @@ type SweepStats struct {
 // (sweepUnacked), announcing those found applied. With a shared store, the
 // `creating`, awaiting_payment and refunding orders (and those in review
 // with a refund open) another replica swept less than SweepInterval ago
-// are left to it (sweepLeases).
+// are left to it (sweepLeases). A query WeChat Pay answers
+// FREQUENCY_LIMITED ends the pass of `creating` and awaiting_payment
+// orders, the next going on from there (sweepStatus).
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	s.sweepUnacked(ctx)
 	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
-		err := s.eachPage(ctx, status, func(page []*store.Order) error {
-			var due []*store.Order
-			for _, o := range page {
-				age := s.now().Sub(o.CreatedAt)
-				orphan := status == store.StatusCreating && s.orphaned(o.OrderNo)
-				if !orphan && ((status == store.StatusCreating && s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter) {
-					continue
-				}
-				due = append(due, o)
-			}
-			taken := s.now()
-			mine := s.sweepLeases(ctx, due)
-			for i, o := range mine {
-				if err := ctx.Err(); err != nil {
-					s.releaseSweepLease(ctx, mine[i:]...)
-					return err
-				}
-				if !s.keepLease(ctx, o.OrderNo, taken) {
-					continue
-				}
-				st.Checked++
-				octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
-				got, err := s.reconcileSafely(octx, o, "sweep")
-				cancel()
-				if err != nil {
-					if ctx.Err() == nil { // stopped, nothing failed
-						st.Errors++
-						s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
-					}
-					s.releaseSweepLease(ctx, o)
-					continue
-				}
-				if got != nil && got.Status != o.Status {
-					st.Changed++
-				}
-			}
-			return nil
-		})
+		limited, err := s.sweepStatus(ctx, status, &st)
 		if err != nil {
 			return st, err
+		}
+		if limited {
+			// WeChat Pay asked for fewer calls: the other status's
+			// orders are left to the next pass as well.
+			break
 		}
 	}
 	if err := s.sweepHeld(ctx, &st); err != nil {
@@ -557,6 +527,104 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// errSweepStop ends a walk of sweepStatus's before its last page.
+var errSweepStop = errors.New("sweep: walk ends here")
+
+// sweepStatus reconciles the due orders in status (creating or
+// awaiting_payment), newest first. When WeChat Pay answers one
+// FREQUENCY_LIMITED (or 429) through its retries, the pass ends there and
+// reports limited: WeChat Pay asks the merchant to slow down, and the pass
+// went on querying every pending order, each three times, so 1,000 pending
+// orders made 3,000 calls into a WeChat Pay asking for fewer. The order
+// it ended at is remembered (sweepFrom): the next pass starts past it and
+// comes round to it, and the orders before it, last, so each pass goes on
+// where the last stopped and no order waits for ever behind the ones
+// listed before it.
+func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st *SweepStats) (limited bool, err error) {
+	s.mu.Lock()
+	from := s.sweepFrom[status]
+	s.mu.Unlock()
+	visit := func(page []*store.Order) error {
+		var due []*store.Order
+		for _, o := range page {
+			age := s.now().Sub(o.CreatedAt)
+			orphan := status == store.StatusCreating && s.orphaned(o.OrderNo)
+			if !orphan && ((status == store.StatusCreating && s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter) {
+				continue
+			}
+			due = append(due, o)
+		}
+		taken := s.now()
+		mine := s.sweepLeases(ctx, due)
+		for i, o := range mine {
+			if err := ctx.Err(); err != nil {
+				s.releaseSweepLease(ctx, mine[i:]...)
+				return err
+			}
+			if !s.keepLease(ctx, o.OrderNo, taken) {
+				continue
+			}
+			st.Checked++
+			octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
+			got, err := s.reconcileSafely(octx, o, "sweep")
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil { // stopped, nothing failed
+					st.Errors++
+					s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
+				}
+				if ctx.Err() == nil && wechatpay.RateLimited(err) {
+					// This order's lease and those of the rest of the
+					// page go back, for the next pass of any replica.
+					s.releaseSweepLease(ctx, mine[i:]...)
+					s.log.WarnContext(ctx, "sweep: wechat pay says the merchant calls it too often (FREQUENCY_LIMITED); this pass ends here, and the next goes on from this order",
+						"order_no", o.OrderNo, "status", o.Status, "left", len(mine)-i-1)
+					limited = true
+					s.mu.Lock()
+					if s.sweepFrom == nil {
+						s.sweepFrom = map[store.OrderStatus]store.OrderFilter{}
+					}
+					s.sweepFrom[status] = store.OrderFilter{Before: o.CreatedAt, BeforeOrderNo: o.OrderNo}
+					s.mu.Unlock()
+					return errSweepStop
+				}
+				s.releaseSweepLease(ctx, o)
+				continue
+			}
+			if got != nil && got.Status != o.Status {
+				st.Changed++
+			}
+		}
+		return nil
+	}
+	err = s.eachPageFrom(ctx, status, from, visit)
+	if err == nil && !from.Before.IsZero() {
+		// Round to the order the last pass ended at, itself included.
+		err = s.eachPageFrom(ctx, status, store.OrderFilter{}, func(page []*store.Order) error {
+			n := 0
+			for n < len(page) && !from.PastCursor(page[n]) {
+				n++
+			}
+			if err := visit(page[:n]); err != nil || n < len(page) {
+				if err == nil {
+					err = errSweepStop
+				}
+				return err
+			}
+			return nil
+		})
+	}
+	if errors.Is(err, errSweepStop) {
+		err = nil
+	}
+	if err == nil && !limited && !from.Before.IsZero() {
+		s.mu.Lock()
+		delete(s.sweepFrom, status)
+		s.mu.Unlock()
+	}
+	return limited, err
 }
 
 // sweepLeases returns the orders of due this replica's sweep is to
@@ -718,7 +786,13 @@ func (s *Service) eachOrder(ctx context.Context, status store.OrderStatus, fn fu
 // The orders fn moves out of status do not disturb the cursor, which names a
 // position, not an offset.
 func (s *Service) eachPage(ctx context.Context, status store.OrderStatus, fn func([]*store.Order) error) error {
-	f := store.OrderFilter{Status: status, Limit: s.sweepPage}
+	return s.eachPageFrom(ctx, status, store.OrderFilter{}, fn)
+}
+
+// eachPageFrom is eachPage from the orders past from's cursor (Before,
+// BeforeOrderNo; none: the newest).
+func (s *Service) eachPageFrom(ctx context.Context, status store.OrderStatus, from store.OrderFilter, fn func([]*store.Order) error) error {
+	f := store.OrderFilter{Status: status, Limit: s.sweepPage, Before: from.Before, BeforeOrderNo: from.BeforeOrderNo}
 	for {
 		page, err := s.store.ListOrders(ctx, f)
 		if err != nil {

@@ -297,6 +297,10 @@ type Service struct {
 	// pruned.
 	queried      map[string]time.Time
 	queriedPrune int
+	// sweepFrom is, by status, the order at which the sweep's last pass
+	// ended when WeChat Pay said it was rate limited: the next pass starts
+	// past it and comes round to it last (sweepStatus).
+	sweepFrom map[store.OrderStatus]store.OrderFilter
 	// working counts, by order number, this process's calls that hold a
 	// purchase's fresh claim or record or prepay an order (claimed,
 	// creating), or confirm a refund of it (refunding): with

@@ -187,3 +187,12 @@ func classify(err error, attemptTimedOut bool) (kind error, retry bool, apiErr *
 	// Anything else came from validating or decoding a response we received.
 	return ErrUnverified, false, nil
 }
+
+// RateLimited reports whether err carries WeChat Pay's word that the
+// merchant calls it too often (FREQUENCY_LIMITED, or an HTTP 429), after
+// the call's retries: a caller that makes many calls (the reconciler's
+// sweep) should make fewer for a while.
+func RateLimited(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && (ae.Code == "FREQUENCY_LIMITED" || ae.StatusCode == 429)
+}

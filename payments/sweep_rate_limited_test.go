@@ -1,0 +1,77 @@
+package payments_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+// TestSweepPassEndsWhenRateLimited: WeChat Pay answers the sweep's queries
+// 429 FREQUENCY_LIMITED, asking the merchant to slow down. The pass ends
+// at the first order so answered (its three attempts), the rest left to
+// the next pass, which starts where this one stopped, so no order waits
+// behind the ones before it for ever; once WeChat Pay answers again, a
+// pass settles every order, those passed over included. The sweep went on
+// querying every pending order three times over: 4 orders, 12 queries
+// into a WeChat Pay asking for fewer.
+func TestSweepPassEndsWhenRateLimited(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink"})
+			var orders []*store.Order
+			for i := range 4 {
+				o := e.create(fmt.Sprintf("oUser-ratelimited-%d", i), 1)
+				if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
+					t.Fatal(err)
+				}
+				orders = append(orders, o)
+			}
+			e.clock.Advance(payments.DefaultActiveQueryAfter + time.Second)
+			queried := func() []string {
+				var nos []string
+				for _, r := range e.sim.Requests() {
+					if r.Op == "query" {
+						nos = append(nos, r.OutTradeNo)
+					}
+				}
+				return nos
+			}
+
+			e.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultFrequencyLimited, Times: 6})
+			var passed []string
+			for pass := 1; pass <= 2; pass++ {
+				before := len(queried())
+				st, err := e.svc.Sweep(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q := queried()[before:]
+				if len(q) != 3 || q[0] != q[1] || q[1] != q[2] || st.Errors != 1 || st.Changed != 0 {
+					t.Fatalf("pass %d under 429: queried %v, %+v; want one order's three attempts, 1 error", pass, q, st)
+				}
+				passed = append(passed, q[0])
+			}
+			if passed[0] == passed[1] {
+				t.Errorf("both passes stopped at %s; want the second to start past the first's", passed[0])
+			}
+			st, err := e.svc.Sweep(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Changed != 4 || st.Errors != 0 {
+				t.Errorf("pass once WeChat Pay answers: %+v; want 4 changed", st)
+			}
+			for _, o := range orders {
+				if got := e.order(o.OrderNo).Status; got != store.StatusPaid {
+					t.Errorf("order %s: %s; want paid", o.OrderNo, got)
+				}
+			}
+		})
+	}
+}
