@@ -529,6 +529,39 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	return st, nil
 }
 
+// sweepWarnEvery is how often the sweep warns of an order not reconciled
+// for one kind of failure (sweepFailed).
+const sweepWarnEvery = time.Minute
+
+// sweepFailed warns that the sweep did not reconcile o, err being why:
+// the first of a kind of failure (WeChat Pay refused, did not answer, or
+// answered what is not trusted; anything else) at once, its repeats
+// within sweepWarnEvery left out and told as "suppressed" on the next.
+// A fault of the merchant's (a wrong key, a clock off, a proxy answering
+// for WeChat Pay) fails every order, and a warning each, beside the
+// client's ALERT, wrote 1,000 lines a pass with 1,000 pending orders; the
+// sweep's own line counts its errors, and paygate_reconcile_total each.
+func (s *Service) sweepFailed(ctx context.Context, o *store.Order, err error) {
+	kind := "other"
+	switch {
+	case errors.Is(err, wechatpay.ErrRejected):
+		kind = "rejected"
+	case errors.Is(err, wechatpay.ErrTemporary):
+		kind = "unavailable"
+	case errors.Is(err, wechatpay.ErrUnverified):
+		kind = "unverified"
+	}
+	suppressed, ok := s.sweepWarns.Take(kind, s.now())
+	if !ok {
+		return
+	}
+	attrs := []any{"order_no", o.OrderNo, "status", o.Status, "err", err}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	s.log.WarnContext(ctx, "sweep: order not reconciled", attrs...)
+}
+
 // errSweepStop ends a walk of sweepStatus's before its last page.
 var errSweepStop = errors.New("sweep: walk ends here")
 
@@ -573,7 +606,7 @@ func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st 
 			if err != nil {
 				if ctx.Err() == nil { // stopped, nothing failed
 					st.Errors++
-					s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
+					s.sweepFailed(ctx, o, err)
 				}
 				if ctx.Err() == nil && wechatpay.RateLimited(err) {
 					// This order's lease and those of the rest of the

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rivo/uniseg"
 
+	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 )
@@ -301,6 +302,9 @@ type Service struct {
 	// ended when WeChat Pay said it was rate limited: the next pass starts
 	// past it and comes round to it last (sweepStatus).
 	sweepFrom map[store.OrderStatus]store.OrderFilter
+	// sweepWarns paces the sweep's warning of an order not reconciled,
+	// by kind of failure (sweepFailed).
+	sweepWarns logging.Paced
 	// working counts, by order number, this process's calls that hold a
 	// purchase's fresh claim or record or prepay an order (claimed,
 	// creating), or confirm a refund of it (refunding): with
@@ -360,7 +364,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
-		inflight: map[string]*refresh{}, queried: map[string]time.Time{}, queriedPrune: minQueriedPrune, working: map[string]int{}, adopted: map[string]chan struct{}{}, unacked: map[string]unackedWrite{}, maxUnacked: maxUnacked, stop: make(chan struct{}), sweepPage: defaultSweepPage,
+		inflight: map[string]*refresh{}, queried: map[string]time.Time{}, queriedPrune: minQueriedPrune, working: map[string]int{}, adopted: map[string]chan struct{}{}, unacked: map[string]unackedWrite{}, maxUnacked: maxUnacked, stop: make(chan struct{}), sweepPage: defaultSweepPage, sweepWarns: logging.Paced{Every: sweepWarnEvery},
 		switchWait: defaultSwitchWait, refundCall: refundCallTimeout, holder: rand.Text(),
 	}
 	if s.log == nil {

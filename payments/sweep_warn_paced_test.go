@@ -1,0 +1,58 @@
+package payments_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments/wxsim"
+)
+
+// TestSweepFailureWarnPaced: this host's clock is off, so WeChat Pay
+// answers every query SIGN_ERROR and the sweep reconciles none of its
+// pending orders. The sweep's warning of an order not reconciled is
+// written for the first at once, its repeats of the same kind of failure
+// within a minute left out (the sweep's own line counts the errors), and
+// the next one past the minute says how many were. It was one warning per
+// pending order per pass, beside the client's ALERT: 1,000 pending orders
+// wrote 1,000 identical warnings a pass.
+func TestSweepFailureWarnPaced(t *testing.T) {
+	ctx := context.Background()
+	var skew atomic.Int64
+	e := newEnv(t, envOptions{notifyTo: "sink", sim: wxsim.Options{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}})
+	for i := range 3 {
+		e.create(fmt.Sprintf("oUser-sweep-warn-%d", i), 1)
+	}
+	e.clock.Advance(10 * time.Second)
+	skew.Store(int64(10 * time.Minute))
+	warnings := func(from int) []map[string]any {
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(e.logs.String()[from:]), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "sweep: order not reconciled" {
+				out = append(out, rec)
+			}
+		}
+		return out
+	}
+	st, err := e.svc.Sweep(ctx)
+	if err != nil || st.Errors != 3 {
+		t.Fatalf("sweep under SIGN_ERROR: %+v, %v; want 3 errors", st, err)
+	}
+	if w := warnings(0); len(w) != 1 {
+		t.Errorf("%d warnings for 3 orders not reconciled; want 1: %v", len(w), w)
+	}
+	logged := len(e.logs.String())
+	e.clock.Advance(time.Minute)
+	if st, err := e.svc.Sweep(ctx); err != nil || st.Errors != 3 {
+		t.Fatalf("second sweep: %+v, %v; want 3 errors", st, err)
+	}
+	w := warnings(logged)
+	if len(w) != 1 || w[0]["suppressed"] != float64(2) {
+		t.Errorf("second pass's warnings %v; want 1, saying 2 were left out", w)
+	}
+}
