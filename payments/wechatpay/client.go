@@ -215,7 +215,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if c.merchantErrs, err = registerCounter(cfg.Registerer, prometheus.CounterOpts{
 		Name: "paygate_wechatpay_merchant_errors_total",
-		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; USER_ACCOUNT_ABNORMAL: a refund's payer account closed, to be refunded by other means; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates; not_wechat_pay_404: an HTTP 404 without WeChat Pay's error code, from a proxy, a gateway or a host other than WeChat Pay: check api_base and the route to it; not_wechat_pay_answer: a 2xx answer without WeChat Pay's signature headers, from the same).",
+		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; USER_ACCOUNT_ABNORMAL: a refund's payer account closed, to be refunded by other means; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates; not_wechat_pay_404: an HTTP 404 without WeChat Pay's error code, from a proxy, a gateway or a host other than WeChat Pay: check api_base and the route to it; not_wechat_pay_answer: a 2xx answer without WeChat Pay's signature headers, or a 4xx but 404 and 429 without its error code, from the same).",
 	}, "code"); err != nil {
 		return nil, err
 	}
@@ -234,8 +234,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // merchantErrorCodes are paygate_wechatpay_merchant_errors_total's label
 // values, every one's series at 0 from the start so an alert on its
 // increase sees the first: the codes merchantFix knows, bad_signature
-// for an answer whose signature does not verify, and not_wechat_pay_404
-// for a 404 that did not come from WeChat Pay. Bounded: a code WeChat Pay
+// for an answer whose signature does not verify, not_wechat_pay_404
+// for a 404 that did not come from WeChat Pay, and not_wechat_pay_answer
+// for another answer that did not (codeNotWeChatAnswer). Bounded: a code WeChat Pay
 // sends otherwise raises no alert.
 var merchantErrorCodes = [...]string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "USER_ACCOUNT_ABNORMAL", codeBadSignature, codeNotWeChat404, codeNotWeChatAnswer}
 
@@ -251,7 +252,8 @@ const codeBadSignature = "bad_signature"
 const codeNotWeChat404 = "not_wechat_pay_404"
 
 // codeNotWeChatAnswer labels a 2xx answer without WeChat Pay's
-// Wechatpay-Signature header: something on the way answered it (an
+// Wechatpay-Signature header, or a 4xx (but 404 and 429) without its
+// error code or that header: something on the way answered it (an
 // egress proxy's or captive portal's page, another host), never WeChat
 // Pay, which signs every answer.
 const codeNotWeChatAnswer = "not_wechat_pay_answer"
@@ -356,6 +358,17 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 					c.merchantErrs.WithLabelValues(codeNotWeChat404).Inc()
 					c.alert(ctx, codeNotWeChat404, "ALERT: an HTTP 404 without a WeChat Pay error code answered the request: not WeChat Pay's answer (it says a missing order with ORDER_NOT_EXIST or RESOURCE_NOT_EXISTS), so the outcome is unknown; check payments.wechatpay.api_base and any egress proxy or gateway on the way to it",
 						"alert", true, "op", op, "no", no, "code", ae.Code, "http_status", ae.StatusCode, "body", bodyExcerpt(ae.Body), "attempts", attempt)
+				}
+				if ae.Code == "" && ae.StatusCode >= 400 && ae.StatusCode < 500 && ae.StatusCode != http.StatusNotFound &&
+					ae.StatusCode != http.StatusTooManyRequests && ae.Header.Get(HeaderSignature) == "" {
+					// WeChat Pay names every refusal with its code: a 4xx
+					// without one or its signature (a gateway wanting
+					// credentials, a WAF, another host) is from something
+					// on the way, which every call meets until someone
+					// fixes the route, as a 2xx page or a bare 404.
+					c.merchantErrs.WithLabelValues(codeNotWeChatAnswer).Inc()
+					c.alert(ctx, codeNotWeChatAnswer, "ALERT: an answer without WeChat Pay's signature headers or error code refused the request: not WeChat Pay's answer (it names every refusal with its code); check payments.wechatpay.api_base and any egress proxy or gateway on the way to it",
+						"alert", true, "op", op, "no", no, "code", "", "http_status", ae.StatusCode, "body", bodyExcerpt(ae.Body), "attempts", attempt)
 				}
 				return &APIError{Op: op, StatusCode: ae.StatusCode, Code: ae.Code, Message: ae.Message, Attempts: attempt, Kind: kind}
 			}
