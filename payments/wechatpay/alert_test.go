@@ -152,7 +152,7 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 			// only in a log line: one count under the code, every other
 			// code's series present at 0 so increase() sees the first.
 			metrics := scrapeMetrics(t, reg)
-			for _, code := range []string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "USER_ACCOUNT_ABNORMAL", "bad_signature", "not_wechat_pay_404"} {
+			for _, code := range []string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "USER_ACCOUNT_ABNORMAL", "bad_signature", "not_wechat_pay_404", "not_wechat_pay_answer"} {
 				want := 0
 				if tt.wantAlert == code || (tt.wantAlert == "verif" && code == "bad_signature") {
 					want = 1
