@@ -507,14 +507,11 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	s.sweepUnacked(ctx)
 	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
-		limited, err := s.sweepStatus(ctx, status, &st)
-		if err != nil {
+		// Each status's walk ends at its own FREQUENCY_LIMITED: one
+		// ended at the first left the other's orders unswept for as long
+		// as WeChat Pay limited a `creating` order's query in each pass.
+		if _, err := s.sweepStatus(ctx, status, &st); err != nil {
 			return st, err
-		}
-		if limited {
-			// WeChat Pay asked for fewer calls: the other status's
-			// orders are left to the next pass as well.
-			break
 		}
 	}
 	if err := s.sweepHeld(ctx, &st); err != nil {

@@ -75,3 +75,28 @@ func TestSweepPassEndsWhenRateLimited(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepRateLimitedCreatingLeavesAwaiting: WeChat Pay answers the
+// query of an order a crash left `creating` FREQUENCY_LIMITED through its
+// retries. That ends the pass of `creating` orders only: the orders
+// awaiting payment, swept after them, are still queried in the same pass
+// (one's own FREQUENCY_LIMITED ends theirs), so a `creating` order limited
+// in every pass never keeps the payer's paid order from being found.
+func TestSweepRateLimitedCreatingLeavesAwaiting(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOptions{notifyTo: "sink"})
+	awaiting := e.create("oUser-ratelimited-awaiting", 1)
+	if _, err := e.sim.Pay(ctx, awaiting.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	e.creatingOrder(payments.NewOrderNo(time.Now()), "oUser-ratelimited-creating", time.Minute)
+	e.clock.Advance(payments.DefaultActiveQueryAfter + time.Second)
+	e.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultFrequencyLimited, Times: 3})
+	st, err := e.svc.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.order(awaiting.OrderNo).Status; got != store.StatusPaid || st.Errors != 1 {
+		t.Errorf("order awaiting payment after a pass whose creating order's query was limited: %s, %+v; want paid, 1 error", got, st)
+	}
+}
