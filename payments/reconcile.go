@@ -510,7 +510,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 		// Each status's walk ends at its own FREQUENCY_LIMITED: one
 		// ended at the first left the other's orders unswept for as long
 		// as WeChat Pay limited a `creating` order's query in each pass.
-		if _, err := s.sweepStatus(ctx, status, &st); err != nil {
+		if err := s.sweepStatus(ctx, status, &st); err != nil {
 			return st, err
 		}
 	}
@@ -564,15 +564,16 @@ var errSweepStop = errors.New("sweep: walk ends here")
 
 // sweepStatus reconciles the due orders in status (creating or
 // awaiting_payment), newest first. When WeChat Pay answers one
-// FREQUENCY_LIMITED (or 429) through its retries, the pass ends there and
-// reports limited: WeChat Pay asks the merchant to slow down, and the pass
+// FREQUENCY_LIMITED (or 429) through its retries, the pass ends there:
+// WeChat Pay asks the merchant to slow down, and the pass
 // went on querying every pending order, each three times, so 1,000 pending
 // orders made 3,000 calls into a WeChat Pay asking for fewer. The order
 // it ended at is remembered (sweepFrom): the next pass starts past it and
 // comes round to it, and the orders before it, last, so each pass goes on
 // where the last stopped and no order waits for ever behind the ones
 // listed before it.
-func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st *SweepStats) (limited bool, err error) {
+func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st *SweepStats) error {
+	limited := false
 	s.mu.Lock()
 	from := s.sweepFrom[status]
 	s.mu.Unlock()
@@ -629,7 +630,7 @@ func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st 
 		}
 		return nil
 	}
-	err = s.eachPageFrom(ctx, status, from, visit)
+	err := s.eachPageFrom(ctx, status, from, visit)
 	if err == nil && !from.Before.IsZero() {
 		// Round to the order the last pass ended at, itself included.
 		err = s.eachPageFrom(ctx, status, store.OrderFilter{}, func(page []*store.Order) error {
@@ -654,7 +655,7 @@ func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st 
 		delete(s.sweepFrom, status)
 		s.mu.Unlock()
 	}
-	return limited, err
+	return err
 }
 
 // sweepLeases returns the orders of due this replica's sweep is to
