@@ -11,6 +11,7 @@
 package jsonscan
 
 import (
+	"math/bits"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -126,16 +127,27 @@ func KeyName(raw string) string {
 
 // StringEnd returns the index of the quote closing the JSON string whose
 // contents start at from, or -1. Most strings in a chat body are short
-// (keys, ids, roles), and for those a byte loop ends before a call to
-// IndexByte would have paid off; longer ones are searched.
+// (keys, ids, roles): their first shortString bytes are read eight at a
+// time (quoteOrEscape), which ends before a call to IndexByte would have
+// paid off; longer ones are searched.
 func StringEnd(s string, from int) int {
 	i := from
-	for end := min(len(s), from+shortString); i < end; i++ {
+	for end := min(len(s), from+shortString); i < end; {
+		if len(s)-i >= 8 {
+			stops := quoteOrEscape(load64(s, i))
+			if stops == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(stops) >> 3
+		}
 		switch s[i] {
 		case '"':
 			return i
 		case '\\':
-			i++ // the escaped byte is not a delimiter
+			i += 2 // the escaped byte is not a delimiter
+		default:
+			i++
 		}
 	}
 	if i >= len(s) {
@@ -144,8 +156,27 @@ func StringEnd(s string, from int) int {
 	return stringEndSearch(s, from, i)
 }
 
-// shortString is how many bytes of a string StringEnd reads one by one.
-const shortString = 24
+// shortString is how many bytes of a string StringEnd reads itself before
+// it searches the rest.
+const shortString = 32
+
+// load64 is the eight bytes of s from i, the first lowest.
+func load64(s string, i int) uint64 {
+	b := s[i : i+8]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// quoteOrEscape has the high bit of each byte of x (eight bytes of a
+// string, the first lowest) set that is '"' or '\\'. Above the lowest such
+// byte a bit may be set wrongly (a borrow carries up), never below it, so
+// its trailing zeros count exactly the bytes before it (as StringStops).
+func quoteOrEscape(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ (ones * '"')
+	slash := x ^ (ones * '\\')
+	return ((quote-ones)&^quote | (slash-ones)&^slash) & highs
+}
 
 // stringEndSearch is StringEnd for a string with no delimiter before at
 // (at is not inside an escape): it searches for quotes and counts the
