@@ -354,7 +354,7 @@ func hasStateMarker(b []byte) bool {
 	// IndexByte's speed: the scan stays linear in a long conversation.
 	for _, c := range markerLeads {
 		for i := nextByte(b, 0, c); i >= 0; i = nextByte(b, i+1, c) {
-			if markerAt(b[i:]) {
+			if !anotherPWord(b[i:]) && markerAt(b[i:]) {
 				return true
 			}
 		}
@@ -377,6 +377,15 @@ func hasStateMarker(b []byte) bool {
 		i = nextByte(b, j, '\\')
 	}
 	return false
+}
+
+// anotherPWord reports whether b, at a "p" or "P", opens a word that is
+// not "payment" by its next byte alone: an ASCII one other than an "a"
+// (or a backslash), as in "plan" or "price", which markerAt rules out
+// after four calls of markerRune; a zero-width character between the
+// letters is not ASCII.
+func anotherPWord(b []byte) bool {
+	return len(b) > 1 && b[0]|0x20 == 'p' && b[1] < utf8.RuneSelf && b[1] != '\\' && b[1]|0x20 != 'a'
 }
 
 // pEscape reports whether b, at a backslash, opens a JSON escape of a

@@ -512,3 +512,17 @@ func BenchmarkStateScansOfEscapedHistory(b *testing.B) {
 		})
 	}
 }
+
+// FuzzAnotherPWordIsNoMarker holds hasStateMarker's shortcut to markerAt:
+// a "p" that anotherPWord rules out never opens the marker's words.
+func FuzzAnotherPWordIsNoMarker(f *testing.F) {
+	for _, s := range []string{"plan", "payment state of this user", "Payment state of this user", "pAyment state of this user",
+		"p\\u0061yment state of this user", "p\u200bayment state of this user", "p", "P!", "pa"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if anotherPWord(b) && markerAt(b) {
+			t.Fatalf("anotherPWord(%q) but markerAt", b)
+		}
+	})
+}
