@@ -418,7 +418,9 @@ func refusalAsContent(body []byte) ([]byte, error) {
 }
 
 // refusalKey finds a body that may hold an assistant's refusal
-// (jsonscan.Finder says why not bytes.Contains).
+// (jsonscan.Finder says why not bytes.Contains). Its pivot stays f: l
+// saved 1,216 instructions a BenchmarkNonStreamTurn, whose body is mostly
+// the payment tools' "refund"s, but is the commoner letter in a history.
 var refusalKey = jsonscan.NewFinder(`"refusal"`)
 
 // holdsRefusalText reports whether body has a member named refusal whose
