@@ -141,10 +141,11 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 		}
 		start := i + 1
 		var ok bool
+		s.marks &^= markEscape
 		if i, ok = scanString(data, start, &s.marks); !ok {
 			return i, false
 		}
-		raw := unsafeString(data[start : i-1])
+		raw, escaped := unsafeString(data[start:i-1]), s.marks&markEscape != 0
 		i = skipSpace(data, i)
 		if i >= len(data) || data[i] != ':' {
 			return i, false
@@ -160,13 +161,13 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 						s.choices = choicesSome
 					}
 				}
-			} else if strings.IndexByte(raw, '\\') >= 0 {
+			} else if escaped {
 				s.choices = choicesAsk // it may decode to choices
 			}
 		}
 		var below, elems *jsonscan.Level
 		if lv != nil && !s.ambiguous {
-			if f := s.field(lv, &seen, raw); f != nil && f.Below != nil {
+			if f := s.field(lv, &seen, raw, escaped); f != nil && f.Below != nil {
 				if f.Elements {
 					elems = f.Below
 				} else {
@@ -198,22 +199,30 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 // field is the Field of lv the key raw names, to descend into (nil: none),
 // as walkLevel finds it: a repeat or another spelling of a checked field
 // makes the answer ambiguous, of an unchecked one is not descended into.
-func (s *answerScanner) field(lv *jsonscan.Level, seen *uint64, raw string) *jsonscan.Field {
-	k := jsonscan.KeyName(raw)
+// escaped: raw holds an escape, and its name is decoded.
+func (s *answerScanner) field(lv *jsonscan.Level, seen *uint64, raw string, escaped bool) *jsonscan.Field {
+	k := raw
+	if escaped {
+		k = jsonscan.KeyName(raw)
+	}
 	for j := range lv.Fields {
 		fj := &lv.Fields[j]
+		if len(k) != len(fj.Name) {
+			continue
+		}
 		// The key as spelled, the usual case, needs no case folding.
-		if len(k) != len(fj.Name) || k != fj.Name && !strings.EqualFold(k, fj.Name) {
+		exact := k == fj.Name
+		if !exact && !strings.EqualFold(k, fj.Name) {
 			continue
 		}
 		if fj.Unchecked {
-			if k == fj.Name && *seen&(1<<j) == 0 {
+			if exact && *seen&(1<<j) == 0 {
 				*seen |= 1 << j
 				return fj
 			}
 			return nil
 		}
-		if k != fj.Name || *seen&(1<<j) != 0 {
+		if !exact || *seen&(1<<j) != 0 {
 			s.ambiguous = true
 			return nil
 		}

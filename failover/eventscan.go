@@ -24,6 +24,9 @@ const (
 	markResourceFinish
 	// markFinish: hasFinish(data).
 	markFinish
+	// markEscape: a string scanned holds an escape (answerScanner clears
+	// it before a key, to read the key's name without a search for one).
+	markEscape
 )
 
 // scanEvent reports whether data is valid JSON nesting at most maxNesting
@@ -212,6 +215,7 @@ func scanString(data []byte, i int, m *eventMarks) (int, bool) {
 			return i, false
 		}
 		// A backslash.
+		*m |= markEscape
 		i++
 		if i == len(data) {
 			return i, false

@@ -24,6 +24,7 @@ func scanStringByByte(data []byte, i int, m *eventMarks) (int, bool) {
 		case c < ' ':
 			return i, false
 		case c == '\\':
+			*m |= markEscape
 			i++
 			if i == len(data) {
 				return i, false
@@ -52,7 +53,7 @@ func scanStringByByte(data []byte, i int, m *eventMarks) (int, bool) {
 func checkScanString(t *testing.T, data []byte) {
 	t.Helper()
 	for i := 0; i <= len(data); i++ {
-		for _, before := range []eventMarks{0, markErrorTail, markResourceFinish, markFinish} {
+		for _, before := range []eventMarks{0, markErrorTail, markResourceFinish, markFinish, markEscape} {
 			gm, wm := before, before
 			gi, gok := scanString(data, i, &gm)
 			wi, wok := scanStringByByte(data, i, &wm)
