@@ -118,6 +118,8 @@ func SkipValue(s string, i int) int {
 
 // KeyName is a raw key as a parser sees it: a key spelled with escapes
 // ("tool\u005fcalls") is decoded, so it cannot pass for another one.
+// (Members that note a key the walk saw no escape in, to skip the search
+// here, were measured: 554 instructions of a non-stream turn, not kept.)
 func KeyName(raw string) string {
 	if strings.IndexByte(raw, '\\') < 0 {
 		return raw
