@@ -96,6 +96,12 @@ func userIDError(user, session string) *apiError {
 	if plainID(user) && (session == user || plainID(session)) {
 		return nil
 	}
+	return userIDChecks(user, session)
+}
+
+// userIDChecks is userIDError without its fast path (plainID): each check
+// in turn, which FuzzPlainIDPassesEveryCheck holds the fast path to.
+func userIDChecks(user, session string) *apiError {
 	for _, id := range []struct{ what, v, advice string }{
 		{"end user's id (" + headerOpenID + " or the body's user)", user, "send the OpenID as WeChat gives it, in ASCII, not a nickname in another encoding"},
 		{"X-Paygate-Session", session, "name the conversation in UTF-8 (an id of the bot's own, not a title in another encoding)"},
