@@ -11,7 +11,10 @@ import (
 // hasChoices, ambiguousMember) need no walk of their own on the common
 // answer.
 type answerScan struct {
-	marks eventMarks // markErrorTail and markResourceFinish, as scanEvent's
+	// marks: markErrorTail and markResourceFinish, as scanEvent's.
+	// markEscape tells nothing of the answer: object clears it before
+	// each key, to know whether that key holds an escape.
+	marks eventMarks
 	// choices is hasChoices(data) where the pass could tell it: the first
 	// top-level member spelled choices, without escapes and before any key
 	// with one, holds an array. choicesAsk leaves it to hasChoices (gjson's

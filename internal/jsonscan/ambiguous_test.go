@@ -132,9 +132,9 @@ func TestAmbiguousParamAndFold(t *testing.T) {
 	}
 }
 
-// FuzzStringEnd checks StringEnd, which reads short strings byte by byte
-// and searches long ones, against the plain definition, around the switch
-// between the two especially.
+// FuzzStringEnd checks StringEnd, which reads a string's first
+// shortString bytes eight at a time and searches the rest, against the
+// plain definition, around the switch between the two especially.
 func FuzzStringEnd(f *testing.F) {
 	long := strings.Repeat("a", shortString-1)
 	for _, s := range []string{`abc"`, `a\"b"`, `\\"`, `\`, long + `\"x"`, long + `\\"`, long + `a\`, long + long + `"`, long + `\` + long + `"`} {
