@@ -140,6 +140,16 @@ func FuzzStringEnd(f *testing.F) {
 	for _, s := range []string{`abc"`, `a\"b"`, `\\"`, `\`, long + `\"x"`, long + `\\"`, long + `a\`, long + long + `"`, long + `\` + long + `"`} {
 		f.Add(s, 0)
 	}
+	// A string of eight bytes or more is read a word at a time: a quote
+	// or an escape in each word of the first shortString bytes, at its
+	// first and last byte, and bytes that are '"' or '\\' with the high
+	// bit set (which the word test must not take for either).
+	for _, at := range []int{0, 7, 8, 15, 16, shortString - 1, shortString, shortString + 1} {
+		a := strings.Repeat("\xa2\xdc", shortString)
+		f.Add(a[:at]+`"`+a, 0)
+		f.Add(a[:at]+`\"x"`+a, 0)
+		f.Add("x"+a[:at]+`"`+a, 1)
+	}
 	f.Fuzz(func(t *testing.T, s string, from int) {
 		if from < 0 || from > len(s) {
 			return
