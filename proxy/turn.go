@@ -1127,10 +1127,44 @@ func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, res
 	return flushAfterRelay(t.sw, t.relayEvents(resp, capture, resume))
 }
 
+// skippedChunks counts an attempt's chunks of one level that the capture
+// could not read (relayEvents), and keeps the last one's error.
+type skippedChunks struct {
+	n   int
+	err error
+}
+
+// level is the level k's lines are logged at: k is all[0] (a chunk that
+// looked like one: a warning) or all[1] (a keep-alive's null or word).
+func (k *skippedChunks) level(all []skippedChunks) slog.Level {
+	if k == &all[0] {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
+}
+
+// logSkippedChunks says, as an attempt's relay ends, how many unreadable
+// chunks of a level it skipped in all, when more than the first, which
+// was logged as it came.
+func (t *turn) logSkippedChunks(skipped *[2]skippedChunks) {
+	for i := range skipped {
+		if k := &skipped[i]; k.n > 1 {
+			t.s.log.Log(t.r.Context(), k.level(skipped[:]), "upstream chunks skipped", "request_id", reqInfo(t.r).id,
+				"chunks", k.n, "err", k.err)
+		}
+	}
+}
+
 // relayEvents is relay's loop; events go out queued (see flushBeforeWait).
 func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
 	quiet := repeatQuiet(resume, t.s.cfg.Server.SSEKeepalive.D())
 	late := 0 // events skipped after the finish, told to the capture
+	// The chunks the capture cannot read are said once per attempt and
+	// level: the first at once, the rest counted in one line as the
+	// attempt ends. A line per chunk wrote 1,000 lines (181 KB) for one
+	// answer of 1,000 such chunks.
+	var skipped [2]skippedChunks // [0] at warn, [1] at debug
+	defer t.logSkippedChunks(&skipped)
 	for {
 		if flushBeforeWait(t.sw, resp) != nil {
 			return errClientGone
@@ -1180,11 +1214,14 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 			// relays' keep-alives) costs the round nothing: said at debug,
 			// or a relay that sends one between its chunks wrote a warning
 			// per keep-alive into every healthy stream.
-			level := slog.LevelWarn
+			k := &skipped[0]
 			if rest := bytes.TrimLeft(data, " \t\r\n"); len(rest) == 0 || rest[0] != '{' && rest[0] != '[' {
-				level = slog.LevelDebug
+				k = &skipped[1]
 			}
-			t.s.log.Log(t.r.Context(), level, "upstream chunk skipped", "request_id", reqInfo(t.r).id, "err", err)
+			if k.n++; k.n == 1 {
+				t.s.log.Log(t.r.Context(), k.level(skipped[:]), "upstream chunk skipped", "request_id", reqInfo(t.r).id, "err", err)
+			}
+			k.err = err
 			continue
 		}
 		if capture.Held() > maxRoundText {
