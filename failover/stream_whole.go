@@ -66,6 +66,13 @@ var eventFields = [][]byte{[]byte("data:"), []byte(":"), []byte("event:"), []byt
 func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int, goesOn NameJudge) ([]byte, *failure) {
 	var b completionBuilder
 	body, f := r.assembleCompletion(&b, a, data, readErr, limit, choices, goesOn)
+	if n := b.twoWays[0]; n > 1 {
+		r.log.WarnContext(&a.ctx, "upstream chunks naming a member two ways skipped", "provider", a.Provider, "target", a.Model, "chunks", n)
+	}
+	if n := b.twoWays[1]; n > 1 {
+		r.log.WarnContext(&a.ctx, "upstream chunks naming a usage count two ways read with their first copies", "provider", a.Provider,
+			"target", a.Model, "chunks", n)
+	}
 	if f != nil && f.usage == nil {
 		// Refused, the answer was billed all the same: the last usage its
 		// events gave counts (Attempt.Usage), as a whole completion's
@@ -178,8 +185,10 @@ read:
 				// gjson's first copy, the piece of a call's arguments a
 				// second "choices" carried was dropped and the rest of
 				// the call ran.
-				r.log.WarnContext(&a.ctx, "upstream chunk naming a member two ways skipped", "provider", a.Provider, "target", a.Model,
-					"member", dup.String())
+				if b.twoWays[0]++; b.twoWays[0] == 1 {
+					r.log.WarnContext(&a.ctx, "upstream chunk naming a member two ways skipped", "provider", a.Provider, "target", a.Model,
+						"member", dup.String())
+				}
 				if !b.finished() {
 					lost++
 				} else if !gap {
@@ -193,8 +202,10 @@ read:
 			// (usageCounts). Skipped, the finish it carried went with
 			// it: an answer with a tool call was asked again, billed
 			// twice, and a text answer lost its last piece.
-			r.log.WarnContext(&a.ctx, "upstream chunk naming a usage count two ways read with its first copy", "provider", a.Provider,
-				"target", a.Model, "member", dup.String())
+			if b.twoWays[1]++; b.twoWays[1] == 1 {
+				r.log.WarnContext(&a.ctx, "upstream chunk naming a usage count two ways read with its first copy", "provider", a.Provider,
+					"target", a.Model, "member", dup.String())
+			}
 			counts = true
 		}
 		if err := b.add(bodyText(data, &from, ev.Data), counts); err != nil {
@@ -280,6 +291,12 @@ type completionBuilder struct {
 	// added: streamedCompletion asks whether one came after an event
 	// skipped after the finish.
 	callPieces int
+	// twoWays counts the chunks naming a member two ways, [0] skipped and
+	// [1] read with a usage count's first copy: the first of each is
+	// logged as it comes, and their count once the answer is read
+	// (streamedCompletion), where a line per chunk wrote 1,000 lines
+	// (249 KB) for one answer of 1,000 such chunks.
+	twoWays [2]int
 }
 
 // At most the least JSON a choice and a tool call of the completion take:
