@@ -97,6 +97,9 @@ type Server struct {
 	scrapes *scrapeGate
 	// adminRefusals paces the lines of refused admin tokens (AdminAuth).
 	adminRefusals logging.Paced
+	// stateWarnings paces the lines of turns served without payment
+	// state (loadState).
+	stateWarnings logging.Paced
 	store         Pinger
 	notify        http.Handler
 	// redact masks the known secrets in upstream text before it reaches a
@@ -174,6 +177,7 @@ func New(o Options) (*Server, error) {
 		reg:           reg,
 		scrapes:       newScrapeGate(reg),
 		adminRefusals: logging.Paced{Every: adminRefusalLogEvery},
+		stateWarnings: logging.Paced{Every: stateWarningEvery},
 		store:         o.Store,
 		notify:        o.Notify,
 		// The config's secrets, and the user hash key when the store made

@@ -137,6 +137,14 @@ const markTimeout = 5 * time.Second
 // (README).
 const announceWindow = announcedTTL - 24*time.Hour
 
+// stateWarningEvery is how often a turn served without payment state is
+// logged at most (loadState): every turn of a store outage meets it, each
+// counted in paygate_state_unavailable_total, and a line per turn (279 KB
+// per 1,000 turns) buried the store's other lines, as the Redis client's
+// own once did; the first is logged at once, then one line per interval,
+// the next saying how many were left out since (suppressed).
+const stateWarningEvery = 10 * time.Second
+
 // loadState reads the user's orders and the announcements already made of
 // them (one store round trip, by stateTimeout), refreshes the pending
 // orders under the reconciler's deadline, and returns the state with the
@@ -162,7 +170,13 @@ func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller)
 	}
 	if err != nil {
 		s.metrics.stateUnavailable.Inc()
-		s.log.Warn("payment state unavailable; the turn goes on without it", "request_id", reqID, "err", err)
+		if suppressed, ok := s.stateWarnings.Take("state_unavailable", time.Now()); ok {
+			attrs := []any{"request_id", reqID, "err", err}
+			if suppressed > 0 {
+				attrs = append(attrs, "suppressed", suppressed)
+			}
+			s.log.Warn("payment state unavailable; the turn goes on without it", attrs...)
+		}
 		return nil
 	}
 	s.storeAnswered()
