@@ -422,17 +422,44 @@ func nameWords(name string) []string {
 }
 
 // ignoreExtra logs arguments outside the schema; they are never obeyed.
+// The names are the model's words, which a user can steer: the line names
+// the first extraNamesLogged, each cut to extraNameMax bytes, and counts
+// them all. Named whole, 51 names (one of 3,000 bytes, fifty quoting what
+// the user said) made a line of 4,962 bytes.
 func (t *Tools) ignoreExtra(ctx context.Context, name, args string, allowed map[string]bool) {
 	var extra []string
+	count := 0
 	gjson.Parse(args).ForEach(func(k, _ gjson.Result) bool {
 		if !allowed[k.String()] {
-			extra = append(extra, k.String())
+			if count++; len(extra) < extraNamesLogged {
+				extra = append(extra, cutName(k.String()))
+			}
 		}
 		return true
 	})
-	if len(extra) > 0 {
-		t.log.WarnContext(ctx, "payment tool arguments outside the schema ignored", "tool", name, "fields", strings.Join(extra, ","))
+	if count > 0 {
+		t.log.WarnContext(ctx, "payment tool arguments outside the schema ignored", "tool", name, "fields", strings.Join(extra, ","), "count", count)
 	}
+}
+
+// extraNamesLogged and extraNameMax bound what ignoreExtra logs of the
+// names outside the schema: a model's own are few and short (amount,
+// price, openid, notify_url).
+const (
+	extraNamesLogged = 10
+	extraNameMax     = 32
+)
+
+// cutName is n cut to extraNameMax bytes, at a rune boundary.
+func cutName(n string) string {
+	if len(n) <= extraNameMax {
+		return n
+	}
+	i := extraNameMax
+	for i > 0 && !utf8.RuneStart(n[i]) {
+		i--
+	}
+	return n[:i]
 }
 
 func clarify(why string) Outcome {
