@@ -550,7 +550,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		if !f.canceled {
 			r.log.WarnContext(rd.ctx, "upstream attempt failed", "model", rd.model.name, "provider", p.name, "target", t.model,
 				"attempt", rd.attempts, "cause", f.cause, "status", f.httpStatus, "code", f.errCode,
-				"duration", at.Duration, "next", d.next.String(), "err", f.err)
+				"duration", at.Duration, "next", d.next.String(), "err", f.err, "message", r.loggedReason(f))
 		}
 		switch d.next {
 		case stepRetry:
@@ -584,6 +584,18 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			return nil, true
 		}
 	}
+}
+
+// loggedReason is the provider's reason for f as its attempt's line gives
+// it: masked and cut to maxPlainErrorText as a client's error is
+// (errorText), so that a round that failed over to an answer still says
+// why the provider it left failed (an HTTP status alone has no err). A
+// refused provider key's is left out: some providers echo part of the key.
+func (r *Router) loggedReason(f *failure) string {
+	if f.cause == CauseMisconfigured || f.errMsg == "" {
+		return ""
+	}
+	return r.errText.cut(f.errMsg, maxPlainErrorText)
 }
 
 // countSkips counts a failover from each target the round left unasked
