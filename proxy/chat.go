@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -450,6 +451,16 @@ func triedOf(err error) []failover.Attempt {
 	return nil
 }
 
+// providerRefused reports a round that ended with a provider's refusal
+// of the request, a 4xx (not a rate limit's 429) that reaches the client
+// with that provider's status and reason: the attempt's line
+// (failover's "upstream attempt failed") already names them.
+func providerRefused(err error) bool {
+	var ue *failover.UpstreamError
+	return errors.As(err, &ue) && ue.Provider != "" && len(ue.Tried) > 0 && ue.Class != failover.CauseCanceled &&
+		ue.Status >= 400 && ue.Status < 500 && ue.Status != http.StatusTooManyRequests
+}
+
 // unmetered tells the ledger of an answer that came whole without usage, or
 // with a usage that counts nothing the ledger prices (countsNothing,
 // accounting.Ledger.Unmetered), or of a stream cut after its finish, before
@@ -497,7 +508,15 @@ func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error, ext
 		return
 	}
 	ae := s.upstreamError(err)
-	s.log.Warn("turn failed before any byte reached the client",
+	level := slog.LevelWarn
+	if providerRefused(err) {
+		// The provider's own 4xx, passed on: its attempt's line says it
+		// all (provider, target, status, code, the reason), and a
+		// second warning per refused request repeated it, the whole
+		// message beside it (625 bytes a request, up to 64 KB).
+		level = slog.LevelDebug
+	}
+	s.log.Log(r.Context(), level, "turn failed before any byte reached the client",
 		"request_id", reqInfo(r).id, "status", ae.Status, "err", err)
 	ae.Paygate = ext
 	writeError(w, ae)
