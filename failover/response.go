@@ -345,15 +345,16 @@ func (a *Response) Next() (sse.Event, error) {
 				// hiccup) takes nothing from it. Ended as a cut, it was
 				// recovered from another provider (a second answer,
 				// billed) or reported to the bot after its answer.
+				why := a.r.loggedReason(f)
 				a.r.log.WarnContext(&a.ctx, "upstream error event after the stream's finish ignored", "provider", a.Provider, "target", a.Model,
-					"status", f.status, "code", f.errCode, "message", f.errMsg)
-				a.endCut = fmt.Errorf("error event after the finish (status %d, code %q): %s", f.status, f.errCode, f.errMsg)
+					"status", f.status, "code", f.errCode, "message", why)
+				a.endCut = fmt.Errorf("error event after the finish (status %d, code %q): %s", f.status, f.errCode, why)
 				return sse.Event{}, a.finish(io.EOF)
 			}
 			// Classified as before the first byte: the caller must not ask
 			// another provider to finish what a content filter stopped.
 			return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseStreamError,
-				Err:   fmt.Errorf("error event (status %d, code %q): %s", f.status, f.errCode, f.errMsg),
+				Err:   fmt.Errorf("error event (status %d, code %q): %s", f.status, f.errCode, a.r.loggedReason(f)),
 				Class: f.cause, Status: f.status, Type: f.errType, Code: f.errCode, Message: f.errMsg, Param: f.errParam})
 		}
 		if a.choices != nil {

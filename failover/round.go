@@ -586,11 +586,14 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 	}
 }
 
-// loggedReason is the provider's reason for f as its attempt's line gives
-// it: masked and cut to maxPlainErrorText as a client's error is
-// (errorText), so that a round that failed over to an answer still says
-// why the provider it left failed (an HTTP status alone has no err). A
-// refused provider key's is left out: some providers echo part of the key.
+// loggedReason is the provider's reason for f as the log gives it (an
+// attempt's line, a stream's error event's, the errors they wrap): masked
+// and cut to maxPlainErrorText as a client's error is (errorText), so
+// that a round that failed over to an answer still says why the provider
+// it left failed (an HTTP status alone has no err), and an error event's
+// message (up to 32 MiB, maybe quoting the user) is no line of its size.
+// A refused provider key's is left out: some providers echo part of the
+// key.
 func (r *Router) loggedReason(f *failure) string {
 	if f.cause == CauseMisconfigured || f.errMsg == "" {
 		return ""

@@ -170,7 +170,7 @@ read:
 				// (Response.Next). Failed over, the answer was asked for,
 				// and billed, again.
 				r.log.WarnContext(&a.ctx, "upstream error event after the answer's finish ignored", "provider", a.Provider, "target", a.Model,
-					"status", f.status, "code", f.errCode, "message", f.errMsg)
+					"status", f.status, "code", f.errCode, "message", r.loggedReason(f))
 				break read
 			}
 			f.httpStatus = a.StatusCode
