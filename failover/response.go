@@ -550,7 +550,7 @@ func (a *Response) finish(err error) error {
 		case se.Class == CauseInsufficientQuota:
 			// The account is out of money: out of service, as before
 			// the first byte (round.decide), not a breaker failure.
-			a.r.outOfQuota(&a.ctx, a.t.p, a.r.opts.Now(), se.Message)
+			a.r.outOfQuota(&a.ctx, a.t.p, a.r.opts.Now(), a.r.errText.cut(se.Message, maxPlainErrorText))
 			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "err", se.Err)
 		case se.Class == CauseRateLimited:
 			// Too fast or overloaded: the back-off keeps other rounds

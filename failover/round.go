@@ -794,14 +794,14 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 			// Said in words only, which may be the bot's own: the next
 			// target, and nothing held against the provider.
 			r.log.WarnContext(rd.ctx, "upstream said in words that the provider account is out of credit: next target, no cool-down",
-				"provider", p.name, "status", f.httpStatus, "message", f.errMsg)
+				"provider", p.name, "status", f.httpStatus, "message", r.loggedReason(f))
 			return decision{next: stepNext, breaker: errNeutral}
 		}
 		if f.modelQuota {
 			// The quota of this target's model alone: the next target,
 			// and the provider stays in service for its other models.
 			r.log.WarnContext(rd.ctx, "upstream quota of the target's model used up: next target, no cool-down",
-				"provider", p.name, "target", t.model, "status", f.httpStatus, "message", f.errMsg)
+				"provider", p.name, "target", t.model, "status", f.httpStatus, "message", r.loggedReason(f))
 			return decision{next: stepNext, breaker: errNeutral}
 		}
 		if f.requestCost {
@@ -815,10 +815,10 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 				rd.notes = append(rd.notes, n)
 			}
 			r.log.WarnContext(rd.ctx, "upstream credit too low for this request's size: next target, no cool-down",
-				"provider", p.name, "status", f.httpStatus, "message", f.errMsg)
+				"provider", p.name, "status", f.httpStatus, "message", r.loggedReason(f))
 			return decision{next: stepNext, breaker: errNeutral}
 		}
-		r.outOfQuota(rd.ctx, p, now, f.errMsg)
+		r.outOfQuota(rd.ctx, p, now, r.loggedReason(f))
 		return decision{next: stepNext, breaker: errNeutral}
 
 	case CauseMisconfigured:
@@ -992,7 +992,8 @@ func (r *Router) coolFreeTargets(p *provider, until time.Time) {
 
 // outOfQuota puts p out of service for Options.QuotaCooldown (or until an
 // operator resets it): its account is out of money. The line is logged with
-// ctx, the round's, so that it carries the request's id.
+// ctx, the round's, so that it carries the request's id, and msg, the
+// provider's reason as the log gives it (loggedReason).
 func (r *Router) outOfQuota(ctx context.Context, p *provider, now time.Time, msg string) {
 	p.coolDown(now.Add(r.opts.QuotaCooldown), coolReason{cause: CauseInsufficientQuota})
 	r.log.ErrorContext(ctx, "upstream out of quota: provider out of service until reset or cool-down end",
