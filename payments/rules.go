@@ -386,6 +386,14 @@ func newMoneyMetrics(reg prometheus.Registerer) (*moneyMetrics, error) {
 	return m, nil
 }
 
+// unreadLogEvery is how often a call refused because its rules could not
+// be read is logged at most (refusedByRule): every payment call of a
+// store outage meets it, each counted in paygate_tool_calls_total
+// (failed), and a line per call (350 KB per 1,000) said the same thing
+// each time; the first is logged at once, then one line per interval,
+// the next saying how many were left out since (suppressed).
+const unreadLogEvery = 10 * time.Second
+
 // refusedByRule is the tool result of a call a rule refused, or whose rules
 // could not be read (args: the call's arguments). Nothing reached WeChat
 // Pay. A rate-limited call runs the next round without tools, so a looping
@@ -402,7 +410,13 @@ func (t *Tools) refusedByRule(ctx context.Context, name, args string, c Caller, 
 		out.Result = resultJSON(map[string]any{"status": "refused", "error": failureText(err)})
 		out.Executed = true
 	default:
-		t.log.WarnContext(ctx, "payment rules could not be checked; call refused", "client", c.Client, "tool", name, "err", err)
+		if suppressed, ok := t.unread.Take("rules_unread", time.Now()); ok {
+			attrs := []any{"client", c.Client, "tool", name, "err", err}
+			if suppressed > 0 {
+				attrs = append(attrs, "suppressed", suppressed)
+			}
+			t.log.WarnContext(ctx, "payment rules could not be checked; call refused", attrs...)
+		}
 		out.Result = t.unreadRulesResult(name, args, err)
 		out.Failed = true // the store failed: an outage, not a refusal
 	}

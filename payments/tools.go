@@ -14,6 +14,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/store"
 )
 
@@ -79,11 +80,14 @@ type Tools struct {
 	svc   *Service
 	names ToolNames
 	log   *slog.Logger
+	// unread paces the lines of calls refused because their rules could
+	// not be read (refusedByRule).
+	unread logging.Paced
 }
 
 // NewTools builds the executor.
 func NewTools(svc *Service, names ToolNames, log *slog.Logger) *Tools {
-	return &Tools{svc: svc, names: names, log: log}
+	return &Tools{svc: svc, names: names, log: log, unread: logging.Paced{Every: unreadLogEvery}}
 }
 
 // IsPayment reports whether name is one of paygate's tools.

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/internal/redistest"
+	"github.com/paygate/paygate/logging/logtest"
+)
+
+// TestRulesUnreadLoggedPaced: with the store away, every payment call is
+// refused unrun (its rules cannot be read), each counted in
+// paygate_tool_calls_total{outcome="failed"}, and the log says so at most
+// once per 10 s, the first at once and the next with how many were left
+// out (suppressed), as the turns served without payment state are: a
+// warning per call wrote 100 lines (35 KB) for 100 purchase turns, 350 KB
+// per 1,000, each saying the same thing.
+func TestRulesUnreadLoggedPaced(t *testing.T) {
+	up := newScriptedProvider(t, stateScript)
+	logs := &logtest.Buffer{}
+	base, _ := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+store: {driver: redis, redis: {addrs: ["`+redistest.RefusedAddr+`"]}}
+privacy: {hash_key: fixed-key-for-this-test}
+providers:
+  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`, logs)
+	const turns = 100
+	start := time.Now()
+	var first string
+	for i := range turns {
+		resp := postAs(t, base, e2eClientKey, testOpenID, `{"model":"gpt-4o","messages":[{"role":"user","content":"premium"}]}`)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("turn %d: %d; want 200, the call refused", i, resp.StatusCode)
+		}
+		if i == 0 {
+			first = resp.Header.Get("X-Request-Id")
+		}
+	}
+	elapsed := time.Since(start)
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "payment rules could not be checked; call refused" {
+			lines = append(lines, rec)
+		}
+	}
+	if most := 1 + int(elapsed/(10*time.Second)); len(lines) < 1 || len(lines) > most {
+		t.Fatalf("%d purchase turns with the store away (%v) wrote %d lines saying the rules could not be checked; want 1 to %d", turns, elapsed, len(lines), most)
+	}
+	if got := lines[0]; got["request_id"] != first || got["level"] != "WARN" || got["err"] == nil || got["tool"] != "create_order" {
+		t.Errorf("the first line %v; want WARN with the first turn's request_id %s, the tool and the store's error", got, first)
+	}
+	if n := metricSum(t, scrape(t, base), "paygate_tool_calls_total", map[string]string{"outcome": "failed"}); n != turns {
+		t.Errorf("paygate_tool_calls_total{outcome=failed} %v after %d purchase turns; want each counted", n, turns)
+	}
+}
