@@ -452,10 +452,40 @@ func (t *Tools) ignoreExtra(ctx context.Context, name, args string, allowed map[
 const (
 	extraNamesLogged = 10
 	extraNameMax     = 32
+	extraNameDigits  = 4
 )
 
-// cutName is n cut to extraNameMax bytes, at a rune boundary.
+// maskDigitRuns is n with each run of extraNameDigits or more ASCII
+// digits replaced by as many '#'; n itself when it has none.
+func maskDigitRuns(n string) string {
+	var b []byte
+	for i := 0; i < len(n); {
+		j := i
+		for j < len(n) && n[j] >= '0' && n[j] <= '9' {
+			j++
+		}
+		if j-i >= extraNameDigits {
+			if b == nil {
+				b = []byte(n)
+			}
+			for k := i; k < j; k++ {
+				b[k] = '#'
+			}
+		}
+		i = max(j, i+1)
+	}
+	if b == nil {
+		return n
+	}
+	return string(b)
+}
+
+// cutName is n with each run of extraNameDigits or more digits masked
+// ('#' for each), cut to extraNameMax bytes at a rune boundary. A name
+// that quotes the user ("my phone is 13800138000") put the user's phone,
+// card or ID number in the log; a model's own names hold no such runs.
 func cutName(n string) string {
+	n = maskDigitRuns(n)
 	if len(n) <= extraNameMax {
 		return n
 	}
