@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -32,6 +33,35 @@ type Caller struct {
 	User        string
 	Session     string
 	AllowedSKUs []string // empty: every SKU
+	// PayMethods are the pay methods the caller's model may order with
+	// ("jsapi", "native"), the first the default; empty: both, jsapi
+	// first. A create_order naming another is asked about and reaches no
+	// WeChat Pay (payments.pay_methods).
+	PayMethods []string
+}
+
+// defaultPayMethods are the pay methods of a Caller that names none.
+var defaultPayMethods = []string{"jsapi", "native"}
+
+// payMethods are the pay methods c may order with, the default first.
+func (c Caller) payMethods() []string {
+	if len(c.PayMethods) == 0 {
+		return defaultPayMethods
+	}
+	return c.PayMethods
+}
+
+// methodWords describe each pay method to the model and the user.
+var methodWords = map[string]string{"jsapi": "to pay inside WeChat", "native": "a QR code to scan"}
+
+// methodsOffered lists methods as a clarification names them:
+// `"jsapi" (to pay inside WeChat) or "native" (a QR code to scan)`.
+func methodsOffered(methods []string) string {
+	parts := make([]string, len(methods))
+	for i, m := range methods {
+		parts[i] = fmt.Sprintf("%q (%s)", m, methodWords[m])
+	}
+	return strings.Join(parts, " or ")
 }
 
 // Outcome is what one payment tool call produced.
@@ -537,16 +567,27 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	}
 	// Left out or null (strict mode's null for an optional argument), the
 	// purchase's open order keeps its method (KeepPayMethod), and a new
-	// order is jsapi: read as jsapi, a model asking again for a purchase
-	// whose QR code the user has closed it and opened a jsapi order.
-	method, keep := "jsapi", true
+	// order is of the caller's first method (jsapi unless configured):
+	// read as that, a model asking again for a purchase whose QR code the
+	// user has closed it and opened a jsapi order.
+	methods := c.payMethods()
+	method, keep := methods[0], true
 	switch m := res[2]; {
 	case !m.Exists() || m.Type == gjson.Null:
 		if name := methodOutside(args); name != "" {
-			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "pay_method" it was not read as one, so nothing was done: give "jsapi" (to pay inside WeChat) or "native" (a QR code to scan) as "pay_method"`, echo(name)))
+			if len(methods) == 1 {
+				return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, so nothing was done: the only pay method offered here is %s; leave the pay method out to use it`, echo(name), methodsOffered(methods)))
+			}
+			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "pay_method" it was not read as one, so nothing was done: give %s as "pay_method"`, echo(name), methodsOffered(methods)))
 		}
 	case m.Str != "jsapi" && m.Str != "native":
-		return clarify(`pay_method must be "jsapi" or "native"`)
+		return clarify(fmt.Sprintf(`pay_method must be %s`, methodsOffered(methods)))
+	case !slices.Contains(methods, m.Str):
+		// Native Pay and JSAPI are products the merchant activates apart:
+		// one not activated is refused by WeChat Pay (NO_AUTH), the order
+		// closed as failed and the operator paged for what only the
+		// config could prevent. Models ignore enums: asked, not prepaid.
+		return clarify(fmt.Sprintf(`pay_method %q is not offered here, so nothing was done: the pay methods offered are %s; tell the user which they can use`, m.Str, methodsOffered(methods)))
 	default:
 		method, keep = m.Str, false
 	}
