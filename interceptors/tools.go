@@ -23,6 +23,10 @@ type ToolSpec struct {
 	// SKUs is the catalog, in the order the model should see it. With no SKU
 	// create_order is left out: an empty enum is not a valid schema.
 	SKUs []SKU
+	// PayMethods are the pay methods offered ("jsapi", "native"), the first
+	// the default; empty: both, jsapi first. With one, create_order has no
+	// pay_method parameter and its description says how the user pays.
+	PayMethods []string
 	// Strict emits OpenAI strict-mode schemas ("strict": true, every property
 	// required, optional ones nullable). Off by default, because several
 	// OpenAI-compatible providers reject "strict" or type arrays; the default
@@ -80,7 +84,11 @@ func PaymentTools(spec ToolSpec) []byte {
 		out = appendTool(out, name, desc, props, spec.Strict)
 	}
 	if len(spec.SKUs) > 0 {
-		add(spec.CreateOrder, createOrderDesc(), createOrderProps(spec.SKUs))
+		methods := spec.PayMethods
+		if len(methods) == 0 {
+			methods = payMethods
+		}
+		add(spec.CreateOrder, createOrderDesc(methods), createOrderProps(spec.SKUs, methods))
 	}
 	add(spec.QueryOrder,
 		"Look up one of the signed-in user's orders: its state (awaiting payment, paid, closed, refunded, …) and when it was paid. Only the user's own orders can be found. "+systemSets,
@@ -119,8 +127,46 @@ func orderNoDesc(spec ToolSpec) string {
 // keep the old bound remain; the catalog listed here passed it at ten
 // items, so every signed-in turn of such a shop was refused: the catalog
 // is listed in the sku parameter's description instead, once.
-func createOrderDesc() string {
-	return "Create a WeChat Pay order for the signed-in user to buy an item of the catalog, which the sku parameter lists. Call it only when the user clearly asked to buy; if the item or the quantity is unclear, ask the user first instead of guessing. " + systemSets
+//
+// With one pay method offered it also says how the user pays, and that the
+// other way cannot be had: the pay_method parameter is left out then
+// (createOrderProps), and the model must still know that a QR code (or
+// paying inside WeChat) is not on offer, to tell a user who asks for it.
+func createOrderDesc(methods []string) string {
+	d := "Create a WeChat Pay order for the signed-in user to buy an item of the catalog, which the sku parameter lists. Call it only when the user clearly asked to buy; if the item or the quantity is unclear, ask the user first instead of guessing. "
+	if len(methods) == 1 {
+		d += onlyMethod[methods[0]]
+	}
+	return d + systemSets
+}
+
+// onlyMethod says how the user pays when methods offers one alone.
+var onlyMethod = map[string]string{
+	"jsapi":  "The user pays inside WeChat (mini-program or official account); no QR code can be offered. ",
+	"native": "The user pays by scanning a QR code with WeChat; paying inside WeChat without a QR code cannot be offered. ",
+}
+
+// methodDesc is pay_method's description for methods (two or more), the
+// first the default.
+func methodDesc(methods []string) string {
+	var b strings.Builder
+	for i, m := range methods {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(m))
+		b.WriteString(methodUse[m])
+	}
+	b.WriteString(". Defaults to ")
+	b.WriteString(strconv.Quote(methods[0]))
+	b.WriteString("; left out or null, an order already open for the same purchase keeps its own method.")
+	return b.String()
+}
+
+// methodUse describes each pay method after its name.
+var methodUse = map[string]string{
+	"jsapi":  " to pay inside WeChat (mini-program or official account)",
+	"native": " for a QR code to scan",
 }
 
 func catalogList(skus []SKU) string {
@@ -168,7 +214,14 @@ func skuEnum(ids []string) []string {
 	return ids
 }
 
-func createOrderProps(skus []SKU) []prop {
+// createOrderProps are create_order's parameters. pay_method is one only
+// with more than one method offered: with one, a parameter whose enum
+// holds a single value gives the model a choice that is none, which models
+// fill from the user's words regardless of the enum ("a QR code, please":
+// "native"), each such call then asked about; without it, the description
+// says how the user pays (createOrderDesc), and the model tells a user
+// asking for the other way that it cannot be had.
+func createOrderProps(skus []SKU, methods []string) []prop {
 	ids := make([]string, len(skus))
 	maxQ := 1
 	for i, s := range skus {
@@ -177,7 +230,7 @@ func createOrderProps(skus []SKU) []prop {
 			maxQ = s.MaxQuantity
 		}
 	}
-	return []prop{
+	props := []prop{
 		// The catalog (names, prices, limits) is listed once, here: in
 		// the tool's description it passed OpenAI's 1024 characters at
 		// ten items (createOrderDesc).
@@ -185,9 +238,11 @@ func createOrderProps(skus []SKU) []prop {
 			desc: "The id of the catalog item to buy, exactly as listed. Catalog: " + catalogList(skus) + "."},
 		{name: "quantity", typ: "integer", min: 1, max: maxQ,
 			desc: "How many to buy, within the item's limit. Defaults to 1."},
-		{name: "pay_method", typ: "string", enum: payMethods,
-			desc: `"jsapi" to pay inside WeChat (mini-program or official account), "native" for a QR code to scan. Defaults to "jsapi"; left out or null, an order already open for the same purchase keeps its own method.`},
 	}
+	if len(methods) > 1 {
+		props = append(props, prop{name: "pay_method", typ: "string", enum: methods, desc: methodDesc(methods)})
+	}
+	return props
 }
 
 // prop is one parameter of a tool schema.
