@@ -191,6 +191,9 @@ func (c *Config) SetDefaults() {
 	setDuration(&p.DedupeWindow, 10*time.Minute)
 	setDuration(&p.OrderTTL, 2*time.Hour)
 	setString(&p.WeChatPay.APIBase, DefaultWeChatPayAPI)
+	if p.PayMethods == nil {
+		p.PayMethods = []string{"jsapi", "native"}
+	}
 	for i := range p.Catalog {
 		setInt(&p.Catalog[i].MaxQuantity, 1)
 	}

@@ -126,6 +126,11 @@ type Client struct {
 	// Default []: every SKU. A written empty list is an error: it reads as
 	// the key left out (every SKU), where "none" was more likely meant.
 	AllowedSKUs []string `yaml:"allowed_skus"`
+	// PayMethods are the WeChat Pay methods this client's model is offered,
+	// "jsapi" and "native" (see payments.pay_methods), the first the
+	// default. Default []: payments.pay_methods. For one sidecar serving a
+	// mini-program bot (jsapi) and a desktop web bot (native).
+	PayMethods []string `yaml:"pay_methods"`
 	// Forward restricts which forwarded /v1/* paths (SPEC 2.2: every path
 	// but chat completions, GET /v1/models and /v1/paygate/*, which it
 	// never affects) this client may call: each pattern "METHOD /v1/path"
@@ -531,6 +536,14 @@ type Payments struct {
 	OrderTTL  Duration  `yaml:"order_ttl"`
 	WeChatPay WeChatPay `yaml:"wechatpay"`
 	Simulator Simulator `yaml:"simulator"`
+	// PayMethods are the WeChat Pay methods the model is offered, each a
+	// product the merchant activates at WeChat Pay: "jsapi" (pay inside
+	// WeChat: a mini-program or official account) and "native" (a QR code
+	// to scan). The first is the method of an order the model names none
+	// for; a create_order naming one not listed is asked about and reaches
+	// no WeChat Pay. Orders already made keep their method. Default
+	// ["jsapi", "native"].
+	PayMethods []string `yaml:"pay_methods"`
 	// Catalog is everything the model may sell. Default []: nothing to sell.
 	Catalog   []CatalogItem `yaml:"catalog"`
 	Rules     Rules         `yaml:"rules"`

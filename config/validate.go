@@ -260,6 +260,7 @@ func (l *loader) validateClients(c *Config) {
 				l.at(fmt.Sprintf("%s.allowed_skus[%d]", p, j), "SKU %q is not in payments.catalog", sku)
 			}
 		}
+		l.payMethods(p+".pay_methods", cl.PayMethods)
 		for j, f := range cl.Forward {
 			if _, err := ParseForward(f); err != nil {
 				l.at(fmt.Sprintf("%s.forward[%d]", p, j), "%q: %v", f, err)
@@ -545,6 +546,28 @@ func loopbackListen(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// payMethods checks a pay_methods list at path: a written empty list, a
+// value other than "jsapi" or "native", or one given twice is an error. An
+// empty list would offer the model no way to pay (or, read as unset, every
+// way: a mini-program merchant without Native had every QR code the model
+// offered refused by WeChat Pay with NO_AUTH, closed and paged for).
+func (l *loader) payMethods(path string, methods []string) {
+	if _, written := l.lines[path]; written && !l.nulls[path] && len(methods) == 0 {
+		l.at(path, `an empty list, which would offer no way to pay: list "jsapi", "native" or both, the default first, or leave the key out`)
+	}
+	seen := map[string]bool{}
+	for j, m := range methods {
+		at := fmt.Sprintf("%s[%d]", path, j)
+		switch {
+		case m != "jsapi" && m != "native":
+			l.at(at, `%q: "jsapi" (pay inside WeChat) or "native" (a QR code to scan)`, m)
+		case seen[m]:
+			l.at(at, "%q is listed twice", m)
+		}
+		seen[m] = true
+	}
 }
 
 // hasSKU reports whether the catalog has sku, by the set *skus, made on
@@ -1122,6 +1145,7 @@ func (l *loader) validatePayments(c *Config) {
 		// the simulator on a loopback port): no call crosses a network.
 		l.warn("payments.wechatpay.api_base", "http:// to a host that is not on a private network: every WeChat Pay call (the payer's OpenID, each order and refund) and its answer cross the network unencrypted; use https")
 	}
+	l.payMethods("payments.pay_methods", p.PayMethods)
 	skus := map[string]bool{}
 	for i, it := range p.Catalog {
 		path := fmt.Sprintf("payments.catalog[%d]", i)

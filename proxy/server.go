@@ -134,9 +134,10 @@ type Server struct {
 	providerValues map[string][]string
 	toolDefs       []byte   // the payment tool definitions, rendered once
 	toolNames      []string // their names, for the clash check
-	// clientTools are the definitions of clients limited by allowed_skus,
-	// rendered once each: such a bot's model sees only the SKUs it may sell,
-	// and no other client's catalogue reaches its prompts.
+	// clientTools are the definitions of clients limited by allowed_skus
+	// or given pay_methods of their own, rendered once each: such a bot's
+	// model sees only the SKUs it may sell and the methods it may use, and
+	// no other client's catalogue reaches its prompts.
 	clientTools map[string][]byte
 	// dropFields are the providers' drop_fields, each once: a request that
 	// repeats one is refused, as it repeats a member paygate rewrites.
@@ -214,21 +215,29 @@ func New(o Options) (*Server, error) {
 		}
 		s.toolDefs = interceptors.PaymentTools(spec)
 		for _, c := range o.Config.Clients {
-			if len(c.AllowedSKUs) == 0 {
+			if len(c.AllowedSKUs) == 0 && len(c.PayMethods) == 0 {
 				continue
 			}
-			// The allow-list as a set: compared pair by pair, 5,000 SKUs
-			// and an allow-list of as many took 35 ms per such client at
-			// start, and the square of that as both grow.
-			only := make(map[string]struct{}, len(c.AllowedSKUs))
-			for _, id := range c.AllowedSKUs {
-				only[id] = struct{}{}
-			}
+			// Rendered once per such client: tools are added to every
+			// request, and rendering them there cost allocations on
+			// every turn.
 			own := spec
-			own.SKUs = nil
-			for _, sku := range spec.SKUs {
-				if _, ok := only[sku.ID]; ok {
-					own.SKUs = append(own.SKUs, sku)
+			if len(c.PayMethods) > 0 {
+				own.PayMethods = c.PayMethods
+			}
+			if len(c.AllowedSKUs) > 0 {
+				// The allow-list as a set: compared pair by pair, 5,000
+				// SKUs and an allow-list of as many took 35 ms per such
+				// client at start, and the square of that as both grow.
+				only := make(map[string]struct{}, len(c.AllowedSKUs))
+				for _, id := range c.AllowedSKUs {
+					only[id] = struct{}{}
+				}
+				own.SKUs = nil
+				for _, sku := range spec.SKUs {
+					if _, ok := only[sku.ID]; ok {
+						own.SKUs = append(own.SKUs, sku)
+					}
 				}
 			}
 			if s.clientTools == nil {
@@ -741,10 +750,20 @@ func (s *Server) toolDefsFor(client string) []byte {
 	return s.toolDefs
 }
 
+// payMethods are the pay methods client's model may order with: its own
+// pay_methods, or payments.pay_methods (config.Config's defaults fill it).
+func (s *Server) payMethods(client *config.Client) []string {
+	if len(client.PayMethods) > 0 {
+		return client.PayMethods
+	}
+	return s.cfg.Payments.PayMethods
+}
+
 // toolSpec describes the payment tools from the config's names and catalog.
 func toolSpec(cfg *config.Config) interceptors.ToolSpec {
 	p := cfg.Payments
-	spec := interceptors.ToolSpec{CreateOrder: p.Tools.CreateOrder, QueryOrder: p.Tools.QueryOrder, RequestRefund: p.Tools.RequestRefund}
+	spec := interceptors.ToolSpec{CreateOrder: p.Tools.CreateOrder, QueryOrder: p.Tools.QueryOrder, RequestRefund: p.Tools.RequestRefund,
+		PayMethods: p.PayMethods}
 	for _, it := range p.Catalog {
 		fen, _ := it.Price.Fen()
 		spec.SKUs = append(spec.SKUs, interceptors.SKU{ID: it.SKU, Name: it.Name, PriceFen: fen, MaxQuantity: it.MaxQuantity})
