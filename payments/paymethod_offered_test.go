@@ -75,6 +75,12 @@ func TestPayMethodNotOfferedIsAsked(t *testing.T) {
 			if msg, _ := js.result["error"].(string); js.result["status"] != "needs_clarification" || !strings.Contains(msg, `"native" (a QR code to scan)`) {
 				t.Errorf("native-only, jsapi under another name: %s; want a clarification naming native", js.out.Result)
 			}
+			// The one method offered, under another name: what leaving it
+			// out means (the tool has no pay_method then), so not asked.
+			same := call(t, tools, n, "create_order", `{"sku":"premium-monthly","payment_method":"native"}`)
+			if same.result["status"] != "awaiting_payment" || same.result["order_no"] != qr.result["order_no"] {
+				t.Errorf("native-only, native under another name: %s; want the open QR order %v", same.out.Result, qr.result["order_no"])
+			}
 		})
 	}
 }

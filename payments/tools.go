@@ -374,18 +374,19 @@ func quantityOutside(args string) string {
 // ({"payment_method":"native"}) had it ignored as outside the schema, and
 // a JSAPI order the user cannot pay on a desktop was made without a word.
 // Which it meant is asked, as of a quantity under another name.
-func methodOutside(args string) string {
-	name := ""
+//
+// It also returns the method named, lower-cased.
+func methodOutside(args string) (name, method string) {
 	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
 		if key := k.String(); !createArgs[key] && v.Type == gjson.String {
 			if m := strings.TrimSpace(v.Str); strings.EqualFold(m, "native") || strings.EqualFold(m, "jsapi") {
-				name = key
+				name, method = key, strings.ToLower(m)
 				return false
 			}
 		}
 		return true
 	})
-	return name
+	return name, method
 }
 
 // chineseMeasures are the measure words a count of things bought is
@@ -574,10 +575,15 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	method, keep := methods[0], true
 	switch m := res[2]; {
 	case !m.Exists() || m.Type == gjson.Null:
-		if name := methodOutside(args); name != "" {
-			if len(methods) == 1 {
-				return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, so nothing was done: the only pay method offered here is %s; leave the pay method out to use it`, echo(name), methodsOffered(methods)))
-			}
+		name, named := methodOutside(args)
+		switch {
+		case name == "":
+		case len(methods) == 1 && named == methods[0]:
+			// The one method offered, which the tool has no parameter
+			// for: what leaving it out means, so only ignored (logged).
+		case len(methods) == 1:
+			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, so nothing was done: the only pay method offered here is %s, which is used without being named; tell the user`, echo(name), methodsOffered(methods)))
+		default:
 			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "pay_method" it was not read as one, so nothing was done: give %s as "pay_method"`, echo(name), methodsOffered(methods)))
 		}
 	case m.Str != "jsapi" && m.Str != "native":
