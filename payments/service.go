@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -503,6 +504,14 @@ type CreateRequest struct {
 	// user has usually leaves pay_method out; read as jsapi, the QR
 	// order was closed and a jsapi order opened in its place.
 	KeepPayMethod bool
+	// PayMethods are the pay methods the caller is offered
+	// (Caller.PayMethods); empty: both. With KeepPayMethod, an order of
+	// the purchase held for a manager in another method takes PayMethod:
+	// nothing of it is at WeChat Pay yet, and kept, its approval prepaid
+	// a method the merchant had taken off (NO_AUTH without Native Pay:
+	// closed as failed, the operator paged). An order open at WeChat Pay
+	// keeps its method.
+	PayMethods []string
 	// CountCall, when set, is called before a new order of the purchase
 	// is made (createFresh, not a switch's replacement), and its error
 	// refuses it as the daily limit's does: a create_order taken for a
@@ -510,6 +519,12 @@ type CreateRequest struct {
 	// toward max_payment_calls_per_minute, counts after all when that
 	// order expired or was closed before CreateOrder read it again.
 	CountCall func(context.Context) error
+}
+
+// offers reports whether method is one of the pay methods req's caller is
+// offered (PayMethods; empty: both).
+func (req CreateRequest) offers(method string) bool {
+	return len(req.PayMethods) == 0 || slices.Contains(req.PayMethods, method)
 }
 
 // CreateResult is the order of the purchase and what the payer needs. When
@@ -783,7 +798,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 			}
 			return s.payable(ctx, o, true)
 		case store.StatusApprovalRequired:
-			if o.PayMethod != req.PayMethod && !req.KeepPayMethod {
+			if o.PayMethod != req.PayMethod && (!req.KeepPayMethod || !req.offers(o.PayMethod)) {
 				// Nothing exists at WeChat Pay yet: the held order is paid
 				// the new way once approved.
 				got, _, err := s.update(ctx, o.OrderNo, "switch_method", "", func(c *store.Order) (*store.Order, error) {

@@ -599,7 +599,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	}
 	req := CreateRequest{
 		Client: c.Client, AppID: c.AppID, User: c.User, Session: c.Session,
-		SKU: item.SKU, Quantity: qty, PayMethod: method, KeepPayMethod: keep,
+		SKU: item.SKU, Quantity: qty, PayMethod: method, KeepPayMethod: keep, PayMethods: methods,
 	}
 	// The per-minute limit keeps a looping model from hammering WeChat
 	// Pay: an ask that only hands back the purchase's order (the turn sent
