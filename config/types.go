@@ -541,8 +541,9 @@ type Payments struct {
 	// WeChat: a mini-program or official account) and "native" (a QR code
 	// to scan). The first is the method of an order the model names none
 	// for; a create_order naming one not listed is asked about and reaches
-	// no WeChat Pay. Orders already made keep their method. Default
-	// ["jsapi", "native"].
+	// no WeChat Pay. Orders already made keep their method, but one held
+	// for a manager is prepaid, when approved, in its client's first.
+	// Default ["jsapi", "native"].
 	PayMethods []string `yaml:"pay_methods"`
 	// Catalog is everything the model may sell. Default []: nothing to sell.
 	Catalog   []CatalogItem `yaml:"catalog"`

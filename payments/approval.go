@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/paygate/paygate/payments/wechatpay"
@@ -222,6 +223,12 @@ func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, e
 		}
 		c.Status = store.StatusCreating
 		c.ApprovedFen = c.AmountFen // what a switch of pay method may carry
+		if m := s.offeredMethods(c.Client); len(m) > 0 && !slices.Contains(m, c.PayMethod) {
+			// Held in a method its client is no longer offered (a config
+			// changed since): nothing is at WeChat Pay yet, so it is
+			// prepaid in the client's first (Options.PayMethods).
+			c.PayMethod = m[0]
+		}
 		// The payment window starts now, not when the user asked.
 		c.ExpiresAt = s.now().Add(s.opts.OrderTTL).Truncate(time.Second)
 		return c, nil
@@ -246,6 +253,15 @@ func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, e
 		return &CreateResult{Order: got}, err
 	}
 	return res, err
+}
+
+// offeredMethods are the pay methods client is offered (Options.PayMethods);
+// nil: both.
+func (s *Service) offeredMethods(client string) []string {
+	if s.opts.PayMethods == nil {
+		return nil
+	}
+	return s.opts.PayMethods(client)
 }
 
 // Reject is a manager's no: the order becomes rejected (no WeChat Pay call was

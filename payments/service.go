@@ -118,6 +118,14 @@ type Options struct {
 	// orders (a client's own app_id wins).
 	MchID string
 	AppID string
+	// PayMethods, when set, gives the pay methods a client's model is
+	// offered (payments.pay_methods, clients[].pay_methods), the first the
+	// default; nil or empty: both. A manager's approval prepays a held
+	// order of a method its client is no longer offered in the client's
+	// first: nothing of it is at WeChat Pay yet, and prepaid as held, a
+	// QR order of a merchant without Native Pay was refused (NO_AUTH),
+	// closed as failed and paged for.
+	PayMethods func(client string) []string
 
 	// DedupeWindow is how long a purchase claim lives after it was last asked
 	// for (payments.dedupe_window, default 10m). A purchase whose order is

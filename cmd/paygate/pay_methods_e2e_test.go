@@ -1,13 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/proxy/console"
+	"github.com/paygate/paygate/store"
 )
 
 // payMethodsApp serves the application with payments.pay_methods [jsapi]
@@ -132,5 +139,60 @@ func TestPayMethodOfClientEndToEnd(t *testing.T) {
 				t.Errorf("create_order offered %s; want it without pay_method, saying the user scans a QR code", create.Raw)
 			}
 		})
+	}
+}
+
+// TestApprovalOfMethodNoLongerOfferedEndToEnd: an order held for a
+// manager in a method its client is no longer offered (held under an
+// earlier config: here made on the service directly, as it stood) is
+// prepaid, when a manager approves it through the admin API, in the
+// client's first method: payments.pay_methods [jsapi] for bot, its own
+// [native, jsapi] for web, whose held native order stays native. Before,
+// bot's held QR order went to WeChat Pay as a Native prepay, which a
+// merchant without Native Pay has refused (NO_AUTH), closed as failed and
+// paged for.
+func TestApprovalOfMethodNoLongerOfferedEndToEnd(t *testing.T) {
+	_, a := serveConfig(t, `
+clients:
+  - {name: bot, key: `+e2eClientKey+`}
+  - {name: web, key: sk-web-0123456789, pay_methods: [native, jsapi]}
+admin: {token: `+consoleToken+`}
+store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
+providers:
+  - {name: fake, base_url: "http://127.0.0.1:1/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  pay_methods: [jsapi]
+  rules: {approval_above: "100.00"}
+  catalog:
+    - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00"}
+`, io.Discard)
+	admin := httptest.NewServer(a.adminHandler())
+	t.Cleanup(admin.Close)
+	for _, tc := range []struct{ client, want string }{{"bot", "jsapi"}, {"web", "native"}} {
+		res, err := a.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: tc.client, User: testOpenID, SKU: "premium-yearly", PayMethod: "native"})
+		if err != nil || res.Order.Status != store.StatusApprovalRequired {
+			t.Fatalf("%s: create: %+v %v; want approval_required", tc.client, res, err)
+		}
+		no := res.Order.OrderNo
+		before := len(a.sim.Requests())
+		resp, b := adminDo(t, http.MethodPost, admin.URL+"/admin/api/approvals/"+no+"/approve",
+			map[string]string{"Authorization": "Bearer " + consoleToken, console.CSRFHeader: "1"})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: approve: %d %s", tc.client, resp.StatusCode, b)
+		}
+		var ops []string
+		for _, r := range a.sim.Requests()[before:] {
+			if strings.HasPrefix(r.Op, "prepay") {
+				ops = append(ops, r.Op)
+			}
+		}
+		if len(ops) != 1 || ops[0] != "prepay-"+tc.want {
+			t.Errorf("%s: prepays at the simulator after the approval %q; want one %s", tc.client, ops, tc.want)
+		}
+		if m := gjson.GetBytes(b, "order.pay_method").Str; m != tc.want {
+			t.Errorf("%s: the approved order's pay_method %q; want %s", tc.client, m, tc.want)
+		}
 	}
 }

@@ -446,6 +446,7 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now f
 		Catalog:             catalog,
 		MchID:               wcfg.MchID,
 		AppID:               wcfg.AppID,
+		PayMethods:          payMethodsOf(cfg),
 		DedupeWindow:        cfg.Payments.DedupeWindow.D(),
 		NotifyReadTimeout:   notifyReadTimeout,
 		OrderTTL:            cfg.Payments.OrderTTL.D(),
@@ -475,6 +476,24 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now f
 	go func() { defer close(swept); a.payments.RunSweeper(sweepCtx) }()
 	a.audit.start()
 	return nil
+}
+
+// payMethodsOf gives the pay methods each client of cfg is offered: its
+// own pay_methods, or payments.pay_methods (as the proxy's Caller has them).
+func payMethodsOf(cfg *config.Config) func(client string) []string {
+	own := map[string][]string{}
+	for _, c := range cfg.Clients {
+		if len(c.PayMethods) > 0 {
+			own[c.Name] = c.PayMethods
+		}
+	}
+	all := cfg.Payments.PayMethods
+	return func(client string) []string {
+		if m, ok := own[client]; ok {
+			return m
+		}
+		return all
+	}
 }
 
 // hashKeyUnavailable is logged when the store does not answer the first
