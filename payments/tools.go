@@ -581,6 +581,9 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		case len(methods) == 1 && named == methods[0]:
 			// The one method offered, which the tool has no parameter
 			// for: what leaving it out means, so only ignored (logged).
+		case len(methods) == 1 && t.handsBack(ctx, c, item.SKU, qty, named):
+			// The purchase's open order is of the method named, one no
+			// longer offered: handed back as it is, as when left out.
 		case len(methods) == 1:
 			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, so nothing was done: the only pay method offered here is %s, which is used without being named; tell the user`, echo(name), methodsOffered(methods)))
 		default:
@@ -588,6 +591,13 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		}
 	case m.Str != "jsapi" && m.Str != "native":
 		return clarify(fmt.Sprintf(`pay_method must be %s`, methodsOffered(methods)))
+	case !slices.Contains(methods, m.Str) && t.handsBack(ctx, c, item.SKU, qty, m.Str):
+		// The purchase's open order is of that method, made before it
+		// was taken off: a model asking again copies its earlier call's
+		// pay_method, and asked about, it told the user no QR code could
+		// be had beside their open, payable one. Handed back as it is, as
+		// when pay_method is left out (an order held for a manager takes
+		// the first method offered: KeepPayMethod).
 	case !slices.Contains(methods, m.Str):
 		// Native Pay and JSAPI are products the merchant activates apart:
 		// one not activated is refused by WeChat Pay (NO_AUTH), the order
@@ -719,6 +729,16 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	}
 	out.Result = resultJSON(r)
 	return out
+}
+
+// handsBack reports whether a create_order of c for sku and qty naming
+// method, one c is not offered, only hands back the purchase's order of
+// that method (open before its deadline, held, or just paid): made before
+// the method was taken off, it is the order asked for again, and no
+// WeChat Pay prepay comes of it (RepeatsPurchase). Only then does the
+// call go on, as one that leaves pay_method out.
+func (t *Tools) handsBack(ctx context.Context, c Caller, sku string, qty int, method string) bool {
+	return t.svc.RepeatsPurchase(ctx, CreateRequest{Client: c.Client, User: c.User, SKU: sku, Quantity: qty, PayMethod: method})
 }
 
 func (t *Tools) queryOrder(ctx context.Context, c Caller, args string) Outcome {
