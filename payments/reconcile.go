@@ -532,12 +532,16 @@ const sweepWarnEvery = time.Minute
 
 // sweepFailed warns that the sweep did not reconcile o, err being why:
 // the first of a kind of failure (WeChat Pay refused, did not answer, or
-// answered what is not trusted; anything else) at once, its repeats
+// answered what is not trusted; anything else), told apart by WeChat
+// Pay's code or HTTP status when it answered, at once, its repeats
 // within sweepWarnEvery left out and told as "suppressed" on the next.
 // A fault of the merchant's (a wrong key, a clock off, a proxy answering
 // for WeChat Pay) fails every order, and a warning each, beside the
 // client's ALERT, wrote 1,000 lines a pass with 1,000 pending orders; the
 // sweep's own line counts its errors, and paygate_reconcile_total each.
+// Paced by the kind alone, the FREQUENCY_LIMITED that ends a pass (which
+// has its own warning) left out the first SYSTEM_ERROR after it, as a
+// SIGN_ERROR left out an order's own refusal (PARAM_ERROR).
 func (s *Service) sweepFailed(ctx context.Context, o *store.Order, err error) {
 	kind := "other"
 	switch {
@@ -547,6 +551,12 @@ func (s *Service) sweepFailed(ctx context.Context, o *store.Order, err error) {
 		kind = "unavailable"
 	case errors.Is(err, wechatpay.ErrUnverified):
 		kind = "unverified"
+	}
+	var ae *wechatpay.APIError
+	if errors.As(err, &ae) {
+		// WeChat Pay's codes (and the HTTP statuses of answers without
+		// one) are a short list: the pacing's entries stay few.
+		kind = fmt.Sprintf("%s %d %.40s", kind, ae.StatusCode, ae.Code)
 	}
 	suppressed, ok := s.sweepWarns.Take(kind, s.now())
 	if !ok {

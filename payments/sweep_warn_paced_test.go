@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wxsim"
 )
 
@@ -54,5 +55,37 @@ func TestSweepFailureWarnPaced(t *testing.T) {
 	w := warnings(logged)
 	if len(w) != 1 || w[0]["suppressed"] != float64(2) {
 		t.Errorf("second pass's warnings %v; want 1, saying 2 were left out", w)
+	}
+}
+
+// TestSweepFailureWarnNewCodeAtOnce: WeChat Pay answers the query of a
+// `creating` order FREQUENCY_LIMITED through its retries, then that of an
+// order awaiting payment SYSTEM_ERROR through its retries, in one pass.
+// Each is the first of its code, and its warning of an order not
+// reconciled is written at once. Both are "unavailable" to the pacing by
+// kind, so the rate limit that ends a pass (and has its own warning) left
+// out the first SYSTEM_ERROR of the minute: 1 warning for 2 codes.
+func TestSweepFailureWarnNewCodeAtOnce(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOptions{notifyTo: "sink"})
+	awaiting := e.create("oUser-sweep-warn-code-awaiting", 1)
+	creating := e.creatingOrder(payments.NewOrderNo(time.Now()), "oUser-sweep-warn-code-creating", time.Minute)
+	e.clock.Advance(payments.DefaultActiveQueryAfter + time.Second)
+	e.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultFrequencyLimited, Times: 3})
+	e.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultSystemError, Times: 3})
+	st, err := e.svc.Sweep(ctx)
+	if err != nil || st.Errors != 2 {
+		t.Fatalf("sweep: %+v, %v; want 2 errors", st, err)
+	}
+	warned := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "sweep: order not reconciled" {
+			no, _ := rec["order_no"].(string)
+			warned[no] = true
+		}
+	}
+	if !warned[creating.OrderNo] || !warned[awaiting.OrderNo] {
+		t.Errorf("warnings of orders not reconciled: %v; want one for the FREQUENCY_LIMITED %s and one for the SYSTEM_ERROR %s", warned, creating.OrderNo, awaiting.OrderNo)
 	}
 }
