@@ -100,3 +100,41 @@ func TestSweepRateLimitedCreatingLeavesAwaiting(t *testing.T) {
 		t.Errorf("order awaiting payment after a pass whose creating order's query was limited: %s, %+v; want paid, 1 error", got, st)
 	}
 }
+
+// TestSweepRateLimitedGivesLeasesBack: replicas share Redis, and WeChat
+// Pay answers one replica's first query FREQUENCY_LIMITED through its
+// retries. That replica's pass ends there, and the leases it took for the
+// page's orders (the one limited and those it did not reach) go back at
+// once, so another replica's pass in the same interval queries them.
+// Kept, they were held for an interval by a pass that asked about none
+// of them.
+func TestSweepRateLimitedGivesLeasesBack(t *testing.T) {
+	ctx := context.Background()
+	var opts payments.Options
+	e := newEnv(t, envOptions{driver: "redis", notifyTo: "sink", storeClock: true,
+		service: func(o *payments.Options) { opts = *o }})
+	var orders []*store.Order
+	for i := range 3 {
+		o := e.create(fmt.Sprintf("oUser-ratelimited-lease-%d", i), 1)
+		if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
+			t.Fatal(err)
+		}
+		orders = append(orders, o)
+	}
+	other := otherReplica(t, opts)
+	e.clock.Advance(payments.DefaultActiveQueryAfter + time.Second)
+	e.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultFrequencyLimited, Times: 3})
+	if st, err := e.svc.Sweep(ctx); err != nil || st.Checked != 1 || st.Errors != 1 {
+		t.Fatalf("limited pass: %+v, %v; want 1 checked, 1 error", st, err)
+	}
+	e.clock.Advance(time.Second) // past the leases cut to a millisecond
+	st, err := other.Sweep(ctx)
+	if err != nil || st.Changed != 3 {
+		t.Errorf("other replica's pass in the same interval: %+v, %v; want 3 changed", st, err)
+	}
+	for _, o := range orders {
+		if got := e.order(o.OrderNo).Status; got != store.StatusPaid {
+			t.Errorf("order %s: %s; want paid", o.OrderNo, got)
+		}
+	}
+}
