@@ -138,3 +138,43 @@ func TestSweepRateLimitedGivesLeasesBack(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepRateLimitedResumesAcrossPages: the sweep reads its orders two
+// to a page, and WeChat Pay answers the first query of two passes
+// FREQUENCY_LIMITED, ending each at another order. The pass after goes on
+// past where the last ended, over its pages, and comes round to the
+// newest, stopping at that order: each of the five orders awaiting
+// payment (none paid, so each stays listed) is queried once, none twice,
+// none left out.
+func TestSweepRateLimitedResumesAcrossPages(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink"})
+			payments.SetSweepPage(e.svc, 2)
+			var orders []*store.Order
+			for i := range 5 {
+				orders = append(orders, e.create(fmt.Sprintf("oUser-ratelimited-page-%d", i), 1))
+			}
+			e.clock.Advance(payments.DefaultActiveQueryAfter + time.Second)
+			for range 2 {
+				e.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultFrequencyLimited, Times: 3})
+				if st, err := e.svc.Sweep(ctx); err != nil || st.Errors != 1 {
+					t.Fatalf("limited pass: %+v, %v; want 1 error", st, err)
+				}
+			}
+			before := map[string]int{}
+			for _, o := range orders {
+				before[o.OrderNo] = simOps(e, "query", o.OrderNo)
+			}
+			if st, err := e.svc.Sweep(ctx); err != nil || st.Checked != 5 || st.Errors != 0 {
+				t.Fatalf("pass once WeChat Pay answers: %+v, %v; want 5 checked", st, err)
+			}
+			for _, o := range orders {
+				if n := simOps(e, "query", o.OrderNo) - before[o.OrderNo]; n != 1 {
+					t.Errorf("order %s queried %d times in the pass; want once", o.OrderNo, n)
+				}
+			}
+		})
+	}
+}
