@@ -501,8 +501,8 @@ type SweepStats struct {
 // `creating`, awaiting_payment and refunding orders (and those in review
 // with a refund open) another replica swept less than SweepInterval ago
 // are left to it (sweepLeases). A query WeChat Pay answers
-// FREQUENCY_LIMITED ends the pass of `creating` and awaiting_payment
-// orders, the next going on from there (sweepStatus).
+// FREQUENCY_LIMITED ends the pass of its order's status (`creating` or
+// awaiting_payment), the next going on past that order (sweepStatus).
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	s.sweepUnacked(ctx)
