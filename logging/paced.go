@@ -11,9 +11,10 @@ import (
 // suppressed, for a "suppressed" attribute). It is for lines a sender on
 // the network makes paygate write (a refusal it costs them nothing to
 // earn), which logged each let one sender fill the disk; a metric counts
-// every one. Kinds must be a caller's own few names, never a sender's
-// words: each is remembered. The zero value is ready; a zero Every lets
-// every line through.
+// every one. Kinds are a caller's own few names, or codes from a short
+// list it was answered with (cut short); never a sender's free words,
+// which would share one pacing past maxPacedKinds. The zero value is
+// ready; a zero Every lets every line through.
 type Paced struct {
 	Every time.Duration
 
@@ -28,6 +29,16 @@ type Paced struct {
 func (p *Paced) Take(kind string, now time.Time) (suppressed int, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, seen := p.last[kind]; !seen && len(p.last) >= maxPacedKinds {
+		for k, t := range p.last {
+			if d := now.Sub(t); (d >= p.Every || d <= -p.Every) && p.left[k] == 0 {
+				delete(p.last, k)
+			}
+		}
+		if len(p.last) >= maxPacedKinds {
+			kind = overflowKind
+		}
+	}
 	if t, seen := p.last[kind]; seen {
 		if d := now.Sub(t); d < p.Every && d > -p.Every {
 			p.left[kind]++
@@ -42,3 +53,14 @@ func (p *Paced) Take(kind string, now time.Time) (suppressed int, ok bool) {
 	p.last[kind] = now
 	return suppressed, true
 }
+
+// maxPacedKinds bounds the kinds a Paced remembers: a caller that paces
+// by a code it was answered with (WeChat Pay's, cut short) cannot make it
+// remember without bound. Past it, kinds whose window has passed are
+// forgotten (unless lines of theirs were left out, whose count is still
+// owed), and while none has, new kinds share overflowKind's pacing.
+const maxPacedKinds = 256
+
+// overflowKind is the kind new kinds are paced under while maxPacedKinds
+// are remembered and none can be forgotten.
+const overflowKind = "\x00more kinds"
