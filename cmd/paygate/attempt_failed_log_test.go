@@ -22,26 +22,11 @@ import (
 // (some providers echo part of the key).
 func TestFailedAttemptLogSaysWhy(t *testing.T) {
 	const reason = "The server had an error while processing your request (shard 7 overloaded)"
-	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprintf(w, `{"error":{"message":%q,"type":"server_error"}}`, reason+" key sk-upstream-secret-down "+strings.Repeat("x", 3000))
-	}))
-	t.Cleanup(down.Close)
-	badKey := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"error":{"message":"Incorrect API key provided: sk-ups****-bad. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","code":"invalid_api_key"}}`)
-	}))
-	t.Cleanup(badKey.Close)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
-	}))
-	t.Cleanup(up.Close)
+	down := jsonAnswerProvider(t, http.StatusInternalServerError,
+		fmt.Sprintf(`{"error":{"message":%q,"type":"server_error"}}`, reason+" key sk-upstream-secret-down "+strings.Repeat("x", 3000)))
+	badKey := jsonAnswerProvider(t, http.StatusUnauthorized,
+		`{"error":{"message":"Incorrect API key provided: sk-ups****-bad. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","code":"invalid_api_key"}}`)
+	up := jsonAnswerProvider(t, http.StatusOK, hiAnswer)
 	logs := &logtest.Buffer{}
 	url, _ := serveConfig(t, `
 clients: [{name: bot, key: `+e2eClientKey+`}]
@@ -85,4 +70,21 @@ models:
 	if !seen["down"] || !seen["badkey"] {
 		t.Errorf("attempt lines for %v; want down and badkey:\n%s", seen, logs.String())
 	}
+}
+
+// hiAnswer is a provider's whole answer "hi", with its usage.
+const hiAnswer = `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`
+
+// jsonAnswerProvider answers every request with status and the JSON body,
+// as a provider that refuses (or answers) each request alike does.
+func jsonAnswerProvider(t *testing.T, status int, body string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

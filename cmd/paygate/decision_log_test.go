@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,19 +21,9 @@ import (
 func TestFailoverDecisionLineBounded(t *testing.T) {
 	const reason = "Your credit balance is too low to access the API"
 	msg := reason + ": " + strings.Repeat("z", 60_000)
-	low := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"type":"error","error":{"type":"invalid_request_error","message":%q}}`, msg)
-	}))
-	t.Cleanup(low.Close)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
-	}))
-	t.Cleanup(up.Close)
+	low := jsonAnswerProvider(t, http.StatusBadRequest,
+		fmt.Sprintf(`{"type":"error","error":{"type":"invalid_request_error","message":%q}}`, msg))
+	up := jsonAnswerProvider(t, http.StatusOK, hiAnswer)
 	logs := &logtest.Buffer{}
 	url, _ := serveConfig(t, `
 clients: [{name: bot, key: `+e2eClientKey+`}]

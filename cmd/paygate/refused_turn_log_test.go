@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,13 +20,8 @@ import (
 // warnings per request, 675 KB per 1,000 such requests.
 func TestRefusedTurnLoggedOnce(t *testing.T) {
 	const reason = "Invalid value for 'temperature': must be <= 2"
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"error":{"message":%q,"type":"invalid_request_error","param":"temperature","code":"invalid_value"}}`, reason)
-	}))
-	t.Cleanup(up.Close)
+	up := jsonAnswerProvider(t, http.StatusBadRequest,
+		fmt.Sprintf(`{"error":{"message":%q,"type":"invalid_request_error","param":"temperature","code":"invalid_value"}}`, reason))
 	logs := &logtest.Buffer{}
 	url, _ := serveConfig(t, `
 clients: [{name: bot, key: `+e2eClientKey+`}]
