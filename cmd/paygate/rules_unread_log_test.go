@@ -1,14 +1,8 @@
 package main
 
 import (
-	"encoding/json"
-	"io"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/paygate/paygate/internal/redistest"
-	"github.com/paygate/paygate/logging/logtest"
 )
 
 // TestRulesUnreadLoggedPaced: with the store away, every payment call is
@@ -19,42 +13,12 @@ import (
 // warning per call wrote 100 lines (35 KB) for 100 purchase turns, 350 KB
 // per 1,000, each saying the same thing.
 func TestRulesUnreadLoggedPaced(t *testing.T) {
-	up := newScriptedProvider(t, stateScript)
-	logs := &logtest.Buffer{}
-	base, _ := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-store: {driver: redis, redis: {addrs: ["`+redistest.RefusedAddr+`"]}}
-privacy: {hash_key: fixed-key-for-this-test}
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+	const turns = 100
+	base, first, elapsed, lines := storeAwayTurns(t, `
 payments:
   catalog:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`, logs)
-	const turns = 100
-	start := time.Now()
-	var first string
-	for i := range turns {
-		resp := postAs(t, base, e2eClientKey, testOpenID, `{"model":"gpt-4o","messages":[{"role":"user","content":"premium"}]}`)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("turn %d: %d; want 200, the call refused", i, resp.StatusCode)
-		}
-		if i == 0 {
-			first = resp.Header.Get("X-Request-Id")
-		}
-	}
-	elapsed := time.Since(start)
-	var lines []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "payment rules could not be checked; call refused" {
-			lines = append(lines, rec)
-		}
-	}
+`, "premium", "payment rules could not be checked; call refused", turns)
 	if most := 1 + int(elapsed/(10*time.Second)); len(lines) < 1 || len(lines) > most {
 		t.Fatalf("%d purchase turns with the store away (%v) wrote %d lines saying the rules could not be checked; want 1 to %d", turns, elapsed, len(lines), most)
 	}

@@ -19,39 +19,8 @@ import (
 // paced: a warning per turn wrote 200 lines (56 KB) for 200 turns, 279 KB
 // per 1,000 turns of the outage, each saying the same thing.
 func TestStateUnavailableLoggedPaced(t *testing.T) {
-	up := newScriptedProvider(t, stateScript)
-	logs := &logtest.Buffer{}
-	base, _ := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-store: {driver: redis, redis: {addrs: ["`+redistest.RefusedAddr+`"]}}
-privacy: {hash_key: fixed-key-for-this-test}
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-`, logs)
 	const turns = 200
-	start := time.Now()
-	var first string
-	for i := range turns {
-		resp := postAs(t, base, e2eClientKey, testOpenID, `{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}`)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("turn %d: %d; want 200 without payment state", i, resp.StatusCode)
-		}
-		if i == 0 {
-			first = resp.Header.Get("X-Request-Id")
-		}
-	}
-	elapsed := time.Since(start)
-	var lines []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "payment state unavailable; the turn goes on without it" {
-			lines = append(lines, rec)
-		}
-	}
+	base, first, elapsed, lines := storeAwayTurns(t, "", "hello", "payment state unavailable; the turn goes on without it", turns)
 	// One line per 10 s begun, the first at once.
 	if most := 1 + int(elapsed/(10*time.Second)); len(lines) < 1 || len(lines) > most {
 		t.Fatalf("%d turns with the store away (%v) wrote %d lines saying the state was unavailable; want 1 to %d", turns, elapsed, len(lines), most)
@@ -62,4 +31,45 @@ models:
 	if n := metricSum(t, scrape(t, base), "paygate_state_unavailable_total", nil); n != turns {
 		t.Errorf("paygate_state_unavailable_total %v after %d turns; want each counted", n, turns)
 	}
+}
+
+// storeAwayTurns serves turns chat turns saying content with the store
+// away (Redis refusing connections), payments the config's payments
+// section ("" for none), each answered 200. It returns paygate's address,
+// the first turn's request id, how long the turns took, and the log
+// lines whose msg is msg.
+func storeAwayTurns(t *testing.T, payments, content, msg string, turns int) (base, first string, elapsed time.Duration, lines []map[string]any) {
+	t.Helper()
+	up := newScriptedProvider(t, stateScript)
+	logs := &logtest.Buffer{}
+	base, _ = serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+store: {driver: redis, redis: {addrs: ["`+redistest.RefusedAddr+`"]}}
+privacy: {hash_key: fixed-key-for-this-test}
+providers:
+  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+`+payments, logs)
+	body, _ := json.Marshal(map[string]any{"model": "gpt-4o", "messages": []map[string]string{{"role": "user", "content": content}}})
+	start := time.Now()
+	for i := range turns {
+		resp := postAs(t, base, e2eClientKey, testOpenID, string(body))
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("turn %d: %d; want 200 with the store away", i, resp.StatusCode)
+		}
+		if i == 0 {
+			first = resp.Header.Get("X-Request-Id")
+		}
+	}
+	elapsed = time.Since(start)
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == msg {
+			lines = append(lines, rec)
+		}
+	}
+	return base, first, elapsed, lines
 }
