@@ -2,7 +2,6 @@ package payments_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/paygate/paygate/payments"
@@ -46,13 +45,7 @@ func TestApprovalOfMethodNoLongerOffered(t *testing.T) {
 			if _, err := restarted.Approve(context.Background(), off); err != nil {
 				t.Fatalf("approve: %v", err)
 			}
-			var ops []string
-			for _, r := range e.sim.Requests() {
-				if strings.HasPrefix(r.Op, "prepay") {
-					ops = append(ops, r.Op)
-				}
-			}
-			if len(ops) != 1 || ops[0] != "prepay-jsapi" {
+			if ops := prepayOps(e.sim); len(ops) != 1 || ops[0] != "prepay-jsapi" {
 				t.Errorf("prepays at WeChat Pay after the approval: %q; want one jsapi", ops)
 			}
 			if o := e.order(off); o.Status != store.StatusAwaitingPayment || o.PayMethod != "jsapi" {

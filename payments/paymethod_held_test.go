@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
 
@@ -44,13 +45,7 @@ func TestHeldOrderOfMethodNoLongerOffered(t *testing.T) {
 			if _, err := e.svc.Approve(context.Background(), no); err != nil {
 				t.Fatalf("approve: %v", err)
 			}
-			var ops []string
-			for _, r := range e.sim.Requests() {
-				if strings.HasPrefix(r.Op, "prepay") {
-					ops = append(ops, r.Op)
-				}
-			}
-			if len(ops) != 1 || ops[0] != "prepay-jsapi" {
+			if ops := prepayOps(e.sim); len(ops) != 1 || ops[0] != "prepay-jsapi" {
 				t.Errorf("prepays at WeChat Pay after the approval: %q; want one jsapi", ops)
 			}
 			if o := e.order(no); o.Status != store.StatusAwaitingPayment {
@@ -58,4 +53,16 @@ func TestHeldOrderOfMethodNoLongerOffered(t *testing.T) {
 			}
 		})
 	}
+}
+
+// prepayOps are the prepays sim was asked for, in order (prepay-jsapi,
+// prepay-native).
+func prepayOps(sim *wxsim.Server) []string {
+	var ops []string
+	for _, r := range sim.Requests() {
+		if strings.HasPrefix(r.Op, "prepay") {
+			ops = append(ops, r.Op)
+		}
+	}
+	return ops
 }
