@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,13 +28,7 @@ func TestExtraArgumentsLineBounded(t *testing.T) {
 		return purchaseScript(body)
 	})
 	logs := &logtest.Buffer{}
-	url, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+	url, a := serveFake(t, up.URL, `
 payments:
   catalog:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}

@@ -22,14 +22,7 @@ func TestHealthyTurnsLogNothing(t *testing.T) {
 		return r
 	})
 	logs := &logtest.Buffer{}
-	url, _ := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-`, logs)
+	url, _ := serveFake(t, up.URL, "", logs)
 	turn := func(body string) {
 		t.Helper()
 		resp := postAs(t, url, e2eClientKey, testOpenID, body)
@@ -53,4 +46,19 @@ models:
 	if more := strings.TrimPrefix(logs.String(), before); more != "" {
 		t.Errorf("six healthy turns wrote lines:\n%s", more)
 	}
+}
+
+// serveFake serves paygate with one bot client, an embedded store of its
+// own, and the provider at upURL as "fake" serving gpt-4o, the config
+// ending with extra; its lines go to logs.
+func serveFake(t *testing.T, upURL, extra string, logs io.Writer) (string, *app) {
+	t.Helper()
+	return serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
+providers:
+  - {name: fake, base_url: "`+upURL+`/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+`+extra, logs)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,14 +22,7 @@ func TestRefusedTurnLoggedOnce(t *testing.T) {
 	up := jsonAnswerProvider(t, http.StatusBadRequest,
 		fmt.Sprintf(`{"error":{"message":%q,"type":"invalid_request_error","param":"temperature","code":"invalid_value"}}`, reason))
 	logs := &logtest.Buffer{}
-	url, _ := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-`, logs)
+	url, _ := serveFake(t, up.URL, "", logs)
 	resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","temperature":3,"messages":[{"role":"user","content":"hello"}]}`)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,14 +45,7 @@ func TestSkippedChunksLoggedOncePerAttempt(t *testing.T) {
 			}))
 			t.Cleanup(up.Close)
 			logs := &logtest.Buffer{}
-			url, _ := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
-providers:
-  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-`, logs)
+			url, _ := serveFake(t, up.URL, "", logs)
 			resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","stream":`+tc.stream+`,"messages":[{"role":"user","content":"hello"}]}`)
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
