@@ -954,6 +954,22 @@ func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
 	return s.justPaid(o, s.now())
 }
 
+// payerPaysPastDeadline reports whether req's purchase has an order of
+// req.PayMethod awaiting payment past its expires_at whose payer is paying
+// it right now (WeChat Pay says USERPAYING, one query): CreateOrder hands
+// it back, as it stands, with ErrPayerPaying and no payment.
+func (s *Service) payerPaysPastDeadline(ctx context.Context, req CreateRequest) bool {
+	if req.Quantity == 0 {
+		req.Quantity = 1
+	}
+	o, _, err := s.boundOrderOf(ctx, req, "")
+	if err != nil || o == nil || o.Status != store.StatusAwaitingPayment || !s.expired(o) || o.PayMethod != req.PayMethod {
+		return false
+	}
+	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
+	return err == nil && tx.TradeState == wechatpay.TradeUserPaying
+}
+
 // justPaid reports whether o was paid within the dedupe window before now
 // and its money is still kept (paid, refunding, partially_refunded, or
 // under review, as CreateOrder answers a claimed order): a repeated ask for
