@@ -33,30 +33,7 @@ func TestWrongAPIv3KeyPaymentFoundBySweep(t *testing.T) {
 	var h http.Handler
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(front.Close)
-	src := `
-clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: "` + filepath.Join(dir, "paygate.db") + `"}
-providers: [{name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret}]
-models: [{name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}]
-payments:
-  backend: wechatpay
-  wechatpay:
-    api_base: "` + cs.URL + `"
-    mch_id: "` + cs.MchID() + `"
-    app_id: "` + cs.AppID() + `"
-    mch_cert_serial: "` + cs.Keys().MerchantSerial + `"
-    mch_private_key_file: "` + keyFile + `"
-    apiv3_key: "` + wrongKey + `"
-    public_key_id: "` + cs.Keys().PublicKeyID + `"
-    public_key_file: "` + pubFile + `"
-    notify_url: "` + front.URL + `/wechatpay/notify"
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99"}
-`
-	cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := wechatpayConfig(t, cs, dir, up.URL, keyFile, wrongKey, publicKeyYAML(cs, pubFile), front.URL)
 	var ahead atomic.Int64 // how far the payments clock runs ahead
 	logs := &logtest.Buffer{}
 	a, err := newApp(cfg, logs, "", withPaymentsClock(func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }))
@@ -106,4 +83,44 @@ payments:
 	if o, _ := a.store.GetOrder(ctx, no); o == nil || o.Status != store.StatusPaid {
 		t.Errorf("order after a sweep: %+v; want paid", o)
 	}
+}
+
+// wechatpayConfig is the config of a paygate selling premium-monthly
+// through cs as WeChat Pay (backend wechatpay) for the provider at upURL,
+// its store in dir, signing with keyFile, decrypting with apiv3Key,
+// verifying with verify (a line under payments.wechatpay: publicKeyYAML,
+// or platform_cert_files), notified at notifyBase's /wechatpay/notify.
+func wechatpayConfig(t *testing.T, cs *crashSim, dir, upURL, keyFile, apiv3Key, verify, notifyBase string) *config.Config {
+	t.Helper()
+	src := `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: {path: "` + filepath.Join(dir, "paygate.db") + `"}
+providers: [{name: fake, base_url: "` + upURL + `/v1", api_key: sk-upstream-secret}]
+models: [{name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}]
+payments:
+  backend: wechatpay
+  wechatpay:
+    api_base: "` + cs.URL + `"
+    mch_id: "` + cs.MchID() + `"
+    app_id: "` + cs.AppID() + `"
+    mch_cert_serial: "` + cs.Keys().MerchantSerial + `"
+    mch_private_key_file: "` + keyFile + `"
+    apiv3_key: "` + apiv3Key + `"
+    ` + verify + `
+    notify_url: "` + notifyBase + `/wechatpay/notify"
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99"}
+`
+	cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// publicKeyYAML is wechatpayConfig's verify by cs's WeChat Pay public key,
+// in pubFile.
+func publicKeyYAML(cs *crashSim, pubFile string) string {
+	return `public_key_id: "` + cs.Keys().PublicKeyID + `"
+    public_key_file: "` + pubFile + `"`
 }

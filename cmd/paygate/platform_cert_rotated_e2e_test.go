@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
@@ -51,29 +50,7 @@ func TestPlatformCertificateRotatedMidRun(t *testing.T) {
 	var ahead atomic.Int64
 	start := func(certs string, logOut io.Writer) *app {
 		t.Helper()
-		src := `
-clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: "` + filepath.Join(dir, "paygate.db") + `"}
-providers: [{name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret}]
-models: [{name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}]
-payments:
-  backend: wechatpay
-  wechatpay:
-    api_base: "` + cs.URL + `"
-    mch_id: "` + cs.MchID() + `"
-    app_id: "` + cs.AppID() + `"
-    mch_cert_serial: "` + cs.Keys().MerchantSerial + `"
-    mch_private_key_file: "` + keyFile + `"
-    apiv3_key: "` + cs.APIv3Key() + `"
-    platform_cert_files: [` + certs + `]
-    notify_url: "` + front.URL + `/wechatpay/notify"
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99"}
-`
-		cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := wechatpayConfig(t, cs, dir, up.URL, keyFile, cs.APIv3Key(), "platform_cert_files: ["+certs+"]", front.URL)
 		a, err := newApp(cfg, logOut, "", withPaymentsClock(func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }))
 		if err != nil {
 			t.Fatal(err)

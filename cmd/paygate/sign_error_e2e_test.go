@@ -16,7 +16,6 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/store"
 )
@@ -48,30 +47,7 @@ func TestWrongMerchantKeySignError(t *testing.T) {
 	var h http.Handler
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(front.Close)
-	src := `
-clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: "` + filepath.Join(dir, "paygate.db") + `"}
-providers: [{name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret}]
-models: [{name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}]
-payments:
-  backend: wechatpay
-  wechatpay:
-    api_base: "` + cs.URL + `"
-    mch_id: "` + cs.MchID() + `"
-    app_id: "` + cs.AppID() + `"
-    mch_cert_serial: "` + cs.Keys().MerchantSerial + `"
-    mch_private_key_file: "` + keyFile + `"
-    apiv3_key: "` + cs.APIv3Key() + `"
-    public_key_id: "` + cs.Keys().PublicKeyID + `"
-    public_key_file: "` + pubFile + `"
-    notify_url: "` + front.URL + `/wechatpay/notify"
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99"}
-`
-	cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := wechatpayConfig(t, cs, dir, up.URL, keyFile, cs.APIv3Key(), publicKeyYAML(cs, pubFile), front.URL)
 	logs := &logtest.Buffer{}
 	a, err := newApp(cfg, logs, "")
 	if err != nil {
