@@ -501,8 +501,9 @@ type SweepStats struct {
 // `creating`, awaiting_payment and refunding orders (and those in review
 // with a refund open) another replica swept less than SweepInterval ago
 // are left to it (sweepLeases). A query WeChat Pay answers
-// FREQUENCY_LIMITED ends the pass of its order's status (`creating` or
-// awaiting_payment), the next going on past that order (sweepStatus).
+// FREQUENCY_LIMITED ends the pass of its order's status (`creating`,
+// awaiting_payment, refunding, or the refunds open in review), the next
+// going on past that order (sweepResumable).
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	s.sweepUnacked(ctx)
@@ -574,20 +575,12 @@ var errSweepStop = errors.New("sweep: walk ends here")
 
 // sweepStatus reconciles the due orders in status (creating or
 // awaiting_payment), newest first. When WeChat Pay answers one
-// FREQUENCY_LIMITED (or 429) through its retries, the pass ends there:
-// WeChat Pay asks the merchant to slow down, and the pass
+// FREQUENCY_LIMITED (or 429) through its retries, the pass ends there
+// (sweepResumable): WeChat Pay asks the merchant to slow down, and the pass
 // went on querying every pending order, each three times, so 1,000 pending
-// orders made 3,000 calls into a WeChat Pay asking for fewer. The order
-// it ended at is remembered (sweepFrom): the next pass starts past it and
-// comes round to it, and the orders before it, last, so each pass goes on
-// where the last stopped and no order waits for ever behind the ones
-// listed before it.
+// orders made 3,000 calls into a WeChat Pay asking for fewer.
 func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st *SweepStats) error {
-	limited := false
-	s.mu.Lock()
-	from := s.sweepFrom[status]
-	s.mu.Unlock()
-	visit := func(page []*store.Order) error {
+	return s.sweepResumable(ctx, status, func(page []*store.Order) error {
 		var due []*store.Order
 		for _, o := range page {
 			age := s.now().Sub(o.CreatedAt)
@@ -617,19 +610,7 @@ func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st 
 					s.sweepFailed(ctx, o, err)
 				}
 				if ctx.Err() == nil && wechatpay.RateLimited(err) {
-					// This order's lease and those of the rest of the
-					// page go back, for the next pass of any replica.
-					s.releaseSweepLease(ctx, mine[i:]...)
-					s.log.WarnContext(ctx, "sweep: wechat pay says the merchant calls it too often (FREQUENCY_LIMITED); this pass ends here, and the next goes on from this order",
-						"order_no", o.OrderNo, "status", o.Status, "left", len(mine)-i-1)
-					limited = true
-					s.mu.Lock()
-					if s.sweepFrom == nil {
-						s.sweepFrom = map[store.OrderStatus]store.OrderFilter{}
-					}
-					s.sweepFrom[status] = store.OrderFilter{Before: o.CreatedAt, BeforeOrderNo: o.OrderNo}
-					s.mu.Unlock()
-					return errSweepStop
+					return s.sweepLimitedAt(ctx, mine[i:])
 				}
 				s.releaseSweepLease(ctx, o)
 				continue
@@ -639,8 +620,58 @@ func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st 
 			}
 		}
 		return nil
+	})
+}
+
+// sweepLimited ends a pass of sweepResumable's at the order whose query
+// WeChat Pay answered FREQUENCY_LIMITED.
+type sweepLimited struct{ o *store.Order }
+
+func (e *sweepLimited) Error() string { return "sweep: rate limited at " + e.o.OrderNo }
+
+// sweepLimitedAt ends a pass at rest[0], the order whose query WeChat Pay
+// answered FREQUENCY_LIMITED (or 429) through its retries: the leases of
+// rest (that order and those of its page not reached) go back, for the
+// next pass of any replica, and a warning says so. Its error, returned by
+// a visit of sweepResumable's, ends that pass there.
+func (s *Service) sweepLimitedAt(ctx context.Context, rest []*store.Order) error {
+	o := rest[0]
+	s.releaseSweepLease(ctx, rest...)
+	s.log.WarnContext(ctx, "sweep: wechat pay says the merchant calls it too often (FREQUENCY_LIMITED); this pass ends here, and the next goes on from this order",
+		"order_no", o.OrderNo, "status", o.Status, "left", len(rest)-1)
+	return &sweepLimited{o}
+}
+
+// sweepResumable calls visit with the pages of the orders in status,
+// newest first, as eachPage does, for a sweep whose pass ends at an order
+// WeChat Pay answered FREQUENCY_LIMITED (visit returns sweepLimitedAt's
+// error): the pending orders (sweepStatus), the late refunds
+// (sweepRefunds) and those open on orders in review
+// (sweepRefundsInReview). The order it ended at is remembered
+// (sweepFrom): the next pass starts past it and comes round to it, and
+// the orders before it, last, so each pass goes on where the last stopped
+// and no order waits for ever behind the ones listed before it.
+func (s *Service) sweepResumable(ctx context.Context, status store.OrderStatus, visit func([]*store.Order) error) error {
+	limited := false
+	s.mu.Lock()
+	from := s.sweepFrom[status]
+	s.mu.Unlock()
+	walk := func(page []*store.Order) error {
+		err := visit(page)
+		var lim *sweepLimited
+		if !errors.As(err, &lim) {
+			return err
+		}
+		limited = true
+		s.mu.Lock()
+		if s.sweepFrom == nil {
+			s.sweepFrom = map[store.OrderStatus]store.OrderFilter{}
+		}
+		s.sweepFrom[status] = store.OrderFilter{Before: lim.o.CreatedAt, BeforeOrderNo: lim.o.OrderNo}
+		s.mu.Unlock()
+		return errSweepStop
 	}
-	err := s.eachPageFrom(ctx, status, from, visit)
+	err := s.eachPageFrom(ctx, status, from, walk)
 	if err == nil && !from.Before.IsZero() {
 		// Round to the order the last pass ended at, itself included.
 		err = s.eachPageFrom(ctx, status, store.OrderFilter{}, func(page []*store.Order) error {
@@ -648,7 +679,7 @@ func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st 
 			for n < len(page) && !from.PastCursor(page[n]) {
 				n++
 			}
-			if err := visit(page[:n]); err != nil || n < len(page) {
+			if err := walk(page[:n]); err != nil || n < len(page) {
 				if err == nil {
 					err = errSweepStop
 				}

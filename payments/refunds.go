@@ -1752,9 +1752,13 @@ func (s *Service) alertRefundReview(ctx context.Context, orderNo, outRefundNo, r
 // its refund goes where its proposal says (reconcileUnrecorded). With a
 // shared store the replicas divide these orders as they divide the
 // pending ones (sweepLeases): each replica asked WeChat Pay about every
-// late refund on its own tick.
+// late refund on its own tick. A query WeChat Pay answers
+// FREQUENCY_LIMITED ends the pass there, the next going on past that
+// order (sweepResumable), as for pending orders: the pass queried every
+// late refund three times over while WeChat Pay asked for fewer. The
+// refund is left as it was, refunding, for that next pass.
 func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
-	return s.eachPage(ctx, store.StatusRefunding, func(page []*store.Order) error {
+	return s.sweepResumable(ctx, store.StatusRefunding, func(page []*store.Order) error {
 		due := page
 		taken := s.now()
 		if !s.opts.SoleWriter {
@@ -1776,7 +1780,9 @@ func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 			if !s.keepLease(ctx, o.OrderNo, taken) {
 				continue
 			}
-			s.sweepRefund(ctx, st, o)
+			if err := s.sweepRefund(ctx, st, o); ctx.Err() == nil && wechatpay.RateLimited(err) {
+				return s.sweepLimitedAt(ctx, due[i:])
+			}
 		}
 		return nil
 	})
@@ -1795,8 +1801,10 @@ func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 // review (a person handles it): a refund WeChat Pay does not know ends its
 // reservation instead (endUnmadeInReview). With a shared store the
 // replicas divide these orders as they divide the others (sweepLeases).
+// A query WeChat Pay answers FREQUENCY_LIMITED ends the pass there, as in
+// sweepRefunds.
 func (s *Service) sweepRefundsInReview(ctx context.Context, st *SweepStats) error {
-	return s.eachPage(ctx, store.StatusNeedsReview, func(page []*store.Order) error {
+	return s.sweepResumable(ctx, store.StatusNeedsReview, func(page []*store.Order) error {
 		var due []*store.Order
 		for _, o := range page {
 			if o.RefundReservedBy != "" && s.now().Sub(o.UpdatedAt) >= refundQueryAfter {
@@ -1813,7 +1821,9 @@ func (s *Service) sweepRefundsInReview(ctx context.Context, st *SweepStats) erro
 			if !s.keepLease(ctx, o.OrderNo, taken) {
 				continue
 			}
-			s.sweepRefundInReview(ctx, st, o)
+			if err := s.sweepRefundInReview(ctx, st, o); ctx.Err() == nil && wechatpay.RateLimited(err) {
+				return s.sweepLimitedAt(ctx, mine[i:])
+			}
 		}
 		return nil
 	})
@@ -1822,20 +1832,21 @@ func (s *Service) sweepRefundsInReview(ctx context.Context, st *SweepStats) erro
 // sweepRefundInReview is sweepRefundsInReview's work on one order o in
 // review, as its page listed it: read again, and left alone if it moved on
 // or holds no refund recorded as sent (a reservation with no refund record
-// is Resolve's to end, unrecordedReservation).
-func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *store.Order) {
+// is Resolve's to end, unrecordedReservation). It returns the error of
+// WeChat Pay's reconcile, if one failed.
+func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *store.Order) error {
 	cur, done, ok := s.relisted(ctx, st, o, store.StatusNeedsReview, "sweep: refund in review not reconciled")
 	if !ok {
-		return
+		return nil
 	}
 	defer done()
 	rec, err := s.loadInFlight(ctx, o.OrderNo)
 	if err != nil {
 		s.sweepReadFailed(ctx, st, o, "sweep: refund in review not reconciled", err)
-		return
+		return nil
 	}
 	if rec == nil || !refundInReview(cur, rec) {
-		return
+		return nil
 	}
 	st.Checked++
 	octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
@@ -1847,11 +1858,12 @@ func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *st
 			s.log.WarnContext(ctx, "sweep: refund in review not reconciled", "order_no", o.OrderNo, "out_refund_no", rec.Proposal.OutRefundNo, "err", err)
 		}
 		s.releaseSweepLease(ctx, o)
-		return
+		return err
 	}
 	if got != nil && got.Version != cur.Version {
 		st.Changed++
 	}
+	return nil
 }
 
 // reconcileRefundInReview asks WeChat Pay about rec's refund, open on order
@@ -1959,8 +1971,9 @@ func (s *Service) relisted(ctx context.Context, st *SweepStats, o *store.Order, 
 }
 
 // sweepRefund is sweepRefunds' work on one refunding order o, as its page
-// listed it.
-func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Order) {
+// listed it. It returns the error of WeChat Pay's reconcile, if one
+// failed.
+func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Order) error {
 	// One no call here works on was left refunding by a process that
 	// died (Options.SoleWriter): its refund is asked about, and sent
 	// if WeChat Pay never got it, at once, not a minute on.
@@ -1980,7 +1993,7 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 	// untouched.
 	_, done, ok := s.relisted(ctx, st, o, store.StatusRefunding, "sweep: refund not reconciled")
 	if !ok {
-		return
+		return nil
 	}
 	defer done()
 	st.Checked++
@@ -1993,11 +2006,12 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 			s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
 		}
 		s.releaseSweepLease(ctx, o)
-		return
+		return err
 	}
 	if got != nil && got.Status != o.Status {
 		st.Changed++
 	}
+	return nil
 }
 
 // reconcileRefundSafely is reconcileRefund with a panic (in the SDK, or

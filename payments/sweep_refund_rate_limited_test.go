@@ -1,0 +1,85 @@
+package payments_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+// TestSweepRefundPassEndsWhenRateLimited: four confirmed refunds are late
+// (WeChat Pay holds them PROCESSING, no notification came), and WeChat
+// Pay answers the sweep's refund queries 429 FREQUENCY_LIMITED. The pass
+// of refunding orders ends at the first refund so answered (its three
+// attempts), as the pass of pending orders does, and the next pass starts
+// past it; the pass once WeChat Pay answers queries each refund once. No
+// refund is ended on a 429: each order stays refunding, no outcome noted.
+// The sweep queried every late refund three times over, 8 queries for
+// two limited ones into a WeChat Pay asking for fewer.
+func TestSweepRefundPassEndsWhenRateLimited(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, envOptions{driver: driver})
+			var orders []*store.Order
+			refundNo := map[string]string{}
+			for i := range 4 {
+				o := paidOrder(t, e, fmt.Sprintf("oUser-refund-limited-%d", i), 1)
+				p := propose(t, e, o, 0)
+				if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
+					t.Fatalf("confirm: %v, %v; want processing", resStatus(res), err)
+				}
+				orders = append(orders, o)
+				refundNo[o.OrderNo] = p.OutRefundNo
+			}
+			e.clock.Advance(2 * time.Minute) // past refundQueryAfter and recordedGrace
+			queried := func() []string {
+				var nos []string
+				for _, r := range e.sim.Requests() {
+					if r.Op == "refund-query" {
+						nos = append(nos, r.OutRefundNo)
+					}
+				}
+				return nos
+			}
+
+			e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultFrequencyLimited, Times: 6})
+			var passed []string
+			for pass := 1; pass <= 2; pass++ {
+				before := len(queried())
+				st, err := e.svc.Sweep(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q := queried()[before:]
+				if len(q) != 3 || q[0] != q[1] || q[1] != q[2] || st.Errors != 1 || st.Changed != 0 {
+					t.Fatalf("pass %d under 429: %d refund queries %v, %+v; want one refund's three attempts, 1 error", pass, len(q), q, st)
+				}
+				passed = append(passed, q[0])
+			}
+			if passed[0] == passed[1] {
+				t.Errorf("both passes stopped at %s; want the second to start past the first's", passed[0])
+			}
+			before := len(queried())
+			if st, err := e.svc.Sweep(ctx); err != nil || st.Checked != 4 || st.Errors != 0 {
+				t.Fatalf("pass once WeChat Pay answers: %+v, %v; want 4 checked", st, err)
+			}
+			seen := map[string]int{}
+			for _, no := range queried()[before:] {
+				seen[no]++
+			}
+			for _, o := range orders {
+				if seen[refundNo[o.OrderNo]] != 1 {
+					t.Errorf("refund of %s queried %d times in the pass; want once", o.OrderNo, seen[refundNo[o.OrderNo]])
+				}
+				if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || len(got.RefundOutcomes) != 0 {
+					t.Errorf("order %s: %s, outcomes %+v; want refunding, none", o.OrderNo, got.Status, got.RefundOutcomes)
+				}
+			}
+		})
+	}
+}
