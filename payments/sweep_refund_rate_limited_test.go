@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
@@ -78,6 +79,67 @@ func TestSweepRefundPassEndsWhenRateLimited(t *testing.T) {
 				}
 				if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || len(got.RefundOutcomes) != 0 {
 					t.Errorf("order %s: %s, outcomes %+v; want refunding, none", o.OrderNo, got.Status, got.RefundOutcomes)
+				}
+			}
+		})
+	}
+}
+
+// TestSweepRefundInReviewPassEndsWhenRateLimited: three orders went to
+// needs_review with the user's confirmed refund still with WeChat Pay
+// (another refund of each reported meanwhile), and WeChat Pay answers the
+// sweep's first refund query 429 FREQUENCY_LIMITED through its retries.
+// The pass of refunds open in review ends there (that refund's three
+// attempts), as the pass of late refunds does; the next pass queries each
+// of the three once, and each order stays in review, held for its refund
+// (nothing ended on a 429). The pass queried the other two beside it.
+func TestSweepRefundInReviewPassEndsWhenRateLimited(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true,
+				service: func(o *payments.Options) { o.SoleWriter = driver == "embedded" }})
+			ctx := context.Background()
+			var orders []*store.Order
+			refundNo := map[string]string{}
+			for i := range 3 {
+				o := paidOrder(t, e, fmt.Sprintf("oUser-review-limited-%d", i), 2)
+				p := propose(t, e, o, 4999)
+				confirmThenReview(t, e, o, p, refundWord{outRefundNo: fmt.Sprintf("RFmerchantplatform100%d", i), status: wechatpay.RefundSuccess, fen: 1000})
+				orders = append(orders, o)
+				refundNo[o.OrderNo] = p.OutRefundNo
+			}
+			e.clock.Advance(2 * time.Minute)
+			queried := func() []string {
+				var nos []string
+				for _, r := range e.sim.Requests() {
+					if r.Op == "refund-query" {
+						nos = append(nos, r.OutRefundNo)
+					}
+				}
+				return nos
+			}
+			e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultFrequencyLimited, Times: 3})
+			st, err := e.svc.Sweep(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q := queried(); len(q) != 3 || q[0] != q[1] || q[1] != q[2] || st.Errors != 1 {
+				t.Fatalf("pass under 429: %d refund queries %v, %+v; want one refund's three attempts, 1 error", len(q), q, st)
+			}
+			before := len(queried())
+			if st, err := e.svc.Sweep(ctx); err != nil || st.Checked != 3 || st.Errors != 0 {
+				t.Fatalf("pass once WeChat Pay answers: %+v, %v; want 3 checked", st, err)
+			}
+			seen := map[string]int{}
+			for _, no := range queried()[before:] {
+				seen[no]++
+			}
+			for _, o := range orders {
+				if seen[refundNo[o.OrderNo]] != 1 {
+					t.Errorf("refund of %s queried %d times in the pass; want once", o.OrderNo, seen[refundNo[o.OrderNo]])
+				}
+				if got := e.order(o.OrderNo); got.Status != store.StatusNeedsReview || got.RefundReservedBy == "" {
+					t.Errorf("order %s: %s, held by %q; want needs_review, still held", o.OrderNo, got.Status, got.RefundReservedBy)
 				}
 			}
 		})
