@@ -145,3 +145,47 @@ func TestSweepRefundInReviewPassEndsWhenRateLimited(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepRefundRateLimitedGivesLeasesBack: replicas share Redis, and
+// WeChat Pay answers one replica's first refund query FREQUENCY_LIMITED
+// through its retries. That replica's pass of late refunds ends there, and
+// the leases it took for the page's orders (the one limited and those it
+// did not reach) go back at once, so another replica's pass in the same
+// interval queries each of them. Kept, the two it did not reach were held
+// for an interval by a pass that asked about neither.
+func TestSweepRefundRateLimitedGivesLeasesBack(t *testing.T) {
+	ctx := context.Background()
+	var opts payments.Options
+	e := newEnv(t, envOptions{driver: "redis", storeClock: true,
+		service: func(o *payments.Options) { opts = *o }})
+	refundNo := map[string]string{}
+	for i := range 3 {
+		o := paidOrder(t, e, fmt.Sprintf("oUser-refund-limited-lease-%d", i), 1)
+		p := propose(t, e, o, 0)
+		if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
+			t.Fatalf("confirm: %v, %v; want processing", resStatus(res), err)
+		}
+		refundNo[o.OrderNo] = p.OutRefundNo
+	}
+	other := otherReplica(t, opts)
+	e.clock.Advance(2 * time.Minute)
+	e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultFrequencyLimited, Times: 3})
+	if st, err := e.svc.Sweep(ctx); err != nil || st.Checked != 1 || st.Errors != 1 {
+		t.Fatalf("limited pass: %+v, %v; want 1 checked, 1 error", st, err)
+	}
+	e.clock.Advance(time.Second) // past the leases cut to a millisecond
+	if st, err := other.Sweep(ctx); err != nil || st.Checked != 3 || st.Errors != 0 {
+		t.Errorf("other replica's pass in the same interval: %+v, %v; want 3 checked", st, err)
+	}
+	seen := map[string]int{}
+	for _, r := range e.sim.Requests() {
+		if r.Op == "refund-query" {
+			seen[r.OutRefundNo]++
+		}
+	}
+	for no, rn := range refundNo {
+		if seen[rn] == 0 || e.order(no).Status != store.StatusRefunding {
+			t.Errorf("refund of %s queried %d times, order %s; want queried, refunding", no, seen[rn], e.order(no).Status)
+		}
+	}
+}
