@@ -1161,6 +1161,14 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 		res.Status = RefundPending
 		if cause == "refund" { // a confirmation's answer; the sweep's resend keeps the order it read
 			s.endedBeforeItsAnswer(ctx, res)
+		} else if wechatpay.RateLimited(err) {
+			// The sweep's resend, answered FREQUENCY_LIMITED through
+			// its retries: its error ends the sweep's pass there
+			// (sweepLimitedAt), as a query so answered does. Answered
+			// pending and nil, the pass went on resending the other
+			// late refunds into a WeChat Pay asking for fewer calls.
+			// The order stays refunding, its outcome unknown.
+			return res, err
 		}
 		return res, nil
 	default:

@@ -189,3 +189,74 @@ func TestSweepRefundRateLimitedGivesLeasesBack(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepRefundResendPassEndsWhenRateLimited: three confirmed refunds
+// never reached WeChat Pay (every create of each confirmation failed
+// without effect), and WeChat Pay answers the sweep's first resend
+// FREQUENCY_LIMITED through its retries. The pass of late refunds ends
+// there, as it does at a query so answered: the resend's outcome is
+// unknown (pending), and nothing is ended on a 429, but WeChat Pay asks
+// for fewer calls. The pass went on and sent the other two refunds beside
+// it, each resend a query and a create more into a WeChat Pay asking for
+// fewer. The next pass sends each refund left once, under its one number.
+func TestSweepRefundResendPassEndsWhenRateLimited(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			var orders []*store.Order
+			refundNo := map[string]string{}
+			for i := range 3 {
+				o := paidOrder(t, e, fmt.Sprintf("oUser-resend-limited-%d", i), 1)
+				p := propose(t, e, o, 0)
+				e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultSystemError, Times: 3})
+				if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundPending {
+					t.Fatalf("confirm: %v, %v; want pending", resStatus(res), err)
+				}
+				orders = append(orders, o)
+				refundNo[o.OrderNo] = p.OutRefundNo
+			}
+			if n := e.sim.RefundCount(""); n != 0 {
+				t.Fatalf("%d refunds at WeChat Pay after the failed creates; want none", n)
+			}
+			e.clock.Advance(2 * time.Minute) // past refundQueryAfter and recordedGrace
+			created := func() []string {
+				var nos []string
+				for _, r := range e.sim.Requests() {
+					if r.Op == "refund" {
+						nos = append(nos, r.OutRefundNo)
+					}
+				}
+				return nos
+			}
+			before := len(created())
+			e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultFrequencyLimited, Times: 3})
+			st, err := e.svc.Sweep(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := created()[before:]; len(c) != 3 || c[0] != c[1] || c[1] != c[2] || st.Errors != 1 || e.sim.RefundCount("") != 0 {
+				t.Fatalf("pass under 429: %d refund creates %v, %d refunds made, %+v; want one refund's three attempts, none made, 1 error", len(c), c, e.sim.RefundCount(""), st)
+			}
+			before = len(created())
+			if st, err := e.svc.Sweep(ctx); err != nil || st.Checked != 3 || st.Errors != 0 {
+				t.Fatalf("pass once WeChat Pay answers: %+v, %v; want 3 checked", st, err)
+			}
+			seen := map[string]int{}
+			for _, no := range created()[before:] {
+				seen[no]++
+			}
+			for _, o := range orders {
+				if seen[refundNo[o.OrderNo]] != 1 {
+					t.Errorf("refund of %s sent %d times in the pass; want once", o.OrderNo, seen[refundNo[o.OrderNo]])
+				}
+				if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || len(got.RefundOutcomes) != 0 {
+					t.Errorf("order %s: %s, outcomes %+v; want refunding, none", o.OrderNo, got.Status, got.RefundOutcomes)
+				}
+			}
+			if n := e.sim.RefundCount(""); n != 3 {
+				t.Errorf("%d refunds at WeChat Pay; want 3", n)
+			}
+		})
+	}
+}
