@@ -570,7 +570,7 @@ func (s *Service) sweepFailed(ctx context.Context, o *store.Order, err error) {
 	s.log.WarnContext(ctx, "sweep: order not reconciled", attrs...)
 }
 
-// errSweepStop ends a walk of sweepStatus's before its last page.
+// errSweepStop ends a walk of sweepResumable's before its last page.
 var errSweepStop = errors.New("sweep: walk ends here")
 
 // sweepStatus reconciles the due orders in status (creating or

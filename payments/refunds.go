@@ -1760,7 +1760,7 @@ func (s *Service) alertRefundReview(ctx context.Context, orderNo, outRefundNo, r
 // its refund goes where its proposal says (reconcileUnrecorded). With a
 // shared store the replicas divide these orders as they divide the
 // pending ones (sweepLeases): each replica asked WeChat Pay about every
-// late refund on its own tick. A query WeChat Pay answers
+// late refund on its own tick. A query, or a resend, WeChat Pay answers
 // FREQUENCY_LIMITED ends the pass there, the next going on past that
 // order (sweepResumable), as for pending orders: the pass queried every
 // late refund three times over while WeChat Pay asked for fewer. The

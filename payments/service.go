@@ -309,7 +309,7 @@ type Service struct {
 	queriedPrune int
 	// sweepFrom is, by status, the order at which the sweep's last pass
 	// ended when WeChat Pay said it was rate limited: the next pass starts
-	// past it and comes round to it last (sweepStatus).
+	// past it and comes round to it last (sweepResumable).
 	sweepFrom map[store.OrderStatus]store.OrderFilter
 	// sweepWarns paces the sweep's warning of an order not reconciled,
 	// by kind of failure (sweepFailed).
