@@ -33,15 +33,7 @@ func TestSweepPassEndsWhenRateLimited(t *testing.T) {
 				orders = append(orders, o)
 			}
 			e.clock.Advance(payments.DefaultActiveQueryAfter + time.Second)
-			queried := func() []string {
-				var nos []string
-				for _, r := range e.sim.Requests() {
-					if r.Op == "query" {
-						nos = append(nos, r.OutTradeNo)
-					}
-				}
-				return nos
-			}
+			queried := asked(e, "query")
 
 			e.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultFrequencyLimited, Times: 6})
 			var passed []string
@@ -52,7 +44,7 @@ func TestSweepPassEndsWhenRateLimited(t *testing.T) {
 					t.Fatal(err)
 				}
 				q := queried()[before:]
-				if len(q) != 3 || q[0] != q[1] || q[1] != q[2] || st.Errors != 1 || st.Changed != 0 {
+				if !oneNumberThrice(q) || st.Errors != 1 || st.Changed != 0 {
 					t.Fatalf("pass %d under 429: queried %v, %+v; want one order's three attempts, 1 error", pass, q, st)
 				}
 				passed = append(passed, q[0])
@@ -177,4 +169,39 @@ func TestSweepRateLimitedResumesAcrossPages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// asked returns a function listing, in order, the numbers e's simulator
+// was asked about in requests of op: the out_refund_no of a refund's
+// create or query, else the out_trade_no.
+func asked(e *env, op string) func() []string {
+	return func() []string {
+		var nos []string
+		for _, r := range e.sim.Requests() {
+			if r.Op != op {
+				continue
+			}
+			if r.OutRefundNo != "" {
+				nos = append(nos, r.OutRefundNo)
+			} else {
+				nos = append(nos, r.OutTradeNo)
+			}
+		}
+		return nos
+	}
+}
+
+// oneNumberThrice reports whether nos is one number's three attempts: a
+// call WeChat Pay answered FREQUENCY_LIMITED through the client's retries.
+func oneNumberThrice(nos []string) bool {
+	return len(nos) == 3 && nos[0] == nos[1] && nos[1] == nos[2]
+}
+
+// timesEach counts how many times each number is in nos.
+func timesEach(nos []string) map[string]int {
+	n := map[string]int{}
+	for _, no := range nos {
+		n[no]++
+	}
+	return n
 }

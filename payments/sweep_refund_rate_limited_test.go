@@ -38,15 +38,7 @@ func TestSweepRefundPassEndsWhenRateLimited(t *testing.T) {
 				refundNo[o.OrderNo] = p.OutRefundNo
 			}
 			e.clock.Advance(2 * time.Minute) // past refundQueryAfter and recordedGrace
-			queried := func() []string {
-				var nos []string
-				for _, r := range e.sim.Requests() {
-					if r.Op == "refund-query" {
-						nos = append(nos, r.OutRefundNo)
-					}
-				}
-				return nos
-			}
+			queried := asked(e, "refund-query")
 
 			e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultFrequencyLimited, Times: 6})
 			var passed []string
@@ -57,7 +49,7 @@ func TestSweepRefundPassEndsWhenRateLimited(t *testing.T) {
 					t.Fatal(err)
 				}
 				q := queried()[before:]
-				if len(q) != 3 || q[0] != q[1] || q[1] != q[2] || st.Errors != 1 || st.Changed != 0 {
+				if !oneNumberThrice(q) || st.Errors != 1 || st.Changed != 0 {
 					t.Fatalf("pass %d under 429: %d refund queries %v, %+v; want one refund's three attempts, 1 error", pass, len(q), q, st)
 				}
 				passed = append(passed, q[0])
@@ -69,10 +61,7 @@ func TestSweepRefundPassEndsWhenRateLimited(t *testing.T) {
 			if st, err := e.svc.Sweep(ctx); err != nil || st.Checked != 4 || st.Errors != 0 {
 				t.Fatalf("pass once WeChat Pay answers: %+v, %v; want 4 checked", st, err)
 			}
-			seen := map[string]int{}
-			for _, no := range queried()[before:] {
-				seen[no]++
-			}
+			seen := timesEach(queried()[before:])
 			for _, o := range orders {
 				if seen[refundNo[o.OrderNo]] != 1 {
 					t.Errorf("refund of %s queried %d times in the pass; want once", o.OrderNo, seen[refundNo[o.OrderNo]])
@@ -109,31 +98,20 @@ func TestSweepRefundInReviewPassEndsWhenRateLimited(t *testing.T) {
 				refundNo[o.OrderNo] = p.OutRefundNo
 			}
 			e.clock.Advance(2 * time.Minute)
-			queried := func() []string {
-				var nos []string
-				for _, r := range e.sim.Requests() {
-					if r.Op == "refund-query" {
-						nos = append(nos, r.OutRefundNo)
-					}
-				}
-				return nos
-			}
+			queried := asked(e, "refund-query")
 			e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultFrequencyLimited, Times: 3})
 			st, err := e.svc.Sweep(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if q := queried(); len(q) != 3 || q[0] != q[1] || q[1] != q[2] || st.Errors != 1 {
+			if q := queried(); !oneNumberThrice(q) || st.Errors != 1 {
 				t.Fatalf("pass under 429: %d refund queries %v, %+v; want one refund's three attempts, 1 error", len(q), q, st)
 			}
 			before := len(queried())
 			if st, err := e.svc.Sweep(ctx); err != nil || st.Checked != 3 || st.Errors != 0 {
 				t.Fatalf("pass once WeChat Pay answers: %+v, %v; want 3 checked", st, err)
 			}
-			seen := map[string]int{}
-			for _, no := range queried()[before:] {
-				seen[no]++
-			}
+			seen := timesEach(queried()[before:])
 			for _, o := range orders {
 				if seen[refundNo[o.OrderNo]] != 1 {
 					t.Errorf("refund of %s queried %d times in the pass; want once", o.OrderNo, seen[refundNo[o.OrderNo]])
@@ -177,12 +155,7 @@ func TestSweepRefundRateLimitedGivesLeasesBack(t *testing.T) {
 	if st, err := other.Sweep(ctx); err != nil || st.Checked != 3 || st.Errors != 0 {
 		t.Errorf("other replica's pass in the same interval: %+v, %v; want 3 checked", st, err)
 	}
-	seen := map[string]int{}
-	for _, r := range e.sim.Requests() {
-		if r.Op == "refund-query" {
-			seen[r.OutRefundNo]++
-		}
-	}
+	seen := timesEach(asked(e, "refund-query")())
 	for no, rn := range refundNo {
 		if seen[rn] == 0 || e.order(no).Status != store.StatusRefunding {
 			t.Errorf("refund of %s queried %d times, order %s; want queried, refunding", no, seen[rn], e.order(no).Status)
@@ -220,32 +193,21 @@ func TestSweepRefundResendPassEndsWhenRateLimited(t *testing.T) {
 				t.Fatalf("%d refunds at WeChat Pay after the failed creates; want none", n)
 			}
 			e.clock.Advance(2 * time.Minute) // past refundQueryAfter and recordedGrace
-			created := func() []string {
-				var nos []string
-				for _, r := range e.sim.Requests() {
-					if r.Op == "refund" {
-						nos = append(nos, r.OutRefundNo)
-					}
-				}
-				return nos
-			}
+			created := asked(e, "refund")
 			before := len(created())
 			e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultFrequencyLimited, Times: 3})
 			st, err := e.svc.Sweep(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c := created()[before:]; len(c) != 3 || c[0] != c[1] || c[1] != c[2] || st.Errors != 1 || e.sim.RefundCount("") != 0 {
+			if c := created()[before:]; !oneNumberThrice(c) || st.Errors != 1 || e.sim.RefundCount("") != 0 {
 				t.Fatalf("pass under 429: %d refund creates %v, %d refunds made, %+v; want one refund's three attempts, none made, 1 error", len(c), c, e.sim.RefundCount(""), st)
 			}
 			before = len(created())
 			if st, err := e.svc.Sweep(ctx); err != nil || st.Checked != 3 || st.Errors != 0 {
 				t.Fatalf("pass once WeChat Pay answers: %+v, %v; want 3 checked", st, err)
 			}
-			seen := map[string]int{}
-			for _, no := range created()[before:] {
-				seen[no]++
-			}
+			seen := timesEach(created()[before:])
 			for _, o := range orders {
 				if seen[refundNo[o.OrderNo]] != 1 {
 					t.Errorf("refund of %s sent %d times in the pass; want once", o.OrderNo, seen[refundNo[o.OrderNo]])
