@@ -486,29 +486,42 @@ const (
 	extraNameDigits  = 4
 )
 
-// maskDigitRuns is n with each run of extraNameDigits or more ASCII
-// digits replaced by as many '#'; n itself when it has none.
+// maskDigitRuns is n with each run of extraNameDigits or more digits
+// (ASCII, full-width or Chinese numerals, mixed) replaced by a '#' for
+// each; n itself when it has none. A user types a number in whichever
+// their keyboard gives: 13800138000, １３８００１３８０００ or
+// 一三八〇〇一三八〇〇〇.
 func maskDigitRuns(n string) string {
-	var b []byte
-	for i := 0; i < len(n); {
-		j := i
-		for j < len(n) && n[j] >= '0' && n[j] <= '9' {
-			j++
+	var b strings.Builder
+	run, last := 0, 0 // digits in the run going on; where the text after the last masked run starts
+	for i, r := range n + "\x00" {
+		if isDigitRune(r) {
+			run++
+			continue
 		}
-		if j-i >= extraNameDigits {
-			if b == nil {
-				b = []byte(n)
+		if run >= extraNameDigits {
+			start := i
+			for range run {
+				_, size := utf8.DecodeLastRuneInString(n[:start])
+				start -= size
 			}
-			for k := i; k < j; k++ {
-				b[k] = '#'
-			}
+			b.WriteString(n[last:start])
+			b.WriteString(strings.Repeat("#", run))
+			last = i
 		}
-		i = max(j, i+1)
+		run = 0
 	}
-	if b == nil {
+	if last == 0 {
 		return n
 	}
-	return string(b)
+	b.WriteString(n[last:])
+	return b.String()
+}
+
+// isDigitRune reports whether r is a digit as a user may type one in a
+// number: ASCII, full-width, or a Chinese numeral.
+func isDigitRune(r rune) bool {
+	return r >= '0' && r <= '9' || r >= '０' && r <= '９' || strings.ContainsRune("〇一二三四五六七八九零", r)
 }
 
 // cutName is n with each run of extraNameDigits or more digits masked
