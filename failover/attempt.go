@@ -213,8 +213,11 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		a.setPhase(phaseIdle, to.Idle.D())
-		data := readErrorBody(resp.Body, resp.Header)
+		data, cut := readErrorBody(resp.Body, resp.Header)
 		f := classifyHTTP(resp.StatusCode, resp.Header, data, r.opts.Now())
+		if cut {
+			tooLargeReason(f, data, resp.ContentLength, resp.StatusCode)
+		}
 		if f.redirect && !isChatPath(req.Path) {
 			// On a forwarded path the bot chose the path: a redirect
 			// there (a trailing slash a FastAPI server redirects, a
@@ -991,20 +994,56 @@ func readAtMost(r io.Reader, n int64) ([]byte, error) {
 // What the body decodes to before a decoding error is kept; a coding
 // paygate does not decode, or bytes that do not start as their coding
 // says, leave no body at all: the status alone classifies the answer, and
-// the client is never shown the encoded bytes.
-func readErrorBody(body io.Reader, h http.Header) []byte {
+// the client is never shown the encoded bytes. cut tells that the body
+// goes on past the bound (one more byte is asked for, into no buffer of
+// its size): its JSON is cut (tooLargeReason).
+func readErrorBody(body io.Reader, h http.Header) (data []byte, cut bool) {
 	src := body
 	if ce := h["Content-Encoding"]; len(ce) > 0 {
 		d, err := decoder(body, ce)
 		if err != nil {
-			return nil
+			return nil, false
 		}
 		if d != nil {
 			src = d
 		}
 	}
-	data, _ := readAtMost(src, maxErrorBody)
-	return data
+	data, err := readAtMost(src, maxErrorBody)
+	if err == nil && len(data) == maxErrorBody {
+		var one [1]byte
+		n, _ := io.ReadFull(src, one[:])
+		cut = n == 1
+	}
+	return data, cut
+}
+
+// tooLargeReason settles the reason of an error answer cut at maxErrorBody
+// (a validation error echoing the whole request, as pydantic's "input"
+// members, vLLM and LiteLLM send; a context-length error quoting the
+// prompt): the members read before the cut are kept (gjson answers for
+// them on the cut document), and a reason past the cut is said to be so,
+// with the answer's size (Content-Length; else "over 64 KiB") and status,
+// where the bot got paygate's bare "refused the request" and the log no
+// reason. A cut JSON body is never shown as text: its first bytes are
+// the echoed request. The cause is classifyHTTP's, as for an unreadable
+// body of any size.
+func tooLargeReason(f *failure, data []byte, length int64, status int) {
+	if f.redirect || f.toTLS {
+		return
+	}
+	if f.plain {
+		if i := skipSpace(data, 0); i < len(data) && (data[i] == '{' || data[i] == '[') {
+			f.plain, f.errMsg = false, ""
+		}
+	}
+	if f.errMsg != "" {
+		return
+	}
+	size := fmt.Sprintf("over %d bytes", maxErrorBody)
+	if length > maxErrorBody {
+		size = fmt.Sprintf("%d bytes", length)
+	}
+	f.errMsg = fmt.Sprintf("the provider's error answer (%s) was too large to read its reason (HTTP %d)", size, status)
 }
 
 func isEventStream(h http.Header) bool {

@@ -140,7 +140,8 @@ func TestReadErrorBodyDecodesWithinItsBound(t *testing.T) {
 			if tc.coding != "" {
 				h.Set("Content-Encoding", tc.coding)
 			}
-			got := string(readErrorBody(strings.NewReader(tc.body), h))
+			data, _ := readErrorBody(strings.NewReader(tc.body), h)
+			got := string(data)
 			if tc.wantPrefix && !strings.HasPrefix(got, tc.want) || !tc.wantPrefix && got != tc.want {
 				t.Errorf("got %d bytes %.60q; want %d bytes %.60q (a prefix: %v)", len(got), got, len(tc.want), tc.want, tc.wantPrefix)
 			}
