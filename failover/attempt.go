@@ -995,8 +995,8 @@ func readAtMost(r io.Reader, n int64) ([]byte, error) {
 // paygate does not decode, or bytes that do not start as their coding
 // says, leave no body at all: the status alone classifies the answer, and
 // the client is never shown the encoded bytes. cut tells that the body
-// goes on past the bound (one more byte is asked for, into no buffer of
-// its size): its JSON is cut (tooLargeReason).
+// filled the bound and is no whole JSON document there: its JSON is cut
+// (tooLargeReason), or broken at that size, which reads the same.
 func readErrorBody(body io.Reader, h http.Header) (data []byte, cut bool) {
 	src := body
 	if ce := h["Content-Encoding"]; len(ce) > 0 {
@@ -1009,11 +1009,10 @@ func readErrorBody(body io.Reader, h http.Header) (data []byte, cut bool) {
 		}
 	}
 	data, err := readAtMost(src, maxErrorBody)
-	if err == nil && len(data) == maxErrorBody {
-		var one [1]byte
-		n, _ := io.ReadFull(src, one[:])
-		cut = n == 1
-	}
+	// No byte past the bound is asked for: a provider that sent exactly
+	// the bound and stalled held the turn for the idle timeout (30s by
+	// default) on that read. A whole JSON document ends where it ends.
+	cut = err == nil && len(data) == maxErrorBody && !validJSON(unsafeString(data))
 	return data, cut
 }
 

@@ -10,7 +10,8 @@ import (
 
 // TestReadErrorBodyTellsItsCut: readErrorBody reads at most maxErrorBody
 // bytes of an error body, decoded, and tells a body that goes on past them
-// (tooLargeReason) from one that ends there.
+// (tooLargeReason) from one that ends there: one that fills them and is no
+// whole JSON document is cut, with no byte past them asked for.
 func TestReadErrorBodyTellsItsCut(t *testing.T) {
 	t.Parallel()
 	gz := func(s string) string {
@@ -25,10 +26,12 @@ func TestReadErrorBodyTellsItsCut(t *testing.T) {
 		wantLen              int
 		wantCut              bool
 	}{
-		{name: "exactly the bound", body: strings.Repeat("a", maxErrorBody), wantLen: maxErrorBody},
+		{name: "JSON of exactly the bound", body: `"` + strings.Repeat("a", maxErrorBody-2) + `"`, wantLen: maxErrorBody},
+		{name: "JSON of exactly the bound, then more", body: `"` + strings.Repeat("a", maxErrorBody-2) + `"` + "\n", wantLen: maxErrorBody},
+		{name: "text cut at exactly the bound", body: strings.Repeat("a", maxErrorBody), wantLen: maxErrorBody, wantCut: true},
 		{name: "one byte over", body: strings.Repeat("a", maxErrorBody+1), wantLen: maxErrorBody, wantCut: true},
 		{name: "3 MiB", body: strings.Repeat("a", 3<<20), wantLen: maxErrorBody, wantCut: true},
-		{name: "gzip decoding to the bound", body: gz(strings.Repeat("a", maxErrorBody)), encoding: "gzip", wantLen: maxErrorBody},
+		{name: "gzip decoding to JSON of the bound", body: gz(`"` + strings.Repeat("a", maxErrorBody-2) + `"`), encoding: "gzip", wantLen: maxErrorBody},
 		{name: "gzip decoding to 3 MiB", body: gz(strings.Repeat("a", 3<<20)), encoding: "gzip", wantLen: maxErrorBody, wantCut: true},
 	}
 	for _, tc := range tests {
