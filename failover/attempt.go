@@ -1031,7 +1031,13 @@ func tooLargeReason(f *failure, data []byte, length int64, status int) {
 		return
 	}
 	if f.plain {
-		if i := skipSpace(data, 0); i < len(data) && (data[i] == '{' || data[i] == '[') {
+		// A UTF-8 byte order mark may stand before the document (a .NET
+		// or Windows-made relay's): its echo was shown past it.
+		i := 0
+		if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+			i = 3
+		}
+		if i = skipSpace(data, i); i < len(data) && (data[i] == '{' || data[i] == '[') {
 			f.plain, f.errMsg = false, ""
 		}
 	}
