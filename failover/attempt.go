@@ -995,8 +995,8 @@ func readAtMost(r io.Reader, n int64) ([]byte, error) {
 // paygate does not decode, or bytes that do not start as their coding
 // says, leave no body at all: the status alone classifies the answer, and
 // the client is never shown the encoded bytes. cut tells that the body
-// filled the bound and is no whole JSON document there: its JSON is cut
-// (tooLargeReason), or broken at that size, which reads the same.
+// filled the bound, or its reading failed before it, and what was read is
+// no whole JSON document: its JSON is cut (tooLargeReason).
 func readErrorBody(body io.Reader, h http.Header) (data []byte, cut bool) {
 	src := body
 	if ce := h["Content-Encoding"]; len(ce) > 0 {
@@ -1012,7 +1012,10 @@ func readErrorBody(body io.Reader, h http.Header) (data []byte, cut bool) {
 	// No byte past the bound is asked for: a provider that sent exactly
 	// the bound and stalled held the turn for the idle timeout (30s by
 	// default) on that read. A whole JSON document ends where it ends.
-	cut = err == nil && len(data) == maxErrorBody && !validJSON(unsafeString(data))
+	// A body whose reading failed before the bound (a gzip stream or a
+	// body that ended early: a relay that closed mid-answer) is as cut:
+	// its text was shown, the echo it quoted with it.
+	cut = (err != nil || len(data) == maxErrorBody) && len(data) > 0 && !validJSON(unsafeString(data))
 	return data, cut
 }
 
@@ -1042,6 +1045,10 @@ func tooLargeReason(f *failure, data []byte, length int64, status int) {
 		}
 	}
 	if f.errMsg != "" {
+		return
+	}
+	if len(data) < maxErrorBody {
+		f.errMsg = fmt.Sprintf("the provider's error answer ended before its reason could be read (HTTP %d)", status)
 		return
 	}
 	size := fmt.Sprintf("over %d bytes", maxErrorBody)
