@@ -1331,6 +1331,16 @@ func (c *Config) Provider(name string) *Provider {
 	return nil
 }
 
+// PayMethodsOf returns the pay methods client's model is offered: its own
+// pay_methods, else payments.pay_methods (SetDefaults fills it); a nil
+// client (one removed from the config) has payments.pay_methods.
+func (c *Config) PayMethodsOf(client *Client) []string {
+	if client != nil && len(client.PayMethods) > 0 {
+		return client.PayMethods
+	}
+	return c.Payments.PayMethods
+}
+
 // Secrets lists every secret value in the config, for the redacting logger.
 func (c *Config) Secrets() []string {
 	var out []string

@@ -348,7 +348,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 		if chat.Choices <= 1 || paymentToolsOffered(chat, out, s.tools.IsPayment) {
 			c := rc.client
-			s.runTurn(w, r, chat, body, out, payments.Caller{Client: c.Name, AppID: c.AppID, User: user, Session: session, AllowedSKUs: c.AllowedSKUs, PayMethods: s.payMethods(c)})
+			s.runTurn(w, r, chat, body, out, payments.Caller{Client: c.Name, AppID: c.AppID, User: user, Session: session, AllowedSKUs: c.AllowedSKUs, PayMethods: s.cfg.PayMethodsOf(c)})
 			return
 		}
 		// Several choices, and the bot's tool_choice or legacy functions

@@ -750,15 +750,6 @@ func (s *Server) toolDefsFor(client string) []byte {
 	return s.toolDefs
 }
 
-// payMethods are the pay methods client's model may order with: its own
-// pay_methods, or payments.pay_methods (config.Config's defaults fill it).
-func (s *Server) payMethods(client *config.Client) []string {
-	if len(client.PayMethods) > 0 {
-		return client.PayMethods
-	}
-	return s.cfg.Payments.PayMethods
-}
-
 // toolSpec describes the payment tools from the config's names and catalog.
 func toolSpec(cfg *config.Config) interceptors.ToolSpec {
 	p := cfg.Payments

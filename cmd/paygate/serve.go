@@ -478,22 +478,14 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now f
 	return nil
 }
 
-// payMethodsOf gives the pay methods each client of cfg is offered: its
-// own pay_methods, or payments.pay_methods (as the proxy's Caller has them).
+// payMethodsOf gives the pay methods each client of cfg is offered, by its
+// name, as the proxy's Caller has them (config.Config.PayMethodsOf).
 func payMethodsOf(cfg *config.Config) func(client string) []string {
-	own := map[string][]string{}
-	for _, c := range cfg.Clients {
-		if len(c.PayMethods) > 0 {
-			own[c.Name] = c.PayMethods
-		}
+	byName := make(map[string]*config.Client, len(cfg.Clients))
+	for i := range cfg.Clients {
+		byName[cfg.Clients[i].Name] = &cfg.Clients[i]
 	}
-	all := cfg.Payments.PayMethods
-	return func(client string) []string {
-		if m, ok := own[client]; ok {
-			return m
-		}
-		return all
-	}
+	return func(client string) []string { return cfg.PayMethodsOf(byName[client]) }
 }
 
 // hashKeyUnavailable is logged when the store does not answer the first
