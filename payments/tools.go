@@ -493,24 +493,26 @@ const (
 // 一三八〇〇一三八〇〇〇.
 func maskDigitRuns(n string) string {
 	var b strings.Builder
-	run, last := 0, 0 // digits in the run going on; where the text after the last masked run starts
-	for i, r := range n + "\x00" {
-		if isDigitRune(r) {
-			run++
-			continue
-		}
+	run, start, last := 0, 0, 0 // the run's digits and first byte; where the text after the last masked run starts
+	mask := func(end int) {
 		if run >= extraNameDigits {
-			start := i
-			for range run {
-				_, size := utf8.DecodeLastRuneInString(n[:start])
-				start -= size
-			}
 			b.WriteString(n[last:start])
 			b.WriteString(strings.Repeat("#", run))
-			last = i
+			last = end
 		}
 		run = 0
 	}
+	for i, r := range n {
+		if !isDigitRune(r) {
+			mask(i)
+			continue
+		}
+		if run == 0 {
+			start = i
+		}
+		run++
+	}
+	mask(len(n))
 	if last == 0 {
 		return n
 	}
