@@ -1,6 +1,8 @@
 package logging
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -52,6 +54,20 @@ func (p *Paced) Take(kind string, now time.Time) (suppressed int, ok bool) {
 	delete(p.left, kind)
 	p.last[kind] = now
 	return suppressed, true
+}
+
+// Log writes msg with attrs to l at level when a line of kind may be
+// written at now (Take), with "suppressed" and how many were left out
+// before it when any were.
+func (p *Paced) Log(ctx context.Context, l *slog.Logger, level slog.Level, kind string, now time.Time, msg string, attrs ...any) {
+	suppressed, ok := p.Take(kind, now)
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	l.Log(ctx, level, msg, attrs...)
 }
 
 // maxPacedKinds bounds the kinds a Paced remembers: a caller that paces

@@ -49,15 +49,7 @@ const refusalLogEvery = 10 * time.Second
 // logRefusal logs a notification refused unverified, at most once per
 // refusalLogEvery for its reason.
 func (h *notifyHandler) logRefusal(ctx context.Context, level slog.Level, msg, reason string, attrs []any) {
-	suppressed, ok := h.refusals.Take(reason, h.s.now())
-	if !ok {
-		return
-	}
-	attrs = append(attrs, "reason", reason)
-	if suppressed > 0 {
-		attrs = append(attrs, "suppressed", suppressed)
-	}
-	h.s.log.Log(ctx, level, msg, attrs...)
+	h.refusals.Log(ctx, h.s.log, level, reason, h.s.now(), msg, append(attrs, "reason", reason)...)
 }
 
 // verdict is how one notification ended: HTTP status, metric labels, log.

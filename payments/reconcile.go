@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -559,15 +560,8 @@ func (s *Service) sweepFailed(ctx context.Context, o *store.Order, err error) {
 		// one) are a short list: the pacing's entries stay few.
 		kind = fmt.Sprintf("%s %d %.40s", kind, ae.StatusCode, ae.Code)
 	}
-	suppressed, ok := s.sweepWarns.Take(kind, s.now())
-	if !ok {
-		return
-	}
-	attrs := []any{"order_no", o.OrderNo, "status", o.Status, "err", err}
-	if suppressed > 0 {
-		attrs = append(attrs, "suppressed", suppressed)
-	}
-	s.log.WarnContext(ctx, "sweep: order not reconciled", attrs...)
+	s.sweepWarns.Log(ctx, s.log, slog.LevelWarn, kind, s.now(), "sweep: order not reconciled",
+		"order_no", o.OrderNo, "status", o.Status, "err", err)
 }
 
 // errSweepStop ends a walk of sweepResumable's before its last page.

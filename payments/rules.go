@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -410,13 +411,8 @@ func (t *Tools) refusedByRule(ctx context.Context, name, args string, c Caller, 
 		out.Result = resultJSON(map[string]any{"status": "refused", "error": failureText(err)})
 		out.Executed = true
 	default:
-		if suppressed, ok := t.unread.Take("rules_unread", time.Now()); ok {
-			attrs := []any{"client", c.Client, "tool", name, "err", err}
-			if suppressed > 0 {
-				attrs = append(attrs, "suppressed", suppressed)
-			}
-			t.log.WarnContext(ctx, "payment rules could not be checked; call refused", attrs...)
-		}
+		t.unread.Log(ctx, t.log, slog.LevelWarn, "rules_unread", time.Now(), "payment rules could not be checked; call refused",
+			"client", c.Client, "tool", name, "err", err)
 		out.Result = t.unreadRulesResult(name, args, err)
 		out.Failed = true // the store failed: an outage, not a refusal
 	}

@@ -242,18 +242,11 @@ const adminRefusalLogEvery = 10 * time.Second
 // (the mux's pattern, paygate's words, never the sender's path). The token
 // it sent is never named.
 func (s *Server) logAdminRefusal(r *http.Request) {
-	suppressed, ok := s.adminRefusals.Take("admin_token", time.Now())
-	if !ok {
-		return
-	}
 	attrs := []any{"remote_addr", r.RemoteAddr, "pattern", r.Pattern}
 	if rc := reqInfo(r); rc != nil {
 		attrs = append(attrs, "request_id", rc.id)
 	}
-	if suppressed > 0 {
-		attrs = append(attrs, "suppressed", suppressed)
-	}
-	s.log.WarnContext(r.Context(), "admin token refused", attrs...)
+	s.adminRefusals.Log(r.Context(), s.log, slog.LevelWarn, "admin_token", time.Now(), "admin token refused", attrs...)
 }
 
 func adminError(w http.ResponseWriter, status int, msg string) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -170,13 +171,8 @@ func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller)
 	}
 	if err != nil {
 		s.metrics.stateUnavailable.Inc()
-		if suppressed, ok := s.stateWarnings.Take("state_unavailable", time.Now()); ok {
-			attrs := []any{"request_id", reqID, "err", err}
-			if suppressed > 0 {
-				attrs = append(attrs, "suppressed", suppressed)
-			}
-			s.log.Warn("payment state unavailable; the turn goes on without it", attrs...)
-		}
+		s.stateWarnings.Log(ctx, s.log, slog.LevelWarn, "state_unavailable", time.Now(), "payment state unavailable; the turn goes on without it",
+			"request_id", reqID, "err", err)
 		return nil
 	}
 	s.storeAnswered()

@@ -409,16 +409,11 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 // USER_ACCOUNT_ABNORMAL: each of those names the one refund a person must
 // make by other means, and is never repeated for another.
 func (c *Client) alert(ctx context.Context, code, msg string, attrs ...any) {
-	if code != "USER_ACCOUNT_ABNORMAL" {
-		suppressed, ok := c.alerts.Take(code, c.now())
-		if !ok {
-			return
-		}
-		if suppressed > 0 {
-			attrs = append(attrs, "suppressed", suppressed)
-		}
+	if code == "USER_ACCOUNT_ABNORMAL" {
+		c.log.ErrorContext(ctx, msg, attrs...)
+		return
 	}
-	c.log.ErrorContext(ctx, msg, attrs...)
+	c.alerts.Log(ctx, c.log, slog.LevelError, code, c.now(), msg, attrs...)
 }
 
 // endedOutcome is paygate_wechatpay_requests_total's outcome of a call
