@@ -1130,17 +1130,9 @@ func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, res
 // skippedChunks counts an attempt's chunks of one level that the capture
 // could not read (relayEvents), and keeps the last one's error.
 type skippedChunks struct {
-	n   int
-	err error
-}
-
-// level is the level k's lines are logged at: k is all[0] (a chunk that
-// looked like one: a warning) or all[1] (a keep-alive's null or word).
-func (k *skippedChunks) level(all []skippedChunks) slog.Level {
-	if k == &all[0] {
-		return slog.LevelWarn
-	}
-	return slog.LevelDebug
+	level slog.Level
+	n     int
+	err   error
 }
 
 // logSkippedChunks says, as an attempt's relay ends, how many unreadable
@@ -1149,7 +1141,7 @@ func (k *skippedChunks) level(all []skippedChunks) slog.Level {
 func (t *turn) logSkippedChunks(skipped *[2]skippedChunks) {
 	for i := range skipped {
 		if k := &skipped[i]; k.n > 1 {
-			t.s.log.Log(t.r.Context(), k.level(skipped[:]), "upstream chunks skipped", "request_id", reqInfo(t.r).id,
+			t.s.log.Log(t.r.Context(), k.level, "upstream chunks skipped", "request_id", reqInfo(t.r).id,
 				"chunks", k.n, "err", k.err)
 		}
 	}
@@ -1163,7 +1155,7 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 	// level: the first at once, the rest counted in one line as the
 	// attempt ends. A line per chunk wrote 1,000 lines (181 KB) for one
 	// answer of 1,000 such chunks.
-	var skipped [2]skippedChunks // [0] at warn, [1] at debug
+	skipped := [2]skippedChunks{{level: slog.LevelWarn}, {level: slog.LevelDebug}}
 	defer t.logSkippedChunks(&skipped)
 	for {
 		if flushBeforeWait(t.sw, resp) != nil {
@@ -1219,7 +1211,7 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 				k = &skipped[1]
 			}
 			if k.n++; k.n == 1 {
-				t.s.log.Log(t.r.Context(), k.level(skipped[:]), "upstream chunk skipped", "request_id", reqInfo(t.r).id, "err", err)
+				t.s.log.Log(t.r.Context(), k.level, "upstream chunk skipped", "request_id", reqInfo(t.r).id, "err", err)
 			}
 			k.err = err
 			continue
