@@ -938,13 +938,25 @@ func holdsPurchase(st store.OrderStatus) bool {
 // purchase without such an order or a read that failed is false:
 // CreateOrder may call WeChat Pay then.
 func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
+	o := s.purchaseOrder(ctx, req)
+	return o != nil && s.repeats(o, req)
+}
+
+// purchaseOrder is req's purchase's order (boundOrderOf); nil when it has
+// none or the read failed.
+func (s *Service) purchaseOrder(ctx context.Context, req CreateRequest) *store.Order {
 	if req.Quantity == 0 {
 		req.Quantity = 1
 	}
 	o, _, err := s.boundOrderOf(ctx, req, "")
-	if err != nil || o == nil {
-		return false
+	if err != nil {
+		return nil
 	}
+	return o
+}
+
+// repeats is RepeatsPurchase of o, req's purchase's order.
+func (s *Service) repeats(o *store.Order, req CreateRequest) bool {
 	switch o.Status {
 	case store.StatusAwaitingPayment:
 		return !s.expired(o) && (req.KeepPayMethod || o.PayMethod == req.PayMethod)
@@ -954,16 +966,19 @@ func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
 	return s.justPaid(o, s.now())
 }
 
-// payerPaysPastDeadline reports whether req's purchase has an order of
-// req.PayMethod awaiting payment past its expires_at whose payer is paying
-// it right now (WeChat Pay says USERPAYING, one query): CreateOrder hands
-// it back, as it stands, with ErrPayerPaying and no payment.
-func (s *Service) payerPaysPastDeadline(ctx context.Context, req CreateRequest) bool {
-	if req.Quantity == 0 {
-		req.Quantity = 1
-	}
-	o, _, err := s.boundOrderOf(ctx, req, "")
-	if err != nil || o == nil || o.Status != store.StatusAwaitingPayment || !s.expired(o) || o.PayMethod != req.PayMethod {
+// handsBackPurchase is RepeatsPurchase, or, for an order of req.PayMethod
+// awaiting payment past its expires_at, whether its payer is paying it
+// right now (WeChat Pay says USERPAYING, one query): CreateOrder hands it
+// back then too, as it stands, with ErrPayerPaying and no payment. The
+// purchase's order is read once for both.
+func (s *Service) handsBackPurchase(ctx context.Context, req CreateRequest) bool {
+	o := s.purchaseOrder(ctx, req)
+	switch {
+	case o == nil:
+		return false
+	case s.repeats(o, req):
+		return true
+	case o.Status != store.StatusAwaitingPayment || !s.expired(o) || o.PayMethod != req.PayMethod:
 		return false
 	}
 	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)

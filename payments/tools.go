@@ -749,7 +749,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 // handsBack reports whether a create_order of c for sku and qty naming
 // method, one c is not offered, only hands back the purchase's order of
 // that method (open before its deadline, held, or just paid; or past its
-// deadline while its payer pays it, payerPaysPastDeadline): made before
+// deadline while its payer pays it: handsBackPurchase): made before
 // the method was taken off, it is the order asked for again, and no
 // WeChat Pay prepay comes of it (RepeatsPurchase). Only then does the
 // call go on, as one that leaves pay_method out. Past its deadline under
@@ -757,7 +757,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 // the user was paying at that moment, where left out it was user_paying.
 func (t *Tools) handsBack(ctx context.Context, c Caller, sku string, qty int, method string) bool {
 	req := CreateRequest{Client: c.Client, User: c.User, SKU: sku, Quantity: qty, PayMethod: method}
-	return t.svc.RepeatsPurchase(ctx, req) || t.svc.payerPaysPastDeadline(ctx, req)
+	return t.svc.handsBackPurchase(ctx, req)
 }
 
 func (t *Tools) queryOrder(ctx context.Context, c Caller, args string) Outcome {
