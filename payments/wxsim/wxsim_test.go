@@ -226,10 +226,10 @@ func TestClientConfigVerifiesEitherSigningMode(t *testing.T) {
 	}
 }
 
-// TestExpiredOrderCannotBePaid: past its time_expire an order cannot be
-// paid at WeChat Pay; the simulator took the payment all the same, so tests
-// of paygate's expiry could not meet a payer refused.
-func TestExpiredOrderCannotBePaid(t *testing.T) {
+// sim is a simulator whose clock runs setOff ahead of time.Now, and the
+// official client of it (its notifications acknowledged and dropped).
+func sim(t *testing.T) (*wxsim.Server, *wechatpay.Client, func(time.Duration)) {
+	t.Helper()
 	var mu sync.Mutex
 	var off time.Duration
 	now := func() time.Time {
@@ -244,6 +244,18 @@ func TestExpiredOrderCannotBePaid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, c, func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		off = d
+	}
+}
+
+// TestExpiredOrderCannotBePaid: past its time_expire an order cannot be
+// paid at WeChat Pay; the simulator took the payment all the same, so tests
+// of paygate's expiry could not meet a payer refused.
+func TestExpiredOrderCannotBePaid(t *testing.T) {
+	s, c, setOff := sim(t)
 	ctx := context.Background()
 	for _, no := range []string{"PGexpire00000001", "PGexpire00000002"} {
 		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
@@ -255,9 +267,7 @@ func TestExpiredOrderCannotBePaid(t *testing.T) {
 	if _, err := s.Pay(ctx, "PGexpire00000001"); err != nil {
 		t.Fatalf("pay before time_expire: %v", err)
 	}
-	mu.Lock()
-	off = 2 * time.Minute
-	mu.Unlock()
+	setOff(2 * time.Minute)
 	if d, err := s.Pay(ctx, "PGexpire00000002"); !errors.Is(err, wxsim.ErrNotPayable) {
 		t.Errorf("pay after time_expire: got %+v, %v; want ErrNotPayable", d, err)
 	}
@@ -276,20 +286,7 @@ func TestExpiredOrderCannotBePaid(t *testing.T) {
 // as sent, so a test of an order opened with less than a minute to go saw
 // the payer refused where WeChat Pay takes the money.
 func TestTimeExpireAtLeastAMinuteAfterPlacement(t *testing.T) {
-	var mu sync.Mutex
-	var off time.Duration
-	now := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return time.Now().Add(off)
-	}
-	s, api := newSim(t, wxsim.Options{Now: now})
-	ack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
-	t.Cleanup(ack.Close)
-	c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, ack.URL+"/wechatpay/notify"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c, setOff := sim(t)
 	ctx := context.Background()
 	for _, no := range []string{"PGshort00000001", "PGshort00000002"} {
 		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
@@ -298,15 +295,11 @@ func TestTimeExpireAtLeastAMinuteAfterPlacement(t *testing.T) {
 			t.Fatalf("prepay %s: %v", no, err)
 		}
 	}
-	mu.Lock()
-	off = 40 * time.Second // past the time_expire sent, within the minute
-	mu.Unlock()
+	setOff(40 * time.Second) // past the time_expire sent, within the minute
 	if _, err := s.Pay(ctx, "PGshort00000001"); err != nil {
 		t.Errorf("pay 40s after placing an order sent with a 20s time_expire: %v; want paid (WeChat Pay raises it to a minute)", err)
 	}
-	mu.Lock()
-	off = 61 * time.Second
-	mu.Unlock()
+	setOff(61 * time.Second)
 	if _, err := s.Pay(ctx, "PGshort00000002"); !errors.Is(err, wxsim.ErrNotPayable) {
 		t.Errorf("pay past the minute: %v; want ErrNotPayable", err)
 	}
