@@ -11,7 +11,9 @@
 // order; ORDERPAID, ORDER_CLOSED, OUT_TRADE_NO_USED), and delivers signed,
 // AEAD_AES_256_GCM-encrypted TRANSACTION.SUCCESS and REFUND.SUCCESS
 // notifications to the order's notify_url, automatically after a delay or on
-// an explicit Pay/CompleteRefund call. It generates its own keys.
+// an explicit Pay/CompleteRefund call (REFUND.CLOSED and REFUND.ABNORMAL on
+// CloseRefund/AbnormalRefund; a closed refund's amount can be refunded
+// again). It generates its own keys.
 //
 // For tests it records every request, counts prepays per number, builds
 // arbitrary (also deliberately wrong) notifications, and injects faults: a

@@ -266,6 +266,35 @@ type RefundResource struct {
 // CompleteRefund finishes a PROCESSING refund with SUCCESS and delivers its
 // REFUND.SUCCESS notification.
 func (s *Server) CompleteRefund(ctx context.Context, outRefundNo string) (*Delivery, error) {
+	return s.settleRefund(ctx, outRefundNo, wechatpay.RefundSuccess)
+}
+
+// CloseRefund ends a PROCESSING refund CLOSED, as WeChat Pay closes one it
+// could not make, and delivers its REFUND.CLOSED notification. Its amount
+// is the order's to refund again: WeChat Pay refuses a refund above what
+// the order's refunds not closed leave, and a closed one leaves it all.
+func (s *Server) CloseRefund(ctx context.Context, outRefundNo string) (*Delivery, error) {
+	return s.settleRefund(ctx, outRefundNo, wechatpay.RefundClosed)
+}
+
+// AbnormalRefund ends a PROCESSING refund ABNORMAL (the payer's account or
+// card cannot take it: the merchant re-handles it on its platform) and
+// delivers its REFUND.ABNORMAL notification. Its amount stays taken from
+// what the order can refund.
+func (s *Server) AbnormalRefund(ctx context.Context, outRefundNo string) (*Delivery, error) {
+	return s.settleRefund(ctx, outRefundNo, wechatpay.RefundAbnormal)
+}
+
+// settleRefund moves a PROCESSING refund to status (SUCCESS, CLOSED or
+// ABNORMAL), as queries then read it, and delivers its notification.
+func (s *Server) settleRefund(ctx context.Context, outRefundNo, status string) (*Delivery, error) {
+	event, summary := wechatpay.EventRefundSuccess, "退款成功"
+	switch status {
+	case wechatpay.RefundClosed:
+		event, summary = wechatpay.EventRefundClosed, "退款关闭"
+	case wechatpay.RefundAbnormal:
+		event, summary = wechatpay.EventRefundAbnormal, "退款异常"
+	}
 	s.mu.Lock()
 	rf, ok := s.refunds[outRefundNo]
 	if !ok {
@@ -276,11 +305,16 @@ func (s *Server) CompleteRefund(ctx context.Context, outRefundNo string) (*Deliv
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s is %s", ErrNotProcessing, outRefundNo, rf.r.Status)
 	}
-	rf.r.Status = "SUCCESS"
-	rf.r.SuccessTime = s.now().In(cst).Format(time.RFC3339)
+	rf.r.Status = status
+	if status == wechatpay.RefundSuccess {
+		rf.r.SuccessTime = s.now().In(cst).Format(time.RFC3339)
+	}
+	if o := s.orders[rf.r.OutTradeNo]; o != nil && status == wechatpay.RefundClosed {
+		o.refunded -= rf.r.Amount.Refund
+	}
 	res := RefundResource{
 		MchID: s.opts.MchID, TransactionID: rf.r.TransactionID, OutTradeNo: rf.r.OutTradeNo,
-		RefundID: rf.r.RefundID, OutRefundNo: rf.r.OutRefundNo, RefundStatus: "SUCCESS",
+		RefundID: rf.r.RefundID, OutRefundNo: rf.r.OutRefundNo, RefundStatus: status,
 		SuccessTime: rf.r.SuccessTime, UserReceivedAccount: rf.r.UserReceivedAccount,
 	}
 	res.Amount.Total, res.Amount.Refund = rf.r.Amount.Total, rf.r.Amount.Refund
@@ -288,13 +322,13 @@ func (s *Server) CompleteRefund(ctx context.Context, outRefundNo string) (*Deliv
 	url := rf.notifyURL
 	s.mu.Unlock()
 	n, err := s.BuildNotification(NotificationSpec{
-		EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res,
+		EventType: event, Summary: summary, OriginalType: "refund", Resource: res,
 	})
 	if err != nil {
 		return nil, err
 	}
 	n.URL = url
-	d := s.deliver(ctx, n, Delivery{ID: n.ID, EventType: wechatpay.EventRefundSuccess, URL: url, OutTradeNo: res.OutTradeNo, OutRefundNo: outRefundNo})
+	d := s.deliver(ctx, n, Delivery{ID: n.ID, EventType: event, URL: url, OutTradeNo: res.OutTradeNo, OutRefundNo: outRefundNo})
 	return &d, nil
 }
 
