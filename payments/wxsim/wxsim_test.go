@@ -304,3 +304,62 @@ func TestTimeExpireAtLeastAMinuteAfterPlacement(t *testing.T) {
 		t.Errorf("pay past the minute: %v; want ErrNotPayable", err)
 	}
 }
+
+// TestRefundEndsAsWeChatPayEndsThem: a PROCESSING refund ends SUCCESS,
+// CLOSED or ABNORMAL, as the refund query through the official client then
+// reads it, once (a refund that ended is not ended again). A closed refund's
+// amount is the order's to refund again, as WeChat Pay's refundable amount
+// counts only refunds not closed; an abnormal one's stays taken (the money
+// left the merchant). The simulator could only make a refund succeed, so
+// tests of paygate's closed refunds had to forge the notification, and
+// WeChat Pay (the simulator) then refused a refund of what the order had
+// left.
+func TestRefundEndsAsWeChatPayEndsThem(t *testing.T) {
+	s, c, _ := sim(t)
+	ctx := context.Background()
+	const no = "PGrefundends0001"
+	if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
+		Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 1000, ExpireAt: time.Now().Add(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pay(ctx, no); err != nil {
+		t.Fatal(err)
+	}
+	refund := func(rf string, fen int64) error {
+		_, err := c.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: no, OutRefundNo: rf, Reason: "r", Refund: fen, Total: 1000})
+		return err
+	}
+	steps := []struct {
+		rf     string
+		fen    int64
+		end    func(context.Context, string) (*wxsim.Delivery, error)
+		status string
+	}{
+		{"RFends01", 600, s.CloseRefund, wechatpay.RefundClosed},
+		{"RFends02", 700, s.AbnormalRefund, wechatpay.RefundAbnormal}, // 600 closed: 1000 left
+		{"RFends03", 300, s.CompleteRefund, wechatpay.RefundSuccess},  // 700 stuck: 300 left
+	}
+	for _, st := range steps {
+		if err := refund(st.rf, st.fen); err != nil {
+			t.Fatalf("refund %s of %d: %v", st.rf, st.fen, err)
+		}
+		d, err := st.end(ctx, st.rf)
+		if err != nil || !d.Acked || d.OutRefundNo != st.rf {
+			t.Fatalf("end %s: %+v %v", st.rf, d, err)
+		}
+		r, err := c.QueryRefund(ctx, st.rf)
+		if err != nil || r.Status != st.status || r.Refund != st.fen || r.Total != 1000 {
+			t.Errorf("query %s: %+v %v; want %s of %d", st.rf, r, err, st.status, st.fen)
+		}
+		if _, err := st.end(ctx, st.rf); !errors.Is(err, wxsim.ErrNotProcessing) {
+			t.Errorf("end %s again: %v; want ErrNotProcessing", st.rf, err)
+		}
+	}
+	if err := refund("RFends04", 1); err == nil {
+		t.Error("a refund beyond what is left (700 abnormal, 300 succeeded of 1000) was taken")
+	}
+	if _, err := s.CloseRefund(ctx, "RFunknown01"); !errors.Is(err, wxsim.ErrUnknownRefund) {
+		t.Errorf("close of an unknown refund: %v; want ErrUnknownRefund", err)
+	}
+}
