@@ -50,6 +50,47 @@ var (
 	ErrRefundConfirmed = errors.New("the refund was already confirmed and cannot be cancelled")
 )
 
+// RefundInProgressError is a confirmation's refusal while another refund
+// of the order is with WeChat Pay, when the proposal asks more than that
+// refund leaves (AskedFen > LeftAfterFen): "try again when it is done"
+// sent the user back to a tap that, once the other refund succeeded, was
+// refused as more than is left. Should the other one be closed, the
+// proposal can still go through. It wraps ErrRefundInProgress.
+type RefundInProgressError struct {
+	OrderNo, Currency string
+	// InFlightFen is the refund with WeChat Pay, LeftAfterFen what the
+	// order has left to refund once it succeeds, AskedFen this proposal's.
+	InFlightFen, LeftAfterFen, AskedFen int64
+}
+
+func (e *RefundInProgressError) Error() string {
+	return fmt.Sprintf("%v: order %s: a refund of %s is with WeChat Pay; once it succeeds %s is left, less than the %s proposed",
+		ErrRefundInProgress, e.OrderNo, FormatAmount(e.InFlightFen, e.Currency), FormatAmount(e.LeftAfterFen, e.Currency), FormatAmount(e.AskedFen, e.Currency))
+}
+
+func (e *RefundInProgressError) Unwrap() error { return ErrRefundInProgress }
+
+// inProgressLeaves is err, ErrRefundInProgress of proposal p's
+// confirmation, as a *RefundInProgressError when the refund order o is
+// refunding for (its record read: the one in flight) leaves less than p
+// asks. err as it is otherwise: p fits beside it, or what is in flight
+// cannot be read (nothing recorded, another proposal's reservation, a read
+// that failed).
+func (s *Service) inProgressLeaves(ctx context.Context, o *store.Order, p *store.RefundProposal, err error) error {
+	if !errors.Is(err, ErrRefundInProgress) || o.Status != store.StatusRefunding || o.RefundReservedBy == p.RefundID {
+		return err
+	}
+	rec, rerr := s.loadInFlight(ctx, o.OrderNo)
+	if rerr != nil || rec == nil || rec.Proposal.RefundID != o.RefundReservedBy || rec.OrderVersion != o.Version {
+		return err
+	}
+	after := o.AmountFen - o.RefundedFen - rec.Proposal.AmountFen
+	if p.AmountFen <= after {
+		return err
+	}
+	return &RefundInProgressError{OrderNo: o.OrderNo, Currency: o.Currency, InFlightFen: rec.Proposal.AmountFen, LeftAfterFen: max(after, 0), AskedFen: p.AmountFen}
+}
+
 // AlreadyConfirmedError is CancelRefund's answer for a proposal the user
 // already confirmed: Result is the refund as its order records it (pending,
 // succeeded or closed). It wraps ErrRefundConfirmed and store.ErrGone (the
@@ -946,6 +987,7 @@ func (s *Service) notStarted(ctx context.Context, client, user string, p *store.
 	if _, perr := s.proposal(ctx, client, user, p.RefundID); errors.Is(perr, store.ErrGone) {
 		return nil, perr
 	}
+	err = s.inProgressLeaves(ctx, o, p, err)
 	s.log.InfoContext(ctx, "confirmed refund not started", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
 	return &RefundResult{Proposal: p, Order: o}, err
 }

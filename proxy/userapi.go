@@ -396,6 +396,16 @@ func (s *Server) paymentsError(r *http.Request, err error, what string) *apiErro
 		e.Status, e.Code, e.Message = http.StatusGone, "refund_gone", "paygate: this refund proposal was already used, cancelled or has expired; ask again in the chat"
 	case errors.Is(err, payments.ErrRefundInProgress):
 		e.Status, e.Code, e.Message = http.StatusConflict, "refund_in_progress", "paygate: another refund of this order is in progress; try again when it is done"
+		var busy *payments.RefundInProgressError
+		if errors.As(err, &busy) {
+			// "Try again when it is done" sent the user back to a tap
+			// that, once the other refund went through, was refused as
+			// more than is left.
+			e.Message = "paygate: another refund of this order (" + payments.FormatAmount(busy.InFlightFen, busy.Currency) +
+				") is in progress; once it goes through, " + payments.FormatAmount(busy.LeftAfterFen, busy.Currency) +
+				" is left to refund, less than this refund's " + payments.FormatAmount(busy.AskedFen, busy.Currency) +
+				", and this one cannot be confirmed: ask again in the chat when it is done (should it fail instead, this one can be confirmed then)"
+		}
 		// The OpenAI SDKs retry a 409 on their own: the retry would confirm
 		// again seconds later, after the bot told the user to try later,
 		// and run a refund the user was told had not started. The user
