@@ -30,7 +30,8 @@ type order struct {
 	notifyURL   string
 	prepayID    string
 	codeURL     string
-	expire      time.Time
+	expire      time.Time // when the payer can no longer pay
+	timeExpire  time.Time // the time_expire first sent (zero: none)
 	refunded    int64
 }
 
@@ -419,7 +420,7 @@ func (s *Server) prepay(method string, body []byte, entry *RequestLog) response 
 			return errResponse(errf(400, "ORDER_CLOSED", "订单已关闭"))
 		}
 		same := o.method == method && o.tx.AppID == b.AppID && o.description == b.Description &&
-			o.tx.Amount.Total == b.Amount.Total && o.notifyURL == b.NotifyURL &&
+			o.tx.Amount.Total == b.Amount.Total && o.notifyURL == b.NotifyURL && o.timeExpire.Equal(expire) &&
 			(method != "jsapi" || o.tx.Payer.OpenID == payer)
 		if !same {
 			s.mu.Unlock()
@@ -430,13 +431,14 @@ func (s *Server) prepay(method string, body []byte, entry *RequestLog) response 
 		s.mu.Unlock()
 		return resp
 	}
+	requested := expire
 	if first := s.now().Add(minPayWindow); !expire.IsZero() && expire.Before(first) {
 		// As WeChat Pay documents: a time_expire earlier than a minute
 		// after the order is placed is raised to that minute.
 		expire = first
 	}
 	o = &order{
-		method: method, description: b.Description, notifyURL: b.NotifyURL, expire: expire,
+		method: method, description: b.Description, notifyURL: b.NotifyURL, expire: expire, timeExpire: requested,
 		tx: Transaction{
 			AppID: b.AppID, MchID: b.MchID, OutTradeNo: b.OutTradeNo, Attach: b.Attach,
 			TradeType: strings.ToUpper(method), TradeState: "NOTPAY", TradeStateDesc: "订单未支付",
@@ -489,6 +491,8 @@ func (s *Server) checkPrepay(method string, b *prepayBody) *apiError {
 		return errf(400, "PARAM_ERROR", "amount.total 应大于 0")
 	case b.Amount.Currency != "" && b.Amount.Currency != "CNY":
 		return errf(400, "PARAM_ERROR", "境内商户号仅支持人民币")
+	case contains(s.opts.NoAuth, method):
+		return errf(403, "NO_AUTH", "商户无此接口权限")
 	case method == "jsapi" && (b.Payer == nil || b.Payer.OpenID == ""):
 		return errf(400, "PARAM_ERROR", "JSAPI 下单缺少 payer.openid")
 	case method == "jsapi" && s.opts.OpenIDs[b.Payer.OpenID] != "" && s.opts.OpenIDs[b.Payer.OpenID] != b.AppID:

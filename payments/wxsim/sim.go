@@ -43,7 +43,10 @@ type Options struct {
 	// prepay for a listed openid under another appid is refused as WeChat
 	// Pay refuses it: HTTP 500 OPENID_MISMATCH, which is final despite the
 	// status. Unlisted openids pass.
-	OpenIDs  map[string]string
+	OpenIDs map[string]string
+	// NoAuth are the pay methods ("jsapi", "native") the merchant has not
+	// activated: a prepay in one is refused 403 NO_AUTH, nothing opened.
+	NoAuth   []string
 	APIv3Key string // exactly 32 bytes; empty: generated
 	Keys     *Keys  // nil: generated
 	SignWith SigningMode

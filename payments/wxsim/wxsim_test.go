@@ -363,3 +363,67 @@ func TestRefundEndsAsWeChatPayEndsThem(t *testing.T) {
 		t.Errorf("close of an unknown refund: %v; want ErrUnknownRefund", err)
 	}
 }
+
+// TestRepeatedPrepayWithOtherTimeExpireRefused: WeChat Pay answers a
+// repeated out_trade_no whose parameters differ OUT_TRADE_NO_USED, its
+// time_expire among them; the simulator compared every parameter but that
+// one and handed back the order as first opened, so a test of paygate
+// sending a repeat with a moved deadline saw it accepted.
+func TestRepeatedPrepayWithOtherTimeExpireRefused(t *testing.T) {
+	s, c, _ := sim(t)
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	req := wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGexpmoved000001", Description: "Premium", Total: 100, ExpireAt: deadline}
+	first, err := c.Prepay(ctx, req)
+	if err != nil {
+		t.Fatalf("prepay: %v", err)
+	}
+	tests := []struct {
+		name   string
+		expire time.Time
+		want   error
+	}{
+		{"same time_expire", deadline, nil},
+		{"same instant in another zone", deadline.In(time.FixedZone("UTC+8", 8*3600)), nil},
+		{"time_expire moved later", deadline.Add(5 * time.Minute), wechatpay.ErrNumberUsed},
+		{"time_expire moved earlier", deadline.Add(-time.Minute), wechatpay.ErrNumberUsed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := req
+			r.ExpireAt = tt.expire
+			got, err := c.Prepay(ctx, r)
+			if !errors.Is(err, tt.want) || (tt.want != nil) != (err != nil) {
+				t.Fatalf("repeat: %v; want %v", err, tt.want)
+			}
+			if err == nil && got.CodeURL != first.CodeURL {
+				t.Errorf("repeat code_url %q; want the first's %q", got.CodeURL, first.CodeURL)
+			}
+		})
+	}
+	if n := s.OrderCount(); n != 1 {
+		t.Errorf("orders at the simulator: %d; want 1", n)
+	}
+}
+
+// TestNoAuthMethodRefused: a merchant that has not activated a product
+// (Options.NoAuth) is refused a prepay in it, 403 NO_AUTH, and nothing is
+// opened; the other method goes through.
+func TestNoAuthMethodRefused(t *testing.T) {
+	s, api := newSim(t, wxsim.Options{NoAuth: []string{"native"}})
+	c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, "https://x.example/n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = c.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGnoauth00000001", Description: "Premium", Total: 100})
+	if !errors.Is(err, wechatpay.ErrRejected) || !strings.Contains(err.Error(), "NO_AUTH") {
+		t.Errorf("native prepay of a merchant without Native Pay: %v; want ErrRejected naming NO_AUTH", err)
+	}
+	if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodJSAPI, OutTradeNo: "PGnoauth00000002", Description: "Premium", Total: 100, PayerOpenID: "oPayer"}); err != nil {
+		t.Errorf("jsapi prepay: %v; want it opened", err)
+	}
+	if n := s.OrderCount(); n != 1 {
+		t.Errorf("orders at the simulator: %d; want 1 (the jsapi one)", n)
+	}
+}
