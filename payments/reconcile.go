@@ -422,7 +422,9 @@ const minPayWindow = time.Minute
 // open or unknown there → prepay again with the same number and parameters
 // (WeChat treats it as the same order), unless it has expired, then close;
 // one WeChat Pay never opened is expired within its last minute too
-// (minPayWindow).
+// (minPayWindow). One whose pay method its client is no longer offered
+// (methodOff) is never prepaid again: open at WeChat Pay, it is closed
+// there, then here; never opened there, it is closed here (unopened).
 func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
 	defer s.work(o.OrderNo)()
 	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
@@ -435,6 +437,14 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 		if s.expired(o) {
 			return s.closeAt(ctx, o, store.StatusExpired, "expire")
 		}
+		if s.methodOff(o) {
+			// Open at WeChat Pay in a method the merchant took off: the
+			// user holds no payment parameters of an order still
+			// creating, so it is closed there (paid meanwhile: ORDERPAID,
+			// recorded paid), then here, never handed out anew.
+			s.log.InfoContext(ctx, "creating order's pay method no longer offered; closing it", "order_no", o.OrderNo, "pay_method", o.PayMethod)
+			return s.closeAt(ctx, o, store.StatusClosed, "method_off")
+		}
 	case errors.Is(err, wechatpay.ErrNotFound):
 		if s.expired(o) || s.now().Add(minPayWindow).After(o.ExpiresAt) {
 			// Never opened at WeChat Pay, and past its deadline or within
@@ -442,31 +452,16 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 			// minute after the order is placed to that minute, so opened
 			// now it stayed payable there past the expires_at the user
 			// was shown and the payment parameters given here (a payment
-			// then was taken after the deadline). Its count of the day's orders
-			// goes back, as a refused prepay's does. Kept, it refused the
-			// user purchases for the rest of the day for an order that
-			// never was. Only an order still creating is expired here: one
-			// whose prepay another caller recorded since the query (the
-			// purchase asked again, in time) is open at WeChat Pay until
-			// its expires_at, and its payment parameters are with the
-			// user; expired here, unclosed there, a payment made in time
-			// landed on an expired order (needs_review). It is returned as
-			// it stands, for the expiry that closes it at WeChat Pay.
-			got, expired, err := s.update(ctx, o.OrderNo, "expire", "", func(c *store.Order) (*store.Order, error) {
-				if c.Status != store.StatusCreating {
-					return nil, nil
-				}
-				c.Status = store.StatusExpired
-				return c, nil
-			})
-			if err != nil {
-				return got, err
-			}
-			if expired {
-				s.m.reconcile.WithLabelValues("expire", string(got.Status)).Inc()
-				s.giveBack(ctx, heldCount(o))
-			}
-			return got, nil
+			// then was taken after the deadline).
+			return s.unopened(ctx, o, store.StatusExpired, "expire")
+		}
+		if s.methodOff(o) {
+			// Never opened at WeChat Pay, in a method the merchant took
+			// off: prepaid now, it opened a payable order the user's bot
+			// no longer offers (or WeChat Pay refused it, NO_AUTH, for a
+			// merchant without the product).
+			s.log.InfoContext(ctx, "creating order's pay method no longer offered and never opened at wechat pay; closed", "order_no", o.OrderNo, "pay_method", o.PayMethod)
+			return s.unopened(ctx, o, store.StatusClosed, "method_off")
 		}
 	default:
 		s.reconcileFailed(ctx, "resolve_creating")
@@ -482,6 +477,42 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 	}
 	s.m.reconcile.WithLabelValues("resolve_creating", string(res.Order.Status)).Inc()
 	return res.Order, nil
+}
+
+// methodOff reports whether o's pay method is one its client is no longer
+// offered (Options.PayMethods): a config changed since o was made.
+func (s *Service) methodOff(o *store.Order) bool {
+	m := s.offeredMethods(o.Client)
+	return len(m) > 0 && !slices.Contains(m, o.PayMethod)
+}
+
+// unopened ends order o, still creating and unknown to WeChat Pay, as
+// status (expired, or closed) with no WeChat Pay call: never opened there,
+// nothing can be paid under it. Its count of the day's orders goes back,
+// as a refused prepay's does: kept, it refused the user purchases for the
+// rest of the day for an order that never was. Only an order still
+// creating is ended here: one whose prepay another caller recorded since
+// the query (the purchase asked again, in time) is open at WeChat Pay
+// until its expires_at, and its payment parameters are with the user;
+// ended here, unclosed there, a payment made in time landed on an order
+// no longer pending (needs_review). It is returned as it stands, for the
+// reconciliation that closes it at WeChat Pay.
+func (s *Service) unopened(ctx context.Context, o *store.Order, status store.OrderStatus, cause string) (*store.Order, error) {
+	got, ended, err := s.update(ctx, o.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
+		if c.Status != store.StatusCreating {
+			return nil, nil
+		}
+		c.Status = status
+		return c, nil
+	})
+	if err != nil {
+		return got, err
+	}
+	if ended {
+		s.m.reconcile.WithLabelValues(cause, string(got.Status)).Inc()
+		s.giveBack(ctx, heldCount(o))
+	}
+	return got, nil
 }
 
 // SweepStats counts one sweep's work.
