@@ -736,7 +736,23 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 		}
 		switch o.Status {
 		case store.StatusAwaitingPayment:
-			if o.PayMethod != req.PayMethod && !req.KeepPayMethod {
+			// renew: the same purchase asked again within its order's last
+			// minute (lastMinute). Handed back, its payment parameters died
+			// within seconds (WeChat Pay gives a payer at most until
+			// time_expire), so it is replaced as a switch of pay method
+			// replaces it, in its own method: asked first (USERPAYING:
+			// handed back, ErrPayerPaying), counted, closed at WeChat Pay
+			// (paid meanwhile: answered as paid), and the next generation
+			// opened with a full window.
+			renew := s.lastMinute(o) && (o.PayMethod == req.PayMethod || req.KeepPayMethod)
+			if renew && req.KeepPayMethod && req.offers(o.PayMethod) {
+				req.PayMethod = o.PayMethod
+			}
+			if o.PayMethod != req.PayMethod && !req.KeepPayMethod || renew {
+				cause := "switch_method"
+				if renew {
+					cause = "renew"
+				}
 				// The same purchase, to be paid another way (a QR code on
 				// a desktop after a JSAPI order): WeChat takes no second
 				// trade type under one number, so the open order is closed
@@ -756,7 +772,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 				// (ErrPayerPaying), with the order and no new payment. A
 				// query that fails leaves the switch to the close.
 				if tx, qerr := s.backend.QueryOrder(ctx, o.OrderNo); qerr == nil && tx.TradeState == wechatpay.TradeUserPaying {
-					s.m.reconcile.WithLabelValues("switch_method", "user_paying").Inc()
+					s.m.reconcile.WithLabelValues(cause, "user_paying").Inc()
 					return &CreateResult{Order: o, Existing: true}, ErrPayerPaying
 				}
 				counted, err := s.countReplacement(ctx, req, o)
@@ -766,10 +782,15 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 					// bot asks again rather than hearing of a failure.
 					return &CreateResult{Order: o, Existing: true}, err
 				}
+				if renew && errors.Is(err, ErrDailyLimit) {
+					// No next order today: the order still payable for
+					// its last seconds is better than none.
+					return s.payable(ctx, o, true)
+				}
 				if err != nil {
 					return nil, err // the open order stays as it is
 				}
-				closed, err := s.closeAt(ctx, o, store.StatusClosed, "switch_method")
+				closed, err := s.closeAt(ctx, o, store.StatusClosed, cause)
 				if errors.Is(err, errCloseUnrecorded) {
 					// Closed at WeChat Pay, still open here until the
 					// sweep records it: it can no longer be paid.
@@ -933,8 +954,8 @@ func holdsPurchase(st store.OrderStatus) bool {
 // payment in req's pay method (or with none asked) or held for a manager in
 // it, before its deadline, or one just paid (already_paid). An order being
 // created (its prepay under way), one past its deadline that no sweep
-// closed yet (CreateOrder asks WeChat Pay about it, closes it there and
-// opens the purchase's next order: 3 calls), a switch of pay method, a
+// closed yet or within its last minute (CreateOrder asks WeChat Pay about
+// it, closes it there and opens the purchase's next order: 3 calls), a switch of pay method, a
 // purchase without such an order or a read that failed is false:
 // CreateOrder may call WeChat Pay then.
 func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
@@ -955,15 +976,24 @@ func (s *Service) purchaseOrder(ctx context.Context, req CreateRequest) *store.O
 	return o
 }
 
-// repeats is RepeatsPurchase of o, req's purchase's order.
+// repeats is RepeatsPurchase of o, req's purchase's order. One in its
+// last minute is renewed (lastMinute): WeChat Pay is asked.
 func (s *Service) repeats(o *store.Order, req CreateRequest) bool {
 	switch o.Status {
 	case store.StatusAwaitingPayment:
-		return !s.expired(o) && (req.KeepPayMethod || o.PayMethod == req.PayMethod)
+		return !s.expired(o) && !s.lastMinute(o) && (req.KeepPayMethod || o.PayMethod == req.PayMethod)
 	case store.StatusApprovalRequired:
 		return !s.heldExpired(o) && (req.KeepPayMethod || o.PayMethod == req.PayMethod)
 	}
 	return s.justPaid(o, s.now())
+}
+
+// lastMinute reports whether o, open, has less than minPayWindow left
+// before its deadline (and has not reached it): the purchase asked again
+// then gets its next order (CreateOrder), as the payment parameters of o
+// would die within seconds.
+func (s *Service) lastMinute(o *store.Order) bool {
+	return !o.ExpiresAt.IsZero() && !s.expired(o) && s.now().Add(minPayWindow).After(o.ExpiresAt)
 }
 
 // handsBackPurchase is RepeatsPurchase, or, for an order of req.PayMethod
