@@ -70,6 +70,16 @@ func (s *Service) refreshPending(ctx context.Context, orders []*store.Order, gap
 			(o.Status == store.StatusCreating && now.Sub(creatingSince(o)) < s.opts.CreatingGrace) {
 			continue
 		}
+		if s.queriesHeld(now) {
+			// WeChat Pay said this replica calls it too often a moment
+			// ago: another query now is one more for it to refuse, and
+			// the turn would wait its deadline for that. Read as stored,
+			// as a query past its deadline is; the notification settles
+			// a payment meanwhile, and the next message past the gap
+			// queries.
+			s.m.reconcile.WithLabelValues("active_query", "held_rate_limited").Inc()
+			continue
+		}
 		if r := s.startRefresh(ctx, o, gap); r != nil {
 			waits = append(waits, wait{i, r})
 		}
@@ -194,6 +204,7 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order, gap bool) *r
 			got, err = s.reconcileSafely(bctx, o, "query")
 			if err != nil {
 				s.log.WarnContext(bctx, "active query failed", "order_no", o.OrderNo, "err", err)
+				s.noteLimited(err)
 			}
 		}
 		s.mu.Lock()
@@ -211,6 +222,31 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order, gap bool) *r
 		close(r.done)
 	}()
 	return r
+}
+
+// noteLimited records, when err is WeChat Pay's FREQUENCY_LIMITED (or a
+// 429) after the call's retries, that it was answered now (queriesHeld).
+func (s *Service) noteLimited(err error) {
+	if !wechatpay.RateLimited(err) {
+		return
+	}
+	s.mu.Lock()
+	s.limitedAt = s.now()
+	s.mu.Unlock()
+}
+
+// queriesHeld reports whether WeChat Pay answered one of this replica's
+// queries FREQUENCY_LIMITED less than ActiveQueryAfter before now: the
+// active queries of turns and order reads are held back until then, as
+// the sweep ends its pass (sweepResumable). The limit is the merchant's,
+// not an order's: each query of another order within it was one more call
+// for WeChat Pay to refuse, retried by the client, while the turn waited
+// ActiveQueryDeadline for it.
+func (s *Service) queriesHeld(now time.Time) bool {
+	s.mu.Lock()
+	at := s.limitedAt
+	s.mu.Unlock()
+	return !at.IsZero() && now.Sub(at) < s.opts.ActiveQueryAfter
 }
 
 // minQueriedPrune is how many entries s.queried holds before noteQueried
@@ -635,6 +671,7 @@ func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st 
 					s.sweepFailed(ctx, o, err)
 				}
 				if ctx.Err() == nil && wechatpay.RateLimited(err) {
+					s.noteLimited(err)
 					return s.sweepLimitedAt(ctx, mine[i:])
 				}
 				s.releaseSweepLease(ctx, o)

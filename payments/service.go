@@ -307,6 +307,11 @@ type Service struct {
 	// pruned.
 	queried      map[string]time.Time
 	queriedPrune int
+	// limitedAt is when WeChat Pay last answered a query of this
+	// replica's FREQUENCY_LIMITED (or 429) through its retries
+	// (noteLimited): active queries are held back for ActiveQueryAfter
+	// from then (queriesHeld).
+	limitedAt time.Time
 	// sweepFrom is, by status, the order at which the sweep's last pass
 	// ended when WeChat Pay said it was rate limited: the next pass starts
 	// past it and comes round to it last (sweepResumable).
