@@ -149,8 +149,9 @@ const (
 // wait for the answer by what is left of the round: for a stream until its
 // first token, for a non-stream answer until a 2xx head has arrived (0:
 // unbounded). headWait, when above 0, bounds a non-stream answer's wait
-// for its head (Router.nonStreamWait).
-func (r *Router) attempt(caller context.Context, t *target, req *Request, body []byte, roundLeft, headWait time.Duration) (*Response, *failure) {
+// for its head (Router.nonStreamWait). spent is what the round spent on t
+// before this attempt, counted in its latency sample (Response.spent).
+func (r *Router) attempt(caller context.Context, t *target, req *Request, body []byte, roundLeft, headWait, spent time.Duration) (*Response, *failure) {
 	p := t.p
 	to := p.cfg.Timeouts
 	a := &Response{
@@ -160,6 +161,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		t:        t,
 		caller:   caller,
 		measure:  generation(req),
+		spent:    spent,
 	}
 	a.ctx.init(caller)
 	headerWait := to.FirstByte.D()

@@ -204,9 +204,13 @@ type Response struct {
 	// up to the consecutive failures that trip it.
 	breakerDone func(error)
 	measure     bool // the request is a generation: its times are latency samples (generation)
-	released    bool
-	closed      bool
-	stream      bool
+	// spent is what the round spent on the target before this attempt
+	// (its failed attempts, the waits before their retries), added to
+	// the attempt's latency sample: the bot waited through it too.
+	spent    time.Duration
+	released bool
+	closed   bool
+	stream   bool
 	// probe marks a stream that was its provider's half-open probe. Its
 	// success is reported (through breakerDone) at its first event after
 	// the first token, when the answer shows it flows (closing the

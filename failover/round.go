@@ -381,6 +381,13 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		send = body
 	}
 	retries, raWaits := 0, 0
+	// spent is what the round spent on t before the attempt to come: its
+	// failed attempts and the waits before their retries, which the
+	// bot waits through too. The lowest-latency strategy counts it in
+	// the answer's sample: a target that refused each request with a 429
+	// and "Retry-After: 3", then answered at once, measured its answer
+	// alone and kept the lead over one answering in 300ms.
+	var spent time.Duration
 	for {
 		if rd.ctx.Err() != nil {
 			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, unsent: true, err: context.Cause(rd.ctx)})
@@ -431,7 +438,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			roundLeft, headWait = r.nonStreamWait(rd, left, rest)
 		}
 		started := time.Now()
-		resp, f := r.countedAttempt(rd, t, send, roundLeft, headWait)
+		resp, f := r.countedAttempt(rd, t, send, roundLeft, headWait, spent)
 		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
 		if f == nil {
 			// A piped answer, like a stream, is not whole yet: the
@@ -485,6 +492,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		}
 		at.Status, at.Cause, at.Usage = f.httpStatus, f.cause, f.usage
 		rd.tried = append(rd.tried, at)
+		spent += at.Duration
 		r.m.attempts.WithLabelValues(p.name, f.cause).Inc()
 		if continued && f.cause == CauseClientError && !f.contentFilter() {
 			// The target refused the continuation (a prefill it does not
@@ -562,6 +570,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 					rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, unsent: true, err: err})
 					return nil, true
 				}
+				spent += d.wait
 			}
 			retries++
 			if d.retryAfter {
@@ -1605,11 +1614,11 @@ func describe(rd *round) string {
 // count ends in a defer: an attempt that panics (its handler recovers it)
 // left it up, and the target's key grew with the clock from then on, so it
 // sorted behind every other target until paygate restarted.
-func (r *Router) countedAttempt(rd *round, t *target, send []byte, roundLeft, headWait time.Duration) (*Response, *failure) {
+func (r *Router) countedAttempt(rd *round, t *target, send []byte, roundLeft, headWait, spent time.Duration) (*Response, *failure) {
 	if rd.model.strategy == StrategyLowestLatency && generation(rd.req) {
 		k := latencyKind(rd.stream)
 		t.beginWait(k, r.opts.Now())
 		defer t.endWait(k)
 	}
-	return r.attempt(rd.ctx, t, rd.req, send, roundLeft, headWait)
+	return r.attempt(rd.ctx, t, rd.req, send, roundLeft, headWait, spent)
 }

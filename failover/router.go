@@ -241,10 +241,11 @@ func generation(req *Request) bool {
 }
 
 // sample gives the attempt's target a latency sample d, of a stream or
-// not, when its request is a generation.
+// not, when its request is a generation: d, the attempt's time, and what
+// the round spent on the target before it (Response.spent).
 func (a *Response) sample(stream bool, d time.Duration) {
 	if a.measure {
-		a.t.observe(a.r.opts.Now(), stream, d)
+		a.t.observe(a.r.opts.Now(), stream, a.spent+d)
 	}
 }
 
