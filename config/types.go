@@ -454,7 +454,9 @@ type Target struct {
 	Provider string `yaml:"provider"`
 	// Model is the provider's name for the model. Required.
 	Model string `yaml:"model"`
-	// Weight is used by the weighted strategy. Default 1; at most 1000000.
+	// Weight is used by the weighted strategy alone: written under a model
+	// of another strategy it splits nothing, and check-config and serve warn
+	// of it. Default 1; at least 1, at most 1000000.
 	Weight int `yaml:"weight"`
 	// Family overrides the provider's family for this target alone, for
 	// a provider serving models of several families (OpenRouter, a

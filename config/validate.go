@@ -952,9 +952,36 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 			}
 			l.familyOnMistralAPI(c, tp, t, warned)
 		}
+		l.weightUnread(path, m)
 	}
 	if fm := c.Payments.FollowupModel; fm != "" && !seen[fm] {
 		l.at("payments.followup_model", "%q is not a model of models", fm)
+	}
+}
+
+// weightUnread warns of a target's weight written under a model whose
+// strategy is not weighted, at the first such weight's line: only the
+// weighted strategy reads weights, and a split the operator meant
+// ("weight: 3" and "weight: 1" under the default priority) sent every
+// request to the first target without a word. A warning, not an error: a
+// weight kept while a model tries another strategy for a while is
+// harmless.
+func (l *loader) weightUnread(path string, m Model) {
+	if m.Strategy == "weighted" {
+		return
+	}
+	for j := range m.Targets {
+		wp := fmt.Sprintf("%s.targets[%d].weight", path, j)
+		if _, written := l.lines[wp]; !written {
+			continue
+		}
+		strategy, how := m.Strategy, ""
+		if _, written := l.lines[path+".strategy"]; !written {
+			how = " (the default)"
+		}
+		l.warn(wp, "read by the weighted strategy only, and %s.strategy is %q%s: the weights split nothing, and the targets are asked by that strategy's order; set strategy: weighted, or remove the weights",
+			path, strategy, how)
+		return
 	}
 }
 
