@@ -768,7 +768,8 @@ func (r *Router) Status() []ProviderStatus {
 }
 
 // ResetProvider ends a provider's cool-down at once: the operator fixed its
-// key or its billing and wants traffic back before the cool-down ends.
+// key or its billing and wants traffic back before the cool-down ends. Its
+// targets' last failures are forgotten by the lowest-latency order too.
 func (r *Router) ResetProvider(name string) error {
 	for _, p := range r.providers {
 		if p.name == name {
@@ -778,6 +779,14 @@ func (r *Router) ResetProvider(name string) error {
 					if t.p == p {
 						t.coolUntil.clear() // a limit on one of its models too
 						t.throttles.Store(0)
+						// The failure the reset answers (a refused key, an
+						// account out of quota) sorted the target behind
+						// every other under lowest-latency for a minute
+						// (latencyKey): its traffic came back a minute after
+						// the failure, not at the reset.
+						for k := range t.failed {
+							t.failed[k].clear()
+						}
 					}
 				}
 			}
