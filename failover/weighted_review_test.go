@@ -105,3 +105,27 @@ func TestWeightedFailoverFollowsTheDraw(t *testing.T) {
 		t.Errorf("a failing: answered %v of %d; want about b 667, c 1333 (3:6)", got, n)
 	}
 }
+
+// TestWeightedEmbeddingsKeepTheFirstTargetsModel: a forwarded call
+// (embeddings) under the weighted strategy is drawn among the targets
+// serving the first target's upstream model alone (SPEC 5: vectors of two
+// models never mix), in proportion to their weights: b, another upstream
+// model, gets none of it however heavy.
+func TestWeightedEmbeddingsKeepTheFirstTargetsModel(t *testing.T) {
+	e := weightedEnv(t, nil, func(c *config.Config) {
+		c.Models[0].Targets[2].Model = "up-a" // a (1) and c (6) serve up-a; b (3) another
+	})
+	const n = 1400
+	got := map[string]int{}
+	for i := range n {
+		ans := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/embeddings", Body: []byte(`{"model":"gpt","input":"x"}`),
+			SameUpstreamModel: true, ContentType: "application/json"})
+		if ans.openErr != nil {
+			t.Fatalf("round %d: %v", i+1, ans.openErr)
+		}
+		got[ans.provider]++
+	}
+	if got["b"] != 0 || !near(got["a"], 200) || !near(got["c"], 1200) {
+		t.Errorf("embeddings: answered %v of %d; want about a 200, c 1200 (1:6), b none (another upstream model)", got, n)
+	}
+}
