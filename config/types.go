@@ -429,11 +429,14 @@ type Model struct {
 	// turns and a payment turn's rounds reach the provider whose prompt
 	// cache holds its prefix; a request without an end user draws anew.
 	// "lowest-latency" tries first the target with the lowest recent time
-	// to first token (to the answer, for a non-stream request), or the
+	// to first token (to the answer, for a non-stream request), counted
+	// from the round's first attempt on it (a refused attempt and a
+	// Retry-After waited out before the retry that answered count), or the
 	// time its requests out have waited for theirs when that is longer,
 	// so that a target whose answers begin to come late loses the lead
 	// before the first of them is back; one not
-	// measured for a minute is measured again by one request at a time
+	// measured for a minute is measured again by one request at a time,
+	// a generation (a batch poll or a file list measures nothing)
 	// (another after 30s while none has come back; a late answer is its
 	// measure for a minute), the others sorting it behind the
 	// targets measured lately, so that a target in a brownout is not sent

@@ -103,17 +103,17 @@ func TestLatencyAgesAcrossAWallClockStep(t *testing.T) {
 
 		clock.Step(t, step)
 		clock.Advance(time.Second)
-		if k := measured.latencyKey(clock.Now(), true); k != 100*time.Millisecond {
+		if k := measured.latencyKey(clock.Now(), true, true); k != 100*time.Millisecond {
 			t.Errorf("2 s after its sample, the wall clock stepped %v: latency key %v; want the fresh average, 100ms", step, k)
 		}
-		if k := failed.latencyKey(clock.Now(), true); k != math.MaxInt64 {
+		if k := failed.latencyKey(clock.Now(), true, true); k != math.MaxInt64 {
 			t.Errorf("1 s after its failure, the wall clock stepped %v: latency key %v; want it sorted last", step, k)
 		}
 		clock.Advance(latencyStale)
-		if k := measured.latencyKey(clock.Now(), true); k != 0 {
+		if k := measured.latencyKey(clock.Now(), true, true); k != 0 {
 			t.Errorf("%v after its sample, the wall clock stepped %v: latency key %v; want 0, stale", latencyStale+2*time.Second, step, k)
 		}
-		if k := failed.latencyKey(clock.Now(), true); k != 0 {
+		if k := failed.latencyKey(clock.Now(), true, true); k != 0 {
 			t.Errorf("%v after its failure, the wall clock stepped %v: latency key %v; want 0, stale and tried again", latencyStale+time.Second, step, k)
 		}
 	})

@@ -1059,6 +1059,10 @@ func (r *Router) orderLeaving(m *model, sameUpstream, stream bool, affinity Affi
 		// Each key is read once: reading it may claim a stale target's
 		// re-measure for this round (claimRemeasure).
 		now := r.opts.Now()
+		// A call that is no generation (a batch poll, a file list)
+		// measures nothing: it does not take a stale target's one
+		// re-measure from the generations (claimRemeasure).
+		claim := req == nil || generation(req)
 		var buf [8]keyedTarget
 		kt := buf[:0]
 		for _, t := range ts {
@@ -1068,7 +1072,7 @@ func (r *Router) orderLeaving(m *model, sameUpstream, stream bool, affinity Affi
 			// at all (every other excluded too), it comes last.
 			key := time.Duration(math.MaxInt64)
 			if !leftOut(req, t) {
-				key = t.latencyKey(now, stream)
+				key = t.latencyKey(now, stream, claim)
 			}
 			kt = append(kt, keyedTarget{t, key})
 		}

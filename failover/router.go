@@ -284,8 +284,9 @@ func (t *target) claimRemeasure(k int, now time.Time) bool {
 // request: its average, or how long its attempts out have waited when
 // that is longer (waited); 0 for unmeasured with none waiting, and for a
 // stale target in the one round that measures it again (claimRemeasure).
-// A call claims: order reads each target's key once per round.
-func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
+// A call claims, when claim is set (a round whose answer is a sample,
+// generation): order reads each target's key once per round.
+func (t *target) latencyKey(now time.Time, stream, claim bool) time.Duration {
 	k := latencyKind(stream)
 	failing := t.failed[k].after(&t.measured[k])
 	if failing {
@@ -313,7 +314,7 @@ func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
 	// others took the traffic) drew every round of its next 20 s once a
 	// minute, each waiting out the brownout, until its first late answer
 	// came back to say so.
-	if t.claimRemeasure(k, now) {
+	if claim && t.claimRemeasure(k, now) {
 		return 0
 	}
 	if failing {
