@@ -434,7 +434,9 @@ type Model struct {
 	// Retry-After waited out before the retry that answered count), or the
 	// time its requests out have waited for theirs when that is longer,
 	// so that a target whose answers begin to come late loses the lead
-	// before the first of them is back; one not
+	// before the first of them is back; one whose last attempt failed
+	// (before its first token, or its stream broken after it) goes
+	// behind the others until the failure is a minute old; one not
 	// measured for a minute is measured again by one request at a time,
 	// a generation (a batch poll or a file list measures nothing)
 	// (another after 30s while none has come back; a late answer is its

@@ -576,6 +576,14 @@ func (a *Response) finish(err error) error {
 			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "class", se.Class, "code", se.Code)
 		case se.Cause != CauseCanceled:
 			breaker = errProviderFailure
+			if a.measure {
+				// A failure of the target's own, as one before the
+				// first token is (Router.tryTarget): measured by its
+				// first token alone, a target that broke its streams
+				// mid-answer kept the lowest-latency lead, and every
+				// bot's answer broke on it, to be recovered elsewhere.
+				a.t.failedAt(latencyKind(a.stream || a.events), a.r.opts.Now())
+			}
 			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "err", se.Err)
 		}
 	}
