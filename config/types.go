@@ -445,7 +445,8 @@ type Model struct {
 	// every request until its first late answer says so.
 	// Default "priority".
 	Strategy string `yaml:"strategy"`
-	// Targets are the providers serving this model. Required: at least one.
+	// Targets are the providers serving this model. Required: at least one,
+	// each provider and upstream model once.
 	Targets []Target `yaml:"targets"`
 }
 

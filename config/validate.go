@@ -930,10 +930,21 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 		if len(m.Targets) == 0 {
 			l.at(path+".targets", "at least one target")
 		}
+		first := map[[2]string]int{} // provider and upstream model: the first target's index
 		for j, t := range m.Targets {
 			tp := fmt.Sprintf("%s.targets[%d]", path, j)
 			if !providers[t.Provider] {
 				l.at(tp+".provider", "unknown provider %q", t.Provider)
+			}
+			if k, dup := first[[2]string{t.Provider, t.Model}]; dup && t.Model != "" {
+				// A round asked it twice, its retry too: a failing
+				// provider's three attempts of failover.max_attempts'
+				// four before the next target; and under the weighted
+				// strategy it drew twice its weight.
+				l.at(tp, "provider %q with model %q is %s.targets[%d] already: a round would ask it twice, and spend on it the attempts of the targets after it; list it once (under the weighted strategy, give it a weight)",
+					t.Provider, t.Model, path, k)
+			} else if !dup {
+				first[[2]string{t.Provider, t.Model}] = j
 			}
 			if t.Model == "" {
 				l.at(tp+".model", "required (the provider's model name)")

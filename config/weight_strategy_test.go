@@ -48,3 +48,32 @@ func TestWeightWithoutWeightedStrategyWarns(t *testing.T) {
 		})
 	}
 }
+
+// TestTargetListedTwiceRefused: a model's target (provider and upstream
+// model) listed twice is refused at the second's line: a round asked it
+// twice, its retry too (three attempts of a failing provider out of
+// failover.max_attempts, 4, before the next target), and under the
+// weighted strategy it drew twice its weight with no weight written.
+func TestTargetListedTwiceRefused(t *testing.T) {
+	const head = "providers:\n  - {name: a, base_url: \"https://a.example/v1\", api_key: sk-a-0123}\n" +
+		"  - {name: b, base_url: \"https://b.example/v1\", api_key: sk-b-0123}\nmodels:\n  - name: m\n    targets:\n"
+	tests := []struct {
+		name, targets, want string // want "" for loaded
+	}{
+		{"the same target twice", "      - {provider: a, model: x}\n      - {provider: b, model: x}\n      - {provider: a, model: x}\n",
+			`c.yaml:9: models[0].targets[2]: provider "a" with model "x" is models[0].targets[0] already`},
+		{"the same provider, two models", "      - {provider: a, model: x}\n      - {provider: a, model: y}\n", ""},
+		{"the same model, two providers", "      - {provider: a, model: x}\n      - {provider: b, model: x}\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(head+tc.targets), "c.yaml", envMap(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v; want loaded", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
