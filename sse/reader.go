@@ -48,6 +48,17 @@ type Reader struct {
 	// ends is the stream's line-end convention, known from its first line
 	// end (see readLine).
 	ends int8
+	// ahead holds where the lines of the next event end in the buffered
+	// bytes (each past its LF), as scanBuffered found them when it
+	// answered yes; nAhead counts them, 0 when not known (more lines than
+	// ahead holds, or no yes). Next takes those lines from the buffer
+	// without searching them again: a relay asks Buffered before each
+	// Next, and each line was searched twice for its end.
+	// aheadBuf is the buffered bytes they are in: nothing reads from the
+	// connection between Buffered and Next.
+	ahead    [4]int32
+	nAhead   int8
+	aheadBuf []byte
 	// started is set once the first line was read: a byte order mark is
 	// stripped from that line only.
 	started bool
@@ -94,7 +105,7 @@ func (r *Reader) Release() {
 	if r.br != nil {
 		r.br.Reset(nil)
 		readerPool.Put(r.br)
-		r.br = nil
+		r.br, r.nAhead, r.aheadBuf = nil, 0, nil
 	}
 	r.dropLong()
 }
@@ -132,13 +143,23 @@ func (r *Reader) Comments() int { return r.comments }
 // complete answer taken for a cut one. A last line without its line end
 // is taken at the end of input, io.EOF or io.ErrUnexpectedEOF alike.
 func (r *Reader) Next() (Event, error) {
-	r.buffered = 0
+	ahead := r.nAhead
+	r.buffered, r.nAhead = 0, 0
 	r.data = r.data[:0]
 	r.name = r.name[:0]
 	if cap(r.data) > keepCap || cap(r.name) > keepCap || cap(r.spill) > keepCap {
 		r.dropLong()
 	}
 	r.hasData = false
+	if ahead > 0 {
+		// Buffered found the event whole: its lines, found then, are
+		// taken without a second search for their ends.
+		if end, err := r.takeAhead(ahead); err != nil {
+			return Event{}, err
+		} else if end {
+			return Event{Data: r.data, Name: r.name}, nil
+		}
+	}
 	for {
 		line, err := r.readLine()
 		if err != nil {
@@ -148,53 +169,82 @@ func (r *Reader) Next() (Event, error) {
 			}
 			return Event{}, err
 		}
-		if len(line) == 0 {
-			if r.hasData {
-				return Event{Data: r.data, Name: r.name}, nil
-			}
-			r.name = r.name[:0]
-			continue
+		if end, err := r.take(line); err != nil {
+			return Event{}, err
+		} else if end {
+			return Event{Data: r.data, Name: r.name}, nil
 		}
-		if line[0] == ':' {
-			r.comments++
-			continue
-		}
-		field, value := line, []byte(nil)
-		if i := bytes.IndexByte(line, ':'); i >= 0 {
-			field, value = line[:i], line[i+1:]
-			if len(value) > 0 && value[0] == ' ' {
-				value = value[1:]
-			}
-		}
-		switch string(field) { // no allocation: the compiler optimises this conversion
-		case "data":
-			if r.hasData {
-				r.data = append(r.data, '\n')
-			}
-			if len(r.data)+len(value) > r.max {
-				return Event{}, fmt.Errorf("%w: over %d bytes", ErrTooLarge, r.max)
-			}
-			if !r.hasData && len(value) > longLine {
-				// A line this long is in r.spill (it is longer than the
-				// bufio buffer): the event takes the spill buffer rather
-				// than a copy of it, and gives the spill its own buffer
-				// unless that is r.first. An image model's picture, tens
-				// of MiB in one line, was held twice.
-				old := r.data
-				r.data, r.spill = value, nil
-				if &old[:1][0] != &r.first[0] {
-					r.spill = old
-				}
-			} else {
-				r.data = append(r.data, value...)
-			}
-			r.hasData = true
-		case "event":
-			r.name = append(r.name[:0], value...)
-		}
-		// "id", "retry" and unknown fields are ignored: OpenAI-style streams do
-		// not use them and the bot gets paygate's own stream.
 	}
+}
+
+// takeAhead takes the n lines whose ends scanBuffered found in the
+// buffered bytes (r.ahead), each as readLine would have returned it, and
+// consumes them; it stops early, as Next does, at a line that ends the
+// event or fails. Those lines end an event, as scanBuffered saw.
+func (r *Reader) takeAhead(n int8) (end bool, err error) {
+	b, from := r.aheadBuf, 0
+	for _, to := range r.ahead[:n] {
+		end, err = r.take(trimEOL(b[from:to]))
+		from = int(to)
+		if end || err != nil {
+			break
+		}
+	}
+	_, _ = r.br.Discard(from)
+	return end, err
+}
+
+// take adds one line (without its line end) to the event Next reads, and
+// reports whether it ends an event that carries data. On an error the
+// event is not to be returned.
+func (r *Reader) take(line []byte) (end bool, err error) {
+	if len(line) == 0 {
+		if r.hasData {
+			return true, nil
+		}
+		r.name = r.name[:0]
+		return false, nil
+	}
+	if line[0] == ':' {
+		r.comments++
+		return false, nil
+	}
+	field, value := line, []byte(nil)
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		field, value = line[:i], line[i+1:]
+		if len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+	}
+	switch string(field) { // no allocation: the compiler optimises this conversion
+	case "data":
+		if r.hasData {
+			r.data = append(r.data, '\n')
+		}
+		if len(r.data)+len(value) > r.max {
+			return false, fmt.Errorf("%w: over %d bytes", ErrTooLarge, r.max)
+		}
+		if !r.hasData && len(value) > longLine {
+			// A line this long is in r.spill (it is longer than the
+			// bufio buffer): the event takes the spill buffer rather
+			// than a copy of it, and gives the spill its own buffer
+			// unless that is r.first. An image model's picture, tens
+			// of MiB in one line, was held twice.
+			old := r.data
+			r.data, r.spill = value, nil
+			if &old[:1][0] != &r.first[0] {
+				r.spill = old
+			}
+		} else {
+			r.data = append(r.data, value...)
+		}
+		r.hasData = true
+	case "event":
+		r.name = append(r.name[:0], value...)
+	}
+	// "id", "retry" and unknown fields are ignored: OpenAI-style streams do
+	// not use them and the bot gets paygate's own stream.
+	return false, nil
 }
 
 // Err is the read error Next holds back after the event it returned last,
@@ -250,14 +300,19 @@ func (r *Reader) scanBuffered() bool {
 			b = b[1:]
 		}
 	}
+	lines, used := 0, 0
 	for {
 		var line []byte
 		if r.ends == endsLF {
-			i := bytes.IndexByte(b, '\n')
+			i := bytes.IndexByte(b[used:], '\n')
 			if i < 0 {
 				return false
 			}
-			line, b = trimEOL(b[:i+1]), b[i+1:]
+			line, used = trimEOL(b[used:used+i+1]), used+i+1
+			if lines < len(r.ahead) && r.err == nil {
+				r.ahead[lines] = int32(used)
+			}
+			lines++
 		} else {
 			end, next, _ := lineEnd(b, true)
 			if end < 0 {
@@ -268,6 +323,9 @@ func (r *Reader) scanBuffered() bool {
 		switch {
 		case len(line) == 0:
 			if hasData {
+				if r.ends == endsLF && lines <= len(r.ahead) && r.err == nil {
+					r.nAhead, r.aheadBuf = int8(lines), b
+				}
 				return true
 			}
 		case line[0] == ':':

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -452,7 +453,60 @@ func FuzzReaderChunking(f *testing.F) {
 			t.Errorf("whole %q; chunked %q", whole, chunked)
 		}
 		checkBuffered(t, in, int(step%16)+1)
+		plain := readAllNoting(&stepReader{b: in, step: int(step%16) + 1}, DefaultMaxEventSize, false)
+		asked := readAllNoting(&stepReader{b: in, step: int(step%16) + 1}, DefaultMaxEventSize, true)
+		if strings.Join(plain, "\x00") != strings.Join(asked, "\x00") {
+			t.Errorf("Next alone %q; asking Buffered before each Next %q", plain, asked)
+		}
 	})
+}
+
+// TestReaderBufferedThenNext: Next after Buffered said yes takes the lines
+// Buffered found (Reader.ahead) rather than reading them again; the events,
+// their names, the comments counted and the errors are those of Next
+// alone, however many lines the event has (more than ahead holds
+// included) and however its lines end.
+func TestReaderBufferedThenNext(t *testing.T) {
+	tests := []struct{ name, in string }{
+		{"one line events", "data: a\n\ndata: b\n\ndata: [DONE]\n\n"},
+		{"crlf", "data: a\r\n\r\ndata: b\r\n\r\n"},
+		{"comments and names", "data: a\n\n: keep\n\nevent: e\ndata: b\n\nevent: f\n\ndata: c\n\n"},
+		{"lines joined", "data: a\n\ndata: b\ndata: c\n\n"},
+		{"more lines than ahead holds", "data: a\n\n: 1\n: 2\nid: 3\ndata: b\ndata: c\n\ndata: d\n\n"},
+		{"four lines", "data: a\n\n: 1\ndata: b\ndata: c\n\ndata: d\n\n"},
+		{"too large", "data: a\n\ndata: " + strings.Repeat("y", 64) + "\n\ndata: b\n\n"},
+		{"the last event unended", "data: a\n\ndata: b\n"},
+		{"lone cr", "data: a\r\rdata: b\r\r"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := readAllNoting(strings.NewReader(tc.in), 32, false)
+			got := readAllNoting(strings.NewReader(tc.in), 32, true)
+			if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+				t.Errorf("asking Buffered before each Next: %q; Next alone: %q", got, want)
+			}
+		})
+	}
+}
+
+// readAllNoting is readAllMax that notes each event's name and the comments
+// counted with its data; with ask, it asks Buffered before each Next, as a
+// relay does.
+func readAllNoting(src io.Reader, max int, ask bool) []string {
+	sr := NewReader(src)
+	sr.max = max
+	defer sr.Release()
+	var out []string
+	for {
+		if ask {
+			sr.Buffered()
+		}
+		ev, err := sr.Next()
+		if err != nil {
+			return append(out, "err:"+err.Error())
+		}
+		out = append(out, string(ev.Name)+"|"+string(ev.Data)+"|"+strconv.Itoa(sr.Comments()))
+	}
 }
 
 // checkBuffered holds Buffered to its promise: when it says an event is at
