@@ -205,10 +205,19 @@ func scanString(data []byte, i int, m *eventMarks) (int, bool) {
 	stop:
 		switch c := data[i]; {
 		case c == '"':
-			if i >= 4 && string(data[i-4:i]) == "rror" {
-				*m |= markErrorTail
-			} else if n := len(keyResourceFinish) - 1; i >= n && data[i-1] == 'e' && string(data[i-n:i]) == string(keyResourceFinish[:n]) {
-				*m |= markResourceFinish
+			// The string's last byte is looked at first: most strings end
+			// in neither needle's last letter and need no other test.
+			if i > 0 {
+				switch data[i-1] {
+				case 'r':
+					if i >= 4 && string(data[i-4:i]) == "rror" {
+						*m |= markErrorTail
+					}
+				case 'e':
+					if n := len(keyResourceFinish) - 1; i >= n && string(data[i-n:i]) == string(keyResourceFinish[:n]) {
+						*m |= markResourceFinish
+					}
+				}
 			}
 			return i + 1, true
 		case c < ' ':
