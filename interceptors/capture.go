@@ -783,10 +783,14 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 				c.textStarts(tc.content)
 			}
 			c.content = append(c.content, tc.content...)
-			c.reasoning = append(c.reasoning, tc.reasoning...)
-			c.refusal = append(c.refusal, tc.refusal...)
+			// A chunk carries its text, its reasoning or a refusal, seldom
+			// two: an empty one is not appended (each append is a call).
 			if tc.reasoning != "" {
+				c.reasoning = append(c.reasoning, tc.reasoning...)
 				c.reasonKey = tc.reasonKey
+			}
+			if tc.refusal != "" {
+				c.refusal = append(c.refusal, tc.refusal...)
 			}
 			switch {
 			case !tc.role:
