@@ -55,17 +55,29 @@ var (
 // refund leaves (AskedFen > LeftAfterFen): "try again when it is done"
 // sent the user back to a tap that, once the other refund succeeded, was
 // refused as more than is left. Should the other one be closed, the
-// proposal can still go through. It wraps ErrRefundInProgress.
+// proposal can still go through, unless it asks more than is left now
+// (Never): proposed before an earlier partial refund succeeded, it fits
+// whatever the one in flight ends as. It wraps ErrRefundInProgress.
 type RefundInProgressError struct {
 	OrderNo, Currency string
 	// InFlightFen is the refund with WeChat Pay, LeftAfterFen what the
-	// order has left to refund once it succeeds, AskedFen this proposal's.
-	InFlightFen, LeftAfterFen, AskedFen int64
+	// order has left to refund once it succeeds, LeftNowFen what it has
+	// left now (should that refund be refused or closed), AskedFen this
+	// proposal's.
+	InFlightFen, LeftAfterFen, LeftNowFen, AskedFen int64
 }
 
+// Never reports whether the proposal asks more than the order has left
+// now: it cannot be confirmed whatever the refund in flight ends as.
+func (e *RefundInProgressError) Never() bool { return e.AskedFen > e.LeftNowFen }
+
 func (e *RefundInProgressError) Error() string {
-	return fmt.Sprintf("%v: order %s: a refund of %s is with WeChat Pay; once it succeeds %s is left, less than the %s proposed",
+	msg := fmt.Sprintf("%v: order %s: a refund of %s is with WeChat Pay; once it succeeds %s is left, less than the %s proposed",
 		ErrRefundInProgress, e.OrderNo, FormatAmount(e.InFlightFen, e.Currency), FormatAmount(e.LeftAfterFen, e.Currency), FormatAmount(e.AskedFen, e.Currency))
+	if e.Never() {
+		msg += fmt.Sprintf(", more than the %s left now", FormatAmount(e.LeftNowFen, e.Currency))
+	}
+	return msg
 }
 
 func (e *RefundInProgressError) Unwrap() error { return ErrRefundInProgress }
@@ -84,11 +96,13 @@ func (s *Service) inProgressLeaves(ctx context.Context, o *store.Order, p *store
 	if rerr != nil || rec == nil || rec.Proposal.RefundID != o.RefundReservedBy || rec.OrderVersion != o.Version {
 		return err
 	}
-	after := o.AmountFen - o.RefundedFen - rec.Proposal.AmountFen
+	now := o.AmountFen - o.RefundedFen
+	after := now - rec.Proposal.AmountFen
 	if p.AmountFen <= after {
 		return err
 	}
-	return &RefundInProgressError{OrderNo: o.OrderNo, Currency: o.Currency, InFlightFen: rec.Proposal.AmountFen, LeftAfterFen: max(after, 0), AskedFen: p.AmountFen}
+	return &RefundInProgressError{OrderNo: o.OrderNo, Currency: o.Currency, InFlightFen: rec.Proposal.AmountFen,
+		LeftAfterFen: max(after, 0), LeftNowFen: max(now, 0), AskedFen: p.AmountFen}
 }
 
 // AlreadyConfirmedError is CancelRefund's answer for a proposal the user

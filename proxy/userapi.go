@@ -404,7 +404,16 @@ func (s *Server) paymentsError(r *http.Request, err error, what string) *apiErro
 			e.Message = "paygate: another refund of this order (" + payments.FormatAmount(busy.InFlightFen, busy.Currency) +
 				") is in progress; once it goes through, " + payments.FormatAmount(busy.LeftAfterFen, busy.Currency) +
 				" is left to refund, less than this refund's " + payments.FormatAmount(busy.AskedFen, busy.Currency) +
-				", and this one cannot be confirmed: ask again in the chat when it is done (should it fail instead, this one can be confirmed then)"
+				", and this one cannot be confirmed: ask again in the chat when it is done (should WeChat Pay refuse or close it instead, this one can be confirmed then)"
+			if busy.Never() {
+				// Proposed before an earlier refund went through, it asks
+				// more than is left whatever this one ends as: "can be
+				// confirmed then" sent the user back to a tap refused as
+				// more than is left.
+				e.Message = "paygate: this refund's " + payments.FormatAmount(busy.AskedFen, busy.Currency) + " is more than the " +
+					payments.FormatAmount(busy.LeftNowFen, busy.Currency) + " left now to refund (another refund of this order, " +
+					payments.FormatAmount(busy.InFlightFen, busy.Currency) + ", is in progress), and it cannot be confirmed however that one ends: ask again in the chat when it is done"
+			}
 		}
 		// The OpenAI SDKs retry a 409 on their own: the retry would confirm
 		// again seconds later, after the bot told the user to try later,
