@@ -33,6 +33,9 @@ type order struct {
 	expire      time.Time // when the payer can no longer pay
 	timeExpire  time.Time // the time_expire first sent (zero: none)
 	refunded    int64
+	// lastRefund is when the order's last refund was accepted
+	// (Options.RefundInterval).
+	lastRefund time.Time
 }
 
 // refund is one simulated refund.
@@ -625,6 +628,13 @@ func (s *Server) createRefund(body []byte, entry *RequestLog) response {
 		s.mu.Unlock()
 		return errResponse(errf(400, "INVALID_REQUEST", "申请退款金额超过订单可退金额"))
 	}
+	if iv := s.opts.RefundInterval; iv > 0 && !o.lastRefund.IsZero() && s.now().Sub(o.lastRefund) < iv {
+		// WeChat Pay: the refund requests of one order a minute apart;
+		// a refund sooner is not taken ("该笔退款未受理").
+		s.mu.Unlock()
+		return errResponse(errf(http.StatusTooManyRequests, "FREQUENCY_LIMITED", "频率限制，该笔退款未受理，请降低频率后重试"))
+	}
+	o.lastRefund = s.now()
 	notify := b.NotifyURL
 	if notify == "" {
 		notify = o.notifyURL

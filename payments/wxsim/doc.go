@@ -13,7 +13,10 @@
 // notifications to the order's notify_url, automatically after a delay or on
 // an explicit Pay/CompleteRefund call (REFUND.CLOSED and REFUND.ABNORMAL on
 // CloseRefund/AbnormalRefund; a closed refund's amount can be refunded
-// again). It generates its own keys.
+// again; with Options.RefundInterval, a new refund of an order sooner than
+// that after its last one is answered 429 FREQUENCY_LIMITED, as WeChat Pay
+// takes an order's refund requests a minute apart). It generates its own
+// keys.
 //
 // For tests it records every request, counts prepays per number, builds
 // arbitrary (also deliberately wrong) notifications, and injects faults: a

@@ -57,6 +57,14 @@ type Options struct {
 	AutoPayAfter    time.Duration
 	AutoRefundAfter time.Duration
 
+	// RefundInterval > 0 enforces WeChat Pay's rule that the refund
+	// requests of one order be that far apart (a minute, at WeChat Pay): a
+	// new refund of an order within RefundInterval of its last one
+	// accepted is answered 429 FREQUENCY_LIMITED, nothing made (a refund
+	// sent again under its own out_refund_no is answered as before). 0:
+	// not enforced.
+	RefundInterval time.Duration
+
 	// Notification delivery: attempts per notification (default 5) and the
 	// pause between them (default 1s), through HTTPClient (default: 5s timeout).
 	NotifyAttempts int
