@@ -55,6 +55,11 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			Message: "paygate: " + r.URL.Path + " is not forwarded: the legacy engines API names a provider's own models; the models are paygate's config, served at /v1/models"})
 		return
 	}
+	if why := misjoinedChat(r.URL.Path); why != "" {
+		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+			Message: "paygate: " + r.URL.Path + " is not forwarded: " + why + "; chat completions are served at /v1/chat/completions (an SDK's base URL ends in /v1, and the SDK appends /chat/completions)"})
+		return
+	}
 	if modelsVariant(r.URL.Path) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			s.modelsReadOnly(w, r)
@@ -208,6 +213,32 @@ func legacyEngines(path string) bool {
 	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "/")
 	seg, _, _ = strings.Cut(seg, ";")
 	return strings.EqualFold(seg, "engines")
+}
+
+// misjoinedChat says how a decoded path under /v1 came from a base URL
+// joined wrong ("" for one that did not): /v1 given twice (/v1/v1/…, a
+// tool that appends /v1 to the base URL itself), a chat completions path
+// other than /v1/chat/completions (the base URL already ended in
+// /chat/completions, which the SDK appended again), or that path with a
+// trailing slash. Forwarded as any /v1 path, such a chat went to the
+// provider without the payment tools or the user's payment state: the
+// bot's signed-in users got answers, a payment call of the model's raw,
+// and could never pay, with nothing saying why.
+func misjoinedChat(path string) string {
+	const chat = "/chat/completions"
+	rest := strings.TrimPrefix(path, "/v1/")
+	seg, _, _ := strings.Cut(rest, "/")
+	seg, _, _ = strings.Cut(seg, ";")
+	trimmed := strings.TrimSuffix(rest, "/")
+	switch {
+	case strings.EqualFold(seg, "v1"):
+		return "the base URL holds /v1 twice"
+	case strings.EqualFold(rest, chat[1:]+"/"):
+		return "it has a trailing slash"
+	case len(trimmed) > len(chat) && strings.EqualFold(trimmed[len(trimmed)-len(chat):], chat):
+		return "the base URL already holds /chat/completions"
+	}
+	return ""
 }
 
 // forwardedMethods are the methods a passthrough request is forwarded
