@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -21,6 +22,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/accounting"
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/internal/httpwire"
@@ -332,7 +334,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	// The conversation a plain turn's cost is counted to: none without a
 	// payment user, the user's session for one served plainly below.
 	var costUser, costSession string
-	if user := payingUser(r.Header, chat.User); s.tools != nil && user != "" {
+	if user := payingUser(r.Header, chat.User); s.tools != nil && user == "" {
+		if _, hdr := r.Header[openIDKey]; !hdr {
+			s.sayNoUser(rc.client, rc.id, r.Header, body)
+		}
+	} else if s.tools != nil {
 		session := httpwire.Field(r.Header, "X-Paygate-Session")
 		if session == "" {
 			session = user
@@ -1265,4 +1271,98 @@ func (b *botNames) NameGoesOn(name, piece string) bool {
 		b.capture.BotNames(botToolNames(b.body)...)
 	}
 	return b.capture.NameGoesOn(name, piece)
+}
+
+// The causes sayNoUser tells a client's developer why its chat requests
+// name no end user, each said once per client.
+const (
+	noUserHeader    = iota // a header whose name says OpenID, other than X-WeChat-OpenID
+	noUserNotString        // the body's user, not a string
+	noUserMetadata         // a metadata key that says OpenID
+	noUserNone             // nothing of the kind
+	noUserCauses
+)
+
+// sayNoUser logs, once for the client and each cause, that a chat request
+// named no end user (no X-WeChat-OpenID header, no body user), so that it
+// went without the payment tools: a bot's first integration that sent none,
+// or sent the OpenID where paygate does not read it, got chat that never
+// offered a payment, and nothing said so (SPEC 2.2 offers the tools only
+// when the user is known). Not for a header sent empty, a visitor the
+// bot's OAuth did not sign in. Once all is said for the client, it costs
+// a map lookup.
+func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, body []byte) {
+	v, ok := s.noUserSaid.Load(c)
+	if !ok {
+		v, _ = s.noUserSaid.LoadOrStore(c, new([noUserCauses]atomic.Bool))
+	}
+	said := v.(*[noUserCauses]atomic.Bool)
+	for i := range said {
+		if !said[i].Load() {
+			break
+		}
+		if i == len(said)-1 {
+			return
+		}
+	}
+	kind, cause := noUserNone, ""
+	for k := range h {
+		if openIDLike(k) {
+			kind, cause = noUserHeader, "header "+k+" is not read as the end user: paygate reads X-WeChat-OpenID"
+			break
+		}
+	}
+	if kind == noUserNone {
+		if u := gjson.GetBytes(body, "user"); u.Exists() && u.Type != gjson.String && u.Type != gjson.Null {
+			kind, cause = noUserNotString, `the body's "user" is `+jsonKind(u)+`, not a string: paygate reads a string`
+		}
+	}
+	if kind == noUserNone {
+		gjson.GetBytes(body, "metadata").ForEach(func(k, _ gjson.Result) bool {
+			if openIDLike(k.Str) {
+				kind, cause = noUserMetadata, "metadata."+k.Str+" is not read as the end user, and reaches the provider as sent: send the OpenID in the X-WeChat-OpenID header"
+				return false
+			}
+			return true
+		})
+	}
+	if kind == noUserNone {
+		cause = `no X-WeChat-OpenID header and no user in the body: send the user's OpenID in X-WeChat-OpenID`
+	}
+	if said[kind].Swap(true) {
+		return
+	}
+	s.log.Info("payment tools not offered: the chat request names no end user (logged once for this client and cause)",
+		"request_id", reqID, "client", c.Name, "cause", cause)
+}
+
+// openIDLike reports a name that says OpenID in any case, with or without
+// a '-' or '_' inside (X-OpenID, X-Wechat-Open-Id, open_id).
+func openIDLike(name string) bool {
+	for i := 0; i+4 <= len(name); i++ {
+		if !strings.EqualFold(name[i:i+4], "open") {
+			continue
+		}
+		rest := name[i+4:]
+		if rest != "" && (rest[0] == '-' || rest[0] == '_') {
+			rest = rest[1:]
+		}
+		if len(rest) >= 2 && strings.EqualFold(rest[:2], "id") {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonKind names a JSON value's kind as OpenAI's invalid_type errors do.
+func jsonKind(v gjson.Result) string {
+	switch {
+	case v.IsObject():
+		return "an object"
+	case v.IsArray():
+		return "an array"
+	case v.Type == gjson.Number:
+		return "a number"
+	}
+	return "a boolean"
 }

@@ -121,6 +121,9 @@ type Server struct {
 	// toolsRuledOut's words) whose turns without the payment tools were
 	// logged: once each, as the accounting's warnings are.
 	ruledOutSaid sync.Map
+	// noUserSaid holds, per client (*config.Client), which causes of a
+	// chat request naming no end user were logged (sayNoUser).
+	noUserSaid sync.Map
 
 	ledger     *accounting.Ledger
 	tools      PaymentTools

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/paygate/paygate/logging/logtest"
 )
 
 // TestMisjoinedBaseURLRefused: a bot developer's base URL that the SDK
@@ -89,4 +93,80 @@ func firstdayPost(t *testing.T, target, body string, hdr map[string]string) firs
 		t.Fatal(err)
 	}
 	return firstdayAnswer{resp.StatusCode, resp.Header, string(b)}
+}
+
+// TestSignedOutChatLoggedOnce: a bot developer's first integration that
+// names no end user as paygate reads one gets chat without the payment
+// tools, and nothing said so: no line, no header, 200s. The usual
+// mistakes: no user at all, the OpenID in a header of another name
+// (X-OpenID), the body's user as an object, the OpenID in metadata (which
+// then reaches the provider as sent, paygate not knowing it names the
+// user). The log says so once for each client and cause, at INFO (a
+// healthy turn writes no line), naming what was sent where paygate reads
+// the user; a bot that sends the header empty for a visitor it did not
+// sign in chose so, and gets no line.
+func TestSignedOutChatLoggedOnce(t *testing.T) {
+	up := newScriptedProvider(t, weatherScript)
+	logs := &logtest.Buffer{}
+	url, _ := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
+providers:
+  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`, logs)
+	const oid = "o-user-firstday-000000000002"
+	said := func() []string {
+		var causes []string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var rec struct{ Msg, Level, Client, Cause string }
+			if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Msg, "payment tools not offered: the chat request names no end user") {
+				if rec.Level != "INFO" || rec.Client != "bot" {
+					t.Errorf("line %s: want INFO naming the client bot", line)
+				}
+				causes = append(causes, rec.Cause)
+			}
+		}
+		return causes
+	}
+	for i, tc := range []struct {
+		hdr     map[string]string
+		members string
+		want    string // the cause logged by this request, "" for none
+	}{
+		{nil, ``, "no X-WeChat-OpenID header and no user"},
+		{nil, ``, ""},
+		{map[string]string{"X-OpenID": oid}, ``, "header X-Openid is not read as the end user: paygate reads X-WeChat-OpenID"},
+		{map[string]string{"X-OpenID": oid}, ``, ""},
+		{map[string]string{"X-Wechat-Open-Id": oid}, ``, ""}, // the same cause: said once
+		{nil, `"user":{"openid":"` + oid + `"},`, `the body's "user" is an object, not a string`},
+		{nil, `"metadata":{"openid":"` + oid + `"},`, `metadata.openid is not read as the end user, and reaches the provider as sent`},
+		{map[string]string{"X-WeChat-OpenID": ""}, ``, ""},
+		{map[string]string{"X-WeChat-OpenID": oid}, ``, ""},
+	} {
+		before := said()
+		ans := firstdayChat(t, url, tc.hdr, tc.members)
+		if ans.status != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, ans.status, ans.body)
+		}
+		after := said()
+		switch {
+		case tc.want == "" && len(after) != len(before):
+			t.Errorf("request %d logged %q; want no line", i, after[len(before):])
+		case tc.want != "" && (len(after) != len(before)+1 || !strings.Contains(after[len(after)-1], tc.want)):
+			t.Errorf("request %d logged %q; want one line whose cause says %q", i, after[len(before):], tc.want)
+		}
+	}
+	if strings.Contains(logs.String(), oid) {
+		t.Errorf("the log holds the OpenID:\n%s", logs.String())
+	}
+}
+
+func firstdayChat(t *testing.T, url string, hdr map[string]string, members string) firstdayAnswer {
+	t.Helper()
+	return firstdayPost(t, url+"/v1/chat/completions", `{"model":"gpt-4o",`+members+`"messages":[{"role":"user","content":"What's the weather?"}]}`, hdr)
 }
