@@ -170,3 +170,48 @@ func firstdayChat(t *testing.T, url string, hdr map[string]string, members strin
 	t.Helper()
 	return firstdayPost(t, url+"/v1/chat/completions", `{"model":"gpt-4o",`+members+`"messages":[{"role":"user","content":"What's the weather?"}]}`, hdr)
 }
+
+// TestWrongKeyNeitherForwardedNorLogged: the keys a first integration
+// sends where the client key goes. The provider's own key as the bot's
+// (copied from the provider's dashboard), or the client key in Azure's
+// api-key header, is a 401 invalid_api_key in OpenAI's shape; the provider
+// is not asked, and the key is in no log line, at debug level too. The
+// scheme in lower case (`bearer`) is the client key as any other.
+func TestWrongKeyNeitherForwardedNorLogged(t *testing.T) {
+	up := newScriptedProvider(t, weatherScript)
+	logs := &logtest.Buffer{}
+	const providerKey = "sk-or-v1-firstday-provider-key-0123456789"
+	url, _ := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
+log: {level: debug}
+providers:
+  - {name: fake, base_url: "`+up.URL+`/v1", api_key: `+providerKey+`}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+`, logs)
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}`
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"the provider's key", map[string]string{"Authorization": "Bearer " + providerKey}, http.StatusUnauthorized},
+		{"Azure's api-key header", map[string]string{"Authorization": "", "Api-Key": e2eClientKey}, http.StatusUnauthorized},
+		{"bearer in lower case", map[string]string{"Authorization": "bearer " + e2eClientKey}, http.StatusOK},
+	} {
+		ans := firstdayPost(t, url+"/v1/chat/completions", body, tc.hdr)
+		if ans.status != tc.want {
+			t.Errorf("%s: %d %s; want %d", tc.name, ans.status, ans.body, tc.want)
+		}
+		if tc.want == http.StatusUnauthorized && !strings.Contains(ans.body, `"code":"invalid_api_key"`) {
+			t.Errorf("%s: %s; want OpenAI's invalid_api_key", tc.name, ans.body)
+		}
+	}
+	if n := len(up.requests()); n != 1 {
+		t.Errorf("the provider was asked %d times; want once, for the lower-case scheme", n)
+	}
+	if strings.Contains(logs.String(), providerKey) || strings.Contains(logs.String(), "firstday-provider") {
+		t.Errorf("the log holds the provider's key:\n%s", logs.String())
+	}
+}
