@@ -520,13 +520,30 @@ func (s *Server) logWriteStalled(route string, rc *requestCtx) {
 		"request_id", rc.id, "route", route, "client", client)
 }
 
+// noClientKey is the 401's message for a request whose Authorization
+// named no client: the generic one, but for a request that sent none,
+// where it says where the key goes (Azure's SDKs send theirs in api-key
+// alone, and a bot's first integration got "Incorrect API key provided"
+// for a key that was right).
+func noClientKey(auth string, h http.Header) string {
+	const use = "Use a paygate client key (clients[].key) as the Bearer token: Authorization: Bearer <key>."
+	switch {
+	case auth != "":
+		return "Incorrect API key provided. " + use
+	case h.Get("Api-Key") != "":
+		return "paygate reads the client key from the Authorization header, not in api-key (Azure OpenAI's). " + use
+	}
+	return "You didn't provide an API key (no Authorization header). " + use
+}
+
 // authed checks the client key before h runs.
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := s.authenticate(httpwire.Field(r.Header, "Authorization"))
+		auth := httpwire.Field(r.Header, "Authorization")
+		c := s.authenticate(auth)
 		if c == nil {
 			writeError(w, &apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
-				Message: "Incorrect API key provided. Use a paygate client key as the Bearer token."})
+				Message: noClientKey(auth, r.Header)})
 			return
 		}
 		reqInfo(r).client = c

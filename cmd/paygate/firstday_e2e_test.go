@@ -71,7 +71,7 @@ type firstdayAnswer struct {
 }
 
 // firstdayPost posts body with the e2e client key, JSON's Content-Type
-// and the headers hdr.
+// and the headers hdr ("-Name" leaves that header out).
 func firstdayPost(t *testing.T, target, body string, hdr map[string]string) firstdayAnswer {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
@@ -81,6 +81,10 @@ func firstdayPost(t *testing.T, target, body string, hdr map[string]string) firs
 	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range hdr {
+		if name, ok := strings.CutPrefix(k, "-"); ok {
+			req.Header.Del(name) // "-Name": not sent
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -195,17 +199,21 @@ models:
 		name string
 		hdr  map[string]string
 		want int
+		says string // in the 401's message
 	}{
-		{"the provider's key", map[string]string{"Authorization": "Bearer " + providerKey}, http.StatusUnauthorized},
-		{"Azure's api-key header", map[string]string{"Authorization": "", "Api-Key": e2eClientKey}, http.StatusUnauthorized},
-		{"bearer in lower case", map[string]string{"Authorization": "bearer " + e2eClientKey}, http.StatusOK},
+		{"the provider's key", map[string]string{"Authorization": "Bearer " + providerKey}, http.StatusUnauthorized, "Incorrect API key provided. Use a paygate client key"},
+		// The Azure SDKs send the key in api-key alone: the message
+		// names the header paygate reads it from.
+		{"Azure's api-key header", map[string]string{"-Authorization": "", "Api-Key": e2eClientKey}, http.StatusUnauthorized, "not in api-key"},
+		{"no key", map[string]string{"-Authorization": ""}, http.StatusUnauthorized, "didn't provide an API key"},
+		{"bearer in lower case", map[string]string{"Authorization": "bearer " + e2eClientKey}, http.StatusOK, ""},
 	} {
 		ans := firstdayPost(t, url+"/v1/chat/completions", body, tc.hdr)
 		if ans.status != tc.want {
 			t.Errorf("%s: %d %s; want %d", tc.name, ans.status, ans.body, tc.want)
 		}
-		if tc.want == http.StatusUnauthorized && !strings.Contains(ans.body, `"code":"invalid_api_key"`) {
-			t.Errorf("%s: %s; want OpenAI's invalid_api_key", tc.name, ans.body)
+		if tc.want == http.StatusUnauthorized && (!strings.Contains(ans.body, `"code":"invalid_api_key"`) || !strings.Contains(ans.body, tc.says)) {
+			t.Errorf("%s: %s; want OpenAI's invalid_api_key saying %q", tc.name, ans.body, tc.says)
 		}
 	}
 	if n := len(up.requests()); n != 1 {
