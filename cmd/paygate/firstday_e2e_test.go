@@ -59,6 +59,22 @@ func TestMisjoinedBaseURLRefused(t *testing.T) {
 	if resp.status != http.StatusNotFound || !strings.Contains(resp.body, `"unknown_url"`) || !strings.Contains(resp.body, "trailing slash") {
 		t.Errorf("POST /v1/chat/completions/: %d %s; want 404 unknown_url saying the trailing slash", resp.status, resp.body)
 	}
+	// The Node SDK, as the bot's catch sees the error: its status, code
+	// and message (String(err)).
+	for _, base := range []string{url, url + "/v1/v1", url + "/v1/chat/completions"} {
+		var res struct {
+			Error  string `json:"error"`
+			Status int    `json:"status"`
+			Code   string `json:"code"`
+		}
+		out := nodeChat(t, url, "nonstream-error", "PAYGATE_URL="+base)
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+		if res.Status != http.StatusNotFound || res.Code != "unknown_url" || !strings.Contains(res.Error, "base URL") {
+			t.Errorf("Node SDK, base URL %s: %s; want 404 unknown_url naming the base URL", base, out)
+		}
+	}
 	if n := len(up.requests()); n != 0 {
 		t.Errorf("the provider was asked %d times; want 0", n)
 	}
