@@ -324,6 +324,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := endUser(r.Header, chat.User)
+	if user == "" {
+		// A bot that names its user in metadata alone ({"openid": …})
+		// sent the OpenID to the provider as it was, there and in its
+		// prompt: taken as the end user toward the provider (hashed as a
+		// named user's is), though never as a paying one (payingUser).
+		user = metadataOpenID(body)
+	}
 	out, err := interceptors.RewriteChat(body, chat, interceptors.Upstream{
 		Client: rc.client.Name, EndUser: user, Privacy: s.forwardPrivacy(user), ForceUsage: true,
 	})
@@ -1365,4 +1372,17 @@ func jsonKind(v gjson.Result) string {
 		return "a number"
 	}
 	return "a boolean"
+}
+
+// metadataOpenID is the string value of the first metadata key of a chat
+// body that says OpenID (openIDLike), "" for none.
+func metadataOpenID(body []byte) string {
+	var v string
+	gjson.GetBytes(body, "metadata").ForEach(func(k, val gjson.Result) bool {
+		if val.Type == gjson.String && openIDLike(k.Str) {
+			v = val.Str
+		}
+		return v == ""
+	})
+	return v
 }

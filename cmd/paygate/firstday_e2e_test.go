@@ -239,3 +239,35 @@ models:
 		t.Errorf("the log holds the provider's key:\n%s", logs.String())
 	}
 }
+
+// TestMetadataOpenIDOfUnnamedUserNotForwarded: a bot that names its user
+// in metadata alone ({"openid": …}, {"wx_open_id": …}), not in the header
+// or user, sent the OpenID to the provider as it was, in metadata and
+// wherever else the request held it (its system prompt): paygate did not
+// know it named the user (SPEC 2.2: the OpenID never reaches a provider).
+// Such a value is taken as the end user toward the provider, hashed as a
+// named user's is, though it names no paying user: the turn still gets no
+// payment tools.
+func TestMetadataOpenIDOfUnnamedUserNotForwarded(t *testing.T) {
+	up := newScriptedProvider(t, weatherScript)
+	url, _ := paymentApp(t, up.URL, "")
+	const oid = "o-user-firstday-000000000003"
+	for i, members := range []string{
+		`"metadata":{"openid":"` + oid + `"},`,
+		`"metadata":{"shop":"s1","wx_open_id":"` + oid + `"},`,
+	} {
+		ans := firstdayPost(t, url+"/v1/chat/completions", `{"model":"gpt-4o",`+members+
+			`"messages":[{"role":"system","content":"You serve user `+oid+`."},{"role":"user","content":"hi"}]}`, nil)
+		if ans.status != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, ans.status, ans.body)
+		}
+		reqs := up.requests()
+		got := reqs[len(reqs)-1]
+		if strings.Contains(got, oid) {
+			t.Errorf("request %d: the provider got the OpenID: %s", i, got)
+		}
+		if strings.Contains(got, `"tools"`) {
+			t.Errorf("request %d: the provider was offered tools, as for a paying user: %s", i, got)
+		}
+	}
+}
