@@ -1343,18 +1343,12 @@ func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, body [
 		"request_id", reqID, "client", c.Name, "cause", cause)
 }
 
-// openIDLike reports a name that says OpenID in any case, with or without
-// a '-' or '_' inside (X-OpenID, X-Wechat-Open-Id, open_id).
+// openIDLike reports a name that ends in OpenID in any case, with or
+// without a '-' or '_' inside (X-OpenID, X-Wechat-Open-Id, wx_open_id): not
+// one that goes on (openid_issuer names no user).
 func openIDLike(name string) bool {
-	for i := 0; i+4 <= len(name); i++ {
-		if !strings.EqualFold(name[i:i+4], "open") {
-			continue
-		}
-		rest := name[i+4:]
-		if rest != "" && (rest[0] == '-' || rest[0] == '_') {
-			rest = rest[1:]
-		}
-		if len(rest) >= 2 && strings.EqualFold(rest[:2], "id") {
+	for _, end := range [...]string{"openid", "open_id", "open-id"} {
+		if len(name) >= len(end) && strings.EqualFold(name[len(name)-len(end):], end) {
 			return true
 		}
 	}

@@ -254,7 +254,7 @@ func TestMetadataOpenIDOfUnnamedUserNotForwarded(t *testing.T) {
 	const oid = "o-user-firstday-000000000003"
 	for i, members := range []string{
 		`"metadata":{"openid":"` + oid + `"},`,
-		`"metadata":{"shop":"s1","wx_open_id":"` + oid + `"},`,
+		`"metadata":{"shop":"s1","openid_issuer":"https://open.weixin.qq.com","wx_open_id":"` + oid + `"},`,
 	} {
 		ans := firstdayPost(t, url+"/v1/chat/completions", `{"model":"gpt-4o",`+members+
 			`"messages":[{"role":"system","content":"You serve user `+oid+`."},{"role":"user","content":"hi"}]}`, nil)
@@ -265,6 +265,9 @@ func TestMetadataOpenIDOfUnnamedUserNotForwarded(t *testing.T) {
 		got := reqs[len(reqs)-1]
 		if strings.Contains(got, oid) {
 			t.Errorf("request %d: the provider got the OpenID: %s", i, got)
+		}
+		if strings.Contains(members, "openid_issuer") && !strings.Contains(got, `"openid_issuer":"https://open.weixin.qq.com"`) {
+			t.Errorf("request %d: a metadata key that goes on past OpenID was taken for the user: %s", i, got)
 		}
 		if strings.Contains(got, `"tools"`) {
 			t.Errorf("request %d: the provider was offered tools, as for a paying user: %s", i, got)
