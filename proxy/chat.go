@@ -1327,7 +1327,7 @@ func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, body [
 	if kind == noUserNone {
 		gjson.GetBytes(body, "metadata").ForEach(func(k, _ gjson.Result) bool {
 			if openIDLike(k.Str) {
-				kind, cause = noUserMetadata, "metadata."+k.Str+" is not read as the end user, and reaches the provider as sent: send the OpenID in the X-WeChat-OpenID header"
+				kind, cause = noUserMetadata, "metadata."+k.Str+" names no paying user (paygate hashes its value toward the provider): send the OpenID in the X-WeChat-OpenID header"
 				return false
 			}
 			return true

@@ -119,9 +119,8 @@ func firstdayPost(t *testing.T, target, body string, hdr map[string]string) firs
 // names no end user as paygate reads one gets chat without the payment
 // tools, and nothing said so: no line, no header, 200s. The usual
 // mistakes: no user at all, the OpenID in a header of another name
-// (X-OpenID), the body's user as an object, the OpenID in metadata (which
-// then reaches the provider as sent, paygate not knowing it names the
-// user). The log says so once for each client and cause, at INFO (a
+// (X-OpenID), the body's user as an object, the OpenID in metadata (see
+// TestMetadataOpenIDOfUnnamedUserNotForwarded). The log says so once for each client and cause, at INFO (a
 // healthy turn writes no line), naming what was sent where paygate reads
 // the user; a bot that sends the header empty for a visitor it did not
 // sign in chose so, and gets no line.
@@ -164,7 +163,7 @@ payments:
 		{map[string]string{"X-OpenID": oid}, ``, ""},
 		{map[string]string{"X-Wechat-Open-Id": oid}, ``, ""}, // the same cause: said once
 		{nil, `"user":{"openid":"` + oid + `"},`, `the body's "user" is an object, not a string`},
-		{nil, `"metadata":{"openid":"` + oid + `"},`, `metadata.openid is not read as the end user, and reaches the provider as sent`},
+		{nil, `"metadata":{"openid":"` + oid + `"},`, `metadata.openid names no paying user`},
 		{map[string]string{"X-WeChat-OpenID": ""}, ``, ""},
 		{map[string]string{"X-WeChat-OpenID": oid}, ``, ""},
 	} {
