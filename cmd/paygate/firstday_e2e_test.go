@@ -78,6 +78,17 @@ func TestMisjoinedBaseURLRefused(t *testing.T) {
 	if n := len(up.requests()); n != 0 {
 		t.Errorf("the provider was asked %d times; want 0", n)
 	}
+	// A base URL with a trailing slash is served: go-openai joins it into
+	// /v1//chat/completions, which the router redirects (307) and the Go
+	// client follows with the body.
+	cfg := openai.DefaultConfig(e2eClientKey)
+	cfg.BaseURL = url + "/v1/"
+	r, err := openai.NewClientWithConfig(cfg).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
+		Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}},
+	})
+	if err != nil || r.ID == "" || len(up.requests()) != 1 {
+		t.Errorf("base URL %s/v1/: %v %+v, the provider asked %d times; want an answer, asked once", url, err, r, len(up.requests()))
+	}
 }
 
 type firstdayAnswer struct {
