@@ -545,11 +545,12 @@ func (a *Response) finish(err error) error {
 	if se := streamError(err); se != nil {
 		outcome = se.Cause
 		breaker = errNeutral // canceled: not the provider's doing
+		own := true          // the target's failure (failedOwn), for the lowest-latency order
 		switch {
 		case se.Refused():
 			// A content filter doing its work: the provider is healthy,
 			// as a refusal before the first byte counts (round.decide).
-			breaker = nil
+			breaker, own = nil, false
 			a.r.log.InfoContext(&a.ctx, "upstream refused the stream", "provider", a.Provider, "target", a.Model, "code", se.Code)
 		case se.Class == CauseInsufficientQuota:
 			// The account is out of money: out of service, as before
@@ -567,24 +568,28 @@ func (a *Response) finish(err error) error {
 		case se.Class == CauseContextLength || se.Class == CauseRequestTooLarge:
 			// The request too large for this target: the provider is
 			// healthy, as before the first byte (round.decide).
-			breaker = nil
+			breaker, own = nil, false
 			a.r.log.InfoContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "class", se.Class, "code", se.Code)
 		case se.Class == CauseModelNotFound || se.Class == CauseMisconfigured:
+			own = false
 			// The target's model, or a key refused in words that may be
 			// the bot's own: neither way, as before the first byte
 			// (round.decide's keyInWords).
 			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "class", se.Class, "code", se.Code)
-		case se.Cause != CauseCanceled:
+		case se.Cause == CauseCanceled:
+			own = false
+		default:
 			breaker = errProviderFailure
-			if a.measure {
-				// A failure of the target's own, as one before the
-				// first token is (Router.tryTarget): measured by its
-				// first token alone, a target that broke its streams
-				// mid-answer kept the lowest-latency lead, and every
-				// bot's answer broke on it, to be recovered elsewhere.
-				a.t.failedAt(latencyKind(a.stream || a.events), a.r.opts.Now())
-			}
 			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "err", se.Err)
+		}
+		if own && a.measure {
+			// A failure of the target's own, as one before the first
+			// token is (failedOwn): measured by its first token alone, a
+			// target that broke its streams mid-answer (a connection
+			// lost, an overload or quota error event) kept the
+			// lowest-latency lead, once any back-off ended, and every
+			// bot's answer broke on it, to be recovered elsewhere.
+			a.t.failedAt(latencyKind(a.stream || a.events), a.r.opts.Now())
 		}
 	}
 	a.reportBreaker(breaker)
