@@ -446,7 +446,7 @@ type Model struct {
 	// Default "priority".
 	Strategy string `yaml:"strategy"`
 	// Targets are the providers serving this model. Required: at least one,
-	// each provider and upstream model once.
+	// each provider and upstream model once (one listed twice is warned of).
 	Targets []Target `yaml:"targets"`
 }
 

@@ -937,11 +937,13 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 				l.at(tp+".provider", "unknown provider %q", t.Provider)
 			}
 			if k, dup := first[[2]string{t.Provider, t.Model}]; dup && t.Model != "" {
-				// A round asked it twice, its retry too: a failing
+				// A round asks it twice, its retry too: a failing
 				// provider's three attempts of failover.max_attempts'
 				// four before the next target; and under the weighted
-				// strategy it drew twice its weight.
-				l.at(tp, "provider %q with model %q is %s.targets[%d] already: a round would ask it twice, and spend on it the attempts of the targets after it; list it once (under the weighted strategy, give it a weight)",
+				// strategy it draws twice its weight. A warning, not
+				// an error: earlier versions loaded such a config, and
+				// an upgraded paygate refusing it would not start.
+				l.warn(tp, "provider %q with model %q is %s.targets[%d] already: a round asks it twice, and spends on it the attempts of the targets after it; list it once (under the weighted strategy, with the sum of the weights)",
 					t.Provider, t.Model, path, k)
 			} else if !dup {
 				first[[2]string{t.Provider, t.Model}] = j
