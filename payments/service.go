@@ -968,6 +968,25 @@ func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
 	return o != nil && s.repeats(o, req)
 }
 
+// handBack is CreateOrder of req answered from its purchase's order alone,
+// without the catalog: when RepeatsPurchase holds, the order as a repeated
+// ask returns it (payable with fresh payment parameters, held, or paid),
+// ok true. Nothing is claimed, counted, priced or asked of WeChat Pay.
+func (s *Service) handBack(ctx context.Context, req CreateRequest) (res *CreateResult, ok bool, err error) {
+	o := s.purchaseOrder(ctx, req)
+	if o == nil || !s.repeats(o, req) {
+		return nil, false, nil
+	}
+	if o.Status == store.StatusAwaitingPayment {
+		res, err = s.payable(ctx, o, true)
+		if err != nil {
+			return &CreateResult{Order: o, Existing: true}, true, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
+		}
+		return res, true, nil
+	}
+	return &CreateResult{Order: o, Existing: true}, true, nil
+}
+
 // purchaseOrder is req's purchase's order (boundOrderOf); nil when it has
 // none or the read failed.
 func (s *Service) purchaseOrder(ctx context.Context, req CreateRequest) *store.Order {

@@ -564,6 +564,11 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	}
 	item, err := t.svc.catalog.Lookup(sku.Str)
 	if err != nil || !allowed(c.AllowedSKUs, sku.Str) {
+		if qty, ok := askedQuantity(res[1]); ok {
+			if out, ok := t.handBackUnsold(ctx, c, args, sku.Str, qty, res[2]); ok {
+				return out
+			}
+		}
 		return clarify(t.unknownSKU(sku.Str, t.allowedSKUs(c)))
 	}
 	qty := 1
@@ -579,6 +584,11 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		}
 	}
 	if qty < 1 || qty > item.MaxQuantity {
+		if qty > 1 {
+			if out, ok := t.handBackUnsold(ctx, c, args, item.SKU, qty, res[2]); ok {
+				return out
+			}
+		}
 		return clarify(fmt.Sprintf("quantity must be between 1 and %d", item.MaxQuantity))
 	}
 	// Left out or null (strict mode's null for an optional argument), the
@@ -644,16 +654,62 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		}
 	}
 	cr, err := t.svc.CreateOrder(ctx, req)
+	return t.created(ctx, c, args, item.SKU, qty, cr, err)
+}
+
+// askedQuantity is the quantity a create_order's q asks for: a whole
+// number, or 1 left out or null; ok false for anything else.
+func askedQuantity(q gjson.Result) (int, bool) {
+	if !q.Exists() || q.Type == gjson.Null {
+		return 1, true
+	}
+	if q.Type != gjson.Number || q.Num != float64(int(q.Num)) || q.Num < 1 {
+		return 0, false
+	}
+	return int(q.Num), true
+}
+
+// handBackUnsold answers a create_order of a purchase no longer sold to c
+// as asked (its SKU taken out of the catalog or out of c's allowed_skus,
+// its quantity above a lowered max_quantity: a config edited since, or
+// another replica's mid deploy) with the purchase's order, when it has one
+// a repeated ask hands back as it stands (RepeatsPurchase: open before its
+// last minute, held for a manager, or just paid), in the pay method named
+// (m) or in its own when none is. The order was made at its amount and
+// stays payable, approvable and refundable (README), and the payment state
+// lists it as awaiting payment: a clarification that the item "is not
+// sold here" or that at most 5 may be bought had the model tell the user
+// of no order beside the one they can pay. Nothing is priced or sent to
+// WeChat Pay; with no such order, ok is false and the ask is clarified as
+// before.
+func (t *Tools) handBackUnsold(ctx context.Context, c Caller, args, sku string, qty int, m gjson.Result) (Outcome, bool) {
+	req := CreateRequest{Client: c.Client, User: c.User, SKU: sku, Quantity: qty, KeepPayMethod: true}
+	if m.Exists() && m.Type != gjson.Null {
+		if m.Type != gjson.String || m.Str == "" {
+			return Outcome{}, false
+		}
+		req.PayMethod, req.KeepPayMethod = m.Str, false
+	}
+	cr, ok, err := t.svc.handBack(ctx, req)
+	if !ok {
+		return Outcome{}, false
+	}
+	t.log.InfoContext(ctx, "create_order of a purchase no longer sold as asked; its order handed back", "client", c.Client, "sku", sku, "quantity", qty, "order_no", cr.Order.OrderNo, "status", cr.Order.Status)
+	return t.created(ctx, c, args, sku, qty, cr, err), true
+}
+
+// created is create_order's answer (args) of CreateOrder's cr and err.
+func (t *Tools) created(ctx context.Context, c Caller, args, sku string, qty int, cr *CreateResult, err error) Outcome {
 	out := Outcome{MoneyMoving: true, Executed: true}
 	if err != nil && (cr == nil || cr.Order == nil) {
 		if errors.Is(err, ErrDailyLimit) || errors.Is(err, ErrRateLimited) {
 			return t.refusedByRule(ctx, t.names.CreateOrder, args, c, err)
 		}
-		t.log.WarnContext(ctx, "create_order failed", "client", c.Client, "sku", item.SKU, "err", err)
+		t.log.WarnContext(ctx, "create_order failed", "client", c.Client, "sku", sku, "err", err)
 		if cr != nil && cr.Closed != "" {
 			// The switch closed the purchase's open order, and no order
 			// stands for it now.
-			out.Purchase = &Purchase{SKU: item.SKU, Quantity: qty}
+			out.Purchase = &Purchase{SKU: sku, Quantity: qty}
 		}
 		out.Failed = true
 		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})

@@ -1,0 +1,104 @@
+package payments_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// TestOpenOrderAfterTheCatalogNarrows: an order of 11 is open (or just
+// paid) when the merchant lowers max_quantity to 5, takes the SKU out of
+// the catalog or out of the client's allowed_skus. The same purchase asked
+// again on a replica with the new config is its order, handed back as it
+// stands (README: the order stays payable; an order of a pay method no
+// longer offered is handed back so too), or already_paid: it was a
+// clarification that the item "is not sold here" or that the quantity must
+// be at most 5, beside the order the payment state lists as awaiting
+// payment. Nothing new is priced or sent to WeChat Pay. Another pay method
+// named is no hand back (a new order of an item not sold): a
+// clarification, as before. A SKU renamed is another purchase (README): a
+// new order, the old one left as it was.
+func TestOpenOrderAfterTheCatalogNarrows(t *testing.T) {
+	monthly := payments.CatalogItem{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12}
+	tip := payments.CatalogItem{SKU: "tip", Name: "Tip", Price: "0.01"}
+	for _, driver := range drivers(t) {
+		for _, tt := range []struct {
+			name    string
+			items   []payments.CatalogItem
+			allowed []string // the client's allowed_skus after the edit
+		}{
+			{name: "max lowered", items: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 5}, tip}},
+			{name: "removed", items: []payments.CatalogItem{tip}},
+			{name: "not allowed", items: []payments.CatalogItem{monthly, tip}, allowed: []string{"tip"}},
+		} {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				var opts payments.Options
+				e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { opts = *o }})
+				ctx := context.Background()
+				u := caller("oUser-narrowed")
+				first := call(t, newTools(e), u, "create_order", `{"sku":"premium-monthly","quantity":11}`)
+				no, _ := first.result["order_no"].(string)
+				if first.result["status"] != "awaiting_payment" || no == "" {
+					t.Fatalf("create: %s", first.out.Result)
+				}
+				opts.Catalog = catalogOf(t, tt.items...)
+				tools := payments.NewTools(otherReplica(t, opts), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+				after := u
+				after.AllowedSKUs = tt.allowed
+				requests := len(e.sim.Requests())
+
+				other := call(t, tools, after, "create_order", `{"sku":"premium-monthly","quantity":11,"pay_method":"native"}`)
+				if other.result["status"] != "needs_clarification" {
+					t.Errorf("asked again for a QR code: %s; want a clarification, no order", other.out.Result)
+				}
+				for _, args := range []string{`{"sku":"premium-monthly","quantity":11}`, `{"sku":"premium-monthly","quantity":11,"pay_method":"jsapi"}`} {
+					again := call(t, tools, after, "create_order", args)
+					order, _ := again.action["order"].(map[string]any)
+					if again.result["status"] != "awaiting_payment" || again.result["order_no"] != no || again.result["amount"] != "549.89 CNY" ||
+						again.action["type"] != "order_created" || order["order_no"] != no || again.action["request_payment"] == nil {
+						t.Errorf("asked again (%s): %s, action %s; want order %s handed back, payable, at 549.89 CNY", args, again.out.Result, again.out.Action, no)
+					}
+				}
+				for _, rq := range e.sim.Requests()[requests:] {
+					t.Errorf("WeChat Pay asked %s after the edit; want nothing asked by the hand backs", rq.Op)
+				}
+				if d, err := e.sim.Pay(ctx, no); err != nil || !d.Acked {
+					t.Fatalf("pay: %+v %v", d, err)
+				}
+				paid := call(t, tools, after, "create_order", `{"sku":"premium-monthly","quantity":11}`)
+				if paid.result["status"] != "already_paid" || paid.result["order_no"] != no || paid.action != nil {
+					t.Errorf("asked again once paid: %s; want already_paid, order %s", paid.out.Result, no)
+				}
+				mine, err := e.st.ListOrders(ctx, store.OrderFilter{Client: u.Client, User: u.User})
+				if err != nil || len(mine) != 1 {
+					t.Errorf("the user's orders: %d (%v); want the one", len(mine), err)
+				}
+			})
+		}
+		t.Run(driver+"/renamed", func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { opts = *o }})
+			u := caller("oUser-renamed")
+			first := call(t, newTools(e), u, "create_order", `{"sku":"premium-monthly","quantity":2}`)
+			no, _ := first.result["order_no"].(string)
+			if d, err := e.sim.Pay(context.Background(), no); err != nil || !d.Acked {
+				t.Fatalf("pay: %+v %v", d, err)
+			}
+			renamed := monthly
+			renamed.SKU = "premium-month"
+			opts.Catalog = catalogOf(t, renamed)
+			tools := payments.NewTools(otherReplica(t, opts), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			again := call(t, tools, u, "create_order", `{"sku":"premium-month","quantity":2}`)
+			if again.result["status"] != "awaiting_payment" || again.result["order_no"] == no {
+				t.Errorf("under the new id: %s; want a new order (no mapping of ids)", again.out.Result)
+			}
+			if o := e.order(no); o.Status != store.StatusPaid {
+				t.Errorf("the old id's order: %s; want paid", o.Status)
+			}
+		})
+	}
+}
