@@ -51,9 +51,11 @@ type Reader struct {
 	// ahead holds where the lines of the next event end in the buffered
 	// bytes (each past its LF), as scanBuffered found them when it
 	// answered yes; nAhead counts them, 0 when not known (more lines than
-	// ahead holds, or no yes). Next takes those lines from the buffer
-	// without searching them again: a relay asks Buffered before each
-	// Next, and each line was searched twice for its end.
+	// ahead holds, no yes, or a stream of lone CRs, whose lines
+	// scanBuffered finds with lineEnd and does not note). Next takes
+	// those lines from the buffer without searching them again: a relay
+	// asks Buffered before each Next, and each line was searched twice
+	// for its end.
 	// aheadBuf is the buffered bytes they are in: nothing reads from the
 	// connection between Buffered and Next.
 	ahead    [4]int32
