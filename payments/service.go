@@ -776,9 +776,21 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 				// as the sweep never does; the caller is told so
 				// (ErrPayerPaying), with the order and no new payment. A
 				// query that fails leaves the switch to the close.
-				if tx, qerr := s.backend.QueryOrder(ctx, o.OrderNo); qerr == nil && tx.TradeState == wechatpay.TradeUserPaying {
+				// Paid there already (its notification lost or on its
+				// way): recorded as WeChat Pay says and answered as paid
+				// in the next round. Counted first, a day's orders used
+				// up handed a renewal the paid order's payment again, and
+				// a switch "daily limit reached", to a user who had paid.
+				tx, qerr := s.backend.QueryOrder(ctx, o.OrderNo)
+				if qerr == nil && tx.TradeState == wechatpay.TradeUserPaying {
 					s.m.reconcile.WithLabelValues(cause, "user_paying").Inc()
 					return &CreateResult{Order: o, Existing: true}, ErrPayerPaying
+				}
+				if qerr == nil && (tx.TradeState == wechatpay.TradeSuccess || tx.TradeState == wechatpay.TradeRefund) {
+					if _, err := s.settle(ctx, o, tx, cause); err != nil {
+						return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
+					}
+					continue
 				}
 				counted, err := s.countReplacement(ctx, req, o)
 				if errors.Is(err, ErrInProgress) {
