@@ -681,8 +681,10 @@ type Rules struct {
 	// (awaiting payment in its pay method or held for a manager, before
 	// its deadline, or just paid: a turn the bot's SDK or backend sent
 	// again) reaches no WeChat Pay: it is not counted, and past the limit
-	// still gets that order; nor is a create_order answered with a
-	// clarification. Default 10; at least 1.
+	// still gets that order; one in the order's last minute renews the
+	// order and counts, and past the limit gets the order as it stands;
+	// nor is a create_order answered with a clarification. Default 10; at
+	// least 1.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
 	// ApprovalTTL is how long an order above approval_above waits for a
 	// manager; after it the order expires and can be neither approved nor

@@ -60,3 +60,43 @@ func TestReplacingPaidOrderAnswersPaid(t *testing.T) {
 		}
 	}
 }
+
+// TestPastTheCallLimitLastMinuteOrderHandedBack: past
+// max_payment_calls_per_minute, the purchase asked again in its order's
+// last minute gets that order back as it stands, with no call to WeChat
+// Pay, as it does at the day's order limit: a renewal (a query, a close,
+// a prepay) is what the limit holds back, and the order is still payable
+// for its last seconds. Refused, the model told the user to wait a minute
+// beside an order that had died by then, where the ask a second earlier
+// (a repeat, not counted) had handed it back. Asked again past its
+// deadline, nothing is left to hand back: refused, as before.
+func TestPastTheCallLimitLastMinuteOrderHandedBack(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e, tools, u, no := purchasedUnderALimit(t, driver, 1, "oUser-rate-last-minute")
+			e.clock.Advance(e.order(no).ExpiresAt.Sub(e.clock.Now()) - 30*time.Second)
+			if tc := call(t, tools, u, "query_order", `{"order_no":"PG000000000000none"}`); tc.result["status"] != "not_found" {
+				t.Fatalf("query_order (the minute's one call): %s", tc.out.Result)
+			}
+			before := len(e.sim.Requests())
+			tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`)
+			var reached []string
+			for _, r := range e.sim.Requests()[before:] {
+				reached = append(reached, r.Op+" "+r.OutTradeNo)
+			}
+			if tc.result["status"] != "awaiting_payment" || tc.result["order_no"] != no || tc.action == nil || len(reached) != 0 {
+				t.Errorf("create_order past the limit, 30s before order %s's deadline: %s, action %v, WeChat Pay asked %v; want the order as it stands, its payment, no call", no, tc.out.Result, tc.action != nil, reached)
+			}
+			if got := e.order(no).Status; got != store.StatusAwaitingPayment {
+				t.Errorf("the order: %s; want awaiting_payment", got)
+			}
+			e.clock.Advance(31 * time.Second) // past its deadline; no sweep runs; the query is still in the limit's minute
+			if tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`); tc.result["status"] != "rate_limited" {
+				t.Errorf("create_order past the limit and the deadline: %s; want rate_limited", tc.out.Result)
+			}
+			if n := e.sim.OrderCount(); n != 1 {
+				t.Errorf("%d orders at WeChat Pay; want 1", n)
+			}
+		})
+	}
+}

@@ -532,6 +532,12 @@ type CreateRequest struct {
 	// toward max_payment_calls_per_minute, counts after all when that
 	// order expired or was closed before CreateOrder read it again.
 	CountCall func(context.Context) error
+	// NoRenew hands the purchase's open order back as it stands within
+	// its last minute too, rather than renewing it (a query, a close and
+	// a prepay at WeChat Pay): the caller is past
+	// max_payment_calls_per_minute (RenewsPurchase), and the order is
+	// still payable for its last seconds, as at the day's order limit.
+	NoRenew bool
 }
 
 // offers reports whether method is one of the pay methods req's caller is
@@ -749,7 +755,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 			// handed back, ErrPayerPaying), counted, closed at WeChat Pay
 			// (paid meanwhile: answered as paid), and the next generation
 			// opened with a full window.
-			renew := s.lastMinute(o) && (o.PayMethod == req.PayMethod || req.KeepPayMethod)
+			renew := !req.NoRenew && s.lastMinute(o) && (o.PayMethod == req.PayMethod || req.KeepPayMethod)
 			if renew && req.KeepPayMethod && req.offers(o.PayMethod) {
 				req.PayMethod = o.PayMethod
 			}
@@ -1030,6 +1036,16 @@ func (s *Service) repeats(o *store.Order, req CreateRequest) bool {
 // would die within seconds.
 func (s *Service) lastMinute(o *store.Order) bool {
 	return !o.ExpiresAt.IsZero() && !s.expired(o) && s.now().Add(minPayWindow).After(o.ExpiresAt)
+}
+
+// RenewsPurchase reports whether req's purchase has an order awaiting
+// payment in req's pay method (or with none asked) within its last minute:
+// CreateOrder renews it, calling WeChat Pay, unless req.NoRenew, which
+// hands it back as it stands.
+func (s *Service) RenewsPurchase(ctx context.Context, req CreateRequest) bool {
+	o := s.purchaseOrder(ctx, req)
+	return o != nil && o.Status == store.StatusAwaitingPayment && s.lastMinute(o) &&
+		(req.KeepPayMethod || o.PayMethod == req.PayMethod)
 }
 
 // handsBackPurchase is RepeatsPurchase, or, for an order of req.PayMethod
