@@ -530,7 +530,10 @@ type CreateRequest struct {
 	// refuses it as the daily limit's does: a create_order taken for a
 	// repeat of its purchase's order (RepeatsPurchase), so not counted
 	// toward max_payment_calls_per_minute, counts after all when that
-	// order expired or was closed before CreateOrder read it again.
+	// order expired or was closed before CreateOrder read it again. Its
+	// renewal in its last minute (three WeChat Pay calls) is counted too,
+	// once; refused (ErrRateLimited), the order is handed back as it
+	// stands (NoRenew).
 	CountCall func(context.Context) error
 	// NoRenew hands the purchase's open order back as it stands within
 	// its last minute too, rather than renewing it (a query, a close and
@@ -756,6 +759,20 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 			// (paid meanwhile: answered as paid), and the next generation
 			// opened with a full window.
 			renew := !req.NoRenew && s.lastMinute(o) && (o.PayMethod == req.PayMethod || req.KeepPayMethod)
+			if renew && req.CountCall != nil {
+				// Judged a repeat (not counted) before the order entered
+				// its last minute: the renewal reaches WeChat Pay, so it
+				// counts now, once, and past the limit the order is
+				// handed back as it stands (NoRenew).
+				count := req.CountCall
+				req.CountCall = nil
+				if err := count(ctx); errors.Is(err, ErrRateLimited) {
+					req.NoRenew, renew = true, false
+					req.CountCall = count // a new order made after all is refused
+				} else if err != nil {
+					return nil, err
+				}
+			}
 			if renew && req.KeepPayMethod && req.offers(o.PayMethod) {
 				req.PayMethod = o.PayMethod
 			}
