@@ -520,7 +520,8 @@ type Breaker struct {
 	// it, a stream's once it flows (its event after the first token; a
 	// forwarded stream's, its bytes after the first event), so
 	// that a provider whose streams stall after their first token draws
-	// no round but the probe; its failure opens it again. Default 30s.
+	// no round but the probe; its failure opens it again. An operator's
+	// `POST /admin/api/providers/{name}/reset` closes it at once. Default 30s.
 	Cooldown Duration `yaml:"cooldown"`
 }
 

@@ -67,6 +67,7 @@ type provider struct {
 	// client's Retry-After.
 	openedAt instant
 	cooldown time.Duration // the breaker's
+	failures uint32        // the breaker's: failover.breaker.failures
 	// realNow reads the real clock the breaker runs on (nil: time.Now);
 	// tests step it.
 	realNow func() time.Time
@@ -128,13 +129,28 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 	// (2^32 read as 0 opened the breaker at the first failure).
 	failures := uint32(min(int64(r.fo.Breaker.Failures), math.MaxUint32))
 	p.cooldown = r.fo.Breaker.Cooldown.D()
-	p.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        pc.Name,
+	p.breaker = p.newBreaker(r, failures)
+	r.m.breakerState(pc.Name, gobreaker.StateClosed)
+	p.failures = failures
+	return p
+}
+
+// newBreaker is a closed breaker for the provider. A transition of a
+// breaker the provider no longer holds (an attempt let out before a reset
+// replaced it, reporting after) is ignored: the state, the metric and the
+// log are the current breaker's.
+func (p *provider) newBreaker(r *Router, failures uint32) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	var cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        p.name,
 		MaxRequests: 1, // one probe after the cool-down
-		Timeout:     r.fo.Breaker.Cooldown.D(),
+		Timeout:     p.cooldown,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures || p.tripNow.Load() },
 		IsExcluded:  func(err error) bool { return errors.Is(err, errNeutral) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			if p.breaker != cb { // breakerMu is held, as below
+				return
+			}
 			if to == gobreaker.StateOpen {
 				p.openedAt.set(headBase, p.now())
 			}
@@ -147,8 +163,7 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 			r.log.WarnContext(ctx, "upstream breaker", "provider", name, "from", from.String(), "to", to.String())
 		},
 	})
-	r.m.breakerState(pc.Name, gobreaker.StateClosed)
-	return p
+	return cb
 }
 
 // escapePath makes a top-level field name a literal sjson path.
@@ -272,10 +287,22 @@ func (p *provider) now() time.Time {
 	return time.Now()
 }
 
-// reset ends a cool-down (an operator fixed the key or the billing).
-func (p *provider) reset() {
+// reset ends a cool-down and closes the breaker, its count of failures in
+// a row started anew (an operator fixed the key, the base_url or the
+// billing). An attempt let out before reports to the breaker it was let
+// out by, which the provider no longer holds (newBreaker).
+func (p *provider) reset(r *Router) {
 	p.coolUntil.clear()
 	p.throttles.Store(0)
+	p.breakerMu.Lock()
+	defer p.breakerMu.Unlock()
+	from := p.breaker.State()
+	p.breaker = p.newBreaker(r, p.failures)
+	if from != gobreaker.StateClosed {
+		p.state.Store(int32(gobreaker.StateClosed))
+		r.m.breakerState(p.name, gobreaker.StateClosed)
+		r.log.Warn("upstream breaker", "provider", p.name, "from", from.String(), "to", gobreaker.StateClosed.String(), "by", "reset")
+	}
 }
 
 // atomicDuration is a time.Duration updated without locks.

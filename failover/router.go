@@ -768,13 +768,14 @@ func (r *Router) Status() []ProviderStatus {
 	return out
 }
 
-// ResetProvider ends a provider's cool-down at once: the operator fixed its
-// key or its billing and wants traffic back before the cool-down ends. Its
+// ResetProvider ends a provider's cool-down at once and closes its breaker:
+// the operator fixed its key or its billing and wants traffic back before
+// the cool-down (or the breaker's) ends. Its
 // targets' last failures are forgotten by the lowest-latency order too.
 func (r *Router) ResetProvider(name string) error {
 	for _, p := range r.providers {
 		if p.name == name {
-			p.reset()
+			p.reset(r)
 			for _, m := range r.models {
 				for _, t := range m.targets {
 					if t.p == p {

@@ -222,3 +222,74 @@ func TestAdminShowsACoolingTarget(t *testing.T) {
 		t.Errorf("after the reset: %s; want no cooling target", list.Raw)
 	}
 }
+
+// TestAdminResetClosesAnOpenBreaker: an operator whose provider failed
+// failover.breaker.failures times in a row (a broken key or base_url
+// answering 5xx) fixes it and presses reset, as the README's alert list
+// says to. The reset ended the cool-down alone: the breaker stayed open,
+// the view still said "open" and every request of a model served by that
+// provider alone was refused until breaker.cooldown ran out. The reset now
+// closes the breaker too: the view says "closed" and the next request is
+// served.
+func TestAdminResetClosesAnOpenBreaker(t *testing.T) {
+	var broke atomic.Bool
+	broke.Store(true)
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		if broke.Load() {
+			jsonHandler(500, `{"error":{"message":"internal error","type":"server_error"}}`)(w, r)
+			return
+		}
+		jsonHandler(200, okCompletion)(w, r)
+	})
+	cfg := testConfig(t, fp.URL, func(c *config.Config) {
+		c.Admin.Token = auditAdminToken
+		c.Failover.Breaker.Failures = 1
+		c.Failover.Breaker.Cooldown = config.Duration(time.Hour)
+	})
+	log := logging.New(&logtest.Buffer{}, slog.LevelInfo, cfg.Secrets())
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	admin := func(method, path string) (int, gjson.Result) {
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec.Code, gjson.Parse(rec.Body.String())
+	}
+	chat := func() int {
+		resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+		readAll(t, resp.Body)
+		return resp.StatusCode
+	}
+	if got := chat(); got < 500 {
+		t.Fatalf("chat while the provider fails: %d; want a 5xx", got)
+	}
+	broke.Store(false) // the operator fixed the provider
+	if _, list := admin(http.MethodGet, "/admin/api/providers"); list.Get(`providers.#(name=="fake").breaker`).Str != "open" {
+		t.Fatalf("GET /admin/api/providers: %s; want fake's breaker open", list.Raw)
+	}
+	if got := chat(); got != http.StatusServiceUnavailable {
+		t.Fatalf("chat with the breaker open: %d; want 503", got)
+	}
+	code, body := admin(http.MethodPost, "/admin/api/providers/fake/reset")
+	if code != http.StatusOK || body.Get("provider.breaker").Str != "closed" {
+		t.Errorf("reset: %d %s; want 200 and the breaker closed", code, body.Raw)
+	}
+	if got := chat(); got != http.StatusOK {
+		t.Errorf("chat after the reset: %d; want 200", got)
+	}
+	if _, list := admin(http.MethodGet, "/admin/api/providers"); list.Get(`providers.#(name=="fake").breaker`).Str != "closed" {
+		t.Errorf("GET /admin/api/providers after the reset: %s; want fake's breaker closed", list.Raw)
+	}
+}
