@@ -731,6 +731,20 @@ type ProviderStatus struct {
 	// spent, cooled until its reset), in config order: without them an operator saw a healthy
 	// provider and every request of the model going to its next target.
 	CoolingTargets []TargetCooling
+	// Targets are the provider's targets in config order with the
+	// latency the lowest-latency strategy orders them by: what an operator
+	// reads to see why a model's traffic goes where it does.
+	Targets []TargetLatency
+}
+
+// TargetLatency is one target's measured latency, as the router keeps it
+// for the lowest-latency order: an average (α = 1/4) per request kind, the
+// time to the first token of a stream and to the whole answer of a
+// non-stream request, and when each was last measured (zero: never).
+type TargetLatency struct {
+	Model, Target     string
+	Stream, Whole     time.Duration
+	StreamAt, WholeAt time.Time
 }
 
 // TargetCooling is one target's cool-down: the public model it serves,
@@ -761,6 +775,14 @@ func (r *Router) Status() []ProviderStatus {
 				if until, ok := t.cooling(now); ok {
 					st.CoolingTargets = append(st.CoolingTargets, TargetCooling{Model: m.name, Target: t.model, Until: until, Cause: CauseRateLimited})
 				}
+				tl := TargetLatency{Model: m.name, Target: t.model}
+				if age, ok := t.measured[kindStream].since(p.epoch, now); ok {
+					tl.Stream, tl.StreamAt = t.latency[kindStream].Load(), now.Add(-age)
+				}
+				if age, ok := t.measured[kindWhole].since(p.epoch, now); ok {
+					tl.Whole, tl.WholeAt = t.latency[kindWhole].Load(), now.Add(-age)
+				}
+				st.Targets = append(st.Targets, tl)
 			}
 		}
 		out = append(out, st)

@@ -293,3 +293,53 @@ func TestAdminResetClosesAnOpenBreaker(t *testing.T) {
 		t.Errorf("GET /admin/api/providers after the reset: %s; want fake's breaker closed", list.Raw)
 	}
 }
+
+// TestAdminShowsTargetLatency: under failover.strategy lowest-latency the
+// router orders a model's targets by their measured latency, apart for
+// streamed and whole answers, but the providers view showed none of it, so
+// an operator who saw every request go to one provider could not see why.
+// Each provider now lists its targets with the latency the router keeps,
+// per kind, and when each was last measured; null before a first answer.
+func TestAdminShowsTargetLatency(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, okCompletion))
+	cfg := testConfig(t, fp.URL, func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	log := logging.New(&logtest.Buffer{}, slog.LevelInfo, cfg.Secrets())
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	providers := func() gjson.Result {
+		req := httptest.NewRequest(http.MethodGet, "/admin/api/providers", nil)
+		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return gjson.Parse(rec.Body.String())
+	}
+	target := `providers.#(name=="fake").targets.#(model=="gpt-test")`
+	before := providers().Get(target)
+	if !before.Exists() || before.Get("latency_ms").Type != gjson.Null || before.Get("measured_at").Type != gjson.Null ||
+		before.Get("stream_latency_ms").Type != gjson.Null || before.Get("stream_measured_at").Type != gjson.Null {
+		t.Fatalf("before any request: %s; want gpt-test's target at fake, unmeasured", providers().Raw)
+	}
+	start := time.Now().Truncate(time.Second)
+	resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+	readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat: %d", resp.StatusCode)
+	}
+	after := providers().Get(target)
+	at, err := time.Parse(time.RFC3339Nano, after.Get("measured_at").Str)
+	if after.Get("target").Str != "vendor/upstream-model" || after.Get("latency_ms").Type != gjson.Number || after.Get("latency_ms").Float() < 0 ||
+		err != nil || at.Before(start) || after.Get("stream_latency_ms").Type != gjson.Null {
+		t.Errorf("after a non-stream answer: %s; want vendor/upstream-model's whole-answer latency and when, its stream latency null", after.Raw)
+	}
+}

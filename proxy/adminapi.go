@@ -101,7 +101,31 @@ func adminProvider(st failover.ProviderStatus) map[string]any {
 			"cooling_until": t.Until.UTC().Format(time.RFC3339), "cooling_cause": t.Cause})
 	}
 	v["cooling_targets"] = targets
+	lat := make([]map[string]any, 0, len(st.Targets))
+	for _, t := range st.Targets {
+		lat = append(lat, map[string]any{"model": t.Model, "target": t.Target,
+			"stream_latency_ms": latencyMS(t.Stream, t.StreamAt), "stream_measured_at": measuredAt(t.StreamAt),
+			"latency_ms": latencyMS(t.Whole, t.WholeAt), "measured_at": measuredAt(t.WholeAt)})
+	}
+	v["targets"] = lat
 	return v
+}
+
+// latencyMS is a measured latency in milliseconds (fractional), null when
+// never measured.
+func latencyMS(d time.Duration, at time.Time) any {
+	if at.IsZero() {
+		return nil
+	}
+	return float64(d) / float64(time.Millisecond)
+}
+
+// measuredAt is when a latency was last measured, null when never.
+func measuredAt(at time.Time) any {
+	if at.IsZero() {
+		return nil
+	}
+	return at.UTC().Format(time.RFC3339Nano)
 }
 
 // handleAdminProviders lists the providers in config order with their
