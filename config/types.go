@@ -397,7 +397,8 @@ type Timeouts struct {
 	// of the rounds for its cooldown. For such a model set first_token
 	// above its longest think (180s) and failover.max_round_time above
 	// that, since the round's time bounds the same wait on every target,
-	// the last one too. Default 30s.
+	// the last one too; one above max_round_time or above total, which
+	// cut the wait first, is warned of. Default 30s.
 	FirstToken Duration `yaml:"first_token"`
 	// Idle bounds the silence between two streamed chunks, or two reads of a
 	// non-streamed answer (whitespace a provider sends to keep the
@@ -493,7 +494,11 @@ type Failover struct {
 	// counts against the provider's breaker, so a silent provider is passed
 	// over; the round's last target waits up to its timeouts.total, so a
 	// long answer still comes. Raise it for a model whose non-streamed
-	// answers take longer than their share. Default 60s.
+	// answers take longer than their share. Below a provider's
+	// timeouts.first_token (1ms: every stream cut before its first token,
+	// non-streamed answers still served by the round's last target), or
+	// not above retry_after_max_wait (a Retry-After is waited out only when
+	// it fits in the round's time left), it is warned of. Default 60s.
 	MaxRoundTime Duration `yaml:"max_round_time"`
 	Breaker      Breaker  `yaml:"breaker"`
 	Recovery     Recovery `yaml:"recovery"`

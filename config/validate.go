@@ -1080,6 +1080,41 @@ func (l *loader) validateFailover(c *Config) {
 	if c.Failover.Recovery.MaxAttempts < -1 {
 		l.at("failover.recovery.max_attempts", "at least 1, or -1 for off")
 	}
+	l.timings(c)
+}
+
+// timings warns of timing keys each accepted alone but unworkable
+// together, at the line of the one written: a wait that another, shorter
+// bound always cuts first.
+func (l *loader) timings(c *Config) {
+	written := func(path string) bool { _, ok := l.lines[path]; return ok }
+	f := &c.Failover
+	round := f.MaxRoundTime.D()
+	roundTold := false
+	for i, p := range c.Providers {
+		path := fmt.Sprintf("providers[%d].timeouts", i)
+		ft, total := p.Timeouts.FirstToken.D(), p.Timeouts.Total.D()
+		if total > 0 && ft > total {
+			l.warn(path+".first_token", "%v is above %s.total (%v), which bounds the whole attempt: a stream's first token is waited for %v at most; lower first_token or raise total", ft, path, total, total)
+		}
+		if round <= 0 || ft <= round {
+			continue
+		}
+		switch {
+		case written(path + ".first_token"):
+			l.warn(path+".first_token", "%v is above failover.max_round_time (%v), which bounds the wait for a stream's first token on every target, the round's last too: a first token later than %v is never waited for; raise failover.max_round_time above it", ft, round, round)
+		case written("failover.max_round_time") && !roundTold:
+			roundTold = true
+			l.warn("failover.max_round_time", "%v is below %s.first_token (%v): the round's time bounds the wait for a stream's first token on every target, the round's last too, so a stream whose first token takes longer than %v is cut on each and answered with an error; raise it above first_token", round, path, ft, round)
+		}
+	}
+	if wait := f.RetryAfterMaxWait.D(); round > 0 && wait >= round {
+		path, what := "failover.retry_after_max_wait", ""
+		if !written(path) {
+			path, what = "failover.max_round_time", "failover.retry_after_max_wait "
+		}
+		l.warn(path, "%s%v is not below failover.max_round_time (%v): a Retry-After is waited out only when it fits in the round's time left, so one of %v or more moves the request on however long retry_after_max_wait is; lower retry_after_max_wait or raise max_round_time", what, wait, round, round)
+	}
 }
 
 func (l *loader) validatePayments(c *Config) {
