@@ -128,6 +128,11 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// metadata value naming the user are the members paygate rewrites
 		// here (interceptors/identity.go).
 		user = endUser(r.Header, pt.User)
+		if user == "" {
+			// A metadata OpenID of a bot that names its user nowhere
+			// else, as on chat completions (metadataOpenID).
+			user = metadataOpenID(body)
+		}
 		body = interceptors.RewritePassthrough(body, pt, interceptors.Upstream{
 			Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.forwardPrivacy(user),
 		})
@@ -141,6 +146,11 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// rewritten, and not sent with the end user in it (SPEC 2.2).
 		writeError(w, badRequest("paygate: the Content-Type holds the end user's id, which no provider may get: send the body's media type without it"))
 		return
+	}
+	if user == "" {
+		// The stored completions' filter of such a bot: its chats carry
+		// the hash of the metadata OpenID, which it filters them by.
+		user = queryMetadataOpenID(path)
 	}
 	path = s.queryWithoutUser(path, reqInfo(r).client.Name, user)
 	// A call that creates something is not sent twice (a batch or a job
@@ -237,6 +247,29 @@ func misjoinedChat(path string) string {
 		return "it has a trailing slash"
 	case len(trimmed) > len(chat) && strings.EqualFold(trimmed[len(trimmed)-len(chat):], chat):
 		return "the base URL already holds /chat/completions"
+	}
+	return ""
+}
+
+// queryMetadataOpenID is the value of the first query parameter
+// metadata[<name>] whose name says OpenID (openIDLike), as the provider's
+// server decodes it, "" for none: OpenAI's stored completions filter of a
+// bot that tags its chats' metadata with the OpenID and names its user
+// nowhere else. Those chats reached the provider with the user's hash in
+// the OpenID's place (metadataOpenID), and the filter must name the same.
+func queryMetadataOpenID(path string) string {
+	_, q, ok := strings.Cut(path, "?")
+	if !ok {
+		return ""
+	}
+	for pair := range strings.SplitSeq(q, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		k = lenientUnescape(k)
+		if name, ok := strings.CutPrefix(k, "metadata["); ok && strings.HasSuffix(name, "]") && openIDLike(name[:len(name)-1]) {
+			if v = lenientUnescape(v); v != "" {
+				return v
+			}
+		}
 	}
 	return ""
 }

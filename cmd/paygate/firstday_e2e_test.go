@@ -6,11 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/logging/logtest"
 )
@@ -281,6 +284,87 @@ func TestMetadataOpenIDOfUnnamedUserNotForwarded(t *testing.T) {
 		}
 		if strings.Contains(got, `"tools"`) {
 			t.Errorf("request %d: the provider was offered tools, as for a paying user: %s", i, got)
+		}
+	}
+}
+
+// TestMetadataOpenIDOfUnnamedUserOnForwardedPaths: the bot that names its
+// user in metadata alone does so on every path: a Response (which OpenAI
+// stores by default) tagged {"openid": …}, and the stored completions'
+// filter ?metadata[openid]=… that finds the chats it so tagged. Since a
+// chat's metadata OpenID is hashed toward the provider, these were
+// forwarded with the OpenID as sent: the provider got it, and the filter
+// found none of the bot's stored chats, which carry the hash. Each takes
+// the value as the end user toward the provider, as chat does.
+func TestMetadataOpenIDOfUnnamedUserOnForwardedPaths(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []string // each request's URI and body
+	)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.RequestURI+" "+string(b))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/chat/completions"):
+			_, _ = io.WriteString(w, weatherScript(string(b)).whole)
+		case r.Method == http.MethodPost:
+			_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","output":[]}`)
+		default:
+			_, _ = io.WriteString(w, `{"object":"list","data":[],"has_more":false}`)
+		}
+	}))
+	t.Cleanup(up.Close)
+	url, _ := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
+privacy: {hash_key: firstday-hash-key-0123456789abcdef}
+providers:
+  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+`, io.Discard)
+	const oid = "o-user-firstday-000000000005"
+	last := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[len(seen)-1]
+	}
+	ans := firstdayPost(t, url+"/v1/chat/completions", `{"model":"gpt-4o","store":true,"metadata":{"openid":"`+oid+`"},"messages":[{"role":"user","content":"hi"}]}`, nil)
+	if ans.status != http.StatusOK {
+		t.Fatalf("chat: %d %s", ans.status, ans.body)
+	}
+	_, chatBody, _ := strings.Cut(last(), " ")
+	hash := gjson.Get(chatBody, "metadata.openid").Str
+	if hash == "" || hash == oid {
+		t.Fatalf("the stored chat's metadata.openid: %q; want the user's hash", hash)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+	}{
+		{http.MethodPost, "/v1/responses", `{"model":"gpt-4o","input":"hi","metadata":{"shop":"s1","wx_open_id":"` + oid + `"}}`},
+		{http.MethodGet, "/v1/chat/completions?limit=10&metadata%5Bopenid%5D=" + oid, ``},
+		{http.MethodGet, "/v1/chat/completions?metadata[OpenID]=" + oid, ``},
+	} {
+		req, err := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+		if tc.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got := last()
+		if resp.StatusCode != http.StatusOK || strings.Contains(got, oid) || !strings.Contains(got, hash) {
+			t.Errorf("%s %s: %d, the provider got %s; want 200, the user's hash %s in the OpenID's place", tc.method, tc.path, resp.StatusCode, got, hash)
 		}
 	}
 }
