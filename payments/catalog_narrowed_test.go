@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
@@ -100,5 +101,74 @@ func TestOpenOrderAfterTheCatalogNarrows(t *testing.T) {
 				t.Errorf("the old id's order: %s; want paid", o.Status)
 			}
 		})
+	}
+}
+
+// TestUnsoldPurchaseInItsLastMinute: the purchase of an order of 11 asked
+// again within the order's last minute, after max_quantity was lowered to
+// 5 (and the price raised), the SKU removed or taken out of the client's
+// allowed_skus. The order is not renewed (no price the catalog no longer
+// has, no order of an item not sold: nothing sent to WeChat Pay) and is
+// still payable until its deadline, as the payment state says: it is
+// handed back as it stands at 549.89 CNY, as at the day's order limit,
+// not clarified as an item "not sold here" beside it. Another user's,
+// another client's or another quantity's ask gets no such order.
+func TestUnsoldPurchaseInItsLastMinute(t *testing.T) {
+	tip := payments.CatalogItem{SKU: "tip", Name: "Tip", Price: "0.01"}
+	for _, driver := range drivers(t) {
+		for _, tt := range []struct {
+			name    string
+			items   []payments.CatalogItem
+			allowed []string
+		}{
+			{name: "max lowered", items: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "59.99", MaxQuantity: 5}, tip}},
+			{name: "removed", items: []payments.CatalogItem{tip}},
+			{name: "not allowed", items: []payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "59.99", MaxQuantity: 12}, tip}, allowed: []string{"tip"}},
+		} {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				var opts payments.Options
+				e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { opts = *o }})
+				u := caller("oUser-unsold-last-minute")
+				first := call(t, newTools(e), u, "create_order", `{"sku":"premium-monthly","quantity":11}`)
+				no, _ := first.result["order_no"].(string)
+				if first.result["status"] != "awaiting_payment" || no == "" {
+					t.Fatalf("create: %s", first.out.Result)
+				}
+				opts.Catalog = catalogOf(t, tt.items...)
+				tools := payments.NewTools(otherReplica(t, opts), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+				after := u
+				after.AllowedSKUs = tt.allowed
+				e.clock.Advance(e.order(no).ExpiresAt.Sub(e.clock.Now()) - 30*time.Second)
+				requests := len(e.sim.Requests())
+
+				for _, o := range []struct {
+					c    payments.Caller
+					args string
+				}{
+					{caller("oUser-unsold-last-minute-2"), `{"sku":"premium-monthly","quantity":11}`},
+					{otherClient(u), `{"sku":"premium-monthly","quantity":11}`},
+					{after, `{"sku":"premium-monthly","quantity":10}`},
+					{after, `{"sku":"premium-monthly","quantity":11,"pay_method":"native"}`},
+				} {
+					o.c.AllowedSKUs = tt.allowed
+					if got := call(t, tools, o.c, "create_order", o.args); got.result["status"] != "needs_clarification" {
+						t.Errorf("%s/%s asked %s: %s; want a clarification, not order %s", o.c.Client, o.c.User, o.args, got.out.Result, no)
+					}
+				}
+				again := call(t, tools, after, "create_order", `{"sku":"premium-monthly","quantity":11}`)
+				order, _ := again.action["order"].(map[string]any)
+				if again.result["status"] != "awaiting_payment" || again.result["order_no"] != no || again.result["amount"] != "549.89 CNY" ||
+					order["order_no"] != no || again.action["request_payment"] == nil {
+					t.Errorf("asked again 30s before its deadline: %s, action %s; want order %s handed back as it stands at 549.89 CNY", again.out.Result, again.out.Action, no)
+				}
+				for _, rq := range e.sim.Requests()[requests:] {
+					t.Errorf("WeChat Pay asked %s in the order's last minute; want nothing (no renewal of an item not sold)", rq.Op)
+				}
+				mine, err := e.st.ListOrders(context.Background(), store.OrderFilter{Client: u.Client, User: u.User})
+				if err != nil || len(mine) != 1 || mine[0].Status != store.StatusAwaitingPayment || mine[0].AmountFen != 54989 {
+					t.Errorf("the user's orders: %d (%v); want the one, awaiting payment at 54989 fen", len(mine), err)
+				}
+			})
+		}
 	}
 }

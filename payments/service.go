@@ -1006,10 +1006,15 @@ func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
 // handBack is CreateOrder of req answered from its purchase's order alone,
 // without the catalog: when RepeatsPurchase holds, the order as a repeated
 // ask returns it (payable with fresh payment parameters, held, or paid),
-// ok true. Nothing is claimed, counted, priced or asked of WeChat Pay.
+// ok true. An order awaiting payment within its last minute is handed back
+// as it stands too, payable until its deadline, as at the day's order
+// limit: its renewal would price and open an order of a purchase no longer
+// sold as asked. Nothing is claimed, counted, priced or asked of WeChat
+// Pay.
 func (s *Service) handBack(ctx context.Context, req CreateRequest) (res *CreateResult, ok bool, err error) {
 	o := s.purchaseOrder(ctx, req)
-	if o == nil || !s.repeats(o, req) {
+	if o == nil || !s.repeats(o, req) && !(o.Status == store.StatusAwaitingPayment && s.lastMinute(o) &&
+		(req.KeepPayMethod || o.PayMethod == req.PayMethod)) {
 		return nil, false, nil
 	}
 	if o.Status == store.StatusAwaitingPayment {

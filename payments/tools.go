@@ -683,8 +683,9 @@ func askedQuantity(q gjson.Result) (int, bool) {
 // as asked (its SKU taken out of the catalog or out of c's allowed_skus,
 // its quantity above a lowered max_quantity: a config edited since, or
 // another replica's mid deploy) with the purchase's order, when it has one
-// a repeated ask hands back as it stands (RepeatsPurchase: open before its
-// last minute, held for a manager, or just paid), in the pay method named
+// a repeated ask hands back as it stands (RepeatsPurchase: open, held for
+// a manager, or just paid; one in its last minute is not renewed but
+// handed back as it stands, payable until its deadline), in the pay method named
 // (m) or in its own when none is. The order was made at its amount and
 // stays payable, approvable and refundable (README), and the payment state
 // lists it as awaiting payment: a clarification that the item "is not
