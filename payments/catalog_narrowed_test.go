@@ -172,3 +172,35 @@ func TestUnsoldPurchaseInItsLastMinute(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsoldPurchaseNamedOutsideTheSchema: the user's open order of one
+// premium-monthly (jsapi), the SKU then removed. A model that puts the
+// quantity or the pay method under a name of its own ({"qty":11},
+// {"payment_method":"native"}) asks for another purchase than that order:
+// sold, it is asked which was meant; unsold, it is no hand back of the
+// order of one in JSAPI either, but the clarification of an item not sold.
+func TestUnsoldPurchaseNamedOutsideTheSchema(t *testing.T) {
+	tip := payments.CatalogItem{SKU: "tip", Name: "Tip", Price: "0.01"}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { opts = *o }})
+			u := caller("oUser-unsold-outside")
+			first := call(t, newTools(e), u, "create_order", `{"sku":"premium-monthly"}`)
+			no, _ := first.result["order_no"].(string)
+			if first.result["status"] != "awaiting_payment" || no == "" {
+				t.Fatalf("create: %s", first.out.Result)
+			}
+			opts.Catalog = catalogOf(t, tip)
+			tools := payments.NewTools(otherReplica(t, opts), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			for _, args := range []string{`{"sku":"premium-monthly","qty":11}`, `{"sku":"premium-monthly","数量":11}`, `{"sku":"premium-monthly","payment_method":"native"}`} {
+				if got := call(t, tools, u, "create_order", args); got.result["status"] != "needs_clarification" {
+					t.Errorf("asked %s: %s; want a clarification, not order %s of one in JSAPI", args, got.out.Result, no)
+				}
+			}
+			if got := call(t, tools, u, "create_order", `{"sku":"premium-monthly","payment_method":"jsapi"}`); got.result["order_no"] != no {
+				t.Errorf("asked with its own method outside the schema: %s; want order %s handed back", got.out.Result, no)
+			}
+		})
+	}
+}

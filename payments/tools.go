@@ -565,7 +565,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	item, err := t.svc.catalog.Lookup(sku.Str)
 	if err != nil || !allowed(c.AllowedSKUs, sku.Str) {
 		if qty, ok := askedQuantity(res[1]); ok {
-			if out, ok := t.handBackUnsold(ctx, c, args, sku.Str, qty, res[2]); ok {
+			if out, ok := t.handBackUnsold(ctx, c, args, sku.Str, qty, res[1], res[2]); ok {
 				return out
 			}
 		}
@@ -585,7 +585,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	}
 	if qty < 1 || qty > item.MaxQuantity {
 		if qty > 1 {
-			if out, ok := t.handBackUnsold(ctx, c, args, item.SKU, qty, res[2]); ok {
+			if out, ok := t.handBackUnsold(ctx, c, args, item.SKU, qty, res[1], res[2]); ok {
 				return out
 			}
 		}
@@ -692,14 +692,24 @@ func askedQuantity(q gjson.Result) (int, bool) {
 // sold here" or that at most 5 may be bought had the model tell the user
 // of no order beside the one they can pay. Nothing is priced or sent to
 // WeChat Pay; with no such order, ok is false and the ask is clarified as
-// before.
-func (t *Tools) handBackUnsold(ctx context.Context, c Caller, args, sku string, qty int, m gjson.Result) (Outcome, bool) {
+// before. A quantity (q left out) or a pay method (m left out) put under a
+// name outside the schema ({"qty":11}, {"payment_method":"native"}) asks
+// for another purchase than one of one, or in the order's own method: the
+// order of one in JSAPI was handed back for it, where a purchase still
+// sold is asked which was meant. The pay method so named is the one the
+// order must be of; a quantity so named is no hand back.
+func (t *Tools) handBackUnsold(ctx context.Context, c Caller, args, sku string, qty int, q, m gjson.Result) (Outcome, bool) {
 	req := CreateRequest{Client: c.Client, User: c.User, SKU: sku, Quantity: qty, KeepPayMethod: true}
+	if (!q.Exists() || q.Type == gjson.Null) && quantityOutside(args) != "" {
+		return Outcome{}, false
+	}
 	if m.Exists() && m.Type != gjson.Null {
 		if m.Type != gjson.String || m.Str == "" {
 			return Outcome{}, false
 		}
 		req.PayMethod, req.KeepPayMethod = m.Str, false
+	} else if name, named := methodOutside(args); name != "" {
+		req.PayMethod, req.KeepPayMethod = named, false
 	}
 	cr, ok, err := t.svc.handBack(ctx, req)
 	if !ok {
