@@ -204,3 +204,36 @@ func TestUnsoldPurchaseNamedOutsideTheSchema(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldOrderOfAnUnsoldPurchaseHandedBack: an order of 11 × 49.99 waits
+// for a manager (549.89 above 500.00) when the SKU is taken out of the
+// catalog. The same purchase asked again on a replica without the SKU is
+// that held order, approval_required at 549.89 CNY, nothing sent to WeChat
+// Pay; once its approval_ttl lapsed, it is refused as an item not sold.
+func TestHeldOrderOfAnUnsoldPurchaseHandedBack(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			rules := payments.Rules{ApprovalAboveFen: payments.FenPtr(50000)}
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { o.Rules = rules }})
+			u := caller("oUser-held-unsold")
+			first := call(t, newTools(e), u, "create_order", `{"sku":"premium-monthly","quantity":11}`)
+			no, _ := first.result["order_no"].(string)
+			if first.result["status"] != "approval_required" || no == "" {
+				t.Fatalf("create: %s; want it held", first.out.Result)
+			}
+			tools := payments.NewTools(replicaWith(t, e, catalogOf(t, payments.CatalogItem{SKU: "tip", Name: "Tip", Price: "0.01"}), rules), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			requests := len(e.sim.Requests())
+			again := call(t, tools, u, "create_order", `{"sku":"premium-monthly","quantity":11}`)
+			if again.result["status"] != "approval_required" || again.result["order_no"] != no {
+				t.Errorf("asked again: %s; want held order %s handed back", again.out.Result, no)
+			}
+			if n := len(e.sim.Requests()) - requests; n != 0 {
+				t.Errorf("WeChat Pay asked %d times; want 0", n)
+			}
+			e.clock.Advance(payments.DefaultApprovalTTL + time.Minute)
+			if lapsed := call(t, tools, u, "create_order", `{"sku":"premium-monthly","quantity":11}`); lapsed.result["status"] != "needs_clarification" {
+				t.Errorf("asked once its approval lapsed: %s; want a clarification of an item not sold", lapsed.out.Result)
+			}
+		})
+	}
+}
