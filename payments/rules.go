@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 )
 
@@ -189,6 +190,37 @@ func (s *Service) giveBackSwitch(ctx context.Context, o *store.Order) {
 // switchMark is the mark of a switch's count for the replacement of the
 // order no; it holds the day's counter the count went to.
 func switchMark(no string) string { return "switch-counted:" + no }
+
+// switchedToMark is the mark of the pay method a switch of pay method or a
+// renewal of the order no makes its replacement in (CreateOrder), written
+// before the close: a replacement cut short (cutSwitch) and asked for
+// again with no method named is made in it. Made in the caller's first
+// method, a renewed QR order (Native, a desktop's) came back as a JSAPI
+// payment the desktop could not open.
+func switchedToMark(no string) string { return "switch-method:" + no }
+
+// markSwitchedTo records method as the one the replacement of the order no
+// is made in (switchedToMark). Best effort: unmarked, a replacement cut
+// short is made in the caller's first method, as before.
+func (s *Service) markSwitchedTo(ctx context.Context, no, method string) {
+	if err := s.store.PutExchange(ctx, switchedToMark(no), []byte(method), dailyCounterTTL); err != nil {
+		s.log.WarnContext(ctx, "pay method of a switch not marked", "order_no", no, "err", err)
+	}
+}
+
+// switchedTo is the pay method markSwitchedTo recorded for the replacement
+// of the order no; "" when none was, or the read failed.
+func (s *Service) switchedTo(ctx context.Context, no string) string {
+	v, err := s.store.GetExchange(ctx, switchedToMark(no))
+	if err != nil {
+		return ""
+	}
+	switch m := string(v); m {
+	case string(wechatpay.MethodJSAPI), string(wechatpay.MethodNative):
+		return m
+	}
+	return ""
+}
 
 // switchCount is the count a switch of pay method took on the day's counter
 // key for the replacement of the order no, with a token of that day's.

@@ -660,6 +660,14 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 				} else if ok {
 					approved = last.ApprovedFen != 0 && last.ApprovedFen == amount
 					repl, replFrom = counted, last.OrderNo
+					if req.KeepPayMethod {
+						// No method named: the one the cut switch or
+						// renewal was making it in (a renewal keeps its
+						// order's), not the caller's first.
+						if m := s.switchedTo(ctx, last.OrderNo); m != "" && req.offers(m) {
+							req.PayMethod = m
+						}
+					}
 				}
 			}
 			if open != nil {
@@ -830,6 +838,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 				if err != nil {
 					return nil, err // the open order stays as it is
 				}
+				s.markSwitchedTo(ctx, o.OrderNo, req.PayMethod)
 				closed, err := s.closeAt(ctx, o, store.StatusClosed, cause)
 				if errors.Is(err, errCloseUnrecorded) {
 					// Closed at WeChat Pay, still open here until the
