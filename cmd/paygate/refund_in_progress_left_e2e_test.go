@@ -34,18 +34,7 @@ func TestStaleRefundTappedWhileAnotherRunsIsToldWhatWillBeLeft(t *testing.T) {
 			}
 			ctx := context.Background()
 			const user = "oUser-stale-tap"
-			no := chatAs(t, url, user, `call create_order {"sku":"premium-monthly","quantity":2}`).Get(`paygate.actions.#(type=="order_created").order.order_no`).Str
-			if d, err := a.sim.Pay(ctx, no); no == "" || err != nil || !d.Acked {
-				t.Fatalf("pay %q: %+v %v", no, d, err)
-			}
-			proposed := func(args string) string {
-				t.Helper()
-				id := chatAs(t, url, user, `call request_refund {"order_no":"`+no+`","reason":"unused"`+args+`}`).Get(`paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str
-				if id == "" {
-					t.Fatalf("request_refund %s proposed nothing", args)
-				}
-				return id
-			}
+			no, proposed := paidPremiumOrder(t, url, a, user)
 			all, part := proposed(``), proposed(`,"amount":"10.00"`)
 			confirm := func(base, id string) (int, gjson.Result) {
 				return httpCall(t, http.MethodPost, base+"/v1/paygate/refunds/"+id+"/confirm", "Bearer "+e2eClientKey, user)
@@ -93,18 +82,7 @@ func TestStaleRefundTappedThatNeverFitsIsNotPromisedOnFailure(t *testing.T) {
 			url, a := serveConfig(t, src, io.Discard)
 			ctx := context.Background()
 			const user = "oUser-stale-never"
-			no := chatAs(t, url, user, `call create_order {"sku":"premium-monthly","quantity":2}`).Get(`paygate.actions.#(type=="order_created").order.order_no`).Str
-			if d, err := a.sim.Pay(ctx, no); no == "" || err != nil || !d.Acked {
-				t.Fatalf("pay %q: %+v %v", no, d, err)
-			}
-			proposed := func(args string) string {
-				t.Helper()
-				id := chatAs(t, url, user, `call request_refund {"order_no":"`+no+`","reason":"unused"`+args+`}`).Get(`paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str
-				if id == "" {
-					t.Fatalf("request_refund %s proposed nothing", args)
-				}
-				return id
-			}
+			no, proposed := paidPremiumOrder(t, url, a, user)
 			confirm := func(id string) (int, gjson.Result) {
 				return httpCall(t, http.MethodPost, url+"/v1/paygate/refunds/"+id+"/confirm", "Bearer "+e2eClientKey, user)
 			}
@@ -135,5 +113,25 @@ func TestStaleRefundTappedThatNeverFitsIsNotPromisedOnFailure(t *testing.T) {
 				t.Errorf("%d refunds at WeChat Pay; want the 10.00 and the 20.00", n)
 			}
 		})
+	}
+}
+
+// paidPremiumOrder is user's paid 99.98 order (2 x premium-monthly), made
+// and paid through url, and a function proposing a refund of it with the
+// request_refund arguments args adds after its reason (`,"amount":"10.00"`;
+// none for everything left), returning the proposal's id.
+func paidPremiumOrder(t *testing.T, url string, a *app, user string) (string, func(args string) string) {
+	t.Helper()
+	no := chatAs(t, url, user, `call create_order {"sku":"premium-monthly","quantity":2}`).Get(`paygate.actions.#(type=="order_created").order.order_no`).Str
+	if d, err := a.sim.Pay(context.Background(), no); no == "" || err != nil || !d.Acked {
+		t.Fatalf("pay %q: %+v %v", no, d, err)
+	}
+	return no, func(args string) string {
+		t.Helper()
+		id := chatAs(t, url, user, `call request_refund {"order_no":"`+no+`","reason":"unused"`+args+`}`).Get(`paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str
+		if id == "" {
+			t.Fatalf("request_refund %s proposed nothing", args)
+		}
+		return id
 	}
 }
