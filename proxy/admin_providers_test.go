@@ -41,32 +41,8 @@ func TestAdminResetsAProviderOutOfQuota(t *testing.T) {
 		jsonHandler(200, okCompletion)(w, r)
 	})
 	cfg := testConfig(t, fp.URL, func(c *config.Config) { c.Admin.Token = auditAdminToken })
-	log := logging.New(&logtest.Buffer{}, slog.LevelInfo, cfg.Secrets())
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	mux := http.NewServeMux()
-	s.MountAdminAPI(mux)
-	admin := func(method, path string) (int, gjson.Result) {
-		req := httptest.NewRequest(method, path, nil)
-		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, req)
-		return rec.Code, gjson.Parse(rec.Body.String())
-	}
-	chat := func() int {
-		resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
-		readAll(t, resp.Body)
-		return resp.StatusCode
-	}
+	url, admin := adminProvidersServer(t, cfg)
+	chat := func() int { return chatStatus(t, url) }
 	if got := chat(); got != http.StatusServiceUnavailable {
 		t.Fatalf("chat while out of quota: %d; want 503", got)
 	}
@@ -159,33 +135,11 @@ func TestAdminShowsACoolingTarget(t *testing.T) {
 		c.Admin.Token = auditAdminToken
 		c.Models[0].Targets = []config.Target{{Provider: "fake", Model: "vendor/free:free"}, {Provider: "fake", Model: "vendor/paid"}}
 	})
-	log := logging.New(&logtest.Buffer{}, slog.LevelInfo, cfg.Secrets())
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	mux := http.NewServeMux()
-	s.MountAdminAPI(mux)
-	admin := func(method, path string) (int, gjson.Result) {
-		req := httptest.NewRequest(method, path, nil)
-		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, req)
-		return rec.Code, gjson.Parse(rec.Body.String())
-	}
+	url, admin := adminProvidersServer(t, cfg)
 	chat := func() {
 		t.Helper()
-		resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
-		readAll(t, resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("chat: %d; want 200 from the paid target", resp.StatusCode)
+		if code := chatStatus(t, url); code != http.StatusOK {
+			t.Fatalf("chat: %d; want 200 from the paid target", code)
 		}
 	}
 	chat()
@@ -246,32 +200,8 @@ func TestAdminResetClosesAnOpenBreaker(t *testing.T) {
 		c.Failover.Breaker.Failures = 1
 		c.Failover.Breaker.Cooldown = config.Duration(time.Hour)
 	})
-	log := logging.New(&logtest.Buffer{}, slog.LevelInfo, cfg.Secrets())
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	mux := http.NewServeMux()
-	s.MountAdminAPI(mux)
-	admin := func(method, path string) (int, gjson.Result) {
-		req := httptest.NewRequest(method, path, nil)
-		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, req)
-		return rec.Code, gjson.Parse(rec.Body.String())
-	}
-	chat := func() int {
-		resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
-		readAll(t, resp.Body)
-		return resp.StatusCode
-	}
+	url, admin := adminProvidersServer(t, cfg)
+	chat := func() int { return chatStatus(t, url) }
 	if got := chat(); got < 500 {
 		t.Fatalf("chat while the provider fails: %d; want a 5xx", got)
 	}
@@ -303,6 +233,34 @@ func TestAdminResetClosesAnOpenBreaker(t *testing.T) {
 func TestAdminShowsTargetLatency(t *testing.T) {
 	fp := newFakeProvider(t, jsonHandler(200, okCompletion))
 	cfg := testConfig(t, fp.URL, func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	url, admin := adminProvidersServer(t, cfg)
+	providers := func() gjson.Result {
+		_, list := admin(http.MethodGet, "/admin/api/providers")
+		return list
+	}
+	target := `providers.#(name=="fake").targets.#(model=="gpt-test")`
+	before := providers().Get(target)
+	if !before.Exists() || before.Get("latency_ms").Type != gjson.Null || before.Get("measured_at").Type != gjson.Null ||
+		before.Get("stream_latency_ms").Type != gjson.Null || before.Get("stream_measured_at").Type != gjson.Null {
+		t.Fatalf("before any request: %s; want gpt-test's target at fake, unmeasured", providers().Raw)
+	}
+	start := time.Now().Truncate(time.Second)
+	if code := chatStatus(t, url); code != http.StatusOK {
+		t.Fatalf("chat: %d", code)
+	}
+	after := providers().Get(target)
+	at, err := time.Parse(time.RFC3339Nano, after.Get("measured_at").Str)
+	if after.Get("target").Str != "vendor/upstream-model" || after.Get("latency_ms").Type != gjson.Number || after.Get("latency_ms").Float() < 0 ||
+		err != nil || at.Before(start) || after.Get("stream_latency_ms").Type != gjson.Null {
+		t.Errorf("after a non-stream answer: %s; want vendor/upstream-model's whole-answer latency and when, its stream latency null", after.Raw)
+	}
+}
+
+// adminProvidersServer serves cfg (through a real router) on a chat
+// listener, whose URL it returns, and its admin API, called through admin
+// with the admin token: the answer's status and JSON body.
+func adminProvidersServer(t *testing.T, cfg *config.Config) (string, func(method, path string) (int, gjson.Result)) {
+	t.Helper()
 	log := logging.New(&logtest.Buffer{}, slog.LevelInfo, cfg.Secrets())
 	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
 	if err != nil {
@@ -317,29 +275,20 @@ func TestAdminShowsTargetLatency(t *testing.T) {
 	t.Cleanup(srv.Close)
 	mux := http.NewServeMux()
 	s.MountAdminAPI(mux)
-	providers := func() gjson.Result {
-		req := httptest.NewRequest(http.MethodGet, "/admin/api/providers", nil)
+	return srv.URL, func(method, path string) (int, gjson.Result) {
+		req := httptest.NewRequest(method, path, nil)
 		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, req)
-		return gjson.Parse(rec.Body.String())
+		return rec.Code, gjson.Parse(rec.Body.String())
 	}
-	target := `providers.#(name=="fake").targets.#(model=="gpt-test")`
-	before := providers().Get(target)
-	if !before.Exists() || before.Get("latency_ms").Type != gjson.Null || before.Get("measured_at").Type != gjson.Null ||
-		before.Get("stream_latency_ms").Type != gjson.Null || before.Get("stream_measured_at").Type != gjson.Null {
-		t.Fatalf("before any request: %s; want gpt-test's target at fake, unmeasured", providers().Raw)
-	}
-	start := time.Now().Truncate(time.Second)
-	resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+}
+
+// chatStatus is the status of a chat request of gpt-test to url, its body
+// read.
+func chatStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
 	readAll(t, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("chat: %d", resp.StatusCode)
-	}
-	after := providers().Get(target)
-	at, err := time.Parse(time.RFC3339Nano, after.Get("measured_at").Str)
-	if after.Get("target").Str != "vendor/upstream-model" || after.Get("latency_ms").Type != gjson.Number || after.Get("latency_ms").Float() < 0 ||
-		err != nil || at.Before(start) || after.Get("stream_latency_ms").Type != gjson.Null {
-		t.Errorf("after a non-stream answer: %s; want vendor/upstream-model's whole-answer latency and when, its stream latency null", after.Raw)
-	}
+	return resp.StatusCode
 }
