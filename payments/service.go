@@ -1022,8 +1022,7 @@ func (s *Service) RepeatsPurchase(ctx context.Context, req CreateRequest) bool {
 // Pay.
 func (s *Service) handBack(ctx context.Context, req CreateRequest) (res *CreateResult, ok bool, err error) {
 	o := s.purchaseOrder(ctx, req)
-	if o == nil || !s.repeats(o, req) && !(o.Status == store.StatusAwaitingPayment && s.lastMinute(o) &&
-		(req.KeepPayMethod || o.PayMethod == req.PayMethod)) {
+	if o == nil || !s.repeats(o, req) && !s.renews(o, req) {
 		return nil, false, nil
 	}
 	if o.Status == store.StatusAwaitingPayment {
@@ -1075,7 +1074,13 @@ func (s *Service) lastMinute(o *store.Order) bool {
 // hands it back as it stands.
 func (s *Service) RenewsPurchase(ctx context.Context, req CreateRequest) bool {
 	o := s.purchaseOrder(ctx, req)
-	return o != nil && o.Status == store.StatusAwaitingPayment && s.lastMinute(o) &&
+	return o != nil && s.renews(o, req)
+}
+
+// renews is RenewsPurchase of o, req's purchase's order: awaiting payment
+// in req's pay method (or with none asked) within its last minute.
+func (s *Service) renews(o *store.Order, req CreateRequest) bool {
+	return o.Status == store.StatusAwaitingPayment && s.lastMinute(o) &&
 		(req.KeepPayMethod || o.PayMethod == req.PayMethod)
 }
 
