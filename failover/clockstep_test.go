@@ -131,7 +131,7 @@ func TestBreakerWaitAcrossAWallClockStep(t *testing.T) {
 		p := r.providers[0]
 		p.realNow = clock.Now
 		for range r.fo.Breaker.Failures {
-			done, err := p.allow(t.Context())
+			done, _, err := p.allow(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -52,7 +52,7 @@ func TestContextLengthWithTheFallbackUnasked(t *testing.T) {
 			name: "fallback breaker open",
 			prepare: func(e *env) {
 				p := e.r.providers[1]
-				done, err := p.allow(t.Context())
+				done, _, err := p.allow(t.Context())
 				if err != nil {
 					t.Fatal(err)
 				}

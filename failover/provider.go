@@ -68,6 +68,10 @@ type provider struct {
 	openedAt instant
 	cooldown time.Duration // the breaker's
 	failures uint32        // the breaker's: failover.breaker.failures
+	// breakerGen counts the breakers the provider has held (a reset swaps
+	// in a fresh one), under breakerMu: a probe's late failure
+	// (probeFailed) is its breaker's, not a later one's.
+	breakerGen uint32
 	// realNow reads the real clock the breaker runs on (nil: time.Now);
 	// tests step it.
 	realNow func() time.Time
@@ -298,6 +302,7 @@ func (p *provider) reset(r *Router) {
 	defer p.breakerMu.Unlock()
 	from := p.breaker.State()
 	p.breaker = p.newBreaker(r, p.failures)
+	p.breakerGen++
 	if from != gobreaker.StateClosed {
 		p.state.Store(int32(gobreaker.StateClosed))
 		r.m.breakerState(p.name, gobreaker.StateClosed)
@@ -326,13 +331,15 @@ func (a *atomicDuration) observe(d time.Duration) {
 }
 
 // allow asks the breaker whether an attempt of ctx's may go out now; the
-// returned func records its outcome, given to report exactly once.
-func (p *provider) allow(ctx context.Context) (func(error), error) {
+// returned func records its outcome, given to report exactly once; gen is
+// the breaker's (breakerGen), for probeFailed.
+func (p *provider) allow(ctx context.Context) (done func(error), gen uint32, err error) {
 	p.breakerMu.Lock()
 	defer p.breakerMu.Unlock()
 	p.logCtx = ctx
 	defer func() { p.logCtx = nil }()
-	return p.breaker.Allow()
+	done, err = p.breaker.Allow()
+	return done, p.breakerGen, err
 }
 
 // report gives an attempt's outcome err to the breaker through done, allow's
@@ -358,13 +365,17 @@ func (p *provider) breakerState() gobreaker.State {
 // after all. gobreaker opens a closed breaker only on a failure that
 // ReadyToTrip accepts, so one is reported with tripNow set. When the
 // breaker is not closed any more (another failure opened it, a new probe
-// is out), that state stands.
-func (p *provider) probeFailed(ctx context.Context) {
+// is out), that state stands, and so does a breaker a reset swapped in
+// since gen's let the probe out: the operator's reset answers for it.
+func (p *provider) probeFailed(ctx context.Context, gen uint32) {
 	if gobreaker.State(p.state.Load()) != gobreaker.StateClosed {
 		return
 	}
 	p.breakerMu.Lock()
 	defer p.breakerMu.Unlock()
+	if p.breakerGen != gen {
+		return
+	}
 	p.logCtx = ctx
 	defer func() { p.logCtx = nil }()
 	done, err := p.breaker.Allow()

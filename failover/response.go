@@ -223,6 +223,8 @@ type Response struct {
 	// at all. A piped event stream's probe (events) flows at the first
 	// bytes the provider sends after its first event (Read).
 	probe bool
+	// probeGen is the provider's breakerGen when the probe was let out.
+	probeGen uint32
 }
 
 // reportBreaker gives the stream's outcome to the breaker, once.
@@ -236,7 +238,7 @@ func (a *Response) reportBreaker(err error) {
 	if a.probe {
 		a.probe = false
 		if err != nil && !errors.Is(err, errNeutral) {
-			a.t.p.probeFailed(&a.ctx)
+			a.t.p.probeFailed(&a.ctx, a.probeGen)
 		}
 	}
 }

@@ -419,7 +419,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				return nil, false
 			}
 		}
-		done, err := p.allow(rd.ctx)
+		done, gen, err := p.allow(rd.ctx)
 		if err != nil {
 			cause := "breaker open"
 			if errors.Is(err, gobreaker.ErrTooManyRequests) {
@@ -459,13 +459,13 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				// breaker opens again (Response.probe). A piped event
 				// stream (a streamed Responses call) is held to its first
 				// event only: it flows at the provider's next bytes.
-				resp.breakerDone, resp.probe = done, true
+				resp.breakerDone, resp.probe, resp.probeGen = done, true, gen
 			default:
 				// A non-stream answer is whole; a piped answer that is no
 				// event stream (a file, speech) closes the breaker at its
 				// head and first bytes.
 				p.report(rd.ctx, done, nil)
-				resp.probe = open
+				resp.probe, resp.probeGen = open, gen
 			}
 			// Read first: an answer is the common case, and a store
 			// of a zero already there would still take the shared
