@@ -11,7 +11,9 @@ import (
 // first token, on the round's last target too; a retry_after_max_wait not
 // below max_round_time is a wait the round's time ends first; a
 // first_token above its provider's total is a wait total cuts first.
-// check-config and serve now warn at the written key's line.
+// check-config and serve now warn at the written key's line, and only of
+// a key written: a total written alone, below the default first_token, is
+// a short attempt chosen on purpose, not a wait cut short.
 func TestUnworkableTimingsWarn(t *testing.T) {
 	const head = "providers:\n  - name: a\n    base_url: \"https://a.example/v1\"\n    api_key: sk-a-0123\n"
 	const models = "models:\n  - name: m\n    targets: [{provider: a, model: x}]\n"
@@ -28,6 +30,9 @@ func TestUnworkableTimingsWarn(t *testing.T) {
 			"c.yaml:5: providers[0].timeouts.first_token: 50s is above providers[0].timeouts.total (40s)"},
 		{"retry wait past the round", head + models + "failover:\n  retry_after_max_wait: 90s\n",
 			"c.yaml:9: failover.retry_after_max_wait: 1m30s is not below failover.max_round_time (1m0s)"},
+		// A short total written alone bounds the default first_token's
+		// wait, as it is meant to: nothing the operator wrote is unworkable.
+		{"total alone below the default first_token", head + "    timeouts: {total: 20s}\n" + models, ""},
 		{"workable", head + "    timeouts: {first_token: 100s}\n" + models + "failover:\n  max_round_time: 200s\n  retry_after_max_wait: 10s\n", ""},
 	}
 	for _, tc := range tests {

@@ -1094,7 +1094,9 @@ func (l *loader) timings(c *Config) {
 	for i, p := range c.Providers {
 		path := fmt.Sprintf("providers[%d].timeouts", i)
 		ft, total := p.Timeouts.FirstToken.D(), p.Timeouts.Total.D()
-		if total > 0 && ft > total {
+		// Only a first_token written: the default under a short total
+		// written alone is the operator's short attempt, not a mistake.
+		if total > 0 && ft > total && written(path+".first_token") {
 			l.warn(path+".first_token", "%v is above %s.total (%v), which bounds the whole attempt: a stream's first token is waited for %v at most; lower first_token or raise total", ft, path, total, total)
 		}
 		if round <= 0 || ft <= round {
