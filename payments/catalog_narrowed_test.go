@@ -46,8 +46,7 @@ func TestOpenOrderAfterTheCatalogNarrows(t *testing.T) {
 				if first.result["status"] != "awaiting_payment" || no == "" {
 					t.Fatalf("create: %s", first.out.Result)
 				}
-				opts.Catalog = catalogOf(t, tt.items...)
-				tools := payments.NewTools(otherReplica(t, opts), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+				tools := toolsOnEditedReplica(t, opts, tt.items...)
 				after := u
 				after.AllowedSKUs = tt.allowed
 				requests := len(e.sim.Requests())
@@ -91,8 +90,7 @@ func TestOpenOrderAfterTheCatalogNarrows(t *testing.T) {
 			}
 			renamed := monthly
 			renamed.SKU = "premium-month"
-			opts.Catalog = catalogOf(t, renamed)
-			tools := payments.NewTools(otherReplica(t, opts), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			tools := toolsOnEditedReplica(t, opts, renamed)
 			again := call(t, tools, u, "create_order", `{"sku":"premium-month","quantity":2}`)
 			if again.result["status"] != "awaiting_payment" || again.result["order_no"] == no {
 				t.Errorf("under the new id: %s; want a new order (no mapping of ids)", again.out.Result)
@@ -134,8 +132,7 @@ func TestUnsoldPurchaseInItsLastMinute(t *testing.T) {
 				if first.result["status"] != "awaiting_payment" || no == "" {
 					t.Fatalf("create: %s", first.out.Result)
 				}
-				opts.Catalog = catalogOf(t, tt.items...)
-				tools := payments.NewTools(otherReplica(t, opts), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+				tools := toolsOnEditedReplica(t, opts, tt.items...)
 				after := u
 				after.AllowedSKUs = tt.allowed
 				e.clock.Advance(e.order(no).ExpiresAt.Sub(e.clock.Now()) - 30*time.Second)
@@ -191,8 +188,7 @@ func TestUnsoldPurchaseNamedOutsideTheSchema(t *testing.T) {
 			if first.result["status"] != "awaiting_payment" || no == "" {
 				t.Fatalf("create: %s", first.out.Result)
 			}
-			opts.Catalog = catalogOf(t, tip)
-			tools := payments.NewTools(otherReplica(t, opts), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			tools := toolsOnEditedReplica(t, opts, tip)
 			for _, args := range []string{`{"sku":"premium-monthly","qty":11}`, `{"sku":"premium-monthly","数量":11}`, `{"sku":"premium-monthly","payment_method":"native"}`} {
 				if got := call(t, tools, u, "create_order", args); got.result["status"] != "needs_clarification" {
 					t.Errorf("asked %s: %s; want a clarification, not order %s of one in JSAPI", args, got.out.Result, no)
@@ -236,4 +232,13 @@ func TestHeldOrderOfAnUnsoldPurchaseHandedBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// toolsOnEditedReplica is the payment tools of a second replica sharing
+// opts' store, started after the merchant edited the catalog to items: how
+// a restart or a rolling deploy meets the orders of the catalog before.
+func toolsOnEditedReplica(t *testing.T, opts payments.Options, items ...payments.CatalogItem) *payments.Tools {
+	t.Helper()
+	opts.Catalog = catalogOf(t, items...)
+	return payments.NewTools(otherReplica(t, opts), toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 }
