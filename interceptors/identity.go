@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -70,6 +71,29 @@ func newIdentity(body []byte, obj int, f []jsonscan.Member) identity {
 	}
 	return id
 }
+
+// member is the raw value of the identity member k (idUser, …) in the body
+// id was read from, a view of it; "" for a member it does not have. The
+// read found it already: a caller needs no walk of the body of its own.
+func (id *identity) member(k int) string {
+	m := id.m[k]
+	if m.end == 0 {
+		return ""
+	}
+	return unsafe.String(id.src, id.size)[m.at:m.end]
+}
+
+// RawUser is the chat body's "user" value as sent (a string's quotes
+// included, an object's braces), a view of the body; "" for none.
+func (c *Chat) RawUser() string { return c.read.member(idUser) }
+
+// RawMetadata is the chat body's top-level "metadata" value as sent, a view
+// of the body; "" for none.
+func (c *Chat) RawMetadata() string { return c.read.member(idMetadata) }
+
+// RawMetadata is the body's top-level "metadata" value as sent, a view of
+// the body; "" for none (a body that is not a JSON object too).
+func (p *Passthrough) RawMetadata() string { return p.read.member(idMetadata) }
 
 // readFrom reports whether id was read from body (the same bytes in the
 // same memory), so that its positions hold for it.

@@ -329,7 +329,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		// sent the OpenID to the provider as it was, there and in its
 		// prompt: taken as the end user toward the provider (hashed as a
 		// named user's is), though never as a paying one (payingUser).
-		user = metadataOpenID(body)
+		user = metadataOpenID(chat.RawMetadata())
 	}
 	out, err := interceptors.RewriteChat(body, chat, interceptors.Upstream{
 		Client: rc.client.Name, EndUser: user, Privacy: s.forwardPrivacy(user), ForceUsage: true,
@@ -343,7 +343,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	var costUser, costSession string
 	if user := payingUser(r.Header, chat.User); s.tools != nil && user == "" {
 		if _, hdr := r.Header[openIDKey]; !hdr {
-			s.sayNoUser(rc.client, rc.id, r.Header, body)
+			s.sayNoUser(rc.client, rc.id, r.Header, &chat)
 		}
 	} else if s.tools != nil {
 		session := httpwire.Field(r.Header, "X-Paygate-Session")
@@ -1298,7 +1298,7 @@ const (
 // when the user is known). Not for a header sent empty, a visitor the
 // bot's OAuth did not sign in. Once all is said for the client, it costs
 // a map lookup.
-func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, body []byte) {
+func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, chat *interceptors.Chat) {
 	v, ok := s.noUserSaid.Load(c)
 	if !ok {
 		v, _ = s.noUserSaid.LoadOrStore(c, new([noUserCauses]atomic.Bool))
@@ -1312,10 +1312,9 @@ func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, body [
 			return
 		}
 	}
-	// The cause is found without copying (the body is read in place) and
-	// its text built only when it is said: a bot that always sends the
-	// same mistake costs no allocation after its line.
-	js := unsafe.String(unsafe.SliceData(body), len(body))
+	// The cause is found in what ReadChat located (views of the body, no
+	// walk of it) and its text built only when it is said: a bot that
+	// always sends the same mistake costs no allocation after its line.
 	kind, header := noUserNone, ""
 	for k := range h {
 		if openIDLike(k) {
@@ -1325,12 +1324,15 @@ func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, body [
 	}
 	var u, meta gjson.Result
 	if kind == noUserNone {
-		if u = gjson.Get(js, "user"); u.Exists() && u.Type != gjson.String && u.Type != gjson.Null {
+		if raw := chat.RawUser(); raw != "" {
+			u = gjson.Parse(raw)
+		}
+		if u.Exists() && u.Type != gjson.String && u.Type != gjson.Null {
 			kind = noUserNotString
 		}
 	}
 	if kind == noUserNone {
-		gjson.Get(js, "metadata").ForEach(func(k, _ gjson.Result) bool {
+		gjson.Parse(chat.RawMetadata()).ForEach(func(k, _ gjson.Result) bool {
 			if openIDLike(k.Str) {
 				kind, meta = noUserMetadata, k
 				return false
@@ -1381,13 +1383,15 @@ func jsonKind(v gjson.Result) string {
 	return "a boolean"
 }
 
-// metadataOpenID is the string value of the first metadata key of a chat
-// body that says OpenID (openIDLike), "" for none.
-func metadataOpenID(body []byte) string {
+// metadataOpenID is the string value of the first key that says OpenID
+// (openIDLike) of a body's metadata, raw as the read located it (a view of
+// the body, so the body is not walked again), "" for none.
+func metadataOpenID(metadata string) string {
+	if metadata == "" {
+		return ""
+	}
 	var v string
-	// Read in place: gjson.GetBytes copies the metadata it finds, one
-	// allocation for each request that tags its chat but names no user.
-	gjson.Get(unsafe.String(unsafe.SliceData(body), len(body)), "metadata").ForEach(func(k, val gjson.Result) bool {
+	gjson.Parse(metadata).ForEach(func(k, val gjson.Result) bool {
 		if val.Type == gjson.String && openIDLike(k.Str) {
 			v = val.Str
 		}

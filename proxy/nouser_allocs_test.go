@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/interceptors"
 )
 
 // TestSignedOutChatAfterItsLineAllocatesNothing: a bot whose visitors are
@@ -29,15 +30,21 @@ func TestSignedOutChatAfterItsLineAllocatesNothing(t *testing.T) {
 		{"user an object", http.Header{}, `{"model":"m","user":{"openid":"o-user-0000000000000000000001"},"messages":[]}`},
 		{"metadata openid", http.Header{}, `{"model":"m","metadata":{"shop":"s1","openid":"o-user-0000000000000000000001"},"messages":[]}`},
 	} {
-		body := []byte(tc.body)
-		s.sayNoUser(c, "req_1", tc.hdr, body) // said here, once
-		if n := testing.AllocsPerRun(100, func() { s.sayNoUser(c, "req_2", tc.hdr, body) }); n != 0 {
+		chat, err := interceptors.ReadChat([]byte(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.sayNoUser(c, "req_1", tc.hdr, &chat) // said here, once
+		if n := testing.AllocsPerRun(100, func() { s.sayNoUser(c, "req_2", tc.hdr, &chat) }); n != 0 {
 			t.Errorf("%s, said already: %v allocations per request; want 0", tc.name, n)
 		}
 	}
-	body := []byte(`{"model":"m","metadata":{"shop":"s1","conversation":"c-42"},"messages":[]}`)
+	chat, err := interceptors.ReadChat([]byte(`{"model":"m","metadata":{"shop":"s1","conversation":"c-42"},"messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if n := testing.AllocsPerRun(100, func() {
-		if metadataOpenID(body) != "" {
+		if metadataOpenID(chat.RawMetadata()) != "" {
 			t.Fatal("an OpenID in metadata without one")
 		}
 	}); n != 0 {

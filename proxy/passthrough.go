@@ -131,7 +131,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		if user == "" {
 			// A metadata OpenID of a bot that names its user nowhere
 			// else, as on chat completions (metadataOpenID).
-			user = metadataOpenID(body)
+			user = metadataOpenID(pt.RawMetadata())
 		}
 		body = interceptors.RewritePassthrough(body, pt, interceptors.Upstream{
 			Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.forwardPrivacy(user),
