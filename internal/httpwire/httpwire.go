@@ -122,8 +122,10 @@ func framedByTE(head []byte) bool {
 // line's CRLF and ends with the empty line's, as net/textproto would for a
 // plain head; false when a line is not plain. It walks each line once. Names
 // already in canonical form and all values are substrings of s; other
-// names are interned when common.
-func parseFields(s string) (http.Header, bool) {
+// names are interned when common. Each name's first value is one element of
+// a single slice: inline, the message's own array (its allocation), when
+// the head has at most len(inline) lines; else one of its own.
+func parseFields(s string, inline []string) (http.Header, bool) {
 	// The lines, less the empty one: counted by their LF, one byte
 	// counted in bulk, where counting CRLF searched for it an Index call
 	// at a time. A bare LF is no plain line and fails below; it can only
@@ -133,7 +135,10 @@ func parseFields(s string) (http.Header, bool) {
 	if n == 0 {
 		return h, true
 	}
-	strs := make([]string, n)
+	strs := inline[:min(n, len(inline))]
+	if n > len(inline) {
+		strs = make([]string, n)
+	}
 	var canon [maxName]byte
 	i := 0
 	for {
@@ -261,7 +266,8 @@ func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 			return nil, false
 		}
 	}
-	h, ok := parseFields(s[len(line)+2:])
+	m := new(request) // the request, its URL, its body and its header's values in one allocation
+	h, ok := parseFields(s[len(line)+2:], m.values[:])
 	if !ok || len(h["Host"]) != 1 || subtle(h) {
 		return nil, false
 	}
@@ -269,7 +275,6 @@ func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 	if !ok {
 		return nil, false
 	}
-	m := new(request) // the request, its URL and its body in one allocation
 	if !requestURL(&m.url, target) {
 		return nil, false
 	}
@@ -494,18 +499,27 @@ func (h *HostLine) Value() string {
 }
 
 // request and response hold a message and the parts it points to, so that
-// reading one allocates them at once.
+// reading one allocates them at once: values holds the header's values
+// (parseFields) for a head of up to inlineValues header lines, as a chat
+// request's and a provider's answer are.
 type request struct {
-	req  http.Request
-	url  url.URL
-	body Body
+	req    http.Request
+	url    url.URL
+	body   Body
+	values [inlineValues]string
 }
 
 type response struct {
-	resp http.Response
-	body Body
-	te   [1]string // resp.TransferEncoding of a chunked answer
+	resp   http.Response
+	body   Body
+	te     [1]string // resp.TransferEncoding of a chunked answer
+	values [inlineValues]string
 }
+
+// inlineValues is how many header values a message holds in its own
+// allocation: those of the go-openai, Python and Node SDKs' requests
+// (8 to 17 lines) and of a provider's non-stream answer fit.
+const inlineValues = 20
 
 // ReadResponse reads a plain response head to req from br as
 // http.ReadResponse would, when all of it (at most maxHead bytes) is
@@ -540,7 +554,8 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 			return nil, false
 		}
 	}
-	h, ok := parseFields(s[len(line)+2:])
+	m := new(response) // the response, its body and its header's values in one allocation
+	h, ok := parseFields(s[len(line)+2:], m.values[:])
 	if !ok || subtle(h) {
 		return nil, false
 	}
@@ -566,7 +581,6 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 	if closing {
 		delete(h, "Connection") // as net/http (shouldClose with removeCloseHeader)
 	}
-	m := new(response)
 	resp = &m.resp
 	*resp = http.Response{
 		Status:        status,
