@@ -126,6 +126,10 @@ type conn struct {
 	// (roundTrip), which it drops from the header it returns.
 	framing httpwire.HostLine
 	aw      armedWriter // where writeRequest writes (armed_unix.go)
+	// lim bounds a body writeRequest copies through a reader
+	// (writeBody): io.CopyN's limit, in the conn rather than one
+	// allocation per request.
+	lim io.LimitedReader
 	// armable: nc is a plain *net.TCPConn, written armed (armed_unix.go).
 	armable bool
 	// unchecked: a pooled connection handed out without its liveness
@@ -1083,7 +1087,7 @@ func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 		return nil
 	}
 	if length > 0 {
-		if err := writeBody(bw, out.r, length); err != nil {
+		if err := writeBody(bw, out.r, length, &c.lim); err != nil {
 			return err
 		}
 	}
@@ -1103,9 +1107,10 @@ type bodyWriter struct {
 	r      io.Reader
 	c      io.Closer
 	length int64
-	closed atomic.Bool   // the body was closed (closeBody)
-	err    error         // set before done is closed
-	done   chan struct{} // closed when the writer has ended
+	lim    io.LimitedReader // writeBody's
+	closed atomic.Bool      // the body was closed (closeBody)
+	err    error            // set before done is closed
+	done   chan struct{}    // closed when the writer has ended
 }
 
 // startBody starts writing out's body, length bytes, on a bodyWriter; the
@@ -1121,7 +1126,7 @@ func (w *bodyWriter) run() {
 	defer close(w.done)
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(w.nc)
-	err := writeBody(bw, w.r, w.length)
+	err := writeBody(bw, w.r, w.length, &w.lim)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -1229,8 +1234,10 @@ func (c *conn) endWriter(err error) error {
 // writeBody copies the request body, length bytes of it. A body in memory
 // (a *bytes.Reader, or a type embedding one, as failover's is) that holds
 // exactly length bytes is written straight from its slice; anything else
-// goes through io.CopyN, whose limit costs an allocation per request.
-func writeBody(bw *bufio.Writer, r io.Reader, length int64) error {
+// (a bot's body passed on as it is read, a body wrapped by io.NopCloser)
+// is copied as io.CopyN copies it, through lim, where io.CopyN would
+// allocate its limit for every request. lim lets go of r after.
+func writeBody(bw *bufio.Writer, r io.Reader, length int64, lim *io.LimitedReader) error {
 	if m, ok := r.(interface {
 		io.WriterTo
 		Len() int
@@ -1240,11 +1247,16 @@ func writeBody(bw *bufio.Writer, r io.Reader, length int64) error {
 		}
 		return nil
 	}
-	n, err := io.CopyN(bw, r, length)
-	if err != nil {
-		return fmt.Errorf("request body: %d of %d bytes: %w", n, length, err)
+	*lim = io.LimitedReader{R: r, N: length}
+	n, err := io.Copy(bw, lim)
+	*lim = io.LimitedReader{}
+	if n == length {
+		return nil
 	}
-	return nil
+	if err == nil {
+		err = io.EOF // as io.CopyN: the body ended short
+	}
+	return fmt.Errorf("request body: %d of %d bytes: %w", n, length, err)
 }
 
 // body is a response body that returns its connection to the pool at EOF.

@@ -999,7 +999,7 @@ func TestWriteBody(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			bw := bufio.NewWriter(&out)
-			err := writeBody(bw, tt.r, tt.length)
+			err := writeBody(bw, tt.r, tt.length, new(io.LimitedReader))
 			bw.Flush()
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
