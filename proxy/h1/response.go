@@ -297,7 +297,9 @@ func writeHeaders(bw *bufio.Writer, h http.Header) {
 		for _, v := range vs {
 			bw.WriteString(k)
 			bw.WriteString(": ")
-			if strings.ContainsAny(v, "\r\n") {
+			// Two byte searches: ContainsAny built a set of the two
+			// bytes for every value of every answer.
+			if strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0 {
 				v = headerNewlineToSpace.Replace(v)
 			}
 			bw.WriteString(strings.TrimSpace(v))

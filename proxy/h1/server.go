@@ -551,7 +551,7 @@ func (c *conn) serve() {
 		// deadline the head left in place matter, since the next request
 		// sets its own.
 		c.lr.wait = bodyWait
-		msg := checkRequest(req, hasHost, hostHeader, folded)
+		msg := checkRequest(req, hasHost, hostHeader, folded, !plain)
 		if msg == "" {
 			msg = framing
 		}
@@ -592,7 +592,12 @@ func (c *conn) serve() {
 // another header frames the body by its Content-Length here and as chunked
 // there, the shape of request smuggling. It is refused, as nginx refuses
 // it; no client of this API folds a header.
-func checkRequest(req *http.Request, hasHost bool, hostHeader string, folded bool) string {
+//
+// names: the header names are to be checked, as a head net/http read needs;
+// httpwire reads only names of token bytes (its tchar are
+// httpguts.ValidHeaderFieldName's), so a second walk of them found nothing
+// on every plain request.
+func checkRequest(req *http.Request, hasHost bool, hostHeader string, folded, names bool) string {
 	switch {
 	case req.ProtoMajor != 1:
 		return "unsupported protocol version"
@@ -603,6 +608,9 @@ func checkRequest(req *http.Request, hasHost bool, hostHeader string, folded boo
 		return "missing required Host header"
 	case !httpguts.ValidHostHeader(req.Host), !httpguts.ValidHostHeader(hostHeader):
 		return "malformed Host header"
+	}
+	if !names {
+		return ""
 	}
 	for k := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
