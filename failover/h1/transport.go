@@ -913,8 +913,12 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		}
 		return nil, c.endWriter(fmt.Errorf("h1: read response: %w", err))
 	}
+	// The answer and the body wrapping it, allocated at once: the final
+	// head read here is the one returned (an interim one httpwire leaves
+	// to net/http), so nothing of x is read into twice.
+	x := new(exchange)
 	for interim := 0; ; interim++ {
-		resp, plain := httpwire.ReadResponse(c.br, req, maxPlainHead)
+		resp, plain := x.resp.Read(c.br, req, maxPlainHead)
 		var err error
 		if !plain {
 			// http.ReadResponse drops a Transfer-Encoding (and the
@@ -977,7 +981,8 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		// the fold, not keep the connection).
 		ambiguous := !plain && (c.framing.Folded() || c.framing.TransferEncoding() && (c.framing.ContentLength() || !resp.ProtoAtLeast(1, 1)))
 		keep := !resp.Close && !closing(req) && resp.StatusCode != http.StatusSwitchingProtocols && !ambiguous
-		b := &body{c: c, rc: resp.Body, ctx: ctx, stop: stop, keep: keep}
+		b := &x.body
+		b.c, b.rc, b.ctx, b.stop, b.keep = c, resp.Body, ctx, stop, keep
 		if resp.Body == http.NoBody {
 			b.eof.Store(true)
 			b.finish(true)
@@ -1257,6 +1262,13 @@ func writeBody(bw *bufio.Writer, r io.Reader, length int64, lim *io.LimitedReade
 		err = io.EOF // as io.CopyN: the body ended short
 	}
 	return fmt.Errorf("request body: %d of %d bytes: %w", n, length, err)
+}
+
+// exchange is an answer as roundTrip returns it: the response httpwire
+// reads (or, from net/http, allocated apart) and the body wrapping its own.
+type exchange struct {
+	resp httpwire.Response
+	body body
 }
 
 // body is a response body that returns its connection to the pool at EOF.

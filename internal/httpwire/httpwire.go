@@ -498,7 +498,7 @@ func (h *HostLine) Value() string {
 	return strings.TrimLeft(b.String(), " \t")
 }
 
-// request and response hold a message and the parts it points to, so that
+// request and Response hold a message and the parts it points to, so that
 // reading one allocates them at once: values holds the header's values
 // (parseFields) for a head of up to inlineValues header lines, as a chat
 // request's and a provider's answer are.
@@ -509,7 +509,11 @@ type request struct {
 	values [inlineValues]string
 }
 
-type response struct {
+// Response is where a response is read into (Response.Read): the
+// http.Response, its body and its header's values, as ReadResponse
+// allocates them, for a caller that allocates them at once with what it
+// keeps beside them (failover/h1, its wrapper of the body).
+type Response struct {
 	resp   http.Response
 	body   Body
 	te     [1]string // resp.TransferEncoding of a chunked answer
@@ -527,6 +531,18 @@ const inlineValues = 20
 // ok is false, with nothing consumed, for any other head: the caller then
 // calls http.ReadResponse.
 func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.Response, ok bool) {
+	return readResponse(br, req, maxHead, nil)
+}
+
+// Read is ReadResponse reading into m rather than a new allocation. The
+// response it returns points into m, which must not be read into again
+// while it is in use.
+func (m *Response) Read(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.Response, ok bool) {
+	return readResponse(br, req, maxHead, m)
+}
+
+// readResponse is ReadResponse into m, or a new Response when m is nil.
+func readResponse(br *bufio.Reader, req *http.Request, maxHead int, m *Response) (resp *http.Response, ok bool) {
 	if req.Method == http.MethodHead {
 		return nil, false
 	}
@@ -554,7 +570,9 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 			return nil, false
 		}
 	}
-	m := new(response) // the response, its body and its header's values in one allocation
+	if m == nil {
+		m = new(Response) // the response, its body and its header's values in one allocation
+	}
 	h, ok := parseFields(s[len(line)+2:], m.values[:])
 	if !ok || subtle(h) {
 		return nil, false
