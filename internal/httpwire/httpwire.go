@@ -247,6 +247,18 @@ func subtle(h http.Header) bool {
 // the header, and a server must tell an empty Host, which RFC 9112 allows,
 // from none, which it refuses (HostLine does for a head net/http reads).
 func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
+	return readRequest(br, maxHead, nil)
+}
+
+// Read is ReadRequest reading into m rather than a new allocation. The
+// request it returns points into m, which must not be read into again
+// while it is in use.
+func (m *Request) Read(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
+	return readRequest(br, maxHead, m)
+}
+
+// readRequest is ReadRequest into m, or a new Request when m is nil.
+func readRequest(br *bufio.Reader, maxHead int, m *Request) (req *http.Request, ok bool) {
 	head, s, line, ok := plainHead(br, maxHead, false)
 	if !ok {
 		return nil, false
@@ -266,7 +278,9 @@ func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 			return nil, false
 		}
 	}
-	m := new(request) // the request, its URL, its body and its header's values in one allocation
+	if m == nil {
+		m = new(Request) // the request, its URL, its body and its header's values in one allocation
+	}
 	h, ok := parseFields(s[len(line)+2:], m.values[:])
 	if !ok || len(h["Host"]) != 1 || subtle(h) {
 		return nil, false
@@ -498,21 +512,19 @@ func (h *HostLine) Value() string {
 	return strings.TrimLeft(b.String(), " \t")
 }
 
-// request and Response hold a message and the parts it points to, so that
+// Request and Response hold a message and the parts it points to, so that
 // reading one allocates them at once: values holds the header's values
 // (parseFields) for a head of up to inlineValues header lines, as a chat
-// request's and a provider's answer are.
-type request struct {
+// request's and a provider's answer are. A caller may allocate them with
+// what it keeps beside the message (Request.Read, Response.Read): proxy/h1
+// its response writer, failover/h1 its wrapper of the body.
+type Request struct {
 	req    http.Request
 	url    url.URL
 	body   Body
 	values [inlineValues]string
 }
 
-// Response is where a response is read into (Response.Read): the
-// http.Response, its body and its header's values, as ReadResponse
-// allocates them, for a caller that allocates them at once with what it
-// keeps beside them (failover/h1, its wrapper of the body).
 type Response struct {
 	resp   http.Response
 	body   Body

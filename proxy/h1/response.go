@@ -44,14 +44,21 @@ type response struct {
 	closeAfter bool
 }
 
-// newResponse makes the writer of one request. Responses are not pooled: a
+// exchange is one request as the server reads it, and its writer: one
+// allocation, whether httpwire reads the head into req or net/http reads
+// it apart.
+type exchange struct {
+	req httpwire.Request
+	w   response
+}
+
+// init makes w the writer of one request. Responses are not pooled: a
 // handler's goroutine that writes after the handler returned must find a
 // finished response, not another request's.
-func newResponse(c *conn, req *http.Request) *response {
-	w := &response{c: c, req: req, header: make(http.Header, 4), cl: -1, noBody: req.Method == http.MethodHead}
+func (w *response) init(c *conn, req *http.Request) {
+	*w = response{c: c, req: req, header: make(http.Header, 4), cl: -1, noBody: req.Method == http.MethodHead}
 	w.reqBody.c = c
 	c.head = nil
-	return w
 }
 
 var errFinished = errors.New("h1: write after the handler returned")

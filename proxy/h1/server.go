@@ -488,7 +488,10 @@ func (c *conn) serve() {
 		// A plain head already in the buffer is read without a read from
 		// the connection, so its deadline does not matter; any other is
 		// net/http's to read, within the header timeout.
-		req, plain := httpwire.ReadRequest(c.br, maxHeader+4096)
+		// The request and its response writer are one allocation: each
+		// request gets a fresh one, as a handler may keep either.
+		x := new(exchange)
+		req, plain := x.req.Read(c.br, maxHeader+4096)
 		hasHost := plain // httpwire reads only a head with a Host line
 		hostHeader := "" // the Host line's value, where req.Host may not be it
 		folded := false  // the head had obs-fold (httpwire reads none)
@@ -564,7 +567,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.lastPost = req.Method == http.MethodPost
-		if !c.serveRequest(req) {
+		if !c.serveRequest(req, &x.w) {
 			return
 		}
 		wait = idle
@@ -766,7 +769,7 @@ func (c *conn) lingerFor(b *requestBody) bool {
 
 // serveRequest runs the handler for req and reports whether the connection
 // may carry another request.
-func (c *conn) serveRequest(req *http.Request) (keep bool) {
+func (c *conn) serveRequest(req *http.Request, w *response) (keep bool) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	// The request is the server's own until the handler gets it, so its
 	// context is set in place: WithContext's copy, inlined, stays on the
@@ -775,7 +778,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	req.RemoteAddr = c.remote
 	body := req.Body
 
-	w := newResponse(c, req)
+	w.init(c, req)
 	w.cancel = cancel // in the response's allocation, for the watcher to reach
 	c.cancel.Store(&w.cancel)
 	if c.gone.Load() {
