@@ -217,6 +217,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	out.host = host
+	out.closing = closing(req) // once: writeRequest and roundTrip both ask
 	// A body that can be had again lets a pooled connection's liveness
 	// peek wait until the request's first write (deferPeek), where the
 	// armed write makes it after the poller's reset (armed_unix.go).
@@ -284,12 +285,13 @@ var checkoutHook func(*conn)
 // Content-Length (a ContentLength of 0 with a Body is unknown, as
 // net/http's contract has it); a resend takes a fresh copy from GetBody.
 type outgoing struct {
-	req    *http.Request
-	r      io.Reader
-	c      io.Closer // the body being sent, closed when the exchange ends
-	length int64
-	buf    []byte // the whole body, when it was read into memory
-	host   string // the Host header's value, in ASCII
+	req     *http.Request
+	r       io.Reader
+	c       io.Closer // the body being sent, closed when the exchange ends
+	length  int64
+	buf     []byte // the whole body, when it was read into memory
+	host    string // the Host header's value, in ASCII
+	closing bool   // closing(req): the request asks for its connection to end
 }
 
 func outgoingBody(req *http.Request) (outgoing, error) {
@@ -980,7 +982,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		// there and by the length here (RFC 9112 5.2 has a client accept
 		// the fold, not keep the connection).
 		ambiguous := !plain && (c.framing.Folded() || c.framing.TransferEncoding() && (c.framing.ContentLength() || !resp.ProtoAtLeast(1, 1)))
-		keep := !resp.Close && !closing(req) && resp.StatusCode != http.StatusSwitchingProtocols && !ambiguous
+		keep := !resp.Close && !out.closing && resp.StatusCode != http.StatusSwitchingProtocols && !ambiguous
 		b := &x.body
 		b.c, b.rc, b.ctx, b.stop, b.keep = c, resp.Body, ctx, stop, keep
 		if resp.Body == http.NoBody {
@@ -1069,7 +1071,7 @@ func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 			bw.WriteString("\r\n")
 		}
 	}
-	if closing(req) {
+	if out.closing {
 		// The caller's Connection header is not passed on (hop-by-hop),
 		// but its wish to close is, as net/http does for req.Close.
 		bw.WriteString("Connection: close\r\n")
