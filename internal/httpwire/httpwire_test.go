@@ -157,6 +157,26 @@ const sseStream = "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 12:00:00 GMT\r\nCon
 const chatAnswer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Mon, 30 Nov 2026 12:00:00 GMT\r\n" +
 	"Openai-Processing-Ms: 120\r\nX-Request-Id: abc\r\nContent-Length: 11\r\n\r\n{\"id\":\"x\"}\n"
 
+// manyFields is n header lines: X-Field-1: v1 and on, or all named name
+// when it is set.
+func manyFields(n int, name string) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		if name != "" {
+			fmt.Fprintf(&b, "%s: v%d\r\n", name, i)
+		} else {
+			fmt.Fprintf(&b, "X-Field-%d: v%d\r\n", i, i)
+		}
+	}
+	return b.String()
+}
+
+// manyLines is a GET whose head has n header lines, its Host among them,
+// the others as manyFields makes them.
+func manyLines(n int, name string) string {
+	return "GET / HTTP/1.1\r\nHost: x\r\n" + manyFields(n-1, name) + "\r\n"
+}
+
 func TestPlainHeadsAreRead(t *testing.T) {
 	for _, tc := range []struct {
 		name, msg string
@@ -187,6 +207,20 @@ func TestPlainHeadsAreRead(t *testing.T) {
 		{"bare LF", "GET / HTTP/1.1\nHost: x\n\n", false},
 		{"LF inside", "GET / HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", false},
 		{"non-ASCII value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: caf\xc3\xa9\r\n\r\n", false},
+		{"obs-text last", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x80\r\n\r\n", false},
+		{"bare CR in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", false},
+		{"bare CR before a name", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rX-B: c\r\n\r\n", false},
+		{"bare CR ends value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\r\n\r\n", false},
+		{"NUL in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", false},
+		{"DEL ends value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7f\r\n\r\n", false},
+		{"repeated across others", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\nX-B: 3\r\nX-A: 4\r\nX-C: 5\r\n\r\n", true},
+		// The values of the first inlineValues lines live in the
+		// message's own array, the rest in one slice of their own.
+		{"20 lines", manyLines(20, ""), true},
+		{"21 lines", manyLines(21, ""), true},
+		{"100 lines", manyLines(100, ""), true},
+		{"100 lines, repeated names", manyLines(100, "X-Same"), true},
+		{"21 lines, the last bad", "GET / HTTP/1.1\r\nHost: x\r\n" + manyFields(20, "") + "X-Late: a\rb\r\n\r\n", false},
 		{"absolute form", "GET http://x/ HTTP/1.1\r\nHost: y\r\n\r\n", false},
 		{"pragma", "GET / HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n", false},
 		{"lowercase method", "get / HTTP/1.1\r\nHost: x\r\n\r\n", false},
@@ -206,6 +240,9 @@ func TestPlainResponsesAreRead(t *testing.T) {
 		plain             bool
 	}{
 		{"chat answer", chatAnswer, "POST", true},
+		{"21 lines", "HTTP/1.1 200 OK\r\n" + manyFields(20, "") + "Content-Length: 2\r\n\r\n{}", "POST", true},
+		{"100 lines, repeated names", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + manyFields(99, "Set-Cookie") + "\r\n{}", "POST", true},
+		{"bare CR in value", "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\n{}", "POST", false},
 		{"error answer", "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 2\r\n\r\n{}", "POST", true},
 		{"no reason", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", "GET", true},
 		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", "GET", true},
@@ -271,7 +308,8 @@ func TestHeadBeyondBuffer(t *testing.T) {
 
 func FuzzReadRequest(f *testing.F) {
 	for _, s := range []string{goOpenAIRequest, nodeRequest, "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
-		"POST / HTTP/1.1\r\nHost: x\r\nConnection: close, keep-alive\r\nContent-Length: 0003\r\n\r\nabcdef"} {
+		"POST / HTTP/1.1\r\nHost: x\r\nConnection: close, keep-alive\r\nContent-Length: 0003\r\n\r\nabcdef",
+		manyLines(21, ""), manyLines(22, "X-A")} {
 		f.Add(s, 3)
 	}
 	f.Fuzz(func(t *testing.T, msg string, closeAfter int) {
