@@ -1201,10 +1201,12 @@ func conformanceCases() []conformanceCase {
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("X-Split", "a\r\nSet-Cookie: evil=1")
 				w.Header().Set("X-Split-Lf", "b\nX-Injected: 1")
+				// A bare CR, which some clients take for a line break.
+				w.Header().Set("X-Split-Cr", "c\rSet-Cookie: evil=3")
 				io.WriteString(w, "ok")
 			},
 			steps:      []rawStep{{send: rawGet("/"), read: 1}, {send: rawGet("/again"), read: 1}},
-			headers:    []string{"X-Split", "X-Split-Lf", "Set-Cookie", "X-Injected"},
+			headers:    []string{"X-Split", "X-Split-Lf", "X-Split-Cr", "Set-Cookie", "X-Injected"},
 			wantStatus: []int{200, 200}, wantState: "open",
 			check: checkNoInjectedHeader,
 		},
