@@ -243,3 +243,58 @@ func TestRequestCloseIsHonoured(t *testing.T) {
 		})
 	}
 }
+
+// TestReusedConnectionKeepsEachExchangeApart: requests one after another on
+// one pooled connection, their bodies plain readers (copied through the
+// connection's limit) shorter and longer than the one before, each reach
+// the upstream whole and exact; and each answer a caller keeps (its head
+// is read into storage of its own) still reads as it arrived after the
+// next ones were read on the same connection.
+func TestReusedConnectionKeepsEachExchangeApart(t *testing.T) {
+	bodies := []string{"hello", "hi", "a body longer than both", strings.Repeat("x", asyncBody+1), "ok?", ""}
+	seen := make(chan string, len(bodies))
+	u, conns := rawServer(t, func(n int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			b, err := io.ReadAll(req.Body)
+			if err != nil {
+				return
+			}
+			seen <- string(b)
+			echo := strconv.Itoa(len(b)) + ":" + string(b[:min(len(b), 30)])
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Echo: "+echo+"\r\nX-Path: "+req.URL.Path+"\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	var kept []*http.Response
+	for i, b := range bodies {
+		req, _ := http.NewRequest(http.MethodPost, u+"/"+strconv.Itoa(i), io.NopCloser(strings.NewReader(b)))
+		req.ContentLength = int64(len(b))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		if got, err := io.ReadAll(resp.Body); err != nil || string(got) != "ok" {
+			t.Fatalf("request %d: answer %q, %v", i+1, got, err)
+		}
+		resp.Body.Close()
+		if got := <-seen; got != b {
+			t.Fatalf("request %d: upstream read a body of %d bytes; want the %d sent", i+1, len(got), len(b))
+		}
+		kept = append(kept, resp)
+	}
+	for i, resp := range kept {
+		want := strconv.Itoa(len(bodies[i])) + ":" + bodies[i][:min(len(bodies[i]), 30)]
+		if got, path := resp.Header.Get("X-Echo"), resp.Header.Get("X-Path"); got != want || path != "/"+strconv.Itoa(i) {
+			t.Errorf("answer %d, kept while later ones were read: X-Echo %q, X-Path %q; want %q, %q", i+1, got, path, want, "/"+strconv.Itoa(i))
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for %d requests; want one, reused", n, len(bodies))
+	}
+}
