@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -324,4 +325,54 @@ func serveOne(t testing.TB, s *Server) net.Conn {
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	return c
+}
+
+// TestKeptRequestOutlivesTheNext: a handler may keep its request (a
+// goroutine reading r.Header after it returned): the next request on the
+// connection is read into storage of its own, so the kept one still reads
+// as it arrived, however many header lines either had.
+func TestKeptRequestOutlivesTheNext(t *testing.T) {
+	kept := make(chan *http.Request, 3)
+	c := serveOne(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kept <- r
+		io.WriteString(w, "ok")
+	})})
+	head := func(path, bot string, extra int) string {
+		var b strings.Builder
+		b.WriteString("GET " + path + " HTTP/1.1\r\nHost: x\r\nX-Bot: " + bot + "\r\n")
+		for i := range extra {
+			b.WriteString("X-Extra-" + strconv.Itoa(i) + ": " + bot + "\r\n")
+		}
+		b.WriteString("\r\n")
+		return b.String()
+	}
+	want := []struct {
+		path, bot string
+		extra     int
+	}{{"/first", "one", 2}, {"/second", "two", 30}, {"/third", "three", 0}}
+	br := bufio.NewReader(c)
+	var reqs []*http.Request
+	for _, w := range want {
+		if _, err := io.WriteString(c, head(w.path, w.bot, w.extra)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		reqs = append(reqs, <-kept)
+	}
+	for i, w := range want {
+		r := reqs[i]
+		if r.URL.Path != w.path || r.Header.Get("X-Bot") != w.bot || len(r.Header) != 1+w.extra {
+			t.Errorf("request %d, kept while later ones were read: %s X-Bot %q, %d header names; want %s %q, %d",
+				i+1, r.URL.Path, r.Header.Get("X-Bot"), len(r.Header), w.path, w.bot, 1+w.extra)
+		}
+		for j := range w.extra {
+			if v := r.Header.Get("X-Extra-" + strconv.Itoa(j)); v != w.bot {
+				t.Errorf("request %d: X-Extra-%d %q; want %q", i+1, j, v, w.bot)
+			}
+		}
+	}
 }
