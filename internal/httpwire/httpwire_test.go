@@ -145,6 +145,26 @@ const nodeRequest = "POST /v1/chat/completions HTTP/1.1\r\nhost: localhost:8080\
 	"authorization: Bearer sk-test\r\naccept-language: *\r\nsec-fetch-mode: cors\r\naccept-encoding: gzip, deflate\r\n" +
 	"content-length: 2\r\n\r\n{}"
 
+// pythonRequest is what the Python openai package sends (httpx): 17 lines.
+const pythonRequest = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept-Encoding: gzip, deflate\r\n" +
+	"Connection: keep-alive\r\nAccept: application/json\r\nContent-Type: application/json\r\nUser-Agent: OpenAI/Python 1.55.0\r\n" +
+	"X-Stainless-Lang: python\r\nX-Stainless-Package-Version: 1.55.0\r\nX-Stainless-OS: Linux\r\nX-Stainless-Arch: x64\r\n" +
+	"X-Stainless-Runtime: CPython\r\nX-Stainless-Runtime-Version: 3.12.3\r\nAuthorization: Bearer sk-test\r\n" +
+	"X-Stainless-Async: false\r\nx-stainless-retry-count: 0\r\nx-stainless-read-timeout: 600\r\nContent-Length: 25\r\n\r\n" +
+	`{"model":"m","user":"o1"}`
+
+// openAIAnswer is a non-stream answer as OpenAI's API sends one, behind
+// its CDN: 25 lines, more than a message holds in its own allocation.
+const openAIAnswer = "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 12:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 11\r\n" +
+	"Connection: keep-alive\r\naccess-control-expose-headers: X-Request-ID\r\nopenai-organization: user-abc\r\n" +
+	"openai-processing-ms: 120\r\nopenai-project: proj_abc\r\nopenai-version: 2020-10-01\r\nx-envoy-upstream-service-time: 125\r\n" +
+	"x-ratelimit-limit-requests: 10000\r\nx-ratelimit-limit-tokens: 30000000\r\nx-ratelimit-remaining-requests: 9999\r\n" +
+	"x-ratelimit-remaining-tokens: 29999950\r\nx-ratelimit-reset-requests: 6ms\r\nx-ratelimit-reset-tokens: 0s\r\n" +
+	"x-request-id: req_abc\r\nstrict-transport-security: max-age=31536000; includeSubDomains; preload\r\ncf-cache-status: DYNAMIC\r\n" +
+	"set-cookie: __cf_bm=abc; path=/; HttpOnly; Secure; SameSite=None\r\nX-Content-Type-Options: nosniff\r\n" +
+	"set-cookie: _cfuvid=abc; path=/; HttpOnly; Secure; SameSite=None\r\nServer: cloudflare\r\nCF-RAY: 8e0000000000-SJC\r\n" +
+	"alt-svc: h3=\":443\"; ma=86400\r\n\r\n{\"id\":\"x\"}\n"
+
 // sseStream is a provider's streamed answer, as OpenAI sends one: each event
 // a chunk, the last chunk, no trailer.
 const sseStream = "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 12:00:00 GMT\r\nContent-Type: text/event-stream; charset=utf-8\r\n" +
@@ -184,6 +204,7 @@ func TestPlainHeadsAreRead(t *testing.T) {
 	}{
 		{"go-openai", goOpenAIRequest, true},
 		{"node openai", nodeRequest, true},
+		{"python openai", pythonRequest, true},
 		{"GET without body", "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"query and escapes", "GET /v1/files/a%2Fb?limit=2&x=%20 HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", true},
@@ -240,6 +261,7 @@ func TestPlainResponsesAreRead(t *testing.T) {
 		plain             bool
 	}{
 		{"chat answer", chatAnswer, "POST", true},
+		{"OpenAI's answer", openAIAnswer, "POST", true},
 		{"21 lines", "HTTP/1.1 200 OK\r\n" + manyFields(20, "") + "Content-Length: 2\r\n\r\n{}", "POST", true},
 		{"100 lines, repeated names", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + manyFields(99, "Set-Cookie") + "\r\n{}", "POST", true},
 		{"bare CR in value", "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\n{}", "POST", false},
@@ -495,6 +517,14 @@ func BenchmarkReadRequest(b *testing.B) {
 			return nil, errNotPlain
 		})
 	})
+	b.Run("python/httpwire", func(b *testing.B) {
+		benchRead(b, pythonRequest, func(br *bufio.Reader) (io.Reader, error) {
+			if req, ok := ReadRequest(br, 1<<20); ok {
+				return req.Body, nil
+			}
+			return nil, errNotPlain
+		})
+	})
 	b.Run("net/http", func(b *testing.B) {
 		benchRead(b, goOpenAIRequest, func(br *bufio.Reader) (io.Reader, error) {
 			req, err := http.ReadRequest(br)
@@ -510,7 +540,7 @@ func BenchmarkReadRequest(b *testing.B) {
 // and body) with each reader.
 func BenchmarkReadResponse(b *testing.B) {
 	req := &http.Request{Method: "POST"}
-	for _, m := range []struct{ name, msg string }{{"answer", chatAnswer}, {"stream", sseStream}} {
+	for _, m := range []struct{ name, msg string }{{"answer", chatAnswer}, {"stream", sseStream}, {"openai-answer", openAIAnswer}} {
 		b.Run(m.name+"/httpwire", func(b *testing.B) {
 			benchRead(b, m.msg, func(br *bufio.Reader) (io.Reader, error) {
 				if resp, ok := ReadResponse(br, req, 1<<20); ok {
