@@ -133,8 +133,8 @@ func framedByTE(head []byte) bool {
 // plain head; false when a line is not plain. It walks each line once. Names
 // already in canonical form and all values are substrings of s; other
 // names are interned when common. Each name's first value is one element of
-// a single slice: inline, the message's own array (its allocation), when
-// the head has at most len(inline) lines; else one of its own.
+// inline, the message's own array (its allocation), and past its end of a
+// single slice of the lines left.
 func parseFields(s string, inline []string) (http.Header, bool) {
 	// The lines, less the empty one: counted by their LF, one byte
 	// counted in bulk, where counting CRLF searched for it an Index call
@@ -145,10 +145,12 @@ func parseFields(s string, inline []string) (http.Header, bool) {
 	if n == 0 {
 		return h, true
 	}
+	// The lines past inline get a slice of their own, made when the
+	// inline values are used up: the whole count in a new slice left the
+	// message's array unused for a head longer than it (a provider's
+	// answer behind a CDN has 25 lines).
 	strs := inline[:min(n, len(inline))]
-	if n > len(inline) {
-		strs = make([]string, n)
-	}
+	spill := max(n-len(inline), 0)
 	var canon [maxName]byte
 	i := 0
 	for {
@@ -213,7 +215,10 @@ func parseFields(s string, inline []string) (http.Header, bool) {
 				key = string(canon[:len(name)])
 			}
 		}
-		if vv := h[key]; vv == nil && len(strs) > 0 {
+		if vv := h[key]; vv == nil && len(strs)+spill > 0 {
+			if len(strs) == 0 {
+				strs, spill = make([]string, spill), 0
+			}
 			vv, strs = strs[:1:1], strs[1:]
 			vv[0] = value
 			h[key] = vv

@@ -241,6 +241,7 @@ func TestPlainHeadsAreRead(t *testing.T) {
 		{"21 lines", manyLines(21, ""), true},
 		{"100 lines", manyLines(100, ""), true},
 		{"100 lines, repeated names", manyLines(100, "X-Same"), true},
+		{"repeated past 20 lines", "GET / HTTP/1.1\r\nHost: x\r\n" + manyFields(19, "") + "X-A: 1\r\nX-A: 2\r\nX-B: 3\r\nX-A: 4\r\nX-C: 5\r\n\r\n", true},
 		{"21 lines, the last bad", "GET / HTTP/1.1\r\nHost: x\r\n" + manyFields(20, "") + "X-Late: a\rb\r\n\r\n", false},
 		{"absolute form", "GET http://x/ HTTP/1.1\r\nHost: y\r\n\r\n", false},
 		{"pragma", "GET / HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n", false},
