@@ -977,7 +977,9 @@ func TestBodyOfUnknownLengthIsSent(t *testing.T) {
 
 // TestWriteBody holds the body copy to its Content-Length whichever way it
 // goes: straight from a reader in memory when that holds exactly the length,
-// through io.CopyN otherwise.
+// through the connection's limit otherwise, whatever the limit held from
+// the request before and letting go of the body after (a pooled connection
+// must not keep a caller's body alive).
 func TestWriteBody(t *testing.T) {
 	type memBody struct{ bytes.Reader } // as failover's body: a type embedding one
 	mem := func(s string) io.Reader { m := &memBody{}; m.Reset([]byte(s)); return m }
@@ -999,8 +1001,12 @@ func TestWriteBody(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			bw := bufio.NewWriter(&out)
-			err := writeBody(bw, tt.r, tt.length, new(io.LimitedReader))
+			lim := &io.LimitedReader{N: 3} // as the request before may leave it
+			err := writeBody(bw, tt.r, tt.length, lim)
 			bw.Flush()
+			if lim.R != nil {
+				t.Errorf("the connection's limit still holds the body after the copy")
+			}
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
