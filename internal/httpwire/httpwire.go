@@ -75,7 +75,12 @@ var common = func() map[string]string {
 		"X-Forwarded-For", "X-Forwarded-Proto", "X-Paygate-Session", "X-Request-Id",
 		"X-Stainless-Arch", "X-Stainless-Lang", "X-Stainless-Os", "X-Stainless-Package-Version",
 		"X-Stainless-Retry-Count", "X-Stainless-Runtime", "X-Stainless-Runtime-Version",
-		"X-Stainless-Timeout", "X-Wechat-Openid",
+		"X-Stainless-Timeout", "X-Stainless-Read-Timeout", "X-Wechat-Openid",
+		// A provider's answer, in lower case behind its CDN (OpenAI's).
+		"Access-Control-Expose-Headers", "Alt-Svc", "Cf-Cache-Status", "Cf-Ray", "Openai-Project",
+		"Strict-Transport-Security", "X-Envoy-Upstream-Service-Time",
+		"X-Ratelimit-Limit-Requests", "X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Requests",
+		"X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Requests", "X-Ratelimit-Reset-Tokens",
 	} {
 		m[k] = k
 	}

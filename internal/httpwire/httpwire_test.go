@@ -601,3 +601,13 @@ func TestNamesAreTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestCommonNamesAreCanonical: a name is interned by its canonical form, so
+// an entry in another form would never be found.
+func TestCommonNamesAreCanonical(t *testing.T) {
+	for k, v := range common {
+		if k != v || k != http.CanonicalHeaderKey(k) {
+			t.Errorf("common[%q] = %q; want the canonical %q", k, v, http.CanonicalHeaderKey(k))
+		}
+	}
+}
