@@ -705,13 +705,6 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (w *statusWriter) status() string {
-	if w.code == 0 {
-		return "200"
-	}
-	return strconv.Itoa(w.code)
-}
-
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(s.modelsJS)
