@@ -99,15 +99,19 @@ func refundKind(r store.RefundOutcome) string {
 	return kindRefund + r.Status + ":" + r.OutRefundNo
 }
 
-// stateTimeout bounds the store reads a turn makes before its upstream
-// call: once the kept payment exchanges it restores, together, and once the
-// user's payment state. Each read is one round trip, a millisecond or so on a healthy
-// store; a store that accepts connections but does not answer (a paused or
-// stalled Redis) would otherwise hold every chat turn for as long as the
-// request lasts, where chat without payment state must go on (SPEC 6). A
-// constant, not a setting: it only has to be far above a healthy round
-// trip and short beside a turn; the model hears no payment state for the
-// turn that runs past it, and payment tools still fail closed on their own.
+// stateTimeout bounds the store calls a turn makes on the way to its
+// answer (stateCtx): before its upstream call, once the kept payment
+// exchanges it restores, together, once the user's payment state and once
+// the news kept for the bot's calls its request answers (toldToCalls); at
+// its end, once the exchange it keeps (keepExchange) and once the
+// announcements it claims with the news it keeps (claimAnnouncements).
+// Each read is one round trip, a millisecond or so on a healthy store; a store that accepts
+// connections but does not answer (a paused or stalled Redis) would
+// otherwise hold every chat turn for as long as the request lasts, where
+// chat without payment state must go on (SPEC 6). A constant, not a
+// setting: it only has to be far above a healthy round trip and short
+// beside a turn; the model hears no payment state for the turn that runs
+// past it, and payment tools still fail closed on their own.
 const stateTimeout = time.Second
 
 // stateCtx is ctx bounded by stateTimeout, for a store that could stop

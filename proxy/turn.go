@@ -63,8 +63,9 @@ type turn struct {
 	// reqBody is the bot's request as it came, before kept exchanges were
 	// restored into it: its last message is the one the bot's next request
 	// has before the assistant message of this turn's calls, half of where
-	// a kept exchange belongs. Fingerprinted only when an exchange is kept
-	// (keepExchange), not on every turn. The bot's own bytes, not their
+	// a kept exchange belongs. Fingerprinted only when an exchange or the
+	// news told with the bot's calls is kept (keepExchange, keepNews), not
+	// on every turn. The bot's own bytes, not their
 	// rewrite for the provider (interceptors.RewriteChat: the end user's
 	// identity, stream usage), which no read of it tells apart: the bot's
 	// body is held to the turn's end in any case (failover resends from
@@ -154,8 +155,10 @@ type turn struct {
 	// ends with the client's calls keeps it for the bot's next request.
 	appended [][]byte
 
-	// clientGone: the client left before one of the turn's payment calls
-	// started (execute), which ends the turn.
+	// clientGone: a payment call of the turn was not run, or not waited
+	// for, because the request ended (execute): the client left, or the
+	// drain's deadline came, before it started or while it ran
+	// (executeUnlessCut). It ends the turn.
 	clientGone bool
 
 	// capLowered: capLeft asked a later round for less than the bot's
@@ -236,7 +239,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	// cannot spend it.
 	var err error
 	// unread are the first call ids of the assistant messages whose kept
-	// exchange could not be read (paymentsUnread).
+	// exchange could not be read (unreadSinceUser).
 	var unread []string
 	if s.state != nil && toolCallsKey.In(body) {
 		var n, failed int
@@ -1121,7 +1124,8 @@ func flushAfterRelay(sw *sse.Writer, err error) error {
 // relay passes one attempt's events through the capture to the client
 // (through resume first, when the attempt takes over a cut one). It returns
 // nil when the round is complete, else why it stopped: a *failover.StreamError,
-// interceptors.ErrDiverged or errClientGone. Everything relayed has been
+// interceptors.ErrDiverged, errClientGone, or roundTooLarge's
+// *failover.UpstreamError (not recovered). Everything relayed has been
 // flushed to the client when it returns.
 func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
 	return flushAfterRelay(t.sw, t.relayEvents(resp, capture, resume))
@@ -1343,9 +1347,10 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 
 // execute runs a round's payment calls, lowest index first, under the turn's
 // budget, and returns one tool result message per call, after
-// uniqueCallIDs gave each call an id no other call names. When the client
-// left before a call started, that call and the rest are not run and
-// clientGone is set: the caller ends the turn.
+// uniqueCallIDs gave each call an id no other call names. When the request
+// ended (the client left, the drain's deadline came) before a call started,
+// or the deadline came while it ran, that call and the rest go without a
+// result and clientGone is set: the caller ends the turn.
 func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 	t.uniqueCallIDs(calls, client)
 	t.afterPayment = true
