@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // TestContextLengthTargetNotAskedInRecovery: a stream recovered after its
@@ -34,17 +33,7 @@ func TestContextLengthTargetNotAskedInRecovery(t *testing.T) {
 				c.Providers = append(c.Providers, p)
 				c.Models[0].Targets = append(c.Models[0].Targets, config.Target{Provider: "third", Model: "vendor/large", Weight: 1})
 			})
-			var url string
-			var hdr map[string]string
-			if path == "plain" {
-				url, _ = newTestProxy(t, cfg)
-			} else {
-				s, ledger, _ := ledgerProxy(t, cfg, nil, queryTools{})
-				t.Cleanup(ledger.Close)
-				srv := h1test.NewServer(s.Handler())
-				t.Cleanup(srv.Close)
-				url, hdr = srv.URL, map[string]string{"X-WeChat-OpenID": "o-user-1"}
-			}
+			url, hdr := pathProxy(t, cfg, path)
 			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, hdr)
 			body := readAll(t, resp.Body)
 			if !strings.Contains(body, " and the rest") || !strings.Contains(body, "[DONE]") {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // TestRecoveryFreshCallsByID: a stream cut inside the bot's own tool call
@@ -40,17 +39,7 @@ func TestRecoveryFreshCallsByID(t *testing.T) {
 				withSecondProvider(other.URL)(cfg)
 				cfg.Providers[1].Continuation = "none"
 			})
-			var url string
-			var hdr map[string]string
-			if path == "plain" {
-				url, _ = newTestProxy(t, cfg)
-			} else {
-				s, ledger, _ := ledgerProxy(t, cfg, nil, queryTools{})
-				t.Cleanup(ledger.Close)
-				srv := h1test.NewServer(s.Handler())
-				t.Cleanup(srv.Close)
-				url, hdr = srv.URL, map[string]string{"X-WeChat-OpenID": "o-user-1"}
-			}
+			url, hdr := pathProxy(t, cfg, path)
 			resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), hdr)
 			body := readAll(t, resp.Body)
 			if strings.Contains(body, `"error"`) || !strings.HasSuffix(strings.TrimSpace(body), "data: [DONE]") {

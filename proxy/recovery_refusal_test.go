@@ -8,7 +8,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // TestRecoveryRefusedByContentFilter: a stream cut after its first byte is
@@ -61,17 +60,7 @@ func TestRecoveryRefusedByContentFilter(t *testing.T) {
 					withSecondProvider(other.URL)(cfg)
 					cfg.Providers[1].Continuation = "prefill"
 				})
-				var url string
-				var hdr map[string]string
-				if path == "plain" {
-					url, _ = newTestProxy(t, cfg)
-				} else {
-					s, ledger, _ := ledgerProxy(t, cfg, nil, queryTools{})
-					t.Cleanup(ledger.Close)
-					srv := h1test.NewServer(s.Handler())
-					t.Cleanup(srv.Close)
-					url, hdr = srv.URL, map[string]string{"X-WeChat-OpenID": "o-user-1"}
-				}
+				url, hdr := pathProxy(t, cfg, path)
 				resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, hdr)
 				body := readAll(t, resp.Body)
 				if n := len(other.requests()); n != tc.wantAsked {

@@ -20,6 +20,24 @@ func withSecondProvider(url string) func(*config.Config) {
 	}
 }
 
+// pathProxy serves cfg on path: "plain", a proxy without payment tools
+// whose bot names no user, or "turn", a payment turn's (ledgerProxy with
+// queryTools) over HTTP/1.1; it returns the URL and the headers of user
+// o-user-1's requests (none on the plain path). The recovery tests run one
+// stream on both paths.
+func pathProxy(t *testing.T, cfg *config.Config, path string) (string, map[string]string) {
+	t.Helper()
+	if path == "plain" {
+		url, _ := newTestProxy(t, cfg)
+		return url, nil
+	}
+	s, ledger, _ := ledgerProxy(t, cfg, nil, queryTools{})
+	t.Cleanup(ledger.Close)
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL, map[string]string{"X-WeChat-OpenID": "o-user-1"}
+}
+
 // TestMidStreamRefusalNotFinishedElsewhere: a content filter that stops a
 // stream after its first byte (DashScope's output moderation,
 // data_inspection_failed; OpenRouter's moderation error object) ends the
@@ -56,17 +74,7 @@ func TestMidStreamRefusalNotFinishedElsewhere(t *testing.T) {
 					c+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
 					"data: [DONE]\n\n"))
 				cfg := testConfig(t, first.URL, withSecondProvider(other.URL))
-				var url string
-				var hdr map[string]string
-				if path == "plain" {
-					url, _ = newTestProxy(t, cfg)
-				} else {
-					s, ledger, _ := ledgerProxy(t, cfg, nil, queryTools{})
-					t.Cleanup(ledger.Close)
-					srv := h1test.NewServer(s.Handler())
-					t.Cleanup(srv.Close)
-					url, hdr = srv.URL, map[string]string{"X-WeChat-OpenID": "o-user-1"}
-				}
+				url, hdr := pathProxy(t, cfg, path)
 				resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, hdr)
 				body := readAll(t, resp.Body)
 				asked := len(other.requests())
