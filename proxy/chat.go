@@ -656,6 +656,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		id, sentText, sentReasn string
 		sentRefusal             string
 		calls                   []sentCall // the client's tool calls, as received
+		names                   *botNames  // judges a call's name sent in pieces (readSent)
 	)
 	rec := &recoveries{limit: s.cfg.Failover.Recovery}
 	for {
@@ -707,7 +708,10 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			s.endUnrecovered(sw, r, first, recoveryTooLong, tooLongWhy)
 			return
 		}
-		got := readSent(sent.b, &calls)
+		if names == nil {
+			names = &botNames{body: req.Body} // made on a recovery only
+		}
+		got := readSent(sent.b, &calls, names)
 		sent.peak = max(sent.peak, len(sent.b))
 		sent.b = sent.b[:0]
 		sentText += got.text
@@ -984,8 +988,11 @@ type sentCall struct {
 }
 
 // readSent reads the logged events back; the tool-call entries are added to
-// calls, which keeps the calls of earlier attempts.
-func readSent(log []byte, calls *[]sentCall) sentSoFar {
+// calls, which keeps the calls of earlier attempts. names (nil: none) judges
+// a name that a later entry of a call gives before its arguments: the next
+// piece of a name the provider streams in pieces ("get_", "weather"), which
+// the call's name is joined with, or the name given again.
+func readSent(log []byte, calls *[]sentCall, names failover.NameJudge) sentSoFar {
 	var out sentSoFar
 	// Raw string fragments, escapes kept, decoded once at the end: a
 	// surrogate pair a provider wrote as \u escapes split between two
@@ -1055,6 +1062,7 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 				// the call keeps no name, which no fresh call repeats.
 				c.twice, c.name = true, ""
 			}
+			var name string
 			if cu := e.Get("custom"); cu.IsObject() {
 				// A custom tool's call: its name and text in "custom". A
 				// null "custom" beside "function" (relays that serialize
@@ -1062,11 +1070,20 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 				// call's, the call was recorded without its name and no
 				// fresh answer could repeat it.
 				c.custom, argsPath = true, "custom.input"
-				if c.name == "" && !c.twice {
-					c.name = cu.Get("name").String()
-				}
-			} else if c.name == "" && !c.twice {
-				c.name = e.Get("function.name").String()
+				name = cu.Get("name").String()
+			} else {
+				name = e.Get("function.name").String()
+			}
+			switch {
+			case c.twice || name == "":
+			case c.name == "":
+				c.name = name
+			case len(c.args) == 0 && names != nil && names.NameGoesOn(c.name, name):
+				// The name's next piece, as the client joins it: kept
+				// as its first piece alone, the call matched no fresh
+				// answer that names it whole, and the cut was not
+				// recovered ("diverges").
+				c.name += name
 			}
 			if a := e.Get(argsPath); a.Type == gjson.String {
 				c.args = append(c.args, a.Raw[1:len(a.Raw)-1]...)

@@ -85,30 +85,30 @@ func TestReadSent(t *testing.T) {
 		`{"id":"c1","choices":[{"index":0,"delta":{"content":"Hel\n"}}]}` + "\x00" +
 		`{"id":"c1","choices":[{"index":0,"delta":{"content":"lo"}}]}` + "\x00")
 	var calls []sentCall
-	got := readSent(log, &calls)
+	got := readSent(log, &calls, nil)
 	if got.id != "c1" || got.text != "Hel\nlo" || got.reasoning != "hm" || got.unmatchable || len(calls) != 0 {
 		t.Errorf("got %+v, calls %v; want id c1, text %q, reasoning hm, no calls", got, calls, "Hel\nlo")
 	}
 	// A surrogate pair written as \u escapes and split between two deltas
 	// is one character, in the text as in the reasoning.
 	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":"R\ud83d","content":"A\ud83d"}}]}`+"\x00"+
-		`{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":"\ude00","content":"\ude00"}}]}`+"\x00"), &calls)
+		`{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":"\ude00","content":"\ude00"}}]}`+"\x00"), &calls, nil)
 	if got.text != "A😀" || got.reasoning != "R😀" {
 		t.Errorf("got text %+q, reasoning %+q; want %+q, %+q", got.text, got.reasoning, "A😀", "R😀")
 	}
 	// A null or empty reasoning_content beside reasoning: the reasoning is
 	// read from the member with text, as Resume matches it.
-	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":null,"reasoning":"hm"}}]}`+"\x00"), &calls)
+	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":null,"reasoning":"hm"}}]}`+"\x00"), &calls, nil)
 	if got.reasoning != "hm" {
 		t.Errorf("got reasoning %q; want hm", got.reasoning)
 	}
 	// A call over two attempts: its id and name come once, its argument
 	// fragments (a surrogate pair split between them) join.
-	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"q\":\"\ud83d"}}]}}]}`+"\x00"), &calls)
+	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"q\":\"\ud83d"}}]}}]}`+"\x00"), &calls, nil)
 	if got.unmatchable {
 		t.Errorf("an indexed tool-call delta was reported unmatchable")
 	}
-	readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\ude00\"}"}}]}}]}`+"\x00"), &calls)
+	readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\ude00\"}"}}]}}]}`+"\x00"), &calls, nil)
 	tcs := toolCalls(calls)
 	if len(tcs) != 1 || tcs[0].Index != 1 || tcs[0].ID != "call_a" || tcs[0].Name != "f" || tcs[0].Arguments != `{"q":"😀"}` {
 		t.Errorf("got calls %+v; want one call 1 call_a f with the emoji whole", tcs)
@@ -117,18 +117,18 @@ func TestReadSent(t *testing.T) {
 	// "custom", and it stays one.
 	var custom []sentCall
 	readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"SELECT"}}]}}]}`+"\x00"+
-		`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":" 1"}}]}}]}`+"\x00"), &custom)
+		`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":" 1"}}]}}]}`+"\x00"), &custom, nil)
 	if tcs := toolCalls(custom); len(tcs) != 1 || tcs[0].Name != "run_sql" || tcs[0].Arguments != "SELECT 1" || !tcs[0].Custom {
 		t.Errorf("got calls %+v; want the custom call run_sql with SELECT 1", tcs)
 	}
-	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"{"}}]}}]}`), &calls)
+	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"{"}}]}}]}`), &calls, nil)
 	if !got.unmatchable {
 		t.Errorf("a tool-call delta without an index was not reported unmatchable")
 	}
 	// A refusal is read as text; content given as parts and audio, which
 	// no fresh answer can be matched against, are noted (opaque).
 	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","refusal":"I can"}}]}`+"\x00"+
-		`{"id":"c1","choices":[{"index":0,"delta":{"refusal":"'t \u2014 no."}}]}`+"\x00"), &calls)
+		`{"id":"c1","choices":[{"index":0,"delta":{"refusal":"'t \u2014 no."}}]}`+"\x00"), &calls, nil)
 	if got.refusal != "I can't — no." || got.opaque {
 		t.Errorf("got refusal %q, opaque %v; want %q, not opaque", got.refusal, got.opaque, "I can't — no.")
 	}
@@ -136,11 +136,11 @@ func TestReadSent(t *testing.T) {
 		`{"id":"c1","choices":[{"index":0,"delta":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"hm"}]}]}}]}`,
 		`{"id":"c1","choices":[{"index":0,"delta":{"content":null,"audio":{"id":"audio_1","transcript":"Hi"}}}]}`,
 	} {
-		if got = readSent([]byte(ev+"\x00"), &calls); !got.opaque {
+		if got = readSent([]byte(ev+"\x00"), &calls, nil); !got.opaque {
 			t.Errorf("%s was not reported opaque", ev)
 		}
 	}
-	if got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"content":[],"audio":null}}]}`+"\x00"), &calls); got.opaque {
+	if got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"content":[],"audio":null}}]}`+"\x00"), &calls, nil); got.opaque {
 		t.Errorf("empty content parts and a null audio were reported opaque")
 	}
 }
@@ -172,8 +172,8 @@ func TestSentLogLargeEvent(t *testing.T) {
 			l.add([]byte(data))
 			l.add([]byte(fmt.Sprintf(ev, `{"content":" more"}`)))
 			var calls, wantCalls []sentCall
-			got := readSent(l.b, &calls)
-			want := readSent([]byte(data+"\x00"+fmt.Sprintf(ev, `{"content":" more"}`)+"\x00"), &wantCalls)
+			got := readSent(l.b, &calls, nil)
+			want := readSent([]byte(data+"\x00"+fmt.Sprintf(ev, `{"content":" more"}`)+"\x00"), &wantCalls, nil)
 			if got != want || !reflect.DeepEqual(calls, wantCalls) {
 				t.Errorf("read back %+v, calls %+v; want %+v, calls %+v", got, calls, want, wantCalls)
 			}
