@@ -158,7 +158,8 @@ type turn struct {
 	// clientGone: a payment call of the turn was not run, or not waited
 	// for, because the request ended (execute): the client left, or the
 	// drain's deadline came, before it started or while it ran
-	// (executeUnlessCut). It ends the turn.
+	// (executeUnlessCut); or the client left while the round's calls ran.
+	// It ends the turn.
 	clientGone bool
 
 	// capLowered: capLeft asked a later round for less than the bot's
@@ -1350,7 +1351,9 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 // uniqueCallIDs gave each call an id no other call names. When the request
 // ended (the client left, the drain's deadline came) before a call started,
 // or the deadline came while it ran, that call and the rest go without a
-// result and clientGone is set: the caller ends the turn.
+// result and clientGone is set: the caller ends the turn. So it is set too
+// when the client left while the last call ran, whose result is then the
+// last message.
 func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 	t.uniqueCallIDs(calls, client)
 	t.afterPayment = true
@@ -1514,6 +1517,14 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 			t.actions = addAction(t.actions, out.Action)
 		}
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
+	}
+	if !t.clientGone && clientLeft(t.r) {
+		// The bot left while the last call ran, which ran to its end:
+		// nobody reads the answer, and no follow-up can come for the
+		// bot's calls of a mixed round, whose exchange, written under
+		// the request's ended context, failed as a store outage and
+		// withdrew the answer with a warning. The turn ends here.
+		t.clientGone = true
 	}
 	return msgs
 }
