@@ -523,9 +523,15 @@ func (c *Capture) HeldNameGoesOn(held, piece string) bool {
 // a piece that is no payment tool's name, nor starts one, and that leaves
 // the joined name no payment tool's or start of one. Failover asks it of
 // the events answering a non-stream request, which it assembles into the
-// whole completion, so that a call is the same there as in a stream.
+// whole completion, so that a call is the same there as in a stream. The
+// name again, whole, is the same call (slotFor), never a piece: providers
+// that repeat it in every delta (MiniMax through NVIDIA NIM, Fireworks)
+// had the plain stream's recovery read "get_weatherget_weather" where a
+// tool of the bot's extends it, a call no fresh answer repeats.
 func (c *Capture) NameGoesOn(name, piece string) bool {
 	switch {
+	case piece == name:
+		return false
 	case c.mayGrow(name):
 		return c.HeldNameGoesOn(name, piece)
 	case c.isPayment(name):

@@ -298,3 +298,24 @@ func TestCaptureBotNameInPieces(t *testing.T) {
 		})
 	}
 }
+
+// TestNameGoesOnNameAgain: a call's whole name given again under its index
+// before the arguments, as providers that repeat it in every delta do
+// (MiniMax through NVIDIA NIM, Fireworks), is the same call and no piece
+// of its name, for every kind of name NameGoesOn judges (failover's
+// non-stream assembly and the plain stream's recovery ask it): a bot's
+// tool that another of its tools extends was joined to "get_weatherget_weather".
+// A next piece still goes on.
+func TestNameGoesOnNameAgain(t *testing.T) {
+	c := NewCapture(isPaymentName)
+	c.PaymentNames("create_order", "query_order", "request_refund")
+	c.BotNames("get_weather", "get_weather_forecast", "query_order_history", "run")
+	for _, name := range []string{"get_weather", "get_", "query_order", "create_order", "run", "lookup"} {
+		if c.NameGoesOn(name, name) {
+			t.Errorf("NameGoesOn(%q, %q) = true; want the name again to be no piece of it", name, name)
+		}
+	}
+	if !c.NameGoesOn("get_", "weather") {
+		t.Errorf(`NameGoesOn("get_", "weather") = false; want the next piece to go on`)
+	}
+}

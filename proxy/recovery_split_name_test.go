@@ -17,16 +17,22 @@ import (
 // as in a payment turn. The plain path kept the first piece alone as the
 // name the bot has, and ended the stream "not recovered: the new answer
 // diverges". A provider that gives the whole name again before the
-// arguments is recovered as before, its name not taken for two.
+// arguments (MiniMax through NVIDIA NIM, Fireworks, Kimi repeat it in every
+// delta) is recovered as before, its name not taken for two: also where a
+// tool of the bot's extends it (get_weather_forecast), which readSent
+// joined into "get_weatherget_weather", a call no fresh answer repeats.
 func TestRecoveryAfterSplitName(t *testing.T) {
 	const cut = `data: {"id":"p1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
 	const fresh = `data: {"id":"f1","object":"chat.completion.chunk","created":2,"model":"m","choices":`
 	chunk := func(head, delta string) string {
 		return head + `[{"index":0,"delta":` + delta + `,"finish_reason":null}]}` + "\n\n"
 	}
-	for _, tc := range []struct{ name, first, second string }{
-		{"split name", "get_", "weather"},
-		{"name given twice", "get_weather", "get_weather"},
+	const forecastTool = `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}},` +
+		`{"type":"function","function":{"name":"get_weather_forecast","parameters":{"type":"object"}}}],`
+	for _, tc := range []struct{ name, first, second, tools string }{
+		{"split name", "get_", "weather", weatherTool},
+		{"name given twice", "get_weather", "get_weather", weatherTool},
+		{"name given twice, a longer tool of the bot's", "get_weather", "get_weather", forecastTool},
 	} {
 		for _, path := range []string{"plain", "turn"} {
 			t.Run(tc.name+", "+path, func(t *testing.T) {
@@ -45,7 +51,7 @@ func TestRecoveryAfterSplitName(t *testing.T) {
 					cfg.Providers[1].Continuation = "none"
 				})
 				url, hdr := pathProxy(t, cfg, path)
-				body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), hdr).Body)
+				body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(true, tc.tools), hdr).Body)
 				if strings.Contains(body, `"error"`) || !strings.HasSuffix(strings.TrimSpace(body), "data: [DONE]") {
 					t.Fatalf("the recovered stream did not end well:\n%s", body)
 				}
