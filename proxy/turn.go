@@ -1887,6 +1887,15 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 		var err error
 		for _, key := range keys {
 			if e := t.s.state.PutExchange(ctx, key, b, exchangeTTL); e != nil {
+				if rerr := t.r.Context().Err(); rerr != nil && errors.Is(e, rerr) {
+					// The request ended as it wrote (the client left, the
+					// drain's deadline came): no sign of the store's
+					// health, and no follow-up comes here (withdraw).
+					if t.bound {
+						return fmt.Errorf("%w: %w", errRoundNotKept, e)
+					}
+					return nil
+				}
 				t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", e)
 				err = e
 			}
@@ -1928,8 +1937,22 @@ var notRecorded = &apiError{Status: http.StatusInternalServerError, Type: "serve
 // error (queueExtension, apiError.Paygate): the bot, which no SDK retry
 // hides this answer from, can show the order a call made. Nothing is
 // claimed or marked delivered: the user's next turn announces that order
-// too.
+// too. A request that ended meanwhile ends as the turn's others do.
 func (t *turn) withdraw(err error) {
+	if t.r.Context().Err() != nil {
+		// The request ended while the exchange was written: the drain's
+		// deadline, whose bot is told the server is shutting down (it
+		// may send the message again, the order its call made in
+		// paygate.actions), or a client that left, told nothing. The
+		// store did not fail: told "the store did not answer", not to
+		// send it again, the bot and the log read a store outage.
+		if t.sw != nil {
+			t.endStreamWithError(context.Canceled)
+		} else {
+			t.fail(context.Canceled)
+		}
+		return
+	}
 	t.s.log.Warn("answer withdrawn: its payment exchange could not be kept, and the bot's follow-up would run as a new message of the user's",
 		"request_id", reqInfo(t.r).id, "err", err)
 	if t.sw != nil {
