@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,7 +55,9 @@ func (g *gatedTools) Execute(ctx context.Context, c payments.Caller, name, args 
 // no follow-up can come for, is not written under a context the bot's
 // leaving ended, and the log tells of no store failure and no withdrawn
 // answer (it warned "keeping a payment exchange failed" for each key and
-// "answer withdrawn", a store outage that was not).
+// "answer withdrawn", a store outage that was not). The order the finished
+// call made, which no answer handed, is handed with the user's next
+// message, on either store.
 func TestClientGoneDuringPaymentCalls(t *testing.T) {
 	keys, err := wxsim.GenerateKeys()
 	if err != nil {
@@ -89,9 +92,10 @@ func TestClientGoneDuringPaymentCalls(t *testing.T) {
 					fp := newFakeProvider(t, roundByRound(callsRound(stream, calls), textRound(stream, "Done.")))
 					cfg := testConfig(t, fp.URL, func(c *config.Config) { c.Payments.Budget.MaxPaymentCalls = 2 })
 					logs := &logtest.Buffer{}
-					s, url := servePaygate(t, cfg, Options{Tools: tools, State: st, Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets())}, func(h http.Handler) http.Handler {
+					var served atomic.Bool // the bot's first request, which it leaves
+					s, url := servePaygate(t, cfg, Options{Tools: tools, State: st, Reconciler: svc, Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets())}, func(h http.Handler) http.Handler {
 						return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-							if r.URL.Path == "/v1/chat/completions" {
+							if r.URL.Path == "/v1/chat/completions" && !served.Swap(true) {
 								// The bot's request, as the server sees it: over when
 								// its client leaves.
 								go func() { <-r.Context().Done(); close(gone) }()
@@ -152,6 +156,12 @@ func TestClientGoneDuringPaymentCalls(t *testing.T) {
 						if strings.Contains(logs.String(), line) {
 							t.Errorf("the log says %q of a bot that left:\n%s", line, logs)
 						}
+					}
+					// The order the finished call made, which no answer
+					// handed, is handed with the user's next message.
+					next := readAll(t, post(t, url, "/v1/chat/completions", chatBody(false, tc.botTools), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+					if len(orders) == 1 && !strings.Contains(next, `"order_no":"`+orders[0].OrderNo+`"`) || !strings.Contains(next, `"type":"order_created"`) {
+						t.Errorf("the user's next message was answered without the order the call made:\n%s", next)
 					}
 				})
 			}
