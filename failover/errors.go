@@ -73,6 +73,11 @@ type StreamError struct {
 	Status              int
 	Type, Code, Message string
 	Param               string // "": none (null)
+
+	// obj is the in-stream error object's failure (nil when the stream
+	// ended otherwise), for the policy it stands for at the stream's end
+	// (Response.finish), as before the first byte (Router.decide).
+	obj *failure
 }
 
 // Refused reports a stream the provider ended by refusing the request

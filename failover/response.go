@@ -361,7 +361,7 @@ func (a *Response) Next() (sse.Event, error) {
 			// another provider to finish what a content filter stopped.
 			return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseStreamError,
 				Err:   fmt.Errorf("error event (status %d, code %q): %s", f.status, f.errCode, a.r.loggedReason(f)),
-				Class: f.cause, Status: f.status, Type: f.errType, Code: f.errCode, Message: f.errMsg, Param: f.errParam})
+				Class: f.cause, Status: f.status, Type: f.errType, Code: f.errCode, Message: f.errMsg, Param: f.errParam, obj: f})
 		}
 		if a.choices != nil {
 			a.finished = a.choices.note(ev.Data)
@@ -556,8 +556,14 @@ func (a *Response) finish(err error) error {
 			a.r.log.InfoContext(&a.ctx, "upstream refused the stream", "provider", a.Provider, "target", a.Model, "code", se.Code)
 		case se.Class == CauseInsufficientQuota:
 			// The account is out of money: out of service, as before
-			// the first byte (round.decide), not a breaker failure.
-			a.r.outOfQuota(&a.ctx, a.t.p, a.r.opts.Now(), a.r.errText.cut(se.Message, maxPlainErrorText))
+			// the first byte (round.decide), not a breaker failure. Money
+			// this request alone lacks (its max_tokens' credit), one
+			// model's quota or words alone cool nothing there, and
+			// nothing here: a stream they ended put the provider out of
+			// every bot's rounds for the quota cool-down.
+			if se.obj == nil || se.obj.accountOutOfMoney() {
+				a.r.outOfQuota(&a.ctx, a.t.p, a.r.opts.Now(), a.r.errText.cut(se.Message, maxPlainErrorText))
+			}
 			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "err", se.Err)
 		case se.Class == CauseRateLimited:
 			// Too fast or overloaded: the back-off keeps other rounds

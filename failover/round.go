@@ -999,6 +999,14 @@ func (r *Router) coolFreeTargets(p *provider, until time.Time) {
 	}
 }
 
+// accountOutOfMoney reports an insufficient-quota failure that puts its
+// provider out of service (outOfQuota): the account's money, not this
+// request's size (requestCost), one model's quota (modelQuota) or words
+// alone (billingInWords), which move the round on and cool nothing.
+func (f *failure) accountOutOfMoney() bool {
+	return f.cause == CauseInsufficientQuota && !f.billingInWords && !f.requestCost && !f.modelQuota
+}
+
 // outOfQuota puts p out of service for Options.QuotaCooldown (or until an
 // operator resets it): its account is out of money. The line is logged with
 // ctx, the round's, so that it carries the request's id, and msg, the
@@ -1369,7 +1377,7 @@ func waitsFor(rd *round, f *failure) bool {
 	case f.t == nil:
 		return false
 	case f.cause == CauseRateLimited:
-	case f.cause == CauseInsufficientQuota && !f.billingInWords && !f.requestCost && !f.modelQuota:
+	case f.accountOutOfMoney():
 	case f.cause == CauseMisconfigured && !f.keyInWords && !f.pathRefused:
 	default:
 		return false

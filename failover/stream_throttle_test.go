@@ -84,3 +84,47 @@ func TestMidStreamBillingAndRateLimitCoolTheProvider(t *testing.T) {
 		})
 	}
 }
+
+// TestMidStreamRequestQuotaCoolsNothing: an error object inside a stream,
+// after its first byte, that says money this request alone lacks (the
+// credit for its max_tokens, OpenRouter's 402 "can only afford"), one
+// model's quota (DashScope's free tier of the target's model) or the
+// account's credit in words alone (Anthropic's 400, words a bot may have
+// quoted) cools nothing, as the same error before the first byte does
+// (decide): the provider serves the next request.
+func TestMidStreamRequestQuotaCoolsNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, ev string }{
+		{"openrouter affords fewer tokens", openRouterAfford("3919")},
+		{"dashscope free tier of the model", dashScopeFreeTierSpent},
+		{"anthropic credit in words", anthropicLowCredit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": func(c *fconn, n int) {
+					if n > 0 {
+						healthy("a")(c, n)
+						return
+					}
+					c.sse()
+					c.event(contentChunk("Hel"))
+					c.event(tc.ev)
+					c.done()
+				},
+			}, []string{"a", "b"}, nil)
+			got := e.open(t.Context(), true)
+			var se *StreamError
+			if got.provider != "a" || !errors.As(got.end, &se) || se.Class != CauseInsufficientQuota {
+				t.Fatalf("first request: provider %q end %v; want a's stream ended by an insufficient-quota error", got.provider, got.end)
+			}
+			if st := statusOf(e.r, "a"); !st.CoolingUntil.IsZero() {
+				t.Errorf("after the mid-stream error a is cooling until %v for %s; want no cool-down, as before the first byte",
+					st.CoolingUntil, st.CoolingCause)
+			}
+			if got := e.open(t.Context(), true); got.provider != "a" || !got.complete() {
+				t.Errorf("second request: provider %q (err %v, end %v); want a", got.provider, got.openErr, got.end)
+			}
+		})
+	}
+}
