@@ -164,3 +164,60 @@ func TestOpenRouterUpstreamLimitBacksOffOnItsOwn(t *testing.T) {
 		t.Errorf("up-free cooling until %v; want at least %v: its upstream limited it three times in a row", until, want)
 	}
 }
+
+// TestOpenRouterUpstreamLimitMidStreamSparesItsOtherModels: the same
+// relayed 429 as an error event after the stream's first token backs off
+// the target whose upstream limited it, as before the first byte, not
+// OpenRouter, whose other models other upstreams serve.
+func TestOpenRouterUpstreamLimitMidStreamSparesItsOtherModels(t *testing.T) {
+	clock := newFakeClock()
+	a := newFakeProvider(t, clock, func(c *fconn, _ int) {
+		if strings.Contains(c.lastBody, `"up-free"`) {
+			c.sse()
+			c.event(contentChunk("Hel"))
+			c.event(openRouterUpstreamLimited)
+			c.done()
+			return
+		}
+		okJSON(c, "paid from a")
+	})
+	b := newFakeProvider(t, clock, healthy("b"))
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
+	cfg.Models = []config.Model{
+		{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
+	}
+	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	resp, err := r.Open(t.Context(), &Request{Model: "free", Path: "/chat/completions", Body: chatBody(true), Stream: true, ContentType: "application/json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var end error
+	for end == nil {
+		_, end = resp.Next()
+	}
+	resp.Close()
+	if se := streamError(end); resp.Provider != "a" || se == nil || se.Class != CauseRateLimited {
+		t.Fatalf("free: provider %q ended by %v; want a's stream ended by a rate limit", resp.Provider, end)
+	}
+	st := statusOf(r, "a")
+	if !st.CoolingUntil.IsZero() {
+		t.Errorf("a cooling until %v for %q; want only its free target backing off", st.CoolingUntil, st.CoolingCause)
+	}
+	if len(st.CoolingTargets) != 1 || st.CoolingTargets[0].Target != "up-free" {
+		t.Errorf("a's targets cooling: %+v; want up-free", st.CoolingTargets)
+	}
+	before := len(clock.sleeps)
+	paid, err := r.Open(t.Context(), &Request{Model: "paid", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+	if err != nil {
+		t.Fatalf("paid: %v; want a's answer: its upstream is not limited", err)
+	}
+	paid.Close()
+	if waits := clock.sleeps[before:]; len(waits) > 0 {
+		t.Errorf("paid waited %v for a; want a's answer at once", waits)
+	}
+}

@@ -570,7 +570,16 @@ func (a *Response) finish(err error) error {
 			// away meanwhile, as before the first byte (round.decide);
 			// only an overload (503, 529) counts against the breaker.
 			breaker = rateLimitOutcome(0, se.Status)
-			w := a.r.backOff(a.t.p, a.r.opts.Now(), se.Status == http.StatusTooManyRequests)
+			var w time.Duration
+			if se.obj != nil {
+				// A limit on the target's model alone (OpenRouter's
+				// relayed one) backs off that target, as before the
+				// first byte: backed off as a whole, OpenRouter was out
+				// of every other model's rounds meanwhile.
+				w = a.r.coolRateLimited(a.t, se.obj, a.r.opts.Now())
+			} else {
+				w = a.r.backOff(a.t.p, a.r.opts.Now(), se.Status == http.StatusTooManyRequests)
+			}
 			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause,
 				"backoff", w, "err", se.Err)
 		case se.Class == CauseContextLength || se.Class == CauseRequestTooLarge:

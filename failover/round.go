@@ -758,40 +758,15 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 
 	case CauseRateLimited:
 		brk := rateLimitOutcome(f.httpStatus, f.status)
+		w := r.coolRateLimited(t, f, now)
 		if f.hasRetry {
-			// The provider asked every round for the pause, not just this
-			// one: it cools down that long, short or long, and other
-			// rounds skip it meanwhile (or wait it out, when it is all
-			// they have) rather than each sending at its own pace. This
-			// round's own retry after the wait is not skipped for it:
-			// the cool-down check is only for a target's first attempt.
-			if f.targetLimit && f.freeLimit && isFreeVariant(t.model) {
-				// OpenRouter's free-model limit, which every ":free"
-				// model of the account counts toward: each of the
-				// provider's ":free" targets waits, its paid ones not.
-				r.coolFreeTargets(p, now.Add(f.retryAfter))
-			} else if f.targetLimit {
-				// A limit on this target's model alone (OpenAI's
-				// per-model limits, one OpenRouter relays from a
-				// model's upstream): the provider's other models are
-				// not limited, and stay in every round.
-				t.coolDown(now.Add(f.retryAfter))
-			} else {
-				p.coolDown(now.Add(f.retryAfter), coolReason{CauseRateLimited, f.status == http.StatusTooManyRequests})
-			}
-			if f.retryAfter <= r.fo.RetryAfterMaxWait.D() && raWaits < maxRetryAfterWaits && fits(f.retryAfter) {
-				return decision{next: stepRetry, wait: f.retryAfter, retryAfter: true, breaker: brk}
+			// This round's own retry after the wait is not skipped for
+			// the cool-down: the cool-down check is only for a target's
+			// first attempt.
+			if w <= r.fo.RetryAfterMaxWait.D() && raWaits < maxRetryAfterWaits && fits(w) {
+				return decision{next: stepRetry, wait: w, retryAfter: true, breaker: brk}
 			}
 			return decision{next: stepNext, breaker: brk}
-		}
-		var w time.Duration
-		if f.relayed && f.status == http.StatusTooManyRequests {
-			// The limit of the upstream serving this target's model
-			// alone (failure.relayed): the target backs off, not its
-			// provider, whose other models other upstreams serve.
-			w = r.backOffTarget(t, now)
-		} else {
-			w = r.backOff(p, now, f.status == http.StatusTooManyRequests)
 		}
 		if retries == 0 && fits(w) {
 			return decision{next: stepRetry, wait: w, breaker: brk}
@@ -947,6 +922,45 @@ func rateLimitOutcome(httpStatus, status int) error {
 		return errProviderFailure
 	}
 	return errNeutral
+}
+
+// coolRateLimited cools down what the rate limit f, met on t, limits,
+// and returns the wait: the provider, t alone or p's ":free" targets. The
+// same rate limit cools the same whether it came before the first byte
+// (decide) or as an error event after it (Response.finish).
+//
+// With a wait the provider asked for (f.hasRetry), the provider asked every
+// round for the pause, not just this one: it cools down that long, short or
+// long, and other rounds skip it meanwhile (or wait it out, when it is all
+// they have) rather than each sending at its own pace. Without one, a
+// back-off of paygate's.
+func (r *Router) coolRateLimited(t *target, f *failure, now time.Time) time.Duration {
+	p := t.p
+	if f.hasRetry {
+		switch {
+		case f.targetLimit && f.freeLimit && isFreeVariant(t.model):
+			// OpenRouter's free-model limit, which every ":free"
+			// model of the account counts toward: each of the
+			// provider's ":free" targets waits, its paid ones not.
+			r.coolFreeTargets(p, now.Add(f.retryAfter))
+		case f.targetLimit:
+			// A limit on this target's model alone (OpenAI's
+			// per-model limits, one OpenRouter relays from a
+			// model's upstream): the provider's other models are
+			// not limited, and stay in every round.
+			t.coolDown(now.Add(f.retryAfter))
+		default:
+			p.coolDown(now.Add(f.retryAfter), coolReason{CauseRateLimited, f.status == http.StatusTooManyRequests})
+		}
+		return f.retryAfter
+	}
+	if f.relayed && f.status == http.StatusTooManyRequests {
+		// The limit of the upstream serving this target's model
+		// alone (failure.relayed): the target backs off, not its
+		// provider, whose other models other upstreams serve.
+		return r.backOffTarget(t, now)
+	}
+	return r.backOff(p, now, f.status == http.StatusTooManyRequests)
 }
 
 // backOff cools p down after a rate limit without Retry-After, for
