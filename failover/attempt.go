@@ -397,9 +397,9 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		}
 		var f *failure
 		if scanned {
-			f = scan.answerError(data)
+			f = r.eventWait(scan.answerError(data), data)
 		} else {
-			f = answerError(req.Path, data)
+			f = r.eventWait(answerError(req.Path, data), data)
 		}
 		if f != nil {
 			f.httpStatus = resp.StatusCode
@@ -529,7 +529,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	for {
 		ev, err := a.rd.Next()
 		if err != nil {
-			if f := bareError(pre, err, held, a.malformed); f != nil {
+			if f := r.eventWait(bareError(pre, err, held, a.malformed), pre.buf); f != nil {
 				f.httpStatus = resp.StatusCode
 				a.release()
 				return nil, f
@@ -583,7 +583,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		if u := heldUsage(ev.Data); u != nil {
 			usage = u
 		}
-		if f := eventErrorMarked(ev, m); f != nil {
+		if f := r.eventWait(eventErrorMarked(ev, m), ev.Data); f != nil {
 			f.httpStatus = resp.StatusCode
 			a.release()
 			return nil, withUsage(usage, f)

@@ -33,14 +33,7 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		f.errMsg = "answered that it serves https on that port (HTTP 400): check its base_url (https://, not http://)"
 	} else {
 		readErrorFields(f, body)
-		if status == http.StatusTooManyRequests && !f.hasRetry {
-			f.retryAfter, f.hasRetry = rateLimitReset(body, now, f.relayed)
-			f.freeLimit = f.hasRetry && !f.relayed && freeModelsLimit(f.errMsg)
-			if !f.hasRetry {
-				f.retryAfter, f.hasRetry = spentLimitReset(h, f.errMsg)
-			}
-			f.targetLimit = f.hasRetry
-		}
+		bodyWait(f, h, body, now)
 	}
 	// A header's delay wins over the body's (readErrorValue's RetryInfo,
 	// rateLimitReset).
@@ -54,6 +47,37 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		f.targetLimit = f.hasRetry
 	}
 	f.cause = causeOf(f)
+	return f
+}
+
+// bodyWait reads the wait of f, a 429 (or an error object that stands for
+// one) with none yet, from its body: OpenRouter's copy of the limit's
+// headers (rateLimitReset), else OpenAI's words or its spent x-ratelimit-*
+// headers h (spentLimitReset; nil for an error in a 200's body or an
+// event, which has none). Such a wait is the target's (targetLimit).
+func bodyWait(f *failure, h http.Header, body []byte, now time.Time) {
+	if f.status != http.StatusTooManyRequests || f.hasRetry {
+		return
+	}
+	f.retryAfter, f.hasRetry = rateLimitReset(body, now, f.relayed)
+	f.freeLimit = f.hasRetry && !f.relayed && freeModelsLimit(f.errMsg)
+	if !f.hasRetry {
+		f.retryAfter, f.hasRetry = spentLimitReset(h, f.errMsg)
+	}
+	f.targetLimit = f.hasRetry
+}
+
+// eventWait is f, the failure of an error object data holds (nil: none)
+// in a 2xx answer's body or an event, with the wait its body names
+// (bodyWait), as on a 429's status line: once the model has started,
+// OpenRouter answers 200 and sends its errors so, its relayed limits
+// too, their wait in metadata.headers. Without it the target was asked
+// again after paygate's half-second back-off, refused again, and asked
+// each round after.
+func (r *Router) eventWait(f *failure, data []byte) *failure {
+	if f != nil && f.cause == CauseRateLimited {
+		bodyWait(f, nil, data, r.opts.Now())
+	}
 	return f
 }
 

@@ -221,3 +221,58 @@ func TestOpenRouterUpstreamLimitMidStreamSparesItsOtherModels(t *testing.T) {
 		t.Errorf("paid waited %v for a; want a's answer at once", waits)
 	}
 }
+
+// TestOpenRouterUpstreamLimitInA200KeepsItsWait: once the model has
+// started, OpenRouter answers 200 and sends an error in the body or as an
+// event (https://openrouter.ai/docs/api-reference/errors): its relayed
+// 429 there carries the upstream's wait in metadata.headers as its 429
+// status line's body does, and the target cools down that long (17 s, past
+// failover.retry_after_max_wait: the next target at once), not for a
+// back-off of paygate's after which it is asked again, refused again.
+func TestOpenRouterUpstreamLimitInA200KeepsItsWait(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stream bool
+		answer func(c *fconn)
+	}{
+		{"the first event of a stream", true, func(c *fconn) {
+			c.sse()
+			c.comment("OPENROUTER PROCESSING")
+			c.event(openRouterUpstreamLimited)
+			c.done()
+		}},
+		{"a 200's body", false, func(c *fconn) { c.status(200, openRouterUpstreamLimited) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			a := newFakeProvider(t, clock, func(c *fconn, _ int) { tc.answer(c) })
+			b := newFakeProvider(t, clock, healthy("b"))
+			cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
+			cfg.Models = []config.Model{
+				{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+			}
+			r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			start := clock.Now()
+			resp, err := r.Open(t.Context(), &Request{Model: "free", Path: "/chat/completions", Body: chatBody(tc.stream), Stream: tc.stream,
+				ContentType: "application/json"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Close()
+			if resp.Provider != "b" || len(a.hits()) != 1 {
+				t.Errorf("answered by %q after a saw %d requests; want b after 1", resp.Provider, len(a.hits()))
+			}
+			st := statusOf(r, "a")
+			if !st.CoolingUntil.IsZero() {
+				t.Errorf("a cooling until %v; want only its target", st.CoolingUntil)
+			}
+			if len(st.CoolingTargets) != 1 || !st.CoolingTargets[0].Until.Equal(start.Add(17*time.Second)) {
+				t.Errorf("a's targets cooling: %+v; want up-free until %v", st.CoolingTargets, start.Add(17*time.Second))
+			}
+		})
+	}
+}

@@ -89,7 +89,7 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 	case err != nil:
 		if errors.Is(err, io.EOF) {
 			// An error object without "data:", the whole body (bareError).
-			if f = bareErrorIn(h.buf); f != nil {
+			if f = r.eventWait(bareErrorIn(h.buf), h.buf); f != nil {
 				f.httpStatus = resp.StatusCode
 				break
 			}
@@ -102,7 +102,7 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 		f = &failure{cause: CauseEmptyStream, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 			err: errors.New("stream ended with [DONE] before its first event")}
 	default:
-		if f = forwardedEventError(ev); f != nil {
+		if f = r.eventWait(forwardedEventError(ev), ev.Data); f != nil {
 			f.httpStatus = resp.StatusCode
 		} else if cut := rd.Err(); cut != nil && !errors.Is(cut, io.EOF) && !errors.Is(cut, errHoldFull) {
 			// The connection failed before the event's blank line (the

@@ -345,7 +345,7 @@ func (a *Response) Next() (sse.Event, error) {
 			}
 		}
 		idleAt = 0
-		if f := eventErrorMarked(ev, m); f != nil {
+		if f := a.r.eventWait(eventErrorMarked(ev, m), ev.Data); f != nil {
 			if a.whole() {
 				// The answer had finished: an error after it (a relay's
 				// hiccup) takes nothing from it. Ended as a cut, it was

@@ -111,7 +111,7 @@ read:
 			if i := objectLine(data, false); i >= 0 && len(b.choices) == 0 && a.malformed == 0 {
 				// An error object written without "data:" after
 				// keep-alives (bareError): the provider's reason.
-				if f := bareErrorIn(data[i:]); f != nil {
+				if f := r.eventWait(bareErrorIn(data[i:]), data[i:]); f != nil {
 					f.httpStatus = a.StatusCode
 					return nil, f
 				}
@@ -163,7 +163,7 @@ read:
 			}
 			continue
 		}
-		if f := eventErrorMarked(ev, m); f != nil {
+		if f := r.eventWait(eventErrorMarked(ev, m), ev.Data); f != nil {
 			if b.finished() && len(b.choices) >= choices {
 				// The answer had finished: an error after it (a relay's
 				// hiccup) takes nothing from it, as in a stream
