@@ -394,7 +394,11 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			return nil, true
 		}
 		if rd.attempts >= r.fo.MaxAttempts {
-			rd.unasked = retries == 0 || len(rest) > 0
+			// Only before t's first attempt, or its fresh one after a
+			// refused continuation: a retry is decided only with an
+			// attempt left for it (the untried check below), so the
+			// budget ended the round before t was asked.
+			rd.unasked = true
 			return nil, true
 		}
 		now := r.opts.Now()
