@@ -611,6 +611,7 @@ func (a *Response) finish(err error) error {
 	}
 	a.reportBreaker(breaker)
 	if outcome == "complete" {
+		a.t.answered()
 		a.t.p.streamComplete.Inc()
 	} else {
 		a.r.m.streams.WithLabelValues(a.Provider, outcome).Inc()
@@ -644,6 +645,7 @@ func (a *Response) Close() {
 		// not the provider's fault.
 		a.end = errClosed
 		a.r.m.streams.WithLabelValues(a.Provider, "closed_early").Inc()
+		a.t.answered() // answering when its caller left
 	}
 	a.reportBreaker(errNeutral) // closed before its end: neither way
 	if a.rd != nil && errors.Is(a.end, io.EOF) && !a.released {

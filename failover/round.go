@@ -471,14 +471,11 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				p.report(rd.ctx, done, nil)
 				resp.probe, resp.probeGen = open, gen
 			}
-			// Read first: an answer is the common case, and a store
-			// of a zero already there would still take the shared
-			// line from every other round's core.
-			if p.throttles.Load() != 0 {
-				p.throttles.Store(0)
-			}
-			if t.throttles.Load() != 0 {
-				t.throttles.Store(0)
+			if !open {
+				// A stream's, or a piped answer's, is an answer at its
+				// end (Response.finish): one a rate limit then broke
+				// continues the back-off's doubling.
+				t.answered()
 			}
 			at.Status = resp.StatusCode
 			if len(rd.tried) == 0 {
@@ -978,6 +975,24 @@ func (r *Router) backOff(p *provider, now time.Time, limited bool) time.Duration
 	w := r.opts.Jitter(backoff)
 	p.coolDown(now.Add(w), coolReason{CauseRateLimited, limited})
 	return w
+}
+
+// answered ends the doubling of the rate-limit back-offs of t and its
+// provider (backOff, backOffTarget): an answer came. A stream's counts at
+// its end, or when its caller leaves before it: one that began and was
+// then broken by a rate limit is none, or a provider that breaks each of
+// its streams so was backed off half a second each time, every round
+// after it asking it again.
+func (t *target) answered() {
+	// Read first: an answer is the common case, and a store of a zero
+	// already there would still take the shared line from every other
+	// round's core.
+	if t.p.throttles.Load() != 0 {
+		t.p.throttles.Store(0)
+	}
+	if t.throttles.Load() != 0 {
+		t.throttles.Store(0)
+	}
 }
 
 // backOffTarget is backOff for a rate limit on t's model alone: t cools

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -126,5 +127,34 @@ func TestMidStreamRequestQuotaCoolsNothing(t *testing.T) {
 				t.Errorf("second request: provider %q (err %v, end %v); want a", got.provider, got.openErr, got.end)
 			}
 		})
+	}
+}
+
+// TestMidStreamRateLimitsBackOffLonger: a provider that begins every
+// stream and then ends it with a rate limit is backed off longer at each
+// (0.5 s, 1 s, 2 s), as consecutive 429s before the first byte are: the
+// first token of a stream it then broke is no answer that ends the
+// back-off's doubling.
+func TestMidStreamRateLimitsBackOffLonger(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]func(c *fconn, n int){
+		"a": func(c *fconn, _ int) {
+			c.sse()
+			c.event(contentChunk("Hel"))
+			c.event(errBody("rate_limit_error", "rate_limit_exceeded", "slow down"))
+			c.done()
+		},
+	}, []string{"a"}, nil)
+	var got []time.Duration
+	for range 3 {
+		if a := e.open(t.Context(), true); a.provider != "a" {
+			t.Fatalf("served by %q (err %v); want a", a.provider, a.openErr)
+		}
+		until := statusOf(e.r, "a").CoolingUntil
+		got = append(got, until.Sub(e.clock.Now()))
+	}
+	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("back-offs after each broken stream: %v; want %v", got, want)
 	}
 }
