@@ -17,6 +17,33 @@ import (
 const openRouterUpstreamLimited = `{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"meta-llama/llama-3.3-70b-instruct:free is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations",` +
 	`"provider_name":"Venice","is_byok":false,"retry_after_seconds":17,"retry_after_seconds_raw":16.007,"headers":{"Retry-After":"17"}}},"user_id":"user_1"}`
 
+// freeAndPaid is a Router over fake providers a and b: model "free" is
+// a's up-free, which free answers, then b; model "paid" is a's up-paid
+// alone, answered at once.
+func freeAndPaid(t *testing.T, free func(c *fconn)) (*fakeClock, *fakeProvider, *Router) {
+	t.Helper()
+	clock := newFakeClock()
+	a := newFakeProvider(t, clock, func(c *fconn, _ int) {
+		if strings.Contains(c.lastBody, `"up-free"`) {
+			free(c)
+			return
+		}
+		okJSON(c, "paid from a")
+	})
+	b := newFakeProvider(t, clock, healthy("b"))
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
+	cfg.Models = []config.Model{
+		{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
+	}
+	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return clock, a, r
+}
+
 // TestOpenRouterUpstreamLimitSparesItsOtherModels: a 429 OpenRouter
 // relays from the upstream provider of one model (metadata.provider_name)
 // limits that model, not OpenRouter: its other models are served by other
@@ -41,25 +68,7 @@ func TestOpenRouterUpstreamLimitSparesItsOtherModels(t *testing.T) {
 		{"no wait: a back-off", noWait, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := newFakeClock()
-			a := newFakeProvider(t, clock, func(c *fconn, _ int) {
-				if strings.Contains(c.lastBody, `"up-free"`) {
-					c.status(429, tc.body, tc.extra...)
-					return
-				}
-				okJSON(c, "paid from a")
-			})
-			b := newFakeProvider(t, clock, healthy("b"))
-			cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
-			cfg.Models = []config.Model{
-				{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
-				{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
-			}
-			r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			clock, _, r := freeAndPaid(t, func(c *fconn) { c.status(429, tc.body, tc.extra...) })
 			open := func(model string) (string, error) {
 				resp, err := r.Open(t.Context(), &Request{Model: model, Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
 				if err != nil {
@@ -170,28 +179,12 @@ func TestOpenRouterUpstreamLimitBacksOffOnItsOwn(t *testing.T) {
 // the target whose upstream limited it, as before the first byte, not
 // OpenRouter, whose other models other upstreams serve.
 func TestOpenRouterUpstreamLimitMidStreamSparesItsOtherModels(t *testing.T) {
-	clock := newFakeClock()
-	a := newFakeProvider(t, clock, func(c *fconn, _ int) {
-		if strings.Contains(c.lastBody, `"up-free"`) {
-			c.sse()
-			c.event(contentChunk("Hel"))
-			c.event(openRouterUpstreamLimited)
-			c.done()
-			return
-		}
-		okJSON(c, "paid from a")
+	clock, _, r := freeAndPaid(t, func(c *fconn) {
+		c.sse()
+		c.event(contentChunk("Hel"))
+		c.event(openRouterUpstreamLimited)
+		c.done()
 	})
-	b := newFakeProvider(t, clock, healthy("b"))
-	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
-	cfg.Models = []config.Model{
-		{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
-		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
-	}
-	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	resp, err := r.Open(t.Context(), &Request{Model: "free", Path: "/chat/completions", Body: chatBody(true), Stream: true, ContentType: "application/json"})
 	if err != nil {
 		t.Fatal(err)
@@ -244,18 +237,7 @@ func TestOpenRouterUpstreamLimitInA200KeepsItsWait(t *testing.T) {
 		{"a 200's body", false, func(c *fconn) { c.status(200, openRouterUpstreamLimited) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := newFakeClock()
-			a := newFakeProvider(t, clock, func(c *fconn, _ int) { tc.answer(c) })
-			b := newFakeProvider(t, clock, healthy("b"))
-			cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
-			cfg.Models = []config.Model{
-				{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
-			}
-			r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			clock, a, r := freeAndPaid(t, tc.answer)
 			start := clock.Now()
 			resp, err := r.Open(t.Context(), &Request{Model: "free", Path: "/chat/completions", Body: chatBody(tc.stream), Stream: tc.stream,
 				ContentType: "application/json"})
