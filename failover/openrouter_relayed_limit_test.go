@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,7 +178,8 @@ func TestOpenRouterUpstreamLimitBacksOffOnItsOwn(t *testing.T) {
 // TestOpenRouterUpstreamLimitMidStreamSparesItsOtherModels: the same
 // relayed 429 as an error event after the stream's first token backs off
 // the target whose upstream limited it, as before the first byte, not
-// OpenRouter, whose other models other upstreams serve.
+// OpenRouter, whose other models other upstreams serve, for the wait its
+// metadata.headers name (17 s).
 func TestOpenRouterUpstreamLimitMidStreamSparesItsOtherModels(t *testing.T) {
 	clock, _, r := freeAndPaid(t, func(c *fconn) {
 		c.sse()
@@ -185,6 +187,7 @@ func TestOpenRouterUpstreamLimitMidStreamSparesItsOtherModels(t *testing.T) {
 		c.event(openRouterUpstreamLimited)
 		c.done()
 	})
+	start := clock.Now()
 	resp, err := r.Open(t.Context(), &Request{Model: "free", Path: "/chat/completions", Body: chatBody(true), Stream: true, ContentType: "application/json"})
 	if err != nil {
 		t.Fatal(err)
@@ -201,8 +204,8 @@ func TestOpenRouterUpstreamLimitMidStreamSparesItsOtherModels(t *testing.T) {
 	if !st.CoolingUntil.IsZero() {
 		t.Errorf("a cooling until %v for %q; want only its free target backing off", st.CoolingUntil, st.CoolingCause)
 	}
-	if len(st.CoolingTargets) != 1 || st.CoolingTargets[0].Target != "up-free" {
-		t.Errorf("a's targets cooling: %+v; want up-free", st.CoolingTargets)
+	if len(st.CoolingTargets) != 1 || st.CoolingTargets[0].Target != "up-free" || !st.CoolingTargets[0].Until.Equal(start.Add(17*time.Second)) {
+		t.Errorf("a's targets cooling: %+v; want up-free until %v", st.CoolingTargets, start.Add(17*time.Second))
 	}
 	before := len(clock.sleeps)
 	paid, err := r.Open(t.Context(), &Request{Model: "paid", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
@@ -223,23 +226,43 @@ func TestOpenRouterUpstreamLimitMidStreamSparesItsOtherModels(t *testing.T) {
 // failover.retry_after_max_wait: the next target at once), not for a
 // back-off of paygate's after which it is asked again, refused again.
 func TestOpenRouterUpstreamLimitInA200KeepsItsWait(t *testing.T) {
+	asEvent := func(c *fconn) {
+		c.sse()
+		c.comment("OPENROUTER PROCESSING")
+		c.event(openRouterUpstreamLimited)
+		c.done()
+	}
+	bare := func(c *fconn) { // the error object without "data:"
+		c.sse()
+		c.comment("OPENROUTER PROCESSING")
+		c.chunk(openRouterUpstreamLimited)
+		c.end()
+	}
+	inBody := func(c *fconn) { c.status(200, openRouterUpstreamLimited) }
+	const chat, completions, responses = "/chat/completions", "/completions", "/responses"
 	for _, tc := range []struct {
 		name   string
+		path   string
 		stream bool
 		answer func(c *fconn)
 	}{
-		{"the first event of a stream", true, func(c *fconn) {
-			c.sse()
-			c.comment("OPENROUTER PROCESSING")
-			c.event(openRouterUpstreamLimited)
-			c.done()
-		}},
-		{"a 200's body", false, func(c *fconn) { c.status(200, openRouterUpstreamLimited) }},
+		{"the first event of a stream", chat, true, asEvent},
+		{"a 200's body", chat, false, inBody},
+		{"a stream's object without data:", chat, true, bare},
+		{"events answering a non-stream request", chat, false, asEvent},
+		{"an object without data: answering a non-stream request", chat, false, bare},
+		{"a forwarded path's 200 body", completions, false, inBody},
+		{"a piped stream's first event", responses, true, asEvent},
+		{"a piped stream's object without data:", responses, true, bare},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock, a, r := freeAndPaid(t, tc.answer)
 			start := clock.Now()
-			resp, err := r.Open(t.Context(), &Request{Model: "free", Path: "/chat/completions", Body: chatBody(tc.stream), Stream: tc.stream,
+			body := chatBody(tc.stream)
+			if tc.path != chat {
+				body = []byte(`{"model":"free","input":"hi","prompt":"hi","stream":` + strconv.FormatBool(tc.stream) + `}`)
+			}
+			resp, err := r.Open(t.Context(), &Request{Model: "free", Method: "POST", Path: tc.path, Body: body, Stream: tc.stream && tc.path == chat,
 				ContentType: "application/json"})
 			if err != nil {
 				t.Fatal(err)
