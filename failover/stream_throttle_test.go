@@ -2,6 +2,7 @@ package failover
 
 import (
 	"errors"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -162,5 +163,79 @@ func TestMidStreamRateLimitsBackOffLonger(t *testing.T) {
 	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}
 	if !slices.Equal(got, want) {
 		t.Errorf("back-offs after each broken stream: %v; want %v", got, want)
+	}
+}
+
+// TestAnswerEndsTheBackOffDoubling: an answer ends the doubling of the
+// rate-limit back-off, whatever its form: a JSON answer at its head, a
+// stream or a piped event stream at its end, a stream whose caller left
+// before its end. A rate limit after it is backed off 0.5 s again, not 1 s:
+// a healthy provider limited now and then is not kept out longer each time.
+func TestAnswerEndsTheBackOffDoubling(t *testing.T) {
+	t.Parallel()
+	chat := func(stream bool) *Request {
+		return &Request{Model: "gpt", Method: "POST", Path: "/chat/completions", Body: chatBody(stream), Stream: stream,
+			ContentType: "application/json"}
+	}
+	for _, tc := range []struct {
+		name   string
+		req    *Request
+		answer func(c *fconn)
+		events int // Next calls before Close; -1: to the end
+	}{
+		{"a JSON answer", chat(false), func(c *fconn) { okJSON(c, "hi") }, 0},
+		{"a stream read to its end", chat(true), func(c *fconn) { okStream(c, "hi") }, -1},
+		{"a stream its caller left", chat(true), func(c *fconn) { okStream(c, "hi") }, 1},
+		{"a piped stream read to its end", &Request{Model: "gpt", Method: "POST", Path: "/responses",
+			Body: []byte(`{"model":"gpt","input":"hi","stream":true}`), ContentType: "application/json"}, func(c *fconn) {
+			c.sse()
+			c.event(`{"type":"response.output_text.delta","delta":"hi"}`)
+			c.event(`{"type":"response.completed","response":{"id":"r1","status":"completed"}}`)
+			c.end()
+		}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": func(c *fconn, n int) {
+					if n == 1 {
+						tc.answer(c)
+						return
+					}
+					c.sse()
+					c.event(contentChunk("Hel"))
+					c.event(errBody("rate_limit_error", "rate_limit_exceeded", "slow down"))
+					c.done()
+				},
+			}, []string{"a"}, nil)
+			limited := func() time.Duration {
+				t.Helper()
+				if a := e.open(t.Context(), true); a.provider != "a" {
+					t.Fatalf("served by %q (err %v); want a", a.provider, a.openErr)
+				}
+				return statusOf(e.r, "a").CoolingUntil.Sub(e.clock.Now())
+			}
+			if w := limited(); w != 500*time.Millisecond {
+				t.Fatalf("first back-off %v; want 500ms", w)
+			}
+			e.clock.Advance(time.Second)
+			resp, err := e.r.Open(t.Context(), tc.req)
+			if err != nil {
+				t.Fatalf("the answer: %v", err)
+			}
+			if resp.Piped() {
+				_, _ = io.Copy(io.Discard, resp)
+			} else {
+				for i := 0; tc.events < 0 || i < tc.events; i++ {
+					if _, err := resp.Next(); err != nil {
+						break
+					}
+				}
+			}
+			resp.Close()
+			if w := limited(); w != 500*time.Millisecond {
+				t.Errorf("back-off after the answer: %v; want 500ms, the doubling ended by the answer", w)
+			}
+		})
 	}
 }
