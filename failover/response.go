@@ -544,6 +544,7 @@ func (a *Response) finish(err error) error {
 	a.end = err
 	outcome := "complete"
 	var breaker error // complete: a success
+	limited := false  // a rate limit ended it: no answer (target.answered)
 	if se := streamError(err); se != nil {
 		outcome = se.Cause
 		breaker = errNeutral // canceled: not the provider's doing
@@ -569,7 +570,7 @@ func (a *Response) finish(err error) error {
 			// Too fast or overloaded: the back-off keeps other rounds
 			// away meanwhile, as before the first byte (round.decide);
 			// only an overload (503, 529) counts against the breaker.
-			breaker = rateLimitOutcome(0, se.Status)
+			breaker, limited = rateLimitOutcome(0, se.Status), true
 			var w time.Duration
 			if se.obj != nil {
 				// A limit on the target's model alone (OpenRouter's
@@ -610,8 +611,15 @@ func (a *Response) finish(err error) error {
 		}
 	}
 	a.reportBreaker(breaker)
-	if outcome == "complete" {
+	if !limited {
+		// The provider took the request within its limits, whatever
+		// ended the stream after its first token (a cut, a timeout, a
+		// server error): kept counting, the back-offs of rate limits
+		// hours apart, between streams each so ended, doubled up to
+		// failover.retry_after_max_wait.
 		a.t.answered()
+	}
+	if outcome == "complete" {
 		a.t.p.streamComplete.Inc()
 	} else {
 		a.r.m.streams.WithLabelValues(a.Provider, outcome).Inc()

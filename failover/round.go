@@ -979,10 +979,10 @@ func (r *Router) backOff(p *provider, now time.Time, limited bool) time.Duration
 
 // answered ends the doubling of the rate-limit back-offs of t and its
 // provider (backOff, backOffTarget): an answer came. A stream's counts at
-// its end, or when its caller leaves before it: one that began and was
-// then broken by a rate limit is none, or a provider that breaks each of
-// its streams so was backed off half a second each time, every round
-// after it asking it again.
+// its end, whatever ended it, or when its caller leaves before it: one
+// that began and was then broken by a rate limit is none, or a provider
+// that breaks each of its streams so was backed off half a second each
+// time, every round after it asking it again.
 func (t *target) answered() {
 	// Read first: an answer is the common case, and a store of a zero
 	// already there would still take the shared line from every other

@@ -169,8 +169,10 @@ func TestMidStreamRateLimitsBackOffLonger(t *testing.T) {
 // TestAnswerEndsTheBackOffDoubling: an answer ends the doubling of the
 // rate-limit back-off, whatever its form: a JSON answer at its head, a
 // stream or a piped event stream at its end, a stream whose caller left
-// before its end. A rate limit after it is backed off 0.5 s again, not 1 s:
-// a healthy provider limited now and then is not kept out longer each time.
+// before its end, a stream that something other than a rate limit broke
+// after its first token (the provider took the request within its
+// limits). A rate limit after it is backed off 0.5 s again, not 1 s: a
+// provider limited now and then is not kept out longer each time.
 func TestAnswerEndsTheBackOffDoubling(t *testing.T) {
 	t.Parallel()
 	chat := func(stream bool) *Request {
@@ -186,6 +188,17 @@ func TestAnswerEndsTheBackOffDoubling(t *testing.T) {
 		{"a JSON answer", chat(false), func(c *fconn) { okJSON(c, "hi") }, 0},
 		{"a stream read to its end", chat(true), func(c *fconn) { okStream(c, "hi") }, -1},
 		{"a stream its caller left", chat(true), func(c *fconn) { okStream(c, "hi") }, 1},
+		{"a stream cut after its first token", chat(true), func(c *fconn) {
+			c.sse()
+			c.event(contentChunk("Hel"))
+			c.cut()
+		}, -1},
+		{"a stream a server error ended", chat(true), func(c *fconn) {
+			c.sse()
+			c.event(contentChunk("Hel"))
+			c.event(errBody("server_error", "server_error", "The server had an error while processing your request."))
+			c.done()
+		}, -1},
 		{"a piped stream read to its end", &Request{Model: "gpt", Method: "POST", Path: "/responses",
 			Body: []byte(`{"model":"gpt","input":"hi","stream":true}`), ContentType: "application/json"}, func(c *fconn) {
 			c.sse()
