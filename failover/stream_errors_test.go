@@ -220,12 +220,7 @@ func TestInStreamErrorClassified(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, map[string]func(c *fconn, n int){
-				"a": always(func(c *fconn) {
-					c.sse()
-					c.event(contentChunk("Hel"))
-					c.event(tc.ev)
-					c.done()
-				}),
+				"a": always(func(c *fconn) { brokenStream(c, tc.ev) }),
 			}, []string{"a", "b"}, nil)
 			got := e.open(t.Context(), true)
 			var se *StreamError

@@ -46,16 +46,7 @@ func TestMidStreamBillingAndRateLimitCoolTheProvider(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, map[string]func(c *fconn, n int){
-				"a": func(c *fconn, n int) {
-					if n > 0 {
-						healthy("a")(c, n)
-						return
-					}
-					c.sse()
-					c.event(contentChunk("Hel"))
-					c.event(tc.ev)
-					c.done()
-				},
+				"a": brokenOnce(tc.ev),
 			}, []string{"a", "b"}, func(cfg *config.Config) {
 				// One provider failure opens the breaker: a rate limit
 				// or a billing error must not count as one.
@@ -110,16 +101,7 @@ func TestMidStreamRequestQuotaCoolsNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, map[string]func(c *fconn, n int){
-				"a": func(c *fconn, n int) {
-					if n > 0 {
-						healthy("a")(c, n)
-						return
-					}
-					c.sse()
-					c.event(contentChunk("Hel"))
-					c.event(tc.ev)
-					c.done()
-				},
+				"a": brokenOnce(tc.ev),
 			}, []string{"a", "b"}, nil)
 			got := e.open(t.Context(), true)
 			var se *StreamError
@@ -145,12 +127,7 @@ func TestMidStreamRequestQuotaCoolsNothing(t *testing.T) {
 func TestMidStreamRateLimitsBackOffLonger(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, map[string]func(c *fconn, n int){
-		"a": func(c *fconn, _ int) {
-			c.sse()
-			c.event(contentChunk("Hel"))
-			c.event(errBody("rate_limit_error", "rate_limit_exceeded", "slow down"))
-			c.done()
-		},
+		"a": always(func(c *fconn) { brokenStream(c, errBody("rate_limit_error", "rate_limit_exceeded", "slow down")) }),
 	}, []string{"a"}, nil)
 	var got []time.Duration
 	for range 3 {
@@ -194,10 +171,7 @@ func TestAnswerEndsTheBackOffDoubling(t *testing.T) {
 			c.cut()
 		}, -1},
 		{"a stream a server error ended", chat(true), func(c *fconn) {
-			c.sse()
-			c.event(contentChunk("Hel"))
-			c.event(errBody("server_error", "server_error", "The server had an error while processing your request."))
-			c.done()
+			brokenStream(c, errBody("server_error", "server_error", "The server had an error while processing your request."))
 		}, -1},
 		{"a piped stream read to its end", &Request{Model: "gpt", Method: "POST", Path: "/responses",
 			Body: []byte(`{"model":"gpt","input":"hi","stream":true}`), ContentType: "application/json"}, func(c *fconn) {
@@ -215,10 +189,7 @@ func TestAnswerEndsTheBackOffDoubling(t *testing.T) {
 						tc.answer(c)
 						return
 					}
-					c.sse()
-					c.event(contentChunk("Hel"))
-					c.event(errBody("rate_limit_error", "rate_limit_exceeded", "slow down"))
-					c.done()
+					brokenStream(c, errBody("rate_limit_error", "rate_limit_exceeded", "slow down"))
 				},
 			}, []string{"a"}, nil)
 			limited := func() time.Duration {
@@ -250,5 +221,26 @@ func TestAnswerEndsTheBackOffDoubling(t *testing.T) {
 				t.Errorf("back-off after the answer: %v; want 500ms, the doubling ended by the answer", w)
 			}
 		})
+	}
+}
+
+// brokenStream answers with a stream that the error event ev ends after
+// its first token.
+func brokenStream(c *fconn, ev string) {
+	c.sse()
+	c.event(contentChunk("Hel"))
+	c.event(ev)
+	c.done()
+}
+
+// brokenOnce is a provider's script whose first stream ev ends after its
+// first token (brokenStream), every later request answered.
+func brokenOnce(ev string) func(c *fconn, n int) {
+	return func(c *fconn, n int) {
+		if n > 0 {
+			healthy("a")(c, n)
+			return
+		}
+		brokenStream(c, ev)
 	}
 }
