@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -279,5 +280,33 @@ func TestOpenRouterUpstreamLimitInA200KeepsItsWait(t *testing.T) {
 				t.Errorf("a's targets cooling: %+v; want up-free until %v", st.CoolingTargets, start.Add(17*time.Second))
 			}
 		})
+	}
+}
+
+// TestRelayedWaitInABodyIsCapped: the Retry-After a relayed limit's
+// metadata.headers name in a 200's body or an event is read as on a 429's
+// status line: capped at a day, however large, and none when negative or
+// not a delay (a back-off of paygate's then), so that no relay's number
+// keeps a target out for longer or sends it again at once.
+func TestRelayedWaitInABodyIsCapped(t *testing.T) {
+	clock, _, r := freeAndPaid(t, func(c *fconn) { okJSON(c, "unused") })
+	for _, tc := range []struct {
+		retryAfter string
+		want       time.Duration
+		wantWait   bool
+	}{
+		{`"17"`, 17 * time.Second, true},
+		{`"99999999999999999999"`, maxRetryAfter, true},
+		{`1e300`, maxRetryAfter, true},
+		{`"` + clock.Now().Add(90*time.Second).UTC().Format(http.TimeFormat) + `"`, 90 * time.Second, true},
+		{`"-5"`, 0, false},
+		{`"soon"`, 0, false},
+		{`{"s":17}`, 0, false},
+	} {
+		data := []byte(strings.Replace(openRouterUpstreamLimited, `"headers":{"Retry-After":"17"}`, `"headers":{"Retry-After":`+tc.retryAfter+`}`, 1))
+		f := r.eventWait(errorObject(data), data)
+		if f == nil || f.cause != CauseRateLimited || f.retryAfter != tc.want || f.hasRetry != tc.wantWait || f.targetLimit != tc.wantWait {
+			t.Errorf("Retry-After %s: %+v; want a rate limit of the target waiting %v (a wait: %v)", tc.retryAfter, f, tc.want, tc.wantWait)
+		}
 	}
 }
