@@ -27,6 +27,12 @@ const (
 	// markEscape: a string scanned holds an escape (answerScanner clears
 	// it before a key, to read the key's name without a search for one).
 	markEscape
+	// markLineBreak: the data holds a raw CR or LF. In valid JSON either
+	// is only whitespace between tokens (inside a string it is escaped),
+	// so the walk sees each where it skips whitespace; an event without
+	// one goes out on its "data:" line with no search for line breaks
+	// (sse.Writer.QueueLine).
+	markLineBreak
 )
 
 // scanEvent reports whether data is valid JSON nesting at most maxNesting
@@ -39,25 +45,11 @@ const (
 // nothing.
 func scanEvent(data []byte) (eventMarks, bool) {
 	var m eventMarks
-	for i := 0; i < len(data); i++ {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		i, ok := scanAny(data, i, 0, &m)
-		if !ok {
-			return m, false
-		}
-		for ; i < len(data); i++ {
-			switch data[i] {
-			case ' ', '\t', '\n', '\r':
-			default:
-				return m, false
-			}
-		}
-		return m, true
+	i, ok := scanAny(data, 0, 0, &m)
+	if !ok {
+		return m, false
 	}
-	return m, false
+	return m, skipSpaceMarked(data, i, &m) == len(data)
 }
 
 // scanAny validates the value at data[i] (whitespace before it skipped);
@@ -65,7 +57,10 @@ func scanEvent(data []byte) (eventMarks, bool) {
 func scanAny(data []byte, i, depth int, m *eventMarks) (int, bool) {
 	for ; i < len(data); i++ {
 		switch data[i] {
-		case ' ', '\t', '\n', '\r':
+		case ' ', '\t':
+			continue
+		case '\n', '\r':
+			*m |= markLineBreak
 			continue
 		case '{':
 			return scanObject(data, i+1, depth+1, m)
@@ -93,7 +88,7 @@ func scanObject(data []byte, i, depth int, m *eventMarks) (int, bool) {
 	if depth > maxNesting {
 		return i, false
 	}
-	i = skipSpace(data, i)
+	i = skipSpaceMarked(data, i, m)
 	if i >= len(data) {
 		return i, false
 	}
@@ -115,18 +110,18 @@ func scanObject(data []byte, i, depth int, m *eventMarks) (int, bool) {
 		// first: no other key of a chunk ends in "n".
 		finishKey := data[i-2] == 'n' && i-1-len(keyFinishTail) >= 0 &&
 			string(data[i-len(keyFinishTail):i]) == string(keyFinishTail) && data[i-1-len(keyFinishTail)] == '"'
-		i = skipSpace(data, i)
+		i = skipSpaceMarked(data, i, m)
 		if i >= len(data) || data[i] != ':' {
 			return i, false
 		}
-		i = skipSpace(data, i+1)
+		i = skipSpaceMarked(data, i+1, m)
 		if finishKey && i+1 < len(data) && data[i] == '"' && data[i+1] != '"' {
 			*m |= markFinish
 		}
 		if i, ok = scanAny(data, i, depth, m); !ok {
 			return i, false
 		}
-		i = skipSpace(data, i)
+		i = skipSpaceMarked(data, i, m)
 		if i >= len(data) {
 			return i, false
 		}
@@ -134,7 +129,7 @@ func scanObject(data []byte, i, depth int, m *eventMarks) (int, bool) {
 		case '}':
 			return i + 1, true
 		case ',':
-			i = skipSpace(data, i+1)
+			i = skipSpaceMarked(data, i+1, m)
 			if i >= len(data) {
 				return i, false
 			}
@@ -149,7 +144,7 @@ func scanArray(data []byte, i, depth int, m *eventMarks) (int, bool) {
 	if depth > maxNesting {
 		return i, false
 	}
-	i = skipSpace(data, i)
+	i = skipSpaceMarked(data, i, m)
 	if i >= len(data) {
 		return i, false
 	}
@@ -161,7 +156,7 @@ func scanArray(data []byte, i, depth int, m *eventMarks) (int, bool) {
 		if i, ok = scanAny(data, i, depth, m); !ok {
 			return i, false
 		}
-		i = skipSpace(data, i)
+		i = skipSpaceMarked(data, i, m)
 		if i >= len(data) {
 			return i, false
 		}
@@ -281,4 +276,31 @@ func errorTailsNull(data []byte) bool {
 		}
 		found, off = true, j+4
 	}
+}
+
+// skipSpaceMarked is skipSpace for scanEvent's walk: it marks a CR or LF
+// it skips (markLineBreak). A byte past ' ' is no space: the common case,
+// a member's quote, a colon or a value, is that one test, and the rest
+// (whitespace, seldom in a chunk) a call.
+func skipSpaceMarked(b []byte, i int, m *eventMarks) int {
+	if i < len(b) && b[i] > ' ' {
+		return i
+	}
+	return skipSpaceMarking(b, i, m)
+}
+
+// skipSpaceMarking is skipSpaceMarked past its first test.
+//
+//go:noinline
+func skipSpaceMarking(b []byte, i int, m *eventMarks) int {
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ' ', '\t':
+		case '\n', '\r':
+			*m |= markLineBreak
+		default:
+			return i
+		}
+	}
+	return i
 }

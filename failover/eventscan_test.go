@@ -39,6 +39,8 @@ var scanEventCases = []string{
 	`{"error":null,"choices":[]}`,
 	`{"error":{},"id":"x","choices":[]}`,
 	` {"a":1} `, "\t[1,2.5e10,-0,true,false,null]\r\n",
+	"{\"id\":\"c\",\n\"choices\":[{\"delta\":{\"content\":\"a\"}}]}", "{\"a\":\r1}", "{\"a\" \n:1}", "{\"a\":1\r\n}",
+	"[1,\n2]", "[1\r,2]", "[\n]", "{\n}", "\n{}", "{}\r", "[\"x\",\n{\"b\":\n\"y\"\r}\n]",
 	`"rror"`, `"insufficient_system_resource"`, `1`, `-`, `-a`, `01`, `1.`, `1.x`, `1e`, `1e+`, `1E-5`, `0.5e+3`,
 	``, ` `, `{`, `}`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":1 "b":2}`, `{,}`, `[`, `[1,]`, `[,1]`, `[1 2]`, `{"a":1}x`,
 	`{"a":"b`, `{"a":"\x"}`, `{"a":"\u12"}`, `{"a":"\u12G4"}`, "{\"a\":\"\x01\"}", "{\"a\":\"\xff\x7f\"}", `{"a":"\`,
@@ -69,6 +71,7 @@ func checkScanEvent(t *testing.T, data []byte) {
 		{"error tail", markErrorTail, bytes.Contains(data, keyErrorTail)},
 		{"resource finish", markResourceFinish, bytes.Contains(data, keyResourceFinish)},
 		{"finish", markFinish, hasFinish(data)},
+		{"line break", markLineBreak, bytes.ContainsAny(data, "\r\n")},
 	} {
 		if got := m&c.mark != 0; got != c.want {
 			t.Errorf("scanEvent(%q) %s = %v, want %v", data, c.name, got, c.want)

@@ -185,6 +185,7 @@ type Response struct {
 	peeked    bool       // cur is the next event, read by Buffered: [DONE] or valid JSON, not yet checked further
 	marks     eventMarks // a peeked cur's, from scanEvent
 	noError   bool       // the event Next returned last is known to have no `"error"` (EventMayHoldError)
+	oneLine   bool       // the event Next returned last is known to hold no CR or LF (EventOneLine)
 	cur       sse.Event  // aliases rd's buffer; cleared once Next returns it
 	finished  bool       // a finish_reason was seen (of every choice shown, with choices)
 	choices   *choiceSet
@@ -272,7 +273,7 @@ func (a *Response) Next() (sse.Event, error) {
 	if a.rd == nil {
 		return sse.Event{}, io.EOF
 	}
-	a.noError = false
+	a.noError, a.oneLine = false, false
 	if a.heldNext < len(a.held) {
 		d := a.held[a.heldNext]
 		a.heldNext++
@@ -369,6 +370,7 @@ func (a *Response) Next() (sse.Event, error) {
 			a.finished = true
 		}
 		a.noError = m&markErrorTail == 0
+		a.oneLine = m&markLineBreak == 0
 		if a.probe && a.breakerDone != nil {
 			a.reportBreaker(nil) // the probe's answer flows (Response.probe)
 		}
@@ -386,6 +388,13 @@ func (a *Response) Next() (sse.Event, error) {
 // every chunk; an event held from before the first token, the first token
 // itself, and one after a Next that returned an error report true.
 func (a *Response) EventMayHoldError() bool { return !a.noError }
+
+// EventOneLine reports whether the data of the event Next returned last is
+// known to hold no raw CR or LF, so that it leaves on one "data:" line as
+// it is (sse.Writer.QueueLine) with no search for line breaks: the pass
+// that validated it saw none where JSON allows one (scanEvent). False
+// where EventMayHoldError is true for want of that pass.
+func (a *Response) EventOneLine() bool { return a.oneLine }
 
 // scanMalformed reports whether ev is malformed (neither [DONE] nor JSON),
 // to be skipped, and counts and logs it (SPEC 5); the caller ends the

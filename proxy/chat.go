@@ -838,7 +838,7 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 			}
 		}
 		sent.add(data)
-		if err := sw.Queue(data); err != nil {
+		if err := queueEvent(sw, data, ev.Data, resp); err != nil {
 			// The client is gone; returning cancels the upstream request.
 			return u, errClientGone
 		}

@@ -1233,11 +1233,25 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 					return errClientGone
 				}
 			}
-			if err := t.sw.Queue(out); err != nil {
+			if err := queueEvent(t.sw, out, ev.Data, resp); err != nil {
 				return errClientGone
 			}
 		}
 	}
+}
+
+// queueEvent queues out, what a relay sends for the event ev.Data that
+// resp's Next returned, with no search for line breaks when out is that
+// event's bytes unchanged (the same start and length: an interceptor
+// that changes an event returns other bytes) and failover's validating
+// pass saw none in it (Response.EventOneLine). sse.Writer.Queue searched
+// every chunk twice, for a CR and for a LF, that none of OpenAI's
+// chunks has.
+func queueEvent(sw *sse.Writer, out, data []byte, resp *failover.Response) error {
+	if len(out) > 0 && len(out) == len(data) && &out[0] == &data[0] && resp.EventOneLine() {
+		return sw.QueueLine(out)
+	}
+	return sw.Queue(out)
 }
 
 // maxRoundText bounds the text a payment turn holds of one round

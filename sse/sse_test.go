@@ -314,6 +314,17 @@ func TestWriterMultiLineData(t *testing.T) {
 			if allocs := testing.AllocsPerRun(100, func() { _ = dw.Queue(data) }); allocs != 0 {
 				t.Errorf("%v allocs per event; want 0", allocs)
 			}
+			if strings.ContainsAny(tc.data, "\r\n") {
+				return
+			}
+			// Data without a line break: QueueLine writes what Queue does.
+			buf.Reset()
+			if w := NewWriter(&buf); w.QueueLine(data) != nil || !w.Queued() {
+				t.Fatalf("QueueLine failed or left nothing queued")
+			}
+			if got := buf.String(); got != tc.want {
+				t.Errorf("QueueLine wrote %q; want %q", got, tc.want)
+			}
 		})
 	}
 }

@@ -84,6 +84,23 @@ func (w *Writer) Queue(data []byte) error {
 	return err
 }
 
+// QueueLine is Queue for data the caller knows holds no CR or LF: the
+// same bytes out, without Queue's two searches of data for line breaks
+// (a relay's event whose validating pass saw none,
+// failover.Response.EventOneLine). Data with a line break must go
+// through Queue.
+func (w *Writer) QueueLine(data []byte) error {
+	w.queued = true
+	if _, err := w.w.Write(dataPrefix); err != nil {
+		return err
+	}
+	if _, err := w.w.Write(data); err != nil {
+		return err
+	}
+	_, err := w.w.Write(eventEnd)
+	return err
+}
+
 // Queued reports whether events were written since the last flush.
 func (w *Writer) Queued() bool { return w.queued }
 
