@@ -212,7 +212,11 @@ func (r *Reader) take(line []byte) (end bool, err error) {
 		return false, nil
 	}
 	field, value := line, []byte(nil)
-	if i := bytes.IndexByte(line, ':'); i >= 0 {
+	i := len(dataField) // a data line, nearly every line, needs no search for its colon
+	if len(line) <= i || string(line[:i+1]) != "data:" {
+		i = bytes.IndexByte(line, ':')
+	}
+	if i >= 0 {
 		field, value = line[:i], line[i+1:]
 		if len(value) > 0 && value[0] == ' ' {
 			value = value[1:]
@@ -331,7 +335,7 @@ func (r *Reader) scanBuffered() bool {
 				return true
 			}
 		case line[0] == ':':
-		case bytes.HasPrefix(line, dataField) && (len(line) == len(dataField) || line[len(dataField)] == ':'):
+		case len(line) >= len(dataField) && string(line[:len(dataField)]) == "data" && (len(line) == len(dataField) || line[len(dataField)] == ':'):
 			hasData = true
 		}
 	}

@@ -51,6 +51,7 @@ func TestReader(t *testing.T) {
 		{"event and id fields ignored", "event: message\nid: 7\ndata: x\n\n", []string{"x"}},
 		{"last event without blank line", "data: x\n\ndata: y", []string{"x", "y"}},
 		{"empty data line is an event", "data:\n\n", []string{""}},
+		{"fields that only start with data, and data with no colon", "dataX: 1\ndata\ndatum: 2\ndata: y\n\n", []string{"\ny"}},
 		{"blank lines only", "\n\n\n", nil},
 		// The standard ends a line with CRLF, LF or a lone CR.
 		{"lone cr line endings", "data: x\r\rdata: y\r\r", []string{"x", "y"}},
@@ -233,6 +234,8 @@ func TestReaderBuffered(t *testing.T) {
 		{"comment then a whole event", "data: a\n\n: keep-alive\n\ndata: b\n\n", true},
 		{"an event without data", "data: a\n\nevent: ping\n\n", false},
 		{"a field that only starts with data", "data: a\n\ndatum: x\n\n", false},
+		{"a four-letter field that is not data", "data: a\n\ntime: 1\n\n", false},
+		{"a data line without a colon", "data: a\n\ndata\n\n", true},
 		{"the done sentinel", "data: a\n\ndata: [DONE]\n\n", true},
 		{"next event whole, lone cr", "data: a\r\rdata: b\r\r", true},
 		{"next event cut, lone cr", "data: a\r\rdata: b\r", false},
