@@ -1322,8 +1322,13 @@ var (
 	// keyResourceFinish: DeepSeek's finish_reason for an answer cut for
 	// want of resources (choiceError), a value with no `rror"`.
 	keyResourceFinish = []byte(`"` + resourceFinish + `"`)
-	keyFinishTail     = []byte(`finish_reason"`) // of "finish_reason"; hasFinish checks the quote before
+	keyFinishTail     = []byte(finishTail) // of "finish_reason"; hasFinish checks the quote before
 )
+
+// finishTail is keyFinishTail as a constant, which scanEvent's walk
+// compares with a key's end in two loads, where the variable cost a call
+// to memequal for every key that ends in "n".
+const finishTail = `finish_reason"`
 
 // tokenBearing reports whether a chunk carries something the client must see
 // as progress: content, reasoning, a refusal, a tool call, audio or a

@@ -108,8 +108,8 @@ func scanObject(data []byte, i, depth int, m *eventMarks) (int, bool) {
 		// is this key, its raw text finish_reason, or ending with an
 		// escaped quote and finish_reason. Its last letter is looked at
 		// first: no other key of a chunk ends in "n".
-		finishKey := data[i-2] == 'n' && i-1-len(keyFinishTail) >= 0 &&
-			string(data[i-len(keyFinishTail):i]) == string(keyFinishTail) && data[i-1-len(keyFinishTail)] == '"'
+		finishKey := data[i-2] == 'n' && i-1-len(finishTail) >= 0 &&
+			string(data[i-len(finishTail):i]) == finishTail && data[i-1-len(finishTail)] == '"'
 		i = skipSpaceMarked(data, i, m)
 		if i >= len(data) || data[i] != ':' {
 			return i, false
