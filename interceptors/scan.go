@@ -351,13 +351,30 @@ var deltaFields = [...]string{"role", "content", "tool_calls", "function_call", 
 
 // deltaField is the bit of the delta member named key: 0 for a member
 // ambiguousChunk does not check, -1 for one of them spelled in another case.
+// The names as chunks spell them are a switch on constants, compared in
+// place: the loop compared each with memequal, a call per member of every
+// delta. The bits are deltaFields' indexes (TestDeltaField).
 func deltaField(key string) int {
-	for i, f := range deltaFields {
-		switch {
-		case len(key) != len(f):
-		case key == f:
-			return 1 << i
-		case strings.EqualFold(key, f):
+	switch key {
+	case "role":
+		return 1 << 0
+	case "content":
+		return 1 << 1
+	case "tool_calls":
+		return 1 << 2
+	case "function_call":
+		return 1 << 3
+	case "reasoning_content":
+		return 1 << 4
+	case "reasoning":
+		return 1 << 5
+	case "refusal":
+		return 1 << 6
+	case "reasoning_details":
+		return 1 << 7
+	}
+	for _, f := range deltaFields {
+		if len(key) == len(f) && strings.EqualFold(key, f) {
 			return -1
 		}
 	}

@@ -200,3 +200,29 @@ func TestScanTextRefusesAnotherChoice(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaField: each member ambiguousChunk checks has its own bit, the
+// bit of its index in deltaFields; the same name in another case is -1;
+// any other name (a prefix, a longer name, another member) is 0.
+func TestDeltaField(t *testing.T) {
+	for i, f := range deltaFields {
+		if got := deltaField(f); got != 1<<i {
+			t.Errorf("deltaField(%q) = %#x; want %#x", f, got, 1<<i)
+		}
+		for _, v := range []string{strings.ToUpper(f), strings.ToUpper(f[:1]) + f[1:], f[:len(f)-1] + strings.ToUpper(f[len(f)-1:])} {
+			if got := deltaField(v); got != -1 {
+				t.Errorf("deltaField(%q) = %d; want -1", v, got)
+			}
+		}
+		for _, v := range []string{f[:len(f)-1], f + "s", "x" + f[1:]} {
+			if got := deltaField(v); got != 0 {
+				t.Errorf("deltaField(%q) = %d; want 0", v, got)
+			}
+		}
+	}
+	for _, k := range []string{"", "name", "audio", "annotations", "REASONING_DETAILZ"} {
+		if got := deltaField(k); got != 0 {
+			t.Errorf("deltaField(%q) = %d; want 0", k, got)
+		}
+	}
+}
