@@ -52,6 +52,12 @@ func TestReader(t *testing.T) {
 		{"last event without blank line", "data: x\n\ndata: y", []string{"x", "y"}},
 		{"empty data line is an event", "data:\n\n", []string{""}},
 		{"fields that only start with data, and data with no colon", "dataX: 1\ndata\ndatum: 2\ndata: y\n\n", []string{"\ny"}},
+		// The standard: a field named data with no colon has an empty
+		// value; one space after the colon is stripped, not two; field
+		// names are case-sensitive.
+		{"one space stripped, no more", "data:x\ndata: x\ndata:  x\n\n", []string{"x\nx\n x"}},
+		{"field names are case-sensitive", "Data: a\nDATA: b\ndata: c\n\n", []string{"c"}},
+		{"a bare data line alone is an empty event", "data\n\n", []string{""}},
 		{"blank lines only", "\n\n\n", nil},
 		// The standard ends a line with CRLF, LF or a lone CR.
 		{"lone cr line endings", "data: x\r\rdata: y\r\r", []string{"x", "y"}},
@@ -646,4 +652,29 @@ func longStream(before, eol string, size int) (in, want []byte) {
 	in = append([]byte(before+"data: "), want...)
 	in = append(in, eol+eol+`data: {"b":2}`+eol+eol+"data: [DONE]"+eol+eol...)
 	return in, want
+}
+
+// TestReaderBareDataLineOverStaleBytes: a bare "data" line (a data field
+// with an empty value) read where the buffer still holds an earlier
+// line's bytes past it is data with an empty value. A stream's last line
+// without its line end is the bufio buffer's last bytes, and what follows
+// it there is left from an earlier read: here the ':' of "data:1234",
+// which a test of five bytes past a four-byte line took for the line's
+// own, and the value's slice then started past the line's end (a panic).
+func TestReaderBareDataLineOverStaleBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		step int
+		want []string
+	}{
+		{"data:1234\n\ndata", 11, []string{"1234", "", "err:EOF"}},
+		{"data:1234\r\n\r\ndata", 13, []string{"1234", "", "err:EOF"}},
+		{"data:1234\r\rdata", 11, []string{"1234", "", "err:EOF"}},
+		{"data:1234\n\nevent:x\ndata", 11, []string{"1234", "", "err:EOF"}},
+	} {
+		got := readAllErr(&stepReader{b: []byte(tc.in), step: tc.step})
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
+			t.Errorf("%q in reads of %d: got %q; want %q", tc.in, tc.step, got, tc.want)
+		}
+	}
 }
