@@ -241,6 +241,7 @@ func TestReaderBuffered(t *testing.T) {
 		{"an event without data", "data: a\n\nevent: ping\n\n", false},
 		{"a field that only starts with data", "data: a\n\ndatum: x\n\n", false},
 		{"a four-letter field that is not data", "data: a\n\ntime: 1\n\n", false},
+		{"a field named data and more", "data: a\n\ndataX: 1\n\n", false},
 		{"a data line without a colon", "data: a\n\ndata\n\n", true},
 		{"the done sentinel", "data: a\n\ndata: [DONE]\n\n", true},
 		{"next event whole, lone cr", "data: a\r\rdata: b\r\r", true},
