@@ -3,6 +3,7 @@ package interceptors
 import (
 	"bytes"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -69,6 +70,13 @@ func scanText(s string) (tc textChunk, ok bool) {
 	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) || hasPaygateWord(s) || otherChoice(s) {
 		return tc, false
 	}
+	// Its searches look for keys as chunks spell them: a "Choices",
+	// "FINISH_REASON" or "uſage" beside them, which Go's encoding/json
+	// reads as the member, is found by a walk of its keys (the chunks
+	// scanTextAfter takes after it repeat its keys byte for byte).
+	if jsonscan.Ambiguous(s, 0, jsonscan.Chunk, nil) {
+		return tc, false
+	}
 	return tc, true
 }
 
@@ -122,7 +130,7 @@ func scanTextAfter(s string, n int, tail *template) (tc textChunk, ok bool) {
 	if tail != nil && tail.match(s[tc.deltaEnd:]) {
 		return tc, true
 	}
-	return tc, cleanAfter(s, tc.deltaEnd)
+	return tc, cleanAfter(s, tc.deltaEnd) && !jsonscan.Ambiguous(s, 0, jsonscan.Chunk, nil)
 }
 
 // template is the shape of what follows the delta in a chunk scanText
@@ -373,8 +381,17 @@ func deltaField(key string) int {
 	case "reasoning_details":
 		return 1 << 7
 	}
+	// A key longer than a name folds to it only by a rune of two or more
+	// bytes (ſ, the Kelvin sign), as Go's encoding/json folds keys too.
+	wide := false
+	for i := 0; i < len(key); i++ {
+		if key[i] >= utf8.RuneSelf {
+			wide = true
+			break
+		}
+	}
 	for _, f := range deltaFields {
-		if len(key) == len(f) && strings.EqualFold(key, f) {
+		if (len(key) == len(f) || wide && len(key) > len(f)) && strings.EqualFold(key, f) {
 			return -1
 		}
 	}

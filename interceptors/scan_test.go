@@ -51,7 +51,9 @@ func TestScanText(t *testing.T) {
 		{name: "empty delta", chunk: pre + `{ },"finish_reason":null}]}`, want: true},
 		{name: "escaped non-ASCII in text", chunk: pre + `{"content":"caf\u00e9 \u4e2d"},"finish_reason":null}]}`, want: true, content: `caf\u00e9 \u4e2d`},
 		{name: "an index but 0 after the delta", chunk: pre + `{"content":"x"},"finish_reason":null,"index":1}]}`},
-		{name: "index 0 after the delta", chunk: pre + `{"content":"x"},"finish_reason":null,"index" : 0}]}`, want: true, content: "x"},
+		// The choice's index named twice: the slow path refuses it
+		// (ambiguousChunk), so the text path must not take it.
+		{name: "index 0 again after the delta", chunk: pre + `{"content":"x"},"finish_reason":null,"index" : 0}]}`},
 		{name: "the word index in text", chunk: pre + `{"content":"\"index\": 1, index"},"finish_reason":null}]}`, want: true, content: `\"index\": 1, index`},
 		{name: "the string index in text", chunk: pre + `{"content":"index"},"finish_reason":null}]}`, want: true, content: "index"},
 	}
