@@ -232,11 +232,13 @@ func (id *identity) rewriteAll(body []byte, u Upstream) ([]byte, string) {
 		}
 		edits = append(edits, splice{from: m.at, to: m.end, val: v, set: true})
 	}
-	if m := id.m[idMetadata]; m.end != 0 && u.EndUser != "" && p.Mode != "keep" {
+	if m := id.m[idMetadata]; m.end != 0 && p.Mode != "keep" {
+		// Without an end user the object may still name OpenIDs of its
+		// own (metadataEdits).
 		switch raw := s[m.at:m.end]; {
 		case raw[0] == '{':
 			edits = metadataEdits(s, m, u, edits, userHash)
-		case !holds(raw, u.EndUser):
+		case u.EndUser == "" || !holds(raw, u.EndUser):
 			// Not an object and naming nobody: the bot's, sent as it is.
 		case p.Mode == "hash" && raw[0] == '"':
 			// A string naming the end user ("wx:<openid>") gives the
@@ -263,12 +265,16 @@ func (id *identity) rewriteAll(body []byte, u Upstream) ([]byte, string) {
 // string and holds the end user anywhere has nothing to hash it as, and
 // is not sent; under drop every member naming the end user goes. A bot's
 // tag that holds the OpenID gives it to the provider as surely as one that
-// is the OpenID. Most metadata objects hold no such value, which the byte
-// searches tell without a walk: a value that decodes to text holding the
-// end user is spelled with it, or with an escape.
+// is the OpenID. A member whose key says OpenID (OpenIDLike) names one
+// whoever it is (the end user's, or another's: a sharer's wx_openid), and
+// gets the hash of its own value (Identifier), or goes under drop or when
+// its value is not a string; one with null or "" names nobody. Most
+// metadata objects hold no such value, which the byte searches tell
+// without a walk: a value that decodes to text holding the end user is
+// spelled with it, or with an escape, and an OpenID key with "open".
 func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func() string) []splice {
 	obj := s[m.at:m.end]
-	if !strings.Contains(obj, u.EndUser) && strings.IndexByte(obj, '\\') < 0 {
+	if (u.EndUser == "" || !strings.Contains(obj, u.EndUser)) && strings.IndexByte(obj, '\\') < 0 && !holdsOpen(obj) {
 		return edits
 	}
 	drop := u.Privacy.Mode == "drop"
@@ -286,10 +292,12 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 		// (queryWithoutUser rewrites the filter's name alike).
 		keyAt, keyEnd := mm.KeyAt, mm.KeyAt+len(mm.Key)+2
 		inKey, inValue := holds(s[keyAt:keyEnd], u.EndUser), holds(raw, u.EndUser)
+		// Another OpenID than the end user's, named so by its key.
+		other := !inValue && raw != "null" && raw != `""` && OpenIDLike(stringValue(s[keyAt:keyEnd]))
 		gone := false
 		switch {
-		case !inKey && !inValue:
-		case drop || inValue && raw[0] != '"':
+		case !inKey && !inValue && !other:
+		case drop || (inValue || other) && raw[0] != '"':
 			gone = true
 		default:
 			if inKey {
@@ -300,6 +308,10 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 				v := stringValue(raw)
 				edits = append(edits, splice{from: mm.At, to: mm.End, val: ReplaceUser(v, u.EndUser, userHash()), set: true})
 			}
+			if other {
+				h, _ := u.Privacy.Identifier(u.Client, stringValue(raw))
+				edits = append(edits, splice{from: mm.At, to: mm.End, val: h, set: true})
+			}
 		}
 		d.member(mm.KeyAt, mm.End, gone)
 	}
@@ -307,6 +319,29 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 		edits = append(edits, splice{from: sp[0], to: sp[1]})
 	}
 	return edits
+}
+
+// holdsOpen reports whether s holds "open" in any case, as every key
+// OpenIDLike takes does when it is not escaped.
+func holdsOpen(s string) bool {
+	for i := 0; i+4 <= len(s); i++ {
+		if s[i]|0x20 == 'o' && s[i+1]|0x20 == 'p' && s[i+2]|0x20 == 'e' && s[i+3]|0x20 == 'n' {
+			return true
+		}
+	}
+	return false
+}
+
+// OpenIDLike reports a name that ends in OpenID in any case, with or
+// without a '-' or '_' inside (X-OpenID, X-Wechat-Open-Id, wx_open_id): not
+// one that goes on (openid_issuer names no user).
+func OpenIDLike(name string) bool {
+	for _, end := range [...]string{"openid", "open_id", "open-id"} {
+		if len(name) >= len(end) && strings.EqualFold(name[len(name)-len(end):], end) {
+			return true
+		}
+	}
+	return false
 }
 
 // holds reports whether the raw JSON value v holds the end user text

@@ -1334,7 +1334,7 @@ func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, chat *
 	// always sends the same mistake costs no allocation after its line.
 	kind, header := noUserNone, ""
 	for k := range h {
-		if openIDLike(k) {
+		if interceptors.OpenIDLike(k) {
 			kind, header = noUserHeader, k
 			break
 		}
@@ -1350,7 +1350,7 @@ func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, chat *
 	}
 	if kind == noUserNone {
 		gjson.Parse(chat.RawMetadata()).ForEach(func(k, _ gjson.Result) bool {
-			if openIDLike(k.Str) {
+			if interceptors.OpenIDLike(k.Str) {
 				kind, meta = noUserMetadata, k
 				return false
 			}
@@ -1375,18 +1375,6 @@ func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, chat *
 		"request_id", reqID, "client", c.Name, "cause", cause)
 }
 
-// openIDLike reports a name that ends in OpenID in any case, with or
-// without a '-' or '_' inside (X-OpenID, X-Wechat-Open-Id, wx_open_id): not
-// one that goes on (openid_issuer names no user).
-func openIDLike(name string) bool {
-	for _, end := range [...]string{"openid", "open_id", "open-id"} {
-		if len(name) >= len(end) && strings.EqualFold(name[len(name)-len(end):], end) {
-			return true
-		}
-	}
-	return false
-}
-
 // jsonKind names a JSON value's kind as OpenAI's invalid_type errors do.
 func jsonKind(v gjson.Result) string {
 	switch {
@@ -1401,7 +1389,7 @@ func jsonKind(v gjson.Result) string {
 }
 
 // metadataOpenID is the string value of the first key that says OpenID
-// (openIDLike) of a body's metadata, raw as the read located it (a view of
+// (interceptors.OpenIDLike) of a body's metadata, raw as the read located it (a view of
 // the body, so the body is not walked again), "" for none.
 func metadataOpenID(metadata string) string {
 	if metadata == "" {
@@ -1409,7 +1397,7 @@ func metadataOpenID(metadata string) string {
 	}
 	var v string
 	gjson.Parse(metadata).ForEach(func(k, val gjson.Result) bool {
-		if val.Type == gjson.String && openIDLike(k.Str) {
+		if val.Type == gjson.String && interceptors.OpenIDLike(k.Str) {
 			v = val.Str
 		}
 		return v == ""

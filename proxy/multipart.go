@@ -141,7 +141,8 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			}
 			continue
 		}
-		if v := string(body[parts[i].content:parts[i].end]); user != "" && interceptors.HoldsUser(v, user) {
+		v := string(body[parts[i].content:parts[i].end])
+		if user != "" && interceptors.HoldsUser(v, user) {
 			h, ok := privacy.Identifier(client, user)
 			switch hv := interceptors.ReplaceUser(v, user, h); {
 			case !ok:
@@ -149,6 +150,11 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			case hv != v:
 				repl[i], changed = []byte(hv), true
 			}
+		} else if v != "" && metadataOpenIDParam(parts[i].name) {
+			// Another OpenID (metadata[wx_openid], the sharer's), or the
+			// only one of a form naming no user elsewhere: the hash of
+			// its own value, as a JSON body's member gets.
+			identifier(i, v)
 		}
 	}
 	// A text field holding the end user ("Speaker: <openid>") gives the

@@ -252,7 +252,7 @@ func misjoinedChat(path string) string {
 }
 
 // queryMetadataOpenID is the value of the first query parameter
-// metadata[<name>] whose name says OpenID (openIDLike), as the provider's
+// metadata[<name>] whose name says OpenID (interceptors.OpenIDLike), as the provider's
 // server decodes it, "" for none: OpenAI's stored completions filter of a
 // bot that tags its chats' metadata with the OpenID and names its user
 // nowhere else. Those chats reached the provider with the user's hash in
@@ -264,14 +264,21 @@ func queryMetadataOpenID(path string) string {
 	}
 	for pair := range strings.SplitSeq(q, "&") {
 		k, v, _ := strings.Cut(pair, "=")
-		k = lenientUnescape(k)
-		if name, ok := strings.CutPrefix(k, "metadata["); ok && strings.HasSuffix(name, "]") && openIDLike(name[:len(name)-1]) {
+		if metadataOpenIDParam(lenientUnescape(k)) {
 			if v = lenientUnescape(v); v != "" {
 				return v
 			}
 		}
 	}
 	return ""
+}
+
+// metadataOpenIDParam reports whether a decoded query parameter's or form
+// field's name is metadata[<name>] with a name that says OpenID
+// (interceptors.OpenIDLike).
+func metadataOpenIDParam(k string) bool {
+	name, ok := strings.CutPrefix(k, "metadata[")
+	return ok && strings.HasSuffix(name, "]") && interceptors.OpenIDLike(name[:len(name)-1])
 }
 
 // forwardedMethods are the methods a passthrough request is forwarded
@@ -692,7 +699,7 @@ func modelNotFound(model string) *apiError {
 func (s *Server) queryWithoutUser(path, client, user string) string {
 	p, q, ok := strings.Cut(path, "?")
 	pv := s.privacy.Load().Privacy
-	if !ok || q == "" || user == "" || pv.Mode == "keep" {
+	if !ok || q == "" || pv.Mode == "keep" {
 		return path
 	}
 	var out []string
@@ -712,7 +719,11 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		}
 		inKey := interceptors.HoldsUser(dk, user)
 		inValue := interceptors.HoldsUser(dv, user)
-		if !inKey && !inValue {
+		// Another OpenID than the end user's (a filter by the sharer's
+		// metadata[wx_openid]) is filtered by the hash of its own value,
+		// which its chats were sent with (interceptors' metadataEdits).
+		other := !inValue && dv != "" && metadataOpenIDParam(dk)
+		if !inKey && !inValue && !other {
 			out = append(out, pair)
 			continue
 		}
@@ -727,6 +738,10 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 			}
 			if inValue {
 				v = url.QueryEscape(interceptors.ReplaceUser(dv, user, h))
+			}
+			if other {
+				h, _ = pv.Identifier(client, dv)
+				v = url.QueryEscape(h)
 			}
 			out = append(out, k+"="+v)
 		}

@@ -30,7 +30,10 @@ func TestQueryNamingTheUserIsRewritten(t *testing.T) {
 		{"hash, user", "hash", "user=" + openID, "user=" + ho},
 		{"drop", "drop", "limit=2&metadata%5Bopenid%5D=" + openID + "&order=asc", "limit=2&order=asc"},
 		{"drop, the only parameter", "drop", "metadata[openid]=" + openID, ""},
-		{"another value stays", "hash", "metadata[openid]=o-someone-else&model=gpt-test", "metadata[openid]=o-someone-else&model=gpt-test"},
+		{"another value stays", "hash", "metadata[shop]=o-someone-else&model=gpt-test", "metadata[shop]=o-someone-else&model=gpt-test"},
+		// Another's OpenID: the hash its chats were stored with
+		// (TestEveryMetadataOpenIDIsHashed).
+		{"another OpenID is its own hash", "hash", "metadata[openid]=o-someone-else&model=gpt-test", "metadata[openid]=" + expectedUserHash("shop-bot", "o-someone-else") + "&model=gpt-test"},
 		{"hash, the OpenID inside a value", "hash", "metadata[conv]=wx%3A" + openID + "%3A1&order=asc", "metadata[conv]=" + url.QueryEscape("wx:"+ho+":1") + "&order=asc"},
 		{"drop, the OpenID inside a value", "drop", "metadata[conv]=wx:" + openID + "&order=asc", "order=asc"},
 		// A filter keyed by the OpenID names the user in its name.

@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestEveryMetadataOpenIDIsHashed: a bot's metadata may name more than one
+// OpenID ({"openid": …, "wx_openid": …}, the user and the one who shared
+// the link), or an OpenID other than the end user's. Each member whose key
+// says OpenID (X_openid, open_id, …) is an OpenID, and none reaches the
+// provider (SPEC 2.2): under hash each gets the hash of its own value (the
+// end user's the hash "user" gets), under drop each is left out; in a JSON
+// body on chat completions and on a forwarded path, in a form's
+// metadata[…] field, and in the stored completions filter's
+// ?metadata[…]= (which must name what the chats were stored with). Only
+// the first was hashed: the second reached the provider as sent.
+func TestEveryMetadataOpenIDIsHashed(t *testing.T) {
+	const a, b = "oWx-openid-4242", "oWx-sharer-7777"
+	ha, hb := expectedUserHash("shop-bot", a), expectedUserHash("shop-bot", b)
+	formCT := "multipart/form-data; boundary=" + formBoundaryTest
+	for _, tc := range []struct {
+		name, mode, method, path, ct, body, header string
+		want                                       string // the body, or for a GET the query, the provider got
+	}{
+		{"chat, two OpenIDs, no header", "hash", http.MethodPost, "/v1/chat/completions", "",
+			`{"model":"gpt-test","messages":[],"metadata":{"openid":"` + a + `","shop":"s1","user_openid":"` + b + `"}}`, "",
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"openid":"` + ha + `","shop":"s1","user_openid":"` + hb + `"}}`},
+		{"chat, another OpenID than the header's", "hash", http.MethodPost, "/v1/chat/completions", "",
+			`{"model":"gpt-test","messages":[],"metadata":{"wx_open_id":"` + b + `"}}`, a,
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"wx_open_id":"` + hb + `"}}`},
+		{"chat, two OpenIDs, drop", "drop", http.MethodPost, "/v1/chat/completions", "",
+			`{"model":"gpt-test","messages":[],"metadata":{"openid":"` + a + `","Sharer-OpenID":"` + b + `","shop":"s1"}}`, "",
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"shop":"s1"}}`},
+		{"responses, two OpenIDs, no header", "hash", http.MethodPost, "/v1/responses", "",
+			`{"model":"gpt-test","input":"hi","metadata":{"openid":"` + a + `","wx_openid":"` + b + `"}}`, "",
+			`{"model":"vendor/upstream-model","input":"hi","metadata":{"openid":"` + ha + `","wx_openid":"` + hb + `"}}`},
+		{"responses, a key escaped", "hash", http.MethodPost, "/v1/responses", "",
+			`{"model":"gpt-test","input":"hi","metadata":{"openid":"` + a + `","wx_open\u0069d":"` + b + `"}}`, "",
+			`{"model":"vendor/upstream-model","input":"hi","metadata":{"openid":"` + ha + `","wx_open\u0069d":"` + hb + `"}}`},
+		{"form, two OpenIDs, no header", "hash", http.MethodPost, "/v1/images/edits", formCT,
+			form(t, field{"model", "", "gpt-test"}, field{"metadata[openid]", "", a}, field{"metadata[wx_openid]", "", b}), "",
+			form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata[openid]", "", ha}, field{"metadata[wx_openid]", "", hb})},
+		{"form, two OpenIDs, drop", "drop", http.MethodPost, "/v1/images/edits", formCT,
+			form(t, field{"model", "", "gpt-test"}, field{"metadata[openid]", "", a}, field{"metadata[wx_openid]", "", b}), a,
+			form(t, field{"model", "", "vendor/upstream-model"})},
+		{"query, two OpenIDs, no header", "hash", http.MethodGet, "/v1/chat/completions?metadata[openid]=" + a + "&metadata%5Bwx_openid%5D=" + b + "&limit=2", "", "", "",
+			"metadata[openid]=" + ha + "&metadata%5Bwx_openid%5D=" + hb + "&limit=2"},
+		{"query, another OpenID than the header's", "hash", http.MethodGet, "/v1/chat/completions?metadata[openid]=" + b, "", "", a,
+			"metadata[openid]=" + hb},
+		{"query, two OpenIDs, drop", "drop", http.MethodGet, "/v1/chat/completions?metadata[openid]=" + a + "&metadata[wx_openid]=" + b + "&limit=2", "", "", "",
+			"limit=2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, okCompletion))
+			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			hdr := map[string]string{}
+			if tc.ct != "" {
+				hdr["Content-Type"] = tc.ct
+			}
+			if tc.header != "" {
+				hdr["X-WeChat-OpenID"] = tc.header
+			}
+			resp := send(t, tc.method, base, tc.path, tc.body, hdr)
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			got := fp.requests()[0]
+			if tc.method == http.MethodGet {
+				if _, q, _ := strings.Cut(got.Path, "?"); q != tc.want {
+					t.Errorf("provider got the query\n%s\nwant\n%s", q, tc.want)
+				}
+			} else if string(got.Body) != tc.want {
+				t.Errorf("provider got\n%q\nwant\n%q", got.Body, tc.want)
+			}
+			for _, id := range []string{a, b} {
+				if dq, _ := url.QueryUnescape(got.Path); strings.Contains(string(got.Body), id) || strings.Contains(dq, id) {
+					t.Errorf("the OpenID %s reached the provider", id)
+				}
+			}
+		})
+	}
+}
