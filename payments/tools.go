@@ -564,19 +564,16 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	}
 	item, err := t.svc.catalog.Lookup(sku.Str)
 	if err != nil || !allowed(c.AllowedSKUs, sku.Str) {
-		if qty, ok := askedQuantity(res[1]); ok {
+		if qty, ok := askedQuantity(res[1]); ok && qty >= 1 {
 			if out, ok := t.handBackUnsold(ctx, c, args, sku.Str, qty, res[1], res[2]); ok {
 				return out
 			}
 		}
 		return clarify(t.unknownSKU(sku.Str, t.allowedSKUs(c)))
 	}
-	qty := 1
-	if q := res[1]; q.Exists() && q.Type != gjson.Null {
-		if q.Type != gjson.Number || q.Num != float64(int(q.Num)) {
-			return clarify("quantity must be a whole number")
-		}
-		qty = int(q.Num)
+	qty, whole := askedQuantity(res[1])
+	if !whole {
+		return clarify("quantity must be a whole number")
 	}
 	if q := res[1]; !q.Exists() || q.Type == gjson.Null {
 		if name := quantityOutside(args); name != "" {
@@ -668,12 +665,13 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 }
 
 // askedQuantity is the quantity a create_order's q asks for: a whole
-// number, or 1 left out or null; ok false for anything else.
+// number (also one below 1, which no item sells: its caller says so), or
+// 1 left out or null; ok false for anything else.
 func askedQuantity(q gjson.Result) (int, bool) {
 	if !q.Exists() || q.Type == gjson.Null {
 		return 1, true
 	}
-	if q.Type != gjson.Number || q.Num != float64(int(q.Num)) || q.Num < 1 {
+	if q.Type != gjson.Number || q.Num != float64(int(q.Num)) {
 		return 0, false
 	}
 	return int(q.Num), true
