@@ -5,11 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
@@ -31,31 +29,10 @@ func TestAPIv3KeyRotationNotifications(t *testing.T) {
 	var h http.Handler
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(front.Close)
-	src := `
-clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: "` + filepath.Join(dir, "paygate.db") + `"}
-providers: [{name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret}]
-models: [{name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}]
-payments:
-  backend: wechatpay
-  wechatpay:
-    api_base: "` + cs.URL + `"
-    mch_id: "` + cs.MchID() + `"
-    app_id: "` + cs.AppID() + `"
-    mch_cert_serial: "` + cs.Keys().MerchantSerial + `"
-    mch_private_key_file: "` + keyFile + `"
-    apiv3_key: "` + newKey + `"
-    apiv3_previous_key: "` + cs.APIv3Key() + `"
-    public_key_id: "` + cs.Keys().PublicKeyID + `"
-    public_key_file: "` + pubFile + `"
-    notify_url: "` + front.URL + `/wechatpay/notify"
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99"}
-`
-	cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	// WeChat Pay's key so far stays beside the new one.
+	previous := `apiv3_previous_key: "` + cs.APIv3Key() + `"
+    ` + publicKeyYAML(cs, pubFile)
+	cfg := wechatpayConfig(t, cs, dir, up.URL, keyFile, newKey, previous, front.URL)
 	a, err := newApp(cfg, io.Discard, "")
 	if err != nil {
 		t.Fatal(err)

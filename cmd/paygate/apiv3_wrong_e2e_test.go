@@ -88,8 +88,10 @@ func TestWrongAPIv3KeyPaymentFoundBySweep(t *testing.T) {
 // wechatpayConfig is the config of a paygate selling premium-monthly
 // through cs as WeChat Pay (backend wechatpay) for the provider at upURL,
 // its store in dir, signing with keyFile, decrypting with apiv3Key,
-// verifying with verify (a line under payments.wechatpay: publicKeyYAML,
-// or platform_cert_files), notified at notifyBase's /wechatpay/notify.
+// verifying with verify (lines under payments.wechatpay, each after the
+// first indented by four spaces: publicKeyYAML, or platform_cert_files,
+// with any other such as apiv3_previous_key), notified at notifyBase's
+// /wechatpay/notify.
 func wechatpayConfig(t *testing.T, cs *crashSim, dir, upURL, keyFile, apiv3Key, verify, notifyBase string) *config.Config {
 	t.Helper()
 	src := `

@@ -15,8 +15,6 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
-
-	"github.com/paygate/paygate/config"
 )
 
 // TestMerchantCertificateRotation follows the README's change of the
@@ -50,30 +48,8 @@ func TestMerchantCertificateRotation(t *testing.T) {
 	t.Cleanup(front.Close)
 	start := func(serial, keyFile string) *app {
 		t.Helper()
-		src := `
-clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: "` + filepath.Join(dir, "paygate.db") + `"}
-providers: [{name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret}]
-models: [{name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}]
-payments:
-  backend: wechatpay
-  wechatpay:
-    api_base: "` + cs.URL + `"
-    mch_id: "` + cs.MchID() + `"
-    app_id: "` + cs.AppID() + `"
-    mch_cert_serial: "` + serial + `"
-    mch_private_key_file: "` + keyFile + `"
-    apiv3_key: "` + cs.APIv3Key() + `"
-    public_key_id: "` + cs.Keys().PublicKeyID + `"
-    public_key_file: "` + pubFile + `"
-    notify_url: "` + front.URL + `/wechatpay/notify"
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99"}
-`
-		cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := wechatpayConfig(t, cs, dir, up.URL, keyFile, cs.APIv3Key(), publicKeyYAML(cs, pubFile), front.URL)
+		cfg.Payments.WeChatPay.MchCertSerial = serial // keyFile's certificate
 		a, err := newApp(cfg, io.Discard, "")
 		if err != nil {
 			t.Fatal(err)
