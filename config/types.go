@@ -790,10 +790,13 @@ type Webhooks struct {
 // Privacy controls what providers learn about the end user.
 type Privacy struct {
 	// ForwardUser is what a provider gets where a request names the end
-	// user: "user", "safety_identifier", "prompt_cache_key", and a
-	// "metadata" value or key that is or holds the OpenID. "hash": a keyed hash (of the
+	// user: "user", "safety_identifier", "prompt_cache_key", a
+	// "metadata" value or key that is or holds the OpenID, and every
+	// "metadata" member whose key ends in OpenID ("openid",
+	// "sharer_openid"), whoever's it names. "hash": a keyed hash (of the
 	// OpenID for user and metadata, of their own value for the
-	// identifiers, so the OpenID hashes alike everywhere); "drop": none of
+	// identifiers and for a metadata OpenID of someone else, so each
+	// OpenID hashes alike everywhere); "drop": none of
 	// them; "keep": as sent. An end user id of 16 bytes or more (an
 	// OpenID is 28) found in any other string of the body (a message's
 	// name, a prompt, tool arguments) gets the user's hash in its place
