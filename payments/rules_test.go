@@ -531,7 +531,9 @@ func TestSKUQuantityAndAllowList(t *testing.T) {
 		{name: "the maximum quantity", c: limited, args: `{"sku":"small","quantity":3}`, wantStatus: "awaiting_payment"},
 		{name: "one over the maximum", c: limited, args: `{"sku":"small","quantity":4}`, wantStatus: "needs_clarification", wantText: "between 1 and 3"},
 		{name: "zero", c: limited, args: `{"sku":"small","quantity":0}`, wantStatus: "needs_clarification", wantText: "between 1 and 3"},
+		{name: "negative", c: limited, args: `{"sku":"small","quantity":-1}`, wantStatus: "needs_clarification", wantText: "between 1 and 3"},
 		{name: "a fraction", c: limited, args: `{"sku":"small","quantity":1.5}`, wantStatus: "needs_clarification", wantText: "whole number"},
+		{name: "a number in a string", c: limited, args: `{"sku":"small","quantity":"2"}`, wantStatus: "needs_clarification", wantText: "whole number"},
 		{name: "a SKU outside the client's allow-list", c: limited, args: `{"sku":"at"}`, wantStatus: "needs_clarification", wantText: "valid skus: small"},
 		{name: "the same SKU for a client without a list", c: open, args: `{"sku":"at"}`, wantStatus: "awaiting_payment"},
 	}
