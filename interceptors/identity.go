@@ -238,6 +238,10 @@ func (id *identity) rewriteAll(body []byte, u Upstream) ([]byte, string) {
 		switch raw := s[m.at:m.end]; {
 		case raw[0] == '{':
 			edits = metadataEdits(s, m, u, edits, userHash)
+		case raw[0] == '[' && nestsOpenID(raw):
+			// An array holding an OpenID member ([{"openid": …}]):
+			// nothing to hash it as, not sent.
+			drop[idMetadata], anyDrop = true, true
 		case u.EndUser == "" || !holds(raw, u.EndUser):
 			// Not an object and naming nobody: the bot's, sent as it is.
 		case p.Mode == "hash" && raw[0] == '"':
@@ -268,7 +272,9 @@ func (id *identity) rewriteAll(body []byte, u Upstream) ([]byte, string) {
 // is the OpenID. A member whose key says OpenID (OpenIDLike) names one
 // whoever it is (the end user's, or another's: a sharer's wx_openid), and
 // gets the hash of its own value (Identifier), or goes under drop or when
-// its value is not a string; one with null or "" names nobody. Most
+// its value is not a string; one with null or "" names nobody. A member
+// whose object or array holds such a member at any depth has nothing to
+// hash it as, and is not sent. Most
 // metadata objects hold no such value, which the byte searches tell
 // without a walk: a value that decodes to text holding the end user is
 // spelled with it, or with an escape, and an OpenID key with "open".
@@ -292,8 +298,10 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 		// (queryWithoutUser rewrites the filter's name alike).
 		keyAt, keyEnd := mm.KeyAt, mm.KeyAt+len(mm.Key)+2
 		inKey, inValue := holds(s[keyAt:keyEnd], u.EndUser), holds(raw, u.EndUser)
-		// Another OpenID than the end user's, named so by its key.
-		other := !inValue && raw != "null" && raw != `""` && OpenIDLike(stringValue(s[keyAt:keyEnd]))
+		// Another OpenID than the end user's, named so by its key, or
+		// nested in an object or array ({"ctx": {"wx_openid": …}}).
+		other := !inValue && raw != "null" && raw != `""` &&
+			(OpenIDLike(stringValue(s[keyAt:keyEnd])) || (raw[0] == '{' || raw[0] == '[') && nestsOpenID(raw))
 		gone := false
 		switch {
 		case !inKey && !inValue && !other:
@@ -330,6 +338,19 @@ func holdsOpen(s string) bool {
 		}
 	}
 	return false
+}
+
+// nestsOpenID reports whether the JSON object or array v holds, at any
+// depth, a member whose key says OpenID (OpenIDLike) with a value other
+// than null or "".
+func nestsOpenID(v string) bool {
+	found := false
+	gjson.Parse(v).ForEach(func(k, e gjson.Result) bool {
+		found = k.Type == gjson.String && OpenIDLike(k.Str) && e.Type != gjson.Null && e.Raw != `""` ||
+			(e.IsObject() || e.IsArray()) && nestsOpenID(e.Raw)
+		return !found
+	})
+	return found
 }
 
 // OpenIDLike reports a name that ends in OpenID in any case, with or

@@ -42,6 +42,18 @@ func TestEveryMetadataOpenIDIsHashed(t *testing.T) {
 		{"responses, a key escaped", "hash", http.MethodPost, "/v1/responses", "",
 			`{"model":"gpt-test","input":"hi","metadata":{"openid":"` + a + `","wx_open\u0069d":"` + b + `"}}`, "",
 			`{"model":"vendor/upstream-model","input":"hi","metadata":{"openid":"` + ha + `","wx_open\u0069d":"` + hb + `"}}`},
+		// Nested: a member or a metadata that is not a string, holding
+		// an OpenID member at any depth, has nothing to hash it as and is
+		// not sent.
+		{"chat, an OpenID in a member's object", "hash", http.MethodPost, "/v1/chat/completions", "",
+			`{"model":"gpt-test","messages":[],"metadata":{"ctx":{"share":{"wx_openid":"` + b + `"}},"shop":"s1"}}`, a,
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"shop":"s1"}}`},
+		{"chat, an OpenID in a member's array", "hash", http.MethodPost, "/v1/chat/completions", "",
+			`{"model":"gpt-test","messages":[],"metadata":{"shop":"s1","sharers":[{"openid":"` + b + `"}]}}`, a,
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"shop":"s1"}}`},
+		{"responses, metadata an array holding an OpenID", "hash", http.MethodPost, "/v1/responses", "",
+			`{"model":"gpt-test","input":"hi","metadata":[{"openid":"` + b + `"}]}`, "",
+			`{"model":"vendor/upstream-model","input":"hi"}`},
 		{"form, two OpenIDs, no header", "hash", http.MethodPost, "/v1/images/edits", formCT,
 			form(t, field{"model", "", "gpt-test"}, field{"metadata[openid]", "", a}, field{"metadata[wx_openid]", "", b}), "",
 			form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata[openid]", "", ha}, field{"metadata[wx_openid]", "", hb})},
