@@ -60,6 +60,13 @@ func TestEveryMetadataOpenIDIsHashed(t *testing.T) {
 		{"form, two OpenIDs, drop", "drop", http.MethodPost, "/v1/images/edits", formCT,
 			form(t, field{"model", "", "gpt-test"}, field{"metadata[openid]", "", a}, field{"metadata[wx_openid]", "", b}), a,
 			form(t, field{"model", "", "vendor/upstream-model"})},
+		// A list's name (metadata[wx_openid][], as PHP and Rails clients
+		// write it) or a nested one names an OpenID as well.
+		{"form, an OpenID list's field", "hash", http.MethodPost, "/v1/images/edits", formCT,
+			form(t, field{"model", "", "gpt-test"}, field{"metadata[wx_openid][]", "", b}), a,
+			form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata[wx_openid][]", "", hb})},
+		{"query, an OpenID list's filter", "hash", http.MethodGet, "/v1/chat/completions?metadata[wx_openid][]=" + b + "&metadata%5Bsharer%5D%5Bopenid%5D%5B0%5D=" + b, "", "", a,
+			"metadata[wx_openid][]=" + hb + "&metadata%5Bsharer%5D%5Bopenid%5D%5B0%5D=" + hb},
 		{"query, two OpenIDs, no header", "hash", http.MethodGet, "/v1/chat/completions?metadata[openid]=" + a + "&metadata%5Bwx_openid%5D=" + b + "&limit=2", "", "", "",
 			"metadata[openid]=" + ha + "&metadata%5Bwx_openid%5D=" + hb + "&limit=2"},
 		{"query, another OpenID than the header's", "hash", http.MethodGet, "/v1/chat/completions?metadata[openid]=" + b, "", "", a,

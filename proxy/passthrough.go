@@ -275,10 +275,19 @@ func queryMetadataOpenID(path string) string {
 
 // metadataOpenIDParam reports whether a decoded query parameter's or form
 // field's name is metadata[<name>] with a name that says OpenID
-// (interceptors.OpenIDLike).
+// (interceptors.OpenIDLike), or one within it: a list's
+// metadata[wx_openid][], a nested metadata[sharer][openid][0].
 func metadataOpenIDParam(k string) bool {
 	name, ok := strings.CutPrefix(k, "metadata[")
-	return ok && strings.HasSuffix(name, "]") && interceptors.OpenIDLike(name[:len(name)-1])
+	if !ok || !strings.HasSuffix(name, "]") {
+		return false
+	}
+	for seg := range strings.SplitSeq(name[:len(name)-1], "][") {
+		if interceptors.OpenIDLike(seg) {
+			return true
+		}
+	}
+	return false
 }
 
 // forwardedMethods are the methods a passthrough request is forwarded
