@@ -792,8 +792,8 @@ type Privacy struct {
 	// ForwardUser is what a provider gets where a request names the end
 	// user: "user", "safety_identifier", "prompt_cache_key", a
 	// "metadata" value or key that is or holds the OpenID, and every
-	// "metadata" member whose key ends in OpenID ("openid",
-	// "sharer_openid"), whoever's it names. "hash": a keyed hash (of the
+	// "metadata" member whose key ends in OpenID or UnionID ("openid",
+	// "sharer_openid", "unionid"), whoever's it names. "hash": a keyed hash (of the
 	// OpenID for user and metadata, of their own value for the
 	// identifiers and for a metadata OpenID of someone else, so each
 	// OpenID hashes alike everywhere); "drop": none of

@@ -238,7 +238,7 @@ func (id *identity) rewriteAll(body []byte, u Upstream) ([]byte, string) {
 		switch raw := s[m.at:m.end]; {
 		case raw[0] == '{':
 			edits = metadataEdits(s, m, u, edits, userHash)
-		case raw[0] == '[' && nestsOpenID(raw):
+		case raw[0] == '[' && nestsUserID(raw):
 			// An array holding an OpenID member ([{"openid": …}]):
 			// nothing to hash it as, not sent.
 			drop[idMetadata], anyDrop = true, true
@@ -269,18 +269,19 @@ func (id *identity) rewriteAll(body []byte, u Upstream) ([]byte, string) {
 // string and holds the end user anywhere has nothing to hash it as, and
 // is not sent; under drop every member naming the end user goes. A bot's
 // tag that holds the OpenID gives it to the provider as surely as one that
-// is the OpenID. A member whose key says OpenID (OpenIDLike) names one
-// whoever it is (the end user's, or another's: a sharer's wx_openid), and
+// is the OpenID. A member whose key says OpenID or UnionID (UserIDKeyLike)
+// names one whoever it is (the end user's, or another's: a sharer's wx_openid), and
 // gets the hash of its own value (Identifier), or goes under drop or when
 // its value is not a string; one with null or "" names nobody. A member
 // whose object or array holds such a member at any depth has nothing to
 // hash it as, and is not sent. Most
 // metadata objects hold no such value, which the byte searches tell
 // without a walk: a value that decodes to text holding the end user is
-// spelled with it, or with an escape, and an OpenID key with "open".
+// spelled with it, or with an escape, and an id's key with "open" or
+// "unio".
 func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func() string) []splice {
 	obj := s[m.at:m.end]
-	if (u.EndUser == "" || !strings.Contains(obj, u.EndUser)) && strings.IndexByte(obj, '\\') < 0 && !holdsOpen(obj) {
+	if (u.EndUser == "" || !strings.Contains(obj, u.EndUser)) && strings.IndexByte(obj, '\\') < 0 && !holdsIDWord(obj) {
 		return edits
 	}
 	drop := u.Privacy.Mode == "drop"
@@ -301,7 +302,7 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 		// Another OpenID than the end user's, named so by its key, or
 		// nested in an object or array ({"ctx": {"wx_openid": …}}).
 		other := !inValue && raw != "null" && raw != `""` &&
-			(OpenIDLike(stringValue(s[keyAt:keyEnd])) || (raw[0] == '{' || raw[0] == '[') && nestsOpenID(raw))
+			(UserIDKeyLike(stringValue(s[keyAt:keyEnd])) || (raw[0] == '{' || raw[0] == '[') && nestsUserID(raw))
 		gone := false
 		switch {
 		case !inKey && !inValue && !other:
@@ -329,28 +330,52 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 	return edits
 }
 
-// holdsOpen reports whether s holds "open" in any case, as every key
-// OpenIDLike takes does when it is not escaped.
-func holdsOpen(s string) bool {
+// holdsIDWord reports whether s holds "open" or "unio" in any case, as
+// every key UserIDKeyLike takes does when it is not escaped.
+func holdsIDWord(s string) bool {
 	for i := 0; i+4 <= len(s); i++ {
-		if s[i]|0x20 == 'o' && s[i+1]|0x20 == 'p' && s[i+2]|0x20 == 'e' && s[i+3]|0x20 == 'n' {
+		switch c := s[i] | 0x20; {
+		case c == 'o' && s[i+1]|0x20 == 'p' && s[i+2]|0x20 == 'e' && s[i+3]|0x20 == 'n':
+			return true
+		case c == 'u' && s[i+1]|0x20 == 'n' && s[i+2]|0x20 == 'i' && s[i+3]|0x20 == 'o':
 			return true
 		}
 	}
 	return false
 }
 
-// nestsOpenID reports whether the JSON object or array v holds, at any
-// depth, a member whose key says OpenID (OpenIDLike) with a value other
-// than null or "".
-func nestsOpenID(v string) bool {
+// nestsUserID reports whether the JSON object or array v holds, at any
+// depth, a member whose key names a user's id (UserIDKeyLike) with a
+// value other than null or "".
+func nestsUserID(v string) bool {
 	found := false
 	gjson.Parse(v).ForEach(func(k, e gjson.Result) bool {
-		found = k.Type == gjson.String && OpenIDLike(k.Str) && e.Type != gjson.Null && e.Raw != `""` ||
-			(e.IsObject() || e.IsArray()) && nestsOpenID(e.Raw)
+		found = k.Type == gjson.String && UserIDKeyLike(k.Str) && e.Type != gjson.Null && e.Raw != `""` ||
+			(e.IsObject() || e.IsArray()) && nestsUserID(e.Raw)
 		return !found
 	})
 	return found
+}
+
+// UserIDKeyLike reports a metadata key that names a WeChat user by an id
+// of theirs, whose value no provider gets: an OpenID (OpenIDLike), a
+// UnionID (unionid, union_id, union-id: the same person across every app
+// of the merchant, more telling than an OpenID), or a list of either
+// (openids, union_ids). Not the end user that OpenIDLike resolves: a
+// UnionID pays for nothing.
+func UserIDKeyLike(name string) bool {
+	if n := len(name); n > 0 && name[n-1]|0x20 == 's' {
+		name = name[:n-1]
+	}
+	if OpenIDLike(name) {
+		return true
+	}
+	for _, end := range [...]string{"unionid", "union_id", "union-id"} {
+		if len(name) >= len(end) && strings.EqualFold(name[len(name)-len(end):], end) {
+			return true
+		}
+	}
+	return false
 }
 
 // OpenIDLike reports a name that ends in OpenID in any case, with or

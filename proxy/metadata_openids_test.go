@@ -42,6 +42,19 @@ func TestEveryMetadataOpenIDIsHashed(t *testing.T) {
 		{"responses, a key escaped", "hash", http.MethodPost, "/v1/responses", "",
 			`{"model":"gpt-test","input":"hi","metadata":{"openid":"` + a + `","wx_open\u0069d":"` + b + `"}}`, "",
 			`{"model":"vendor/upstream-model","input":"hi","metadata":{"openid":"` + ha + `","wx_open\u0069d":"` + hb + `"}}`},
+		// A UnionID (the user across all the merchant's apps) and a list
+		// of OpenIDs name users as surely as an OpenID.
+		{"chat, a UnionID and an OpenID list", "hash", http.MethodPost, "/v1/chat/completions", "",
+			`{"model":"gpt-test","messages":[],"metadata":{"unionid":"` + b + `","Sharer_Union_ID":"` + b + `","sharer_openids":"` + b + `"}}`, a,
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"unionid":"` + hb + `","Sharer_Union_ID":"` + hb + `","sharer_openids":"` + hb + `"}}`},
+		{"chat, a UnionID nested", "hash", http.MethodPost, "/v1/chat/completions", "",
+			`{"model":"gpt-test","messages":[],"metadata":{"ctx":{"wx_unionid":"` + b + `"},"shop":"s1"}}`, a,
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"shop":"s1"}}`},
+		{"form, a UnionID", "hash", http.MethodPost, "/v1/images/edits", formCT,
+			form(t, field{"model", "", "gpt-test"}, field{"metadata[union_id]", "", b}), a,
+			form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata[union_id]", "", hb})},
+		{"query, a UnionID", "hash", http.MethodGet, "/v1/chat/completions?metadata[unionid]=" + b, "", "", a,
+			"metadata[unionid]=" + hb},
 		// Nested: a member or a metadata that is not a string, holding
 		// an OpenID member at any depth, has nothing to hash it as and is
 		// not sent.

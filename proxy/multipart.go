@@ -150,7 +150,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			case hv != v:
 				repl[i], changed = []byte(hv), true
 			}
-		} else if v != "" && metadataOpenIDParam(parts[i].name) {
+		} else if v != "" && metadataUserIDParam(parts[i].name) {
 			// Another OpenID (metadata[wx_openid], the sharer's), or the
 			// only one of a form naming no user elsewhere: the hash of
 			// its own value, as a JSON body's member gets.

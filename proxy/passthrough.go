@@ -277,13 +277,22 @@ func queryMetadataOpenID(path string) string {
 // field's name is metadata[<name>] with a name that says OpenID
 // (interceptors.OpenIDLike), or one within it: a list's
 // metadata[wx_openid][], a nested metadata[sharer][openid][0].
-func metadataOpenIDParam(k string) bool {
+func metadataOpenIDParam(k string) bool { return metadataParam(k, interceptors.OpenIDLike) }
+
+// metadataUserIDParam is metadataOpenIDParam for any id of a user that
+// no provider gets (interceptors.UserIDKeyLike: a UnionID too), as a JSON
+// body's metadata member is hashed.
+func metadataUserIDParam(k string) bool { return metadataParam(k, interceptors.UserIDKeyLike) }
+
+// metadataParam reports whether k is metadata[<name>], or a name within it,
+// with a name that like takes.
+func metadataParam(k string, like func(string) bool) bool {
 	name, ok := strings.CutPrefix(k, "metadata[")
 	if !ok || !strings.HasSuffix(name, "]") {
 		return false
 	}
 	for seg := range strings.SplitSeq(name[:len(name)-1], "][") {
-		if interceptors.OpenIDLike(seg) {
+		if like(seg) {
 			return true
 		}
 	}
@@ -731,7 +740,7 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		// Another OpenID than the end user's (a filter by the sharer's
 		// metadata[wx_openid]) is filtered by the hash of its own value,
 		// which its chats were sent with (interceptors' metadataEdits).
-		other := !inValue && dv != "" && metadataOpenIDParam(dk)
+		other := !inValue && dv != "" && metadataUserIDParam(dk)
 		if !inKey && !inValue && !other {
 			out = append(out, pair)
 			continue
