@@ -299,10 +299,12 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 		// (queryWithoutUser rewrites the filter's name alike).
 		keyAt, keyEnd := mm.KeyAt, mm.KeyAt+len(mm.Key)+2
 		inKey, inValue := holds(s[keyAt:keyEnd], u.EndUser), holds(raw, u.EndUser)
-		// Another OpenID than the end user's, named so by its key, or
-		// nested in an object or array ({"ctx": {"wx_openid": …}}).
-		other := !inValue && raw != "null" && raw != `""` &&
-			(UserIDKeyLike(stringValue(s[keyAt:keyEnd])) || (raw[0] == '{' || raw[0] == '[') && nestsUserID(raw))
+		// A user's id named so by its key, whoever's (the end user's, or
+		// a list holding it beside another's: hashed whole, as the
+		// ?metadata filter is), or one nested in an object or array
+		// ({"ctx": {"wx_openid": …}}).
+		other := raw != "null" && raw != `""` && (UserIDKeyLike(stringValue(s[keyAt:keyEnd])) ||
+			!inValue && (raw[0] == '{' || raw[0] == '[') && nestsUserID(raw))
 		gone := false
 		switch {
 		case !inKey && !inValue && !other:
@@ -313,13 +315,12 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 				k := stringValue(s[keyAt:keyEnd])
 				edits = append(edits, splice{from: keyAt, to: keyEnd, val: ReplaceUser(k, u.EndUser, userHash()), set: true})
 			}
-			if inValue {
-				v := stringValue(raw)
-				edits = append(edits, splice{from: mm.At, to: mm.End, val: ReplaceUser(v, u.EndUser, userHash()), set: true})
-			}
-			if other {
-				h, _ := u.Privacy.Identifier(u.Client, stringValue(raw))
+			switch v := stringValue(raw); {
+			case other && v != u.EndUser:
+				h, _ := u.Privacy.Identifier(u.Client, v)
 				edits = append(edits, splice{from: mm.At, to: mm.End, val: h, set: true})
+			case inValue || other:
+				edits = append(edits, splice{from: mm.At, to: mm.End, val: ReplaceUser(v, u.EndUser, userHash()), set: true})
 			}
 		}
 		d.member(mm.KeyAt, mm.End, gone)

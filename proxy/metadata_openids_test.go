@@ -22,6 +22,7 @@ import (
 func TestEveryMetadataOpenIDIsHashed(t *testing.T) {
 	const a, b = "oWx-openid-4242", "oWx-sharer-7777"
 	ha, hb := expectedUserHash("shop-bot", a), expectedUserHash("shop-bot", b)
+	hab := expectedUserHash("shop-bot", a+","+b)
 	formCT := "multipart/form-data; boundary=" + formBoundaryTest
 	for _, tc := range []struct {
 		name, mode, method, path, ct, body, header string
@@ -55,6 +56,17 @@ func TestEveryMetadataOpenIDIsHashed(t *testing.T) {
 			form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata[union_id]", "", hb})},
 		{"query, a UnionID", "hash", http.MethodGet, "/v1/chat/completions?metadata[unionid]=" + b, "", "", a,
 			"metadata[unionid]=" + hb},
+		// An id's member holding the end user's OpenID beside another's
+		// is one value, hashed whole: replacing the end user's alone
+		// sent the other in clear.
+		{"chat, a list of the user's and another's OpenID", "hash", http.MethodPost, "/v1/chat/completions", "",
+			`{"model":"gpt-test","messages":[],"metadata":{"group_openids":"` + a + `,` + b + `"}}`, a,
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"group_openids":"` + hab + `"}}`},
+		{"form, a list of the user's and another's OpenID", "hash", http.MethodPost, "/v1/images/edits", formCT,
+			form(t, field{"model", "", "gpt-test"}, field{"metadata[group_openids]", "", a + "," + b}), a,
+			form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata[group_openids]", "", hab})},
+		{"query, a list of the user's and another's OpenID", "hash", http.MethodGet, "/v1/chat/completions?metadata[group_openids]=" + a + "," + b, "", "", a,
+			"metadata[group_openids]=" + hab},
 		// Nested: a member or a metadata that is not a string, holding
 		// an OpenID member at any depth, has nothing to hash it as and is
 		// not sent.

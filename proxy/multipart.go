@@ -142,7 +142,13 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			continue
 		}
 		v := string(body[parts[i].content:parts[i].end])
-		if user != "" && interceptors.HoldsUser(v, user) {
+		if v != "" && v != user && metadataUserIDParam(parts[i].name) {
+			// Another's id (metadata[wx_openid], the sharer's; a list
+			// holding the end user's beside another's), or the only one
+			// of a form naming no user elsewhere: the hash of its own
+			// value, as a JSON body's member gets.
+			identifier(i, v)
+		} else if user != "" && interceptors.HoldsUser(v, user) {
 			h, ok := privacy.Identifier(client, user)
 			switch hv := interceptors.ReplaceUser(v, user, h); {
 			case !ok:
@@ -150,11 +156,6 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			case hv != v:
 				repl[i], changed = []byte(hv), true
 			}
-		} else if v != "" && metadataUserIDParam(parts[i].name) {
-			// Another OpenID (metadata[wx_openid], the sharer's), or the
-			// only one of a form naming no user elsewhere: the hash of
-			// its own value, as a JSON body's member gets.
-			identifier(i, v)
 		}
 	}
 	// A text field holding the end user ("Speaker: <openid>") gives the

@@ -737,10 +737,12 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		}
 		inKey := interceptors.HoldsUser(dk, user)
 		inValue := interceptors.HoldsUser(dv, user)
-		// Another OpenID than the end user's (a filter by the sharer's
-		// metadata[wx_openid]) is filtered by the hash of its own value,
-		// which its chats were sent with (interceptors' metadataEdits).
-		other := !inValue && dv != "" && metadataUserIDParam(dk)
+		// A user's id other than the end user's (a filter by the
+		// sharer's metadata[wx_openid], or by a list holding the end
+		// user's beside another's) is filtered by the hash of its own
+		// value, which its chats were sent with (interceptors'
+		// metadataEdits).
+		other := dv != "" && dv != user && metadataUserIDParam(dk)
 		if !inKey && !inValue && !other {
 			out = append(out, pair)
 			continue
@@ -754,7 +756,7 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 			if inKey {
 				k = url.QueryEscape(interceptors.ReplaceUser(dk, user, h))
 			}
-			if inValue {
+			if inValue && !other {
 				v = url.QueryEscape(interceptors.ReplaceUser(dv, user, h))
 			}
 			if other {
