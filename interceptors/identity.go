@@ -358,6 +358,24 @@ func nestsUserID(v string) bool {
 	return found
 }
 
+// NestsUserID reports whether v, a form's "metadata" field, is a JSON
+// object or array that holds a user's id member (UserIDKeyLike) at any
+// depth: RewriteMetadata's to rewrite.
+func NestsUserID(v string) bool {
+	v = strings.TrimSpace(v)
+	return v != "" && (v[0] == '{' || v[0] == '[') && gjson.Valid(v) && nestsUserID(v)
+}
+
+// RewriteMetadata returns v, a JSON "metadata" object or array as a form
+// field carries it, rewritten for u as a JSON body's "metadata" member is
+// (metadataEdits, and the end user taken out of its text), and false when
+// it is not sent at all.
+func RewriteMetadata(v string, u Upstream) (string, bool) {
+	out := RewritePassthrough([]byte(`{"metadata":`+v+`}`), Passthrough{}, u)
+	r := gjson.GetBytes(out, "metadata")
+	return r.Raw, r.Exists()
+}
+
 // UserIDKeyLike reports a metadata key that names a WeChat user by an id
 // of theirs, whose value no provider gets: an OpenID (OpenIDLike), a
 // UnionID (unionid, union_id, union-id: the same person across every app

@@ -79,6 +79,14 @@ func TestEveryMetadataOpenIDIsHashed(t *testing.T) {
 		{"responses, metadata an array holding an OpenID", "hash", http.MethodPost, "/v1/responses", "",
 			`{"model":"gpt-test","input":"hi","metadata":[{"openid":"` + b + `"}]}`, "",
 			`{"model":"vendor/upstream-model","input":"hi"}`},
+		// A form's metadata field holding a JSON object, as a JSON
+		// body's metadata member is.
+		{"form, a metadata field of JSON", "hash", http.MethodPost, "/v1/images/edits", formCT,
+			form(t, field{"model", "", "gpt-test"}, field{"metadata", "", `{"openid":"` + a + `","wx_openid":"` + b + `","ctx":{"openid":"` + b + `"},"shop":"s1"}`}), a,
+			form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata", "", `{"openid":"` + ha + `","wx_openid":"` + hb + `","shop":"s1"}`})},
+		{"form, a metadata field of JSON, drop", "drop", http.MethodPost, "/v1/images/edits", formCT,
+			form(t, field{"model", "", "gpt-test"}, field{"metadata", "", `{"wx_openid":"` + b + `","shop":"s1"}`}), a,
+			form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata", "", `{"shop":"s1"}`})},
 		{"form, two OpenIDs, no header", "hash", http.MethodPost, "/v1/images/edits", formCT,
 			form(t, field{"model", "", "gpt-test"}, field{"metadata[openid]", "", a}, field{"metadata[wx_openid]", "", b}), "",
 			form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata[openid]", "", ha}, field{"metadata[wx_openid]", "", hb})},

@@ -142,7 +142,15 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			continue
 		}
 		v := string(body[parts[i].content:parts[i].end])
-		if v != "" && v != user && metadataUserIDParam(parts[i].name) {
+		if parts[i].name == "metadata" && interceptors.NestsUserID(v) {
+			// A field of JSON ({"wx_openid": …}): rewritten as a JSON
+			// body's metadata is.
+			if mv, ok := interceptors.RewriteMetadata(v, interceptors.Upstream{Client: client, EndUser: user, Privacy: privacy}); !ok {
+				drop[i], changed = true, true
+			} else if mv != v {
+				repl[i], changed = []byte(mv), true
+			}
+		} else if v != "" && v != user && metadataUserIDParam(parts[i].name) {
 			// Another's id (metadata[wx_openid], the sharer's; a list
 			// holding the end user's beside another's), or the only one
 			// of a form naming no user elsewhere: the hash of its own
