@@ -347,15 +347,34 @@ func holdsIDWord(s string) bool {
 
 // nestsUserID reports whether the JSON object or array v holds, at any
 // depth, a member whose key names a user's id (UserIDKeyLike) with a
-// value other than null or "".
+// value other than null or "". One pass over v's strings: a walk of each
+// level's members walked again all that lay under it, as many times as
+// the levels above (up to 1000), a 2 MB note at the bottom read 900 times.
 func nestsUserID(v string) bool {
-	found := false
-	gjson.Parse(v).ForEach(func(k, e gjson.Result) bool {
-		found = k.Type == gjson.String && UserIDKeyLike(k.Str) && e.Type != gjson.Null && e.Raw != `""` ||
-			(e.IsObject() || e.IsArray()) && nestsUserID(e.Raw)
-		return !found
-	})
-	return found
+	for i := 0; i < len(v); i++ {
+		if v[i] != '"' {
+			continue
+		}
+		j := i + 1
+		for j < len(v) && v[j] != '"' {
+			if v[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		if j >= len(v) {
+			return false
+		}
+		// A string followed by ':' is a key (v is valid JSON).
+		if after := strings.TrimLeft(v[j+1:], " \t\r\n"); after != "" && after[0] == ':' && UserIDKeyLike(stringValue(v[i:j+1])) {
+			val := strings.TrimLeft(after[1:], " \t\r\n")
+			if !strings.HasPrefix(val, "null") && !strings.HasPrefix(val, `""`) {
+				return true
+			}
+		}
+		i = j
+	}
+	return false
 }
 
 // NestsUserID reports whether v, a form's "metadata" field, is a JSON

@@ -137,3 +137,31 @@ func TestEveryMetadataOpenIDIsHashed(t *testing.T) {
 		})
 	}
 }
+
+// TestDeepMetadataReadOnce: a metadata member nested as deep as a body
+// may be (900 levels), with 2 MB of text at its bottom beside an OpenID
+// member, is walked once: each level walked again what lay
+// under it, 900 times the 2 MB. It is not sent: the OpenID at the bottom
+// has nothing to hash it as.
+func TestDeepMetadataReadOnce(t *testing.T) {
+	const b, depth = "oWx-sharer-7777", 900
+	fp := newFakeProvider(t, jsonHandler(200, okCompletion))
+	base, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	text := strings.Repeat("x", 2<<20)
+	for i, bottom := range []string{`{"note":"` + text + `","wx_openid":"` + b + `"}`} {
+		deep := strings.Repeat(`{"a":`, depth) + bottom + strings.Repeat(`}`, depth)
+		start := len(fp.requests())
+		resp := send(t, http.MethodPost, base, "/v1/chat/completions",
+			`{"model":"gpt-test","messages":[],"metadata":{"ctx":`+deep+`,"shop":"s1"}}`, map[string]string{"X-WeChat-OpenID": "oWx-openid-4242"})
+		if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+			t.Fatalf("status %d %.200s", resp.StatusCode, body)
+		}
+		got := string(fp.requests()[start].Body)
+		if strings.Contains(got, b) {
+			t.Errorf("the OpenID %s nested deep reached the provider", b)
+		}
+		if i == 0 && got != `{"model":"vendor/upstream-model","messages":[],"metadata":{"shop":"s1"}}` {
+			t.Errorf("provider got %.200s; want the metadata without ctx", got)
+		}
+	}
+}
