@@ -131,10 +131,11 @@ func refundWindowEnds(paidAt time.Time) time.Time {
 }
 
 // inRefundWindow is ErrRefundWindowPassed when o's year has ended. The
-// confirmation checks it too, before it reserves the order: a proposal
-// lives up to MaxRefundConfirmTTL, so one made in the year's last hours
-// was confirmed after it, sent, and refused by WeChat Pay, the user told
-// only that it was refused.
+// confirmation checks it too, before it reserves the order or goes on
+// under a reservation held for its proposal: a proposal lives up to
+// MaxRefundConfirmTTL, so one made in the year's last hours was confirmed
+// after it, sent, and refused by WeChat Pay, the user told only that it
+// was refused.
 func (s *Service) inRefundWindow(o *store.Order) error {
 	if o.PaidAt.IsZero() || !s.now().After(refundWindowEnds(o.PaidAt)) {
 		return nil
@@ -877,9 +878,13 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 		if err := checkRefund(o, p); err != nil {
 			return s.notStarted(ctx, client, user, p, o, err)
 		}
-		if err := s.inRefundWindow(o); err != nil {
-			return s.notStarted(ctx, client, user, p, o, err)
-		}
+	}
+	// Past the order's year also under a reservation held for p (a
+	// confirmation cut short in the year's last minutes): WeChat Pay takes
+	// no refund of it, and the tap that went on sent one, told "refused".
+	// The reservation is the sweep's to undo once p ends.
+	if err := s.inRefundWindow(o); err != nil {
+		return s.notStarted(ctx, client, user, p, o, err)
 	}
 	// From the reservation on, finish (or undo) even if the caller leaves.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.refundCall)
