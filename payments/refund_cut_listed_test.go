@@ -42,7 +42,7 @@ func TestProposalOfACutConfirmationStaysListed(t *testing.T) {
 			}
 			listed := map[string]bool{}
 			for _, q := range open {
-				listed[q.RefundID] = payments.Confirmable(got, q)
+				listed[q.RefundID] = e.svc.Confirmable(got, q)
 			}
 			if !listed[p.RefundID] {
 				t.Errorf("the proposal the order is held for: confirmable %v among %d open; want listed", listed[p.RefundID], len(open))

@@ -46,3 +46,46 @@ func TestHeldRefundConfirmedPastTheYearSendsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestProposalPastTheYearIsNotListed: the user API lists an open proposal
+// with its confirm button only while a tap on it can go through
+// (Confirmable). One made in the last minutes of the order's year stayed
+// listed after the year ended, for up to confirm_ttl (72 hours at most),
+// and its button only answered 409, paid more than a year ago: held for
+// it or not, it is listed until the year ends and not after.
+func TestProposalPastTheYearIsNotListed(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			ctx := context.Background()
+			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
+			open := paidOrder(t, e, "oUser-refund-year-listed", 1)
+			held := paidOrder(t, e, "oUser-refund-year-listed-held", 1)
+			end := open.PaidAt.In(cst).AddDate(1, 0, 0)
+			e.clock.Advance(end.Add(-5 * time.Minute).Sub(e.clock.Now()))
+			po, ph := propose(t, e, open, 0), propose(t, e, held, 0)
+			if _, err := a.ConfirmRefund(ctx, "shop-bot", held.User, ph.RefundID); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("confirmation on A: %v; want it cut short", err)
+			}
+			cases := []struct {
+				name string
+				o    *store.Order
+				p    *store.RefundProposal
+			}{{"open", open, po}, {"held", held, ph}}
+			for _, c := range cases {
+				if !e.svc.Confirmable(e.order(c.o.OrderNo), c.p) {
+					t.Errorf("%s proposal within the year: not confirmable; want listed", c.name)
+				}
+			}
+			e.clock.Advance(6 * time.Minute)
+			for _, c := range cases {
+				listed := e.svc.Confirmable(e.order(c.o.OrderNo), c.p)
+				_, err := e.svc.ConfirmRefund(ctx, "shop-bot", c.o.User, c.p.RefundID)
+				if listed || !errors.Is(err, payments.ErrRefundWindowPassed) {
+					t.Errorf("%s proposal a minute past the year: confirmable %v, its tap %v; want unlisted, the tap refused as past the year", c.name, listed, err)
+				}
+			}
+		})
+	}
+}

@@ -2603,14 +2603,20 @@ func RefundLabel(fen int64, currency string) string {
 func ConfirmPath(id string) string { return "/v1/paygate/refunds/" + id + "/confirm" }
 
 // Confirmable reports whether a confirmation of open proposal p of order o
-// could be carried out as the order stands: o is refundable (paid or
-// partially refunded, no refund in flight) and p asks no more than is
-// left, or o is held for p already (a confirmation of p reserved it and
-// stopped before spending p: nothing was sent, and a tap goes on under
-// that reservation, as confirmRefund does). A proposal that is not is
-// still open (another refund may be undone), but its confirmation would
-// answer 409.
-func Confirmable(o *store.Order, p *store.RefundProposal) bool {
+// could be carried out as the order stands: o is within its year
+// (inRefundWindow, by this Service's clock), and refundable (paid or
+// partially refunded, no refund in flight) with p asking no more than is
+// left, or held for p already (a confirmation of p reserved it and stopped
+// before spending p: nothing was sent, and a tap goes on under that
+// reservation, as confirmRefund does). A proposal that is not is still
+// open (another refund may be undone), but its confirmation would answer
+// 409: one made in the year's last minutes was listed after the year
+// ended, for up to its confirm_ttl, its button refused as paid more than
+// a year ago.
+func (s *Service) Confirmable(o *store.Order, p *store.RefundProposal) bool {
+	if s.inRefundWindow(o) != nil {
+		return false
+	}
 	if reservedFor(o, p) {
 		return true
 	}

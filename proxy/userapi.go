@@ -29,6 +29,7 @@ type UserPayments interface {
 	CancelRefund(ctx context.Context, client, user, refundID string) (*store.RefundProposal, error)
 	OpenRefunds(ctx context.Context, client, user string) ([]*store.RefundProposal, error)
 	UnsentRefunds(ctx context.Context, orders []*store.Order) []*store.Order
+	Confirmable(o *store.Order, p *store.RefundProposal) bool
 }
 
 var _ UserPayments = (*payments.Service)(nil)
@@ -186,7 +187,7 @@ func (s *Server) orderJSON(ctx context.Context, o, shown *store.Order, open []*s
 	v := payments.OrderView(shown)
 	var proposed []map[string]any
 	for _, p := range open {
-		if p.OrderNo == o.OrderNo && payments.Confirmable(o, p) {
+		if p.OrderNo == o.OrderNo && s.userPay.Confirmable(o, p) {
 			proposed = append(proposed, payments.ProposalView(p, o.Currency))
 		}
 	}
