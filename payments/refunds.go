@@ -165,13 +165,17 @@ const (
 	// inFlightTTL keeps the record of a refund with WeChat Pay for longer
 	// than a refund can stay open there (WeChat accepts refunds for a year).
 	inFlightTTL = 400 * 24 * time.Hour
-	// refundCallTimeout bounds one confirmation's call to WeChat Pay,
-	// retries with the same out_refund_no included.
+	// refundCallTimeout bounds one confirmation from its reservation on:
+	// its writes and its call to WeChat Pay, retries with the same
+	// out_refund_no included.
 	refundCallTimeout = 30 * time.Second
-	// refundQueryAfter: a refunding order untouched this long is asked
-	// about by the sweep (a notification normally arrives well before);
-	// with a shared store, once its refund was also recorded recordedGrace
-	// ago.
+	// refundQueryAfter: with a shared store, a refunding order untouched
+	// this long is asked about by the sweep (a notification normally
+	// arrives well before), once its refund was also recorded
+	// recordedGrace ago; with the embedded store at once, the sweep
+	// holding the order as its own (sweepRefund). An order in review with
+	// a refund of paygate's open is asked about once untouched this long,
+	// on either (sweepRefundsInReview).
 	refundQueryAfter = time.Minute
 	// maxRefundReason is WeChat Pay's limit on the reason (string[1,80]),
 	// taken in bytes: its documents do not say whether that length counts
