@@ -1903,10 +1903,11 @@ func (s *Service) sweepRefundsInReview(ctx context.Context, st *SweepStats) erro
 }
 
 // sweepRefundInReview is sweepRefundsInReview's work on one order o in
-// review, as its page listed it: read again, and left alone if it moved on
-// or holds no refund recorded as sent (a reservation with no refund record
-// is Resolve's to end, unrecordedReservation). It returns the error of
-// WeChat Pay's reconcile, if one failed.
+// review, as its page listed it: read again, and left alone if it moved on,
+// holds no refund recorded as sent (a reservation with no refund record
+// is Resolve's to end, unrecordedReservation), or has its refund's SUCCESS
+// noted uncounted (refundHeard: nothing more comes of it). It returns the
+// error of WeChat Pay's reconcile, if one failed.
 func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *store.Order) error {
 	cur, done, ok := s.relisted(ctx, st, o, store.StatusNeedsReview, "sweep: refund in review not reconciled")
 	if !ok {
@@ -1918,7 +1919,11 @@ func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *st
 		s.sweepReadFailed(ctx, st, o, "sweep: refund in review not reconciled", err)
 		return nil
 	}
-	if rec == nil || !refundInReview(cur, rec) {
+	if rec == nil || !refundInReview(cur, rec) || refundHeard(cur, rec) {
+		// Its SUCCESS noted uncounted (refundHeard) is WeChat Pay's last
+		// word on the refund, and any other word of it is noted already:
+		// asked again on every pass, nothing it answered changed the
+		// order, which waits for a person (Resolve ends the reservation).
 		return nil
 	}
 	st.Checked++
