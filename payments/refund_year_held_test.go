@@ -89,3 +89,31 @@ func TestProposalPastTheYearIsNotListed(t *testing.T) {
 		})
 	}
 }
+
+// TestRefundAskedAgainPastTheYearUnderAHeldProposal: request_refund of an
+// order held for the user's open proposal answers with that proposal
+// (heldOpen), a confirm button the user taps. Held by a confirmation cut
+// short in the year's last minutes and asked again after the year ended,
+// it offered that button, which could only be refused as paid more than a
+// year ago; it is not_refundable, as for an order not held.
+func TestRefundAskedAgainPastTheYearUnderAHeldProposal(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
+			o := paidOrder(t, e, "oUser-refund-year-asked", 1)
+			end := o.PaidAt.In(cst).AddDate(1, 0, 0)
+			e.clock.Advance(end.Add(-5 * time.Minute).Sub(e.clock.Now()))
+			p := propose(t, e, o, 0)
+			if _, err := a.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("confirmation on A: %v; want it cut short", err)
+			}
+			e.clock.Advance(6 * time.Minute)
+			tc := call(t, newTools(e), caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"late"}`)
+			if tc.result["status"] != "not_refundable" || tc.result["order_status"] != "paid" || tc.action != nil {
+				t.Errorf("asked again a minute past the year: %s, action %s; want not_refundable of a paid order (nothing was sent), no confirm button", tc.out.Result, tc.out.Action)
+			}
+		})
+	}
+}

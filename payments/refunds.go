@@ -266,7 +266,7 @@ func refundable(o *store.Order) (int64, error) {
 // sends it to WeChat Pay. Another user's order is ErrNotOwner. While a
 // proposal of the same amount of the order is open, that one is returned
 // (with no second Proposed call or ProposalMade events), also when the
-// order is held for it (heldOpen). An order held for a proposal that ended
+// order is held for it (heldOpen) while the order is within its year. An order held for a proposal that ended
 // unused (a confirmation cut short, then the proposal expired) is freed
 // first (releaseEnded): nothing was or can be sent under it.
 func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.RefundProposal, *store.Order, error) {
@@ -280,6 +280,11 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 	left, err := refundable(o)
 	if err != nil {
 		if p := s.heldOpen(ctx, req, o); p != nil {
+			if werr := s.inRefundWindow(o); werr != nil {
+				// Its tap is refused past the year (confirmRefund), and
+				// the button offered again could only be refused.
+				return nil, o, werr
+			}
 			return p, o, nil
 		}
 		if back := s.releaseEnded(ctx, o); back != nil {
@@ -2521,7 +2526,11 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 			"status": "refund_already_confirmed", "refund_status": st, "message": msg})
 		return out
 	case errors.Is(err, ErrRefundWindowPassed):
-		out.Result = resultJSON(map[string]any{"order_no": said, "status": "not_refundable", "order_status": string(o.Status),
+		// The order as the model reads it elsewhere (UnsentRefunds): held
+		// for a proposal whose confirmation was cut short, it is what it
+		// was, not "refunding".
+		shown := t.svc.UnsentRefunds(ctx, []*store.Order{o})[0]
+		out.Result = resultJSON(map[string]any{"order_no": said, "status": "not_refundable", "order_status": string(shown.Status),
 			"error": "this order was paid more than a year ago, and WeChat Pay accepts no refund of it: no refund can be made here"})
 		return out
 	case errors.Is(err, ErrNotRefundable):
