@@ -152,7 +152,9 @@ const (
 	RefundSucceeded = "succeeded"
 	// RefundPending: WeChat Pay did not answer (or refused, and the order
 	// could not be put back); the order stays refunding and the sweep asks
-	// again and resends under the same out_refund_no. A repeated
+	// again and resends under the same out_refund_no. WeChat Pay's answer
+	// ABNORMAL is pending too: the order goes to needs_review with the
+	// refund open, for a person (and the sweep) to see it end. A repeated
 	// confirmation of a refund the order is still refunding for (or went
 	// to needs_review with it sent and still open) is answered so too: on
 	// its way, its outcome still to come.
@@ -1345,7 +1347,12 @@ func (s *Service) applyAnswer(ctx context.Context, res *RefundResult, r *wechatp
 	case wechatpay.RefundClosed:
 		res.Status = RefundClosed
 	default:
-		res.Status = RefundProcessing
+		// ABNORMAL (or a status paygate does not know, applied as one):
+		// the order goes to needs_review with the refund open, its
+		// outcome still to come, as a repeated confirmation reads it
+		// (refundState). "processing" said its notification would settle
+		// the order.
+		res.Status = RefundPending
 	}
 	got, _, _, err := s.applyRefund(ctx, refundFact{
 		OutTradeNo: res.Order.OrderNo, OutRefundNo: r.OutRefundNo, Status: r.Status,
