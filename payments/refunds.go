@@ -268,9 +268,10 @@ func refundable(o *store.Order) (int64, error) {
 // sends it to WeChat Pay. Another user's order is ErrNotOwner. While a
 // proposal of the same amount of the order is open, that one is returned
 // (with no second Proposed call or ProposalMade events), also when the
-// order is held for it (heldOpen) while the order is within its year. An order held for a proposal that ended
-// unused (a confirmation cut short, then the proposal expired) is freed
-// first (releaseEnded): nothing was or can be sent under it.
+// order is held for it (heldOpen) within the order's year. An order held
+// for a proposal that ended unused (a confirmation cut short, then the
+// proposal expired) is freed first (releaseEnded): nothing was or can be
+// sent under it.
 func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.RefundProposal, *store.Order, error) {
 	if req.Client == "" || req.User == "" {
 		return nil, nil, ErrUserRequired
@@ -2414,9 +2415,10 @@ func clip(s string, n int) string {
 }
 
 // oneLine is a reason the model wrote as WeChat Pay shows it, on one line
-// of the user's refund notice: each run of line breaks, other control
-// characters (C0, DEL, C1; a model's "\u0000" went to WeChat Pay as it
-// was) and spaces around them one space, and none at either end. It is
+// of the user's refund notice: in a reason that holds a line break or
+// another control character (C0, DEL, C1; a model's "\u0000" went to
+// WeChat Pay as it was), each run of them and of spaces is one space, and
+// none is at either end; a reason without one is kept as it is. It is
 // cleaned, not refused, as a catalog name with them is: the reason is the
 // user's, and a clarification had the model ask them for it again.
 func oneLine(s string) string {
