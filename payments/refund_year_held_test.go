@@ -10,6 +10,22 @@ import (
 	"github.com/paygate/paygate/store"
 )
 
+// toYearsEnd moves e's clock to before the end of paid order o's year,
+// as WeChat Pay counts it (China Standard Time).
+func toYearsEnd(e *env, o *store.Order, before time.Duration) {
+	end := o.PaidAt.In(time.FixedZone("CST", 8*3600)).AddDate(1, 0, 0)
+	e.clock.Advance(end.Add(-before).Sub(e.clock.Now()))
+}
+
+// cutConfirm confirms p of o on replica a, which dies before spending
+// the user's word: the order is left held for p, nothing sent.
+func cutConfirm(t *testing.T, a *payments.Service, o *store.Order, p *store.RefundProposal) {
+	t.Helper()
+	if _, err := a.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("confirmation on A: %v; want it cut short", err)
+	}
+}
+
 // TestHeldRefundConfirmedPastTheYearSendsNothing: a confirmation made in the
 // last minutes of the order's year reserved the order and was cut short
 // (its replica died before spending the user's word); the user's tap after
@@ -18,19 +34,15 @@ import (
 // "WeChat Pay refused the refund". The tap refuses it itself, as a tap on
 // an order not held does, and sends nothing.
 func TestHeldRefundConfirmedPastTheYearSendsNothing(t *testing.T) {
-	cst := time.FixedZone("CST", 8*3600)
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, envOptions{driver: driver, storeClock: true})
 			ctx := context.Background()
 			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
 			o := paidOrder(t, e, "oUser-refund-year-held", 1)
-			end := o.PaidAt.In(cst).AddDate(1, 0, 0)
-			e.clock.Advance(end.Add(-5 * time.Minute).Sub(e.clock.Now()))
+			toYearsEnd(e, o, 5*time.Minute)
 			p := propose(t, e, o, 0)
-			if _, err := a.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
-				t.Fatalf("confirmation on A: %v; want it cut short", err)
-			}
+			cutConfirm(t, a, o, p)
 			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
 				t.Fatalf("after A died: order %s reserved by %q; want refunding, held for %s", got.Status, got.RefundReservedBy, p.RefundID)
 			}
@@ -54,7 +66,6 @@ func TestHeldRefundConfirmedPastTheYearSendsNothing(t *testing.T) {
 // and its button only answered 409, paid more than a year ago: held for
 // it or not, it is listed until the year ends and not after.
 func TestProposalPastTheYearIsNotListed(t *testing.T) {
-	cst := time.FixedZone("CST", 8*3600)
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, envOptions{driver: driver, storeClock: true})
@@ -62,12 +73,9 @@ func TestProposalPastTheYearIsNotListed(t *testing.T) {
 			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
 			open := paidOrder(t, e, "oUser-refund-year-listed", 1)
 			held := paidOrder(t, e, "oUser-refund-year-listed-held", 1)
-			end := open.PaidAt.In(cst).AddDate(1, 0, 0)
-			e.clock.Advance(end.Add(-5 * time.Minute).Sub(e.clock.Now()))
+			toYearsEnd(e, open, 5*time.Minute)
 			po, ph := propose(t, e, open, 0), propose(t, e, held, 0)
-			if _, err := a.ConfirmRefund(ctx, "shop-bot", held.User, ph.RefundID); !errors.Is(err, store.ErrUnavailable) {
-				t.Fatalf("confirmation on A: %v; want it cut short", err)
-			}
+			cutConfirm(t, a, held, ph)
 			cases := []struct {
 				name string
 				o    *store.Order
@@ -97,18 +105,13 @@ func TestProposalPastTheYearIsNotListed(t *testing.T) {
 // it offered that button, which could only be refused as paid more than a
 // year ago; it is not_refundable, as for an order not held.
 func TestRefundAskedAgainPastTheYearUnderAHeldProposal(t *testing.T) {
-	cst := time.FixedZone("CST", 8*3600)
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, envOptions{driver: driver, storeClock: true})
 			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
 			o := paidOrder(t, e, "oUser-refund-year-asked", 1)
-			end := o.PaidAt.In(cst).AddDate(1, 0, 0)
-			e.clock.Advance(end.Add(-5 * time.Minute).Sub(e.clock.Now()))
-			p := propose(t, e, o, 0)
-			if _, err := a.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
-				t.Fatalf("confirmation on A: %v; want it cut short", err)
-			}
+			toYearsEnd(e, o, 5*time.Minute)
+			cutConfirm(t, a, o, propose(t, e, o, 0))
 			e.clock.Advance(6 * time.Minute)
 			tc := call(t, newTools(e), caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"late"}`)
 			if tc.result["status"] != "not_refundable" || tc.result["order_status"] != "paid" || tc.action != nil {
