@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -118,5 +119,36 @@ func TestRefundAskedAgainPastTheYearUnderAHeldProposal(t *testing.T) {
 				t.Errorf("asked again a minute past the year: %s, action %s; want not_refundable of a paid order (nothing was sent), no confirm button", tc.out.Result, tc.out.Action)
 			}
 		})
+	}
+}
+
+// TestRefundPastTheYearIsNotRefundableWhateverTheAmount: request_refund of
+// an order past its year is not_refundable, whatever amount the model
+// asked. Asked for more than the order has left, it was asked to clarify
+// ("at most 49.99 CNY can be refunded"), and the user was asked about an
+// amount of which nothing could be refunded; asked for another amount
+// than a proposal the order is held for (a confirmation cut short in the
+// year's last minutes), it was told that proposal is still waiting for
+// the user's confirmation, a tap that could only be refused.
+func TestRefundPastTheYearIsNotRefundableWhateverTheAmount(t *testing.T) {
+	for _, driver := range drivers(t) {
+		for _, held := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/held=%v", driver, held), func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver, storeClock: true})
+				a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
+				o := paidOrder(t, e, "oUser-refund-year-amount", 2) // 99.98 CNY
+				toYearsEnd(e, o, 5*time.Minute)
+				amount := "120.00"
+				if held {
+					cutConfirm(t, a, o, propose(t, e, o, 4999))
+					amount = "10.00"
+				}
+				e.clock.Advance(6 * time.Minute)
+				tc := call(t, newTools(e), caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"late","amount":"`+amount+`"}`)
+				if tc.result["status"] != "not_refundable" || tc.result["order_status"] != "paid" || tc.action != nil {
+					t.Errorf("asked %s a minute past the year: %s, action %s; want not_refundable of a paid order, no confirm button", amount, tc.out.Result, tc.out.Action)
+				}
+			})
+		}
 	}
 }

@@ -300,6 +300,12 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 					return nil, done.Order, s.alreadyConfirmed(ctx, done)
 				}
 			}
+			if werr := s.inRefundWindow(o); werr != nil && s.UnsentRefunds(ctx, []*store.Order{o})[0].Status != store.StatusRefunding {
+				// Held for a proposal of another amount whose confirmation
+				// was cut short, nothing sent: "wait for that proposal"
+				// had the user wait for a tap refused past the year.
+				return nil, o, werr
+			}
 			return nil, o, err
 		}
 	}
@@ -310,6 +316,11 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 	if amount < 0 || amount > left {
 		if done := s.askedAgain(ctx, req, o); done != nil {
 			return nil, done.Order, s.alreadyConfirmed(ctx, done)
+		}
+		if err := s.inRefundWindow(o); err != nil {
+			// Not "at most so much": nothing of it can be refunded, and
+			// the user was asked about an amount.
+			return nil, o, err
 		}
 		return nil, o, fmt.Errorf("%w: %s asked, %s refundable", ErrRefundAmount, FormatAmount(amount, o.Currency), FormatAmount(left, o.Currency))
 	}
