@@ -152,3 +152,47 @@ func TestRefundPastTheYearIsNotRefundableWhateverTheAmount(t *testing.T) {
 		}
 	}
 }
+
+// TestProposalListedToTheYearsLastSecond: a proposal is listed as
+// confirmable (Confirmable) to the last second of the order's year as
+// request_refund counts it (refundWindowEnds: the same date and time a
+// year on in China Standard Time), past the 365 days of a year with a 29
+// February, which WeChat Pay's documents name (支付成功时间+365天): the
+// later end blocks no refund WeChat Pay takes. A second past it, it is
+// not, and its tap is refused with nothing sent.
+func TestProposalListedToTheYearsLastSecond(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	paid := time.Date(2027, 3, 1, 10, 0, 0, 0, cst)
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			o := paidOrder(t, e, "oUser-refund-year-second", 1)
+			o.PaidAt = paid
+			if err := e.st.UpdateOrder(context.Background(), o, store.StatusPaid); err != nil {
+				t.Fatal(err)
+			}
+			o = e.order(o.OrderNo)
+			var p *store.RefundProposal
+			for _, c := range []struct {
+				at   time.Time
+				want bool
+			}{
+				{paid.Add(365 * 24 * time.Hour), true},
+				{paid.AddDate(1, 0, 0).Add(-time.Second), true}, // the clock runs on: not the very instant
+				{paid.AddDate(1, 0, 0).Add(time.Second), false},
+			} {
+				if c.want { // a proposal open 5 minutes before, as confirm_ttl keeps it
+					e.clock.Advance(c.at.Add(-5 * time.Minute).Sub(e.clock.Now()))
+					p = propose(t, e, o, 0)
+				}
+				e.clock.Advance(c.at.Sub(e.clock.Now()))
+				if got := e.svc.Confirmable(e.order(o.OrderNo), p); got != c.want {
+					t.Errorf("at %s: confirmable %v; want %v", c.at, got, c.want)
+				}
+			}
+			if _, err := e.svc.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID); !errors.Is(err, payments.ErrRefundWindowPassed) || e.sim.RefundCount(o.OrderNo) != 0 {
+				t.Errorf("tap a second past the year: %v, %d refunds sent; want ErrRefundWindowPassed, none", err, e.sim.RefundCount(o.OrderNo))
+			}
+		})
+	}
+}
