@@ -2554,8 +2554,16 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 			"error": "this order was paid more than a year ago, and WeChat Pay accepts no refund of it: no refund can be made here"})
 		return out
 	case errors.Is(err, ErrNotRefundable):
-		out.Result = resultJSON(map[string]any{"order_no": said, "status": "not_refundable", "order_status": string(o.Status),
-			"error": "this order cannot be refunded in its current state (" + string(o.Status) + ")"})
+		msg := "this order cannot be refunded in its current state (" + string(o.Status) + ")"
+		if o.Status == store.StatusNeedsReview {
+			// A person settles it: WeChat Pay's word on its payment or a
+			// refund (one the user confirmed and it answered ABNORMAL,
+			// say) needs a check. "Cannot be refunded" had the model tell
+			// the user no refund can be made of it.
+			msg = "this order is being reviewed by staff (WeChat Pay reported something about its payment or a refund of it that a person must check, " +
+				"such as a refund it could not complete): no refund can be proposed here until they settle it; tell the user staff will handle it, not that no refund can be made"
+		}
+		out.Result = resultJSON(map[string]any{"order_no": said, "status": "not_refundable", "order_status": string(o.Status), "error": msg})
 		return out
 	default:
 		// The order as read, not the model's words: a failure before
