@@ -8,6 +8,7 @@ import (
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
 )
 
 // TestSweepLeavesARefundHeardInReview: WeChat Pay's SUCCESS of the user's
@@ -33,7 +34,7 @@ func TestSweepLeavesARefundHeardInReview(t *testing.T) {
 			}
 			before := e.order(o.OrderNo)
 			for range 3 {
-				e.clock.Advance(payments.DefaultSweepInterval + 2*time.Minute)
+				e.clock.Advance(payments.DefaultSweepInterval + time.Minute) // 4.5 min in all: the copy below within its 5
 				if st, err := e.svc.Sweep(ctx); err != nil || st.Errors != 0 {
 					t.Fatalf("sweep: %+v, %v", st, err)
 				}
@@ -49,6 +50,19 @@ func TestSweepLeavesARefundHeardInReview(t *testing.T) {
 			}
 			if after := e.order(o.OrderNo); after.Version != before.Version || after.RefundReservedBy != p.RefundID {
 				t.Errorf("order version %d -> %d, held by %q; want unchanged, held for %s (a person's)", before.Version, after.Version, after.RefundReservedBy, p.RefundID)
+			}
+			// Left by the sweep, the order is still the person's: WeChat Pay's
+			// copy of that SUCCESS is acknowledged and changes nothing, and
+			// the person closes the order (Resolve ends the reservation).
+			w := refundWord{outRefundNo: p.OutRefundNo, status: wechatpay.RefundSuccess, fen: 1000}
+			if status, body := e.postRefund(o, before.TransactionID, w); status/100 != 2 {
+				t.Errorf("the SUCCESS again: %d %s; want acknowledged", status, body)
+			}
+			if after := e.order(o.OrderNo); after.Version != before.Version {
+				t.Errorf("the SUCCESS again moved the order to v%d %s; want unchanged", after.Version, after.Status)
+			}
+			if r, err := e.svc.Resolve(ctx, o.OrderNo, store.StatusClosed); err != nil || r.Status != store.StatusClosed || r.RefundReservedBy != "" {
+				t.Errorf("resolve as closed: %+v, %v; want closed, its reservation ended", r, err)
 			}
 		})
 	}
