@@ -197,8 +197,9 @@ func (d *DB) DecrCounter(ctx context.Context, key, token string) error {
 // prefix.
 const windowPrefix = "window\x00"
 
-// windowRec is a sliding window's admitted events, oldest first; Until, a
-// window after the newest, lets the sweep remove a quiet one.
+// windowRec is a sliding window's admitted events, in the order admitted
+// (oldest first unless the clock stepped back); Until, a window after the
+// newest, lets the sweep remove a quiet one.
 type windowRec struct {
 	At     []int64  `json:"at"`
 	Tokens []string `json:"tokens"`
@@ -223,16 +224,20 @@ func (d *DB) AllowWindow(ctx context.Context, key string, limit int, window time
 			ok = true
 			return nil
 		}
-		i := 0
-		for i < len(r.At) && r.At[i] <= now-int64(window) {
-			i++
+		// Every event a window old goes, wherever it is: a clock stepped
+		// back admits one older than the one before it, and a cut of the
+		// oldest run kept it behind a newer one, counted a minute too long.
+		at, tokens := r.At[:0:0], r.Tokens[:0:0]
+		for i, a := range r.At {
+			if a > now-int64(window) {
+				at, tokens = append(at, a), append(tokens, r.Tokens[i])
+			}
 		}
-		r.At, r.Tokens = r.At[i:], r.Tokens[i:]
-		if len(r.At) >= limit {
+		if len(at) >= limit {
 			return nil
 		}
 		ok = true
-		r.At, r.Tokens, r.Until = append(r.At, now), append(r.Tokens, token), now+int64(window)
+		r.At, r.Tokens, r.Until = append(at, now), append(tokens, token), now+int64(window)
 		return putJSON(b, bCounters, k, r)
 	})
 	return ok, err

@@ -556,6 +556,33 @@ func testWindow(t *testing.T, open Opener) {
 	}
 }
 
+// testWindowClockBack: an event admitted after the clock stepped back (an
+// NTP correction of the one process's clock, or a replica behind another)
+// leaves the window once it is a window old, though an event admitted
+// before it is newer: the window holds events, not a queue in time order.
+func testWindowClockBack(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const key = "paycalls:shop:back"
+	allow := func(tok string, want bool) {
+		t.Helper()
+		got, err := st.AllowWindow(ctx, key, 2, time.Minute, tok)
+		mustNil(t, "AllowWindow", err)
+		if got != want {
+			t.Errorf("%s: admitted %v; want %v", tok, got, want)
+		}
+	}
+	allow("at-0", true)
+	clock.Advance(-30 * time.Second)
+	allow("at-minus-30s", true)
+	// At +45 s: the event at -30 s is 75 s old, the one at 0 is 45 s old:
+	// one in the last minute, so a second is admitted.
+	clock.Advance(75 * time.Second)
+	allow("at-45s", true)
+	allow("at-45s-again", false)
+}
+
 func testTallies(t *testing.T, open Opener) {
 	ctx := context.Background()
 	clock := NewClock()

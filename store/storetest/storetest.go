@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
 	t.Run("CounterGiveBack", func(t *testing.T) { testCounterGiveBack(t, open) })
 	t.Run("Window", func(t *testing.T) { testWindow(t, open) })
+	t.Run("WindowClockBack", func(t *testing.T) { testWindowClockBack(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("Tallies", func(t *testing.T) { testTallies(t, open) })
 	t.Run("Exchanges", func(t *testing.T) { testExchanges(t, open) })
