@@ -12,7 +12,8 @@
 //     is always a single script on a single tag, so it is all-or-nothing;
 //   - the copies that make LoadUserState one round trip (the user's newest
 //     orders under {u:CLIENT:USER}, all indexed by creation and, the newest
-//     store.UserStateOrders only, by last update) and the cross-order
+//     store.UserStateOrders, and those updated within a minute of the
+//     newest, by last update) and the cross-order
 //     indexes under {idx} are
 //     written after it, guarded by the order's version, and replayed by Repair
 //     from a write-intent log when a crash interrupts them (one note per

@@ -32,6 +32,12 @@ func createdNS(o *store.Order) string { return strconv.FormatInt(o.CreatedAt.Uni
 // score orders the time indexes: microseconds fit a float64 exactly.
 func score(t time.Time) int64 { return t.UnixMicro() }
 
+// userUpdatedSlack is how far before a user's newest update luaSyncUser
+// keeps every order in the user's update index, whatever the cut: the
+// most the replicas' clocks, which stamp UpdatedAt, may differ by (README:
+// a minute).
+const userUpdatedSlack = time.Minute
+
 // createOrderArgs is the create script's ARGV: the record's json, its
 // status, client, user and creation time, the write intent's token, the
 // events' count and elements, and last the intent's fence.

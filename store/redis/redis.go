@@ -1544,7 +1544,8 @@ func queueHold(after time.Duration) int64 {
 }
 
 // Per user: order copies, their versions, their index by creation time and
-// the index of the newest by last update (store.UserStateOrders of them).
+// the index of the newest by last update (store.UserStateOrders of them,
+// and every order updated within userUpdatedSlack of the newest).
 func (k keys) userTag(client, user string) (uo, uv, ur, uu string) {
 	t := k.p + "{u:" + esc(client) + ":" + esc(user) + "}"
 	return t + ":o", t + ":v", t + ":r", t + ":u"

@@ -358,9 +358,16 @@ return {0}
 
 // KEYS: uo (no -> json), uv (no -> version), ur (no -> created µs), uu
 // (no -> updated µs, only the newest keep). ARGV: no, version, json,
-// created_us, updated_us, keep. Applies only a newer version. uu keeps the
-// orders of the keep-th's microsecond too: which of them are the newest
-// only their exact times tell (luaLoadUser).
+// created_us, updated_us, keep, slack_us. Applies only a newer version. uu
+// keeps the orders of the keep-th's microsecond too: which of them are the
+// newest only their exact times tell (luaLoadUser). It also keeps every
+// order updated within slack_us of its newest, the most replica clocks
+// differ by (userUpdatedSlack): an update on a replica whose clock is
+// behind scores an order lower than its last update, and the orders such
+// updates move back past one that left uu would leave it among the newest
+// updated but out of uu for good (a paid order the user's turn never saw
+// again); one updated more than the slack before uu's newest never comes
+// back among them.
 //
 // The copies (uo) are kept of the orders luaLoadUser reads only: the
 // keep newest created (to the end of the keep-th's microsecond) and those
@@ -393,8 +400,10 @@ local function drop(no)
 end
 local cut = redis.call('ZREVRANGE', KEYS[4], keep - 1, keep - 1, 'WITHSCORES')
 if cut[2] then
-  local leaving = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. cut[2])
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. cut[2])
+  local top = redis.call('ZREVRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  local below = string.format('%.0f', math.min(tonumber(cut[2]), tonumber(top[2]) - tonumber(ARGV[7])))
+  local leaving = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. below)
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. below)
   for _, no in ipairs(leaving) do drop(no) end
 end
 if created[2] then

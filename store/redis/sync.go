@@ -158,7 +158,7 @@ func (s *Store) syncUser(ctx context.Context, o *store.Order) error {
 	}
 	uo, uv, ur, uu := s.k.userTag(o.Client, o.User)
 	_, err = s.run(ctx, "sync user copy", s.sc.syncUser, []string{uo, uv, ur, uu},
-		o.OrderNo, o.Version, j, score(o.CreatedAt), score(o.UpdatedAt), store.UserStateOrders)
+		o.OrderNo, o.Version, j, score(o.CreatedAt), score(o.UpdatedAt), store.UserStateOrders, userUpdatedSlack.Microseconds())
 	return err
 }
 

@@ -28,14 +28,14 @@ func TestUserCopiesBounded(t *testing.T) {
 	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
 	const n = 5 * store.UserStateOrders
 	for i := range n {
-		clock.Advance(time.Second)
+		clock.Advance(updatesApart)
 		if err := s.CreateOrder(ctx, storetest.NewOrder(fmt.Sprintf("C-%03d", i), "shop", "u1", clock.Now())); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Old orders paid since: newest updated, long out of the newest created.
 	for _, i := range []int{0, 3, 7} {
-		clock.Advance(time.Second)
+		clock.Advance(updatesApart)
 		o, err := s.GetOrder(ctx, fmt.Sprintf("C-%03d", i))
 		if err != nil {
 			t.Fatal(err)
@@ -75,6 +75,11 @@ func TestUserCopiesBounded(t *testing.T) {
 	}
 }
 
+// updatesApart is how far apart these tests write a user's orders: further
+// than userUpdatedSlack, within which of the user's newest update every
+// order stays in the update index (and keeps its copy).
+const updatesApart = userUpdatedSlack + time.Second
+
 func sameSet(a, b []string) bool {
 	a, b = slices.Clone(a), slices.Clone(b)
 	slices.Sort(a)
@@ -98,7 +103,7 @@ func TestUserCopiesDroppedAsTheyLeaveTheNewestUpdated(t *testing.T) {
 	const n, keep = 5 * store.UserStateOrders, store.UserStateOrders
 	no := func(i int) string { return fmt.Sprintf("D-%03d", i) }
 	for i := range n {
-		clock.Advance(time.Second)
+		clock.Advance(updatesApart)
 		if err := s.CreateOrder(ctx, storetest.NewOrder(no(i), "shop", "u1", clock.Now())); err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +114,7 @@ func TestUserCopiesDroppedAsTheyLeaveTheNewestUpdated(t *testing.T) {
 	}
 	update := func(i int, from, to store.OrderStatus) {
 		t.Helper()
-		clock.Advance(time.Second)
+		clock.Advance(updatesApart)
 		o, err := s.GetOrder(ctx, no(i))
 		if err != nil {
 			t.Fatal(err)

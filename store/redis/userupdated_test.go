@@ -20,7 +20,7 @@ func TestUserUpdatedIndex(t *testing.T) {
 	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
 	n := store.UserStateOrders + 5
 	for i := range n {
-		clock.Advance(time.Second)
+		clock.Advance(updatesApart)
 		if err := s.CreateOrder(ctx, storetest.NewOrder(fmt.Sprintf("U-%03d", i), "shop", "u1", clock.Now())); err != nil {
 			t.Fatal(err)
 		}
@@ -46,18 +46,18 @@ func TestUserUpdatedIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		clock.Advance(time.Second)
+		clock.Advance(updatesApart)
 		mk("T-early")
 		clock.Advance(500 * time.Nanosecond)
 		mk("T-late")
 		for i := range store.UserStateOrders - 1 {
-			clock.Advance(time.Second)
+			clock.Advance(updatesApart)
 			mk(fmt.Sprintf("T-%03d", i))
 		}
 		if got, err := s.c.ZCard(ctx, uu2).Result(); err != nil || got != store.UserStateOrders+1 {
 			t.Fatalf("the index holds %d orders (%v); want %d: T-early shares the cut's microsecond", got, err, store.UserStateOrders+1)
 		}
-		clock.Advance(time.Second)
+		clock.Advance(updatesApart)
 		mk("T-next")
 		if got, err := s.c.ZCard(ctx, uu2).Result(); err != nil || got != store.UserStateOrders {
 			t.Fatalf("the index holds %d orders (%v); want %d once the cut moved past them", got, err, store.UserStateOrders)

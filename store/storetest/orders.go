@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -506,6 +507,41 @@ func testUserState(t *testing.T, open Opener) {
 		mustNil(t, "LoadUserState", err)
 		if got := orderNos(us.Orders); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("got %d orders %v;\nwant %d %v", len(got), got, len(want), want)
+		}
+	})
+
+	// Replicas write UpdatedAt by their own clocks: an order paid on one
+	// whose clock is ahead is still the most recently updated after orders
+	// updated since on one behind it, though they were updated after it
+	// before that on the first (the sweep, then a second replica's write).
+	t.Run("an order updated last by time, after orders moved back past it", func(t *testing.T) {
+		at := base.Add(3 * time.Hour)
+		for i := range store.UserStateOrders {
+			mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder(uniq("SN", i), "shop", "skew", at.Add(time.Hour+time.Duration(i)*time.Second))))
+		}
+		mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder("S-paid", "shop", "skew", at)))
+		for i := range store.UserStateOrders {
+			mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder(uniq("SA", i), "shop", "skew", at.Add(time.Duration(i+1)*time.Second))))
+		}
+		clock.Advance(time.Second)
+		payOrder(t, st, clock, "S-paid")
+		for i := range store.UserStateOrders {
+			clock.Advance(time.Millisecond)
+			payOrder(t, st, clock, uniq("SA", i))
+		}
+		clock.Advance(-2 * time.Second) // the other replica's clock
+		for i := range store.UserStateOrders {
+			clock.Advance(time.Millisecond)
+			o, err := st.GetOrder(ctx, uniq("SA", i))
+			mustNil(t, "GetOrder", err)
+			o.Session = "later"
+			mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, o.Status))
+		}
+		clock.Advance(2*time.Second - store.UserStateOrders*time.Millisecond)
+		us, err := st.LoadUserState(ctx, "shop", "skew")
+		mustNil(t, "LoadUserState", err)
+		if got := orderNos(us.Orders); !slices.Contains(got, "S-paid") {
+			t.Fatalf("got %d orders %v; want S-paid, the most recently updated, among them", len(got), got)
 		}
 	})
 
