@@ -237,7 +237,9 @@ func (d *DB) AllowWindow(ctx context.Context, key string, limit int, window time
 			return nil
 		}
 		ok = true
-		r.At, r.Tokens, r.Until = append(at, now), append(tokens, token), now+int64(window)
+		// Until is the newest event's, which, after the clock stepped
+		// back, is not the one admitted now.
+		r.At, r.Tokens, r.Until = append(at, now), append(tokens, token), max(r.Until, now+int64(window))
 		return putJSON(b, bCounters, k, r)
 	})
 	return ok, err

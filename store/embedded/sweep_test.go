@@ -230,3 +230,32 @@ func TestSweptPagesAreReused(t *testing.T) {
 	}
 	t.Logf("file after %d rounds of %d turns: %d KiB", rounds, turns, first>>10)
 }
+
+// TestSweepKeepsAWindowAfterTheClockSteppedBack: a sliding window's record
+// lives until its newest event is a window old, also when the event last
+// admitted was admitted after the clock stepped back (an NTP correction):
+// swept a window after that one, it took the newer event with it, and the
+// limit let one more through within its window.
+func TestSweepKeepsAWindowAfterTheClockSteppedBack(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	d := openTest(t, clock)
+	allow := func(limit int, tok string) bool {
+		t.Helper()
+		ok, err := d.AllowWindow(ctx, "paycalls:shop:u1", limit, time.Minute, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	allow(1, "at-0")
+	clock.Advance(-30 * time.Second)
+	allow(2, "at-minus-30s")
+	clock.Advance(61 * time.Second) // +31 s: at-0 is 31 s old
+	if _, err := d.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if allow(1, "at-31s") {
+		t.Errorf("admitted at +31 s with a limit of 1 a minute, the event at 0 in the window")
+	}
+}
