@@ -227,19 +227,32 @@ func (d *DB) AllowWindow(ctx context.Context, key string, limit int, window time
 		// Every event a window old goes, wherever it is: a clock stepped
 		// back admits one older than the one before it, and a cut of the
 		// oldest run kept it behind a newer one, counted a minute too long.
-		at, tokens := r.At[:0:0], r.Tokens[:0:0]
+		// One more than a window ahead was admitted before the clock
+		// stepped back further than that (it ran an hour ahead): it counts
+		// as admitted now, which is no earlier than it was, where its own
+		// time kept the user at the limit for as long as the clock had been
+		// ahead (Redis drops the window expiryGrace after its last event).
+		at, tokens, capped := r.At[:0:0], r.Tokens[:0:0], false
+		newest := now
 		for i, a := range r.At {
+			if a > now+int64(window) {
+				a, capped = now, true
+			}
 			if a > now-int64(window) {
-				at, tokens = append(at, a), append(tokens, r.Tokens[i])
+				at, tokens, newest = append(at, a), append(tokens, r.Tokens[i]), max(newest, a)
 			}
 		}
+		// Until is the newest event's, which, after the clock stepped
+		// back, is not the one admitted now.
+		r.At, r.Tokens, r.Until = at, tokens, newest+int64(window)
 		if len(at) >= limit {
+			if capped {
+				return putJSON(b, bCounters, k, r)
+			}
 			return nil
 		}
 		ok = true
-		// Until is the newest event's, which, after the clock stepped
-		// back, is not the one admitted now.
-		r.At, r.Tokens, r.Until = append(at, now), append(tokens, token), max(r.Until, now+int64(window))
+		r.At, r.Tokens = append(at, now), append(tokens, token)
 		return putJSON(b, bCounters, k, r)
 	})
 	return ok, err

@@ -240,14 +240,7 @@ func TestSweepKeepsAWindowAfterTheClockSteppedBack(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
 	d := openTest(t, clock)
-	allow := func(limit int, tok string) bool {
-		t.Helper()
-		ok, err := d.AllowWindow(ctx, "paycalls:shop:u1", limit, time.Minute, tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
+	allow := func(limit int, tok string) bool { return allowPayCall(t, d, limit, tok) }
 	allow(1, "at-0")
 	clock.Advance(-30 * time.Second)
 	allow(2, "at-minus-30s")
@@ -257,5 +250,50 @@ func TestSweepKeepsAWindowAfterTheClockSteppedBack(t *testing.T) {
 	}
 	if allow(1, "at-31s") {
 		t.Errorf("admitted at +31 s with a limit of 1 a minute, the event at 0 in the window")
+	}
+}
+
+// allowPayCall is d's AllowWindow for a user's payment calls: limit a
+// minute, the event's token tok.
+func allowPayCall(t *testing.T, d *DB, limit int, tok string) bool {
+	t.Helper()
+	ok, err := d.AllowWindow(context.Background(), "paycalls:shop:u1", limit, time.Minute, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// TestWindowAfterTheClockSteppedBackFar: events admitted while the clock
+// ran far ahead (a VM resumed with a wrong clock, NTP then stepping it back
+// an hour) count as admitted when the step was seen, not an hour on: they
+// kept the user at the limit of payment calls for the hour the clock had
+// been ahead, where Redis drops the window a minute (expiryGrace) after
+// its last admission.
+func TestWindowAfterTheClockSteppedBackFar(t *testing.T) {
+	clock := storetest.NewClock()
+	d := openTest(t, clock)
+	clock.Advance(time.Hour)
+	for _, tok := range []string{"ahead-1", "ahead-2"} {
+		if !allowPayCall(t, d, 2, tok) {
+			t.Fatalf("%s refused with a limit of 2 a minute", tok)
+		}
+	}
+	clock.Advance(-time.Hour)
+	if allowPayCall(t, d, 2, "just-after-the-step") {
+		t.Errorf("admitted just after the step back, two calls made a moment before with a limit of 2 a minute")
+	}
+	clock.Advance(time.Minute + time.Second)
+	if !allowPayCall(t, d, 2, "a-minute-after") {
+		t.Errorf("refused a minute after the step back: the calls made an hour ahead still count")
+	}
+	if _, err := d.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute + time.Second)
+	for _, tok := range []string{"two-minutes-after", "two-minutes-after-2"} {
+		if !allowPayCall(t, d, 2, tok) {
+			t.Errorf("%s refused: the window still counts the calls made an hour ahead", tok)
+		}
 	}
 }
