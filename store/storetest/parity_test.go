@@ -146,15 +146,7 @@ func TestParityUserState(t *testing.T) {
 			clock.Advance(time.Duration(r.IntN(5)) * 250 * time.Nanosecond)
 		}
 		for range 3 * store.UserStateOrders {
-			no := nos[r.IntN(len(nos))]
-			o, err := st.GetOrder(ctx, no)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o.Session = fmt.Sprint("s", r.IntN(100))
-			if err := st.UpdateOrder(ctx, o, o.Status); err != nil {
-				t.Fatal(err)
-			}
+			touchOrder(t, st, nos[r.IntN(len(nos))], r)
 			clock.Advance(time.Duration(r.IntN(5)) * 250 * time.Nanosecond)
 			if r.IntN(4) == 0 {
 				out = append(out, userState(t, st, "c", "u"))
@@ -430,4 +422,50 @@ func TestParityAuditText(t *testing.T) {
 		}
 		return out
 	})
+}
+
+// TestParityUserStateClockSteps: TestParityUserState with the orders'
+// updates stamped by clocks up to 3 s apart (replicas whose clocks differ,
+// within the README's minute), each stamp going back or forward: every
+// driver returns the same newest orders, though an update moves an order
+// back past others.
+func TestParityUserStateClockSteps(t *testing.T) {
+	sameOnEveryDriver(t, 12, func(t *testing.T, st store.Store, clock *storetest.Clock, r *rand.Rand) []string {
+		ctx := context.Background()
+		var out []string
+		var nos []string
+		for i := range 2*store.UserStateOrders + 10 {
+			no := fmt.Sprintf("K%c%02d", 'a'+r.IntN(26), i)
+			if err := st.CreateOrder(ctx, storetest.NewOrder(no, "c", "u", clock.Now())); err != nil {
+				t.Fatal(err)
+			}
+			nos = append(nos, no)
+			clock.Advance(time.Duration(r.IntN(5)) * 250 * time.Millisecond)
+		}
+		for range 6 * store.UserStateOrders {
+			// Each update on a replica whose clock is up to 3 s off.
+			step := time.Duration(r.IntN(13)-6) * 500 * time.Millisecond
+			clock.Advance(step)
+			touchOrder(t, st, nos[r.IntN(len(nos))], r)
+			clock.Advance(-step + time.Millisecond)
+			if r.IntN(4) == 0 {
+				out = append(out, userState(t, st, "c", "u"))
+			}
+		}
+		return append(out, userState(t, st, "c", "u"))
+	})
+}
+
+// touchOrder updates order no with a new session drawn from r.
+func touchOrder(t *testing.T, st store.Store, no string, r *rand.Rand) {
+	t.Helper()
+	ctx := context.Background()
+	o, err := st.GetOrder(ctx, no)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Session = fmt.Sprint("s", r.IntN(100))
+	if err := st.UpdateOrder(ctx, o, o.Status); err != nil {
+		t.Fatal(err)
+	}
 }
