@@ -1246,12 +1246,11 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		o.Status, o.ExpiresAt = store.StatusApprovalRequired, now.Add(s.opts.Rules.ApprovalTTL).Truncate(time.Second)
 	}
 	created := Transition{After: *o, Cause: "create", Turn: TurnFrom(ctx)}
-	sent := s.now()
-	if err := s.store.CreateOrder(ctx, o, s.events(created)...); errors.Is(err, store.ErrExists) {
-		// Another caller gave up waiting for this record and recorded the
-		// number as abandoned (abandon): follow the claim it moves on to.
-		// This order is never made; a replacement's count stays for the
-		// next one this call makes.
+	// abandoned: another caller gave up waiting for this record and
+	// recorded the number as abandoned (abandon): follow the claim it
+	// moves on to. This order is never made; a replacement's count stays
+	// for the next one this call makes.
+	abandoned := func() (*CreateResult, *store.Claim, error) {
 		if !replacing {
 			s.giveBack(ctx, count)
 		}
@@ -1260,6 +1259,10 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 			return nil, nil, fmt.Errorf("re-check claim: %w", err)
 		}
 		return nil, &cur, nil
+	}
+	sent := s.now()
+	if err := s.store.CreateOrder(ctx, o, s.events(created)...); errors.Is(err, store.ErrExists) {
+		return abandoned()
 	} else if err != nil {
 		if replacing && repl.key == count.key {
 			// The switch's own count, on this day: it stays with the
@@ -1269,7 +1272,11 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 			// nothing.
 			count = dayCount{}
 		}
-		return s.recordFailed(ctx, key, claim, o, created, sent, count, err)
+		res, next, err := s.recordFailed(ctx, key, claim, o, created, sent, count, err)
+		if errors.Is(err, errRecordAbandoned) {
+			return abandoned()
+		}
+		return res, next, err
 	}
 	s.committed(created)
 	s.m.transitions.WithLabelValues("", string(o.Status), "create").Inc()
@@ -1342,7 +1349,10 @@ func mayHaveApplied(err error) bool {
 // number abandoned first) and is looked up: found as written, the order
 // exists, and it is answered (pending, with the error) but not prepaid,
 // since the store did not confirm its record; the sweep finishes it. Not
-// found, or not readable, it may still exist: ErrOrderUnconfirmed.
+// found, or not readable, it may still exist: ErrOrderUnconfirmed. Found
+// as another caller's record of the number as abandoned (abandon), it
+// never applied, as if the store had said ErrExists: errRecordAbandoned,
+// and createFresh follows the claim.
 func (s *Service) recordFailed(ctx context.Context, key string, claim store.Claim, o *store.Order, created Transition, sent time.Time, count dayCount, err error) (*CreateResult, *store.Claim, error) {
 	if !mayHaveApplied(err) {
 		s.giveBack(ctx, count)
@@ -1356,6 +1366,12 @@ func (s *Service) recordFailed(ctx context.Context, key string, claim store.Clai
 	if gerr == nil {
 		s.settleUnacked(ctx, got) // found as written: the creation is announced now
 	}
+	if gerr == nil && abandonedNumber(got) {
+		// Another caller's record of the number as abandoned: the store
+		// creates a record only where the number has none, so this one
+		// never applied (its answer, ErrExists, was lost).
+		return nil, nil, errRecordAbandoned
+	}
 	if gerr == nil && got.Status == o.Status && got.Generation == o.Generation && got.ClaimKey == o.ClaimKey {
 		s.log.WarnContext(ctx, "order recorded, unconfirmed by the store; left for the sweep", "order_no", o.OrderNo, "err", err)
 		return &CreateResult{Order: got}, nil, fmt.Errorf("record order: %w", err)
@@ -1363,6 +1379,11 @@ func (s *Service) recordFailed(ctx context.Context, key string, claim store.Clai
 	s.log.WarnContext(ctx, "order record unconfirmed; it may exist", "order_no", o.OrderNo, "err", err, "lookup_err", gerr)
 	return nil, nil, fmt.Errorf("%w: record order %s: %w", ErrOrderUnconfirmed, o.OrderNo, err)
 }
+
+// errRecordAbandoned: an order's record the store did not confirm was
+// found to have lost to another caller's record of its number as
+// abandoned (recordFailed).
+var errRecordAbandoned = errors.New("the order's number was recorded abandoned first")
 
 // finishTimeout bounds the store steps of an order a caller asked for
 // that run on after the caller left (detached): its lookup, its claim's
