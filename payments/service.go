@@ -67,7 +67,9 @@ var (
 	// temporary error. The order is kept in `creating` and the reconciler
 	// resolves it; no second order is made.
 	ErrPaymentUnavailable = errors.New("wechat pay unavailable")
-	// ErrPrepayRejected: WeChat Pay refused the order for good; it is closed.
+	// ErrPrepayRejected: WeChat Pay refused the order for good; it is closed
+	// (left creating for the reconciler when its close could not be
+	// recorded).
 	ErrPrepayRejected = errors.New("wechat pay refused the order")
 	// errMovedOn joins ErrPrepayRejected when the refused order had been
 	// moved on meanwhile by another caller (closed for a switch of pay
@@ -550,7 +552,10 @@ func (req CreateRequest) offers(method string) bool {
 }
 
 // CreateResult is the order of the purchase and what the payer needs. When
-// Order.Status is awaiting_payment, Payment (jsapi) or CodeURL (native) is set.
+// CreateOrder returns no error and Order.Status is awaiting_payment, Payment
+// (jsapi) or CodeURL (native) is set; with an error (ErrPayerPaying,
+// ErrInProgress, ErrPaymentUnavailable) the open order comes as it stands,
+// with neither.
 // A paid status (or refunding, partially_refunded: money still kept) means the
 // user already paid within the window.
 type CreateResult struct {
@@ -1665,7 +1670,7 @@ var errCloseUnrecorded = errors.New("closed at wechat pay, not recorded")
 
 // update reads the order, lets decide produce the next version (nil: no
 // change), checks the transition and commits it with a compare-and-set on the
-// status read, enqueuing its events atomically. A lost race re-reads and
+// version (and status) read, enqueuing its events atomically. A lost race re-reads and
 // decides again, so every change happens exactly once.
 func (s *Service) update(ctx context.Context, no, cause, noteID string, decide func(cur *store.Order) (*store.Order, error)) (*store.Order, bool, error) {
 	for attempt := 0; attempt < 10; attempt++ {
