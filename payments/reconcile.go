@@ -491,6 +491,18 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 			// then was taken after the deadline).
 			return s.unopened(ctx, o, store.StatusExpired, "expire")
 		}
+		if later, err := s.superseded(ctx, o); err != nil {
+			s.reconcileFailed(ctx, "resolve_creating")
+			return o, err
+		} else if later != "" {
+			// Never opened at WeChat Pay, and its purchase moved on to a
+			// later generation's order: a claimer that stalled past its
+			// claim's life and could not record its order closed when it
+			// found so (createFresh). Prepaid now, the purchase had two
+			// orders open at WeChat Pay.
+			s.log.InfoContext(ctx, "creating order superseded by a later order of its purchase and never opened at wechat pay; closed", "order_no", o.OrderNo, "later_order_no", later)
+			return s.unopened(ctx, o, store.StatusClosed, "superseded")
+		}
 		if s.methodOff(o) {
 			// Never opened at WeChat Pay, in a method the merchant took
 			// off: prepaid now, it opened a payable order the user's bot
@@ -513,6 +525,33 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 	}
 	s.m.reconcile.WithLabelValues("resolve_creating", string(res.Order.Status)).Inc()
 	return res.Order, nil
+}
+
+// superseded names a later order of o's purchase, made under a later
+// generation of its claim after o (an abandoned number's record aside:
+// abandonedNumber), or "" when there is none: the claim moved on past o,
+// which can then never be the purchase's order again.
+func (s *Service) superseded(ctx context.Context, o *store.Order) (string, error) {
+	f := store.OrderFilter{Client: o.Client, User: o.User, Limit: store.MaxListLimit}
+	for {
+		page, err := s.store.ListOrders(ctx, f)
+		if err != nil {
+			return "", fmt.Errorf("look for a later order of %s's purchase: %w", o.OrderNo, err)
+		}
+		for _, p := range page {
+			if !p.CreatedAt.After(o.CreatedAt) {
+				return "", nil
+			}
+			if p.OrderNo != o.OrderNo && p.SKU == o.SKU && p.Quantity == o.Quantity && p.Generation > o.Generation && !abandonedNumber(p) {
+				return p.OrderNo, nil
+			}
+		}
+		if len(page) < f.Limit {
+			return "", nil
+		}
+		last := page[len(page)-1]
+		f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
+	}
 }
 
 // methodOff reports whether o's pay method is one its client is no longer

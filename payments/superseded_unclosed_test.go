@@ -1,0 +1,94 @@
+package payments_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// lapsedClaimer holds caller A's record of its order until B is done, and
+// fails A's write of that order as closed: A claimed the purchase and
+// stalled past its claim's life, B started the purchase's next
+// generation and made its order, and A, finding its claim moved on when
+// it re-checks, cannot record its own order closed.
+type lapsedClaimer struct {
+	fullStore
+	aClaimed chan struct{}
+	bDone    chan struct{}
+	claimed  bool
+}
+
+func (l *lapsedClaimer) ClaimPurchase(ctx context.Context, key, no string, ttl time.Duration) (store.Claim, bool, error) {
+	c, created, err := l.fullStore.ClaimPurchase(ctx, key, no, ttl)
+	if callerOf(ctx) == "A" && !l.claimed {
+		l.claimed = true
+		close(l.aClaimed)
+	}
+	return c, created, err
+}
+
+func (l *lapsedClaimer) CreateOrder(ctx context.Context, o *store.Order, ev ...store.Event) error {
+	if callerOf(ctx) == "A" {
+		<-l.bDone
+	}
+	return l.fullStore.CreateOrder(ctx, o, ev...)
+}
+
+func (l *lapsedClaimer) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, ev ...store.Event) error {
+	if callerOf(ctx) == "A" && expect == store.StatusCreating && o.Status == store.StatusClosed {
+		return errStoreDown
+	}
+	return l.fullStore.UpdateOrder(ctx, o, expect, ev...)
+}
+
+// TestSupersededOrderLeftCreatingIsNotPrepaid: a claimer that stalled past
+// its claim's life finds, when it re-checks, the purchase moved on to
+// another caller's order, and closes its own before any prepay; when that
+// close cannot be recorded, its order stays creating, and the sweep must
+// not open it at WeChat Pay beside the order the purchase moved on to:
+// one purchase, one order there.
+func TestSupersededOrderLeftCreatingIsNotPrepaid(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var l *lapsedClaimer
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+				l = &lapsedClaimer{fullStore: o.Store.(fullStore), aClaimed: make(chan struct{}), bDone: make(chan struct{})}
+				o.Store = l
+			}})
+			user := "oUser-superseded-" + driver
+			req := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}
+			a := make(chan error, 1)
+			go func() {
+				_, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "A"), req)
+				a <- err
+			}()
+			<-l.aClaimed
+			e.clock.Advance(payments.DefaultDedupeWindow + time.Second) // A's claim lapses
+			rb, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "B"), req)
+			close(l.bDone)
+			t.Logf("A: %v", <-a)
+			if err != nil || rb.Order.Status != store.StatusAwaitingPayment {
+				t.Fatalf("B: %+v, %v; want its order open", rb, err)
+			}
+			e.clock.Advance(payments.DefaultCreatingGrace + payments.DefaultActiveQueryAfter)
+			if _, err := e.svc.Sweep(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.sim.OrderCount(); got != 1 {
+				t.Errorf("orders at WeChat Pay: %d; want 1 (the purchase's), not the superseded one too", got)
+			}
+			mine, err := e.st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: user, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range mine {
+				if o.OrderNo != rb.Order.OrderNo && o.Status != store.StatusClosed {
+					t.Errorf("superseded order %s is %s after the sweep; want closed", o.OrderNo, o.Status)
+				}
+			}
+		})
+	}
+}
