@@ -530,8 +530,17 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 // superseded names a later order of o's purchase, made under a later
 // generation of its claim after o (an abandoned number's record aside:
 // abandonedNumber), or "" when there is none: the claim moved on past o,
-// which can then never be the purchase's order again.
+// which can then never be the purchase's order again. Such an order was
+// claimed after o's number was (its time, to the second, NewOrderNo),
+// not after o's record was made: a claimer that stalled between its claim
+// and its order (a slow look for the purchase's open order) dates its
+// order at or past the one the purchase moved on to meanwhile, which a
+// look back to o's CreatedAt alone passed over.
 func (s *Service) superseded(ctx context.Context, o *store.Order) (string, error) {
+	since := o.CreatedAt
+	if t, ok := OrderNoTime(o.OrderNo); ok && t.Before(since) {
+		since = t
+	}
 	f := store.OrderFilter{Client: o.Client, User: o.User, Limit: store.MaxListLimit}
 	for {
 		page, err := s.store.ListOrders(ctx, f)
@@ -539,7 +548,7 @@ func (s *Service) superseded(ctx context.Context, o *store.Order) (string, error
 			return "", fmt.Errorf("look for a later order of %s's purchase: %w", o.OrderNo, err)
 		}
 		for _, p := range page {
-			if !p.CreatedAt.After(o.CreatedAt) {
+			if p.CreatedAt.Before(since) {
 				return "", nil
 			}
 			if p.OrderNo != o.OrderNo && p.SKU == o.SKU && p.Quantity == o.Quantity && p.Generation > o.Generation && !abandonedNumber(p) {

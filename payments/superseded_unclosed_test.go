@@ -13,12 +13,26 @@ import (
 // fails A's write of that order as closed: A claimed the purchase and
 // stalled past its claim's life, B started the purchase's next
 // generation and made its order, and A, finding its claim moved on when
-// it re-checks, cannot record its own order closed.
+// it re-checks, cannot record its own order closed. afterLook: A stalls
+// instead on the answer of its look for the purchase's open order
+// (found none), before it makes its order: A's order is then made, and
+// dated, no earlier than B's.
 type lapsedClaimer struct {
 	fullStore
-	aClaimed chan struct{}
-	bDone    chan struct{}
-	claimed  bool
+	aClaimed  chan struct{}
+	bDone     chan struct{}
+	claimed   bool
+	afterLook bool
+	looked    bool
+}
+
+func (l *lapsedClaimer) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error) {
+	page, err := l.fullStore.ListOrders(ctx, f)
+	if l.afterLook && callerOf(ctx) == "A" && !l.looked {
+		l.looked = true
+		<-l.bDone
+	}
+	return page, err
 }
 
 func (l *lapsedClaimer) ClaimPurchase(ctx context.Context, key, no string, ttl time.Duration) (store.Claim, bool, error) {
@@ -31,7 +45,7 @@ func (l *lapsedClaimer) ClaimPurchase(ctx context.Context, key, no string, ttl t
 }
 
 func (l *lapsedClaimer) CreateOrder(ctx context.Context, o *store.Order, ev ...store.Event) error {
-	if callerOf(ctx) == "A" {
+	if callerOf(ctx) == "A" && !l.afterLook {
 		<-l.bDone
 	}
 	return l.fullStore.CreateOrder(ctx, o, ev...)
@@ -49,46 +63,64 @@ func (l *lapsedClaimer) UpdateOrder(ctx context.Context, o *store.Order, expect 
 // another caller's order, and closes its own before any prepay; when that
 // close cannot be recorded, its order stays creating, and the sweep must
 // not open it at WeChat Pay beside the order the purchase moved on to:
-// one purchase, one order there.
+// one purchase, one order there, and the superseded order's count of the
+// day's orders given back (limit 2: one more order today). The claimer
+// may stall on its record (its order dated before the one the purchase
+// moved on to) or before it makes its order (dated no earlier: judged by
+// creation time alone, it was taken for no later order's and prepaid).
 func TestSupersededOrderLeftCreatingIsNotPrepaid(t *testing.T) {
 	for _, driver := range drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			var l *lapsedClaimer
-			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
-				l = &lapsedClaimer{fullStore: o.Store.(fullStore), aClaimed: make(chan struct{}), bDone: make(chan struct{})}
-				o.Store = l
-			}})
-			user := "oUser-superseded-" + driver
-			req := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}
-			a := make(chan error, 1)
-			go func() {
-				_, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "A"), req)
-				a <- err
-			}()
-			<-l.aClaimed
-			e.clock.Advance(payments.DefaultDedupeWindow + time.Second) // A's claim lapses
-			rb, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "B"), req)
-			close(l.bDone)
-			t.Logf("A: %v", <-a)
-			if err != nil || rb.Order.Status != store.StatusAwaitingPayment {
-				t.Fatalf("B: %+v, %v; want its order open", rb, err)
-			}
-			e.clock.Advance(payments.DefaultCreatingGrace + payments.DefaultActiveQueryAfter)
-			if _, err := e.svc.Sweep(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if got := e.sim.OrderCount(); got != 1 {
-				t.Errorf("orders at WeChat Pay: %d; want 1 (the purchase's), not the superseded one too", got)
-			}
-			mine, err := e.st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: user, Limit: 10})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, o := range mine {
-				if o.OrderNo != rb.Order.OrderNo && o.Status != store.StatusClosed {
-					t.Errorf("superseded order %s is %s after the sweep; want closed", o.OrderNo, o.Status)
-				}
-			}
-		})
+		for _, stall := range []struct {
+			name      string
+			afterLook bool
+		}{{"on its record", false}, {"before its order", true}} {
+			t.Run(driver+"/"+stall.name, func(t *testing.T) {
+				supersededNotPrepaid(t, driver, stall.afterLook)
+			})
+		}
 	}
+}
+
+func supersededNotPrepaid(t *testing.T, driver string, afterLook bool) {
+	var l *lapsedClaimer
+	e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+		l = &lapsedClaimer{fullStore: o.Store.(fullStore), aClaimed: make(chan struct{}), bDone: make(chan struct{}), afterLook: afterLook}
+		o.Store = l
+		o.Rules.MaxOrdersPerUserPerDay = 2
+	}})
+	user := "oUser-superseded-" + driver
+	if afterLook {
+		user += "-look"
+	}
+	req := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}
+	a := make(chan error, 1)
+	go func() {
+		_, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "A"), req)
+		a <- err
+	}()
+	<-l.aClaimed
+	e.clock.Advance(payments.DefaultDedupeWindow + time.Second) // A's claim lapses
+	rb, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "B"), req)
+	close(l.bDone)
+	t.Logf("A: %v", <-a)
+	if err != nil || rb.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("B: %+v, %v; want its order open", rb, err)
+	}
+	e.clock.Advance(payments.DefaultCreatingGrace + payments.DefaultActiveQueryAfter)
+	if _, err := e.svc.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.sim.OrderCount(); got != 1 {
+		t.Errorf("orders at WeChat Pay: %d; want 1 (the purchase's), not the superseded one too", got)
+	}
+	mine, err := e.st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: user, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range mine {
+		if o.OrderNo != rb.Order.OrderNo && o.Status != store.StatusClosed {
+			t.Errorf("superseded order %s is %s after the sweep; want closed", o.OrderNo, o.Status)
+		}
+	}
+	oneMoreOrder(t, e, user)
 }
