@@ -1354,10 +1354,12 @@ func mayHaveApplied(err error) bool {
 // number abandoned first) and is looked up: found as written, the order
 // exists, and it is answered (pending, with the error) but not prepaid,
 // since the store did not confirm its record; the sweep finishes it. Not
-// found, or not readable, it may still exist: ErrOrderUnconfirmed. Found
-// as another caller's record of the number as abandoned (abandon), it
-// never applied, as if the store had said ErrExists: errRecordAbandoned,
-// and createFresh follows the claim.
+// readable, it may still exist: ErrOrderUnconfirmed. Not found, its number
+// is recorded abandoned here (abandonNumber), which the lost write can no
+// longer follow; if that fails too, ErrOrderUnconfirmed. Found as another
+// caller's record of the number as abandoned (abandon), or so recorded
+// here, it never applied, as if the store had said ErrExists:
+// errRecordAbandoned, and createFresh follows the claim.
 func (s *Service) recordFailed(ctx context.Context, key string, claim store.Claim, o *store.Order, created Transition, sent time.Time, count dayCount, err error) (*CreateResult, *store.Claim, error) {
 	if !mayHaveApplied(err) {
 		s.giveBack(ctx, count)
@@ -1380,6 +1382,21 @@ func (s *Service) recordFailed(ctx context.Context, key string, claim store.Clai
 	if gerr == nil && got.Status == o.Status && got.Generation == o.Generation && got.ClaimKey == o.ClaimKey {
 		s.log.WarnContext(ctx, "order recorded, unconfirmed by the store; left for the sweep", "order_no", o.OrderNo, "err", err)
 		return &CreateResult{Order: got}, nil, fmt.Errorf("record order: %w", err)
+	}
+	if errors.Is(gerr, store.ErrNotFound) {
+		// Not there: the number is given up here and now, as a taker of
+		// the claim gives it up (abandon), so the lost write can never
+		// apply after this look. Left to the purchase's next ask to give
+		// up, the order's count of the day outlived an order that never
+		// was.
+		ab := *o
+		ab.Status, ab.CreatedAt, ab.UpdatedAt = store.StatusClosed, s.now(), s.now()
+		aerr := s.abandonNumber(lctx, &ab)
+		if aerr == nil {
+			s.forgetUnacked(o.OrderNo)
+			return nil, nil, errRecordAbandoned
+		}
+		gerr = aerr // recorded meanwhile (ErrExists), or unknown: it may exist
 	}
 	s.log.WarnContext(ctx, "order record unconfirmed; it may exist", "order_no", o.OrderNo, "err", err, "lookup_err", gerr)
 	return nil, nil, fmt.Errorf("%w: record order %s: %w", ErrOrderUnconfirmed, o.OrderNo, err)
@@ -1413,7 +1430,11 @@ func abandonedNumber(o *store.Order) bool {
 // record and prepay a number that was given up (it follows the claim
 // instead), and a record that appeared meanwhile is not taken over.
 func (s *Service) abandon(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim) error {
-	o := claimedOrder(req, item, amount, key, claim, store.StatusClosed, s.now())
+	return s.abandonNumber(ctx, claimedOrder(req, item, amount, key, claim, store.StatusClosed, s.now()))
+}
+
+// abandonNumber records o, closed, as its number's record (abandon).
+func (s *Service) abandonNumber(ctx context.Context, o *store.Order) error {
 	tr := Transition{After: *o, Cause: abandonedCause, Turn: TurnFrom(ctx)}
 	if err := s.store.CreateOrder(ctx, o, s.events(tr)...); err != nil {
 		return fmt.Errorf("record abandoned order %s: %w", o.OrderNo, err)
