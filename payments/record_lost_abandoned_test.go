@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
@@ -21,6 +22,17 @@ type abandonedBeforeRecord struct {
 	fullStore
 	unapplied bool
 	done      bool
+	// onAdvance, when set, runs once as the purchase's claim next moves
+	// on (AdvanceClaim).
+	onAdvance func()
+}
+
+func (a *abandonedBeforeRecord) AdvanceClaim(ctx context.Context, key string, from int, no string, ttl time.Duration) (store.Claim, bool, error) {
+	if f := a.onAdvance; f != nil {
+		a.onAdvance = nil
+		f()
+	}
+	return a.fullStore.AdvanceClaim(ctx, key, from, no, ttl)
 }
 
 func (a *abandonedBeforeRecord) CreateOrder(ctx context.Context, o *store.Order, ev ...store.Event) error {
@@ -74,5 +86,44 @@ func TestRecordLostToAnAbandonGivesBackItsCount(t *testing.T) {
 				oneMoreOrder(t, e, user)
 			})
 		}
+	}
+}
+
+// TestMovedSwitchCountGoesBackWithALostRecord: a switch of pay method
+// counts its replacement at 23:59:59 and China's midnight passes before
+// the replacement is made, so its count moves to day 2 with it; that
+// record is lost (to an abandon, or never applied). The count moved to
+// day 2 goes back with it, as the next replacement moves the switch's
+// count there again: kept, day 2 counted the one replacement twice, and
+// the user, with one order that day, was refused a second.
+func TestMovedSwitchCountGoesBackWithALostRecord(t *testing.T) {
+	for _, unapplied := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unapplied=%v", unapplied), func(t *testing.T) {
+			user := fmt.Sprintf("oUser-switch-record-lost-%v", unapplied)
+			var lost *abandonedBeforeRecord
+			e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
+				lost = &abandonedBeforeRecord{fullStore: o.Store.(fullStore), unapplied: unapplied, done: true}
+				o.Store = lost
+				o.Rules.MaxOrdersPerUserPerDay = 2
+			}})
+			cst := time.FixedZone("CST", 8*3600)
+			now := time.Now()
+			y, m, d := now.In(cst).Date()
+			midnight := time.Date(y, m, d+1, 0, 0, 0, 0, cst)
+			e.clock.Advance(midnight.Add(-time.Minute).Sub(now)) // 23:59 China time
+			ctx := context.Background()
+			if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(midnight.Add(-500 * time.Millisecond).Sub(e.clock.Now()))
+			lost.done = false
+			lost.onAdvance = func() { e.clock.Advance(time.Second) } // the switch's claim moves on at 00:00:00.5
+			native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+			r, err := e.svc.CreateOrder(ctx, native)
+			if err != nil || r.Order == nil || r.Order.PayMethod != "native" || r.Order.Status != store.StatusAwaitingPayment {
+				t.Fatalf("the switch across midnight: %+v, %v; want its replacement made", r, err)
+			}
+			oneMoreOrder(t, e, user)
+		})
 	}
 }

@@ -1254,9 +1254,12 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	// abandoned: another caller gave up waiting for this record and
 	// recorded the number as abandoned (abandon): follow the claim it
 	// moves on to. This order is never made; a replacement's count stays
-	// for the next one this call makes.
+	// for the next one this call makes, on the switch's day (its mark).
+	// One moved to this day above goes back: the next replacement moves
+	// the switch's count here again (countReplacement), and kept, the day
+	// counted one replacement twice.
 	abandoned := func() (*CreateResult, *store.Claim, error) {
-		if !replacing {
+		if !replacing || repl.key != count.key {
 			s.giveBack(ctx, count)
 		}
 		cur, _, err := s.store.ClaimPurchase(ctx, key, o.OrderNo, s.opts.DedupeWindow)
