@@ -16,37 +16,36 @@ import (
 // it re-checks, cannot record its own order closed. afterLook: A stalls
 // instead on the answer of its look for the purchase's open order
 // (found none), before it makes its order: A's order is then made, and
-// dated, no earlier than B's.
+// dated, no earlier than B's. aStalled is closed once A stalls.
 type lapsedClaimer struct {
 	fullStore
-	aClaimed  chan struct{}
+	aStalled  chan struct{}
 	bDone     chan struct{}
-	claimed   bool
+	stalled   bool
 	afterLook bool
-	looked    bool
+}
+
+// stall holds A, the first time, until B is done.
+func (l *lapsedClaimer) stall(ctx context.Context) {
+	if callerOf(ctx) != "A" || l.stalled {
+		return
+	}
+	l.stalled = true
+	close(l.aStalled)
+	<-l.bDone
 }
 
 func (l *lapsedClaimer) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error) {
 	page, err := l.fullStore.ListOrders(ctx, f)
-	if l.afterLook && callerOf(ctx) == "A" && !l.looked {
-		l.looked = true
-		<-l.bDone
+	if l.afterLook {
+		l.stall(ctx)
 	}
 	return page, err
 }
 
-func (l *lapsedClaimer) ClaimPurchase(ctx context.Context, key, no string, ttl time.Duration) (store.Claim, bool, error) {
-	c, created, err := l.fullStore.ClaimPurchase(ctx, key, no, ttl)
-	if callerOf(ctx) == "A" && !l.claimed {
-		l.claimed = true
-		close(l.aClaimed)
-	}
-	return c, created, err
-}
-
 func (l *lapsedClaimer) CreateOrder(ctx context.Context, o *store.Order, ev ...store.Event) error {
-	if callerOf(ctx) == "A" && !l.afterLook {
-		<-l.bDone
+	if !l.afterLook {
+		l.stall(ctx)
 	}
 	return l.fullStore.CreateOrder(ctx, o, ev...)
 }
@@ -84,7 +83,7 @@ func TestSupersededOrderLeftCreatingIsNotPrepaid(t *testing.T) {
 func supersededNotPrepaid(t *testing.T, driver string, afterLook bool) {
 	var l *lapsedClaimer
 	e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
-		l = &lapsedClaimer{fullStore: o.Store.(fullStore), aClaimed: make(chan struct{}), bDone: make(chan struct{}), afterLook: afterLook}
+		l = &lapsedClaimer{fullStore: o.Store.(fullStore), aStalled: make(chan struct{}), bDone: make(chan struct{}), afterLook: afterLook}
 		o.Store = l
 		o.Rules.MaxOrdersPerUserPerDay = 2
 	}})
@@ -98,7 +97,7 @@ func supersededNotPrepaid(t *testing.T, driver string, afterLook bool) {
 		_, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "A"), req)
 		a <- err
 	}()
-	<-l.aClaimed
+	<-l.aStalled
 	e.clock.Advance(payments.DefaultDedupeWindow + time.Second) // A's claim lapses
 	rb, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "B"), req)
 	close(l.bDone)
@@ -116,6 +115,9 @@ func supersededNotPrepaid(t *testing.T, driver string, afterLook bool) {
 	mine, err := e.st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: user, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(mine) != 2 {
+		t.Errorf("%d orders of the purchase recorded; want 2 (A's, superseded, and B's)", len(mine))
 	}
 	for _, o := range mine {
 		if o.OrderNo != rb.Order.OrderNo && o.Status != store.StatusClosed {
