@@ -1315,8 +1315,11 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 			}
 			return c, nil
 		})
-		if closed && !replacing {
-			s.giveBack(ctx, count) // closed here, before its prepay
+		if closed && (!replacing || repl.key != count.key) {
+			// Closed here, before its prepay. A replacement's count
+			// moved to this day goes back too (see abandoned); the
+			// switch's own stays with its mark.
+			s.giveBack(ctx, count)
 		}
 		return nil, &cur, nil
 	}

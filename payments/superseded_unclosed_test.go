@@ -16,13 +16,15 @@ import (
 // it re-checks, cannot record its own order closed. afterLook: A stalls
 // instead on the answer of its look for the purchase's open order
 // (found none), before it makes its order: A's order is then made, and
-// dated, no earlier than B's. aStalled is closed once A stalls.
+// dated, no earlier than B's. aStalled is closed once A stalls. closes:
+// A's close of its order is recorded.
 type lapsedClaimer struct {
 	fullStore
 	aStalled  chan struct{}
 	bDone     chan struct{}
 	stalled   bool
 	afterLook bool
+	closes    bool
 }
 
 // stall holds A, the first time, until B is done.
@@ -51,7 +53,7 @@ func (l *lapsedClaimer) CreateOrder(ctx context.Context, o *store.Order, ev ...s
 }
 
 func (l *lapsedClaimer) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, ev ...store.Event) error {
-	if callerOf(ctx) == "A" && expect == store.StatusCreating && o.Status == store.StatusClosed {
+	if callerOf(ctx) == "A" && !l.closes && expect == store.StatusCreating && o.Status == store.StatusClosed {
 		return errStoreDown
 	}
 	return l.fullStore.UpdateOrder(ctx, o, expect, ev...)
@@ -123,6 +125,55 @@ func supersededNotPrepaid(t *testing.T, driver string, afterLook bool) {
 		if o.OrderNo != rb.Order.OrderNo && o.Status != store.StatusClosed {
 			t.Errorf("superseded order %s is %s after the sweep; want closed", o.OrderNo, o.Status)
 		}
+	}
+	oneMoreOrder(t, e, user)
+}
+
+// TestSupersededReplacementAcrossMidnightCountsOnce: a switch of pay
+// method counts its replacement at 23:55 (day 1), closes the open order,
+// and stalls past its claim's life before it makes the replacement;
+// meanwhile, on day 2, the purchase's next ask makes the replacement,
+// moving the switch's count to day 2. The stalled switch, resumed, moves
+// its count to day 2 too, records its replacement and closes it on
+// finding the purchase moved on: that moved count goes back with it.
+// Kept, day 2 counted the one replacement twice, and the user, with one
+// order that day, was refused a second.
+func TestSupersededReplacementAcrossMidnightCountsOnce(t *testing.T) {
+	var l *lapsedClaimer
+	e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
+		l = &lapsedClaimer{fullStore: o.Store.(fullStore), aStalled: make(chan struct{}), bDone: make(chan struct{}), afterLook: true, closes: true}
+		o.Store = l
+		o.Rules.MaxOrdersPerUserPerDay = 2
+	}})
+	cst := time.FixedZone("CST", 8*3600)
+	now := time.Now()
+	y, m, d := now.In(cst).Date()
+	e.clock.Advance(time.Date(y, m, d+1, 0, 0, 0, 0, cst).Add(-5 * time.Minute).Sub(now)) // 23:55 China time
+	const user = "oUser-superseded-switch-midnight"
+	ctx := context.Background()
+	if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}); err != nil {
+		t.Fatal(err)
+	}
+	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+	a := make(chan error, 1)
+	go func() {
+		_, err := e.svc.CreateOrder(context.WithValue(ctx, callerKey{}, "A"), native)
+		a <- err
+	}()
+	<-l.aStalled
+	e.clock.Advance(payments.DefaultDedupeWindow + time.Second) // 00:05 on day 2, A's claim lapsed
+	rb, err := e.svc.CreateOrder(context.WithValue(ctx, callerKey{}, "B"), native)
+	close(l.bDone)
+	t.Logf("A: %v", <-a)
+	if err != nil || rb.Order.PayMethod != "native" || rb.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("B: %+v, %v; want the replacement open", rb, err)
+	}
+	mine, err := e.st.ListOrders(ctx, store.OrderFilter{Client: "shop-bot", User: user, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mine) != 3 {
+		t.Errorf("%d orders recorded; want 3 (the switched one, B's replacement and A's, superseded)", len(mine))
 	}
 	oneMoreOrder(t, e, user)
 }
