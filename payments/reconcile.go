@@ -354,8 +354,10 @@ func (s *Service) reconcile(ctx context.Context, o *store.Order, cause string) (
 	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
 	if errors.Is(err, wechatpay.ErrNotFound) {
 		// Prepaid but unknown to WeChat Pay: nothing can be paid under it.
+		// Past its deadline it is expired as every other expiry is (cause
+		// "expire"), not under the sweep's or the query's name.
 		if s.expired(o) {
-			return s.setStatus(ctx, o, store.StatusExpired, cause)
+			return s.setStatus(ctx, o, store.StatusExpired, "expire")
 		}
 		s.log.WarnContext(ctx, "awaiting_payment order unknown to wechat pay", "order_no", o.OrderNo)
 		s.m.reconcile.WithLabelValues(cause, "not_found").Inc()
