@@ -253,17 +253,18 @@ func (s *Service) queriesHeld(now time.Time) bool {
 // first looks for stale ones.
 const minQueriedPrune = 256
 
-// noteQueried records that o was just queried actively (answered or
-// failed), so that the order reads of the next ActiveQueryAfter read it as
-// stored (SPEC 2.4: a pending order is queried on the user's next message
-// when older than a few seconds, not on every read). Every read queried it: a mini-program
-// polling its orders every second while its user paid, or many users of
-// one bot, drove the merchant's query rate at WeChat Pay, which limits it
-// per merchant (FREQUENCY_LIMITED), for nothing, since the notification
-// settles a payment at once. A failed query counts too: asking again at
-// once is what a rate-limited or failing WeChat Pay needs least. Entries
-// past the gap are dropped once the map has doubled since the last look,
-// so it holds about the orders queried in the last gap. s.mu must be held.
+// noteQueried records that orderNo was just queried actively (answered
+// or failed), so that the order reads of the next ActiveQueryAfter read it
+// as stored (SPEC 2.4: a pending order is queried on the user's next
+// message when older than a few seconds, not on every read). Every read
+// queried it: a mini-program polling its orders every second while its
+// user paid, or many users of one bot, drove the merchant's query rate at
+// WeChat Pay, which limits it per merchant (FREQUENCY_LIMITED), for
+// nothing, since the notification settles a payment at once. A failed
+// query counts too: asking again at once is what a rate-limited or failing
+// WeChat Pay needs least. Entries past the gap are dropped once the map
+// has doubled since the last look, so it holds about the orders queried in
+// the last gap. s.mu must be held.
 func (s *Service) noteQueried(orderNo string) {
 	now := s.now()
 	s.queried[orderNo] = now
@@ -285,8 +286,9 @@ func (s *Service) noteQueried(orderNo string) {
 // pending order this replica has not queried in the gap (never for a user
 // without one); within another replica's gap, one for each read, since
 // this replica cannot tell when that gap ends. A sole writer (the embedded
-// store) has no other replica and makes none. A store that fails is answered false: a query is safe, and
-// the turn should not lose a payment it would find to a store hiccup.
+// store) has no other replica and makes none. A store that fails is
+// answered false: a query is safe, and the turn should not lose a payment
+// it would find to a store hiccup.
 func (s *Service) askedElsewhere(ctx context.Context, orderNo string) bool {
 	if s.opts.SoleWriter {
 		return false
@@ -617,8 +619,9 @@ type SweepStats struct {
 // it reads the orders of this replica's writes the store did not confirm
 // (sweepUnacked), announcing those found applied. With a shared store, the
 // `creating`, awaiting_payment and refunding orders (and those in review
-// with a refund open) another replica swept less than SweepInterval ago
-// are left to it (sweepLeases). A query WeChat Pay answers
+// with a refund open) another replica swept less than a lease (sweepLease:
+// SweepInterval, or twice BackgroundQueryTimeout when longer) ago are left
+// to it (sweepLeases). A query WeChat Pay answers
 // FREQUENCY_LIMITED ends the pass of its order's status (`creating`,
 // awaiting_payment, refunding, or the refunds open in review), the next
 // going on past that order (sweepResumable).
@@ -813,8 +816,9 @@ func (s *Service) sweepResumable(ctx context.Context, status store.OrderStatus, 
 
 // sweepLeases returns the orders of due this replica's sweep is to
 // reconcile now. With a shared store (Redis replicas, not SoleWriter) it
-// takes each order's lease for SweepInterval (sweepLease), or renews its own, and
-// returns those it holds: every replica swept every pending order on its
+// takes each order's lease for sweepLease (an interval, or two of the
+// order's reconciles when longer), or renews its own, and returns those it
+// holds: every replica swept every pending order on its
 // own tick, so N replicas sent WeChat Pay N queries (and closes, and
 // re-prepays of a `creating` one) per order per interval, against the
 // merchant's query rate, which WeChat Pay limits (FREQUENCY_LIMITED). The
