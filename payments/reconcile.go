@@ -379,10 +379,12 @@ func (s *Service) settle(ctx context.Context, o *store.Order, tx *wechatpay.Tran
 		// REFUND on a pending order is a refund paygate never made: the
 		// fact carries it and applyPayment sends the order to needs_review.
 		got, outcome, _, err := s.applyPayment(ctx, o.OrderNo, factFromTx(tx), cause, "")
-		if err == nil {
-			s.m.reconcile.WithLabelValues(cause, outcome).Inc()
+		if err != nil {
+			s.reconcileFailed(ctx, cause)
+			return got, err
 		}
-		return got, err
+		s.m.reconcile.WithLabelValues(cause, outcome).Inc()
+		return got, nil
 	case wechatpay.TradeClosed, wechatpay.TradeRevoked:
 		if tx.TradeState == wechatpay.TradeClosed && s.expired(o) {
 			// Past its deadline, the order was most likely closed by an
@@ -420,10 +422,12 @@ func (s *Service) setStatus(ctx context.Context, o *store.Order, status store.Or
 		c.Status = status
 		return c, nil
 	})
-	if err == nil {
-		s.m.reconcile.WithLabelValues(cause, string(got.Status)).Inc()
+	if err != nil {
+		s.reconcileFailed(ctx, cause)
+		return got, err
 	}
-	return got, err
+	s.m.reconcile.WithLabelValues(cause, string(got.Status)).Inc()
+	return got, nil
 }
 
 // queryAndApply asks WeChat Pay for o after a close answered ORDERPAID and
@@ -440,6 +444,7 @@ func (s *Service) setStatus(ctx context.Context, o *store.Order, status store.Or
 func (s *Service) queryAndApply(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
 	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
 	if err != nil {
+		s.reconcileFailed(ctx, cause)
 		return o, fmt.Errorf("query %s: %w", o.OrderNo, err)
 	}
 	switch tx.TradeState {
@@ -594,6 +599,7 @@ func (s *Service) unopened(ctx context.Context, o *store.Order, status store.Ord
 		return c, nil
 	})
 	if err != nil {
+		s.reconcileFailed(ctx, cause)
 		return got, err
 	}
 	if ended {

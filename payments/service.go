@@ -1683,6 +1683,7 @@ func (s *Service) closeAt(ctx context.Context, o *store.Order, status store.Orde
 		return c, nil
 	})
 	if err != nil {
+		s.reconcileFailed(ctx, cause)
 		return got, fmt.Errorf("%w: %w", errCloseUnrecorded, err)
 	}
 	s.m.reconcile.WithLabelValues(cause, string(got.Status)).Inc()
