@@ -261,12 +261,13 @@ func (h *notifyHandler) payment(ctx context.Context, note *wechatpay.Notificatio
 }
 
 // notApplied answers a verified notification that was not committed: 500
-// FAIL, so WeChat Pay retries. A store that did not answer is logged as
-// such and passes. A transition the state machine refuses would refuse
-// every retry too, WeChat Pay's word about money going unrecorded for good
-// (every status has an edge to needs_review, so only a bug gets here): it
-// raises an alert naming the order and the fact (attrs), for a person to
-// record it by hand.
+// FAIL, so WeChat Pay retries. Any other failure than a refused transition
+// (the store did not answer, or failed) is logged under msg, its metric
+// reason store_unavailable or store_error (storeReason). A transition the
+// state machine refuses would refuse every retry too, WeChat Pay's word
+// about money going unrecorded for good (every status has an edge to
+// needs_review, so only a bug gets here): it raises an alert naming the
+// order and the fact (attrs), for a person to record it by hand.
 func (h *notifyHandler) notApplied(ctx context.Context, note *wechatpay.Notification, msg string, err error, attrs ...any) verdict {
 	attrs = append([]any{"notification_id", note.ID, "event", note.EventType}, attrs...)
 	if errors.Is(err, ErrTransition) {
