@@ -5,7 +5,10 @@ import "github.com/paygate/paygate/internal/jsonscan"
 // completionLevel is the members of a chat completion that paygate reads,
 // level by level (the proxy's answer reader and tool-call parsing, the
 // accounting's usage): at these, ambiguousMember allows neither a repeat
-// nor another spelling. A call's "function" and "custom" are walked but
+// nor another spelling, folded as Go's encoding/json folds keys
+// (jsonscan.Folded, as the stream's chunks are): go-openai read a
+// message's "tool_callſ" (the long s) as its tool calls, and a Go bot got
+// a create_order paygate never held. A call's "function" and "custom" are walked but
 // not checked, nor their "name": the proxy refuses a call that names
 // itself twice (its callName), as the stream capture does, and tells the
 // model so, where a failover would only ask again a model that may well
@@ -23,7 +26,7 @@ var completionLevel = func() *jsonscan.Level {
 		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "reasoning_details"},
 	}}
 	choice := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "index"}, {Name: "message", Below: message}, {Name: "finish_reason"}}}
-	return &jsonscan.Level{Fields: []jsonscan.Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: jsonscan.UsageCounts}}}
+	return jsonscan.Folded(&jsonscan.Level{Fields: []jsonscan.Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: jsonscan.UsageCounts}}})
 }()
 
 // ambiguousMember names the first member, among those paygate reads of a

@@ -1,10 +1,6 @@
 package failover
 
-import (
-	"strings"
-
-	"github.com/paygate/paygate/internal/jsonscan"
-)
+import "github.com/paygate/paygate/internal/jsonscan"
 
 // answerScan is what scanAnswer finds in a non-stream chat completion on
 // the pass that validates it, so that the checks after it (answerError,
@@ -200,39 +196,21 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 }
 
 // field is the Field of lv the key raw names, to descend into (nil: none),
-// as walkLevel finds it: a repeat or another spelling of a checked field
-// makes the answer ambiguous, of an unchecked one is not descended into.
-// escaped: raw holds an escape, and its name is decoded.
+// as walkLevel finds it (jsonscan.Level.Member): a repeat or another
+// spelling of a checked field makes the answer ambiguous, of an unchecked
+// one is not descended into. escaped: raw holds an escape, and its name
+// is decoded.
 func (s *answerScanner) field(lv *jsonscan.Level, seen *uint64, raw string, escaped bool) *jsonscan.Field {
 	k := raw
 	if escaped {
 		k = jsonscan.KeyName(raw)
 	}
-	for j := range lv.Fields {
-		fj := &lv.Fields[j]
-		if len(k) != len(fj.Name) {
-			continue
-		}
-		// The key as spelled, the usual case, needs no case folding.
-		exact := k == fj.Name
-		if !exact && !strings.EqualFold(k, fj.Name) {
-			continue
-		}
-		if fj.Unchecked {
-			if exact && *seen&(1<<j) == 0 {
-				*seen |= 1 << j
-				return fj
-			}
-			return nil
-		}
-		if !exact || *seen&(1<<j) != 0 {
-			s.ambiguous = true
-			return nil
-		}
-		*seen |= 1 << j
-		return fj
+	f, bad := lv.Member(k, seen)
+	if bad {
+		s.ambiguous = true
+		return nil
 	}
-	return nil
+	return f
 }
 
 // array validates an array's elements from data[i], after its "[", its

@@ -168,45 +168,12 @@ func walkLevel(s string, at int, lv *Level, d *Dup) int {
 			return m.End
 		}
 		k := KeyName(m.Key)
-		// A key longer than a name folds to it only by a rune of two or
-		// more bytes (ſ, K), in a key with a byte past ASCII: known
-		// once per key, when a Fold level has such a key to ask about.
-		wide := -1
-		var f *Field
-		for j := range lv.Fields {
-			fj := &lv.Fields[j]
-			if len(k) != len(fj.Name) {
-				if !lv.Fold || len(k) < len(fj.Name) {
-					continue
-				}
-				if wide < 0 {
-					wide = 0
-					if !ascii(k) {
-						wide = 1
-					}
-				}
-				if wide == 0 || !strings.EqualFold(k, fj.Name) {
-					continue
-				}
-			} else if k != fj.Name && !strings.EqualFold(k, fj.Name) {
-				continue
+		f, bad := lv.Member(k, &seen)
+		if bad {
+			if d != nil {
+				*d = Dup{Key: k, Name: f.Name, Case: k != f.Name}
 			}
-			if fj.Unchecked {
-				if k == fj.Name && seen&(1<<j) == 0 {
-					seen |= 1 << j
-					f = fj
-				}
-				break
-			}
-			if k != fj.Name || seen&(1<<j) != 0 {
-				if d != nil {
-					*d = Dup{Key: k, Name: fj.Name, Case: k != fj.Name}
-				}
-				return -2
-			}
-			seen |= 1 << j
-			f = fj
-			break
+			return -2
 		}
 		switch {
 		case f == nil || f.Below == nil:
@@ -226,6 +193,49 @@ func walkLevel(s string, at int, lv *Level, d *Dup) int {
 			return i
 		}
 	}
+}
+
+// Member is the field of lv that the key k (decoded) names, for a
+// walker to descend into, and bad when k makes the object ambiguous: it
+// names a checked field met before (seen, bit j: lv.Fields[j] met, which
+// Member updates) or spells it in another case, f then that field. A
+// repeat or another spelling of an unchecked field is neither (nil,
+// false). The one rule of Ambiguous's walk and of the failover's answer
+// scan, which checks a chat completion on its validating pass.
+func (lv *Level) Member(k string, seen *uint64) (f *Field, bad bool) {
+	for j := range lv.Fields {
+		if name := lv.Fields[j].Name; len(k) == len(name) && (k == name || strings.EqualFold(k, name)) {
+			return lv.met(j, k, seen)
+		}
+	}
+	// A key longer than a name folds to it only by a rune of two or more
+	// bytes (ſ, K): a Fold level asks only of a key with a byte past
+	// ASCII, which the keys of an answer or chunk seldom have.
+	if lv.Fold && !ascii(k) {
+		for j := range lv.Fields {
+			if name := lv.Fields[j].Name; len(k) > len(name) && strings.EqualFold(k, name) {
+				return lv.met(j, k, seen)
+			}
+		}
+	}
+	return nil, false
+}
+
+// met is Member's answer for a key k that names lv.Fields[j].
+func (lv *Level) met(j int, k string, seen *uint64) (*Field, bool) {
+	fj := &lv.Fields[j]
+	if fj.Unchecked {
+		if k == fj.Name && *seen&(1<<j) == 0 {
+			*seen |= 1 << j
+			return fj, false
+		}
+		return nil, false
+	}
+	if k != fj.Name || *seen&(1<<j) != 0 {
+		return fj, true
+	}
+	*seen |= 1 << j
+	return fj, false
 }
 
 // walkElements walks the array at s[at] whose object elements are of

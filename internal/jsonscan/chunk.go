@@ -48,20 +48,21 @@ func chunkLevel(usage *Level) *Level {
 		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "refusal"}, {Name: "reasoning_details"},
 	}}
 	choice := &Level{Fields: []Field{{Name: "index"}, {Name: "delta", Below: delta}, {Name: "finish_reason"}, {Name: "usage", Below: usage}}}
-	return folded(&Level{Fields: []Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: usage}, {Name: "error"}}})
+	return Folded(&Level{Fields: []Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: usage}, {Name: "error"}}})
 }
 
-// folded is a copy of lv, and of the levels below it, that folds keys as
+// Folded is a copy of lv, and of the levels below it, that folds keys as
 // Go's encoding/json does (Level.Fold): go-openai read a chunk's
 // "tool_callſ" (the long s) as its tool calls, which the capture, reading
-// "tool_calls" only, let pass unheld.
-func folded(lv *Level) *Level {
+// "tool_calls" only, let pass unheld, and a chat completion's so
+// (failover's completionLevel).
+func Folded(lv *Level) *Level {
 	if lv == nil {
 		return nil
 	}
 	out := &Level{Fold: true, Fields: slices.Clone(lv.Fields)}
 	for i := range out.Fields {
-		out.Fields[i].Below = folded(out.Fields[i].Below)
+		out.Fields[i].Below = Folded(out.Fields[i].Below)
 	}
 	return out
 }
