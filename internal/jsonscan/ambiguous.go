@@ -260,8 +260,14 @@ func walkElements(s string, at int, lv *Level, d *Dup) int {
 	}
 }
 
-// ascii reports whether k is all ASCII.
+// ascii reports whether k is all ASCII: eight bytes at a time, as Member
+// asks it of most keys of a Fold level that name none of its fields.
 func ascii(k string) bool {
+	for ; len(k) >= 8; k = k[8:] {
+		if k[0]|k[1]|k[2]|k[3]|k[4]|k[5]|k[6]|k[7] >= 0x80 {
+			return false
+		}
+	}
 	for i := 0; i < len(k); i++ {
 		if k[i] >= 0x80 {
 			return false
