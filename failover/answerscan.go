@@ -166,12 +166,21 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 		}
 		var below, elems *jsonscan.Level
 		if lv != nil && !s.ambiguous {
-			if f := s.field(lv, &seen, raw, escaped); f != nil && f.Below != nil {
-				if f.Elements {
-					elems = f.Below
-				} else {
-					below = f.Below
-				}
+			// The member's field, as walkLevel finds it (one rule,
+			// jsonscan.Level.Member): a repeat or another spelling of a
+			// checked field makes the answer ambiguous, of an unchecked
+			// one is not descended into. A key with an escape is decoded.
+			k := raw
+			if escaped {
+				k = jsonscan.KeyName(raw)
+			}
+			switch f, bad := lv.Member(k, &seen); {
+			case bad:
+				s.ambiguous = true
+			case f != nil && f.Below != nil && f.Elements:
+				elems = f.Below
+			case f != nil && f.Below != nil:
+				below = f.Below
 			}
 		}
 		if i, ok = s.value(i, depth, below, elems); !ok {
@@ -193,24 +202,6 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 			return i, false
 		}
 	}
-}
-
-// field is the Field of lv the key raw names, to descend into (nil: none),
-// as walkLevel finds it (jsonscan.Level.Member): a repeat or another
-// spelling of a checked field makes the answer ambiguous, of an unchecked
-// one is not descended into. escaped: raw holds an escape, and its name
-// is decoded.
-func (s *answerScanner) field(lv *jsonscan.Level, seen *uint64, raw string, escaped bool) *jsonscan.Field {
-	k := raw
-	if escaped {
-		k = jsonscan.KeyName(raw)
-	}
-	f, bad := lv.Member(k, seen)
-	if bad {
-		s.ambiguous = true
-		return nil
-	}
-	return f
 }
 
 // array validates an array's elements from data[i], after its "[", its

@@ -22,6 +22,9 @@ type Level struct {
 	// top-level members are); the byte count keeps the check off every
 	// other key of the stream capture's levels.
 	Fold bool
+	// short is the length of the shortest field's name, where Folded
+	// sets it: a key no longer than it folds to no longer name.
+	short int
 }
 
 // A Field is a member of a Level.
@@ -204,34 +207,38 @@ func walkLevel(s string, at int, lv *Level, d *Dup) int {
 // scan, which checks a chat completion on its validating pass.
 func (lv *Level) Member(k string, seen *uint64) (f *Field, bad bool) {
 	for j := range lv.Fields {
-		if name := lv.Fields[j].Name; len(k) == len(name) && (k == name || strings.EqualFold(k, name)) {
-			return lv.met(j, k, seen)
+		if name := lv.Fields[j].Name; len(k) == len(name) {
+			if exact := k == name; exact || strings.EqualFold(k, name) {
+				return lv.met(j, exact, seen)
+			}
 		}
 	}
 	// A key longer than a name folds to it only by a rune of two or more
-	// bytes (ſ, K): a Fold level asks only of a key with a byte past
-	// ASCII, which the keys of an answer or chunk seldom have.
-	if lv.Fold && !ascii(k) {
+	// bytes (ſ, K): a Fold level asks only of a key longer than its
+	// shortest name with a byte past ASCII, which the keys of an answer
+	// or chunk seldom have.
+	if lv.Fold && len(k) > lv.short && !ascii(k) {
 		for j := range lv.Fields {
 			if name := lv.Fields[j].Name; len(k) > len(name) && strings.EqualFold(k, name) {
-				return lv.met(j, k, seen)
+				return lv.met(j, false, seen)
 			}
 		}
 	}
 	return nil, false
 }
 
-// met is Member's answer for a key k that names lv.Fields[j].
-func (lv *Level) met(j int, k string, seen *uint64) (*Field, bool) {
+// met is Member's answer for a key that names lv.Fields[j], exactly or
+// in another case.
+func (lv *Level) met(j int, exact bool, seen *uint64) (*Field, bool) {
 	fj := &lv.Fields[j]
 	if fj.Unchecked {
-		if k == fj.Name && *seen&(1<<j) == 0 {
+		if exact && *seen&(1<<j) == 0 {
 			*seen |= 1 << j
 			return fj, false
 		}
 		return nil, false
 	}
-	if k != fj.Name || *seen&(1<<j) != 0 {
+	if !exact || *seen&(1<<j) != 0 {
 		return fj, true
 	}
 	*seen |= 1 << j

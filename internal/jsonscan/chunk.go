@@ -63,6 +63,9 @@ func Folded(lv *Level) *Level {
 	out := &Level{Fold: true, Fields: slices.Clone(lv.Fields)}
 	for i := range out.Fields {
 		out.Fields[i].Below = Folded(out.Fields[i].Below)
+		if n := len(out.Fields[i].Name); i == 0 || n < out.short {
+			out.short = n
+		}
 	}
 	return out
 }
