@@ -168,3 +168,27 @@ func FuzzStringEnd(f *testing.F) {
 		}
 	})
 }
+
+// TestASCII: ascii, which Member asks of a Fold level's longer keys and
+// reads eight bytes at a time, finds a byte past ASCII at each position
+// of a key of each length around the words, in the first word, the
+// second and the tail, of each value from 0x80 to 0xff, among letters
+// and among NULs (which a word test of "> 0x80" would miss).
+func TestASCII(t *testing.T) {
+	for n := 0; n <= 17; n++ {
+		if k := strings.Repeat("\x7f", n); !ascii(k) {
+			t.Errorf("ascii(%q) = false; want true", k)
+		}
+		for at := 0; at < n; at++ {
+			for _, fill := range []string{"a", "\x00"} {
+				for _, c := range []byte{0x80, 0xbf, 0xc5, 0xff} {
+					k := []byte(strings.Repeat(fill, n))
+					k[at] = c
+					if ascii(string(k)) {
+						t.Errorf("ascii(%q) = true; want false (0x%x at %d of %d)", k, c, at, n)
+					}
+				}
+			}
+		}
+	}
+}
