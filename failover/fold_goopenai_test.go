@@ -57,7 +57,7 @@ func TestPassedKeysNotReadByGoOpenAI(t *testing.T) {
 		if at < 0 {
 			t.Fatalf("%s is not in the answer", m.member)
 		}
-		name := m.member[1:strings.Index(m.member[1:], `"`)+1]
+		name := m.member[1 : strings.Index(m.member[1:], `"`)+1]
 		end := at + len(m.member)
 		if m.member[len(m.member)-1] != ':' { // "id":"call_a": the id's value
 			end = at + len(name) + 3
