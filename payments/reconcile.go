@@ -482,6 +482,23 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 		if s.expired(o) {
 			return s.closeAt(ctx, o, store.StatusExpired, "expire")
 		}
+		if later, err := s.superseded(ctx, o); err != nil {
+			s.reconcileFailed(ctx, "resolve_creating")
+			return o, err
+		} else if later != "" {
+			// Open at WeChat Pay (its prepay's record was lost), and its
+			// purchase moved on to a later generation's order: the user
+			// holds no payment parameters of an order still creating, so
+			// it is closed there (paid meanwhile: ORDERPAID, recorded
+			// paid), then here, its count given back. Prepaid again, it
+			// was a second payable order of the purchase beside that one.
+			s.log.InfoContext(ctx, "creating order superseded by a later order of its purchase and open at wechat pay; closing it", "order_no", o.OrderNo, "later_order_no", later)
+			got, err := s.closeAt(ctx, o, store.StatusClosed, "superseded")
+			if err == nil && got.Status == store.StatusClosed {
+				s.giveBack(ctx, heldCount(o))
+			}
+			return got, err
+		}
 		if s.methodOff(o) {
 			// Open at WeChat Pay in a method the merchant took off: the
 			// user holds no payment parameters of an order still

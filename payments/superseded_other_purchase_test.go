@@ -54,3 +54,37 @@ func TestCreatingNotSupersededByAnotherPurchase(t *testing.T) {
 		}
 	}
 }
+
+// TestSupersededOpenAtWeChatIsClosedThere: a creating order WeChat Pay
+// did open (its prepay's record was lost) whose purchase moved on to a
+// later generation's order, also open, is closed at WeChat Pay and here,
+// its count given back, not prepaid again: found open (NOTPAY) the sweep
+// recorded it awaiting_payment beside the purchase's order, two orders of
+// one purchase open at WeChat Pay, each payable.
+func TestSupersededOpenAtWeChatIsClosedThere(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink"})
+			user := "oUser-superseded-open-" + driver
+			o := e.creatingOrder(payments.NewOrderNo(e.clock.Now().Add(-time.Minute)), user, time.Minute)
+			e.prepayAtWeChat(o)
+			at := e.clock.Now().Add(-30 * time.Second)
+			p := *o
+			p.OrderNo, p.Generation, p.CreatedAt, p.UpdatedAt, p.Status = payments.NewOrderNo(at), o.Generation+1, at, at, store.StatusAwaitingPayment
+			if err := e.st.CreateOrder(context.Background(), &p); err != nil {
+				t.Fatal(err)
+			}
+			e.prepayAtWeChat(&p)
+			if _, err := e.svc.Sweep(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusClosed {
+				t.Errorf("the superseded order open at WeChat Pay after the sweep: %s; want closed", got.Status)
+			}
+			tx, err := e.client.QueryOrder(context.Background(), o.OrderNo)
+			if err != nil || tx.TradeState != "CLOSED" {
+				t.Errorf("the superseded order at WeChat Pay: %+v, %v; want CLOSED", tx, err)
+			}
+		})
+	}
+}
