@@ -63,18 +63,25 @@ func CodeOf(err error) string {
 // an object, nil for any other. Such a body names no model; OpenAI refuses
 // it as invalid_type, and paygate must not route it as a body naming none
 // (to the first model's targets, its member as sent): a provider the bot
-// never named would be asked, with whatever the member holds. The words
-// are OpenAI's.
+// never named would be asked, with whatever the member holds.
 func modelTypeError(raw string) error {
 	if raw == "" || raw == "null" || raw[0] == '"' {
 		return nil
 	}
+	return typeError("model", "a string", raw)
+}
+
+// typeError is OpenAI's invalid_type error, in its words, of the member
+// param whose value, raw, is not of the type want ("a string").
+func typeError(param, want, raw string) error {
 	var got string
 	switch raw[0] {
 	case '{':
 		got = "an object"
 	case '[':
 		got = "an array"
+	case '"':
+		got = "a string"
 	case 't', 'f':
 		got = "a boolean"
 	default:
@@ -83,8 +90,8 @@ func modelTypeError(raw string) error {
 			got = "a decimal"
 		}
 	}
-	return &ParamError{Param: "model", Code: "invalid_type",
-		msg: "Invalid type for 'model': expected a string, but got " + got + " instead."}
+	return &ParamError{Param: param, Code: "invalid_type",
+		msg: "Invalid type for '" + param + "': expected " + want + ", but got " + got + " instead."}
 }
 
 // ParamOf is the member an ErrBadRequest names (ParamError), "" for none.
@@ -202,6 +209,12 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	c.User = stringValue(raw(chatUser))
 	if m := f[chatStreamOptions]; m.End != 0 {
 		c.read.streamOptions = true
+		if v := raw(chatStreamOptions); v[0] != '{' && v != "null" {
+			// RewriteChat sets include_usage in it: a string or a number
+			// would be replaced by an object the bot never sent, an array
+			// refused by sjson in words that name no member.
+			return Chat{}, typeError("stream_options", "an object", v)
+		}
 		if s[m.At] == '{' {
 			// include_usage is read here and set by RewriteChat: the same
 			// rule as at the top level.

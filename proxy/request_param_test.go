@@ -19,6 +19,8 @@ func TestRequestErrorsNameTheirParam(t *testing.T) {
 		{"messages missing", `{"model":"gpt-test"}`, "messages"},
 		{"stream not a boolean", `{"model":"gpt-test","stream":"yes",` + msgs + `}`, "stream"},
 		{"include_usage not a boolean", `{"model":"gpt-test","stream":true,"stream_options":{"include_usage":1},` + msgs + `}`, "stream_options.include_usage"},
+		{"stream_options an array", `{"model":"gpt-test","stream":true,"stream_options":[],` + msgs + `}`, "stream_options"},
+		{"stream_options a string", `{"model":"gpt-test","stream":true,"stream_options":"x",` + msgs + `}`, "stream_options"},
 		{"n not an integer", `{"model":"gpt-test","n":"2",` + msgs + `}`, "n"},
 		{"a member given twice", `{"model":"gpt-test","user":"a","user":"b",` + msgs + `}`, "user"},
 		{"a member in another case", `{"model":"gpt-test","Stream":true,` + msgs + `}`, "stream"},
