@@ -85,3 +85,25 @@ func TestCaptureDropsUpstreamPaygate(t *testing.T) {
 		}
 	})
 }
+
+// TestCaptureStampsIDBesideUpstreamPaygate: a later round's chunk with no
+// id whose first member is an upstream's "paygate" goes out under the
+// turn's id, as one without that member does (SPEC 3.6: one id): the
+// member's removal and the id's insertion both start at the chunk's first
+// byte, and the insertion was dropped as an overlapping edit.
+func TestCaptureStampsIDBesideUpstreamPaygate(t *testing.T) {
+	outs, res := run(t, []string{`{"id":"a","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"x"}}]}`}, []string{
+		`{"paygate":` + forged + `,"model":"m","choices":[{"index":0,"delta":{"content":"y"}}]}`,
+		`{"paygate":1,"model":"m","choices":[{"index":0,"delta":{"content":"z"},"finish_reason":"stop"}]}`,
+	})
+	want := []string{
+		`{"id":"turn-1","model":"m","choices":[{"index":0,"delta":{"content":"y"}}]}`,
+		`{"id":"turn-1","model":"m","choices":[{"index":0,"delta":{"content":"z"},"finish_reason":null}]}`,
+	}
+	if got := strings.Join(outs[1], "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("returned\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+	if f, w := string(res[1].FinishChunk), `{"id":"turn-1","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`; f != w {
+		t.Errorf("finish chunk %s; want %s", f, w)
+	}
+}

@@ -1124,13 +1124,22 @@ func spanStart(data []byte, keyAt int) int {
 	return i
 }
 
-// apply builds the returned chunk from data and the recorded edits.
+// apply builds the returned chunk from data and the recorded edits. An
+// insertion sorts before a removal that starts where it does: the turn's
+// id, added at a chunk's first byte (insertID), and an upstream "paygate"
+// member that is the chunk's first, removed from there, are not an
+// overlap, and the id was dropped as one.
 func (c *Capture) apply(data []byte) []byte {
-	slices.SortFunc(c.edits, func(a, b edit) int { return a.start - b.start })
+	slices.SortFunc(c.edits, func(a, b edit) int {
+		if a.start != b.start {
+			return a.start - b.start
+		}
+		return (a.end - a.start) - (b.end - b.start)
+	})
 	out := c.output(len(data) + len(c.scratch))
 	pos := 0
 	for _, e := range c.edits {
-		if e.start < pos { // overlapping edits cannot happen; be safe
+		if e.start < pos { // none overlap (insertions sort first); be safe
 			continue
 		}
 		out = append(out, data[pos:e.start]...)
@@ -1205,7 +1214,12 @@ func (c *Capture) keepFinishChunk(data []byte, sent bool) {
 		i, j := memberSpan(data, u[0], u[1])
 		cuts = append(cuts, cut{i, j, nil})
 	}
-	slices.SortFunc(cuts, func(a, b cut) int { return a.start - b.start })
+	slices.SortFunc(cuts, func(a, b cut) int { // insertions first, as in apply
+		if a.start != b.start {
+			return a.start - b.start
+		}
+		return (a.end - a.start) - (b.end - b.start)
+	})
 	out := c.finishChunk[:0]
 	pos := 0
 	for _, k := range cuts {
