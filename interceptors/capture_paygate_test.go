@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -105,5 +106,28 @@ func TestCaptureStampsIDBesideUpstreamPaygate(t *testing.T) {
 	}
 	if f, w := string(res[1].FinishChunk), `{"id":"turn-1","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`; f != w {
 		t.Errorf("finish chunk %s; want %s", f, w)
+	}
+}
+
+// TestFinishChunkStampsIDBesideUpstreamPaygate: the kept finish chunk of
+// such a round has the turn's id too when it has more than 12 cuts (a
+// provider's 12 choices: the id, 12 deltas and the member), where
+// slices.SortFunc is not stable: sorted by start alone, the removal could
+// come before the insertion at the same byte, and keepFinishChunk, which
+// has no overlap guard, panicked slicing data[13:1].
+func TestFinishChunkStampsIDBesideUpstreamPaygate(t *testing.T) {
+	var chunk, finish strings.Builder
+	chunk.WriteString(`{"paygate":1,"model":"m","choices":[{"index":0,"delta":{"content":"z"},"finish_reason":"stop"}`)
+	finish.WriteString(`{"id":"turn-1","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}`)
+	for i := 1; i < 12; i++ {
+		other := `,{"index":` + strconv.Itoa(i) + `,"delta":{"content":"o"}}`
+		chunk.WriteString(other)
+		finish.WriteString(strings.Replace(other, `{"content":"o"}`, `{}`, 1))
+	}
+	chunk.WriteString(`]}`)
+	finish.WriteString(`]}`)
+	_, res := run(t, []string{`{"id":"a","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"x"}}]}`}, []string{chunk.String()})
+	if f := string(res[1].FinishChunk); f != finish.String() {
+		t.Errorf("finish chunk %s; want %s", f, finish.String())
 	}
 }
