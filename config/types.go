@@ -678,7 +678,8 @@ type Rules struct {
 	// MaxOrdersPerUserPerDay bounds the orders one user may create in a day
 	// through one client, which counts its users apart (a calendar day in
 	// China Standard Time, UTC+8, as WeChat Pay's users live it); an order
-	// WeChat Pay refused does not count, nor does an ask refused at the
+	// WeChat Pay refused does not count, nor one held for a manager that
+	// was rejected or expired undecided, nor does an ask refused at the
 	// limit. Default 20; at least 1.
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
 	// MaxPaymentCallsPerMinute limits payment tool calls per user of one

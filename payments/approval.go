@@ -41,9 +41,11 @@ func (s *Service) heldExpired(o *store.Order) bool {
 }
 
 // expireHeld moves a held order past its deadline to expired, locally only:
-// nothing was opened at WeChat Pay for it. The transition is audited and is
-// an order.closed to the merchant, as every expiry. An order no longer held
-// (a manager decided meanwhile) is returned unchanged.
+// nothing was opened at WeChat Pay for it, so its count of the day's orders
+// goes back (heldCount), as a prepay refused at approval gives it back. The
+// transition is audited and is an order.closed to the merchant, as every
+// expiry. An order no longer held (a manager decided meanwhile) is returned
+// unchanged.
 func (s *Service) expireHeld(ctx context.Context, no string) (*store.Order, error) {
 	got, changed, err := s.update(ctx, no, "expire", "", func(c *store.Order) (*store.Order, error) {
 		if !s.heldExpired(c) {
@@ -56,6 +58,7 @@ func (s *Service) expireHeld(ctx context.Context, no string) (*store.Order, erro
 		return got, fmt.Errorf("expire held order: %w", err)
 	}
 	if changed {
+		s.giveBack(ctx, heldCount(got))
 		s.mm.approvals.WithLabelValues("expired").Inc()
 		s.log.InfoContext(ctx, "held order expired without a manager's decision", "order_no", no, "amount_fen", got.AmountFen)
 	}
@@ -265,7 +268,8 @@ func (s *Service) offeredMethods(client string) []string {
 }
 
 // Reject is a manager's no: the order becomes rejected (no WeChat Pay call was
-// ever made for it). The user's next turn is told through the payment state.
+// ever made for it), and its count of the day's orders goes back
+// (heldCount). The user's next turn is told through the payment state.
 // Past the approval deadline it is too late for a decision either way, as
 // for Approve: the order is expired (what the sweep records) and returned
 // with ErrApprovalExpired (a store that fails to record that expiry: its
@@ -291,6 +295,7 @@ func (s *Service) Reject(ctx context.Context, orderNo string) (*store.Order, err
 	if err != nil {
 		return nil, err
 	}
+	s.giveBack(ctx, heldCount(got))
 	s.mm.approvals.WithLabelValues("rejected").Inc()
 	s.log.InfoContext(ctx, "order rejected by a manager", "order_no", got.OrderNo, "amount_fen", got.AmountFen)
 	return got, nil

@@ -1,0 +1,78 @@
+package payments_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// TestHeldOrderEndedUnopenedGivesBackItsCount: an order held for a manager
+// that ends without ever reaching WeChat Pay (rejected, lapsed past its
+// approval deadline and expired by the sweep, or by a decision that came too
+// late) is no order the user made, so its count of the day's orders goes
+// back, as a prepay refused at approval gives its count back
+// (TestDailyLimitRefusalTakesNoCount). Kept, a user on a day limited to one
+// order was refused every purchase for the rest of the day.
+func TestHeldOrderEndedUnopenedGivesBackItsCount(t *testing.T) {
+	const approvalTTL = time.Minute
+	ctx := context.Background()
+	for _, driver := range drivers(t) {
+		for _, tc := range []struct {
+			name string
+			end  func(e *env, no string) error
+		}{
+			{"rejected", func(e *env, no string) error {
+				_, err := e.svc.Reject(ctx, no)
+				return err
+			}},
+			{"expired by the sweep", func(e *env, no string) error {
+				e.clock.Advance(approvalTTL + time.Second)
+				st, err := e.svc.Sweep(ctx)
+				if err == nil && st.Errors != 0 {
+					t.Errorf("sweep: %+v", st)
+				}
+				return err
+			}},
+			{"expired by a late approval", func(e *env, no string) error {
+				e.clock.Advance(approvalTTL + time.Second)
+				if _, err := e.svc.Approve(ctx, no); !errors.Is(err, payments.ErrApprovalExpired) {
+					t.Errorf("late approval: %v; want ErrApprovalExpired", err)
+				}
+				return nil
+			}},
+		} {
+			t.Run(driver+", "+tc.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+					o.Rules.MaxOrdersPerUserPerDay = 1
+					o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+					o.Rules.ApprovalTTL = approvalTTL // lapses within the day, on the held order's day's count
+				}})
+				const user = "oUser-held-ended-count"
+				held, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2})
+				if err != nil || held.Order.Status != store.StatusApprovalRequired {
+					t.Fatalf("held order: %+v, %v", held, err)
+				}
+				if err := tc.end(e, held.Order.OrderNo); err != nil {
+					t.Fatalf("end the held order: %v", err)
+				}
+				if got := e.order(held.Order.OrderNo).Status; got != store.StatusRejected && got != store.StatusExpired {
+					t.Fatalf("held order is %s; want rejected or expired", got)
+				}
+				res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
+				if err != nil {
+					t.Fatalf("an order once the held one ended unopened: %v; want it made (no order of today was opened)", err)
+				}
+				if res.Order.Status != store.StatusAwaitingPayment {
+					t.Errorf("status %s; want awaiting_payment", res.Order.Status)
+				}
+				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 3}); !errors.Is(err, payments.ErrDailyLimit) {
+					t.Errorf("a second order: %v; want ErrDailyLimit (the limit still counts real orders)", err)
+				}
+			})
+		}
+	}
+}
