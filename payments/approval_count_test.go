@@ -62,16 +62,7 @@ func TestHeldOrderEndedUnopenedGivesBackItsCount(t *testing.T) {
 				if got := e.order(held.Order.OrderNo).Status; got != store.StatusRejected && got != store.StatusExpired {
 					t.Fatalf("held order is %s; want rejected or expired", got)
 				}
-				res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
-				if err != nil {
-					t.Fatalf("an order once the held one ended unopened: %v; want it made (no order of today was opened)", err)
-				}
-				if res.Order.Status != store.StatusAwaitingPayment {
-					t.Errorf("status %s; want awaiting_payment", res.Order.Status)
-				}
-				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 3}); !errors.Is(err, payments.ErrDailyLimit) {
-					t.Errorf("a second order: %v; want ErrDailyLimit (the limit still counts real orders)", err)
-				}
+				oneOrderLeft(t, e, user, 1)
 			})
 		}
 	}

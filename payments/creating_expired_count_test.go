@@ -40,16 +40,25 @@ func TestExpiredCreatingOrderGivesBackItsCount(t *testing.T) {
 			if n := e.sim.OrderCount(); n != 0 {
 				t.Fatalf("orders at the simulator: %d; want 0 (never opened)", n)
 			}
-			next, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2})
-			if err != nil {
-				t.Fatalf("an order once the unopened one expired: %v; want it made (no order of today was opened)", err)
-			}
-			if next.Order.Status != store.StatusAwaitingPayment {
-				t.Errorf("status %s; want awaiting_payment", next.Order.Status)
-			}
-			if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 3}); !errors.Is(err, payments.ErrDailyLimit) {
-				t.Errorf("a second opened order: %v; want ErrDailyLimit", err)
-			}
+			oneOrderLeft(t, e, user, 2)
 		})
+	}
+}
+
+// oneOrderLeft asserts that user, under a daily limit of one whose only
+// order of the day came to nothing unopened, can still make one order
+// (quantity q of premium-monthly, payable at once) and then no more.
+func oneOrderLeft(t *testing.T, e *env, user string, q int) {
+	t.Helper()
+	ctx := context.Background()
+	next, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: q})
+	if err != nil {
+		t.Fatalf("an order once the unopened one ended: %v; want it made (no order of today was opened)", err)
+	}
+	if next.Order.Status != store.StatusAwaitingPayment {
+		t.Errorf("status %s; want awaiting_payment", next.Order.Status)
+	}
+	if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: q + 1}); !errors.Is(err, payments.ErrDailyLimit) {
+		t.Errorf("a second opened order: %v; want ErrDailyLimit (the limit still counts real orders)", err)
 	}
 }
