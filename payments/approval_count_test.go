@@ -67,3 +67,57 @@ func TestHeldOrderEndedUnopenedGivesBackItsCount(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldOrderEndedNextDayGivesBackItsOwnDaysCount: a held order made at
+// 23:59:30 China time and rejected or expired on the next day gives back the
+// count it took, on its own day's counter: the next day's order, counted on
+// the next day, stays counted, so under a limit of one the user is refused
+// a second order that day. Given back on the day it ended, the user made
+// two orders on a day limited to one.
+func TestHeldOrderEndedNextDayGivesBackItsOwnDaysCount(t *testing.T) {
+	ctx := context.Background()
+	cst := time.FixedZone("CST", 8*3600)
+	for _, driver := range drivers(t) {
+		for _, tc := range []struct {
+			name string
+			ttl  time.Duration
+			end  func(e *env, no string) error
+		}{
+			{"rejected", time.Hour, func(e *env, no string) error {
+				_, err := e.svc.Reject(ctx, no)
+				return err
+			}},
+			{"expired by the sweep", time.Minute, func(e *env, no string) error {
+				_, err := e.svc.Sweep(ctx)
+				return err
+			}},
+		} {
+			t.Run(driver+", "+tc.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+					o.Rules.MaxOrdersPerUserPerDay = 1
+					o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+					o.Rules.ApprovalTTL = tc.ttl
+				}})
+				now := time.Now()
+				y, m, d := now.In(cst).Date()
+				e.clock.Advance(time.Date(y, m, d+1, 0, 0, 0, 0, cst).Add(-30 * time.Second).Sub(now)) // 23:59:30 China time
+				const user = "oUser-held-ended-next-day"
+				held, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2})
+				if err != nil || held.Order.Status != store.StatusApprovalRequired {
+					t.Fatalf("held order: %+v, %v", held, err)
+				}
+				e.clock.Advance(time.Minute + time.Second) // 00:00:31 the next day, past a minute's approval_ttl
+				dayOrders(t, e, user, 1)
+				if err := tc.end(e, held.Order.OrderNo); err != nil {
+					t.Fatalf("end the held order: %v", err)
+				}
+				if got := e.order(held.Order.OrderNo).Status; got != store.StatusRejected && got != store.StatusExpired {
+					t.Fatalf("held order is %s; want rejected or expired", got)
+				}
+				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 3}); !errors.Is(err, payments.ErrDailyLimit) {
+					t.Errorf("a second order on the next day: %v; want ErrDailyLimit (the held order's count was the day before's)", err)
+				}
+			})
+		}
+	}
+}
