@@ -121,3 +121,37 @@ func TestHeldOrderEndedNextDayGivesBackItsOwnDaysCount(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldOrderLapsedAskedAgainIsMadeAgain: the user who asks again for a
+// purchase whose held order lapsed past approval_ttl (nobody swept it yet)
+// expires it on that ask, and its count goes back before the new order is
+// counted: under a limit of one the purchase is made again (held for a
+// manager again), not refused as the day's second order.
+func TestHeldOrderLapsedAskedAgainIsMadeAgain(t *testing.T) {
+	ctx := context.Background()
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				o.Rules.MaxOrdersPerUserPerDay = 1
+				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+				o.Rules.ApprovalTTL = time.Minute
+			}})
+			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-held-lapsed-asked-again", SKU: "premium-monthly", Quantity: 2}
+			held, err := e.svc.CreateOrder(ctx, req)
+			if err != nil || held.Order.Status != store.StatusApprovalRequired {
+				t.Fatalf("held order: %+v, %v", held, err)
+			}
+			e.clock.Advance(time.Minute + time.Second)
+			again, err := e.svc.CreateOrder(ctx, req)
+			if err != nil {
+				t.Fatalf("the purchase asked again past the held order's deadline: %v; want it made again (the lapsed order took nothing of the day)", err)
+			}
+			if again.Order.OrderNo == held.Order.OrderNo || again.Order.Status != store.StatusApprovalRequired {
+				t.Errorf("asked again: %s %s; want a new order held for a manager", again.Order.OrderNo, again.Order.Status)
+			}
+			if got := e.order(held.Order.OrderNo).Status; got != store.StatusExpired {
+				t.Errorf("the lapsed order is %s; want expired", got)
+			}
+		})
+	}
+}
