@@ -290,6 +290,14 @@ func (s *Service) Reject(ctx context.Context, orderNo string) (*store.Order, err
 		return s.expiredDecision(ctx, orderNo)
 	}
 	if errors.Is(err, ErrNotAwaitingApproval) && got != nil {
+		if got.Status == store.StatusRejected {
+			// A rejection sent again (the manager's retry of one that
+			// answered an error): the first one's give-back may have been
+			// lost (the store failed for it, or the process died after the
+			// write), leaving the user's count taken all day. Given again
+			// here, the order's token takes it at most once.
+			s.giveBack(ctx, heldCount(got))
+		}
 		return got, err
 	}
 	if err != nil {

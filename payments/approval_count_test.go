@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,6 +152,60 @@ func TestHeldOrderLapsedAskedAgainIsMadeAgain(t *testing.T) {
 			}
 			if got := e.order(held.Order.OrderNo).Status; got != store.StatusExpired {
 				t.Errorf("the lapsed order is %s; want expired", got)
+			}
+		})
+	}
+}
+
+// failGiveBackOnce is a store whose first give-back of a daily count
+// (DecrCounter) fails, as a store down for that moment, or a process that
+// died between the order's write and its give-back, leaves it.
+type failGiveBackOnce struct {
+	fullStore
+	failed atomic.Bool
+}
+
+func (s *failGiveBackOnce) DecrCounter(ctx context.Context, key, token string) error {
+	if s.failed.CompareAndSwap(false, true) {
+		return errStoreDown
+	}
+	return s.fullStore.DecrCounter(ctx, key, token)
+}
+
+// TestRejectSentAgainGivesBackACountLeftTaken: a rejection whose give-back
+// was lost (the store failed for it) left the user's count taken for the
+// rest of the day, and the manager's second click, told the order is
+// already rejected, changed nothing. That second rejection gives the count
+// back (once: the order's token), so under a limit of one the user still
+// has one order.
+func TestRejectSentAgainGivesBackACountLeftTaken(t *testing.T) {
+	ctx := context.Background()
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				o.Store = &failGiveBackOnce{fullStore: o.Store.(fullStore)}
+				o.Rules.MaxOrdersPerUserPerDay = 1
+				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+			}})
+			const user = "oUser-reject-sent-again"
+			held, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2})
+			if err != nil || held.Order.Status != store.StatusApprovalRequired {
+				t.Fatalf("held order: %+v, %v", held, err)
+			}
+			if _, err := e.svc.Reject(ctx, held.Order.OrderNo); err != nil {
+				t.Fatalf("reject: %v", err)
+			}
+			for range 2 {
+				if _, err := e.svc.Reject(ctx, held.Order.OrderNo); !errors.Is(err, payments.ErrNotAwaitingApproval) {
+					t.Fatalf("reject sent again: %v; want ErrNotAwaitingApproval", err)
+				}
+			}
+			oneOrderLeft(t, e, user, 1)
+			if _, err := e.svc.Reject(ctx, held.Order.OrderNo); !errors.Is(err, payments.ErrNotAwaitingApproval) {
+				t.Fatalf("reject sent a third time: %v; want ErrNotAwaitingApproval", err)
+			}
+			if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 5}); !errors.Is(err, payments.ErrDailyLimit) {
+				t.Errorf("an order after a third rejection: %v; want ErrDailyLimit (the count goes back once)", err)
 			}
 		})
 	}
