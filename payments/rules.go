@@ -137,8 +137,9 @@ type dayCount struct{ key, token string }
 
 // giveBack returns a count of the daily limit whose order WeChat Pay never
 // opened (it refused the prepay, a manager rejected the held order or let
-// it lapse, or the order was paid before its replacement was made), so a merchant's misconfiguration does not lock the
-// user out for the rest of the day. The token makes a second give-back of the
+// it lapse, or the order was paid before its replacement was made), so a
+// merchant's misconfiguration does not lock the user out for the rest of
+// the day. The token makes a second give-back of the
 // same count (another caller, a re-sent call) take nothing. Best effort:
 // the count stays taken if the store fails, as before.
 func (s *Service) giveBack(ctx context.Context, c dayCount) {
