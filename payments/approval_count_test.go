@@ -47,20 +47,13 @@ func TestHeldOrderEndedUnopenedGivesBackItsCount(t *testing.T) {
 			}},
 		} {
 			t.Run(driver+", "+tc.name, func(t *testing.T) {
-				e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
-					o.Rules.MaxOrdersPerUserPerDay = 1
-					o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
-					o.Rules.ApprovalTTL = approvalTTL // lapses within the day, on the held order's day's count
-				}})
+				e := limitOneEnv(t, driver, approvalTTL, nil) // lapses within the day, on the held order's day's count
 				const user = "oUser-held-ended-count"
-				held, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2})
-				if err != nil || held.Order.Status != store.StatusApprovalRequired {
-					t.Fatalf("held order: %+v, %v", held, err)
-				}
-				if err := tc.end(e, held.Order.OrderNo); err != nil {
+				held := holdOrder(t, e, user)
+				if err := tc.end(e, held.OrderNo); err != nil {
 					t.Fatalf("end the held order: %v", err)
 				}
-				if got := e.order(held.Order.OrderNo).Status; got != store.StatusRejected && got != store.StatusExpired {
+				if got := e.order(held.OrderNo).Status; got != store.StatusRejected && got != store.StatusExpired {
 					t.Fatalf("held order is %s; want rejected or expired", got)
 				}
 				oneOrderLeft(t, e, user, 1)
@@ -94,25 +87,18 @@ func TestHeldOrderEndedNextDayGivesBackItsOwnDaysCount(t *testing.T) {
 			}},
 		} {
 			t.Run(driver+", "+tc.name, func(t *testing.T) {
-				e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
-					o.Rules.MaxOrdersPerUserPerDay = 1
-					o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
-					o.Rules.ApprovalTTL = tc.ttl
-				}})
+				e := limitOneEnv(t, driver, tc.ttl, nil)
 				now := time.Now()
 				y, m, d := now.In(cst).Date()
 				e.clock.Advance(time.Date(y, m, d+1, 0, 0, 0, 0, cst).Add(-30 * time.Second).Sub(now)) // 23:59:30 China time
 				const user = "oUser-held-ended-next-day"
-				held, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2})
-				if err != nil || held.Order.Status != store.StatusApprovalRequired {
-					t.Fatalf("held order: %+v, %v", held, err)
-				}
+				held := holdOrder(t, e, user)
 				e.clock.Advance(time.Minute + time.Second) // 00:00:31 the next day, past a minute's approval_ttl
 				dayOrders(t, e, user, 1)
-				if err := tc.end(e, held.Order.OrderNo); err != nil {
+				if err := tc.end(e, held.OrderNo); err != nil {
 					t.Fatalf("end the held order: %v", err)
 				}
-				if got := e.order(held.Order.OrderNo).Status; got != store.StatusRejected && got != store.StatusExpired {
+				if got := e.order(held.OrderNo).Status; got != store.StatusRejected && got != store.StatusExpired {
 					t.Fatalf("held order is %s; want rejected or expired", got)
 				}
 				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 3}); !errors.Is(err, payments.ErrDailyLimit) {
@@ -132,25 +118,18 @@ func TestHeldOrderLapsedAskedAgainIsMadeAgain(t *testing.T) {
 	ctx := context.Background()
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
-				o.Rules.MaxOrdersPerUserPerDay = 1
-				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
-				o.Rules.ApprovalTTL = time.Minute
-			}})
+			e := limitOneEnv(t, driver, time.Minute, nil)
 			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-held-lapsed-asked-again", SKU: "premium-monthly", Quantity: 2}
-			held, err := e.svc.CreateOrder(ctx, req)
-			if err != nil || held.Order.Status != store.StatusApprovalRequired {
-				t.Fatalf("held order: %+v, %v", held, err)
-			}
+			held := holdOrder(t, e, req.User)
 			e.clock.Advance(time.Minute + time.Second)
 			again, err := e.svc.CreateOrder(ctx, req)
 			if err != nil {
 				t.Fatalf("the purchase asked again past the held order's deadline: %v; want it made again (the lapsed order took nothing of the day)", err)
 			}
-			if again.Order.OrderNo == held.Order.OrderNo || again.Order.Status != store.StatusApprovalRequired {
+			if again.Order.OrderNo == held.OrderNo || again.Order.Status != store.StatusApprovalRequired {
 				t.Errorf("asked again: %s %s; want a new order held for a manager", again.Order.OrderNo, again.Order.Status)
 			}
-			if got := e.order(held.Order.OrderNo).Status; got != store.StatusExpired {
+			if got := e.order(held.OrderNo).Status; got != store.StatusExpired {
 				t.Errorf("the lapsed order is %s; want expired", got)
 			}
 		})
@@ -182,26 +161,19 @@ func TestRejectSentAgainGivesBackACountLeftTaken(t *testing.T) {
 	ctx := context.Background()
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
-				o.Store = &failGiveBackOnce{fullStore: o.Store.(fullStore)}
-				o.Rules.MaxOrdersPerUserPerDay = 1
-				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
-			}})
+			e := limitOneEnv(t, driver, 0, func(st fullStore) payments.Store { return &failGiveBackOnce{fullStore: st} })
 			const user = "oUser-reject-sent-again"
-			held, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2})
-			if err != nil || held.Order.Status != store.StatusApprovalRequired {
-				t.Fatalf("held order: %+v, %v", held, err)
-			}
-			if _, err := e.svc.Reject(ctx, held.Order.OrderNo); err != nil {
+			held := holdOrder(t, e, user)
+			if _, err := e.svc.Reject(ctx, held.OrderNo); err != nil {
 				t.Fatalf("reject: %v", err)
 			}
 			for range 2 {
-				if _, err := e.svc.Reject(ctx, held.Order.OrderNo); !errors.Is(err, payments.ErrNotAwaitingApproval) {
+				if _, err := e.svc.Reject(ctx, held.OrderNo); !errors.Is(err, payments.ErrNotAwaitingApproval) {
 					t.Fatalf("reject sent again: %v; want ErrNotAwaitingApproval", err)
 				}
 			}
 			oneOrderLeft(t, e, user, 1)
-			if _, err := e.svc.Reject(ctx, held.Order.OrderNo); !errors.Is(err, payments.ErrNotAwaitingApproval) {
+			if _, err := e.svc.Reject(ctx, held.OrderNo); !errors.Is(err, payments.ErrNotAwaitingApproval) {
 				t.Fatalf("reject sent a third time: %v; want ErrNotAwaitingApproval", err)
 			}
 			if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 5}); !errors.Is(err, payments.ErrDailyLimit) {
@@ -209,4 +181,32 @@ func TestRejectSentAgainGivesBackACountLeftTaken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// limitOneEnv is an env on driver under a daily limit of one order that
+// holds orders above 50.00 for a manager for ttl (0: the default); wrap,
+// if set, wraps its store.
+func limitOneEnv(t *testing.T, driver string, ttl time.Duration, wrap func(fullStore) payments.Store) *env {
+	t.Helper()
+	return newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+		if wrap != nil {
+			o.Store = wrap(o.Store.(fullStore))
+		}
+		o.Rules.MaxOrdersPerUserPerDay = 1
+		o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+		if ttl != 0 {
+			o.Rules.ApprovalTTL = ttl
+		}
+	}})
+}
+
+// holdOrder makes user's order of two premium-monthly (99.98, held for a
+// manager), failing the test if it is not held.
+func holdOrder(t *testing.T, e *env, user string) *store.Order {
+	t.Helper()
+	res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2})
+	if err != nil || res.Order.Status != store.StatusApprovalRequired {
+		t.Fatalf("held order: %+v, %v", res, err)
+	}
+	return res.Order
 }
