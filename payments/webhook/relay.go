@@ -33,7 +33,9 @@ const (
 
 // Defaults of Options. With them the first retry comes 5 s after the first
 // failure, the delay doubles up to an hour, and an event is given up after
-// the attempt that falls at least 24 h after its first (34 attempts).
+// its 34th failed attempt: the one that falls at least 24 h after its first
+// when every retry is on time, later when one was not (a pause, a relay
+// that was down).
 const (
 	DefaultTimeout       = 10 * time.Second
 	DefaultRetryBase     = 5 * time.Second
@@ -74,8 +76,11 @@ type Options struct {
 	// RetryBase is the delay after the first failure (default 5s); each
 	// further failure doubles it, up to MaxDelay (default 1h). An event is
 	// given up (logged as an alert, counted, kept as a dead letter for the
-	// admin API) after the first failed attempt made at least RetryFor
-	// (default 24h) after its first attempt. A 429 or 503 whose
+	// admin API) after MaxAttempts failed attempts: as many as reach
+	// RetryFor (default 24h) after the first when every retry is on time.
+	// A retry that came late (a Retry-After, a relay down for a while)
+	// leaves the count as it was, so the event is tried for longer, never
+	// fewer times (TestGiveUpCountsAttemptsNotTime). A 429 or 503 whose
 	// Retry-After names a later time than the delay (at most MaxDelay on)
 	// is retried then, and no event is sent to the endpoint before it.
 	RetryBase time.Duration

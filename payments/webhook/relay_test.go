@@ -1229,3 +1229,37 @@ func TestProposalEndedUnconfirmedStillNotified(t *testing.T) {
 		}
 	}
 }
+
+// TestGiveUpCountsAttemptsNotTime: the give-up comes after MaxAttempts
+// failed attempts, not at the first failure made RetryFor after the first
+// attempt: a relay that was down longer than RetryFor (paygate's outage,
+// not the merchant's) still gives the event its remaining attempts.
+func TestGiveUpCountsAttemptsNotTime(t *testing.T) {
+	st := testdrivers.Open(t, "embedded", nil)
+	clk, rc, r, _, _ := givingUp(t, st, "PGIVEUPLATE")
+	drain(t, r)                   // attempt 1 at 0s: refused
+	clk.Advance(10 * time.Second) // the relay was down twice RetryFor (5s)
+	drain(t, r)                   // attempt 2 at 10s: refused, and not given up
+	if heads := queuedFor(t, st, "PGIVEUPLATE"); len(heads) == 0 {
+		t.Fatalf("nothing queued after attempt 2; want the approval_required retried")
+	}
+	if acc := rc.accepted(); len(acc) != 0 {
+		t.Fatalf("accepted %+v after attempt 2; want nothing (the order.closed waits behind the retried event)", acc)
+	}
+	for range r.MaxAttempts() - 2 {
+		clk.Advance(2 * time.Second) // MaxDelay
+		drain(t, r)
+	}
+	fails := 0
+	for _, a := range rc.arrivals() {
+		if a.typ == webhook.TypeOrderApprovalRequired {
+			fails++
+		}
+	}
+	if fails != r.MaxAttempts() {
+		t.Errorf("approval_required posted %d times; want %d, then given up", fails, r.MaxAttempts())
+	}
+	if got := rc.acceptedTypes(); fmt.Sprint(got) != "["+webhook.TypeOrderClosed+"]" {
+		t.Errorf("accepted %v; want the order.closed once the approval_required was given up", got)
+	}
+}
