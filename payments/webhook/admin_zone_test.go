@@ -87,3 +87,28 @@ func TestAdminWebhookTimesAreUTC(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeAnswersPausedUntilInUTC: POST /admin/api/webhooks/resume
+// names the end of the pause it ended in UTC, as GET /admin/api/webhooks
+// names it, whatever the zone of the host's clock (New York here).
+func TestResumeAnswersPausedUntilInUTC(t *testing.T) {
+	ny := time.FixedZone("EST", -5*3600)
+	clk := newClock()
+	now := func() time.Time { return clk.Now().In(ny) }
+	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer merchant.Close()
+	st := testdrivers.Open(t, "embedded", now)
+	orders{t, st}.create("PGZONERESUME", store.StatusApprovalRequired)
+	r := newRelay(t, st, merchant.URL, now, nil)
+	drain(t, r) // the 503 pauses the endpoint for an hour
+
+	rec := httptest.NewRecorder()
+	r.ResumeHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/admin/api/webhooks/resume", nil))
+	utc := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$`)
+	if v := gjson.Get(rec.Body.String(), "paused_until"); rec.Code != http.StatusOK || !utc.MatchString(v.Str) {
+		t.Errorf("resume answered %d %s; want paused_until an RFC 3339 time in UTC (…Z)", rec.Code, rec.Body)
+	}
+}

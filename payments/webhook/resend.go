@@ -727,9 +727,9 @@ func (r *Relay) ResumeHandler() http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": unavailableText(err,
 				"the pause ended, but the store did not answer: events it held may still wait until the time the merchant named; try again")})
 		default:
-			var until any
+			var until any // in UTC, as every admin API time is (Stats)
 			if !res.PausedUntil.IsZero() {
-				until = res.PausedUntil
+				until = res.PausedUntil.UTC()
 			}
 			writeJSON(w, http.StatusOK, map[string]any{"paused_until": until, "released": res.Released})
 		}
