@@ -70,3 +70,28 @@ func TestRedirectNamedNotFollowed(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirectToURLTokenMasked: a redirect whose target carries the
+// webhook URL's token where redactURL keeps text (its path: a gateway
+// moving ?token=T to /hooks/T) shows it masked in last_error, as the
+// merchant's answer is (TestMerchantEchoOfURLTokenMasked): last_error is
+// served by GET /admin/api/webhooks and outlives any log redaction.
+func TestRedirectToURLTokenMasked(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "/hooks/"+r.URL.Query().Get("token"))
+		w.WriteHeader(http.StatusPermanentRedirect)
+	}))
+	defer srv.Close()
+	st := testdrivers.Open(t, "embedded", nil)
+	ob := orders{t, st}
+	o := ob.create("PREDIRECTTOKEN", store.StatusAwaitingPayment)
+	ob.move(o, store.StatusPaid, "notification")
+	drain(t, newRelay(t, st, srv.URL+"/hook?token="+urlToken, time.Now, nil))
+	h, pending := head(t, st, webhook.QueuePrefix+o.OrderNo)
+	if !pending || h.Attempts != 1 || !strings.Contains(h.LastError, "redirect to "+srv.URL+"/hooks/") {
+		t.Fatalf("head %+v (pending %v); want one failed attempt naming the redirect", h, pending)
+	}
+	if strings.Contains(h.LastError, urlToken) {
+		t.Errorf("last_error %q shows the URL's token", h.LastError)
+	}
+}

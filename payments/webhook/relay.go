@@ -736,7 +736,7 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (status in
 		snippet := r.answerText(resp.Body)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-			return resp.StatusCode, time.Time{}, fmt.Errorf("status %d: %s: %s", resp.StatusCode, redirectText(resp), snippet)
+			return resp.StatusCode, time.Time{}, fmt.Errorf("status %d: %s: %s", resp.StatusCode, r.redirectText(resp), snippet)
 		}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 			asked = retryAfter(resp.Header.Get("Retry-After"), r.now())
@@ -920,15 +920,18 @@ func (r *Relay) holdBack(ctx context.Context, ev store.Event, orderNo string, un
 // trailing slash): a redirect's body is often empty, and "status 308:"
 // alone said neither. The target is shown as redactURL shows the webhook
 // URL (its query values and password masked: a token may sit there, or be
-// carried over from webhooks.url by a relative Location), cut to answerMax
-// bytes. Redirects are never followed: the signed body, and whatever the
-// merchant's URL authenticates with, would go to a host nobody configured.
-func redirectText(resp *http.Response) string {
+// carried over from webhooks.url by a relative Location), then with the
+// webhook URL's credentials masked wherever they are (redactText: a
+// gateway moving ?token=T to /hooks/T put the token in the path, which
+// redactURL keeps), cut to answerMax bytes. Redirects are never followed:
+// the signed body, and whatever the merchant's URL authenticates with,
+// would go to a host nobody configured.
+func (r *Relay) redirectText(resp *http.Response) string {
 	loc, err := resp.Location()
 	if err != nil {
 		return "a redirect with no Location, not followed"
 	}
-	to := redactURL(loc.String())
+	to := r.redactText(redactURL(loc.String()))
 	if len(to) > answerMax {
 		n := answerMax
 		for n > 0 && !utf8.RuneStart(to[n]) {
