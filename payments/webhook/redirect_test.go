@@ -43,15 +43,7 @@ func TestRedirectNamedNotFollowed(t *testing.T) {
 				w.WriteHeader(tc.code) // no body, as many servers send
 			}))
 			defer srv.Close()
-			st := testdrivers.Open(t, "embedded", nil)
-			ob := orders{t, st}
-			o := ob.create("PREDIRECT", store.StatusAwaitingPayment)
-			ob.move(o, store.StatusPaid, "notification")
-			drain(t, newRelay(t, st, srv.URL+"/paygate/events", time.Now, nil))
-			h, pending := head(t, st, webhook.QueuePrefix+o.OrderNo)
-			if !pending || h.Attempts != 1 {
-				t.Fatalf("head %+v (pending %v); want one failed attempt", h, pending)
-			}
+			h := redirectedHead(t, srv.URL+"/paygate/events")
 			want := tc.want
 			if strings.HasPrefix(want, "/") {
 				want = srv.URL + want
@@ -82,16 +74,27 @@ func TestRedirectToURLTokenMasked(t *testing.T) {
 		w.WriteHeader(http.StatusPermanentRedirect)
 	}))
 	defer srv.Close()
-	st := testdrivers.Open(t, "embedded", nil)
-	ob := orders{t, st}
-	o := ob.create("PREDIRECTTOKEN", store.StatusAwaitingPayment)
-	ob.move(o, store.StatusPaid, "notification")
-	drain(t, newRelay(t, st, srv.URL+"/hook?token="+urlToken, time.Now, nil))
-	h, pending := head(t, st, webhook.QueuePrefix+o.OrderNo)
-	if !pending || h.Attempts != 1 || !strings.Contains(h.LastError, "redirect to "+srv.URL+"/hooks/") {
-		t.Fatalf("head %+v (pending %v); want one failed attempt naming the redirect", h, pending)
+	h := redirectedHead(t, srv.URL+"/hook?token="+urlToken)
+	if !strings.Contains(h.LastError, "redirect to "+srv.URL+"/hooks/") {
+		t.Fatalf("last_error %q; want it to name the redirect", h.LastError)
 	}
 	if strings.Contains(h.LastError, urlToken) {
 		t.Errorf("last_error %q shows the URL's token", h.LastError)
 	}
+}
+
+// redirectedHead is the order.paid of a paid order after one attempt to
+// deliver it to url, which redirects: still queued, one failed attempt.
+func redirectedHead(t *testing.T, url string) store.Event {
+	t.Helper()
+	st := testdrivers.Open(t, "embedded", nil)
+	ob := orders{t, st}
+	o := ob.create("PREDIRECT", store.StatusAwaitingPayment)
+	ob.move(o, store.StatusPaid, "notification")
+	drain(t, newRelay(t, st, url, time.Now, nil))
+	h, pending := head(t, st, webhook.QueuePrefix+o.OrderNo)
+	if !pending || h.Attempts != 1 {
+		t.Fatalf("head %+v (pending %v); want one failed attempt", h, pending)
+	}
+	return h
 }
