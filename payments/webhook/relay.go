@@ -665,17 +665,18 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 		r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeGivenUp, Status: status, Err: perr})
 		return
 	}
+	r.count(OutcomeFailed, typ)
 	switch err := r.store.RetryEvent(sctx, ev.Key, ev.ID, next, attempt, perr.Error()); {
 	case errors.Is(err, store.ErrNotFound):
-		log.InfoContext(ctx, "webhook delivery failed, but it was acknowledged meanwhile (delivered by another relay)")
+		// Nothing is left to retry: "will retry" below was untrue.
+		log.InfoContext(ctx, "webhook delivery failed, but it was acknowledged meanwhile (delivered by another relay)", "err", perr.Error())
 	case err != nil:
-		log.WarnContext(ctx, "webhook retry not recorded; it is sent again once its lease runs out", "err", err)
-	}
-	r.count(OutcomeFailed, typ)
-	if asked.After(now) {
+		log.WarnContext(ctx, "webhook delivery failed, and its retry not recorded; it is sent again once its lease runs out",
+			"err", err, "delivery_err", perr.Error())
+	case asked.After(now):
 		log.WarnContext(ctx, "webhook delivery throttled by the merchant (Retry-After); will retry at next_at",
 			"status", status, "next_at", next, "err", perr.Error())
-	} else {
+	default:
 		log.WarnContext(ctx, "webhook delivery failed; will retry", "next_at", next, "err", perr.Error())
 	}
 	r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})

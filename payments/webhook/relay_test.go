@@ -1263,3 +1263,33 @@ func TestGiveUpCountsAttemptsNotTime(t *testing.T) {
 		t.Errorf("accepted %v; want the order.closed once the approval_required was given up", got)
 	}
 }
+
+// TestFailureOfEventDeliveredMeanwhileNotRetried: a relay whose POST
+// failed after another relay delivered the event (this one's lease ran
+// out; the other's 2xx took it off the queue) logs that it was delivered
+// meanwhile, not that it will be retried: nothing is left to retry.
+func TestFailureOfEventDeliveredMeanwhileNotRetried(t *testing.T) {
+	st := testdrivers.Open(t, "embedded", nil)
+	key := webhook.QueuePrefix + "PMEANWHILE"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// The other relay's 2xx, recorded before this POST's 500 is.
+		if err := st.AckEvent(req.Context(), key, req.Header.Get("X-Paygate-Event-Id")); err != nil {
+			t.Error(err)
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	o := orders{t, st}.create("PMEANWHILE", store.StatusAwaitingPayment) // no event of its own
+	ev := webhook.NewEvent(webhook.TypeOrderPaid, o, nil, time.Now())
+	ev.Key = key
+	if err := st.EnqueueEvents(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logtest.Buffer{}
+	drain(t, newRelay(t, st, srv.URL, time.Now, func(o *webhook.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	}))
+	if !strings.Contains(logs.String(), "acknowledged meanwhile") || strings.Contains(logs.String(), "will retry") {
+		t.Errorf("log:\n%s\nwant the failure told as delivered meanwhile, and no retry announced", logs)
+	}
+}
