@@ -80,7 +80,7 @@ type Options struct {
 	// RetryFor (default 24h) after the first when every retry is on time.
 	// A retry that came late (a Retry-After, a relay down for a while)
 	// leaves the count as it was, so the event is tried for longer, never
-	// fewer times (TestGiveUpCountsAttemptsNotTime). A 429 or 503 whose
+	// fewer times. A 429 or 503 whose
 	// Retry-After names a later time than the delay (at most MaxDelay on)
 	// is retried then, and no event is sent to the endpoint before it.
 	RetryBase time.Duration
