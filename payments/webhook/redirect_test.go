@@ -1,8 +1,10 @@
 package webhook_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -67,19 +69,34 @@ func TestRedirectNamedNotFollowed(t *testing.T) {
 // webhook URL's token where redactURL keeps text (its path: a gateway
 // moving ?token=T to /hooks/T) shows it masked in last_error, as the
 // merchant's answer is (TestMerchantEchoOfURLTokenMasked): last_error is
-// served by GET /admin/api/webhooks and outlives any log redaction.
+// served by GET /admin/api/webhooks and outlives any log redaction. So
+// does a path that percent-encodes the token's every byte (url.URL keeps
+// such a path as written), and a Location net/http cannot parse, whose
+// error quotes it whole.
 func TestRedirectToURLTokenMasked(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Location", "/hooks/"+r.URL.Query().Get("token"))
-		w.WriteHeader(http.StatusPermanentRedirect)
-	}))
-	defer srv.Close()
-	h := redirectedHead(t, srv.URL+"/hook?token="+urlToken)
-	if !strings.Contains(h.LastError, "redirect to "+srv.URL+"/hooks/") {
-		t.Fatalf("last_error %q; want it to name the redirect", h.LastError)
+	var every strings.Builder
+	for _, c := range []byte(urlToken) {
+		fmt.Fprintf(&every, "%%%02x", c)
 	}
-	if strings.Contains(h.LastError, urlToken) {
-		t.Errorf("last_error %q shows the URL's token", h.LastError)
+	for _, tc := range []struct{ name, loc, want string }{
+		{"path", "/hooks/" + urlToken, "redirect to %s/hooks/"},
+		{"path percent-encoded", "/hooks/" + every.String(), "redirect to %s/hooks/"},
+		{"unparsable", "/hooks/" + urlToken + "/%zz", `failed to parse Location header "/hooks/`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Location", tc.loc)
+				w.WriteHeader(http.StatusPermanentRedirect)
+			}))
+			defer srv.Close()
+			h := redirectedHead(t, srv.URL+"/hook?token="+urlToken)
+			if want := strings.ReplaceAll(tc.want, "%s", srv.URL); !strings.Contains(h.LastError, want) {
+				t.Fatalf("last_error %q; want it to name the redirect (%q)", h.LastError, want)
+			}
+			if dec, _ := url.PathUnescape(h.LastError); strings.Contains(h.LastError, urlToken) || strings.Contains(dec, urlToken) {
+				t.Errorf("last_error %q shows the URL's token", h.LastError)
+			}
+		})
 	}
 }
 

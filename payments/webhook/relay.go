@@ -730,7 +730,7 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (status in
 	req.Header.Set(SignatureHeader, Sign(r.opts.Secret, r.now(), ev.Payload))
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("post: %w", withoutURL(err))
+		return 0, time.Time{}, fmt.Errorf("post: %w", r.masked(withoutURL(err)))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -932,6 +932,10 @@ func (r *Relay) redirectText(resp *http.Response) string {
 	if err != nil {
 		return "a redirect with no Location, not followed"
 	}
+	// A path written with escapes url.URL keeps as they came (every byte
+	// of the token as %XX) is shown as Go writes it, where the token is
+	// plain or escaped as redactText knows it.
+	loc.RawPath = ""
 	to := r.redactText(redactURL(loc.String()))
 	if len(to) > answerMax {
 		n := answerMax
@@ -989,6 +993,25 @@ func withoutURL(err error) error {
 	}
 	return err
 }
+
+// masked is err with its text as redactText shows it, unwrapping to err:
+// the cause net/http gives may quote what the merchant sent (a Location
+// it could not parse, whole), a token carried over from the webhook URL
+// and all.
+func (r *Relay) masked(err error) error {
+	if t := r.redactText(err.Error()); t != err.Error() {
+		return maskedError{err, t}
+	}
+	return err
+}
+
+type maskedError struct {
+	err  error
+	text string
+}
+
+func (e maskedError) Error() string { return e.text }
+func (e maskedError) Unwrap() error { return e.err }
 
 // urlMask replaces what redactURL hides; url.URL.Redacted's mask, so the
 // URL stays one.
