@@ -1267,29 +1267,59 @@ func TestGiveUpCountsAttemptsNotTime(t *testing.T) {
 // TestFailureOfEventDeliveredMeanwhileNotRetried: a relay whose POST
 // failed after another relay delivered the event (this one's lease ran
 // out; the other's 2xx took it off the queue) logs that it was delivered
-// meanwhile, not that it will be retried: nothing is left to retry.
+// meanwhile, not that it will be retried: nothing is left to retry. A
+// failure whose retry the store did not record says that, not that a
+// retry is scheduled at a next_at nobody wrote.
 func TestFailureOfEventDeliveredMeanwhileNotRetried(t *testing.T) {
-	st := testdrivers.Open(t, "embedded", nil)
-	key := webhook.QueuePrefix + "PMEANWHILE"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		// The other relay's 2xx, recorded before this POST's 500 is.
-		if err := st.AckEvent(req.Context(), key, req.Header.Get("X-Paygate-Event-Id")); err != nil {
-			t.Error(err)
+	for _, driver := range drivers(t) {
+		for _, tc := range []struct {
+			name, want string
+			ack        bool
+			retryErr   error
+		}{
+			{"delivered meanwhile", "acknowledged meanwhile", true, nil},
+			{"retry not recorded", "retry not recorded", false, errors.New("store down")},
+		} {
+			t.Run(driver+"/"+tc.name, func(t *testing.T) {
+				st := testdrivers.Open(t, driver, nil)
+				key := webhook.QueuePrefix + "PMEANWHILE"
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+					// The other relay's 2xx, recorded before this POST's 500 is.
+					if tc.ack {
+						if err := st.AckEvent(req.Context(), key, req.Header.Get("X-Paygate-Event-Id")); err != nil {
+							t.Error(err)
+						}
+					}
+					w.WriteHeader(http.StatusInternalServerError)
+				}))
+				defer srv.Close()
+				o := orders{t, st}.create("PMEANWHILE", store.StatusAwaitingPayment) // no event of its own
+				ev := webhook.NewEvent(webhook.TypeOrderPaid, o, nil, time.Now())
+				ev.Key = key
+				if err := st.EnqueueEvents(context.Background(), ev); err != nil {
+					t.Fatal(err)
+				}
+				logs := &logtest.Buffer{}
+				drain(t, newRelay(t, retryFails{st, tc.retryErr}, srv.URL, time.Now, func(o *webhook.Options) {
+					o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+				}))
+				if !strings.Contains(logs.String(), tc.want) || strings.Contains(logs.String(), "will retry") {
+					t.Errorf("log:\n%s\nwant %q, and no retry announced", logs, tc.want)
+				}
+			})
 		}
-		w.WriteHeader(http.StatusInternalServerError)
-	}))
-	defer srv.Close()
-	o := orders{t, st}.create("PMEANWHILE", store.StatusAwaitingPayment) // no event of its own
-	ev := webhook.NewEvent(webhook.TypeOrderPaid, o, nil, time.Now())
-	ev.Key = key
-	if err := st.EnqueueEvents(context.Background(), ev); err != nil {
-		t.Fatal(err)
 	}
-	logs := &logtest.Buffer{}
-	drain(t, newRelay(t, st, srv.URL, time.Now, func(o *webhook.Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
-	}))
-	if !strings.Contains(logs.String(), "acknowledged meanwhile") || strings.Contains(logs.String(), "will retry") {
-		t.Errorf("log:\n%s\nwant the failure told as delivered meanwhile, and no retry announced", logs)
+}
+
+// retryFails is a store whose RetryEvent fails with err, when not nil.
+type retryFails struct {
+	store.Store
+	err error
+}
+
+func (s retryFails) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error {
+	if s.err != nil {
+		return s.err
 	}
+	return s.Store.RetryEvent(ctx, key, id, nextAt, attempts, lastErr)
 }
