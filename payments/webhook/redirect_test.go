@@ -35,6 +35,7 @@ func TestRedirectNamedNotFollowed(t *testing.T) {
 	}{
 		{"308 to another host", elsewhere.URL + "/hook?code=" + token, elsewhere.URL + "/hook?code=xxxxx", http.StatusPermanentRedirect},
 		{"301 adding a slash", "/paygate/events/", "/paygate/events/", http.StatusMovedPermanently},
+		{"308 to an escaped slash", "/paygate/a%2Fb", "/paygate/a%2Fb", http.StatusPermanentRedirect},
 		{"307 without Location", "", "no Location", http.StatusTemporaryRedirect},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -934,8 +934,11 @@ func (r *Relay) redirectText(resp *http.Response) string {
 	}
 	// A path written with escapes url.URL keeps as they came (every byte
 	// of the token as %XX) is shown as Go writes it, where the token is
-	// plain or escaped as redactText knows it.
-	loc.RawPath = ""
+	// plain or escaped as redactText knows it, when it holds a secret: one
+	// without keeps its escapes (a%2Fb is not a/b to every router).
+	if r.red.String(loc.Path) != loc.Path {
+		loc.RawPath = ""
+	}
 	to := r.redactText(redactURL(loc.String()))
 	if len(to) > answerMax {
 		n := answerMax
