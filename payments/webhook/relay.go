@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1072,7 +1073,8 @@ func (r *Relay) redactText(s string) string {
 
 // urlSecrets are the parts of webhook URL raw that redactURL hides, as
 // written in the URL and decoded: its query values (a part without "="
-// whole), its password, or its user name when it has none. Every query
+// whole), its password, or its user name when it has none, and the user
+// info as the Basic Authorization header carries it. Every query
 // value is one, not only those named like a credential (config's
 // urlCredentials, for providers' URLs): a merchant's endpoint names its
 // token as it likes (Azure Functions' code=). The logging.Redactor that
@@ -1097,6 +1099,11 @@ func urlSecrets(raw string) []string {
 		} else if name != "" {
 			add(name, url.PathUnescape)
 		}
+		// And as net/http sends it, the Authorization header's Basic
+		// credentials, which a refusing answer may quote ("Authorization:
+		// Basic …"): base64 is no encoding the Redactor tries.
+		p, _ := u.User.Password()
+		out = append(out, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+p)))
 	}
 	for _, p := range strings.Split(u.RawQuery, "&") {
 		if k, v, ok := strings.Cut(p, "="); ok {

@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net"
@@ -218,6 +219,9 @@ func TestMerchantEchoOfURLTokenMasked(t *testing.T) {
 			user, pw, _ := r.BasicAuth()
 			return "no such login " + user + ":" + pw + " for " + r.URL.RequestURI()
 		}},
+		{"the user info, as the Authorization header sent it", func(r *http.Request) string {
+			return "refused Authorization: " + r.Header.Get("Authorization") + " for " + r.URL.RequestURI()
+		}},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -236,7 +240,8 @@ func TestMerchantEchoOfURLTokenMasked(t *testing.T) {
 			})
 			drain(t, r)
 			part := urlToken[:12]
-			for _, secret := range []string{part, urlPassword[:12]} {
+			basic := base64.StdEncoding.EncodeToString([]byte("merchant:" + urlPassword))
+			for _, secret := range []string{part, urlPassword[:12], basic[:16]} {
 				if strings.Contains(logs.String(), secret) {
 					t.Errorf("the log holds a URL's secret (its first bytes %q):\n%s", secret, logs.String())
 				}
@@ -246,7 +251,7 @@ func TestMerchantEchoOfURLTokenMasked(t *testing.T) {
 				t.Fatalf("heads %+v; want the failed event", v.Heads)
 			}
 			got := v.Heads[0].LastError
-			if strings.Contains(got, part) || strings.Contains(got, urlPassword[:12]) {
+			if strings.Contains(got, part) || strings.Contains(got, urlPassword[:12]) || strings.Contains(got, basic[:16]) {
 				t.Errorf("GET /admin/api/webhooks last_error holds the URL's token: %q", got)
 			}
 			if !strings.HasPrefix(got, "status 404: ") || !strings.Contains(got, "token="+logging.Mask) {
