@@ -572,11 +572,7 @@ func TestOpenRouterFreeModelLimitSparesItsOtherModels(t *testing.T) {
 		okJSON(c, "paid from a")
 	})
 	b := newFakeProvider(t, clock, healthy("b"))
-	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
-	cfg.Models = []config.Model{
-		{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
-		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
-	}
+	cfg := freeAndPaidConfig(a, b)
 	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,18 @@ import (
 const openRouterUpstreamLimited = `{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"meta-llama/llama-3.3-70b-instruct:free is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations",` +
 	`"provider_name":"Venice","is_byok":false,"retry_after_seconds":17,"retry_after_seconds_raw":16.007,"headers":{"Retry-After":"17"}}},"user_id":"user_1"}`
 
+// freeAndPaidConfig is the config of providers a and b with model "free"
+// on a's up-free, then b's up-b, and model "paid" on a's up-paid alone:
+// OpenRouter's :free models beside its paid ones.
+func freeAndPaidConfig(a, b *fakeProvider) *config.Config {
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
+	cfg.Models = []config.Model{
+		{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
+	}
+	return cfg
+}
+
 // freeAndPaid is a Router over fake providers a and b: model "free" is
 // a's up-free, which free answers, then b; model "paid" is a's up-paid
 // alone, answered at once.
@@ -33,11 +45,7 @@ func freeAndPaid(t *testing.T, free func(c *fconn)) (*fakeClock, *fakeProvider, 
 		okJSON(c, "paid from a")
 	})
 	b := newFakeProvider(t, clock, healthy("b"))
-	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
-	cfg.Models = []config.Model{
-		{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
-		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
-	}
+	cfg := freeAndPaidConfig(a, b)
 	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
 	if err != nil {
 		t.Fatal(err)
@@ -130,11 +138,7 @@ func TestOpenRouterUpstreamLimitBacksOffOnItsOwn(t *testing.T) {
 		}
 	})
 	b := newFakeProvider(t, clock, healthy("b"))
-	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
-	cfg.Models = []config.Model{
-		{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
-		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
-	}
+	cfg := freeAndPaidConfig(a, b)
 	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep,
 		Jitter: func(d time.Duration) time.Duration { return d }})
 	if err != nil {

@@ -51,15 +51,22 @@ func TestLateProbeBreakAfterSuccessesIsOneFailure(t *testing.T) {
 		}
 	}
 	close(release)
+	readUntilCut(t, probe)
+	if st := statusOf(e.r, "a").Breaker; st != "closed" {
+		t.Errorf("a's breaker %s after 5 successful answers since the probe and one late cut of the probe's stream; want closed (one cut is one failure toward breaker.failures=2)", st)
+	}
+}
+
+// readUntilCut reads the probe's stream to its end and fails the test
+// when it completes: the late probes these tests release must be cut.
+func readUntilCut(t *testing.T, probe *Response) {
+	t.Helper()
 	for {
 		if _, err := probe.Next(); err != nil {
 			if err == io.EOF {
 				t.Fatal("the probe's stream completed; want it cut")
 			}
-			break
+			return
 		}
-	}
-	if st := statusOf(e.r, "a").Breaker; st != "closed" {
-		t.Errorf("a's breaker %s after 5 successful answers since the probe and one late cut of the probe's stream; want closed (one cut is one failure toward breaker.failures=2)", st)
 	}
 }

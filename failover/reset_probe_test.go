@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,14 +51,7 @@ func TestProbeLetOutBeforeAResetDoesNotReopen(t *testing.T) {
 				readFlowing(t, probe)
 			}
 			close(release)
-			for {
-				if _, err := probe.Next(); err != nil {
-					if err == io.EOF {
-						t.Fatal("the probe's stream completed; want it cut")
-					}
-					break
-				}
-			}
+			readUntilCut(t, probe)
 			if st := statusOf(e.r, "a").Breaker; st != "closed" {
 				t.Errorf("a's breaker %s after a reset and one late cut of a probe let out before it; want closed (one failure toward breaker.failures=2)", st)
 			}
