@@ -22,8 +22,9 @@ import (
 
 // provider is one upstream's live state, shared by every round that targets
 // it: its circuit breaker, its cool-down and its transport. Its fields are
-// atomics (or immutable after New), so it must not be copied; the Router
-// holds it by pointer.
+// atomics, guarded by their mutexes (the breaker, the header and URL
+// caches, the send turns) or immutable after New, so it must not be
+// copied; the Router holds it by pointer.
 type provider struct {
 	_ noCopy
 
@@ -41,9 +42,10 @@ type provider struct {
 	urls    map[string]*url.URL
 	drop    []string // drop_fields as escaped sjson paths
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
-	// breakerMu serializes the calls into breaker (allow, report, probeFailed,
-	// breakerState), each setting logCtx to its caller's context for their
-	// span: a transition the breaker makes inside one is logged with that
+	// breakerMu serializes the calls into breaker (allow, report,
+	// probeFailed, breakerState) and its replacement (reset). allow, report
+	// and probeFailed set logCtx to their caller's context for their span:
+	// a transition the breaker makes inside one is logged with that
 	// context, so that the line carries the request id of the attempt that
 	// opened or closed the breaker.
 	breakerMu sync.Mutex

@@ -28,10 +28,16 @@ type Request struct {
 	// Path follows the provider's base_url and includes the raw query, e.g.
 	// "/chat/completions".
 	Path string
-	// Body is sent with "model" set to each target's upstream name, the
+	// Body is sent with "model" set to each target's upstream name (when
+	// Model names one: a forwarded call that names none goes as sent), the
 	// target provider's drop_fields deleted and, for a first_only provider,
-	// System moved first; nothing else changes. Open never modifies Body
-	// itself.
+	// System moved first; on the chat path the conversation is also
+	// adapted to the target's family (adaptMessages: Mistral's tool call
+	// ids and assistant members, its API without stream_options, another
+	// model's thinking blocks as text, a lone refusal as the content,
+	// DeepSeek's reasoning_content on tool rounds) and Continuation is
+	// appended as its provider takes it. Nothing else changes. Open never
+	// modifies Body itself.
 	Body []byte
 	// Stream marks a chat stream: Open returns only after the first
 	// token-bearing event was read and is not an error.
