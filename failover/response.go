@@ -273,13 +273,13 @@ func (a *Response) Next() (sse.Event, error) {
 	// after each wait for the provider; the pause starts at it.
 	now := a.resume()
 	defer func() { a.pauseAt(now) }()
+	a.noError, a.oneLine = false, false // known only of an event returned
 	if a.end != nil {
 		return sse.Event{}, a.end
 	}
 	if a.rd == nil {
 		return sse.Event{}, io.EOF
 	}
-	a.noError, a.oneLine = false, false
 	if a.heldNext < len(a.held) {
 		d := a.held[a.heldNext]
 		a.heldNext++

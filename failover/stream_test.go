@@ -436,3 +436,38 @@ func TestEventMayHoldError(t *testing.T) {
 		}
 	}
 }
+
+// TestEventMarksAfterEnd: a Next that returns an error leaves no event, and
+// EventMayHoldError (true) and EventOneLine (false) say nothing is known of
+// one, as their docs say, also when the stream had ended before that call
+// (the caller's Close, Buffered's read of its end) and Next returned its
+// end at once: the last event's marks were left standing.
+func TestEventMarksAfterEnd(t *testing.T) {
+	e := newEnv(t, map[string]func(c *fconn, n int){
+		"a": always(func(fc *fconn) {
+			fc.sse()
+			fc.event(contentChunk("Hello"))
+			fc.event(contentChunk(" world"))
+			fc.hang()
+		}),
+	}, []string{"a"}, nil)
+	resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(true), Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the first token, then " world", read and scanned
+		if _, err := resp.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp.EventMayHoldError() || !resp.EventOneLine() {
+		t.Fatalf("after \" world\": EventMayHoldError %v, EventOneLine %v; want false, true", resp.EventMayHoldError(), resp.EventOneLine())
+	}
+	resp.Close()
+	if _, err := resp.Next(); err == nil {
+		t.Fatal("Next after Close returned an event")
+	}
+	if !resp.EventMayHoldError() || resp.EventOneLine() {
+		t.Errorf("after a Next that returned an error: EventMayHoldError %v, EventOneLine %v; want true, false", resp.EventMayHoldError(), resp.EventOneLine())
+	}
+}
