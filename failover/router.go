@@ -485,8 +485,11 @@ const (
 	// StrategyWeighted draws the order at random, in proportion to weight.
 	StrategyWeighted = "weighted"
 	// StrategyLowestLatency tries the target with the lowest recent time to
-	// first token first (for a non-stream request: to its answer);
-	// unmeasured targets come first so they get measured.
+	// first token first (for a non-stream request: to its answer), or the
+	// time its attempts out have waited when that is longer; unmeasured
+	// targets with none out come first so they get measured, one whose
+	// last attempt failed within latencyStale comes last, and one measured
+	// longer ago is measured again by one round at a time (latencyKey).
 	StrategyLowestLatency = "lowest-latency"
 )
 
