@@ -703,6 +703,9 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, 
 			// tell whether the create took effect.
 			return nil, stillUnknown("refund", req.OutRefundNo, fmt.Sprintf("the create's outcome is unknown (%v); the query", err), qerr)
 		}
+		if round == c.maxAttempts {
+			break // no round left to send it again: no pause before the answer
+		}
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
