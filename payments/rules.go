@@ -69,6 +69,15 @@ var chinaTime = time.FixedZone("CST", 8*3600)
 // early; the date in its key starts the next day afresh.
 const dailyCounterTTL = 48 * time.Hour
 
+// switchGuardTTL is how long a switch's guard (countReplacement) lives from
+// its first raise: far longer than the two quick store writes it guards,
+// and short enough that a guard left raised with no mark (the replica died
+// between them, or the store failed and its give-back failed too) lapses
+// within minutes. It lived as long as the day's counter, and every switch
+// and renewal of the order was "in progress" for the rest of its life.
+// The mark, read first, answers every later caller once it is written.
+const switchGuardTTL = time.Minute
+
 // defaultSwitchWait is Service.switchWait: a switch's count is two quick
 // store writes, so a waiter that sees none for this long finds its counter
 // stalled or gone.
@@ -314,11 +323,11 @@ func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open 
 	// once, a bot's second copy of the request got no QR code although the
 	// first was making it. A counter that gives up (the daily limit, a
 	// store failure) takes its guard back, and a waiter that raises it
-	// first then counts itself.
+	// first then counts itself. A guard left raised lapses (switchGuardTTL).
 	guard := "switch-guard:" + open.OrderNo + "@" + today
 	pause, waited := 5*time.Millisecond, time.Duration(0)
 	for {
-		n, err := s.store.IncrCounter(ctx, guard, dailyCounterTTL)
+		n, err := s.store.IncrCounter(ctx, guard, switchGuardTTL)
 		if err != nil {
 			return dayCount{}, fmt.Errorf("count orders: %w", err)
 		}
@@ -354,7 +363,7 @@ func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open 
 	if err := s.store.PutExchange(ctx, mark, []byte(today), dailyCounterTTL); err != nil {
 		// Unmarked, the next caller counts again (this count stays taken,
 		// as a store failure leaves it); a raised guard would hold the
-		// switch "in progress" for the rest of the day.
+		// switch "in progress" until it lapsed.
 		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()})
 		return dayCount{}, fmt.Errorf("count orders: %w", err)
 	}

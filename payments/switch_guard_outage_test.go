@@ -1,0 +1,75 @@
+package payments_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// guardOutage is a store that goes down in a switch of pay method right
+// after the switch raised its guard: the day's order count and the guard's
+// give-back both fail, so the guard stays raised with no mark, as it does
+// when the replica dies there.
+type guardOutage struct {
+	fullStore
+	down atomic.Bool
+}
+
+func (g *guardOutage) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	if g.down.Load() && strings.HasPrefix(key, "orders:") {
+		return 0, errCut
+	}
+	return g.fullStore.IncrCounter(ctx, key, ttl)
+}
+
+func (g *guardOutage) DecrCounter(ctx context.Context, key, token string) error {
+	if g.down.Load() && strings.HasPrefix(key, "switch-guard:") {
+		return errCut
+	}
+	return g.fullStore.DecrCounter(ctx, key, token)
+}
+
+// TestSwitchGuardLeftByAnOutageLapses: a switch of pay method cut by a
+// store outage (or a replica's death) between raising its guard and
+// writing its mark leaves the guard raised. Once the outage is over, a
+// switch asked again a couple of minutes later is made: the guard only
+// orders callers that count at once, so it lapses within minutes. It
+// lived as long as the day's counter (48 h), and every switch and
+// last-minute renewal of the order was answered "in progress" for the
+// rest of the order's life.
+func TestSwitchGuardLeftByAnOutageLapses(t *testing.T) {
+	var g *guardOutage
+	e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
+		g = &guardOutage{fullStore: o.Store.(fullStore)}
+		o.Store = g
+		o.Rules.MaxOrdersPerUserPerDay = 20
+	}})
+	payments.SetSwitchWait(e.svc, 20*time.Millisecond)
+	user := "oUser-switch-outage"
+	first := e.create(user, 1)
+	tools := newTools(e)
+	const native = `{"sku":"premium-monthly","pay_method":"native"}`
+
+	g.down.Store(true)
+	if tc := call(t, tools, caller(user), "create_order", native); tc.out.Action != nil {
+		t.Fatalf("switch in the outage: %s %s; want no order made", tc.out.Result, tc.out.Action)
+	}
+	if s := e.order(first.OrderNo).Status; s != store.StatusAwaitingPayment {
+		t.Fatalf("the JSAPI order is %s after the outage; want awaiting_payment, untouched", s)
+	}
+	g.down.Store(false)
+
+	e.clock.Advance(2 * time.Minute)
+	tc := call(t, tools, caller(user), "create_order", native)
+	if url, no := codeURLOf(t, tc.out); url == "" || no == first.OrderNo {
+		t.Errorf("switch after the outage: %s %s (failed %v); want a native order with its code_url", tc.out.Result, tc.out.Action, tc.out.Failed)
+	}
+	if s := e.order(first.OrderNo).Status; s != store.StatusClosed {
+		t.Errorf("the JSAPI order is %s; want closed, replaced", s)
+	}
+}
