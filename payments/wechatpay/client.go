@@ -641,9 +641,11 @@ func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 }
 
 // CreateRefund asks WeChat Pay to refund. A create that times out or answers
-// 429/5xx is followed by a query of the same out_refund_no and, only if WeChat
-// has no such refund, sent again with the same number: never a new one. The
-// result's Status tells the progress. Once a create's outcome is unknown,
+// 429/5xx is followed by a query of the same out_refund_no and, if WeChat
+// has no such refund or the query could not tell (it timed out, 5xx), sent
+// again with the same number, which WeChat Pay refunds at most once: never
+// a new one. Up to MaxAttempts rounds, each one attempt; after the last the
+// error is the create's ErrTemporary. The result's Status tells the progress. Once a create's outcome is unknown,
 // the error stays ErrTemporary whatever fails after (the query refused, the
 // create sent again refused): only a refusal of the first create, which
 // WeChat Pay surely did not carry out, is ErrRejected.
