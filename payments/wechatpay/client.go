@@ -315,7 +315,8 @@ func (c *Client) NotifyVerifier() *NotifyVerifier { return c.notify }
 
 // do runs one operation with bounded retries. Every attempt sends the same
 // request (so the same merchant number); only transport failures, timeouts,
-// 429/5xx and WeChat's retryable codes are retried.
+// 429/5xx, a 404 without WeChat Pay's code, WeChat's retryable codes and
+// an answer carrying its signature probe are retried (classify).
 func (c *Client) do(ctx context.Context, op, no string, fn func(ctx context.Context) (*core.APIResult, error)) error {
 	return c.doN(ctx, op, no, c.maxAttempts, fn)
 }
