@@ -43,33 +43,37 @@ func (g *guardOutage) DecrCounter(ctx context.Context, key, token string) error 
 // last-minute renewal of the order was answered "in progress" for the
 // rest of the order's life.
 func TestSwitchGuardLeftByAnOutageLapses(t *testing.T) {
-	var g *guardOutage
-	e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
-		g = &guardOutage{fullStore: o.Store.(fullStore)}
-		o.Store = g
-		o.Rules.MaxOrdersPerUserPerDay = 20
-	}})
-	payments.SetSwitchWait(e.svc, 20*time.Millisecond)
-	user := "oUser-switch-outage"
-	first := e.create(user, 1)
-	tools := newTools(e)
-	const native = `{"sku":"premium-monthly","pay_method":"native"}`
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var g *guardOutage
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+				g = &guardOutage{fullStore: o.Store.(fullStore)}
+				o.Store = g
+				o.Rules.MaxOrdersPerUserPerDay = 20
+			}})
+			payments.SetSwitchWait(e.svc, 20*time.Millisecond)
+			user := "oUser-switch-outage"
+			first := e.create(user, 1)
+			tools := newTools(e)
+			const native = `{"sku":"premium-monthly","pay_method":"native"}`
 
-	g.down.Store(true)
-	if tc := call(t, tools, caller(user), "create_order", native); tc.out.Action != nil {
-		t.Fatalf("switch in the outage: %s %s; want no order made", tc.out.Result, tc.out.Action)
-	}
-	if s := e.order(first.OrderNo).Status; s != store.StatusAwaitingPayment {
-		t.Fatalf("the JSAPI order is %s after the outage; want awaiting_payment, untouched", s)
-	}
-	g.down.Store(false)
+			g.down.Store(true)
+			if tc := call(t, tools, caller(user), "create_order", native); tc.out.Action != nil {
+				t.Fatalf("switch in the outage: %s %s; want no order made", tc.out.Result, tc.out.Action)
+			}
+			if s := e.order(first.OrderNo).Status; s != store.StatusAwaitingPayment {
+				t.Fatalf("the JSAPI order is %s after the outage; want awaiting_payment, untouched", s)
+			}
+			g.down.Store(false)
 
-	e.clock.Advance(2 * time.Minute)
-	tc := call(t, tools, caller(user), "create_order", native)
-	if url, no := codeURLOf(t, tc.out); url == "" || no == first.OrderNo {
-		t.Errorf("switch after the outage: %s %s (failed %v); want a native order with its code_url", tc.out.Result, tc.out.Action, tc.out.Failed)
-	}
-	if s := e.order(first.OrderNo).Status; s != store.StatusClosed {
-		t.Errorf("the JSAPI order is %s; want closed, replaced", s)
+			e.clock.Advance(2 * time.Minute)
+			tc := call(t, tools, caller(user), "create_order", native)
+			if url, no := codeURLOf(t, tc.out); url == "" || no == first.OrderNo {
+				t.Errorf("switch after the outage: %s %s (failed %v); want a native order with its code_url", tc.out.Result, tc.out.Action, tc.out.Failed)
+			}
+			if s := e.order(first.OrderNo).Status; s != store.StatusClosed {
+				t.Errorf("the JSAPI order is %s; want closed, replaced", s)
+			}
+		})
 	}
 }
