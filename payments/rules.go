@@ -75,7 +75,9 @@ const dailyCounterTTL = 48 * time.Hour
 // between them, or the store failed and its give-back failed too) lapses
 // within minutes. It lived as long as the day's counter, and every switch
 // and renewal of the order was "in progress" for the rest of its life.
-// The mark, read first, answers every later caller once it is written.
+// The mark, read first, answers every later caller once it is written,
+// and a holder stalled past the guard's life keeps no second count
+// (switchKept).
 const switchGuardTTL = time.Minute
 
 // defaultSwitchWait is Service.switchWait: a switch's count is two quick
@@ -200,6 +202,12 @@ func (s *Service) giveBackSwitch(ctx context.Context, o *store.Order) {
 // switchMark is the mark of a switch's count for the replacement of the
 // order no; it holds the day's counter the count went to.
 func switchMark(no string) string { return "switch-counted:" + no }
+
+// switchKept is the key whose holder's count of the day's orders (key
+// today, a day's counter) stands for the replacement of the order no
+// (countReplacement): one count per switch and day however callers
+// interleave.
+func switchKept(no, today string) string { return "switch-kept:" + no + "@" + today }
 
 // switchedToMark is the mark of the pay method a switch of pay method or a
 // renewal of the order no makes its replacement in (CreateOrder), written
@@ -360,10 +368,24 @@ func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open 
 		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()}) // the next caller counts afresh
 		return dayCount{}, err
 	}
+	// The guard orders callers only within its life: one that stalled
+	// past it (a GC pause, a frozen VM, a slow store) counts after another
+	// caller has counted and marked, and one replacement cost two of the
+	// day's orders. The first count of the switch taken today stands
+	// (switchKept, a set-if-absent for the mark's life); a later one goes
+	// back at once.
+	kept, err := s.store.TakeLeases(ctx, rand.Text(), []string{switchKept(open.OrderNo, today)}, dailyCounterTTL)
+	if err != nil {
+		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()}) // this count stays taken, as a store failure leaves it
+		return dayCount{}, fmt.Errorf("count orders: %w", err)
+	}
+	if !kept[0] {
+		s.giveBack(ctx, dayCount{key: today, token: "lapsed:" + rand.Text()})
+	}
 	if err := s.store.PutExchange(ctx, mark, []byte(today), dailyCounterTTL); err != nil {
-		// Unmarked, the next caller counts again (this count stays taken,
-		// as a store failure leaves it); a raised guard would hold the
-		// switch "in progress" until it lapsed.
+		// Unmarked, the next caller counts again and gives that count
+		// back (switchKept: this one stands); a raised guard would hold
+		// the switch "in progress" until it lapsed.
 		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()})
 		return dayCount{}, fmt.Errorf("count orders: %w", err)
 	}

@@ -2,7 +2,9 @@ package payments_test
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,6 +76,79 @@ func TestSwitchGuardLeftByAnOutageLapses(t *testing.T) {
 			if s := e.order(first.OrderNo).Status; s != store.StatusClosed {
 				t.Errorf("the JSAPI order is %s; want closed, replaced", s)
 			}
+		})
+	}
+}
+
+// stalledCounter is a store in which caller A's switch stalls right after
+// it raised the switch guard, at its count of the day's orders, until
+// released: a GC pause, a frozen VM, a store slower than the guard's life.
+type stalledCounter struct {
+	fullStore
+	counting, release chan struct{}
+	once              sync.Once
+}
+
+func (s *stalledCounter) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	if strings.HasPrefix(key, "orders:") && callerOf(ctx) == "A" {
+		s.once.Do(func() {
+			close(s.counting)
+			<-s.release
+		})
+	}
+	return s.fullStore.IncrCounter(ctx, key, ttl)
+}
+
+// TestSwitchGuardHolderStalledPastItsLifeCountsOnce: a switch (A) stalls
+// between raising the guard and counting for longer than the guard lives;
+// meanwhile another copy of the request (B) finds the guard lapsed and
+// makes the replacement on its own count. When A wakes it makes no second
+// payable order (the purchase's claim moved on to B's replacement) and
+// keeps no second count: one replacement costs the user one of the day's
+// orders, and with a limit of three the user can still make one more.
+func TestSwitchGuardHolderStalledPastItsLifeCountsOnce(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var s *stalledCounter
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+				s = &stalledCounter{fullStore: o.Store.(fullStore), counting: make(chan struct{}), release: make(chan struct{})}
+				o.Store = s
+				o.Rules.MaxOrdersPerUserPerDay = 3
+			}})
+			user := "oUser-switch-stalled"
+			first := e.create(user, 1)
+			native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+			type out struct {
+				r   *payments.CreateResult
+				err error
+			}
+			a := make(chan out, 1)
+			go func() {
+				r, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "A"), native)
+				a <- out{r, err}
+			}()
+			<-s.counting
+			e.clock.Advance(2 * time.Minute) // A's guard lapses
+			b, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "B"), native)
+			if err != nil || b.Order.PayMethod != "native" || b.Order.Status != store.StatusAwaitingPayment {
+				t.Fatalf("B's switch: %+v, %v; want the native replacement", b, err)
+			}
+			close(s.release)
+			ra := <-a
+			if ra.err != nil && !errors.Is(ra.err, payments.ErrInProgress) {
+				t.Errorf("A's switch: %+v, %v; want B's replacement, or in progress", ra.r, ra.err)
+			}
+			if ra.err == nil && ra.r.Order.OrderNo != b.Order.OrderNo {
+				t.Errorf("A's switch made %s; want B's replacement %s", ra.r.Order.OrderNo, b.Order.OrderNo)
+			}
+			if n := e.sim.OrderCount(); n != 2 {
+				t.Errorf("orders at the simulator: %d; want 2 (the JSAPI order and its one replacement)", n)
+			}
+			if st := e.order(first.OrderNo).Status; st != store.StatusClosed {
+				t.Errorf("the JSAPI order is %s; want closed, replaced", st)
+			}
+			// The day holds two orders (the JSAPI one and its replacement).
+			oneMoreOrder(t, e, user)
 		})
 	}
 }
