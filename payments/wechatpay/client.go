@@ -646,10 +646,13 @@ func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 // has no such refund or the query could not tell (it timed out, 5xx), sent
 // again with the same number, which WeChat Pay refunds at most once: never
 // a new one. Up to MaxAttempts rounds, each one attempt; after the last the
-// error is the create's ErrTemporary. The result's Status tells the progress. Once a create's outcome is unknown,
-// the error stays ErrTemporary whatever fails after (the query refused, the
-// create sent again refused): only a refusal of the first create, which
-// WeChat Pay surely did not carry out, is ErrRejected.
+// error is the last create's: ErrTemporary, or ErrUnverified when WeChat
+// Pay answered it with its signature probe, an unknown outcome too. The
+// result's Status tells the progress. Once a create's outcome is unknown,
+// the error stays one of unknown outcome whatever fails after (the query
+// refused, the create sent again refused: ErrTemporary): only a refusal of
+// the first create, which WeChat Pay surely did not carry out, is
+// ErrRejected.
 func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, error) {
 	if err := ValidOutRefundNo(req.OutRefundNo); err != nil {
 		return nil, err
