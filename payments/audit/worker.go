@@ -176,11 +176,15 @@ func (w *Worker) Run(ctx context.Context) {
 		defer func() { <-w.pass }()
 		w.wipeIfOwed(context.WithoutCancel(ctx))
 	}()
-	var warned time.Time // a store that stays down is logged once a minute
+	// A store that stays down is logged once a minute, and again at once
+	// after the clock stepped back past the last warning.
+	var warned time.Time
 	for {
-		if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil && w.now().Sub(warned) >= time.Minute {
-			warned = w.now()
-			w.log.WarnContext(ctx, "audit outbox pass failed; records wait in the outbox", "err", err)
+		if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil {
+			if now := w.now(); now.Sub(warned) >= time.Minute || now.Before(warned) {
+				warned = now
+				w.log.WarnContext(ctx, "audit outbox pass failed; records wait in the outbox", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
