@@ -37,8 +37,9 @@ const auditUsage = `Usage:
       it catches records cut from the end.
       -text also checks every conversation text against its hash; a text
       missing although no audit.text_erased record of its client and user
-      at or after its record's time is in the chain and audit.retain_text
-      has not run out is reported as removed (exit 1). -trust-marks also
+      at or after a minute before its record's time is in the chain and
+      audit.retain_text has not run out (within a minute of its end counts
+      as run out) is reported as removed (exit 1). -trust-marks also
       accepts the store's erasure marks outside the chain (erasures by
       versions that did not record them; anyone who can write the store
       can set one).

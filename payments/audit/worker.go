@@ -754,7 +754,7 @@ func (w *Worker) wipe(ctx context.Context) bool {
 	return true
 }
 
-// reschedule retries e later: 1s, doubling, at most a minute apart.
+// reschedule retries e later: 1s, doubling, at most 64s apart.
 func (w *Worker) reschedule(ctx context.Context, e store.Event, cause error) {
 	delay := time.Second << min(e.Attempts, 6)
 	w.log.ErrorContext(ctx, "audit record not appended; will retry", "event_id", e.ID, "order_no", e.Key,
