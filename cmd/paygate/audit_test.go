@@ -369,6 +369,10 @@ func TestAuditVerifyTextRemovedWithoutErasure(t *testing.T) {
 		contains    string
 	}{
 		{name: "default retain_text", code: 1, contains: "broken at record 1: its conversation text is missing, though no erasure of its client's user is recorded in the chain and audit.retain_text (4320h0m0s)"},
+		// Said "(1 records before it verified)" of record 1: the chain was
+		// walked whole, its one record verified, the text found missing
+		// after the walk.
+		{name: "the chain verified whole", code: 1, contains: "text removed without erasure (the chain itself verified: 1 records, head 1:"},
 		{name: "retain_text from the config", audit: "audit: {retain_text: 2h}", code: 1, contains: "audit.retain_text (2h0m0s)"},
 		{name: "retain_text 0 kept none", audit: "audit: {retain_text: 0s}", code: 0, contains: "texts: 0 match their hashes, 1 erased or expired"},
 	}

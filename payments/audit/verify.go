@@ -19,6 +19,9 @@ var ErrBroken = errors.New("audit chain broken")
 type BrokenError struct {
 	Seq    uint64 // the first bad record
 	Reason string
+	// Text is set when what does not fit is the record's conversation
+	// text (changed, or missing without erasure), not the chain.
+	Text bool
 }
 
 func (e *BrokenError) Error() string {
@@ -42,8 +45,8 @@ type VerifyOptions struct {
 	// Texts also checks every conversation text against the hash its record
 	// holds (one extra read per record). A text gone because RetainText ran
 	// out, or erased by an erasure the chain records (an audit.text_erased
-	// record of the text's client and user, at or after the text's time,
-	// also one appended after the head the walk read, as an erasure made
+	// record of the text's client and user, at or after ClockSkew before
+	// the text's time, also one appended after the head the walk read, as an erasure made
 	// during it is) is not an error; any other missing text is (removed
 	// without erasure), unless the record's event is still pending in the
 	// outbox (appended, its text not yet kept) or an erasure's record of
@@ -343,7 +346,7 @@ func (c *textCheck) note(body Record) {
 // checkText checks a text against the hash its record holds.
 func checkText(seq uint64, text []byte, textSHA256 string, res *VerifyResult) error {
 	if TextHash(text) != textSHA256 {
-		return broken(seq, "its conversation text does not match the hash in the record (the text was changed)")
+		return textBroken(broken(seq, "its conversation text does not match the hash in the record (the text was changed)"))
 	}
 	res.TextsChecked++
 	return nil
@@ -524,8 +527,14 @@ func (c *textCheck) removed(texts []missingText, o VerifyOptions, mark func(miss
 		why += " (the store holds an erasure mark of " + m.UTC().Format(ms) +
 			" outside the chain: an erasure by an earlier version is accepted with -trust-marks)"
 	}
-	return broken(body.Seq, "its conversation text is missing, though %s and audit.retain_text (%s) from the record's time %s has not run out: text removed without erasure",
-		why, o.retain(), body.Time.UTC().Format(ms))
+	return textBroken(broken(body.Seq, "its conversation text is missing, though %s and audit.retain_text (%s) from the record's time %s has not run out: text removed without erasure",
+		why, o.retain(), body.Time.UTC().Format(ms)))
+}
+
+// textBroken marks err, a *BrokenError, as about a conversation text.
+func textBroken(err error) error {
+	err.(*BrokenError).Text = true
+	return err
 }
 
 // latest is the later of a and b.
