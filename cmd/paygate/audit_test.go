@@ -179,6 +179,11 @@ func TestAuditVerifyCommand(t *testing.T) {
 					tamper: func(f *auditFixture) {
 						f.edit(nil, []uint64{4}, &store.AuditHead{Seq: 3, Hash: f.hashes[2]})
 					}},
+				// Said "(4 records before it verified)" of record 4, the
+				// head's record, verified with the 3 before it.
+				{name: "store head's hash edited", code: 1, contains: "broken at record 4: its hash differs from the store's head hash (4 records verified)", tamper: func(f *auditFixture) {
+					f.edit(nil, nil, &store.AuditHead{Seq: 4, Hash: f.hashes[2]})
+				}},
 				{name: "malformed head flag", head: func(*auditFixture) string { return "four" }, code: 2, contains: "SEQ:HASH"},
 				// Verified without the head, exit 0: a script's
 				// --head "$HEAD" whose fetch of the head came back empty
