@@ -85,9 +85,17 @@ func isMistralAPI(baseURL string) bool {
 //
 // refusalAsContent reads a content as thinkingAsText leaves it: a content
 // of thinking blocks is text (or "") only then.
-func (t *target) adaptMessages(body []byte) ([]byte, error) {
+//
+// toolsTail is Request.ToolsTail: the checks for a message to adapt leave
+// out that many bytes at body's end when they hold the appended tools
+// (messagesScope).
+func (t *target) adaptMessages(body []byte, toolsTail int) ([]byte, error) {
+	if toolsTail > 0 && len(t.p.drop) > 0 {
+		// patch deleted members: the tail may have moved or gone.
+		toolsTail = 0
+	}
 	if t.mistral {
-		out, err := refusalAsContent(body)
+		out, err := refusalAsContent(body, toolsTail)
 		if err != nil {
 			return nil, err
 		}
@@ -101,11 +109,11 @@ func (t *target) adaptMessages(body []byte) ([]byte, error) {
 		}
 		return mistralToolCallIDs(out)
 	}
-	out, err := thinkingAsText(body)
+	out, err := thinkingAsText(body, toolsTail)
 	if err != nil {
 		return nil, err
 	}
-	if out, err = refusalAsContent(out); err != nil || !t.deepseek {
+	if out, err = refusalAsContent(out, toolsTail); err != nil || !t.deepseek {
 		return out, err
 	}
 	return deepseekReasoning(out)
@@ -300,9 +308,10 @@ func keepMembers(o gjson.Result, keep []string, inner func(k string, v gjson.Res
 // came.
 //
 // Every target of every request asks first whether a thinking block may
-// be there at all (thinkingKey), on the body with the payment tools.
-func thinkingAsText(body []byte) ([]byte, error) {
-	if !thinkingKey.In(body) {
+// be there at all (thinkingKey), on the body without the payment tools
+// that end it (toolsTail, messagesScope).
+func thinkingAsText(body []byte, toolsTail int) ([]byte, error) {
+	if !thinkingKey.In(messagesScope(body, toolsTail)) {
 		return body, nil
 	}
 	var edits []edit
@@ -366,9 +375,9 @@ func thinkingAsText(body []byte) ([]byte, error) {
 // required unless the message has calls, where what its model reads of a
 // refusal beside it is not documented. The text moves (a copy left in the
 // refusal could be read twice), and the model reads as its own words the
-// question it asked.
-func refusalAsContent(body []byte) ([]byte, error) {
-	if !holdsRefusalText(body) {
+// question it asked. toolsTail is as for thinkingAsText.
+func refusalAsContent(body []byte, toolsTail int) ([]byte, error) {
+	if !holdsRefusalText(messagesScope(body, toolsTail)) {
 		return body, nil
 	}
 	var edits []edit
@@ -415,6 +424,19 @@ func refusalAsContent(body []byte) ([]byte, error) {
 		return body, nil
 	}
 	return splice(body, edits)
+}
+
+// messagesScope is body without its last toolsTail bytes when they begin
+// with a top-level-looking `,"tools":` (Request.ToolsTail), else body: what
+// the checks for a message to adapt search. In JSON text a quote inside a
+// string is escaped, so those bytes are a member, not a string's text; that
+// it is the top-level "tools" the caller appended last is the caller's
+// word. A wrong tail is one that does not begin so, and is ignored.
+func messagesScope(body []byte, toolsTail int) []byte {
+	if toolsTail <= 0 || toolsTail > len(body) || !bytes.HasPrefix(body[len(body)-toolsTail:], []byte(`,"tools":`)) {
+		return body
+	}
+	return body[:len(body)-toolsTail]
 }
 
 // refusalKey finds a body that may hold an assistant's refusal

@@ -94,7 +94,7 @@ func TestThinkingAsText(t *testing.T) {
 		{`{"role":"assistant","content":"\"thinking\""}`, `{"role":"assistant","content":"\"thinking\""}`},
 	} {
 		body := `{"model":"m","messages":[{"role":"user","content":"hi"},` + tc.in + `]}`
-		got, err := thinkingAsText([]byte(body))
+		got, err := thinkingAsText([]byte(body), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,13 +238,52 @@ func TestMistralAdaptationAllocationFree(t *testing.T) {
 	body = append(body, `],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]}`...)
 	tg := &target{mistral: true, mistralAPI: true}
 	allocs := testing.AllocsPerRun(100, func() {
-		out, err := tg.adaptMessages(body)
+		out, err := tg.adaptMessages(body, 0)
 		if err != nil || &out[0] != &body[0] {
 			t.Fatalf("adaptMessages: %v, %s; want the body itself", err, out)
 		}
 	})
 	if allocs != 0 {
 		t.Errorf("adaptMessages allocates %v times for a conversation it leaves as it is; want 0", allocs)
+	}
+}
+
+// TestToolsTailLeftOutOfAdaptChecks: the checks for a message to adapt
+// search a body without the tools member its caller appended last
+// (Request.ToolsTail), and adapt every message as they do on the whole body;
+// a tail that is not such a member, or a provider's drop_fields, leaves the
+// whole body searched.
+func TestToolsTailLeftOutOfAdaptChecks(t *testing.T) {
+	const msgs = `{"model":"m","messages":[{"role":"assistant","content":null,"refusal":"Which plan?"},` +
+		`{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"hm"}]},{"type":"text","text":"Paid."}]}]`
+	const tools = `,"tools":[{"type":"function","function":{"name":"request_refund","description":"Propose a refund: the user must confirm the refund."}}]}`
+	body := []byte(msgs + tools)
+	want, err := (&target{}).adaptMessages(body, 0)
+	if err != nil || string(want) == string(body) {
+		t.Fatalf("adaptMessages(%s, 0) = %s, %v; want both messages adapted", body, want, err)
+	}
+	for _, tc := range []struct {
+		name  string
+		tail  int
+		drop  []string
+		scope int // len(messagesScope(body, tail))
+	}{
+		{"the appended tools", len(tools), nil, len(msgs)},
+		{"no tail", 0, nil, len(body)},
+		{"a tail that is not the tools member", len(tools) - 1, nil, len(body)},
+		{"a tail reaching into the messages", len(tools) + 20, nil, len(body)},
+		{"a tail longer than the body", len(body) + 1, nil, len(body)},
+		{"a provider that drops fields", len(tools), []string{"user"}, len(msgs)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := len(messagesScope(body, tc.tail)); got != tc.scope {
+				t.Errorf("messagesScope(body, %d) holds %d bytes; want %d", tc.tail, got, tc.scope)
+			}
+			tg := &target{p: &provider{drop: tc.drop}}
+			if got, err := tg.adaptMessages(body, tc.tail); err != nil || string(got) != string(want) {
+				t.Errorf("adaptMessages(body, %d) = %s, %v; want %s", tc.tail, got, err, want)
+			}
+		})
 	}
 }
 
@@ -274,7 +313,7 @@ func TestRefusalAsContent(t *testing.T) {
 		{`{"role":"assistant","refusal":"Which plan?","content":"","refusal":"Which plan?"}`, `{"role":"assistant","content":"Which plan?"}`},
 	} {
 		body := `{"messages":[{"role":"user","content":"hi"}, ` + tc.in + `]}`
-		got, err := refusalAsContent([]byte(body))
+		got, err := refusalAsContent([]byte(body), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +325,7 @@ func TestRefusalAsContent(t *testing.T) {
 	body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Hello.","refusal":null,"annotations":[]},{"role":"user","content":"buy"}]}`)
 	tg := &target{}
 	allocs := testing.AllocsPerRun(100, func() {
-		out, err := tg.adaptMessages(body)
+		out, err := tg.adaptMessages(body, 0)
 		if err != nil || &out[0] != &body[0] {
 			t.Fatalf("adaptMessages: %v, %s; want the body itself", err, out)
 		}
@@ -324,7 +363,7 @@ func TestRefusalTextFilter(t *testing.T) {
 			t.Errorf("holdsRefusalText(%s) = %v; want %v", tc.body, got, tc.want)
 		}
 		if !tc.want {
-			if out, err := refusalAsContent([]byte(tc.body)); err != nil || string(out) != tc.body {
+			if out, err := refusalAsContent([]byte(tc.body), 0); err != nil || string(out) != tc.body {
 				t.Errorf("refusalAsContent(%s) = %s, %v; the filter ruled out a body the walk changes", tc.body, out, err)
 			}
 		}
@@ -356,7 +395,7 @@ func BenchmarkAdaptMessagesSDKHistory(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := t.adaptMessages(body); err != nil {
+				if _, err := t.adaptMessages(body, 0); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -379,7 +418,7 @@ func TestRefusalAfterThinkingAsText(t *testing.T) {
 	} {
 		for _, tg := range []*target{{}, {deepseek: true}} {
 			body := `{"messages":[{"role":"user","content":"buy"},` + tc.in + `,{"role":"user","content":"premium"}]}`
-			got, err := tg.adaptMessages([]byte(body))
+			got, err := tg.adaptMessages([]byte(body), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -411,7 +450,7 @@ func TestAdaptMessagesPrefixStable(t *testing.T) {
 		var prev []byte
 		for n := 2; n <= len(history); n++ {
 			body := []byte(`{"model":"m","messages":[` + strings.Join(history[:n], ",") + `],"stream":true}`)
-			out, err := tg.adaptMessages(body)
+			out, err := tg.adaptMessages(body, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

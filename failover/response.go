@@ -119,6 +119,17 @@ type Request struct {
 	// placement. The caller keeps it where it is in every round: later
 	// rounds only append messages.
 	System *SystemMessage
+	// ToolsTail, when above 0, is how many bytes at Body's end are a
+	// "tools" member the caller appended as Body's last (with its comma)
+	// and what follows it (the closing brace): paygate's payment tools,
+	// about 1,300 bytes a turn. The checks of every target for a message
+	// to adapt (adaptMessages: an assistant's refusal, a thinking block)
+	// search Body without them, where their "refund"s and "function"s cost
+	// a search for "refusal" about 3,500 instructions a turn; no message
+	// is there. Only a tail that begins with `,"tools":` is left out, and
+	// none for a provider with drop_fields, whose deletions may move it.
+	// Later rounds only insert messages before it, so it stays the same.
+	ToolsTail int
 }
 
 // Affinity names a conversation (Request.Affinity): its client, its end

@@ -364,7 +364,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 	// gjson from its first brace, so a form uploading a fine-tuning file
 	// had the first example of its JSONL rewritten.
 	if isChatPath(rd.req.Path) {
-		if body, err = t.adaptMessages(body); err != nil {
+		if body, err = t.adaptMessages(body, rd.req.ToolsTail); err != nil {
 			rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest, unsent: true,
 				errType: "invalid_request_error", errMsg: "request body's messages cannot be adapted to the provider", err: err})
 			return nil, true

@@ -54,12 +54,18 @@ var _ toolNamer = (*payments.Tools)(nil)
 // that ends in payment tool calls is executed by paygate and followed by the
 // next round on the same client stream, so the bot sees one answer.
 type turn struct {
-	s      *Server
-	w      http.ResponseWriter
-	r      *http.Request
-	chat   interceptors.Chat
-	body   []byte
-	caller payments.Caller
+	s    *Server
+	w    http.ResponseWriter
+	r    *http.Request
+	chat interceptors.Chat
+	body []byte
+	// toolsTail is the end of the first round's body from the payment
+	// tools AppendTools added as its last member (nil when it added
+	// none): each round whose body still ends so tells failover
+	// (failover.Request.ToolsTail). Later rounds insert their messages
+	// before it; a member set anew after it (tool_choice) ends that.
+	toolsTail []byte
+	caller    payments.Caller
 	// reqBody is the bot's request as it came, before kept exchanges were
 	// restored into it: its last message is the one the bot's next request
 	// has before the assistant message of this turn's calls, half of where
@@ -353,7 +359,14 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	if chat.HasTools {
 		body, err = interceptors.AddTools(body, defs, s.toolNames)
 	} else {
-		body, err = interceptors.AppendTools(body, defs)
+		sent := body
+		body, err = interceptors.AppendTools(sent, defs)
+		if end := bytes.LastIndexByte(sent, '}'); err == nil && len(body) > len(sent) && end >= 0 {
+			// The tools member, appended last, and the closing brace:
+			// the failover's checks for a message to adapt leave them out
+			// (failover.Request.ToolsTail).
+			t.toolsTail = body[end:]
+		}
 	}
 	if err == nil && chat.HasFunctions {
 		// The legacy "functions" offer the model tools too: a clash there
@@ -698,6 +711,9 @@ func (t *turn) request() *failover.Request {
 		Affinity:    conversationAffinity(t.caller.Client, t.caller.User, t.caller.Session),
 
 		ExcludeTargets: t.tooSmall,
+	}
+	if len(t.toolsTail) > 0 && bytes.HasSuffix(t.body, t.toolsTail) {
+		req.ToolsTail = len(t.toolsTail)
 	}
 	if !t.chat.Stream {
 		// The turn itself, not a func bound to it (an allocation a
