@@ -10,6 +10,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // patch returns the body to send to t: its "model" set to t's upstream name
@@ -29,7 +30,8 @@ import (
 // replaced "" gave a bot whose model was unset the embeddings of a model
 // it never named.
 func (t *target) patch(body []byte, named bool) ([]byte, error) {
-	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+	// Not bytes.TrimLeft, whose cutset is made into a set on each call.
+	if i := jsonscan.SkipSpace(unsafeString(body), 0); i == len(body) || body[i] != '{' {
 		return body, nil
 	}
 	out := body

@@ -248,7 +248,10 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	// unread are the first call ids of the assistant messages whose kept
 	// exchange could not be read (unreadSinceUser).
 	var unread []string
-	if s.state != nil && toolCallsKey.In(body) {
+	// calls: whether the body may carry tool calls at all; without, nothing
+	// is restored into it and no payment has run since the user's message.
+	calls := toolCallsKey.In(body)
+	if s.state != nil && calls {
 		var n, failed int
 		var lookupErr error
 		ectx, cancel := s.stateCtx(ctx)
@@ -288,7 +291,9 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	// guess), and the money-moving calls run since count against the
 	// budget, which bounds what one message of the user can set off,
 	// however many requests the bot's tools split it into.
-	t.clarify, t.moneyCalls = paymentsSinceUser(body, s.tools.IsPayment, t.moneyMoving)
+	if calls {
+		t.clarify, t.moneyCalls = paymentsSinceUser(body, s.tools.IsPayment, t.moneyMoving)
+	}
 	if len(unread) > 0 && !t.clarify && unreadSinceUser(t.reqBody, unread) {
 		// What the user's message already did is in an exchange that could
 		// not be read (a store blip; or the reads' one deadline, spent on
