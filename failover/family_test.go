@@ -287,6 +287,59 @@ func TestToolsTailLeftOutOfAdaptChecks(t *testing.T) {
 	}
 }
 
+// TestToolsTailThatIsNoAppendedToolsMember: a ToolsTail whose bytes are
+// not the tools member at the body's end is not trusted: one that lands on
+// a string "tools" in the messages (`,"tools"]`, no colon), or one counted
+// before a provider's drop_fields deleted "tools" itself, whose window then
+// lands on a message's own "tools" member. Either way the refusal after it
+// is still found and moved into the message's content.
+func TestToolsTailThatIsNoAppendedToolsMember(t *testing.T) {
+	refusal := `{"role":"assistant","content":null,"refusal":"Which plan would you like, monthly or yearly? ` + strings.Repeat("Tell me. ", 12) + `"}`
+	const toolsHead = `,"tools":[{"type":"function","function":{"name":"request_refund","description":"`
+	const toolsEnd = `"}}]}`
+	// tools is the appended tools member of n bytes with its closing brace.
+	tools := func(n int) string {
+		if n < len(toolsHead)+len(toolsEnd) {
+			t.Fatalf("a tools member of %d bytes cannot be made", n)
+		}
+		return toolsHead + strings.Repeat("x", n-len(toolsHead)-len(toolsEnd)) + toolsEnd
+	}
+	t.Run("a string tools in the messages", func(t *testing.T) {
+		body := []byte(`{"model":"m","messages":[{"role":"user","content":"hi","tags":["a","tools"]},` + refusal + `]` + tools(200) + ``)
+		tail := len(body) - bytes.Index(body, []byte(`,"tools"]`))
+		tg := &target{p: &provider{}}
+		want, err := tg.adaptMessages(body, 0)
+		if err != nil || string(want) == string(body) {
+			t.Fatalf("adaptMessages(%s, 0) = %s, %v; want the refusal moved", body, want, err)
+		}
+		if got, err := tg.adaptMessages(body, tail); err != nil || string(got) != string(want) {
+			t.Errorf("adaptMessages(body, %d), the tail at `,\"tools\"]` = %s, %v; want %s", tail, got, err, want)
+		}
+	})
+	t.Run("drop_fields deletes the tools", func(t *testing.T) {
+		msgs := `{"model":"m","messages":[{"role":"user","content":"hi","tools":0},` + refusal + `]`
+		// The tail counted on the sent body, whose tools member the patch
+		// deletes: its window on the patched body (msgs and "}") starts at
+		// the user message's "tools".
+		tail := len(msgs) + 1 - strings.Index(msgs, `,"tools":0`)
+		tg := &target{p: &provider{drop: []string{escapePath("tools")}}}
+		body, err := tg.patch([]byte(msgs+tools(tail)), false)
+		if err != nil || string(body) != msgs+"}" {
+			t.Fatalf("patch = %s, %v; want %s}", body, err, msgs)
+		}
+		if len(messagesScope(body, tail)) == len(body) {
+			t.Fatalf("messagesScope(%s, %d) is the whole body; the test needs a window on the message's tools", body, tail)
+		}
+		want, err := (&target{p: &provider{}}).adaptMessages(body, 0)
+		if err != nil || string(want) == string(body) {
+			t.Fatalf("adaptMessages(%s, 0) = %s, %v; want the refusal moved", body, want, err)
+		}
+		if got, err := tg.adaptMessages(body, tail); err != nil || string(got) != string(want) {
+			t.Errorf("adaptMessages(body, %d) for a provider dropping tools = %s, %v; want %s", tail, got, err, want)
+		}
+	})
+}
+
 // TestRefusalAsContent: an assistant message with a refusal and neither
 // content nor calls (a bot's history of a json_schema turn paygate ended
 // with its clarification, or of an OpenAI model's refusal) holds the
