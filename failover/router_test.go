@@ -296,6 +296,8 @@ func TestPatch(t *testing.T) {
 		{"no model, drop fields removed", `{"input":"x","store":true}`, `{"input":"x"}`},
 		{"drop fields, dotted names literal", `{"model":"x","store":true,"a.b":2,"a":{"b":3}}`, `{"model":"up/m-1","a":{"b":3}}`},
 		{"unicode escapes and spacing kept", "{ \"model\" : \"x\",\n \"s\":\"\\u00e9\" }", "{ \"model\" : \"up/m-1\",\n \"s\":\"\\u00e9\" }"},
+		{"white space before the object", " \r\n\t{\"model\":\"x\"}", " \r\n\t{\"model\":\"up/m-1\"}"},
+		{"white space only: sent as is", " \n", " \n"},
 		{"not JSON: sent as is", "--boundary\r\nContent-Disposition: form-data", "--boundary\r\nContent-Disposition: form-data"},
 		{"empty", "", ""},
 	}
