@@ -128,7 +128,9 @@ type Request struct {
 	// a search for "refusal" about 3,500 instructions a turn; no message
 	// is there. Only a tail that begins with `,"tools":` is left out, and
 	// none for a provider with drop_fields, whose deletions may move it.
-	// Later rounds only insert messages before it, so it stays the same.
+	// The caller names it only while Body still ends with those bytes:
+	// a later round's messages go before them, but a member set anew
+	// (the clarification round's tool_choice) lands after them.
 	ToolsTail int
 }
 
