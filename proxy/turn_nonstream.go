@@ -197,8 +197,9 @@ func textOfParts(parts string) string {
 // withSpoken returns the last round's answer with the earlier rounds' text
 // before its own (content) as its message content; body as it is when the
 // earlier rounds said nothing. A content of parts (Mistral's reasoning
-// models answer [{"type":"text",…}]) gets the earlier text as a first text
-// part, its own parts kept.
+// models answer [{"type":"thinking",…},{"type":"text",…}]) gets the earlier
+// text, and the break before the round's text, as a first text part, its
+// own parts kept.
 func withSpoken(body []byte, spoken, content, brk string) []byte {
 	if spoken == "" {
 		return body
@@ -207,9 +208,10 @@ func withSpoken(body []byte, spoken, content, brk string) []byte {
 	var err error
 	switch c := gjson.GetBytes(body, "choices.0.message.content"); {
 	case c.IsArray():
-		if first := c.Get("0"); first.Get("type").Str == "text" {
-			spoken += paragraphBreak(spoken, first.Get("text").Str, brk)
-		}
+		// The break goes by the round's text (content: its text parts
+		// joined, as the bot joins them), not its first part, which a
+		// reasoning model's "thinking" block may be.
+		spoken += paragraphBreak(spoken, content, brk)
 		part := jsonstr.Append([]byte(`[{"type":"text","text":`), spoken)
 		part = append(part, '}')
 		if inner := strings.TrimSpace(c.Raw[1 : len(c.Raw)-1]); inner != "" {

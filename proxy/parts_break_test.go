@@ -1,0 +1,40 @@
+package proxy
+
+import (
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// TestNonStreamPartsAnswerBreaksAfterEarlierText: the last round of a
+// non-stream turn answers with content parts whose first is not text (a
+// Mistral reasoning model's "thinking" block before its words): the
+// earlier round's text, put before them as a first text part, is followed
+// by the paragraph break a string content gets, as the bot joins the text
+// parts into one text. The break was judged against the first part only,
+// and a thinking part first left "Let me check order X1.It is paid.".
+func TestNonStreamPartsAnswerBreaksAfterEarlierText(t *testing.T) {
+	const r0 = `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Let me check order X1.","tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
+	for _, tc := range []struct{ name, parts, want string }{
+		{"text first", `[{"type":"text","text":"It is paid."}]`, "Let me check order X1.\n\nIt is paid."},
+		{"thinking first", `[{"type":"thinking","thinking":[{"type":"text","text":"Paid."}]},{"type":"text","text":"It is paid."}]`, "Let me check order X1.\n\nIt is paid."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, scriptedAnswers(r0, `{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":`+tc.parts+`},"finish_reason":"stop"}]}`))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
+				map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			got := ""
+			gjson.Get(body, "choices.0.message.content").ForEach(func(_, p gjson.Result) bool {
+				if p.Get("type").Str == "text" {
+					got += p.Get("text").Str
+				}
+				return true
+			})
+			if got != tc.want {
+				t.Errorf("the text parts read %q; want %q: %s", got, tc.want, body)
+			}
+		})
+	}
+}
