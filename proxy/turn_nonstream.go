@@ -173,9 +173,9 @@ func (t *turn) nonStream() {
 		}
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, interceptors.ParsableArguments(ans.payment))}, results...)
 		if err := t.nextBody(msgs); err != nil {
-			ae := t.s.upstreamError(err)
-			ae.Paygate = t.extension()
-			writeError(t.w, ae)
+			// As any failure before the answer: logged, the client gone
+			// told nothing, the payment calls' actions in the error.
+			t.fail(err)
 			return
 		}
 	}
