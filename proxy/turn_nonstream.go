@@ -371,7 +371,8 @@ func startsWithSpace(s string) bool {
 
 // withThought returns the last round's answer with the earlier rounds'
 // reasoning (thought) before its own (own) in its message, under the name
-// the provider used; body as it is when the earlier rounds had none. A
+// the provider used (under both when its message has its own reasoning
+// under both); body as it is when the earlier rounds had none. A
 // streaming client reads every round's reasoning deltas; the one answer
 // dropped the payment rounds' reasoning.
 func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
@@ -388,6 +389,20 @@ func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
 	out, err := sjson.SetBytes(body, "choices.0.message."+key, thought.Content+own.Content)
 	if err != nil {
 		return body
+	}
+	// A provider that writes the round's reasoning under both names
+	// (vLLM while it moves from reasoning_content to reasoning) gets the
+	// earlier rounds' before it under the other too: a bot reads either.
+	other := interceptors.KeyReasoning
+	if key == other {
+		other = interceptors.KeyReasoningContent
+	}
+	if own.Content != "" {
+		if v := gjson.GetBytes(body, "choices.0.message."+other); v.Type == gjson.String && v.Str == own.Content {
+			if both, err := sjson.SetBytes(out, "choices.0.message."+other, thought.Content+own.Content); err == nil {
+				out = both
+			}
+		}
 	}
 	return out
 }
