@@ -38,3 +38,29 @@ func TestNonStreamPartsAnswerBreaksAfterEarlierText(t *testing.T) {
 		})
 	}
 }
+
+// TestNonStreamPartsAnswerMovesAnnotations: the last round's citations,
+// counted in its own text, move past the earlier rounds' text and the
+// break before it when its content is parts, as they do when it is a
+// string: the bot reads them in the text of the parts joined.
+func TestNonStreamPartsAnswerMovesAnnotations(t *testing.T) {
+	const r0 = `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Let me check.","tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
+	const ann = `"annotations":[{"type":"url_citation","url_citation":{"start_index":0,"end_index":3,"url":"https://example.com/a","title":"A"}}]`
+	for _, tc := range []struct{ name, content string }{
+		{"string", `"See ref."`},
+		{"parts", `[{"type":"text","text":"See ref."}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, scriptedAnswers(r0, `{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":`+tc.content+`,`+ann+`},"finish_reason":"stop"}]}`))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
+				map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			// "Let me check." and the break "\n\n": 15 characters before "See".
+			c := gjson.Get(body, "choices.0.message.annotations.0.url_citation")
+			if c.Get("start_index").Int() != 15 || c.Get("end_index").Int() != 18 {
+				t.Errorf("citation %s; want start_index 15, end_index 18: %s", c.Raw, body)
+			}
+		})
+	}
+}

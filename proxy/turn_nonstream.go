@@ -204,6 +204,7 @@ func withSpoken(body []byte, spoken, content, brk string) []byte {
 	if spoken == "" {
 		return body
 	}
+	before := textBefore(spoken, content, brk)
 	var out []byte
 	var err error
 	switch c := gjson.GetBytes(body, "choices.0.message.content"); {
@@ -220,16 +221,15 @@ func withSpoken(body []byte, spoken, content, brk string) []byte {
 		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append(part, ']'))
 	case c.Type == gjson.String || c.Type == gjson.Null || !c.Exists():
 		out, err = sjson.SetBytes(body, "choices.0.message.content", joinText(spoken, content, brk))
-		if err == nil {
-			out = movedAnnotations(out, textBefore(spoken, content, brk))
-		}
 	default:
 		return body
 	}
 	if err != nil {
 		return body
 	}
-	return out
+	// The round's citations count in its own text, which the bot reads
+	// after the earlier rounds' (parts or not).
+	return movedAnnotations(out, before)
 }
 
 // answersJSON reports whether the bot asked for a JSON answer
