@@ -159,8 +159,9 @@ func (t *turn) nonStream() {
 			thought.Content += ans.reasoning.Content
 			thought.Key = ans.reasoning.Key
 		}
-		// Executed first: execute gives calls their ids (none, or one
-		// taken), which the assistant message must name as the results do.
+		// Executed first: execute gives the calls paygate's own ids
+		// (uniqueCallIDs), which the assistant message must name as the
+		// results do.
 		results := t.execute(ans.payment, nil)
 		if t.clientGone {
 			t.fail(context.Canceled)
