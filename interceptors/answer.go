@@ -23,7 +23,7 @@ type Answer struct {
 	// parts (Mistral's reasoning models: a "thinking" block and "text"
 	// blocks), raw; "" otherwise, an empty array included.
 	ContentParts string
-	// Reasoning is choices[0].message.reasoning_content (else its
+	// Reasoning is choices[0].message.reasoning_content, a string (else its
 	// reasoning, as OpenRouter names it), decoded: a thinking model's
 	// reasoning, which a tool round must send back (AssistantToolMessageWith).
 	Reasoning string
@@ -207,13 +207,16 @@ func readMessage(s string, at int, a *Answer) int {
 				}
 			}
 		case "reasoning_content":
-			if !reasoning {
+			// Only a string counts, as in the stream capture: a server
+			// that serializes unset fields sends "reasoning_content":
+			// null beside the reasoning it names reasoning.
+			if !reasoning && s[m.At] == '"' {
 				reasoning = true
 				a.Reasoning = stringValue(s[m.At:end])
 				a.ReasoningKey = KeyReasoningContent
 			}
 		case "reasoning":
-			if !reasoning && !other {
+			if !reasoning && !other && s[m.At] == '"' {
 				other = true // used when no reasoning_content comes
 				a.Reasoning = stringValue(s[m.At:end])
 				a.ReasoningKey = KeyReasoning

@@ -65,7 +65,7 @@ func TestAssistantToolMessageWithReasoning(t *testing.T) {
 
 // TestReadAnswerReasoning: a non-stream answer's reasoning is read from
 // its first choice's message: reasoning_content, else reasoning
-// (OpenRouter), and reasoning_details as the raw array.
+// (OpenRouter), each when a string, and reasoning_details as the raw array.
 func TestReadAnswerReasoning(t *testing.T) {
 	tests := []struct {
 		name, body       string
@@ -83,6 +83,8 @@ func TestReadAnswerReasoning(t *testing.T) {
 			`{"choices":[{"message":{"reasoning_content":"a","reasoning":"b"}}]}`, "a", ""},
 		{"null reasoning_content",
 			`{"choices":[{"message":{"reasoning_content":null,"content":"x"}}]}`, "", ""},
+		{"null reasoning_content beside reasoning, as the stream capture reads it",
+			`{"choices":[{"message":{"reasoning_content":null,"reasoning":"b"}}]}`, "b", ""},
 		{"none", `{"choices":[{"message":{"content":"x"}}]}`, "", ""},
 		{"second choice's reasoning is not the first's",
 			`{"choices":[{"message":{"content":"x"}},{"message":{"reasoning_content":"other"}}]}`, "", ""},

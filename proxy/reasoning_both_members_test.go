@@ -26,3 +26,28 @@ func TestNonStreamReasoningUnderBothMembers(t *testing.T) {
 		}
 	}
 }
+
+// TestNonStreamReasoningBesideNullReasoningContent: a provider that writes
+// its reasoning under reasoning and leaves reasoning_content null (a
+// server that serializes every field, unset ones as null) has the
+// reasoning read from reasoning, as the stream capture reads a delta's
+// (only a string counts): the null was taken for the round's reasoning,
+// so the payment round's went back to the provider without it and the
+// answer's reasoning lost it, which a streaming bot reads.
+func TestNonStreamReasoningBesideNullReasoningContent(t *testing.T) {
+	const r0 = `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","reasoning_content":null,"reasoning":"The user asks about X1. ","content":"","tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
+	const last = `{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","reasoning_content":null,"reasoning":"It is paid.","content":"Yes."},"finish_reason":"stop"}]}`
+	fp := newFakeProvider(t, scriptedAnswers(r0, last))
+	url := statefulProxy(t, fp.URL)
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
+		map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	if got, want := gjson.Get(body, "choices.0.message.reasoning").Str, "The user asks about X1. It is paid."; got != want {
+		t.Errorf("reasoning %q; want %q: %s", got, want, body)
+	}
+	if reqs := fp.requests(); len(reqs) != 2 {
+		t.Fatalf("%d upstream requests; want 2", len(reqs))
+	} else if got := gjson.Get(assistantToolMessage(reqs[1].Body), "reasoning").Str; got != "The user asks about X1. " {
+		t.Errorf("the payment round went back with reasoning %q; want %q", got, "The user asks about X1. ")
+	}
+}
