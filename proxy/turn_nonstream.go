@@ -28,6 +28,9 @@ func (t *turn) nonStream() {
 	// thought is their reasoning, for the same reason.
 	var spoken string
 	var thought interceptors.Reasoning
+	// thoughtBoth: the round thought's Key is from gave its reasoning
+	// under both names (underBoth).
+	var thoughtBoth bool
 	// past are their logprobs and reasoning_details, which a streaming
 	// client also reads in full.
 	var past roundArrays
@@ -77,7 +80,7 @@ func (t *turn) nonStream() {
 				sp = ""
 				p.dropText()
 			}
-			return p.onto(withThought(withSpoken(ans.body, sp, ans.content, t.brk), thought, ans.reasoning))
+			return p.onto(withThought(withSpoken(ans.body, sp, ans.content, t.brk), thought, thoughtBoth, ans.reasoning))
 		}
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
@@ -134,7 +137,7 @@ func (t *turn) nonStream() {
 			// play it in place of the question.
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.audio")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
-			t.writeCompletion(resp.StatusCode, p.onto(withThought(b, thought, ans.reasoning)), nil, false)
+			t.writeCompletion(resp.StatusCode, p.onto(withThought(b, thought, thoughtBoth, ans.reasoning)), nil, false)
 			return
 		}
 		// The answer of a turn that ends here at the bot's token cap, as
@@ -158,6 +161,7 @@ func (t *turn) nonStream() {
 		if ans.reasoning.Content != "" {
 			thought.Content += ans.reasoning.Content
 			thought.Key = ans.reasoning.Key
+			thoughtBoth = underBoth(ans.body, ans.reasoning)
 		}
 		// Executed first: execute gives the calls paygate's own ids
 		// (uniqueCallIDs), which the assistant message must name as the
@@ -373,16 +377,17 @@ func startsWithSpace(s string) bool {
 // withThought returns the last round's answer with the earlier rounds'
 // reasoning (thought) before its own (own) in its message, under the name
 // the provider used (under both when its message has its own reasoning
-// under both); body as it is when the earlier rounds had none. A
+// under both, or has none and the earlier rounds' came under both:
+// thoughtBoth); body as it is when the earlier rounds had none. A
 // streaming client reads every round's reasoning deltas; the one answer
 // dropped the payment rounds' reasoning.
-func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
+func withThought(body []byte, thought interceptors.Reasoning, thoughtBoth bool, own interceptors.Reasoning) []byte {
 	if thought.Content == "" {
 		return body
 	}
-	key := own.Key
+	key, both := own.Key, underBoth(body, own)
 	if own.Content == "" {
-		key = thought.Key
+		key, both = thought.Key, thoughtBoth
 	}
 	if key == "" {
 		key = interceptors.KeyReasoningContent
@@ -391,21 +396,34 @@ func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
 	if err != nil {
 		return body
 	}
-	// A provider that writes the round's reasoning under both names
-	// (vLLM while it moves from reasoning_content to reasoning) gets the
-	// earlier rounds' before it under the other too: a bot reads either.
-	other := interceptors.KeyReasoning
-	if key == other {
-		other = interceptors.KeyReasoningContent
-	}
-	if own.Content != "" {
-		if v := gjson.GetBytes(body, "choices.0.message."+other); v.Type == gjson.String && v.Str == own.Content {
-			if both, err := sjson.SetBytes(out, "choices.0.message."+other, thought.Content+own.Content); err == nil {
-				out = both
-			}
+	// A provider that writes the reasoning under both names (vLLM while
+	// it moves from reasoning_content to reasoning) gets the earlier
+	// rounds' under the other too: a streaming bot reads either.
+	if both {
+		if out2, err := sjson.SetBytes(out, "choices.0.message."+otherReasoningKey(key), thought.Content+own.Content); err == nil {
+			out = out2
 		}
 	}
 	return out
+}
+
+// underBoth reports whether a round's answer body gives its reasoning r
+// under both names: the member r was not read from holds the same text.
+func underBoth(body []byte, r interceptors.Reasoning) bool {
+	if r.Content == "" {
+		return false
+	}
+	v := gjson.GetBytes(body, "choices.0.message."+otherReasoningKey(r.Key))
+	return v.Type == gjson.String && v.Str == r.Content
+}
+
+// otherReasoningKey is the reasoning member other than key ("" is
+// reasoning_content).
+func otherReasoningKey(key string) string {
+	if key == interceptors.KeyReasoning {
+		return interceptors.KeyReasoningContent
+	}
+	return interceptors.KeyReasoning
 }
 
 // roundArrays holds the arrays of a turn's earlier answers that the one
