@@ -31,6 +31,11 @@ func (t *turn) nonStream() {
 	// thoughtBoth: the round thought's Key is from gave its reasoning
 	// under both names (underBoth).
 	var thoughtBoth bool
+	// spokenParts is spoken as content parts, once a round gave its
+	// content as parts (Mistral's reasoning models, a "thinking" block
+	// before the text), nil before: a streaming client reads every
+	// round's parts, the payment rounds' thinking too (partsOf).
+	var spokenParts []byte
 	// past are their logprobs and reasoning_details, which a streaming
 	// client also reads in full.
 	var past roundArrays
@@ -74,13 +79,13 @@ func (t *turn) nonStream() {
 		// The answer as the client gets it: the earlier rounds' text and
 		// reasoning before this round's.
 		whole := func() []byte {
-			sp, p := spoken, past
+			sp, spp, p := spoken, spokenParts, past
 			if oneDoc && hasText(ans.content) {
 				// This round's document is the content (see oneDoc).
-				sp = ""
+				sp, spp = "", nil
 				p.dropText()
 			}
-			return p.onto(withThought(withSpoken(ans.body, sp, ans.content, t.brk), thought, thoughtBoth, ans.reasoning))
+			return p.onto(withThought(withSpoken(ans.body, sp, spp, ans.content, t.brk), thought, thoughtBoth, ans.reasoning))
 		}
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
@@ -153,9 +158,10 @@ func (t *turn) nonStream() {
 			// This round's document replaces the earlier one's.
 			past.dropText()
 			past.add(ans.body, 0)
-			spoken = ans.content
+			spoken, spokenParts = ans.content, nil
 		} else {
 			past.add(ans.body, textBefore(spoken, ans.content, t.brk))
+			spokenParts = partsOf(spokenParts, spoken, ans.content, string(ans.reasoning.Parts), t.brk)
 			spoken = joinText(spoken, ans.content, t.brk)
 		}
 		if ans.reasoning.Content != "" {
@@ -203,10 +209,11 @@ func textOfParts(parts string) string {
 // before its own (content) as its message content; body as it is when the
 // earlier rounds said nothing. A content of parts (Mistral's reasoning
 // models answer [{"type":"thinking",…},{"type":"text",…}]) gets the earlier
-// text, and the break before the round's text, as a first text part, its
+// rounds' parts (spokenParts; the earlier text as a text part when none
+// gave parts), and the break before the round's text as a text part, its
 // own parts kept.
-func withSpoken(body []byte, spoken, content, brk string) []byte {
-	if spoken == "" {
+func withSpoken(body []byte, spoken string, spokenParts []byte, content, brk string) []byte {
+	if spoken == "" && len(spokenParts) == 0 {
 		return body
 	}
 	before := textBefore(spoken, content, brk)
@@ -217,13 +224,15 @@ func withSpoken(body []byte, spoken, content, brk string) []byte {
 		// The break goes by the round's text (content: its text parts
 		// joined, as the bot joins them), not its first part, which a
 		// reasoning model's "thinking" block may be.
-		spoken += paragraphBreak(spoken, content, brk)
-		part := jsonstr.Append([]byte(`[{"type":"text","text":`), spoken)
-		part = append(part, '}')
-		if inner := strings.TrimSpace(c.Raw[1 : len(c.Raw)-1]); inner != "" {
-			part = append(append(part, ','), inner...)
+		parts := append(make([]byte, 0, len(spokenParts)+len(spoken)+len(c.Raw)+48), '[')
+		if spokenParts != nil {
+			parts = append(parts, spokenParts...)
+		} else {
+			parts = textPart(parts, spoken)
 		}
-		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append(part, ']'))
+		parts = textPart(parts, paragraphBreak(spoken, content, brk))
+		parts = appendElements(parts, c.Raw)
+		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append(parts, ']'))
 	case c.Type == gjson.String || c.Type == gjson.Null || !c.Exists():
 		out, err = sjson.SetBytes(body, "choices.0.message.content", joinText(spoken, content, brk))
 	default:
@@ -235,6 +244,39 @@ func withSpoken(body []byte, spoken, content, brk string) []byte {
 	// The round's citations count in its own text, which the bot reads
 	// after the earlier rounds' (parts or not).
 	return movedAnnotations(out, before)
+}
+
+// partsOf returns the earlier rounds' content as parts (list, nil while
+// none gave parts, see withSpoken) with a round's after it: the break
+// between the earlier rounds' text (spoken) and the round's (content) as a
+// text part, then its parts (raw), or its text as a text part when it gave
+// a string. nil while neither the earlier rounds nor this one gave parts.
+// The text parts joined read the rounds' text joined (joinText).
+func partsOf(list []byte, spoken, content, parts, brk string) []byte {
+	if list == nil {
+		if parts == "" {
+			return nil
+		}
+		list = textPart(make([]byte, 0, len(spoken)+len(parts)+32), spoken)
+	}
+	list = textPart(list, paragraphBreak(spoken, content, brk))
+	if parts != "" {
+		return appendElements(list, parts)
+	}
+	return textPart(list, content)
+}
+
+// textPart appends to the comma-separated parts list (after a '[', or
+// not) a text part of text; list as it is when text is empty.
+func textPart(list []byte, text string) []byte {
+	if text == "" {
+		return list
+	}
+	if len(list) > 0 && list[len(list)-1] != '[' {
+		list = append(list, ',')
+	}
+	list = jsonstr.Append(append(list, `{"type":"text","text":`...), text)
+	return append(list, '}')
 }
 
 // answersJSON reports whether the bot asked for a JSON answer
