@@ -19,6 +19,7 @@ func TestNonStreamPartsAnswerBreaksAfterEarlierText(t *testing.T) {
 	for _, tc := range []struct{ name, parts, want string }{
 		{"text first", `[{"type":"text","text":"It is paid."}]`, "Let me check order X1.\n\nIt is paid."},
 		{"thinking first", `[{"type":"thinking","thinking":[{"type":"text","text":"Paid."}]},{"type":"text","text":"It is paid."}]`, "Let me check order X1.\n\nIt is paid."},
+		{"thinking alone: no break after the earlier text", `[{"type":"thinking","thinking":[{"type":"text","text":"Paid."}]}]`, "Let me check order X1."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, scriptedAnswers(r0, `{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":`+tc.parts+`},"finish_reason":"stop"}]}`))
@@ -71,29 +72,37 @@ func TestNonStreamPartsAnswerMovesAnnotations(t *testing.T) {
 // one answer carries the payment round's parts too, before the last
 // round's, as a streaming bot reads every round's (the stream relays
 // content parts as they come). Only the payment round's text went in, its
-// thinking lost. The text parts read the rounds' text joined, as before.
+// thinking lost; a payment round that gave thinking alone lost it whole.
+// The text parts read the rounds' text joined, as before.
 func TestNonStreamPartsAnswerKeepsEarlierThinking(t *testing.T) {
-	const r0 = `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Look X1 up."}]},{"type":"text","text":"Let me check order X1."}],"tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
 	const last = `{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Paid."}]},{"type":"text","text":"It is paid."}]},"finish_reason":"stop"}]}`
-	fp := newFakeProvider(t, scriptedAnswers(r0, last))
-	url := statefulProxy(t, fp.URL)
-	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
-		map[string]string{"X-WeChat-OpenID": "o-user-1"})
-	body := readAll(t, resp.Body)
-	var text, thinking []string
-	gjson.Get(body, "choices.0.message.content").ForEach(func(_, p gjson.Result) bool {
-		switch p.Get("type").Str {
-		case "text":
-			text = append(text, p.Get("text").Str)
-		case "thinking":
-			thinking = append(thinking, p.Get("thinking.0.text").Str)
-		}
-		return true
-	})
-	if got, want := strings.Join(text, ""), "Let me check order X1.\n\nIt is paid."; got != want {
-		t.Errorf("the text parts read %q; want %q: %s", got, want, body)
-	}
-	if got, want := strings.Join(thinking, "|"), "Look X1 up.|Paid."; got != want {
-		t.Errorf("the thinking parts read %q; want %q: %s", got, want, body)
+	for _, tc := range []struct{ name, parts, wantText string }{
+		{"thinking and text", `[{"type":"thinking","thinking":[{"type":"text","text":"Look X1 up."}]},{"type":"text","text":"Let me check order X1."}]`, "Let me check order X1.\n\nIt is paid."},
+		{"thinking alone", `[{"type":"thinking","thinking":[{"type":"text","text":"Look X1 up."}]}]`, "It is paid."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r0 := `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":` + tc.parts + `,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
+			fp := newFakeProvider(t, scriptedAnswers(r0, last))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
+				map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			var text, thinking []string
+			gjson.Get(body, "choices.0.message.content").ForEach(func(_, p gjson.Result) bool {
+				switch p.Get("type").Str {
+				case "text":
+					text = append(text, p.Get("text").Str)
+				case "thinking":
+					thinking = append(thinking, p.Get("thinking.0.text").Str)
+				}
+				return true
+			})
+			if got := strings.Join(text, ""); got != tc.wantText {
+				t.Errorf("the text parts read %q; want %q: %s", got, tc.wantText, body)
+			}
+			if got, want := strings.Join(thinking, "|"), "Look X1 up.|Paid."; got != want {
+				t.Errorf("the thinking parts read %q; want %q: %s", got, want, body)
+			}
+		})
 	}
 }
