@@ -227,10 +227,12 @@ func withSpoken(body []byte, spoken string, spokenParts []byte, content, brk str
 		parts := append(make([]byte, 0, len(spokenParts)+len(spoken)+len(c.Raw)+48), '[')
 		if spokenParts != nil {
 			parts = append(parts, spokenParts...)
+			parts = textPart(parts, paragraphBreak(spoken, content, brk))
 		} else {
-			parts = textPart(parts, spoken)
+			// The earlier text and the break in one part, as before any
+			// round gave parts.
+			parts = textPart(parts, spoken+paragraphBreak(spoken, content, brk))
 		}
-		parts = textPart(parts, paragraphBreak(spoken, content, brk))
 		parts = appendElements(parts, c.Raw)
 		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append(parts, ']'))
 	case c.Type == gjson.String || c.Type == gjson.Null || !c.Exists():
