@@ -40,11 +40,14 @@ import (
 // field in its param, as a JSON body's does. A text field, and a part's
 // headers (an upload's filename), holding the end user get the user's hash
 // in its place (u_anonymous under drop). Every other byte, the boundary
-// and the files' content included, stays as the bot sent it.
-func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) ([]byte, string, *apiError) {
+// and the files' content included, stays as the bot sent it. user is the
+// end user the request speaks for (the OpenID header, else the "user"
+// field): the rest of the request (its query, its Accept and Content-Type)
+// is kept from it as a JSON body's request is.
+func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) ([]byte, string, string, *apiError) {
 	parts, err := splitForm(body, boundary)
 	if err != nil {
-		return nil, "", badRequest("paygate: " + err.Error() + "; send the form as HTTP client libraries write one")
+		return nil, "", "", badRequest("paygate: " + err.Error() + "; send the form as HTTP client libraries write one")
 	}
 	modelAt, userAt, idsAt := -1, -1, [...]int{-1, -1}
 	var metadata []int // the metadata fields, which may be many
@@ -63,7 +66,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		default:
 			if metadataField(p.name) {
 				if p.encoded {
-					return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding that changes its bytes; send it as plain text", p.name))
+					return nil, "", "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding that changes its bytes; send it as plain text", p.name))
 				}
 				metadata = append(metadata, i)
 			} else if !p.file {
@@ -72,10 +75,10 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			continue
 		}
 		if *at >= 0 {
-			return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q appears more than once; send it once", p.name))
+			return nil, "", "", paramError(p.name, fmt.Sprintf("paygate: the form field %q appears more than once; send it once", p.name))
 		}
 		if p.encoded {
-			return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding that changes its bytes; send it as plain text", p.name))
+			return nil, "", "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding that changes its bytes; send it as plain text", p.name))
 		}
 		*at = i
 	}
@@ -88,7 +91,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		p := parts[modelAt]
 		model = string(body[p.content:p.end])
 		if model != "" && !s.up.HasModel(model) {
-			return nil, "", modelNotFound(model)
+			return nil, "", "", modelNotFound(model)
 		}
 		// An empty model names none: routed to the first model's
 		// targets, it reaches them as sent, as a JSON body's does
@@ -184,7 +187,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 				if parts[i].encoded {
 					// Quoted-printable keeps an OpenID's bytes as they
 					// are; paygate does not decode it to rewrite it.
-					return nil, "", paramError(parts[i].name, fmt.Sprintf("paygate: the form field %q holds the end user's id in a Content-Transfer-Encoding that changes its bytes; send it as plain text", parts[i].name))
+					return nil, "", "", paramError(parts[i].name, fmt.Sprintf("paygate: the form field %q holds the end user's id in a Content-Transfer-Encoding that changes its bytes; send it as plain text", parts[i].name))
 				}
 				repl[i], changed = []byte(interceptors.ReplaceUser(v, user, h)), true
 			}
@@ -199,7 +202,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		}
 	}
 	if !changed {
-		return body, model, nil
+		return body, model, user, nil
 	}
 	out := make([]byte, 0, len(body)+64)
 	first := true
@@ -226,7 +229,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 	if first {
 		tail = tail[2:] // no part is left: the close delimiter opens the body
 	}
-	return append(out, tail...), model, nil
+	return append(out, tail...), model, user, nil
 }
 
 // metadataField reports a form field that carries a member of "metadata":

@@ -104,8 +104,10 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(body) > 0 && isForm {
 		// A form's "model" and "user" fields are read and rewritten as
-		// the JSON members are below.
-		if body, model, aerr = s.passthroughForm(r, body, boundary); aerr != nil {
+		// the JSON members are below, and its end user is the request's,
+		// kept from the query as a JSON body's is: without it, an OpenID
+		// in ?user= reached the provider as sent.
+		if body, model, user, aerr = s.passthroughForm(r, body, boundary); aerr != nil {
 			writeError(w, aerr)
 			return
 		}
