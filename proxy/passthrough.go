@@ -714,7 +714,7 @@ func modelNotFound(model string) *apiError {
 // it came, the OpenID reached the provider in the URL (SPEC 2.2), and the
 // filter matched nothing, the provider having stored the hash. Every other
 // parameter, and the query's order, stay as the bot escaped them; an end
-// user id too short to be taken anywhere (interceptors.HoldsUser) is read
+// user id too short to be taken anywhere (interceptors.UserTakenAnywhere) is read
 // only in the parameters identityParam names.
 func (s *Server) queryWithoutUser(path, client, user string) string {
 	p, q, ok := strings.Cut(path, "?")
