@@ -7,25 +7,34 @@ import (
 	"testing"
 )
 
-// TestFormUserKeptOutOfTheURL: the end user a multipart form names in its
-// "user" field (a bot that sends no X-WeChat-OpenID) is the request's end
-// user on the rest of the path too, as a JSON body's "user" is: a query
-// parameter holding it (?user=, a tag) reaches the provider with the
-// user's hash in its place. passthroughForm rewrote the form's field, but
-// the handler went on with no end user, and the OpenID in the URL reached
-// the provider as sent (SPEC 2.2), where the same request with a JSON
-// body had it hashed.
+// TestFormUserKeptOutOfTheURL: the end user a multipart form names, in its
+// "user" field or, failing one, in a metadata field that says OpenID (a
+// bot that sends no X-WeChat-OpenID), is the request's end user on the rest
+// of the path too, as a JSON body's is: a query parameter holding it
+// (?user=, a tag) reaches the provider with the user's hash in its place,
+// and so does a text field holding it (a prompt naming the speaker).
+// passthroughForm rewrote the form's own identity fields, but the handler
+// went on with no end user, and the OpenID in the URL reached the provider
+// as sent (SPEC 2.2); a form naming its user only in its metadata had no
+// end user at all, and its prompt took the OpenID along too, where the
+// same request with a JSON body had it hashed everywhere.
 func TestFormUserKeptOutOfTheURL(t *testing.T) {
 	const id = "oWx-openid-form-4242-long" // long enough to be taken anywhere
 	h := expectedUserHash("shop-bot", id)
 	formCT := "multipart/form-data; boundary=" + formBoundaryTest
 	for _, tc := range []struct {
-		name, path, ct, body string
+		name, path, ct, body, query string
 	}{
 		{"JSON", "/v1/embeddings?user=" + id + "&tag=wx:" + id, "application/json",
-			`{"model":"gpt-test","input":"hi","user":"` + id + `"}`},
+			`{"model":"gpt-test","input":"hi","user":"` + id + `"}`, "user=" + h + "&tag=wx%3A" + h},
 		{"form", "/v1/images/edits?user=" + id + "&tag=wx:" + id, formCT,
-			form(t, field{"model", "", "gpt-test"}, field{"user", "", id}, field{"prompt", "", "a cat"})},
+			form(t, field{"model", "", "gpt-test"}, field{"user", "", id}, field{"prompt", "", "a cat"}), "user=" + h + "&tag=wx%3A" + h},
+		{"JSON, its user only in metadata", "/v1/images/generations?tag=wx:" + id, "application/json",
+			`{"model":"gpt-test","prompt":"speaker ` + id + `","metadata":{"openid":"` + id + `"}}`, "tag=wx%3A" + h},
+		{"form, its user only in metadata", "/v1/images/edits?tag=wx:" + id, formCT,
+			form(t, field{"model", "", "gpt-test"}, field{"metadata[openid]", "", id}, field{"prompt", "", "speaker " + id}), "tag=wx%3A" + h},
+		{"form, its user only in a metadata field of JSON", "/v1/images/edits?tag=wx:" + id, formCT,
+			form(t, field{"model", "", "gpt-test"}, field{"metadata", "", `{"wx_openid":"` + id + `"}`}, field{"prompt", "", "speaker " + id}), "tag=wx%3A" + h},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, jsonHandler(200, `{"data":[]}`))
@@ -35,11 +44,11 @@ func TestFormUserKeptOutOfTheURL(t *testing.T) {
 				t.Fatalf("status %d %s", resp.StatusCode, body)
 			}
 			got := fp.requests()[0]
-			if _, q, _ := strings.Cut(got.Path, "?"); q != "user="+h+"&tag=wx%3A"+h {
-				t.Errorf("provider got the query %q; want the user's hash in the OpenID's place", q)
+			if _, q, _ := strings.Cut(got.Path, "?"); q != tc.query {
+				t.Errorf("provider got the query %q; want %q, the user's hash in the OpenID's place", q, tc.query)
 			}
 			if dq, _ := url.QueryUnescape(got.Path); strings.Contains(dq, id) || strings.Contains(string(got.Body), id) {
-				t.Errorf("the OpenID reached the provider: %s", dq)
+				t.Errorf("the OpenID reached the provider: %s %q", dq, got.Body)
 			}
 		})
 	}

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/interceptors"
 )
 
@@ -42,7 +44,7 @@ import (
 // in its place (u_anonymous under drop). Every other byte, the boundary
 // and the files' content included, stays as the bot sent it. user is the
 // end user the request speaks for (the OpenID header, else the "user"
-// field): the rest of the request (its query, its Accept and Content-Type)
+// field, else a metadata field naming an OpenID: formMetadataOpenID): the rest of the request (its query, its Accept and Content-Type)
 // is kept from it as a JSON body's request is.
 func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) ([]byte, string, string, *apiError) {
 	parts, err := splitForm(body, boundary)
@@ -107,6 +109,13 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		bodyUser = string(body[p.content:p.end])
 	}
 	user := endUser(r.Header, bodyUser)
+	if user == "" {
+		// A metadata OpenID of a bot that names its user nowhere else,
+		// as a JSON body's (metadataOpenID): without it the form had no
+		// end user, and a text field or the query naming it took the
+		// OpenID to the provider.
+		user = formMetadataOpenID(body, parts, metadata)
+	}
 	privacy := s.forwardPrivacy(user)
 	if userAt >= 0 {
 		changed = true
@@ -230,6 +239,30 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		tail = tail[2:] // no part is left: the close delimiter opens the body
 	}
 	return append(out, tail...), model, user, nil
+}
+
+// formMetadataOpenID is the value of the first of a form's metadata fields
+// (at) that names a key saying OpenID (interceptors.OpenIDLike) at the top
+// of the metadata, as metadataOpenID reads a JSON body's: metadata[<key>],
+// or a key of a "metadata" field of JSON; "" for none.
+func formMetadataOpenID(body []byte, parts []formPart, at []int) string {
+	for _, i := range at {
+		p := parts[i]
+		v := string(body[p.content:p.end])
+		if p.name == "metadata" {
+			if gjson.Valid(v) {
+				if id := metadataOpenID(v); id != "" {
+					return id
+				}
+			}
+			continue
+		}
+		key := strings.TrimSuffix(strings.TrimPrefix(p.name, "metadata["), "]")
+		if v != "" && !strings.ContainsAny(key, "[]") && interceptors.OpenIDLike(key) {
+			return v
+		}
+	}
+	return ""
 }
 
 // metadataField reports a form field that carries a member of "metadata":
