@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/paygate/paygate/config"
 )
 
 // TestFormUserKeptOutOfTheURL: the end user a multipart form names, in its
@@ -49,6 +51,36 @@ func TestFormUserKeptOutOfTheURL(t *testing.T) {
 			}
 			if dq, _ := url.QueryUnescape(got.Path); strings.Contains(dq, id) || strings.Contains(string(got.Body), id) {
 				t.Errorf("the OpenID reached the provider: %s %q", dq, got.Body)
+			}
+		})
+	}
+}
+
+// TestQueryIdentifierOfAnotherHashed: a query parameter named as a body's
+// identity members (user, safety_identifier, prompt_cache_key) holding an
+// id other than the end user's reaches the provider as its hash, as the
+// body's member does (the hash of its own value), or is left out under
+// drop: only one holding the end user was rewritten, and another user's
+// OpenID in ?safety_identifier= reached the provider's URL as sent
+// (SPEC 2.2).
+func TestQueryIdentifierOfAnotherHashed(t *testing.T) {
+	const a, b = "oWx-openid-4242", "oWx-sharer-7777"
+	hb := expectedUserHash("shop-bot", b)
+	for _, tc := range []struct{ name, mode, query, want string }{
+		{"safety_identifier", "hash", "safety_identifier=" + b + "&limit=2", "safety_identifier=" + hb + "&limit=2"},
+		{"prompt_cache_key", "hash", "prompt_cache_key=" + b, "prompt_cache_key=" + hb},
+		{"user", "hash", "user=" + b, "user=" + hb},
+		{"user, drop", "drop", "user=" + b + "&limit=2", "limit=2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, okCompletion))
+			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			resp := send(t, http.MethodGet, base, "/v1/chat/completions?"+tc.query, "", map[string]string{"X-WeChat-OpenID": a})
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			if _, q, _ := strings.Cut(fp.requests()[0].Path, "?"); q != tc.want {
+				t.Errorf("provider got the query %q; want %q", q, tc.want)
 			}
 		})
 	}

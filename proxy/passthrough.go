@@ -743,8 +743,12 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		// sharer's metadata[wx_openid], or by a list holding the end
 		// user's beside another's) is filtered by the hash of its own
 		// value, which its chats were sent with (interceptors'
-		// metadataEdits).
-		other := dv != "" && dv != user && metadataUserIDParam(dk)
+		// metadataEdits); so is any value of a parameter named as a
+		// body's identity members (user, safety_identifier,
+		// prompt_cache_key), which a body sends as the hash of its own
+		// value whoever's it is: kept, another user's OpenID there
+		// reached the provider's URL.
+		other := dv != "" && dv != user && (metadataUserIDParam(dk) || identityMember(dk))
 		if !inKey && !inValue && !other {
 			out = append(out, pair)
 			continue
@@ -822,11 +826,14 @@ func unhex(c byte) byte {
 // where a body names the end user: user, safety_identifier,
 // prompt_cache_key, or a metadata filter (metadata[key]).
 func identityParam(name string) bool {
-	switch name {
-	case "user", "safety_identifier", "prompt_cache_key", "metadata":
-		return true
-	}
-	return strings.HasPrefix(name, "metadata[")
+	return identityMember(name) || name == "metadata" || strings.HasPrefix(name, "metadata[")
+}
+
+// identityMember reports whether the query parameter named name is named
+// as a body's member that names a user: user, safety_identifier,
+// prompt_cache_key.
+func identityMember(name string) bool {
+	return name == "user" || name == "safety_identifier" || name == "prompt_cache_key"
 }
 
 // holdsSecret reports whether a forwarded request's target (upstreamPath's
