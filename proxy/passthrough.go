@@ -712,7 +712,11 @@ func modelNotFound(model string) *apiError {
 // changes. A bot lists the stored completions of a user by the metadata it
 // tagged them with (GET /v1/chat/completions?metadata[openid]=…): sent as
 // it came, the OpenID reached the provider in the URL (SPEC 2.2), and the
-// filter matched nothing, the provider having stored the hash. Every other
+// filter matched nothing, the provider having stored the hash. A
+// parameter named as a body's identity member (identityMember) or a
+// metadata filter naming a user's id (metadataUserIDParam) that holds
+// someone else's gets the hash of its own value, as the body's member
+// does. Every other
 // parameter, and the query's order, stay as the bot escaped them; an end
 // user id too short to be taken anywhere (interceptors.UserTakenAnywhere) is read
 // only in the parameters identityParam names.
