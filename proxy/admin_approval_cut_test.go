@@ -58,6 +58,14 @@ func TestAdminApprovalCutByTheDrainDeadline(t *testing.T) {
 		{"at its prepay", store.StatusCreating, true, "reconciler asks WeChat Pay"},
 		{"before it was recorded", store.StatusApprovalRequired, false, "approve it again if it still awaits approval"},
 		{"its order unread", "", false, "approve it again if it still awaits approval"},
+		// Its prepay answered and recorded between the cut and the read:
+		// the approval was made, and "Could not approve" of an order
+		// that left the queue approved sent the manager to approve it
+		// again.
+		{"its prepay answered meanwhile", store.StatusAwaitingPayment, true, "the order is awaiting_payment now"},
+		{"closed after its approval", store.StatusClosed, true, "the order is closed now"},
+		{"rejected by another manager", store.StatusRejected, false, "the order is rejected now"},
+		{"expired", store.StatusExpired, false, "the order is expired now"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })

@@ -844,8 +844,9 @@ func adminDrainEnded(w http.ResponseWriter, r *http.Request, err error) bool {
 // order). Still approval_required (or unread), the approval is not known
 // to be recorded, and may be while the process lasts: a second approval
 // after the restart either makes it or is told it was made (409). The
-// error begins "approved, but " only when it was, as the other answers of
-// an approval made do.
+// error begins "approved, but " when the order shows it was (creating, or
+// a status only an approval leads to: approvedBefore), and only then, as
+// the other answers of an approval made do.
 func (s *Server) approvalCut(w http.ResponseWriter, r *http.Request, no string, actor *payments.Actor) {
 	// Read within half of what the drain keeps back for the answers
 	// (CutReserve), the rest left for the answer's write: unbounded, a
@@ -865,6 +866,12 @@ func (s *Server) approvalCut(w http.ResponseWriter, r *http.Request, no string, 
 		msg = "approved, but " + adminCut + " before WeChat Pay answered the order's prepay: paygate records the answer if it comes before the process exits; otherwise the order stays creating, and paygate's reconciler asks WeChat Pay about it after the restart"
 	case o == nil || o.Status == store.StatusApprovalRequired:
 		msg = adminCut + " before this approval was known to be recorded; it may still be before the process exits: read the order after the restart, and approve it again if it still awaits approval"
+	case approvedBefore(o.Status):
+		// Past creating (its prepay answered between the cut and the
+		// read): approved. Said without "approved, but ", the console
+		// read "Could not approve" of an order that left the queue
+		// approved.
+		msg = "approved, but " + adminCut + " before this approval's answer; the order is " + string(o.Status) + " now"
 	default:
 		msg = adminCut + " before this approval's answer; the order is " + string(o.Status) + " now"
 	}
@@ -875,6 +882,18 @@ func (s *Server) approvalCut(w http.ResponseWriter, r *http.Request, no string, 
 		body["order"] = adminOrder(o)
 	}
 	writeJSON(w, http.StatusServiceUnavailable, body)
+}
+
+// approvedBefore reports whether an order that awaited approval and now
+// has status st was approved: every status it can reach but through
+// creating (rejected, expired, needs_review; approval_required itself)
+// says nothing of an approval, and every other comes after one.
+func approvedBefore(st store.OrderStatus) bool {
+	switch st {
+	case store.StatusApprovalRequired, store.StatusRejected, store.StatusExpired, store.StatusNeedsReview:
+		return false
+	}
+	return true
 }
 
 // orderStatus is o's status, "" for none.
