@@ -85,3 +85,37 @@ func TestQueryIdentifierOfAnotherHashed(t *testing.T) {
 		})
 	}
 }
+
+// TestFormMetadataOfJSONWithAnEscapedUser: a form's "metadata" field of
+// JSON that spells the end user through a JSON escape ("wx:\u006fWx…",
+// as a JSON encoder that escapes non-ASCII-safe letters writes it) is
+// rewritten as a JSON body's metadata is, which decodes it: the user's
+// hash in its place, the member left out under drop. Read as raw text,
+// the escape hid the OpenID from paygate, and a provider decoding the
+// field read it, where the same metadata in a JSON body was hashed.
+func TestFormMetadataOfJSONWithAnEscapedUser(t *testing.T) {
+	const id = "oWx-openid-form-4242-long"
+	const escaped = `\u006fWx-openid-form-4242-long`
+	h := expectedUserHash("shop-bot", id)
+	formCT := "multipart/form-data; boundary=" + formBoundaryTest
+	for _, tc := range []struct{ name, mode, sent, want string }{
+		{"hash, in a value", "hash", `{"conv":"wx:` + escaped + `","n":"1"}`, `{"conv":"wx:` + h + `","n":"1"}`},
+		{"hash, the value", "hash", `{"who":"` + escaped + `"}`, `{"who":"` + h + `"}`},
+		{"drop", "drop", `{"conv":"wx:` + escaped + `","n":"1"}`, `{"n":"1"}`},
+		{"no escape of the user stays", "hash", `{"note":"a\"b"}`, `{"note":"a\"b"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"data":[]}`))
+			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			sent := form(t, field{"model", "", "gpt-test"}, field{"metadata", "", tc.sent}, field{"prompt", "", "a cat"})
+			resp := send(t, http.MethodPost, base, "/v1/images/edits", sent, map[string]string{"Content-Type": formCT, "X-WeChat-OpenID": id})
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			want := form(t, field{"model", "", "vendor/upstream-model"}, field{"metadata", "", tc.want}, field{"prompt", "", "a cat"})
+			if got := string(fp.requests()[0].Body); got != want {
+				t.Errorf("provider got\n%q\nwant\n%q", got, want)
+			}
+		})
+	}
+}

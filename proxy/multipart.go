@@ -154,8 +154,9 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			continue
 		}
 		v := string(body[parts[i].content:parts[i].end])
-		if parts[i].name == "metadata" && interceptors.NestsUserID(v) {
-			// A field of JSON ({"wx_openid": …}): rewritten as a JSON
+		if parts[i].name == "metadata" && metadataOfJSON(v, user) {
+			// A field of JSON ({"wx_openid": …}, or one that may spell
+			// the end user through an escape): rewritten as a JSON
 			// body's metadata is.
 			if mv, ok := interceptors.RewriteMetadata(v, interceptors.Upstream{Client: client, EndUser: user, Privacy: privacy}); !ok {
 				drop[i], changed = true, true
@@ -263,6 +264,20 @@ func formMetadataOpenID(body []byte, parts []formPart, at []int) string {
 		}
 	}
 	return ""
+}
+
+// metadataOfJSON reports whether v, a form's "metadata" field, is JSON
+// that interceptors.RewriteMetadata must read as a JSON body's metadata
+// is: one naming a user's id (interceptors.NestsUserID), or, with an end
+// user, an object or array holding an escape, behind which the user may
+// be spelled ("wx:\u006fWx…"). Read as raw text the escape hid the
+// OpenID, and a provider decoding the field read it.
+func metadataOfJSON(v, user string) bool {
+	if interceptors.NestsUserID(v) {
+		return true
+	}
+	t := strings.TrimSpace(v)
+	return user != "" && t != "" && (t[0] == '{' || t[0] == '[') && strings.IndexByte(t, '\\') >= 0 && gjson.Valid(t)
 }
 
 // metadataField reports a form field that carries a member of "metadata":
