@@ -119,3 +119,36 @@ func TestFormMetadataOfJSONWithAnEscapedUser(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryMetadataOfJSONRewritten: a query's "metadata" parameter of JSON
+// (a filter a bot wrote as the object itself, not as metadata[key]=…) is
+// rewritten as a form's "metadata" field of JSON and a JSON body's
+// metadata are: a member whose key says OpenID or UnionID gets the hash
+// of its own value, whoever's it is, the end user spelled through an
+// escape the user's hash, and under drop such a member is left out. Only
+// a value holding the end user as written was rewritten, and a sharer's
+// OpenID, or the end user's escaped, reached the provider's URL.
+func TestQueryMetadataOfJSONRewritten(t *testing.T) {
+	const a, b = "oWx-openid-4242-long-enough", "oWx-sharer-7777"
+	ha, hb := expectedUserHash("shop-bot", a), expectedUserHash("shop-bot", b)
+	q := url.QueryEscape
+	for _, tc := range []struct{ name, mode, query, want string }{
+		{"another's OpenID", "hash", "metadata=" + q(`{"wx_openid":"`+b+`"}`) + "&limit=2", "metadata=" + q(`{"wx_openid":"`+hb+`"}`) + "&limit=2"},
+		{"another's UnionID", "hash", "metadata=" + q(`{"unionid":"`+b+`"}`), "metadata=" + q(`{"unionid":"`+hb+`"}`)},
+		{"the end user escaped", "hash", "metadata=" + q(`{"conv":"wx:\u006fWx-openid-4242-long-enough"}`), "metadata=" + q(`{"conv":"wx:`+ha+`"}`)},
+		{"drop", "drop", "metadata=" + q(`{"wx_openid":"`+b+`","n":"1"}`) + "&limit=2", "metadata=" + q(`{"n":"1"}`) + "&limit=2"},
+		{"naming nobody stays as sent", "hash", "metadata=%7B%22n%22:%221%22%7D&after=chatcmpl-7", "metadata=%7B%22n%22:%221%22%7D&after=chatcmpl-7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
+			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			resp := send(t, http.MethodGet, base, "/v1/chat/completions?"+tc.query, "", map[string]string{"X-WeChat-OpenID": a})
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			if _, got, _ := strings.Cut(fp.requests()[0].Path, "?"); got != tc.want {
+				t.Errorf("provider got the query %q; want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -716,7 +716,8 @@ func modelNotFound(model string) *apiError {
 // parameter named as a body's identity member (identityMember) or a
 // metadata filter naming a user's id (metadataUserIDParam) that holds
 // someone else's gets the hash of its own value, as the body's member
-// does. Every other
+// does, and so does such a member of a "metadata" parameter of JSON
+// (metadataOfJSON), rewritten as a form's field of JSON is. Every other
 // parameter, and the query's order, stay as the bot escaped them; an end
 // user id too short to be taken anywhere (interceptors.UserTakenAnywhere) is read
 // only in the parameters identityParam names.
@@ -739,6 +740,23 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		// and rewritten there the provider refused the limit.
 		if !interceptors.UserTakenAnywhere(user) && !identityParam(dk) {
 			out = append(out, pair)
+			continue
+		}
+		if dk == "metadata" && metadataOfJSON(dv, user) {
+			// The filter written as the object itself, naming a user's
+			// id ({"wx_openid": …}) or with an escape the end user may
+			// hide behind: rewritten as a form's "metadata" field of JSON
+			// is, the hash of each id's own value in its place. Read as
+			// text, a sharer's OpenID reached the provider's URL.
+			mv, send := interceptors.RewriteMetadata(dv, interceptors.Upstream{Client: client, EndUser: user, Privacy: pv})
+			switch {
+			case !send:
+				changed = true
+			case mv != dv:
+				out, changed = append(out, k+"="+url.QueryEscape(mv)), true
+			default:
+				out = append(out, pair)
+			}
 			continue
 		}
 		inKey := interceptors.HoldsUser(dk, user)
