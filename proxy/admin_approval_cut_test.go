@@ -66,6 +66,9 @@ func TestAdminApprovalCutByTheDrainDeadline(t *testing.T) {
 		{"closed after its approval", store.StatusClosed, true, "the order is closed now"},
 		{"rejected by another manager", store.StatusRejected, false, "the order is rejected now"},
 		{"expired", store.StatusExpired, false, "the order is expired now"},
+		// needs_review, which an order awaiting approval reaches
+		// without one too (payments' state.go): nothing says it was.
+		{"held for review", store.StatusNeedsReview, false, "the order is needs_review now"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
