@@ -71,6 +71,14 @@ func TestQueryIdentifierOfAnotherHashed(t *testing.T) {
 		{"prompt_cache_key", "hash", "prompt_cache_key=" + b, "prompt_cache_key=" + hb},
 		{"user", "hash", "user=" + b, "user=" + hb},
 		{"user, drop", "drop", "user=" + b + "&limit=2", "limit=2"},
+		// A list's name (Rack, PHP and Express's qs read user[] and
+		// user[0] as user) and another case (ASP.NET binds a parameter
+		// in any case) name the member too.
+		{"user[]", "hash", "user[]=" + b + "&limit=2", "user[]=" + hb + "&limit=2"},
+		{"safety_identifier[0], escaped", "hash", "safety_identifier%5B0%5D=" + b, "safety_identifier%5B0%5D=" + hb},
+		{"User", "hash", "User=" + b, "User=" + hb},
+		{"PROMPT_CACHE_KEY[], drop", "drop", "PROMPT_CACHE_KEY[]=" + b + "&limit=2", "limit=2"},
+		{"a name only like one stays", "hash", "username=" + b + "&user[x]=" + b + "&users=2", "username=" + b + "&user[x]=" + b + "&users=2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, jsonHandler(200, okCompletion))

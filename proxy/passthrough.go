@@ -853,9 +853,29 @@ func identityParam(name string) bool {
 
 // identityMember reports whether the query parameter named name is named
 // as a body's member that names a user: user, safety_identifier,
-// prompt_cache_key.
+// prompt_cache_key, in any case (ASP.NET binds a parameter so) and as a
+// list's name, user[] or user[0], which Rack, PHP and Express's qs read
+// as user. Taken only as written, another user's OpenID in ?User= or
+// ?user[]= reached the provider's URL.
 func identityMember(name string) bool {
-	return name == "user" || name == "safety_identifier" || name == "prompt_cache_key"
+	if i := strings.IndexByte(name, '['); i > 0 && listIndex(name[i:]) {
+		name = name[:i]
+	}
+	return strings.EqualFold(name, "user") || strings.EqualFold(name, "safety_identifier") || strings.EqualFold(name, "prompt_cache_key")
+}
+
+// listIndex reports whether s is a list's index after a parameter's name:
+// "[]" or "[" digits "]".
+func listIndex(s string) bool {
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return false
+	}
+	for _, c := range []byte(s[1 : len(s)-1]) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // holdsSecret reports whether a forwarded request's target (upstreamPath's
