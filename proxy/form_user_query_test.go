@@ -81,13 +81,7 @@ func TestQueryIdentifierOfAnotherHashed(t *testing.T) {
 		{"a name only like one stays", "hash", "username=" + b + "&user[x]=" + b + "&users=2", "username=" + b + "&user[x]=" + b + "&users=2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, jsonHandler(200, okCompletion))
-			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
-			resp := send(t, http.MethodGet, base, "/v1/chat/completions?"+tc.query, "", map[string]string{"X-WeChat-OpenID": a})
-			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
-				t.Fatalf("status %d %s", resp.StatusCode, body)
-			}
-			if _, q, _ := strings.Cut(fp.requests()[0].Path, "?"); q != tc.want {
+			if q := forwardedQuery(t, tc.mode, tc.query, a); q != tc.want {
 				t.Errorf("provider got the query %q; want %q", q, tc.want)
 			}
 		})
@@ -148,15 +142,24 @@ func TestQueryMetadataOfJSONRewritten(t *testing.T) {
 		{"naming nobody stays as sent", "hash", "metadata=%7B%22n%22:%221%22%7D&after=chatcmpl-7", "metadata=%7B%22n%22:%221%22%7D&after=chatcmpl-7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
-			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
-			resp := send(t, http.MethodGet, base, "/v1/chat/completions?"+tc.query, "", map[string]string{"X-WeChat-OpenID": a})
-			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
-				t.Fatalf("status %d %s", resp.StatusCode, body)
-			}
-			if _, got, _ := strings.Cut(fp.requests()[0].Path, "?"); got != tc.want {
-				t.Errorf("provider got the query %q; want %q", got, tc.want)
+			if q := forwardedQuery(t, tc.mode, tc.query, a); q != tc.want {
+				t.Errorf("provider got the query %q; want %q", q, tc.want)
 			}
 		})
 	}
+}
+
+// forwardedQuery sends GET /v1/chat/completions?query for the end user
+// openID under privacy.forward_user mode, and returns the query the
+// provider got.
+func forwardedQuery(t *testing.T, mode, query, openID string) string {
+	t.Helper()
+	fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
+	base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = mode }))
+	resp := send(t, http.MethodGet, base, "/v1/chat/completions?"+query, "", map[string]string{"X-WeChat-OpenID": openID})
+	if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+		t.Fatalf("status %d %s", resp.StatusCode, body)
+	}
+	_, q, _ := strings.Cut(fp.requests()[0].Path, "?")
+	return q
 }

@@ -82,14 +82,7 @@ func TestQueryOfAShortUserIdKeepsTheBotsOwnParameters(t *testing.T) {
 		{"drop", "drop", "limit=20&metadata[user]=20&after=chatcmpl-20", "limit=20&after=chatcmpl-20"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
-			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
-			resp := send(t, http.MethodGet, base, "/v1/chat/completions?"+tc.query, "", map[string]string{"X-WeChat-OpenID": user})
-			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
-				t.Fatalf("status %d %s", resp.StatusCode, body)
-			}
-			_, q, _ := strings.Cut(fp.requests()[0].Path, "?")
-			if q != tc.want {
+			if q := forwardedQuery(t, tc.mode, tc.query, user); q != tc.want {
 				t.Errorf("provider got the query %q; want %q", q, tc.want)
 			}
 		})
