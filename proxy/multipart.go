@@ -66,6 +66,13 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		case "prompt_cache_key":
 			at = &idsAt[1]
 		default:
+			if name := formCaseVariant(p.name); name != "" {
+				// A parser that ignores case (ASP.NET's binding) reads it
+				// as the field paygate reads, as a JSON body's member
+				// so spelled is refused: sent, another model ran, or
+				// an OpenID in it reached the provider.
+				return nil, "", "", paramError(name, fmt.Sprintf("paygate: the form field %q is %q to some providers (their form parsers ignore case); spell it %q", p.name, name, name))
+			}
 			if metadataField(p.name) {
 				if p.encoded {
 					return nil, "", "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding that changes its bytes; send it as plain text", p.name))
@@ -278,6 +285,19 @@ func metadataOfJSON(v, user string) bool {
 	}
 	t := strings.TrimSpace(v)
 	return user != "" && t != "" && (t[0] == '{' || t[0] == '[') && strings.IndexByte(t, '\\') >= 0 && gjson.Valid(t)
+}
+
+// formCaseVariant is the field paygate reads (model, user,
+// safety_identifier, prompt_cache_key, metadata or a metadata[key]) that
+// name spells in another case, or "" when it spells none so.
+func formCaseVariant(name string) string {
+	head, _, _ := strings.Cut(name, "[")
+	for _, f := range [...]string{"model", "user", "safety_identifier", "prompt_cache_key", "metadata"} {
+		if strings.EqualFold(head, f) && head != f {
+			return f
+		}
+	}
+	return ""
 }
 
 // metadataField reports a form field that carries a member of "metadata":

@@ -177,6 +177,16 @@ func TestPassthroughFormRefused(t *testing.T) {
 		{"encoded safety_identifier", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"safety_identifier\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400, "safety_identifier"},
 		{"encoded metadata field", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"metadata[u]\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400, "metadata[u]"},
 		{"unknown model", ct, part("model", "openai/o1-pro") + end, 404, "model"},
+		// Another case of a field paygate reads is that field to a
+		// parser that ignores case (ASP.NET's binding), as a JSON
+		// body's member is: refused as the body's is.
+		{"User", ct, part("User", "oSECRET") + end, 400, "user"},
+		{"uſer, a long s", ct, part("uſer", "oSECRET") + end, 400, "user"},
+		{"SAFETY_IDENTIFIER", ct, part("SAFETY_IDENTIFIER", "oSECRET") + end, 400, "safety_identifier"},
+		{"Prompt_Cache_Key", ct, part("Prompt_Cache_Key", "oSECRET") + end, 400, "prompt_cache_key"},
+		{"Model", ct, part("model", "embed-test") + part("Model", "openai/o1-pro") + end, 400, "model"},
+		{"Metadata[openid]", ct, part("Metadata[openid]", "oSECRET") + end, 400, "metadata"},
+		{"METADATA", ct, part("METADATA", `{"openid":"oSECRET"}`) + end, 400, "metadata"},
 		{"preamble", ct, "hello\r\n" + part("user", "oSECRET") + end, 400, ""},
 		{"bytes after the close delimiter", ct, part("a", "1") + end + part("user", "oSECRET") + end, 400, ""},
 		{"no close delimiter", ct, part("user", "oSECRET"), 400, ""},
