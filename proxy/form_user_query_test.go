@@ -73,11 +73,13 @@ func TestQueryIdentifierOfAnotherHashed(t *testing.T) {
 		{"user, drop", "drop", "user=" + b + "&limit=2", "limit=2"},
 		// A list's name (Rack, PHP and Express's qs read user[] and
 		// user[0] as user) and another case (ASP.NET binds a parameter
-		// in any case) name the member too.
+		// in any case) name the member too, and the metadata filter.
 		{"user[]", "hash", "user[]=" + b + "&limit=2", "user[]=" + hb + "&limit=2"},
 		{"safety_identifier[0], escaped", "hash", "safety_identifier%5B0%5D=" + b, "safety_identifier%5B0%5D=" + hb},
 		{"User", "hash", "User=" + b, "User=" + hb},
 		{"PROMPT_CACHE_KEY[], drop", "drop", "PROMPT_CACHE_KEY[]=" + b + "&limit=2", "limit=2"},
+		{"Metadata[wx_openid]", "hash", "Metadata[wx_openid]=" + b + "&limit=2", "Metadata[wx_openid]=" + hb + "&limit=2"},
+		{"METADATA of JSON", "hash", "METADATA=" + url.QueryEscape(`{"wx_openid":"`+b+`"}`), "METADATA=" + url.QueryEscape(`{"wx_openid":"`+hb+`"}`)},
 		{"a name only like one stays", "hash", "username=" + b + "&user[x]=" + b + "&users=2", "username=" + b + "&user[x]=" + b + "&users=2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

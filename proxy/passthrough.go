@@ -287,10 +287,11 @@ func metadataOpenIDParam(k string) bool { return metadataParam(k, interceptors.O
 func metadataUserIDParam(k string) bool { return metadataParam(k, interceptors.UserIDKeyLike) }
 
 // metadataParam reports whether k is metadata[<name>], or a name within it,
-// with a name that like takes.
+// with a name that like takes; "metadata" in any case, as identityMember
+// reads a name.
 func metadataParam(k string, like func(string) bool) bool {
-	name, ok := strings.CutPrefix(k, "metadata[")
-	if !ok || !strings.HasSuffix(name, "]") {
+	head, name, ok := strings.Cut(k, "[")
+	if !ok || !strings.EqualFold(head, "metadata") || !strings.HasSuffix(name, "]") {
 		return false
 	}
 	for seg := range strings.SplitSeq(name[:len(name)-1], "][") {
@@ -742,7 +743,7 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 			out = append(out, pair)
 			continue
 		}
-		if dk == "metadata" && metadataOfJSON(dv, user) {
+		if strings.EqualFold(dk, "metadata") && metadataOfJSON(dv, user) {
 			// The filter written as the object itself, naming a user's
 			// id ({"wx_openid": …}) or with an escape the end user may
 			// hide behind: rewritten as a form's "metadata" field of JSON
@@ -846,9 +847,10 @@ func unhex(c byte) byte {
 
 // identityParam reports whether the query parameter named name stands
 // where a body names the end user: user, safety_identifier,
-// prompt_cache_key, or a metadata filter (metadata[key]).
+// prompt_cache_key, or a metadata filter (metadata[key]), in any case.
 func identityParam(name string) bool {
-	return identityMember(name) || name == "metadata" || strings.HasPrefix(name, "metadata[")
+	head, _, _ := strings.Cut(name, "[")
+	return identityMember(name) || strings.EqualFold(head, "metadata")
 }
 
 // identityMember reports whether the query parameter named name is named
