@@ -827,18 +827,6 @@ type stdServer struct {
 
 func (s stdServer) CancelRequests(cause error) { s.cancel(cause) }
 
-// newHTTPServer serves every listener with proxy/h1's server where it can
-// watch for disconnects. On the bots' listener ("main") it is for
-// throughput: that listener carries every chat request and net/http's
-// server costs it about a quarter of it (BENCHMARKS.md). On the operators'
-// ("admin") and the notification listener it is for the framing: net/http's
-// server serves a request with both Content-Length and Transfer-Encoding by
-// its coding and keeps the connection, frames one with Transfer-Encoding on
-// HTTP/1.0 by its length, and joins a folded header line to the one before,
-// so a proxy in front (the TLS proxy the notification listener sits behind)
-// that frames it otherwise reads another request boundary than paygate, the
-// shape of request smuggling; proxy/h1 refuses those heads with a 400 and
-// closes the connection. Elsewhere every listener keeps net/http's.
 // serverErrorLog is the HTTP servers' error log, written to l: what a
 // client did (a broken TLS handshake, an accept error) at WARN, and a
 // handler's panic (net/http's and proxy/h1's "panic serving"), a bug whose
@@ -859,6 +847,18 @@ func (w serverLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// newHTTPServer serves every listener with proxy/h1's server where it can
+// watch for disconnects. On the bots' listener ("main") it is for
+// throughput: that listener carries every chat request and net/http's
+// server costs it about a quarter of it (BENCHMARKS.md). On the operators'
+// ("admin") and the notification listener it is for the framing: net/http's
+// server serves a request with both Content-Length and Transfer-Encoding by
+// its coding and keeps the connection, frames one with Transfer-Encoding on
+// HTTP/1.0 by its length, and joins a folded header line to the one before,
+// so a proxy in front (the TLS proxy the notification listener sits behind)
+// that frames it otherwise reads another request boundary than paygate, the
+// shape of request smuggling; proxy/h1 refuses those heads with a 400 and
+// closes the connection. Elsewhere every listener keeps net/http's.
 func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
 	if h1.Supported() {
 		if name == "notify" {
