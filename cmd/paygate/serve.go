@@ -707,12 +707,14 @@ func serveHangups(ctx context.Context, cfg *config.Config, logOut io.Writer, rea
 	if a.storeStart != nil {
 		started = a.storeStart.Started()
 	}
+	cause := "signal" // ctx ends at the first SIGTERM or SIGINT (cmdServe)
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case err := <-errc:
 			done = true
+			cause = "listener failed"
 			if !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("listener failed", "err", err)
 				failed = fmt.Errorf("listener failed: %w", err) // exit non-zero, so a supervisor restarts it
@@ -721,12 +723,20 @@ func serveHangups(ctx context.Context, cfg *config.Config, logOut io.Writer, rea
 			started = nil
 			if err := a.storeStart.StartErr(); err != nil {
 				done = true
+				cause = "store refused"
 				failed = fmt.Errorf("opening redis store: %w", err) // as openStore reports it
 			}
 		}
 	}
 	budget := cfg.Server.ShutdownTimeout.D()
-	a.log.Info("shutting down: draining in-flight requests (a second SIGTERM or Ctrl-C stops at once)", "timeout", budget.String())
+	// Only a drain a signal began is ended at once by the next one: begun
+	// by a failure, the first signal only ends cmdServe's wait for one, and
+	// the line said "a second SIGTERM" to an operator who had sent none.
+	stopNow := "a second SIGTERM or Ctrl-C stops at once"
+	if cause != "signal" {
+		stopNow = "two SIGTERMs or Ctrl-C twice stop at once"
+	}
+	a.log.Info("shutting down: draining in-flight requests ("+stopNow+")", "cause", cause, "timeout", budget.String())
 	a.server.Drain() // /readyz says so at once, on every listener
 	start := time.Now()
 	cutCtx, cancelCut := context.WithDeadline(context.Background(), start.Add(budget-cutReserve(budget)))

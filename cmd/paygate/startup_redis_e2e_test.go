@@ -112,6 +112,17 @@ models: [{name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}]
 	if gjson.Get(last, "level").Str != "ERROR" || !strings.Contains(gjson.Get(last, "err").Str, "store.redis.key_prefix") {
 		t.Errorf("the reason serve stopped: %s; want an ERROR line naming store.redis.key_prefix", last)
 	}
+	// No signal started this drain: its line must not speak of a second
+	// one (a first SIGTERM only ends the wait for one that never came;
+	// it takes two to stop at once), and it names what did start it.
+	for _, l := range lines {
+		if !strings.HasPrefix(gjson.Get(l, "msg").Str, "shutting down") {
+			continue
+		}
+		if strings.Contains(l, "a second SIGTERM") || gjson.Get(l, "cause").Str != "store refused" {
+			t.Errorf("the drain's line: %s; want its cause (store refused), no word of a second signal", l)
+		}
+	}
 }
 
 // firstProbe asks url as a Kubernetes probe does, with a 1 s timeout and a
