@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -753,6 +754,9 @@ func TestReadyzNamesFailingWrites(t *testing.T) {
 		{fmt.Errorf("embedded: data/paygate.db: the last write failed: %w: no space left on device", store.ErrWritesFail), true, http.StatusServiceUnavailable, "writes fail: check its disk", "Redis"},
 		{fmt.Errorf("redis write probe: %w: OOM command not allowed when used memory > 'maxmemory'", store.ErrWritesFail), false, http.StatusServiceUnavailable, "writes fail: Redis refuses", "disk"},
 		{fmt.Errorf("dial: %w", store.ErrUnavailable), false, http.StatusServiceUnavailable, "store unreachable", ""},
+		// Redis answered, refusing paygate's credentials: a config to put
+		// right, not a network to look at.
+		{errors.New("redis ping: redis owner: WRONGPASS invalid username-password pair or user is disabled."), false, http.StatusServiceUnavailable, "Redis refuses paygate's commands", "unreachable"},
 	} {
 		var st Pinger = pingerFunc(func(context.Context) error { return tc.err })
 		if tc.local {

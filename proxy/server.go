@@ -427,6 +427,15 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
+			if l, ok := s.store.(store.Local); !(ok && l.Local()) && !errors.Is(err, store.ErrUnavailable) && r.Context().Err() == nil {
+				// Redis answered, with an error of its own that is no
+				// "not now" (WRONGPASS, NOAUTH: store.redis.username and
+				// password; NOPERM: its ACL; a syntax error: a Redis older
+				// than paygate's commands): "unreachable" sent the
+				// operator to the network.
+				_, _ = w.Write([]byte("store refuses: Redis refuses paygate's commands (store.redis.username and password, its ACL, its version?); the log names its answer\n"))
+				return
+			}
 			_, _ = w.Write([]byte("store unreachable\n"))
 			return
 		}
