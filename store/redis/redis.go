@@ -451,8 +451,18 @@ func (s *Store) start(ctx context.Context, opts Options) {
 	lctx, lcancel := context.WithTimeout(context.WithValue(ctx, starting{}, true), 2*time.Second)
 	err := s.checkEpoch(lctx) // Ping retries while Redis is down; the first to reach it warns (firstReached)
 	if s.epoch.Load() == nil && !s.lost.Load() && ctx.Err() == nil {
-		s.log.Warn("Redis did not answer at start: every store call fails as unavailable until it does "+
-			"(paygate serve: payment tools fail closed, chat goes on without payment state)", "err", err)
+		if err != nil && !errors.Is(err, store.ErrUnavailable) {
+			// It answered, refusing: WRONGPASS or NOAUTH (credentials),
+			// NOPERM (an ACL), a syntax error (a Redis older than
+			// paygate's commands). "Did not answer" sent the operator of
+			// a mistyped password to the network.
+			s.log.Warn("Redis refused paygate at start: every store call fails until it takes paygate's commands "+
+				"(check store.redis.username and password, the user's ACL, the Redis version; "+
+				"paygate serve: payment tools fail closed, chat goes on without payment state)", "err", err)
+		} else {
+			s.log.Warn("Redis did not answer at start: every store call fails as unavailable until it does "+
+				"(paygate serve: payment tools fail closed, chat goes on without payment state)", "err", err)
+		}
 	}
 	if s.epoch.Load() != nil && !s.lost.Load() {
 		// Load the scripts before the first request so a turn's
