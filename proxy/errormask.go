@@ -31,6 +31,12 @@ import (
 // event, a long Response's completed event) is not held whole: it is
 // relayed as it comes, its configured secrets masked, each part cut where
 // it splits no secret (logging.Redactor.Cut).
+//
+// A UTF-8 byte order mark before the stream's first line (a relay on
+// Windows, a .NET server) is dropped, as a client drops it (the event
+// stream standard) and as the mark before a JSON answer is: read as the
+// first line's first byte, it hid the line's ":" and its "event" name, so
+// a first comment line (": OPENROUTER PROCESSING") reached the bot.
 type sseErrorMask struct {
 	redact     *logging.Redactor
 	line       []byte // the current line's bytes not relayed yet
@@ -47,6 +53,31 @@ type sseErrorMask struct {
 	// open: a line of the current event was relayed (in part, when long),
 	// and the blank line that ends the event was not.
 	open bool
+	// started: the stream's first bytes were read past a byte order mark
+	// (dropped) or its absence; bom counts the mark's bytes read so far
+	// (the reads may split it).
+	started bool
+	bom     int
+}
+
+// utf8BOM is the byte order mark an event stream may start with.
+const utf8BOM = "\ufeff"
+
+// skipBOM returns p without the stream's leading byte order mark, or the
+// part of it p holds, once. Bytes that began like the mark and then
+// differ from it are no mark: they are held as the first line's start.
+func (m *sseErrorMask) skipBOM(p []byte) []byte {
+	for ; len(p) > 0 && !m.started; p = p[1:] {
+		if p[0] != utf8BOM[m.bom] {
+			m.started = true
+			m.line = append(m.line, utf8BOM[:m.bom]...)
+			return p
+		}
+		if m.bom++; m.bom == len(utf8BOM) {
+			m.started = true
+		}
+	}
+	return p
 }
 
 // maxMaskedLine bounds a line held whole: an error event is far smaller.
@@ -57,6 +88,9 @@ const maxMaskedLine = 1 << 20
 // result is valid until the next call.
 func (m *sseErrorMask) next(p []byte) []byte {
 	m.out = m.out[:0]
+	if !m.started {
+		p = m.skipBOM(p)
+	}
 	for len(p) > 0 {
 		if m.skipLF {
 			m.skipLF = false
@@ -131,6 +165,10 @@ func (m *sseErrorMask) afterCR() bool {
 // end returns the last line of a stream that ended without its line end.
 func (m *sseErrorMask) end() []byte {
 	m.out = m.out[:0]
+	if !m.started {
+		// Only the first bytes of a mark came: they are the stream.
+		m.started, m.line = true, append(m.line, utf8BOM[:m.bom]...)
+	}
 	if len(m.line) > 0 || m.long {
 		m.endLine(m.line)
 	}
