@@ -532,23 +532,33 @@ func TestForwardedStreamFailsOverBeforeItsHead(t *testing.T) {
 // go-openai reads them as error text; a stream piped on a forwarded path
 // (a legacy completion, which go-openai streams) is no exception. Comment
 // lines are dropped wherever a read splits them, with LF or CRLF endings,
-// and every other byte reaches the bot as sent.
+// and every other byte reaches the bot as sent. A UTF-8 byte order mark
+// before the stream (a relay on Windows, a .NET server) is dropped, as a
+// client drops it: read as the first line's first byte, it hid that
+// line's ":", and the first comment reached the bot.
 func TestForwardedStreamDropsProviderComments(t *testing.T) {
 	const ev1 = "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"Hi\"}]}\n\n"
 	const ev2 = "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"!\",\"finish_reason\":\"stop\"}]}\r\n\r\n"
-	sent := []string{": OPENROUTER PROCESSING\n\n", ev1, ": keep-", "alive\r\n", "\r\n", ev2, ":\n", "data: [DONE]\n\n"}
-	want := "\n" + ev1 + "\r\n" + ev2 + "data: [DONE]\n\n"
-	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for _, s := range sent {
-			_, _ = io.WriteString(w, s)
-			w.(http.Flusher).Flush()
-		}
-	})
-	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
-	resp := post(t, url, "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`, map[string]string{"Content-Type": "application/json"})
-	if b := readAll(t, resp.Body); b != want {
-		t.Errorf("the bot got %q; want %q (the provider's comment lines dropped, nothing else)", b, want)
+	const want = "\n" + ev1 + "\r\n" + ev2 + "data: [DONE]\n\n"
+	for name, sent := range map[string][]string{
+		"comments":               {": OPENROUTER PROCESSING\n\n", ev1, ": keep-", "alive\r\n", "\r\n", ev2, ":\n", "data: [DONE]\n\n"},
+		"a byte order mark":      {"\ufeff: OPENROUTER PROCESSING\n\n", ev1, ": keep-alive\r\n\r\n", ev2, "data: [DONE]\n\n"},
+		"a byte order mark, cut": {"\xef", "\xbb", "\xbf: OPENROUTER ", "PROCESSING\n\n" + ev1 + ":\r\n\r\n" + ev2 + "data: [DONE]\n\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				for _, s := range sent {
+					_, _ = io.WriteString(w, s)
+					w.(http.Flusher).Flush()
+				}
+			})
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			resp := post(t, url, "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`, map[string]string{"Content-Type": "application/json"})
+			if b := readAll(t, resp.Body); b != want {
+				t.Errorf("the bot got %q; want %q (the provider's comment lines dropped, nothing else)", b, want)
+			}
+		})
 	}
 }
 
