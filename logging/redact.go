@@ -341,13 +341,23 @@ func (r *Redactor) Cut(b []byte, n int) int {
 
 // Handler wraps another slog.Handler and masks secrets in the message and in
 // every string-valued attribute, including nested groups and error values.
+// A structured value is checked in the text its inner handler writes for
+// it: JSON (slog.JSONHandler, and any handler but the text one), or the
+// %+v text of slog.TextHandler, unexported fields and bytes as numbers
+// included.
 type Handler struct {
 	inner slog.Handler
 	r     *Redactor
+	// text: inner is a slog.TextHandler, which writes a value of kind Any
+	// as %+v where the JSON handler writes JSON (any).
+	text bool
 }
 
 // NewHandler wraps inner.
-func NewHandler(inner slog.Handler, r *Redactor) *Handler { return &Handler{inner: inner, r: r} }
+func NewHandler(inner slog.Handler, r *Redactor) *Handler {
+	_, text := inner.(*slog.TextHandler)
+	return &Handler{inner: inner, r: r, text: text}
+}
 
 // New returns a JSON logger writing to w at level, masking secrets.
 func New(w io.Writer, level slog.Level, secrets []string) *slog.Logger {
@@ -503,12 +513,12 @@ func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
 	for i, a := range as {
 		red[i] = h.attr(a)
 	}
-	return &Handler{inner: h.inner.WithAttrs(red), r: h.r}
+	return &Handler{inner: h.inner.WithAttrs(red), r: h.r, text: h.text}
 }
 
 // WithGroup implements slog.Handler.
 func (h *Handler) WithGroup(name string) slog.Handler {
-	return &Handler{inner: h.inner.WithGroup(name), r: h.r}
+	return &Handler{inner: h.inner.WithGroup(name), r: h.r, text: h.text}
 }
 
 func (h *Handler) attr(a slog.Attr) slog.Attr {
@@ -550,8 +560,16 @@ func (h *Handler) attr(a slog.Attr) slog.Attr {
 // top are read as text. Bytes inside the value (a []byte field, map value or
 // element, a [N]byte) are written as base64 or as numbers, which no check of
 // the text sees through, so the value is walked for them (secretBytes) and
-// each one that holds a secret is masked whole.
+// each one that holds a secret is masked whole. Only the JSON is checked and
+// logged: the value's %+v text, logged in its place when it held a secret
+// the JSON did not (one in an unexported field), carried every unexported
+// field with it (a PEM's bytes as numbers), and recursed without end on a
+// map that holds itself, a fatal stack overflow where the JSON encoder
+// reports the cycle. Under slog.TextHandler, which writes %+v, see anyText.
 func (h *Handler) any(v slog.Value) slog.Value {
+	if h.text {
+		return h.anyText(v)
+	}
 	var text string
 	switch x := v.Any().(type) {
 	case []byte:
@@ -559,22 +577,18 @@ func (h *Handler) any(v slog.Value) slog.Value {
 	case json.RawMessage:
 		text = string(x)
 	default:
-		// Without HTML escaping, which would write & < > as \u0026 …; a
-		// secret with a quote or a backslash is still escaped in JSON, so
-		// the value's plain text is checked too.
+		// Without HTML escaping, as the JSON handler encodes it; a secret
+		// the encoder escapes (& < > with HTML escaping, a quote, a
+		// backslash, a control character) is masked in its escaped form
+		// too (encodedForms).
 		var b strings.Builder
 		enc := json.NewEncoder(&b)
 		enc.SetEscapeHTML(false)
-		plain := fmt.Sprintf("%+v", x)
 		if err := enc.Encode(x); err != nil {
-			// Neither can the JSON handler; the %+v text below may be
-			// logged in its place, and it writes bytes as numbers,
-			// unexported fields too: such a value is not logged.
-			if len(h.secretBytes(reflect.ValueOf(x), true)) > 0 {
-				return slog.StringValue(Mask)
-			}
-			text = plain
-			break
+			// Neither can the JSON handler, which writes "!ERROR:" and
+			// the error in the value's place; so does this, masked (a
+			// MarshalJSON's error may quote a secret).
+			return slog.StringValue("!ERROR:" + h.r.String(err.Error()))
 		}
 		text = strings.TrimSuffix(b.String(), "\n")
 		if hidden := h.secretBytes(reflect.ValueOf(x), false); len(hidden) > 0 {
@@ -592,9 +606,38 @@ func (h *Handler) any(v slog.Value) slog.Value {
 			}
 			return slog.StringValue(h.r.String(text))
 		}
-		if masked := h.r.String(plain); masked != plain && h.r.String(text) == text {
-			return slog.StringValue(masked)
+	}
+	if masked := h.r.String(text); masked != text {
+		return slog.StringValue(masked)
+	}
+	return v
+}
+
+// anyText is any for slog.TextHandler, checking the text it writes for a
+// value of kind Any: a TextMarshaler's text, a byte slice (its type named
+// or not) as text, any other value as %+v, which writes unexported fields
+// too and bytes as numbers: a value holding secret bytes anywhere
+// (secretBytes, every field) is masked whole.
+func (h *Handler) anyText(v slog.Value) slog.Value {
+	x := v.Any()
+	var text string
+	if tm, ok := x.(encoding.TextMarshaler); ok {
+		var err error
+		text = safeText(x, func() string {
+			var data []byte
+			data, err = tm.MarshalText()
+			return string(data)
+		})
+		if err != nil {
+			return slog.StringValue("!ERROR:" + h.r.String(err.Error()))
 		}
+	} else if rv := reflect.ValueOf(x); rv.Kind() == reflect.Slice && rv.Type().Elem().Kind() == reflect.Uint8 {
+		text = string(rv.Bytes())
+	} else {
+		if len(h.secretBytes(rv, true)) > 0 {
+			return slog.StringValue(Mask)
+		}
+		text = fmt.Sprintf("%+v", x)
 	}
 	if masked := h.r.String(text); masked != text {
 		return slog.StringValue(masked)

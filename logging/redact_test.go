@@ -108,11 +108,11 @@ func TestHandlerMasksSecretBytesInsideValues(t *testing.T) {
 		{"secret inside longer bytes", opts{"hash", []byte("x=" + secret + ";y")}, `\"HashKey\":\"[REDACTED]\"`},
 		{"byte array", struct{ K [len(secret)]byte }{[len(secret)]byte([]byte(secret))}, `{\"K\":\"[REDACTED]\"}`},
 		{"named byte type", Key(secret), `"v":"[REDACTED]"`},
-		{"value JSON cannot encode, logged as %+v", struct {
+		{"value JSON cannot encode, logged as the JSON handler logs it", struct {
 			F   func()
 			S   string
 			key []byte
-		}{nil, secret, key}, `"v":"[REDACTED]"`},
+		}{nil, secret, key}, `"v":"!ERROR:json: unsupported type: func()"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

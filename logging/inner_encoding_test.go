@@ -1,0 +1,107 @@
+package logging
+
+import (
+	"bytes"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestHandlerLogsOnlyWhatJSONWrites: a structured value is checked in the
+// text the JSON handler writes for it, and logged as that text, masked.
+// The handler logged the value's %+v text instead whenever that held a
+// secret the JSON did not (a secret in an unexported field, which JSON
+// leaves out): every other unexported field went out with it, a PEM or a
+// key's bytes as numbers, none of which the JSON handler ever writes.
+func TestHandlerLogsOnlyWhatJSONWrites(t *testing.T) {
+	const secret = "sk-live-provider-1234"
+	pem := []byte("-----BEGIN PRIVATE KEY-----")
+	tests := []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"unexported secret beside unexported bytes", struct {
+			Name string
+			key  string
+			pem  []byte
+		}{"wechatpay", secret, pem}, `"v":{"Name":"wechatpay"}`},
+		{"value JSON cannot encode", struct {
+			F    func()
+			S    string
+			note string
+		}{nil, secret, "o7Xy-openid-of-a-user"}, `"v":"!ERROR:json: unsupported type: func()"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			New(&buf, slog.LevelInfo, []string{secret}).Info("x", "v", tc.v)
+			out := buf.String()
+			for _, hidden := range []string{secret, strconv.Itoa(int(pem[0])) + " " + strconv.Itoa(int(pem[1])), "o7Xy"} {
+				if strings.Contains(out, hidden) {
+					t.Errorf("log line %s carries %q, which the JSON handler does not write", strings.TrimSpace(out), hidden)
+				}
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("log line %s lacks %s", strings.TrimSpace(out), tc.want)
+			}
+		})
+	}
+}
+
+// TestHandlerValueThatHoldsItself: a map that holds itself is logged as
+// slog's JSON handler logs it (its encoder finds the cycle); the handler's
+// %+v of it recursed until the runtime stopped the process (fatal error:
+// stack overflow, which no recover catches).
+func TestHandlerValueThatHoldsItself(t *testing.T) {
+	m := map[string]any{"a": "sk-live-provider-1234"}
+	m["self"] = m
+	var buf bytes.Buffer
+	New(&buf, slog.LevelInfo, []string{"sk-live-provider-1234"}).Info("x", "m", m)
+	if want := `"m":"!ERROR:json: unsupported value: encountered a cycle via map[string]interface {}"`; !strings.Contains(buf.String(), want) {
+		t.Errorf("log line %s lacks %s", strings.TrimSpace(buf.String()), want)
+	}
+}
+
+// TestTextHandlerMasksWhatItWrites: under slog's text handler (the
+// `paygate audit` and `paygate tool` commands' stderr), a value is written
+// as %+v, unexported fields and bytes as numbers included: the check reads
+// that text and those bytes, not the JSON the log would write. A []byte
+// secret in an unexported field went out as numbers.
+func TestTextHandlerMasksWhatItWrites(t *testing.T) {
+	const secret = "hash-SECRET-6f7a8b9c0d"
+	type Key []byte
+	tests := []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"unexported bytes", struct {
+			Mode string
+			key  []byte
+		}{"hash", []byte(secret)}, `v=` + Mask},
+		{"unexported string", struct {
+			Mode string
+			key  string
+		}{"hash", secret}, `v="{Mode:hash key:` + Mask + `}"`},
+		{"named byte type", Key(secret), `v=` + Mask},
+		{"no secret", struct {
+			Mode string
+			n    int
+		}{"hash", 3}, `v="{Mode:hash n:3}"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			slog.New(NewHandler(slog.NewTextHandler(&buf, nil), NewRedactor([]string{secret}))).Info("x", "v", tc.v)
+			out := buf.String()
+			if dec := strconv.Itoa(int(secret[0])) + " " + strconv.Itoa(int(secret[1])); strings.Contains(out, secret) || strings.Contains(out, dec) {
+				t.Errorf("log line %s carries the secret", strings.TrimSpace(out))
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("log line %s lacks %s", strings.TrimSpace(out), tc.want)
+			}
+		})
+	}
+}
