@@ -28,10 +28,11 @@ type ToolSpec struct {
 	// pay_method parameter and its description says how the user pays.
 	PayMethods []string
 	// Strict emits OpenAI strict-mode schemas ("strict": true, every property
-	// required, optional ones nullable). Off by default, because several
-	// OpenAI-compatible providers reject "strict" or type arrays; the default
-	// schemas already follow strict mode's other rules (typed properties,
-	// additionalProperties false, no "default" keyword).
+	// required, optional ones nullable). No config key sets it (the proxy
+	// never does), because several OpenAI-compatible providers reject
+	// "strict" or type arrays; the schemas sent already follow strict mode's
+	// other rules (typed properties, additionalProperties false, no
+	// "default" keyword).
 	Strict bool
 }
 
@@ -502,8 +503,6 @@ func AppendTools(body, tools []byte) ([]byte, error) {
 	return AddTools(body, tools, nil)
 }
 
-// arrayInner returns what is between the brackets of a JSON array, trimmed of
-// white space; nil when a is not an array or is empty.
 // appendMember returns a copy of the JSON object obj with key (quoted, with
 // its colon) and value added as its last member, made in one allocation;
 // every other byte stays where it was. It reports false when obj does not
@@ -525,6 +524,8 @@ func appendMember(obj []byte, key string, value []byte) ([]byte, bool) {
 	return append(out, obj[end:]...), true
 }
 
+// arrayInner returns what is between the brackets of a JSON array, trimmed of
+// white space; nil when a is not an array or is empty.
 func arrayInner(a []byte) []byte {
 	a = trimSpace(a)
 	if len(a) < 2 || a[0] != '[' || a[len(a)-1] != ']' {
