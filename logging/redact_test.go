@@ -287,3 +287,22 @@ func TestDigestUnmaskedOnlyWhenHex(t *testing.T) {
 		}
 	}
 }
+
+// TestBearerTokenWrittenEscaped: a credential after "Bearer" is masked
+// whole when the text writes it escaped, a "/" as JSON's "\/" (PHP's
+// json_encode, many gateways) or a byte percent-encoded (%2F, %2B): the
+// rule's token ended at the escape, and the rest of a base64 token went
+// to the log after the mask.
+func TestBearerTokenWrittenEscaped(t *testing.T) {
+	for _, tc := range []struct{ text, tail string }{
+		{`401 {"error":"header Bearer abc\/def+ghi== refused"}`, `def+ghi`},
+		{`401 GET /x?auth=Bearer abc%2Fdef%2Bghi%3D%3D refused`, `def%2Bghi`},
+	} {
+		var buf bytes.Buffer
+		New(&buf, slog.LevelInfo, nil).Warn("upstream attempt failed", "err", errors.New(tc.text))
+		out := buf.String()
+		if strings.Contains(out, tc.tail) || !strings.Contains(out, "Bearer "+Mask+` refused`) {
+			t.Errorf("logged %s; want the token after Bearer masked whole", strings.TrimSpace(out))
+		}
+	}
+}
