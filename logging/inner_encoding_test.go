@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -103,5 +104,30 @@ func TestTextHandlerMasksWhatItWrites(t *testing.T) {
 				t.Errorf("log line %s lacks %s", strings.TrimSpace(out), tc.want)
 			}
 		})
+	}
+}
+
+// TestSecretEscapedTwice: a secret with a character JSON escapes (a quote,
+// a backslash, "/" for PHP) written inside a JSON string twice, as the
+// encoder writes a `json:",string"` field or a provider's error quotes the
+// JSON body it refused, is masked: only the once-escaped forms were, and
+// the struct field, which the value's %+v text used to catch, went out.
+func TestSecretEscapedTwice(t *testing.T) {
+	const secret = `pw"q/o\ted`
+	var buf bytes.Buffer
+	New(&buf, slog.LevelInfo, []string{secret}).Info("x", "v", struct {
+		P string `json:",string"`
+	}{secret})
+	// As PHP's json_encode writes it, "/" as "\/", the body and then the
+	// error quoting it.
+	php := func(s string) string {
+		b, _ := json.Marshal(s)
+		return strings.ReplaceAll(string(b), "/", `\/`)
+	}
+	echo := php(`{"password":` + php(secret) + `}`)
+	for _, text := range []string{buf.String(), NewRedactor([]string{secret}).String(`400 {"error":"bad body: ` + echo[1:len(echo)-1] + `"}`)} {
+		if strings.Contains(text, "ted") {
+			t.Errorf("%s carries the secret", strings.TrimSpace(text))
+		}
 	}
 }

@@ -88,7 +88,7 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 		if len(s) < max(minLen, 1) {
 			continue
 		}
-		for _, f := range append([]string{s}, encodedForms(s)...) {
+		for _, f := range slices.Concat([]string{s}, encodedForms(s), escapedTwice(s)) {
 			if !seen[f] {
 				seen[f] = true
 				all = append(all, f)
@@ -155,26 +155,56 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 // hex in upper case and in lower case (%2F or %2f: RFC 3986 holds them
 // equal, and many encoders and proxies write the latter), and JSON-escaped,
 // with "/" written "\/" (PHP's json_encode, many gateways) or not, HTML
-// characters escaped (\u0026) or not. Each is exact, so masking stays one
-// pass of the replacer; a secret no encoding changes (sk-…, most keys) adds
-// none. JSON forms are skipped for a secret that is not UTF-8 (a binary
-// hash key): the encoder would write a replacement character, not it.
+// characters escaped (\u0026) or not (escapedTwice adds the forms escaped
+// twice). Each is exact, so masking stays one pass of the replacer; a
+// secret no encoding changes (sk-…, most keys) adds none. JSON forms are
+// skipped for a secret that is not UTF-8 (a binary hash key): the encoder
+// would write a replacement character, not it.
 func encodedForms(s string) []string {
 	q, p := url.QueryEscape(s), url.PathEscape(s)
 	forms := []string{q, p, lowerHex(q), lowerHex(p)}
 	if utf8.ValidString(s) {
 		for _, html := range []bool{false, true} {
-			var b strings.Builder
-			enc := json.NewEncoder(&b)
-			enc.SetEscapeHTML(html)
-			if enc.Encode(s) != nil {
-				continue
-			}
-			j := strings.TrimSuffix(strings.TrimSuffix(b.String(), "\n"), `"`)[1:]
+			j := jsonEscape(s, html)
 			forms = append(forms, j, strings.ReplaceAll(j, "/", `\/`))
 		}
 	}
 	return slices.DeleteFunc(forms, func(f string) bool { return f == s })
+}
+
+// escapedTwice are the JSON forms of secret s escaped twice, inside a JSON
+// string that is itself a JSON string's content (a `json:",string"` field,
+// an error quoting the JSON body it refused), for a secret that escaping
+// changes (a quote, a backslash, "/" for PHP); none for any other. They
+// are masked whole only, not as partial secrets: the stretches of a long
+// secret's once-escaped forms that lie between its escapes stay whole
+// when escaped again, and the partial rule finds most such echoes through
+// them; a short secret (under ClientMinSecret) has no partial rule.
+func escapedTwice(s string) []string {
+	if !utf8.ValidString(s) {
+		return nil
+	}
+	var forms []string
+	for _, html := range []bool{false, true} {
+		j := jsonEscape(s, html)
+		for _, once := range []string{j, strings.ReplaceAll(j, "/", `\/`)} {
+			if once != s {
+				twice := jsonEscape(once, html)
+				forms = append(forms, twice, strings.ReplaceAll(twice, "/", `\/`))
+			}
+		}
+	}
+	return forms
+}
+
+// jsonEscape is s as encoding/json writes it inside a string's quotes,
+// with & < > escaped when html.
+func jsonEscape(s string, html bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(html)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(strings.TrimSuffix(b.String(), "\n"), `"`)[1:]
 }
 
 // lowerHex is e, text percent-encoded by url.QueryEscape or PathEscape,
