@@ -108,3 +108,31 @@ func TestHandlerAddsRequestIDFromContext(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretInURLUserinfo: a secret written as a URL's user or password
+// (url.UserPassword, a Redis or webhook URL built from config), which
+// escapes "@", ":", "/" and "?" but not "&", "=" or "+" (neither
+// url.QueryEscape's form nor url.PathEscape's), is masked in the log
+// under both handlers and in text a client reads.
+func TestSecretInURLUserinfo(t *testing.T) {
+	for _, secret := range []string{"p@ss&word", "gw:p@ss&w0rd+long?enough"} {
+		u := &url.URL{Scheme: "https", Host: "gw.example", User: url.UserPassword("paygate", secret)}
+		_, written, _ := strings.Cut(u.User.String(), ":")
+		for _, text := range []bool{false, true} {
+			var buf bytes.Buffer
+			var inner slog.Handler = slog.NewJSONHandler(&buf, nil)
+			if text {
+				inner = slog.NewTextHandler(&buf, nil)
+			}
+			slog.New(NewHandler(inner, NewRedactor([]string{secret}))).Warn("webhook delivery failed", "url", u, "err", errors.New("dial "+u.String()+": refused"))
+			if strings.Contains(buf.String(), written) || strings.Count(buf.String(), Mask) != 2 {
+				t.Errorf("secret %q (written %q), text handler %v: logged %s", secret, written, text, strings.TrimSpace(buf.String()))
+			}
+		}
+		if len(secret) >= ClientMinSecret {
+			if got := NewRedactorMin([]string{secret}, ClientMinSecret).String("502 from " + u.String()); got != "502 from https://paygate:"+Mask+"@gw.example" {
+				t.Errorf("client text: %q", got)
+			}
+		}
+	}
+}

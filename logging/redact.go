@@ -151,9 +151,11 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 
 // encodedForms are the forms other than s itself in which a provider or
 // gateway may echo secret s: percent-encoded, as a URL's query or form
-// (url.QueryEscape) or its path (url.PathEscape) writes it, each with its
-// hex in upper case and in lower case (%2F or %2f: RFC 3986 holds them
-// equal, and many encoders and proxies write the latter), and JSON-escaped,
+// (url.QueryEscape), its path (url.PathEscape) or its user or password
+// (url.UserPassword, which escapes "@" ":" "/" "?" and leaves "&" "=" "+"
+// as they are, unlike either) writes it, each with its hex in upper case
+// and in lower case (%2F or %2f: RFC 3986 holds them equal, and many
+// encoders and proxies write the latter), and JSON-escaped,
 // with "/" written "\/" (PHP's json_encode, many gateways) or not, HTML
 // characters escaped (\u0026) or not (escapedTwice adds the forms escaped
 // twice). Each is exact, so masking stays one pass of the replacer; a
@@ -162,7 +164,8 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 // would write a replacement character, not it.
 func encodedForms(s string) []string {
 	q, p := url.QueryEscape(s), url.PathEscape(s)
-	forms := []string{q, p, lowerHex(q), lowerHex(p)}
+	_, u, _ := strings.Cut(url.UserPassword("", s).String(), ":")
+	forms := []string{q, p, u, lowerHex(q), lowerHex(p), lowerHex(u)}
 	if utf8.ValidString(s) {
 		for _, html := range []bool{false, true} {
 			j := jsonEscape(s, html)
