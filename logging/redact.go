@@ -35,10 +35,12 @@ var sensitiveKeys = map[string]bool{
 }
 
 // bearer catches credentials quoted in error text ("Bearer sk-…"), also
-// written escaped: a "/" as JSON's "\/" (PHP's json_encode, many gateways)
-// or a byte percent-encoded (%2F, %2B, %3D), each of which ended the token
-// and let the rest of a base64 one through after the mask.
-var bearer = regexp.MustCompile(`(?i)(bearer\s+)(?:[A-Za-z0-9._~+/=-]|\\/|%[0-9A-Fa-f]{2})+`)
+// written escaped: a "/" as JSON's "\/" (PHP's json_encode, many gateways),
+// escaped twice ("\\\/", an error quoting the JSON body it refused) or a
+// byte percent-encoded (%2F, %2B, %3D), each of which ended the token and
+// let the rest of a base64 one through after the mask, and the space after
+// "Bearer" as a URL's query writes it (%20, +), which hid the token whole.
+var bearer = regexp.MustCompile(`(?i)(bearer(?:\s|%20|\+)+)(?:[A-Za-z0-9._~+/=-]|\\+/|%[0-9A-Fa-f]{2})+`)
 
 // Redactor masks known secret values and credential-shaped text.
 type Redactor struct {

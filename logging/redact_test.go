@@ -290,18 +290,25 @@ func TestDigestUnmaskedOnlyWhenHex(t *testing.T) {
 
 // TestBearerTokenWrittenEscaped: a credential after "Bearer" is masked
 // whole when the text writes it escaped, a "/" as JSON's "\/" (PHP's
-// json_encode, many gateways) or a byte percent-encoded (%2F, %2B): the
-// rule's token ended at the escape, and the rest of a base64 token went
-// to the log after the mask.
+// json_encode, many gateways), escaped twice (an error quoting the JSON
+// body it refused) or a byte percent-encoded (%2F, %2B), the space after
+// "Bearer" too in a URL's query (%20, +): the rule's token ended at the
+// escape, and the rest of a base64 token went to the log after the mask,
+// or the rule did not see the token at all.
 func TestBearerTokenWrittenEscaped(t *testing.T) {
-	for _, tc := range []struct{ text, tail string }{
-		{`401 {"error":"header Bearer abc\/def+ghi== refused"}`, `def+ghi`},
-		{`401 GET /x?auth=Bearer abc%2Fdef%2Bghi%3D%3D refused`, `def%2Bghi`},
+	for _, tc := range []struct{ text, tail, want string }{
+		{`401 {"error":"header Bearer abc\/def+ghi== refused"}`, `def+ghi`, `Bearer ` + Mask + ` refused`},
+		{`401 GET /x?auth=Bearer abc%2Fdef%2Bghi%3D%3D refused`, `def%2Bghi`, `Bearer ` + Mask + ` refused`},
+		{`401 GET /x?auth=Bearer%20abc%2Fdef%2Bghi%3D%3D refused`, `def%2Bghi`, `Bearer%20` + Mask + ` refused`},
+		{`401 GET /x?auth=Bearer+abc%2Fdef%2Bghi%3D%3D refused`, `def%2Bghi`, `Bearer+` + Mask + ` refused`},
+		{`400 {"error":"bad body: {\"auth\":\"Bearer abc\\\/def+ghi==\"} refused"}`, `def+ghi`, `Bearer ` + Mask + `\"} refused`},
 	} {
+		if got := NewRedactor(nil).String(tc.text); strings.Contains(got, tc.tail) || !strings.Contains(got, tc.want) {
+			t.Errorf("masked %s as %s; want the token after Bearer masked whole", tc.text, got)
+		}
 		var buf bytes.Buffer
 		New(&buf, slog.LevelInfo, nil).Warn("upstream attempt failed", "err", errors.New(tc.text))
-		out := buf.String()
-		if strings.Contains(out, tc.tail) || !strings.Contains(out, "Bearer "+Mask+` refused`) {
+		if out := buf.String(); strings.Contains(out, tc.tail) || !strings.Contains(out, "Bearer") {
 			t.Errorf("logged %s; want the token after Bearer masked whole", strings.TrimSpace(out))
 		}
 	}
