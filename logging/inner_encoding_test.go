@@ -2,7 +2,9 @@ package logging
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -128,6 +130,54 @@ func TestSecretEscapedTwice(t *testing.T) {
 	for _, text := range []string{buf.String(), NewRedactor([]string{secret}).String(`400 {"error":"bad body: ` + echo[1:len(echo)-1] + `"}`)} {
 		if strings.Contains(text, "ted") {
 			t.Errorf("%s carries the secret", strings.TrimSpace(text))
+		}
+	}
+}
+
+// hexText is a secret held as hex that writes itself as the secret's
+// text: %+v and the JSON of its field show hex, MarshalText the secret.
+type hexText struct{ h string }
+
+func (x hexText) MarshalText() ([]byte, error) { return hex.DecodeString(x.h) }
+
+// refusing writes nothing but an error that quotes a secret.
+type refusing struct{ k string }
+
+func (x refusing) MarshalJSON() ([]byte, error) { return nil, errors.New("bad key " + x.k) }
+func (x refusing) MarshalText() ([]byte, error) { return nil, errors.New("bad key " + x.k) }
+
+// TestHandlerMasksWhatMethodsWrite: under either handler, through a
+// logger's With and WithGroup too, what a value's MarshalText writes,
+// the error its MarshalJSON or MarshalText returns (written after
+// "!ERROR:") and a secret in an unexported field under the text handler
+// are masked.
+func TestHandlerMasksWhatMethodsWrite(t *testing.T) {
+	const secret = "hash-SECRET-6f7a8b9c0d"
+	for _, text := range []bool{false, true} {
+		for _, wrap := range []string{"", "with", "group"} {
+			var buf bytes.Buffer
+			var inner slog.Handler = slog.NewJSONHandler(&buf, nil)
+			if text {
+				inner = slog.NewTextHandler(&buf, nil)
+			}
+			log := slog.New(NewHandler(inner, NewRedactor([]string{secret})))
+			switch wrap {
+			case "with":
+				log = log.With("mode", "hash")
+			case "group":
+				log = log.WithGroup("g")
+			}
+			log.Info("x", "t", hexText{hex.EncodeToString([]byte(secret))}, "e", refusing{secret}, "u", struct {
+				Mode string
+				key  []byte
+			}{"hash", []byte(secret)})
+			out := buf.String()
+			if dec := strconv.Itoa(int(secret[0])) + " " + strconv.Itoa(int(secret[1])); strings.Contains(out, secret) || strings.Contains(out, dec) {
+				t.Errorf("text handler %v, %q: log line %s carries the secret", text, wrap, strings.TrimSpace(out))
+			}
+			if !strings.Contains(out, "!ERROR:") {
+				t.Errorf("text handler %v, %q: log line %s lacks the refusing value's error", text, wrap, strings.TrimSpace(out))
+			}
 		}
 	}
 }
