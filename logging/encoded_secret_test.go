@@ -124,7 +124,7 @@ func TestSecretInURLUserinfo(t *testing.T) {
 			if text {
 				inner = slog.NewTextHandler(&buf, nil)
 			}
-			slog.New(NewHandler(inner, NewRedactor([]string{secret}))).Warn("webhook delivery failed", "url", u, "err", errors.New("dial "+u.String()+": refused"))
+			slog.New(NewHandler(inner, NewRedactor([]string{secret}))).Warn("webhook delivery failed", "url", u.String(), "err", errors.New("dial "+u.String()+": refused"))
 			if strings.Contains(buf.String(), written) || strings.Count(buf.String(), Mask) != 2 {
 				t.Errorf("secret %q (written %q), text handler %v: logged %s", secret, written, text, strings.TrimSpace(buf.String()))
 			}
@@ -133,6 +133,26 @@ func TestSecretInURLUserinfo(t *testing.T) {
 			if got := NewRedactorMin([]string{secret}, ClientMinSecret).String("502 from " + u.String()); got != "502 from https://paygate:"+Mask+"@gw.example" {
 				t.Errorf("client text: %q", got)
 			}
+		}
+	}
+}
+
+// TestURLPasswordNotLogged: a *url.URL is logged without its password,
+// configured secret or not, under both handlers: the JSON handler writes
+// the URL's fields, in which the password is not (User is {}), but the
+// redacting handler logged the URL's String, password and all; the text
+// handler writes String.
+func TestURLPasswordNotLogged(t *testing.T) {
+	u := &url.URL{Scheme: "redis", Host: "cache:6379", User: url.UserPassword("default", "unlisted-pass-91")}
+	for _, text := range []bool{false, true} {
+		var buf bytes.Buffer
+		var inner slog.Handler = slog.NewJSONHandler(&buf, nil)
+		if text {
+			inner = slog.NewTextHandler(&buf, nil)
+		}
+		slog.New(NewHandler(inner, NewRedactor(nil))).Warn("store unreachable", "url", u)
+		if out := buf.String(); strings.Contains(out, "unlisted-pass-91") || !strings.Contains(out, "redis://default:xxxxx@cache:6379") {
+			t.Errorf("text handler %v: logged %s", text, strings.TrimSpace(out))
 		}
 	}
 }

@@ -581,6 +581,12 @@ func (h *Handler) attr(a slog.Attr) slog.Attr {
 		}
 		return slog.Group(a.Key, red...)
 	case slog.KindAny:
+		if u, ok := v.Any().(*url.URL); ok && u != nil {
+			// Without its password, as the JSON handler writes it (its
+			// fields, User as {}); its String, which the text handler
+			// writes, carries the password, listed as a secret or not.
+			return slog.String(a.Key, h.r.String(u.Redacted()))
+		}
 		if err, ok := v.Any().(error); ok {
 			return slog.String(a.Key, h.r.String(safeText(err, err.Error)))
 		}
