@@ -181,3 +181,30 @@ func TestHandlerMasksWhatMethodsWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretEscapedTwiceHTML: a secret with & < > and a quote, escaped
+// twice by encoders that differ in HTML escaping (Go's json.Marshal
+// escapes & < > as \u0026 …, paygate's log and PHP do not): both passes
+// HTML-escaping (a `json:",string"` field of a Go service), and a body
+// written without it then quoted by json.Marshal in an error.
+func TestSecretEscapedTwiceHTML(t *testing.T) {
+	const secret = `pw&q"<zed`
+	esc := func(s string, html bool) string {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		_ = enc.Encode(s)
+		return strings.TrimSpace(b.String())
+	}
+	field, _ := json.Marshal(struct {
+		P string `json:",string"`
+	}{secret})
+	for _, text := range []string{
+		string(field),
+		`400 {"error":` + esc(`{"password":`+esc(secret, false)+`}`, true) + `}`,
+	} {
+		if got := NewRedactor([]string{secret}).String(text); strings.Contains(got, "zed") {
+			t.Errorf("%s masked as %s", text, got)
+		}
+	}
+}

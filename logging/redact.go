@@ -193,8 +193,14 @@ func escapedTwice(s string) []string {
 	for _, html := range []bool{false, true} {
 		j := jsonEscape(s, html)
 		for _, once := range []string{j, strings.ReplaceAll(j, "/", `\/`)} {
-			if once != s {
-				twice := jsonEscape(once, html)
+			if once == s {
+				continue
+			}
+			// Each pass HTML-escaping or not: a body written without it
+			// (PHP, paygate's own log) quoted by json.Marshal, which
+			// escapes it; once escaped with it, no & < > is left.
+			for _, html2 := range []bool{false, true} {
+				twice := jsonEscape(once, html2)
 				forms = append(forms, twice, strings.ReplaceAll(twice, "/", `\/`))
 			}
 		}
