@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -205,6 +206,38 @@ func TestSecretEscapedTwiceHTML(t *testing.T) {
 	} {
 		if got := NewRedactor([]string{secret}).String(text); strings.Contains(got, "zed") {
 			t.Errorf("%s masked as %s", text, got)
+		}
+	}
+}
+
+// chain is a linked list, as deep as it is long.
+type chain struct {
+	Next *chain
+	B    []byte
+}
+
+// TestHandlerMasksSecretBytesDeepInValue: secret bytes deeper than the
+// walk for them goes (a list of 40 nodes is 80 steps) are not written as
+// base64 (or as numbers): the JSON handler writes a value to any depth,
+// and the walk stopped at 64 steps and called the value clean.
+func TestHandlerMasksSecretBytesDeepInValue(t *testing.T) {
+	const secret = "sk-live-provider-1234"
+	for _, n := range []int{3, 40, 2000} {
+		head := &chain{B: []byte(secret)}
+		for range n {
+			head = &chain{Next: head}
+		}
+		for _, text := range []bool{false, true} {
+			var buf bytes.Buffer
+			var inner slog.Handler = slog.NewJSONHandler(&buf, nil)
+			if text {
+				inner = slog.NewTextHandler(&buf, nil)
+			}
+			slog.New(NewHandler(inner, NewRedactor([]string{secret}))).Info("x", "v", head)
+			out := buf.String()
+			if dec := strconv.Itoa(int(secret[0])) + " " + strconv.Itoa(int(secret[1])); strings.Contains(out, base64.StdEncoding.EncodeToString([]byte(secret))) || strings.Contains(out, dec) || !text && !strings.Contains(out, Mask) {
+				t.Errorf("%d nodes, text handler %v: log line %.300s", n, text, strings.TrimSpace(out))
+			}
 		}
 	}
 }

@@ -711,7 +711,13 @@ func (h *Handler) secretBytes(v reflect.Value, allFields bool) []string {
 	seen := map[visit]bool{}
 	var walk func(v reflect.Value, depth int)
 	walk = func(v reflect.Value, depth int) {
-		if !v.IsValid() || depth > maxDepth {
+		if !v.IsValid() {
+			return
+		}
+		if depth > maxDepth {
+			// Not walked: the encoder writes it, secret bytes and all,
+			// so the value is masked whole.
+			out = append(out, unwalked)
 			return
 		}
 		if t := v.Type(); !allFields && (t.Implements(jsonMarshaler) || t.Implements(textMarshaler)) {
@@ -813,8 +819,16 @@ func (d Digest) plain() bool {
 	return true
 }
 
-// maxDepth bounds the walk of a logged value.
-const maxDepth = 64
+// maxDepth bounds the walk of a logged value: as deep as encoding/json
+// goes before it looks for a cycle; a value deeper than it is masked
+// whole (unwalked), as the walk stopped at 64 steps called a list of 40
+// nodes clean and the JSON handler wrote the bytes at its end.
+const maxDepth = 1000
+
+// unwalked is what secretBytes returns for a value deeper than maxDepth:
+// a NUL, which no JSON text holds (the encoder writes \u0000), so any
+// masks the value whole.
+const unwalked = "\x00"
 
 // visit is a pointer, map or slice the walk entered.
 type visit struct {
