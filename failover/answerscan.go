@@ -1,6 +1,10 @@
 package failover
 
-import "github.com/paygate/paygate/internal/jsonscan"
+import (
+	"math"
+
+	"github.com/paygate/paygate/internal/jsonscan"
+)
 
 // answerScan is what scanAnswer finds in a non-stream chat completion on
 // the pass that validates it, so that the checks after it (answerError,
@@ -19,6 +23,9 @@ type answerScan struct {
 	// ambiguous: jsonscan.Ambiguous finds a member of completionLevel
 	// named twice or in another case (ambiguousMember names it).
 	ambiguous bool
+	// spans are where the members the proxy reads lie (spans.OK: the
+	// answer is valid and not ambiguous), for Response.Spans.
+	spans jsonscan.AnswerSpans
 }
 
 const (
@@ -56,7 +63,64 @@ func scanAnswer(data []byte) (answerScan, bool) {
 	if s.choices == choicesUnknown {
 		s.choices = choicesNone
 	}
+	// The spans are int32s: a body past 2 GiB is read by its own walk.
+	s.spans.OK = !s.ambiguous && len(data) <= math.MaxInt32
 	return s.answerScan, true
+}
+
+// The levels of completionLevel whose members scanAnswer keeps spans of.
+var (
+	choiceLevel  = levelBelow(completionLevel, "choices")
+	messageLevel = levelBelow(choiceLevel, "message")
+)
+
+// levelBelow is the level below lv's field named name.
+func levelBelow(lv *jsonscan.Level, name string) *jsonscan.Level {
+	for j := range lv.Fields {
+		if lv.Fields[j].Name == name {
+			return lv.Fields[j].Below
+		}
+	}
+	panic("failover: no field " + name)
+}
+
+// span is where the value of the member named k (decoded), of level lv,
+// goes in the spans, as ReadAnswer's walk takes it: nil when it takes no
+// such member or has one already. top: lv's object is the answer itself.
+func (s *answerScanner) span(lv *jsonscan.Level, k string, top bool) *jsonscan.Span {
+	var p *jsonscan.Span
+	switch {
+	case top:
+		switch k {
+		case "id":
+			p = &s.spans.ID
+		case "model":
+			p = &s.spans.Model
+		case "created":
+			p = &s.spans.Created
+		case "usage":
+			p = &s.spans.Usage
+		}
+	case lv == messageLevel && s.spans.Choices == 1: // choices[0].message
+		switch k {
+		case "content":
+			p = &s.spans.Content
+		case "tool_calls":
+			p = &s.spans.ToolCalls
+		case "function_call":
+			p = &s.spans.FunctionCall
+		case "reasoning_content":
+			p = &s.spans.ReasoningContent
+		case "reasoning":
+			p = &s.spans.Reasoning
+		case "reasoning_details":
+			p = &s.spans.ReasoningDetails
+		}
+	}
+	if p == nil || p.Has() {
+		return nil
+	}
+	return p
 }
 
 // answerError is answerError of a chat completion that scanAnswer found
@@ -165,6 +229,7 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 			}
 		}
 		var below, elems *jsonscan.Level
+		var span *jsonscan.Span
 		if lv != nil && !s.ambiguous {
 			// The member's field, as walkLevel finds it (one rule,
 			// jsonscan.Level.Member): a repeat or another spelling of a
@@ -182,9 +247,16 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 			case f != nil && f.Below != nil:
 				below = f.Below
 			}
+			if top || lv == messageLevel {
+				span = s.span(lv, k, top)
+			}
 		}
+		at := i
 		if i, ok = s.value(i, depth, below, elems); !ok {
 			return i, false
+		}
+		if span != nil {
+			*span = jsonscan.Span{At: int32(at), End: int32(i)}
 		}
 		i = skipSpace(data, i)
 		if i >= len(data) {
@@ -219,6 +291,9 @@ func (s *answerScanner) array(i, depth int, elems *jsonscan.Level) (int, bool) {
 		return i + 1, true
 	}
 	for {
+		if elems == choiceLevel {
+			s.spans.Choices++ // the answer's choices: one level has them
+		}
 		var ok bool
 		if i, ok = s.value(i, depth, elems, nil); !ok {
 			return i, false

@@ -3,7 +3,10 @@ package failover
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"testing"
+
+	"github.com/paygate/paygate/interceptors"
 )
 
 // scanAnswerCases are chat completions and near-completions that reach
@@ -66,12 +69,32 @@ var scanAnswerCases = append([]string{
 	`{"choices":[{"message":{"content":"a"},"finish_reason":"insufficient_system_resource"}]}`,
 	`{"choices":[{"message":{"content":"insufficient_system_resource"}}]}`,
 	`{"error_code":18,"error_msg":"Open api qps request limit reached"}`,
+	// What the proxy reads of an answer (ReadAnswer; the spans the pass
+	// hands it): the first top-level id, model and created, exactly
+	// named, in every value; choices[0].message's members in each shape.
+	`{"id":"a","ID":"b","\u0069d":"c","id":"d","model":1,"model":"m","created":"12","created":3,"choices":[{"message":{"content":"x"}}]}`,
+	`{"\u0069d":"c\u00e9\"","id":"d","mod\u0065l":"m","created":-4,"choices":[{"message":{"content":"\u00e9"}}]}`,
+	`{"created":1.5e3,"choices":[{"message":{"content":[{"type":"thinking","thinking":"t"},{"type":"text","text":"a"}]}}]}`,
+	`{"created":12345678901234567890,"choices":[{"message":{"content":[ ]}}]}`, `{"created":null,"choices":[{"message":{"content":[1]}}]}`,
+	`{"choices":[{"message":{"reasoning":"r","reasoning_content":"rc","reasoning_details":[{"type":"x"}]}}]}`,
+	`{"choices":[{"message":{"reasoning":"r","reasoning_details":{"type":"x"},"content":null,"tool_calls":null}}]}`,
+	`{"choices":[{"message":{"reasoning_content":null,"reasoning":"r"}}]}`,
+	`{"choices":[{"message":{"function_call":{"name":"create_order","arguments":"{}"},"tool_calls":{"a":1}}}]}`,
+	`{"choices":[{"message":{"function_call":"f","tool_calls":[ ]}},{"message":{"content":"b","tool_calls":[{"id":"x"}]}}]}`,
+	`{"choices":[1,{"message":{"content":"b","reasoning":"r"}}],"usage":{"prompt_tokens":"3","total_tokens":0}}`,
+	`{"choices":[{"message":"m"},{"message":{"content":"b"}}],"usage":[1]}`, `{"choices":[{"Message":{"content":"b"}}]}`,
+	`{"choices":[{"index":0,"message":{"content":"a"}},{"index":1,"message":{"content":"b"}},3],"usage":{"prompt_tokens":5,"completion_tokens":2,"prompt_cache_hit_tokens":4,"cached_tokens":1}}`,
+	`{"usage":{"prompt_tokens":5,"prompt_tokens_details":{"cached_tokens":3}},"choices":{"message":{"content":"a"}}}`,
+	`{"usage":"u","choices":"c","id":["i"],"model":{"m":1}}`,
 	`{"a":1}`, `[{"choices":[1]}]`, `"x"`, `{"choices":[1]}x`, `{"choices":[1]`, "\ufeff{}",
 }, scanEventCases...)
 
 // checkScanAnswer holds scanAnswer to what it replaces on the non-stream
 // path: isJSONObject, and on a valid object errorObject (its
-// bytes.Contains through the marks), hasChoices and ambiguousMember.
+// bytes.Contains through the marks), hasChoices and ambiguousMember; and
+// the spans it hands the proxy to the proxy's own walk: on every answer
+// the checks let pass (not ambiguous), interceptors.ReadAnswerAt reads
+// from them what interceptors.ReadAnswer reads.
 func checkScanAnswer(t *testing.T, data []byte) {
 	t.Helper()
 	a, ok := scanAnswer(data)
@@ -96,6 +119,14 @@ func checkScanAnswer(t *testing.T, data []byte) {
 	got, want := a.answerError(data), errorObject(data)
 	if (got == nil) != (want == nil) || got != nil && fmt.Sprintf("%+v", *got) != fmt.Sprintf("%+v", *want) {
 		t.Errorf("scanAnswer(%q) answerError = %+v, errorObject %+v", data, got, want)
+	}
+	if a.spans.OK != !a.ambiguous {
+		t.Errorf("scanAnswer(%q) spans OK = %v, ambiguous %v", data, a.spans.OK, a.ambiguous)
+	}
+	if a.spans.OK {
+		if got, want := interceptors.ReadAnswerAt(data, &a.spans), interceptors.ReadAnswer(data); !reflect.DeepEqual(got, want) {
+			t.Errorf("scanAnswer(%q) spans %+v read as\n%+v\nReadAnswer\n%+v", data, a.spans, got, want)
+		}
 	}
 }
 

@@ -450,6 +450,9 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				}
 			}
 			a.Body = data
+			if scanned {
+				a.Spans = scan.spans
+			}
 			a.sample(req.Stream, time.Since(a.start))
 			a.release()
 			return a, nil

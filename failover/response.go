@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/sse"
 )
 
@@ -176,6 +177,12 @@ type Response struct {
 	// Body is a non-stream answer's whole body; nil for a stream and for
 	// a piped answer (Piped), whose body Read delivers.
 	Body []byte
+	// Spans is where the members of a non-stream chat completion's Body
+	// that interceptors.ReadAnswer reads lie, as the answer's validating
+	// pass found them (scanAnswer), for interceptors.ReadAnswerAt to read
+	// without a walk of its own; not OK for any other Body. They describe
+	// Body as it came: a caller that changes Body must not use them.
+	Spans jsonscan.AnswerSpans
 	// Tried lists the round's attempts, the successful one last.
 	Tried []Attempt
 	// tried0 holds Tried of a round its first attempt answered, most

@@ -102,6 +102,51 @@ func ReadAnswer(body []byte) Answer {
 	return a
 }
 
+// ReadAnswerAt is ReadAnswer of a body whose members the failover's
+// validating pass found (failover.Response.Spans): it reads them where
+// they lie, with no walk of the body, the usage object's own aside. With
+// sp nil or not OK it is ReadAnswer. TestReadAnswerAtMatches (failover)
+// holds the two to one answer.
+func ReadAnswerAt(body []byte, sp *jsonscan.AnswerSpans) Answer {
+	if sp == nil || !sp.OK {
+		return ReadAnswer(body)
+	}
+	var a Answer
+	s := unsafeString(body)
+	v := func(p jsonscan.Span) string { return s[p.At:p.End] }
+	a.ID = stringValue(v(sp.ID))
+	a.Model = stringValue(v(sp.Model))
+	if sp.Created.Has() {
+		a.Created = intValue(v(sp.Created))
+	}
+	a.Choices = int(sp.Choices)
+	if sp.Content.Has() {
+		a.setContent(v(sp.Content))
+	}
+	if sp.ToolCalls.Has() {
+		a.setToolCalls(v(sp.ToolCalls))
+	}
+	if sp.FunctionCall.Has() {
+		a.setFunctionCall(v(sp.FunctionCall))
+	}
+	switch {
+	case sp.ReasoningContent.Has():
+		a.setReasoning(v(sp.ReasoningContent), KeyReasoningContent)
+	case sp.Reasoning.Has():
+		a.setReasoning(v(sp.Reasoning), KeyReasoning)
+	}
+	if sp.ReasoningDetails.Has() {
+		a.setReasoningDetails(v(sp.ReasoningDetails))
+	}
+	if u := v(sp.Usage); u != "" && u[0] == '{' {
+		a.HasUsage = true
+		readUsageObject(u, 0, &a.Usage)
+		a.UsageRaw = u
+	}
+	cloneStrings(&a.ID, &a.Model, &a.Content, &a.ContentParts, &a.Reasoning, &a.ReasoningDetails, &a.UsageRaw)
+	return a
+}
+
 const (
 	seenID uint8 = 1 << iota
 	seenModel
@@ -182,29 +227,17 @@ func readMessage(s string, at int, a *Answer) int {
 		case "content":
 			if !content {
 				content = true
-				if s[m.At] == '[' {
-					// An empty list is no parts: sent back, "content": []
-					// is a message with nothing in it.
-					if i := jsonscan.SkipSpace(s, m.At+1); i < end && s[i] != ']' {
-						a.ContentParts = s[m.At:end] // cloned with the others
-					}
-				} else {
-					a.Content = stringValue(s[m.At:end])
-				}
+				a.setContent(s[m.At:end])
 			}
 		case "tool_calls":
 			if !calls {
 				calls = true
-				if s[m.At] == '[' {
-					a.ToolCalls = strings.Clone(s[m.At:end])
-				}
+				a.setToolCalls(s[m.At:end])
 			}
 		case "function_call":
 			if !legacy {
 				legacy = true
-				if s[m.At] == '{' {
-					a.FunctionCall = strings.Clone(s[m.At:end])
-				}
+				a.setFunctionCall(s[m.At:end])
 			}
 		case "reasoning_content":
 			// Only a string counts, as in the stream capture: a server
@@ -212,25 +245,59 @@ func readMessage(s string, at int, a *Answer) int {
 			// null beside the reasoning it names reasoning.
 			if !reasoning && s[m.At] == '"' {
 				reasoning = true
-				a.Reasoning = stringValue(s[m.At:end])
-				a.ReasoningKey = KeyReasoningContent
+				a.setReasoning(s[m.At:end], KeyReasoningContent)
 			}
 		case "reasoning":
 			if !reasoning && !other && s[m.At] == '"' {
 				other = true // used when no reasoning_content comes
-				a.Reasoning = stringValue(s[m.At:end])
-				a.ReasoningKey = KeyReasoning
+				a.setReasoning(s[m.At:end], KeyReasoning)
 			}
 		case "reasoning_details":
 			if !details {
 				details = true
-				if s[m.At] == '[' {
-					a.ReasoningDetails = s[m.At:end] // cloned with the others
-				}
+				a.setReasoningDetails(s[m.At:end])
 			}
 		}
 		return end
 	})
+}
+
+// The message's members as readMessage takes them, each from its raw
+// value v (the first copy of its key). The views of the body are cloned
+// with the others (cloneStrings).
+
+func (a *Answer) setContent(v string) {
+	if v[0] == '[' {
+		// An empty list is no parts: sent back, "content": [] is a
+		// message with nothing in it.
+		if i := jsonscan.SkipSpace(v, 1); i < len(v) && v[i] != ']' {
+			a.ContentParts = v
+		}
+		return
+	}
+	a.Content = stringValue(v)
+}
+
+func (a *Answer) setToolCalls(v string) {
+	if v[0] == '[' {
+		a.ToolCalls = strings.Clone(v)
+	}
+}
+
+func (a *Answer) setFunctionCall(v string) {
+	if v[0] == '{' {
+		a.FunctionCall = strings.Clone(v)
+	}
+}
+
+func (a *Answer) setReasoning(v, key string) {
+	a.Reasoning, a.ReasoningKey = stringValue(v), key
+}
+
+func (a *Answer) setReasoningDetails(v string) {
+	if v[0] == '[' {
+		a.ReasoningDetails = v
+	}
 }
 
 // readUsageObject reads the token counts of the usage object at s[at] into

@@ -81,7 +81,7 @@ func TestParseAnswerAllocations(t *testing.T) {
 		`"usage":{"prompt_tokens":42,"completion_tokens":27,"total_tokens":69,"prompt_tokens_details":{"cached_tokens":2}}}`)
 	isPayment := func(string) bool { return false }
 	var a *roundAnswer
-	if n := testing.AllocsPerRun(100, func() { a = parseAnswer(body, isPayment) }); n != 2 {
+	if n := testing.AllocsPerRun(100, func() { a = parseAnswer(body, nil, isPayment) }); n != 2 {
 		t.Errorf("parseAnswer of a plain answer with usage: %v allocations; want 2", n)
 	}
 	if want := gjson.GetBytes(body, "usage").Raw; string(a.usageJSON) != want {
@@ -95,7 +95,7 @@ func TestParseAnswerAllocations(t *testing.T) {
 	// or reused after the parse must not change it.
 	want := gjson.GetBytes(body, "usage").Raw
 	patched := bytes.Clone(body)
-	a = parseAnswer(patched, isPayment)
+	a = parseAnswer(patched, nil, isPayment)
 	for i := range patched {
 		patched[i] = 'x'
 	}

@@ -12,7 +12,7 @@ func TestParseAnswer(t *testing.T) {
 		`{"id":"call_p","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"a\"}"},"thought_signature":"sig"}]},` +
 		`"finish_reason":"tool_calls"},{"index":1,"message":{"content":"second choice"}}],` +
 		`"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`)
-	a := parseAnswer(body, func(n string) bool { return n == "create_order" })
+	a := parseAnswer(body, nil, func(n string) bool { return n == "create_order" })
 	// Nothing kept may alias the body.
 	for i := range body {
 		body[i] = '#'
@@ -32,7 +32,7 @@ func TestParseAnswer(t *testing.T) {
 		t.Fatalf("payment calls = %+v", a.payment)
 	}
 
-	empty := parseAnswer([]byte(`{"choices":[]}`), func(string) bool { return false })
+	empty := parseAnswer([]byte(`{"choices":[]}`), nil, func(string) bool { return false })
 	if empty.id != "" || empty.content != "" || empty.usage != nil || len(empty.client)+len(empty.payment) != 0 {
 		t.Fatalf("empty answer parsed as %+v", empty)
 	}
@@ -61,7 +61,7 @@ func TestParseAnswerArgumentsAsJSONValue(t *testing.T) {
 			body := []byte(`{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
 				`{"id":"p","type":"function","function":{` + strings.Replace(fn, "%s", "create_order", 1) + `}},` +
 				`{"id":"w","type":"function","function":{` + strings.Replace(fn, "%s", "get_weather", 1) + `}}]},"finish_reason":"tool_calls"}]}`)
-			a := parseAnswer(body, func(n string) bool { return n == "create_order" })
+			a := parseAnswer(body, nil, func(n string) bool { return n == "create_order" })
 			if len(a.payment) != 1 || a.payment[0].Arguments != tc.want {
 				t.Errorf("payment calls = %+v; want arguments %q", a.payment, tc.want)
 			}
@@ -98,7 +98,7 @@ func TestParseAnswerCallsWithoutAName(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(`{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
 				`{"id":"x","type":"function"` + tc.members + `},{"id":"w","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`)
-			a := parseAnswer(body, func(n string) bool { return n == "create_order" })
+			a := parseAnswer(body, nil, func(n string) bool { return n == "create_order" })
 			if len(a.payment) != 1 || a.payment[0].ID != "x" || a.payment[0].Name != "" || a.payment[0].Index != 0 {
 				t.Errorf("payment calls = %+v; want the call x without a name", a.payment)
 			}

@@ -63,7 +63,7 @@ func (t *turn) nonStream() {
 			t.fail(err)
 			return
 		}
-		ans := parseAnswer(resp.Body, t.isPaymentCall)
+		ans := parseAnswer(resp.Body, &resp.Spans, t.isPaymentCall)
 		resp.Close()
 		t.readPaymentCalls(ans.payment)
 		if len(ans.stray) > 0 {
@@ -639,11 +639,12 @@ type roundAnswer struct {
 }
 
 // parseAnswer reads a chat.completion without decoding it
-// (interceptors.ReadAnswer); only tool calls, which a plain answer has none
-// of, are read with gjson. The strings kept are copies: the answer's body
-// may be patched later.
-func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
-	ra := interceptors.ReadAnswer(body)
+// (interceptors.ReadAnswer), where the failover's pass found its members
+// (sp, the Response's Spans; nil: walked here); only tool calls, which a
+// plain answer has none of, are read with gjson. The strings kept are
+// copies: the answer's body may be patched later.
+func parseAnswer(body []byte, sp *jsonscan.AnswerSpans, isPayment func(string) bool) *roundAnswer {
+	ra := interceptors.ReadAnswerAt(body, sp)
 	a := &roundAnswer{body: body, id: ra.ID, model: ra.Model, created: ra.Created, content: ra.Content,
 		reasoning: interceptors.Reasoning{Content: ra.Reasoning, Key: ra.ReasoningKey}}
 	if ra.ReasoningDetails != "" {
