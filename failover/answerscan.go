@@ -72,6 +72,8 @@ func scanAnswer(data []byte) (answerScan, bool) {
 var (
 	choiceLevel  = levelBelow(completionLevel, "choices")
 	messageLevel = levelBelow(choiceLevel, "message")
+	usageLevel   = levelBelow(completionLevel, "usage")
+	detailsLevel = levelBelow(usageLevel, "prompt_tokens_details")
 )
 
 // levelBelow is the level below lv's field named name.
@@ -116,6 +118,21 @@ func (s *answerScanner) span(lv *jsonscan.Level, k string, top bool) *jsonscan.S
 		case "reasoning_details":
 			p = &s.spans.ReasoningDetails
 		}
+	case lv == usageLevel: // only the answer's usage is of it
+		switch k {
+		case "prompt_tokens":
+			p = &s.spans.PromptTokens
+		case "completion_tokens":
+			p = &s.spans.CompletionTokens
+		case "total_tokens":
+			p = &s.spans.TotalTokens
+		case "prompt_cache_hit_tokens":
+			p = &s.spans.CacheHit
+		case "cached_tokens":
+			p = &s.spans.CachedTop
+		}
+	case lv == detailsLevel && k == "cached_tokens":
+		p = &s.spans.CachedDetails
 	}
 	if p == nil || p.Has() {
 		return nil
@@ -247,7 +264,7 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 			case f != nil && f.Below != nil:
 				below = f.Below
 			}
-			if top || lv == messageLevel {
+			if top || lv == messageLevel || lv == usageLevel || lv == detailsLevel {
 				span = s.span(lv, k, top)
 			}
 		}

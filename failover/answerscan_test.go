@@ -86,6 +86,11 @@ var scanAnswerCases = append([]string{
 	`{"choices":[{"index":0,"message":{"content":"a"}},{"index":1,"message":{"content":"b"}},3],"usage":{"prompt_tokens":5,"completion_tokens":2,"prompt_cache_hit_tokens":4,"cached_tokens":1}}`,
 	`{"usage":{"prompt_tokens":5,"prompt_tokens_details":{"cached_tokens":3}},"choices":{"message":{"content":"a"}}}`,
 	`{"usage":"u","choices":"c","id":["i"],"model":{"m":1}}`,
+	`{"choices":[1],"usage":{"prompt_tokens_details":1,"cached_tokens":2,"completion_tokens_details":{"cached_tokens":9},"x":{"total_tokens":7}}}`,
+	`{"choices":[1],"usage":{"total_tokens":9,"prompt_tokens_details":{"cached_tokens":0},"prompt_cache_hit_tokens":4,"prompt_tokens":1e2}}`,
+	`{"choices":[1],"usage":{"prompt_cache_hit_tokens":0,"cached_tokens":3}}`, `{"usage":{"cached_tokens":0,"prompt_cache_hit_tokens":3},"choices":[1]}`,
+	`{"choices":[1,{"message":{"cached_tokens":7,"content":"b"}}],"usage":{"x":{"cached_tokens":8}},"cached_tokens":9}`,
+	`{"choices":[1],"usage":{"prompt_tokens_details":{"cached_tokens":5},"prompt_cache_hit_tokens":4,"cached_tokens":3,"completion_tokens":-2}}`,
 	`{"a":1}`, `[{"choices":[1]}]`, `"x"`, `{"choices":[1]}x`, `{"choices":[1]`, "\ufeff{}",
 }, scanEventCases...)
 

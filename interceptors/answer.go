@@ -104,7 +104,7 @@ func ReadAnswer(body []byte) Answer {
 
 // ReadAnswerAt is ReadAnswer of a body whose members the failover's
 // validating pass found (failover.Response.Spans): it reads them where
-// they lie, with no walk of the body, the usage object's own aside. With
+// they lie, with no walk of the body. With
 // sp nil or not OK it is ReadAnswer. TestReadAnswerAtMatches (failover)
 // holds the two to one answer.
 func ReadAnswerAt(body []byte, sp *jsonscan.AnswerSpans) Answer {
@@ -140,8 +140,16 @@ func ReadAnswerAt(body []byte, sp *jsonscan.AnswerSpans) Answer {
 	}
 	if u := v(sp.Usage); u != "" && u[0] == '{' {
 		a.HasUsage = true
-		readUsageObject(u, 0, &a.Usage)
 		a.UsageRaw = u
+		n := func(p jsonscan.Span) int64 {
+			if !p.Has() {
+				return 0
+			}
+			return intValue(v(p))
+		}
+		a.Usage = Usage{PromptTokens: n(sp.PromptTokens), CompletionTokens: n(sp.CompletionTokens), TotalTokens: n(sp.TotalTokens),
+			CachedTokens: cachedCounts{details: n(sp.CachedDetails), hit: n(sp.CacheHit), top: n(sp.CachedTop)}.count()}
+		a.Usage.fillTotal()
 	}
 	cloneStrings(&a.ID, &a.Model, &a.Content, &a.ContentParts, &a.Reasoning, &a.ReasoningDetails, &a.UsageRaw)
 	return a

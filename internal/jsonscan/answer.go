@@ -13,9 +13,10 @@ func (p Span) Has() bool { return p.End > 0 }
 // proxy reads them without a walk of its own. Each span is the value of
 // the member ReadAnswer's walk takes: the first of a top-level id, model
 // or created exactly named (decoded); the one choices and usage; the
-// members of choices[0].message when that is an object. The pass refuses
-// an answer that names any of the last two kinds twice or in another case
-// (the failover's completionLevel), so the first is the one.
+// members of choices[0].message when that is an object, and the usage
+// object's counts (UsageCounts) when it is one. The pass refuses an answer
+// that names any but the first three twice or in another case (the
+// failover's completionLevel), so the first is the one.
 type AnswerSpans struct {
 	// OK: the body was scanned valid and unambiguous and the spans are of
 	// it; else nothing is known (a body not scanned, or read from events).
@@ -26,4 +27,9 @@ type AnswerSpans struct {
 	ID, Model, Created, Usage                     Span
 	Content, ToolCalls, FunctionCall              Span
 	ReasoningContent, Reasoning, ReasoningDetails Span
+	// The usage object's counts: prompt_tokens, completion_tokens,
+	// total_tokens, prompt_tokens_details.cached_tokens (when the details
+	// are an object), prompt_cache_hit_tokens and cached_tokens.
+	PromptTokens, CompletionTokens, TotalTokens Span
+	CachedDetails, CacheHit, CachedTop          Span
 }
