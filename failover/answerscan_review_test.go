@@ -1,8 +1,11 @@
 package failover
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/paygate/paygate/interceptors"
 )
 
 // TestScanAnswerDifferential holds scanAnswer to the checks it replaced on
@@ -157,6 +160,43 @@ func TestNonStreamAnswerChecksAfterOnePass(t *testing.T) {
 			}
 			if tc.want == "a" && got.body != tc.body {
 				t.Errorf("answer %q; want a's as it came, %q", got.body, tc.body)
+			}
+		})
+	}
+}
+
+// TestResponseSpans: a non-stream chat completion's Response carries the
+// spans its validating pass found, which read as the proxy's own walk
+// reads the body (interceptors.ReadAnswer), a byte order mark cut off
+// before it included; an answer the pass did not see (events answering a
+// non-stream request, assembled into a body of their own) carries none,
+// and the proxy walks it.
+func TestResponseSpans(t *testing.T) {
+	completion := `{"id":"c","created":7,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"from a",` +
+		`"tool_calls":[{"id":"k","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],` +
+		`"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":2}}}`
+	tests := []struct {
+		name string
+		send func(c *fconn)
+		ok   bool
+	}{
+		{"a completion", func(c *fconn) { c.status(200, completion) }, true},
+		{"after a byte order mark", func(c *fconn) { c.status(200, "\ufeff"+completion) }, true},
+		{"events", func(c *fconn) { c.sse(); c.event(roleChunk()); c.event(contentChunk("from a")); c.event(finishChunk()); c.done() }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(tc.send)}, []string{"a"}, nil)
+			got := e.open(t.Context(), false)
+			if got.openErr != nil || got.provider != "a" {
+				t.Fatalf("served by %q, err %v; want a", got.provider, got.openErr)
+			}
+			if got.spans.OK != tc.ok {
+				t.Fatalf("spans OK = %v; want %v", got.spans.OK, tc.ok)
+			}
+			body := []byte(got.body)
+			if read, want := interceptors.ReadAnswerAt(body, &got.spans), interceptors.ReadAnswer(body); !reflect.DeepEqual(read, want) {
+				t.Errorf("read from the spans as %+v; ReadAnswer %+v", read, want)
 			}
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // Test timeouts: short enough to keep the suite fast, long enough for -race.
@@ -125,9 +126,10 @@ func healthy(name string) func(c *fconn, n int) {
 type answer struct {
 	provider string
 	attempts int
-	text     string   // content and reasoning deltas joined
-	events   []string // every event Next returned
-	body     string   // a non-stream body
+	text     string               // content and reasoning deltas joined
+	events   []string             // every event Next returned
+	body     string               // a non-stream body
+	spans    jsonscan.AnswerSpans // a non-stream body's (Response.Spans)
 	openErr  error
 	end      error // Next's terminal error (io.EOF when complete)
 	took     time.Duration
@@ -155,7 +157,7 @@ func (e *env) openReq(ctx context.Context, req *Request) answer {
 		return a
 	}
 	defer resp.Close()
-	a.provider, a.attempts, a.body = resp.Provider, resp.Attempts, string(resp.Body)
+	a.provider, a.attempts, a.body, a.spans = resp.Provider, resp.Attempts, string(resp.Body), resp.Spans
 	if resp.Piped() {
 		b, err := io.ReadAll(resp)
 		a.body, a.end = string(b), err
