@@ -68,76 +68,80 @@ func scanAnswer(data []byte) (answerScan, bool) {
 	return s.answerScan, true
 }
 
-// The levels of completionLevel whose members scanAnswer keeps spans of.
+// choiceLevel and messageLevel are completionLevel's levels of a choice
+// and of its message; keepSpans marks the members whose spans scanAnswer
+// keeps (jsonscan.Field.Keep), each a field of completionLevel the pass
+// checks, so that the first copy is the only one. A top-level id, model
+// and created are no fields of it (span).
 var (
 	choiceLevel  = levelBelow(completionLevel, "choices")
 	messageLevel = levelBelow(choiceLevel, "message")
-	usageLevel   = levelBelow(completionLevel, "usage")
-	detailsLevel = levelBelow(usageLevel, "prompt_tokens_details")
+	_            = keepSpans(completionLevel)
 )
 
+func keepSpans(top *jsonscan.Level) bool {
+	usage := levelBelow(top, "usage")
+	for _, k := range []struct {
+		lv   *jsonscan.Level
+		name string
+		at   uint8
+	}{
+		{top, "usage", jsonscan.AnswerUsage},
+		{messageLevel, "content", jsonscan.AnswerContent},
+		{messageLevel, "tool_calls", jsonscan.AnswerToolCalls},
+		{messageLevel, "function_call", jsonscan.AnswerFunctionCall},
+		{messageLevel, "reasoning_content", jsonscan.AnswerReasoningContent},
+		{messageLevel, "reasoning", jsonscan.AnswerReasoning},
+		{messageLevel, "reasoning_details", jsonscan.AnswerReasoningDetails},
+		{usage, "prompt_tokens", jsonscan.AnswerPromptTokens},
+		{usage, "completion_tokens", jsonscan.AnswerCompletionTokens},
+		{usage, "total_tokens", jsonscan.AnswerTotalTokens},
+		{levelBelow(usage, "prompt_tokens_details"), "cached_tokens", jsonscan.AnswerCachedDetails},
+		{usage, "prompt_cache_hit_tokens", jsonscan.AnswerCacheHit},
+		{usage, "cached_tokens", jsonscan.AnswerCachedTop},
+	} {
+		field(k.lv, k.name).Keep = k.at
+	}
+	return true
+}
+
 // levelBelow is the level below lv's field named name.
-func levelBelow(lv *jsonscan.Level, name string) *jsonscan.Level {
+func levelBelow(lv *jsonscan.Level, name string) *jsonscan.Level { return field(lv, name).Below }
+
+// field is lv's field named name.
+func field(lv *jsonscan.Level, name string) *jsonscan.Field {
 	for j := range lv.Fields {
 		if lv.Fields[j].Name == name {
-			return lv.Fields[j].Below
+			return &lv.Fields[j]
 		}
 	}
 	panic("failover: no field " + name)
 }
 
-// span is where the value of the member named k (decoded), of level lv,
-// goes in the spans, as ReadAnswer's walk takes it: nil when it takes no
-// such member or has one already. top: lv's object is the answer itself.
-func (s *answerScanner) span(lv *jsonscan.Level, k string, top bool) *jsonscan.Span {
-	var p *jsonscan.Span
+// span is where the value of the member named k (decoded), of a level's
+// field f (nil: none), goes in the spans, as ReadAnswer's walk takes it:
+// nil when it takes no such member or has one already. top: the member
+// is the answer's own.
+func (s *answerScanner) span(f *jsonscan.Field, k string, top bool) *jsonscan.Span {
+	at := uint8(0)
 	switch {
-	case top:
-		switch k {
-		case "id":
-			p = &s.spans.ID
-		case "model":
-			p = &s.spans.Model
-		case "created":
-			p = &s.spans.Created
-		case "usage":
-			p = &s.spans.Usage
+	case f != nil:
+		at = f.Keep
+		if at >= jsonscan.AnswerContent && at <= jsonscan.AnswerReasoningDetails && s.spans.Choices != 1 {
+			return nil // a message of a choice after the first
 		}
-	case lv == messageLevel && s.spans.Choices == 1: // choices[0].message
-		switch k {
-		case "content":
-			p = &s.spans.Content
-		case "tool_calls":
-			p = &s.spans.ToolCalls
-		case "function_call":
-			p = &s.spans.FunctionCall
-		case "reasoning_content":
-			p = &s.spans.ReasoningContent
-		case "reasoning":
-			p = &s.spans.Reasoning
-		case "reasoning_details":
-			p = &s.spans.ReasoningDetails
-		}
-	case lv == usageLevel: // only the answer's usage is of it
-		switch k {
-		case "prompt_tokens":
-			p = &s.spans.PromptTokens
-		case "completion_tokens":
-			p = &s.spans.CompletionTokens
-		case "total_tokens":
-			p = &s.spans.TotalTokens
-		case "prompt_cache_hit_tokens":
-			p = &s.spans.CacheHit
-		case "cached_tokens":
-			p = &s.spans.CachedTop
-		}
-	case lv == detailsLevel && k == "cached_tokens":
-		p = &s.spans.CachedDetails
+	case !top:
+	case k == "id":
+		at = jsonscan.AnswerID
+	case k == "model":
+		at = jsonscan.AnswerModel
+	case k == "created":
+		at = jsonscan.AnswerCreated
 	}
-	if p == nil || p.Has() {
+	if at == 0 || s.spans.At[at].Has() {
 		return nil
 	}
-	return p
+	return &s.spans.At[at]
 }
 
 // answerError is answerError of a chat completion that scanAnswer found
@@ -256,7 +260,8 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 			if escaped {
 				k = jsonscan.KeyName(raw)
 			}
-			switch f, bad := lv.Member(k, &seen); {
+			f, bad := lv.Member(k, &seen)
+			switch {
 			case bad:
 				s.ambiguous = true
 			case f != nil && f.Below != nil && f.Elements:
@@ -264,8 +269,8 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 			case f != nil && f.Below != nil:
 				below = f.Below
 			}
-			if top || lv == messageLevel || lv == usageLevel || lv == detailsLevel {
-				span = s.span(lv, k, top)
+			if !bad && (f != nil && f.Keep != 0 || top && f == nil) {
+				span = s.span(f, k, top) // what the proxy reads
 			}
 		}
 		at := i

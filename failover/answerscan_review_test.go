@@ -182,7 +182,13 @@ func TestResponseSpans(t *testing.T) {
 	}{
 		{"a completion", func(c *fconn) { c.status(200, completion) }, true},
 		{"after a byte order mark", func(c *fconn) { c.status(200, "\ufeff"+completion) }, true},
-		{"events", func(c *fconn) { c.sse(); c.event(roleChunk()); c.event(contentChunk("from a")); c.event(finishChunk()); c.done() }, false},
+		{"events", func(c *fconn) {
+			c.sse()
+			c.event(roleChunk())
+			c.event(contentChunk("from a"))
+			c.event(finishChunk())
+			c.done()
+		}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

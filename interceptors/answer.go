@@ -113,42 +113,41 @@ func ReadAnswerAt(body []byte, sp *jsonscan.AnswerSpans) Answer {
 	}
 	var a Answer
 	s := unsafeString(body)
-	v := func(p jsonscan.Span) string { return s[p.At:p.End] }
-	a.ID = stringValue(v(sp.ID))
-	a.Model = stringValue(v(sp.Model))
-	if sp.Created.Has() {
-		a.Created = intValue(v(sp.Created))
+	v := func(at uint8) string { return s[sp.At[at].At:sp.At[at].End] }
+	n := func(at uint8) int64 {
+		if !sp.At[at].Has() {
+			return 0
+		}
+		return intValue(v(at))
 	}
+	a.ID = stringValue(v(jsonscan.AnswerID))
+	a.Model = stringValue(v(jsonscan.AnswerModel))
+	a.Created = n(jsonscan.AnswerCreated)
 	a.Choices = int(sp.Choices)
-	if sp.Content.Has() {
-		a.setContent(v(sp.Content))
+	if c := v(jsonscan.AnswerContent); c != "" {
+		a.setContent(c)
 	}
-	if sp.ToolCalls.Has() {
-		a.setToolCalls(v(sp.ToolCalls))
+	if c := v(jsonscan.AnswerToolCalls); c != "" {
+		a.setToolCalls(c)
 	}
-	if sp.FunctionCall.Has() {
-		a.setFunctionCall(v(sp.FunctionCall))
+	if c := v(jsonscan.AnswerFunctionCall); c != "" {
+		a.setFunctionCall(c)
 	}
-	switch {
-	case sp.ReasoningContent.Has():
-		a.setReasoning(v(sp.ReasoningContent), KeyReasoningContent)
-	case sp.Reasoning.Has():
-		a.setReasoning(v(sp.Reasoning), KeyReasoning)
+	if r := v(jsonscan.AnswerReasoningContent); r != "" {
+		a.setReasoning(r, KeyReasoningContent)
+	} else if r := v(jsonscan.AnswerReasoning); r != "" {
+		a.setReasoning(r, KeyReasoning)
 	}
-	if sp.ReasoningDetails.Has() {
-		a.setReasoningDetails(v(sp.ReasoningDetails))
+	if d := v(jsonscan.AnswerReasoningDetails); d != "" {
+		a.setReasoningDetails(d)
 	}
-	if u := v(sp.Usage); u != "" && u[0] == '{' {
+	if u := v(jsonscan.AnswerUsage); u != "" && u[0] == '{' {
 		a.HasUsage = true
 		a.UsageRaw = u
-		n := func(p jsonscan.Span) int64 {
-			if !p.Has() {
-				return 0
-			}
-			return intValue(v(p))
-		}
-		a.Usage = Usage{PromptTokens: n(sp.PromptTokens), CompletionTokens: n(sp.CompletionTokens), TotalTokens: n(sp.TotalTokens),
-			CachedTokens: cachedCounts{details: n(sp.CachedDetails), hit: n(sp.CacheHit), top: n(sp.CachedTop)}.count()}
+		a.Usage = Usage{PromptTokens: n(jsonscan.AnswerPromptTokens), CompletionTokens: n(jsonscan.AnswerCompletionTokens),
+			TotalTokens: n(jsonscan.AnswerTotalTokens),
+			CachedTokens: cachedCounts{details: n(jsonscan.AnswerCachedDetails), hit: n(jsonscan.AnswerCacheHit),
+				top: n(jsonscan.AnswerCachedTop)}.count()}
 		a.Usage.fillTotal()
 	}
 	cloneStrings(&a.ID, &a.Model, &a.Content, &a.ContentParts, &a.Reasoning, &a.ReasoningDetails, &a.UsageRaw)

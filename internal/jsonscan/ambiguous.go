@@ -39,6 +39,10 @@ type Field struct {
 	// reader checks that itself (the proxy's callName refuses a call that
 	// names itself twice); Below is walked in its first exactly named copy.
 	Unchecked bool
+	// Keep is where a pass that keeps the spans of a chat completion's
+	// members (AnswerSpans.At) puts this member's value; 0: nowhere. Set
+	// on the failover's completionLevel only; Ambiguous ignores it.
+	Keep uint8
 }
 
 // A Dup is a member of a Level that a JSON text names twice or in another

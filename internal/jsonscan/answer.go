@@ -23,13 +23,33 @@ type AnswerSpans struct {
 	OK bool
 	// Choices counts the elements of a choices array (0 when choices is
 	// none or no array).
-	Choices                                       int32
-	ID, Model, Created, Usage                     Span
-	Content, ToolCalls, FunctionCall              Span
-	ReasoningContent, Reasoning, ReasoningDetails Span
+	Choices int32
+	// At holds the spans, each at its index below (Field.Keep).
+	At [answerSpans]Span
+}
+
+// The members whose spans AnswerSpans keeps, each its index in At.
+const (
+	AnswerID uint8 = iota + 1
+	AnswerModel
+	AnswerCreated
+	AnswerUsage
+	// choices[0].message's members, AnswerContent to
+	// AnswerReasoningDetails.
+	AnswerContent
+	AnswerToolCalls
+	AnswerFunctionCall
+	AnswerReasoningContent
+	AnswerReasoning
+	AnswerReasoningDetails
 	// The usage object's counts: prompt_tokens, completion_tokens,
 	// total_tokens, prompt_tokens_details.cached_tokens (when the details
 	// are an object), prompt_cache_hit_tokens and cached_tokens.
-	PromptTokens, CompletionTokens, TotalTokens Span
-	CachedDetails, CacheHit, CachedTop          Span
-}
+	AnswerPromptTokens
+	AnswerCompletionTokens
+	AnswerTotalTokens
+	AnswerCachedDetails
+	AnswerCacheHit
+	AnswerCachedTop
+	answerSpans
+)
