@@ -104,9 +104,9 @@ func ReadAnswer(body []byte) Answer {
 
 // ReadAnswerAt is ReadAnswer of a body whose members the failover's
 // validating pass found (failover.Response.Spans): it reads them where
-// they lie, with no walk of the body. With
-// sp nil or not OK it is ReadAnswer. TestReadAnswerAtMatches (failover)
-// holds the two to one answer.
+// they lie, with no walk of the body. With sp nil or not OK it is
+// ReadAnswer. failover's checkScanAnswer holds the two to one answer on
+// every answer its tests and fuzzer let pass.
 func ReadAnswerAt(body []byte, sp *jsonscan.AnswerSpans) Answer {
 	if sp == nil || !sp.OK {
 		return ReadAnswer(body)
@@ -133,9 +133,10 @@ func ReadAnswerAt(body []byte, sp *jsonscan.AnswerSpans) Answer {
 	if c := v(jsonscan.AnswerFunctionCall); c != "" {
 		a.setFunctionCall(c)
 	}
-	if r := v(jsonscan.AnswerReasoningContent); r != "" {
+	// Only a string counts, as readMessage takes it.
+	if r := v(jsonscan.AnswerReasoningContent); r != "" && r[0] == '"' {
 		a.setReasoning(r, KeyReasoningContent)
-	} else if r := v(jsonscan.AnswerReasoning); r != "" {
+	} else if r := v(jsonscan.AnswerReasoning); r != "" && r[0] == '"' {
 		a.setReasoning(r, KeyReasoning)
 	}
 	if d := v(jsonscan.AnswerReasoningDetails); d != "" {
