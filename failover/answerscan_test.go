@@ -91,6 +91,31 @@ var scanAnswerCases = append([]string{
 	`{"choices":[1],"usage":{"prompt_cache_hit_tokens":0,"cached_tokens":3}}`, `{"usage":{"cached_tokens":0,"prompt_cache_hit_tokens":3},"choices":[1]}`,
 	`{"choices":[1,{"message":{"cached_tokens":7,"content":"b"}}],"usage":{"x":{"cached_tokens":8}},"cached_tokens":9}`,
 	`{"choices":[1],"usage":{"prompt_tokens_details":{"cached_tokens":5},"prompt_cache_hit_tokens":4,"cached_tokens":3,"completion_tokens":-2}}`,
+	// Hostile shapes for the spans: members repeated in a later choice,
+	// keys escaped, usage and message nested where they are not read,
+	// numbers past int64, choices and message of every other kind, space
+	// everywhere.
+	`{"choices":[{"message":{"content":"a"}},{"message":{"content":"b","content":"c"},"message":{}}],"usage":{"prompt_tokens":1}}`,
+	`{"choices":[{"message":{"content":"a"}},{"index":1,"index":2,"finish_reason":"x","message":{"tool_calls":[{"id":"p","id":"q"}]}}]}`,
+	`{"us\u0061ge":{"pr\u006fmpt_tokens":5,"c\u0061ched_tokens":2},"m\u006fdel":"m","cre\u0061ted":4,"ch\u006fices":[{"m\u0065ssage":{"c\u006fntent":"a","tool_c\u0061lls":[{"id":"k"}],"re\u0061soning":"r"}}]}`,
+	`{"choices":[{"message":{"content":[{"type":"text","text":"a","usage":{"prompt_tokens":99},"message":{"content":"evil"},"tool_calls":[{"id":"x"}],"reasoning":"no"}]}}],"usage":{"prompt_tokens":1,"x":{"usage":{"prompt_tokens":7}}}}`,
+	`{"choices":[{"message":{"content":"a","x":{"content":"b","reasoning_content":"c"}},"usage":{"prompt_tokens":9}}],"id":{"id":"in"},"message":{"content":"top"}}`,
+	`{"created":99999999999999999999999,"choices":[1],"usage":{"prompt_tokens":1e400,"completion_tokens":-0,"total_tokens":123456789012345678,"cached_tokens":1234567890123456789,"prompt_cache_hit_tokens":0.0000001}}`,
+	`{"created":-9223372036854775809,"choices":[1],"usage":{"prompt_tokens":1E+2,"completion_tokens":"99999999999999999999","total_tokens":true}}`,
+	`{"choices":{"0":{"message":{"content":"a"}}}}`, `{"choices":"a"}`, `{"choices":null,"id":"i"}`, `{"choices":true}`,
+	`{"choices":[{"message":null},{"message":{"content":"b"}}]}`, `{"choices":[null,{"message":{"content":"b"}}]}`,
+	`{"choices":[[{"message":{"content":"a"}}]]}`, `{"choices":[{},{"message":{"content":"b"}}]}`,
+	`{"choices":[1],"choices":[{"message":{"content":"b"}}]}`, `{"choices":[{"message":{"content":"a"}}],"Choices":[]}`,
+	" \r\n\t{ \"id\" : \"x\" , \"choices\" : [ { \"message\" : { \"content\" : \"a\" , \"tool_calls\" : [ ] } } , 2 ] , \"usage\" : { \"prompt_tokens\" : 3 , \"prompt_tokens_details\" : { \"cached_tokens\" : 1 } } } \n",
+	`{"id":null,"id":"x","model":"\ud83d\ude00\ud800","created":"7","choices":[{"message":{"content":"a\"b\\c\u0000","reasoning":1,"reasoning_content":"x"}}]}`,
+	`{"choices":[{"message":{"reasoning":"r","reasoning_content":null,"reasoning_details":null,"function_call":null,"content":{}}}]}`,
+	`{"":1,"choices":[{"message":{"":"a","content":""}}],"usage":{"usage":{"prompt_tokens":5},"prompt_tokens_details":[{"cached_tokens":3}],"cached_tokens":2}}`,
+	`{"choices":[{"message":{"tool_callſ":[{"id":"x"}],"content":"a"}}]}`, `{"choices":[{"message":{"content":"a"}}],"uſage":{}}`,
+	// Each member of a message the proxy reads only in a later choice,
+	// whose first has none: read from choices[0] alone.
+	`{"choices":[{"message":{}},{"message":{"content":"b","tool_calls":[{"id":"k"}],"function_call":{"name":"f"},"reasoning_content":"rc","reasoning":"r","reasoning_details":[{"type":"x"}]}}]}`,
+	`{"choices":[{"message":{"content":"a"}},{"message":{"reasoning_details":[{"type":"x"}]}},{"message":{"reasoning":"r"}}]}`,
+	`{"usage":{"prompt_tokens":2},"usage":{"prompt_tokens":3},"choices":[1]}`, `{"usage":{"prompt_tokens":2,"prompt_tokens":3},"choices":[1]}`,
 	`{"a":1}`, `[{"choices":[1]}]`, `"x"`, `{"choices":[1]}x`, `{"choices":[1]`, "\ufeff{}",
 }, scanEventCases...)
 
