@@ -154,7 +154,13 @@ func checkScanAnswer(t *testing.T, data []byte) {
 		t.Errorf("scanAnswer(%q) spans OK = %v, ambiguous %v", data, a.spans.OK, a.ambiguous)
 	}
 	if a.spans.OK {
-		if got, want := interceptors.ReadAnswerAt(data, &a.spans), interceptors.ReadAnswer(data); !reflect.DeepEqual(got, want) {
+		// Nothing read may share the body's memory: the turn patches it.
+		body := bytes.Clone(data)
+		got := interceptors.ReadAnswerAt(body, &a.spans)
+		for i := range body {
+			body[i] = '#'
+		}
+		if want := interceptors.ReadAnswer(data); !reflect.DeepEqual(got, want) {
 			t.Errorf("scanAnswer(%q) spans %+v read as\n%+v\nReadAnswer\n%+v", data, a.spans, got, want)
 		}
 	}
