@@ -64,7 +64,9 @@ func scanAnswer(data []byte) (answerScan, bool) {
 		s.choices = choicesNone
 	}
 	// The spans are int32s: a body past 2 GiB is read by its own walk.
-	s.spans.OK = !s.ambiguous && len(data) <= math.MaxInt32
+	if !s.ambiguous && len(data) <= math.MaxInt32 {
+		s.spans.Seal(data)
+	}
 	return s.answerScan, true
 }
 

@@ -200,7 +200,10 @@ func TestResponseSpans(t *testing.T) {
 			if got.spans.OK != tc.ok {
 				t.Fatalf("spans OK = %v; want %v", got.spans.OK, tc.ok)
 			}
-			body := []byte(got.body)
+			body := got.raw
+			if got.spans.Of(body) != tc.ok {
+				t.Errorf("spans of the Response's Body: %v; want %v", got.spans.Of(body), tc.ok)
+			}
 			if read, want := interceptors.ReadAnswerAt(body, &got.spans), interceptors.ReadAnswer(body); !reflect.DeepEqual(read, want) {
 				t.Errorf("read from the spans as %+v; ReadAnswer %+v", read, want)
 			}

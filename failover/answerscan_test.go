@@ -154,9 +154,14 @@ func checkScanAnswer(t *testing.T, data []byte) {
 		t.Errorf("scanAnswer(%q) spans OK = %v, ambiguous %v", data, a.spans.OK, a.ambiguous)
 	}
 	if a.spans.OK {
+		if !a.spans.Of(data) {
+			t.Errorf("scanAnswer(%q) spans OK but not of it", data)
+		}
 		// Nothing read may share the body's memory: the turn patches it.
-		body := bytes.Clone(data)
-		got := interceptors.ReadAnswerAt(body, &a.spans)
+		// A copy is read by the spans sealed to it.
+		body, sp := bytes.Clone(data), a.spans
+		sp.Seal(body)
+		got := interceptors.ReadAnswerAt(body, &sp)
 		for i := range body {
 			body[i] = '#'
 		}
@@ -231,4 +236,38 @@ func BenchmarkAnswerChecks(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestSpansReadOnlyTheirBody: ReadAnswerAt reads where the spans say only
+// in the body the pass found them in; a body cut, or another in its
+// place after the pass (Response.Body changed by a caller), is walked.
+// Read by the spans, a shorter body panicked the turn and another of the
+// same length was read where its members are not.
+func TestSpansReadOnlyTheirBody(t *testing.T) {
+	data := []byte(scanAnswerCases[0])
+	a, ok := scanAnswer(data)
+	if !ok || !a.spans.OK {
+		t.Fatalf("scanAnswer(%s) = %v, spans OK %v; want both", data, ok, a.spans.OK)
+	}
+	other := `{"id":"other","choices":[{"message":{"content":"b"}}],"usage":{"prompt_tokens":1}}`
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"cut", data[:len(data)/2]},
+		{"another answer", []byte(other)},
+		{"another answer of its length", []byte(fmt.Sprintf("%-*s", len(data), other))},
+		{"a copy", bytes.Clone(data)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Fatalf("ReadAnswerAt panicked: %v", p)
+				}
+			}()
+			if got, want := interceptors.ReadAnswerAt(tc.body, &a.spans), interceptors.ReadAnswer(tc.body); !reflect.DeepEqual(got, want) {
+				t.Errorf("read from the spans as %+v; ReadAnswer %+v", got, want)
+			}
+		})
+	}
 }

@@ -130,6 +130,7 @@ type answer struct {
 	events   []string             // every event Next returned
 	body     string               // a non-stream body
 	spans    jsonscan.AnswerSpans // a non-stream body's (Response.Spans)
+	raw      []byte               // that body as the Response holds it
 	openErr  error
 	end      error // Next's terminal error (io.EOF when complete)
 	took     time.Duration
@@ -157,7 +158,7 @@ func (e *env) openReq(ctx context.Context, req *Request) answer {
 		return a
 	}
 	defer resp.Close()
-	a.provider, a.attempts, a.body, a.spans = resp.Provider, resp.Attempts, string(resp.Body), resp.Spans
+	a.provider, a.attempts, a.body, a.spans, a.raw = resp.Provider, resp.Attempts, string(resp.Body), resp.Spans, resp.Body
 	if resp.Piped() {
 		b, err := io.ReadAll(resp)
 		a.body, a.end = string(b), err

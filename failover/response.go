@@ -181,7 +181,9 @@ type Response struct {
 	// that interceptors.ReadAnswer reads lie, as the answer's validating
 	// pass found them (scanAnswer), for interceptors.ReadAnswerAt to read
 	// without a walk of its own; not OK for any other Body. They describe
-	// Body as it came: a caller that changes Body must not use them.
+	// Body as it came: ReadAnswerAt walks a Body cut or put in its place
+	// (AnswerSpans.Of); a caller that changes its bytes in place must not
+	// use them.
 	Spans jsonscan.AnswerSpans
 	// Tried lists the round's attempts, the successful one last.
 	Tried []Attempt

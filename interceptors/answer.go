@@ -104,11 +104,12 @@ func ReadAnswer(body []byte) Answer {
 
 // ReadAnswerAt is ReadAnswer of a body whose members the failover's
 // validating pass found (failover.Response.Spans): it reads them where
-// they lie, with no walk of the body. With sp nil or not OK it is
-// ReadAnswer. failover's checkScanAnswer holds the two to one answer on
-// every answer its tests and fuzzer let pass.
+// they lie, with no walk of the body. With sp nil, not OK or of another
+// body (jsonscan.AnswerSpans.Of: one cut or put in its place after the
+// pass) it is ReadAnswer. failover's checkScanAnswer holds the two to
+// one answer on every answer its tests and fuzzer let pass.
 func ReadAnswerAt(body []byte, sp *jsonscan.AnswerSpans) Answer {
-	if sp == nil || !sp.OK {
+	if sp == nil || !sp.Of(body) {
 		return ReadAnswer(body)
 	}
 	var a Answer

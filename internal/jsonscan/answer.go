@@ -1,5 +1,7 @@
 package jsonscan
 
+import "unsafe"
+
 // A Span is where a JSON value lies in a text: s[At:End]. The zero Span is
 // none (no value ends at 0).
 type Span struct{ At, End int32 }
@@ -19,13 +21,31 @@ func (p Span) Has() bool { return p.End > 0 }
 // failover's completionLevel), so the first is the one.
 type AnswerSpans struct {
 	// OK: the body was scanned valid and unambiguous and the spans are of
-	// it; else nothing is known (a body not scanned, or read from events).
+	// it (Seal); else nothing is known (a body not scanned, or read from
+	// events).
 	OK bool
+	// body and n are the first byte and the length of the body the spans
+	// are of (Of).
+	body *byte
+	n    int32
 	// Choices counts the elements of a choices array (0 when choices is
 	// none or no array).
 	Choices int32
 	// At holds the spans, each at its index below (Field.Keep).
 	At [answerSpans]Span
+}
+
+// Seal marks the spans OK and of body, the body the pass found them in.
+func (p *AnswerSpans) Seal(body []byte) {
+	p.OK, p.body, p.n = true, unsafe.SliceData(body), int32(len(body))
+}
+
+// Of reports whether the spans are OK and of body: the slice they were
+// sealed with, not one cut or put in its place after (a Response's Body
+// a caller changed), whose members lie elsewhere. A change to its bytes
+// in place it cannot tell.
+func (p *AnswerSpans) Of(body []byte) bool {
+	return p.OK && len(body) == int(p.n) && unsafe.SliceData(body) == p.body
 }
 
 // The members whose spans AnswerSpans keeps, each its index in At.
