@@ -121,10 +121,10 @@ func field(lv *jsonscan.Level, name string) *jsonscan.Field {
 }
 
 // span is where the value of the member named k (decoded), of a level's
-// field f (nil: none), goes in the spans, as ReadAnswer's walk takes it:
-// nil when it takes no such member or has one already. top: the member
-// is the answer's own.
-func (s *answerScanner) span(f *jsonscan.Field, k string, top bool) *jsonscan.Span {
+// field f (nil: a member of the answer's own that is none of its
+// fields), goes in the spans, as ReadAnswer's walk takes it: nil when it
+// takes no such member or has one already.
+func (s *answerScanner) span(f *jsonscan.Field, k string) *jsonscan.Span {
 	at := uint8(0)
 	switch {
 	case f != nil:
@@ -132,7 +132,6 @@ func (s *answerScanner) span(f *jsonscan.Field, k string, top bool) *jsonscan.Sp
 		if at >= jsonscan.AnswerContent && at <= jsonscan.AnswerReasoningDetails && s.spans.Choices != 1 {
 			return nil // a message of a choice after the first
 		}
-	case !top:
 	case k == "id":
 		at = jsonscan.AnswerID
 	case k == "model":
@@ -272,7 +271,7 @@ func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int,
 				below = f.Below
 			}
 			if !bad && (f != nil && f.Keep != 0 || top && f == nil) {
-				span = s.span(f, k, top) // what the proxy reads
+				span = s.span(f, k) // what the proxy reads
 			}
 		}
 		at := i
