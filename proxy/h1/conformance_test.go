@@ -1162,6 +1162,28 @@ func conformanceCases() []conformanceCase {
 			steps: []rawStep{{send: "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, x-foo\r\nContent-Length: 3\r\n\r\nabc", read: 2}},
 		},
 
+		// 12b. "OPTIONS *" asks about the server, not a resource: net/http
+		// answers it itself (its globalOptionsHandler), and the handler,
+		// a mux of paths, never sees the "*".
+		{
+			name:       "options_asterisk",
+			handler:    dumpRequest,
+			steps:      oneRequest("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"),
+			wantStatus: []int{200}, wantState: "open",
+		},
+		{
+			name:       "options_asterisk_with_body",
+			handler:    dumpRequest,
+			steps:      []rawStep{{send: "OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", read: 1}, {send: rawGet("/next"), read: 1}},
+			wantStatus: []int{200, 200}, wantState: "open",
+		},
+		{
+			name:       "options_asterisk_with_large_body",
+			handler:    dumpRequest,
+			steps:      oneRequest("OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + strings.Repeat("a", 5000)),
+			wantStatus: []int{200}, wantState: "closed",
+		},
+
 		// 13. Unknown expectation.
 		{
 			name:       "expect_unknown",

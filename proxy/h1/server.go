@@ -850,8 +850,9 @@ func (c *conn) serveRequest(req *http.Request, w *response) (keep bool) {
 // connection (net/http's maxPostHandlerReadBytes).
 const maxDrain = 256 << 10
 
-// runHandler calls the handler and reports false when it panicked; the
-// connection is then closed without an answer, as net/http does.
+// runHandler calls the handler (optionsAsterisk for "OPTIONS *") and
+// reports false when it panicked; the connection is then closed without an
+// answer, as net/http does.
 func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -863,9 +864,26 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 			ok = false
 		}
 	}()
-	c.s.Handler.ServeHTTP(w, req)
+	h := c.s.Handler
+	if req.RequestURI == "*" && req.Method == http.MethodOptions {
+		h = optionsAsterisk
+	}
+	h.ServeHTTP(w, req)
 	return true
 }
+
+// optionsAsterisk answers "OPTIONS *", which asks about the server, not a
+// resource, as net/http's server does (its globalOptionsHandler): an empty
+// 200, the handler never called (a mux of paths took "*" for one). A body
+// over 4 KiB is not read: the connection closes after the answer.
+var optionsAsterisk = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+	if r.ContentLength != 0 {
+		if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4<<10)); err != nil {
+			w.Header().Set("Connection", "close")
+		}
+	}
+})
 
 // checkWriter is what the connection's bufio.Writer writes to: every write
 // of it is one to the connection. It bounds each write by the write-stall
