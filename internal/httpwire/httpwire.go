@@ -411,10 +411,10 @@ var pathChar = func() (t [256]bool) {
 // And it notes a Content-Length line the same way (ContentLength):
 // http.ReadRequest drops the header of a chunked request, whose connection
 // RFC 9112 6.1 has the server close when the head had both. A
-// Transfer-Encoding line too (TransferEncoding), which http.ReadResponse
-// drops from any head, and ignores on HTTP/1.0: RFC 9112 6.1 has a
-// connection that carried such a message closed. Response heads are
-// scanned the same way (the status line is no header).
+// Transfer-Encoding line too (TransferEncoding), which http.ReadRequest
+// and http.ReadResponse drop from the header, and ignore on HTTP/1.0: RFC
+// 9112 6.1 has a connection that carried such a message closed. Response
+// heads are scanned the same way (the status line is no header).
 //
 // And it notes obs-fold (Folded): a header line that starts with a blank,
 // which net/textproto joins to the line before, where a proxy in front may
