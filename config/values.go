@@ -59,11 +59,16 @@ var (
 	durationText = regexp.MustCompile(`^[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+$`)
 )
 
-// ParseDuration parses Go duration text, accepting a bare "0"; a negative
-// duration, or one above MaxDuration, is an error.
+// ParseDuration parses Go duration text, accepting a bare "0"; empty text
+// (a quoted "", which a key with no value is not: yaml hands over no
+// text for that), a negative duration, or one above MaxDuration, is an
+// error. Read as 0, retain_text: "" kept no conversation text.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
-	if s == "0" || s == "" {
+	if s == "" {
+		return 0, errors.New(`empty: write a duration such as "30s", or leave the key out for its default`)
+	}
+	if s == "0" {
 		return 0, nil
 	}
 	v, err := time.ParseDuration(s)
