@@ -199,6 +199,11 @@ func (l *loader) sorted() Errors {
 		return e.Line
 	}
 	sort.SliceStable(l.errs, func(i, j int) bool { return line(l.errs[i]) < line(l.errs[j]) })
+	if len(l.envValues) > 0 {
+		for _, e := range l.errs {
+			e.Msg = l.withoutEnvValues(e.Path, e.Msg)
+		}
+	}
 	return l.errs
 }
 
@@ -425,6 +430,9 @@ type loader struct {
 	// in an error at the key: the warning that names them is not printed
 	// beside errors.
 	unset map[string][]string
+	// envValues is key path → the variables' values its ${VAR}s put in,
+	// never printed in its errors (withoutEnvValues).
+	envValues map[string][]envValue
 	// defaultClient: the file sets no clients, and the built-in development
 	// client stands in (checkClientList).
 	defaultClient bool
@@ -462,7 +470,9 @@ func (l *loader) at(path, format string, args ...any) {
 }
 
 func (l *loader) warn(path, format string, args ...any) {
-	l.warnings = append(l.warnings, l.errorAt(path, format, args...).Error())
+	e := l.errorAt(path, format, args...)
+	e.Msg = l.withoutEnvValues(path, e.Msg)
+	l.warnings = append(l.warnings, e.Error())
 }
 
 func (l *loader) errorAt(path, format string, args ...any) *Error {
@@ -883,7 +893,9 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 	}
 	for _, m := range msgs {
 		e := l.yamlErrorQuoting(errors.New(m))
-		if secretKey(path) {
+		if secretKey(path) || l.envValues[path] != nil {
+			// A secret, or a variable's value, which yaml quotes cut
+			// where withoutEnvValues would not find it.
 			e.Msg = withoutValues(e.Msg)
 		}
 		if e.Line == 0 {
@@ -1166,7 +1178,7 @@ func (l *loader) expand(n *yaml.Node, path string) {
 		if secretKey(path) {
 			env = withoutTrailingLineBreak(env)
 		}
-		v, unset, err := expandVars(n.Value, env)
+		v, unset, used, err := expandVars(n.Value, env)
 		if err != nil {
 			msg := err.Error()
 			if secretKey(path) {
@@ -1179,6 +1191,12 @@ func (l *loader) expand(n *yaml.Node, path string) {
 			}
 			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
 			return
+		}
+		if len(used) > 0 {
+			if l.envValues == nil {
+				l.envValues = map[string][]envValue{}
+			}
+			l.envValues[path] = used
 		}
 		if len(unset) > 0 {
 			if l.unset == nil {
@@ -1340,12 +1358,12 @@ func (e *varError) withoutValue() string {
 
 // expandVars expands ${NAME} and ${NAME:-default}; "$$" is a literal "$".
 // unset lists the names of variables without a default that are not set
-// (read as empty).
+// (read as empty); used, the variables whose values it put in.
 // A "$" before a name ($NAME, shell style) is refused rather than kept as
 // text: it was meant as a variable, and a secret would otherwise be that
 // text. A default is text with "$$" for "$": a variable in it (nesting,
 // ${A:-${B}}) is refused too. Any other "$" is itself.
-func expandVars(s string, env LookupEnv) (_ string, unset []string, _ *varError) {
+func expandVars(s string, env LookupEnv) (_ string, unset []string, used []envValue, _ *varError) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -1363,24 +1381,24 @@ func expandVars(s string, env LookupEnv) (_ string, unset []string, _ *varError)
 			// text, the token became the guessable text "$ADMIN_TOKEN". A
 			// "$" before letters later in a value is text ("Prices in
 			// $USD", a generated password), as it always was.
-			return "", nil, &varError{s: s, at: i, bare: true, name: leadingName(s[1:])}
+			return "", nil, nil, &varError{s: s, at: i, bare: true, name: leadingName(s[1:])}
 		case s[i+1] != '{':
 			b.WriteByte(c)
 			continue
 		}
 		end := strings.IndexByte(s[i:], '}')
 		if end < 0 {
-			return "", nil, &varError{s: s, at: i, unterminated: true}
+			return "", nil, nil, &varError{s: s, at: i, unterminated: true}
 		}
 		expr := s[i+2 : i+end]
 		name, def, hasDef := strings.Cut(expr, ":-")
 		if !validEnvName(name) {
-			return "", nil, &varError{s: s, at: i, name: name}
+			return "", nil, nil, &varError{s: s, at: i, name: name}
 		}
 		if hasDef {
 			d, at := defaultText(def)
 			if at >= 0 {
-				return "", nil, &varError{s: s, at: i + 2 + len(name) + 2 + at, inDefault: true}
+				return "", nil, nil, &varError{s: s, at: i + 2 + len(name) + 2 + at, inDefault: true}
 			}
 			def = d
 		}
@@ -1391,10 +1409,44 @@ func expandVars(s string, env LookupEnv) (_ string, unset []string, _ *varError)
 		if !ok && !hasDef {
 			unset = append(unset, name)
 		}
+		if ok && v != "" && (v != def || !hasDef) {
+			used = append(used, envValue{name, v})
+		}
 		b.WriteString(v)
 		i += end
 	}
-	return b.String(), unset, nil
+	return b.String(), unset, used, nil
+}
+
+// envValue is a variable's value that a ${VAR} put in a key's value.
+type envValue struct{ name, value string }
+
+// minEnvShown is the length from which a variable's value is named by its
+// variable in errors, never printed (withoutEnvValues): no secret paygate
+// takes is shorter, and a shorter text ("info", "30s") may be a word of the
+// message itself.
+const minEnvShown = 8
+
+// withoutEnvValues is msg, an error or a warning at path, with the value
+// of each variable that a ${VAR} put in the value at path, or at a key
+// below it, written as its ${NAME}: it is not in the file, and a secret's
+// variable given to another key (listen: ${OPENROUTER_API_KEY}) was printed
+// whole into CI output.
+func (l *loader) withoutEnvValues(path, msg string) string {
+	var vals []envValue
+	for p, vs := range l.envValues {
+		if p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			vals = append(vals, vs...)
+		}
+	}
+	// The longest first: a value that holds another is named whole.
+	sort.Slice(vals, func(i, j int) bool { return len(vals[i].value) > len(vals[j].value) })
+	for _, v := range vals {
+		if len(v.value) >= minEnvShown {
+			msg = strings.ReplaceAll(msg, v.value, "${"+v.name+"}")
+		}
+	}
+	return msg
 }
 
 // defaultText reads the default of a ${NAME:-default}: "$$" is a "$", and a
