@@ -18,6 +18,7 @@ func TestEnvValueNotPrintedInErrors(t *testing.T) {
 		{"payments:\n  rules:\n    approval_above: \"${KEY}\"\n", `c.yaml:3: payments.rules.approval_above: "${KEY}": not a decimal amount`},
 		{"log:\n  level: ${KEY}\n", `c.yaml:2: log.level: "${KEY}": want debug, info, warn or error`},
 		{"server:\n  max_body_bytes: ${KEY}\n", `c.yaml:2: server.max_body_bytes: cannot unmarshal !!str into int64`},
+		{"server:\n  listen: &l \"${KEY}:8080\"\n  admin_listen: *l\n", `c.yaml:3: server.admin_listen: "${KEY}:8080" and server.listen "${KEY}:8080"`},
 		{"server:\n  shutdown_timeout: ${KEY}\n", `c.yaml:2: server.shutdown_timeout: "${KEY}" is not a duration`},
 	}
 	for _, tc := range tests {

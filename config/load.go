@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,7 +202,7 @@ func (l *loader) sorted() Errors {
 	sort.SliceStable(l.errs, func(i, j int) bool { return line(l.errs[i]) < line(l.errs[j]) })
 	if len(l.envValues) > 0 {
 		for _, e := range l.errs {
-			e.Msg = l.withoutEnvValues(e.Path, e.Msg)
+			e.Msg = l.withoutEnvValues(e.Msg)
 		}
 	}
 	return l.errs
@@ -430,9 +431,11 @@ type loader struct {
 	// in an error at the key: the warning that names them is not printed
 	// beside errors.
 	unset map[string][]string
-	// envValues is key path → the variables' values its ${VAR}s put in,
-	// never printed in its errors (withoutEnvValues).
-	envValues map[string][]envValue
+	// envValues are the variables' values the file's ${VAR}s put in,
+	// never printed in an error (withoutEnvValues); envNodes the scalars
+	// that hold them.
+	envValues []envValue
+	envNodes  map[*yaml.Node]bool
 	// defaultClient: the file sets no clients, and the built-in development
 	// client stands in (checkClientList).
 	defaultClient bool
@@ -471,7 +474,7 @@ func (l *loader) at(path, format string, args ...any) {
 
 func (l *loader) warn(path, format string, args ...any) {
 	e := l.errorAt(path, format, args...)
-	e.Msg = l.withoutEnvValues(path, e.Msg)
+	e.Msg = l.withoutEnvValues(e.Msg)
 	l.warnings = append(l.warnings, e.Error())
 }
 
@@ -893,7 +896,7 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 	}
 	for _, m := range msgs {
 		e := l.yamlErrorQuoting(errors.New(m))
-		if secretKey(path) || l.envValues[path] != nil {
+		if secretKey(path) || l.envNodes[n] {
 			// A secret, or a variable's value, which yaml quotes cut
 			// where withoutEnvValues would not find it.
 			e.Msg = withoutValues(e.Msg)
@@ -1193,10 +1196,7 @@ func (l *loader) expand(n *yaml.Node, path string) {
 			return
 		}
 		if len(used) > 0 {
-			if l.envValues == nil {
-				l.envValues = map[string][]envValue{}
-			}
-			l.envValues[path] = used
+			l.addEnvValues(n, used)
 		}
 		if len(unset) > 0 {
 			if l.unset == nil {
@@ -1427,26 +1427,34 @@ type envValue struct{ name, value string }
 // message itself.
 const minEnvShown = 8
 
-// withoutEnvValues is msg, an error or a warning at path, with the value
-// of each variable that a ${VAR} put in the value at path, or at a key
-// below it, written as its ${NAME}: it is not in the file, and a secret's
-// variable given to another key (listen: ${OPENROUTER_API_KEY}) was printed
-// whole into CI output.
-func (l *loader) withoutEnvValues(path, msg string) string {
-	var vals []envValue
-	for p, vs := range l.envValues {
-		if p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
-			vals = append(vals, vs...)
-		}
-	}
-	// The longest first: a value that holds another is named whole.
-	sort.Slice(vals, func(i, j int) bool { return len(vals[i].value) > len(vals[j].value) })
-	for _, v := range vals {
-		if len(v.value) >= minEnvShown {
-			msg = strings.ReplaceAll(msg, v.value, "${"+v.name+"}")
-		}
+// withoutEnvValues is msg, an error or a warning, with the value of each
+// variable that a ${VAR} put in the file's values written as its ${NAME}:
+// it is not in the file, and a secret's variable given to another key
+// (listen: ${OPENROUTER_API_KEY}) was printed whole into CI output. Every
+// key's are, not only those of the key the message is at: an error at one
+// key quotes another's value too (admin_listen's "… and server.listen …
+// are one address", an unknown provider's name).
+func (l *loader) withoutEnvValues(msg string) string {
+	for _, v := range l.envValues {
+		msg = strings.ReplaceAll(msg, v.value, "${"+v.name+"}")
 	}
 	return msg
+}
+
+// addEnvValues notes the values the ${VAR}s of the scalar n put in, for
+// withoutEnvValues, longest first (a value that holds another is named
+// whole).
+func (l *loader) addEnvValues(n *yaml.Node, used []envValue) {
+	if l.envNodes == nil {
+		l.envNodes = map[*yaml.Node]bool{}
+	}
+	l.envNodes[n] = true
+	for _, v := range used {
+		if len(v.value) >= minEnvShown && !slices.Contains(l.envValues, v) {
+			l.envValues = append(l.envValues, v)
+		}
+	}
+	sort.SliceStable(l.envValues, func(i, j int) bool { return len(l.envValues[i].value) > len(l.envValues[j].value) })
 }
 
 // defaultText reads the default of a ${NAME:-default}: "$$" is a "$", and a
