@@ -435,6 +435,8 @@ type loader struct {
 	// never printed in an error (withoutEnvValues); envNodes the scalars
 	// that hold them.
 	envValues []envValue
+	envSorted bool // envValues are longest first
+	envSeen   map[envValue]bool
 	envNodes  map[*yaml.Node]bool
 	// defaultClient: the file sets no clients, and the built-in development
 	// client stands in (checkClientList).
@@ -1435,6 +1437,11 @@ const minEnvShown = 8
 // key quotes another's value too (admin_listen's "… and server.listen …
 // are one address", an unknown provider's name).
 func (l *loader) withoutEnvValues(msg string) string {
+	if !l.envSorted {
+		// The longest first: a value that holds another is named whole.
+		slices.SortStableFunc(l.envValues, func(a, b envValue) int { return len(b.value) - len(a.value) })
+		l.envSorted = true
+	}
 	for _, v := range l.envValues {
 		msg = strings.ReplaceAll(msg, v.value, "${"+v.name+"}")
 	}
@@ -1442,19 +1449,19 @@ func (l *loader) withoutEnvValues(msg string) string {
 }
 
 // addEnvValues notes the values the ${VAR}s of the scalar n put in, for
-// withoutEnvValues, longest first (a value that holds another is named
-// whole).
+// withoutEnvValues.
 func (l *loader) addEnvValues(n *yaml.Node, used []envValue) {
 	if l.envNodes == nil {
-		l.envNodes = map[*yaml.Node]bool{}
+		l.envNodes, l.envSeen = map[*yaml.Node]bool{}, map[envValue]bool{}
 	}
 	l.envNodes[n] = true
 	for _, v := range used {
-		if len(v.value) >= minEnvShown && !slices.Contains(l.envValues, v) {
+		if len(v.value) >= minEnvShown && !l.envSeen[v] {
+			l.envSeen[v] = true
 			l.envValues = append(l.envValues, v)
+			l.envSorted = false
 		}
 	}
-	sort.SliceStable(l.envValues, func(i, j int) bool { return len(l.envValues[i].value) > len(l.envValues[j].value) })
 }
 
 // defaultText reads the default of a ${NAME:-default}: "$$" is a "$", and a
