@@ -376,8 +376,9 @@ func (u *Usage) AppendJSON(out []byte) []byte {
 // summed member by member the same way, at every depth up to
 // maxUsageDepth: each of its numbers counted what its round used, and the
 // turn used them all. A key takes its first round's place in the order the
-// rounds first named them, and no key is added that no round sent. Without
-// objs, the counts alone.
+// rounds first named them, and no key is added that no round sent. A key
+// one round's object names twice counts once, by its last copy
+// (lastCopies). Without objs, the counts alone.
 func AppendUsage(out []byte, sum *Usage, objs [][]byte) []byte {
 	if len(objs) == 1 && len(objs[0]) > 0 {
 		return append(out, objs[0]...)
@@ -388,14 +389,13 @@ func AppendUsage(out []byte, sum *Usage, objs [][]byte) []byte {
 	}
 	var top usageNode
 	for _, o := range objs {
-		gjson.ParseBytes(o).ForEach(func(k, v gjson.Result) bool {
-			switch k.Str {
+		for _, m := range lastCopies(gjson.ParseBytes(o)) {
+			switch m.key {
 			case "prompt_tokens", "completion_tokens", "total_tokens":
-				return true // sum's
+				continue // sum's
 			}
-			top.child(k.Str).add(v, 1)
-			return true
-		})
+			top.child(m.key).add(m.v, 1)
+		}
 	}
 	if len(top.members) == 0 {
 		return b
@@ -444,10 +444,35 @@ func (n *usageNode) add(v gjson.Result, depth int) {
 		return
 	}
 	n.object = true
+	for _, m := range lastCopies(v) {
+		n.child(m.key).add(m.v, depth+1)
+	}
+}
+
+// keyValue is one member of a usage object.
+type keyValue struct {
+	key string
+	v   gjson.Result
+}
+
+// lastCopies are the members of object v, a key named twice once, in its
+// first copy's place with its last copy's value: the copy the bot's parser
+// (JSON.parse, encoding/json) reads of a lone round's object, which
+// AppendUsage passes on byte for byte. Both copies summed, two rounds of
+// "cost":0.5,"cost":0.1 came to 1.2, not 0.2.
+func lastCopies(v gjson.Result) []keyValue {
+	var ms []keyValue
 	v.ForEach(func(k, mv gjson.Result) bool {
-		n.child(k.Str).add(mv, depth+1)
+		for i := range ms {
+			if ms[i].key == k.Str {
+				ms[i].v = mv
+				return true
+			}
+		}
+		ms = append(ms, keyValue{k.Str, mv})
 		return true
 	})
+	return ms
 }
 
 // appendMember appends the member as "key":value.

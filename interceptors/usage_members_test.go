@@ -85,6 +85,16 @@ func TestAppendUsageSumsEveryMember(t *testing.T) {
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"prompt_cache_hit_tokens":2}`,
 			},
 			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"prompt_cache_hit_tokens":2}`},
+		// A member a round's object names twice counts once, as the copy
+		// the bot's parser reads of a lone round's object (the last one):
+		// both copies summed, two rounds of "cost":0.5,"cost":0.1 were
+		// billed 1.2, not 0.2.
+		{"a member named twice in one round: its last copy", Usage{3, 3, 6, 0},
+			[]string{
+				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"cost":0.5,"cost":0.1,"prompt_tokens_details":{"cached_tokens":4,"cached_tokens":1}}`,
+				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"cost":0.5,"x":"a","cost":0.1,"x":"b","prompt_tokens_details":{"cached_tokens":1}}`,
+			},
+			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"cost":0.2,"prompt_tokens_details":{"cached_tokens":2},"x":"b"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var objs [][]byte
