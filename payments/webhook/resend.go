@@ -151,12 +151,14 @@ func stateOf(body []byte) (state string, ok bool) {
 // Resent is what Resend did.
 type Resent struct {
 	// Event announces the order's state: queued by this call or, when
-	// AlreadyPending, one announcing the same state (type and data) queued
-	// before and still undelivered.
+	// AlreadyPending, one queued before and still undelivered: one
+	// announcing the same state (type and data), or, for a refunded
+	// order, the order.paid or an earlier refund's refund.succeeded the
+	// announcement waits behind (Type is then that event's).
 	Event store.Event
 	Type  string
-	// AlreadyPending: an event announcing the same state waited at the
-	// head of the order's queue (or was set back behind Queued).
+	// AlreadyPending: Event waited at the head of the order's queue (or,
+	// announcing the state, was set back behind Queued).
 	AlreadyPending bool
 	// Queued are the events this call added to the order's queue, in the
 	// order they leave: an operator told only "already pending" after a
@@ -631,8 +633,10 @@ func (r *Relay) lostOrPendingUnheld(ctx context.Context, orderNo string, env Env
 
 // ResendHandler serves POST /admin/api/orders/{order_no}/webhook (behind
 // the admin token), Resend with ?force=true when asked: 202 with the
-// queued event's event_id and type, 200 with those of an identical resend
-// still waiting (already_pending: true), 404 for an unknown
+// queued event's event_id and type, 200 with those of an event still
+// waiting (already_pending: true: one announcing the state, an identical
+// resend or the original still retried, or a refunded order's order.paid
+// or earlier refund's event it waits behind), 404 for an unknown
 // order, 409 when no event describes its state or, without force, when
 // nothing was lost (can_force: true: force=true would send it) or what
 // waits behind the order's unsealed audit record cannot be read yet
