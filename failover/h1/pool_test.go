@@ -2,12 +2,15 @@ package h1
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // roundTripBody sends req and reads its whole answer.
@@ -296,5 +299,33 @@ func TestReusedConnectionKeepsEachExchangeApart(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for %d requests; want one, reused", n, len(bodies))
+	}
+}
+
+// TestConnectionIdlePastTheTimeoutIsNotTaken: a pooled connection idle for
+// longer than IdleConnTimeout is closed at its checkout, not used, whether
+// or not a sweep has come round yet (sweeps run once per IdleConnTimeout,
+// so one may be up to twice that late). A middlebox (a NAT, a cloud load
+// balancer) forgets an idle flow silently, with no FIN to peek at: the
+// timeout is what keeps a request off such a connection.
+func TestConnectionIdlePastTheTimeoutIsNotTaken(t *testing.T) {
+	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	tr := &Transport{IdleConnTimeout: time.Hour} // no sweep runs in the test
+	for i, age := range []time.Duration{0, 2 * time.Hour} {
+		tr.mu.Lock()
+		for _, list := range tr.idle {
+			for _, c := range list {
+				c.idleAt = c.idleAt.Add(-age)
+			}
+		}
+		tr.mu.Unlock()
+		resp, err := post(t, tr, context.Background(), srv.URL, "{}")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		readAll(t, resp)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections for a request on a fresh pool and one after the pooled connection idled 2 h past a 1 h timeout, want 2", n)
 	}
 }

@@ -83,7 +83,8 @@ type Transport struct {
 	// MaxIdleConnsPerHost caps the idle keep-alive connections kept per
 	// scheme and host. Default 256.
 	MaxIdleConnsPerHost int
-	// IdleConnTimeout is how long an idle connection is kept. Default 90 s.
+	// IdleConnTimeout is how long an idle connection may be taken for a
+	// request; a sweep closes it at most as long again later. Default 90 s.
 	IdleConnTimeout time.Duration
 	// Proxy chooses an HTTP proxy for a request, as http.Transport.Proxy
 	// does. A request it names a proxy for is sent by Fallback, which must
@@ -593,13 +594,22 @@ func badValue(v string) bool {
 // half of an idle connection and read on would have the exchange wait
 // until its deadline. A connection found dead then fails with
 // errIdleDead before any byte went out, and RoundTrip takes the next one.
+//
+// A connection idle for longer than IdleConnTimeout is closed, not taken:
+// the sweep that closes it comes once per IdleConnTimeout, so up to twice
+// that late, and a middlebox in front of the provider (a NAT, a cloud load
+// balancer) that forgot the idle flow sends no FIN for the peek to find.
 func (t *Transport) getConn(ctx context.Context, key connKey, host string, deferPeek bool) (*conn, error) {
+	var now time.Time
 	for {
 		c := t.popIdle(key)
 		if c == nil {
 			break
 		}
-		if c.drained() && (deferPeek && c.armable || c.alive()) {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if now.Sub(c.idleAt) <= t.idleTimeout() && c.drained() && (deferPeek && c.armable || c.alive()) {
 			c.reused = true
 			c.unchecked = deferPeek && c.armable
 			return c, nil
