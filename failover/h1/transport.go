@@ -378,8 +378,12 @@ var (
 	errNewConnClosed = errors.New("server closed the new connection before the request")
 )
 
-// replayable reports whether a server may get req twice without harm, as
-// net/http judges it: an idempotent method, or an idempotency key.
+// replayable reports whether a server may get req twice without harm: an
+// idempotent method, or an idempotency key. Unlike net/http, which takes
+// an Idempotency-Key entry of no value (nil, or "") for a key, a key must
+// have a value here: a server cannot tell a second copy of a POST by an
+// empty one (payments/webhook uses the nil entry to have net/http resend
+// its POSTs; it does not go through this transport).
 func replayable(req *http.Request) bool {
 	switch req.Method {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
