@@ -329,3 +329,52 @@ func TestConnectionIdlePastTheTimeoutIsNotTaken(t *testing.T) {
 		t.Fatalf("%d connections for a request on a fresh pool and one after the pooled connection idled 2 h past a 1 h timeout, want 2", n)
 	}
 }
+
+// TestResendGoesOutOnANewConnection: a replayable request whose reused
+// connection ended before the answer is sent again once on a new
+// connection, not on the next pooled one, which the same server may be
+// closing at the same moment (a restart, an idle timeout that closes the
+// connections opened together). Two pooled connections here each read
+// their second request and close without answering.
+func TestResendGoesOutOnANewConnection(t *testing.T) {
+	u, conns := rawServer(t, func(n int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+			if n <= 2 && i == 1 {
+				return
+			}
+			io.WriteString(c, okAnswer)
+		}
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	// Two connections in the pool: the first answer's body is held open
+	// while the second request goes out.
+	first, err := tr.RoundTrip(mustGet(t, u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := roundTripBody(tr, mustGet(t, u)); err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(first.Body)
+	first.Body.Close()
+	if _, _, err := roundTripBody(tr, mustGet(t, u)); err != nil {
+		t.Fatalf("the resent GET failed: %v (connections dialled: %d)", err, conns.Load())
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections, want 3", n)
+	}
+}
+
+func mustGet(t *testing.T, u string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}

@@ -229,7 +229,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.close()
 			return nil, context.Cause(ctx)
 		}
-		c, err := t.getConn(ctx, key, hostname(urlHost), deferPeek)
+		var c *conn
+		if retried {
+			// The resend goes out on a new connection, as the comment
+			// below has it: the next pooled one may be closing at the
+			// same moment (the server restarted, or timed out the
+			// connections opened together), and the resend is spent.
+			c, err = t.dial(ctx, key, hostname(urlHost))
+		} else {
+			c, err = t.getConn(ctx, key, hostname(urlHost), deferPeek)
+		}
 		if err != nil {
 			out.close()
 			return nil, err
