@@ -28,6 +28,16 @@ func TestGiveCallIDs(t *testing.T) {
 		{"empty id", []string{
 			head + `{"index":0,"id":"","type":"function","function":{"name":"get_weather","arguments":"{}"}}` + tail,
 		}},
+		// Qwen sends "id":"" (and "name":"") in every delta after the
+		// first: those past the first take the call path, which must drop
+		// the empty id as the slow path does, or the Node SDK puts "" in
+		// place of the made id the bot answers by.
+		{"empty id in every delta", []string{
+			head + `{"index":0,"id":"","type":"function","function":{"name":"get_weather","arguments":""}}` + tail,
+			head + `{"index":0,"id":"","type":"function","function":{"name":"","arguments":"{\"ci"}}` + tail,
+			head + `{"index":0,"id":"","type":"function","function":{"name":"","arguments":"ty\":1}"}}` + tail,
+			head + `{"index":0,"id":"","type":"function","function":{"name":"","arguments":""}}` + tail,
+		}},
 		{"an id given late", []string{
 			head + `{"index":0,"type":"function","function":{"name":"create_order","arguments":"{}"}}` + tail,
 			head + `{"index":1,"type":"function","function":{"name":"get_weather","arguments":""}}` + tail,

@@ -45,6 +45,7 @@ type callDelta struct {
 	enStart, enEnd       int
 	idx, idxAt, idxTo    int    // the entry's index and its value
 	id, name, args       string // raw contents; id and name without escapes, "" when absent
+	hasID                bool   // the entry has an id member, "" or not
 }
 
 // Members of a delta and of a tool call scanCallDelta accepts, each once.
@@ -180,7 +181,7 @@ func scanCallArray(s string, at int, td *callDelta) int {
 			td.idx, _ = strconv.Atoi(s[v:i])
 			td.idxAt, td.idxTo = v, i
 		case "id":
-			bit = cID
+			bit, td.hasID = cID, true
 			if td.id, i = plainString(s, v); i < 0 {
 				return -1
 			}
@@ -571,14 +572,15 @@ func (c *Capture) takeRole(data []byte, td *callDelta) bool {
 // nothing but its arguments: nil when the delta would start a call, or
 // name or give an id to one, or the call is one whose deltas the slow path
 // treats otherwise (a custom tool's, one named twice, one to replay, one
-// whose name may not be whole yet).
+// whose name may not be whole yet, one whose id paygate made and the delta
+// has an id member, "" included, which toolCalls takes out).
 func (c *Capture) continueCall(td *callDelta) *slot {
 	for i := len(c.slots) - 1; i >= 0; i-- {
 		sl := &c.slots[i]
 		if sl.choice != c.calls.choice || !sl.hasIdx || sl.upIdx != td.idx {
 			continue
 		}
-		if sl.twice || sl.custom || sl.replay || sl.pending || td.id != "" && td.id != sl.id || td.name != "" && td.name != sl.name {
+		if sl.twice || sl.custom || sl.replay || sl.pending || sl.madeID && td.hasID || td.id != "" && td.id != sl.id || td.name != "" && td.name != sl.name {
 			return nil
 		}
 		return sl
