@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,7 +16,8 @@ import (
 
 // callPathDiff feeds the rounds of a turn to two captures, one with the
 // call path and one whose tool-call deltas all take the slow path
-// (slowCalls), and fails at the first difference: a returned chunk (byte
+// (slowCalls), set up bare and then as the turn sets them up (asTurn), and
+// fails at the first difference: a returned chunk (byte
 // for byte), an error, Break's chunk, what they hold (Held, Calls,
 // RoleSent) or a round's result. Round 0 starts under fallback, later
 // rounds under "turn-1" and created. It returns how many chunks took the
@@ -23,8 +25,42 @@ import (
 // other did not.
 func callPathDiff(t testing.TB, fallback string, created int64, rounds ...[]string) int {
 	t.Helper()
+	taken := callPathDiffWith(t, nil, fallback, created, rounds...)
+	callPathDiffWith(t, asTurn, fallback, created, rounds...)
+	return taken
+}
+
+// asTurn sets a capture up as the turn loop does.
+func asTurn(c *Capture) {
+	c.GiveCallIDs()
+	c.PaymentNames(paymentNames...)
+	c.BotNames("get_weather", "get_time", "query_order_history")
+}
+
+// madeIDs matches the ids MadeCallID makes, random, which the two captures
+// of callPathDiffWith make differently.
+var madeIDs = regexp.MustCompile(`call_pg[0-9a-f]{24}`)
+
+// callPathDiffWith is callPathDiff with both captures set up by setup
+// first (nil for none): with GiveCallIDs, the ids they make are compared
+// as made, not by their random digits.
+func callPathDiffWith(t testing.TB, setup func(*Capture), fallback string, created int64, rounds ...[]string) int {
+	t.Helper()
 	fast, slow := NewCapture(isPaymentName), NewCapture(isPaymentName)
 	slow.slowCalls = true
+	if setup != nil {
+		setup(fast)
+		setup(slow)
+	}
+	made := func(b []byte) []byte { return madeIDs.ReplaceAll(b, []byte("call_pg*")) }
+	madeCalls := func(r *RoundResult) {
+		for _, calls := range [][]ToolCall{r.ClientCalls, r.Sent.Calls} {
+			for i := range calls {
+				calls[i].ID = string(made([]byte(calls[i].ID)))
+			}
+		}
+		r.LateCalls = made(r.LateCalls)
+	}
 	taken := 0
 	for r, chunks := range rounds {
 		for _, c := range []*Capture{fast, slow} {
@@ -39,6 +75,9 @@ func callPathDiff(t testing.TB, fallback string, created int64, rounds ...[]stri
 			out, err := fast.Process([]byte(ch))
 			out = bytes.Clone(out)
 			sout, serr := slow.Process([]byte(ch))
+			if out != nil {
+				out, sout = made(out), made(bytes.Clone(sout))
+			}
 			if err != serr || !bytes.Equal(out, sout) || (out == nil) != (sout == nil) {
 				t.Fatalf("round %d, chunk %s:\ncall path %s (%v)\nslow path %s (%v)", r, ch, out, err, sout, serr)
 			}
@@ -53,7 +92,10 @@ func callPathDiff(t testing.TB, fallback string, created int64, rounds ...[]stri
 				taken++
 			}
 		}
-		if fr, sr := fast.EndRound(), slow.EndRound(); !reflect.DeepEqual(fr, sr) {
+		fr, sr := fast.EndRound(), slow.EndRound()
+		madeCalls(&fr)
+		madeCalls(&sr)
+		if !reflect.DeepEqual(fr, sr) {
 			t.Fatalf("round %d: call path's result %+v\nslow path's %+v", r, fr, sr)
 		}
 	}
@@ -587,6 +629,17 @@ func TestCallPathSlots(t *testing.T) {
 			cont(1, `c`), cont(1, `d`),
 			sh.chunk(`{"tool_calls":[{"index":2,"id":"c3","type":"custom","custom":{"name":"send_coupon","input":""}}]}`),
 			cont(2, `e`), cont(2, `f`),
+		}},
+		// Qwen's "id":"" in every delta of a call that came without one:
+		// under GiveCallIDs (asTurn) the bot's call has a made id, and
+		// the empty one must not reach the bot beside it.
+		{"empty ids", []string{
+			sh.chunk(`{"role":"assistant","tool_calls":[{"index":0,"id":"","type":"function","function":{"name":"get_weather","arguments":""}}]}`),
+			sh.chunk(`{"tool_calls":[{"index":0,"id":"","function":{"arguments":"a"}}]}`),
+			sh.chunk(`{"tool_calls":[{"index":0,"id":"","function":{"arguments":"b"}}]}`),
+			sh.chunk(`{"tool_calls":[{"index":1,"id":"","type":"function","function":{"name":"create_order","arguments":""}}]}`),
+			sh.chunk(`{"tool_calls":[{"index":1,"id":"","function":{"arguments":"c"}}]}`),
+			sh.chunk(`{"tool_calls":[{"index":0,"id":"","function":{"arguments":"d"}}]}`),
 		}},
 		{"an id given late", []string{
 			sh.chunk(`{"role":"assistant","tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":""}}]}`),
