@@ -487,7 +487,6 @@ func (c *Capture) callPath(data []byte, s string) ([]byte, bool) {
 	if sl == nil {
 		return nil, false
 	}
-	c.callGoesOn()
 	// Where the turn's id and created go, should the chunk go out with
 	// them (learnCallEnvelope checked that topID and topCreated find them).
 	idAt, idEnd, crAt, crEnd := env.id[0], env.id[1], env.created[0], env.created[1]
@@ -501,6 +500,7 @@ func (c *Capture) callPath(data []byte, s string) ([]byte, bool) {
 			return nil, false
 		}
 	}
+	c.callGoesOn()
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
 	role := false
