@@ -67,7 +67,7 @@ func scanText(s string) (tc textChunk, ok bool) {
 	if tc.deltaEnd = parseDelta(s, d, &tc); tc.deltaEnd < 0 {
 		return tc, false
 	}
-	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) || hasPaygateWord(s) || otherChoice(s) {
+	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) || hasPaygateWord(s) || otherChoice(s) || !choiceDelta(s, d) {
 		return tc, false
 	}
 	// Its searches look for keys as chunks spell them: a "Choices",
@@ -78,6 +78,43 @@ func scanText(s string) (tc textChunk, ok bool) {
 		return tc, false
 	}
 	return tc, true
+}
+
+// choiceDelta reports whether the object at s[d] is the "delta" of the
+// first of the top-level choices, as the slow path reads a delta: one at
+// the top level, beside empty choices, or inside another member is none,
+// and its text is not the round's. It descends without walking the values
+// that hold the delta (the choices, the choice); scanTextAfter's chunks
+// repeat the bytes before the delta of one it accepted, so only scanText
+// asks.
+func choiceDelta(s string, d int) bool {
+	for i := 1; ; {
+		m, ok := jsonscan.MemberStart(s, i, true)
+		if !ok || m.At > d {
+			return false
+		}
+		if m.Key == "choices" && s[m.At] == '[' {
+			ch, ok := jsonscan.MemberStart(s, m.At+1, false)
+			if !ok || s[ch.At] != '{' {
+				return false
+			}
+			for j := ch.At + 1; ; {
+				f, ok := jsonscan.MemberStart(s, j, true)
+				if !ok || f.At > d {
+					return false
+				}
+				if f.At == d {
+					return f.Key == "delta"
+				}
+				if j = jsonscan.SkipValue(s, f.At); j < 0 || j > d {
+					return false
+				}
+			}
+		}
+		if i = jsonscan.SkipValue(s, m.At); i < 0 || i > d {
+			return false
+		}
+	}
 }
 
 // otherChoice reports an "index" member whose value is not a plain 0: the
