@@ -854,7 +854,8 @@ func (c *Capture) Lose() { c.lost = true }
 // SkippedAfterFinish notes that an event was skipped before the next one
 // reached Process, after the stream's finish (the relay's reader counts
 // those apart: failover.Response.SkippedAfterFinish). The round's calls
-// were whole at its finish, unless a tool-call delta comes after it: a
+// were whole at its finish, unless a tool-call delta (or a legacy
+// function_call's) comes after it: a
 // relay that sends finish_reason on a call's every chunk (LiteLLM's
 // Gemini) streams the call's later pieces after a finish, and the event
 // skipped may have held one of them ({"sku":"a"} without its lost
@@ -872,7 +873,8 @@ func (c *Capture) unread() {
 	}
 }
 
-// callGoesOn notes a tool-call delta: after an event skipped after the
+// callGoesOn notes a tool-call delta, or a legacy function_call's of
+// choice 0: after an event skipped after the
 // finish, the round is lost (SkippedAfterFinish).
 func (c *Capture) callGoesOn() {
 	if c.gap {

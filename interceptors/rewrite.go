@@ -340,6 +340,9 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 // bot's own so held goes out on the delta that makes its name whole, named
 // whole there (the function_call at data[at:], v, replaced).
 func (c *Capture) legacyCall(v string, at int) bool {
+	// A piece of the call after an event skipped after the finish: the
+	// round is lost, as for a tool call's (SkippedAfterFinish).
+	c.callGoesOn()
 	var name, args string // raw values, the first copy (ambiguousChunk allows no other)
 	for i := 1; ; {
 		m, ok := jsonscan.NextMember(v, i, true)

@@ -54,3 +54,40 @@ func TestCallPieceSkippedAfterTheFinish(t *testing.T) {
 		})
 	}
 }
+
+// TestLegacyCallPieceSkippedAfterTheFinish: the same of a legacy
+// function_call (functionary's shape): a piece of a payment call's
+// arguments after the finish and a skipped event makes the round lost,
+// and the call Damaged, as a tool call's does. Read whole, {"sku":"a"}
+// without its skipped `,"quantity":2` ran as an order of one.
+func TestLegacyCallPieceSkippedAfterTheFinish(t *testing.T) {
+	const c = `{"id":"g","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
+	for _, tc := range []struct {
+		name     string
+		after    string
+		wantLost bool
+	}{
+		{"a piece after the skip", c + `{"function_call":{"arguments":"}"}},"finish_reason":null}]}`, true},
+		{"no piece after the skip", `{"id":"g","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cp := NewCapture(isPaymentName)
+			for _, ch := range []string{
+				c + `{"role":"assistant","function_call":{"name":"create_order","arguments":"{\"sku\":\"a\""}},"finish_reason":null}]}`,
+				c + `{},"finish_reason":"function_call"}]}`,
+			} {
+				if _, err := cp.Process([]byte(ch)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cp.SkippedAfterFinish()
+			if _, err := cp.Process([]byte(tc.after)); err != nil {
+				t.Fatal(err)
+			}
+			res := cp.EndRound()
+			if res.Lost != tc.wantLost || len(res.PaymentCalls) != 1 || res.PaymentCalls[0].Damaged != tc.wantLost {
+				t.Fatalf("lost %v, payment calls %+v; want lost %v and one call, damaged so", res.Lost, res.PaymentCalls, tc.wantLost)
+			}
+		})
+	}
+}
