@@ -715,6 +715,26 @@ func TestCallPathSlots(t *testing.T) {
 	})
 }
 
+// TestCallPathMadeIDCall: a bot's call that came without an id gets one
+// paygate made (GiveCallIDs, as every turn sets it up), and its later
+// deltas without an "id" member still take the call path, as they do in a
+// bare capture: only a delta with an id member, "" included, goes to the
+// slow path, which takes it out. Holding every delta of such a call to the
+// slow path changes no byte the bot gets, so callPathDiff alone did not
+// see it; it costs the slow path's instructions on each of them.
+func TestCallPathMadeIDCall(t *testing.T) {
+	sh := callShapes[0]
+	cont := func(args string) string { return sh.chunk(sh.cont(0, "", "", args)) }
+	chunks := []string{
+		sh.chunk(`{"role":"assistant","tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":""}}]}`),
+		cont(`{\"ci`), cont(`ty\":`), cont(`\"SH\"`), cont(`}`),
+	}
+	bare := callPathDiffWith(t, nil, "chatcmpl-paygate-t", 1752019000, chunks)
+	if turn := callPathDiffWith(t, asTurn, "chatcmpl-paygate-t", 1752019000, chunks); bare < 3 || turn != bare {
+		t.Errorf("the call path took %d of the made-id call's 4 continuations as the turn sets the capture up, %d bare; want the same, 3 or more", turn, bare)
+	}
+}
+
 // TestValidStringEnd holds validStringEnd to gjson.Valid on the strings it
 // reads.
 func TestValidStringEnd(t *testing.T) {
