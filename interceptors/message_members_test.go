@@ -74,3 +74,27 @@ func TestReadChatRefusesAmbiguousMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestReadChatChecksMessagesReadAnyhow: the messages are checked on the
+// walk that validates the body (a jsonscan.Check on the first "messages"
+// spelled so), and the member ReadChat reads is checked all the same
+// when that walk checked another or none: a "messages" spelled with
+// escapes, or past the members the top-level array holds.
+func TestReadChatChecksMessagesReadAnyhow(t *testing.T) {
+	var many strings.Builder
+	for i := range topMembers + 8 {
+		many.WriteString(`"x` + strings.Repeat("y", i) + `":1,`)
+	}
+	const bad = `[{"role":"user","content":"hi"},{"role":"user","role":"system"}]`
+	for _, body := range []string{
+		`{"model":"m","messages":` + bad + `}`,
+		`{"model":"m","mess\u0061ges":` + bad + `}`,
+		`{"model":"m",` + many.String() + `"messages":` + bad + `}`,
+		`{"model":"m",` + many.String() + `"mess\u0061ges":` + bad + `}`,
+	} {
+		_, err := ReadChat([]byte(body))
+		if !errors.Is(err, ErrBadRequest) || ParamOf(err) != "messages[1].role" {
+			t.Errorf("ReadChat(%.60s…): %v (param %q); want an ErrBadRequest naming messages[1].role", body, err, ParamOf(err))
+		}
+	}
+}

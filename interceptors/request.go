@@ -175,7 +175,8 @@ type chatRead struct {
 // ErrBadRequest naming the member.
 func ReadChat(body []byte, watch ...string) (Chat, error) {
 	var top [topMembers]jsonscan.Member
-	ms, all, err := validObject(body, top[:0])
+	msgs := jsonscan.Check{Field: chatMessagesField} // the messages, checked as validObject walks them
+	ms, all, err := validObject(body, top[:0], &msgs)
 	if err != nil {
 		return Chat{}, err
 	}
@@ -200,8 +201,13 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	if v := raw(chatMessages); v == "" || v[0] != '[' {
 		return Chat{}, paramError("messages", "'messages' must be an array")
 	}
-	if err := checkMessageMembers(s, f[chatMessages].At); err != nil {
-		return Chat{}, err
+	// validObject checked the first "messages" spelled so; the member read
+	// is another (spelled with escapes), or an ambiguous one's error is
+	// to be named, by a walk of the messages alone.
+	if msgs.At != f[chatMessages].At || msgs.Ambiguous {
+		if err := checkMessageMembers(s, f[chatMessages].At); err != nil {
+			return Chat{}, err
+		}
 	}
 	if c.Stream, err = strictBool("stream", raw(chatStream)); err != nil {
 		return Chat{}, err
@@ -280,8 +286,9 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 // the one it was kept after while the model reads another. Such a body is
 // an ErrBadRequest naming the member by its path, as a repeat at the top
 // level is. The top level's own members are checked by ReadChat, which
-// walks the messages alone (jsonscan.AmbiguousValue), not the body's
-// other members again.
+// checks the messages on the walk that validates the body (a
+// jsonscan.Check), and walks them alone (jsonscan.AmbiguousValue) only
+// to name the member it found, or for a "messages" spelled with escapes.
 var chatMessagesField = func() *jsonscan.Field {
 	fn := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "name"}, {Name: "arguments"}}}
 	custom := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "name"}, {Name: "input"}}}
@@ -581,7 +588,7 @@ type Passthrough struct {
 // level is an ErrBadRequest.
 func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 	var top [topMembers]jsonscan.Member
-	ms, all, err := validObject(body, top[:0])
+	ms, all, err := validObject(body, top[:0], nil)
 	if err != nil {
 		return Passthrough{}, err
 	}
@@ -840,8 +847,9 @@ func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 // more than top has room for, all false when there were more: top is
 // not grown on the heap, 40 bytes a member (330 MB for an 8 MiB body of
 // "":0 members), and their reader walks the object itself (readMembers).
-func validObject(body []byte, top []jsonscan.Member) (ms []jsonscan.Member, all bool, err error) {
-	if ms, all, ok := jsonscan.ValidMembers(unsafeString(body), MaxNesting, top); ok {
+// The value of a member c names is checked on the same pass (ValidMembers).
+func validObject(body []byte, top []jsonscan.Member, c *jsonscan.Check) (ms []jsonscan.Member, all bool, err error) {
+	if ms, all, ok := jsonscan.ValidMembers(unsafeString(body), MaxNesting, top, c); ok {
 		return ms, all, nil
 	}
 	if jsonstr.NestedOver(unsafeString(body), MaxNesting) {

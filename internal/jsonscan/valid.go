@@ -15,7 +15,7 @@ import (
 // allocates nothing. TestValidMatches and FuzzValid hold it to
 // !jsonstr.NestedOver(s, maxDepth) && gjson.Valid(s).
 func Valid(s string, maxDepth int) bool {
-	v := validator{data: unsafe.Slice(unsafe.StringData(s), len(s)), max: maxDepth} // read only
+	v := validator{data: unsafe.Slice(unsafe.StringData(s), len(s)), s: s, max: maxDepth} // read only
 	return v.valid()
 }
 
@@ -31,8 +31,15 @@ func Valid(s string, maxDepth int) bool {
 // validated, and its reader walks it (NextMember): growing top instead
 // took 40 bytes of heap a member, some 40 times the text for one of
 // short members, from whoever sent it.
-func ValidMembers(s string, maxDepth int, top []Member) (ms []Member, all, ok bool) {
-	v := validator{data: unsafe.Slice(unsafe.StringData(s), len(s)), max: maxDepth} // read only
+//
+// When c is not nil, the value of the first member whose key is c.Field's
+// name as spelled, with no escape, is checked on the same walk as
+// AmbiguousValue checks it: c.At is where that value is (0: no member
+// was checked), c.Ambiguous what AmbiguousValue(s, c.At, c.Field, nil)
+// reports, when s is valid. ReadChat checks its messages so, where a walk
+// of their own took about 2,700 instructions of a non-stream turn.
+func ValidMembers(s string, maxDepth int, top []Member, c *Check) (ms []Member, all, ok bool) {
+	v := validator{data: unsafe.Slice(unsafe.StringData(s), len(s)), s: s, max: maxDepth} // read only
 	data := v.data
 	i := v.space(0)
 	if i >= len(data) || data[i] != '{' || maxDepth < 1 {
@@ -64,7 +71,13 @@ func ValidMembers(s string, maxDepth int, top []Member) (ms []Member, all, ok bo
 			return top, false, false
 		}
 		at := i
-		if i, ok = v.value(i, 1); !ok {
+		if c != nil && c.At == 0 && key == c.Field.Name {
+			i, ok = v.field(i, 1, c.Field)
+			c.At, c.Ambiguous = at, v.amb
+		} else {
+			i, ok = v.value(i, 1)
+		}
+		if !ok {
 			return top, false, false
 		}
 		if len(top) < cap(top) {
@@ -88,10 +101,137 @@ func ValidMembers(s string, maxDepth int, top []Member) (ms []Member, all, ok bo
 	}
 }
 
-// validator is Valid's walk over data; max is its maxDepth.
+// A Check is the member whose value ValidMembers checks for members named
+// twice or in another case (AmbiguousValue), and what it found.
+type Check struct {
+	Field     *Field
+	At        int  // where the value checked is; 0: none was
+	Ambiguous bool // the value names a member of Field's levels twice or in another case
+}
+
+// validator is Valid's walk over data (s, the same bytes); max is its
+// maxDepth. amb: a value walked by field named a member of its level
+// twice or in another case; the rest is then only validated.
 type validator struct {
 	data []byte
+	s    string
 	max  int
+	amb  bool
+}
+
+// field is value for the value at data[i] of a member of field f, which
+// it checks at f's levels as AmbiguousValue does (walkLevel's rules),
+// setting v.amb at the first member named twice or in another case.
+func (v *validator) field(i, depth int, f *Field) (int, bool) {
+	switch {
+	case f.Below == nil || v.amb:
+	case !f.Elements && v.data[i] == '{':
+		return v.object(i+1, depth+1, f.Below)
+	case f.Elements && v.data[i] == '[':
+		return v.array(i+1, depth+1, f.Below)
+	}
+	return v.value(i, depth)
+}
+
+// object validates an object's members from data[i], after its "{". Of
+// a level lv (not nil), its keys are checked as walkLevel checks them and
+// the values of its fields walked by field.
+func (v *validator) object(i, depth int, lv *Level) (int, bool) {
+	if depth > v.max {
+		return i, false
+	}
+	data := v.data
+	if i = v.space(i); i >= len(data) {
+		return i, false
+	}
+	if data[i] == '}' {
+		return i + 1, true
+	}
+	var seen uint64 // bit j: lv.Fields[j] met
+	for {
+		if data[i] != '"' {
+			return i, false
+		}
+		keyAt := i
+		var ok bool
+		if i, ok = v.str(i + 1); !ok {
+			return i, false
+		}
+		var f *Field
+		if lv != nil && !v.amb {
+			var bad bool
+			if f, bad = lv.Member(KeyName(v.s[keyAt+1:i-1]), &seen); bad {
+				v.amb, f = true, nil
+			}
+		}
+		if i = v.space(i); i >= len(data) || data[i] != ':' {
+			return i, false
+		}
+		if i = v.space(i + 1); i >= len(data) {
+			return i, false
+		}
+		if f != nil {
+			i, ok = v.field(i, depth, f)
+		} else {
+			i, ok = v.value(i, depth)
+		}
+		if !ok {
+			return i, false
+		}
+		if i = v.space(i); i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case '}':
+			return i + 1, true
+		case ',':
+			if i = v.space(i + 1); i >= len(data) {
+				return i, false
+			}
+		default:
+			return i, false
+		}
+	}
+}
+
+// array validates an array's elements from data[i], after its "[". Its
+// objects of a level lv (not nil) are walked by object, as walkElements
+// walks them.
+func (v *validator) array(i, depth int, lv *Level) (int, bool) {
+	if depth > v.max {
+		return i, false
+	}
+	data := v.data
+	if i = v.space(i); i >= len(data) {
+		return i, false
+	}
+	if data[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if lv != nil && data[i] == '{' && !v.amb {
+			i, ok = v.object(i+1, depth+1, lv)
+		} else {
+			i, ok = v.value(i, depth)
+		}
+		if !ok {
+			return i, false
+		}
+		if i = v.space(i); i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case ']':
+			return i + 1, true
+		case ',':
+			if i = v.space(i + 1); i >= len(data) {
+				return i, false
+			}
+		default:
+			return i, false
+		}
+	}
 }
 
 func (v *validator) valid() bool {
@@ -118,9 +258,9 @@ func (v *validator) space(i int) int {
 func (v *validator) value(i, depth int) (int, bool) {
 	switch v.data[i] {
 	case '{':
-		return v.object(i+1, depth+1)
+		return v.object(i+1, depth+1, nil)
 	case '[':
-		return v.array(i+1, depth+1)
+		return v.array(i+1, depth+1, nil)
 	case '"':
 		return v.str(i + 1)
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
@@ -133,84 +273,6 @@ func (v *validator) value(i, depth int) (int, bool) {
 		return ScanWord(v.data, i+1, "ull")
 	}
 	return i, false
-}
-
-// object validates an object's members from data[i], after its "{".
-func (v *validator) object(i, depth int) (int, bool) {
-	if depth > v.max {
-		return i, false
-	}
-	data := v.data
-	if i = v.space(i); i >= len(data) {
-		return i, false
-	}
-	if data[i] == '}' {
-		return i + 1, true
-	}
-	for {
-		if data[i] != '"' {
-			return i, false
-		}
-		var ok bool
-		if i, ok = v.str(i + 1); !ok {
-			return i, false
-		}
-		if i = v.space(i); i >= len(data) || data[i] != ':' {
-			return i, false
-		}
-		if i = v.space(i + 1); i >= len(data) {
-			return i, false
-		}
-		if i, ok = v.value(i, depth); !ok {
-			return i, false
-		}
-		if i = v.space(i); i >= len(data) {
-			return i, false
-		}
-		switch data[i] {
-		case '}':
-			return i + 1, true
-		case ',':
-			if i = v.space(i + 1); i >= len(data) {
-				return i, false
-			}
-		default:
-			return i, false
-		}
-	}
-}
-
-// array validates an array's elements from data[i], after its "[".
-func (v *validator) array(i, depth int) (int, bool) {
-	if depth > v.max {
-		return i, false
-	}
-	data := v.data
-	if i = v.space(i); i >= len(data) {
-		return i, false
-	}
-	if data[i] == ']' {
-		return i + 1, true
-	}
-	for {
-		var ok bool
-		if i, ok = v.value(i, depth); !ok {
-			return i, false
-		}
-		if i = v.space(i); i >= len(data) {
-			return i, false
-		}
-		switch data[i] {
-		case ']':
-			return i + 1, true
-		case ',':
-			if i = v.space(i + 1); i >= len(data) {
-				return i, false
-			}
-		default:
-			return i, false
-		}
-	}
 }
 
 // str validates a string from data[i], after its opening quote, and

@@ -79,7 +79,7 @@ func checkValid(t *testing.T, s string, d int) {
 	var small [2]Member
 	var large [100]Member
 	for _, buf := range [][]Member{small[:0], large[:0]} {
-		ms, all, ok := ValidMembers(s, d, buf)
+		ms, all, ok := ValidMembers(s, d, buf, nil)
 		if ok != want {
 			t.Errorf("ValidMembers(%q, %d) = %v, want %v", s, d, ok, want)
 		}
@@ -151,5 +151,105 @@ func BenchmarkValid(b *testing.B) {
 		for b.Loop() {
 			validBefore(body, 1000)
 		}
+	})
+}
+
+// checkFields are the members checkCheck has ValidMembers check: the
+// answer-like levels of testLevel (an unchecked field among them) and a
+// chat request's messages, whose levels Fold as ReadChat's do.
+var checkFields = func() []*Field {
+	fn := &Level{Fold: true, Fields: []Field{{Name: "name"}, {Name: "arguments"}}}
+	call := &Level{Fold: true, Fields: []Field{{Name: "id"}, {Name: "type"}, {Name: "function", Below: fn}}}
+	part := &Level{Fold: true, Fields: []Field{{Name: "type"}, {Name: "text"}}}
+	msg := &Level{Fold: true, Fields: []Field{{Name: "role"}, {Name: "content", Below: part, Elements: true},
+		{Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call", Below: fn}}}
+	return []*Field{&testLevel.Fields[0], &testLevel.Fields[1], {Name: "messages", Below: msg, Elements: true}, {Name: "a"}}
+}()
+
+// checkCheck holds ValidMembers with a Check to ValidMembers without one
+// and to AmbiguousValue of the first member of the Check's name as
+// NextMember finds it: the walk that checks on validating is the two
+// walks it stands for, in one.
+func checkCheck(t *testing.T, s string, d int) {
+	t.Helper()
+	var plain, checked [4]Member
+	wantMs, wantAll, wantOK := ValidMembers(s, d, plain[:0], nil)
+	for _, f := range checkFields {
+		c := Check{Field: f}
+		ms, all, ok := ValidMembers(s, d, checked[:0], &c)
+		if ok != wantOK || !slices.Equal(ms, wantMs) || all != wantAll {
+			t.Fatalf("ValidMembers(%q, %d) checking %s = %+v, %v, %v; without %+v, %v, %v", s, d, f.Name, ms, all, ok, wantMs, wantAll, wantOK)
+		}
+		if !ok {
+			continue
+		}
+		at := 0
+		if i := SkipSpace(s, 0); s[i] == '{' && d >= 1 {
+			for i++; ; {
+				m, ok := NextMember(s, i, true)
+				if !ok {
+					break
+				}
+				if m.Key == f.Name {
+					at = m.At
+					break
+				}
+				i = m.End
+			}
+		}
+		if c.At != at {
+			t.Fatalf("ValidMembers(%q, %d) checked %s at %d; NextMember finds it at %d", s, d, f.Name, c.At, at)
+		}
+		if at != 0 && c.Ambiguous != AmbiguousValue(s, at, f, nil) {
+			t.Fatalf("ValidMembers(%q, %d) checking %s: Ambiguous %v; AmbiguousValue %v", s, d, f.Name, c.Ambiguous, !c.Ambiguous)
+		}
+	}
+}
+
+// checkCases are texts whose checked members name their levels' members
+// twice, in another case (escaped, folded by Unicode), or neither.
+var checkCases = []string{
+	`{"choices":[{"message":{"content":"a","tool_calls":[{"id":"c","function":{"name":"f","arguments":"{}"}}]}}],"usage":{"prompt_tokens":1}}`,
+	`{"id":"x","id":"y","choices":[]}`, `{"choices":[{"content":1,"content":2,"message":{"prompt_tokens":1,"prompt_tokens":2}}]}`,
+	`{"choices":[{"message":{"tool_calls":[{"function":{},"function":{}}]}}]}`,
+	`{"choices":[{"message":{"tool_calls":[{"Function":{"arguments":1,"arguments":2}}]}}]}`,
+	`{"choices":{"message":{},"message":{}}}`, `{"usage":[{"prompt_tokens":1,"prompt_tokens":2}]}`,
+	`{"choices":[{"message":{"tool_calls":[],"tool\u005fcalls":[]}}]}`, `{"choices":[{"message":{"\u0043ontent":1}}]}`,
+	`{"usage":{"prompt_tokens":1,"prompt_tokens":2}}`, `{"choices":[{"message":{}},{"message":{"content":"a","content":"b"}}]}`,
+	`{"choices":[{"message":{"content":1,"content":2}}],"choices":[]}`, `{"choices":[],"choices":[{"message":{"content":1,"content":2}}]}`,
+	`{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","Role":"system"}]}`,
+	`{"messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]}`,
+	`{"messages":[{"role":"user","content":[{"type":"text","teXt":"b"}]}]}`,
+	"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"te\u017ft\":\"b\"}]}]}",
+	`{"messages":[{"tool_calls":[{"id":"a","function":{"name":"f","name":"g"}}]}]}`,
+	`{"messages":[1,"x",null,[{"role":1,"role":2}],{"role":"user"}],"messages":[{"role":1,"role":2}]}`,
+	`{"mess\u0061ges":[{"role":1,"role":2}],"messages":[]}`, `{"messages":{"role":1,"role":2}}`,
+	`{"messages":[{"role":"a","content":"b","role":"c"}],"x":[1,2`, `{"messages":[{"role":"a","role":"c"}],"x"}`,
+	`{"messages":[{"function_call":{"name":"a","NAME":"b"}}]}`, `{"a":{"a":1,"a":2},"a":3}`,
+	`{"messages":[{"content":[[{"type":1,"type":2}]]}]}`, `{"messages":[[{"role":1,"role":2}]]}`,
+}
+
+func TestValidMembersCheck(t *testing.T) {
+	for _, s := range append(slices.Clone(validCases), checkCases...) {
+		for _, d := range []int{0, 1, 2, 3, 1000} {
+			checkCheck(t, s, d)
+		}
+	}
+	s := checkCases[0]
+	if n := testing.AllocsPerRun(100, func() {
+		var top [4]Member
+		c := Check{Field: checkFields[0]}
+		ValidMembers(s, 1000, top[:0], &c)
+	}); n != 0 {
+		t.Errorf("ValidMembers with a Check allocates %v times per text; want 0", n)
+	}
+}
+
+func FuzzValidMembersCheck(f *testing.F) {
+	for _, s := range append(slices.Clone(validCases), checkCases...) {
+		f.Add(s, uint8(4))
+	}
+	f.Fuzz(func(t *testing.T, s string, d uint8) {
+		checkCheck(t, s, int(d))
 	})
 }
