@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -509,6 +510,32 @@ func (r *memberMatch) match(m jsonscan.Member, names []string, checked int, f []
 	// Only a key with an upper-case or non-ASCII letter can fold to a
 	// lower-case name without being it; other keys skip EqualFold.
 	fold := foldable(k)
+	if t := byLenOf(names); t != nil && !fold && len(k) < len(t) {
+		// No EqualFold can match a key that does not fold: only the names
+		// of its length are compared.
+		for _, j := range t[len(k)] {
+			if j == 0 {
+				break
+			}
+			if j--; k == names[j] {
+				if f[j].End == 0 {
+					f[j] = m
+				} else if int(j) < checked {
+					return repeatedMember(names[j])
+				}
+				break
+			}
+		}
+	} else {
+		if err := r.matchName(m, k, fold, names, checked, f); err != nil {
+			return err
+		}
+	}
+	return r.matchWatch(k, fold, watch)
+}
+
+// matchName is match's search of names for the key k, fold: foldable(k).
+func (r *memberMatch) matchName(m jsonscan.Member, k string, fold bool, names []string, checked int, f []jsonscan.Member) error {
 	for j, name := range names {
 		if k == name {
 			if f[j].End == 0 {
@@ -522,6 +549,11 @@ func (r *memberMatch) match(m jsonscan.Member, names []string, checked int, f []
 			return caseVariant(k, name)
 		}
 	}
+	return nil
+}
+
+// matchWatch is match's search of watch for the key k, fold: foldable(k).
+func (r *memberMatch) matchWatch(k string, fold bool, watch []string) error {
 	for j, name := range watch {
 		if k != name {
 			// A watched name (drop_fields) may have upper-case letters.
@@ -544,6 +576,34 @@ func (r *memberMatch) match(m jsonscan.Member, names []string, checked int, f []
 			return repeatedMember(name)
 		}
 		r.seenMore[j-64] = true
+	}
+	return nil
+}
+
+// byLen lists, by a key's length, the indexes of chatMembers (each one
+// more, 0 ending the list) of names that long: a key that does not fold
+// is compared with those alone, not with all twenty (about 1,100
+// instructions of a non-stream turn).
+type byLen [22][3]int8
+
+var chatByLen = func() (t byLen) {
+	for j, name := range chatMembers {
+		c := 0
+		for c < len(t[len(name)]) && t[len(name)][c] != 0 {
+			c++
+		}
+		if c == len(t[len(name)]) {
+			panic("interceptors: chatByLen has no room for " + name) // grow byLen
+		}
+		t[len(name)][c] = int8(j + 1)
+	}
+	return t
+}()
+
+// byLenOf is the byLen of names, nil when it has none.
+func byLenOf(names []string) *byLen {
+	if len(names) == len(chatMembers) && unsafe.SliceData(names) == &chatMembers[0] {
+		return &chatByLen
 	}
 	return nil
 }
