@@ -230,8 +230,8 @@ var checkCases = []string{
 }
 
 func TestValidMembersCheck(t *testing.T) {
-	for _, s := range append(slices.Clone(validCases), checkCases...) {
-		for _, d := range []int{0, 1, 2, 3, 1000} {
+	for _, s := range slices.Concat(validCases, checkCases, hostileCheckCases) {
+		for _, d := range []int{0, 1, 2, 3, 999, 1000} {
 			checkCheck(t, s, d)
 		}
 	}
@@ -245,9 +245,39 @@ func TestValidMembersCheck(t *testing.T) {
 	}
 }
 
+// hostileCheckCases are bodies a bot may send to break the one walk:
+// nesting at and past the limit inside the messages, more members than
+// the top array holds, the messages twice or escaped and plain, a huge
+// key, invalid UTF-8 and a BOM.
+var hostileCheckCases = func() []string {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	var many strings.Builder
+	for i := range 40 {
+		many.WriteString(`"k` + strings.Repeat("x", i) + `":1,`)
+	}
+	huge := strings.Repeat("r", 1<<16)
+	return []string{
+		`{"messages":[{"content":` + deep(997) + `,"role":1,"role":2}]}`,
+		`{"messages":[{"content":` + deep(998) + `,"role":1,"role":2}]}`,
+		`{"messages":[{"content":[{"type":` + deep(996) + `,"type":2}]}]}`,
+		`{` + many.String() + `"messages":[{"role":1,"role":2}]}`,
+		`{` + many.String() + `"mess\u0061ges":[{"role":1,"role":2}],"messages":[]}`,
+		`{"messages":[{"role":1}],"messages":[{"role":1,"role":2}]}`,
+		`{"messages":[{"role":1,"role":2}],"mess\u0061ges":[{"role":1}]}`,
+		`{"messages":[{"` + huge + `":1,"role":1,"ROLE":2}]}`,
+		`{"messages":[{"role":"` + huge + `","Role":2}]}`,
+		"{\"messages\":[{\"r\xffle\":1,\"role\":2,\"rol\xc5\":3,\"role\":4}]}",
+		"{\"messages\":[{\"\xe2\x84\xaaole\":1,\"rol\xc5\xbf\":2}]}",
+		"\xef\xbb\xbf{\"messages\":[{\"role\":1,\"role\":2}]}",
+		`{"messages":[{"tool_calls":[{"function":{"name":1}},{"function":{"NAME":1}}]}]}`,
+		`{"messages":[{"role":1},{"role":1},{"role":1,"content":[{"text":1},{"text":1,"TEXT":2}]}]}`,
+	}
+}()
+
 func FuzzValidMembersCheck(f *testing.F) {
-	for _, s := range append(slices.Clone(validCases), checkCases...) {
+	for _, s := range slices.Concat(validCases, checkCases, hostileCheckCases) {
 		f.Add(s, uint8(4))
+		f.Add(s, uint8(255))
 	}
 	f.Fuzz(func(t *testing.T, s string, d uint8) {
 		checkCheck(t, s, int(d))
