@@ -35,4 +35,11 @@ func TestMatchByLenIsTheFullSearch(t *testing.T) {
 	if byLenOf(passthroughMembers[:]) != nil {
 		t.Errorf("passthroughMembers take chatMembers' byLen")
 	}
+	// A prefix of chatMembers shares its array but not its indexes: byLen
+	// would name members past its end (f[j] out of range, a panic).
+	for n := range len(chatMembers) {
+		if byLenOf(chatMembers[:n]) != nil {
+			t.Errorf("chatMembers[:%d] takes chatMembers' byLen", n)
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // TestReadChatRefusesAmbiguousMessages: a message that names a member
@@ -97,4 +99,47 @@ func TestReadChatChecksMessagesReadAnyhow(t *testing.T) {
 			t.Errorf("ReadChat(%.60s…): %v (param %q); want an ErrBadRequest naming messages[1].role", body, err, ParamOf(err))
 		}
 	}
+}
+
+// FuzzReadChatMessagesChecked holds ReadChat, which checks the messages
+// on the walk that validates the body, to the walk of the messages alone
+// that it stands for (checkMessageMembers): no body it takes has
+// messages that walk refuses. A body it refuses for them is refused by
+// that walk itself, with its error.
+func FuzzReadChatMessagesChecked(f *testing.F) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	var many strings.Builder
+	for i := range topMembers + 8 {
+		many.WriteString(`"k` + strings.Repeat("x", i) + `":1,`)
+	}
+	huge := strings.Repeat("r", 1<<16)
+	for _, b := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"user","Role":"system"}]}`,
+		`{"model":"m","messages":[{"content":` + deep(MaxNesting-3) + `,"role":1,"role":2}]}`,
+		`{"model":"m","messages":[{"content":[{"type":` + deep(MaxNesting-4) + `,"type":2}]}]}`,
+		`{"model":"m",` + many.String() + `"messages":[{"role":1,"role":2}]}`,
+		`{"model":"m",` + many.String() + `"mess\u0061ges":[{"role":1,"role":2}]}`,
+		`{"model":"m","messages":[{"role":1}],"messages":[{"role":1,"role":2}]}`,
+		`{"model":"m","mess\u0061ges":[{"role":1}],"messages":[{"role":1,"role":2}]}`,
+		`{"model":"m","messages":[{"` + huge + `":1,"role":1,"ROLE":2}]}`,
+		"{\"model\":\"m\",\"messages\":[{\"r\xffle\":1,\"role\":2,\"rol\xc5\":3}]}",
+		"{\"model\":\"m\",\"messages\":[{\"\xe2\x84\xaaole\":1,\"rol\xc5\xbf\":2}]}",
+		"\xef\xbb\xbf{\"model\":\"m\",\"messages\":[{\"role\":1,\"role\":2}]}",
+		`{"model":"m","messages":[{"tool_calls":[{"function":{"name":1}},{"function":{"NAME":1}}]}]}`,
+		`{"model":"m","messages":[{"function_call":{"name":"a","n\u0061me":"b"}}]}`,
+	} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, watch := range [][]string{nil, fuzzWatch} {
+			_, err := ReadChat([]byte(body), watch...)
+			if err != nil {
+				continue
+			}
+			msgs := gjson.Get(body, "messages")
+			if err := checkMessageMembers(body, msgs.Index); err != nil {
+				t.Fatalf("ReadChat(%q, %q) took messages that their own walk refuses: %v", body, watch, err)
+			}
+		}
+	})
 }
