@@ -229,7 +229,9 @@ func readMessage(s string, at int, a *Answer) int {
 	var content, calls, reasoning, details, other, legacy bool
 	return walk(s, at, true, func(m jsonscan.Member) int {
 		end := jsonscan.SkipValue(s, m.At)
-		if end < 0 {
+		if end <= m.At {
+			// No value (`"content":,`): the setters below read the
+			// value's first byte.
 			return -1
 		}
 		switch jsonscan.KeyName(m.Key) {
