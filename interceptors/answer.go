@@ -229,9 +229,7 @@ func readMessage(s string, at int, a *Answer) int {
 	var content, calls, reasoning, details, other, legacy bool
 	return walk(s, at, true, func(m jsonscan.Member) int {
 		end := jsonscan.SkipValue(s, m.At)
-		if end <= m.At {
-			// No value (`"content":,`): the setters below read the
-			// value's first byte.
+		if end < 0 {
 			return -1
 		}
 		switch jsonscan.KeyName(m.Key) {

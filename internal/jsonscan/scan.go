@@ -113,6 +113,9 @@ func SkipValue(s string, i int) int {
 	for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' && !IsSpace(s[j]) {
 		j++
 	}
+	if j == i {
+		return -1 // no value (`"content":,`): a caller reads its first byte
+	}
 	return j
 }
 
