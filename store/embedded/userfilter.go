@@ -27,7 +27,7 @@ type userFilter struct {
 
 const (
 	// filterBits is 1 MiB of bits: about 2% false "maybe" with a million
-	// users who ordered, 0.02% with a hundred thousand.
+	// users who ordered, 0.0005% (one in 200,000) with a hundred thousand.
 	filterBits   = 1 << 23
 	filterHashes = 4
 )
