@@ -41,5 +41,8 @@ func TestAuditLegacy(t *testing.T) {
 				return tx.Bucket(bAuditErased).Put(enc(user), binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())))
 			})
 		},
+		Spoil: func(t testing.TB, st store.Store, seq uint64, data []byte) {
+			put(t, st, func(tx *bolt.Tx) error { return tx.Bucket(bAudit).Put(u64(seq), data) })
+		},
 	})
 }

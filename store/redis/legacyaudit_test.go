@@ -33,5 +33,11 @@ func TestAuditLegacy(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
+		Spoil: func(t testing.TB, st store.Store, seq uint64, data []byte) {
+			s := st.(*Store)
+			if err := s.c.HSet(ctx, s.k.audit("rec"), strconv.FormatUint(seq, 10), data).Err(); err != nil {
+				t.Fatal(err)
+			}
+		},
 	})
 }

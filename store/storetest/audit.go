@@ -284,6 +284,9 @@ func testAuditTextPerClient(t *testing.T, open Opener) {
 type Legacy struct {
 	Text func(t testing.TB, st store.Store, seq uint64, user string, text []byte, until time.Time)
 	Mark func(t testing.TB, st store.Store, user string, at time.Time)
+	// Spoil writes data over chain record seq where the driver stores it
+	// (the file or the key edited by hand).
+	Spoil func(t testing.TB, st store.Store, seq uint64, data []byte)
 }
 
 // RunAuditLegacy checks that data of an earlier version, keyed by user
@@ -356,6 +359,35 @@ func RunAuditLegacy(t *testing.T, open Opener, old Legacy) {
 	}
 	if at, _ := st.AuditErasedAt(ctx, "shop-b", "oOld"); at.UnixMilli() != markAt.UnixMilli() {
 		t.Errorf("shop-b after shop-a's erasure: %v; want the old mark %v", at, markAt)
+	}
+
+	// An old text whose chain record does not decode (edited by hand)
+	// names no client, as a record whose body names none: it is left, and
+	// the erasure goes on with the user's other texts, old and new, and
+	// records its mark. It failed whole, and the user's texts could not be
+	// erased until the record was mended.
+	for range 3 {
+		mustNil(t, "append", appendWithRetry(ctx, st, "oSpoilt", []byte(`{"client":"shop-a"}`)))
+	}
+	head, err = st.AuditHead(ctx)
+	mustNil(t, "AuditHead", err)
+	spoilt, oldSeq, newSeq := head.Seq-2, head.Seq-1, head.Seq
+	old.Text(t, st, spoilt, "oSpoilt", []byte("old, record spoilt"), clock.Now().Add(time.Hour))
+	old.Text(t, st, oldSeq, "oSpoilt", []byte("old"), clock.Now().Add(time.Hour))
+	mustNil(t, "PutAuditText", st.PutAuditText(ctx, newSeq, "shop-a", "oSpoilt", []byte("new"), clock.Now(), time.Hour))
+	old.Spoil(t, st, spoilt, []byte("not json"))
+	clock.Advance(time.Second)
+	n, err = st.EraseAuditText(ctx, "shop-a", "oSpoilt")
+	if err != nil || n != 2 {
+		t.Errorf("erasure of a user with an old text of a spoilt record: %d, %v; want 2 erased, no error", n, err)
+	}
+	for seq, kept := range map[uint64]bool{spoilt: true, oldSeq: false, newSeq: false} {
+		if _, err := st.GetAuditText(ctx, seq); kept != (err == nil) {
+			t.Errorf("text %d after the erasure: %v; kept should be %v", seq, err, kept)
+		}
+	}
+	if at, _ := st.AuditErasedAt(ctx, "shop-a", "oSpoilt"); at.UnixMilli() != clock.Now().UnixMilli() {
+		t.Errorf("erasure mark: %v; want %v", at, clock.Now())
 	}
 }
 
