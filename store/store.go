@@ -1061,9 +1061,10 @@ type AuditStrays interface {
 //
 // Texts and erasure marks written by earlier versions are keyed by the user
 // alone. An erasure of (client, user) also erases such a text when the
-// chain record it belongs to names that client (AuditRecordClient; a
-// record that does not decode, edited by hand, names none: its text is
-// left, and the erasure goes on with the user's other texts); such a
+// chain record it belongs to names that client (AuditRecordClient), and
+// when that record does not decode (edited by hand: verify names it), as
+// its client cannot be told and an erasure the user asked for errs toward
+// erasing, not toward keeping another client's text of the same id; such a
 // mark keeps applying to every client of its user (AuditErasedAt,
 // PutAuditText), as it did when it was set.
 type Audit interface {

@@ -277,7 +277,7 @@ func (d *DB) EraseAuditText(ctx context.Context, client, user string) (int, erro
 			}
 			var r store.AuditRecord
 			if unmarshal(v, &r) != nil {
-				return false, nil // names no client, as an unreadable body (verify names it)
+				return true, nil // its client cannot be told: the user's erasure wins (verify names the record)
 			}
 			return store.AuditRecordClient(r.Body) == client, nil
 		})

@@ -292,8 +292,9 @@ func (s *Store) eraseIndexed(ctx context.Context, set, client, user string, pick
 	}
 }
 
-// recordsOfClient keeps the seqs whose chain record names client; a
-// record that does not decode names none.
+// recordsOfClient keeps the seqs whose chain record names client, and
+// those whose record does not decode: whose text it is cannot be told, and
+// an erasure asked by the user errs toward erasing.
 func (s *Store) recordsOfClient(ctx context.Context, client string, seqs []string) ([]string, error) {
 	vals, err := s.c.HMGet(ctx, s.k.audit("rec"), seqs...).Result()
 	if err != nil {
@@ -307,7 +308,8 @@ func (s *Store) recordsOfClient(ctx context.Context, client string, seqs []strin
 		}
 		var r store.AuditRecord
 		if json.Unmarshal([]byte(j), &r) != nil {
-			continue // names no client, as an unreadable body (verify names it)
+			out = append(out, q) // its client cannot be told: the user's erasure wins (verify names the record)
+			continue
 		}
 		if store.AuditRecordClient(r.Body) == client {
 			out = append(out, q)
