@@ -108,7 +108,10 @@ type Client struct {
 	// Key is the bearer token the bot sends. Required; KeyFile may supply it.
 	// Not a provider's key (that provider could call paygate as the bot).
 	// At least 16 characters when server.listen takes connections from
-	// other machines: nothing slows a guesser down.
+	// other machines: nothing slows a guesser down. There, the built-in
+	// development key (sk-paygate-dev, which the README publishes) is a
+	// warning with the simulator and an error with backend wechatpay, as
+	// is the built-in client that stands in when clients is not set.
 	Key     string `yaml:"key" secret:"true"`
 	KeyFile string `yaml:"key_file"`
 	// PreviousKey is a second bearer token that acts as this client, for a

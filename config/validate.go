@@ -234,8 +234,22 @@ func (l *loader) validateClients(c *Config) {
 			l.at(p+".key", "%d characters, and server.listen %s takes connections from other machines: anyone who guesses it acts as this bot for any of its users, their orders and refunds; use at least %d random characters (openssl rand -hex 16)",
 				len(cl.Key), c.Server.Listen, minClientKey)
 		}
+		const realMoney = "anyone who can reach it acts as this bot for any of its users: reads their orders, and proposes a refund of a real payment and confirms it as the user"
 		switch {
 		case cl.Key != DefaultClientKey || loopbackListen(c.Server.Listen):
+		case c.Payments.Backend == "wechatpay" && l.defaultClient:
+			// Refused, as a short key of one's own is: the published key
+			// is the first one a guesser tries. The simulator's quick start
+			// (the container image's) keeps the warning below.
+			e := l.errorAt("clients", "not set: the built-in development client %q with the key %s, which the README publishes, with payments.backend wechatpay, and server.listen %s takes connections from other machines: %s; list your bots under clients, each with a key of its own",
+				cl.Name, DefaultClientKey, c.Server.Listen, realMoney)
+			if _, written := l.lines["clients"]; !written {
+				e.Line = l.line("payments.backend")
+			}
+			l.errs = append(l.errs, e)
+		case c.Payments.Backend == "wechatpay":
+			l.at(p+".key", "the built-in development key %s, which the README publishes, with payments.backend wechatpay, and server.listen %s takes connections from other machines: %s; set a key of your own (PAYGATE_CLIENT_KEY)",
+				DefaultClientKey, c.Server.Listen, realMoney)
 		case l.defaultClient:
 			// The file has no clients[0].key to point at: the key is
 			// the one the file leaves unset.
