@@ -199,7 +199,8 @@ type Redis struct {
 	AddrsDefaulted bool `yaml:"-"`
 	// Username and Password authenticate (ACL). Default "". With MasterName
 	// they are sent to the master, not to the sentinels: sentinels that
-	// require a password (requirepass) are not supported.
+	// require a password (requirepass) are not supported. The password is
+	// not a provider's key (that provider would receive it).
 	Username     string `yaml:"username"`
 	Password     string `yaml:"password" secret:"true"`
 	PasswordFile string `yaml:"password_file"`
@@ -605,8 +606,9 @@ type WeChatPay struct {
 	// that signs requests: an RSA key in PEM (PKCS#8 or PKCS#1), read and
 	// checked at load. Required with backend wechatpay.
 	MchPrivateKeyFile string `yaml:"mch_private_key_file"`
-	// APIv3Key must be exactly 32 bytes, none a space, tab or line break.
-	// Required with backend wechatpay.
+	// APIv3Key must be exactly 32 bytes, none a space, tab or line break,
+	// and not a provider's key (that provider would receive it); so too
+	// APIv3PreviousKey. Required with backend wechatpay.
 	APIv3Key     string `yaml:"apiv3_key" secret:"true"`
 	APIv3KeyFile string `yaml:"apiv3_key_file"`
 	// APIv3PreviousKey is the outgoing APIv3 key of a rotation: a
@@ -813,7 +815,8 @@ type Privacy struct {
 	// Redis lost). One shorter than 16 characters is warned of (guessed offline
 	// from one user's known hash), and so is one that starts or ends with a
 	// space or tab or holds a line break: it is used as written, not trimmed,
-	// since changing the key re-hashes every user. A replica that starts while the store is unreachable starts
+	// since changing the key re-hashes every user. A provider's key is
+	// refused (that provider would receive it). A replica that starts while the store is unreachable starts
 	// anyway and sends providers none of the end user's identifiers
 	// (counted in paygate_user_hash_key_pending_total) until it has loaded
 	// that key, which it retries in the background, and answers /readyz

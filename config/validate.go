@@ -85,6 +85,7 @@ func (l *loader) validate(c *Config) {
 	l.validateFailover(c)
 	l.validatePayments(c)
 	l.validateMisc(c)
+	l.ownSecrets(c)
 	for _, f := range periodFloors {
 		v, _ := fieldAt(reflect.ValueOf(c).Elem(), f.path)
 		if d := time.Duration(v.Int()); d > 0 && d < f.min {
@@ -1409,6 +1410,31 @@ func (l *loader) validateMisc(c *Config) {
 	case "debug", "info", "warn", "error":
 	default:
 		l.at("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+}
+
+// ownSecrets refuses a secret paygate keeps to itself that is also a
+// provider's credential (providerCredential; one ${VAR} used for both), as
+// a client key, the admin token and the webhook secret are refused: the
+// provider receives it with every request. Only the secrets of features
+// the config uses are checked. No value is printed.
+func (l *loader) ownSecrets(c *Config) {
+	const notifications = "could open every WeChat Pay notification it gets hold of (the payer's OpenID, each payment and refund)"
+	for _, s := range []struct {
+		path, v, what string
+		used          bool
+	}{
+		{"privacy.hash_key", c.Privacy.HashKey, "could tie the user hashes it sees to the OpenIDs it knows", c.Privacy.ForwardUser == "hash"},
+		{"store.redis.password", c.Store.Redis.Password, "could read and change every order wherever it reaches the store", c.Store.Driver == "redis"},
+		{"payments.wechatpay.apiv3_key", c.Payments.WeChatPay.APIv3Key, notifications, c.Payments.Backend == "wechatpay"},
+		{"payments.wechatpay.apiv3_previous_key", c.Payments.WeChatPay.APIv3PreviousKey, notifications, c.Payments.Backend == "wechatpay"},
+	} {
+		if !s.used {
+			continue
+		}
+		if pk, pn := providerCredential(c, s.v); pk != "" {
+			l.at(s.path, "the same as %s: provider %q, which receives it with every request, %s; give it a secret of its own", pk, pn, s.what)
+		}
 	}
 }
 
