@@ -701,7 +701,7 @@ type Rules struct {
 	// ApprovalTTL is how long an order above approval_above waits for a
 	// manager; after it the order expires and can be neither approved nor
 	// rejected (a decision then is a 409, and the order is expired), so a
-	// stale request is never opened for payment. Default 72h.
+	// stale request is never opened for payment. Default 72h; at least 1s.
 	ApprovalTTL Duration `yaml:"approval_ttl"`
 }
 
@@ -722,7 +722,7 @@ type Budget struct {
 // Refunds configures refund proposals.
 type Refunds struct {
 	// ConfirmTTL is how long a proposal may be confirmed. Default 15m, at
-	// most 72h. A proposal keeps the life it was made with: changed, it
+	// least 1s, at most 72h. A proposal keeps the life it was made with: changed, it
 	// applies to proposals made after the restart.
 	ConfirmTTL Duration `yaml:"confirm_ttl"`
 }

@@ -67,6 +67,11 @@ const notifyRoute = "/wechatpay/notify"
 // time for the model's next create_order of the same purchase.
 const minDedupeWindow = time.Minute
 
+// minDecisionTTL is the shortest payments.refunds.confirm_ttl and
+// payments.rules.approval_ttl: below it a proposal or a held order expires
+// before a person can answer it. It catches a unit slip (15ms for 15m).
+const minDecisionTTL = time.Second
+
 // maxConfirmTTL is the longest payments.refunds.confirm_ttl (the payments
 // service's MaxRefundConfirmTTL): a refund proposal must not outlive the
 // claim that keeps it the only open one of its amount, which is kept well
@@ -1303,6 +1308,14 @@ func (l *loader) validatePayments(c *Config) {
 	}
 	if d := p.Refunds.ConfirmTTL.D(); d > maxConfirmTTL {
 		l.at("payments.refunds.confirm_ttl", "%v is above %v: a proposal living longer could be proposed a second time while open, and both confirmed", d, maxConfirmTTL)
+	}
+	// A written 0 is refused (zeroKeys); a unit slip (15ms for 15m) was
+	// as unanswerable, and loaded without a word.
+	if d := p.Refunds.ConfirmTTL.D(); d > 0 && d < minDecisionTTL {
+		l.at("payments.refunds.confirm_ttl", "%v is below %v: every refund proposal would expire before the user could confirm it (15m is the default)", d, minDecisionTTL)
+	}
+	if d := p.Rules.ApprovalTTL.D(); d > 0 && d < minDecisionTTL {
+		l.at("payments.rules.approval_ttl", "%v is below %v: every order held for a manager would expire before one could approve it, its user told it awaits approval (72h is the default)", d, minDecisionTTL)
 	}
 	switch {
 	case p.Budget.MaxRounds < 1:
