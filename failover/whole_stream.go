@@ -20,9 +20,24 @@ import (
 // completion (another path, no choices, a choice without a message or a
 // finish_reason): such a body is malformed as the stream's answer, and a
 // choice without its finish would end the stream as a cut one.
+//
+// A line break in the completion (an indented one, a Python server's
+// json.dumps(indent=2)) is whitespace between its tokens, valid JSON
+// holding none in a string: each is sent as a space, as an event's data
+// line can hold none. Kept, the first chunk's data was the completion's
+// first line, malformed, and the answer failed over, asked again and of
+// the next target, each billed.
 func completionEvents(path string, data []byte) ([]byte, bool) {
 	if !isChatPath(path) || !isJSONObject(data) {
 		return nil, false
+	}
+	if bytes.ContainsAny(data, "\r\n") {
+		data = bytes.Clone(data)
+		for i, c := range data {
+			if c == '\r' || c == '\n' {
+				data[i] = ' '
+			}
+		}
 	}
 	doc := gjson.ParseBytes(data)
 	choices := doc.Get("choices")

@@ -1,7 +1,9 @@
 package failover
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -52,6 +54,11 @@ func TestWholeCompletionToAStream(t *testing.T) {
 			`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`, "b", asEvents},
 		{"labelled text/event-stream, no whole completion", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}`, "b", asEvents},
 		{"whole completion", wholeToolCall, "a", ""},
+		// Indented (valid JSON; a Python server's json.dumps(indent=2)):
+		// its line breaks are whitespace, which an event's data line
+		// cannot hold.
+		{"whole completion, indented", indented(t, wholeToolCall), "a", ""},
+		{"labelled text/event-stream, indented", indented(t, wholeToolCall), "a", asEvents},
 		{"no finish_reason", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}`, "b", ""},
 		{"no choices", `{"id":"c","choices":[]}`, "b", ""},
 		{"not a completion", `{"code":50001,"msg":"busy"}`, "b", ""},
@@ -127,6 +134,16 @@ func TestWholeCompletionToAStream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// indented is the JSON s indented as a pretty-printing server sends it,
+// with CRLF line ends.
+func indented(t *testing.T, s string) string {
+	var b bytes.Buffer
+	if err := json.Indent(&b, []byte(s), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	return strings.ReplaceAll(b.String(), "\n", "\r\n")
 }
 
 // TestWholeCompletionAfterKeepAlivesAnyLabelToAStream: a whole chat
