@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -45,7 +46,10 @@ func ErasureEvent(ctx context.Context, client, user string, n int, at time.Time)
 // the erasure, so it is never before the store's mark: every text the
 // erasure removed or refuses was said at or before it. Should the process
 // stop between the erasure and the enqueue, Verify reports the texts as
-// removed without erasure; erasing again records it.
+// removed without erasure; erasing again records it. A store that fails
+// partway is recorded too (it may have erased some texts, and set its
+// mark, which refuses those of the user's records still in the outbox),
+// and its error returned with the count it reports.
 //
 // Once begun, the erasure, its record and the clearing of the file's free
 // pages run to their end whatever ctx does (as a money action does once
@@ -62,16 +66,17 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	// erasure's event, keyed by the raw bytes, was never acknowledged.
 	client, user = AsRecorded(client), AsRecorded(user)
 	run := context.WithoutCancel(ctx)
-	n, err := w.st.EraseAuditText(run, client, user)
-	if err != nil {
-		return 0, err
-	}
+	// Recorded even when the store failed: it may have erased some texts
+	// (n, those it reports) and set its mark, which refuses the texts of
+	// the user's records still in the outbox, before it failed. Without
+	// the record, verify reported each as removed without erasure.
+	n, eraseErr := w.st.EraseAuditText(run, client, user)
 	ev, err := ErasureEvent(run, client, user, n, w.now())
 	if err == nil {
 		err = w.st.EnqueueEvents(run, ev)
 	}
 	if err != nil {
-		return n, fmt.Errorf("audit: record the erasure of %d texts: %w", n, err)
+		return n, errors.Join(eraseErr, fmt.Errorf("audit: record the erasure of %d texts: %w", n, err))
 	}
 	// Appended before the answer where it can be, but not waited for
 	// longer than eraseAppendWait, counting the wait for the pass Run may
@@ -103,7 +108,7 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	if err != nil || w.wipeOwed.Load() {
 		w.wipe(run)
 	}
-	return n, nil
+	return n, eraseErr
 }
 
 // AsRecorded is s as an audit event's JSON payload carries it, and so as the
