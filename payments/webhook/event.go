@@ -122,7 +122,8 @@ func (d Data) DecodeOrder() (Order, error) {
 // Mapping: into paid → order.paid (from refunding: refund.failed); into
 // approval_required → order.approval_required; into closed, expired or
 // rejected → order.closed (except a duplicate `creating` record closed as
-// superseded, which never reached WeChat Pay); into needs_review, or
+// superseded, and a number recorded closed from the start as abandoned,
+// neither of which reached WeChat Pay); into needs_review, or
 // within it when WeChat Pay's word is noted on the order (review_reason,
 // transaction_id or refunded_fen changes) → order.needs_review; refunding → refunded or partially_refunded with more
 // money refunded → refund.succeeded, with no more → refund.failed; the
