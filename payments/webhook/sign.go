@@ -24,8 +24,9 @@ const DefaultTolerance = 5 * time.Minute
 // Errors of Verify; a receiver answers 400 (or 401) to all of them and the
 // event is retried.
 var (
-	// ErrNoSignature: the header is missing, has no t= or no v1= part, or
-	// has two t= parts.
+	// ErrNoSignature: the header is missing, has no t= part or no v1=
+	// part of 64 hex digits (others are skipped), has two t= parts, or
+	// its t= is not a number.
 	ErrNoSignature = errors.New("webhook signature missing or malformed")
 	// ErrTimestamp: the signed timestamp is outside the tolerance (a replay
 	// of an old delivery, or a clock far off).
