@@ -159,7 +159,8 @@ func actionName(t payments.Transition) string {
 // is recorded exactly when it ends the proposal: refund.cancelled for a
 // "no", refund.confirmed for a confirmation taken for the refund. It never
 // fails: a proposal that cannot be encoded, or whose event the Worker could
-// not read back and seal, is recorded without its sampling parameters.
+// not read back and seal, is recorded with its sampling parameters
+// replaced by {"unencodable": why}, as TransitionEvents records one.
 func ProposalEvents(ctx context.Context, step payments.ProposalStep, p store.RefundProposal, _ *store.Order) []store.Event {
 	ev, err := ProposalEvent(ctx, step, p)
 	if err != nil {
