@@ -29,22 +29,37 @@ func (h hangUpDuringErase) EraseAuditText(ctx context.Context, client, user stri
 func TestEraseRecordedWhenTheCallerHangsUp(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			e := newEnv(t, driver)
-			buildChain(t, e, 4) // texts of oAlice (1, 3) and oBob (2, 4)
-			st := e.store()
+			st := aliceAndBob(t, driver)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			w := newTestWorker(t, hangUpDuringErase{Store: st, cancel: cancel}, nil)
 			n, err := w.Erase(ctx, "shop-bot", "oAlice")
 			t.Logf("erase: %d %v", n, err)
-			drainAll(t, newTestWorker(t, st, nil)) // the next pass of Run
-			res, err := Verify(context.Background(), st, VerifyOptions{Texts: true})
-			if err != nil {
-				t.Fatalf("verify -text after an erasure whose caller hung up: %v", err)
-			}
-			if res.TextsGone != 2 || res.TextsChecked != 2 {
-				t.Errorf("verify: %+v; want oAlice's 2 texts erased, oBob's 2 checked", res)
-			}
+			wantAliceErased(t, st, "an erasure whose caller hung up")
 		})
+	}
+}
+
+// aliceAndBob is a store of driver holding buildChain(4)'s chain: texts
+// of oAlice (records 1, 3) and oBob (2, 4) under shop-bot.
+func aliceAndBob(t *testing.T, driver string) Store {
+	t.Helper()
+	e := newEnv(t, driver)
+	buildChain(t, e, 4)
+	return e.store()
+}
+
+// wantAliceErased checks, after Run's next pass, that `verify -text` of
+// buildChain(4)'s chain passes with oAlice's 2 texts erased (after what)
+// and oBob's 2 checked.
+func wantAliceErased(t *testing.T, st Store, after string) {
+	t.Helper()
+	drainAll(t, newTestWorker(t, st, nil)) // the next pass of Run
+	res, err := Verify(context.Background(), st, VerifyOptions{Texts: true})
+	if err != nil {
+		t.Fatalf("verify -text after %s: %v", after, err)
+	}
+	if res.TextsGone != 2 || res.TextsChecked != 2 {
+		t.Errorf("verify: %+v; want oAlice's 2 texts erased, oBob's 2 checked", res)
 	}
 }
