@@ -257,7 +257,8 @@ func (d *DB) GetAuditText(ctx context.Context, seq uint64) ([]byte, error) {
 
 // EraseAuditText implements store.Audit: the texts indexed under (client,
 // user), and those an earlier version indexed under user alone whose chain
-// record names client.
+// record names client. It erases all or, its transaction failing, none,
+// and then reports 0.
 func (d *DB) EraseAuditText(ctx context.Context, client, user string) (int, error) {
 	n := 0
 	err := d.update(ctx, func(tx *bolt.Tx) error {
@@ -284,7 +285,10 @@ func (d *DB) EraseAuditText(ctx context.Context, client, user string) (int, erro
 		n += k
 		return err
 	})
-	return n, err
+	if err != nil {
+		return 0, err // rolled back: nothing was erased
+	}
+	return n, nil
 }
 
 // eraseIndexed deletes the texts of user under client that index bucket
