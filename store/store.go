@@ -1117,7 +1117,9 @@ type Audit interface {
 	// untouched; the same user string under another client keeps its
 	// texts) and reports how many were erased. It also remembers the time
 	// of the erasure, without expiry, so texts said before it and written
-	// later are refused (see PutAuditText).
+	// later are refused (see PutAuditText). With an error, the count is of
+	// the texts erased before it (none where the erasure is one
+	// transaction): the audit worker records it in the chain.
 	EraseAuditText(ctx context.Context, client, user string) (int, error)
 	// AuditErasedAt returns the time of the last EraseAuditText of (client,
 	// user), or of an earlier version's erasure of user if later, or the
