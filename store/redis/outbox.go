@@ -255,22 +255,26 @@ func (s *Store) dueKeysOf(ctx context.Context, keys []string, nowMs int64, kind 
 // keys whose head is not due, and how many entries it so moved out of the
 // due range.
 func (s *Store) dueOf(ctx context.Context, keys []string, nowMs int64, kinds ...string) ([]headState, int, error) {
-	due, moved, _, err := s.dueSized(ctx, keys, nowMs, kinds...)
+	due, moved, _, _, err := s.dueSized(ctx, keys, nowMs, 0, kinds...)
 	return due, moved, err
 }
 
-// dueSized is dueOf that also tells the largest payload of the heads it
-// read, returned or not (of other kinds, not due yet).
-func (s *Store) dueSized(ctx context.Context, keys []string, nowMs int64, kinds ...string) ([]headState, int, int, error) {
-	heads, err := s.readHeads(ctx, keys)
+// dueSized is dueOf that reads no head longer than headMax bytes (0: any
+// length) and also tells the length of the longest head it met, read or
+// not (of other kinds, not due yet), and how many of keys it took: a due
+// head it did not read, and the keys after it, are not taken, for the
+// caller to read again in a smaller pipeline.
+func (s *Store) dueSized(ctx context.Context, keys []string, nowMs int64, headMax int, kinds ...string) ([]headState, int, int, int, error) {
+	heads, err := s.readHeads(ctx, keys, headMax)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	out := heads[:0]
 	moved, largest := 0, 0
-	for _, h := range heads {
-		if h.head != nil {
-			largest = max(largest, len(h.head.Ev.Payload))
+	for i, h := range heads {
+		largest = max(largest, h.size)
+		if h.head == nil && h.size > 0 && h.next != noHead && h.next <= nowMs {
+			return out, moved, largest, i, nil // due, and not read
 		}
 		if h.head != nil && h.head.NextMs <= nowMs {
 			if store.OfKind(h.head.Ev, kinds) {
@@ -281,7 +285,7 @@ func (s *Store) dueSized(ctx context.Context, keys []string, nowMs int64, kinds 
 		s.syncIndexOrWarn(ctx, nil, h.key, strconv.FormatInt(h.obv, 10), h.next)
 		moved++
 	}
-	return out, moved, largest, nil
+	return out, moved, largest, len(heads), nil
 }
 
 // statsPasses bounds OutboxStats' reads of the index: a move ends in a
@@ -354,21 +358,28 @@ type headState struct {
 	next int64
 	head *obElem
 	n    int64 // events queued
+	size int   // the head's length as queued; it is not read (head nil) when over readHeads' headMax
 }
 
 // readHeads reads the outbox state of keys: one pipeline (spread over the
-// cluster's nodes).
-func (s *Store) readHeads(ctx context.Context, keys []string) ([]headState, error) {
+// cluster's nodes). A head longer than headMax bytes (when above 0) is
+// not read, only its length (luaReadTag).
+func (s *Store) readHeads(ctx context.Context, keys []string, headMax int) ([]headState, error) {
 	cmds, err := s.evalEach(ctx, "read outbox", s.sc.readTag, false, len(keys),
 		func(i int) []string { rk, ob, obv := s.k.orderTag(keys[i]); return []string{rk, ob, obv} },
-		func(int) []any { return nil })
+		func(int) []any {
+			if headMax > 0 {
+				return []any{headMax}
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]headState, len(keys))
 	for i, cmd := range cmds {
 		r := replySlice(cmd.Val())
-		hs := headState{key: keys[i], obv: replyInt(r, 2), next: replyInt(r, 3), n: replyInt(r, 5)}
+		hs := headState{key: keys[i], obv: replyInt(r, 2), next: replyInt(r, 3), n: replyInt(r, 5), size: int(replyInt(r, 6))}
 		if raw, ok := replyStr(r, 4); ok {
 			var e obElem
 			if err := json.Unmarshal([]byte(raw), &e); err != nil {
@@ -419,27 +430,38 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int, kinds .
 			break
 		}
 		// The heads are read firstHeads at a time until one of them shows
-		// the payloads' size, then as many at once as fit pipelineBytes
+		// the heads' size, then as many at once as fit pipelineBytes
 		// (and what is left of store.DueBytes) at the largest seen: a
 		// window of small events is still one pipeline, and one of long
 		// conversations no reply of hundreds of megabytes that no read
-		// timeout lets through.
+		// timeout lets through. The heads met so far need not be the
+		// largest (a few webhooks of hundreds of bytes before audit events
+		// of megabytes), so no head of a pipeline of several is read
+		// longer than its share of those bytes: one longer is read again,
+		// with the heads after it, in a pipeline sized by its length.
 		for len(keys) > 0 && size < bound {
 			n := min(len(keys), firstHeads)
 			if largest > 0 {
 				n = min(len(keys), max(1, min(pipelineBytes, bound-size)/largest))
 			}
-			// Every head read tells the payloads' size, returned or not: the
+			headMax := 0 // one head alone is read whatever its length
+			if n > 1 {
+				headMax = max(1, min(pipelineBytes, bound-size)/n)
+			}
+			// Every head read tells the heads' size, returned or not: the
 			// heads of other kinds ahead of the wanted ones (a relay's
 			// deliveries behind) were otherwise read two at a time.
-			due, moved, read, err := s.dueSized(ctx, keys[:n], nowMs, kinds...)
+			due, moved, read, taken, err := s.dueSized(ctx, keys[:n], nowMs, headMax, kinds...)
 			if err != nil {
 				return nil, err
 			}
-			keys = keys[n:]
+			keys = keys[taken:]
 			scan.moved(moved)
 			largest = max(largest, read, 1)
 			for _, h := range due {
+				if size >= bound {
+					break // the rest is read again by the next call
+				}
 				out = append(out, h.head.Ev)
 				size += len(h.head.Ev.Payload)
 			}
@@ -564,7 +586,7 @@ func (s *Store) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Ev
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	heads, err := s.readHeads(ctx, keys)
+	heads, err := s.readHeads(ctx, keys, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -606,7 +628,7 @@ func (s *Store) OutboxHeadsApart(ctx context.Context, apart ...string) ([]store.
 	if len(keys) == 0 {
 		return nil, n, nil
 	}
-	heads, err := s.readHeads(ctx, keys)
+	heads, err := s.readHeads(ctx, keys, 0)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -650,7 +672,7 @@ func (s *Store) countQueued(ctx context.Context, keys []string) (int, error) {
 	if len(empty) == 0 {
 		return n, nil
 	}
-	heads, err := s.readHeads(ctx, empty)
+	heads, err := s.readHeads(ctx, empty, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -711,7 +733,7 @@ func (s *Store) OutboxStatsApart(ctx context.Context, apart ...string) (store.Ou
 		if len(keys) == 0 {
 			break
 		}
-		more, err := s.readHeads(ctx, keys)
+		more, err := s.readHeads(ctx, keys, 0)
 		if err != nil {
 			return st, 0, err
 		}

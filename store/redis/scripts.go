@@ -266,13 +266,22 @@ local v, nx = obstate(KEYS[1], KEYS[2])
 return {0, v, nx}
 `
 
-// KEYS: rec, ob, obv. Returns {json|false, version|false, obv, next,
-// head|false, queue length}: the order (if any) and the outbox state of one
-// tag, read atomically.
+// KEYS: rec, ob, obv. ARGV: [head_max]. Returns {json|false,
+// version|false, obv, next, head|false, queue length, head length}: the
+// order (if any) and the outbox state of one tag, read atomically. Given
+// head_max above 0, a head longer than head_max bytes is not returned
+// (false), only its length: DueEvents reads many tags in one pipeline,
+// and a head of a conversation of megabytes among them is read in a
+// pipeline of its own size, not beside hundreds like it.
 const luaReadTag = luaObState + `
 local r = redis.call('HMGET', KEYS[1], 'j', 'v')
 local v, nx = obstate(KEYS[2], KEYS[3])
-return {r[1], r[2], v, nx, redis.call('LINDEX', KEYS[2], 0), redis.call('LLEN', KEYS[2])}
+local h = redis.call('LINDEX', KEYS[2], 0)
+local size = 0
+if h then size = string.len(h) end
+local most = tonumber(ARGV[1] or '0') or 0
+if h and most > 0 and size > most then h = false end
+return {r[1], r[2], v, nx, h, redis.call('LLEN', KEYS[2]), size}
 `
 
 // KEYS: rec, ob, obv. Returns {obv, next, kind|false}: the outbox state of

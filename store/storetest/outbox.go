@@ -672,3 +672,48 @@ func testRefundAnswerEvents(t *testing.T, open Opener) {
 		}
 	})
 }
+
+// testDueBytesMixed: DueEvents stops once the payloads it returns reach
+// store.DueBytes, whatever the sizes of the heads before them. The
+// outbox holds webhooks of a few hundred bytes beside audit events that
+// carry a turn's whole conversation (megabytes): a read that sized its
+// batches by the small heads it met first took every large one behind
+// them in one reply, the gigabytes the bound is there to keep out.
+func testDueBytesMixed(t *testing.T, open Opener) {
+	const bound, large, smalls, larges = 4 << 10, 3 << 10, 2, 20
+	store.LowerDueBytesForTest(t, bound)
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	for i := range smalls + larges {
+		e := store.Event{ID: uniq("db", i), Kind: "audit", Key: uniq("DB-K", i), Payload: []byte(`{"small":1}`)}
+		if i >= smalls {
+			e.Payload = make([]byte, large)
+		}
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, e))
+		clock.Advance(time.Millisecond)
+	}
+	for _, kinds := range [][]string{nil, {"audit"}} {
+		evs, err := st.DueEvents(ctx, clock.Now(), store.MaxListLimit, kinds...)
+		mustNil(t, "DueEvents", err)
+		size := 0
+		for i, e := range evs {
+			if size >= bound {
+				t.Fatalf("DueEvents(%v): %d events of %d bytes of payload, event %d read after %d bytes; want none after the bound, %d",
+					kinds, len(evs), payloads(evs), i, size, bound)
+			}
+			size += len(e.Payload)
+		}
+		if len(evs) < smalls+1 {
+			t.Fatalf("DueEvents(%v): %v; want the small heads and a large one at least", kinds, ids(evs))
+		}
+	}
+}
+
+func payloads(evs []store.Event) int {
+	n := 0
+	for _, e := range evs {
+		n += len(e.Payload)
+	}
+	return n
+}

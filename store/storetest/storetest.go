@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
 	t.Run("OutboxDueKinds", func(t *testing.T) { testDueKinds(t, open) })
 	t.Run("OutboxDueTies", func(t *testing.T) { testDueTies(t, open) })
+	t.Run("OutboxDueBytesMixed", func(t *testing.T) { testDueBytesMixed(t, open) })
 	t.Run("OutboxClaims", func(t *testing.T) { testOutboxClaims(t, open) })
 	t.Run("OutboxHeads", func(t *testing.T) { testOutboxHeads(t, open) })
 	t.Run("OutboxAckAt", func(t *testing.T) { testAckEventAt(t, open) })
