@@ -3,8 +3,11 @@ package redis
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
@@ -48,5 +51,73 @@ func TestDueReadPastOtherKindsIsAFewPipelines(t *testing.T) {
 	}
 	if got := counter.n.Load(); got > 3 {
 		t.Errorf("reading the audit event behind %d due webhook heads took %d round trips; want at most 3 (the range read, the first pair, the rest)", others, got)
+	}
+}
+
+// mostPipelined keeps the most bytes of string replies one pipeline of
+// several commands brought back (replyBytes counts them all).
+type mostPipelined struct{ most atomic.Int64 }
+
+func (r *mostPipelined) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (r *mostPipelined) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+
+func (r *mostPipelined) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		if len(cmds) > 1 {
+			n := 0
+			for _, c := range cmds {
+				if c, ok := c.(*goredis.Cmd); ok {
+					vs, _ := c.Val().([]any)
+					for _, v := range vs {
+						if s, ok := v.(string); ok {
+							n += len(s)
+						}
+					}
+				}
+			}
+			for m := r.most.Load(); int64(n) > m && !r.most.CompareAndSwap(m, int64(n)); m = r.most.Load() {
+			}
+		}
+		return err
+	}
+}
+
+// TestDueReadOfLargeHeadsBehindSmallOnesIsBounded: the heads DueEvents
+// met first (webhooks of a few hundred bytes) sized the pipeline that
+// read the rest, so the audit events of long conversations behind them
+// came back all in one reply, the window's whole size: at the real bound
+// up to a thousand events of megabytes, a reply no read timeout lets
+// through. A pipeline of several heads reads at most the bytes left of
+// store.DueBytes; a longer head is read alone.
+func TestDueReadOfLargeHeadsBehindSmallOnesIsBounded(t *testing.T) {
+	requireSharedRedis(t)
+	const bound, large, larges = 64 << 10, 12 << 10, 20
+	store.LowerDueBytesForTest(t, bound)
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+	ctx := context.Background()
+	for i := range 2 + larges {
+		e := store.Event{ID: fmt.Sprintf("lb-%d", i), Kind: "audit", Key: fmt.Sprintf("LB-%02d", i), Payload: []byte(`{"type":"order.paid"}`)}
+		if i >= 2 {
+			e.Payload = make([]byte, large)
+		}
+		if err := s.EnqueueEvents(ctx, e); err != nil {
+			t.Fatalf("EnqueueEvents: %v", err)
+		}
+		clock.Advance(time.Millisecond)
+	}
+	replies := &mostPipelined{}
+	s.Client().AddHook(replies)
+	evs, err := s.DueEvents(ctx, clock.Now(), store.MaxListLimit, "audit")
+	if err != nil {
+		t.Fatalf("DueEvents: %v", err)
+	}
+	if len(evs) < 3 {
+		t.Fatalf("DueEvents: %d events; want the two small heads and large ones", len(evs))
+	}
+	if got := replies.most.Load(); got > bound {
+		t.Errorf("one pipeline of heads brought back %d KB; want at most the bound, %d KB", got>>10, bound>>10)
 	}
 }
