@@ -851,8 +851,11 @@ type OutboxStats struct {
 	Oldest      time.Time // CreatedAt of the oldest pending event; zero if none
 	LastError   string    // most recent failure among the pending heads
 	LastErrorAt time.Time // FailedAt of that event
-	// Heads are the first pending event of each key (at most MaxListLimit),
-	// oldest first.
+	// Heads are the first pending event of each key, oldest first. Past
+	// MaxListLimit keys they are MaxListLimit of them, not the oldest
+	// (Oldest is of all; the drivers keep different ones): a reader that
+	// must see every head reads them with Outbox.OutboxHeads or
+	// OutboxHeadsApart.
 	Heads []Event
 }
 
