@@ -287,6 +287,104 @@ func TestParityOutbox(t *testing.T) {
 	})
 }
 
+// TestParityOutboxMore: what TestParityOutbox does not call (AckEventAt
+// and RescheduleEvent of events read before, OutboxHeadsApart and
+// OutboxStatsApart, events enqueued for later or stamped earlier, two
+// events and one with them enqueued once) on the same keys.
+func TestParityOutboxMore(t *testing.T) {
+	sameOnEveryDriver(t, 30, func(t *testing.T, st store.Store, clock *storetest.Clock, r *rand.Rand) []string {
+		ctx := context.Background()
+		key := func() string { return []string{"k1", "k2", "dead:k3", "", store.ProposalEventKey("p1")}[r.IntN(5)] }
+		kind := func() string { return []string{"audit", "webhook"}[r.IntN(2)] }
+		id := func() string { return fmt.Sprint("e", r.IntN(8)) }
+		base := clock.Now()
+		at := func() time.Time {
+			switch r.IntN(3) {
+			case 0:
+				return time.Time{}
+			case 1:
+				return base.Add(time.Duration(r.IntN(8)) * time.Second)
+			}
+			return clock.Now().Add(time.Duration(r.IntN(4000)-1000) * time.Millisecond).Truncate(time.Millisecond)
+		}
+		var out []string
+		var read []store.Event
+		// pick is an event read before (as a caller holds one), or an id
+		// never read; the reads are sorted first, their order being the
+		// driver's where heads tie.
+		pick := func() store.Event {
+			if len(read) == 0 {
+				return store.Event{Key: key(), ID: id()}
+			}
+			slices.SortStableFunc(read, func(a, b store.Event) int {
+				return strings.Compare(a.Key+"\x00"+a.ID+"\x00"+a.CreatedAt.String()+a.NextAt.String(), b.Key+"\x00"+b.ID+"\x00"+b.CreatedAt.String()+b.NextAt.String())
+			})
+			return read[r.IntN(len(read))]
+		}
+		for step := range 120 {
+			var s string
+			// Apart by a millisecond, the heads due at one instant are
+			// read with a limit above them all: which of them a lower
+			// limit takes is the drivers' own (TestParityOutbox's note).
+			clock.Advance(time.Millisecond)
+			switch r.IntN(12) {
+			case 0:
+				clock.Advance(time.Duration(r.IntN(3000)) * time.Millisecond)
+				s = "advance"
+			case 1:
+				e := store.Event{ID: id(), Key: key(), Kind: kind(), NextAt: at()}
+				if r.IntN(2) == 0 {
+					e.CreatedAt = clock.Now().Add(-time.Duration(r.IntN(5))*time.Second - time.Duration(step)*time.Microsecond)
+				}
+				s = fmt.Sprintf("enqueue %s/%s/%s next %v created %v ", e.Key, e.ID, e.Kind, e.NextAt.UnixMilli(), e.CreatedAt.UnixMilli()) + errName(st.EnqueueEvents(ctx, e))
+			case 2:
+				k := key()
+				a, b, c := store.Event{ID: id(), Key: k, Kind: kind()}, store.Event{ID: id(), Key: k, Kind: kind()}, store.Event{ID: id(), Key: k, Kind: kind()}
+				pending, err := st.EnqueueEventsOnce(ctx, []store.Event{a, b}, c)
+				s = fmt.Sprintf("enqueue once %s %s %s %s %v %s", k, a.ID, b.ID, c.ID, pending, errName(err))
+			case 3:
+				e := pick()
+				s = "ackat " + e.Key + "/" + e.ID + " " + errName(st.AckEventAt(ctx, e.Key, e.ID, e.CreatedAt))
+			case 4:
+				e := pick()
+				s = "retry " + e.Key + "/" + e.ID + " " + errName(st.RetryEvent(ctx, e.Key, e.ID, at(), r.IntN(3), "boom"))
+			case 5:
+				var kinds []string
+				if r.IntN(2) == 0 {
+					kinds = []string{kind()}
+				}
+				evs, err := st.DueEvents(ctx, clock.Now(), 100, kinds...)
+				read = append(read, evs...)
+				s = fmt.Sprintf("due %v %s %s", kinds, events(evs), errName(err))
+			case 6:
+				evs, err := st.ClaimEvents(ctx, kind(), clock.Now(), time.Duration(r.IntN(3))*time.Second, 100)
+				read = append(read, evs...)
+				s = fmt.Sprintf("claim %s %s", events(evs), errName(err))
+			case 7:
+				stats, k, err := st.OutboxStatsApart(ctx, "dead:")
+				s = fmt.Sprintf("stats %d pending, %d keys, %d apart %s %q %v %s", stats.Pending, stats.Keys, k, events(stats.Heads), stats.LastError, stats.Oldest.UnixMilli(), errName(err))
+			case 8:
+				evs, k, err := st.OutboxHeadsApart(ctx, "dead:", "refund:")
+				read = append(read, evs...)
+				s = fmt.Sprintf("heads apart %d %s %s", k, events(evs), errName(err))
+			case 9:
+				e := pick()
+				moved, err := st.RescheduleEvent(ctx, e.Key, e.ID, e.NextAt, at())
+				s = fmt.Sprintf("reschedule %v %s", moved, errName(err))
+			case 10:
+				e := pick()
+				s = "ack " + e.Key + "/" + e.ID + " " + errName(st.AckEvent(ctx, e.Key, e.ID))
+			case 11:
+				evs, err := st.OutboxHeads(ctx, "k", "")
+				read = append(read, evs...)
+				s = fmt.Sprintf("heads %s %s", events(evs), errName(err))
+			}
+			out = append(out, fmt.Sprintf("%d %s", step, s))
+		}
+		return out
+	})
+}
+
 // events names evs in a fixed order: which are handed out is compared
 // here, the order of heads due at one instant is the conformance suite's.
 func events(evs []store.Event) string {
