@@ -1208,6 +1208,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.appendBatch, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm, s.putRecord,
-		s.copyRecord, s.reschedule, s.indexClients, s.clientIndexed, s.pruneTexts, s.retainTexts,
+		s.copyRecord, s.ackAt, s.reschedule, s.indexClients, s.clientIndexed, s.pruneTexts, s.retainTexts,
 	}
 }
