@@ -220,7 +220,7 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 	return out, nil
 }
 
-// dueKeysOf is dueOf for a reader that needs the keys alone (ClaimEvents,
+// dueKeysOf is dueSized for a reader that needs the keys alone (ClaimEvents,
 // which claims them next): it reads each head's kind and due time, not the
 // head, which for an order's audit event carries its turn's conversation
 // (7 MB queued for one of 4 MB): read whole, a window of them was one
@@ -250,20 +250,14 @@ func (s *Store) dueKeysOf(ctx context.Context, keys []string, nowMs int64, kind 
 	return out, moved, nil
 }
 
-// dueOf reads the heads of keys (one pipeline) and returns those due at
-// nowMs (the server's clock, as next_ms is) and of one of kinds (any kind when none), healing the index entries of the
-// keys whose head is not due, and how many entries it so moved out of the
-// due range.
-func (s *Store) dueOf(ctx context.Context, keys []string, nowMs int64, kinds ...string) ([]headState, int, error) {
-	due, moved, _, _, err := s.dueSized(ctx, keys, nowMs, 0, kinds...)
-	return due, moved, err
-}
-
-// dueSized is dueOf that reads no head longer than headMax bytes (0: any
-// length) and also tells the length of the longest head it met, read or
-// not (of other kinds, not due yet), and how many of keys it took: a due
-// head it did not read, and the keys after it, are not taken, for the
-// caller to read again in a smaller pipeline.
+// dueSized reads the heads of keys (one pipeline) and returns those due at
+// nowMs (the server's clock, as next_ms is) and of one of kinds (any kind
+// when none), healing the index entries of the keys whose head is not due,
+// and how many entries it so moved out of the due range. It reads no head
+// longer than headMax bytes (0: any length), and also tells the length of
+// the longest head it met, read or not (of other kinds, not due yet), and
+// how many of keys it took: a due head it did not read, and the keys after
+// it, are not taken, for the caller to read again in a smaller pipeline.
 func (s *Store) dueSized(ctx context.Context, keys []string, nowMs int64, headMax int, kinds ...string) ([]headState, int, int, int, error) {
 	heads, err := s.readHeads(ctx, keys, headMax)
 	if err != nil {
@@ -475,10 +469,10 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int, kinds .
 }
 
 // firstHeads is how many heads DueEvents reads before it knows their
-// size, and pipelineBytes the payload bytes it reads in one pipeline once
-// it does: an audit event of a 4 MB conversation is 7 MB as queued (its
-// text base64 twice), and a reply of a window of them outlasted the 3 s
-// read timeout.
+// size, and pipelineBytes the bytes of heads (as queued) it reads in one
+// pipeline once it does: an audit event of a 4 MB conversation is 7 MB as
+// queued (its text base64 twice), and a reply of a window of them
+// outlasted the 3 s read timeout.
 const (
 	firstHeads    = 2
 	pipelineBytes = 8 << 20
@@ -607,7 +601,7 @@ func (s *Store) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Ev
 // letter, is never due and never written again, so nothing else heals its
 // entry: counted, the relay's dead-letter gauge kept a letter resent long
 // ago that the admin view (OutboxHeads) no longer showed. Such an entry is
-// healed here, as dueOf heals one.
+// healed here, as dueSized heals one.
 func (s *Store) OutboxHeadsApart(ctx context.Context, apart ...string) ([]store.Event, int, error) {
 	keys, err := s.c.ZRange(ctx, s.k.idx("ob"), 0, -1).Result()
 	if err != nil {
