@@ -678,35 +678,48 @@ func testRefundAnswerEvents(t *testing.T, open Opener) {
 // outbox holds webhooks of a few hundred bytes beside audit events that
 // carry a turn's whole conversation (megabytes): a read that sized its
 // batches by the small heads it met first took every large one behind
-// them in one reply, the gigabytes the bound is there to keep out.
+// them in one reply, the gigabytes the bound is there to keep out. What
+// it returns are still the longest due, fresh heads or heads due at a
+// time (a retry's): a large head it does not read with the small ones is
+// read next, not passed over for the ones behind it.
 func testDueBytesMixed(t *testing.T, open Opener) {
 	const bound, large, smalls, larges = 4 << 10, 3 << 10, 2, 20
 	store.LowerDueBytesForTest(t, bound)
-	ctx := context.Background()
-	clock := NewClock()
-	st := open(t, clock)
-	for i := range smalls + larges {
-		e := store.Event{ID: uniq("db", i), Kind: "audit", Key: uniq("DB-K", i), Payload: []byte(`{"small":1}`)}
-		if i >= smalls {
-			e.Payload = make([]byte, large)
-		}
-		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, e))
-		clock.Advance(time.Millisecond)
-	}
-	for _, kinds := range [][]string{nil, {"audit"}} {
-		evs, err := st.DueEvents(ctx, clock.Now(), store.MaxListLimit, kinds...)
-		mustNil(t, "DueEvents", err)
-		size := 0
-		for i, e := range evs {
-			if size >= bound {
-				t.Fatalf("DueEvents(%v): %d events of %d bytes of payload, event %d read after %d bytes; want none after the bound, %d",
-					kinds, len(evs), payloads(evs), i, size, bound)
+	for _, stamped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stamped=%v", stamped), func(t *testing.T) {
+			ctx := context.Background()
+			clock := NewClock()
+			st := open(t, clock)
+			for i := range smalls + larges {
+				e := store.Event{ID: uniq("db", i), Kind: "audit", Key: uniq("DB-K", i), Payload: []byte(`{"small":1}`)}
+				if i >= smalls {
+					e.Payload = make([]byte, large)
+				}
+				if stamped {
+					e.NextAt = clock.Now()
+				}
+				mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, e))
+				clock.Advance(time.Millisecond)
 			}
-			size += len(e.Payload)
-		}
-		if len(evs) < smalls+1 {
-			t.Fatalf("DueEvents(%v): %v; want the small heads and a large one at least", kinds, ids(evs))
-		}
+			for _, kinds := range [][]string{nil, {"audit"}} {
+				evs, err := st.DueEvents(ctx, clock.Now(), store.MaxListLimit, kinds...)
+				mustNil(t, "DueEvents", err)
+				size := 0
+				for i, e := range evs {
+					if size >= bound {
+						t.Fatalf("DueEvents(%v): %d events of %d bytes of payload, event %d read after %d bytes; want none after the bound, %d",
+							kinds, len(evs), payloads(evs), i, size, bound)
+					}
+					if e.ID != uniq("db", i) {
+						t.Fatalf("DueEvents(%v): %v; want the longest due first, from %s on", kinds, ids(evs), uniq("db", 0))
+					}
+					size += len(e.Payload)
+				}
+				if len(evs) < smalls+1 {
+					t.Fatalf("DueEvents(%v): %v; want the small heads and a large one at least", kinds, ids(evs))
+				}
+			}
+		})
 	}
 }
 
