@@ -15,8 +15,9 @@ import (
 )
 
 // replyBytes counts the bytes of the string replies of scripts run in
-// pipelines (the heads a read hands back).
-type replyBytes struct{ n atomic.Int64 }
+// pipelines (the heads a read hands back): n of them all, most of the
+// largest pipeline of several commands.
+type replyBytes struct{ n, most atomic.Int64 }
 
 func (r *replyBytes) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
@@ -25,15 +26,21 @@ func (r *replyBytes) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 func (r *replyBytes) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		err := next(ctx, cmds)
+		n := int64(0)
 		for _, c := range cmds {
 			if cmd, ok := c.(*goredis.Cmd); ok {
 				if vs, ok := cmd.Val().([]any); ok {
 					for _, v := range vs {
 						if s, ok := v.(string); ok {
-							r.n.Add(int64(len(s)))
+							n += int64(len(s))
 						}
 					}
 				}
+			}
+		}
+		r.n.Add(n)
+		if len(cmds) > 1 {
+			for m := r.most.Load(); n > m && !r.most.CompareAndSwap(m, n); m = r.most.Load() {
 			}
 		}
 		return err

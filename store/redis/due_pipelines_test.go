@@ -3,11 +3,8 @@ package redis
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
@@ -54,36 +51,6 @@ func TestDueReadPastOtherKindsIsAFewPipelines(t *testing.T) {
 	}
 }
 
-// mostPipelined keeps the most bytes of string replies one pipeline of
-// several commands brought back (replyBytes counts them all).
-type mostPipelined struct{ most atomic.Int64 }
-
-func (r *mostPipelined) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (r *mostPipelined) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
-
-func (r *mostPipelined) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		err := next(ctx, cmds)
-		if len(cmds) > 1 {
-			n := 0
-			for _, c := range cmds {
-				if c, ok := c.(*goredis.Cmd); ok {
-					vs, _ := c.Val().([]any)
-					for _, v := range vs {
-						if s, ok := v.(string); ok {
-							n += len(s)
-						}
-					}
-				}
-			}
-			for m := r.most.Load(); int64(n) > m && !r.most.CompareAndSwap(m, int64(n)); m = r.most.Load() {
-			}
-		}
-		return err
-	}
-}
-
 // TestDueReadOfLargeHeadsBehindSmallOnesIsBounded: the heads DueEvents
 // met first (webhooks of a few hundred bytes) sized the pipeline that
 // read the rest, so the audit events of long conversations behind them
@@ -108,7 +75,7 @@ func TestDueReadOfLargeHeadsBehindSmallOnesIsBounded(t *testing.T) {
 		}
 		clock.Advance(time.Millisecond)
 	}
-	replies := &mostPipelined{}
+	replies := &replyBytes{}
 	s.Client().AddHook(replies)
 	evs, err := s.DueEvents(ctx, clock.Now(), store.MaxListLimit, "audit")
 	if err != nil {
