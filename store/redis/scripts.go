@@ -272,7 +272,8 @@ return {0, v, nx}
 // head_max above 0, a head longer than head_max bytes is not returned
 // (false), only its length: DueEvents reads many tags in one pipeline,
 // and a head of a conversation of megabytes among them is read in a
-// pipeline of its own size, not beside hundreds like it.
+// pipeline of its own size, not beside hundreds like it; resync, which
+// needs no head, gives 1.
 const luaReadTag = luaObState + `
 local r = redis.call('HMGET', KEYS[1], 'j', 'v')
 local v, nx = obstate(KEYS[2], KEYS[3])

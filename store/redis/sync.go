@@ -199,7 +199,9 @@ func (s *Store) syncIndex(ctx context.Context, o *store.Order, member, obv strin
 // covered by it.
 func (s *Store) resync(ctx context.Context, member string, notes ...string) error {
 	rk, ob, obv := s.k.orderTag(member)
-	v, err := s.run(ctx, "resync read", s.sc.readTag, []string{rk, ob, obv})
+	// head_max 1: the outbox's version and due time, not its head (an
+	// audit event of megabytes).
+	v, err := s.run(ctx, "resync read", s.sc.readTag, []string{rk, ob, obv}, 1)
 	if err != nil {
 		return err
 	}
