@@ -29,7 +29,8 @@ type textChunk struct {
 // does: one pass over the chunk's '{' finds the delta object and refuses a
 // usage or error object and a second delta (n > 1); a small parser reads
 // the flat delta object and refuses tool calls and nested values; a search
-// for `_reason"` refuses a finish. Anything it refuses takes the slow path,
+// for `_reason"` refuses a finish, one for `"error"` an error of any kind
+// but null (hasError). Anything it refuses takes the slow path,
 // which understands every chunk; so scanText may refuse too much but never
 // accepts a chunk that needs a change. Keys spelled with escapes of ASCII
 // letters ("tool\u005fcalls") are refused too, since the searches look for
@@ -50,7 +51,7 @@ func scanText(s string) (tc textChunk, ok bool) {
 				return tc, false
 			}
 			d = p
-		case "usage", "error":
+		case "usage":
 			return tc, false
 		default:
 			if len(k) == len("delta") && strings.EqualFold(k, "delta") {
@@ -67,7 +68,7 @@ func scanText(s string) (tc textChunk, ok bool) {
 	if tc.deltaEnd = parseDelta(s, d, &tc); tc.deltaEnd < 0 {
 		return tc, false
 	}
-	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) || hasPaygateWord(s) || otherChoice(s) || !choiceDelta(s, d) {
+	if hasNonNull(s, keyReason, false) || hasError(s) || hasEscapedLetter(s) || hasPaygateWord(s) || otherChoice(s) || !choiceDelta(s, d) {
 		return tc, false
 	}
 	// Its searches look for keys as chunks spell them: a "Choices",
@@ -236,8 +237,8 @@ func (t *template) fit(rest string, valid bool) bool {
 	return rest[pos:] == lits[prev:]
 }
 
-// cleanAfter reports that s[from:] holds no usage, error or second delta
-// object, no finish, no escaped key, no "paygate" member and no choice
+// cleanAfter reports that s[from:] holds no usage or second delta object,
+// no error but null (hasError), no finish, no escaped key, no "paygate" member and no choice
 // index but 0 (otherChoice), in searches
 // that skip through the bytes at memchr speed.
 func cleanAfter(s string, from int) bool {
@@ -250,7 +251,7 @@ func cleanAfter(s string, from int) bool {
 		p := off + i
 		off = p + 1
 		switch k := keyBefore(s, from+p); k {
-		case "delta", "usage", "error":
+		case "delta", "usage":
 			return false
 		default:
 			if len(k) == len("delta") && strings.EqualFold(k, "delta") {
@@ -258,7 +259,7 @@ func cleanAfter(s string, from int) bool {
 			}
 		}
 	}
-	return !hasNonNull(rest, keyReason, false) && !hasEscapedLetter(rest) && !hasPaygateWord(rest) && !otherChoice(rest)
+	return !hasNonNull(rest, keyReason, false) && !hasError(rest) && !hasEscapedLetter(rest) && !hasPaygateWord(rest) && !otherChoice(rest)
 }
 
 // keyBefore returns the key of the object member whose value starts at p,
@@ -464,6 +465,31 @@ func hasEscapedLetter(s string) bool {
 			return true
 		}
 		s = s[i+2:] // past the escaped character, so "\\" is one escape
+	}
+}
+
+// hasError reports an "error" member whose value is not null, as the slow
+// path reads a chunk's error: an object, and a string, number, true or
+// array too (some servers send "error":"…"). A chunk with one is the
+// round's error, held from the bot; the text path passed one that was not
+// an object on as text. The key's quotes cannot be found inside a string
+// value (they would be escaped there), and a string value "error" has no
+// colon after it.
+func hasError(s string) bool {
+	const key = `"error"`
+	for {
+		i := strings.Index(s, key)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(key):]
+		j := jsonscan.SkipSpace(s, 0)
+		if j >= len(s) || s[j] != ':' {
+			continue
+		}
+		if j = jsonscan.SkipSpace(s, j+1); j < len(s) && s[j] != 'n' {
+			return true
+		}
 	}
 }
 

@@ -228,3 +228,35 @@ func TestDeltaField(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorBesideTextIsTheRoundsError: a chunk whose top-level "error" is
+// not null and not an object (a string, a number, true, an array, "")
+// beside a text delta is the round's error, as the slow path reads it
+// (any "error" but null): not passed on as text, kept for EndRound. The
+// text path looked for an error object only, so after a first chunk such
+// a chunk reached the bot as text and the round ended as if no error had
+// come.
+func TestErrorBesideTextIsTheRoundsError(t *testing.T) {
+	const first = `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`
+	const pre = `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}],"error":`
+	for _, v := range []string{`"upstream overloaded"`, `""`, `500`, `true`, `["x"]`, ` "spaced"`} {
+		for _, after := range []bool{false, true} {
+			c := NewCapture(isPaymentName)
+			c.StartRound(0, "turn-1", 0)
+			if _, err := c.Process([]byte(first)); err != nil {
+				t.Fatal(err)
+			}
+			if after { // a text chunk the text path learnt its prefix from
+				if out, err := c.Process([]byte(pre + `null}`)); err != nil || out == nil {
+					t.Fatalf("a text chunk with a null error: %s, %v", out, err)
+				}
+			}
+			out, err := c.Process([]byte(pre + v + `}`))
+			res := c.EndRound()
+			if err != nil || out != nil || string(res.Error) != strings.TrimSpace(v) {
+				t.Errorf("error %s (after a learnt prefix %v): Process returned %s, %v; the round's error %s; want nothing returned and the error kept",
+					v, after, out, err, res.Error)
+			}
+		}
+	}
+}
