@@ -167,10 +167,13 @@ fuzz FuzzRewriteChatUsesWhatReadChatFound ./interceptors
 fuzz FuzzReadAnswer ./interceptors
 # Differential fuzzers of the fast readers: each holds one to the full walk it
 # stands in for (the answer's spans, the request validator's messages check,
-# the capture's per-event call path), where a divergence is a wrong read.
+# the capture's per-event call path and text path, the SSE reader to a plain
+# reading of the standard), where a divergence is a wrong read.
 fuzz FuzzScanAnswer ./failover
 fuzz FuzzValidMembersCheck ./internal/jsonscan
 fuzz FuzzCallPathMatchesSlowPath ./interceptors
+fuzz FuzzTextPathMatchesSlowPath ./interceptors
+fuzz FuzzReaderAsSpecSays ./sse
 fuzz FuzzReadRequest ./internal/httpwire
 fuzz FuzzReadResponse ./internal/httpwire
 fuzz FuzzSplitForm ./proxy
