@@ -86,10 +86,20 @@ func FuzzReaderAsSpecSays(f *testing.F) {
 	f.Add([]byte("\ufeffdata: a\r\rdata: b\r\n\r\ndata: c\r\rdata: [DONE]\r\r"), uint8(2))
 	f.Add([]byte("event: e\n\n: k\ndata\ndata:x\ndata:  y\nid: 1\nretry: 5\n\ndata: z"), uint8(1))
 	f.Add([]byte("data: a\r\n\r\ndata: b\rc\r\n\r\n"), uint8(7))
+	f.Add([]byte("data: ~\r\n\r\n: ~\r\nevent: ~\r\ndata: a\r\ndata: ~\r\n\r\ndata: ~"), uint8(9))
+	f.Add([]byte("data: a\r\rdata: ~\r: ~\rdata: b\r\r"), uint8(5))
 	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+		// Each '~' (up to four) is a run of them longer than the
+		// Reader's buffer and than longLine: the lines that spill, and
+		// the events that take the spill buffer.
+		size := int(step%16) + 1 // the reads' size
+		if n := bytes.Count(in, []byte("~")); n > 0 && n <= 4 {
+			in = bytes.ReplaceAll(in, []byte("~"), bytes.Repeat([]byte("~"), longLine+1+int(step)*997))
+			size = (size-1)*701 + 1
+		}
 		want := strings.Join(specEvents(in), "\x00")
 		for _, ask := range []bool{false, true} {
-			got := strings.Join(readAllNoting(&stepReader{b: in, step: int(step%16) + 1}, DefaultMaxEventSize, ask), "\x00")
+			got := strings.Join(readAllNoting(&stepReader{b: in, step: size}, DefaultMaxEventSize, ask), "\x00")
 			if got != want {
 				t.Errorf("asking Buffered %v: got %q; the standard %q", ask, got, want)
 			}
