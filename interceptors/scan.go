@@ -617,8 +617,10 @@ func (c *Capture) dropRole(data []byte, s string, tc *textChunk) []byte {
 func topID(s string, from int) (int, int) {
 	const prefix = `{"id":"`
 	if strings.HasPrefix(s, prefix) {
-		if e := strings.IndexByte(s[len(prefix):], '"'); e >= 0 {
-			return len(prefix) - 1, len(prefix) + e + 1
+		// Its end found as a string's end: an id with an escaped quote
+		// was cut at that quote.
+		if e := jsonscan.StringEnd(s, len(prefix)); e >= 0 {
+			return len(prefix) - 1, e + 1
 		}
 	}
 	if from > 0 {

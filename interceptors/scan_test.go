@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // TestScanText: the byte-search path accepts text chunks and refuses every
@@ -257,6 +259,35 @@ func TestErrorBesideTextIsTheRoundsError(t *testing.T) {
 				t.Errorf("error %s (after a learnt prefix %v): Process returned %s, %v; the round's error %s; want nothing returned and the error kept",
 					v, after, out, err, res.Error)
 			}
+		}
+	}
+}
+
+// TestTurnIDReplacesAnIDWithAnEscape: a later round's text chunks go out
+// under the turn's id, whatever the provider's id holds: one with an
+// escaped quote (valid JSON) was cut at that quote, and the rest of it
+// left after the turn's id made the chunk the bot got invalid JSON
+// ({"id":"turn-1"b",…}).
+func TestTurnIDReplacesAnIDWithAnEscape(t *testing.T) {
+	c := NewCapture(isPaymentName)
+	c.StartRound(0, "turn-1", 1700000000)
+	if _, err := c.Process([]byte(`{"id":"a","choices":[{"index":0,"delta":{"role":"assistant"}}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	c.EndRound()
+	c.StartRound(1, "turn-1", 1700000000)
+	for _, ev := range []string{
+		`{"id":"a\"b","choices":[{"index":0,"delta":{"role":"assistant"}}]}`,
+		`{"id":"a\"b","choices":[{"index":0,"delta":{"content":"x"}}]}`,
+		`{"id":"a\"b","choices":[{"index":0,"delta":{"content":"y"}}]}`,
+		`{"id":"a\\","choices":[{"index":0,"delta":{"content":"z"}}]}`,
+	} {
+		out, err := c.Process([]byte(ev))
+		if err != nil {
+			t.Fatalf("%s: %v", ev, err)
+		}
+		if out != nil && (!gjson.ValidBytes(out) || gjson.GetBytes(out, "id").String() != "turn-1") {
+			t.Errorf("%s went out as %s; want valid JSON under the turn's id", ev, out)
 		}
 	}
 }
