@@ -240,8 +240,10 @@ var callShapes = []callShape{
 	},
 	{
 		// The id after the delta, with another "id" before it in an
-		// object of the provider's: topID would stamp the wrong one, so
-		// the envelope is not learnt.
+		// object of the provider's: topID walks to the top-level one
+		// (topAfter), so the envelope is learnt and the turn's id goes
+		// there. Found by a search, the nested one was stamped, and the
+		// envelope was not learnt.
 		name:  "NestedIDBeforeID",
 		chunk: openAIEnvelope(`{"choices":[{"delta":`, `,"finish_reason":null,"index":0}],"created":1752019700,"x_meta":{"id":"req_01j9"},"model":"m","id":"chatcmpl-nested"}`),
 		start: func(idx int, id, name, args string) string {
@@ -251,6 +253,7 @@ var callShapes = []callShape{
 			return `{"tool_calls":[{"index":` + strconv.Itoa(idx) + `,"function":{"arguments":"` + args + `"}}]}`
 		},
 		after: []string{`{"choices":[{"delta":{},"finish_reason":"tool_calls","index":0}],"created":1752019700,"x_meta":{"id":"req_01j9"},"model":"m","id":"chatcmpl-nested"}`},
+		path:  true,
 	},
 	{
 		// Gemini sends a call whole in one delta, without an index.

@@ -612,8 +612,7 @@ func (c *Capture) dropRole(data []byte, s string, tc *textChunk) []byte {
 // topID returns the byte range of the top-level "id" value (quotes
 // included; a null or other non-string id too, which the turn's id
 // replaces), or -1. Most providers put it first; others after the choices,
-// so a plain `"id":"` after the delta (from) is the top-level one: nothing
-// after a delta but the rest of its choice and the top level can hold it.
+// where from, the end of choice 0's delta, has topAfter walk to it.
 func topID(s string, from int) (int, int) {
 	const prefix = `{"id":"`
 	if strings.HasPrefix(s, prefix) {
@@ -624,11 +623,8 @@ func topID(s string, from int) (int, int) {
 		}
 	}
 	if from > 0 {
-		if i := strings.Index(s[from:], `"id":"`); i >= 0 {
-			v := from + i + 5
-			if e := jsonscan.StringEnd(s, v+1); e >= 0 {
-				return v, e + 1
-			}
+		if m, ok := topAfter(s, from, "id"); ok {
+			return m.At, m.End
 		}
 	}
 	r := gjson.Get(s, "id")
@@ -638,23 +634,46 @@ func topID(s string, from int) (int, int) {
 	return r.Index, r.Index + len(r.Raw)
 }
 
-// topCreated returns the byte range of the top-level "created" number after
-// from, or -1. A plain search is enough where topID's is: the key cannot
-// occur inside a string (its quotes would be escaped), and nothing after a
-// delta but the top level has a member of that name, nor before it.
+// topCreated returns the byte range of the top-level "created" number, or
+// -1: after from, the end of choice 0's delta, when from is not 0.
 func topCreated(s string, from int) (int, int) {
-	const key = `"created":`
-	i := strings.Index(s[from:], key)
-	if i < 0 {
+	at, end := -1, -1
+	if from > 0 {
+		if m, ok := topAfter(s, from, "created"); ok {
+			at, end = m.At, m.End
+		}
+	} else if r := gjson.Get(s, "created"); r.Exists() {
+		at, end = r.Index, r.Index+len(r.Raw)
+	}
+	if at < 0 || strings.IndexByte("0123456789-", s[at]) < 0 {
 		return -1, -1
 	}
-	v := jsonscan.SkipSpace(s, from+i+len(key))
-	e := v
-	for e < len(s) && strings.IndexByte("0123456789-+.eE", s[e]) >= 0 {
-		e++
+	return at, end
+}
+
+// topAfter finds the top-level member key after choice 0's delta, which
+// ends at deltaEnd, by walking what follows it: the rest of the choice, of
+// the choices and of the top level. A search for the key took a member of
+// that name nested there (a provider's "x_meta":{"id":…}, a choice's
+// logprobs) for the top-level one, and the turn's id or created went
+// there.
+func topAfter(s string, deltaEnd int, key string) (jsonscan.Member, bool) {
+	i := deltaEnd
+	for level, object := range [...]bool{true, false, true} { // choice, choices, top
+		for {
+			m, ok := jsonscan.NextMember(s, i, object)
+			if !ok {
+				if m.End < 0 {
+					return m, false
+				}
+				i = m.End
+				break
+			}
+			if level == 2 && m.Key == key {
+				return m, true
+			}
+			i = m.End
+		}
 	}
-	if e == v {
-		return -1, -1
-	}
-	return v, e
+	return jsonscan.Member{}, false
 }

@@ -291,3 +291,31 @@ func TestTurnIDReplacesAnIDWithAnEscape(t *testing.T) {
 		}
 	}
 }
+
+// TestTurnStampsTheTopLevelIDAndCreated: a later round's text chunks go
+// out under the turn's id and created, in their top-level members, as the
+// slow path stamps them, not in a member of that name nested in another
+// value (a provider's "x_meta":{"id":…}), before the delta or after it.
+func TestTurnStampsTheTopLevelIDAndCreated(t *testing.T) {
+	for _, ev := range []string{
+		`{"id":"a","choices":[{"created":5,"index":0,"delta":{"content":"x"}}],"created":1}`,
+		`{"id":"a","x_meta":{"created":5},"choices":[{"index":0,"delta":{"content":"x"}}],"created":1}`,
+		`{"choices":[{"index":0,"delta":{"content":"x"}}],"x_meta":{"id":"req_1","created":5},"created":1,"id":"a"}`,
+		`{"choices":[{"index":0,"delta":{"content":"x"},"logprobs":{"id":"q"}}],"created":1,"id":"a"}`,
+	} {
+		c := NewCapture(isPaymentName)
+		c.StartRound(0, "turn-1", 1700000000)
+		if _, err := c.Process([]byte(`{"id":"a","choices":[{"index":0,"delta":{"role":"assistant"}}]}`)); err != nil {
+			t.Fatal(err)
+		}
+		c.EndRound()
+		c.StartRound(1, "turn-1", 1700000000)
+		for range 2 { // as scanText reads it, then as scanTextAfter
+			out, err := c.Process([]byte(ev))
+			if err != nil || !gjson.ValidBytes(out) || gjson.GetBytes(out, "id").String() != "turn-1" || gjson.GetBytes(out, "created").Int() != 1700000000 ||
+				strings.Count(string(out), "turn-1") != 1 || strings.Count(string(out), "1700000000") != 1 {
+				t.Errorf("%s went out as %s, %v; want the turn's id and created in the top-level members only", ev, out, err)
+			}
+		}
+	}
+}
