@@ -269,13 +269,7 @@ func TestErrorBesideTextIsTheRoundsError(t *testing.T) {
 // left after the turn's id made the chunk the bot got invalid JSON
 // ({"id":"turn-1"b",…}).
 func TestTurnIDReplacesAnIDWithAnEscape(t *testing.T) {
-	c := NewCapture(isPaymentName)
-	c.StartRound(0, "turn-1", 1700000000)
-	if _, err := c.Process([]byte(`{"id":"a","choices":[{"index":0,"delta":{"role":"assistant"}}]}`)); err != nil {
-		t.Fatal(err)
-	}
-	c.EndRound()
-	c.StartRound(1, "turn-1", 1700000000)
+	c := laterRound(t)
 	for _, ev := range []string{
 		`{"id":"a\"b","choices":[{"index":0,"delta":{"role":"assistant"}}]}`,
 		`{"id":"a\"b","choices":[{"index":0,"delta":{"content":"x"}}]}`,
@@ -303,13 +297,7 @@ func TestTurnStampsTheTopLevelIDAndCreated(t *testing.T) {
 		`{"choices":[{"index":0,"delta":{"content":"x"}}],"x_meta":{"id":"req_1","created":5},"created":1,"id":"a"}`,
 		`{"choices":[{"index":0,"delta":{"content":"x"},"logprobs":{"id":"q"}}],"created":1,"id":"a"}`,
 	} {
-		c := NewCapture(isPaymentName)
-		c.StartRound(0, "turn-1", 1700000000)
-		if _, err := c.Process([]byte(`{"id":"a","choices":[{"index":0,"delta":{"role":"assistant"}}]}`)); err != nil {
-			t.Fatal(err)
-		}
-		c.EndRound()
-		c.StartRound(1, "turn-1", 1700000000)
+		c := laterRound(t)
 		for range 2 { // as scanText reads it, then as scanTextAfter
 			out, err := c.Process([]byte(ev))
 			if err != nil || !gjson.ValidBytes(out) || gjson.GetBytes(out, "id").String() != "turn-1" || gjson.GetBytes(out, "created").Int() != 1700000000 ||
@@ -318,4 +306,19 @@ func TestTurnStampsTheTopLevelIDAndCreated(t *testing.T) {
 			}
 		}
 	}
+}
+
+// laterRound is a Capture in round 1 of turn "turn-1" (created
+// 1700000000), after a round 0 whose role went out: its chunks go out
+// under the turn's id and created.
+func laterRound(t *testing.T) *Capture {
+	t.Helper()
+	c := NewCapture(isPaymentName)
+	c.StartRound(0, "turn-1", 1700000000)
+	if _, err := c.Process([]byte(`{"id":"a","choices":[{"index":0,"delta":{"role":"assistant"}}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	c.EndRound()
+	c.StartRound(1, "turn-1", 1700000000)
+	return c
 }
