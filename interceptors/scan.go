@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -75,11 +76,18 @@ func scanText(s string) (tc textChunk, ok bool) {
 	// "FINISH_REASON" or "uſage" beside them, which Go's encoding/json
 	// reads as the member, is found by a walk of its keys (the chunks
 	// scanTextAfter takes after it repeat its keys byte for byte).
-	if jsonscan.Ambiguous(s, 0, jsonscan.Chunk, nil) {
+	if jsonscan.Ambiguous(s, 0, textLevel, nil) {
 		return tc, false
 	}
 	return tc, true
 }
+
+// textLevel is jsonscan.Chunk with the top-level id and created, which a
+// later round's text chunks go out stamped in (stampAt, the first copy):
+// a chunk that names one twice takes the slow path, which stamps the
+// last, the copy a bot's parser reads (Go's encoding/json, JSON.parse).
+var textLevel = jsonscan.Folded(&jsonscan.Level{Fields: append(slices.Clone(jsonscan.Chunk.Fields),
+	jsonscan.Field{Name: "id"}, jsonscan.Field{Name: "created"})})
 
 // choiceDelta reports whether the object at s[d] is the "delta" of the
 // first of the top-level choices, as the slow path reads a delta: one at
@@ -168,7 +176,7 @@ func scanTextAfter(s string, n int, tail *template) (tc textChunk, ok bool) {
 	if tail != nil && tail.match(s[tc.deltaEnd:]) {
 		return tc, true
 	}
-	return tc, cleanAfter(s, tc.deltaEnd) && !jsonscan.Ambiguous(s, 0, jsonscan.Chunk, nil)
+	return tc, cleanAfter(s, tc.deltaEnd) && !jsonscan.Ambiguous(s, 0, textLevel, nil)
 }
 
 // template is the shape of what follows the delta in a chunk scanText

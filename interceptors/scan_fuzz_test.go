@@ -28,11 +28,14 @@ func FuzzTextPathMatchesSlowPath(f *testing.F) {
 		}
 	}
 	// An error that is not an object beside text (TestErrorBesideTextIsTheRoundsError),
-	// an id with an escaped quote (TestTurnIDReplacesAnIDWithAnEscape).
+	// an id with an escaped quote (TestTurnIDReplacesAnIDWithAnEscape), an
+	// id named twice (TestTurnStampsTheIDTheBotReads).
 	f.Add([]byte(`{"id":"a","choices":[{"index":0,"delta":{"role":"assistant"}}]}` + "\n" +
 		`{"id":"a","choices":[{"index":0,"delta":{"content":"hi"}}],"error":"boom"}`))
 	f.Add([]byte(`{"id":"a","choices":[{"index":0,"delta":{"role":"assistant"}}]}` + "\n" +
 		`{"id":"a\"b","choices":[{"index":0,"delta":{"content":"x"}}]}`))
+	f.Add([]byte(`{"id":"a","choices":[{"index":0,"delta":{"role":"assistant"}}]}` + "\n" +
+		`{"id":"a","created":1,"choices":[{"index":0,"delta":{"content":"x"}}],"id":"b","created":2}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		fast, slow := NewCapture(isPaymentName), NewCapture(isPaymentName)
 		fast.PaymentNames(paymentNames...)

@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -303,6 +304,37 @@ func TestTurnStampsTheTopLevelIDAndCreated(t *testing.T) {
 			if err != nil || !gjson.ValidBytes(out) || gjson.GetBytes(out, "id").String() != "turn-1" || gjson.GetBytes(out, "created").Int() != 1700000000 ||
 				strings.Count(string(out), "turn-1") != 1 || strings.Count(string(out), "1700000000") != 1 {
 				t.Errorf("%s went out as %s, %v; want the turn's id and created in the top-level members only", ev, out, err)
+			}
+		}
+	}
+}
+
+// TestTurnStampsTheIDTheBotReads: a later round's chunk that names its
+// id or created twice at the top level goes out with the turn's in the
+// copy the bot's parser reads (the last, as Go's encoding/json and
+// JSON.parse take it), as the slow path stamps it: the text path stamped
+// the first and the bot read the provider's id in a round that goes out
+// under the turn's.
+func TestTurnStampsTheIDTheBotReads(t *testing.T) {
+	for _, evs := range [][]string{
+		{`{"id":"a","choices":[{"index":0,"delta":{"content":"x"}}],"id":"b"}`},
+		{`{"id":"a","choices":[{"index":0,"delta":{"content":"x"}}],"x":{"id":"n"},"id":"b"}`},
+		{`{"id":"a","created":1,"choices":[{"index":0,"delta":{"content":"x"}}],"created":2}`},
+		{`{"created":1,"choices":[{"index":0,"delta":{"content":"x"}}],"id":"a","id":"b"}`},
+		{`{"choices":[{"index":0,"delta":{"content":"x"}}],"created":1,"created":2,"id":"a"}`},
+		// After a prefix learnt from a chunk without the second copy.
+		{`{"id":"a","created":1,"choices":[{"index":0,"delta":{"content":"x"}}]}`,
+			`{"id":"a","created":1,"choices":[{"index":0,"delta":{"content":"y"}}],"id":"b","created":2}`},
+	} {
+		c := laterRound(t)
+		for _, ev := range append(evs, evs[len(evs)-1]) { // the last as scanText reads it, then as scanTextAfter
+			out, err := c.Process([]byte(ev))
+			var got struct {
+				ID      string
+				Created int64
+			}
+			if err != nil || json.Unmarshal(out, &got) != nil || got.ID != "turn-1" || strings.Contains(ev, "created") && got.Created != 1700000000 {
+				t.Errorf("%s went out as %s, %v; the bot reads id %q, created %d; want the turn's", ev, out, err, got.ID, got.Created)
 			}
 		}
 	}
