@@ -480,9 +480,11 @@ func hasEscapedLetter(s string) bool {
 // path reads a chunk's error: an object, and a string, number, true or
 // array too (some servers send "error":"…"). A chunk with one is the
 // round's error, held from the bot; the text path passed one that was not
-// an object on as text. The key's quotes cannot be found inside a string
-// value (they would be escaped there), and a string value "error" has no
-// colon after it.
+// an object on as text. It may answer yes where there is none (a nested
+// "error", or a key such as "x\"error"), which
+// only sends the chunk to the slow path; it never answers no where there is
+// one, as a top-level key's bytes are "error" unless escaped (refused by
+// hasEscapedLetter), and a repeated key makes it search on.
 func hasError(s string) bool {
 	const key = `"error"`
 	for {
