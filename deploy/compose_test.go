@@ -17,6 +17,9 @@ type compose struct {
 	Name     string                    `yaml:"name"`
 	Services map[string]composeService `yaml:"services"`
 	Volumes  map[string]any            `yaml:"volumes"`
+	Networks map[string]*struct {
+		Internal bool `yaml:"internal"`
+	} `yaml:"networks"`
 }
 
 type composeService struct {
@@ -27,6 +30,7 @@ type composeService struct {
 	Image       string            `yaml:"image"`
 	Environment map[string]string `yaml:"environment"`
 	Volumes     []string          `yaml:"volumes"`
+	Networks    []string          `yaml:"networks"`
 	Ports       []string          `yaml:"ports"`
 	ReadOnly    bool              `yaml:"read_only"`
 	Tmpfs       []string          `yaml:"tmpfs"`
@@ -170,6 +174,22 @@ func checkCompose(c compose, img image) (ps problems, configFile string, env map
 		// a crash loses a purchase's claim while its order is payable.
 		ps.add("redis: AOF without --appendfsync always: a crash loses the last acknowledged writes (README, Scaling out)")
 	}
+	// Redis is paygate's alone: the store holds the orders, approvals,
+	// refund confirmations and the user hash key, and Redis asks the
+	// compose network for no password. On a network the bot (or any other
+	// service) shares, the bot could approve its own order above
+	// approval_above, confirm a refund or mark an order paid by writing the
+	// keys paygate reads.
+	if !slices.ContainsFunc(serviceNetworks(redis), func(n string) bool { return slices.Contains(serviceNetworks(pg), n) }) {
+		ps.add("paygate: on no network of redis's %q: it cannot reach its store", serviceNetworks(redis))
+	}
+	for _, n := range serviceNetworks(redis) {
+		for name, svc := range c.Services {
+			if name != "redis" && name != "paygate" && slices.Contains(serviceNetworks(svc), n) {
+				ps.add("%s: shares the network %q with redis: it reaches paygate's store, which asks no password there", name, n)
+			}
+		}
+	}
 	if bot.DependsOn["paygate"].Condition != "service_healthy" {
 		ps.add("bot: does not wait for paygate to be healthy")
 	}
@@ -256,6 +276,15 @@ func checkCompose(c compose, img image) (ps problems, configFile string, env map
 		ps.add("paygate: stop_grace_period %q does not cover server.shutdown_timeout %s and closing after it (%s)", pg.StopGracePeriod, cfg.Server.ShutdownTimeout.D(), closeAfterDrain)
 	}
 	return ps, configFile, env
+}
+
+// serviceNetworks is the networks a service is on: Compose's "default"
+// when it names none.
+func serviceNetworks(s composeService) []string {
+	if len(s.Networks) == 0 {
+		return []string{"default"}
+	}
+	return s.Networks
 }
 
 // closeAfterDrain is the most paygate may take after server.shutdown_timeout
@@ -355,6 +384,16 @@ func TestComposeChecksCatch(t *testing.T) {
 			s.Tmpfs = nil
 			c.Services["paygate"] = s
 		}, "without a tmpfs at /tmp"},
+		{"bot on redis's network", func(c *compose, _ *image) {
+			s := c.Services["bot"]
+			s.Networks = append(serviceNetworks(s), serviceNetworks(c.Services["redis"])...)
+			c.Services["bot"] = s
+		}, `bot: shares the network`},
+		{"paygate off redis's network", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			s.Networks = []string{"elsewhere"}
+			c.Services["paygate"] = s
+		}, "cannot reach its store"},
 		{"redis AOF synced every second", func(c *compose, _ *image) {
 			s := c.Services["redis"]
 			s.Command = []string{"redis-server", "--appendonly", "yes"}
