@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -412,5 +413,56 @@ func TestRepairDrainsTheIntentLogOfEarlierVersions(t *testing.T) {
 		if n, err := s.c.Exists(ctx, k).Result(); err != nil || n != 0 {
 			t.Errorf("%s after Repair: exists %d, %v; want drained", k, n, err)
 		}
+	}
+}
+
+// TestRepairGoesPastMembersItCannotResync: an order whose record does not
+// decode (a hand-spoilt record, a later version's) cannot be resynced, and
+// its note stays. Repair must still reach every other abandoned note, also
+// when more than a page of them (the 100 it reads at a time) is stuck
+// before the rest, and say which it left.
+func TestRepairGoesPastMembersItCannotResync(t *testing.T) {
+	requireSharedRedis(t)
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+	ctx := context.Background()
+	const bad, good = 101, 3
+	for i := range bad {
+		o := storetest.NewOrder(fmt.Sprintf("BAD-%03d", i), "shop", "spoilt", clock.Now())
+		if !beginCrashWriter(t, s, o.OrderNo).create(o, "bad-e"+o.OrderNo) {
+			t.Fatalf("create %s did not apply", o.OrderNo)
+		}
+		rk, _, _ := s.k.orderTag(o.OrderNo)
+		if err := s.c.HSet(ctx, rk, "j", `{"order_no": nul`).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Scored after the spoilt ones (later, or in the same millisecond and
+	// after them by name).
+	for i := range good {
+		o := storetest.NewOrder(fmt.Sprintf("OK-%d", i), "shop", "crashy", clock.Now())
+		if !beginCrashWriter(t, s, o.OrderNo).create(o, "ok-e"+o.OrderNo) {
+			t.Fatalf("create %s did not apply", o.OrderNo)
+		}
+	}
+	ageNotes(t, s, DefaultRepairGrace+time.Second)
+
+	n, err := s.Repair(ctx)
+	if err == nil || !strings.Contains(err.Error(), "BAD-000") {
+		t.Errorf("Repair error: %v; want one naming the order it could not resync", err)
+	}
+	if n != good {
+		t.Errorf("Repair resolved %d notes; want %d", n, good)
+	}
+	us, err := s.LoadUserState(ctx, "shop", "crashy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(us.Orders) != good {
+		t.Errorf("user state after repair: %d orders; want %d", len(us.Orders), good)
+	}
+	left, err := s.c.ZCard(ctx, s.k.idx("notes")).Result()
+	if err != nil || left != bad {
+		t.Errorf("notes left after repair: %d, %v; want %d, the spoilt orders'", left, err, bad)
 	}
 }

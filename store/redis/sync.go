@@ -221,8 +221,11 @@ func (s *Store) resync(ctx context.Context, member string, notes ...string) erro
 // Repair resyncs every member with a repair note older than the grace period
 // (left by a crash or a lost connection between the steps) and reports how
 // many notes it resolved; it then enters the orders an earlier version
-// indexed into their clients' indexes (indexClients). It runs at start-up and every RepairInterval; it is
-// exported for operators and tests. A note's age is judged by the clock that
+// indexed into their clients' indexes (indexClients). A member it cannot
+// resync for a reason of its own (a record that does not decode) keeps its
+// notes, is logged, and is named in the error Repair returns once it has
+// gone on to every other; Redis failing ends the pass at once. It runs at
+// start-up and every RepairInterval; it is exported for operators and tests. A note's age is judged by the clock that
 // scored it, that of the server holding {idx}: by this replica's own clock
 // (Options.Now), a replica running ahead of a writer would take the note of
 // a write that has not run yet for abandoned, resync the order from the
@@ -238,35 +241,75 @@ func (s *Store) Repair(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("redis: repair: server time reply %T", now)
 	}
 	cutoff := strconv.FormatInt(nowMs-s.grace.Milliseconds(), 10)
-	n, err := s.repairNotes(ctx, cutoff)
-	if err != nil {
-		return n, err
+	n, left := s.repairNotes(ctx, cutoff)
+	if left != nil && !errors.As(left, new(leftMembers)) {
+		return n, left
 	}
-	m, err := s.repairLegacy(ctx, cutoff)
-	if err != nil {
-		return n + m, err
+	m, leftLegacy := s.repairLegacy(ctx, cutoff)
+	if leftLegacy != nil && !errors.As(leftLegacy, new(leftMembers)) {
+		return n + m, leftLegacy
 	}
 	if _, err := s.indexClients(ctx); err != nil {
 		return n + m, err
 	}
-	return n + m, nil
+	return n + m, errors.Join(left, leftLegacy)
+}
+
+// leftMembers is the error of a repair pass that went on past members it
+// could not resync for a reason of their own (a record that does not
+// decode, a script's error on their keys): their notes stay, and the pass
+// reached every other. The first such member's error is kept.
+type leftMembers struct {
+	n     int
+	first error
+}
+
+func (e leftMembers) Error() string {
+	return fmt.Sprintf("%d members left unrepaired, the first: %v", e.n, e.first)
+}
+
+func (e leftMembers) Unwrap() error { return e.first }
+
+// leave records that member could not be resynced, and reports whether the
+// pass may go on past it: not when Redis itself failed (unavailable, the
+// pass's context ended), which every other member would meet too.
+func (s *Store) leave(ctx context.Context, left *leftMembers, member string, err error) bool {
+	if errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
+		return false
+	}
+	s.log.WarnContext(ctx, "store repair left a member it cannot resync; its note stays", "member", member, "err", err)
+	if left.n == 0 {
+		left.first = fmt.Errorf("redis: repair %s: %w", member, err)
+	}
+	left.n++
+	return true
 }
 
 func (s *Store) repairNotes(ctx context.Context, cutoff string) (int, error) {
 	seen := map[string]bool{}
+	stuck := map[string]bool{} // seen and still there
+	var left leftMembers
 	n := 0
 	for {
+		// Every note ranked before the first this pass has not seen is
+		// one it saw and that is still there, so a page read past as many
+		// as are known to be stuck starts at or before it: read from the
+		// first note on, a page of stuck notes hid every note behind it.
 		notes, err := s.c.ZRangeByScore(ctx, s.k.idx("notes"), &goredis.ZRangeBy{
-			Min: "-inf", Max: cutoff, Offset: 0, Count: 100,
+			Min: "-inf", Max: cutoff, Offset: int64(len(stuck)), Count: 100,
 		}).Result()
 		if err != nil {
 			return n, mapErr("repair", err)
 		}
 		var members []string
 		byMember := map[string][]string{}
+		grew := false
 		for _, note := range notes {
 			if seen[note] {
-				continue // its removal failed silently: do not spin
+				// Left in place, or its removal failed silently: do not spin.
+				grew = grew || !stuck[note]
+				stuck[note] = true
+				continue
 			}
 			seen[note] = true
 			m := memberOf(note)
@@ -275,12 +318,18 @@ func (s *Store) repairNotes(ctx context.Context, cutoff string) (int, error) {
 			}
 			byMember[m] = append(byMember[m], note)
 		}
-		if len(members) == 0 {
-			return n, nil
+		if len(members) == 0 && !grew {
+			return n, left.err()
 		}
 		for _, m := range members {
 			if err := s.resync(ctx, m, byMember[m]...); err != nil {
-				return n, fmt.Errorf("redis: repair %s: %w", m, err)
+				if !s.leave(ctx, &left, m, err) {
+					return n, fmt.Errorf("redis: repair %s: %w", m, err)
+				}
+				for _, note := range byMember[m] {
+					stuck[note] = true
+				}
+				continue
 			}
 			n += len(byMember[m])
 		}
@@ -293,10 +342,12 @@ func (s *Store) repairNotes(ctx context.Context, cutoff string) (int, error) {
 func (s *Store) repairLegacy(ctx context.Context, cutoff string) (int, error) {
 	dirty, dirtyat := s.k.idx("dirty"), s.k.idx("dirtyat")
 	seen := map[string]bool{}
+	stuck := map[string]bool{} // as repairNotes
+	var left leftMembers
 	n := 0
 	for {
 		members, err := s.c.ZRangeByScore(ctx, dirtyat, &goredis.ZRangeBy{
-			Min: "-inf", Max: cutoff, Offset: 0, Count: 100,
+			Min: "-inf", Max: cutoff, Offset: int64(len(stuck)), Count: 100,
 		}).Result()
 		if err != nil {
 			return n, mapErr("repair", err)
@@ -304,6 +355,8 @@ func (s *Store) repairLegacy(ctx context.Context, cutoff string) (int, error) {
 		progress := false
 		for _, m := range members {
 			if seen[m] {
+				progress = progress || !stuck[m]
+				stuck[m] = true
 				continue
 			}
 			seen[m] = true
@@ -313,7 +366,11 @@ func (s *Store) repairLegacy(ctx context.Context, cutoff string) (int, error) {
 				return n, mapErr("repair", err)
 			}
 			if err := s.resync(ctx, m); err != nil {
-				return n, fmt.Errorf("redis: repair %s: %w", m, err)
+				if !s.leave(ctx, &left, m, err) {
+					return n, fmt.Errorf("redis: repair %s: %w", m, err)
+				}
+				stuck[m] = true
+				continue
 			}
 			if _, err := s.run(ctx, "repair", s.sc.dropLegacy, []string{dirty, dirtyat}, m, tok); err != nil {
 				return n, err
@@ -321,9 +378,17 @@ func (s *Store) repairLegacy(ctx context.Context, cutoff string) (int, error) {
 			n++
 		}
 		if !progress {
-			return n, nil
+			return n, left.err()
 		}
 	}
+}
+
+// err is nil when no member was left.
+func (e leftMembers) err() error {
+	if e.n == 0 {
+		return nil
+	}
+	return e
 }
 
 // outbox list elements: the event with the fields the scripts read.
