@@ -1371,20 +1371,33 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 		}
 		return res, gen, wait
 	}
-	res, gen, wait := exec()
+	var res, wait *goredis.Cmd
+	var gen *goredis.IntCmd
+	// refusedRaise checks the raise behind a script that answered an
+	// error: it ran all the same, and is checked as any other. Unchecked,
+	// it hid one lost write from the raise that follows: a Redis restarted
+	// from a snapshot has no script cached, so the first money write after
+	// the restart answers NOSCRIPT; a writer stalled through a failover to
+	// a replica that lagged has its first money step refused as stale
+	// (STALEINTENT) and retried under a fresh intent.
+	refusedRaise := func() error {
+		if gen == nil {
+			return nil
+		}
+		n, err := gen.Result()
+		if err != nil {
+			return nil
+		}
+		if err := s.sawGen(ctx, gk, before, n, true); err != nil {
+			return err
+		}
+		before = n
+		return nil
+	}
+	res, gen, wait = exec()
 	if goredis.HasErrorPrefix(res.Err(), "NOSCRIPT") {
-		// The raise behind the script ran although the script did not, and
-		// is checked as any other: a Redis restarted from a snapshot has no
-		// script cached, so the first money write after the restart always
-		// comes here, and its unchecked raise hid one lost write from the
-		// raise that follows.
-		if gen != nil {
-			if n, err := gen.Result(); err == nil {
-				if err := s.sawGen(ctx, gk, before, n, true); err != nil {
-					return nil, err
-				}
-				before = n
-			}
+		if err := refusedRaise(); err != nil {
+			return nil, err
 		}
 		if err := sc.Load(ctx, c).Err(); err != nil {
 			return nil, writeErr(op, err)
@@ -1393,6 +1406,9 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 	}
 	v, err := res.Result()
 	if err != nil {
+		if err := refusedRaise(); err != nil {
+			return nil, err
+		}
 		return nil, writeErr(op, err)
 	}
 	if epoch != nil && apart {
