@@ -451,7 +451,16 @@ func (s *Store) start(ctx context.Context, opts Options) {
 	lctx, lcancel := context.WithTimeout(context.WithValue(ctx, starting{}, true), 2*time.Second)
 	err := s.checkEpoch(lctx) // Ping retries while Redis is down; the first to reach it warns (firstReached)
 	if s.epoch.Load() == nil && !s.lost.Load() && ctx.Err() == nil {
-		if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		var reply goredis.Error
+		answered := errors.As(err, &reply) && !errors.Is(err, goredis.ErrClosed)
+		switch {
+		case err != nil && errors.Is(err, store.ErrUnavailable) && answered:
+			// It answered, refusing for now: READONLY (addrs naming a
+			// replica), OOM, MISCONF, LOADING, CLUSTERDOWN.
+			s.log.Warn("Redis refused paygate's first write at start: every store call fails as unavailable until it takes "+
+				"paygate's writes (READONLY: store.redis.addrs names a replica, not the primary; OOM, MISCONF: its memory "+
+				"or disk; paygate serve: payment tools fail closed, chat goes on without payment state)", "err", err)
+		case err != nil && !errors.Is(err, store.ErrUnavailable):
 			// It answered, refusing: WRONGPASS or NOAUTH (credentials),
 			// NOPERM (an ACL), a syntax error (a Redis older than
 			// paygate's commands). "Did not answer" sent the operator of
@@ -459,7 +468,7 @@ func (s *Store) start(ctx context.Context, opts Options) {
 			s.log.Warn("Redis refused paygate at start: every store call fails until it takes paygate's commands "+
 				"(check store.redis.username and password, the user's ACL, the Redis version; "+
 				"paygate serve: payment tools fail closed, chat goes on without payment state)", "err", err)
-		} else {
+		default:
 			s.log.Warn("Redis did not answer at start: every store call fails as unavailable until it does "+
 				"(paygate serve: payment tools fail closed, chat goes on without payment state)", "err", err)
 		}
