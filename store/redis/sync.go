@@ -223,10 +223,10 @@ func (s *Store) resync(ctx context.Context, member string, notes ...string) erro
 // many notes it resolved; it then enters the orders an earlier version
 // indexed into their clients' indexes (indexClients). A member it cannot
 // resync for a reason of its own (a record that does not decode) keeps its
-// notes, is logged, and is named in the error Repair returns once it has
-// gone on to every other; Redis failing ends the pass at once. It runs at
-// start-up and every RepairInterval; it is exported for operators and tests. A note's age is judged by the clock that
-// scored it, that of the server holding {idx}: by this replica's own clock
+// notes and is counted in the error Repair returns (the first named) once
+// it has gone on to every other; Redis failing ends the pass at once. It
+// runs at start-up and every RepairInterval; it is exported for operators
+// and tests. A note's age is judged by the clock that scored it, that of the server holding {idx}: by this replica's own clock
 // (Options.Now), a replica running ahead of a writer would take the note of
 // a write that has not run yet for abandoned, resync the order from the
 // state before it and remove the note, and the write, once committed, would
@@ -272,12 +272,14 @@ func (e leftMembers) Unwrap() error { return e.first }
 
 // leave records that member could not be resynced, and reports whether the
 // pass may go on past it: not when Redis itself failed (unavailable, the
-// pass's context ended), which every other member would meet too.
-func (s *Store) leave(ctx context.Context, left *leftMembers, member string, err error) bool {
+// pass's context ended), which every other member would meet too. It logs
+// nothing: the pass's error (logged once a pass by the background loop)
+// counts the members left and names the first: a line for each would be
+// as many lines a minute as records spoilt.
+func (left *leftMembers) leave(ctx context.Context, member string, err error) bool {
 	if errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
 		return false
 	}
-	s.log.WarnContext(ctx, "store repair left a member it cannot resync; its note stays", "member", member, "err", err)
 	if left.n == 0 {
 		left.first = fmt.Errorf("redis: repair %s: %w", member, err)
 	}
@@ -323,7 +325,7 @@ func (s *Store) repairNotes(ctx context.Context, cutoff string) (int, error) {
 		}
 		for _, m := range members {
 			if err := s.resync(ctx, m, byMember[m]...); err != nil {
-				if !s.leave(ctx, &left, m, err) {
+				if !left.leave(ctx, m, err) {
 					return n, fmt.Errorf("redis: repair %s: %w", m, err)
 				}
 				for _, note := range byMember[m] {
@@ -366,7 +368,7 @@ func (s *Store) repairLegacy(ctx context.Context, cutoff string) (int, error) {
 				return n, mapErr("repair", err)
 			}
 			if err := s.resync(ctx, m); err != nil {
-				if !s.leave(ctx, &left, m, err) {
+				if !left.leave(ctx, m, err) {
 					return n, fmt.Errorf("redis: repair %s: %w", m, err)
 				}
 				stuck[m] = true
