@@ -226,8 +226,9 @@ func (s *Store) resync(ctx context.Context, member string, notes ...string) erro
 // notes and is counted in the error Repair returns (the first named) once
 // it has gone on to every other; Redis failing ends the pass at once. It
 // runs at start-up and every RepairInterval; it is exported for operators
-// and tests. A note's age is judged by the clock that scored it, that of the server holding {idx}: by this replica's own clock
-// (Options.Now), a replica running ahead of a writer would take the note of
+// and tests. A note's age is judged by the clock that scored it, that of
+// the server holding {idx}: by this replica's own clock (Options.Now), a
+// replica running ahead of a writer would take the note of
 // a write that has not run yet for abandoned, resync the order from the
 // state before it and remove the note, and the write, once committed, would
 // have none if its writer then died before its sync.
