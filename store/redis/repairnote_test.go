@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
 )
@@ -465,4 +467,56 @@ func TestRepairGoesPastMembersItCannotResync(t *testing.T) {
 	if err != nil || left != bad {
 		t.Errorf("notes left after repair: %d, %v; want %d, the spoilt orders'", left, err, bad)
 	}
+}
+
+// downAtResync kills srv as Repair sends its first resync read, and counts
+// the resync reads sent.
+type downAtResync struct {
+	sha   string
+	srv   *redistest.Server
+	reads *atomic.Int32
+}
+
+func (h downAtResync) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h downAtResync) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if runs(cmd, h.sha) && h.reads.Add(1) == 1 {
+			h.srv.Kill()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h downAtResync) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+// TestRepairStopsWhenRedisGoesDown: Repair goes on past a member whose
+// own record it cannot resync, but not past one it could not resync
+// because Redis went away: every other member would meet the same, and
+// the pass ends at once with Redis's failure, as store.ErrUnavailable,
+// not as members left for a reason of their own.
+func TestRepairStopsWhenRedisGoesDown(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartServer(t)
+	s := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, EpochInterval: -1, MaxRetries: 1, DialTimeout: time.Second})
+	for i := range 3 {
+		o := storetest.NewOrder(fmt.Sprintf("OK-%d", i), "shop", "crashy", time.Now())
+		if !beginCrashWriter(t, s, o.OrderNo).create(o, "ok-e"+o.OrderNo) {
+			t.Fatalf("create %s did not apply", o.OrderNo)
+		}
+	}
+	ageNotes(t, s, DefaultRepairGrace+time.Second)
+	reads := new(atomic.Int32)
+	s.Client().AddHook(downAtResync{sha: s.sc.readTag.Hash(), srv: srv, reads: reads})
+
+	n, err := s.Repair(ctx)
+	if !errors.Is(err, store.ErrUnavailable) || errors.As(err, new(leftMembers)) {
+		t.Errorf("Repair with Redis gone: %v; want store.ErrUnavailable, not members left", err)
+	}
+	if got := reads.Load(); got != 1 || n != 0 {
+		t.Errorf("Repair with Redis gone read %d members and resolved %d notes; want it to stop at the first, 1 and 0", got, n)
+	}
+	srv.Restart() // for the cleanup's removal of the prefix
 }
