@@ -363,16 +363,12 @@ func TestCrashedWritersAreRepairedUnderRacingConflicts(t *testing.T) {
 	}
 }
 
-// TestRepairDrainsTheIntentLogOfEarlierVersions: during a rolling upgrade,
-// replicas of earlier versions still record intents as one token per member
-// in {idx}:dirty and {idx}:dirtyat; Repair replays those too, then drops
-// them.
-func TestRepairDrainsTheIntentLogOfEarlierVersions(t *testing.T) {
-	requireSharedRedis(t)
+// legacyCreate creates o as a replica of an earlier version did, with one
+// webhook event evID: an entry in the intent log of earlier versions
+// ({idx}:dirty, {idx}:dirtyat), then the order's script, and no sync.
+func legacyCreate(t *testing.T, s *Store, o *store.Order, evID string) {
+	t.Helper()
 	ctx := context.Background()
-	clock := storetest.NewClock()
-	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
-	o := storetest.NewOrder("LG-1", "shop", "legacy", clock.Now())
 	o.Version = 1
 	const tok = "41"
 	if err := s.c.HSet(ctx, s.k.idx("dirty"), o.OrderNo, tok).Err(); err != nil {
@@ -387,7 +383,7 @@ func TestRepairDrainsTheIntentLogOfEarlierVersions(t *testing.T) {
 	if err := s.c.ZAdd(ctx, s.k.idx("dirtyat"), goredis.Z{Score: float64(at.UnixMilli()), Member: o.OrderNo}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	elems, err := s.orderEvents(o.OrderNo, []store.Event{{ID: "lg-e1", Kind: "webhook"}})
+	elems, err := s.orderEvents(o.OrderNo, []store.Event{{ID: evID, Kind: "webhook"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,6 +392,19 @@ func TestRepairDrainsTheIntentLogOfEarlierVersions(t *testing.T) {
 	if _, err := s.run(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRepairDrainsTheIntentLogOfEarlierVersions: during a rolling upgrade,
+// replicas of earlier versions still record intents as one token per member
+// in {idx}:dirty and {idx}:dirtyat; Repair replays those too, then drops
+// them.
+func TestRepairDrainsTheIntentLogOfEarlierVersions(t *testing.T) {
+	requireSharedRedis(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+	o := storetest.NewOrder("LG-1", "shop", "legacy", clock.Now())
+	legacyCreate(t, s, o, "lg-e1")
 	if n, err := s.Repair(ctx); err != nil || n != 0 {
 		t.Fatalf("Repair within the grace period: %d, %v; want 0", n, err)
 	}
@@ -519,4 +528,44 @@ func TestRepairStopsWhenRedisGoesDown(t *testing.T) {
 		t.Errorf("Repair with Redis gone read %d members and resolved %d notes; want it to stop at the first, 1 and 0", got, n)
 	}
 	srv.Restart() // for the cleanup's removal of the prefix
+}
+
+// TestRepairGoesPastLegacyMembersItCannotResync is
+// TestRepairGoesPastMembersItCannotResync for the intent log of earlier
+// versions: more than a page of spoilt orders logged there must not hide
+// the orders behind them.
+func TestRepairGoesPastLegacyMembersItCannotResync(t *testing.T) {
+	requireSharedRedis(t)
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+	ctx := context.Background()
+	const bad, good = 101, 3
+	for i := range bad {
+		o := storetest.NewOrder(fmt.Sprintf("LBAD-%03d", i), "shop", "spoilt", clock.Now())
+		legacyCreate(t, s, o, "lbad-e"+o.OrderNo)
+		rk, _, _ := s.k.orderTag(o.OrderNo)
+		if err := s.c.HSet(ctx, rk, "j", `{"order_no": nul`).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range good {
+		legacyCreate(t, s, storetest.NewOrder(fmt.Sprintf("LOK-%d", i), "shop", "legacy", clock.Now()), fmt.Sprintf("lok-e%d", i))
+	}
+	ageNotes(t, s, DefaultRepairGrace+time.Second)
+
+	n, err := s.Repair(ctx)
+	if err == nil || !strings.Contains(err.Error(), "LBAD-000") {
+		t.Errorf("Repair error: %v; want one naming the order it could not resync", err)
+	}
+	if n != good {
+		t.Errorf("Repair resolved %d legacy entries; want %d", n, good)
+	}
+	us, err := s.LoadUserState(ctx, "shop", "legacy")
+	if err != nil || len(us.Orders) != good {
+		t.Errorf("user state after repair: %d orders, %v; want %d", len(us.Orders), err, good)
+	}
+	left, err := s.c.ZCard(ctx, s.k.idx("dirtyat")).Result()
+	if err != nil || left != bad {
+		t.Errorf("legacy entries left after repair: %d, %v; want %d, the spoilt orders'", left, err, bad)
+	}
 }
