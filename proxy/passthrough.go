@@ -154,6 +154,14 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// the hash of the metadata OpenID, which it filters them by.
 		user = queryMetadataOpenID(path)
 	}
+	if p, _, _ := strings.Cut(path, "?"); s.holdsUser(p, user) || s.holdsUser(lenientUnescape(p), user) {
+		// The path names the object: no hash can stand in the user's
+		// place there, and sent as written the provider and its access
+		// logs got the OpenID (SPEC 2.2). Read escaped and decoded, as
+		// the provider's server reads it.
+		writeError(w, badRequest("paygate: the URL's path holds the end user's id, which no provider may get: name the object by the id the provider gave it"))
+		return
+	}
 	path = s.queryWithoutUser(path, reqInfo(r).client.Name, user)
 	// A call that creates something is not sent twice (a batch or a job
 	// made on two accounts, each billed): see failover.Replayable.
