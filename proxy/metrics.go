@@ -13,8 +13,11 @@ import (
 	"github.com/paygate/paygate/store"
 )
 
-// metrics are the client-facing counters. Labels are low-cardinality: route
-// and status only, never a user or an order.
+// metrics are the client-facing counters. Labels are low-cardinality, each
+// value one the code or the config names: a route, an HTTP status, a
+// budget's limit, a payment tool (turn.metricTool: "unnamed" for any other
+// name the model writes), an outcome, a stream's cause, a client's config
+// name; never a user or an order.
 type metrics struct {
 	requests        *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
