@@ -44,7 +44,8 @@ import (
 // in its place (u_anonymous under drop). Every other byte, the boundary
 // and the files' content included, stays as the bot sent it. user is the
 // end user the request speaks for (the OpenID header, else the "user"
-// field, else a metadata field naming an OpenID: formMetadataOpenID): the rest of the request (its query, its Accept and Content-Type)
+// field, else a metadata field naming an OpenID: formMetadataOpenID, else
+// the query's: queryMetadataOpenID): the rest of the request (its query, its Accept and Content-Type)
 // is kept from it as a JSON body's request is.
 func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) ([]byte, string, string, *apiError) {
 	parts, err := splitForm(body, boundary)
@@ -122,6 +123,10 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		// end user, and a text field or the query naming it took the
 		// OpenID to the provider.
 		user = formMetadataOpenID(body, parts, metadata)
+	}
+	if user == "" {
+		// Named by the query alone, as a JSON body's may be.
+		user = queryMetadataOpenID("?" + r.URL.RawQuery)
 	}
 	privacy := s.forwardPrivacy(user)
 	if userAt >= 0 {

@@ -135,6 +135,11 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			// else, as on chat completions (metadataOpenID).
 			user = metadataOpenID(pt.RawMetadata())
 		}
+		if user == "" {
+			// Named by the query alone (the stored completions' filter,
+			// queryWithoutUser hashes it there): taken out of the text too.
+			user = queryMetadataOpenID(path)
+		}
 		body = interceptors.RewritePassthrough(body, pt, interceptors.Upstream{
 			Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.forwardPrivacy(user),
 		})
