@@ -159,11 +159,10 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// the hash of the metadata OpenID, which it filters them by.
 		user = queryMetadataOpenID(path)
 	}
-	if p, _, _ := strings.Cut(path, "?"); s.holdsUser(p, user) || s.holdsUser(lenientUnescape(p), user) {
+	if p, _, _ := strings.Cut(path, "?"); s.pathHoldsUser(p, user) {
 		// The path names the object: no hash can stand in the user's
 		// place there, and sent as written the provider and its access
-		// logs got the OpenID (SPEC 2.2). Read escaped and decoded, as
-		// the provider's server reads it.
+		// logs got the OpenID (SPEC 2.2).
 		writeError(w, badRequest("paygate: the URL's path holds the end user's id, which no provider may get: name the object by the id the provider gave it"))
 		return
 	}
@@ -954,6 +953,26 @@ func safeSegments(p string) bool {
 		}
 	}
 	return true
+}
+
+// pathHoldsUser reports whether the escaped URL path p holds the end user
+// user (s.holdsUser) as a server in front of a provider may read it: as
+// sent, decoded, or decoded again (a proxy that decodes before the
+// provider's server does, so that %256F is an "o" there). A segment's ";"
+// parameters need no reading: a server that drops them (dotSegment) keeps
+// a prefix of the segment as sent.
+func (s *Server) pathHoldsUser(p, user string) bool {
+	for range 3 {
+		if s.holdsUser(p, user) {
+			return true
+		}
+		d := lenientUnescape(p)
+		if d == p {
+			return false
+		}
+		p = d
+	}
+	return s.holdsUser(p, user)
 }
 
 // dotSegment reports whether a decoded segment is "." or "..", with or

@@ -14,7 +14,8 @@ import (
 // and drop, as a Content-Type holding it is (TestOpenIDInForwardedHeaders):
 // the path names the object, so no hash can stand in its place, and sent
 // as written the provider and its access logs got the OpenID (SPEC 2.2).
-// It counts spelled with escapes, as the provider decodes them, and for an
+// It counts spelled with escapes, as the provider decodes them, and escaped
+// twice, as a proxy in front of it that decodes too makes of it; and for an
 // end user named by the body's "user" as by the header. Under keep, and
 // for a short id (a token in text, as elsewhere), the path goes as sent.
 func TestOpenIDInForwardedPath(t *testing.T) {
@@ -27,8 +28,12 @@ func TestOpenIDInForwardedPath(t *testing.T) {
 		{"inside a segment", "drop", http.MethodGet, "/v1/files/file-" + openID + "/content", "", openID, 400},
 		{"escaped", "hash", http.MethodGet, "/v1/files/%6F" + openID[1:], "", openID, 400},
 		{"body's user", "hash", http.MethodPost, "/v1/vector_stores/vs_" + openID + "/search", `{"query":"x","user":"` + openID + `"}`, "", 400},
+		{"escaped twice", "hash", http.MethodGet, "/v1/files/%256F" + openID[1:], "", openID, 400},
+		{"escaped twice inside", "drop", http.MethodGet, "/v1/files/" + openID[:11] + "%2569" + openID[12:], "", openID, 400},
 		{"keep", "keep", http.MethodGet, "/v1/files/" + openID, "", openID, 200},
 		{"short id", "hash", http.MethodGet, "/v1/files/file-u7", "", "u7", 200},
+		{"id of 15 bytes", "hash", http.MethodGet, "/v1/files/file-o15bytes-openid", "", "o15bytes-openid", 200},
+		{"escaped, another's", "hash", http.MethodGet, "/v1/files/file-%2541bc", "", openID, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, jsonHandler(200, `{"object":"file","id":"file-1"}`))
