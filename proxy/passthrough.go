@@ -894,13 +894,13 @@ func listIndex(s string) bool {
 
 // holdsSecret reports whether a forwarded request's target (upstreamPath's
 // path and query) holds one of the config's secrets whole, as written or
-// percent-decoded (a client key in ?api_key=, escaped or not): the target
-// reaches the provider as sent. Whole, not more than half of one as the
-// masking of echoes goes: a refusal of "?name=paygate-demo" for sharing
+// percent-decoded (a client key in ?api_key=, escaped or not, or escaped
+// twice: heldDecoded): the target reaches the provider as sent. Whole, not
+// more than half of one as the masking of echoes goes: a refusal of "?name=paygate-demo" for sharing
 // "paygate-d" with the default dev key sk-paygate-dev stopped ordinary
 // requests, and a bot's tool puts its key in a URL whole.
 func (s *Server) holdsSecret(target string) bool {
-	return s.redact.HasWhole([]byte(target)) || strings.IndexByte(target, '%') >= 0 && s.redact.HasWhole([]byte(lenientUnescape(target)))
+	return s.redact.HasWhole([]byte(target)) || heldDecoded(target, func(d string) bool { return s.redact.HasWhole([]byte(d)) })
 }
 
 // upstreamPath is the client's path below /v1, escaped as the client sent
@@ -956,23 +956,28 @@ func safeSegments(p string) bool {
 }
 
 // pathHoldsUser reports whether the escaped URL path p holds the end user
-// user (s.holdsUser) as a server in front of a provider may read it: as
-// sent, decoded, or decoded again (a proxy that decodes before the
-// provider's server does, so that %256F is an "o" there). A segment's ";"
-// parameters need no reading: a server that drops them (dotSegment) keeps
-// a prefix of the segment as sent.
+// user (s.holdsUser) as a server in front of a provider may read it
+// (heldDecoded). A segment's ";" parameters need no reading: a server
+// that drops them (dotSegment) keeps a prefix of the segment as sent.
 func (s *Server) pathHoldsUser(p, user string) bool {
+	return s.holdsUser(p, user) || heldDecoded(p, func(d string) bool { return s.holdsUser(d, user) })
+}
+
+// heldDecoded reports whether holds takes the escaped target decoded once,
+// twice or three times, as servers in front of a provider may read it: a
+// proxy that decodes before the provider's server does makes %256F an "o"
+// there, while the access logs keep the rest as sent.
+func heldDecoded(target string, holds func(string) bool) bool {
 	for range 3 {
-		if s.holdsUser(p, user) {
-			return true
-		}
-		d := lenientUnescape(p)
-		if d == p {
+		d := lenientUnescape(target)
+		if d == target {
 			return false
 		}
-		p = d
+		if target = d; holds(target) {
+			return true
+		}
 	}
-	return s.holdsUser(p, user)
+	return false
 }
 
 // dotSegment reports whether a decoded segment is "." or "..", with or

@@ -25,6 +25,8 @@ func TestQueryHoldingAClientKeyIsRefused(t *testing.T) {
 		{"api_key", "api_key=" + testClientKey, "", true},
 		{"key among others", "limit=2&key=" + testClientKey + "&order=asc", "", true},
 		{"escaped needlessly", "api_key=%73k-paygate-test-client-key", "", true},
+		{"escaped twice", "api_key=%2573k-paygate-test-client-key", "", true},
+		{"in the path escaped twice", "", "/v1/files/%2573k-paygate-test-client-key/content", true},
 		{"inside a value", "after=x" + testClientKey, "", true},
 		{"in the path", "", "/v1/files/" + testClientKey + "/content", true},
 		{"no key", "limit=2&order=asc&after=file-abc", "", false},
