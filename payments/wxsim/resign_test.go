@@ -80,3 +80,62 @@ func TestRetrySignedWhenSent(t *testing.T) {
 		t.Errorf("the retry's body differs from the first attempt's; want the same notification")
 	}
 }
+
+// TestRetrySignedWithRotatedPlatformCertificate: once WeChat Pay signs
+// with a new platform certificate (RotatePlatformCertificate), a
+// notification's first attempt names the new serial, and so does each
+// retry, signed anew with the same certificate. The simulator signed a
+// retry with the WeChat Pay public key's private key under the new
+// certificate's serial: a signature the new certificate does not verify,
+// which paygate's notify route rightly refuses, so a merchant that missed
+// the first attempt (or added the new certificate since) never took the
+// payment from a retry, as it would from WeChat Pay's.
+func TestRetrySignedWithRotatedPlatformCertificate(t *testing.T) {
+	type attempt struct {
+		h    http.Header
+		body []byte
+	}
+	var mu sync.Mutex
+	var attempts []attempt
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(r.Body)
+		mu.Lock()
+		attempts = append(attempts, attempt{r.Header.Clone(), b.Bytes()})
+		first := len(attempts) == 1
+		mu.Unlock()
+		if first {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer sink.Close()
+	s, api := newSim(t, wxsim.Options{SignWith: wxsim.SignCertificate, NotifyAttempts: 2, NotifyRetry: time.Millisecond})
+	next, err := wxsim.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.RotatePlatformCertificate(next.PlatformKey, next.PlatformCert)
+	cfg := s.ClientConfig(api.URL, sink.URL+"/wechatpay/notify")
+	cfg.PlatformCerts = append(cfg.PlatformCerts, next.PlatformCert)
+	c, err := wechatpay.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepay(context.Background(), wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGresign000002", Description: "d", Total: 5}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Pay(context.Background(), "PGresign000002")
+	if err != nil || !d.Acked || d.Attempts != 2 {
+		t.Fatalf("delivery: %+v, %v; want acknowledged at the second attempt", d, err)
+	}
+	if len(attempts) != 2 {
+		t.Fatalf("attempts: %d; want 2", len(attempts))
+	}
+	for i, a := range attempts {
+		if _, err := c.NotifyVerifier().Verify(context.Background(), a.h, a.body, time.Now()); err != nil {
+			t.Errorf("attempt %d (serial %s): %v; want it verified", i+1, a.h.Get(wechatpay.HeaderSerial), err)
+		}
+	}
+}

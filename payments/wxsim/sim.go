@@ -368,12 +368,19 @@ func (s *Server) signer(asked string) (*rsa.PrivateKey, string) {
 }
 
 // Sign returns the Wechatpay-* headers of body signed at ts with the key named
-// by serial (the public key or the platform certificate; any other serial is
-// still signed with the public key, for tests of unknown serials).
+// by serial (the public key, Keys' platform certificate or the one
+// RotatePlatformCertificate set; any other serial is still signed with the
+// public key, for tests of unknown serials).
 func (s *Server) Sign(body []byte, ts time.Time, serial string) http.Header {
 	key := s.keys.PayKey
-	if serial == s.keys.PlatformSerial {
+	s.mu.Lock()
+	rotated := s.newPlatform
+	s.mu.Unlock()
+	switch {
+	case serial == s.keys.PlatformSerial:
 		key = s.keys.PlatformKey
+	case rotated != nil && serial == rotated.serial:
+		key = rotated.key
 	}
 	return signWith(key, serial, body, ts)
 }
