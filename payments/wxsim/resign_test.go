@@ -25,41 +25,18 @@ func TestRetrySignedWhenSent(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	type attempt struct {
-		h    http.Header
-		body []byte
-		at   time.Time // the receiver's clock when it arrived
-	}
-	var attempts []attempt
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b bytes.Buffer
-		_, _ = b.ReadFrom(r.Body)
+	sink, sent := failFirstSink(t, clock, func() {
 		mu.Lock()
-		attempts = append(attempts, attempt{r.Header.Clone(), b.Bytes(), now})
-		first := len(attempts) == 1
-		if first {
-			now = now.Add(20 * time.Minute) // the next attempt comes 20 minutes on
-		}
+		now = now.Add(20 * time.Minute) // the next attempt comes 20 minutes on
 		mu.Unlock()
-		if first {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer sink.Close()
+	})
 	s, api := newSim(t, wxsim.Options{Now: clock, NotifyAttempts: 2, NotifyRetry: time.Millisecond})
 	c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, sink.URL+"/wechatpay/notify"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Prepay(context.Background(), wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGresign000001", Description: "d", Total: 5}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := s.Pay(context.Background(), "PGresign000001")
-	if err != nil || !d.Acked || d.Attempts != 2 {
-		t.Fatalf("delivery: %+v, %v; want acknowledged at the second attempt", d, err)
-	}
+	payAckedAtSecondAttempt(t, s, c, "PGresign000001")
+	attempts := sent()
 	if len(attempts) != 2 {
 		t.Fatalf("attempts: %d; want 2", len(attempts))
 	}
@@ -91,26 +68,7 @@ func TestRetrySignedWhenSent(t *testing.T) {
 // the first attempt (or added the new certificate since) never took the
 // payment from a retry, as it would from WeChat Pay's.
 func TestRetrySignedWithRotatedPlatformCertificate(t *testing.T) {
-	type attempt struct {
-		h    http.Header
-		body []byte
-	}
-	var mu sync.Mutex
-	var attempts []attempt
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b bytes.Buffer
-		_, _ = b.ReadFrom(r.Body)
-		mu.Lock()
-		attempts = append(attempts, attempt{r.Header.Clone(), b.Bytes()})
-		first := len(attempts) == 1
-		mu.Unlock()
-		if first {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer sink.Close()
+	sink, sent := failFirstSink(t, time.Now, func() {})
 	s, api := newSim(t, wxsim.Options{SignWith: wxsim.SignCertificate, NotifyAttempts: 2, NotifyRetry: time.Millisecond})
 	next, err := wxsim.GenerateKeys()
 	if err != nil {
@@ -123,13 +81,8 @@ func TestRetrySignedWithRotatedPlatformCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Prepay(context.Background(), wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGresign000002", Description: "d", Total: 5}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := s.Pay(context.Background(), "PGresign000002")
-	if err != nil || !d.Acked || d.Attempts != 2 {
-		t.Fatalf("delivery: %+v, %v; want acknowledged at the second attempt", d, err)
-	}
+	payAckedAtSecondAttempt(t, s, c, "PGresign000002")
+	attempts := sent()
 	if len(attempts) != 2 {
 		t.Fatalf("attempts: %d; want 2", len(attempts))
 	}
@@ -137,5 +90,55 @@ func TestRetrySignedWithRotatedPlatformCertificate(t *testing.T) {
 		if _, err := c.NotifyVerifier().Verify(context.Background(), a.h, a.body, time.Now()); err != nil {
 			t.Errorf("attempt %d (serial %s): %v; want it verified", i+1, a.h.Get(wechatpay.HeaderSerial), err)
 		}
+	}
+}
+
+// payAckedAtSecondAttempt places Native order no through c and pays it at
+// s, whose notification the receiver must acknowledge at its second
+// attempt.
+func payAckedAtSecondAttempt(t *testing.T, s *wxsim.Server, c *wechatpay.Client, no string) {
+	t.Helper()
+	if _, err := c.Prepay(context.Background(), wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: no, Description: "d", Total: 5}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Pay(context.Background(), no)
+	if err != nil || !d.Acked || d.Attempts != 2 {
+		t.Fatalf("delivery: %+v, %v; want acknowledged at the second attempt", d, err)
+	}
+}
+
+// notifyAttempt is one notification attempt a failFirstSink received.
+type notifyAttempt struct {
+	h    http.Header
+	body []byte
+	at   time.Time // the receiver's clock when it arrived
+}
+
+// failFirstSink is a notify_url that answers the first attempt 500 (then
+// calls afterFirst) and every later one 204; sent returns the attempts
+// received, each stamped with clock.
+func failFirstSink(t *testing.T, clock func() time.Time, afterFirst func()) (sink *httptest.Server, sent func() []notifyAttempt) {
+	t.Helper()
+	var mu sync.Mutex
+	var attempts []notifyAttempt
+	sink = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(r.Body)
+		mu.Lock()
+		attempts = append(attempts, notifyAttempt{r.Header.Clone(), b.Bytes(), clock()})
+		first := len(attempts) == 1
+		mu.Unlock()
+		if first {
+			afterFirst()
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(sink.Close)
+	return sink, func() []notifyAttempt {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]notifyAttempt(nil), attempts...)
 	}
 }
