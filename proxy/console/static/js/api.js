@@ -7,6 +7,8 @@ const KEY = 'paygate.admin.token';
 /**
  * An answer other than 2xx; status 0 is a network failure, or no answer
  * within the call's bound (timedOut: paygate may still be working on it).
+ * paygate is true when paygate itself gave the answer (fromPaygate), not a
+ * proxy or ingress in front of it.
  */
 export class ApiError extends Error {
   constructor(status, message, body, timedOut = false) {
@@ -14,7 +16,23 @@ export class ApiError extends Error {
     this.status = status;
     this.body = body;
     this.timedOut = timedOut;
+    this.paygate = false;
   }
+}
+
+/** The X-Request-Id paygate sets on every admin API answer: req_ and 24 hex digits. */
+const PAYGATE_REQUEST_ID = /^req_[0-9a-f]{24}$/;
+
+/**
+ * fromPaygate reports whether a non-2xx answer (res, its JSON or null) is
+ * paygate's own: its request id (X-Request-Id, of paygate's form) and its
+ * JSON error ({"error": …}). A 502 or 504 of an ingress in front of the
+ * admin listener (in HTML, or JSON with an id of the ingress's own) is not:
+ * paygate never saw that request.
+ */
+function fromPaygate(res, answer) {
+  return PAYGATE_REQUEST_ID.test(res.headers.get('X-Request-Id') || '') &&
+    answer !== null && typeof answer === 'object' && answer.error !== undefined;
 }
 
 /**
@@ -119,6 +137,7 @@ export async function api(path, { method = 'GET', token = session.token(), body 
     const e = answer && answer.error;
     const msg = (typeof e === 'string' ? e : e && e.message) || ('HTTP ' + res.status);
     const err = new ApiError(res.status, msg, answer);
+    err.paygate = fromPaygate(res, answer);
     const refused = res.status === 401 || adminDisabled(err);
     if (refused && token && token === session.token()) unauthorized(err);
     throw err;

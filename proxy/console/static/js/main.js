@@ -158,7 +158,13 @@ async function signin(ev) {
       $('signin-error').textContent = e.message;
       return;
     }
-    // Any other answer got past the token check: the token is good.
+    if (!e.paygate) {
+      // A proxy or ingress in front of paygate answered (a 502 while
+      // paygate restarts): the token was never checked, so it is not kept.
+      $('signin-error').textContent = `paygate's admin API could not be reached (HTTP ${e.status} from what stands in front of it): the token was not checked; try again.`;
+      return;
+    }
+    // Any other answer of paygate's got past the token check: the token is good.
   }
   btn.disabled = false;
   session.save(token);
