@@ -124,21 +124,7 @@ func TestRolledBackRedisIsRefused(t *testing.T) {
 // check, reading the counter later, could no longer tell either).
 func TestOneLostWriteFoundByTheNextWrite(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.StartServer(t)
-	a := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, EpochInterval: -1})
-	if _, _, err := a.ClaimPurchase(ctx, "shop|u1|premium|1", "ORD-KEPT", time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
-	defer c.Close()
-	if err := c.Save(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := a.ClaimPurchase(ctx, "shop|u2|premium|1", "ORD-LOST", time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	srv.Kill()
-	srv.Restart() // from the snapshot: one money write lost
+	a := oneClaimRolledBack(t)
 
 	_, created, err := a.ClaimPurchase(ctx, "shop|u2|premium|1", "ORD-AGAIN", time.Hour)
 	if err == nil && created {
@@ -374,6 +360,27 @@ func (h lateFirstIntent) ProcessPipelineHook(next goredis.ProcessPipelineHook) g
 // the step retried under a fresh intent was granted after the rollback.
 func TestOneLostWriteFoundByAStaleWrite(t *testing.T) {
 	ctx := context.Background()
+	a := oneClaimRolledBack(t)
+	// The scripts are cached again (a replica started since loads them),
+	// so no NOSCRIPT reply makes the first write after the rollback check
+	// its raise.
+	a.loadScripts(ctx)
+	a.Client().AddHook(lateFirstIntent{sha: a.sc.intent.Hash(), by: DefaultRepairGrace, done: new(atomic.Bool)})
+
+	o := storetest.NewOrder("ORD-AGAIN", "shop", "u2", time.Now())
+	err := a.CreateOrder(ctx, o)
+	if err == nil {
+		t.Errorf("an order was created after a rollback that lost a money write")
+	}
+	wantDataLost(t, "the first money write after a rollback that lost one, refused as stale once", err)
+}
+
+// oneClaimRolledBack opens a store on a private Redis, claims a purchase
+// (u1's), snapshots, claims another (u2's, ORD-LOST) and restarts Redis from
+// the snapshot: one money write lost.
+func oneClaimRolledBack(t *testing.T) *Store {
+	t.Helper()
+	ctx := context.Background()
 	srv := redistest.StartServer(t)
 	a := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, EpochInterval: -1})
 	if _, _, err := a.ClaimPurchase(ctx, "shop|u1|premium|1", "ORD-KEPT", time.Hour); err != nil {
@@ -389,16 +396,5 @@ func TestOneLostWriteFoundByAStaleWrite(t *testing.T) {
 	}
 	srv.Kill()
 	srv.Restart() // from the snapshot: one money write lost
-	// The scripts are cached again (a replica started since loads them),
-	// so no NOSCRIPT reply makes the first write after the rollback check
-	// its raise.
-	a.loadScripts(ctx)
-	a.Client().AddHook(lateFirstIntent{sha: a.sc.intent.Hash(), by: DefaultRepairGrace, done: new(atomic.Bool)})
-
-	o := storetest.NewOrder("ORD-AGAIN", "shop", "u2", time.Now())
-	err := a.CreateOrder(ctx, o)
-	if err == nil {
-		t.Errorf("an order was created after a rollback that lost a money write")
-	}
-	wantDataLost(t, "the first money write after a rollback that lost one, refused as stale once", err)
+	return a
 }
