@@ -436,17 +436,13 @@ func TestRepairGoesPastMembersItCannotResync(t *testing.T) {
 	requireSharedRedis(t)
 	clock := storetest.NewClock()
 	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
-	ctx := context.Background()
 	const bad, good = 101, 3
 	for i := range bad {
 		o := storetest.NewOrder(fmt.Sprintf("BAD-%03d", i), "shop", "spoilt", clock.Now())
 		if !beginCrashWriter(t, s, o.OrderNo).create(o, "bad-e"+o.OrderNo) {
 			t.Fatalf("create %s did not apply", o.OrderNo)
 		}
-		rk, _, _ := s.k.orderTag(o.OrderNo)
-		if err := s.c.HSet(ctx, rk, "j", `{"order_no": nul`).Err(); err != nil {
-			t.Fatal(err)
-		}
+		spoilOrder(t, s, o.OrderNo)
 	}
 	// Scored after the spoilt ones (later, or in the same millisecond and
 	// after them by name).
@@ -456,25 +452,41 @@ func TestRepairGoesPastMembersItCannotResync(t *testing.T) {
 			t.Fatalf("create %s did not apply", o.OrderNo)
 		}
 	}
-	ageNotes(t, s, DefaultRepairGrace+time.Second)
+	wantRepairedPast(t, s, "BAD-000", "crashy", "notes", s.k.idx("notes"), good, bad)
+}
 
+// spoilOrder overwrites order orderNo's record with JSON that does not
+// decode.
+func spoilOrder(t *testing.T, s *Store, orderNo string) {
+	t.Helper()
+	rk, _, _ := s.k.orderTag(orderNo)
+	if err := s.c.HSet(context.Background(), rk, "j", `{"order_no": nul`).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantRepairedPast ages the intents written and runs Repair: it must name
+// firstBad, the first order it could not resync, resolve the good ones (what
+// they are: notes or legacy entries), enter them in user's state, and leave
+// bad entries in index, the spoilt orders'.
+func wantRepairedPast(t *testing.T, s *Store, firstBad, user, what, index string, good, bad int) {
+	t.Helper()
+	ctx := context.Background()
+	ageNotes(t, s, DefaultRepairGrace+time.Second)
 	n, err := s.Repair(ctx)
-	if err == nil || !strings.Contains(err.Error(), "BAD-000") {
+	if err == nil || !strings.Contains(err.Error(), firstBad) {
 		t.Errorf("Repair error: %v; want one naming the order it could not resync", err)
 	}
 	if n != good {
-		t.Errorf("Repair resolved %d notes; want %d", n, good)
+		t.Errorf("Repair resolved %d %s; want %d", n, what, good)
 	}
-	us, err := s.LoadUserState(ctx, "shop", "crashy")
-	if err != nil {
-		t.Fatal(err)
+	us, err := s.LoadUserState(ctx, "shop", user)
+	if err != nil || len(us.Orders) != good {
+		t.Errorf("user state after repair: %d orders, %v; want %d", len(us.Orders), err, good)
 	}
-	if len(us.Orders) != good {
-		t.Errorf("user state after repair: %d orders; want %d", len(us.Orders), good)
-	}
-	left, err := s.c.ZCard(ctx, s.k.idx("notes")).Result()
-	if err != nil || left != bad {
-		t.Errorf("notes left after repair: %d, %v; want %d, the spoilt orders'", left, err, bad)
+	left, err := s.c.ZCard(ctx, index).Result()
+	if err != nil || left != int64(bad) {
+		t.Errorf("%s left after repair: %d, %v; want %d, the spoilt orders'", what, left, err, bad)
 	}
 }
 
@@ -538,34 +550,14 @@ func TestRepairGoesPastLegacyMembersItCannotResync(t *testing.T) {
 	requireSharedRedis(t)
 	clock := storetest.NewClock()
 	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
-	ctx := context.Background()
 	const bad, good = 101, 3
 	for i := range bad {
 		o := storetest.NewOrder(fmt.Sprintf("LBAD-%03d", i), "shop", "spoilt", clock.Now())
 		legacyCreate(t, s, o, "lbad-e"+o.OrderNo)
-		rk, _, _ := s.k.orderTag(o.OrderNo)
-		if err := s.c.HSet(ctx, rk, "j", `{"order_no": nul`).Err(); err != nil {
-			t.Fatal(err)
-		}
+		spoilOrder(t, s, o.OrderNo)
 	}
 	for i := range good {
 		legacyCreate(t, s, storetest.NewOrder(fmt.Sprintf("LOK-%d", i), "shop", "legacy", clock.Now()), fmt.Sprintf("lok-e%d", i))
 	}
-	ageNotes(t, s, DefaultRepairGrace+time.Second)
-
-	n, err := s.Repair(ctx)
-	if err == nil || !strings.Contains(err.Error(), "LBAD-000") {
-		t.Errorf("Repair error: %v; want one naming the order it could not resync", err)
-	}
-	if n != good {
-		t.Errorf("Repair resolved %d legacy entries; want %d", n, good)
-	}
-	us, err := s.LoadUserState(ctx, "shop", "legacy")
-	if err != nil || len(us.Orders) != good {
-		t.Errorf("user state after repair: %d orders, %v; want %d", len(us.Orders), err, good)
-	}
-	left, err := s.c.ZCard(ctx, s.k.idx("dirtyat")).Result()
-	if err != nil || left != bad {
-		t.Errorf("legacy entries left after repair: %d, %v; want %d, the spoilt orders'", left, err, bad)
-	}
+	wantRepairedPast(t, s, "LBAD-000", "legacy", "legacy entries", s.k.idx("dirtyat"), good, bad)
 }
