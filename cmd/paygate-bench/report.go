@@ -62,7 +62,9 @@ func newTargetSummary(name string) *targetSummary {
 	}
 }
 
-// summarize turns the repetitions of each cell into medians.
+// summarize turns the repetitions of each cell into medians: throughput and
+// busy share over all of them, latency and per-request figures over those
+// that answered (none answered: 0, which no target passes).
 func summarize(name string, cells map[cellSpec][]cellResult, hasProc bool) *targetSummary {
 	s := newTargetSummary(name)
 	s.HasProc = hasProc
@@ -71,14 +73,19 @@ func summarize(name string, cells map[cellSpec][]cellResult, hasProc bool) *targ
 		var p50, p99, cpu, harness, busy, rest []time.Duration
 		for _, r := range runs {
 			rps = append(rps, r.RPS())
-			p50, p99, cpu = append(p50, r.P50), append(p99, r.P99), append(cpu, r.CPUPerReq())
-			harness, busy = append(harness, r.perReq(r.Harness)), append(busy, r.perReq(r.Busy))
 			share = append(share, r.BusyShare())
-			rest = append(rest, r.perReq(r.Busy-r.CPU-r.Harness))
 			s.Errors += r.Errors
 			if r.FirstErr != nil && s.FirstErr == "" {
 				s.FirstErr = r.FirstErr.Error()
 			}
+			if r.OK == 0 {
+				// No answer, no latency and no CPU per request: its zeros
+				// would pull the medians down and pass a target on failures.
+				continue
+			}
+			p50, p99, cpu = append(p50, r.P50), append(p99, r.P99), append(cpu, r.CPUPerReq())
+			harness, busy = append(harness, r.perReq(r.Harness)), append(busy, r.perReq(r.Busy))
+			rest = append(rest, r.perReq(r.Busy-r.CPU-r.Harness))
 		}
 		c := spec.Clients
 		if spec.Stream {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +261,44 @@ func TestPercentile(t *testing.T) {
 				t.Errorf("got %v; want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// answered is one repetition of a cell that answered n requests with the
+// given median latency (also its p99) and proxy CPU per request.
+func answered(n int, p50, cpuPerReq time.Duration) cellResult {
+	return cellResult{OK: n, Elapsed: time.Second, NCPU: 2, P50: p50, P99: p50, CPU: cpuPerReq * time.Duration(n), Busy: 2 * cpuPerReq * time.Duration(n)}
+}
+
+// unanswered is one repetition of a cell in which every request failed.
+func unanswered() cellResult {
+	return cellResult{Errors: 101, FirstErr: errors.New("status 503"), Elapsed: time.Second, NCPU: 2, Busy: time.Second}
+}
+
+// TestSummarizeLeavesOutCellsWithoutAnswers: a repetition in which paygate
+// answered nothing has no latency and no CPU per request; counting its zeros
+// halves paygate's median p50 and CPU and marks a missed target met.
+func TestSummarizeLeavesOutCellsWithoutAnswers(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	us := time.Microsecond
+	nonStream1, stream1 := cellSpec{Clients: 1}, cellSpec{Stream: true, Clients: 1}
+	cells := func(reps ...cellResult) map[cellSpec][]cellResult {
+		return map[cellSpec][]cellResult{nonStream1: reps, stream1: reps}
+	}
+	direct := summarize(tDirect, cells(answered(4000, ms(0.100), 0), answered(4000, ms(0.100), 0)), false)
+	nginx := summarize(tNginx, cells(answered(3000, ms(0.200), 40*us), answered(3000, ms(0.200), 40*us)), true)
+	// paygate adds 0.300 ms to nginx's 0.100 ms: both added targets missed.
+	pg := summarize(tPaygate, cells(answered(2000, ms(0.400), 100*us), unanswered()), true)
+	if pg.P50[1] != ms(0.400) || pg.TTFC50[1] != ms(0.400) || pg.CPU[1] != 100*us || pg.StreamCPU[1] != 100*us {
+		t.Errorf("got p50 %v, first chunk %v, CPU %v a request, %v a stream; want 400µs, 400µs, 100µs, 100µs: the repetition without answers has no figures",
+			pg.P50[1], pg.TTFC50[1], pg.CPU[1], pg.StreamCPU[1])
+	}
+	if pg.RPS[1] != 1000 {
+		t.Errorf("got %v req/s; want 1000, the median of 2000 and the failed repetition's 0", pg.RPS[1])
+	}
+	for _, c := range evaluate(direct, nginx, pg) {
+		if strings.HasPrefix(c.Name, "added") && c.Met {
+			t.Errorf("%s: met (%s); want missed, paygate adds more than nginx in every repetition that answered", c.Name, c.Result)
+		}
 	}
 }
