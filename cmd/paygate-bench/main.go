@@ -316,7 +316,11 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 
 	summaries := make([]*targetSummary, len(targets))
 	for i, t := range targets {
-		s := summarize(t.name, results[t.name], t.pids != nil)
+		var direct map[cellSpec][]cellResult
+		if t.name != tDirect {
+			direct = results[tDirect]
+		}
+		s := summarize(t.name, results[t.name], direct, t.pids != nil)
 		if t.pids != nil {
 			s.PeakMem = memOf(t.pids(), "VmHWM")
 		}

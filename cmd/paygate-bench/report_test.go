@@ -7,10 +7,15 @@ import (
 	"time"
 )
 
-// figures builds a summary with the numbers the targets are computed from.
-func figures(name string, rps32, rps64 float64, p50, ttfc time.Duration) *targetSummary {
+// figures builds a summary with the numbers the targets are computed from;
+// its added latencies are over direct's (none for direct, nil, or for a
+// target without answers, 0).
+func figures(name string, direct *targetSummary, rps32, rps64 float64, p50, ttfc time.Duration) *targetSummary {
 	s := newTargetSummary(name)
 	s.RPS[32], s.RPS[64], s.P50[1], s.TTFC50[1] = rps32, rps64, p50, ttfc
+	if direct != nil && p50 > 0 {
+		s.AddedP50[1], s.AddedTTFC[1] = p50-direct.P50[1], ttfc-direct.TTFC50[1]
+	}
 	return s
 }
 
@@ -20,8 +25,8 @@ func hold(streams, open, ok int, peak uint64) *holdResult {
 
 func TestEvaluate(t *testing.T) {
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
-	direct := figures(tDirect, 30000, 30000, ms(0.150), ms(0.200))
-	nginx := figures(tNginx, 10000, 12000, ms(0.250), ms(0.350)) // added p50 0.100, added TTFC 0.150
+	direct := figures(tDirect, nil, 30000, 30000, ms(0.150), ms(0.200))
+	nginx := figures(tNginx, direct, 10000, 12000, ms(0.250), ms(0.350)) // added p50 0.100, added TTFC 0.150
 	tests := []struct {
 		name string
 		pg   *targetSummary
@@ -30,37 +35,37 @@ func TestEvaluate(t *testing.T) {
 	}{
 		{
 			name: "all met at the exact bounds",
-			pg:   figures(tPaygate, 8000, 9600, ms(0.350), ms(0.350)),
+			pg:   figures(tPaygate, direct, 8000, 9600, ms(0.350), ms(0.350)),
 			hold: hold(128, 128, 128, 64<<20-1),
 			want: []bool{true, true, true, true, true},
 		},
 		{
 			name: "all missed just past the bounds",
-			pg:   figures(tPaygate, 7999, 9599, ms(0.351), ms(0.351)),
+			pg:   figures(tPaygate, direct, 7999, 9599, ms(0.351), ms(0.351)),
 			hold: hold(128, 128, 128, 64<<20),
 			want: []bool{false, false, false, false, false},
 		},
 		{
 			name: "faster than nginx",
-			pg:   figures(tPaygate, 20000, 20000, ms(0.200), ms(0.250)),
+			pg:   figures(tPaygate, direct, 20000, 20000, ms(0.200), ms(0.250)),
 			hold: hold(128, 128, 128, 20<<20),
 			want: []bool{true, true, true, true, true},
 		},
 		{
 			name: "memory under the bound but the streams were not all concurrent",
-			pg:   figures(tPaygate, 8000, 9600, ms(0.300), ms(0.300)),
+			pg:   figures(tPaygate, direct, 8000, 9600, ms(0.300), ms(0.300)),
 			hold: hold(128, 100, 128, 20<<20),
 			want: []bool{true, true, true, true, false},
 		},
 		{
 			name: "memory under the bound but streams failed",
-			pg:   figures(tPaygate, 8000, 9600, ms(0.300), ms(0.300)),
+			pg:   figures(tPaygate, direct, 8000, 9600, ms(0.300), ms(0.300)),
 			hold: hold(128, 128, 127, 20<<20),
 			want: []bool{true, true, true, true, false},
 		},
 		{
 			name: "nothing measured for paygate",
-			pg:   figures(tPaygate, 0, 0, 0, 0),
+			pg:   figures(tPaygate, direct, 0, 0, 0, 0),
 			hold: nil,
 			want: []bool{false, false, false, false, false},
 		},
@@ -68,7 +73,7 @@ func TestEvaluate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.pg.Hold = tt.hold
-			got := evaluate(direct, nginx, tt.pg)
+			got := evaluate(nginx, tt.pg)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d checks; want %d", len(got), len(tt.want))
 			}
@@ -83,12 +88,12 @@ func TestEvaluate(t *testing.T) {
 
 func TestRenderReportMarksEachTarget(t *testing.T) {
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
-	direct := figures(tDirect, 30000, 30000, ms(0.150), ms(0.200))
-	nginx := figures(tNginx, 10000, 12000, ms(0.250), ms(0.350))
+	direct := figures(tDirect, nil, 30000, 30000, ms(0.150), ms(0.200))
+	nginx := figures(tNginx, direct, 10000, 12000, ms(0.250), ms(0.350))
 	nginx.HasProc = true
-	floor := figures(tGoFloor, 5000, 6000, ms(0.400), ms(0.400))
+	floor := figures(tGoFloor, direct, 5000, 6000, ms(0.400), ms(0.400))
 	floor.HasProc = true
-	pg := figures(tPaygate, 9000, 6000, ms(0.300), ms(0.600)) // throughput@32 met, @64 missed, p50 met, TTFC missed
+	pg := figures(tPaygate, direct, 9000, 6000, ms(0.300), ms(0.600)) // throughput@32 met, @64 missed, p50 met, TTFC missed
 	pg.HasProc = true
 	pg.Hold = hold(128, 128, 128, 30<<20)
 	us := time.Microsecond
@@ -193,7 +198,7 @@ func TestSummarizeRest(t *testing.T) {
 	spec := cellSpec{Clients: 32}
 	s := summarize(tPaygate, map[cellSpec][]cellResult{spec: {
 		run(100*us, 40*us, 50*us), run(200*us, 60*us, 130*us), run(150*us, 90*us, 50*us),
-	}}, true)
+	}}, nil, true)
 	if s.Rest[32] != 10*us {
 		t.Errorf("rest: got %v; want 10µs", s.Rest[32])
 	}
@@ -285,10 +290,10 @@ func TestSummarizeLeavesOutCellsWithoutAnswers(t *testing.T) {
 	cells := func(reps ...cellResult) map[cellSpec][]cellResult {
 		return map[cellSpec][]cellResult{nonStream1: reps, stream1: reps}
 	}
-	direct := summarize(tDirect, cells(answered(4000, ms(0.100), 0), answered(4000, ms(0.100), 0)), false)
-	nginx := summarize(tNginx, cells(answered(3000, ms(0.200), 40*us), answered(3000, ms(0.200), 40*us)), true)
+	direct := cells(answered(4000, ms(0.100), 0), answered(4000, ms(0.100), 0))
+	nginx := summarize(tNginx, cells(answered(3000, ms(0.200), 40*us), answered(3000, ms(0.200), 40*us)), direct, true)
 	// paygate adds 0.300 ms to nginx's 0.100 ms: both added targets missed.
-	pg := summarize(tPaygate, cells(answered(2000, ms(0.400), 100*us), unanswered()), true)
+	pg := summarize(tPaygate, cells(answered(2000, ms(0.400), 100*us), unanswered()), direct, true)
 	if pg.P50[1] != ms(0.400) || pg.TTFC50[1] != ms(0.400) || pg.CPU[1] != 100*us || pg.StreamCPU[1] != 100*us {
 		t.Errorf("got p50 %v, first chunk %v, CPU %v a request, %v a stream; want 400µs, 400µs, 100µs, 100µs: the repetition without answers has no figures",
 			pg.P50[1], pg.TTFC50[1], pg.CPU[1], pg.StreamCPU[1])
@@ -296,9 +301,50 @@ func TestSummarizeLeavesOutCellsWithoutAnswers(t *testing.T) {
 	if pg.RPS[1] != 1000 {
 		t.Errorf("got %v req/s; want 1000, the median of 2000 and the failed repetition's 0", pg.RPS[1])
 	}
-	for _, c := range evaluate(direct, nginx, pg) {
+	for _, c := range evaluate(nginx, pg) {
 		if strings.HasPrefix(c.Name, "added") && c.Met {
 			t.Errorf("%s: met (%s); want missed, paygate adds more than nginx in every repetition that answered", c.Name, c.Result)
+		}
+	}
+}
+
+// TestAddedLatencyIsPerRepetition: a proxy's added latency is its p50 minus
+// direct's measured in the same repetition, next to it in the rotation, and
+// the median over the repetitions of that. Here the machine slows over the
+// run (direct 0.1, 0.2, 0.3 ms) and nginx adds 0.1 ms in every repetition,
+// while paygate adds 0.25 ms in two of three: the difference of the medians
+// sets paygate's quiet first repetition against direct's busier second and
+// reads 0.15 ms (p50) and 0.05 ms (first chunk), inside both bounds.
+func TestAddedLatencyIsPerRepetition(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	reps := func(p50s ...float64) []cellResult {
+		var rs []cellResult
+		for _, p := range p50s {
+			rs = append(rs, answered(1000, ms(p), 0))
+		}
+		return rs
+	}
+	nonStream1, stream1 := cellSpec{Clients: 1}, cellSpec{Stream: true, Clients: 1}
+	direct := map[cellSpec][]cellResult{nonStream1: reps(0.10, 0.20, 0.30), stream1: reps(0.10, 0.20, 0.30)}
+	nginx := summarize(tNginx, map[cellSpec][]cellResult{nonStream1: reps(0.20, 0.30, 0.40), stream1: reps(0.20, 0.30, 0.40)}, direct, true)
+	pg := summarize(tPaygate, map[cellSpec][]cellResult{nonStream1: reps(0.35, 0.21, 0.55), stream1: reps(0.25, 0.21, 0.45)}, direct, true)
+	tests := []struct {
+		name          string
+		pg, nginx     time.Duration
+		wantPg, wantN time.Duration
+	}{
+		{name: "added p50", pg: pg.AddedP50[1], nginx: nginx.AddedP50[1], wantPg: ms(0.25), wantN: ms(0.10)},
+		{name: "added time to first chunk", pg: pg.AddedTTFC[1], nginx: nginx.AddedTTFC[1], wantPg: ms(0.15), wantN: ms(0.10)},
+	}
+	near := func(got, want time.Duration) bool { return (got - want).Abs() < time.Microsecond/100 }
+	for _, tt := range tests {
+		if !near(tt.pg, tt.wantPg) || !near(tt.nginx, tt.wantN) {
+			t.Errorf("%s: got paygate %v, nginx %v; want %v, %v", tt.name, tt.pg, tt.nginx, tt.wantPg, tt.wantN)
+		}
+	}
+	for _, c := range evaluate(nginx, pg) {
+		if strings.HasPrefix(c.Name, "added") && c.Met {
+			t.Errorf("%s: met (%s); want missed, paygate added more than the bound in two repetitions of three", c.Name, c.Result)
 		}
 	}
 }
