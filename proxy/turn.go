@@ -250,7 +250,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	var unread []string
 	// calls: whether the body may carry tool calls at all; without, nothing
 	// is restored into it and no payment has run since the user's message.
-	calls := toolCallsKey.In(body)
+	calls := toolCallsKey.InKey(body)
 	if s.state != nil && calls {
 		var n, failed int
 		var lookupErr error
@@ -319,7 +319,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	if st != nil && (len(st.Orders) > 0 || imitated) {
 		t.pending = s.pendingAnnouncements(st)
 		news := t.pending
-		if len(st.Announced) > 0 && toolCallsKey.In(t.reqBody) {
+		if len(st.Announced) > 0 && toolCallsKey.InKey(t.reqBody) {
 			// The bot's follow-up with its tools' results for an answer
 			// that told news (keepNews): the model writes here what the
 			// user reads of it, and reads it as that answer's model did.
@@ -406,7 +406,7 @@ func conversationAffinity(client, user, session string) failover.Affinity {
 
 // toolCallsKey finds a request whose messages may carry tool calls: most
 // carry none, and every turn asks (jsonscan.Finder says why not
-// bytes.Contains).
+// bytes.Contains), by InKey: a key spelled with escapes is one too.
 var toolCallsKey = jsonscan.NewFinder(`"tool_calls"`)
 
 // functionCallKey finds a legacy "function_call" member (hasPaymentCalls).
@@ -426,7 +426,7 @@ var clarifyStatuses = map[string]bool{"needs_clarification": true, "not_executed
 // too of a call without a single name, which may have been one). A bot
 // that wrote such results itself only holds its own user's payments back.
 func paymentsSinceUser(body []byte, isPayment, isMoneyMoving func(name string) bool) (clarify bool, moneyCalls int) {
-	if !toolCallsKey.In(body) {
+	if !toolCallsKey.InKey(body) {
 		return false, 0
 	}
 	msgs := gjson.GetBytes(body, "messages").Array()
@@ -581,7 +581,7 @@ func asciiNames(n payments.ToolNames) bool {
 // turn does; the turn restores it beside what rules tools out too, so such
 // a request is the turn's whatever leaves the payment tools out.
 func paymentToolsOffered(chat interceptors.Chat, body []byte, isPayment func(name string) bool) bool {
-	if toolCallsKey.In(body) {
+	if toolCallsKey.InKey(body) {
 		return true
 	}
 	return toolsRuledOut(chat, body) == "" && !paymentChoice(chat, body, isPayment).None()

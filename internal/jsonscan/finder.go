@@ -3,6 +3,7 @@ package jsonscan
 import (
 	"bytes"
 	"strings"
+	"unicode/utf8"
 )
 
 // Finder tells whether a JSON text holds one fixed string, such as a
@@ -21,6 +22,10 @@ type Finder struct {
 	sep   string
 	sepb  []byte // sep, for bytes.Index on a text the pivot is common in
 	pivot int    // the index in sep of the byte IndexByte looks for
+	// own has bit c set for each ASCII byte c of sep but '"' (InKey);
+	// wide: sep has a byte past ASCII.
+	own  [2]uint64
+	wide bool
 }
 
 // NewFinder is the Finder of sep, which must not be empty.
@@ -34,7 +39,72 @@ func NewFinder(sep string) Finder {
 			p = i
 		}
 	}
-	return Finder{sep: sep, sepb: []byte(sep), pivot: p}
+	f := Finder{sep: sep, sepb: []byte(sep), pivot: p}
+	for i := 0; i < len(sep); i++ {
+		switch c := sep[i]; {
+		case c >= utf8.RuneSelf:
+			f.wide = true
+		case c != '"':
+			f.own[c>>6] |= 1 << (c & 63)
+		}
+	}
+	return f
+}
+
+// InKey reports whether b may hold the Finder's string, a quoted key, as
+// a key of a JSON text: b holds it (In), or a \u escape of one of its
+// bytes, with which a key is spelled ("tool\u005fcalls") that every
+// parser, gjson's paths and the provider's among them, reads as the key
+// itself. A reader that skips a body on no asks this, not In: the turn
+// asked In whether a bot's follow-up could carry tool calls at all, and
+// on no restored no kept payment exchange and counted no payment since
+// the user's message, so the model, shown none, ran a second
+// create_order for the user's one message. An escape of another byte (a
+// newline's \n, the \u003c of Go's HTML escaping) is no; for a string
+// with a byte past ASCII, any \u escape is yes.
+func (f Finder) InKey(b []byte) bool {
+	return f.In(b) || f.escapes(b)
+}
+
+// escapes reports whether b holds a \u escape of a byte of the Finder's
+// string (of any character, when it is wide). It steps from backslash to
+// backslash past each one's escaped byte, so the text of "\\u005f" (an
+// escaped backslash) is none.
+func (f Finder) escapes(b []byte) bool {
+	for i := 0; ; i += 2 {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			return false
+		}
+		if i += j; i+5 >= len(b) {
+			return false
+		}
+		if b[i+1] != 'u' {
+			continue
+		}
+		if f.wide {
+			return true
+		}
+		if b[i+2] == '0' && b[i+3] == '0' {
+			if c := hexByte(b[i+4])<<4 | hexByte(b[i+5]); c < utf8.RuneSelf && f.own[c>>6]&(1<<(c&63)) != 0 {
+				return true
+			}
+		}
+	}
+}
+
+// hexByte is the value of the hexadecimal digit c; 0xff for another byte,
+// which puts what it makes past ASCII.
+func hexByte(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0xff
 }
 
 // In reports whether b holds the Finder's string, as bytes.Contains(b, sep).

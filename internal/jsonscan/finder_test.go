@@ -2,6 +2,7 @@ package jsonscan
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -114,4 +115,106 @@ func TestFinderBoundedOnPivotDenseText(t *testing.T) {
 			}
 		}
 	}
+}
+
+// inKeyPlain is InKey's definition, read byte by byte: the string itself,
+// or, stepping from escape to escape, a \u escape of one of its bytes but
+// a quote (of any character, for a string past ASCII).
+func inKeyPlain(b []byte, sep string) bool {
+	if bytes.Contains(b, []byte(sep)) {
+		return true
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+5 < len(b) && b[i+1] == 'u' {
+			if !isASCII(sep) {
+				return true
+			}
+			if n, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16); err == nil && n != '"' && strings.IndexByte(sep, byte(n)) >= 0 && n < 0x80 {
+				return true
+			}
+		}
+		i++ // the escaped byte
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestFinderInKey: a key spelled with a \u escape of any of its bytes, in
+// either case of hex digit, may be the key; an escape of a byte it lacks,
+// a quote's, an escaped backslash before "u005f" and an escape cut short
+// at the text's end are not.
+func TestFinderInKey(t *testing.T) {
+	f := NewFinder(`"tool_calls"`)
+	for _, c := range []struct {
+		text string
+		want bool
+	}{
+		{`{"tool_calls":[]}`, true},
+		{`{"tool\u005fcalls":[]}`, true},
+		{`{"tool\u005Fcalls":[]}`, true},
+		{`{"\u0074ool_calls":[]}`, true},
+		{`{"tool_c\u0061lls":[]}`, true},
+		{`{"content":"a\nb\u003cc\u00e9\u4e2d"}`, false},
+		{`{"content":"\u0022x"}`, false},
+		{`{"content":"\\u005f"}`, false},
+		{`{"content":"\u005`, false},
+		{`{"content":"\u00`, false},
+		{`{"content":"\\\u005f"}`, true},
+		{`{"content":"\u00zz"}`, false},
+		{``, false},
+	} {
+		if got := f.InKey([]byte(c.text)); got != c.want || got != inKeyPlain([]byte(c.text), f.sep) {
+			t.Errorf("NewFinder(%q).InKey(%s) = %v; want %v", f.sep, c.text, got, c.want)
+		}
+	}
+	if got := NewFinder(`"名字"`).InKey([]byte(`{"\u540d\u5b57":1}`)); !got {
+		t.Errorf(`NewFinder("名字").InKey of its key spelled with escapes = false; want true`)
+	}
+}
+
+func FuzzFinderInKey(f *testing.F) {
+	for _, s := range []string{`{"tool\u005fcalls":[]}`, `"\\u005f"`, `\u00`, `"a\nb"`} {
+		f.Add(s, `"tool_calls"`)
+	}
+	f.Add(`{"\u540d":1}`, `"名"`)
+	f.Fuzz(func(t *testing.T, text, sep string) {
+		if sep == "" {
+			return
+		}
+		if got, want := NewFinder(sep).InKey([]byte(text)), inKeyPlain([]byte(text), sep); got != want {
+			t.Fatalf("NewFinder(%q).InKey(%q) = %v; the plain reading says %v", sep, text, got, want)
+		}
+	})
+}
+
+// BenchmarkFinder is the turn's question of a chat body with no tool
+// calls (most bodies), by In and by InKey, whose search for escapes is
+// the difference.
+func BenchmarkFinder(b *testing.B) {
+	body := []byte(`{"model":"gpt-test","messages":[` +
+		`{"role":"system","content":"You are the shop assistant of a WeChat mini-program.\nAnswer briefly."},` +
+		`{"role":"user","content":"What plans do you offer, and how much is the premium one?"}],` +
+		`"temperature":0.7,"max_tokens":256,"user":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`)
+	f := NewFinder(`"tool_calls"`)
+	b.Run("In", func(b *testing.B) {
+		for b.Loop() {
+			f.In(body)
+		}
+	})
+	b.Run("InKey", func(b *testing.B) {
+		for b.Loop() {
+			f.InKey(body)
+		}
+	})
 }
