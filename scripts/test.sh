@@ -171,6 +171,11 @@ fuzz FuzzReadAnswer ./interceptors
 # reading of the standard), where a divergence is a wrong read.
 fuzz FuzzScanAnswer ./failover
 fuzz FuzzValidMembersCheck ./internal/jsonscan
+# The body validator and its member walk against encoding/json, a Go-based
+# provider's or bot's parser (FuzzValid holds them to gjson); the turn's
+# tool-calls search against a plain reading of a key spelled with escapes.
+fuzz FuzzValidAsGo ./internal/jsonscan
+fuzz FuzzFinderInKey ./internal/jsonscan
 fuzz FuzzCallPathMatchesSlowPath ./interceptors
 fuzz FuzzTextPathMatchesSlowPath ./interceptors
 fuzz FuzzReaderAsSpecSays ./sse

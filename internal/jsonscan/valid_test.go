@@ -1,10 +1,12 @@
 package jsonscan
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -282,4 +284,118 @@ func FuzzValidMembersCheck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, d uint8) {
 		checkCheck(t, s, int(d))
 	})
+}
+
+// goMaxDepth is encoding/json's nesting limit: it refuses a text that
+// opens more arrays and objects at once (its scanner's maxNestingDepth).
+const goMaxDepth = 10000
+
+// goMember is a top-level member as encoding/json reads it: its key
+// decoded and its value's bytes as written.
+type goMember struct {
+	key string
+	raw string
+}
+
+// goMembers reads the top-level members of s, an object, as encoding/json's
+// Decoder hands them one by one: every copy of a repeated key, in order.
+func goMembers(s string) ([]goMember, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("reading the object's opening: %w", err)
+	}
+	var ms []goMember
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("reading a key: %w", err)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("reading the value of %q: %w", k, err)
+		}
+		ms = append(ms, goMember{k.(string), string(raw)})
+	}
+	return ms, nil
+}
+
+// goKey is KeyName(raw) as encoding/json decodes a key: each byte of
+// invalid UTF-8 the text holds unescaped is U+FFFD there, where KeyName,
+// as gjson, keeps it (no name paygate reads has one, so both miss it).
+func goKey(raw string) string {
+	k := KeyName(raw)
+	if utf8.ValidString(k) {
+		return k
+	}
+	var b strings.Builder
+	for i := 0; i < len(k); {
+		r, n := utf8.DecodeRuneInString(k[i:])
+		b.WriteRune(r)
+		i += n
+	}
+	return b.String()
+}
+
+// checkAsGo holds Valid to encoding/json's json.Valid, the parser of a
+// Go-based provider or bot, and the members ValidMembers finds in a valid
+// object, their keys decoded by KeyName, to those encoding/json reads
+// there: what paygate accepts is what they accept, and a member it reads
+// is the one they read, repeats and escaped keys included.
+func checkAsGo(t *testing.T, s string) {
+	t.Helper()
+	want := json.Valid([]byte(s))
+	if got := Valid(s, goMaxDepth); got != want {
+		t.Fatalf("Valid(%q, %d) = %v; encoding/json's json.Valid says %v", s, goMaxDepth, got, want)
+	}
+	var buf [64]Member
+	ms, all, ok := ValidMembers(s, goMaxDepth, buf[:0], nil)
+	if ok != want {
+		t.Fatalf("ValidMembers(%q, %d) = %v; encoding/json's json.Valid says %v", s, goMaxDepth, ok, want)
+	}
+	if !ok || s[SkipSpace(s, 0)] != '{' || !all {
+		return
+	}
+	gms, err := goMembers(s)
+	if err != nil {
+		t.Fatalf("encoding/json refuses the members of %q, which it calls valid: %v", s, err)
+	}
+	if len(ms) != len(gms) {
+		t.Fatalf("ValidMembers(%q) found %d members; encoding/json %d: %+v", s, len(ms), len(gms), gms)
+	}
+	for j, m := range ms {
+		if k := goKey(m.Key); k != gms[j].key || s[m.At:m.End] != gms[j].raw {
+			t.Fatalf("ValidMembers(%q) member %d is %q: %s; encoding/json reads %q: %s", s, j, k, s[m.At:m.End], gms[j].key, gms[j].raw)
+		}
+	}
+}
+
+// asGoCases are texts where JSON parsers are known to part: numbers at
+// the grammar's edges, escapes and surrogates, control and invalid
+// bytes, white space JSON does not allow, a BOM, trailing bytes, keys
+// spelled with escapes, repeated and folded, and nesting at encoding/json's
+// own limit.
+var asGoCases = []string{
+	`-0`, `-0.0e-0`, `1e400`, `-1e-400`, `1E+`, `01`, `-01`, `1.e1`, `.1`, `0x1`, `Infinity`, `NaN`, `-`, `1e01`,
+	`"\ud800"`, `"\udc00\ud800"`, `"\ud83d\ude00"`, `"\u0000"`, `"\U0041"`, `"\'"`, "\"\xff\"", "\"\xed\xa0\x80\"", "\"\x7f\"",
+	"\v1", "\f1", "\u00a01", "1\x00", "\ufeff{}", "{}\n", "{} ", "{}\x00", "[1]]", `{"a":1}}`,
+	`{"\u0069d":1,"id":2}`, `{"id":1,"ID":2,"\u0049\u0044":3}`, `{"a\u0000b":1}`, "{\"k\xffy\":1,\"\\ud800\":2}",
+	`{"a":{"b":[1,{"c":"}"}]},"d":"\\\"","e":[]}`, `{"":0,"":1}`,
+	strings.Repeat("[", goMaxDepth) + strings.Repeat("]", goMaxDepth),
+	strings.Repeat("[", goMaxDepth+1) + strings.Repeat("]", goMaxDepth+1),
+	`{"a":` + strings.Repeat(`{"a":`, goMaxDepth-1) + "1" + strings.Repeat("}", goMaxDepth),
+}
+
+func TestValidAsGo(t *testing.T) {
+	for _, s := range slices.Concat(validCases, checkCases, asGoCases) {
+		checkAsGo(t, s)
+	}
+}
+
+// FuzzValidAsGo is TestValidAsGo on any text: the validator and the member
+// walk against encoding/json, where FuzzValid holds them to gjson.
+func FuzzValidAsGo(f *testing.F) {
+	for _, s := range slices.Concat(validCases, checkCases, asGoCases) {
+		f.Add(s)
+	}
+	f.Fuzz(checkAsGo)
 }
