@@ -80,3 +80,37 @@ func TestFollowUpWithEscapedToolCallsKeyGetsItsExchange(t *testing.T) {
 		}
 	}
 }
+
+// TestBotWrittenPaymentUnderEscapedKeyCounts: a follow-up whose history,
+// after the user's last message, holds a create_order call and its result
+// that no kept exchange restores (the bot wrote them itself) counts that
+// payment against max_payment_calls 1 however the assistant message spells
+// its tool_calls key, so the model's next create_order for the user's one
+// message is refused, never run. paymentsSinceUser asked a byte search for
+// `"tool_calls"` before reading the messages: with the key spelled
+// "tool\u005fcalls" (which gjson and the provider read as tool_calls) it
+// counted no payment.
+func TestBotWrittenPaymentUnderEscapedKeyCounts(t *testing.T) {
+	for _, key := range []string{`tool_calls`, `tool\u005fcalls`, `\u0074ool_calls`} {
+		for _, stream := range []bool{false, true} {
+			t.Run(key+map[bool]string{false: "", true: ", stream"}[stream], func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(
+					callsRound(stream, `[{"index":0,"id":"call_again","type":"function","function":{"name":"create_order","arguments":"`+createOrderArgs+`"}}]`),
+					textRound(stream, "Done.")))
+				tools := &recordingTools{}
+				url := toolsProxy(t, fp.URL, tools, func(c *config.Config) { c.Payments.Budget.MaxPaymentCalls = 1 })
+				body := chatBodyWith(stream, weatherTool, `{"role":"user","content":"buy premium"}`,
+					`{"role":"assistant","content":null,"`+key+`":[{"id":"pay_1","type":"function","function":{"name":"create_order","arguments":"`+createOrderArgs+`"}}]}`,
+					`{"role":"tool","tool_call_id":"pay_1","content":"{\"order_no\":\"O0\",\"status\":\"awaiting_payment\"}"}`)
+				resp := post(t, url, "/v1/chat/completions", body, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				got := readAll(t, resp.Body)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode, got)
+				}
+				if ran := tools.executed(); len(ran) != 0 {
+					t.Errorf("executed %q; want none: the create_order the history holds did not count (the bot got %s)", ran, got)
+				}
+			})
+		}
+	}
+}
