@@ -166,6 +166,10 @@ func TestFinderInKey(t *testing.T) {
 		{`{"\u0074ool_calls":[]}`, true},
 		{`{"tool_c\u0061lls":[]}`, true},
 		{`{"content":"a\nb\u003cc\u00e9\u4e2d"}`, false},
+		// Python's json.dumps escapes every Chinese character: one whose
+		// low byte is a byte of the key (乡 \u4e61 'a', 也 \u4e5f '_') is
+		// none.
+		{`{"content":"\u4e61\u4e5f"}`, false},
 		{`{"content":"\u0022x"}`, false},
 		{`{"content":"\\u005f"}`, false},
 		{`{"content":"\u005`, false},
