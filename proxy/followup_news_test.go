@@ -26,6 +26,10 @@ import (
 // no message of the user's came since: not a parallel conversation of the
 // user's (the same call id after another message), not a follow-up of other
 // calls, not a new message. paygate.actions does not carry the news again.
+// So too when the follow-ups spell their assistant messages' tool_calls
+// key with an escape ("tool\u005fcalls"), which the provider reads as
+// tool_calls: the turn asked a byte search for `"tool_calls"` whether to
+// look for the news at all.
 func TestNewsToldAgainInTheFollowUp(t *testing.T) {
 	const (
 		question = `{"role":"user","content":"what's the weather, and where are my orders?"}`
@@ -49,11 +53,19 @@ func TestNewsToldAgainInTheFollowUp(t *testing.T) {
 	}
 	for _, driver := range testdrivers.Names(t) {
 		for _, round := range []string{"own-call", "mixed"} {
-			for _, stream := range []bool{false, true} {
+			for _, v := range []struct {
+				stream bool
+				key    string // of the follow-ups' calls
+			}{{false, "tool_calls"}, {true, "tool_calls"}, {false, `tool\u005fcalls`}, {true, `tool\u005fcalls`}} {
+				stream := v.stream
 				name := driver + "/" + round + "/non-stream"
 				if stream {
 					name = driver + "/" + round + "/stream"
 				}
+				if v.key != "tool_calls" {
+					name += "/escaped key"
+				}
+				callW1, callW2 := strings.Replace(callW1, "tool_calls", v.key, 1), strings.Replace(callW2, "tool_calls", v.key, 1)
 				t.Run(name, func(t *testing.T) {
 					ctx := context.Background()
 					clock := storetest.NewClock()
