@@ -114,3 +114,27 @@ func TestBotWrittenPaymentUnderEscapedKeyCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestSeveralChoicesOfFollowUpWithEscapedToolCallsKeyRefused: a request for
+// n 2 that leaves the payment tools out (tool_choice "none") is served
+// plainly, but not one whose messages carry tool calls: a kept payment
+// exchange may be restored into it, which only the turn does, and the turn
+// serves one choice. So too when the assistant message spells its
+// tool_calls key with an escape, which the provider reads as tool_calls:
+// asked by a byte search for `"tool_calls"`, such a follow-up of a mixed
+// round went upstream plainly, without the payment its user's message made.
+func TestSeveralChoicesOfFollowUpWithEscapedToolCallsKeyRefused(t *testing.T) {
+	for _, key := range []string{`tool_calls`, `tool\u005fcalls`, `tool_c\u0061lls`} {
+		t.Run(key, func(t *testing.T) {
+			fp := newFakeProvider(t, textRound(false, "Sunny."))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			body := chatBodyWith(false, weatherTool+`"tool_choice":"none","n":2,`, `{"role":"user","content":"buy premium; weather?"}`,
+				strings.Replace(weatherAssistant, "tool_calls", key, 1), `{"role":"tool","tool_call_id":"call_w","content":"sunny"}`)
+			resp := post(t, url, "/v1/chat/completions", body, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			got := readAll(t, resp.Body)
+			if resp.StatusCode != http.StatusBadRequest || gjson.Get(got, "error.param").Str != "n" {
+				t.Errorf("status %d %s; want 400 on n: the follow-up went upstream plainly (%d requests)", resp.StatusCode, got, len(fp.requests()))
+			}
+		})
+	}
+}
