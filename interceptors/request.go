@@ -276,7 +276,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 // renaming of the ids the bot's messages take, the budget a user's message
 // already spent; failover's continuation of an assistant prefix and its
 // thinking blocks sent as text; a payment tool's call in the bot's history,
-// forgedPaymentCall) take a repeated member's first copy and
+// hasPaymentCalls) take a repeated member's first copy and
 // only the exact name; the provider's parser the last, and a Go-based one
 // any case, Unicode's folding too (Fold). A history the end user's client
 // wrote (a web chat that sends its transcript) could then read one way to
