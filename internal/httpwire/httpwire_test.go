@@ -611,3 +611,66 @@ func TestCommonNamesAreCanonical(t *testing.T) {
 		}
 	}
 }
+
+// allocated is the bytes f allocates, averaged over runs calls.
+func allocated(runs int, f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / uint64(runs)
+}
+
+// TestDeclinedHeadCostsNoMoreThanNetHTTP: a head declined here is read
+// again by net/http, so declining it must cost no more than net/http's
+// read of it, but for the head's copy (the reader's one allocation, made
+// before its lines are checked). The header map was sized by the head's LF count before its
+// lines were checked: a bare LF is one byte where a header line takes at
+// least four, and net/textproto ends the head at the first one, so a
+// request of 4 KB of LFs (which anyone reaching the listener may send,
+// and which net/http reads as a plain GET) made 400 KB of map here.
+func TestDeclinedHeadCostsNoMoreThanNetHTTP(t *testing.T) {
+	lfs := strings.Repeat("\n", 4000)
+	for _, tc := range []struct {
+		name, msg string
+		size      int
+	}{
+		{"request, LFs after the Host", "GET / HTTP/1.1\r\nHost: x\r\n" + lfs + "\r\n\r\n", 4096},
+		{"request, LFs after 25 lines", "GET / HTTP/1.1\r\nHost: x\r\n" + manyFields(24, "") + lfs[:3600] + "\r\n\r\n", 4096},
+		{"answer, LFs after its length", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + strings.Repeat(lfs, 2) + "\r\n\r\n", 8 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &http.Request{Method: "POST"}
+			response := strings.HasPrefix(tc.msg, "HTTP/")
+			var ok bool
+			br := filled(tc.msg, tc.size)
+			ours := allocated(20, func() {
+				if response {
+					_, ok = ReadResponse(br, req, 1<<20)
+				} else {
+					_, ok = ReadRequest(br, 1<<20)
+				}
+			})
+			if ok {
+				t.Fatal("read a head with bare LFs")
+			}
+			var err error
+			theirs := allocated(20, func() {
+				r := bufio.NewReaderSize(strings.NewReader(tc.msg), tc.size)
+				if response {
+					_, err = http.ReadResponse(r, req)
+				} else {
+					_, err = http.ReadRequest(r)
+				}
+			})
+			if err != nil {
+				t.Fatalf("net/http refused it: %v", err)
+			}
+			if ours > theirs+uint64(len(tc.msg)) {
+				t.Errorf("declining a %d-byte head allocated %d bytes; net/http reads it with %d, want at most that and the head's copy", len(tc.msg), ours, theirs)
+			}
+		})
+	}
+}
