@@ -408,35 +408,78 @@ func TestHostLine(t *testing.T) {
 		if _, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head))); err != nil {
 			t.Fatalf("%q: %v", head, err)
 		}
-		// net/http's truth: the header it parsed, before ReadRequest
-		// removed Host.
-		tp := textproto.NewReader(bufio.NewReader(strings.NewReader(head)))
-		tp.ReadLine()
-		mh, _ := tp.ReadMIMEHeader()
-		hosts, want := mh["Host"]
-		_, wantCL := mh["Content-Length"]
-		_, wantTE := mh["Transfer-Encoding"]
 		for _, size := range []int{1, 2, 3, 7, len(head)} {
-			var h HostLine
-			for s := head; len(s) > 0; {
-				n := min(size, len(s))
-				h.Write([]byte(s[:n]))
-				s = s[n:]
-			}
-			if h.Found() != want {
-				t.Errorf("%q in pieces of %d: Found %v; net/http read a Host: %v", head, size, h.Found(), want)
-			}
-			if want && h.Value() != hosts[0] {
-				t.Errorf("%q in pieces of %d: Value %q; net/http read %q", head, size, h.Value(), hosts[0])
-			}
-			if h.ContentLength() != wantCL {
-				t.Errorf("%q in pieces of %d: ContentLength %v; net/http read a Content-Length: %v", head, size, h.ContentLength(), wantCL)
-			}
-			if h.TransferEncoding() != wantTE {
-				t.Errorf("%q in pieces of %d: TransferEncoding %v; net/http read a Transfer-Encoding: %v", head, size, h.TransferEncoding(), wantTE)
-			}
+			checkHostLine(t, head, size)
 		}
 	}
+}
+
+// hostLineIn is a HostLine written head in pieces of size bytes, as a
+// connection's reads hand it over.
+func hostLineIn(head string, size int) *HostLine {
+	var h HostLine
+	for s := head; len(s) > 0; {
+		n := min(size, len(s))
+		h.Write([]byte(s[:n]))
+		s = s[n:]
+	}
+	return &h
+}
+
+// checkHostLine holds what HostLine reports of head, written in pieces of
+// size bytes, to net/http's truth: the header net/textproto parsed (before
+// http.ReadRequest removed Host), and a header line after the first that
+// starts with a blank for obs-fold. head must be one net/http reads.
+func checkHostLine(t *testing.T, head string, size int) {
+	t.Helper()
+	tp := textproto.NewReader(bufio.NewReader(strings.NewReader(head)))
+	tp.ReadLine()
+	mh, _ := tp.ReadMIMEHeader()
+	hosts, want := mh["Host"]
+	_, wantCL := mh["Content-Length"]
+	_, wantTE := mh["Transfer-Encoding"]
+	wantFolded := false
+	_, lines, _ := strings.Cut(head, "\n")
+	for line := range strings.Lines(lines) {
+		if line == "\n" || line == "\r\n" {
+			break // the head's end
+		}
+		wantFolded = wantFolded || line[0] == ' ' || line[0] == '\t'
+	}
+	h := hostLineIn(head, size)
+	if h.Found() != want {
+		t.Errorf("%q in pieces of %d: Found %v; net/http read a Host: %v", head, size, h.Found(), want)
+	}
+	if want && h.Value() != hosts[0] {
+		t.Errorf("%q in pieces of %d: Value %q; net/http read %q", head, size, h.Value(), hosts[0])
+	}
+	if h.ContentLength() != wantCL {
+		t.Errorf("%q in pieces of %d: ContentLength %v; net/http read a Content-Length: %v", head, size, h.ContentLength(), wantCL)
+	}
+	if h.TransferEncoding() != wantTE {
+		t.Errorf("%q in pieces of %d: TransferEncoding %v; net/http read a Transfer-Encoding: %v", head, size, h.TransferEncoding(), wantTE)
+	}
+	if h.Folded() != wantFolded {
+		t.Errorf("%q in pieces of %d: Folded %v; want %v", head, size, h.Folded(), wantFolded)
+	}
+}
+
+// FuzzHostLine holds HostLine to net/http on any head it reads, in pieces
+// of any size: the server's Host, framing and obs-fold checks of a head
+// net/http reads rest on it, and the table above holds only the heads
+// someone thought of.
+func FuzzHostLine(f *testing.F) {
+	for _, head := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET http://a.test/ HTTP/1.1\r\nX-A: y\r\n z\r\nhost: a\r\n b\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", "POST / HTTP/1.0\nHost: x\ncontent-length:3\n\nabc",
+		"GET / HTTP/1.1\r\nX-A: y\r\n\tz\r\n\r\n"} {
+		f.Add(head, 3)
+	}
+	f.Fuzz(func(t *testing.T, head string, size int) {
+		if _, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head))); err != nil {
+			return // refused whatever HostLine says
+		}
+		checkHostLine(t, head, 1+int(uint(size)%64))
+	})
 }
 
 // TestHostLineFolded: HostLine notes obs-fold, a header line that starts
@@ -459,13 +502,7 @@ func TestHostLineFolded(t *testing.T) {
 		{"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\r\n \r\n0\r\n\r\n", false},
 	} {
 		for _, size := range []int{1, 2, 5, len(tc.head)} {
-			var h HostLine
-			for s := tc.head; len(s) > 0; {
-				n := min(size, len(s))
-				h.Write([]byte(s[:n]))
-				s = s[n:]
-			}
-			if h.Folded() != tc.want {
+			if h := hostLineIn(tc.head, size); h.Folded() != tc.want {
 				t.Errorf("%q in pieces of %d: Folded %v; want %v", tc.head, size, h.Folded(), tc.want)
 			}
 		}
