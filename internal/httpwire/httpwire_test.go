@@ -19,9 +19,47 @@ import (
 // filled is a reader over msg whose buffer already holds as much of msg as
 // fits, as a connection's does after a read.
 func filled(msg string, size int) *bufio.Reader {
-	br := bufio.NewReaderSize(strings.NewReader(msg), size)
+	return arrival{size: size}.filled(msg)
+}
+
+// arrival is how a message's bytes reach its reader: through a buffer of
+// size bytes, each read of the connection returning at most piece of them
+// (0: as many as fit), as TCP segments do.
+type arrival struct{ size, piece int }
+
+// whole is a message that arrives at once into a buffer that holds it.
+var whole = arrival{size: 4096}
+
+// reader is a new reader over msg as it arrives.
+func (a arrival) reader(msg string) *bufio.Reader {
+	var src io.Reader = strings.NewReader(msg)
+	if a.piece > 0 {
+		src = &pieces{msg, a.piece}
+	}
+	return bufio.NewReaderSize(src, a.size)
+}
+
+// filled is reader after its first read: what a server has once the
+// connection became readable.
+func (a arrival) filled(msg string) *bufio.Reader {
+	br := a.reader(msg)
 	br.Peek(1)
 	return br
+}
+
+// pieces reads s at most n bytes at a time.
+type pieces struct {
+	s string
+	n int
+}
+
+func (p *pieces) Read(b []byte) (int, error) {
+	if len(p.s) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b[:min(len(b), p.n)], p.s)
+	p.s = p.s[n:]
+	return n, nil
 }
 
 // transcript reads body in pieces of varying size and records every
@@ -50,14 +88,14 @@ func rest(br *bufio.Reader) string {
 // field by field, the same body (read by transcript) and leave the same
 // bytes for the next message; when ours declines, it must have consumed
 // nothing. It reports whether ours took the head.
-func compare[M any](t *testing.T, msg string, size, closeAfter int,
+func compare[M any](t *testing.T, msg string, in arrival, closeAfter int,
 	ours func(*bufio.Reader) (M, bool), theirs func(*bufio.Reader) (M, error),
 	fields func(M) any, body func(M) io.ReadCloser) bool {
 	t.Helper()
-	br := filled(msg, size)
+	br := in.filled(msg)
 	before := br.Buffered()
 	got, ok := ours(br)
-	ref := bufio.NewReaderSize(strings.NewReader(msg), size)
+	ref := in.reader(msg)
 	want, werr := theirs(ref)
 	if !ok {
 		if br.Buffered() != before {
@@ -96,9 +134,9 @@ type requestFields struct {
 	NoBody                          bool
 }
 
-func checkRequest(t *testing.T, msg string, size, closeAfter int) (plain bool) {
+func checkRequest(t *testing.T, msg string, in arrival, closeAfter int) (plain bool) {
 	t.Helper()
-	return compare(t, msg, size, closeAfter,
+	return compare(t, msg, in, closeAfter,
 		func(br *bufio.Reader) (*http.Request, bool) { return ReadRequest(br, 1<<20) },
 		http.ReadRequest,
 		func(r *http.Request) any {
@@ -121,10 +159,10 @@ type responseFields struct {
 	NoBody                 bool
 }
 
-func checkResponse(t *testing.T, msg, method string, size, closeAfter int) (plain bool) {
+func checkResponse(t *testing.T, msg, method string, in arrival, closeAfter int) (plain bool) {
 	t.Helper()
 	req := &http.Request{Method: method}
-	return compare(t, msg, size, closeAfter,
+	return compare(t, msg, in, closeAfter,
 		func(br *bufio.Reader) (*http.Response, bool) { return ReadResponse(br, req, 1<<20) },
 		func(br *bufio.Reader) (*http.Response, error) { return http.ReadResponse(br, req) },
 		func(r *http.Response) any {
@@ -249,7 +287,7 @@ func TestPlainHeadsAreRead(t *testing.T) {
 		{"CONNECT", "CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := checkRequest(t, tc.msg, 4096, 99); got != tc.plain {
+			if got := checkRequest(t, tc.msg, whole, 99); got != tc.plain {
 				t.Fatalf("read plain: %v, want %v", got, tc.plain)
 			}
 		})
@@ -296,7 +334,7 @@ func TestPlainResponsesAreRead(t *testing.T) {
 		{"spaces before code", "HTTP/1.1  200 OK\r\nContent-Length: 1\r\n\r\nx", "GET", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := checkResponse(t, tc.msg, tc.method, 4096, 99); got != tc.plain {
+			if got := checkResponse(t, tc.msg, tc.method, whole, 99); got != tc.plain {
 				t.Fatalf("read plain: %v, want %v", got, tc.plain)
 			}
 		})
@@ -307,20 +345,20 @@ func TestPlainResponsesAreRead(t *testing.T) {
 // closes next, and reads after it fail, as net/http's body does.
 func TestBodyClose(t *testing.T) {
 	for _, closeAfter := range []int{0, 1, 2, 5} {
-		checkRequest(t, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789abcdefghijGET / HTTP/1.1\r\n\r\n", 4096, closeAfter)
-		checkRequest(t, "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij", 4096, closeAfter)
-		checkResponse(t, chatAnswer+"HTTP/1.1 200 OK\r\n", "POST", 4096, closeAfter)
-		checkResponse(t, sseStream+chatAnswer, "POST", 4096, closeAfter)
+		checkRequest(t, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789abcdefghijGET / HTTP/1.1\r\n\r\n", whole, closeAfter)
+		checkRequest(t, "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij", whole, closeAfter)
+		checkResponse(t, chatAnswer+"HTTP/1.1 200 OK\r\n", "POST", whole, closeAfter)
+		checkResponse(t, sseStream+chatAnswer, "POST", whole, closeAfter)
 		// Read to its end although the connection closes next: net/http
 		// reads a chunked body's trailer on Close.
-		checkResponse(t, "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-A: 1\r\n\r\nrest", "GET", 4096, closeAfter)
+		checkResponse(t, "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-A: 1\r\n\r\nrest", "GET", whole, closeAfter)
 	}
 }
 
 // TestHeadBeyondBuffer: a head longer than what is buffered is net/http's.
 func TestHeadBeyondBuffer(t *testing.T) {
 	msg := "GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + strings.Repeat("a", 100) + "\r\n\r\n"
-	if checkRequest(t, msg, 64, 99) {
+	if checkRequest(t, msg, arrival{size: 64}, 99) {
 		t.Fatal("a head longer than the buffer was read")
 	}
 	br := filled(msg, 4096)
@@ -329,27 +367,40 @@ func TestHeadBeyondBuffer(t *testing.T) {
 	}
 }
 
+// fuzzArrival is the arrival a fuzzer's size and piece make: a buffer
+// from 16 bytes (bufio's least) to twice whole's, and reads of any length
+// (0: all at once). The product's connections hand a head over in TCP
+// segments, so its head may be buffered in part (which must be declined
+// with nothing consumed) and its body read across many fills.
+func fuzzArrival(size, piece uint16) arrival {
+	return arrival{size: 16 + int(size)%(2*whole.size), piece: int(piece) % 512}
+}
+
+// FuzzReadRequest and FuzzReadResponse compare a message read here with
+// net/http's read of it (compare), whatever the pieces it arrives in.
 func FuzzReadRequest(f *testing.F) {
 	for _, s := range []string{goOpenAIRequest, nodeRequest, "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\nConnection: close, keep-alive\r\nContent-Length: 0003\r\n\r\nabcdef",
 		manyLines(21, ""), manyLines(22, "X-A")} {
-		f.Add(s, 3)
+		f.Add(s, 3, uint16(whole.size-16), uint16(0))
+		f.Add(s, 3, uint16(48), uint16(7))
 	}
-	f.Fuzz(func(t *testing.T, msg string, closeAfter int) {
-		checkRequest(t, msg, 4096, closeAfter%8)
+	f.Fuzz(func(t *testing.T, msg string, closeAfter int, size, piece uint16) {
+		checkRequest(t, msg, fuzzArrival(size, piece), closeAfter%8)
 	})
 }
 
 func FuzzReadResponse(f *testing.F) {
 	for _, s := range []string{chatAnswer, sseStream, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x\r\nabc\r\n0\r\nX-A: 1\r\n\r\n"} {
-		f.Add(s, "POST", 3)
+		f.Add(s, "POST", 3, uint16(whole.size-16), uint16(0))
+		f.Add(s, "POST", 3, uint16(48), uint16(7))
 	}
-	f.Fuzz(func(t *testing.T, msg, method string, closeAfter int) {
+	f.Fuzz(func(t *testing.T, msg, method string, closeAfter int, size, piece uint16) {
 		if method == "" || strings.ContainsAny(method, " \r\n") {
 			method = "GET"
 		}
-		checkResponse(t, msg, method, 4096, closeAfter%8)
+		checkResponse(t, msg, method, fuzzArrival(size, piece), closeAfter%8)
 	})
 }
 
