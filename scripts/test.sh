@@ -168,7 +168,9 @@ fuzz FuzzReadAnswer ./interceptors
 # Differential fuzzers of the fast readers: each holds one to the full walk it
 # stands in for (the answer's spans, the request validator's messages check,
 # the capture's per-event call path and text path, the SSE reader to a plain
-# reading of the standard), where a divergence is a wrong read.
+# reading of the standard, the plain-head readers and the server's Host,
+# framing and obs-fold scanner to net/http), where a divergence is a wrong
+# read.
 fuzz FuzzScanAnswer ./failover
 fuzz FuzzValidMembersCheck ./internal/jsonscan
 # The body validator and its member walk against encoding/json, a Go-based
@@ -181,6 +183,7 @@ fuzz FuzzTextPathMatchesSlowPath ./interceptors
 fuzz FuzzReaderAsSpecSays ./sse
 fuzz FuzzReadRequest ./internal/httpwire
 fuzz FuzzReadResponse ./internal/httpwire
+fuzz FuzzHostLine ./internal/httpwire
 fuzz FuzzSplitForm ./proxy
 say "waiting for go test -race ./cmd/paygate"
 wait_paygate
