@@ -449,6 +449,12 @@ func TestHostLine(t *testing.T) {
 		"POST / HTTP/1.1\r\nHost: x\r\nX-Transfer-Encoding: chunked\r\nTransfer-Encodin: x\r\nTransfer-Encodings: y\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n transfer-encoding: folded\r\n\r\n",
 		"POST / HTTP/1.0\nHost: x\ntransfer-encoding: chunked\ncontent-length: 3\n\nabc",
+		// A name as long as one looked for, differing in one byte before
+		// the colon: a mismatch must stick for the rest of the line, or
+		// the bytes after it complete the name.
+		"GET / HTTP/1.1\r\nXost: x\r\nHxst: y\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nXontent-Length: 3\r\nContent-Lengtx: 3\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nXransfer-Encoding: chunked\r\nTransfer-Encodinx: chunked\r\n\r\n",
 		// Folded (obs-fold) Host lines: the continuations are the value's.
 		"GET http://a.test/ HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
 		"GET http://a.test/ HTTP/1.1\r\nHost:\r\n\tb \r\n  c\t\r\nX-A: y\r\n\r\n",
