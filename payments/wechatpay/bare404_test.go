@@ -44,6 +44,10 @@ func TestBare404IsNotNotFound(t *testing.T) {
 		{name: "empty body"},
 		{name: "gateway json", contentType: "application/json", body: `{"timestamp":"2026-12-05T15:00:00Z","status":404,"error":"Not Found","path":"/v3/pay/transactions"}`},
 		{name: "json with a numeric code", contentType: "application/json", body: `{"code":404,"message":"Not Found"}`},
+		// A code WeChat Pay's order and refund APIs never answer (its
+		// transfer APIs' NOT_FOUND; gateways that name statuses): it is
+		// not their "no such order".
+		{name: "json with code NOT_FOUND", contentType: "application/json", body: `{"code":"NOT_FOUND","message":"no Route matched"}`},
 		{name: "wechat pay's own", contentType: "application/json", wechat: true},
 	}
 	for _, b := range bodies {

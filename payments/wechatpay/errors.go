@@ -102,7 +102,11 @@ func kindOfCode(status int, code string) (kind error, retry bool) {
 		return ErrOrderPaid, false
 	case "ORDER_CLOSED", "ORDERCLOSED":
 		return ErrOrderClosed, false
-	case "ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXISTS", "NOT_FOUND":
+	case "ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXISTS":
+		// Not NOT_FOUND: WeChat Pay's order and refund APIs never answer
+		// it (its transfer APIs do), and a 404 {"code":"NOT_FOUND"} from
+		// a gateway on the way, read as "no such order", expired orders
+		// the payer may have paid (the status fallback below).
 		return ErrNotFound, false
 	case "OUT_TRADE_NO_USED":
 		return ErrNumberUsed, false
