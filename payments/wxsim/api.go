@@ -364,7 +364,9 @@ func (s *Server) dispatch(op, key string, r *http.Request, body []byte, entry *R
 		entry.OutRefundNo = key
 		return s.queryRefund(key)
 	}
-	return errResponse(errf(404, "NOT_FOUND", "no such API: %s %s", r.Method, r.URL.Path))
+	// As WeChat Pay answers a path it does not serve: 404, an empty body,
+	// no error code (a code here would be one its APIs never send).
+	return response{status: http.StatusNotFound}
 }
 
 // minPayWindow is the shortest time WeChat Pay leaves a payer: a
@@ -617,8 +619,10 @@ func (s *Server) createRefund(body []byte, entry *RequestLog) response {
 		return errResponse(errf(404, "RESOURCE_NOT_EXISTS", "订单不存在"))
 	}
 	if o.tx.TradeState != "SUCCESS" && o.tx.TradeState != "REFUND" {
+		// WeChat Pay's refunds know only paid orders: an unpaid one, open
+		// or closed, is not found (its refund document: 未支付的订单不能发起退款).
 		s.mu.Unlock()
-		return errResponse(errf(400, "INVALID_REQUEST", "订单未支付，不能退款"))
+		return errResponse(errf(http.StatusNotFound, "RESOURCE_NOT_EXISTS", "订单不存在"))
 	}
 	if b.Amount.Total != o.tx.Amount.Total {
 		s.mu.Unlock()

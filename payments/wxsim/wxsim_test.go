@@ -427,3 +427,57 @@ func TestNoAuthMethodRefused(t *testing.T) {
 		t.Errorf("orders at the simulator: %d; want 1 (the jsapi one)", n)
 	}
 }
+
+// TestRefundOfUnpaidOrderNotExists: WeChat Pay answers a refund of an
+// order not paid (open or closed) 404 RESOURCE_NOT_EXISTS, "订单不存在"
+// (its refund document: 请检查你的订单号是否正确且是否已支付，未支付的订单不能
+// 发起退款): its refunds know only paid orders. The simulator answered 400
+// INVALID_REQUEST, a code WeChat Pay keeps for a request against a paid
+// order's rules, so paygate's tests never met the not-found it gets.
+func TestRefundOfUnpaidOrderNotExists(t *testing.T) {
+	s, c, _ := sim(t)
+	ctx := context.Background()
+	for _, no := range []string{"PGunpaidrf000001", "PGunpaidrf000002"} {
+		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
+			Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 100, ExpireAt: time.Now().Add(time.Hour),
+		}); err != nil {
+			t.Fatalf("prepay %s: %v", no, err)
+		}
+	}
+	if err := c.CloseOrder(ctx, "PGunpaidrf000002"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	for _, tt := range []struct{ name, no string }{{"open", "PGunpaidrf000001"}, {"closed", "PGunpaidrf000002"}, {"never made", "PGunpaidrf000003"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: tt.no, OutRefundNo: "RF" + tt.no, Refund: 100, Total: 100})
+			var ae *wechatpay.APIError
+			if !errors.Is(err, wechatpay.ErrNotFound) || !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound || ae.Code != "RESOURCE_NOT_EXISTS" {
+				t.Errorf("refund of a %s unpaid order: %v; want 404 RESOURCE_NOT_EXISTS", tt.name, err)
+			}
+		})
+	}
+	if n := s.RefundCount(""); n != 0 {
+		t.Errorf("refunds at the simulator: %d; want 0", n)
+	}
+}
+
+// TestUnknownPathBareNotFound: WeChat Pay answers a path it does not serve
+// 404 with an empty body, no error code. The simulator answered
+// {"code":"NOT_FOUND"}, a code WeChat Pay's order and refund APIs never
+// use, which paygate read as "no such order".
+func TestUnknownPathBareNotFound(t *testing.T) {
+	s, api := newSim(t, wxsim.Options{})
+	for _, tt := range []struct{ method, uri string }{
+		{http.MethodGet, "/v3/pay/transactions/id/4200000000000000000000000000?mchid=" + s.MchID()},
+		{http.MethodGet, "/v3/pay/transactions/out-trade-no/PGunknownpath01/extra?mchid=" + s.MchID()},
+	} {
+		t.Run(tt.method+" "+tt.uri, func(t *testing.T) {
+			resp := signed(t, s, s.MchID(), tt.method, api.URL, tt.uri, "", "")
+			body := new(bytes.Buffer)
+			_, _ = body.ReadFrom(resp.Body)
+			if resp.StatusCode != http.StatusNotFound || body.Len() != 0 {
+				t.Errorf("got %d %q; want 404 with an empty body", resp.StatusCode, body)
+			}
+		})
+	}
+}
