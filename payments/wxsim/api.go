@@ -604,7 +604,13 @@ func (s *Server) createRefund(body []byte, entry *RequestLog) response {
 		// Same out_refund_no: the same refund, never a second one; sent
 		// again with other amounts, refused, as WeChat Pay refuses it.
 		resp := okJSON(200, rf.r)
-		if b.Amount.Refund != rf.r.Amount.Refund || b.Amount.Total != rf.r.Amount.Total {
+		switch {
+		case b.OutTradeNo != "" && b.OutTradeNo != rf.r.OutTradeNo,
+			b.TransactionID != "" && b.TransactionID != rf.r.TransactionID:
+			// Another order's refund holds the number: never that
+			// refund's answer, which named another order.
+			resp = errResponse(errf(400, "INVALID_REQUEST", "请求内容和上次请求不一致，请核实后再试。原因主要是商户号不一致，或者商户订单号/商户退款单号已经被其他请求使用。"))
+		case b.Amount.Refund != rf.r.Amount.Refund || b.Amount.Total != rf.r.Amount.Total:
 			resp = errResponse(errf(400, "INVALID_REQUEST", "订单金额或退款金额与之前请求不一致，请核实后再试"))
 		}
 		s.mu.Unlock()
@@ -626,7 +632,7 @@ func (s *Server) createRefund(body []byte, entry *RequestLog) response {
 	}
 	if b.Amount.Total != o.tx.Amount.Total {
 		s.mu.Unlock()
-		return errResponse(errf(400, "PARAM_ERROR", "amount.total 与原订单金额不符"))
+		return errResponse(errf(400, "INVALID_REQUEST", "您的请求参数与订单信息不一致"))
 	}
 	if b.Amount.Refund < 1 || b.Amount.Refund > o.tx.Amount.Total-o.refunded {
 		s.mu.Unlock()

@@ -481,3 +481,45 @@ func TestUnknownPathBareNotFound(t *testing.T) {
 		})
 	}
 }
+
+// TestRefundRequestDisagreeingRefused: WeChat Pay refuses 400
+// INVALID_REQUEST a refund whose out_refund_no another order's refund
+// holds ("请求内容和上次请求不一致…商户订单号/商户退款单号已经被其他请求使用")
+// and one whose amount.total is not the order's ("您的请求参数与订单信息不一致").
+// The simulator answered the first 200 with the other order's refund, and
+// the second PARAM_ERROR.
+func TestRefundRequestDisagreeingRefused(t *testing.T) {
+	s, c, _ := sim(t)
+	ctx := context.Background()
+	for _, no := range []string{"PGrfdisagree0001", "PGrfdisagree0002"} {
+		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
+			Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 100, ExpireAt: time.Now().Add(time.Hour),
+		}); err != nil {
+			t.Fatalf("prepay %s: %v", no, err)
+		}
+		if _, err := s.Pay(ctx, no); err != nil {
+			t.Fatalf("pay %s: %v", no, err)
+		}
+	}
+	if _, err := c.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: "PGrfdisagree0001", OutRefundNo: "RFdisagree01", Refund: 100, Total: 100}); err != nil {
+		t.Fatalf("refund: %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		req  wechatpay.RefundRequest
+	}{
+		{"its number another order's refund's", wechatpay.RefundRequest{OutTradeNo: "PGrfdisagree0002", OutRefundNo: "RFdisagree01", Refund: 100, Total: 100}},
+		{"a total not the order's", wechatpay.RefundRequest{OutTradeNo: "PGrfdisagree0002", OutRefundNo: "RFdisagree02", Refund: 100, Total: 200}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := c.CreateRefund(ctx, tt.req)
+			var ae *wechatpay.APIError
+			if !errors.Is(err, wechatpay.ErrRejected) || !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || ae.Code != "INVALID_REQUEST" {
+				t.Errorf("refund: %+v, %v; want 400 INVALID_REQUEST", got, err)
+			}
+		})
+	}
+	if n := s.RefundCount("PGrfdisagree0002"); n != 0 {
+		t.Errorf("refunds of the second order: %d; want 0", n)
+	}
+}
