@@ -556,7 +556,10 @@ func (s *Server) closeOrder(no string, body []byte) response {
 	defer s.mu.Unlock()
 	o, ok := s.orders[no]
 	if !ok {
-		return errResponse(errf(404, "ORDER_NOT_EXIST", "订单不存在"))
+		// As WeChat Pay answers it: its close checks the request's form,
+		// not the order, and a number it holds no order under is closed
+		// as one closed before (204).
+		return response{status: http.StatusNoContent}
 	}
 	switch o.tx.TradeState {
 	case "SUCCESS", "REFUND":

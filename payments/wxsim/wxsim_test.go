@@ -523,3 +523,21 @@ func TestRefundRequestDisagreeingRefused(t *testing.T) {
 		t.Errorf("refunds of the second order: %d; want 0", n)
 	}
 }
+
+// TestCloseOfUnknownOrderNoContent: WeChat Pay answers a close 204 for an
+// order number it holds no order under, as for one it closed or had
+// closed: its close checks the request's form, not the order (reported of
+// APIv3's close through wechatpay-go: "重复关闭或者输入无效的订单号，接口仍然返回
+// 204"). The simulator answered 404 ORDER_NOT_EXIST, an answer paygate
+// then never met from WeChat Pay.
+func TestCloseOfUnknownOrderNoContent(t *testing.T) {
+	s, api := newSim(t, wxsim.Options{})
+	body := `{"mchid":"` + s.MchID() + `"}`
+	resp := signed(t, s, s.MchID(), http.MethodPost, api.URL, "/v3/pay/transactions/out-trade-no/PGneverclosed001/close", body, body)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("close of an order never made: got %d; want 204", resp.StatusCode)
+	}
+	if n := s.OrderCount(); n != 0 {
+		t.Errorf("orders at the simulator: %d; want 0 (a close makes none)", n)
+	}
+}
