@@ -251,19 +251,26 @@ func sim(t *testing.T) (*wxsim.Server, *wechatpay.Client, func(time.Duration)) {
 	}
 }
 
+// openNative opens a Native order of 100 fen under each of nos through
+// the official client, its time_expire at expire.
+func openNative(t *testing.T, c *wechatpay.Client, expire time.Time, nos ...string) {
+	t.Helper()
+	for _, no := range nos {
+		if _, err := c.Prepay(context.Background(), wechatpay.PrepayRequest{
+			Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 100, ExpireAt: expire,
+		}); err != nil {
+			t.Fatalf("prepay %s: %v", no, err)
+		}
+	}
+}
+
 // TestExpiredOrderCannotBePaid: past its time_expire an order cannot be
 // paid at WeChat Pay; the simulator took the payment all the same, so tests
 // of paygate's expiry could not meet a payer refused.
 func TestExpiredOrderCannotBePaid(t *testing.T) {
 	s, c, setOff := sim(t)
 	ctx := context.Background()
-	for _, no := range []string{"PGexpire00000001", "PGexpire00000002"} {
-		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
-			Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 100, ExpireAt: time.Now().Add(time.Minute),
-		}); err != nil {
-			t.Fatalf("prepay %s: %v", no, err)
-		}
-	}
+	openNative(t, c, time.Now().Add(time.Minute), "PGexpire00000001", "PGexpire00000002")
 	if _, err := s.Pay(ctx, "PGexpire00000001"); err != nil {
 		t.Fatalf("pay before time_expire: %v", err)
 	}
@@ -288,13 +295,7 @@ func TestExpiredOrderCannotBePaid(t *testing.T) {
 func TestTimeExpireAtLeastAMinuteAfterPlacement(t *testing.T) {
 	s, c, setOff := sim(t)
 	ctx := context.Background()
-	for _, no := range []string{"PGshort00000001", "PGshort00000002"} {
-		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
-			Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 100, ExpireAt: time.Now().Add(20 * time.Second),
-		}); err != nil {
-			t.Fatalf("prepay %s: %v", no, err)
-		}
-	}
+	openNative(t, c, time.Now().Add(20*time.Second), "PGshort00000001", "PGshort00000002")
 	setOff(40 * time.Second) // past the time_expire sent, within the minute
 	if _, err := s.Pay(ctx, "PGshort00000001"); err != nil {
 		t.Errorf("pay 40s after placing an order sent with a 20s time_expire: %v; want paid (WeChat Pay raises it to a minute)", err)
@@ -437,13 +438,7 @@ func TestNoAuthMethodRefused(t *testing.T) {
 func TestRefundOfUnpaidOrderNotExists(t *testing.T) {
 	s, c, _ := sim(t)
 	ctx := context.Background()
-	for _, no := range []string{"PGunpaidrf000001", "PGunpaidrf000002"} {
-		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
-			Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 100, ExpireAt: time.Now().Add(time.Hour),
-		}); err != nil {
-			t.Fatalf("prepay %s: %v", no, err)
-		}
-	}
+	openNative(t, c, time.Now().Add(time.Hour), "PGunpaidrf000001", "PGunpaidrf000002")
 	if err := c.CloseOrder(ctx, "PGunpaidrf000002"); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -491,12 +486,8 @@ func TestUnknownPathBareNotFound(t *testing.T) {
 func TestRefundRequestDisagreeingRefused(t *testing.T) {
 	s, c, _ := sim(t)
 	ctx := context.Background()
+	openNative(t, c, time.Now().Add(time.Hour), "PGrfdisagree0001", "PGrfdisagree0002")
 	for _, no := range []string{"PGrfdisagree0001", "PGrfdisagree0002"} {
-		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
-			Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 100, ExpireAt: time.Now().Add(time.Hour),
-		}); err != nil {
-			t.Fatalf("prepay %s: %v", no, err)
-		}
 		if _, err := s.Pay(ctx, no); err != nil {
 			t.Fatalf("pay %s: %v", no, err)
 		}
