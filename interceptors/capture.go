@@ -434,6 +434,9 @@ type chunkState struct {
 	// choiceUsage is choice 0's "usage" member (Moonshot's place for it),
 	// from its key to the end of its value, in data; end 0 for none.
 	choiceUsage [2]int
+	// ann is choice 0's annotations array, in data; end 0 for none
+	// (holdAnnotations).
+	ann [2]int
 }
 
 // NewCapture starts a turn, ready for round 0. isPayment tells the payment

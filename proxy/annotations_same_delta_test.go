@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// TestStreamAnnotationsBesideTheirTextPlacedInTheTurnsText: a later
+// round's citations that come in the delta that carries its text (the
+// one delta of a whole chat.completion a provider that ignored "stream":
+// true answered with, failover's completionEvents; a provider that sends
+// its message in one delta) are placed in the turn's text as those in a
+// delta of their own are: after the earlier rounds' text and the break
+// before this round's. The break was counted only once the delta's text
+// was read, after its annotations had been moved, and each citation
+// reached the bot two characters early ("e plan pa" for "plan page").
+func TestStreamAnnotationsBesideTheirTextPlacedInTheTurnsText(t *testing.T) {
+	const text = "Your order is ready: see the plan page."
+	q := `"Your order is ready: see the plan page."`
+	const anns = `[{"type":"url_citation","url_citation":{"end_index":38,"start_index":29,"title":"t","url":"https://example.com/29"}}]`
+	for _, tc := range []struct {
+		name  string
+		later http.HandlerFunc
+	}{
+		{"a whole completion answering the stream", citedRound(false, text, "", "stop", "plan page")},
+		{"text and annotations in one delta", sseHandler(
+			roundChunk+`[{"index":0,"delta":{"role":"assistant","content":`+q+`,"annotations":`+anns+`},"finish_reason":null}]}`+"\n\n",
+			roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n")},
+		{"annotations before the text in one delta", sseHandler(
+			roundChunk+`[{"index":0,"delta":{"role":"assistant","annotations":`+anns+`,"content":`+q+`},"finish_reason":null}]}`+"\n\n",
+			roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(citedRound(true, "好的，马上为您下单。", createOrderCall, "tool_calls"), tc.later))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+			content := []rune(streamText(body))
+			var cited []string
+			for _, c := range streamChunks(body) {
+				for _, a := range gjson.Get(c, "choices.0.delta.annotations").Array() {
+					i, j := int(a.Get("url_citation.start_index").Int()), int(a.Get("url_citation.end_index").Int())
+					if i < 0 || i > j || j > len(content) {
+						t.Fatalf("annotation %s outside the content %q", a.Raw, string(content))
+					}
+					cited = append(cited, string(content[i:j]))
+				}
+			}
+			if len(cited) != 1 || cited[0] != "plan page" {
+				t.Errorf("the annotations place %q in %q; want [\"plan page\"]", cited, string(content))
+			}
+		})
+	}
+}
