@@ -117,10 +117,15 @@ func (t *turn) nonStream() {
 			t.overRounds(ans.payment)
 			b, p := ans.body, past
 			said, before := joinText(spoken, ans.content, t.brk), textBefore(spoken, ans.content, t.brk)
+			// The rounds' content as parts once one gave parts (a
+			// Mistral reasoning model's thinking and words), as
+			// withSpoken keeps them: a string of their text lost every
+			// round's thinking, which a streaming bot reads.
+			parts := partsOf(spokenParts, spoken, ans.content, string(ans.reasoning.Parts), t.brk)
 			if oneDoc {
 				// The clarification is the answer's one document, or
 				// its refusal: the rounds' text is left out (see oneDoc).
-				b, said, before = withoutText(b), "", 0
+				b, said, before, parts = withoutText(b), "", 0, nil
 				p.dropText()
 			}
 			if t.clarifiesAsRefusal() {
@@ -132,6 +137,10 @@ func (t *turn) nonStream() {
 					b, _ = sjson.SetRawBytes(b, "choices.0.message.content", []byte("null"))
 				}
 				b, _ = sjson.SetBytes(b, "choices.0.message.refusal", t.budget.Clarification)
+			} else if parts != nil {
+				clar := t.clarification()
+				parts = textPart(textPart(parts, paragraphBreak(said, clar, t.brk)), clar)
+				b, _ = sjson.SetRawBytes(b, "choices.0.message.content", append(append([]byte{'['}, parts...), ']'))
 			} else {
 				b, _ = sjson.SetBytes(b, "choices.0.message.content", joinText(said, t.clarification(), t.brk))
 			}

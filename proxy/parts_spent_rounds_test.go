@@ -1,0 +1,48 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestNonStreamPartsTurnSpentKeepsItsParts: a Mistral reasoning model
+// answers every round with content parts, a "thinking" block and its
+// words; a non-stream turn whose rounds are spent on payment calls ends
+// with the clarification after the rounds' text, and its content stays
+// parts: every round's thinking, then the text, then the clarification as
+// a text part, as the answer of a turn that ends well keeps them
+// (TestNonStreamPartsAnswerKeepsEarlierThinking) and a streaming bot
+// reads them. The answer's content was made a string of the text parts
+// and the clarification, every round's thinking lost.
+func TestNonStreamPartsTurnSpentKeepsItsParts(t *testing.T) {
+	const parts = `[{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]},{"type":"text","text":"Let me order that."}]`
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"AbCdE1234","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}],"content":`+parts+`},"finish_reason":"tool_calls"}]}`))
+	url := toolsProxy(t, fp.URL, &recordingTools{}, mistralTarget)
+	body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(false, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+	rounds := len(fp.requests())
+	content := gjson.Get(body, "choices.0.message.content")
+	if !content.IsArray() {
+		t.Fatalf("the content is %s; want the rounds' parts: %s", content.Raw, body)
+	}
+	var text, thinking []string
+	content.ForEach(func(_, p gjson.Result) bool {
+		switch p.Get("type").Str {
+		case "text":
+			text = append(text, p.Get("text").Str)
+		case "thinking":
+			thinking = append(thinking, p.Get("thinking.0.text").Str)
+		}
+		return true
+	})
+	said := strings.Repeat("Let me order that.\n\n", rounds)
+	if got, want := strings.Join(text, ""), said+config.DefaultClarification; got != want {
+		t.Errorf("the text parts read %q; want %q", got, want)
+	}
+	if got, want := len(thinking), rounds; got != want {
+		t.Errorf("%d thinking parts (%q); want one a round, %d", got, thinking, want)
+	}
+}
