@@ -119,21 +119,29 @@ func TestRecoveredAnnotationsPlacedInTheAnswer(t *testing.T) {
 					}
 				}), turn, queryTools{})
 				body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, hdr).Body)
-				content := []rune(streamText(body))
-				var cited []string
-				for _, ch := range streamChunks(body) {
-					for _, a := range gjson.Get(ch, "choices.0.delta.annotations").Array() {
-						i, j := int(a.Get("url_citation.start_index").Int()), int(a.Get("url_citation.end_index").Int())
-						if i < 0 || i > j || j > len(content) {
-							t.Fatalf("annotation %s outside the content %q", a.Raw, string(content))
-						}
-						cited = append(cited, string(content[i:j]))
-					}
-				}
+				cited, content := streamCitations(t, body)
 				if fmt.Sprint(cited) != "[plan page]" {
-					t.Errorf("the annotations place %q in %q; want [plan page]:\n%s", cited, string(content), body)
+					t.Errorf("the annotations place %q in %q; want [plan page]:\n%s", cited, content, body)
 				}
 			})
 		}
 	}
+}
+
+// streamCitations is what each url_citation of a stream's annotation
+// deltas places in the stream's text (content), in order; it fails the
+// test on one outside it.
+func streamCitations(t *testing.T, body string) (cited []string, content string) {
+	t.Helper()
+	text := []rune(streamText(body))
+	for _, ch := range streamChunks(body) {
+		for _, a := range gjson.Get(ch, "choices.0.delta.annotations").Array() {
+			i, j := int(a.Get("url_citation.start_index").Int()), int(a.Get("url_citation.end_index").Int())
+			if i < 0 || i > j || j > len(text) {
+				t.Fatalf("annotation %s outside the content %q", a.Raw, string(text))
+			}
+			cited = append(cited, string(text[i:j]))
+		}
+	}
+	return cited, string(text)
 }

@@ -3,8 +3,6 @@ package proxy
 import (
 	"net/http"
 	"testing"
-
-	"github.com/tidwall/gjson"
 )
 
 // TestStreamAnnotationsBesideTheirTextPlacedInTheTurnsText: a later
@@ -36,19 +34,8 @@ func TestStreamAnnotationsBesideTheirTextPlacedInTheTurnsText(t *testing.T) {
 			fp := newFakeProvider(t, roundByRound(citedRound(true, "好的，马上为您下单。", createOrderCall, "tool_calls"), tc.later))
 			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
 			body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
-			content := []rune(streamText(body))
-			var cited []string
-			for _, c := range streamChunks(body) {
-				for _, a := range gjson.Get(c, "choices.0.delta.annotations").Array() {
-					i, j := int(a.Get("url_citation.start_index").Int()), int(a.Get("url_citation.end_index").Int())
-					if i < 0 || i > j || j > len(content) {
-						t.Fatalf("annotation %s outside the content %q", a.Raw, string(content))
-					}
-					cited = append(cited, string(content[i:j]))
-				}
-			}
-			if len(cited) != 1 || cited[0] != "plan page" {
-				t.Errorf("the annotations place %q in %q; want [\"plan page\"]", cited, string(content))
+			if cited, content := streamCitations(t, body); len(cited) != 1 || cited[0] != "plan page" {
+				t.Errorf("the annotations place %q in %q; want [\"plan page\"]", cited, content)
 			}
 		})
 	}

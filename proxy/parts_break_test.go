@@ -87,16 +87,7 @@ func TestNonStreamPartsAnswerKeepsEarlierThinking(t *testing.T) {
 			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
 				map[string]string{"X-WeChat-OpenID": "o-user-1"})
 			body := readAll(t, resp.Body)
-			var text, thinking []string
-			gjson.Get(body, "choices.0.message.content").ForEach(func(_, p gjson.Result) bool {
-				switch p.Get("type").Str {
-				case "text":
-					text = append(text, p.Get("text").Str)
-				case "thinking":
-					thinking = append(thinking, p.Get("thinking.0.text").Str)
-				}
-				return true
-			})
+			text, thinking := contentParts(gjson.Get(body, "choices.0.message.content"))
 			if got := strings.Join(text, ""); got != tc.wantText {
 				t.Errorf("the text parts read %q; want %q: %s", got, tc.wantText, body)
 			}
@@ -105,4 +96,19 @@ func TestNonStreamPartsAnswerKeepsEarlierThinking(t *testing.T) {
 			}
 		})
 	}
+}
+
+// contentParts is the text of each "text" part and of each "thinking"
+// part's first block of a content given as parts, in order.
+func contentParts(content gjson.Result) (text, thinking []string) {
+	content.ForEach(func(_, p gjson.Result) bool {
+		switch p.Get("type").Str {
+		case "text":
+			text = append(text, p.Get("text").Str)
+		case "thinking":
+			thinking = append(thinking, p.Get("thinking.0.text").Str)
+		}
+		return true
+	})
+	return text, thinking
 }

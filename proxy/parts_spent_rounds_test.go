@@ -28,16 +28,7 @@ func TestNonStreamPartsTurnSpentKeepsItsParts(t *testing.T) {
 	if !content.IsArray() {
 		t.Fatalf("the content is %s; want the rounds' parts: %s", content.Raw, body)
 	}
-	var text, thinking []string
-	content.ForEach(func(_, p gjson.Result) bool {
-		switch p.Get("type").Str {
-		case "text":
-			text = append(text, p.Get("text").Str)
-		case "thinking":
-			thinking = append(thinking, p.Get("thinking.0.text").Str)
-		}
-		return true
-	})
+	text, thinking := contentParts(content)
 	said := strings.Repeat("Let me order that.\n\n", rounds)
 	if got, want := strings.Join(text, ""), said+config.DefaultClarification; got != want {
 		t.Errorf("the text parts read %q; want %q", got, want)
