@@ -336,7 +336,9 @@ func (c *Capture) holdAnnotations(s string) {
 	if t := st.text; c.breakPending && t[1] > t[0] && !startsWithSpace(s[t[0]:t[1]]) {
 		chars += utf8.RuneCountInString(c.breakText)
 	}
+	// Held once: the chunk's other choices' deltas are walked after it.
 	v := s[st.ann[0]:st.ann[1]]
+	st.ann = [2]int{}
 	lo, hi := jsonscan.SkipSpace(v, 1), len(v)-1
 	for hi > lo && jsonscan.IsSpace(v[hi-1]) {
 		hi--

@@ -29,6 +29,9 @@ func TestStreamAnnotationsBesideTheirTextPlacedInTheTurnsText(t *testing.T) {
 		{"annotations before the text in one delta", sseHandler(
 			roundChunk+`[{"index":0,"delta":{"role":"assistant","annotations":`+anns+`,"content":`+q+`},"finish_reason":null}]}`+"\n\n",
 			roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n")},
+		{"a second choice after the first in the chunk", sseHandler(
+			roundChunk+`[{"index":0,"delta":{"role":"assistant","content":`+q+`,"annotations":`+anns+`},"finish_reason":null},{"index":1,"delta":{"role":"assistant","content":"Other."},"finish_reason":null}]}`+"\n\n",
+			roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, roundByRound(citedRound(true, "好的，马上为您下单。", createOrderCall, "tool_calls"), tc.later))
