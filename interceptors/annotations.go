@@ -30,8 +30,7 @@ func ShiftAnnotations(arr string, chars int) []byte {
 
 // appendShifted appends arr[lo:hi] to dst, every start_index and end_index
 // of the annotations array arr in it moved by chars, and reports whether
-// one moved. It allocates nothing but dst's growth: a later round's
-// citations are moved on the chunk's way through the Capture.
+// one moved. It allocates nothing but dst's growth.
 func appendShifted(dst []byte, arr string, lo, hi, chars int) ([]byte, bool) {
 	if chars == 0 {
 		return append(dst, arr[lo:hi]...), false

@@ -327,7 +327,8 @@ type Capture struct {
 	gap bool
 	// late is the entries of RoundResult.LateCalls so far (EndNames).
 	late []byte
-	// ann is the entries of RoundResult.Annotations so far.
+	// ann is the entries of RoundResult.Annotations so far, as the
+	// provider placed them in the round's text.
 	ann []byte
 	// fingerprint is RoundResult.Fingerprint so far.
 	fingerprint []byte
@@ -434,9 +435,6 @@ type chunkState struct {
 	// choiceUsage is choice 0's "usage" member (Moonshot's place for it),
 	// from its key to the end of its value, in data; end 0 for none.
 	choiceUsage [2]int
-	// ann is choice 0's annotations array, in data; end 0 for none
-	// (holdAnnotations).
-	ann [2]int
 }
 
 // NewCapture starts a turn, ready for round 0. isPayment tells the payment
@@ -1139,7 +1137,16 @@ func (c *Capture) EndRound() RoundResult {
 		r.LateLegacy = append([]byte(nil), c.lateLegacy...)
 	}
 	if len(c.ann) > 0 {
+		// Moved by the characters the client read before the round's
+		// text: the earlier rounds' and, once its text came, the break
+		// before it (textStarts), less what a recovery repeats. Known
+		// only here: moved as each delta came, a round's citations that
+		// came before its text, or in the delta that starts it, were
+		// placed the break's length early.
 		r.Annotations = append(append([]byte{'['}, c.ann...), ']')
+		if moved := ShiftAnnotations(unsafe.String(unsafe.SliceData(r.Annotations), len(r.Annotations)), c.before-c.repeat); moved != nil {
+			r.Annotations = moved
+		}
 	}
 	if len(c.fingerprint) > 0 {
 		r.Fingerprint = append([]byte(nil), c.fingerprint...)

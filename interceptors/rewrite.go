@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -197,9 +196,6 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 	for i := at + 1; ; {
 		m, ok := jsonscan.NextMember(s, i, true)
 		if !ok {
-			if st.ann[1] != 0 {
-				c.holdAnnotations(s)
-			}
 			return
 		}
 		i = m.End
@@ -292,9 +288,16 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				// client reads after the earlier rounds'
 				// (ShiftAnnotations): held for the turn's end
 				// (RoundResult.Annotations), to go out in one delta;
-				// moved once the walk has met this delta's text
-				// (holdAnnotations).
-				st.ann = [2]int{m.At, m.End}
+				// moved there, once it is known whether the break went
+				// before this round's text (EndRound).
+				lo, hi := jsonscan.SkipSpace(v, 1), len(v)-1
+				for hi > lo && jsonscan.IsSpace(v[hi-1]) {
+					hi--
+				}
+				if len(c.ann) > 0 {
+					c.ann = append(c.ann, ',')
+				}
+				c.ann = append(c.ann, v[lo:hi]...)
 				c.deleteMember(data, m.KeyAt, m.End)
 				break
 			}
@@ -320,33 +323,6 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			}
 		}
 	}
-}
-
-// holdAnnotations adds the annotations of choice 0's delta (st.ann) to
-// those held for the turn's end, moved by the characters the client reads
-// before this round's text: the earlier rounds' (before), less what a
-// recovery repeats, and the break before this round's text when this
-// delta's text is where it starts. slow counts that break (textStarts)
-// only after the walk, and a delta that carries the text with its
-// citations (a whole completion's one delta, completionEvents) had them
-// placed the break's length early.
-func (c *Capture) holdAnnotations(s string) {
-	st := &c.st
-	chars := c.before - c.repeat
-	if t := st.text; c.breakPending && t[1] > t[0] && !startsWithSpace(s[t[0]:t[1]]) {
-		chars += utf8.RuneCountInString(c.breakText)
-	}
-	// Held once: the chunk's other choices' deltas are walked after it.
-	v := s[st.ann[0]:st.ann[1]]
-	st.ann = [2]int{}
-	lo, hi := jsonscan.SkipSpace(v, 1), len(v)-1
-	for hi > lo && jsonscan.IsSpace(v[hi-1]) {
-		hi--
-	}
-	if len(c.ann) > 0 {
-		c.ann = append(c.ann, ',')
-	}
-	c.ann, _ = appendShifted(c.ann, v, lo, hi, chars)
 }
 
 // legacyCall reads the legacy function_call v (an object) of a choice 0
