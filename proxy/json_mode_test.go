@@ -137,6 +137,12 @@ func TestJSONModeNonStreamAnswerIsOneDocument(t *testing.T) {
 			{"two rounds' documents", []http.HandlerFunc{docRound(first, createOrderCall, "tool_calls"), docRound(second, "", "stop")}, second, "", nil},
 			{"the last round silent", []http.HandlerFunc{docRound(first, createOrderCall, "tool_calls"), docRound("", "", "stop")}, first, "", nil},
 			{"rounds spent", []http.HandlerFunc{docRound(first, createOrderCall, "tool_calls")}, spent, spentRefusal, nil},
+			// A Mistral reasoning model's rounds, each a thinking part and
+			// its document: the clarification alone still, not the
+			// rounds' parts with it after their documents.
+			{"rounds spent, content parts", []http.HandlerFunc{jsonHandler(200, `{"id":"r","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant",`+
+				`"content":[{"type":"thinking","thinking":[{"type":"text","text":"Order it."}]},{"type":"text","text":`+string(jsonstr.Append(nil, first))+`}],`+
+				`"tool_calls":`+createOrderCall+`},"finish_reason":"tool_calls"}]}`)}, spent, spentRefusal, nil},
 			{"citations", []http.HandlerFunc{citedRound(false, first, createOrderCall, "tool_calls", "order"), citedRound(false, second, "", "stop", "ready")},
 				second, "", []string{"ready"}},
 		} {
