@@ -809,10 +809,12 @@ func (d *DB) sweepTexts(now int64) (int, error) {
 // may want to read it). It used to stop the sweep, every minute, at that
 // record, and with it every deletion after it, the conversation texts'
 // included. Its index entry is deleted with the others due, so a record
-// is logged once, not every minute.
+// is logged once, not every minute. Its key is named record_key: paygate's
+// log masks an attribute named "key" whatever it holds (a name kept for
+// secrets), and the line said where the record was as "[REDACTED]".
 func (d *DB) undecodable(bucket, key []byte, err error) {
-	d.log.Error("embedded store: the sweep skips a record that does not decode and leaves it in the file, never to expire (key in hex)",
-		"bucket", string(bucket), "key", hex.EncodeToString(key), "err", err)
+	d.log.Error("embedded store: the sweep skips a record that does not decode and leaves it in the file, never to expire (record_key in hex)",
+		"bucket", string(bucket), "record_key", hex.EncodeToString(key), "err", err)
 }
 
 // sweepIndex walks index, whose keys start with a record's Until (8 bytes,
