@@ -243,10 +243,32 @@ func lowerHex(e string) string {
 // String returns s with secrets masked.
 func (r *Redactor) String(s string) string {
 	s = r.Values(s)
-	if strings.Contains(s, "earer") || strings.Contains(s, "EARER") {
+	if mentionsBearer(s) {
 		s = bearer.ReplaceAllString(s, "${1}"+Mask)
 	}
 	return s
+}
+
+// mentionsBearer reports whether s holds "bearer" in any case, as the
+// bearer rule matches it: text without it (most) is spared the regular
+// expression. A check for "earer" and "EARER" alone let a token after
+// "BeArEr" or "BEARer" through, though HTTP reads the scheme without case.
+// Each "b" and "B" is found by strings.IndexByte, as fast as the check
+// it replaces on text that holds few.
+func mentionsBearer(s string) bool {
+	const word = "bearer"
+	for _, c := range [2]byte{'b', 'B'} {
+		for i := 0; i+len(word) <= len(s); i++ {
+			j := strings.IndexByte(s[i:], c)
+			if j < 0 {
+				break
+			}
+			if i += j; i+len(word) <= len(s) && strings.EqualFold(s[i:i+len(word)], word) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Values returns s with the secret values masked, without the "Bearer"

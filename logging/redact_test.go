@@ -313,3 +313,19 @@ func TestBearerTokenWrittenEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestBearerTokenAnyCase: the scheme is matched without case, as HTTP
+// reads it (RFC 9110 11.1) and as the rule's pattern says ((?i)); the
+// check that spares text without the word the pattern looked only for
+// "earer" and "EARER", so a token after "BeArEr" or "BEARer", as a
+// client or gateway may write the scheme, reached the log whole.
+func TestBearerTokenAnyCase(t *testing.T) {
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER", "BeArEr", "BEARer", "bEArer"} {
+		text := "401 header Authorization: " + scheme + " tok_0123456789abcdef refused"
+		var buf bytes.Buffer
+		New(&buf, slog.LevelInfo, nil).Warn("upstream attempt failed", "err", errors.New(text))
+		if out := buf.String(); strings.Contains(out, "0123456789abcdef") || !strings.Contains(out, scheme+" "+Mask+" refused") {
+			t.Errorf("%s: logged %s; want the token after the scheme masked", scheme, strings.TrimSpace(out))
+		}
+	}
+}
