@@ -467,7 +467,8 @@ func (l *Ledger) Spent(_ context.Context, client, user, session string, cost Pic
 // conversation (Turn, Spent).
 func (l *Ledger) spend(client, user, session string, cost Pico, turns int64) {
 	l.mu.Lock()
-	b := l.hour(l.now())
+	now := l.now()
+	b := l.hour(now, now)
 	b.turns += turns
 	b.cost = addPico(b.cost, cost)
 	l.totals.turns += turns
@@ -505,7 +506,8 @@ func (l *Ledger) Call(cost Pico) {
 		return
 	}
 	l.mu.Lock()
-	b := l.hour(l.now())
+	now := l.now()
+	b := l.hour(now, now)
 	b.cost = addPico(b.cost, cost)
 	l.totals.cost = addPico(l.totals.cost, cost)
 	l.mu.Unlock()
@@ -746,7 +748,7 @@ func (l *Ledger) recordPaid(cost Pico, paidAt time.Time) {
 		paidAt = now
 	}
 	if paidAt.Unix()/3600 > now.Unix()/3600-hoursKept {
-		b := l.hour(paidAt)
+		b := l.hour(paidAt, now)
 		b.paidOrders++
 		b.txCost = addPico(b.txCost, cost)
 	}
@@ -782,24 +784,29 @@ func (c *perTxCollector) Collect(ch chan<- prometheus.Metric) {
 // before.
 const hoursKept = 48
 
-// hour returns the bucket of t's hour, dropping buckets older than
-// hoursKept. l.mu must be held.
-func (l *Ledger) hour(t time.Time) *bucket {
+// hour returns the bucket of t's hour (t not after now), dropping the
+// buckets outside the hours kept as of now (keepHours). l.mu must be held.
+func (l *Ledger) hour(t, now time.Time) *bucket {
 	h := t.Unix() / 3600
 	b := l.hours[h]
 	if b == nil {
 		b = &bucket{}
 		l.hours[h] = b
-		l.dropHoursBefore(h)
+		l.keepHours(now.Unix() / 3600)
 	}
 	return b
 }
 
-// dropHoursBefore drops the buckets older than hoursKept as of unix hour h.
-// l.mu must be held.
-func (l *Ledger) dropHoursBefore(h int64) {
+// keepHours drops the buckets outside the hours kept as of unix hour h:
+// those older than hoursKept, and those after h. A bucket is made for now
+// or a time before it, so one after h was filed by a clock that has since
+// stepped back (NTP correcting a clock that ran ahead): kept, it showed in
+// the series after the current hour, and the turns of that real hour were
+// added to it again once the clock reached it. Its figures stay in the
+// totals. l.mu must be held.
+func (l *Ledger) keepHours(h int64) {
 	for k := range l.hours {
-		if k <= h-hoursKept {
+		if k <= h-hoursKept || k > h {
 			delete(l.hours, k)
 		}
 	}

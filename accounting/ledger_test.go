@@ -808,6 +808,50 @@ func TestSeriesKeepsOnlyTheLast48Hours(t *testing.T) {
 	}
 }
 
+// TestSeriesAfterTheClockStepsBack: the series is the current hour and the
+// 47 before, also once the clock stepped back (NTP correcting a clock that
+// ran ahead, a VM restored from a snapshot). The hours the wrong clock
+// filed ahead of the corrected one stayed in the series, after the current
+// hour, until the clock passed them by 48 h (the console's chart drew them
+// as its latest hours), and the turns and orders of those real hours were
+// added to them again as the clock caught up. The totals keep every turn.
+func TestSeriesAfterTheClockStepsBack(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		step time.Duration // how far the clock ran ahead before it was set back to t0
+		want []string
+	}{
+		{"an hour ahead", time.Hour, []string{"2025-03-01T10:00:00Z"}},
+		{"three days ahead", 72 * time.Hour, []string{"2025-03-01T10:00:00Z"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := testLedger(t, &memStore{m: map[string]int64{}})
+			defer l.Close()
+			ctx := context.Background()
+			a := l.Round(ctx, "p", "m", Usage{1000, 200, 0, 0})
+			l.now = func() time.Time { return t0.Add(tc.step) }
+			l.Turn(ctx, "bot", "u", "s", a)
+			l.Paid(ctx, "bot", "u", "s", "ORD-1", time.Time{})
+			l.Flush()
+			l.now = func() time.Time { return t0 }
+			l.Turn(ctx, "bot", "u", "s", a)
+			s := l.Stats()
+			var got []string
+			for _, h := range s.Series {
+				got = append(got, h.Hour)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("series %+v; want the hours %v (the current hour and those before it)", s.Series, tc.want)
+			}
+			if s.Turns != 2 || s.PaidOrders != 1 || s.LLMCost != "0.009000" {
+				t.Errorf("totals %d turns, %d paid orders, %s; want 2, 1, 0.009000 (the totals keep every hour)", s.Turns, s.PaidOrders, s.LLMCost)
+			}
+		})
+	}
+}
+
 // TestPaidFiledUnderItsPaymentHour: a paid order counts in the hour WeChat
 // Pay says it was paid, within the hours kept; a time it did not give, or
 // one ahead of this replica's clock, is now; one before the hours kept

@@ -58,11 +58,12 @@ func perTx(cost Pico, n int64) *string {
 
 // Stats returns the ledger's figures. The series leaves out hours older than
 // 48 h even when no bucket has been made since (a quiet replica: buckets
-// are otherwise dropped only as a new hour's is made).
+// are otherwise dropped only as a new hour's is made), and hours after the
+// current one, which a clock that stepped back left (keepHours).
 func (l *Ledger) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.dropHoursBefore(l.now().Unix() / 3600)
+	l.keepHours(l.now().Unix() / 3600)
 	s := Stats{
 		Turns: l.totals.turns, PaidOrders: l.totals.paidOrders,
 		LLMCost: l.totals.cost.String(), TransactionCost: l.totals.txCost.String(),
