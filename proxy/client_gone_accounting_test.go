@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments"
 )
 
@@ -97,6 +98,90 @@ func TestCompletedRoundAccountedWhenClientLeaves(t *testing.T) {
 			}
 			if n := len(fp.requests()); n != 1 {
 				t.Errorf("%d upstream rounds; want 1 (the turn ends with its client)", n)
+			}
+		})
+	}
+}
+
+// goneAtSecondFlush is goneAfterFirstFlush that says when its first flush
+// is done, so a provider can hold the rest of its stream until the client
+// has the first event (first is closed then).
+type goneAtSecondFlush struct {
+	goneAfterFirstFlush
+	first chan struct{}
+}
+
+func (w *goneAtSecondFlush) FlushError() error {
+	err := w.goneAfterFirstFlush.FlushError()
+	if w.flushes == 1 {
+		close(w.first)
+	}
+	return err
+}
+
+// TestForwardedStreamAccountedWhenClientLeaves: a forwarded stream (the
+// Responses API, a legacy completion) whose usage event paygate read is
+// accounted even when the client left before paygate's last flush: the
+// provider finished and billed it, as a chat round whose client left is
+// accounted (TestCompletedRoundAccountedWhenClientLeaves). Only a stream
+// that ended whole was accounted, so a bot that closed its connection at
+// the last event left the spend short.
+func TestForwardedStreamAccountedWhenClientLeaves(t *testing.T) {
+	tests := []struct {
+		name, path, body string
+		first, rest      string
+		prompt, compl    float64
+		cost             string // at 2.5 and 10 per million
+	}{
+		{"Responses API", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+			"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n",
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n" +
+				"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500}}}\n\n",
+			1000, 500, "0.007500"},
+		{"legacy completion", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}`,
+			"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[{\"text\":\"hi\",\"index\":0}],\"usage\":null}\n\n",
+			"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":7,\"total_tokens\":37}}\n\n" +
+				"data: [DONE]\n\n",
+			30, 7, "0.000145"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &goneAtSecondFlush{goneAfterFirstFlush: goneAfterFirstFlush{h: http.Header{}}, first: make(chan struct{})}
+			fp := newFakeProvider(t, func(pw http.ResponseWriter, r *http.Request) {
+				pw.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(pw, tc.first)
+				pw.(http.Flusher).Flush()
+				select {
+				case <-w.first:
+				case <-r.Context().Done():
+					return
+				}
+				_, _ = io.WriteString(pw, tc.rest)
+			})
+			cfg := testConfig(t, fp.URL, func(c *config.Config) {
+				c.Providers[0].Prices = map[string]config.Price{
+					"vendor/upstream-model": {Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}},
+				}
+			})
+			s, ledger, reg := ledgerProxy(t, cfg, nil, nil)
+			req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+testClientKey)
+			req.Header.Set("Content-Type", "application/json")
+			s.Handler().ServeHTTP(w, req)
+			ledger.Close()
+			if w.flushes < 2 {
+				t.Fatalf("%d flushes; the test needs the last one to fail", w.flushes)
+			}
+			if !strings.Contains(w.body.String(), "usage\":{") {
+				t.Fatalf("paygate did not read the usage event before the client left: %q", w.body.String())
+			}
+			for kind, want := range map[string]float64{"prompt": tc.prompt, "completion": tc.compl} {
+				if got := tokensCounted(t, reg, kind); got != want {
+					t.Errorf("%s tokens accounted %v; want %v (the provider finished and billed the stream)", kind, got, want)
+				}
+			}
+			if got := ledger.Stats().LLMCost; got != tc.cost {
+				t.Errorf("the stats' LLM spend is %s; want %s, the stream's cost", got, tc.cost)
 			}
 		})
 	}

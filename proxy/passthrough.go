@@ -194,14 +194,20 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// Not JSON. A generation streamed as events (a Responses API
 		// stream, a legacy completion, a transcription) has its usage in
 		// its last event: the relay keeps the stream's tail, and the
-		// usage found there is counted once the stream has ended whole.
+		// usage found there is counted once the relay has ended, whole
+		// or with the client gone: a usage paygate read is the
+		// provider's bill for an answer it finished, as a chat round's
+		// whose client left is (turn.relayRound). Counted only on a
+		// stream that reached the client whole, a bot that closed its
+		// connection at the last event left the LLM spend short.
 		var tail *usageTail
 		if generation(r, model) && s.ledger != nil && isEventStream(resp.Header.Get("Content-Type")) {
 			tail = tailBufs.Get().(*usageTail)
 			defer tailBufs.Put(tail)
 			tail.reset()
 		}
-		if s.pipeUpstreamBody(w, r, resp, tail, once) && tail != nil {
+		s.pipeUpstreamBody(w, r, resp, tail, once)
+		if tail != nil {
 			s.accountUsage(r.Context(), resp, tail.usage())
 		}
 		return
@@ -590,9 +596,9 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // background Response, failover.Replayable). One it ends after its last
 // event is whole, and ends as one, nothing added.
 //
-// It reports whether the body went to the client whole; tail, when not
-// nil, is given every byte relayed.
-func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) bool {
+// tail, when not nil, is given every byte read from the provider, those
+// the client left before included.
+func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) {
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
@@ -662,19 +668,19 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 			resp.EndsWhole(errMask.ended())
 		}
 		if !send(p) {
-			return false // the client left, or stopped reading
+			return // the client left, or stopped reading
 		}
 		if err == io.EOF {
 			if errMask != nil && !send(errMask.end()) {
-				return false
+				return
 			}
 			// The connection may serve the bot's next request.
 			_ = rc.SetWriteDeadline(time.Time{})
-			return true
+			return
 		}
 		if err != nil {
 			if r.Context().Err() != nil && !shutDown(r) {
-				return false // the client left
+				return // the client left
 			}
 			if shutDown(r) && errMask != nil && errMask.ended() {
 				// The drain's time ran out after the stream's last event:
@@ -683,7 +689,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 				// response.completed), its usage accounted. failover
 				// reads the caller's cancellation as no end (EndsWhole).
 				_ = rc.SetWriteDeadline(time.Time{})
-				return true
+				return
 			}
 			if shutDown(r) && errMask != nil && errMask.between() {
 				// The drain's time ran out between two events: the
@@ -701,7 +707,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 						"the provider may go on with the request: check before sending it again"
 				}
 				send(append(append([]byte("data: "), errorJSON(shutdownError(0, msg))...), "\n\n"...))
-				return false
+				return
 			}
 			// The provider cut the body, or the drain deadline did: the
 			// client is still reading and must see an incomplete answer.
