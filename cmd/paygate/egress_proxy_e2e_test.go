@@ -227,6 +227,17 @@ func TestUnusableProxyVariableStopsServe(t *testing.T) {
 		{"percent", "HTTPS_PROXY=http://paygate:Pa%ss-w0rd@127.0.0.1:3128", "ss-w0rd"},
 		{"hash", "HTTP_PROXY=http://paygate:Pa#ss-w0rd@127.0.0.1:3128", "ss-w0rd"},
 		{"lower-case", "https_proxy=http://paygate:Pa%zz-w0rd@127.0.0.1:3128", "zz-w0rd"},
+		// A password that starts with digits, then a # / or ?, parses:
+		// the user and those digits read as the proxy's host and port,
+		// the rest as a fragment, path or query Go drops. paygate sent its
+		// providers', WeChat Pay's and the webhooks' traffic to a host
+		// named after the proxy user, without the proxy's credentials.
+		{"digits before a hash", "HTTPS_PROXY=http://paygate:2024#ss-w0rd@127.0.0.1:3128", "ss-w0rd"},
+		{"digits before a slash", "HTTP_PROXY=http://paygate:2024/ss-w0rd@127.0.0.1:3128", "ss-w0rd"},
+		{"no scheme, digits before a question mark", "HTTPS_PROXY=paygate:2024?ss-w0rd@127.0.0.1:3128", "ss-w0rd"},
+		// A scheme Go's transports do not speak is taken for an HTTP
+		// proxy's: a SOCKS4 proxy was sent HTTP CONNECTs.
+		{"a scheme Go cannot speak", "HTTPS_PROXY=socks4://paygate:ss-w0rd@127.0.0.1:1080", "ss-w0rd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -297,6 +308,37 @@ models: [{name: m, targets: [{provider: p, model: u}]}]
 			}
 			if strings.Contains(string(out), tc.secret) {
 				t.Errorf("check-config's output holds the proxy's password: %q", out)
+			}
+		})
+	}
+}
+
+// TestUsableProxyVariablePassesCheckConfig: the forms Go's transports use
+// as written pass check-config (and so serve's start): the refusal of a
+// path, query, fragment or scheme Go drops must not turn away a proxy
+// written as operators write them.
+func TestUsableProxyVariablePassesCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+`)
+	for _, v := range []string{
+		"http://paygate:Pa%25ss%23w0rd@127.0.0.1:3128",
+		"http://127.0.0.1:3128/",
+		"HTTP://proxy.corp:3128",
+		"https://proxy.corp",
+		"socks5://paygate:pw@127.0.0.1:1080",
+		"socks5h://127.0.0.1:1080",
+		"proxy.corp:3128",
+		"paygate:pw@proxy.corp:3128",
+	} {
+		t.Run(v, func(t *testing.T) {
+			t.Setenv("HTTPS_PROXY", v)
+			var stdout, stderr strings.Builder
+			if code := run([]string{"check-config", "-config", cfg}, &stdout, &stderr); code != 0 {
+				t.Errorf("check-config with HTTPS_PROXY=%s exited %d: %s; want 0", v, code, stderr.String())
 			}
 		})
 	}

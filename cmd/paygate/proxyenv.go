@@ -24,7 +24,7 @@ func checkProxyEnv(getenv func(string) string) error {
 		}
 		if v != "" && !usableProxy(v) {
 			return fmt.Errorf("%s is not a URL paygate can use (value not shown: it may hold a password); "+
-				"write it as http://user:password@host:port, with any of %% # / ? @ : or a space in the user or password "+
+				"write it as http://user:password@host:port (or https://, socks5://, socks5h://), with any of %% # / ? @ : or a space in the user or password "+
 				"percent-encoded (%% as %%25, # as %%23)", name)
 		}
 	}
@@ -33,14 +33,26 @@ func checkProxyEnv(getenv func(string) string) error {
 
 // usableProxy reports whether v names a proxy as Go's transports read it
 // (golang.org/x/net/http/httpproxy): a URL with a scheme and a host, or a
-// host[:port] that is one once http:// is put before it.
+// host[:port] that is one once http:// is put before it. What Go drops
+// without a word is refused too: a path past "/", a query or a fragment
+// (a password of digits, then a # / or ?, made the user and those digits
+// the proxy's host and port, the credentials dropped), and a scheme the
+// transports do not speak (taken for an HTTP proxy's, a SOCKS4 proxy was
+// sent HTTP CONNECTs).
 func usableProxy(v string) bool {
-	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
-		return true
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		if strings.Contains(v, "://") {
+			return false // a scheme, then what does not parse
+		}
+		if u, err = url.Parse("http://" + v); err != nil {
+			return false
+		}
 	}
-	if strings.Contains(v, "://") {
-		return false // a scheme, then what does not parse
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+	default:
+		return false
 	}
-	u, err := url.Parse("http://" + v)
-	return err == nil && u.Host != ""
+	return u.Host != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && u.Opaque == ""
 }
