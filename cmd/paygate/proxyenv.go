@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -28,7 +30,46 @@ func checkProxyEnv(getenv func(string) string) error {
 				"percent-encoded (%% as %%25, # as %%23)", name)
 		}
 	}
+	name, v := "NO_PROXY", getenv("NO_PROXY")
+	if v == "" {
+		name, v = "no_proxy", getenv("no_proxy")
+	}
+	if e := unmatchedNoProxy(v); e != "" {
+		return fmt.Errorf("%s entry %q is one Go never matches, and the requests it was to keep off the proxy would go through it: "+
+			"list host names (merchant.internal), .domain suffixes (.corp.example), IP addresses or CIDR ranges (10.0.0.0/8), "+
+			"each with an optional :port, no scheme or path, * alone for every host", name, e)
+	}
 	return nil
+}
+
+// unmatchedNoProxy is the first entry of v, a NO_PROXY, that Go's
+// transports (golang.org/x/net/http/httpproxy) read without an error but
+// never match, or "": a URL (https://merchant.internal), a path, a CIDR
+// range that does not parse, a wildcard anywhere but alone or as a
+// leading "*.", or a port without a host. The webhooks to a receiver in
+// the cluster, or WeChat Pay's API, meant to go direct went to the proxy.
+func unmatchedNoProxy(v string) string {
+	for _, e := range strings.Split(v, ",") {
+		p := strings.TrimSpace(e)
+		if p == "" || p == "*" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(p); err == nil {
+			continue
+		}
+		host := p
+		if h, port, err := net.SplitHostPort(p); err == nil {
+			if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+				return p // https://merchant.internal: a "port" of //merchant.internal
+			}
+			host = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+		}
+		host = strings.TrimPrefix(host, "*.")
+		if host == "" || host == "." || strings.ContainsAny(host, "/*:@?#") && net.ParseIP(host) == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 // usableProxy reports whether v names a proxy as Go's transports read it
