@@ -537,7 +537,9 @@ type Breaker struct {
 // Payments configures the payment tools and WeChat Pay.
 type Payments struct {
 	// Backend is "simulator" (in-process WeChat Pay stand-in) or "wechatpay".
-	// Default "simulator".
+	// Default "simulator". The simulator with payments.wechatpay.mch_id set
+	// is a warning: that merchant's settings are not used, and no real money
+	// is taken.
 	Backend string `yaml:"backend"`
 	// DedupeWindow is how long a purchase claim lives after it was last asked
 	// for; an order of the purchase still payable or awaiting approval is

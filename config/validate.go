@@ -1150,6 +1150,14 @@ func (l *loader) validatePayments(c *Config) {
 			l.warn("payments.backend", "simulator (the default), and server.listen %s takes connections from other machines: no real payment is made, and orders are paid only through the admin API (POST /admin/api/simulator/orders/{order_no}/pay) or payments.simulator.pay_after; set backend: wechatpay to take real money",
 				c.Server.Listen)
 		}
+		if p.WeChatPay.MchID != "" {
+			// A merchant filled in and the backend left to its default:
+			// on a loopback listen (behind a front) the warning above is
+			// not given, and every user was handed a simulated payment no
+			// wallet can pay, the merchant's settings never read.
+			l.warn("payments.backend", "simulator, yet payments.wechatpay names merchant %s: the simulator takes no real money and those settings are not used (users are handed payments no wallet can pay); set backend: wechatpay to take real money",
+				p.WeChatPay.MchID)
+		}
 		if c.Store.Driver == "redis" {
 			// Replicas share orders through Redis but each runs a simulator
 			// of its own: one closes or queries another's order at a
