@@ -41,25 +41,37 @@ func TestLargeCatalogWarned(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "c.yaml")
-			if err := os.WriteFile(file, []byte(tc.src), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			var stdout, stderr bytes.Buffer
-			if code := run([]string{"check-config", "-config", file}, &stdout, &stderr); code != 0 {
-				t.Fatalf("exit %d; want 0 (stdout %q, stderr %q)", code, stdout.String(), stderr.String())
-			}
-			var got []string
-			for _, l := range strings.Split(stderr.String(), "\n") {
-				if strings.Contains(l, "every signed-in turn") {
-					got = append(got, l)
-				}
-			}
+			stderr, got := checkConfigWarnings(t, file, tc.src, "every signed-in turn")
 			switch {
 			case !tc.warn && len(got) > 0:
 				t.Errorf("warnings %q; want none about the catalog's size", got)
 			case tc.warn && (len(got) != 1 || !strings.HasPrefix(got[0], "warning: "+file+":2: payments.catalog: ") || !strings.Contains(got[0], "78,244 bytes (about 19,561 tokens)")):
-				t.Errorf("stderr %q; want one warning at payments.catalog's line with its size", stderr.String())
+				t.Errorf("stderr %q; want one warning at payments.catalog's line with its size", stderr)
 			}
 		})
 	}
+}
+
+// checkConfigWarnings writes src to file, runs check-config on it, which
+// must pass, and returns its stderr and the lines of it holding every one
+// of words.
+func checkConfigWarnings(t *testing.T, file, src string, words ...string) (stderr string, lines []string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errs bytes.Buffer
+	if code := run([]string{"check-config", "-config", file}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d; want 0 (stdout %q, stderr %q)", code, out.String(), errs.String())
+	}
+	for _, l := range strings.Split(errs.String(), "\n") {
+		has := true
+		for _, w := range words {
+			has = has && strings.Contains(l, w)
+		}
+		if has && l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return errs.String(), lines
 }

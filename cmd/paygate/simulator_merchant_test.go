@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -36,22 +33,10 @@ func TestSimulatorWithMerchantWarned(t *testing.T) {
 			dir := t.TempDir()
 			file := filepath.Join(dir, "c.yaml")
 			src := "server: {listen: \"127.0.0.1:8080\"}\nstore: {path: \"" + filepath.Join(dir, "p.db") + "\"}\n" + tc.payments
-			if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			var stdout, stderr bytes.Buffer
-			if code := run([]string{"check-config", "-config", file}, &stdout, &stderr); code != 0 {
-				t.Fatalf("exit %d; want 0 (stdout %q, stderr %q)", code, stdout.String(), stderr.String())
-			}
-			var got []string
-			for _, l := range strings.Split(stderr.String(), "\n") {
-				if strings.Contains(l, "payments.backend") && strings.Contains(l, "payments.wechatpay") {
-					got = append(got, l)
-				}
-			}
+			stderr, got := checkConfigWarnings(t, file, src, "payments.backend", "payments.wechatpay")
 			switch {
 			case tc.warn && len(got) != 1:
-				t.Errorf("check-config's warnings %q; want one at payments.backend that the payments.wechatpay merchant is not used", stderr.String())
+				t.Errorf("check-config's warnings %q; want one at payments.backend that the payments.wechatpay merchant is not used", stderr)
 			case !tc.warn && len(got) > 0:
 				t.Errorf("warnings %q; want none about a merchant", got)
 			}
