@@ -341,7 +341,7 @@ store: {path: "`+filepath.Join(dir, "p.db")+`"}
 		"HTTPS_PROXY=socks5h://127.0.0.1:1080",
 		"HTTPS_PROXY=proxy.corp:3128",
 		"HTTPS_PROXY=paygate:pw@proxy.corp:3128",
-		"NO_PROXY=localhost, 127.0.0.1,::1,fd00::1,10.0.0.0/8,fd00::/8,.corp.example,*.svc.cluster.local,merchant.internal:8443,[::1]:8080,10.1.2.3:80,",
+		"NO_PROXY=localhost, 127.0.0.1,::1,fd00::1,10.0.0.0/8,fd00::/8,.corp.example,*.svc.cluster.local,merchant.internal:8443,[::1]:8080,10.1.2.3:80,localhost:,",
 		"NO_PROXY=*",
 	} {
 		t.Run(kv, func(t *testing.T) {

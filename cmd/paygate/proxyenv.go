@@ -59,7 +59,7 @@ func unmatchedNoProxy(v string) string {
 		}
 		host := p
 		if h, port, err := net.SplitHostPort(p); err == nil {
-			if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			if _, err := strconv.ParseUint(port, 10, 16); port != "" && err != nil {
 				return p // https://merchant.internal: a "port" of //merchant.internal
 			}
 			host = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
