@@ -134,10 +134,10 @@ func ReadAnswerAt(body []byte, sp *jsonscan.AnswerSpans) Answer {
 	if c := v(jsonscan.AnswerFunctionCall); c != "" {
 		a.setFunctionCall(c)
 	}
-	// Only a string counts, as readMessage takes it.
-	if r := v(jsonscan.AnswerReasoningContent); r != "" && r[0] == '"' {
+	// Only a string that says something counts, as readMessage takes it.
+	if r := v(jsonscan.AnswerReasoningContent); len(r) > 2 && r[0] == '"' {
 		a.setReasoning(r, KeyReasoningContent)
-	} else if r := v(jsonscan.AnswerReasoning); r != "" && r[0] == '"' {
+	} else if r := v(jsonscan.AnswerReasoning); len(r) > 2 && r[0] == '"' {
 		a.setReasoning(r, KeyReasoning)
 	}
 	if d := v(jsonscan.AnswerReasoningDetails); d != "" {
@@ -226,7 +226,7 @@ func readChoices(s string, at int, a *Answer) int {
 // readMessage reads content, reasoning and tool_calls of the message
 // object at s[at] and returns the index after it, or -1.
 func readMessage(s string, at int, a *Answer) int {
-	var content, calls, reasoning, details, other, legacy bool
+	var content, calls, rcSeen, reasoning, details, other, legacy bool
 	return walk(s, at, true, func(m jsonscan.Member) int {
 		end := jsonscan.SkipValue(s, m.At)
 		if end < 0 {
@@ -251,15 +251,22 @@ func readMessage(s string, at int, a *Answer) int {
 		case "reasoning_content":
 			// Only a string counts, as in the stream capture: a server
 			// that serializes unset fields sends "reasoning_content":
-			// null beside the reasoning it names reasoning.
-			if !reasoning && s[m.At] == '"' {
-				reasoning = true
-				a.setReasoning(s[m.At:end], KeyReasoningContent)
+			// null beside the reasoning it names reasoning; and only one
+			// that says something: some send "" there, and the payment
+			// rounds' reasoning was lost for it (TestPaymentTurnSameAnswerStreamedOrNot).
+			if !rcSeen && s[m.At] == '"' {
+				rcSeen = true
+				if end-m.At > 2 {
+					reasoning = true
+					a.setReasoning(s[m.At:end], KeyReasoningContent)
+				}
 			}
 		case "reasoning":
 			if !reasoning && !other && s[m.At] == '"' {
-				other = true // used when no reasoning_content comes
-				a.setReasoning(s[m.At:end], KeyReasoning)
+				other = true // used when no reasoning_content says something
+				if end-m.At > 2 {
+					a.setReasoning(s[m.At:end], KeyReasoning)
+				}
 			}
 		case "reasoning_details":
 			if !details {

@@ -260,13 +260,15 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				c.imageNext = max(c.imageNext, c.renumber(m.At, v, c.imageBase))
 			}
 		case "reasoning_content":
+			// An empty one ("" beside the reasoning a server names
+			// reasoning) leaves the other to count, as ReadAnswer does.
 			if v[0] == '"' && !gotReason {
-				gotReason = true
+				gotReason = len(v) > 2
 				c.reason(m, choice, KeyReasoningContent)
 			}
 		case "reasoning":
 			if v[0] == '"' && !gotReason {
-				gotReason = true
+				gotReason = len(v) > 2
 				c.reason(m, choice, KeyReasoning)
 			}
 		case "tool_calls":

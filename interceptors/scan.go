@@ -375,12 +375,12 @@ func parseDelta(s string, d int, tc *textChunk) int {
 			tc.content = raw
 		case "reasoning_content":
 			if !gotReason {
-				gotReason = true
+				gotReason = raw != "" // an empty one leaves the other to count
 				tc.reasoning, tc.reasonKey = raw, KeyReasoningContent
 			}
 		case "reasoning":
 			if !gotReason {
-				gotReason = true
+				gotReason = raw != "" // an empty one leaves the other to count
 				tc.reasoning, tc.reasonKey = raw, KeyReasoning
 			}
 		case "role":
