@@ -102,3 +102,20 @@ func (p *partsMerger) json(content []byte) []byte {
 
 // reset empties the merger for the next round.
 func (p *partsMerger) reset() { *p = partsMerger{} }
+
+// firstPartText is the raw contents (escapes kept) of the first "text"
+// part of parts (a raw JSON array) whose text is not empty, and whether
+// there is one: where a round's text starts when it comes as parts.
+func firstPartText(parts string) (raw string, ok bool) {
+	gjson.Parse(parts).ForEach(func(_, el gjson.Result) bool {
+		if el.Get("type").Str != "text" {
+			return true
+		}
+		if t := el.Get("text"); t.Type == gjson.String && len(t.Raw) > 2 {
+			raw, ok = t.Raw[1:len(t.Raw)-1], true
+			return false
+		}
+		return true
+	})
+	return raw, ok
+}

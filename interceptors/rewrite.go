@@ -108,6 +108,15 @@ func (c *Capture) slow(data []byte, s string) []byte {
 		c.content = append(c.content, data[st.text[0]:st.text[1]]...)
 	}
 	if st.parts[0] >= 0 {
+		if c.breakPending {
+			// A round whose text comes as parts (a Mistral reasoning
+			// model's) starts a paragraph as one of strings does: the
+			// non-stream answer puts the break before its text parts,
+			// and the bot read "…下单。Your order…" run together.
+			if raw, ok := firstPartText(s[st.parts[0]:st.parts[1]]); ok {
+				c.textStarts(raw)
+			}
+		}
 		c.parts.add(c.content, s[st.parts[0]:st.parts[1]])
 	}
 	if st.reason[0] >= 0 {

@@ -65,6 +65,8 @@ func TestPaymentTurnSameAnswerStreamedOrNot(t *testing.T) {
 		// message that goes back to the provider ("" to leave unchecked).
 		sentReasoning string
 	}{
+		{"the last round's text as parts", `"content":"好的，马上为您下单。"`, `"content":[{"type":"text","text":"Your order is ready."}]`,
+			botRead{text: "好的，马上为您下单。\n\nYour order is ready."}, ""},
 		{"reasoning beside an empty reasoning_content", `"content":"Let me order that.","reasoning_content":"","reasoning":"Premium it is. "`,
 			`"content":"Your order is ready.","reasoning_content":"","reasoning":"Ordered."`,
 			botRead{text: "Let me order that.\n\nYour order is ready.", reasoning: "Premium it is. Ordered."}, "Premium it is. "},
