@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -25,8 +26,14 @@ func TestPaymentRoundContentPartsKept(t *testing.T) {
 	tools := &recordingTools{}
 	url := toolsProxy(t, fp.URL, tools, mistralTarget)
 	body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(false, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
-	if got := gjson.Get(body, "choices.0.message.content").Str; got != "Let me order that.\n\nYour order is ready." {
-		t.Errorf("the bot read %q; want both rounds' text", got)
+	// The last round's text as a part after the payment round's, whose
+	// thinking a streaming bot reads too (TestPaymentTurnSameAnswerStreamedOrNot).
+	text, thinking := contentParts(gjson.Get(body, "choices.0.message.content"))
+	if got := strings.Join(text, ""); got != "Let me order that.\n\nYour order is ready." {
+		t.Errorf("the bot read %q; want both rounds' text: %s", got, body)
+	}
+	if got := strings.Join(thinking, ""); got != "The user wants premium." {
+		t.Errorf("the bot read the thinking %q; want the payment round's: %s", got, body)
 	}
 	reqs := fp.requests()
 	if len(reqs) != 2 {

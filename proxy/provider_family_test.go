@@ -97,12 +97,14 @@ func unavailable() http.HandlerFunc {
 	return jsonHandler(503, `{"error":{"message":"overloaded","type":"server_error"}}`)
 }
 
-// turnText is the text the bot read, stream or not.
+// turnText is the text the bot read, stream or not: a content given as
+// parts (a payment round's thinking kept before the text) reads as its
+// text parts joined.
 func turnText(stream bool, body string) string {
 	if stream {
 		return streamText(body)
 	}
-	return gjson.Get(body, "choices.0.message.content").Str
+	return readBot(false, body).text
 }
 
 // TestMistralToolCallIDsAfterFailover: Mistral's API refuses a request

@@ -58,6 +58,7 @@ func memberRound(stream bool, members, calls, finish string) http.HandlerFunc {
 // the rounds' text with the break between them, every round's thinking,
 // refusal and reasoning.
 func TestPaymentTurnSameAnswerStreamedOrNot(t *testing.T) {
+	const thinking = `{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]}`
 	for _, tc := range []struct {
 		name, first, last string
 		want              botRead
@@ -67,6 +68,8 @@ func TestPaymentTurnSameAnswerStreamedOrNot(t *testing.T) {
 	}{
 		{"the last round's text as parts", `"content":"好的，马上为您下单。"`, `"content":[{"type":"text","text":"Your order is ready."}]`,
 			botRead{text: "好的，马上为您下单。\n\nYour order is ready."}, ""},
+		{"the payment round's thinking, the last round's text a string", `"content":[` + thinking + `,{"type":"text","text":"Let me order that."}]`, `"content":"Your order is ready."`,
+			botRead{text: "Let me order that.\n\nYour order is ready.", thinking: "The user wants premium."}, ""},
 		{"reasoning beside an empty reasoning_content", `"content":"Let me order that.","reasoning_content":"","reasoning":"Premium it is. "`,
 			`"content":"Your order is ready.","reasoning_content":"","reasoning":"Ordered."`,
 			botRead{text: "Let me order that.\n\nYour order is ready.", reasoning: "Premium it is. Ordered."}, "Premium it is. "},

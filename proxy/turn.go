@@ -820,8 +820,15 @@ func (t *turn) stream() {
 			t.annotations = appendElements(t.annotations, string(res.Annotations))
 		}
 		t.fingerprint = res.Fingerprint
-		if res.Content != "" {
-			t.inWord = !endsWithSpace(res.Content)
+		// The round's text as the bot read it: its text parts when it
+		// came as parts (the plain text among them included), whose last
+		// word the next round's text must not run into either.
+		if said := res.Content; res.ContentParts != nil {
+			if said = textOfParts(string(res.ContentParts)); said != "" {
+				t.inWord = !endsWithSpace(said)
+			}
+		} else if said != "" {
+			t.inWord = !endsWithSpace(said)
 		}
 		t.readPaymentCalls(res.PaymentCalls)
 		if len(res.StrayCalls) > 0 {

@@ -244,6 +244,14 @@ func withSpoken(body []byte, spoken string, spokenParts []byte, content, brk str
 		}
 		parts = appendElements(parts, c.Raw)
 		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append(parts, ']'))
+	case spokenParts != nil && (c.Type == gjson.String || c.Type == gjson.Null || !c.Exists()):
+		// An earlier round gave parts (a Mistral reasoning model's
+		// thinking), which a streaming bot reads: kept, with this
+		// round's text as a text part after them, as a turn whose rounds
+		// are spent keeps them. A string of the text lost every earlier
+		// round's thinking.
+		parts := append(partsOf(slices.Clip(spokenParts), spoken, content, "", brk), ']')
+		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append([]byte{'['}, parts...))
 	case c.Type == gjson.String || c.Type == gjson.Null || !c.Exists():
 		out, err = sjson.SetBytes(body, "choices.0.message.content", joinText(spoken, content, brk))
 	default:
