@@ -55,6 +55,13 @@ func TestJSONModeClarificationIsJSON(t *testing.T) {
 		{"json_schema after the rounds' text", schema,
 			func(stream bool) http.HandlerFunc { return wordsRound(stream, "On it.", createOrderCall, "tool_calls") },
 			"On it.\n\nOn it.\n\nOn it.", "", config.DefaultClarification},
+		// Each round's refusal, the last payment round's too, before the
+		// clarification, as a streaming bot's SDK joins the deltas.
+		{"json_schema after the rounds' refusals", schema,
+			func(stream bool) http.HandlerFunc {
+				return memberRound(stream, `"refusal":"No. "`, createOrderCall, "tool_calls")
+			},
+			"", "", "No. No. No. " + config.DefaultClarification},
 	} {
 		for _, stream := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {

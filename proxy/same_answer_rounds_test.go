@@ -68,6 +68,8 @@ func TestPaymentTurnSameAnswerStreamedOrNot(t *testing.T) {
 	}{
 		{"the last round's text as parts", `"content":"好的，马上为您下单。"`, `"content":[{"type":"text","text":"Your order is ready."}]`,
 			botRead{text: "好的，马上为您下单。\n\nYour order is ready."}, ""},
+		{"a refusal in the payment round", `"content":"Let me order that.","refusal":"I cannot show the card number."`, `"content":"Your order is ready."`,
+			botRead{text: "Let me order that.\n\nYour order is ready.", refusal: "I cannot show the card number."}, ""},
 		{"the payment round's thinking, the last round's text a string", `"content":[` + thinking + `,{"type":"text","text":"Let me order that."}]`, `"content":"Your order is ready."`,
 			botRead{text: "Let me order that.\n\nYour order is ready.", thinking: "The user wants premium."}, ""},
 		{"reasoning beside an empty reasoning_content", `"content":"Let me order that.","reasoning_content":"","reasoning":"Premium it is. "`,

@@ -36,6 +36,9 @@ func (t *turn) nonStream() {
 	// before the text), nil before: a streaming client reads every
 	// round's parts, the payment rounds' thinking too (partsOf).
 	var spokenParts []byte
+	// refused is their refusals, joined: a streaming client reads every
+	// round's refusal deltas, a payment round's too.
+	var refused string
 	// past are their logprobs and reasoning_details, which a streaming
 	// client also reads in full.
 	var past roundArrays
@@ -85,7 +88,7 @@ func (t *turn) nonStream() {
 				sp, spp = "", nil
 				p.dropText()
 			}
-			return p.onto(withThought(withSpoken(ans.body, sp, spp, ans.content, t.brk), thought, thoughtBoth, ans.reasoning))
+			return p.onto(withRefused(withThought(withSpoken(ans.body, sp, spp, ans.content, t.brk), thought, thoughtBoth, ans.reasoning), refused))
 		}
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
@@ -136,7 +139,7 @@ func (t *turn) nonStream() {
 				} else {
 					b, _ = sjson.SetRawBytes(b, "choices.0.message.content", []byte("null"))
 				}
-				b, _ = sjson.SetBytes(b, "choices.0.message.refusal", t.budget.Clarification)
+				b, _ = sjson.SetBytes(b, refusalPath, gjson.GetBytes(b, refusalPath).Str+t.budget.Clarification)
 			} else if parts != nil {
 				clar := t.clarification()
 				parts = textPart(textPart(parts, paragraphBreak(said, clar, t.brk)), clar)
@@ -151,7 +154,7 @@ func (t *turn) nonStream() {
 			// play it in place of the question.
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.audio")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
-			t.writeCompletion(resp.StatusCode, p.onto(withThought(b, thought, thoughtBoth, ans.reasoning)), nil, false)
+			t.writeCompletion(resp.StatusCode, p.onto(withRefused(withThought(b, thought, thoughtBoth, ans.reasoning), refused)), nil, false)
 			return
 		}
 		// The answer of a turn that ends here at the bot's token cap, as
@@ -172,6 +175,9 @@ func (t *turn) nonStream() {
 			past.add(ans.body, textBefore(spoken, ans.content, t.brk))
 			spokenParts = partsOf(spokenParts, spoken, ans.content, string(ans.reasoning.Parts), t.brk)
 			spoken = joinText(spoken, ans.content, t.brk)
+		}
+		if r := gjson.GetBytes(ans.body, refusalPath); r.Type == gjson.String {
+			refused += r.Str
 		}
 		if ans.reasoning.Content != "" {
 			thought.Content += ans.reasoning.Content
@@ -464,6 +470,25 @@ func withThought(body []byte, thought interceptors.Reasoning, thoughtBoth bool, 
 		if out2, err := sjson.SetBytes(out, "choices.0.message."+otherReasoningKey(key), thought.Content+own.Content); err == nil {
 			out = out2
 		}
+	}
+	return out
+}
+
+// refusalPath is the answer's refusal.
+const refusalPath = "choices.0.message.refusal"
+
+// withRefused returns the last round's answer with the earlier rounds'
+// refusals (refused) before its own, joined as a streaming bot's SDK joins
+// the refusal deltas; body as it is when they had none. The one answer
+// carried the last round's alone, and a payment round's refusal ("I
+// cannot show the card number.") never reached a bot that does not stream.
+func withRefused(body []byte, refused string) []byte {
+	if refused == "" {
+		return body
+	}
+	out, err := sjson.SetBytes(body, refusalPath, refused+gjson.GetBytes(body, refusalPath).Str)
+	if err != nil {
+		return body
 	}
 	return out
 }
