@@ -139,6 +139,7 @@ type Ledger struct {
 	mu     sync.Mutex
 	totals bucket
 	hours  map[int64]*bucket // unix hour → bucket, the last hoursKept kept
+	newest int64             // the latest hour in hours (keepHours)
 	models map[modelKey]*modelTotals
 
 	// Conversation costs are kept in the store by one writer, in the order
@@ -786,13 +787,20 @@ const hoursKept = 48
 
 // hour returns the bucket of t's hour (t not after now), dropping the
 // buckets outside the hours kept as of now (keepHours). l.mu must be held.
+//
+// A clock set back into an hour that has its bucket makes none, so the
+// hours after it are dropped on the step itself (newest): kept until the
+// next bucket or the stats, the real hour's turns were added to the ones
+// the wrong clock filed there.
 func (l *Ledger) hour(t, now time.Time) *bucket {
-	h := t.Unix() / 3600
+	h, nowH := t.Unix()/3600, now.Unix()/3600
 	b := l.hours[h]
 	if b == nil {
 		b = &bucket{}
 		l.hours[h] = b
-		l.keepHours(now.Unix() / 3600)
+		l.keepHours(nowH)
+	} else if l.newest > nowH {
+		l.keepHours(nowH)
 	}
 	return b
 }
@@ -805,9 +813,12 @@ func (l *Ledger) hour(t, now time.Time) *bucket {
 // added to it again once the clock reached it. Its figures stay in the
 // totals. l.mu must be held.
 func (l *Ledger) keepHours(h int64) {
+	l.newest = math.MinInt64
 	for k := range l.hours {
 		if k <= h-hoursKept || k > h {
 			delete(l.hours, k)
+		} else {
+			l.newest = max(l.newest, k)
 		}
 	}
 }

@@ -852,6 +852,43 @@ func TestSeriesAfterTheClockStepsBack(t *testing.T) {
 	}
 }
 
+// TestSeriesAfterTheClockStepsBackIntoAnHourItHas: the hour a clock that
+// ran ahead filed is dropped as soon as the clock is set back, also when
+// the hour it is set back into has its bucket already (a step of minutes
+// across an hour's start), so that no bucket is made and nothing dropped.
+// Kept until the stats were read, the real hour's turns and orders were
+// added to the ones the wrong clock filed there.
+func TestSeriesAfterTheClockStepsBackIntoAnHourItHas(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
+	l := testLedger(t, &memStore{m: map[string]int64{}})
+	defer l.Close()
+	ctx := context.Background()
+	a := l.Round(ctx, "p", "m", Usage{1000, 200, 0, 0})
+	for _, at := range []time.Duration{0, time.Hour, 10 * time.Minute, 40 * time.Minute} {
+		// 10:30, 11:30 (ahead), 10:40 (set back), 11:10 (the real 11:00 hour)
+		l.now = func() time.Time { return t0.Add(at) }
+		l.Turn(ctx, "bot", "u", "s", a)
+		l.Paid(ctx, "bot", "u", "s", "ORD-"+at.String(), time.Time{})
+		l.Flush()
+	}
+	s := l.Stats()
+	want := []HourStats{
+		{Hour: "2025-03-01T10:00:00Z", Turns: 2, LLMCost: "0.009000", PaidOrders: 2},
+		{Hour: "2025-03-01T11:00:00Z", Turns: 1, LLMCost: "0.004500", PaidOrders: 1},
+	}
+	var got []HourStats
+	for _, h := range s.Series {
+		h.CostPerTransaction = nil
+		got = append(got, h)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("series %+v; want %+v (the 11:00 hour holds the real 11:00 hour's turn and order only)", got, want)
+	}
+	if s.Turns != 4 || s.PaidOrders != 4 {
+		t.Errorf("totals %d turns, %d paid orders; want 4, 4 (the totals keep every hour)", s.Turns, s.PaidOrders)
+	}
+}
+
 // TestPaidFiledUnderItsPaymentHour: a paid order counts in the hour WeChat
 // Pay says it was paid, within the hours kept; a time it did not give, or
 // one ahead of this replica's clock, is now; one before the hours kept
