@@ -918,7 +918,11 @@ func TestPaidFiledUnderItsPaymentHour(t *testing.T) {
 			l.Flush()
 			s := l.Stats()
 			var got []string
+			turns := 0 // in the current hour, which a late payment's bucket must not drop
 			for _, h := range s.Series {
+				if h.Hour == "2025-03-01T11:00:00Z" {
+					turns += int(h.Turns)
+				}
 				if h.PaidOrders > 0 {
 					got = append(got, h.Hour)
 					if h.PaidOrders != 1 || h.CostPerTransaction == nil || *h.CostPerTransaction != "0.004500" {
@@ -928,6 +932,9 @@ func TestPaidFiledUnderItsPaymentHour(t *testing.T) {
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("paid order filed under %v; want %v", got, tc.want)
+			}
+			if turns != 1 {
+				t.Errorf("series %+v: %d turns in the current hour 2025-03-01T11:00:00Z; want 1", s.Series, turns)
 			}
 			if s.PaidOrders != 1 || s.CostPerTransaction == nil || *s.CostPerTransaction != "0.004500" {
 				t.Errorf("totals %d paid, %v per transaction; want 1 at 0.004500 (the totals keep every hour)", s.PaidOrders, s.CostPerTransaction)
