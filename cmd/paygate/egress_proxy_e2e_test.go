@@ -242,6 +242,7 @@ func TestUnusableProxyVariableStopsServe(t *testing.T) {
 		// inside the name, an IP range written with one) sent the traffic
 		// the operator meant to keep direct (webhooks to a receiver in the
 		// cluster, WeChat Pay past the proxy) to the proxy, without a word.
+		// NO_PROXY is read only with a proxy set (withProxy).
 		{"NO_PROXY entry with a scheme", "NO_PROXY=localhost,https://merchant.internal", ""},
 		{"NO_PROXY entry with a wildcard inside", "no_proxy=10.*", ""},
 		{"NO_PROXY entry with a path", "NO_PROXY=merchant.internal/hooks", ""},
@@ -258,7 +259,7 @@ models: [{name: m, targets: [{provider: p, model: u}]}]
 `)
 			cmd := exec.Command(os.Args[0], "serve", "-config", cfg)
 			cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
-			proxyEnv(tc.kv)(cmd)
+			proxyEnv(withProxy(tc.kv)...)(cmd)
 			pipe, err := cmd.StderrPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -308,7 +309,7 @@ models: [{name: m, targets: [{provider: p, model: u}]}]
 			// says so too, rather than passing a start serve refuses.
 			check := exec.Command(os.Args[0], "check-config", "-config", cfg)
 			check.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
-			proxyEnv(tc.kv)(check)
+			proxyEnv(withProxy(tc.kv)...)(check)
 			out, err := check.CombinedOutput()
 			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), name) {
 				t.Errorf("check-config with %s: %v, %q; want exit 1 naming %s", tc.kv, err, out, name)
@@ -318,6 +319,15 @@ models: [{name: m, targets: [{provider: p, model: u}]}]
 			}
 		})
 	}
+}
+
+// withProxy is kv, a NAME=value setting, and for a NO_PROXY (no_proxy)
+// the HTTPS_PROXY it is read with: Go reads NO_PROXY only to skip a proxy.
+func withProxy(kv string) []string {
+	if name, _, _ := strings.Cut(kv, "="); strings.ToUpper(name) == "NO_PROXY" {
+		return []string{kv, "HTTPS_PROXY=http://127.0.0.1:3128"}
+	}
+	return []string{kv}
 }
 
 // TestUsableProxyVariablePassesCheckConfig: the forms Go's transports use
@@ -343,15 +353,35 @@ store: {path: "`+filepath.Join(dir, "p.db")+`"}
 		"HTTPS_PROXY=paygate:pw@proxy.corp:3128",
 		"NO_PROXY=localhost, 127.0.0.1,::1,fd00::1,10.0.0.0/8,fd00::/8,.corp.example,*.svc.cluster.local,merchant.internal:8443,[::1]:8080,10.1.2.3:80,localhost:,",
 		"NO_PROXY=*",
+		// After a *, Go skips every host's proxy and reads no further entry.
+		"NO_PROXY=localhost,*,https://merchant.internal",
 	} {
 		t.Run(kv, func(t *testing.T) {
-			name, v, _ := strings.Cut(kv, "=")
-			t.Setenv(name, v)
-			var stdout, stderr strings.Builder
-			if code := run([]string{"check-config", "-config", cfg}, &stdout, &stderr); code != 0 {
-				t.Errorf("check-config with %s exited %d: %s; want 0", kv, code, stderr.String())
-			}
+			checkConfigPasses(t, cfg, withProxy(kv)...)
 		})
+	}
+	// Without a proxy Go never reads NO_PROXY: an entry it would not match
+	// (a Windows-style wildcard from a desktop's bypass list) changes
+	// nothing, and must not stop paygate from starting.
+	t.Run("no proxy", func(t *testing.T) {
+		checkConfigPasses(t, cfg, "no_proxy=192.168.*;<local>")
+	})
+}
+
+// checkConfigPasses runs check-config on cfg with the proxy variables
+// cleared, then set as in kvs (NAME=value), and fails t unless it passes.
+func checkConfigPasses(t *testing.T, cfg string, kvs ...string) {
+	t.Helper()
+	for _, p := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"} {
+		t.Setenv(p, "")
+	}
+	for _, kv := range kvs {
+		name, v, _ := strings.Cut(kv, "=")
+		t.Setenv(name, v)
+	}
+	var stdout, stderr strings.Builder
+	if code := run([]string{"check-config", "-config", cfg}, &stdout, &stderr); code != 0 {
+		t.Errorf("check-config with %s exited %d: %s; want 0", kvs, code, stderr.String())
 	}
 }
 

@@ -17,18 +17,28 @@ import (
 // connecting to its providers, WeChat Pay and the merchant's webhooks
 // directly, past the proxy the operator named, or nowhere. The value is
 // not shown: it may hold the proxy's password.
+//
+// A NO_PROXY (no_proxy) entry Go never matches is refused only with a
+// proxy set: without one Go never reads NO_PROXY, and a list shared by a
+// cluster's or a desktop's environment (192.168.*;<local>) must not stop
+// a paygate that connects directly anyway.
 func checkProxyEnv(getenv func(string) string) error {
+	proxied := false
 	for _, name := range []string{"HTTPS_PROXY", "HTTP_PROXY"} {
 		v := getenv(name)
 		if v == "" {
 			name = strings.ToLower(name)
 			v = getenv(name)
 		}
+		proxied = proxied || v != ""
 		if v != "" && !usableProxy(v) {
 			return fmt.Errorf("%s is not a URL paygate can use (value not shown: it may hold a password); "+
 				"write it as http://user:password@host:port (or https://, socks5://, socks5h://), with any of %% # / ? @ : or a space in the user or password "+
 				"percent-encoded (%% as %%25, # as %%23)", name)
 		}
+	}
+	if !proxied {
+		return nil
 	}
 	name, v := "NO_PROXY", getenv("NO_PROXY")
 	if v == "" {
@@ -48,10 +58,18 @@ func checkProxyEnv(getenv func(string) string) error {
 // range that does not parse, a wildcard anywhere but alone or as a
 // leading "*.", or a port without a host. The webhooks to a receiver in
 // the cluster, or WeChat Pay's API, meant to go direct went to the proxy.
+// A list with a * entry is "": Go then skips the proxy for every host and
+// reads no other entry.
 func unmatchedNoProxy(v string) string {
-	for _, e := range strings.Split(v, ",") {
+	entries := strings.Split(v, ",")
+	for _, e := range entries {
+		if strings.TrimSpace(e) == "*" {
+			return ""
+		}
+	}
+	for _, e := range entries {
 		p := strings.TrimSpace(e)
-		if p == "" || p == "*" {
+		if p == "" {
 			continue
 		}
 		if _, _, err := net.ParseCIDR(p); err == nil {
