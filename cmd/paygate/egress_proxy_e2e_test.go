@@ -246,6 +246,14 @@ func TestUnusableProxyVariableStopsServe(t *testing.T) {
 		{"NO_PROXY entry with a scheme", "NO_PROXY=localhost,https://merchant.internal", ""},
 		{"NO_PROXY entry with a wildcard inside", "no_proxy=10.*", ""},
 		{"NO_PROXY entry with a path", "NO_PROXY=merchant.internal/hooks", ""},
+		// A Windows-style bypass list (; between hosts, <local>) or one
+		// with spaces between hosts is one entry to Go, a host no request
+		// is to.
+		{"NO_PROXY hosts split by semicolons", "NO_PROXY=localhost;merchant.internal", ""},
+		{"NO_PROXY hosts split by spaces", "NO_PROXY=localhost merchant.internal", ""},
+		{"NO_PROXY Windows <local>", "NO_PROXY=merchant.internal,<local>", ""},
+		{"NO_PROXY port without a host", "NO_PROXY=:8443", ""},
+		{"NO_PROXY wildcard of no domain", "NO_PROXY=*.", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

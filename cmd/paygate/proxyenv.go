@@ -47,7 +47,7 @@ func checkProxyEnv(getenv func(string) string) error {
 	if e := unmatchedNoProxy(v); e != "" {
 		return fmt.Errorf("%s entry %q is one Go never matches, and the requests it was to keep off the proxy would go through it: "+
 			"list host names (merchant.internal), .domain suffixes (.corp.example), IP addresses or CIDR ranges (10.0.0.0/8), "+
-			"each with an optional :port, no scheme or path, * alone for every host", name, e)
+			"each with an optional :port, no scheme or path, * alone for every host, separated by commas", name, e)
 	}
 	return nil
 }
@@ -56,7 +56,9 @@ func checkProxyEnv(getenv func(string) string) error {
 // transports (golang.org/x/net/http/httpproxy) read without an error but
 // never match, or "": a URL (https://merchant.internal), a path, a CIDR
 // range that does not parse, a wildcard anywhere but alone or as a
-// leading "*.", or a port without a host. The webhooks to a receiver in
+// leading "*.", a port without a host, or hosts split by ; or spaces (a
+// Windows bypass list, 192.168.*;<local>: Go splits on commas alone, and
+// no host is named "localhost;merchant.internal"). The webhooks to a receiver in
 // the cluster, or WeChat Pay's API, meant to go direct went to the proxy.
 // A list with a * entry is "": Go then skips the proxy for every host and
 // reads no other entry.
@@ -83,7 +85,7 @@ func unmatchedNoProxy(v string) string {
 			host = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 		}
 		host = strings.TrimPrefix(host, "*.")
-		if host == "" || host == "." || strings.ContainsAny(host, "/*:@?#") && net.ParseIP(host) == nil {
+		if host == "" || host == "." || strings.ContainsAny(host, "/*:@?#;<> \t") && net.ParseIP(host) == nil {
 			return p
 		}
 	}
