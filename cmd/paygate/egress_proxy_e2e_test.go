@@ -374,6 +374,13 @@ store: {path: "`+filepath.Join(dir, "p.db")+`"}
 	t.Run("no proxy", func(t *testing.T) {
 		checkConfigPasses(t, cfg, "no_proxy=192.168.*;<local>")
 	})
+	// Go's net/http reads the upper-case variable, the lower-case one only
+	// when it is empty: a stale lower-case one it never reads changes
+	// nothing (golang.org/x/net's httpproxy reads lower-case first).
+	t.Run("upper-case set", func(t *testing.T) {
+		checkConfigPasses(t, cfg, "HTTPS_PROXY=http://127.0.0.1:3128", "https_proxy=http://paygate:Pa%ss@127.0.0.1:3128",
+			"NO_PROXY=localhost", "no_proxy=https://merchant.internal")
+	})
 }
 
 // checkConfigPasses runs check-config on cfg with the proxy variables

@@ -9,7 +9,8 @@ import (
 )
 
 // checkProxyEnv refuses an HTTPS_PROXY or HTTP_PROXY (or its lower-case
-// form, read when the upper-case one is empty, as Go does) that Go's
+// form, read when the upper-case one is empty, as net/http does; the
+// golang.org/x/net module's httpproxy reads lower-case first) that Go's
 // transports cannot use as written. Go drops a value that does not parse
 // as a URL without a word, and one with a scheme that fails to parse is
 // read as a proxy on a host named after the scheme: a password with a %
@@ -53,8 +54,8 @@ func checkProxyEnv(getenv func(string) string) error {
 }
 
 // unmatchedNoProxy is the first entry of v, a NO_PROXY, that Go's
-// transports (golang.org/x/net/http/httpproxy) read without an error but
-// never match, or "": a URL (https://merchant.internal), a path, a CIDR
+// transports (net/http's copy of golang.org/x/net/http/httpproxy) read
+// without an error but never match, or "": a URL (https://merchant.internal), a path, a CIDR
 // range that does not parse, a wildcard anywhere but alone or as a
 // leading "*.", a port without a host, or hosts split by ; or spaces (a
 // Windows bypass list, 192.168.*;<local>: Go splits on commas alone, and
@@ -93,8 +94,9 @@ func unmatchedNoProxy(v string) string {
 }
 
 // usableProxy reports whether v names a proxy as Go's transports read it
-// (golang.org/x/net/http/httpproxy): a URL with a scheme and a host, or a
-// host[:port] that is one once http:// is put before it. What Go drops
+// (net/http's copy of golang.org/x/net/http/httpproxy): a URL with a
+// scheme and a host, or a host[:port] that is one once http:// is put
+// before it. What Go drops
 // without a word is refused too: a path past "/", a query or a fragment
 // (a password of digits, then a # / or ?, made the user and those digits
 // the proxy's host and port, the credentials dropped), and a scheme the
