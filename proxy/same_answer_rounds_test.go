@@ -68,6 +68,22 @@ func TestPaymentTurnSameAnswerStreamedOrNot(t *testing.T) {
 	}{
 		{"the last round's text as parts", `"content":"好的，马上为您下单。"`, `"content":[{"type":"text","text":"Your order is ready."}]`,
 			botRead{text: "好的，马上为您下单。\n\nYour order is ready."}, ""},
+		// The break goes before the round's text, not its first part: a
+		// "thinking" block first, or an empty text part, leaves it for the
+		// text after; text that starts with white space takes none.
+		{"the last round's parts, thinking first", `"content":"好的，马上为您下单。"`, `"content":[` + thinking + `,{"type":"text","text":"Your order is ready."}]`,
+			botRead{text: "好的，马上为您下单。\n\nYour order is ready.", thinking: "The user wants premium."}, ""},
+		{"the last round's parts, an empty text part first", `"content":"Let me order that."`, `"content":[{"type":"text","text":""},{"type":"text","text":"Your order is ready."}]`,
+			botRead{text: "Let me order that.\n\nYour order is ready."}, ""},
+		{"the last round's parts, white space first", `"content":"Let me order that."`, `"content":[{"type":"text","text":" Your order is ready."}]`,
+			botRead{text: "Let me order that. Your order is ready."}, ""},
+		{"the last round's parts, an empty text part, then a line break", `"content":"Let me order that."`, `"content":[{"type":"text","text":""},{"type":"text","text":"\nYour order is ready."}]`,
+			botRead{text: "Let me order that.\nYour order is ready."}, ""},
+		{"the last round's parts, another type's text member first", `"content":"Let me order that."`, `"content":[{"type":"reference","text":" [1]"},{"type":"text","text":"Your order is ready."}]`,
+			botRead{text: "Let me order that.\n\nYour order is ready."}, ""},
+		// A payment round of thinking alone said no text: no break after it.
+		{"the payment round's thinking alone", `"content":[` + thinking + `]`, `"content":"Your order is ready."`,
+			botRead{text: "Your order is ready.", thinking: "The user wants premium."}, ""},
 		{"a refusal in the payment round", `"content":"Let me order that.","refusal":"I cannot show the card number."`, `"content":"Your order is ready."`,
 			botRead{text: "Let me order that.\n\nYour order is ready.", refusal: "I cannot show the card number."}, ""},
 		{"the payment round's thinking, the last round's text a string", `"content":[` + thinking + `,{"type":"text","text":"Let me order that."}]`, `"content":"Your order is ready."`,
