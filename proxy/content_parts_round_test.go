@@ -9,6 +9,14 @@ import (
 	"github.com/paygate/paygate/config"
 )
 
+// mistralPaymentParts is a Mistral reasoning model's content beside a
+// payment call: its thinking block and its words.
+const mistralPaymentParts = `[{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]},{"type":"text","text":"Let me order that."}]`
+
+// mistralPaymentAnswer is a non-stream Mistral answer of a payment round:
+// a create_order call beside mistralPaymentParts.
+const mistralPaymentAnswer = `{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"AbCdE1234","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}],"content":` + mistralPaymentParts + `},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`
+
 // TestPaymentRoundContentPartsKept: Mistral's reasoning models (Magistral;
 // Mistral Small and Medium with reasoning_effort) answer a message whose
 // content is a list of blocks, a "thinking" block and "text" blocks,
@@ -19,9 +27,8 @@ import (
 // model's own thinking and words, which Mistral takes back as the blocks
 // it sent.
 func TestPaymentRoundContentPartsKept(t *testing.T) {
-	const parts = `[{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]},{"type":"text","text":"Let me order that."}]`
 	fp := newFakeProvider(t, roundByRound(
-		jsonHandler(200, `{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"AbCdE1234","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}],"content":`+parts+`},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`),
+		jsonHandler(200, mistralPaymentAnswer),
 		textRound(false, "Your order is ready.")))
 	tools := &recordingTools{}
 	url := toolsProxy(t, fp.URL, tools, mistralTarget)
@@ -40,8 +47,8 @@ func TestPaymentRoundContentPartsKept(t *testing.T) {
 		t.Fatalf("%d upstream requests; want 2", len(reqs))
 	}
 	asst := gjson.GetBytes(reqs[1].Body, `messages.#(role=="assistant")`)
-	if got := asst.Get("content").Raw; got != parts {
-		t.Errorf("the next round's assistant message has content %s; want the blocks Mistral sent, %s", got, parts)
+	if got := asst.Get("content").Raw; got != mistralPaymentParts {
+		t.Errorf("the next round's assistant message has content %s; want the blocks Mistral sent, %s", got, mistralPaymentParts)
 	}
 	// The call under paygate's id (call_pg_1_0), in Mistral's form.
 	if id := asst.Get("tool_calls.0.id").Str; len(id) != 9 || !gjson.GetBytes(reqs[1].Body, `messages.#(tool_call_id=="`+id+`")`).Exists() {

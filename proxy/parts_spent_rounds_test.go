@@ -19,8 +19,7 @@ import (
 // reads them. The answer's content was made a string of the text parts
 // and the clarification, every round's thinking lost.
 func TestNonStreamPartsTurnSpentKeepsItsParts(t *testing.T) {
-	const parts = `[{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]},{"type":"text","text":"Let me order that."}]`
-	fp := newFakeProvider(t, jsonHandler(200, `{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"AbCdE1234","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}],"content":`+parts+`},"finish_reason":"tool_calls"}]}`))
+	fp := newFakeProvider(t, jsonHandler(200, mistralPaymentAnswer))
 	url := toolsProxy(t, fp.URL, &recordingTools{}, mistralTarget)
 	body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(false, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
 	rounds := len(fp.requests())

@@ -221,7 +221,7 @@ func TestMistralContentPartsAfterFailover(t *testing.T) {
 				head+`{"tool_calls":[{"id":"AbCdE1234","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"total_tokens":3,"completion_tokens":2}}`+"\n\n",
 				"data: [DONE]\n\n")
 		}
-		return jsonHandler(200, `{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"AbCdE1234","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}],"content":[{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]},{"type":"text","text":"Let me order that."}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`)
+		return jsonHandler(200, mistralPaymentAnswer)
 	}
 	for _, tc := range []struct {
 		name     string
