@@ -192,7 +192,7 @@ func escapesUserByte(s, user string) bool {
 			}
 			r := rune(0)
 			for _, h := range []byte(s[i+2 : i+6]) {
-				r = r<<4 | rune(unhexDigit(h))
+				r = r<<4 | rune(jsonscan.Unhex(h))
 			}
 			if r >= utf8.RuneSelf && !asciiOnly(user) || r < utf8.RuneSelf && strings.IndexByte(user, byte(r)) >= 0 {
 				return true
@@ -221,20 +221,6 @@ func unescaped(c byte) byte {
 		return '\f'
 	}
 	return c // '"', '\\', '/'
-}
-
-// unhexDigit is the value of a hex digit; 0 for another byte (the body is
-// valid JSON, whose \u escapes have four).
-func unhexDigit(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10
-	}
-	return 0
 }
 
 // asciiOnly reports whether s is all ASCII.

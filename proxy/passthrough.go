@@ -23,6 +23,7 @@ import (
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/internal/httpwire"
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // handlePassthrough forwards every other /v1/* path (embeddings, moderations,
@@ -840,7 +841,7 @@ func lenientUnescape(s string) string {
 		case c == '+':
 			b = append(b, ' ')
 		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			b = append(b, jsonscan.Unhex(s[i+1])<<4|jsonscan.Unhex(s[i+2]))
 			i += 2
 		default:
 			b = append(b, c)
@@ -851,16 +852,6 @@ func lenientUnescape(s string) string {
 
 func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
 }
 
 // identityParam reports whether the query parameter named name stands

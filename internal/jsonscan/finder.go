@@ -86,16 +86,18 @@ func (f Finder) escapes(b []byte) bool {
 			return true
 		}
 		if b[i+2] == '0' && b[i+3] == '0' {
-			if c := hexByte(b[i+4])<<4 | hexByte(b[i+5]); c < utf8.RuneSelf && f.own[c>>6]&(1<<(c&63)) != 0 {
+			if c := Unhex(b[i+4])<<4 | Unhex(b[i+5]); c < utf8.RuneSelf && f.own[c>>6]&(1<<(c&63)) != 0 {
 				return true
 			}
 		}
 	}
 }
 
-// hexByte is the value of the hexadecimal digit c; 0xff for another byte,
-// which puts what it makes past ASCII.
-func hexByte(c byte) byte {
+// Unhex is the value of the hexadecimal digit c; 0xff for another byte,
+// which puts a byte made of two past ASCII (InKey). The readers of a \u
+// escape in text already checked (valid JSON, a percent escape checked
+// by its caller) take it too.
+func Unhex(c byte) byte {
 	switch {
 	case c >= '0' && c <= '9':
 		return c - '0'
