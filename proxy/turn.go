@@ -823,11 +823,11 @@ func (t *turn) stream() {
 		// The round's text as the bot read it: its text parts when it
 		// came as parts (the plain text among them included), whose last
 		// word the next round's text must not run into either.
-		if said := res.Content; res.ContentParts != nil {
-			if said = textOfParts(string(res.ContentParts)); said != "" {
-				t.inWord = !endsWithSpace(said)
-			}
-		} else if said != "" {
+		said := res.Content
+		if res.ContentParts != nil {
+			said = textOfParts(string(res.ContentParts))
+		}
+		if said != "" {
 			t.inWord = !endsWithSpace(said)
 		}
 		t.readPaymentCalls(res.PaymentCalls)
