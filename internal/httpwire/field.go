@@ -15,3 +15,31 @@ func Field(h http.Header, name string) string {
 	}
 	return ""
 }
+
+// HasToken reports whether the field value v holds token (lower case, not
+// empty) in any ASCII case, with the value's ends, spaces, tabs or
+// commas on either side: net/http's reading of a request's Expect
+// (Request.expectsContinue), which finds "100-continue" in
+// "foo 100-continue" where a comma-separated list
+// (httpguts.HeaderValuesContainsToken) holds the one token
+// "foo 100-continue".
+func HasToken(v, token string) bool {
+	for i := 0; i+len(token) <= len(v); i++ {
+		if i > 0 && !tokenBoundary(v[i-1]) {
+			continue
+		}
+		if end := i + len(token); end < len(v) && !tokenBoundary(v[end]) {
+			continue
+		}
+		j := 0
+		for j < len(token) && matchFold(v[i+j], token[j]) {
+			j++
+		}
+		if j == len(token) {
+			return true
+		}
+	}
+	return false
+}
+
+func tokenBoundary(c byte) bool { return c == ' ' || c == '\t' || c == ',' }

@@ -1426,45 +1426,102 @@ func compareExchanges(c *conformanceCase, ref, got *observed) []string {
 
 func TestConformsToNetHTTP(t *testing.T) {
 	for _, c := range conformanceCases() {
-		t.Run(c.name, func(t *testing.T) {
-			ref := startNetHTTP(t, c.handler)
-			sut := startH1(t, c.handler)
+		t.Run(c.name, func(t *testing.T) { checkConforms(t, &c) })
+	}
+}
 
-			var exs [2]*observed
-			for i, s := range []*confServer{ref, sut} {
-				ex := runExchange(t, s.addr, &c)
-				ex.fresh = probeFresh(s.addr)
-				ex.calls = s.calls.Load()
-				ex.log = s.log.String()
-				exs[i] = ex
-			}
-			refEx, gotEx := exs[0], exs[1]
-			both := fmt.Sprintf("net/http answered:\n%s\nh1 answered:\n%s", refEx, gotEx)
+// checkConforms plays c against a net/http server and an h1.Server running
+// its handler, checks c's premise about net/http, and reports every
+// observable difference.
+func checkConforms(t *testing.T, c *conformanceCase) {
+	t.Helper()
+	ref := startNetHTTP(t, c.handler)
+	sut := startH1(t, c.handler)
 
-			// The case's premise about net/http.
-			if c.wantStatus != nil && fmt.Sprint(refEx.statuses()) != fmt.Sprint(c.wantStatus) {
-				t.Errorf("test premise wrong: net/http gave statuses %v, the case assumes %v\n%s", refEx.statuses(), c.wantStatus, both)
-			}
-			if c.wantState != "" && refEx.state != c.wantState {
-				t.Errorf("test premise wrong: net/http left the connection %s, the case assumes %s\n%s", refEx.state, c.wantState, both)
-			}
+	var exs [2]*observed
+	for i, s := range []*confServer{ref, sut} {
+		ex := runExchange(t, s.addr, c)
+		ex.fresh = probeFresh(s.addr)
+		ex.calls = s.calls.Load()
+		ex.log = s.log.String()
+		exs[i] = ex
+	}
+	refEx, gotEx := exs[0], exs[1]
+	both := fmt.Sprintf("net/http answered:\n%s\nh1 answered:\n%s", refEx, gotEx)
 
-			for i, ex := range exs {
-				who := []string{"net/http", "h1"}[i]
-				if ex.fresh != "ok" {
-					t.Errorf("%s does not serve a new connection after the exchange: %s\n%s", who, ex.fresh, both)
-				}
-				if ex.state == "timeout" {
-					t.Errorf("%s: exchange timed out after %v (server hung or sent too little)", who, exchangeTimeout)
-				}
-				if c.check != nil {
-					c.check(t, who, ex)
-				}
-			}
+	// The case's premise about net/http.
+	if c.wantStatus != nil && fmt.Sprint(refEx.statuses()) != fmt.Sprint(c.wantStatus) {
+		t.Errorf("test premise wrong: net/http gave statuses %v, the case assumes %v\n%s", refEx.statuses(), c.wantStatus, both)
+	}
+	if c.wantState != "" && refEx.state != c.wantState {
+		t.Errorf("test premise wrong: net/http left the connection %s, the case assumes %s\n%s", refEx.state, c.wantState, both)
+	}
 
-			if diffs := compareExchanges(&c, refEx, gotEx); len(diffs) > 0 {
-				t.Errorf("h1 differs from net/http:\n  - %s\n%s", strings.Join(diffs, "\n  - "), both)
+	for i, ex := range exs {
+		who := []string{"net/http", "h1"}[i]
+		if ex.fresh != "ok" {
+			t.Errorf("%s does not serve a new connection after the exchange: %s\n%s", who, ex.fresh, both)
+		}
+		if ex.state == "timeout" {
+			t.Errorf("%s: exchange timed out after %v (server hung or sent too little)", who, exchangeTimeout)
+		}
+		if c.check != nil {
+			c.check(t, who, ex)
+		}
+	}
+
+	if diffs := compareExchanges(c, refEx, gotEx); len(diffs) > 0 {
+		t.Errorf("h1 differs from net/http:\n  - %s\n%s", strings.Join(diffs, "\n  - "), both)
+	}
+}
+
+// TestExpectAnsweredAsNetHTTP sends each Expect field (or fields) with a
+// body to both servers and compares what comes back: whether a 100
+// Continue came before the answer, the 417 for an expectation refused, or
+// the plain answer of a request with no expectation to meet. net/http
+// reads the first Expect line alone, and finds 100-continue in it
+// between commas, spaces or tabs, in any case (hasToken); the premise
+// column is what it answers.
+func TestExpectAnsweredAsNetHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fields string // the Expect lines, each ending in CRLF
+		want   []int  // net/http's statuses
+	}{
+		{"100-continue", "Expect: 100-continue\r\n", []int{100, 200}},
+		{"mixed case", "Expect: 100-Continue\r\n", []int{100, 200}},
+		{"after a comma", "Expect: foo, 100-continue\r\n", []int{100, 200}},
+		{"after a space", "Expect: foo 100-continue\r\n", []int{100, 200}},
+		{"after a tab", "Expect: foo\t100-continue\r\n", []int{100, 200}},
+		{"before a space", "Expect: 100-continue foo\r\n", []int{100, 200}},
+		{"between commas", "Expect: ,100-continue,\r\n", []int{100, 200}},
+		{"longer token", "Expect: 100-continuex\r\n", []int{417}},
+		{"with a parameter", "Expect: 100-continue;q=1\r\n", []int{417}},
+		{"prefixed token", "Expect: x-100-continue\r\n", []int{417}},
+		{"unknown", "Expect: foo\r\n", []int{417}},
+		{"empty", "Expect:\r\n", []int{200}},
+		{"blank", "Expect:   \r\n", []int{200}},
+		{"two lines, 100-continue first", "Expect: 100-continue\r\nExpect: foo\r\n", []int{100, 200}},
+		{"two lines, 100-continue second", "Expect: foo\r\nExpect: 100-continue\r\n", []int{417}},
+		{"two lines, the first empty", "Expect:\r\nExpect: 100-continue\r\n", []int{200}},
+		{"two lines, the second empty", "Expect: 100-continue\r\nExpect:\r\n", []int{100, 200}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := conformanceCase{
+				name:    tc.name,
+				handler: echoBody,
+				// The body goes with the head: a server that owes no 100
+				// reads it all the same, and one that owes it sends it at
+				// the handler's first read. The 100 is read in the step,
+				// the rest before the probe's answer.
+				steps:      oneRequest("POST / HTTP/1.1\r\nHost: x\r\n" + tc.fields + "Content-Length: 3\r\n\r\nabc"),
+				wantStatus: tc.want,
+				wantState:  "open",
 			}
+			if tc.want[0] == http.StatusExpectationFailed {
+				c.ignore, c.wantState = serverGenerated, "closed"
+			}
+			checkConforms(t, &c)
 		})
 	}
 }

@@ -801,10 +801,11 @@ func (c *conn) serveRequest(req *http.Request, w *response) (keep bool) {
 	w.reqBody.eof = body == http.NoBody
 	req.Body = &w.reqBody
 	if expect := httpwire.Field(req.Header, "Expect"); expect != "" {
-		// As net/http: 100-continue among the expectations is met (and
-		// ignored in an HTTP/1.0 request, RFC 9110 10.1.1); any other
+		// As net/http: 100-continue among the expectations of the first
+		// Expect line (between commas, spaces or tabs) is met, and
+		// ignored in an HTTP/1.0 request (RFC 9110 10.1.1); any other
 		// expectation alone fails.
-		if !httpguts.HeaderValuesContainsToken([]string{expect}, "100-continue") {
+		if !httpwire.HasToken(expect, "100-continue") {
 			w.Header().Set("Connection", "close")
 			w.WriteHeader(http.StatusExpectationFailed)
 			w.finish()
