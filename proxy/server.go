@@ -207,47 +207,7 @@ func New(o Options) (*Server, error) {
 		s.localState = l.Local()
 	}
 	if o.Tools != nil {
-		spec := toolSpec(o.Config)
-		// Every name stays paygate's (a bot tool of that name clashes, a
-		// call is refused), but with max_payment_calls 0 the money-moving
-		// tools are not offered: each call of them could only be refused,
-		// and the model, offered them, kept trying and asking the user.
-		s.toolNames = spec.Names()
-		if o.Config.Payments.Budget.MaxPaymentCalls == 0 {
-			spec.CreateOrder, spec.RequestRefund = "", ""
-		}
-		s.toolDefs = interceptors.PaymentTools(spec)
-		for _, c := range o.Config.Clients {
-			if len(c.AllowedSKUs) == 0 && len(c.PayMethods) == 0 {
-				continue
-			}
-			// Rendered once per such client: tools are added to every
-			// request, and rendering them there cost allocations on
-			// every turn.
-			own := spec
-			if len(c.PayMethods) > 0 {
-				own.PayMethods = c.PayMethods
-			}
-			if len(c.AllowedSKUs) > 0 {
-				// The allow-list as a set: compared pair by pair, 5,000
-				// SKUs and an allow-list of as many took 35 ms per such
-				// client at start, and the square of that as both grow.
-				only := make(map[string]struct{}, len(c.AllowedSKUs))
-				for _, id := range c.AllowedSKUs {
-					only[id] = struct{}{}
-				}
-				own.SKUs = nil
-				for _, sku := range spec.SKUs {
-					if _, ok := only[sku.ID]; ok {
-						own.SKUs = append(own.SKUs, sku)
-					}
-				}
-			}
-			if s.clientTools == nil {
-				s.clientTools = map[string][]byte{}
-			}
-			s.clientTools[c.Name] = interceptors.PaymentTools(own)
-		}
+		s.toolNames, s.toolDefs, s.clientTools = paymentTools(o.Config)
 	}
 	for i := range o.Config.Clients {
 		c := &o.Config.Clients[i]
@@ -770,6 +730,64 @@ func (s *Server) toolDefsFor(client string) []byte {
 		return defs
 	}
 	return s.toolDefs
+}
+
+// PaymentToolDefs renders the payment tool definitions a server offers
+// under cfg (payments enabled): defs, those of every client without its
+// own, and byClient, by client name, those of each client whose
+// allowed_skus or pay_methods give it its own. check-config measures the
+// catalog's size (prompt tokens every signed-in turn) on them, so that
+// what it warns of is what is sent.
+func PaymentToolDefs(cfg *config.Config) (defs []byte, byClient map[string][]byte) {
+	_, defs, byClient = paymentTools(cfg)
+	return defs, byClient
+}
+
+// paymentTools names every payment tool of cfg and renders the
+// definitions PaymentToolDefs returns.
+func paymentTools(cfg *config.Config) (names []string, defs []byte, byClient map[string][]byte) {
+	spec := toolSpec(cfg)
+	// Every name stays paygate's (a bot tool of that name clashes, a call
+	// is refused), but with max_payment_calls 0 the money-moving tools
+	// are not offered: each call of them could only be refused, and the
+	// model, offered them, kept trying and asking the user.
+	names = spec.Names()
+	if cfg.Payments.Budget.MaxPaymentCalls == 0 {
+		spec.CreateOrder, spec.RequestRefund = "", ""
+	}
+	defs = interceptors.PaymentTools(spec)
+	for _, c := range cfg.Clients {
+		if len(c.AllowedSKUs) == 0 && len(c.PayMethods) == 0 {
+			continue
+		}
+		// Rendered once per such client: tools are added to every
+		// request, and rendering them there cost allocations on every
+		// turn.
+		own := spec
+		if len(c.PayMethods) > 0 {
+			own.PayMethods = c.PayMethods
+		}
+		if len(c.AllowedSKUs) > 0 {
+			// The allow-list as a set: compared pair by pair, 5,000 SKUs
+			// and an allow-list of as many took 35 ms per such client at
+			// start, and the square of that as both grow.
+			only := make(map[string]struct{}, len(c.AllowedSKUs))
+			for _, id := range c.AllowedSKUs {
+				only[id] = struct{}{}
+			}
+			own.SKUs = nil
+			for _, sku := range spec.SKUs {
+				if _, ok := only[sku.ID]; ok {
+					own.SKUs = append(own.SKUs, sku)
+				}
+			}
+		}
+		if byClient == nil {
+			byClient = map[string][]byte{}
+		}
+		byClient[c.Name] = interceptors.PaymentTools(own)
+	}
+	return names, defs, byClient
 }
 
 // toolSpec describes the payment tools from the config's names and catalog.
