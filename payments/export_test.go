@@ -59,3 +59,7 @@ func RecordInFlight(ctx context.Context, s *Service, orderNo, refundID string) e
 // RefusalLogEvery is how often a notification refused unverified is logged
 // at most, per reason.
 const RefusalLogEvery = refusalLogEvery
+
+// SweepLogged is one pass of s's sweeper (RunSweeper's): Sweep, then its
+// summary line. It returns the pass's stats.
+func SweepLogged(ctx context.Context, s *Service) SweepStats { return s.sweepSafely(ctx) }

@@ -651,11 +651,14 @@ type SweepStats struct {
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	s.sweepUnacked(ctx)
+	// The `creating` orders this pass moved to awaiting_payment, which
+	// the walk of awaiting_payment leaves to the next pass.
+	moved := map[string]bool{}
 	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
 		// Each status's walk ends at its own FREQUENCY_LIMITED: one
 		// ended at the first left the other's orders unswept for as long
 		// as WeChat Pay limited a `creating` order's query in each pass.
-		if err := s.sweepStatus(ctx, status, &st); err != nil {
+		if err := s.sweepStatus(ctx, status, &st, moved); err != nil {
 			return st, err
 		}
 	}
@@ -715,14 +718,18 @@ var errSweepStop = errors.New("sweep: walk ends here")
 // FREQUENCY_LIMITED (or 429) through its retries, the pass ends there
 // (sweepResumable): WeChat Pay asks the merchant to slow down, and the pass
 // went on querying every pending order, each three times, so 1,000 pending
-// orders made 3,000 calls into a WeChat Pay asking for fewer.
-func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st *SweepStats) error {
+// orders made 3,000 calls into a WeChat Pay asking for fewer. A `creating`
+// order it resolves to awaiting_payment goes into moved, and the walk of
+// awaiting_payment leaves the orders in moved alone: it listed them again
+// and queried them at once, a second call for an order WeChat Pay had just
+// answered, and the pass's line counted the order checked twice.
+func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st *SweepStats, moved map[string]bool) error {
 	return s.sweepResumable(ctx, status, func(page []*store.Order) error {
 		var due []*store.Order
 		for _, o := range page {
 			age := s.now().Sub(o.CreatedAt)
 			orphan := status == store.StatusCreating && s.orphaned(o.OrderNo)
-			if !orphan && ((status == store.StatusCreating && s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter) {
+			if moved[o.OrderNo] || !orphan && ((status == store.StatusCreating && s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter) {
 				continue
 			}
 			due = append(due, o)
@@ -755,6 +762,9 @@ func (s *Service) sweepStatus(ctx context.Context, status store.OrderStatus, st 
 			}
 			if got != nil && got.Status != o.Status {
 				st.Changed++
+				if got.Status == store.StatusAwaitingPayment {
+					moved[o.OrderNo] = true
+				}
 			}
 		}
 		return nil
@@ -1041,7 +1051,9 @@ func (s *Service) RunSweeper(ctx context.Context) {
 	}
 }
 
-func (s *Service) sweepSafely(ctx context.Context) {
+// sweepSafely is one pass of RunSweeper's: Sweep, a panic logged, and the
+// pass's line, whose stats it returns.
+func (s *Service) sweepSafely(ctx context.Context) (st SweepStats) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(ctx, "sweep panicked", "panic", p, "stack", string(debug.Stack()))
@@ -1054,4 +1066,5 @@ func (s *Service) sweepSafely(ctx context.Context) {
 	if st.Checked > 0 {
 		s.log.InfoContext(ctx, "sweep", "checked", st.Checked, "changed", st.Changed, "errors", st.Errors)
 	}
+	return st
 }

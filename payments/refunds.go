@@ -2102,16 +2102,21 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 	octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
 	got, err := s.reconcileRefundSafely(octx, o)
 	cancel()
+	// A resend WeChat Pay refused put the order back (paid, or
+	// partially_refunded) and is told as an error, with its own line:
+	// the pass changed the order, and reconciled it. Counted as an error
+	// and not changed, the sweep's line said changed 0 for it.
+	changed := got != nil && got.Status != o.Status
+	if changed {
+		st.Changed++
+	}
 	if err != nil {
-		if ctx.Err() == nil { // stopped, nothing failed
+		if ctx.Err() == nil && !changed { // stopped: nothing failed; changed: reconciled
 			st.Errors++
 			s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
 		}
 		s.releaseSweepLease(ctx, o)
 		return err
-	}
-	if got != nil && got.Status != o.Status {
-		st.Changed++
 	}
 	return nil
 }

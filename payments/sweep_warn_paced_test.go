@@ -2,9 +2,7 @@ package payments_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,14 +29,7 @@ func TestSweepFailureWarnPaced(t *testing.T) {
 	e.clock.Advance(10 * time.Second)
 	skew.Store(int64(10 * time.Minute))
 	warnings := func(from int) []map[string]any {
-		var out []map[string]any
-		for _, line := range strings.Split(strings.TrimSpace(e.logs.String()[from:]), "\n") {
-			var rec map[string]any
-			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "sweep: order not reconciled" {
-				out = append(out, rec)
-			}
-		}
-		return out
+		return logRecords(e.logs.String()[from:], "sweep: order not reconciled")
 	}
 	st, err := e.svc.Sweep(ctx)
 	if err != nil || st.Errors != 3 {
@@ -78,12 +69,9 @@ func TestSweepFailureWarnNewCodeAtOnce(t *testing.T) {
 		t.Fatalf("sweep: %+v, %v; want 2 errors", st, err)
 	}
 	warned := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "sweep: order not reconciled" {
-			no, _ := rec["order_no"].(string)
-			warned[no] = true
-		}
+	for _, rec := range logRecords(e.logs.String(), "sweep: order not reconciled") {
+		no, _ := rec["order_no"].(string)
+		warned[no] = true
 	}
 	if !warned[creating.OrderNo] || !warned[awaiting.OrderNo] {
 		t.Errorf("warnings of orders not reconciled: %v; want one for the FREQUENCY_LIMITED %s and one for the SYSTEM_ERROR %s", warned, creating.OrderNo, awaiting.OrderNo)
