@@ -361,7 +361,7 @@ func (s *Service) reconcile(ctx context.Context, o *store.Order, cause string) (
 		if s.expired(o) {
 			return s.setStatus(ctx, o, store.StatusExpired, "expire")
 		}
-		s.log.WarnContext(ctx, "awaiting_payment order unknown to wechat pay", "order_no", o.OrderNo)
+		s.warnUnknown(ctx, o, cause)
 		s.m.reconcile.WithLabelValues(cause, "not_found").Inc()
 		return o, nil
 	}
@@ -370,6 +370,26 @@ func (s *Service) reconcile(ctx context.Context, o *store.Order, cause string) (
 		return o, fmt.Errorf("query %s: %w", o.OrderNo, err)
 	}
 	return s.settle(ctx, o, tx, cause)
+}
+
+// warnUnknown warns that o, awaiting payment and not past its deadline, is
+// unknown to WeChat Pay. From the sweep it is paced as sweepFailed paces
+// its warnings (sweepWarns: the first at once, the repeats within
+// sweepWarnEvery left out and told as "suppressed" on the next): it was
+// written on every pass for every such order until it expired, which may
+// be hours, so 1,000 of them (a WeChat Pay sandbox or simulator restarted,
+// a merchant id changed) wrote 1,000 lines a pass; paygate_reconcile_total
+// {outcome="not_found"} still counts each. A user's own query (cause
+// "query") keeps its line: one user's message asks it, at most once per
+// ActiveQueryAfter per order (noteQueried), and it is the line an operator
+// looks up for that user's order, which the sweep's pacing would hide.
+func (s *Service) warnUnknown(ctx context.Context, o *store.Order, cause string) {
+	const msg = "awaiting_payment order unknown to wechat pay"
+	if cause == "sweep" {
+		s.sweepWarns.Log(ctx, s.log, slog.LevelWarn, "awaiting_payment unknown", s.now(), msg, "order_no", o.OrderNo)
+		return
+	}
+	s.log.WarnContext(ctx, msg, "order_no", o.OrderNo)
 }
 
 // settle applies a query result to o.
