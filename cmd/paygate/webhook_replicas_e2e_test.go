@@ -48,7 +48,7 @@ func TestWebhookPostedOnceAcrossReplicas(t *testing.T) {
 		mu.Unlock()
 		switch n {
 		case 1:
-			if !polls.AwaitMore(r.Context(), ch, pollsDuringPost, 20*time.Second) {
+			if !polls.AwaitMore(t, r.Context(), ch, pollsDuringPost, 20*time.Second) {
 				t.Errorf("event %s: the replicas did not read the outbox %d times each while its POST was held", id, pollsDuringPost)
 			}
 		case 2:
@@ -99,7 +99,9 @@ func TestWebhookPostedOnceAcrossReplicas(t *testing.T) {
 	})
 	// A POST a replica started from a read made before the outbox drained
 	// would arrive now: let every replica read the outbox twice more.
-	polls.AwaitMore(ctx, nil, 2, 20*time.Second)
+	if !polls.AwaitMore(t, ctx, nil, 2, 20*time.Second) {
+		t.FailNow() // what was POSTed is not yet all there is
+	}
 
 	mu.Lock()
 	defer mu.Unlock()

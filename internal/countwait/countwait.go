@@ -6,6 +6,7 @@ package countwait
 import (
 	"context"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -31,8 +32,14 @@ func (c *Counter) Add(i int) {
 }
 
 // AwaitMore waits until every participant has counted more events since the
-// call, or stop is closed (true), or ctx ends or d passes (false).
-func (c *Counter) AwaitMore(ctx context.Context, stop <-chan struct{}, more int, d time.Duration) bool {
+// call, or stop is closed (true), or ctx ends or d passes: then it fails t
+// (Errorf, which a server's handler may call too) saying what each counted,
+// and returns false. A wait that ended short is a test's failure even where
+// its caller goes on without reading the result: the checks after a wait
+// "until every replica polled twice more" would pass on a state the wait
+// never reached.
+func (c *Counter) AwaitMore(t testing.TB, ctx context.Context, stop <-chan struct{}, more int, d time.Duration) bool {
+	t.Helper()
 	c.mu.Lock()
 	base := append([]int(nil), c.n...)
 	c.mu.Unlock()
@@ -53,9 +60,22 @@ func (c *Counter) AwaitMore(ctx context.Context, stop <-chan struct{}, more int,
 		case <-stop:
 			return true
 		case <-ctx.Done():
+			t.Errorf("countwait: %v after counting %v more; want %d more each", ctx.Err(), c.since(base), more)
 			return false
 		case <-timeout.C:
+			t.Errorf("countwait: after %s, counted %v more; want %d more each", d, c.since(base), more)
 			return false
 		}
 	}
+}
+
+// since is what each participant counted after base.
+func (c *Counter) since(base []int) []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := make([]int, len(c.n))
+	for i := range c.n {
+		d[i] = c.n[i] - base[i]
+	}
+	return d
 }

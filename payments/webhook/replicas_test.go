@@ -50,7 +50,7 @@ func TestReplicasPostEachEventOnce(t *testing.T) {
 				mu.Unlock()
 				switch n {
 				case 1:
-					if !claims.AwaitMore(r.Context(), ch, claimsDuringPost, 20*time.Second) {
+					if !claims.AwaitMore(t, r.Context(), ch, claimsDuringPost, 20*time.Second) {
 						t.Errorf("event %s: the relays did not claim %d times each while its POST was held", id, claimsDuringPost)
 					}
 				case 2:
@@ -112,11 +112,14 @@ func TestReplicasPostEachEventOnce(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatalf("after 60s: %d events POSTed, outbox %+v %v; want %d POSTed and the outbox empty", n, s, err, 4*nOrders)
 				}
-				claims.AwaitMore(context.Background(), nil, 1, time.Second)
+				// Up to the deadline: the relays claim every millisecond.
+				claims.AwaitMore(t, context.Background(), nil, 1, time.Until(deadline))
 			}
 			// A POST started from a claim made before the outbox drained
 			// would have arrived after two more claims by each relay.
-			claims.AwaitMore(context.Background(), nil, 2, 20*time.Second)
+			if !claims.AwaitMore(t, context.Background(), nil, 2, 20*time.Second) {
+				t.FailNow() // what was POSTed is not yet all there is
+			}
 
 			mu.Lock()
 			defer mu.Unlock()
