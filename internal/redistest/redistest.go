@@ -1,7 +1,7 @@
 // Package redistest starts private Redis processes for tests: servers on
 // free loopback ports in the test's temporary directory, and a Sentinel set
 // (a master, its replica and one sentinel), all killed and removed when the
-// test ends; and PrefixState, a comparable picture of the keys under a
+// test ends (and killed when the test binary dies without its cleanups); and PrefixState, a comparable picture of the keys under a
 // prefix, for tests that prove a command left Redis as it found it. It is
 // for tests only.
 //
@@ -26,6 +26,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/paygate/paygate/internal/freeport"
+	"github.com/paygate/paygate/internal/testproc"
 )
 
 // Bounds of the waits on the processes: generous, for a loaded CI machine.
@@ -69,7 +70,7 @@ type Server struct {
 	Password string // requirepass; "" for none
 	args     []string
 	cmd      *exec.Cmd
-	done     chan struct{}
+	done     <-chan struct{}
 }
 
 // Addr is the server's host:port.
@@ -169,15 +170,15 @@ func start(t testing.TB, pre, extra []string, password string) *Server {
 }
 
 // run starts redis-server with the server's arguments and waits until it
-// answers PING.
+// answers PING. The server is killed with the test binary when that dies
+// without its cleanups (testproc.Spawn), paused or not.
 func (s *Server) run() {
 	s.t.Helper()
 	cmd := exec.Command("redis-server", s.args...)
-	if err := cmd.Start(); err != nil {
+	done, err := testproc.Spawn(cmd, syscall.SIGKILL)
+	if err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	s.cmd, s.done = cmd, done
 	s.waitUp()
 }
