@@ -10,8 +10,7 @@ import (
 )
 
 // envNginxHelper names the address TestFrontNginxHelper serves nginx on,
-// in the test binary TestFrontNginxEndsWithTheTestBinary or
-// TestFrontNginxPortTakenIsNoFront starts.
+// in the test binary TestFrontNginxPortTakenIsNoFront starts.
 const envNginxHelper = "PAYGATE_TEST_NGINX_HELPER_ADDR"
 
 // TestFrontNginxHelper is not a test of its own: run by the tests of

@@ -15,8 +15,11 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,6 +68,7 @@ http_access deny all
 	path := filepath.Join(dir, "squid.conf")
 	writeMode(t, path, conf, 0o644)
 	cmd := exec.Command(squid, "-N", "-f", path)
+	cmd.SysProcAttr = asProxyUser(t)
 	exited := testproc.StartLogged(t, cmd, dir, "squid", "cache.log", "access.log")
 	// Up once it answers as squid: a connection taken is no proof, as
 	// another process may hold the port freeAddr handed out.
@@ -89,6 +93,28 @@ http_access deny all
 			t.Fatalf("squid does not answer on %s after 15s: %s", addr, l)
 		}
 	}
+}
+
+// asProxyUser starts squid as user proxy when the test runs as root (as CI
+// does), rather than let squid switch to it: the kernel clears the signal a
+// child gets when the test binary dies without its cleanups (testproc) on
+// such a switch, and squid ran on for good after a -timeout panic or a kill.
+// Elsewhere squid runs as the test's user.
+func asProxyUser(t *testing.T) *syscall.SysProcAttr {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("proxy") // Debian's squid's cache_effective_user
+	if err != nil {
+		t.Fatalf("squid as root needs its user proxy (Debian's squid package makes it): %v", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("user proxy: uid %q, gid %q", u.Uid, u.Gid)
+	}
+	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 }
 
 func writeMode(t *testing.T, path, content string, mode os.FileMode) {

@@ -2,8 +2,11 @@
 
 package testproc
 
-import "syscall"
+import (
+	"os/exec"
+	"syscall"
+)
 
-// procAttr is nil where there is no parent-death signal: the child then
-// ends with the test's cleanups only.
-func procAttr(syscall.Signal) *syscall.SysProcAttr { return nil }
+// setDeathSignal does nothing where there is no parent-death signal: the
+// child then ends with the test's cleanups only.
+func setDeathSignal(*exec.Cmd, syscall.Signal) {}

@@ -44,7 +44,7 @@ func Start(t testing.TB, cmd *exec.Cmd) (exited <-chan struct{}) {
 // the death signal for a process that may be stopped (SIGSTOP), which holds
 // any other until it is continued.
 func Spawn(cmd *exec.Cmd, death syscall.Signal) (exited <-chan struct{}, err error) {
-	cmd.SysProcAttr = procAttr(death)
+	setDeathSignal(cmd, death)
 	started, done := make(chan error), make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
