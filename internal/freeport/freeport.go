@@ -6,8 +6,10 @@
 // back is lent again, under a whole suite's load, to another test's
 // listener or to an outgoing connection's source port before the process
 // binds it ("bind: address already in use"). Below the range neither
-// lands. A port is not handed out twice in one process. It is for tests
-// only.
+// lands. A port is not handed out twice on one host while the process it
+// was handed to runs: in that process, and in the other test binaries go
+// test runs beside it, whose own choice may fall on it before its server
+// bound it (lockPort). It is for tests only.
 package freeport
 
 import (
@@ -26,7 +28,7 @@ const base = 10000
 
 var (
 	mu    sync.Mutex
-	taken = map[int]bool{}
+	taken = map[int]bool{} // handed out
 )
 
 // Port is a loopback port nothing listens on now, and neither does any
@@ -44,13 +46,13 @@ func Port(t testing.TB, also ...int) int {
 	mu.Lock()
 	defer mu.Unlock()
 	for range 1000 {
-		p := base + rand.IntN(hi-base)
-		if taken[p] || !free(p) {
+		p := candidate(base, hi)
+		if !usable(t, p) {
 			continue
 		}
 		ok := true
 		for _, o := range also {
-			if taken[p+o] || !free(p+o) {
+			if !usable(t, p+o) {
 				ok = false
 				break
 			}
@@ -68,10 +70,22 @@ func Port(t testing.TB, also ...int) int {
 	return 0
 }
 
+// candidate is the port Port tries next, from lo up to hi (excluded).
+var candidate = random
+
+func random(lo, hi int) int { return lo + rand.IntN(hi-lo) }
+
 // Addr is Port as a "127.0.0.1:port" address.
 func Addr(t testing.TB) string {
 	t.Helper()
 	return "127.0.0.1:" + strconv.Itoa(Port(t))
+}
+
+// usable reports whether p was not handed out before, by this process or
+// another one (lockPort), and nothing listens there.
+func usable(t testing.TB, p int) bool {
+	t.Helper()
+	return !taken[p] && lockPort(t, p) && free(p)
 }
 
 func free(p int) bool {
