@@ -4,23 +4,22 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// PrefixState is every key under prefix with its type, its contents and
-// its absolute expiry (PEXPIRETIME), so that two reads of unchanged keys
-// are equal however far apart: the tests that prove a command (paygate
-// audit, a read-only Store) left Redis as it found it compare two of them
-// with DiffState.
+// PrefixState is every key under prefix (on every master of a cluster)
+// with its type, its contents and its absolute expiry (PEXPIRETIME), so
+// that two reads of unchanged keys are equal however far apart: the tests
+// that prove a command (paygate audit, a read-only Store) left Redis as it
+// found it compare two of them with DiffState.
 func PrefixState(t testing.TB, c goredis.UniversalClient, prefix string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
-	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
+	for _, k := range scan(t, c, prefix) {
 		typ, err := c.Type(ctx, k).Result()
 		if err != nil {
 			t.Fatalf("TYPE %s: %v", k, err)
@@ -32,10 +31,35 @@ func PrefixState(t testing.TB, c goredis.UniversalClient, prefix string) map[str
 		}
 		out[k] = fmt.Sprintf("%s %v expires %d", typ, v, at.Milliseconds())
 	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
 	return out
+}
+
+// scan lists the keys under prefix: on every master of a cluster, where a
+// SCAN through the cluster client reads one node's alone.
+func scan(t testing.TB, c goredis.UniversalClient, prefix string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var keys []string
+	node := func(ctx context.Context, n goredis.Cmdable) error {
+		iter := n.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := c.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error { return node(ctx, n) })
+	} else {
+		err = node(ctx, c)
+	}
+	if err != nil {
+		t.Fatalf("SCAN %s*: %v", prefix, err)
+	}
+	return keys
 }
 
 // keyValue is key's contents as a comparable value: DUMP's serialisation is
