@@ -19,7 +19,7 @@ func PrefixState(t testing.TB, c goredis.UniversalClient, prefix string) map[str
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
-	for _, k := range scan(t, c, prefix) {
+	for _, k := range Keys(t, c, prefix) {
 		typ, err := c.Type(ctx, k).Result()
 		if err != nil {
 			t.Fatalf("TYPE %s: %v", k, err)
@@ -34,9 +34,9 @@ func PrefixState(t testing.TB, c goredis.UniversalClient, prefix string) map[str
 	return out
 }
 
-// scan lists the keys under prefix: on every master of a cluster, where a
+// Keys lists the keys under prefix: on every master of a cluster, where a
 // SCAN through the cluster client reads one node's alone.
-func scan(t testing.TB, c goredis.UniversalClient, prefix string) []string {
+func Keys(t testing.TB, c goredis.UniversalClient, prefix string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var mu sync.Mutex

@@ -52,27 +52,14 @@ func randHex(n int) string {
 // testPrefix is a key prefix no other test uses.
 func testPrefix() string { return "pgtest:" + randHex(6) + ":" }
 
-// dropPrefix deletes every key under prefix (on every node of a cluster).
+// dropPrefix deletes every key under prefix (on every master of a cluster).
 func dropPrefix(t testing.TB, c goredis.UniversalClient, prefix string) {
 	t.Helper()
-	ctx := context.Background()
-	del := func(ctx context.Context, node goredis.Cmdable) error {
-		iter := node.Scan(ctx, 0, prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			if err := node.Del(ctx, iter.Val()).Err(); err != nil {
-				return err
-			}
+	for _, k := range redistest.Keys(t, c, prefix) {
+		if err := c.Del(context.Background(), k).Err(); err != nil {
+			t.Errorf("cleaning up %s*: %v", prefix, err)
+			return
 		}
-		return iter.Err()
-	}
-	var err error
-	if cc, ok := c.(*goredis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error { return del(ctx, n) })
-	} else {
-		err = del(ctx, c)
-	}
-	if err != nil {
-		t.Errorf("cleaning up %s*: %v", prefix, err)
 	}
 }
 
