@@ -50,6 +50,8 @@ func Start(t *testing.T, hosts []string, access string) string {
 	writeMode(t, filepath.Join(dir, "auth.sh"), helper, 0o755)
 	writeMode(t, filepath.Join(dir, "hosts"), "127.0.0.1 "+strings.Join(hosts, " ")+"\n", 0o644)
 	addr := freeport.Addr(t)
+	// No pinger: squid's ICMP helper, a process of its own, ran on for
+	// seconds after squid had ended, at the test's end or with it.
 	conf := `http_port ` + addr + `
 pid_filename ` + dir + `/squid.pid
 cache_log ` + dir + `/cache.log
@@ -58,6 +60,7 @@ coredump_dir ` + dir + `
 hosts_file ` + dir + `/hosts
 cache deny all
 shutdown_lifetime 0 seconds
+pinger_enable off
 auth_param basic program ` + dir + `/auth.sh
 auth_param basic children 2
 acl authed proxy_auth REQUIRED
