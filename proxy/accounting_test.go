@@ -666,6 +666,45 @@ func TestForwardedCompressedStreamCutAfterItsLastEvent(t *testing.T) {
 	}
 }
 
+// TestForwardedStreamLastEventCutNotReadForUsage: a Responses stream
+// whose provider closes its connection inside response.completed, the
+// body ending there (no length, no chunks: the close is its end), relays
+// the event's first part to the bot. Its usage comes after the response's
+// tools: read back from where the stream stopped, the usage was a tool
+// schema's property named "usage", a usage of 0 tokens counted for the
+// call. Only an event that ended counts (response.created's null here:
+// nothing), and only the usage of the event's object or its "response".
+func TestForwardedStreamLastEventCutNotReadForUsage(t *testing.T) {
+	created := "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n"
+	cut := "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]," +
+		"\"tools\":[{\"type\":\"function\",\"name\":\"report\",\"parameters\":{\"type\":\"object\",\"properties\":{\"usage\":{\"type\":\"integer\"}}"
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, bw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + created + cut)
+		_ = bw.Flush()
+	})
+	s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+	t.Cleanup(ledger.Close)
+	srv, handled := waitedServer(t, s.Handler())
+	resp := clientReq(t, http.MethodPost, srv.URL+"/v1/responses", strings.NewReader(`{"model":"gpt-test","input":"hi","stream":true}`),
+		map[string]string{"Content-Type": "application/json"})
+	if b := readAll(t, resp.Body); resp.StatusCode != 200 || b != created+cut {
+		t.Fatalf("%d; the bot got %q, want %q", resp.StatusCode, b, created+cut)
+	}
+	handled.Wait()
+	if got := tokensCounted(t, reg, "prompt") + tokensCounted(t, reg, "completion"); got != 0 {
+		t.Errorf("%v tokens counted; want none", got)
+	}
+	if st := ledger.Stats(); len(st.ByModel) != 0 {
+		t.Errorf("accounted %+v; want no call: the stream's usage never came", st.ByModel)
+	}
+}
+
 // streamEnds is paygate_upstream_stream_ends_total by outcome.
 func streamEnds(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
@@ -720,6 +759,12 @@ func TestUsageTail(t *testing.T) {
 		{"data on two lines, CRLF", "data: {\"choices\":[],\r\ndata: \"usage\":{\"prompt_tokens\":3}}\r\n\r\n", []int{0}, `{"prompt_tokens":3}`},
 		{"only text that mentions it", text, []int{1000}, ""},
 		{"only null", `data: {"usage":null}` + "\n\n", []int{0}, "null"},
+		{"a last event not ended, read from where it stops", `data: {"usage":{"prompt_tokens":4}}` + "\n\n" +
+			`data: {"type":"response.completed","response":{"tools":[{"parameters":{"properties":{"usage":{"type":"integer"}}`, []int{0}, `{"prompt_tokens":4}`},
+		{"a last event without its blank line", `data: {"usage":{"prompt_tokens":4}}` + "\n\n" + `data: {"usage":{"prompt_tokens":5}}` + "\n", []int{0}, `{"prompt_tokens":4}`},
+		{"another member's usage", `data: {"type":"response.output_item.done","item":{"usage":{"input_tokens":1}}}` + "\n\n", []int{0}, ""},
+		{"response's usage before another member's", `data: {"response":{"usage":{"input_tokens":9}},"item":{"usage":{"input_tokens":1}}}` + "\n\n",
+			[]int{0}, `{"input_tokens":9}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -375,19 +375,30 @@ func (t *usageTail) add(p []byte) {
 
 // usage is the usage of the stream's last event that reports one: the
 // "usage" member of its data's top-level object (legacy completions,
-// transcriptions), or else of an object that is a member of it (the
-// Responses API's response.completed, .incomplete and .failed carry it in
-// "response"). It is found by its place in the JSON, not by its name
-// alone: a Responses event echoes the bot's metadata after the usage, and
-// a metadata key "usage" (deeper down) hid the call's spend when the last
-// "usage" written was taken; text the model wrote is inside a string. An
-// event after the last with a usage (a provider's trailing filter results)
-// does not hide it. The last event may be longer than the tail
+// transcriptions), or else of its "response" (the Responses API's
+// response.completed, .incomplete and .failed carry it there). It is
+// found by its place in the JSON, not by its name alone: a Responses
+// event echoes the bot's metadata after the usage, and a metadata key
+// "usage" (deeper down) hid the call's spend when the last "usage"
+// written was taken; text the model wrote is inside a string. An event
+// after the last with a usage (a provider's trailing filter results) does
+// not hide it. The last event may be longer than the tail
 // (response.completed repeats the whole output ahead of its usage): its
 // data is read from its end (dataUsage), which the tail holds.
+//
+// Only an event whose blank line was read counts, as a client dispatches
+// none before it: the end of one the stream lost (the provider cut it,
+// the client left while it was relayed) is no end of its JSON, and read
+// from there a tool schema's property named "usage"
+// (response.tools[].parameters.properties.usage) passed for the member of
+// the object, a usage of 0 tokens.
 func (t *usageTail) usage() gjson.Result {
 	lines := sseLines(t.b)
-	for end := len(lines); end > 0; {
+	end := len(lines)
+	for end > 0 && len(lines[end-1]) > 0 {
+		end-- // the last event, not ended
+	}
+	for end > 0 {
 		if len(lines[end-1]) == 0 {
 			end-- // the blank line that ends an event
 			continue
@@ -447,17 +458,25 @@ func eventData(dst []byte, lines [][]byte, cut bool) []byte {
 }
 
 // dataUsage finds the "usage" member of an event's JSON data, d, that is
-// a member of the top-level object or, failing one, of an object one level
-// down; ok reports one found. d is read backwards from its end, so that it
-// may lack its start (an event longer than the tail): a quote is a
-// string's end or start unless an odd number of backslashes comes before
-// it, inside a string or out, so strings are skipped whole and their text
-// is never taken for a key; each closing bracket is a level down. A string
+// a member of the top-level object or, failing one, of its "response";
+// ok reports one found. d is read backwards from its end, so that it may
+// lack its start (an event longer than the tail): a quote is a string's
+// end or start unless an odd number of backslashes comes before it,
+// inside a string or out, so strings are skipped whole and their text is
+// never taken for a key; each closing bracket is a level down. A string
 // followed by a colon is a key. The reading ends at the top-level object's
-// opening brace, or at the start of d.
+// opening brace, or at the start of d. A usage one level down is taken
+// once the key of the object holding it is read, and is "response"; with
+// d starting inside that object (its start left the tail), it is taken:
+// the one object a Responses event's last members hold is "response".
+// d must end where the JSON does (usageTail.usage): the levels are counted
+// from there.
 func dataUsage(d []byte) (u gjson.Result, ok bool) {
 	var nested gjson.Result // a usage one level down, the one last in d
-	depth, colon := 0, -1   // colon: the ':' after the string read next, if only spaces are between
+	// owner: the key read next names the object that holds nested;
+	// owned: it was "response".
+	owner, owned := false, false
+	depth, colon := 0, -1 // colon: the ':' after the string read next, if only spaces are between
 	for i := len(d) - 1; i >= 0; i-- {
 		c := d[i]
 		switch c {
@@ -476,16 +495,25 @@ func dataUsage(d []byte) (u gjson.Result, ok bool) {
 			if depth--; depth <= 0 {
 				return nested, nested.Exists()
 			}
+			owner = depth == 1 && nested.Exists() && !owned
 		case '"':
 			j := stringStart(d, i)
 			if j < 0 {
 				return nested, nested.Exists() // d starts inside this string
 			}
-			if key >= 0 && string(d[j+1:i]) == "usage" {
+			if key >= 0 {
+				name := d[j+1 : i]
 				switch {
-				case depth == 1:
+				case depth == 1 && string(name) == "usage":
 					return memberValue(d[key+1:]), true
-				case depth == 2 && !nested.Exists():
+				case depth == 1 && owner:
+					// Another member's usage (a tool's, an item's) is
+					// none: the search goes on before it.
+					owner, owned = false, string(name) == "response"
+					if !owned {
+						nested = gjson.Result{}
+					}
+				case depth == 2 && !nested.Exists() && string(name) == "usage":
 					nested = memberValue(d[key+1:])
 				}
 			}
