@@ -503,6 +503,18 @@ func TestForwardedStreamUsageCounted(t *testing.T) {
 			"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":7,\"total_tokens\":37}}\n\n",
 			"data: [DONE]\n\n",
 		}, 30, 7},
+		{"Responses API, response.failed", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`, []string{
+			"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"error\":null,\"usage\":null}}\n\n",
+			"event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":1,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"failed\"," +
+				"\"error\":{\"code\":\"server_error\",\"message\":\"The model failed to generate a response.\"},\"output\":[],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500},\"user\":null,\"metadata\":{}}}\n\n",
+		}, 1000, 500},
+		{"legacy completion, vLLM's continuous usage stats on every chunk", "/v1/completions",
+			`{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}`, []string{
+				"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"hi\",\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":30,\"total_tokens\":31,\"completion_tokens\":1}}\n\n",
+				"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\" there\",\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":30,\"total_tokens\":32,\"completion_tokens\":2}}\n\n",
+				"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"total_tokens\":32,\"completion_tokens\":2}}\n\n",
+				"data: [DONE]\n\n",
+			}, 30, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -544,22 +556,35 @@ func TestForwardedStreamCutAfterItsLastEvent(t *testing.T) {
 	created := "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n"
 	completed := "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500}}}\n\n"
 	legacyUsage := "data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":7,\"total_tokens\":37}}\n\n"
+	// running is a legacy completion's chunk of text carrying vLLM's
+	// running usage: 30 prompt tokens, n completion tokens so far.
+	running := func(text string, n int) string {
+		return `data: {"id":"c","object":"text_completion","choices":[{"index":0,"text":"` + text + `","logprobs":null,"finish_reason":null}],` +
+			`"usage":{"prompt_tokens":30,"total_tokens":` + strconv.Itoa(30+n) + `,"completion_tokens":` + strconv.Itoa(n) + "}}\n\n"
+	}
 	tests := []struct {
 		name, path, body string
 		events           []string
 		whole            bool
-		prompt           float64
+		prompt, compl    float64
 	}{
 		{"Responses API, cut after response.completed", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
-			[]string{created, completed}, true, 1000},
+			[]string{created, completed}, true, 1000, 500},
 		{"Responses API, its last event without event lines", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
-			[]string{created, strings.TrimPrefix(completed, "event: response.completed\n")}, true, 1000},
+			[]string{created, strings.TrimPrefix(completed, "event: response.completed\n")}, true, 1000, 500},
 		{"legacy completion, cut after [DONE]", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`,
-			[]string{legacyUsage, "data: [DONE]\n\n"}, true, 30},
+			[]string{legacyUsage, "data: [DONE]\n\n"}, true, 30, 7},
 		{"Responses API, cut before its last event", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
-			[]string{created, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n"}, false, 0},
+			[]string{created, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n"}, false, 0, 0},
 		{"Responses API, cut inside its last event", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
-			[]string{created, completed[:len(completed)-1]}, false, 0},
+			[]string{created, completed[:len(completed)-1]}, false, 0, 0},
+		// vLLM's stream_options.continuous_usage_stats puts the running
+		// usage on every chunk: the provider billed what it sent before
+		// the cut, the usage of the last event that came whole (its
+		// blank line read: a client dispatches no event before it).
+		{"legacy completion with continuous usage, cut mid-answer", "/v1/completions",
+			`{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}`,
+			[]string{running(" Hello", 1), running(" there", 2), strings.TrimSuffix(running(" friend", 3), "\n")}, false, 30, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -588,8 +613,10 @@ func TestForwardedStreamCutAfterItsLastEvent(t *testing.T) {
 				t.Errorf("the bot's read ended with %v; want whole %v", err, tc.whole)
 			}
 			handled.Wait()
-			if got := tokensCounted(t, reg, "prompt"); got != tc.prompt {
-				t.Errorf("prompt tokens: %v; want %v", got, tc.prompt)
+			for kind, want := range map[string]float64{"prompt": tc.prompt, "completion": tc.compl} {
+				if got := tokensCounted(t, reg, kind); got != want {
+					t.Errorf("%s tokens: %v; want %v", kind, got, want)
+				}
 			}
 			// The provider's breaker and metrics count it as the bot got
 			// it: complete, or cut.

@@ -195,21 +195,30 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// Not JSON. A generation streamed as events (a Responses API
 		// stream, a legacy completion, a transcription) has its usage in
 		// its last event: the relay keeps the stream's tail, and the
-		// usage found there is counted once the relay has ended, whole
-		// or with the client gone: a usage paygate read is the
-		// provider's bill for an answer it finished, as a chat round's
-		// whose client left is (turn.relayRound). Counted only on a
-		// stream that reached the client whole, a bot that closed its
-		// connection at the last event left the LLM spend short.
+		// usage found there is counted once the relay has ended, whole,
+		// with the client gone, or cut by the provider: a usage paygate
+		// read is the provider's bill, for an answer it finished, as a
+		// chat round's whose client left is (turn.relayRound), or for
+		// what it sent before its cut (vLLM's continuous_usage_stats puts
+		// the running usage on every event), as a chat attempt's is.
+		// Counted only on a stream that reached the client whole, a bot
+		// that closed its connection at the last event left the LLM
+		// spend short; counted before the abort that ends a cut stream,
+		// not after it: the abort skipped it.
 		var tail *usageTail
 		if generation(r, model) && s.ledger != nil && isEventStream(resp.Header.Get("Content-Type")) {
 			tail = tailBufs.Get().(*usageTail)
 			defer tailBufs.Put(tail)
 			tail.reset()
 		}
-		s.pipeUpstreamBody(w, r, resp, tail, once)
+		cut := s.pipeUpstreamBody(w, r, resp, tail, once)
 		if tail != nil {
 			s.accountUsage(r.Context(), resp, tail.usage())
+		}
+		if cut {
+			// The client is still reading and must see an incomplete
+			// answer (pipeUpstreamBody).
+			panic(http.ErrAbortHandler)
 		}
 		return
 	}
@@ -626,8 +635,12 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // event is whole, and ends as one, nothing added.
 //
 // tail, when not nil, is given every byte read from the provider, those
-// the client left before included.
-func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) {
+// the client left before included. cut reports a body the provider (or the
+// drain deadline) cut with the client still reading: the caller must end
+// the connection without the body's proper end (http.ErrAbortHandler), so
+// that the client sees an incomplete answer, and may first account what
+// it read.
+func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) (cut bool) {
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
@@ -741,7 +754,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 			// The provider cut the body, or the drain deadline did: the
 			// client is still reading and must see an incomplete answer.
 			s.log.Warn("passthrough answer cut after its head", "request_id", reqInfo(r).id, "err", err)
-			panic(http.ErrAbortHandler)
+			return true
 		}
 	}
 }
