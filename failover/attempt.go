@@ -42,8 +42,10 @@ type Attempt struct {
 	// though the provider billed it, or the last one a stream sent before
 	// it failed ahead of its first token (heldUsage), or that events
 	// answering a non-stream request gave before they were refused
-	// (streamedCompletion); nil otherwise. The successful attempt's is its
-	// answer's.
+	// (streamedCompletion), or the response.usage of a forwarded stream's
+	// first event, a Responses API response.failed (forwardedEventError:
+	// the Responses API's counts, input_tokens and output_tokens); nil
+	// otherwise. The successful attempt's is its answer's.
 	Usage []byte
 }
 

@@ -129,7 +129,8 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 // forwardedEventError is eventError for the first event of a forwarded
 // stream, which also knows the Responses API's response.failed: a failed
 // response's error is in response.error ({code, message}), its status
-// what the code stands for, and 500 without one.
+// what the code stands for, and 500 without one. Its response.usage, an
+// object, is the attempt's Usage: OpenAI bills a failed response's tokens.
 func forwardedEventError(ev sse.Event) *failure {
 	if f := eventError(ev); f != nil {
 		return f
@@ -150,6 +151,9 @@ func forwardedEventError(ev sse.Event) *failure {
 		f.errMsg = "the provider's response failed"
 	}
 	f.cause = causeOf(f)
+	if u := gjson.Get(s, "response.usage"); u.IsObject() {
+		f.usage = []byte(u.Raw)
+	}
 	return f
 }
 

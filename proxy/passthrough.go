@@ -187,9 +187,17 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.failTurn(w, r, err, nil)
+		if generation(r, model) {
+			s.accountTried(r.Context(), triedOf(err))
+		}
 		return
 	}
 	defer resp.Close()
+	if generation(r, model) {
+		// Attempts that failed before this one (a Responses stream's
+		// response.failed) were billed too.
+		defer s.accountTried(r.Context(), resp.Tried)
+	}
 	s.setPaygateHeaders(w.Header(), resp)
 	if resp.Piped() {
 		// Not JSON. A generation streamed as events (a Responses API
@@ -593,10 +601,31 @@ func generation(r *http.Request, model string) bool {
 // the target's upstream model. The call is added to the replica's LLM spend
 // but is no turn.
 func (s *Server) accountUsage(ctx context.Context, resp *failover.Response, usage gjson.Result) {
-	if s.ledger == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return
 	}
-	if !usage.IsObject() {
+	s.accountCall(ctx, resp.Provider, resp.Model, usage)
+}
+
+// accountTried accounts the usage of a forwarded generation's attempts
+// that failed with one their provider billed (failover.Attempt.Usage: a
+// Responses stream whose first event is response.failed, which OpenAI
+// bills), each to its provider and target, as a chat round's are
+// (accountRefused): the attempt failed over, or ended the round, and its
+// tokens were left out of the LLM spend.
+func (s *Server) accountTried(ctx context.Context, tried []failover.Attempt) {
+	for _, a := range tried {
+		if a.Usage != nil {
+			s.accountCall(ctx, a.Provider, a.Model, gjson.ParseBytes(a.Usage))
+		}
+	}
+}
+
+// accountCall accounts a forwarded call's usage object, named as chat's
+// or as the Responses API's (accountUsage), to provider and its upstream
+// model.
+func (s *Server) accountCall(ctx context.Context, provider, model string, usage gjson.Result) {
+	if s.ledger == nil || !usage.IsObject() {
 		return
 	}
 	res := gjson.GetMany(usage.Raw, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens",
@@ -607,7 +636,7 @@ func (s *Server) accountUsage(ctx context.Context, resp *failover.Response, usag
 	} else {
 		u = accounting.Usage{PromptTokens: res[2].Int(), CompletionTokens: res[3].Int(), TotalTokens: res[4].Int(), CachedTokens: res[5].Int()}
 	}
-	s.ledger.Call(s.ledger.Round(ctx, resp.Provider, resp.Model, u))
+	s.ledger.Call(s.ledger.Round(ctx, provider, model, u))
 }
 
 // pipeBufs are the buffers pipeUpstreamBody relays bodies through.
