@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/payments"
@@ -72,7 +73,7 @@ func (noTools) Refused(string, string) payments.Outcome { panic("no payment call
 // benchHandler serves a proxy whose one upstream answers every request with
 // body; with capture, payment tools are offered and the user's state is
 // read from an embedded store, as for a known user's turn.
-func benchHandler(b *testing.B, body []byte, capture bool) http.Handler {
+func benchHandler(b *testing.B, body []byte, capture bool, with ...func(*Options)) http.Handler {
 	b.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -80,11 +81,12 @@ func benchHandler(b *testing.B, body []byte, capture bool) http.Handler {
 		w.Write(body)
 	}))
 	b.Cleanup(up.Close)
-	return benchHandlerFor(b, up.URL, capture)
+	return benchHandlerFor(b, up.URL, capture, with...)
 }
 
-// benchHandlerFor is benchHandler for an upstream of the caller's.
-func benchHandlerFor(b *testing.B, upstream string, capture bool) http.Handler {
+// benchHandlerFor is benchHandler for an upstream of the caller's; each of
+// with changes the proxy's options.
+func benchHandlerFor(b *testing.B, upstream string, capture bool, with ...func(*Options)) http.Handler {
 	b.Helper()
 	cfg := testConfig(b, upstream, nil)
 	log := logging.New(io.Discard, slog.LevelInfo, nil)
@@ -102,6 +104,9 @@ func benchHandlerFor(b *testing.B, upstream string, capture bool) http.Handler {
 		}
 		b.Cleanup(func() { db.Close() })
 		opts.State = db
+	}
+	for _, f := range with {
+		f(&opts)
 	}
 	s, err := New(opts)
 	if err != nil {
@@ -129,6 +134,44 @@ func benchRelayOf(b *testing.B, stream []byte, capture bool) {
 		h.ServeHTTP(w, req)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(events+2)), "ns/event")
+}
+
+// BenchmarkForwardedStreamPerEvent is the per-event cost of a forwarded
+// Responses API stream (200 text deltas and response.completed with its
+// usage) piped through the passthrough handler with its usage accounted:
+// the error mask and the usage tail read each event, and the tail's usage
+// is found once at the stream's end.
+func BenchmarkForwardedStreamPerEvent(b *testing.B) {
+	var stream bytes.Buffer
+	for i := range benchEvents {
+		stream.WriteString(`event: response.output_text.delta` + "\n" + `data: {"type":"response.output_text.delta","sequence_number":` + strconv.Itoa(i+1) +
+			`,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"tok` + strconv.Itoa(i%10) + ` ","logprobs":[]}` + "\n\n")
+	}
+	stream.WriteString(`event: response.completed` + "\n" + `data: {"type":"response.completed","sequence_number":201,"response":{"id":"resp_1","object":"response","status":"completed",` +
+		`"output":[],"tools":[],"usage":{"input_tokens":30,"input_tokens_details":{"cached_tokens":0},"output_tokens":200,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":230},"metadata":{}}}` + "\n\n")
+	var ledger *accounting.Ledger
+	h := benchHandler(b, stream.Bytes(), false, func(o *Options) {
+		var err error
+		if ledger, err = accounting.New(o.Config, nil, o.Registry, o.Logger); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(ledger.Close)
+		o.Ledger = ledger
+	})
+	reqBody := `{"model":"gpt-test","stream":true,"input":"hi"}`
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(reqBody))
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		req.Header.Set("Content-Type", "application/json")
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(benchEvents+1)), "ns/event")
+	if m := ledger.Stats().ByModel; len(m) != 1 || m[0].CompletionTokens != 200*int64(b.N) {
+		b.Fatalf("accounted %+v; want 200 completion tokens a stream", m)
+	}
 }
 
 // BenchmarkStreamDirectPerEvent reads the same upstream stream directly, the
