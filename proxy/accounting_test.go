@@ -588,19 +588,12 @@ func TestForwardedStreamCutAfterItsLastEvent(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
-				conn, bw, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer conn.Close()
-				_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-				for _, ev := range tc.events {
-					_, _ = bw.WriteString(strconv.FormatInt(int64(len(ev)), 16) + "\r\n" + ev + "\r\n")
-				}
-				_ = bw.Flush() // and no last chunk: the connection closes
-			})
+			var chunks strings.Builder
+			for _, ev := range tc.events {
+				chunks.WriteString(strconv.FormatInt(int64(len(ev)), 16) + "\r\n" + ev + "\r\n")
+			}
+			// And no last chunk: the connection closes.
+			fp := newFakeProvider(t, rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n", chunks.String()))
 			s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
 			t.Cleanup(ledger.Close)
 			srv, handled := waitedServer(t, s.Handler())
@@ -705,16 +698,7 @@ func TestForwardedStreamLastEventCutNotReadForUsage(t *testing.T) {
 	created := "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n"
 	cut := "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]," +
 		"\"tools\":[{\"type\":\"function\",\"name\":\"report\",\"parameters\":{\"type\":\"object\",\"properties\":{\"usage\":{\"type\":\"integer\"}}"
-	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
-		conn, bw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + created + cut)
-		_ = bw.Flush()
-	})
+	fp := newFakeProvider(t, rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n", created+cut))
 	s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
 	t.Cleanup(ledger.Close)
 	srv, handled := waitedServer(t, s.Handler())

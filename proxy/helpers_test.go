@@ -150,6 +150,23 @@ func sseHandler(events ...string) http.HandlerFunc {
 	}
 }
 
+// rawAnswer answers with head (the status line and the header lines, each
+// ending in CRLF), a blank line and body, written as they are, and then
+// closes the connection: a framing net/http would not write, such as a
+// chunked body without its last chunk, or a body whose end is the close.
+func rawAnswer(t testing.TB, head, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		conn, bw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = bw.WriteString(head + "\r\n" + body)
+		_ = bw.Flush()
+	}
+}
+
 func jsonHandler(status int, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
