@@ -776,6 +776,17 @@ func TestUsageTail(t *testing.T) {
 		{"another member's usage", `data: {"type":"response.output_item.done","item":{"usage":{"input_tokens":1}}}` + "\n\n", []int{0}, ""},
 		{"response's usage before another member's", `data: {"response":{"usage":{"input_tokens":9}},"item":{"usage":{"input_tokens":1}}}` + "\n\n",
 			[]int{0}, `{"input_tokens":9}`},
+		{"another member before response", `data: {"type":"response.completed","item":{"id":"i"},"response":{"usage":{"input_tokens":9}}}` + "\n\n",
+			[]int{0}, `{"input_tokens":9}`},
+		{"another member's usage, a string naming response before it", `data: {"x":"\"response\":","item":{"usage":{"input_tokens":1}}}` + "\n\n",
+			[]int{0}, ""},
+		// SSE ends a line at CRLF, LF or a bare CR: an event at a blank
+		// line made of any two of them.
+		{"an event ended at CR CR", `data: {"usage":{"prompt_tokens":4}}` + "\r\r", []int{1}, `{"prompt_tokens":4}`},
+		{"an event ended at CRLF CRLF", `data: {"usage":{"prompt_tokens":4}}` + "\r\n\r\n", []int{1}, `{"prompt_tokens":4}`},
+		{"an event ended at LF CR", `data: {"usage":{"prompt_tokens":4}}` + "\n\r", []int{0}, `{"prompt_tokens":4}`},
+		{"a last event ended at its line's CR only", `data: {"usage":{"prompt_tokens":4}}` + "\r\r" + `data: {"usage":{"prompt_tokens":5}}` + "\r", []int{0}, `{"prompt_tokens":4}`},
+		{"a last event ended at its line's CRLF only", `data: {"usage":{"prompt_tokens":4}}` + "\r\n\r\n" + `data: {"usage":{"prompt_tokens":5}}` + "\r\n", []int{1}, `{"prompt_tokens":4}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
