@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,7 +14,9 @@ import (
 // failed response's tokens, which its response.usage names: they were
 // dropped with the attempt, the LLM spend short of the provider's bill.
 // They are counted to the provider that failed, whether another target
-// then answered or none did; a failed response without usage counts none.
+// then answered or none did; a failed response without usage counts none,
+// and so does one a retrieval's stream (GET /v1/responses/{id}?stream=true)
+// starts with: the response was billed when it was made (generation).
 func TestFailedResponseUsageAccounted(t *testing.T) {
 	failed := func(usage string) string {
 		return "event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"failed\"," +
@@ -25,14 +28,17 @@ func TestFailedResponseUsageAccounted(t *testing.T) {
 	billed := `{"input_tokens":1000,"input_tokens_details":{"cached_tokens":0},"output_tokens":40,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":1040}`
 	for _, tc := range []struct {
 		name   string
+		get    bool // a retrieval's stream, not a generation
 		failed string
 		second bool                // another target answers the round
 		status int                 // the bot's
 		want   map[string][2]int64 // by provider: prompt and completion tokens an attempt
 	}{
-		{"another target answers", failed(billed), true, 200, map[string][2]int64{"fake": {1000, 40}, "other": {1100, 60}}},
-		{"none answers", failed(billed), false, 502, map[string][2]int64{"fake": {1000, 40}}},
-		{"a failed response without usage", failed("null"), true, 200, map[string][2]int64{"other": {1100, 60}}},
+		{"another target answers", false, failed(billed), true, 200, map[string][2]int64{"fake": {1000, 40}, "other": {1100, 60}}},
+		{"none answers", false, failed(billed), false, 502, map[string][2]int64{"fake": {1000, 40}}},
+		{"a failed response without usage", false, failed("null"), true, 200, map[string][2]int64{"other": {1100, 60}}},
+		{"a retrieval, another target answers", true, failed(billed), true, 200, map[string][2]int64{}},
+		{"a retrieval, none answers", true, failed(billed), false, 502, map[string][2]int64{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newFakeProvider(t, sseHandler(tc.failed))
@@ -44,8 +50,11 @@ func TestFailedResponseUsageAccounted(t *testing.T) {
 			s, ledger, _ := ledgerProxy(t, cfg, nil, nil)
 			t.Cleanup(ledger.Close)
 			srv, handled := waitedServer(t, s.Handler())
-			resp := clientReq(t, http.MethodPost, srv.URL+"/v1/responses", strings.NewReader(`{"model":"gpt-test","input":"hi","stream":true}`),
-				map[string]string{"Content-Type": "application/json"})
+			method, path, body := http.MethodPost, "/v1/responses", io.Reader(strings.NewReader(`{"model":"gpt-test","input":"hi","stream":true}`))
+			if tc.get {
+				method, path, body = http.MethodGet, "/v1/responses/resp_1?stream=true", nil
+			}
+			resp := clientReq(t, method, srv.URL+path, body, map[string]string{"Content-Type": "application/json"})
 			if b := readAll(t, resp.Body); resp.StatusCode != tc.status {
 				t.Fatalf("%d %s; want %d", resp.StatusCode, b, tc.status)
 			}
