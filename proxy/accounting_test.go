@@ -562,6 +562,8 @@ func TestForwardedStreamCutAfterItsLastEvent(t *testing.T) {
 		return `data: {"id":"c","object":"text_completion","choices":[{"index":0,"text":"` + text + `","logprobs":null,"finish_reason":null}],` +
 			`"usage":{"prompt_tokens":30,"total_tokens":` + strconv.Itoa(30+n) + `,"completion_tokens":` + strconv.Itoa(n) + "}}\n\n"
 	}
+	crlf := func(ev string) string { return strings.ReplaceAll(ev, "\n", "\r\n") }
+	cr := func(ev string) string { return strings.ReplaceAll(ev, "\n", "\r") }
 	tests := []struct {
 		name, path, body string
 		events           []string
@@ -585,6 +587,13 @@ func TestForwardedStreamCutAfterItsLastEvent(t *testing.T) {
 		{"legacy completion with continuous usage, cut mid-answer", "/v1/completions",
 			`{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}`,
 			[]string{running(" Hello", 1), running(" there", 2), strings.TrimSuffix(running(" friend", 3), "\n")}, false, 30, 2},
+		// SSE ends lines at CRLF or a bare CR as well.
+		{"continuous usage, CRLF line ends, cut mid-answer", "/v1/completions",
+			`{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}`,
+			[]string{crlf(running(" Hello", 1)), crlf(running(" there", 2)), strings.TrimSuffix(crlf(running(" friend", 3)), "\r\n")}, false, 30, 2},
+		{"continuous usage, CR line ends, cut mid-answer", "/v1/completions",
+			`{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}`,
+			[]string{cr(running(" Hello", 1)), cr(running(" there", 2)), strings.TrimSuffix(cr(running(" friend", 3)), "\r")}, false, 30, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
