@@ -221,7 +221,14 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		}
 		cut := s.pipeUpstreamBody(w, r, resp, tail, once)
 		if tail != nil {
-			s.accountUsage(r.Context(), resp, tail.usage())
+			u := tail.usage()
+			if cut && !u.IsObject() {
+				// Cut before any usage came: the call is recorded with
+				// no token, as a chat stream so cut is (its round priced
+				// at no usage): the provider bills it, the count unknown.
+				u = noUsage
+			}
+			s.accountUsage(r.Context(), resp, u)
 		}
 		if cut {
 			// The client is still reading and must see an incomplete
@@ -606,6 +613,10 @@ func (s *Server) accountUsage(ctx context.Context, resp *failover.Response, usag
 	}
 	s.accountCall(ctx, resp.Provider, resp.Model, usage)
 }
+
+// noUsage is a usage object that counts nothing: a forwarded stream cut
+// before its usage came is accounted with it (accountCall).
+var noUsage = gjson.Parse("{}")
 
 // accountTried accounts the usage of a forwarded generation's attempts
 // that failed with one their provider billed (failover.Attempt.Usage: a

@@ -1,0 +1,62 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/accounting"
+)
+
+// TestForwardedStreamCutWithoutUsageRecorded: a forwarded stream (the
+// Responses API, a legacy completion) its provider cuts mid-answer before
+// any usage came is recorded as a chat stream so cut is: its provider and
+// model in the stats with no token and no cost (the provider bills it, its
+// tokens unknown), the cut in paygate_upstream_stream_ends_total. It was
+// recorded nowhere in the ledger: the stats showed no call of the model at
+// all, as if nothing had been asked.
+func TestForwardedStreamCutWithoutUsageRecorded(t *testing.T) {
+	unmetered := accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
+	for _, tc := range []struct {
+		name, path, body string
+		events           []string
+	}{
+		// The reference: a plain chat stream cut mid-answer.
+		{"chat completion", "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`, []string{
+			`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":null}]}` + "\n\n",
+		}},
+		{"Responses API", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`, []string{
+			"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n",
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hello\"}\n\n",
+		}},
+		{"legacy completion", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}`, []string{
+			"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"hello\",\"finish_reason\":null}],\"usage\":null}\n\n",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, abruptClose(tc.events...))
+			s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+			t.Cleanup(ledger.Close)
+			srv, handled := waitedServer(t, s.Handler())
+			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
+			b, err := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || !strings.Contains(string(b), "hello") {
+				t.Fatalf("%d %q", resp.StatusCode, b)
+			}
+			// A chat stream ends with paygate's error event; a forwarded
+			// one is cut for the bot as the provider cut it.
+			if chat := strings.HasPrefix(tc.path, "/v1/chat/"); !chat && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("the bot's read ended with %v; want the cut (unexpected EOF)", err)
+			}
+			handled.Wait()
+			if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != unmetered {
+				t.Errorf("accounted %+v; want %+v: the call, no token counted", got, unmetered)
+			}
+			if ends := streamEnds(t, reg); ends["upstream_connection_lost"] != 1 || len(ends) != 1 {
+				t.Errorf("stream ends %v; want upstream_connection_lost 1", ends)
+			}
+		})
+	}
+}
