@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/paygate/paygate/accounting"
 )
 
 // TestFailedResponseUsageAccounted: a Responses stream whose first event is
@@ -59,16 +61,79 @@ func TestFailedResponseUsageAccounted(t *testing.T) {
 				t.Fatalf("%d %s; want %d", resp.StatusCode, b, tc.status)
 			}
 			handled.Wait()
-			got := ledger.Stats().ByModel
-			if len(got) != len(tc.want) {
-				t.Fatalf("accounted %+v; want %v by provider", got, tc.want)
-			}
-			attempts := map[string]int64{"fake": int64(len(a.requests())), "other": 1}
-			for _, m := range got {
-				if w, n := tc.want[m.Provider], attempts[m.Provider]; m.PromptTokens != n*w[0] || m.CompletionTokens != n*w[1] {
-					t.Errorf("%s counted %d prompt and %d completion tokens over %d attempts; want %d and %d", m.Provider, m.PromptTokens, m.CompletionTokens, n, n*w[0], n*w[1])
-				}
-			}
+			accountedPerAttempt(t, ledger, tc.want, map[string]int64{"fake": int64(len(a.requests())), "other": 1})
 		})
+	}
+}
+
+// TestFailedAttemptUsageAccountedOnAJSONAnswer: a forwarded generation
+// answered as JSON accounts, beside its answer's usage, the usage of the
+// round's attempts that failed with one their provider billed, each to its
+// provider: a Responses stream whose first event was response.failed (the
+// only forwarded attempt that fails with a usage) before a target that
+// answers with the whole response as JSON. A non-stream Responses object
+// whose status is failed is an answer, its usage counted once and no other
+// target asked; an error envelope's usage is no bill (accountUsage), and a
+// legacy completion the provider could not finish is an error as well.
+func TestFailedAttemptUsageAccountedOnAJSONAnswer(t *testing.T) {
+	jsonAnswer := func(body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	const (
+		billed   = `{"input_tokens":1000,"output_tokens":40,"total_tokens":1040}`
+		answered = `{"id":"resp_2","object":"response","status":"completed","output":[],"usage":{"input_tokens":1100,"output_tokens":60,"total_tokens":1160}}`
+	)
+	failedEvent := "event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"failed\"," +
+		"\"error\":{\"code\":\"server_error\",\"message\":\"The model failed to generate a response.\"},\"output\":[],\"usage\":" + billed + "}}\n\n"
+	for _, tc := range []struct {
+		name, path, body string
+		first            http.HandlerFunc
+		answer           string              // the bot's body holds it
+		want             map[string][2]int64 // by provider: prompt and completion tokens an attempt
+	}{
+		{"a stream's response.failed, then a JSON answer", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+			sseHandler(failedEvent), `"id":"resp_2"`, map[string][2]int64{"fake": {1000, 40}, "other": {1100, 60}}},
+		{"a failed response object is the answer", "/v1/responses", `{"model":"gpt-test","input":"hi"}`,
+			jsonAnswer(`{"id":"resp_1","object":"response","status":"failed","error":{"code":"server_error","message":"x"},"output":[],"usage":` + billed + `}`),
+			`"status":"failed"`, map[string][2]int64{"fake": {1000, 40}}},
+		{"an error envelope with a usage", "/v1/responses", `{"model":"gpt-test","input":"hi"}`,
+			jsonAnswer(`{"error":{"message":"boom","type":"server_error","code":"server_error"},"usage":` + billed + `}`),
+			`"id":"resp_2"`, map[string][2]int64{"other": {1100, 60}}},
+		{"a legacy completion its provider could not finish", "/v1/completions", `{"model":"gpt-test","prompt":"hi"}`,
+			jsonAnswer(`{"id":"c","object":"text_completion","choices":[{"index":0,"text":"","finish_reason":"insufficient_system_resource"}],"usage":{"prompt_tokens":1000,"completion_tokens":40,"total_tokens":1040}}`),
+			`"id":"resp_2"`, map[string][2]int64{"other": {1100, 60}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newFakeProvider(t, tc.first)
+			b := newFakeProvider(t, jsonAnswer(answered))
+			s, ledger, _ := ledgerProxy(t, testConfig(t, a.URL, withSecondProvider(b.URL)), nil, nil)
+			t.Cleanup(ledger.Close)
+			srv, handled := waitedServer(t, s.Handler())
+			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
+			if got := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(got, tc.answer) {
+				t.Fatalf("%d %s; want 200 holding %s", resp.StatusCode, got, tc.answer)
+			}
+			handled.Wait()
+			accountedPerAttempt(t, ledger, tc.want, map[string]int64{"fake": int64(len(a.requests())), "other": int64(len(b.requests()))})
+		})
+	}
+}
+
+// accountedPerAttempt checks the ledger's figures by provider: each of
+// want's providers, and no other, counted its prompt and completion tokens
+// (want) once for each of its attempts.
+func accountedPerAttempt(t *testing.T, ledger *accounting.Ledger, want map[string][2]int64, attempts map[string]int64) {
+	t.Helper()
+	got := ledger.Stats().ByModel
+	if len(got) != len(want) {
+		t.Fatalf("accounted %+v; want %v by provider", got, want)
+	}
+	for _, m := range got {
+		if w, n := want[m.Provider], attempts[m.Provider]; m.PromptTokens != n*w[0] || m.CompletionTokens != n*w[1] {
+			t.Errorf("%s counted %d prompt and %d completion tokens over %d attempts; want %d and %d", m.Provider, m.PromptTokens, m.CompletionTokens, n, n*w[0], n*w[1])
+		}
 	}
 }
