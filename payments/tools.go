@@ -803,6 +803,12 @@ func (t *Tools) created(ctx context.Context, c Caller, args, sku string, qty int
 		// an order ready to pay, with no word of what was not done.
 		r["message"] = "WeChat Pay did not answer, so no new payment was started and the order is as it was; nothing was charged by this request: tell the user so, and to ask again in a minute"
 	}
+	if status == string(store.StatusAwaitingPayment) && err == nil && cr.Existing {
+		// The purchase's open order, asked for again (SPEC 4): told as a
+		// new one, the model told a user who wanted one more that a
+		// second order was made, and they paid one thinking it was two.
+		r["message"] = "this is the order already open for the same item and quantity, returned again: no second order was made; if the user wants more than this one, ask how many they want in all"
+	}
 	if status == "user_paying" {
 		r["message"] = "the user is paying this order in WeChat right now, so no new payment was started; ask them to finish paying, or, if they gave up, to ask again in a minute"
 	}
