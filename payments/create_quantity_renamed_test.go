@@ -10,7 +10,8 @@ import (
 // TestCreateOrderQuantityUnderAnotherNameIsAsked: create_order without
 // "quantity" buys one. A model that put the user's "five of them" under a
 // name of its own ({"qty":5}, {"count":5}, {"items":[…]}) had it ignored
-// as outside the schema, and an order of one was made without a word, as
+// as outside the schema, and an order of one was made without a word
+// ({"how_many":3} too, which read as no count word), as
 // request_refund's amount under another name proposed everything left.
 // Such a call asks the user instead, naming the argument and "quantity",
 // and nothing is ordered. A member whose name says no count (a price, a
@@ -30,6 +31,9 @@ func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
 				{"a count as text", `"item_count":"five"`, "item_count"},
 				{"units", `"units":2`, "units"},
 				{"a unit with a number", `"unit":2`, "unit"},
+				{"how many", `"how_many":3`, "how_many"},
+				{"how many in camel case", `"howMany":3`, "howMany"},
+				{"how many as one word", `"howmany":3`, "howmany"},
 			})
 			for _, tc := range []struct {
 				name, args string

@@ -268,7 +268,10 @@ func ambiguousArg(args string, schema map[string]bool) string {
 // members stay ignored (SPEC 4: the price is the catalog's).
 var (
 	countWords = map[string]bool{"qty": true, "qtys": true, "quant": true, "quantity": true, "quantities": true,
-		"count": true, "counts": true, "num": true, "number": true, "numbers": true, "units": true, "copies": true, "pieces": true, "pcs": true}
+		"count": true, "counts": true, "num": true, "number": true, "numbers": true, "units": true, "copies": true, "pieces": true, "pcs": true,
+		// "how_many", "howMany" (words how, many) and "howmany": the
+		// question a count answers; {"how_many":3} bought one.
+		"many": true, "howmany": true}
 	// itemWords read as a count only of a value with a digit, an array or
 	// an object ("items":[…], "unit":2): "item_name":"Premium" names the
 	// thing bought.
