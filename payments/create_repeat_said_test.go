@@ -3,6 +3,7 @@ package payments_test
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCreateOrderRepeatSaysNoSecondOrder: a purchase is its client, user,
@@ -13,7 +14,8 @@ import (
 // the model told the user a second order had been made: they paid one,
 // thinking they had bought two. The repeat now says it is the open order
 // returned again and no second order was made; a first order says nothing
-// of the kind.
+// of the kind. So too already_paid, which said only that: it now says no
+// new order was made and when the user paid the one it names.
 func TestCreateOrderRepeatSaysNoSecondOrder(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -38,6 +40,24 @@ func TestCreateOrderRepeatSaysNoSecondOrder(t *testing.T) {
 			}
 			if n := e.sim.OrderCount(); n != 1 {
 				t.Errorf("%d orders at WeChat Pay; want 1", n)
+			}
+		})
+	}
+}
+
+func TestCreateOrderAlreadyPaidSaysNoNewOrder(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			tools := newTools(e)
+			paid := paidOrder(t, e, "oUser-create-paid-said", 1)
+			again := call(t, tools, caller(paid.User), "create_order", `{"sku":"premium-monthly"}`)
+			if again.result["status"] != "already_paid" || again.result["order_no"] != paid.OrderNo || again.action != nil {
+				t.Fatalf("result %s; want already_paid of %s", again.out.Result, paid.OrderNo)
+			}
+			when := paid.PaidAt.UTC().Format(time.RFC3339)
+			if msg, _ := again.result["message"].(string); !strings.Contains(msg, "no new order") || !strings.Contains(msg, when) {
+				t.Errorf("result %s; want a message saying no new order was made and that the user paid it at %s", again.out.Result, when)
 			}
 		})
 	}

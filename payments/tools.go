@@ -810,7 +810,12 @@ func (t *Tools) created(ctx context.Context, c Caller, args, sku string, qty int
 		// The purchase's open order, asked for again (SPEC 4): told as a
 		// new one, the model told a user who wanted one more that a
 		// second order was made, and they paid one thinking it was two.
-		r["message"] = "this is the order already open for the same item and quantity, returned again: no second order was made; if the user wants more than this one, ask how many they want in all"
+		r["message"] = "this is the order already open for the same item and quantity, returned again: no second order was made; if the user meant another one besides it, tell them so"
+	}
+	if status == "already_paid" && !o.PaidAt.IsZero() {
+		// As above: "already_paid" alone had the model tell a user who
+		// wanted another that they had it, with no word of which order.
+		r["message"] = "no new order was made: the user already paid for the same item and quantity in this order at " + o.PaidAt.UTC().Format(time.RFC3339) + "; if they meant another one besides it, tell them so"
 	}
 	if status == "user_paying" {
 		r["message"] = "the user is paying this order in WeChat right now, so no new payment was started; ask them to finish paying, or, if they gave up, to ask again in a minute"
