@@ -11,7 +11,7 @@ import (
 // "quantity" buys one. A model that put the user's "five of them" under a
 // name of its own ({"qty":5}, {"count":5}, {"items":[…]}) had it ignored
 // as outside the schema, and an order of one was made without a word
-// ({"how_many":3} too, which read as no count word), as
+// ({"how_many":3} or {"months":3} too, which read as no count word), as
 // request_refund's amount under another name proposed everything left.
 // Such a call asks the user instead, naming the argument and "quantity",
 // and nothing is ordered. A member whose name says no count (a price, a
@@ -34,6 +34,12 @@ func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
 				{"how many", `"how_many":3`, "how_many"},
 				{"how many in camel case", `"howMany":3`, "howMany"},
 				{"how many as one word", `"howmany":3`, "howmany"},
+				// A count of the periods or seats a SKU sells: "three
+				// months of premium" for premium-monthly.
+				{"months", `"months":3`, "months"},
+				{"duration in months", `"duration_months":3`, "duration_months"},
+				{"seats", `"seats":5`, "seats"},
+				{"licenses", `"licenses":"5"`, "licenses"},
 			})
 			for _, tc := range []struct {
 				name, args string
@@ -42,6 +48,7 @@ func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
 				{"a price, ignored", `{"sku":"premium-monthly","price":"0.01","unit_price":"0.01","amount_fen":1}`, 4999},
 				{"a null count, ignored", `{"sku":"premium-monthly","qty":null,"note":"gift 2"}`, 4999},
 				{"the item's name, ignored", `{"sku":"premium-monthly","item_name":"Premium tier","unit":"month"}`, 4999},
+				{"a period without a number, ignored", `{"sku":"premium-monthly","months":"monthly","billing_days":null}`, 4999},
 				{"beside quantity, ignored", `{"sku":"premium-monthly","quantity":2,"count":5}`, 2 * 4999},
 			} {
 				t.Run(tc.name, func(t *testing.T) {

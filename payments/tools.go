@@ -274,8 +274,11 @@ var (
 		"many": true, "howmany": true}
 	// itemWords read as a count only of a value with a digit, an array or
 	// an object ("items":[…], "unit":2): "item_name":"Premium" names the
-	// thing bought.
-	itemWords  = map[string]bool{"item": true, "items": true, "unit": true}
+	// thing bought. So do the periods and seats a SKU may be sold by:
+	// {"months":3} for premium-monthly ("three months of premium") bought
+	// one month, while "months":"monthly" counts nothing.
+	itemWords = map[string]bool{"item": true, "items": true, "unit": true,
+		"days": true, "weeks": true, "months": true, "years": true, "seats": true, "licenses": true, "licences": true}
 	priceWords = map[string]bool{"price": true, "prices": true, "amount": true, "cost": true, "fee": true,
 		"fen": true, "yuan": true, "cny": true, "currency": true, "discount": true, "tax": true}
 	// numberWords name a count only as the number of items (numberOfItems):
