@@ -14,8 +14,7 @@ import (
 // the model told the user a second order had been made: they paid one,
 // thinking they had bought two. The repeat now says it is the open order
 // returned again and no second order was made; a first order says nothing
-// of the kind. So too already_paid, which said only that: it now says no
-// new order was made and when the user paid the one it names.
+// of the kind.
 func TestCreateOrderRepeatSaysNoSecondOrder(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -45,6 +44,9 @@ func TestCreateOrderRepeatSaysNoSecondOrder(t *testing.T) {
 	}
 }
 
+// TestCreateOrderAlreadyPaidSaysNoNewOrder: the purchase asked again once
+// paid is already_paid (SPEC 4), whose message says no new order was made
+// and when the user paid the order it names.
 func TestCreateOrderAlreadyPaidSaysNoNewOrder(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
