@@ -1313,13 +1313,17 @@ func (t *turn) openRecovery(excluded []string, sent string) (*failover.Response,
 	return t.openWith(excluded, &failover.Continuation{Text: sent})
 }
 
-// accountAttempt prices a broken attempt's usage, when it reported any, to
-// its provider: failed attempts (and one whose client left) are accounted,
-// the client's usage is not charged for them.
+// accountAttempt prices a broken attempt's usage to its provider: failed
+// attempts (and one whose client left) are accounted, the client's usage is
+// not charged for them. One that reported no usage (cut before it came) is
+// recorded with no token, as the plain path records it (streamRound): the
+// provider billed it, its count unknown.
 func (t *turn) accountAttempt(resp *failover.Response, u *interceptors.Usage) {
-	if u != nil && t.s.ledger != nil {
-		t.cost += t.s.ledger.Round(t.r.Context(), resp.Provider, resp.Model, ledgerUsage(*u))
+	var lu accounting.Usage
+	if u != nil {
+		lu = ledgerUsage(*u)
 	}
+	t.cost += t.s.roundCost(t.r.Context(), resp, lu)
 }
 
 // fallbackID is the turn's id when its first round has none: an empty id
