@@ -16,39 +16,41 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // bothAtOnce is a notify front that hands every notification to both
 // replicas at the same moment, copies times each, as WeChat Pay's retries
-// after a slow answer land on either replica behind the ingress. It
-// answers 204 when every copy was acknowledged, else the first refusal,
-// and records each copy's status on statuses.
+// after a slow answer land on either replica behind the ingress
+// (everyAtOnce).
 func bothAtOnce(copies int, statuses *[]int, mu *sync.Mutex) func(a, b *crashNode) http.Handler {
 	return func(a, b *crashNode) http.Handler {
+		return everyAtOnce(copies, statuses, mu)([]string{"http://" + a.addr, "http://" + b.addr})
+	}
+}
+
+// everyAtOnce is a notify front that hands every notification to each of
+// the targets (base URLs) at the same moment, copies times each. It
+// answers 204 when every copy was acknowledged, else the first refusal,
+// and records each copy's status on statuses.
+func everyAtOnce(copies int, statuses *[]int, mu *sync.Mutex) func(targets []string) http.Handler {
+	return func(targets []string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
-			codes := make([]int, 2*copies)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := range codes {
-				n := []*crashNode{a, b}[i%2]
-				wg.Go(func() {
-					<-start
-					req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+n.addr+r.URL.Path, bytes.NewReader(body))
-					req.Header = r.Header.Clone()
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						codes[i] = http.StatusBadGateway
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					codes[i] = resp.StatusCode
-				})
-			}
-			close(start)
-			wg.Wait()
+			codes := make([]int, len(targets)*copies)
+			atOnce(len(codes), func(i int) {
+				req, _ := http.NewRequestWithContext(r.Context(), r.Method, targets[i%len(targets)]+r.URL.Path, bytes.NewReader(body))
+				req.Header = r.Header.Clone()
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					codes[i] = http.StatusBadGateway
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+			})
 			mu.Lock()
 			*statuses = append(*statuses, codes...)
 			mu.Unlock()
@@ -106,17 +108,16 @@ func TestPaymentNotifiedToBothReplicasOnce(t *testing.T) {
 	}
 	mu.Unlock()
 
-	paidOnce(t, m, place, nos)
+	paidOnce(t, m, place.Open(), nos)
 }
 
 // paidOnce waits until the merchant has an order.paid POST of each of nos
-// and the outbox at place drained, and the audit chain there holds a
-// payment of each; then each order has one of each, none other has any,
-// and the chain, appended by both replicas, verifies.
-func paidOnce(t *testing.T, m *merchant, place *testdrivers.Place, nos []string) {
+// and the outbox in st drained, and the audit chain there holds a payment
+// of each; then each order has one of each, none other has any, and the
+// chain, appended by every replica, verifies.
+func paidOnce(t *testing.T, m *merchant, st store.Store, nos []string) {
 	t.Helper()
 	ctx := context.Background()
-	st := place.Open()
 	awaitCondition(t, "every order.paid delivered and the outbox drained", 30*time.Second, func() bool {
 		s, err := st.OutboxStats(ctx)
 		return err == nil && s.Pending == 0 && len(paidPosts(m)) >= len(nos)
@@ -232,7 +233,7 @@ func TestPaymentNotifiedToOtherReplicaWhileCreatingOnce(t *testing.T) {
 	if n := cs.OrderCount(); n != orders {
 		t.Errorf("WeChat Pay holds %d orders; want %d", n, orders)
 	}
-	paidOnce(t, m, place, nos)
+	paidOnce(t, m, place.Open(), nos)
 }
 
 // paidPosts counts the merchant's signed order.paid POSTs by order number.
