@@ -70,7 +70,16 @@ func TestClaimedEventsDoNotWaitForAWorker(t *testing.T) {
 
 type hookStore struct {
 	store.Store
-	afterAck func()
+	afterAck   func()
+	afterRetry func()
+}
+
+func (s *hookStore) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error {
+	err := s.Store.RetryEvent(ctx, key, id, nextAt, attempts, lastErr)
+	if s.afterRetry != nil {
+		s.afterRetry()
+	}
+	return err
 }
 
 func (s *hookStore) AckEvent(ctx context.Context, key, id string) error {
@@ -79,4 +88,78 @@ func (s *hookStore) AckEvent(ctx context.Context, key, id string) error {
 		s.afterAck()
 	}
 	return err
+}
+
+// TestRetryClaimedBeforeItsWorkerLetGo: a POST fails and its retry is
+// recorded; the relay's next poll (Run claims while workers run) finds the
+// retry due and claims the event before the worker that recorded the
+// failure has let go of its key. That claim is the retry's, made after the
+// worker settled, not one of an event whose lease ran out under a stalled
+// worker: the event is POSTed again now. Dropped as the stalled worker's,
+// it stayed leased by the dropped claim, and its retry waited out the
+// lease (Timeout + 20 s: 30 s by default) past the first retry within 10 s
+// the merchant is promised (seen end to end as a refund.succeeded held
+// 30 s behind its refund.proposed, TestRefundMovesOnlyOnConfirmationAndOnce).
+func TestRetryClaimedBeforeItsWorkerLetGo(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			st := testdrivers.Open(t, driver, nil)
+			rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
+				if nth == 0 {
+					return 503
+				}
+				return 204
+			})
+			wrapped := &hookStore{Store: st}
+			r := newRelay(t, wrapped, rc.URL, clk.Now, nil)
+			var once sync.Once
+			wrapped.afterRetry = func() { // the worker recorded the failure and has yet to let go
+				once.Do(func() {
+					clk.Advance(time.Minute) // the retry is due
+					r.RunOnce(context.Background())
+				})
+			}
+			orders{t, st}.create("PRETRY"+driver, store.StatusApprovalRequired)
+			drain(t, r)
+			if got := len(rc.arrivals()); got != 2 {
+				t.Errorf("%d POSTs of the event; want 2 (the failed one, then its retry at once)", got)
+			}
+			if s, err := st.OutboxStats(context.Background()); err != nil || s.Pending != 0 {
+				t.Errorf("outbox after the retry: %d pending, %v; want it drained", s.Pending, err)
+			}
+		})
+	}
+}
+
+// TestClaimUnderAStalledWorkerIsDropped: a worker's POST of an event takes
+// past its lease (a stalled process), and a poll claims the event again
+// meanwhile; the POST then answers 2xx and the worker acknowledges the
+// event. The claim, which the acknowledgement came after, is dropped (the
+// event is no longer pending): the event is POSTed once, where handled as
+// a retry's claim (TestRetryClaimedBeforeItsWorkerLetGo) it went out twice.
+func TestClaimUnderAStalledWorkerIsDropped(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			st := testdrivers.Open(t, driver, nil)
+			var r *webhook.Relay
+			rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
+				if nth == 0 { // the worker stalls past its lease; a poll claims the event
+					clk.Advance(webhook.LeaseOf(r) + time.Second)
+					r.RunOnce(context.Background())
+				}
+				return 204
+			})
+			r = newRelay(t, st, rc.URL, clk.Now, nil)
+			orders{t, st}.create("PSTALL"+driver, store.StatusApprovalRequired)
+			drain(t, r)
+			if got := len(rc.arrivals()); got != 1 {
+				t.Errorf("%d POSTs of the event; want 1", got)
+			}
+			if s, err := st.OutboxStats(context.Background()); err != nil || s.Pending != 0 {
+				t.Errorf("outbox: %d pending, %v; want it drained", s.Pending, err)
+			}
+		})
+	}
 }

@@ -171,7 +171,12 @@ type Relay struct {
 	// next holds an event claimed while this relay was still handling the
 	// one ahead of it on the same key (acknowledged, not yet let go of): it
 	// is leased to this relay, so that key's worker handles it next.
-	next          map[string]store.Event
+	next map[string]store.Event
+	// reclaimed holds a claim of the very event its key's worker is
+	// handling (take): the lease ran out under a stalled worker, or the
+	// worker recorded a retry due at once and the claim came before it let
+	// go of the key. handled tells the two apart.
+	reclaimed     map[string]store.Event
 	delivered     int64
 	failed        int64
 	lastDelivered time.Time
@@ -232,6 +237,8 @@ func New(opts Options) (*Relay, error) {
 		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), sem: make(chan struct{}, opts.Concurrency),
 		inflight: map[string]string{},
 		next:     map[string]store.Event{},
+
+		reclaimed: map[string]store.Event{},
 	}
 	if r.client == nil {
 		r.client = &http.Client{Transport: keepAliveTransport(opts.Concurrency),
@@ -412,7 +419,7 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 		go func() {
 			defer wg.Done()
 			defer func() { <-r.sem }()
-			for ok := true; ok; ev, ok = r.handled(ev.Key) {
+			for ok := true; ok; ev, ok = r.handled(ctx, ev.Key) {
 				if ctx.Err() != nil {
 					r.unlease(ctx, ev)
 					r.release(ev.Key)
@@ -450,14 +457,17 @@ func (r *Relay) pollFailed(ctx context.Context, err error) {
 // take marks ev's key as being handled by the caller. When the key is
 // busy with an earlier event, ev (the head claimed after that one was
 // settled) is kept for the busy key's worker, and take reports false. A
-// claim of the very event being handled (its lease ran out under a stalled
-// worker) is dropped: that worker records its outcome.
+// claim of the very event being handled is kept aside for that worker too
+// (reclaimed), which records its outcome first and then handles the claim
+// only if it still holds the event's lease (handled).
 func (r *Relay) take(ev store.Event) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if id, busy := r.inflight[ev.Key]; busy {
 		if id != ev.ID {
 			r.next[ev.Key] = ev
+		} else {
+			r.reclaimed[ev.Key] = ev
 		}
 		return false
 	}
@@ -468,8 +478,21 @@ func (r *Relay) take(ev store.Event) bool {
 // handled is called by key's worker after it settled its event: it returns
 // the event claimed meanwhile for the key, to handle next, or lets go of the
 // key (in the same step, so that no claim is left behind for a worker that
-// is gone).
-func (r *Relay) handled(key string) (store.Event, bool) {
+// is gone). A claim of the settled event itself made meanwhile (reclaimed)
+// is handled next when it still holds the event's lease: it came after the
+// worker recorded a retry that was due at once. Dropped, that lease held
+// the retry back until it ran out (Timeout + 20 s), past the first retry
+// the merchant is promised within 10 s. A claim the worker's own record
+// came after (its lease ran out under a stalled worker) is dropped, as
+// that record, an acknowledgement above all, stands.
+func (r *Relay) handled(ctx context.Context, key string) (store.Event, bool) {
+	r.mu.Lock()
+	again, reclaimed := r.reclaimed[key]
+	delete(r.reclaimed, key)
+	r.mu.Unlock()
+	if reclaimed && r.stillLeased(ctx, again) {
+		return again, true // the key stays this worker's: inflight names again already
+	}
 	r.mu.Lock()
 	ev, ok := r.next[key]
 	if ok {
@@ -485,12 +508,33 @@ func (r *Relay) handled(key string) (store.Event, bool) {
 	return ev, ok
 }
 
+// stillLeased reports whether claim, a claim of the event its key's worker
+// then settled, still holds that event's lease: the event is its key's
+// head with the claim's NextAt (its lease's end), nothing written since.
+// Acknowledged, retried after the claim, or unreadable: false, and the
+// claim is dropped (an unreadable one waits out its lease, as before).
+func (r *Relay) stillLeased(ctx context.Context, claim store.Event) bool {
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	heads, err := r.store.OutboxHeads(sctx, claim.Key)
+	if err != nil {
+		return false
+	}
+	for _, h := range heads {
+		if h.Key == claim.Key {
+			return h.ID == claim.ID && h.NextAt.Equal(claim.NextAt)
+		}
+	}
+	return false
+}
+
 // release lets go of key unhandled (the relay is stopping): the events
 // claimed for it come due again when their leases run out.
 func (r *Relay) release(key string) {
 	r.mu.Lock()
 	delete(r.inflight, key)
 	delete(r.next, key)
+	delete(r.reclaimed, key)
 	r.mu.Unlock()
 	r.signalDone()
 }
