@@ -122,18 +122,19 @@ func TestManagersDecideOnceThroughAdminAPI(t *testing.T) {
 					r := rs[i%len(rs)]
 					codes[i], _ = httpCall(t, http.MethodPost, r.admin+"/admin/api/approvals/"+held+"/"+verbs[i%len(verbs)], bearer, "")
 				})
-				won := ""
+				var winners []string
 				for i, c := range codes {
 					switch c {
 					case http.StatusOK:
-						if won != "" {
-							t.Errorf("%v: %s and %s both won (answers %v)", verbs, won, verbs[i%len(verbs)], codes)
-						}
-						won = verbs[i%len(verbs)]
+						winners = append(winners, verbs[i%len(verbs)])
 					case http.StatusConflict:
 					default:
 						t.Errorf("%v: tap %d (%s) answered %d; want 200 for the winner, 409 for the others", verbs, i, verbs[i%len(verbs)], c)
 					}
+				}
+				won := ""
+				if len(winners) == 1 {
+					won = winners[0]
 				}
 				o, err := rs[0].a.store.GetOrder(context.Background(), held)
 				if err != nil {
@@ -141,8 +142,8 @@ func TestManagersDecideOnceThroughAdminAPI(t *testing.T) {
 				}
 				want, prepays := map[string]store.OrderStatus{"approve": store.StatusAwaitingPayment, "reject": store.StatusRejected}[won], map[string]int{"approve": 1}[won]
 				if won == "" || o.Status != want || cs.Prepays(held) != prepays {
-					t.Errorf("%v: %q won; order %s, %d prepays at WeChat Pay; want one winner, the order %s and %d prepays",
-						verbs, won, o.Status, cs.Prepays(held), want, prepays)
+					t.Errorf("%v: %q won (answers %v); order %s, %d prepays at WeChat Pay; want one winner, the order %s and %d prepays",
+						verbs, winners, codes, o.Status, cs.Prepays(held), want, prepays)
 				}
 			}
 		})
@@ -181,18 +182,25 @@ func TestNotificationCopiesAtOncePayOnce(t *testing.T) {
 			}
 			mu.Unlock()
 			paidOnce(t, m, rs[0].a.store, nos)
+			for _, no := range nos {
+				if o, err := rs[0].a.store.GetOrder(context.Background(), no); err != nil || o.Status != store.StatusPaid {
+					t.Errorf("order %s after the copies: %v %v; want paid", no, o.Status, err)
+				}
+			}
 		})
 	}
 }
 
-// TestRefundMovesOnlyOnConfirmationAndOnce: a user with a paid order asks
-// for its refund in several conversations at once, on every replica: each
-// turn's request_refund proposes, and no money moves. Then the bot taps
-// confirm of every proposal several times at once, on every replica:
-// WeChat Pay holds one refund of the order, of the whole payment; the
-// winning tap is told 200, its proposal's other taps 202 (the refund's
-// state: pending), and every other proposal's taps 409 (a refund of the
-// order is on its way). Settled, the refund is one refund.succeeded POST.
+// TestRefundMovesOnlyOnConfirmationAndOnce: a user with a paid order (49.99)
+// asks for its refund in several conversations at once, on every replica,
+// half of them for all of it and half for 30.00: the asks of one amount
+// name one proposal (the open one of that amount), and no money moves.
+// Then the bot taps confirm of both proposals several times at once, on
+// every replica: WeChat Pay holds one refund of the order, of the winning
+// proposal's amount (the two would sum above the payment); the winning
+// tap is told 200, its proposal's other taps 202 (the refund's state:
+// pending), and the other proposal's taps 409 (a refund of the order is on
+// its way). Settled, the refund is one refund.succeeded POST.
 func TestRefundMovesOnlyOnConfirmationAndOnce(t *testing.T) {
 	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -200,9 +208,10 @@ func TestRefundMovesOnlyOnConfirmationAndOnce(t *testing.T) {
 			m := newMerchant(t, nil)
 			var mu sync.Mutex
 			var notified []int
-			rs := moneyReplicas(t, driver, cs, newScriptedProvider(t, directedScript).URL, m.URL, "", everyAtOnce(1, &notified, &mu))
+			up := newScriptedProvider(t, directedScript)
+			rs := moneyReplicas(t, driver, cs, up.URL, m.URL, "", everyAtOnce(1, &notified, &mu))
 			ctx := context.Background()
-			const user, asks, taps = "oUser-refund-at-once", 6, 4
+			const user, asks, taps = "oUser-refund-at-once", 8, 4
 			ans, e := directedTurn(rs[0].url, user, "", `call create_order {"sku":"premium-monthly"}`)
 			no := ans.Get(`paygate.actions.#(type=="order_created").order.order_no`).Str
 			if e != "" || no == "" {
@@ -212,21 +221,32 @@ func TestRefundMovesOnlyOnConfirmationAndOnce(t *testing.T) {
 				t.Fatalf("pay %s: %+v %v", no, d, err)
 			}
 
-			ids := make([]string, asks)
+			amounts := []string{``, `,"amount":"30.00"`}
+			fen := []int64{4999, 3000}
+			proposed := make([][]string, len(amounts)) // [amount][ask]
+			for a := range proposed {
+				proposed[a] = make([]string, asks/len(amounts))
+			}
 			errs := make([]string, asks)
 			atOnce(asks, func(i int) {
-				asked, e := directedTurn(rs[i%len(rs)].url, user, "chat-"+strconv.Itoa(i), `call request_refund {"order_no":"`+no+`","reason":"changed my mind"}`)
-				ids[i], errs[i] = asked.Get(`paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str, e
+				a := i % len(amounts)
+				asked, e := directedTurn(rs[i%len(rs)].url, user, "chat-"+strconv.Itoa(i), `call request_refund {"order_no":"`+no+`","reason":"changed my mind"`+amounts[a]+`}`)
+				proposed[a][i/len(amounts)], errs[i] = asked.Get(`paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str, e
 			})
-			for i, e := range errs {
-				if e != "" {
-					t.Fatalf("ask %d: %s", i, e)
+			ids := make([]string, len(amounts))
+			for a, p := range proposed {
+				if ids[a] = p[0]; ids[a] == "" || slices.ContainsFunc(p, func(id string) bool { return id != ids[a] }) {
+					var told []string // what request_refund told the model
+					for _, b := range up.requests() {
+						if r := gjson.Get(b, `messages.@reverse.0`); r.Get("role").Str == "tool" {
+							told = append(told, r.Get("content").Str)
+						}
+					}
+					t.Fatalf("asks for %d fen proposed %q (errors %q, tool results %q); want one proposal in every answer", fen[a], p, errs, told)
 				}
 			}
-			ids = slices.Compact(slices.Sorted(slices.Values(ids)))
-			if ids[0] == "" {
-				t.Errorf("asks for a refund proposed %q; want a proposal in every answer", ids)
-				ids = ids[1:]
+			if ids[0] == ids[1] {
+				t.Fatalf("the asks of both amounts named one proposal %s", ids[0])
 			}
 			if o, err := rs[0].a.store.GetOrder(ctx, no); err != nil || o.Status != store.StatusPaid || cs.RefundCount(no) != 0 {
 				t.Fatalf("after the proposals: %+v %v, %d refunds at WeChat Pay; want the order paid and none", o, err, cs.RefundCount(no))
@@ -246,18 +266,18 @@ func TestRefundMovesOnlyOnConfirmationAndOnce(t *testing.T) {
 				case p == won && (countOf(c, http.StatusOK) != 1 || countOf(c, http.StatusAccepted) != taps-1):
 					t.Errorf("the confirmed proposal's taps answered %v; want one 200, the others 202", c)
 				case p != won && countOf(c, http.StatusConflict) != taps:
-					t.Errorf("proposal %d of %d: taps answered %v; want every one 409 (another refund on its way)", p, len(ids), c)
+					t.Errorf("the other proposal's taps answered %v; want every one 409 (another refund on its way)", c)
 				}
 			}
 			if won < 0 || cs.RefundCount(no) != 1 {
 				t.Fatalf("%d refunds at WeChat Pay (taps answered %v); want 1", cs.RefundCount(no), codes)
 			}
 			out := payments.OutRefundNo(ids[won])
-			if r, ok := cs.Refund(out); !ok || r.Amount.Refund != 4999 || r.OutTradeNo != no {
-				t.Errorf("the refund at WeChat Pay: %+v; want 49.99 of %s", r, no)
+			if r, ok := cs.Refund(out); !ok || r.Amount.Refund != fen[won] || r.OutTradeNo != no {
+				t.Errorf("the refund at WeChat Pay: %+v; want %d fen of %s", r, fen[won], no)
 			}
-			if _, err := cs.CompleteRefund(ctx, out); err != nil {
-				t.Fatal(err)
+			if d, err := cs.CompleteRefund(ctx, out); err != nil || !d.Acked {
+				t.Fatalf("the refund's notification: %+v %v; want it acknowledged", d, err)
 			}
 			st := rs[0].a.store
 			awaitCondition(t, "refund.succeeded delivered and the outbox drained", 30*time.Second, func() bool {
@@ -273,8 +293,8 @@ func TestRefundMovesOnlyOnConfirmationAndOnce(t *testing.T) {
 			if succeeded != 1 {
 				t.Errorf("refund.succeeded webhooks %d; want 1", succeeded)
 			}
-			if o, err := st.GetOrder(ctx, no); err != nil || o.Status != store.StatusRefunded || o.RefundedFen != 4999 {
-				t.Errorf("the order after its refund: %+v %v; want refunded, 49.99", o, err)
+			if o, err := st.GetOrder(ctx, no); err != nil || o.RefundedFen != fen[won] || cs.RefundCount(no) != 1 {
+				t.Errorf("the order after its refund: %+v %v, %d refunds at WeChat Pay; want %d fen refunded, one refund", o, err, cs.RefundCount(no), fen[won])
 			}
 		})
 	}
