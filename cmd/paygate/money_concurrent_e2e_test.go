@@ -34,7 +34,7 @@ type moneyReplica struct {
 // the model at upURL, with an admin listener, webhooks to merchantURL and
 // payExtra under payments: (as newCrashNode takes it). WeChat Pay notifies
 // one public URL, as behind an ingress: front's handler, given the
-// replicas' base URLs. The concurrency tests of the money invariants race
+// replicas' base URLs (nil: each notification to every replica once). The concurrency tests of the money invariants race
 // the product's own surfaces (a bot's turns and taps, a manager's
 // decisions, WeChat Pay's notifications) on every driver through it.
 func moneyReplicas(t *testing.T, driver string, cs *crashSim, upURL, merchantURL, payExtra string, front func(targets []string) http.Handler) []moneyReplica {
@@ -43,6 +43,11 @@ func moneyReplicas(t *testing.T, driver string, cs *crashSim, upURL, merchantURL
 	count := 1
 	if driver == "redis" {
 		count = 2
+	}
+	if front == nil {
+		var mu sync.Mutex
+		var statuses []int
+		front = everyAtOnce(1, &statuses, &mu)
 	}
 	var targets []string
 	fs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { front(targets).ServeHTTP(w, r) }))
@@ -105,9 +110,7 @@ func TestManagersDecideOnceThroughAdminAPI(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			cs := newCrashSim(t)
 			up := newScriptedProvider(t, directedScript)
-			var mu sync.Mutex
-			var notified []int
-			rs := moneyReplicas(t, driver, cs, up.URL, "", `  rules: {approval_above: "10.00"}`+"\n", everyAtOnce(1, &notified, &mu))
+			rs := moneyReplicas(t, driver, cs, up.URL, "", `  rules: {approval_above: "10.00"}`+"\n", nil)
 			bearer := "Bearer " + testAdminToken
 			for _, verbs := range [][]string{{"approve", "approve"}, {"approve", "reject", "approve", "reject"}, {"reject", "approve", "reject", "approve"}} {
 				user := "oUser-decide-" + strings.Join(verbs, "-")
@@ -183,8 +186,10 @@ func TestNotificationCopiesAtOncePayOnce(t *testing.T) {
 			mu.Unlock()
 			paidOnce(t, m, rs[0].a.store, nos)
 			for _, no := range nos {
-				if o, err := rs[0].a.store.GetOrder(context.Background(), no); err != nil || o.Status != store.StatusPaid {
-					t.Errorf("order %s after the copies: %v %v; want paid", no, o.Status, err)
+				if o, err := rs[0].a.store.GetOrder(context.Background(), no); err != nil {
+					t.Fatal(err)
+				} else if o.Status != store.StatusPaid {
+					t.Errorf("order %s after the copies: %s; want paid", no, o.Status)
 				}
 			}
 		})
@@ -206,10 +211,8 @@ func TestRefundMovesOnlyOnConfirmationAndOnce(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			cs := newCrashSim(t)
 			m := newMerchant(t, nil)
-			var mu sync.Mutex
-			var notified []int
 			up := newScriptedProvider(t, directedScript)
-			rs := moneyReplicas(t, driver, cs, up.URL, m.URL, "", everyAtOnce(1, &notified, &mu))
+			rs := moneyReplicas(t, driver, cs, up.URL, m.URL, "", nil)
 			ctx := context.Background()
 			const user, asks, taps = "oUser-refund-at-once", 8, 4
 			ans, e := directedTurn(rs[0].url, user, "", `call create_order {"sku":"premium-monthly"}`)
@@ -248,8 +251,10 @@ func TestRefundMovesOnlyOnConfirmationAndOnce(t *testing.T) {
 			if ids[0] == ids[1] {
 				t.Fatalf("the asks of both amounts named one proposal %s", ids[0])
 			}
-			if o, err := rs[0].a.store.GetOrder(ctx, no); err != nil || o.Status != store.StatusPaid || cs.RefundCount(no) != 0 {
-				t.Fatalf("after the proposals: %+v %v, %d refunds at WeChat Pay; want the order paid and none", o, err, cs.RefundCount(no))
+			if o, err := rs[0].a.store.GetOrder(ctx, no); err != nil {
+				t.Fatal(err)
+			} else if o.Status != store.StatusPaid || cs.RefundCount(no) != 0 {
+				t.Fatalf("after the proposals: the order %s, %d refunds at WeChat Pay; want it paid and none", o.Status, cs.RefundCount(no))
 			}
 
 			codes := make([][]int, len(ids))
@@ -293,8 +298,12 @@ func TestRefundMovesOnlyOnConfirmationAndOnce(t *testing.T) {
 			if succeeded != 1 {
 				t.Errorf("refund.succeeded webhooks %d; want 1", succeeded)
 			}
-			if o, err := st.GetOrder(ctx, no); err != nil || o.RefundedFen != fen[won] || cs.RefundCount(no) != 1 {
-				t.Errorf("the order after its refund: %+v %v, %d refunds at WeChat Pay; want %d fen refunded, one refund", o, err, cs.RefundCount(no), fen[won])
+			o, err := st.GetOrder(ctx, no)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.RefundedFen != fen[won] || cs.RefundCount(no) != 1 {
+				t.Errorf("the order after its refund: %s, %d fen refunded, %d refunds at WeChat Pay; want %d fen refunded, one refund", o.Status, o.RefundedFen, cs.RefundCount(no), fen[won])
 			}
 		})
 	}
@@ -321,9 +330,7 @@ func TestConcurrentPurchasesKeepTheDailyLimitAndThePrice(t *testing.T) {
 	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
 			cs := newCrashSim(t)
-			var mu sync.Mutex
-			var notified []int
-			rs := moneyReplicas(t, driver, cs, newScriptedProvider(t, directedScript).URL, "", "  rules: {max_orders_per_user_per_day: 1}\n", everyAtOnce(1, &notified, &mu))
+			rs := moneyReplicas(t, driver, cs, newScriptedProvider(t, directedScript).URL, "", "  rules: {max_orders_per_user_per_day: 1}\n", nil)
 			const user, turns = "oUser-limit-at-once", 6
 			answers := make([]gjson.Result, turns)
 			errs := make([]string, turns)

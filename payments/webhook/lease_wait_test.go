@@ -90,76 +90,62 @@ func (s *hookStore) AckEvent(ctx context.Context, key, id string) error {
 	return err
 }
 
-// TestRetryClaimedBeforeItsWorkerLetGo: a POST fails and its retry is
-// recorded; the relay's next poll (Run claims while workers run) finds the
-// retry due and claims the event before the worker that recorded the
-// failure has let go of its key. That claim is the retry's, made after the
-// worker settled, not one of an event whose lease ran out under a stalled
-// worker: the event is POSTed again now. Dropped as the stalled worker's,
-// it stayed leased by the dropped claim, and its retry waited out the
-// lease (Timeout + 20 s: 30 s by default) past the first retry within 10 s
-// the merchant is promised (seen end to end as a refund.succeeded held
-// 30 s behind its refund.proposed, TestRefundMovesOnlyOnConfirmationAndOnce).
-func TestRetryClaimedBeforeItsWorkerLetGo(t *testing.T) {
-	for _, driver := range drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			clk := newClock()
-			st := testdrivers.Open(t, driver, nil)
-			rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
-				if nth == 0 {
+// TestClaimOfTheEventBeingHandled: a poll (Run claims while workers run)
+// claims an event its key's worker is still handling.
+//
+// A retry claimed before its worker let go: the POST failed, the worker
+// recorded a retry, and the claim, made once that retry was due and before
+// the worker let go of the key, holds the event's lease: the event is
+// POSTed again now. Dropped as a stalled worker's, the claim left the
+// event leased, and its retry waited out the lease (Timeout + 20 s: 30 s
+// by default) past the first retry within 10 s the merchant is promised
+// (seen end to end as a refund.succeeded held 30 s behind its
+// refund.proposed, TestRefundMovesOnlyOnConfirmationAndOnce).
+//
+// A lease run out under a stalled worker: the claim comes during the POST,
+// which then answers 2xx, and the worker acknowledges the event. The claim,
+// which that acknowledgement came after, is dropped: the event is POSTed
+// once, not again for the claim.
+func TestClaimOfTheEventBeingHandled(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stalled bool // the claim comes during the POST, past its lease
+		posts   int
+	}{
+		{"a retry claimed before its worker let go", false, 2},
+		{"a lease run out under a stalled worker", true, 1},
+	} {
+		for _, driver := range drivers(t) {
+			t.Run(tc.name+"/"+driver, func(t *testing.T) {
+				clk := newClock()
+				st := testdrivers.Open(t, driver, nil)
+				wrapped := &hookStore{Store: st}
+				var r *webhook.Relay
+				var once sync.Once
+				poll := func(d time.Duration) { once.Do(func() { clk.Advance(d); r.RunOnce(context.Background()) }) }
+				rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
+					switch {
+					case nth > 0:
+						return 204
+					case tc.stalled:
+						poll(webhook.LeaseOf(r) + time.Second)
+						return 204
+					}
 					return 503
-				}
-				return 204
-			})
-			wrapped := &hookStore{Store: st}
-			r := newRelay(t, wrapped, rc.URL, clk.Now, nil)
-			var once sync.Once
-			wrapped.afterRetry = func() { // the worker recorded the failure and has yet to let go
-				once.Do(func() {
-					clk.Advance(time.Minute) // the retry is due
-					r.RunOnce(context.Background())
 				})
-			}
-			orders{t, st}.create("PRETRY"+driver, store.StatusApprovalRequired)
-			drain(t, r)
-			if got := len(rc.arrivals()); got != 2 {
-				t.Errorf("%d POSTs of the event; want 2 (the failed one, then its retry at once)", got)
-			}
-			if s, err := st.OutboxStats(context.Background()); err != nil || s.Pending != 0 {
-				t.Errorf("outbox after the retry: %d pending, %v; want it drained", s.Pending, err)
-			}
-		})
-	}
-}
-
-// TestClaimUnderAStalledWorkerIsDropped: a worker's POST of an event takes
-// past its lease (a stalled process), and a poll claims the event again
-// meanwhile; the POST then answers 2xx and the worker acknowledges the
-// event. The claim, which the acknowledgement came after, is dropped (the
-// event is no longer pending): the event is POSTed once, where handled as
-// a retry's claim (TestRetryClaimedBeforeItsWorkerLetGo) it went out twice.
-func TestClaimUnderAStalledWorkerIsDropped(t *testing.T) {
-	for _, driver := range drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			clk := newClock()
-			st := testdrivers.Open(t, driver, nil)
-			var r *webhook.Relay
-			rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
-				if nth == 0 { // the worker stalls past its lease; a poll claims the event
-					clk.Advance(webhook.LeaseOf(r) + time.Second)
-					r.RunOnce(context.Background())
+				if !tc.stalled {
+					wrapped.afterRetry = func() { poll(time.Minute) } // recorded; the key not let go of yet
 				}
-				return 204
+				r = newRelay(t, wrapped, rc.URL, clk.Now, nil)
+				orders{t, st}.create("PCLAIM1", store.StatusApprovalRequired)
+				drain(t, r)
+				if got := len(rc.arrivals()); got != tc.posts {
+					t.Errorf("%d POSTs of the event; want %d", got, tc.posts)
+				}
+				if s, err := st.OutboxStats(context.Background()); err != nil || s.Pending != 0 {
+					t.Errorf("outbox: %d pending, %v; want it drained", s.Pending, err)
+				}
 			})
-			r = newRelay(t, st, rc.URL, clk.Now, nil)
-			orders{t, st}.create("PSTALL"+driver, store.StatusApprovalRequired)
-			drain(t, r)
-			if got := len(rc.arrivals()); got != 1 {
-				t.Errorf("%d POSTs of the event; want 1", got)
-			}
-			if s, err := st.OutboxStats(context.Background()); err != nil || s.Pending != 0 {
-				t.Errorf("outbox: %d pending, %v; want it drained", s.Pending, err)
-			}
-		})
+		}
 	}
 }
