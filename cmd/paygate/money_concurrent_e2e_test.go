@@ -135,18 +135,17 @@ func TestManagersDecideOnceThroughAdminAPI(t *testing.T) {
 						t.Errorf("%v: tap %d (%s) answered %d; want 200 for the winner, 409 for the others", verbs, i, verbs[i%len(verbs)], c)
 					}
 				}
-				won := ""
-				if len(winners) == 1 {
-					won = winners[0]
+				if len(winners) != 1 {
+					t.Errorf("%v: %q won (answers %v), %d prepays at WeChat Pay; want exactly one winner", verbs, winners, codes, cs.Prepays(held))
+					continue
 				}
 				o, err := rs[0].a.store.GetOrder(context.Background(), held)
 				if err != nil {
 					t.Fatal(err)
 				}
-				want, prepays := map[string]store.OrderStatus{"approve": store.StatusAwaitingPayment, "reject": store.StatusRejected}[won], map[string]int{"approve": 1}[won]
-				if won == "" || o.Status != want || cs.Prepays(held) != prepays {
-					t.Errorf("%v: %q won (answers %v); order %s, %d prepays at WeChat Pay; want one winner, the order %s and %d prepays",
-						verbs, winners, codes, o.Status, cs.Prepays(held), want, prepays)
+				want, prepays := map[string]store.OrderStatus{"approve": store.StatusAwaitingPayment, "reject": store.StatusRejected}[winners[0]], map[string]int{"approve": 1}[winners[0]]
+				if o.Status != want || cs.Prepays(held) != prepays {
+					t.Errorf("%v: %s won; order %s, %d prepays at WeChat Pay; want %s and %d prepays", verbs, winners[0], o.Status, cs.Prepays(held), want, prepays)
 				}
 			}
 		})
