@@ -484,16 +484,24 @@ func (r *Relay) take(ev store.Event) bool {
 // the retry back until it ran out (Timeout + 20 s), past the first retry
 // the merchant is promised within 10 s. A claim the worker's own record
 // came after (its lease ran out under a stalled worker) is dropped, as
-// that record, an acknowledgement above all, stands.
+// that record, an acknowledgement above all, stands. The key is let go of
+// only in the step that finds no claim aside: one made while a dropped
+// claim's lease was read (its event's retry come due meanwhile) is checked
+// in turn, not left behind with its lease for a worker that is gone.
 func (r *Relay) handled(ctx context.Context, key string) (store.Event, bool) {
 	r.mu.Lock()
-	again, reclaimed := r.reclaimed[key]
-	delete(r.reclaimed, key)
-	r.mu.Unlock()
-	if reclaimed && r.stillLeased(ctx, again) {
-		return again, true // the key stays this worker's: inflight names again already
+	for {
+		again, reclaimed := r.reclaimed[key]
+		if !reclaimed {
+			break
+		}
+		delete(r.reclaimed, key)
+		r.mu.Unlock()
+		if r.stillLeased(ctx, again) {
+			return again, true // the key stays this worker's: inflight names again already
+		}
+		r.mu.Lock()
 	}
-	r.mu.Lock()
 	ev, ok := r.next[key]
 	if ok {
 		delete(r.next, key)
