@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -177,5 +178,49 @@ func TestClaimOfTheEventBeingHandled(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStalledClaimOfAnAcknowledgedEventIsNotSentAgain: a worker's POST of
+// the first of an order's two events takes past its lease, and a poll
+// claims that event again meanwhile; the POST answers 2xx, and a poll at
+// the same instant claims the second event (now the key's head), leased
+// until the very time the first one's claim was. The first event's claim
+// is dropped: the head it finds is another event, whatever its lease's end.
+// Each event is POSTed once, in order.
+func TestStalledClaimOfAnAcknowledgedEventIsNotSentAgain(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			st := testdrivers.Open(t, driver, nil)
+			o := orders{t, st}.create("PSTALLACK"+driver, store.StatusAwaitingPayment) // no event of its own
+			key := webhook.QueuePrefix + o.OrderNo
+			first := webhook.NewEvent(webhook.TypeOrderPaid, o, nil, clk.Now())
+			second := webhook.NewEvent(webhook.TypeOrderNeedsReview, o, nil, clk.Now())
+			first.Key, second.Key = key, key
+			if err := st.EnqueueEvents(context.Background(), first, second); err != nil {
+				t.Fatal(err)
+			}
+			wrapped := &hookStore{Store: st}
+			var r *webhook.Relay
+			var stall, acked sync.Once
+			rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
+				stall.Do(func() { // the first POST stalls past its lease; a poll claims its event again
+					clk.Advance(webhook.LeaseOf(r) + time.Second)
+					r.RunOnce(context.Background())
+				})
+				return 204
+			})
+			wrapped.afterAck = func() { acked.Do(func() { r.RunOnce(context.Background()) }) } // same instant: the second event's lease ends with the first's claim
+			r = newRelay(t, wrapped, rc.URL, clk.Now, nil)
+			drain(t, r)
+			var got []string
+			for _, a := range rc.arrivals() {
+				got = append(got, a.id)
+			}
+			if want := []string{first.ID, second.ID}; !slices.Equal(got, want) {
+				t.Errorf("POSTs %q; want %q, once each", got, want)
+			}
+		})
 	}
 }
