@@ -76,3 +76,39 @@ func TestConcurrentPartialRefundsNeverSumAboveThePayment(t *testing.T) {
 		})
 	}
 }
+
+// TestConfirmReadBeforeAnotherRefundReservedIsRefused: two open proposals
+// of 60.00 and 59.99 on a paid 99.98 order. Tap B (59.99) reads the order
+// while it is paid; tap A (60.00), on another replica, then reserves the
+// order and sends its refund before B reserves. B must be refused (another
+// refund in progress) by its reservation, which reads the order again: it
+// neither takes over A's reservation nor sends a second refund, and A's
+// refund stands. Checked on the read before the reservation alone, B held
+// the order for itself under A's refund.
+func TestConfirmReadBeforeAnotherRefundReservedIsRefused(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-confirm-stale-read", 2) // 9998 fen
+			a := propose(t, e, o, 6000)
+			b := propose(t, e, o, 5999)
+			late := &onceGetOrder{Store: e.st, after: func() {
+				if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, a.RefundID); err != nil {
+					t.Errorf("tap A: %v", err)
+				}
+			}}
+			_, err := replicaOn(t, e, late).ConfirmRefund(ctx, "shop-bot", o.User, b.RefundID)
+			if !errors.Is(err, payments.ErrRefundInProgress) {
+				t.Errorf("tap B: %v; want ErrRefundInProgress", err)
+			}
+			got := e.order(o.OrderNo)
+			if got.RefundReservedBy != a.RefundID || e.sim.RefundCount(o.OrderNo) != 1 {
+				t.Errorf("order %s reserved by %q, %d refunds at WeChat Pay; want reserved by A (%s), one refund", got.Status, got.RefundReservedBy, e.sim.RefundCount(o.OrderNo), a.RefundID)
+			}
+			if _, ok := e.sim.Refund(payments.OutRefundNo(a.RefundID)); !ok {
+				t.Errorf("A's refund is not at WeChat Pay")
+			}
+		})
+	}
+}

@@ -385,16 +385,28 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 
 // onceGetOrder runs hook before the first order read through it: what
 // another replica does between a confirmation's read of its proposal and
-// its read of the order.
+// its read of the order; after, once that read is made: what another
+// replica does between the confirmation's read of the order and its
+// reservation.
 type onceGetOrder struct {
 	payments.Store
-	once sync.Once
-	hook func()
+	once        sync.Once
+	hook, after func()
 }
 
 func (s *onceGetOrder) GetOrder(ctx context.Context, no string) (*store.Order, error) {
-	s.once.Do(s.hook)
-	return s.Store.GetOrder(ctx, no)
+	first := false
+	s.once.Do(func() {
+		first = true
+		if s.hook != nil {
+			s.hook()
+		}
+	})
+	o, err := s.Store.GetOrder(ctx, no)
+	if first && s.after != nil {
+		s.after()
+	}
+	return o, err
 }
 
 // TestLateTapAfterItsRefundEnded: the user double-taps confirm. Tap B reads
