@@ -193,14 +193,7 @@ func TestStalledClaimOfAnAcknowledgedEventIsNotSentAgain(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			clk := newClock()
 			st := testdrivers.Open(t, driver, nil)
-			o := orders{t, st}.create("PSTALLACK"+driver, store.StatusAwaitingPayment) // no event of its own
-			key := webhook.QueuePrefix + o.OrderNo
-			first := webhook.NewEvent(webhook.TypeOrderPaid, o, nil, clk.Now())
-			second := webhook.NewEvent(webhook.TypeOrderNeedsReview, o, nil, clk.Now())
-			first.Key, second.Key = key, key
-			if err := st.EnqueueEvents(context.Background(), first, second); err != nil {
-				t.Fatal(err)
-			}
+			_, first, second := twoQueued(t, st, clk, "PSTALLACK"+driver)
 			wrapped := &hookStore{Store: st}
 			var r *webhook.Relay
 			var stall, acked sync.Once

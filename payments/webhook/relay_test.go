@@ -887,14 +887,7 @@ func TestEventClaimedWhileItsKeyIsBusy(t *testing.T) {
 			clk := newClock()
 			rc := newReceiver(t, clk.Now, nil)
 			st := testdrivers.Open(t, driver, nil)
-			o := orders{t, st}.create("PBUSY"+driver, store.StatusAwaitingPayment) // no event of its own
-			key := webhook.QueuePrefix + o.OrderNo
-			first := webhook.NewEvent(webhook.TypeOrderPaid, o, nil, clk.Now())
-			second := webhook.NewEvent(webhook.TypeOrderNeedsReview, o, nil, clk.Now())
-			first.Key, second.Key = key, key
-			if err := st.EnqueueEvents(context.Background(), first, second); err != nil {
-				t.Fatal(err)
-			}
+			key, first, second := twoQueued(t, st, clk, "PBUSY"+driver)
 			results := make(chan webhook.Result, 4)
 			bs := &busyAck{Store: st, key: key, id: first.ID}
 			r := newRelay(t, bs, rc.URL, clk.Now, func(o *webhook.Options) {
@@ -927,6 +920,21 @@ func TestEventClaimedWhileItsKeyIsBusy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoQueued creates order no (awaiting payment: no event of its own) and
+// queues two events for delivery on its queue key, which it returns.
+func twoQueued(t *testing.T, st store.Store, clk *clock, no string) (key string, first, second store.Event) {
+	t.Helper()
+	o := orders{t, st}.create(no, store.StatusAwaitingPayment)
+	key = webhook.QueuePrefix + o.OrderNo
+	first = webhook.NewEvent(webhook.TypeOrderPaid, o, nil, clk.Now())
+	second = webhook.NewEvent(webhook.TypeOrderNeedsReview, o, nil, clk.Now())
+	first.Key, second.Key = key, key
+	if err := st.EnqueueEvents(context.Background(), first, second); err != nil {
+		t.Fatal(err)
+	}
+	return key, first, second
 }
 
 // busyAck holds the acknowledgement of event id on key until the relay has
