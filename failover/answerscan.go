@@ -11,7 +11,8 @@ import (
 // hasChoices, ambiguousMember) need no walk of their own on the common
 // answer.
 type answerScan struct {
-	// marks: markErrorTail and markResourceFinish, as scanEvent's.
+	// marks: markErrorTail, markErrorEscape and markResourceFinish, as
+	// scanEvent's.
 	// markEscape tells nothing of the answer: object clears it before
 	// each key, to know whether that key holds an escape.
 	marks eventMarks
@@ -148,7 +149,7 @@ func (s *answerScanner) span(f *jsonscan.Field, k string) *jsonscan.Span {
 // answerError is answerError of a chat completion that scanAnswer found
 // valid: the marks stand for errorObject's scans.
 func (a *answerScan) answerError(data []byte) *failure {
-	if a.marks&markErrorTail == 0 {
+	if a.marks&(markErrorTail|markErrorEscape) == 0 {
 		if a.marks&markResourceFinish != 0 {
 			return choiceError(unsafeString(data))
 		}

@@ -137,6 +137,9 @@ func checkScanAnswer(t *testing.T, data []byte) {
 	if got, want := a.marks&markErrorTail != 0, bytes.Contains(data, keyErrorTail); got != want {
 		t.Errorf("scanAnswer(%q) error tail = %v, want %v", data, got, want)
 	}
+	if got, want := a.marks&markErrorEscape != 0, errorKey.Escapes(data); got != want {
+		t.Errorf("scanAnswer(%q) error escape = %v, want %v", data, got, want)
+	}
 	if got, want := a.marks&markResourceFinish != 0, bytes.Contains(data, keyResourceFinish); got != want {
 		t.Errorf("scanAnswer(%q) resource finish = %v, want %v", data, got, want)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/sse"
 )
 
@@ -450,7 +451,7 @@ func cutAtRune(b []byte, n int) []byte {
 func errorObject(data []byte) *failure {
 	// `rror"` also ends the value "error" of finish_reason, "type" and
 	// "object": one scan rules out every kind for the common chunk.
-	if !bytes.Contains(data, keyErrorTail) {
+	if !mayHoldError(data) {
 		if bytes.Contains(data, keyResourceFinish) {
 			return choiceError(unsafeString(data))
 		}
@@ -459,7 +460,19 @@ func errorObject(data []byte) *failure {
 	return errorObjectFound(data)
 }
 
-// errorObjectFound is errorObject of data that holds keyErrorTail.
+// mayHoldError reports whether data may hold the string "error", a key or
+// a value: it holds keyErrorTail, or a \u escape of one of the word's
+// bytes ("err\u006fr", which gjson reads as error).
+func mayHoldError(data []byte) bool {
+	return bytes.Contains(data, keyErrorTail) || errorKey.Escapes(data)
+}
+
+// errorKey is "error" for the escapes of its bytes (mayHoldError,
+// markErrorEscape).
+var errorKey = jsonscan.NewFinder(`"error"`)
+
+// errorObjectFound is errorObject of data that may hold an error
+// (mayHoldError).
 func errorObjectFound(data []byte) *failure {
 	s := unsafeString(data)
 	e := gjson.Get(s, "error")
@@ -524,7 +537,7 @@ func eventErrorMarked(ev sse.Event, m eventMarks) *failure {
 	if string(ev.Name) == "error" {
 		return eventError(ev)
 	}
-	if m&markErrorTail == 0 {
+	if m&(markErrorTail|markErrorEscape) == 0 {
 		if m&markResourceFinish != 0 {
 			return choiceError(unsafeString(ev.Data))
 		}
@@ -574,7 +587,7 @@ func answerError(path string, data []byte) *failure {
 	if isChatPath(path) {
 		return errorObject(data)
 	}
-	if !bytes.Contains(data, keyErrorTail) {
+	if !mayHoldError(data) {
 		// errorObject's own first test: the body once, not twice. A
 		// legacy completion DeepSeek could not finish (its FIM) has no
 		// `rror"`, as on the chat path.

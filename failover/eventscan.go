@@ -27,6 +27,12 @@ const (
 	// markEscape: a string scanned holds an escape (answerScanner clears
 	// it before a key, to read the key's name without a search for one).
 	markEscape
+	// markErrorEscape: a string holds a \u escape of a byte of "error"
+	// (errorKey.Escapes): a key or value "err\u006fr", which gjson and
+	// every client read as error, has no keyErrorTail, and errorObject
+	// must look at it all the same, or a provider's error event went on as
+	// a chunk, its text (a key it quoted) unmasked.
+	markErrorEscape
 	// markLineBreak: the data holds a raw CR or LF. In valid JSON either
 	// is only whitespace between tokens (inside a string it is escaped),
 	// so the walk sees each where it skips whitespace; an event without
@@ -232,6 +238,9 @@ func scanString(data []byte, i int, m *eventMarks) (int, bool) {
 				if i >= len(data) || !jsonscan.IsHex(data[i]) {
 					return i, false
 				}
+			}
+			if errorKey.Escaped(data[i-3 : i+1]) {
+				*m |= markErrorEscape
 			}
 		default:
 			return i, false

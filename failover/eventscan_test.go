@@ -19,6 +19,11 @@ var scanEventCases = []string{
 	`{"choices":[{"index":0,"delta":{},"finish_reason":""}]}`,
 	`{"choices":[{"index":0,"delta":{},"finish_reason":	"length"}]}`,
 	`{"choices":[{"delta":{"content":"\"finish_reason\":\"stop\""}}]}`,
+	// An escape of a byte of "error" (markErrorEscape), of another
+	// byte, of a Chinese character whose low byte is one of its, and an
+	// escaped backslash before "u006f".
+	`{"type":"err\u006fr","message":"x"}`,
+	`{"choices":[{"index":0,"delta":{"content":"a\u0041\u4e65\\u006f"}}]}`,
 	`{"choices":[{"delta":{"x\"finish_reason":"stop"}}]}`,
 	`{"xfinish_reason":"stop"}`,
 	`{"finish_reason":1}`,
@@ -69,6 +74,7 @@ func checkScanEvent(t *testing.T, data []byte) {
 		want bool
 	}{
 		{"error tail", markErrorTail, bytes.Contains(data, keyErrorTail)},
+		{"error escape", markErrorEscape, errorKey.Escapes(data)},
 		{"resource finish", markResourceFinish, bytes.Contains(data, keyResourceFinish)},
 		{"finish", markFinish, hasFinish(data)},
 		{"line break", markLineBreak, bytes.ContainsAny(data, "\r\n")},

@@ -397,7 +397,7 @@ func (a *Response) Next() (sse.Event, error) {
 		} else if !a.finished && m&markFinish != 0 {
 			a.finished = true
 		}
-		a.noError = m&markErrorTail == 0
+		a.noError = m&(markErrorTail|markErrorEscape) == 0
 		a.oneLine = m&markLineBreak == 0
 		if a.probe && a.breakerDone != nil {
 			a.reportBreaker(nil) // the probe's answer flows (Response.probe)
@@ -438,7 +438,7 @@ func (a *Response) scanMalformed(ev sse.Event) (eventMarks, bool) {
 	}
 	m, ok := scanEvent(ev.Data)
 	if ok {
-		if m&markErrorTail != 0 && errorTailsNull(ev.Data) {
+		if m&markErrorTail != 0 && m&markErrorEscape == 0 && errorTailsNull(ev.Data) {
 			m &^= markErrorTail
 		}
 		return m, false

@@ -38,6 +38,9 @@ func scanStringByByte(data []byte, i int, m *eventMarks) (int, bool) {
 						return i, false
 					}
 				}
+				if errorKey.Escaped(data[i-3 : i+1]) {
+					*m |= markErrorEscape
+				}
 			default:
 				return i, false
 			}
@@ -53,7 +56,7 @@ func scanStringByByte(data []byte, i int, m *eventMarks) (int, bool) {
 func checkScanString(t *testing.T, data []byte) {
 	t.Helper()
 	for i := 0; i <= len(data); i++ {
-		for _, before := range []eventMarks{0, markErrorTail, markResourceFinish, markFinish, markEscape} {
+		for _, before := range []eventMarks{0, markErrorTail, markErrorEscape, markResourceFinish, markFinish, markEscape} {
 			gm, wm := before, before
 			gi, gok := scanString(data, i, &gm)
 			wi, wok := scanStringByByte(data, i, &wm)

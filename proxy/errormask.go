@@ -5,6 +5,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/logging"
 )
 
@@ -301,14 +302,22 @@ func fieldValue(line []byte) []byte {
 // "type" or "object" "error", or one with an "error" member that is set,
 // at the top level or in its "response" (the Responses API's
 // response.failed). The byte check first spares the answer's events any
-// lookup: each of those ends in `rror"`.
+// lookup: each of those holds the string "error", a key or a value, which
+// a provider may spell with escapes ("err\u006fr", read by gjson and the
+// bot's SDK as error): errorKey.InKey finds both, where a search for
+// `rror"` missed the escaped one and relayed its text, a key it quoted,
+// unmasked.
 func errorShaped(data []byte) bool {
-	if !bytes.Contains(data, []byte(`rror"`)) {
+	if !errorKey.InKey(data) {
 		return false
 	}
 	r := gjson.GetManyBytes(data, "type", "object", "error", "response.error")
 	return r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || isSet(r[3])
 }
+
+// errorKey finds the string "error", a key or a value, spelled plainly or
+// with escapes (errorShaped, maskAnswerError).
+var errorKey = jsonscan.NewFinder(`"error"`)
 
 // isSet reports a member that is present and neither null nor false.
 func isSet(r gjson.Result) bool {
@@ -320,10 +329,10 @@ func isSet(r gjson.Result) bool {
 // {code, message}) or fine-tuning job comes with 200 and is the answer
 // (failover.answerError), and its error text is a provider's, which may
 // quote the key. Only that member is masked, as an error's text is; the
-// rest of the answer goes on untouched. A body without `"error"` costs one
-// byte scan.
+// rest of the answer goes on untouched. A body without `"error"`, plainly
+// or with escapes (errorKey.InKey), costs a byte scan or two.
 func (s *Server) maskAnswerError(body []byte) []byte {
-	if !bytes.Contains(body, []byte(`"error"`)) {
+	if !errorKey.InKey(body) {
 		return body
 	}
 	e := gjson.GetBytes(body, "error")

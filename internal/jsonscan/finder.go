@@ -63,14 +63,16 @@ func NewFinder(sep string) Finder {
 // newline's \n, the \u003c of Go's HTML escaping) is no; for a string
 // with a byte past ASCII, any \u escape is yes.
 func (f Finder) InKey(b []byte) bool {
-	return f.In(b) || f.escapes(b)
+	return f.In(b) || f.Escapes(b)
 }
 
-// escapes reports whether b holds a \u escape of a byte of the Finder's
-// string (of any character, when it is wide). It steps from backslash to
-// backslash past each one's escaped byte, so the text of "\\u005f" (an
-// escaped backslash) is none.
-func (f Finder) escapes(b []byte) bool {
+// Escapes reports whether b holds a \u escape of a byte of the Finder's
+// string (of any character, when it is wide): InKey without In, for a
+// caller whose own search stands for In (failover's `rror"`, a superset of
+// `"error"`'s matches). It steps from backslash to backslash past each
+// one's escaped byte, so the text of "\\u005f" (an escaped backslash) is
+// none.
+func (f Finder) Escapes(b []byte) bool {
 	for i := 0; ; i += 2 {
 		j := bytes.IndexByte(b[i:], '\\')
 		if j < 0 {
@@ -79,18 +81,25 @@ func (f Finder) escapes(b []byte) bool {
 		if i += j; i+5 >= len(b) {
 			return false
 		}
-		if b[i+1] != 'u' {
-			continue
-		}
-		if f.wide {
+		if b[i+1] == 'u' && f.Escaped(b[i+2:i+6]) {
 			return true
 		}
-		if b[i+2] == '0' && b[i+3] == '0' {
-			if c := Unhex(b[i+4])<<4 | Unhex(b[i+5]); c < utf8.RuneSelf && f.own[c>>6]&(1<<(c&63)) != 0 {
-				return true
-			}
-		}
 	}
+}
+
+// Escaped reports whether u, the four bytes after a \u, escape a byte of
+// the Finder's string (any character, when it is wide): what Escapes asks
+// at each escape, for a walk that meets the escapes itself (failover's
+// event scan).
+func (f Finder) Escaped(u []byte) bool {
+	if f.wide {
+		return true
+	}
+	if u[0] != '0' || u[1] != '0' {
+		return false
+	}
+	c := Unhex(u[2])<<4 | Unhex(u[3])
+	return c < utf8.RuneSelf && f.own[c>>6]&(1<<(c&63)) != 0
 }
 
 // Unhex is the value of the hexadecimal digit c; 0xff for another byte,

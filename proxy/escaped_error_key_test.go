@@ -1,0 +1,72 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/logging"
+)
+
+// TestEscapedErrorKeyMasked: a provider's error whose "error" key, or the
+// "error" of its type or finish_reason, is spelled with a \u escape
+// ("err\u006fr", which every parser, gjson's and the bot's SDK's among
+// them, reads as error) is an error all the same, and its text reaches the
+// bot with the provider's key masked: on a chat stream, a non-stream chat
+// answer, a forwarded Responses stream and a forwarded failed Response.
+// The plain spelling is the first case, the answer each must match. The
+// byte checks that spare the answer's events any lookup looked for
+// `rror"` or `"error"` only, found neither in the escaped spelling, and
+// the error went on as the answer, the key with it.
+func TestEscapedErrorKeyMasked(t *testing.T) {
+	const chat = `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`
+	const stream = `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	const responses = `{"model":"gpt-test","stream":true,"input":"hi"}`
+	const first = `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]}` + "\n\n"
+	const created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"error\":null}}\n\n"
+	const text = `auth failed for key ` + testProviderKey
+	for _, k := range []string{`error`, `err\u006fr`, `erro\u0072`, `\u0065rr\u006Fr`} {
+		for _, tc := range []struct {
+			name     string
+			upstream http.HandlerFunc
+			path     string
+			body     string
+		}{
+			{"chat stream: an event of type error",
+				sseHandler(first, `data: {"type":"`+k+`","message":"`+text+`"}`+"\n\n"), "/v1/chat/completions", stream},
+			{"chat stream: a choice's error",
+				sseHandler(first, `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"`+k+`","`+k+`":{"message":"`+text+`"}}]}`+"\n\n"),
+				"/v1/chat/completions", stream},
+			{"chat stream: an error finish with the provider's reason",
+				sseHandler(first, `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"`+k+`","native_finish_reason":"`+text+`"}]}`+"\n\n"),
+				"/v1/chat/completions", stream},
+			{"chat: a choice's error",
+				jsonHandler(200, `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"`+k+`","`+k+`":{"message":"`+text+`"}}]}`),
+				"/v1/chat/completions", chat},
+			{"Responses stream: an event of type error",
+				sseHandler(created, `data: {"type":"`+k+`","code":"upstream_auth","message":"`+text+`"}`+"\n\n"), "/v1/responses", responses},
+			{"Responses stream: an error member",
+				sseHandler(created, `data: {"`+k+`":{"message":"`+text+`"}}`+"\n\n"), "/v1/responses", responses},
+			{"Responses stream: response.failed",
+				sseHandler(created, "event: response.failed\n"+`data: {"type":"response.failed","response":{"status":"failed","`+k+`":{"code":"auth_failed","message":"`+text+`"}}}`+"\n\n"),
+				"/v1/responses", responses},
+			{"a failed background Response",
+				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
+				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
+		} {
+			t.Run(tc.name+" "+k, func(t *testing.T) {
+				fp := newFakeProvider(t, tc.upstream)
+				url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Failover.MaxAttempts = 1 }))
+				resp := post(t, url, tc.path, tc.body, nil)
+				body := readAll(t, resp.Body)
+				// A non-stream choice's error is not passed on, plainly
+				// spelled either (a 502 of paygate's words).
+				quiet := tc.body == chat
+				if strings.Contains(body, testProviderKey) || !quiet && !strings.Contains(body, "auth failed for key "+logging.Mask) {
+					t.Errorf("the bot got %d\n%s\nwant the provider's text with its key masked as %s", resp.StatusCode, body, logging.Mask)
+				}
+			})
+		}
+	}
+}
