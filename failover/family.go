@@ -192,9 +192,11 @@ var (
 // to Mistral ended the turn after its payment ran, and so did a bot's
 // history of their turns. What is left out was another model's; Mistral's
 // own reasoning comes as content parts. Only a message that carries such a
-// member changes, rebuilt from its other members as they came.
+// member changes, rebuilt from its other members as they came. A body
+// without "assistant", plainly or with escapes ("\u0061ssistant", which
+// Mistral reads as assistant: assistantKey.InKey), has none.
 func mistralAssistants(body []byte) ([]byte, error) {
-	if !bytes.Contains(body, []byte(`"assistant"`)) {
+	if !assistantKey.InKey(body) {
 		return body, nil
 	}
 	var edits []edit
@@ -311,7 +313,7 @@ func keepMembers(o gjson.Result, keep []string, inner func(k string, v gjson.Res
 // be there at all (thinkingKey), on the body without the payment tools
 // that end it (toolsTail, messagesScope).
 func thinkingAsText(body []byte, toolsTail int) ([]byte, error) {
-	if !thinkingKey.In(messagesScope(body, toolsTail)) {
+	if !thinkingKey.InKey(messagesScope(body, toolsTail)) {
 		return body, nil
 	}
 	var edits []edit
@@ -452,9 +454,13 @@ var refusalKey = jsonscan.NewFinder(`"refusal"`)
 // Python and Node SDKs give back "refusal": null on every assistant
 // message, which a bot that keeps them sends on every turn: the walk of
 // the messages, about 14 µs an attempt for a 20-turn history, would find
-// nothing there. A key spelled with escapes is missed, as refusalKey
-// misses it.
+// nothing there. A body with a \u escape of one of the word's bytes
+// ("r\u0065fusal", which every provider reads as refusal) is walked: the
+// key may be spelled so.
 func holdsRefusalText(body []byte) bool {
+	if refusalKey.Escapes(body) {
+		return true
+	}
 	s := unsafeString(body)
 	for off := 0; ; {
 		i := refusalKey.Index(body[off:])
@@ -470,8 +476,13 @@ func holdsRefusalText(body []byte) bool {
 	}
 }
 
+// assistantKey finds a body that may hold an assistant message
+// (mistralAssistants), by InKey: a role spelled with escapes is one too.
+var assistantKey = jsonscan.NewFinder(`"assistant"`)
+
 // thinkingKey finds a body that may hold a thinking block
-// (jsonscan.Finder says why not bytes.Contains).
+// (jsonscan.Finder says why not bytes.Contains), by InKey: a type or key
+// spelled with escapes is one too.
 var thinkingKey = jsonscan.NewFinder(`"thinking"`)
 
 // withoutStreamOptions returns body without its stream_options: Mistral's
