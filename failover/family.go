@@ -476,6 +476,11 @@ func holdsRefusalText(body []byte) bool {
 	}
 }
 
+// streamOptionsKey finds a body that may hold stream_options
+// (withoutStreamOptions), by InKey: a key spelled with escapes, which
+// Mistral reads as stream_options, is one too.
+var streamOptionsKey = jsonscan.NewFinder(`"stream_options"`)
+
 // assistantKey finds a body that may hold an assistant message
 // (mistralAssistants), by InKey: a role spelled with escapes is one too.
 var assistantKey = jsonscan.NewFinder(`"assistant"`)
@@ -493,7 +498,7 @@ var thinkingKey = jsonscan.NewFinder(`"thinking"`)
 // unasked, where paygate reads it. A Mistral model served elsewhere (vLLM,
 // OpenRouter) takes stream_options, and vLLM counts usage only by it.
 func withoutStreamOptions(body []byte) ([]byte, error) {
-	if !bytes.Contains(body, []byte("stream_options")) || !gjson.Get(unsafeString(body), "stream_options").Exists() {
+	if !streamOptionsKey.InKey(body) || !gjson.Get(unsafeString(body), "stream_options").Exists() {
 		return body, nil
 	}
 	out, err := sjson.DeleteBytes(body, "stream_options")
