@@ -51,6 +51,14 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 			{"Responses stream: response.failed",
 				sseHandler(created, "event: response.failed\n"+`data: {"type":"response.failed","response":{"status":"failed","`+k+`":{"code":"auth_failed","message":"`+text+`"}}}`+"\n\n"),
 				"/v1/responses", responses},
+			// A relay that writes "error":null on every chunk, before the
+			// provider's own error member: a client reads the last.
+			{"chat stream: an error after a null one",
+				sseHandler(first, `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[],"error":null,"`+k+`":{"message":"`+text+`"}}`+"\n\n"),
+				"/v1/chat/completions", stream},
+			{"chat: an error after a null one",
+				jsonHandler(200, `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"error":null,"`+k+`":{"message":"`+text+`"}}`),
+				"/v1/chat/completions", chat},
 			{"a failed background Response",
 				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
