@@ -475,7 +475,7 @@ var errorKey = jsonscan.NewFinder(`"error"`)
 // (mayHoldError).
 func errorObjectFound(data []byte) *failure {
 	s := unsafeString(data)
-	e, later := errorMember(s)
+	e, later := jsonscan.SetMember(s, "error")
 	if !e.Exists() || e.Type == gjson.Null || e.Type == gjson.False || emptyError(e) && answerMembers(s) {
 		if r := gjson.GetMany(s, "type", "object"); r[0].Str == "error" || r[1].Str == "error" {
 			return topLevelError(s)
@@ -491,28 +491,6 @@ func errorObjectFound(data []byte) *failure {
 	f.status = objectStatus(e, f)
 	f.cause = causeOf(f)
 	return f
-}
-
-// errorMember is the top-level "error" member of s, gjson's first; when
-// that one is null or false, the first later one that is neither (later):
-// a relay that writes "error":null on every chunk, before the provider's
-// own error member ("err\u006fr" or plain), sent an object every client
-// reads as that error (the last of a repeated key), which gjson's first
-// took for none: the chunk went to the bot, the provider's text with the
-// key it quoted unmasked.
-func errorMember(s string) (e gjson.Result, later bool) {
-	e = gjson.Get(s, "error")
-	if !e.Exists() || e.Type != gjson.Null && e.Type != gjson.False {
-		return e, false // absent (then there is no later one), or set
-	}
-	gjson.Parse(s).ForEach(func(k, v gjson.Result) bool {
-		if k.Str == "error" && v.Type != gjson.Null && v.Type != gjson.False {
-			e, later = v, true
-			return false
-		}
-		return true
-	})
-	return e, later
 }
 
 // emptyError reports an "error" member that says nothing: {}, "" or [].

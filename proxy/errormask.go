@@ -312,7 +312,15 @@ func errorShaped(data []byte) bool {
 		return false
 	}
 	r := gjson.GetManyBytes(data, "type", "object", "error", "response.error")
-	return r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || isSet(r[3])
+	if r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || isSet(r[3]) {
+		return true
+	}
+	if !r[2].Exists() {
+		return false
+	}
+	// A null "error" before a set one, which the bot reads (SetMember).
+	_, later := jsonscan.SetMember(string(data), "error")
+	return later
 }
 
 // errorKey finds the string "error", a key or a value, spelled plainly or

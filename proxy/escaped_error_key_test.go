@@ -59,6 +59,8 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 			{"chat: an error after a null one",
 				jsonHandler(200, `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"error":null,"`+k+`":{"message":"`+text+`"}}`),
 				"/v1/chat/completions", chat},
+			{"Responses stream: an error member after a null one",
+				sseHandler(created, `data: {"error":null,"`+k+`":{"message":"`+text+`"}}`+"\n\n"), "/v1/responses", responses},
 			{"a failed background Response",
 				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},

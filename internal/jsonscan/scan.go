@@ -215,3 +215,26 @@ func SkipSpace(s string, i int) int {
 
 // IsSpace reports whether c is JSON white space.
 func IsSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// SetMember is the member key of the JSON object s, gjson's first; when
+// that one is null or false, the first later one that is neither (later):
+// a client reads a repeated key's last, and a relay that writes
+// "error":null on every chunk, before the provider's own error member
+// ("err\u006fr" or plain), sent an error every client reads, which
+// gjson's first took for none: the provider's text, with the key it
+// quoted, went to the bot unmasked (failover's errorObjectFound, proxy's
+// errorShaped).
+func SetMember(s, key string) (v gjson.Result, later bool) {
+	v = gjson.Get(s, key)
+	if !v.Exists() || v.Type != gjson.Null && v.Type != gjson.False {
+		return v, false // absent (then there is no later one), or set
+	}
+	gjson.Parse(s).ForEach(func(k, m gjson.Result) bool {
+		if k.Str == key && m.Type != gjson.Null && m.Type != gjson.False {
+			v, later = m, true
+			return false
+		}
+		return true
+	})
+	return v, later
+}
