@@ -171,6 +171,9 @@ func TestFinderInKey(t *testing.T) {
 		// none.
 		{`{"content":"\u4e61\u4e5f"}`, false},
 		{`{"content":"\u0022x"}`, false},
+		// A character past ASCII whose low byte is one of the key's (ş
+		// \u015f, ၟ \u105f '_') is none either.
+		{`{"content":"\u015f\u105f"}`, false},
 		{`{"content":"\\u005f"}`, false},
 		{`{"content":"\u005`, false},
 		{`{"content":"\u00`, false},
