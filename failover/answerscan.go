@@ -64,6 +64,11 @@ func scanAnswer(data []byte) (answerScan, bool) {
 	if s.choices == choicesUnknown {
 		s.choices = choicesNone
 	}
+	if errorKey.Escapes(data) {
+		// Asked once of the answer, as scanEvent asks it of an event
+		// (markErrorEscape).
+		s.marks |= markErrorEscape
+	}
 	// The spans are int32s: a body past 2 GiB is read by its own walk.
 	if !s.ambiguous && len(data) <= math.MaxInt32 {
 		s.spans.Seal(data)

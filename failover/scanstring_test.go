@@ -38,9 +38,6 @@ func scanStringByByte(data []byte, i int, m *eventMarks) (int, bool) {
 						return i, false
 					}
 				}
-				if errorKey.Escaped(data[i-3 : i+1]) {
-					*m |= markErrorEscape
-				}
 			default:
 				return i, false
 			}
