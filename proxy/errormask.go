@@ -33,6 +33,17 @@ import (
 // relayed as it comes, its configured secrets masked, each part cut where
 // it splits no secret (logging.Redactor.Cut).
 //
+// An event's data may come over several data lines, which a client joins
+// with "\n" and parses as one: {"error": on one line, the message and the
+// key quoted on the next; line by line, no line is an error. So a data line
+// is held, in m.out past hold, until its event's blank line: a client
+// parses the event only then, so this too delays nothing it could use. An
+// event with a second data line (multi) is judged at its blank line by its
+// joined data, and each of its lines masked when that is error-shaped; the
+// common event, one data line, is relayed at its blank line as it is. An
+// event held past maxMaskedLine as a whole is relayed as a long line is,
+// its configured secrets masked, and so is the rest of it (longEvent).
+//
 // A UTF-8 byte order mark before the stream's first line (a relay on
 // Windows, a .NET server) is dropped, as a client drops it (the event
 // stream standard) and as the mark before a JSON answer is: read as the
@@ -44,10 +55,19 @@ type sseErrorMask struct {
 	out        []byte // what next returns: reused
 	errorEvent bool   // the current event is named "error"
 	long       bool   // the current line outgrew maxMaskedLine
-	comment    bool   // the current line is a comment: dropped to its end
-	skipLF     bool   // the last line ended at CR: an LF next is its end too
-	dropLF     bool   // that line was a comment: its LF is dropped too
-	lastCR     bool   // the last byte an earlier call relayed is a bare CR
+	// held: the current event's lines from its first data line on, in
+	// m.out from hold, wait for its blank line (sent: the bytes of m.out
+	// the last call returned); multi: it has more than one data line.
+	held, multi bool
+	hold, sent  int
+	// longEvent: a line of the current event, or the event held, outgrew
+	// maxMaskedLine: the rest of it is relayed as a long line is.
+	longEvent bool
+	joined    []byte // a multi event's data, joined as a client does
+	comment   bool   // the current line is a comment: dropped to its end
+	skipLF    bool   // the last line ended at CR: an LF next is its end too
+	dropLF    bool   // that line was a comment: its LF is dropped too
+	lastCR    bool   // the last byte an earlier call relayed is a bare CR
 	// final: the current event is a stream's last (finalEvent); done:
 	// such an event has ended, and no line came after it.
 	final, done bool
@@ -88,7 +108,7 @@ const maxMaskedLine = 1 << 20
 // bytes of a line not ended yet are kept for the next call (or end). The
 // result is valid until the next call.
 func (m *sseErrorMask) next(p []byte) []byte {
-	m.out = m.out[:0]
+	m.keepHeld()
 	if !m.started {
 		p = m.skipBOM(p)
 	}
@@ -133,7 +153,7 @@ func (m *sseErrorMask) next(p []byte) []byte {
 		}
 		if i < 0 {
 			m.line = append(m.line, p...)
-			if m.long || len(m.line) > maxMaskedLine {
+			if m.long || len(m.line) > maxMaskedLine || m.held && len(m.out)-m.hold+len(m.line) > maxMaskedLine {
 				m.relayLong()
 			}
 			break
@@ -151,7 +171,18 @@ func (m *sseErrorMask) next(p []byte) []byte {
 	if len(m.out) > 0 {
 		m.lastCR = m.out[len(m.out)-1] == '\r'
 	}
-	return m.out
+	m.sent = len(m.out)
+	if m.held {
+		m.sent = m.hold
+	}
+	return m.out[:m.sent]
+}
+
+// keepHeld starts m.out anew with the held bytes the last call did not
+// return, moved to its start.
+func (m *sseErrorMask) keepHeld() {
+	m.out = m.out[:copy(m.out, m.out[m.sent:])]
+	m.hold, m.sent = 0, 0
 }
 
 // afterCR reports whether the last byte relayed is a line end at a bare
@@ -165,7 +196,7 @@ func (m *sseErrorMask) afterCR() bool {
 
 // end returns the last line of a stream that ended without its line end.
 func (m *sseErrorMask) end() []byte {
-	m.out = m.out[:0]
+	m.keepHeld()
 	if !m.started {
 		// Only the first bytes of a mark came: they are the stream.
 		m.started, m.line = true, append(m.line, utf8BOM[:m.bom]...)
@@ -173,6 +204,25 @@ func (m *sseErrorMask) end() []byte {
 	if len(m.line) > 0 || m.long {
 		m.endLine(m.line)
 	}
+	return m.relayHeld()
+}
+
+// cut returns the held lines of the event a stream was cut inside, judged
+// as at its blank line, to be relayed before the cut as they were before
+// holding (a line not ended is not). The result is valid until the next
+// call.
+func (m *sseErrorMask) cut() []byte {
+	m.keepHeld()
+	return m.relayHeld()
+}
+
+// relayHeld returns m.out with the held event, a multi one masked when it
+// is an error: a client may dispatch an event the stream ends in.
+func (m *sseErrorMask) relayHeld() []byte {
+	if m.multi {
+		m.maskHeld()
+	}
+	m.held, m.multi = false, false
 	return m.out
 }
 
@@ -181,26 +231,96 @@ func (m *sseErrorMask) end() []byte {
 func (m *sseErrorMask) endLine(line []byte) {
 	m.done = false
 	m.open = m.long || len(line) > 0
+	data := !m.long && isField(line, "data")
+	if data && !m.longEvent {
+		if m.held {
+			m.multi = true
+		} else {
+			m.held, m.hold = true, len(m.out)
+		}
+	}
 	switch {
 	case m.long:
 		m.out = append(m.out, m.values(line)...)
 		m.long = false
 	case len(line) == 0:
+		if m.multi {
+			m.maskHeld()
+		}
+		m.held, m.multi, m.longEvent = false, false, false
 		m.errorEvent = false // the event ends
 		m.done, m.final = m.final, false
 	case isField(line, "event"):
 		m.errorEvent = string(fieldValue(line)) == "error"
 		m.final = m.final || finalEvent(fieldValue(line))
 		m.out = append(m.out, line...)
-	case m.errorEvent || isField(line, "data") && errorShaped(fieldValue(line)):
+	case m.errorEvent || data && errorShaped(fieldValue(line)):
 		m.out = append(m.out, m.redact.String(string(line))...)
 	default:
-		if isField(line, "data") && finalData(fieldValue(line)) {
+		if data && finalData(fieldValue(line)) {
 			m.final = true
+		}
+		if m.longEvent {
+			line = m.values(line)
 		}
 		m.out = append(m.out, line...)
 	}
 	m.line = m.line[:0]
+	if m.held && len(m.out)-m.hold > maxMaskedLine {
+		m.release()
+	}
+}
+
+// release relays the held event, over maxMaskedLine, as a long line is:
+// its configured secrets masked, and those of the rest of the event.
+func (m *sseErrorMask) release() {
+	if m.held {
+		m.out = append(m.out[:m.hold], m.values(m.out[m.hold:])...)
+	}
+	m.held, m.multi, m.longEvent = false, false, true
+}
+
+// maskHeld masks each held line of a multi event whose data, its data
+// lines' values joined with "\n" as a client joins them, is error-shaped.
+func (m *sseErrorMask) maskHeld() {
+	held := m.out[m.hold:]
+	m.joined = m.joined[:0]
+	first := true
+	for rest := held; len(rest) > 0; {
+		line, _, rest2 := cutLine(rest)
+		if isField(line, "data") {
+			if !first {
+				m.joined = append(m.joined, '\n')
+			}
+			first = false
+			m.joined = append(m.joined, fieldValue(line)...)
+		}
+		rest = rest2
+	}
+	if !errorShaped(m.joined) {
+		return
+	}
+	var masked []byte
+	for rest := held; len(rest) > 0; {
+		line, end, rest2 := cutLine(rest)
+		masked = append(append(masked, m.redact.String(string(line))...), end...)
+		rest = rest2
+	}
+	m.out = append(m.out[:m.hold], masked...)
+}
+
+// cutLine cuts b's first line and its end (LF, CR or CRLF; none at b's
+// end) from the rest.
+func cutLine(b []byte) (line, end, rest []byte) {
+	i := lineEnd(b)
+	if i < 0 {
+		return b, nil, nil
+	}
+	j := i + 1
+	if b[i] == '\r' && j < len(b) && b[j] == '\n' {
+		j++
+	}
+	return b[:i], b[i:j], b[j:]
 }
 
 // ended reports whether the stream relayed so far ends with the end of
@@ -252,6 +372,7 @@ func finalData(d []byte) bool {
 // secret the next read completes, its configured secrets masked: once a
 // line is over maxMaskedLine, at each read.
 func (m *sseErrorMask) relayLong() {
+	m.release()
 	m.long = true
 	cut := m.redact.Cut(m.line, len(m.line)-max(m.redact.Longest()-1, 0))
 	m.out = append(m.out, m.values(m.line[:cut])...)

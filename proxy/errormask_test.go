@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/logging"
 )
 
@@ -75,6 +77,23 @@ func TestSSEErrorMask(t *testing.T) {
 		{"a last comment without its end",
 			"data: x\n\n: bye",
 			"data: x\n\n"},
+		// A client joins an event's data lines with "\n" and reads the
+		// error of the whole: each line of it is masked.
+		{"an error member over two data lines",
+			"data: {\"error\":\ndata: {\"message\":\"key " + key + "\"}}\n\ndata: {\"text\":\"" + key + "\"}\n\n",
+			"data: {\"error\":\ndata: {\"message\":\"key " + m + "\"}}\n\ndata: {\"text\":\"" + key + "\"}\n\n"},
+		{"type error over three data lines, an id among them, CR ends",
+			"data: {\"type\":\rid: 7\rdata: \"error\",\r\ndata: \"message\":\"" + key + "\"}\r\r",
+			"data: {\"type\":\rid: 7\rdata: \"error\",\r\ndata: \"message\":\"" + m + "\"}\r\r"},
+		{"an answer over two data lines",
+			"event: message\ndata: {\"text\":\ndata: \"" + key + " error\"}\n\ndata: [DONE]\n\n",
+			"event: message\ndata: {\"text\":\ndata: \"" + key + " error\"}\n\ndata: [DONE]\n\n"},
+		{"a comment between two data lines of an error",
+			"data: {\"error\":\n: note\ndata: \"key " + key + "\"}\n\n",
+			"data: {\"error\":\ndata: \"key " + m + "\"}\n\n"},
+		{"an error over two data lines without the last blank line",
+			"data: {\"error\":\ndata: \"key " + key + "\"}",
+			"data: {\"error\":\ndata: \"key " + m + "\"}"},
 		{"a last line without its end",
 			"data: {\"type\":\"error\",\"message\":\"key " + key + "\"}",
 			"data: {\"type\":\"error\",\"message\":\"key " + m + "\"}"},
@@ -122,6 +141,52 @@ func TestSSEErrorMaskLongLine(t *testing.T) {
 	}
 }
 
+// TestSSEErrorMaskLongEvent: an event of many data lines, over
+// maxMaskedLine as a whole, is not held to its blank line: it is relayed
+// as it comes, as a long line is, its configured secrets masked, those of
+// its lines after the bound too.
+func TestSSEErrorMaskLongEvent(t *testing.T) {
+	const key = "sk-provider-secret-key-123"
+	redact := logging.NewRedactorMin([]string{key}, logging.ClientMinSecret)
+	line := "data: " + strings.Repeat("A", 1<<10) + key + "\n"
+	for _, first := range []string{"", "data: {\"error\":\n"} {
+		m := &sseErrorMask{redact: redact}
+		var out strings.Builder
+		in := first + strings.Repeat(line, maxMaskedLine/len(line)+2)
+		out.Write(m.next([]byte(in)))
+		if out.Len() == 0 {
+			t.Fatalf("%q: an event over maxMaskedLine was held back whole", first)
+		}
+		out.Write(m.next([]byte(line + "\n")))
+		out.Write(m.end())
+		if want := strings.ReplaceAll(in+line+"\n", key, logging.Mask); out.String() != want {
+			t.Errorf("%q: %d bytes out, %d secrets left; want %d bytes, none", first, out.Len(), strings.Count(out.String(), key), len(want))
+		}
+	}
+}
+
+// TestSSEErrorMaskCutEvent: the lines of an event a stream is cut inside,
+// before its blank line, are relayed (pipeUpstreamBody, sseErrorMask.cut),
+// an error over several data lines masked; a line not ended is not.
+func TestSSEErrorMaskCutEvent(t *testing.T) {
+	const key = "sk-provider-secret-key-123"
+	redact := logging.NewRedactorMin([]string{key}, logging.ClientMinSecret)
+	for _, tc := range []struct{ in, want string }{
+		{"data: {\"error\":\ndata: {\"message\":\"" + key + "\"}}\n", "data: {\"error\":\ndata: {\"message\":\"" + logging.Mask + "\"}}\n"},
+		{"data: {\"text\":\ndata: \"" + key + "\"}\r\ndata: x", "data: {\"text\":\ndata: \"" + key + "\"}\r\n"},
+		{"data: x\n\ndata: y", "data: x\n\n"},
+	} {
+		for i := 0; i <= len(tc.in); i++ {
+			m := &sseErrorMask{redact: redact}
+			got := string(m.next([]byte(tc.in[:i])))
+			got += string(m.next([]byte(tc.in[i:])))
+			if got += string(m.cut()); got != tc.want {
+				t.Fatalf("%q split at %d: relayed %q at the cut; want %q", tc.in, i, got, tc.want)
+			}
+		}
+	}
+}
+
 // maskReads relays reads through an sseErrorMask as pipeUpstreamBody does.
 func maskReads(redact *logging.Redactor, reads []string) string {
 	m := &sseErrorMask{redact: redact}
@@ -145,7 +210,8 @@ func TestSSEErrorMaskAsClientsParse(t *testing.T) {
 	redact := logging.NewRedactorMin([]string{key}, logging.ClientMinSecret)
 	ends := []string{"\n", "\r", "\r\n"}
 	lines := []string{"event: error", "event: message", ": keep-alive", ":", "data: {\"message\":\"key " + key + "\"}",
-		"data: {\"type\":\"error\",\"message\":\"" + key + "\"}", "data: {\"text\":\"hi\"}", ""}
+		"data: {\"type\":\"error\",\"message\":\"" + key + "\"}", "data: {\"text\":\"hi\"}", "",
+		"data: {\"error\":", "data: {\"message\":\"key " + key + "\"}}", "id: 7"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for n := range 20000 {
 		var in strings.Builder
@@ -174,6 +240,16 @@ func TestSSEErrorMaskAsClientsParse(t *testing.T) {
 				if strings.Contains(l, key) && (named || strings.Contains(l, `"type":"error"`)) {
 					t.Fatalf("stream %d %q: relayed %q: the client reads an error event whose line %q holds the secret", n, src, out, l)
 				}
+			}
+			// The event's data, joined as a client joins it.
+			var data []string
+			for _, l := range ev {
+				if v, ok := strings.CutPrefix(l, "data: "); ok {
+					data = append(data, v)
+				}
+			}
+			if joined := strings.Join(data, "\n"); len(data) > 1 && strings.Contains(joined, key) && gjson.Valid(joined) && gjson.Get(joined, "error").IsObject() {
+				t.Fatalf("stream %d %q: relayed %q: the client reads the error %q, the secret in it", n, src, out, joined)
 			}
 		}
 	}

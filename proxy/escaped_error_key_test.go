@@ -18,7 +18,9 @@ import (
 // The plain spelling is the first case, the answer each must match. The
 // byte checks that spare the answer's events any lookup looked for
 // `rror"` or `"error"` only, found neither in the escaped spelling, and
-// the error went on as the answer, the key with it.
+// the error went on as the answer, the key with it. A forwarded event whose
+// data spans several data lines is judged as the client joins them: line
+// by line, none was an error, and the key went on with them.
 func TestEscapedErrorKeyMasked(t *testing.T) {
 	const chat = `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`
 	const stream = `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
@@ -61,6 +63,14 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 				"/v1/chat/completions", chat},
 			{"Responses stream: an error member after a null one",
 				sseHandler(created, `data: {"error":null,"`+k+`":{"message":"`+text+`"}}`+"\n\n"), "/v1/responses", responses},
+			// An event's data over several lines, which a client joins
+			// with "\n" before it parses them: neither line alone is an
+			// error. The provider flushes each line on its own.
+			{"Responses stream: an error member over two data lines",
+				sseHandler(created, `data: {"`+k+`":`+"\n", `data: {"message":"`+text+`"}}`+"\n\n"), "/v1/responses", responses},
+			{"Responses stream: an event of type error over three data lines",
+				sseHandler(created, "event: response.output_text.delta\r\ndata: {\"type\":\r\n", `data: "`+k+`","code":"upstream_auth",`+"\r\n"+`data: "message":"`+text+`"}`+"\r\n\r\n"),
+				"/v1/responses", responses},
 			{"a failed background Response",
 				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},

@@ -792,8 +792,12 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 				return
 			}
 			// The provider cut the body, or the drain deadline did: the
-			// client is still reading and must see an incomplete answer.
+			// client is still reading and must see an incomplete answer,
+			// the lines of the event cut short as they came.
 			s.log.Warn("passthrough answer cut after its head", "request_id", reqInfo(r).id, "err", err)
+			if errMask != nil {
+				send(errMask.cut())
+			}
 			return true
 		}
 	}
