@@ -57,9 +57,11 @@ type sseErrorMask struct {
 	long       bool   // the current line outgrew maxMaskedLine
 	// held: the current event's lines from its first data line on, in
 	// m.out from hold, wait for its blank line (sent: the bytes of m.out
-	// the last call returned); multi: it has more than one data line.
-	held, multi bool
-	hold, sent  int
+	// the last call returned); multi: it has more than one data line;
+	// named: an "event: error" line came after its held data, which the
+	// client reads as the error all the same.
+	held, multi, named bool
+	hold, sent         int
 	// longEvent: a line of the current event, or the event held, outgrew
 	// maxMaskedLine: the rest of it is relayed as a long line is.
 	longEvent bool
@@ -216,13 +218,14 @@ func (m *sseErrorMask) cut() []byte {
 	return m.relayHeld()
 }
 
-// relayHeld returns m.out with the held event, a multi one masked when it
-// is an error: a client may dispatch an event the stream ends in.
+// relayHeld returns m.out with the held event, a multi or named one
+// masked when it is an error: a client may dispatch an event the stream
+// ends in.
 func (m *sseErrorMask) relayHeld() []byte {
-	if m.multi {
+	if m.multi || m.named {
 		m.maskHeld()
 	}
-	m.held, m.multi = false, false
+	m.held, m.multi, m.named = false, false, false
 	return m.out
 }
 
@@ -244,14 +247,13 @@ func (m *sseErrorMask) endLine(line []byte) {
 		m.out = append(m.out, m.values(line)...)
 		m.long = false
 	case len(line) == 0:
-		if m.multi {
-			m.maskHeld()
-		}
-		m.held, m.multi, m.longEvent = false, false, false
+		m.relayHeld()
+		m.longEvent = false
 		m.errorEvent = false // the event ends
 		m.done, m.final = m.final, false
 	case isField(line, "event"):
 		m.errorEvent = string(fieldValue(line)) == "error"
+		m.named = m.named || m.held && m.errorEvent
 		m.final = m.final || finalEvent(fieldValue(line))
 		m.out = append(m.out, line...)
 	case m.errorEvent || data && errorShaped(fieldValue(line)):
@@ -277,13 +279,18 @@ func (m *sseErrorMask) release() {
 	if m.held {
 		m.out = append(m.out[:m.hold], m.values(m.out[m.hold:])...)
 	}
-	m.held, m.multi, m.longEvent = false, false, true
+	m.held, m.multi, m.named, m.longEvent = false, false, false, true
 }
 
-// maskHeld masks each held line of a multi event whose data, its data
-// lines' values joined with "\n" as a client joins them, is error-shaped.
+// maskHeld masks each held line of a named event, or of a multi event
+// whose data, its data lines' values joined with "\n" as a client joins
+// them, is error-shaped.
 func (m *sseErrorMask) maskHeld() {
 	held := m.out[m.hold:]
+	if m.named {
+		m.maskLines(held)
+		return
+	}
 	m.joined = m.joined[:0]
 	first := true
 	for rest := held; len(rest) > 0; {
@@ -297,9 +304,13 @@ func (m *sseErrorMask) maskHeld() {
 		}
 		rest = rest2
 	}
-	if !errorShaped(m.joined) {
-		return
+	if errorShaped(m.joined) {
+		m.maskLines(held)
 	}
+}
+
+// maskLines masks each of the held lines, held = m.out[m.hold:].
+func (m *sseErrorMask) maskLines(held []byte) {
 	var masked []byte
 	for rest := held; len(rest) > 0; {
 		line, end, rest2 := cutLine(rest)

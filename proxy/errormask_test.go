@@ -94,6 +94,24 @@ func TestSSEErrorMask(t *testing.T) {
 		{"an error over two data lines without the last blank line",
 			"data: {\"error\":\ndata: \"key " + key + "\"}",
 			"data: {\"error\":\ndata: \"key " + m + "\"}"},
+		// The event's name may come after its data: the client names
+		// the event at its blank line, and reads its data as the error.
+		{"a data line before event: error",
+			"data: {\"message\":\"key " + key + "\"}\nevent: error\n\ndata: {\"text\":\"" + key + "\"}\n\n",
+			"data: {\"message\":\"key " + m + "\"}\nevent: error\n\ndata: {\"text\":\"" + key + "\"}\n\n"},
+		{"two data lines, an id, then event:error, CRLF ends",
+			"data: {\"text\":\r\nid: 7\r\ndata: \"key " + key + "\"}\r\nevent:error\r\n\r\n",
+			"data: {\"text\":\r\nid: 7\r\ndata: \"key " + m + "\"}\r\nevent:error\r\n\r\n"},
+		{"a data line, a comment, then event: error at the stream's end",
+			"data: {\"message\":\"Bearer sk-unknown-aggregator-key\"}\r: x\nevent: error",
+			"data: {\"message\":\"Bearer " + m + "\"}\r\nevent: error"},
+		// An answer over several data lines goes on byte for byte.
+		{"an answer's data lines: no space, empty, id and retry between, CR ends",
+			"\ufeffdata:{\"text\":\rdata\rid: 7\rretry: 10\rdata:\rdata:  \"" + key + " error\"}\r\revent: message\ndata: [DONE]\n\n",
+			"data:{\"text\":\rdata\rid: 7\rretry: 10\rdata:\rdata:  \"" + key + " error\"}\r\revent: message\ndata: [DONE]\n\n"},
+		{"an answer's data lines, event: message after them",
+			"data: {\"text\":\r\ndata: \"" + key + "\"}\r\nevent: message\r\n\r\n",
+			"data: {\"text\":\r\ndata: \"" + key + "\"}\r\nevent: message\r\n\r\n"},
 		{"a last line without its end",
 			"data: {\"type\":\"error\",\"message\":\"key " + key + "\"}",
 			"data: {\"type\":\"error\",\"message\":\"key " + m + "\"}"},
@@ -175,6 +193,8 @@ func TestSSEErrorMaskCutEvent(t *testing.T) {
 		{"data: {\"error\":\ndata: {\"message\":\"" + key + "\"}}\n", "data: {\"error\":\ndata: {\"message\":\"" + logging.Mask + "\"}}\n"},
 		{"data: {\"text\":\ndata: \"" + key + "\"}\r\ndata: x", "data: {\"text\":\ndata: \"" + key + "\"}\r\n"},
 		{"data: x\n\ndata: y", "data: x\n\n"},
+		{"data: {\"message\":\"" + key + "\"}\nevent: error\n", "data: {\"message\":\"" + logging.Mask + "\"}\nevent: error\n"},
+		{"data: {\"text\":\"" + key + "\"}\nevent: message\n", "data: {\"text\":\"" + key + "\"}\nevent: message\n"},
 	} {
 		for i := 0; i <= len(tc.in); i++ {
 			m := &sseErrorMask{redact: redact}
@@ -202,9 +222,9 @@ func maskReads(redact *logging.Redactor, reads []string) string {
 // lines and events, the relayed stream, parsed as a client parses one (a
 // line ends at CR, LF or CRLF; a blank line ends the event), holds no
 // comment line and no secret in an error-shaped data line or in a line
-// after "event: error" in its event, before another "event:" line (the
-// mask reads a stream forwards: a data line before the event's name is
-// relayed as it is). Random streams of such pieces, each split over random reads.
+// after "event: error" in its event, nor in a data line of an event the
+// client names error (its last "event:" line, before or after its data).
+// Random streams of such pieces, each split over random reads.
 func TestSSEErrorMaskAsClientsParse(t *testing.T) {
 	const key = "sk-provider-secret-key-123"
 	redact := logging.NewRedactorMin([]string{key}, logging.ClientMinSecret)
@@ -232,12 +252,14 @@ func TestSSEErrorMaskAsClientsParse(t *testing.T) {
 					t.Fatalf("stream %d %q: relayed %q holds the comment line %q", n, src, out, l)
 				}
 			}
-			named := false // the event's last "event:" line so far names error
+			named := false // the event's last "event:" line, which names it, names error
 			for _, l := range ev {
 				if strings.HasPrefix(l, "event:") {
 					named = l == "event: error"
 				}
-				if strings.Contains(l, key) && (named || strings.Contains(l, `"type":"error"`)) {
+			}
+			for _, l := range ev {
+				if strings.Contains(l, key) && (named && strings.HasPrefix(l, "data:") || strings.Contains(l, `"type":"error"`)) {
 					t.Fatalf("stream %d %q: relayed %q: the client reads an error event whose line %q holds the secret", n, src, out, l)
 				}
 			}

@@ -651,24 +651,30 @@ func TestForwardedCodedEventStreamDecoded(t *testing.T) {
 func TestForwardedStreamErrorEventsMasked(t *testing.T) {
 	const created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"error\":null}}\n\n"
 	const delta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"you typed " + testProviderKey + "\"}\n\n"
-	errEvent := "event: error\ndata: {\"type\":\"error\",\"code\":\"upstream_auth\",\"message\":\"upstream auth failed for key " + testProviderKey + "\"}\n\n"
-	split := strings.Index(errEvent, testProviderKey) + 7
-	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for _, s := range []string{created, delta, errEvent[:split], errEvent[split:]} {
-			_, _ = io.WriteString(w, s)
-			w.(http.Flusher).Flush()
+	for _, errEvent := range []string{
+		"event: error\ndata: {\"type\":\"error\",\"code\":\"upstream_auth\",\"message\":\"upstream auth failed for key " + testProviderKey + "\"}\n\n",
+		// The event's name after its data: the client names the event
+		// at its blank line, and raises its data as the error.
+		"data: {\"code\":\"upstream_auth\",\"message\":\"upstream auth failed for key " + testProviderKey + "\"}\nevent: error\n\n",
+	} {
+		split := strings.Index(errEvent, testProviderKey) + 7
+		fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, s := range []string{created, delta, errEvent[:split], errEvent[split:]} {
+				_, _ = io.WriteString(w, s)
+				w.(http.Flusher).Flush()
+			}
+		})
+		url, logs := newTestProxy(t, testConfig(t, fp.URL, nil))
+		resp := post(t, url, "/v1/responses", `{"model":"gpt-test","stream":true,"input":"hi"}`, nil)
+		body := readAll(t, resp.Body)
+		want := created + delta + strings.ReplaceAll(errEvent, testProviderKey, logging.Mask)
+		if resp.StatusCode != 200 || body != want {
+			t.Errorf("%d, the bot got\n%s\nwant\n%s", resp.StatusCode, body, want)
 		}
-	})
-	url, logs := newTestProxy(t, testConfig(t, fp.URL, nil))
-	resp := post(t, url, "/v1/responses", `{"model":"gpt-test","stream":true,"input":"hi"}`, nil)
-	body := readAll(t, resp.Body)
-	want := created + delta + strings.ReplaceAll(errEvent, testProviderKey, logging.Mask)
-	if resp.StatusCode != 200 || body != want {
-		t.Errorf("%d, the bot got\n%s\nwant\n%s", resp.StatusCode, body, want)
-	}
-	if strings.Contains(logs.String(), testProviderKey) {
-		t.Error("the log holds the provider key")
+		if strings.Contains(logs.String(), testProviderKey) {
+			t.Error("the log holds the provider key")
+		}
 	}
 }
 
