@@ -183,6 +183,25 @@ func TestSSEErrorMaskLongEvent(t *testing.T) {
 	}
 }
 
+// TestSSEErrorMaskLongEventAtOnce: held data lines and a line not ended
+// yet, over maxMaskedLine together, are relayed at that read, not held
+// on (m.out grew with each read of the line); the event's later data
+// lines are then relayed at their ends, not held again.
+func TestSSEErrorMaskLongEventAtOnce(t *testing.T) {
+	const key = "sk-provider-secret-key-123"
+	m := &sseErrorMask{redact: logging.NewRedactorMin([]string{key}, logging.ClientMinSecret)}
+	if got := m.next([]byte("data: a\n")); len(got) != 0 {
+		t.Fatalf("a data line was relayed before its event's end: %q", got)
+	}
+	long := "data: " + strings.Repeat("A", maxMaskedLine-10) // 4 short of the bound
+	if got := string(m.next([]byte(long))); !strings.HasPrefix(got, "data: a\ndata: AAA") {
+		t.Fatalf("held lines and a line over maxMaskedLine with them: relayed %d bytes %.20q; want them at once", len(got), got)
+	}
+	if got := string(m.next([]byte("\ndata: " + key + "\n"))); !strings.HasSuffix(got, "A\ndata: "+logging.Mask+"\n") {
+		t.Fatalf("a data line after the event went over maxMaskedLine: relayed %q; want it at its end, masked", got)
+	}
+}
+
 // TestSSEErrorMaskCutEvent: the lines of an event a stream is cut inside,
 // before its blank line, are relayed (pipeUpstreamBody, sseErrorMask.cut),
 // an error over several data lines masked; a line not ended is not.
