@@ -64,7 +64,7 @@ func scanAnswer(data []byte) (answerScan, bool) {
 	if s.choices == choicesUnknown {
 		s.choices = choicesNone
 	}
-	if errorKey.Escapes(data) {
+	if jsonscan.ErrorKey.Escapes(data) {
 		// Asked once of the answer, as scanEvent asks it of an event
 		// (markErrorEscape).
 		s.marks |= markErrorEscape

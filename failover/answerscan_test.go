@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // scanAnswerCases are chat completions and near-completions that reach
@@ -137,7 +138,7 @@ func checkScanAnswer(t *testing.T, data []byte) {
 	if got, want := a.marks&markErrorTail != 0, bytes.Contains(data, keyErrorTail); got != want {
 		t.Errorf("scanAnswer(%q) error tail = %v, want %v", data, got, want)
 	}
-	if got, want := a.marks&markErrorEscape != 0, errorKey.Escapes(data); got != want {
+	if got, want := a.marks&markErrorEscape != 0, jsonscan.ErrorKey.Escapes(data); got != want {
 		t.Errorf("scanAnswer(%q) error escape = %v, want %v", data, got, want)
 	}
 	if got, want := a.marks&markResourceFinish != 0, bytes.Contains(data, keyResourceFinish); got != want {

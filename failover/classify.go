@@ -464,12 +464,8 @@ func errorObject(data []byte) *failure {
 // a value: it holds keyErrorTail, or a \u escape of one of the word's
 // bytes ("err\u006fr", which gjson reads as error).
 func mayHoldError(data []byte) bool {
-	return bytes.Contains(data, keyErrorTail) || errorKey.Escapes(data)
+	return bytes.Contains(data, keyErrorTail) || jsonscan.ErrorKey.Escapes(data)
 }
-
-// errorKey is "error" for the escapes of its bytes (mayHoldError,
-// markErrorEscape).
-var errorKey = jsonscan.NewFinder(`"error"`)
 
 // errorObjectFound is errorObject of data that may hold an error
 // (mayHoldError).

@@ -28,7 +28,7 @@ const (
 	// it before a key, to read the key's name without a search for one).
 	markEscape
 	// markErrorEscape: the data holds a \u escape of a byte of "error"
-	// (errorKey.Escapes): a key or value "err\u006fr", which gjson and
+	// (jsonscan.ErrorKey.Escapes): a key or value "err\u006fr", which gjson and
 	// every client read as error, has no keyErrorTail, and errorObject
 	// must look at it all the same, or a provider's error event went on as
 	// a chunk, its text (a key it quoted) unmasked.
@@ -55,7 +55,7 @@ func scanEvent(data []byte) (eventMarks, bool) {
 	if !ok {
 		return m, false
 	}
-	if m&markEscape != 0 && errorKey.Escapes(data) {
+	if m&markEscape != 0 && jsonscan.ErrorKey.Escapes(data) {
 		// Asked here, once for the event's escapes, and not at each
 		// escape in scanString: a call there cost every string of every
 		// event a stack frame (+37 instructions an event, callgrind).

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -74,7 +75,7 @@ func checkScanEvent(t *testing.T, data []byte) {
 		want bool
 	}{
 		{"error tail", markErrorTail, bytes.Contains(data, keyErrorTail)},
-		{"error escape", markErrorEscape, errorKey.Escapes(data)},
+		{"error escape", markErrorEscape, jsonscan.ErrorKey.Escapes(data)},
 		{"resource finish", markResourceFinish, bytes.Contains(data, keyResourceFinish)},
 		{"finish", markFinish, hasFinish(data)},
 		{"line break", markLineBreak, bytes.ContainsAny(data, "\r\n")},

@@ -8,21 +8,17 @@ import (
 	"github.com/paygate/paygate/internal/jsonscan"
 )
 
-// emptyErrorKey finds a chunk that may hold an "error" member
-// (DropEmptyError), by InKey.
-var emptyErrorKey = jsonscan.NewFinder(`"error"`)
-
 // DropEmptyError returns data, an upstream chunk, without its top-level
 // "error" members that say nothing ({}, "" or []): some relays put one on
 // every chunk (beside its choices, even empty ones, its usage, Azure's
 // prompt_filter_results), which failover does not take for an error, and which the Node SDK, testing the member's truth, raises as one
 // ({} and [] are true in JavaScript). It returns data itself when there is
-// none, which one byte search tells for almost every chunk (emptyErrorKey:
+// none, which one byte search tells for almost every chunk (jsonscan.ErrorKey:
 // a key spelled with escapes, "err\u006fr", is one too, which the SDK and
 // the capture read as error); otherwise a new slice. Data that is not a
 // JSON object is returned as is.
 func DropEmptyError(data []byte) []byte {
-	if !emptyErrorKey.InKey(data) {
+	if !jsonscan.ErrorKey.InKey(data) {
 		return data
 	}
 	s := unsafeString(data)

@@ -436,11 +436,11 @@ func fieldValue(line []byte) []byte {
 // response.failed). The byte check first spares the answer's events any
 // lookup: each of those holds the string "error", a key or a value, which
 // a provider may spell with escapes ("err\u006fr", read by gjson and the
-// bot's SDK as error): errorKey.InKey finds both, where a search for
+// bot's SDK as error): jsonscan.ErrorKey.InKey finds both, where a search for
 // `rror"` missed the escaped one and relayed its text, a key it quoted,
 // unmasked.
 func errorShaped(data []byte) bool {
-	if !errorKey.InKey(data) {
+	if !jsonscan.ErrorKey.InKey(data) {
 		return false
 	}
 	r := gjson.GetManyBytes(data, "type", "object", "error", "response.error")
@@ -455,10 +455,6 @@ func errorShaped(data []byte) bool {
 	return later
 }
 
-// errorKey finds the string "error", a key or a value, spelled plainly or
-// with escapes (errorShaped, maskAnswerError).
-var errorKey = jsonscan.NewFinder(`"error"`)
-
 // isSet reports a member that is present and neither null nor false.
 func isSet(r gjson.Result) bool {
 	return r.Exists() && r.Type != gjson.Null && r.Type != gjson.False
@@ -470,9 +466,9 @@ func isSet(r gjson.Result) bool {
 // (failover.answerError), and its error text is a provider's, which may
 // quote the key. Only that member is masked, as an error's text is; the
 // rest of the answer goes on untouched. A body without `"error"`, plainly
-// or with escapes (errorKey.InKey), costs a byte scan or two.
+// or with escapes (jsonscan.ErrorKey.InKey), costs a byte scan or two.
 func (s *Server) maskAnswerError(body []byte) []byte {
-	if !errorKey.InKey(body) {
+	if !jsonscan.ErrorKey.InKey(body) {
 		return body
 	}
 	e := gjson.GetBytes(body, "error")

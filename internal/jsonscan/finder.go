@@ -28,6 +28,12 @@ type Finder struct {
 	wide bool
 }
 
+// ErrorKey finds the string "error", a key or a value, spelled plainly or
+// with escapes ("err\u006fr", which gjson and every SDK read as error):
+// the gate before a provider's error is looked for, and its text masked
+// (failover's scans, proxy's forwarded mask, interceptors' DropEmptyError).
+var ErrorKey = NewFinder(`"error"`)
+
 // NewFinder is the Finder of sep, which must not be empty.
 func NewFinder(sep string) Finder {
 	if sep == "" {
@@ -81,17 +87,16 @@ func (f Finder) Escapes(b []byte) bool {
 		if i += j; i+5 >= len(b) {
 			return false
 		}
-		if b[i+1] == 'u' && f.Escaped(b[i+2:i+6]) {
+		if b[i+1] == 'u' && f.escaped(b[i+2:i+6]) {
 			return true
 		}
 	}
 }
 
-// Escaped reports whether u, the four bytes after a \u, escape a byte of
+// escaped reports whether u, the four bytes after a \u, escape a byte of
 // the Finder's string (any character, when it is wide): what Escapes asks
-// at each escape, for a walk that meets the escapes itself (failover's
-// event scan).
-func (f Finder) Escaped(u []byte) bool {
+// at each escape.
+func (f Finder) escaped(u []byte) bool {
 	if f.wide {
 		return true
 	}
