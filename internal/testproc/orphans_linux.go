@@ -26,7 +26,11 @@ const orphanEnv = "TESTPROC_ORPHAN_CHILD"
 // machine for good. The test binary is run again as a child that runs t
 // alone, where this calls start and waits; then the child is killed. The
 // processes are the child's descendants when start returned (a server's
-// workers and helpers too).
+// workers and helpers too), and those it leaves behind, forked since (as
+// squid's pinger was, once squid answered) or as it died: this process is
+// their subreaper (PR_SET_CHILD_SUBREAPER) meanwhile, so they come to it
+// when their parent ends, rather than to init, unseen. The processes the
+// test binary ran before are not the check's.
 func EndWithTheTestBinary(t *testing.T, within time.Duration, start func(t *testing.T)) {
 	if os.Getenv(orphanEnv) == t.Name() {
 		start(t)
@@ -38,6 +42,14 @@ func EndWithTheTestBinary(t *testing.T, within time.Duration, start func(t *test
 	var run []string
 	for _, name := range strings.Split(t.Name(), "/") {
 		run = append(run, "^"+regexp.QuoteMeta(name)+"$")
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("subreaper: %v", err)
+	}
+	defer func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) }()
+	before := map[int]bool{}
+	for _, pid := range children(os.Getpid()) {
+		before[pid] = true
 	}
 	child := exec.Command(os.Args[0], "-test.run", strings.Join(run, "/"), "-test.count", "1")
 	// Its temporary directories, which a killed child leaves, in one
@@ -73,59 +85,117 @@ func EndWithTheTestBinary(t *testing.T, within time.Duration, start func(t *test
 		kill()
 		t.Fatalf("the child test binary did not start its processes (%v):\n%s%s", err, line, rest)
 	}
-	pidfds := map[int]int{}
+	pidfds := map[int]int{} // the processes watched, by pid
 	defer func() {
 		for _, fd := range pidfds {
 			_ = unix.Close(fd)
 		}
 	}()
-	for _, pid := range descendants(t, child.Process.Pid) {
-		fd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			t.Fatalf("pidfd of %d: %v", pid, err)
+	// watch adds pids to the processes watched; one gone already is
+	// not, nor one the test binary ran before the check.
+	watch := func(pids []int) {
+		for _, pid := range pids {
+			if _, ok := pidfds[pid]; ok || before[pid] || pid == child.Process.Pid {
+				continue
+			}
+			if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+				pidfds[pid] = fd
+			}
 		}
-		pidfds[pid] = fd
 	}
+	watch(descendants(child.Process.Pid))
 	if len(pidfds) == 0 {
 		t.Fatal("the child test binary started no process")
 	}
 	kill() // no cleanup of the child's runs
-	// A pidfd reads as readable once its process has ended.
+	// A pidfd reads as readable once its process has ended; one the
+	// child left comes to this process meanwhile (subreaper), and is
+	// watched from then on.
 	deadline := time.Now().Add(within)
-	for pid, fd := range pidfds {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, int(max(time.Until(deadline), 0).Milliseconds()))
-		for err == syscall.EINTR {
-			n, err = unix.Poll(fds, int(max(time.Until(deadline), 0).Milliseconds()))
+	for {
+		var running []int
+		var fds []unix.PollFd
+		for pid, fd := range pidfds {
+			if p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}; !ended(t, p) {
+				running, fds = append(running, pid), append(fds, p[0])
+			}
 		}
-		if err != nil {
+		// Looked for after the ended ones are read: a process's
+		// children have come here by the time it reads as ended.
+		watched := len(pidfds)
+		for _, c := range children(os.Getpid()) {
+			if !before[c] && c != child.Process.Pid {
+				watch(append([]int{c}, descendants(c)...))
+			}
+		}
+		left := time.Until(deadline)
+		if len(pidfds) > watched && left > 0 {
+			continue
+		}
+		if len(running) == 0 || left <= 0 {
+			for _, pid := range running {
+				cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+				_ = unix.PidfdSendSignal(pidfds[pid], unix.SIGKILL, nil, 0) // this test's: ended here
+				t.Errorf("process %d (%s) still ran %s after the test binary that started it died", pid, strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")), within)
+			}
+			reap(pidfds)
+			return
+		}
+		// Until one ends, or a while for one the child left to come.
+		if _, err := unix.Poll(fds, int(min(left, orphanScan).Milliseconds())); err != nil && err != syscall.EINTR {
 			t.Fatal(err)
-		}
-		if n == 0 {
-			cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-			_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) // this test's: ended here
-			t.Errorf("process %d (%s) still ran %s after the test binary that started it died", pid, strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")), within)
 		}
 	}
 }
 
-// descendants are the processes below pid: its children, theirs, and so on.
-func descendants(t *testing.T, pid int) []int {
+// orphanScan is how often EndWithTheTestBinary looks for processes the
+// child left, come to it, while the ones it watches run.
+const orphanScan = 50 * time.Millisecond
+
+// ended reports whether the process of the pidfd in p has ended.
+func ended(t *testing.T, p []unix.PollFd) bool {
 	t.Helper()
+	n, err := unix.Poll(p, 0)
+	for err == syscall.EINTR {
+		n, err = unix.Poll(p, 0)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+// reap waits for those of the processes of pidfds that are this process's
+// children (left by the child test binary, come to it), ended or killed,
+// so that none stays a zombie of the test binary; the others are not
+// waited for (ECHILD).
+func reap(pidfds map[int]int) {
+	for _, fd := range pidfds {
+		var info unix.Siginfo
+		_ = unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED, nil)
+	}
+}
+
+// children are pid's children: none when it has ended.
+func children(pid int) []int {
 	var all []int
 	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
 	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, _ := os.ReadFile(f) // a task or process gone since: none
 		for _, p := range strings.Fields(string(b)) {
-			c, err := strconv.Atoi(p)
-			if err != nil {
-				t.Fatalf("%s: %q", f, b)
+			if c, err := strconv.Atoi(p); err == nil {
+				all = append(all, c)
 			}
-			all = append(append(all, c), descendants(t, c)...)
 		}
+	}
+	return all
+}
+
+// descendants are the processes below pid: its children, theirs, and so on.
+func descendants(pid int) []int {
+	var all []int
+	for _, c := range children(pid) {
+		all = append(append(all, c), descendants(c)...)
 	}
 	return all
 }
