@@ -30,7 +30,7 @@ const orphanEnv = "TESTPROC_ORPHAN_CHILD"
 // squid's pinger was, once squid answered) or as it died: this process is
 // their subreaper (PR_SET_CHILD_SUBREAPER) meanwhile, so they come to it
 // when their parent ends, rather than to init, unseen. The processes the
-// test binary ran before are not the check's.
+// test binary runs itself are not the check's.
 func EndWithTheTestBinary(t *testing.T, within time.Duration, start func(t *testing.T)) {
 	if os.Getenv(orphanEnv) == t.Name() {
 		start(t)
@@ -47,11 +47,11 @@ func EndWithTheTestBinary(t *testing.T, within time.Duration, start func(t *test
 		t.Fatalf("subreaper: %v", err)
 	}
 	defer func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) }()
-	before := map[int]bool{}
-	for _, pid := range children(os.Getpid()) {
-		before[pid] = true
-	}
 	child := exec.Command(os.Args[0], "-test.run", strings.Join(run, "/"), "-test.count", "1")
+	// In a process group of its own, which its processes inherit: those
+	// that come to this one are told from the ones this test binary runs
+	// itself.
+	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Its temporary directories, which a killed child leaves, in one
 	// removed with t; one a server that dropped its privileges reaches
 	// (SharedDir).
@@ -92,10 +92,10 @@ func EndWithTheTestBinary(t *testing.T, within time.Duration, start func(t *test
 		}
 	}()
 	// watch adds pids to the processes watched; one gone already is
-	// not, nor one the test binary ran before the check.
+	// not.
 	watch := func(pids []int) {
 		for _, pid := range pids {
-			if _, ok := pidfds[pid]; ok || before[pid] || pid == child.Process.Pid {
+			if _, ok := pidfds[pid]; ok || pid == child.Process.Pid {
 				continue
 			}
 			if fd, err := unix.PidfdOpen(pid, 0); err == nil {
@@ -124,7 +124,7 @@ func EndWithTheTestBinary(t *testing.T, within time.Duration, start func(t *test
 		// children have come here by the time it reads as ended.
 		watched := len(pidfds)
 		for _, c := range children(os.Getpid()) {
-			if !before[c] && c != child.Process.Pid {
+			if g, err := syscall.Getpgid(c); err == nil && g == child.Process.Pid {
 				watch(append([]int{c}, descendants(c)...))
 			}
 		}

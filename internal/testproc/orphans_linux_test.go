@@ -30,10 +30,19 @@ var selfCases = []struct {
 // TestEndWithTheTestBinaryFailsOnWhatOutlivesIt: EndWithTheTestBinary
 // fails its test for a process that outlives the killed test binary, one
 // forked after the check listed the binary's processes too, and passes one
-// whose processes all end with it. The check is run in the test binary
-// run again, whose result this reads.
+// whose processes all end with it, the test binary's own running on. The
+// check is run in the test binary run again, whose result this reads.
 func TestEndWithTheTestBinaryFailsOnWhatOutlivesIt(t *testing.T) {
 	if name := os.Getenv(selfEnv); name != "" {
+		if os.Getenv(orphanEnv) == "" {
+			// A process of this test binary's own, which runs on past
+			// the check: not the child's.
+			own := exec.Command("sleep", "38")
+			if err := own.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = own.Process.Kill(); _ = own.Wait() }()
+		}
 		for _, tc := range selfCases {
 			if tc.name == name {
 				EndWithTheTestBinary(t, 3*time.Second, func(t *testing.T) {
