@@ -328,9 +328,7 @@ func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification
 		err = s.confirmReplicated(ctx, res.OutTradeNo)
 	}
 	switch {
-	case errors.Is(err, errOrphanNotRecorded):
-		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}
-	case err != nil:
+	case err != nil: // an orphan not recorded too (errOrphanNotRecorded): logged with the store's error
 		return h.notApplied(ctx, note, "refund notification not applied; WeChat Pay will retry", err, "order_no", res.OutTradeNo,
 			"out_refund_no", res.OutRefundNo, "refund_status", res.RefundStatus, "refund_fen", res.Amount.Refund)
 	case reason == "" && !orphan: // an orphan's reason is passed on as it is
