@@ -173,7 +173,9 @@ func LogValue(v string) string {
 
 // Verify authenticates body (exactly the bytes received) with header, checks the
 // timestamp against now, and decrypts the resource. Errors wrap, in the order
-// checked: ErrMissingHeaders, ErrUnknownSerial, ErrStaleTimestamp,
+// checked: ErrMissingHeaders, ErrUnknownSerial (a serial not configured, or
+// a platform certificate outside its validity period: Verifier.ValidAt),
+// ErrStaleTimestamp,
 // ErrBadSignature (all: not from WeChat Pay; ErrSignatureProbe, an
 // ErrBadSignature, is WeChat Pay's probe that paygate checks signatures),
 // ErrMalformed (signed but not a notification), ErrDecrypt (signed, but
@@ -191,6 +193,9 @@ func (n *NotifyVerifier) Verify(ctx context.Context, header http.Header, body []
 	}
 	if !n.verifier.Known(serial) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownSerial, LogValue(serial))
+	}
+	if err := n.verifier.ValidAt(serial, now); err != nil {
+		return nil, err
 	}
 	ts, err := strconv.ParseInt(tsText, 10, 64)
 	if err != nil {

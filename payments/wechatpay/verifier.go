@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth"
@@ -23,6 +24,9 @@ import (
 type Verifier struct {
 	bySerial  map[string]auth.Verifier
 	preferred string
+	// certs are the platform certificates by serial, whose validity
+	// periods bound when their keys verify a notification (ValidAt).
+	certs map[string]*x509.Certificate
 }
 
 var _ auth.Verifier = (*Verifier)(nil)
@@ -30,7 +34,7 @@ var _ auth.Verifier = (*Verifier)(nil)
 // NewVerifier builds a Verifier. publicKeyID/publicKey may be empty/nil (platform
 // certificate mode) and certs may be empty (public-key mode), not both.
 func NewVerifier(publicKeyID string, publicKey *rsa.PublicKey, certs []*x509.Certificate) (*Verifier, error) {
-	v := &Verifier{bySerial: map[string]auth.Verifier{}}
+	v := &Verifier{bySerial: map[string]auth.Verifier{}, certs: map[string]*x509.Certificate{}}
 	if (publicKeyID == "") != (publicKey == nil) {
 		return nil, fmt.Errorf("%w: public key mode needs both public_key_id and the public key", ErrConfig)
 	}
@@ -45,6 +49,7 @@ func NewVerifier(publicKeyID string, publicKey *rsa.PublicKey, certs []*x509.Cer
 		}
 		serial := utils.GetCertificateSerialNumber(*c)
 		v.bySerial[serial] = verifiers.NewSHA256WithRSAVerifier(core.NewCertificateMapWithList([]*x509.Certificate{c}))
+		v.certs[serial] = c
 		if newest == nil || c.NotAfter.After(newest.NotAfter) {
 			newest = c
 		}
@@ -62,6 +67,25 @@ func NewVerifier(publicKeyID string, publicKey *rsa.PublicKey, certs []*x509.Cer
 func (v *Verifier) Known(serial string) bool {
 	_, ok := v.bySerial[serial]
 	return ok
+}
+
+// ValidAt is nil when the key serial names may sign at now: the WeChat Pay
+// public key always, a platform certificate only within its validity
+// period. WeChat Pay signs with a certificate only while it is valid; an
+// expired one stays configured beside its successor during a rotation, and
+// its key verified notifications all the same, so whoever held the retired
+// key could mark any order paid. The error wraps ErrUnknownSerial.
+func (v *Verifier) ValidAt(serial string, now time.Time) error {
+	c, ok := v.certs[serial]
+	switch {
+	case !ok:
+		return nil
+	case now.After(c.NotAfter):
+		return fmt.Errorf("%w: %q: its platform certificate expired on %s", ErrUnknownSerial, serial, c.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(c.NotBefore):
+		return fmt.Errorf("%w: %q: its platform certificate is valid only from %s", ErrUnknownSerial, serial, c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // Serials lists the serials this Verifier accepts, sorted.

@@ -1,0 +1,73 @@
+package payments_test
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+// TestNotifySignedUnderALapsedCertificateIsRefused: a notification signed
+// with the key of a platform certificate outside its validity period is
+// refused (401, unknown_serial) and pays nothing. An expired certificate is
+// kept in the config beside its successor during a rotation, and WeChat Pay
+// no longer signs with it (config warns so); its key verified a
+// notification all the same, so whoever held the retired key could mark any
+// order paid, for as long as the certificate stayed configured. The
+// certificate in its period verifies as before.
+func TestNotifySignedUnderALapsedCertificateIsRefused(t *testing.T) {
+	keys, err := testKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tests := []struct {
+		name              string
+		notBefore, expiry time.Time
+		status            int
+		want              store.OrderStatus
+	}{
+		{name: "in its period", notBefore: now.Add(-time.Hour), expiry: now.Add(time.Hour), status: http.StatusNoContent, want: store.StatusPaid},
+		{name: "expired", notBefore: now.Add(-48 * time.Hour), expiry: now.Add(-time.Hour), status: http.StatusUnauthorized, want: store.StatusAwaitingPayment},
+		{name: "not yet valid", notBefore: now.Add(time.Hour), expiry: now.Add(48 * time.Hour), status: http.StatusUnauthorized, want: store.StatusAwaitingPayment},
+	}
+	for _, driver := range drivers(t) {
+		for i, tt := range tests {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				// The simulator's platform key and serial, under a
+				// certificate of the period the case names.
+				tmpl := &x509.Certificate{SerialNumber: keys.PlatformCert.SerialNumber, Subject: pkix.Name{CommonName: "platform certificate"},
+					NotBefore: tt.notBefore, NotAfter: tt.expiry, KeyUsage: x509.KeyUsageDigitalSignature}
+				der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &keys.PlatformKey.PublicKey, keys.PlatformKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cert, err := x509.ParseCertificate(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := newEnv(t, envOptions{driver: driver, client: func(c *wechatpay.Config) { c.PlatformCerts = []*x509.Certificate{cert} }})
+				o := e.create(fmt.Sprintf("oUser-cert-%d", i), 1)
+				n := e.buildPayment(e.paidTx(o), func(s *wxsim.NotificationSpec) { s.Serial = keys.PlatformSerial })
+				if status, body := e.post(n.Header, n.Body); status != tt.status {
+					t.Errorf("got %d %q; want %d", status, body, tt.status)
+				}
+				if got := e.order(o.OrderNo); got.Status != tt.want {
+					t.Errorf("order %s; want %s", got.Status, tt.want)
+				}
+				if tt.status == http.StatusUnauthorized {
+					if n := e.counter("paygate_notifications_total", map[string]string{"outcome": "rejected", "reason": "unknown_serial"}); n != 1 {
+						t.Errorf("rejected unknown_serial counted %v; want 1", n)
+					}
+				}
+			})
+		}
+	}
+}
