@@ -9,34 +9,27 @@ import (
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
-	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
 
 // TestNotifyOrphanNotRecordedSaysWhy: a verified notification of an order
 // paygate does not know whose orphan record the store did not confirm is
-// answered 500 FAIL (WeChat Pay retries), and a log line names the
-// notification and the store's error, for a refund's word as for a
-// payment's. The refund's answered its 500 with no line saying why: the
-// operator saw WeChat Pay's retries fail, and the metric's store reason,
-// and never the store's error.
+// answered 500 FAIL (WeChat Pay retries), and a log line names the order
+// and the store's error, for a refund's word as for a payment's. The
+// refund's answered its 500 with no line saying why: the operator saw
+// WeChat Pay's retries fail, and the metric's store reason, and never the
+// store's error.
 func TestNotifyOrphanNotRecordedSaysWhy(t *testing.T) {
 	tests := []struct {
-		name  string
-		build func(e *env, o *store.Order) *wxsim.Notification
+		name string
+		post func(e *env, o *store.Order) (int, string)
 	}{
-		{name: "payment", build: func(e *env, o *store.Order) *wxsim.Notification {
-			return e.buildPayment(e.paidTx(o), nil)
+		{name: "payment", post: func(e *env, o *store.Order) (int, string) {
+			n := e.buildPayment(e.paidTx(o), nil)
+			return e.post(n.Header, n.Body)
 		}},
-		{name: "refund", build: func(e *env, o *store.Order) *wxsim.Notification {
-			res := wxsim.RefundResource{MchID: e.sim.MchID(), TransactionID: "4200001234" + strings.Repeat("7", 18), OutTradeNo: o.OrderNo,
-				RefundID: "50" + strings.Repeat("2", 27), OutRefundNo: "RFplatform0001", RefundStatus: wechatpay.RefundSuccess}
-			res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = o.AmountFen, 100, o.AmountFen, 100
-			n, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
+		{name: "refund", post: func(e *env, o *store.Order) (int, string) {
+			return e.postRefund(o, "4200001234"+strings.Repeat("7", 18), refundWord{"RFplatform0001", wechatpay.RefundSuccess, 100})
 		}},
 	}
 	for _, driver := range drivers(t) {
@@ -46,20 +39,19 @@ func TestNotifyOrphanNotRecordedSaysWhy(t *testing.T) {
 					o.Store = &reviewWriteUnacked{fullStore: o.Store.(fullStore)}
 				}})
 				ghost := &store.Order{OrderNo: fmt.Sprintf("PGghostUnrecorded%04d", i), AppID: e.sim.AppID(), User: "oGhost", AmountFen: 777}
-				n := tt.build(e, ghost)
-				if status, body := e.post(n.Header, n.Body); status != http.StatusInternalServerError || !strings.Contains(body, `"code":"FAIL"`) {
+				if status, body := tt.post(e, ghost); status != http.StatusInternalServerError || !strings.Contains(body, `"code":"FAIL"`) {
 					t.Fatalf("got %d %q; want 500 FAIL (WeChat Pay retries)", status, body)
 				}
 				said := false
 				for _, line := range strings.Split(e.logs.String(), "\n") {
 					var rec map[string]any
-					if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "ERROR" && rec["notification_id"] == n.ID &&
+					if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "ERROR" && rec["order_no"] == ghost.OrderNo &&
 						strings.Contains(fmt.Sprint(rec["err"]), "not replicated in time") {
 						said = true
 					}
 				}
 				if !said {
-					t.Errorf("no ERROR line names notification %s and the store's error; log:\n%s", n.ID, e.logs.String())
+					t.Errorf("no ERROR line names order %s and the store's error; log:\n%s", ghost.OrderNo, e.logs.String())
 				}
 			})
 		}
