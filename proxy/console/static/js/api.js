@@ -57,6 +57,55 @@ export const session = {
   clear() { sessionStorage.removeItem(KEY); signOuts++; },
 };
 
+const OPERATOR_KEY = 'paygate.console.operator';
+
+/** The admin API's bound on an operator's name, in characters (code points). */
+export const OPERATOR_MAX = 128;
+
+/**
+ * operatorName is s as the admin API takes an operator's name: one line
+ * (control characters, which it refuses, and runs of white space made one
+ * space), trimmed, at most OPERATOR_MAX characters.
+ */
+export function operatorName(s) {
+  const one = String(s ?? '').replace(/[\u0000-\u001f\u007f-\u009f\s]+/g, ' ').trim();
+  return Array.from(one).slice(0, OPERATOR_MAX).join('').trim();
+}
+
+/**
+ * operator is the name of whoever decides from this browser. The admin
+ * token is one for the shop, so the audit chain tells its managers apart
+ * only by the name each decision carries (the request's remote address is
+ * a TLS proxy's behind one). It is kept in the browser's local storage:
+ * asked once, kept across tabs, sign-outs and restarts of the browser,
+ * shown in the bar and changed there. It is no secret, and "" is no name.
+ */
+export const operator = {
+  name() {
+    try { return operatorName(localStorage.getItem(OPERATOR_KEY)); } catch { return ''; }
+  },
+  save(name) {
+    const n = operatorName(name);
+    try {
+      if (n) localStorage.setItem(OPERATOR_KEY, n);
+      else localStorage.removeItem(OPERATOR_KEY);
+    } catch { /* storage refused (a private window's quota): the name is not kept */ }
+    return n;
+  },
+  key: OPERATOR_KEY,
+};
+
+/**
+ * audited is body (an object, or undefined) with the operator's name, as
+ * every call the audit chain records carries it (approve, reject, resolve,
+ * resend, resume): undefined when there is neither.
+ */
+export function audited(body) {
+  const name = operator.name();
+  if (!name) return body;
+  return { ...(body || {}), operator: name };
+}
+
 /** signedOut is the error of a call whose session ended while it was on its way. */
 function signedOut() { return new ApiError(401, 'signed out', null); }
 

@@ -1,6 +1,6 @@
 // The console shell: sign in and out, tabs, the summary and the chain head.
 
-import { api, allPages, session, onUnauthorized, ApiError, adminDisabled } from './api.js';
+import { api, allPages, session, operator, onUnauthorized, ApiError, adminDisabled } from './api.js';
 import { h, clear, card, short, zoneName, llmCost } from './dom.js';
 import * as views from './views.js';
 
@@ -26,20 +26,57 @@ let skipped = 0;
 const patience = 2;
 
 const ctx = {
+  // text is a string, or strings and nodes (a name from outside isolated in
+  // a <bdi>), each put into the page as it is: a string as text.
   notice(text, kind = '') {
     const n = $('notice');
     n.className = 'notice ' + kind;
-    n.textContent = text;
+    n.replaceChildren(...[text].flat());
     n.hidden = false;
   },
   changed() { summary(); },
+  named() { showOperator(); },
 };
+
+// showOperator shows in the bar who decides from this browser (operator in
+// api.js), or that nobody is named, with the button that changes it.
+function showOperator() {
+  const name = operator.name();
+  $('operator').classList.toggle('attn', !name);
+  $('operator-label').textContent = name ? 'deciding as' : 'no name set';
+  $('operator-name').textContent = name;
+  $('operator-name').title = name;
+  $('operator-change').textContent = name ? 'Change' : 'Set your name';
+  $('operator-change').title = 'The name sent with each decision, which the audit chain records';
+}
+
+// editOperator opens the form that names whoever decides from this
+// browser; saveOperator keeps what it holds (as the API takes it: one
+// line, 128 characters) and closes it.
+function editOperator() {
+  $('operator-form').hidden = false;
+  $('operator-input').value = operator.name();
+  $('operator-input').focus();
+}
+
+function saveOperator(ev) {
+  ev.preventDefault();
+  const name = operator.save($('operator-input').value);
+  $('operator-form').hidden = true;
+  showOperator();
+  // The name is isolated: a right-to-left mark in it turned the rest of
+  // the sentence around.
+  ctx.notice(name ? ['Your decisions from this browser are recorded as ', h('bdi', { text: name }), '\'s.']
+    : 'No name is sent with your decisions now: the audit records only the request.', name ? 'ok' : 'bad');
+}
 
 function showSignin(message = '') {
   clearInterval(timer);
   timer = null;
   $('app').hidden = true;
   $('signout').hidden = true;
+  $('operator').hidden = true;
+  $('operator-form').hidden = true;
   $('chain').hidden = true;
   $('zone').hidden = true;
   // Nothing read with the old token stays in the page.
@@ -50,6 +87,8 @@ function showSignin(message = '') {
   $('signin').hidden = false;
   $('signin-error').textContent = message;
   $('token').value = '';
+  // The name kept in this browser, to be kept or changed by whoever signs in.
+  $('signin-operator').value = operator.name();
   $('token').focus();
 }
 
@@ -66,6 +105,8 @@ function showApp() {
   $('signin').hidden = true;
   $('app').hidden = false;
   $('signout').hidden = false;
+  showOperator();
+  $('operator').hidden = false;
   // Every time shown is in this browser's zone: say which.
   $('zone').textContent = 'times in ' + zoneName();
   $('zone').title = 'Times are shown in this browser\'s time zone, at this offset now; a time at another offset (across a summer-time change) names its own. Hover over a time in a table for it in UTC.';
@@ -167,6 +208,7 @@ async function signin(ev) {
     // Any other answer of paygate's got past the token check: the token is good.
   }
   btn.disabled = false;
+  operator.save($('signin-operator').value);
   session.save(token);
   showApp();
 }
@@ -184,6 +226,17 @@ function start() {
   });
   $('signin-form').addEventListener('submit', signin);
   $('signout').addEventListener('click', () => { session.clear(); showSignin(); });
+  $('operator-change').addEventListener('click', editOperator);
+  $('operator-form').addEventListener('submit', saveOperator);
+  $('operator-cancel').addEventListener('click', () => { $('operator-form').hidden = true; });
+  // Changed in another tab: this one's bar says so (each decision reads
+  // the name as it is when sent).
+  window.addEventListener('storage', (e) => {
+    if (e.key === operator.key || e.key === null) {
+      showOperator();
+      if ($('signin').hidden === false) $('signin-operator').value = operator.name();
+    }
+  });
   $('refresh').addEventListener('click', () => { select(tab); summary(); });
   for (const b of document.querySelectorAll('#tabs [data-tab]')) b.addEventListener('click', () => select(b.dataset.tab));
   // Back in view (a phone's browser brought to the front, a tab switched

@@ -2,7 +2,7 @@
 // admin API and draws it; ctx.notice(text, kind) reports an outcome and
 // ctx.changed() refreshes the summary after a decision.
 
-import { api, qs, allPages, ApiError } from './api.js';
+import { api, qs, allPages, ApiError, operator, audited } from './api.js';
 import { h, clear, money, llmCost, when, whenCell, status, short, table, card, empty } from './dom.js';
 import { lineChart } from './chart.js';
 
@@ -67,26 +67,34 @@ export async function approvals(panel, ctx, list) {
 
   // ask shows a confirmation row under the order; a decision takes two clicks.
   // A rejection asks for an optional reason, which the audit chain records
-  // with the decision.
+  // with the decision, and with the name of whoever decides (operator), which
+  // the row says; with no name kept in this browser, the row asks for it.
   function ask(ev, o, approve) {
     const tr = ev.target.closest('tr');
     t.querySelectorAll('tr.confirm').forEach((r) => r.remove());
     const verb = approve ? 'Approve' : 'Reject';
     const reason = approve ? null : h('input', { type: 'text', class: 'reason', placeholder: 'reason (optional, audited)', maxlength: 1000, size: 32,
       'aria-label': 'Reason for the rejection', dataset: { reasonFor: o.order_no } });
+    const named = operator.name();
+    const who = named ? null : h('input', { type: 'text', class: 'operator', placeholder: 'your name (audited)', maxlength: 128, size: 20,
+      autocomplete: 'name', spellcheck: 'false', 'aria-label': 'Your name, recorded with the decision', dataset: { operatorFor: o.order_no } });
     const row = h('tr', { class: 'confirm', dataset: { confirmFor: o.order_no } },
       h('td', { colspan: cols.length },
         // The user id (a bot's, text from outside) is isolated: a right-to-left
         // mark in it turned the rest of the sentence around.
         h('span', {}, `${verb} ${o.order_no} for ${money(o.amount_fen, o.currency)} (`, h('bdi', { text: o.user }), ')? ',
-          approve ? 'WeChat Pay opens the order now. ' : 'The order is closed for good. '),
+          approve ? 'WeChat Pay opens the order now. ' : 'The order is closed for good. ',
+          named ? ['Recorded as ', h('bdi', { text: named }), '\'s decision. '] : null),
+        who, who ? ' ' : null,
         reason, reason ? ' ' : null,
         h('span', { class: 'actions' },
           h('button', { type: 'button', class: 'small' + (approve ? '' : ' danger'), dataset: { action: 'confirm', orderNo: o.order_no },
-            onclick: (e) => decide(e, o, approve, reason ? reason.value.trim() : '') }, `Confirm ${verb.toLowerCase()}`),
+            onclick: (e) => { if (who && who.value.trim()) { operator.save(who.value); ctx.named(); } decide(e, o, approve, reason ? reason.value.trim() : ''); } },
+          `Confirm ${verb.toLowerCase()}`),
           h('button', { type: 'button', class: 'small ghost', dataset: { action: 'cancel' }, onclick: () => row.remove() }, 'Cancel'))));
     tr.after(row);
-    if (reason) reason.focus();
+    if (who) who.focus();
+    else if (reason) reason.focus();
   }
 
   async function decide(ev, o, approve, reason) {
@@ -96,10 +104,11 @@ export async function approvals(panel, ctx, list) {
     // day: the page said nothing meanwhile, its buttons greyed out as if
     // it had stopped. The confirmation says it waits.
     ev.currentTarget.textContent = `${approve ? 'Approving' : 'Rejecting'}: waiting for paygate${approve ? ' and WeChat Pay' : ''}…`;
+    const body = audited(reason ? { reason } : undefined);
     try {
-      const d = await api(`/admin/api/approvals/${encodeURIComponent(o.order_no)}/${verb}`,
-        { method: 'POST', body: reason ? { reason } : undefined });
-      ctx.notice(`${approve ? 'Approved' : 'Rejected'} ${o.order_no}: the order is now ${d.order.status.replace(/_/g, ' ')}.`, 'ok');
+      const d = await api(`/admin/api/approvals/${encodeURIComponent(o.order_no)}/${verb}`, { method: 'POST', body });
+      const by = body && body.operator ? [' The audit records it as ', h('bdi', { text: body.operator }), '\'s decision.'] : [];
+      ctx.notice([`${approve ? 'Approved' : 'Rejected'} ${o.order_no}: the order is now ${d.order.status.replace(/_/g, ' ')}.`, ...by], 'ok');
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
       if (e instanceof ApiError && e.status === 0) {
@@ -415,7 +424,7 @@ function resolveControl(detail, o, resolved) {
     result.textContent = 'Resolving…';
     try {
       const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/resolve`,
-        { method: 'POST', body: { status: to.value, reason: reason.value.trim() } });
+        { method: 'POST', body: audited({ status: to.value, reason: reason.value.trim() }) });
       showOrder(detail, d.order, resolved);
       detail.querySelector('h3').after(h('p', { id: 'resolve-done', class: 'notice ok', text: `Resolved: the order is now ${d.order.status.replace(/_/g, ' ')}.` }));
       if (resolved) resolved();
@@ -489,7 +498,7 @@ function resendControl(o) {
     force.hidden = true;
     result.textContent = 'Sending…';
     try {
-      const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/webhook${forced ? '?force=true' : ''}`, { method: 'POST' });
+      const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/webhook${forced ? '?force=true' : ''}`, { method: 'POST', body: audited() });
       result.textContent = resendSaid(d);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
@@ -580,10 +589,12 @@ function auditTable(records) {
     // isolated: a right-to-left mark in one turned the next around.
     { th: 'Cause', td: (r) => [body(r).cause || '', body(r).reason ? [' (', h('bdi', { text: String(body(r).reason) }), ')'] : '',
       actor(r).reason ? [' — ', h('bdi', { text: String(actor(r).reason) })] : ''] },
-    // An operator's decision names the operator (or the admin request);
-    // a turn's action, the provider and model.
+    // An operator's decision names the operator, when named (text from
+    // outside, isolated as a reason is), and the admin request; a turn's
+    // action, the provider and model.
     { th: 'By', td: (r) => (actor(r).kind
-      ? [actor(r).kind, actor(r).operator || actor(r).request_id].filter(Boolean).join(' ')
+      ? [String(actor(r).kind), actor(r).operator ? [' ', h('bdi', { text: String(actor(r).operator) })] : null,
+        actor(r).request_id ? [actor(r).operator ? h('br') : ' ', h('small', { class: 'mono', text: String(actor(r).request_id) })] : null]
       : [body(r).provider, body(r).model].filter(Boolean).join(' / ')) },
     { th: 'Hash', td: (r) => h('span', { class: 'mono', title: r.hash, text: short(r.hash) }) },
   ], records, (r) => ({ dataset: { seq: r.seq } }));
@@ -707,7 +718,7 @@ function resumeControl(panel, ctx) {
     yes.disabled = no.disabled = true;
     yes.textContent = 'Sending: waiting for paygate…';
     try {
-      const d = await api('/admin/api/webhooks/resume', { method: 'POST' });
+      const d = await api('/admin/api/webhooks/resume', { method: 'POST', body: audited() });
       const n = Number(d.released) || 0;
       await webhooks(panel, ctx);
       if (ctx) ctx.notice(`The wait ended: ${n === 1 ? '1 held event goes' : `${n} held events go`} to the merchant now.`, 'ok');

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/tidwall/gjson"
+)
+
+// TestConsoleDecisionsNameTheOperator: with one admin token shared by the
+// shop's managers, a decision made in the console was audited with its
+// request id and remote address only (behind a TLS proxy, the proxy's), so
+// who approved an order could not be read from the chain. The console asks
+// for the manager's name at sign-in, keeps it in the browser
+// (localStorage), shows it in the bar and lets it be changed, and sends it
+// as the operator of each approval and rejection: the chain, read through
+// GET /admin/api/audit, names the manager of each, the name as it was when
+// the decision was made. A name that holds markup and a right-to-left
+// override, and is longer than the API takes, is cut to the API's 128
+// characters and shown as text, in the bar and in the audit tab, isolated.
+// Signed in without a name, the bar flags it and an approval's confirmation
+// asks for it, and keeps it.
+func TestConsoleDecisionsNameTheOperator(t *testing.T) {
+	b := newBrowser(t)
+	url, adminURL, a, _ := consoleApp(t)
+	approveNo, _ := orderFor(t, url, "oUser-console-yes", "two years of premium please")
+	rejectNo, _ := orderFor(t, url, "oUser-console-no", "two years of premium please")
+	laterNo, _ := orderFor(t, url, "oUser-console-later", "two years of premium please")
+	const first = "Li Wei"
+	second := "Zhang Min \u202e<img src=x onerror=window.__pwned=1>" + strings.Repeat("m", 200)
+	secondKept := string([]rune(second)[:128]) // the API's bound, in characters
+	const why = "bought twice by mistake"
+	const third = "Chen Jie"
+
+	b.do(t, "sign in with a name", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("signin-operator"), first),
+		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", approveNo))), chromedp.WaitVisible(chromedp.CSS(row("approvals", rejectNo))))
+	shown := `[document.getElementById("operator-name").textContent, localStorage.getItem("paygate.console.operator")]`
+	if got := evalJS[[]string](t, b, shown); !slices.Equal(got, []string{first, first}) {
+		t.Errorf("after sign-in: [bar, stored] = %q; want %q in both", got, first)
+	}
+
+	b.screenshot(t, "console-operator.png")
+
+	b.do(t, "approve", chromedp.Click(chromedp.CSS(`button[data-action="approve"][data-order-no="`+approveNo+`"]`)),
+		chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+approveNo+`"]`)),
+		waitFor("the approval notice", `document.querySelector("#notice.ok")?.textContent.includes(`+jsString(approveNo)+`)`),
+		chromedp.WaitNotPresent(chromedp.CSS(row("approvals", approveNo))))
+	// A name is shown isolated (<bdi>) wherever it is: a right-to-left
+	// override in one turned the rest of the sentence around.
+	isolated := `[...document.querySelectorAll("#notice bdi")].map((e) => e.textContent)`
+	if s, got := b.text(t, "#notice"), evalJS[[]string](t, b, isolated); !strings.Contains(s, "records it as "+first+"'s decision") || !slices.Equal(got, []string{first}) {
+		t.Errorf("approval notice %q, isolated %q; want it to say it is recorded as %q's", s, got, first)
+	}
+
+	// Another manager takes the seat: the name is changed in the bar.
+	b.do(t, "change the name", chromedp.Click(chromedp.ID("operator-change")), chromedp.WaitVisible(chromedp.ID("operator-input")),
+		chromedp.SetValue(chromedp.ID("operator-input"), second), chromedp.Click(chromedp.ID("operator-save")),
+		chromedp.WaitNotVisible(chromedp.ID("operator-input")))
+	if got := evalJS[[]string](t, b, shown); !slices.Equal(got, []string{secondKept, secondKept}) {
+		t.Errorf("after the change: [bar, stored] = %q; want the new name cut to 128 characters, %q, in both", got, secondKept)
+	}
+	if got := evalJS[[]string](t, b, isolated); !slices.Equal(got, []string{secondKept}) {
+		t.Errorf("the change's notice isolates %q; want the new name, %q", got, secondKept)
+	}
+	b.do(t, "ask to reject", chromedp.Click(chromedp.CSS(`button[data-action="reject"][data-order-no="`+rejectNo+`"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[data-reason-for="`+rejectNo+`"]`), why))
+	b.screenshot(t, "console-operator-confirm.png")
+	b.do(t, "reject",
+		chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+rejectNo+`"]`)),
+		waitFor("the rejection notice", `document.querySelector("#notice.ok")?.textContent.includes(`+jsString(rejectNo)+` + ": the order is now rejected")`),
+		chromedp.WaitNotPresent(chromedp.CSS(row("approvals", rejectNo))))
+
+	// Signed out, the sign-in form offers the name kept, to be kept or
+	// changed; signed in without one, the bar flags it, and a decision's
+	// confirmation asks for it and keeps it.
+	b.do(t, "sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token")))
+	if got := evalJS[string](t, b, `document.getElementById("signin-operator").value`); got != secondKept {
+		t.Errorf("sign-in form's name %q; want the name kept, %q", got, secondKept)
+	}
+	evalJS[string](t, b, `document.getElementById("signin-operator").value = ""`)
+	b.do(t, "sign in without a name", chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", laterNo))))
+	if got := evalJS[string](t, b, `JSON.stringify([document.getElementById("operator").className, document.getElementById("operator").textContent.replace(/\s+/g, " ").trim(), localStorage.getItem("paygate.console.operator")])`); got != `["operator attn","no name set Set your name",null]` {
+		t.Errorf("signed in without a name: [bar's class, bar, stored] = %s; want it flagged, and nothing stored", got)
+	}
+	b.do(t, "approve, naming oneself", chromedp.Click(chromedp.CSS(`button[data-action="approve"][data-order-no="`+laterNo+`"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[data-operator-for="`+laterNo+`"]`), third),
+		chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+laterNo+`"]`)),
+		waitFor("the approval notice", `document.querySelector("#notice.ok")?.textContent.includes(`+jsString(laterNo)+`)`),
+		chromedp.WaitNotPresent(chromedp.CSS(row("approvals", laterNo))))
+	if got := evalJS[[]string](t, b, shown); !slices.Equal(got, []string{third, third}) {
+		t.Errorf("after naming oneself in a confirmation: [bar, stored] = %q; want %q in both", got, third)
+	}
+
+	// The chain, as the admin API serves it, names who made each decision.
+	if _, err := a.audit.worker.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	status, page := httpCall(t, http.MethodGet, adminURL+"/admin/api/audit?limit=100", "Bearer "+consoleToken, "")
+	if status != http.StatusOK {
+		t.Fatalf("GET /admin/api/audit: %d %s", status, page.Raw)
+	}
+	for _, tc := range []struct{ no, action, operator, reason string }{
+		{approveNo, "order.approved", first, ""},
+		{rejectNo, "order.rejected", secondKept, why},
+		{laterNo, "order.approved", third, ""},
+	} {
+		var actor gjson.Result
+		for _, r := range page.Get("records").Array() {
+			if r.Get("body.order_no").Str == tc.no && r.Get("body.action").Str == tc.action {
+				actor = r.Get("body.actor")
+			}
+		}
+		if actor.Get("kind").Str != "admin" || actor.Get("operator").Str != tc.operator || actor.Get("reason").Str != tc.reason ||
+			!strings.HasPrefix(actor.Get("request_id").Str, "req_") {
+			t.Errorf("%s of %s: actor %s; want kind admin, operator %q, reason %q and the request's id", tc.action, tc.no, actor.Raw, tc.operator, tc.reason)
+		}
+	}
+
+	// The audit tab shows who decided, as text.
+	b.do(t, "audit", chromedp.Click(chromedp.CSS(`#tabs [data-tab="audit"]`)),
+		waitFor("the decisions", `document.getElementById("panel-audit").textContent.includes(`+jsString(rejectNo)+`)`))
+	by := evalJS[[]string](t, b, `[...new Set([...document.querySelectorAll('#panel-audit td[data-label="By"] bdi')].map((e) => e.textContent))].sort()`)
+	if want := []string{third, first, secondKept}; !slices.Equal(by, want) {
+		t.Errorf("audit tab's operators, isolated: %q; want %q", by, want)
+	}
+	if got := evalJS[string](t, b, `String(window.__pwned) + " " + document.querySelectorAll("body img").length`); got != "undefined 0" {
+		t.Errorf("window.__pwned and planted images = %s; want undefined 0", got)
+	}
+
+	// What outlives the tab is the name alone, never the token.
+	if got := evalJS[string](t, b, `JSON.stringify(Object.entries(localStorage))`); strings.Contains(got, consoleToken) {
+		t.Errorf("localStorage holds the admin token: %s", got)
+	}
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("the page logged faults: %v", f)
+	}
+}
