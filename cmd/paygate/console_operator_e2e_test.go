@@ -6,9 +6,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/store"
 )
 
 // TestConsoleDecisionsNameTheOperator: with one admin token shared by the
@@ -23,7 +26,7 @@ import (
 // override, and is longer than the API takes, is cut to the API's 128
 // characters and shown as text, in the bar and in the audit tab, isolated.
 // Signed in without a name, the bar flags it and an approval's confirmation
-// asks for it, and keeps it.
+// asks for it, and keeps it; a resolution carries it as a decision does.
 func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 	b := newBrowser(t)
 	url, adminURL, a, _ := consoleApp(t)
@@ -35,6 +38,15 @@ func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 	secondKept := string([]rune(second)[:128]) // the API's bound, in characters
 	const why = "bought twice by mistake"
 	const third = "Chen Jie"
+	// An order in review, which the third manager resolves.
+	const reviewNo = "PGREVIEWNAMED01"
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	if err := a.store.CreateOrder(context.Background(), &store.Order{OrderNo: reviewNo, Client: "bot", User: "oUser-console-review-named", SKU: "premium-monthly",
+		Description: "Premium tier, 1 month", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: store.StatusNeedsReview,
+		TransactionID: "4200000000000000000000000098", ReviewReason: "appid_mismatch: wechat pay says appid wx0000000000other",
+		ClaimKey: "k" + reviewNo, Generation: 1, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 
 	b.do(t, "sign in with a name", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("signin-operator"), first),
@@ -98,6 +110,13 @@ func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 		t.Errorf("after naming oneself in a confirmation: [bar, stored] = %q; want %q in both", got, third)
 	}
 
+	// A resolution carries the name too.
+	const settled = "refunded on the merchant platform"
+	b.do(t, "resolve", chromedp.Click(chromedp.CSS(`#tabs [data-tab="orders"]`)),
+		chromedp.Click(chromedp.CSS(row("orders", reviewNo)+" button")), chromedp.WaitVisible(chromedp.ID("resolve-reason")),
+		chromedp.SendKeys(chromedp.ID("resolve-reason"), settled), chromedp.Click(chromedp.CSS(`button[data-action="resolve"]`)),
+		chromedp.WaitVisible(chromedp.ID("resolve-done")))
+
 	// The chain, as the admin API serves it, names who made each decision.
 	if _, err := a.audit.worker.Drain(context.Background()); err != nil {
 		t.Fatal(err)
@@ -110,6 +129,7 @@ func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 		{approveNo, "order.approved", first, ""},
 		{rejectNo, "order.rejected", secondKept, why},
 		{laterNo, "order.approved", third, ""},
+		{reviewNo, "order.closed", third, settled},
 	} {
 		var actor gjson.Result
 		for _, r := range page.Get("records").Array() {
