@@ -6,12 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/tidwall/gjson"
-
-	"github.com/paygate/paygate/store"
 )
 
 // TestConsoleDecisionsNameTheOperator: with one admin token shared by the
@@ -40,13 +37,7 @@ func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 	const third = "Chen Jie"
 	// An order in review, which the third manager resolves.
 	const reviewNo = "PGREVIEWNAMED01"
-	at := time.Now().Add(-time.Minute).Truncate(time.Second)
-	if err := a.store.CreateOrder(context.Background(), &store.Order{OrderNo: reviewNo, Client: "bot", User: "oUser-console-review-named", SKU: "premium-monthly",
-		Description: "Premium tier, 1 month", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: store.StatusNeedsReview,
-		TransactionID: "4200000000000000000000000098", ReviewReason: "appid_mismatch: wechat pay says appid wx0000000000other",
-		ClaimKey: "k" + reviewNo, Generation: 1, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	reviewedOrder(t, a, reviewNo, "oUser-console-review-named", "4200000000000000000000000096")
 
 	b.do(t, "sign in with a name", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("signin-operator"), first),

@@ -23,13 +23,7 @@ func TestConsoleSaysWhatAResolutionFound(t *testing.T) {
 	b := newBrowser(t)
 	_, adminURL, a, _ := consoleApp(t)
 	const no = "PGREVIEWSTALE01"
-	at := time.Now().Add(-time.Minute).Truncate(time.Second)
-	if err := a.store.CreateOrder(context.Background(), &store.Order{OrderNo: no, Client: "bot", User: "oUser-stale", SKU: "premium-monthly",
-		Description: "Premium tier, 1 month", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: store.StatusNeedsReview,
-		TransactionID: "4200000000000000000000000099", ReviewReason: "appid_mismatch: wechat pay says appid wx0000000000other",
-		ClaimKey: "k" + no, Generation: 1, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	reviewedOrder(t, a, no, "oUser-stale", "4200000000000000000000000099")
 	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
 		chromedp.WaitVisible(chromedp.ID("app")))
@@ -65,5 +59,19 @@ func TestConsoleSaysWhatAResolutionFound(t *testing.T) {
 	}
 	if f := b.pageFaults(); len(f) > 0 {
 		t.Errorf("the page logged faults: %v", f)
+	}
+}
+
+// reviewedOrder puts an order of user's in review in a's store, as WeChat
+// Pay's report of its payment (transaction) to another app leaves one: for
+// a test that resolves it in the console.
+func reviewedOrder(t *testing.T, a *app, no, user, transaction string) {
+	t.Helper()
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	if err := a.store.CreateOrder(context.Background(), &store.Order{OrderNo: no, Client: "bot", User: user, SKU: "premium-monthly",
+		Description: "Premium tier, 1 month", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: store.StatusNeedsReview,
+		TransactionID: transaction, ReviewReason: "appid_mismatch: wechat pay says appid wx0000000000other",
+		ClaimKey: "k" + no, Generation: 1, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
 	}
 }

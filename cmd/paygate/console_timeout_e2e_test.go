@@ -39,13 +39,7 @@ func TestConsoleBoundsEveryCall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	at := time.Now().Add(-time.Minute).Truncate(time.Second)
-	if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: resolved, Client: "bot", User: "oUser-hung-resolve", SKU: "premium-monthly",
-		Description: "Premium tier, 1 month", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: store.StatusNeedsReview,
-		TransactionID: "4200000000000000000000000097", ReviewReason: "appid_mismatch: wechat pay says appid wx0000000000other",
-		ClaimKey: "k" + resolved, Generation: 1, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	reviewedOrder(t, a, resolved, "oUser-hung-resolve", "4200000000000000000000000097")
 
 	// A proxy in front of the admin listener. While holdReads is set, the
 	// approval queue's reads hang before reaching paygate; the approval of

@@ -37,13 +37,7 @@ func TestConsoleSaysWhatBecameOfAnUnansweredDecision(t *testing.T) {
 		}
 	}
 	const reviewed = "PGLOSTRESOLVE001"
-	at := time.Now().Add(-time.Minute).Truncate(time.Second)
-	if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: reviewed, Client: "bot", User: "oUser-lost-resolve", SKU: "premium-monthly",
-		Description: "Premium tier, 1 month", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: store.StatusNeedsReview,
-		TransactionID: "4200000000000000000000000098", ReviewReason: "appid_mismatch: wechat pay says appid wx0000000000other",
-		ClaimKey: "k" + reviewed, Generation: 1, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	reviewedOrder(t, a, reviewed, "oUser-lost-resolve", "4200000000000000000000000098")
 	// The rejection of lostAnswer reaches paygate, and its answer is
 	// dropped; that of lostAsk is dropped on its way to paygate.
 	b.do(t, "drop the connections", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
