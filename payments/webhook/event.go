@@ -163,11 +163,19 @@ func Events(tr payments.Transition) []store.Event {
 // both take the same id. "" (a drawn id) for any other event, and for an
 // order.paid without a transaction.
 func paidEventID(typ string, tr payments.Transition) string {
-	a := tr.After
-	if typ != TypeOrderPaid || a.TransactionID == "" {
+	if typ != TypeOrderPaid {
 		return ""
 	}
-	h := sha256.Sum256([]byte("paygate order.paid\x00" + a.OrderNo + "\x00" + a.TransactionID))
+	return paymentEventID(tr.After.OrderNo, tr.After.TransactionID)
+}
+
+// paymentEventID is the id of the order.paid of transaction txid on order
+// orderNo (paidEventID); "" without a transaction.
+func paymentEventID(orderNo, txid string) string {
+	if txid == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte("paygate order.paid\x00" + orderNo + "\x00" + txid))
 	return "evt_" + hex.EncodeToString(h[:12])
 }
 

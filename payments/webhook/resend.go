@@ -198,7 +198,9 @@ type Resent struct {
 //     oldest is taken, so concurrent resends pick the same. Only when none
 //     announces the current state (the dead letter of its type was of an
 //     earlier version of it) does the event get resendID, derived from the
-//     state announced.
+//     state announced; an order.paid then gets its payment's id
+//     (paidEventID), that of the given-up one, which a merchant that
+//     acted on it discards (under resendID it delivered twice).
 //   - A refunded order's given-up refund.succeeded events are all queued
 //     again as they were, oldest first: each tells of its own refund
 //     (data.refund.amount_fen is that refund's), which a later one, or one
@@ -353,7 +355,14 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 			case found.same != nil:
 				queue = append(queue, requeued(found.same, o.OrderNo, r.now()))
 			default:
-				queue = append(queue, encodeEvent(env, resendID(env), o.OrderNo, r.now()))
+				// An order.paid keeps its payment's id (paidEventID),
+				// the one the given-up event of an earlier body was
+				// sent under: the merchant may have acted on it.
+				id := resendID(env)
+				if env.Type == TypeOrderPaid && o.TransactionID != "" {
+					id = paymentEventID(o.OrderNo, o.TransactionID)
+				}
+				queue = append(queue, encodeEvent(env, id, o.OrderNo, r.now()))
 			}
 			if res.Queued, err = r.enqueue(ctx, o, queue, false); err != nil {
 				return Resent{}, err

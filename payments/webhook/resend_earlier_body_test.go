@@ -1,0 +1,77 @@
+package webhook_test
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tidwall/sjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestResendOfAPaymentGivenUpInAnEarlierBodyKeepsItsID: an order.paid
+// rendered by an earlier version (its data.order without a key added
+// since) was given up: the merchant's answer was lost (a proxy in front
+// answered 502), so it may have delivered the goods. The body no longer
+// announces the order's state as this version renders it, but the payment
+// is the same one (README: the order.paid of an order's payment has an id
+// made from the order number and WeChat Pay's transaction_id; only a
+// forced resend has a new one). A resend without force must send it under
+// that id, which the merchant discards if it acted; under a new id it
+// delivered the goods twice.
+func TestResendOfAPaymentGivenUpInAnEarlierBodyKeepsItsID(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			var up atomic.Bool
+			acted := map[string]int{} // the order.paid ids the merchant acted on (under rc's lock)
+			rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
+				if nth == 0 && a.typ == webhook.TypeOrderPaid {
+					acted[a.id]++ // the first sighting of an id: the merchant acts
+				}
+				if up.Load() {
+					return http.StatusOK
+				}
+				return http.StatusBadGateway // its answer is lost on the way back
+			})
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			o := ob.create("PGEARLIERBODY"+driver, store.StatusAwaitingPayment)
+			before := *o
+			o.Status, o.UpdatedAt, o.PaidAt, o.TransactionID = store.StatusPaid, time.Now(), time.Now(), "4200EARLIER"+driver
+			evs := webhook.Events(payments.Transition{Before: before, After: *o, Cause: "notification"})
+			if len(evs) != 1 {
+				t.Fatalf("%d events; want the order.paid", len(evs))
+			}
+			old, err := sjson.DeleteBytes(evs[0].Payload, "data.order.refunded_fen")
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs[0].Payload = old
+			if err := st.UpdateOrder(context.Background(), o, before.Status, evs...); err != nil {
+				t.Fatal(err)
+			}
+			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+			runFor(t, r, clk, 6*time.Second)
+			if v := getAdminView(t, r); len(v.DeadLetters) != 1 || v.DeadLetters[0].EventID != evs[0].ID {
+				t.Fatalf("dead letters %+v; want the order.paid %s", v.DeadLetters, evs[0].ID)
+			}
+
+			up.Store(true)
+			a := postResend(t, r, o.OrderNo, "")
+			if a.code != http.StatusAccepted || a.Type != webhook.TypeOrderPaid {
+				t.Fatalf("resend: %+v; want 202 naming an order.paid", a)
+			}
+			runFor(t, r, clk, 2*time.Second)
+			if a.EventID != evs[0].ID || len(acted) != 1 {
+				t.Errorf("resend sent the payment as %s; the merchant acted on order.paid ids %v; want the given-up %s, acted on once", a.EventID, acted, evs[0].ID)
+			}
+		})
+	}
+}
