@@ -306,7 +306,7 @@ var (
 func numberOfItems(words []string, v gjson.Result) bool {
 	for i, w := range words[:max(len(words)-1, 0)] {
 		if numberWords[w] && !numberWords[words[i+1]] {
-			return v.Type == gjson.Number || v.IsArray() || v.IsObject() || strings.IndexFunc(v.String(), unicode.IsDigit) >= 0
+			return holdsCount(v)
 		}
 		if !countWords[w] && !ofItemsWords[w] {
 			break
@@ -326,7 +326,9 @@ func numberOfItems(words []string, v gjson.Result) bool {
 // quantityOutside names the first member of create_order's arguments args
 // outside its schema, not null, whose name reads as a count of items
 // ("qty", "count", "numItems", "item_count"; "items" or "unit" with a
-// number, an array or an object), or "". Without
+// count in it: holdsCount), or that holds such a member within it, an
+// object or array nesting it up to maxCountDepth levels down
+// ({"order":{"quantity":3}}, {"cart":[{"qty":3}]}), or "". Without
 // "quantity" an order of one is made: a model that put the user's "five
 // of them" under a name of its own had it ignored as outside the schema,
 // and one was bought without a word. Which it meant is asked, as
@@ -337,39 +339,87 @@ func numberOfItems(words []string, v gjson.Result) bool {
 func quantityOutside(args string) string {
 	name := ""
 	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
-		key := k.String()
-		if createArgs[key] || v.Type == gjson.Null {
-			return true
-		}
-		text := v.Raw
-		if v.Type == gjson.String {
-			text = v.Str
-		}
-		holds := v.IsArray() || v.IsObject() || strings.IndexFunc(text, unicode.IsDigit) >= 0
-		if chineseCount(key) {
-			name = key
-			return false
-		}
-		words := nameWords(key)
-		for _, w := range words {
-			if numberWords[w] && !numberOfItems(words, v) {
-				return true // a thing's number ("phone_number"): ignored
-			}
-		}
-		count := false
-		for _, w := range words {
-			if priceWords[w] {
-				return true
-			}
-			count = count || countWords[w] || itemWords[w] && holds
-		}
-		if count {
+		if key := k.String(); !createArgs[key] && countIn(key, v, maxCountDepth) {
 			name = key
 			return false
 		}
 		return true
 	})
 	return name
+}
+
+// maxCountDepth bounds how far down an argument quantityOutside looks for
+// a count: a model nests its own few members a level or two, and each
+// level is read again whole.
+const maxCountDepth = 4
+
+// countIn reports whether the member key of value v reads as a count of
+// items (countNamed), or, v an object or array, holds a member that does
+// up to depth levels down (an array's elements are read as unnamed
+// members).
+func countIn(key string, v gjson.Result, depth int) bool {
+	if v.Type == gjson.Null {
+		return false
+	}
+	if countNamed(key, v) {
+		return true
+	}
+	if depth == 0 || !v.IsObject() && !v.IsArray() {
+		return false
+	}
+	found := false
+	v.ForEach(func(k, e gjson.Result) bool {
+		found = countIn(k.String(), e, depth-1)
+		return !found
+	})
+	return found
+}
+
+// countNamed reports whether the member key of value v (not null) reads
+// as a count of items by its name (quantityOutside).
+func countNamed(key string, v gjson.Result) bool {
+	if chineseCount(key) {
+		return true
+	}
+	words := nameWords(key)
+	for _, w := range words {
+		if numberWords[w] && !numberOfItems(words, v) {
+			return false // a thing's number ("phone_number"): ignored
+		}
+	}
+	holds := holdsCount(v)
+	count := false
+	for _, w := range words {
+		if priceWords[w] {
+			return false
+		}
+		count = count || countWords[w] || itemWords[w] && holds
+	}
+	return count
+}
+
+// manyWords are English words for a count above one: {"months":"three"}
+// ("three months of premium") held no digit and bought one month.
+var manyWords = map[string]bool{"two": true, "three": true, "four": true, "five": true, "six": true,
+	"seven": true, "eight": true, "nine": true, "ten": true, "eleven": true, "twelve": true,
+	"thirteen": true, "fourteen": true, "fifteen": true, "sixteen": true, "seventeen": true,
+	"eighteen": true, "nineteen": true, "twenty": true, "thirty": true, "forty": true, "fifty": true,
+	"sixty": true, "seventy": true, "eighty": true, "ninety": true, "hundred": true, "thousand": true,
+	"dozen": true, "dozens": true, "couple": true, "pair": true, "pairs": true, "few": true, "several": true}
+
+// holdsCount reports whether v may hold a count of items: a number, an
+// array or an object, or text with a digit ("5", "５"), an English word
+// for a count above one ("three", "a dozen": manyWords) or a Chinese
+// numeral other than one or zero ("三", "两", "十一"). "one" and "一" say
+// the one an order without "quantity" buys; "monthly" says none.
+func holdsCount(v gjson.Result) bool {
+	if v.Type != gjson.String {
+		return v.Type == gjson.Number || v.IsArray() || v.IsObject()
+	}
+	if strings.IndexFunc(v.Str, unicode.IsDigit) >= 0 || strings.ContainsAny(strings.NewReplacer("一", "", "壹", "", "〇", "", "零", "").Replace(v.Str), chineseNumerals) {
+		return true
+	}
+	return slices.ContainsFunc(nameWords(v.Str), func(w string) bool { return manyWords[w] })
 }
 
 // methodOutside names the first member of create_order's arguments args
