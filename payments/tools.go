@@ -633,7 +633,10 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	}
 	if q := res[1]; !q.Exists() || q.Type == gjson.Null {
 		if name := quantityOutside(args); name != "" {
-			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "quantity" one would be bought, so nothing was done: give how many to buy as "quantity" (a whole number), or leave it out to buy one`, echo(name)))
+			// "quantity": 1, not "leave it out to buy one": a model that
+			// left quantity out beside the same member (a monthly SKU's
+			// "trial_days":7) was asked again, every time.
+			return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "quantity" one would be bought, so nothing was done: give how many to buy as "quantity" (a whole number; "quantity": 1 buys one), since without it this is asked again`, echo(name)))
 		}
 	}
 	if qty < 1 || qty > item.MaxQuantity {
