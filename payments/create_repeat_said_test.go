@@ -1,9 +1,12 @@
 package payments_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paygate/paygate/store"
 )
 
 // TestCreateOrderRepeatSaysNoSecondOrder: a purchase is its client, user,
@@ -60,6 +63,38 @@ func TestCreateOrderAlreadyPaidSaysNoNewOrder(t *testing.T) {
 			when := paid.PaidAt.UTC().Format(time.RFC3339)
 			if msg, _ := again.result["message"].(string); !strings.Contains(msg, "no new order") || !strings.Contains(msg, when) {
 				t.Errorf("result %s; want a message saying no new order was made and that the user paid it at %s", again.out.Result, when)
+			}
+		})
+	}
+}
+
+// TestCreateOrderRepeatOfOrderInReviewIsNotOpen: the purchase asked again
+// while its order is in review (a copy of its payment disagreed with the
+// record) is that order, returned as it stands (needs_review), and no
+// word of an open order comes with it: told it was "the order already
+// open", the model would have had the user pay an order staff are
+// checking. Only an order awaiting payment is said to be open.
+func TestCreateOrderRepeatOfOrderInReviewIsNotOpen(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			tools := newTools(e)
+			paid := paidOrder(t, e, "oUser-create-review-said", 1)
+			tx := e.paidTx(paid)
+			tx.Amount.Total = 1
+			n := e.buildPayment(tx, nil)
+			if status, body := e.post(n.Header, n.Body); status != http.StatusNoContent {
+				t.Fatalf("differing copy: got %d %q; want 204", status, body)
+			}
+			if got := e.order(paid.OrderNo); got.Status != store.StatusNeedsReview {
+				t.Fatalf("order %s; want needs_review", got.Status)
+			}
+			again := call(t, tools, caller(paid.User), "create_order", `{"sku":"premium-monthly"}`)
+			if again.result["order_no"] != paid.OrderNo || again.result["status"] != string(store.StatusNeedsReview) || again.action != nil {
+				t.Fatalf("result %s; want %s as it stands (needs_review)", again.out.Result, paid.OrderNo)
+			}
+			if msg, _ := again.result["message"].(string); strings.Contains(msg, "open") {
+				t.Errorf("result %s; an order in review is not open", again.out.Result)
 			}
 		})
 	}
