@@ -22,7 +22,7 @@ func TestCreateOrderQuantitySpelledOrNestedIsAsked(t *testing.T) {
 				{"months in words", `"months":"three"`, "months"},
 				{"seats in words", `"seats":"Five"`, "seats"},
 				{"items in words", `"items":"two of them"`, "items"},
-				{"a dozen units", `"unit":"a dozen"`, "unit"},
+				{"a couple of items", `"item":"a couple"`, "item"},
 				{"number of items in words", `"number_of_items":"three"`, "number_of_items"},
 				{"months in Chinese", `"months":"三"`, "months"},
 				{"years in traditional Chinese", `"years":"兩"`, "years"},

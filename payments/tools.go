@@ -405,11 +405,12 @@ var manyWords = map[string]bool{"two": true, "three": true, "four": true, "five"
 	"thirteen": true, "fourteen": true, "fifteen": true, "sixteen": true, "seventeen": true,
 	"eighteen": true, "nineteen": true, "twenty": true, "thirty": true, "forty": true, "fifty": true,
 	"sixty": true, "seventy": true, "eighty": true, "ninety": true, "hundred": true, "thousand": true,
-	"dozen": true, "dozens": true, "couple": true, "pair": true, "pairs": true, "few": true, "several": true}
+	"couple": true, "few": true, "several": true}
 
 // holdsCount reports whether v may hold a count of items: a number, an
 // array or an object, or text with a digit ("5", "５"), an English word
-// for a count above one ("three", "a dozen": manyWords) or a Chinese
+// for a count above one ("three", "a couple": manyWords; not a unit's
+// name, "dozen" or "pair", which "unit":"pair" may only describe) or a Chinese
 // numeral other than one or zero ("三", "两", "十一"). "one" and "一" say
 // the one an order without "quantity" buys; "monthly" says none.
 func holdsCount(v gjson.Result) bool {
