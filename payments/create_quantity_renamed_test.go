@@ -40,6 +40,10 @@ func TestCreateOrderQuantityUnderAnotherNameIsAsked(t *testing.T) {
 				{"duration in months", `"duration_months":3`, "duration_months"},
 				{"seats", `"seats":5`, "seats"},
 				{"licenses", `"licenses":"5"`, "licenses"},
+				{"licences", `"licences":[1,2]`, "licences"},
+				{"days", `"days":7`, "days"},
+				{"weeks", `"trial_weeks":"2"`, "trial_weeks"},
+				{"years", `"years":{"n":2}`, "years"},
 			})
 			for _, tc := range []struct {
 				name, args string
