@@ -49,52 +49,46 @@ func TestCreateOrderRepeatSaysNoSecondOrder(t *testing.T) {
 
 // TestCreateOrderAlreadyPaidSaysNoNewOrder: the purchase asked again once
 // paid is already_paid (SPEC 4), whose message says no new order was made
-// and when the user paid the order it names.
+// and when the user paid the order it names. Asked again while its order
+// is in review (a copy of its payment disagreed with the record), it is
+// that order as it stands (needs_review), and no word of an open order
+// comes with it: told it was "the order already open", the model would
+// have had the user pay an order staff are checking.
 func TestCreateOrderAlreadyPaidSaysNoNewOrder(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, envOptions{driver: driver})
 			tools := newTools(e)
-			paid := paidOrder(t, e, "oUser-create-paid-said", 1)
-			again := call(t, tools, caller(paid.User), "create_order", `{"sku":"premium-monthly"}`)
-			if again.result["status"] != "already_paid" || again.result["order_no"] != paid.OrderNo || again.action != nil {
-				t.Fatalf("result %s; want already_paid of %s", again.out.Result, paid.OrderNo)
-			}
-			when := paid.PaidAt.UTC().Format(time.RFC3339)
-			if msg, _ := again.result["message"].(string); !strings.Contains(msg, "no new order") || !strings.Contains(msg, when) {
-				t.Errorf("result %s; want a message saying no new order was made and that the user paid it at %s", again.out.Result, when)
-			}
-		})
-	}
-}
-
-// TestCreateOrderRepeatOfOrderInReviewIsNotOpen: the purchase asked again
-// while its order is in review (a copy of its payment disagreed with the
-// record) is that order, returned as it stands (needs_review), and no
-// word of an open order comes with it: told it was "the order already
-// open", the model would have had the user pay an order staff are
-// checking. Only an order awaiting payment is said to be open.
-func TestCreateOrderRepeatOfOrderInReviewIsNotOpen(t *testing.T) {
-	for _, driver := range drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			e := newEnv(t, envOptions{driver: driver})
-			tools := newTools(e)
-			paid := paidOrder(t, e, "oUser-create-review-said", 1)
-			tx := e.paidTx(paid)
-			tx.Amount.Total = 1
-			n := e.buildPayment(tx, nil)
-			if status, body := e.post(n.Header, n.Body); status != http.StatusNoContent {
-				t.Fatalf("differing copy: got %d %q; want 204", status, body)
-			}
-			if got := e.order(paid.OrderNo); got.Status != store.StatusNeedsReview {
-				t.Fatalf("order %s; want needs_review", got.Status)
-			}
-			again := call(t, tools, caller(paid.User), "create_order", `{"sku":"premium-monthly"}`)
-			if again.result["order_no"] != paid.OrderNo || again.result["status"] != string(store.StatusNeedsReview) || again.action != nil {
-				t.Fatalf("result %s; want %s as it stands (needs_review)", again.out.Result, paid.OrderNo)
-			}
-			if msg, _ := again.result["message"].(string); strings.Contains(msg, "open") {
-				t.Errorf("result %s; an order in review is not open", again.out.Result)
+			for _, tc := range []struct {
+				name, status string
+				review       bool // a differing copy of its payment puts the order in review
+			}{
+				{"paid", "already_paid", false},
+				{"in review", string(store.StatusNeedsReview), true},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					paid := paidOrder(t, e, "oUser-create-paid-said-"+tc.name, 1)
+					if tc.review {
+						tx := e.paidTx(paid)
+						tx.Amount.Total = 1
+						n := e.buildPayment(tx, nil)
+						if status, body := e.post(n.Header, n.Body); status != http.StatusNoContent {
+							t.Fatalf("differing copy: got %d %q; want 204", status, body)
+						}
+					}
+					again := call(t, tools, caller(paid.User), "create_order", `{"sku":"premium-monthly"}`)
+					if again.result["status"] != tc.status || again.result["order_no"] != paid.OrderNo || again.action != nil {
+						t.Fatalf("result %s; want %s of %s", again.out.Result, tc.status, paid.OrderNo)
+					}
+					msg, _ := again.result["message"].(string)
+					if strings.Contains(msg, "open") {
+						t.Errorf("result %s; the order is not open", again.out.Result)
+					}
+					when := paid.PaidAt.UTC().Format(time.RFC3339)
+					if !tc.review && (!strings.Contains(msg, "no new order") || !strings.Contains(msg, when)) {
+						t.Errorf("result %s; want a message saying no new order was made and that the user paid it at %s", again.out.Result, when)
+					}
+				})
 			}
 		})
 	}
