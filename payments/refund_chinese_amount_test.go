@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestRefundAmountInChineseNumeralsIsAsked: a model answering "退我十块"
+// TestRefundAmountInChineseNumeralsIsAsked (and in English words): a model answering "退我十块"
 // that put the amount in Chinese numerals under a name of its own
 // ({"退款金额":"十元"}) had it ignored as outside the schema, since it holds
 // no digit, and the user was offered the whole payment back, one tap from
@@ -29,6 +29,11 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 		{"陸元", `"金額":"陸元"`, "金額"},
 		{"參圓", `"refund":"參圓"`, "refund"},
 		{"貳圓", `"退款":"貳圓"`, "退款"},
+		// English words hold no digit either: "ten yuan" was ignored.
+		{"ten yuan", `"refund_amount":"ten yuan"`, "refund_amount"},
+		{"one yuan", `"refundAmount":"One Yuan"`, "refundAmount"},
+		{"half in English", `"refund":"half"`, "refund"},
+		{"twenty", `"amount_cny":"twenty-five"`, "amount_cny"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := call(t, tools, u, "request_refund", head+tc.extra+`}`)

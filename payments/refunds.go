@@ -2614,6 +2614,8 @@ const chineseNumerals = "〇零一二两三四五六七八九十百千万壹贰�
 // wrote {"退款金额":"十元"}, which held no digit, was ignored, and the user
 // was offered the whole payment back. A note that holds one ("买多了一杯")
 // is asked about too, where being wrong costs a question, not a refund.
+// So are English words for an amount ({"refund_amount":"ten yuan"},
+// "half"): amountWords.
 func numberOutside(args string, schema map[string]bool) string {
 	name := ""
 	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
@@ -2621,7 +2623,8 @@ func numberOutside(args string, schema map[string]bool) string {
 		if v.Type == gjson.String {
 			text = v.Str // decoded: "\u0031" is a digit, "\u00e9" none
 		}
-		if !schema[k.String()] && (strings.IndexFunc(text, unicode.IsDigit) >= 0 || strings.ContainsAny(text, chineseNumerals)) {
+		if !schema[k.String()] && (strings.IndexFunc(text, unicode.IsDigit) >= 0 || strings.ContainsAny(text, chineseNumerals) ||
+			slices.ContainsFunc(nameWords(text), func(w string) bool { return manyWords[w] || amountWords[w] })) {
 			name = k.String()
 			return false
 		}
@@ -2629,6 +2632,11 @@ func numberOutside(args string, schema map[string]bool) string {
 	})
 	return name
 }
+
+// amountWords are the English words for an amount that manyWords, words
+// for a count above one, leave out: "one yuan" and "half" name an amount
+// to refund as "ten" does.
+var amountWords = map[string]bool{"one": true, "half": true, "quarter": true, "third": true}
 
 // OpenRefunds returns the user's refund proposals that can still be
 // confirmed, oldest first, in one store read for all of the user's orders
