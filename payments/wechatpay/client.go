@@ -605,7 +605,12 @@ func (c *Client) RequestPayment(ctx context.Context, appID, prepayID string) (*R
 	return p, nil
 }
 
-// QueryOrder asks WeChat Pay for the order's state by out_trade_no.
+// QueryOrder asks WeChat Pay for the order's state by out_trade_no. An
+// answer that names another order (or none) is ErrUnverified: WeChat Pay's
+// signature covers the answer, not the request it answers, so one of
+// another order (a route that replays or caches answers) verifies, and
+// taken for this order's, an unpaid order was recorded paid with another
+// order's transaction.
 func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (*Transaction, error) {
 	if err := ValidOutTradeNo(outTradeNo); err != nil {
 		return nil, err
@@ -621,7 +626,11 @@ func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (*Transactio
 	if err != nil {
 		return nil, err
 	}
-	return transactionFrom(tx), nil
+	out := transactionFrom(tx)
+	if out.OutTradeNo != outTradeNo {
+		return nil, fmt.Errorf("wechatpay query %s: %w: the answer is of order %.40q", outTradeNo, ErrUnverified, out.OutTradeNo)
+	}
+	return out, nil
 }
 
 // CloseOrder closes an unpaid order at WeChat Pay. Closing a closed order

@@ -1,0 +1,145 @@
+package payments_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// replayingRoute is a route to WeChat Pay (an egress proxy, a cache) that
+// answers the query of one order with the answer it recorded for another's:
+// WeChat Pay's signature covers the answer's body, timestamp and nonce, not
+// the request it answers, so the answer verifies.
+type replayingRoute struct {
+	mu       sync.Mutex
+	recorded map[string]routedAnswer // by request path
+	replay   map[string]string       // path asked → path whose answer is served
+}
+
+type routedAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (rr *replayingRoute) handler(target *url.URL) http.Handler {
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		var b bytes.Buffer
+		if _, err := b.ReadFrom(resp.Body); err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b.Bytes()))
+		rr.mu.Lock()
+		rr.recorded[resp.Request.URL.Path] = routedAnswer{resp.StatusCode, resp.Header.Clone(), b.Bytes()}
+		rr.mu.Unlock()
+		return nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rr.mu.Lock()
+		a, ok := rr.recorded[rr.replay[r.URL.Path]]
+		rr.mu.Unlock()
+		if !ok {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		for k, v := range a.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(a.status)
+		_, _ = w.Write(a.body)
+	})
+}
+
+// TestReconcileRefusesAQueryAnswerOfAnotherOrder: a query's answer names
+// the order it is of (out_trade_no), and WeChat Pay's signature does not
+// bind it to the request, so an answer of another order (a route that
+// replays or caches answers) verifies. Taken for the order asked about, a
+// user's unpaid order was recorded paid with another order's transaction
+// (same user, app and amount: nothing disagreed), and the merchant told to
+// deliver it. It is not WeChat Pay's word about this order: the order stays
+// as it was, the reconcile fails, and once the route answers again the
+// order is reconciled by its own answer.
+func TestReconcileRefusesAQueryAnswerOfAnotherOrder(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		reconcile func(e *env, o *store.Order)
+	}{
+		{"sweep", func(e *env, o *store.Order) {
+			if _, err := e.svc.Sweep(ctx); err != nil {
+				e.t.Fatal(err)
+			}
+		}},
+		{"user's message", func(e *env, o *store.Order) {
+			e.svc.RefreshPending(ctx, []*store.Order{o})
+		}},
+	}
+	for _, driver := range drivers(t) {
+		for _, tt := range tests {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				route := &replayingRoute{recorded: map[string]routedAnswer{}, replay: map[string]string{}}
+				e := newEnv(t, envOptions{driver: driver, client: func(c *wechatpay.Config) {
+					target, err := url.Parse(c.APIBase)
+					if err != nil {
+						t.Fatal(err)
+					}
+					gw := httptest.NewServer(route.handler(target))
+					t.Cleanup(gw.Close)
+					c.APIBase = gw.URL
+				}, service: func(o *payments.Options) {
+					o.ActiveQueryDeadline = 10 * time.Second // the message waits for its query's answer
+				}})
+				user := "oUser-otheranswer-" + strings.ReplaceAll(tt.name, " ", "-")
+				unpaid := e.create(user, 1)
+				res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "other-bot", User: user, SKU: "premium-monthly", Quantity: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				paid := res.Order
+				if d, err := e.sim.Pay(ctx, paid.OrderNo); err != nil || !d.Acked {
+					t.Fatalf("pay %s: %+v %v", paid.OrderNo, d, err)
+				}
+				tx, err := e.client.QueryOrder(ctx, paid.OrderNo) // the route records its answer
+				if err != nil || tx.TradeState != wechatpay.TradeSuccess {
+					t.Fatalf("query %s: %+v %v", paid.OrderNo, tx, err)
+				}
+				path := func(no string) string { return "/v3/pay/transactions/out-trade-no/" + no }
+				route.mu.Lock()
+				route.replay[path(unpaid.OrderNo)] = path(paid.OrderNo)
+				route.mu.Unlock()
+
+				e.clock.Advance(time.Minute) // past ActiveQueryAfter, within the order's deadline
+				tt.reconcile(e, unpaid)
+				if got := e.order(unpaid.OrderNo); got.Status != store.StatusAwaitingPayment || got.TransactionID != "" {
+					t.Errorf("unpaid order %s after a query answered with order %s's answer: %s, transaction %q; want awaiting_payment as it was",
+						unpaid.OrderNo, paid.OrderNo, got.Status, got.TransactionID)
+				}
+
+				// The route fixed, the order's own answer is applied.
+				route.mu.Lock()
+				route.replay = map[string]string{}
+				route.mu.Unlock()
+				if _, err := e.sim.Pay(ctx, unpaid.OrderNo); err != nil {
+					t.Fatal(err)
+				}
+				if got := e.order(unpaid.OrderNo); got.Status != store.StatusPaid {
+					t.Errorf("order %s after its own payment: %s; want paid", unpaid.OrderNo, got.Status)
+				}
+			})
+		}
+	}
+}
