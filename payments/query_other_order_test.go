@@ -143,3 +143,67 @@ func TestReconcileRefusesAQueryAnswerOfAnotherOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepRefusesARefundQueryAnswerOfAnotherRefund: as an order's query,
+// a refund's names the refund it is of (out_refund_no), unbound to the
+// request by WeChat Pay's signature. Another order's refund's SUCCESS,
+// replayed for this refund's query, was applied to this order. It is not
+// WeChat Pay's word about this refund: the order stays refunding, and its
+// own refund's word settles it.
+func TestSweepRefusesARefundQueryAnswerOfAnotherRefund(t *testing.T) {
+	ctx := context.Background()
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			route := &replayingRoute{recorded: map[string]routedAnswer{}, replay: map[string]string{}}
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, client: func(c *wechatpay.Config) {
+				target, err := url.Parse(c.APIBase)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gw := httptest.NewServer(route.handler(target))
+				t.Cleanup(gw.Close)
+				c.APIBase = gw.URL
+			}})
+			var refunds []*store.RefundProposal
+			var orders []*store.Order
+			for _, user := range []string{"oUser-otherrefund-a", "oUser-otherrefund-b"} {
+				o := paidOrder(t, e, user, 1)
+				p := propose(t, e, o, 0)
+				if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
+					t.Fatalf("confirm %s: %+v, %v; want processing", o.OrderNo, res, err)
+				}
+				orders, refunds = append(orders, o), append(refunds, p)
+			}
+			mine, other := orders[0], orders[1]
+			if d, err := e.sim.CompleteRefund(ctx, refunds[1].OutRefundNo); err != nil || !d.Acked {
+				t.Fatal(d, err)
+			}
+			if r, err := e.client.QueryRefund(ctx, refunds[1].OutRefundNo); err != nil || r.Status != wechatpay.RefundSuccess {
+				t.Fatalf("query %s: %+v %v", refunds[1].OutRefundNo, r, err) // the route records its answer
+			}
+			path := func(no string) string { return "/v3/refund/domestic/refunds/" + no }
+			route.mu.Lock()
+			route.replay[path(refunds[0].OutRefundNo)] = path(refunds[1].OutRefundNo)
+			route.mu.Unlock()
+
+			e.clock.Advance(2 * time.Minute) // its notification late (past recordedGrace): the sweep asks
+			if _, err := e.svc.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.order(mine.OrderNo); got.Status != store.StatusRefunding || got.RefundedFen != 0 {
+				t.Errorf("order %s after its refund's query was answered with order %s's refund: %s, refunded %d, review %q; want refunding, nothing counted",
+					mine.OrderNo, other.OrderNo, got.Status, got.RefundedFen, got.ReviewReason)
+			}
+
+			route.mu.Lock()
+			route.replay = map[string]string{}
+			route.mu.Unlock()
+			if d, err := e.sim.CompleteRefund(ctx, refunds[0].OutRefundNo); err != nil || !d.Acked {
+				t.Fatal(d, err)
+			}
+			if got := e.order(mine.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != mine.AmountFen {
+				t.Errorf("order %s after its own refund's notification: %s, refunded %d; want refunded %d", mine.OrderNo, got.Status, got.RefundedFen, mine.AmountFen)
+			}
+		})
+	}
+}

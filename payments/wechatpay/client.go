@@ -744,7 +744,9 @@ func stillUnknown(op, no, why string, err error) error {
 	return fmt.Errorf("wechatpay %s %s: %w: %s: %v", op, no, ErrTemporary, why, err)
 }
 
-// QueryRefund asks WeChat Pay for a refund's progress by out_refund_no.
+// QueryRefund asks WeChat Pay for a refund's progress by out_refund_no. An
+// answer that names another refund (or none) is ErrUnverified, as
+// QueryOrder's of another order is.
 func (c *Client) QueryRefund(ctx context.Context, outRefundNo string) (*Refund, error) {
 	if err := ValidOutRefundNo(outRefundNo); err != nil {
 		return nil, err
@@ -758,7 +760,11 @@ func (c *Client) QueryRefund(ctx context.Context, outRefundNo string) (*Refund, 
 	if err != nil {
 		return nil, err
 	}
-	return refundFrom(out), nil
+	r := refundFrom(out)
+	if r.OutRefundNo != outRefundNo {
+		return nil, fmt.Errorf("wechatpay refund-query %s: %w: the answer is of refund %.40q", outRefundNo, ErrUnverified, r.OutRefundNo)
+	}
+	return r, nil
 }
 
 func deref[T any](p *T) T {
