@@ -34,6 +34,24 @@ type routedAnswer struct {
 	body   []byte
 }
 
+func newReplayingRoute() *replayingRoute {
+	return &replayingRoute{recorded: map[string]routedAnswer{}, replay: map[string]string{}}
+}
+
+// before puts the route before the client's WeChat Pay (newEnv's client
+// hook).
+func (rr *replayingRoute) before(t *testing.T) func(*wechatpay.Config) {
+	return func(c *wechatpay.Config) {
+		target, err := url.Parse(c.APIBase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw := httptest.NewServer(rr.handler(target))
+		t.Cleanup(gw.Close)
+		c.APIBase = gw.URL
+	}
+}
+
 func (rr *replayingRoute) handler(target *url.URL) http.Handler {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ModifyResponse = func(resp *http.Response) error {
@@ -91,16 +109,8 @@ func TestReconcileRefusesAQueryAnswerOfAnotherOrder(t *testing.T) {
 	for _, driver := range drivers(t) {
 		for _, tt := range tests {
 			t.Run(driver+"/"+tt.name, func(t *testing.T) {
-				route := &replayingRoute{recorded: map[string]routedAnswer{}, replay: map[string]string{}}
-				e := newEnv(t, envOptions{driver: driver, client: func(c *wechatpay.Config) {
-					target, err := url.Parse(c.APIBase)
-					if err != nil {
-						t.Fatal(err)
-					}
-					gw := httptest.NewServer(route.handler(target))
-					t.Cleanup(gw.Close)
-					c.APIBase = gw.URL
-				}, service: func(o *payments.Options) {
+				route := newReplayingRoute()
+				e := newEnv(t, envOptions{driver: driver, client: route.before(t), service: func(o *payments.Options) {
 					o.ActiveQueryDeadline = 10 * time.Second // the message waits for its query's answer
 				}})
 				user := "oUser-otheranswer-" + strings.ReplaceAll(tt.name, " ", "-")
@@ -154,16 +164,8 @@ func TestSweepRefusesARefundQueryAnswerOfAnotherRefund(t *testing.T) {
 	ctx := context.Background()
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			route := &replayingRoute{recorded: map[string]routedAnswer{}, replay: map[string]string{}}
-			e := newEnv(t, envOptions{driver: driver, storeClock: true, client: func(c *wechatpay.Config) {
-				target, err := url.Parse(c.APIBase)
-				if err != nil {
-					t.Fatal(err)
-				}
-				gw := httptest.NewServer(route.handler(target))
-				t.Cleanup(gw.Close)
-				c.APIBase = gw.URL
-			}})
+			route := newReplayingRoute()
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, client: route.before(t)})
 			var refunds []*store.RefundProposal
 			var orders []*store.Order
 			for _, user := range []string{"oUser-otherrefund-a", "oUser-otherrefund-b"} {
