@@ -2,9 +2,11 @@ package payments_test
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"net/http"
 	"testing"
 	"time"
@@ -43,16 +45,7 @@ func TestNotifySignedUnderALapsedCertificateIsRefused(t *testing.T) {
 			t.Run(driver+"/"+tt.name, func(t *testing.T) {
 				// The simulator's platform key and serial, under a
 				// certificate of the period the case names.
-				tmpl := &x509.Certificate{SerialNumber: keys.PlatformCert.SerialNumber, Subject: pkix.Name{CommonName: "platform certificate"},
-					NotBefore: tt.notBefore, NotAfter: tt.expiry, KeyUsage: x509.KeyUsageDigitalSignature}
-				der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &keys.PlatformKey.PublicKey, keys.PlatformKey)
-				if err != nil {
-					t.Fatal(err)
-				}
-				cert, err := x509.ParseCertificate(der)
-				if err != nil {
-					t.Fatal(err)
-				}
+				cert := platformCertificate(t, keys.PlatformKey, keys.PlatformCert.SerialNumber, tt.notBefore, tt.expiry)
 				e := newEnv(t, envOptions{driver: driver, client: func(c *wechatpay.Config) { c.PlatformCerts = []*x509.Certificate{cert} }})
 				o := e.create(fmt.Sprintf("oUser-cert-%d", i), 1)
 				n := e.buildPayment(e.paidTx(o), func(s *wxsim.NotificationSpec) { s.Serial = keys.PlatformSerial })
@@ -70,4 +63,21 @@ func TestNotifySignedUnderALapsedCertificateIsRefused(t *testing.T) {
 			})
 		}
 	}
+}
+
+// platformCertificate is a self-signed platform certificate over key under
+// serial, valid from notBefore to notAfter.
+func platformCertificate(t *testing.T, key *rsa.PrivateKey, serial *big.Int, notBefore, notAfter time.Time) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "platform certificate"},
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
