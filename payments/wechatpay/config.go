@@ -70,8 +70,9 @@ type Config struct {
 	// host rewriter.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
-	// Now is the clock that paces the client's ALERT lines (nil:
-	// time.Now).
+	// Now is the clock that paces the client's ALERT lines and judges
+	// whether the platform certificate an answer is signed under is in
+	// its validity period (nil: time.Now).
 	Now func() time.Time
 	// Registerer takes the client's metrics
 	// (paygate_wechatpay_merchant_errors_total); nil: a private registry.
@@ -132,6 +133,9 @@ func (c *Config) load() (*keys, error) {
 	v, err := NewVerifier(c.PublicKeyID, pub, certs)
 	if err != nil {
 		return nil, err
+	}
+	if c.Now != nil {
+		v.now = c.Now
 	}
 	k.verifier = v
 	return k, nil

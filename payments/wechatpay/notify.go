@@ -217,7 +217,7 @@ func (n *NotifyVerifier) Verify(ctx context.Context, header http.Header, body []
 	msg = append(msg, '\n')
 	msg = append(msg, body...)
 	msg = append(msg, '\n')
-	if err := n.verifier.Verify(ctx, serial, string(msg), sig); err != nil {
+	if err := n.verifier.verifySignature(ctx, serial, string(msg), sig); err != nil {
 		return nil, err
 	}
 	note := &Notification{Serial: serial}

@@ -25,8 +25,12 @@ type Verifier struct {
 	bySerial  map[string]auth.Verifier
 	preferred string
 	// certs are the platform certificates by serial, whose validity
-	// periods bound when their keys verify a notification (ValidAt).
+	// periods bound when their keys verify a notification or an answer
+	// (ValidAt).
 	certs map[string]*x509.Certificate
+	// now judges an answer's certificate (Verify): Config.Now, else
+	// time.Now. A notification is judged by its receiver's clock.
+	now func() time.Time
 }
 
 var _ auth.Verifier = (*Verifier)(nil)
@@ -34,7 +38,7 @@ var _ auth.Verifier = (*Verifier)(nil)
 // NewVerifier builds a Verifier. publicKeyID/publicKey may be empty/nil (platform
 // certificate mode) and certs may be empty (public-key mode), not both.
 func NewVerifier(publicKeyID string, publicKey *rsa.PublicKey, certs []*x509.Certificate) (*Verifier, error) {
-	v := &Verifier{bySerial: map[string]auth.Verifier{}, certs: map[string]*x509.Certificate{}}
+	v := &Verifier{bySerial: map[string]auth.Verifier{}, certs: map[string]*x509.Certificate{}, now: time.Now}
 	if (publicKeyID == "") != (publicKey == nil) {
 		return nil, fmt.Errorf("%w: public key mode needs both public_key_id and the public key", ErrConfig)
 	}
@@ -73,8 +77,9 @@ func (v *Verifier) Known(serial string) bool {
 // public key always, a platform certificate only within its validity
 // period. WeChat Pay signs with a certificate only while it is valid; an
 // expired one stays configured beside its successor during a rotation, and
-// its key verified notifications all the same, so whoever held the retired
-// key could mark any order paid. The error wraps ErrUnknownSerial.
+// its key verified notifications and API answers all the same, so whoever
+// held the retired key could mark any order paid. The error wraps
+// ErrUnknownSerial.
 func (v *Verifier) ValidAt(serial string, now time.Time) error {
 	c, ok := v.certs[serial]
 	switch {
@@ -98,10 +103,25 @@ func (v *Verifier) Serials() []string {
 	return out
 }
 
-// Verify checks signature over message with the key named by serial. The error
-// wraps ErrUnknownSerial or ErrBadSignature; WeChat Pay's signature probe,
-// which it puts on API answers as on notifications, is ErrSignatureProbe.
+// Verify checks signature over message with the key named by serial, a
+// platform certificate's only within its validity period by v's clock
+// (ValidAt): the official client verifies every API answer with it. The
+// error wraps ErrUnknownSerial or ErrBadSignature; WeChat Pay's signature
+// probe, which it puts on API answers as on notifications, is
+// ErrSignatureProbe.
 func (v *Verifier) Verify(ctx context.Context, serial, message, signature string) error {
+	if !v.Known(serial) {
+		return fmt.Errorf("%w: %q", ErrUnknownSerial, serial)
+	}
+	if err := v.ValidAt(serial, v.now()); err != nil {
+		return err
+	}
+	return v.verifySignature(ctx, serial, message, signature)
+}
+
+// verifySignature is Verify without the validity period, for a caller that
+// judged it by its own clock (NotifyVerifier.Verify).
+func (v *Verifier) verifySignature(ctx context.Context, serial, message, signature string) error {
 	inner, ok := v.bySerial[serial]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownSerial, serial)
