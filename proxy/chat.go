@@ -436,6 +436,8 @@ func (s *Server) roundCost(ctx context.Context, resp *failover.Response, u accou
 // sending a usage, which the provider billed though no answer came of them,
 // and returns their cost. Left out, the tokens and cost metrics and the
 // conversation's cost missed what such a provider charged, asked again.
+// An attempt whose answer its provider cut before any usage came
+// (cutBeforeUsage) is recorded with no token, as a stream cut mid-answer is.
 func (s *Server) accountRefused(ctx context.Context, resp *failover.Response, err error) accounting.Pico {
 	var tried []failover.Attempt
 	if resp != nil {
@@ -445,11 +447,28 @@ func (s *Server) accountRefused(ctx context.Context, resp *failover.Response, er
 	}
 	var cost accounting.Pico
 	for _, a := range tried {
-		if a.Usage != nil && s.ledger != nil {
+		switch {
+		case s.ledger == nil:
+		case a.Usage != nil:
 			cost += s.ledger.Round(ctx, a.Provider, a.Model, ledgerUsage(interceptors.ReadUsage(gjson.ParseBytes(a.Usage))))
+		case cutBeforeUsage(a):
+			s.ledger.Round(ctx, a.Provider, a.Model, accounting.Usage{})
 		}
 	}
 	return cost
+}
+
+// cutBeforeUsage reports a failed attempt whose provider took the request and
+// then lost its answer, its connection cut or silent past the idle timeout
+// (causes of an answer's body, after a 2xx head: an error answer so cut
+// fails by its status): a non-stream answer cut mid-body, a stream cut
+// before its first token. The provider bills what it generated: one that
+// sent no usage before its cut (Attempt.Usage, which its callers price
+// first) is recorded with no token under its provider and model, as a
+// stream cut mid-answer is (streamRound), where it was recorded nowhere, as
+// if not asked.
+func cutBeforeUsage(a failover.Attempt) bool {
+	return a.Cause == failover.CauseConnectionLost || a.Cause == failover.CauseIdleTimeout
 }
 
 // triedOf is the attempts of a round that ended in err, an

@@ -25,6 +25,13 @@ func TestCutAttemptCountsTheUsageItSent(t *testing.T) {
 // provider's prompt and completion tokens in the ledger as want has them.
 func recoveredStreamCounts(t *testing.T, cut, second http.HandlerFunc, user string, want map[string][2]int64) {
 	t.Helper()
+	answeredCounts(t, true, cut, second, user, want)
+}
+
+// answeredCounts is recoveredStreamCounts for a stream or a non-stream
+// turn.
+func answeredCounts(t *testing.T, stream bool, cut, second http.HandlerFunc, user string, want map[string][2]int64) {
+	t.Helper()
 	name := "plain"
 	if user != "" {
 		name = "payment turn"
@@ -34,8 +41,7 @@ func recoveredStreamCounts(t *testing.T, cut, second http.HandlerFunc, user stri
 		s, ledger, _ := ledgerProxy(t, testConfig(t, a.URL, withSecondProvider(b.URL)), nil, &countingTools{})
 		t.Cleanup(ledger.Close)
 		srv, handled := waitedServer(t, s.Handler())
-		resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`,
-			map[string]string{"X-WeChat-OpenID": user})
+		resp := post(t, srv.URL, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": user})
 		readAll(t, resp.Body)
 		handled.Wait() // the turn is accounted after its answer
 		got := ledger.Stats().ByModel

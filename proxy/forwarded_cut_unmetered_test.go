@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,6 +57,49 @@ func TestForwardedStreamCutWithoutUsageRecorded(t *testing.T) {
 			}
 			if ends := streamEnds(t, reg); ends["upstream_connection_lost"] != 1 || len(ends) != 1 {
 				t.Errorf("stream ends %v; want upstream_connection_lost 1", ends)
+			}
+		})
+	}
+}
+
+// TestForwardedAnswerCutRecorded: a forwarded generation whose provider
+// cut its answer before any usage came, a JSON answer mid-body or a stream
+// before its first event, failed over (here: the round ended with an
+// error) and was recorded nowhere, though the provider took the call and
+// bills what it generated: it is recorded as a forwarded stream cut
+// mid-answer is, its provider and model with no token.
+func TestForwardedAnswerCutRecorded(t *testing.T) {
+	unmetered := []accounting.ModelStats{{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}}
+	for _, tc := range []struct {
+		name, path, body string
+		provider         http.HandlerFunc
+	}{
+		{"Responses API answer cut mid-body", "/v1/responses", `{"model":"gpt-test","input":"hi"}`,
+			rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n", `{"id":"resp_1","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"hel`)},
+		{"embeddings answer cut mid-body", "/v1/embeddings", `{"model":"gpt-test","input":"hi"}`,
+			rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n", `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,`)},
+		{"Responses API stream cut before its first event", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+			abruptClose("event: response.created\ndata: {\"type\":\"response.cre")},
+		// An error answer is no bill, cut or not.
+		{"error answer cut mid-body", "/v1/responses", `{"model":"gpt-test","input":"hi"}`,
+			rawAnswer(t, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 400\r\n", `{"error":{"message":"overloa`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, tc.provider)
+			s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+			t.Cleanup(ledger.Close)
+			srv, handled := waitedServer(t, s.Handler())
+			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
+			if b := readAll(t, resp.Body); resp.StatusCode < 500 {
+				t.Fatalf("%d %s; want an upstream error", resp.StatusCode, b)
+			}
+			handled.Wait()
+			want := unmetered
+			if strings.HasPrefix(tc.name, "error") {
+				want = []accounting.ModelStats{}
+			}
+			if got := ledger.Stats().ByModel; !slices.Equal(got, want) {
+				t.Errorf("accounted %+v; want %+v", got, want)
 			}
 		})
 	}

@@ -623,11 +623,16 @@ var noUsage = gjson.Parse("{}")
 // Responses stream whose first event is response.failed, which OpenAI
 // bills), each to its provider and target, as a chat round's are
 // (accountRefused): the attempt failed over, or ended the round, and its
-// tokens were left out of the LLM spend.
+// tokens were left out of the LLM spend. One its provider cut before any
+// usage came (cutBeforeUsage) is recorded with no token, as a forwarded
+// stream cut mid-answer is.
 func (s *Server) accountTried(ctx context.Context, tried []failover.Attempt) {
 	for _, a := range tried {
-		if a.Usage != nil {
+		switch {
+		case a.Usage != nil:
 			s.accountCall(ctx, a.Provider, a.Model, gjson.ParseBytes(a.Usage))
+		case cutBeforeUsage(a):
+			s.accountCall(ctx, a.Provider, a.Model, noUsage)
 		}
 	}
 }

@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/accounting"
+	"github.com/paygate/paygate/config"
 )
 
 // TestPaymentTurnCutRecorded: a chat stream its provider cuts mid-answer,
@@ -15,9 +18,11 @@ import (
 // figures, the metrics), and so must a payment turn (a known user, payment
 // tools offered), which recorded no row at all. A multi-round payment
 // turn's earlier rounds, which completed, keep their usage. A non-stream
-// answer cut mid-body is no answer at all (failed over, else an error): the
-// payment turn records it as the plain turn does. So is a recovery's
-// every attempt recorded, each cut before its usage came.
+// answer cut mid-body is no answer (failed over, else an error), but its
+// provider took the request and began the answer, which it bills: it is
+// recorded as a cut stream is, with no token, where it recorded no row at
+// all, whether the turn then failed or the next provider answered. So is a
+// recovery's every attempt recorded, each cut before its usage came.
 func TestPaymentTurnCutRecorded(t *testing.T) {
 	const head = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[`
 	cut := abruptClose(head + `{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":null}]}` + "\n\n")
@@ -31,6 +36,8 @@ func TestPaymentTurnCutRecorded(t *testing.T) {
 		`{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"hel`)
 	orderJSON := jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":`+
 		`[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":"tool_calls"}],`+
+		`"usage":{"prompt_tokens":1000,"completion_tokens":40,"total_tokens":1040}}`)
+	wholeJSON := jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],`+
 		`"usage":{"prompt_tokens":1000,"completion_tokens":40,"total_tokens":1040}}`)
 	const lost, done = "upstream_connection_lost", "data: [DONE]"
 	// The call, no token: the provider billed it, its count unknown.
@@ -50,8 +57,11 @@ func TestPaymentTurnCutRecorded(t *testing.T) {
 		{"payment turn stream cut in its second round", "o-user-1", true, lost, roundByRound(order, cut), 1, firstRound},
 		{"plain stream whole without usage", "", true, done, whole, 0, noToken},
 		{"payment turn stream whole without usage", "o-user-1", true, done, whole, 0, noToken},
-		{"plain answer cut mid-body", "", false, "", cutBody, 0, []accounting.ModelStats{}},
-		{"payment turn answer cut mid-body", "o-user-1", false, "", cutBody, 0, []accounting.ModelStats{}},
+		{"plain answer cut mid-body", "", false, "", cutBody, 0, noToken},
+		{"payment turn answer cut mid-body", "o-user-1", false, "", cutBody, 0, noToken},
+		// An error answer is no bill, cut or not.
+		{"plain error answer cut mid-body", "", false, "", rawAnswer(t, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 400\r\n",
+			`{"error":{"message":"overloa`), 0, []accounting.ModelStats{}},
 		{"payment turn answer cut mid-body in its second round", "o-user-1", false, "", roundByRound(orderJSON, cutBody), 1, firstRound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,6 +87,43 @@ func TestPaymentTurnCutRecorded(t *testing.T) {
 			}
 		})
 	}
+	// An answer cut mid-body, then another provider's whole answer: each
+	// to its provider, the cut one with no token.
+	t.Run("answer cut mid-body, the next provider answering", func(t *testing.T) {
+		for _, user := range []string{"", "o-user-1"} {
+			answeredCounts(t, false, cutBody, wholeJSON, user, map[string][2]int64{"fake": {}, "other": {1000, 40}})
+		}
+	})
+	// A stream cut before its first token, failed over: recorded as one
+	// cut after it is.
+	t.Run("stream cut before its first token, the next provider answering", func(t *testing.T) {
+		roleOnly := abruptClose(head + `{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}` + "\n\n")
+		for _, user := range []string{"", "o-user-1"} {
+			answeredCounts(t, true, roleOnly, whole, user, map[string][2]int64{"fake": {}, "other": {}})
+		}
+	})
+	// An answer whose provider falls silent mid-body, past timeouts.idle.
+	t.Run("answer silent mid-body", func(t *testing.T) {
+		fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"hel`)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // silent until paygate gives up on it
+		})
+		s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+			c.Providers[0].Timeouts.Idle = config.Duration(200 * time.Millisecond)
+		}), nil, nil)
+		t.Cleanup(ledger.Close)
+		srv, handled := waitedServer(t, s.Handler())
+		resp := post(t, srv.URL, "/v1/chat/completions", chatBody(false, ""), nil)
+		if b := readAll(t, resp.Body); resp.StatusCode < 500 {
+			t.Fatalf("answer %d %s; want an upstream error", resp.StatusCode, b)
+		}
+		handled.Wait()
+		if got := ledger.Stats().ByModel; !slices.Equal(got, noToken) {
+			t.Errorf("accounted %+v; want %+v", got, noToken)
+		}
+	})
 	// A recovery's attempts, each cut before its usage came: each to its provider.
 	t.Run("recovery cut too", func(t *testing.T) {
 		for _, user := range []string{"", "o-user-1"} {
