@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -240,7 +241,10 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	resp.Body = s.maskAnswerError(resp.Body)
 	writeUpstreamBody(w, resp)
 	if generation(r, model) {
-		s.accountUsage(r.Context(), resp, gjson.GetBytes(resp.Body, "usage"))
+		// The usage a client reads: a null one before it (a relay's) hid
+		// the provider's from gjson's first (jsonscan.SetMember).
+		u, _ := jsonscan.SetMember(unsafe.String(unsafe.SliceData(resp.Body), len(resp.Body)), "usage")
+		s.accountUsage(r.Context(), resp, u)
 	}
 }
 
@@ -528,16 +532,16 @@ func dataUsage(d []byte) (u gjson.Result, ok bool) {
 			if key >= 0 {
 				name := d[j+1 : i]
 				switch {
-				case depth == 1 && string(name) == "usage":
+				case depth == 1 && keyIs(name, "usage"):
 					return memberValue(d[key+1:]), true
 				case depth == 1 && owner:
 					// Another member's usage (a tool's, an item's) is
 					// none: the search goes on before it.
-					owner, owned = false, string(name) == "response"
+					owner, owned = false, keyIs(name, "response")
 					if !owned {
 						nested = gjson.Result{}
 					}
-				case depth == 2 && !nested.Exists() && string(name) == "usage":
+				case depth == 2 && !nested.Exists() && keyIs(name, "usage"):
 					nested = memberValue(d[key+1:])
 				}
 			}
@@ -545,6 +549,18 @@ func dataUsage(d []byte) (u gjson.Result, ok bool) {
 		}
 	}
 	return nested, nested.Exists()
+}
+
+// keyIs reports whether a raw key, as its JSON text spells it, is key: a
+// key spelled with escapes ("us\u0061ge") is read as gjson and the SDKs
+// read it (jsonscan.KeyName), as the key itself. Compared as spelled, a
+// provider's or relay's escaped usage key hid the call's usage, which the
+// bot's SDK read, from the ledger.
+func keyIs(raw []byte, key string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw) == key
+	}
+	return jsonscan.KeyName(string(raw)) == key
 }
 
 // stringStart is the index of the quote that opens the JSON string whose
