@@ -44,8 +44,10 @@ type Attempt struct {
 	// answering a non-stream request gave before they were refused
 	// (streamedCompletion), or the response.usage of a forwarded stream's
 	// first event, a Responses API response.failed (forwardedEventError:
-	// the Responses API's counts, input_tokens and output_tokens); nil
-	// otherwise. The successful attempt's is its answer's.
+	// the Responses API's counts, input_tokens and output_tokens), or of a
+	// 2xx error envelope or a forwarded stream's first event that is an
+	// error (errorUsage); nil otherwise. The successful attempt's is
+	// its answer's.
 	Usage []byte
 }
 
@@ -405,6 +407,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		}
 		if f != nil {
 			f.httpStatus = resp.StatusCode
+			f.usage = errorUsage(data)
 			r.cutPlain(f)
 			a.release()
 			return nil, f
@@ -1235,6 +1238,21 @@ func heldUsage(data []byte) []byte {
 	}
 	if c := usageCounts(u, jsonscan.UsageCounts); c != "{}" {
 		return []byte(c)
+	}
+	return nil
+}
+
+// errorUsage is the usage object of a 2xx error envelope (an error and no
+// object or id, as OpenRouter sends once the model has started), or of a
+// forwarded stream's first event that is an error: the provider's count of
+// the work it did before it failed (Attempt.Usage), the member a client
+// reads (jsonscan.SetMember), its counts under the chat or the Responses
+// API's names, as the proxy reads them. Left out, a provider that failed
+// so, billed and asked again, was in no figure of the ledger. nil when it
+// has none.
+func errorUsage(data []byte) []byte {
+	if u, _ := jsonscan.SetMember(unsafeString(data), "usage"); u.IsObject() {
+		return []byte(u.Raw)
 	}
 	return nil
 }

@@ -130,9 +130,11 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 // stream, which also knows the Responses API's response.failed: a failed
 // response's error is in response.error ({code, message}), its status
 // what the code stands for, and 500 without one. Its response.usage, an
-// object, is the attempt's Usage: OpenAI bills a failed response's tokens.
+// object, is the attempt's Usage: OpenAI bills a failed response's tokens;
+// so is the usage of an error event that carries one (errorUsage).
 func forwardedEventError(ev sse.Event) *failure {
 	if f := eventError(ev); f != nil {
+		f.usage = errorUsage(ev.Data)
 		return f
 	}
 	if !bytes.Contains(ev.Data, responseFailed) {

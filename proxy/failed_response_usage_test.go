@@ -73,8 +73,10 @@ func TestFailedResponseUsageAccounted(t *testing.T) {
 // only forwarded attempt that fails with a usage) before a target that
 // answers with the whole response as JSON. A non-stream Responses object
 // whose status is failed is an answer, its usage counted once and no other
-// target asked; an error envelope's usage is no bill (accountUsage), and a
-// legacy completion the provider could not finish is an error as well.
+// target asked; a 2xx error envelope with a usage, and a legacy completion
+// the provider could not finish (an error as well), fail over, and the
+// usage they name, the provider's count of the work it did before it
+// failed, is counted to it (TestErrorEnvelopeUsageCounted).
 func TestFailedAttemptUsageAccountedOnAJSONAnswer(t *testing.T) {
 	jsonAnswer := func(body string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -101,10 +103,10 @@ func TestFailedAttemptUsageAccountedOnAJSONAnswer(t *testing.T) {
 			`"status":"failed"`, map[string][2]int64{"fake": {1000, 40}}},
 		{"an error envelope with a usage", "/v1/responses", `{"model":"gpt-test","input":"hi"}`,
 			jsonAnswer(`{"error":{"message":"boom","type":"server_error","code":"server_error"},"usage":` + billed + `}`),
-			`"id":"resp_2"`, map[string][2]int64{"other": {1100, 60}}},
+			`"id":"resp_2"`, map[string][2]int64{"fake": {1000, 40}, "other": {1100, 60}}},
 		{"a legacy completion its provider could not finish", "/v1/completions", `{"model":"gpt-test","prompt":"hi"}`,
 			jsonAnswer(`{"id":"c","object":"text_completion","choices":[{"index":0,"text":"","finish_reason":"insufficient_system_resource"}],"usage":{"prompt_tokens":1000,"completion_tokens":40,"total_tokens":1040}}`),
-			`"id":"resp_2"`, map[string][2]int64{"other": {1100, 60}}},
+			`"id":"resp_2"`, map[string][2]int64{"fake": {1000, 40}, "other": {1100, 60}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newFakeProvider(t, tc.first)
