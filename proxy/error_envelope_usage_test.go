@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/paygate/paygate/accounting"
@@ -46,15 +45,7 @@ func TestErrorEnvelopeUsageCounted(t *testing.T) {
 			})
 			cfg := pricedConfig(t, fp.URL)
 			cfg.Failover.MaxAttempts = 1 // one attempt, one bill
-			s, ledger, _ := ledgerProxy(t, cfg, nil, nil)
-			t.Cleanup(ledger.Close)
-			srv, handled := waitedServer(t, s.Handler())
-			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
-			if b := readAll(t, resp.Body); resp.StatusCode < 500 {
-				t.Fatalf("%d %s; want an upstream error", resp.StatusCode, b)
-			}
-			handled.Wait()
-			if got := ledger.Stats().ByModel; !slices.Equal(got, tc.want) {
+			if got := failedCallAccounted(t, cfg, tc.path, tc.body); !slices.Equal(got, tc.want) {
 				t.Errorf("accounted %+v; want %+v", got, tc.want)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/accounting"
+	"github.com/paygate/paygate/config"
 )
 
 // TestForwardedStreamCutWithoutUsageRecorded: a forwarded stream (the
@@ -86,21 +87,29 @@ func TestForwardedAnswerCutRecorded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, tc.provider)
-			s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
-			t.Cleanup(ledger.Close)
-			srv, handled := waitedServer(t, s.Handler())
-			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
-			if b := readAll(t, resp.Body); resp.StatusCode < 500 {
-				t.Fatalf("%d %s; want an upstream error", resp.StatusCode, b)
-			}
-			handled.Wait()
 			want := unmetered
 			if strings.HasPrefix(tc.name, "error") {
 				want = []accounting.ModelStats{}
 			}
-			if got := ledger.Stats().ByModel; !slices.Equal(got, want) {
+			if got := failedCallAccounted(t, testConfig(t, fp.URL, nil), tc.path, tc.body); !slices.Equal(got, want) {
 				t.Errorf("accounted %+v; want %+v", got, want)
 			}
 		})
 	}
+}
+
+// failedCallAccounted posts body to path of a proxy for cfg, wants the
+// upstream error that ends the call, and returns the ledger's figures by
+// model once the call is accounted.
+func failedCallAccounted(t *testing.T, cfg *config.Config, path, body string) []accounting.ModelStats {
+	t.Helper()
+	s, ledger, _ := ledgerProxy(t, cfg, nil, nil)
+	t.Cleanup(ledger.Close)
+	srv, handled := waitedServer(t, s.Handler())
+	resp := clientReq(t, http.MethodPost, srv.URL+path, strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+	if b := readAll(t, resp.Body); resp.StatusCode < 500 {
+		t.Fatalf("%d %s; want an upstream error", resp.StatusCode, b)
+	}
+	handled.Wait() // the call is accounted after its answer
+	return ledger.Stats().ByModel
 }
