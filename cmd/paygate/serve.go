@@ -115,6 +115,9 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 	for _, o := range opts {
 		o(&ao)
 	}
+	if ao.configure != nil {
+		ao.configure(cfg)
+	}
 	a := &app{cfg: cfg, reg: prometheus.NewRegistry()}
 	a.log = logging.New(logOut, logging.ParseLevel(cfg.Log.Level), cfg.Secrets())
 	// What a new user needs first and saw nowhere: which build runs,

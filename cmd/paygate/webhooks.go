@@ -49,6 +49,14 @@ type appOptions struct {
 	// write (embedded.Options.NoSync): tests that write thousands of
 	// orders whose durability they do not test.
 	storeNoSync bool
+	// configure, when set, changes the config before anything reads it
+	// (a test's sweep interval, where its YAML is a shared helper's).
+	configure func(*config.Config)
+}
+
+// withConfig has newApp change the config with f before it reads any of it.
+func withConfig(f func(*config.Config)) appOption {
+	return func(o *appOptions) { o.configure = f }
 }
 
 // withoutStoreSync opens an embedded store without an fsync after each
