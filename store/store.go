@@ -921,6 +921,17 @@ type Outbox interface {
 	// giving its lease back on stop, keeps FailedAt: the operator's view
 	// shows no failure that never was. ErrNotFound if it is no longer pending.
 	RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error
+	// RetryClaimedEvent is RetryEvent by the claimer of a lease: it writes
+	// only while the event's NextAt is still leasedUntil, the NextAt its
+	// claim (ClaimEvents) returned, compared in the same atomic step.
+	// Claimed again since (the lease ran out under a stalled claimer),
+	// retried, given back or moved: nothing is written, ErrConflict. A
+	// stalled claimer's write replaced the new claimer's lease, and a
+	// third replica claimed and sent the event while the new claimer's
+	// send was still in flight. A call whose very write is there already
+	// (re-sent after its reply was lost) is reported done. ErrNotFound if
+	// it is no longer pending.
+	RetryClaimedEvent(ctx context.Context, key, id string, leasedUntil, nextAt time.Time, attempts int, lastErr string) error
 	// RescheduleEvent moves pending event id of key's queue from NextAt
 	// from to NextAt to, its attempts, last error and FailedAt kept, only
 	// while its NextAt is still from (compared in the same atomic step), and

@@ -576,6 +576,18 @@ func (d *DB) ack(ctx context.Context, key, id string, match func(*store.Event) b
 
 // RetryEvent implements store.Outbox.
 func (d *DB) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error {
+	return d.retry(ctx, key, id, nil, nextAt, attempts, lastErr)
+}
+
+// RetryClaimedEvent implements store.Outbox: the look-up, the comparison
+// with leasedUntil and the write are one transaction.
+func (d *DB) RetryClaimedEvent(ctx context.Context, key, id string, leasedUntil, nextAt time.Time, attempts int, lastErr string) error {
+	return d.retry(ctx, key, id, &leasedUntil, nextAt, attempts, lastErr)
+}
+
+// retry writes the retry of event id of key, given leased only while its
+// NextAt is that (ErrConflict otherwise, unless it is this very write).
+func (d *DB) retry(ctx context.Context, key, id string, leased *time.Time, nextAt time.Time, attempts int, lastErr string) error {
 	if key == "" {
 		key = store.DefaultEventKey
 	}
@@ -586,6 +598,12 @@ func (d *DB) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, a
 		}
 		if k == nil {
 			return fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+		}
+		if leased != nil && !e.NextAt.Equal(*leased) {
+			if e.NextAt.Equal(nextAt) && e.Attempts == attempts && e.LastError == lastErr {
+				return nil // written already (as the Redis store answers its re-sent run)
+			}
+			return fmt.Errorf("event %s: no longer leased until %s: %w", id, leased.Format(time.RFC3339Nano), store.ErrConflict)
 		}
 		if attempts > e.Attempts {
 			e.FailedAt = d.now() // a new failure; a lease given back keeps the count

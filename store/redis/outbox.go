@@ -523,6 +523,19 @@ func (s *Store) AckEventAt(ctx context.Context, key, id string, createdAt time.T
 
 // RetryEvent implements store.Outbox.
 func (s *Store) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error {
+	return s.retry(ctx, key, id, "", nextAt, attempts, lastErr)
+}
+
+// RetryClaimedEvent implements store.Outbox: luaRetry compares the
+// event's next_at (RFC 3339 with nanoseconds, as ClaimEvents wrote it)
+// with leasedUntil before it writes.
+func (s *Store) RetryClaimedEvent(ctx context.Context, key, id string, leasedUntil, nextAt time.Time, attempts int, lastErr string) error {
+	return s.retry(ctx, key, id, leasedUntil.Format(time.RFC3339Nano), nextAt, attempts, lastErr)
+}
+
+// retry runs luaRetry, conditional on the event's next_at being leased
+// unless that is empty.
+func (s *Store) retry(ctx context.Context, key, id, leased string, nextAt time.Time, attempts int, lastErr string) error {
 	if key == "" {
 		key = store.DefaultEventKey
 	}
@@ -533,12 +546,16 @@ func (s *Store) RetryEvent(ctx context.Context, key, id string, nextAt time.Time
 	}
 	v, err := s.run(ctx, "retry event", s.sc.retry, s.k.queueKeys(key),
 		id, next, attempts, lastErr, nextAt.Format(time.RFC3339Nano), failed.Format(time.RFC3339Nano),
-		queueHold(nextAt.Sub(failed)))
+		queueHold(nextAt.Sub(failed)), leased)
 	if err != nil {
 		return err
 	}
 	r := replySlice(v)
-	if replyInt(r, 0) != 1 {
+	switch replyInt(r, 0) {
+	case 1:
+	case 2:
+		return fmt.Errorf("event %s: no longer leased until %s: %w", id, leased, store.ErrConflict)
+	default:
 		return fmt.Errorf("event %s: %w", id, store.ErrNotFound)
 	}
 	s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2))

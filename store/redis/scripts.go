@@ -345,11 +345,22 @@ return {0}
 // still there when it is due). Returns {1, obv, next} or {0} when not queued.
 // The event's lease (luaClaimEvent) ends with it: an event with a lease
 // token is one a claimer still handles (luaReschedule leaves it alone).
+// Given leased_until (ARGV[8], RFC 3339: Store.RetryClaimedEvent), it
+// writes only while the event's next_at is that, and returns {2} when it
+// is another, unless that is the write itself (a re-sent run), which
+// answers as written.
 const luaRetry = luaObState + luaHold + `
 local all = redis.call('LRANGE', KEYS[1], 0, -1)
 for i, raw in ipairs(all) do
   if obhead(raw).id == ARGV[1] then
     local e = cjson.decode(raw)
+    if (ARGV[8] or '') ~= '' and e.ev.next_at ~= ARGV[8] then
+      if e.ev.next_at == ARGV[5] and tonumber(e.ev.attempts) == tonumber(ARGV[3]) and (e.ev.last_error or '') == ARGV[4] then
+        local v, nx = obstate(KEYS[1], KEYS[2])
+        return {1, v, nx}
+      end
+      return {2}
+    end
     e.lease = nil
     e.next_ms = tonumber(ARGV[2])
     if tonumber(ARGV[3]) > (tonumber(e.ev.attempts) or 0) then e.ev.failed_at = ARGV[6] end

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -133,6 +134,39 @@ func testOutboxClaims(t *testing.T, open Opener) {
 		sameIDs(t, "claim when the retry is due", evs, "r1")
 		if evs[0].Attempts != 1 || evs[0].LastError != "502" {
 			t.Errorf("claimed retry: got %+v; want attempt 1, last error 502", evs[0])
+		}
+	})
+
+	t.Run("a claimer's retry is written only under its lease", func(t *testing.T) {
+		// Claimer A's lease runs out (its POST stalled) and B claims the
+		// event: A's retry must not replace B's lease, which kept a third
+		// claimer off the event while B's POST was in flight.
+		clock := NewClock()
+		st := open(t, clock)
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, store.Event{ID: "s1", Kind: "webhook", Key: "CL-8"}))
+		a := claim(t, st, clock.Now())
+		sameIDs(t, "A's claim", a, "s1")
+		clock.Advance(lease + time.Second)
+		b := claim(t, st, clock.Now())
+		sameIDs(t, "B's claim once A's lease ran out", b, "s1")
+		if err := st.RetryClaimedEvent(ctx, "CL-8", "s1", a[0].NextAt, clock.Now().Add(5*time.Second), 1, "503"); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("A's retry under B's lease: %v; want ErrConflict", err)
+		}
+		sameIDs(t, "a claim after A's retry was due, within B's lease", claim(t, st, clock.Now().Add(6*time.Second)))
+		retry := clock.Now().Add(5 * time.Second)
+		mustNil(t, "B's retry", st.RetryClaimedEvent(ctx, "CL-8", "s1", b[0].NextAt, retry, 1, "502"))
+		mustNil(t, "B's retry re-sent", st.RetryClaimedEvent(ctx, "CL-8", "s1", b[0].NextAt, retry, 1, "502"))
+		if err := st.RetryClaimedEvent(ctx, "CL-8", "s1", b[0].NextAt, retry, 2, "500"); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("another retry under B's lease once B's was written: %v; want ErrConflict", err)
+		}
+		evs := claim(t, st, retry)
+		sameIDs(t, "a claim when B's retry is due", evs, "s1")
+		if evs[0].Attempts != 1 || evs[0].LastError != "502" {
+			t.Errorf("claimed retry: got %+v; want B's attempt 1, last error 502", evs[0])
+		}
+		mustNil(t, "AckEvent", st.AckEvent(ctx, "CL-8", "s1"))
+		if err := st.RetryClaimedEvent(ctx, "CL-8", "s1", evs[0].NextAt, retry, 2, "503"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a retry of an acknowledged event: %v; want ErrNotFound", err)
 		}
 	})
 
