@@ -91,6 +91,14 @@ func (s *hookStore) RetryEvent(ctx context.Context, key, id string, nextAt time.
 	return err
 }
 
+func (s *hookStore) RetryClaimedEvent(ctx context.Context, key, id string, leasedUntil, nextAt time.Time, attempts int, lastErr string) error {
+	err := s.Store.RetryClaimedEvent(ctx, key, id, leasedUntil, nextAt, attempts, lastErr)
+	if s.afterRetry != nil {
+		s.afterRetry()
+	}
+	return err
+}
+
 func (s *hookStore) AckEvent(ctx context.Context, key, id string) error {
 	err := s.Store.AckEvent(ctx, key, id)
 	if s.afterAck != nil {

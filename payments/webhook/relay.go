@@ -553,13 +553,41 @@ func (r *Relay) release(key string) {
 // (a deploy's SIGTERM), sends it at once. Left leased, it waited out its
 // lease (Timeout + 20 s: 30 s by default), past the first retry the
 // merchant is promised within 10 s. Not found: it was settled meanwhile.
+// Claimed by another relay once ev's lease ran out (a stalled POST): that
+// relay holds it, and nothing is given back (retryClaimed).
 func (r *Relay) unlease(ctx context.Context, ev store.Event) {
 	sctx, cancel := settle(ctx)
 	defer cancel()
-	if err := r.store.RetryEvent(sctx, ev.Key, ev.ID, r.now(), ev.Attempts, ev.LastError); err != nil && !errors.Is(err, store.ErrNotFound) {
+	switch err := r.retryClaimed(sctx, ev, r.now(), ev.Attempts, ev.LastError); {
+	case errors.Is(err, store.ErrConflict):
+		r.log.InfoContext(ctx, "webhook event's lease not given back at stop: it ran out, and another relay claimed the event",
+			"event_id", ev.ID, "order_no", strings.TrimPrefix(ev.Key, QueuePrefix))
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		r.log.WarnContext(ctx, "webhook event's lease not given back at stop; it is sent again once the lease runs out",
 			"event_id", ev.ID, "order_no", strings.TrimPrefix(ev.Key, QueuePrefix), "err", err)
 	}
+}
+
+// retryClaimed records a retry of ev (RetryEvent's next, attempts and
+// lastErr) only while ev's claim still holds its lease (the NextAt the
+// claim returned): written after the lease ran out under a stalled POST
+// and another relay claimed the event, it replaced that relay's lease, and
+// a third claimed and POSTed the event while the second's POST was still
+// in flight. Then it returns store.ErrConflict and writes nothing. A claim
+// by this relay's own poll (kept aside for ev's worker: reclaimed) holds
+// the lease for this worker, and the retry is written under it.
+func (r *Relay) retryClaimed(ctx context.Context, ev store.Event, next time.Time, attempts int, lastErr string) error {
+	err := r.store.RetryClaimedEvent(ctx, ev.Key, ev.ID, ev.NextAt, next, attempts, lastErr)
+	if !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	r.mu.Lock()
+	again, ok := r.reclaimed[ev.Key]
+	r.mu.Unlock()
+	if !ok || again.ID != ev.ID {
+		return err
+	}
+	return r.store.RetryClaimedEvent(ctx, ev.Key, ev.ID, again.NextAt, next, attempts, lastErr)
 }
 
 // signalDone makes Run claim again: a key was let go of.
@@ -719,10 +747,12 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 		return
 	}
 	r.count(OutcomeFailed, typ)
-	switch err := r.store.RetryEvent(sctx, ev.Key, ev.ID, next, attempt, perr.Error()); {
+	switch err := r.retryClaimed(sctx, ev, next, attempt, perr.Error()); {
 	case errors.Is(err, store.ErrNotFound):
 		// Nothing is left to retry: "will retry" below was untrue.
 		log.InfoContext(ctx, "webhook delivery failed, but it was acknowledged meanwhile (delivered by another relay)", "err", perr.Error())
+	case errors.Is(err, store.ErrConflict):
+		log.InfoContext(ctx, "webhook delivery failed after its lease ran out, and another relay claimed it meanwhile; that relay records its outcome", "err", perr.Error())
 	case err != nil:
 		log.WarnContext(ctx, "webhook delivery failed, and its retry not recorded; it is sent again once its lease runs out",
 			"err", err, "delivery_err", perr.Error())

@@ -1277,16 +1277,20 @@ func TestGiveUpCountsAttemptsNotTime(t *testing.T) {
 // out; the other's 2xx took it off the queue) logs that it was delivered
 // meanwhile, not that it will be retried: nothing is left to retry. A
 // failure whose retry the store did not record says that, not that a
-// retry is scheduled at a next_at nobody wrote.
+// retry is scheduled at a next_at nobody wrote. One whose event another
+// relay claimed once this one's lease ran out records nothing and says
+// the outcome is that relay's.
 func TestFailureOfEventDeliveredMeanwhileNotRetried(t *testing.T) {
 	for _, driver := range drivers(t) {
 		for _, tc := range []struct {
 			name, want string
 			ack        bool
 			retryErr   error
+			claim      bool // another relay claims the event during the POST, past its lease
 		}{
-			{"delivered meanwhile", "acknowledged meanwhile", true, nil},
-			{"retry not recorded", "retry not recorded", false, errors.New("store down")},
+			{"delivered meanwhile", "acknowledged meanwhile", true, nil, false},
+			{"retry not recorded", "retry not recorded", false, errors.New("store down"), false},
+			{"claimed meanwhile", "another relay claimed it meanwhile", false, nil, true},
 		} {
 			t.Run(driver+"/"+tc.name, func(t *testing.T) {
 				st := testdrivers.Open(t, driver, nil)
@@ -1296,6 +1300,11 @@ func TestFailureOfEventDeliveredMeanwhileNotRetried(t *testing.T) {
 					if tc.ack {
 						if err := st.AckEvent(req.Context(), key, req.Header.Get("X-Paygate-Event-Id")); err != nil {
 							t.Error(err)
+						}
+					}
+					if tc.claim {
+						if evs, err := st.ClaimEvents(req.Context(), webhook.Kind, time.Now().Add(time.Hour), time.Minute, 10); err != nil || len(evs) != 1 {
+							t.Errorf("another relay's claim: %d events, %v; want the one", len(evs), err)
 						}
 					}
 					w.WriteHeader(http.StatusInternalServerError)
@@ -1319,15 +1328,16 @@ func TestFailureOfEventDeliveredMeanwhileNotRetried(t *testing.T) {
 	}
 }
 
-// retryFails is a store whose RetryEvent fails with err, when not nil.
+// retryFails is a store whose RetryClaimedEvent (a delivery's retry)
+// fails with err, when not nil.
 type retryFails struct {
 	store.Store
 	err error
 }
 
-func (s retryFails) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error {
+func (s retryFails) RetryClaimedEvent(ctx context.Context, key, id string, leasedUntil, nextAt time.Time, attempts int, lastErr string) error {
 	if s.err != nil {
 		return s.err
 	}
-	return s.Store.RetryEvent(ctx, key, id, nextAt, attempts, lastErr)
+	return s.Store.RetryClaimedEvent(ctx, key, id, leasedUntil, nextAt, attempts, lastErr)
 }

@@ -1,0 +1,85 @@
+package webhook_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestStalledRelaysRetryLeavesAnotherRelaysClaim: relay A's POST of an
+// order.paid stalls past its lease; relay B (another replica) claims the
+// event and POSTs it; A's POST then answers 503, and A records its
+// failure while B's POST is still in flight (or A is stopped meanwhile,
+// and gives its lease back). A's record must not replace B's lease: were
+// it written (due after A's backoff, or at once), a third replica's poll
+// within B's lease claimed and POSTed the event again, a third copy of it
+// while B's was still in flight. The stall forces two copies, not three.
+func TestStalledRelaysRetryLeavesAnotherRelaysClaim(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop bool // A is stopped during its POST (a deploy's SIGTERM)
+	}{
+		{"A's POST fails", false},
+		{"A is stopped", true},
+	} {
+		for _, driver := range drivers(t) {
+			t.Run(tc.name+"/"+driver, func(t *testing.T) {
+				ctx := context.Background()
+				actx, stopA := context.WithCancel(ctx)
+				defer stopA()
+				clk := newClock()
+				st := testdrivers.Open(t, driver, nil)
+				o := orders{t, st}.create("PSTALERETRY"+driver, store.StatusAwaitingPayment)
+				ev := webhook.NewEvent(webhook.TypeOrderPaid, o, nil, clk.Now())
+				ev.Key = webhook.QueuePrefix + o.OrderNo
+				if err := st.EnqueueEvents(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+				var ra, rb *webhook.Relay
+				var posts atomic.Int32
+				bPosting, bAnswer, bDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+					switch posts.Add(1) {
+					case 1: // A's POST stalls past its lease; B claims and POSTs the event
+						clk.Advance(webhook.LeaseOf(ra) + time.Second)
+						go func() { defer close(bDone); rb.RunOnce(ctx) }()
+						<-bPosting
+						if tc.stop {
+							stopA()
+						}
+						w.WriteHeader(http.StatusServiceUnavailable)
+					case 2: // B's POST, in flight until the test answers it
+						close(bPosting)
+						<-bAnswer
+						w.WriteHeader(http.StatusNoContent)
+					default:
+						w.WriteHeader(http.StatusNoContent)
+					}
+				}))
+				t.Cleanup(srv.Close)
+				ra = newRelay(t, st, srv.URL, clk.Now, nil)
+				rb = newRelay(t, st, srv.URL, clk.Now, nil)
+				rc := newRelay(t, st, srv.URL, clk.Now, nil)
+				ra.RunOnce(actx) // A's POST fails; it records its failure
+				clk.Advance(ra.Delay(1) + time.Second)
+				rc.RunOnce(ctx) // a third replica polls: A's retry would be due, B's lease holds
+				third := posts.Load()
+				close(bAnswer)
+				<-bDone
+				if third != 2 {
+					t.Errorf("%d POSTs of the event while B's was in flight; want 2 (A's stalled one and B's)", third)
+				}
+				if s, err := st.OutboxStats(ctx); err != nil || s.Pending != 0 {
+					t.Errorf("outbox: %d pending, %v; want 0 (B's POST delivered it)", s.Pending, err)
+				}
+			})
+		}
+	}
+}
