@@ -209,3 +209,89 @@ func TestSweepRefusesARefundQueryAnswerOfAnotherRefund(t *testing.T) {
 		})
 	}
 }
+
+// TestConfirmRefusesARefundCreateAnswerOfAnotherRefund: a refund's create
+// is answered with the refund (out_refund_no, out_trade_no, amounts), and
+// as a query's, WeChat Pay's signature does not bind the answer to the
+// request. A route that replays answers handed a confirmation the SUCCESS
+// of another refund, which paygate applied as its own: of another order's,
+// the order was sent to review; of an earlier partial refund of the same
+// order, the user was told their refund succeeded while it was never sent.
+// It is not WeChat Pay's word about this refund: its outcome is unknown
+// (pending), nothing is counted, and the sweep asks by its own number.
+func TestConfirmRefusesARefundCreateAnswerOfAnotherRefund(t *testing.T) {
+	ctx := context.Background()
+	const create = "/v3/refund/domestic/refunds"
+	tests := []struct {
+		name string
+		// other is the refund whose SUCCESS the route replays, made and
+		// settled; mine is the order whose confirmation gets it.
+		setup func(t *testing.T, e *env) (mine *store.Order, other *store.RefundProposal)
+	}{
+		{"another order's refund", func(t *testing.T, e *env) (*store.Order, *store.RefundProposal) {
+			o := paidOrder(t, e, "oUser-othercreate-b", 1)
+			p := propose(t, e, o, 0)
+			if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
+				t.Fatalf("confirm %s: %+v, %v; want processing", o.OrderNo, res, err)
+			}
+			return paidOrder(t, e, "oUser-othercreate-a", 1), p
+		}},
+		{"an earlier refund of the same order", func(t *testing.T, e *env) (*store.Order, *store.RefundProposal) {
+			o := paidOrder(t, e, "oUser-othercreate-same", 2)
+			p := propose(t, e, o, o.AmountFen/2)
+			if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
+				t.Fatalf("confirm %s: %+v, %v; want processing", o.OrderNo, res, err)
+			}
+			return o, p
+		}},
+	}
+	for _, driver := range drivers(t) {
+		for _, tt := range tests {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				route := newReplayingRoute()
+				e := newEnv(t, envOptions{driver: driver, storeClock: true, client: route.before(t)})
+				mine, other := tt.setup(t, e)
+				if d, err := e.sim.CompleteRefund(ctx, other.OutRefundNo); err != nil || !d.Acked {
+					t.Fatal(d, err)
+				}
+				// The same create sent again is answered with the refund
+				// as it stands (SUCCESS), which the route records.
+				otherOrder := e.order(other.OrderNo)
+				if r, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{
+					OutTradeNo: other.OrderNo, OutRefundNo: other.OutRefundNo, Refund: other.AmountFen, Total: otherOrder.AmountFen,
+				}); err != nil || r.Status != wechatpay.RefundSuccess {
+					t.Fatalf("create %s again: %+v %v", other.OutRefundNo, r, err)
+				}
+				mine = e.order(mine.OrderNo)
+				before := mine.RefundedFen
+				p := propose(t, e, mine, 0)
+				route.mu.Lock()
+				route.replay[create] = create
+				route.mu.Unlock()
+
+				res, err := e.svc.ConfirmRefund(ctx, "shop-bot", mine.User, p.RefundID)
+				got := e.order(mine.OrderNo)
+				if err != nil || res.Status == payments.RefundSucceeded || got.Status != store.StatusRefunding || got.RefundedFen != before {
+					t.Errorf("confirm of %s (%d fen) answered with refund %s's SUCCESS: %+v, %v; order %s, refunded %d, review %q; want not succeeded, refunding, refunded %d",
+						p.OutRefundNo, p.AmountFen, other.OutRefundNo, res, err, got.Status, got.RefundedFen, got.ReviewReason, before)
+				}
+
+				// The route fixed, the sweep asks by its own number and
+				// sends it; its own SUCCESS settles it.
+				route.mu.Lock()
+				route.replay = map[string]string{}
+				route.mu.Unlock()
+				e.clock.Advance(2 * time.Minute)
+				if _, err := e.svc.Sweep(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+					t.Fatal(d, err)
+				}
+				if got := e.order(mine.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != mine.AmountFen {
+					t.Errorf("order %s after its own refund's notification: %s, refunded %d; want refunded %d", mine.OrderNo, got.Status, got.RefundedFen, mine.AmountFen)
+				}
+			})
+		}
+	}
+}

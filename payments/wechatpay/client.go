@@ -661,7 +661,10 @@ func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 // the error stays one of unknown outcome whatever fails after (the query
 // refused, the create sent again refused: ErrTemporary): only a refusal of
 // the first create, which WeChat Pay surely did not carry out, is
-// ErrRejected.
+// ErrRejected. An answer that names another refund is ErrUnverified, its
+// outcome unknown, as QueryRefund's of another refund is: applied as this one's, a replayed SUCCESS of another order's refund
+// sent the order to review, and of an earlier refund of the same order
+// told the user a refund never sent had succeeded.
 func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, error) {
 	if err := ValidOutRefundNo(req.OutRefundNo); err != nil {
 		return nil, err
@@ -697,7 +700,13 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, 
 			return res, err
 		})
 		if err == nil {
-			return refundFrom(out), nil
+			got := refundFrom(out)
+			if got.OutRefundNo != req.OutRefundNo {
+				// Not WeChat Pay's word about this refund (QueryRefund):
+				// its outcome is unknown.
+				return nil, fmt.Errorf("wechatpay refund %s: %w: the answer is of refund %.40q", req.OutRefundNo, ErrUnverified, got.OutRefundNo)
+			}
+			return got, nil
 		}
 		if lastErr != nil && !errors.Is(err, ErrTemporary) && !errors.Is(err, ErrSignatureProbe) {
 			// An earlier round's refund may be with WeChat Pay: this
