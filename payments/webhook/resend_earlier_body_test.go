@@ -75,3 +75,57 @@ func TestResendOfAPaymentGivenUpInAnEarlierBodyKeepsItsID(t *testing.T) {
 		})
 	}
 }
+
+// TestResendOfAReviewGivenUpInAnEarlierBodyIsNotSentUnderThePaymentsID:
+// only an order.paid keeps its payment's id on a resend of an earlier
+// body. An order.needs_review of a paid order (it has a transaction) sent
+// under it was discarded by a merchant that had acted on the payment, as
+// a repeat of it.
+func TestResendOfAReviewGivenUpInAnEarlierBodyIsNotSentUnderThePaymentsID(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			var up atomic.Bool
+			rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
+				if up.Load() {
+					return http.StatusOK
+				}
+				return http.StatusBadGateway
+			})
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			o := ob.create("PGEARLIERREVIEW"+driver, store.StatusAwaitingPayment)
+			before := *o
+			o.Status, o.UpdatedAt, o.PaidAt, o.TransactionID = store.StatusNeedsReview, time.Now(), time.Now(), "4200EARLIERREVIEW"+driver
+			o.ReviewReason = "amount_mismatch: paid after close"
+			paid := *o
+			paid.Status = store.StatusPaid
+			paidEvs := webhook.Events(payments.Transition{Before: before, After: paid, Cause: "notification"})
+			evs := webhook.Events(payments.Transition{Before: before, After: *o, Cause: "notification"})
+			if len(evs) != 1 || len(paidEvs) != 1 {
+				t.Fatalf("%d events, %d of the payment; want the order.needs_review and the order.paid", len(evs), len(paidEvs))
+			}
+			old, err := sjson.DeleteBytes(evs[0].Payload, "data.order.refunded_fen")
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs[0].Payload = old
+			if err := st.UpdateOrder(context.Background(), o, before.Status, evs...); err != nil {
+				t.Fatal(err)
+			}
+			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+			runFor(t, r, clk, 6*time.Second)
+			if v := getAdminView(t, r); len(v.DeadLetters) != 1 || v.DeadLetters[0].EventID != evs[0].ID {
+				t.Fatalf("dead letters %+v; want the %s %s", v.DeadLetters, webhook.TypeOrderNeedsReview, evs[0].ID)
+			}
+			up.Store(true)
+			a := postResend(t, r, o.OrderNo, "")
+			if a.code != http.StatusAccepted || a.Type != webhook.TypeOrderNeedsReview {
+				t.Fatalf("resend: %+v; want 202 naming an %s", a, webhook.TypeOrderNeedsReview)
+			}
+			if a.EventID == paidEvs[0].ID {
+				t.Errorf("resend sent the %s as %s, the id of the order's payment", a.Type, a.EventID)
+			}
+		})
+	}
+}
