@@ -49,19 +49,7 @@ func TestResendOfAPaymentGivenUpInAnEarlierBodyKeepsItsID(t *testing.T) {
 			if len(evs) != 1 {
 				t.Fatalf("%d events; want the order.paid", len(evs))
 			}
-			old, err := sjson.DeleteBytes(evs[0].Payload, "data.order.refunded_fen")
-			if err != nil {
-				t.Fatal(err)
-			}
-			evs[0].Payload = old
-			if err := st.UpdateOrder(context.Background(), o, before.Status, evs...); err != nil {
-				t.Fatal(err)
-			}
-			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
-			runFor(t, r, clk, 6*time.Second)
-			if v := getAdminView(t, r); len(v.DeadLetters) != 1 || v.DeadLetters[0].EventID != evs[0].ID {
-				t.Fatalf("dead letters %+v; want the order.paid %s", v.DeadLetters, evs[0].ID)
-			}
+			r := giveUpInAnEarlierBody(t, st, rc, clk, o, before.Status, evs[0])
 
 			up.Store(true)
 			a := postResend(t, r, o.OrderNo, "")
@@ -105,19 +93,7 @@ func TestResendOfAReviewGivenUpInAnEarlierBodyIsNotSentUnderThePaymentsID(t *tes
 			if len(evs) != 1 || len(paidEvs) != 1 {
 				t.Fatalf("%d events, %d of the payment; want the order.needs_review and the order.paid", len(evs), len(paidEvs))
 			}
-			old, err := sjson.DeleteBytes(evs[0].Payload, "data.order.refunded_fen")
-			if err != nil {
-				t.Fatal(err)
-			}
-			evs[0].Payload = old
-			if err := st.UpdateOrder(context.Background(), o, before.Status, evs...); err != nil {
-				t.Fatal(err)
-			}
-			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
-			runFor(t, r, clk, 6*time.Second)
-			if v := getAdminView(t, r); len(v.DeadLetters) != 1 || v.DeadLetters[0].EventID != evs[0].ID {
-				t.Fatalf("dead letters %+v; want the %s %s", v.DeadLetters, webhook.TypeOrderNeedsReview, evs[0].ID)
-			}
+			r := giveUpInAnEarlierBody(t, st, rc, clk, o, before.Status, evs[0])
 			up.Store(true)
 			a := postResend(t, r, o.OrderNo, "")
 			if a.code != http.StatusAccepted || a.Type != webhook.TypeOrderNeedsReview {
@@ -128,4 +104,25 @@ func TestResendOfAReviewGivenUpInAnEarlierBodyIsNotSentUnderThePaymentsID(t *tes
 			}
 		})
 	}
+}
+
+// giveUpInAnEarlierBody records o's transition from status with ev, its
+// body as an earlier version rendered it (data.order without refunded_fen),
+// and runs a relay until the receiver's failures give ev up.
+func giveUpInAnEarlierBody(t *testing.T, st store.Store, rc *receiver, clk *clock, o *store.Order, status store.OrderStatus, ev store.Event) *webhook.Relay {
+	t.Helper()
+	old, err := sjson.DeleteBytes(ev.Payload, "data.order.refunded_fen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Payload = old
+	if err := st.UpdateOrder(context.Background(), o, status, ev); err != nil {
+		t.Fatal(err)
+	}
+	r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+	runFor(t, r, clk, 6*time.Second)
+	if v := getAdminView(t, r); len(v.DeadLetters) != 1 || v.DeadLetters[0].EventID != ev.ID {
+		t.Fatalf("dead letters %+v; want the %s", v.DeadLetters, ev.ID)
+	}
+	return r
 }
