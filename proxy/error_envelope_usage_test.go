@@ -34,6 +34,14 @@ func TestErrorEnvelopeUsageCounted(t *testing.T) {
 			`{"error":{"message":"Provider returned error","code":502},"usage":{"prompt_tokens":1000,"completion_tokens":5,"total_tokens":1005}}`, billed},
 		{"legacy completion stream's first event", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`, 200, "text/event-stream",
 			"data: {\"error\":{\"message\":\"Provider returned error\",\"code\":502},\"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":5,\"total_tokens\":1005}}\n\n", billed},
+		// No usage object, no bill: a null usage (a relay's) or one inside
+		// the error records no call, as an error without usage does.
+		{"chat completion answer, usage null", "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, 200, "application/json",
+			`{"error":{"message":"Provider returned error","code":502},"usage":null}`, []accounting.ModelStats{}},
+		{"legacy completion stream's first event, usage null", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`, 200, "text/event-stream",
+			"data: {\"error\":{\"message\":\"Provider returned error\",\"code\":502},\"usage\":null}\n\n", []accounting.ModelStats{}},
+		{"chat completion answer, usage inside the error", "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, 200, "application/json",
+			`{"error":{"message":"Provider returned error","code":502,"usage":{"prompt_tokens":1000,"completion_tokens":5}}}`, []accounting.ModelStats{}},
 		{"Responses API error answer", "/v1/responses", `{"model":"gpt-test","input":"hi"}`, 500, "application/json",
 			`{"error":{"message":"The model failed to finish.","code":"server_error"},"usage":{"input_tokens":1000,"output_tokens":5,"total_tokens":1005}}`, []accounting.ModelStats{}},
 	} {
