@@ -72,6 +72,10 @@ func deadLetter(orderNo string, e store.Event) DeadLetter {
 // settled it (its POST got a 2xx) after this one's lease ran out.
 var errSettled = errors.New("the event was acknowledged meanwhile")
 
+// errClaimedElsewhere: the event to bury was claimed by another relay after
+// this one's lease ran out; that relay records its outcome.
+var errClaimedElsewhere = errors.New("another relay claimed the event meanwhile")
+
 // bury keeps ev, given up after attempt attempts that ended in lastErr, as
 // a dead letter, then removes it from its order's delivery queue so that
 // the order's next event can go. The failure is recorded on the queued
@@ -88,10 +92,20 @@ var errSettled = errors.New("the event was acknowledged meanwhile")
 // it off, queues a copy stamped when it is queued, clears the dead letter),
 // and a relay moves that copy to ev's queue. Taken off by id alone, that
 // copy was gone too, and the event was neither queued nor listed.
+//
+// The failure is recorded only under ev's own claim (retryClaimed): once
+// ev's lease ran out under a stalled POST and another relay claimed it,
+// errClaimedElsewhere is returned and nothing is buried. Written under the
+// other's lease, the burial took the event that relay was POSTing off its
+// queue, and an event the merchant then had was listed as given up, with
+// an ALERT.
 func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attempt int, lastErr string) error {
-	if err := r.store.RetryEvent(ctx, ev.Key, ev.ID, r.now().Add(r.opts.Lease), attempt, lastErr); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	if err := r.retryClaimed(ctx, ev, r.now().Add(r.opts.Lease), attempt, lastErr); err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			return errSettled
+		case errors.Is(err, store.ErrConflict):
+			return errClaimedElsewhere
 		}
 		return fmt.Errorf("record the last attempt: %w", err)
 	}

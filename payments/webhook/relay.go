@@ -722,6 +722,13 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 			r.count(OutcomeFailed, typ)
 			r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})
 			return
+		case errors.Is(err, errClaimedElsewhere):
+			// Its lease ran out under this POST and another relay holds
+			// the event now: that relay delivers it, or gives it up.
+			log.InfoContext(ctx, "webhook delivery failed at its last attempt after its lease ran out, and another relay claimed it meanwhile; that relay records its outcome", "err", perr.Error())
+			r.count(OutcomeFailed, typ)
+			r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})
+			return
 		case errors.Is(err, errSetBack):
 			// An operator's resend queued it again during the burial:
 			// sent again, not given up.
