@@ -3,12 +3,8 @@ package webhook_test
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -36,24 +32,7 @@ func TestStalledRelaysLastAttemptLeavesAnotherRelaysDelivery(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			var logs logtest.Buffer
 			var ra, rb *webhook.Relay
-			var posts atomic.Int32
-			bPosting, bAnswer, bDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				switch posts.Add(1) {
-				case 1: // A's last POST stalls past its lease; B claims and POSTs the event
-					clk.Advance(webhook.LeaseOf(ra) + time.Second)
-					go func() { defer close(bDone); rb.RunOnce(ctx) }()
-					<-bPosting
-					w.WriteHeader(http.StatusServiceUnavailable)
-				case 2: // B's POST, in flight until the test answers it
-					close(bPosting)
-					<-bAnswer
-					w.WriteHeader(http.StatusNoContent)
-				default:
-					w.WriteHeader(http.StatusNoContent)
-				}
-			}))
-			t.Cleanup(srv.Close)
+			srv := newStall(t, ctx, clk, &ra, &rb, nil)
 			ra = newRelay(t, st, srv.URL, clk.Now, func(o *webhook.Options) {
 				o.Registerer = reg
 				o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
@@ -67,9 +46,9 @@ func TestStalledRelaysLastAttemptLeavesAnotherRelaysDelivery(t *testing.T) {
 				t.Fatal(err)
 			}
 			ra.RunOnce(ctx) // A's last POST fails; it would give the event up
-			close(bAnswer)
-			<-bDone
-			if n := posts.Load(); n != 2 {
+			close(srv.answer)
+			<-srv.done
+			if n := srv.posts.Load(); n != 2 {
 				t.Fatalf("%d POSTs; want 2 (A's stalled one and B's)", n)
 			}
 			if dead := getAdminView(t, ra).DeadLetters; len(dead) != 0 {

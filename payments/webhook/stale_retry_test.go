@@ -43,36 +43,20 @@ func TestStalledRelaysRetryLeavesAnotherRelaysClaim(t *testing.T) {
 					t.Fatal(err)
 				}
 				var ra, rb *webhook.Relay
-				var posts atomic.Int32
-				bPosting, bAnswer, bDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-					switch posts.Add(1) {
-					case 1: // A's POST stalls past its lease; B claims and POSTs the event
-						clk.Advance(webhook.LeaseOf(ra) + time.Second)
-						go func() { defer close(bDone); rb.RunOnce(ctx) }()
-						<-bPosting
-						if tc.stop {
-							stopA()
-						}
-						w.WriteHeader(http.StatusServiceUnavailable)
-					case 2: // B's POST, in flight until the test answers it
-						close(bPosting)
-						<-bAnswer
-						w.WriteHeader(http.StatusNoContent)
-					default:
-						w.WriteHeader(http.StatusNoContent)
-					}
-				}))
-				t.Cleanup(srv.Close)
+				var during func()
+				if tc.stop {
+					during = stopA
+				}
+				srv := newStall(t, ctx, clk, &ra, &rb, during)
 				ra = newRelay(t, st, srv.URL, clk.Now, nil)
 				rb = newRelay(t, st, srv.URL, clk.Now, nil)
 				rc := newRelay(t, st, srv.URL, clk.Now, nil)
 				ra.RunOnce(actx) // A's POST fails; it records its failure
 				clk.Advance(ra.Delay(1) + time.Second)
 				rc.RunOnce(ctx) // a third replica polls: A's retry would be due, B's lease holds
-				third := posts.Load()
-				close(bAnswer)
-				<-bDone
+				third := srv.posts.Load()
+				close(srv.answer)
+				<-srv.done
 				if third != 2 {
 					t.Errorf("%d POSTs of the event while B's was in flight; want 2 (A's stalled one and B's)", third)
 				}
@@ -82,4 +66,41 @@ func TestStalledRelaysRetryLeavesAnotherRelaysClaim(t *testing.T) {
 			})
 		}
 	}
+}
+
+// stall is a merchant's endpoint for a stalled POST: the first POST (relay
+// a's) moves clk past a's lease and has relay b, another replica, claim
+// and POST the event on a goroutine of its own (done is closed when that
+// pass ends); once b's POST arrived, during runs and a's POST is answered
+// 503. b's POST is held until answer is closed, then answered 204, as is
+// any later POST. posts counts them.
+type stall struct {
+	*httptest.Server
+	posts        atomic.Int32
+	answer, done chan struct{}
+}
+
+func newStall(t *testing.T, ctx context.Context, clk *clock, a, b **webhook.Relay, during func()) *stall {
+	s := &stall{answer: make(chan struct{}), done: make(chan struct{})}
+	bPosting := make(chan struct{})
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		switch s.posts.Add(1) {
+		case 1: // a's POST stalls past its lease; b claims and POSTs the event
+			clk.Advance(webhook.LeaseOf(*a) + time.Second)
+			go func() { defer close(s.done); (*b).RunOnce(ctx) }()
+			<-bPosting
+			if during != nil {
+				during()
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 2: // b's POST, in flight until the test answers it
+			close(bPosting)
+			<-s.answer
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
 }
