@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
@@ -23,22 +24,34 @@ import (
 // no longer signs with it (config warns so); its key verified a
 // notification all the same, so whoever held the retired key could mark any
 // order paid, for as long as the certificate stayed configured. The
-// certificate in its period verifies as before.
+// certificate in its period verifies as before, at its first second and at
+// its last too (a period includes both ends), judged by the service's clock.
 func TestNotifySignedUnderALapsedCertificateIsRefused(t *testing.T) {
 	keys, err := testKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
+	// A period in whole seconds (a certificate's times have no finer
+	// grain), ahead of the real clock: the boundary cases judge it at
+	// their instant by the service's clock, from its first second to its
+	// last, both included (RFC 5280, as crypto/x509 judges a chain).
+	first := now.Add(time.Hour).Truncate(time.Second)
+	last := first.Add(48 * time.Hour)
 	tests := []struct {
 		name              string
 		notBefore, expiry time.Time
+		at                time.Time // the service's clock, fixed; zero: the env's
 		status            int
 		want              store.OrderStatus
 	}{
 		{name: "in its period", notBefore: now.Add(-time.Hour), expiry: now.Add(time.Hour), status: http.StatusNoContent, want: store.StatusPaid},
 		{name: "expired", notBefore: now.Add(-48 * time.Hour), expiry: now.Add(-time.Hour), status: http.StatusUnauthorized, want: store.StatusAwaitingPayment},
 		{name: "not yet valid", notBefore: now.Add(time.Hour), expiry: now.Add(48 * time.Hour), status: http.StatusUnauthorized, want: store.StatusAwaitingPayment},
+		{name: "at its first second", notBefore: first, expiry: last, at: first, status: http.StatusNoContent, want: store.StatusPaid},
+		{name: "at its last second", notBefore: first, expiry: last, at: last, status: http.StatusNoContent, want: store.StatusPaid},
+		{name: "a second before it", notBefore: first, expiry: last, at: first.Add(-time.Second), status: http.StatusUnauthorized, want: store.StatusAwaitingPayment},
+		{name: "a second after it", notBefore: first, expiry: last, at: last.Add(time.Second), status: http.StatusUnauthorized, want: store.StatusAwaitingPayment},
 	}
 	for _, driver := range drivers(t) {
 		for i, tt := range tests {
@@ -46,9 +59,13 @@ func TestNotifySignedUnderALapsedCertificateIsRefused(t *testing.T) {
 				// The simulator's platform key and serial, under a
 				// certificate of the period the case names.
 				cert := platformCertificate(t, keys.PlatformKey, keys.PlatformCert.SerialNumber, tt.notBefore, tt.expiry)
-				e := newEnv(t, envOptions{driver: driver, client: func(c *wechatpay.Config) { c.PlatformCerts = []*x509.Certificate{cert} }})
+				opts := envOptions{driver: driver, client: func(c *wechatpay.Config) { c.PlatformCerts = []*x509.Certificate{cert} }}
+				if !tt.at.IsZero() {
+					opts.service = func(o *payments.Options) { o.Now = func() time.Time { return tt.at } }
+				}
+				e := newEnv(t, opts)
 				o := e.create(fmt.Sprintf("oUser-cert-%d", i), 1)
-				n := e.buildPayment(e.paidTx(o), func(s *wxsim.NotificationSpec) { s.Serial = keys.PlatformSerial })
+				n := e.buildPayment(e.paidTx(o), func(s *wxsim.NotificationSpec) { s.Serial, s.Timestamp = keys.PlatformSerial, tt.at })
 				if status, body := e.post(n.Header, n.Body); status != tt.status {
 					t.Errorf("got %d %q; want %d", status, body, tt.status)
 				}

@@ -29,7 +29,8 @@ import (
 // and the sweep and query_order marked the order paid on it. The answer is
 // not trusted now: the order stays awaiting payment and the ALERT names the
 // serial and the date its certificate's period ends or starts. Within its
-// period the same answer pays the order, as before.
+// period the same answer pays the order, as before, at its first second and
+// at its last too, judged by Config.Now.
 func TestQueryAnswerSignedUnderALapsedCertificateIsNotTrusted(t *testing.T) {
 	keys, err := testKeys()
 	if err != nil {
@@ -41,18 +42,27 @@ func TestQueryAnswerSignedUnderALapsedCertificateIsNotTrusted(t *testing.T) {
 	}
 	ctx := context.Background()
 	now := time.Now()
+	// A period in whole seconds, ahead of the real clock, judged at each
+	// boundary case's instant by Config.Now: both ends included.
+	first := now.Add(time.Hour).Truncate(time.Second)
+	last := first.Add(48 * time.Hour)
+	notBefore := func(c *x509.Certificate) time.Time { return c.NotBefore }
+	notAfter := func(c *x509.Certificate) time.Time { return c.NotAfter }
 	certs := []struct {
 		name                string
 		notBefore, notAfter time.Time
+		at                  time.Time // Config.Now, fixed; zero: time.Now
 		want                store.OrderStatus
 		// named is the date the ALERT names; nil: no ALERT.
 		named func(*x509.Certificate) time.Time
 	}{
 		{name: "in its period", notBefore: now.Add(-time.Hour), notAfter: now.Add(time.Hour), want: store.StatusPaid},
-		{name: "expired", notBefore: now.Add(-48 * time.Hour), notAfter: now.Add(-time.Hour), want: store.StatusAwaitingPayment,
-			named: func(c *x509.Certificate) time.Time { return c.NotAfter }},
-		{name: "not yet valid", notBefore: now.Add(time.Hour), notAfter: now.Add(48 * time.Hour), want: store.StatusAwaitingPayment,
-			named: func(c *x509.Certificate) time.Time { return c.NotBefore }},
+		{name: "expired", notBefore: now.Add(-48 * time.Hour), notAfter: now.Add(-time.Hour), want: store.StatusAwaitingPayment, named: notAfter},
+		{name: "not yet valid", notBefore: now.Add(time.Hour), notAfter: now.Add(48 * time.Hour), want: store.StatusAwaitingPayment, named: notBefore},
+		{name: "at its first second", notBefore: first, notAfter: last, at: first, want: store.StatusPaid},
+		{name: "at its last second", notBefore: first, notAfter: last, at: last, want: store.StatusPaid},
+		{name: "a second before it", notBefore: first, notAfter: last, at: first.Add(-time.Second), want: store.StatusAwaitingPayment, named: notBefore},
+		{name: "a second after it", notBefore: first, notAfter: last, at: last.Add(time.Second), want: store.StatusAwaitingPayment, named: notAfter},
 	}
 	reads := []struct {
 		name string
@@ -78,6 +88,9 @@ func TestQueryAnswerSignedUnderALapsedCertificateIsNotTrusted(t *testing.T) {
 						cfg.PublicKeyID, cfg.PublicKey = "", nil
 						cfg.PlatformCerts = []*x509.Certificate{keys.PlatformCert, retired}
 						cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+						if !c.at.IsZero() {
+							cfg.Now = func() time.Time { return c.at }
+						}
 					}})
 					o := e.create(fmt.Sprintf("oUser-query-cert-%d", i), 1)
 					if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
