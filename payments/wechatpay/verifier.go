@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -93,16 +92,6 @@ func (v *Verifier) ValidAt(serial string, now time.Time) error {
 	return nil
 }
 
-// Serials lists the serials this Verifier accepts, sorted.
-func (v *Verifier) Serials() []string {
-	out := make([]string, 0, len(v.bySerial))
-	for s := range v.bySerial {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // Verify checks signature over message with the key named by serial, a
 // platform certificate's only within its validity period by v's clock
 // (ValidAt): the official client verifies every API answer with it. The
@@ -135,9 +124,12 @@ func (v *Verifier) verifySignature(ctx context.Context, serial, message, signatu
 	return nil
 }
 
-// GetSerial names the serial the client asks WeChat Pay to sign responses with
-// (sent as the request's Wechatpay-Serial header): the public key when there is
-// one, else the newest certificate.
+// GetSerial names the serial sent as each request's Wechatpay-Serial header:
+// the public key when there is one, which makes WeChat Pay sign its answer
+// with that key; else the newest certificate, which with certificates only
+// names the one a request's encrypted fields would use (paygate's requests
+// have none) and does not choose the answer's signer: WeChat Pay does, by its
+// own rollout of a new certificate.
 func (v *Verifier) GetSerial(context.Context) (string, error) {
 	return v.preferred, nil
 }
