@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -152,4 +156,37 @@ func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 	if f := b.pageFaults(); len(f) > 0 {
 		t.Errorf("the page logged faults: %v", f)
 	}
+}
+
+// sentPosts serves a's admin listener as consoleApp's does and keeps the
+// body of each POST that reaches it, by path: what the console sent with a
+// call whose operator nothing else shows (a webhook resume is only logged,
+// and a resend's record waits behind the order's webhooks).
+func sentPosts(t *testing.T, a *app) (string, func(path string) []string) {
+	t.Helper()
+	var mu sync.Mutex
+	bodies := map[string][]string{}
+	admin := a.adminHandler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			mu.Lock()
+			bodies[r.URL.Path] = append(bodies[r.URL.Path], string(b))
+			mu.Unlock()
+		}
+		admin.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	// operators lists the operator each POST to path named, "" for none.
+	operators := func(path string) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := []string{}
+		for _, b := range bodies[path] {
+			out = append(out, gjson.Get(b, "operator").Str)
+		}
+		return out
+	}
+	return srv.URL, operators
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +20,11 @@ import (
 // which the API answers 200 naming the waiting one (already_pending); the
 // console said "Already queued … not queued twice", as if nothing had been
 // queued. It must name the event it queued and the one that now goes after
-// it.
+// it. The resend carries the name the manager signed in with (operator),
+// which the audit records with it.
 func TestConsoleResendSaysWhatItQueued(t *testing.T) {
 	b := newBrowser(t)
-	_, adminURL, a, outcomes := consoleApp(t)
+	_, _, a, outcomes := consoleApp(t)
 	ctx := context.Background()
 	const no = "PGRESENDSETBACK"
 	now := time.Now().Add(-time.Hour).Truncate(time.Second)
@@ -60,8 +62,10 @@ func TestConsoleResendSaysWhatItQueued(t *testing.T) {
 
 	button := `#panel-webhooks button[data-action="resend"][data-order-no="` + no + `"]`
 	said := `document.querySelector(` + jsString(button) + `)?.parentElement.querySelector(".legend")?.textContent || ""`
+	adminURL, operators := sentPosts(t, a)
+	const who = "Wang Fang"
 	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.SendKeys(chromedp.ID("signin-operator"), who), chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
 		chromedp.WaitVisible(chromedp.ID("signout")))
 	b.do(t, "webhooks", chromedp.Click(chromedp.CSS(`#tabs [data-tab="webhooks"]`)), chromedp.WaitVisible(chromedp.CSS(button)))
 	// Each time in the tables, the given-up and the waiting event's, shows
@@ -81,6 +85,9 @@ func TestConsoleResendSaysWhatItQueued(t *testing.T) {
 	}
 	if strings.HasPrefix(s, "Already queued") {
 		t.Errorf("resend said %q; events were queued", s)
+	}
+	if got := operators("/admin/api/orders/" + no + "/webhook"); !slices.Equal(got, []string{who}) {
+		t.Errorf("the resends sent operators %q; want one, %q", got, who)
 	}
 	b.screenshot(t, "console-resend-set-back.png")
 	if f := b.pageFaults(); len(f) > 0 {
