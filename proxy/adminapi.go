@@ -631,12 +631,15 @@ func jsonNames(t reflect.Type) []string {
 // check refuses an operator's name or reason out of bounds, once the
 // reason's Windows line breaks ("\r\n", a reason pasted from a Windows
 // file) are read as the line breaks the reason may hold.
+// An operator's name is one line: a line or paragraph separator (U+2028,
+// U+2029), which is no control character, breaks it as "\n" does, and is
+// refused as in a catalog name (descriptionText).
 func (d *decision) check() error {
 	d.Reason = strings.ReplaceAll(d.Reason, "\r\n", "\n")
 	switch {
 	case utf8.RuneCountInString(d.Operator) > maxOperatorLen:
 		return fmt.Errorf("operator is longer than %d characters", maxOperatorLen)
-	case strings.ContainsFunc(d.Operator, unicode.IsControl):
+	case strings.ContainsFunc(d.Operator, func(c rune) bool { return unicode.IsControl(c) || c == '\u2028' || c == '\u2029' }):
 		return errors.New("operator must be one line without control characters")
 	case utf8.RuneCountInString(d.Reason) > maxReasonLen:
 		return fmt.Errorf("reason is longer than %d characters", maxReasonLen)

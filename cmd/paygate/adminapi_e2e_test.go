@@ -270,6 +270,8 @@ func TestAdminDecisionRecordsWhoAndWhy(t *testing.T) {
 		{"a reason too long", `{"reason":"` + reason + `x"}`},
 		{"an operator too long", `{"operator":"` + strings.Repeat("a", 129) + `"}`},
 		{"an operator with a line break", `{"operator":"alice\nroot"}`},
+		{"an operator with a line separator", `{"operator":"alice\u2028root"}`},
+		{"an operator with a paragraph separator", "{\"operator\":\"alice\u2029root\"}"},
 		{"a body too large", `{"reason":"` + strings.Repeat(" ", 64<<10) + `"}`},
 	} {
 		t.Run("refused: "+tc.name, func(t *testing.T) {
