@@ -34,6 +34,13 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 		{"one yuan", `"refundAmount":"One Yuan"`, "refundAmount"},
 		{"half in English", `"refund":"half"`, "refund"},
 		{"twenty", `"amount_cny":"twenty-five"`, "amount_cny"},
+		{"a quarter", `"refund_amount":"a quarter"`, "refund_amount"},
+		{"a third", `"portion":"a third of it"`, "portion"},
+		// A fraction past a third, and a refund said to be partial, name
+		// less than everything as "half" does.
+		{"a fifth", `"refund_share":"a fifth"`, "refund_share"},
+		{"partial", `"refund_type":"partial"`, "refund_type"},
+		{"part of it", `"scope":"part of the order"`, "scope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := call(t, tools, u, "request_refund", head+tc.extra+`}`)

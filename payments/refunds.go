@@ -2635,8 +2635,11 @@ func numberOutside(args string, schema map[string]bool) string {
 
 // amountWords are the English words for an amount that manyWords, words
 // for a count above one, leave out: "one yuan" and "half" name an amount
-// to refund as "ten" does.
-var amountWords = map[string]bool{"one": true, "half": true, "quarter": true, "third": true}
+// to refund as "ten" does, and "a fifth", "partial" and "part of the
+// order" less than everything, which without "amount" is what is proposed.
+var amountWords = map[string]bool{"one": true, "half": true, "quarter": true, "third": true,
+	"fifth": true, "sixth": true, "seventh": true, "eighth": true, "ninth": true, "tenth": true,
+	"part": true, "partial": true, "partially": true, "portion": true}
 
 // OpenRefunds returns the user's refund proposals that can still be
 // confirmed, oldest first, in one store read for all of the user's orders
