@@ -27,7 +27,8 @@ import (
 // override, and is longer than the API takes, is cut to the API's 128
 // characters and shown as text, in the bar and in the audit tab, isolated.
 // Signed in without a name, the bar flags it and an approval's confirmation
-// asks for it, and keeps it; a resolution carries it as a decision does.
+// asks for it, and keeps it (a tab pasted into it made a space, which the
+// API takes); a resolution carries it as a decision does.
 func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 	b := newBrowser(t)
 	url, adminURL, a, _ := consoleApp(t)
@@ -97,7 +98,9 @@ func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 		t.Errorf("signed in without a name: [bar's class, bar, stored] = %s; want it flagged, and nothing stored", got)
 	}
 	b.do(t, "approve, naming oneself", chromedp.Click(chromedp.CSS(`button[data-action="approve"][data-order-no="`+laterNo+`"]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[data-operator-for="`+laterNo+`"]`), third),
+		// Pasted from a spreadsheet: a tab, which the API refuses in a
+		// name, and white space around it; sent as the name on one line.
+		chromedp.SetValue(chromedp.CSS(`input[data-operator-for="`+laterNo+`"]`), " Chen\tJie\u00a0"),
 		chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+laterNo+`"]`)),
 		waitFor("the approval notice", `document.querySelector("#notice.ok")?.textContent.includes(`+jsString(laterNo)+`)`),
 		chromedp.WaitNotPresent(chromedp.CSS(row("approvals", laterNo))))
