@@ -432,8 +432,10 @@ func fieldValue(line []byte) []byte {
 
 // errorShaped reports an event's data that is an error: an object of
 // "type" or "object" "error", or one with an "error" member that is set,
-// at the top level or in its "response" (the Responses API's
-// response.failed). The byte check first spares the answer's events any
+// at the top level, in its "response" (the Responses API's
+// response.failed) or on one of its "choices" (OpenRouter's legacy
+// completion whose provider failed mid-stream, which failover reads as an
+// error too: its choiceError). The byte check first spares the answer's events any
 // lookup: each of those holds the string "error", a key or a value, which
 // a provider may spell with escapes ("err\u006fr", read by gjson and the
 // bot's SDK as error): jsonscan.ErrorKey.InKey finds both, where a search for
@@ -443,8 +445,8 @@ func errorShaped(data []byte) bool {
 	if !jsonscan.ErrorKey.InKey(data) {
 		return false
 	}
-	r := gjson.GetManyBytes(data, "type", "object", "error", "response.error")
-	if r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || isSet(r[3]) {
+	r := gjson.GetManyBytes(data, "type", "object", "error", "response.error", "choices")
+	if r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || isSet(r[3]) || choiceErrorSet(r[4]) {
 		return true
 	}
 	if !r[2].Exists() {
@@ -453,6 +455,19 @@ func errorShaped(data []byte) bool {
 	// A null "error" before a set one, which the bot reads (SetMember).
 	_, later := jsonscan.SetMember(string(data), "error")
 	return later
+}
+
+// choiceErrorSet reports choices, an event's "choices", with a choice
+// whose "error" member is set (after a null one too, as the bot reads
+// it: SetMember).
+func choiceErrorSet(choices gjson.Result) bool {
+	set := false
+	choices.ForEach(func(_, c gjson.Result) bool {
+		e, _ := jsonscan.SetMember(c.Raw, "error")
+		set = isSet(e)
+		return !set
+	})
+	return set
 }
 
 // isSet reports a member that is present and neither null nor false.

@@ -678,6 +678,33 @@ func TestForwardedStreamErrorEventsMasked(t *testing.T) {
 	}
 }
 
+// TestForwardedStreamChoiceErrorMasked: OpenRouter ends a forwarded
+// legacy completion stream whose provider failed mid-answer with a chunk
+// whose choice carries the error (finish_reason "error" and an "error"
+// {code, message}, its StreamingChoice.error), which failover reads as an
+// error (choiceError) and a chat stream masks; the forwarded stream's mask
+// looked only at the top level, and the provider's text, quoting its key,
+// reached the bot as sent. A choice whose "error" is null (a relay's, on
+// every chunk) is no error: its text, a secret quoted by the user, stays.
+func TestForwardedStreamChoiceErrorMasked(t *testing.T) {
+	chunk := func(choice string) string {
+		return "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"model\":\"m\",\"choices\":[" + choice + "]}\n\n"
+	}
+	answer := chunk(`{"index":0,"text":"you typed ` + testProviderKey + `","error":null,"finish_reason":null}`)
+	failed := chunk(`{"index":0,"text":"","finish_reason":"error","error":{"code":502,"message":"upstream refused the key ` + testProviderKey + `"}}`)
+	fp := newFakeProvider(t, sseHandler(answer, failed, "data: [DONE]\n\n"))
+	url, logs := newTestProxy(t, testConfig(t, fp.URL, nil))
+	resp := post(t, url, "/v1/completions", `{"model":"gpt-test","stream":true,"prompt":"hi"}`, nil)
+	body := readAll(t, resp.Body)
+	want := answer + strings.ReplaceAll(failed, testProviderKey, logging.Mask) + "data: [DONE]\n\n"
+	if resp.StatusCode != 200 || body != want {
+		t.Errorf("%d, the bot got\n%s\nwant\n%s", resp.StatusCode, body, want)
+	}
+	if strings.Contains(logs.String(), testProviderKey) {
+		t.Error("the log holds the provider key")
+	}
+}
+
 // TestForwardedStreamNotCached: a forwarded event stream (a streamed
 // Responses call, a legacy completion, a transcription) says
 // Cache-Control: no-cache, as a chat stream does and as the provider's
