@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -486,7 +487,9 @@ func (s *Server) maskAnswerError(body []byte) []byte {
 	if !jsonscan.ErrorKey.InKey(body) {
 		return body
 	}
-	e := gjson.GetBytes(body, "error")
+	// The set member a client reads, after a relay's null one too
+	// (SetMember): gjson's first alone let the provider's text through.
+	e, _ := jsonscan.SetMember(unsafe.String(unsafe.SliceData(body), len(body)), "error")
 	if !isSet(e) || e.Index <= 0 {
 		return body
 	}

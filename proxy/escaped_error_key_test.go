@@ -74,6 +74,9 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 			{"a failed background Response",
 				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
+			{"a failed background Response: an error after a null one",
+				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","error":null,"`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
+				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
 		} {
 			t.Run(tc.name+" "+k, func(t *testing.T) {
 				fp := newFakeProvider(t, tc.upstream)
