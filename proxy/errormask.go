@@ -446,8 +446,8 @@ func errorShaped(data []byte) bool {
 	if !jsonscan.ErrorKey.InKey(data) {
 		return false
 	}
-	r := gjson.GetManyBytes(data, "type", "object", "error", "response.error", "choices")
-	if r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || isSet(r[3]) || choiceErrorSet(r[4]) {
+	r := gjson.GetManyBytes(data, "type", "object", "error", "response", "choices")
+	if r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || errorSet(r[3]) || choiceErrorSet(r[4]) {
 		return true
 	}
 	if !r[2].Exists() {
@@ -459,16 +459,24 @@ func errorShaped(data []byte) bool {
 }
 
 // choiceErrorSet reports choices, an event's "choices", with a choice
-// whose "error" member is set (after a null one too, as the bot reads
-// it: SetMember).
+// whose "error" member is set (errorSet).
 func choiceErrorSet(choices gjson.Result) bool {
 	set := false
 	choices.ForEach(func(_, c gjson.Result) bool {
-		e, _ := jsonscan.SetMember(c.Raw, "error")
-		set = isSet(e)
+		set = errorSet(c)
 		return !set
 	})
 	return set
+}
+
+// errorSet reports an object v whose "error" member is set, after a null
+// one too, as the bot reads it (SetMember): a Response's, a choice's.
+func errorSet(v gjson.Result) bool {
+	if !v.IsObject() {
+		return false
+	}
+	e, _ := jsonscan.SetMember(v.Raw, "error")
+	return isSet(e)
 }
 
 // isSet reports a member that is present and neither null nor false.

@@ -63,6 +63,9 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 				"/v1/chat/completions", chat},
 			{"Responses stream: an error member after a null one",
 				sseHandler(created, `data: {"error":null,"`+k+`":{"message":"`+text+`"}}`+"\n\n"), "/v1/responses", responses},
+			{"Responses stream: response.failed with an error after a null one",
+				sseHandler(created, "event: response.failed\n"+`data: {"type":"response.failed","response":{"status":"failed","error":null,"`+k+`":{"code":"auth_failed","message":"`+text+`"}}}`+"\n\n"),
+				"/v1/responses", responses},
 			// An event's data over several lines, which a client joins
 			// with "\n" before it parses them: neither line alone is an
 			// error. The provider flushes each line on its own.
