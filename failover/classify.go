@@ -654,7 +654,9 @@ const resourceFinish = "insufficient_system_resource"
 func choiceError(s string) *failure {
 	var f *failure
 	gjson.Get(s, "choices").ForEach(func(_, c gjson.Result) bool {
-		if e := c.Get("error"); e.Exists() && e.Type != gjson.Null && e.Type != gjson.False {
+		// The set one a client reads, after a relay's null one too
+		// (SetMember), as at the top level.
+		if e, _ := jsonscan.SetMember(c.Raw, "error"); e.Exists() && e.Type != gjson.Null && e.Type != gjson.False {
 			f = &failure{}
 			readErrorValue(f, e)
 			f.status = http.StatusBadGateway
