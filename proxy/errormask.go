@@ -460,8 +460,7 @@ func errorShaped(data []byte) bool {
 
 // choiceErrorSet reports choices, an event's "choices", with a choice
 // whose "error" member is set (errorSet).
-func choiceErrorSet(choices gjson.Result) bool {
-	set := false
+func choiceErrorSet(choices gjson.Result) (set bool) {
 	choices.ForEach(func(_, c gjson.Result) bool {
 		set = errorSet(c)
 		return !set
