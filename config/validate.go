@@ -1567,9 +1567,10 @@ func authScheme(s string) bool {
 
 // urlCredentials hands add what in URL raw may be a credential: its
 // userinfo password, and the values of query parameters whose name says
-// key, token, auth or secret (credentialHeader), or is sig, signature or a
-// password's (an api-version, a design=beta is not), each as written in the
-// URL and decoded: a provider that echoes its URL sends the written form.
+// key, token, auth or secret (credentialHeader), or is sig, signature, code
+// (an Azure Functions HTTP trigger's function key, ?code=) or a password's
+// (an api-version, a design=beta is not), each as written in the URL and
+// decoded: a provider that echoes its URL sends the written form.
 // A userinfo user name is not one: masked as a substring it would mangle
 // every log line that names the same word (a user openai, every
 // openai/gpt-4o), and the password is what grants access.
@@ -1593,7 +1594,7 @@ func urlCredentials(raw string, add func(string)) {
 			name = rawName
 		}
 		switch n := strings.ToLower(name); {
-		case credentialHeader(n), n == "sig", n == "signature", strings.Contains(n, "password"), n == "pass", n == "passwd":
+		case credentialHeader(n), n == "sig", n == "signature", n == "code", strings.Contains(n, "password"), n == "pass", n == "passwd":
 		default:
 			continue
 		}

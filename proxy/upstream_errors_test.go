@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/logging"
 )
 
 // wireError is an OpenAI error body as an SDK reads it: param and code may
@@ -467,5 +468,28 @@ func TestFailedRoundNamesTheProviderOfItsError(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestProviderURLFunctionKeyMasked: an OpenAI-compatible server behind an
+// Azure Functions HTTP trigger takes its function key in the base_url's
+// query as ?code= (the webhook relay masks it so for a merchant's
+// endpoint); a provider whose error quotes its request URL handed that key
+// to the bot and the log, as code is no credential-like name.
+func TestProviderURLFunctionKeyMasked(t *testing.T) {
+	const functionKey = "AzFnQw7Rt2Lm9Xv4Pz8Ns6Kd3Jb"
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		jsonHandler(http.StatusBadRequest, `{"error":{"message":"no route for `+r.URL.RequestURI()+`"}}`)(w, r)
+	})
+	url, logs := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+		c.Providers[0].BaseURL = fp.URL + "/v1?code=" + functionKey
+	}))
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+	body := readAll(t, resp.Body)
+	if strings.Contains(body, functionKey) || !strings.Contains(body, "code="+logging.Mask) {
+		t.Errorf("the bot got %d %s; want the function key masked as %s", resp.StatusCode, body, logging.Mask)
+	}
+	if strings.Contains(logs.String(), functionKey) {
+		t.Errorf("the log holds the function key:\n%s", logs.String())
 	}
 }
