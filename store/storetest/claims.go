@@ -152,12 +152,23 @@ func testOutboxClaims(t *testing.T, open Opener) {
 		if err := st.RetryClaimedEvent(ctx, "CL-8", "s1", a[0].NextAt, clock.Now().Add(5*time.Second), 1, "503"); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("A's retry under B's lease: %v; want ErrConflict", err)
 		}
+		// A's give-back at stop keeps the count and error B's claim has:
+		// still not A's to write.
+		if err := st.RetryClaimedEvent(ctx, "CL-8", "s1", a[0].NextAt, clock.Now(), 0, ""); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("A's give-back under B's lease: %v; want ErrConflict", err)
+		}
 		sameIDs(t, "a claim after A's retry was due, within B's lease", claim(t, st, clock.Now().Add(6*time.Second)))
 		retry := clock.Now().Add(5 * time.Second)
 		mustNil(t, "B's retry", st.RetryClaimedEvent(ctx, "CL-8", "s1", b[0].NextAt, retry, 1, "502"))
 		mustNil(t, "B's retry re-sent", st.RetryClaimedEvent(ctx, "CL-8", "s1", b[0].NextAt, retry, 1, "502"))
-		if err := st.RetryClaimedEvent(ctx, "CL-8", "s1", b[0].NextAt, retry, 2, "500"); !errors.Is(err, store.ErrConflict) {
-			t.Errorf("another retry under B's lease once B's was written: %v; want ErrConflict", err)
+		// Due when B's is, but another count or error: not B's write re-sent.
+		for _, o := range []struct {
+			attempts int
+			lastErr  string
+		}{{2, "502"}, {1, "500"}} {
+			if err := st.RetryClaimedEvent(ctx, "CL-8", "s1", b[0].NextAt, retry, o.attempts, o.lastErr); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("another retry (attempt %d, %q) under B's lease once B's was written: %v; want ErrConflict", o.attempts, o.lastErr, err)
+			}
 		}
 		evs := claim(t, st, retry)
 		sameIDs(t, "a claim when B's retry is due", evs, "s1")
