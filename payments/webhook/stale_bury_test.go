@@ -60,6 +60,9 @@ func TestStalledRelaysLastAttemptLeavesAnotherRelaysDelivery(t *testing.T) {
 			if n := strings.Count(logs.String(), `"alert":true`); n != 0 {
 				t.Errorf("%d alerts logged; want none:\n%s", n, logs.String())
 			}
+			if l := logs.String(); !strings.Contains(l, "another relay claimed it meanwhile") || strings.Contains(l, "tried again") {
+				t.Errorf("log:\n%s\nwant A's give-up left to the relay that claimed the event, not tried again", l)
+			}
 			if s, err := st.OutboxStats(ctx); err != nil || s.Pending != 0 {
 				t.Errorf("outbox: %d pending, %v; want 0 (B's POST delivered it)", s.Pending, err)
 			}

@@ -2,12 +2,15 @@ package webhook_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -24,10 +27,11 @@ import (
 func TestStalledRelaysRetryLeavesAnotherRelaysClaim(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		stop bool // A is stopped during its POST (a deploy's SIGTERM)
+		stop bool   // A is stopped during its POST (a deploy's SIGTERM)
+		log  string // what A says of its record
 	}{
-		{"A's POST fails", false},
-		{"A is stopped", true},
+		{"A's POST fails", false, "another relay claimed it meanwhile"},
+		{"A is stopped", true, "ran out, and another relay claimed the event"},
 	} {
 		for _, driver := range drivers(t) {
 			t.Run(tc.name+"/"+driver, func(t *testing.T) {
@@ -48,7 +52,10 @@ func TestStalledRelaysRetryLeavesAnotherRelaysClaim(t *testing.T) {
 					during = stopA
 				}
 				srv := newStall(t, ctx, clk, &ra, &rb, during)
-				ra = newRelay(t, st, srv.URL, clk.Now, nil)
+				var logs logtest.Buffer
+				ra = newRelay(t, st, srv.URL, clk.Now, func(o *webhook.Options) {
+					o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+				})
 				rb = newRelay(t, st, srv.URL, clk.Now, nil)
 				rc := newRelay(t, st, srv.URL, clk.Now, nil)
 				ra.RunOnce(actx) // A's POST fails; it records its failure
@@ -62,6 +69,9 @@ func TestStalledRelaysRetryLeavesAnotherRelaysClaim(t *testing.T) {
 				}
 				if s, err := st.OutboxStats(ctx); err != nil || s.Pending != 0 {
 					t.Errorf("outbox: %d pending, %v; want 0 (B's POST delivered it)", s.Pending, err)
+				}
+				if l := logs.String(); !strings.Contains(l, tc.log) || strings.Contains(l, "lease runs out") {
+					t.Errorf("A's log:\n%s\nwant %q, and no record promised once a lease runs out", l, tc.log)
 				}
 			})
 		}
