@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments/webhook"
 )
 
 // TestConsoleDecisionsNameTheOperator: with one admin token shared by the
@@ -155,6 +157,107 @@ func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 	// What outlives the tab is the name alone, never the token.
 	if got := evalJS[string](t, b, `JSON.stringify(Object.entries(localStorage))`); strings.Contains(got, consoleToken) {
 		t.Errorf("localStorage holds the admin token: %s", got)
+	}
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("the page logged faults: %v", f)
+	}
+}
+
+// TestConsoleDecisionsAskTheNameWhenNoneIsKept: signed in without a name,
+// a decision's confirmation asks for it (README, GET /). The approval's
+// did; a webhook resume, a resend (and the send anyway a refusal brings
+// up) and a resolution (an order in review settled: a money decision) went
+// out with no operator, and asked nothing. Each asks, as the approval
+// does: the field has the focus where a confirmation opens, and the name
+// typed in it is sent on one line, cut to 128 characters, and kept (the
+// bar shows it). Cleared in the bar, the name is asked for again, by a
+// form already open too.
+func TestConsoleDecisionsAskTheNameWhenNoneIsKept(t *testing.T) {
+	b := newBrowser(t)
+	const noA, noB, reviewNo = "PGASKNAME00000A", "PGASKNAME00000B", "PGASKNAMEREVIEW"
+	p := startPausedRelay(t, "oUser-askname", noA, "4200000000000000000000000101", noB, "4200000000000000000000000102")
+	reviewedOrder(t, p.app, reviewNo, "oUser-askname-review", "4200000000000000000000000103")
+	adminURL, operators := sentPosts(t, p.app)
+	const first, second = "Chen Jie", "Wang Fang"
+	third := "Zhao Lei " + strings.Repeat("z", 200)
+	thirdKept := string([]rune(third)[:128])
+
+	// ask types name into the field asking for it for key, when one asks.
+	ask := func(key, name string) {
+		t.Helper()
+		sel := `input[data-operator-for="` + key + `"]`
+		if !evalJS[bool](t, b, `document.querySelector(`+jsString(sel)+`)?.checkVisibility() ?? false`) {
+			t.Errorf("%s: no name kept, and nothing asks for it", key)
+			return
+		}
+		b.do(t, "name oneself for "+key, chromedp.SetValue(chromedp.CSS(sel), name))
+	}
+	kept := func(what, want string) {
+		t.Helper()
+		got := evalJS[[]string](t, b, `[document.getElementById("operator-name").textContent, localStorage.getItem("paygate.console.operator") ?? ""]`)
+		if !slices.Equal(got, []string{want, want}) {
+			t.Errorf("after %s: [bar, stored] = %q; want %q in both", what, got, want)
+		}
+	}
+	forget := func() {
+		t.Helper()
+		b.do(t, "change the name in the bar", chromedp.Click(chromedp.ID("operator-change")), chromedp.WaitVisible(chromedp.ID("operator-input")))
+		evalJS[string](t, b, `document.getElementById("operator-input").value = ""`)
+		b.do(t, "clear it", chromedp.Click(chromedp.ID("operator-save")), chromedp.WaitNotVisible(chromedp.ID("operator-input")))
+		kept("clearing the name", "")
+	}
+
+	b.do(t, "sign in without a name", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.ID("app")), chromedp.Click(chromedp.CSS(`#tabs [data-tab="webhooks"]`)),
+		chromedp.WaitVisible(chromedp.CSS(row("webhooks", noB))),
+		chromedp.Click(chromedp.CSS(`#webhooks-paused [data-action="resume"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#webhooks-paused [data-action="resume-confirm"]`)))
+	if got := evalJS[string](t, b, `document.activeElement?.dataset.operatorFor ?? document.activeElement?.tagName ?? ""`); got != "resume" {
+		t.Errorf("the resume's confirmation has the focus on %q; want it on the field asking for the name", got)
+	}
+	// Pasted from a spreadsheet: a tab and white space around it.
+	ask("resume", " Chen\tJie\u00a0")
+	b.do(t, "send now", chromedp.Click(chromedp.CSS(`#webhooks-paused [data-action="resume-confirm"]`)),
+		waitFor("the wait ended", `document.getElementById("notice").textContent.includes("wait ended")`))
+	waitOutcome(t, p.outcomes, p.evB, webhook.OutcomeDelivered)
+	if got := operators("/admin/api/webhooks/resume"); !slices.Equal(got, []string{first}) {
+		t.Errorf("the resumes sent operators %q; want one, %q", got, first)
+	}
+	kept("naming oneself in the resume's confirmation", first)
+
+	// B's order.paid was delivered: a resend is refused (nothing lost), and
+	// sending anyway is asked for again once the name is cleared.
+	forget()
+	resend := `button[data-action="resend"][data-order-no="` + noB + `"]`
+	force := `button[data-action="resend-force"][data-order-no="` + noB + `"]`
+	b.do(t, "open B", chromedp.Click(chromedp.CSS(`#tabs [data-tab="orders"]`)),
+		chromedp.Click(chromedp.CSS(row("orders", noB)+" button")), chromedp.WaitVisible(chromedp.CSS(resend)))
+	ask("resend "+noB, second)
+	b.do(t, "resend", chromedp.Click(chromedp.CSS(resend)), chromedp.WaitVisible(chromedp.CSS(force)))
+	kept("naming oneself for a resend", second)
+	forget()
+	ask("resend "+noB, third)
+	b.do(t, "send anyway", chromedp.Click(chromedp.CSS(force)),
+		waitFor("the queued event", `document.querySelector("#resend-result")?.textContent.startsWith("Queued order.paid as evt_")`))
+	if got := operators("/admin/api/orders/" + noB + "/webhook"); !slices.Equal(got, []string{second, thirdKept}) {
+		t.Errorf("the resends sent operators %q; want %q, then %q", got, second, thirdKept)
+	}
+	kept("naming oneself to send anyway", thirdKept)
+
+	// The resolution: the form, open before the name was cleared, asks.
+	b.do(t, "open the order in review", chromedp.SetValue(chromedp.ID("orders-search"), reviewNo), chromedp.Click(chromedp.ID("orders-apply")),
+		chromedp.Click(chromedp.CSS(row("orders", reviewNo)+" button")), chromedp.WaitVisible(chromedp.ID("resolve-reason")))
+	forget()
+	ask("resolve "+reviewNo, first)
+	b.do(t, "resolve", chromedp.SendKeys(chromedp.ID("resolve-reason"), "refunded on the merchant platform"),
+		chromedp.Click(chromedp.CSS(`button[data-action="resolve"]`)), chromedp.WaitVisible(chromedp.ID("resolve-done")))
+	if got := operators("/admin/api/orders/" + reviewNo + "/resolve"); !slices.Equal(got, []string{first}) {
+		t.Errorf("the resolutions sent operators %q; want one, %q", got, first)
+	}
+	kept("naming oneself for a resolution", first)
+	if s := evalJS[string](t, b, unlabelledJS); s != "" {
+		t.Errorf("fields without a label: %s", s)
 	}
 	if f := b.pageFaults(); len(f) > 0 {
 		t.Errorf("the page logged faults: %v", f)

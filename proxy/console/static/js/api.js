@@ -96,12 +96,12 @@ export const operator = {
 };
 
 /**
- * audited is body (an object, or undefined) with the operator's name, as
- * every call the audit chain records carries it (approve, reject, resolve,
- * resend, resume): undefined when there is neither.
+ * audited is body (an object, or undefined) with the operator's name (name,
+ * by default the one kept), as every call the audit chain records carries
+ * it (approve, reject, resolve, resend, resume): undefined when there is
+ * neither.
  */
-export function audited(body) {
-  const name = operator.name();
+export function audited(body, name = operator.name()) {
   if (!name) return body;
   return { ...(body || {}), operator: name };
 }

@@ -48,6 +48,9 @@ function showOperator() {
   $('operator-name').title = name;
   $('operator-change').textContent = name ? 'Change' : 'Set your name';
   $('operator-change').title = 'The name sent with each decision, which the audit chain records';
+  // A decision's field that asks for the name (views.js's askName) shows
+  // while none is kept: cleared here, an open form asks again.
+  for (const f of document.querySelectorAll('input.ask-name')) f.hidden = name !== '';
 }
 
 // editOperator opens the form that names whoever decides from this

@@ -2,7 +2,7 @@
 // admin API and draws it; ctx.notice(text, kind) reports an outcome and
 // ctx.changed() refreshes the summary after a decision.
 
-import { api, qs, allPages, ApiError, operator, audited } from './api.js';
+import { api, qs, allPages, ApiError, operator, operatorName, audited } from './api.js';
 import { h, clear, money, llmCost, when, whenCell, status, short, table, card, empty } from './dom.js';
 import { lineChart } from './chart.js';
 
@@ -19,6 +19,30 @@ function failed(panel, err) {
   if (err instanceof ApiError && err.status === 401) return; // signed out already
   const again = err instanceof ApiError && err.status === 0 ? '; Refresh asks again.' : '';
   clear(panel).append(h('p', { class: 'error', text: 'Could not load: ' + err.message + again }));
+}
+
+// askName is the field in which a decision (an approval, a rejection, a
+// resolution, a resend, a webhook resume) asks for the name of whoever
+// decides, shown while none is kept in this browser (operator); key names
+// what it is for (data-operator-for). The audit tells the shop's managers
+// apart by that name alone. The bar shows and hides every such field as
+// the name is kept, changed or cleared (main.js's showOperator).
+function askName(key) {
+  return h('input', { type: 'text', class: 'ask-name', placeholder: 'your name (audited)', maxlength: 128, size: 20, hidden: operator.name() !== '',
+    autocomplete: 'name', spellcheck: 'false', 'aria-label': 'Your name, recorded with the decision', dataset: { operatorFor: key } });
+}
+
+// keepName keeps the name typed in who (askName's field), while it asks,
+// as the bar's form does: one line, cut to 128 characters; the field is
+// emptied (a name changed in the bar later is not undone by it). It returns the name the decision is sent with: the one typed, even
+// where the browser refuses to keep it, else the one kept.
+function keepName(who, ctx) {
+  const typed = who.hidden ? '' : operatorName(who.value);
+  if (!typed) return operator.name();
+  operator.save(typed);
+  who.value = '';
+  ctx.named();
+  return typed;
 }
 
 // ---------------------------------------------------------------- approvals
@@ -76,8 +100,7 @@ export async function approvals(panel, ctx, list) {
     const reason = approve ? null : h('input', { type: 'text', class: 'reason', placeholder: 'reason (optional, audited)', maxlength: 1000, size: 32,
       'aria-label': 'Reason for the rejection', dataset: { reasonFor: o.order_no } });
     const named = operator.name();
-    const who = named ? null : h('input', { type: 'text', class: 'operator', placeholder: 'your name (audited)', maxlength: 128, size: 20,
-      autocomplete: 'name', spellcheck: 'false', 'aria-label': 'Your name, recorded with the decision', dataset: { operatorFor: o.order_no } });
+    const who = askName(o.order_no);
     const row = h('tr', { class: 'confirm', dataset: { confirmFor: o.order_no } },
       h('td', { colspan: cols.length },
         // The user id (a bot's, text from outside) is isolated: a right-to-left
@@ -85,26 +108,26 @@ export async function approvals(panel, ctx, list) {
         h('span', {}, `${verb} ${o.order_no} for ${money(o.amount_fen, o.currency)} (`, h('bdi', { text: o.user }), ')? ',
           approve ? 'WeChat Pay opens the order now. ' : 'The order is closed for good. ',
           named ? ['Recorded as ', h('bdi', { text: named }), '\'s decision. '] : null),
-        who, who ? ' ' : null,
+        who, ' ',
         reason, reason ? ' ' : null,
         h('span', { class: 'actions' },
           h('button', { type: 'button', class: 'small' + (approve ? '' : ' danger'), dataset: { action: 'confirm', orderNo: o.order_no },
-            onclick: (e) => { if (who && who.value.trim()) { operator.save(who.value); ctx.named(); } decide(e, o, approve, reason ? reason.value.trim() : ''); } },
+            onclick: (e) => decide(e, o, approve, reason ? reason.value.trim() : '', keepName(who, ctx)) },
           `Confirm ${verb.toLowerCase()}`),
           h('button', { type: 'button', class: 'small ghost', dataset: { action: 'cancel' }, onclick: () => row.remove() }, 'Cancel'))));
     tr.after(row);
-    if (who) who.focus();
+    if (!who.hidden) who.focus();
     else if (reason) reason.focus();
   }
 
-  async function decide(ev, o, approve, reason) {
+  async function decide(ev, o, approve, reason, name) {
     t.querySelectorAll('button').forEach((b) => { b.disabled = true; });
     const verb = approve ? 'approve' : 'reject';
     // An approval waits for WeChat Pay to open the order, seconds on a bad
     // day: the page said nothing meanwhile, its buttons greyed out as if
     // it had stopped. The confirmation says it waits.
     ev.currentTarget.textContent = `${approve ? 'Approving' : 'Rejecting'}: waiting for paygate${approve ? ' and WeChat Pay' : ''}…`;
-    const body = audited(reason ? { reason } : undefined);
+    const body = audited(reason ? { reason } : undefined, name);
     try {
       const d = await api(`/admin/api/approvals/${encodeURIComponent(o.order_no)}/${verb}`, { method: 'POST', body });
       const by = body && body.operator ? [' The audit records it as ', h('bdi', { text: body.operator }), '\'s decision.'] : [];
@@ -357,7 +380,7 @@ export async function orders(panel, ctx) {
         onclick: (ev) => {
           list.querySelectorAll('tr.selected').forEach((r) => r.classList.remove('selected'));
           ev.currentTarget.classList.add('selected');
-          showOrder(detail, o, () => load());
+          showOrder(detail, o, ctx, () => load());
         },
       })));
     }
@@ -367,9 +390,10 @@ export async function orders(panel, ctx) {
   await load();
 }
 
-// showOrder draws o's detail; resolved, when given, is called once the
-// order was taken out of review here, so the list shows its new state.
-async function showOrder(detail, o, resolved) {
+// showOrder draws o's detail (ctx as a panel's); resolved, when given, is
+// called once the order was taken out of review here, so the list shows its
+// new state.
+async function showOrder(detail, o, ctx, resolved) {
   detail.hidden = false;
   const hist = h('div', { id: 'order-history' }, empty('Reading the audit chain…'));
   clear(detail).append(
@@ -384,8 +408,8 @@ async function showOrder(detail, o, resolved) {
       kv('WeChat Pay transaction', o.transaction_id || '—'),
       kv('Created', when(o.created_at)), kv('Expires', when(o.expires_at)), kv('Paid', when(o.paid_at)),
       kv('Updated', when(o.updated_at))),
-    o.status === 'needs_review' ? resolveControl(detail, o, resolved) : null,
-    resendControl(o),
+    o.status === 'needs_review' ? resolveControl(detail, o, ctx, resolved) : null,
+    resendControl(o, ctx),
     h('h3', { text: 'History (audit chain)' }), hist);
   try {
     const { records, scanned, complete } = await orderHistory(o.order_no);
@@ -406,13 +430,14 @@ function kv(k, v) { return [h('dt', { text: k }), h('dd', {}, v)]; }
 // first). The reason is required and audited. paygate refuses what would
 // move money wrongly (409 with the reason shown here); on success the
 // detail is drawn again with the order as it now is.
-function resolveControl(detail, o, resolved) {
+function resolveControl(detail, o, ctx, resolved) {
   const result = h('span', { id: 'resolve-result', class: 'legend' });
   const to = h('select', { id: 'resolve-status', 'aria-label': 'Resolve as' },
     h('option', { value: 'closed', text: 'closed: nothing to deliver' }),
     h('option', { value: 'paid', text: 'paid: the merchant delivers' }));
   const reason = h('input', { id: 'resolve-reason', type: 'text', placeholder: 'reason (required, audited)', maxlength: 1000, size: 32,
     'aria-label': 'Reason for the resolution' });
+  const who = askName('resolve ' + o.order_no);
   const button = h('button', { type: 'button', class: 'small danger', dataset: { action: 'resolve', orderNo: o.order_no } }, 'Resolve');
   button.onclick = async () => {
     if (!reason.value.trim()) {
@@ -420,12 +445,13 @@ function resolveControl(detail, o, resolved) {
       reason.focus();
       return;
     }
+    const name = keepName(who, ctx);
     button.disabled = true;
     result.textContent = 'Resolving…';
     try {
       const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/resolve`,
-        { method: 'POST', body: audited({ status: to.value, reason: reason.value.trim() }) });
-      showOrder(detail, d.order, resolved);
+        { method: 'POST', body: audited({ status: to.value, reason: reason.value.trim() }, name) });
+      showOrder(detail, d.order, ctx, resolved);
       detail.querySelector('h3').after(h('p', { id: 'resolve-done', class: 'notice ok', text: `Resolved: the order is now ${d.order.status.replace(/_/g, ' ')}.` }));
       if (resolved) resolved();
     } catch (e) {
@@ -441,7 +467,7 @@ function resolveControl(detail, o, resolved) {
           if (e2 instanceof ApiError && e2.status === 401) return;
         }
         if (now && now.status !== 'needs_review') {
-          showOrder(detail, now, resolved);
+          showOrder(detail, now, ctx, resolved);
           detail.querySelector('h3').after(h('p', { id: 'resolve-done', class: 'notice ok',
             text: `No answer came to the resolution of ${o.order_no} (${e.message}), but it is out of review: it is ${words(now.status)} now.` }));
           if (resolved) resolved();
@@ -464,7 +490,7 @@ function resolveControl(detail, o, resolved) {
         // and show the order as it now is, not as still in review with a
         // Resolve button (the API's "order is not in review: PG… is
         // closed" left the operator to guess whose resolution stood).
-        showOrder(detail, now, resolved);
+        showOrder(detail, now, ctx, resolved);
         detail.querySelector('h3').after(h('p', { id: 'resolve-done', class: 'notice bad',
           text: `${o.order_no} was already taken out of review (by another operator, another console or an earlier click): it is ${words(now.status)} now; nothing changed.` }));
         if (resolved) resolved();
@@ -475,7 +501,7 @@ function resolveControl(detail, o, resolved) {
       button.disabled = false;
     }
   };
-  return h('p', { class: 'actions' }, 'Resolve as ', to, ' ', reason, ' ', button, ' ', result);
+  return h('p', { class: 'actions' }, 'Resolve as ', to, ' ', who, ' ', reason, ' ', button, ' ', result);
 }
 
 // resendControl sends the order's current state to the merchant's webhook
@@ -487,18 +513,20 @@ function resolveControl(detail, o, resolved) {
 // lost its records. Clicking again while a resend waits queues nothing:
 // paygate names the event already queued. The result names every event the
 // call queued (resendSaid).
-function resendControl(o) {
+function resendControl(o, ctx) {
   const result = h('span', { id: 'resend-result', class: 'legend' });
   const button = h('button', { type: 'button', class: 'small', dataset: { action: 'resend', orderNo: o.order_no } },
     'Send to the merchant again');
   const force = h('button', { type: 'button', class: 'small ghost', hidden: true, dataset: { action: 'resend-force', orderNo: o.order_no },
     title: 'The merchant processes it as a new event: for a merchant that lost its records' }, 'Send anyway, as a new event');
+  const who = askName('resend ' + o.order_no);
   const send = async (forced) => {
+    const name = keepName(who, ctx);
     button.disabled = force.disabled = true;
     force.hidden = true;
     result.textContent = 'Sending…';
     try {
-      const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/webhook${forced ? '?force=true' : ''}`, { method: 'POST', body: audited() });
+      const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/webhook${forced ? '?force=true' : ''}`, { method: 'POST', body: audited(undefined, name) });
       result.textContent = resendSaid(d);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
@@ -519,7 +547,7 @@ function resendControl(o) {
   };
   button.onclick = () => send(false);
   force.onclick = () => send(true);
-  return h('p', { class: 'actions' }, button, ' ', force, ' ', result);
+  return h('p', { class: 'actions' }, who, ' ', button, ' ', force, ' ', result);
 }
 
 // resendSaid is what a resend's 2xx answer did, in words: the events it
@@ -684,7 +712,7 @@ export async function webhooks(panel, ctx) {
       h('span', { text: `The merchant's endpoint asked paygate to wait (${st.paused_by || 'Retry-After'}): nothing is sent to it until ${when(st.paused_until)}; then each order's events go out again, in order.` }),
       ' ', resumeControl(panel, ctx)));
   }
-  deadLetters(panel, st.dead_letters || []);
+  deadLetters(panel, ctx, st.dead_letters || []);
   const heads = st.heads || [];
   panel.append(h('h3', { text: 'Next undelivered webhook per order' }));
   if (heads.length === 0) return panel.append(empty('Nothing waits for delivery.'));
@@ -710,15 +738,20 @@ function resumeControl(panel, ctx) {
   const button = h('button', { type: 'button', class: 'small', dataset: { action: 'resume' } }, 'Send now');
   const yes = h('button', { type: 'button', class: 'small', dataset: { action: 'resume-confirm' } }, 'Confirm send now');
   const no = h('button', { type: 'button', class: 'small ghost', dataset: { action: 'resume-cancel' } }, 'Cancel');
+  const who = askName('resume');
   const confirm = h('span', { class: 'actions', hidden: true, dataset: { confirm: 'resume' } },
-    'Send the held events to the merchant now, before the time it asked for? ', yes, ' ', no);
-  button.onclick = () => { button.hidden = true; confirm.hidden = false; result.textContent = ''; yes.focus(); };
+    'Send the held events to the merchant now, before the time it asked for? ', who, ' ', yes, ' ', no);
+  button.onclick = () => {
+    button.hidden = true; confirm.hidden = false; result.textContent = '';
+    (who.hidden ? yes : who).focus();
+  };
   no.onclick = () => { confirm.hidden = true; button.hidden = false; button.focus(); };
   yes.onclick = async () => {
+    const name = keepName(who, ctx);
     yes.disabled = no.disabled = true;
     yes.textContent = 'Sending: waiting for paygate…';
     try {
-      const d = await api('/admin/api/webhooks/resume', { method: 'POST', body: audited() });
+      const d = await api('/admin/api/webhooks/resume', { method: 'POST', body: audited(undefined, name) });
       const n = Number(d.released) || 0;
       await webhooks(panel, ctx);
       if (ctx) ctx.notice(`The wait ended: ${n === 1 ? '1 held event goes' : `${n} held events go`} to the merchant now.`, 'ok');
@@ -739,7 +772,7 @@ function resumeControl(panel, ctx) {
 // goods never delivered. Each row has the order's resend button, which
 // queues the order's current state (once, however often it is clicked) and
 // clears its rows.
-function deadLetters(panel, dead) {
+function deadLetters(panel, ctx, dead) {
   if (dead.length === 0) return;
   panel.append(
     h('h3', { text: 'Given up: the merchant never acknowledged these' }),
@@ -753,14 +786,14 @@ function deadLetters(panel, dead) {
       { th: 'Created', class: 'time', td: (x) => whenCell(x.created_at) },
       { th: 'Given up', class: 'time', td: (x) => whenCell(x.given_up_at) },
       { th: 'Last error', td: (x) => (x.last_error ? h('span', { class: 'error', text: x.last_error }) : '') },
-      { th: '', td: (x) => resendInRow(x.order_no) },
+      { th: '', td: (x) => resendInRow(x.order_no, ctx) },
     ], dead, (x) => ({ dataset: { orderNo: x.order_no, eventId: x.event_id }, class: 'needs-review' })));
 }
 
 // resendInRow is the Orders view's resend control for one table row; its
 // result span loses the id that view looks it up by, as a table has several.
-function resendInRow(orderNo) {
-  const c = resendControl({ order_no: orderNo });
+function resendInRow(orderNo, ctx) {
+  const c = resendControl({ order_no: orderNo }, ctx);
   c.querySelector('#resend-result')?.removeAttribute('id');
   return c;
 }
