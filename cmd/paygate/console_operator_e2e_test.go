@@ -256,6 +256,21 @@ func TestConsoleDecisionsAskTheNameWhenNoneIsKept(t *testing.T) {
 		t.Errorf("the resolutions sent operators %q; want one, %q", got, first)
 	}
 	kept("naming oneself for a resolution", first)
+
+	// A browser that refuses to keep anything (storage blocked, a full
+	// quota): the name typed is sent all the same, and asked for again.
+	forget()
+	evalJS[bool](t, b, `Storage.prototype.setItem = () => { throw new DOMException("refused", "QuotaExceededError"); }; true`)
+	ask("resend "+reviewNo, second)
+	b.do(t, "resend, nothing kept", chromedp.Click(chromedp.CSS(`button[data-action="resend"][data-order-no="`+reviewNo+`"]`)),
+		waitFor("the answer", `!["", "Sending…"].includes(document.querySelector("#resend-result")?.textContent ?? "")`))
+	if got := operators("/admin/api/orders/" + reviewNo + "/webhook"); !slices.Equal(got, []string{second}) {
+		t.Errorf("with storage refused, the resends sent operators %q; want the name typed, %q", got, second)
+	}
+	kept("naming oneself where nothing is kept", "")
+	if !evalJS[bool](t, b, `document.querySelector('input[data-operator-for="resend `+reviewNo+`"]').checkVisibility()`) {
+		t.Errorf("with storage refused, no name is kept, and the resend no longer asks for it")
+	}
 	if s := evalJS[string](t, b, unlabelledJS); s != "" {
 		t.Errorf("fields without a label: %s", s)
 	}
