@@ -307,10 +307,17 @@ func ledgerProxy(t *testing.T, cfg *config.Config, sessions accounting.SessionSt
 // ledgerProxyLog is ledgerProxy, with the log it writes.
 func ledgerProxyLog(t *testing.T, cfg *config.Config, sessions accounting.SessionStore, tools PaymentTools) (*Server, *accounting.Ledger, *prometheus.Registry, *logtest.Buffer) {
 	t.Helper()
+	return ledgerProxyVia(t, cfg, sessions, tools, nil)
+}
+
+// ledgerProxyVia is ledgerProxyLog whose upstream requests go through
+// transport (nil: the default).
+func ledgerProxyVia(t *testing.T, cfg *config.Config, sessions accounting.SessionStore, tools PaymentTools, transport http.RoundTripper) (*Server, *accounting.Ledger, *prometheus.Registry, *logtest.Buffer) {
+	t.Helper()
 	logs := &logtest.Buffer{}
 	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
 	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg, Transport: transport})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -458,17 +458,26 @@ func (s *Server) accountRefused(ctx context.Context, resp *failover.Response, er
 	return cost
 }
 
-// cutBeforeUsage reports a failed attempt whose provider took the request and
-// then lost its answer, its connection cut or silent past the idle timeout
-// (causes of an answer's body, after a 2xx head: an error answer so cut
-// fails by its status): a non-stream answer cut mid-body, a stream cut
-// before its first token. The provider bills what it generated: one that
-// sent no usage before its cut (Attempt.Usage, which its callers price
-// first) is recorded with no token under its provider and model, as a
-// stream cut mid-answer is (streamRound), where it was recorded nowhere, as
-// if not asked.
+// cutBeforeUsage reports a failed attempt whose provider took the request,
+// answered a 2xx head and then lost its answer: its connection cut, silent
+// past the idle, first-token or total timeout or the round's time
+// (failover.max_round_time), or the bot gone (canceled): a non-stream
+// answer cut mid-body, a stream cut before its first token. The provider
+// bills what it generated: one that sent no usage before its cut
+// (Attempt.Usage, which its callers price first) is recorded with no token
+// under its provider and model, as a stream cut mid-answer is
+// (streamRound), where it was recorded nowhere, as if not asked. Without
+// a 2xx head nothing says the provider took the request (a connection
+// refused, no head before first_byte, or before a non-stream answer's
+// total: a provider down may still accept connections), and an error
+// answer is no bill: neither is recorded.
 func cutBeforeUsage(a failover.Attempt) bool {
-	return a.Cause == failover.CauseConnectionLost || a.Cause == failover.CauseIdleTimeout
+	switch a.Cause {
+	case failover.CauseConnectionLost, failover.CauseIdleTimeout, failover.CauseFirstTokenTimeout,
+		failover.CauseTotalTimeout, failover.CauseRoundTime, failover.CauseCanceled:
+		return a.Status >= 200 && a.Status <= 299
+	}
+	return false
 }
 
 // triedOf is the attempts of a round that ended in err, an

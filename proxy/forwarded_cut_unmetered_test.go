@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
@@ -71,27 +73,47 @@ func TestForwardedStreamCutWithoutUsageRecorded(t *testing.T) {
 // mid-answer is, its provider and model with no token.
 func TestForwardedAnswerCutRecorded(t *testing.T) {
 	unmetered := []accounting.ModelStats{{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}}
+	const stream, answer = `{"model":"gpt-test","input":"hi","stream":true}`, `{"model":"gpt-test","input":"hi"}`
+	partial := silentAfterHead("application/json", `{"id":"resp_1","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"hel`)
+	timeouts := func(first, total time.Duration) func(*config.Config) {
+		return func(c *config.Config) {
+			to := &c.Providers[0].Timeouts
+			to.FirstByte, to.FirstToken = cmp.Or(config.Duration(first), to.FirstByte), cmp.Or(config.Duration(first), to.FirstToken)
+			to.Total = cmp.Or(config.Duration(total), to.Total)
+		}
+	}
 	for _, tc := range []struct {
 		name, path, body string
 		provider         http.HandlerFunc
+		mutate           func(*config.Config)
 	}{
 		{"Responses API answer cut mid-body", "/v1/responses", `{"model":"gpt-test","input":"hi"}`,
-			rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n", `{"id":"resp_1","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"hel`)},
+			rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n", `{"id":"resp_1","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"hel`), nil},
 		{"embeddings answer cut mid-body", "/v1/embeddings", `{"model":"gpt-test","input":"hi"}`,
-			rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n", `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,`)},
+			rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n", `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,`), nil},
 		{"Responses API stream cut before its first event", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
-			abruptClose("event: response.created\ndata: {\"type\":\"response.cre")},
+			abruptClose("event: response.created\ndata: {\"type\":\"response.cre"), nil},
+		// Silent after the head until a timeout ends the attempt (a forwarded
+		// call waits for its head up to total).
+		{"Responses API stream silent before its first event past first_token", "/v1/responses", stream,
+			silentAfterHead("text/event-stream", ": keep-alive\n\n"), timeouts(200*time.Millisecond, 0)},
+		{"Responses API stream silent before its first event past total", "/v1/responses", stream,
+			silentAfterHead("text/event-stream", ": keep-alive\n\n"), timeouts(0, 300*time.Millisecond)},
+		{"Responses API answer silent mid-body past total", "/v1/responses", answer, partial, timeouts(0, 300*time.Millisecond)},
+		// No head: nothing says the provider took the request.
+		{"no head: stream past total", "/v1/responses", stream, silentBeforeHead, timeouts(0, 300*time.Millisecond)},
+		{"no head: answer past total", "/v1/responses", answer, silentBeforeHead, timeouts(0, 300*time.Millisecond)},
 		// An error answer is no bill, cut or not.
 		{"error answer cut mid-body", "/v1/responses", `{"model":"gpt-test","input":"hi"}`,
-			rawAnswer(t, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 400\r\n", `{"error":{"message":"overloa`)},
+			rawAnswer(t, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 400\r\n", `{"error":{"message":"overloa`), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, tc.provider)
 			want := unmetered
-			if strings.HasPrefix(tc.name, "error") {
+			if strings.HasPrefix(tc.name, "error") || strings.HasPrefix(tc.name, "no head") {
 				want = []accounting.ModelStats{}
 			}
-			if got := failedCallAccounted(t, testConfig(t, fp.URL, nil), tc.path, tc.body); !slices.Equal(got, want) {
+			if got := failedCallAccounted(t, testConfig(t, fp.URL, tc.mutate), tc.path, tc.body); !slices.Equal(got, want) {
 				t.Errorf("accounted %+v; want %+v", got, want)
 			}
 		})
