@@ -395,7 +395,8 @@ type Timeouts struct {
 	// gpt-5, 30 to 120 s at a high reasoning_effort) meets this timeout:
 	// past it the attempt is cancelled and the next target asked, the
 	// provider may bill the thinking done (no usage came for paygate to
-	// count), on a payment turn another model decides anew, and the cut
+	// count: the call is in the stats with no token), on a payment turn
+	// another model decides anew, and the cut
 	// counts against the provider's breaker: failover.breaker.failures
 	// such thinks in a row take the provider, every model it serves, out
 	// of the rounds for its cooldown. For such a model set first_token
