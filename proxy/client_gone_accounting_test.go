@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments"
 )
@@ -184,5 +185,41 @@ func TestForwardedStreamAccountedWhenClientLeaves(t *testing.T) {
 				t.Errorf("the stats' LLM spend is %s; want %s, the stream's cost", got, tc.cost)
 			}
 		})
+	}
+}
+
+// TestForwardedStreamRecordedWhenClientLeavesBeforeUsage: a forwarded
+// stream whose client left after its first event, before any usage came,
+// was taken and billed by its provider: it is recorded as one its provider
+// cut so is (TestForwardedStreamCutWithoutUsageRecorded), its provider and
+// model with no token, as a chat stream whose bot left mid-answer is. It
+// was recorded nowhere.
+func TestForwardedStreamRecordedWhenClientLeavesBeforeUsage(t *testing.T) {
+	w := &goneAtSecondFlush{goneAfterFirstFlush: goneAfterFirstFlush{h: http.Header{}}, first: make(chan struct{})}
+	fp := newFakeProvider(t, func(pw http.ResponseWriter, r *http.Request) {
+		pw.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(pw, "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n")
+		pw.(http.Flusher).Flush()
+		select {
+		case <-w.first:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(pw, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n")
+		pw.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+	req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(`{"model":"gpt-test","input":"hi","stream":true}`))
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	req.Header.Set("Content-Type", "application/json")
+	s.Handler().ServeHTTP(w, req)
+	ledger.Close()
+	if w.flushes < 2 {
+		t.Fatalf("%d flushes; the test needs the second one to fail", w.flushes)
+	}
+	want := accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
+	if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != want {
+		t.Errorf("accounted %+v; want %+v: the call, no token counted", got, want)
 	}
 }
