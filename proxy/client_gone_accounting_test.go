@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/paygate/paygate/accounting"
-	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments"
 )
 
@@ -147,32 +148,7 @@ func TestForwardedStreamAccountedWhenClientLeaves(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := &goneAtSecondFlush{goneAfterFirstFlush: goneAfterFirstFlush{h: http.Header{}}, first: make(chan struct{})}
-			fp := newFakeProvider(t, func(pw http.ResponseWriter, r *http.Request) {
-				pw.Header().Set("Content-Type", "text/event-stream")
-				_, _ = io.WriteString(pw, tc.first)
-				pw.(http.Flusher).Flush()
-				select {
-				case <-w.first:
-				case <-r.Context().Done():
-					return
-				}
-				_, _ = io.WriteString(pw, tc.rest)
-			})
-			cfg := testConfig(t, fp.URL, func(c *config.Config) {
-				c.Providers[0].Prices = map[string]config.Price{
-					"vendor/upstream-model": {Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}},
-				}
-			})
-			s, ledger, reg := ledgerProxy(t, cfg, nil, nil)
-			req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
-			req.Header.Set("Authorization", "Bearer "+testClientKey)
-			req.Header.Set("Content-Type", "application/json")
-			s.Handler().ServeHTTP(w, req)
-			ledger.Close()
-			if w.flushes < 2 {
-				t.Fatalf("%d flushes; the test needs the last one to fail", w.flushes)
-			}
+			w, ledger, reg := leftAtSecondFlush(t, tc.path, tc.body, tc.first, tc.rest, false)
 			if !strings.Contains(w.body.String(), "usage\":{") {
 				t.Fatalf("paygate did not read the usage event before the client left: %q", w.body.String())
 			}
@@ -195,22 +171,40 @@ func TestForwardedStreamAccountedWhenClientLeaves(t *testing.T) {
 // model with no token, as a chat stream whose bot left mid-answer is. It
 // was recorded nowhere.
 func TestForwardedStreamRecordedWhenClientLeavesBeforeUsage(t *testing.T) {
+	_, ledger, _ := leftAtSecondFlush(t, "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+		"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n",
+		"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n", true)
+	want := accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
+	if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != want {
+		t.Errorf("accounted %+v; want %+v: the call, no token counted", got, want)
+	}
+}
+
+// leftAtSecondFlush posts body to path of a priced proxy whose provider
+// streams first, then, once the client has it, rest (then, if silent,
+// nothing until paygate gives up on it), to a client that leaves at its
+// second flush, and returns the client's writer, the ledger (closed) and
+// the registry.
+func leftAtSecondFlush(t *testing.T, path, body, first, rest string, silent bool) (*goneAtSecondFlush, *accounting.Ledger, *prometheus.Registry) {
+	t.Helper()
 	w := &goneAtSecondFlush{goneAfterFirstFlush: goneAfterFirstFlush{h: http.Header{}}, first: make(chan struct{})}
 	fp := newFakeProvider(t, func(pw http.ResponseWriter, r *http.Request) {
 		pw.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(pw, "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n")
+		_, _ = io.WriteString(pw, first)
 		pw.(http.Flusher).Flush()
 		select {
 		case <-w.first:
 		case <-r.Context().Done():
 			return
 		}
-		_, _ = io.WriteString(pw, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n")
-		pw.(http.Flusher).Flush()
-		<-r.Context().Done()
+		_, _ = io.WriteString(pw, rest)
+		if silent {
+			pw.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}
 	})
-	s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
-	req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(`{"model":"gpt-test","input":"hi","stream":true}`))
+	s, ledger, reg := ledgerProxy(t, pricedConfig(t, fp.URL), nil, nil)
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	req.Header.Set("Content-Type", "application/json")
 	s.Handler().ServeHTTP(w, req)
@@ -218,8 +212,5 @@ func TestForwardedStreamRecordedWhenClientLeavesBeforeUsage(t *testing.T) {
 	if w.flushes < 2 {
 		t.Fatalf("%d flushes; the test needs the second one to fail", w.flushes)
 	}
-	want := accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
-	if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != want {
-		t.Errorf("accounted %+v; want %+v: the call, no token counted", got, want)
-	}
+	return w, ledger, reg
 }
