@@ -8,8 +8,12 @@ import "testing"
 // had it ignored as outside the schema: a user who asked for a QR code to
 // scan on a desktop got a JSAPI order they cannot pay there, or, asked
 // again, the open order kept in its method. Such a call asks the user,
-// naming the member and "pay_method", and nothing is ordered. A member
-// beside "pay_method", or one that says no method, is still ignored.
+// naming the member and "pay_method", and nothing is ordered; so does one
+// whose member holds the value nested in an object or array
+// ({"payment":{"method":"native"}}), which was not noticed and made a
+// JSAPI order too. A member beside "pay_method", or one that says no
+// method, nested or not ({"meta":{"note":"native speaker"}}), is still
+// ignored.
 func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -21,10 +25,16 @@ func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 				{"camel case", `"payMethod":"native"`, "payMethod"},
 				{"method in capitals", `"method":" JSAPI "`, "method"},
 				{"null pay_method", `"pay_method":null,"trade_type":"NATIVE"`, "trade_type"},
+				{"method in an object", `"payment":{"method":"native"}`, "payment"},
+				{"pay_method two levels down", `"options":{"checkout":{"pay_method":"NATIVE"}}`, "options"},
+				{"an array of objects", `"payments":[{"pay_method":"native"}]`, "payments"},
+				{"an array of methods", `"methods":["jsapi"]`, "methods"},
 			})
 			for _, tc := range []struct{ name, args, method string }{
 				{"beside pay_method", `{"sku":"premium-monthly","pay_method":"native","payment_method":"jsapi"}`, "native"},
 				{"no method said", `{"sku":"premium-monthly","method":"card","note":"native speaker"}`, "jsapi"},
+				{"nested beside pay_method", `{"sku":"premium-monthly","pay_method":"native","payment":{"method":"jsapi"}}`, "native"},
+				{"no method said nested", `{"sku":"premium-monthly","meta":{"note":"native speaker","methods":["card"]}}`, "jsapi"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					got := call(t, tools, caller("oUser-create-method-renamed-"+tc.name), "create_order", tc.args)

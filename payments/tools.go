@@ -327,7 +327,7 @@ func numberOfItems(words []string, v gjson.Result) bool {
 // outside its schema, not null, whose name reads as a count of items
 // ("qty", "count", "numItems", "item_count"; "items" or "unit" with a
 // count in it: holdsCount), or that holds such a member within it, an
-// object or array nesting it up to maxCountDepth levels down
+// object or array nesting it up to maxNestedDepth levels down
 // ({"order":{"quantity":3}}, {"cart":[{"qty":3}]}), or "". Without
 // "quantity" an order of one is made: a model that put the user's "five
 // of them" under a name of its own had it ignored as outside the schema,
@@ -339,7 +339,7 @@ func numberOfItems(words []string, v gjson.Result) bool {
 func quantityOutside(args string) string {
 	name := ""
 	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
-		if key := k.String(); !createArgs[key] && countIn(key, v, maxCountDepth) {
+		if key := k.String(); !createArgs[key] && nestedIn(key, v, maxNestedDepth, countNamed) {
 			name = key
 			return false
 		}
@@ -348,20 +348,20 @@ func quantityOutside(args string) string {
 	return name
 }
 
-// maxCountDepth bounds how far down an argument quantityOutside looks for
-// a count: a model nests its own few members a level or two, and each
-// level is read again whole.
-const maxCountDepth = 4
+// maxNestedDepth bounds how far down an argument quantityOutside and
+// methodOutside look for a count or a pay method: a model nests its own
+// few members a level or two, and each level is read again whole.
+const maxNestedDepth = 4
 
-// countIn reports whether the member key of value v reads as a count of
-// items (countNamed), or, v an object or array, holds a member that does
-// up to depth levels down (an array's elements are read as unnamed
-// members).
-func countIn(key string, v gjson.Result, depth int) bool {
+// nestedIn reports whether the member key of value v (not null) is one
+// is looks for (a count: countNamed), or, v an object or array, holds
+// such a member up to depth levels down (an array's elements are read as
+// unnamed members).
+func nestedIn(key string, v gjson.Result, depth int, is func(key string, v gjson.Result) bool) bool {
 	if v.Type == gjson.Null {
 		return false
 	}
-	if countNamed(key, v) {
+	if is(key, v) {
 		return true
 	}
 	if depth == 0 || !v.IsObject() && !v.IsArray() {
@@ -369,7 +369,7 @@ func countIn(key string, v gjson.Result, depth int) bool {
 	}
 	found := false
 	v.ForEach(func(k, e gjson.Result) bool {
-		found = countIn(k.String(), e, depth-1)
+		found = nestedIn(k.String(), e, depth-1, is)
 		return !found
 	})
 	return found
@@ -425,21 +425,30 @@ func holdsCount(v gjson.Result) bool {
 
 // methodOutside names the first member of create_order's arguments args
 // outside its schema whose value is one of pay_method's ("native",
-// "jsapi", in any case), or "". Without "pay_method" the purchase's open
-// order keeps its method and a new one is jsapi: a model that put the
-// user's "a QR code, please" under a name of its own
-// ({"payment_method":"native"}) had it ignored as outside the schema, and
-// a JSAPI order the user cannot pay on a desktop was made without a word.
-// Which it meant is asked, as of a quantity under another name.
+// "jsapi", in any case), or that holds such a value within it, an object
+// or array nesting it up to maxNestedDepth levels down
+// ({"payment":{"method":"native"}}, ["native"]), or "". Without
+// "pay_method" the purchase's open order keeps its method and a new one
+// is jsapi: a model that put the user's "a QR code, please" under a name
+// of its own ({"payment_method":"native"}) had it ignored as outside the
+// schema, and a JSAPI order the user cannot pay on a desktop was made
+// without a word. Which it meant is asked, as of a quantity under another
+// name. A value is read whole: "native speaker" names no method.
 //
 // It also returns the method named, lower-cased.
 func methodOutside(args string) (name, method string) {
+	isMethod := func(_ string, v gjson.Result) bool {
+		m := strings.TrimSpace(v.Str)
+		if v.Type != gjson.String || !strings.EqualFold(m, "native") && !strings.EqualFold(m, "jsapi") {
+			return false
+		}
+		method = strings.ToLower(m)
+		return true
+	}
 	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
-		if key := k.String(); !createArgs[key] && v.Type == gjson.String {
-			if m := strings.TrimSpace(v.Str); strings.EqualFold(m, "native") || strings.EqualFold(m, "jsapi") {
-				name, method = key, strings.ToLower(m)
-				return false
-			}
+		if key := k.String(); !createArgs[key] && nestedIn(key, v, maxNestedDepth, isMethod) {
+			name = key
+			return false
 		}
 		return true
 	})
