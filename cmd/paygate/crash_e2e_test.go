@@ -191,6 +191,13 @@ func crashKeys(t *testing.T) *wxsim.Keys {
 // connection takes it before the process binds it.
 func freeAddr(t *testing.T) string { return freeport.Addr(t) }
 
+// lostPrepayGrace is the CreatingGrace (crashNode.creatingGrace) of the
+// tests that wait for an order whose prepay's outcome was lost to be
+// resolved: shorter than the default 30 s, which they waited out, and long
+// enough that their next turn, 2 s after the prepay on a loaded 2-core
+// host, still starts within it and waits.
+const lostPrepayGrace = 8 * time.Second
+
 // crashNode is one paygate deployment across processes: its config (the
 // real WeChat Pay backend against the simulator), and the process now
 // running, if any.
@@ -205,6 +212,10 @@ type crashNode struct {
 	logMu    sync.Mutex
 	log      []string
 	lastExit error
+	// creatingGrace, when set, is the CreatingGrace of the processes start
+	// runs (PAYGATE_TEST_CREATING_GRACE; TestMain): an order left
+	// `creating` by a lost prepay is resolved past it, not the default 30 s.
+	creatingGrace time.Duration
 }
 
 // writeKeys writes the simulator's merchant private key and WeChat Pay
@@ -272,6 +283,9 @@ func (n *crashNode) start() {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "-config", n.cfg)
 	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
+	if n.creatingGrace > 0 {
+		cmd.Env = append(cmd.Env, "PAYGATE_TEST_CREATING_GRACE="+n.creatingGrace.String())
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ func TestRedisDownDuringPrepay(t *testing.T) {
 		before bool
 	}{{"before WeChat Pay", true}, {"at WeChat Pay", false}} {
 		t.Run(tt.name, func(t *testing.T) {
-			// Each waits 30 s for the sweep's grace on its own Redis,
+			// Each waits for the order's grace on its own Redis,
 			// simulator, provider, merchant and paygate process: side by side.
 			t.Parallel()
 			srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
@@ -46,6 +46,7 @@ func TestRedisDownDuringPrepay(t *testing.T) {
 			up := newScriptedProvider(t, buyScript())
 			m := newMerchant(t, nil)
 			n := newCrashNode(t, cs, redisYAML(srv.Addr()), up.URL, m.URL, "  reconcile: {sweep_interval: 1s}\n")
+			n.creatingGrace = lostPrepayGrace
 			n.start()
 			const user = "oUser-redis-down"
 			cs.mu.Lock()
@@ -86,8 +87,8 @@ func TestRedisDownDuringPrepay(t *testing.T) {
 			t.Logf("retry: %d %v %s", st, err, ans.Raw)
 			t.Logf("retry's state: %s", gjson.Get(reqs[len(reqs)-2], `messages.#(role=="system").content`).Str)
 			t.Logf("retry's tool result: %s", gjson.Get(reqs[len(reqs)-1], `messages.#(role=="tool").content`).Str)
-			// The sweep resolves the order left creating once its grace
-			// (30 s) is over: WeChat Pay holds it open.
+			// The order left creating is resolved once its grace
+			// (lostPrepayGrace) is over: WeChat Pay holds it open.
 			awaitCondition(t, "the order awaiting payment", 60*time.Second, func() bool {
 				_, body := n.get("/v1/paygate/orders/"+no, user)
 				return gjson.Get(body, "status").Str == "awaiting_payment"

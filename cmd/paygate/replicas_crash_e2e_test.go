@@ -29,12 +29,18 @@ type redisPair struct {
 	a, b *crashNode
 }
 
-func newRedisPair(t *testing.T, cs *crashSim, upA, upB, payExtra string) redisPair {
+func newRedisPair(t *testing.T, cs *crashSim, upA, upB, payExtra string, opts ...func(*crashNode)) redisPair {
 	t.Helper()
 	if !slices.Contains(testdrivers.Names(t), "redis") {
 		t.Skip("needs Redis: replicas share the store through it")
 	}
-	return newRedisPairAt(t, cs, testdrivers.NewPlace(t, "redis", nil), upA, upB, "", payExtra, firstLive)
+	return newRedisPairAt(t, cs, testdrivers.NewPlace(t, "redis", nil), upA, upB, "", payExtra, firstLive, opts...)
+}
+
+// withCreatingGrace has a node's processes resolve an order left
+// `creating` past d (crashNode.creatingGrace).
+func withCreatingGrace(d time.Duration) func(*crashNode) {
+	return func(n *crashNode) { n.creatingGrace = d }
 }
 
 // firstLive is the notify front of newRedisPair: it hands each
@@ -64,8 +70,8 @@ func firstLive(a, b *crashNode) http.Handler {
 
 // newRedisPairAt is newRedisPair on the store place p, webhooks to
 // merchantURL (none when empty), WeChat Pay's notifications handed to the
-// replicas by front.
-func newRedisPairAt(t *testing.T, cs *crashSim, p *testdrivers.Place, upA, upB, merchantURL, payExtra string, front func(a, b *crashNode) http.Handler) redisPair {
+// replicas by front; opts change each node before it starts.
+func newRedisPairAt(t *testing.T, cs *crashSim, p *testdrivers.Place, upA, upB, merchantURL, payExtra string, front func(a, b *crashNode) http.Handler, opts ...func(*crashNode)) redisPair {
 	t.Helper()
 	storeYAML := placeYAML(p)
 	a := newCrashNode(t, cs, storeYAML, upA, merchantURL, payExtra)
@@ -82,6 +88,9 @@ func newRedisPairAt(t *testing.T, cs *crashSim, p *testdrivers.Place, upA, upB, 
 			t.Fatalf("config of %s names no notify URL of its own", n.addr)
 		}
 		writeFile(t, n.cfg, strings.Replace(string(cfg), own, `notify_url: "`+fs.URL+`/wechatpay/notify"`, 1))
+		for _, o := range opts {
+			o(n)
+		}
 	}
 	a.start()
 	b.start()
@@ -183,7 +192,7 @@ func TestReplicaKilledWithItsPrepayAtWeChatPay(t *testing.T) {
 			if tt.approval {
 				extra += "  rules: {approval_above: \"1.00\"}\n"
 			}
-			p := newRedisPair(t, cs, newScriptedProvider(t, buyScript()).URL, newScriptedProvider(t, buyScript()).URL, extra)
+			p := newRedisPair(t, cs, newScriptedProvider(t, buyScript()).URL, newScriptedProvider(t, buyScript()).URL, extra, withCreatingGrace(lostPrepayGrace))
 			user := "oUser-replica-prepay-kill-" + tt.name
 
 			var held string
@@ -228,7 +237,7 @@ func TestReplicaKilledWithItsPrepayAtWeChatPay(t *testing.T) {
 				if err != nil || st != http.StatusOK {
 					t.Fatalf("turn on the live replica: %d %v %s", st, err, ans.Raw)
 				}
-				t.Logf("turn on the live replica after %v: %s", time.Since(start), ans.Get("paygate.actions.#.type").Raw)
+				t.Logf("turn on the live replica after %v: %s)", time.Since(start), ans.Get("paygate.actions.#.type").Raw)
 				act := ans.Get(`paygate.actions.#(type=="order_created")`)
 				if got := act.Get("order.order_no").Str; got != "" {
 					if no != "" && got != no {

@@ -383,6 +383,12 @@ func redisOptions(cfg *config.Config, log *slog.Logger) redisstore.Options {
 // detector on a loaded 2-core host and most of them start a simulator.
 var simulatorKeys = wxsim.GenerateKeys
 
+// creatingGrace is the payments service's CreatingGrace: how old an order
+// left `creating` (its prepay's outcome never recorded) must be before a
+// turn or the sweep resolves it. A variable so a test need not wait it out:
+// the tests' child processes take a shorter one from TestMain.
+var creatingGrace = payments.DefaultCreatingGrace
+
 // buildPayments wires WeChat Pay (the real API or the in-process simulator)
 // and the payments service, and starts the reconciler's sweep. now is the
 // service's clock (nil: time.Now); prepayTimeout its PrepayTimeout (zero:
@@ -457,6 +463,7 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now f
 		ActiveQueryAfter:    cfg.Payments.Reconcile.QueryAfter.D(),
 		ActiveQueryDeadline: cfg.Payments.Reconcile.QueryDeadline.D(),
 		SweepInterval:       cfg.Payments.Reconcile.SweepInterval.D(),
+		CreatingGrace:       creatingGrace,
 		// The embedded file is locked by one process: what it finds claimed
 		// or creating and is not working on was left by a crash.
 		SoleWriter:       cfg.Store.Driver == "embedded",

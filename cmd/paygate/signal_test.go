@@ -42,6 +42,17 @@ func TestMain(m *testing.M) {
 		var once sync.Once
 		demoRoundHook = func(*http.Request) { once.Do(writeToBrokenSocket) }
 	}
+	if g := os.Getenv("PAYGATE_TEST_CREATING_GRACE"); g != "" {
+		// An order left `creating` is resolved past this grace, not the
+		// 30 s default: a test of a prepay whose outcome was lost need not
+		// wait that out (crashNode.creatingGrace).
+		d, err := time.ParseDuration(g)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "PAYGATE_TEST_CREATING_GRACE: %v\n", err)
+			os.Exit(2)
+		}
+		creatingGrace = d
+	}
 	if os.Getenv("PAYGATE_TEST_RUN_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
