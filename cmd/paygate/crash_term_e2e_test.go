@@ -33,6 +33,9 @@ func TestTermDuringPrepay(t *testing.T) {
 				continue
 			}
 			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				// Each waits on its own simulator, provider, store and
+				// paygate process (a drain, a restart): side by side.
+				t.Parallel()
 				cs := newCrashSim(t)
 				up := newScriptedProvider(t, buyScript())
 				n := newCrashNode(t, cs, webhookStoreYAML(t, driver), up.URL, "", "")
@@ -131,6 +134,7 @@ func TestCrashDuringApprovalPrepay(t *testing.T) {
 		before bool
 	}{{"before WeChat Pay", true}, {"at WeChat Pay", false}} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // its own simulator, provider, store file and paygate process
 			cs := newCrashSim(t)
 			up := newScriptedProvider(t, buyScript())
 			n := newCrashNode(t, cs, webhookStoreYAML(t, "embedded"), up.URL, "", `  rules: {approval_above: "1.00"}`+"\n")

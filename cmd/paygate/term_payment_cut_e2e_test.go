@@ -26,6 +26,9 @@ func TestDrainDeadlineEndsATurnAtItsPaymentCall(t *testing.T) {
 	for _, stream := range []bool{true, false} {
 		name := map[bool]string{true: "stream", false: "non-stream"}[stream]
 		t.Run(name, func(t *testing.T) {
+			// Each waits out a 2 s drain on its own simulator, provider,
+			// store file and paygate process: side by side.
+			t.Parallel()
 			cs := newCrashSim(t)
 			up := newScriptedProvider(t, purchaseScript)
 			n := newCrashNode(t, cs, `store: {path: "`+filepath.Join(t.TempDir(), "p.db")+`"}`, up.URL, "", "")
