@@ -32,7 +32,8 @@ func TestMain(m *testing.M) {
 	}
 	bin := filepath.Join(dir, "paygate")
 	// Built as the Dockerfile builds it (static, -trimpath), so the build
-	// cache this fills also serves TestBuildImageScript's runs.
+	// cache this fills also serves TestBuildImageScript's runs, and
+	// cmd/paygate's TestStartSaysVersionPaymentsAndStore's build.
 	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/paygate/paygate/cmd/paygate")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
 	out, err := cmd.CombinedOutput()
