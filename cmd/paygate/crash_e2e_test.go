@@ -460,6 +460,7 @@ func TestCrashDuringPrepayRetryGetsTheOrder(t *testing.T) {
 		before bool // held before WeChat Pay sees the prepay
 	}{{"before WeChat Pay", true}, {"at WeChat Pay", false}} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // its own simulator, provider, store file and paygate process
 			cs := newCrashSim(t)
 			up := newScriptedProvider(t, buyScript())
 			n := newCrashNode(t, cs, `store: {path: "`+filepath.Join(t.TempDir(), "p.db")+`"}`, up.URL, "", "")
@@ -627,6 +628,7 @@ func (g *gatedMerchant) deliveredAfterRestart(t *testing.T, n *crashNode, id str
 func TestTermDuringWebhookDeliversSoonAfterRestart(t *testing.T) {
 	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
+			t.Parallel() // its own simulator, provider, merchant, store and paygate process
 			cs := newCrashSim(t)
 			up := newScriptedProvider(t, buyScript())
 			g := newGatedMerchant(t)
@@ -652,6 +654,7 @@ func TestCrashDuringRefundConfirmation(t *testing.T) {
 		before bool
 	}{{"before WeChat Pay", true}, {"at WeChat Pay", false}} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // its own simulator, provider, store file and paygate process
 			cs := newCrashSim(t)
 			var orderNo string
 			up := refundProvider(t, &orderNo, "it does not work")

@@ -105,6 +105,10 @@ func paidTransition(t *testing.T, st store.Store, no string, at time.Time) store
 func TestWebhooksOffReplicaLeavesWebhooksAlone(t *testing.T) {
 	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
+			// Each driver's cases on stores, merchants and relays of
+			// their own; the embedded file's fsyncs beside Redis's
+			// round trips.
+			t.Parallel()
 			t.Run("before the relay's pass", func(t *testing.T) {
 				ctx := context.Background()
 				r := newWebhooksOffReplicas(t, driver)
