@@ -487,8 +487,9 @@ func isSet(r gjson.Result) bool {
 // JSON answer: a failed background Response ("status": "failed", "error":
 // {code, message}) or fine-tuning job comes with 200 and is the answer
 // (failover.answerError), and its error text is a provider's, which may
-// quote the key. Only that member is masked, as an error's text is; the
-// rest of the answer goes on untouched. A body without `"error"`, plainly
+// quote the key. Only that member is masked (each set one, where a relay
+// wrote its own too), as an error's text is; the rest of the answer goes
+// on untouched. A body without `"error"`, plainly
 // or with escapes (jsonscan.ErrorKey.InKey), costs a byte scan or two.
 func (s *Server) maskAnswerError(body []byte) []byte {
 	if !jsonscan.ErrorKey.InKey(body) {
@@ -496,16 +497,26 @@ func (s *Server) maskAnswerError(body []byte) []byte {
 	}
 	// The set member a client reads, after a relay's null one too
 	// (SetMember): gjson's first alone let the provider's text through.
-	e, _ := jsonscan.SetMember(unsafe.String(unsafe.SliceData(body), len(body)), "error")
-	if !isSet(e) || e.Index <= 0 {
+	str := unsafe.String(unsafe.SliceData(body), len(body))
+	if e, _ := jsonscan.SetMember(str, "error"); !isSet(e) {
 		return body
 	}
-	masked := s.redact.String(e.Raw)
-	if masked == e.Raw {
+	// Each set member is masked: the bot's parser reads the last, which
+	// a relay's own error before the provider's hid from SetMember.
+	var out []byte
+	last := 0
+	gjson.Parse(str).ForEach(func(k, e gjson.Result) bool {
+		if k.Str != "error" || !isSet(e) || e.Index <= 0 {
+			return true
+		}
+		if masked := s.redact.String(e.Raw); masked != e.Raw {
+			out = append(append(out, body[last:e.Index]...), masked...)
+			last = e.Index + len(e.Raw)
+		}
+		return true
+	})
+	if out == nil {
 		return body
 	}
-	out := make([]byte, 0, len(body)-len(e.Raw)+len(masked))
-	out = append(out, body[:e.Index]...)
-	out = append(out, masked...)
-	return append(out, body[e.Index+len(e.Raw):]...)
+	return append(out, body[last:]...)
 }

@@ -86,6 +86,11 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 			{"a failed background Response: an error after a null one",
 				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","error":null,"`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
+			// A relay that adds its own error before the provider's: the
+			// bot's parser (Go's encoding/json, JSON.parse) reads the last.
+			{"a failed background Response: an error after a set one",
+				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","error":{"code":"server_error","message":"retry"},"`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
+				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
 		} {
 			t.Run(tc.name+" "+k, func(t *testing.T) {
 				fp := newFakeProvider(t, tc.upstream)
