@@ -45,6 +45,14 @@ func TestSSEErrorMask(t *testing.T) {
 		{"the second choice's error",
 			"data: {\"choices\":[{\"index\":0,\"text\":\"ok\"},{\"index\":1,\"text\":\"\",\"error\":{\"message\":\"key " + key + "\"}}]}\n\n",
 			"data: {\"choices\":[{\"index\":0,\"text\":\"ok\"},{\"index\":1,\"text\":\"\",\"error\":{\"message\":\"key " + m + "\"}}]}\n\n"},
+		{"the first choice's error, the second's none",
+			"data: {\"choices\":[{\"index\":0,\"text\":\"\",\"error\":{\"message\":\"key " + key + "\"}},{\"index\":1,\"text\":\"ok\"}]}\n\n",
+			"data: {\"choices\":[{\"index\":0,\"text\":\"\",\"error\":{\"message\":\"key " + m + "\"}},{\"index\":1,\"text\":\"ok\"}]}\n\n"},
+		// A choice whose error is null or false has none: its text is the
+		// answer, untouched.
+		{"a choice's null and false errors are none",
+			"data: {\"choices\":[{\"index\":0,\"text\":\"" + key + "\",\"error\":null},{\"index\":1,\"text\":\"" + key + "\",\"error\":false}]}\n\n",
+			"data: {\"choices\":[{\"index\":0,\"text\":\"" + key + "\",\"error\":null},{\"index\":1,\"text\":\"" + key + "\",\"error\":false}]}\n\n"},
 		{"CRLF line ends",
 			"event: error\r\ndata: {\"message\":\"key " + key + "\"}\r\n\r\ndata: {\"text\":\"" + key + "\"}\r\n\r\n",
 			"event: error\r\ndata: {\"message\":\"key " + m + "\"}\r\n\r\ndata: {\"text\":\"" + key + "\"}\r\n\r\n"},
