@@ -709,11 +709,13 @@ func TestForwardedCompressedStreamCutAfterItsLastEvent(t *testing.T) {
 // tools: read back from where the stream stopped, the usage was a tool
 // schema's property named "usage", a usage of 0 tokens counted for the
 // call. Only an event that ended counts (response.created's null here:
-// nothing), and only the usage of the event's object or its "response".
+// nothing; not the cut event's own usage either, read whole nowhere), and
+// only the usage of the event's object or its "response". The call is
+// recorded, with no token, as any forwarded stream without a usage is.
 func TestForwardedStreamLastEventCutNotReadForUsage(t *testing.T) {
 	created := "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n"
 	cut := "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]," +
-		"\"tools\":[{\"type\":\"function\",\"name\":\"report\",\"parameters\":{\"type\":\"object\",\"properties\":{\"usage\":{\"type\":\"integer\"}}"
+		"\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500},\"tools\":[{\"type\":\"function\",\"name\":\"report\",\"parameters\":{\"type\":\"object\",\"properties\":{\"usage\":{\"type\":\"integer\"}}"
 	fp := newFakeProvider(t, rawAnswer(t, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n", created+cut))
 	s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
 	t.Cleanup(ledger.Close)
@@ -727,8 +729,9 @@ func TestForwardedStreamLastEventCutNotReadForUsage(t *testing.T) {
 	if got := tokensCounted(t, reg, "prompt") + tokensCounted(t, reg, "completion"); got != 0 {
 		t.Errorf("%v tokens counted; want none", got)
 	}
-	if st := ledger.Stats(); len(st.ByModel) != 0 {
-		t.Errorf("accounted %+v; want no call: the stream's usage never came", st.ByModel)
+	want := accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
+	if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != want {
+		t.Errorf("accounted %+v; want %+v: the call, no token counted (the stream's usage never came whole)", got, want)
 	}
 }
 

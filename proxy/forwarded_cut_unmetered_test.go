@@ -135,3 +135,45 @@ func failedCallAccounted(t *testing.T, cfg *config.Config, path, body string) []
 	handled.Wait() // the call is accounted after its answer
 	return ledger.Stats().ByModel
 }
+
+// TestForwardedStreamEndedWithoutUsageRecorded: a forwarded stream its
+// provider ended whole without any usage (a legacy completion not asked
+// for include_usage, a relay that drops the Responses API's) was taken
+// and billed by its provider: it is recorded with no token under its
+// provider and model, as a chat stream so ended is (the reference). It
+// was recorded nowhere, while one cut or left by its client so was.
+func TestForwardedStreamEndedWithoutUsageRecorded(t *testing.T) {
+	unmetered := accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
+	for _, tc := range []struct {
+		name, path, body string
+		events           []string
+	}{
+		{"chat completion", "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`, []string{
+			`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":"stop"}]}` + "\n\n",
+			"data: [DONE]\n\n",
+		}},
+		{"Responses API", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`, []string{
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hello\"}\n\n",
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]}}\n\n",
+		}},
+		{"legacy completion", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`, []string{
+			"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"hello\",\"finish_reason\":\"stop\"}]}\n\n",
+			"data: [DONE]\n\n",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, sseHandler(tc.events...))
+			s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+			t.Cleanup(ledger.Close)
+			srv, handled := waitedServer(t, s.Handler())
+			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
+			if b := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(b, "hello") {
+				t.Fatalf("%d %q", resp.StatusCode, b)
+			}
+			handled.Wait()
+			if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != unmetered {
+				t.Errorf("accounted %+v; want %+v: the call, no token counted", got, unmetered)
+			}
+		})
+	}
+}

@@ -220,14 +220,14 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			defer tailBufs.Put(tail)
 			tail.reset()
 		}
-		cut, whole := s.pipeUpstreamBody(w, r, resp, tail, once)
+		cut := s.pipeUpstreamBody(w, r, resp, tail, once)
 		if tail != nil {
 			u := tail.usage()
-			if !whole && !u.IsObject() {
-				// Cut, or its client gone, before any usage came: the
-				// call is recorded with no token, as a chat stream so
-				// ended is (its round priced at no usage): the provider
-				// bills it, the count unknown.
+			if !u.IsObject() {
+				// No usage came, the stream ended whole, cut or left by
+				// its client: the call is recorded with no token, as a
+				// chat stream so ended is (its round priced at no
+				// usage): the provider bills it, the count unknown.
 				u = noUsage
 			}
 			s.accountUsage(r.Context(), resp, u)
@@ -631,8 +631,8 @@ func (s *Server) accountUsage(ctx context.Context, resp *failover.Response, usag
 	s.accountCall(ctx, resp.Provider, resp.Model, usage)
 }
 
-// noUsage is a usage object that counts nothing: a forwarded stream cut
-// before its usage came is accounted with it (accountCall).
+// noUsage is a usage object that counts nothing: a forwarded stream that
+// ended, whole or not, without a usage is accounted with it (accountCall).
 var noUsage = gjson.Parse("{}")
 
 // accountTried accounts the usage of a forwarded generation's attempts
@@ -701,9 +701,8 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // drain deadline) cut with the client still reading: the caller must end
 // the connection without the body's proper end (http.ErrAbortHandler), so
 // that the client sees an incomplete answer, and may first account what
-// it read. whole reports a body that came to its end (or, ended by the
-// drain deadline, after its last event): not cut, nor left by the client.
-func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) (cut, whole bool) {
+// it read.
+func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) (cut bool) {
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
@@ -781,7 +780,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 			}
 			// The connection may serve the bot's next request.
 			_ = rc.SetWriteDeadline(time.Time{})
-			return false, true
+			return
 		}
 		if err != nil {
 			if r.Context().Err() != nil && !shutDown(r) {
@@ -794,7 +793,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 				// response.completed), its usage accounted. failover
 				// reads the caller's cancellation as no end (EndsWhole).
 				_ = rc.SetWriteDeadline(time.Time{})
-				return false, true
+				return
 			}
 			if shutDown(r) && errMask != nil && errMask.between() {
 				// The drain's time ran out between two events: the
@@ -821,7 +820,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 			if errMask != nil {
 				send(errMask.cut())
 			}
-			return true, false
+			return true
 		}
 	}
 }
