@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestForwardedStreamCutWithoutUsageRecorded: a forwarded stream (the
@@ -40,11 +42,7 @@ func TestForwardedStreamCutWithoutUsageRecorded(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, abruptClose(tc.events...))
-			s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
-			t.Cleanup(ledger.Close)
-			srv, handled := waitedServer(t, s.Handler())
-			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
+			resp, ledger, reg, handled := ledgeredPost(t, abruptClose(tc.events...), tc.path, tc.body)
 			b, err := io.ReadAll(resp.Body)
 			if resp.StatusCode != 200 || !strings.Contains(string(b), "hello") {
 				t.Fatalf("%d %q", resp.StatusCode, b)
@@ -162,11 +160,7 @@ func TestForwardedStreamEndedWithoutUsageRecorded(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, sseHandler(tc.events...))
-			s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
-			t.Cleanup(ledger.Close)
-			srv, handled := waitedServer(t, s.Handler())
-			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
+			resp, ledger, _, handled := ledgeredPost(t, sseHandler(tc.events...), tc.path, tc.body)
 			if b := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(b, "hello") {
 				t.Fatalf("%d %q", resp.StatusCode, b)
 			}
@@ -176,4 +170,18 @@ func TestForwardedStreamEndedWithoutUsageRecorded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ledgeredPost posts body, JSON, to path of a proxy with a ledger (closed
+// at the test's end) whose provider answers with h, and returns the bot's
+// response, the ledger, the registry and the server's handlers, to wait
+// for before reading the ledger.
+func ledgeredPost(t *testing.T, h http.HandlerFunc, path, body string) (*http.Response, *accounting.Ledger, *prometheus.Registry, *sync.WaitGroup) {
+	t.Helper()
+	fp := newFakeProvider(t, h)
+	s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+	t.Cleanup(ledger.Close)
+	srv, handled := waitedServer(t, s.Handler())
+	resp := clientReq(t, http.MethodPost, srv.URL+path, strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+	return resp, ledger, reg, handled
 }
