@@ -24,11 +24,7 @@ import (
 // recorded nowhere in the ledger: the stats showed no call of the model at
 // all, as if nothing had been asked.
 func TestForwardedStreamCutWithoutUsageRecorded(t *testing.T) {
-	unmetered := accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
-	for _, tc := range []struct {
-		name, path, body string
-		events           []string
-	}{
+	for _, tc := range []forwardedStream{
 		// The reference: a plain chat stream cut mid-answer.
 		{"chat completion", "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`, []string{
 			`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":null}]}` + "\n\n",
@@ -53,8 +49,8 @@ func TestForwardedStreamCutWithoutUsageRecorded(t *testing.T) {
 				t.Errorf("the bot's read ended with %v; want the cut (unexpected EOF)", err)
 			}
 			handled.Wait()
-			if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != unmetered {
-				t.Errorf("accounted %+v; want %+v: the call, no token counted", got, unmetered)
+			if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != unmeteredCall {
+				t.Errorf("accounted %+v; want %+v: the call, no token counted", got, unmeteredCall)
 			}
 			if ends := streamEnds(t, reg); ends["upstream_connection_lost"] != 1 || len(ends) != 1 {
 				t.Errorf("stream ends %v; want upstream_connection_lost 1", ends)
@@ -141,11 +137,7 @@ func failedCallAccounted(t *testing.T, cfg *config.Config, path, body string) []
 // provider and model, as a chat stream so ended is (the reference). It
 // was recorded nowhere, while one cut or left by its client so was.
 func TestForwardedStreamEndedWithoutUsageRecorded(t *testing.T) {
-	unmetered := accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
-	for _, tc := range []struct {
-		name, path, body string
-		events           []string
-	}{
+	for _, tc := range []forwardedStream{
 		{"chat completion", "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`, []string{
 			`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":"stop"}]}` + "\n\n",
 			"data: [DONE]\n\n",
@@ -165,8 +157,8 @@ func TestForwardedStreamEndedWithoutUsageRecorded(t *testing.T) {
 				t.Fatalf("%d %q", resp.StatusCode, b)
 			}
 			handled.Wait()
-			if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != unmetered {
-				t.Errorf("accounted %+v; want %+v: the call, no token counted", got, unmetered)
+			if got := ledger.Stats().ByModel; len(got) != 1 || got[0] != unmeteredCall {
+				t.Errorf("accounted %+v; want %+v: the call, no token counted", got, unmeteredCall)
 			}
 		})
 	}
@@ -185,3 +177,14 @@ func ledgeredPost(t *testing.T, h http.HandlerFunc, path, body string) (*http.Re
 	resp := clientReq(t, http.MethodPost, srv.URL+path, strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
 	return resp, ledger, reg, handled
 }
+
+// forwardedStream is a stream asked on path with body, its provider
+// answering events.
+type forwardedStream struct {
+	name, path, body string
+	events           []string
+}
+
+// unmeteredCall is a call recorded with no token under the fake provider
+// and its target's model.
+var unmeteredCall = accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
