@@ -354,9 +354,9 @@ func quantityOutside(args string) string {
 const maxNestedDepth = 4
 
 // nestedIn reports whether the member key of value v (not null) is one
-// is looks for (a count: countNamed), or, v an object or array, holds
-// such a member up to depth levels down (an array's elements are read as
-// unnamed members).
+// is looks for (a count's name, countNamed; a pay method's value,
+// methodOutside's), or, v an object or array, holds such a member up to
+// depth levels down (an array's elements are read as unnamed members).
 func nestedIn(key string, v gjson.Result, depth int, is func(key string, v gjson.Result) bool) bool {
 	if v.Type == gjson.Null {
 		return false

@@ -34,8 +34,9 @@ function askName(key) {
 
 // keepName keeps the name typed in who (askName's field), while it asks,
 // as the bar's form does: one line, cut to 128 characters; the field is
-// emptied (a name changed in the bar later is not undone by it). It returns the name the decision is sent with: the one typed, even
-// where the browser refuses to keep it, else the one kept.
+// emptied (a name changed in the bar later is not undone by it). It
+// returns the name the decision is sent with: the one typed, even where
+// the browser refuses to keep it, else the one kept.
 function keepName(who, ctx) {
   const typed = who.hidden ? '' : operatorName(who.value);
   if (!typed) return operator.name();
