@@ -446,7 +446,11 @@ func errorShaped(data []byte) bool {
 	if !jsonscan.ErrorKey.InKey(data) {
 		return false
 	}
-	r := gjson.GetManyBytes(data, "type", "object", "error", "response", "choices")
+	// Read in place: nothing read is kept past the call, and the bytes
+	// versions copy each member found, a Responses event's whole
+	// "response" (its answer's text, on response.completed) among them.
+	str := unsafe.String(unsafe.SliceData(data), len(data))
+	r := gjson.GetMany(str, "type", "object", "error", "response", "choices")
 	if r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || errorSet(r[3]) || choiceErrorSet(r[4]) {
 		return true
 	}
@@ -454,7 +458,7 @@ func errorShaped(data []byte) bool {
 		return false
 	}
 	// A null "error" before a set one, which the bot reads (SetMember).
-	_, later := jsonscan.SetMember(string(data), "error")
+	_, later := jsonscan.SetMember(str, "error")
 	return later
 }
 
