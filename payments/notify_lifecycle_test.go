@@ -393,11 +393,16 @@ func (l *lifecycle) confirmRefund(t *testing.T, o *store.Order, fen int64) strin
 	return p.OutRefundNo
 }
 
-func (l *lifecycle) refundNote(t *testing.T, o *store.Order, outRefundNo, status string, fen int64) *wxsim.Notification {
+// refundNote builds WeChat Pay's REFUND.* notification of fen of order o
+// under outRefundNo; edit, when given, changes its resource first.
+func (l *lifecycle) refundNote(t *testing.T, o *store.Order, outRefundNo, status string, fen int64, edit ...func(*wxsim.RefundResource)) *wxsim.Notification {
 	t.Helper()
 	res := wxsim.RefundResource{MchID: l.sim.MchID(), TransactionID: o.TransactionID, OutTradeNo: o.OrderNo,
 		RefundID: "50" + strings.Repeat("4", 27), OutRefundNo: outRefundNo, RefundStatus: status, UserReceivedAccount: "支付用户零钱"}
 	res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = o.AmountFen, fen, o.AmountFen, fen
+	for _, e := range edit {
+		e(&res)
+	}
 	n, err := l.sim.BuildNotification(wxsim.NotificationSpec{EventType: refundWord{outRefundNo, status, fen}.event(), Summary: "退款", OriginalType: "refund", Resource: res})
 	if err != nil {
 		t.Fatal(err)
@@ -457,6 +462,41 @@ func TestRefundNotificationsAsWeChatPaySendsThem(t *testing.T) {
 			l.check(t, "refund made on the merchant platform", other.OrderNo, platform, want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested",
 				audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true, metric: refund(wechatpay.EventRefundSuccess, "review", "refund_not_requested")})
 			l.check(t, "its copy", other.OrderNo, platform, want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested"})
+		})
+	}
+}
+
+// TestRefundNotificationThatDisagreesWithTheOrderGoesToReview: the
+// SUCCESS of the user's confirmed refund, in flight, from another merchant
+// or naming another order total than the record's, is WeChat Pay's word
+// about real money that contradicts the record (SPEC 2.4): acknowledged
+// (204), the order to needs_review with the field named, one audit record
+// and one order.needs_review, nothing counted as refunded; its copy
+// changes nothing. On both drivers.
+func TestRefundNotificationThatDisagreesWithTheOrderGoesToReview(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			l := newLifecycle(t, driver)
+			for _, c := range []struct {
+				name, reason string
+				edit         func(*wxsim.RefundResource)
+			}{
+				{"another merchant", "mchid_mismatch", func(r *wxsim.RefundResource) { r.MchID = "1900009999" }},
+				{"another order total", "amount_mismatch", func(r *wxsim.RefundResource) { r.Amount.Total, r.Amount.PayerTotal = 1, 1 }},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					o := paidOrder(t, l.env, "oUser-life-refund-"+strings.ReplaceAll(c.name, " ", "-"), 1)
+					no := l.confirmRefund(t, o, 0)
+					n := l.refundNote(t, o, no, wechatpay.RefundSuccess, o.AmountFen, c.edit)
+					l.check(t, "refund", o.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: c.reason,
+						audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true,
+						metric: map[string]string{"event": wechatpay.EventRefundSuccess, "outcome": "review", "reason": c.reason}})
+					l.check(t, "its copy", o.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: c.reason})
+					if got := l.order(o.OrderNo); got.RefundedFen != 0 || len(got.RefundNos) != 0 {
+						t.Errorf("refunded_fen %d, refund_nos %v; want nothing counted", got.RefundedFen, got.RefundNos)
+					}
+				})
+			}
 		})
 	}
 }
