@@ -501,6 +501,56 @@ func TestRefundNotificationThatDisagreesWithTheOrderGoesToReview(t *testing.T) {
 	}
 }
 
+// TestNotificationWithoutItsNumbersChangesNothing: a notification signed
+// and decrypted as WeChat Pay's whose resource is not a transaction or a
+// refund paygate can place (no out_trade_no, a refund without its
+// out_refund_no, not an object) is answered 500 FAIL with an alert, so
+// WeChat Pay retries while a person looks, and nothing is recorded: no
+// orphan under an empty number, and the refund in flight of the order it
+// does name is not sent to review as a refund nobody asked for. On both
+// drivers.
+func TestNotificationWithoutItsNumbersChangesNothing(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			l := newLifecycle(t, driver)
+			o := paidOrder(t, l.env, "oUser-life-numberless", 1)
+			l.confirmRefund(t, o, 0)
+			refund := func(edit func(map[string]any)) any {
+				r := map[string]any{"mchid": l.sim.MchID(), "transaction_id": o.TransactionID, "out_trade_no": o.OrderNo,
+					"refund_id": "50" + strings.Repeat("5", 27), "out_refund_no": "RF" + strings.Repeat("5", 24), "refund_status": wechatpay.RefundSuccess,
+					"amount": map[string]any{"total": o.AmountFen, "refund": o.AmountFen, "payer_total": o.AmountFen, "payer_refund": o.AmountFen}}
+				edit(r)
+				return r
+			}
+			for _, c := range []struct {
+				name, event, order string
+				resource           any
+			}{
+				{"payment without out_trade_no", wechatpay.EventTransactionSuccess, "", map[string]any{"mchid": l.sim.MchID(), "appid": l.sim.AppID(),
+					"transaction_id": "4200000000" + strings.Repeat("7", 18), "trade_state": wechatpay.TradeSuccess, "trade_type": "JSAPI",
+					"amount": map[string]any{"total": 4999, "currency": "CNY"}}},
+				{"payment resource not an object", wechatpay.EventTransactionSuccess, "", "a transaction"},
+				{"refund without out_refund_no", wechatpay.EventRefundSuccess, o.OrderNo, refund(func(r map[string]any) { delete(r, "out_refund_no") })},
+				{"refund without out_trade_no", wechatpay.EventRefundSuccess, "", refund(func(r map[string]any) { delete(r, "out_trade_no") })},
+			} {
+				n, err := l.sim.BuildNotification(wxsim.NotificationSpec{EventType: c.event, Summary: "…", OriginalType: "refund", Resource: c.resource})
+				if err != nil {
+					t.Fatal(err)
+				}
+				alerts := strings.Count(l.logs.String(), "resource is not a")
+				w := want{status: 500, metric: map[string]string{"event": c.event, "outcome": "error", "reason": "bad_resource"}}
+				if c.order != "" {
+					w.order = store.StatusRefunding
+				}
+				l.check(t, c.name, c.order, n, w)
+				if got := strings.Count(l.logs.String(), "resource is not a"); got != alerts+1 {
+					t.Errorf("%s: %d alerts; want 1", c.name, got-alerts)
+				}
+			}
+		})
+	}
+}
+
 // TestPaymentWithoutNotificationIsFound: WeChat Pay's notification never
 // reaches paygate (its notify route unreachable for every attempt). The
 // sweep's active query finds the payment: the order is paid with its
