@@ -472,7 +472,9 @@ func TestRefundNotificationsAsWeChatPaySendsThem(t *testing.T) {
 // about real money that contradicts the record (SPEC 2.4): acknowledged
 // (204), the order to needs_review with the field named, one audit record
 // and one order.needs_review, nothing counted as refunded; its copy
-// changes nothing. On both drivers.
+// changes nothing. So too on an order already in review with that refund
+// open (WeChat Pay reported it ABNORMAL first): noted in the review
+// reason, not counted as refunded while in review. On both drivers.
 func TestRefundNotificationThatDisagreesWithTheOrderGoesToReview(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -484,18 +486,31 @@ func TestRefundNotificationThatDisagreesWithTheOrderGoesToReview(t *testing.T) {
 				{"another merchant", "mchid_mismatch", func(r *wxsim.RefundResource) { r.MchID = "1900009999" }},
 				{"another order total", "amount_mismatch", func(r *wxsim.RefundResource) { r.Amount.Total, r.Amount.PayerTotal = 1, 1 }},
 			} {
-				t.Run(c.name, func(t *testing.T) {
-					o := paidOrder(t, l.env, "oUser-life-refund-"+strings.ReplaceAll(c.name, " ", "-"), 1)
-					no := l.confirmRefund(t, o, 0)
-					n := l.refundNote(t, o, no, wechatpay.RefundSuccess, o.AmountFen, c.edit)
-					l.check(t, "refund", o.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: c.reason,
-						audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true,
-						metric: map[string]string{"event": wechatpay.EventRefundSuccess, "outcome": "review", "reason": c.reason}})
-					l.check(t, "its copy", o.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: c.reason})
-					if got := l.order(o.OrderNo); got.RefundedFen != 0 || len(got.RefundNos) != 0 {
-						t.Errorf("refunded_fen %d, refund_nos %v; want nothing counted", got.RefundedFen, got.RefundNos)
-					}
-				})
+				for _, inReview := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%s/in review %v", c.name, inReview), func(t *testing.T) {
+						o := paidOrder(t, l.env, fmt.Sprintf("oUser-life-refund-%s-%v", strings.ReplaceAll(c.name, " ", "-"), inReview), 1)
+						no := l.confirmRefund(t, o, 0)
+						w := want{status: 204, order: store.StatusNeedsReview, reason: c.reason, audit: "order.needs_review",
+							webhook: webhook.TypeOrderNeedsReview, noteID: true,
+							metric: map[string]string{"event": wechatpay.EventRefundSuccess, "outcome": "review", "reason": c.reason}}
+						if inReview {
+							l.check(t, "abnormal", o.OrderNo, l.refundNote(t, o, no, wechatpay.RefundAbnormal, o.AmountFen),
+								want{status: 204, order: store.StatusNeedsReview, reason: "refund_abnormal", audit: "order.needs_review",
+									webhook: webhook.TypeOrderNeedsReview, noteID: true})
+							w.reason, w.audit = "refund_abnormal", "order.updated"
+						}
+						n := l.refundNote(t, o, no, wechatpay.RefundSuccess, o.AmountFen, c.edit)
+						l.check(t, "refund", o.OrderNo, n, w)
+						l.check(t, "its copy", o.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: w.reason})
+						got := l.order(o.OrderNo)
+						if got.RefundedFen != 0 || len(got.RefundNos) != 0 {
+							t.Errorf("refunded_fen %d, refund_nos %v; want nothing counted", got.RefundedFen, got.RefundNos)
+						}
+						if !strings.Contains(got.ReviewReason, c.reason+": wechat pay refund "+no+" (SUCCESS)") {
+							t.Errorf("review reason %q; want the refund's SUCCESS noted as %s", got.ReviewReason, c.reason)
+						}
+					})
+				}
 			}
 		})
 	}
