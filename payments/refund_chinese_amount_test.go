@@ -41,6 +41,18 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 		{"a fifth", `"refund_share":"a fifth"`, "refund_share"},
 		{"partial", `"refund_type":"partial"`, "refund_type"},
 		{"part of it", `"scope":"part of the order"`, "scope"},
+		{"a tenth", `"share":"a tenth"`, "share"},
+		{"partially", `"refund_scope":"refund partially"`, "refund_scope"},
+		{"a portion", `"refund":"a portion"`, "refund"},
+		// So does a partial refund said in Chinese (部分退款: a refund of
+		// part), or by a flag's name: {"partial":true} and
+		// {"full_refund":false} were ignored, the whole payment proposed,
+		// while {"meta":{"partial":true}} was asked about.
+		{"部分退款", `"退款类型":"部分退款"`, "退款类型"},
+		{"partial flag", `"partial":true`, "partial"},
+		{"is_partial", `"isPartial":true`, "isPartial"},
+		{"not a full refund", `"full_refund":false`, "full_refund"},
+		{"not all", `"refund_all":false`, "refund_all"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := call(t, tools, u, "request_refund", head+tc.extra+`}`)
@@ -60,5 +72,10 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 	got := call(t, tools, u, "request_refund", head+`"币种":"人民币"}`)
 	if got.result["status"] != "awaiting_user_confirmation" || got.result["amount"] != "99.98 CNY" {
 		t.Errorf("result %s; want a proposal of everything left", got.out.Result)
+	}
+	// Nor does a flag asking for everything, or saying no part.
+	got = call(t, tools, u, "request_refund", head+`"full_refund":true,"partial":false}`)
+	if got.result["status"] != "awaiting_user_confirmation" || got.result["amount"] != "99.98 CNY" {
+		t.Errorf("a full refund flagged: result %s; want a proposal of everything left", got.out.Result)
 	}
 }

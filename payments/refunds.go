@@ -2615,7 +2615,10 @@ const chineseNumerals = "〇零一二两三四五六七八九十百千万壹贰�
 // was offered the whole payment back. A note that holds one ("买多了一杯")
 // is asked about too, where being wrong costs a question, not a refund.
 // So are English words for an amount ({"refund_amount":"ten yuan"},
-// "half"): amountWords.
+// "half"): amountWords, and 部分 (a part: "部分退款", a partial refund).
+// A flag says it by its name: {"partial":true} or {"full_refund":false}
+// (partFlag) was ignored, the whole payment proposed, while the same
+// flag inside an object ({"meta":{"partial":true}}) was asked about.
 func numberOutside(args string, schema map[string]bool) string {
 	name := ""
 	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
@@ -2624,6 +2627,7 @@ func numberOutside(args string, schema map[string]bool) string {
 			text = v.Str // decoded: "\u0031" is a digit, "\u00e9" none
 		}
 		if !schema[k.String()] && (strings.IndexFunc(text, unicode.IsDigit) >= 0 || strings.ContainsAny(text, chineseNumerals) ||
+			strings.Contains(text, "部分") || partFlag(k.String(), v) ||
 			slices.ContainsFunc(nameWords(text), func(w string) bool { return manyWords[w] || amountWords[w] })) {
 			name = k.String()
 			return false
@@ -2640,6 +2644,26 @@ func numberOutside(args string, schema map[string]bool) string {
 var amountWords = map[string]bool{"one": true, "half": true, "quarter": true, "third": true,
 	"fifth": true, "sixth": true, "seventh": true, "eighth": true, "ninth": true, "tenth": true,
 	"part": true, "partial": true, "partially": true, "portion": true}
+
+// wholeWords are the words of a flag's name that ask for everything back
+// ("full_refund", "refund_all"): false, the flag says less than that.
+var wholeWords = map[string]bool{"full": true, "all": true, "whole": true, "entire": true, "everything": true}
+
+// partFlag reports whether the member key of value v is a flag saying a
+// refund of less than everything left: true under a name with a word of
+// amountWords ("partial", "isPartial", "half"), or false under one of
+// wholeWords ("full_refund": false).
+func partFlag(key string, v gjson.Result) bool {
+	words := wholeWords
+	switch v.Type {
+	case gjson.True:
+		words = amountWords
+	case gjson.False:
+	default:
+		return false
+	}
+	return slices.ContainsFunc(nameWords(key), func(w string) bool { return words[w] })
+}
 
 // OpenRefunds returns the user's refund proposals that can still be
 // confirmed, oldest first, in one store read for all of the user's orders
