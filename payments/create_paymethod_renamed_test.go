@@ -11,9 +11,11 @@ import "testing"
 // naming the member and "pay_method", and nothing is ordered; so does one
 // whose member holds the value nested in an object or array
 // ({"payment":{"method":"native"}}), which was not noticed and made a
-// JSAPI order too. A member beside "pay_method", or one that says no
-// method, nested or not ({"meta":{"note":"native speaker"}}), is still
-// ignored.
+// JSAPI order too, as did a value naming the method among words of paying
+// ("Native QR", "NATIVE_PAY"), by its QR code ("qr_code", "扫码支付"), or
+// arguments written again as a JSON string. A member beside "pay_method",
+// or one that says no method, nested or not ({"meta":{"note":"native
+// speaker"}}, "a QR code photo of the receipt"), is still ignored.
 func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -29,12 +31,26 @@ func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 				{"pay_method two levels down", `"options":{"checkout":{"pay_method":"NATIVE"}}`, "options"},
 				{"an array of objects", `"payments":[{"pay_method":"native"}]`, "payments"},
 				{"an array of methods", `"methods":["jsapi"]`, "methods"},
+				{"four levels down", `"a":{"b":{"c":{"d":{"pay_method":"native"}}}}`, "a"},
+				// A value naming the method among words of paying, or a
+				// QR code alone, or the arguments again as a JSON string
+				// ("Native QR", "qr_code", "{\"method\":\"native\"}"):
+				// each made a JSAPI order too.
+				{"Native QR", `"payment_method":"Native QR"`, "payment_method"},
+				{"native_qr", `"payType":"native_qr"`, "payType"},
+				{"NATIVE_PAY", `"trade_type":"NATIVE_PAY"`, "trade_type"},
+				{"WeChat Native", `"channel":"WeChat Native"`, "channel"},
+				{"qr_code", `"payment_method":"qr_code"`, "payment_method"},
+				{"scan to pay", `"mode":"Scan to pay"`, "mode"},
+				{"扫码支付", `"支付方式":"扫码支付"`, "支付方式"},
+				{"a JSON string", `"payment":"{\"method\":\"native\",\"note\":\"on a desktop\"}"`, "payment"},
 			})
 			for _, tc := range []struct{ name, args, method string }{
 				{"beside pay_method", `{"sku":"premium-monthly","pay_method":"native","payment_method":"jsapi"}`, "native"},
 				{"no method said", `{"sku":"premium-monthly","method":"card","note":"native speaker"}`, "jsapi"},
 				{"nested beside pay_method", `{"sku":"premium-monthly","pay_method":"native","payment":{"method":"jsapi"}}`, "native"},
 				{"no method said nested", `{"sku":"premium-monthly","meta":{"note":"native speaker","methods":["card"]}}`, "jsapi"},
+				{"a QR code not to pay", `{"sku":"premium-monthly","note":"sent a QR code photo of the receipt","language":"native speaker"}`, "jsapi"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					got := call(t, tools, caller("oUser-create-method-renamed-"+tc.name), "create_order", tc.args)

@@ -77,9 +77,11 @@ func TestPayMethodNotOfferedIsAsked(t *testing.T) {
 			}
 			// The one method offered, under another name: what leaving it
 			// out means (the tool has no pay_method then), so not asked.
-			same := call(t, tools, n, "create_order", `{"sku":"premium-monthly","payment_method":"native"}`)
-			if same.result["status"] != "awaiting_payment" || same.result["order_no"] != qr.result["order_no"] {
-				t.Errorf("native-only, native under another name: %s; want the open QR order %v", same.out.Result, qr.result["order_no"])
+			for _, extra := range []string{`"payment_method":"native"`, `"trade_type":"NATIVE"`} {
+				same := call(t, tools, n, "create_order", `{"sku":"premium-monthly",`+extra+`}`)
+				if same.result["status"] != "awaiting_payment" || same.result["order_no"] != qr.result["order_no"] {
+					t.Errorf("native-only, %s: %s; want the open QR order %v", extra, same.out.Result, qr.result["order_no"])
+				}
 			}
 		})
 	}

@@ -355,8 +355,9 @@ const maxNestedDepth = 4
 
 // nestedIn reports whether the member key of value v (not null) is one
 // is looks for (a count's name, countNamed; a pay method's value,
-// methodOutside's), or, v an object or array, holds such a member up to
-// depth levels down (an array's elements are read as unnamed members).
+// methodOutside's), or, v an object or array (or a string holding one
+// in JSON), holds such a member up to depth levels down (an array's
+// elements are read as unnamed members).
 func nestedIn(key string, v gjson.Result, depth int, is func(key string, v gjson.Result) bool) bool {
 	if v.Type == gjson.Null {
 		return false
@@ -364,7 +365,15 @@ func nestedIn(key string, v gjson.Result, depth int, is func(key string, v gjson
 	if is(key, v) {
 		return true
 	}
-	if depth == 0 || !v.IsObject() && !v.IsArray() {
+	if depth == 0 {
+		return false
+	}
+	if s := strings.TrimSpace(v.Str); v.Type == gjson.String && (strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[")) && gjson.Valid(s) {
+		// Arguments written again as a JSON string, as a model that
+		// encodes twice writes them: {"payment":"{\"method\":\"native\"}"}.
+		v = gjson.Parse(s)
+	}
+	if !v.IsObject() && !v.IsArray() {
 		return false
 	}
 	found := false
@@ -433,17 +442,16 @@ func holdsCount(v gjson.Result) bool {
 // of its own ({"payment_method":"native"}) had it ignored as outside the
 // schema, and a JSAPI order the user cannot pay on a desktop was made
 // without a word. Which it meant is asked, as of a quantity under another
-// name. A value is read whole: "native speaker" names no method.
+// name. A value is read whole (methodNamed): "native speaker" names no
+// method, "Native QR" does.
 //
 // It also returns the method named, lower-cased.
 func methodOutside(args string) (name, method string) {
 	isMethod := func(_ string, v gjson.Result) bool {
-		m := strings.TrimSpace(v.Str)
-		if v.Type != gjson.String || !strings.EqualFold(m, "native") && !strings.EqualFold(m, "jsapi") {
-			return false
+		if v.Type == gjson.String {
+			method = methodNamed(v.Str)
 		}
-		method = strings.ToLower(m)
-		return true
+		return method != ""
 	}
 	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
 		if key := k.String(); !createArgs[key] && nestedIn(key, v, maxNestedDepth, isMethod) {
@@ -453,6 +461,44 @@ func methodOutside(args string) (name, method string) {
 		return true
 	})
 	return name, method
+}
+
+// payWords are the words that may stand beside "native" or "jsapi" in a
+// value naming a pay method ("Native QR", "NATIVE_PAY", "WeChat Native");
+// qrWords those that name Native Pay by themselves ("qr_code", "Scan to
+// pay"), as do 扫码 (scan) and 二维码 (QR code).
+var (
+	payWords = map[string]bool{"pay": true, "payment": true, "to": true, "by": true, "wechat": true, "we": true, "chat": true, "weixin": true, "wx": true, // "WeChat": "we", "chat"
+		"code": true, "mode": true, "method": true, "type": true, "trade": true}
+	qrWords = map[string]bool{"qr": true, "qrcode": true, "scan": true}
+)
+
+// methodNamed is the pay method the string value s names, or "": "native"
+// or "jsapi" in any case, alone or among payWords ("Native QR",
+// "native_qr"), or Native Pay said by its QR code (qrWords, "扫码支付")
+// with nothing but payWords beside it. A value with any other word names
+// none ("native speaker", "a QR code photo of the receipt").
+func methodNamed(s string) string {
+	for _, qr := range []string{"扫码", "掃碼", "二维码", "二維碼"} {
+		if strings.Contains(s, qr) {
+			return "native"
+		}
+	}
+	method, qr := "", false
+	for _, w := range nameWords(s) {
+		switch {
+		case w == "native" || w == "jsapi":
+			method = w
+		case qrWords[w]:
+			qr = true
+		case !payWords[w]:
+			return ""
+		}
+	}
+	if method == "" && qr {
+		return "native"
+	}
+	return method
 }
 
 // chineseMeasures are the measure words a count of things bought is
