@@ -43,6 +43,9 @@ func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 				{"qr_code", `"payment_method":"qr_code"`, "payment_method"},
 				{"scan to pay", `"mode":"Scan to pay"`, "mode"},
 				{"扫码支付", `"支付方式":"扫码支付"`, "支付方式"},
+				// A flag says it by its name: {"qr_code":true}.
+				{"a QR flag", `"qr_code":true`, "qr_code"},
+				{"a native flag nested", `"payment":{"isNative":true}`, "payment"},
 				{"a JSON string", `"payment":"{\"method\":\"native\",\"note\":\"on a desktop\"}"`, "payment"},
 			})
 			for _, tc := range []struct{ name, args, method string }{
@@ -50,7 +53,7 @@ func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 				{"no method said", `{"sku":"premium-monthly","method":"card","note":"native speaker"}`, "jsapi"},
 				{"nested beside pay_method", `{"sku":"premium-monthly","pay_method":"native","payment":{"method":"jsapi"}}`, "native"},
 				{"no method said nested", `{"sku":"premium-monthly","meta":{"note":"native speaker","methods":["card"]}}`, "jsapi"},
-				{"a QR code not to pay", `{"sku":"premium-monthly","note":"sent a QR code photo of the receipt","language":"native speaker"}`, "jsapi"},
+				{"a QR code not to pay", `{"sku":"premium-monthly","note":"sent a QR code photo of the receipt","language":"native speaker","native":false,"wechat_pay":true}`, "jsapi"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					got := call(t, tools, caller("oUser-create-method-renamed-"+tc.name), "create_order", tc.args)

@@ -443,13 +443,19 @@ func holdsCount(v gjson.Result) bool {
 // schema, and a JSAPI order the user cannot pay on a desktop was made
 // without a word. Which it meant is asked, as of a quantity under another
 // name. A value is read whole (methodNamed): "native speaker" names no
-// method, "Native QR" does.
+// method, "Native QR" does; so is the name of a flag set true
+// ({"qr_code":true}, {"isNative":true}).
 //
 // It also returns the method named, lower-cased.
 func methodOutside(args string) (name, method string) {
-	isMethod := func(_ string, v gjson.Result) bool {
-		if v.Type == gjson.String {
+	isMethod := func(key string, v gjson.Result) bool {
+		switch v.Type {
+		case gjson.String:
 			method = methodNamed(v.Str)
+		case gjson.True:
+			method = methodNamed(key) // a flag: {"qr_code":true}
+		default:
+			method = ""
 		}
 		return method != ""
 	}
@@ -468,7 +474,7 @@ func methodOutside(args string) (name, method string) {
 // qrWords those that name Native Pay by themselves ("qr_code", "Scan to
 // pay"), as do 扫码 (scan) and 二维码 (QR code).
 var (
-	payWords = map[string]bool{"pay": true, "payment": true, "to": true, "by": true, "wechat": true, "we": true, "chat": true, "weixin": true, "wx": true, // "WeChat": "we", "chat"
+	payWords = map[string]bool{"pay": true, "payment": true, "to": true, "by": true, "use": true, "is": true, "wechat": true, "we": true, "chat": true, "weixin": true, "wx": true, // "WeChat": "we", "chat"
 		"code": true, "mode": true, "method": true, "type": true, "trade": true}
 	qrWords = map[string]bool{"qr": true, "qrcode": true, "scan": true}
 )
