@@ -14,7 +14,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
 )
 
 // TestConsoleDecisionsNameTheOperator: with one admin token shared by the
@@ -171,7 +173,9 @@ func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 // does: the field has the focus where a confirmation opens, and the name
 // typed in it is sent on one line, cut to 128 characters, and kept (the
 // bar shows it). Cleared in the bar, the name is asked for again, by a
-// form already open too.
+// form already open too, in a field left empty (the name sent before is
+// not offered to go out again), and a name typed in a field, then given in
+// the bar instead, is not sent: the bar's is.
 func TestConsoleDecisionsAskTheNameWhenNoneIsKept(t *testing.T) {
 	b := newBrowser(t)
 	const noA, noB, reviewNo = "PGASKNAME00000A", "PGASKNAME00000B", "PGASKNAMEREVIEW"
@@ -199,13 +203,15 @@ func TestConsoleDecisionsAskTheNameWhenNoneIsKept(t *testing.T) {
 			t.Errorf("after %s: [bar, stored] = %q; want %q in both", what, got, want)
 		}
 	}
-	forget := func() {
+	// inBar gives name in the bar ("": clears it).
+	inBar := func(name string) {
 		t.Helper()
 		b.do(t, "change the name in the bar", chromedp.Click(chromedp.ID("operator-change")), chromedp.WaitVisible(chromedp.ID("operator-input")))
-		evalJS[string](t, b, `document.getElementById("operator-input").value = ""`)
-		b.do(t, "clear it", chromedp.Click(chromedp.ID("operator-save")), chromedp.WaitNotVisible(chromedp.ID("operator-input")))
-		kept("clearing the name", "")
+		evalJS[string](t, b, `document.getElementById("operator-input").value = `+jsString(name))
+		b.do(t, "save it", chromedp.Click(chromedp.ID("operator-save")), chromedp.WaitNotVisible(chromedp.ID("operator-input")))
+		kept("giving "+jsString(name)+" in the bar", name)
 	}
+	forget := func() { t.Helper(); inBar("") }
 
 	b.do(t, "sign in without a name", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
@@ -237,6 +243,11 @@ func TestConsoleDecisionsAskTheNameWhenNoneIsKept(t *testing.T) {
 	b.do(t, "resend", chromedp.Click(chromedp.CSS(resend)), chromedp.WaitVisible(chromedp.CSS(force)))
 	kept("naming oneself for a resend", second)
 	forget()
+	// The field asks afresh: the name sent before, which the bar no longer
+	// keeps, is not left in it to go out again with a click.
+	if v := evalJS[string](t, b, `document.querySelector('input[data-operator-for="resend `+noB+`"]').value`); v != "" {
+		t.Errorf("the name cleared in the bar, the resend's field offers %q; want it empty", v)
+	}
 	ask("resend "+noB, third)
 	b.do(t, "send anyway", chromedp.Click(chromedp.CSS(force)),
 		waitFor("the queued event", `document.querySelector("#resend-result")?.textContent.startsWith("Queued order.paid as evt_")`))
@@ -257,22 +268,89 @@ func TestConsoleDecisionsAskTheNameWhenNoneIsKept(t *testing.T) {
 	}
 	kept("naming oneself for a resolution", first)
 
-	// A browser that refuses to keep anything (storage blocked, a full
-	// quota): the name typed is sent all the same, and asked for again.
+	// A name typed in a field, then given in the bar instead (which hides
+	// the field): the decision goes out with the bar's, not the one left
+	// in the field.
 	forget()
-	evalJS[bool](t, b, `Storage.prototype.setItem = () => { throw new DOMException("refused", "QuotaExceededError"); }; true`)
-	ask("resend "+reviewNo, second)
-	b.do(t, "resend, nothing kept", chromedp.Click(chromedp.CSS(`button[data-action="resend"][data-order-no="`+reviewNo+`"]`)),
+	ask("resend "+reviewNo, "Zhao Lei")
+	inBar(second)
+	resendReview := `button[data-action="resend"][data-order-no="` + reviewNo + `"]`
+	if evalJS[bool](t, b, `document.querySelector('input[data-operator-for="resend `+reviewNo+`"]').checkVisibility()`) {
+		t.Errorf("a name kept in the bar, the resend still asks for one")
+	}
+	b.do(t, "resend, named in the bar", chromedp.Click(chromedp.CSS(resendReview)),
 		waitFor("the answer", `!["", "Sending…"].includes(document.querySelector("#resend-result")?.textContent ?? "")`))
 	if got := operators("/admin/api/orders/" + reviewNo + "/webhook"); !slices.Equal(got, []string{second}) {
-		t.Errorf("with storage refused, the resends sent operators %q; want the name typed, %q", got, second)
+		t.Errorf("named in the bar after typing another name in the field, the resends sent operators %q; want the bar's, %q", got, second)
 	}
-	kept("naming oneself where nothing is kept", "")
-	if !evalJS[bool](t, b, `document.querySelector('input[data-operator-for="resend `+reviewNo+`"]').checkVisibility()`) {
-		t.Errorf("with storage refused, no name is kept, and the resend no longer asks for it")
-	}
+	kept("a resend named in the bar", second)
 	if s := evalJS[string](t, b, unlabelledJS); s != "" {
 		t.Errorf("fields without a label: %s", s)
+	}
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("the page logged faults: %v", f)
+	}
+}
+
+// TestConsoleDecisionsSendTheNameTypedWhereNothingIsKept: in a browser
+// that keeps nothing (storage blocked, a full quota), a rejection, a
+// webhook resume, a resolution and a resend each go out with the name
+// typed in the field asking for it, not with the none kept, and ask for it
+// again. The resend alone had a test of it: each other sending the name
+// kept instead survived the tests (mutants of the rejection's, the
+// resume's and the resolution's: the operators sent [""]).
+func TestConsoleDecisionsSendTheNameTypedWhereNothingIsKept(t *testing.T) {
+	b := newBrowser(t)
+	const noA, noB, reviewNo = "PGNOKEEP000000A", "PGNOKEEP000000B", "PGNOKEEPREVIEW0"
+	p := startPausedRelay(t, "oUser-nokeep", noA, "4200000000000000000000000104", noB, "4200000000000000000000000105")
+	reviewedOrder(t, p.app, reviewNo, "oUser-nokeep-review", "4200000000000000000000000106")
+	res, err := p.app.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: "bot", User: "oUser-nokeep-held", SKU: "premium-yearly", Quantity: 2})
+	if err != nil || res.Order.Status != store.StatusApprovalRequired {
+		t.Fatalf("create: %+v %v; want approval_required", res, err)
+	}
+	held := res.Order.OrderNo
+	adminURL, operators := sentPosts(t, p.app)
+	b.do(t, "sign in without a name", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", held))))
+	evalJS[bool](t, b, `Storage.prototype.setItem = () => { throw new DOMException("refused", "QuotaExceededError"); }; true`)
+
+	answered := `!["", "Sending…"].includes(document.querySelector("#resend-result")?.textContent ?? "")`
+	for _, tc := range []struct {
+		what, key, name, path string
+		open, decide          []chromedp.Action[chromedp.Void]
+	}{
+		{what: "rejection", key: held, name: "Li Wei", path: "/admin/api/approvals/" + held + "/reject",
+			open: []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(`button[data-action="reject"][data-order-no="` + held + `"]`))},
+			decide: []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="` + held + `"]`)),
+				waitFor("the rejection", `document.querySelector("#notice.ok")?.textContent.includes(`+jsString(held)+`)`)}},
+		{what: "resume", key: "resume", name: "Chen Jie", path: "/admin/api/webhooks/resume",
+			open: []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(`#tabs [data-tab="webhooks"]`)),
+				chromedp.Click(chromedp.CSS(`#webhooks-paused [data-action="resume"]`))},
+			decide: []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(`#webhooks-paused [data-action="resume-confirm"]`)),
+				waitFor("the wait ended", `document.getElementById("notice").textContent.includes("wait ended")`)}},
+		{what: "resolution", key: "resolve " + reviewNo, name: "Zhang Min", path: "/admin/api/orders/" + reviewNo + "/resolve",
+			open: []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(`#tabs [data-tab="orders"]`)),
+				chromedp.Click(chromedp.CSS(row("orders", reviewNo) + " button")), chromedp.WaitVisible(chromedp.ID("resolve-reason"))},
+			decide: []chromedp.Action[chromedp.Void]{chromedp.SendKeys(chromedp.ID("resolve-reason"), "refunded on the merchant platform"),
+				chromedp.Click(chromedp.CSS(`button[data-action="resolve"]`)), chromedp.WaitVisible(chromedp.ID("resolve-done"))}},
+		{what: "resend", key: "resend " + reviewNo, name: "Wang Fang", path: "/admin/api/orders/" + reviewNo + "/webhook",
+			decide: []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(`button[data-action="resend"][data-order-no="` + reviewNo + `"]`)),
+				waitFor("the answer", answered)}},
+	} {
+		field := `input[data-operator-for="` + tc.key + `"]`
+		b.do(t, "open the "+tc.what, append(tc.open, chromedp.WaitVisible(chromedp.CSS(field)), chromedp.SetValue(chromedp.CSS(field), tc.name))...)
+		b.do(t, tc.what, tc.decide...)
+		if got := operators(tc.path); !slices.Equal(got, []string{tc.name}) {
+			t.Errorf("with storage refused, the %s sent operators %q; want the name typed, %q", tc.what, got, tc.name)
+		}
+		got := evalJS[[]string](t, b, `[document.getElementById("operator-name").textContent, localStorage.getItem("paygate.console.operator") ?? ""]`)
+		if !slices.Equal(got, []string{"", ""}) {
+			t.Errorf("after the %s: [bar, stored] = %q; want nothing kept", tc.what, got)
+		}
+	}
+	if !evalJS[bool](t, b, `document.querySelector('input[data-operator-for="resend `+reviewNo+`"]')?.checkVisibility() ?? false`) {
+		t.Errorf("with storage refused, no name is kept, and the resend no longer asks for it")
 	}
 	if f := b.pageFaults(); len(f) > 0 {
 		t.Errorf("the page logged faults: %v", f)
