@@ -259,6 +259,9 @@ func TestConsoleDecisionsAskTheNameWhenNoneIsKept(t *testing.T) {
 	// The resolution: the form, open before the name was cleared, asks.
 	b.do(t, "open the order in review", chromedp.SetValue(chromedp.ID("orders-search"), reviewNo), chromedp.Click(chromedp.ID("orders-apply")),
 		chromedp.Click(chromedp.CSS(row("orders", reviewNo)+" button")), chromedp.WaitVisible(chromedp.ID("resolve-reason")))
+	if evalJS[bool](t, b, `document.querySelector('input[data-operator-for="resolve `+reviewNo+`"]').checkVisibility()`) {
+		t.Errorf("opened with a name kept, the resolve form asks for one")
+	}
 	forget()
 	ask("resolve "+reviewNo, first)
 	b.do(t, "resolve", chromedp.SendKeys(chromedp.ID("resolve-reason"), "refunded on the merchant platform"),
