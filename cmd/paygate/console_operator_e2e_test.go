@@ -82,6 +82,21 @@ func TestConsoleDecisionsNameTheOperator(t *testing.T) {
 	}
 	b.do(t, "ask to reject", chromedp.Click(chromedp.CSS(`button[data-action="reject"][data-order-no="`+rejectNo+`"]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[data-reason-for="`+rejectNo+`"]`), why))
+	// The name changed in the bar while the confirmation is open: it says
+	// whose decision it records as the bar now has it, and asks for the
+	// name while none is kept, rather than promise the name it opened with.
+	confirmSays := `[document.querySelector('tr[data-confirm-for="` + rejectNo + `"]').innerText,
+		String(document.querySelector('input[data-operator-for="` + rejectNo + `"]').checkVisibility())]`
+	for _, name := range []string{"", first, second} {
+		b.do(t, "change the name, the confirmation open", chromedp.Click(chromedp.ID("operator-change")), chromedp.WaitVisible(chromedp.ID("operator-input")))
+		evalJS[string](t, b, `document.getElementById("operator-input").value = `+jsString(name))
+		b.do(t, "save it", chromedp.Click(chromedp.ID("operator-save")), chromedp.WaitNotVisible(chromedp.ID("operator-input")))
+		got := evalJS[[]string](t, b, confirmSays)
+		says, asks := strings.Contains(got[0], "Recorded as"), got[1] == "true"
+		if name == "" && (says || !asks) || name != "" && (!strings.Contains(got[0], "Recorded as "+string([]rune(name)[:min(128, len([]rune(name)))])+"'s decision") || asks) {
+			t.Errorf("the name set to %q in the bar, the open confirmation says %q, asking for the name: %v; want it to say whose decision it records as the bar has it, and ask for the name only while none is kept", name, got[0], asks)
+		}
+	}
 	b.screenshot(t, "console-operator-confirm.png")
 	b.do(t, "reject",
 		chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+rejectNo+`"]`)),

@@ -49,8 +49,13 @@ function showOperator() {
   $('operator-change').textContent = name ? 'Change' : 'Set your name';
   $('operator-change').title = 'The name sent with each decision, which the audit chain records';
   // A decision's field that asks for the name (views.js's askName) shows
-  // while none is kept: cleared here, an open form asks again.
+  // while none is kept: cleared here, an open form asks again; an open
+  // approval's confirmation names whose decision it records as it now is.
   for (const f of document.querySelectorAll('input.ask-name')) f.hidden = name !== '';
+  for (const s of document.querySelectorAll('.named-as')) {
+    s.hidden = name === '';
+    s.querySelector('bdi').textContent = name;
+  }
 }
 
 // editOperator opens the form that names whoever decides from this

@@ -108,7 +108,7 @@ export async function approvals(panel, ctx, list) {
         // mark in it turned the rest of the sentence around.
         h('span', {}, `${verb} ${o.order_no} for ${money(o.amount_fen, o.currency)} (`, h('bdi', { text: o.user }), ')? ',
           approve ? 'WeChat Pay opens the order now. ' : 'The order is closed for good. ',
-          named ? ['Recorded as ', h('bdi', { text: named }), '\'s decision. '] : null),
+          h('span', { class: 'named-as', hidden: !named }, 'Recorded as ', h('bdi', { text: named }), '\'s decision. ')),
         who, ' ',
         reason, reason ? ' ' : null,
         h('span', { class: 'actions' },
