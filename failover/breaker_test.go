@@ -1022,12 +1022,12 @@ func TestCooledDownFallbackCountsAsAskable(t *testing.T) {
 			a: func(c *fconn, n int) {
 				c.hang()
 			},
-			mutate: func(c *config.Config) { c.Failover.MaxRoundTime = config.Duration(time.Second) },
+			mutate: func(c *config.Config) { c.Failover.MaxRoundTime = config.Duration(2 * roundShare) },
 			check: func(t *testing.T, e *env, got answer) {
-				// Its share: 1s / 2 targets. Counted out, b left a
-				// waiting timeouts.total (5s).
+				// Its share: the round's time / 2 targets (roundShare).
+				// Counted out, b left a waiting timeouts.total (5s).
 				if got.took > tTotal/2 {
-					t.Errorf("the round took %v; want about 500ms, a's share of the 1s round", got.took)
+					t.Errorf("the round took %v; want about %v, a's share of the %v round", got.took, roundShare, 2*roundShare)
 				}
 			},
 		},

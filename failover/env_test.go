@@ -35,6 +35,16 @@ const (
 	// room for a loaded two-core CI machine under -race, where 250ms was
 	// seen to be too little.
 	slack = time.Second
+	// roundShare is a silent non-stream attempt's share of a round of
+	// twice it with one target after it (Router.nonStreamWait). The
+	// attempt's one timer, due at the share, that fires once the round's
+	// time is spent too ends the round (deadlines.check: the round's
+	// time first), not the attempt: with shares of 150ms and 300ms it
+	// fired that late under -race on a loaded host, and the round was a
+	// 504 ("no provider answered: a: upstream_round_timeout"), the next
+	// target never asked. A timer late by the share is as unlikely as
+	// one late by slack.
+	roundShare = time.Second
 )
 
 // env is a Router over fake providers a, b and c with a fake clock.
