@@ -188,3 +188,48 @@ type forwardedStream struct {
 // unmeteredCall is a call recorded with no token under the fake provider
 // and its target's model.
 var unmeteredCall = accounting.ModelStats{Provider: "fake", Model: "vendor/upstream-model", LLMCost: "0.000000"}
+
+// TestForwardedAnswerWithoutUsageRecorded: a forwarded generation answered
+// whole as JSON, 2xx, without any usage (a relay that drops it, or nulls
+// it) was taken and billed by its provider: it is recorded with no token
+// under its provider and model, as a chat answer so answered is (the
+// reference) and a forwarded stream that ended without usage is. It was
+// recorded nowhere. A call that creates something (failover.Replayable: a
+// background Response, whose usage a retrieval answers; an assistant) is
+// no generation's answer, and stays no call.
+func TestForwardedAnswerWithoutUsageRecorded(t *testing.T) {
+	for _, tc := range []struct {
+		name, path, body, answer string
+		recorded                 bool
+	}{
+		{"chat completion", "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`,
+			`{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}]}`, true},
+		{"Responses API", "/v1/responses", `{"model":"gpt-test","input":"hi"}`,
+			`{"id":"resp_1","object":"response","status":"completed","model":"vendor/upstream-model","output":[{"type":"message","content":[{"type":"output_text","text":"hello"}]}]}`, true},
+		{"Responses API, usage null", "/v1/responses", `{"model":"gpt-test","input":"hi"}`,
+			`{"id":"resp_1","object":"response","status":"completed","model":"vendor/upstream-model","output":[{"type":"message","content":[{"type":"output_text","text":"hello"}]}],"usage":null}`, true},
+		{"legacy completion", "/v1/completions", `{"model":"gpt-test","prompt":"hi"}`,
+			`{"id":"c","object":"text_completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"text":"hello","finish_reason":"stop"}]}`, true},
+		{"embeddings", "/v1/embeddings", `{"model":"gpt-test","input":"hello"}`,
+			`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"vendor/upstream-model"}`, true},
+		{"background Response", "/v1/responses", `{"model":"gpt-test","input":"hello","background":true}`,
+			`{"id":"resp_1","object":"response","status":"queued","background":true,"model":"vendor/upstream-model","output":[],"usage":null}`, false},
+		{"assistant", "/v1/assistants", `{"model":"gpt-test","name":"hello"}`,
+			`{"id":"asst_1","object":"assistant","created_at":1,"name":"hello","model":"vendor/upstream-model","tools":[]}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, ledger, _, handled := ledgeredPost(t, jsonHandler(200, tc.answer), tc.path, tc.body)
+			if b := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(b, `"model":"vendor/upstream-model"`) {
+				t.Fatalf("%d %q", resp.StatusCode, b)
+			}
+			handled.Wait()
+			want := []accounting.ModelStats{}
+			if tc.recorded {
+				want = []accounting.ModelStats{unmeteredCall}
+			}
+			if got := ledger.Stats().ByModel; !slices.Equal(got, want) {
+				t.Errorf("accounted %+v; want %+v", got, want)
+			}
+		})
+	}
+}

@@ -245,6 +245,16 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// The usage a client reads: a null one before it (a relay's) hid
 		// the provider's from gjson's first (jsonscan.SetMember).
 		u, _ := jsonscan.SetMember(unsafe.String(unsafe.SliceData(resp.Body), len(resp.Body)), "usage")
+		if !u.IsObject() && !once {
+			// No usage (a relay that drops it, or nulls it): the call is
+			// recorded with no token, as a chat answer so answered is
+			// and a forwarded stream so ended: the provider bills it,
+			// the count unknown. A call that creates something (once:
+			// a background Response, whose usage its retrieval answers;
+			// an assistant, a fine-tuning job) is no generation's
+			// answer, and no call.
+			u = noUsage
+		}
 		s.accountUsage(r.Context(), resp, u)
 	}
 }
@@ -632,7 +642,8 @@ func (s *Server) accountUsage(ctx context.Context, resp *failover.Response, usag
 }
 
 // noUsage is a usage object that counts nothing: a forwarded stream that
-// ended, whole or not, without a usage is accounted with it (accountCall).
+// ended, whole or not, or a generation answered as JSON, without a usage
+// is accounted with it (accountCall).
 var noUsage = gjson.Parse("{}")
 
 // accountTried accounts the usage of a forwarded generation's attempts
