@@ -13,6 +13,7 @@ import (
 
 	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -38,7 +39,7 @@ func TestForwardedStreamCutWithoutUsageRecorded(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, ledger, reg, handled := ledgeredPost(t, abruptClose(tc.events...), tc.path, tc.body)
+			resp, ledger, reg, _, handled := ledgeredPost(t, abruptClose(tc.events...), tc.path, tc.body)
 			b, err := io.ReadAll(resp.Body)
 			if resp.StatusCode != 200 || !strings.Contains(string(b), "hello") {
 				t.Fatalf("%d %q", resp.StatusCode, b)
@@ -152,7 +153,7 @@ func TestForwardedStreamEndedWithoutUsageRecorded(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, ledger, _, handled := ledgeredPost(t, sseHandler(tc.events...), tc.path, tc.body)
+			resp, ledger, _, _, handled := ledgeredPost(t, sseHandler(tc.events...), tc.path, tc.body)
 			if b := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(b, "hello") {
 				t.Fatalf("%d %q", resp.StatusCode, b)
 			}
@@ -166,16 +167,16 @@ func TestForwardedStreamEndedWithoutUsageRecorded(t *testing.T) {
 
 // ledgeredPost posts body, JSON, to path of a proxy with a ledger (closed
 // at the test's end) whose provider answers with h, and returns the bot's
-// response, the ledger, the registry and the server's handlers, to wait
-// for before reading the ledger.
-func ledgeredPost(t *testing.T, h http.HandlerFunc, path, body string) (*http.Response, *accounting.Ledger, *prometheus.Registry, *sync.WaitGroup) {
+// response, the ledger, the registry, the log and the server's handlers,
+// to wait for before reading the ledger or the log.
+func ledgeredPost(t *testing.T, h http.HandlerFunc, path, body string) (*http.Response, *accounting.Ledger, *prometheus.Registry, *logtest.Buffer, *sync.WaitGroup) {
 	t.Helper()
 	fp := newFakeProvider(t, h)
-	s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+	s, ledger, reg, logs := ledgerProxyLog(t, testConfig(t, fp.URL, nil), nil, nil)
 	t.Cleanup(ledger.Close)
 	srv, handled := waitedServer(t, s.Handler())
 	resp := clientReq(t, http.MethodPost, srv.URL+path, strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
-	return resp, ledger, reg, handled
+	return resp, ledger, reg, logs, handled
 }
 
 // forwardedStream is a stream asked on path with body, its provider
@@ -218,7 +219,7 @@ func TestForwardedAnswerWithoutUsageRecorded(t *testing.T) {
 			`{"id":"asst_1","object":"assistant","created_at":1,"name":"hello","model":"vendor/upstream-model","tools":[]}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, ledger, _, handled := ledgeredPost(t, jsonHandler(200, tc.answer), tc.path, tc.body)
+			resp, ledger, _, _, handled := ledgeredPost(t, jsonHandler(200, tc.answer), tc.path, tc.body)
 			if b := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(b, `"model":"vendor/upstream-model"`) {
 				t.Fatalf("%d %q", resp.StatusCode, b)
 			}
@@ -229,6 +230,61 @@ func TestForwardedAnswerWithoutUsageRecorded(t *testing.T) {
 			}
 			if got := ledger.Stats().ByModel; !slices.Equal(got, want) {
 				t.Errorf("accounted %+v; want %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestForwardedUnmeteredWarned: a forwarded generation its provider
+// answered whole, 2xx, without a usage or with one that counts nothing
+// the ledger prices (no prompt nor completion tokens: a total alone) has
+// its first of each provider and model logged, as a chat answer's is (the
+// reference, accounting.Ledger.Unmetered): its cost counts as 0, and the
+// LLM spend was short without a word. A stream cut before any usage came
+// is not unmetered (its usage never came), as a chat stream's is not; a
+// call that creates something is no generation's answer.
+func TestForwardedUnmeteredWarned(t *testing.T) {
+	const (
+		answered   = `{"id":"resp_1","object":"response","status":"completed","model":"vendor/upstream-model","output":[{"type":"message","content":[{"type":"output_text","text":"hello"}]}]`
+		responses  = `{"model":"gpt-test","input":"hi"}`
+		streamed   = `{"model":"gpt-test","input":"hi","stream":true}`
+		delta      = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hello\"}\n\n"
+		completion = "data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"hello\",\"finish_reason\":\"stop\"}]}\n\n"
+	)
+	for _, tc := range []struct {
+		name, path, body string
+		provider         http.HandlerFunc
+		warned           bool
+	}{
+		{"chat answer without usage", "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`,
+			jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}]}`), true},
+		{"Responses API answer without usage", "/v1/responses", responses, jsonHandler(200, answered+"}"), true},
+		{"legacy completion answer with a total alone", "/v1/completions", `{"model":"gpt-test","prompt":"hi"}`,
+			jsonHandler(200, `{"id":"c","object":"text_completion","model":"vendor/upstream-model","choices":[{"index":0,"text":"hello","finish_reason":"stop"}],"usage":{"total_tokens":7}}`), true},
+		{"Responses API stream ended without usage", "/v1/responses", streamed, sseHandler(delta,
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]}}\n\n"), true},
+		{"legacy completion stream ended without usage", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`,
+			sseHandler(completion, "data: [DONE]\n\n"), true},
+		{"Responses API answer with usage", "/v1/responses", responses,
+			jsonHandler(200, answered+`,"usage":{"input_tokens":30,"output_tokens":2,"total_tokens":32}}`), false},
+		{"Responses API stream cut before usage", "/v1/responses", streamed, abruptClose(delta), false},
+		{"legacy completion stream cut before usage", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`, abruptClose(completion), false},
+		{"background Response", "/v1/responses", `{"model":"gpt-test","input":"hello","background":true}`,
+			jsonHandler(200, `{"id":"resp_1","object":"response","status":"queued","background":true,"model":"vendor/upstream-model","output":[],"usage":null}`), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _, _, logs, handled := ledgeredPost(t, tc.provider, tc.path, tc.body)
+			if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || len(b) == 0 {
+				t.Fatalf("%d %q", resp.StatusCode, b)
+			}
+			handled.Wait()
+			lines := usageWarnings(logs.String())
+			if !tc.warned && len(lines) != 0 {
+				t.Errorf("log lines about the usage %q; want none", lines)
+			}
+			if tc.warned && (len(lines) != 1 || !strings.Contains(lines[0], "reported no usage") || !strings.Contains(lines[0], `"level":"WARN"`) ||
+				!strings.Contains(lines[0], `"provider":"fake"`) || !strings.Contains(lines[0], `"target":"vendor/upstream-model"`)) {
+				t.Errorf("log lines about the usage %q; want one WARN of provider fake and target vendor/upstream-model that says it reported no usage", lines)
 			}
 		})
 	}

@@ -220,7 +220,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			defer tailBufs.Put(tail)
 			tail.reset()
 		}
-		cut := s.pipeUpstreamBody(w, r, resp, tail, once)
+		cut, whole := s.pipeUpstreamBody(w, r, resp, tail, once)
 		if tail != nil {
 			u := tail.usage()
 			if !u.IsObject() {
@@ -230,7 +230,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 				// usage): the provider bills it, the count unknown.
 				u = noUsage
 			}
-			s.accountUsage(r.Context(), resp, u)
+			s.accountUsage(r.Context(), resp, u, whole)
 		}
 		if cut {
 			// The client is still reading and must see an incomplete
@@ -255,7 +255,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			// answer, and no call.
 			u = noUsage
 		}
-		s.accountUsage(r.Context(), resp, u)
+		s.accountUsage(r.Context(), resp, u, true)
 	}
 }
 
@@ -633,12 +633,18 @@ func generation(r *http.Request, model string) bool {
 // output_tokens, input_tokens_details.cached_tokens), with total_tokens
 // (output some providers count only there: accounting.Usage), priced by
 // the target's upstream model. The call is added to the replica's LLM spend
-// but is no turn.
-func (s *Server) accountUsage(ctx context.Context, resp *failover.Response, usage gjson.Result) {
+// but is no turn. An answer that came whole (whole) with a usage that
+// counts nothing the ledger prices, or none, is unmetered, as a chat
+// answer is (Server.unmetered: its first of each provider and model is
+// logged); one cut, or left by its client, before its usage came is not:
+// its usage never came.
+func (s *Server) accountUsage(ctx context.Context, resp *failover.Response, usage gjson.Result, whole bool) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return
 	}
-	s.accountCall(ctx, resp.Provider, resp.Model, usage)
+	if s.accountCall(ctx, resp.Provider, resp.Model, usage) && whole {
+		s.unmetered(ctx, resp)
+	}
 }
 
 // noUsage is a usage object that counts nothing: a forwarded stream that
@@ -667,10 +673,11 @@ func (s *Server) accountTried(ctx context.Context, tried []failover.Attempt) {
 
 // accountCall accounts a forwarded call's usage object, named as chat's
 // or as the Responses API's (accountUsage), to provider and its upstream
-// model.
-func (s *Server) accountCall(ctx context.Context, provider, model string, usage gjson.Result) {
+// model. nothing reports a call accounted whose usage counts nothing the
+// ledger prices (countsNothing).
+func (s *Server) accountCall(ctx context.Context, provider, model string, usage gjson.Result) (nothing bool) {
 	if s.ledger == nil || !usage.IsObject() {
-		return
+		return false
 	}
 	res := gjson.GetMany(usage.Raw, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens",
 		"input_tokens_details.cached_tokens")
@@ -681,6 +688,7 @@ func (s *Server) accountCall(ctx context.Context, provider, model string, usage 
 		u = accounting.Usage{PromptTokens: res[2].Int(), CompletionTokens: res[3].Int(), TotalTokens: res[4].Int(), CachedTokens: res[5].Int()}
 	}
 	s.ledger.Call(s.ledger.Round(ctx, provider, model, u))
+	return countsNothing(u)
 }
 
 // pipeBufs are the buffers pipeUpstreamBody relays bodies through.
@@ -712,8 +720,9 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // drain deadline) cut with the client still reading: the caller must end
 // the connection without the body's proper end (http.ErrAbortHandler), so
 // that the client sees an incomplete answer, and may first account what
-// it read.
-func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) (cut bool) {
+// it read. whole reports a body that came to its end (or, ended by the
+// drain deadline, after its last event): not cut, nor left by the client.
+func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) (cut, whole bool) {
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
@@ -791,7 +800,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 			}
 			// The connection may serve the bot's next request.
 			_ = rc.SetWriteDeadline(time.Time{})
-			return
+			return false, true
 		}
 		if err != nil {
 			if r.Context().Err() != nil && !shutDown(r) {
@@ -804,7 +813,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 				// response.completed), its usage accounted. failover
 				// reads the caller's cancellation as no end (EndsWhole).
 				_ = rc.SetWriteDeadline(time.Time{})
-				return
+				return false, true
 			}
 			if shutDown(r) && errMask != nil && errMask.between() {
 				// The drain's time ran out between two events: the
@@ -831,7 +840,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 			if errMask != nil {
 				send(errMask.cut())
 			}
-			return true
+			return true, false
 		}
 	}
 }

@@ -48,12 +48,7 @@ func TestStreamCutBeforeUsageWarnedAsCut(t *testing.T) {
 				t.Fatalf("answer %d %s", resp.StatusCode, b)
 			}
 			handled.Wait()
-			var lines []string
-			for _, line := range strings.Split(logs.String(), "\n") {
-				if strings.Contains(line, "accounting:") && strings.Contains(line, "usage") {
-					lines = append(lines, line)
-				}
-			}
+			lines := usageWarnings(logs.String())
 			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) || strings.Contains(lines[0], tc.not) ||
 				!strings.Contains(lines[0], `"level":"WARN"`) || !strings.Contains(lines[0], `"provider":"fake"`) ||
 				!strings.Contains(lines[0], `"target":"vendor/upstream-model"`) {
@@ -62,4 +57,16 @@ func TestStreamCutBeforeUsageWarnedAsCut(t *testing.T) {
 			}
 		})
 	}
+}
+
+// usageWarnings are the lines of log in which the ledger speaks of a
+// provider's usage (accounting.Ledger.Unmetered, UsageCut).
+func usageWarnings(log string) []string {
+	var lines []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "accounting:") && strings.Contains(line, "usage") {
+			lines = append(lines, line)
+		}
+	}
+	return lines
 }
