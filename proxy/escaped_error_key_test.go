@@ -91,6 +91,10 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 			{"a failed background Response: an error after a set one",
 				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","error":{"code":"server_error","message":"retry"},"`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
+			// Each quoting the key: the relay's too, not only the last.
+			{"a failed background Response: two errors quoting the key",
+				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","error":{"code":"upstream_auth","message":"`+text+`"},"`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
+				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
 		} {
 			t.Run(tc.name+" "+k, func(t *testing.T) {
 				fp := newFakeProvider(t, tc.upstream)
