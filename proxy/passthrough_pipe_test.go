@@ -19,6 +19,7 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/proxy/h1/h1test"
+	openai "github.com/sashabaranov/go-openai"
 )
 
 // TestLargeDownloadPassesThrough: client.files.content() of a batch output
@@ -731,5 +732,47 @@ func TestForwardedStreamNotCached(t *testing.T) {
 	resp = send(t, http.MethodGet, url, "/v1/files/file-1/content", "", nil)
 	if b := readAll(t, resp.Body); resp.StatusCode != 200 || b != "bytes" || resp.Header["Cache-Control"] != nil {
 		t.Errorf("file content: %d %q, Cache-Control %q; want the bytes with none", resp.StatusCode, b, resp.Header["Cache-Control"])
+	}
+}
+
+// TestForwardedStreamLooseErrorLineMasked: a line of a forwarded stream
+// that is no data field to the event stream standard, which a browser's
+// EventSource and the Node SDK skip, is one to go-openai, which trims a
+// line's white space before it looks for "data:" and keeps any other line
+// as error text, raised with the stream's end: a relay that writes its
+// error mid-stream as a bare JSON object, or a data line indented, handed
+// a Go bot the provider key it quoted ("error, auth failed for key
+// sk-…"), relayed as the answer's bytes are.
+func TestForwardedStreamLooseErrorLineMasked(t *testing.T) {
+	const answer = "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"model\":\"m\",\"choices\":[{\"index\":0,\"text\":\"Hel\"}]}\n\n"
+	const text = "auth failed for key " + testProviderKey
+	for name, line := range map[string]string{
+		"a bare error object":             `{"error":{"message":"` + text + `"}}` + "\n",
+		"an indented data line":           `  data: {"error":{"message":"` + text + `"}}` + "\n\n",
+		"a bare error string after a tab": "\t" + `{"error":"` + text + `"}` + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			fp := newFakeProvider(t, sseHandler(answer, line))
+			url, logs := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Failover.MaxAttempts = 1 }))
+			resp := post(t, url, "/v1/completions", `{"model":"gpt-test","stream":true,"prompt":"hi"}`, nil)
+			body := readAll(t, resp.Body)
+			if want := answer + strings.ReplaceAll(line, testProviderKey, logging.Mask); body != want {
+				t.Errorf("the bot got %d\n%s\nwant\n%s", resp.StatusCode, body, want)
+			}
+			s, err := sdkClient(url).CreateCompletionStream(context.Background(), openai.CompletionRequest{Model: "gpt-test", Prompt: "hi"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for err == nil {
+				_, err = s.Recv()
+			}
+			if strings.Contains(err.Error(), testProviderKey) {
+				t.Errorf("go-openai read the stream's error as %q", err)
+			}
+			if strings.Contains(logs.String(), testProviderKey) {
+				t.Error("the log holds the provider key")
+			}
+		})
 	}
 }
