@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"strings"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -456,14 +457,20 @@ func looseValue(line []byte) []byte {
 // bot's SDK as error): jsonscan.ErrorKey.InKey finds both, where a search for
 // `rror"` missed the escaped one and relayed its text, a key it quoted,
 // unmasked.
+//
+// An "error" key in another case ("Error", "ERROR") is one too
+// (errorKeyCased): Go's encoding/json, go-openai's, reads it as the error.
 func errorShaped(data []byte) bool {
-	if !jsonscan.ErrorKey.InKey(data) {
-		return false
-	}
 	// Read in place: nothing read is kept past the call, and the bytes
 	// versions copy each member found, a Responses event's whole
 	// "response" (its answer's text, on response.completed) among them.
 	str := unsafe.String(unsafe.SliceData(data), len(data))
+	if errorKeyCased(data) && casedErrorSet(gjson.Parse(str), true) {
+		return true
+	}
+	if !jsonscan.ErrorKey.InKey(data) {
+		return false
+	}
 	r := gjson.GetMany(str, "type", "object", "error", "response", "choices")
 	if r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || errorSet(r[3]) || choiceErrorSet(r[4]) {
 		return true
@@ -474,6 +481,57 @@ func errorShaped(data []byte) bool {
 	// A null "error" before a set one, which the bot reads (SetMember).
 	_, later := jsonscan.SetMember(str, "error")
 	return later
+}
+
+// errorKeyCased reports whether b holds "error" as a key in another case
+// than its own ("Error", as a .NET relay writes it, "ERROR"), which Go's
+// encoding/json matches without regard to case: go-openai reads it as a
+// Response's error, or a stream event's, and gets the text it quotes.
+// Each upper-case E, R and O is looked at where it would stand in such a
+// key; text without one costs three byte scans. (Spelled with a \u escape
+// too, such a key is not looked for.)
+func errorKeyCased(b []byte) bool {
+	const key = `"error"`
+	for _, c := range [...]byte{'E', 'R', 'O'} {
+		for i := 0; i < len(b); i++ {
+			j := bytes.IndexByte(b[i:], c)
+			if j < 0 {
+				break
+			}
+			i += j
+			for k := 1; k < len(key)-1; k++ {
+				at := i - k
+				if key[k] == c|0x20 && at >= 0 && at+len(key) <= len(b) && b[at] == '"' && b[at+len(key)-1] == '"' &&
+					bytes.EqualFold(b[at+1:at+len(key)-1], errorWord) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+var errorWord = []byte("error")
+
+// casedErrorSet reports an object v with a set member whose key is
+// "error" in any case (errorKeyCased), or, with nested, such a member of
+// its "response" or of one of its "choices", each key in any case too.
+func casedErrorSet(v gjson.Result, nested bool) (set bool) {
+	v.ForEach(func(k, m gjson.Result) bool {
+		switch {
+		case strings.EqualFold(k.Str, "error"):
+			set = isSet(m)
+		case nested && strings.EqualFold(k.Str, "response"):
+			set = casedErrorSet(m, false)
+		case nested && strings.EqualFold(k.Str, "choices"):
+			m.ForEach(func(_, c gjson.Result) bool {
+				set = casedErrorSet(c, false)
+				return !set
+			})
+		}
+		return !set
+	})
+	return set
 }
 
 // choiceErrorSet reports choices, an event's "choices", with a choice
@@ -510,21 +568,25 @@ func isSet(r gjson.Result) bool {
 // on untouched. A body without `"error"`, plainly
 // or with escapes (jsonscan.ErrorKey.InKey), costs a byte scan or two.
 func (s *Server) maskAnswerError(body []byte) []byte {
-	if !jsonscan.ErrorKey.InKey(body) {
+	cased := errorKeyCased(body)
+	if !cased && !jsonscan.ErrorKey.InKey(body) {
 		return body
 	}
 	// The set member a client reads, after a relay's null one too
 	// (SetMember): gjson's first alone let the provider's text through.
 	str := unsafe.String(unsafe.SliceData(body), len(body))
-	if e, _ := jsonscan.SetMember(str, "error"); !isSet(e) {
-		return body
+	if !cased {
+		if e, _ := jsonscan.SetMember(str, "error"); !isSet(e) {
+			return body
+		}
 	}
 	// Each set member is masked: the bot's parser reads the last, which
-	// a relay's own error before the provider's hid from SetMember.
+	// a relay's own error before the provider's hid from SetMember; and
+	// Go's encoding/json reads one in another case (errorKeyCased).
 	var out []byte
 	last := 0
 	gjson.Parse(str).ForEach(func(k, e gjson.Result) bool {
-		if k.Str != "error" || !isSet(e) || e.Index <= 0 {
+		if !strings.EqualFold(k.Str, "error") || !isSet(e) || e.Index <= 0 {
 			return true
 		}
 		if masked := s.redact.String(e.Raw); masked != e.Raw {

@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/logging"
+	openai "github.com/sashabaranov/go-openai"
 )
 
 // TestEscapedErrorKeyMasked: a provider's error whose "error" key, or the
@@ -109,5 +111,55 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestErrorKeyInAnotherCaseMasked: a provider's error member whose key is
+// spelled in another case ("Error", as a .NET relay writes it, "ERROR")
+// is one to Go's encoding/json, which matches a key without regard to
+// case: go-openai reads it as a Response's error, a Responses stream
+// event's, or a failed response's, and so gets the text it quotes. The
+// mask looked for "error" alone, and the provider key reached the bot, on
+// a forwarded stream and in a failed background Response.
+func TestErrorKeyInAnotherCaseMasked(t *testing.T) {
+	const created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"error\":null}}\n\n"
+	const cfirst = `data: {"id":"c1","object":"text_completion","model":"m","choices":[{"index":0,"text":"Hel"}]}` + "\n\n"
+	const text = `auth failed for key ` + testProviderKey
+	for _, k := range []string{`Error`, `ERROR`, `erRor`, `errOr`} {
+		for _, tc := range []struct {
+			name     string
+			upstream http.HandlerFunc
+			path     string
+			body     string
+		}{
+			{"Responses stream: an error member",
+				sseHandler(created, `data: {"type":"response.output_text.delta","`+k+`":{"message":"`+text+`"}}`+"\n\n"), "/v1/responses", `{"model":"gpt-test","stream":true,"input":"hi"}`},
+			{"Responses stream: response.failed",
+				sseHandler(created, "event: response.failed\n"+`data: {"type":"response.failed","response":{"status":"failed","error":null,"`+k+`":{"code":"auth_failed","message":"`+text+`"}}}`+"\n\n"),
+				"/v1/responses", `{"model":"gpt-test","stream":true,"input":"hi"}`},
+			{"legacy completion stream: a choice's error",
+				sseHandler(cfirst, `data: {"id":"c1","object":"text_completion","choices":[{"index":0,"text":"","finish_reason":"error","`+k+`":{"message":"`+text+`"}}]}`+"\n\n"),
+				"/v1/completions", `{"model":"gpt-test","stream":true,"prompt":"hi"}`},
+			{"a failed background Response",
+				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","error":null,"`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
+				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
+		} {
+			t.Run(tc.name+" "+k, func(t *testing.T) {
+				fp := newFakeProvider(t, tc.upstream)
+				url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Failover.MaxAttempts = 1 }))
+				resp := post(t, url, tc.path, tc.body, nil)
+				body := readAll(t, resp.Body)
+				if strings.Contains(body, testProviderKey) || !strings.Contains(body, "auth failed for key "+logging.Mask) {
+					t.Errorf("the bot got %d\n%s\nwant the provider's text with its key masked as %s", resp.StatusCode, body, logging.Mask)
+				}
+			})
+		}
+	}
+	// What go-openai makes of the failed Response, as a Go bot reads it.
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","Error":{"code":"auth_failed","message":"`+text+`"},"output":[]}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	r, err := sdkClient(url).CreateResponse(context.Background(), openai.CreateResponseRequest{Model: "gpt-test", Background: true})
+	if err != nil || r.Error == nil || r.Error.Message != "auth failed for key "+logging.Mask {
+		t.Errorf("go-openai read the failed Response's error as %+v (%v); want its text with the key masked", r.Error, err)
 	}
 }
