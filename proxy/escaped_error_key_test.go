@@ -99,18 +99,26 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
 		} {
 			t.Run(tc.name+" "+k, func(t *testing.T) {
-				fp := newFakeProvider(t, tc.upstream)
-				url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Failover.MaxAttempts = 1 }))
-				resp := post(t, url, tc.path, tc.body, nil)
-				body := readAll(t, resp.Body)
 				// A non-stream choice's error is not passed on, plainly
 				// spelled either (a 502 of paygate's words).
-				quiet := tc.body == chat
-				if strings.Contains(body, testProviderKey) || !quiet && !strings.Contains(body, "auth failed for key "+logging.Mask) {
-					t.Errorf("the bot got %d\n%s\nwant the provider's text with its key masked as %s", resp.StatusCode, body, logging.Mask)
-				}
+				errorMasked(t, tc.upstream, tc.path, tc.body, tc.body == chat)
 			})
 		}
+	}
+}
+
+// errorMasked posts body to path of a proxy whose one attempt upstream
+// answers, and fails t when the bot got the provider key, or, unless
+// quiet (an error paygate words itself), no "auth failed for key" with
+// the key masked.
+func errorMasked(t *testing.T, upstream http.HandlerFunc, path, body string, quiet bool) {
+	t.Helper()
+	fp := newFakeProvider(t, upstream)
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Failover.MaxAttempts = 1 }))
+	resp := post(t, url, path, body, nil)
+	got := readAll(t, resp.Body)
+	if strings.Contains(got, testProviderKey) || !quiet && !strings.Contains(got, "auth failed for key "+logging.Mask) {
+		t.Errorf("the bot got %d\n%s\nwant the provider's text with its key masked as %s", resp.StatusCode, got, logging.Mask)
 	}
 }
 
@@ -145,13 +153,7 @@ func TestErrorKeyInAnotherCaseMasked(t *testing.T) {
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
 		} {
 			t.Run(tc.name+" "+k, func(t *testing.T) {
-				fp := newFakeProvider(t, tc.upstream)
-				url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Failover.MaxAttempts = 1 }))
-				resp := post(t, url, tc.path, tc.body, nil)
-				body := readAll(t, resp.Body)
-				if strings.Contains(body, testProviderKey) || !strings.Contains(body, "auth failed for key "+logging.Mask) {
-					t.Errorf("the bot got %d\n%s\nwant the provider's text with its key masked as %s", resp.StatusCode, body, logging.Mask)
-				}
+				errorMasked(t, tc.upstream, tc.path, tc.body, false)
 			})
 		}
 	}
