@@ -488,8 +488,8 @@ func errorShaped(data []byte) bool {
 // encoding/json matches without regard to case: go-openai reads it as a
 // Response's error, or a stream event's, and gets the text it quotes.
 // Each upper-case E, R and O is looked at where it would stand in such a
-// key; text without one costs three byte scans. (Spelled with a \u escape
-// too, such a key is not looked for.)
+// key; an event without one costs three byte scans. (Spelled with a \u
+// escape too, such a key is not looked for.)
 func errorKeyCased(b []byte) bool {
 	const key = `"error"`
 	for _, c := range [...]byte{'E', 'R', 'O'} {
@@ -500,15 +500,36 @@ func errorKeyCased(b []byte) bool {
 			}
 			i += j
 			for k := 1; k < len(key)-1; k++ {
-				at := i - k
-				if key[k] == c|0x20 && at >= 0 && at+len(key) <= len(b) && b[at] == '"' && b[at+len(key)-1] == '"' &&
-					bytes.EqualFold(b[at+1:at+len(key)-1], errorWord) {
+				if key[k] == c|0x20 && errorKeyAt(b, i-k) {
 					return true
 				}
 			}
 		}
 	}
 	return false
+}
+
+// errorKeyQuoted is errorKeyCased for a JSON answer, read at each quote
+// rather than each upper-case letter: an answer may be megabytes of
+// base64 (embeddings), which holds an E, R or O every seven bytes and few
+// quotes. It finds "error" in its own case too.
+func errorKeyQuoted(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return false
+		}
+		if i += j; errorKeyAt(b, i) {
+			return true
+		}
+	}
+	return false
+}
+
+// errorKeyAt reports whether b holds "error" in any case, quoted, at at.
+func errorKeyAt(b []byte, at int) bool {
+	const n = len(`"error"`)
+	return at >= 0 && at+n <= len(b) && b[at] == '"' && b[at+n-1] == '"' && bytes.EqualFold(b[at+1:at+n-1], errorWord)
 }
 
 var errorWord = []byte("error")
@@ -565,24 +586,16 @@ func isSet(r gjson.Result) bool {
 // (failover.answerError), and its error text is a provider's, which may
 // quote the key. Only that member is masked (each set one, where a relay
 // wrote its own too), as an error's text is; the rest of the answer goes
-// on untouched. A body without `"error"`, plainly
-// or with escapes (jsonscan.ErrorKey.InKey), costs a byte scan or two.
+// on untouched. A body without `"error"`, in any case (errorKeyQuoted) or
+// with escapes (jsonscan.ErrorKey.InKey), costs two byte scans.
 func (s *Server) maskAnswerError(body []byte) []byte {
-	cased := errorKeyCased(body)
-	if !cased && !jsonscan.ErrorKey.InKey(body) {
+	if !errorKeyQuoted(body) && !jsonscan.ErrorKey.InKey(body) {
 		return body
 	}
-	// The set member a client reads, after a relay's null one too
-	// (SetMember): gjson's first alone let the provider's text through.
+	// Each set member is masked: the bot's parser reads the last, a
+	// provider's after a relay's null or set one, and Go's encoding/json
+	// one in another case (errorKeyCased).
 	str := unsafe.String(unsafe.SliceData(body), len(body))
-	if !cased {
-		if e, _ := jsonscan.SetMember(str, "error"); !isSet(e) {
-			return body
-		}
-	}
-	// Each set member is masked: the bot's parser reads the last, which
-	// a relay's own error before the provider's hid from SetMember; and
-	// Go's encoding/json reads one in another case (errorKeyCased).
 	var out []byte
 	last := 0
 	gjson.Parse(str).ForEach(func(k, e gjson.Result) bool {
