@@ -220,7 +220,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			defer tailBufs.Put(tail)
 			tail.reset()
 		}
-		cut, whole := s.pipeUpstreamBody(w, r, resp, tail, once)
+		cut, whole := s.pipeUpstreamBody(w, r, resp, tail, once, body)
 		if tail != nil {
 			u := tail.usage()
 			if !u.IsObject() {
@@ -605,6 +605,21 @@ func isEventStream(ct string) bool {
 	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
 
+// streamAsked reports a JSON body with a top-level "stream" member that
+// is true, any one of them, its key in any case (a provider's parser may
+// read the last, or match keys as Go's encoding/json does): its answer is
+// an event stream, which go-openai reads as one whatever its label. A
+// provider that labelled it text/plain or application/octet-stream, or not
+// at all, had its error events piped unmasked, the key they quoted with
+// them. Read only for a piped answer that is not labelled an event stream.
+func streamAsked(body []byte) (asked bool) {
+	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
+		asked = v.Type == gjson.True && strings.EqualFold(k.Str, "stream")
+		return !asked
+	})
+	return asked
+}
+
 // generation reports whether a forwarded call is one the provider bills by
 // the usage its answer carries: a POST whose body (JSON or form) names a
 // model, as every generation does (embeddings, completions, the Responses
@@ -722,7 +737,11 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // that the client sees an incomplete answer, and may first account what
 // it read. whole reports a body that came to its end (or, ended by the
 // drain deadline, after its last event): not cut, nor left by the client.
-func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool) (cut, whole bool) {
+//
+// reqBody is the call's body: one that asked for an event stream
+// (streamAsked) has its answer read as one, its error events masked,
+// whatever its Content-Type.
+func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool, reqBody []byte) (cut, whole bool) {
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
@@ -738,7 +757,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 	// events have their secrets masked (sseErrorMask), so its length is
 	// not the provider's.
 	var errMask *sseErrorMask
-	if isEventStream(ct) {
+	if isEventStream(ct) || streamAsked(reqBody) {
 		errMask = &sseErrorMask{redact: s.redact}
 		// As a chat stream's (setStreamHeaders): the provider's is not
 		// passed on (SPEC 5), and without one a cache or buffering proxy

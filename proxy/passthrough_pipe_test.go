@@ -776,3 +776,31 @@ func TestForwardedStreamLooseErrorLineMasked(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardedStreamMislabelledMasked: a provider (a hand-made relay, a
+// framework's streaming answer without a media type) may label the event
+// stream a "stream": true call asked for as text/plain or
+// application/octet-stream, or not at all. go-openai reads it as the
+// stream all the same; piped as any other answer, its error events went
+// to the bot unmasked, the key quoted with them.
+func TestForwardedStreamMislabelledMasked(t *testing.T) {
+	const answer = "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"model\":\"m\",\"choices\":[{\"index\":0,\"text\":\"Hel\"}]}\n\n"
+	const failed = `data: {"error":{"message":"auth failed for key ` + testProviderKey + `"}}` + "\n\n"
+	for _, ct := range []string{"text/plain; charset=utf-8", "application/octet-stream", "application/x-ndjson", ""} {
+		t.Run(ct, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header()["Content-Type"] = []string{ct}
+				for _, s := range []string{answer, failed} {
+					_, _ = io.WriteString(w, s)
+					w.(http.Flusher).Flush()
+				}
+			})
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			resp := post(t, url, "/v1/completions", `{"model":"gpt-test","stream":true,"prompt":"hi"}`, nil)
+			body := readAll(t, resp.Body)
+			if want := answer + strings.ReplaceAll(failed, testProviderKey, logging.Mask); body != want {
+				t.Errorf("the bot got %d (%s)\n%s\nwant\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body, want)
+			}
+		})
+	}
+}
