@@ -803,4 +803,18 @@ func TestForwardedStreamMislabelledMasked(t *testing.T) {
 			}
 		})
 	}
+	// A call that asked for no stream gets such an answer as sent, its
+	// ": " line too: a text file's content is no event stream.
+	const text = ": a line of the file\n" + answer
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, text)
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	for _, stream := range []string{`false`, `null`} {
+		resp := post(t, url, "/v1/completions", `{"model":"gpt-test","stream":`+stream+`,"prompt":"hi"}`, nil)
+		if body := readAll(t, resp.Body); body != text {
+			t.Errorf("stream %s: the bot got %d\n%s\nwant the answer as sent\n%s", stream, resp.StatusCode, body, text)
+		}
+	}
 }
