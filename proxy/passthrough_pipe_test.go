@@ -811,10 +811,10 @@ func TestForwardedStreamMislabelledMasked(t *testing.T) {
 		_, _ = io.WriteString(w, text)
 	})
 	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
-	for _, stream := range []string{`false`, `null`} {
-		resp := post(t, url, "/v1/completions", `{"model":"gpt-test","stream":`+stream+`,"prompt":"hi"}`, nil)
+	for _, call := range []string{`"stream":false`, `"stream":null,"echo":true`} {
+		resp := post(t, url, "/v1/completions", `{"model":"gpt-test",`+call+`,"prompt":"hi"}`, nil)
 		if body := readAll(t, resp.Body); body != text {
-			t.Errorf("stream %s: the bot got %d\n%s\nwant the answer as sent\n%s", stream, resp.StatusCode, body, text)
+			t.Errorf("%s: the bot got %d\n%s\nwant the answer as sent\n%s", call, resp.StatusCode, body, text)
 		}
 	}
 }
