@@ -258,7 +258,12 @@ func (m *sseErrorMask) endLine(line []byte) {
 		m.named = m.named || m.held && m.errorEvent
 		m.final = m.final || finalEvent(fieldValue(line))
 		m.out = append(m.out, line...)
-	case m.errorEvent || data && errorShaped(fieldValue(line)) || !data && errorShaped(looseValue(line)):
+	// A line that is no data field is judged whole: go-openai takes an
+	// indented data line for one and keeps any other line as error text,
+	// raised at the stream's end, and a relay's error written mid-stream
+	// as a bare JSON object handed a Go bot the key it quoted. gjson reads
+	// the object past a "data:" before it as errorShaped's lookups need.
+	case m.errorEvent || data && errorShaped(fieldValue(line)) || !data && errorShaped(line):
 		m.out = append(m.out, m.redact.String(string(line))...)
 	default:
 		if data && finalData(fieldValue(line)) {
@@ -430,20 +435,6 @@ func fieldValue(line []byte) []byte {
 		v = v[1:]
 	}
 	return v
-}
-
-// looseValue is what go-openai reads in a line that is no data field to
-// the event stream standard (which a client skips): the line trimmed of
-// white space, after a "data:" and the white space after it, if it begins
-// so. go-openai takes an indented data line for one, and keeps any other
-// line as error text, raised at the stream's end: a relay's error written
-// mid-stream as a bare JSON object handed a Go bot the key it quoted.
-func looseValue(line []byte) []byte {
-	line = bytes.TrimSpace(line)
-	if v, ok := bytes.CutPrefix(line, []byte("data:")); ok {
-		return bytes.TrimLeft(v, " \t")
-	}
-	return line
 }
 
 // errorShaped reports an event's data that is an error: an object of
