@@ -102,7 +102,7 @@ func cutAfterText(w http.ResponseWriter, _ *http.Request) {
 // The SDK's retry of the same request (the OpenAI SDKs retry a 5xx) makes
 // no second order: the same order comes back, in that answer's actions too.
 func TestRoundFailingAfterOrderCarriesItsActions(t *testing.T) {
-	keys, err := wxsim.GenerateKeys()
+	keys, err := simKeys()
 	if err != nil {
 		t.Fatal(err)
 	}

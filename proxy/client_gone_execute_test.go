@@ -59,7 +59,7 @@ func (g *gatedTools) Execute(ctx context.Context, c payments.Caller, name, args 
 // call made, which no answer handed, is handed with the user's next
 // message, on either store.
 func TestClientGoneDuringPaymentCalls(t *testing.T) {
-	keys, err := wxsim.GenerateKeys()
+	keys, err := simKeys()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func (c *cutOnKeep) PutExchange(ctx context.Context, key string, data []byte, tt
 // whose payment call moved no money (query_order), whose exchange an
 // answer does without, still answers with the bot's calls, and no warning.
 func TestDrainDeadlineWhileKeepingExchange(t *testing.T) {
-	keys, err := wxsim.GenerateKeys()
+	keys, err := simKeys()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,7 +83,11 @@ func testPaymentTurnsRetention(t *testing.T, driver string) {
 	st := place.Open()
 
 	// WeChat Pay: the simulator, its notifications to the service's route.
-	sim, err := wxsim.New(wxsim.Options{NotifyAttempts: 3, NotifyRetry: 10 * time.Millisecond})
+	keys, err := simKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := wxsim.New(wxsim.Options{Keys: keys, NotifyAttempts: 3, NotifyRetry: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

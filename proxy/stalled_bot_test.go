@@ -79,7 +79,7 @@ func TestStalledBotInPayingTurn(t *testing.T) {
 }
 
 func stalledBotInPayingTurn(t *testing.T, stream bool) {
-	keys, err := wxsim.GenerateKeys()
+	keys, err := simKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
