@@ -21,6 +21,13 @@ apt_install() {
 }
 
 command -v go >/dev/null || die "go is required (Go 1.26)"
+# -trimpath for every go command here: without it the build cache keys each
+# package of this module by its directory, so CI's fresh clone in a folder
+# of its own compiled every one of them again (vet, -race, the tests without
+# it, each fuzz target's package). With it a package an earlier run compiled
+# at another path (CI's last run on this machine) is reused when its sources
+# are the same. The tests' own go builds set GOFLAGS themselves.
+export GOFLAGS="-trimpath${GOFLAGS:+ $GOFLAGS}"
 
 # Redis: reuse 127.0.0.1:6379 when it answers, else start a private one there.
 # redis-server and redis-cli are also needed by the store tests (a private
