@@ -3,7 +3,6 @@ package payments_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
@@ -25,17 +24,7 @@ func TestSupersededHeldOrderLeavesTheQueue(t *testing.T) {
 				o.Rules.ApprovalAboveFen = payments.FenPtr(1000)
 			}})
 			user := "oUser-superseded-held-" + driver
-			req := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}
-			a := make(chan error, 1)
-			go func() {
-				_, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "A"), req)
-				a <- err
-			}()
-			<-l.aStalled
-			e.clock.Advance(payments.DefaultDedupeWindow + time.Second) // A's claim lapses
-			rb, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "B"), req)
-			close(l.bDone)
-			t.Logf("A: %v", <-a)
+			rb, err := lapseClaimer(t, e, l, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
 			if err != nil || rb.Order.Status != store.StatusApprovalRequired {
 				t.Fatalf("B: %+v, %v; want its order held", rb, err)
 			}

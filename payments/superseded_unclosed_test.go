@@ -93,17 +93,7 @@ func supersededNotPrepaid(t *testing.T, driver string, afterLook bool) {
 	if afterLook {
 		user += "-look"
 	}
-	req := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}
-	a := make(chan error, 1)
-	go func() {
-		_, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "A"), req)
-		a <- err
-	}()
-	<-l.aStalled
-	e.clock.Advance(payments.DefaultDedupeWindow + time.Second) // A's claim lapses
-	rb, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "B"), req)
-	close(l.bDone)
-	t.Logf("A: %v", <-a)
+	rb, err := lapseClaimer(t, e, l, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
 	if err != nil || rb.Order.Status != store.StatusAwaitingPayment {
 		t.Fatalf("B: %+v, %v; want its order open", rb, err)
 	}
@@ -127,6 +117,23 @@ func supersededNotPrepaid(t *testing.T, driver string, afterLook bool) {
 		}
 	}
 	oneMoreOrder(t, e, user)
+}
+
+// lapseClaimer runs req as caller A, which stalls (l) past its claim's
+// life, and meanwhile as caller B; it returns B's outcome once A is done.
+func lapseClaimer(t *testing.T, e *env, l *lapsedClaimer, req payments.CreateRequest) (*payments.CreateResult, error) {
+	t.Helper()
+	a := make(chan error, 1)
+	go func() {
+		_, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "A"), req)
+		a <- err
+	}()
+	<-l.aStalled
+	e.clock.Advance(payments.DefaultDedupeWindow + time.Second) // A's claim lapses
+	rb, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "B"), req)
+	close(l.bDone)
+	t.Logf("A: %v", <-a)
+	return rb, err
 }
 
 // TestSupersededReplacementAcrossMidnightCountsOnce: a switch of pay
