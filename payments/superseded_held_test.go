@@ -41,18 +41,7 @@ func TestSupersededHeldOrderLeavesTheQueue(t *testing.T) {
 			if len(held) != 1 || held[0] != rb.Order.OrderNo {
 				t.Errorf("the purchase's orders in the approval queue: %v; want only %s", held, rb.Order.OrderNo)
 			}
-			mine, err := e.st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: user, Limit: 10})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(mine) != 2 {
-				t.Errorf("%d orders of the purchase recorded; want 2 (A's, superseded, and B's)", len(mine))
-			}
-			for _, o := range mine {
-				if o.OrderNo != rb.Order.OrderNo && o.Status != store.StatusExpired {
-					t.Errorf("superseded held order %s is %s; want expired", o.OrderNo, o.Status)
-				}
-			}
+			supersededAs(t, e, user, rb.Order.OrderNo, store.StatusExpired)
 		})
 	}
 }

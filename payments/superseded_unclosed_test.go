@@ -104,6 +104,14 @@ func supersededNotPrepaid(t *testing.T, driver string, afterLook bool) {
 	if got := e.sim.OrderCount(); got != 1 {
 		t.Errorf("orders at WeChat Pay: %d; want 1 (the purchase's), not the superseded one too", got)
 	}
+	supersededAs(t, e, user, rb.Order.OrderNo, store.StatusClosed)
+	oneMoreOrder(t, e, user)
+}
+
+// supersededAs checks that user has two orders, kept (B's, the purchase's)
+// and A's, superseded and ended as want.
+func supersededAs(t *testing.T, e *env, user, kept string, want store.OrderStatus) {
+	t.Helper()
 	mine, err := e.st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: user, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -112,11 +120,10 @@ func supersededNotPrepaid(t *testing.T, driver string, afterLook bool) {
 		t.Errorf("%d orders of the purchase recorded; want 2 (A's, superseded, and B's)", len(mine))
 	}
 	for _, o := range mine {
-		if o.OrderNo != rb.Order.OrderNo && o.Status != store.StatusClosed {
-			t.Errorf("superseded order %s is %s after the sweep; want closed", o.OrderNo, o.Status)
+		if o.OrderNo != kept && o.Status != want {
+			t.Errorf("superseded order %s is %s; want %s", o.OrderNo, o.Status, want)
 		}
 	}
-	oneMoreOrder(t, e, user)
 }
 
 // lapseClaimer runs req as caller A, which stalls (l) past its claim's
