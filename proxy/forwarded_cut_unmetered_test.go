@@ -289,3 +289,44 @@ func TestForwardedUnmeteredWarned(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardedUsagelessEndpointNotUnmetered: a forwarded generation of
+// an endpoint whose answers carry no token counts by design (moderations,
+// which OpenAI does not bill; an image of dall-e; a reranking that answers
+// a JSON array, as text-embeddings-inference does, or a total alone, as
+// vLLM does) is no call without usage: it was recorded with no token and
+// warned of as a provider or relay that drops the usage, the operator told
+// to check a setting that was right. An embeddings answer so answered is
+// (the reference).
+func TestForwardedUsagelessEndpointNotUnmetered(t *testing.T) {
+	for _, tc := range []struct {
+		name, path, body, answer string
+		want                     []accounting.ModelStats
+	}{
+		{"embeddings without usage", "/v1/embeddings", `{"model":"gpt-test","input":"hello"}`,
+			`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"vendor/upstream-model"}`, []accounting.ModelStats{unmeteredCall}},
+		{"moderation", "/v1/moderations", `{"model":"gpt-test","input":"hello"}`,
+			`{"id":"modr-1","model":"vendor/upstream-model","results":[{"flagged":false}]}`, []accounting.ModelStats{}},
+		{"image of dall-e", "/v1/images/generations", `{"model":"gpt-test","prompt":"hello"}`,
+			`{"created":1,"data":[{"url":"https://example.com/vendor/upstream-model.png"}]}`, []accounting.ModelStats{}},
+		{"reranking, a JSON array", "/v1/rerank", `{"model":"gpt-test","query":"hello","texts":["a"]}`,
+			`[{"index":0,"score":0.9,"text":"vendor/upstream-model"}]`, []accounting.ModelStats{}},
+		{"reranking, a total alone", "/v1/rerank", `{"model":"gpt-test","query":"hello","documents":["a"]}`,
+			`{"id":"rerank-1","model":"vendor/upstream-model","results":[{"index":0,"relevance_score":0.9}],"usage":{"total_tokens":7}}`, []accounting.ModelStats{unmeteredCall}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, ledger, _, logs, handled := ledgeredPost(t, jsonHandler(200, tc.answer), tc.path, tc.body)
+			if b := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(b, "vendor/upstream-model") {
+				t.Fatalf("%d %q", resp.StatusCode, b)
+			}
+			handled.Wait()
+			if got := ledger.Stats().ByModel; !slices.Equal(got, tc.want) {
+				t.Errorf("accounted %+v; want %+v", got, tc.want)
+			}
+			lines := usageWarnings(logs.String())
+			if reference := tc.path == "/v1/embeddings"; reference != (len(lines) == 1) || len(lines) > 1 {
+				t.Errorf("log lines about the usage %q; want one: %v", lines, reference)
+			}
+		})
+	}
+}

@@ -245,17 +245,19 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// The usage a client reads: a null one before it (a relay's) hid
 		// the provider's from gjson's first (jsonscan.SetMember).
 		u, _ := jsonscan.SetMember(unsafe.String(unsafe.SliceData(resp.Body), len(resp.Body)), "usage")
-		if !u.IsObject() && !once {
+		metered := tokenMetered(path)
+		if !u.IsObject() && !once && metered {
 			// No usage (a relay that drops it, or nulls it): the call is
 			// recorded with no token, as a chat answer so answered is
 			// and a forwarded stream so ended: the provider bills it,
 			// the count unknown. A call that creates something (once:
 			// a background Response, whose usage its retrieval answers;
 			// an assistant, a fine-tuning job) is no generation's
-			// answer, and no call.
+			// answer, and no call; nor is an answer of an endpoint that
+			// counts no tokens (tokenMetered): a moderation.
 			u = noUsage
 		}
-		s.accountUsage(r.Context(), resp, u, true)
+		s.accountUsage(r.Context(), resp, u, metered)
 	}
 }
 
@@ -620,6 +622,24 @@ func streamAsked(body []byte) (asked bool) {
 	return asked
 }
 
+// tokenMetered reports a forwarded path (upstreamPath's) whose answers
+// count the tokens their provider bills: legacy completions, embeddings,
+// the Responses API. A 2xx JSON answer there without a usage, or with one
+// that names no prompt or completion tokens, is unmetered (accountUsage).
+// Elsewhere no token count is missing: a moderation (not billed), an image
+// of dall-e, a whisper transcription (its seconds), a reranking (a JSON
+// array, or a total alone) answer so by design; recorded and warned of as
+// a provider or relay that drops the usage, the operator was told to check
+// a setting that was right.
+func tokenMetered(path string) bool {
+	p, _, _ := strings.Cut(path, "?")
+	switch p {
+	case "/completions", "/embeddings", "/responses":
+		return true
+	}
+	return false
+}
+
 // generation reports whether a forwarded call is one the provider bills by
 // the usage its answer carries: a POST whose body (JSON or form) names a
 // model, as every generation does (embeddings, completions, the Responses
@@ -648,7 +668,8 @@ func generation(r *http.Request, model string) bool {
 // output_tokens, input_tokens_details.cached_tokens), with total_tokens
 // (output some providers count only there: accounting.Usage), priced by
 // the target's upstream model. The call is added to the replica's LLM spend
-// but is no turn. An answer that came whole (whole) with a usage that
+// but is no turn. An answer that came whole (whole; for a JSON answer,
+// one of an endpoint that counts tokens: tokenMetered) with a usage that
 // counts nothing the ledger prices, or none, is unmetered, as a chat
 // answer is (Server.unmetered: its first of each provider and model is
 // logged); one cut, or left by its client, before its usage came is not:
