@@ -330,3 +330,30 @@ func TestForwardedUsagelessEndpointNotUnmetered(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardedMislabelledStreamAccounted: the event stream answering a
+// call whose "stream" is true, labelled text/plain, application/octet-stream
+// or not at all, which is piped and masked as a stream (streamAsked), has
+// its usage counted as a labelled one's is. It was counted nowhere: no
+// row, its tokens left out of the LLM spend.
+func TestForwardedMislabelledStreamAccounted(t *testing.T) {
+	const stream = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hello\"}\n\n" +
+		"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]," +
+		"\"usage\":{\"input_tokens\":30,\"output_tokens\":2,\"total_tokens\":32}}}\n\n"
+	for _, ct := range []string{"text/event-stream", "text/plain", "application/octet-stream", ""} {
+		t.Run(cmp.Or(ct, "none"), func(t *testing.T) {
+			resp, ledger, _, _, handled := ledgeredPost(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header()["Content-Type"] = []string{ct}
+				io.WriteString(w, stream)
+			}, "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`)
+			if b := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(b, "hello") {
+				t.Fatalf("%d %q", resp.StatusCode, b)
+			}
+			handled.Wait()
+			want := []accounting.ModelStats{{Provider: "fake", Model: "vendor/upstream-model", PromptTokens: 30, CompletionTokens: 2, LLMCost: "0.000000"}}
+			if got := ledger.Stats().ByModel; !slices.Equal(got, want) {
+				t.Errorf("accounted %+v; want %+v", got, want)
+			}
+		})
+	}
+}

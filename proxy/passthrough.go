@@ -214,8 +214,10 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// that closed its connection at the last event left the LLM
 		// spend short; counted before the abort that ends a cut stream,
 		// not after it: the abort skipped it.
+		// A stream labelled text/plain, or not at all, is read as one
+		// (streamAsked): its usage counts as a labelled one's.
 		var tail *usageTail
-		if generation(r, model) && s.ledger != nil && isEventStream(resp.Header.Get("Content-Type")) {
+		if generation(r, model) && s.ledger != nil && (isEventStream(resp.Header.Get("Content-Type")) || streamAsked(body)) {
 			tail = tailBufs.Get().(*usageTail)
 			defer tailBufs.Put(tail)
 			tail.reset()
