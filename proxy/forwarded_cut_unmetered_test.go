@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"cmp"
 	"errors"
 	"io"
@@ -355,5 +356,35 @@ func TestForwardedMislabelledStreamAccounted(t *testing.T) {
 				t.Errorf("accounted %+v; want %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestForwardedStreamEndedByDrainAfterLastEventUnmetered: a forwarded
+// stream without usage that the drain deadline ends after its last event
+// (response.completed) came whole, as one its provider ended is: it is
+// logged as unmetered, once. Read as cut (pipeUpstreamBody's whole
+// false), it was not, though the provider finished and billed it.
+func TestForwardedStreamEndedByDrainAfterLastEventUnmetered(t *testing.T) {
+	const completed = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]}}\n\n"
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, completed)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // the connection stays open past the last event
+	})
+	s, ledger, _, logs := ledgerProxyLog(t, testConfig(t, fp.URL, nil), nil, nil)
+	t.Cleanup(ledger.Close)
+	h, cut := shutdownCut(s.Handler())
+	srv, handled := waitedServer(t, h)
+	resp := clientReq(t, http.MethodPost, srv.URL+"/v1/responses", strings.NewReader(`{"model":"gpt-test","input":"hi","stream":true}`),
+		map[string]string{"Content-Type": "application/json"})
+	if ev := readEvent(t, bufio.NewReader(resp.Body)); resp.StatusCode != 200 || ev != completed {
+		t.Fatalf("%d %q", resp.StatusCode, ev)
+	}
+	cut()
+	_, _ = io.ReadAll(resp.Body)
+	handled.Wait()
+	if lines := usageWarnings(logs.String()); len(lines) != 1 || !strings.Contains(lines[0], "reported no usage") {
+		t.Errorf("log lines about the usage %q; want one that says it reported no usage", lines)
 	}
 }
