@@ -216,13 +216,14 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// not after it: the abort skipped it.
 		// A stream labelled text/plain, or not at all, is read as one
 		// (streamAsked): its usage counts as a labelled one's.
+		events := isEventStream(resp.Header.Get("Content-Type")) || streamAsked(body)
 		var tail *usageTail
-		if generation(r, model) && s.ledger != nil && (isEventStream(resp.Header.Get("Content-Type")) || streamAsked(body)) {
+		if generation(r, model) && s.ledger != nil && events {
 			tail = tailBufs.Get().(*usageTail)
 			defer tailBufs.Put(tail)
 			tail.reset()
 		}
-		cut, whole := s.pipeUpstreamBody(w, r, resp, tail, once, body)
+		cut, whole := s.pipeUpstreamBody(w, r, resp, tail, once, events)
 		if tail != nil {
 			u := tail.usage()
 			if !u.IsObject() {
@@ -761,10 +762,10 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // it read. whole reports a body that came to its end (or, ended by the
 // drain deadline, after its last event): not cut, nor left by the client.
 //
-// reqBody is the call's body: one that asked for an event stream
-// (streamAsked) has its answer read as one, its error events masked,
-// whatever its Content-Type.
-func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once bool, reqBody []byte) (cut, whole bool) {
+// events says the answer is read as an event stream, its error events
+// masked: one so labelled, or the answer to a call that asked for one
+// whatever its Content-Type (streamAsked).
+func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail, once, events bool) (cut, whole bool) {
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
@@ -780,7 +781,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 	// events have their secrets masked (sseErrorMask), so its length is
 	// not the provider's.
 	var errMask *sseErrorMask
-	if isEventStream(ct) || streamAsked(reqBody) {
+	if events {
 		errMask = &sseErrorMask{redact: s.redact}
 		// As a chat stream's (setStreamHeaders): the provider's is not
 		// passed on (SPEC 5), and without one a cache or buffering proxy
