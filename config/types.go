@@ -396,10 +396,10 @@ type Timeouts struct {
 	// past it the attempt is cancelled and the next target asked, the
 	// provider may bill the thinking done (no usage came for paygate to
 	// count: the call is in the stats with no token), on a payment turn
-	// another model decides anew, and the cut
-	// counts against the provider's breaker: failover.breaker.failures
-	// such thinks in a row take the provider, every model it serves, out
-	// of the rounds for its cooldown. For such a model set first_token
+	// another model decides anew, and the cut counts against the
+	// provider's breaker: failover.breaker.failures such thinks in a row
+	// take the provider, every model it serves, out of the rounds for its
+	// cooldown. For such a model set first_token
 	// above its longest think (180s) and failover.max_round_time above
 	// that, since the round's time bounds the same wait on every target,
 	// the last one too; one above max_round_time or above total, which
