@@ -452,26 +452,20 @@ func fieldValue(line []byte) []byte {
 // An "error" key in another case ("Error", "ERROR") is one too
 // (errorKeyCased): Go's encoding/json, go-openai's, reads it as the error.
 func errorShaped(data []byte) bool {
+	if !errorKeyCased(data) && !jsonscan.ErrorKey.InKey(data) {
+		return false
+	}
 	// Read in place: nothing read is kept past the call, and the bytes
 	// versions copy each member found, a Responses event's whole
 	// "response" (its answer's text, on response.completed) among them.
+	// A loose line (sseErrorMask.endLine: an indented "data:") is read
+	// from its object on.
+	if i := bytes.IndexByte(data, '{'); i > 0 {
+		data = data[i:]
+	}
 	str := unsafe.String(unsafe.SliceData(data), len(data))
-	if errorKeyCased(data) && casedErrorSet(gjson.Parse(str), true) {
-		return true
-	}
-	if !jsonscan.ErrorKey.InKey(data) {
-		return false
-	}
-	r := gjson.GetMany(str, "type", "object", "error", "response", "choices")
-	if r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || errorSet(r[3]) || choiceErrorSet(r[4]) {
-		return true
-	}
-	if !r[2].Exists() {
-		return false
-	}
-	// A null "error" before a set one, which the bot reads (SetMember).
-	_, later := jsonscan.SetMember(str, "error")
-	return later
+	r := gjson.GetMany(str, "type", "object")
+	return r[0].Str == "error" || r[1].Str == "error" || casedErrorSet(gjson.Parse(str), true)
 }
 
 // errorKeyCased reports whether b holds "error" as a key in another case
@@ -528,6 +522,8 @@ var errorWord = []byte("error")
 // casedErrorSet reports an object v with a set member whose key is
 // "error" in any case (errorKeyCased), or, with nested, such a member of
 // its "response" or of one of its "choices", each key in any case too.
+// Every member is read, so a set one after a relay's null counts (the bot's
+// parser reads the last), and keys are read decoded ("err\u006fr" is one).
 func casedErrorSet(v gjson.Result, nested bool) (set bool) {
 	v.ForEach(func(k, m gjson.Result) bool {
 		switch {
@@ -544,26 +540,6 @@ func casedErrorSet(v gjson.Result, nested bool) (set bool) {
 		return !set
 	})
 	return set
-}
-
-// choiceErrorSet reports choices, an event's "choices", with a choice
-// whose "error" member is set (errorSet).
-func choiceErrorSet(choices gjson.Result) (set bool) {
-	choices.ForEach(func(_, c gjson.Result) bool {
-		set = errorSet(c)
-		return !set
-	})
-	return set
-}
-
-// errorSet reports an object v whose "error" member is set, after a null
-// one too, as the bot reads it (SetMember): a Response's, a choice's.
-func errorSet(v gjson.Result) bool {
-	if !v.IsObject() {
-		return false
-	}
-	e, _ := jsonscan.SetMember(v.Raw, "error")
-	return isSet(e)
 }
 
 // isSet reports a member that is present and neither null nor false.
