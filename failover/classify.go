@@ -2,6 +2,7 @@ package failover
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -1306,7 +1307,7 @@ func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if _, err := strconv.ParseFloat(v, 64); err == nil {
+	if _, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
 		return delay(v, time.Second)
 	}
 	if t, err := http.ParseTime(v); err == nil {
@@ -1316,9 +1317,15 @@ func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 }
 
 // delay reads a delay of v units, capped at maxRetryAfter; a
-// negative or non-finite number is no answer.
+// negative or non-finite number is no answer. A number past a float64's
+// range (RFC 9110's delay-seconds is digits of any length) is a long
+// time: read as no answer, a 429 saying "not for ages" was retried on
+// the same target after a short back-off.
 func delay(v string, unit time.Duration) (time.Duration, bool) {
 	n, err := strconv.ParseFloat(v, 64)
+	if errors.Is(err, strconv.ErrRange) && n > 0 {
+		return maxRetryAfter, true
+	}
 	if err != nil || n < 0 || math.IsNaN(n) || math.IsInf(n, 0) {
 		return 0, false
 	}

@@ -35,6 +35,12 @@ func TestParseRetryAfter(t *testing.T) {
 		{"Inf", map[string]string{"Retry-After": "Inf"}, 0, false},
 		{"huge milliseconds", map[string]string{"Retry-After-Ms": "1e13"}, maxRetryAfter, true},
 		{"NaN milliseconds fall back to seconds", map[string]string{"Retry-After-Ms": "NaN", "Retry-After": "2"}, 2 * time.Second, true},
+		// RFC 9110's delay-seconds is 1*DIGIT, of any length: past a
+		// float64's range it is still "a long time", not no answer.
+		{"delay-seconds past a float64's range", map[string]string{"Retry-After": strings.Repeat("9", 400)}, maxRetryAfter, true},
+		{"1e400 seconds", map[string]string{"Retry-After": "1e400"}, maxRetryAfter, true},
+		{"milliseconds past a float64's range", map[string]string{"Retry-After-Ms": strings.Repeat("9", 400), "Retry-After": "2"}, maxRetryAfter, true},
+		{"negative past a float64's range", map[string]string{"Retry-After": "-" + strings.Repeat("9", 400)}, 0, false},
 		{"HTTP date years away", map[string]string{"Retry-After": now.Add(5 * 365 * 24 * time.Hour).Format(http.TimeFormat)}, maxRetryAfter, true},
 	}
 	for _, tc := range tests {
