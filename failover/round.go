@@ -442,7 +442,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			roundLeft, headWait = r.nonStreamWait(rd, left, rest)
 		}
 		started := time.Now()
-		resp, f := r.countedAttempt(rd, t, send, roundLeft, headWait, spent)
+		resp, f := r.countedAttempt(rd, t, send, roundLeft, headWait, spent, done)
 		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
 		if f == nil {
 			// A piped answer, like a stream, is not whole yet: the
@@ -1658,12 +1658,26 @@ func describe(rd *round) string {
 // (target.waited) while it is out when the model is lowest-latency. The
 // count ends in a defer: an attempt that panics (its handler recovers it)
 // left it up, and the target's key grew with the clock from then on, so it
-// sorted behind every other target until paygate restarted.
-func (r *Router) countedAttempt(rd *round, t *target, send []byte, roundLeft, headWait, spent time.Duration) (*Response, *failure) {
+// sorted behind every other target until paygate restarted. So does the
+// breaker's turn the attempt holds (done, from provider.allow), given back
+// as neither way when the attempt panics: a half-open breaker's probe that
+// panicked kept its one turn, and the provider stayed "breaker probe in
+// flight" for every round until an operator reset it.
+func (r *Router) countedAttempt(rd *round, t *target, send []byte, roundLeft, headWait, spent time.Duration, done func(error)) (*Response, *failure) {
+	k, counted, returned := 0, false, false
 	if rd.model.strategy == StrategyLowestLatency && generation(rd.req) {
-		k := latencyKind(rd.stream)
+		k, counted = latencyKind(rd.stream), true
 		t.beginWait(k, r.opts.Now())
-		defer t.endWait(k)
 	}
-	return r.attempt(rd.ctx, t, rd.req, send, roundLeft, headWait, spent)
+	defer func() {
+		if counted {
+			t.endWait(k)
+		}
+		if !returned {
+			t.p.report(rd.ctx, done, errNeutral)
+		}
+	}()
+	resp, f := r.attempt(rd.ctx, t, rd.req, send, roundLeft, headWait, spent)
+	returned = true
+	return resp, f
 }
