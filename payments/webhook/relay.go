@@ -816,8 +816,22 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (status in
 	// generic idempotency middleware stores the first answer under the
 	// key would replay a first 500 to every retry of the day, and the
 	// receiver dedupes on the body's id anyway.
+	// The replay is for that crossing only, which fails within a round
+	// trip of the write: a receiver that held the POST longer and then
+	// hung up without answering (its own timeout ran out while it worked
+	// on the event) may have acted on it, and is retried after the
+	// backoff like any failure. Replayed, it got the event again at once,
+	// its first handler possibly still running, in one attempt.
 	req.Header["Idempotency-Key"] = nil
-	req.Header.Set(SignatureHeader, Sign(r.opts.Secret, r.now(), ev.Payload))
+	sent := r.now()
+	rewind := req.GetBody
+	req.GetBody = func() (io.ReadCloser, error) {
+		if held := r.now().Sub(sent); held > replayWithin {
+			return nil, fmt.Errorf("the connection failed with no answer after the endpoint held the POST %s; not sent again at once, as it may have been acted on", held.Round(time.Millisecond))
+		}
+		return rewind()
+	}
+	req.Header.Set(SignatureHeader, Sign(r.opts.Secret, sent, ev.Payload))
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("post: %w", r.masked(withoutURL(err)))
@@ -840,6 +854,12 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (status in
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, time.Time{}, nil
 }
+
+// replayWithin is how soon after a POST went out on a kept-alive
+// connection a hang-up without an answer is taken for the receiver's close
+// of that idle connection crossing it (post), which Go's transport sends
+// again at once: a close in flight arrives within a round trip.
+const replayWithin = time.Second
 
 // retryAfter is the time a Retry-After value names (RFC 9110 10.2.3:
 // whole seconds from now, or an HTTP date), on now's clock; zero when v is
