@@ -451,8 +451,12 @@ func fieldValue(line []byte) []byte {
 //
 // An "error" key in another case ("Error", "ERROR") is one too
 // (errorKeyCased): Go's encoding/json, go-openai's, reads it as the error.
+// So is one in another case spelled with escapes ("\u0045rror", Error):
+// jsonscan.ErrorKey.EscapesFold finds it, where InKey, reading escapes of
+// "error"'s own bytes alone, and errorKeyCased, of plain ones, both missed
+// it and relayed its text, a key it quoted, unmasked.
 func errorShaped(data []byte) bool {
-	if !errorKeyCased(data) && !jsonscan.ErrorKey.InKey(data) {
+	if !errorKeyCased(data) && !jsonscan.ErrorKey.In(data) && !jsonscan.ErrorKey.EscapesFold(data) {
 		return false
 	}
 	// Read in place: nothing read is kept past the call, and the bytes
@@ -474,7 +478,7 @@ func errorShaped(data []byte) bool {
 // Response's error, or a stream event's, and gets the text it quotes.
 // Each upper-case E, R and O is looked at where it would stand in such a
 // key; an event without one costs three byte scans. (Spelled with a \u
-// escape too, such a key is not looked for.)
+// escape too, such a key is found by jsonscan.ErrorKey.EscapesFold.)
 func errorKeyCased(b []byte) bool {
 	const key = `"error"`
 	for _, c := range [...]byte{'E', 'R', 'O'} {
@@ -554,9 +558,10 @@ func isSet(r gjson.Result) bool {
 // quote the key. Only that member is masked (each set one, where a relay
 // wrote its own too), as an error's text is; the rest of the answer goes
 // on untouched. A body without `"error"`, in any case (errorKeyQuoted) or
-// with escapes (jsonscan.ErrorKey.InKey), costs two byte scans.
+// with escapes in any case (jsonscan.ErrorKey.EscapesFold: "\u0045rror"),
+// costs two byte scans.
 func (s *Server) maskAnswerError(body []byte) []byte {
-	if !errorKeyQuoted(body) && !jsonscan.ErrorKey.InKey(body) {
+	if !errorKeyQuoted(body) && !jsonscan.ErrorKey.EscapesFold(body) {
 		return body
 	}
 	// Each set member is masked: the bot's parser reads the last, a

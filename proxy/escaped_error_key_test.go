@@ -97,6 +97,9 @@ func TestEscapedErrorKeyMasked(t *testing.T) {
 			{"a failed background Response: two errors quoting the key",
 				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","error":{"code":"upstream_auth","message":"`+text+`"},"`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
+			{"a failed background Response, its error alone",
+				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
+				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
 		} {
 			t.Run(tc.name+" "+k, func(t *testing.T) {
 				// A non-stream choice's error is not passed on, plainly
@@ -133,7 +136,7 @@ func TestErrorKeyInAnotherCaseMasked(t *testing.T) {
 	const created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"error\":null}}\n\n"
 	const cfirst = `data: {"id":"c1","object":"text_completion","model":"m","choices":[{"index":0,"text":"Hel"}]}` + "\n\n"
 	const text = `auth failed for key ` + testProviderKey
-	for _, k := range []string{`Error`, `ERROR`, `erRor`, `errOr`} {
+	for _, k := range []string{`Error`, `ERROR`, `erRor`, `errOr`, `\u0045rror`, `ERR\u004fR`} {
 		for _, tc := range []struct {
 			name     string
 			upstream http.HandlerFunc
@@ -150,6 +153,9 @@ func TestErrorKeyInAnotherCaseMasked(t *testing.T) {
 				"/v1/completions", `{"model":"gpt-test","stream":true,"prompt":"hi"}`},
 			{"a failed background Response",
 				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","error":null,"`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
+				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
+			{"a failed background Response, its error alone",
+				jsonHandler(200, `{"id":"resp_1","object":"response","status":"failed","`+k+`":{"code":"auth_failed","message":"`+text+`"},"output":[]}`),
 				"/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
 		} {
 			t.Run(tc.name+" "+k, func(t *testing.T) {

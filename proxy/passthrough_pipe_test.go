@@ -747,9 +747,11 @@ func TestForwardedStreamLooseErrorLineMasked(t *testing.T) {
 	const answer = "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"model\":\"m\",\"choices\":[{\"index\":0,\"text\":\"Hel\"}]}\n\n"
 	const text = "auth failed for key " + testProviderKey
 	for name, line := range map[string]string{
-		"a bare error object":             `{"error":{"message":"` + text + `"}}` + "\n",
-		"an indented data line":           `  data: {"error":{"message":"` + text + `"}}` + "\n\n",
-		"a bare error string after a tab": "\t" + `{"error":"` + text + `"}` + "\n",
+		"a bare error object":                                  `{"error":{"message":"` + text + `"}}` + "\n",
+		"an indented data line":                                `  data: {"error":{"message":"` + text + `"}}` + "\n\n",
+		"a bare error string after a tab":                      "\t" + `{"error":"` + text + `"}` + "\n",
+		"an indented data line, its key in another case":       ` data: {"Error":{"message":"` + text + `"}}` + "\n\n",
+		"a bare error object, its key escaped in another case": `{"\u0045rror":{"message":"` + text + `"}}` + "\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			fp := newFakeProvider(t, sseHandler(answer, line))

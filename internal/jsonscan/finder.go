@@ -23,9 +23,10 @@ type Finder struct {
 	sepb  []byte // sep, for bytes.Index on a text the pivot is common in
 	pivot int    // the index in sep of the byte IndexByte looks for
 	// own has bit c set for each ASCII byte c of sep but '"' (InKey);
-	// wide: sep has a byte past ASCII.
-	own  [2]uint64
-	wide bool
+	// fold has those and each letter's other case (EscapesFold); wide:
+	// sep has a byte past ASCII.
+	own, fold [2]uint64
+	wide      bool
 }
 
 // ErrorKey finds the string "error", a key or a value, spelled plainly or
@@ -52,6 +53,11 @@ func NewFinder(sep string) Finder {
 			f.wide = true
 		case c != '"':
 			f.own[c>>6] |= 1 << (c & 63)
+			f.fold[c>>6] |= 1 << (c & 63)
+			if l := c | 0x20; l >= 'a' && l <= 'z' {
+				c ^= 0x20
+				f.fold[c>>6] |= 1 << (c & 63)
+			}
 		}
 	}
 	return f
@@ -79,6 +85,20 @@ func (f Finder) InKey(b []byte) bool {
 // one's escaped byte, so the text of "\\u005f" (an escaped backslash) is
 // none.
 func (f Finder) Escapes(b []byte) bool {
+	return f.escapes(b, &f.own)
+}
+
+// EscapesFold is Escapes with an escape of a letter of the Finder's
+// string in its other case counted too: a key written "\u0045rror" is
+// "Error", which a reader that matches keys without regard to case (Go's
+// encoding/json, go-openai's) takes for "error". Escapes, reading only the
+// string's own bytes, said no, and the key's error text went unmasked.
+func (f Finder) EscapesFold(b []byte) bool {
+	return f.escapes(b, &f.fold)
+}
+
+// escapes is Escapes of the escapes of the bytes in set (own or fold).
+func (f Finder) escapes(b []byte, set *[2]uint64) bool {
 	for i := 0; ; i += 2 {
 		j := bytes.IndexByte(b[i:], '\\')
 		if j < 0 {
@@ -87,16 +107,16 @@ func (f Finder) Escapes(b []byte) bool {
 		if i += j; i+5 >= len(b) {
 			return false
 		}
-		if b[i+1] == 'u' && f.escaped(b[i+2:i+6]) {
+		if b[i+1] == 'u' && f.escaped(b[i+2:i+6], set) {
 			return true
 		}
 	}
 }
 
-// escaped reports whether u, the four bytes after a \u, escape a byte of
-// the Finder's string (any character, when it is wide): what Escapes asks
-// at each escape.
-func (f Finder) escaped(u []byte) bool {
+// escaped reports whether u, the four bytes after a \u, escape a byte in
+// set, the Finder's string's (any character, when it is wide): what
+// Escapes asks at each escape.
+func (f Finder) escaped(u []byte, set *[2]uint64) bool {
 	if f.wide {
 		return true
 	}
@@ -104,7 +124,7 @@ func (f Finder) escaped(u []byte) bool {
 		return false
 	}
 	c := Unhex(u[2])<<4 | Unhex(u[3])
-	return c < utf8.RuneSelf && f.own[c>>6]&(1<<(c&63)) != 0
+	return c < utf8.RuneSelf && set[c>>6]&(1<<(c&63)) != 0
 }
 
 // Unhex is the value of the hexadecimal digit c; 0xff for another byte,

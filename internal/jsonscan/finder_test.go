@@ -190,6 +190,34 @@ func TestFinderInKey(t *testing.T) {
 	}
 }
 
+// TestFinderEscapesFold: an escape of a letter of the string in either
+// case counts ("\u0045rror" is "Error", which Go's encoding/json takes for
+// "error"); Escapes counts the string's own bytes alone. The other "case"
+// of a byte that is no letter ('_' and DEL differ by the same bit) is
+// none.
+func TestFinderEscapesFold(t *testing.T) {
+	for _, c := range []struct {
+		sep, text       string
+		escapes, folded bool
+	}{
+		{`"error"`, `{"\u0045rror":{}}`, false, true},
+		{`"error"`, `{"ERR\u004fR":{}}`, false, true},
+		{`"error"`, `{"\u0065rror":{}}`, true, true},
+		{`"error"`, `{"content":"\u0046\u0066"}`, false, false},
+		{`"error"`, `{"content":"\\u0045"}`, false, false},
+		{`"tool_calls"`, `{"tool\u005fcalls":[]}`, true, true},
+		{`"tool_calls"`, `{"content":"\u007f"}`, false, false},
+	} {
+		f := NewFinder(c.sep)
+		if got := f.Escapes([]byte(c.text)); got != c.escapes {
+			t.Errorf("NewFinder(%q).Escapes(%s) = %v; want %v", c.sep, c.text, got, c.escapes)
+		}
+		if got := f.EscapesFold([]byte(c.text)); got != c.folded {
+			t.Errorf("NewFinder(%q).EscapesFold(%s) = %v; want %v", c.sep, c.text, got, c.folded)
+		}
+	}
+}
+
 func FuzzFinderInKey(f *testing.F) {
 	for _, s := range []string{`{"tool\u005fcalls":[]}`, `"\\u005f"`, `\u00`, `"a\nb"`} {
 		f.Add(s, `"tool_calls"`)
