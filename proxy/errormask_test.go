@@ -126,6 +126,10 @@ func TestSSEErrorMask(t *testing.T) {
 		{"an answer's data lines, event: message after them",
 			"data: {\"text\":\r\ndata: \"" + key + "\"}\r\nevent: message\r\n\r\n",
 			"data: {\"text\":\r\ndata: \"" + key + "\"}\r\nevent: message\r\n\r\n"},
+		// vLLM's error mid-stream: "object" says it, no "error" member.
+		{"vLLM's error object",
+			"data: {\"object\":\"error\",\"message\":\"key " + key + "\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}\n\n",
+			"data: {\"object\":\"error\",\"message\":\"key " + m + "\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}\n\n"},
 		// Go's encoding/json reads a key in another case, escaped or not,
 		// as "error": go-openai takes such a member for the error.
 		{"an error key in another case",
