@@ -426,8 +426,12 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				// was sent twice (a DELETE too) and held against the
 				// provider's breaker, which then took the provider out of
 				// every bot's chat.
+				// An event stream labelled JSON (a forwarded call that
+				// asked for one, its provider's or relay's one label for
+				// every answer) was billed as any stream is: its last
+				// usage is the attempt's (streamedUsage).
 				a.release()
-				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode, usage: streamedUsage(data),
 					err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
 						resp.StatusCode, len(data), resp.Header.Get("Content-Type"))}
 			}
@@ -1263,6 +1267,37 @@ func withUsage(usage []byte, f *failure) *failure {
 		f.usage = usage
 	}
 	return f
+}
+
+// streamedUsage is the usage object of data, a 2xx answer read whole
+// that is an event stream (eventsBody) refused as malformed, which the
+// provider billed all the same (Attempt.Usage): its last data line's that
+// has one, at the top level (a legacy completion's include_usage chunk)
+// or in its "response" (the Responses API's response.completed,
+// incomplete or failed), under either API's names, as the proxy reads a
+// forwarded stream's (its usageTail). nil for another answer, or without
+// one.
+func streamedUsage(data []byte) []byte {
+	if !eventsBody(data) || !bytes.Contains(data, usageName) {
+		return nil
+	}
+	var last []byte
+	for rest := data; len(rest) > 0; {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		v, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r"), []byte("data:"))
+		if !ok || !bytes.Contains(v, usageName) {
+			continue
+		}
+		u := gjson.GetBytes(v, "usage")
+		if !u.IsObject() {
+			u = gjson.GetBytes(v, "response.usage")
+		}
+		if u.IsObject() {
+			last = []byte(u.Raw)
+		}
+	}
+	return last
 }
 
 // usageName is a usage member's key, as heldUsage looks for it.

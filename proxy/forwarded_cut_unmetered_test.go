@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,5 +389,40 @@ func TestForwardedStreamEndedByDrainAfterLastEventUnmetered(t *testing.T) {
 	handled.Wait()
 	if lines := usageWarnings(logs.String()); len(lines) != 1 || !strings.Contains(lines[0], "reported no usage") {
 		t.Errorf("log lines about the usage %q; want one that says it reported no usage", lines)
+	}
+}
+
+// TestForwardedStreamLabelledJSONAccounted: the event stream answering a
+// call whose "stream" is true, labelled application/json, is no JSON
+// object to failover, which refuses it as malformed (a 502, each target
+// asked again), each attempt billed by its provider all the same. The
+// usage of its last event is accounted for each attempt, as a malformed
+// JSON answer's is (failover's billedUsage); it was counted nowhere.
+func TestForwardedStreamLabelledJSONAccounted(t *testing.T) {
+	for _, tc := range []struct{ name, path, body, stream string }{
+		{"Responses API", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hello\"}\n\n" +
+				"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[]," +
+				"\"usage\":{\"input_tokens\":30,\"output_tokens\":2,\"total_tokens\":32}}}\n\n"},
+		{"legacy completion", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}`,
+			"data: {\"id\":\"c1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"hello\"}],\"usage\":null}\r\n\r\n" +
+				"data: {\"id\":\"c1\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":2,\"total_tokens\":32}}\r\n\r\n" +
+				"data: [DONE]\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int64
+			resp, ledger, _, _, handled := ledgeredPost(t, func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, tc.stream)
+			}, tc.path, tc.body)
+			readAll(t, resp.Body)
+			handled.Wait()
+			n := calls.Load()
+			want := []accounting.ModelStats{{Provider: "fake", Model: "vendor/upstream-model", PromptTokens: 30 * n, CompletionTokens: 2 * n, LLMCost: "0.000000"}}
+			if got := ledger.Stats().ByModel; n == 0 || !slices.Equal(got, want) {
+				t.Errorf("answered %d; accounted %+v after %d attempts; want %+v", resp.StatusCode, got, n, want)
+			}
+		})
 	}
 }
