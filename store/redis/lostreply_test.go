@@ -157,6 +157,19 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 					t.Errorf("pending: %d, %v; want 2 (the event and its record, once)", stats.Pending, err)
 				}
 			}},
+		{"enqueue events", func(sc *scripts) *goredis.Script { return sc.enqueue }, nil,
+			func(t *testing.T, s *Store) {
+				// An erasure's audit record (audit.Worker.Erase): queued
+				// once, whatever go-redis re-sends.
+				ev := store.Event{ID: "evt-erased", Kind: "audit", Key: "erasure:bot:u1", Payload: []byte(`{}`)}
+				if err := s.EnqueueEvents(ctx, ev); err != nil {
+					t.Fatalf("EnqueueEvents: %v", err)
+				}
+				stats, err := s.OutboxStats(ctx)
+				if err != nil || stats.Pending != 1 {
+					t.Errorf("pending: %d, %v; want 1 (the event, once)", stats.Pending, err)
+				}
+			}},
 		{"seen notification", func(sc *scripts) *goredis.Script { return sc.seen }, nil,
 			func(t *testing.T, s *Store) {
 				first, err := s.SeenNotification(ctx, "note-lr", time.Hour)

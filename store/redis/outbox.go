@@ -39,9 +39,13 @@ func (s *Store) EnqueueEvents(ctx context.Context, events ...store.Event) error 
 		if err != nil {
 			return err
 		}
+		// The call's token key (luaEnqueue), on the queue's tag, as
+		// EnqueueEventsOnce's.
+		qk := s.k.queueKeys(key)
+		keys := append([]string{qk[0], qk[1], s.k.queueToken(key, rand.Text())}, qk[2:]...)
 		in, v, err := s.fenced(ctx, key, func(in writeIntent) (any, error) {
-			args := append(append([]any{len(elems)}, elems...), queueHold(0), in.fence())
-			return s.run(ctx, "enqueue events", s.sc.enqueue, s.k.queueKeys(key), args...)
+			args := append(append([]any{len(elems)}, elems...), ms(expiryGrace), queueHold(0), in.fence())
+			return s.run(ctx, "enqueue events", s.sc.enqueue, keys, args...)
 		})
 		if err != nil {
 			return err

@@ -185,14 +185,21 @@ local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, ver, v, nx}
 `
 
-// KEYS: ob, obv[, rec]. ARGV: n, elems..., hold_ms, deadline_ms. Returns
-// {obv, next}. rec is given for a refund proposal's queue (see luaHold).
+// KEYS: ob, obv, this call's token key[, rec]. ARGV: n, elems..., token_ms,
+// hold_ms, deadline_ms. Returns {obv, next}. rec is given for a refund
+// proposal's queue (see luaHold). The run that appends sets the token key
+// for token_ms: a run go-redis re-sends after losing the first one's reply
+// finds it and answers as the first run did, appending nothing; it queued
+// the events a second time (an erasure's audit record twice).
 const luaEnqueue = luaObState + luaHold + luaFence + `
-if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
-local n = tonumber(ARGV[1])
-for i = 1, n do redis.call('RPUSH', KEYS[1], ARGV[1 + i]) end
-redis.call('INCR', KEYS[2])
-hold(KEYS[1], KEYS[2], KEYS[3], ARGV[n + 2])
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
+  local n = tonumber(ARGV[1])
+  for i = 1, n do redis.call('RPUSH', KEYS[1], ARGV[1 + i]) end
+  redis.call('INCR', KEYS[2])
+  hold(KEYS[1], KEYS[2], KEYS[4], ARGV[n + 3])
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[n + 2])
+end
 local v, nx = obstate(KEYS[1], KEYS[2])
 return {v, nx}
 `
