@@ -1200,11 +1200,12 @@ type AuditTextRetention interface {
 	// record's time plus retain; no expiry is made later. It reports how
 	// many texts it deleted. Texts are read whole once, when retain is
 	// shorter than the retention the store recorded at its last call (or
-	// none is recorded, the first call after an upgrade), at most once per
-	// process; other calls read only what was kept since the last ones
-	// (the texts an earlier version's replica, or one with a longer
-	// retention, wrote meanwhile), or nothing where no other process
-	// writes texts (the embedded store).
+	// none is recorded, the first call after an upgrade, and again by the
+	// call after that one on Redis, where replicas share the texts), at
+	// most once per process; other calls read only what was kept since
+	// the last ones (the texts an earlier version's replica, or one with a
+	// longer retention, wrote meanwhile), or nothing where no other
+	// process writes texts (the embedded store).
 	RetainAuditTexts(ctx context.Context, retain time.Duration) (int, error)
 }
 

@@ -24,7 +24,9 @@ const retainBatch = 500
 // (the hash {audit}:retain: r, the retention; w, the head the last call
 // reached; p, the one before), and the texts of those kept longer than
 // retain from their record's time are cut to it. Two calls cover each
-// record, so a text kept just after its record was read is still cut.
+// record, so a text kept just after its record was read is still cut
+// (the first call on the store too: the call after it reads every record
+// again).
 func (s *Store) RetainAuditTexts(ctx context.Context, retain time.Duration) (int, error) {
 	retain = max(retain, 0)
 	key := s.k.audit("retain")
@@ -59,12 +61,12 @@ func (s *Store) RetainAuditTexts(ctx context.Context, retain time.Duration) (int
 	if from == 1 {
 		s.textsRead.Store(retain.Milliseconds() + 1)
 	}
-	prev := w
-	if !hasW {
-		prev = head.Seq
-	}
 	// p is the w before: the next call reads from it, so each record is
-	// read by two calls.
+	// read by two calls. With none before (the first call on the store),
+	// 0: the next call reads every record again, as it reads again those
+	// any other call read; from the head, a text a replica under a longer
+	// retention kept after this pass read its record was never cut.
+	prev := w
 	err = s.c.HSet(ctx, key, "r", retain.Milliseconds(), "w", head.Seq, "p", prev).Err()
 	if err != nil {
 		return n, mapErr("retain audit texts", err)
