@@ -500,11 +500,21 @@ func (s *Store) AckEvent(ctx context.Context, key, id string) error {
 	if err != nil {
 		return err
 	}
-	r := replySlice(v)
-	if replyInt(r, 0) == 1 {
-		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2))
-	}
+	s.syncAcked(ctx, key, replySlice(v))
 	return nil
+}
+
+// syncAcked brings {idx}:ob up to the outbox state r an acknowledgement's
+// script answered ({1, obv, next} removed; {0, obv, next} not there):
+// also when the event was not there, for a run re-sent after a lost reply
+// finds it taken off by its first run, whose index update nobody made.
+// The update is version-guarded, so a miss changes nothing that is
+// current.
+func (s *Store) syncAcked(ctx context.Context, key string, r []any) {
+	if len(r) < 3 {
+		return // no outbox state to sync from
+	}
+	s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2))
 }
 
 // AckEventAt implements store.Outbox: one script looks for the id,
@@ -518,10 +528,7 @@ func (s *Store) AckEventAt(ctx context.Context, key, id string, createdAt time.T
 	if err != nil {
 		return err
 	}
-	r := replySlice(v)
-	if replyInt(r, 0) == 1 {
-		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2))
-	}
+	s.syncAcked(ctx, key, replySlice(v))
 	return nil
 }
 

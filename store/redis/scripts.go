@@ -304,8 +304,12 @@ if h then k = obhead(h).kind or false end
 return {v, nx, k}
 `
 
-// KEYS: ob, obv[, rec]. ARGV: id, hold_ms. Returns {1, obv, next} or {0} when
-// not queued.
+// KEYS: ob, obv[, rec]. ARGV: id, hold_ms. Returns {1, obv, next}, or {0,
+// obv, next} when not queued: the outbox's state either way, so that a run
+// go-redis re-sends after losing the first one's reply (which took the
+// event off) still brings {idx}:ob up to the queue's next head; left at the
+// acknowledged event's lease end, its next event (an order's next webhook)
+// waited for the lease to run out.
 const luaAck = luaObState + luaHold + `
 local found = false
 local h = redis.call('LINDEX', KEYS[1], 0)
@@ -321,7 +325,10 @@ else
     end
   end
 end
-if not found then return {0} end
+if not found then
+  local v, nx = obstate(KEYS[1], KEYS[2])
+  return {0, v, nx}
+end
 redis.call('INCR', KEYS[2])
 hold(KEYS[1], KEYS[2], KEYS[3], ARGV[2])
 local v, nx = obstate(KEYS[1], KEYS[2])
@@ -330,12 +337,17 @@ return {1, v, nx}
 
 // KEYS: ob, obv[, rec]. ARGV: id, created_at, hold_ms. Removes the event
 // queued under id only when its created_at is ARGV[2]. Returns {1, obv,
-// next} or {0} when not removed.
+// next}, or {0, obv, next} when not removed (the outbox's state either
+// way, as luaAck).
 const luaAckAt = luaObState + luaHold + `
+local function kept()
+  local v, nx = obstate(KEYS[1], KEYS[2])
+  return {0, v, nx}
+end
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   if obhead(raw).id == ARGV[1] then
     local e = cjson.decode(raw)
-    if e.ev.created_at ~= ARGV[2] then return {0} end
+    if e.ev.created_at ~= ARGV[2] then return kept() end
     redis.call('LREM', KEYS[1], 1, raw)
     redis.call('INCR', KEYS[2])
     hold(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
@@ -343,7 +355,7 @@ for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
     return {1, v, nx}
   end
 end
-return {0}
+return kept()
 `
 
 // KEYS: ob, obv[, rec]. ARGV: id, next_ms, attempts, last_error, next_at,
