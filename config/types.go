@@ -111,7 +111,9 @@ type Client struct {
 	// other machines: nothing slows a guesser down. There, the built-in
 	// development key (sk-paygate-dev, which the README publishes) is a
 	// warning with the simulator and an error with backend wechatpay, as
-	// is the built-in client that stands in when clients is not set.
+	// is the built-in client that stands in when clients is not set. It
+	// may not end in white space (a no-break or ideographic space either):
+	// paygate drops that from the token a bot sends, so no bot could match.
 	Key     string `yaml:"key" secret:"true"`
 	KeyFile string `yaml:"key_file"`
 	// PreviousKey is a second bearer token that acts as this client, for a
@@ -159,7 +161,9 @@ type Admin struct {
 	// through a proxy: nothing slows a guesser down. Not a client's key nor
 	// a provider's (that bot or provider could approve orders). It may hold
 	// characters outside ASCII: it is sent, by the console as by curl, as
-	// its UTF-8 bytes.
+	// its UTF-8 bytes. No white space at either end (a no-break or
+	// ideographic space either): paygate drops it from the token's end,
+	// and the console's sign-in from both, so no request could match.
 	Token     string `yaml:"token" secret:"true"`
 	TokenFile string `yaml:"token_file"`
 }

@@ -230,7 +230,7 @@ func (l *loader) validateClients(c *Config) {
 			}
 		}
 		keys[cl.Key] = true
-		l.credential(p+".key", cl.Key)
+		l.bearerCredential(p+".key", cl.Key, false)
 		l.previousClientKey(c, i, p, cl, keys)
 		if cl.Key != "" && cl.Key != DefaultClientKey && len(cl.Key) < minClientKey && !loopbackListen(c.Server.Listen) {
 			// As a short admin token is refused: nothing slows a guesser
@@ -295,7 +295,7 @@ func (l *loader) validateClients(c *Config) {
 	// The admin token approves orders above payments.rules.approval_above; a
 	// bot holding it could approve its own (one ${VAR} used for both is an
 	// easy slip).
-	l.credential("admin.token", c.Admin.Token)
+	l.bearerCredential("admin.token", c.Admin.Token, true)
 	provKey, provName := providerCredential(c, c.Admin.Token)
 	switch t := c.Admin.Token; {
 	case t == "":
@@ -347,7 +347,7 @@ func (l *loader) previousClientKey(c *Config, i int, p string, cl Client, keys m
 		l.at(p, "the same as %s: provider %q, which receives it with every request, could call paygate as this bot for any of its users, their orders and refunds; give the bot a key of its own", pk, pn)
 	}
 	keys[k] = true
-	l.credential(p, k)
+	l.bearerCredential(p, k, false)
 	if len(k) < minClientKey && !loopbackListen(c.Server.Listen) {
 		l.at(p, "%d characters, and server.listen %s takes connections from other machines: anyone who guesses it acts as this bot for any of its users, their orders and refunds; use at least %d random characters (openssl rand -hex 16)",
 			len(k), c.Server.Listen, minClientKey)
@@ -792,6 +792,30 @@ func (l *loader) credential(path, v string) {
 		l.at(path, "%s", notInAHeader)
 	case strings.TrimLeft(v, " \t") != v || strings.TrimRight(v, " \t") != v:
 		l.at(path, "starts or ends with a space or tab, which HTTP drops from a header (value not shown)")
+	}
+}
+
+// bearerCredential checks a value paygate compares with the bearer token a
+// request sends (a client's key or previous_key, the admin token): what
+// credential checks, and no other white space at its end, nor, for the
+// admin token (console), at its start. paygate reads the token with
+// strings.TrimSpace over the header (any Unicode space at the token's
+// end), and the console's sign-in trims what is typed or pasted
+// (String.prototype.trim: both ends, and U+FEFF too), so a key ending in a
+// no-break space (copied from a page) or an ideographic space (a CJK input
+// method) loaded, and no request could ever match it.
+func (l *loader) bearerCredential(path, v string, console bool) {
+	l.credential(path, v)
+	if v == "" || !httpguts.ValidHeaderFieldValue(v) || strings.Trim(v, " \t") != v {
+		return // credential said what is wrong
+	}
+	first, _ := utf8.DecodeRuneInString(v)
+	last, _ := utf8.DecodeLastRuneInString(v)
+	switch {
+	case unicode.IsSpace(last):
+		l.at(path, "ends with white space other than a space or tab (a no-break or ideographic space, say), which paygate drops from a bearer token, so no request could match it (value not shown)")
+	case console && (unicode.IsSpace(first) || first == '\uFEFF' || last == '\uFEFF'):
+		l.at(path, "starts or ends with white space other than a space or tab (a no-break or ideographic space, say), which the console drops from the token typed at its sign-in, so it could not sign in (value not shown)")
 	}
 }
 
