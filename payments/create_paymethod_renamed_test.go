@@ -13,9 +13,12 @@ import "testing"
 // ({"payment":{"method":"native"}}), which was not noticed and made a
 // JSAPI order too, as did a value naming the method among words of paying
 // ("Native QR", "NATIVE_PAY"), by its QR code ("qr_code", "扫码支付"), or
-// arguments written again as a JSON string. A member beside "pay_method",
-// or one that says no method, nested or not ({"meta":{"note":"native
-// speaker"}}, "a QR code photo of the receipt"), is still ignored.
+// arguments written again as a JSON string, or WeChat Pay's own name for
+// it beside Chinese ("Native支付"), a flag set as a string
+// ({"qr_code":"true"}) or one saying no JSAPI ({"jsapi":false}). A member
+// beside "pay_method", or one that says no method, nested or not
+// ({"meta":{"note":"native speaker"}}, "a QR code photo of the receipt",
+// "微信支付", {"qr_code":"no"}), is still ignored.
 func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -47,6 +50,16 @@ func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 				{"a QR flag", `"qr_code":true`, "qr_code"},
 				{"a native flag nested", `"payment":{"isNative":true}`, "payment"},
 				{"a JSON string", `"payment":"{\"method\":\"native\",\"note\":\"on a desktop\"}"`, "payment"},
+				// WeChat Pay's own names for its products, Latin beside
+				// Chinese ("Native支付", "JSAPI支付"), a flag written as
+				// a string ("true", "yes"), or one saying the default is
+				// not wanted ({"jsapi":false}): each made a JSAPI order.
+				{"Native支付", `"payment":"Native支付"`, "payment"},
+				{"JSAPI支付", `"支付方式":"微信JSAPI支付"`, "支付方式"},
+				{"a flag in Chinese", `"Native支付":true`, "Native支付"},
+				{"a flag as a string", `"qr_code":"true"`, "qr_code"},
+				{"a flag as yes", `"options":{"use_qr":"Yes"}`, "options"},
+				{"not jsapi", `"jsapi":false`, "jsapi"},
 			})
 			for _, tc := range []struct{ name, args, method string }{
 				{"beside pay_method", `{"sku":"premium-monthly","pay_method":"native","payment_method":"jsapi"}`, "native"},
@@ -54,6 +67,7 @@ func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 				{"nested beside pay_method", `{"sku":"premium-monthly","pay_method":"native","payment":{"method":"jsapi"}}`, "native"},
 				{"no method said nested", `{"sku":"premium-monthly","meta":{"note":"native speaker","methods":["card"]}}`, "jsapi"},
 				{"a QR code not to pay", `{"sku":"premium-monthly","note":"sent a QR code photo of the receipt","language":"native speaker","native":false,"wechat_pay":true}`, "jsapi"},
+				{"no method said in Chinese", `{"sku":"premium-monthly","channel":"微信支付","teacher":"native英语老师","qr_code":"no","scan":"false"}`, "jsapi"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					got := call(t, tools, caller("oUser-create-method-renamed-"+tc.name), "create_order", tc.args)

@@ -444,18 +444,22 @@ func holdsCount(v gjson.Result) bool {
 // without a word. Which it meant is asked, as of a quantity under another
 // name. A value is read whole (methodNamed): "native speaker" names no
 // method, "Native QR" does; so is the name of a flag set true
-// ({"qr_code":true}, {"isNative":true}).
+// ({"qr_code":true}, {"isNative":true}, {"qr_code":"true"}: flagSet),
+// and a flag unsetting JSAPI names Native Pay ({"jsapi":false}, made a
+// JSAPI order); one unsetting Native Pay or a QR code names none.
 //
 // It also returns the method named, lower-cased.
 func methodOutside(args string) (name, method string) {
 	isMethod := func(key string, v gjson.Result) bool {
-		switch v.Type {
-		case gjson.String:
+		method = ""
+		if v.Type == gjson.String {
 			method = methodNamed(v.Str)
-		case gjson.True:
+		}
+		if set, ok := flagSet(v); ok && method == "" {
 			method = methodNamed(key) // a flag: {"qr_code":true}
-		default:
-			method = ""
+			if !set {
+				method = map[string]string{"jsapi": "native"}[method]
+			}
 		}
 		return method != ""
 	}
@@ -477,7 +481,31 @@ var (
 	payWords = map[string]bool{"pay": true, "payment": true, "to": true, "by": true, "use": true, "is": true, "wechat": true, "we": true, "chat": true, "weixin": true, "wx": true, // "WeChat": "we", "chat"
 		"code": true, "mode": true, "method": true, "type": true, "trade": true}
 	qrWords = map[string]bool{"qr": true, "qrcode": true, "scan": true}
+	// hanPayWords are payWords in Chinese: a word of Han characters made
+	// of them alone ("支付", "微信支付", "支付方式") may stand beside
+	// "native" or "jsapi", as WeChat Pay names them ("Native支付").
+	hanPayWords = strings.NewReplacer("微信", "", "支付", "", "付款", "", "方式", "", "模式", "", "类型", "", "類型", "")
 )
+
+// flagSet reads v as a flag: true or false, or the same written as a
+// string ("true", "Yes", "no"), as a model that quotes every value writes
+// it ({"qr_code":"true"}); ok false for anything else.
+func flagSet(v gjson.Result) (set, ok bool) {
+	switch v.Type {
+	case gjson.True:
+		return true, true
+	case gjson.False:
+		return false, true
+	case gjson.String:
+		switch strings.ToLower(strings.TrimSpace(v.Str)) {
+		case "true", "yes":
+			return true, true
+		case "false", "no":
+			return false, true
+		}
+	}
+	return false, false
+}
 
 // methodNamed is the pay method the string value s names, or "": "native"
 // or "jsapi" in any case, alone or among payWords ("Native QR",
@@ -497,7 +525,7 @@ func methodNamed(s string) string {
 			method = w
 		case qrWords[w]:
 			qr = true
-		case !payWords[w]:
+		case !payWords[w] && hanPayWords.Replace(w) != "":
 			return ""
 		}
 	}
@@ -541,14 +569,16 @@ func chineseCount(name string) bool {
 }
 
 // nameWords splits an argument's name into lower-case words at anything
-// but a letter and where a lower-case letter meets an upper-case one
-// ("numItems", "item_count", "Item-Count"). Full-width letters are read
-// as the ASCII ones they stand for: a model typing in a Chinese input
-// method wrote {"ｑｔｙ":5}, which read as no count word.
+// but a letter, where a lower-case letter meets an upper-case one
+// ("numItems", "item_count", "Item-Count"), and where a Han character
+// meets another letter ("Native支付", "partial退款", read as one word that
+// named nothing). Full-width letters are read as the ASCII ones they
+// stand for: a model typing in a Chinese input method wrote {"ｑｔｙ":5},
+// which read as no count word.
 func nameWords(name string) []string {
 	var words []string
 	var cur []rune
-	prevLower := false
+	prevLower, prevHan := false, false
 	flush := func() {
 		if len(cur) > 0 {
 			words = append(words, strings.ToLower(string(cur)))
@@ -564,11 +594,11 @@ func nameWords(name string) []string {
 			flush()
 			prevLower = false
 			continue
-		case unicode.IsUpper(r) && prevLower:
+		case unicode.IsUpper(r) && prevLower, unicode.Is(unicode.Han, r) != prevHan:
 			flush()
 		}
 		cur = append(cur, r)
-		prevLower = unicode.IsLower(r)
+		prevLower, prevHan = unicode.IsLower(r), unicode.Is(unicode.Han, r)
 	}
 	flush()
 	return words
