@@ -53,6 +53,19 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 		{"is_partial", `"isPartial":true`, "isPartial"},
 		{"not a full refund", `"full_refund":false`, "full_refund"},
 		{"not all", `"refund_all":false`, "refund_all"},
+		// Nor was a flag saying less than everything one level down or in
+		// a JSON string, while {"meta":{"partial":true}} was asked about;
+		// nor a flag written as a string ("true", "no"), one named in
+		// Chinese (部分退款, a partial refund; 全额退款, a full one), or
+		// 部份, the other way to write 部分.
+		{"not a full refund nested", `"options":{"full_refund":false}`, "options"},
+		{"not all in a JSON string", `"meta":"{\"refund_all\":false}"`, "meta"},
+		{"partial as a string", `"partial":"true"`, "partial"},
+		{"not full as no", `"full_refund":"No"`, "full_refund"},
+		{"部分退款 flag", `"部分退款":true`, "部分退款"},
+		{"全额退款 false", `"全额退款":false`, "全额退款"},
+		{"部份退款", `"退款类型":"部份退款"`, "退款类型"},
+		{"partial beside Chinese", `"类型":"partial退款"`, "类型"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := call(t, tools, u, "request_refund", head+tc.extra+`}`)
@@ -74,7 +87,7 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 		t.Errorf("result %s; want a proposal of everything left", got.out.Result)
 	}
 	// Nor does a flag asking for everything, or saying no part.
-	got = call(t, tools, u, "request_refund", head+`"full_refund":true,"partial":false}`)
+	got = call(t, tools, u, "request_refund", head+`"full_refund":true,"partial":false,"is_partial":"no","全额退款":true,"options":{"refund_all":"true"}}`)
 	if got.result["status"] != "awaiting_user_confirmation" || got.result["amount"] != "99.98 CNY" {
 		t.Errorf("a full refund flagged: result %s; want a proposal of everything left", got.out.Result)
 	}

@@ -2618,7 +2618,10 @@ const chineseNumerals = "〇零一二两三四五六七八九十百千万壹贰�
 // "half"): amountWords, and 部分 (a part: "部分退款", a partial refund).
 // A flag says it by its name: {"partial":true} or {"full_refund":false}
 // (partFlag) was ignored, the whole payment proposed, while the same
-// flag inside an object ({"meta":{"partial":true}}) was asked about.
+// flag inside an object ({"meta":{"partial":true}}) was asked about; so
+// was {"full_refund":false} inside an object or a JSON string, read as
+// create_order's arguments are (nestedIn), and 部份, 部分 written the
+// other way.
 func numberOutside(args string, schema map[string]bool) string {
 	name := ""
 	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
@@ -2627,7 +2630,7 @@ func numberOutside(args string, schema map[string]bool) string {
 			text = v.Str // decoded: "\u0031" is a digit, "\u00e9" none
 		}
 		if !schema[k.String()] && (strings.IndexFunc(text, unicode.IsDigit) >= 0 || strings.ContainsAny(text, chineseNumerals) ||
-			strings.Contains(text, "部分") || partFlag(k.String(), v) ||
+			strings.Contains(text, "部分") || strings.Contains(text, "部份") || nestedIn(k.String(), v, maxNestedDepth, partFlag) ||
 			slices.ContainsFunc(nameWords(text), func(w string) bool { return manyWords[w] || amountWords[w] })) {
 			name = k.String()
 			return false
@@ -2649,20 +2652,23 @@ var amountWords = map[string]bool{"one": true, "half": true, "quarter": true, "t
 // ("full_refund", "refund_all"): false, the flag says less than that.
 var wholeWords = map[string]bool{"full": true, "all": true, "whole": true, "entire": true, "everything": true}
 
-// partFlag reports whether the member key of value v is a flag saying a
-// refund of less than everything left: true under a name with a word of
-// amountWords ("partial", "isPartial", "half"), or false under one of
-// wholeWords ("full_refund": false).
+// partFlag reports whether the member key of value v is a flag (flagSet:
+// true, false, "true", "no") saying a refund of less than everything
+// left: set under a name with a word of amountWords ("partial",
+// "isPartial", "half") or 部分 ("部分退款"), or unset under one of
+// wholeWords ("full_refund": false) or 全额, 全部 ("全额退款": a full
+// refund).
 func partFlag(key string, v gjson.Result) bool {
-	words := wholeWords
-	switch v.Type {
-	case gjson.True:
-		words = amountWords
-	case gjson.False:
-	default:
+	set, ok := flagSet(v)
+	if !ok {
 		return false
 	}
-	return slices.ContainsFunc(nameWords(key), func(w string) bool { return words[w] })
+	words, han := wholeWords, []string{"全额", "全額", "全部"}
+	if set {
+		words, han = amountWords, []string{"部分", "部份"}
+	}
+	return slices.ContainsFunc(nameWords(key), func(w string) bool { return words[w] }) ||
+		slices.ContainsFunc(han, func(h string) bool { return strings.Contains(key, h) })
 }
 
 // OpenRefunds returns the user's refund proposals that can still be
