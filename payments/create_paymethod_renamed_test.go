@@ -60,6 +60,12 @@ func TestCreateOrderPayMethodUnderAnotherNameIsAsked(t *testing.T) {
 				{"a flag as a string", `"qr_code":"true"`, "qr_code"},
 				{"a flag as yes", `"options":{"use_qr":"Yes"}`, "options"},
 				{"not jsapi", `"jsapi":false`, "jsapi"},
+				// 扫码 and 二维码 in traditional characters too, and a JSON
+				// array in a string after white space.
+				{"掃碼付款", `"方式":"掃碼付款"`, "方式"},
+				{"二维码", `"方式":"二维码"`, "方式"},
+				{"二維碼", `"方式":"二維碼"`, "方式"},
+				{"a JSON array in a string", `"payments":"\n [{\"method\":\"native\"},{\"note\":\"on a desktop\"}]"`, "payments"},
 			})
 			for _, tc := range []struct{ name, args, method string }{
 				{"beside pay_method", `{"sku":"premium-monthly","pay_method":"native","payment_method":"jsapi"}`, "native"},

@@ -59,6 +59,9 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 		// Chinese (部分退款, a partial refund; 全额退款, a full one), or
 		// 部份, the other way to write 部分.
 		{"not a full refund nested", `"options":{"full_refund":false}`, "options"},
+		{"not everything", `"refund_everything":false`, "refund_everything"},
+		{"not the whole", `"isWholeOrder":false`, "isWholeOrder"},
+		{"not entire", `"entire":false`, "entire"},
 		{"not all in a JSON string", `"meta":"{\"refund_all\":false}"`, "meta"},
 		{"partial as a string", `"partial":"true"`, "partial"},
 		{"not full as no", `"full_refund":"No"`, "full_refund"},
