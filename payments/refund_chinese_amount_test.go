@@ -60,6 +60,7 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 		// 部份, the other way to write 部分.
 		{"not a full refund nested", `"options":{"full_refund":false}`, "options"},
 		{"not everything", `"refund_everything":false`, "refund_everything"},
+		{"a half flag", `"half_refund":true`, "half_refund"},
 		{"not the whole", `"isWholeOrder":false`, "isWholeOrder"},
 		{"not entire", `"entire":false`, "entire"},
 		{"not all in a JSON string", `"meta":"{\"refund_all\":false}"`, "meta"},
@@ -89,8 +90,10 @@ func TestRefundAmountInChineseNumeralsIsAsked(t *testing.T) {
 	if got.result["status"] != "awaiting_user_confirmation" || got.result["amount"] != "99.98 CNY" {
 		t.Errorf("result %s; want a proposal of everything left", got.out.Result)
 	}
-	// Nor does a flag asking for everything, or saying no part.
-	got = call(t, tools, u, "request_refund", head+`"full_refund":true,"partial":false,"is_partial":"no","全额退款":true,"options":{"refund_all":"true"}}`)
+	// Nor does a flag asking for everything, or saying no part, or one
+	// whose name holds a word of an amount that says none as a flag's
+	// ("one_time", "third_party").
+	got = call(t, tools, u, "request_refund", head+`"full_refund":true,"partial":false,"is_partial":"no","全额退款":true,"options":{"refund_all":"true"},"one_time":true,"third_party":true}`)
 	if got.result["status"] != "awaiting_user_confirmation" || got.result["amount"] != "99.98 CNY" {
 		t.Errorf("a full refund flagged: result %s; want a proposal of everything left", got.out.Result)
 	}

@@ -2652,9 +2652,15 @@ var amountWords = map[string]bool{"one": true, "half": true, "quarter": true, "t
 // ("full_refund", "refund_all"): false, the flag says less than that.
 var wholeWords = map[string]bool{"full": true, "all": true, "whole": true, "entire": true, "everything": true}
 
+// partFlagWords are the words of a flag's name that ask for less than
+// everything back ("partial", "half_refund"): amountWords without those
+// that, in a flag's name, say another thing ("one_time", "third_party",
+// each asked about as a partial refund).
+var partFlagWords = map[string]bool{"part": true, "partial": true, "partially": true, "portion": true, "half": true, "quarter": true}
+
 // partFlag reports whether the member key of value v is a flag (flagSet:
 // true, false, "true", "no") saying a refund of less than everything
-// left: set under a name with a word of amountWords ("partial",
+// left: set under a name with a word of partFlagWords ("partial",
 // "isPartial", "half") or 部分 ("部分退款"), or unset under one of
 // wholeWords ("full_refund": false) or 全额, 全部 ("全额退款": a full
 // refund).
@@ -2665,7 +2671,7 @@ func partFlag(key string, v gjson.Result) bool {
 	}
 	words, han := wholeWords, []string{"全额", "全額", "全部"}
 	if set {
-		words, han = amountWords, []string{"部分", "部份"}
+		words, han = partFlagWords, []string{"部分", "部份"}
 	}
 	return slices.ContainsFunc(nameWords(key), func(w string) bool { return words[w] }) ||
 		slices.ContainsFunc(han, func(h string) bool { return strings.Contains(key, h) })
