@@ -397,7 +397,11 @@ func TestForwardedStreamEndedByDrainAfterLastEventUnmetered(t *testing.T) {
 // object to failover, which refuses it as malformed (a 502, each target
 // asked again), each attempt billed by its provider all the same. The
 // usage of its last event is accounted for each attempt, as a malformed
-// JSON answer's is (failover's billedUsage); it was counted nowhere.
+// JSON answer's is (failover's billedUsage); it was counted nowhere. A
+// stream with usage on every event (vLLM's continuous_usage_stats) counts
+// its last, the whole answer's. When the next attempt's stream comes
+// labelled as one and answers, the refused attempt is counted once beside
+// it, and the answer once, by its own usage.
 func TestForwardedStreamLabelledJSONAccounted(t *testing.T) {
 	for _, tc := range []struct{ name, path, body, stream string }{
 		{"Responses API", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
@@ -408,21 +412,36 @@ func TestForwardedStreamLabelledJSONAccounted(t *testing.T) {
 			"data: {\"id\":\"c1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"hello\"}],\"usage\":null}\r\n\r\n" +
 				"data: {\"id\":\"c1\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":2,\"total_tokens\":32}}\r\n\r\n" +
 				"data: [DONE]\r\n\r\n"},
+		{"legacy completion, usage on every event", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}`,
+			"data: {\"id\":\"c1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"hel\"}],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":1,\"total_tokens\":31}}\n\n" +
+				"data: {\"id\":\"c1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"lo\",\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":2,\"total_tokens\":32}}\n\n" +
+				"data: [DONE]\n\n"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var calls atomic.Int64
-			resp, ledger, _, _, handled := ledgeredPost(t, func(w http.ResponseWriter, r *http.Request) {
-				calls.Add(1)
-				w.Header().Set("Content-Type", "application/json")
-				io.WriteString(w, tc.stream)
-			}, tc.path, tc.body)
-			readAll(t, resp.Body)
-			handled.Wait()
-			n := calls.Load()
-			want := []accounting.ModelStats{{Provider: "fake", Model: "vendor/upstream-model", PromptTokens: 30 * n, CompletionTokens: 2 * n, LLMCost: "0.000000"}}
-			if got := ledger.Stats().ByModel; n == 0 || !slices.Equal(got, want) {
-				t.Errorf("answered %d; accounted %+v after %d attempts; want %+v", resp.StatusCode, got, n, want)
-			}
-		})
+		for _, then := range []struct {
+			name, label string // label: the second attempt's Content-Type
+			status      int
+		}{
+			{"every attempt labelled JSON", "application/json", http.StatusBadGateway},
+			{"the second labelled an event stream", "text/event-stream", http.StatusOK},
+		} {
+			t.Run(tc.name+", "+then.name, func(t *testing.T) {
+				var calls atomic.Int64
+				resp, ledger, _, _, handled := ledgeredPost(t, func(w http.ResponseWriter, r *http.Request) {
+					label := "application/json"
+					if calls.Add(1) > 1 {
+						label = then.label
+					}
+					w.Header().Set("Content-Type", label)
+					io.WriteString(w, tc.stream)
+				}, tc.path, tc.body)
+				readAll(t, resp.Body)
+				handled.Wait()
+				n := calls.Load()
+				want := []accounting.ModelStats{{Provider: "fake", Model: "vendor/upstream-model", PromptTokens: 30 * n, CompletionTokens: 2 * n, LLMCost: "0.000000"}}
+				if got := ledger.Stats().ByModel; n != 2 || resp.StatusCode != then.status || !slices.Equal(got, want) {
+					t.Errorf("answered %d; accounted %+v after %d attempts; want %d, %+v after 2", resp.StatusCode, got, n, then.status, want)
+				}
+			})
+		}
 	}
 }
