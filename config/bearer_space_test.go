@@ -42,6 +42,11 @@ func TestBearerCredentialEdgeSpaces(t *testing.T) {
 			"c.yaml:6: admin.token: " + console},
 		{"admin token ending in a zero-width no-break space", base + "admin: {token: \"${ZWNBSP}\"}\n",
 			"c.yaml:6: admin.token: " + console},
+		// A byte-order mark before a ${VAR}'s or a file's value is dropped
+		// as the file's encoding; one written in the YAML stays, and the
+		// console's sign-in trims it.
+		{"admin token written starting with a zero-width no-break space", base + "admin: {token: \"\\uFEFFadm-token-0123456789\"}\n",
+			"c.yaml:6: admin.token: " + console},
 		// A bot sends its key with no console in between: paygate drops
 		// white space at the token's end only (the header's), and no
 		// U+FEFF, so these match and still load.
