@@ -10,10 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -821,12 +823,20 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (status in
 	// hung up without answering (its own timeout ran out while it worked
 	// on the event) may have acted on it, and is retried after the
 	// backoff like any failure. Replayed, it got the event again at once,
-	// its first handler possibly still running, in one attempt.
+	// its first handler possibly still running, in one attempt. The
+	// client asks the body again for a 307 or 308 too, before the redirect
+	// it does not follow: an answer begun is no hang-up (the transport
+	// sends nothing again once one has), and refused, the redirect's
+	// failure said the endpoint hung up, not where it pointed.
 	req.Header["Idempotency-Key"] = nil
+	var answered atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(pctx, &httptrace.ClientTrace{
+		GotFirstResponseByte: func() { answered.Store(true) },
+	}))
 	sent := r.now()
 	rewind := req.GetBody
 	req.GetBody = func() (io.ReadCloser, error) {
-		if held := r.now().Sub(sent); held > replayWithin {
+		if held := r.now().Sub(sent); held > replayWithin && !answered.Load() {
 			return nil, fmt.Errorf("the connection failed with no answer after the endpoint held the POST %s; not sent again at once, as it may have been acted on", held.Round(time.Millisecond))
 		}
 		return rewind()
