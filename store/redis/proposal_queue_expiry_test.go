@@ -145,4 +145,20 @@ func TestProposalQueueKeysExpireWithTheProposal(t *testing.T) {
 		}
 		check("answer", id, 2, store.TombstoneTTL)
 	}
+
+	// A proposal put without events whose record is near its physical end
+	// when an enqueue creates its queue: the queue lasts TombstoneTTL past
+	// the step (queueHold), not the call token's minute (token_ms, the
+	// ARGV before hold_ms in luaEnqueue).
+	p5 := &store.RefundProposal{RefundID: "rf_q5", OrderNo: "ORD-Q5", Client: "c", User: "u", AmountFen: 1, OutRefundNo: "R5"}
+	if err := s.PutRefundProposal(ctx, p5, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PExpire(ctx, s.k.one("r", p5.RefundID), 2*time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnqueueEvents(ctx, store.Event{ID: "evt_q5", Kind: "audit", Key: store.ProposalEventKey(p5.RefundID)}); err != nil {
+		t.Fatal(err)
+	}
+	check("enqueue near the record's end", p5.RefundID, 2, store.TombstoneTTL)
 }
