@@ -364,6 +364,11 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		p.ExpiresAt = p.CreatedAt.Add(s.opts.RefundConfirmTTL)
 		made := *p
 		err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, &made, o)...)
+		if got := s.proposedAfterAll(ctx, claim.OrderNo, req, o.OrderNo, amount, err); got != nil {
+			s.log.WarnContext(ctx, "refund proposal recorded though the store did not confirm it; answered as proposed",
+				"refund_id", got.RefundID, "order_no", o.OrderNo, "err", err)
+			p, err = got, nil
+		}
 		if err == nil {
 			s.mm.refunds.WithLabelValues("proposed").Inc()
 			s.log.InfoContext(ctx, "refund proposed; waiting for the user's confirmation", "refund_id", p.RefundID, "order_no", o.OrderNo,
@@ -399,6 +404,25 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		}
 	}
 	return nil, o, fmt.Errorf("record refund proposal: %w: its claim keeps moving", store.ErrConflict)
+}
+
+// proposedAfterAll is proposal id, whose write failed with err, when it
+// was written all the same: the store did not confirm it (a lost reply, a
+// write not on a replica in time: mayHaveApplied), and read back, it is
+// open (openProposal). It is then live, its confirm button in the user's
+// order list and its refund.proposed with the merchant: answered "nothing
+// was changed", the model told the user no refund was asked for while a
+// button to confirm one stood. nil otherwise, and when the read fails: the
+// store's error stands.
+func (s *Service) proposedAfterAll(ctx context.Context, id string, req RefundRequest, orderNo string, amount int64, err error) *store.RefundProposal {
+	if !mayHaveApplied(err) {
+		return nil
+	}
+	open, oerr := s.openProposal(ctx, id, req, orderNo, amount)
+	if oerr != nil {
+		return nil
+	}
+	return open
 }
 
 // confirmedWithinItsLife is the refund of proposal id, the one the claim of
