@@ -2,7 +2,6 @@ package payments_test
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,12 +23,7 @@ func (s *proposalReplyLost) PutRefundProposal(ctx context.Context, p *store.Refu
 	if s.failed.Swap(true) {
 		return s.Store.PutRefundProposal(ctx, p, ttl, events...)
 	}
-	if s.written {
-		if err := s.Store.PutRefundProposal(ctx, p, ttl, events...); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("the write's reply was lost: %w", store.ErrUnavailable)
+	return failWrite(s.written, func() error { return s.Store.PutRefundProposal(ctx, p, ttl, events...) })
 }
 
 // TestProposalWrittenWithItsReplyLostIsAnswered: request_refund whose

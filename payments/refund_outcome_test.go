@@ -98,8 +98,14 @@ func (s *revertFails) UpdateOrder(ctx context.Context, o *store.Order, expect st
 	if expect != store.StatusRefunding || o.Status != store.StatusPaid || s.failed.Swap(true) {
 		return s.fullStore.UpdateOrder(ctx, o, expect, events...)
 	}
-	if s.lostReply {
-		if err := s.fullStore.UpdateOrder(ctx, o, expect, events...); err != nil {
+	return failWrite(s.lostReply, func() error { return s.fullStore.UpdateOrder(ctx, o, expect, events...) })
+}
+
+// failWrite is a store's failure of write: made and its reply lost (made),
+// or refused before it was made; either is store.ErrUnavailable.
+func failWrite(made bool, write func() error) error {
+	if made {
+		if err := write(); err != nil {
 			return err
 		}
 	}
