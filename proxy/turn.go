@@ -412,6 +412,10 @@ var toolCallsKey = jsonscan.NewFinder(`"tool_calls"`)
 // functionCallKey finds a legacy "function_call" member (hasPaymentCalls).
 var functionCallKey = jsonscan.NewFinder(`"function_call"`)
 
+// nameKey finds a "name" member: of a legacy function message, or of a
+// tool message (hasPaymentCalls).
+var nameKey = jsonscan.NewFinder(`"name"`)
+
 // clarifyStatuses are the statuses of the payment tool results that asked
 // the model to have the user clarify (payments.Outcome.Clarify): invalid
 // arguments, a call refused (beyond the budget, after a clarification,
@@ -510,8 +514,10 @@ func unreadSinceUser(body []byte, unread []string) bool {
 
 // hasPaymentCalls reports whether a chat request's messages hold a call
 // of a payment tool (a tool call, of a function or a custom tool, or a
-// legacy function call named so), however the provider's parser reads
-// it. The bot's body as it came holds none paygate wrote (paygate hands
+// legacy function call named so), or a result naming one (a legacy
+// function message, a tool message with a name: the model reads it as
+// that tool's answer without the call before it), however the provider's
+// parser reads it. The bot's body as it came holds none paygate wrote (paygate hands
 // the bot none of its payment calls; it runs them and restores a kept
 // exchange itself), so one there was written by someone else: a bot
 // relaying the history its client sends carried a user's query_order call
@@ -530,7 +536,8 @@ func hasPaymentCalls(body []byte, names payments.ToolNames, isPayment func(name 
 	// escape) was read whole on each turn.
 	escaped := bytes.Contains(body, []byte(`\u00`)) || !asciiNames(names) && bytes.Contains(body, []byte(`\u`))
 	calls, legacy := escaped || toolCallsKey.In(body), escaped || functionCallKey.In(body)
-	if !calls && !legacy {
+	results := escaped || nameKey.In(body)
+	if !calls && !legacy && !results {
 		return false
 	}
 	// Most bodies with calls (an agent bot's history) name no payment tool.
@@ -554,6 +561,14 @@ func hasPaymentCalls(body []byte, names payments.ToolNames, isPayment func(name 
 				found = isPayment(c.Get("function.name").Str) || isPayment(c.Get("custom.name").Str)
 				return !found
 			})
+		}
+		if results && !found {
+			// A result that names the tool it answers: a legacy function
+			// message, or a tool message with a name, which the model
+			// reads as that tool's word, its call there or not.
+			if role := m.Get("role").Str; role == "function" || role == "tool" {
+				found = isPayment(m.Get("name").Str)
+			}
 		}
 		return !found
 	})
