@@ -267,7 +267,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 
 // chatMessagesField is the members of a chat body's messages that paygate
 // reads (jsonscan.AmbiguousValue): a message's role, content, tool_call_id,
-// tool_calls and legacy function_call, a content part's type and text, a
+// tool_calls, legacy function_call and name, a content part's type and text, a
 // call's id, type, function and custom, and their name and arguments (or
 // input). paygate's readers
 // (gjson: the state message's place before the last user message, the
@@ -275,8 +275,8 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 // fingerprint of the message before, its text parts' text joined) and its
 // renaming of the ids the bot's messages take, the budget a user's message
 // already spent; failover's continuation of an assistant prefix and its
-// thinking blocks sent as text; a payment tool's call in the bot's history,
-// hasPaymentCalls) take a repeated member's first copy and
+// thinking blocks sent as text; a payment tool's call or named result in
+// the bot's history, hasPaymentCalls) take a repeated member's first copy and
 // only the exact name; the provider's parser the last, and a Go-based one
 // any case, Unicode's folding too (Fold). A history the end user's client
 // wrote (a web chat that sends its transcript) could then read one way to
@@ -296,7 +296,10 @@ var chatMessagesField = func() *jsonscan.Field {
 	call := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "id"}, {Name: "type"}, {Name: "function", Below: fn}, {Name: "custom", Below: custom}}}
 	part := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "type"}, {Name: "text"}}}
 	msg := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "role"}, {Name: "content", Below: part, Elements: true},
-		{Name: "tool_call_id"}, {Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call", Below: fn}}}
+		{Name: "tool_call_id"}, {Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call", Below: fn},
+		// A result's name, which names the payment tool a forged one
+		// answers (the proxy's hasPaymentCalls).
+		{Name: "name"}}}
 	return &jsonscan.Field{Name: "messages", Below: msg, Elements: true}
 }()
 

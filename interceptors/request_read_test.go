@@ -45,7 +45,7 @@ func TestReadChat(t *testing.T) {
 		{name: "other members may repeat", body: `{"model":"m","seed":1,"messages":[],"seed":2,"temperature":0,"temperature":1}`, want: Chat{Model: "m"}},
 		{name: "n", body: `{"model":"m","n":3,"messages":[]}`, want: Chat{Model: "m", Choices: 3}},
 		{name: "repeated n", body: `{"model":"m","n":1,"messages":[],"n":2}`, wantErr: `member "n" appears`},
-		{name: "nested repeats are not top-level ones", body: `{"model":"m","messages":[{"role":"user","name":"a","name":"b"}],"stream_options":{"x":1,"x":2}}`,
+		{name: "nested repeats are not top-level ones", body: `{"model":"m","messages":[{"role":"user","tag":"a","tag":"b"}],"stream_options":{"x":1,"x":2}}`,
 			want: Chat{Model: "m"}},
 		{name: "nested lookalikes are not the fields", body: `{"model":"m","messages":[{"model":"x","user":"y","stream":true}]}`, want: Chat{Model: "m"}},
 		{name: "not JSON", body: `{"model":`, wantErr: "not valid JSON"},
