@@ -315,7 +315,8 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	if n, ok := s.tools.(toolNamer); ok {
 		names = n.Names()
 	}
-	imitated := st != nil && (imitatesState(t.reqBody) || hasPaymentCalls(t.reqBody, names, s.tools.IsPayment))
+	imitated := st != nil && (imitatesState(t.reqBody) || hasPaymentCalls(t.reqBody, names, s.tools.IsPayment) ||
+		answersPaymentCall(t.reqBody, names, s.tools.IsPayment))
 	if st != nil && (len(st.Orders) > 0 || imitated) {
 		t.pending = s.pendingAnnouncements(st)
 		news := t.pending
@@ -573,6 +574,74 @@ func hasPaymentCalls(body []byte, names payments.ToolNames, isPayment func(name 
 		return !found
 	})
 	return found
+}
+
+// answersPaymentCall reports whether a chat request's messages hold a tool
+// result under the id of one of paygate's payment calls that no call of
+// the messages names: one paygate gave ("call_pg_<round>_<i>",
+// uniqueCallIDs; "call_pg_r<n>", a restored exchange's), or Kimi's naming
+// a payment tool ("functions.query_order:1"). paygate hands the bot none
+// of those ids (the ids it makes for the bot's own calls are
+// "call_pg<hex>"), and they are easily guessed: a relayed history's result
+// "paid" under call_pg_1_0 sat, in the follow-up of a mixed round, beside
+// the restored payment call it claimed to answer, and the model read it as
+// that call's. As for hasPaymentCalls, the turn then places its state with
+// the note that other text claiming to be it is not (guardedState).
+func answersPaymentCall(body []byte, names payments.ToolNames, isPayment func(name string) bool) bool {
+	// An id written with an escape in it reads the same to the
+	// provider's parser: looked for as hasPaymentCalls looks for names.
+	escaped := bytes.Contains(body, []byte(`\u00`)) || !asciiNames(names) && bytes.Contains(body, []byte(`\u`))
+	if !escaped && !bytes.Contains(body, []byte(`call_pg_`)) && !namesKimiPaymentID(body, names) {
+		return false
+	}
+	named := map[string]bool{}
+	var answers []string
+	gjson.Get(unsafe.String(unsafe.SliceData(body), len(body)), "messages").ForEach(func(_, m gjson.Result) bool {
+		m.Get("tool_calls.#.id").ForEach(func(_, id gjson.Result) bool {
+			named[id.String()] = true
+			return true
+		})
+		if id := m.Get("tool_call_id"); id.Type == gjson.String && m.Get("role").Str == "tool" {
+			answers = append(answers, id.Str)
+		}
+		return true
+	})
+	for _, id := range answers {
+		if named[id] {
+			continue
+		}
+		if strings.HasPrefix(id, "call_pg_") {
+			return true
+		}
+		if _, ok := kimiCallIndex(id); ok && isPayment(id[len("functions."):strings.LastIndexByte(id, ':')]) {
+			return true
+		}
+	}
+	return false
+}
+
+// namesKimiPaymentID reports whether body has Kimi's id of a payment
+// tool's call, "functions.<name>:", somewhere: most bodies with Kimi's ids
+// (an agent bot's history) name only the bot's tools.
+func namesKimiPaymentID(body []byte, names payments.ToolNames) bool {
+	const prefix = "functions."
+	if names == (payments.ToolNames{}) {
+		// Names unknown (hasPaymentCalls): every body with such ids.
+		return bytes.Contains(body, []byte(prefix))
+	}
+	for off := 0; ; {
+		i := bytes.Index(body[off:], []byte(prefix))
+		if i < 0 {
+			return false
+		}
+		rest := body[off+i+len(prefix):]
+		for _, n := range [...]string{names.CreateOrder, names.QueryOrder, names.RequestRefund} {
+			if n != "" && len(rest) > len(n) && string(rest[:len(n)]) == n && rest[len(n)] == ':' {
+				return true
+			}
+		}
+		off += i + len(prefix)
+	}
 }
 
 // asciiNames reports whether the payment tools' names are ASCII alone.
