@@ -18,7 +18,8 @@ import (
 // generation, which at worst is billed twice for one answer, or a method
 // that changes nothing twice (GET, HEAD, DELETE, OPTIONS). A POST that
 // creates something (a batch, a file, a fine-tuning job, a background
-// Response) is sent at most once, however its JSON spells "background".
+// Response) is sent at most once, however its JSON spells "background",
+// in any case.
 // A rerank or score call (vLLM, Jina, SiliconFlow, Cohere-compatible) is a
 // generation too.
 func TestReplayable(t *testing.T) {
@@ -42,6 +43,10 @@ func TestReplayable(t *testing.T) {
 		{"POST", "/responses", `{"model":"m","input":"x","backgr\u006fund":true}`, false}, // a JSON parser reads the key unescaped
 		{"POST", "/responses", `{"model":"m","input":"x","\u0062ackground":1}`, false},
 		{"POST", "/responses", `{"model":"m","input":"x","backgr\u006fund":false}`, true},
+		{"POST", "/responses", `{"model":"m","input":"x","Background":true}`, false}, // Go's encoding/json (one-api, new-api) matches keys in any case
+		{"POST", "/responses", `{"model":"m","input":"x","BACKGROUND":"yes"}`, false},
+		{"POST", "/responses", `{"model":"m","input":"x","bac\u212aground":true}`, false}, // the Kelvin sign folds to "k"
+		{"POST", "/responses", `{"model":"m","input":"x","Background":false}`, true},
 		{"POST", "/audio/speech", `{"model":"m","input":"hi"}`, true},
 		{"POST", "/audio/transcriptions", "--b\r\n", true},
 		{"POST", "/audio/translations", "--b\r\n", true},

@@ -62,10 +62,13 @@ func Replayable(method, path string, body []byte) bool {
 // are read unescaped, as any JSON parser reads them: a byte search for
 // "background" first let `"backgr\u006fund": true` through as a
 // generation, sent again after a 5xx and run twice in the background.
+// Keys are read in any case too, as Go's encoding/json matches them (Unicode
+// folding included) in Go-based relays (one-api, new-api): there
+// "Background": true made a background Response that paygate sent again.
 func background(body []byte) bool {
 	bg := false
 	gjson.Parse(unsafeString(body)).ForEach(func(k, v gjson.Result) bool {
-		if k.Str == "background" && v.Type != gjson.False && v.Type != gjson.Null {
+		if strings.EqualFold(k.Str, "background") && v.Type != gjson.False && v.Type != gjson.Null {
 			bg = true
 			return false
 		}
