@@ -42,7 +42,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	path, ok := upstreamPath(r.URL)
 	if !ok {
 		writeError(w, badRequest("paygate: the path "+r.URL.EscapedPath()+
-			" is not forwarded: it has a '.' or '..' segment (with or without ';' parameters), one of ';' parameters alone, an escaped slash, a backslash or an escaped NUL"))
+			" is not forwarded: it has a '.' or '..' segment (with or without ';' parameters), one of ';' parameters alone, an escaped slash, a backslash or an escaped NUL, escaped once or more (%252e%252e)"))
 		return
 	}
 	if s.holdsSecret(path) {
@@ -1098,8 +1098,8 @@ func upstreamPath(u *url.URL) (string, bool) {
 }
 
 // safeSegments reports whether no segment of the escaped path p is "." or
-// "..", raw or escaped, and none holds an escaped slash, a backslash or an
-// escaped NUL. A segment's ";" parameters do not hide a dot segment:
+// "..", raw or escaped (once, twice or three times), and none holds an
+// escaped slash, a backslash or an escaped NUL. A segment's ";" parameters do not hide a dot segment:
 // Tomcat, Jetty and Spring drop them before resolving dot segments, so
 // that "..;" (or "..;x=1", "%2e%2e;", "..%3B") is ".." to a Java server
 // in front of a provider; and a server in C may end the path at a NUL.
@@ -1115,11 +1115,28 @@ func safeSegments(p string) bool {
 			continue
 		}
 		d, err := url.PathUnescape(seg)
-		if err != nil || dotSegment(d) || strings.ContainsAny(d, "/\\\x00") {
+		if err != nil || !safeDecoded(d) {
 			return false
+		}
+		// A server in front of the provider may decode it again before
+		// the provider's does (heldDecoded): %252e%252e is ".." there,
+		// %252F a slash.
+		for range 2 {
+			if strings.IndexByte(d, '%') < 0 {
+				break
+			}
+			if d = lenientUnescape(d); !safeDecoded(d) {
+				return false
+			}
 		}
 	}
 	return true
+}
+
+// safeDecoded reports whether a decoded segment is no dot segment and
+// holds no slash, backslash or NUL (safeSegments).
+func safeDecoded(d string) bool {
+	return !dotSegment(d) && !strings.ContainsAny(d, "/\\\x00")
 }
 
 // pathHoldsUser reports whether the escaped URL path p holds the end user

@@ -99,6 +99,11 @@ func TestPassthroughPath(t *testing.T) {
 		{"an empty segment with a parameter before models", "/v1/;/models/ft:gpt-4o:acme::abc", ""},
 		{"an empty segment with a named parameter", "/v1/;x=1/Models/ft:gpt-4o:acme::abc", ""},
 		{"an empty segment with an escaped semicolon", "/v1/%3B/models/ft:gpt-4o:acme::abc", ""},
+		// A front that decodes before the provider's server reads these
+		// as the ones above.
+		{"dot-dot escaped twice", "/v1/files/%252e%252e/%252e%252e/admin/keys", ""},
+		{"escaped slash escaped twice", "/v1/files/..%252Fadmin", ""},
+		{"a percent sign in a name", "/v1/files/50%25off", "/v1/files/50%25off"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(fp.requests())
@@ -134,7 +139,9 @@ func TestPassthroughPath(t *testing.T) {
 }
 
 // TestUpstreamPath covers what the mux does not let reach the handler (raw
-// dot segments) and URLs whose RawPath net/url re-escapes.
+// dot segments), URLs whose RawPath net/url re-escapes, and segments that
+// are a dot segment, or hold a slash, a backslash or a NUL, once decoded
+// twice or three times.
 func TestUpstreamPath(t *testing.T) {
 	for _, tc := range []struct {
 		target, want string
@@ -151,6 +158,20 @@ func TestUpstreamPath(t *testing.T) {
 		{"/v1/files/a{b%7Dc", "/files/a%7Bb%7Dc", true},
 		{"/v1", "", false},
 		{"/v2/files", "", false},
+		// Escaped twice or three times: a server in front of the provider
+		// that decodes before the provider's does (heldDecoded) reads a
+		// dot segment, a slash, a backslash or a NUL there.
+		{"/v1/files/%252e%252e/batches", "", false},
+		{"/v1/files/%252E%252E;x/batches", "", false},
+		{"/v1/files/%25252e%25252e/batches", "", false},
+		{"/v1/files/%2e%252e;%2525ZZ/batches", "", false}, // "..;%ZZ" decoded twice, its bad escape kept
+		{"/v1/files/a%252Fb", "", false},
+		{"/v1/files/a%255cb", "", false},
+		{"/v1/files/a%2500", "", false},
+		// A "%" that decodes to nothing of those stays the bot's.
+		{"/v1/files/50%25off", "/files/50%25off", true},
+		{"/v1/files/a%2541b", "/files/a%2541b", true},
+		{"/v1/files/%25ZZ", "/files/%25ZZ", true},
 	} {
 		u, err := url.ParseRequestURI(tc.target)
 		if err != nil {
