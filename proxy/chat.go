@@ -52,6 +52,27 @@ func endUser(h http.Header, bodyUser string) string {
 	return bodyUser
 }
 
+// otherOpenIDHeader is the first value of a header other than
+// X-WeChat-OpenID whose name says OpenID (X-OpenID, X-Wx-Openid:
+// interceptors.OpenIDLike), the least such name first, "" for none: the
+// end user of a bot that names it where paygate does not read it
+// (sayNoUser logs it), taken toward the provider as a metadata OpenID is
+// (metadataOpenID), never as a paying one. Read only when nothing else
+// names the end user: such a bot put the OpenID in its prompt too, and it
+// reached the provider as written. A map range: no allocation.
+func otherOpenIDHeader(h http.Header) string {
+	name, v := "", ""
+	for k, vs := range h {
+		if len(vs) == 0 || vs[0] == "" || k == openIDKey || !interceptors.OpenIDLike(k) {
+			continue
+		}
+		if name == "" || k < name {
+			name, v = k, vs[0]
+		}
+	}
+	return v
+}
+
 // payingUser is the end user payments act for (the payment tools, the
 // payment state): the OpenID header when the request has one, else the
 // body's user. A header that is present decides, empty or not: a bot
@@ -330,6 +351,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		// prompt: taken as the end user toward the provider (hashed as a
 		// named user's is), though never as a paying one (payingUser).
 		user = metadataOpenID(chat.RawMetadata())
+	}
+	if user == "" {
+		// Named in a header of another name alone (X-OpenID): taken
+		// toward the provider as a metadata OpenID is.
+		user = otherOpenIDHeader(r.Header)
 	}
 	out, err := interceptors.RewriteChat(body, chat, interceptors.Upstream{
 		Client: rc.client.Name, EndUser: user, Privacy: s.forwardPrivacy(user), ForceUsage: true,
@@ -1391,7 +1417,7 @@ func (s *Server) sayNoUser(c *config.Client, reqID string, h http.Header, chat *
 	var cause string
 	switch kind {
 	case noUserHeader:
-		cause = "header " + header + " is not read as the end user: paygate reads X-WeChat-OpenID"
+		cause = "header " + header + " is not read as the end user: paygate reads X-WeChat-OpenID (its value is hashed toward the provider, but names no paying user)"
 	case noUserNotString:
 		cause = `the body's "user" is ` + jsonKind(u) + `, not a string: paygate reads a string`
 	case noUserMetadata:

@@ -128,6 +128,11 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		// Named by the query alone, as a JSON body's may be.
 		user = queryMetadataOpenID("?" + r.URL.RawQuery)
 	}
+	if user == "" {
+		// Named in a header of another name alone (X-OpenID), as a JSON
+		// body's may be (otherOpenIDHeader).
+		user = otherOpenIDHeader(r.Header)
+	}
 	privacy := s.forwardPrivacy(user)
 	if userAt >= 0 {
 		changed = true

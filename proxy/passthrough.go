@@ -142,6 +142,11 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			// queryWithoutUser hashes it there): taken out of the text too.
 			user = queryMetadataOpenID(path)
 		}
+		if user == "" {
+			// Named in a header of another name alone (X-OpenID), as
+			// on chat completions (otherOpenIDHeader).
+			user = otherOpenIDHeader(r.Header)
+		}
 		body = interceptors.RewritePassthrough(body, pt, interceptors.Upstream{
 			Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.forwardPrivacy(user),
 		})
@@ -160,6 +165,9 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// The stored completions' filter of such a bot: its chats carry
 		// the hash of the metadata OpenID, which it filters them by.
 		user = queryMetadataOpenID(path)
+	}
+	if user == "" {
+		user = otherOpenIDHeader(r.Header) // a body paygate does not read, or none
 	}
 	if p, _, _ := strings.Cut(path, "?"); s.pathHoldsUser(p, user) {
 		// The path names the object: no hash can stand in the user's
