@@ -37,28 +37,38 @@ func TestOtherOpenIDHeaderTakenOutOfTheBody(t *testing.T) {
 			form(t, field{"prompt", "", "Speaker: " + h}, audio)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				if strings.HasPrefix(r.URL.Path, "/v1/chat/") {
-					_, _ = w.Write([]byte(okCompletion))
-					return
-				}
-				_, _ = w.Write([]byte(`{"object":"list","data":[],"model":"vendor/embed","usage":{"prompt_tokens":1,"total_tokens":1}}`))
-			})
-			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.forward }))
-			resp := post(t, proxyURL, tc.path, tc.body, map[string]string{"Content-Type": tc.ct, tc.header: openID})
-			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
-				t.Fatalf("status %d %s", resp.StatusCode, body)
-			}
-			seen := fp.requests()
-			if len(seen) != 1 {
-				t.Fatalf("%d upstream requests; want 1", len(seen))
-			}
-			if got := string(seen[0].Body); got != tc.want {
+			seen := forwardedOnce(t, tc.forward, tc.path, tc.body, map[string]string{"Content-Type": tc.ct, tc.header: openID})
+			if got := string(seen.Body); got != tc.want {
 				t.Errorf("provider got\n%q\nwant\n%q", got, tc.want)
 			}
 		})
 	}
+}
+
+// forwardedOnce sends body to path with hdr through a proxy under
+// privacy.forward_user forward, and returns the one request its provider
+// got: a chat answered with a completion, any other path with an
+// embeddings list.
+func forwardedOnce(t *testing.T, forward, path, body string, hdr map[string]string) seenRequest {
+	t.Helper()
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(r.URL.Path, "/v1/chat/") {
+			_, _ = w.Write([]byte(okCompletion))
+			return
+		}
+		_, _ = w.Write([]byte(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"vendor/embed","usage":{"prompt_tokens":1,"total_tokens":1}}`))
+	})
+	proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = forward }))
+	resp := post(t, proxyURL, path, body, hdr)
+	if b := readAll(t, resp.Body); resp.StatusCode != 200 {
+		t.Fatalf("status %d %s", resp.StatusCode, b)
+	}
+	seen := fp.requests()
+	if len(seen) != 1 {
+		t.Fatalf("%d upstream requests; want 1", len(seen))
+	}
+	return seen[0]
 }
 
 // TestOtherOpenIDHeaderAllocatesNothing: read on every chat request that

@@ -3,8 +3,6 @@ package proxy
 import (
 	"strings"
 	"testing"
-
-	"github.com/paygate/paygate/config"
 )
 
 // TestQueryMetadataOpenIDTakenOutOfTheBody: a forwarded request that names
@@ -32,21 +30,12 @@ func TestQueryMetadataOpenIDTakenOutOfTheBody(t *testing.T) {
 			form(t, field{"prompt", "", "Speaker: " + h}, audio)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"vendor/embed","usage":{"prompt_tokens":1,"total_tokens":1}}`))
-			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.forward }))
-			resp := post(t, proxyURL, tc.path, tc.body, map[string]string{"Content-Type": tc.ct})
-			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
-				t.Fatalf("status %d %s", resp.StatusCode, body)
-			}
-			seen := fp.requests()
-			if len(seen) != 1 {
-				t.Fatalf("%d upstream requests; want 1", len(seen))
-			}
-			if got := string(seen[0].Body); got != tc.want {
+			seen := forwardedOnce(t, tc.forward, tc.path, tc.body, map[string]string{"Content-Type": tc.ct})
+			if got := string(seen.Body); got != tc.want {
 				t.Errorf("provider got\n%q\nwant\n%q", got, tc.want)
 			}
-			if strings.Contains(seen[0].Path, openID) {
-				t.Errorf("provider's URL %s holds the OpenID", seen[0].Path)
+			if strings.Contains(seen.Path, openID) {
+				t.Errorf("provider's URL %s holds the OpenID", seen.Path)
 			}
 		})
 	}
