@@ -2,9 +2,11 @@ package payments_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
 
@@ -50,5 +52,31 @@ func TestCrashAfterTheConfirmationWasSpentSendsTheRefund(t *testing.T) {
 	}
 	if n := e.sim.RefundCount(o.OrderNo); n != 1 {
 		t.Fatalf("WeChat Pay holds %d refunds of %s; want 1", n, o.OrderNo)
+	}
+}
+
+// TestSweepsFirstSendRefusedPutsTheOrderBack: the sweep sends the refund a
+// killed confirmation took and never sent (its first send: no earlier one
+// can have reached WeChat Pay), and WeChat Pay refuses it (NOT_ENOUGH).
+// Nothing was refunded: the order is paid again and the refund's outcome
+// kept failed for the user's next turn, not sent to review as a refused
+// resend after a lost answer is (TestResendRefusedAfterAnUnknownSendKeepsTheRefund).
+func TestSweepsFirstSendRefusedPutsTheOrderBack(t *testing.T) {
+	e := newEnv(t, envOptions{driver: "embedded", storeClock: true, service: func(o *payments.Options) { o.SoleWriter = true }})
+	ctx := context.Background()
+	o, p := spentAndCut(t, e, "oUser-cut-sole-refused")
+	e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultNotEnough})
+	if _, err := e.svc.Sweep(ctx); err != nil {
+		t.Logf("sweep: %v", err)
+	}
+	got := e.order(o.OrderNo)
+	if got.Status != store.StatusPaid || got.RefundReservedBy != "" || !slices.ContainsFunc(got.RefundOutcomes, func(r store.RefundOutcome) bool {
+		return r.OutRefundNo == p.OutRefundNo && r.Status == store.RefundFailed
+	}) {
+		t.Errorf("after the sweep's refused first send: order %s reserved by %q, outcomes %+v, review reason %q; want paid, the refund failed",
+			got.Status, got.RefundReservedBy, got.RefundOutcomes, got.ReviewReason)
+	}
+	if n := e.sim.RefundCount(o.OrderNo); n != 0 {
+		t.Errorf("WeChat Pay holds %d refunds of %s; want 0", n, o.OrderNo)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,36 +117,61 @@ func (r *phasedRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(req)
 }
 
-// TestRefundRefusedOnResendIsKeptOnTheOrder: the user confirmed a refund,
-// WeChat Pay could not be reached (the user was told it is pending), and
-// the sweep's resend under the same number is refused: the order is paid
-// again and nothing was refunded. That is kept on the order as the
-// refund's outcome (failed), so the user's next turn tells them, where
-// only the merchant's refund.failed webhook heard of it and the user kept
-// waiting for a refund that will never come.
+// TestRefundRefusedOnResendIsKeptOnTheOrder: the user confirmed a refund
+// and WeChat Pay could not be reached (the request may have arrived: the
+// user was told it is pending); the sweep's resend under the same number
+// is refused (403 NO_AUTH). That refusal says nothing of the first send,
+// which may have made the refund: the order goes to needs_review naming
+// the refund and the refusal, its refund kept in flight, and nothing is
+// told the user as failed. Put back to paid with the refund failed, a new
+// proposal under a new out_refund_no could refund the order twice. A
+// confirmation refused outright, with no earlier send, still puts the
+// order back to paid, the user told at once (ErrRefundFailed).
 func TestRefundRefusedOnResendIsKeptOnTheOrder(t *testing.T) {
 	for _, driver := range drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			rt := &phasedRT{}
-			rt.down.Store(true)
-			e := newEnv(t, envOptions{driver: driver, storeClock: true, client: func(c *wechatpay.Config) { c.Transport = rt }})
-			ctx := context.Background()
-			o := paidOrder(t, e, "oUser-resend-refused", 1)
-			p := propose(t, e, o, 0)
-			if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundPending {
-				t.Fatalf("confirm with WeChat Pay unreachable: %v, %v; want pending", resStatus(res), err)
-			}
-			rt.down.Store(false)
-			rt.refusing.Store(true)
-			e.clock.Advance(2 * time.Minute)
-			if _, err := e.svc.Sweep(ctx); err != nil {
-				t.Logf("sweep: %v", err)
-			}
-			got := e.order(o.OrderNo)
-			if got.Status != store.StatusPaid || len(got.RefundOutcomes) != 1 || got.RefundOutcomes[0].Status != store.RefundFailed ||
-				got.RefundOutcomes[0].RefundID != p.RefundID || got.RefundOutcomes[0].AmountFen != 4999 {
-				t.Errorf("after the refused resend: order %s with outcomes %+v; want paid, with the refund of 4999 failed", got.Status, got.RefundOutcomes)
-			}
-		})
+		for _, tt := range []struct {
+			name        string
+			unreachable bool // the confirmation's send is lost first
+		}{
+			{name: "unreachable, then refused", unreachable: true},
+			{name: "refused at once"},
+		} {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				rt := &phasedRT{}
+				rt.down.Store(tt.unreachable)
+				rt.refusing.Store(!tt.unreachable)
+				e := newEnv(t, envOptions{driver: driver, storeClock: true, client: func(c *wechatpay.Config) { c.Transport = rt }})
+				ctx := context.Background()
+				o := paidOrder(t, e, "oUser-resend-refused", 1)
+				p := propose(t, e, o, 0)
+				res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+				if !tt.unreachable {
+					got := e.order(o.OrderNo)
+					if !errors.Is(err, payments.ErrRefundFailed) || got.Status != store.StatusPaid || len(got.RefundOutcomes) != 0 {
+						t.Errorf("confirm refused at once: %v, order %s with outcomes %+v; want ErrRefundFailed, paid, nothing kept to tell later",
+							err, got.Status, got.RefundOutcomes)
+					}
+					return
+				}
+				if err != nil || res.Status != payments.RefundPending {
+					t.Fatalf("confirm with WeChat Pay unreachable: %v, %v; want pending", resStatus(res), err)
+				}
+				rt.down.Store(false)
+				rt.refusing.Store(true)
+				e.clock.Advance(2 * time.Minute)
+				if _, err := e.svc.Sweep(ctx); err != nil {
+					t.Logf("sweep: %v", err)
+				}
+				got := e.order(o.OrderNo)
+				if got.Status != store.StatusNeedsReview || got.RefundReservedBy != p.RefundID || len(got.RefundOutcomes) != 0 ||
+					!strings.Contains(got.ReviewReason, "wechat pay refund "+p.OutRefundNo+": outcome of the first send unknown, resend refused: NO_AUTH") {
+					t.Errorf("after the refused resend: order %s reserved by %q with outcomes %+v, review reason %q; want needs_review with the refund in flight, nothing told failed",
+						got.Status, got.RefundReservedBy, got.RefundOutcomes, got.ReviewReason)
+				}
+				if _, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "again", AmountFen: 4999}); err == nil {
+					t.Errorf("a new refund was proposed for an order whose refund WeChat Pay may have made")
+				}
+			})
+		}
 	}
 }

@@ -1001,7 +1001,7 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 	}
 	s.log.InfoContext(ctx, "refund confirmed by the user; asking wechat pay", "refund_id", id, "order_no", p.OrderNo,
 		"out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
-	return s.sendRefund(rctx, got, rec, "refund")
+	return s.sendRefund(rctx, got, rec, "refund", false)
 }
 
 // consumedAfterAll reports whether the consumption of p under the
@@ -1229,7 +1229,12 @@ func checkRefund(o *store.Order, p *store.RefundProposal) error {
 
 // sendRefund asks WeChat Pay for the in-flight refund of the refunding order
 // o and applies what it answers.
-func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, cause string) (*RefundResult, error) {
+//
+// unknownBefore says an earlier send of the refund under the same
+// out_refund_no may have reached WeChat Pay (the sweep's resend of a
+// recorded refund): a refusal of this send then says nothing of that one
+// (resendRefused).
+func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, cause string, unknownBefore bool) (*RefundResult, error) {
 	p := rec.Proposal
 	// The reason is cut again: a proposal stored by a release that cut it
 	// to 80 characters (open across an upgrade, or proposed on a replica
@@ -1279,6 +1284,8 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 			return res, err
 		}
 		return res, nil
+	case unknownBefore:
+		return s.resendRefused(ctx, res, rec, err)
 	default:
 		var failed []func(*store.Order)
 		if cause != "refund" {
@@ -1330,6 +1337,66 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 		s.log.ErrorContext(ctx, "wechat pay refused the refund; order restored", "order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", err)
 		return res, fmt.Errorf("%w: %w", ErrRefundFailed, err)
 	}
+}
+
+// resendRefused answers the sweep's resend of rec's refund, whose earlier
+// send's outcome was unknown, that WeChat Pay refused (err: NOT_ENOUGH,
+// NO_AUTH, USER_ACCOUNT_ABNORMAL...). The refusal is of this send only:
+// the earlier one may have made the refund, which a query at a replica
+// behind the one that made it does not find yet (the WeChat Pay client
+// holds the same within one call, stillUnknown). Put back to paid with
+// the refund noted failed, the order took a new proposal, a new
+// out_refund_no, and WeChat Pay made two refunds for the user's one. The
+// order goes to needs_review instead (the merchant hears
+// order.needs_review) with the refund kept in flight: its record still
+// names it, so its SUCCESS is counted when it comes (noteRefundInReview),
+// and the review sweep asks WeChat Pay about it again; not found there
+// says no more than here, so its reservation then ends with no outcome
+// noted (endUnmadeInReview). The user's refund is pending, as they were
+// told; their order is under review.
+func (s *Service) resendRefused(ctx context.Context, res *RefundResult, rec inFlight, err error) (*RefundResult, error) {
+	no := rec.Proposal.OutRefundNo
+	reason := resendRefusedNote(no) + refusalCode(err) + "; check the merchant platform for the refund before settling the order"
+	got, changed, uerr := s.update(ctx, rec.Proposal.OrderNo, "sweep", "", func(c *store.Order) (*store.Order, error) {
+		if c.Status != store.StatusRefunding || c.Version != rec.OrderVersion {
+			return nil, nil
+		}
+		c.Status = store.StatusNeedsReview
+		c.ReviewReason = reason
+		return c, nil
+	})
+	if got != nil {
+		res.Order = got
+	}
+	res.Status = RefundPending
+	s.mm.refunds.WithLabelValues("pending").Inc()
+	if uerr != nil {
+		// Left refunding with its record: the next sweep asks and resends
+		// again, under the same number.
+		s.log.ErrorContext(ctx, "wechat pay refused the resend of a refund whose first send's outcome is unknown; the order could not be sent to review, the sweep will ask again",
+			"order_no", rec.Proposal.OrderNo, "out_refund_no", no, "err", err, "review_err", uerr)
+		return res, fmt.Errorf("send refund %s to review: %w", no, uerr)
+	}
+	if changed {
+		s.alertRefundReview(ctx, rec.Proposal.OrderNo, no, "refund_resend_refused", "err", err)
+	}
+	return res, nil
+}
+
+// resendRefusedNote begins the review reason of resendRefused for the
+// refund outRefundNo: what endUnmadeInReview tells it by.
+func resendRefusedNote(outRefundNo string) string {
+	return "refund_resend_refused: wechat pay refund " + outRefundNo + ": outcome of the first send unknown, resend refused: "
+}
+
+// refusalCode is WeChat Pay's error code in err, or "refused" when err
+// carries none.
+func refusalCode(err error) string {
+	var apiErr *wechatpay.APIError
+	if errors.As(err, &apiErr) && apiErr.Code != "" {
+		return apiErr.Code
+	}
+	return "refused"
 }
 
 // refusedByWeChatPay reports whether err, from a call that may have
@@ -2030,8 +2097,11 @@ func (s *Service) reconcileRefundInReview(ctx context.Context, o *store.Order, r
 // shared store, recordedGrace after its ConfirmedAt (refundCallTimeout
 // bounds that call); a sole writer's sweep holds the order (adopt), so
 // none of its confirmations is at it. The refund's outcome, failed, is
-// kept for the user's next turn (noteOutcome); the review reason is left
-// as it is, for the person. A SUCCESS of it that came all the same would
+// kept for the user's next turn (noteOutcome), but for a refund in review
+// because its resend was refused after a send whose outcome was unknown
+// (resendRefused): not found says nothing of that send either, and the
+// user is told nothing; the review reason is left as it is, for the
+// person. A SUCCESS of it that came all the same would
 // still be counted: the order's refund record still names it.
 func (s *Service) endUnmadeInReview(ctx context.Context, o *store.Order, rec *inFlight) (*store.Order, error) {
 	if !s.opts.SoleWriter && s.now().Sub(rec.ConfirmedAt) < recordedGrace {
@@ -2041,7 +2111,14 @@ func (s *Service) endUnmadeInReview(ctx context.Context, o *store.Order, rec *in
 		if !refundInReview(c, rec) {
 			return nil, nil
 		}
-		s.noteOutcome(c, &rec.Proposal, rec.Proposal.AmountFen, store.RefundFailed)
+		if !strings.Contains(c.ReviewReason, resendRefusedNote(rec.Proposal.OutRefundNo)) {
+			// In review for its resend's refusal (resendRefused), the
+			// refund may have been made by its first send: not found
+			// says nothing of that either, and "failed" told the user
+			// nothing was refunded. The reservation ends all the same,
+			// so a person can settle the order.
+			s.noteOutcome(c, &rec.Proposal, rec.Proposal.AmountFen, store.RefundFailed)
+		}
 		c.RefundReservedBy = ""
 		return c, nil
 	})
@@ -2186,7 +2263,7 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 	r, err := s.backend.QueryRefund(ctx, rec.Proposal.OutRefundNo)
 	if errors.Is(err, wechatpay.ErrNotFound) {
 		s.m.reconcile.WithLabelValues("refund", "resend").Inc()
-		res, serr := s.sendRefund(rctx, o, *rec, "sweep")
+		res, serr := s.sendRefund(rctx, o, *rec, "sweep", true)
 		if res != nil && res.Order != nil {
 			return res.Order, serr
 		}
@@ -2372,7 +2449,7 @@ func (s *Service) sendTaken(ctx context.Context, o *store.Order, p *store.Refund
 	s.m.reconcile.WithLabelValues("refund", "resend").Inc()
 	s.log.WarnContext(ctx, "sweep: refund confirmed by the user, left unrecorded by a confirmation that stopped; recorded and sent",
 		"order_no", o.OrderNo, "refund_id", p.RefundID, "out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
-	res, err := s.sendRefund(withRefund(ctx, p), cur, rec, "sweep")
+	res, err := s.sendRefund(withRefund(ctx, p), cur, rec, "sweep", false)
 	if res != nil && res.Order != nil {
 		return res.Order, err
 	}

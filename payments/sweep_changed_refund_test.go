@@ -27,9 +27,10 @@ func logRecords(logs, msg string) []map[string]any {
 // TestSweepCountsTheRefundsItChanges: a refund whose confirmation got no
 // answer (SYSTEM_ERROR through its retries) is late, and WeChat Pay,
 // restarted, knows neither it nor its order: the sweep's resend is
-// refused (RESOURCE_NOT_EXISTS) and the order goes back to paid. The
-// pass changed that order, and its stats and its line ("sweep") say so
-// once, with no error: the order was reconciled. They said changed 0 and
+// refused (RESOURCE_NOT_EXISTS) and the order goes to needs_review (the
+// first send's outcome is unknown: resendRefused). The pass changed that
+// order, and its stats and its line ("sweep") say so once, with no error:
+// the order was reconciled. They said changed 0 and
 // errors 1. A resend WeChat Pay takes leaves the order refunding: checked,
 // not changed.
 func TestSweepCountsTheRefundsItChanges(t *testing.T) {
@@ -39,7 +40,7 @@ func TestSweepCountsTheRefundsItChanges(t *testing.T) {
 		want   store.OrderStatus
 		stats  payments.SweepStats
 	}{
-		{"resend refused, order restored", true, store.StatusPaid, payments.SweepStats{Checked: 1, Changed: 1}},
+		{"resend refused, order in review", true, store.StatusNeedsReview, payments.SweepStats{Checked: 1, Changed: 1}},
 		{"resend taken, order refunding", false, store.StatusRefunding, payments.SweepStats{Checked: 1}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
