@@ -309,9 +309,12 @@ type RefundOutcome struct {
 }
 
 // Refund outcomes (RefundOutcome.Status): WeChat Pay's SUCCESS, CLOSED and
-// ABNORMAL of a refund, in the words of paygate's API, and failed: WeChat
-// Pay refused a refund the user was told was on its way (the sweep's
-// resend of one whose first request had no answer).
+// ABNORMAL of a refund, in the words of paygate's API, and failed: nothing
+// was refunded of a refund the user was told was on its way (the sweep's
+// first send of one a confirmation took and never sent, refused; a
+// reservation undone). A refused resend of one whose first request had no
+// answer is not failed: that request may have made it (the order goes to
+// review, payments.resendRefused).
 const (
 	RefundSucceeded = "succeeded"
 	RefundClosed    = "closed"
