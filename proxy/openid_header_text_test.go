@@ -45,6 +45,27 @@ func TestOtherOpenIDHeaderTakenOutOfTheBody(t *testing.T) {
 	}
 }
 
+// TestOtherOpenIDHeaderTakenOutOfTheQuery: a call with no body paygate
+// reads (a list filtered by the end user, a cancel) whose end user is
+// named only in a header of another name had the OpenID in its query
+// reach the provider and its access logs as written: the header's value
+// is the end user there too, its hash in the query's place.
+func TestOtherOpenIDHeaderTakenOutOfTheQuery(t *testing.T) {
+	const openID = "oHDQ9-openid_9z8y7x6w5v4u3t2"
+	h := expectedUserHash("shop-bot", openID)
+	for _, tc := range []struct{ name, path, want string }{
+		{"a filter's value", "/v1/vector_stores?q=" + openID, "/v1/vector_stores?q=" + h},
+		{"within a value", "/v1/files?purpose=batch&order=" + openID + "-1", "/v1/files?purpose=batch&order=" + h + "-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := forwardedOnce(t, "hash", tc.path, "", map[string]string{"X-OpenID": openID})
+			if seen.Path != tc.want {
+				t.Errorf("provider's URL %s; want %s", seen.Path, tc.want)
+			}
+		})
+	}
+}
+
 // forwardedOnce sends body to path with hdr through a proxy under
 // privacy.forward_user forward, and returns the one request its provider
 // got: a chat answered with a completion, any other path with an
