@@ -52,24 +52,34 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("paygate: the URL holds a secret of paygate's config (a client key): send the client key in the Authorization header alone; no provider may get it"))
 		return
 	}
-	if legacyEngines(r.URL.Path) {
-		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
-			Message: "paygate: " + r.URL.Path + " is not forwarded: the legacy engines API names a provider's own models; the models are paygate's config, served at /v1/models"})
-		return
-	}
-	if why := misjoinedChat(r.URL.Path); why != "" {
-		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
-			Message: "paygate: " + r.URL.Path + " is not forwarded: " + why + "; chat completions are served at /v1/chat/completions (an SDK's base URL ends in /v1, and the SDK appends /chat/completions)"})
-		return
-	}
-	if modelsVariant(r.URL.Path) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			s.modelsReadOnly(w, r)
+	// The path as routed, and as a server in front of the provider that
+	// decodes before it does reads it (heldDecoded: up to three decodings
+	// in all): /v1/%256Dodels is /v1/models there.
+	for p, n := r.URL.Path, 1; ; n++ {
+		if legacyEngines(p) {
+			writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+				Message: "paygate: " + r.URL.Path + " is not forwarded: the legacy engines API names a provider's own models; the models are paygate's config, served at /v1/models"})
 			return
 		}
-		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
-			Message: "paygate: " + r.URL.Path + " is not forwarded: the models are paygate's config, served at /v1/models"})
-		return
+		if why := misjoinedChat(p); why != "" {
+			writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+				Message: "paygate: " + r.URL.Path + " is not forwarded: " + why + "; chat completions are served at /v1/chat/completions (an SDK's base URL ends in /v1, and the SDK appends /chat/completions)"})
+			return
+		}
+		if modelsVariant(p) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				s.modelsReadOnly(w, r)
+				return
+			}
+			writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+				Message: "paygate: " + r.URL.Path + " is not forwarded: the models are paygate's config, served at /v1/models"})
+			return
+		}
+		d := lenientUnescape(p)
+		if n == 3 || d == p {
+			break
+		}
+		p = d
 	}
 	if aerr := s.forwardAllowed(reqInfo(r).client, r.Method, r.URL.Path); aerr != nil {
 		writeError(w, aerr)

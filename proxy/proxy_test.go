@@ -564,6 +564,12 @@ func TestModelsReadOnly(t *testing.T) {
 		{http.MethodDelete, "/v1/Models;/ft:gpt-4o:acme::abc"},
 		{http.MethodPost, "/v1/Models"},
 		{http.MethodDelete, "/v1/%6Dodels/ft:gpt-4o:acme::abc"},
+		// Escaped twice or three times: a server in front of the
+		// provider that decodes before it does (heldDecoded) makes it
+		// /v1/models.
+		{http.MethodDelete, "/v1/%256Dodels/ft:gpt-4o:acme::abc"},
+		{http.MethodDelete, "/v1/%25256Dodels/ft:gpt-4o:acme::abc"},
+		{http.MethodDelete, "/v1/%254Dodels;/ft:gpt-4o:acme::abc"},
 	} {
 		resp, body := rawRequest(t, url, tc.method, tc.path, `{"model":"gpt-test"}`)
 		if resp.StatusCode != http.StatusMethodNotAllowed || gjson.Get(body, "error.code").Str != "method_not_allowed" || resp.Header.Get("Allow") != "GET, HEAD" {
