@@ -530,18 +530,28 @@ func (au *auditing) start() {
 	go func() { defer au.done.Done(); audit.PublishHead(ctx, au.st, au.every, au.m, au.log) }()
 }
 
-// stop ends both and waits, then publishes the head once more, before the
-// store closes: the records appended since the last publication (up to
-// audit.head_every of them) would otherwise be in no outside record, and a
-// chain cut from the end while paygate is stopped would go unnoticed.
+// stop ends both and waits, appends what the outbox still holds, then
+// publishes the head once more, before the store closes: the records
+// appended since the last publication (up to audit.head_every of them)
+// would otherwise be in no outside record, and a chain cut from the end
+// while paygate is stopped would go unnoticed.
 func (au *auditing) stop() {
 	if au.cancel == nil {
 		return // never started: nothing was appended
 	}
 	au.cancel()
 	au.done.Wait()
-	// Bounded: a store that stopped answering must not hold the shutdown
-	// (closeBy also closes such a store under it).
+	// The pass the stop cut short (its appends end with its context) left
+	// the records of money actions committed before the shutdown in the
+	// outbox: out of the chain and of the head published below until the
+	// next start. One more pass appends them. Bounded, as the head's read:
+	// a store that stopped answering must not hold the shutdown (closeBy
+	// also closes such a store under it).
+	dctx, dcancel := context.WithTimeout(context.Background(), finalHeadTimeout)
+	if _, err := au.worker.Drain(dctx); err != nil {
+		au.log.Warn("audit records left in the outbox at shutdown: they are appended at the next start", "err", err)
+	}
+	dcancel()
 	ctx, cancel := context.WithTimeout(context.Background(), finalHeadTimeout)
 	defer cancel()
 	if err := audit.PublishHeadNow(ctx, au.st, au.m, au.log); err != nil {
