@@ -966,10 +966,16 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 	// Now spend the user's word. The confirmation's record
 	// (ProposalConfirmed) rides the consumption, not the reservation: a
 	// confirmation that lost to a cancel records none.
+	// tookAfterAll: taken though the store did not confirm it, maybe by a
+	// concurrent tap of p that goes on under the same reservation and
+	// sends the same out_refund_no, its outcome perhaps unknown: a refusal
+	// of this send then says nothing of that one (resendRefused).
+	tookAfterAll := false
 	if _, err := s.store.ConsumeRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalConfirmed, p, got)...); err != nil {
 		if !s.consumedAfterAll(ctx, p, rec, err) {
 			return s.notConsumed(rctx, p, got, rec, reserved, err)
 		}
+		tookAfterAll = true
 		s.log.WarnContext(ctx, "refund confirmation taken though the store did not confirm it; going on under the reservation",
 			"refund_id", id, "order_no", p.OrderNo, "err", err)
 	}
@@ -1001,7 +1007,7 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 	}
 	s.log.InfoContext(ctx, "refund confirmed by the user; asking wechat pay", "refund_id", id, "order_no", p.OrderNo,
 		"out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
-	return s.sendRefund(rctx, got, rec, "refund", false)
+	return s.sendRefund(rctx, got, rec, "refund", tookAfterAll)
 }
 
 // consumedAfterAll reports whether the consumption of p under the
@@ -1230,9 +1236,11 @@ func checkRefund(o *store.Order, p *store.RefundProposal) error {
 // sendRefund asks WeChat Pay for the in-flight refund of the refunding order
 // o and applies what it answers.
 //
-// unknownBefore says an earlier send of the refund under the same
+// unknownBefore says another send of the refund under the same
 // out_refund_no may have reached WeChat Pay (the sweep's resend of a
-// recorded refund): a refusal of this send then says nothing of that one
+// recorded refund; a confirmation that took the user's word though the
+// store did not confirm it, which a concurrent tap may have taken and
+// sent): a refusal of this send then says nothing of that one
 // (resendRefused).
 func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, cause string, unknownBefore bool) (*RefundResult, error) {
 	p := rec.Proposal
@@ -1285,7 +1293,7 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 		}
 		return res, nil
 	case unknownBefore:
-		return s.resendRefused(ctx, res, rec, err)
+		return s.resendRefused(ctx, res, rec, cause, err)
 	default:
 		var failed []func(*store.Order)
 		if cause != "refund" {
@@ -1353,11 +1361,14 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 // and the review sweep asks WeChat Pay about it again; not found there
 // says no more than here, so its reservation then ends with no outcome
 // noted (endUnmadeInReview). The user's refund is pending, as they were
-// told; their order is under review.
-func (s *Service) resendRefused(ctx context.Context, res *RefundResult, rec inFlight, err error) (*RefundResult, error) {
+// told; their order is under review. The same holds for a confirmation's
+// send refused after a concurrent tap of the same proposal may have sent
+// it (confirmRefund's tookAfterAll; cause "refund"): that tap's send is
+// the earlier one, and this tap is answered pending.
+func (s *Service) resendRefused(ctx context.Context, res *RefundResult, rec inFlight, cause string, err error) (*RefundResult, error) {
 	no := rec.Proposal.OutRefundNo
 	reason := resendRefusedNote(no) + refusalCode(err) + "; check the merchant platform for the refund before settling the order"
-	got, changed, uerr := s.update(ctx, rec.Proposal.OrderNo, "sweep", "", func(c *store.Order) (*store.Order, error) {
+	got, changed, uerr := s.update(ctx, rec.Proposal.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
 		if c.Status != store.StatusRefunding || c.Version != rec.OrderVersion {
 			return nil, nil
 		}
