@@ -15,15 +15,21 @@ import (
 
 // beforeConsume runs hook once, right before a proposal is taken through
 // it: another tap of the same proposal between this confirmation's
-// reservation of the order and its taking of the user's word.
+// reservation of the order and its taking of the user's word. lost: this
+// taking is then answered with its reply lost, nothing written (the
+// other tap took the word).
 type beforeConsume struct {
 	payments.Store
 	once sync.Once
 	hook func()
+	lost bool
 }
 
 func (s *beforeConsume) ConsumeRefundProposal(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error) {
 	s.once.Do(s.hook)
+	if s.lost {
+		return nil, failWrite(false, nil)
+	}
 	return s.Store.ConsumeRefundProposal(ctx, id, user, events...)
 }
 

@@ -57,13 +57,7 @@ func TestResendRefusedLeavesARefundReservedSince(t *testing.T) {
 				c.Transport = rt
 			}})
 			ctx := context.Background()
-			o := paidOrder(t, e, "oUser-resend-moved", 1) // 49.99
-			p := propose(t, e, o, 2000)
-			e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultTimeout})
-			e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultNotExist})
-			if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundPending {
-				t.Fatalf("confirm: %v, %v; want pending", resStatus(res), err)
-			}
+			o, p := confirmedAnswerLost(t, e, "oUser-resend-moved")
 			other := replicaOn(t, e, e.st)
 			var p2 *store.RefundProposal
 			rt.mu.Lock()

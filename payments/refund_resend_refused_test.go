@@ -52,13 +52,7 @@ func TestResendRefusedAfterAnUnknownSendKeepsTheRefund(t *testing.T) {
 				}
 			}})
 			ctx := context.Background()
-			o := paidOrder(t, e, "oUser-lag", 1) // 49.99
-			p := propose(t, e, o, 2000)
-			e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultTimeout})
-			e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultNotExist})
-			if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundPending {
-				t.Fatalf("confirm: %v, %v; want pending", resStatus(res), err)
-			}
+			o, p := confirmedAnswerLost(t, e, "oUser-lag")
 			e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultNotExist})
 			e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultNotEnough})
 			e.clock.Advance(2 * time.Minute) // past refundQueryAfter and recordedGrace
@@ -119,4 +113,27 @@ func TestResendRefusedAfterAnUnknownSendKeepsTheRefund(t *testing.T) {
 			}
 		})
 	}
+}
+
+// answerLostNotFound has WeChat Pay make the next refund and lose its
+// answer (timeout), and the client's query in the same call answered by a
+// replica that has not seen it yet (not found): the confirmation answers
+// pending while the refund is made.
+func answerLostNotFound(e *env) {
+	e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultTimeout})
+	e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultNotExist})
+}
+
+// confirmedAnswerLost pays an order of user's (49.99), proposes a refund of
+// 20.00 and confirms it with its answer lost (answerLostNotFound): pending,
+// the refund made at WeChat Pay.
+func confirmedAnswerLost(t *testing.T, e *env, user string) (*store.Order, *store.RefundProposal) {
+	t.Helper()
+	o := paidOrder(t, e, user, 1)
+	p := propose(t, e, o, 2000)
+	answerLostNotFound(e)
+	if res, err := e.svc.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundPending {
+		t.Fatalf("confirm: %v, %v; want pending", resStatus(res), err)
+	}
+	return o, p
 }

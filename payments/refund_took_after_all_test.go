@@ -3,7 +3,6 @@ package payments_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/paygate/paygate/payments"
@@ -11,21 +10,6 @@ import (
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
-
-// otherTapTakes runs hook once in place of this confirmation's taking of the
-// user's word: another tap of the same proposal takes it meanwhile, and this
-// one's consumption is answered with its reply lost (the store refused it,
-// the word being spent, but the answer never came).
-type otherTapTakes struct {
-	payments.Store
-	once sync.Once
-	hook func()
-}
-
-func (s *otherTapTakes) ConsumeRefundProposal(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error) {
-	s.once.Do(s.hook)
-	return nil, failWrite(false, nil)
-}
 
 // TestTookAfterAllRefusedKeepsTheOtherTapsRefund: the user double-taps
 // confirm. Tap A reserves the order; tap B goes on under that reservation,
@@ -49,9 +33,8 @@ func TestTookAfterAllRefusedKeepsTheOtherTapsRefund(t *testing.T) {
 			ctx := context.Background()
 			o := paidOrder(t, e, "oUser-took-after-all", 1)
 			p := propose(t, e, o, 2000)
-			a := replicaOn(t, e, &otherTapTakes{Store: e.st, hook: func() {
-				e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultTimeout})
-				e.sim.InjectFault(wxsim.Fault{Op: "refund-query", Kind: wxsim.FaultNotExist})
+			a := replicaOn(t, e, &beforeConsume{Store: e.st, lost: true, hook: func() {
+				answerLostNotFound(e)
 				if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundPending {
 					t.Errorf("tap B: %v, %v; want pending", resStatus(res), err)
 				}
