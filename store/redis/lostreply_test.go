@@ -339,6 +339,12 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 	}
 }
 
+// lostReplyReadTimeout is the read timeout of the lost-reply tests'
+// clients. go-redis re-sends a command whose reply lossyConn dropped only
+// once its read timed out, and its default, 5 s, was nearly all of each
+// case's time. The product's default is not this one (Options.ReadTimeout).
+const lostReplyReadTimeout = time.Second
+
 // withALostReply runs setup, then run, on a store of its own prefix whose
 // connection loses the reply to the first run of the script pick names
 // after setup (go-redis re-sends it), and fails t unless that script ran.
@@ -346,7 +352,7 @@ func withALostReply(t *testing.T, pick func(*scripts) *goredis.Script, setup, ru
 	t.Helper()
 	ctx := context.Background()
 	var arm atomic.Pointer[[]byte]
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1, ReadTimeout: lostReplyReadTimeout,
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
@@ -385,7 +391,7 @@ func storeLosingAReply(t *testing.T, prefix string, pick func(*scripts) *goredis
 	t.Helper()
 	ctx := context.Background()
 	var armed atomic.Pointer[[]byte]
-	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1, ReadTimeout: lostReplyReadTimeout,
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
