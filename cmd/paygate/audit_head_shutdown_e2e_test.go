@@ -85,15 +85,21 @@ payments:
 			a.close()
 			closed = true
 
-			var last string
-			for _, l := range strings.Split(logs.String(), "\n") {
-				if gjson.Get(l, "msg").Str == "audit head" {
-					last = gjson.Get(l, "head").Str
-				}
-			}
-			if last != audit.FormatHead(want) {
+			if last := lastHeadLogged(logs.String()); last != audit.FormatHead(want) {
 				t.Errorf("last head logged %q; want the head at the stop, %q", last, audit.FormatHead(want))
 			}
 		})
 	}
+}
+
+// lastHeadLogged is the head of the last "audit head" line in the JSON
+// log logs ("" if none).
+func lastHeadLogged(logs string) string {
+	var last string
+	for _, l := range strings.Split(logs, "\n") {
+		if gjson.Get(l, "msg").Str == "audit head" {
+			last = gjson.Get(l, "head").Str
+		}
+	}
+	return last
 }

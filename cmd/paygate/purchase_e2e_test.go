@@ -104,6 +104,12 @@ func purchaseScript(body string) scriptRound {
 // simulator, its notify route reachable at the served URL.
 func paymentApp(t *testing.T, providerURL string, extra string, opts ...appOption) (string, *app) {
 	t.Helper()
+	return paymentAppLogged(t, providerURL, extra, io.Discard, opts...)
+}
+
+// paymentAppLogged is paymentApp with its JSON log written to logOut.
+func paymentAppLogged(t *testing.T, providerURL string, extra string, logOut io.Writer, opts ...appOption) (string, *app) {
+	t.Helper()
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
@@ -117,7 +123,7 @@ payments:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
     - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
 ` + extra
-	return serveConfig(t, src, io.Discard, opts...)
+	return serveConfig(t, src, logOut, opts...)
 }
 
 // serveConfig serves the binary's application for the config text src
