@@ -33,13 +33,21 @@ func TestTookAfterAllRefusedKeepsTheOtherTapsRefund(t *testing.T) {
 			ctx := context.Background()
 			o := paidOrder(t, e, "oUser-took-after-all", 1)
 			p := propose(t, e, o, 2000)
+			committed := func(o *payments.Options) {
+				o.Committed = func(tr payments.Transition) {
+					select {
+					case e.trans <- tr:
+					default:
+					}
+				}
+			}
 			a := replicaOn(t, e, &beforeConsume{Store: e.st, lost: true, hook: func() {
 				answerLostNotFound(e)
 				if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundPending {
 					t.Errorf("tap B: %v, %v; want pending", resStatus(res), err)
 				}
 				e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultNotEnough})
-			}})
+			}}, committed)
 			res, err := a.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
 			if err != nil || res.Status != payments.RefundPending {
 				t.Errorf("tap A, refused after B's send: %v, %v; want pending (B's refund may be made)", resStatus(res), err)
@@ -58,6 +66,13 @@ func TestTookAfterAllRefusedKeepsTheOtherTapsRefund(t *testing.T) {
 			}
 			if _, err := e.svc.Resolve(ctx, o.OrderNo, store.StatusPaid); !errors.Is(err, payments.ErrCannotResolve) {
 				t.Errorf("resolved as paid with its refund in flight: %v", err)
+			}
+			// The review is tap A's, committed under its confirmation (audit).
+			tr := e.await(func(tr payments.Transition) bool {
+				return tr.After.OrderNo == o.OrderNo && tr.After.Status == store.StatusNeedsReview
+			})
+			if tr.Cause != "refund" || tr.Refund == nil || tr.Refund.RefundID != p.RefundID {
+				t.Errorf("transition to needs_review: cause %q refund %+v; want the user's confirmation (refund) of %s", tr.Cause, tr.Refund, p.RefundID)
 			}
 		})
 	}
