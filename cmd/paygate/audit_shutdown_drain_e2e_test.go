@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,19 +20,25 @@ import (
 // their context to end (an append in flight when the shutdown stops the
 // worker); entered is closed at the first one held. With applied, a held
 // append is written first (a Redis reply lost: the worker is told its
-// context ended, the record is in the chain).
+// context ended, the record is in the chain). Closing release ends the
+// held appends too (a test's guard, so that its cleanup does not hang).
 type heldAppend struct {
 	store.Store
 	hold    *atomic.Bool
 	applied bool
 	entered chan struct{}
 	once    *sync.Once
+	release chan struct{}
 }
 
 func (s heldAppend) wait(ctx context.Context) error {
 	s.once.Do(func() { close(s.entered) })
-	<-ctx.Done()
-	return ctx.Err()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.release:
+		return errors.New("held append released by the test")
+	}
 }
 
 func (s heldAppend) AppendAudit(ctx context.Context, r store.AuditRecord) error {
@@ -80,7 +88,7 @@ func TestShutdownAppendsCommittedAuditRecords(t *testing.T) {
 			entered := make(chan struct{})
 			logs := &logtest.Buffer{}
 			_, a := paymentAppLogged(t, "http://127.0.0.1:9", "", logs, withStoreWrap(func(st store.Store) store.Store {
-				return heldAppend{st, &hold, tc.applied, entered, &sync.Once{}}
+				return heldAppend{st, &hold, tc.applied, entered, &sync.Once{}, nil}
 			}))
 			path := a.cfg.Store.Path
 			hold.Store(true)
@@ -132,5 +140,45 @@ func TestShutdownAppendsCommittedAuditRecords(t *testing.T) {
 				seen[r.EventID] = rec.Seq
 			}
 		})
+	}
+}
+
+// TestShutdownAuditPassEndsWhenAppendsHang: a store whose audit appends
+// stopped answering does not hold the shutdown's extra pass: it ends with
+// finalHeadTimeout, says the records are left for the next start, and the
+// head is published all the same. The pass ran under no deadline (closeBy
+// closes only a store that is not local under it: the embedded file
+// waits for close however long it takes).
+func TestShutdownAuditPassEndsWhenAppendsHang(t *testing.T) {
+	var hold atomic.Bool
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	logs := &logtest.Buffer{}
+	_, a := paymentAppLogged(t, "http://127.0.0.1:9", "", logs, withStoreWrap(func(st store.Store) store.Store {
+		return heldAppend{st, &hold, false, entered, &sync.Once{}, release}
+	}))
+	hold.Store(true) // every append hangs until its context ends
+	if _, err := a.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: "bot", User: testOpenID, SKU: "premium-monthly"}); err != nil {
+		t.Fatalf("create order: %v", err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the audit worker never appended the order's records")
+	}
+	closed := make(chan struct{})
+	go func() { defer close(closed); a.close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		close(release)
+		<-closed
+		t.Fatal("shutdown still waiting on the audit appends 30 s on; want it to end with finalHeadTimeout")
+	}
+	if !strings.Contains(logs.String(), "audit records left in the outbox at shutdown") {
+		t.Errorf("no warning of the records left in the outbox; log:\n%s", logs.String())
+	}
+	if lastHeadLogged(logs.String()) == "" {
+		t.Errorf("no head published at the shutdown")
 	}
 }
