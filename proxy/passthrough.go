@@ -1132,29 +1132,20 @@ func safeSegments(p string) bool {
 			}
 			continue
 		}
-		d, err := url.PathUnescape(seg)
-		if err != nil || !safeDecoded(d) {
+		// Decoded once as the provider's server does, and again by a
+		// server in front of it that decodes before it does
+		// (heldDecoded): %252e%252e is ".." there, %252F a slash.
+		if _, err := url.PathUnescape(seg); err != nil || heldDecoded(seg, unsafeDecoded) {
 			return false
-		}
-		// A server in front of the provider may decode it again before
-		// the provider's does (heldDecoded): %252e%252e is ".." there,
-		// %252F a slash.
-		for range 2 {
-			if strings.IndexByte(d, '%') < 0 {
-				break
-			}
-			if d = lenientUnescape(d); !safeDecoded(d) {
-				return false
-			}
 		}
 	}
 	return true
 }
 
-// safeDecoded reports whether a decoded segment is no dot segment and
-// holds no slash, backslash or NUL (safeSegments).
-func safeDecoded(d string) bool {
-	return !dotSegment(d) && !strings.ContainsAny(d, "/\\\x00")
+// unsafeDecoded reports whether a decoded segment is a dot segment or
+// holds a slash, backslash or NUL (safeSegments).
+func unsafeDecoded(d string) bool {
+	return dotSegment(d) || strings.ContainsAny(d, "/\\\x00")
 }
 
 // pathHoldsUser reports whether the escaped URL path p holds the end user
