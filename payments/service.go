@@ -987,7 +987,8 @@ func (s *Service) awaitClaimed(ctx context.Context, key string, claim store.Clai
 // at most until its deadline, which is at most ApprovalTTL (held) plus
 // OrderTTL (approved at the last moment) after it was made, and is paid by
 // then (PaidAt is WeChat Pay's success_time). Twice that covers orders whose
-// deadlines were set under a config with up to twice these durations. A
+// deadlines were set under a config with up to twice these durations; one
+// held longer (approval_ttl lowered since) is found by openBefore. A
 // paid order binds its purchase for DedupeWindow after its payment
 // (justPaid), so the look-back covers that too: without it, a window
 // longer than orders stay open (24h against 3h) passed over an order paid
@@ -1129,7 +1130,9 @@ func (s *Service) justPaid(o *store.Order, now time.Time) bool {
 // abandoned number's record (abandonedNumber), when it binds nothing (nil
 // when open is not, or there is none): what the purchase's last order
 // came to (cutSwitch). It reads the
-// user's orders newest first back to openOrderHorizon. No order that it
+// user's orders newest first back to openOrderHorizon, and, when the user
+// has orders older than that, those still open among them (openBefore).
+// No order that it
 // passes over as settled can become open again; one recorded after it
 // looked by a claimer of an earlier generation that stalled finds the claim
 // moved on when it re-checks (createFresh) and is closed before any prepay.
@@ -1145,7 +1148,8 @@ func (s *Service) boundOrderOf(ctx context.Context, req CreateRequest, except st
 		}
 		for _, o := range page {
 			if o.CreatedAt.Before(horizon) {
-				return nil, last, nil
+				open, err := s.openBefore(ctx, req, except, horizon)
+				return open, last, err
 			}
 			if !samePurchase(o, req) || o.OrderNo == except {
 				continue
@@ -1163,6 +1167,41 @@ func (s *Service) boundOrderOf(ctx context.Context, req CreateRequest, except st
 		last := page[len(page)-1]
 		f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
 	}
+}
+
+// openBefore returns an order of req's purchase, other than except, made
+// before horizon (openOrderHorizon) that still holds it, or nil: one held
+// for a manager under a longer approval_ttl than this config's (README:
+// an order already held keeps the deadline it was held with), or approved
+// late in such a wait and open for payment now. boundOrderOf's walk of the
+// user's orders stops at the horizon and passed over it, and the purchase
+// asked again got a second order a manager could approve too. It reads
+// only the orders of those statuses made before the horizon, which the
+// sweep keeps few (every other order is settled by then), and only for a
+// user with orders that old.
+func (s *Service) openBefore(ctx context.Context, req CreateRequest, except string, horizon time.Time) (*store.Order, error) {
+	for _, st := range []store.OrderStatus{store.StatusApprovalRequired, store.StatusAwaitingPayment, store.StatusCreating} {
+		// By status alone: one index read (a client's needs a second
+		// round trip on Redis), and what it holds that old is few.
+		f := store.OrderFilter{Status: st, Before: horizon, Limit: store.MaxListLimit}
+		for {
+			page, err := s.store.ListOrders(ctx, f)
+			if err != nil {
+				return nil, fmt.Errorf("look for the purchase's open order: %w", err)
+			}
+			for _, o := range page {
+				if samePurchase(o, req) && o.OrderNo != except {
+					return o, nil
+				}
+			}
+			if len(page) < f.Limit {
+				break
+			}
+			last := page[len(page)-1]
+			f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
+		}
+	}
+	return nil, nil
 }
 
 // creatingSince is when order o, `creating`, became so: when it was made,
