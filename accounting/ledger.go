@@ -667,6 +667,11 @@ func (l *Ledger) applyPaid(ctx context.Context, op sessionOp) {
 	var err error
 	if op.key != "" {
 		if cost, err = l.store.TakeTally(ctx, op.key); err != nil {
+			// Not taken: the cost stays for the conversation's next
+			// paid order. The embedded store reports the sum its
+			// failed write read, which counted here too was counted
+			// twice.
+			cost = 0
 			l.log.Warn("accounting: taking the conversation's cost", "order_no", op.paidOrder, "err", err)
 		}
 	}
