@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
@@ -546,17 +547,27 @@ func decimals(num string) int {
 // appendValue appends the sum, or the kept non-numeric value. A sum of
 // fractions is printed with as many decimals as its most precise value
 // needs, so 0.00014 + 0.00021 is 0.00035, not float64's
-// 0.00035000000000000005.
+// 0.00035000000000000005. A sum past float64's range (two rounds' 1e308)
+// stops at its end, and one of both infinities is 0: printed, +Inf or NaN
+// is no JSON, and the bot could not read the answer it came in.
 func (m *detailMember) appendValue(b []byte) []byte {
-	switch {
-	case !m.numeric:
+	if !m.numeric {
 		return append(b, m.other...)
-	case m.fraction && m.prec > 17:
-		return strconv.AppendFloat(b, float64(m.n)+m.f, 'g', -1, 64)
-	case m.fraction:
-		return strconv.AppendFloat(b, float64(m.n)+m.f, 'f', m.prec, 64)
 	}
-	return strconv.AppendInt(b, m.n, 10)
+	if !m.fraction {
+		return strconv.AppendInt(b, m.n, 10)
+	}
+	sum, prec := float64(m.n)+m.f, m.prec
+	switch {
+	case math.IsNaN(sum):
+		sum = 0
+	case math.IsInf(sum, 0):
+		sum, prec = math.Copysign(math.MaxFloat64, sum), 18
+	}
+	if prec > 17 {
+		return strconv.AppendFloat(b, sum, 'g', -1, 64)
+	}
+	return strconv.AppendFloat(b, sum, 'f', prec, 64)
 }
 
 // objectInner returns the members of a raw JSON object without its braces,
