@@ -57,42 +57,15 @@ func TestSignedInUsageSumsTokenDetailsOverRounds(t *testing.T) {
 		"prompt_tokens_details.cached_tokens": 1792, "prompt_tokens_details.audio_tokens": 0,
 		"completion_tokens_details.reasoning_tokens": 40, "completion_tokens_details.accepted_prediction_tokens": 2,
 	}
-	const msg = `"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model"`
-	const chunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":`
-	nonStream := func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		if !strings.Contains(string(b), `"role":"tool"`) {
-			_, _ = io.WriteString(w, `{`+msg+`,"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}],"usage":`+usage1+`}`)
-			return
-		}
-		_, _ = io.WriteString(w, `{`+msg+`,"choices":[{"index":0,"message":{"role":"assistant","content":"It is paid."},"finish_reason":"stop"}],"usage":`+usage2+`}`)
-	}
-	stream := func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		if !strings.Contains(string(b), `"role":"tool"`) {
-			sseHandler(
-				chunk+`[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":null}]}`+"\n\n",
-				chunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n",
-				chunk+`[],"usage":`+usage1+`}`+"\n\n",
-				"data: [DONE]\n\n")(w, r)
-			return
-		}
-		sseHandler(
-			chunk+`[{"index":0,"delta":{"role":"assistant","content":"It is paid."},"finish_reason":null}]}`+"\n\n",
-			chunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
-			chunk+`[],"usage":`+usage2+`}`+"\n\n",
-			"data: [DONE]\n\n")(w, r)
-	}
 	for _, tc := range []struct {
 		name    string
 		handler http.HandlerFunc
 		req     string
 		usage   func(*testing.T, *http.Response) gjson.Result
 	}{
-		{"non-stream", nonStream, `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
+		{"non-stream", queryThenAnswer(false, usage1, usage2), `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
 			func(t *testing.T, r *http.Response) gjson.Result { return gjson.Get(readAll(t, r.Body), "usage") }},
-		{"stream", stream, `{"model":"gpt-test","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"is X1 paid?"}]}`,
+		{"stream", queryThenAnswer(true, usage1, usage2), `{"model":"gpt-test","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"is X1 paid?"}]}`,
 			streamUsage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,6 +96,39 @@ func TestSignedInUsageSumsTokenDetailsOverRounds(t *testing.T) {
 				t.Errorf("usage %s: %d members; want those of the rounds' only (%d)", u.Raw, keys, len(want)+2)
 			}
 		})
+	}
+}
+
+// queryThenAnswer answers a payment turn of two rounds, streamed or not: a
+// query_order call with usage1, then, once the call's result is in the
+// conversation, "It is paid." with usage2 (each usage the round's whole
+// usage object, on a chunk of its own when streamed).
+func queryThenAnswer(stream bool, usage1, usage2 string) http.HandlerFunc {
+	const msg = `"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model"`
+	const chunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":`
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		first := !strings.Contains(string(b), `"role":"tool"`)
+		switch {
+		case !stream && first:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{`+msg+`,"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}],"usage":`+usage1+`}`)
+		case !stream:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{`+msg+`,"choices":[{"index":0,"message":{"role":"assistant","content":"It is paid."},"finish_reason":"stop"}],"usage":`+usage2+`}`)
+		case first:
+			sseHandler(
+				chunk+`[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":null}]}`+"\n\n",
+				chunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n",
+				chunk+`[],"usage":`+usage1+`}`+"\n\n",
+				"data: [DONE]\n\n")(w, r)
+		default:
+			sseHandler(
+				chunk+`[{"index":0,"delta":{"role":"assistant","content":"It is paid."},"finish_reason":null}]}`+"\n\n",
+				chunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
+				chunk+`[],"usage":`+usage2+`}`+"\n\n",
+				"data: [DONE]\n\n")(w, r)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,34 +19,6 @@ import (
 // parsed. The sum stops at the largest float64 instead.
 func TestSummedUsageStaysJSON(t *testing.T) {
 	const usage = `{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12,"cost":1e308}`
-	const msg = `"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model"`
-	const chunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":`
-	handler := func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		tool := strings.Contains(string(b), `"role":"tool"`)
-		if !strings.Contains(string(b), `"stream":true`) {
-			w.Header().Set("Content-Type", "application/json")
-			if !tool {
-				_, _ = io.WriteString(w, `{`+msg+`,"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}],"usage":`+usage+`}`)
-				return
-			}
-			_, _ = io.WriteString(w, `{`+msg+`,"choices":[{"index":0,"message":{"role":"assistant","content":"It is paid."},"finish_reason":"stop"}],"usage":`+usage+`}`)
-			return
-		}
-		if !tool {
-			sseHandler(
-				chunk+`[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":null}]}`+"\n\n",
-				chunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n",
-				chunk+`[],"usage":`+usage+`}`+"\n\n",
-				"data: [DONE]\n\n")(w, r)
-			return
-		}
-		sseHandler(
-			chunk+`[{"index":0,"delta":{"role":"assistant","content":"It is paid."},"finish_reason":null}]}`+"\n\n",
-			chunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
-			chunk+`[],"usage":`+usage+`}`+"\n\n",
-			"data: [DONE]\n\n")(w, r)
-	}
 	for _, tc := range []struct {
 		name, req string
 		usage     func(*testing.T, *http.Response) string // the usage as sent, or "" after a failure
@@ -82,7 +53,7 @@ func TestSummedUsageStaysJSON(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, handler)
+			fp := newFakeProvider(t, queryThenAnswer(tc.name == "stream", usage, usage))
 			s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, queryTools{})
 			t.Cleanup(ledger.Close)
 			srv := h1test.NewServer(s.Handler())
