@@ -61,22 +61,43 @@ func TestCrashAfterTheConfirmationWasSpentSendsTheRefund(t *testing.T) {
 // Nothing was refunded: the order is paid again and the refund's outcome
 // kept failed for the user's next turn, not sent to review as a refused
 // resend after a lost answer is (TestResendRefusedAfterAnUnknownSendKeepsTheRefund).
+// On both drivers, each as paygate runs it: the embedded store's sole
+// writer sends at once, Redis replicas past takenGrace (sendTaken either
+// way), and a first send's refusal means the same on both.
 func TestSweepsFirstSendRefusedPutsTheOrderBack(t *testing.T) {
-	e := newEnv(t, envOptions{driver: "embedded", storeClock: true, service: func(o *payments.Options) { o.SoleWriter = true }})
-	ctx := context.Background()
-	o, p := spentAndCut(t, e, "oUser-cut-sole-refused")
-	e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultNotEnough})
-	if _, err := e.svc.Sweep(ctx); err != nil {
-		t.Logf("sweep: %v", err)
-	}
-	got := e.order(o.OrderNo)
-	if got.Status != store.StatusPaid || got.RefundReservedBy != "" || !slices.ContainsFunc(got.RefundOutcomes, func(r store.RefundOutcome) bool {
-		return r.OutRefundNo == p.OutRefundNo && r.Status == store.RefundFailed
-	}) {
-		t.Errorf("after the sweep's refused first send: order %s reserved by %q, outcomes %+v, review reason %q; want paid, the refund failed",
-			got.Status, got.RefundReservedBy, got.RefundOutcomes, got.ReviewReason)
-	}
-	if n := e.sim.RefundCount(o.OrderNo); n != 0 {
-		t.Errorf("WeChat Pay holds %d refunds of %s; want 0", n, o.OrderNo)
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			sole := driver == "embedded" // serve's SoleWriter
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) { o.SoleWriter = sole }})
+			ctx := context.Background()
+			o, p := spentAndCut(t, e, "oUser-cut-sole-refused")
+			e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultNotEnough})
+			if sole {
+				if _, err := e.svc.Sweep(ctx); err != nil {
+					t.Logf("sweep: %v", err)
+				}
+			} else {
+				if _, err := e.svc.Sweep(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if slices.ContainsFunc(e.sim.Requests(), func(l wxsim.RequestLog) bool { return l.Op == "refund" }) {
+					t.Fatalf("the first sweep sent refund %s; want it left to the confirmation that took it for takenGrace", p.OutRefundNo)
+				}
+				sweepPastTakenGrace(t, e)
+			}
+			if !slices.ContainsFunc(e.sim.Requests(), func(l wxsim.RequestLog) bool { return l.Op == "refund" && l.OutRefundNo == p.OutRefundNo }) {
+				t.Fatalf("refund %s was never sent; the test means the sweep's first send refused", p.OutRefundNo)
+			}
+			got := e.order(o.OrderNo)
+			if got.Status != store.StatusPaid || got.RefundReservedBy != "" || !slices.ContainsFunc(got.RefundOutcomes, func(r store.RefundOutcome) bool {
+				return r.OutRefundNo == p.OutRefundNo && r.Status == store.RefundFailed
+			}) {
+				t.Errorf("after the sweep's refused first send: order %s reserved by %q, outcomes %+v, review reason %q; want paid, the refund failed",
+					got.Status, got.RefundReservedBy, got.RefundOutcomes, got.ReviewReason)
+			}
+			if n := e.sim.RefundCount(o.OrderNo); n != 0 {
+				t.Errorf("WeChat Pay holds %d refunds of %s; want 0", n, o.OrderNo)
+			}
+		})
 	}
 }
