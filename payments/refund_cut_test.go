@@ -121,6 +121,43 @@ func spentAndCut(t *testing.T, e *env, user string) (*store.Order, *store.Refund
 	return o, p
 }
 
+// refundAudit drains e's outbox into the audit chain and returns the records
+// of refund id, each as name/cause, sorted (a proposal's queue and its
+// order's interleave either way).
+func refundAudit(t *testing.T, e *env, id string) []string {
+	t.Helper()
+	ctx := context.Background()
+	w, err := audit.NewWorker(audit.WorkerOptions{Store: e.st.(audit.Store)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Drain(ctx); err != nil {
+		t.Fatalf("audit drain: %v", err)
+	}
+	var records []string
+	for seq := uint64(1); ; {
+		recs, err := e.st.(audit.Store).ReadAudit(ctx, seq, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			d, err := audit.Decode(r.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.RefundID == id {
+				records = append(records, d.Name+"/"+d.Cause)
+			}
+			seq = r.Seq + 1
+		}
+	}
+	slices.Sort(records)
+	return records
+}
+
 // TestReservationLeftByACutConfirmation: replica A reserves a paid order for
 // the user's confirmed refund (refunding, held by the proposal) and dies
 // before it records the refund, the record it always writes before asking
@@ -334,35 +371,7 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 					}
 				}
 
-				w, err := audit.NewWorker(audit.WorkerOptions{Store: e.st.(audit.Store)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := w.Drain(ctx); err != nil {
-					t.Fatalf("audit drain: %v", err)
-				}
-				var records []string
-				for seq := uint64(1); ; {
-					recs, err := e.st.(audit.Store).ReadAudit(ctx, seq, 100)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if len(recs) == 0 {
-						break
-					}
-					for _, r := range recs {
-						d, err := audit.Decode(r.Body)
-						if err != nil {
-							t.Fatal(err)
-						}
-						if d.RefundID == p.RefundID {
-							records = append(records, d.Name+"/"+d.Cause)
-						}
-						seq = r.Seq + 1
-					}
-				}
-				slices.Sort(records)
-				if !slices.Equal(records, tc.audit) {
+				if records := refundAudit(t, e, p.RefundID); !slices.Equal(records, tc.audit) {
 					t.Errorf("audit of the refund %v; want %v", records, tc.audit)
 				}
 				tmu.Lock()

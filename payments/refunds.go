@@ -262,6 +262,16 @@ func refundable(o *store.Order) (int64, error) {
 	return left, nil
 }
 
+// ErrProposalUnconfirmed: a refund proposal's write the store did not
+// confirm (no answer, or not replicated in time), nor could it be read
+// back: the proposal may stand, live for the user to confirm or cancel,
+// with its refund.proposed recorded, or may not exist. Nothing was sent to
+// WeChat Pay, which only the user's confirmation does. ProposeRefund
+// returns the proposal it wrote with it; its claim stays with it, so
+// asking for the same refund again returns that proposal if it stands or
+// writes it under the same id, never a second.
+var ErrProposalUnconfirmed = errors.New("the refund proposal may have been recorded")
+
 // ProposeRefund records a refund proposal for the user's paid order: bound to
 // the client, the user, the order and the amount, live for RefundConfirmTTL.
 // No money moves: only ConfirmRefund, called on the user's own request,
@@ -271,7 +281,8 @@ func refundable(o *store.Order) (int64, error) {
 // order is held for it (heldOpen) within the order's year. An order held
 // for a proposal that ended unused (a confirmation cut short, then the
 // proposal expired) is freed first (releaseEnded): nothing was or can be
-// sent under it.
+// sent under it. A write the store did not confirm and whose read-back
+// failed is ErrProposalUnconfirmed, with the proposal written.
 func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.RefundProposal, *store.Order, error) {
 	if req.Client == "" || req.User == "" {
 		return nil, nil, ErrUserRequired
@@ -364,10 +375,18 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		p.ExpiresAt = p.CreatedAt.Add(s.opts.RefundConfirmTTL)
 		made := *p
 		err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, &made, o)...)
-		if got := s.proposedAfterAll(ctx, claim.OrderNo, req, o.OrderNo, amount, err); got != nil {
+		got, rerr := s.proposedAfterAll(ctx, claim.OrderNo, req, o.OrderNo, amount, err)
+		if got != nil {
 			s.log.WarnContext(ctx, "refund proposal recorded though the store did not confirm it; answered as proposed",
 				"refund_id", got.RefundID, "order_no", o.OrderNo, "err", err)
 			p, err = got, nil
+		}
+		if rerr != nil {
+			// Its claim stays with its id: an ask again returns it if it
+			// was written, or writes it under that id, never a second.
+			s.log.WarnContext(ctx, "refund proposal may have been recorded: the store did not confirm it and it could not be read back",
+				"refund_id", p.RefundID, "order_no", o.OrderNo, "err", err, "read_err", rerr)
+			return p, o, fmt.Errorf("%w: record refund proposal %s: %w", ErrProposalUnconfirmed, p.RefundID, err)
 		}
 		if err == nil {
 			s.mm.refunds.WithLabelValues("proposed").Inc()
@@ -412,17 +431,13 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 // open (openProposal). It is then live, its confirm button in the user's
 // order list and its refund.proposed with the merchant: answered "nothing
 // was changed", the model told the user no refund was asked for while a
-// button to confirm one stood. nil otherwise, and when the read fails: the
-// store's error stands.
-func (s *Service) proposedAfterAll(ctx context.Context, id string, req RefundRequest, orderNo string, amount int64, err error) *store.RefundProposal {
+// button to confirm one stood. nil otherwise; when the read fails, nil and
+// the read's error: the proposal may stand or not (ErrProposalUnconfirmed).
+func (s *Service) proposedAfterAll(ctx context.Context, id string, req RefundRequest, orderNo string, amount int64, err error) (*store.RefundProposal, error) {
 	if !mayHaveApplied(err) {
-		return nil
+		return nil, nil
 	}
-	open, oerr := s.openProposal(ctx, id, req, orderNo, amount)
-	if oerr != nil {
-		return nil
-	}
-	return open
+	return s.openProposal(ctx, id, req, orderNo, amount)
 }
 
 // confirmedWithinItsLife is the refund of proposal id, the one the claim of
@@ -2681,6 +2696,19 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 				"such as a refund it could not complete): no refund can be proposed here until they settle it; tell the user staff will handle it, not that no refund can be made"
 		}
 		out.Result = resultJSON(map[string]any{"order_no": said, "status": "not_refundable", "order_status": string(o.Status), "error": msg})
+		return out
+	case errors.Is(err, ErrProposalUnconfirmed):
+		// The proposal may stand, its confirm button live: "nothing was
+		// changed" had the model tell the user no refund was asked for
+		// while one they could confirm stood. No button is offered for a
+		// proposal that may not exist; the ask again returns it if it does.
+		out.Failed = true // logged by ProposeRefund, with the read's error
+		expires := p.ExpiresAt.UTC().Format(time.RFC3339)
+		out.Result = resultJSON(map[string]any{"refund_id": p.RefundID, "order_no": p.OrderNo, "amount": FormatAmount(p.AmountFen, o.Currency),
+			"status": "unknown", "expires_at": expires,
+			"error": "refunds are temporarily unavailable and this refund proposal could not be confirmed: it may have been recorded or not, so tell the user neither that a refund was proposed nor that none was. " +
+				"No money has moved: nothing is refunded unless the user taps its confirmation button themselves. If it was recorded, it is listed with the user's order as a refund awaiting their confirmation until " + expires +
+				", where they can confirm or cancel it; asking for the same refund again in a moment returns that proposal with its button if it was recorded (never a second one)"})
 		return out
 	default:
 		// The order as read, not the model's words: a failure before
