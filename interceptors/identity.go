@@ -405,9 +405,13 @@ func UserIDKeyLike(name string) bool {
 	if n := len(name); n > 0 && name[n-1]|0x20 == 's' {
 		name = name[:n-1]
 	}
-	if OpenIDLike(name) {
-		return true
-	}
+	return OpenIDLike(name) || UnionIDLike(name)
+}
+
+// UnionIDLike reports a name that ends in UnionID in any case, with or
+// without a '-' or '_' inside (X-WX-UNIONID, wx_union_id), as OpenIDLike
+// reads an OpenID's.
+func UnionIDLike(name string) bool {
 	for _, end := range [...]string{"unionid", "union_id", "union-id"} {
 		if len(name) >= len(end) && strings.EqualFold(name[len(name)-len(end):], end) {
 			return true

@@ -107,6 +107,18 @@ func textWithoutUser(body []byte, u Upstream, hash string) []byte {
 	return append(out, s[last:]...)
 }
 
+// TextWithoutID returns body (valid JSON, as rewritten toward a provider
+// under u) with id, an id of the end user's other than u.EndUser (the
+// UnionID WeChat Cloud hosting names in X-WX-UNIONID), replaced in every
+// JSON string holding it as textWithoutUser replaces the end user: under
+// hash by id's own hash (Identifier), the one a metadata member naming it
+// gets, under drop by DroppedUser. body itself when none holds it, or id
+// is shorter than the ids looked for in text (UserTakenAnywhere).
+func TextWithoutID(body []byte, u Upstream, id string) []byte {
+	u.EndUser = id
+	return textWithoutUser(body, u, "")
+}
+
 // containsUser is strings.Contains(s, user), searched by the byte of user
 // least likely in a request: an OpenID starts with "o", the commonest
 // byte of English text after "e", and strings.Index, anchored on the first

@@ -59,11 +59,18 @@ func endUser(h http.Header, bodyUser string) string {
 // (sayNoUser logs it), taken toward the provider as a metadata OpenID is
 // (metadataOpenID), never as a paying one. Read only when nothing else
 // names the end user: such a bot put the OpenID in its prompt too, and it
-// reached the provider as written. A map range: no allocation.
-func otherOpenIDHeader(h http.Header) string {
+// reached the provider as written.
+func otherOpenIDHeader(h http.Header) string { return leastHeader(h, otherOpenIDName) }
+
+func otherOpenIDName(k string) bool { return k != openIDKey && interceptors.OpenIDLike(k) }
+
+// leastHeader is the first value of the header of the least name that
+// named takes, of those sent with a value, "" for none. A map range: no
+// allocation.
+func leastHeader(h http.Header, named func(string) bool) string {
 	name, v := "", ""
 	for k, vs := range h {
-		if len(vs) == 0 || vs[0] == "" || k == openIDKey || !interceptors.OpenIDLike(k) {
+		if len(vs) == 0 || vs[0] == "" || !named(k) {
 			continue
 		}
 		if name == "" || k < name {
@@ -71,6 +78,25 @@ func otherOpenIDHeader(h http.Header) string {
 		}
 	}
 	return v
+}
+
+// unionIDHeader is the first value of a header whose name says UnionID
+// (X-WX-UNIONID, which WeChat Cloud hosting sets beside X-WX-OPENID:
+// interceptors.UnionIDLike), the least such name first, "" for none.
+func unionIDHeader(h http.Header) string { return leastHeader(h, interceptors.UnionIDLike) }
+
+// withoutUnionID is body, rewritten toward a provider under u, with the
+// UnionID a header names (unionIDHeader) taken out of its text
+// (interceptors.TextWithoutID), as the end user is: the same person across
+// every app of the merchant, more telling than an OpenID. A bot that
+// forwards Cloud hosting's headers puts it in its prompt as it puts the
+// OpenID there, and the provider got it as written. The header itself
+// reaches no provider: the upstream request's headers are paygate's own.
+func withoutUnionID(h http.Header, body []byte, u interceptors.Upstream) []byte {
+	if id := unionIDHeader(h); id != "" && id != u.EndUser {
+		return interceptors.TextWithoutID(body, u, id)
+	}
+	return body
 }
 
 // payingUser is the end user payments act for (the payment tools, the
@@ -357,13 +383,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		// toward the provider as a metadata OpenID is.
 		user = otherOpenIDHeader(r.Header)
 	}
-	out, err := interceptors.RewriteChat(body, chat, interceptors.Upstream{
-		Client: rc.client.Name, EndUser: user, Privacy: s.forwardPrivacy(user), ForceUsage: true,
-	})
+	up := interceptors.Upstream{Client: rc.client.Name, EndUser: user, Privacy: s.forwardPrivacy(user), ForceUsage: true}
+	out, err := interceptors.RewriteChat(body, chat, up)
 	if err != nil {
 		writeError(w, requestError("", err))
 		return
 	}
+	out = withoutUnionID(r.Header, out, up)
 	// The conversation a plain turn's cost is counted to: none without a
 	// payment user, the user's session for one served plainly below.
 	var costUser, costSession string

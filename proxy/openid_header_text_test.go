@@ -95,7 +95,8 @@ func forwardedOnce(t *testing.T, forward, path, body string, hdr map[string]stri
 // TestOtherOpenIDHeaderAllocatesNothing: read on every chat request that
 // names no end user, otherOpenIDHeader costs a range over the headers and
 // no allocation, found or not; X-WeChat-OpenID sent empty (a visitor) is
-// none of them, and of two the least name is taken.
+// none of them, and of two the least name is taken. unionIDHeader, read on
+// every request with a body paygate rewrites, allocates nothing either.
 func TestOtherOpenIDHeaderAllocatesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		h    http.Header
@@ -106,12 +107,16 @@ func TestOtherOpenIDHeaderAllocatesNothing(t *testing.T) {
 		{http.Header{"X-Openid": {"o-a"}, "Accept": {"*/*"}}, "o-a"},
 		{http.Header{"X-Wx-Openid": {"o-b"}, "X-Openid": {"o-a"}}, "o-a"},
 		{http.Header{"X-Openid-Issuer": {"wx"}}, ""},
+		{http.Header{"X-Wx-Unionid": {"u-a"}, "X-Wx-Openid": {"o-b"}}, "o-b"},
 	} {
 		if got := otherOpenIDHeader(tc.h); got != tc.want {
 			t.Errorf("otherOpenIDHeader(%v) = %q; want %q", tc.h, got, tc.want)
 		}
 		if n := testing.AllocsPerRun(100, func() { otherOpenIDHeader(tc.h) }); n != 0 {
 			t.Errorf("otherOpenIDHeader(%v): %v allocations; want 0", tc.h, n)
+		}
+		if n := testing.AllocsPerRun(100, func() { unionIDHeader(tc.h) }); n != 0 {
+			t.Errorf("unionIDHeader(%v): %v allocations; want 0", tc.h, n)
 		}
 	}
 }

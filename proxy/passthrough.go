@@ -157,9 +157,8 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			// on chat completions (otherOpenIDHeader).
 			user = otherOpenIDHeader(r.Header)
 		}
-		body = interceptors.RewritePassthrough(body, pt, interceptors.Upstream{
-			Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.forwardPrivacy(user),
-		})
+		up := interceptors.Upstream{Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.forwardPrivacy(user)}
+		body = withoutUnionID(r.Header, interceptors.RewritePassthrough(body, pt, up), up)
 		if model != "" && !s.up.HasModel(model) {
 			writeError(w, modelNotFound(model))
 			return
