@@ -202,29 +202,43 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 	// usertext.go, whose limits hold here too: an id under 16 bytes is
 	// left in text). So does a part's headers: an upload named after the
 	// user (a voice message saved as "<openid>_<msgid>.amr") or a field
-	// so named. A file's content is the bot's upload, sent as it is.
+	// so named. A file's content is the bot's upload, sent as it is. The
+	// UnionID a header names (unionIDHeader) is taken out the same way, by
+	// the hash of its own value, as a JSON body's text has it
+	// (withoutUnionID).
 	var headers [][]byte // each part's new headers, nil where unchanged
-	if interceptors.UserTakenAnywhere(user) && privacy.Mode != "keep" {
+	for n, id := range [...]string{user, unionIDHeader(r.Header)} {
+		if !interceptors.UserTakenAnywhere(id) || privacy.Mode == "keep" || n > 0 && id == user {
+			continue
+		}
 		h := interceptors.DroppedUser
 		if privacy.Mode == "hash" {
-			h, _ = privacy.Identifier(client, user)
+			h, _ = privacy.Identifier(client, id)
 		}
 		for _, i := range text {
-			if v := string(body[parts[i].content:parts[i].end]); interceptors.HoldsUser(v, user) {
+			v := string(body[parts[i].content:parts[i].end])
+			if repl[i] != nil {
+				v = string(repl[i])
+			}
+			if interceptors.HoldsUser(v, id) {
 				if parts[i].encoded {
 					// Quoted-printable keeps an OpenID's bytes as they
 					// are; paygate does not decode it to rewrite it.
 					return nil, "", "", paramError(parts[i].name, fmt.Sprintf("paygate: the form field %q holds the end user's id in a Content-Transfer-Encoding that changes its bytes; send it as plain text", parts[i].name))
 				}
-				repl[i], changed = []byte(interceptors.ReplaceUser(v, user, h)), true
+				repl[i], changed = []byte(interceptors.ReplaceUser(v, id, h)), true
 			}
 		}
 		for i, p := range parts {
-			if v := string(body[p.delim:p.content]); !drop[i] && interceptors.HoldsUser(v, user) {
+			v := string(body[p.delim:p.content])
+			if headers != nil && headers[i] != nil {
+				v = string(headers[i])
+			}
+			if !drop[i] && interceptors.HoldsUser(v, id) {
 				if headers == nil {
 					headers = make([][]byte, len(parts))
 				}
-				headers[i], changed = []byte(interceptors.ReplaceUser(v, user, h)), true
+				headers[i], changed = []byte(interceptors.ReplaceUser(v, id, h)), true
 			}
 		}
 	}
