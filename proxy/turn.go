@@ -988,7 +988,7 @@ func (t *turn) stream() {
 			return
 		}
 		endGap = keepAlive(t.sw, t.s.cfg.Server.SSEKeepalive.D())
-		results := t.execute(res.PaymentCalls, res.ClientCalls)
+		results := t.execute(res.PaymentCalls, res.ClientCalls, res.FinishReason)
 		if t.clientGone {
 			endGap()
 			t.endStreamWithError(context.Canceled) // says so only to a client still there, at shutdown
@@ -1484,7 +1484,7 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 // result and clientGone is set: the caller ends the turn. So it is set too
 // when the client left while the last call ran, whose result is then the
 // last message.
-func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
+func (t *turn) execute(calls, client []interceptors.ToolCall, finish string) [][]byte {
 	t.uniqueCallIDs(calls, client)
 	t.afterPayment = true
 	if t.s.ledger != nil && t.cost != 0 {
@@ -1547,6 +1547,14 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 			// left may still parse as a call the model did not make.
 			out = t.s.tools.Refused(c.Name, "part of the answer that carried this call could not be read, so its arguments may be incomplete; nothing was done")
 			t.s.log.Warn("payment call from a round with an unreadable event not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
+		case cutFinish(finish):
+			// The provider cut the round (max_tokens, a content filter):
+			// the call is as far as it got, and a server that closes a
+			// cut call's partial JSON (vLLM) hands on arguments that
+			// parse, a quantity or SKU cut short. The bot's own calls of
+			// such a round keep the finish that says so (stopForCalls).
+			out = t.s.tools.Refused(c.Name, "the answer that carried this call was cut off ("+finish+"), so its arguments may be incomplete; nothing was done")
+			t.s.log.Warn("payment call from a cut round not executed", "request_id", reqInfo(t.r).id, "tool", c.Name, "finish_reason", finish)
 		case c.Custom:
 			// Payment tools are offered only as function tools, whose
 			// arguments the tool validates against its schema; a custom
@@ -1657,6 +1665,12 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		t.clientGone = true
 	}
 	return msgs
+}
+
+// cutFinish reports whether a round's finish_reason says the provider cut
+// its output: "length" (max_tokens) or "content_filter".
+func cutFinish(reason string) bool {
+	return reason == "length" || reason == "content_filter"
 }
 
 // saysCalls reports whether a round's finish_reason says it made tool

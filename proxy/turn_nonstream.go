@@ -101,7 +101,7 @@ func (t *turn) nonStream() {
 			return
 		}
 		if len(ans.client) > 0 {
-			results := t.execute(ans.payment, ans.client)
+			results := t.execute(ans.payment, ans.client, ans.finish())
 			if t.clientGone {
 				t.fail(context.Canceled)
 				return
@@ -187,7 +187,7 @@ func (t *turn) nonStream() {
 		// Executed first: execute gives the calls paygate's own ids
 		// (uniqueCallIDs), which the assistant message must name as the
 		// results do.
-		results := t.execute(ans.payment, nil)
+		results := t.execute(ans.payment, nil, ans.finish())
 		if t.clientGone {
 			t.fail(context.Canceled)
 			return
@@ -766,6 +766,12 @@ func parseAnswer(body []byte, sp *jsonscan.AnswerSpans, isPayment func(string) b
 		return true
 	})
 	return a
+}
+
+// finish is the answer's first choice's finish_reason, read only for a
+// round with payment calls (execute).
+func (a *roundAnswer) finish() string {
+	return gjson.GetBytes(a.body, "choices.0.finish_reason").Str
 }
 
 // dropStrayCalls takes the payment calls, and the calls without a single
