@@ -75,8 +75,9 @@ func TestEmptyDataHeartbeatsAreNotMalformed(t *testing.T) {
 		})
 	}
 
-	// Error events with no data are no heartbeats: still malformed, three
-	// of them end the stream as they always did.
+	// Error events with no data are no heartbeats: the first ends the
+	// stream as the provider's error (scanMalformed), as one with text
+	// does.
 	t.Run("error events without data", func(t *testing.T) {
 		e := newEnv(t, map[string]func(c *fconn, n int){
 			"a": func(c *fconn, n int) {
@@ -100,8 +101,8 @@ func TestEmptyDataHeartbeatsAreNotMalformed(t *testing.T) {
 				continue
 			}
 			var se *StreamError
-			if !errors.As(err, &se) || se.Cause != CauseMalformed {
-				t.Fatalf("stream ended with %v; want it ended by 3 malformed events", err)
+			if !errors.As(err, &se) || se.Cause != CauseStreamError {
+				t.Fatalf("stream ended with %v; want it ended by the error event", err)
 			}
 			return
 		}

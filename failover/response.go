@@ -424,9 +424,9 @@ func (a *Response) EventMayHoldError() bool { return !a.noError }
 // where EventMayHoldError is true for want of that pass.
 func (a *Response) EventOneLine() bool { return a.oneLine }
 
-// scanMalformed reports whether ev is malformed (neither [DONE] nor JSON),
-// to be skipped, and counts and logs it (SPEC 5); the caller ends the
-// stream at the maxMalformed-th. An event whose data is empty or blank is
+// scanMalformed reports whether ev is malformed (neither [DONE] nor JSON,
+// nor named "error"), to be skipped, and counts and logs it (SPEC 5); the
+// caller ends the stream at the maxMalformed-th. An event whose data is empty or blank is
 // skipped too but neither counted nor logged: servers and relays send
 // "data:" with nothing as a keep-alive while the model thinks, as others
 // send comments, and counted, the third of them ended a healthy answer.
@@ -442,6 +442,13 @@ func (a *Response) scanMalformed(ev sse.Event) (eventMarks, bool) {
 			m &^= markErrorTail
 		}
 		return m, false
+	}
+	if string(ev.Name) == "error" {
+		// The provider's failure in plain words ("data: Internal Server
+		// Error") or none: an error whatever its data (eventError), as
+		// the SDKs raise one. Skipped as malformed, the stream was read
+		// on past it and a payment call the round then finished ran.
+		return 0, false
 	}
 	if blankData(ev) {
 		return 0, true
@@ -460,7 +467,7 @@ func (a *Response) scanMalformed(ev sse.Event) (eventMarks, bool) {
 
 // blankData reports an event whose data is empty or only whitespace: a
 // keep-alive, never an answer's event. An event named "error" is none,
-// whatever its data: it stays a malformed event, counted.
+// whatever its data: it is an error (scanMalformed).
 func blankData(ev sse.Event) bool {
 	return len(bytes.TrimSpace(ev.Data)) == 0 && string(ev.Name) != "error"
 }
