@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -28,17 +26,8 @@ func TestErrorEventWithTextStopsThePayment(t *testing.T) {
 			"between call and finish": text + call + errEvent + finish,
 		} {
 			t.Run(name+" "+strings.TrimSpace(strings.Split(errEvent, "\n")[1]), func(t *testing.T) {
-				provider := func(w http.ResponseWriter, r *http.Request) {
-					b, _ := io.ReadAll(r.Body)
-					if strings.Contains(string(b), `"role":"tool"`) {
-						textRound(true, "Your order is ready.")(w, r)
-						return
-					}
-					w.Header().Set("Content-Type", "text/event-stream")
-					_, _ = io.WriteString(w, stream)
-				}
 				tools := &recordingTools{}
-				url := toolsProxy(t, newFakeProvider(t, provider).URL, tools, nil)
+				url := toolsProxy(t, newFakeProvider(t, eventsThenText(stream, true)).URL, tools, nil)
 				resp := post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
 				body := readAll(t, resp.Body)
 				if ran := tools.executed(); len(ran) > 0 {

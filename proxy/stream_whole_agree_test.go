@@ -50,17 +50,8 @@ func FuzzStreamAndWholeAgree(f *testing.F) {
 		}
 		var turns [2]turn
 		for i, stream := range []bool{true, false} {
-			provider := func(w http.ResponseWriter, r *http.Request) {
-				b, _ := io.ReadAll(r.Body)
-				if strings.Contains(string(b), `"role":"tool"`) {
-					textRound(stream, "Your order is ready.")(w, r)
-					return
-				}
-				w.Header().Set("Content-Type", "text/event-stream")
-				_, _ = io.WriteString(w, events)
-			}
 			tl := &recordingTools{}
-			fp := newFakeProvider(t, provider)
+			fp := newFakeProvider(t, eventsThenText(events, stream))
 			url := toolsProxy(t, fp.URL, tl, nil)
 			resp := post(t, url, "/v1/chat/completions", chatBody(stream, tools), map[string]string{"X-WeChat-OpenID": "o-user-1"})
 			body := readAll(t, resp.Body)
@@ -263,4 +254,19 @@ func botCallsJoined(stream bool, body string) []string {
 		out[i] = names[i] + " " + args[i]
 	}
 	return out
+}
+
+// eventsThenText answers a turn's first round with events, whatever the
+// request's stream mode (a provider that ignores "stream": false), and the
+// round after its payment calls' results with text, streamed or not.
+func eventsThenText(events string, stream bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), `"role":"tool"`) {
+			textRound(stream, "Your order is ready.")(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, events)
+	}
 }
