@@ -83,3 +83,27 @@ func TestMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestHeapProfileRate: allocations are sampled for the heap profile only
+// where something reads it (server.pprof) or the operator asked for a rate,
+// because each sample costs the request that allocates a stack unwind.
+func TestHeapProfileRate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pprof   bool
+		godebug string
+		want    int
+	}{
+		{"pprof off", false, "", 0},
+		{"pprof off, other GODEBUG settings", false, "madvdontneed=1", 0},
+		{"pprof on: the runtime's rate", true, "", -1},
+		{"rate set by the operator", false, "gctrace=1,memprofilerate=1", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"GODEBUG": tc.godebug}
+			if got := heapProfileRate(tc.pprof, func(k string) string { return env[k] }); got != tc.want {
+				t.Fatalf("heapProfileRate(%v, GODEBUG=%q) = %d; want %d", tc.pprof, tc.godebug, got, tc.want)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	neturl "net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -337,6 +338,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	applyGCDefaults(os.Getenv)
+	if r := heapProfileRate(cfg.Server.Pprof, os.Getenv); r >= 0 {
+		runtime.MemProfileRate = r
+	}
 	// The first signal starts the drain (up to server.shutdown_timeout); a
 	// second ends the process at once, as an operator pressing Ctrl-C
 	// again or a supervisor repeating SIGTERM expects (dieOf). The stores
