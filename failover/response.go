@@ -275,7 +275,9 @@ func (a *Response) reportBreaker(err error) {
 // Next returns the stream's next event: held events first, then events as
 // they arrive, each within the idle timeout and all within the total
 // timeout. Comment lines are never returned; a malformed event (not JSON,
-// not [DONE]) is skipped and logged. Next returns io.EOF after an event with
+// not [DONE]) is skipped and logged: the data of every event returned is
+// valid JSON as gjson.Valid reads it (scanEvent), which a reader of it
+// need not check again (interceptors.Capture.ProcessValid). Next returns io.EOF after an event with
 // a finish_reason, at [DONE] or when the connection ends; any other end
 // ([DONE] or the connection's end before a finish_reason) is a
 // *StreamError. An error object in the stream (an event named "error"

@@ -1317,7 +1317,13 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 				continue
 			}
 		}
-		out, err := capture.Process(data)
+		var out []byte
+		if sameBytes(data, ev.Data) {
+			// As Next returned it: valid JSON (its validating pass).
+			out, err = capture.ProcessValid(data)
+		} else {
+			out, err = capture.Process(data)
+		}
 		if err != nil {
 			// A value that holds no piece of a chunk (a null, a word: some
 			// relays' keep-alives) costs the round nothing: said at debug,
@@ -1352,6 +1358,12 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 	}
 }
 
+// sameBytes reports whether a and b are the same bytes in memory: the
+// same start and length.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
 // queueEvent queues out, what a relay sends for the event ev.Data that
 // resp's Next returned, with no search for line breaks when out is that
 // event's bytes unchanged (the same start and length: an interceptor
@@ -1360,7 +1372,7 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 // every chunk twice, for a CR and for a LF, that none of OpenAI's
 // chunks has.
 func queueEvent(sw *sse.Writer, out, data []byte, resp *failover.Response) error {
-	if len(out) > 0 && len(out) == len(data) && &out[0] == &data[0] && resp.EventOneLine() {
+	if len(out) > 0 && sameBytes(out, data) && resp.EventOneLine() {
 		return sw.QueueLine(out)
 	}
 	return sw.Queue(out)
