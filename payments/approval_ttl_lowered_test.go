@@ -66,3 +66,103 @@ func TestLoweredApprovalTTLKeepsTheHeldOrdersPurchase(t *testing.T) {
 		}
 	}
 }
+
+// TestLoweredApprovalTTLKeepsThePaidOrdersPurchase: as
+// TestLoweredApprovalTTLKeepsTheHeldOrdersPurchase, the order held under
+// approval_ttl 72h is approved 30 hours on and paid at once; the operator
+// lowers approval_ttl to 12h and restarts, and the purchase is asked again
+// right after the payment (the model calling create_order on "I paid").
+// README (dedupe_window): one paid less than dedupe_window ago is answered
+// already_paid however long the user took to pay. Made before the new
+// config's horizon (28h10m), the paid order was passed over by the walk and
+// not looked for by openBefore (open statuses only): the purchase got a
+// second held order, which a manager's approval made payable, a second
+// charge for one purchase.
+func TestLoweredApprovalTTLKeepsThePaidOrdersPurchase(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e, simClock := justPaidEnvWith(t, driver, func(o *payments.Options) {
+				o.DedupeWindow = 10 * time.Minute
+				o.OrderTTL = 2 * time.Hour
+				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+				o.Rules.ApprovalTTL = 72 * time.Hour
+				opts = *o
+			})
+			ctx := context.Background()
+			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-approval-ttl-lowered-paid", SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
+			held, err := e.svc.CreateOrder(ctx, req)
+			if err != nil || held.Order.Status != store.StatusApprovalRequired {
+				t.Fatalf("create: %+v, %v; want approval_required", held, err)
+			}
+			no := held.Order.OrderNo
+			e.clock.Advance(30 * time.Hour)
+			if _, err := e.svc.Approve(ctx, no); err != nil {
+				t.Fatalf("approve: %v", err)
+			}
+			payAt(t, e, simClock, e.order(no))
+			opts.Rules.ApprovalTTL = 12 * time.Hour
+			restarted := otherReplica(t, opts)
+			again, err := restarted.CreateOrder(ctx, req)
+			if err != nil {
+				t.Fatalf("asked again after the restart: %v", err)
+			}
+			if again.Order.OrderNo != no || again.Order.Status != store.StatusPaid || !again.Existing || again.Payment != nil {
+				t.Errorf("asked again right after paying, 30h on under approval_ttl 12h: order %s (%s, existing %v); want %s, paid (already_paid), not a second order of the purchase",
+					again.Order.OrderNo, again.Order.Status, again.Existing, no)
+			}
+			if queue, _ := restarted.Approvals(ctx, 0); len(queue) != 0 {
+				t.Errorf("approval queue holds %d orders; want none: the purchase is paid", len(queue))
+			}
+			// Another purchase of the user's (3, not 2) is not the one paid.
+			three := req
+			three.Quantity = 3
+			if next, err := restarted.CreateOrder(ctx, three); err != nil || next.Order.OrderNo == no || next.Existing {
+				t.Errorf("another purchase (quantity 3): %+v, %v; want a new order, not %s paid for 2", next, err, no)
+			}
+		})
+	}
+}
+
+// TestLoweredApprovalTTLKeepsOnlyTheUsersOwnPurchase: another user's order
+// of the same SKU and quantity, held under approval_ttl 72h, is no order
+// of this user's purchase: openBefore reads every client's and user's held
+// orders of that age, and one matched by SKU alone was handed to the wrong
+// user (their order number, its payment theirs to make). This user, with
+// an order of their own older than the horizon, gets their own held order.
+func TestLoweredApprovalTTLKeepsOnlyTheUsersOwnPurchase(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+				o.Rules.ApprovalTTL = 72 * time.Hour
+				opts = *o
+			}})
+			ctx := context.Background()
+			other := payments.CreateRequest{Client: "shop-bot", User: "oUser-other-held", SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
+			theirs, err := e.svc.CreateOrder(ctx, other)
+			if err != nil || theirs.Order.Status != store.StatusApprovalRequired {
+				t.Fatalf("other user's create: %+v, %v; want approval_required", theirs, err)
+			}
+			mine := other
+			mine.User = "oUser-own-old-order"
+			small := mine
+			small.Quantity = 1 // below approval_above: an old order of their own
+			if _, err := e.svc.CreateOrder(ctx, small); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(30 * time.Hour)
+			opts.Rules.ApprovalTTL = 12 * time.Hour
+			restarted := otherReplica(t, opts)
+			got, err := restarted.CreateOrder(ctx, mine)
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			if got.Order.OrderNo == theirs.Order.OrderNo || got.Order.User != mine.User || got.Existing {
+				t.Errorf("this user's purchase: order %s of %s (existing %v); want a new order of their own, not %s of %s",
+					got.Order.OrderNo, got.Order.User, got.Existing, theirs.Order.OrderNo, other.User)
+			}
+		})
+	}
+}

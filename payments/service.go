@@ -35,6 +35,9 @@ type Store interface {
 	// sends, written only while the order is at the version it read
 	// (putInFlight).
 	store.RefundRecords
+	// UserStates: a user's most recently updated orders, among them one
+	// paid within the dedupe window though made long before (openBefore).
+	store.UserStates
 }
 
 // Backend is WeChat Pay as payments uses it; *wechatpay.Client implements it
@@ -1178,7 +1181,11 @@ func (s *Service) boundOrderOf(ctx context.Context, req CreateRequest, except st
 // asked again got a second order a manager could approve too. It reads
 // only the orders of those statuses made before the horizon, which the
 // sweep keeps few (every other order is settled by then), and only for a
-// user with orders that old.
+// user with orders that old. Such an order approved and paid late binds
+// the purchase for DedupeWindow after its payment (justPaid): it is among
+// the user's most recently updated orders (LoadUserState, one round trip),
+// and passed over, the purchase asked again right after the payment got a
+// second order, payable once a manager approved it too.
 func (s *Service) openBefore(ctx context.Context, req CreateRequest, except string, horizon time.Time) (*store.Order, error) {
 	for _, st := range []store.OrderStatus{store.StatusApprovalRequired, store.StatusAwaitingPayment, store.StatusCreating} {
 		// By status alone: one index read (a client's needs a second
@@ -1199,6 +1206,16 @@ func (s *Service) openBefore(ctx context.Context, req CreateRequest, except stri
 			}
 			last := page[len(page)-1]
 			f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
+		}
+	}
+	st, err := s.store.LoadUserState(ctx, req.Client, req.User)
+	if err != nil {
+		return nil, fmt.Errorf("look for the purchase's paid order: %w", err)
+	}
+	now := s.now()
+	for _, o := range st.Orders {
+		if o.CreatedAt.Before(horizon) && samePurchase(o, req) && o.OrderNo != except && s.justPaid(o, now) {
+			return o, nil
 		}
 	}
 	return nil, nil
