@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 )
 
@@ -162,6 +163,65 @@ func TestLoweredApprovalTTLKeepsOnlyTheUsersOwnPurchase(t *testing.T) {
 			if got.Order.OrderNo == theirs.Order.OrderNo || got.Order.User != mine.User || got.Existing {
 				t.Errorf("this user's purchase: order %s of %s (existing %v); want a new order of their own, not %s of %s",
 					got.Order.OrderNo, got.Order.User, got.Existing, theirs.Order.OrderNo, other.User)
+			}
+		})
+	}
+}
+
+// TestLoweredApprovalTTLKeepsTheApprovingOrdersPurchase: the order held
+// under approval_ttl 72h is approved 30 hours on, and while the approval's
+// prepay is on its way to WeChat Pay (the order `creating`) the purchase is
+// asked again on a replica restarted with approval_ttl 12h. The order is
+// made before that config's horizon and is neither held nor awaiting
+// payment: passed over, the purchase got a second held order, a manager's
+// approval of which made it payable beside the first. The ask waits for
+// the approval's prepay (or gives up) and makes no order.
+func TestLoweredApprovalTTLKeepsTheApprovingOrdersPurchase(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			h := &firstPrepayHeld{reached: make(chan struct{}), release: make(chan struct{})}
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, client: func(c *wechatpay.Config) {
+				c.Transport, c.AttemptTimeout = h, 10*time.Second
+			}, service: func(o *payments.Options) {
+				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+				o.Rules.ApprovalTTL = 72 * time.Hour
+				opts = *o
+			}})
+			ctx := context.Background()
+			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-approval-ttl-lowered-approving", SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
+			held, err := e.svc.CreateOrder(ctx, req)
+			if err != nil || held.Order.Status != store.StatusApprovalRequired {
+				t.Fatalf("create: %+v, %v; want approval_required", held, err)
+			}
+			no := held.Order.OrderNo
+			e.clock.Advance(30 * time.Hour)
+			approved := make(chan error, 1)
+			go func() {
+				_, err := e.svc.Approve(ctx, no)
+				approved <- err
+			}()
+			select {
+			case <-h.reached:
+			case err := <-approved:
+				t.Fatalf("the approval's prepay never came: approve returned %v", err)
+			}
+			opts.Rules.ApprovalTTL = 12 * time.Hour
+			restarted := otherReplica(t, opts)
+			// A bot whose HTTP client gives up after a second.
+			askCtx, cancel := context.WithTimeout(ctx, time.Second)
+			again, askErr := restarted.CreateOrder(askCtx, req)
+			cancel()
+			close(h.release)
+			if err := <-approved; err != nil {
+				t.Fatalf("approve: %v", err)
+			}
+			orders, err := e.st.ListOrders(ctx, store.OrderFilter{Client: req.Client, User: req.User})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(orders) != 1 || again != nil && again.Order != nil && again.Order.OrderNo != no {
+				t.Errorf("asked during the approval's prepay under approval_ttl 12h: %+v, %v; %d orders of the purchase, want the one, %s", again, askErr, len(orders), no)
 			}
 		})
 	}
