@@ -2,6 +2,8 @@ package payments_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -222,6 +224,61 @@ func TestLoweredApprovalTTLKeepsTheApprovingOrdersPurchase(t *testing.T) {
 			}
 			if len(orders) != 1 || again != nil && again.Order != nil && again.Order.OrderNo != no {
 				t.Errorf("asked during the approval's prepay under approval_ttl 12h: %+v, %v; %d orders of the purchase, want the one, %s", again, askErr, len(orders), no)
+			}
+		})
+	}
+}
+
+// TestLoweredApprovalTTLFindsTheHeldOrderPastAPage: as
+// TestLoweredApprovalTTLKeepsTheHeldOrdersPurchase, with a full page
+// (store.MaxListLimit) of other users' orders held as long, made after
+// this user's: openBefore reads every user's held orders of that age, and
+// one past its first page was passed over, a second held order made.
+func TestLoweredApprovalTTLFindsTheHeldOrderPastAPage(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+				o.Rules.ApprovalTTL = 72 * time.Hour
+				opts = *o
+			}})
+			ctx := context.Background()
+			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-approval-ttl-lowered-paged", SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
+			held, err := e.svc.CreateOrder(ctx, req)
+			if err != nil || held.Order.Status != store.StatusApprovalRequired {
+				t.Fatalf("create: %+v, %v; want approval_required", held, err)
+			}
+			base := held.Order.CreatedAt
+			// Made 16 at a time: the embedded store commits them together.
+			errs := make(chan error, store.MaxListLimit)
+			var wg sync.WaitGroup
+			for w := range 16 {
+				wg.Go(func() {
+					for i := w; i < store.MaxListLimit; i += 16 {
+						no := fmt.Sprintf("PGHELDOTHER%05d", i)
+						errs <- e.st.CreateOrder(ctx, &store.Order{OrderNo: no, Client: "shop-bot", User: "oUser-" + no, SKU: "premium-monthly",
+							Quantity: 2, AmountFen: 9998, Currency: "CNY", PayMethod: "jsapi", Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1,
+							CreatedAt: base.Add(time.Duration(i+1) * time.Millisecond), ExpiresAt: base.Add(72 * time.Hour)})
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.clock.Advance(30 * time.Hour)
+			opts.Rules.ApprovalTTL = 12 * time.Hour
+			again, err := otherReplica(t, opts).CreateOrder(ctx, req)
+			if err != nil {
+				t.Fatalf("asked again after the restart: %v", err)
+			}
+			if again.Order.OrderNo != held.Order.OrderNo || again.Order.Status != store.StatusApprovalRequired {
+				t.Errorf("asked again 30h on under approval_ttl 12h, %d other held orders newer: order %s (%s); want %s, held",
+					store.MaxListLimit, again.Order.OrderNo, again.Order.Status, held.Order.OrderNo)
 			}
 		})
 	}
