@@ -32,6 +32,24 @@ func (h *firstPrepayHeld) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// approveWhilePrepayHeld approves order no on e, and returns once its
+// prepay is held by h; the approval's outcome comes on the channel after
+// h.release is closed.
+func approveWhilePrepayHeld(t *testing.T, e *env, h *firstPrepayHeld, no string) <-chan error {
+	t.Helper()
+	approved := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Approve(context.Background(), no)
+		approved <- err
+	}()
+	select {
+	case <-h.reached:
+	case err := <-approved:
+		t.Fatalf("the approval's prepay never came: approve returned %v", err)
+	}
+	return approved
+}
+
 // TestApprovedOrderNotPrepaidAgainWhileApproving: a manager approves an
 // order held for a minute, and while the approval's prepay is on its way
 // to WeChat Pay the customer asks for the purchase again (or the sweep, or
@@ -57,16 +75,7 @@ func TestApprovedOrderNotPrepaidAgainWhileApproving(t *testing.T) {
 			}
 			no := held.Order.OrderNo
 			e.clock.Advance(time.Minute) // the manager comes a minute later
-			approved := make(chan error, 1)
-			go func() {
-				_, err := e.svc.Approve(ctx, no)
-				approved <- err
-			}()
-			select {
-			case <-h.reached:
-			case <-time.After(20 * time.Second):
-				t.Fatal("the approval's prepay never came")
-			}
+			approved := approveWhilePrepayHeld(t, e, h, no)
 			// The customer asks while the approval's prepay is held: a bot
 			// whose HTTP client gives up after a second. Nothing of the ask may
 			// reach WeChat Pay: the order is the approval's to open.

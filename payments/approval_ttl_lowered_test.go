@@ -32,18 +32,10 @@ func TestLoweredApprovalTTLKeepsTheHeldOrdersPurchase(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				var opts payments.Options
-				e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
-					o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
-					o.Rules.ApprovalTTL = 72 * time.Hour
-					opts = *o
-				}})
+				e := newEnv(t, envOptions{driver: driver, storeClock: true, service: heldUnder72h(&opts)})
 				ctx := context.Background()
-				req := payments.CreateRequest{Client: "shop-bot", User: "oUser-approval-ttl-lowered", SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
-				held, err := e.svc.CreateOrder(ctx, req)
-				if err != nil || held.Order.Status != store.StatusApprovalRequired {
-					t.Fatalf("create: %+v, %v; want approval_required", held, err)
-				}
-				no := held.Order.OrderNo
+				req, held := holdPurchase(t, e, "oUser-approval-ttl-lowered")
+				no := held.OrderNo
 				e.clock.Advance(30 * time.Hour)
 				want := store.StatusApprovalRequired
 				if approve {
@@ -88,17 +80,11 @@ func TestLoweredApprovalTTLKeepsThePaidOrdersPurchase(t *testing.T) {
 			e, simClock := justPaidEnvWith(t, driver, func(o *payments.Options) {
 				o.DedupeWindow = 10 * time.Minute
 				o.OrderTTL = 2 * time.Hour
-				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
-				o.Rules.ApprovalTTL = 72 * time.Hour
-				opts = *o
+				heldUnder72h(&opts)(o)
 			})
 			ctx := context.Background()
-			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-approval-ttl-lowered-paid", SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
-			held, err := e.svc.CreateOrder(ctx, req)
-			if err != nil || held.Order.Status != store.StatusApprovalRequired {
-				t.Fatalf("create: %+v, %v; want approval_required", held, err)
-			}
-			no := held.Order.OrderNo
+			req, held := holdPurchase(t, e, "oUser-approval-ttl-lowered-paid")
+			no := held.OrderNo
 			e.clock.Advance(30 * time.Hour)
 			if _, err := e.svc.Approve(ctx, no); err != nil {
 				t.Fatalf("approve: %v", err)
@@ -137,17 +123,10 @@ func TestLoweredApprovalTTLKeepsOnlyTheUsersOwnPurchase(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			var opts payments.Options
-			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
-				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
-				o.Rules.ApprovalTTL = 72 * time.Hour
-				opts = *o
-			}})
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: heldUnder72h(&opts)})
 			ctx := context.Background()
 			other := payments.CreateRequest{Client: "shop-bot", User: "oUser-other-held", SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
-			theirs, err := e.svc.CreateOrder(ctx, other)
-			if err != nil || theirs.Order.Status != store.StatusApprovalRequired {
-				t.Fatalf("other user's create: %+v, %v; want approval_required", theirs, err)
-			}
+			_, theirs := holdPurchase(t, e, other.User)
 			mine := other
 			mine.User = "oUser-own-old-order"
 			small := mine
@@ -162,9 +141,9 @@ func TestLoweredApprovalTTLKeepsOnlyTheUsersOwnPurchase(t *testing.T) {
 			if err != nil {
 				t.Fatalf("create: %v", err)
 			}
-			if got.Order.OrderNo == theirs.Order.OrderNo || got.Order.User != mine.User || got.Existing {
+			if got.Order.OrderNo == theirs.OrderNo || got.Order.User != mine.User || got.Existing {
 				t.Errorf("this user's purchase: order %s of %s (existing %v); want a new order of their own, not %s of %s",
-					got.Order.OrderNo, got.Order.User, got.Existing, theirs.Order.OrderNo, other.User)
+					got.Order.OrderNo, got.Order.User, got.Existing, theirs.OrderNo, other.User)
 			}
 		})
 	}
@@ -185,29 +164,12 @@ func TestLoweredApprovalTTLKeepsTheApprovingOrdersPurchase(t *testing.T) {
 			var opts payments.Options
 			e := newEnv(t, envOptions{driver: driver, storeClock: true, client: func(c *wechatpay.Config) {
 				c.Transport, c.AttemptTimeout = h, 10*time.Second
-			}, service: func(o *payments.Options) {
-				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
-				o.Rules.ApprovalTTL = 72 * time.Hour
-				opts = *o
-			}})
+			}, service: heldUnder72h(&opts)})
 			ctx := context.Background()
-			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-approval-ttl-lowered-approving", SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
-			held, err := e.svc.CreateOrder(ctx, req)
-			if err != nil || held.Order.Status != store.StatusApprovalRequired {
-				t.Fatalf("create: %+v, %v; want approval_required", held, err)
-			}
-			no := held.Order.OrderNo
+			req, held := holdPurchase(t, e, "oUser-approval-ttl-lowered-approving")
+			no := held.OrderNo
 			e.clock.Advance(30 * time.Hour)
-			approved := make(chan error, 1)
-			go func() {
-				_, err := e.svc.Approve(ctx, no)
-				approved <- err
-			}()
-			select {
-			case <-h.reached:
-			case err := <-approved:
-				t.Fatalf("the approval's prepay never came: approve returned %v", err)
-			}
+			approved := approveWhilePrepayHeld(t, e, h, no)
 			opts.Rules.ApprovalTTL = 12 * time.Hour
 			restarted := otherReplica(t, opts)
 			// A bot whose HTTP client gives up after a second.
@@ -238,18 +200,10 @@ func TestLoweredApprovalTTLFindsTheHeldOrderPastAPage(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			var opts payments.Options
-			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
-				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
-				o.Rules.ApprovalTTL = 72 * time.Hour
-				opts = *o
-			}})
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: heldUnder72h(&opts)})
 			ctx := context.Background()
-			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-approval-ttl-lowered-paged", SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
-			held, err := e.svc.CreateOrder(ctx, req)
-			if err != nil || held.Order.Status != store.StatusApprovalRequired {
-				t.Fatalf("create: %+v, %v; want approval_required", held, err)
-			}
-			base := held.Order.CreatedAt
+			req, held := holdPurchase(t, e, "oUser-approval-ttl-lowered-paged")
+			base := held.CreatedAt
 			// Made 16 at a time: the embedded store commits them together.
 			errs := make(chan error, store.MaxListLimit)
 			var wg sync.WaitGroup
@@ -276,10 +230,33 @@ func TestLoweredApprovalTTLFindsTheHeldOrderPastAPage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("asked again after the restart: %v", err)
 			}
-			if again.Order.OrderNo != held.Order.OrderNo || again.Order.Status != store.StatusApprovalRequired {
+			if again.Order.OrderNo != held.OrderNo || again.Order.Status != store.StatusApprovalRequired {
 				t.Errorf("asked again 30h on under approval_ttl 12h, %d other held orders newer: order %s (%s); want %s, held",
-					store.MaxListLimit, again.Order.OrderNo, again.Order.Status, held.Order.OrderNo)
+					store.MaxListLimit, again.Order.OrderNo, again.Order.Status, held.OrderNo)
 			}
 		})
 	}
+}
+
+// heldUnder72h sets a service's options to hold an order above 50.00 for
+// a manager under approval_ttl 72h, and saves them in opts, for a replica
+// restarted under another.
+func heldUnder72h(opts *payments.Options) func(*payments.Options) {
+	return func(o *payments.Options) {
+		o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+		o.Rules.ApprovalTTL = 72 * time.Hour
+		*opts = *o
+	}
+}
+
+// holdPurchase asks for user's purchase of 2 premium-monthly (99.98) and
+// returns the request and the order held for it.
+func holdPurchase(t *testing.T, e *env, user string) (payments.CreateRequest, *store.Order) {
+	t.Helper()
+	req := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2, KeepPayMethod: true}
+	held, err := e.svc.CreateOrder(context.Background(), req)
+	if err != nil || held.Order.Status != store.StatusApprovalRequired {
+		t.Fatalf("create: %+v, %v; want approval_required", held, err)
+	}
+	return req, held.Order
 }
