@@ -667,10 +667,12 @@ func (l *Ledger) applyPaid(ctx context.Context, op sessionOp) {
 	var err error
 	if op.key != "" {
 		if cost, err = l.store.TakeTally(ctx, op.key); err != nil {
-			// Not taken: the cost stays for the conversation's next
-			// paid order. The embedded store reports the sum its
-			// failed write read, which counted here too was counted
-			// twice.
+			// Counted 0 here. A take whose write failed leaves the cost
+			// for the conversation's next paid order (the embedded store
+			// reports the sum its failed write read, which counted here
+			// too was counted twice). A Redis take that ran but whose
+			// reply and go-redis's retries were all lost took the sum:
+			// that cost is under-counted, never counted twice.
 			cost = 0
 			l.log.Warn("accounting: taking the conversation's cost", "order_no", op.paidOrder, "err", err)
 		}
