@@ -1680,9 +1680,24 @@ func (t *turn) execute(calls, client []interceptors.ToolCall, finish string) [][
 }
 
 // cutFinish reports whether a round's finish_reason says the provider cut
-// its output: "length" (max_tokens) or "content_filter".
+// its output, in any case: OpenAI's "length" (max_tokens) and
+// "content_filter"; Mistral's "model_length" (the context window);
+// Anthropic's "max_tokens", "model_context_window_exceeded" and "refusal"
+// and Gemini's "MAX_TOKENS", "SAFETY", "RECITATION", "PROHIBITED_CONTENT",
+// "BLOCKLIST", "SPII" and "MALFORMED_FUNCTION_CALL", as relays pass them
+// on (one sends Gemini's "STOP" and "MAX_TOKENS" as they are); Zhipu's and
+// Hunyuan's "sensitive" (their content filter); Bedrock's
+// "guardrail_intervened" and "content_filtered". "error",
+// "network_error" and DeepSeek's "insufficient_system_resource" never
+// reach a turn: failover takes them for a failed answer (choiceError).
 func cutFinish(reason string) bool {
-	return reason == "length" || reason == "content_filter"
+	switch strings.ToLower(reason) {
+	case "length", "content_filter", "model_length", "max_tokens", "model_context_window_exceeded", "refusal",
+		"safety", "recitation", "prohibited_content", "blocklist", "spii", "malformed_function_call",
+		"sensitive", "guardrail_intervened", "content_filtered":
+		return true
+	}
+	return false
 }
 
 // saysCalls reports whether a round's finish_reason says it made tool
