@@ -54,6 +54,10 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, auditUsage)
 		return 2
 	}
+	if msg, moved := flagsBeforeSubCommand("audit", []string{"verify", "export"}, args); moved {
+		fmt.Fprintln(stderr, msg)
+		return 2
+	}
 	switch args[0] {
 	case "verify":
 		return cmdAuditVerify(args[1:], stdout, stderr)

@@ -150,3 +150,27 @@ func TestAnotherCommandsFlagsBeforeIt(t *testing.T) {
 		})
 	}
 }
+
+// TestFlagsBeforeTheSubCommand: a flag written between a command and its
+// sub-command (`paygate audit -config prod.yaml verify`, `paygate store
+// -config prod.yaml status`) was taken for the sub-command: "unknown
+// command "-config"" and the command's whole usage, which names the flag
+// as one the user gave. It is still a usage error, now saying how to write
+// it, as a flag before the command is told.
+func TestFlagsBeforeTheSubCommand(t *testing.T) {
+	tests := []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"audit", "-config", "prod.yaml", "verify"}, "paygate: flags go after the command: paygate audit verify -config prod.yaml"},
+		{[]string{"audit", "-config=prod.yaml", "-text", "verify", "-head", "4:ab"}, "paygate: flags go after the command: paygate audit verify -config=prod.yaml -text -head 4:ab"},
+		{[]string{"audit", "-o", "out.jsonl", "export"}, "paygate: flags go after the command: paygate audit export -o out.jsonl"},
+		{[]string{"store", "-config", "prod.yaml", "status"}, "paygate: flags go after the command: paygate store status -config prod.yaml"},
+		{[]string{"store", "-config", "prod.yaml"}, `paygate store: unknown command "-config"`},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			checkRun(t, tc.args, 2, "", tc.stderr)
+		})
+	}
+}

@@ -192,6 +192,22 @@ func flagsBeforeCommand(args []string) (msg string, ok bool) {
 	return "paygate: flags go after the command: " + strings.Join(line, " "), true
 }
 
+// flagsBeforeSubCommand reports, with the line to write instead, that
+// args (cmd's, after its name) are flags followed by one of its
+// sub-commands subs: `paygate audit -config prod.yaml verify` was told
+// "unknown command "-config"" and the command's usage.
+func flagsBeforeSubCommand(cmd string, subs []string, args []string) (msg string, ok bool) {
+	if len(args) == 0 || !strings.HasPrefix(args[0], "-") || isHelp(args[0]) {
+		return "", false
+	}
+	i := slices.IndexFunc(args, func(a string) bool { return slices.Contains(subs, a) })
+	if i < 1 {
+		return "", false
+	}
+	line := append(append([]string{"paygate", cmd, args[i]}, args[:i]...), args[i+1:]...)
+	return "paygate: flags go after the command: " + strings.Join(line, " "), true
+}
+
 // flaglessCommands are the commands that take no flags.
 var flaglessCommands = []string{"demo", "version", "help"}
 

@@ -289,6 +289,10 @@ func cmdStore(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, storeUsage)
 		return 0
 	case args[0] != "status":
+		if msg, moved := flagsBeforeSubCommand("store", []string{"status"}, args); moved {
+			fmt.Fprintln(stderr, msg)
+			return 2
+		}
 		fmt.Fprintf(stderr, "paygate store: unknown command %q\n\n%s", args[0], storeUsage)
 		return 2
 	}
