@@ -65,6 +65,11 @@ func TestHelpOfACommand(t *testing.T) {
 		{[]string{"help", "store"}, 0, "paygate store status [-config FILE]", ""},
 		{[]string{"store", "status", "-h"}, 0, "Usage of store status", ""},
 		{[]string{"store", "nosuch"}, 2, "", `paygate store: unknown command "nosuch"`},
+		// As audit's: `paygate store help status` printed store's usage,
+		// not status's flags, and `paygate store help nosuch` exited 0
+		// with it, as if that command were there.
+		{[]string{"store", "help", "status"}, 0, "Usage of store status", ""},
+		{[]string{"store", "help", "nosuch"}, 2, "", `paygate store: unknown command "nosuch"`},
 		{[]string{"help", "healthcheck"}, 0, "-url", ""},
 		{[]string{"help", "version"}, 0, "paygate version: print the version", ""},
 		{[]string{"help", "demo"}, 0, "paygate demo: play a purchase offline", ""},

@@ -285,6 +285,10 @@ func cmdStore(args []string, stdout, stderr io.Writer) int {
 	case len(args) == 0:
 		fmt.Fprint(stderr, storeUsage)
 		return 2
+	case args[0] == "help" && len(args) > 1 && !strings.HasPrefix(args[1], "-"):
+		// `paygate store help status` is status's flags, as `paygate
+		// audit help verify` gives verify's.
+		return cmdStore([]string{args[1], "-h"}, stdout, stderr)
 	case args[0] == "help" || isHelp(args[0]):
 		fmt.Fprint(stdout, storeUsage)
 		return 0
