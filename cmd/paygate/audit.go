@@ -275,6 +275,12 @@ func createExportFile(dest string) (*exportFile, error) {
 			e.abort()
 			return nil, fmt.Errorf("cannot write %s: %w", dest, err)
 		}
+		// And its owner and group: run as root, the temporary file was
+		// root's, and FILE's group (the auditors') lost it all the same.
+		if err := keepOwner(f, fi); err != nil {
+			e.abort()
+			return nil, fmt.Errorf("cannot write %s keeping its owner and group: %w", dest, err)
+		}
 	}
 	return e, nil
 }

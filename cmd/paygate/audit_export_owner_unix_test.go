@@ -1,0 +1,60 @@
+//go:build unix
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestAuditExportKeepsTheFilesOwner: an export over an earlier one leaves
+// FILE owned as it was. Run as root (a cron job, a container's default
+// user), the temporary file renamed over FILE was root's: an export of
+// mode 0640 whose group was the auditors' was the root group's after the
+// next export, its mode kept, its readers gone all the same.
+func TestAuditExportKeepsTheFilesOwner(t *testing.T) {
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		uid, gid = 4242, 4243
+	} else if groups, _ := os.Getgroups(); slices.ContainsFunc(groups, func(g int) bool { return g != gid }) {
+		// Not root: a file of another group of this user's is all it
+		// can make.
+		gid = groups[slices.IndexFunc(groups, func(g int) bool { return g != gid })]
+	} else {
+		t.Skip("neither root nor in a second group: no file of another owner or group can be made here")
+	}
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			f := newAuditFixture(t, driver)
+			out := filepath.Join(t.TempDir(), "audit.jsonl")
+			writeFile(t, out, "{\"seq\":1,\"an\":\"earlier export\"}\n")
+			if err := os.Chmod(out, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(out, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+			code, _, errOut := runAuditLocked("export", "-config", f.cfgPath, "-o", out)
+			if code != 0 {
+				t.Fatalf("export: exit %d, stderr %q", code, errOut)
+			}
+			fi, err := os.Stat(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if int(st.Uid) != uid || int(st.Gid) != gid || fi.Mode().Perm() != 0o640 {
+				t.Errorf("%s is %d:%d %v after the export; want %d:%d %v", out, st.Uid, st.Gid, fi.Mode().Perm(), uid, gid, os.FileMode(0o640))
+			}
+			if b, _ := os.ReadFile(out); strings.Contains(string(b), "earlier export") {
+				t.Errorf("%s still holds the earlier export", out)
+			}
+		})
+	}
+}
