@@ -54,7 +54,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, auditUsage)
 		return 2
 	}
-	if msg, moved := flagsBeforeSubCommand("audit", []string{"verify", "export"}, args); moved {
+	if msg, moved := flagsBeforeSubCommand("audit", args); moved {
 		fmt.Fprintln(stderr, msg)
 		return 2
 	}

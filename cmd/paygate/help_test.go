@@ -172,6 +172,10 @@ func TestFlagsBeforeTheSubCommand(t *testing.T) {
 		{[]string{"audit", "-o", "out.jsonl", "export"}, "paygate: flags go after the command: paygate audit export -o out.jsonl"},
 		{[]string{"store", "-config", "prod.yaml", "status"}, "paygate: flags go after the command: paygate store status -config prod.yaml"},
 		{[]string{"store", "-config", "prod.yaml"}, `paygate store: unknown command "-config"`},
+		// Flags on both sides of the command: the line given was
+		// `paygate audit -config prod.yaml -text verify`, itself refused.
+		{[]string{"-config", "prod.yaml", "audit", "-text", "verify"}, "paygate: flags go after the command: paygate audit verify -config prod.yaml -text"},
+		{[]string{"-config", "prod.yaml", "store", "-config", "other.yaml", "status"}, "paygate: flags go after the command: paygate store status -config prod.yaml -config other.yaml"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

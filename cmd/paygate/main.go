@@ -184,23 +184,36 @@ func flagsBeforeCommand(args []string) (msg string, ok bool) {
 		}
 		return "", false
 	}
-	words := rest[:1]
-	if sub && len(rest) > 1 && !strings.HasPrefix(rest[1], "-") {
-		words = rest[:2]
+	words, after := rest[:1], rest[1:]
+	if sub && len(after) > 0 {
+		// The sub-command after flags of its own (`-config F audit -text
+		// verify`) goes first too: the line given was `paygate audit
+		// -config F -text verify`, itself refused.
+		i := slices.IndexFunc(after, func(a string) bool { return slices.Contains(subCommands[rest[0]], a) })
+		switch {
+		case i >= 0 && (i == 0 || strings.HasPrefix(after[0], "-")):
+			words = []string{rest[0], after[i]}
+			after = append(after[:i:i], after[i+1:]...)
+		case !strings.HasPrefix(after[0], "-"):
+			words, after = rest[:2], rest[2:]
+		}
 	}
-	line := append(append(append([]string{"paygate"}, words...), flags...), rest[len(words):]...)
+	line := append(append(append([]string{"paygate"}, words...), flags...), after...)
 	return "paygate: flags go after the command: " + strings.Join(line, " "), true
 }
 
+// subCommands are the sub-commands of the commands that have them.
+var subCommands = map[string][]string{"audit": {"verify", "export"}, "store": {"status"}}
+
 // flagsBeforeSubCommand reports, with the line to write instead, that
 // args (cmd's, after its name) are flags followed by one of its
-// sub-commands subs: `paygate audit -config prod.yaml verify` was told
+// sub-commands (subCommands): `paygate audit -config prod.yaml verify` was told
 // "unknown command "-config"" and the command's usage.
-func flagsBeforeSubCommand(cmd string, subs []string, args []string) (msg string, ok bool) {
+func flagsBeforeSubCommand(cmd string, args []string) (msg string, ok bool) {
 	if len(args) == 0 || !strings.HasPrefix(args[0], "-") || isHelp(args[0]) {
 		return "", false
 	}
-	i := slices.IndexFunc(args, func(a string) bool { return slices.Contains(subs, a) })
+	i := slices.IndexFunc(args, func(a string) bool { return slices.Contains(subCommands[cmd], a) })
 	if i < 1 {
 		return "", false
 	}

@@ -293,7 +293,7 @@ func cmdStore(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, storeUsage)
 		return 0
 	case args[0] != "status":
-		if msg, moved := flagsBeforeSubCommand("store", []string{"status"}, args); moved {
+		if msg, moved := flagsBeforeSubCommand("store", args); moved {
 			fmt.Fprintln(stderr, msg)
 			return 2
 		}
