@@ -35,14 +35,7 @@ func TestAuditExportKeepsTheFilesPermissions(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
-					code, _, errOut := runAuditLocked("export", "-config", f.cfgPath, "-o", out)
-					if code != 0 {
-						t.Fatalf("export: exit %d, stderr %q", code, errOut)
-					}
-					fi, err := os.Stat(out)
-					if err != nil {
-						t.Fatal(err)
-					}
+					fi := exportTo(t, f.cfgPath, out)
 					if got := fi.Mode().Perm(); got != tc.want {
 						t.Errorf("%s is %v after the export; want %v", out, got, tc.want)
 					}
@@ -50,4 +43,19 @@ func TestAuditExportKeepsTheFilesPermissions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exportTo runs audit export -o out under the config at cfgPath, and
+// returns what out is then.
+func exportTo(t *testing.T, cfgPath, out string) os.FileInfo {
+	t.Helper()
+	code, _, errOut := runAuditLocked("export", "-config", cfgPath, "-o", out)
+	if code != 0 {
+		t.Fatalf("export: exit %d, stderr %q", code, errOut)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }

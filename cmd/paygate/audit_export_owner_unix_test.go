@@ -40,14 +40,7 @@ func TestAuditExportKeepsTheFilesOwner(t *testing.T) {
 			if err := os.Chown(out, uid, gid); err != nil {
 				t.Fatal(err)
 			}
-			code, _, errOut := runAuditLocked("export", "-config", f.cfgPath, "-o", out)
-			if code != 0 {
-				t.Fatalf("export: exit %d, stderr %q", code, errOut)
-			}
-			fi, err := os.Stat(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fi := exportTo(t, f.cfgPath, out)
 			st := fi.Sys().(*syscall.Stat_t)
 			if int(st.Uid) != uid || int(st.Gid) != gid || fi.Mode().Perm() != 0o640 {
 				t.Errorf("%s is %d:%d %v after the export; want %d:%d %v", out, st.Uid, st.Gid, fi.Mode().Perm(), uid, gid, os.FileMode(0o640))
