@@ -31,6 +31,18 @@ func TestAppendUsage(t *testing.T) {
 				`{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22,"prompt_tokens_details":{"cached_tokens":8,"cache_write_tokens":1.5},"completion_tokens_details":{"reasoning_tokens":2}}`,
 			},
 			`{"prompt_tokens":30,"completion_tokens":7,"total_tokens":37,"prompt_tokens_details":{"cached_tokens":12,"audio_tokens":null,"cache_write_tokens":1.5},"completion_tokens_details":{"reasoning_tokens":2}}`},
+		// Past float64's range a sum stops at its largest value of its
+		// sign, and +Inf and -Inf together are 0: printed, +Inf, -Inf or
+		// NaN is no JSON.
+		{"a sum past the range stops at its largest", Usage{2, 0, 2, 0},
+			[]string{`{"prompt_tokens":1,"cost":1e308}`, `{"prompt_tokens":1,"cost":1e308}`},
+			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":1.7976931348623157e+308}`},
+		{"a negative sum past the range stops at its least", Usage{2, 0, 2, 0},
+			[]string{`{"prompt_tokens":1,"cost":-1e308}`, `{"prompt_tokens":1,"cost":-1e308}`},
+			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":-1.7976931348623157e+308}`},
+		{"both infinities are 0", Usage{2, 0, 2, 0},
+			[]string{`{"prompt_tokens":1,"cost":1e400}`, `{"prompt_tokens":1,"cost":-1e400}`},
+			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":0}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var objs [][]byte

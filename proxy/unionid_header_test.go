@@ -41,6 +41,9 @@ func TestUnionIDHeaderReachesNoProvider(t *testing.T) {
 		{"cloud hosting form drop", "drop", "/v1/audio/transcriptions", "X-WX-OPENID",
 			form(t, field{"prompt", "", "Speaker: " + unionID}, field{"file", "a.amr", "audio"}),
 			form(t, field{"prompt", "", "Speaker: u_anonymous"}, field{"file", "a.amr", "audio"}), true},
+		{"both in one part header", "hash", "/v1/audio/transcriptions", "X-WX-OPENID",
+			form(t, field{"file", openID + "_" + unionID + ".amr", "audio"}),
+			form(t, field{"file", expectedUserHash("shop-bot", openID) + "_" + expectedUserHash("shop-bot", unionID) + ".amr", "audio"}), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hdr := map[string]string{"Content-Type": "application/json", "X-WX-UNIONID": unionID}
