@@ -72,6 +72,12 @@ func TestOtherOpenIDHeaderTakenOutOfTheQuery(t *testing.T) {
 // embeddings list.
 func forwardedOnce(t *testing.T, forward, path, body string, hdr map[string]string) seenRequest {
 	t.Helper()
+	return forwardedOnceAs(t, http.MethodPost, forward, path, body, hdr)
+}
+
+// forwardedOnceAs is forwardedOnce with the request's method.
+func forwardedOnceAs(t *testing.T, method, forward, path, body string, hdr map[string]string) seenRequest {
+	t.Helper()
 	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if strings.HasPrefix(r.URL.Path, "/v1/chat/") {
@@ -81,7 +87,7 @@ func forwardedOnce(t *testing.T, forward, path, body string, hdr map[string]stri
 		_, _ = w.Write([]byte(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"vendor/embed","usage":{"prompt_tokens":1,"total_tokens":1}}`))
 	})
 	proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = forward }))
-	resp := post(t, proxyURL, path, body, hdr)
+	resp := send(t, method, proxyURL, path, body, hdr)
 	if b := readAll(t, resp.Body); resp.StatusCode != 200 {
 		t.Fatalf("status %d %s", resp.StatusCode, b)
 	}

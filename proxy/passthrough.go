@@ -178,7 +178,13 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	if user == "" {
 		user = otherOpenIDHeader(r.Header) // a body paygate does not read, or none
 	}
-	if p, _, _ := strings.Cut(path, "?"); s.pathHoldsUser(p, user) {
+	// The UnionID a header names (X-WX-UNIONID), taken out of the body
+	// (withoutUnionID), is taken out of the URL as the end user is.
+	union := unionIDHeader(r.Header)
+	if union == user || !interceptors.UserTakenAnywhere(union) {
+		union = "" // none, taken out as the end user, or too short to be taken
+	}
+	if p, _, _ := strings.Cut(path, "?"); s.pathHoldsUser(p, user) || union != "" && s.pathHoldsUser(p, union) {
 		// The path names the object: no hash can stand in the user's
 		// place there, and sent as written the provider and its access
 		// logs got the OpenID (SPEC 2.2).
@@ -186,6 +192,9 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path = s.queryWithoutUser(path, reqInfo(r).client.Name, user)
+	if union != "" {
+		path = s.queryWithoutID(path, reqInfo(r).client.Name, union)
+	}
 	// A call that creates something is not sent twice (a batch or a job
 	// made on two accounts, each billed): see failover.Replayable.
 	once := !failover.Replayable(r.Method, path, body)
@@ -929,6 +938,24 @@ func modelNotFound(model string) *apiError {
 // user id too short to be taken anywhere (interceptors.UserTakenAnywhere) is read
 // only in the parameters identityParam names.
 func (s *Server) queryWithoutUser(path, client, user string) string {
+	return s.queryWithout(path, client, user, true)
+}
+
+// queryWithoutID is queryWithoutUser for id, an id of the end user's
+// other than the one queryWithoutUser took out (the UnionID a header
+// names: unionIDHeader): each parameter whose name or value holds it gets
+// the hash of its own value in its place, the parameter left out under
+// drop, and nothing else changes. A parameter queryWithoutUser hashed
+// (user=, metadata[wx_openid]=) is not hashed again, as reading another
+// user's id there would. id is one to be taken anywhere
+// (interceptors.UserTakenAnywhere).
+func (s *Server) queryWithoutID(path, client, id string) string {
+	return s.queryWithout(path, client, id, false)
+}
+
+// queryWithout is queryWithoutUser for user, the end user when endUser,
+// else queryWithoutID's id.
+func (s *Server) queryWithout(path, client, user string, endUser bool) string {
 	p, q, ok := strings.Cut(path, "?")
 	pv := s.privacy.Load().Privacy
 	if !ok || q == "" || pv.Mode == "keep" {
@@ -949,7 +976,7 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 			out = append(out, pair)
 			continue
 		}
-		if strings.EqualFold(dk, "metadata") && metadataOfJSON(dv, user) {
+		if endUser && strings.EqualFold(dk, "metadata") && metadataOfJSON(dv, user) {
 			// The filter written as the object itself, naming a user's
 			// id ({"wx_openid": …}) or with an escape the end user may
 			// hide behind: rewritten as a form's "metadata" field of JSON
@@ -977,7 +1004,7 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		// prompt_cache_key), which a body sends as the hash of its own
 		// value whoever's it is: kept, another user's OpenID there
 		// reached the provider's URL.
-		other := dv != "" && dv != user && (metadataUserIDParam(dk) || identityMember(dk))
+		other := endUser && dv != "" && dv != user && (metadataUserIDParam(dk) || identityMember(dk))
 		if !inKey && !inValue && !other {
 			out = append(out, pair)
 			continue

@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/paygate/paygate/config"
 )
 
 // TestUnionIDHeaderReachesNoProvider: WeChat Cloud hosting hands the bot's
@@ -61,6 +65,64 @@ func TestUnionIDHeaderReachesNoProvider(t *testing.T) {
 			}
 			if got := string(seen.Body); got != tc.want {
 				t.Errorf("provider got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestUnionIDHeaderOutOfTheURL: the UnionID X-WX-UNIONID names reached the
+// provider, and its access logs, in the query and the URL's path as
+// written, while the OpenID beside it was hashed there (queryWithoutUser)
+// or refused (pathHoldsUser). In the query it is taken out as the end user
+// is: the hash of its own value, the parameter left out under drop, kept
+// under keep; the end user's already hashed parameters (user=,
+// metadata[wx_openid]=) are not hashed a second time. In the path it is a
+// 400 that reaches no provider, escaped once or twice too.
+func TestUnionIDHeaderOutOfTheURL(t *testing.T) {
+	const openID = "oURL1-openid_1a2b3c4d5e6f7g8"
+	const unionID = "oURL2-unionid_9z8y7x6w5v4u3t"
+	ho, hu := expectedUserHash("shop-bot", openID), expectedUserHash("shop-bot", unionID)
+	for _, tc := range []struct{ name, forward, openIDHeader, path, want string }{
+		{"a filter's value", "hash", "X-WX-OPENID", "/v1/vector_stores?q=" + unionID, "/v1/vector_stores?q=" + hu},
+		{"within a value", "hash", "X-WX-OPENID", "/v1/files?purpose=batch&order=" + unionID + "-1", "/v1/files?purpose=batch&order=" + hu + "-1"},
+		{"escaped, in a name", "hash", "X-WX-OPENID", "/v1/files?f%5B%6F" + unionID[1:] + "%5D=1", "/v1/files?f%5B" + hu + "%5D=1"},
+		{"beside the end user's", "hash", "X-WX-OPENID",
+			"/v1/chat/completions?user=" + openID + "&metadata%5Bwx_openid%5D=" + openID + "&q=" + unionID,
+			"/v1/chat/completions?user=" + ho + "&metadata%5Bwx_openid%5D=" + ho + "&q=" + hu},
+		{"beside the end user's metadata", "hash", "X-WX-OPENID",
+			"/v1/chat/completions?metadata=" + url.QueryEscape(`{"wx_openid":"`+openID+`"}`) + "&q=" + unionID,
+			"/v1/chat/completions?metadata=" + url.QueryEscape(`{"wx_openid":"`+ho+`"}`) + "&q=" + hu},
+		{"no end user", "hash", "", "/v1/files?order=" + unionID, "/v1/files?order=" + hu},
+		{"drop", "drop", "X-WeChat-OpenID", "/v1/vector_stores?q=" + unionID + "&limit=2", "/v1/vector_stores?limit=2"},
+		{"keep", "keep", "X-WX-OPENID", "/v1/vector_stores?q=" + unionID, "/v1/vector_stores?q=" + unionID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := map[string]string{"X-WX-UNIONID": unionID}
+			if tc.openIDHeader != "" {
+				hdr[tc.openIDHeader] = openID
+			}
+			seen := forwardedOnceAs(t, http.MethodGet, tc.forward, tc.path, "", hdr)
+			if seen.Path != tc.want {
+				t.Errorf("provider's URL\n%s\nwant\n%s", seen.Path, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, forward, path string }{
+		{"segment", "hash", "/v1/files/" + unionID},
+		{"inside a segment", "drop", "/v1/files/file-" + unionID + "/content"},
+		{"escaped", "hash", "/v1/files/%6F" + unionID[1:]},
+		{"escaped twice", "hash", "/v1/files/%256F" + unionID[1:]},
+	} {
+		t.Run("path "+tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"object":"file","id":"file-1"}`))
+			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.forward }))
+			resp := send(t, http.MethodGet, proxyURL, tc.path, "", map[string]string{"X-WX-OPENID": openID, "X-WX-UNIONID": unionID})
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != 400 || strings.Contains(body, unionID) || !strings.Contains(body, `"type":"invalid_request_error"`) {
+				t.Errorf("status %d %s; want 400 with OpenAI's error JSON, not repeating the id", resp.StatusCode, body)
+			}
+			if seen := fp.requests(); len(seen) != 0 {
+				t.Errorf("%d upstream requests (%s); want none", len(seen), seen[0].Path)
 			}
 		})
 	}
