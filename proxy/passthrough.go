@@ -164,7 +164,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if s.holdsUser(ct, user) {
+	if s.holdsUser(ct, user) || s.holdsUser(ct, unionIDHeader(r.Header)) {
 		// Its parameters (a form's boundary) frame the body: not
 		// rewritten, and not sent with the end user in it (SPEC 2.2).
 		writeError(w, badRequest("paygate: the Content-Type holds the end user's id, which no provider may get: send the body's media type without it"))

@@ -79,11 +79,12 @@ func (s *Server) holdsUser(v, user string) bool {
 }
 
 // acceptFor is the bot's Accept as forwarded on a request of the end user
-// user: none (the provider answers its default) when it holds the user.
-// Of the bot's headers only Accept, and a /v1 body's Content-Type, reach a
-// provider; a Content-Type holding the user is refused (passthrough).
+// user: none (the provider answers its default) when it holds the user,
+// or the UnionID a header names (unionIDHeader). Of the bot's headers
+// only Accept, and a /v1 body's Content-Type, reach a provider; a
+// Content-Type holding either is refused (passthrough).
 func (s *Server) acceptFor(h http.Header, user string) string {
-	if v := httpwire.Field(h, "Accept"); !s.holdsUser(v, user) {
+	if v := httpwire.Field(h, "Accept"); v == "" || !s.holdsUser(v, user) && !s.holdsUser(v, unionIDHeader(h)) {
 		return v
 	}
 	return ""

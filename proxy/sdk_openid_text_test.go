@@ -105,20 +105,26 @@ func headerLines(h http.Header) []string {
 // the end user's OpenID is not sent (the provider answers its default);
 // a Content-Type holding it is a 400 that reaches no provider, since its
 // parameters (a form's boundary) frame the body. Under keep both go as
-// sent.
+// sent. The UnionID an X-WX-UNIONID header names (WeChat Cloud hosting's,
+// beside X-WX-OPENID) is taken so too: it reached the provider in both.
 func TestOpenIDInForwardedHeaders(t *testing.T) {
 	const openID = "oHDR6-openid_7a8b9c0d1e2f3g4"
+	const unionID = "oHDU3-unionid_9z8y7x6w5v4u3t"
 	chat := `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`
 	embed := `{"model":"embed-test","input":"x"}`
 	for _, tc := range []struct {
-		name, mode, path, body string
-		header                 map[string]string
-		status                 int
+		name, mode, path, body, id string
+		header                     map[string]string
+		status                     int
 	}{
-		{"chat Accept", "hash", "/v1/chat/completions", chat, map[string]string{"Accept": "application/json; who=" + openID}, 200},
-		{"embeddings Accept", "drop", "/v1/embeddings", embed, map[string]string{"Accept": "application/json, " + openID}, 200},
-		{"embeddings Content-Type", "hash", "/v1/embeddings", embed, map[string]string{"Content-Type": "application/json; who=" + openID}, 400},
-		{"keep", "keep", "/v1/embeddings", embed, map[string]string{"Accept": "application/json; who=" + openID, "Content-Type": "application/json; who=" + openID}, 200},
+		{"chat Accept", "hash", "/v1/chat/completions", chat, openID, map[string]string{"Accept": "application/json; who=" + openID}, 200},
+		{"embeddings Accept", "drop", "/v1/embeddings", embed, openID, map[string]string{"Accept": "application/json, " + openID}, 200},
+		{"embeddings Content-Type", "hash", "/v1/embeddings", embed, openID, map[string]string{"Content-Type": "application/json; who=" + openID}, 400},
+		{"keep", "keep", "/v1/embeddings", embed, openID, map[string]string{"Accept": "application/json; who=" + openID, "Content-Type": "application/json; who=" + openID}, 200},
+		{"UnionID chat Accept", "hash", "/v1/chat/completions", chat, unionID, map[string]string{"X-WX-UNIONID": unionID, "Accept": "application/json; who=" + unionID}, 200},
+		{"UnionID embeddings Accept", "drop", "/v1/embeddings", embed, unionID, map[string]string{"X-WX-UNIONID": unionID, "Accept": "application/json, " + unionID}, 200},
+		{"UnionID embeddings Content-Type", "hash", "/v1/embeddings", embed, unionID, map[string]string{"X-WX-UNIONID": unionID, "Content-Type": "application/json; who=" + unionID}, 400},
+		{"UnionID keep", "keep", "/v1/embeddings", embed, unionID, map[string]string{"X-WX-UNIONID": unionID, "Accept": "application/json; who=" + unionID}, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
@@ -148,8 +154,8 @@ func TestOpenIDInForwardedHeaders(t *testing.T) {
 				t.Fatalf("%d upstream requests; want 1", len(seen))
 			}
 			lines := strings.Join(headerLines(seen[0].Header), "\n")
-			if has := strings.Contains(lines, openID); has != (tc.mode == "keep") {
-				t.Errorf("the OpenID in the upstream headers: %v under %s:\n%s", has, tc.mode, lines)
+			if has := strings.Contains(lines, tc.id); has != (tc.mode == "keep") {
+				t.Errorf("the id in the upstream headers: %v under %s:\n%s", has, tc.mode, lines)
 			}
 		})
 	}
