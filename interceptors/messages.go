@@ -514,8 +514,13 @@ func (m *detailMember) add(v gjson.Result) {
 	}
 	m.numeric, m.other = true, nil
 	if !strings.ContainsAny(v.Raw, ".eE") {
-		m.n += v.Int()
-		return
+		// An integer past int64's range, or a sum that would pass it, is
+		// summed as a fraction is: wrapped around, two rounds' large
+		// counts printed as a negative one.
+		if n, err := strconv.ParseInt(v.Raw, 10, 64); err == nil && (n >= 0 && m.n <= math.MaxInt64-n || n < 0 && m.n >= math.MinInt64-n) {
+			m.n += n
+			return
+		}
 	}
 	m.fraction = true
 	m.f += v.Float()
