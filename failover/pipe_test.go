@@ -303,6 +303,12 @@ func TestForwardedStreamFirstEvent(t *testing.T) {
 		{name: "a Responses error event",
 			a:        events("event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"The server had an error\",\"param\":null,\"sequence_number\":0}\n\n"),
 			wantFrom: "b", wantCause: CauseServerError, wantHitsA: 2},
+		// An event named "error" is an error whatever its data: plain
+		// words, or none (no keep-alive, as blankData says).
+		{name: "an error event in plain words", a: events("event: error\ndata: Internal Server Error\n\n"),
+			wantFrom: "b", wantCause: CauseServerError, wantHitsA: 2},
+		{name: "an error event without data", a: events("event: error\ndata:\n\n"),
+			wantFrom: "b", wantCause: CauseServerError, wantHitsA: 2},
 		{name: "response.failed as the first event",
 			a:        events("event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"slow down\"}}}\n\n"),
 			wantFrom: "b", wantCause: CauseRateLimited, wantHitsA: 2},
