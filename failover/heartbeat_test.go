@@ -84,7 +84,7 @@ func TestEmptyDataHeartbeatsAreNotMalformed(t *testing.T) {
 				c.sse()
 				c.event(roleChunk())
 				c.event(contentChunk("Hello"))
-				c.chunk(strings.Repeat("event: error\ndata:\n\n", 3))
+				c.chunk("event: error\ndata:\n\n")
 				c.event(finishChunk())
 				c.done()
 			},
