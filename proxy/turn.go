@@ -1180,13 +1180,15 @@ func withCutAnnotations(cut, own []byte, fresh bool) []byte {
 
 // stopForCalls reports a finish reason that a round with the client's own
 // tool calls should tell the client as "tool_calls": Gemini ends such a
-// round with "stop" (or none), a server answering in the legacy shape with
-// "function_call" (its payment call held back, or its tool round so
-// labelled), which has an SDK that branches on it look for a function_call
-// and run none of the bot's tool_calls. "length" and "content_filter"
-// stay: the calls may be cut, and the bot must not run them as if whole.
+// round with "stop" (or none; "STOP", its own word, as a relay passes it
+// on: "stop" in any case, as the cut words are read), a server answering in
+// the legacy shape with "function_call" (its payment call held back, or
+// its tool round so labelled), which has an SDK that branches on it look
+// for a function_call and run none of the bot's tool_calls. "length" and
+// "content_filter" stay: the calls may be cut, and the bot must not run
+// them as if whole.
 func stopForCalls(reason string) bool {
-	return reason == "stop" || reason == "" || reason == "function_call"
+	return strings.EqualFold(reason, "stop") || reason == "" || reason == "function_call"
 }
 
 // callsFinish is the finish reason the client hears for a round that hands
