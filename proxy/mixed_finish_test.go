@@ -82,16 +82,7 @@ func TestMixedRoundFinishFunctionCall(t *testing.T) {
 				if len(tools.executed()) != 1 {
 					t.Errorf("executed %q; want the round's payment call", tools.executed())
 				}
-				fin := gjson.Get(body, "choices.0.finish_reason").Str
-				if stream {
-					fin = ""
-					for _, c := range streamChunks(body) {
-						if f := gjson.Get(c, "choices.0.finish_reason").Str; f != "" {
-							fin = f
-						}
-					}
-				}
-				if fin != "tool_calls" {
+				if fin := answerFinish(stream, body); fin != "tool_calls" {
 					t.Errorf("finish_reason %q; want \"tool_calls\": %s", fin, body)
 				}
 			})

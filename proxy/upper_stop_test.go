@@ -38,20 +38,26 @@ func TestToolRoundFinishStopInAnyCase(t *testing.T) {
 					if got := tools.executed(); len(got) != tc.ran {
 						t.Errorf("executed %q; want %d payment calls", got, tc.ran)
 					}
-					fin := gjson.Get(body, "choices.0.finish_reason").Str
-					if stream {
-						fin = ""
-						for _, c := range streamChunks(body) {
-							if f := gjson.Get(c, "choices.0.finish_reason").Str; f != "" {
-								fin = f
-							}
-						}
-					}
-					if fin != "tool_calls" {
+					if fin := answerFinish(stream, body); fin != "tool_calls" {
 						t.Errorf("finish_reason %q; want \"tool_calls\": %s", fin, body)
 					}
 				})
 			}
 		}
 	}
+}
+
+// answerFinish is the finish_reason the bot heard: a non-stream answer's,
+// or the last a stream's chunks gave.
+func answerFinish(stream bool, body string) string {
+	if !stream {
+		return gjson.Get(body, "choices.0.finish_reason").Str
+	}
+	fin := ""
+	for _, c := range streamChunks(body) {
+		if f := gjson.Get(c, "choices.0.finish_reason").Str; f != "" {
+			fin = f
+		}
+	}
+	return fin
 }
