@@ -48,6 +48,17 @@ func TestAppendUsage(t *testing.T) {
 		{"an integer past int64 is summed as a number", Usage{2, 0, 2, 0},
 			[]string{`{"prompt_tokens":1,"cost":99999999999999999999}`, `{"prompt_tokens":1,"cost":-1}`},
 			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":100000000000000000000}`},
+		// At int64's very ends the sum is still an integer, printed to
+		// its last digit: summed as a float64 it rounded to another.
+		{"an integer sum at int64's greatest stays exact", Usage{2, 0, 2, 0},
+			[]string{`{"prompt_tokens":1,"cost":9223372036854775806}`, `{"prompt_tokens":1,"cost":1}`},
+			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":9223372036854775807}`},
+		{"an integer sum at int64's least stays exact", Usage{2, 0, 2, 0},
+			[]string{`{"prompt_tokens":1,"cost":-9223372036854774308}`, `{"prompt_tokens":1,"cost":-1500}`},
+			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":-9223372036854775808}`},
+		{"a negative integer is summed as an integer", Usage{2, 0, 2, 0},
+			[]string{`{"prompt_tokens":1,"cost":9007199254740993}`, `{"prompt_tokens":1,"cost":-1}`},
+			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":9007199254740992}`},
 		{"both infinities are 0", Usage{2, 0, 2, 0},
 			[]string{`{"prompt_tokens":1,"cost":1e400}`, `{"prompt_tokens":1,"cost":-1e400}`},
 			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":0}`},
