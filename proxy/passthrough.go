@@ -993,6 +993,22 @@ func (s *Server) queryWithout(path, client, user string, endUser bool) string {
 			}
 			continue
 		}
+		if !endUser && strings.EqualFold(dk, "metadata") && metadataOfJSON(dv, user) {
+			// The filter of JSON holding the id behind an escape
+			// ("\u006f…"), which the provider's JSON reader undoes: its
+			// strings rewritten as a body's are (interceptors.TextWithoutID),
+			// the parameter left out under drop. Read as text, the
+			// UnionID reached the provider's URL.
+			switch mv := string(interceptors.TextWithoutID([]byte(dv), interceptors.Upstream{Client: client, Privacy: pv}, user)); {
+			case mv == dv:
+				out = append(out, pair)
+			case pv.Mode == "drop":
+				changed = true
+			default:
+				out, changed = append(out, k+"="+url.QueryEscape(mv)), true
+			}
+			continue
+		}
 		inKey := interceptors.HoldsUser(dk, user)
 		inValue := interceptors.HoldsUser(dv, user)
 		// A user's id other than the end user's (a filter by the

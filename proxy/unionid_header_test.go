@@ -92,6 +92,17 @@ func TestUnionIDHeaderOutOfTheURL(t *testing.T) {
 		{"beside the end user's metadata", "hash", "X-WX-OPENID",
 			"/v1/chat/completions?metadata=" + url.QueryEscape(`{"wx_openid":"`+openID+`"}`) + "&q=" + unionID,
 			"/v1/chat/completions?metadata=" + url.QueryEscape(`{"wx_openid":"`+ho+`"}`) + "&q=" + hu},
+		// A metadata filter of JSON may spell it with an escape, which the
+		// provider's JSON reader undoes, as a body's string may.
+		{"escaped in a metadata filter of JSON", "hash", "X-WX-OPENID",
+			"/v1/chat/completions?metadata=" + url.QueryEscape(`{"tag":"\u006f`+unionID[1:]+`"}`) + "&limit=2",
+			"/v1/chat/completions?metadata=" + url.QueryEscape(`{"tag":"`+hu+`"}`) + "&limit=2"},
+		{"escaped in a metadata filter of JSON, no end user", "hash", "",
+			"/v1/chat/completions?metadata=" + url.QueryEscape(`{"tag":"\u006f`+unionID[1:]+`"}`),
+			"/v1/chat/completions?metadata=" + url.QueryEscape(`{"tag":"`+hu+`"}`)},
+		{"escaped in a metadata filter of JSON, drop", "drop", "X-WX-OPENID",
+			"/v1/chat/completions?metadata=" + url.QueryEscape(`{"tag":"\u006f`+unionID[1:]+`"}`) + "&limit=2",
+			"/v1/chat/completions?limit=2"},
 		{"no end user", "hash", "", "/v1/files?order=" + unionID, "/v1/files?order=" + hu},
 		{"drop", "drop", "X-WeChat-OpenID", "/v1/vector_stores?q=" + unionID + "&limit=2", "/v1/vector_stores?limit=2"},
 		{"keep", "keep", "X-WX-OPENID", "/v1/vector_stores?q=" + unionID, "/v1/vector_stores?q=" + unionID},
@@ -107,6 +118,17 @@ func TestUnionIDHeaderOutOfTheURL(t *testing.T) {
 			}
 		})
 	}
+	// A UnionID header too short to be taken anywhere (the OpenID's 16
+	// bytes, interceptors.UserTakenAnywhere) takes nothing out of the
+	// URL: "7" is a bot's count or its own tag in metadata[…] as often as
+	// anyone's id, and hashed there the provider got the wrong filter.
+	t.Run("a short UnionID takes nothing", func(t *testing.T) {
+		const path = "/v1/chat/completions?metadata%5Border%5D=7&limit=7"
+		seen := forwardedOnceAs(t, http.MethodGet, "hash", path, "", map[string]string{"X-WX-OPENID": openID, "X-WX-UNIONID": "7"})
+		if seen.Path != path {
+			t.Errorf("provider's URL\n%s\nwant\n%s", seen.Path, path)
+		}
+	})
 	for _, tc := range []struct{ name, forward, path string }{
 		{"segment", "hash", "/v1/files/" + unionID},
 		{"inside a segment", "drop", "/v1/files/file-" + unionID + "/content"},
