@@ -53,9 +53,11 @@ func TestAppendUsage(t *testing.T) {
 		{"an integer sum at int64's greatest stays exact", Usage{2, 0, 2, 0},
 			[]string{`{"prompt_tokens":1,"cost":9223372036854775806}`, `{"prompt_tokens":1,"cost":1}`},
 			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":9223372036854775807}`},
-		{"an integer sum at int64's least stays exact", Usage{2, 0, 2, 0},
-			[]string{`{"prompt_tokens":1,"cost":-9223372036854774308}`, `{"prompt_tokens":1,"cost":-1500}`},
-			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":-9223372036854775808}`},
+		// Reaching int64's least is no overflow: a round after it still
+		// counts to its last digit (summed as a float64, -9223372036854775808).
+		{"an integer sum at int64's least stays exact", Usage{3, 0, 3, 0},
+			[]string{`{"prompt_tokens":1,"cost":-9223372036854774308}`, `{"prompt_tokens":1,"cost":-1500}`, `{"prompt_tokens":1,"cost":1}`},
+			`{"prompt_tokens":3,"completion_tokens":0,"total_tokens":3,"cost":-9223372036854775807}`},
 		{"a negative integer is summed as an integer", Usage{2, 0, 2, 0},
 			[]string{`{"prompt_tokens":1,"cost":9007199254740993}`, `{"prompt_tokens":1,"cost":-1}`},
 			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":9007199254740992}`},
