@@ -514,11 +514,21 @@ func (m *detailMember) add(v gjson.Result) {
 	}
 	m.numeric, m.other = true, nil
 	if !strings.ContainsAny(v.Raw, ".eE") {
-		// An integer past int64's range, or a sum that would pass it, is
-		// summed as a fraction is: wrapped around, two rounds' large
-		// counts printed as a negative one.
-		if n, err := strconv.ParseInt(v.Raw, 10, 64); err == nil && (n >= 0 && m.n <= math.MaxInt64-n || n < 0 && m.n >= math.MinInt64-n) {
-			m.n += n
+		// An integer sum that would pass int64's range stops at its end,
+		// as a fraction's stops at float64's: wrapped around, two rounds'
+		// large counts printed as a negative one, and printed whole, a
+		// count past int64 an SDK decoding it into an int refuses with
+		// the whole answer (go-openai's token details). An integer sent
+		// past int64 is summed as a fraction is.
+		if n, err := strconv.ParseInt(v.Raw, 10, 64); err == nil {
+			switch {
+			case n >= 0 && m.n > math.MaxInt64-n:
+				m.n = math.MaxInt64
+			case n < 0 && m.n < math.MinInt64-n:
+				m.n = math.MinInt64
+			default:
+				m.n += n
+			}
 			return
 		}
 	}

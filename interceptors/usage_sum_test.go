@@ -40,11 +40,15 @@ func TestAppendUsage(t *testing.T) {
 		{"a negative sum past the range stops at its least", Usage{2, 0, 2, 0},
 			[]string{`{"prompt_tokens":1,"cost":-1e308}`, `{"prompt_tokens":1,"cost":-1e308}`},
 			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":-1.7976931348623157e+308}`},
-		// Integers past int64's range, summed or sent so, are summed as
-		// numbers too, not wrapped around to a negative count.
-		{"an integer sum past int64 is no negative", Usage{2, 0, 2, 0},
+		// An integer sum past int64's range stops at its end, not wrapped
+		// around to a negative count nor printed past what an SDK's int
+		// reads; an integer sent past it is summed as a number.
+		{"an integer sum past int64 stops at its greatest", Usage{2, 0, 2, 0},
 			[]string{`{"prompt_tokens":1,"cost":9223372036854775807}`, `{"prompt_tokens":1,"cost":9223372036854775807}`},
-			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":18446744073709551616}`},
+			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":9223372036854775807}`},
+		{"an integer sum past int64 stops at its least", Usage{2, 0, 2, 0},
+			[]string{`{"prompt_tokens":1,"cost":-9223372036854775807}`, `{"prompt_tokens":1,"cost":-9}`},
+			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":-9223372036854775808}`},
 		{"an integer past int64 is summed as a number", Usage{2, 0, 2, 0},
 			[]string{`{"prompt_tokens":1,"cost":99999999999999999999}`, `{"prompt_tokens":1,"cost":-1}`},
 			`{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2,"cost":100000000000000000000}`},
