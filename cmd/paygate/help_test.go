@@ -176,6 +176,16 @@ func TestFlagsBeforeTheSubCommand(t *testing.T) {
 		// `paygate audit -config prod.yaml -text verify`, itself refused.
 		{[]string{"-config", "prod.yaml", "audit", "-text", "verify"}, "paygate: flags go after the command: paygate audit verify -config prod.yaml -text"},
 		{[]string{"-config", "prod.yaml", "store", "-config", "other.yaml", "status"}, "paygate: flags go after the command: paygate store status -config prod.yaml -config other.yaml"},
+		// A flag's value that spells a sub-command or a command (a file
+		// named export, status, audit) is the flag's: the line given was
+		// `paygate audit export -config verify`, another command, or
+		// `paygate audit verify -o export`, refused.
+		{[]string{"audit", "-config", "export", "verify"}, "paygate: flags go after the command: paygate audit verify -config export"},
+		{[]string{"audit", "-o", "verify", "export"}, "paygate: flags go after the command: paygate audit export -o verify"},
+		{[]string{"store", "-config", "status", "status"}, "paygate: flags go after the command: paygate store status -config status"},
+		{[]string{"-config", "x.yaml", "audit", "-o", "verify", "export"}, "paygate: flags go after the command: paygate audit export -config x.yaml -o verify"},
+		{[]string{"-text", "-config", "audit", "audit", "verify"}, "paygate: flags go after the command: paygate audit verify -text -config audit"},
+		{[]string{"-url", "store", "healthcheck"}, "paygate: flags go after the command: paygate healthcheck -url store"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -165,7 +165,7 @@ func flagsBeforeCommand(args []string) (msg string, ok bool) {
 		// A flag serve lacks, the command's own (healthcheck's -url,
 		// audit's -text), stops the parse before the command is reached:
 		// the command is the first word that names one.
-		i := slices.IndexFunc(args, isCommandWord)
+		i := wordIndex(args, isCommandWord)
 		if i < 1 {
 			return "", false
 		}
@@ -189,7 +189,7 @@ func flagsBeforeCommand(args []string) (msg string, ok bool) {
 		// The sub-command after flags of its own (`-config F audit -text
 		// verify`) goes first too: the line given was `paygate audit
 		// -config F -text verify`, itself refused.
-		i := slices.IndexFunc(after, func(a string) bool { return slices.Contains(subCommands[rest[0]], a) })
+		i := wordIndex(after, func(a string) bool { return slices.Contains(subCommands[rest[0]], a) })
 		switch {
 		case i >= 0 && (i == 0 || strings.HasPrefix(after[0], "-")):
 			words = []string{rest[0], after[i]}
@@ -213,12 +213,33 @@ func flagsBeforeSubCommand(cmd string, args []string) (msg string, ok bool) {
 	if len(args) == 0 || !strings.HasPrefix(args[0], "-") || isHelp(args[0]) {
 		return "", false
 	}
-	i := slices.IndexFunc(args, func(a string) bool { return slices.Contains(subCommands[cmd], a) })
+	i := wordIndex(args, func(a string) bool { return slices.Contains(subCommands[cmd], a) })
 	if i < 1 {
 		return "", false
 	}
 	line := append(append([]string{"paygate", cmd, args[i]}, args[:i]...), args[i+1:]...)
 	return "paygate: flags go after the command: " + strings.Join(line, " "), true
+}
+
+// valueFlags are the commands' flags that take a value (-config FILE, -o
+// FILE, -head SEQ:HASH, -url URL).
+var valueFlags = []string{"config", "head", "o", "url"}
+
+// wordIndex is the index of the first of args that is (a) word and no
+// flag's value: in `audit -config export verify` the sub-command is
+// verify, export the file -config names; -1 when there is none.
+func wordIndex(args []string, word func(string) bool) int {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if word(a) {
+			return i
+		}
+		if name, ok := strings.CutPrefix(a, "-"); ok && !strings.Contains(name, "=") &&
+			slices.Contains(valueFlags, strings.TrimPrefix(name, "-")) {
+			i++ // its value
+		}
+	}
+	return -1
 }
 
 // flaglessCommands are the commands that take no flags.
