@@ -186,6 +186,9 @@ func TestFlagsBeforeTheSubCommand(t *testing.T) {
 		{[]string{"-config", "x.yaml", "audit", "-o", "verify", "export"}, "paygate: flags go after the command: paygate audit export -config x.yaml -o verify"},
 		{[]string{"-text", "-config", "audit", "audit", "verify"}, "paygate: flags go after the command: paygate audit verify -text -config audit"},
 		{[]string{"-url", "store", "healthcheck"}, "paygate: flags go after the command: paygate healthcheck -url store"},
+		// No sub-command after the command: the word after it stays
+		// first, refused there by name (`unknown command "nosuch"`).
+		{[]string{"-config", "x.yaml", "audit", "nosuch"}, "paygate: flags go after the command: paygate audit nosuch -config x.yaml"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
