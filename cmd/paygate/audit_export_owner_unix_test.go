@@ -14,12 +14,14 @@ import (
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
-// TestAuditExportKeepsTheFilesOwner: an export over an earlier one leaves
-// FILE owned as it was. Run as root (a cron job, a container's default
-// user), the temporary file renamed over FILE was root's: an export of
-// mode 0640 whose group was the auditors' was the root group's after the
-// next export, its mode kept, its readers gone all the same.
-func TestAuditExportKeepsTheFilesOwner(t *testing.T) {
+// TestAuditExportKeepsTheFilesGroup: an export over an earlier one keeps
+// FILE's group, and its owner is the exporting user. Run as root (a cron
+// job, a container's default user), the temporary file renamed over FILE
+// was root's: an export of mode 0640 whose group was the auditors' was the
+// root group's after the next export, its mode kept, its readers gone all
+// the same. Another user's FILE is not handed back to that user: one made
+// in a shared directory would have handed its maker the conversations.
+func TestAuditExportKeepsTheFilesGroup(t *testing.T) {
 	uid, gid := os.Getuid(), os.Getgid()
 	// Each owner:group FILE is given: another user's, and the runner's own
 	// of another group (root:auditors), whose group alone is to be kept.
@@ -53,8 +55,8 @@ func TestAuditExportKeepsTheFilesOwner(t *testing.T) {
 				}
 				fi := exportTo(t, f.cfgPath, out)
 				st := fi.Sys().(*syscall.Stat_t)
-				if int(st.Uid) != uid || int(st.Gid) != gid || fi.Mode().Perm() != 0o640 {
-					t.Errorf("%s is %d:%d %v after the export; want %d:%d %v", out, st.Uid, st.Gid, fi.Mode().Perm(), uid, gid, os.FileMode(0o640))
+				if me := os.Getuid(); int(st.Uid) != me || int(st.Gid) != gid || fi.Mode().Perm() != 0o640 {
+					t.Errorf("%s is %d:%d %v after the export; want %d:%d %v", out, st.Uid, st.Gid, fi.Mode().Perm(), me, gid, os.FileMode(0o640))
 				}
 				if b, _ := os.ReadFile(out); strings.Contains(string(b), "earlier export") {
 					t.Errorf("%s still holds the earlier export", out)
