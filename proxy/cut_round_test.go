@@ -33,16 +33,7 @@ func TestCutRoundRunsNoPaymentCall(t *testing.T) {
 			}
 			for _, stream := range []bool{false, true} {
 				t.Run(finish+"/"+tool+map[bool]string{false: "/non-stream", true: "/stream"}[stream], func(t *testing.T) {
-					fp := newFakeProvider(t, roundByRound(
-						endedRound(stream, nil, `{"role":"assistant","content":null`, calls[tool], finish),
-						textRound(stream, "How many months would you like?")))
-					tools := &recordingTools{}
-					url := toolsProxy(t, fp.URL, tools, nil)
-					resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-					body := readAll(t, resp.Body)
-					if resp.StatusCode != 200 {
-						t.Fatalf("status %d: %s", resp.StatusCode, body)
-					}
+					fp, tools := paymentRoundThenText(t, stream, calls[tool], finish, "How many months would you like?")
 					if got := tools.executed(); len(got) != 0 {
 						t.Errorf("executed %q from a round cut with %q; want none", got, finish)
 					}
@@ -88,20 +79,29 @@ func TestWholeRoundRunsPaymentCall(t *testing.T) {
 	for _, finish := range []string{"tool_calls", "function_call", "stop", "STOP", "TOOL_CALLS"} {
 		for _, stream := range []bool{false, true} {
 			t.Run(finish+map[bool]string{false: "/non-stream", true: "/stream"}[stream], func(t *testing.T) {
-				fp := newFakeProvider(t, roundByRound(
-					endedRound(stream, nil, `{"role":"assistant","content":null`, call, finish),
-					textRound(stream, "Your order is ready.")))
-				tools := &recordingTools{}
-				url := toolsProxy(t, fp.URL, tools, nil)
-				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-				body := readAll(t, resp.Body)
-				if resp.StatusCode != 200 {
-					t.Fatalf("status %d: %s", resp.StatusCode, body)
-				}
+				_, tools := paymentRoundThenText(t, stream, call, finish, "Your order is ready.")
 				if got := tools.executed(); len(got) != 1 {
 					t.Errorf("executed %q from a whole round ended with %q; want the create_order", got, finish)
 				}
 			})
 		}
 	}
+}
+
+// paymentRoundThenText runs a signed-in turn whose first round carries
+// calls (a tool_calls JSON array) and ends with finish, and whose next
+// round answers text; it returns the provider, to read what the model was
+// told, and the tools, to read what ran.
+func paymentRoundThenText(t *testing.T, stream bool, calls, finish, text string) (*fakeProvider, *recordingTools) {
+	t.Helper()
+	fp := newFakeProvider(t, roundByRound(
+		endedRound(stream, nil, `{"role":"assistant","content":null`, calls, finish),
+		textRound(stream, text)))
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	return fp, tools
 }
