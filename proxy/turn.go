@@ -528,14 +528,7 @@ func unreadSinceUser(body []byte, unread []string) bool {
 // message. The body with a kept exchange restored holds paygate's own,
 // whose tools' definitions it keeps.
 func hasPaymentCalls(body []byte, names payments.ToolNames, isPayment func(name string) bool) bool {
-	// A key and a name are written as themselves, or with a JSON escape
-	// in them ("tool\u005fcalls", "\u0071uery_order"), which the
-	// provider's parser reads the same: an escape of an ASCII character
-	// (\u00XX), as the keys are and the names (OpenAI takes ASCII names
-	// alone); of any character for a name that is not. Not any \u: a
-	// Chinese history from Python's json.dumps (every character an
-	// escape) was read whole on each turn.
-	escaped := bytes.Contains(body, []byte(`\u00`)) || !asciiNames(names) && bytes.Contains(body, []byte(`\u`))
+	escaped := mayEscapeNames(body, names)
 	calls, legacy := escaped || toolCallsKey.In(body), escaped || functionCallKey.In(body)
 	results := escaped || nameKey.In(body)
 	if !calls && !legacy && !results {
@@ -590,7 +583,7 @@ func hasPaymentCalls(body []byte, names payments.ToolNames, isPayment func(name 
 func answersPaymentCall(body []byte, names payments.ToolNames, isPayment func(name string) bool) bool {
 	// An id written with an escape in it reads the same to the
 	// provider's parser: looked for as hasPaymentCalls looks for names.
-	escaped := bytes.Contains(body, []byte(`\u00`)) || !asciiNames(names) && bytes.Contains(body, []byte(`\u`))
+	escaped := mayEscapeNames(body, names)
 	if !escaped && !bytes.Contains(body, []byte(`call_pg_`)) && !namesKimiPaymentID(body, names) {
 		return false
 	}
@@ -642,6 +635,18 @@ func namesKimiPaymentID(body []byte, names payments.ToolNames) bool {
 		}
 		off += i + len(prefix)
 	}
+}
+
+// mayEscapeNames reports whether body may write a key, a payment tool's
+// name or a payment call's id with a JSON escape in it
+// ("tool\u005fcalls", "\u0071uery_order"), which the provider's parser
+// reads the same (hasPaymentCalls, answersPaymentCall): an escape of an
+// ASCII character (\u00XX), as the keys are and the names (OpenAI takes
+// ASCII names alone); of any character for a name that is not. Not any
+// \u: a Chinese history from Python's json.dumps (every character an
+// escape) was read whole on each turn.
+func mayEscapeNames(body []byte, names payments.ToolNames) bool {
+	return bytes.Contains(body, []byte(`\u00`)) || !asciiNames(names) && bytes.Contains(body, []byte(`\u`))
 }
 
 // asciiNames reports whether the payment tools' names are ASCII alone.
